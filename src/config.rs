@@ -1,0 +1,579 @@
+//! Configuration: `RawConfig` mirrors the TOML file; `Config` is the validated, typed result.
+//! Invariant: every error names the file, line, key and reason; serde types never leave this file.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::Error;
+
+/// The only config format version this build understands.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// Default retention (ST-8): 7 days, allowed 1..=365000.
+pub const DEFAULT_RETENTION_DAYS: u32 = 7;
+pub const MAX_RETENTION_DAYS: u32 = 365_000;
+/// Default media fdatasync interval (DESIGN §3.3): nothing older than this is lost on power cut.
+pub const DEFAULT_SYNC_INTERVAL_MS: u32 = 1000;
+/// Default segment size: large enough for long sequential writes, small enough that a reclaim frees
+/// little more than needed.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    version: Spanned<u32>,
+    #[serde(default)]
+    server: Option<RawServer>,
+    #[serde(default)]
+    storage: Vec<RawStorage>,
+    #[serde(default)]
+    camera: Vec<RawCamera>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<Spanned<String>>,
+    data_dir: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    id: Spanned<String>,
+    path: Option<Spanned<String>>,
+    size: Spanned<RawSize>,
+    retention_days: Option<Spanned<i64>>,
+    sync_interval_ms: Option<Spanned<i64>>,
+    segment_size: Option<Spanned<RawSize>>,
+    default: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawSize {
+    Bytes(i64),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCamera {
+    id: Spanned<String>,
+    name: Option<String>,
+    source: Spanned<String>,
+    storage: Option<Spanned<String>>,
+    enabled: Option<bool>,
+    record: Option<Spanned<String>>,
+    username: Option<String>,
+    password: Option<String>,
+    transport: Option<Spanned<String>>,
+}
+
+/// A validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where the HTTP server listens (loopback only until authentication exists).
+    pub listen: SocketAddr,
+    /// Directory for state that is not media (lock file, future config store).
+    pub data_dir: PathBuf,
+    pub storages: Vec<StorageConfig>,
+    pub cameras: Vec<CameraConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StorageConfig {
+    /// Unique short id (`[a-z0-9_-]`), also used in paths, status and metrics.
+    pub id: String,
+    /// Directory holding the segment files and the index of this storage.
+    pub path: PathBuf,
+    /// Upper bound of bytes on disk for media segments plus index (ST-3).
+    pub size_bytes: u64,
+    /// Size of one preallocated segment file.
+    pub segment_bytes: u64,
+    /// Media older than this is reclaimed even when space remains (ST-8).
+    pub retention: Duration,
+    /// Maximum time between fdatasyncs of written media (DESIGN §3.3).
+    pub sync_interval: Duration,
+    /// Cameras without an explicit storage record here (ST-2).
+    pub default: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CameraConfig {
+    /// Unique short id (`[a-z0-9_-]`), used in URLs and in chunk headers.
+    pub id: String,
+    pub name: String,
+    pub source: SourceSpec,
+    /// The storage this camera records into (always resolved, ST-2).
+    pub storage: String,
+    pub enabled: bool,
+    pub record: RecordMode,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum SourceSpec {
+    /// The bundled demo clip, replayed in real time and looped.
+    Demo,
+    Rtsp {
+        url: url::Url,
+        username: Option<String>,
+        password: Option<String>,
+        transport: RtspTransport,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RtspTransport {
+    /// RTP interleaved in the RTSP TCP connection (default: reliable, in order).
+    Tcp,
+    /// RTP over UDP; retina marks this experimental (no reordering).
+    Udp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordMode {
+    Continuous,
+}
+
+/// Where a config came from, for error messages.
+struct Origin<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Origin<'_> {
+    fn line_of(&self, span: std::ops::Range<usize>) -> usize {
+        self.text
+            .get(..span.start)
+            .map(|s| s.lines().count().max(1))
+            .unwrap_or(1)
+            + usize::from(
+                self.text
+                    .get(..span.start)
+                    .is_some_and(|s| s.ends_with('\n')),
+            )
+    }
+
+    fn error<T>(&self, spanned: &Spanned<T>, key: &str, reason: impl std::fmt::Display) -> Error {
+        crate::err!(
+            InvalidArgument,
+            "{}:{}: key `{key}`: {reason}",
+            self.file,
+            self.line_of(spanned.span())
+        )
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("cannot read config {}", path.display()), e))?;
+        Self::parse(&path.display().to_string(), &text, path.parent())
+    }
+
+    /// The embedded default: the demo camera recording into `./edgerec-data`, HTTP on 127.0.0.1:8080.
+    pub fn embedded_default() -> Config {
+        Self::parse("<embedded default>", EMBEDDED_DEFAULT, None)
+            .expect("the embedded default config is valid")
+    }
+
+    /// Parses and validates config text. Relative paths resolve against `base_dir` (the config file's
+    /// directory) or the working directory.
+    pub fn parse(file: &str, text: &str, base_dir: Option<&Path>) -> Result<Config, Error> {
+        let origin = Origin { file, text };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| origin.line_of(s)).unwrap_or(0);
+            crate::err!(InvalidArgument, "{file}:{line}: {}", e.message())
+        })?;
+        if *raw.version.get_ref() != CONFIG_VERSION {
+            return Err(origin.error(
+                &raw.version,
+                "version",
+                format!(
+                    "unsupported version {}, this build reads version {CONFIG_VERSION}",
+                    raw.version.get_ref()
+                ),
+            ));
+        }
+        let resolve = |p: &str| -> PathBuf {
+            let p = PathBuf::from(p);
+            match base_dir {
+                Some(b) if p.is_relative() && !b.as_os_str().is_empty() => b.join(p),
+                _ => p,
+            }
+        };
+        let server = raw.server.unwrap_or(RawServer {
+            listen: None,
+            data_dir: None,
+        });
+        let listen = match &server.listen {
+            None => "127.0.0.1:8080".parse().expect("literal address"),
+            Some(s) => s.get_ref().parse::<SocketAddr>().map_err(|e| {
+                origin.error(
+                    s,
+                    "server.listen",
+                    format!("{:?} is not an address:port: {e}", s.get_ref()),
+                )
+            })?,
+        };
+        let data_dir = resolve(
+            server
+                .data_dir
+                .as_ref()
+                .map(|s| s.get_ref().as_str())
+                .unwrap_or("./edgerec-data"),
+        );
+
+        if raw.storage.is_empty() {
+            return Err(crate::err!(
+                InvalidArgument,
+                "{file}: at least one [[storage]] is required"
+            ));
+        }
+        let mut storages = Vec::new();
+        let mut ids = HashSet::new();
+        for s in &raw.storage {
+            let id = validate_id(&origin, &s.id, "storage.id")?;
+            if !ids.insert(id.clone()) {
+                return Err(origin.error(
+                    &s.id,
+                    "storage.id",
+                    format!("duplicate storage id {id:?}"),
+                ));
+            }
+            let size_bytes = parse_size(&origin, &s.size, "storage.size")?;
+            let segment_bytes = match &s.segment_size {
+                None => DEFAULT_SEGMENT_BYTES.min(size_bytes / 8).max(1 << 20),
+                Some(v) => parse_size(&origin, v, "storage.segment_size")?,
+            };
+            if segment_bytes < (1 << 20) || segment_bytes % 4096 != 0 {
+                let span = s
+                    .segment_size
+                    .as_ref()
+                    .map(|v| v.span())
+                    .unwrap_or(s.size.span());
+                return Err(crate::err!(
+                    InvalidArgument,
+                    "{file}:{}: key `storage.segment_size`: {segment_bytes} bytes must be at least 1 MiB and a multiple of 4096",
+                    origin.line_of(span)
+                ));
+            }
+            if size_bytes < 4 * segment_bytes {
+                return Err(origin.error(
+                    &s.size,
+                    "storage.size",
+                    format!("{size_bytes} bytes is too small: at least 4 segments of {segment_bytes} bytes are needed"),
+                ));
+            }
+            let retention_days = match &s.retention_days {
+                None => DEFAULT_RETENTION_DAYS,
+                Some(v) => {
+                    let d = *v.get_ref();
+                    if !(1..=i64::from(MAX_RETENTION_DAYS)).contains(&d) {
+                        return Err(origin.error(
+                            v,
+                            "storage.retention_days",
+                            format!("{d} is outside 1..=365000 (ST-8)"),
+                        ));
+                    }
+                    d as u32
+                }
+            };
+            let sync_ms = match &s.sync_interval_ms {
+                None => DEFAULT_SYNC_INTERVAL_MS,
+                Some(v) => {
+                    let ms = *v.get_ref();
+                    if !(10..=60_000).contains(&ms) {
+                        return Err(origin.error(
+                            v,
+                            "storage.sync_interval_ms",
+                            format!("{ms} is outside 10..=60000"),
+                        ));
+                    }
+                    ms as u32
+                }
+            };
+            let path = match &s.path {
+                Some(p) => resolve(p.get_ref()),
+                None => data_dir.join(format!("storage-{id}")),
+            };
+            storages.push(StorageConfig {
+                id,
+                path,
+                size_bytes,
+                segment_bytes,
+                retention: Duration::from_secs(u64::from(retention_days) * 86_400),
+                sync_interval: Duration::from_millis(u64::from(sync_ms)),
+                default: s.default.unwrap_or(false),
+            });
+        }
+        let defaults = storages.iter().filter(|s| s.default).count();
+        if defaults > 1 {
+            return Err(crate::err!(
+                InvalidArgument,
+                "{file}: key `storage.default`: more than one storage is the default"
+            ));
+        }
+        if defaults == 0 {
+            if storages.len() == 1 {
+                storages[0].default = true;
+            } else {
+                return Err(crate::err!(
+                    InvalidArgument,
+                    "{file}: key `storage.default`: with several storages exactly one must have default = true (ST-2)"
+                ));
+            }
+        }
+        let default_storage = storages
+            .iter()
+            .find(|s| s.default)
+            .expect("exactly one default")
+            .id
+            .clone();
+
+        let mut cameras = Vec::new();
+        let mut cam_ids = HashSet::new();
+        for c in &raw.camera {
+            let id = validate_id(&origin, &c.id, "camera.id")?;
+            if !cam_ids.insert(id.clone()) {
+                return Err(origin.error(
+                    &c.id,
+                    "camera.id",
+                    format!("duplicate camera id {id:?}"),
+                ));
+            }
+            let storage = match &c.storage {
+                None => default_storage.clone(),
+                Some(s) => {
+                    if !ids.contains(s.get_ref()) {
+                        return Err(origin.error(
+                            s,
+                            "camera.storage",
+                            format!("no [[storage]] with id {:?}", s.get_ref()),
+                        ));
+                    }
+                    s.get_ref().clone()
+                }
+            };
+            let record = match &c.record {
+                None => RecordMode::Continuous,
+                Some(r) if r.get_ref() == "continuous" => RecordMode::Continuous,
+                Some(r) => {
+                    return Err(origin.error(
+                        r,
+                        "camera.record",
+                        format!("{:?} is not supported; use \"continuous\"", r.get_ref()),
+                    ))
+                }
+            };
+            let transport = match &c.transport {
+                None => RtspTransport::Tcp,
+                Some(t) if t.get_ref() == "tcp" => RtspTransport::Tcp,
+                Some(t) if t.get_ref() == "udp" => RtspTransport::Udp,
+                Some(t) => {
+                    return Err(origin.error(
+                        t,
+                        "camera.transport",
+                        format!("{:?} is not \"tcp\" or \"udp\"", t.get_ref()),
+                    ))
+                }
+            };
+            let src = c.source.get_ref();
+            let source = if src == "demo:" {
+                SourceSpec::Demo
+            } else if src.starts_with("rtsp://") || src.starts_with("rtsps://") {
+                let mut url = url::Url::parse(src).map_err(|e| {
+                    origin.error(&c.source, "camera.source", format!("bad URL: {e}"))
+                })?;
+                let mut username = c.username.clone();
+                let mut password = c.password.clone();
+                // Credentials in the URL are moved out so the URL can be logged safely.
+                if !url.username().is_empty() {
+                    username.get_or_insert_with(|| url.username().to_owned());
+                    password = password.or_else(|| url.password().map(str::to_owned));
+                    let _ = url.set_username("");
+                    let _ = url.set_password(None);
+                }
+                SourceSpec::Rtsp {
+                    url,
+                    username,
+                    password,
+                    transport,
+                }
+            } else if src.starts_with("v4l2:") {
+                return Err(origin.error(
+                    &c.source,
+                    "camera.source",
+                    "V4L2 cameras are not supported by this build yet",
+                ));
+            } else {
+                return Err(origin.error(
+                    &c.source,
+                    "camera.source",
+                    format!("{src:?} is not \"demo:\" or an rtsp:// URL"),
+                ));
+            };
+            cameras.push(CameraConfig {
+                id: id.clone(),
+                name: c.name.clone().unwrap_or(id),
+                source,
+                storage,
+                enabled: c.enabled.unwrap_or(true),
+                record,
+            });
+        }
+        Ok(Config {
+            listen,
+            data_dir,
+            storages,
+            cameras,
+        })
+    }
+}
+
+fn validate_id(origin: &Origin<'_>, id: &Spanned<String>, key: &str) -> Result<String, Error> {
+    let s = id.get_ref();
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(s.clone())
+    } else {
+        Err(origin.error(
+            id,
+            key,
+            format!("{s:?} must be 1..=64 characters of a-z, 0-9, '-', '_'"),
+        ))
+    }
+}
+
+/// Parses sizes such as `2GiB`, `500MB`, `1048576`.
+fn parse_size(origin: &Origin<'_>, v: &Spanned<RawSize>, key: &str) -> Result<u64, Error> {
+    let bytes = match v.get_ref() {
+        RawSize::Bytes(n) if *n > 0 => Some(*n as u64),
+        RawSize::Bytes(_) => None,
+        RawSize::Text(t) => parse_size_text(t),
+    };
+    bytes.ok_or_else(|| {
+        origin.error(
+            v,
+            key,
+            "expected a positive size such as \"2GiB\", \"500MB\" or a byte count",
+        )
+    })
+}
+
+pub fn parse_size_text(t: &str) -> Option<u64> {
+    let t = t.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let num: f64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "kB" => 1000,
+        "MB" => 1000_u64.pow(2),
+        "GB" => 1000_u64.pow(3),
+        "TB" => 1000_u64.pow(4),
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        _ => return None,
+    };
+    let bytes = num * mult as f64;
+    (bytes >= 1.0 && bytes < 2f64.powi(62)).then_some(bytes as u64)
+}
+
+const EMBEDDED_DEFAULT: &str = r#"
+version = 1
+[server]
+listen = "127.0.0.1:8080"
+data_dir = "./edgerec-data"
+
+[[storage]]
+id = "main"
+path = "./edgerec-data/storage-main"
+size = "1GiB"
+segment_size = "32MiB"
+default = true
+
+[[camera]]
+id = "demo"
+name = "Demo camera (bundled clip)"
+source = "demo:"
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let c = Config::embedded_default();
+        assert_eq!(c.cameras.len(), 1);
+        assert_eq!(c.storages[0].size_bytes, 1 << 30);
+        assert_eq!(c.storages[0].retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.storages[0].sync_interval, Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn errors_name_file_line_key_and_reason() {
+        let text = "version = 1\n[[storage]]\nid = \"a\"\nsize = \"2GiB\"\nretention_days = 0\n";
+        let e = Config::parse("x.toml", text, None).unwrap_err();
+        assert_eq!(
+            e.msg(),
+            "x.toml:5: key `storage.retention_days`: 0 is outside 1..=365000 (ST-8)"
+        );
+        let text = "version = 1\n[[storage]]\nid = \"a\"\nsize = \"2GiB\"\ncolour = 3\n";
+        let e = Config::parse("x.toml", text, None).unwrap_err();
+        assert!(
+            e.msg().starts_with("x.toml:5: unknown field `colour`"),
+            "{}",
+            e.msg()
+        );
+        let text = "version = 1\n[[storage]]\nid = \"a\"\nsize = \"lots\"\n";
+        let e = Config::parse("x.toml", text, None).unwrap_err();
+        assert!(
+            e.msg().starts_with("x.toml:4: key `storage.size`"),
+            "{}",
+            e.msg()
+        );
+    }
+
+    #[test]
+    fn rtsp_credentials_move_out_of_the_url() {
+        let text = "version = 1\n[[storage]]\nid = \"a\"\nsize = \"2GiB\"\n[[camera]]\nid = \"c\"\nsource = \"rtsp://u:p@cam/x\"\n";
+        let c = Config::parse("x.toml", text, None).unwrap();
+        match &c.cameras[0].source {
+            SourceSpec::Rtsp {
+                url,
+                username,
+                password,
+                ..
+            } => {
+                assert_eq!(url.as_str(), "rtsp://cam/x");
+                assert_eq!(username.as_deref(), Some("u"));
+                assert_eq!(password.as_deref(), Some("p"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size_text("2GiB"), Some(2 << 30));
+        assert_eq!(parse_size_text("500MB"), Some(500_000_000));
+        assert_eq!(parse_size_text("1.5 KiB"), Some(1536));
+        assert_eq!(parse_size_text("x"), None);
+    }
+}

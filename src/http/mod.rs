@@ -1,0 +1,459 @@
+//! The HTTP API (tiny-http): status, recordings, export with Range and ETag.
+//! Invariant: only `http/` has JSON types; error kinds map to statuses in `status_for` only.
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tiny_http::{Header, Method, Request, Response, Server, StatusCode};
+
+use crate::error::{Error, ErrorKind};
+use crate::recorder::Recorder;
+use crate::store::export::{ExportPlan, ExportReader};
+use crate::time::{format_rfc3339, parse_rfc3339_us};
+
+/// Worker threads answering API requests; downloads get their own threads (below).
+const WORKERS: usize = 4;
+/// Concurrent export downloads; more get 503 so they cannot starve the API.
+const MAX_DOWNLOADS: usize = 8;
+/// Socket read/write timeouts (slowloris); Linux copies them from the listener to accepted sockets.
+const SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The one mapping from error kind to HTTP status (STYLE rule 4).
+pub fn status_for(kind: ErrorKind) -> u16 {
+    match kind {
+        ErrorKind::InvalidArgument => 400,
+        ErrorKind::NotFound => 404,
+        ErrorKind::Gone => 410,
+        ErrorKind::FailedPrecondition => 409,
+        ErrorKind::ResourceExhausted => 503,
+        ErrorKind::Unavailable => 503,
+        ErrorKind::DataLoss | ErrorKind::Internal => 500,
+    }
+}
+
+pub struct HttpServer {
+    server: Arc<Server>,
+    pub local_addr: SocketAddr,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl HttpServer {
+    /// Binds `addr`. Until authentication exists only loopback addresses are accepted.
+    pub fn start(addr: SocketAddr, recorder: Arc<Recorder>) -> Result<HttpServer, Error> {
+        if !addr.ip().is_loopback() {
+            return Err(crate::err!(
+                InvalidArgument,
+                "refusing to listen on {addr}: without authentication the API only binds loopback (127.0.0.1 or ::1)"
+            ));
+        }
+        let listener = TcpListener::bind(addr)
+            .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
+        let tv = nix::sys::time::TimeVal::new(SOCKET_TIMEOUT.as_secs() as i64, 0);
+        nix::sys::socket::setsockopt(&listener, nix::sys::socket::sockopt::ReceiveTimeout, &tv)
+            .and_then(|_| {
+                nix::sys::socket::setsockopt(&listener, nix::sys::socket::sockopt::SendTimeout, &tv)
+            })
+            .map_err(|e| Error::io("cannot set socket timeouts", e.into()))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| Error::io("local_addr", e))?;
+        let server = Arc::new(
+            Server::from_listener(listener, None)
+                .map_err(|e| crate::err!(Internal, "cannot start HTTP server: {e}"))?,
+        );
+        let downloads = Arc::new(AtomicUsize::new(0));
+        let mut threads = Vec::new();
+        for i in 0..WORKERS {
+            let server = server.clone();
+            let recorder = recorder.clone();
+            let downloads = downloads.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("http-{i}"))
+                    .spawn(move || {
+                        while let Ok(req) = server.recv() {
+                            handle(req, &recorder, &downloads);
+                        }
+                    })
+                    .map_err(|e| Error::io("cannot spawn HTTP worker", e))?,
+            );
+        }
+        tracing::info!(%local_addr, "HTTP API listening");
+        Ok(HttpServer {
+            server,
+            local_addr,
+            threads,
+        })
+    }
+
+    pub fn stop(self) {
+        self.server.unblock();
+        for _ in 1..WORKERS {
+            self.server.unblock();
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn header(name: &str, value: &str) -> Header {
+    Header::from_bytes(name.as_bytes(), value.as_bytes())
+        .expect("header names and values we build are ASCII")
+}
+
+fn json_response(status: u16, v: &Value) -> Response<std::io::Cursor<Vec<u8>>> {
+    Response::from_data(serde_json::to_vec_pretty(v).expect("serializing a Value cannot fail"))
+        .with_status_code(status)
+        .with_header(header("Content-Type", "application/json"))
+        .with_header(header("Cache-Control", "no-store"))
+}
+
+fn error_response(e: &Error) -> Response<std::io::Cursor<Vec<u8>>> {
+    let status = status_for(e.kind());
+    if status >= 500 {
+        tracing::warn!("HTTP error: {e}");
+    }
+    json_response(
+        status,
+        &json!({"error": {"code": e.kind().as_str(), "message": e.to_string()}}),
+    )
+}
+
+fn query_params(url: &str) -> Vec<(String, String)> {
+    match url.split_once('?') {
+        None => Vec::new(),
+        Some((_, q)) => url::form_urlencoded::parse(q.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect(),
+    }
+}
+
+/// RFC 3339 from a query parameter. A literal `+` in an offset arrives as a space after form
+/// decoding; times never contain spaces, so it is put back.
+fn time_param(params: &[(String, String)], name: &str) -> Result<i64, Error> {
+    let v = params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.replace(' ', "+"))
+        .ok_or_else(|| {
+            crate::err!(
+                InvalidArgument,
+                "query parameter `{name}` (RFC 3339 time) is required"
+            )
+        })?;
+    parse_rfc3339_us(&v)
+}
+
+fn handle(req: Request, rec: &Arc<Recorder>, downloads: &Arc<AtomicUsize>) {
+    let url = req.url().to_owned();
+    let path = url.split('?').next().unwrap_or("").to_owned();
+    let params = query_params(&url);
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let method = req.method().clone();
+    let is_get = method == Method::Get || method == Method::Head;
+    let result: Result<Response<std::io::Cursor<Vec<u8>>>, Error> =
+        match (is_get, segments.as_slice()) {
+            (true, ["healthz"]) => Ok(json_response(200, &json!({"ok": true}))),
+            (true, ["api", "v1", "status"]) => Ok(json_response(200, &status_json(rec))),
+            (true, ["api", "v1", "cameras"]) => Ok(json_response(
+                200,
+                &json!({"cameras": rec.cameras.iter().map(|c| camera_json(c)).collect::<Vec<_>>()}),
+            )),
+            (true, ["api", "v1", "cameras", id, "recordings"]) => {
+                recordings(rec, id, &params).map(|v| json_response(200, &v))
+            }
+            (true, ["api", "v1", "cameras", id, "export.mp4"]) => {
+                let id = id.to_string();
+                return export(req, rec, &id, &params, downloads);
+            }
+            (false, _) if matches!(segments.as_slice(), ["api", ..] | ["healthz"]) => Err(
+                crate::err!(InvalidArgument, "method {method} is not allowed on {path}"),
+            ),
+            _ => Err(crate::err!(NotFound, "no such endpoint: {path}")),
+        };
+    let resp = match result {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    };
+    let _ = req.respond(resp);
+}
+
+fn camera_json(c: &crate::ingest::CameraStats) -> Value {
+    let desc = c.description.lock().expect("description lock").clone();
+    let (fps, bps) = c.rates();
+    let last = c.last_frame_wall_us.load(Ordering::Relaxed);
+    json!({
+        "id": &*c.id,
+        "name": c.name,
+        "storage": &*c.storage,
+        "state": c.state().as_str(),
+        "codec": desc.video.as_ref().map(|v| v.encoding.clone()),
+        "width": desc.video.as_ref().map(|v| v.width),
+        "height": desc.video.as_ref().map(|v| v.height),
+        "audio_codec": desc.audio.as_ref().map(|a| a.encoding.clone()),
+        "fps": (fps * 100.0).round() / 100.0,
+        "bitrate_bps": bps,
+        "last_frame_time": (last != 0).then(|| format_rfc3339(last)),
+        "frames_received": c.frames_received.load(Ordering::Relaxed),
+        "bytes_received": c.bytes_received.load(Ordering::Relaxed),
+        "frames_dropped": c.frames_dropped.load(Ordering::Relaxed),
+        "reconnects": c.reconnects.load(Ordering::Relaxed),
+        "last_error": c.last_error.lock().expect("error lock").clone(),
+        "skipped_streams": desc.skipped,
+    })
+}
+
+fn status_json(rec: &Recorder) -> Value {
+    let storages: Vec<Value> = rec
+        .storages
+        .iter()
+        .zip(&rec.config.storages)
+        .map(|(h, cfg)| {
+            let s = &h.stats;
+            let used = s.used_bytes.load(Ordering::Relaxed);
+            let capacity = s.capacity_bytes.load(Ordering::Relaxed);
+            let oldest = s.oldest_wall_us.load(Ordering::Relaxed);
+            let newest = s.newest_wall_us.load(Ordering::Relaxed);
+            let fs_free = nix::sys::statvfs::statvfs(&h.path)
+                .ok()
+                .map(|v| v.blocks_available() as u64 * v.fragment_size() as u64);
+            json!({
+                "id": &*h.id,
+                "path": h.path.display().to_string(),
+                "available": s.available.load(Ordering::Relaxed),
+                "last_error": s.last_error.lock().expect("stats lock").clone(),
+                "size_bytes": cfg.size_bytes,
+                "capacity_bytes": capacity,
+                "used_bytes": used,
+                "free_bytes": capacity.saturating_sub(used),
+                "filesystem_free_bytes": fs_free,
+                "retention_days": cfg.retention.as_secs() / 86_400,
+                "oldest_recording": (oldest != 0).then(|| format_rfc3339(oldest)),
+                "newest_recording": (newest != 0).then(|| format_rfc3339(newest)),
+                "write_rate_bps": s.write_rate_bps.load(Ordering::Relaxed) * 8,
+                "bytes_written": s.bytes_written.load(Ordering::Relaxed),
+                "chunks_written": s.chunks_written.load(Ordering::Relaxed),
+                "fsyncs": s.fsyncs.load(Ordering::Relaxed),
+                "sync_latency_ms": s.last_sync_latency_us.load(Ordering::Relaxed) as f64 / 1000.0,
+                "max_sync_latency_ms": s.max_sync_latency_us.load(Ordering::Relaxed) as f64 / 1000.0,
+                "frames_dropped_overflow": s.frames_dropped_overflow.load(Ordering::Relaxed),
+                "frames_dropped_unavailable": s.frames_dropped_unavailable.load(Ordering::Relaxed),
+                "segments_reclaimed": s.segments_reclaimed.load(Ordering::Relaxed),
+            })
+        })
+        .collect();
+    let now = crate::clocks::SystemClocks.realtime_us_now();
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "started": format_rfc3339(rec.started_wall_us),
+        "uptime_sec": (now - rec.started_wall_us) / 1_000_000,
+        "cameras": rec.cameras.iter().map(|c| camera_json(c)).collect::<Vec<_>>(),
+        "storages": storages,
+    })
+}
+
+/// REC-11: contiguous recording sequences of a camera's video in [from, to).
+fn recordings(rec: &Recorder, id: &str, params: &[(String, String)]) -> Result<Value, Error> {
+    let cam = rec
+        .camera(id)
+        .ok_or_else(|| crate::err!(NotFound, "no camera {id:?}"))?;
+    let from = time_param(params, "from")?;
+    let to = time_param(params, "to")?;
+    let storage = rec
+        .storage(&cam.storage)
+        .ok_or_else(|| crate::err!(Internal, "camera storage missing"))?;
+    let seqs = crate::store::recordings(&storage.path, id, from, to)?;
+    Ok(json!({
+        "camera": id,
+        "recordings": seqs.iter().map(|r| json!({
+            "start": format_rfc3339(r.start_wall_us),
+            "end": format_rfc3339(r.end_wall_us),
+            "run_id": r.run_id,
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+/// Parses a single `Range: bytes=…` against `len`: Ok(None) = whole file, Err(()) = unsatisfiable.
+fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
+    let spec = value.trim().strip_prefix("bytes=").ok_or(())?;
+    if spec.contains(',') {
+        // Multiple ranges: serve the whole file (allowed by RFC 9110 §14.2).
+        return Ok(None);
+    }
+    let (a, b) = spec.split_once('-').ok_or(())?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().map_err(|_| ())?;
+            if n == 0 {
+                return Err(());
+            }
+            (len.saturating_sub(n), len.saturating_sub(1))
+        }
+        (s, "") => (s.parse().map_err(|_| ())?, len.saturating_sub(1)),
+        (s, e) => (
+            s.parse().map_err(|_| ())?,
+            e.parse::<u64>().map_err(|_| ())?.min(len.saturating_sub(1)),
+        ),
+    };
+    if start > end || start >= len {
+        return Err(());
+    }
+    Ok(Some((start, end)))
+}
+
+/// Streams `[pos, end)` of an export; a reclaimed chunk ends the transfer with an I/O error, so the
+/// client sees a short body and never another recording's bytes (invariant 7).
+struct ExportBody {
+    reader: ExportReader,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for ExportBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos >= self.end {
+            return Ok(0);
+        }
+        let want = ((self.end - self.pos) as usize).min(buf.len());
+        let n = self
+            .reader
+            .read_at(self.pos, &mut buf[..want])
+            .map_err(|e| {
+                tracing::warn!("export aborted: {e}");
+                std::io::Error::other(e.to_string())
+            })?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+fn export(
+    req: Request,
+    rec: &Arc<Recorder>,
+    id: &str,
+    params: &[(String, String)],
+    downloads: &Arc<AtomicUsize>,
+) {
+    let plan = (|| {
+        let cam = rec
+            .camera(id)
+            .ok_or_else(|| crate::err!(NotFound, "no camera {id:?}"))?;
+        let from = time_param(params, "from")?;
+        let to = time_param(params, "to")?;
+        let storage = rec
+            .storage(&cam.storage)
+            .ok_or_else(|| crate::err!(Internal, "camera storage missing"))?;
+        ExportPlan::plan(
+            &storage.path,
+            id,
+            from,
+            to,
+            crate::clocks::SystemClocks.realtime_us_now() / 1_000_000,
+        )
+    })();
+    let plan = match plan {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            let _ = req.respond(error_response(&e));
+            return;
+        }
+    };
+    let etag = plan.etag().to_owned();
+    let len = plan.len();
+    if req.headers().iter().any(|h| {
+        h.field.equiv("If-None-Match") && h.value.as_str().split(',').any(|t| t.trim() == etag)
+    }) {
+        let _ = req.respond(Response::empty(304).with_header(header("ETag", &etag)));
+        return;
+    }
+    let range = req
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Range"))
+        .map(|h| parse_range(h.value.as_str(), len));
+    let (status, start, end) = match range {
+        None | Some(Ok(None)) => (200, 0, len),
+        Some(Ok(Some((s, e)))) => (206, s, e + 1),
+        Some(Err(())) => {
+            let _ = req.respond(
+                Response::empty(416)
+                    .with_header(header("Content-Range", &format!("bytes */{len}")))
+                    .with_header(header("ETag", &etag)),
+            );
+            return;
+        }
+    };
+    if downloads.fetch_add(1, Ordering::AcqRel) >= MAX_DOWNLOADS {
+        downloads.fetch_sub(1, Ordering::AcqRel);
+        let _ = req.respond(error_response(&crate::err!(
+            ResourceExhausted,
+            "too many concurrent downloads; retry later"
+        )));
+        return;
+    }
+    let downloads = downloads.clone();
+    let filename = format!(
+        "{id}-{}.mp4",
+        format_rfc3339(plan.start_wall_us).replace(':', "")
+    );
+    let spawned = std::thread::Builder::new()
+        .name("download".to_owned())
+        .spawn(move || {
+            let mut headers = vec![
+                header("Content-Type", "video/mp4"),
+                header("Accept-Ranges", "bytes"),
+                header("ETag", &etag),
+                header(
+                    "Content-Disposition",
+                    &format!("attachment; filename=\"{filename}\""),
+                ),
+            ];
+            if status == 206 {
+                headers.push(header(
+                    "Content-Range",
+                    &format!("bytes {start}-{}/{len}", end - 1),
+                ));
+            }
+            let body = ExportBody {
+                reader: plan.reader(),
+                pos: start,
+                end,
+            };
+            // A known length, never chunked: clients resume with Range against Content-Length.
+            let resp = Response::new(
+                StatusCode(status),
+                headers,
+                body,
+                Some((end - start) as usize),
+                None,
+            )
+            .with_chunked_threshold(usize::MAX);
+            let _ = req.respond(resp);
+            downloads.fetch_sub(1, Ordering::AcqRel);
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot spawn download thread: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-99", 1000), Ok(Some((0, 99))));
+        assert_eq!(parse_range("bytes=900-", 1000), Ok(Some((900, 999))));
+        assert_eq!(parse_range("bytes=-100", 1000), Ok(Some((900, 999))));
+        assert_eq!(parse_range("bytes=0-5000", 1000), Ok(Some((0, 999))));
+        assert_eq!(parse_range("bytes=1000-", 1000), Err(()));
+        assert_eq!(parse_range("bytes=5-1", 1000), Err(()));
+        assert_eq!(parse_range("items=0-1", 1000), Err(()));
+        assert_eq!(parse_range("bytes=0-1,5-6", 1000), Ok(None));
+    }
+}

@@ -1,0 +1,222 @@
+//! Ingest: one supervisor task per camera runs its source session after session with backoff,
+//! stamps frames with anchored wall time and queues them to the camera's storage writer.
+//! Invariant: nothing here blocks; a failing camera only ever affects its own task.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::clocks::{Clocks, WallAnchor};
+use crate::media::{Frame, SampleEntry, StreamKind};
+use crate::source::{CameraDescription, Sink, Source};
+use crate::store::writer::{IngestFrame, SendError};
+use crate::store::StorageHandle;
+
+/// Reconnect backoff: doubles from the first value up to the cap; resets after a long session.
+const BACKOFF_FIRST: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const HEALTHY_SESSION: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CameraState {
+    Connecting,
+    Streaming,
+    /// Waiting before the next attempt after a failure.
+    Retrying,
+    Disabled,
+}
+
+impl CameraState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CameraState::Connecting => "connecting",
+            CameraState::Streaming => "recording",
+            CameraState::Retrying => "retrying",
+            CameraState::Disabled => "disabled",
+        }
+    }
+}
+
+/// What status reports about a camera (DEV-16).
+pub struct CameraStats {
+    pub id: Arc<str>,
+    pub name: String,
+    pub storage: Arc<str>,
+    pub state: Mutex<CameraState>,
+    pub description: Mutex<CameraDescription>,
+    pub last_error: Mutex<Option<String>>,
+    pub frames_received: AtomicU64,
+    pub bytes_received: AtomicU64,
+    /// Frames dropped because the storage queue was full (REC-13) or the storage was gone.
+    pub frames_dropped: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub last_frame_wall_us: AtomicI64,
+    /// Video frames and bytes in the current and previous one-second windows, for fps/bitrate.
+    window: Mutex<RateWindow>,
+}
+
+#[derive(Default)]
+struct RateWindow {
+    start_us: i64,
+    video_frames: u64,
+    bytes: u64,
+    last_fps_milli: u64,
+    last_bps: u64,
+}
+
+impl CameraStats {
+    pub fn new(id: &str, name: &str, storage: &str) -> Self {
+        CameraStats {
+            id: id.into(),
+            name: name.to_owned(),
+            storage: storage.into(),
+            state: Mutex::new(CameraState::Connecting),
+            description: Mutex::new(CameraDescription::default()),
+            last_error: Mutex::new(None),
+            frames_received: AtomicU64::new(0),
+            bytes_received: AtomicU64::new(0),
+            frames_dropped: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            last_frame_wall_us: AtomicI64::new(0),
+            window: Mutex::new(RateWindow::default()),
+        }
+    }
+
+    /// Frames per second (video) and bits per second over the last complete second.
+    pub fn rates(&self) -> (f64, u64) {
+        let w = self.window.lock().expect("window lock");
+        (w.last_fps_milli as f64 / 1000.0, w.last_bps)
+    }
+
+    fn count(&self, wall_us: i64, kind: StreamKind, bytes: usize) {
+        let mut w = self.window.lock().expect("window lock");
+        if w.start_us == 0 {
+            w.start_us = wall_us;
+        }
+        let elapsed = wall_us - w.start_us;
+        if elapsed >= 1_000_000 {
+            w.last_fps_milli = w.video_frames * 1_000_000_000 / elapsed as u64;
+            w.last_bps = w.bytes * 8 * 1_000_000 / elapsed as u64;
+            w.start_us = wall_us;
+            w.video_frames = 0;
+            w.bytes = 0;
+        }
+        if kind == StreamKind::Video {
+            w.video_frames += 1;
+        }
+        w.bytes += bytes as u64;
+    }
+
+    pub fn state(&self) -> CameraState {
+        *self.state.lock().expect("state lock")
+    }
+
+    fn set_state(&self, s: CameraState) {
+        *self.state.lock().expect("state lock") = s;
+    }
+}
+
+/// The sink of one camera: stamps, counts and queues frames.
+struct CameraSink {
+    stats: Arc<CameraStats>,
+    storage: StorageHandle,
+    clocks: Arc<dyn Clocks>,
+    /// Incremented for every new run: each session, and each wall-clock step (ST-14).
+    run: u64,
+    anchor: WallAnchor,
+}
+
+impl Sink for CameraSink {
+    fn described(&mut self, d: &CameraDescription) {
+        *self.stats.description.lock().expect("description lock") = d.clone();
+        self.run += 1;
+        self.anchor = WallAnchor::now(self.clocks.as_ref());
+        self.stats.set_state(CameraState::Streaming);
+    }
+
+    fn frame(&mut self, entry: &Arc<SampleEntry>, frame: Frame) {
+        if self.anchor.stepped(self.clocks.as_ref()) {
+            tracing::warn!(
+                camera = %self.stats.id,
+                step_us = self.anchor.step_us(self.clocks.as_ref()),
+                "wall clock moved by more than 5 minutes; cutting the run (ST-14)"
+            );
+            self.run += 1;
+            self.anchor = WallAnchor::now(self.clocks.as_ref());
+        }
+        let wall_us = self.anchor.wall_us(self.clocks.as_ref());
+        let kind = frame.kind;
+        let len = frame.data.len();
+        self.stats.frames_received.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .bytes_received
+            .fetch_add(len as u64, Ordering::Relaxed);
+        self.stats
+            .last_frame_wall_us
+            .store(wall_us, Ordering::Relaxed);
+        self.stats.count(wall_us, kind, len);
+        let f = IngestFrame {
+            camera: self.stats.id.clone(),
+            ingest_run: self.run,
+            sample_entry: entry.clone(),
+            wall_us,
+            frame,
+        };
+        match self.storage.try_send(f) {
+            Ok(()) => {}
+            Err(SendError::Overflow) | Err(SendError::Closed) => {
+                self.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if !self.storage.stats.available.load(Ordering::Relaxed) {
+            // The writer drops these itself (FL-1); count them against the camera too.
+            self.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Runs a camera until `stop` fires: session, backoff, session... (each session a new run).
+pub async fn supervise(
+    mut source: Box<dyn Source>,
+    stats: Arc<CameraStats>,
+    storage: StorageHandle,
+    clocks: Arc<dyn Clocks>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let anchor = WallAnchor::now(clocks.as_ref());
+    let mut sink = CameraSink {
+        stats: stats.clone(),
+        storage,
+        clocks,
+        run: 0,
+        anchor,
+    };
+    let mut backoff = BACKOFF_FIRST;
+    loop {
+        stats.set_state(CameraState::Connecting);
+        let started = tokio::time::Instant::now();
+        let result = tokio::select! {
+            r = source.session(&mut sink) => r,
+            _ = stop.changed() => return,
+        };
+        if *stop.borrow() {
+            return;
+        }
+        if started.elapsed() >= HEALTHY_SESSION {
+            backoff = BACKOFF_FIRST;
+        }
+        let msg = match result {
+            Ok(()) => "session ended".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(camera = %stats.id, retry_in = ?backoff, "camera session ended: {msg}");
+        *stats.last_error.lock().expect("error lock") = Some(msg);
+        stats.reconnects.fetch_add(1, Ordering::Relaxed);
+        stats.set_state(CameraState::Retrying);
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.changed() => return,
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}

@@ -1,0 +1,16 @@
+//! edgerec: one process that turns a small Linux box with a disk into a network video recorder.
+//! Data flows source → ingest → store (one writer per storage) → readers (export, HTTP).
+
+pub mod clocks;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod ingest;
+pub mod media;
+pub mod mp4;
+pub mod recorder;
+pub mod source;
+pub mod store;
+pub mod time;
+
+pub use error::{Error, ErrorKind};

@@ -1,0 +1,239 @@
+//! The `edgerec` binary: `run` (default), `export`, `check`.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use edgerec::clocks::SystemClocks;
+use edgerec::config::Config;
+use edgerec::error::Error;
+use edgerec::store;
+
+#[derive(Parser)]
+#[command(name = "edgerec", version, about = "Edge network video recorder")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Records every configured camera and serves the HTTP API (the default without arguments,
+    /// using the embedded demo configuration).
+    Run {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Writes one MP4 of a camera's recordings between two RFC 3339 times.
+    Export {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        camera: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(short = 'o', long)]
+        output: PathBuf,
+    },
+    /// Verifies every storage's index against its media; exits non-zero on damage.
+    Check {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Rebuilds the index from the segment files alone (the old index is kept aside).
+        #[arg(long)]
+        rebuild: bool,
+    },
+}
+
+fn load(config: &Option<PathBuf>) -> Result<Config, Error> {
+    match config {
+        Some(p) => Config::load(p),
+        None => Ok(Config::embedded_default()),
+    }
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Run { config: None }) {
+        Command::Run { config } => run(config),
+        Command::Export {
+            config,
+            camera,
+            from,
+            to,
+            output,
+        } => export(config, camera, from, to, output),
+        Command::Check { config, rebuild } => check(config, rebuild),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("edgerec: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Logs to stderr; `EDGEREC_LOG` takes `level` or `target=level,...` (default `info`).
+fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let spec = std::env::var("EDGEREC_LOG").unwrap_or_else(|_| "info".to_owned());
+    let targets: tracing_subscriber::filter::Targets = spec.parse().unwrap_or_else(|e| {
+        eprintln!("edgerec: EDGEREC_LOG={spec:?} is invalid ({e}); using info");
+        "info".parse().expect("literal filter")
+    });
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
+        .with(targets)
+        .init();
+}
+
+fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
+    let cfg = load(&config)?;
+    let listen = cfg.listen;
+    if !listen.ip().is_loopback() {
+        return Err(edgerec::err!(
+            InvalidArgument,
+            "[server] listen = {listen}: without authentication the API only binds loopback (127.0.0.1 or ::1)"
+        ));
+    }
+    let recorder = Arc::new(edgerec::recorder::Recorder::start(
+        cfg,
+        Arc::new(SystemClocks),
+    )?);
+    let http = edgerec::http::HttpServer::start(listen, recorder.clone())?;
+    eprintln!(
+        "edgerec: recording; API on http://{}/api/v1/status",
+        http.local_addr
+    );
+    wait_for_signal();
+    tracing::info!("shutting down");
+    http.stop();
+    recorder.shutdown(Duration::from_secs(10));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Blocks until SIGTERM or SIGINT; a second signal exits at once (recovery handles the rest).
+fn wait_for_signal() {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGINT);
+    // Blocked in this thread (and inherited by none: other threads were started before, so the
+    // signal is delivered to whichever thread does not block it unless we block it everywhere;
+    // sigwait below takes it from the pending set of this thread or the process).
+    let _ = set.thread_block();
+    let _ = set.wait();
+    std::thread::spawn(move || {
+        let _ = set.wait();
+        std::process::exit(130);
+    });
+}
+
+fn export(
+    config: PathBuf,
+    camera: String,
+    from: String,
+    to: String,
+    output: PathBuf,
+) -> Result<ExitCode, Error> {
+    let cfg = Config::load(&config)?;
+    let cam =
+        cfg.cameras.iter().find(|c| c.id == camera).ok_or_else(|| {
+            edgerec::err!(NotFound, "no camera {camera:?} in {}", config.display())
+        })?;
+    let storage = cfg
+        .storages
+        .iter()
+        .find(|s| s.id == cam.storage)
+        .expect("config validated the storage reference");
+    let from_us = edgerec::time::parse_rfc3339_us(&from)?;
+    let to_us = edgerec::time::parse_rfc3339_us(&to)?;
+    let now = SystemClocks.realtime_us_now() / 1_000_000;
+    let plan = Arc::new(store::export::ExportPlan::plan(
+        &storage.path,
+        &camera,
+        from_us,
+        to_us,
+        now,
+    )?);
+    let tmp = output.with_extension("mp4.partial");
+    let mut out = std::fs::File::create(&tmp)
+        .map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;
+    let mut reader = plan.reader();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = 0u64;
+    let progress = std::io::stderr().is_terminal();
+    while pos < plan.len() {
+        let n = reader.read_at(pos, &mut buf)?;
+        out.write_all(&buf[..n])
+            .map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
+        pos += n as u64;
+        if progress {
+            eprint!(
+                "\rexport: {:5.1}% of {} bytes",
+                pos as f64 * 100.0 / plan.len() as f64,
+                plan.len()
+            );
+        }
+    }
+    out.sync_all()
+        .map_err(|e| Error::io(format!("cannot sync {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, &output)
+        .map_err(|e| Error::io(format!("cannot rename to {}", output.display()), e))?;
+    if progress {
+        eprintln!();
+    }
+    eprintln!(
+        "exported {} video and {} audio frames ({} bytes, {} .. {}) to {}",
+        plan.video_frames,
+        plan.audio_frames,
+        plan.len(),
+        edgerec::time::format_rfc3339(plan.start_wall_us),
+        edgerec::time::format_rfc3339(plan.end_wall_us),
+        output.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(config: Option<PathBuf>, rebuild: bool) -> Result<ExitCode, Error> {
+    let cfg = load(&config)?;
+    let recorder = store::recorder_uuid(&cfg.data_dir)?;
+    let mut damaged = false;
+    for s in &cfg.storages {
+        if rebuild {
+            store::rebuild_locked(&s.path, recorder)?;
+            println!("storage {}: index rebuilt from segments", s.id);
+        }
+        let r = store::check(s, recorder)?;
+        println!(
+            "storage {}: {} chunks ({} bytes) verified, {} unindexed tail chunks, {} damaged",
+            s.id,
+            r.chunks_ok,
+            r.bytes_ok,
+            r.unindexed_tail_chunks,
+            r.damaged.len()
+        );
+        for d in &r.damaged {
+            println!("  damaged: {d}");
+        }
+        damaged |= !r.damaged.is_empty();
+    }
+    Ok(if damaged {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

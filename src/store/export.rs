@@ -1,0 +1,444 @@
+//! Export as a virtual MP4: the header (ftyp+moov) is computed from the index alone; media bytes are
+//! read from the segments on demand and verified chunk by chunk (invariant 7: never serve other data).
+//! Invariant: an `ExportPlan` is immutable; the same plan yields the same bytes or a `Gone` error.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::chunk::{decode_frame_table, FrameEntry};
+use super::index::{ChunkRow, Index, Meta};
+use super::segment;
+use super::Layout;
+use crate::error::Error;
+use crate::media::{SampleEntry, StreamKind};
+use crate::mp4::{self, ChunkLayout, Edit, Sample, TrackInput};
+
+/// One frame selected for export.
+#[derive(Clone, Copy, Debug)]
+struct Selected {
+    /// Index into the track's chunk list.
+    chunk: usize,
+    /// Frame position within the chunk.
+    frame: usize,
+    wall_us: i64,
+    duration: u32,
+    size: u32,
+    key: bool,
+}
+
+/// A contiguous byte range of one chunk's payload, placed in the virtual file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Piece {
+    /// Position of the first byte in the virtual file.
+    file_pos: u64,
+    len: u64,
+    segment_no: u32,
+    chunk_offset: u64,
+    chunk_len: u64,
+    seq: u64,
+    /// Offset of the first byte within the chunk (header included).
+    in_chunk: u64,
+}
+
+/// A planned export: everything needed to serve any byte range of the MP4.
+pub struct ExportPlan {
+    dir: PathBuf,
+    meta: Meta,
+    header: Vec<u8>,
+    pieces: Vec<Piece>,
+    total_len: u64,
+    etag: String,
+    /// Wall time of the first presented frame and of the end of the presentation.
+    pub start_wall_us: i64,
+    pub end_wall_us: i64,
+    pub video_frames: usize,
+    pub audio_frames: usize,
+}
+
+/// The frames of one stream in [from, to), with exact durations.
+struct TrackFrames {
+    chunks: Vec<ChunkRow>,
+    frames: Vec<Selected>,
+    entry: SampleEntry,
+}
+
+fn frames_of(c: &ChunkRow) -> Vec<FrameEntry> {
+    decode_frame_table(&c.frame_index).collect()
+}
+
+/// Loads the chunks of a stream overlapping [from, to), extended backwards within the first run to
+/// the key frame at or before `from` (video), and selects the frames to export.
+fn select(
+    index: &Index,
+    stream_id: i64,
+    kind: StreamKind,
+    from_us: i64,
+    to_us: i64,
+) -> Result<Option<TrackFrames>, Error> {
+    let mut chunks = index.chunks_in_range(stream_id, from_us, to_us)?;
+    if chunks.is_empty() {
+        return Ok(None);
+    }
+    // Video must start on a key frame: walk back within the run until a chunk starts at or before
+    // `from` with a key frame at or before `from` (runs start with a key frame, so this ends).
+    if kind == StreamKind::Video {
+        loop {
+            let first = &chunks[0];
+            let has_key_before = frames_of(first).iter().any(|f| {
+                // Video media time is always 90 kHz.
+                f.key
+                    && first.start_wall_us
+                        + super::media_to_us(
+                            i64::from(f.ts_offset),
+                            crate::media::VIDEO_TIMESCALE_HZ,
+                        )
+                        <= from_us
+            });
+            if has_key_before || first.seq == first.run_id {
+                break;
+            }
+            match index.prev_in_run(stream_id, first.run_id, first.seq)? {
+                Some(p) => chunks.insert(0, p),
+                None => break,
+            }
+        }
+    }
+    let entry = index.sample_entry(chunks[0].sample_entry_id)?;
+    let ts = entry.timescale_hz();
+    // Keep only chunks with the first chunk's sample entry: one stsd entry per track.
+    let first_entry = chunks[0].sample_entry_id;
+    if let Some(cut) = chunks.iter().position(|c| c.sample_entry_id != first_entry) {
+        tracing::info!(stream_id, "export stops where the stream parameters change");
+        chunks.truncate(cut);
+    }
+    let next_after_last = {
+        let last = chunks.last().expect("non-empty");
+        index.next_in_run(stream_id, last.run_id, last.seq)?
+    };
+    let mut all: Vec<Selected> = Vec::new();
+    for (ci, c) in chunks.iter().enumerate() {
+        let fr = frames_of(c);
+        let next_start_media = match chunks.get(ci + 1) {
+            Some(n) if n.run_id == c.run_id => Some(n.start_media),
+            Some(_) => None,
+            None => next_after_last
+                .as_ref()
+                .filter(|n| n.run_id == c.run_id)
+                .map(|n| n.start_media),
+        };
+        for (fi, f) in fr.iter().enumerate() {
+            let media = c.start_media + i64::from(f.ts_offset);
+            let next_media = match fr.get(fi + 1) {
+                Some(n) => Some(c.start_media + i64::from(n.ts_offset)),
+                None => next_start_media,
+            };
+            let duration = match next_media {
+                Some(n) if n > media => (n - media).min(i64::from(u32::MAX)) as u32,
+                _ => {
+                    // End of a run: repeat the previous interval (or 1/25 s for a lone frame).
+                    match all.last() {
+                        Some(p) if p.chunk + 1 >= ci && p.duration > 0 => p.duration,
+                        _ => (ts / 25).max(1),
+                    }
+                }
+            };
+            all.push(Selected {
+                chunk: ci,
+                frame: fi,
+                wall_us: c.start_wall_us + super::media_to_us(i64::from(f.ts_offset), ts),
+                duration,
+                size: f.size_bytes,
+                key: f.key,
+            });
+        }
+    }
+    let start = match kind {
+        StreamKind::Video => all
+            .iter()
+            .rposition(|f| f.key && f.wall_us <= from_us)
+            .or_else(|| all.iter().position(|f| f.key && f.wall_us >= from_us)),
+        StreamKind::Audio => all.iter().position(|f| f.wall_us >= from_us),
+    };
+    let Some(start) = start else { return Ok(None) };
+    let end = all
+        .iter()
+        .position(|f| f.wall_us >= to_us)
+        .unwrap_or(all.len())
+        .max(start);
+    if end == start {
+        return Ok(None);
+    }
+    let frames = all[start..end].to_vec();
+    Ok(Some(TrackFrames {
+        chunks,
+        frames,
+        entry,
+    }))
+}
+
+impl ExportPlan {
+    /// Plans an export of `camera` over [from, to) from the storage at `dir`.
+    pub fn plan(
+        dir: &Path,
+        camera: &str,
+        from_us: i64,
+        to_us: i64,
+        now_unix_sec: i64,
+    ) -> Result<ExportPlan, Error> {
+        if to_us <= from_us {
+            return Err(crate::err!(
+                InvalidArgument,
+                "export range is empty: `to` must be after `from`"
+            ));
+        }
+        let index = Index::open(dir, false)?
+            .ok_or_else(|| crate::err!(NotFound, "no recordings of camera {camera:?}"))?;
+        let meta = index.meta()?;
+        let no_data = || {
+            crate::err!(
+                NotFound,
+                "no recordings of camera {camera:?} between {} and {}",
+                crate::time::format_rfc3339(from_us),
+                crate::time::format_rfc3339(to_us)
+            )
+        };
+        let vid_stream = index
+            .find_stream(camera, StreamKind::Video)?
+            .ok_or_else(no_data)?;
+        let video =
+            select(&index, vid_stream, StreamKind::Video, from_us, to_us)?.ok_or_else(no_data)?;
+        let v_first_wall = video.frames[0].wall_us;
+        let presented_from = from_us.max(v_first_wall);
+        let audio = match index.find_stream(camera, StreamKind::Audio)? {
+            Some(a) => select(&index, a, StreamKind::Audio, presented_from, to_us)?,
+            None => None,
+        };
+
+        let v_ts = video.entry.timescale_hz();
+        let v_samples: Vec<Sample> = video
+            .frames
+            .iter()
+            .map(|f| Sample {
+                size_bytes: f.size,
+                duration: f.duration,
+                key: f.key,
+            })
+            .collect();
+        let v_total: u64 = v_samples.iter().map(|s| u64::from(s.duration)).sum();
+        let skip =
+            ((presented_from - v_first_wall).max(0) as i128 * i128::from(v_ts) / 1_000_000) as u64;
+        let wanted = ((to_us - presented_from) as i128 * i128::from(v_ts) / 1_000_000) as u64;
+        let duration = wanted.min(v_total.saturating_sub(skip));
+        let v_edit = Edit { skip, duration };
+        let a_samples: Vec<Sample> = audio
+            .as_ref()
+            .map(|a| {
+                a.frames
+                    .iter()
+                    .map(|f| Sample {
+                        size_bytes: f.size,
+                        duration: f.duration,
+                        key: true,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+
+        // Lay out one MP4 chunk per (store chunk, track) in store order (seq), so the file
+        // interleaves audio and video as they were recorded.
+        struct Run {
+            seq: u64,
+            track: usize,
+            first_sample: usize,
+            count: usize,
+            bytes: u64,
+            chunk: ChunkRow,
+            first_frame: usize,
+        }
+        let mut runs: Vec<Run> = Vec::new();
+        for (track, tf) in [Some(&video), audio.as_ref()].into_iter().enumerate() {
+            let Some(tf) = tf else { continue };
+            for (si, f) in tf.frames.iter().enumerate() {
+                match runs.last_mut() {
+                    Some(r) if r.track == track && r.seq == tf.chunks[f.chunk].seq => {
+                        r.count += 1;
+                        r.bytes += u64::from(f.size);
+                    }
+                    _ => runs.push(Run {
+                        seq: tf.chunks[f.chunk].seq,
+                        track,
+                        first_sample: si,
+                        count: 1,
+                        bytes: u64::from(f.size),
+                        chunk: tf.chunks[f.chunk].clone(),
+                        first_frame: f.frame,
+                    }),
+                }
+            }
+        }
+        runs.sort_by_key(|r| r.seq);
+        let layouts: Vec<ChunkLayout> = runs
+            .iter()
+            .map(|r| ChunkLayout {
+                track: r.track,
+                first_sample: r.first_sample,
+                sample_count: r.count,
+                byte_len: r.bytes,
+            })
+            .collect();
+        let mut tracks = vec![TrackInput {
+            sample_entry: &video.entry,
+            samples: &v_samples,
+            edit: Some(v_edit),
+        }];
+        if let Some(a) = &audio {
+            tracks.push(TrackInput {
+                sample_entry: &a.entry,
+                samples: &a_samples,
+                edit: None,
+            });
+        }
+        let header = mp4::build_header(&tracks, &layouts, now_unix_sec)
+            .map_err(|m| crate::err!(Internal, "building the MP4 header for {camera:?}: {m}"))?;
+        let mut pos = header.media_offset;
+        let mut pieces = Vec::with_capacity(runs.len());
+        for r in &runs {
+            let before: u64 = decode_frame_table(&r.chunk.frame_index)
+                .take(r.first_frame)
+                .map(|f| u64::from(f.size_bytes))
+                .sum();
+            pieces.push(Piece {
+                file_pos: pos,
+                len: r.bytes,
+                segment_no: r.chunk.segment_no,
+                chunk_offset: r.chunk.offset_bytes,
+                chunk_len: r.chunk.len_bytes,
+                seq: r.chunk.seq,
+                in_chunk: r.chunk.header_bytes + before,
+            });
+            pos += r.bytes;
+        }
+        if pos != header.total_len {
+            return Err(crate::err!(
+                Internal,
+                "MP4 layout mismatch: {pos} != {}",
+                header.total_len
+            ));
+        }
+        let mut h = crc32c::crc32c(&header.bytes);
+        for p in &pieces {
+            h = crc32c::crc32c_append(h, &p.seq.to_le_bytes());
+            h = crc32c::crc32c_append(h, &p.in_chunk.to_le_bytes());
+            h = crc32c::crc32c_append(h, &p.len.to_le_bytes());
+        }
+        let etag = format!(
+            "\"{:08x}-{:08x}-{:x}\"",
+            meta.storage_uuid as u32, h, header.total_len
+        );
+        let end_wall_us = presented_from + super::media_to_us(duration as i64, v_ts);
+        Ok(ExportPlan {
+            dir: dir.to_owned(),
+            meta,
+            total_len: header.total_len,
+            header: header.bytes,
+            pieces,
+            etag,
+            start_wall_us: presented_from,
+            end_wall_us,
+            video_frames: video.frames.len(),
+            audio_frames: a_samples.len(),
+        })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.total_len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total_len == 0
+    }
+
+    /// A strong validator: equal for byte-identical exports (same chunks, same header).
+    pub fn etag(&self) -> &str {
+        &self.etag
+    }
+
+    pub fn reader(self: &Arc<Self>) -> ExportReader {
+        ExportReader {
+            plan: self.clone(),
+            files: HashMap::new(),
+            cached_seq: None,
+            cache: Vec::new(),
+        }
+    }
+}
+
+/// Reads a plan's bytes; holds open segment files and the last verified chunk.
+pub struct ExportReader {
+    plan: Arc<ExportPlan>,
+    files: HashMap<u32, File>,
+    cached_seq: Option<u64>,
+    cache: Vec<u8>,
+}
+
+impl ExportReader {
+    /// Fills `buf` from position `pos`; returns the bytes read (0 at the end).
+    /// A chunk that was reclaimed or damaged since planning yields `Gone`/`DataLoss`, never its bytes.
+    pub fn read_at(&mut self, pos: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        let plan = self.plan.clone();
+        if pos >= plan.total_len || buf.is_empty() {
+            return Ok(0);
+        }
+        if pos < plan.header.len() as u64 {
+            let h = &plan.header[pos as usize..];
+            let n = h.len().min(buf.len());
+            buf[..n].copy_from_slice(&h[..n]);
+            return Ok(n);
+        }
+        let i = plan.pieces.partition_point(|p| p.file_pos + p.len <= pos);
+        let p = plan
+            .pieces
+            .get(i)
+            .ok_or_else(|| crate::err!(Internal, "position {pos} beyond pieces"))?;
+        if self.cached_seq != Some(p.seq) {
+            self.load(p)?;
+        }
+        let off = (p.in_chunk + (pos - p.file_pos)) as usize;
+        let avail = (p.file_pos + p.len - pos) as usize;
+        let n = avail.min(buf.len());
+        buf[..n].copy_from_slice(&self.cache[off..off + n]);
+        Ok(n)
+    }
+
+    fn load(&mut self, p: &Piece) -> Result<(), Error> {
+        self.cached_seq = None;
+        let dir = &self.plan.dir;
+        let f = match self.files.entry(p.segment_no) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(segment::open(dir, p.segment_no, false)?)
+            }
+        };
+        let layout = Layout {
+            id: String::new(),
+            dir: dir.clone(),
+            meta: self.plan.meta,
+        };
+        let gone = || {
+            crate::err!(
+                Gone,
+                "recording chunk {} was reclaimed while being exported",
+                p.seq
+            )
+        };
+        match super::read_chunk_at(f, &layout, p.chunk_offset, &mut self.cache)? {
+            Ok(h) if h.seq == p.seq && h.total_len() == p.chunk_len => {
+                self.cached_seq = Some(p.seq);
+                Ok(())
+            }
+            _ => Err(gone()),
+        }
+    }
+}

@@ -1,0 +1,582 @@
+//! The SQLite index of one storage: which chunk of which stream lies where, and its frame table.
+//! Invariant: the index only names chunks whose bytes were fdatasync'ed first (store invariant 2).
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use crate::error::Error;
+use crate::media::{SampleEntry, StreamKind};
+
+pub const INDEX_FILE: &str = "index.sqlite3";
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The schema. Every column says its unit; see ARCHITECTURE.md "store" for the invariants.
+const SCHEMA: &str = r#"
+-- Facts about the storage; keys: schema_version, storage_uuid (hex), recorder_uuid (hex),
+-- segment_bytes, segment_count.
+CREATE TABLE meta (
+  key TEXT PRIMARY KEY NOT NULL,
+  value TEXT NOT NULL
+) STRICT;
+
+-- One row per segment file seg-NNNNNN.blk.
+CREATE TABLE segment (
+  segment_no INTEGER PRIMARY KEY NOT NULL CHECK (segment_no >= 0),
+  -- Seq of the first chunk written into this segment since it was last started; NULL = never used.
+  -- The head segment (being written) is the one with the largest first_seq (invariant 4).
+  first_seq INTEGER CHECK (first_seq IS NULL OR first_seq > 0)
+) STRICT;
+
+-- One elementary stream of one camera (DEV-1: the camera's video device or microphone device).
+CREATE TABLE stream (
+  id INTEGER PRIMARY KEY NOT NULL,
+  camera_id TEXT NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('video', 'audio')),
+  UNIQUE (camera_id, kind)
+) STRICT;
+
+-- Distinct ISO-BMFF sample entry boxes (avc1/hvc1/mp4a), shared by the chunks that use them.
+CREATE TABLE sample_entry (
+  id INTEGER PRIMARY KEY NOT NULL,
+  box BLOB NOT NULL UNIQUE,
+  timescale_hz INTEGER NOT NULL CHECK (timescale_hz > 0)
+) STRICT;
+
+-- One row per chunk on disk that is readable and not reclaimed (invariants 2, 3, 5).
+CREATE TABLE chunk (
+  -- Storage-wide sequence number, +1 per chunk in write order; also the chunk's identity.
+  seq INTEGER PRIMARY KEY NOT NULL CHECK (seq > 0),
+  stream_id INTEGER NOT NULL REFERENCES stream (id),
+  -- Seq of the first chunk of the run (a contiguous recording of this stream, REC-11).
+  run_id INTEGER NOT NULL CHECK (run_id > 0 AND run_id <= seq),
+  segment_no INTEGER NOT NULL REFERENCES segment (segment_no),
+  -- Byte offset of the chunk within its segment file, and its whole length (header+payload+crc).
+  offset_bytes INTEGER NOT NULL CHECK (offset_bytes >= 4096),
+  len_bytes INTEGER NOT NULL CHECK (len_bytes > 0),
+  -- Bytes from the chunk start to its first frame byte.
+  header_bytes INTEGER NOT NULL CHECK (header_bytes > 0 AND header_bytes < len_bytes),
+  -- Wall time of the first frame, and the estimated end of the last frame (µs since epoch, UTC).
+  start_wall_us INTEGER NOT NULL,
+  end_wall_us INTEGER NOT NULL CHECK (end_wall_us >= start_wall_us),
+  -- Media time of the first frame in the stream's timescale (run-relative origin).
+  start_media INTEGER NOT NULL,
+  frames INTEGER NOT NULL CHECK (frames > 0),
+  sample_entry_id INTEGER NOT NULL REFERENCES sample_entry (id),
+  -- The chunk's frame table as on disk: 9 bytes per frame (ts_offset u32le, size u32le, flags u8).
+  frame_index BLOB NOT NULL CHECK (length(frame_index) = 9 * frames)
+) STRICT;
+CREATE INDEX chunk_stream_time ON chunk (stream_id, start_wall_us);
+CREATE INDEX chunk_segment ON chunk (segment_no);
+"#;
+
+/// One indexed chunk, as readers and recovery see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkRow {
+    pub seq: u64,
+    pub stream_id: i64,
+    pub run_id: u64,
+    pub segment_no: u32,
+    pub offset_bytes: u64,
+    pub len_bytes: u64,
+    pub header_bytes: u64,
+    pub start_wall_us: i64,
+    pub end_wall_us: i64,
+    pub start_media: i64,
+    pub frames: u32,
+    pub sample_entry_id: i64,
+    pub frame_index: Vec<u8>,
+}
+
+const CHUNK_COLUMNS: &str =
+    "seq, stream_id, run_id, segment_no, offset_bytes, len_bytes, header_bytes, \
+     start_wall_us, end_wall_us, start_media, frames, sample_entry_id, frame_index";
+
+fn chunk_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChunkRow> {
+    Ok(ChunkRow {
+        seq: r.get::<_, i64>(0)? as u64,
+        stream_id: r.get(1)?,
+        run_id: r.get::<_, i64>(2)? as u64,
+        segment_no: r.get::<_, i64>(3)? as u32,
+        offset_bytes: r.get::<_, i64>(4)? as u64,
+        len_bytes: r.get::<_, i64>(5)? as u64,
+        header_bytes: r.get::<_, i64>(6)? as u64,
+        start_wall_us: r.get(7)?,
+        end_wall_us: r.get(8)?,
+        start_media: r.get(9)?,
+        frames: r.get::<_, i64>(10)? as u32,
+        sample_entry_id: r.get(11)?,
+        frame_index: r.get(12)?,
+    })
+}
+
+fn sq(what: &str) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
+    move |e| Error::sqlite(format!("index: {what}"), e)
+}
+
+pub struct Index {
+    conn: Connection,
+}
+
+/// Identity of a storage as recorded in its index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Meta {
+    pub storage_uuid: u128,
+    pub recorder_uuid: u128,
+    pub segment_bytes: u64,
+    pub segment_count: u32,
+}
+
+impl Index {
+    fn configure(conn: &Connection, write: bool) -> Result<(), Error> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sq("busy_timeout"))?;
+        if write {
+            conn.pragma_update(None, "journal_mode", "wal")
+                .map_err(sq("journal_mode"))?;
+            // NORMAL: commits are not fsynced one by one; recovery re-scans media past the last
+            // durable row (invariant 6), and reclaims switch to FULL for their one commit.
+            conn.pragma_update(None, "synchronous", "NORMAL")
+                .map_err(sq("synchronous"))?;
+        }
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(sq("foreign_keys"))?;
+        Ok(())
+    }
+
+    /// Opens an existing index for writing (the storage's writer) or reading (exports, status).
+    pub fn open(dir: &Path, write: bool) -> Result<Option<Index>, Error> {
+        let path = dir.join(INDEX_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let flags = if write {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        };
+        let conn = Connection::open_with_flags(&path, flags)
+            .map_err(|e| Error::sqlite(format!("cannot open index {}", path.display()), e))?;
+        Self::configure(&conn, write)?;
+        let idx = Index { conn };
+        let v = idx.meta_value("schema_version")?;
+        if v.as_deref() != Some(&SCHEMA_VERSION.to_string()) {
+            return Err(crate::err!(
+                FailedPrecondition,
+                "index {} has schema version {v:?}; this build reads {SCHEMA_VERSION}",
+                path.display()
+            ));
+        }
+        Ok(Some(idx))
+    }
+
+    /// Creates a fresh index (the file must not exist) and commits its meta and segment rows durably.
+    pub fn create(dir: &Path, meta: &Meta, first_seqs: &[Option<u64>]) -> Result<Index, Error> {
+        let path = dir.join(INDEX_FILE);
+        let conn = Connection::open(&path)
+            .map_err(|e| Error::sqlite(format!("cannot create index {}", path.display()), e))?;
+        Self::configure(&conn, true)?;
+        let mut idx = Index { conn };
+        let tx = idx.conn.transaction().map_err(sq("begin"))?;
+        tx.execute_batch(SCHEMA).map_err(sq("create schema"))?;
+        for (k, v) in [
+            ("schema_version", SCHEMA_VERSION.to_string()),
+            ("storage_uuid", format!("{:032x}", meta.storage_uuid)),
+            ("recorder_uuid", format!("{:032x}", meta.recorder_uuid)),
+            ("segment_bytes", meta.segment_bytes.to_string()),
+            ("segment_count", meta.segment_count.to_string()),
+        ] {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                params![k, v],
+            )
+            .map_err(sq("insert meta"))?;
+        }
+        for (no, first) in first_seqs.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO segment (segment_no, first_seq) VALUES (?1, ?2)",
+                params![no as i64, first.map(|s| s as i64)],
+            )
+            .map_err(sq("insert segment"))?;
+        }
+        tx.commit().map_err(sq("commit create"))?;
+        idx.checkpoint_full()?;
+        Ok(idx)
+    }
+
+    /// Makes everything committed so far durable (WAL fsync + checkpoint).
+    pub fn checkpoint_full(&mut self) -> Result<(), Error> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(FULL)", [], |_| Ok(()))
+            .map_err(sq("checkpoint"))
+    }
+
+    fn meta_value(&self, key: &str) -> Result<Option<String>, Error> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(sq("read meta"))
+    }
+
+    pub fn meta(&self) -> Result<Meta, Error> {
+        let get = |k: &str| -> Result<String, Error> {
+            self.meta_value(k)?
+                .ok_or_else(|| crate::err!(DataLoss, "index meta lacks {k}"))
+        };
+        let bad = |k: &str| crate::err!(DataLoss, "index meta {k} is malformed");
+        Ok(Meta {
+            storage_uuid: u128::from_str_radix(&get("storage_uuid")?, 16)
+                .map_err(|_| bad("storage_uuid"))?,
+            recorder_uuid: u128::from_str_radix(&get("recorder_uuid")?, 16)
+                .map_err(|_| bad("recorder_uuid"))?,
+            segment_bytes: get("segment_bytes")?
+                .parse()
+                .map_err(|_| bad("segment_bytes"))?,
+            segment_count: get("segment_count")?
+                .parse()
+                .map_err(|_| bad("segment_count"))?,
+        })
+    }
+
+    pub fn segment_first_seqs(&self) -> Result<Vec<Option<u64>>, Error> {
+        let mut st = self
+            .conn
+            .prepare("SELECT first_seq FROM segment ORDER BY segment_no")
+            .map_err(sq("segments"))?;
+        let rows = st
+            .query_map([], |r| r.get::<_, Option<i64>>(0))
+            .map_err(sq("segments"))?
+            .map(|r| r.map(|v| v.map(|s| s as u64)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sq("segments"))?;
+        Ok(rows)
+    }
+
+    /// Stream id for (camera, kind), created on first use.
+    pub fn stream_id(&self, camera_id: &str, kind: StreamKind) -> Result<i64, Error> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO stream (camera_id, kind) VALUES (?1, ?2)",
+                params![camera_id, kind.as_str()],
+            )
+            .map_err(sq("insert stream"))?;
+        self.conn
+            .query_row(
+                "SELECT id FROM stream WHERE camera_id = ?1 AND kind = ?2",
+                params![camera_id, kind.as_str()],
+                |r| r.get(0),
+            )
+            .map_err(sq("stream id"))
+    }
+
+    /// Looks up a stream without creating it.
+    pub fn find_stream(&self, camera_id: &str, kind: StreamKind) -> Result<Option<i64>, Error> {
+        self.conn
+            .query_row(
+                "SELECT id FROM stream WHERE camera_id = ?1 AND kind = ?2",
+                params![camera_id, kind.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sq("find stream"))
+    }
+
+    pub fn streams(&self) -> Result<Vec<(i64, String, StreamKind)>, Error> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, camera_id, kind FROM stream ORDER BY id")
+            .map_err(sq("streams"))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(sq("streams"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sq("streams"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, cam, kind)| {
+                (
+                    id,
+                    cam,
+                    if kind == "audio" {
+                        StreamKind::Audio
+                    } else {
+                        StreamKind::Video
+                    },
+                )
+            })
+            .collect())
+    }
+
+    pub fn sample_entry_id(&self, entry: &SampleEntry) -> Result<i64, Error> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO sample_entry (box, timescale_hz) VALUES (?1, ?2)",
+                params![entry.box_bytes(), entry.timescale_hz()],
+            )
+            .map_err(sq("insert sample entry"))?;
+        self.conn
+            .query_row(
+                "SELECT id FROM sample_entry WHERE box = ?1",
+                [entry.box_bytes()],
+                |r| r.get(0),
+            )
+            .map_err(sq("sample entry id"))
+    }
+
+    pub fn sample_entry(&self, id: i64) -> Result<SampleEntry, Error> {
+        let (b, ts): (Vec<u8>, i64) = self
+            .conn
+            .query_row(
+                "SELECT box, timescale_hz FROM sample_entry WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(sq("sample entry"))?;
+        SampleEntry::new(b, ts as u32)
+            .map_err(|m| crate::err!(DataLoss, "index sample entry {id}: {m}"))
+    }
+
+    pub fn transaction(&mut self) -> Result<rusqlite::Transaction<'_>, Error> {
+        self.conn.transaction().map_err(sq("begin"))
+    }
+
+    pub fn insert_chunk(tx: &rusqlite::Transaction<'_>, c: &ChunkRow) -> Result<(), Error> {
+        tx.prepare_cached(
+            "INSERT INTO chunk (seq, stream_id, run_id, segment_no, offset_bytes, len_bytes, header_bytes, \
+             start_wall_us, end_wall_us, start_media, frames, sample_entry_id, frame_index) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                c.seq as i64,
+                c.stream_id,
+                c.run_id as i64,
+                i64::from(c.segment_no),
+                c.offset_bytes as i64,
+                c.len_bytes as i64,
+                c.header_bytes as i64,
+                c.start_wall_us,
+                c.end_wall_us,
+                c.start_media,
+                i64::from(c.frames),
+                c.sample_entry_id,
+                c.frame_index,
+            ])
+        })
+        .map(|_| ())
+        .map_err(sq("insert chunk"))
+    }
+
+    /// Reclaims a segment for reuse (invariant 5): unindexes its chunks and records the first seq the
+    /// segment will hold, in one transaction committed with synchronous=FULL so it is durable before
+    /// any byte of the segment is overwritten. Returns the bytes unindexed.
+    pub fn reclaim_segment(&mut self, segment_no: u32, first_seq: u64) -> Result<u64, Error> {
+        self.conn
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(sq("synchronous full"))?;
+        let result = (|| {
+            let tx = self.conn.transaction().map_err(sq("begin reclaim"))?;
+            let freed: i64 = tx
+                .query_row(
+                    "SELECT COALESCE(SUM(len_bytes), 0) FROM chunk WHERE segment_no = ?1",
+                    [i64::from(segment_no)],
+                    |r| r.get(0),
+                )
+                .map_err(sq("reclaim sum"))?;
+            tx.execute(
+                "DELETE FROM chunk WHERE segment_no = ?1",
+                [i64::from(segment_no)],
+            )
+            .map_err(sq("reclaim delete"))?;
+            tx.execute(
+                "UPDATE segment SET first_seq = ?2 WHERE segment_no = ?1",
+                params![i64::from(segment_no), first_seq as i64],
+            )
+            .map_err(sq("reclaim segment"))?;
+            tx.commit().map_err(sq("commit reclaim"))?;
+            Ok(freed as u64)
+        })();
+        self.conn
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sq("synchronous normal"))?;
+        result
+    }
+
+    /// Unindexes chunks that ended before `cutoff_wall_us` (time retention, ST-4). Returns bytes freed.
+    pub fn expire_before(&mut self, cutoff_wall_us: i64) -> Result<u64, Error> {
+        let tx = self.conn.transaction().map_err(sq("begin expire"))?;
+        let freed: i64 = tx
+            .query_row(
+                "SELECT COALESCE(SUM(len_bytes), 0) FROM chunk WHERE end_wall_us < ?1",
+                [cutoff_wall_us],
+                |r| r.get(0),
+            )
+            .map_err(sq("expire sum"))?;
+        if freed > 0 {
+            tx.execute("DELETE FROM chunk WHERE end_wall_us < ?1", [cutoff_wall_us])
+                .map_err(sq("expire delete"))?;
+        }
+        tx.commit().map_err(sq("commit expire"))?;
+        Ok(freed as u64)
+    }
+
+    pub fn last_chunk(&self) -> Result<Option<ChunkRow>, Error> {
+        self.conn
+            .query_row(
+                &format!("SELECT {CHUNK_COLUMNS} FROM chunk ORDER BY seq DESC LIMIT 1"),
+                [],
+                chunk_from_row,
+            )
+            .optional()
+            .map_err(sq("last chunk"))
+    }
+
+    pub fn first_chunk(&self) -> Result<Option<ChunkRow>, Error> {
+        self.conn
+            .query_row(
+                &format!("SELECT {CHUNK_COLUMNS} FROM chunk ORDER BY seq LIMIT 1"),
+                [],
+                chunk_from_row,
+            )
+            .optional()
+            .map_err(sq("first chunk"))
+    }
+
+    pub fn last_chunk_in_segment(&self, segment_no: u32) -> Result<Option<ChunkRow>, Error> {
+        self.conn
+            .query_row(
+                &format!("SELECT {CHUNK_COLUMNS} FROM chunk WHERE segment_no = ?1 ORDER BY seq DESC LIMIT 1"),
+                [i64::from(segment_no)],
+                chunk_from_row,
+            )
+            .optional()
+            .map_err(sq("last chunk in segment"))
+    }
+
+    pub fn used_bytes(&self) -> Result<u64, Error> {
+        self.conn
+            .query_row("SELECT COALESCE(SUM(len_bytes), 0) FROM chunk", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|v| v as u64)
+            .map_err(sq("used bytes"))
+    }
+
+    /// All chunks in seq order, for `check`.
+    pub fn for_each_chunk(
+        &self,
+        mut f: impl FnMut(ChunkRow) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let mut st = self
+            .conn
+            .prepare(&format!("SELECT {CHUNK_COLUMNS} FROM chunk ORDER BY seq"))
+            .map_err(sq("scan"))?;
+        let mut rows = st.query([]).map_err(sq("scan"))?;
+        while let Some(r) = rows.next().map_err(sq("scan"))? {
+            f(chunk_from_row(r).map_err(sq("scan row"))?)?;
+        }
+        Ok(())
+    }
+
+    /// Chunks of a stream overlapping [from, to), in seq order, plus the chunk right after the last
+    /// one in the same run (needed for the exact duration of the last frame).
+    pub fn chunks_in_range(
+        &self,
+        stream_id: i64,
+        from_wall_us: i64,
+        to_wall_us: i64,
+    ) -> Result<Vec<ChunkRow>, Error> {
+        // start_wall_us < to AND end_wall_us > from; the index on (stream_id, start_wall_us) bounds
+        // the scan from above; chunks span at most one sync interval so a lower bound with a margin
+        // keeps the scan short.
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {CHUNK_COLUMNS} FROM chunk WHERE stream_id = ?1 AND start_wall_us < ?3 \
+                 AND start_wall_us >= ?2 - 120000000 AND end_wall_us > ?2 ORDER BY seq"
+            ))
+            .map_err(sq("range"))?;
+        let rows = st
+            .query_map(params![stream_id, from_wall_us, to_wall_us], chunk_from_row)
+            .map_err(sq("range"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sq("range"))?;
+        Ok(rows)
+    }
+
+    /// The chunk following `seq` in the same stream and run, if any.
+    pub fn next_in_run(
+        &self,
+        stream_id: i64,
+        run_id: u64,
+        seq: u64,
+    ) -> Result<Option<ChunkRow>, Error> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT {CHUNK_COLUMNS} FROM chunk WHERE stream_id = ?1 AND run_id = ?2 AND seq > ?3 \
+                     ORDER BY seq LIMIT 1"
+                ),
+                params![stream_id, run_id as i64, seq as i64],
+                chunk_from_row,
+            )
+            .optional()
+            .map_err(sq("next in run"))
+    }
+
+    /// The chunk before `seq` in the same stream and run, if any.
+    pub fn prev_in_run(
+        &self,
+        stream_id: i64,
+        run_id: u64,
+        seq: u64,
+    ) -> Result<Option<ChunkRow>, Error> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT {CHUNK_COLUMNS} FROM chunk WHERE stream_id = ?1 AND run_id = ?2 AND seq < ?3 \
+                     ORDER BY seq DESC LIMIT 1"
+                ),
+                params![stream_id, run_id as i64, seq as i64],
+                chunk_from_row,
+            )
+            .optional()
+            .map_err(sq("prev in run"))
+    }
+
+    /// Contiguous recording sequences (REC-11) of a stream overlapping [from, to): one per run,
+    /// as (run_id, start_wall_us, end_wall_us, chunks).
+    pub fn runs_in_range(
+        &self,
+        stream_id: i64,
+        from_wall_us: i64,
+        to_wall_us: i64,
+    ) -> Result<Vec<(u64, i64, i64)>, Error> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT run_id, MIN(start_wall_us), MAX(end_wall_us) FROM chunk \
+                 WHERE stream_id = ?1 AND start_wall_us < ?3 AND end_wall_us > ?2 \
+                 GROUP BY run_id ORDER BY MIN(start_wall_us)",
+            )
+            .map_err(sq("runs"))?;
+        let rows = st
+            .query_map(params![stream_id, from_wall_us, to_wall_us], |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(sq("runs"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sq("runs"))?;
+        Ok(rows)
+    }
+}

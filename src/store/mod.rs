@@ -1,0 +1,690 @@
+//! The media store: per storage a ring of preallocated segment files holding checksummed chunks,
+//! plus a SQLite index. Invariants 1–9 are listed in ARCHITECTURE.md and cited in the code.
+//! Invariant: only `store/` reads or writes segment files and the index.
+
+pub mod chunk;
+pub mod export;
+pub mod index;
+pub mod segment;
+pub mod writer;
+
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use crate::config::StorageConfig;
+use crate::error::{Error, ErrorKind};
+use chunk::{ChunkHeader, DecodeError};
+use index::{ChunkRow, Index, Meta};
+use segment::{SegmentHeader, SEGMENT_HEADER_BYTES};
+
+pub use writer::{StorageHandle, StorageStats};
+
+/// Bytes of a storage's `size` kept for the index (WAL included). The index holds ~1 KB per camera
+/// per second of retained media, well under 1/64 of the media it describes at any useful bitrate.
+pub fn index_reserve_bytes(size_bytes: u64) -> u64 {
+    (size_bytes / 64).max(4 << 20)
+}
+
+/// How many segments fit in `size` after the index reserve (invariant 1: bytes on disk ≤ size).
+pub fn segment_count(cfg: &StorageConfig) -> u32 {
+    let usable = cfg
+        .size_bytes
+        .saturating_sub(index_reserve_bytes(cfg.size_bytes));
+    (usable / cfg.segment_bytes).min(u64::from(u32::MAX)) as u32
+}
+
+/// A random 128-bit identifier from the kernel's CSPRNG.
+pub fn random_uuid() -> Result<u128, Error> {
+    let mut b = [0u8; 16];
+    File::open("/dev/urandom")
+        .and_then(|f| f.read_exact_at(&mut b, 0))
+        .map_err(|e| Error::io("cannot read /dev/urandom", e))?;
+    Ok(u128::from_le_bytes(b))
+}
+
+/// Writes a small file atomically: temp file, fsync, rename, fsync directory.
+pub fn write_file_atomic(path: &Path, contents: &[u8]) -> Result<(), Error> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = path.with_extension("tmp");
+    let mut f =
+        File::create(&tmp).map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;
+    f.write_all(contents)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| Error::io(format!("cannot rename into {}", path.display()), e))?;
+    segment::fsync_dir(dir)
+}
+
+/// The recorder's identity (data_dir/recorder.id), created on first start. Storages remember the
+/// recorder that created them, so a disk swapped in from another box is refused (invariant 8).
+pub fn recorder_uuid(data_dir: &Path) -> Result<u128, Error> {
+    let path = data_dir.join("recorder.id");
+    match std::fs::read_to_string(&path) {
+        Ok(s) => u128::from_str_radix(s.trim(), 16)
+            .map_err(|_| crate::err!(DataLoss, "{} is not a recorder id", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data_dir).map_err(|e| {
+                Error::io(format!("cannot create data dir {}", data_dir.display()), e)
+            })?;
+            let id = random_uuid()?;
+            write_file_atomic(&path, format!("{id:032x}\n").as_bytes())?;
+            Ok(id)
+        }
+        Err(e) => Err(Error::io(format!("cannot read {}", path.display()), e)),
+    }
+}
+
+/// Where the writer continues after open or recovery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WritePosition {
+    /// The head segment (largest first_seq), or None when no segment was ever started.
+    pub head: Option<u32>,
+    /// Offset in the head segment where the next chunk goes.
+    pub offset: u64,
+    /// Seq the next chunk gets.
+    pub next_seq: u64,
+}
+
+/// Static facts of an open storage.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    pub id: String,
+    pub dir: PathBuf,
+    pub meta: Meta,
+}
+
+/// What `open_for_write` hands to the writer.
+pub struct Opened {
+    pub layout: Layout,
+    pub index: Index,
+    pub pos: WritePosition,
+    /// Exclusive lock on the storage directory, held as long as the writer runs (ST-13).
+    pub lock: nix::fcntl::Flock<File>,
+    /// Device and inode of the storage directory, to notice the disk being unmounted (FL-1).
+    pub dir_identity: (u64, u64),
+    /// What recovery did, for the log.
+    pub recovered_chunks: u64,
+}
+
+fn known_uuid_path(data_dir: &Path, id: &str) -> PathBuf {
+    data_dir.join(format!("storage-{id}.uuid"))
+}
+
+pub fn dir_identity(dir: &Path) -> std::io::Result<(u64, u64)> {
+    let m = std::fs::metadata(dir)?;
+    Ok((m.dev(), m.ino()))
+}
+
+fn lock_dir(dir: &Path) -> Result<nix::fcntl::Flock<File>, Error> {
+    let lock_path = dir.join("LOCK");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io(format!("cannot open {}", lock_path.display()), e))?;
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+        crate::err!(
+            FailedPrecondition,
+            "storage {} is in use by another process ({e}); stop the recorder first",
+            dir.display()
+        )
+    })
+}
+
+/// Opens a storage for writing: creates it on first use, rebuilds a missing index from the
+/// segments (ST-15), checks identity (invariant 8) and recovers the tail (invariant 6).
+pub fn open_for_write(
+    cfg: &StorageConfig,
+    data_dir: &Path,
+    recorder: u128,
+) -> Result<Opened, Error> {
+    let dir = &cfg.path;
+    let known = std::fs::read_to_string(known_uuid_path(data_dir, &cfg.id)).ok();
+    let has_index = dir.join(index::INDEX_FILE).exists();
+    let has_segments = segment::segment_path(dir, 0).exists();
+    if known.is_some() && !has_index && !has_segments {
+        return Err(crate::err!(
+            Unavailable,
+            "storage {:?} ({}) not found at {}: disk unplugged or not mounted? To start a new empty \
+             storage there, delete {}",
+            cfg.id,
+            known.as_deref().unwrap_or("").trim(),
+            dir.display(),
+            known_uuid_path(data_dir, &cfg.id).display()
+        ));
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("cannot create storage dir {}", dir.display()), e))?;
+    let lock = lock_dir(dir)?;
+    let dir_identity =
+        dir_identity(dir).map_err(|e| Error::io(format!("cannot stat {}", dir.display()), e))?;
+    let wanted_segments = segment_count(cfg);
+    let mut index = match Index::open(dir, true)? {
+        Some(idx) => idx,
+        None if has_segments => {
+            tracing::warn!(storage = %cfg.id, "index missing; rebuilding it from the segments (ST-15)");
+            rebuild(dir, recorder)?
+        }
+        None => create(cfg, data_dir, recorder, wanted_segments)?,
+    };
+    let meta = index.meta()?;
+    if meta.recorder_uuid != recorder {
+        return Err(crate::err!(
+            FailedPrecondition,
+            "storage {} belongs to recorder {:032x}, this is recorder {recorder:032x} (disk from another box?); refusing it",
+            dir.display(),
+            meta.recorder_uuid
+        ));
+    }
+    if meta.segment_bytes != cfg.segment_bytes || meta.segment_count != wanted_segments {
+        return Err(crate::err!(
+            FailedPrecondition,
+            "storage {} was created with {} segments of {} bytes; the config now asks for {} of {}; \
+             resizing a storage is not supported yet (ST-6)",
+            dir.display(),
+            meta.segment_count,
+            meta.segment_bytes,
+            wanted_segments,
+            cfg.segment_bytes
+        ));
+    }
+    if known.is_none() {
+        write_file_atomic(
+            &known_uuid_path(data_dir, &cfg.id),
+            format!("{:032x}\n", meta.storage_uuid).as_bytes(),
+        )?;
+    }
+    let layout = Layout {
+        id: cfg.id.clone(),
+        dir: dir.clone(),
+        meta,
+    };
+    check_segment_headers(&layout, &index)?;
+    let (pos, recovered_chunks) = recover_tail(&layout, &mut index)?;
+    Ok(Opened {
+        layout,
+        index,
+        pos,
+        lock,
+        dir_identity,
+        recovered_chunks,
+    })
+}
+
+/// Creates a new storage: all segments preallocated and fsynced, then the index (invariant 1).
+fn create(
+    cfg: &StorageConfig,
+    data_dir: &Path,
+    recorder: u128,
+    count: u32,
+) -> Result<Index, Error> {
+    let storage_uuid = random_uuid()?;
+    tracing::info!(storage = %cfg.id, path = %cfg.path.display(), segments = count, "creating storage");
+    for no in 0..count {
+        segment::create(
+            &cfg.path,
+            &SegmentHeader {
+                storage_uuid,
+                recorder_uuid: recorder,
+                segment_no: no,
+                segment_bytes: cfg.segment_bytes,
+                first_seq: 0,
+            },
+        )?;
+    }
+    segment::fsync_dir(&cfg.path)?;
+    let meta = Meta {
+        storage_uuid,
+        recorder_uuid: recorder,
+        segment_bytes: cfg.segment_bytes,
+        segment_count: count,
+    };
+    let idx = Index::create(&cfg.path, &meta, &vec![None; count as usize])?;
+    segment::fsync_dir(&cfg.path)?;
+    write_file_atomic(
+        &known_uuid_path(data_dir, &cfg.id),
+        format!("{storage_uuid:032x}\n").as_bytes(),
+    )?;
+    Ok(idx)
+}
+
+/// Invariant 8: every segment header names this storage and recorder; invariant 4: a header's
+/// first_seq never exceeds the index's (the index is never older than the media), except that the
+/// head's header may lag (its reclaim commit happened, its header write did not).
+fn check_segment_headers(layout: &Layout, index: &Index) -> Result<(), Error> {
+    let firsts = index.segment_first_seqs()?;
+    for (no, idx_first) in firsts.iter().enumerate() {
+        let f = segment::open(&layout.dir, no as u32, false)?;
+        let h = segment::read_header(&f, &layout.dir, no as u32)?;
+        if h.storage_uuid != layout.meta.storage_uuid
+            || h.recorder_uuid != layout.meta.recorder_uuid
+        {
+            return Err(crate::err!(
+                FailedPrecondition,
+                "segment {} belongs to storage {:032x} of recorder {:032x}, not to this index ({:032x}); refusing the storage",
+                segment::segment_path(&layout.dir, no as u32).display(),
+                h.storage_uuid,
+                h.recorder_uuid,
+                layout.meta.storage_uuid
+            ));
+        }
+        let idx_first = idx_first.unwrap_or(0);
+        if h.first_seq > idx_first {
+            return Err(crate::err!(
+                FailedPrecondition,
+                "index of {} is older than its media (segment {no} starts at seq {} but the index says {idx_first}; \
+                 restored backup?); run `edgerec check --rebuild`",
+                layout.dir.display(),
+                h.first_seq
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Reads the chunk at `offset` of an open segment file. `Ok(None)` means no valid chunk is there.
+pub fn read_chunk_at(
+    f: &File,
+    layout: &Layout,
+    offset: u64,
+    buf: &mut Vec<u8>,
+) -> Result<Result<ChunkHeader, DecodeError>, Error> {
+    let seg_bytes = layout.meta.segment_bytes;
+    if offset + chunk::FIXED_HEADER_BYTES as u64 > seg_bytes {
+        return Ok(Err(DecodeError::NotAChunk));
+    }
+    buf.resize(chunk::FIXED_HEADER_BYTES, 0);
+    f.read_exact_at(buf, offset)
+        .map_err(|e| Error::io(format!("read chunk header at {offset}"), e))?;
+    let total = match chunk::peek_total_len(buf) {
+        Ok(t) => t,
+        Err(e) => return Ok(Err(e)),
+    };
+    if offset + total > seg_bytes {
+        return Ok(Err(DecodeError::Truncated { needed: total }));
+    }
+    buf.resize(total as usize, 0);
+    f.read_exact_at(
+        &mut buf[chunk::FIXED_HEADER_BYTES..],
+        offset + chunk::FIXED_HEADER_BYTES as u64,
+    )
+    .map_err(|e| Error::io(format!("read chunk at {offset}"), e))?;
+    Ok(chunk::decode(buf, layout.meta.storage_uuid))
+}
+
+/// Builds the index row for a decoded chunk.
+pub fn row_for(
+    index: &Index,
+    segment_no: u32,
+    offset: u64,
+    h: &ChunkHeader,
+) -> Result<ChunkRow, Error> {
+    let stream_id = index.stream_id(&h.camera_id, h.kind)?;
+    let sample_entry_id = index.sample_entry_id(&h.sample_entry)?;
+    let end_media = chunk::estimated_end_offset(&h.frame_table);
+    Ok(ChunkRow {
+        seq: h.seq,
+        stream_id,
+        run_id: h.run_id,
+        segment_no,
+        offset_bytes: offset,
+        len_bytes: h.total_len(),
+        header_bytes: u64::from(h.header_len),
+        start_wall_us: h.start_wall_us,
+        end_wall_us: h.start_wall_us + media_to_us(end_media, h.sample_entry.timescale_hz()),
+        start_media: h.start_media,
+        frames: h.frame_count() as u32,
+        sample_entry_id,
+        frame_index: h.frame_table.clone(),
+    })
+}
+
+pub fn media_to_us(media: i64, timescale_hz: u32) -> i64 {
+    (i128::from(media) * 1_000_000 / i128::from(timescale_hz.max(1))) as i64
+}
+
+/// Scans a segment from `offset` for chunks with consecutive seqs starting at `expect_seq`
+/// (invariant 3: within a segment, chunks are contiguous with seq +1 each; stale chunks of an
+/// earlier lap have smaller seqs and end the scan). Calls `f` for each; returns the end offset.
+fn scan_segment(
+    layout: &Layout,
+    segment_no: u32,
+    mut offset: u64,
+    mut expect_seq: Option<u64>,
+    mut f: impl FnMut(u64, &ChunkHeader) -> Result<(), Error>,
+) -> Result<u64, Error> {
+    let file = segment::open(&layout.dir, segment_no, false)?;
+    let mut buf = Vec::new();
+    loop {
+        let h = match read_chunk_at(&file, layout, offset, &mut buf)? {
+            Ok(h) => h,
+            Err(DecodeError::NotAChunk) => break,
+            Err(e) => {
+                tracing::debug!(storage = %layout.id, segment_no, offset, "scan stops: {e:?}");
+                break;
+            }
+        };
+        if expect_seq.is_some_and(|s| s != h.seq) {
+            break;
+        }
+        f(offset, &h)?;
+        offset += h.total_len();
+        expect_seq = Some(h.seq + 1);
+    }
+    Ok(offset)
+}
+
+/// Recovery (invariant 6): index every valid chunk past the last indexed one in the head segment,
+/// in one transaction, and return where writing continues.
+fn recover_tail(layout: &Layout, index: &mut Index) -> Result<(WritePosition, u64), Error> {
+    let firsts = index.segment_first_seqs()?;
+    let head = firsts
+        .iter()
+        .enumerate()
+        .filter_map(|(no, f)| f.map(|f| (f, no as u32)))
+        .max()
+        .map(|(_, no)| no);
+    let Some(head) = head else {
+        return Ok((
+            WritePosition {
+                head: None,
+                offset: SEGMENT_HEADER_BYTES,
+                next_seq: 1,
+            },
+            0,
+        ));
+    };
+    let head_first = firsts[head as usize].expect("head has a first_seq");
+    let (start_offset, expect) = match index.last_chunk_in_segment(head)? {
+        Some(last) => (last.offset_bytes + last.len_bytes, last.seq + 1),
+        None => (SEGMENT_HEADER_BYTES, head_first),
+    };
+    let mut found = Vec::new();
+    let end = scan_segment(layout, head, start_offset, Some(expect), |off, h| {
+        found.push((off, h.clone()));
+        Ok(())
+    })?;
+    let recovered = found.len() as u64;
+    if !found.is_empty() {
+        let rows = found
+            .iter()
+            .map(|(off, h)| row_for(index, head, *off, h))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tx = index.transaction()?;
+        for r in &rows {
+            Index::insert_chunk(&tx, r)?;
+        }
+        tx.commit()
+            .map_err(|e| Error::sqlite("index: commit recovery", e))?;
+    }
+    let last_seq = index.last_chunk()?.map(|c| c.seq).unwrap_or(0);
+    let next_seq = (last_seq + 1)
+        .max(head_first)
+        .max(found.last().map(|(_, h)| h.seq + 1).unwrap_or(0));
+    Ok((
+        WritePosition {
+            head: Some(head),
+            offset: end,
+            next_seq,
+        },
+        recovered,
+    ))
+}
+
+/// Rebuilds the index from the segments alone (`edgerec check --rebuild`, and automatically when
+/// the index file is missing). The old index, if any, is moved aside, never deleted.
+pub fn rebuild(dir: &Path, recorder: u128) -> Result<Index, Error> {
+    let idx_path = dir.join(index::INDEX_FILE);
+    if idx_path.exists() {
+        let aside = dir.join(format!(
+            "{}.replaced-{}",
+            index::INDEX_FILE,
+            std::process::id()
+        ));
+        std::fs::rename(&idx_path, &aside)
+            .map_err(|e| Error::io(format!("cannot move {} aside", idx_path.display()), e))?;
+        for ext in ["-wal", "-shm"] {
+            let p = dir.join(format!("{}{ext}", index::INDEX_FILE));
+            if p.exists() {
+                let _ = std::fs::rename(
+                    &p,
+                    dir.join(format!(
+                        "{}.replaced-{}{ext}",
+                        index::INDEX_FILE,
+                        std::process::id()
+                    )),
+                );
+            }
+        }
+    }
+    let mut headers = Vec::new();
+    for no in 0.. {
+        if !segment::segment_path(dir, no).exists() {
+            break;
+        }
+        let f = segment::open(dir, no, false)?;
+        headers.push(segment::read_header(&f, dir, no)?);
+    }
+    let first = headers
+        .first()
+        .ok_or_else(|| crate::err!(NotFound, "no segments in {}", dir.display()))?;
+    for h in &headers {
+        if h.storage_uuid != first.storage_uuid || h.recorder_uuid != first.recorder_uuid {
+            return Err(crate::err!(
+                FailedPrecondition,
+                "segment {} belongs to another storage; refusing to mix storages",
+                h.segment_no
+            ));
+        }
+    }
+    if first.recorder_uuid != recorder {
+        return Err(crate::err!(
+            FailedPrecondition,
+            "segments in {} belong to recorder {:032x}, this is {recorder:032x}; refusing them",
+            dir.display(),
+            first.recorder_uuid
+        ));
+    }
+    let meta = Meta {
+        storage_uuid: first.storage_uuid,
+        recorder_uuid: first.recorder_uuid,
+        segment_bytes: first.segment_bytes,
+        segment_count: headers.len() as u32,
+    };
+    let layout = Layout {
+        id: String::new(),
+        dir: dir.to_owned(),
+        meta,
+    };
+    // A segment whose header first_seq is 0 was never started; one whose chunks start at a seq
+    // different from its header was started (reclaim committed) after the header was last written.
+    let mut firsts: Vec<Option<u64>> = Vec::with_capacity(headers.len());
+    let mut found: Vec<(u32, u64, ChunkHeader)> = Vec::new();
+    for h in &headers {
+        let mut seg_first = None;
+        scan_segment(
+            &layout,
+            h.segment_no,
+            SEGMENT_HEADER_BYTES,
+            None,
+            |off, c| {
+                if seg_first.is_none() {
+                    if c.seq < h.first_seq {
+                        return Err(crate::err!(Internal, "stale"));
+                    }
+                    seg_first = Some(c.seq);
+                }
+                found.push((h.segment_no, off, c.clone()));
+                Ok(())
+            },
+        )
+        .or_else(|e| if e.msg() == "stale" { Ok(0) } else { Err(e) })?;
+        firsts.push(seg_first.or((h.first_seq > 0).then_some(h.first_seq)));
+    }
+    let mut idx = Index::create(dir, &meta, &firsts)?;
+    let rows = found
+        .iter()
+        .map(|(no, off, h)| row_for(&idx, *no, *off, h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let tx = idx.transaction()?;
+    for r in &rows {
+        Index::insert_chunk(&tx, r)?;
+    }
+    tx.commit()
+        .map_err(|e| Error::sqlite("index: commit rebuild", e))?;
+    idx.checkpoint_full()?;
+    Ok(idx)
+}
+
+/// Result of `check`: what was verified and what is damaged.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    pub chunks_ok: u64,
+    pub bytes_ok: u64,
+    pub damaged: Vec<String>,
+    /// Valid chunks past the index's end (normal after a crash; indexed at the next start).
+    pub unindexed_tail_chunks: u64,
+}
+
+/// Verifies index against media (`edgerec check`): every indexed chunk decodes, has the indexed
+/// seq, length and frame table; segments have this storage's headers; chunks do not overlap.
+pub fn check(cfg: &StorageConfig, recorder: u128) -> Result<CheckReport, Error> {
+    let dir = &cfg.path;
+    let _lock = lock_dir(dir)?;
+    let index = Index::open(dir, true)?
+        .ok_or_else(|| crate::err!(NotFound, "no index in {}", dir.display()))?;
+    let meta = index.meta()?;
+    let layout = Layout {
+        id: cfg.id.clone(),
+        dir: dir.clone(),
+        meta,
+    };
+    let mut report = CheckReport::default();
+    if meta.recorder_uuid != recorder {
+        report.damaged.push(format!(
+            "storage belongs to recorder {:032x}",
+            meta.recorder_uuid
+        ));
+        return Ok(report);
+    }
+    if let Err(e) = check_segment_headers(&layout, &index) {
+        report.damaged.push(e.to_string());
+        return Ok(report);
+    }
+    let mut files: Vec<Option<File>> = (0..meta.segment_count).map(|_| None).collect();
+    let mut buf = Vec::new();
+    let mut prev: Option<ChunkRow> = None;
+    index.for_each_chunk(|row| {
+        let Some(slot) = files.get_mut(row.segment_no as usize) else {
+            report.damaged.push(format!(
+                "chunk {} names segment {} beyond the ring",
+                row.seq, row.segment_no
+            ));
+            return Ok(());
+        };
+        if slot.is_none() {
+            *slot = Some(segment::open(dir, row.segment_no, false)?);
+        }
+        let f = slot.as_ref().expect("just opened");
+        if let Some(p) = &prev {
+            if p.segment_no == row.segment_no && p.offset_bytes + p.len_bytes > row.offset_bytes {
+                report
+                    .damaged
+                    .push(format!("chunk {} overlaps chunk {}", row.seq, p.seq));
+            }
+        }
+        match read_chunk_at(f, &layout, row.offset_bytes, &mut buf)? {
+            Ok(h)
+                if h.seq == row.seq
+                    && h.total_len() == row.len_bytes
+                    && h.frame_table == row.frame_index =>
+            {
+                report.chunks_ok += 1;
+                report.bytes_ok += row.len_bytes;
+            }
+            Ok(h) => report.damaged.push(format!(
+                "chunk {} at segment {} offset {}: media holds chunk {} of {} bytes instead",
+                row.seq,
+                row.segment_no,
+                row.offset_bytes,
+                h.seq,
+                h.total_len()
+            )),
+            Err(e) => report.damaged.push(format!(
+                "chunk {} at segment {} offset {}: {e:?}",
+                row.seq, row.segment_no, row.offset_bytes
+            )),
+        }
+        prev = Some(row);
+        Ok(())
+    })?;
+    // Count (without indexing) valid chunks past the end, to report what recovery will add.
+    let firsts = index.segment_first_seqs()?;
+    if let Some((head_first, head)) = firsts
+        .iter()
+        .enumerate()
+        .filter_map(|(no, f)| f.map(|f| (f, no as u32)))
+        .max()
+    {
+        let (start, expect) = match index.last_chunk_in_segment(head)? {
+            Some(l) => (l.offset_bytes + l.len_bytes, l.seq + 1),
+            None => (SEGMENT_HEADER_BYTES, head_first),
+        };
+        scan_segment(&layout, head, start, Some(expect), |_, _| {
+            report.unindexed_tail_chunks += 1;
+            Ok(())
+        })?;
+    }
+    Ok(report)
+}
+
+/// Classifies an open error for status: unavailable storages are retried (FL-1), others are not.
+pub fn is_retryable(e: &Error) -> bool {
+    matches!(e.kind(), ErrorKind::Unavailable)
+}
+
+/// A contiguous recording sequence (REC-11).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recording {
+    pub run_id: u64,
+    pub start_wall_us: i64,
+    pub end_wall_us: i64,
+}
+
+/// Recording sequences of a camera's video overlapping [from, to), oldest first, clipped to the
+/// chunks that overlap the range. Read-only; safe while the writer runs.
+pub fn recordings(
+    dir: &Path,
+    camera: &str,
+    from_us: i64,
+    to_us: i64,
+) -> Result<Vec<Recording>, Error> {
+    if to_us <= from_us {
+        return Err(crate::err!(InvalidArgument, "`to` must be after `from`"));
+    }
+    let Some(index) = Index::open(dir, false)? else {
+        return Ok(Vec::new());
+    };
+    let Some(stream) = index.find_stream(camera, crate::media::StreamKind::Video)? else {
+        return Ok(Vec::new());
+    };
+    Ok(index
+        .runs_in_range(stream, from_us, to_us)?
+        .into_iter()
+        .map(|(run_id, start_wall_us, end_wall_us)| Recording {
+            run_id,
+            start_wall_us,
+            end_wall_us,
+        })
+        .collect())
+}
+
+/// `rebuild` under the storage lock, for the CLI (the recorder must not be running).
+pub fn rebuild_locked(dir: &Path, recorder: u128) -> Result<(), Error> {
+    let _lock = lock_dir(dir)?;
+    rebuild(dir, recorder).map(|_| ())
+}

@@ -1,0 +1,720 @@
+//! The storage writer: one thread per storage owning the head segment file and the index writer.
+//! Invariant: ingest never waits on it: `StorageHandle::try_send` drops and counts when full.
+//!
+//! Contract: frames of a (camera, kind) stream arrive in order. Each sync tick the writer closes
+//! every stream's pending chunk, appends the chunks to the head segment, fdatasyncs, and only then
+//! indexes them (invariant 2). When the head segment is full it reclaims the next one (invariant 5).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::chunk::{self, ChunkFields, FrameEntry};
+use super::index::{ChunkRow, Index};
+use super::segment::{self, SegmentHeader, SEGMENT_HEADER_BYTES};
+use super::{Layout, Opened, WritePosition};
+use crate::clocks::Clocks;
+use crate::config::StorageConfig;
+use crate::error::Error;
+use crate::media::{Frame, SampleEntry, StreamKind};
+
+/// Messages in flight from ingest to one storage writer are capped at this many bytes of frame data;
+/// at 32 cameras × 4 Mbit/s that is 4 s of slack for a slow fdatasync.
+pub const MAX_QUEUED_BYTES: u64 = 64 << 20;
+const MAX_QUEUED_MSGS: usize = 16_384;
+/// How often time retention runs (ST-4).
+const EXPIRE_INTERVAL: Duration = Duration::from_secs(10);
+/// How often an unavailable storage is retried (FL-1).
+const RETRY_INTERVAL: Duration = Duration::from_secs(2);
+/// A media-time jump larger than this within a run starts a new run (the source reset its clock).
+const MAX_MEDIA_JUMP_US: i64 = 10_000_000;
+
+/// A frame on its way to the store.
+pub struct IngestFrame {
+    pub camera: Arc<str>,
+    /// Changes whenever ingest starts a new run (reconnect, wall-clock step, parameter change).
+    pub ingest_run: u64,
+    pub sample_entry: Arc<SampleEntry>,
+    /// Wall time of arrival (µs since the epoch, UTC; anchored per run, DEV-23).
+    pub wall_us: i64,
+    pub frame: Frame,
+}
+
+enum Msg {
+    Frame(IngestFrame),
+    /// Test hook (and, later, the watchdog's stall injection): block the writer for a while.
+    #[allow(dead_code)]
+    Stall(Duration),
+    /// Flush pending chunks now and acknowledge (shutdown, tests).
+    Flush(SyncSender<()>),
+}
+
+/// Counters and state a storage exposes to status and metrics.
+#[derive(Default)]
+pub struct StorageStats {
+    pub available: AtomicBool,
+    pub last_error: Mutex<Option<String>>,
+    pub bytes_written: AtomicU64,
+    pub chunks_written: AtomicU64,
+    pub fsyncs: AtomicU64,
+    pub last_sync_latency_us: AtomicU64,
+    pub max_sync_latency_us: AtomicU64,
+    /// Bytes of indexed (readable) chunks.
+    pub used_bytes: AtomicU64,
+    pub capacity_bytes: AtomicU64,
+    pub oldest_wall_us: AtomicI64,
+    pub newest_wall_us: AtomicI64,
+    /// Frames dropped because the queue to this writer was full (REC-13 feed overflow).
+    pub frames_dropped_overflow: AtomicU64,
+    /// Frames dropped because the storage was unavailable (FL-1).
+    pub frames_dropped_unavailable: AtomicU64,
+    /// Write rate over the last ticks, bytes per second (exponentially weighted).
+    pub write_rate_bps: AtomicU64,
+    /// Bumped every loop iteration: lets a watchdog see the writer make progress.
+    pub heartbeat: AtomicU64,
+    pub segments_reclaimed: AtomicU64,
+}
+
+/// The sending side, cloned into every camera of the storage.
+#[derive(Clone)]
+pub struct StorageHandle {
+    pub id: Arc<str>,
+    tx: SyncSender<Msg>,
+    queued_bytes: Arc<AtomicU64>,
+    pub stats: Arc<StorageStats>,
+    pub path: PathBuf,
+    pub meta: Arc<Mutex<Option<super::index::Meta>>>,
+}
+
+/// Why a frame was not queued.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// The queue is full (REC-13): the frame was dropped and counted.
+    Overflow,
+    /// The writer is gone (shutdown).
+    Closed,
+}
+
+impl StorageHandle {
+    /// Queues a frame without ever blocking (STYLE rule 12).
+    pub fn try_send(&self, f: IngestFrame) -> Result<(), SendError> {
+        let len = f.frame.data.len() as u64;
+        if self.queued_bytes.fetch_add(len, Ordering::AcqRel) + len > MAX_QUEUED_BYTES {
+            self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            self.stats
+                .frames_dropped_overflow
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(SendError::Overflow);
+        }
+        match self.tx.try_send(Msg::Frame(f)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+                self.stats
+                    .frames_dropped_overflow
+                    .fetch_add(1, Ordering::Relaxed);
+                Err(SendError::Overflow)
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+                Err(SendError::Closed)
+            }
+        }
+    }
+
+    /// Asks the writer to write and fdatasync everything it holds; waits up to `timeout`.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let (tx, rx) = mpsc::sync_channel(1);
+        if self.tx.send(Msg::Flush(tx)).is_err() {
+            return false;
+        }
+        rx.recv_timeout(timeout).is_ok()
+    }
+
+    /// Blocks the writer thread for `d` (tests of overflow and watchdog behaviour).
+    pub fn stall_for_test(&self, d: Duration) {
+        let _ = self.tx.send(Msg::Stall(d));
+    }
+}
+
+/// Per-stream state of the writer.
+struct StreamState {
+    stream_id: i64,
+    kind: StreamKind,
+    camera: Arc<str>,
+    ingest_run: u64,
+    /// Seq of the current run's first chunk; None until the run's first chunk is placed.
+    run_id: Option<u64>,
+    /// Media time of the last accepted frame.
+    last_media: Option<i64>,
+    sample_entry: Arc<SampleEntry>,
+    sample_entry_id: i64,
+    /// A video run must start with a key frame; frames before it are undecodable and skipped.
+    awaiting_key: bool,
+    pending: Pending,
+}
+
+#[derive(Default)]
+struct Pending {
+    frames: Vec<FrameEntry>,
+    payload: Vec<u8>,
+    start_wall_us: i64,
+    start_media: i64,
+}
+
+/// A chunk encoded into the write buffer, waiting for fdatasync before it is indexed.
+struct Placed {
+    row: ChunkRow,
+}
+
+struct Writer {
+    cfg: StorageConfig,
+    data_dir: PathBuf,
+    recorder: u128,
+    clocks: Arc<dyn Clocks>,
+    stats: Arc<StorageStats>,
+    meta_out: Arc<Mutex<Option<super::index::Meta>>>,
+    queued_bytes: Arc<AtomicU64>,
+    state: Option<Live>,
+    streams: HashMap<(Arc<str>, StreamKind), StreamState>,
+    /// Largest payload of one chunk: a quarter segment, so a chunk always fits in a fresh segment.
+    max_chunk_payload: usize,
+}
+
+/// The writer's state while the storage is available.
+struct Live {
+    layout: Layout,
+    index: Index,
+    _lock: nix::fcntl::Flock<File>,
+    dir_identity: (u64, u64),
+    head_file: Option<File>,
+    pos: WritePosition,
+    /// Encoded chunks for the head segment, written at `buf_offset` at the next flush.
+    buf: Vec<u8>,
+    buf_offset: u64,
+    placed: Vec<Placed>,
+    last_expire: Instant,
+}
+
+/// Starts the writer thread of a storage. Opening (and recovery) happens on the thread before it
+/// accepts frames; `ready` reports the open result so start-up can log it and READY can wait.
+pub fn spawn(
+    cfg: StorageConfig,
+    data_dir: PathBuf,
+    recorder: u128,
+    clocks: Arc<dyn Clocks>,
+) -> (
+    StorageHandle,
+    std::thread::JoinHandle<()>,
+    Receiver<Result<(), Error>>,
+) {
+    let (tx, rx) = mpsc::sync_channel(MAX_QUEUED_MSGS);
+    let stats = Arc::new(StorageStats::default());
+    let queued_bytes = Arc::new(AtomicU64::new(0));
+    let meta = Arc::new(Mutex::new(None));
+    let handle = StorageHandle {
+        id: cfg.id.as_str().into(),
+        tx,
+        queued_bytes: queued_bytes.clone(),
+        stats: stats.clone(),
+        path: cfg.path.clone(),
+        meta: meta.clone(),
+    };
+    let (ready_tx, ready_rx) = mpsc::sync_channel(1);
+    let max_chunk_payload = ((cfg.segment_bytes - SEGMENT_HEADER_BYTES) / 4).min(16 << 20) as usize;
+    let mut w = Writer {
+        cfg,
+        data_dir,
+        recorder,
+        clocks,
+        stats,
+        meta_out: meta,
+        queued_bytes,
+        state: None,
+        streams: HashMap::new(),
+        max_chunk_payload,
+    };
+    let join = std::thread::Builder::new()
+        .name(format!("writer-{}", w.cfg.id))
+        .spawn(move || {
+            let r = w.try_open();
+            let _ = ready_tx.send(r);
+            w.run(rx);
+        })
+        .expect("spawning a thread only fails when the system is out of resources");
+    (handle, join, ready_rx)
+}
+
+impl Writer {
+    fn try_open(&mut self) -> Result<(), Error> {
+        match super::open_for_write(&self.cfg, &self.data_dir, self.recorder) {
+            Ok(o) => {
+                self.adopt(o)?;
+                Ok(())
+            }
+            Err(e) => {
+                self.set_unavailable(&e);
+                Err(e)
+            }
+        }
+    }
+
+    fn adopt(&mut self, o: Opened) -> Result<(), Error> {
+        let Opened {
+            layout,
+            index,
+            pos,
+            lock,
+            dir_identity,
+            recovered_chunks,
+        } = o;
+        tracing::info!(
+            storage = %layout.id,
+            head = ?pos.head,
+            offset = pos.offset,
+            next_seq = pos.next_seq,
+            recovered_chunks,
+            "storage open"
+        );
+        let used = index.used_bytes()?;
+        let oldest = index.first_chunk()?.map(|c| c.start_wall_us).unwrap_or(0);
+        let newest = index.last_chunk()?.map(|c| c.end_wall_us).unwrap_or(0);
+        self.stats.used_bytes.store(used, Ordering::Relaxed);
+        self.stats.oldest_wall_us.store(oldest, Ordering::Relaxed);
+        self.stats.newest_wall_us.store(newest, Ordering::Relaxed);
+        self.stats.capacity_bytes.store(
+            u64::from(layout.meta.segment_count)
+                * (layout.meta.segment_bytes - SEGMENT_HEADER_BYTES),
+            Ordering::Relaxed,
+        );
+        *self.meta_out.lock().expect("meta lock") = Some(layout.meta);
+        let head_file = match pos.head {
+            Some(h) => Some(segment::open(&layout.dir, h, true)?),
+            None => None,
+        };
+        // Every stream restarts its run after an open: ids may differ in a rebuilt index, and
+        // whatever was in flight before is gone.
+        self.streams.clear();
+        self.state = Some(Live {
+            layout,
+            index,
+            _lock: lock,
+            dir_identity,
+            head_file,
+            buf_offset: pos.offset,
+            pos,
+            buf: Vec::new(),
+            placed: Vec::new(),
+            last_expire: Instant::now() - EXPIRE_INTERVAL,
+        });
+        self.stats.available.store(true, Ordering::Release);
+        *self.stats.last_error.lock().expect("stats lock") = None;
+        Ok(())
+    }
+
+    fn set_unavailable(&mut self, e: &Error) {
+        tracing::error!(storage = %self.cfg.id, "storage unavailable: {e}");
+        self.stats.available.store(false, Ordering::Release);
+        *self.stats.last_error.lock().expect("stats lock") = Some(e.to_string());
+        self.state = None;
+        self.streams.clear();
+    }
+
+    fn run(&mut self, rx: Receiver<Msg>) {
+        let interval = self.cfg.sync_interval;
+        let mut next_tick = Instant::now() + interval;
+        let mut next_retry = Instant::now() + RETRY_INTERVAL;
+        loop {
+            self.stats.heartbeat.fetch_add(1, Ordering::Relaxed);
+            let now = Instant::now();
+            let wait = next_tick.saturating_duration_since(now);
+            match rx.recv_timeout(wait) {
+                Ok(Msg::Frame(f)) => {
+                    self.queued_bytes
+                        .fetch_sub(f.frame.data.len() as u64, Ordering::AcqRel);
+                    if self.state.is_some() {
+                        if let Err(e) = self.append(f) {
+                            self.fail(e);
+                        }
+                    } else {
+                        self.stats
+                            .frames_dropped_unavailable
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Ok(Msg::Stall(d)) => std::thread::sleep(d),
+                Ok(Msg::Flush(ack)) => {
+                    if self.state.is_some() {
+                        if let Err(e) = self.tick() {
+                            self.fail(e);
+                        }
+                    }
+                    let _ = ack.send(());
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    if self.state.is_some() {
+                        if let Err(e) = self.tick() {
+                            self.fail(e);
+                        }
+                    }
+                    tracing::info!(storage = %self.cfg.id, "writer stopped");
+                    return;
+                }
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                next_tick = (next_tick + interval).max(now);
+                if self.state.is_some() {
+                    if let Err(e) = self.tick() {
+                        self.fail(e);
+                    }
+                } else if now >= next_retry {
+                    next_retry = now + RETRY_INTERVAL;
+                    if self.try_open().is_ok() {
+                        tracing::info!(storage = %self.cfg.id, "storage available again; recording resumes");
+                    }
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, e: Error) {
+        self.set_unavailable(&e);
+    }
+
+    fn append(&mut self, f: IngestFrame) -> Result<(), Error> {
+        let key = (f.camera.clone(), f.frame.kind);
+        let live = self.state.as_mut().expect("append only while available");
+        if !self.streams.contains_key(&key) {
+            let stream_id = live.index.stream_id(&f.camera, f.frame.kind)?;
+            let sample_entry_id = live.index.sample_entry_id(&f.sample_entry)?;
+            self.streams.insert(
+                key.clone(),
+                StreamState {
+                    stream_id,
+                    kind: f.frame.kind,
+                    camera: f.camera.clone(),
+                    ingest_run: f.ingest_run,
+                    run_id: None,
+                    last_media: None,
+                    sample_entry: f.sample_entry.clone(),
+                    sample_entry_id,
+                    awaiting_key: f.frame.kind == StreamKind::Video,
+                    pending: Pending::default(),
+                },
+            );
+        }
+        let mut new_run = false;
+        let mut new_entry = false;
+        {
+            let st = self.streams.get(&key).expect("inserted above");
+            if st.ingest_run != f.ingest_run {
+                new_run = true;
+            }
+            if st.sample_entry != f.sample_entry {
+                new_entry = true;
+                new_run = true;
+            }
+            if let Some(last) = st.last_media {
+                let delta = f.frame.media_time - last;
+                let jump_limit =
+                    MAX_MEDIA_JUMP_US * i64::from(st.sample_entry.timescale_hz()) / 1_000_000;
+                if delta < 0 || delta > jump_limit {
+                    tracing::warn!(camera = %f.camera, kind = f.frame.kind.as_str(), delta, "media time discontinuity; starting a new run");
+                    new_run = true;
+                }
+            }
+        }
+        if new_run {
+            self.close_chunk(&key)?;
+            let live = self.state.as_mut().expect("available");
+            let st = self.streams.get_mut(&key).expect("exists");
+            st.ingest_run = f.ingest_run;
+            st.run_id = None;
+            st.last_media = None;
+            st.awaiting_key = st.kind == StreamKind::Video;
+            if new_entry {
+                st.sample_entry_id = live.index.sample_entry_id(&f.sample_entry)?;
+                st.sample_entry = f.sample_entry.clone();
+            }
+        }
+        let max_payload = self.max_chunk_payload;
+        let needs_close = {
+            let st = self.streams.get_mut(&key).expect("exists");
+            if st.awaiting_key {
+                if !f.frame.key {
+                    return Ok(());
+                }
+                st.awaiting_key = false;
+            }
+            if f.frame.data.len() > max_payload {
+                tracing::warn!(camera = %f.camera, bytes = f.frame.data.len(), "frame larger than a chunk may be; dropped");
+                return Ok(());
+            }
+            !st.pending.frames.is_empty()
+                && (st.pending.payload.len() + f.frame.data.len() > max_payload
+                    || f.frame.media_time - st.pending.start_media > i64::from(u32::MAX / 2))
+        };
+        if needs_close {
+            self.close_chunk(&key)?;
+        }
+        let st = self.streams.get_mut(&key).expect("exists");
+        if st.pending.frames.is_empty() {
+            st.pending.start_wall_us = f.wall_us;
+            st.pending.start_media = f.frame.media_time;
+        }
+        st.pending.frames.push(FrameEntry {
+            ts_offset: (f.frame.media_time - st.pending.start_media) as u32,
+            size_bytes: f.frame.data.len() as u32,
+            key: f.frame.key,
+        });
+        st.pending.payload.extend_from_slice(&f.frame.data);
+        st.last_media = Some(f.frame.media_time);
+        Ok(())
+    }
+
+    /// Encodes a stream's pending frames as a chunk into the write buffer (invariant 3).
+    fn close_chunk(&mut self, key: &(Arc<str>, StreamKind)) -> Result<(), Error> {
+        let Some(st) = self.streams.get_mut(key) else {
+            return Ok(());
+        };
+        if st.pending.frames.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut st.pending);
+        let live = self.state.as_mut().expect("available");
+        let seq = live.pos.next_seq;
+        let run_start = st.run_id.is_none();
+        let run_id = *st.run_id.get_or_insert(seq);
+        let fields = ChunkFields {
+            kind: st.kind,
+            run_start,
+            storage_uuid: live.layout.meta.storage_uuid,
+            seq,
+            run_id,
+            start_wall_us: pending.start_wall_us,
+            start_media: pending.start_media,
+            camera_id: &st.camera,
+            sample_entry: &st.sample_entry,
+            frames: &pending.frames,
+        };
+        let mut encoded = Vec::new();
+        let (header_len, total) = chunk::encode(&fields, &pending.payload, &mut encoded);
+        let end_off = chunk::estimated_end_offset(
+            &encoded[header_len as usize - pending.frames.len() * chunk::FRAME_ENTRY_BYTES
+                ..header_len as usize],
+        );
+        let frame_index = encoded[header_len as usize
+            - pending.frames.len() * chunk::FRAME_ENTRY_BYTES
+            ..header_len as usize]
+            .to_vec();
+        let stream_id = st.stream_id;
+        let sample_entry_id = st.sample_entry_id;
+        let timescale = st.sample_entry.timescale_hz();
+        let seg_bytes = live.layout.meta.segment_bytes;
+        let need_new_segment =
+            live.pos.head.is_none() || live.buf_offset + live.buf.len() as u64 + total > seg_bytes;
+        if need_new_segment {
+            Self::flush_buf(live, &self.stats)?;
+            Self::start_next_segment(live, seq, &self.stats)?;
+        }
+        let offset = live.buf_offset + live.buf.len() as u64;
+        live.buf.extend_from_slice(&encoded);
+        live.pos.next_seq = seq + 1;
+        live.placed.push(Placed {
+            row: ChunkRow {
+                seq,
+                stream_id,
+                run_id,
+                segment_no: live.pos.head.expect("head set by start_next_segment"),
+                offset_bytes: offset,
+                len_bytes: total,
+                header_bytes: u64::from(header_len),
+                start_wall_us: pending.start_wall_us,
+                end_wall_us: pending.start_wall_us + super::media_to_us(end_off, timescale),
+                start_media: pending.start_media,
+                frames: pending.frames.len() as u32,
+                sample_entry_id,
+                frame_index,
+            },
+        });
+        Ok(())
+    }
+
+    /// Writes the buffer to the head segment, fdatasyncs, then indexes its chunks (invariant 2).
+    fn flush_buf(live: &mut Live, stats: &StorageStats) -> Result<(), Error> {
+        if live.buf.is_empty() {
+            return Ok(());
+        }
+        let head = live
+            .pos
+            .head
+            .expect("buffer only fills with a head segment");
+        let file = live.head_file.as_ref().expect("head file open");
+        let started = Instant::now();
+        file.write_all_at(&live.buf, live.buf_offset).map_err(|e| {
+            Error::io(
+                format!(
+                    "storage {}: write {} bytes to segment {head} at {}",
+                    live.layout.id,
+                    live.buf.len(),
+                    live.buf_offset
+                ),
+                e,
+            )
+        })?;
+        segment::datasync(file).map_err(|e| {
+            Error::io(
+                format!("storage {}: fdatasync segment {head}", live.layout.id),
+                e,
+            )
+        })?;
+        let latency = started.elapsed().as_micros() as u64;
+        stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+        stats.last_sync_latency_us.store(latency, Ordering::Relaxed);
+        stats
+            .max_sync_latency_us
+            .fetch_max(latency, Ordering::Relaxed);
+        stats
+            .bytes_written
+            .fetch_add(live.buf.len() as u64, Ordering::Relaxed);
+        let tx = live.index.transaction()?;
+        let mut used = 0;
+        let mut newest = 0;
+        for p in &live.placed {
+            Index::insert_chunk(&tx, &p.row)?;
+            used += p.row.len_bytes;
+            newest = newest.max(p.row.end_wall_us);
+        }
+        tx.commit()
+            .map_err(|e| Error::sqlite(format!("storage {}: commit index", live.layout.id), e))?;
+        stats
+            .chunks_written
+            .fetch_add(live.placed.len() as u64, Ordering::Relaxed);
+        stats.used_bytes.fetch_add(used, Ordering::Relaxed);
+        stats.newest_wall_us.fetch_max(newest, Ordering::Relaxed);
+        if stats.oldest_wall_us.load(Ordering::Relaxed) == 0 {
+            if let Some(p) = live.placed.first() {
+                stats
+                    .oldest_wall_us
+                    .store(p.row.start_wall_us, Ordering::Relaxed);
+            }
+        }
+        live.buf_offset += live.buf.len() as u64;
+        live.pos.offset = live.buf_offset;
+        live.buf.clear();
+        live.placed.clear();
+        Ok(())
+    }
+
+    /// Invariant 5 (reclaim before reuse): the next segment's chunks are unindexed and its new
+    /// first_seq recorded durably before any of its bytes are overwritten.
+    fn start_next_segment(
+        live: &mut Live,
+        first_seq: u64,
+        stats: &StorageStats,
+    ) -> Result<(), Error> {
+        let count = live.layout.meta.segment_count;
+        let next = match live.pos.head {
+            None => 0,
+            Some(h) => (h + 1) % count,
+        };
+        let freed = live.index.reclaim_segment(next, first_seq)?;
+        stats.used_bytes.fetch_sub(
+            freed.min(stats.used_bytes.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
+        stats.segments_reclaimed.fetch_add(1, Ordering::Relaxed);
+        if let Some(first) = live.index.first_chunk()? {
+            stats
+                .oldest_wall_us
+                .store(first.start_wall_us, Ordering::Relaxed);
+        }
+        let f = segment::open(&live.layout.dir, next, true)?;
+        let header = SegmentHeader {
+            storage_uuid: live.layout.meta.storage_uuid,
+            recorder_uuid: live.layout.meta.recorder_uuid,
+            segment_no: next,
+            segment_bytes: live.layout.meta.segment_bytes,
+            first_seq,
+        };
+        // Written now, made durable by the first fdatasync of this segment; recovery tolerates a
+        // head header that lags the index (invariant 4).
+        f.write_all_at(&header.encode(), 0).map_err(|e| {
+            Error::io(
+                format!("storage {}: write header of segment {next}", live.layout.id),
+                e,
+            )
+        })?;
+        live.head_file = Some(f);
+        live.pos.head = Some(next);
+        live.pos.offset = SEGMENT_HEADER_BYTES;
+        live.buf_offset = SEGMENT_HEADER_BYTES;
+        tracing::debug!(storage = %live.layout.id, segment = next, first_seq, freed, "segment started");
+        Ok(())
+    }
+
+    /// The sync tick: close all pending chunks, write, fdatasync, index; run time retention.
+    fn tick(&mut self) -> Result<(), Error> {
+        let keys: Vec<_> = self.streams.keys().cloned().collect();
+        for k in &keys {
+            self.close_chunk(k)?;
+        }
+        let live = self.state.as_mut().expect("tick only while available");
+        let before = self.stats.bytes_written.load(Ordering::Relaxed);
+        Self::flush_buf(live, &self.stats)?;
+        let written = self.stats.bytes_written.load(Ordering::Relaxed) - before;
+        let interval_s = self.cfg.sync_interval.as_secs_f64().max(0.001);
+        let inst = (written as f64 / interval_s) as u64;
+        let old = self.stats.write_rate_bps.load(Ordering::Relaxed);
+        self.stats
+            .write_rate_bps
+            .store((old * 3 + inst) / 4, Ordering::Relaxed);
+        if live.last_expire.elapsed() >= EXPIRE_INTERVAL {
+            live.last_expire = Instant::now();
+            let cutoff = self.clocks.realtime_us() - self.cfg.retention.as_micros() as i64;
+            let freed = live.index.expire_before(cutoff)?;
+            if freed > 0 {
+                self.stats.used_bytes.fetch_sub(
+                    freed.min(self.stats.used_bytes.load(Ordering::Relaxed)),
+                    Ordering::Relaxed,
+                );
+                let oldest = live
+                    .index
+                    .first_chunk()?
+                    .map(|c| c.start_wall_us)
+                    .unwrap_or(0);
+                self.stats.oldest_wall_us.store(oldest, Ordering::Relaxed);
+            }
+            // FL-1: an unmounted disk leaves the mount point (another inode) or nothing behind.
+            match super::dir_identity(&live.layout.dir) {
+                Ok(id) if id == live.dir_identity => {}
+                Ok(_) => {
+                    return Err(crate::err!(
+                        Unavailable,
+                        "storage {}: {} was replaced (disk unmounted?)",
+                        live.layout.id,
+                        live.layout.dir.display()
+                    ))
+                }
+                Err(e) => {
+                    return Err(Error::io(
+                        format!(
+                            "storage {}: {} is gone",
+                            live.layout.id,
+                            live.layout.dir.display()
+                        ),
+                        e,
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+}
