@@ -352,8 +352,8 @@ mod tests {
         );
     }
 
-    const GOLDEN_LEN: usize = 0;
-    const GOLDEN_CRC: u32 = 0;
+    const GOLDEN_LEN: usize = 147;
+    const GOLDEN_CRC: u32 = 1_329_018_594;
 
     /// Golden value: a change here changes the on-disk format and needs a FORMAT_VERSION bump.
     #[test]

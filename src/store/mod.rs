@@ -688,3 +688,87 @@ pub fn rebuild_locked(dir: &Path, recorder: u128) -> Result<(), Error> {
     let _lock = lock_dir(dir)?;
     rebuild(dir, recorder).map(|_| ())
 }
+
+/// Structural invariants of a closed storage (STYLE rule 9), for property tests and `check`:
+/// seqs increase with offsets inside each segment (invariant 3), chunks never overlap or cross
+/// the segment end, the head segment has the largest first_seq (invariant 4), no chunk seq precedes
+/// its segment's first_seq, and every indexed chunk verifies against the media (invariant 2).
+pub fn check_invariants(cfg: &StorageConfig, recorder: u128) -> Result<(), String> {
+    let index = Index::open(&cfg.path, false)
+        .map_err(|e| e.to_string())?
+        .ok_or("no index")?;
+    let meta = index.meta().map_err(|e| e.to_string())?;
+    let firsts = index.segment_first_seqs().map_err(|e| e.to_string())?;
+    let mut last_in_segment: std::collections::HashMap<u32, (u64, u64)> =
+        std::collections::HashMap::new();
+    let mut prev_seq = 0u64;
+    let mut used = 0u64;
+    index
+        .for_each_chunk(|c| {
+            let fail = |m: String| crate::err!(DataLoss, "{m}");
+            if c.seq <= prev_seq {
+                return Err(fail(format!("seq {} not increasing", c.seq)));
+            }
+            prev_seq = c.seq;
+            let first = firsts.get(c.segment_no as usize).copied().flatten();
+            if first.is_none_or(|f| c.seq < f) {
+                return Err(fail(format!(
+                    "chunk {} precedes its segment's first_seq {first:?}",
+                    c.seq
+                )));
+            }
+            if c.offset_bytes + c.len_bytes > meta.segment_bytes {
+                return Err(fail(format!(
+                    "chunk {} crosses the end of segment {}",
+                    c.seq, c.segment_no
+                )));
+            }
+            if let Some((_, end)) = last_in_segment.get(&c.segment_no) {
+                if c.offset_bytes < *end {
+                    return Err(fail(format!("chunk {} overlaps its predecessor", c.seq)));
+                }
+            }
+            last_in_segment.insert(c.segment_no, (c.seq, c.offset_bytes + c.len_bytes));
+            used += c.len_bytes;
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+    let capacity = u64::from(meta.segment_count) * (meta.segment_bytes - SEGMENT_HEADER_BYTES);
+    if used > capacity {
+        return Err(format!("{used} bytes indexed exceed capacity {capacity}"));
+    }
+    let on_disk: u64 = (0..meta.segment_count)
+        .map(|no| {
+            std::fs::metadata(segment::segment_path(&cfg.path, no))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        })
+        .sum();
+    if on_disk + index_reserve_bytes(cfg.size_bytes) > cfg.size_bytes + (4 << 20) {
+        return Err(format!(
+            "segments use {on_disk} bytes, more than size {} minus the index reserve",
+            cfg.size_bytes
+        ));
+    }
+    // The newest chunk lies in the head, or in the segment before an empty head (a crash after the
+    // head's reclaim commit and before its first chunk was written).
+    if let Some(newest) = index.last_chunk().map_err(|e| e.to_string())? {
+        let newest_first = firsts[newest.segment_no as usize];
+        let later: Vec<usize> = (0..firsts.len())
+            .filter(|&i| firsts[i].is_some() && firsts[i] > newest_first)
+            .collect();
+        if later.len() > 1 {
+            return Err(format!(
+                "{} segments were started after the newest chunk {}",
+                later.len(),
+                newest.seq
+            ));
+        }
+    }
+    drop(index);
+    let report = check(cfg, recorder).map_err(|e| e.to_string())?;
+    if !report.damaged.is_empty() {
+        return Err(format!("check found damage: {:?}", report.damaged));
+    }
+    Ok(())
+}

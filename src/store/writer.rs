@@ -52,6 +52,9 @@ enum Msg {
     Stall(Duration),
     /// Flush pending chunks now and acknowledge (shutdown, tests).
     Flush(SyncSender<()>),
+    /// Test hook: the thread exits at once without writing what it holds, leaving the files as a
+    /// kill -9 would (the page cache survives a process kill; a power cut is tested in a VM).
+    Crash,
 }
 
 /// Counters and state a storage exposes to status and metrics.
@@ -134,6 +137,11 @@ impl StorageHandle {
             return false;
         }
         rx.recv_timeout(timeout).is_ok()
+    }
+
+    /// Makes the writer thread exit without flushing (crash tests); join its thread afterwards.
+    pub fn crash_for_test(&self) {
+        let _ = self.tx.send(Msg::Crash);
     }
 
     /// Blocks the writer thread for `d` (tests of overflow and watchdog behaviour).
@@ -348,6 +356,7 @@ impl Writer {
                     }
                 }
                 Ok(Msg::Stall(d)) => std::thread::sleep(d),
+                Ok(Msg::Crash) => return,
                 Ok(Msg::Flush(ack)) => {
                     if self.state.is_some() {
                         if let Err(e) = self.tick() {
@@ -692,29 +701,25 @@ impl Writer {
                     .unwrap_or(0);
                 self.stats.oldest_wall_us.store(oldest, Ordering::Relaxed);
             }
-            // FL-1: an unmounted disk leaves the mount point (another inode) or nothing behind.
-            match super::dir_identity(&live.layout.dir) {
-                Ok(id) if id == live.dir_identity => {}
-                Ok(_) => {
-                    return Err(crate::err!(
-                        Unavailable,
-                        "storage {}: {} was replaced (disk unmounted?)",
-                        live.layout.id,
-                        live.layout.dir.display()
-                    ))
-                }
-                Err(e) => {
-                    return Err(Error::io(
-                        format!(
-                            "storage {}: {} is gone",
-                            live.layout.id,
-                            live.layout.dir.display()
-                        ),
-                        e,
-                    ))
-                }
-            }
         }
-        Ok(())
+        // FL-1: an unmounted disk leaves the mount point (another inode) or nothing behind; writes
+        // through our open descriptors would still succeed, so look at the path itself each tick.
+        match super::dir_identity(&live.layout.dir) {
+            Ok(id) if id == live.dir_identity => Ok(()),
+            Ok(_) => Err(crate::err!(
+                Unavailable,
+                "storage {}: {} was replaced (disk unmounted?)",
+                live.layout.id,
+                live.layout.dir.display()
+            )),
+            Err(e) => Err(Error::io(
+                format!(
+                    "storage {}: {} is gone",
+                    live.layout.id,
+                    live.layout.dir.display()
+                ),
+                e,
+            )),
+        }
     }
 }

@@ -1,0 +1,535 @@
+//! Store tests against real files and a real SQLite index: append / reclaim / crash / reopen with
+//! `check_invariants()`, torn and garbage tails, damage detection, rebuild, foreign storages,
+//! reclaim under a reader, and a storage that disappears and comes back (ST-*, FL-1..FL-3).
+
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use edgerec::clocks::{Clocks, SystemClocks};
+use edgerec::config::StorageConfig;
+use edgerec::media::{Frame, SampleEntry, StreamKind};
+use edgerec::store::export::ExportPlan;
+use edgerec::store::writer::{self, IngestFrame};
+use edgerec::store::{self, StorageHandle};
+use edgerec::ErrorKind;
+use proptest::prelude::*;
+
+const SEG: u64 = 1 << 20;
+
+fn storage_cfg(dir: &Path, segments: u64) -> StorageConfig {
+    // The index reserve is max(size/64, 4 MiB); add it so exactly `segments` segments fit.
+    StorageConfig {
+        id: "t".to_owned(),
+        path: dir.join("storage"),
+        size_bytes: segments * SEG + (4 << 20),
+        segment_bytes: SEG,
+        retention: Duration::from_secs(7 * 86_400),
+        sync_interval: Duration::from_millis(50),
+        default: true,
+    }
+}
+
+/// A synthetic `avc1` box: the store does not decode, it only needs a well-formed sample entry.
+fn video_entry() -> Arc<SampleEntry> {
+    let mut b = vec![0u8; 86];
+    b[..4].copy_from_slice(&86u32.to_be_bytes());
+    b[4..8].copy_from_slice(b"avc1");
+    b[32..34].copy_from_slice(&640u16.to_be_bytes());
+    b[34..36].copy_from_slice(&360u16.to_be_bytes());
+    Arc::new(SampleEntry::new(b, 90_000).unwrap())
+}
+
+struct Harness {
+    data_dir: PathBuf,
+    cfg: StorageConfig,
+    handle: StorageHandle,
+    join: std::thread::JoinHandle<()>,
+    entry: Arc<SampleEntry>,
+    /// Media time of the next frame (90 kHz, 25 fps) and frame counter (key every 25th).
+    next_media: i64,
+    n: u64,
+    run: u64,
+    base_wall_us: i64,
+    /// Wall time of the last frame sent since this harness opened.
+    last_wall: Option<i64>,
+}
+
+impl Harness {
+    fn open(data_dir: &Path, cfg: StorageConfig) -> Harness {
+        let recorder = store::recorder_uuid(data_dir).unwrap();
+        let (handle, join, ready) = writer::spawn(
+            cfg.clone(),
+            data_dir.to_owned(),
+            recorder,
+            Arc::new(SystemClocks),
+        );
+        ready.recv().unwrap().unwrap();
+        Harness {
+            data_dir: data_dir.to_owned(),
+            cfg,
+            handle,
+            join,
+            entry: video_entry(),
+            next_media: 0,
+            n: 0,
+            run: 1,
+            base_wall_us: SystemClocks.realtime_us() - 3_600_000_000,
+            last_wall: None,
+        }
+    }
+
+    /// Frame content is derived from its number, so exported bytes can be checked exactly.
+    fn payload(n: u64, size: usize) -> Bytes {
+        let mut v = vec![0u8; size];
+        for (i, b) in v.iter_mut().enumerate() {
+            *b = (n as u8).wrapping_mul(31).wrapping_add(i as u8);
+        }
+        Bytes::from(v)
+    }
+
+    fn send(&mut self, size: usize) -> i64 {
+        let media = self.next_media;
+        let wall = self.base_wall_us + media * 1_000_000 / 90_000;
+        let f = IngestFrame {
+            camera: "cam".into(),
+            ingest_run: self.run,
+            sample_entry: self.entry.clone(),
+            wall_us: wall,
+            frame: Frame {
+                kind: StreamKind::Video,
+                media_time: media,
+                key: self.n % 25 == 0,
+                data: Self::payload(self.n, size),
+            },
+        };
+        // The queue is far larger than what a test sends between flushes; a drop is a test bug.
+        self.handle.try_send(f).expect("queue has room");
+        self.n += 1;
+        self.next_media += 3600;
+        self.last_wall = Some(wall);
+        wall
+    }
+
+    fn flush(&self) {
+        assert!(self.handle.flush(Duration::from_secs(30)), "writer flushed");
+    }
+
+    /// Simulates kill -9: the writer thread stops without writing what it holds.
+    fn crash(self) -> (PathBuf, StorageConfig, i64, u64, i64) {
+        self.handle.crash_for_test();
+        self.join.join().unwrap();
+        (
+            self.data_dir,
+            self.cfg,
+            self.next_media,
+            self.n,
+            self.base_wall_us,
+        )
+    }
+
+    fn reopen(data_dir: &Path, cfg: StorageConfig, next_media: i64, n: u64, base: i64) -> Harness {
+        let mut h = Harness::open(data_dir, cfg);
+        h.next_media = next_media + 90_000;
+        h.n = n - n % 25 + 25;
+        h.run += 1;
+        h.base_wall_us = base;
+        h
+    }
+
+    fn newest_indexed_wall(&self) -> i64 {
+        store::recordings(&self.cfg.path, "cam", 0, i64::MAX)
+            .unwrap()
+            .iter()
+            .map(|r| r.end_wall_us)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Append { frames: usize, size: usize },
+    Flush,
+    CrashReopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (1usize..60, 1000usize..40_000).prop_map(|(frames, size)| Op::Append { frames, size }),
+        3 => Just(Op::Flush),
+        1 => Just(Op::CrashReopen),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
+
+    /// Random append / flush / crash-reopen sequences on a 6-segment ring that wraps several times:
+    /// the store checks clean after every reopen, and everything flushed before a crash survives.
+    #[test]
+    fn append_reclaim_crash_reopen(ops in proptest::collection::vec(op(), 5..40)) {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = storage_cfg(tmp.path(), 6);
+        let mut h = Harness::open(tmp.path(), cfg);
+        let mut flushed_wall = 0i64;
+        for o in ops {
+            match o {
+                Op::Append { frames, size } => {
+                    for _ in 0..frames {
+                        h.send(size);
+                    }
+                }
+                Op::Flush => {
+                    h.flush();
+                    if let Some(w) = h.last_wall {
+                        flushed_wall = w;
+                    }
+                }
+                Op::CrashReopen => {
+                    let (d, c, m, n, b) = h.crash();
+                    store::check_invariants(&c, store::recorder_uuid(&d).unwrap()).map_err(TestCaseError::fail)?;
+                    h = Harness::reopen(&d, c, m, n, b);
+                    if flushed_wall > 0 {
+                        prop_assert!(h.newest_indexed_wall() >= flushed_wall, "flushed data lost");
+                    }
+                }
+            }
+        }
+        h.flush();
+        let (d, c, ..) = h.crash();
+        store::check_invariants(&c, store::recorder_uuid(&d).unwrap()).map_err(TestCaseError::fail)?;
+    }
+}
+
+fn tail_position(cfg: &StorageConfig) -> (PathBuf, u64) {
+    let conn = rusqlite_free_tail(cfg);
+    conn
+}
+
+/// Where the next chunk would go: end of the newest indexed chunk (found through a read-only plan
+/// of the whole range would be indirect; the segment files are read directly instead).
+fn rusqlite_free_tail(cfg: &StorageConfig) -> (PathBuf, u64) {
+    let recs = store::recordings(&cfg.path, "cam", 0, i64::MAX).unwrap();
+    assert!(!recs.is_empty());
+    // Scan segments for the one whose header has the largest first_seq, then walk its chunks.
+    let mut best = (0u64, 0u32);
+    for no in 0.. {
+        let p = edgerec::store::segment::segment_path(&cfg.path, no);
+        if !p.exists() {
+            break;
+        }
+        let f = std::fs::File::open(&p).unwrap();
+        let h = edgerec::store::segment::read_header(&f, &cfg.path, no).unwrap();
+        if h.first_seq >= best.0 {
+            best = (h.first_seq, no);
+        }
+    }
+    let path = edgerec::store::segment::segment_path(&cfg.path, best.1);
+    let f = std::fs::File::open(&path).unwrap();
+    let mut off = edgerec::store::segment::SEGMENT_HEADER_BYTES;
+    let mut hdr = vec![0u8; edgerec::store::chunk::FIXED_HEADER_BYTES];
+    loop {
+        f.read_exact_at(&mut hdr, off).unwrap();
+        match edgerec::store::chunk::peek_total_len(&hdr) {
+            Ok(len) => off += len,
+            Err(_) => break,
+        }
+    }
+    (path, off)
+}
+
+#[test]
+fn garbage_and_torn_tails_are_dropped_and_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 6);
+    let mut h = Harness::open(tmp.path(), cfg);
+    for _ in 0..50 {
+        h.send(5000);
+    }
+    h.flush();
+    let before = h.newest_indexed_wall();
+    let (d, c, m, n, b) = h.crash();
+    let (seg, tail) = tail_position(&c);
+    // A torn chunk: the magic and a header claiming more bytes than were written, then zeros.
+    let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    let mut torn = Vec::new();
+    torn.extend_from_slice(b"EDCK\x01\x00\x00\x00");
+    torn.extend_from_slice(&200u32.to_le_bytes());
+    torn.extend_from_slice(&100_000u32.to_le_bytes());
+    torn.resize(300, 0xAB);
+    f.write_all_at(&torn, tail).unwrap();
+    drop(f);
+    let recorder = store::recorder_uuid(&d).unwrap();
+    store::check_invariants(&c, recorder).unwrap();
+    let mut h = Harness::reopen(&d, c.clone(), m, n, b);
+    assert_eq!(
+        h.newest_indexed_wall(),
+        before,
+        "recovery indexed nothing from the torn tail"
+    );
+    for _ in 0..50 {
+        h.send(3000);
+    }
+    h.flush();
+    assert!(h.newest_indexed_wall() > before);
+    let (d, c, m, n, b) = h.crash();
+    // Pure garbage after the tail.
+    let (seg, tail) = tail_position(&c);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .write_all_at(&[0x5Au8; 4096], tail)
+        .unwrap();
+    store::check_invariants(&c, recorder).unwrap();
+    let h = Harness::reopen(&d, c.clone(), m, n, b);
+    drop(h.crash());
+    store::check_invariants(&c, recorder).unwrap();
+}
+
+#[test]
+fn a_flipped_byte_in_indexed_media_is_reported_and_never_exported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 6);
+    let mut h = Harness::open(tmp.path(), cfg);
+    for _ in 0..100 {
+        h.send(4000);
+    }
+    h.flush();
+    let (d, c, ..) = h.crash();
+    let recorder = store::recorder_uuid(&d).unwrap();
+    let plan = Arc::new(ExportPlan::plan(&c.path, "cam", 0, i64::MAX, 0).unwrap());
+    // Damage a byte in the middle of the first segment's media.
+    let seg = edgerec::store::segment::segment_path(&c.path, 0);
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&seg)
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, 100_000).unwrap();
+    f.write_all_at(&[b[0] ^ 0xFF], 100_000).unwrap();
+    let report = store::check(&c, recorder).unwrap();
+    assert_eq!(report.damaged.len(), 1, "{:?}", report.damaged);
+    let mut r = plan.reader();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut pos = 0;
+    let err = loop {
+        match r.read_at(pos, &mut buf) {
+            Ok(0) => panic!("the damaged chunk was served"),
+            Ok(n) => pos += n as u64,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.kind(), ErrorKind::Gone);
+}
+
+#[test]
+fn rebuild_from_segments_matches_the_index_after_wrapping() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 5);
+    let mut h = Harness::open(tmp.path(), cfg);
+    // ~12 MiB through a 5 MiB ring: wraps twice, leaving stale chunks of earlier laps behind.
+    for i in 0..600 {
+        h.send(20_000);
+        if i % 40 == 0 {
+            h.flush();
+        }
+    }
+    h.flush();
+    let (d, c, ..) = h.crash();
+    let recorder = store::recorder_uuid(&d).unwrap();
+    store::check_invariants(&c, recorder).unwrap();
+    let before = store::recordings(&c.path, "cam", 0, i64::MAX).unwrap();
+    let before_plan = ExportPlan::plan(&c.path, "cam", 0, i64::MAX, 0).unwrap();
+    store::rebuild_locked(&c.path, recorder).unwrap();
+    store::check_invariants(&c, recorder).unwrap();
+    let after = store::recordings(&c.path, "cam", 0, i64::MAX).unwrap();
+    let after_plan = ExportPlan::plan(&c.path, "cam", 0, i64::MAX, 0).unwrap();
+    assert_eq!(before, after, "rebuild resurrected or lost data");
+    assert_eq!(
+        before_plan.etag(),
+        after_plan.etag(),
+        "the same export after rebuild"
+    );
+    // Deleting the index triggers the same rebuild automatically at open (ST-15).
+    std::fs::remove_file(c.path.join("index.sqlite3")).unwrap();
+    let _ = std::fs::remove_file(c.path.join("index.sqlite3-wal"));
+    let _ = std::fs::remove_file(c.path.join("index.sqlite3-shm"));
+    let h = Harness::open(&d, c.clone());
+    drop(h.crash());
+    assert_eq!(
+        store::recordings(&c.path, "cam", 0, i64::MAX).unwrap(),
+        before
+    );
+}
+
+#[test]
+fn storages_of_another_recorder_or_index_are_refused() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let cfg_a = storage_cfg(a.path(), 4);
+    let mut h = Harness::open(a.path(), cfg_a.clone());
+    h.send(1000);
+    h.flush();
+    drop(h.crash());
+    // The same disk mounted in another box (another data dir = another recorder id).
+    let mut cfg_b = cfg_a.clone();
+    cfg_b.path = cfg_a.path.clone();
+    let rec_b = store::recorder_uuid(b.path()).unwrap();
+    let e = store::open_for_write(&cfg_b, b.path(), rec_b)
+        .err()
+        .expect("refused");
+    assert_eq!(e.kind(), ErrorKind::FailedPrecondition, "{e}");
+    assert!(e.to_string().contains("belongs to recorder"), "{e}");
+    // A segment file from another storage copied in.
+    let other = tempfile::tempdir().unwrap();
+    let cfg_o = storage_cfg(other.path(), 4);
+    drop(Harness::open(other.path(), cfg_o.clone()).crash());
+    std::fs::copy(
+        edgerec::store::segment::segment_path(&cfg_o.path, 2),
+        edgerec::store::segment::segment_path(&cfg_a.path, 2),
+    )
+    .unwrap();
+    let rec_a = store::recorder_uuid(a.path()).unwrap();
+    let e = store::open_for_write(&cfg_a, a.path(), rec_a)
+        .err()
+        .expect("refused");
+    assert_eq!(e.kind(), ErrorKind::FailedPrecondition, "{e}");
+}
+
+#[test]
+fn an_export_whose_chunks_are_reclaimed_midway_ends_with_gone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 4);
+    let mut h = Harness::open(tmp.path(), cfg);
+    for _ in 0..100 {
+        h.send(20_000);
+    }
+    h.flush();
+    let plan = Arc::new(ExportPlan::plan(&h.cfg.path, "cam", 0, i64::MAX, 0).unwrap());
+    let mut r = plan.reader();
+    let mut buf = vec![0u8; 4096];
+    // Read the header and the first media bytes, then overwrite the whole ring.
+    let mut pos = 0u64;
+    while pos < 200_000 {
+        pos += r.read_at(pos, &mut buf).unwrap() as u64;
+    }
+    for i in 0..400 {
+        h.send(20_000);
+        if i % 50 == 0 {
+            h.flush();
+        }
+    }
+    h.flush();
+    let err = loop {
+        match r.read_at(pos, &mut buf) {
+            Ok(0) => panic!("served a reclaimed range to the end"),
+            Ok(n) => pos += n as u64,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.kind(), ErrorKind::Gone, "{err}");
+    drop(h.crash());
+}
+
+#[test]
+fn exported_media_bytes_are_exactly_the_recorded_frames() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 6);
+    let mut h = Harness::open(tmp.path(), cfg);
+    let first_wall = h.send(1234);
+    for i in 1..200 {
+        h.send(1000 + i * 7);
+    }
+    h.flush();
+    let plan = Arc::new(
+        ExportPlan::plan(&h.cfg.path, "cam", first_wall, first_wall + 4_000_000, 0).unwrap(),
+    );
+    assert_eq!(plan.video_frames, 100, "4 s at 25 fps");
+    let mut all = Vec::new();
+    let mut r = plan.reader();
+    let mut buf = vec![0u8; 7777];
+    loop {
+        let n = r.read_at(all.len() as u64, &mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        all.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(all.len() as u64, plan.len());
+    let mut expected = Vec::new();
+    for n in 0..100u64 {
+        let size = if n == 0 { 1234 } else { 1000 + n as usize * 7 };
+        expected.extend_from_slice(&Harness::payload(n, size));
+    }
+    assert!(all.ends_with(&expected), "mdat holds the frames in order");
+    drop(h.crash());
+}
+
+#[test]
+fn storage_that_disappears_stops_recording_and_resumes_when_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 4);
+    let mut h = Harness::open(tmp.path(), cfg.clone());
+    h.send(1000);
+    h.flush();
+    assert!(h
+        .handle
+        .stats
+        .available
+        .load(std::sync::atomic::Ordering::Relaxed));
+    let moved = tmp.path().join("unplugged");
+    std::fs::rename(&cfg.path, &moved).unwrap();
+    h.flush();
+    assert!(
+        !h.handle
+            .stats
+            .available
+            .load(std::sync::atomic::Ordering::Relaxed),
+        "FL-1: unavailable"
+    );
+    let err = h.handle.stats.last_error.lock().unwrap().clone().unwrap();
+    assert!(err.contains("is gone"), "{err}");
+    // While it is away, frames are dropped and counted, not queued forever.
+    h.send(1000);
+    h.flush();
+    assert!(
+        h.handle
+            .stats
+            .frames_dropped_unavailable
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+    // An empty directory at the path (the bare mount point) is not mistaken for a new storage.
+    std::fs::create_dir(&cfg.path).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    h.flush();
+    assert!(!h
+        .handle
+        .stats
+        .available
+        .load(std::sync::atomic::Ordering::Relaxed));
+    std::fs::remove_dir(&cfg.path).unwrap();
+    std::fs::rename(&moved, &cfg.path).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !h
+        .handle
+        .stats
+        .available
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "storage did not come back"
+        );
+        h.flush();
+    }
+    h.send(1000);
+    h.flush();
+    drop(h.crash());
+    store::check_invariants(&cfg, store::recorder_uuid(tmp.path()).unwrap()).unwrap();
+}
