@@ -3,7 +3,8 @@
 # PASS/FAIL line for each, and exits non-zero if any failed.
 #
 #   (a) yocto-layer/.../edgerec-crates.inc is exactly what Cargo.lock gives; no git dependencies.
-#   (b) oelint-adv (pinned, installed into a venv under ~/.cache) is clean on meta-edgerec.
+#   (b) oelint-adv (pinned, installed into a venv under ~/.cache) is clean on meta-edgerec, and
+#       config/edgerec.example.toml has the `[server] data_dir` line the recipe rewrites.
 #   (c) systemd/edgerec.service, as shipped and with meta-edgerec's drop-in:
 #       `systemd-analyze verify` prints nothing, `systemd-analyze security --offline=yes`
 #       exposure <= 2.0; systemd/edgerec.sysusers.conf parses.
@@ -116,6 +117,36 @@ check_oelint() {
         fail "$name: oelint-adv exited with $status and no output"
     else
         pass "$name: ${OELINT_PINS[0]} --release wrynose --mode all clean on ${files[*]} ($allowed layout findings in the generated .inc allowed)"
+    fi
+}
+
+# The recipe installs config/edgerec.example.toml as /etc/edgerec/edgerec.toml and rewrites
+# its `[server] data_dir` line with this sed expression (the same as in do_install).
+EXAMPLE_CONFIG=config/edgerec.example.toml
+RECIPE_DATA_DIR_SED='/^\[server\]/,/^\[/ s#^\([[:space:]]*data_dir[[:space:]]*=[[:space:]]*\).*#\1"'"$YOCTO_DATA_DIR"'"#'
+
+check_recipe_inputs() {
+    local name="(b) recipe inputs"
+    if [ ! -e "$EXAMPLE_CONFIG" ]; then
+        # Not a failure while the config module is being written; the Yocto build needs it.
+        echo "appliance-checks: WARN $name: $EXAMPLE_CONFIG does not exist yet; the recipe's do_install needs it"
+        return
+    fi
+    if ! "$PYTHON" -c '
+import sys, tomllib
+with open(sys.argv[1], "rb") as f:
+    config = tomllib.load(f)
+data_dir = config.get("server", {}).get("data_dir")
+sys.exit(0 if isinstance(data_dir, str) else "no [server] data_dir string")
+' "$EXAMPLE_CONFIG" >"$WORK/b.config" 2>&1; then
+        fail "$name: $EXAMPLE_CONFIG is not usable by the recipe"
+        show "$WORK/b.config"
+        return
+    fi
+    if sed -e "$RECIPE_DATA_DIR_SED" "$EXAMPLE_CONFIG" | grep -q "^[[:space:]]*data_dir[[:space:]]*=[[:space:]]*\"$YOCTO_DATA_DIR\""; then
+        pass "$name: $EXAMPLE_CONFIG has a [server] data_dir line the recipe can point at $YOCTO_DATA_DIR"
+    else
+        fail "$name: the recipe's sed cannot rewrite [server] data_dir in $EXAMPLE_CONFIG (write it as 'data_dir = \"...\"' on its own line inside [server])"
     fi
 }
 
@@ -239,6 +270,7 @@ check_msrv() {
 
 check_crates_inc
 check_oelint
+check_recipe_inputs
 check_systemd
 check_msrv
 

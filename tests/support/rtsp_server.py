@@ -182,23 +182,27 @@ def live_launch(spec):
     gop = spec.gop_frames
     if spec.codec == "h264":
         # scenecut=0: key frames only every `gop` frames, so GOP lengths are exact.
+        # x264 already repeats SPS/PPS in band before every IDR, as cameras do, so
+        # the payloader must not insert a second copy (config-interval=0): with two,
+        # ffmpeg's depacketizer emits two packets with the same DTS per key frame.
         video = (
             f"{raw} ! x264enc tune=zerolatency speed-preset=ultrafast "
             f"bitrate={spec.video_kbit} key-int-max={gop} "
             f'option-string="scenecut=0:min-keyint={gop}" ! '
             "video/x-h264,stream-format=byte-stream,alignment=au ! "
-            "rtph264pay name=pay0 pt=96 config-interval=-1"
+            "rtph264pay name=pay0 pt=96 config-interval=0"
         )
     elif spec.codec in ("h265", "h265cra"):
         # open-gop=0 makes every key frame an IDR; open-gop=1 (x265's default)
         # makes every key frame after the first a CRA picture.
         open_gop = 1 if spec.codec == "h265cra" else 0
+        # repeat-headers=1: VPS/SPS/PPS in band before every key frame (see h264).
         video = (
             f"{raw} ! x265enc tune=zerolatency speed-preset=ultrafast "
             f"bitrate={spec.video_kbit} key-int-max={gop} "
             f'option-string="open-gop={open_gop}:keyint={gop}:min-keyint={gop}:scenecut=0:repeat-headers=1" ! '
             "video/x-h265,stream-format=byte-stream,alignment=au ! "
-            "rtph265pay name=pay0 pt=96 config-interval=-1"
+            "rtph265pay name=pay0 pt=96 config-interval=0"
         )
     elif spec.codec == "mjpeg":
         video = f"{raw} ! jpegenc quality=75 ! rtpjpegpay name=pay0 pt=26"

@@ -1,11 +1,11 @@
 # nooelint: oelint.var.mandatoryvar.HOMEPAGE,oelint.var.suggestedvar.BUGTRACKER,oelint.var.bbclassextend
+# The line above exempts the recipe from oelint rules it cannot meet: edgerec has no public
+# home page or bug tracker yet (add HOMEPAGE and BUGTRACKER when it does), and a native or
+# nativesdk video recorder makes no sense, so there is no BBCLASSEXTEND. It must stay line 1.
 SUMMARY = "Edge network video recorder"
 DESCRIPTION = "edgerec records RTSP and V4L2 cameras into a crash-safe, \
                ring-buffered media store on local flash and serves the recordings \
                over HTTP. One process, run by systemd as the unprivileged edgerec user."
-# The line above silences oelint where this recipe cannot comply: edgerec has no public home
-# page or bug tracker yet (add HOMEPAGE and BUGTRACKER when it does), and a native or
-# nativesdk video recorder makes no sense, so there is no BBCLASSEXTEND.
 SECTION = "multimedia"
 CVE_PRODUCT = "edgerec"
 
@@ -88,9 +88,9 @@ do_install:append() {
     install -d -m 0755 ${D}${sysconfdir}/edgerec
     install -m 0640 ${S}/config/edgerec.example.toml ${D}${sysconfdir}/edgerec/edgerec.toml
     chgrp edgerec ${D}${sysconfdir}/edgerec/edgerec.toml
-    sed -i -e '/^\[server\]/,/^\[/ s#^\(data_dir[[:space:]]*=[[:space:]]*\).*#\1"${EDGEREC_DATA_DIR}"#' \
+    sed -i -e '/^\[server\]/,/^\[/ s#^\([[:space:]]*data_dir[[:space:]]*=[[:space:]]*\).*#\1"${EDGEREC_DATA_DIR}"#' \
         ${D}${sysconfdir}/edgerec/edgerec.toml
-    if ! grep -q '^data_dir[[:space:]]*=[[:space:]]*"${EDGEREC_DATA_DIR}"' ${D}${sysconfdir}/edgerec/edgerec.toml; then
+    if ! grep -q '^[[:space:]]*data_dir[[:space:]]*=[[:space:]]*"${EDGEREC_DATA_DIR}"' ${D}${sysconfdir}/edgerec/edgerec.toml; then
         bbfatal "config/edgerec.example.toml has no [server] data_dir line to point at ${EDGEREC_DATA_DIR}"
     fi
 

@@ -1,0 +1,143 @@
+#!/bin/sh
+# Guest side of the edgerec power-cut test (busybox sh, cwd /payload, run by vm-run).
+# tests/powercut/run.sh stages this directory together with the edgerec binary.
+#
+#   run.sh record   boot 1: mount the test disk, start `edgerec run`, and once recording is
+#                   durable print one line per second:
+#                       TICK <guest unix ms>
+#                       STATUS at=<ms> frames=<frames_received> newest=<newest_recording>
+#                   until the host SIGKILLs qemu (the power cut).
+#   run.sh verify   boot 2 after the cut: mount (the kernel replays the ext4 journal),
+#                   `edgerec check` (before recovery), `edgerec run` (recovers the tail, records
+#                   a few more seconds), recordings + status to /out, clean stop,
+#                   `edgerec check` again, unmount. The host judges the results.
+#
+# Exit codes (infrastructure only; the verdict is the host's): 10 mount failed, 11 the HTTP API
+# never came up, 12 recording never became durable, 13 edgerec did not stop.
+
+CFG=./edgerec.toml
+API=http://127.0.0.1:8080
+MNT=/mnt/data
+
+# Guest CLOCK_REALTIME in ms (busybox date has no %N; adjtimex prints tv_sec and tv_usec).
+now_ms() {
+  adjtimex | awk '/tv_sec/ {s = $2} /tv_usec/ {u = $2} END {printf "%s%03d\n", s, int(u / 1000)}'
+}
+
+# A value of the pretty-printed status JSON: `"key": value` (strings unquoted, null as null).
+json_field() {
+  sed -n "s/^ *\"$1\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}\$/\1/p" | head -1
+}
+
+status() { timeout 10 wget -q -O - "$API/api/v1/status" 2>/dev/null; }
+
+mount_disk() {
+  mkdir -p "$MNT"
+  mount -t ext4 /dev/disk/d0 "$MNT" || { echo "MOUNT_FAILED"; exit 10; }
+  echo "MOUNTED $(grep " $MNT " /proc/mounts)"
+}
+
+# Starts `edgerec run` with its log on the console (prefixed) and, if given, in a file.
+start_edgerec() {
+  logfile=${1:-/dev/null}
+  rm -f /tmp/edgerec.fifo
+  mkfifo /tmp/edgerec.fifo
+  (while IFS= read -r l; do echo "edgerec| $l"; echo "$l" >> "$logfile"; done) < /tmp/edgerec.fifo &
+  ./edgerec run --config "$CFG" > /tmp/edgerec.fifo 2>&1 &
+  EDGEREC_PID=$!
+  i=0
+  until timeout 10 wget -q -O /dev/null "$API/healthz" 2>/dev/null; do
+    i=$((i + 1))
+    if [ $i -gt 180 ] || ! kill -0 "$EDGEREC_PID" 2>/dev/null; then echo "API_NEVER_UP"; exit 11; fi
+    sleep 1
+  done
+  echo "API_UP pid=$EDGEREC_PID"
+}
+
+stop_edgerec() {
+  kill -TERM "$EDGEREC_PID"
+  i=0
+  while kill -0 "$EDGEREC_PID" 2>/dev/null; do
+    i=$((i + 1))
+    if [ $i -gt 60 ]; then echo "EDGEREC_DID_NOT_STOP"; kill -KILL "$EDGEREC_PID"; exit 13; fi
+    sleep 1
+  done
+  wait "$EDGEREC_PID"
+  echo "EDGEREC_STOPPED rc=$?"
+}
+
+ip link set lo up
+
+case "$1" in
+record)
+  mount_disk
+  start_edgerec
+  # Ticks start once the first chunks are fdatasync'ed and indexed (newest_recording set).
+  i=0
+  while :; do
+    newest=$(status | json_field newest_recording)
+    [ -n "$newest" ] && [ "$newest" != null ] && break
+    i=$((i + 1))
+    if [ $i -gt 120 ]; then echo "NEVER_DURABLE"; exit 12; fi
+    sleep 1
+  done
+  echo "RECORDING newest=$newest"
+  next=$(now_ms)
+  n=0
+  while :; do
+    t=$(now_ms)
+    echo "TICK $t"
+    # Canary: appended without fsync. After the cut it shows how much unflushed page cache died.
+    echo "$t" >> "$MNT/canary-nosync.txt"
+    s=$(status)
+    echo "STATUS at=$t frames=$(echo "$s" | json_field frames_received) newest=$(echo "$s" | json_field newest_recording)"
+    n=$((n + 1))
+    next=$((next + 1000))
+    d=$((next - $(now_ms)))
+    [ $d -gt 0 ] && usleep $((d * 1000))
+  done
+  ;;
+verify)
+  mount_disk
+  dmesg | grep -i 'EXT4-fs' | sed 's/^/KERNEL| /'
+  mkdir -p /out
+  if [ -f "$MNT/canary-nosync.txt" ]; then
+    echo "CANARY lines=$(wc -l < "$MNT/canary-nosync.txt") last=$(tail -n 1 "$MNT/canary-nosync.txt" | tr -dc 0-9)"
+  else
+    echo "CANARY lines=0 last="
+  fi
+  ./edgerec check --config "$CFG" > /out/check-before.txt 2>&1
+  echo "CHECK_BEFORE rc=$?"
+  sed 's/^/check-before| /' /out/check-before.txt
+  t0=$(now_ms)
+  echo "BOOT2_T0 $t0"
+  start_edgerec /out/edgerec-boot2.log
+  # Let the recorder resume: a few fdatasync ticks after recovery.
+  i=0
+  while :; do
+    f=$(status | json_field fsyncs)
+    [ -n "$f" ] && [ "$f" -ge 3 ] 2>/dev/null && break
+    i=$((i + 1))
+    if [ $i -gt 120 ]; then echo "NEVER_DURABLE"; break; fi
+    sleep 1
+  done
+  status > /out/status.json
+  from=$(date -u -d "@$((t0 / 1000 - 86400))" +%Y-%m-%dT%H:%M:%SZ)
+  to=$(date -u -d "@$((t0 / 1000 + 86400))" +%Y-%m-%dT%H:%M:%SZ)
+  timeout 20 wget -q -O /out/recordings.json "$API/api/v1/cameras/demo/recordings?from=$from&to=$to"
+  echo "RECORDINGS rc=$? $(tr -d ' \n' < /out/recordings.json)"
+  stop_edgerec
+  ./edgerec check --config "$CFG" > /out/check-after.txt 2>&1
+  echo "CHECK_AFTER rc=$?"
+  sed 's/^/check-after| /' /out/check-after.txt
+  echo "$t0" > /out/boot2_t0
+  sync
+  umount "$MNT"
+  echo "UMOUNT rc=$?"
+  exit 0
+  ;;
+*)
+  echo "usage: run.sh record|verify" >&2
+  exit 2
+  ;;
+esac
