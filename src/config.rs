@@ -577,3 +577,15 @@ mod tests {
         assert_eq!(parse_size_text("x"), None);
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    /// The shipped example documents every key and must itself be valid.
+    #[test]
+    fn example_config_is_valid() {
+        let text = include_str!("../config/edgerec.example.toml");
+        let c = super::Config::parse("config/edgerec.example.toml", text, None).unwrap();
+        assert_eq!(c.cameras.len(), 1);
+        assert_eq!(c.storages[0].segment_bytes, 64 << 20);
+    }
+}

@@ -533,3 +533,27 @@ fn storage_that_disappears_stops_recording_and_resumes_when_back() {
     drop(h.crash());
     store::check_invariants(&cfg, store::recorder_uuid(tmp.path()).unwrap()).unwrap();
 }
+
+#[test]
+fn an_interrupted_storage_creation_is_redone_at_the_next_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 4);
+    drop(Harness::open(tmp.path(), cfg.clone()).crash());
+    // What a crash during step 1 of "create storage" leaves: segments, one without a header,
+    // and neither an index nor the uuid file.
+    std::fs::remove_file(cfg.path.join("index.sqlite3")).unwrap();
+    let _ = std::fs::remove_file(cfg.path.join("index.sqlite3-wal"));
+    let _ = std::fs::remove_file(cfg.path.join("index.sqlite3-shm"));
+    std::fs::remove_file(tmp.path().join("storage-t.uuid")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(edgerec::store::segment::segment_path(&cfg.path, 3))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let mut h = Harness::open(tmp.path(), cfg.clone());
+    h.send(1000);
+    h.flush();
+    drop(h.crash());
+    store::check_invariants(&cfg, store::recorder_uuid(tmp.path()).unwrap()).unwrap();
+}

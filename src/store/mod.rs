@@ -165,6 +165,10 @@ pub fn open_for_write(
     let wanted_segments = segment_count(cfg);
     let mut index = match Index::open(dir, true)? {
         Some(idx) => idx,
+        None if has_segments && known.is_none() && creation_unfinished(dir) => {
+            tracing::warn!(storage = %cfg.id, "storage creation was interrupted; creating it again");
+            create(cfg, data_dir, recorder, wanted_segments)?
+        }
         None if has_segments => {
             tracing::warn!(storage = %cfg.id, "index missing; rebuilding it from the segments (ST-15)");
             rebuild(dir, recorder)?
@@ -213,6 +217,22 @@ pub fn open_for_write(
         dir_identity,
         recovered_chunks,
     })
+}
+
+/// True when segment files exist but none was ever written to (every header unreadable or with
+/// `first_seq = 0`): a creation that crashed before its index was committed. Safe to redo.
+fn creation_unfinished(dir: &Path) -> bool {
+    (0..)
+        .map_while(|no| {
+            let p = segment::segment_path(dir, no);
+            p.exists().then(|| {
+                File::open(&p)
+                    .ok()
+                    .and_then(|f| segment::read_header(&f, dir, no).ok())
+                    .is_none_or(|h| h.first_seq == 0)
+            })
+        })
+        .all(|unused| unused)
 }
 
 /// Creates a new storage: all segments preallocated and fsynced, then the index (invariant 1).
