@@ -557,3 +557,41 @@ fn an_interrupted_storage_creation_is_redone_at_the_next_open() {
     drop(h.crash());
     store::check_invariants(&cfg, store::recorder_uuid(tmp.path()).unwrap()).unwrap();
 }
+
+#[test]
+fn rebuild_skips_a_damaged_chunk_and_keeps_the_ones_after_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 6);
+    let mut h = Harness::open(tmp.path(), cfg);
+    for _ in 0..10 {
+        for _ in 0..10 {
+            h.send(2000);
+        }
+        h.flush();
+    }
+    let (d, c, ..) = h.crash();
+    let recorder = store::recorder_uuid(&d).unwrap();
+    let full = ExportPlan::plan(&c.path, "cam", 0, i64::MAX, 0)
+        .unwrap()
+        .video_frames;
+    assert_eq!(full, 100);
+    // Damage the payload of a chunk in the middle of segment 0 (each flush made a ~20 KB chunk).
+    let seg = edgerec::store::segment::segment_path(&c.path, 0);
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&seg)
+        .unwrap();
+    f.write_all_at(&[0xEE; 16], 4096 + 5 * 20_000).unwrap();
+    assert_eq!(store::check(&c, recorder).unwrap().damaged.len(), 1);
+    store::rebuild_locked(&c.path, recorder).unwrap();
+    store::check_invariants(&c, recorder).unwrap();
+    let recs = store::recordings(&c.path, "cam", 0, i64::MAX).unwrap();
+    assert_eq!(recs.len(), 1, "one run, with a hole");
+    let conn_frames: usize = {
+        // Frames still exportable: everything but the damaged chunk's 10 frames.
+        let plan = ExportPlan::plan(&c.path, "cam", 0, i64::MAX, 0).unwrap();
+        plan.video_frames
+    };
+    assert_eq!(conn_frames, 90);
+}

@@ -520,30 +520,17 @@ pub fn rebuild(dir: &Path, recorder: u128) -> Result<Index, Error> {
         dir: dir.to_owned(),
         meta,
     };
-    // A segment whose header first_seq is 0 was never started; one whose chunks start at a seq
-    // different from its header was started (reclaim committed) after the header was last written.
     let mut firsts: Vec<Option<u64>> = Vec::with_capacity(headers.len());
     let mut found: Vec<(u32, u64, ChunkHeader)> = Vec::new();
     for h in &headers {
-        let mut seg_first = None;
-        scan_segment(
-            &layout,
-            h.segment_no,
-            SEGMENT_HEADER_BYTES,
-            None,
-            |off, c| {
-                if seg_first.is_none() {
-                    if c.seq < h.first_seq {
-                        return Err(crate::err!(Internal, "stale"));
-                    }
-                    seg_first = Some(c.seq);
-                }
-                found.push((h.segment_no, off, c.clone()));
-                Ok(())
-            },
-        )
-        .or_else(|e| if e.msg() == "stale" { Ok(0) } else { Err(e) })?;
-        firsts.push(seg_first.or((h.first_seq > 0).then_some(h.first_seq)));
+        let chunks = scan_segment_for_rebuild(&layout, h)?;
+        firsts.push(
+            chunks
+                .first()
+                .map(|(_, c)| c.seq)
+                .or((h.first_seq > 0).then_some(h.first_seq)),
+        );
+        found.extend(chunks.into_iter().map(|(off, c)| (h.segment_no, off, c)));
     }
     let mut idx = Index::create(dir, &meta, &firsts)?;
     let rows = found
@@ -558,6 +545,46 @@ pub fn rebuild(dir: &Path, recorder: u128) -> Result<Index, Error> {
         .map_err(|e| Error::sqlite("index: commit rebuild", e))?;
     idx.checkpoint_full()?;
     Ok(idx)
+}
+
+/// Reads a whole segment and returns its chunks for a rebuild. Unlike recovery (which stops at the
+/// first invalid chunk: a torn tail), a rebuild resynchronises after damage on the next chunk magic,
+/// so one bad chunk loses only itself. Only chunks with seqs above both the header's first_seq and
+/// the last accepted chunk are taken: stale chunks of earlier laps (S3) are never resurrected.
+fn scan_segment_for_rebuild(
+    layout: &Layout,
+    h: &SegmentHeader,
+) -> Result<Vec<(u64, ChunkHeader)>, Error> {
+    let path = segment::segment_path(&layout.dir, h.segment_no);
+    let data = std::fs::read(&path)
+        .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+    let mut out: Vec<(u64, ChunkHeader)> = Vec::new();
+    let mut pos = SEGMENT_HEADER_BYTES as usize;
+    let min_seq = h.first_seq.max(1);
+    while pos + chunk::FIXED_HEADER_BYTES <= data.len() {
+        let candidate = chunk::peek_total_len(&data[pos..]).ok().and_then(|len| {
+            let end = pos.checked_add(usize::try_from(len).ok()?)?;
+            let c = chunk::decode(data.get(pos..end)?, layout.meta.storage_uuid).ok()?;
+            let newer = c.seq >= min_seq && out.last().is_none_or(|(_, last)| c.seq > last.seq);
+            newer.then_some((c, end))
+        });
+        match candidate {
+            Some((c, end)) => {
+                out.push((pos as u64, c));
+                pos = end;
+            }
+            None => {
+                match data[pos + 1..]
+                    .windows(chunk::MAGIC.len())
+                    .position(|w| w == chunk::MAGIC)
+                {
+                    Some(skip) => pos += 1 + skip,
+                    None => break,
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Result of `check`: what was verified and what is damaged.

@@ -43,6 +43,7 @@ EDGEREC_DATA_DIR ??= "/data/edgerec"
 SRC_URI = "git://${EDGEREC_GIT_REPO};protocol=${EDGEREC_GIT_PROTOCOL};branch=${EDGEREC_GIT_BRANCH} \
            file://10-data-partition.conf \
            file://edgerec-tmpfiles.conf \
+           file://edgerec-config.sed \
            "
 SRCREV = "${EDGEREC_SRCREV}"
 
@@ -83,16 +84,17 @@ do_install:append() {
         > ${D}${nonarch_libdir}/tmpfiles.d/edgerec.conf
     chmod 0644 ${D}${nonarch_libdir}/tmpfiles.d/edgerec.conf
 
-    # The example config becomes the installed one, pointed at the data partition. It can
-    # hold camera credentials: root-owned, readable by the service group only.
-    install -d -m 0755 ${D}${sysconfdir}/edgerec
-    install -m 0640 ${S}/config/edgerec.example.toml ${D}${sysconfdir}/edgerec/edgerec.toml
-    chgrp edgerec ${D}${sysconfdir}/edgerec/edgerec.toml
-    sed -i -e '/^\[server\]/,/^\[/ s#^\([[:space:]]*data_dir[[:space:]]*=[[:space:]]*\).*#\1"${EDGEREC_DATA_DIR}"#' \
-        ${D}${sysconfdir}/edgerec/edgerec.toml
-    if ! grep -q '^[[:space:]]*data_dir[[:space:]]*=[[:space:]]*"${EDGEREC_DATA_DIR}"' ${D}${sysconfdir}/edgerec/edgerec.toml; then
+    # The example config becomes the installed one, with its paths moved into the data
+    # directory (edgerec-config.sed). It can hold camera credentials: root-owned, readable by
+    # the service group only.
+    sed -e 's#@EDGEREC_DATA_DIR@#${EDGEREC_DATA_DIR}#g' ${UNPACKDIR}/edgerec-config.sed > ${B}/edgerec-config.sed
+    sed -f ${B}/edgerec-config.sed ${S}/config/edgerec.example.toml > ${B}/edgerec.toml
+    if ! grep -q '^[[:space:]]*data_dir[[:space:]]*=[[:space:]]*"${EDGEREC_DATA_DIR}"' ${B}/edgerec.toml; then
         bbfatal "config/edgerec.example.toml has no [server] data_dir line to point at ${EDGEREC_DATA_DIR}"
     fi
+    install -d -m 0755 ${D}${sysconfdir}/edgerec
+    install -m 0640 ${B}/edgerec.toml ${D}${sysconfdir}/edgerec/edgerec.toml
+    chgrp edgerec ${D}${sysconfdir}/edgerec/edgerec.toml
 
     # Present in the image too, for boards without a separate data partition.
     install -d -m 0750 ${D}${EDGEREC_DATA_DIR}
