@@ -4,7 +4,8 @@
 #
 #   (a) yocto-layer/.../edgerec-crates.inc is exactly what Cargo.lock gives; no git dependencies.
 #   (b) oelint-adv (pinned, installed into a venv under ~/.cache) is clean on meta-edgerec, and
-#       config/edgerec.example.toml has the `[server] data_dir` line the recipe rewrites.
+#       config/edgerec.example.toml keeps its data inside the unit's writable data directory,
+#       as shipped (/var/lib/edgerec) and as the recipe rewrites it (/data/edgerec).
 #   (c) systemd/edgerec.service, as shipped and with meta-edgerec's drop-in:
 #       `systemd-analyze verify` prints nothing, `systemd-analyze security --offline=yes`
 #       exposure <= 2.0; systemd/edgerec.sysusers.conf parses.
@@ -120,33 +121,58 @@ check_oelint() {
     fi
 }
 
-# The recipe installs config/edgerec.example.toml as /etc/edgerec/edgerec.toml and rewrites
-# its `[server] data_dir` line with this sed expression (the same as in do_install).
+# The example config is written for the generic unit (data in /var/lib/edgerec); the recipe
+# installs it through files/edgerec-config.sed, which moves its paths to the data partition.
+# Under ProtectSystem=strict only the data directory is writable, so in both forms
+# `[server] data_dir` must be that directory and every [[storage]] path must lie inside it.
 EXAMPLE_CONFIG=config/edgerec.example.toml
-RECIPE_DATA_DIR_SED='/^\[server\]/,/^\[/ s#^\([[:space:]]*data_dir[[:space:]]*=[[:space:]]*\).*#\1"'"$YOCTO_DATA_DIR"'"#'
+CONFIG_SED=yocto-layer/recipes-multimedia/edgerec/files/edgerec-config.sed
+GENERIC_DATA_DIR=/var/lib/edgerec
+
+# config_paths_inside CONFIG DATA_DIR: prints why not and fails unless the config's paths fit.
+config_paths_inside() {
+    "$PYTHON" - "$1" "$2" <<'PY'
+import sys, tomllib
+from pathlib import PurePosixPath
+config_path, data_dir = sys.argv[1], PurePosixPath(sys.argv[2])
+with open(config_path, "rb") as f:
+    config = tomllib.load(f)
+problems = []
+server_dir = config.get("server", {}).get("data_dir")
+if server_dir != str(data_dir):
+    problems.append(f"[server] data_dir is {server_dir!r}, not {str(data_dir)!r}")
+for storage in config.get("storage", []):
+    path = storage.get("path")
+    if path is None:
+        continue  # defaults to <data_dir>/storage-<id>
+    p = PurePosixPath(path)
+    if not p.is_absolute() or ".." in p.parts or not p.is_relative_to(data_dir):
+        problems.append(f"[[storage]] {storage.get('id')!r} path {path!r} is outside {data_dir} (read-only to the service)")
+for line in problems:
+    print(line)
+sys.exit(1 if problems else 0)
+PY
+}
 
 check_recipe_inputs() {
-    local name="(b) recipe inputs"
     if [ ! -e "$EXAMPLE_CONFIG" ]; then
         # Not a failure while the config module is being written; the Yocto build needs it.
-        echo "appliance-checks: WARN $name: $EXAMPLE_CONFIG does not exist yet; the recipe's do_install needs it"
+        echo "appliance-checks: WARN (b) example config: $EXAMPLE_CONFIG does not exist yet; the recipe's do_install needs it"
         return
     fi
-    if ! "$PYTHON" -c '
-import sys, tomllib
-with open(sys.argv[1], "rb") as f:
-    config = tomllib.load(f)
-data_dir = config.get("server", {}).get("data_dir")
-sys.exit(0 if isinstance(data_dir, str) else "no [server] data_dir string")
-' "$EXAMPLE_CONFIG" >"$WORK/b.config" 2>&1; then
-        fail "$name: $EXAMPLE_CONFIG is not usable by the recipe"
-        show "$WORK/b.config"
-        return
-    fi
-    if sed -e "$RECIPE_DATA_DIR_SED" "$EXAMPLE_CONFIG" | grep -q "^[[:space:]]*data_dir[[:space:]]*=[[:space:]]*\"$YOCTO_DATA_DIR\""; then
-        pass "$name: $EXAMPLE_CONFIG has a [server] data_dir line the recipe can point at $YOCTO_DATA_DIR"
+    if config_paths_inside "$EXAMPLE_CONFIG" "$GENERIC_DATA_DIR" >"$WORK/b.generic" 2>&1; then
+        pass "(b) example config (generic): data_dir and storage paths inside $GENERIC_DATA_DIR"
     else
-        fail "$name: the recipe's sed cannot rewrite [server] data_dir in $EXAMPLE_CONFIG (write it as 'data_dir = \"...\"' on its own line inside [server])"
+        fail "(b) example config (generic): $EXAMPLE_CONFIG does not fit systemd/edgerec.service"
+        show "$WORK/b.generic"
+    fi
+    sed -e "s#@EDGEREC_DATA_DIR@#$YOCTO_DATA_DIR#g" "$CONFIG_SED" >"$WORK/b.sed"
+    sed -f "$WORK/b.sed" "$EXAMPLE_CONFIG" >"$WORK/b.yocto.toml"
+    if config_paths_inside "$WORK/b.yocto.toml" "$YOCTO_DATA_DIR" >"$WORK/b.yocto" 2>&1; then
+        pass "(b) example config (yocto): after edgerec-config.sed, data_dir and storage paths inside $YOCTO_DATA_DIR"
+    else
+        fail "(b) example config (yocto): $EXAMPLE_CONFIG rewritten by edgerec-config.sed does not fit the Yocto unit"
+        show "$WORK/b.yocto"
     fi
 }
 

@@ -116,6 +116,16 @@ pub struct ChunkFields<'a> {
     pub frames: &'a [FrameEntry],
 }
 
+/// Bytes `encode` will append for these fields and a payload of `payload_len` bytes.
+pub fn encoded_len(f: &ChunkFields<'_>, payload_len: usize) -> u64 {
+    (FIXED_HEADER_BYTES
+        + f.camera_id.len()
+        + f.sample_entry.box_bytes().len()
+        + f.frames.len() * FRAME_ENTRY_BYTES
+        + payload_len
+        + TRAILER_BYTES) as u64
+}
+
 /// Appends the encoded chunk to `out` and returns (header_len, total_len).
 ///
 /// `payload` must be the concatenation of the frames' bytes in order.

@@ -513,16 +513,7 @@ impl Writer {
             sample_entry: &st.sample_entry,
             frames: &pending.frames,
         };
-        let mut encoded = Vec::new();
-        let (header_len, total) = chunk::encode(&fields, &pending.payload, &mut encoded);
-        let end_off = chunk::estimated_end_offset(
-            &encoded[header_len as usize - pending.frames.len() * chunk::FRAME_ENTRY_BYTES
-                ..header_len as usize],
-        );
-        let frame_index = encoded[header_len as usize
-            - pending.frames.len() * chunk::FRAME_ENTRY_BYTES
-            ..header_len as usize]
-            .to_vec();
+        let total = chunk::encoded_len(&fields, pending.payload.len());
         let stream_id = st.stream_id;
         let sample_entry_id = st.sample_entry_id;
         let timescale = st.sample_entry.timescale_hz();
@@ -534,7 +525,15 @@ impl Writer {
             Self::start_next_segment(live, seq, &self.stats)?;
         }
         let offset = live.buf_offset + live.buf.len() as u64;
-        live.buf.extend_from_slice(&encoded);
+        // Encoded in place: the write buffer is the only copy of the chunk until it is written.
+        let start = live.buf.len();
+        let (header_len, written) = chunk::encode(&fields, &pending.payload, &mut live.buf);
+        debug_assert_eq!(written, total);
+        let table = &live.buf[start + header_len as usize
+            - pending.frames.len() * chunk::FRAME_ENTRY_BYTES
+            ..start + header_len as usize];
+        let end_off = chunk::estimated_end_offset(table);
+        let frame_index = table.to_vec();
         live.pos.next_seq = seq + 1;
         live.placed.push(Placed {
             row: ChunkRow {
