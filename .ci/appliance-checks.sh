@@ -257,12 +257,12 @@ check_systemd() {
 
     # The unit as shipped, except that ExecStart= names the binary just built. Verified under
     # its own name, since systemd-analyze derives the unit name from the file name.
-    mkdir -p "$WORK/generic" "$WORK/yocto"
+    mkdir -p "$WORK/generic" "$WORK/yocto/edgerec.service.d"
     sed "s#^ExecStart=/usr/bin/edgerec #ExecStart=$bin #" "$UNIT" >"$WORK/generic/edgerec.service"
-    # The unit as a Yocto image runs it: the drop-in's sections appended (assignments apply in
-    # order, so its empty StateDirectory= resets the generic one just as a drop-in does).
-    { cat "$WORK/generic/edgerec.service"; echo; sed "s#@EDGEREC_DATA_DIR@#$YOCTO_DATA_DIR#g" "$DROPIN"; } \
-        >"$WORK/yocto/edgerec.service"
+    # The unit as a Yocto image runs it: the same file with meta-edgerec's drop-in beside it,
+    # which systemd-analyze loads from the unit's directory as systemd would.
+    cp "$WORK/generic/edgerec.service" "$WORK/yocto/edgerec.service"
+    sed "s#@EDGEREC_DATA_DIR@#$YOCTO_DATA_DIR#g" "$DROPIN" >"$WORK/yocto/edgerec.service.d/$(basename "$DROPIN")"
 
     verify_and_score generic "$WORK/generic/edgerec.service"
     verify_and_score yocto "$WORK/yocto/edgerec.service"

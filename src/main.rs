@@ -161,13 +161,11 @@ fn export(
         .expect("config validated the storage reference");
     let from_us = edgerec::time::parse_rfc3339_us(&from)?;
     let to_us = edgerec::time::parse_rfc3339_us(&to)?;
-    let now = SystemClocks.realtime_us_now() / 1_000_000;
     let plan = Arc::new(store::export::ExportPlan::plan(
         &storage.path,
         &camera,
         from_us,
         to_us,
-        now,
     )?);
     let tmp = output.with_extension("mp4.partial");
     let mut out = std::fs::File::create(&tmp)

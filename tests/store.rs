@@ -301,7 +301,7 @@ fn a_flipped_byte_in_indexed_media_is_reported_and_never_exported() {
     h.flush();
     let (d, c, ..) = h.crash();
     let recorder = store::recorder_uuid(&d).unwrap();
-    let plan = Arc::new(ExportPlan::plan(&c.path, "cam", 0, i64::MAX, 0).unwrap());
+    let plan = Arc::new(ExportPlan::plan(&c.path, "cam", 0, i64::MAX).unwrap());
     // Damage a byte in the middle of the first segment's media.
     let seg = edgerec::store::segment::segment_path(&c.path, 0);
     let f = std::fs::OpenOptions::new()
@@ -344,11 +344,11 @@ fn rebuild_from_segments_matches_the_index_after_wrapping() {
     let recorder = store::recorder_uuid(&d).unwrap();
     store::check_invariants(&c, recorder).unwrap();
     let before = store::recordings(&c.path, "cam", 0, i64::MAX).unwrap();
-    let before_plan = ExportPlan::plan(&c.path, "cam", 0, i64::MAX, 0).unwrap();
+    let before_plan = ExportPlan::plan(&c.path, "cam", 0, i64::MAX).unwrap();
     store::rebuild_locked(&c.path, recorder).unwrap();
     store::check_invariants(&c, recorder).unwrap();
     let after = store::recordings(&c.path, "cam", 0, i64::MAX).unwrap();
-    let after_plan = ExportPlan::plan(&c.path, "cam", 0, i64::MAX, 0).unwrap();
+    let after_plan = ExportPlan::plan(&c.path, "cam", 0, i64::MAX).unwrap();
     assert_eq!(before, after, "rebuild resurrected or lost data");
     assert_eq!(
         before_plan.etag(),
@@ -410,7 +410,7 @@ fn an_export_whose_chunks_are_reclaimed_midway_ends_with_gone() {
         h.send(20_000);
     }
     h.flush();
-    let plan = Arc::new(ExportPlan::plan(&h.cfg.path, "cam", 0, i64::MAX, 0).unwrap());
+    let plan = Arc::new(ExportPlan::plan(&h.cfg.path, "cam", 0, i64::MAX).unwrap());
     let mut r = plan.reader();
     let mut buf = vec![0u8; 4096];
     // Read the header and the first media bytes, then overwrite the whole ring.
@@ -446,9 +446,8 @@ fn exported_media_bytes_are_exactly_the_recorded_frames() {
         h.send(1000 + i * 7);
     }
     h.flush();
-    let plan = Arc::new(
-        ExportPlan::plan(&h.cfg.path, "cam", first_wall, first_wall + 4_000_000, 0).unwrap(),
-    );
+    let plan =
+        Arc::new(ExportPlan::plan(&h.cfg.path, "cam", first_wall, first_wall + 4_000_000).unwrap());
     assert_eq!(plan.video_frames, 100, "4 s at 25 fps");
     let mut all = Vec::new();
     let mut r = plan.reader();
@@ -571,7 +570,7 @@ fn rebuild_skips_a_damaged_chunk_and_keeps_the_ones_after_it() {
     }
     let (d, c, ..) = h.crash();
     let recorder = store::recorder_uuid(&d).unwrap();
-    let full = ExportPlan::plan(&c.path, "cam", 0, i64::MAX, 0)
+    let full = ExportPlan::plan(&c.path, "cam", 0, i64::MAX)
         .unwrap()
         .video_frames;
     assert_eq!(full, 100);
@@ -590,7 +589,7 @@ fn rebuild_skips_a_damaged_chunk_and_keeps_the_ones_after_it() {
     assert_eq!(recs.len(), 1, "one run, with a hole");
     let conn_frames: usize = {
         // Frames still exportable: everything but the damaged chunk's 10 frames.
-        let plan = ExportPlan::plan(&c.path, "cam", 0, i64::MAX, 0).unwrap();
+        let plan = ExportPlan::plan(&c.path, "cam", 0, i64::MAX).unwrap();
         plan.video_frames
     };
     assert_eq!(conn_frames, 90);

@@ -348,13 +348,7 @@ fn export(
         let storage = rec
             .storage(&cam.storage)
             .ok_or_else(|| crate::err!(Internal, "camera storage missing"))?;
-        ExportPlan::plan(
-            &storage.path,
-            id,
-            from,
-            to,
-            crate::clocks::SystemClocks.realtime_us_now() / 1_000_000,
-        )
+        ExportPlan::plan(&storage.path, id, from, to)
     })();
     let plan = match plan {
         Ok(p) => Arc::new(p),

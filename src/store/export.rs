@@ -179,14 +179,9 @@ fn select(
 }
 
 impl ExportPlan {
-    /// Plans an export of `camera` over [from, to) from the storage at `dir`.
-    pub fn plan(
-        dir: &Path,
-        camera: &str,
-        from_us: i64,
-        to_us: i64,
-        now_unix_sec: i64,
-    ) -> Result<ExportPlan, Error> {
+    /// Plans an export of `camera` over [from, to) from the storage at `dir`. Deterministic: the
+    /// same index state gives the same plan, byte for byte.
+    pub fn plan(dir: &Path, camera: &str, from_us: i64, to_us: i64) -> Result<ExportPlan, Error> {
         if to_us <= from_us {
             return Err(crate::err!(
                 InvalidArgument,
@@ -300,7 +295,9 @@ impl ExportPlan {
                 edit: None,
             });
         }
-        let header = mp4::build_header(&tracks, &layouts, now_unix_sec)
+        // The creation time comes from the recording, not the clock, so the same range always
+        // yields the same bytes (a strong ETag across requests).
+        let header = mp4::build_header(&tracks, &layouts, presented_from.div_euclid(1_000_000))
             .map_err(|m| crate::err!(Internal, "building the MP4 header for {camera:?}: {m}"))?;
         let mut pos = header.media_offset;
         let mut pieces = Vec::with_capacity(runs.len());

@@ -177,7 +177,10 @@ impl RtspServerBuilder {
     /// Starts the server and waits for it to listen; panics (with the server's
     /// log) if it does not within [`RTSP_SERVER_READY_TIMEOUT`].
     pub fn start(self) -> RtspServer {
-        assert!(!self.mounts.is_empty(), "an RTSP server needs at least one mount");
+        assert!(
+            !self.mounts.is_empty(),
+            "an RTSP server needs at least one mount"
+        );
         let log_dir = temp_dir();
         let log_path = log_dir.path().join("rtsp_server.log");
         let log_file = std::fs::File::create(&log_path).expect("cannot create the server log");
@@ -203,7 +206,10 @@ impl RtspServerBuilder {
         }
         let mut child = match cmd.spawn() {
             Ok(c) => KillOnDrop(c),
-            Err(e) => panic!("cannot start {}: {e}; {INSTALL_HINT}", gst_python().display()),
+            Err(e) => panic!(
+                "cannot start {}: {e}; {INSTALL_HINT}",
+                gst_python().display()
+            ),
         };
         // Kept open for the server's lifetime: closing it tells the server to exit
         // (--exit-on-stdin-eof), also when this test process dies without Drop.
@@ -406,7 +412,14 @@ pub fn make_clip(dir: &Path, file_name: &str, spec: &ClipSpec) -> PathBuf {
     let gop = spec.gop_frames.to_string();
     match spec.video {
         ClipVideo::H264 => {
-            cmd.args(["-c:v", "libx264", "-profile:v", "main", "-preset", "veryfast"]);
+            cmd.args([
+                "-c:v",
+                "libx264",
+                "-profile:v",
+                "main",
+                "-preset",
+                "veryfast",
+            ]);
             cmd.args(["-g", &gop, "-keyint_min", &gop, "-sc_threshold", "0"]);
         }
         ClipVideo::H265Idr | ClipVideo::H265Cra => {
@@ -460,7 +473,10 @@ pub fn ffprobe_json_with(path: impl AsRef<OsStr>, args: &[&str]) -> serde_json::
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!("ffprobe {} printed invalid JSON: {e}", path.to_string_lossy())
+        panic!(
+            "ffprobe {} printed invalid JSON: {e}",
+            path.to_string_lossy()
+        )
     })
 }
 
@@ -564,7 +580,8 @@ pub fn http_request(
     stream.set_read_timeout(Some(HTTP_IO_TIMEOUT))?;
     stream.set_write_timeout(Some(HTTP_IO_TIMEOUT))?;
 
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host_port}\r\nConnection: close\r\n");
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {host_port}\r\nConnection: close\r\n");
     for (name, value) in headers {
         let _ = write!(head, "{name}: {value}\r\n");
     }
