@@ -298,8 +298,7 @@ fn load_capture(name: &str) -> Vec<u8> {
     let path = test_data(&format!("retina/{name}"));
     let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     if !name.ends_with("_sdp.txt") {
-        let (_, body) = split_response(&raw);
-        let (head, _) = split_response(&raw);
+        let (head, body) = split_response(&raw);
         let declared = std::str::from_utf8(head)
             .expect("ASCII head")
             .split("\r\n")
@@ -309,7 +308,8 @@ fn load_capture(name: &str) -> Vec<u8> {
                     .eq_ignore_ascii_case("Content-Length")
                     .then(|| v.trim().parse::<usize>().ok())?
             });
-        // The captures are replayed as captured: their Content-Length is right.
+        // The captures are consistent as captured, so `with_cseq` setting
+        // Content-Length to the body's length changes nothing but the CSeq.
         assert_eq!(declared, Some(body.len()), "{name}: Content-Length");
         return raw;
     }
@@ -642,4 +642,301 @@ async fn ubiquiti_sdp() {
             video("h264", 97, Some(("avc1.4D402A", 1920, 1080))),
         ]
     );
+}
+
+// ---------------------------------------------------------------------------
+// GStreamer's gst-rtsp-server as a camera
+// ---------------------------------------------------------------------------
+
+/// One received video frame.
+#[derive(Debug)]
+struct VideoFrameFacts {
+    /// RTP timestamp in 90 kHz units since the stream's first packet.
+    elapsed_90k: i64,
+    /// What Retina says: `VideoFrame::is_random_access_point()`.
+    random_access: bool,
+    /// The NAL unit types in the frame, in order (H.264: 5 bits; H.265: 6 bits).
+    nal_types: Vec<u8>,
+}
+
+/// One received audio frame.
+#[derive(Debug)]
+struct AudioFrameFacts {
+    /// RTP timestamp in units of the stream's clock rate since its first packet.
+    elapsed: i64,
+}
+
+/// What a client saw of a mount: its streams and the first frames.
+struct Received {
+    streams: Vec<StreamFacts>,
+    video: Vec<VideoFrameFacts>,
+    audio: Vec<AudioFrameFacts>,
+}
+
+/// Describes `url`, sets up every video and audio stream over RTP/TCP with
+/// MP4 framing (4-byte NAL lengths, no inserted parameter sets), plays, and
+/// collects frames until it has `video_frames` video frames and
+/// `audio_frames` audio frames.
+async fn receive(
+    url: &str,
+    creds: Option<retina::client::Credentials>,
+    video_frames: usize,
+    audio_frames: usize,
+) -> Result<Received, String> {
+    let url = url::Url::parse(url).map_err(|e| e.to_string())?;
+    let options = SessionOptions::default().creds(creds);
+    let mut session = Session::describe(url, options)
+        .await
+        .map_err(|e| e.to_string())?;
+    let streams: Vec<StreamFacts> = session.streams().iter().map(StreamFacts::of).collect();
+    let mut h265 = false;
+    for (i, s) in streams.iter().enumerate() {
+        if s.media == "video" || s.media == "audio" {
+            h265 |= s.encoding_name == "h265";
+            session
+                .setup(i, SetupOptions::default().frame_format(FrameFormat::MP4))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let mut demuxed = session
+        .play(PlayOptions::default())
+        .await
+        .and_then(|p| p.demuxed())
+        .map_err(|e| e.to_string())?;
+    let mut received = Received {
+        streams,
+        video: Vec::new(),
+        audio: Vec::new(),
+    };
+    let collect = async {
+        while received.video.len() < video_frames || received.audio.len() < audio_frames {
+            match demuxed.next().await {
+                None => return Err("the stream ended".to_owned()),
+                Some(Err(e)) => return Err(e.to_string()),
+                Some(Ok(CodecItem::VideoFrame(f))) => received.video.push(VideoFrameFacts {
+                    elapsed_90k: f.timestamp().elapsed(),
+                    random_access: f.is_random_access_point(),
+                    nal_types: nal_types(f.data(), h265),
+                }),
+                Some(Ok(CodecItem::AudioFrame(f))) => received.audio.push(AudioFrameFacts {
+                    elapsed: f.timestamp().elapsed(),
+                }),
+                Some(Ok(_)) => {}
+            }
+        }
+        Ok(())
+    };
+    tokio::time::timeout(STREAM_TIMEOUT, collect)
+        .await
+        .map_err(|_| format!("fewer frames than wanted within {STREAM_TIMEOUT:?}"))??;
+    Ok(received)
+}
+
+/// The NAL unit types of a frame in MP4 framing (each NAL unit preceded by its
+/// length as a 4-byte big-endian integer).
+fn nal_types(mut data: &[u8], h265: bool) -> Vec<u8> {
+    let mut types = Vec::new();
+    while let Some((len, rest)) = data.split_first_chunk::<4>() {
+        let len = u32::from_be_bytes(*len) as usize;
+        let Some(nal) = rest.get(..len) else { break };
+        if let Some(&header) = nal.first() {
+            types.push(if h265 {
+                (header >> 1) & 0x3f
+            } else {
+                header & 0x1f
+            });
+        }
+        data = &rest[len..];
+    }
+    types
+}
+
+/// Indices of the frames Retina flags as random access points.
+fn random_access_indices(frames: &[VideoFrameFacts]) -> Vec<usize> {
+    frames
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.random_access)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Asserts that consecutive timestamps differ by exactly `step`.
+fn assert_steps(what: &str, elapsed: impl Iterator<Item = i64>, step: i64) {
+    let elapsed: Vec<i64> = elapsed.collect();
+    for (i, pair) in elapsed.windows(2).enumerate() {
+        assert_eq!(
+            pair[1] - pair[0],
+            step,
+            "{what}: frame {} is at {} after {} (all: {elapsed:?})",
+            i + 1,
+            pair[1],
+            pair[0]
+        );
+    }
+}
+
+/// The demo clip served by the file mount, which replays it byte for byte in
+/// an endless loop: what Retina sees in the SDP, and that timestamps stay
+/// contiguous across the loop seam at 8 s (video +3600 per frame at 25 fps,
+/// AAC +1024 samples per frame) with an IDR every 25 frames throughout.
+#[tokio::test(flavor = "current_thread")]
+async fn gst_file_mount_loops_the_demo_clip_seamlessly() {
+    let server = RtspServer::builder()
+        .mount_file("/demo", &demo_clip_path())
+        .start();
+    // 9.2 s of video: past the first seam.
+    let received = receive(&server.url("/demo"), None, 230, 400)
+        .await
+        .unwrap_or_else(|e| panic!("{e}; server log:\n{}", server.log()));
+    assert_eq!(
+        received.streams,
+        [
+            video("h264", 96, Some(("avc1.4D401E", 640, 360))),
+            audio(
+                "mpeg4-generic",
+                97,
+                48_000,
+                Some(1),
+                Some((Some("mp4a.40.2"), 48_000, 1))
+            ),
+        ]
+    );
+    let keys = random_access_indices(&received.video);
+    let first = keys[0];
+    assert_eq!(
+        keys,
+        (first..received.video.len())
+            .step_by(25)
+            .collect::<Vec<_>>(),
+        "an IDR every 25 frames"
+    );
+    assert_steps(
+        "video",
+        received.video.iter().map(|f| f.elapsed_90k),
+        90_000 / 25,
+    );
+    assert_steps("audio", received.audio.iter().map(|f| f.elapsed), 1024);
+}
+
+/// A live H.264 + AAC mount shared by two clients at once: each gets the
+/// same GOP structure (x264 with an IDR every 25 frames) and exact RTP timestamp
+/// steps.
+#[tokio::test(flavor = "current_thread")]
+async fn gst_live_h264_mount_serves_two_clients() {
+    let server = RtspServer::start(&[("/cam", "live:h264+aac")]);
+    let url = server.url("/cam");
+    let (a, b) = tokio::join!(receive(&url, None, 60, 10), receive(&url, None, 60, 10));
+    for received in [a, b] {
+        let received = received.unwrap_or_else(|e| panic!("{e}; server log:\n{}", server.log()));
+        assert_eq!(received.streams.len(), 2);
+        assert!(matches!(
+            &received.streams[0].parameters,
+            Params::Video { codec, width_px: 640, height_px: 360 } if codec.starts_with("avc1.")
+        ));
+        assert_steps(
+            "video",
+            received.video.iter().map(|f| f.elapsed_90k),
+            90_000 / 25,
+        );
+        assert_steps("audio", received.audio.iter().map(|f| f.elapsed), 1024);
+        let keys = random_access_indices(&received.video);
+        assert!(keys.len() >= 2, "key frames at {keys:?}");
+        assert!(keys.windows(2).all(|k| k[1] - k[0] == 25), "{keys:?}");
+        for &k in &keys {
+            // An IDR slice (NAL type 5).
+            let types = &received.video[k].nal_types;
+            assert!(types.contains(&5), "key frame NAL types {types:?}");
+        }
+    }
+}
+
+/// H.265 key frames as Retina 0.4 reports them. With closed GOPs (x265
+/// `open-gop=0`) every key frame is an IDR and Retina flags it as a random
+/// access point. With open GOPs (x265's default, and some cameras') every key
+/// frame after the first is a CRA picture (NAL type 21), and Retina does *not*
+/// flag it: a recorder that starts segments only at Retina's random access
+/// points would never start one on such a stream. edgerec needs a named policy.
+#[tokio::test(flavor = "current_thread")]
+async fn gst_x265_open_gop_cra_key_frames_are_not_retina_random_access_points() {
+    const IDR_W_RADL: u8 = 19;
+    const IDR_N_LP: u8 = 20;
+    const CRA: u8 = 21;
+    let server = RtspServer::start(&[("/idr", "live:h265"), ("/cra", "live:h265cra")]);
+    let (idr_url, cra_url) = (server.url("/idr"), server.url("/cra"));
+    let (idr, cra) = tokio::join!(
+        receive(&idr_url, None, 60, 0),
+        receive(&cra_url, None, 60, 0)
+    );
+    let log = server.log();
+    let idr = idr.unwrap_or_else(|e| panic!("/idr: {e}; server log:\n{log}"));
+    let cra = cra.unwrap_or_else(|e| panic!("/cra: {e}; server log:\n{log}"));
+    for r in [&idr, &cra] {
+        assert!(matches!(
+            &r.streams[..],
+            [StreamFacts { encoding_name, parameters: Params::Video { width_px: 640, height_px: 360, .. }, .. }]
+                if encoding_name == "h265"
+        ));
+    }
+
+    let idr_frames: Vec<usize> = (0..idr.video.len())
+        .filter(|&i| {
+            let t = &idr.video[i].nal_types;
+            t.contains(&IDR_W_RADL) || t.contains(&IDR_N_LP)
+        })
+        .collect();
+    assert!(idr_frames.len() >= 2, "IDR frames at {idr_frames:?}");
+    assert_eq!(random_access_indices(&idr.video), idr_frames);
+
+    let cra_frames: Vec<usize> = (0..cra.video.len())
+        .filter(|&i| cra.video[i].nal_types.contains(&CRA))
+        .collect();
+    assert!(cra_frames.len() >= 2, "CRA frames at {cra_frames:?}");
+    assert!(
+        cra_frames.windows(2).all(|k| k[1] - k[0] == 25),
+        "{cra_frames:?}"
+    );
+    for &i in &cra_frames {
+        assert!(!cra.video[i].random_access, "CRA frame {i} flagged");
+    }
+    // The only frame Retina may flag is the stream's first picture, an IDR.
+    for i in random_access_indices(&cra.video) {
+        let t = &cra.video[i].nal_types;
+        assert!(
+            t.contains(&IDR_W_RADL) || t.contains(&IDR_N_LP),
+            "{i}: {t:?}"
+        );
+    }
+}
+
+/// A camera that wants Digest authentication: no credentials and wrong ones
+/// are refused with 401; the right ones work.
+#[tokio::test(flavor = "current_thread")]
+async fn gst_digest_auth() {
+    let server = RtspServer::builder()
+        .mount("/cam", "live:h264")
+        .auth("admin", "s3cret", RtspAuthMethod::Digest)
+        .start();
+    let url = server.url("/cam");
+    let creds = |password: &str| {
+        Some(retina::client::Credentials {
+            username: "admin".to_owned(),
+            password: password.to_owned(),
+        })
+    };
+    for (what, c) in [
+        ("no credentials", None),
+        ("a wrong password", creds("nope")),
+    ] {
+        let err = receive(&url, c, 1, 0)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{what} accepted"));
+        assert!(err.contains("401"), "{what}: {err}");
+    }
+    let received = receive(&url, creds("s3cret"), 1, 0)
+        .await
+        .unwrap_or_else(|e| panic!("{e}; server log:\n{}", server.log()));
+    assert_eq!(received.streams.len(), 1);
 }

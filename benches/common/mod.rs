@@ -130,7 +130,7 @@ impl Feed {
                 kind: self.kind,
                 media_time: self.media_time(),
                 key: self.n.is_multiple_of(self.key_every),
-                data: self.payloads[(self.n % self.payloads.len() as u64) as usize].clone(),
+                data: self.payload(self.n).clone(),
             },
         }
     }
@@ -153,8 +153,8 @@ impl Feed {
         overflows
     }
 
-    /// The payload bytes of one frame.
-    pub fn frame_bytes(&self) -> usize {
-        self.payloads[0].len()
+    /// The payload of frame number `n`.
+    pub fn payload(&self, n: u64) -> &Bytes {
+        &self.payloads[(n % self.payloads.len() as u64) as usize]
     }
 }

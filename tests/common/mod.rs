@@ -7,9 +7,12 @@
 //! (`bash .ci/install-test-peers.sh`), because a test that cannot run its peer
 //! has failed, not passed.
 //!
-//! Dependencies: std, `serde_json` and `tempfile` only.
+//! This file depends on std, `serde_json` and `tempfile` only. The `recorder`
+//! submodule (running the real `edgerec` binary) belongs with the recorder.
 
 #![allow(dead_code)]
+
+pub mod recorder;
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;
@@ -152,6 +155,8 @@ pub enum RtspAuthMethod {
 pub struct RtspServerBuilder {
     mounts: Vec<(String, String)>,
     auth: Option<(String, String, RtspAuthMethod)>,
+    /// A fixed port (to restart a server where clients expect it); None = any free port.
+    port: Option<u16>,
 }
 
 impl RtspServerBuilder {
@@ -166,6 +171,19 @@ impl RtspServerBuilder {
     pub fn mount_file(self, path: &str, file: &Path) -> Self {
         let spec = format!("file:{}", file.display());
         self.mount(path, &spec)
+    }
+
+    /// Listens on this port instead of a free one (e.g. to restart a server in place).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// Adds several `(path, spec)` mounts.
+    pub fn mounts(self, mounts: &[(&str, &str)]) -> Self {
+        mounts
+            .iter()
+            .fold(self, |b, (path, spec)| b.mount(path, spec))
     }
 
     /// Requires these credentials for every mount.
@@ -187,7 +205,11 @@ impl RtspServerBuilder {
         let script = repo_root().join("tests/support/rtsp_server.py");
         let mut cmd = Command::new(gst_python());
         cmd.arg(&script)
-            .args(["--port", "0", "--exit-on-stdin-eof"])
+            .args([
+                "--port",
+                &self.port.unwrap_or(0).to_string(),
+                "--exit-on-stdin-eof",
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file));
@@ -589,8 +611,10 @@ pub fn http_request(
         let _ = write!(head, "Content-Length: {}\r\n", body.len());
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
+    // One write for head and body, so a small request is one segment.
+    let mut request = head.into_bytes();
+    request.extend_from_slice(body);
+    stream.write_all(&request)?;
     stream.flush()?;
 
     let mut reader = BufReader::new(stream);

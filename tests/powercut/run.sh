@@ -139,7 +139,8 @@ for i in $(seq 1 "$N"); do
   cb=$(sed -n 's/^[0-9]* CHECK_BEFORE rc=\([0-9]*\).*/\1/p' "$T/boot2.console")
   ca=$(sed -n 's/^[0-9]* CHECK_AFTER rc=\([0-9]*\).*/\1/p' "$T/boot2.console")
   tail_chunks=$(grep -o '[0-9]* unindexed tail chunks' "$T/out/check-before.txt" 2>/dev/null | awk '{print $1}')
-  canary=$(sed -n 's/^[0-9]* CANARY lines=\([0-9]*\).*/\1/p' "$T/boot2.console")
+  ticks=$(awk '$2 == "TICK"' "$T/boot1.console" | wc -l)
+  canary=$(sed -n 's/^[0-9]* CANARY lines=\([0-9]*\).* nul_bytes=\([0-9]*\).*/\1\/'"$ticks"' lines, \2 NUL bytes/p' "$T/boot2.console")
   t0=$(cat "$T/out/boot2_t0" 2>/dev/null)
   end=""; post_runs=""
   if [ -s "$T/out/recordings.json" ] && [ -n "$t0" ]; then
@@ -170,14 +171,14 @@ for i in $(seq 1 "$N"); do
     "$fsck_after" "$result" >> "$RESULTS/trials.tsv"
   printf '%s\n' "${why:--}" >> "$RESULTS/trials.tsv"
   kept="-"; [ -n "$claimed" ] && [ -n "$end" ] && { [ "$end" -ge "$claimed" ] && kept="yes (+$((end - claimed)) ms)" || kept="NO"; }
-  echo "| $i | ${delay:-?} ms | $(hms "$last_tick") | $(hms "$end") | ${gap:-?} ms | ≤ $bound ms | ${loss:-?} ms | $kept | rc=${cb:-?} (${tail_chunks:-?}) | rc=${ca:-?} | ${post_runs:-?} | copy=$fsck_copy after=$fsck_after | $result${why:+ ($why)} |" >> "$W/rows.md"
+  echo "| $i | ${delay:-?} ms | $(hms "$last_tick") | $(hms "$end") | ${gap:-?} ms | ≤ $bound ms | ${loss:-?} ms | $kept | rc=${cb:-?} (${tail_chunks:-?}) | rc=${ca:-?} | ${post_runs:-?} | ${canary:-?} | copy=$fsck_copy after=$fsck_after | $result${why:+ ($why)} |" >> "$W/rows.md"
   echo "--- trial $i/$N: $result kill_delay=${delay:-?}ms last_tick=$(hms "$last_tick") recovered_end=$(hms "$end") gap=${gap:-?}ms (bound ${bound}ms) est_loss=${loss:-?}ms check_before=${cb:-?} check_after=${ca:-?} ${why}"
 done
 
 {
   echo
-  echo "| trial | kill delay | last TICK (guest UTC) | recovered end | gap = tick - end | bound | est. loss at cut | durable-claimed kept | check before (tail chunks) | check after | runs after recovery | e2fsck (rc) | result |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| trial | kill delay | last TICK (guest UTC) | recovered end | gap = tick - end | bound | est. loss at cut | durable-claimed kept | check before (tail chunks) | check after | runs after recovery | unsynced canary kept | e2fsck (rc) | result |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   cat "$W/rows.md" 2>/dev/null
   echo
   echo "trials=$N failures=$fails"

@@ -42,8 +42,10 @@ for mount in h264aac live264 live265 cra265 mjpeg; do
     done
     for p in "${pids[@]}"; do wait "$p" || fail=1; done
     echo "$mount: $(paste -sd' ' "$work/$mount.1")"
-    cmp -s "$work/$mount.1" "$work/$mount.2" && cmp -s "$work/$mount.1" "$work/$mount.3" \
-        || { echo "  clients disagree"; fail=1; }
+    if ! cmp -s "$work/$mount.1" "$work/$mount.2" || ! cmp -s "$work/$mount.1" "$work/$mount.3"; then
+        echo "  clients disagree"
+        fail=1
+    fi
 done
 
 # 20 s of the 8 s file loop: two seams. Timestamps must step by one frame everywhere

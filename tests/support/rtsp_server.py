@@ -37,8 +37,10 @@ Mount specifications (PATH=SPEC):
       on the fly. CODEC is one of
         h264     x264enc, zero latency, IDR every GOP frames.
         h265     x265enc with closed GOPs: every key frame is an IDR.
-        h265cra  x265enc with open GOPs: after the first IDR, key frames are CRA
-                 pictures, as some H.265 cameras send (see --help-cra below).
+        h265cra  x265enc with open GOPs (x265's default): after the first IDR,
+                 every key frame is a CRA picture (NAL type 21), never an IDR, as
+                 some H.265 cameras send. Checked with tests/support/nal_types.py:
+                 key pictures "IDR_N_LP CRA CRA CRA ...".
         mjpeg    jpegenc, RTP/JPEG.
       AUDIO is one of
         aac      voaacenc AAC-LC 48 kHz mono 64 kbit/s, RTP MPEG4-GENERIC (pt 97).
@@ -66,10 +68,9 @@ from dataclasses import dataclass, field
 import gi
 
 gi.require_version("Gst", "1.0")
-gi.require_version("GstApp", "1.0")
 gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstApp, GstRtsp, GstRtspServer  # noqa: E402
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 # How long to wait for the start-up demux of a file mount, in seconds. The demo
 # clip takes a few milliseconds; this only bounds a broken file.
@@ -240,6 +241,15 @@ class Track:
     # (running time of the sample in the file's segment, ns; the buffer itself)
     samples: list = field(default_factory=list)
 
+    @property
+    def rtp_clock_hz(self):
+        """The RTP clock rate of this track: 90 kHz for video, the sample rate for audio."""
+        structure = self.caps.get_structure(0)
+        if structure.get_name().startswith("video/"):
+            return 90_000
+        ok, rate = structure.get_int("rate")
+        return rate if ok and rate > 0 else 90_000
+
 
 # Per media type: the parser between qtdemux and the appsink, and the payloader
 # with its RTP payload type for the mount.
@@ -321,6 +331,11 @@ def demux_file(path):
     return video, tracks.get("audio")
 
 
+def _ns_to_ticks(ns, rate):
+    """Nanoseconds to ticks of a `rate` Hz clock, rounded to the nearest tick."""
+    return (ns * rate + Gst.SECOND // 2) // Gst.SECOND
+
+
 class FileLoop:
     """The demuxed samples of one file and the loop period they repeat with."""
 
@@ -352,11 +367,11 @@ class FileLoop:
     def _fill_tail(self, track):
         """Repeats a track's last frame until the track reaches the loop period.
 
-        qtdemux 1.22 drops the final AAC frame of files made by ffmpeg (the edit
-        list skips the 1024-sample priming frame, and the last frame then ends a
-        rounding error past the edit's end), which would leave a one-frame hole
-        in the audio timeline at every loop seam. Repeating the last frame keeps
-        RTP timestamps contiguous, which is what a camera sends.
+        qtdemux 1.22 does not output the final AAC frame of the demo clip (an
+        ffmpeg file whose edit list skips the 1024-sample priming frame: 374 of
+        its 375 frames come out), which would leave a one-frame hole in the
+        audio timeline at every loop seam. Repeating the last frame keeps RTP
+        timestamps contiguous, which is what a camera sends.
         """
         last_ns, last_buf = track.samples[-1]
         frame_ns = last_buf.duration
@@ -397,9 +412,15 @@ class FileLoop:
     def _on_need_data(self, appsrc, _length, track, state):
         running_ns, buf = track.samples[state["index"]]
         out = buf.copy()  # shares the memory; only metadata is new
-        offset_ns = state["loop"] * self.period_ns
-        out.pts = running_ns + offset_ns
-        out.dts = running_ns + offset_ns
+        # Timestamps are computed in ticks of the RTP clock and converted to
+        # nanoseconds rounding up, because the payloader converts back rounding
+        # down: this way RTP timestamps step exactly (+1024 per AAC frame, +3600
+        # per 25 fps video frame) as a camera's do, instead of jittering by one
+        # tick where a frame's duration is not a whole number of nanoseconds.
+        rate = track.rtp_clock_hz
+        ticks = _ns_to_ticks(running_ns, rate) + state["loop"] * _ns_to_ticks(self.period_ns, rate)
+        out.pts = (ticks * Gst.SECOND + rate - 1) // rate
+        out.dts = out.pts
         state["index"] += 1
         if state["index"] == len(track.samples):
             state["index"] = 0

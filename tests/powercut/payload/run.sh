@@ -101,10 +101,11 @@ verify)
   mount_disk
   dmesg | grep -i 'EXT4-fs' | sed 's/^/KERNEL| /'
   mkdir -p /out
-  if [ -f "$MNT/canary-nosync.txt" ]; then
-    echo "CANARY lines=$(wc -l < "$MNT/canary-nosync.txt") last=$(tail -n 1 "$MNT/canary-nosync.txt" | tr -dc 0-9)"
+  c="$MNT/canary-nosync.txt"
+  if [ -f "$c" ]; then
+    echo "CANARY lines=$(grep -a -c '^[0-9]\{13\}$' "$c") last=$(grep -a '^[0-9]\{13\}$' "$c" | tail -n 1) bytes=$(wc -c < "$c") nul_bytes=$(($(wc -c < "$c") - $(tr -d '\000' < "$c" | wc -c)))"
   else
-    echo "CANARY lines=0 last="
+    echo "CANARY lines=0 last= bytes=0 nul_bytes=0 (file lost)"
   fi
   ./edgerec check --config "$CFG" > /out/check-before.txt 2>&1
   echo "CHECK_BEFORE rc=$?"

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Installs the programs edgerec's tests run against, with apt, if they are missing.
+# Idempotent: when everything is installed it changes nothing and touches no network.
+#
+#   bash .ci/install-test-peers.sh          # test peers and build tools
+#   bash .ci/install-test-peers.sh --vm     # also qemu-system-x86 and busybox-static (VM tests)
+#
+# What and why:
+#   ffmpeg                         make clips; ffprobe and decode exports
+#   python3-gi, gir1.2-gst-rtsp-server-1.0, gstreamer1.0-tools,
+#   gstreamer1.0-plugins-{base,good,bad,ugly}
+#                                  tests/support/rtsp_server.py, a real RTSP server
+#                                  (x264enc: ugly; x265enc, voaacenc: bad; so gstreamer1.0-libav
+#                                  is not needed: voaacenc encodes the AAC)
+#   libclang-dev                   bindgen, for V4L2 bindings (v4l crate) once they are used
+#   nasm                           SIMD in openh264's bundled build once it is used
+#   systemd                        systemd-analyze for the unit checks
+# Runs as root (CI) or through sudo; non-interactive.
+set -euo pipefail
+
+packages=(
+    ffmpeg
+    python3-gi
+    gir1.2-gst-rtsp-server-1.0
+    gstreamer1.0-tools
+    gstreamer1.0-plugins-base
+    gstreamer1.0-plugins-good
+    gstreamer1.0-plugins-bad
+    gstreamer1.0-plugins-ugly
+    libclang-dev
+    nasm
+    systemd
+)
+for arg in "$@"; do
+    case "$arg" in
+        --vm) packages+=(qemu-system-x86 busybox-static) ;;
+        *) echo "install-test-peers: unknown argument $arg" >&2; exit 2 ;;
+    esac
+done
+
+missing=()
+for p in "${packages[@]}"; do
+    if [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed" ]]; then
+        missing+=("$p")
+    fi
+done
+
+if ((${#missing[@]})); then
+    echo "install-test-peers: installing ${missing[*]}"
+    if [[ "$(id -u)" == 0 ]]; then
+        as_root=()
+    else
+        as_root=(sudo)
+    fi
+    # Wait for another apt (e.g. unattended upgrades) instead of failing on its lock.
+    apt_opts=(-y -q --no-install-recommends -o DPkg::Lock::Timeout=600)
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q -o DPkg::Lock::Timeout=600
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install "${apt_opts[@]}" "${missing[@]}"
+fi
+
+# Installed is not the same as usable: check what the tests actually load.
+problems=()
+for element in x264enc x265enc voaacenc rtph264pay rtph265pay rtpmp4gpay qtdemux h264parse aacparse clocksync; do
+    gst-inspect-1.0 --exists "$element" || problems+=("GStreamer element $element")
+done
+/usr/bin/python3 -c '
+import gi
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import Gst, GstRtspServer
+' || problems+=("GstRtspServer introspection for /usr/bin/python3")
+encoders="$(ffmpeg -hide_banner -encoders 2>/dev/null || true)"
+for encoder in libx264 libx265 aac; do
+    grep -qw "$encoder" <<<"$encoders" || problems+=("ffmpeg encoder $encoder")
+done
+if ((${#problems[@]})); then
+    printf 'install-test-peers: missing after install: %s\n' "${problems[@]}" >&2
+    exit 1
+fi
+echo "install-test-peers: all test peers present"

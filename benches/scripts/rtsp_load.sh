@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# Whole-process load: N loopback RTSP cameras (1080p25, about 4 Mbit/s H.264 + 64 kbit/s AAC)
+# recorded by the release binary, then the same N streams recorded by N ffmpeg processes the way
+# Frigate records (`ffmpeg -c copy -f segment`), in the same run against the same server.
+#
+# For edgerec it reports CPU (utime+stime of the process, /proc/PID/stat), RSS (VmRSS, VmHWM),
+# bytes written per byte received (/api/v1/status: storages[].bytes_written over the sum of
+# cameras[].bytes_received, and the process's own disk writes from /proc/PID/io, which include
+# the SQLite index), fdatasyncs per second of the storage, and frames dropped. For ffmpeg it
+# reports the summed CPU and RSS of the N processes. The RTSP server runs in its own process and
+# its CPU is reported on its own line, never added to either side.
+#
+# The server serves ONE file mount that all N clients share (set_shared): a pre-encoded clip
+# replayed byte for byte, so the server does not encode 1080p video N times, or even once.
+# The clip is made once with ffmpeg (libx264) and kept in target/tmp.
+#
+# Usage: benches/scripts/rtsp_load.sh N [N...]
+#   env: MEASURE_SEC (default 60), WARMUP_SEC (default 10)
+# Needs: target/release/edgerec (cargo build --release --locked), ffmpeg, /usr/bin/python3 with
+# python3-gi and gst-rtsp-server (the test peers of tests/support/rtsp_server.py).
+set -euo pipefail
+
+if [[ $# -lt 1 ]]; then
+    echo "usage: $0 N [N...]" >&2
+    exit 2
+fi
+measure_sec="${MEASURE_SEC:-60}"
+warmup_sec="${WARMUP_SEC:-10}"
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+bin="$repo_root/target/release/edgerec"
+py=/usr/bin/python3
+if [[ ! -x "$bin" ]]; then
+    echo "rtsp_load: $bin is missing; run cargo build --release --locked" >&2
+    exit 1
+fi
+mkdir -p "$repo_root/target/tmp"
+work="$(mktemp -d "$repo_root/target/tmp/rtsp-load.XXXXXX")"
+server_pid=""
+edgerec_pid=""
+ffmpeg_pids=()
+cleanup() {
+    for p in "${ffmpeg_pids[@]}" $edgerec_pid $server_pid; do
+        kill "$p" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The clip: 8 s (a whole number of 25-frame GOPs and of 1024-sample AAC frames, so the server's
+# loop is seamless), 1080p25, one IDR per second, no B-frames (edgerec records none), temporal
+# noise so that x264 really spends about 4 Mbit/s instead of compressing a test pattern to nothing.
+clip="$repo_root/target/tmp/bench-1080p25-4mbit.mp4"
+if [[ ! -s "$clip" ]]; then
+    ffmpeg -v error -y -f lavfi -i "testsrc2=size=1920x1080:rate=25" \
+        -f lavfi -i "sine=frequency=1000:sample_rate=48000" -t 8 -map 0:v -map 1:a \
+        -vf "noise=alls=12:allf=t" -c:v libx264 -preset veryfast -bf 0 -g 25 -keyint_min 25 \
+        -sc_threshold 0 -b:v 4000k -maxrate 4000k -bufsize 4000k -pix_fmt yuv420p \
+        -c:a aac -b:a 64k -ac 1 -movflags +faststart "$clip.partial.mp4"
+    mv "$clip.partial.mp4" "$clip"
+fi
+
+free_port() {
+    "$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# The server exits when fd 9 (its standard input) closes, so it cannot outlive this script.
+mkfifo "$work/ready" "$work/server-stdin"
+"$py" "$repo_root/tests/support/rtsp_server.py" --port 0 --exit-on-stdin-eof \
+    --mount "/cam=file:$clip" <"$work/server-stdin" >"$work/ready" 2>"$work/server.log" &
+server_pid=$!
+exec 9>"$work/server-stdin"
+read -r -t 60 word base <"$work/ready" || true
+if [[ "${word:-}" != READY ]]; then
+    echo "rtsp_load: the RTSP server did not start" >&2
+    cat "$work/server.log" >&2
+    exit 1
+fi
+url="$base/cam"
+
+# One sample of the processes and, for edgerec, of /api/v1/status. With a port, the sample is
+# taken right after the storage's fsync counter moves (polled every 20 ms), so that what was
+# received and what was written are compared at the same point of the sync cycle.
+sample() { # OUT PORT|- PID...
+    "$py" - "$@" <<'PY'
+import json, os, sys, time, urllib.request
+
+out, port, pids = sys.argv[1], sys.argv[2], [int(p) for p in sys.argv[3:]]
+
+def status():
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/status", timeout=5) as r:
+        return json.load(r)
+
+def proc(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # After the command name: state is field 3, utime field 14, stime field 15 (proc(5)).
+    ticks = int(fields[11]) + int(fields[12])
+    mem = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "VmHWM"):
+                mem[k] = int(v.split()[0])
+    io = {}
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                io[k] = int(v)
+    except OSError:
+        pass
+    return ticks, mem.get("VmRSS", 0), mem.get("VmHWM", 0), io.get("write_bytes", 0)
+
+s = None
+if port != "-":
+    first = status()["storages"][0]["fsyncs"]
+    deadline = time.monotonic() + 5
+    while True:
+        s = status()
+        if s["storages"][0]["fsyncs"] != first or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+t = time.monotonic()
+alive = [p for p in pids if os.path.exists(f"/proc/{p}/stat")]
+per = [proc(p) for p in alive]
+rec = {
+    "t": t,
+    "ticks": sum(x[0] for x in per),
+    "rss_kb": sum(x[1] for x in per),
+    "hwm_kb": sum(x[2] for x in per),
+    "write_bytes": sum(x[3] for x in per),
+    "alive": len(alive),
+    "pids": len(pids),
+}
+if s is not None:
+    cams = s["cameras"]
+    st = s["storages"][0]
+    rec.update(
+        bytes_received=sum(c["bytes_received"] for c in cams),
+        frames_received=sum(c["frames_received"] for c in cams),
+        frames_dropped=sum(c["frames_dropped"] for c in cams),
+        recording=sum(1 for c in cams if c["state"] == "recording"),
+        bytes_written=st["bytes_written"],
+        fsyncs=st["fsyncs"],
+        max_sync_latency_ms=st["max_sync_latency_ms"],
+        frames_dropped_overflow=st["frames_dropped_overflow"],
+    )
+with open(out, "w") as f:
+    json.dump(rec, f)
+PY
+}
+
+# Prints the figures of one phase from its two samples.
+report() { # KIND N A.json B.json SERVER_A.json SERVER_B.json
+    "$py" - "$@" <<'PY'
+import json, os, sys
+kind, n = sys.argv[1], int(sys.argv[2])
+a, b, sa, sb = (json.load(open(p)) for p in sys.argv[3:7])
+hz = os.sysconf("SC_CLK_TCK")
+dt = b["t"] - a["t"]
+cpu = (b["ticks"] - a["ticks"]) / hz / dt * 100
+server = (sb["ticks"] - sa["ticks"]) / hz / (sb["t"] - sa["t"]) * 100
+line = (f"{kind}: N={n} window={dt:.1f}s cpu={cpu:.1f}% of one core "
+        f"({cpu / n:.2f}%/stream) rss={b['rss_kb'] / 1024:.1f}MiB hwm={b['hwm_kb'] / 1024:.1f}MiB "
+        f"alive={b['alive']}/{b['pids']}")
+if kind == "edgerec":
+    recv = b["bytes_received"] - a["bytes_received"]
+    wrote = b["bytes_written"] - a["bytes_written"]
+    disk = b["write_bytes"] - a["write_bytes"]
+    fsyncs = b["fsyncs"] - a["fsyncs"]
+    line += (f" recording={b['recording']}/{n} rx={recv * 8 / dt / n / 1e6:.2f}Mbit/s/stream"
+             f" written/received={wrote / recv:.4f} disk_write_bytes/received={disk / recv:.4f}"
+             f" fsyncs/s={fsyncs / dt:.3f} frames_dropped={b['frames_dropped']}"
+             f" (in window {b['frames_dropped'] - a['frames_dropped']})"
+             f" overflow={b['frames_dropped_overflow']} max_sync_ms={b['max_sync_latency_ms']:.1f}")
+line += f" | rtsp server (excluded): cpu={server:.1f}%"
+print(line)
+with open(os.environ["RESULT_FILE"], "a") as f:
+    f.write(json.dumps({"kind": kind, "n": n, "cpu_pct": cpu, "server_cpu_pct": server, "line": line}) + "\n")
+PY
+}
+
+export RESULT_FILE="$work/results.jsonl"
+echo "machine: nproc=$(nproc), cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), kernel=$(uname -r), fs of target/tmp: $(df -T "$repo_root/target/tmp" | awk 'NR==2 {print $2}')"
+echo "server: $url ($(ffprobe -v error -show_entries format=bit_rate -of default=nw=1:nk=1 "$clip") bit/s clip, shared file mount); warm-up ${warmup_sec}s, window ${measure_sec}s"
+
+for n in "$@"; do
+    # edgerec: N cameras on one storage, the default 1 s sync interval.
+    port="$(free_port)"
+    cfg="$work/edgerec-$n.toml"
+    {
+        printf 'version = 1\n[server]\nlisten = "127.0.0.1:%s"\ndata_dir = "%s"\n' "$port" "$work/data-$n"
+        printf '[[storage]]\nid = "main"\nsize = "4GiB"\nsegment_size = "64MiB"\nsync_interval_ms = 1000\n'
+        for i in $(seq 1 "$n"); do
+            printf '[[camera]]\nid = "cam%02d"\nsource = "%s"\ntransport = "tcp"\n' "$i" "$url"
+        done
+    } >"$cfg"
+    EDGEREC_LOG=warn "$bin" run --config "$cfg" >"$work/edgerec-$n.log" 2>&1 9>&- &
+    edgerec_pid=$!
+    for _ in $(seq 1 600); do
+        rec="$(curl -s "http://127.0.0.1:$port/api/v1/status" 2>/dev/null | jq '[.cameras[] | select(.frames_received > 0)] | length' 2>/dev/null || echo 0)"
+        [[ "$rec" == "$n" ]] && break
+        sleep 0.1
+    done
+    if [[ "${rec:-0}" != "$n" ]]; then
+        echo "rtsp_load: only ${rec:-0} of $n cameras receive frames after 60 s" >&2
+        cat "$work/edgerec-$n.log" >&2
+        exit 1
+    fi
+    sleep "$warmup_sec"
+    sample "$work/e-$n-a.json" "$port" "$edgerec_pid"
+    sample "$work/s-$n-a.json" - "$server_pid"
+    sleep "$measure_sec"
+    sample "$work/e-$n-b.json" "$port" "$edgerec_pid"
+    sample "$work/s-$n-b.json" - "$server_pid"
+    kill -TERM "$edgerec_pid"
+    wait "$edgerec_pid" || echo "rtsp_load: edgerec exited with $?" >&2
+    edgerec_pid=""
+    report edgerec "$n" "$work/e-$n-a.json" "$work/e-$n-b.json" "$work/s-$n-a.json" "$work/s-$n-b.json"
+    rm -rf "$work/data-$n"
+
+    # ffmpeg: N processes, Frigate's recording command line.
+    mkdir -p "$work/ff-$n"
+    ffmpeg_pids=()
+    for i in $(seq 1 "$n"); do
+        ffmpeg -nostdin -hide_banner -loglevel error -rtsp_transport tcp -i "$url" -c copy \
+            -f segment -segment_time 10 "$work/ff-$n/cam$i-%03d.mp4" 2>>"$work/ffmpeg-$n.log" 9>&- &
+        ffmpeg_pids+=($!)
+    done
+    sleep "$warmup_sec"
+    sample "$work/f-$n-a.json" - "${ffmpeg_pids[@]}"
+    sample "$work/s-$n-fa.json" - "$server_pid"
+    sleep "$measure_sec"
+    sample "$work/f-$n-b.json" - "${ffmpeg_pids[@]}"
+    sample "$work/s-$n-fb.json" - "$server_pid"
+    du_bytes="$(du -sb "$work/ff-$n" | cut -f1)"
+    kill -INT "${ffmpeg_pids[@]}" 2>/dev/null || true
+    wait "${ffmpeg_pids[@]}" 2>/dev/null || true
+    ffmpeg_pids=()
+    report ffmpeg "$n" "$work/f-$n-a.json" "$work/f-$n-b.json" "$work/s-$n-fa.json" "$work/s-$n-fb.json"
+    echo "ffmpeg: N=$n wrote $du_bytes bytes of segments in ${warmup_sec}+${measure_sec}s"
+    rm -rf "$work/ff-$n"
+
+    "$py" - "$n" <<'PY'
+import json, os, sys
+n = int(sys.argv[1])
+rows = [json.loads(l) for l in open(os.environ["RESULT_FILE"])]
+e = next(r for r in reversed(rows) if r["kind"] == "edgerec" and r["n"] == n)
+f = next(r for r in reversed(rows) if r["kind"] == "ffmpeg" and r["n"] == n)
+print(f"ratio: N={n} edgerec cpu / ffmpeg cpu = {e['cpu_pct'] / f['cpu_pct']:.3f} (goal <= 0.25)")
+PY
+done

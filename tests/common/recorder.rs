@@ -1,0 +1,209 @@
+//! Runs the real `edgerec` binary for integration tests: a generated config on a free loopback
+//! port, status polling, SIGTERM or kill -9, all cleaned up on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::{edgerec_bin, free_local_port, http_get, wait_for};
+
+pub struct RecorderProc {
+    child: Option<Child>,
+    pub port: u16,
+    pub config: PathBuf,
+    /// Everything the process wrote to stderr goes here, for failure messages.
+    pub log: PathBuf,
+}
+
+impl RecorderProc {
+    /// Writes `data_dir/edgerec.toml` with `[server]` on a free port followed by `body` (storages
+    /// and cameras), and starts `edgerec run` on it.
+    pub fn start(data_dir: &Path, body: &str) -> RecorderProc {
+        let port = free_local_port();
+        Self::start_on(data_dir, body, port)
+    }
+
+    pub fn start_on(data_dir: &Path, body: &str, port: u16) -> RecorderProc {
+        std::fs::create_dir_all(data_dir).unwrap();
+        let config = data_dir.join("edgerec.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "version = 1\n[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n{body}",
+                data_dir.display()
+            ),
+        )
+        .unwrap();
+        let log = data_dir.join(format!("edgerec-{port}.log"));
+        let child = Command::new(edgerec_bin())
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("EDGEREC_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let p = RecorderProc {
+            child: Some(child),
+            port,
+            config,
+            log,
+        };
+        assert!(
+            wait_for(Duration::from_secs(30), || http_get(&p.url("/healthz"))
+                .ok()
+                .filter(|r| r.status == 200))
+            .is_some(),
+            "recorder did not come up: {}",
+            p.log_text()
+        );
+        p
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        http_get(&self.url("/api/v1/status")).unwrap().json()
+    }
+
+    pub fn camera(&self, id: &str) -> serde_json::Value {
+        let s = self.status();
+        s["cameras"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Waits until camera `id` has received at least `frames` frames while recording.
+    pub fn wait_frames(&self, id: &str, frames: u64, timeout: Duration) {
+        let ok = wait_for(timeout, || {
+            let c = self.camera(id);
+            (c["frames_received"].as_u64().unwrap_or(0) >= frames && c["state"] == "recording")
+                .then_some(())
+        });
+        assert!(
+            ok.is_some(),
+            "camera {id} did not reach {frames} frames: {}\n{}",
+            self.camera(id),
+            self.log_text()
+        );
+    }
+
+    /// The recorder's newest indexed wall time (µs), from status.
+    pub fn newest_recording_us(&self) -> i64 {
+        self.status()["storages"][0]["newest_recording"]
+            .as_str()
+            .map(|s| s.parse::<jiff::Timestamp>().unwrap().as_microsecond())
+            .unwrap_or(0)
+    }
+
+    /// The recording sequences of a camera over all time, as (start µs, end µs).
+    pub fn recordings(&self, id: &str) -> Vec<(i64, i64)> {
+        let r = http_get(&self.url(&format!(
+            "/api/v1/cameras/{id}/recordings?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z"
+        )))
+        .unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["recordings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                let p = |k: &str| {
+                    x[k].as_str()
+                        .unwrap()
+                        .parse::<jiff::Timestamp>()
+                        .unwrap()
+                        .as_microsecond()
+                };
+                (p("start"), p("end"))
+            })
+            .collect()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    /// SIGTERM and wait; returns whether it exited 0.
+    pub fn stop(mut self) -> bool {
+        let mut child = self.child.take().unwrap();
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+
+    /// kill -9 and wait.
+    pub fn kill9(mut self) {
+        let mut child = self.child.take().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for RecorderProc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// RFC 3339 for a wall time in µs.
+pub fn rfc3339(us: i64) -> String {
+    jiff::Timestamp::from_microsecond(us).unwrap().to_string()
+}
+
+/// Exports `camera` over [from, to) through HTTP into `path` and returns the response headers.
+pub fn export_http(
+    rec: &RecorderProc,
+    camera: &str,
+    from_us: i64,
+    to_us: i64,
+    path: &Path,
+) -> super::HttpResponse {
+    let r = http_get(&rec.url(&format!(
+        "/api/v1/cameras/{camera}/export.mp4?from={}&to={}",
+        rfc3339(from_us),
+        rfc3339(to_us)
+    )))
+    .unwrap();
+    assert_eq!(r.status, 200, "export: {}", r.text());
+    std::fs::write(path, &r.body).unwrap();
+    r
+}
+
+/// ffprobe facts of an exported file: (codec, frames decoded, duration in seconds) per stream.
+pub fn probe_streams(path: &Path) -> Vec<(String, u64, f64)> {
+    let v = super::ffprobe_json_with(path, &["-count_frames", "-show_streams"]);
+    v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["codec_name"].as_str().unwrap_or("").to_owned(),
+                s["nb_read_frames"]
+                    .as_str()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0),
+                s["duration"]
+                    .as_str()
+                    .and_then(|d| d.parse().ok())
+                    .unwrap_or(0.0),
+            )
+        })
+        .collect()
+}
