@@ -101,7 +101,7 @@ impl Harness {
             frame: Frame {
                 kind: StreamKind::Video,
                 media_time: media,
-                key: self.n % 25 == 0,
+                key: self.n.is_multiple_of(25),
                 data: Self::payload(self.n, size),
             },
         };
@@ -204,14 +204,9 @@ proptest! {
     }
 }
 
+/// Where the next chunk would go: the end of the last chunk in the head segment (the one whose
+/// header has the largest first_seq), found by walking the segment's chunks.
 fn tail_position(cfg: &StorageConfig) -> (PathBuf, u64) {
-    let conn = rusqlite_free_tail(cfg);
-    conn
-}
-
-/// Where the next chunk would go: end of the newest indexed chunk (found through a read-only plan
-/// of the whole range would be indirect; the segment files are read directly instead).
-fn rusqlite_free_tail(cfg: &StorageConfig) -> (PathBuf, u64) {
     let recs = store::recordings(&cfg.path, "cam", 0, i64::MAX).unwrap();
     assert!(!recs.is_empty());
     // Scan segments for the one whose header has the largest first_seq, then walk its chunks.

@@ -221,7 +221,11 @@ fn status_json(rec: &Recorder) -> Value {
             let newest = s.newest_wall_us.load(Ordering::Relaxed);
             let fs_free = nix::sys::statvfs::statvfs(&h.path)
                 .ok()
-                .map(|v| v.blocks_available() as u64 * v.fragment_size() as u64);
+                // The casts matter on 32-bit targets (Yocto ARM), where these are 32-bit types.
+                .map(
+                    #[allow(clippy::unnecessary_cast)]
+                    |v| v.blocks_available() as u64 * v.fragment_size() as u64,
+                );
             json!({
                 "id": &*h.id,
                 "path": h.path.display().to_string(),
