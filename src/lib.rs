@@ -9,6 +9,7 @@ pub mod ingest;
 pub mod media;
 pub mod mp4;
 pub mod recorder;
+pub mod service;
 pub mod source;
 pub mod store;
 pub mod time;

@@ -60,6 +60,7 @@ fn load(config: &Option<PathBuf>) -> Result<Config, Error> {
 
 fn main() -> ExitCode {
     init_logging();
+    edgerec::service::install_panic_hook();
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Run { config: None }) {
         Command::Run { config } => run(config),
@@ -81,7 +82,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr; `EDGEREC_LOG` takes `level` or `target=level,...` (default `info`).
+/// Logs to journald when started by systemd with journal output (`JOURNAL_STREAM`), with
+/// structured fields (camera, storage); otherwise to stderr. `EDGEREC_LOG` takes `level` or
+/// `target=level,...` (default `info`).
 fn init_logging() {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -90,17 +93,24 @@ fn init_logging() {
         eprintln!("edgerec: EDGEREC_LOG={spec:?} is invalid ({e}); using info");
         "info".parse().expect("literal filter")
     });
+    let journald = std::env::var_os("JOURNAL_STREAM")
+        .and_then(|_| tracing_journald::layer().ok())
+        .map(|l| l.with_syslog_identifier("edgerec".to_owned()));
+    let fmt = journald.is_none().then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+    });
     tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal()),
-        )
+        .with(journald)
+        .with(fmt)
         .with(targets)
         .init();
 }
 
 fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
+    use edgerec::service::{self, Watched};
+    use sd_notify::NotifyState;
     let cfg = load(&config)?;
     let listen = cfg.listen;
     if !listen.ip().is_loopback() {
@@ -109,35 +119,91 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
             "[server] listen = {listen}: without authentication the API only binds loopback (127.0.0.1 or ::1)"
         ));
     }
+    // Signals are blocked before any thread starts, so every thread inherits the mask and only
+    // `wait_for_signal` receives SIGTERM/SIGINT.
+    let signals = block_signals();
+    service::notify(&[NotifyState::Status("opening storages (recovery)")]);
     let recorder = Arc::new(edgerec::recorder::Recorder::start(
         cfg,
         Arc::new(SystemClocks),
     )?);
     let http = edgerec::http::HttpServer::start(listen, recorder.clone())?;
+    let mut watched: Vec<Watched> = recorder
+        .storages
+        .iter()
+        .zip(&recorder.config.storages)
+        .map(|(h, c)| Watched {
+            name: format!("writer-{}", h.id),
+            beat: h.stats.heartbeat.clone(),
+            max_quiet: c.sync_interval * 3 + Duration::from_secs(1),
+        })
+        .collect();
+    watched.push(Watched {
+        name: "ingest".to_owned(),
+        beat: recorder.ingest_heartbeat.clone(),
+        max_quiet: Duration::from_secs(4),
+    });
+    watched.push(Watched {
+        name: "http".to_owned(),
+        beat: http.heartbeat.clone(),
+        max_quiet: Duration::from_secs(4),
+    });
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let supervisor = service::spawn_supervisor(recorder.clone(), watched, stop.clone());
+    // Storage recovery finished in Recorder::start and the HTTP server listens: ready.
+    service::notify(&[
+        NotifyState::Ready,
+        NotifyState::Status(&service::status_line(&recorder)),
+    ]);
     eprintln!(
         "edgerec: recording; API on http://{}/api/v1/status",
         http.local_addr
     );
-    wait_for_signal();
+    inject_faults_for_tests(&recorder);
+    wait_for_signal(signals);
     tracing::info!("shutting down");
+    service::notify(&[
+        NotifyState::Stopping,
+        NotifyState::Status("stopping: flushing recordings"),
+    ]);
     http.stop();
     recorder.shutdown(Duration::from_secs(10));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = supervisor.join();
     Ok(ExitCode::SUCCESS)
 }
 
-/// Blocks until SIGTERM or SIGINT; a second signal exits at once (recovery handles the rest).
-fn wait_for_signal() {
+/// Test-only fault injection, read once at start: `EDGEREC_FAULT_STALL_WRITER_SECS=N` blocks the
+/// first storage writer for N seconds, as a hung disk would (tests/systemd_notify.rs).
+fn inject_faults_for_tests(recorder: &edgerec::recorder::Recorder) {
+    if let Some(secs) = std::env::var("EDGEREC_FAULT_STALL_WRITER_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if let Some(s) = recorder.storages.first() {
+            tracing::warn!(storage = %s.id, secs, "fault injection: stalling the writer");
+            s.stall_for_test(Duration::from_secs(secs));
+        }
+    }
+}
+
+fn block_signals() -> nix::sys::signal::SigSet {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
     set.add(Signal::SIGTERM);
     set.add(Signal::SIGINT);
-    // Blocked in this thread (and inherited by none: other threads were started before, so the
-    // signal is delivered to whichever thread does not block it unless we block it everywhere;
-    // sigwait below takes it from the pending set of this thread or the process).
-    let _ = set.thread_block();
+    if let Err(e) = set.thread_block() {
+        tracing::warn!("cannot block signals: {e}");
+    }
+    set
+}
+
+/// Blocks until SIGTERM or SIGINT; a second signal exits at once (recovery handles the rest).
+fn wait_for_signal(set: nix::sys::signal::SigSet) {
     let _ = set.wait();
     std::thread::spawn(move || {
         let _ = set.wait();
+        eprintln!("edgerec: second signal, exiting at once");
         std::process::exit(130);
     });
 }

@@ -24,6 +24,8 @@ pub struct Recorder {
     runtime_thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Kept so a watchdog can see whether a writer thread died.
     pub writer_threads: Vec<std::thread::JoinHandle<()>>,
+    /// Advanced every second by a task on the ingest runtime: proves the runtime is not stuck.
+    pub ingest_heartbeat: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Recorder {
@@ -91,11 +93,23 @@ impl Recorder {
             .enable_all()
             .build()
             .map_err(|e| Error::io("cannot start the RTSP runtime", e))?;
+        let ingest_heartbeat = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let beat = ingest_heartbeat.clone();
+        let mut beat_stop = stop_rx.clone();
         let runtime_thread = std::thread::Builder::new()
             .name("ingest".to_owned())
             .spawn(move || {
                 runtime.block_on(async move {
                     let mut set = tokio::task::JoinSet::new();
+                    set.spawn(async move {
+                        let mut tick = tokio::time::interval(Duration::from_secs(1));
+                        loop {
+                            tokio::select! {
+                                _ = tick.tick() => { beat.fetch_add(1, std::sync::atomic::Ordering::Relaxed); }
+                                _ = beat_stop.changed() => return,
+                            }
+                        }
+                    });
                     for (source, stats, handle) in tasks {
                         set.spawn(crate::ingest::supervise(
                             source,
@@ -117,6 +131,7 @@ impl Recorder {
             stop_tx,
             runtime_thread: std::sync::Mutex::new(Some(runtime_thread)),
             writer_threads,
+            ingest_heartbeat,
         })
     }
 

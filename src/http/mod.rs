@@ -38,6 +38,9 @@ pub fn status_for(kind: ErrorKind) -> u16 {
 pub struct HttpServer {
     server: Arc<Server>,
     pub local_addr: SocketAddr,
+    /// Advanced by every worker at least once a second: proves the acceptor is alive.
+    pub heartbeat: Arc<std::sync::atomic::AtomicU64>,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -66,17 +69,29 @@ impl HttpServer {
                 .map_err(|e| crate::err!(Internal, "cannot start HTTP server: {e}"))?,
         );
         let downloads = Arc::new(AtomicUsize::new(0));
+        let heartbeat = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut threads = Vec::new();
         for i in 0..WORKERS {
             let server = server.clone();
             let recorder = recorder.clone();
             let downloads = downloads.clone();
+            let heartbeat = heartbeat.clone();
+            let stopping = stopping.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("http-{i}"))
                     .spawn(move || {
-                        while let Ok(req) = server.recv() {
-                            handle(req, &recorder, &downloads);
+                        while !stopping.load(Ordering::Relaxed) {
+                            heartbeat.fetch_add(1, Ordering::Relaxed);
+                            match server.recv_timeout(Duration::from_secs(1)) {
+                                Ok(Some(req)) => handle(req, &recorder, &downloads),
+                                Ok(None) => {}
+                                Err(e) => {
+                                    tracing::error!("HTTP accept failed: {e}");
+                                    break;
+                                }
+                            }
                         }
                     })
                     .map_err(|e| Error::io("cannot spawn HTTP worker", e))?,
@@ -86,13 +101,15 @@ impl HttpServer {
         Ok(HttpServer {
             server,
             local_addr,
+            heartbeat,
+            stopping,
             threads,
         })
     }
 
     pub fn stop(self) {
-        self.server.unblock();
-        for _ in 1..WORKERS {
+        self.stopping.store(true, Ordering::Relaxed);
+        for _ in 0..WORKERS {
             self.server.unblock();
         }
         for t in self.threads {

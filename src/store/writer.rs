@@ -79,7 +79,7 @@ pub struct StorageStats {
     /// Write rate over the last ticks, bytes per second (exponentially weighted).
     pub write_rate_bps: AtomicU64,
     /// Bumped every loop iteration: lets a watchdog see the writer make progress.
-    pub heartbeat: AtomicU64,
+    pub heartbeat: Arc<AtomicU64>,
     pub segments_reclaimed: AtomicU64,
 }
 
