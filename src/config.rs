@@ -73,6 +73,8 @@ struct RawCamera {
     username: Option<String>,
     password: Option<String>,
     transport: Option<Spanned<String>>,
+    prebuffer: Option<Spanned<String>>,
+    prebuffer_seconds: Option<Spanned<f64>>,
 }
 
 /// A validated configuration.
@@ -114,6 +116,16 @@ pub struct CameraConfig {
     pub storage: String,
     pub enabled: bool,
     pub record: RecordMode,
+    /// Pre-buffer (REC-2..REC-5): where, and how many µs it keeps (memory mode ≤ 15 s).
+    pub prebuffer: PrebufferMode,
+    pub prebuffer_us: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrebufferMode {
+    Off,
+    /// In RAM, at most 15 s (REC-3); the default.
+    Memory,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -138,7 +150,10 @@ pub enum RtspTransport {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecordMode {
+    /// Always recording (a reason that never ends).
     Continuous,
+    /// Only on request (manual recording, rules); frames go to the pre-buffer meanwhile.
+    Never,
 }
 
 /// Where a config came from, for error messages.
@@ -365,11 +380,15 @@ impl Config {
             let record = match &c.record {
                 None => RecordMode::Continuous,
                 Some(r) if r.get_ref() == "continuous" => RecordMode::Continuous,
+                Some(r) if r.get_ref() == "never" => RecordMode::Never,
                 Some(r) => {
                     return Err(origin.error(
                         r,
                         "camera.record",
-                        format!("{:?} is not supported; use \"continuous\"", r.get_ref()),
+                        format!(
+                            "{:?} is not supported; use \"continuous\" or \"never\"",
+                            r.get_ref()
+                        ),
                     ))
                 }
             };
@@ -420,6 +439,50 @@ impl Config {
                     format!("{src:?} is not \"demo:\" or an rtsp:// URL"),
                 ));
             };
+            let prebuffer =
+                match &c.prebuffer {
+                    None => PrebufferMode::Memory,
+                    Some(p) if p.get_ref() == "memory" => PrebufferMode::Memory,
+                    Some(p) if p.get_ref() == "off" => PrebufferMode::Off,
+                    Some(p) if p.get_ref() == "disk" => return Err(origin.error(
+                        p,
+                        "camera.prebuffer",
+                        "\"disk\" pre-buffering is not supported yet; use \"memory\" (up to 15 s)",
+                    )),
+                    Some(p) => {
+                        return Err(origin.error(
+                            p,
+                            "camera.prebuffer",
+                            format!("{:?} is not \"memory\", \"disk\" or \"off\"", p.get_ref()),
+                        ))
+                    }
+                };
+            let mut prebuffer_us = crate::recording::DEFAULT_PREBUFFER_US;
+            if let Some(secs) = &c.prebuffer_seconds {
+                let v = *secs.get_ref();
+                if !(0.0..=3600.0).contains(&v) {
+                    return Err(origin.error(
+                        secs,
+                        "camera.prebuffer_seconds",
+                        format!("{v} is outside 0..=3600"),
+                    ));
+                }
+                prebuffer_us = (v * 1e6) as i64;
+            }
+            if prebuffer == PrebufferMode::Memory
+                && prebuffer_us > crate::recording::MAX_MEMORY_PREBUFFER_US
+            {
+                // REC-3: memory mode clamps to 15 s.
+                tracing::warn!(
+                    "{file}:{}: camera {id:?}: a memory pre-buffer holds at most 15 s; {} s clamped to 15 s (REC-3)",
+                    origin.line_of(c.prebuffer_seconds.as_ref().expect("set when above default").span()),
+                    prebuffer_us / 1_000_000
+                );
+                prebuffer_us = crate::recording::MAX_MEMORY_PREBUFFER_US;
+            }
+            if prebuffer == PrebufferMode::Off {
+                prebuffer_us = 0;
+            }
             cameras.push(CameraConfig {
                 id: id.clone(),
                 name: c.name.clone().unwrap_or(id),
@@ -427,6 +490,8 @@ impl Config {
                 storage,
                 enabled: c.enabled.unwrap_or(true),
                 record,
+                prebuffer,
+                prebuffer_us,
             });
         }
         Ok(Config {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::clocks::{Clocks, WallAnchor};
 use crate::media::{Frame, SampleEntry, StreamKind};
+use crate::recording::Decision;
 use crate::source::{CameraDescription, Sink, Source};
 use crate::store::writer::{IngestFrame, SendError};
 use crate::store::StorageHandle;
@@ -53,6 +54,12 @@ pub struct CameraStats {
     pub last_frame_wall_us: AtomicI64,
     /// Video frames and bytes in the current and previous one-second windows, for fps/bitrate.
     window: Mutex<RateWindow>,
+    /// Why the camera records (continuous, rules, manual); ingest consults it per frame.
+    pub control: crate::recording::RecordingControl,
+    /// True while frames go to the store (false while they only fill the pre-buffer).
+    pub recording: std::sync::atomic::AtomicBool,
+    /// Pre-buffer length in µs (0 = off), already clamped (REC-3).
+    pub prebuffer_us: i64,
 }
 
 #[derive(Default)]
@@ -65,7 +72,7 @@ struct RateWindow {
 }
 
 impl CameraStats {
-    pub fn new(id: &str, name: &str, storage: &str) -> Self {
+    pub fn new(id: &str, name: &str, storage: &str, prebuffer_us: i64) -> Self {
         CameraStats {
             id: id.into(),
             name: name.to_owned(),
@@ -79,6 +86,9 @@ impl CameraStats {
             reconnects: AtomicU64::new(0),
             last_frame_wall_us: AtomicI64::new(0),
             window: Mutex::new(RateWindow::default()),
+            control: crate::recording::RecordingControl::default(),
+            recording: std::sync::atomic::AtomicBool::new(false),
+            prebuffer_us,
         }
     }
 
@@ -121,15 +131,21 @@ struct CameraSink {
     stats: Arc<CameraStats>,
     storage: StorageHandle,
     clocks: Arc<dyn Clocks>,
-    /// Incremented for every new run: each session, and each wall-clock step (ST-14).
+    /// Incremented for every new run: each session, each recording start and each wall-clock
+    /// step (ST-14).
     run: u64,
     anchor: WallAnchor,
+    /// Recording or buffering, and the memory pre-buffer.
+    gate: crate::recording::Gate,
 }
 
 impl Sink for CameraSink {
     fn described(&mut self, d: &CameraDescription) {
         *self.stats.description.lock().expect("description lock") = d.clone();
         self.run += 1;
+        // Frames of an earlier session cannot precede this one's in a run.
+        self.gate = crate::recording::Gate::new(self.stats.prebuffer_us);
+        self.stats.recording.store(false, Ordering::Relaxed);
         self.anchor = WallAnchor::now(self.clocks.as_ref());
         self.stats.set_state(CameraState::Streaming);
     }
@@ -162,6 +178,39 @@ impl Sink for CameraSink {
             wall_us,
             frame,
         };
+        match self.gate.decide(&self.stats.control, wall_us) {
+            Decision::Buffer => self.gate.buffer(f),
+            Decision::Stop => {
+                tracing::info!(camera = %self.stats.id, "recording stopped (REC-14)");
+                self.stats.recording.store(false, Ordering::Relaxed);
+                self.gate.buffer(f);
+            }
+            Decision::Record => self.send(f),
+            Decision::Start { preroll_us } => {
+                // A new run: the writer must not join it to an earlier recording across the gap.
+                self.run += 1;
+                let preroll = self.gate.take_preroll(wall_us, preroll_us);
+                tracing::info!(
+                    camera = %self.stats.id,
+                    preroll_frames = preroll.len(),
+                    preroll_ms = (wall_us - preroll.first().map_or(wall_us, |p| p.wall_us)) / 1000,
+                    "recording started (REC-14)"
+                );
+                self.stats.recording.store(true, Ordering::Relaxed);
+                for mut p in preroll {
+                    p.ingest_run = self.run;
+                    self.send(p);
+                }
+                let mut f = f;
+                f.ingest_run = self.run;
+                self.send(f);
+            }
+        }
+    }
+}
+
+impl CameraSink {
+    fn send(&mut self, f: IngestFrame) {
         match self.storage.try_send(f) {
             Ok(()) => {}
             Err(SendError::Overflow) | Err(SendError::Closed) => {
@@ -184,12 +233,14 @@ pub async fn supervise(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let anchor = WallAnchor::now(clocks.as_ref());
+    let gate = crate::recording::Gate::new(stats.prebuffer_us);
     let mut sink = CameraSink {
         stats: stats.clone(),
         storage,
         clocks,
         run: 0,
         anchor,
+        gate,
     };
     let mut backoff = BACKOFF_FIRST;
     loop {

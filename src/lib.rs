@@ -9,6 +9,8 @@ pub mod ingest;
 pub mod media;
 pub mod mp4;
 pub mod recorder;
+pub mod recording;
+pub mod rules;
 pub mod service;
 pub mod source;
 pub mod store;

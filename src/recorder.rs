@@ -57,7 +57,10 @@ impl Recorder {
         let mut cameras = Vec::new();
         let mut tasks: Vec<(Box<dyn Source>, Arc<CameraStats>, StorageHandle)> = Vec::new();
         for c in &config.cameras {
-            let stats = Arc::new(CameraStats::new(&c.id, &c.name, &c.storage));
+            let stats = Arc::new(CameraStats::new(&c.id, &c.name, &c.storage, c.prebuffer_us));
+            if c.record == crate::config::RecordMode::Continuous {
+                stats.control.start("continuous", 0, None);
+            }
             cameras.push(stats.clone());
             if !c.enabled {
                 *stats.state.lock().expect("state lock") = CameraState::Disabled;

@@ -39,6 +39,12 @@ server_pid=""
 edgerec_pid=""
 ffmpeg_pids=()
 cleanup() {
+    local rc=$?
+    if [[ $rc -ne 0 ]]; then
+        for log in "$work"/*.log; do
+            [[ -s "$log" ]] && { echo "--- $log (last lines)" >&2; tail -n 20 "$log" >&2; }
+        done
+    fi
     for p in "${ffmpeg_pids[@]}" $edgerec_pid $server_pid; do
         kill "$p" 2>/dev/null || true
     done

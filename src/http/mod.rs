@@ -184,6 +184,9 @@ fn handle(req: Request, rec: &Arc<Recorder>, downloads: &Arc<AtomicUsize>) {
             (true, ["api", "v1", "cameras", id, "recordings"]) => {
                 recordings(rec, id, &params).map(|v| json_response(200, &v))
             }
+            (false, ["api", "v1", "cameras", id, "record", action]) if method == Method::Post => {
+                manual_recording(rec, id, action, &params).map(|v| json_response(200, &v))
+            }
             (true, ["api", "v1", "cameras", id, "export.mp4"]) => {
                 let id = id.to_string();
                 return export(req, rec, &id, &params, downloads);
@@ -208,7 +211,13 @@ fn camera_json(c: &crate::ingest::CameraStats) -> Value {
         "id": &*c.id,
         "name": c.name,
         "storage": &*c.storage,
-        "state": c.state().as_str(),
+        "state": match (c.state(), c.recording.load(Ordering::Relaxed)) {
+            (crate::ingest::CameraState::Streaming, false) => "streaming",
+            (s, _) => s.as_str(),
+        },
+        "recording": c.recording.load(Ordering::Relaxed),
+        "recording_reasons": c.control.active(crate::clocks::SystemClocks.realtime_us_now()),
+        "prebuffer_seconds": c.prebuffer_us as f64 / 1e6,
         "codec": desc.video.as_ref().map(|v| v.encoding.clone()),
         "width": desc.video.as_ref().map(|v| v.width),
         "height": desc.video.as_ref().map(|v| v.height),
@@ -276,6 +285,53 @@ fn status_json(rec: &Recorder) -> Value {
         "cameras": rec.cameras.iter().map(|c| camera_json(c)).collect::<Vec<_>>(),
         "storages": storages,
     })
+}
+
+/// REC-7: manual recording. `start` records until `stop` or for `max_seconds` (default 5 min),
+/// including the camera's pre-buffer; `stop` ends only the manual reason, never a rule's.
+fn manual_recording(
+    rec: &Recorder,
+    id: &str,
+    action: &str,
+    params: &[(String, String)],
+) -> Result<Value, Error> {
+    let cam = rec
+        .camera(id)
+        .ok_or_else(|| crate::err!(NotFound, "no camera {id:?}"))?;
+    let now = crate::clocks::SystemClocks.realtime_us_now();
+    match action {
+        "start" => {
+            let max_us = match params.iter().find(|(k, _)| k == "max_seconds") {
+                None => crate::recording::DEFAULT_MANUAL_STOP_US,
+                Some((_, v)) => match v.parse::<u32>() {
+                    Ok(s) if s > 0 => i64::from(s) * 1_000_000,
+                    _ => {
+                        return Err(crate::err!(
+                            InvalidArgument,
+                            "max_seconds must be a positive integer, not {v:?}"
+                        ))
+                    }
+                },
+            };
+            cam.control
+                .start("manual", cam.prebuffer_us, Some(now + max_us));
+            tracing::info!(
+                camera = id,
+                max_s = max_us / 1_000_000,
+                "manual recording started"
+            );
+        }
+        "stop" => {
+            cam.control.stop("manual", now, 0);
+            tracing::info!(camera = id, "manual recording stopped");
+        }
+        other => return Err(crate::err!(NotFound, "no such endpoint: record/{other}")),
+    }
+    Ok(json!({
+        "camera": id,
+        "manual": cam.control.is_active("manual", now),
+        "recording_reasons": cam.control.active(now),
+    }))
 }
 
 /// REC-11: contiguous recording sequences of a camera's video in [from, to).

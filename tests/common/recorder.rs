@@ -98,6 +98,19 @@ impl RecorderProc {
         );
     }
 
+    /// Waits until camera `id` has received `frames` frames while streaming (recording or not).
+    pub fn wait_frames_streaming(&self, id: &str, frames: u64) {
+        let ok = wait_for(Duration::from_secs(60), || {
+            let c = self.camera(id);
+            (c["frames_received"].as_u64().unwrap_or(0) >= frames).then_some(())
+        });
+        assert!(
+            ok.is_some(),
+            "camera {id} did not reach {frames} frames: {}",
+            self.camera(id)
+        );
+    }
+
     /// The recorder's newest indexed wall time (µs), from status.
     pub fn newest_recording_us(&self) -> i64 {
         self.status()["storages"][0]["newest_recording"]

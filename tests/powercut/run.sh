@@ -27,13 +27,15 @@
 #       last_tick <= cut and the asserted bound is never stricter than the requirement; SLACK_MS
 #       (default 1000) absorbs fdatasync latency under emulation, the 40 ms frame spacing and the
 #       writer's tick phase. See BENCHMARKS-powercut.md.)
-#   (b) end of the last pre-cut recording >= the newest_recording the recorder itself reported as
-#       durable (STATUS line) before the cut;
+#   (b) end of the last pre-cut recording >= the end of the newest recording the recorder's own
+#       API listed at the last STATUS line before the cut (listed = indexed = fdatasync'ed first);
 #   (c) `edgerec check` exits 0 after recovery, boot 2 completed, and e2fsck -fn is clean.
 #
 # Environment: KILL_DELAY (ms or MIN-MAX, default 3000-9000), CACHE_MODE (default none),
 # SLACK_MS (1000), SYNC_MS / SEGMENT_SIZE / STORAGE_SIZE (override the payload config),
 # EDGEREC_BIN (skip the cargo build), RESULTS (default target/powercut/<timestamp>), VMRUN.
+# Results: RESULTS/summary.txt (table), trials.tsv, trial-N/ (consoles with host arrival times in
+# µs, fsck output, the guest's /out); the disk images of failed trials are kept there too.
 set -uo pipefail
 
 cd "$(dirname "$0")/../.." || exit 2
@@ -121,11 +123,13 @@ for i in $(seq 1 "$N"); do
   first_tick=$(awk '$2 == "TICK" {print $3; exit}' "$T/boot1.console")
   last_line=$(awk '$2 == "TICK" {l = $0} END {print l}' "$T/boot1.console")
   last_tick=$(awk '{print $3}' <<<"$last_line"); last_tick_host_us=$(awk '{print $1}' <<<"$last_line")
-  claimed=$(rfc_ms "$(awk '$2 == "STATUS" {for (k = 3; k <= NF; k++) if ($k ~ /^newest=/) v = substr($k, 8)} END {print v}' "$T/boot1.console")")
+  # What the recorder's API listed as recorded (indexed, hence fdatasync'ed) at the last STATUS.
+  claimed=$(rfc_ms "$(awk '$2 == "STATUS" {for (k = 3; k <= NF; k++) if ($k ~ /^video_end=/) v = substr($k, 11)} END {print v}' "$T/boot1.console")")
   # Guest time of the cut, estimated: last TICK + host time from its arrival to the SIGKILL
   # (same clock rate assumed; console latency ignored). Informational only.
   est_cut=""; [ -n "$cut_host_us" ] && [ -n "$last_tick" ] && est_cut=$(( last_tick + (cut_host_us - last_tick_host_us) / 1000 ))
 
+  cp --sparse=always "$img" "$W/cut.img"     # kept in the results if the trial fails
   cp --sparse=always "$img" "$img.fsck"
   e2fsck -fy "$img.fsck" > "$T/fsck-copy.txt" 2>&1; fsck_copy=$?
   rm -f "$img.fsck"
@@ -164,7 +168,11 @@ for i in $(seq 1 "$N"); do
   fi
   [ "$ca" = 0 ] || reasons+=("check after recovery rc=${ca:-none}")
   [ "$fsck_after" = 0 ] || reasons+=("e2fsck -fn after boot 2 rc=$fsck_after")
-  if [ ${#reasons[@]} = 0 ]; then result=PASS; else result=FAIL; fails=$((fails + 1)); fi
+  if [ ${#reasons[@]} = 0 ]; then result=PASS; else
+    result=FAIL; fails=$((fails + 1))
+    mv "$W/cut.img" "$T/disk-after-cut.img"; cp --sparse=always "$img" "$T/disk-after-boot2.img"
+  fi
+  rm -f "$W/cut.img"
   why=$(IFS=';'; echo "${reasons[*]:-}")
   printf '%s\t' "$i" "${delay:--}" "${first_tick:--}" "${last_tick:--}" "${claimed:--}" "${end:--}" "${gap:--}" \
     "$bound" "${loss:--}" "${cb:--}" "${tail_chunks:--}" "${ca:--}" "${post_runs:--}" "${canary:--}" "$fsck_copy" \
@@ -177,7 +185,7 @@ done
 
 {
   echo
-  echo "| trial | kill delay | last TICK (guest UTC) | recovered end | gap = tick - end | bound | est. loss at cut | durable-claimed kept | check before (tail chunks) | check after | runs after recovery | unsynced canary kept | e2fsck (rc) | result |"
+  echo "| trial | kill delay | last TICK (guest UTC) | recovered end | gap = tick - end | bound | est. loss at cut | ≥ API end at last STATUS | check before (tail chunks) | check after | runs after recovery | unsynced canary kept | e2fsck (rc) | result |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   cat "$W/rows.md" 2>/dev/null
   echo

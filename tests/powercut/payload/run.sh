@@ -5,7 +5,7 @@
 #   run.sh record   boot 1: mount the test disk, start `edgerec run`, and once recording is
 #                   durable print one line per second:
 #                       TICK <guest unix ms>
-#                       STATUS at=<ms> frames=<frames_received> newest=<newest_recording>
+#                       STATUS at=<ms> frames=<n> newest=<storage newest> video_end=<last recording end>
 #                   until the host SIGKILLs qemu (the power cut).
 #   run.sh verify   boot 2 after the cut: mount (the kernel replays the ext4 journal),
 #                   `edgerec check` (before recovery), `edgerec run` (recovers the tail, records
@@ -30,6 +30,13 @@ json_field() {
 }
 
 status() { timeout 10 wget -q -O - "$API/api/v1/status" 2>/dev/null; }
+
+# The demo camera's recordings within a day of the given unix ms (JSON on stdout).
+recordings() {
+  from=$(date -u -d "@$(($1 / 1000 - 86400))" +%Y-%m-%dT%H:%M:%SZ)
+  to=$(date -u -d "@$(($1 / 1000 + 86400))" +%Y-%m-%dT%H:%M:%SZ)
+  timeout 20 wget -q -O - "$API/api/v1/cameras/demo/recordings?from=$from&to=$to" 2>/dev/null
+}
 
 mount_disk() {
   mkdir -p "$MNT"
@@ -90,7 +97,11 @@ record)
     # Canary: appended without fsync. After the cut it shows how much unflushed page cache died.
     echo "$t" >> "$MNT/canary-nosync.txt"
     s=$(status)
-    echo "STATUS at=$t frames=$(echo "$s" | json_field frames_received) newest=$(echo "$s" | json_field newest_recording)"
+    # video_end: end of the newest video recording the API lists. The API only lists indexed
+    # chunks and chunks are indexed only after their fdatasync, so this is what the recorder
+    # claims is durable (storage newest_recording also counts audio chunks).
+    v=$(recordings "$t" | sed -n 's/^ *"end": "\([^"]*\)".*/\1/p' | tail -n 1)
+    echo "STATUS at=$t frames=$(echo "$s" | json_field frames_received) newest=$(echo "$s" | json_field newest_recording) video_end=$v"
     n=$((n + 1))
     next=$((next + 1000))
     d=$((next - $(now_ms)))
@@ -123,9 +134,7 @@ verify)
     sleep 1
   done
   status > /out/status.json
-  from=$(date -u -d "@$((t0 / 1000 - 86400))" +%Y-%m-%dT%H:%M:%SZ)
-  to=$(date -u -d "@$((t0 / 1000 + 86400))" +%Y-%m-%dT%H:%M:%SZ)
-  timeout 20 wget -q -O /out/recordings.json "$API/api/v1/cameras/demo/recordings?from=$from&to=$to"
+  recordings "$t0" > /out/recordings.json
   echo "RECORDINGS rc=$? $(tr -d ' \n' < /out/recordings.json)"
   stop_edgerec
   ./edgerec check --config "$CFG" > /out/check-after.txt 2>&1

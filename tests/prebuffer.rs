@@ -1,0 +1,95 @@
+//! Pre-buffer and manual recording (REC-2..REC-5, REC-7): a camera that does not record keeps the
+//! last seconds in memory; a start includes them from the key frame at or before the pre-roll; a
+//! stop ends the recording; a memory pre-buffer is clamped to 15 s.
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::recorder::RecorderProc;
+use common::{http_request, wait_until};
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
+
+fn post(rec: &RecorderProc, path: &str) -> serde_json::Value {
+    let r = http_request("POST", &rec.url(path), &[], &[]).unwrap();
+    assert_eq!(r.status, 200, "{path}: {}", r.text());
+    r.json()
+}
+
+const STORAGE: &str = "[[storage]]\nid = \"main\"\nsize = \"64MiB\"\nsegment_size = \"2MiB\"\nsync_interval_ms = 200\n";
+
+#[test]
+fn manual_recording_includes_the_prebuffer_and_stops_on_request() {
+    let tmp = common::temp_dir();
+    let body = format!(
+        "{STORAGE}[[camera]]\nid = \"demo\"\nsource = \"demo:\"\nrecord = \"never\"\nprebuffer_seconds = 3\n\
+         [[camera]]\nid = \"long\"\nsource = \"demo:\"\nrecord = \"never\"\nprebuffer_seconds = 30\n"
+    );
+    let rec = RecorderProc::start(tmp.path(), &body);
+    // REC-3: 30 s in memory is clamped to 15 s.
+    assert_eq!(rec.camera("long")["prebuffer_seconds"], 15.0);
+    assert!(
+        rec.log_text().contains("clamped to 15 s"),
+        "{}",
+        rec.log_text()
+    );
+    // frames_received counts video (25/s) and audio (~47/s): ~7 s of streaming.
+    rec.wait_frames_streaming("demo", 500);
+    let c = rec.camera("demo");
+    assert_eq!(
+        (c["state"].as_str(), c["recording"].as_bool()),
+        (Some("streaming"), Some(false)),
+        "{c}"
+    );
+    assert!(
+        rec.recordings("demo").is_empty(),
+        "nothing recorded before the request"
+    );
+
+    let t_start = now_us();
+    let r = post(&rec, "/api/v1/cameras/demo/record/start");
+    assert_eq!(r["manual"], true);
+    assert!(wait_until(Duration::from_secs(10), || rec.camera("demo")
+        ["recording"]
+        == true));
+    std::thread::sleep(Duration::from_millis(2500));
+    let t_stop = now_us();
+    post(&rec, "/api/v1/cameras/demo/record/stop");
+    assert!(wait_until(Duration::from_secs(10), || rec.camera("demo")
+        ["recording"]
+        == false));
+    assert!(wait_until(Duration::from_secs(10), || rec
+        .recordings("demo")
+        .first()
+        .is_some_and(|(_, e)| *e >= t_stop - 300_000)));
+    let seqs = rec.recordings("demo");
+    assert_eq!(seqs.len(), 1, "{seqs:?}");
+    let (start, end) = seqs[0];
+    // From the key frame at or before start - 3 s; the demo clip has a key frame every second.
+    assert!(
+        start <= t_start - 3_000_000 + 50_000,
+        "pre-roll reaches 3 s back: {} ms",
+        (t_start - start) / 1000
+    );
+    assert!(
+        start >= t_start - 4_200_000,
+        "no more than one GOP more: {} ms",
+        (t_start - start) / 1000
+    );
+    assert!(
+        end >= t_stop - 300_000 && end <= t_stop + 1_000_000,
+        "ends at the stop: {} ms",
+        (end - t_stop) / 1000
+    );
+    let out = tmp.path().join("manual.mp4");
+    common::recorder::export_http(&rec, "demo", start, end, &out);
+    common::ffmpeg_decode_ok(&out).unwrap();
+    // Stopping manual recording on a continuously recording camera changes nothing (REC-7).
+    assert!(rec.camera("long")["recording"] == false);
+}
