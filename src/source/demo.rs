@@ -51,15 +51,14 @@ impl DemoSource {
         let mut video_entry = None;
         let mut audio_entry = None;
         let mut description = CameraDescription::default();
-        let mut loop_us = 0i64;
-        let (mut loop_video, mut loop_audio) = (0i64, 0i64);
+        let mut video_end_us = 0i64;
         let mut track_ids: Vec<u32> = reader.tracks().keys().copied().collect();
         track_ids.sort_unstable();
         for (ti, track_id) in track_ids.iter().enumerate() {
             let track = &reader.tracks()[track_id];
             let file_ts = i64::from(track.timescale());
             let count = track.sample_count();
-            let Some(entry_box) = entries.get(ti).cloned() else {
+            let Some((entry_box, skip)) = entries.get(ti).cloned() else {
                 continue;
             };
             let kind = match crate::media::Codec::from_fourcc(&entry_box[4..8]).map(|c| c.kind()) {
@@ -77,17 +76,22 @@ impl DemoSource {
                     .read_sample(*track_id, id)
                     .map_err(|e| bad(e.to_string()))?
                     .ok_or_else(|| bad(format!("sample {id} missing")))?;
-                let media = s.start_time as i64 * out_ts / file_ts;
-                end = (s.start_time as i64 + i64::from(s.duration)) * out_ts / file_ts;
+                // The edit list hides encoder priming (AAC's first 1024 samples): skip it, so both
+                // tracks start at 0 and loop with the same period.
+                let Some(start) = (s.start_time as i64).checked_sub(skip).filter(|t| *t >= 0)
+                else {
+                    continue;
+                };
+                let media = start * out_ts / file_ts;
+                end = (start + i64::from(s.duration)) * out_ts / file_ts;
                 samples.push(DemoSample {
                     kind,
                     media,
-                    at_us: s.start_time as i64 * 1_000_000 / file_ts,
+                    at_us: start * 1_000_000 / file_ts,
                     key: s.is_sync,
                     data: s.bytes,
                 });
             }
-            loop_us = loop_us.max(end * 1_000_000 / out_ts);
             let desc = StreamDescription {
                 index: ti,
                 encoding: entry.codec().as_str().to_owned(),
@@ -97,12 +101,11 @@ impl DemoSource {
             };
             match kind {
                 StreamKind::Video if video_entry.is_none() => {
-                    loop_video = end;
+                    video_end_us = end * 1_000_000 / out_ts;
                     video_entry = Some(entry);
                     description.video = Some(desc);
                 }
                 StreamKind::Audio if audio_entry.is_none() => {
-                    loop_audio = end;
                     audio_entry = Some(entry);
                     description.audio = Some(desc);
                 }
@@ -110,6 +113,14 @@ impl DemoSource {
             }
         }
         let video_entry = video_entry.ok_or_else(|| bad("no video track".to_owned()))?;
+        // One period for both tracks: the video's length (the clip is cut to a whole number of
+        // GOPs and AAC frames, so the seam has neither a gap nor an overlap).
+        let loop_us = video_end_us;
+        let loop_video = loop_us * i64::from(VIDEO_TIMESCALE_HZ) / 1_000_000;
+        let loop_audio = audio_entry
+            .as_ref()
+            .map_or(0, |a| loop_us * i64::from(a.timescale_hz()) / 1_000_000);
+        samples.retain(|s| s.at_us < loop_us);
         samples.sort_by_key(|s| (s.at_us, s.kind));
         Ok(DemoSource {
             samples,
@@ -123,8 +134,9 @@ impl DemoSource {
     }
 }
 
-/// The sample entry boxes of each track's `stsd`, in track order, as raw bytes.
-fn stsd_entries(file: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+/// Each track's first `stsd` sample entry box (raw bytes) and the media time its edit list starts
+/// at (0 without an edit list), in track order.
+fn stsd_entries(file: &[u8]) -> Result<Vec<(Vec<u8>, i64)>, String> {
     fn boxes(buf: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
         let mut at = 0usize;
         std::iter::from_fn(move || {
@@ -161,9 +173,43 @@ fn stsd_entries(file: &[u8]) -> Result<Vec<Vec<u8>>, String> {
                 .try_into()
                 .map_err(|_| "short entry")?,
         ) as usize;
-        out.push(entry.get(..size).ok_or("truncated sample entry")?.to_vec());
+        let skip = child(trak, b"edts")
+            .and_then(|e| child(e, b"elst"))
+            .map_or(Ok(0), first_media_time)?;
+        out.push((
+            entry.get(..size).ok_or("truncated sample entry")?.to_vec(),
+            skip,
+        ));
     }
     Ok(out)
+}
+
+/// The media time of the first non-empty edit of an `elst` box body (FullBox).
+fn first_media_time(elst: &[u8]) -> Result<i64, String> {
+    let version = *elst.first().ok_or("empty elst")?;
+    let count = u32::from_be_bytes(
+        elst.get(4..8)
+            .ok_or("short elst")?
+            .try_into()
+            .map_err(|_| "short elst")?,
+    );
+    let entry_len = if version == 1 { 20 } else { 12 };
+    for i in 0..count as usize {
+        let e = elst
+            .get(8 + i * entry_len..8 + (i + 1) * entry_len)
+            .ok_or("truncated elst")?;
+        let media_time = if version == 1 {
+            i64::from_be_bytes(e[8..16].try_into().map_err(|_| "elst entry")?)
+        } else {
+            i64::from(i32::from_be_bytes(
+                e[4..8].try_into().map_err(|_| "elst entry")?,
+            ))
+        };
+        if media_time >= 0 {
+            return Ok(media_time);
+        }
+    }
+    Ok(0)
 }
 
 impl Source for DemoSource {
@@ -195,5 +241,37 @@ impl Source for DemoSource {
             }
             Ok::<(), Error>(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bundled clip loops with one period for audio and video: no A/V drift per loop.
+    #[test]
+    fn bundled_clip_loops_audio_and_video_together() {
+        let d = DemoSource::new().unwrap();
+        assert_eq!(d.loop_us, 8_000_000);
+        assert_eq!(d.loop_video, 720_000);
+        assert_eq!(
+            d.loop_audio, 384_000,
+            "375 AAC frames of 1024 samples, priming skipped"
+        );
+        let audio: Vec<&DemoSample> = d
+            .samples
+            .iter()
+            .filter(|s| s.kind == StreamKind::Audio)
+            .collect();
+        assert_eq!(audio.len(), 375);
+        assert_eq!(audio[0].media, 0);
+        assert!(
+            d.samples
+                .iter()
+                .filter(|s| s.kind == StreamKind::Video)
+                .count()
+                == 200
+        );
+        assert!(d.samples[0].key, "the loop starts on a key frame");
     }
 }
