@@ -940,3 +940,84 @@ async fn gst_digest_auth() {
         .unwrap_or_else(|e| panic!("{e}; server log:\n{}", server.log()));
     assert_eq!(received.streams.len(), 1);
 }
+
+// ---------------------------------------------------------------------------
+// Our camera descriptions (edgerec::source::rtsp::describe_streams)
+// ---------------------------------------------------------------------------
+
+/// What edgerec makes of capture `name`: which stream it records as video and as audio.
+async fn our_description(name: &str, path: &str) -> edgerec::source::CameraDescription {
+    let server = ReplayServer::start(load_capture(name));
+    let url = url::Url::parse(&format!("rtsp://{}{}", server.addr, path)).expect("test URL");
+    let session = tokio::time::timeout(
+        DESCRIBE_TIMEOUT,
+        Session::describe(url, SessionOptions::default()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{name}: no DESCRIBE answer"))
+    .unwrap_or_else(|e| panic!("{name}: retina rejected the DESCRIBE response: {e}"));
+    edgerec::source::rtsp::describe_streams(session.streams())
+}
+
+/// The real captures map into our camera descriptions (DEV-1): the first H.264/H.265 stream is
+/// the camera's video, the first AAC stream its audio; G.711, Opus and ONVIF metadata streams are
+/// listed as skipped with their reason, never recorded as something they are not.
+#[tokio::test(flavor = "current_thread")]
+async fn captures_map_into_camera_descriptions() {
+    // (capture, path, video (encoding, width, height), audio?, skipped streams)
+    let table: &[(&str, &str, (&str, u32, u32), bool, usize)] = &[
+        (
+            "hikvision_describe.txt",
+            "/Streaming/Channels/101",
+            ("h264", 1920, 1080),
+            false,
+            1,
+        ),
+        (
+            "reolink_describe.txt",
+            "/h264Preview_01_main",
+            ("h264", 2560, 1440),
+            true,
+            0,
+        ),
+        (
+            "foscam_describe.txt",
+            "/videoMain",
+            ("h264", 1280, 720),
+            false,
+            1,
+        ),
+        (
+            "anjvision_describe.txt",
+            "/stream0",
+            ("h265", 1280, 704),
+            false,
+            0,
+        ),
+        (
+            "bunny_describe.txt",
+            "/vod/mp4:BigBuckBunny_115k.mov",
+            ("h264", 240, 160),
+            true,
+            0,
+        ),
+    ];
+    for (name, path, (enc, w, h), audio, skipped) in table {
+        let d = our_description(name, path).await;
+        let v = d
+            .video
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}: no video chosen: {d:?}"));
+        assert_eq!(
+            (v.encoding.as_str(), v.width, v.height),
+            (*enc, *w, *h),
+            "{name}: {d:?}"
+        );
+        assert_eq!(v.clock_rate_hz, 90_000, "{name}");
+        assert_eq!(d.audio.is_some(), *audio, "{name}: {d:?}");
+        if let Some(a) = &d.audio {
+            assert_eq!(a.encoding, "mpeg4-generic", "{name}");
+        }
+        assert_eq!(d.skipped.len(), *skipped, "{name}: {:?}", d.skipped);
+    }
+}

@@ -157,6 +157,16 @@ with open(out, "w") as f:
 PY
 }
 
+# Waits SECONDS while asking for /api/v1/status every 5 s, as a status page would. It also works
+# around an API that stops accepting after 30 s without a request (BENCHMARKS.md, "Whole process").
+wait_polling() { # SECONDS PORT
+    local end=$((SECONDS + $1))
+    while ((SECONDS < end)); do
+        sleep $(((end - SECONDS) < 5 ? (end - SECONDS) : 5))
+        curl -s -o /dev/null "http://127.0.0.1:$2/api/v1/status" || true
+    done
+}
+
 # Prints the figures of one phase from its two samples.
 report() { # KIND N A.json B.json SERVER_A.json SERVER_B.json
     "$py" - "$@" <<'PY'
@@ -214,10 +224,10 @@ for n in "$@"; do
         cat "$work/edgerec-$n.log" >&2
         exit 1
     fi
-    sleep "$warmup_sec"
+    wait_polling "$warmup_sec" "$port"
     sample "$work/e-$n-a.json" "$port" "$edgerec_pid"
     sample "$work/s-$n-a.json" - "$server_pid"
-    sleep "$measure_sec"
+    wait_polling "$measure_sec" "$port"
     sample "$work/e-$n-b.json" "$port" "$edgerec_pid"
     sample "$work/s-$n-b.json" - "$server_pid"
     kill -TERM "$edgerec_pid"

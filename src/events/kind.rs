@@ -57,6 +57,20 @@ impl EventGroup {
     pub(crate) fn index(self) -> usize {
         self as usize
     }
+
+    /// The codes of every kind in this group (time retention deletes by these).
+    pub fn codes(self) -> Vec<&'static str> {
+        let mut codes: Vec<&'static str> = EventKind::BUILTIN
+            .iter()
+            .filter(|k| k.group() == self)
+            .map(EventKind::code)
+            .collect();
+        // `UserDefined` is not in `BUILTIN` (it carries a name); its group is fixed in `group()`.
+        if self == EventGroup::External {
+            codes.push(USER_DEFINED_CODE);
+        }
+        codes
+    }
 }
 
 impl fmt::Display for EventGroup {
@@ -389,5 +403,16 @@ mod tests {
             assert_eq!(EventGroup::ALL[g.index()], g);
         }
         assert!(EventGroup::parse("system").is_err());
+    }
+
+    #[test]
+    fn every_code_belongs_to_exactly_one_group() {
+        let mut all: Vec<&str> = EventGroup::ALL.iter().flat_map(|g| g.codes()).collect();
+        let n = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), n);
+        assert_eq!(n, EventKind::BUILTIN.len() + 1);
+        assert!(EventGroup::External.codes().contains(&USER_DEFINED_CODE));
     }
 }
