@@ -21,9 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Feed, FLUSH_TIMEOUT};
-use criterion::{
-    criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
-};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
 use edgerec::clocks::{Clocks, SystemClocks};
 use edgerec::media::{SampleEntry, StreamKind};
 use edgerec::store::export::ExportPlan;
@@ -59,10 +57,7 @@ fn audio_entry() -> Arc<SampleEntry> {
     body.extend_from_slice(&16u16.to_be_bytes());
     body.extend_from_slice(&[0u8; 4]);
     body.extend_from_slice(&(AUDIO_SAMPLE_RATE_HZ << 16).to_be_bytes());
-    Arc::new(
-        SampleEntry::new(common::mp4_box(b"mp4a", &body), AUDIO_SAMPLE_RATE_HZ)
-            .expect("a well-formed mp4a box"),
-    )
+    Arc::new(SampleEntry::new(common::mp4_box(b"mp4a", &body), AUDIO_SAMPLE_RATE_HZ).expect("a well-formed mp4a box"))
 }
 
 /// The recorded hour: where it is and when it was.
@@ -80,27 +75,12 @@ fn record_one_hour() -> Recorded {
     cfg.sync_interval = Duration::from_millis(1_000);
     let storage = cfg.path.clone();
     let recorder = store::recorder_uuid(dir.path()).expect("recorder id");
-    let (handle, join, ready) =
-        writer::spawn(cfg, dir.path().to_owned(), recorder, Arc::new(SystemClocks));
-    ready
-        .recv()
-        .expect("the writer reports its open")
-        .expect("the storage opens");
+    let (handle, join, ready) = writer::spawn(cfg, dir.path().to_owned(), recorder, Arc::new(SystemClocks));
+    ready.recv().expect("the writer reports its open").expect("the storage opens");
     let start_wall_us = SystemClocks.realtime_us() - 2 * 3_600_000_000;
-    let mut video = Feed::new(
-        StreamKind::Video,
-        common::video_entry(),
-        VIDEO_FRAME_DURATION_90K,
-        VIDEO_FRAME_BYTES,
-        start_wall_us,
-    );
-    let mut audio = Feed::new(
-        StreamKind::Audio,
-        audio_entry(),
-        AUDIO_FRAME_SAMPLES,
-        AUDIO_FRAME_BYTES,
-        start_wall_us,
-    );
+    let mut video =
+        Feed::new(StreamKind::Video, common::video_entry(), VIDEO_FRAME_DURATION_90K, VIDEO_FRAME_BYTES, start_wall_us);
+    let mut audio = Feed::new(StreamKind::Audio, audio_entry(), AUDIO_FRAME_SAMPLES, AUDIO_FRAME_BYTES, start_wall_us);
     let started = Instant::now();
     for sec in 1..=RECORDED_SEC {
         // Frames in arrival order (by wall time), then the tick's flush.
@@ -121,15 +101,8 @@ fn record_one_hour() -> Recorded {
     }
     drop(handle);
     join.join().expect("writer thread");
-    eprintln!(
-        "export: recorded {RECORDED_SEC} s of video and audio in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    Recorded {
-        _dir: dir,
-        storage,
-        start_wall_us,
-    }
+    eprintln!("export: recorded {RECORDED_SEC} s of video and audio in {:.1} s", started.elapsed().as_secs_f64());
+    Recorded { _dir: dir, storage, start_wall_us }
 }
 
 /// Plans an export and reads its first byte: what a client waits for before data flows.
@@ -201,16 +174,10 @@ fn export(c: &mut Criterion) {
     ttfb.warm_up_time(Duration::from_secs(1));
     ttfb.measurement_time(Duration::from_secs(4));
     for minutes in TTFB_MINUTES {
-        let (from, to) = if minutes == 60 {
-            (hour_from, hour_to)
-        } else {
-            (mid, mid + minutes * 60 * 1_000_000)
-        };
-        ttfb.bench_with_input(
-            BenchmarkId::from_parameter(format!("{minutes}min")),
-            &(from, to),
-            |b, &(from, to)| b.iter(|| first_byte(storage, from, to)),
-        );
+        let (from, to) = if minutes == 60 { (hour_from, hour_to) } else { (mid, mid + minutes * 60 * 1_000_000) };
+        ttfb.bench_with_input(BenchmarkId::from_parameter(format!("{minutes}min")), &(from, to), |b, &(from, to)| {
+            b.iter(|| first_byte(storage, from, to))
+        });
     }
     ttfb.finish();
 

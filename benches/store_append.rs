@@ -52,28 +52,12 @@ impl WriterSide {
         let dir = common::scratch_dir("bench-store-append-");
         let cfg = common::storage_config(dir.path(), SEGMENTS, SEGMENT_BYTES);
         let recorder = store::recorder_uuid(dir.path()).expect("recorder id");
-        let (handle, join, ready) =
-            writer::spawn(cfg, dir.path().to_owned(), recorder, Arc::new(SystemClocks));
-        ready
-            .recv()
-            .expect("the writer reports its open")
-            .expect("the storage opens");
+        let (handle, join, ready) = writer::spawn(cfg, dir.path().to_owned(), recorder, Arc::new(SystemClocks));
+        ready.recv().expect("the writer reports its open").expect("the storage opens");
         // A day in the past: many hours of media fit before wall time reaches now.
         let base_wall_us = SystemClocks.realtime_us() - 86_400_000_000;
-        let feed = Feed::new(
-            StreamKind::Video,
-            common::video_entry(),
-            FRAME_DURATION_90K,
-            FRAME_BYTES,
-            base_wall_us,
-        );
-        WriterSide {
-            _dir: dir,
-            handle,
-            join,
-            feed,
-            overflows: 0,
-        }
+        let feed = Feed::new(StreamKind::Video, common::video_entry(), FRAME_DURATION_90K, FRAME_BYTES, base_wall_us);
+        WriterSide { _dir: dir, handle, join, feed, overflows: 0 }
     }
 
     /// One sync's worth of frames, then a flush: the writer's `pwrite` and `fdatasync`.
@@ -120,33 +104,17 @@ impl PlainSide {
             .create_new(true)
             .open(dir.path().join("plain.bin"))
             .expect("create the baseline file");
-        nix::fcntl::fallocate(
-            &file,
-            nix::fcntl::FallocateFlags::empty(),
-            0,
-            i64::try_from(len_bytes).expect("small"),
-        )
-        .expect("preallocate the baseline file");
-        let batch = (0..FRAMES_PER_SYNC as u64)
-            .flat_map(|n| feed.payload(n).iter().copied())
-            .collect();
-        PlainSide {
-            _dir: dir,
-            file,
-            len_bytes,
-            batch,
-            offset: 0,
-            syncs: 0,
-        }
+        nix::fcntl::fallocate(&file, nix::fcntl::FallocateFlags::empty(), 0, i64::try_from(len_bytes).expect("small"))
+            .expect("preallocate the baseline file");
+        let batch = (0..FRAMES_PER_SYNC as u64).flat_map(|n| feed.payload(n).iter().copied()).collect();
+        PlainSide { _dir: dir, file, len_bytes, batch, offset: 0, syncs: 0 }
     }
 
     fn append_one_sync(&mut self) {
         if self.offset + self.batch.len() as u64 > self.len_bytes {
             self.offset = 0;
         }
-        self.file
-            .write_all_at(&self.batch, self.offset)
-            .expect("pwrite");
+        self.file.write_all_at(&self.batch, self.offset).expect("pwrite");
         nix::unistd::fdatasync(&self.file).expect("fdatasync");
         self.offset += self.batch.len() as u64;
         self.syncs += 1;

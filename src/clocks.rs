@@ -23,14 +23,14 @@ impl SystemClocks {
 
 impl Clocks for SystemClocks {
     fn realtime_us(&self) -> i64 {
-        let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)
-            .expect("CLOCK_REALTIME is always available");
+        let ts =
+            nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME).expect("CLOCK_REALTIME is always available");
         ts.tv_sec() * 1_000_000 + ts.tv_nsec() / 1_000
     }
 
     fn monotonic(&self) -> Duration {
-        let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-            .expect("CLOCK_MONOTONIC is always available");
+        let ts =
+            nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).expect("CLOCK_MONOTONIC is always available");
         Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32)
     }
 }
@@ -52,10 +52,7 @@ pub const MAX_WALL_STEP_US: i64 = 5 * 60 * 1_000_000;
 
 impl WallAnchor {
     pub fn now(clocks: &dyn Clocks) -> Self {
-        WallAnchor {
-            realtime_us: clocks.realtime_us(),
-            monotonic: clocks.monotonic(),
-        }
+        WallAnchor { realtime_us: clocks.realtime_us(), monotonic: clocks.monotonic() }
     }
 
     /// Wall time now according to this anchor: anchor realtime + elapsed monotonic time.

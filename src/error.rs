@@ -48,11 +48,7 @@ pub struct Error {
 
 impl Error {
     pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Self {
-        Error {
-            kind,
-            msg: msg.into(),
-            source: None,
-        }
+        Error { kind, msg: msg.into(), source: None }
     }
 
     pub fn with_source(
@@ -60,11 +56,7 @@ impl Error {
         msg: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        Error {
-            kind,
-            msg: msg.into(),
-            source: Some(Box::new(source)),
-        }
+        Error { kind, msg: msg.into(), source: Some(Box::new(source)) }
     }
 
     pub fn kind(&self) -> ErrorKind {
@@ -99,9 +91,7 @@ impl Error {
     pub fn sqlite(msg: impl Into<String>, e: rusqlite::Error) -> Self {
         let kind = match &e {
             rusqlite::Error::SqliteFailure(f, _) => match f.code {
-                rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase => {
-                    ErrorKind::DataLoss
-                }
+                rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase => ErrorKind::DataLoss,
                 rusqlite::ErrorCode::CannotOpen
                 | rusqlite::ErrorCode::ReadOnly
                 | rusqlite::ErrorCode::SystemIoFailure
@@ -117,8 +107,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.msg)?;
-        let mut src: Option<&(dyn std::error::Error + 'static)> =
-            self.source.as_deref().map(|s| s as _);
+        let mut src: Option<&(dyn std::error::Error + 'static)> = self.source.as_deref().map(|s| s as _);
         while let Some(s) = src {
             write!(f, ": {s}")?;
             src = s.source();

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::clocks::{Clocks, WallAnchor};
+use crate::events::{Event, EventKind, EventSink};
 use crate::media::{Frame, SampleEntry, StreamKind};
 use crate::recording::Decision;
 use crate::source::{CameraDescription, Sink, Source};
@@ -137,6 +138,7 @@ struct CameraSink {
     anchor: WallAnchor,
     /// Recording or buffering, and the memory pre-buffer.
     gate: crate::recording::Gate,
+    events: EventSink,
 }
 
 impl Sink for CameraSink {
@@ -145,7 +147,10 @@ impl Sink for CameraSink {
         self.run += 1;
         // Frames of an earlier session cannot precede this one's in a run.
         self.gate = crate::recording::Gate::new(self.stats.prebuffer_us);
-        self.stats.recording.store(false, Ordering::Relaxed);
+        if self.stats.recording.swap(false, Ordering::Relaxed) {
+            self.emit(EventKind::RecordingStopped);
+        }
+        self.emit(EventKind::CommunicationStarted);
         self.anchor = WallAnchor::now(self.clocks.as_ref());
         self.stats.set_state(CameraState::Streaming);
     }
@@ -164,12 +169,8 @@ impl Sink for CameraSink {
         let kind = frame.kind;
         let len = frame.data.len();
         self.stats.frames_received.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .bytes_received
-            .fetch_add(len as u64, Ordering::Relaxed);
-        self.stats
-            .last_frame_wall_us
-            .store(wall_us, Ordering::Relaxed);
+        self.stats.bytes_received.fetch_add(len as u64, Ordering::Relaxed);
+        self.stats.last_frame_wall_us.store(wall_us, Ordering::Relaxed);
         self.stats.count(wall_us, kind, len);
         let f = IngestFrame {
             camera: self.stats.id.clone(),
@@ -183,6 +184,7 @@ impl Sink for CameraSink {
             Decision::Stop => {
                 tracing::info!(camera = %self.stats.id, "recording stopped (REC-14)");
                 self.stats.recording.store(false, Ordering::Relaxed);
+                self.emit(EventKind::RecordingStopped);
                 self.gate.buffer(f);
             }
             Decision::Record => self.send(f),
@@ -197,6 +199,7 @@ impl Sink for CameraSink {
                     "recording started (REC-14)"
                 );
                 self.stats.recording.store(true, Ordering::Relaxed);
+                self.emit(EventKind::RecordingStarted);
                 for mut p in preroll {
                     p.ingest_run = self.run;
                     self.send(p);
@@ -210,6 +213,11 @@ impl Sink for CameraSink {
 }
 
 impl CameraSink {
+    fn emit(&self, kind: EventKind) {
+        let now = self.anchor.wall_us(self.clocks.as_ref());
+        self.events.emit(Event::new(kind, now).with_camera(&*self.stats.id));
+    }
+
     fn send(&mut self, f: IngestFrame) {
         match self.storage.try_send(f) {
             Ok(()) => {}
@@ -230,18 +238,12 @@ pub async fn supervise(
     stats: Arc<CameraStats>,
     storage: StorageHandle,
     clocks: Arc<dyn Clocks>,
+    events: EventSink,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let anchor = WallAnchor::now(clocks.as_ref());
     let gate = crate::recording::Gate::new(stats.prebuffer_us);
-    let mut sink = CameraSink {
-        stats: stats.clone(),
-        storage,
-        clocks,
-        run: 0,
-        anchor,
-        gate,
-    };
+    let mut sink = CameraSink { stats: stats.clone(), storage, clocks, run: 0, anchor, gate, events };
     let mut backoff = BACKOFF_FIRST;
     loop {
         stats.set_state(CameraState::Connecting);
@@ -261,6 +263,16 @@ pub async fn supervise(
             Err(e) => e.to_string(),
         };
         tracing::warn!(camera = %stats.id, retry_in = ?backoff, "camera session ended: {msg}");
+        // RU-11: a session that streamed ends with Communication Stopped; every failure is an error.
+        if stats.state() == CameraState::Streaming {
+            if sink.stats.recording.swap(false, Ordering::Relaxed) {
+                sink.emit(EventKind::RecordingStopped);
+            }
+            sink.emit(EventKind::CommunicationStopped);
+        }
+        let now = sink.anchor.wall_us(sink.clocks.as_ref());
+        sink.events
+            .emit(Event::new(EventKind::CommunicationError, now).with_camera(&*stats.id).with_message(msg.clone()));
         *stats.last_error.lock().expect("error lock") = Some(msg);
         stats.reconnects.fetch_add(1, Ordering::Relaxed);
         stats.set_state(CameraState::Retrying);

@@ -4,6 +4,7 @@
 pub mod clocks;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod ingest;
 pub mod media;

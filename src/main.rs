@@ -64,13 +64,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Run { config: None }) {
         Command::Run { config } => run(config),
-        Command::Export {
-            config,
-            camera,
-            from,
-            to,
-            output,
-        } => export(config, camera, from, to, output),
+        Command::Export { config, camera, from, to, output } => export(config, camera, from, to, output),
         Command::Check { config, rebuild } => check(config, rebuild),
     };
     match result {
@@ -97,15 +91,9 @@ fn init_logging() {
         .and_then(|_| tracing_journald::layer().ok())
         .map(|l| l.with_syslog_identifier("edgerec".to_owned()));
     let fmt = journald.is_none().then(|| {
-        tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::stderr().is_terminal())
+        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal())
     });
-    tracing_subscriber::registry()
-        .with(journald)
-        .with(fmt)
-        .with(targets)
-        .init();
+    tracing_subscriber::registry().with(journald).with(fmt).with(targets).init();
 }
 
 fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
@@ -123,10 +111,7 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
     // `wait_for_signal` receives SIGTERM/SIGINT.
     let signals = block_signals();
     service::notify(&[NotifyState::Status("opening storages (recovery)")]);
-    let recorder = Arc::new(edgerec::recorder::Recorder::start(
-        cfg,
-        Arc::new(SystemClocks),
-    )?);
+    let recorder = Arc::new(edgerec::recorder::Recorder::start(cfg, Arc::new(SystemClocks))?);
     let http = edgerec::http::HttpServer::start(listen, recorder.clone())?;
     let mut watched: Vec<Watched> = recorder
         .storages
@@ -143,29 +128,16 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
         beat: recorder.ingest_heartbeat.clone(),
         max_quiet: Duration::from_secs(4),
     });
-    watched.push(Watched {
-        name: "http".to_owned(),
-        beat: http.heartbeat.clone(),
-        max_quiet: Duration::from_secs(4),
-    });
+    watched.push(Watched { name: "http".to_owned(), beat: http.heartbeat.clone(), max_quiet: Duration::from_secs(4) });
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let supervisor = service::spawn_supervisor(recorder.clone(), watched, stop.clone());
     // Storage recovery finished in Recorder::start and the HTTP server listens: ready.
-    service::notify(&[
-        NotifyState::Ready,
-        NotifyState::Status(&service::status_line(&recorder)),
-    ]);
-    eprintln!(
-        "edgerec: recording; API on http://{}/api/v1/status",
-        http.local_addr
-    );
+    service::notify(&[NotifyState::Ready, NotifyState::Status(&service::status_line(&recorder))]);
+    eprintln!("edgerec: recording; API on http://{}/api/v1/status", http.local_addr);
     inject_faults_for_tests(&recorder);
     wait_for_signal(signals);
     tracing::info!("shutting down");
-    service::notify(&[
-        NotifyState::Stopping,
-        NotifyState::Status("stopping: flushing recordings"),
-    ]);
+    service::notify(&[NotifyState::Stopping, NotifyState::Status("stopping: flushing recordings")]);
     http.stop();
     recorder.shutdown(Duration::from_secs(10));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -176,10 +148,7 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
 /// Test-only fault injection, read once at start: `EDGEREC_FAULT_STALL_WRITER_SECS=N` blocks the
 /// first storage writer for N seconds, as a hung disk would (tests/systemd_notify.rs).
 fn inject_faults_for_tests(recorder: &edgerec::recorder::Recorder) {
-    if let Some(secs) = std::env::var("EDGEREC_FAULT_STALL_WRITER_SECS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
+    if let Some(secs) = std::env::var("EDGEREC_FAULT_STALL_WRITER_SECS").ok().and_then(|v| v.parse::<u64>().ok()) {
         if let Some(s) = recorder.storages.first() {
             tracing::warn!(storage = %s.id, secs, "fault injection: stalling the writer");
             s.stall_for_test(Duration::from_secs(secs));
@@ -208,55 +177,33 @@ fn wait_for_signal(set: nix::sys::signal::SigSet) {
     });
 }
 
-fn export(
-    config: PathBuf,
-    camera: String,
-    from: String,
-    to: String,
-    output: PathBuf,
-) -> Result<ExitCode, Error> {
+fn export(config: PathBuf, camera: String, from: String, to: String, output: PathBuf) -> Result<ExitCode, Error> {
     let cfg = Config::load(&config)?;
-    let cam =
-        cfg.cameras.iter().find(|c| c.id == camera).ok_or_else(|| {
-            edgerec::err!(NotFound, "no camera {camera:?} in {}", config.display())
-        })?;
-    let storage = cfg
-        .storages
+    let cam = cfg
+        .cameras
         .iter()
-        .find(|s| s.id == cam.storage)
-        .expect("config validated the storage reference");
+        .find(|c| c.id == camera)
+        .ok_or_else(|| edgerec::err!(NotFound, "no camera {camera:?} in {}", config.display()))?;
+    let storage = cfg.storages.iter().find(|s| s.id == cam.storage).expect("config validated the storage reference");
     let from_us = edgerec::time::parse_rfc3339_us(&from)?;
     let to_us = edgerec::time::parse_rfc3339_us(&to)?;
-    let plan = Arc::new(store::export::ExportPlan::plan(
-        &storage.path,
-        &camera,
-        from_us,
-        to_us,
-    )?);
+    let plan = Arc::new(store::export::ExportPlan::plan(&storage.path, &camera, from_us, to_us)?);
     let tmp = output.with_extension("mp4.partial");
-    let mut out = std::fs::File::create(&tmp)
-        .map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;
+    let mut out = std::fs::File::create(&tmp).map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;
     let mut reader = plan.reader();
     let mut buf = vec![0u8; 1 << 20];
     let mut pos = 0u64;
     let progress = std::io::stderr().is_terminal();
     while pos < plan.len() {
         let n = reader.read_at(pos, &mut buf)?;
-        out.write_all(&buf[..n])
-            .map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
+        out.write_all(&buf[..n]).map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
         pos += n as u64;
         if progress {
-            eprint!(
-                "\rexport: {:5.1}% of {} bytes",
-                pos as f64 * 100.0 / plan.len() as f64,
-                plan.len()
-            );
+            eprint!("\rexport: {:5.1}% of {} bytes", pos as f64 * 100.0 / plan.len() as f64, plan.len());
         }
     }
-    out.sync_all()
-        .map_err(|e| Error::io(format!("cannot sync {}", tmp.display()), e))?;
-    std::fs::rename(&tmp, &output)
-        .map_err(|e| Error::io(format!("cannot rename to {}", output.display()), e))?;
+    out.sync_all().map_err(|e| Error::io(format!("cannot sync {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, &output).map_err(|e| Error::io(format!("cannot rename to {}", output.display()), e))?;
     if progress {
         eprintln!();
     }
@@ -295,9 +242,5 @@ fn check(config: Option<PathBuf>, rebuild: bool) -> Result<ExitCode, Error> {
         }
         damaged |= !r.damaged.is_empty();
     }
-    Ok(if damaged {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if damaged { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

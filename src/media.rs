@@ -99,25 +99,14 @@ impl SampleEntry {
     /// known fourcc. Width and height are read from the visual sample entry fields for video.
     pub fn new(box_bytes: Vec<u8>, timescale_hz: u32) -> Result<Self, String> {
         if box_bytes.len() < 8 {
-            return Err(format!(
-                "sample entry of {} bytes is shorter than a box header",
-                box_bytes.len()
-            ));
+            return Err(format!("sample entry of {} bytes is shorter than a box header", box_bytes.len()));
         }
-        let declared =
-            u32::from_be_bytes([box_bytes[0], box_bytes[1], box_bytes[2], box_bytes[3]]) as usize;
+        let declared = u32::from_be_bytes([box_bytes[0], box_bytes[1], box_bytes[2], box_bytes[3]]) as usize;
         if declared != box_bytes.len() {
-            return Err(format!(
-                "sample entry box declares {declared} bytes but has {}",
-                box_bytes.len()
-            ));
+            return Err(format!("sample entry box declares {declared} bytes but has {}", box_bytes.len()));
         }
-        let codec = Codec::from_fourcc(&box_bytes[4..8]).ok_or_else(|| {
-            format!(
-                "unsupported sample entry {:?}",
-                String::from_utf8_lossy(&box_bytes[4..8])
-            )
-        })?;
+        let codec = Codec::from_fourcc(&box_bytes[4..8])
+            .ok_or_else(|| format!("unsupported sample entry {:?}", String::from_utf8_lossy(&box_bytes[4..8])))?;
         if timescale_hz == 0 {
             return Err("sample entry timescale is 0".to_owned());
         }
@@ -127,20 +116,11 @@ impl SampleEntry {
             if box_bytes.len() < 36 {
                 return Err("visual sample entry too short for width/height".to_owned());
             }
-            (
-                u16::from_be_bytes([box_bytes[32], box_bytes[33]]),
-                u16::from_be_bytes([box_bytes[34], box_bytes[35]]),
-            )
+            (u16::from_be_bytes([box_bytes[32], box_bytes[33]]), u16::from_be_bytes([box_bytes[34], box_bytes[35]]))
         } else {
             (0, 0)
         };
-        Ok(SampleEntry {
-            codec,
-            timescale_hz,
-            width,
-            height,
-            box_bytes: box_bytes.into(),
-        })
+        Ok(SampleEntry { codec, timescale_hz, width, height, box_bytes: box_bytes.into() })
     }
 
     pub fn codec(&self) -> Codec {

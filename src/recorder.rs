@@ -9,11 +9,13 @@ use std::time::Duration;
 use crate::clocks::Clocks;
 use crate::config::{Config, SourceSpec};
 use crate::error::Error;
+use crate::events::{Event, EventKind, EventLog, EventReader, EventSink, Retention};
 use crate::ingest::{CameraState, CameraStats};
 use crate::source::demo::DemoSource;
 use crate::source::rtsp::RtspSource;
 use crate::source::Source;
 use crate::store::{self, StorageHandle};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub struct Recorder {
     pub config: Config,
@@ -26,6 +28,13 @@ pub struct Recorder {
     pub writer_threads: Vec<std::thread::JoinHandle<()>>,
     /// Advanced every second by a task on the ingest runtime: proves the runtime is not stuck.
     pub ingest_heartbeat: Arc<std::sync::atomic::AtomicU64>,
+    /// Where every component raises events (DESIGN §4), and the HTTP side's reader of the log.
+    pub events: EventSink,
+    pub event_reader: EventReader,
+    event_log: std::sync::Mutex<Option<EventLog>>,
+    /// Stops the rules engine and the health watcher.
+    background_stop: Arc<AtomicBool>,
+    background_threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl Recorder {
@@ -36,12 +45,8 @@ impl Recorder {
         let mut storages = Vec::new();
         let mut writer_threads = Vec::new();
         for s in &config.storages {
-            let (handle, join, ready) = store::writer::spawn(
-                s.clone(),
-                config.data_dir.clone(),
-                recorder_uuid,
-                clocks.clone(),
-            );
+            let (handle, join, ready) =
+                store::writer::spawn(s.clone(), config.data_dir.clone(), recorder_uuid, clocks.clone());
             match ready.recv() {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
@@ -52,10 +57,15 @@ impl Recorder {
             storages.push(handle);
             writer_threads.push(join);
         }
+        let (event_log, events, event_reader) =
+            EventLog::spawn(&config.data_dir.join(crate::events::EVENTS_FILE), Retention::default(), clocks.clone());
+        events.emit(Event::new(EventKind::RecorderStarted, clocks.realtime_us()));
         let by_id: HashMap<&str, &StorageHandle> = storages.iter().map(|h| (&*h.id, h)).collect();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut cameras = Vec::new();
-        let mut tasks: Vec<(Box<dyn Source>, Arc<CameraStats>, StorageHandle)> = Vec::new();
+        // Per camera: its source, stats, storage and event sink, moved into the ingest runtime.
+        type Task = (Box<dyn Source>, Arc<CameraStats>, StorageHandle, EventSink);
+        let mut tasks: Vec<Task> = Vec::new();
         for c in &config.cameras {
             let stats = Arc::new(CameraStats::new(&c.id, &c.name, &c.storage, c.prebuffer_us));
             if c.record == crate::config::RecordMode::Continuous {
@@ -66,10 +76,7 @@ impl Recorder {
                 *stats.state.lock().expect("state lock") = CameraState::Disabled;
                 continue;
             }
-            let handle = (*by_id
-                .get(c.storage.as_str())
-                .expect("config validated the storage reference"))
-            .clone();
+            let handle = (*by_id.get(c.storage.as_str()).expect("config validated the storage reference")).clone();
             let source: Box<dyn Source> = match &c.source {
                 SourceSpec::Demo => match DemoSource::new() {
                     Ok(d) => Box::new(d),
@@ -78,24 +85,17 @@ impl Recorder {
                         continue;
                     }
                 },
-                SourceSpec::Rtsp {
-                    url,
-                    username,
-                    password,
-                    transport,
-                } => Box::new(RtspSource::new(
-                    url.clone(),
-                    username.clone(),
-                    password.clone(),
-                    *transport,
-                )),
+                SourceSpec::Rtsp { url, username, password, transport } => {
+                    Box::new(RtspSource::new(url.clone(), username.clone(), password.clone(), *transport))
+                }
             };
-            tasks.push((source, stats, handle));
+            tasks.push((source, stats, handle, events.clone()));
         }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Error::io("cannot start the RTSP runtime", e))?;
+        let engine_clocks = clocks.clone();
         let ingest_heartbeat = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let beat = ingest_heartbeat.clone();
         let mut beat_stop = stop_rx.clone();
@@ -113,12 +113,13 @@ impl Recorder {
                             }
                         }
                     });
-                    for (source, stats, handle) in tasks {
+                    for (source, stats, handle, events) in tasks {
                         set.spawn(crate::ingest::supervise(
                             source,
                             stats,
                             handle,
                             clocks.clone(),
+                            events,
                             stop_rx.clone(),
                         ));
                     }
@@ -126,7 +127,42 @@ impl Recorder {
                 });
             })
             .map_err(|e| Error::io("cannot spawn the ingest thread", e))?;
+        let background_stop = Arc::new(AtomicBool::new(false));
+        let mut background = Vec::new();
+        let engine = crate::rules::engine::Engine::new(
+            crate::rules::engine::effective_rules(&config),
+            config.time_profiles.clone(),
+            config.time_zone.clone(),
+            cameras.clone(),
+            engine_clocks.clone(),
+        );
+        let subscription = events.subscribe("rules", 4096);
+        let stop = background_stop.clone();
+        background.push(
+            std::thread::Builder::new()
+                .name("rules".to_owned())
+                .spawn(move || engine.run(subscription.receiver(), &stop))
+                .map_err(|e| Error::io("cannot spawn the rules thread", e))?,
+        );
+        let watcher = HealthWatcher {
+            storages: storages.clone(),
+            cameras: cameras.clone(),
+            events: events.clone(),
+            clocks: engine_clocks,
+        };
+        let stop = background_stop.clone();
+        background.push(
+            std::thread::Builder::new()
+                .name("health".to_owned())
+                .spawn(move || watcher.run(&stop))
+                .map_err(|e| Error::io("cannot spawn the health thread", e))?,
+        );
         Ok(Recorder {
+            events,
+            event_reader,
+            event_log: std::sync::Mutex::new(Some(event_log)),
+            background_stop,
+            background_threads: std::sync::Mutex::new(background),
             started_wall_us: crate::clocks::SystemClocks.realtime_us_now(),
             config,
             storages,
@@ -150,6 +186,16 @@ impl Recorder {
                 tracing::warn!(storage = %s.id, "writer did not flush within {timeout:?}");
             }
         }
+        self.background_stop.store(true, Ordering::Relaxed);
+        for t in self.background_threads.lock().expect("threads lock").drain(..) {
+            let _ = t.join();
+        }
+        self.events.emit(Event::new(EventKind::RecorderStopping, crate::clocks::SystemClocks.realtime_us_now()));
+        if let Some(log) = self.event_log.lock().expect("event log lock").take() {
+            if let Err(e) = log.shutdown(timeout) {
+                tracing::warn!("event log shutdown: {e}");
+            }
+        }
     }
 
     pub fn storage(&self, id: &str) -> Option<&StorageHandle> {
@@ -158,5 +204,55 @@ impl Recorder {
 
     pub fn camera(&self, id: &str) -> Option<&Arc<CameraStats>> {
         self.cameras.iter().find(|c| &*c.id == id)
+    }
+}
+
+/// Turns state changes that no single component sees as an event into events: storage available /
+/// unavailable (FL-1, ST-7) and feed overflow started / stopped per camera (REC-13).
+struct HealthWatcher {
+    storages: Vec<StorageHandle>,
+    cameras: Vec<Arc<CameraStats>>,
+    events: EventSink,
+    clocks: Arc<dyn Clocks>,
+}
+
+/// A camera's feed overflow ends after this long without a new drop.
+const OVERFLOW_QUIET_US: i64 = 2_000_000;
+
+impl HealthWatcher {
+    fn run(self, stop: &AtomicBool) {
+        let mut available: Vec<bool> =
+            self.storages.iter().map(|s| s.stats.available.load(Ordering::Relaxed)).collect();
+        let mut drops: Vec<(u64, Option<i64>)> =
+            self.cameras.iter().map(|c| (c.frames_dropped.load(Ordering::Relaxed), None)).collect();
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(500));
+            let now = self.clocks.realtime_us();
+            for (s, was) in self.storages.iter().zip(available.iter_mut()) {
+                let is = s.stats.available.load(Ordering::Relaxed);
+                if is != *was {
+                    *was = is;
+                    let kind = if is { EventKind::StorageAvailable } else { EventKind::StorageUnavailable };
+                    let mut e = Event::new(kind, now).with_storage(&*s.id);
+                    if let Some(m) = s.stats.last_error.lock().expect("stats lock").clone() {
+                        e = e.with_message(m);
+                    }
+                    self.events.emit(e);
+                }
+            }
+            for (c, (seen, since)) in self.cameras.iter().zip(drops.iter_mut()) {
+                let d = c.frames_dropped.load(Ordering::Relaxed);
+                if d > *seen {
+                    if since.is_none() {
+                        self.events.emit(Event::new(EventKind::FeedOverflowStarted, now).with_camera(&*c.id));
+                    }
+                    *seen = d;
+                    *since = Some(now);
+                } else if since.is_some_and(|t| now - t > OVERFLOW_QUIET_US) {
+                    *since = None;
+                    self.events.emit(Event::new(EventKind::FeedOverflowStopped, now).with_camera(&*c.id));
+                }
+            }
+        }
     }
 }

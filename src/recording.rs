@@ -61,13 +61,7 @@ impl RecordingControl {
                 };
             }
             None => {
-                r.insert(
-                    key.to_owned(),
-                    Reason {
-                        preroll_us,
-                        until_us,
-                    },
-                );
+                r.insert(key.to_owned(), Reason { preroll_us, until_us });
             }
         }
     }
@@ -88,18 +82,14 @@ impl RecordingControl {
     /// Whether `key` is active at `now_us`.
     pub fn is_active(&self, key: &str, now_us: i64) -> bool {
         let r = self.reasons.lock().expect("reasons lock");
-        r.get(key)
-            .is_some_and(|e| e.until_us.is_none_or(|u| u > now_us))
+        r.get(key).is_some_and(|e| e.until_us.is_none_or(|u| u > now_us))
     }
 
     /// Active reason keys at `now_us`, for status.
     pub fn active(&self, now_us: i64) -> Vec<String> {
         let r = self.reasons.lock().expect("reasons lock");
-        let mut v: Vec<String> = r
-            .iter()
-            .filter(|(_, e)| e.until_us.is_none_or(|u| u > now_us))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let mut v: Vec<String> =
+            r.iter().filter(|(_, e)| e.until_us.is_none_or(|u| u > now_us)).map(|(k, _)| k.clone()).collect();
         v.sort();
         v
     }
@@ -175,9 +165,7 @@ impl Gate {
                 .find(|(_, x)| x.frame.kind == StreamKind::Video && x.frame.key)
                 .map(|(i, x)| (i, x.wall_us));
             match next_key {
-                Some((i, wall))
-                    if newest - wall >= self.keep_us || self.buffer_bytes > MAX_PREBUFFER_BYTES =>
-                {
+                Some((i, wall)) if newest - wall >= self.keep_us || self.buffer_bytes > MAX_PREBUFFER_BYTES => {
                     for x in self.buffer.drain(..i) {
                         self.buffer_bytes -= x.frame.data.len();
                     }

@@ -32,16 +32,8 @@ pub struct Watched {
 
 /// The human summary for `STATUS=`: cameras recording, storage state.
 pub fn status_line(rec: &Recorder) -> String {
-    let enabled = rec
-        .cameras
-        .iter()
-        .filter(|c| c.state() != CameraState::Disabled)
-        .count();
-    let recording = rec
-        .cameras
-        .iter()
-        .filter(|c| c.state() == CameraState::Streaming)
-        .count();
+    let enabled = rec.cameras.iter().filter(|c| c.state() != CameraState::Disabled).count();
+    let recording = rec.cameras.iter().filter(|c| c.state() == CameraState::Streaming).count();
     let storages: Vec<String> = rec
         .storages
         .iter()
@@ -56,10 +48,7 @@ pub fn status_line(rec: &Recorder) -> String {
             }
         })
         .collect();
-    format!(
-        "recording {recording}/{enabled} cameras; storage {}",
-        storages.join(", ")
-    )
+    format!("recording {recording}/{enabled} cameras; storage {}", storages.join(", "))
 }
 
 /// Runs until `stop`: every period, sends STATUS= when it changed, and WATCHDOG=1 only when every
@@ -72,9 +61,7 @@ pub fn spawn_supervisor(
 ) -> std::thread::JoinHandle<()> {
     let watchdog = sd_notify::watchdog_enabled();
     // Ping twice per watchdog interval, as sd_watchdog_enabled(3) recommends.
-    let period = watchdog
-        .map(|w| (w / 2).max(Duration::from_millis(50)))
-        .unwrap_or(Duration::from_secs(5));
+    let period = watchdog.map(|w| (w / 2).max(Duration::from_millis(50))).unwrap_or(Duration::from_secs(5));
     std::thread::Builder::new()
         .name("supervisor".to_owned())
         .spawn(move || {
@@ -120,10 +107,7 @@ pub fn spawn_supervisor(
 pub fn install_panic_hook() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let thread = std::thread::current()
-            .name()
-            .unwrap_or("unnamed")
-            .to_owned();
+        let thread = std::thread::current().name().unwrap_or("unnamed").to_owned();
         tracing::error!(thread, "panic: {info}");
         default(info);
     }));

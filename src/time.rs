@@ -5,12 +5,9 @@ use crate::error::Error;
 
 /// Parses an RFC 3339 timestamp (`2026-11-23T10:00:00Z` or with an offset such as `+01:00`).
 pub fn parse_rfc3339_us(s: &str) -> Result<i64, Error> {
-    let ts: jiff::Timestamp = s.parse().map_err(|e| {
-        crate::err!(
-            InvalidArgument,
-            "time {s:?} is not RFC 3339 (e.g. 2026-11-23T10:00:00Z): {e}"
-        )
-    })?;
+    let ts: jiff::Timestamp = s
+        .parse()
+        .map_err(|e| crate::err!(InvalidArgument, "time {s:?} is not RFC 3339 (e.g. 2026-11-23T10:00:00Z): {e}"))?;
     Ok(ts.as_microsecond())
 }
 

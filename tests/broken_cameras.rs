@@ -19,10 +19,7 @@ fn garbage_server() -> u16 {
                 let mut s = s;
                 let mut buf = [0u8; 1024];
                 while let Ok(n) = s.read(&mut buf) {
-                    if n == 0
-                        || s.write_all(b"\x00\xffHTTP/9.9 banana\r\n\r\n\x13\x37garbage")
-                            .is_err()
-                    {
+                    if n == 0 || s.write_all(b"\x00\xffHTTP/9.9 banana\r\n\r\n\x13\x37garbage").is_err() {
                         break;
                     }
                 }
@@ -63,24 +60,17 @@ fn broken_cameras_are_retried_and_reported_without_disturbing_others() {
     rec.wait_frames("demo", 25, Duration::from_secs(30));
     for id in ["down", "garbage"] {
         assert!(
-            common::wait_until(Duration::from_secs(30), || rec.camera(id)["reconnects"]
-                .as_u64()
-                >= Some(2)),
+            common::wait_until(Duration::from_secs(30), || rec.camera(id)["reconnects"].as_u64() >= Some(2)),
             "{id} retried: {}",
             rec.camera(id)
         );
         let c = rec.camera(id);
-        assert!(
-            c["last_error"].as_str().is_some_and(|e| e.contains("RTSP")),
-            "{id} reports why: {c}"
-        );
+        assert!(c["last_error"].as_str().is_some_and(|e| e.contains("RTSP")), "{id} reports why: {c}");
         assert_ne!(c["state"], "recording");
     }
     // The hung camera times out (connect timeout 10 s) and is retried as well.
     assert!(
-        common::wait_until(Duration::from_secs(40), || rec.camera("hung")["reconnects"]
-            .as_u64()
-            >= Some(1)),
+        common::wait_until(Duration::from_secs(40), || rec.camera("hung")["reconnects"].as_u64() >= Some(1)),
         "hung camera retried: {}",
         rec.camera("hung")
     );

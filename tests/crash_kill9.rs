@@ -18,28 +18,17 @@ fn bin() -> &'static str {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as i64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as i64
 }
 
 fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     let status = out.get(9..12)?.parse().ok()?;
@@ -65,10 +54,7 @@ fn start(config: &Path, port: u16) -> Child {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while frames_received(port) < 3 {
-        assert!(
-            Instant::now() < deadline,
-            "recorder did not start recording"
-        );
+        assert!(Instant::now() < deadline, "recorder did not start recording");
         std::thread::sleep(Duration::from_millis(50));
     }
     child
@@ -87,10 +73,7 @@ impl Rng {
 
 #[test]
 fn kill9_at_random_moments_loses_at_most_the_sync_interval() {
-    let trials: usize = std::env::var("EDGEREC_KILL_TRIALS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+    let trials: usize = std::env::var("EDGEREC_KILL_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = tmp.path().join("edgerec.toml");
@@ -116,11 +99,7 @@ fn kill9_at_random_moments_loses_at_most_the_sync_interval() {
         child.kill().unwrap();
         child.wait().unwrap();
         kills.push(t_kill);
-        let check = Command::new(bin())
-            .args(["check", "--config"])
-            .arg(&config)
-            .output()
-            .unwrap();
+        let check = Command::new(bin()).args(["check", "--config"]).arg(&config).output().unwrap();
         assert!(
             check.status.success(),
             "trial {trial}: check failed after kill -9: {}{}",
@@ -131,33 +110,17 @@ fn kill9_at_random_moments_loses_at_most_the_sync_interval() {
     // The next start recovers the tail of the last kill; then stop it gracefully (SIGTERM).
     let child = start(&config, port);
     let t_term = now_us();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "SIGTERM exits 0: {:?}", out.status);
-    let check = Command::new(bin())
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "check after SIGTERM: {}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    let check = Command::new(bin()).args(["check", "--config"]).arg(&config).output().unwrap();
+    assert!(check.status.success(), "check after SIGTERM: {}", String::from_utf8_lossy(&check.stdout));
 
     // Read the recording sequences from a short-lived instance (the API is the reader).
     let mut child = start(&config, port);
     let from = jiff::Timestamp::from_microsecond(first_start - 5_000_000).unwrap();
     let to = jiff::Timestamp::from_microsecond(t_term + 1_000_000).unwrap();
-    let (status, body) = http_get(
-        port,
-        &format!("/api/v1/cameras/demo/recordings?from={from}&to={to}"),
-    )
-    .unwrap();
+    let (status, body) = http_get(port, &format!("/api/v1/cameras/demo/recordings?from={from}&to={to}")).unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(status, 200, "{body}");
@@ -167,26 +130,13 @@ fn kill9_at_random_moments_loses_at_most_the_sync_interval() {
         .unwrap()
         .iter()
         .map(|r| {
-            let p = |k: &str| {
-                r[k].as_str()
-                    .unwrap()
-                    .parse::<jiff::Timestamp>()
-                    .unwrap()
-                    .as_microsecond()
-            };
+            let p = |k: &str| r[k].as_str().unwrap().parse::<jiff::Timestamp>().unwrap().as_microsecond();
             (p("start"), p("end"))
         })
         .collect();
-    assert!(
-        runs.len() > trials,
-        "one run per trial plus the SIGTERM run: {runs:?}"
-    );
+    assert!(runs.len() > trials, "one run per trial plus the SIGTERM run: {runs:?}");
     for (i, t_kill) in kills.iter().enumerate() {
-        let run = runs
-            .iter()
-            .filter(|(s, _)| s < t_kill)
-            .max_by_key(|(s, _)| *s)
-            .expect("a run before the kill");
+        let run = runs.iter().filter(|(s, _)| s < t_kill).max_by_key(|(s, _)| *s).expect("a run before the kill");
         let lost_ms = (t_kill - run.1) / 1000;
         assert!(
             lost_ms <= SYNC_INTERVAL_MS + SLACK_MS,
@@ -195,48 +145,24 @@ fn kill9_at_random_moments_loses_at_most_the_sync_interval() {
         );
     }
     // A graceful stop loses nothing that was received before the signal (issue 5's SIGTERM rule).
-    let last = runs
-        .iter()
-        .filter(|(s, _)| *s < t_term)
-        .max_by_key(|(s, _)| *s)
-        .unwrap();
-    assert!(
-        t_term - last.1 <= 100_000,
-        "SIGTERM flushed up to the signal: gap {} µs",
-        t_term - last.1
-    );
+    let last = runs.iter().filter(|(s, _)| *s < t_term).max_by_key(|(s, _)| *s).unwrap();
+    assert!(t_term - last.1 <= 100_000, "SIGTERM flushed up to the signal: gap {} µs", t_term - last.1);
 
     // One export across every run boundary decodes cleanly.
     let mp4 = tmp.path().join("all.mp4");
     let out = Command::new(bin())
         .args(["export", "--config"])
         .arg(&config)
-        .args([
-            "--camera",
-            "demo",
-            "--from",
-            &from.to_string(),
-            "--to",
-            &to.to_string(),
-            "-o",
-        ])
+        .args(["--camera", "demo", "--from", &from.to_string(), "--to", &to.to_string(), "-o"])
         .arg(&mp4)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "export: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "export: {}", String::from_utf8_lossy(&out.stderr));
     let dec = Command::new("ffmpeg")
         .args(["-v", "error", "-xerror", "-i"])
         .arg(&mp4)
         .args(["-f", "null", "-"])
         .output()
         .unwrap();
-    assert!(
-        dec.status.success() && dec.stderr.is_empty(),
-        "decode: {}",
-        String::from_utf8_lossy(&dec.stderr)
-    );
+    assert!(dec.status.success() && dec.stderr.is_empty(), "decode: {}", String::from_utf8_lossy(&dec.stderr));
 }

@@ -24,11 +24,7 @@ fn export_is_a_stable_rangeable_virtual_file() {
     })
     .expect("3.5 s recorded");
     let (from, to) = (start + 500_000, start + 3_000_000);
-    let url = rec.url(&format!(
-        "/api/v1/cameras/demo/export.mp4?from={}&to={}",
-        rfc3339(from),
-        rfc3339(to)
-    ));
+    let url = rec.url(&format!("/api/v1/cameras/demo/export.mp4?from={}&to={}", rfc3339(from), rfc3339(to)));
     let full = http_get(&url).unwrap();
     assert_eq!(full.status, 200, "{}", full.text());
     let len: usize = full.header("Content-Length").unwrap().parse().unwrap();
@@ -37,10 +33,7 @@ fn export_is_a_stable_rangeable_virtual_file() {
     assert_eq!(full.header("Accept-Ranges"), Some("bytes"));
     assert!(full.header("Transfer-Encoding").is_none(), "never chunked");
     let etag = full.header("ETag").unwrap().to_owned();
-    assert!(
-        etag.starts_with('"') && etag.ends_with('"'),
-        "strong ETag {etag}"
-    );
+    assert!(etag.starts_with('"') && etag.ends_with('"'), "strong ETag {etag}");
     // Faststart: ftyp then moov before any media.
     assert_eq!(&full.body[4..8], b"ftyp");
     let ftyp_len = u32::from_be_bytes(full.body[0..4].try_into().unwrap()) as usize;
@@ -48,57 +41,35 @@ fn export_is_a_stable_rangeable_virtual_file() {
 
     let part = http_get_range(&url, "bytes=1000-1999").unwrap();
     assert_eq!(part.status, 206);
-    assert_eq!(
-        part.header("Content-Range"),
-        Some(format!("bytes 1000-1999/{len}").as_str())
-    );
+    assert_eq!(part.header("Content-Range"), Some(format!("bytes 1000-1999/{len}").as_str()));
     assert!(part.body == full.body[1000..2000]);
     let tail = http_get_range(&url, "bytes=-500").unwrap();
     assert_eq!(tail.status, 206);
     assert!(tail.body == full.body[len - 500..]);
     let media = http_get_range(&url, &format!("bytes={}-", len / 2)).unwrap();
-    assert!(
-        media.body == full.body[len / 2..],
-        "a resumed download continues with the same bytes"
-    );
+    assert!(media.body == full.body[len / 2..], "a resumed download continues with the same bytes");
     let unsat = http_get_range(&url, &format!("bytes={len}-")).unwrap();
     assert_eq!(unsat.status, 416);
-    assert_eq!(
-        unsat.header("Content-Range"),
-        Some(format!("bytes */{len}").as_str())
-    );
+    assert_eq!(unsat.header("Content-Range"), Some(format!("bytes */{len}").as_str()));
     let cached = http_request("GET", &url, &[("If-None-Match", &etag)], &[]).unwrap();
     assert_eq!(cached.status, 304);
     let head = http_request("HEAD", &url, &[], &[]).unwrap();
     assert_eq!(head.status, 200);
-    assert_eq!(
-        head.header("Content-Length").and_then(|l| l.parse().ok()),
-        Some(len)
-    );
+    assert_eq!(head.header("Content-Length").and_then(|l| l.parse().ok()), Some(len));
 
     // The range given with a UTC offset is the same range.
-    let offset_from = jiff::Timestamp::from_microsecond(from)
-        .unwrap()
-        .to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(2)));
-    let offset_to = jiff::Timestamp::from_microsecond(to)
-        .unwrap()
-        .to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(2)));
-    let fmt = |z: &jiff::Zoned| {
-        z.strftime("%Y-%m-%dT%H:%M:%S%.f%:z")
-            .to_string()
-            .replace('+', "%2B")
-    };
+    let offset_from =
+        jiff::Timestamp::from_microsecond(from).unwrap().to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(2)));
+    let offset_to =
+        jiff::Timestamp::from_microsecond(to).unwrap().to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(2)));
+    let fmt = |z: &jiff::Zoned| z.strftime("%Y-%m-%dT%H:%M:%S%.f%:z").to_string().replace('+', "%2B");
     let same = http_get(&rec.url(&format!(
         "/api/v1/cameras/demo/export.mp4?from={}&to={}",
         fmt(&offset_from),
         fmt(&offset_to)
     )))
     .unwrap();
-    assert_eq!(
-        same.header("ETag"),
-        Some(etag.as_str()),
-        "RFC 3339 offsets name the same instant"
-    );
+    assert_eq!(same.header("ETag"), Some(etag.as_str()), "RFC 3339 offsets name the same instant");
 
     // REC-11 sequences cover the range.
     let seqs = rec.recordings("demo");
@@ -112,36 +83,12 @@ fn errors_are_json_with_the_right_status() {
     let rec = RecorderProc::start(tmp.path(), &format!("{STORAGE}{DEMO}"));
     rec.wait_frames("demo", 10, Duration::from_secs(30));
     let cases = [
-        (
-            "/api/v1/cameras/nope/export.mp4?from=2026-01-01T00:00:00Z&to=2026-01-01T00:01:00Z",
-            404,
-            "not_found",
-        ),
-        (
-            "/api/v1/cameras/demo/export.mp4?from=yesterday&to=2026-01-01T00:01:00Z",
-            400,
-            "invalid_argument",
-        ),
-        (
-            "/api/v1/cameras/demo/export.mp4?from=2026-01-01T00:00:00Z",
-            400,
-            "invalid_argument",
-        ),
-        (
-            "/api/v1/cameras/demo/export.mp4?from=2026-01-01T00:01:00Z&to=2026-01-01T00:00:00Z",
-            400,
-            "invalid_argument",
-        ),
-        (
-            "/api/v1/cameras/demo/export.mp4?from=2001-01-01T00:00:00Z&to=2001-01-01T00:01:00Z",
-            404,
-            "not_found",
-        ),
-        (
-            "/api/v1/cameras/demo/recordings?from=2026-01-01T00:00:00Z",
-            400,
-            "invalid_argument",
-        ),
+        ("/api/v1/cameras/nope/export.mp4?from=2026-01-01T00:00:00Z&to=2026-01-01T00:01:00Z", 404, "not_found"),
+        ("/api/v1/cameras/demo/export.mp4?from=yesterday&to=2026-01-01T00:01:00Z", 400, "invalid_argument"),
+        ("/api/v1/cameras/demo/export.mp4?from=2026-01-01T00:00:00Z", 400, "invalid_argument"),
+        ("/api/v1/cameras/demo/export.mp4?from=2026-01-01T00:01:00Z&to=2026-01-01T00:00:00Z", 400, "invalid_argument"),
+        ("/api/v1/cameras/demo/export.mp4?from=2001-01-01T00:00:00Z&to=2001-01-01T00:01:00Z", 404, "not_found"),
+        ("/api/v1/cameras/demo/recordings?from=2026-01-01T00:00:00Z", 400, "invalid_argument"),
         ("/api/v1/nothing", 404, "not_found"),
         ("/../../etc/passwd", 404, "not_found"),
     ];
@@ -149,9 +96,7 @@ fn errors_are_json_with_the_right_status() {
         let r = http_get(&rec.url(path)).unwrap();
         assert_eq!(r.status, status, "{path}: {}", r.text());
         assert_eq!(r.json()["error"]["code"], code, "{path}");
-        assert!(r.json()["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()));
+        assert!(r.json()["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
     let post = http_request("POST", &rec.url("/api/v1/status"), &[], b"{}").unwrap();
     assert_eq!(post.status, 400);
@@ -190,37 +135,18 @@ fn errors_are_json_with_the_right_status() {
 fn cli_refuses_bad_configs_and_lan_addresses_and_check_finds_damage() {
     let tmp = common::temp_dir();
     let bad = tmp.path().join("bad.toml");
-    std::fs::write(
-        &bad,
-        "version = 1\n[[storage]]\nid = \"main\"\nsize = \"2GiB\"\nsync_interval_ms = 0\n",
-    )
-    .unwrap();
-    let o = std::process::Command::new(common::edgerec_bin())
-        .args(["run", "--config"])
-        .arg(&bad)
-        .output()
-        .unwrap();
+    std::fs::write(&bad, "version = 1\n[[storage]]\nid = \"main\"\nsize = \"2GiB\"\nsync_interval_ms = 0\n").unwrap();
+    let o = std::process::Command::new(common::edgerec_bin()).args(["run", "--config"]).arg(&bad).output().unwrap();
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains(&format!(
-            "{}:5: key `storage.sync_interval_ms`: 0 is outside 10..=60000",
-            bad.display()
-        )),
+        err.contains(&format!("{}:5: key `storage.sync_interval_ms`: 0 is outside 10..=60000", bad.display())),
         "{err}"
     );
 
     let lan = tmp.path().join("lan.toml");
-    std::fs::write(
-        &lan,
-        format!("version = 1\n[server]\nlisten = \"0.0.0.0:18080\"\n{STORAGE}"),
-    )
-    .unwrap();
-    let o = std::process::Command::new(common::edgerec_bin())
-        .args(["run", "--config"])
-        .arg(&lan)
-        .output()
-        .unwrap();
+    std::fs::write(&lan, format!("version = 1\n[server]\nlisten = \"0.0.0.0:18080\"\n{STORAGE}")).unwrap();
+    let o = std::process::Command::new(common::edgerec_bin()).args(["run", "--config"]).arg(&lan).output().unwrap();
     assert!(!o.status.success());
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("only binds loopback"),
@@ -241,29 +167,15 @@ fn cli_refuses_bad_configs_and_lan_addresses_and_check_finds_damage() {
             .output()
             .unwrap()
     };
-    assert!(
-        check(&[]).status.success(),
-        "{}",
-        String::from_utf8_lossy(&check(&[]).stdout)
-    );
+    assert!(check(&[]).status.success(), "{}", String::from_utf8_lossy(&check(&[]).stdout));
     let seg = tmp.path().join("storage-main").join("seg-000000.blk");
     let data = std::fs::read(&seg).unwrap();
     let mut damaged = data.clone();
     damaged[4096 + 2000] ^= 0xFF;
     std::fs::write(&seg, &damaged).unwrap();
     let o = check(&[]);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stdout));
     assert!(String::from_utf8_lossy(&o.stdout).contains("damaged"));
     let o = check(&["--rebuild"]);
-    assert!(
-        o.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
 }

@@ -31,11 +31,7 @@ struct SourceTrack {
 
 impl SourceTrack {
     fn input(&self) -> TrackInput<'_> {
-        TrackInput {
-            sample_entry: &self.entry,
-            samples: &self.samples,
-            edit: self.edit,
-        }
+        TrackInput { sample_entry: &self.entry, samples: &self.samples, edit: self.edit }
     }
 
     fn media_duration(&self) -> u64 {
@@ -57,20 +53,12 @@ fn ffmpeg_testsrc_clip(dir: &Path, name: &str, video_args: &[&str]) -> PathBuf {
         .arg(&path)
         .output()
         .expect("ffmpeg must be installed to run the MP4 export tests");
-    assert!(
-        out.status.success(),
-        "ffmpeg failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "ffmpeg failed: {}", String::from_utf8_lossy(&out.stderr));
     path
 }
 
 fn h264_clip(dir: &Path) -> PathBuf {
-    ffmpeg_testsrc_clip(
-        dir,
-        "testsrc_h264_aac.mp4",
-        &["-c:v", "libx264", "-g", "25", "-bf", "0"],
-    )
+    ffmpeg_testsrc_clip(dir, "testsrc_h264_aac.mp4", &["-c:v", "libx264", "-g", "25", "-bf", "0"])
 }
 
 /// x265 is told not to use B-frames because export writes no composition offsets (no ctts), just
@@ -79,14 +67,7 @@ fn h265_clip(dir: &Path) -> PathBuf {
     ffmpeg_testsrc_clip(
         dir,
         "testsrc_h265_aac.mp4",
-        &[
-            "-c:v",
-            "libx265",
-            "-x265-params",
-            "open-gop=0:keyint=25:bframes=0:log-level=error",
-            "-tag:v",
-            "hvc1",
-        ],
+        &["-c:v", "libx265", "-x265-params", "open-gop=0:keyint=25:bframes=0:log-level=error", "-tag:v", "hvc1"],
     )
 }
 
@@ -104,16 +85,8 @@ fn child_boxes(mut content: &[u8]) -> Vec<([u8; 4], &[u8])> {
 
 /// The content of the single child of type `fourcc`.
 fn child<'a>(content: &'a [u8], fourcc: &[u8; 4]) -> &'a [u8] {
-    let matches: Vec<_> = child_boxes(content)
-        .into_iter()
-        .filter(|(f, _)| f == fourcc)
-        .collect();
-    assert_eq!(
-        matches.len(),
-        1,
-        "expected one {} box",
-        String::from_utf8_lossy(fourcc)
-    );
+    let matches: Vec<_> = child_boxes(content).into_iter().filter(|(f, _)| f == fourcc).collect();
+    assert_eq!(matches.len(), 1, "expected one {} box", String::from_utf8_lossy(fourcc));
     let whole = matches[0].1;
     let header = parse_box_header(whole).expect("checked by child_boxes");
     &whole[header.header_len..]
@@ -158,20 +131,13 @@ fn read_source(path: &Path) -> Vec<SourceTrack> {
         .map(|(trak, entry_box)| {
             let track_id = trak.tkhd.track_id;
             let timescale = trak.mdia.mdhd.timescale;
-            let entry =
-                SampleEntry::new(entry_box, timescale).expect("source sample entry is valid");
+            let entry = SampleEntry::new(entry_box, timescale).expect("source sample entry is valid");
             let count = reader.sample_count(track_id).expect("sample count");
             let mut samples = Vec::new();
             let mut data = Vec::new();
             for id in 1..=count {
-                let s = reader
-                    .read_sample(track_id, id)
-                    .expect("read sample")
-                    .expect("sample exists");
-                assert_eq!(
-                    s.rendering_offset, 0,
-                    "export has no ctts, so the source must not reorder frames"
-                );
+                let s = reader.read_sample(track_id, id).expect("read sample").expect("sample exists");
+                assert_eq!(s.rendering_offset, 0, "export has no ctts, so the source must not reorder frames");
                 samples.push(Sample {
                     size_bytes: u32::try_from(s.bytes.len()).expect("sample under 4 GiB"),
                     duration: s.duration,
@@ -180,27 +146,15 @@ fn read_source(path: &Path) -> Vec<SourceTrack> {
                 data.push(s.bytes);
             }
             let media_duration: u64 = samples.iter().map(|s| u64::from(s.duration)).sum();
-            let edit =
-                trak.edts
-                    .as_ref()
-                    .and_then(|edts| match edts.elst.as_ref()?.entries.as_slice() {
-                        [e] => {
-                            let skip = e.media_time;
-                            let duration =
-                                e.segment_duration * u64::from(timescale) / movie_timescale;
-                            Some(Edit {
-                                skip,
-                                duration: duration.min(media_duration - skip),
-                            })
-                        }
-                        _ => None,
-                    });
-            SourceTrack {
-                entry,
-                samples,
-                data,
-                edit,
-            }
+            let edit = trak.edts.as_ref().and_then(|edts| match edts.elst.as_ref()?.entries.as_slice() {
+                [e] => {
+                    let skip = e.media_time;
+                    let duration = e.segment_duration * u64::from(timescale) / movie_timescale;
+                    Some(Edit { skip, duration: duration.min(media_duration - skip) })
+                }
+                _ => None,
+            });
+            SourceTrack { entry, samples, data, edit }
         })
         .collect()
 }
@@ -226,12 +180,7 @@ fn one_second_chunks(tracks: &[SourceTrack]) -> Vec<ChunkLayout> {
             chunks.push((
                 start,
                 timescale,
-                ChunkLayout {
-                    track: t,
-                    first_sample: first,
-                    sample_count: end - first,
-                    byte_len,
-                },
+                ChunkLayout { track: t, first_sample: first, sample_count: end - first, byte_len },
             ));
             start += duration;
             first = end;
@@ -259,10 +208,7 @@ fn write_rebuilt(path: &Path, tracks: &[SourceTrack], chunks: &[ChunkLayout]) ->
     }
     out.flush().expect("flush rebuilt mp4");
     drop(out);
-    assert_eq!(
-        std::fs::metadata(path).expect("stat rebuilt").len(),
-        header.total_len
-    );
+    assert_eq!(std::fs::metadata(path).expect("stat rebuilt").len(), header.total_len);
     header
 }
 
@@ -279,11 +225,7 @@ fn assert_faststart(path: &Path, header: &Header) {
         }
         at += usize::try_from(h.total_len).expect("box fits memory");
     }
-    assert_eq!(
-        at,
-        file.len(),
-        "top-level boxes end exactly at the end of file"
-    );
+    assert_eq!(at, file.len(), "top-level boxes end exactly at the end of file");
     assert_eq!(order, [*b"ftyp", *b"moov", *b"mdat"]);
 }
 
@@ -296,32 +238,19 @@ fn assert_mp4_crate_sees_source(path: &Path, tracks: &[SourceTrack]) {
         let id = trak.tkhd.track_id;
         assert_eq!(trak.mdia.mdhd.timescale, track.entry.timescale_hz());
         assert_eq!(trak.mdia.mdhd.duration, track.media_duration());
-        assert_eq!(
-            reader.sample_count(id).expect("sample count") as usize,
-            track.samples.len()
-        );
+        assert_eq!(reader.sample_count(id).expect("sample count") as usize, track.samples.len());
         for (i, (sample, data)) in track.samples.iter().zip(&track.data).enumerate() {
-            let read = reader
-                .read_sample(id, i as u32 + 1)
-                .expect("read rebuilt sample")
-                .expect("rebuilt sample exists");
+            let read =
+                reader.read_sample(id, i as u32 + 1).expect("read rebuilt sample").expect("rebuilt sample exists");
             assert_eq!(read.bytes, *data, "track {id} sample {i} bytes");
-            assert_eq!(
-                read.duration, sample.duration,
-                "track {id} sample {i} duration"
-            );
+            assert_eq!(read.duration, sample.duration, "track {id} sample {i} duration");
             assert_eq!(read.is_sync, sample.key, "track {id} sample {i} sync");
         }
         let rebuilt_skip = trak
             .edts
             .as_ref()
             .and_then(|e| e.elst.as_ref())
-            .map(|elst| {
-                elst.entries
-                    .iter()
-                    .map(|e| e.media_time)
-                    .collect::<Vec<_>>()
-            });
+            .map(|elst| elst.entries.iter().map(|e| e.media_time).collect::<Vec<_>>());
         assert_eq!(rebuilt_skip, track.edit.map(|e| vec![e.skip]));
     }
 }
@@ -329,41 +258,22 @@ fn assert_mp4_crate_sees_source(path: &Path, tracks: &[SourceTrack]) {
 /// ffprobe's per-stream report, counting decoded frames.
 fn ffprobe_streams(path: &Path) -> Vec<serde_json::Value> {
     let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-count_frames",
-            "-show_streams",
-            "-of",
-            "json",
-        ])
+        .args(["-v", "error", "-count_frames", "-show_streams", "-of", "json"])
         .arg(path)
         .output()
         .expect("ffprobe must be installed to run the MP4 export tests");
-    assert!(
-        out.status.success(),
-        "ffprobe failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.stderr.is_empty(),
-        "ffprobe complained: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "ffprobe failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "ffprobe complained: {}", String::from_utf8_lossy(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
     json["streams"].as_array().expect("streams array").clone()
 }
 
 fn stream_str<'a>(stream: &'a serde_json::Value, key: &str) -> &'a str {
-    stream[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("ffprobe stream lacks {key}: {stream}"))
+    stream[key].as_str().unwrap_or_else(|| panic!("ffprobe stream lacks {key}: {stream}"))
 }
 
 fn stream_number(stream: &serde_json::Value, key: &str) -> f64 {
-    stream_str(stream, key)
-        .parse()
-        .unwrap_or_else(|e| panic!("ffprobe {key} is not a number: {e}"))
+    stream_str(stream, key).parse().unwrap_or_else(|e| panic!("ffprobe {key} is not a number: {e}"))
 }
 
 /// Decodes the whole file with ffmpeg, which must neither fail nor print anything.
@@ -399,26 +309,13 @@ fn assert_round_trip(source: &Path, codec_tag: &str) {
     let source_streams = ffprobe_streams(source);
     let rebuilt_streams = ffprobe_streams(&rebuilt);
     assert_eq!(rebuilt_streams.len(), tracks.len());
-    assert_eq!(
-        stream_str(&rebuilt_streams[0], "codec_tag_string"),
-        codec_tag
-    );
+    assert_eq!(stream_str(&rebuilt_streams[0], "codec_tag_string"), codec_tag);
     assert_eq!(stream_str(&rebuilt_streams[1], "codec_name"), "aac");
     for ((src, out), track) in source_streams.iter().zip(&rebuilt_streams).zip(&tracks) {
-        for key in [
-            "codec_name",
-            "codec_tag_string",
-            "width",
-            "height",
-            "sample_rate",
-            "channels",
-        ] {
+        for key in ["codec_name", "codec_tag_string", "width", "height", "sample_rate", "channels"] {
             assert_eq!(src[key], out[key], "ffprobe {key}");
         }
-        assert_eq!(
-            stream_number(out, "nb_frames") as usize,
-            track.samples.len()
-        );
+        assert_eq!(stream_number(out, "nb_frames") as usize, track.samples.len());
         assert_eq!(
             stream_str(src, "nb_read_frames"),
             stream_str(out, "nb_read_frames"),
@@ -451,14 +348,8 @@ fn ffmpeg_testsrc_h264_edit_skips_ten_frames() {
     let video_timescale = u64::from(tracks[0].entry.timescale_hz());
     let audio_timescale = u64::from(tracks[1].entry.timescale_hz());
     let frame_duration = u64::from(tracks[0].samples[0].duration);
-    let video_skip: u64 = tracks[0].samples[..10]
-        .iter()
-        .map(|s| u64::from(s.duration))
-        .sum();
-    let video_edit = Edit {
-        skip: video_skip,
-        duration: tracks[0].media_duration() - video_skip,
-    };
+    let video_skip: u64 = tracks[0].samples[..10].iter().map(|s| u64::from(s.duration)).sum();
+    let video_edit = Edit { skip: video_skip, duration: tracks[0].media_duration() - video_skip };
     let audio_skip = video_skip * audio_timescale / video_timescale;
     let audio_edit = Edit {
         skip: audio_skip,
@@ -595,11 +486,7 @@ impl SyntheticRecording {
         let video: Vec<Sample> = pseudo_random_sizes(seconds * FPS, 7, 2_000, 30_000)
             .into_iter()
             .enumerate()
-            .map(|(i, size_bytes)| Sample {
-                size_bytes,
-                duration: VIDEO_FRAME_90K,
-                key: i % gop == 0,
-            })
+            .map(|(i, size_bytes)| Sample { size_bytes, duration: VIDEO_FRAME_90K, key: i % gop == 0 })
             .collect();
         // 48000 / 1024 = 46.875 frames a second; round up so audio covers the video.
         let audio_frames = (seconds * 48_000).div_ceil(AAC_FRAME_SAMPLES as usize);
@@ -616,11 +503,8 @@ impl SyntheticRecording {
         for second in 0..seconds {
             let video_first = second * FPS;
             chunks.push(chunk_of(0, &video, video_first, FPS));
-            let audio_end = if second + 1 == seconds {
-                audio.len()
-            } else {
-                ((second + 1) * 48_000) / AAC_FRAME_SAMPLES as usize
-            };
+            let audio_end =
+                if second + 1 == seconds { audio.len() } else { ((second + 1) * 48_000) / AAC_FRAME_SAMPLES as usize };
             chunks.push(chunk_of(1, &audio, audio_next, audio_end - audio_next));
             audio_next = audio_end;
         }
@@ -635,34 +519,18 @@ impl SyntheticRecording {
 
     fn inputs(&self, video_edit: Option<Edit>) -> Vec<TrackInput<'_>> {
         vec![
-            TrackInput {
-                sample_entry: &self.video_entry,
-                samples: &self.video,
-                edit: video_edit,
-            },
-            TrackInput {
-                sample_entry: &self.audio_entry,
-                samples: &self.audio,
-                edit: None,
-            },
+            TrackInput { sample_entry: &self.video_entry, samples: &self.video, edit: video_edit },
+            TrackInput { sample_entry: &self.audio_entry, samples: &self.audio, edit: None },
         ]
     }
 }
 
-fn chunk_of(
-    track: usize,
-    samples: &[Sample],
-    first_sample: usize,
-    sample_count: usize,
-) -> ChunkLayout {
+fn chunk_of(track: usize, samples: &[Sample], first_sample: usize, sample_count: usize) -> ChunkLayout {
     ChunkLayout {
         track,
         first_sample,
         sample_count,
-        byte_len: samples[first_sample..first_sample + sample_count]
-            .iter()
-            .map(|s| u64::from(s.size_bytes))
-            .sum(),
+        byte_len: samples[first_sample..first_sample + sample_count].iter().map(|s| u64::from(s.size_bytes)).sum(),
     }
 }
 
@@ -679,46 +547,27 @@ fn parse_header_only(header: &Header) -> mp4::Mp4Reader<Cursor<Vec<u8>>> {
 #[test]
 fn synthetic_recording_header_golden_crc32c() {
     let rec = SyntheticRecording::new(3, 25, Some(371));
-    let edit = Some(Edit {
-        skip: 3_600 * 5,
-        duration: 3_600 * 60,
-    });
-    let header =
-        build_header(&rec.inputs(edit), &rec.chunks, CREATION_TIME_UNIX_SEC).expect("build_header");
-    assert_eq!(
-        crc32c::crc32c(&header.bytes),
-        0xd87a_ae6f,
-        "header of {} bytes changed",
-        header.bytes.len()
-    );
+    let edit = Some(Edit { skip: 3_600 * 5, duration: 3_600 * 60 });
+    let header = build_header(&rec.inputs(edit), &rec.chunks, CREATION_TIME_UNIX_SEC).expect("build_header");
+    assert_eq!(crc32c::crc32c(&header.bytes), 0xd87a_ae6f, "header of {} bytes changed", header.bytes.len());
 }
 
 /// The header's tables say what the input said: checked field by field through the `mp4` crate.
 #[test]
 fn synthetic_recording_header_tables() {
     let rec = SyntheticRecording::new(3, 10, Some(371));
-    let edit = Edit {
-        skip: 3_600 * 5,
-        duration: 3_600 * 60,
-    };
-    let header = build_header(&rec.inputs(Some(edit)), &rec.chunks, CREATION_TIME_UNIX_SEC)
-        .expect("build_header");
+    let edit = Edit { skip: 3_600 * 5, duration: 3_600 * 60 };
+    let header = build_header(&rec.inputs(Some(edit)), &rec.chunks, CREATION_TIME_UNIX_SEC).expect("build_header");
     let reader = parse_header_only(&header);
     assert_eq!(reader.ftyp.major_brand.value, *b"isom");
-    let brands: Vec<[u8; 4]> = reader
-        .ftyp
-        .compatible_brands
-        .iter()
-        .map(|b| b.value)
-        .collect();
+    let brands: Vec<[u8; 4]> = reader.ftyp.compatible_brands.iter().map(|b| b.value).collect();
     assert!(brands.contains(b"avc1") && brands.contains(b"mp4a") && brands.contains(b"iso2"));
 
     let creation_1904 = CREATION_TIME_UNIX_SEC as u64 + UNIX_EPOCH_IN_1904_SEC;
     let mvhd = &reader.moov.mvhd;
     assert_eq!(mvhd.creation_time, creation_1904);
     assert_eq!(mvhd.next_track_id, 3);
-    let audio_duration_90k: u64 =
-        rec.audio.iter().map(|s| u64::from(s.duration)).sum::<u64>() * 90_000 / 48_000;
+    let audio_duration_90k: u64 = rec.audio.iter().map(|s| u64::from(s.duration)).sum::<u64>() * 90_000 / 48_000;
     assert_eq!(
         mvhd.duration * 1_000_000 / u64::from(mvhd.timescale),
         audio_duration_90k * 1_000_000 / 90_000,
@@ -739,49 +588,25 @@ fn synthetic_recording_header_tables() {
         "tkhd says what the edit presents"
     );
     assert_eq!(audio.tkhd.volume.value(), 1);
-    let elst = video
-        .edts
-        .as_ref()
-        .and_then(|e| e.elst.as_ref())
-        .expect("video elst");
+    let elst = video.edts.as_ref().and_then(|e| e.elst.as_ref()).expect("video elst");
     assert_eq!(elst.entries.len(), 1);
     assert_eq!(elst.entries[0].media_time, edit.skip);
-    assert_eq!(
-        elst.entries[0].segment_duration * 90_000 / u64::from(mvhd.timescale),
-        edit.duration
-    );
+    assert_eq!(elst.entries[0].segment_duration * 90_000 / u64::from(mvhd.timescale), edit.duration);
     assert!(audio.edts.is_none());
 
     assert_eq!(video.mdia.mdhd.timescale, 90_000);
     assert_eq!(video.mdia.mdhd.language, "und");
-    assert_eq!(
-        video.mdia.mdhd.duration,
-        rec.video.iter().map(|s| u64::from(s.duration)).sum::<u64>()
-    );
+    assert_eq!(video.mdia.mdhd.duration, rec.video.iter().map(|s| u64::from(s.duration)).sum::<u64>());
     assert_eq!(video.mdia.hdlr.handler_type.value, *b"vide");
     assert_eq!(audio.mdia.hdlr.handler_type.value, *b"soun");
     assert!(video.mdia.minf.vmhd.is_some() && audio.mdia.minf.smhd.is_some());
 
     let v = &video.mdia.minf.stbl;
-    let expected_keys: Vec<u32> = (1u32..)
-        .zip(&rec.video)
-        .filter(|(_, s)| s.key)
-        .map(|(n, _)| n)
-        .collect();
-    assert_eq!(
-        v.stss.as_ref().expect("video has non-key frames").entries,
-        expected_keys
-    );
-    assert_eq!(
-        v.stts.entries.len(),
-        1,
-        "constant frame rate is one stts run"
-    );
+    let expected_keys: Vec<u32> = (1u32..).zip(&rec.video).filter(|(_, s)| s.key).map(|(n, _)| n).collect();
+    assert_eq!(v.stss.as_ref().expect("video has non-key frames").entries, expected_keys);
+    assert_eq!(v.stts.entries.len(), 1, "constant frame rate is one stts run");
     assert_eq!(v.stsz.sample_size, 0);
-    assert_eq!(
-        v.stsz.sample_sizes,
-        rec.video.iter().map(|s| s.size_bytes).collect::<Vec<_>>()
-    );
+    assert_eq!(v.stsz.sample_sizes, rec.video.iter().map(|s| s.size_bytes).collect::<Vec<_>>());
     assert_eq!(v.stsc.entries.len(), 1, "every video chunk holds 25 frames");
 
     let a = &audio.mdia.minf.stbl;
@@ -794,11 +619,7 @@ fn synthetic_recording_header_tables() {
     let mut counted = 0u64;
     let audio_chunks: Vec<&ChunkLayout> = rec.chunks.iter().filter(|c| c.track == 1).collect();
     for (i, e) in a.stsc.entries.iter().enumerate() {
-        let next_first = a
-            .stsc
-            .entries
-            .get(i + 1)
-            .map_or(audio_chunks.len() as u32 + 1, |n| n.first_chunk);
+        let next_first = a.stsc.entries.get(i + 1).map_or(audio_chunks.len() as u32 + 1, |n| n.first_chunk);
         counted += u64::from(next_first - e.first_chunk) * u64::from(e.samples_per_chunk);
     }
     assert_eq!(counted, rec.audio.len() as u64);
@@ -821,37 +642,19 @@ fn synthetic_recording_header_tables() {
 fn synthetic_one_hour_recording_header() {
     let rec = SyntheticRecording::new(3_600, 50, None);
     assert_eq!(rec.video.len(), 90_000);
-    let header =
-        build_header(&rec.inputs(None), &rec.chunks, CREATION_TIME_UNIX_SEC).expect("build_header");
+    let header = build_header(&rec.inputs(None), &rec.chunks, CREATION_TIME_UNIX_SEC).expect("build_header");
     let reader = parse_header_only(&header);
-    let counts: Vec<u32> = reader
-        .moov
-        .traks
-        .iter()
-        .map(|t| t.mdia.minf.stbl.stsz.sample_count)
-        .collect();
+    let counts: Vec<u32> = reader.moov.traks.iter().map(|t| t.mdia.minf.stbl.stsz.sample_count).collect();
     assert_eq!(counts, [rec.video.len() as u32, rec.audio.len() as u32]);
-    assert!(reader
-        .moov
-        .traks
-        .iter()
-        .all(|t| t.mdia.minf.stbl.stco.is_some()));
+    assert!(reader.moov.traks.iter().all(|t| t.mdia.minf.stbl.stco.is_some()));
 }
 
 /// A single audio track whose first chunk is `first_bytes` long followed by a 4 GiB - 1 chunk,
 /// so the payload always needs a 64-bit mdat size.
 fn large_audio_export(entry: &SampleEntry, first_bytes: u32) -> (Vec<Sample>, Vec<ChunkLayout>) {
     let samples = vec![
-        Sample {
-            size_bytes: first_bytes,
-            duration: 1024,
-            key: true,
-        },
-        Sample {
-            size_bytes: u32::MAX,
-            duration: 1024,
-            key: true,
-        },
+        Sample { size_bytes: first_bytes, duration: 1024, key: true },
+        Sample { size_bytes: u32::MAX, duration: 1024, key: true },
     ];
     let chunks = vec![chunk_of(0, &samples, 0, 1), chunk_of(0, &samples, 1, 1)];
     assert_eq!(entry.timescale_hz(), 48_000);
@@ -865,11 +668,7 @@ fn chunk_offsets_switch_to_co64_past_4_gib() {
     let entry = synthetic_mp4a();
     let header_for = |first_bytes: u32| {
         let (samples, chunks) = large_audio_export(&entry, first_bytes);
-        let tracks = [TrackInput {
-            sample_entry: &entry,
-            samples: &samples,
-            edit: None,
-        }];
+        let tracks = [TrackInput { sample_entry: &entry, samples: &samples, edit: None }];
         let header = build_header(&tracks, &chunks, CREATION_TIME_UNIX_SEC).expect("build_header");
         let reader = parse_header_only(&header);
         let stbl = reader.moov.traks[0].mdia.minf.stbl.clone();
@@ -884,20 +683,14 @@ fn chunk_offsets_switch_to_co64_past_4_gib() {
     // The second chunk then starts at exactly u32::MAX: still representable in stco.
     let (at_limit, stbl, _) = header_for(u32::MAX - stco_header_len);
     assert_eq!(at_limit.media_offset, probe.media_offset);
-    assert_eq!(
-        stbl.stco.expect("stco").entries,
-        [stco_header_len, u32::MAX]
-    );
+    assert_eq!(stbl.stco.expect("stco").entries, [stco_header_len, u32::MAX]);
 
     // One byte more and only co64 can hold it; the co64 header is longer than the stco one.
     let (past_limit, stbl, chunks) = header_for(u32::MAX - stco_header_len + 1);
     assert!(stbl.stco.is_none());
     assert!(past_limit.media_offset > probe.media_offset);
     let first = past_limit.media_offset;
-    assert_eq!(
-        stbl.co64.expect("co64").entries,
-        [first, first + chunks[0].byte_len]
-    );
+    assert_eq!(stbl.co64.expect("co64").entries, [first, first + chunks[0].byte_len]);
 
     let payload: u64 = chunks.iter().map(|c| c.byte_len).sum();
     let mdat_at = (past_limit.media_offset - 16) as usize;
@@ -913,8 +706,7 @@ fn chunk_byte_len_mismatch_is_rejected() {
     let rec = SyntheticRecording::new(2, 25, None);
     let mut chunks = rec.chunks.clone();
     chunks[2].byte_len += 1;
-    let err =
-        build_header(&rec.inputs(None), &chunks, CREATION_TIME_UNIX_SEC).expect_err("must reject");
+    let err = build_header(&rec.inputs(None), &chunks, CREATION_TIME_UNIX_SEC).expect_err("must reject");
     assert!(err.contains("chunk 2"), "{err}");
 }
 
@@ -923,12 +715,8 @@ fn uncovered_samples_are_rejected() {
     let rec = SyntheticRecording::new(2, 25, None);
     // The last audio chunk is missing.
     let chunks = &rec.chunks[..rec.chunks.len() - 1];
-    let err =
-        build_header(&rec.inputs(None), chunks, CREATION_TIME_UNIX_SEC).expect_err("must reject");
-    assert!(
-        err.contains("track 1") && err.contains("in no chunk"),
-        "{err}"
-    );
+    let err = build_header(&rec.inputs(None), chunks, CREATION_TIME_UNIX_SEC).expect_err("must reject");
+    assert!(err.contains("track 1") && err.contains("in no chunk"), "{err}");
 
     // A chunk that runs past the end of its track.
     let mut chunks = rec.chunks.clone();
@@ -942,8 +730,7 @@ fn out_of_order_or_repeated_chunks_are_rejected() {
     let rec = SyntheticRecording::new(3, 25, None);
     let mut swapped = rec.chunks.clone();
     swapped.swap(0, 2); // the two first video chunks
-    let err =
-        build_header(&rec.inputs(None), &swapped, CREATION_TIME_UNIX_SEC).expect_err("must reject");
+    let err = build_header(&rec.inputs(None), &swapped, CREATION_TIME_UNIX_SEC).expect_err("must reject");
     assert!(err.contains("chunk 0 of track 0"), "{err}");
 
     let mut repeated = rec.chunks.clone();
@@ -959,12 +746,8 @@ fn out_of_order_or_repeated_chunks_are_rejected() {
 fn edit_beyond_media_is_rejected() {
     let rec = SyntheticRecording::new(2, 25, None);
     let media: u64 = rec.video.iter().map(|s| u64::from(s.duration)).sum();
-    let edit = Edit {
-        skip: 3_600,
-        duration: media,
-    };
-    let err = build_header(&rec.inputs(Some(edit)), &rec.chunks, CREATION_TIME_UNIX_SEC)
-        .expect_err("must reject");
+    let edit = Edit { skip: 3_600, duration: media };
+    let err = build_header(&rec.inputs(Some(edit)), &rec.chunks, CREATION_TIME_UNIX_SEC).expect_err("must reject");
     assert!(err.contains("edit"), "{err}");
 }
 

@@ -10,10 +10,7 @@ use common::recorder::RecorderProc;
 use common::{http_request, wait_until};
 
 fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as i64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as i64
 }
 
 fn post(rec: &RecorderProc, path: &str) -> serde_json::Value {
@@ -34,36 +31,21 @@ fn manual_recording_includes_the_prebuffer_and_stops_on_request() {
     let rec = RecorderProc::start(tmp.path(), &body);
     // REC-3: 30 s in memory is clamped to 15 s.
     assert_eq!(rec.camera("long")["prebuffer_seconds"], 15.0);
-    assert!(
-        rec.log_text().contains("clamped to 15 s"),
-        "{}",
-        rec.log_text()
-    );
+    assert!(rec.log_text().contains("clamped to 15 s"), "{}", rec.log_text());
     // frames_received counts video (25/s) and audio (~47/s): ~7 s of streaming.
     rec.wait_frames_streaming("demo", 500);
     let c = rec.camera("demo");
-    assert_eq!(
-        (c["state"].as_str(), c["recording"].as_bool()),
-        (Some("streaming"), Some(false)),
-        "{c}"
-    );
-    assert!(
-        rec.recordings("demo").is_empty(),
-        "nothing recorded before the request"
-    );
+    assert_eq!((c["state"].as_str(), c["recording"].as_bool()), (Some("streaming"), Some(false)), "{c}");
+    assert!(rec.recordings("demo").is_empty(), "nothing recorded before the request");
 
     let t_start = now_us();
     let r = post(&rec, "/api/v1/cameras/demo/record/start");
     assert_eq!(r["manual"], true);
-    assert!(wait_until(Duration::from_secs(10), || rec.camera("demo")
-        ["recording"]
-        == true));
+    assert!(wait_until(Duration::from_secs(10), || rec.camera("demo")["recording"] == true));
     std::thread::sleep(Duration::from_millis(2500));
     let t_stop = now_us();
     post(&rec, "/api/v1/cameras/demo/record/stop");
-    assert!(wait_until(Duration::from_secs(10), || rec.camera("demo")
-        ["recording"]
-        == false));
+    assert!(wait_until(Duration::from_secs(10), || rec.camera("demo")["recording"] == false));
     assert!(wait_until(Duration::from_secs(10), || rec
         .recordings("demo")
         .first()
@@ -72,21 +54,9 @@ fn manual_recording_includes_the_prebuffer_and_stops_on_request() {
     assert_eq!(seqs.len(), 1, "{seqs:?}");
     let (start, end) = seqs[0];
     // From the key frame at or before start - 3 s; the demo clip has a key frame every second.
-    assert!(
-        start <= t_start - 3_000_000 + 50_000,
-        "pre-roll reaches 3 s back: {} ms",
-        (t_start - start) / 1000
-    );
-    assert!(
-        start >= t_start - 4_200_000,
-        "no more than one GOP more: {} ms",
-        (t_start - start) / 1000
-    );
-    assert!(
-        end >= t_stop - 300_000 && end <= t_stop + 1_000_000,
-        "ends at the stop: {} ms",
-        (end - t_stop) / 1000
-    );
+    assert!(start <= t_start - 3_000_000 + 50_000, "pre-roll reaches 3 s back: {} ms", (t_start - start) / 1000);
+    assert!(start >= t_start - 4_200_000, "no more than one GOP more: {} ms", (t_start - start) / 1000);
+    assert!(end >= t_stop - 300_000 && end <= t_stop + 1_000_000, "ends at the stop: {} ms", (end - t_stop) / 1000);
     let out = tmp.path().join("manual.mp4");
     common::recorder::export_http(&rec, "demo", start, end, &out);
     common::ffmpeg_decode_ok(&out).unwrap();

@@ -76,11 +76,7 @@ impl StreamFacts {
             None => Params::None,
             Some(ParametersRef::Video(v)) => {
                 let (width_px, height_px) = v.pixel_dimensions();
-                Params::Video {
-                    codec: v.rfc6381_codec().to_owned(),
-                    width_px,
-                    height_px,
-                }
+                Params::Video { codec: v.rfc6381_codec().to_owned(), width_px, height_px }
             }
             Some(ParametersRef::Audio(a)) => Params::Audio {
                 codec: a.rfc6381_codec().map(str::to_owned),
@@ -110,11 +106,7 @@ fn video(encoding: &str, payload_type: u8, params: Option<(&str, u32, u32)>) -> 
         channels: None,
         parameters: match params {
             None => Params::None,
-            Some((codec, width_px, height_px)) => Params::Video {
-                codec: codec.to_owned(),
-                width_px,
-                height_px,
-            },
+            Some((codec, width_px, height_px)) => Params::Video { codec: codec.to_owned(), width_px, height_px },
         },
     }
 }
@@ -135,11 +127,9 @@ fn audio(
         channels,
         parameters: match params {
             None => Params::None,
-            Some((codec, rate, ch)) => Params::Audio {
-                codec: codec.map(str::to_owned),
-                clock_rate_hz: rate,
-                channels: ch,
-            },
+            Some((codec, rate, ch)) => {
+                Params::Audio { codec: codec.map(str::to_owned), clock_rate_hz: rate, channels: ch }
+            }
         },
     }
 }
@@ -170,10 +160,7 @@ struct Request {
 
 impl Request {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -198,10 +185,7 @@ impl ReplayServer {
 
     /// Waits for the client to hang up and returns the requests it sent.
     fn requests(self) -> Vec<Request> {
-        self.thread
-            .join()
-            .expect("replay server thread panicked")
-            .unwrap_or_else(|e| panic!("replay server: {e}"))
+        self.thread.join().expect("replay server thread panicked").unwrap_or_else(|e| panic!("replay server: {e}"))
     }
 }
 
@@ -227,45 +211,29 @@ fn serve(conn: TcpStream, capture: &[u8]) -> Result<Vec<Request>, String> {
         let mut headers = Vec::new();
         loop {
             let mut line = String::new();
-            reader
-                .read_line(&mut line)
-                .map_err(|e| format!("read header: {e}"))?;
+            reader.read_line(&mut line).map_err(|e| format!("read header: {e}"))?;
             let line = line.trim_end_matches(['\r', '\n']);
             if line.is_empty() {
                 break;
             }
-            let (name, value) = line
-                .split_once(':')
-                .ok_or_else(|| format!("bad header line {line:?}"))?;
+            let (name, value) = line.split_once(':').ok_or_else(|| format!("bad header line {line:?}"))?;
             headers.push((name.trim().to_owned(), value.trim().to_owned()));
         }
-        let request = Request {
-            method,
-            uri,
-            headers,
-        };
-        let cseq = request
-            .header("CSeq")
-            .ok_or("request without CSeq")?
-            .to_owned();
+        let request = Request { method, uri, headers };
+        let cseq = request.header("CSeq").ok_or("request without CSeq")?.to_owned();
         let response = if request.method == "DESCRIBE" {
             with_cseq(capture, &cseq)
         } else {
             format!("RTSP/1.0 501 Not Implemented\r\nCSeq: {cseq}\r\n\r\n").into_bytes()
         };
-        writer
-            .write_all(&response)
-            .map_err(|e| format!("write response: {e}"))?;
+        writer.write_all(&response).map_err(|e| format!("write response: {e}"))?;
         requests.push(request);
     }
 }
 
 /// Splits a captured response into its head (without the blank line) and body.
 fn split_response(capture: &[u8]) -> (&[u8], &[u8]) {
-    let end = capture
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("capture has a CRLF CRLF between head and body");
+    let end = capture.windows(4).position(|w| w == b"\r\n\r\n").expect("capture has a CRLF CRLF between head and body");
     (&capture[..end], &capture[end + 4..])
 }
 
@@ -299,25 +267,18 @@ fn load_capture(name: &str) -> Vec<u8> {
     let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     if !name.ends_with("_sdp.txt") {
         let (head, body) = split_response(&raw);
-        let declared = std::str::from_utf8(head)
-            .expect("ASCII head")
-            .split("\r\n")
-            .find_map(|l| {
-                let (n, v) = l.split_once(':')?;
-                n.trim()
-                    .eq_ignore_ascii_case("Content-Length")
-                    .then(|| v.trim().parse::<usize>().ok())?
-            });
+        let declared = std::str::from_utf8(head).expect("ASCII head").split("\r\n").find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case("Content-Length").then(|| v.trim().parse::<usize>().ok())?
+        });
         // The captures are consistent as captured, so `with_cseq` setting
         // Content-Length to the body's length changes nothing but the CSeq.
         assert_eq!(declared, Some(body.len()), "{name}: Content-Length");
         return raw;
     }
-    let mut response = format!(
-        "RTSP/1.0 200 OK\r\nCSeq: 0\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n",
-        raw.len()
-    )
-    .into_bytes();
+    let mut response =
+        format!("RTSP/1.0 200 OK\r\nCSeq: 0\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n", raw.len())
+            .into_bytes();
     response.extend_from_slice(&raw);
     response
 }
@@ -328,13 +289,10 @@ fn load_capture(name: &str) -> Vec<u8> {
 async fn describe_capture(name: &str, path: &str) -> Vec<StreamFacts> {
     let server = ReplayServer::start(load_capture(name));
     let url = url::Url::parse(&format!("rtsp://{}{}", server.addr, path)).expect("test URL");
-    let session = tokio::time::timeout(
-        DESCRIBE_TIMEOUT,
-        Session::describe(url.clone(), SessionOptions::default()),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("{name}: no DESCRIBE answer within {DESCRIBE_TIMEOUT:?}"))
-    .unwrap_or_else(|e| panic!("{name}: retina rejected the DESCRIBE response: {e}"));
+    let session = tokio::time::timeout(DESCRIBE_TIMEOUT, Session::describe(url.clone(), SessionOptions::default()))
+        .await
+        .unwrap_or_else(|_| panic!("{name}: no DESCRIBE answer within {DESCRIBE_TIMEOUT:?}"))
+        .unwrap_or_else(|e| panic!("{name}: retina rejected the DESCRIBE response: {e}"));
     let facts = session.streams().iter().map(StreamFacts::of).collect();
     drop(session);
 
@@ -355,13 +313,7 @@ async fn describe_capture(name: &str, path: &str) -> Vec<StreamFacts> {
 #[tokio::test(flavor = "current_thread")]
 async fn hikvision_describe() {
     let streams = describe_capture("hikvision_describe.txt", "/Streaming/Channels/101").await;
-    assert_eq!(
-        streams,
-        [
-            video("h264", 96, Some(("avc1.4D0029", 1920, 1080))),
-            onvif_metadata(107),
-        ]
-    );
+    assert_eq!(streams, [video("h264", 96, Some(("avc1.4D0029", 1920, 1080))), onvif_metadata(107),]);
 }
 
 /// Dahua, ONVIF profile: H.264 High, AAC-LC 48 kHz mono, ONVIF metadata; the
@@ -377,13 +329,7 @@ async fn dahua_h264_aac_onvif() {
         streams,
         [
             video("h264", 96, Some(("avc1.64001E", 704, 480))),
-            audio(
-                "mpeg4-generic",
-                97,
-                48_000,
-                None,
-                Some((Some("mp4a.40.2"), 48_000, 1))
-            ),
+            audio("mpeg4-generic", 97, 48_000, None, Some((Some("mp4a.40.2"), 48_000, 1))),
             onvif_metadata(107),
         ]
     );
@@ -392,17 +338,10 @@ async fn dahua_h264_aac_onvif() {
 /// Dahua sub stream: H.265 (VPS/SPS/PPS in the SDP) and G.711 A-law.
 #[tokio::test(flavor = "current_thread")]
 async fn dahua_h265_pcma() {
-    let streams = describe_capture(
-        "dahua_describe_h265_pcma.txt",
-        "/cam/realmonitor?channel=1&subtype=2",
-    )
-    .await;
+    let streams = describe_capture("dahua_describe_h265_pcma.txt", "/cam/realmonitor?channel=1&subtype=2").await;
     assert_eq!(
         streams,
-        [
-            video("h265", 98, Some(("hvc1.1.6.L90.B0", 704, 480))),
-            audio("pcma", 8, 8_000, None, Some((None, 8_000, 1))),
-        ]
+        [video("h265", 98, Some(("hvc1.1.6.L90.B0", 704, 480))), audio("pcma", 8, 8_000, None, Some((None, 8_000, 1))),]
     );
 }
 
@@ -417,21 +356,14 @@ async fn reolink_describe() {
 /// must not matter.
 #[tokio::test(flavor = "current_thread")]
 async fn reolink_describe_control_first() {
-    let streams =
-        describe_capture("reolink_describe_control_first.txt", "/h264Preview_01_main").await;
+    let streams = describe_capture("reolink_describe_control_first.txt", "/h264Preview_01_main").await;
     assert_eq!(streams, reolink_streams());
 }
 
 fn reolink_streams() -> [StreamFacts; 2] {
     [
         video("h264", 96, Some(("avc1.640033", 2560, 1440))),
-        audio(
-            "mpeg4-generic",
-            97,
-            16_000,
-            None,
-            Some((Some("mp4a.40.2"), 16_000, 1)),
-        ),
+        audio("mpeg4-generic", 97, 16_000, None, Some((Some("mp4a.40.2"), 16_000, 1))),
     ]
 }
 
@@ -442,10 +374,7 @@ async fn foscam_describe() {
     let streams = describe_capture("foscam_describe.txt", "/videoMain").await;
     assert_eq!(
         streams,
-        [
-            video("h264", 96, Some(("avc1.4D001F", 1280, 720))),
-            audio("pcmu", 0, 8_000, Some(1), Some((None, 8_000, 1))),
-        ]
+        [video("h264", 96, Some(("avc1.4D001F", 1280, 720))), audio("pcmu", 0, 8_000, Some(1), Some((None, 8_000, 1))),]
     );
 }
 
@@ -468,10 +397,7 @@ async fn vstarcam_describe() {
 #[tokio::test(flavor = "current_thread")]
 async fn anjvision_describe() {
     let streams = describe_capture("anjvision_describe.txt", "/stream0").await;
-    assert_eq!(
-        streams,
-        [video("h265", 96, Some(("hvc1.1.2.L153.00", 1280, 704)))]
-    );
+    assert_eq!(streams, [video("h265", 96, Some(("hvc1.1.2.L153.00", 1280, 704)))]);
 }
 
 /// Macro-video: no `o=` line, and `profile-level-id=TeAo`, which is the
@@ -479,10 +405,7 @@ async fn anjvision_describe() {
 #[tokio::test(flavor = "current_thread")]
 async fn macrovideo_describe() {
     let streams = describe_capture("macrovideo_describe.txt", "/").await;
-    assert_eq!(
-        streams,
-        [video("h264", 96, Some(("avc1.4DE028", 1280, 720)))]
-    );
+    assert_eq!(streams, [video("h264", 96, Some(("avc1.4DE028", 1280, 720)))]);
 }
 
 /// GW Security main stream: `a=rtpmap:8 PCMU/8000/1` gives static payload type
@@ -490,11 +413,7 @@ async fn macrovideo_describe() {
 /// the camera really sends is a question for a capture of its audio.
 #[tokio::test(flavor = "current_thread")]
 async fn gw_main_describe() {
-    let streams = describe_capture(
-        "gw_main_describe.txt",
-        "/H264?channel=1&subtype=0&unicast=true&proto=Onvif",
-    )
-    .await;
+    let streams = describe_capture("gw_main_describe.txt", "/H264?channel=1&subtype=0&unicast=true&proto=Onvif").await;
     assert_eq!(
         streams,
         [
@@ -507,15 +426,8 @@ async fn gw_main_describe() {
 /// GW Security sub stream: video only.
 #[tokio::test(flavor = "current_thread")]
 async fn gw_sub_describe() {
-    let streams = describe_capture(
-        "gw_sub_describe.txt",
-        "/H264?channel=1&subtype=1&unicast=true&proto=Onvif",
-    )
-    .await;
-    assert_eq!(
-        streams,
-        [video("h264", 96, Some(("avc1.4D001E", 720, 480)))]
-    );
+    let streams = describe_capture("gw_sub_describe.txt", "/H264?channel=1&subtype=1&unicast=true&proto=Onvif").await;
+    assert_eq!(streams, [video("h264", 96, Some(("avc1.4D001E", 720, 480)))]);
 }
 
 /// "H264DVR" recorder: `a=framerate:0S` before `a=framerate:25`, a trailing
@@ -540,13 +452,7 @@ async fn bunny_describe() {
     assert_eq!(
         streams,
         [
-            audio(
-                "mpeg4-generic",
-                96,
-                12_000,
-                Some(2),
-                Some((Some("mp4a.40.2"), 12_000, 2))
-            ),
+            audio("mpeg4-generic", 96, 12_000, Some(2), Some((Some("mp4a.40.2"), 12_000, 2))),
             video("h264", 97, Some(("avc1.42C01E", 240, 160))),
         ]
     );
@@ -556,10 +462,7 @@ async fn bunny_describe() {
 #[tokio::test(flavor = "current_thread")]
 async fn ipcam_describe() {
     let streams = describe_capture("ipcam_describe.txt", "/").await;
-    assert_eq!(
-        streams,
-        [video("h264", 96, Some(("avc1.4D0020", 1280, 960)))]
-    );
+    assert_eq!(streams, [video("h264", 96, Some(("avc1.4D0020", 1280, 960)))]);
 }
 
 /// A libavformat-based server that sends no `Content-Type`: Retina parses
@@ -571,13 +474,7 @@ async fn missing_content_type_describe() {
         streams,
         [
             video("h264", 96, Some(("avc1.64000D", 320, 180))),
-            audio(
-                "mpeg4-generic",
-                97,
-                48_000,
-                Some(2),
-                Some((Some("mp4a.40.2"), 48_000, 2))
-            ),
+            audio("mpeg4-generic", 97, 48_000, Some(2), Some((Some("mp4a.40.2"), 48_000, 2))),
         ]
     );
 }
@@ -589,10 +486,7 @@ async fn anpviz_sdp() {
     let streams = describe_capture("anpviz_sdp.txt", "/").await;
     assert_eq!(
         streams,
-        [
-            video("h264", 96, Some(("avc1.4D401F", 704, 576))),
-            audio("mpeg4-generic", 0, 16_000, Some(2), None),
-        ]
+        [video("h264", 96, Some(("avc1.4D401F", 704, 576))), audio("mpeg4-generic", 0, 16_000, Some(2), None),]
     );
 }
 
@@ -600,13 +494,7 @@ async fn anpviz_sdp() {
 #[tokio::test(flavor = "current_thread")]
 async fn geovision_sdp() {
     let streams = describe_capture("geovision_sdp.txt", "/").await;
-    assert_eq!(
-        streams,
-        [
-            video("h264", 105, Some(("avc1.4D4032", 2688, 1520))),
-            onvif_metadata(107),
-        ]
-    );
+    assert_eq!(streams, [video("h264", 105, Some(("avc1.4D4032", 2688, 1520))), onvif_metadata(107),]);
 }
 
 /// TP-Link TL-IPC44AW (SDP only): a third `m=application/TP-LINK` line whose
@@ -631,13 +519,7 @@ async fn ubiquiti_sdp() {
     assert_eq!(
         streams,
         [
-            audio(
-                "mpeg4-generic",
-                96,
-                48_000,
-                Some(1),
-                Some((Some("mp4a.40.2"), 48_000, 1))
-            ),
+            audio("mpeg4-generic", 96, 48_000, Some(1), Some((Some("mp4a.40.2"), 48_000, 1))),
             audio("opus", 96, 48_000, Some(2), None),
             video("h264", 97, Some(("avc1.4D402A", 1920, 1080))),
         ]
@@ -685,9 +567,7 @@ async fn receive(
 ) -> Result<Received, String> {
     let url = url::Url::parse(url).map_err(|e| e.to_string())?;
     let options = SessionOptions::default().creds(creds);
-    let mut session = Session::describe(url, options)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut session = Session::describe(url, options).await.map_err(|e| e.to_string())?;
     let streams: Vec<StreamFacts> = session.streams().iter().map(StreamFacts::of).collect();
     let mut h265 = false;
     for (i, s) in streams.iter().enumerate() {
@@ -699,16 +579,9 @@ async fn receive(
                 .map_err(|e| e.to_string())?;
         }
     }
-    let mut demuxed = session
-        .play(PlayOptions::default())
-        .await
-        .and_then(|p| p.demuxed())
-        .map_err(|e| e.to_string())?;
-    let mut received = Received {
-        streams,
-        video: Vec::new(),
-        audio: Vec::new(),
-    };
+    let mut demuxed =
+        session.play(PlayOptions::default()).await.and_then(|p| p.demuxed()).map_err(|e| e.to_string())?;
+    let mut received = Received { streams, video: Vec::new(), audio: Vec::new() };
     let collect = async {
         while received.video.len() < video_frames || received.audio.len() < audio_frames {
             match demuxed.next().await {
@@ -719,9 +592,9 @@ async fn receive(
                     random_access: f.is_random_access_point(),
                     nal_types: nal_types(f.data(), h265),
                 }),
-                Some(Ok(CodecItem::AudioFrame(f))) => received.audio.push(AudioFrameFacts {
-                    elapsed: f.timestamp().elapsed(),
-                }),
+                Some(Ok(CodecItem::AudioFrame(f))) => {
+                    received.audio.push(AudioFrameFacts { elapsed: f.timestamp().elapsed() })
+                }
                 Some(Ok(_)) => {}
             }
         }
@@ -741,11 +614,7 @@ fn nal_types(mut data: &[u8], h265: bool) -> Vec<u8> {
         let len = u32::from_be_bytes(*len) as usize;
         let Some(nal) = rest.get(..len) else { break };
         if let Some(&header) = nal.first() {
-            types.push(if h265 {
-                (header >> 1) & 0x3f
-            } else {
-                header & 0x1f
-            });
+            types.push(if h265 { (header >> 1) & 0x3f } else { header & 0x1f });
         }
         data = &rest[len..];
     }
@@ -754,12 +623,7 @@ fn nal_types(mut data: &[u8], h265: bool) -> Vec<u8> {
 
 /// Indices of the frames Retina flags as random access points.
 fn random_access_indices(frames: &[VideoFrameFacts]) -> Vec<usize> {
-    frames
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.random_access)
-        .map(|(i, _)| i)
-        .collect()
+    frames.iter().enumerate().filter(|(_, f)| f.random_access).map(|(i, _)| i).collect()
 }
 
 /// Asserts that consecutive timestamps differ by exactly `step`.
@@ -783,9 +647,7 @@ fn assert_steps(what: &str, elapsed: impl Iterator<Item = i64>, step: i64) {
 /// AAC +1024 samples per frame) with an IDR every 25 frames throughout.
 #[tokio::test(flavor = "current_thread")]
 async fn gst_file_mount_loops_the_demo_clip_seamlessly() {
-    let server = RtspServer::builder()
-        .mount_file("/demo", &demo_clip_path())
-        .start();
+    let server = RtspServer::builder().mount_file("/demo", &demo_clip_path()).start();
     // 9.2 s of video: past the first seam.
     let received = receive(&server.url("/demo"), None, 230, 400)
         .await
@@ -794,29 +656,13 @@ async fn gst_file_mount_loops_the_demo_clip_seamlessly() {
         received.streams,
         [
             video("h264", 96, Some(("avc1.4D401E", 640, 360))),
-            audio(
-                "mpeg4-generic",
-                97,
-                48_000,
-                Some(1),
-                Some((Some("mp4a.40.2"), 48_000, 1))
-            ),
+            audio("mpeg4-generic", 97, 48_000, Some(1), Some((Some("mp4a.40.2"), 48_000, 1))),
         ]
     );
     let keys = random_access_indices(&received.video);
     let first = keys[0];
-    assert_eq!(
-        keys,
-        (first..received.video.len())
-            .step_by(25)
-            .collect::<Vec<_>>(),
-        "an IDR every 25 frames"
-    );
-    assert_steps(
-        "video",
-        received.video.iter().map(|f| f.elapsed_90k),
-        90_000 / 25,
-    );
+    assert_eq!(keys, (first..received.video.len()).step_by(25).collect::<Vec<_>>(), "an IDR every 25 frames");
+    assert_steps("video", received.video.iter().map(|f| f.elapsed_90k), 90_000 / 25);
     assert_steps("audio", received.audio.iter().map(|f| f.elapsed), 1024);
 }
 
@@ -835,11 +681,7 @@ async fn gst_live_h264_mount_serves_two_clients() {
             &received.streams[0].parameters,
             Params::Video { codec, width_px: 640, height_px: 360 } if codec.starts_with("avc1.")
         ));
-        assert_steps(
-            "video",
-            received.video.iter().map(|f| f.elapsed_90k),
-            90_000 / 25,
-        );
+        assert_steps("video", received.video.iter().map(|f| f.elapsed_90k), 90_000 / 25);
         assert_steps("audio", received.audio.iter().map(|f| f.elapsed), 1024);
         let keys = random_access_indices(&received.video);
         assert!(keys.len() >= 2, "key frames at {keys:?}");
@@ -865,10 +707,7 @@ async fn gst_x265_open_gop_cra_key_frames_are_not_retina_random_access_points() 
     const CRA: u8 = 21;
     let server = RtspServer::start(&[("/idr", "live:h265"), ("/cra", "live:h265cra")]);
     let (idr_url, cra_url) = (server.url("/idr"), server.url("/cra"));
-    let (idr, cra) = tokio::join!(
-        receive(&idr_url, None, 60, 0),
-        receive(&cra_url, None, 60, 0)
-    );
+    let (idr, cra) = tokio::join!(receive(&idr_url, None, 60, 0), receive(&cra_url, None, 60, 0));
     let log = server.log();
     let idr = idr.unwrap_or_else(|e| panic!("/idr: {e}; server log:\n{log}"));
     let cra = cra.unwrap_or_else(|e| panic!("/cra: {e}; server log:\n{log}"));
@@ -889,24 +728,16 @@ async fn gst_x265_open_gop_cra_key_frames_are_not_retina_random_access_points() 
     assert!(idr_frames.len() >= 2, "IDR frames at {idr_frames:?}");
     assert_eq!(random_access_indices(&idr.video), idr_frames);
 
-    let cra_frames: Vec<usize> = (0..cra.video.len())
-        .filter(|&i| cra.video[i].nal_types.contains(&CRA))
-        .collect();
+    let cra_frames: Vec<usize> = (0..cra.video.len()).filter(|&i| cra.video[i].nal_types.contains(&CRA)).collect();
     assert!(cra_frames.len() >= 2, "CRA frames at {cra_frames:?}");
-    assert!(
-        cra_frames.windows(2).all(|k| k[1] - k[0] == 25),
-        "{cra_frames:?}"
-    );
+    assert!(cra_frames.windows(2).all(|k| k[1] - k[0] == 25), "{cra_frames:?}");
     for &i in &cra_frames {
         assert!(!cra.video[i].random_access, "CRA frame {i} flagged");
     }
     // The only frame Retina may flag is the stream's first picture, an IDR.
     for i in random_access_indices(&cra.video) {
         let t = &cra.video[i].nal_types;
-        assert!(
-            t.contains(&IDR_W_RADL) || t.contains(&IDR_N_LP),
-            "{i}: {t:?}"
-        );
+        assert!(t.contains(&IDR_W_RADL) || t.contains(&IDR_N_LP), "{i}: {t:?}");
     }
 }
 
@@ -914,30 +745,18 @@ async fn gst_x265_open_gop_cra_key_frames_are_not_retina_random_access_points() 
 /// are refused with 401; the right ones work.
 #[tokio::test(flavor = "current_thread")]
 async fn gst_digest_auth() {
-    let server = RtspServer::builder()
-        .mount("/cam", "live:h264")
-        .auth("admin", "s3cret", RtspAuthMethod::Digest)
-        .start();
+    let server =
+        RtspServer::builder().mount("/cam", "live:h264").auth("admin", "s3cret", RtspAuthMethod::Digest).start();
     let url = server.url("/cam");
     let creds = |password: &str| {
-        Some(retina::client::Credentials {
-            username: "admin".to_owned(),
-            password: password.to_owned(),
-        })
+        Some(retina::client::Credentials { username: "admin".to_owned(), password: password.to_owned() })
     };
-    for (what, c) in [
-        ("no credentials", None),
-        ("a wrong password", creds("nope")),
-    ] {
-        let err = receive(&url, c, 1, 0)
-            .await
-            .err()
-            .unwrap_or_else(|| panic!("{what} accepted"));
+    for (what, c) in [("no credentials", None), ("a wrong password", creds("nope"))] {
+        let err = receive(&url, c, 1, 0).await.err().unwrap_or_else(|| panic!("{what} accepted"));
         assert!(err.contains("401"), "{what}: {err}");
     }
-    let received = receive(&url, creds("s3cret"), 1, 0)
-        .await
-        .unwrap_or_else(|e| panic!("{e}; server log:\n{}", server.log()));
+    let received =
+        receive(&url, creds("s3cret"), 1, 0).await.unwrap_or_else(|e| panic!("{e}; server log:\n{}", server.log()));
     assert_eq!(received.streams.len(), 1);
 }
 
@@ -949,13 +768,10 @@ async fn gst_digest_auth() {
 async fn our_description(name: &str, path: &str) -> edgerec::source::CameraDescription {
     let server = ReplayServer::start(load_capture(name));
     let url = url::Url::parse(&format!("rtsp://{}{}", server.addr, path)).expect("test URL");
-    let session = tokio::time::timeout(
-        DESCRIBE_TIMEOUT,
-        Session::describe(url, SessionOptions::default()),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("{name}: no DESCRIBE answer"))
-    .unwrap_or_else(|e| panic!("{name}: retina rejected the DESCRIBE response: {e}"));
+    let session = tokio::time::timeout(DESCRIBE_TIMEOUT, Session::describe(url, SessionOptions::default()))
+        .await
+        .unwrap_or_else(|_| panic!("{name}: no DESCRIBE answer"))
+        .unwrap_or_else(|e| panic!("{name}: retina rejected the DESCRIBE response: {e}"));
     edgerec::source::rtsp::describe_streams(session.streams())
 }
 
@@ -965,54 +781,18 @@ async fn our_description(name: &str, path: &str) -> edgerec::source::CameraDescr
 #[tokio::test(flavor = "current_thread")]
 async fn captures_map_into_camera_descriptions() {
     // (capture, path, video (encoding, width, height), audio?, skipped streams)
-    let table: &[(&str, &str, (&str, u32, u32), bool, usize)] = &[
-        (
-            "hikvision_describe.txt",
-            "/Streaming/Channels/101",
-            ("h264", 1920, 1080),
-            false,
-            1,
-        ),
-        (
-            "reolink_describe.txt",
-            "/h264Preview_01_main",
-            ("h264", 2560, 1440),
-            true,
-            0,
-        ),
-        (
-            "foscam_describe.txt",
-            "/videoMain",
-            ("h264", 1280, 720),
-            false,
-            1,
-        ),
-        (
-            "anjvision_describe.txt",
-            "/stream0",
-            ("h265", 1280, 704),
-            false,
-            0,
-        ),
-        (
-            "bunny_describe.txt",
-            "/vod/mp4:BigBuckBunny_115k.mov",
-            ("h264", 240, 160),
-            true,
-            0,
-        ),
+    type Row = (&'static str, &'static str, (&'static str, u32, u32), bool, usize);
+    let table: &[Row] = &[
+        ("hikvision_describe.txt", "/Streaming/Channels/101", ("h264", 1920, 1080), false, 1),
+        ("reolink_describe.txt", "/h264Preview_01_main", ("h264", 2560, 1440), true, 0),
+        ("foscam_describe.txt", "/videoMain", ("h264", 1280, 720), false, 1),
+        ("anjvision_describe.txt", "/stream0", ("h265", 1280, 704), false, 0),
+        ("bunny_describe.txt", "/vod/mp4:BigBuckBunny_115k.mov", ("h264", 240, 160), true, 0),
     ];
     for (name, path, (enc, w, h), audio, skipped) in table {
         let d = our_description(name, path).await;
-        let v = d
-            .video
-            .as_ref()
-            .unwrap_or_else(|| panic!("{name}: no video chosen: {d:?}"));
-        assert_eq!(
-            (v.encoding.as_str(), v.width, v.height),
-            (*enc, *w, *h),
-            "{name}: {d:?}"
-        );
+        let v = d.video.as_ref().unwrap_or_else(|| panic!("{name}: no video chosen: {d:?}"));
+        assert_eq!((v.encoding.as_str(), v.width, v.height), (*enc, *w, *h), "{name}: {d:?}");
         assert_eq!(v.clock_rate_hz, 90_000, "{name}");
         assert_eq!(d.audio.is_some(), *audio, "{name}: {d:?}");
         if let Some(a) = &d.audio {

@@ -60,12 +60,7 @@ struct Harness {
 impl Harness {
     fn open(data_dir: &Path, cfg: StorageConfig) -> Harness {
         let recorder = store::recorder_uuid(data_dir).unwrap();
-        let (handle, join, ready) = writer::spawn(
-            cfg.clone(),
-            data_dir.to_owned(),
-            recorder,
-            Arc::new(SystemClocks),
-        );
+        let (handle, join, ready) = writer::spawn(cfg.clone(), data_dir.to_owned(), recorder, Arc::new(SystemClocks));
         ready.recv().unwrap().unwrap();
         Harness {
             data_dir: data_dir.to_owned(),
@@ -121,13 +116,7 @@ impl Harness {
     fn crash(self) -> (PathBuf, StorageConfig, i64, u64, i64) {
         self.handle.crash_for_test();
         self.join.join().unwrap();
-        (
-            self.data_dir,
-            self.cfg,
-            self.next_media,
-            self.n,
-            self.base_wall_us,
-        )
+        (self.data_dir, self.cfg, self.next_media, self.n, self.base_wall_us)
     }
 
     fn reopen(data_dir: &Path, cfg: StorageConfig, next_media: i64, n: u64, base: i64) -> Harness {
@@ -140,12 +129,7 @@ impl Harness {
     }
 
     fn newest_indexed_wall(&self) -> i64 {
-        store::recordings(&self.cfg.path, "cam", 0, i64::MAX)
-            .unwrap()
-            .iter()
-            .map(|r| r.end_wall_us)
-            .max()
-            .unwrap_or(0)
+        store::recordings(&self.cfg.path, "cam", 0, i64::MAX).unwrap().iter().map(|r| r.end_wall_us).max().unwrap_or(0)
     }
 }
 
@@ -260,11 +244,7 @@ fn garbage_and_torn_tails_are_dropped_and_overwritten() {
     let recorder = store::recorder_uuid(&d).unwrap();
     store::check_invariants(&c, recorder).unwrap();
     let mut h = Harness::reopen(&d, c.clone(), m, n, b);
-    assert_eq!(
-        h.newest_indexed_wall(),
-        before,
-        "recovery indexed nothing from the torn tail"
-    );
+    assert_eq!(h.newest_indexed_wall(), before, "recovery indexed nothing from the torn tail");
     for _ in 0..50 {
         h.send(3000);
     }
@@ -273,12 +253,7 @@ fn garbage_and_torn_tails_are_dropped_and_overwritten() {
     let (d, c, m, n, b) = h.crash();
     // Pure garbage after the tail.
     let (seg, tail) = tail_position(&c);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&seg)
-        .unwrap()
-        .write_all_at(&[0x5Au8; 4096], tail)
-        .unwrap();
+    std::fs::OpenOptions::new().write(true).open(&seg).unwrap().write_all_at(&[0x5Au8; 4096], tail).unwrap();
     store::check_invariants(&c, recorder).unwrap();
     let h = Harness::reopen(&d, c.clone(), m, n, b);
     drop(h.crash());
@@ -299,11 +274,7 @@ fn a_flipped_byte_in_indexed_media_is_reported_and_never_exported() {
     let plan = Arc::new(ExportPlan::plan(&c.path, "cam", 0, i64::MAX).unwrap());
     // Damage a byte in the middle of the first segment's media.
     let seg = edgerec::store::segment::segment_path(&c.path, 0);
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&seg)
-        .unwrap();
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(&seg).unwrap();
     let mut b = [0u8; 1];
     f.read_exact_at(&mut b, 100_000).unwrap();
     f.write_all_at(&[b[0] ^ 0xFF], 100_000).unwrap();
@@ -345,21 +316,14 @@ fn rebuild_from_segments_matches_the_index_after_wrapping() {
     let after = store::recordings(&c.path, "cam", 0, i64::MAX).unwrap();
     let after_plan = ExportPlan::plan(&c.path, "cam", 0, i64::MAX).unwrap();
     assert_eq!(before, after, "rebuild resurrected or lost data");
-    assert_eq!(
-        before_plan.etag(),
-        after_plan.etag(),
-        "the same export after rebuild"
-    );
+    assert_eq!(before_plan.etag(), after_plan.etag(), "the same export after rebuild");
     // Deleting the index triggers the same rebuild automatically at open (ST-15).
     std::fs::remove_file(c.path.join("index.sqlite3")).unwrap();
     let _ = std::fs::remove_file(c.path.join("index.sqlite3-wal"));
     let _ = std::fs::remove_file(c.path.join("index.sqlite3-shm"));
     let h = Harness::open(&d, c.clone());
     drop(h.crash());
-    assert_eq!(
-        store::recordings(&c.path, "cam", 0, i64::MAX).unwrap(),
-        before
-    );
+    assert_eq!(store::recordings(&c.path, "cam", 0, i64::MAX).unwrap(), before);
 }
 
 #[test]
@@ -375,9 +339,7 @@ fn storages_of_another_recorder_or_index_are_refused() {
     let mut cfg_b = cfg_a.clone();
     cfg_b.path = cfg_a.path.clone();
     let rec_b = store::recorder_uuid(b.path()).unwrap();
-    let e = store::open_for_write(&cfg_b, b.path(), rec_b)
-        .err()
-        .expect("refused");
+    let e = store::open_for_write(&cfg_b, b.path(), rec_b).err().expect("refused");
     assert_eq!(e.kind(), ErrorKind::FailedPrecondition, "{e}");
     assert!(e.to_string().contains("belongs to recorder"), "{e}");
     // A segment file from another storage copied in.
@@ -390,9 +352,7 @@ fn storages_of_another_recorder_or_index_are_refused() {
     )
     .unwrap();
     let rec_a = store::recorder_uuid(a.path()).unwrap();
-    let e = store::open_for_write(&cfg_a, a.path(), rec_a)
-        .err()
-        .expect("refused");
+    let e = store::open_for_write(&cfg_a, a.path(), rec_a).err().expect("refused");
     assert_eq!(e.kind(), ErrorKind::FailedPrecondition, "{e}");
 }
 
@@ -441,8 +401,7 @@ fn exported_media_bytes_are_exactly_the_recorded_frames() {
         h.send(1000 + i * 7);
     }
     h.flush();
-    let plan =
-        Arc::new(ExportPlan::plan(&h.cfg.path, "cam", first_wall, first_wall + 4_000_000).unwrap());
+    let plan = Arc::new(ExportPlan::plan(&h.cfg.path, "cam", first_wall, first_wall + 4_000_000).unwrap());
     assert_eq!(plan.video_frames, 100, "4 s at 25 fps");
     let mut all = Vec::new();
     let mut r = plan.reader();
@@ -471,55 +430,27 @@ fn storage_that_disappears_stops_recording_and_resumes_when_back() {
     let mut h = Harness::open(tmp.path(), cfg.clone());
     h.send(1000);
     h.flush();
-    assert!(h
-        .handle
-        .stats
-        .available
-        .load(std::sync::atomic::Ordering::Relaxed));
+    assert!(h.handle.stats.available.load(std::sync::atomic::Ordering::Relaxed));
     let moved = tmp.path().join("unplugged");
     std::fs::rename(&cfg.path, &moved).unwrap();
     h.flush();
-    assert!(
-        !h.handle
-            .stats
-            .available
-            .load(std::sync::atomic::Ordering::Relaxed),
-        "FL-1: unavailable"
-    );
+    assert!(!h.handle.stats.available.load(std::sync::atomic::Ordering::Relaxed), "FL-1: unavailable");
     let err = h.handle.stats.last_error.lock().unwrap().clone().unwrap();
     assert!(err.contains("is gone"), "{err}");
     // While it is away, frames are dropped and counted, not queued forever.
     h.send(1000);
     h.flush();
-    assert!(
-        h.handle
-            .stats
-            .frames_dropped_unavailable
-            .load(std::sync::atomic::Ordering::Relaxed)
-            >= 1
-    );
+    assert!(h.handle.stats.frames_dropped_unavailable.load(std::sync::atomic::Ordering::Relaxed) >= 1);
     // An empty directory at the path (the bare mount point) is not mistaken for a new storage.
     std::fs::create_dir(&cfg.path).unwrap();
     std::thread::sleep(Duration::from_millis(2500));
     h.flush();
-    assert!(!h
-        .handle
-        .stats
-        .available
-        .load(std::sync::atomic::Ordering::Relaxed));
+    assert!(!h.handle.stats.available.load(std::sync::atomic::Ordering::Relaxed));
     std::fs::remove_dir(&cfg.path).unwrap();
     std::fs::rename(&moved, &cfg.path).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !h
-        .handle
-        .stats
-        .available
-        .load(std::sync::atomic::Ordering::Relaxed)
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "storage did not come back"
-        );
+    while !h.handle.stats.available.load(std::sync::atomic::Ordering::Relaxed) {
+        assert!(std::time::Instant::now() < deadline, "storage did not come back");
         h.flush();
     }
     h.send(1000);
@@ -565,17 +496,11 @@ fn rebuild_skips_a_damaged_chunk_and_keeps_the_ones_after_it() {
     }
     let (d, c, ..) = h.crash();
     let recorder = store::recorder_uuid(&d).unwrap();
-    let full = ExportPlan::plan(&c.path, "cam", 0, i64::MAX)
-        .unwrap()
-        .video_frames;
+    let full = ExportPlan::plan(&c.path, "cam", 0, i64::MAX).unwrap().video_frames;
     assert_eq!(full, 100);
     // Damage the payload of a chunk in the middle of segment 0 (each flush made a ~20 KB chunk).
     let seg = edgerec::store::segment::segment_path(&c.path, 0);
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&seg)
-        .unwrap();
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(&seg).unwrap();
     f.write_all_at(&[0xEE; 16], 4096 + 5 * 20_000).unwrap();
     assert_eq!(store::check(&c, recorder).unwrap().damaged.len(), 1);
     store::rebuild_locked(&c.path, recorder).unwrap();

@@ -20,21 +20,12 @@ impl FakeSystemd {
         let dir = common::temp_dir();
         let path = dir.path().join("notify.sock");
         let sock = UnixDatagram::bind(&path).unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        FakeSystemd {
-            sock,
-            _dir: dir,
-            path,
-        }
+        sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        FakeSystemd { sock, _dir: dir, path }
     }
 
     /// Messages received until `until` returns true for one of them or `timeout` passes.
-    fn collect(
-        &self,
-        timeout: Duration,
-        mut until: impl FnMut(&str) -> bool,
-    ) -> Vec<(Instant, String)> {
+    fn collect(&self, timeout: Duration, mut until: impl FnMut(&str) -> bool) -> Vec<(Instant, String)> {
         let deadline = Instant::now() + timeout;
         let mut out = Vec::new();
         let mut buf = [0u8; 4096];
@@ -59,20 +50,14 @@ fn config(dir: &std::path::Path, port: u16) -> std::path::PathBuf {
     let p = dir.join("edgerec.toml");
     std::fs::write(
         &p,
-        format!(
-            "version = 1\n[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n{BODY}",
-            dir.display()
-        ),
+        format!("version = 1\n[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n{BODY}", dir.display()),
     )
     .unwrap();
     p
 }
 
 fn pings(msgs: &[(Instant, String)]) -> Vec<Instant> {
-    msgs.iter()
-        .filter(|(_, m)| m.lines().any(|l| l == "WATCHDOG=1"))
-        .map(|(t, _)| *t)
-        .collect()
+    msgs.iter().filter(|(_, m)| m.lines().any(|l| l == "WATCHDOG=1")).map(|(t, _)| *t).collect()
 }
 
 #[test]
@@ -108,43 +93,15 @@ fn ready_after_recovery_watchdog_pings_and_stopping_on_sigterm() {
         }
         ready
     });
-    assert!(
-        before.iter().any(|(_, m)| m.contains("READY=1")),
-        "no READY=1: {before:?}"
-    );
-    assert_eq!(
-        http_up_at_ready,
-        Some(true),
-        "HTTP listening and storage recovered at READY"
-    );
-    assert!(
-        before
-            .iter()
-            .any(|(_, m)| m.contains("STATUS=opening storages")),
-        "status during recovery: {before:?}"
-    );
+    assert!(before.iter().any(|(_, m)| m.contains("READY=1")), "no READY=1: {before:?}");
+    assert_eq!(http_up_at_ready, Some(true), "HTTP listening and storage recovered at READY");
+    assert!(before.iter().any(|(_, m)| m.contains("STATUS=opening storages")), "status during recovery: {before:?}");
     let running = systemd.collect(Duration::from_secs(3), |_| false);
-    assert!(
-        pings(&running).len() >= 4,
-        "WATCHDOG=1 twice per interval: {running:?}"
-    );
-    assert!(
-        running
-            .iter()
-            .chain(&before)
-            .any(|(_, m)| m.contains("STATUS=recording 1/1 cameras")),
-        "{running:?}"
-    );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    assert!(pings(&running).len() >= 4, "WATCHDOG=1 twice per interval: {running:?}");
+    assert!(running.iter().chain(&before).any(|(_, m)| m.contains("STATUS=recording 1/1 cameras")), "{running:?}");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     let stopping = systemd.collect(Duration::from_secs(10), |m| m.contains("STOPPING=1"));
-    assert!(
-        stopping.iter().any(|(_, m)| m.contains("STOPPING=1")),
-        "{stopping:?}"
-    );
+    assert!(stopping.iter().any(|(_, m)| m.contains("STOPPING=1")), "{stopping:?}");
     assert!(child.wait().unwrap().success(), "exit 0 after SIGTERM");
 }
 
@@ -168,11 +125,7 @@ fn a_stalled_writer_stops_the_watchdog_pings() {
     let msgs = systemd.collect(Duration::from_secs(12), |_| false);
     let _ = child.kill();
     let _ = child.wait();
-    let ready_at = msgs
-        .iter()
-        .find(|(_, m)| m.contains("READY=1"))
-        .map(|(t, _)| *t)
-        .expect("READY=1");
+    let ready_at = msgs.iter().find(|(_, m)| m.contains("READY=1")).map(|(t, _)| *t).expect("READY=1");
     let p = pings(&msgs);
     // The writer is blocked for 6 s from READY; its quiet limit is 3 × 250 ms + 1 s. The pings
     // must stop for most of the stall, then resume when the writer runs again.
@@ -182,9 +135,5 @@ fn a_stalled_writer_stops_the_watchdog_pings() {
         "no gap in pings during the stall: {:?}",
         p.iter().map(|t| *t - ready_at).collect::<Vec<_>>()
     );
-    assert!(
-        p.last()
-            .is_some_and(|t| *t - ready_at > Duration::from_secs(7)),
-        "pings resume after the stall"
-    );
+    assert!(p.last().is_some_and(|t| *t - ready_at > Duration::from_secs(7)), "pings resume after the stall");
 }

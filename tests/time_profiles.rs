@@ -17,10 +17,10 @@ use proptest::prelude::*;
 /// machine without tzdata.
 fn zone(name: &str, posix_rule: &str) -> TimeZone {
     match std::fs::read(format!("/usr/share/zoneinfo/{name}")) {
-        Ok(bytes) => TimeZone::tzif(name, &bytes)
-            .unwrap_or_else(|e| panic!("/usr/share/zoneinfo/{name} is not valid TZif: {e}")),
-        Err(_) => TimeZone::posix(posix_rule)
-            .unwrap_or_else(|e| panic!("POSIX rule {posix_rule:?} for {name}: {e}")),
+        Ok(bytes) => {
+            TimeZone::tzif(name, &bytes).unwrap_or_else(|e| panic!("/usr/share/zoneinfo/{name} is not valid TZif: {e}"))
+        }
+        Err(_) => TimeZone::posix(posix_rule).unwrap_or_else(|e| panic!("POSIX rule {posix_rule:?} for {name}: {e}")),
     }
 }
 
@@ -33,9 +33,7 @@ fn new_york() -> TimeZone {
 }
 
 fn ts(rfc3339: &str) -> Timestamp {
-    rfc3339
-        .parse()
-        .unwrap_or_else(|e| panic!("test instant {rfc3339:?}: {e}"))
+    rfc3339.parse().unwrap_or_else(|e| panic!("test instant {rfc3339:?}: {e}"))
 }
 
 fn hm(hour: i8, minute: i8) -> Time {
@@ -63,12 +61,7 @@ fn profile(periods: Vec<Period>) -> TimeProfile {
 }
 
 fn daily(times: DailyTimes) -> TimeProfile {
-    profile(vec![recurring(
-        times,
-        Pattern::Daily { every_days: 1 },
-        range(date(2020, 1, 1), RangeEnd::Never),
-    )
-    .into()])
+    profile(vec![recurring(times, Pattern::Daily { every_days: 1 }, range(date(2020, 1, 1), RangeEnd::Never)).into()])
 }
 
 fn between(start: Time, end: Time) -> DailyTimes {
@@ -78,12 +71,7 @@ fn between(start: Time, end: Time) -> DailyTimes {
 /// Asserts `contains` for each `(instant, expected)` pair.
 fn assert_contains(profile: &TimeProfile, tz: &TimeZone, cases: &[(&str, bool)]) {
     for &(at, expected) in cases {
-        assert_eq!(
-            profile.contains(ts(at), tz),
-            expected,
-            "{:?}: contains({at})",
-            profile.periods()
-        );
+        assert_eq!(profile.contains(ts(at), tz), expected, "{:?}: contains({at})", profile.periods());
     }
 }
 
@@ -103,13 +91,7 @@ fn transitions(profile: &TimeProfile, tz: &TimeZone, from: &str, until: &str) ->
     out
 }
 
-fn assert_transitions(
-    profile: &TimeProfile,
-    tz: &TimeZone,
-    from: &str,
-    until: &str,
-    expected: &[&str],
-) {
+fn assert_transitions(profile: &TimeProfile, tz: &TimeZone, from: &str, until: &str, expected: &[&str]) {
     let expected: Vec<Timestamp> = expected.iter().map(|s| ts(s)).collect();
     assert_eq!(
         transitions(profile, tz, from, until),
@@ -125,11 +107,7 @@ fn always_is_active_everywhere_and_never_changes() {
     assert!(always.is_always());
     assert_eq!(always.name(), "Always");
     for tz in [berlin(), new_york(), TimeZone::UTC] {
-        for at in [
-            "1970-01-01T00:00:00Z",
-            "2026-03-29T02:30:00+01:00",
-            "2099-12-31T23:59:59Z",
-        ] {
+        for at in ["1970-01-01T00:00:00Z", "2026-03-29T02:30:00+01:00", "2099-12-31T23:59:59Z"] {
             assert!(always.contains(ts(at), &tz));
             assert_eq!(always.next_transition(ts(at), &tz), None);
         }
@@ -140,16 +118,8 @@ fn always_is_active_everywhere_and_never_changes() {
 fn ru9_weekly_on_tuesday_every_hour_between_1500_and_1530() {
     // One pulse per Tuesday at 15:00 (16:00 is after 15:30); active for the half hour.
     let p = profile(vec![recurring(
-        DailyTimes::Repeating {
-            start: hm(15, 0),
-            end: hm(15, 30),
-            every: minutes(60),
-            active_for: minutes(30),
-        },
-        Pattern::Weekly {
-            every_weeks: 1,
-            weekdays: weekdays(&[Weekday::Tuesday]),
-        },
+        DailyTimes::Repeating { start: hm(15, 0), end: hm(15, 30), every: minutes(60), active_for: minutes(30) },
+        Pattern::Weekly { every_weeks: 1, weekdays: weekdays(&[Weekday::Tuesday]) },
         range(date(2026, 1, 1), RangeEnd::Never),
     )
     .into()]);
@@ -184,14 +154,8 @@ fn ru9_weekly_on_tuesday_every_hour_between_1500_and_1530() {
 #[test]
 fn ru9_on_day_15_every_3_months_at_1145() {
     let p = profile(vec![recurring(
-        DailyTimes::At {
-            time: hm(11, 45),
-            active_for: minutes(1),
-        },
-        Pattern::MonthlyOnDay {
-            every_months: 3,
-            day: 15,
-        },
+        DailyTimes::At { time: hm(11, 45), active_for: minutes(1) },
+        Pattern::MonthlyOnDay { every_months: 3, day: 15 },
         range(date(2026, 1, 1), RangeEnd::Never),
     )
     .into()]);
@@ -230,12 +194,8 @@ fn ru9_on_day_15_every_3_months_at_1145() {
 #[test]
 fn ru9_daily_every_hour_between_1500_and_1900() {
     // Pulses at 15, 16, 17, 18 and 19 o'clock: the end time is included.
-    let p = daily(DailyTimes::Repeating {
-        start: hm(15, 0),
-        end: hm(19, 0),
-        every: minutes(60),
-        active_for: minutes(5),
-    });
+    let p =
+        daily(DailyTimes::Repeating { start: hm(15, 0), end: hm(19, 0), every: minutes(60), active_for: minutes(5) });
     let tz = new_york();
     assert_transitions(
         &p,
@@ -272,10 +232,7 @@ fn ru9_daily_every_hour_between_1500_and_1900() {
 fn overnight_window_belongs_to_the_day_it_starts() {
     let friday_nights = profile(vec![recurring(
         between(hm(22, 0), hm(6, 0)),
-        Pattern::Weekly {
-            every_weeks: 1,
-            weekdays: weekdays(&[Weekday::Friday]),
-        },
+        Pattern::Weekly { every_weeks: 1, weekdays: weekdays(&[Weekday::Friday]) },
         range(date(2026, 1, 1), RangeEnd::Never),
     )
     .into()]);
@@ -313,10 +270,7 @@ fn overnight_window_belongs_to_the_day_it_starts() {
         until_jan_10.next_transition(ts("2026-01-11T05:00:00+01:00"), &tz),
         Some(ts("2026-01-11T06:00:00+01:00"))
     );
-    assert_eq!(
-        until_jan_10.next_transition(ts("2026-01-11T06:00:00+01:00"), &tz),
-        None
-    );
+    assert_eq!(until_jan_10.next_transition(ts("2026-01-11T06:00:00+01:00"), &tz), None);
 }
 
 #[test]
@@ -325,10 +279,7 @@ fn weekly_every_second_week_on_monday_wednesday_friday() {
     // eligible week, but its Monday lies before the start.
     let p = profile(vec![recurring(
         between(hm(8, 0), hm(9, 0)),
-        Pattern::Weekly {
-            every_weeks: 2,
-            weekdays: weekdays(&[Weekday::Monday, Weekday::Wednesday, Weekday::Friday]),
-        },
+        Pattern::Weekly { every_weeks: 2, weekdays: weekdays(&[Weekday::Monday, Weekday::Wednesday, Weekday::Friday]) },
         range(date(2026, 1, 7), RangeEnd::Never),
     )
     .into()]);
@@ -363,108 +314,56 @@ fn monthly_and_yearly_patterns() {
         // Day 15 every 3 months, counted from the range's start month (February); February 15
         // itself is before the start.
         (
-            Pattern::MonthlyOnDay {
-                every_months: 3,
-                day: 15,
-            },
+            Pattern::MonthlyOnDay { every_months: 3, day: 15 },
             date(2026, 2, 20),
-            &[
-                date(2026, 5, 15),
-                date(2026, 8, 15),
-                date(2026, 11, 15),
-                date(2027, 2, 15),
-            ],
-            &[
-                date(2026, 2, 15),
-                date(2026, 3, 15),
-                date(2026, 4, 15),
-                date(2026, 5, 16),
-            ],
+            &[date(2026, 5, 15), date(2026, 8, 15), date(2026, 11, 15), date(2027, 2, 15)],
+            &[date(2026, 2, 15), date(2026, 3, 15), date(2026, 4, 15), date(2026, 5, 16)],
         ),
         // Day 31 is clamped to the last day of shorter months.
         (
-            Pattern::MonthlyOnDay {
-                every_months: 1,
-                day: 31,
-            },
+            Pattern::MonthlyOnDay { every_months: 1, day: 31 },
             date(2026, 1, 1),
-            &[
-                date(2026, 1, 31),
-                date(2026, 2, 28),
-                date(2026, 4, 30),
-                date(2026, 5, 31),
-                date(2028, 2, 29),
-            ],
-            &[
-                date(2026, 2, 27),
-                date(2026, 4, 29),
-                date(2026, 5, 30),
-                date(2028, 2, 28),
-            ],
+            &[date(2026, 1, 31), date(2026, 2, 28), date(2026, 4, 30), date(2026, 5, 31), date(2028, 2, 29)],
+            &[date(2026, 2, 27), date(2026, 4, 29), date(2026, 5, 30), date(2028, 2, 28)],
         ),
         // A yearly February 29 falls on February 28 in common years.
         (
-            Pattern::YearlyOnDay {
-                every_years: 1,
-                month: 2,
-                day: 29,
-            },
+            Pattern::YearlyOnDay { every_years: 1, month: 2, day: 29 },
             date(2025, 1, 1),
             &[date(2025, 2, 28), date(2026, 2, 28), date(2028, 2, 29)],
             &[date(2028, 2, 28), date(2026, 3, 1)],
         ),
         // The last Friday of every month.
         (
-            Pattern::MonthlyOnNthWeekday {
-                every_months: 1,
-                nth: Nth::Last,
-                weekday: Weekday::Friday,
-            },
+            Pattern::MonthlyOnNthWeekday { every_months: 1, nth: Nth::Last, weekday: Weekday::Friday },
             date(2026, 1, 1),
             &[date(2026, 1, 30), date(2026, 5, 29)],
             &[date(2026, 1, 23), date(2026, 5, 22)],
         ),
         // The second Tuesday of every second month from January.
         (
-            Pattern::MonthlyOnNthWeekday {
-                every_months: 2,
-                nth: Nth::Second,
-                weekday: Weekday::Tuesday,
-            },
+            Pattern::MonthlyOnNthWeekday { every_months: 2, nth: Nth::Second, weekday: Weekday::Tuesday },
             date(2026, 1, 1),
             &[date(2026, 1, 13), date(2026, 3, 10)],
             &[date(2026, 1, 6), date(2026, 2, 10), date(2026, 3, 17)],
         ),
         // The first Monday of every month.
         (
-            Pattern::MonthlyOnNthWeekday {
-                every_months: 1,
-                nth: Nth::First,
-                weekday: Weekday::Monday,
-            },
+            Pattern::MonthlyOnNthWeekday { every_months: 1, nth: Nth::First, weekday: Weekday::Monday },
             date(2026, 1, 1),
             &[date(2026, 6, 1), date(2026, 1, 5)],
             &[date(2026, 6, 8)],
         ),
         // The fourth Thursday of November, every year.
         (
-            Pattern::YearlyOnNthWeekday {
-                every_years: 1,
-                month: 11,
-                nth: Nth::Fourth,
-                weekday: Weekday::Thursday,
-            },
+            Pattern::YearlyOnNthWeekday { every_years: 1, month: 11, nth: Nth::Fourth, weekday: Weekday::Thursday },
             date(2026, 1, 1),
             &[date(2026, 11, 26), date(2027, 11, 25)],
             &[date(2026, 11, 19), date(2027, 11, 26)],
         ),
         // Every second year on July 1, from 2026.
         (
-            Pattern::YearlyOnDay {
-                every_years: 2,
-                month: 7,
-                day: 1,
-            },
+            Pattern::YearlyOnDay { every_years: 2, month: 7, day: 1 },
             date(2026, 1, 1),
             &[date(2026, 7, 1), date(2028, 7, 1)],
             &[date(2027, 7, 1)],
@@ -486,24 +385,11 @@ fn monthly_and_yearly_patterns() {
     ];
     let tz = berlin();
     for (pattern, start, active, inactive) in cases {
-        let p = profile(vec![recurring(
-            between(hm(8, 0), hm(9, 0)),
-            *pattern,
-            range(*start, RangeEnd::Never),
-        )
-        .into()]);
+        let p = profile(vec![recurring(between(hm(8, 0), hm(9, 0)), *pattern, range(*start, RangeEnd::Never)).into()]);
         for (dates, expected) in [(*active, true), (*inactive, false)] {
             for day in dates {
-                let at = day
-                    .to_datetime(hm(8, 30))
-                    .to_zoned(tz.clone())
-                    .expect("08:30 exists")
-                    .timestamp();
-                assert_eq!(
-                    p.contains(at, &tz),
-                    expected,
-                    "{pattern:?} from {start} on {day}"
-                );
+                let at = day.to_datetime(hm(8, 30)).to_zoned(tz.clone()).expect("08:30 exists").timestamp();
+                assert_eq!(p.contains(at, &tz), expected, "{pattern:?} from {start} on {day}");
             }
         }
     }
@@ -513,74 +399,28 @@ fn monthly_and_yearly_patterns() {
 fn range_ends_after_n_occurrences() {
     // `(pattern, n, last occurrence date, first date after it that the pattern alone matches)`.
     let cases = [
+        (Pattern::Daily { every_days: 2 }, 3, date(2026, 1, 5), date(2026, 1, 7)),
         (
-            Pattern::Daily { every_days: 2 },
-            3,
-            date(2026, 1, 5),
-            date(2026, 1, 7),
-        ),
-        (
-            Pattern::Weekly {
-                every_weeks: 1,
-                weekdays: weekdays(&[Weekday::Monday, Weekday::Wednesday]),
-            },
+            Pattern::Weekly { every_weeks: 1, weekdays: weekdays(&[Weekday::Monday, Weekday::Wednesday]) },
             3,
             date(2026, 1, 12),
             date(2026, 1, 14),
         ),
-        (
-            Pattern::MonthlyOnDay {
-                every_months: 3,
-                day: 15,
-            },
-            2,
-            date(2026, 4, 15),
-            date(2026, 7, 15),
-        ),
-        (
-            Pattern::Daily { every_days: 1 },
-            1,
-            date(2026, 1, 1),
-            date(2026, 1, 2),
-        ),
+        (Pattern::MonthlyOnDay { every_months: 3, day: 15 }, 2, date(2026, 4, 15), date(2026, 7, 15)),
+        (Pattern::Daily { every_days: 1 }, 1, date(2026, 1, 1), date(2026, 1, 2)),
     ];
     let tz = berlin();
     for (pattern, n, last, after_last) in cases {
-        let period = recurring(
-            between(hm(8, 0), hm(9, 0)),
-            pattern,
-            range(date(2026, 1, 1), RangeEnd::AfterOccurrences(n)),
-        );
+        let period =
+            recurring(between(hm(8, 0), hm(9, 0)), pattern, range(date(2026, 1, 1), RangeEnd::AfterOccurrences(n)));
         assert_eq!(period.last_date(), Some(last), "{pattern:?} after {n}");
         let p = profile(vec![period.into()]);
-        let at = |d: Date| {
-            d.to_datetime(hm(8, 30))
-                .to_zoned(tz.clone())
-                .unwrap()
-                .timestamp()
-        };
-        assert!(
-            p.contains(at(last), &tz),
-            "{pattern:?}: last occurrence {last}"
-        );
-        assert!(
-            !p.contains(at(after_last), &tz),
-            "{pattern:?}: {after_last} is past the end"
-        );
-        assert_eq!(
-            p.next_transition(at(last), &tz).map(|t| t > at(last)),
-            Some(true)
-        );
-        let end_of_last = last
-            .to_datetime(hm(9, 0))
-            .to_zoned(tz.clone())
-            .unwrap()
-            .timestamp();
-        assert_eq!(
-            p.next_transition(end_of_last, &tz),
-            None,
-            "{pattern:?}: nothing after the end"
-        );
+        let at = |d: Date| d.to_datetime(hm(8, 30)).to_zoned(tz.clone()).unwrap().timestamp();
+        assert!(p.contains(at(last), &tz), "{pattern:?}: last occurrence {last}");
+        assert!(!p.contains(at(after_last), &tz), "{pattern:?}: {after_last} is past the end");
+        assert_eq!(p.next_transition(at(last), &tz).map(|t| t > at(last)), Some(true));
+        let end_of_last = last.to_datetime(hm(9, 0)).to_zoned(tz.clone()).unwrap().timestamp();
+        assert_eq!(p.next_transition(end_of_last, &tz), None, "{pattern:?}: nothing after the end");
     }
 }
 
@@ -603,14 +443,8 @@ fn range_ends_by_date_inclusive() {
             ("2026-01-11T08:30:00+01:00", false),
         ],
     );
-    assert_eq!(
-        p.next_transition(ts("2025-12-01T00:00:00+01:00"), &tz),
-        Some(ts("2026-01-01T08:00:00+01:00"))
-    );
-    assert_eq!(
-        p.next_transition(ts("2026-01-10T09:00:00+01:00"), &tz),
-        None
-    );
+    assert_eq!(p.next_transition(ts("2025-12-01T00:00:00+01:00"), &tz), Some(ts("2026-01-01T08:00:00+01:00")));
+    assert_eq!(p.next_transition(ts("2026-01-10T09:00:00+01:00"), &tz), None);
 }
 
 #[test]
@@ -623,16 +457,9 @@ fn single_periods_and_all_day_combine_with_recurring_ones() {
     .unwrap();
     let new_year = SinglePeriod::all_day(date(2026, 1, 1), date(2026, 1, 2)).unwrap();
     assert!(new_year.is_all_day());
-    let weekday_mornings = recurring(
-        between(hm(7, 0), hm(8, 0)),
-        Pattern::every_weekday(),
-        range(date(2026, 1, 1), RangeEnd::Never),
-    );
-    let p = profile(vec![
-        seed_example.into(),
-        new_year.into(),
-        weekday_mornings.into(),
-    ]);
+    let weekday_mornings =
+        recurring(between(hm(7, 0), hm(8, 0)), Pattern::every_weekday(), range(date(2026, 1, 1), RangeEnd::Never));
+    let p = profile(vec![seed_example.into(), new_year.into(), weekday_mornings.into()]);
     let tz = berlin();
     assert_contains(
         &p,
@@ -669,38 +496,19 @@ type DstCase = (DailyTimes, &'static [&'static str]);
 #[test]
 fn spring_forward_in_europe_berlin() {
     // 2026-03-29: local 02:00 CET jumps to 03:00 CEST; 02:00-02:59 does not exist.
-    let pulses = |start, end, every| DailyTimes::Repeating {
-        start,
-        end,
-        every: minutes(every),
-        active_for: minutes(10),
-    };
+    let pulses =
+        |start, end, every| DailyTimes::Repeating { start, end, every: minutes(every), active_for: minutes(10) };
     let cases: &[DstCase] = &[
         // The whole period lies in the gap: not active that day.
         (between(hm(2, 0), hm(3, 0)), &[]),
-        (
-            between(hm(2, 0), hm(4, 0)),
-            &["2026-03-29T03:00:00+02:00", "2026-03-29T04:00:00+02:00"],
-        ),
-        (
-            between(hm(2, 30), hm(3, 30)),
-            &["2026-03-29T03:00:00+02:00", "2026-03-29T03:30:00+02:00"],
-        ),
-        (
-            between(hm(1, 0), hm(2, 30)),
-            &["2026-03-29T01:00:00+01:00", "2026-03-29T03:00:00+02:00"],
-        ),
+        (between(hm(2, 0), hm(4, 0)), &["2026-03-29T03:00:00+02:00", "2026-03-29T04:00:00+02:00"]),
+        (between(hm(2, 30), hm(3, 30)), &["2026-03-29T03:00:00+02:00", "2026-03-29T03:30:00+02:00"]),
+        (between(hm(1, 0), hm(2, 30)), &["2026-03-29T01:00:00+01:00", "2026-03-29T03:00:00+02:00"]),
         // Saturday's overnight window ends when the clock passes 02:30, i.e. at the jump.
-        (
-            between(hm(22, 0), hm(2, 30)),
-            &["2026-03-29T03:00:00+02:00", "2026-03-29T22:00:00+02:00"],
-        ),
+        (between(hm(22, 0), hm(2, 30)), &["2026-03-29T03:00:00+02:00", "2026-03-29T22:00:00+02:00"]),
         // A pulse at a missing time fires at the jump.
         (
-            DailyTimes::At {
-                time: hm(2, 30),
-                active_for: minutes(10),
-            },
+            DailyTimes::At { time: hm(2, 30), active_for: minutes(10) },
             &["2026-03-29T03:00:00+02:00", "2026-03-29T03:10:00+02:00"],
         ),
         // The 02:00 pulse moves to 03:00 and merges with the 03:00 pulse.
@@ -719,13 +527,7 @@ fn spring_forward_in_europe_berlin() {
     let tz = berlin();
     for (times, expected) in cases {
         let p = daily(*times);
-        assert_transitions(
-            &p,
-            &tz,
-            "2026-03-29T00:00:00+01:00",
-            "2026-03-30T00:00:00+02:00",
-            expected,
-        );
+        assert_transitions(&p, &tz, "2026-03-29T00:00:00+01:00", "2026-03-30T00:00:00+02:00", expected);
     }
 
     let two_to_three = daily(between(hm(2, 0), hm(3, 0)));
@@ -756,38 +558,18 @@ fn fall_back_in_europe_berlin() {
     // 2026-10-25: local 03:00 CEST goes back to 02:00 CET; 02:00-02:59 occurs twice.
     let cases: &[DstCase] = &[
         // Active during both passes of the repeated hour: two real hours.
-        (
-            between(hm(2, 0), hm(3, 0)),
-            &["2026-10-25T02:00:00+02:00", "2026-10-25T03:00:00+01:00"],
-        ),
+        (between(hm(2, 0), hm(3, 0)), &["2026-10-25T02:00:00+02:00", "2026-10-25T03:00:00+01:00"]),
         // Never split: from the first 02:10 to the second 02:20.
-        (
-            between(hm(2, 10), hm(2, 20)),
-            &["2026-10-25T02:10:00+02:00", "2026-10-25T02:20:00+01:00"],
-        ),
-        (
-            between(hm(1, 0), hm(2, 30)),
-            &["2026-10-25T01:00:00+02:00", "2026-10-25T02:30:00+01:00"],
-        ),
-        (
-            between(hm(2, 30), hm(4, 0)),
-            &["2026-10-25T02:30:00+02:00", "2026-10-25T04:00:00+01:00"],
-        ),
+        (between(hm(2, 10), hm(2, 20)), &["2026-10-25T02:10:00+02:00", "2026-10-25T02:20:00+01:00"]),
+        (between(hm(1, 0), hm(2, 30)), &["2026-10-25T01:00:00+02:00", "2026-10-25T02:30:00+01:00"]),
+        (between(hm(2, 30), hm(4, 0)), &["2026-10-25T02:30:00+02:00", "2026-10-25T04:00:00+01:00"]),
         // A pulse is an event: it fires on the first pass only.
         (
-            DailyTimes::At {
-                time: hm(2, 30),
-                active_for: minutes(10),
-            },
+            DailyTimes::At { time: hm(2, 30), active_for: minutes(10) },
             &["2026-10-25T02:30:00+02:00", "2026-10-25T02:40:00+02:00"],
         ),
         (
-            DailyTimes::Repeating {
-                start: hm(1, 0),
-                end: hm(4, 0),
-                every: minutes(60),
-                active_for: minutes(10),
-            },
+            DailyTimes::Repeating { start: hm(1, 0), end: hm(4, 0), every: minutes(60), active_for: minutes(10) },
             &[
                 "2026-10-25T01:00:00+02:00",
                 "2026-10-25T01:10:00+02:00",
@@ -803,13 +585,7 @@ fn fall_back_in_europe_berlin() {
     let tz = berlin();
     for (times, expected) in cases {
         let p = daily(*times);
-        assert_transitions(
-            &p,
-            &tz,
-            "2026-10-25T00:00:00+02:00",
-            "2026-10-26T00:00:00+01:00",
-            expected,
-        );
+        assert_transitions(&p, &tz, "2026-10-25T00:00:00+02:00", "2026-10-26T00:00:00+01:00", expected);
     }
     assert_contains(
         &daily(between(hm(2, 0), hm(3, 0))),
@@ -834,45 +610,45 @@ fn dst_changes_in_america_new_york() {
     // 2026-03-08: 02:00 EST jumps to 03:00 EDT.
     let spring: &[DstCase] = &[
         (between(hm(2, 0), hm(3, 0)), &[]),
-        (
-            between(hm(1, 30), hm(2, 30)),
-            &["2026-03-08T01:30:00-05:00", "2026-03-08T03:00:00-04:00"],
-        ),
+        (between(hm(1, 30), hm(2, 30)), &["2026-03-08T01:30:00-05:00", "2026-03-08T03:00:00-04:00"]),
         (between(hm(2, 0), hm(2, 30)), &[]),
     ];
     for (times, expected) in spring {
-        assert_transitions(
-            &daily(*times),
-            &tz,
-            "2026-03-08T00:00:00-05:00",
-            "2026-03-09T00:00:00-04:00",
-            expected,
-        );
+        assert_transitions(&daily(*times), &tz, "2026-03-08T00:00:00-05:00", "2026-03-09T00:00:00-04:00", expected);
     }
     // 2026-11-01: 02:00 EDT goes back to 01:00 EST; 01:00-01:59 occurs twice.
     let fall: &[DstCase] = &[
-        (
-            between(hm(1, 0), hm(2, 0)),
-            &["2026-11-01T01:00:00-04:00", "2026-11-01T02:00:00-05:00"],
-        ),
-        (
-            between(hm(2, 0), hm(3, 0)),
-            &["2026-11-01T02:00:00-05:00", "2026-11-01T03:00:00-05:00"],
-        ),
-        (
-            between(hm(0, 30), hm(1, 30)),
-            &["2026-11-01T00:30:00-04:00", "2026-11-01T01:30:00-05:00"],
-        ),
+        (between(hm(1, 0), hm(2, 0)), &["2026-11-01T01:00:00-04:00", "2026-11-01T02:00:00-05:00"]),
+        (between(hm(2, 0), hm(3, 0)), &["2026-11-01T02:00:00-05:00", "2026-11-01T03:00:00-05:00"]),
+        (between(hm(0, 30), hm(1, 30)), &["2026-11-01T00:30:00-04:00", "2026-11-01T01:30:00-05:00"]),
     ];
     for (times, expected) in fall {
-        assert_transitions(
-            &daily(*times),
-            &tz,
-            "2026-11-01T00:00:00-04:00",
-            "2026-11-02T00:00:00-05:00",
-            expected,
-        );
+        assert_transitions(&daily(*times), &tz, "2026-11-01T00:00:00-04:00", "2026-11-02T00:00:00-05:00", expected);
     }
+}
+
+#[test]
+fn pulse_reaching_two_days_past_its_date_is_found() {
+    // Monday's occurrence: a pulse at 23:59 Monday and one at 23:58 Tuesday, each lasting 23 h 59
+    // min, so the second still covers Wednesday, two dates after the occurrence's own.
+    let p = profile(vec![recurring(
+        DailyTimes::Repeating { start: hm(23, 59), end: hm(23, 58), every: minutes(1439), active_for: minutes(1439) },
+        Pattern::Weekly { every_weeks: 1, weekdays: weekdays(&[Weekday::Monday]) },
+        range(date(2026, 1, 1), RangeEnd::Never),
+    )
+    .into()]);
+    let tz = berlin();
+    assert_contains(
+        &p,
+        &tz,
+        &[
+            ("2026-01-05T23:58:59+01:00", false),
+            ("2026-01-05T23:59:00+01:00", true),
+            ("2026-01-07T12:00:00+01:00", true),
+            ("2026-01-07T23:57:00+01:00", false),
+        ],
+    );
+    assert_eq!(p.next_transition(ts("2026-01-07T12:00:00+01:00"), &tz), Some(ts("2026-01-07T23:57:00+01:00")));
 }
 
 #[test]
@@ -894,11 +670,7 @@ fn profile_and_period_validation_errors() {
     let cases: Vec<(&str, Result<(), String>, &str)> = vec![
         (
             "single end not after start",
-            SinglePeriod::new(
-                date(2026, 1, 1).at(8, 0, 0, 0),
-                date(2026, 1, 1).at(8, 0, 0, 0),
-            )
-            .map(|_| ()),
+            SinglePeriod::new(date(2026, 1, 1).at(8, 0, 0, 0), date(2026, 1, 1).at(8, 0, 0, 0)).map(|_| ()),
             "must be after start",
         ),
         (
@@ -906,11 +678,7 @@ fn profile_and_period_validation_errors() {
             SinglePeriod::all_day(date(2026, 1, 2), date(2026, 1, 1)).map(|_| ()),
             "must not be before first day",
         ),
-        (
-            "window end equals start",
-            make(between(hm(8, 0), hm(8, 0)), daily_pattern, anchor),
-            "equals start time",
-        ),
+        ("window end equals start", make(between(hm(8, 0), hm(8, 0)), daily_pattern, anchor), "equals start time"),
         (
             "repetition interval zero",
             make(
@@ -928,12 +696,7 @@ fn profile_and_period_validation_errors() {
         (
             "pulse longer than its interval",
             make(
-                DailyTimes::Repeating {
-                    start: hm(8, 0),
-                    end: hm(9, 0),
-                    every: minutes(10),
-                    active_for: minutes(11),
-                },
+                DailyTimes::Repeating { start: hm(8, 0), end: hm(9, 0), every: minutes(10), active_for: minutes(11) },
                 daily_pattern,
                 anchor,
             ),
@@ -941,162 +704,64 @@ fn profile_and_period_validation_errors() {
         ),
         (
             "pulse of zero length",
-            make(
-                DailyTimes::At {
-                    time: hm(8, 0),
-                    active_for: SignedDuration::ZERO,
-                },
-                daily_pattern,
-                anchor,
-            ),
+            make(DailyTimes::At { time: hm(8, 0), active_for: SignedDuration::ZERO }, daily_pattern, anchor),
             "must be positive",
         ),
-        (
-            "every 0 days",
-            make(window, Pattern::Daily { every_days: 0 }, anchor),
-            "N >= 1",
-        ),
+        ("every 0 days", make(window, Pattern::Daily { every_days: 0 }, anchor), "N >= 1"),
         (
             "every 0 weeks",
-            make(
-                window,
-                Pattern::Weekly {
-                    every_weeks: 0,
-                    weekdays: weekdays(&[Weekday::Monday]),
-                },
-                anchor,
-            ),
+            make(window, Pattern::Weekly { every_weeks: 0, weekdays: weekdays(&[Weekday::Monday]) }, anchor),
             "N >= 1",
         ),
         (
             "no weekdays",
-            make(
-                window,
-                Pattern::Weekly {
-                    every_weeks: 1,
-                    weekdays: weekdays(&[]),
-                },
-                anchor,
-            ),
+            make(window, Pattern::Weekly { every_weeks: 1, weekdays: weekdays(&[]) }, anchor),
             "at least one weekday",
         ),
-        (
-            "day 0 of month",
-            make(
-                window,
-                Pattern::MonthlyOnDay {
-                    every_months: 1,
-                    day: 0,
-                },
-                anchor,
-            ),
-            "1..=31",
-        ),
-        (
-            "day 32 of month",
-            make(
-                window,
-                Pattern::MonthlyOnDay {
-                    every_months: 1,
-                    day: 32,
-                },
-                anchor,
-            ),
-            "1..=31",
-        ),
+        ("day 0 of month", make(window, Pattern::MonthlyOnDay { every_months: 1, day: 0 }, anchor), "1..=31"),
+        ("day 32 of month", make(window, Pattern::MonthlyOnDay { every_months: 1, day: 32 }, anchor), "1..=31"),
         (
             "every 0 months",
             make(
                 window,
-                Pattern::MonthlyOnNthWeekday {
-                    every_months: 0,
-                    nth: Nth::First,
-                    weekday: Weekday::Monday,
-                },
+                Pattern::MonthlyOnNthWeekday { every_months: 0, nth: Nth::First, weekday: Weekday::Monday },
                 anchor,
             ),
             "N >= 1",
         ),
-        (
-            "February 30",
-            make(
-                window,
-                Pattern::YearlyOnDay {
-                    every_years: 1,
-                    month: 2,
-                    day: 30,
-                },
-                anchor,
-            ),
-            "1..=29",
-        ),
+        ("February 30", make(window, Pattern::YearlyOnDay { every_years: 1, month: 2, day: 30 }, anchor), "1..=29"),
         (
             "month 13",
             make(
                 window,
-                Pattern::YearlyOnNthWeekday {
-                    every_years: 1,
-                    month: 13,
-                    nth: Nth::Last,
-                    weekday: Weekday::Sunday,
-                },
+                Pattern::YearlyOnNthWeekday { every_years: 1, month: 13, nth: Nth::Last, weekday: Weekday::Sunday },
                 anchor,
             ),
             "1..=12",
         ),
         (
             "zero occurrences",
-            make(
-                window,
-                daily_pattern,
-                range(date(2026, 1, 1), RangeEnd::AfterOccurrences(0)),
-            ),
+            make(window, daily_pattern, range(date(2026, 1, 1), RangeEnd::AfterOccurrences(0))),
             "number of occurrences",
         ),
         (
             "too many occurrences",
-            make(
-                window,
-                daily_pattern,
-                range(
-                    date(2026, 1, 1),
-                    RangeEnd::AfterOccurrences(MAX_OCCURRENCES + 1),
-                ),
-            ),
+            make(window, daily_pattern, range(date(2026, 1, 1), RangeEnd::AfterOccurrences(MAX_OCCURRENCES + 1))),
             "number of occurrences",
         ),
         (
             "end date before start date",
-            make(
-                window,
-                daily_pattern,
-                range(date(2026, 1, 2), RangeEnd::ByDate(date(2026, 1, 1))),
-            ),
+            make(window, daily_pattern, range(date(2026, 1, 2), RangeEnd::ByDate(date(2026, 1, 1)))),
             "before start date",
         ),
-        (
-            "empty profile name",
-            TimeProfile::new(" ", vec![]).map(|_| ()),
-            "must not be empty",
-        ),
-        (
-            "reserved profile name",
-            TimeProfile::new("always", vec![]).map(|_| ()),
-            "reserved",
-        ),
-        (
-            "profile without periods",
-            TimeProfile::new("night", vec![]).map(|_| ()),
-            "has no periods",
-        ),
+        ("empty profile name", TimeProfile::new(" ", vec![]).map(|_| ()), "must not be empty"),
+        ("reserved profile name", TimeProfile::new("always", vec![]).map(|_| ()), "reserved"),
+        ("profile without periods", TimeProfile::new("night", vec![]).map(|_| ()), "has no periods"),
     ];
     for (what, result, needle) in cases {
         match result {
             Ok(()) => panic!("{what}: accepted"),
-            Err(message) => assert!(
-                message.contains(needle),
-                "{what}: {message:?} lacks {needle:?}"
-            ),
+            Err(message) => assert!(message.contains(needle), "{what}: {message:?} lacks {needle:?}"),
         }
     }
 }
@@ -1128,19 +793,9 @@ fn assert_transitions_agree_with_contains(
         let Some(next) = next else { break };
         assert!(next > at, "next_transition({at}) = {next}");
         let just_before = next.checked_sub(SignedDuration::from_nanos(1)).unwrap();
-        assert_eq!(
-            profile.contains(just_before, tz),
-            state,
-            "{:?}: just before {next}",
-            profile.periods()
-        );
+        assert_eq!(profile.contains(just_before, tz), state, "{:?}: just before {next}", profile.periods());
         state = !state;
-        assert_eq!(
-            profile.contains(next, tz),
-            state,
-            "{:?}: at transition {next}",
-            profile.periods()
-        );
+        assert_eq!(profile.contains(next, tz), state, "{:?}: at transition {next}", profile.periods());
         at = next;
     }
 }
@@ -1151,28 +806,16 @@ fn next_transition_agrees_with_contains_over_a_year() {
     let profiles = vec![
         daily(between(hm(2, 0), hm(3, 0))),
         daily(between(hm(22, 30), hm(2, 30))),
-        daily(DailyTimes::Repeating {
-            start: hm(0, 0),
-            end: hm(23, 0),
-            every: minutes(60),
-            active_for: minutes(60),
-        }),
+        daily(DailyTimes::Repeating { start: hm(0, 0), end: hm(23, 0), every: minutes(60), active_for: minutes(60) }),
         profile(vec![
             recurring(
                 DailyTimes::AllDay,
-                Pattern::Weekly {
-                    every_weeks: 1,
-                    weekdays: weekdays(&[Weekday::Saturday, Weekday::Sunday]),
-                },
+                Pattern::Weekly { every_weeks: 1, weekdays: weekdays(&[Weekday::Saturday, Weekday::Sunday]) },
                 range(date(2026, 1, 1), RangeEnd::Never),
             )
             .into(),
-            recurring(
-                between(hm(18, 0), hm(8, 0)),
-                Pattern::every_weekday(),
-                range(date(2026, 1, 1), RangeEnd::Never),
-            )
-            .into(),
+            recurring(between(hm(18, 0), hm(8, 0)), Pattern::every_weekday(), range(date(2026, 1, 1), RangeEnd::Never))
+                .into(),
         ]),
     ];
     for tz in &tz_cases {
@@ -1193,13 +836,7 @@ fn weekday_strategy() -> impl Strategy<Value = Weekday> {
 }
 
 fn nth_strategy() -> impl Strategy<Value = Nth> {
-    prop_oneof![
-        Just(Nth::First),
-        Just(Nth::Second),
-        Just(Nth::Third),
-        Just(Nth::Fourth),
-        Just(Nth::Last)
-    ]
+    prop_oneof![Just(Nth::First), Just(Nth::Second), Just(Nth::Third), Just(Nth::Fourth), Just(Nth::Last)]
 }
 
 /// Local times of day, biased towards the hours that DST changes touch.
@@ -1218,7 +855,7 @@ fn times_strategy() -> impl Strategy<Value = DailyTimes> {
         (
             time_strategy(),
             time_strategy(),
-            prop_oneof![Just(15i64), Just(60), Just(90)],
+            prop_oneof![Just(15i64), Just(60), Just(90), Just(720), Just(1439)],
             1i64..=100
         )
             .prop_map(|(start, end, every, percent)| DailyTimes::Repeating {
@@ -1227,78 +864,34 @@ fn times_strategy() -> impl Strategy<Value = DailyTimes> {
                 every: minutes(every),
                 active_for: SignedDuration::from_secs((every * 60 * percent / 100).max(1)),
             }),
-        (time_strategy(), 1i64..=180).prop_map(|(time, m)| DailyTimes::At {
-            time,
-            active_for: minutes(m),
-        }),
+        (time_strategy(), 1i64..=180).prop_map(|(time, m)| DailyTimes::At { time, active_for: minutes(m) }),
     ]
 }
 
 fn pattern_strategy() -> impl Strategy<Value = Pattern> {
     prop_oneof![
         (1u32..=3).prop_map(|every_days| Pattern::Daily { every_days }),
-        (
-            1u32..=3,
-            proptest::collection::vec(weekday_strategy(), 1..4)
-        )
-            .prop_map(|(every_weeks, days)| {
-                Pattern::Weekly {
-                    every_weeks,
-                    weekdays: days.into_iter().collect(),
-                }
-            }),
-        (1u32..=3, 1i8..=31)
-            .prop_map(|(every_months, day)| Pattern::MonthlyOnDay { every_months, day }),
-        (1u32..=3, nth_strategy(), weekday_strategy()).prop_map(|(every_months, nth, weekday)| {
-            Pattern::MonthlyOnNthWeekday {
-                every_months,
-                nth,
-                weekday,
-            }
-        }),
-        (
-            1u32..=2,
-            prop_oneof![Just(3i8), Just(10), Just(11), 1i8..=12],
-            1i8..=28
-        )
-            .prop_map(|(every_years, month, day)| Pattern::YearlyOnDay {
-                every_years,
-                month,
-                day,
-            }),
-        (
-            1u32..=2,
-            prop_oneof![Just(3i8), Just(10), Just(11)],
-            nth_strategy(),
-            weekday_strategy()
-        )
-            .prop_map(
-                |(every_years, month, nth, weekday)| Pattern::YearlyOnNthWeekday {
-                    every_years,
-                    month,
-                    nth,
-                    weekday,
-                }
-            ),
+        (1u32..=3, proptest::collection::vec(weekday_strategy(), 1..4))
+            .prop_map(|(every_weeks, days)| { Pattern::Weekly { every_weeks, weekdays: days.into_iter().collect() } }),
+        (1u32..=3, 1i8..=31).prop_map(|(every_months, day)| Pattern::MonthlyOnDay { every_months, day }),
+        (1u32..=3, nth_strategy(), weekday_strategy())
+            .prop_map(|(every_months, nth, weekday)| { Pattern::MonthlyOnNthWeekday { every_months, nth, weekday } }),
+        (1u32..=2, prop_oneof![Just(3i8), Just(10), Just(11), 1i8..=12], 1i8..=28)
+            .prop_map(|(every_years, month, day)| Pattern::YearlyOnDay { every_years, month, day }),
+        (1u32..=2, prop_oneof![Just(3i8), Just(10), Just(11)], nth_strategy(), weekday_strategy()).prop_map(
+            |(every_years, month, nth, weekday)| Pattern::YearlyOnNthWeekday { every_years, month, nth, weekday }
+        ),
     ]
 }
 
 fn range_strategy() -> impl Strategy<Value = RecurrenceRange> {
-    let start = (0i64..365).prop_map(|d| {
-        date(2025, 9, 1)
-            .checked_add(SignedDuration::from_hours(24 * d))
-            .unwrap()
-    });
+    let start = (0i64..365).prop_map(|d| date(2025, 9, 1).checked_add(SignedDuration::from_hours(24 * d)).unwrap());
     (start, 0u8..3, 1u32..60, 0i64..400).prop_map(|(start, kind, n, days)| RecurrenceRange {
         start,
         end: match kind {
             0 => RangeEnd::Never,
             1 => RangeEnd::AfterOccurrences(n),
-            _ => RangeEnd::ByDate(
-                start
-                    .checked_add(SignedDuration::from_hours(24 * days))
-                    .unwrap(),
-            ),
+            _ => RangeEnd::ByDate(start.checked_add(SignedDuration::from_hours(24 * days)).unwrap()),
         },
     })
 }
@@ -1309,9 +902,7 @@ fn single_strategy() -> impl Strategy<Value = SinglePeriod> {
             .to_datetime(Time::midnight())
             .checked_add(SignedDuration::from_mins(15 * start_quarter))
             .unwrap();
-        let end = start
-            .checked_add(SignedDuration::from_mins(15 * len_quarters))
-            .unwrap();
+        let end = start.checked_add(SignedDuration::from_mins(15 * len_quarters)).unwrap();
         SinglePeriod::new(start, end).unwrap()
     })
 }

@@ -58,10 +58,7 @@ pub fn video_entry() -> Arc<SampleEntry> {
     body.extend_from_slice(&1920u16.to_be_bytes());
     body.extend_from_slice(&1080u16.to_be_bytes());
     body.extend_from_slice(&[0u8; 50]);
-    Arc::new(
-        SampleEntry::new(mp4_box(b"avc1", &body), VIDEO_TIMESCALE_HZ)
-            .expect("a well-formed avc1 box"),
-    )
+    Arc::new(SampleEntry::new(mp4_box(b"avc1", &body), VIDEO_TIMESCALE_HZ).expect("a well-formed avc1 box"))
 }
 
 /// One synthetic stream of a camera: frames at a fixed rate with increasing media time.
@@ -91,12 +88,7 @@ impl Feed {
         base_wall_us: i64,
     ) -> Feed {
         let payloads = (0..25u8)
-            .map(|p| {
-                (0..frame_bytes)
-                    .map(|i| (i as u8).wrapping_mul(31).wrapping_add(p))
-                    .collect::<Vec<u8>>()
-                    .into()
-            })
+            .map(|p| (0..frame_bytes).map(|i| (i as u8).wrapping_mul(31).wrapping_add(p)).collect::<Vec<u8>>().into())
             .collect();
         Feed {
             camera: "cam".into(),

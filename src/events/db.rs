@@ -69,9 +69,9 @@ const INSERT: &str = "INSERT INTO event \
 const SELECT_AFTER: &str = "SELECT cursor, wall_us, kind, user_event_name, camera_id, storage_id, \
      message, data_json FROM event WHERE cursor > ?1 ORDER BY cursor LIMIT ?2";
 
-fn sq(path: &Path, what: &str) -> impl FnOnce(rusqlite::Error) -> Error {
-    let msg = format!("event log {}: {what}", path.display());
-    move |e| Error::sqlite(msg, e)
+/// Maps a SQLite error to ours, naming the file and the step; formats only when there is an error.
+fn sq<'a>(path: &'a Path, what: &'a str) -> impl FnOnce(rusqlite::Error) -> Error + 'a {
+    move |e| Error::sqlite(format!("event log {}: {what}", path.display()), e)
 }
 
 /// Converts an in-memory count or cursor (never above `i64::MAX` rows or cursors) for SQLite.
@@ -128,12 +128,9 @@ impl Deleted {
 impl WriterDb {
     /// Opens the log for writing, creating the file and schema on first use.
     pub fn open(path: &Path) -> Result<WriterDb, Error> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(sq(path, "cannot open"))?;
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(sq(path, "busy_timeout"))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sq(path, "busy_timeout"))?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode = wal", [], |r| r.get(0))
             .map_err(sq(path, "cannot read or set the journal mode"))?;
@@ -145,36 +142,22 @@ impl WriterDb {
             ));
         }
         // E2: a commit is durable before readers can see it.
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(sq(path, "synchronous"))?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(sq(path, "synchronous"))?;
         let has_meta: bool = conn
-            .query_row(
-                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
-                [],
-                |r| r.get(0),
-            )
+            .query_row("SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'meta'", [], |r| {
+                r.get(0)
+            })
             .map_err(sq(path, "read schema"))?;
         if !has_meta {
             create_schema(&conn, path)?;
         }
         check_schema_version(&conn, path)?;
         let (rows, bytes): (i64, i64) = conn
-            .query_row(
-                "SELECT count(*), coalesce(sum(size_bytes), 0) FROM event",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row("SELECT count(*), coalesce(sum(size_bytes), 0) FROM event", [], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(sq(path, "count rows"))?;
         let newest = newest_cursor(&conn).map_err(sq(path, "read the cursor high-water mark"))?;
         let deleted_through = meta_u64(&conn, path, "deleted_through_cursor")?;
-        Ok(WriterDb {
-            conn,
-            path: path.to_path_buf(),
-            rows: rows as u64,
-            bytes: bytes as u64,
-            newest,
-            deleted_through,
-        })
+        Ok(WriterDb { conn, path: path.to_path_buf(), rows: rows as u64, bytes: bytes as u64, newest, deleted_through })
     }
 
     pub fn newest(&self) -> u64 {
@@ -182,14 +165,10 @@ impl WriterDb {
     }
 
     /// Inserts a batch and trims to the caps (E6) in one transaction, committed durably (E2).
-    pub fn insert(
-        &mut self,
-        events: &[&Event],
-        retention: &Retention,
-    ) -> Result<Committed, CommitError> {
+    pub fn insert(&mut self, events: &[&Event], retention: &Retention) -> Result<Committed, CommitError> {
         let path = self.path.clone();
         let classify = |what: &'static str| {
-            let path = path.clone();
+            let path = &path;
             move |e: rusqlite::Error| {
                 let rejected = e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation);
                 let e = Error::sqlite(format!("event log {}: {what}", path.display()), e);
@@ -200,10 +179,8 @@ impl WriterDb {
                 }
             }
         };
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(classify("begin"))?;
+        let tx =
+            self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(classify("begin"))?;
         let mut cursors = Vec::with_capacity(events.len());
         let mut added_bytes = 0;
         {
@@ -229,18 +206,16 @@ impl WriterDb {
         let rows = self.rows + events.len() as u64;
         let bytes = self.bytes + added_bytes;
         let deleted = trim_to_caps(&tx, rows, bytes, retention).map_err(classify("trim"))?;
-        let deleted_through = self.record_deleted(&tx, &deleted).map_err(classify("meta"))?;
+        let deleted_through = record_deleted(&tx, self.deleted_through, &deleted).map_err(classify("meta"))?;
         tx.commit().map_err(classify("commit"))?;
-        self.rows = rows - deleted.rows;
-        self.bytes = bytes - deleted.bytes;
+        // Saturating: the counters only drift if someone edits the file by hand; a reopen recounts.
+        self.rows = rows.saturating_sub(deleted.rows);
+        self.bytes = bytes.saturating_sub(deleted.bytes);
         self.deleted_through = deleted_through;
         if let Some(&last) = cursors.last() {
             self.newest = self.newest.max(last);
         }
-        Ok(Committed {
-            cursors,
-            deleted: deleted.rows,
-        })
+        Ok(Committed { cursors, deleted: deleted.rows })
     }
 
     /// Time retention (RU-20): deletes, group by group, the events older than the group's cutoff.
@@ -253,39 +228,29 @@ impl WriterDb {
         let mut deleted = Deleted::default();
         for group in EventGroup::ALL {
             // The codes are our own constants ([a-z_]), so quoting them into the SQL is safe.
-            let codes = group
-                .codes()
-                .iter()
-                .map(|c| format!("'{c}'"))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let codes = group.codes().iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", ");
             let cutoff = retention.cutoff_us(group, now_us);
             let pred = format!("kind IN ({codes}) AND wall_us < ?1");
-            deleted.add(
-                delete_where(&tx, &pred, &[&cutoff]).map_err(sq(&path, "retention delete"))?,
-            );
+            deleted.add(delete_where(&tx, &pred, &[&cutoff]).map_err(sq(&path, "retention delete"))?);
         }
-        let deleted_through = self
-            .record_deleted(&tx, &deleted)
-            .map_err(sq(&path, "retention meta"))?;
+        let deleted_through =
+            record_deleted(&tx, self.deleted_through, &deleted).map_err(sq(&path, "retention meta"))?;
         tx.commit().map_err(sq(&path, "commit retention"))?;
-        self.rows -= deleted.rows;
-        self.bytes -= deleted.bytes;
+        self.rows = self.rows.saturating_sub(deleted.rows);
+        self.bytes = self.bytes.saturating_sub(deleted.bytes);
         self.deleted_through = deleted_through;
         Ok(deleted.rows)
     }
+}
 
-    /// E5: raises `deleted_through_cursor` in the deleting transaction; returns the new value.
-    fn record_deleted(&self, tx: &Transaction<'_>, deleted: &Deleted) -> rusqlite::Result<u64> {
-        if deleted.max_cursor <= self.deleted_through {
-            return Ok(self.deleted_through);
-        }
-        tx.execute(
-            "UPDATE meta SET value = ?1 WHERE key = 'deleted_through_cursor'",
-            [deleted.max_cursor.to_string()],
-        )?;
-        Ok(deleted.max_cursor)
+/// E5: raises `deleted_through_cursor` from `current` in the deleting transaction; returns the new
+/// value.
+fn record_deleted(tx: &Transaction<'_>, current: u64, deleted: &Deleted) -> rusqlite::Result<u64> {
+    if deleted.max_cursor <= current {
+        return Ok(current);
     }
+    tx.execute("UPDATE meta SET value = ?1 WHERE key = 'deleted_through_cursor'", [deleted.max_cursor.to_string()])?;
+    Ok(deleted.max_cursor)
 }
 
 fn create_schema(conn: &Connection, path: &Path) -> Result<(), Error> {
@@ -324,24 +289,15 @@ fn meta_value(conn: &Connection, path: &Path, key: &str) -> Result<Option<String
 
 fn meta_u64(conn: &Connection, path: &Path, key: &str) -> Result<u64, Error> {
     let v = meta_value(conn, path, key)?;
-    v.as_deref().and_then(|s| s.parse().ok()).ok_or_else(|| {
-        crate::err!(
-            DataLoss,
-            "event log {}: meta {key} is {v:?}, not a number",
-            path.display()
-        )
-    })
+    v.as_deref()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| crate::err!(DataLoss, "event log {}: meta {key} is {v:?}, not a number", path.display()))
 }
 
 /// The largest cursor ever assigned: AUTOINCREMENT's high-water mark, 0 before the first insert.
 fn newest_cursor(conn: &Connection) -> rusqlite::Result<u64> {
-    let seq: Option<i64> = conn
-        .query_row(
-            "SELECT seq FROM sqlite_sequence WHERE name = 'event'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let seq: Option<i64> =
+        conn.query_row("SELECT seq FROM sqlite_sequence WHERE name = 'event'", [], |r| r.get(0)).optional()?;
     Ok(seq.unwrap_or(0).max(0) as u64)
 }
 
@@ -358,33 +314,27 @@ fn delete_where(tx: &Transaction<'_>, pred: &str, p: &[&dyn ToSql]) -> rusqlite:
     if rows > 0 {
         tx.execute(&format!("DELETE FROM event WHERE {pred}"), p)?;
     }
-    Ok(Deleted {
-        rows: rows as u64,
-        bytes: bytes as u64,
-        max_cursor: max_cursor as u64,
-    })
+    Ok(Deleted { rows: rows as u64, bytes: bytes as u64, max_cursor: max_cursor as u64 })
 }
 
 /// E6: deletes the oldest rows until at most `max_rows` rows and `max_bytes` bytes remain. `rows`
 /// and `bytes` are the totals including the batch just inserted in `tx`.
-fn trim_to_caps(
-    tx: &Transaction<'_>,
-    rows: u64,
-    bytes: u64,
-    retention: &Retention,
-) -> rusqlite::Result<Deleted> {
+fn trim_to_caps(tx: &Transaction<'_>, rows: u64, bytes: u64, retention: &Retention) -> rusqlite::Result<Deleted> {
     let mut deleted = Deleted::default();
     if rows > retention.max_rows() {
         let excess = rows - retention.max_rows();
         // Walks only the `excess` oldest entries of the rowid B-tree.
-        let cut: i64 = tx.query_row(
-            "SELECT cursor FROM event ORDER BY cursor LIMIT 1 OFFSET ?1",
-            [to_sql_int(excess - 1)],
-            |r| r.get(0),
-        )?;
+        let cut: Option<i64> = tx
+            .query_row("SELECT cursor FROM event ORDER BY cursor LIMIT 1 OFFSET ?1", [to_sql_int(excess - 1)], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        // `None` only if the counters drifted above the table (the file was edited by hand): then
+        // every row goes, and the caps hold anyway.
+        let cut = cut.unwrap_or(i64::MAX);
         deleted.add(delete_where(tx, "cursor <= ?1", &[&cut])?);
     }
-    let remaining = bytes - deleted.bytes;
+    let remaining = bytes.saturating_sub(deleted.bytes);
     if remaining > retention.max_bytes() {
         let excess = remaining - retention.max_bytes();
         let mut freed = 0u64;
@@ -410,31 +360,19 @@ fn trim_to_caps(
 /// unavailable.
 pub(super) fn open_reader(path: &Path) -> Result<Connection, Error> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags)
-        .map_err(sq(path, "cannot open for reading"))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(sq(path, "busy_timeout"))?;
+    let conn = Connection::open_with_flags(path, flags).map_err(sq(path, "cannot open for reading"))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(sq(path, "busy_timeout"))?;
     // Read-write without CREATE rather than read-only: a read-only connection cannot always open a
     // WAL database whose -shm file is missing (after the writer closed cleanly).
-    conn.pragma_update(None, "query_only", true)
-        .map_err(sq(path, "query_only"))?;
+    conn.pragma_update(None, "query_only", true).map_err(sq(path, "query_only"))?;
     check_schema_version(&conn, path)?;
     Ok(conn)
 }
 
 /// Up to `limit` events with a cursor greater than `after`, oldest first.
-pub(super) fn read_after(
-    conn: &Connection,
-    path: &Path,
-    after: u64,
-    limit: usize,
-) -> Result<Vec<LoggedEvent>, Error> {
-    let mut st = conn
-        .prepare_cached(SELECT_AFTER)
-        .map_err(sq(path, "prepare read"))?;
-    let mut rows = st
-        .query(params![to_sql_int(after), to_sql_int(limit as u64)])
-        .map_err(sq(path, "read"))?;
+pub(super) fn read_after(conn: &Connection, path: &Path, after: u64, limit: usize) -> Result<Vec<LoggedEvent>, Error> {
+    let mut st = conn.prepare_cached(SELECT_AFTER).map_err(sq(path, "prepare read"))?;
+    let mut rows = st.query(params![to_sql_int(after), to_sql_int(limit as u64)]).map_err(sq(path, "read"))?;
     let mut out = Vec::new();
     while let Some(r) = rows.next().map_err(sq(path, "read"))? {
         out.push(event_from_row(r).map_err(sq(path, "read"))??);
@@ -460,21 +398,13 @@ fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<LoggedEvent,
     };
     Ok(Ok(LoggedEvent {
         cursor: cursor as u64,
-        event: Event {
-            wall_us: r.get(1)?,
-            kind,
-            camera: r.get(4)?,
-            storage: r.get(5)?,
-            message: r.get(6)?,
-            data,
-        },
+        event: Event { wall_us: r.get(1)?, kind, camera: r.get(4)?, storage: r.get(5)?, message: r.get(6)?, data },
     }))
 }
 
 pub(super) fn bounds(conn: &Connection, path: &Path) -> Result<CursorBounds, Error> {
-    let oldest: Option<i64> = conn
-        .query_row("SELECT min(cursor) FROM event", [], |r| r.get(0))
-        .map_err(sq(path, "read oldest cursor"))?;
+    let oldest: Option<i64> =
+        conn.query_row("SELECT min(cursor) FROM event", [], |r| r.get(0)).map_err(sq(path, "read oldest cursor"))?;
     let newest = newest_cursor(conn).map_err(sq(path, "read newest cursor"))?;
     let log_id = meta_value(conn, path, "log_id")?
         .ok_or_else(|| crate::err!(DataLoss, "event log {}: meta lacks log_id", path.display()))?;

@@ -24,12 +24,8 @@ pub enum EventGroup {
 }
 
 impl EventGroup {
-    pub const ALL: [EventGroup; 4] = [
-        EventGroup::Device,
-        EventGroup::Recorder,
-        EventGroup::Storage,
-        EventGroup::External,
-    ];
+    pub const ALL: [EventGroup; 4] =
+        [EventGroup::Device, EventGroup::Recorder, EventGroup::Storage, EventGroup::External];
 
     /// The stable name used in configuration and JSON.
     pub fn as_str(self) -> &'static str {
@@ -42,15 +38,9 @@ impl EventGroup {
     }
 
     pub fn parse(s: &str) -> Result<EventGroup, Error> {
-        EventGroup::ALL
-            .into_iter()
-            .find(|g| g.as_str() == s)
-            .ok_or_else(|| {
-                crate::err!(
-                    InvalidArgument,
-                    "unknown event group {s:?}; expected device, recorder, storage or external"
-                )
-            })
+        EventGroup::ALL.into_iter().find(|g| g.as_str() == s).ok_or_else(|| {
+            crate::err!(InvalidArgument, "unknown event group {s:?}; expected device, recorder, storage or external")
+        })
     }
 
     /// Position in `EventGroup::ALL`, for per-group tables.
@@ -60,11 +50,8 @@ impl EventGroup {
 
     /// The codes of every kind in this group (time retention deletes by these).
     pub fn codes(self) -> Vec<&'static str> {
-        let mut codes: Vec<&'static str> = EventKind::BUILTIN
-            .iter()
-            .filter(|k| k.group() == self)
-            .map(EventKind::code)
-            .collect();
+        let mut codes: Vec<&'static str> =
+            EventKind::BUILTIN.iter().filter(|k| k.group() == self).map(EventKind::code).collect();
         // `UserDefined` is not in `BUILTIN` (it carries a name); its group is fixed in `group()`.
         if self == EventGroup::External {
             codes.push(USER_DEFINED_CODE);
@@ -100,10 +87,7 @@ impl UserEventName {
             ));
         }
         if name.chars().any(char::is_control) {
-            return Err(crate::err!(
-                InvalidArgument,
-                "user-defined event name {name:?} contains a control character"
-            ));
+            return Err(crate::err!(InvalidArgument, "user-defined event name {name:?} contains a control character"));
         }
         if name.trim() != name {
             return Err(crate::err!(
@@ -289,18 +273,13 @@ impl EventKind {
     /// `user_event_name()`.
     pub fn from_code(code: &str, name: Option<&str>) -> Result<EventKind, Error> {
         if code == USER_DEFINED_CODE {
-            let name = name.ok_or_else(|| {
-                crate::err!(InvalidArgument, "event kind user_defined needs a name")
-            })?;
+            let name = name.ok_or_else(|| crate::err!(InvalidArgument, "event kind user_defined needs a name"))?;
             return EventKind::user_defined(name);
         }
         let kind = EventKind::builtin_from_code(code)
             .ok_or_else(|| crate::err!(InvalidArgument, "unknown event kind code {code:?}"))?;
         if let Some(name) = name {
-            return Err(crate::err!(
-                InvalidArgument,
-                "event kind {code} takes no name, got {name:?}"
-            ));
+            return Err(crate::err!(InvalidArgument, "event kind {code} takes no name, got {name:?}"));
         }
         Ok(kind)
     }
@@ -338,10 +317,7 @@ mod tests {
         let door = EventKind::user_defined("Door 3 forced").unwrap();
         assert_eq!(door.code(), "user_defined");
         assert_eq!(door.group(), EventGroup::External);
-        assert_eq!(
-            EventKind::from_code(door.code(), door.user_event_name()).unwrap(),
-            door
-        );
+        assert_eq!(EventKind::from_code(door.code(), door.user_event_name()).unwrap(), door);
     }
 
     #[test]
@@ -352,10 +328,7 @@ mod tests {
             assert!(seen.insert(code), "duplicate code {code}");
             assert_ne!(code, USER_DEFINED_CODE);
             assert!(
-                !code.is_empty()
-                    && code
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b == b'_'),
+                !code.is_empty() && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
                 "code {code} is not snake_case"
             );
         }

@@ -51,8 +51,8 @@ mod retention;
 
 pub use kind::{EventGroup, EventKind, UserEventName, USER_DEFINED_CODE};
 pub use log::{
-    CursorBounds, EventLog, EventLogStats, EventReader, EventSink, Subscription,
-    DEFAULT_QUEUE_EVENTS, MAX_READ_EVENTS,
+    CursorBounds, EventLog, EventLogStats, EventReader, EventSink, PausedWriter, Subscription, DEFAULT_QUEUE_EVENTS,
+    MAX_READ_EVENTS,
 };
 pub use retention::Retention;
 
@@ -94,14 +94,7 @@ pub struct Event {
 
 impl Event {
     pub fn new(kind: EventKind, wall_us: i64) -> Event {
-        Event {
-            wall_us,
-            kind,
-            camera: None,
-            storage: None,
-            message: None,
-            data: None,
-        }
+        Event { wall_us, kind, camera: None, storage: None, message: None, data: None }
     }
 
     /// Names the camera the event concerns (a config id, already validated by `config`).
@@ -242,18 +235,8 @@ mod tests {
     #[test]
     fn size_counts_every_text_field() {
         let bare = Event::new(EventKind::MotionStarted, 0);
-        assert_eq!(
-            bare.size_bytes(),
-            ROW_OVERHEAD_BYTES + "motion_started".len() as u64
-        );
-        let full = bare
-            .with_camera("cam1")
-            .with_message("hi")
-            .with_data(serde_json::json!([1]))
-            .unwrap();
-        assert_eq!(
-            full.size_bytes(),
-            ROW_OVERHEAD_BYTES + ("motion_started".len() + 4 + 2 + 3) as u64
-        );
+        assert_eq!(bare.size_bytes(), ROW_OVERHEAD_BYTES + "motion_started".len() as u64);
+        let full = bare.with_camera("cam1").with_message("hi").with_data(serde_json::json!([1])).unwrap();
+        assert_eq!(full.size_bytes(), ROW_OVERHEAD_BYTES + ("motion_started".len() + 4 + 2 + 3) as u64);
     }
 }

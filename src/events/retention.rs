@@ -72,10 +72,7 @@ impl Retention {
 
     pub fn with_max_rows(mut self, max_rows: u64) -> Result<Retention, Error> {
         if max_rows == 0 || max_rows > i64::MAX as u64 {
-            return Err(crate::err!(
-                InvalidArgument,
-                "event log max_rows is {max_rows}; it must be at least 1"
-            ));
+            return Err(crate::err!(InvalidArgument, "event log max_rows is {max_rows}; it must be at least 1"));
         }
         self.max_rows = max_rows;
         Ok(self)
@@ -107,10 +104,6 @@ impl Default for Retention {
         days[EventGroup::Recorder.index()] = 30;
         days[EventGroup::Storage.index()] = 30;
         days[EventGroup::External.index()] = 1;
-        Retention {
-            days,
-            max_rows: Self::DEFAULT_MAX_ROWS,
-            max_bytes: Self::DEFAULT_MAX_BYTES,
-        }
+        Retention { days, max_rows: Self::DEFAULT_MAX_ROWS, max_bytes: Self::DEFAULT_MAX_BYTES }
     }
 }

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use tiny_http::{Header, Method, Request, Response, Server, StatusCode};
 
 use crate::error::{Error, ErrorKind};
+use crate::events::{Event, EventKind, LoggedEvent};
 use crate::recorder::Recorder;
 use crate::store::export::{ExportPlan, ExportReader};
 use crate::time::{format_rfc3339, parse_rfc3339_us};
@@ -53,17 +54,12 @@ impl HttpServer {
                 "refusing to listen on {addr}: without authentication the API only binds loopback (127.0.0.1 or ::1)"
             ));
         }
-        let listener = TcpListener::bind(addr)
-            .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
+        let listener = TcpListener::bind(addr).map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
         let tv = nix::sys::time::TimeVal::new(SOCKET_TIMEOUT.as_secs() as i64, 0);
         nix::sys::socket::setsockopt(&listener, nix::sys::socket::sockopt::ReceiveTimeout, &tv)
-            .and_then(|_| {
-                nix::sys::socket::setsockopt(&listener, nix::sys::socket::sockopt::SendTimeout, &tv)
-            })
+            .and_then(|_| nix::sys::socket::setsockopt(&listener, nix::sys::socket::sockopt::SendTimeout, &tv))
             .map_err(|e| Error::io("cannot set socket timeouts", e.into()))?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|e| Error::io("local_addr", e))?;
+        let local_addr = listener.local_addr().map_err(|e| Error::io("local_addr", e))?;
         let server = Arc::new(
             Server::from_listener(listener, None)
                 .map_err(|e| crate::err!(Internal, "cannot start HTTP server: {e}"))?,
@@ -98,13 +94,7 @@ impl HttpServer {
             );
         }
         tracing::info!(%local_addr, "HTTP API listening");
-        Ok(HttpServer {
-            server,
-            local_addr,
-            heartbeat,
-            stopping,
-            threads,
-        })
+        Ok(HttpServer { server, local_addr, heartbeat, stopping, threads })
     }
 
     pub fn stop(self) {
@@ -119,8 +109,7 @@ impl HttpServer {
 }
 
 fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes())
-        .expect("header names and values we build are ASCII")
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("header names and values we build are ASCII")
 }
 
 fn json_response(status: u16, v: &Value) -> Response<std::io::Cursor<Vec<u8>>> {
@@ -135,18 +124,15 @@ fn error_response(e: &Error) -> Response<std::io::Cursor<Vec<u8>>> {
     if status >= 500 {
         tracing::warn!("HTTP error: {e}");
     }
-    json_response(
-        status,
-        &json!({"error": {"code": e.kind().as_str(), "message": e.to_string()}}),
-    )
+    json_response(status, &json!({"error": {"code": e.kind().as_str(), "message": e.to_string()}}))
 }
 
 fn query_params(url: &str) -> Vec<(String, String)> {
     match url.split_once('?') {
         None => Vec::new(),
-        Some((_, q)) => url::form_urlencoded::parse(q.as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect(),
+        Some((_, q)) => {
+            url::form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+        }
     }
 }
 
@@ -157,12 +143,7 @@ fn time_param(params: &[(String, String)], name: &str) -> Result<i64, Error> {
         .iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.replace(' ', "+"))
-        .ok_or_else(|| {
-            crate::err!(
-                InvalidArgument,
-                "query parameter `{name}` (RFC 3339 time) is required"
-            )
-        })?;
+        .ok_or_else(|| crate::err!(InvalidArgument, "query parameter `{name}` (RFC 3339 time) is required"))?;
     parse_rfc3339_us(&v)
 }
 
@@ -173,29 +154,33 @@ fn handle(req: Request, rec: &Arc<Recorder>, downloads: &Arc<AtomicUsize>) {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = req.method().clone();
     let is_get = method == Method::Get || method == Method::Head;
-    let result: Result<Response<std::io::Cursor<Vec<u8>>>, Error> =
-        match (is_get, segments.as_slice()) {
-            (true, ["healthz"]) => Ok(json_response(200, &json!({"ok": true}))),
-            (true, ["api", "v1", "status"]) => Ok(json_response(200, &status_json(rec))),
-            (true, ["api", "v1", "cameras"]) => Ok(json_response(
-                200,
-                &json!({"cameras": rec.cameras.iter().map(|c| camera_json(c)).collect::<Vec<_>>()}),
-            )),
-            (true, ["api", "v1", "cameras", id, "recordings"]) => {
-                recordings(rec, id, &params).map(|v| json_response(200, &v))
-            }
-            (false, ["api", "v1", "cameras", id, "record", action]) if method == Method::Post => {
-                manual_recording(rec, id, action, &params).map(|v| json_response(200, &v))
-            }
-            (true, ["api", "v1", "cameras", id, "export.mp4"]) => {
-                let id = id.to_string();
-                return export(req, rec, &id, &params, downloads);
-            }
-            (false, _) if matches!(segments.as_slice(), ["api", ..] | ["healthz"]) => Err(
-                crate::err!(InvalidArgument, "method {method} is not allowed on {path}"),
-            ),
-            _ => Err(crate::err!(NotFound, "no such endpoint: {path}")),
-        };
+    let result: Result<Response<std::io::Cursor<Vec<u8>>>, Error> = match (is_get, segments.as_slice()) {
+        (true, ["healthz"]) => Ok(json_response(200, &json!({"ok": true}))),
+        (true, ["api", "v1", "status"]) => Ok(json_response(200, &status_json(rec))),
+        (true, ["api", "v1", "cameras"]) => {
+            Ok(json_response(200, &json!({"cameras": rec.cameras.iter().map(|c| camera_json(c)).collect::<Vec<_>>()})))
+        }
+        (true, ["api", "v1", "cameras", id, "recordings"]) => {
+            recordings(rec, id, &params).map(|v| json_response(200, &v))
+        }
+        (false, ["api", "v1", "cameras", id, "record", action]) if method == Method::Post => {
+            manual_recording(rec, id, action, &params).map(|v| json_response(200, &v))
+        }
+        (true, ["api", "v1", "events"]) => {
+            return events_get(req, rec, &params, downloads);
+        }
+        (false, ["api", "v1", "events", name]) if method == Method::Post => {
+            trigger_event(rec, name, &params).map(|v| json_response(200, &v))
+        }
+        (true, ["api", "v1", "cameras", id, "export.mp4"]) => {
+            let id = id.to_string();
+            return export(req, rec, &id, &params, downloads);
+        }
+        (false, _) if matches!(segments.as_slice(), ["api", ..] | ["healthz"]) => {
+            Err(crate::err!(InvalidArgument, "method {method} is not allowed on {path}"))
+        }
+        _ => Err(crate::err!(NotFound, "no such endpoint: {path}")),
+    };
     let resp = match result {
         Ok(r) => r,
         Err(e) => error_response(&e),
@@ -289,15 +274,8 @@ fn status_json(rec: &Recorder) -> Value {
 
 /// REC-7: manual recording. `start` records until `stop` or for `max_seconds` (default 5 min),
 /// including the camera's pre-buffer; `stop` ends only the manual reason, never a rule's.
-fn manual_recording(
-    rec: &Recorder,
-    id: &str,
-    action: &str,
-    params: &[(String, String)],
-) -> Result<Value, Error> {
-    let cam = rec
-        .camera(id)
-        .ok_or_else(|| crate::err!(NotFound, "no camera {id:?}"))?;
+fn manual_recording(rec: &Recorder, id: &str, action: &str, params: &[(String, String)]) -> Result<Value, Error> {
+    let cam = rec.camera(id).ok_or_else(|| crate::err!(NotFound, "no camera {id:?}"))?;
     let now = crate::clocks::SystemClocks.realtime_us_now();
     match action {
         "start" => {
@@ -305,24 +283,19 @@ fn manual_recording(
                 None => crate::recording::DEFAULT_MANUAL_STOP_US,
                 Some((_, v)) => match v.parse::<u32>() {
                     Ok(s) if s > 0 => i64::from(s) * 1_000_000,
-                    _ => {
-                        return Err(crate::err!(
-                            InvalidArgument,
-                            "max_seconds must be a positive integer, not {v:?}"
-                        ))
-                    }
+                    _ => return Err(crate::err!(InvalidArgument, "max_seconds must be a positive integer, not {v:?}")),
                 },
             };
-            cam.control
-                .start("manual", cam.prebuffer_us, Some(now + max_us));
-            tracing::info!(
-                camera = id,
-                max_s = max_us / 1_000_000,
-                "manual recording started"
-            );
+            if !cam.control.is_active("manual", now) {
+                rec.events.emit(Event::new(EventKind::ManualRecordingStarted, now).with_camera(id));
+            }
+            cam.control.start("manual", cam.prebuffer_us, Some(now + max_us));
+            tracing::info!(camera = id, max_s = max_us / 1_000_000, "manual recording started");
         }
         "stop" => {
-            cam.control.stop("manual", now, 0);
+            if cam.control.stop("manual", now, 0) {
+                rec.events.emit(Event::new(EventKind::ManualRecordingStopped, now).with_camera(id));
+            }
             tracing::info!(camera = id, "manual recording stopped");
         }
         other => return Err(crate::err!(NotFound, "no such endpoint: record/{other}")),
@@ -334,16 +307,119 @@ fn manual_recording(
     }))
 }
 
+/// Longest long poll of `GET /api/v1/events`.
+const MAX_EVENT_WAIT: Duration = Duration::from_secs(60);
+
+fn event_json(e: &LoggedEvent) -> Value {
+    let ev = e.event();
+    json!({
+        "cursor": e.cursor(),
+        "time": format_rfc3339(ev.wall_us()),
+        "kind": ev.kind().code(),
+        "name": ev.kind().user_event_name(),
+        "camera": ev.camera(),
+        "storage": ev.storage(),
+        "message": ev.message(),
+        "data": ev.data(),
+    })
+}
+
+/// `GET /api/v1/events?after=CURSOR&wait=SECONDS&limit=N` (IC-8): every stored event after the
+/// cursor, oldest first; with `wait`, a long poll. Waiting requests run on their own threads
+/// (sharing the download cap) so they never hold an API worker.
+fn events_get(req: Request, rec: &Arc<Recorder>, params: &[(String, String)], downloads: &Arc<AtomicUsize>) {
+    let num = |k: &str| -> Result<Option<u64>, Error> {
+        params
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| {
+                v.parse::<u64>()
+                    .map_err(|_| crate::err!(InvalidArgument, "`{k}` must be a non-negative integer, not {v:?}"))
+            })
+            .transpose()
+    };
+    let parsed =
+        (|| Ok::<_, Error>((num("after")?.unwrap_or(0), num("wait")?.unwrap_or(0), num("limit")?.unwrap_or(100))))();
+    let (after, wait_s, limit) = match parsed {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = req.respond(error_response(&e));
+            return;
+        }
+    };
+    let wait = Duration::from_secs(wait_s).min(MAX_EVENT_WAIT);
+    let reader = rec.event_reader.clone();
+    let answer = move || -> Result<Value, Error> {
+        let bounds = reader.bounds()?;
+        let list = if wait.is_zero() {
+            reader.after(after, limit as usize)?
+        } else {
+            reader.wait_after(after, limit as usize, wait)?
+        };
+        let next = list.last().map_or(after, |e| e.cursor());
+        Ok(json!({
+            "log_id": bounds.log_id,
+            "events": list.iter().map(event_json).collect::<Vec<_>>(),
+            "next_after": next,
+            "truncated": bounds.truncated(after),
+        }))
+    };
+    if wait.is_zero() {
+        let _ = req.respond(match answer() {
+            Ok(v) => json_response(200, &v),
+            Err(e) => error_response(&e),
+        });
+        return;
+    }
+    if downloads.fetch_add(1, Ordering::AcqRel) >= MAX_DOWNLOADS {
+        downloads.fetch_sub(1, Ordering::AcqRel);
+        let _ = req.respond(error_response(&crate::err!(ResourceExhausted, "too many waiting requests; retry later")));
+        return;
+    }
+    let downloads = downloads.clone();
+    let spawned = std::thread::Builder::new().name("long-poll".to_owned()).spawn(move || {
+        let _ = req.respond(match answer() {
+            Ok(v) => json_response(200, &v),
+            Err(e) => error_response(&e),
+        });
+        downloads.fetch_sub(1, Ordering::AcqRel);
+    });
+    if let Err(e) = spawned {
+        tracing::error!("cannot spawn long-poll thread: {e}");
+    }
+}
+
+/// `POST /api/v1/events/{name}[?cameras=a,b]`: raises a user-defined event (RU-14), or one of the
+/// external requests `request_start_recording`, `request_stop_recording`,
+/// `bookmark_reference_requested` (RU-13, BK-1). `cameras` names the target cameras.
+fn trigger_event(rec: &Recorder, name: &str, params: &[(String, String)]) -> Result<Value, Error> {
+    let kind = match name {
+        "request_start_recording" => EventKind::RequestStartRecording,
+        "request_stop_recording" => EventKind::RequestStopRecording,
+        "bookmark_reference_requested" => EventKind::BookmarkReferenceRequested,
+        other => EventKind::user_defined(other)?,
+    };
+    let now = crate::clocks::SystemClocks.realtime_us_now();
+    let mut e = Event::new(kind, now);
+    if let Some((_, list)) = params.iter().find(|(k, _)| k == "cameras") {
+        let cams: Vec<&str> = list.split(',').map(str::trim).filter(|c| !c.is_empty()).collect();
+        for c in &cams {
+            if rec.camera(c).is_none() {
+                return Err(crate::err!(NotFound, "no camera {c:?}"));
+            }
+        }
+        e = e.with_data(json!({ "cameras": cams }))?;
+    }
+    let cursor = rec.events.append(e, Duration::from_secs(5))?;
+    Ok(json!({ "cursor": cursor, "time": format_rfc3339(now) }))
+}
+
 /// REC-11: contiguous recording sequences of a camera's video in [from, to).
 fn recordings(rec: &Recorder, id: &str, params: &[(String, String)]) -> Result<Value, Error> {
-    let cam = rec
-        .camera(id)
-        .ok_or_else(|| crate::err!(NotFound, "no camera {id:?}"))?;
+    let cam = rec.camera(id).ok_or_else(|| crate::err!(NotFound, "no camera {id:?}"))?;
     let from = time_param(params, "from")?;
     let to = time_param(params, "to")?;
-    let storage = rec
-        .storage(&cam.storage)
-        .ok_or_else(|| crate::err!(Internal, "camera storage missing"))?;
+    let storage = rec.storage(&cam.storage).ok_or_else(|| crate::err!(Internal, "camera storage missing"))?;
     let seqs = crate::store::recordings(&storage.path, id, from, to)?;
     Ok(json!({
         "camera": id,
@@ -372,10 +448,7 @@ fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
             (len.saturating_sub(n), len.saturating_sub(1))
         }
         (s, "") => (s.parse().map_err(|_| ())?, len.saturating_sub(1)),
-        (s, e) => (
-            s.parse().map_err(|_| ())?,
-            e.parse::<u64>().map_err(|_| ())?.min(len.saturating_sub(1)),
-        ),
+        (s, e) => (s.parse().map_err(|_| ())?, e.parse::<u64>().map_err(|_| ())?.min(len.saturating_sub(1))),
     };
     if start > end || start >= len {
         return Err(());
@@ -397,34 +470,21 @@ impl Read for ExportBody {
             return Ok(0);
         }
         let want = ((self.end - self.pos) as usize).min(buf.len());
-        let n = self
-            .reader
-            .read_at(self.pos, &mut buf[..want])
-            .map_err(|e| {
-                tracing::warn!("export aborted: {e}");
-                std::io::Error::other(e.to_string())
-            })?;
+        let n = self.reader.read_at(self.pos, &mut buf[..want]).map_err(|e| {
+            tracing::warn!("export aborted: {e}");
+            std::io::Error::other(e.to_string())
+        })?;
         self.pos += n as u64;
         Ok(n)
     }
 }
 
-fn export(
-    req: Request,
-    rec: &Arc<Recorder>,
-    id: &str,
-    params: &[(String, String)],
-    downloads: &Arc<AtomicUsize>,
-) {
+fn export(req: Request, rec: &Arc<Recorder>, id: &str, params: &[(String, String)], downloads: &Arc<AtomicUsize>) {
     let plan = (|| {
-        let cam = rec
-            .camera(id)
-            .ok_or_else(|| crate::err!(NotFound, "no camera {id:?}"))?;
+        let cam = rec.camera(id).ok_or_else(|| crate::err!(NotFound, "no camera {id:?}"))?;
         let from = time_param(params, "from")?;
         let to = time_param(params, "to")?;
-        let storage = rec
-            .storage(&cam.storage)
-            .ok_or_else(|| crate::err!(Internal, "camera storage missing"))?;
+        let storage = rec.storage(&cam.storage).ok_or_else(|| crate::err!(Internal, "camera storage missing"))?;
         ExportPlan::plan(&storage.path, id, from, to)
     })();
     let plan = match plan {
@@ -436,17 +496,15 @@ fn export(
     };
     let etag = plan.etag().to_owned();
     let len = plan.len();
-    if req.headers().iter().any(|h| {
-        h.field.equiv("If-None-Match") && h.value.as_str().split(',').any(|t| t.trim() == etag)
-    }) {
+    if req
+        .headers()
+        .iter()
+        .any(|h| h.field.equiv("If-None-Match") && h.value.as_str().split(',').any(|t| t.trim() == etag))
+    {
         let _ = req.respond(Response::empty(304).with_header(header("ETag", &etag)));
         return;
     }
-    let range = req
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Range"))
-        .map(|h| parse_range(h.value.as_str(), len));
+    let range = req.headers().iter().find(|h| h.field.equiv("Range")).map(|h| parse_range(h.value.as_str(), len));
     let (status, start, end) = match range {
         None | Some(Ok(None)) => (200, 0, len),
         Some(Ok(Some((s, e)))) => (206, s, e + 1),
@@ -461,52 +519,29 @@ fn export(
     };
     if downloads.fetch_add(1, Ordering::AcqRel) >= MAX_DOWNLOADS {
         downloads.fetch_sub(1, Ordering::AcqRel);
-        let _ = req.respond(error_response(&crate::err!(
-            ResourceExhausted,
-            "too many concurrent downloads; retry later"
-        )));
+        let _ =
+            req.respond(error_response(&crate::err!(ResourceExhausted, "too many concurrent downloads; retry later")));
         return;
     }
     let downloads = downloads.clone();
-    let filename = format!(
-        "{id}-{}.mp4",
-        format_rfc3339(plan.start_wall_us).replace(':', "")
-    );
-    let spawned = std::thread::Builder::new()
-        .name("download".to_owned())
-        .spawn(move || {
-            let mut headers = vec![
-                header("Content-Type", "video/mp4"),
-                header("Accept-Ranges", "bytes"),
-                header("ETag", &etag),
-                header(
-                    "Content-Disposition",
-                    &format!("attachment; filename=\"{filename}\""),
-                ),
-            ];
-            if status == 206 {
-                headers.push(header(
-                    "Content-Range",
-                    &format!("bytes {start}-{}/{len}", end - 1),
-                ));
-            }
-            let body = ExportBody {
-                reader: plan.reader(),
-                pos: start,
-                end,
-            };
-            // A known length, never chunked: clients resume with Range against Content-Length.
-            let resp = Response::new(
-                StatusCode(status),
-                headers,
-                body,
-                Some((end - start) as usize),
-                None,
-            )
+    let filename = format!("{id}-{}.mp4", format_rfc3339(plan.start_wall_us).replace(':', ""));
+    let spawned = std::thread::Builder::new().name("download".to_owned()).spawn(move || {
+        let mut headers = vec![
+            header("Content-Type", "video/mp4"),
+            header("Accept-Ranges", "bytes"),
+            header("ETag", &etag),
+            header("Content-Disposition", &format!("attachment; filename=\"{filename}\"")),
+        ];
+        if status == 206 {
+            headers.push(header("Content-Range", &format!("bytes {start}-{}/{len}", end - 1)));
+        }
+        let body = ExportBody { reader: plan.reader(), pos: start, end };
+        // A known length, never chunked: clients resume with Range against Content-Length.
+        let resp = Response::new(StatusCode(status), headers, body, Some((end - start) as usize), None)
             .with_chunked_threshold(usize::MAX);
-            let _ = req.respond(resp);
-            downloads.fetch_sub(1, Ordering::AcqRel);
-        });
+        let _ = req.respond(resp);
+        downloads.fetch_sub(1, Ordering::AcqRel);
+    });
     if let Err(e) = spawned {
         tracing::error!("cannot spawn download thread: {e}");
     }

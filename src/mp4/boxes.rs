@@ -25,9 +25,7 @@ const BOX_HEADER_BYTES: usize = 8;
 impl BoxWriter {
     /// Starts an empty buffer; `capacity_bytes` is a hint that avoids regrowing a large moov.
     pub(super) fn with_capacity(capacity_bytes: usize) -> Self {
-        BoxWriter {
-            buf: Vec::with_capacity(capacity_bytes),
-        }
+        BoxWriter { buf: Vec::with_capacity(capacity_bytes) }
     }
 
     /// How many bytes have been written, which is also the offset of the next byte.

@@ -107,9 +107,7 @@ pub fn build_header(
     let time_1904_sec = creation_time_unix_sec
         .checked_add(UNIX_EPOCH_IN_1904_SEC)
         .and_then(|t| u64::try_from(t).ok())
-        .ok_or_else(|| {
-            format!("creation time {creation_time_unix_sec} (Unix seconds) is before 1904")
-        })?;
+        .ok_or_else(|| format!("creation time {creation_time_unix_sec} (Unix seconds) is before 1904"))?;
     let mdat_header_len = if plan.payload_len <= MAX_SMALL_BOX_BYTES - MDAT_HEADER_BYTES {
         MDAT_HEADER_BYTES
     } else {
@@ -122,13 +120,7 @@ pub fn build_header(
     // 32-bit offsets are tried first because every reader knows stco and it is half the size; only
     // when the last chunk would start beyond 4 GiB is moov rewritten with co64 (which makes moov,
     // and so every offset, a little larger, but 64 bits cannot run out).
-    let mut input = MoovInput {
-        tracks,
-        chunks,
-        plan: &plan,
-        time_1904_sec,
-        offset_width: ChunkOffsetWidth::Bits32,
-    };
+    let mut input = MoovInput { tracks, chunks, plan: &plan, time_1904_sec, offset_width: ChunkOffsetWidth::Bits32 };
     let (offset_tables, media_offset) = loop {
         let offset_tables = moov::write_moov(&mut w, &input)?;
         let media_offset = u64::try_from(w.len())
@@ -138,8 +130,7 @@ pub fn build_header(
         let last_chunk_offset = media_offset
             .checked_add(plan.max_chunk_payload_offset)
             .ok_or_else(|| "chunk offsets overflow u64".to_owned())?;
-        if input.offset_width == ChunkOffsetWidth::Bits32 && last_chunk_offset > u64::from(u32::MAX)
-        {
+        if input.offset_width == ChunkOffsetWidth::Bits32 && last_chunk_offset > u64::from(u32::MAX) {
             w.truncate(moov_start);
             input.offset_width = ChunkOffsetWidth::Bits64;
             continue;
@@ -165,16 +156,9 @@ pub fn build_header(
     let bytes = w.into_bytes();
     debug_assert_eq!(u64::try_from(bytes.len()).ok(), Some(media_offset));
     let total_len = media_offset.checked_add(plan.payload_len).ok_or_else(|| {
-        format!(
-            "file of {media_offset} header bytes plus {} media bytes overflows u64",
-            plan.payload_len
-        )
+        format!("file of {media_offset} header bytes plus {} media bytes overflows u64", plan.payload_len)
     })?;
-    Ok(Header {
-        bytes,
-        media_offset,
-        total_len,
-    })
+    Ok(Header { bytes, media_offset, total_len })
 }
 
 /// Writes ftyp. `isom` with `iso2` lets readers expect the basic ISO-BMFF features this file uses
@@ -186,9 +170,7 @@ fn write_ftyp(w: &mut BoxWriter, tracks: &[TrackInput]) -> Result<(), String> {
     /// Minor version as ffmpeg writes it for `isom`; readers ignore it.
     const ISOM_MINOR_VERSION: u32 = 512;
     let has_h264 = tracks.iter().any(|t| t.sample_entry.codec() == Codec::H264);
-    let has_audio = tracks
-        .iter()
-        .any(|t| t.sample_entry.codec().kind() == StreamKind::Audio);
+    let has_audio = tracks.iter().any(|t| t.sample_entry.codec().kind() == StreamKind::Audio);
     let ftyp = w.open(*b"ftyp");
     w.bytes(b"isom");
     w.u32(ISOM_MINOR_VERSION);
@@ -215,15 +197,12 @@ fn patch_chunk_offsets(
     let mut cursors = offset_tables.to_vec();
     let entry_bytes = input.offset_width.entry_bytes();
     for (chunk, &payload_offset) in input.chunks.iter().zip(&input.plan.chunk_payload_offsets) {
-        let offset = media_offset
-            .checked_add(payload_offset)
-            .ok_or_else(|| "chunk offset overflows u64".to_owned())?;
+        let offset = media_offset.checked_add(payload_offset).ok_or_else(|| "chunk offset overflows u64".to_owned())?;
         let at = cursors[chunk.track];
         match input.offset_width {
             ChunkOffsetWidth::Bits32 => w.patch_u32(
                 at,
-                u32::try_from(offset)
-                    .expect("stco is kept only when the last chunk offset fits 32 bits"),
+                u32::try_from(offset).expect("stco is kept only when the last chunk offset fits 32 bits"),
             ),
             ChunkOffsetWidth::Bits64 => w.patch_u64(at, offset),
         }
@@ -253,9 +232,7 @@ fn estimate_header_bytes(tracks: &[TrackInput], chunks: &[ChunkLayout]) -> usize
                 .saturating_add(t.samples.len().saturating_mul(BYTES_PER_SAMPLE))
         })
         .fold(0, usize::saturating_add);
-    MOVIE_FIXED_BYTES
-        .saturating_add(per_track)
-        .saturating_add(chunks.len().saturating_mul(BYTES_PER_CHUNK))
+    MOVIE_FIXED_BYTES.saturating_add(per_track).saturating_add(chunks.len().saturating_mul(BYTES_PER_CHUNK))
 }
 
 /// A parsed ISO-BMFF box header.
@@ -284,9 +261,5 @@ pub fn parse_box_header(buf: &[u8]) -> Option<BoxHeader> {
     if total_len < u64::try_from(header_len).ok()? {
         return None;
     }
-    Some(BoxHeader {
-        fourcc,
-        header_len,
-        total_len,
-    })
+    Some(BoxHeader { fourcc, header_len, total_len })
 }

@@ -69,8 +69,7 @@ pub(super) fn write_moov(w: &mut BoxWriter, input: &MoovInput) -> Result<Vec<usi
     write_mvhd(w, input)?;
     let mut offset_tables = Vec::with_capacity(input.tracks.len());
     for (t, (track, plan)) in input.tracks.iter().zip(&input.plan.tracks).enumerate() {
-        let track_id =
-            u32::try_from(t + 1).expect("Plan::new bounds the track count below u32::MAX");
+        let track_id = u32::try_from(t + 1).expect("Plan::new bounds the track count below u32::MAX");
         offset_tables.push(write_trak(w, input, t, track_id, track, plan)?);
     }
     w.close(moov)?;
@@ -91,25 +90,13 @@ fn put_versioned(w: &mut BoxWriter, version: u8, value: u64) {
     if version == 1 {
         w.u64(value);
     } else {
-        w.u32(
-            u32::try_from(value).expect("version 0 is chosen only when every value fits 32 bits"),
-        );
+        w.u32(u32::try_from(value).expect("version 0 is chosen only when every value fits 32 bits"));
     }
 }
 
 /// The identity transformation matrix shared by mvhd and tkhd.
 fn put_unity_matrix(w: &mut BoxWriter) {
-    for v in [
-        FIXED_16_16_ONE,
-        0,
-        0,
-        0,
-        FIXED_16_16_ONE,
-        0,
-        0,
-        0,
-        FIXED_2_30_ONE,
-    ] {
+    for v in [FIXED_16_16_ONE, 0, 0, 0, FIXED_16_16_ONE, 0, 0, 0, FIXED_2_30_ONE] {
         w.u32(v);
     }
 }
@@ -128,8 +115,7 @@ fn write_mvhd(w: &mut BoxWriter, input: &MoovInput) -> Result<(), String> {
     w.zeros(2 + 2 * 4); // reserved
     put_unity_matrix(w);
     w.zeros(6 * 4); // pre_defined
-    let next_track_id = u32::try_from(input.tracks.len() + 1)
-        .expect("Plan::new bounds the track count below u32::MAX");
+    let next_track_id = u32::try_from(input.tracks.len() + 1).expect("Plan::new bounds the track count below u32::MAX");
     w.u32(next_track_id);
     w.close(mvhd)
 }
@@ -310,10 +296,9 @@ fn write_stsz(w: &mut BoxWriter, samples: &[Sample], sample_count: u32) -> Resul
     let stsz = w.open_full(*b"stsz", 0, 0);
     // A shared size of 0 would mean "table follows", so zero-sized samples always use the table.
     let uniform = match samples.split_first() {
-        Some((first, rest)) if first.size_bytes != 0 => rest
-            .iter()
-            .all(|s| s.size_bytes == first.size_bytes)
-            .then_some(first.size_bytes),
+        Some((first, rest)) if first.size_bytes != 0 => {
+            rest.iter().all(|s| s.size_bytes == first.size_bytes).then_some(first.size_bytes)
+        }
         _ => None,
     };
     match uniform {
@@ -342,9 +327,8 @@ fn write_stsc(w: &mut BoxWriter, chunks: &[ChunkLayout], track: usize) -> Result
     let track_chunks = chunks.iter().filter(|c| c.track == track);
     for (chunk, chunk_number) in track_chunks.zip(1u32..) {
         if previous_samples_per_chunk != Some(chunk.sample_count) {
-            let samples_per_chunk = u32::try_from(chunk.sample_count).expect(
-                "Plan::new checked the chunk lies within a track whose sample count fits u32",
-            );
+            let samples_per_chunk = u32::try_from(chunk.sample_count)
+                .expect("Plan::new checked the chunk lies within a track whose sample count fits u32");
             w.u32(chunk_number);
             w.u32(samples_per_chunk);
             w.u32(SAMPLE_DESCRIPTION_INDEX);
@@ -357,11 +341,7 @@ fn write_stsc(w: &mut BoxWriter, chunks: &[ChunkLayout], track: usize) -> Result
 }
 
 /// Writes `stco` or `co64` with zeroed entries and returns where the first entry is.
-fn write_chunk_offsets(
-    w: &mut BoxWriter,
-    width: ChunkOffsetWidth,
-    chunk_count: u32,
-) -> Result<usize, String> {
+fn write_chunk_offsets(w: &mut BoxWriter, width: ChunkOffsetWidth, chunk_count: u32) -> Result<usize, String> {
     let fourcc = match width {
         ChunkOffsetWidth::Bits32 => *b"stco",
         ChunkOffsetWidth::Bits64 => *b"co64",

@@ -56,12 +56,9 @@ impl Plan {
         let mut max_chunk_payload_offset = 0u64;
         for (i, chunk) in chunks.iter().enumerate() {
             let t = chunk.track;
-            let track = tracks.get(t).ok_or_else(|| {
-                format!(
-                    "chunk {i} names track {t} but there are {} tracks",
-                    tracks.len()
-                )
-            })?;
+            let track = tracks
+                .get(t)
+                .ok_or_else(|| format!("chunk {i} names track {t} but there are {} tracks", tracks.len()))?;
             if chunk.sample_count == 0 {
                 // An empty chunk would need an stsc run of zero samples per chunk, which readers
                 // cannot step over.
@@ -74,20 +71,16 @@ impl Plan {
                     chunk.first_sample
                 ));
             }
-            let end = expected
-                .checked_add(chunk.sample_count)
-                .filter(|&end| end <= track.samples.len())
-                .ok_or_else(|| {
+            let end = expected.checked_add(chunk.sample_count).filter(|&end| end <= track.samples.len()).ok_or_else(
+                || {
                     format!(
                         "chunk {i} of track {t} covers samples {expected}.. (+{}) but the track has {} samples",
                         chunk.sample_count,
                         track.samples.len()
                     )
-                })?;
-            let sample_bytes: u64 = track.samples[expected..end]
-                .iter()
-                .map(|s| u64::from(s.size_bytes))
-                .sum();
+                },
+            )?;
+            let sample_bytes: u64 = track.samples[expected..end].iter().map(|s| u64::from(s.size_bytes)).sum();
             if sample_bytes != chunk.byte_len {
                 return Err(format!(
                     "chunk {i} of track {t} (samples {expected}..{end}) says {} bytes but its samples sum to {sample_bytes}",
@@ -95,9 +88,8 @@ impl Plan {
                 ));
             }
             next_sample[t] = end;
-            chunk_counts[t] = chunk_counts[t]
-                .checked_add(1)
-                .ok_or_else(|| format!("track {t} has more than {} chunks", u32::MAX))?;
+            chunk_counts[t] =
+                chunk_counts[t].checked_add(1).ok_or_else(|| format!("track {t} has more than {} chunks", u32::MAX))?;
             chunk_payload_offsets.push(payload_len);
             max_chunk_payload_offset = payload_len;
             payload_len = payload_len
@@ -110,17 +102,10 @@ impl Plan {
         for (t, track) in tracks.iter().enumerate() {
             let covered = next_sample[t];
             if covered != track.samples.len() {
-                return Err(format!(
-                    "track {t}: samples {covered}..{} are in no chunk",
-                    track.samples.len()
-                ));
+                return Err(format!("track {t}: samples {covered}..{} are in no chunk", track.samples.len()));
             }
-            let sample_count = u32::try_from(track.samples.len()).map_err(|_| {
-                format!(
-                    "track {t} has {} samples, more than an MP4 can count",
-                    track.samples.len()
-                )
-            })?;
+            let sample_count = u32::try_from(track.samples.len())
+                .map_err(|_| format!("track {t} has {} samples, more than an MP4 can count", track.samples.len()))?;
             let media_duration = track
                 .samples
                 .iter()
@@ -138,16 +123,15 @@ impl Plan {
                         ));
                     }
                     if i64::try_from(edit.skip).is_err() {
-                        return Err(format!(
-                            "track {t}: edit skip {} exceeds elst's signed media time",
-                            edit.skip
-                        ));
+                        return Err(format!("track {t}: edit skip {} exceeds elst's signed media time", edit.skip));
                     }
                     edit.duration
                 }
             };
-            let presented_duration_movie = rescale_ceil(presented, timescale_hz, MOVIE_TIMESCALE_HZ)
-                .ok_or_else(|| format!("track {t}: duration {presented} at {timescale_hz} Hz overflows the movie timescale"))?;
+            let presented_duration_movie =
+                rescale_ceil(presented, timescale_hz, MOVIE_TIMESCALE_HZ).ok_or_else(|| {
+                    format!("track {t}: duration {presented} at {timescale_hz} Hz overflows the movie timescale")
+                })?;
             movie_duration = movie_duration.max(presented_duration_movie);
             plans.push(TrackPlan {
                 sample_count,
@@ -157,13 +141,7 @@ impl Plan {
             });
         }
 
-        Ok(Plan {
-            tracks: plans,
-            chunk_payload_offsets,
-            payload_len,
-            max_chunk_payload_offset,
-            movie_duration,
-        })
+        Ok(Plan { tracks: plans, chunk_payload_offsets, payload_len, max_chunk_payload_offset, movie_duration })
     }
 }
 

@@ -81,7 +81,7 @@ const LOOKBACK_DAYS: i64 = 3;
 /// DST gap can be skipped; a pattern that matches nothing but such dates never starts at all.
 const MAX_DATES_PER_SEARCH: u32 = 64;
 
-/// A named, validated set of periods ([RU-8]). Evaluate it with [`TimeProfile::contains`] and
+/// A named, validated set of periods (RU-8). Evaluate it with [`TimeProfile::contains`] and
 /// [`TimeProfile::next_transition`] in the recorder's configured time zone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TimeProfile {
@@ -113,22 +113,14 @@ impl TimeProfile {
             ));
         }
         if periods.is_empty() {
-            return Err(format!(
-                "time profile {name:?} has no periods; add at least one single or recurring period"
-            ));
+            return Err(format!("time profile {name:?} has no periods; add at least one single or recurring period"));
         }
-        Ok(TimeProfile {
-            name,
-            coverage: Coverage::Periods(periods),
-        })
+        Ok(TimeProfile { name, coverage: Coverage::Periods(periods) })
     }
 
     /// The built-in profile "Always", active at every instant (seed 001 L2389).
     pub fn always() -> TimeProfile {
-        TimeProfile {
-            name: ALWAYS_NAME.to_owned(),
-            coverage: Coverage::Always,
-        }
+        TimeProfile { name: ALWAYS_NAME.to_owned(), coverage: Coverage::Always }
     }
 
     pub fn name(&self) -> &str {
@@ -168,15 +160,11 @@ impl TimeProfile {
             Coverage::Always => return None,
             Coverage::Periods(periods) => periods,
         };
-        let covering_end =
-            |t: Timestamp| periods.iter().filter_map(|p| p.covering_end(t, tz)).max();
+        let covering_end = |t: Timestamp| periods.iter().filter_map(|p| p.covering_end(t, tz)).max();
         let Some(mut end) = covering_end(after) else {
             // Inactive: the profile turns active at the earliest start after `after`. No interval
             // covers `after`, so none can cover part of `(after, start)` without starting there.
-            return periods
-                .iter()
-                .filter_map(|p| p.next_start_after(after, tz))
-                .min();
+            return periods.iter().filter_map(|p| p.next_start_after(after, tz)).min();
         };
         // Active: follow overlapping or adjacent occurrences (of any period) to the end of the run.
         // Each step moves to the latest end among the intervals covering the current instant, so
@@ -191,7 +179,7 @@ impl TimeProfile {
     }
 }
 
-/// One period of a profile: a single stretch of local time or a recurring one ([RU-8]).
+/// One period of a profile: a single stretch of local time or a recurring one (RU-8).
 ///
 /// The variants wrap validated structs (private fields, constructors returning `Result`) rather
 /// than carrying fields themselves, so an unvalidated period cannot be built.
@@ -210,10 +198,7 @@ impl Period {
     /// The latest end among this period's occurrences that contain `at`, or `None` if none does.
     fn covering_end(&self, at: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
         match self {
-            Period::Single(single) => single
-                .interval(tz)
-                .filter(|i| i.contains(at))
-                .map(|i| i.end),
+            Period::Single(single) => single.interval(tz).filter(|i| i.contains(at)).map(|i| i.end),
             Period::Recurring(recurring) => recurring.covering_end(at, tz),
         }
     }
@@ -221,10 +206,7 @@ impl Period {
     /// The earliest start of a non-empty occurrence strictly after `after`.
     fn next_start_after(&self, after: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
         match self {
-            Period::Single(single) => single
-                .interval(tz)
-                .map(|i| i.start)
-                .filter(|&start| start > after),
+            Period::Single(single) => single.interval(tz).map(|i| i.start).filter(|&start| start > after),
             Period::Recurring(recurring) => recurring.next_start_after(after, tz),
         }
     }
@@ -257,27 +239,17 @@ impl SinglePeriod {
     /// From `start` (inclusive) to `end` (exclusive), both local.
     pub fn new(start: DateTime, end: DateTime) -> Result<SinglePeriod, String> {
         if end <= start {
-            return Err(format!(
-                "single period: end {end} must be after start {start}"
-            ));
+            return Err(format!("single period: end {end} must be after start {start}"));
         }
-        Ok(SinglePeriod {
-            start,
-            end,
-            all_day: false,
-        })
+        Ok(SinglePeriod { start, end, all_day: false })
     }
 
     /// Whole days from the start of `first` to the end of `last` (both inclusive).
     pub fn all_day(first: Date, last: Date) -> Result<SinglePeriod, String> {
         if last < first {
-            return Err(format!(
-                "all-day period: last day {last} must not be before first day {first}"
-            ));
+            return Err(format!("all-day period: last day {last} must not be before first day {first}"));
         }
-        let end = last
-            .tomorrow()
-            .map_err(|e| format!("all-day period: last day {last} is out of range: {e}"))?;
+        let end = last.tomorrow().map_err(|e| format!("all-day period: last day {last} is out of range: {e}"))?;
         Ok(SinglePeriod {
             start: first.to_datetime(Time::midnight()),
             end: end.to_datetime(Time::midnight()),
@@ -328,17 +300,9 @@ pub enum DailyTimes {
     /// (see the module documentation, point 4). `end < start` continues past midnight;
     /// `end == start` is a single pulse. Invariants: `1 s <= every <= 24 h`,
     /// `0 < active_for <= every`.
-    Repeating {
-        start: Time,
-        end: Time,
-        every: SignedDuration,
-        active_for: SignedDuration,
-    },
+    Repeating { start: Time, end: Time, every: SignedDuration, active_for: SignedDuration },
     /// One pulse of `active_for` at `time` ("at 11:45"). Invariant: `0 < active_for <= 24 h`.
-    At {
-        time: Time,
-        active_for: SignedDuration,
-    },
+    At { time: Time, active_for: SignedDuration },
 }
 
 /// Which dates a recurring period occurs on. Validated by [`RecurringPeriod::new`].
@@ -347,31 +311,15 @@ pub enum Pattern {
     /// Every `every_days` days (≥ 1).
     Daily { every_days: u32 },
     /// On `weekdays` (non-empty) of every `every_weeks`th week (≥ 1). Weeks start on Monday.
-    Weekly {
-        every_weeks: u32,
-        weekdays: WeekdaySet,
-    },
+    Weekly { every_weeks: u32, weekdays: WeekdaySet },
     /// On day `day` (1..=31, clamped in shorter months) of every `every_months`th month (≥ 1).
     MonthlyOnDay { every_months: u32, day: i8 },
     /// On the `nth` `weekday` of every `every_months`th month (≥ 1), e.g. the last Friday.
-    MonthlyOnNthWeekday {
-        every_months: u32,
-        nth: Nth,
-        weekday: Weekday,
-    },
+    MonthlyOnNthWeekday { every_months: u32, nth: Nth, weekday: Weekday },
     /// On `month`/`day` of every `every_years`th year (≥ 1); day must exist in a leap year.
-    YearlyOnDay {
-        every_years: u32,
-        month: i8,
-        day: i8,
-    },
+    YearlyOnDay { every_years: u32, month: i8, day: i8 },
     /// On the `nth` `weekday` of `month` of every `every_years`th year (≥ 1).
-    YearlyOnNthWeekday {
-        every_years: u32,
-        month: i8,
-        nth: Nth,
-        weekday: Weekday,
-    },
+    YearlyOnNthWeekday { every_years: u32, month: i8, nth: Nth, weekday: Weekday },
 }
 
 impl Pattern {
@@ -466,27 +414,15 @@ pub enum RangeEnd {
 
 impl RecurringPeriod {
     /// Validates and builds a recurring period. Errors name the offending field and value.
-    pub fn new(
-        times: DailyTimes,
-        pattern: Pattern,
-        range: RecurrenceRange,
-    ) -> Result<RecurringPeriod, String> {
+    pub fn new(times: DailyTimes, pattern: Pattern, range: RecurrenceRange) -> Result<RecurringPeriod, String> {
         validate_times(&times)?;
         validate_pattern(&pattern)?;
-        let mut period = RecurringPeriod {
-            times,
-            pattern,
-            range,
-            last_date: None,
-        };
+        let mut period = RecurringPeriod { times, pattern, range, last_date: None };
         period.last_date = match range.end {
             RangeEnd::Never => None,
             RangeEnd::ByDate(last) => {
                 if last < range.start {
-                    return Err(format!(
-                        "recurrence range: end date {last} is before start date {}",
-                        range.start
-                    ));
+                    return Err(format!("recurrence range: end date {last} is before start date {}", range.start));
                 }
                 Some(last)
             }
@@ -554,19 +490,13 @@ impl RecurringPeriod {
                 let elapsed = days_between(anchor, from);
                 add_days(anchor, round_up_to_multiple(elapsed, every)?)
             }
-            Pattern::Weekly {
-                every_weeks,
-                weekdays,
-            } => {
+            Pattern::Weekly { every_weeks, weekdays } => {
                 let every = i64::from(every_weeks);
                 let anchor_monday = monday_of(anchor)?;
                 let from_week = days_between(anchor_monday, monday_of(from)?) / 7;
                 let mut week = round_up_to_multiple(from_week, every)?;
-                let mut first_day = if week == from_week {
-                    from
-                } else {
-                    add_days(anchor_monday, week.checked_mul(7)?)?
-                };
+                let mut first_day =
+                    if week == from_week { from } else { add_days(anchor_monday, week.checked_mul(7)?)? };
                 // The set is non-empty, so the first eligible week that starts on a Monday has a
                 // match; at most two weeks are examined.
                 for _ in 0..2 {
@@ -584,32 +514,17 @@ impl RecurringPeriod {
                 None
             }
             Pattern::MonthlyOnDay { every_months, day } => {
-                next_in_months(anchor, from, i64::from(every_months), |y, m| {
-                    day_clamped(y, m, day)
-                })
+                next_in_months(anchor, from, i64::from(every_months), |y, m| day_clamped(y, m, day))
             }
-            Pattern::MonthlyOnNthWeekday {
-                every_months,
-                nth,
-                weekday,
-            } => next_in_months(anchor, from, i64::from(every_months), |y, m| {
-                nth_weekday(y, m, nth, weekday)
-            }),
-            Pattern::YearlyOnDay {
-                every_years,
-                month,
-                day,
-            } => next_in_years(anchor, from, i64::from(every_years), |y| {
-                day_clamped(y, month, day)
-            }),
-            Pattern::YearlyOnNthWeekday {
-                every_years,
-                month,
-                nth,
-                weekday,
-            } => next_in_years(anchor, from, i64::from(every_years), |y| {
-                nth_weekday(y, month, nth, weekday)
-            }),
+            Pattern::MonthlyOnNthWeekday { every_months, nth, weekday } => {
+                next_in_months(anchor, from, i64::from(every_months), |y, m| nth_weekday(y, m, nth, weekday))
+            }
+            Pattern::YearlyOnDay { every_years, month, day } => {
+                next_in_years(anchor, from, i64::from(every_years), |y| day_clamped(y, month, day))
+            }
+            Pattern::YearlyOnNthWeekday { every_years, month, nth, weekday } => {
+                next_in_years(anchor, from, i64::from(every_years), |y| nth_weekday(y, month, nth, weekday))
+            }
         }
     }
 
@@ -648,16 +563,11 @@ impl RecurringPeriod {
     }
 
     /// For the occurrence on `date`: the latest end of its intervals that contain `at`.
-    fn occurrence_covering_end(
-        &self,
-        date: Date,
-        at: Timestamp,
-        tz: &TimeZone,
-    ) -> Option<Timestamp> {
+    fn occurrence_covering_end(&self, date: Date, at: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
         match self.occurrence(date)? {
-            Occurrence::Window { start, end } => Interval::from_local(tz, start, end)
-                .filter(|i| i.contains(at))
-                .map(|i| i.end),
+            Occurrence::Window { start, end } => {
+                Interval::from_local(tz, start, end).filter(|i| i.contains(at)).map(|i| i.end)
+            }
             Occurrence::Pulses(pulses) => {
                 // Pulse starts do not decrease with their index, and all pulses last equally
                 // long, so the last pulse starting at or before `at` ends last.
@@ -670,16 +580,11 @@ impl RecurringPeriod {
     }
 
     /// For the occurrence on `date`: the earliest start of a non-empty interval after `after`.
-    fn occurrence_next_start_after(
-        &self,
-        date: Date,
-        after: Timestamp,
-        tz: &TimeZone,
-    ) -> Option<Timestamp> {
+    fn occurrence_next_start_after(&self, date: Date, after: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
         match self.occurrence(date)? {
-            Occurrence::Window { start, end } => Interval::from_local(tz, start, end)
-                .map(|i| i.start)
-                .filter(|&start| start > after),
+            Occurrence::Window { start, end } => {
+                Interval::from_local(tz, start, end).map(|i| i.start).filter(|&start| start > after)
+            }
             Occurrence::Pulses(pulses) => {
                 let k = match pulses.last_starting_at_or_before(after, tz) {
                     Some(k) => k.checked_add(1)?,
@@ -702,22 +607,10 @@ impl RecurringPeriod {
             }),
             DailyTimes::Between { start, end } => {
                 let start_dt = date.to_datetime(start);
-                let end_date = if end > start {
-                    date
-                } else {
-                    date.tomorrow().ok()?
-                };
-                Some(Occurrence::Window {
-                    start: start_dt,
-                    end: end_date.to_datetime(end),
-                })
+                let end_date = if end > start { date } else { date.tomorrow().ok()? };
+                Some(Occurrence::Window { start: start_dt, end: end_date.to_datetime(end) })
             }
-            DailyTimes::Repeating {
-                start,
-                end,
-                every,
-                active_for,
-            } => {
+            DailyTimes::Repeating { start, end, every, active_for } => {
                 let span = time_of_day_span(start, end);
                 let last_index = span.as_nanos() / every.as_nanos();
                 Some(Occurrence::Pulses(Pulses {
@@ -759,10 +652,7 @@ struct Pulses {
 
 impl Pulses {
     fn start(&self, k: u32, tz: &TimeZone) -> Option<Timestamp> {
-        let local = self
-            .first
-            .checked_add(self.every.checked_mul(i32::try_from(k).ok()?)?)
-            .ok()?;
+        let local = self.first.checked_add(self.every.checked_mul(i32::try_from(k).ok()?)?).ok()?;
         resolve_start(tz, local)
     }
 
@@ -813,12 +703,9 @@ impl Interval {
 fn resolve_start(tz: &TimeZone, dt: DateTime) -> Option<Timestamp> {
     match tz.to_ambiguous_timestamp(dt).offset() {
         AmbiguousOffset::Unambiguous { offset } => offset.to_timestamp(dt).ok(),
-        AmbiguousOffset::Fold { before, after } => Some(
-            before
-                .to_timestamp(dt)
-                .ok()?
-                .min(after.to_timestamp(dt).ok()?),
-        ),
+        AmbiguousOffset::Fold { before, after } => {
+            Some(before.to_timestamp(dt).ok()?.min(after.to_timestamp(dt).ok()?))
+        }
         AmbiguousOffset::Gap { before, after } => gap_transition(tz, dt, before, after),
     }
 }
@@ -828,24 +715,16 @@ fn resolve_start(tz: &TimeZone, dt: DateTime) -> Option<Timestamp> {
 fn resolve_end(tz: &TimeZone, dt: DateTime) -> Option<Timestamp> {
     match tz.to_ambiguous_timestamp(dt).offset() {
         AmbiguousOffset::Unambiguous { offset } => offset.to_timestamp(dt).ok(),
-        AmbiguousOffset::Fold { before, after } => Some(
-            before
-                .to_timestamp(dt)
-                .ok()?
-                .max(after.to_timestamp(dt).ok()?),
-        ),
+        AmbiguousOffset::Fold { before, after } => {
+            Some(before.to_timestamp(dt).ok()?.max(after.to_timestamp(dt).ok()?))
+        }
         AmbiguousOffset::Gap { before, after } => gap_transition(tz, dt, before, after),
     }
 }
 
 /// The transition instant of the gap that local `dt` falls in: the first instant after it.
 /// Reading `dt` with either offset gives two instants that bracket the transition.
-fn gap_transition(
-    tz: &TimeZone,
-    dt: DateTime,
-    before: jiff::tz::Offset,
-    after: jiff::tz::Offset,
-) -> Option<Timestamp> {
+fn gap_transition(tz: &TimeZone, dt: DateTime, before: jiff::tz::Offset, after: jiff::tz::Offset) -> Option<Timestamp> {
     let a = before.to_timestamp(dt).ok()?;
     let b = after.to_timestamp(dt).ok()?;
     let (low, high) = (a.min(b), a.max(b));
@@ -866,9 +745,7 @@ fn validate_times(times: &DailyTimes) -> Result<(), String> {
                 Ok(())
             }
         }
-        DailyTimes::Repeating {
-            every, active_for, ..
-        } => {
+        DailyTimes::Repeating { every, active_for, .. } => {
             if every < SignedDuration::from_secs(1) || every > CIVIL_DAY {
                 return Err(format!(
                     "recurring period: repetition interval must be between 1s and 24h (got {every:#})"
@@ -896,42 +773,29 @@ fn validate_times(times: &DailyTimes) -> Result<(), String> {
 fn validate_pattern(pattern: &Pattern) -> Result<(), String> {
     let at_least_one = |what: &str, n: u32| {
         if n == 0 {
-            Err(format!(
-                "recurrence pattern: every N {what} needs N >= 1 (got 0)"
-            ))
+            Err(format!("recurrence pattern: every N {what} needs N >= 1 (got 0)"))
         } else {
             Ok(())
         }
     };
     match *pattern {
         Pattern::Daily { every_days } => at_least_one("days", every_days),
-        Pattern::Weekly {
-            every_weeks,
-            weekdays,
-        } => {
+        Pattern::Weekly { every_weeks, weekdays } => {
             at_least_one("weeks", every_weeks)?;
             if weekdays.is_empty() {
-                return Err(
-                    "recurrence pattern: weekly recurrence needs at least one weekday".to_owned(),
-                );
+                return Err("recurrence pattern: weekly recurrence needs at least one weekday".to_owned());
             }
             Ok(())
         }
         Pattern::MonthlyOnDay { every_months, day } => {
             at_least_one("months", every_months)?;
             if !(1..=31).contains(&day) {
-                return Err(format!(
-                    "recurrence pattern: day of month must be 1..=31 (got {day})"
-                ));
+                return Err(format!("recurrence pattern: day of month must be 1..=31 (got {day})"));
             }
             Ok(())
         }
         Pattern::MonthlyOnNthWeekday { every_months, .. } => at_least_one("months", every_months),
-        Pattern::YearlyOnDay {
-            every_years,
-            month,
-            day,
-        } => {
+        Pattern::YearlyOnDay { every_years, month, day } => {
             at_least_one("years", every_years)?;
             validate_month(month)?;
             // 2000 is a leap year, so February 29 is accepted (and clamped in common years).
@@ -939,15 +803,11 @@ fn validate_pattern(pattern: &Pattern) -> Result<(), String> {
                 .map_err(|e| format!("recurrence pattern: month {month}: {e}"))?
                 .days_in_month();
             if !(1..=longest).contains(&day) {
-                return Err(format!(
-                    "recurrence pattern: day must be 1..={longest} in month {month} (got {day})"
-                ));
+                return Err(format!("recurrence pattern: day must be 1..={longest} in month {month} (got {day})"));
             }
             Ok(())
         }
-        Pattern::YearlyOnNthWeekday {
-            every_years, month, ..
-        } => {
+        Pattern::YearlyOnNthWeekday { every_years, month, .. } => {
             at_least_one("years", every_years)?;
             validate_month(month)
         }
@@ -958,9 +818,7 @@ fn validate_month(month: i8) -> Result<(), String> {
     if (1..=12).contains(&month) {
         Ok(())
     } else {
-        Err(format!(
-            "recurrence pattern: month must be 1..=12 (got {month})"
-        ))
+        Err(format!("recurrence pattern: month must be 1..=12 (got {month})"))
     }
 }
 
@@ -1004,20 +862,12 @@ fn day_clamped(year: i16, month: i8, day: i8) -> Option<Date> {
 }
 
 fn nth_weekday(year: i16, month: i8, nth: Nth, weekday: Weekday) -> Option<Date> {
-    Date::new(year, month, 1)
-        .ok()?
-        .nth_weekday_of_month(nth.as_jiff(), weekday)
-        .ok()
+    Date::new(year, month, 1).ok()?.nth_weekday_of_month(nth.as_jiff(), weekday).ok()
 }
 
 /// First date on or after `from` produced by `date_in(year, month)` in a month that is a multiple
 /// of `every` months after `anchor`'s month.
-fn next_in_months(
-    anchor: Date,
-    from: Date,
-    every: i64,
-    date_in: impl Fn(i16, i8) -> Option<Date>,
-) -> Option<Date> {
+fn next_in_months(anchor: Date, from: Date, every: i64, date_in: impl Fn(i16, i8) -> Option<Date>) -> Option<Date> {
     let month_index = |d: Date| i64::from(d.year()) * 12 + i64::from(d.month()) - 1;
     let anchor_month = month_index(anchor);
     let mut offset = round_up_to_multiple(month_index(from) - anchor_month, every)?;
@@ -1037,12 +887,7 @@ fn next_in_months(
 }
 
 /// Yearly recurrences: every `every` years, counted from `anchor`'s year.
-fn next_in_years(
-    anchor: Date,
-    from: Date,
-    every: i64,
-    date_in: impl Fn(i16) -> Option<Date>,
-) -> Option<Date> {
+fn next_in_years(anchor: Date, from: Date, every: i64, date_in: impl Fn(i16) -> Option<Date>) -> Option<Date> {
     let elapsed = i64::from(from.year()) - i64::from(anchor.year());
     let mut offset = round_up_to_multiple(elapsed, every)?;
     for _ in 0..2 {

@@ -43,9 +43,8 @@ impl DemoSource {
     /// Loads an MP4 with one H.264/H.265 track and optionally one AAC track.
     pub fn from_mp4(bytes: &'static [u8]) -> Result<Self, Error> {
         let bad = |m: String| crate::err!(InvalidArgument, "demo clip: {m}");
-        let mut reader =
-            mp4::Mp4Reader::read_header(std::io::Cursor::new(bytes), bytes.len() as u64)
-                .map_err(|e| bad(e.to_string()))?;
+        let mut reader = mp4::Mp4Reader::read_header(std::io::Cursor::new(bytes), bytes.len() as u64)
+            .map_err(|e| bad(e.to_string()))?;
         let entries = stsd_entries(bytes).map_err(bad)?;
         let mut samples = Vec::new();
         let mut video_entry = None;
@@ -78,8 +77,7 @@ impl DemoSource {
                     .ok_or_else(|| bad(format!("sample {id} missing")))?;
                 // The edit list hides encoder priming (AAC's first 1024 samples): skip it, so both
                 // tracks start at 0 and loop with the same period.
-                let Some(start) = (s.start_time as i64).checked_sub(skip).filter(|t| *t >= 0)
-                else {
+                let Some(start) = (s.start_time as i64).checked_sub(skip).filter(|t| *t >= 0) else {
                     continue;
                 };
                 let media = start * out_ts / file_ts;
@@ -117,20 +115,10 @@ impl DemoSource {
         // GOPs and AAC frames, so the seam has neither a gap nor an overlap).
         let loop_us = video_end_us;
         let loop_video = loop_us * i64::from(VIDEO_TIMESCALE_HZ) / 1_000_000;
-        let loop_audio = audio_entry
-            .as_ref()
-            .map_or(0, |a| loop_us * i64::from(a.timescale_hz()) / 1_000_000);
+        let loop_audio = audio_entry.as_ref().map_or(0, |a| loop_us * i64::from(a.timescale_hz()) / 1_000_000);
         samples.retain(|s| s.at_us < loop_us);
         samples.sort_by_key(|s| (s.at_us, s.kind));
-        Ok(DemoSource {
-            samples,
-            video_entry,
-            audio_entry,
-            loop_us,
-            loop_video,
-            loop_audio,
-            description,
-        })
+        Ok(DemoSource { samples, video_entry, audio_entry, loop_us, loop_video, loop_audio, description })
     }
 }
 
@@ -166,20 +154,10 @@ fn stsd_entries(file: &[u8]) -> Result<Vec<(Vec<u8>, i64)>, String> {
             .ok_or("trak without stsd")?;
         // FullBox header (4) + entry_count (4), then the first entry box.
         let entry = stsd.get(8..).ok_or("short stsd")?;
-        let size = u32::from_be_bytes(
-            entry
-                .get(..4)
-                .ok_or("short entry")?
-                .try_into()
-                .map_err(|_| "short entry")?,
-        ) as usize;
-        let skip = child(trak, b"edts")
-            .and_then(|e| child(e, b"elst"))
-            .map_or(Ok(0), first_media_time)?;
-        out.push((
-            entry.get(..size).ok_or("truncated sample entry")?.to_vec(),
-            skip,
-        ));
+        let size =
+            u32::from_be_bytes(entry.get(..4).ok_or("short entry")?.try_into().map_err(|_| "short entry")?) as usize;
+        let skip = child(trak, b"edts").and_then(|e| child(e, b"elst")).map_or(Ok(0), first_media_time)?;
+        out.push((entry.get(..size).ok_or("truncated sample entry")?.to_vec(), skip));
     }
     Ok(out)
 }
@@ -187,23 +165,14 @@ fn stsd_entries(file: &[u8]) -> Result<Vec<(Vec<u8>, i64)>, String> {
 /// The media time of the first non-empty edit of an `elst` box body (FullBox).
 fn first_media_time(elst: &[u8]) -> Result<i64, String> {
     let version = *elst.first().ok_or("empty elst")?;
-    let count = u32::from_be_bytes(
-        elst.get(4..8)
-            .ok_or("short elst")?
-            .try_into()
-            .map_err(|_| "short elst")?,
-    );
+    let count = u32::from_be_bytes(elst.get(4..8).ok_or("short elst")?.try_into().map_err(|_| "short elst")?);
     let entry_len = if version == 1 { 20 } else { 12 };
     for i in 0..count as usize {
-        let e = elst
-            .get(8 + i * entry_len..8 + (i + 1) * entry_len)
-            .ok_or("truncated elst")?;
+        let e = elst.get(8 + i * entry_len..8 + (i + 1) * entry_len).ok_or("truncated elst")?;
         let media_time = if version == 1 {
             i64::from_be_bytes(e[8..16].try_into().map_err(|_| "elst entry")?)
         } else {
-            i64::from(i32::from_be_bytes(
-                e[4..8].try_into().map_err(|_| "elst entry")?,
-            ))
+            i64::from(i32::from_be_bytes(e[4..8].try_into().map_err(|_| "elst entry")?))
         };
         if media_time >= 0 {
             return Ok(media_time);
@@ -230,12 +199,7 @@ impl Source for DemoSource {
                     };
                     sink.frame(
                         entry,
-                        Frame {
-                            kind: s.kind,
-                            media_time: lap * lap_len + s.media,
-                            key: s.key,
-                            data: s.data.clone(),
-                        },
+                        Frame { kind: s.kind, media_time: lap * lap_len + s.media, key: s.key, data: s.data.clone() },
                     );
                 }
             }
@@ -254,24 +218,11 @@ mod tests {
         let d = DemoSource::new().unwrap();
         assert_eq!(d.loop_us, 8_000_000);
         assert_eq!(d.loop_video, 720_000);
-        assert_eq!(
-            d.loop_audio, 384_000,
-            "375 AAC frames of 1024 samples, priming skipped"
-        );
-        let audio: Vec<&DemoSample> = d
-            .samples
-            .iter()
-            .filter(|s| s.kind == StreamKind::Audio)
-            .collect();
+        assert_eq!(d.loop_audio, 384_000, "375 AAC frames of 1024 samples, priming skipped");
+        let audio: Vec<&DemoSample> = d.samples.iter().filter(|s| s.kind == StreamKind::Audio).collect();
         assert_eq!(audio.len(), 375);
         assert_eq!(audio[0].media, 0);
-        assert!(
-            d.samples
-                .iter()
-                .filter(|s| s.kind == StreamKind::Video)
-                .count()
-                == 200
-        );
+        assert!(d.samples.iter().filter(|s| s.kind == StreamKind::Video).count() == 200);
         assert!(d.samples[0].key, "the loop starts on a key frame");
     }
 }

@@ -39,22 +39,10 @@ pub struct RtspSource {
 }
 
 impl RtspSource {
-    pub fn new(
-        url: url::Url,
-        username: Option<String>,
-        password: Option<String>,
-        transport: RtspTransport,
-    ) -> Self {
-        let creds = username.map(|username| retina::client::Credentials {
-            username,
-            password: password.unwrap_or_default(),
-        });
-        RtspSource {
-            url,
-            creds,
-            transport,
-            h265_policy: H265KeyFramePolicy::IrapIsKey,
-        }
+    pub fn new(url: url::Url, username: Option<String>, password: Option<String>, transport: RtspTransport) -> Self {
+        let creds =
+            username.map(|username| retina::client::Credentials { username, password: password.unwrap_or_default() });
+        RtspSource { url, creds, transport, h265_policy: H265KeyFramePolicy::IrapIsKey }
     }
 }
 
@@ -92,8 +80,7 @@ fn rtsp_err(what: &str, url: &url::Url, e: retina::Error) -> Error {
 fn h265_has_irap(data: &[u8]) -> bool {
     let mut at = 0usize;
     while let Some(len_bytes) = data.get(at..at + 4) {
-        let len =
-            u32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]) as usize;
+        let len = u32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]) as usize;
         let Some(first) = data.get(at + 4) else {
             return false;
         };
@@ -113,17 +100,14 @@ impl Source for RtspSource {
     fn session<'a>(&'a mut self, sink: &'a mut dyn Sink) -> SessionFuture<'a> {
         Box::pin(async move {
             let url = self.url.clone();
-            let opts = SessionOptions::default()
-                .creds(self.creds.clone())
-                .user_agent("edgerec".to_owned());
+            let opts = SessionOptions::default().creds(self.creds.clone()).user_agent("edgerec".to_owned());
             let transport = match self.transport {
                 RtspTransport::Tcp => Transport::Tcp(Default::default()),
                 RtspTransport::Udp => Transport::Udp(Default::default()),
             };
             let setup = async {
-                let mut session = Session::describe(url.clone(), opts)
-                    .await
-                    .map_err(|e| rtsp_err("DESCRIBE", &url, e))?;
+                let mut session =
+                    Session::describe(url.clone(), opts).await.map_err(|e| rtsp_err("DESCRIBE", &url, e))?;
                 let desc = describe_streams(session.streams());
                 let Some(video) = desc.video.clone() else {
                     return Err(crate::err!(
@@ -132,39 +116,23 @@ impl Source for RtspSource {
                         desc.skipped.join(", ")
                     ));
                 };
-                let setup_opts = || {
-                    SetupOptions::default()
-                        .transport(transport.clone())
-                        .frame_format(FrameFormat::MP4)
-                };
-                session
-                    .setup(video.index, setup_opts())
-                    .await
-                    .map_err(|e| rtsp_err("SETUP video", &url, e))?;
+                let setup_opts = || SetupOptions::default().transport(transport.clone()).frame_format(FrameFormat::MP4);
+                session.setup(video.index, setup_opts()).await.map_err(|e| rtsp_err("SETUP video", &url, e))?;
                 let mut desc = desc;
                 if let Some(a) = &desc.audio {
                     if let Err(e) = session.setup(a.index, setup_opts()).await {
                         tracing::warn!(%url, "audio SETUP failed, recording video only: {e}");
-                        desc.skipped
-                            .push(format!("stream {}: audio setup failed", a.index));
+                        desc.skipped.push(format!("stream {}: audio setup failed", a.index));
                         desc.audio = None;
                     }
                 }
-                let playing = session
-                    .play(PlayOptions::default())
-                    .await
-                    .map_err(|e| rtsp_err("PLAY", &url, e))?;
+                let playing = session.play(PlayOptions::default()).await.map_err(|e| rtsp_err("PLAY", &url, e))?;
                 let demuxed = playing.demuxed().map_err(|e| rtsp_err("demux", &url, e))?;
                 Ok::<_, Error>((demuxed, desc))
             };
             let (mut demuxed, desc) = tokio::time::timeout(CONNECT_TIMEOUT, setup)
                 .await
-                .map_err(|_| {
-                    crate::err!(
-                        Unavailable,
-                        "RTSP {url}: no answer within {CONNECT_TIMEOUT:?}"
-                    )
-                })??;
+                .map_err(|_| crate::err!(Unavailable, "RTSP {url}: no answer within {CONNECT_TIMEOUT:?}"))??;
             sink.described(&desc);
             let video_index = desc.video.as_ref().map(|v| v.index);
             let audio_index = desc.audio.as_ref().map(|a| a.index);
@@ -173,12 +141,7 @@ impl Source for RtspSource {
             let is_h265 = desc.video.as_ref().is_some_and(|v| v.encoding == "h265");
             loop {
                 let item = match tokio::time::timeout(STALL_TIMEOUT, demuxed.next()).await {
-                    Err(_) => {
-                        return Err(crate::err!(
-                            Unavailable,
-                            "RTSP {url}: no data for {STALL_TIMEOUT:?}"
-                        ))
-                    }
+                    Err(_) => return Err(crate::err!(Unavailable, "RTSP {url}: no data for {STALL_TIMEOUT:?}")),
                     Ok(None) => return Err(crate::err!(Unavailable, "RTSP {url}: stream ended")),
                     Ok(Some(Err(e))) => return Err(rtsp_err("receiving", &url, e)),
                     Ok(Some(Ok(item))) => item,
@@ -192,42 +155,25 @@ impl Source for RtspSource {
                                         .mp4_sample_entry()
                                         .build()
                                         .map_err(|e| rtsp_err("video sample entry", &url, e))?;
-                                    Some(Arc::new(
-                                        SampleEntry::new(b, crate::media::VIDEO_TIMESCALE_HZ)
-                                            .map_err(|m| {
-                                                crate::err!(
-                                                    InvalidArgument,
-                                                    "RTSP {url}: video sample entry: {m}"
-                                                )
-                                            })?,
-                                    ))
+                                    Some(Arc::new(SampleEntry::new(b, crate::media::VIDEO_TIMESCALE_HZ).map_err(
+                                        |m| crate::err!(InvalidArgument, "RTSP {url}: video sample entry: {m}"),
+                                    )?))
                                 }
                                 _ => None,
                             };
                         }
                         let Some(entry) = &video_entry else { continue };
-                        let media_time = f.timestamp().elapsed() * 90_000
-                            / i64::from(f.timestamp().clock_rate().get());
+                        let media_time = f.timestamp().elapsed() * 90_000 / i64::from(f.timestamp().clock_rate().get());
                         let mut key = f.is_random_access_point();
                         let data = f.into_data();
                         if !key && is_h265 && self.h265_policy == H265KeyFramePolicy::IrapIsKey {
                             key = h265_has_irap(&data);
                         }
-                        sink.frame(
-                            entry,
-                            Frame {
-                                kind: StreamKind::Video,
-                                media_time,
-                                key,
-                                data: data.into(),
-                            },
-                        );
+                        sink.frame(entry, Frame { kind: StreamKind::Video, media_time, key, data: data.into() });
                     }
                     CodecItem::AudioFrame(f) if Some(f.stream_id()) == audio_index => {
                         if audio_entry.is_none() {
-                            if let Some(ParametersRef::Audio(a)) =
-                                demuxed.streams()[f.stream_id()].parameters()
-                            {
+                            if let Some(ParametersRef::Audio(a)) = demuxed.streams()[f.stream_id()].parameters() {
                                 match a.mp4_sample_entry().build() {
                                     Ok(b) => match SampleEntry::new(b, a.clock_rate()) {
                                         Ok(e) => audio_entry = Some(Arc::new(e)),

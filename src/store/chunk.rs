@@ -133,15 +133,8 @@ pub fn encode(f: &ChunkFields<'_>, payload: &[u8], out: &mut Vec<u8>) -> (u32, u
     let start = out.len();
     let camera = f.camera_id.as_bytes();
     let entry = f.sample_entry.box_bytes();
-    let header_len =
-        FIXED_HEADER_BYTES + camera.len() + entry.len() + f.frames.len() * FRAME_ENTRY_BYTES;
-    debug_assert_eq!(
-        payload.len() as u64,
-        f.frames
-            .iter()
-            .map(|e| u64::from(e.size_bytes))
-            .sum::<u64>()
-    );
+    let header_len = FIXED_HEADER_BYTES + camera.len() + entry.len() + f.frames.len() * FRAME_ENTRY_BYTES;
+    debug_assert_eq!(payload.len() as u64, f.frames.iter().map(|e| u64::from(e.size_bytes)).sum::<u64>());
     out.reserve(header_len + payload.len() + TRAILER_BYTES);
     out.extend_from_slice(MAGIC);
     out.push(FORMAT_VERSION);
@@ -197,25 +190,18 @@ fn le_u64(b: &[u8], at: usize) -> u64 {
 /// `buf` must hold at least `FIXED_HEADER_BYTES`.
 pub fn peek_total_len(buf: &[u8]) -> Result<u64, DecodeError> {
     if buf.len() < FIXED_HEADER_BYTES {
-        return Err(DecodeError::Truncated {
-            needed: FIXED_HEADER_BYTES as u64,
-        });
+        return Err(DecodeError::Truncated { needed: FIXED_HEADER_BYTES as u64 });
     }
     if &buf[0..4] != MAGIC {
         return Err(DecodeError::NotAChunk);
     }
     if buf[4] != FORMAT_VERSION {
-        return Err(DecodeError::Damaged(format!(
-            "unknown chunk format version {}",
-            buf[4]
-        )));
+        return Err(DecodeError::Damaged(format!("unknown chunk format version {}", buf[4])));
     }
     let header_len = u64::from(le_u32(buf, 8));
     let payload_len = u64::from(le_u32(buf, 12));
     if header_len < FIXED_HEADER_BYTES as u64 {
-        return Err(DecodeError::Damaged(format!(
-            "header_len {header_len} below the fixed header size"
-        )));
+        return Err(DecodeError::Damaged(format!("header_len {header_len} below the fixed header size")));
     }
     Ok(header_len + payload_len + TRAILER_BYTES as u64)
 }
@@ -232,12 +218,9 @@ pub fn decode(buf: &[u8], expect_storage_uuid: u128) -> Result<ChunkHeader, Deco
     let stored_crc = le_u32(buf, total - TRAILER_BYTES);
     let crc = crc32c::crc32c(body);
     if crc != stored_crc {
-        return Err(DecodeError::Damaged(format!(
-            "CRC32C {crc:08x} != stored {stored_crc:08x}"
-        )));
+        return Err(DecodeError::Damaged(format!("CRC32C {crc:08x} != stored {stored_crc:08x}")));
     }
-    let kind = StreamKind::from_code(buf[5])
-        .ok_or_else(|| DecodeError::Damaged(format!("stream kind {}", buf[5])))?;
+    let kind = StreamKind::from_code(buf[5]).ok_or_else(|| DecodeError::Damaged(format!("stream kind {}", buf[5])))?;
     let flags = le_u16(buf, 6);
     let header_len = le_u32(buf, 8);
     let payload_len = le_u32(buf, 12);
@@ -269,22 +252,16 @@ pub fn decode(buf: &[u8], expect_storage_uuid: u128) -> Result<ChunkHeader, Deco
         .map_err(|_| DecodeError::Damaged("camera id is not UTF-8".to_owned()))?
         .to_owned();
     at += camera_len;
-    let sample_entry = SampleEntry::new(buf[at..at + entry_len].to_vec(), timescale_hz)
-        .map_err(DecodeError::Damaged)?;
+    let sample_entry =
+        SampleEntry::new(buf[at..at + entry_len].to_vec(), timescale_hz).map_err(DecodeError::Damaged)?;
     if sample_entry.codec().kind() != kind {
-        return Err(DecodeError::Damaged(
-            "sample entry codec does not match stream kind".to_owned(),
-        ));
+        return Err(DecodeError::Damaged("sample entry codec does not match stream kind".to_owned()));
     }
     at += entry_len;
     let frame_table = buf[at..at + table_len].to_vec();
-    let sizes: u64 = decode_frame_table(&frame_table)
-        .map(|e| u64::from(e.size_bytes))
-        .sum();
+    let sizes: u64 = decode_frame_table(&frame_table).map(|e| u64::from(e.size_bytes)).sum();
     if sizes != u64::from(payload_len) {
-        return Err(DecodeError::Damaged(format!(
-            "frame sizes sum to {sizes}, payload is {payload_len}"
-        )));
+        return Err(DecodeError::Damaged(format!("frame sizes sum to {sizes}, payload is {payload_len}")));
     }
     Ok(ChunkHeader {
         kind,
@@ -317,16 +294,8 @@ mod tests {
     fn sample() -> Vec<u8> {
         let e = entry();
         let frames = [
-            FrameEntry {
-                ts_offset: 0,
-                size_bytes: 3,
-                key: true,
-            },
-            FrameEntry {
-                ts_offset: 1024,
-                size_bytes: 2,
-                key: true,
-            },
+            FrameEntry { ts_offset: 0, size_bytes: 3, key: true },
+            FrameEntry { ts_offset: 1024, size_bytes: 2, key: true },
         ];
         let mut out = Vec::new();
         encode(
@@ -356,10 +325,7 @@ mod tests {
         assert_eq!(h.camera_id, "cam1");
         assert_eq!(h.total_len(), buf.len() as u64);
         assert_eq!(&buf[h.header_len as usize..][..5], b"abcde");
-        assert_eq!(
-            h.frames().map(|f| f.ts_offset).collect::<Vec<_>>(),
-            vec![0, 1024]
-        );
+        assert_eq!(h.frames().map(|f| f.ts_offset).collect::<Vec<_>>(), vec![0, 1024]);
     }
 
     const GOLDEN_LEN: usize = 147;
@@ -377,18 +343,12 @@ mod tests {
     fn every_torn_prefix_and_every_flipped_byte_is_rejected() {
         let buf = sample();
         for len in 0..buf.len() {
-            assert!(
-                decode(&buf[..len], 0x0123_4567_89ab_cdef_0011_2233_4455_6677).is_err(),
-                "prefix {len}"
-            );
+            assert!(decode(&buf[..len], 0x0123_4567_89ab_cdef_0011_2233_4455_6677).is_err(), "prefix {len}");
         }
         for i in 0..buf.len() {
             let mut b = buf.clone();
             b[i] ^= 0x40;
-            assert!(
-                decode(&b, 0x0123_4567_89ab_cdef_0011_2233_4455_6677).is_err(),
-                "flip at {i}"
-            );
+            assert!(decode(&b, 0x0123_4567_89ab_cdef_0011_2233_4455_6677).is_err(), "flip at {i}");
         }
         assert!(decode(&buf, 7).is_err(), "foreign storage");
     }

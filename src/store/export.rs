@@ -90,10 +90,7 @@ fn select(
                 // Video media time is always 90 kHz.
                 f.key
                     && first.start_wall_us
-                        + super::media_to_us(
-                            i64::from(f.ts_offset),
-                            crate::media::VIDEO_TIMESCALE_HZ,
-                        )
+                        + super::media_to_us(i64::from(f.ts_offset), crate::media::VIDEO_TIMESCALE_HZ)
                         <= from_us
             });
             if has_key_before || first.seq == first.run_id {
@@ -123,10 +120,7 @@ fn select(
         let next_start_media = match chunks.get(ci + 1) {
             Some(n) if n.run_id == c.run_id => Some(n.start_media),
             Some(_) => None,
-            None => next_after_last
-                .as_ref()
-                .filter(|n| n.run_id == c.run_id)
-                .map(|n| n.start_media),
+            None => next_after_last.as_ref().filter(|n| n.run_id == c.run_id).map(|n| n.start_media),
         };
         for (fi, f) in fr.iter().enumerate() {
             let media = c.start_media + i64::from(f.ts_offset);
@@ -162,20 +156,12 @@ fn select(
         StreamKind::Audio => all.iter().position(|f| f.wall_us >= from_us),
     };
     let Some(start) = start else { return Ok(None) };
-    let end = all
-        .iter()
-        .position(|f| f.wall_us >= to_us)
-        .unwrap_or(all.len())
-        .max(start);
+    let end = all.iter().position(|f| f.wall_us >= to_us).unwrap_or(all.len()).max(start);
     if end == start {
         return Ok(None);
     }
     let frames = all[start..end].to_vec();
-    Ok(Some(TrackFrames {
-        chunks,
-        frames,
-        entry,
-    }))
+    Ok(Some(TrackFrames { chunks, frames, entry }))
 }
 
 impl ExportPlan {
@@ -183,13 +169,10 @@ impl ExportPlan {
     /// same index state gives the same plan, byte for byte.
     pub fn plan(dir: &Path, camera: &str, from_us: i64, to_us: i64) -> Result<ExportPlan, Error> {
         if to_us <= from_us {
-            return Err(crate::err!(
-                InvalidArgument,
-                "export range is empty: `to` must be after `from`"
-            ));
+            return Err(crate::err!(InvalidArgument, "export range is empty: `to` must be after `from`"));
         }
-        let index = Index::open(dir, false)?
-            .ok_or_else(|| crate::err!(NotFound, "no recordings of camera {camera:?}"))?;
+        let index =
+            Index::open(dir, false)?.ok_or_else(|| crate::err!(NotFound, "no recordings of camera {camera:?}"))?;
         let meta = index.meta()?;
         let no_data = || {
             crate::err!(
@@ -199,11 +182,8 @@ impl ExportPlan {
                 crate::time::format_rfc3339(to_us)
             )
         };
-        let vid_stream = index
-            .find_stream(camera, StreamKind::Video)?
-            .ok_or_else(no_data)?;
-        let video =
-            select(&index, vid_stream, StreamKind::Video, from_us, to_us)?.ok_or_else(no_data)?;
+        let vid_stream = index.find_stream(camera, StreamKind::Video)?.ok_or_else(no_data)?;
+        let video = select(&index, vid_stream, StreamKind::Video, from_us, to_us)?.ok_or_else(no_data)?;
         let v_first_wall = video.frames[0].wall_us;
         let presented_from = from_us.max(v_first_wall);
         let audio = match index.find_stream(camera, StreamKind::Audio)? {
@@ -212,33 +192,16 @@ impl ExportPlan {
         };
 
         let v_ts = video.entry.timescale_hz();
-        let v_samples: Vec<Sample> = video
-            .frames
-            .iter()
-            .map(|f| Sample {
-                size_bytes: f.size,
-                duration: f.duration,
-                key: f.key,
-            })
-            .collect();
+        let v_samples: Vec<Sample> =
+            video.frames.iter().map(|f| Sample { size_bytes: f.size, duration: f.duration, key: f.key }).collect();
         let v_total: u64 = v_samples.iter().map(|s| u64::from(s.duration)).sum();
-        let skip =
-            ((presented_from - v_first_wall).max(0) as i128 * i128::from(v_ts) / 1_000_000) as u64;
+        let skip = ((presented_from - v_first_wall).max(0) as i128 * i128::from(v_ts) / 1_000_000) as u64;
         let wanted = ((to_us - presented_from) as i128 * i128::from(v_ts) / 1_000_000) as u64;
         let duration = wanted.min(v_total.saturating_sub(skip));
         let v_edit = Edit { skip, duration };
         let a_samples: Vec<Sample> = audio
             .as_ref()
-            .map(|a| {
-                a.frames
-                    .iter()
-                    .map(|f| Sample {
-                        size_bytes: f.size,
-                        duration: f.duration,
-                        key: true,
-                    })
-                    .collect()
-            })
+            .map(|a| a.frames.iter().map(|f| Sample { size_bytes: f.size, duration: f.duration, key: true }).collect())
             .unwrap_or_default();
 
         // Lay out one MP4 chunk per (store chunk, track) in store order (seq), so the file
@@ -283,17 +246,9 @@ impl ExportPlan {
                 byte_len: r.bytes,
             })
             .collect();
-        let mut tracks = vec![TrackInput {
-            sample_entry: &video.entry,
-            samples: &v_samples,
-            edit: Some(v_edit),
-        }];
+        let mut tracks = vec![TrackInput { sample_entry: &video.entry, samples: &v_samples, edit: Some(v_edit) }];
         if let Some(a) = &audio {
-            tracks.push(TrackInput {
-                sample_entry: &a.entry,
-                samples: &a_samples,
-                edit: None,
-            });
+            tracks.push(TrackInput { sample_entry: &a.entry, samples: &a_samples, edit: None });
         }
         // The creation time comes from the recording, not the clock, so the same range always
         // yields the same bytes (a strong ETag across requests).
@@ -302,10 +257,8 @@ impl ExportPlan {
         let mut pos = header.media_offset;
         let mut pieces = Vec::with_capacity(runs.len());
         for r in &runs {
-            let before: u64 = decode_frame_table(&r.chunk.frame_index)
-                .take(r.first_frame)
-                .map(|f| u64::from(f.size_bytes))
-                .sum();
+            let before: u64 =
+                decode_frame_table(&r.chunk.frame_index).take(r.first_frame).map(|f| u64::from(f.size_bytes)).sum();
             pieces.push(Piece {
                 file_pos: pos,
                 len: r.bytes,
@@ -318,11 +271,7 @@ impl ExportPlan {
             pos += r.bytes;
         }
         if pos != header.total_len {
-            return Err(crate::err!(
-                Internal,
-                "MP4 layout mismatch: {pos} != {}",
-                header.total_len
-            ));
+            return Err(crate::err!(Internal, "MP4 layout mismatch: {pos} != {}", header.total_len));
         }
         let mut h = crc32c::crc32c(&header.bytes);
         for p in &pieces {
@@ -330,10 +279,7 @@ impl ExportPlan {
             h = crc32c::crc32c_append(h, &p.in_chunk.to_le_bytes());
             h = crc32c::crc32c_append(h, &p.len.to_le_bytes());
         }
-        let etag = format!(
-            "\"{:08x}-{:08x}-{:x}\"",
-            meta.storage_uuid as u32, h, header.total_len
-        );
+        let etag = format!("\"{:08x}-{:08x}-{:x}\"", meta.storage_uuid as u32, h, header.total_len);
         let end_wall_us = presented_from + super::media_to_us(duration as i64, v_ts);
         Ok(ExportPlan {
             dir: dir.to_owned(),
@@ -363,12 +309,7 @@ impl ExportPlan {
     }
 
     pub fn reader(self: &Arc<Self>) -> ExportReader {
-        ExportReader {
-            plan: self.clone(),
-            files: HashMap::new(),
-            cached_seq: None,
-            cache: Vec::new(),
-        }
+        ExportReader { plan: self.clone(), files: HashMap::new(), cached_seq: None, cache: Vec::new() }
     }
 }
 
@@ -395,10 +336,7 @@ impl ExportReader {
             return Ok(n);
         }
         let i = plan.pieces.partition_point(|p| p.file_pos + p.len <= pos);
-        let p = plan
-            .pieces
-            .get(i)
-            .ok_or_else(|| crate::err!(Internal, "position {pos} beyond pieces"))?;
+        let p = plan.pieces.get(i).ok_or_else(|| crate::err!(Internal, "position {pos} beyond pieces"))?;
         if self.cached_seq != Some(p.seq) {
             self.load(p)?;
         }
@@ -414,22 +352,10 @@ impl ExportReader {
         let dir = &self.plan.dir;
         let f = match self.files.entry(p.segment_no) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(segment::open(dir, p.segment_no, false)?)
-            }
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(segment::open(dir, p.segment_no, false)?),
         };
-        let layout = Layout {
-            id: String::new(),
-            dir: dir.clone(),
-            meta: self.plan.meta,
-        };
-        let gone = || {
-            crate::err!(
-                Gone,
-                "recording chunk {} was reclaimed while being exported",
-                p.seq
-            )
-        };
+        let layout = Layout { id: String::new(), dir: dir.clone(), meta: self.plan.meta };
+        let gone = || crate::err!(Gone, "recording chunk {} was reclaimed while being exported", p.seq);
         match super::read_chunk_at(f, &layout, p.chunk_offset, &mut self.cache)? {
             Ok(h) if h.seq == p.seq && h.total_len() == p.chunk_len => {
                 self.cached_seq = Some(p.seq);

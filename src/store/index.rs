@@ -88,8 +88,7 @@ pub struct ChunkRow {
     pub frame_index: Vec<u8>,
 }
 
-const CHUNK_COLUMNS: &str =
-    "seq, stream_id, run_id, segment_no, offset_bytes, len_bytes, header_bytes, \
+const CHUNK_COLUMNS: &str = "seq, stream_id, run_id, segment_no, offset_bytes, len_bytes, header_bytes, \
      start_wall_us, end_wall_us, start_media, frames, sample_entry_id, frame_index";
 
 fn chunk_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChunkRow> {
@@ -129,18 +128,14 @@ pub struct Meta {
 
 impl Index {
     fn configure(conn: &Connection, write: bool) -> Result<(), Error> {
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(sq("busy_timeout"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sq("busy_timeout"))?;
         if write {
-            conn.pragma_update(None, "journal_mode", "wal")
-                .map_err(sq("journal_mode"))?;
+            conn.pragma_update(None, "journal_mode", "wal").map_err(sq("journal_mode"))?;
             // NORMAL: commits are not fsynced one by one; recovery re-scans media past the last
             // durable row (invariant 6), and reclaims switch to FULL for their one commit.
-            conn.pragma_update(None, "synchronous", "NORMAL")
-                .map_err(sq("synchronous"))?;
+            conn.pragma_update(None, "synchronous", "NORMAL").map_err(sq("synchronous"))?;
         }
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(sq("foreign_keys"))?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(sq("foreign_keys"))?;
         Ok(())
     }
 
@@ -173,8 +168,8 @@ impl Index {
     /// Creates a fresh index (the file must not exist) and commits its meta and segment rows durably.
     pub fn create(dir: &Path, meta: &Meta, first_seqs: &[Option<u64>]) -> Result<Index, Error> {
         let path = dir.join(INDEX_FILE);
-        let conn = Connection::open(&path)
-            .map_err(|e| Error::sqlite(format!("cannot create index {}", path.display()), e))?;
+        let conn =
+            Connection::open(&path).map_err(|e| Error::sqlite(format!("cannot create index {}", path.display()), e))?;
         Self::configure(&conn, true)?;
         let mut idx = Index { conn };
         let tx = idx.conn.transaction().map_err(sq("begin"))?;
@@ -186,11 +181,7 @@ impl Index {
             ("segment_bytes", meta.segment_bytes.to_string()),
             ("segment_count", meta.segment_count.to_string()),
         ] {
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2)",
-                params![k, v],
-            )
-            .map_err(sq("insert meta"))?;
+            tx.execute("INSERT INTO meta (key, value) VALUES (?1, ?2)", params![k, v]).map_err(sq("insert meta"))?;
         }
         for (no, first) in first_seqs.iter().enumerate() {
             tx.execute(
@@ -206,9 +197,7 @@ impl Index {
 
     /// Makes everything committed so far durable (WAL fsync + checkpoint).
     pub fn checkpoint_full(&mut self) -> Result<(), Error> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(FULL)", [], |_| Ok(()))
-            .map_err(sq("checkpoint"))
+        self.conn.query_row("PRAGMA wal_checkpoint(FULL)", [], |_| Ok(())).map_err(sq("checkpoint"))
     }
 
     fn meta_value(&self, key: &str) -> Result<Option<String>, Error> {
@@ -220,29 +209,19 @@ impl Index {
 
     pub fn meta(&self) -> Result<Meta, Error> {
         let get = |k: &str| -> Result<String, Error> {
-            self.meta_value(k)?
-                .ok_or_else(|| crate::err!(DataLoss, "index meta lacks {k}"))
+            self.meta_value(k)?.ok_or_else(|| crate::err!(DataLoss, "index meta lacks {k}"))
         };
         let bad = |k: &str| crate::err!(DataLoss, "index meta {k} is malformed");
         Ok(Meta {
-            storage_uuid: u128::from_str_radix(&get("storage_uuid")?, 16)
-                .map_err(|_| bad("storage_uuid"))?,
-            recorder_uuid: u128::from_str_radix(&get("recorder_uuid")?, 16)
-                .map_err(|_| bad("recorder_uuid"))?,
-            segment_bytes: get("segment_bytes")?
-                .parse()
-                .map_err(|_| bad("segment_bytes"))?,
-            segment_count: get("segment_count")?
-                .parse()
-                .map_err(|_| bad("segment_count"))?,
+            storage_uuid: u128::from_str_radix(&get("storage_uuid")?, 16).map_err(|_| bad("storage_uuid"))?,
+            recorder_uuid: u128::from_str_radix(&get("recorder_uuid")?, 16).map_err(|_| bad("recorder_uuid"))?,
+            segment_bytes: get("segment_bytes")?.parse().map_err(|_| bad("segment_bytes"))?,
+            segment_count: get("segment_count")?.parse().map_err(|_| bad("segment_count"))?,
         })
     }
 
     pub fn segment_first_seqs(&self) -> Result<Vec<Option<u64>>, Error> {
-        let mut st = self
-            .conn
-            .prepare("SELECT first_seq FROM segment ORDER BY segment_no")
-            .map_err(sq("segments"))?;
+        let mut st = self.conn.prepare("SELECT first_seq FROM segment ORDER BY segment_no").map_err(sq("segments"))?;
         let rows = st
             .query_map([], |r| r.get::<_, Option<i64>>(0))
             .map_err(sq("segments"))?
@@ -282,34 +261,15 @@ impl Index {
     }
 
     pub fn streams(&self) -> Result<Vec<(i64, String, StreamKind)>, Error> {
-        let mut st = self
-            .conn
-            .prepare("SELECT id, camera_id, kind FROM stream ORDER BY id")
-            .map_err(sq("streams"))?;
+        let mut st = self.conn.prepare("SELECT id, camera_id, kind FROM stream ORDER BY id").map_err(sq("streams"))?;
         let rows = st
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
             .map_err(sq("streams"))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(sq("streams"))?;
         Ok(rows
             .into_iter()
-            .map(|(id, cam, kind)| {
-                (
-                    id,
-                    cam,
-                    if kind == "audio" {
-                        StreamKind::Audio
-                    } else {
-                        StreamKind::Video
-                    },
-                )
-            })
+            .map(|(id, cam, kind)| (id, cam, if kind == "audio" { StreamKind::Audio } else { StreamKind::Video }))
             .collect())
     }
 
@@ -321,25 +281,16 @@ impl Index {
             )
             .map_err(sq("insert sample entry"))?;
         self.conn
-            .query_row(
-                "SELECT id FROM sample_entry WHERE box = ?1",
-                [entry.box_bytes()],
-                |r| r.get(0),
-            )
+            .query_row("SELECT id FROM sample_entry WHERE box = ?1", [entry.box_bytes()], |r| r.get(0))
             .map_err(sq("sample entry id"))
     }
 
     pub fn sample_entry(&self, id: i64) -> Result<SampleEntry, Error> {
         let (b, ts): (Vec<u8>, i64) = self
             .conn
-            .query_row(
-                "SELECT box, timescale_hz FROM sample_entry WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row("SELECT box, timescale_hz FROM sample_entry WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(sq("sample entry"))?;
-        SampleEntry::new(b, ts as u32)
-            .map_err(|m| crate::err!(DataLoss, "index sample entry {id}: {m}"))
+        SampleEntry::new(b, ts as u32).map_err(|m| crate::err!(DataLoss, "index sample entry {id}: {m}"))
     }
 
     pub fn transaction(&mut self) -> Result<rusqlite::Transaction<'_>, Error> {
@@ -377,9 +328,7 @@ impl Index {
     /// segment will hold, in one transaction committed with synchronous=FULL so it is durable before
     /// any byte of the segment is overwritten. Returns the bytes unindexed.
     pub fn reclaim_segment(&mut self, segment_no: u32, first_seq: u64) -> Result<u64, Error> {
-        self.conn
-            .pragma_update(None, "synchronous", "FULL")
-            .map_err(sq("synchronous full"))?;
+        self.conn.pragma_update(None, "synchronous", "FULL").map_err(sq("synchronous full"))?;
         let result = (|| {
             let tx = self.conn.transaction().map_err(sq("begin reclaim"))?;
             let freed: i64 = tx
@@ -389,11 +338,8 @@ impl Index {
                     |r| r.get(0),
                 )
                 .map_err(sq("reclaim sum"))?;
-            tx.execute(
-                "DELETE FROM chunk WHERE segment_no = ?1",
-                [i64::from(segment_no)],
-            )
-            .map_err(sq("reclaim delete"))?;
+            tx.execute("DELETE FROM chunk WHERE segment_no = ?1", [i64::from(segment_no)])
+                .map_err(sq("reclaim delete"))?;
             tx.execute(
                 "UPDATE segment SET first_seq = ?2 WHERE segment_no = ?1",
                 params![i64::from(segment_no), first_seq as i64],
@@ -402,9 +348,7 @@ impl Index {
             tx.commit().map_err(sq("commit reclaim"))?;
             Ok(freed as u64)
         })();
-        self.conn
-            .pragma_update(None, "synchronous", "NORMAL")
-            .map_err(sq("synchronous normal"))?;
+        self.conn.pragma_update(None, "synchronous", "NORMAL").map_err(sq("synchronous normal"))?;
         result
     }
 
@@ -412,15 +356,12 @@ impl Index {
     pub fn expire_before(&mut self, cutoff_wall_us: i64) -> Result<u64, Error> {
         let tx = self.conn.transaction().map_err(sq("begin expire"))?;
         let freed: i64 = tx
-            .query_row(
-                "SELECT COALESCE(SUM(len_bytes), 0) FROM chunk WHERE end_wall_us < ?1",
-                [cutoff_wall_us],
-                |r| r.get(0),
-            )
+            .query_row("SELECT COALESCE(SUM(len_bytes), 0) FROM chunk WHERE end_wall_us < ?1", [cutoff_wall_us], |r| {
+                r.get(0)
+            })
             .map_err(sq("expire sum"))?;
         if freed > 0 {
-            tx.execute("DELETE FROM chunk WHERE end_wall_us < ?1", [cutoff_wall_us])
-                .map_err(sq("expire delete"))?;
+            tx.execute("DELETE FROM chunk WHERE end_wall_us < ?1", [cutoff_wall_us]).map_err(sq("expire delete"))?;
         }
         tx.commit().map_err(sq("commit expire"))?;
         Ok(freed as u64)
@@ -428,22 +369,14 @@ impl Index {
 
     pub fn last_chunk(&self) -> Result<Option<ChunkRow>, Error> {
         self.conn
-            .query_row(
-                &format!("SELECT {CHUNK_COLUMNS} FROM chunk ORDER BY seq DESC LIMIT 1"),
-                [],
-                chunk_from_row,
-            )
+            .query_row(&format!("SELECT {CHUNK_COLUMNS} FROM chunk ORDER BY seq DESC LIMIT 1"), [], chunk_from_row)
             .optional()
             .map_err(sq("last chunk"))
     }
 
     pub fn first_chunk(&self) -> Result<Option<ChunkRow>, Error> {
         self.conn
-            .query_row(
-                &format!("SELECT {CHUNK_COLUMNS} FROM chunk ORDER BY seq LIMIT 1"),
-                [],
-                chunk_from_row,
-            )
+            .query_row(&format!("SELECT {CHUNK_COLUMNS} FROM chunk ORDER BY seq LIMIT 1"), [], chunk_from_row)
             .optional()
             .map_err(sq("first chunk"))
     }
@@ -461,22 +394,15 @@ impl Index {
 
     pub fn used_bytes(&self) -> Result<u64, Error> {
         self.conn
-            .query_row("SELECT COALESCE(SUM(len_bytes), 0) FROM chunk", [], |r| {
-                r.get::<_, i64>(0)
-            })
+            .query_row("SELECT COALESCE(SUM(len_bytes), 0) FROM chunk", [], |r| r.get::<_, i64>(0))
             .map(|v| v as u64)
             .map_err(sq("used bytes"))
     }
 
     /// All chunks in seq order, for `check`.
-    pub fn for_each_chunk(
-        &self,
-        mut f: impl FnMut(ChunkRow) -> Result<(), Error>,
-    ) -> Result<(), Error> {
-        let mut st = self
-            .conn
-            .prepare(&format!("SELECT {CHUNK_COLUMNS} FROM chunk ORDER BY seq"))
-            .map_err(sq("scan"))?;
+    pub fn for_each_chunk(&self, mut f: impl FnMut(ChunkRow) -> Result<(), Error>) -> Result<(), Error> {
+        let mut st =
+            self.conn.prepare(&format!("SELECT {CHUNK_COLUMNS} FROM chunk ORDER BY seq")).map_err(sq("scan"))?;
         let mut rows = st.query([]).map_err(sq("scan"))?;
         while let Some(r) = rows.next().map_err(sq("scan"))? {
             f(chunk_from_row(r).map_err(sq("scan row"))?)?;
@@ -486,12 +412,7 @@ impl Index {
 
     /// Chunks of a stream overlapping [from, to), in seq order, plus the chunk right after the last
     /// one in the same run (needed for the exact duration of the last frame).
-    pub fn chunks_in_range(
-        &self,
-        stream_id: i64,
-        from_wall_us: i64,
-        to_wall_us: i64,
-    ) -> Result<Vec<ChunkRow>, Error> {
+    pub fn chunks_in_range(&self, stream_id: i64, from_wall_us: i64, to_wall_us: i64) -> Result<Vec<ChunkRow>, Error> {
         // start_wall_us < to AND end_wall_us > from; the index on (stream_id, start_wall_us) bounds
         // the scan from above; chunks span at most one sync interval so a lower bound with a margin
         // keeps the scan short.
@@ -511,12 +432,7 @@ impl Index {
     }
 
     /// The chunk following `seq` in the same stream and run, if any.
-    pub fn next_in_run(
-        &self,
-        stream_id: i64,
-        run_id: u64,
-        seq: u64,
-    ) -> Result<Option<ChunkRow>, Error> {
+    pub fn next_in_run(&self, stream_id: i64, run_id: u64, seq: u64) -> Result<Option<ChunkRow>, Error> {
         self.conn
             .query_row(
                 &format!(
@@ -531,12 +447,7 @@ impl Index {
     }
 
     /// The chunk before `seq` in the same stream and run, if any.
-    pub fn prev_in_run(
-        &self,
-        stream_id: i64,
-        run_id: u64,
-        seq: u64,
-    ) -> Result<Option<ChunkRow>, Error> {
+    pub fn prev_in_run(&self, stream_id: i64, run_id: u64, seq: u64) -> Result<Option<ChunkRow>, Error> {
         self.conn
             .query_row(
                 &format!(
@@ -568,11 +479,7 @@ impl Index {
             .map_err(sq("runs"))?;
         let rows = st
             .query_map(params![stream_id, from_wall_us, to_wall_us], |r| {
-                Ok((
-                    r.get::<_, i64>(0)? as u64,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
             })
             .map_err(sq("runs"))?
             .collect::<Result<Vec<_>, _>>()

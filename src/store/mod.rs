@@ -28,9 +28,7 @@ pub fn index_reserve_bytes(size_bytes: u64) -> u64 {
 
 /// How many segments fit in `size` after the index reserve (invariant 1: bytes on disk ≤ size).
 pub fn segment_count(cfg: &StorageConfig) -> u32 {
-    let usable = cfg
-        .size_bytes
-        .saturating_sub(index_reserve_bytes(cfg.size_bytes));
+    let usable = cfg.size_bytes.saturating_sub(index_reserve_bytes(cfg.size_bytes));
     (usable / cfg.segment_bytes).min(u64::from(u32::MAX)) as u32
 }
 
@@ -48,13 +46,11 @@ pub fn write_file_atomic(path: &Path, contents: &[u8]) -> Result<(), Error> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = path.with_extension("tmp");
-    let mut f =
-        File::create(&tmp).map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;
+    let mut f = File::create(&tmp).map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;
     f.write_all(contents)
         .and_then(|_| f.sync_all())
         .map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
-    std::fs::rename(&tmp, path)
-        .map_err(|e| Error::io(format!("cannot rename into {}", path.display()), e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("cannot rename into {}", path.display()), e))?;
     segment::fsync_dir(dir)
 }
 
@@ -66,9 +62,8 @@ pub fn recorder_uuid(data_dir: &Path) -> Result<u128, Error> {
         Ok(s) => u128::from_str_radix(s.trim(), 16)
             .map_err(|_| crate::err!(DataLoss, "{} is not a recorder id", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(data_dir).map_err(|e| {
-                Error::io(format!("cannot create data dir {}", data_dir.display()), e)
-            })?;
+            std::fs::create_dir_all(data_dir)
+                .map_err(|e| Error::io(format!("cannot create data dir {}", data_dir.display()), e))?;
             let id = random_uuid()?;
             write_file_atomic(&path, format!("{id:032x}\n").as_bytes())?;
             Ok(id)
@@ -137,11 +132,7 @@ fn lock_dir(dir: &Path) -> Result<nix::fcntl::Flock<File>, Error> {
 
 /// Opens a storage for writing: creates it on first use, rebuilds a missing index from the
 /// segments (ST-15), checks identity (invariant 8) and recovers the tail (invariant 6).
-pub fn open_for_write(
-    cfg: &StorageConfig,
-    data_dir: &Path,
-    recorder: u128,
-) -> Result<Opened, Error> {
+pub fn open_for_write(cfg: &StorageConfig, data_dir: &Path, recorder: u128) -> Result<Opened, Error> {
     let dir = &cfg.path;
     let known = std::fs::read_to_string(known_uuid_path(data_dir, &cfg.id)).ok();
     let has_index = dir.join(index::INDEX_FILE).exists();
@@ -157,11 +148,9 @@ pub fn open_for_write(
             known_uuid_path(data_dir, &cfg.id).display()
         ));
     }
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::io(format!("cannot create storage dir {}", dir.display()), e))?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("cannot create storage dir {}", dir.display()), e))?;
     let lock = lock_dir(dir)?;
-    let dir_identity =
-        dir_identity(dir).map_err(|e| Error::io(format!("cannot stat {}", dir.display()), e))?;
+    let dir_identity = dir_identity(dir).map_err(|e| Error::io(format!("cannot stat {}", dir.display()), e))?;
     let wanted_segments = segment_count(cfg);
     let mut index = match Index::open(dir, true)? {
         Some(idx) => idx,
@@ -197,26 +186,12 @@ pub fn open_for_write(
         ));
     }
     if known.is_none() {
-        write_file_atomic(
-            &known_uuid_path(data_dir, &cfg.id),
-            format!("{:032x}\n", meta.storage_uuid).as_bytes(),
-        )?;
+        write_file_atomic(&known_uuid_path(data_dir, &cfg.id), format!("{:032x}\n", meta.storage_uuid).as_bytes())?;
     }
-    let layout = Layout {
-        id: cfg.id.clone(),
-        dir: dir.clone(),
-        meta,
-    };
+    let layout = Layout { id: cfg.id.clone(), dir: dir.clone(), meta };
     check_segment_headers(&layout, &index)?;
     let (pos, recovered_chunks) = recover_tail(&layout, &mut index)?;
-    Ok(Opened {
-        layout,
-        index,
-        pos,
-        lock,
-        dir_identity,
-        recovered_chunks,
-    })
+    Ok(Opened { layout, index, pos, lock, dir_identity, recovered_chunks })
 }
 
 /// True when segment files exist but none was ever written to (every header unreadable or with
@@ -236,12 +211,7 @@ fn creation_unfinished(dir: &Path) -> bool {
 }
 
 /// Creates a new storage: all segments preallocated and fsynced, then the index (invariant 1).
-fn create(
-    cfg: &StorageConfig,
-    data_dir: &Path,
-    recorder: u128,
-    count: u32,
-) -> Result<Index, Error> {
+fn create(cfg: &StorageConfig, data_dir: &Path, recorder: u128, count: u32) -> Result<Index, Error> {
     let storage_uuid = random_uuid()?;
     tracing::info!(storage = %cfg.id, path = %cfg.path.display(), segments = count, "creating storage");
     for no in 0..count {
@@ -257,18 +227,10 @@ fn create(
         )?;
     }
     segment::fsync_dir(&cfg.path)?;
-    let meta = Meta {
-        storage_uuid,
-        recorder_uuid: recorder,
-        segment_bytes: cfg.segment_bytes,
-        segment_count: count,
-    };
+    let meta = Meta { storage_uuid, recorder_uuid: recorder, segment_bytes: cfg.segment_bytes, segment_count: count };
     let idx = Index::create(&cfg.path, &meta, &vec![None; count as usize])?;
     segment::fsync_dir(&cfg.path)?;
-    write_file_atomic(
-        &known_uuid_path(data_dir, &cfg.id),
-        format!("{storage_uuid:032x}\n").as_bytes(),
-    )?;
+    write_file_atomic(&known_uuid_path(data_dir, &cfg.id), format!("{storage_uuid:032x}\n").as_bytes())?;
     Ok(idx)
 }
 
@@ -280,9 +242,7 @@ fn check_segment_headers(layout: &Layout, index: &Index) -> Result<(), Error> {
     for (no, idx_first) in firsts.iter().enumerate() {
         let f = segment::open(&layout.dir, no as u32, false)?;
         let h = segment::read_header(&f, &layout.dir, no as u32)?;
-        if h.storage_uuid != layout.meta.storage_uuid
-            || h.recorder_uuid != layout.meta.recorder_uuid
-        {
+        if h.storage_uuid != layout.meta.storage_uuid || h.recorder_uuid != layout.meta.recorder_uuid {
             return Err(crate::err!(
                 FailedPrecondition,
                 "segment {} belongs to storage {:032x} of recorder {:032x}, not to this index ({:032x}); refusing the storage",
@@ -318,8 +278,7 @@ pub fn read_chunk_at(
         return Ok(Err(DecodeError::NotAChunk));
     }
     buf.resize(chunk::FIXED_HEADER_BYTES, 0);
-    f.read_exact_at(buf, offset)
-        .map_err(|e| Error::io(format!("read chunk header at {offset}"), e))?;
+    f.read_exact_at(buf, offset).map_err(|e| Error::io(format!("read chunk header at {offset}"), e))?;
     let total = match chunk::peek_total_len(buf) {
         Ok(t) => t,
         Err(e) => return Ok(Err(e)),
@@ -328,21 +287,13 @@ pub fn read_chunk_at(
         return Ok(Err(DecodeError::Truncated { needed: total }));
     }
     buf.resize(total as usize, 0);
-    f.read_exact_at(
-        &mut buf[chunk::FIXED_HEADER_BYTES..],
-        offset + chunk::FIXED_HEADER_BYTES as u64,
-    )
-    .map_err(|e| Error::io(format!("read chunk at {offset}"), e))?;
+    f.read_exact_at(&mut buf[chunk::FIXED_HEADER_BYTES..], offset + chunk::FIXED_HEADER_BYTES as u64)
+        .map_err(|e| Error::io(format!("read chunk at {offset}"), e))?;
     Ok(chunk::decode(buf, layout.meta.storage_uuid))
 }
 
 /// Builds the index row for a decoded chunk.
-pub fn row_for(
-    index: &Index,
-    segment_no: u32,
-    offset: u64,
-    h: &ChunkHeader,
-) -> Result<ChunkRow, Error> {
+pub fn row_for(index: &Index, segment_no: u32, offset: u64, h: &ChunkHeader) -> Result<ChunkRow, Error> {
     let stream_id = index.stream_id(&h.camera_id, h.kind)?;
     let sample_entry_id = index.sample_entry_id(&h.sample_entry)?;
     let end_media = chunk::estimated_end_offset(&h.frame_table);
@@ -402,21 +353,9 @@ fn scan_segment(
 /// in one transaction, and return where writing continues.
 fn recover_tail(layout: &Layout, index: &mut Index) -> Result<(WritePosition, u64), Error> {
     let firsts = index.segment_first_seqs()?;
-    let head = firsts
-        .iter()
-        .enumerate()
-        .filter_map(|(no, f)| f.map(|f| (f, no as u32)))
-        .max()
-        .map(|(_, no)| no);
+    let head = firsts.iter().enumerate().filter_map(|(no, f)| f.map(|f| (f, no as u32))).max().map(|(_, no)| no);
     let Some(head) = head else {
-        return Ok((
-            WritePosition {
-                head: None,
-                offset: SEGMENT_HEADER_BYTES,
-                next_seq: 1,
-            },
-            0,
-        ));
+        return Ok((WritePosition { head: None, offset: SEGMENT_HEADER_BYTES, next_seq: 1 }, 0));
     };
     let head_first = firsts[head as usize].expect("head has a first_seq");
     let (start_offset, expect) = match index.last_chunk_in_segment(head)? {
@@ -430,29 +369,16 @@ fn recover_tail(layout: &Layout, index: &mut Index) -> Result<(WritePosition, u6
     })?;
     let recovered = found.len() as u64;
     if !found.is_empty() {
-        let rows = found
-            .iter()
-            .map(|(off, h)| row_for(index, head, *off, h))
-            .collect::<Result<Vec<_>, _>>()?;
+        let rows = found.iter().map(|(off, h)| row_for(index, head, *off, h)).collect::<Result<Vec<_>, _>>()?;
         let tx = index.transaction()?;
         for r in &rows {
             Index::insert_chunk(&tx, r)?;
         }
-        tx.commit()
-            .map_err(|e| Error::sqlite("index: commit recovery", e))?;
+        tx.commit().map_err(|e| Error::sqlite("index: commit recovery", e))?;
     }
     let last_seq = index.last_chunk()?.map(|c| c.seq).unwrap_or(0);
-    let next_seq = (last_seq + 1)
-        .max(head_first)
-        .max(found.last().map(|(_, h)| h.seq + 1).unwrap_or(0));
-    Ok((
-        WritePosition {
-            head: Some(head),
-            offset: end,
-            next_seq,
-        },
-        recovered,
-    ))
+    let next_seq = (last_seq + 1).max(head_first).max(found.last().map(|(_, h)| h.seq + 1).unwrap_or(0));
+    Ok((WritePosition { head: Some(head), offset: end, next_seq }, recovered))
 }
 
 /// Rebuilds the index from the segments alone (`edgerec check --rebuild`, and automatically when
@@ -460,11 +386,7 @@ fn recover_tail(layout: &Layout, index: &mut Index) -> Result<(WritePosition, u6
 pub fn rebuild(dir: &Path, recorder: u128) -> Result<Index, Error> {
     let idx_path = dir.join(index::INDEX_FILE);
     if idx_path.exists() {
-        let aside = dir.join(format!(
-            "{}.replaced-{}",
-            index::INDEX_FILE,
-            std::process::id()
-        ));
+        let aside = dir.join(format!("{}.replaced-{}", index::INDEX_FILE, std::process::id()));
         std::fs::rename(&idx_path, &aside)
             .map_err(|e| Error::io(format!("cannot move {} aside", idx_path.display()), e))?;
         for ext in ["-wal", "-shm"] {
@@ -472,11 +394,7 @@ pub fn rebuild(dir: &Path, recorder: u128) -> Result<Index, Error> {
             if p.exists() {
                 let _ = std::fs::rename(
                     &p,
-                    dir.join(format!(
-                        "{}.replaced-{}{ext}",
-                        index::INDEX_FILE,
-                        std::process::id()
-                    )),
+                    dir.join(format!("{}.replaced-{}{ext}", index::INDEX_FILE, std::process::id())),
                 );
             }
         }
@@ -489,9 +407,7 @@ pub fn rebuild(dir: &Path, recorder: u128) -> Result<Index, Error> {
         let f = segment::open(dir, no, false)?;
         headers.push(segment::read_header(&f, dir, no)?);
     }
-    let first = headers
-        .first()
-        .ok_or_else(|| crate::err!(NotFound, "no segments in {}", dir.display()))?;
+    let first = headers.first().ok_or_else(|| crate::err!(NotFound, "no segments in {}", dir.display()))?;
     for h in &headers {
         if h.storage_uuid != first.storage_uuid || h.recorder_uuid != first.recorder_uuid {
             return Err(crate::err!(
@@ -515,34 +431,21 @@ pub fn rebuild(dir: &Path, recorder: u128) -> Result<Index, Error> {
         segment_bytes: first.segment_bytes,
         segment_count: headers.len() as u32,
     };
-    let layout = Layout {
-        id: String::new(),
-        dir: dir.to_owned(),
-        meta,
-    };
+    let layout = Layout { id: String::new(), dir: dir.to_owned(), meta };
     let mut firsts: Vec<Option<u64>> = Vec::with_capacity(headers.len());
     let mut found: Vec<(u32, u64, ChunkHeader)> = Vec::new();
     for h in &headers {
         let chunks = scan_segment_for_rebuild(&layout, h)?;
-        firsts.push(
-            chunks
-                .first()
-                .map(|(_, c)| c.seq)
-                .or((h.first_seq > 0).then_some(h.first_seq)),
-        );
+        firsts.push(chunks.first().map(|(_, c)| c.seq).or((h.first_seq > 0).then_some(h.first_seq)));
         found.extend(chunks.into_iter().map(|(off, c)| (h.segment_no, off, c)));
     }
     let mut idx = Index::create(dir, &meta, &firsts)?;
-    let rows = found
-        .iter()
-        .map(|(no, off, h)| row_for(&idx, *no, *off, h))
-        .collect::<Result<Vec<_>, _>>()?;
+    let rows = found.iter().map(|(no, off, h)| row_for(&idx, *no, *off, h)).collect::<Result<Vec<_>, _>>()?;
     let tx = idx.transaction()?;
     for r in &rows {
         Index::insert_chunk(&tx, r)?;
     }
-    tx.commit()
-        .map_err(|e| Error::sqlite("index: commit rebuild", e))?;
+    tx.commit().map_err(|e| Error::sqlite("index: commit rebuild", e))?;
     idx.checkpoint_full()?;
     Ok(idx)
 }
@@ -551,13 +454,9 @@ pub fn rebuild(dir: &Path, recorder: u128) -> Result<Index, Error> {
 /// first invalid chunk: a torn tail), a rebuild resynchronises after damage on the next chunk magic,
 /// so one bad chunk loses only itself. Only chunks with seqs above both the header's first_seq and
 /// the last accepted chunk are taken: stale chunks of earlier laps (S3) are never resurrected.
-fn scan_segment_for_rebuild(
-    layout: &Layout,
-    h: &SegmentHeader,
-) -> Result<Vec<(u64, ChunkHeader)>, Error> {
+fn scan_segment_for_rebuild(layout: &Layout, h: &SegmentHeader) -> Result<Vec<(u64, ChunkHeader)>, Error> {
     let path = segment::segment_path(&layout.dir, h.segment_no);
-    let data = std::fs::read(&path)
-        .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+    let data = std::fs::read(&path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
     let mut out: Vec<(u64, ChunkHeader)> = Vec::new();
     let mut pos = SEGMENT_HEADER_BYTES as usize;
     let min_seq = h.first_seq.max(1);
@@ -573,15 +472,10 @@ fn scan_segment_for_rebuild(
                 out.push((pos as u64, c));
                 pos = end;
             }
-            None => {
-                match data[pos + 1..]
-                    .windows(chunk::MAGIC.len())
-                    .position(|w| w == chunk::MAGIC)
-                {
-                    Some(skip) => pos += 1 + skip,
-                    None => break,
-                }
-            }
+            None => match data[pos + 1..].windows(chunk::MAGIC.len()).position(|w| w == chunk::MAGIC) {
+                Some(skip) => pos += 1 + skip,
+                None => break,
+            },
         }
     }
     Ok(out)
@@ -602,20 +496,12 @@ pub struct CheckReport {
 pub fn check(cfg: &StorageConfig, recorder: u128) -> Result<CheckReport, Error> {
     let dir = &cfg.path;
     let _lock = lock_dir(dir)?;
-    let index = Index::open(dir, true)?
-        .ok_or_else(|| crate::err!(NotFound, "no index in {}", dir.display()))?;
+    let index = Index::open(dir, true)?.ok_or_else(|| crate::err!(NotFound, "no index in {}", dir.display()))?;
     let meta = index.meta()?;
-    let layout = Layout {
-        id: cfg.id.clone(),
-        dir: dir.clone(),
-        meta,
-    };
+    let layout = Layout { id: cfg.id.clone(), dir: dir.clone(), meta };
     let mut report = CheckReport::default();
     if meta.recorder_uuid != recorder {
-        report.damaged.push(format!(
-            "storage belongs to recorder {:032x}",
-            meta.recorder_uuid
-        ));
+        report.damaged.push(format!("storage belongs to recorder {:032x}", meta.recorder_uuid));
         return Ok(report);
     }
     if let Err(e) = check_segment_headers(&layout, &index) {
@@ -627,10 +513,7 @@ pub fn check(cfg: &StorageConfig, recorder: u128) -> Result<CheckReport, Error> 
     let mut prev: Option<ChunkRow> = None;
     index.for_each_chunk(|row| {
         let Some(slot) = files.get_mut(row.segment_no as usize) else {
-            report.damaged.push(format!(
-                "chunk {} names segment {} beyond the ring",
-                row.seq, row.segment_no
-            ));
+            report.damaged.push(format!("chunk {} names segment {} beyond the ring", row.seq, row.segment_no));
             return Ok(());
         };
         if slot.is_none() {
@@ -639,17 +522,11 @@ pub fn check(cfg: &StorageConfig, recorder: u128) -> Result<CheckReport, Error> 
         let f = slot.as_ref().expect("just opened");
         if let Some(p) = &prev {
             if p.segment_no == row.segment_no && p.offset_bytes + p.len_bytes > row.offset_bytes {
-                report
-                    .damaged
-                    .push(format!("chunk {} overlaps chunk {}", row.seq, p.seq));
+                report.damaged.push(format!("chunk {} overlaps chunk {}", row.seq, p.seq));
             }
         }
         match read_chunk_at(f, &layout, row.offset_bytes, &mut buf)? {
-            Ok(h)
-                if h.seq == row.seq
-                    && h.total_len() == row.len_bytes
-                    && h.frame_table == row.frame_index =>
-            {
+            Ok(h) if h.seq == row.seq && h.total_len() == row.len_bytes && h.frame_table == row.frame_index => {
                 report.chunks_ok += 1;
                 report.bytes_ok += row.len_bytes;
             }
@@ -661,22 +538,16 @@ pub fn check(cfg: &StorageConfig, recorder: u128) -> Result<CheckReport, Error> 
                 h.seq,
                 h.total_len()
             )),
-            Err(e) => report.damaged.push(format!(
-                "chunk {} at segment {} offset {}: {e:?}",
-                row.seq, row.segment_no, row.offset_bytes
-            )),
+            Err(e) => report
+                .damaged
+                .push(format!("chunk {} at segment {} offset {}: {e:?}", row.seq, row.segment_no, row.offset_bytes)),
         }
         prev = Some(row);
         Ok(())
     })?;
     // Count (without indexing) valid chunks past the end, to report what recovery will add.
     let firsts = index.segment_first_seqs()?;
-    if let Some((head_first, head)) = firsts
-        .iter()
-        .enumerate()
-        .filter_map(|(no, f)| f.map(|f| (f, no as u32)))
-        .max()
-    {
+    if let Some((head_first, head)) = firsts.iter().enumerate().filter_map(|(no, f)| f.map(|f| (f, no as u32))).max() {
         let (start, expect) = match index.last_chunk_in_segment(head)? {
             Some(l) => (l.offset_bytes + l.len_bytes, l.seq + 1),
             None => (SEGMENT_HEADER_BYTES, head_first),
@@ -704,12 +575,7 @@ pub struct Recording {
 
 /// Recording sequences of a camera's video overlapping [from, to), oldest first, clipped to the
 /// chunks that overlap the range. Read-only; safe while the writer runs.
-pub fn recordings(
-    dir: &Path,
-    camera: &str,
-    from_us: i64,
-    to_us: i64,
-) -> Result<Vec<Recording>, Error> {
+pub fn recordings(dir: &Path, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<Recording>, Error> {
     if to_us <= from_us {
         return Err(crate::err!(InvalidArgument, "`to` must be after `from`"));
     }
@@ -722,11 +588,7 @@ pub fn recordings(
     Ok(index
         .runs_in_range(stream, from_us, to_us)?
         .into_iter()
-        .map(|(run_id, start_wall_us, end_wall_us)| Recording {
-            run_id,
-            start_wall_us,
-            end_wall_us,
-        })
+        .map(|(run_id, start_wall_us, end_wall_us)| Recording { run_id, start_wall_us, end_wall_us })
         .collect())
 }
 
@@ -741,13 +603,10 @@ pub fn rebuild_locked(dir: &Path, recorder: u128) -> Result<(), Error> {
 /// the segment end, the head segment has the largest first_seq (invariant 4), no chunk seq precedes
 /// its segment's first_seq, and every indexed chunk verifies against the media (invariant 2).
 pub fn check_invariants(cfg: &StorageConfig, recorder: u128) -> Result<(), String> {
-    let index = Index::open(&cfg.path, false)
-        .map_err(|e| e.to_string())?
-        .ok_or("no index")?;
+    let index = Index::open(&cfg.path, false).map_err(|e| e.to_string())?.ok_or("no index")?;
     let meta = index.meta().map_err(|e| e.to_string())?;
     let firsts = index.segment_first_seqs().map_err(|e| e.to_string())?;
-    let mut last_in_segment: std::collections::HashMap<u32, (u64, u64)> =
-        std::collections::HashMap::new();
+    let mut last_in_segment: std::collections::HashMap<u32, (u64, u64)> = std::collections::HashMap::new();
     let mut prev_seq = 0u64;
     let mut used = 0u64;
     index
@@ -759,16 +618,10 @@ pub fn check_invariants(cfg: &StorageConfig, recorder: u128) -> Result<(), Strin
             prev_seq = c.seq;
             let first = firsts.get(c.segment_no as usize).copied().flatten();
             if first.is_none_or(|f| c.seq < f) {
-                return Err(fail(format!(
-                    "chunk {} precedes its segment's first_seq {first:?}",
-                    c.seq
-                )));
+                return Err(fail(format!("chunk {} precedes its segment's first_seq {first:?}", c.seq)));
             }
             if c.offset_bytes + c.len_bytes > meta.segment_bytes {
-                return Err(fail(format!(
-                    "chunk {} crosses the end of segment {}",
-                    c.seq, c.segment_no
-                )));
+                return Err(fail(format!("chunk {} crosses the end of segment {}", c.seq, c.segment_no)));
             }
             if let Some((_, end)) = last_in_segment.get(&c.segment_no) {
                 if c.offset_bytes < *end {
@@ -785,31 +638,19 @@ pub fn check_invariants(cfg: &StorageConfig, recorder: u128) -> Result<(), Strin
         return Err(format!("{used} bytes indexed exceed capacity {capacity}"));
     }
     let on_disk: u64 = (0..meta.segment_count)
-        .map(|no| {
-            std::fs::metadata(segment::segment_path(&cfg.path, no))
-                .map(|m| m.len())
-                .unwrap_or(0)
-        })
+        .map(|no| std::fs::metadata(segment::segment_path(&cfg.path, no)).map(|m| m.len()).unwrap_or(0))
         .sum();
     if on_disk + index_reserve_bytes(cfg.size_bytes) > cfg.size_bytes + (4 << 20) {
-        return Err(format!(
-            "segments use {on_disk} bytes, more than size {} minus the index reserve",
-            cfg.size_bytes
-        ));
+        return Err(format!("segments use {on_disk} bytes, more than size {} minus the index reserve", cfg.size_bytes));
     }
     // The newest chunk lies in the head, or in the segment before an empty head (a crash after the
     // head's reclaim commit and before its first chunk was written).
     if let Some(newest) = index.last_chunk().map_err(|e| e.to_string())? {
         let newest_first = firsts[newest.segment_no as usize];
-        let later: Vec<usize> = (0..firsts.len())
-            .filter(|&i| firsts[i].is_some() && firsts[i] > newest_first)
-            .collect();
+        let later: Vec<usize> =
+            (0..firsts.len()).filter(|&i| firsts[i].is_some() && firsts[i] > newest_first).collect();
         if later.len() > 1 {
-            return Err(format!(
-                "{} segments were started after the newest chunk {}",
-                later.len(),
-                newest.seq
-            ));
+            return Err(format!("{} segments were started after the newest chunk {}", later.len(), newest.seq));
         }
     }
     drop(index);

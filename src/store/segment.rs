@@ -45,11 +45,7 @@ impl SegmentHeader {
         if b.len() < HEADER_FIELDS_BYTES + 4 || &b[..8] != SEGMENT_MAGIC {
             return Err("no segment header (magic missing)".to_owned());
         }
-        let crc = u32::from_le_bytes(
-            b[HEADER_FIELDS_BYTES..HEADER_FIELDS_BYTES + 4]
-                .try_into()
-                .expect("4 bytes"),
-        );
+        let crc = u32::from_le_bytes(b[HEADER_FIELDS_BYTES..HEADER_FIELDS_BYTES + 4].try_into().expect("4 bytes"));
         if crc != crc32c::crc32c(&b[..HEADER_FIELDS_BYTES]) {
             return Err("segment header checksum mismatch".to_owned());
         }
@@ -78,30 +74,15 @@ pub fn create(dir: &Path, header: &SegmentHeader) -> Result<File, Error> {
         .truncate(false)
         .open(&path)
         .map_err(|e| Error::io(format!("cannot create segment {}", path.display()), e))?;
-    nix::fcntl::fallocate(
-        &f,
-        nix::fcntl::FallocateFlags::empty(),
-        0,
-        header.segment_bytes as i64,
-    )
-    .map_err(|e| {
+    nix::fcntl::fallocate(&f, nix::fcntl::FallocateFlags::empty(), 0, header.segment_bytes as i64).map_err(|e| {
         Error::io(
-            format!(
-                "cannot preallocate {} bytes for segment {}",
-                header.segment_bytes,
-                path.display()
-            ),
+            format!("cannot preallocate {} bytes for segment {}", header.segment_bytes, path.display()),
             std::io::Error::from(e),
         )
     })?;
-    f.write_all_at(&header.encode(), 0).map_err(|e| {
-        Error::io(
-            format!("cannot write header of segment {}", path.display()),
-            e,
-        )
-    })?;
-    f.sync_all()
-        .map_err(|e| Error::io(format!("cannot fsync segment {}", path.display()), e))?;
+    f.write_all_at(&header.encode(), 0)
+        .map_err(|e| Error::io(format!("cannot write header of segment {}", path.display()), e))?;
+    f.sync_all().map_err(|e| Error::io(format!("cannot fsync segment {}", path.display()), e))?;
     Ok(f)
 }
 
@@ -116,17 +97,9 @@ pub fn open(dir: &Path, segment_no: u32, write: bool) -> Result<File, Error> {
 
 pub fn read_header(f: &File, dir: &Path, segment_no: u32) -> Result<SegmentHeader, Error> {
     let mut b = vec![0u8; HEADER_FIELDS_BYTES + 4];
-    f.read_exact_at(&mut b, 0).map_err(|e| {
-        Error::io(
-            format!(
-                "cannot read header of {}",
-                segment_path(dir, segment_no).display()
-            ),
-            e,
-        )
-    })?;
-    SegmentHeader::decode(&b)
-        .map_err(|m| crate::err!(DataLoss, "{}: {m}", segment_path(dir, segment_no).display()))
+    f.read_exact_at(&mut b, 0)
+        .map_err(|e| Error::io(format!("cannot read header of {}", segment_path(dir, segment_no).display()), e))?;
+    SegmentHeader::decode(&b).map_err(|m| crate::err!(DataLoss, "{}: {m}", segment_path(dir, segment_no).display()))
 }
 
 pub fn fsync_dir(dir: &Path) -> Result<(), Error> {

@@ -109,18 +109,14 @@ impl StorageHandle {
         let len = f.frame.data.len() as u64;
         if self.queued_bytes.fetch_add(len, Ordering::AcqRel) + len > MAX_QUEUED_BYTES {
             self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
-            self.stats
-                .frames_dropped_overflow
-                .fetch_add(1, Ordering::Relaxed);
+            self.stats.frames_dropped_overflow.fetch_add(1, Ordering::Relaxed);
             return Err(SendError::Overflow);
         }
         match self.tx.try_send(Msg::Frame(f)) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => {
                 self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
-                self.stats
-                    .frames_dropped_overflow
-                    .fetch_add(1, Ordering::Relaxed);
+                self.stats.frames_dropped_overflow.fetch_add(1, Ordering::Relaxed);
                 Err(SendError::Overflow)
             }
             Err(TrySendError::Disconnected(_)) => {
@@ -216,11 +212,7 @@ pub fn spawn(
     data_dir: PathBuf,
     recorder: u128,
     clocks: Arc<dyn Clocks>,
-) -> (
-    StorageHandle,
-    std::thread::JoinHandle<()>,
-    Receiver<Result<(), Error>>,
-) {
+) -> (StorageHandle, std::thread::JoinHandle<()>, Receiver<Result<(), Error>>) {
     let (tx, rx) = mpsc::sync_channel(MAX_QUEUED_MSGS);
     let stats = Arc::new(StorageStats::default());
     let queued_bytes = Arc::new(AtomicU64::new(0));
@@ -273,14 +265,7 @@ impl Writer {
     }
 
     fn adopt(&mut self, o: Opened) -> Result<(), Error> {
-        let Opened {
-            layout,
-            index,
-            pos,
-            lock,
-            dir_identity,
-            recovered_chunks,
-        } = o;
+        let Opened { layout, index, pos, lock, dir_identity, recovered_chunks } = o;
         tracing::info!(
             storage = %layout.id,
             head = ?pos.head,
@@ -296,8 +281,7 @@ impl Writer {
         self.stats.oldest_wall_us.store(oldest, Ordering::Relaxed);
         self.stats.newest_wall_us.store(newest, Ordering::Relaxed);
         self.stats.capacity_bytes.store(
-            u64::from(layout.meta.segment_count)
-                * (layout.meta.segment_bytes - SEGMENT_HEADER_BYTES),
+            u64::from(layout.meta.segment_count) * (layout.meta.segment_bytes - SEGMENT_HEADER_BYTES),
             Ordering::Relaxed,
         );
         *self.meta_out.lock().expect("meta lock") = Some(layout.meta);
@@ -343,16 +327,13 @@ impl Writer {
             let wait = next_tick.saturating_duration_since(now);
             match rx.recv_timeout(wait) {
                 Ok(Msg::Frame(f)) => {
-                    self.queued_bytes
-                        .fetch_sub(f.frame.data.len() as u64, Ordering::AcqRel);
+                    self.queued_bytes.fetch_sub(f.frame.data.len() as u64, Ordering::AcqRel);
                     if self.state.is_some() {
                         if let Err(e) = self.append(f) {
                             self.fail(e);
                         }
                     } else {
-                        self.stats
-                            .frames_dropped_unavailable
-                            .fetch_add(1, Ordering::Relaxed);
+                        self.stats.frames_dropped_unavailable.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 Ok(Msg::Stall(d)) => std::thread::sleep(d),
@@ -432,8 +413,7 @@ impl Writer {
             }
             if let Some(last) = st.last_media {
                 let delta = f.frame.media_time - last;
-                let jump_limit =
-                    MAX_MEDIA_JUMP_US * i64::from(st.sample_entry.timescale_hz()) / 1_000_000;
+                let jump_limit = MAX_MEDIA_JUMP_US * i64::from(st.sample_entry.timescale_hz()) / 1_000_000;
                 if delta < 0 || delta > jump_limit {
                     tracing::warn!(camera = %f.camera, kind = f.frame.kind.as_str(), delta, "media time discontinuity; starting a new run");
                     new_run = true;
@@ -518,8 +498,7 @@ impl Writer {
         let sample_entry_id = st.sample_entry_id;
         let timescale = st.sample_entry.timescale_hz();
         let seg_bytes = live.layout.meta.segment_bytes;
-        let need_new_segment =
-            live.pos.head.is_none() || live.buf_offset + live.buf.len() as u64 + total > seg_bytes;
+        let need_new_segment = live.pos.head.is_none() || live.buf_offset + live.buf.len() as u64 + total > seg_bytes;
         if need_new_segment {
             Self::flush_buf(live, &self.stats)?;
             Self::start_next_segment(live, seq, &self.stats)?;
@@ -529,8 +508,7 @@ impl Writer {
         let start = live.buf.len();
         let (header_len, written) = chunk::encode(&fields, &pending.payload, &mut live.buf);
         debug_assert_eq!(written, total);
-        let table = &live.buf[start + header_len as usize
-            - pending.frames.len() * chunk::FRAME_ENTRY_BYTES
+        let table = &live.buf[start + header_len as usize - pending.frames.len() * chunk::FRAME_ENTRY_BYTES
             ..start + header_len as usize];
         let end_off = chunk::estimated_end_offset(table);
         let frame_index = table.to_vec();
@@ -560,10 +538,7 @@ impl Writer {
         if live.buf.is_empty() {
             return Ok(());
         }
-        let head = live
-            .pos
-            .head
-            .expect("buffer only fills with a head segment");
+        let head = live.pos.head.expect("buffer only fills with a head segment");
         let file = live.head_file.as_ref().expect("head file open");
         let started = Instant::now();
         file.write_all_at(&live.buf, live.buf_offset).map_err(|e| {
@@ -577,21 +552,13 @@ impl Writer {
                 e,
             )
         })?;
-        segment::datasync(file).map_err(|e| {
-            Error::io(
-                format!("storage {}: fdatasync segment {head}", live.layout.id),
-                e,
-            )
-        })?;
+        segment::datasync(file)
+            .map_err(|e| Error::io(format!("storage {}: fdatasync segment {head}", live.layout.id), e))?;
         let latency = started.elapsed().as_micros() as u64;
         stats.fsyncs.fetch_add(1, Ordering::Relaxed);
         stats.last_sync_latency_us.store(latency, Ordering::Relaxed);
-        stats
-            .max_sync_latency_us
-            .fetch_max(latency, Ordering::Relaxed);
-        stats
-            .bytes_written
-            .fetch_add(live.buf.len() as u64, Ordering::Relaxed);
+        stats.max_sync_latency_us.fetch_max(latency, Ordering::Relaxed);
+        stats.bytes_written.fetch_add(live.buf.len() as u64, Ordering::Relaxed);
         let tx = live.index.transaction()?;
         let mut used = 0;
         let mut newest = 0;
@@ -600,18 +567,13 @@ impl Writer {
             used += p.row.len_bytes;
             newest = newest.max(p.row.end_wall_us);
         }
-        tx.commit()
-            .map_err(|e| Error::sqlite(format!("storage {}: commit index", live.layout.id), e))?;
-        stats
-            .chunks_written
-            .fetch_add(live.placed.len() as u64, Ordering::Relaxed);
+        tx.commit().map_err(|e| Error::sqlite(format!("storage {}: commit index", live.layout.id), e))?;
+        stats.chunks_written.fetch_add(live.placed.len() as u64, Ordering::Relaxed);
         stats.used_bytes.fetch_add(used, Ordering::Relaxed);
         stats.newest_wall_us.fetch_max(newest, Ordering::Relaxed);
         if stats.oldest_wall_us.load(Ordering::Relaxed) == 0 {
             if let Some(p) = live.placed.first() {
-                stats
-                    .oldest_wall_us
-                    .store(p.row.start_wall_us, Ordering::Relaxed);
+                stats.oldest_wall_us.store(p.row.start_wall_us, Ordering::Relaxed);
             }
         }
         live.buf_offset += live.buf.len() as u64;
@@ -623,26 +585,17 @@ impl Writer {
 
     /// Invariant 5 (reclaim before reuse): the next segment's chunks are unindexed and its new
     /// first_seq recorded durably before any of its bytes are overwritten.
-    fn start_next_segment(
-        live: &mut Live,
-        first_seq: u64,
-        stats: &StorageStats,
-    ) -> Result<(), Error> {
+    fn start_next_segment(live: &mut Live, first_seq: u64, stats: &StorageStats) -> Result<(), Error> {
         let count = live.layout.meta.segment_count;
         let next = match live.pos.head {
             None => 0,
             Some(h) => (h + 1) % count,
         };
         let freed = live.index.reclaim_segment(next, first_seq)?;
-        stats.used_bytes.fetch_sub(
-            freed.min(stats.used_bytes.load(Ordering::Relaxed)),
-            Ordering::Relaxed,
-        );
+        stats.used_bytes.fetch_sub(freed.min(stats.used_bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
         stats.segments_reclaimed.fetch_add(1, Ordering::Relaxed);
         if let Some(first) = live.index.first_chunk()? {
-            stats
-                .oldest_wall_us
-                .store(first.start_wall_us, Ordering::Relaxed);
+            stats.oldest_wall_us.store(first.start_wall_us, Ordering::Relaxed);
         }
         let f = segment::open(&live.layout.dir, next, true)?;
         let header = SegmentHeader {
@@ -654,12 +607,8 @@ impl Writer {
         };
         // Written now, made durable by the first fdatasync of this segment; recovery tolerates a
         // head header that lags the index (invariant 4).
-        f.write_all_at(&header.encode(), 0).map_err(|e| {
-            Error::io(
-                format!("storage {}: write header of segment {next}", live.layout.id),
-                e,
-            )
-        })?;
+        f.write_all_at(&header.encode(), 0)
+            .map_err(|e| Error::io(format!("storage {}: write header of segment {next}", live.layout.id), e))?;
         live.head_file = Some(f);
         live.pos.head = Some(next);
         live.pos.offset = SEGMENT_HEADER_BYTES;
@@ -681,23 +630,16 @@ impl Writer {
         let interval_s = self.cfg.sync_interval.as_secs_f64().max(0.001);
         let inst = (written as f64 / interval_s) as u64;
         let old = self.stats.write_rate_bps.load(Ordering::Relaxed);
-        self.stats
-            .write_rate_bps
-            .store((old * 3 + inst) / 4, Ordering::Relaxed);
+        self.stats.write_rate_bps.store((old * 3 + inst) / 4, Ordering::Relaxed);
         if live.last_expire.elapsed() >= EXPIRE_INTERVAL {
             live.last_expire = Instant::now();
             let cutoff = self.clocks.realtime_us() - self.cfg.retention.as_micros() as i64;
             let freed = live.index.expire_before(cutoff)?;
             if freed > 0 {
-                self.stats.used_bytes.fetch_sub(
-                    freed.min(self.stats.used_bytes.load(Ordering::Relaxed)),
-                    Ordering::Relaxed,
-                );
-                let oldest = live
-                    .index
-                    .first_chunk()?
-                    .map(|c| c.start_wall_us)
-                    .unwrap_or(0);
+                self.stats
+                    .used_bytes
+                    .fetch_sub(freed.min(self.stats.used_bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
+                let oldest = live.index.first_chunk()?.map(|c| c.start_wall_us).unwrap_or(0);
                 self.stats.oldest_wall_us.store(oldest, Ordering::Relaxed);
             }
         }
@@ -711,14 +653,7 @@ impl Writer {
                 live.layout.id,
                 live.layout.dir.display()
             )),
-            Err(e) => Err(Error::io(
-                format!(
-                    "storage {}: {} is gone",
-                    live.layout.id,
-                    live.layout.dir.display()
-                ),
-                e,
-            )),
+            Err(e) => Err(Error::io(format!("storage {}: {} is gone", live.layout.id, live.layout.dir.display()), e)),
         }
     }
 }

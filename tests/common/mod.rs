@@ -66,20 +66,14 @@ pub fn edgerec_bin() -> PathBuf {
 
 /// A fresh temporary directory, removed when the returned value is dropped.
 pub fn temp_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("edgerec-test-")
-        .tempdir()
-        .expect("cannot create a temporary directory")
+    tempfile::Builder::new().prefix("edgerec-test-").tempdir().expect("cannot create a temporary directory")
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago. Another process may take
 /// it before the caller binds it; prefer letting the server bind port 0 and
 /// report its address when the server supports that.
 pub fn free_local_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("cannot bind 127.0.0.1:0")
-        .port()
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("cannot bind 127.0.0.1:0").port()
 }
 
 // ---------------------------------------------------------------------------
@@ -132,9 +126,7 @@ fn run(cmd: &mut Command) -> Output {
 /// The Python interpreter that has GStreamer's introspection bindings: Debian's,
 /// not whatever `python3` comes first on PATH. `EDGEREC_TEST_PYTHON` overrides it.
 fn gst_python() -> PathBuf {
-    std::env::var_os("EDGEREC_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/python3"))
+    std::env::var_os("EDGEREC_TEST_PYTHON").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/python3"))
 }
 
 /// How the RTSP server asks clients for credentials.
@@ -181,9 +173,7 @@ impl RtspServerBuilder {
 
     /// Adds several `(path, spec)` mounts.
     pub fn mounts(self, mounts: &[(&str, &str)]) -> Self {
-        mounts
-            .iter()
-            .fold(self, |b, (path, spec)| b.mount(path, spec))
+        mounts.iter().fold(self, |b, (path, spec)| b.mount(path, spec))
     }
 
     /// Requires these credentials for every mount.
@@ -195,21 +185,14 @@ impl RtspServerBuilder {
     /// Starts the server and waits for it to listen; panics (with the server's
     /// log) if it does not within [`RTSP_SERVER_READY_TIMEOUT`].
     pub fn start(self) -> RtspServer {
-        assert!(
-            !self.mounts.is_empty(),
-            "an RTSP server needs at least one mount"
-        );
+        assert!(!self.mounts.is_empty(), "an RTSP server needs at least one mount");
         let log_dir = temp_dir();
         let log_path = log_dir.path().join("rtsp_server.log");
         let log_file = std::fs::File::create(&log_path).expect("cannot create the server log");
         let script = repo_root().join("tests/support/rtsp_server.py");
         let mut cmd = Command::new(gst_python());
         cmd.arg(&script)
-            .args([
-                "--port",
-                &self.port.unwrap_or(0).to_string(),
-                "--exit-on-stdin-eof",
-            ])
+            .args(["--port", &self.port.unwrap_or(0).to_string(), "--exit-on-stdin-eof"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file));
@@ -228,10 +211,7 @@ impl RtspServerBuilder {
         }
         let mut child = match cmd.spawn() {
             Ok(c) => KillOnDrop(c),
-            Err(e) => panic!(
-                "cannot start {}: {e}; {INSTALL_HINT}",
-                gst_python().display()
-            ),
+            Err(e) => panic!("cannot start {}: {e}; {INSTALL_HINT}", gst_python().display()),
         };
         // Kept open for the server's lifetime: closing it tells the server to exit
         // (--exit-on-stdin-eof), also when this test process dies without Drop.
@@ -269,14 +249,7 @@ impl RtspServerBuilder {
             .next()
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("no port in {base_url:?}"));
-        RtspServer {
-            child,
-            stdin,
-            base_url,
-            port,
-            log_path,
-            _log_dir: log_dir,
-        }
+        RtspServer { child, stdin, base_url, port, log_path, _log_dir: log_dir }
     }
 }
 
@@ -310,10 +283,7 @@ impl RtspServer {
 
     /// Shorthand for a server with the given `(path, spec)` mounts.
     pub fn start(mounts: &[(&str, &str)]) -> RtspServer {
-        mounts
-            .iter()
-            .fold(Self::builder(), |b, (path, spec)| b.mount(path, spec))
-            .start()
+        mounts.iter().fold(Self::builder(), |b, (path, spec)| b.mount(path, spec)).start()
     }
 
     /// `rtsp://127.0.0.1:PORT`.
@@ -414,10 +384,7 @@ impl Default for ClipSpec {
 /// `dir/file_name` and returns its path. Panics with ffmpeg's stderr on failure.
 pub fn make_clip(dir: &Path, file_name: &str, spec: &ClipSpec) -> PathBuf {
     let out = dir.join(file_name);
-    let raw_stream = matches!(
-        out.extension().and_then(OsStr::to_str),
-        Some("h264" | "h265" | "hevc")
-    );
+    let raw_stream = matches!(out.extension().and_then(OsStr::to_str), Some("h264" | "h265" | "hevc"));
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-hide_banner", "-nostdin", "-y", "-v", "error"]);
     cmd.args(["-f", "lavfi", "-i"]).arg(format!(
@@ -426,30 +393,19 @@ pub fn make_clip(dir: &Path, file_name: &str, spec: &ClipSpec) -> PathBuf {
     ));
     let with_audio = spec.aac && !raw_stream;
     if with_audio {
-        cmd.args(["-f", "lavfi", "-i"]).arg(format!(
-            "sine=frequency=1000:sample_rate=48000:duration={}",
-            spec.duration_sec
-        ));
+        cmd.args(["-f", "lavfi", "-i"])
+            .arg(format!("sine=frequency=1000:sample_rate=48000:duration={}", spec.duration_sec));
     }
     let gop = spec.gop_frames.to_string();
     match spec.video {
         ClipVideo::H264 => {
-            cmd.args([
-                "-c:v",
-                "libx264",
-                "-profile:v",
-                "main",
-                "-preset",
-                "veryfast",
-            ]);
+            cmd.args(["-c:v", "libx264", "-profile:v", "main", "-preset", "veryfast"]);
             cmd.args(["-g", &gop, "-keyint_min", &gop, "-sc_threshold", "0"]);
         }
         ClipVideo::H265Idr | ClipVideo::H265Cra => {
             let open_gop = u8::from(spec.video == ClipVideo::H265Cra);
             cmd.args(["-c:v", "libx265", "-preset", "veryfast", "-x265-params"]);
-            cmd.arg(format!(
-                "log-level=error:open-gop={open_gop}:keyint={gop}:min-keyint={gop}:scenecut=0"
-            ));
+            cmd.arg(format!("log-level=error:open-gop={open_gop}:keyint={gop}:min-keyint={gop}:scenecut=0"));
             if !raw_stream {
                 // hvc1: parameter sets in the sample entry, as Apple players require.
                 cmd.args(["-tag:v", "hvc1"]);
@@ -494,12 +450,8 @@ pub fn ffprobe_json_with(path: impl AsRef<OsStr>, args: &[&str]) -> serde_json::
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "ffprobe {} printed invalid JSON: {e}",
-            path.to_string_lossy()
-        )
-    })
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("ffprobe {} printed invalid JSON: {e}", path.to_string_lossy()))
 }
 
 /// Decodes every frame of every stream with ffmpeg, stopping at the first
@@ -515,12 +467,7 @@ pub fn ffmpeg_decode_ok(path: impl AsRef<OsStr>) -> Result<(), String> {
     if output.status.success() && stderr.trim().is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "decoding {} failed ({}): {}",
-            path.to_string_lossy(),
-            output.status,
-            stderr.trim()
-        ))
+        Err(format!("decoding {} failed ({}): {}", path.to_string_lossy(), output.status, stderr.trim()))
     }
 }
 
@@ -542,10 +489,7 @@ pub struct HttpResponse {
 impl HttpResponse {
     /// The first header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The body as UTF-8 text (lossy).
@@ -555,13 +499,8 @@ impl HttpResponse {
 
     /// The body parsed as JSON; panics with the body if it is not JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "HTTP {} body is not JSON ({e}): {}",
-                self.status,
-                self.text()
-            )
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("HTTP {} body is not JSON ({e}): {}", self.status, self.text()))
     }
 }
 
@@ -580,30 +519,20 @@ pub fn http_get_range(url: &str, range: &str) -> io::Result<HttpResponse> {
 /// there is a body) and `Connection` are added; `headers` are sent as given.
 /// Plain `http://` only; the response body is read by `Content-Length`,
 /// chunked encoding, or to end of stream.
-pub fn http_request(
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> io::Result<HttpResponse> {
+pub fn http_request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> io::Result<HttpResponse> {
     let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidInput, msg);
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| invalid(format!("{url}: only http:// URLs are supported")))?;
+    let rest = url.strip_prefix("http://").ok_or_else(|| invalid(format!("{url}: only http:// URLs are supported")))?;
     let (host_port, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let addr = host_port
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| invalid(format!("{url}: no address for {host_port}")))?;
+    let addr =
+        host_port.to_socket_addrs()?.next().ok_or_else(|| invalid(format!("{url}: no address for {host_port}")))?;
     let mut stream = TcpStream::connect_timeout(&addr, HTTP_IO_TIMEOUT)?;
     stream.set_read_timeout(Some(HTTP_IO_TIMEOUT))?;
     stream.set_write_timeout(Some(HTTP_IO_TIMEOUT))?;
 
-    let mut head =
-        format!("{method} {path} HTTP/1.1\r\nHost: {host_port}\r\nConnection: close\r\n");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host_port}\r\nConnection: close\r\n");
     for (name, value) in headers {
         let _ = write!(head, "{name}: {value}\r\n");
     }
@@ -631,30 +560,20 @@ pub fn http_request(
         if line.is_empty() {
             break;
         }
-        let (name, value) = line
-            .split_once(':')
-            .ok_or_else(|| bad_data(format!("bad HTTP header line {line:?}")))?;
+        let (name, value) = line.split_once(':').ok_or_else(|| bad_data(format!("bad HTTP header line {line:?}")))?;
         response_headers.push((name.trim().to_owned(), value.trim().to_owned()));
     }
-    let mut response = HttpResponse {
-        status,
-        headers: response_headers,
-        body: Vec::new(),
-    };
+    let mut response = HttpResponse { status, headers: response_headers, body: Vec::new() };
 
     // RFC 9112 section 6.3: no body for HEAD, 1xx, 204 and 304.
     if method.eq_ignore_ascii_case("HEAD") || status < 200 || status == 204 || status == 304 {
         return Ok(response);
     }
-    let chunked = response
-        .header("Transfer-Encoding")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let chunked = response.header("Transfer-Encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
     if chunked {
         response.body = read_chunked(&mut reader)?;
     } else if let Some(len) = response.header("Content-Length") {
-        let len: usize = len
-            .parse()
-            .map_err(|_| bad_data(format!("bad Content-Length {len:?}")))?;
+        let len: usize = len.parse().map_err(|_| bad_data(format!("bad Content-Length {len:?}")))?;
         let mut body = vec![0; len];
         reader.read_exact(&mut body)?;
         response.body = body;
@@ -672,10 +591,7 @@ fn bad_data(msg: String) -> io::Error {
 fn read_crlf_line(reader: &mut impl BufRead) -> io::Result<String> {
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "connection closed in the HTTP response head",
-        ));
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed in the HTTP response head"));
     }
     let trimmed = line.trim_end_matches(['\r', '\n']).len();
     line.truncate(trimmed);
@@ -688,8 +604,8 @@ fn read_chunked(reader: &mut impl BufRead) -> io::Result<Vec<u8>> {
     loop {
         let size_line = read_crlf_line(reader)?;
         let size_hex = size_line.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_hex, 16)
-            .map_err(|_| bad_data(format!("bad chunk size line {size_line:?}")))?;
+        let size =
+            usize::from_str_radix(size_hex, 16).map_err(|_| bad_data(format!("bad chunk size line {size_line:?}")))?;
         if size == 0 {
             // Trailer fields, then the empty line.
             while !read_crlf_line(reader)?.is_empty() {}

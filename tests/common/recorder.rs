@@ -43,17 +43,10 @@ impl RecorderProc {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let p = RecorderProc {
-            child: Some(child),
-            port,
-            config,
-            log,
-        };
+        let p = RecorderProc { child: Some(child), port, config, log };
         assert!(
-            wait_for(Duration::from_secs(30), || http_get(&p.url("/healthz"))
-                .ok()
-                .filter(|r| r.status == 200))
-            .is_some(),
+            wait_for(Duration::from_secs(30), || http_get(&p.url("/healthz")).ok().filter(|r| r.status == 200))
+                .is_some(),
             "recorder did not come up: {}",
             p.log_text()
         );
@@ -74,28 +67,16 @@ impl RecorderProc {
 
     pub fn camera(&self, id: &str) -> serde_json::Value {
         let s = self.status();
-        s["cameras"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["id"] == id)
-            .cloned()
-            .unwrap_or_default()
+        s["cameras"].as_array().unwrap().iter().find(|c| c["id"] == id).cloned().unwrap_or_default()
     }
 
     /// Waits until camera `id` has received at least `frames` frames while recording.
     pub fn wait_frames(&self, id: &str, frames: u64, timeout: Duration) {
         let ok = wait_for(timeout, || {
             let c = self.camera(id);
-            (c["frames_received"].as_u64().unwrap_or(0) >= frames && c["state"] == "recording")
-                .then_some(())
+            (c["frames_received"].as_u64().unwrap_or(0) >= frames && c["state"] == "recording").then_some(())
         });
-        assert!(
-            ok.is_some(),
-            "camera {id} did not reach {frames} frames: {}\n{}",
-            self.camera(id),
-            self.log_text()
-        );
+        assert!(ok.is_some(), "camera {id} did not reach {frames} frames: {}\n{}", self.camera(id), self.log_text());
     }
 
     /// Waits until camera `id` has received `frames` frames while streaming (recording or not).
@@ -104,11 +85,7 @@ impl RecorderProc {
             let c = self.camera(id);
             (c["frames_received"].as_u64().unwrap_or(0) >= frames).then_some(())
         });
-        assert!(
-            ok.is_some(),
-            "camera {id} did not reach {frames} frames: {}",
-            self.camera(id)
-        );
+        assert!(ok.is_some(), "camera {id} did not reach {frames} frames: {}", self.camera(id));
     }
 
     /// The recorder's newest indexed wall time (µs), from status.
@@ -121,9 +98,9 @@ impl RecorderProc {
 
     /// The recording sequences of a camera over all time, as (start µs, end µs).
     pub fn recordings(&self, id: &str) -> Vec<(i64, i64)> {
-        let r = http_get(&self.url(&format!(
-            "/api/v1/cameras/{id}/recordings?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z"
-        )))
+        let r = http_get(
+            &self.url(&format!("/api/v1/cameras/{id}/recordings?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z")),
+        )
         .unwrap();
         assert_eq!(r.status, 200, "{}", r.text());
         r.json()["recordings"]
@@ -131,13 +108,7 @@ impl RecorderProc {
             .unwrap()
             .iter()
             .map(|x| {
-                let p = |k: &str| {
-                    x[k].as_str()
-                        .unwrap()
-                        .parse::<jiff::Timestamp>()
-                        .unwrap()
-                        .as_microsecond()
-                };
+                let p = |k: &str| x[k].as_str().unwrap().parse::<jiff::Timestamp>().unwrap().as_microsecond();
                 (p("start"), p("end"))
             })
             .collect()
@@ -150,10 +121,8 @@ impl RecorderProc {
     /// SIGTERM and wait; returns whether it exited 0.
     pub fn stop(mut self) -> bool {
         let mut child = self.child.take().unwrap();
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
+        let _ =
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
         child.wait().map(|s| s.success()).unwrap_or(false)
     }
 
@@ -180,13 +149,7 @@ pub fn rfc3339(us: i64) -> String {
 }
 
 /// Exports `camera` over [from, to) through HTTP into `path` and returns the response headers.
-pub fn export_http(
-    rec: &RecorderProc,
-    camera: &str,
-    from_us: i64,
-    to_us: i64,
-    path: &Path,
-) -> super::HttpResponse {
+pub fn export_http(rec: &RecorderProc, camera: &str, from_us: i64, to_us: i64, path: &Path) -> super::HttpResponse {
     let r = http_get(&rec.url(&format!(
         "/api/v1/cameras/{camera}/export.mp4?from={}&to={}",
         rfc3339(from_us),
@@ -208,14 +171,8 @@ pub fn probe_streams(path: &Path) -> Vec<(String, u64, f64)> {
         .map(|s| {
             (
                 s["codec_name"].as_str().unwrap_or("").to_owned(),
-                s["nb_read_frames"]
-                    .as_str()
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(0),
-                s["duration"]
-                    .as_str()
-                    .and_then(|d| d.parse().ok())
-                    .unwrap_or(0.0),
+                s["nb_read_frames"].as_str().and_then(|n| n.parse().ok()).unwrap_or(0),
+                s["duration"].as_str().and_then(|d| d.parse().ok()).unwrap_or(0.0),
             )
         })
         .collect()

@@ -88,10 +88,11 @@ BOOT1_TIMEOUT=$((180 + hi / 1000))
 # Prefixes every line with the host's arrival time in µs (bash 5 EPOCHREALTIME, no fork).
 stamp() { local l; while IFS= read -r l; do printf '%s %s\n' "${EPOCHREALTIME/./}" "$l"; done; }
 # RFC 3339 UTC (as edgerec prints it) to unix ms.
+# shellcheck disable=SC2016  # jq program, not shell
 JQ_MS='def ms: capture("^(?<s>[^.Z]+)(\\.(?<f>[0-9]+))?Z$") as $c
   | (($c.s + "Z") | fromdateiso8601) * 1000 + ((($c.f // "") + "000")[0:3] | tonumber);'
 rfc_ms() { [ -n "$1" ] && [ "$1" != null ] && jq -nr --arg t "$1" "$JQ_MS \$t | ms" 2>/dev/null; }
-hms() { [ -n "$1" ] && date -u -d "@$(($1 / 1000))" +%H:%M:%S.$(printf %03d $(($1 % 1000))) || echo "-"; }
+hms() { [ -n "$1" ] && date -u -d "@$(($1 / 1000))" "+%H:%M:%S.$(printf %03d $(($1 % 1000)))" || echo "-"; }
 
 {
   echo "edgerec power-cut test: $N trial(s), kill delay $KILL_DELAY ms after the first TICK, cache=$CACHE_MODE"

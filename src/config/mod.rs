@@ -11,6 +11,9 @@ use toml::Spanned;
 
 use crate::error::Error;
 
+mod rules;
+pub use rules::{CameraSet, Condition, RuleConfig, Stop, Trigger};
+
 /// The only config format version this build understands.
 pub const CONFIG_VERSION: u32 = 1;
 
@@ -33,6 +36,10 @@ struct RawConfig {
     storage: Vec<RawStorage>,
     #[serde(default)]
     camera: Vec<RawCamera>,
+    #[serde(default)]
+    time_profile: Vec<rules::RawTimeProfile>,
+    #[serde(default)]
+    rule: Vec<rules::RawRule>,
 }
 
 #[derive(Deserialize)]
@@ -40,6 +47,7 @@ struct RawConfig {
 struct RawServer {
     listen: Option<Spanned<String>>,
     data_dir: Option<Spanned<String>>,
+    time_zone: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -75,6 +83,7 @@ struct RawCamera {
     transport: Option<Spanned<String>>,
     prebuffer: Option<Spanned<String>>,
     prebuffer_seconds: Option<Spanned<f64>>,
+    schedule: Option<Spanned<String>>,
 }
 
 /// A validated configuration.
@@ -86,6 +95,11 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub storages: Vec<StorageConfig>,
     pub cameras: Vec<CameraConfig>,
+    /// Time profiles are evaluated in this zone (RU-8; REQUIREMENTS §2: the recorder's zone).
+    pub time_zone: jiff::tz::TimeZone,
+    pub time_profiles: Vec<crate::rules::time_profile::TimeProfile>,
+    /// Rules from the config; the built-in defaults of REC-10 are added by `rules::effective_rules`.
+    pub rules: Vec<RuleConfig>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -148,11 +162,17 @@ pub enum RtspTransport {
     Udp,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RecordMode {
     /// Always recording (a reason that never ends).
     Continuous,
-    /// Only on request (manual recording, rules); frames go to the pre-buffer meanwhile.
+    /// The built-in "Record on Motion" rule (REC-10) applies to this camera.
+    Motion,
+    /// The built-in "Record on Request" rule (REC-10): request start/stop recording events.
+    Event,
+    /// Records while the named time profile is active.
+    Schedule(String),
+    /// Only manual recording and explicit `[[rule]]`s; frames go to the pre-buffer meanwhile.
     Never,
 }
 
@@ -164,24 +184,12 @@ struct Origin<'a> {
 
 impl Origin<'_> {
     fn line_of(&self, span: std::ops::Range<usize>) -> usize {
-        self.text
-            .get(..span.start)
-            .map(|s| s.lines().count().max(1))
-            .unwrap_or(1)
-            + usize::from(
-                self.text
-                    .get(..span.start)
-                    .is_some_and(|s| s.ends_with('\n')),
-            )
+        self.text.get(..span.start).map(|s| s.lines().count().max(1)).unwrap_or(1)
+            + usize::from(self.text.get(..span.start).is_some_and(|s| s.ends_with('\n')))
     }
 
     fn error<T>(&self, spanned: &Spanned<T>, key: &str, reason: impl std::fmt::Display) -> Error {
-        crate::err!(
-            InvalidArgument,
-            "{}:{}: key `{key}`: {reason}",
-            self.file,
-            self.line_of(spanned.span())
-        )
+        crate::err!(InvalidArgument, "{}:{}: key `{key}`: {reason}", self.file, self.line_of(spanned.span()))
     }
 }
 
@@ -195,8 +203,7 @@ impl Config {
 
     /// The embedded default: the demo camera recording into `./edgerec-data`, HTTP on 127.0.0.1:8080.
     pub fn embedded_default() -> Config {
-        Self::parse("<embedded default>", EMBEDDED_DEFAULT, None)
-            .expect("the embedded default config is valid")
+        Self::parse("<embedded default>", EMBEDDED_DEFAULT, None).expect("the embedded default config is valid")
     }
 
     /// Parses and validates config text. Relative paths resolve against `base_dir` (the config file's
@@ -211,10 +218,7 @@ impl Config {
             return Err(origin.error(
                 &raw.version,
                 "version",
-                format!(
-                    "unsupported version {}, this build reads version {CONFIG_VERSION}",
-                    raw.version.get_ref()
-                ),
+                format!("unsupported version {}, this build reads version {CONFIG_VERSION}", raw.version.get_ref()),
             ));
         }
         let resolve = |p: &str| -> PathBuf {
@@ -224,44 +228,24 @@ impl Config {
                 _ => p,
             }
         };
-        let server = raw.server.unwrap_or(RawServer {
-            listen: None,
-            data_dir: None,
-        });
+        let server = raw.server.unwrap_or(RawServer { listen: None, data_dir: None, time_zone: None });
         let listen = match &server.listen {
             None => "127.0.0.1:8080".parse().expect("literal address"),
             Some(s) => s.get_ref().parse::<SocketAddr>().map_err(|e| {
-                origin.error(
-                    s,
-                    "server.listen",
-                    format!("{:?} is not an address:port: {e}", s.get_ref()),
-                )
+                origin.error(s, "server.listen", format!("{:?} is not an address:port: {e}", s.get_ref()))
             })?,
         };
-        let data_dir = resolve(
-            server
-                .data_dir
-                .as_ref()
-                .map(|s| s.get_ref().as_str())
-                .unwrap_or("./edgerec-data"),
-        );
+        let data_dir = resolve(server.data_dir.as_ref().map(|s| s.get_ref().as_str()).unwrap_or("./edgerec-data"));
 
         if raw.storage.is_empty() {
-            return Err(crate::err!(
-                InvalidArgument,
-                "{file}: at least one [[storage]] is required"
-            ));
+            return Err(crate::err!(InvalidArgument, "{file}: at least one [[storage]] is required"));
         }
         let mut storages = Vec::new();
         let mut ids = HashSet::new();
         for s in &raw.storage {
             let id = validate_id(&origin, &s.id, "storage.id")?;
             if !ids.insert(id.clone()) {
-                return Err(origin.error(
-                    &s.id,
-                    "storage.id",
-                    format!("duplicate storage id {id:?}"),
-                ));
+                return Err(origin.error(&s.id, "storage.id", format!("duplicate storage id {id:?}")));
             }
             let size_bytes = parse_size(&origin, &s.size, "storage.size")?;
             let segment_bytes = match &s.segment_size {
@@ -269,11 +253,7 @@ impl Config {
                 Some(v) => parse_size(&origin, v, "storage.segment_size")?,
             };
             if segment_bytes < (1 << 20) || segment_bytes % 4096 != 0 {
-                let span = s
-                    .segment_size
-                    .as_ref()
-                    .map(|v| v.span())
-                    .unwrap_or(s.size.span());
+                let span = s.segment_size.as_ref().map(|v| v.span()).unwrap_or(s.size.span());
                 return Err(crate::err!(
                     InvalidArgument,
                     "{file}:{}: key `storage.segment_size`: {segment_bytes} bytes must be at least 1 MiB and a multiple of 4096",
@@ -306,11 +286,7 @@ impl Config {
                 Some(v) => {
                     let ms = *v.get_ref();
                     if !(10..=60_000).contains(&ms) {
-                        return Err(origin.error(
-                            v,
-                            "storage.sync_interval_ms",
-                            format!("{ms} is outside 10..=60000"),
-                        ));
+                        return Err(origin.error(v, "storage.sync_interval_ms", format!("{ms} is outside 10..=60000")));
                     }
                     ms as u32
                 }
@@ -346,23 +322,14 @@ impl Config {
                 ));
             }
         }
-        let default_storage = storages
-            .iter()
-            .find(|s| s.default)
-            .expect("exactly one default")
-            .id
-            .clone();
+        let default_storage = storages.iter().find(|s| s.default).expect("exactly one default").id.clone();
 
         let mut cameras = Vec::new();
         let mut cam_ids = HashSet::new();
         for c in &raw.camera {
             let id = validate_id(&origin, &c.id, "camera.id")?;
             if !cam_ids.insert(id.clone()) {
-                return Err(origin.error(
-                    &c.id,
-                    "camera.id",
-                    format!("duplicate camera id {id:?}"),
-                ));
+                return Err(origin.error(&c.id, "camera.id", format!("duplicate camera id {id:?}")));
             }
             let storage = match &c.storage {
                 None => default_storage.clone(),
@@ -381,14 +348,23 @@ impl Config {
                 None => RecordMode::Continuous,
                 Some(r) if r.get_ref() == "continuous" => RecordMode::Continuous,
                 Some(r) if r.get_ref() == "never" => RecordMode::Never,
+                Some(r) if r.get_ref() == "motion" => RecordMode::Motion,
+                Some(r) if r.get_ref() == "event" => RecordMode::Event,
+                Some(r) if r.get_ref() == "schedule" => match &c.schedule {
+                    Some(p) => RecordMode::Schedule(p.get_ref().clone()),
+                    None => {
+                        return Err(origin.error(
+                            r,
+                            "camera.schedule",
+                            "record = \"schedule\" needs `schedule = \"PROFILE NAME\"`",
+                        ))
+                    }
+                },
                 Some(r) => {
                     return Err(origin.error(
                         r,
                         "camera.record",
-                        format!(
-                            "{:?} is not supported; use \"continuous\" or \"never\"",
-                            r.get_ref()
-                        ),
+                        format!("{:?} is not supported; use \"continuous\" or \"never\"", r.get_ref()),
                     ))
                 }
             };
@@ -408,9 +384,8 @@ impl Config {
             let source = if src == "demo:" {
                 SourceSpec::Demo
             } else if src.starts_with("rtsp://") || src.starts_with("rtsps://") {
-                let mut url = url::Url::parse(src).map_err(|e| {
-                    origin.error(&c.source, "camera.source", format!("bad URL: {e}"))
-                })?;
+                let mut url = url::Url::parse(src)
+                    .map_err(|e| origin.error(&c.source, "camera.source", format!("bad URL: {e}")))?;
                 let mut username = c.username.clone();
                 let mut password = c.password.clone();
                 // Credentials in the URL are moved out so the URL can be logged safely.
@@ -420,12 +395,7 @@ impl Config {
                     let _ = url.set_username("");
                     let _ = url.set_password(None);
                 }
-                SourceSpec::Rtsp {
-                    url,
-                    username,
-                    password,
-                    transport,
-                }
+                SourceSpec::Rtsp { url, username, password, transport }
             } else if src.starts_with("v4l2:") {
                 return Err(origin.error(
                     &c.source,
@@ -439,39 +409,34 @@ impl Config {
                     format!("{src:?} is not \"demo:\" or an rtsp:// URL"),
                 ));
             };
-            let prebuffer =
-                match &c.prebuffer {
-                    None => PrebufferMode::Memory,
-                    Some(p) if p.get_ref() == "memory" => PrebufferMode::Memory,
-                    Some(p) if p.get_ref() == "off" => PrebufferMode::Off,
-                    Some(p) if p.get_ref() == "disk" => return Err(origin.error(
+            let prebuffer = match &c.prebuffer {
+                None => PrebufferMode::Memory,
+                Some(p) if p.get_ref() == "memory" => PrebufferMode::Memory,
+                Some(p) if p.get_ref() == "off" => PrebufferMode::Off,
+                Some(p) if p.get_ref() == "disk" => {
+                    return Err(origin.error(
                         p,
                         "camera.prebuffer",
                         "\"disk\" pre-buffering is not supported yet; use \"memory\" (up to 15 s)",
-                    )),
-                    Some(p) => {
-                        return Err(origin.error(
-                            p,
-                            "camera.prebuffer",
-                            format!("{:?} is not \"memory\", \"disk\" or \"off\"", p.get_ref()),
-                        ))
-                    }
-                };
+                    ))
+                }
+                Some(p) => {
+                    return Err(origin.error(
+                        p,
+                        "camera.prebuffer",
+                        format!("{:?} is not \"memory\", \"disk\" or \"off\"", p.get_ref()),
+                    ))
+                }
+            };
             let mut prebuffer_us = crate::recording::DEFAULT_PREBUFFER_US;
             if let Some(secs) = &c.prebuffer_seconds {
                 let v = *secs.get_ref();
                 if !(0.0..=3600.0).contains(&v) {
-                    return Err(origin.error(
-                        secs,
-                        "camera.prebuffer_seconds",
-                        format!("{v} is outside 0..=3600"),
-                    ));
+                    return Err(origin.error(secs, "camera.prebuffer_seconds", format!("{v} is outside 0..=3600")));
                 }
                 prebuffer_us = (v * 1e6) as i64;
             }
-            if prebuffer == PrebufferMode::Memory
-                && prebuffer_us > crate::recording::MAX_MEMORY_PREBUFFER_US
-            {
+            if prebuffer == PrebufferMode::Memory && prebuffer_us > crate::recording::MAX_MEMORY_PREBUFFER_US {
                 // REC-3: memory mode clamps to 15 s.
                 tracing::warn!(
                     "{file}:{}: camera {id:?}: a memory pre-buffer holds at most 15 s; {} s clamped to 15 s (REC-3)",
@@ -494,12 +459,25 @@ impl Config {
                 prebuffer_us,
             });
         }
-        Ok(Config {
-            listen,
-            data_dir,
-            storages,
-            cameras,
-        })
+        let time_zone = match &server.time_zone {
+            None => jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC),
+            Some(z) => jiff::tz::TimeZone::get(z.get_ref()).map_err(|e| {
+                origin.error(z, "server.time_zone", format!("unknown time zone {:?}: {e}", z.get_ref()))
+            })?,
+        };
+        let time_profiles = rules::time_profiles(&origin, &raw.time_profile)?;
+        for (c, rc) in cameras.iter().zip(&raw.camera) {
+            if let RecordMode::Schedule(p) = &c.record {
+                if p != crate::rules::time_profile::ALWAYS_NAME && !time_profiles.iter().any(|t| t.name() == p) {
+                    let span = rc.schedule.as_ref().expect("schedule mode has a schedule key");
+                    return Err(origin.error(span, "camera.schedule", format!("no time profile {p:?}")));
+                }
+            }
+        }
+        let camera_ids: Vec<String> = cameras.iter().map(|c| c.id.clone()).collect();
+        let prebuffer = |id: &str| cameras.iter().find(|c| c.id == id).map_or(0, |c| c.prebuffer_us);
+        let rules = rules::rules(&origin, &raw.rule, &time_profiles, &camera_ids, &prebuffer)?;
+        Ok(Config { listen, data_dir, storages, cameras, time_zone, time_profiles, rules })
     }
 }
 
@@ -507,16 +485,11 @@ fn validate_id(origin: &Origin<'_>, id: &Spanned<String>, key: &str) -> Result<S
     let s = id.get_ref();
     let ok = !s.is_empty()
         && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     if ok {
         Ok(s.clone())
     } else {
-        Err(origin.error(
-            id,
-            key,
-            format!("{s:?} must be 1..=64 characters of a-z, 0-9, '-', '_'"),
-        ))
+        Err(origin.error(id, key, format!("{s:?} must be 1..=64 characters of a-z, 0-9, '-', '_'")))
     }
 }
 
@@ -527,20 +500,12 @@ fn parse_size(origin: &Origin<'_>, v: &Spanned<RawSize>, key: &str) -> Result<u6
         RawSize::Bytes(_) => None,
         RawSize::Text(t) => parse_size_text(t),
     };
-    bytes.ok_or_else(|| {
-        origin.error(
-            v,
-            key,
-            "expected a positive size such as \"2GiB\", \"500MB\" or a byte count",
-        )
-    })
+    bytes.ok_or_else(|| origin.error(v, key, "expected a positive size such as \"2GiB\", \"500MB\" or a byte count"))
 }
 
 pub fn parse_size_text(t: &str) -> Option<u64> {
     let t = t.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let num: f64 = num.parse().ok()?;
     let mult: u64 = match unit.trim() {
@@ -595,24 +560,13 @@ mod tests {
     fn errors_name_file_line_key_and_reason() {
         let text = "version = 1\n[[storage]]\nid = \"a\"\nsize = \"2GiB\"\nretention_days = 0\n";
         let e = Config::parse("x.toml", text, None).unwrap_err();
-        assert_eq!(
-            e.msg(),
-            "x.toml:5: key `storage.retention_days`: 0 is outside 1..=365000 (ST-8)"
-        );
+        assert_eq!(e.msg(), "x.toml:5: key `storage.retention_days`: 0 is outside 1..=365000 (ST-8)");
         let text = "version = 1\n[[storage]]\nid = \"a\"\nsize = \"2GiB\"\ncolour = 3\n";
         let e = Config::parse("x.toml", text, None).unwrap_err();
-        assert!(
-            e.msg().starts_with("x.toml:5: unknown field `colour`"),
-            "{}",
-            e.msg()
-        );
+        assert!(e.msg().starts_with("x.toml:5: unknown field `colour`"), "{}", e.msg());
         let text = "version = 1\n[[storage]]\nid = \"a\"\nsize = \"lots\"\n";
         let e = Config::parse("x.toml", text, None).unwrap_err();
-        assert!(
-            e.msg().starts_with("x.toml:4: key `storage.size`"),
-            "{}",
-            e.msg()
-        );
+        assert!(e.msg().starts_with("x.toml:4: key `storage.size`"), "{}", e.msg());
     }
 
     #[test]
@@ -620,12 +574,7 @@ mod tests {
         let text = "version = 1\n[[storage]]\nid = \"a\"\nsize = \"2GiB\"\n[[camera]]\nid = \"c\"\nsource = \"rtsp://u:p@cam/x\"\n";
         let c = Config::parse("x.toml", text, None).unwrap();
         match &c.cameras[0].source {
-            SourceSpec::Rtsp {
-                url,
-                username,
-                password,
-                ..
-            } => {
+            SourceSpec::Rtsp { url, username, password, .. } => {
                 assert_eq!(url.as_str(), "rtsp://cam/x");
                 assert_eq!(username.as_deref(), Some("u"));
                 assert_eq!(password.as_deref(), Some("p"));
@@ -648,7 +597,7 @@ mod example_tests {
     /// The shipped example documents every key and must itself be valid.
     #[test]
     fn example_config_is_valid() {
-        let text = include_str!("../config/edgerec.example.toml");
+        let text = include_str!("../../config/edgerec.example.toml");
         let c = super::Config::parse("config/edgerec.example.toml", text, None).unwrap();
         assert_eq!(c.cameras.len(), 1);
         assert_eq!(c.storages[0].segment_bytes, 64 << 20);

@@ -1,0 +1,250 @@
+//! The rules engine (RU-1..RU-5): one thread turns events and time profiles into recording
+//! reasons on cameras, with pre/post roll and delayed stops.
+//! Invariant: it only calls `RecordingControl` (never blocks ingest) and reads events from the
+//! in-process subscription, so events drive recording even when the event log is down (RU-21).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clocks::Clocks;
+use crate::config::{CameraSet, Condition, RecordMode, RuleConfig, Stop, Trigger};
+use crate::events::{Event, EventKind};
+use crate::ingest::CameraStats;
+use crate::rules::time_profile::{TimeProfile, ALWAYS_NAME};
+
+/// REC-10 defaults: Record on Motion (3 s before, 3 s after), Record on Bookmark (3 s before,
+/// 30 s after), Record on Request (external start/stop requests).
+pub const RECORD_ON_MOTION: &str = "Record on Motion";
+pub const RECORD_ON_BOOKMARK: &str = "Record on Bookmark";
+pub const RECORD_ON_REQUEST: &str = "Record on Request";
+
+/// How often profile-triggered rules and conditions are re-evaluated.
+const PROFILE_POLL: Duration = Duration::from_millis(500);
+
+/// The rules in force: the config's `[[rule]]`s, plus the REC-10 defaults for the cameras whose
+/// `record` shorthand selects them. A config rule with a default's name replaces that default
+/// (defaults are editable); removing it re-creates the default.
+pub fn effective_rules(config: &crate::config::Config) -> Vec<RuleConfig> {
+    let mut rules = config.rules.clone();
+    let ids = |pred: &dyn Fn(&RecordMode) -> bool| -> Vec<String> {
+        config.cameras.iter().filter(|c| pred(&c.record)).map(|c| c.id.clone()).collect()
+    };
+    let motion = ids(&|m| *m == RecordMode::Motion);
+    let request = ids(&|m| *m == RecordMode::Event);
+    let bookmark = ids(&|m| matches!(m, RecordMode::Motion | RecordMode::Event | RecordMode::Schedule(_)));
+    let defaults = [
+        (
+            RECORD_ON_MOTION,
+            EventKind::MotionStarted,
+            Stop::Event(EventKind::MotionStopped),
+            3_000_000,
+            3_000_000,
+            motion,
+        ),
+        (RECORD_ON_BOOKMARK, EventKind::BookmarkReferenceRequested, Stop::DelayUs(0), 3_000_000, 30_000_000, bookmark),
+        (
+            RECORD_ON_REQUEST,
+            EventKind::RequestStartRecording,
+            Stop::Event(EventKind::RequestStopRecording),
+            0,
+            0,
+            request,
+        ),
+    ];
+    for (name, trigger, stop, pre, post, cameras) in defaults {
+        if cameras.is_empty() || rules.iter().any(|r| r.name == name) {
+            continue;
+        }
+        rules.push(RuleConfig {
+            name: name.to_owned(),
+            enabled: true,
+            trigger: Trigger::Event(trigger),
+            cameras: CameraSet::Only(cameras),
+            condition: None,
+            pre_roll_us: pre,
+            stop,
+            post_roll_us: post,
+        });
+    }
+    for c in &config.cameras {
+        if let RecordMode::Schedule(profile) = &c.record {
+            rules.push(RuleConfig {
+                name: format!("Record on Schedule ({})", c.id),
+                enabled: true,
+                trigger: Trigger::Profile(profile.clone()),
+                cameras: CameraSet::Only(vec![c.id.clone()]),
+                condition: None,
+                pre_roll_us: 0,
+                stop: Stop::EndOfInterval,
+                post_roll_us: 0,
+            });
+        }
+    }
+    rules
+}
+
+pub struct Engine {
+    rules: Vec<RuleConfig>,
+    profiles: Vec<TimeProfile>,
+    tz: jiff::tz::TimeZone,
+    cameras: Vec<Arc<CameraStats>>,
+    clocks: Arc<dyn Clocks>,
+    /// (rule index, camera) pairs started and not yet stopped.
+    active: HashSet<(usize, String)>,
+    /// Pending delayed stops: (when µs, rule index, camera).
+    timers: BinaryHeap<Reverse<(i64, usize, String)>>,
+    /// Last evaluation of each profile-triggered rule.
+    profile_state: HashMap<usize, bool>,
+}
+
+impl Engine {
+    pub fn new(
+        rules: Vec<RuleConfig>,
+        profiles: Vec<TimeProfile>,
+        tz: jiff::tz::TimeZone,
+        cameras: Vec<Arc<CameraStats>>,
+        clocks: Arc<dyn Clocks>,
+    ) -> Engine {
+        Engine {
+            rules,
+            profiles,
+            tz,
+            cameras,
+            clocks,
+            active: HashSet::new(),
+            timers: BinaryHeap::new(),
+            profile_state: HashMap::new(),
+        }
+    }
+
+    fn profile_active(&self, name: &str, at_us: i64) -> bool {
+        if name == ALWAYS_NAME {
+            return true;
+        }
+        let Ok(at) = jiff::Timestamp::from_microsecond(at_us) else { return false };
+        self.profiles.iter().find(|p| p.name() == name).is_some_and(|p| p.contains(at, &self.tz))
+    }
+
+    fn condition_holds(&self, rule: &RuleConfig, at_us: i64) -> bool {
+        match &rule.condition {
+            None => true,
+            Some(Condition::Within(p)) => self.profile_active(p, at_us),
+            Some(Condition::Outside(p)) => !self.profile_active(p, at_us),
+        }
+    }
+
+    fn camera(&self, id: &str) -> Option<&Arc<CameraStats>> {
+        self.cameras.iter().find(|c| &*c.id == id)
+    }
+
+    fn reason_key(rule: &RuleConfig) -> String {
+        format!("rule:{}", rule.name)
+    }
+
+    /// The cameras an event acts on for a rule: the camera that raised it (RU-5), or for events
+    /// without a camera (external, user-defined) the cameras named in its data, else all of the
+    /// rule's cameras.
+    fn targets(&self, rule: &RuleConfig, e: &Event) -> Vec<String> {
+        let all = || self.cameras.iter().map(|c| c.id.to_string()).filter(|id| rule.cameras.contains(id));
+        match e.camera() {
+            Some(c) if rule.cameras.contains(c) => vec![c.to_owned()],
+            Some(_) => Vec::new(),
+            None => match e.data().and_then(|d| d.get("cameras")).and_then(|v| v.as_array()) {
+                Some(named) => {
+                    let named: Vec<&str> = named.iter().filter_map(|v| v.as_str()).collect();
+                    all().filter(|id| named.contains(&id.as_str())).collect()
+                }
+                None => all().collect(),
+            },
+        }
+    }
+
+    fn start(&mut self, idx: usize, camera: &str, now_us: i64) {
+        let rule = &self.rules[idx];
+        let Some(cam) = self.camera(camera) else { return };
+        cam.control.start(&Self::reason_key(rule), rule.pre_roll_us, None);
+        tracing::info!(rule = %rule.name, camera, "rule started recording");
+        if let Stop::DelayUs(d) = rule.stop {
+            self.timers.push(Reverse((now_us + d, idx, camera.to_owned())));
+        }
+        self.active.insert((idx, camera.to_owned()));
+    }
+
+    fn stop(&mut self, idx: usize, camera: &str, now_us: i64) {
+        if !self.active.remove(&(idx, camera.to_owned())) {
+            return;
+        }
+        let rule = &self.rules[idx];
+        if let Some(cam) = self.camera(camera) {
+            cam.control.stop(&Self::reason_key(rule), now_us, rule.post_roll_us);
+            tracing::info!(rule = %rule.name, camera, post_roll_ms = rule.post_roll_us / 1000, "rule stops recording");
+        }
+    }
+
+    /// Handles one event: starts rules it triggers (conditions permitting), stops rules it ends.
+    pub fn on_event(&mut self, e: &Event) {
+        let now = e.wall_us();
+        for idx in 0..self.rules.len() {
+            let rule = &self.rules[idx];
+            if !rule.enabled {
+                continue;
+            }
+            if matches!(&rule.stop, Stop::Event(k) if k == e.kind()) {
+                for cam in self.targets(rule, e) {
+                    self.stop(idx, &cam, now);
+                }
+            }
+            let rule = &self.rules[idx];
+            if matches!(&rule.trigger, Trigger::Event(k) if k == e.kind()) && self.condition_holds(rule, now) {
+                for cam in self.targets(rule, e) {
+                    self.start(idx, &cam, now);
+                }
+            }
+        }
+    }
+
+    /// Fires due delayed stops and follows profile-triggered rules.
+    pub fn on_tick(&mut self) {
+        let now = self.clocks.realtime_us();
+        while let Some(Reverse((when, idx, cam))) = self.timers.peek().cloned() {
+            if when > now {
+                break;
+            }
+            self.timers.pop();
+            self.stop(idx, &cam, now);
+        }
+        for idx in 0..self.rules.len() {
+            let rule = &self.rules[idx];
+            let Trigger::Profile(p) = &rule.trigger else { continue };
+            if !rule.enabled {
+                continue;
+            }
+            let on = self.profile_active(p, now) && self.condition_holds(rule, now);
+            let was = self.profile_state.insert(idx, on).unwrap_or(false);
+            let cams: Vec<String> =
+                self.cameras.iter().map(|c| c.id.to_string()).filter(|id| rule.cameras.contains(id)).collect();
+            match (was, on) {
+                (false, true) => cams.iter().for_each(|c| self.start(idx, c, now)),
+                (true, false) => cams.iter().for_each(|c| self.stop(idx, c, now)),
+                _ => {}
+            }
+        }
+    }
+
+    /// Runs until `stop` is set or the subscription ends.
+    pub fn run(mut self, events: &Receiver<Arc<Event>>, stop: &AtomicBool) {
+        self.on_tick();
+        while !stop.load(Ordering::Relaxed) {
+            match events.recv_timeout(PROFILE_POLL) {
+                Ok(e) => self.on_event(&e),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            self.on_tick();
+        }
+    }
+}
