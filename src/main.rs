@@ -112,7 +112,7 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
     let signals = block_signals();
     service::notify(&[NotifyState::Status("opening storages (recovery)")]);
     let recorder = Arc::new(edgerec::recorder::Recorder::start(cfg, Arc::new(SystemClocks))?);
-    let http = edgerec::http::HttpServer::start(listen, recorder.clone())?;
+    let http = edgerec::http::HttpServer::start(listen, recorder.config.socket_timeout, recorder.clone())?;
     let mut watched: Vec<Watched> = recorder
         .storages
         .iter()

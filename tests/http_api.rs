@@ -179,3 +179,28 @@ fn cli_refuses_bad_configs_and_lan_addresses_and_check_finds_damage() {
     let o = check(&["--rebuild"]);
     assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
 }
+
+/// The socket timeout closes a slow sender (slowloris) and never stops the API itself: tiny-http's
+/// acceptor, which the same timeout ends when idle, is restarted on the same listener.
+#[test]
+fn socket_timeouts_close_slow_senders_and_survive_idle_periods() {
+    use std::io::{Read, Write};
+    let tmp = common::temp_dir();
+    let port = common::free_local_port();
+    let rec =
+        RecorderProc::start_with_server(tmp.path(), "socket_timeout_seconds = 1\n", &format!("{STORAGE}{DEMO}"), port);
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(1600));
+        let r = http_get(&rec.url("/healthz")).unwrap();
+        assert_eq!(r.status, 200, "API answers after an idle period longer than the socket timeout");
+    }
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    slow.write_all(b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\n").unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 256];
+    let n = slow.read(&mut buf).unwrap_or(0);
+    assert!(n == 0 || String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"), "closed, not served");
+    assert!(started.elapsed() < Duration::from_secs(8), "closed by the server's timeout, not ours");
+    assert_eq!(http_get(&rec.url("/healthz")).unwrap().status, 200);
+}

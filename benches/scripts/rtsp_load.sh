@@ -16,7 +16,7 @@
 #
 # Usage: benches/scripts/rtsp_load.sh N [N...]
 #   env: MEASURE_SEC (default 60), WARMUP_SEC (default 10)
-# Needs: target/release/edgerec (cargo build --release --locked), ffmpeg, /usr/bin/python3 with
+# Needs: target/release/edgerec (cargo build --release --locked), ffmpeg, curl, jq, /usr/bin/python3 with
 # python3-gi and gst-rtsp-server (the test peers of tests/support/rtsp_server.py).
 set -euo pipefail
 

@@ -48,6 +48,7 @@ struct RawServer {
     listen: Option<Spanned<String>>,
     data_dir: Option<Spanned<String>>,
     time_zone: Option<Spanned<String>>,
+    socket_timeout_seconds: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -93,6 +94,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory for state that is not media (lock file, future config store).
     pub data_dir: PathBuf,
+    /// Bound on every HTTP read and write (slowloris guard).
+    pub socket_timeout: Duration,
     pub storages: Vec<StorageConfig>,
     pub cameras: Vec<CameraConfig>,
     /// Time profiles are evaluated in this zone (RU-8; REQUIREMENTS §2: the recorder's zone).
@@ -228,7 +231,12 @@ impl Config {
                 _ => p,
             }
         };
-        let server = raw.server.unwrap_or(RawServer { listen: None, data_dir: None, time_zone: None });
+        let server = raw.server.unwrap_or(RawServer {
+            listen: None,
+            data_dir: None,
+            time_zone: None,
+            socket_timeout_seconds: None,
+        });
         let listen = match &server.listen {
             None => "127.0.0.1:8080".parse().expect("literal address"),
             Some(s) => s.get_ref().parse::<SocketAddr>().map_err(|e| {
@@ -477,7 +485,18 @@ impl Config {
         let camera_ids: Vec<String> = cameras.iter().map(|c| c.id.clone()).collect();
         let prebuffer = |id: &str| cameras.iter().find(|c| c.id == id).map_or(0, |c| c.prebuffer_us);
         let rules = rules::rules(&origin, &raw.rule, &time_profiles, &camera_ids, &prebuffer)?;
-        Ok(Config { listen, data_dir, storages, cameras, time_zone, time_profiles, rules })
+        let socket_timeout = match &server.socket_timeout_seconds {
+            None => Duration::from_secs(30),
+            Some(v) if (0.1..=3600.0).contains(v.get_ref()) => Duration::from_secs_f64(*v.get_ref()),
+            Some(v) => {
+                return Err(origin.error(
+                    v,
+                    "server.socket_timeout_seconds",
+                    format!("{} is outside 0.1..=3600", v.get_ref()),
+                ))
+            }
+        };
+        Ok(Config { listen, data_dir, socket_timeout, storages, cameras, time_zone, time_profiles, rules })
     }
 }
 
@@ -599,7 +618,9 @@ mod example_tests {
     fn example_config_is_valid() {
         let text = include_str!("../../config/edgerec.example.toml");
         let c = super::Config::parse("config/edgerec.example.toml", text, None).unwrap();
-        assert_eq!(c.cameras.len(), 1);
+        assert_eq!(c.cameras.len(), 2);
         assert_eq!(c.storages[0].segment_bytes, 64 << 20);
+        assert_eq!(c.time_profiles.len(), 1);
+        assert_eq!(c.rules.len(), 1);
     }
 }

@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -20,8 +20,6 @@ use crate::time::{format_rfc3339, parse_rfc3339_us};
 const WORKERS: usize = 4;
 /// Concurrent export downloads; more get 503 so they cannot starve the API.
 const MAX_DOWNLOADS: usize = 8;
-/// Socket read/write timeouts (slowloris); Linux copies them from the listener to accepted sockets.
-const SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The one mapping from error kind to HTTP status (STYLE rule 4).
 pub fn status_for(kind: ErrorKind) -> u16 {
@@ -37,7 +35,8 @@ pub fn status_for(kind: ErrorKind) -> u16 {
 }
 
 pub struct HttpServer {
-    server: Arc<Server>,
+    /// The current tiny-http server; replaced when its accept thread ends (see `restart_acceptor`).
+    server: Arc<RwLock<Arc<Server>>>,
     pub local_addr: SocketAddr,
     /// Advanced by every worker at least once a second: proves the acceptor is alive.
     pub heartbeat: Arc<std::sync::atomic::AtomicU64>,
@@ -47,7 +46,9 @@ pub struct HttpServer {
 
 impl HttpServer {
     /// Binds `addr`. Until authentication exists only loopback addresses are accepted.
-    pub fn start(addr: SocketAddr, recorder: Arc<Recorder>) -> Result<HttpServer, Error> {
+    /// Binds `addr`. Until authentication exists only loopback addresses are accepted.
+    /// `socket_timeout` bounds every read and write on a connection (slowloris).
+    pub fn start(addr: SocketAddr, socket_timeout: Duration, recorder: Arc<Recorder>) -> Result<HttpServer, Error> {
         if !addr.ip().is_loopback() {
             return Err(crate::err!(
                 InvalidArgument,
@@ -55,21 +56,21 @@ impl HttpServer {
             ));
         }
         let listener = TcpListener::bind(addr).map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
-        let tv = nix::sys::time::TimeVal::new(SOCKET_TIMEOUT.as_secs() as i64, 0);
+        // Linux copies these to every accepted socket: tiny-http has no timeouts of its own.
+        let tv = nix::sys::time::TimeVal::new(socket_timeout.as_secs() as i64, socket_timeout.subsec_micros().into());
         nix::sys::socket::setsockopt(&listener, nix::sys::socket::sockopt::ReceiveTimeout, &tv)
             .and_then(|_| nix::sys::socket::setsockopt(&listener, nix::sys::socket::sockopt::SendTimeout, &tv))
             .map_err(|e| Error::io("cannot set socket timeouts", e.into()))?;
         let local_addr = listener.local_addr().map_err(|e| Error::io("local_addr", e))?;
-        let server = Arc::new(
-            Server::from_listener(listener, None)
-                .map_err(|e| crate::err!(Internal, "cannot start HTTP server: {e}"))?,
-        );
+        let server = Arc::new(RwLock::new(Arc::new(acceptor(&listener)?)));
         let downloads = Arc::new(AtomicUsize::new(0));
         let heartbeat = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let listener = Arc::new(listener);
         let mut threads = Vec::new();
         for i in 0..WORKERS {
             let server = server.clone();
+            let listener = listener.clone();
             let recorder = recorder.clone();
             let downloads = downloads.clone();
             let heartbeat = heartbeat.clone();
@@ -80,13 +81,11 @@ impl HttpServer {
                     .spawn(move || {
                         while !stopping.load(Ordering::Relaxed) {
                             heartbeat.fetch_add(1, Ordering::Relaxed);
-                            match server.recv_timeout(Duration::from_secs(1)) {
+                            let current = server.read().expect("server lock").clone();
+                            match current.recv_timeout(Duration::from_secs(1)) {
                                 Ok(Some(req)) => handle(req, &recorder, &downloads),
                                 Ok(None) => {}
-                                Err(e) => {
-                                    tracing::error!("HTTP accept failed: {e}");
-                                    break;
-                                }
+                                Err(e) => restart_acceptor(&server, &current, &listener, &e),
                             }
                         }
                     })
@@ -99,12 +98,41 @@ impl HttpServer {
 
     pub fn stop(self) {
         self.stopping.store(true, Ordering::Relaxed);
+        let server = self.server.read().expect("server lock").clone();
         for _ in 0..WORKERS {
-            self.server.unblock();
+            server.unblock();
         }
         for t in self.threads {
             let _ = t.join();
         }
+    }
+}
+
+/// A tiny-http server accepting on a clone of `listener`.
+fn acceptor(listener: &TcpListener) -> Result<Server, Error> {
+    let l = listener.try_clone().map_err(|e| Error::io("cannot clone the HTTP listener", e))?;
+    Server::from_listener(l, None).map_err(|e| crate::err!(Internal, "cannot start HTTP server: {e}"))
+}
+
+/// tiny-http's accept thread ends at the first accept error, and the listener's receive timeout
+/// (our slowloris guard, copied to accepted sockets) makes an idle accept fail after
+/// `socket_timeout`. The first worker to see the error starts a new acceptor on the same listener;
+/// connections arriving meanwhile wait in the kernel's backlog. Real errors (EMFILE) heal the same
+/// way once resources return.
+fn restart_acceptor(server: &RwLock<Arc<Server>>, failed: &Arc<Server>, listener: &TcpListener, e: &std::io::Error) {
+    let mut current = server.write().expect("server lock");
+    if !Arc::ptr_eq(&current, failed) {
+        return;
+    }
+    if e.kind() == std::io::ErrorKind::WouldBlock {
+        tracing::debug!("HTTP acceptor idle past the socket timeout; restarting it");
+    } else {
+        tracing::warn!("HTTP accept failed ({e}); restarting the acceptor");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    match acceptor(listener) {
+        Ok(s) => *current = Arc::new(s),
+        Err(err) => tracing::error!("cannot restart the HTTP acceptor: {err}"),
     }
 }
 

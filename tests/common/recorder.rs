@@ -24,12 +24,17 @@ impl RecorderProc {
     }
 
     pub fn start_on(data_dir: &Path, body: &str, port: u16) -> RecorderProc {
+        Self::start_with_server(data_dir, "", body, port)
+    }
+
+    /// Like `start_on`, with extra `[server]` keys (`server_extra`, TOML lines).
+    pub fn start_with_server(data_dir: &Path, server_extra: &str, body: &str, port: u16) -> RecorderProc {
         std::fs::create_dir_all(data_dir).unwrap();
         let config = data_dir.join("edgerec.toml");
         std::fs::write(
             &config,
             format!(
-                "version = 1\n[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n{body}",
+                "version = 1\n[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n{server_extra}{body}",
                 data_dir.display()
             ),
         )
