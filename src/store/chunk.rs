@@ -126,22 +126,21 @@ pub fn encoded_len(f: &ChunkFields<'_>, payload_len: usize) -> u64 {
         + TRAILER_BYTES) as u64
 }
 
-/// Appends the encoded chunk to `out` and returns (header_len, total_len).
-///
-/// `payload` must be the concatenation of the frames' bytes in order.
-pub fn encode(f: &ChunkFields<'_>, payload: &[u8], out: &mut Vec<u8>) -> (u32, u64) {
+/// Appends everything of a chunk before its payload (fixed header, camera id, sample entry, frame
+/// table) to `out` and returns its length. The chunk on disk is this, then the payload, then the
+/// CRC32C of both (`crc32c_append` over the parts).
+pub fn encode_header(f: &ChunkFields<'_>, payload_len: usize, out: &mut Vec<u8>) -> u32 {
     let start = out.len();
     let camera = f.camera_id.as_bytes();
     let entry = f.sample_entry.box_bytes();
     let header_len = FIXED_HEADER_BYTES + camera.len() + entry.len() + f.frames.len() * FRAME_ENTRY_BYTES;
-    debug_assert_eq!(payload.len() as u64, f.frames.iter().map(|e| u64::from(e.size_bytes)).sum::<u64>());
-    out.reserve(header_len + payload.len() + TRAILER_BYTES);
+    out.reserve(header_len);
     out.extend_from_slice(MAGIC);
     out.push(FORMAT_VERSION);
     out.push(f.kind.code());
     out.extend_from_slice(&(if f.run_start { FLAG_RUN_START } else { 0 }).to_le_bytes());
     out.extend_from_slice(&(header_len as u32).to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(payload_len as u32).to_le_bytes());
     out.extend_from_slice(&f.storage_uuid.to_le_bytes());
     out.extend_from_slice(&f.seq.to_le_bytes());
     out.extend_from_slice(&f.run_id.to_le_bytes());
@@ -159,10 +158,21 @@ pub fn encode(f: &ChunkFields<'_>, payload: &[u8], out: &mut Vec<u8>) -> (u32, u
         out.extend_from_slice(&e.size_bytes.to_le_bytes());
         out.push(if e.key { FRAME_KEY } else { 0 });
     }
+    debug_assert_eq!(out.len() - start, header_len);
+    header_len as u32
+}
+
+/// Appends the whole encoded chunk to `out` and returns (header_len, total_len).
+///
+/// `payload` must be the concatenation of the frames' bytes in order.
+pub fn encode(f: &ChunkFields<'_>, payload: &[u8], out: &mut Vec<u8>) -> (u32, u64) {
+    let start = out.len();
+    debug_assert_eq!(payload.len() as u64, f.frames.iter().map(|e| u64::from(e.size_bytes)).sum::<u64>());
+    let header_len = encode_header(f, payload.len(), out);
     out.extend_from_slice(payload);
     let crc = crc32c::crc32c(&out[start..]);
     out.extend_from_slice(&crc.to_le_bytes());
-    (header_len as u32, (out.len() - start) as u64)
+    (header_len, (out.len() - start) as u64)
 }
 
 /// Why bytes at a position are not a valid chunk. `NotAChunk` is the normal end of written data.

@@ -22,6 +22,7 @@ use crate::clocks::Clocks;
 use crate::config::StorageConfig;
 use crate::error::Error;
 use crate::media::{Frame, SampleEntry, StreamKind};
+use bytes::Bytes;
 
 /// Messages in flight from ingest to one storage writer are capped at this many bytes of frame data;
 /// at 32 cameras × 4 Mbit/s that is 4 s of slack for a slow fdatasync.
@@ -166,9 +167,67 @@ struct StreamState {
 #[derive(Default)]
 struct Pending {
     frames: Vec<FrameEntry>,
-    payload: Vec<u8>,
+    /// The frames' bytes as received: shared, never copied before they reach `pwritev`.
+    payload: Vec<Bytes>,
+    payload_len: usize,
     start_wall_us: i64,
     start_media: i64,
+}
+
+/// Chunks of the head segment waiting to be written: header, frame and CRC parts in file order.
+#[derive(Default)]
+struct Batch {
+    parts: Vec<Bytes>,
+    /// Sum of the parts' lengths.
+    len: u64,
+}
+
+impl Batch {
+    fn push(&mut self, b: Bytes) {
+        self.len += b.len() as u64;
+        self.parts.push(b);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.parts.clear();
+        self.len = 0;
+    }
+}
+
+/// `pwritev` of all `parts` at `offset`, in batches of at most IOV_MAX slices, resuming after short
+/// writes.
+fn write_all_vectored_at(file: &File, parts: &[Bytes], mut offset: u64) -> std::io::Result<()> {
+    const IOV_MAX: usize = 1024;
+    let mut i = 0;
+    let mut skip = 0usize;
+    while i < parts.len() {
+        let slices: Vec<std::io::IoSlice<'_>> = parts[i..(i + IOV_MAX).min(parts.len())]
+            .iter()
+            .enumerate()
+            .map(|(k, p)| std::io::IoSlice::new(if k == 0 { &p[skip..] } else { &p[..] }))
+            .collect();
+        let mut n = nix::sys::uio::pwritev(file, &slices, offset as i64).map_err(std::io::Error::from)?;
+        if n == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "pwritev wrote nothing"));
+        }
+        offset += n as u64;
+        while n > 0 {
+            let left = parts[i].len() - skip;
+            if n >= left {
+                n -= left;
+                i += 1;
+                skip = 0;
+            } else {
+                skip += n;
+                n = 0;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A chunk encoded into the write buffer, waiting for fdatasync before it is indexed.
@@ -199,7 +258,7 @@ struct Live {
     head_file: Option<File>,
     pos: WritePosition,
     /// Encoded chunks for the head segment, written at `buf_offset` at the next flush.
-    buf: Vec<u8>,
+    buf: Batch,
     buf_offset: u64,
     placed: Vec<Placed>,
     last_expire: Instant,
@@ -300,7 +359,7 @@ impl Writer {
             head_file,
             buf_offset: pos.offset,
             pos,
-            buf: Vec::new(),
+            buf: Batch::default(),
             placed: Vec::new(),
             last_expire: Instant::now() - EXPIRE_INTERVAL,
         });
@@ -447,7 +506,7 @@ impl Writer {
                 return Ok(());
             }
             !st.pending.frames.is_empty()
-                && (st.pending.payload.len() + f.frame.data.len() > max_payload
+                && (st.pending.payload_len + f.frame.data.len() > max_payload
                     || f.frame.media_time - st.pending.start_media > i64::from(u32::MAX / 2))
         };
         if needs_close {
@@ -463,7 +522,8 @@ impl Writer {
             size_bytes: f.frame.data.len() as u32,
             key: f.frame.key,
         });
-        st.pending.payload.extend_from_slice(&f.frame.data);
+        st.pending.payload_len += f.frame.data.len();
+        st.pending.payload.push(f.frame.data);
         st.last_media = Some(f.frame.media_time);
         Ok(())
     }
@@ -493,25 +553,32 @@ impl Writer {
             sample_entry: &st.sample_entry,
             frames: &pending.frames,
         };
-        let total = chunk::encoded_len(&fields, pending.payload.len());
+        let total = chunk::encoded_len(&fields, pending.payload_len);
         let stream_id = st.stream_id;
         let sample_entry_id = st.sample_entry_id;
         let timescale = st.sample_entry.timescale_hz();
         let seg_bytes = live.layout.meta.segment_bytes;
-        let need_new_segment = live.pos.head.is_none() || live.buf_offset + live.buf.len() as u64 + total > seg_bytes;
+        let need_new_segment = live.pos.head.is_none() || live.buf_offset + live.buf.len + total > seg_bytes;
         if need_new_segment {
             Self::flush_buf(live, &self.stats)?;
             Self::start_next_segment(live, seq, &self.stats)?;
         }
-        let offset = live.buf_offset + live.buf.len() as u64;
-        // Encoded in place: the write buffer is the only copy of the chunk until it is written.
-        let start = live.buf.len();
-        let (header_len, written) = chunk::encode(&fields, &pending.payload, &mut live.buf);
-        debug_assert_eq!(written, total);
-        let table = &live.buf[start + header_len as usize - pending.frames.len() * chunk::FRAME_ENTRY_BYTES
-            ..start + header_len as usize];
+        let offset = live.buf_offset + live.buf.len;
+        // Header, frames and CRC go to pwritev as they are: the frames are never copied.
+        let mut header = Vec::new();
+        let header_len = chunk::encode_header(&fields, pending.payload_len, &mut header);
+        let mut crc = crc32c::crc32c(&header);
+        for p in &pending.payload {
+            crc = crc32c::crc32c_append(crc, p);
+        }
+        let table = &header[header.len() - pending.frames.len() * chunk::FRAME_ENTRY_BYTES..];
         let end_off = chunk::estimated_end_offset(table);
         let frame_index = table.to_vec();
+        live.buf.push(Bytes::from(header));
+        for p in pending.payload {
+            live.buf.push(p);
+        }
+        live.buf.push(Bytes::copy_from_slice(&crc.to_le_bytes()));
         live.pos.next_seq = seq + 1;
         live.placed.push(Placed {
             row: ChunkRow {
@@ -541,13 +608,11 @@ impl Writer {
         let head = live.pos.head.expect("buffer only fills with a head segment");
         let file = live.head_file.as_ref().expect("head file open");
         let started = Instant::now();
-        file.write_all_at(&live.buf, live.buf_offset).map_err(|e| {
+        write_all_vectored_at(file, &live.buf.parts, live.buf_offset).map_err(|e| {
             Error::io(
                 format!(
                     "storage {}: write {} bytes to segment {head} at {}",
-                    live.layout.id,
-                    live.buf.len(),
-                    live.buf_offset
+                    live.layout.id, live.buf.len, live.buf_offset
                 ),
                 e,
             )
@@ -558,7 +623,7 @@ impl Writer {
         stats.fsyncs.fetch_add(1, Ordering::Relaxed);
         stats.last_sync_latency_us.store(latency, Ordering::Relaxed);
         stats.max_sync_latency_us.fetch_max(latency, Ordering::Relaxed);
-        stats.bytes_written.fetch_add(live.buf.len() as u64, Ordering::Relaxed);
+        stats.bytes_written.fetch_add(live.buf.len, Ordering::Relaxed);
         let tx = live.index.transaction()?;
         let mut used = 0;
         let mut newest = 0;
@@ -576,7 +641,7 @@ impl Writer {
                 stats.oldest_wall_us.store(p.row.start_wall_us, Ordering::Relaxed);
             }
         }
-        live.buf_offset += live.buf.len() as u64;
+        live.buf_offset += live.buf.len;
         live.pos.offset = live.buf_offset;
         live.buf.clear();
         live.placed.clear();
