@@ -61,6 +61,8 @@ pub struct CameraStats {
     pub recording: std::sync::atomic::AtomicBool,
     /// Pre-buffer length in µs (0 = off), already clamped (REC-3).
     pub prebuffer_us: i64,
+    /// REC-3 disk mode: the pre-buffer is temporary data in the store, not RAM.
+    pub prebuffer_on_disk: bool,
 }
 
 #[derive(Default)]
@@ -73,7 +75,7 @@ struct RateWindow {
 }
 
 impl CameraStats {
-    pub fn new(id: &str, name: &str, storage: &str, prebuffer_us: i64) -> Self {
+    pub fn new(id: &str, name: &str, storage: &str, prebuffer_us: i64, prebuffer_on_disk: bool) -> Self {
         CameraStats {
             id: id.into(),
             name: name.to_owned(),
@@ -90,6 +92,7 @@ impl CameraStats {
             control: crate::recording::RecordingControl::default(),
             recording: std::sync::atomic::AtomicBool::new(false),
             prebuffer_us,
+            prebuffer_on_disk,
         }
     }
 
@@ -178,8 +181,13 @@ impl Sink for CameraSink {
             sample_entry: entry.clone(),
             wall_us,
             frame,
+            temporary_keep_us: None,
         };
-        match self.gate.decide(&self.stats.control, wall_us) {
+        let decision = self.gate.decide(&self.stats.control, wall_us);
+        if self.stats.prebuffer_on_disk {
+            return self.disk_prebuffer(decision, f);
+        }
+        match decision {
             Decision::Buffer => self.gate.buffer(f),
             Decision::Stop => {
                 tracing::info!(camera = %self.stats.id, "recording stopped (REC-14)");
@@ -213,6 +221,29 @@ impl Sink for CameraSink {
 }
 
 impl CameraSink {
+    /// REC-3 disk mode: every frame goes to the store; while not recording it is temporary, and a
+    /// recording start makes the store's copy permanent from the pre-roll (one continuous run).
+    fn disk_prebuffer(&mut self, decision: Decision, mut f: IngestFrame) {
+        match decision {
+            Decision::Buffer => f.temporary_keep_us = Some(self.stats.prebuffer_us),
+            Decision::Stop => {
+                tracing::info!(camera = %self.stats.id, "recording stopped (REC-14)");
+                self.stats.recording.store(false, Ordering::Relaxed);
+                self.emit(EventKind::RecordingStopped);
+                f.temporary_keep_us = Some(self.stats.prebuffer_us);
+            }
+            Decision::Record => {}
+            Decision::Start { preroll_us } => {
+                let from = f.wall_us - preroll_us.min(self.stats.prebuffer_us);
+                tracing::info!(camera = %self.stats.id, preroll_ms = (f.wall_us - from) / 1000, "recording started (REC-14)");
+                self.storage.make_permanent(&self.stats.id, from);
+                self.stats.recording.store(true, Ordering::Relaxed);
+                self.emit(EventKind::RecordingStarted);
+            }
+        }
+        self.send(f);
+    }
+
     fn emit(&self, kind: EventKind) {
         let now = self.anchor.wall_us(self.clocks.as_ref());
         self.events.emit(Event::new(kind, now).with_camera(&*self.stats.id));

@@ -8,6 +8,7 @@ pub mod events;
 pub mod http;
 pub mod ingest;
 pub mod media;
+pub mod motion;
 pub mod mp4;
 pub mod recorder;
 pub mod recording;

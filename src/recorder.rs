@@ -67,7 +67,13 @@ impl Recorder {
         type Task = (Box<dyn Source>, Arc<CameraStats>, StorageHandle, EventSink);
         let mut tasks: Vec<Task> = Vec::new();
         for c in &config.cameras {
-            let stats = Arc::new(CameraStats::new(&c.id, &c.name, &c.storage, c.prebuffer_us));
+            let stats = Arc::new(CameraStats::new(
+                &c.id,
+                &c.name,
+                &c.storage,
+                c.prebuffer_us,
+                c.prebuffer == crate::config::PrebufferMode::Disk,
+            ));
             if c.record == crate::config::RecordMode::Continuous {
                 stats.control.start("continuous", 0, None);
             }

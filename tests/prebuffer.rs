@@ -63,3 +63,47 @@ fn manual_recording_includes_the_prebuffer_and_stops_on_request() {
     // Stopping manual recording on a continuously recording camera changes nothing (REC-7).
     assert!(rec.camera("long")["recording"] == false);
 }
+
+/// REC-3 disk mode: the pre-buffer is temporary data in the store, invisible to readers and
+/// expired after its length, and it survives a restart: 60 s of disk pre-buffer taken before a
+/// restart become part of a recording started after it.
+#[test]
+fn disk_prebuffer_of_60_s_works_across_a_restart() {
+    let tmp = common::temp_dir();
+    let port = common::free_local_port();
+    let body = format!(
+        "{STORAGE}[[camera]]\nid = \"demo\"\nsource = \"demo:\"\nrecord = \"never\"\nprebuffer = \"disk\"\nprebuffer_seconds = 60\n\
+         [[camera]]\nid = \"short\"\nsource = \"demo:\"\nrecord = \"never\"\nprebuffer = \"disk\"\nprebuffer_seconds = 2\n"
+    );
+    let rec = RecorderProc::start_on(tmp.path(), &body, port);
+    let first_frames = now_us();
+    // ~10 s of streaming: about 72 frames/s (video and audio).
+    rec.wait_frames_streaming("demo", 720);
+    assert!(rec.recordings("demo").is_empty(), "temporary data is not a recording");
+    assert!(rec.stop(), "SIGTERM");
+    let t_restart = now_us();
+    let rec = RecorderProc::start_on(tmp.path(), &body, port);
+    rec.wait_frames_streaming("demo", 150);
+    let t_start = now_us();
+    post(&rec, "/api/v1/cameras/demo/record/start");
+    assert!(wait_until(Duration::from_secs(10), || rec.camera("demo")["recording"] == true));
+    std::thread::sleep(Duration::from_millis(1500));
+    post(&rec, "/api/v1/cameras/demo/record/stop");
+    assert!(wait_until(Duration::from_secs(10), || rec.camera("demo")["recording"] == false));
+    assert!(wait_until(Duration::from_secs(10), || rec.recordings("demo").last().is_some_and(|(_, e)| *e > t_start)));
+    let seqs = rec.recordings("demo");
+    assert_eq!(seqs.len(), 2, "one run before the restart, one after: {seqs:?}");
+    assert!(seqs[0].0 <= first_frames + 2_000_000, "the pre-restart data became a recording: {seqs:?}");
+    assert!(seqs[0].1 <= t_restart && seqs[1].0 > seqs[0].1);
+    let out = tmp.path().join("disk.mp4");
+    common::recorder::export_http(&rec, "demo", seqs[0].0, seqs[1].1, &out);
+    common::ffmpeg_decode_ok(&out).unwrap();
+    // The short camera's temporary data expires: its storage share stays near 2 s of media, and
+    // nothing of it is a recording.
+    assert!(rec.recordings("short").is_empty());
+    let config = rec.config.clone();
+    assert!(rec.stop());
+    let o =
+        std::process::Command::new(common::edgerec_bin()).args(["check", "--config"]).arg(&config).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+}

@@ -55,6 +55,8 @@ struct Harness {
     base_wall_us: i64,
     /// Wall time of the last frame sent since this harness opened.
     last_wall: Option<i64>,
+    /// Set while `send_temporary` sends (disk pre-buffer frames).
+    temporary_keep: Option<i64>,
 }
 
 impl Harness {
@@ -73,6 +75,7 @@ impl Harness {
             run: 1,
             base_wall_us: SystemClocks.realtime_us() - 3_600_000_000,
             last_wall: None,
+            temporary_keep: None,
         }
     }
 
@@ -99,6 +102,7 @@ impl Harness {
                 key: self.n.is_multiple_of(25),
                 data: Self::payload(self.n, size),
             },
+            temporary_keep_us: self.temporary_keep,
         };
         // The queue is far larger than what a test sends between flushes; a drop is a test bug.
         self.handle.try_send(f).expect("queue has room");
@@ -106,6 +110,14 @@ impl Harness {
         self.next_media += 3600;
         self.last_wall = Some(wall);
         wall
+    }
+
+    /// Sends a disk pre-buffer frame that expires after `keep_us` unless made permanent.
+    fn send_temporary(&mut self, size: usize, keep_us: i64) -> i64 {
+        self.temporary_keep = Some(keep_us);
+        let w = self.send(size);
+        self.temporary_keep = None;
+        w
     }
 
     fn flush(&self) {
@@ -513,4 +525,50 @@ fn rebuild_skips_a_damaged_chunk_and_keeps_the_ones_after_it() {
         plan.video_frames
     };
     assert_eq!(conn_frames, 90);
+}
+
+/// REC-2/REC-3 disk pre-buffer in the store: temporary chunks are invisible to readers, a
+/// recording start makes them permanent from the key frame at or before the requested time, and
+/// temporary data older than the pre-buffer length is unindexed.
+#[test]
+fn disk_prebuffer_is_invisible_until_made_permanent_and_expires_otherwise() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 6);
+    let mut h = Harness::open(tmp.path(), cfg);
+    h.base_wall_us = SystemClocks.realtime_us() - 4_000_000;
+    let mut walls = Vec::new();
+    for i in 0..100 {
+        walls.push(h.send_temporary(2000, 60_000_000));
+        if i % 10 == 9 {
+            h.flush(); // one chunk per 10 frames
+        }
+    }
+    let counts = |path: &Path| -> (i64, i64) {
+        let c = rusqlite::Connection::open_with_flags(
+            path.join("index.sqlite3"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        c.query_row("SELECT COUNT(*), COALESCE(SUM(temporary), 0) FROM chunk", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+    };
+    assert_eq!(counts(&h.cfg.path), (10, 10), "ten temporary chunks");
+    assert!(store::recordings(&h.cfg.path, "cam", 0, i64::MAX).unwrap().is_empty(), "temporary is not a recording");
+    // Frame 60 is not a key frame; the key frame at or before it is frame 50 (chunk 5).
+    h.handle.make_permanent(&"cam".into(), walls[60]);
+    h.flush();
+    assert_eq!(counts(&h.cfg.path), (10, 5), "chunks 5..9 permanent, 0..4 still temporary");
+    let recs = store::recordings(&h.cfg.path, "cam", 0, i64::MAX).unwrap();
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs[0].start_wall_us, walls[50], "starts on the key frame before the request");
+    let plan = ExportPlan::plan(&h.cfg.path, "cam", walls[60], walls[99] + 1).unwrap();
+    assert_eq!(plan.video_frames, 50, "exports from key frame 50");
+    // The camera's pre-buffer shrinks to 1 s: its temporary data, 4 s old, expires at the next tick.
+    h.send_temporary(2000, 1_000_000);
+    h.flush();
+    let (n, temporary) = counts(&h.cfg.path);
+    assert_eq!(temporary, 1, "only the newest temporary chunk is left ({n} chunks)");
+    assert_eq!(n, 6);
+    let (d, c, ..) = h.crash();
+    store::check_invariants(&c, store::recorder_uuid(&d).unwrap()).unwrap();
 }

@@ -124,6 +124,7 @@ impl Feed {
                 key: self.n.is_multiple_of(self.key_every),
                 data: self.payload(self.n).clone(),
             },
+            temporary_keep_us: None,
         }
     }
 

@@ -143,6 +143,8 @@ pub enum PrebufferMode {
     Off,
     /// In RAM, at most 15 s (REC-3); the default.
     Memory,
+    /// As temporary data in the camera's storage, any length up to an hour (REC-3, REC-4).
+    Disk,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -421,13 +423,7 @@ impl Config {
                 None => PrebufferMode::Memory,
                 Some(p) if p.get_ref() == "memory" => PrebufferMode::Memory,
                 Some(p) if p.get_ref() == "off" => PrebufferMode::Off,
-                Some(p) if p.get_ref() == "disk" => {
-                    return Err(origin.error(
-                        p,
-                        "camera.prebuffer",
-                        "\"disk\" pre-buffering is not supported yet; use \"memory\" (up to 15 s)",
-                    ))
-                }
+                Some(p) if p.get_ref() == "disk" => PrebufferMode::Disk,
                 Some(p) => {
                     return Err(origin.error(
                         p,

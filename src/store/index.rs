@@ -64,8 +64,13 @@ CREATE TABLE chunk (
   frames INTEGER NOT NULL CHECK (frames > 0),
   sample_entry_id INTEGER NOT NULL REFERENCES sample_entry (id),
   -- The chunk's frame table as on disk: 9 bytes per frame (ts_offset u32le, size u32le, flags u8).
-  frame_index BLOB NOT NULL CHECK (length(frame_index) = 9 * frames)
+  frame_index BLOB NOT NULL CHECK (length(frame_index) = 9 * frames),
+  -- 1 = disk pre-buffer (REC-3): invisible to readers, expired after the camera's pre-buffer
+  -- length unless a recording start makes it permanent (0). Recovery and rebuild index chunks as
+  -- permanent: keeping too much is safer than deleting a recording.
+  temporary INTEGER NOT NULL DEFAULT 0 CHECK (temporary IN (0, 1))
 ) STRICT;
+CREATE INDEX chunk_temporary ON chunk (stream_id, end_wall_us) WHERE temporary = 1;
 CREATE INDEX chunk_stream_time ON chunk (stream_id, start_wall_us);
 CREATE INDEX chunk_segment ON chunk (segment_no);
 "#;
@@ -86,10 +91,12 @@ pub struct ChunkRow {
     pub frames: u32,
     pub sample_entry_id: i64,
     pub frame_index: Vec<u8>,
+    /// Disk pre-buffer data, not yet part of a recording (see the schema).
+    pub temporary: bool,
 }
 
 const CHUNK_COLUMNS: &str = "seq, stream_id, run_id, segment_no, offset_bytes, len_bytes, header_bytes, \
-     start_wall_us, end_wall_us, start_media, frames, sample_entry_id, frame_index";
+     start_wall_us, end_wall_us, start_media, frames, sample_entry_id, frame_index, temporary";
 
 fn chunk_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChunkRow> {
     Ok(ChunkRow {
@@ -106,6 +113,7 @@ fn chunk_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChunkRow> {
         frames: r.get::<_, i64>(10)? as u32,
         sample_entry_id: r.get(11)?,
         frame_index: r.get(12)?,
+        temporary: r.get::<_, i64>(13)? != 0,
     })
 }
 
@@ -300,8 +308,8 @@ impl Index {
     pub fn insert_chunk(tx: &rusqlite::Transaction<'_>, c: &ChunkRow) -> Result<(), Error> {
         tx.prepare_cached(
             "INSERT INTO chunk (seq, stream_id, run_id, segment_no, offset_bytes, len_bytes, header_bytes, \
-             start_wall_us, end_wall_us, start_media, frames, sample_entry_id, frame_index) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+             start_wall_us, end_wall_us, start_media, frames, sample_entry_id, frame_index, temporary) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )
         .and_then(|mut st| {
             st.execute(params![
@@ -318,6 +326,7 @@ impl Index {
                 i64::from(c.frames),
                 c.sample_entry_id,
                 c.frame_index,
+                i64::from(c.temporary),
             ])
         })
         .map(|_| ())
@@ -376,7 +385,11 @@ impl Index {
 
     pub fn first_chunk(&self) -> Result<Option<ChunkRow>, Error> {
         self.conn
-            .query_row(&format!("SELECT {CHUNK_COLUMNS} FROM chunk ORDER BY seq LIMIT 1"), [], chunk_from_row)
+            .query_row(
+                &format!("SELECT {CHUNK_COLUMNS} FROM chunk WHERE temporary = 0 ORDER BY seq LIMIT 1"),
+                [],
+                chunk_from_row,
+            )
             .optional()
             .map_err(sq("first chunk"))
     }
@@ -419,7 +432,7 @@ impl Index {
         let mut st = self
             .conn
             .prepare_cached(&format!(
-                "SELECT {CHUNK_COLUMNS} FROM chunk WHERE stream_id = ?1 AND start_wall_us < ?3 \
+                "SELECT {CHUNK_COLUMNS} FROM chunk WHERE stream_id = ?1 AND temporary = 0 AND start_wall_us < ?3 \
                  AND start_wall_us >= ?2 - 120000000 AND end_wall_us > ?2 ORDER BY seq"
             ))
             .map_err(sq("range"))?;
@@ -436,7 +449,7 @@ impl Index {
         self.conn
             .query_row(
                 &format!(
-                    "SELECT {CHUNK_COLUMNS} FROM chunk WHERE stream_id = ?1 AND run_id = ?2 AND seq > ?3 \
+                    "SELECT {CHUNK_COLUMNS} FROM chunk WHERE stream_id = ?1 AND run_id = ?2 AND seq > ?3 AND temporary = 0 \
                      ORDER BY seq LIMIT 1"
                 ),
                 params![stream_id, run_id as i64, seq as i64],
@@ -446,12 +459,80 @@ impl Index {
             .map_err(sq("next in run"))
     }
 
+    /// REC-2: a recording start makes a camera's disk pre-buffer permanent from the video chunk
+    /// holding the last key frame at or before `from_wall_us` (so the recording starts on a key
+    /// frame), for all its streams. Returns the chunks changed.
+    pub fn make_permanent(&mut self, camera_id: &str, from_wall_us: i64) -> Result<u64, Error> {
+        let tx = self.conn.transaction().map_err(sq("begin permanent"))?;
+        let mut start = from_wall_us;
+        if let Some(video) = tx
+            .query_row("SELECT id FROM stream WHERE camera_id = ?1 AND kind = 'video'", [camera_id], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()
+            .map_err(sq("permanent stream"))?
+        {
+            let mut st = tx
+                .prepare(&format!(
+                    "SELECT {CHUNK_COLUMNS} FROM chunk WHERE stream_id = ?1 AND temporary = 1 AND start_wall_us <= ?2 \
+                     ORDER BY seq DESC LIMIT 256"
+                ))
+                .map_err(sq("permanent scan"))?;
+            let rows = st
+                .query_map(params![video, from_wall_us], chunk_from_row)
+                .map_err(sq("permanent scan"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sq("permanent scan"))?;
+            for c in rows {
+                let key_before = crate::store::chunk::decode_frame_table(&c.frame_index).any(|f| {
+                    f.key
+                        && c.start_wall_us
+                            + crate::store::media_to_us(i64::from(f.ts_offset), crate::media::VIDEO_TIMESCALE_HZ)
+                            <= from_wall_us
+                });
+                if key_before {
+                    start = c.start_wall_us;
+                    break;
+                }
+            }
+        }
+        let changed = tx
+            .execute(
+                "UPDATE chunk SET temporary = 0 WHERE temporary = 1 AND end_wall_us > ?2 \
+                 AND stream_id IN (SELECT id FROM stream WHERE camera_id = ?1)",
+                params![camera_id, start],
+            )
+            .map_err(sq("make permanent"))?;
+        tx.commit().map_err(sq("commit permanent"))?;
+        Ok(changed as u64)
+    }
+
+    /// Unindexes a camera's disk pre-buffer that ended before `cutoff_wall_us` (REC-2: expired).
+    /// Returns the bytes freed.
+    pub fn expire_temporary(&mut self, camera_id: &str, cutoff_wall_us: i64) -> Result<u64, Error> {
+        let tx = self.conn.transaction().map_err(sq("begin expire temporary"))?;
+        let cond = "temporary = 1 AND end_wall_us < ?2 AND stream_id IN (SELECT id FROM stream WHERE camera_id = ?1)";
+        let freed: i64 = tx
+            .query_row(
+                &format!("SELECT COALESCE(SUM(len_bytes), 0) FROM chunk WHERE {cond}"),
+                params![camera_id, cutoff_wall_us],
+                |r| r.get(0),
+            )
+            .map_err(sq("expire temporary sum"))?;
+        if freed > 0 {
+            tx.execute(&format!("DELETE FROM chunk WHERE {cond}"), params![camera_id, cutoff_wall_us])
+                .map_err(sq("expire temporary"))?;
+        }
+        tx.commit().map_err(sq("commit expire temporary"))?;
+        Ok(freed as u64)
+    }
+
     /// The chunk before `seq` in the same stream and run, if any.
     pub fn prev_in_run(&self, stream_id: i64, run_id: u64, seq: u64) -> Result<Option<ChunkRow>, Error> {
         self.conn
             .query_row(
                 &format!(
-                    "SELECT {CHUNK_COLUMNS} FROM chunk WHERE stream_id = ?1 AND run_id = ?2 AND seq < ?3 \
+                    "SELECT {CHUNK_COLUMNS} FROM chunk WHERE stream_id = ?1 AND run_id = ?2 AND seq < ?3 AND temporary = 0 \
                      ORDER BY seq DESC LIMIT 1"
                 ),
                 params![stream_id, run_id as i64, seq as i64],
@@ -473,7 +554,7 @@ impl Index {
             .conn
             .prepare_cached(
                 "SELECT run_id, MIN(start_wall_us), MAX(end_wall_us) FROM chunk \
-                 WHERE stream_id = ?1 AND start_wall_us < ?3 AND end_wall_us > ?2 \
+                 WHERE stream_id = ?1 AND temporary = 0 AND start_wall_us < ?3 AND end_wall_us > ?2 \
                  GROUP BY run_id ORDER BY MIN(start_wall_us)",
             )
             .map_err(sq("runs"))?;

@@ -311,6 +311,7 @@ pub fn row_for(index: &Index, segment_no: u32, offset: u64, h: &ChunkHeader) -> 
         frames: h.frame_count() as u32,
         sample_entry_id,
         frame_index: h.frame_table.clone(),
+        temporary: false,
     })
 }
 

@@ -35,6 +35,9 @@ const RETRY_INTERVAL: Duration = Duration::from_secs(2);
 /// A media-time jump larger than this within a run starts a new run (the source reset its clock).
 const MAX_MEDIA_JUMP_US: i64 = 10_000_000;
 
+/// Recording starts of disk pre-buffer cameras waiting for the writer: (camera, from wall µs).
+type PermanentRequests = Arc<Mutex<Vec<(Arc<str>, i64)>>>;
+
 /// A frame on its way to the store.
 pub struct IngestFrame {
     pub camera: Arc<str>,
@@ -44,6 +47,9 @@ pub struct IngestFrame {
     /// Wall time of arrival (µs since the epoch, UTC; anchored per run, DEV-23).
     pub wall_us: i64,
     pub frame: Frame,
+    /// Some(keep µs) for a disk pre-buffer frame (REC-3): stored as temporary and expired after
+    /// `keep` unless a recording start makes it permanent. None = part of a recording.
+    pub temporary_keep_us: Option<i64>,
 }
 
 enum Msg {
@@ -93,6 +99,9 @@ pub struct StorageHandle {
     pub stats: Arc<StorageStats>,
     pub path: PathBuf,
     pub meta: Arc<Mutex<Option<super::index::Meta>>>,
+    /// Recording starts of disk pre-buffer cameras: (camera, from wall µs). A side channel, not the
+    /// frame queue, so a full queue can never lose a pre-roll; the writer drains it every loop.
+    permanent_requests: PermanentRequests,
 }
 
 /// Why a frame was not queued.
@@ -136,6 +145,12 @@ impl StorageHandle {
         rx.recv_timeout(timeout).is_ok()
     }
 
+    /// Asks the writer to make `camera`'s disk pre-buffer permanent from `from_wall_us` (REC-2).
+    /// Never blocks for long (a short lock) and is never dropped.
+    pub fn make_permanent(&self, camera: &Arc<str>, from_wall_us: i64) {
+        self.permanent_requests.lock().expect("requests lock").push((camera.clone(), from_wall_us));
+    }
+
     /// Makes the writer thread exit without flushing (crash tests); join its thread afterwards.
     pub fn crash_for_test(&self) {
         let _ = self.tx.send(Msg::Crash);
@@ -166,6 +181,8 @@ struct StreamState {
 
 #[derive(Default)]
 struct Pending {
+    /// Disk pre-buffer frames (see `IngestFrame::temporary_keep_us`); a chunk is all one or other.
+    temporary: bool,
     frames: Vec<FrameEntry>,
     /// The frames' bytes as received: shared, never copied before they reach `pwritev`.
     payload: Vec<Bytes>,
@@ -247,6 +264,9 @@ struct Writer {
     streams: HashMap<(Arc<str>, StreamKind), StreamState>,
     /// Largest payload of one chunk: a quarter segment, so a chunk always fits in a fresh segment.
     max_chunk_payload: usize,
+    permanent_requests: PermanentRequests,
+    /// Disk pre-buffer length per camera, from its frames; temporary data older is expired.
+    temporary_keep_us: HashMap<Arc<str>, i64>,
 }
 
 /// The writer's state while the storage is available.
@@ -276,7 +296,9 @@ pub fn spawn(
     let stats = Arc::new(StorageStats::default());
     let queued_bytes = Arc::new(AtomicU64::new(0));
     let meta = Arc::new(Mutex::new(None));
+    let permanent_requests = Arc::new(Mutex::new(Vec::new()));
     let handle = StorageHandle {
+        permanent_requests: permanent_requests.clone(),
         id: cfg.id.as_str().into(),
         tx,
         queued_bytes: queued_bytes.clone(),
@@ -297,6 +319,8 @@ pub fn spawn(
         state: None,
         streams: HashMap::new(),
         max_chunk_payload,
+        permanent_requests,
+        temporary_keep_us: HashMap::new(),
     };
     let join = std::thread::Builder::new()
         .name(format!("writer-{}", w.cfg.id))
@@ -382,6 +406,11 @@ impl Writer {
         let mut next_retry = Instant::now() + RETRY_INTERVAL;
         loop {
             self.stats.heartbeat.fetch_add(1, Ordering::Relaxed);
+            if self.state.is_some() {
+                if let Err(e) = self.apply_permanent_requests() {
+                    self.fail(e);
+                }
+            }
             let now = Instant::now();
             let wait = next_tick.saturating_duration_since(now);
             match rx.recv_timeout(wait) {
@@ -506,7 +535,8 @@ impl Writer {
                 return Ok(());
             }
             !st.pending.frames.is_empty()
-                && (st.pending.payload_len + f.frame.data.len() > max_payload
+                && (st.pending.temporary != f.temporary_keep_us.is_some()
+                    || st.pending.payload_len + f.frame.data.len() > max_payload
                     || f.frame.media_time - st.pending.start_media > i64::from(u32::MAX / 2))
         };
         if needs_close {
@@ -516,6 +546,10 @@ impl Writer {
         if st.pending.frames.is_empty() {
             st.pending.start_wall_us = f.wall_us;
             st.pending.start_media = f.frame.media_time;
+            st.pending.temporary = f.temporary_keep_us.is_some();
+        }
+        if let Some(keep) = f.temporary_keep_us {
+            self.temporary_keep_us.insert(f.camera.clone(), keep);
         }
         st.pending.frames.push(FrameEntry {
             ts_offset: (f.frame.media_time - st.pending.start_media) as u32,
@@ -595,6 +629,7 @@ impl Writer {
                 frames: pending.frames.len() as u32,
                 sample_entry_id,
                 frame_index,
+                temporary: pending.temporary,
             },
         });
         Ok(())
@@ -682,8 +717,33 @@ impl Writer {
         Ok(())
     }
 
+    /// Makes requested disk pre-buffers permanent: pending chunks, written-but-unindexed chunks and
+    /// indexed chunks of the camera from the requested time (REC-2).
+    fn apply_permanent_requests(&mut self) -> Result<(), Error> {
+        let requests = std::mem::take(&mut *self.permanent_requests.lock().expect("requests lock"));
+        for (camera, from) in requests {
+            for ((cam, _), st) in self.streams.iter_mut() {
+                if *cam == camera {
+                    st.pending.temporary = false;
+                }
+            }
+            let live = self.state.as_mut().expect("only while available");
+            for p in live.placed.iter_mut() {
+                if p.row.temporary && p.row.end_wall_us >= from {
+                    p.row.temporary = false;
+                }
+            }
+            let changed = live.index.make_permanent(&camera, from)?;
+            tracing::debug!(%camera, from, changed, "disk pre-buffer made permanent");
+        }
+        Ok(())
+    }
+
     /// The sync tick: close all pending chunks, write, fdatasync, index; run time retention.
     fn tick(&mut self) -> Result<(), Error> {
+        // Requests that arrived while the loop waited are applied before this tick's chunks are
+        // closed, so a flush acknowledges them.
+        self.apply_permanent_requests()?;
         let keys: Vec<_> = self.streams.keys().cloned().collect();
         for k in &keys {
             self.close_chunk(k)?;
@@ -696,6 +756,16 @@ impl Writer {
         let inst = (written as f64 / interval_s) as u64;
         let old = self.stats.write_rate_bps.load(Ordering::Relaxed);
         self.stats.write_rate_bps.store((old * 3 + inst) / 4, Ordering::Relaxed);
+        // REC-2: disk pre-buffer older than the camera's pre-buffer length expires.
+        let now_us = self.clocks.realtime_us();
+        for (camera, keep) in &self.temporary_keep_us {
+            let freed = live.index.expire_temporary(camera, now_us - keep)?;
+            if freed > 0 {
+                self.stats
+                    .used_bytes
+                    .fetch_sub(freed.min(self.stats.used_bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
+            }
+        }
         if live.last_expire.elapsed() >= EXPIRE_INTERVAL {
             live.last_expire = Instant::now();
             let cutoff = self.clocks.realtime_us() - self.cfg.retention.as_micros() as i64;

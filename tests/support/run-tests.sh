@@ -11,4 +11,4 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 bash .ci/install-test-peers.sh
-cargo test --locked --release "$@"
+cargo test --locked --release --no-fail-fast "$@"
