@@ -142,6 +142,8 @@ struct CameraSink {
     /// Recording or buffering, and the memory pre-buffer.
     gate: crate::recording::Gate,
     events: EventSink,
+    /// Motion analysis, offered every frame (it filters and never blocks); None = off.
+    motion: Option<crate::motion::MotionHandle>,
 }
 
 impl Sink for CameraSink {
@@ -175,6 +177,9 @@ impl Sink for CameraSink {
         self.stats.bytes_received.fetch_add(len as u64, Ordering::Relaxed);
         self.stats.last_frame_wall_us.store(wall_us, Ordering::Relaxed);
         self.stats.count(wall_us, kind, len);
+        if let Some(m) = &self.motion {
+            m.offer(&self.stats.id, entry, &frame, wall_us);
+        }
         let f = IngestFrame {
             camera: self.stats.id.clone(),
             ingest_run: self.run,
@@ -270,11 +275,12 @@ pub async fn supervise(
     storage: StorageHandle,
     clocks: Arc<dyn Clocks>,
     events: EventSink,
+    motion: Option<crate::motion::MotionHandle>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let anchor = WallAnchor::now(clocks.as_ref());
     let gate = crate::recording::Gate::new(stats.prebuffer_us);
-    let mut sink = CameraSink { stats: stats.clone(), storage, clocks, run: 0, anchor, gate, events };
+    let mut sink = CameraSink { stats: stats.clone(), storage, clocks, run: 0, anchor, gate, events, motion };
     let mut backoff = BACKOFF_FIRST;
     loop {
         stats.set_state(CameraState::Connecting);

@@ -32,6 +32,11 @@ pub struct Recorder {
     pub events: EventSink,
     pub event_reader: EventReader,
     event_log: std::sync::Mutex<Option<EventLog>>,
+    /// Motion analysis (MD-*): the handle ingest offers frames to, the service (stopped before the
+    /// event log so its last Motion Stopped is logged) and the reader for HTTP.
+    pub motion: Option<crate::motion::MotionHandle>,
+    motion_service: std::sync::Mutex<Option<crate::motion::MotionService>>,
+    pub motion_reader: crate::motion::MotionReader,
     /// Stops the rules engine and the health watcher.
     background_stop: Arc<AtomicBool>,
     background_threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
@@ -60,11 +65,29 @@ impl Recorder {
         let (event_log, events, event_reader) =
             EventLog::spawn(&config.data_dir.join(crate::events::EVENTS_FILE), Retention::default(), clocks.clone());
         events.emit(Event::new(EventKind::RecorderStarted, clocks.realtime_us()));
+        let motion_path = config.data_dir.join(crate::motion::MOTION_FILE);
+        let motion_cameras: Vec<(Arc<str>, crate::motion::MotionConfig)> = config
+            .cameras
+            .iter()
+            .filter(|c| c.enabled)
+            .filter_map(|c| c.motion.clone().map(|m| (Arc::from(c.id.as_str()), m)))
+            .collect();
+        let (motion_service, motion) = if motion_cameras.is_empty() {
+            (None, None)
+        } else {
+            let (svc, handle) = crate::motion::MotionService::spawn(
+                motion_cameras,
+                crate::motion::MotionOptions::new(motion_path.clone()),
+                events.clone(),
+                clocks.clone(),
+            )?;
+            (Some(svc), Some(handle))
+        };
         let by_id: HashMap<&str, &StorageHandle> = storages.iter().map(|h| (&*h.id, h)).collect();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut cameras = Vec::new();
         // Per camera: its source, stats, storage and event sink, moved into the ingest runtime.
-        type Task = (Box<dyn Source>, Arc<CameraStats>, StorageHandle, EventSink);
+        type Task = (Box<dyn Source>, Arc<CameraStats>, StorageHandle, EventSink, Option<crate::motion::MotionHandle>);
         let mut tasks: Vec<Task> = Vec::new();
         for c in &config.cameras {
             let stats = Arc::new(CameraStats::new(
@@ -95,7 +118,7 @@ impl Recorder {
                     Box::new(RtspSource::new(url.clone(), username.clone(), password.clone(), *transport))
                 }
             };
-            tasks.push((source, stats, handle, events.clone()));
+            tasks.push((source, stats, handle, events.clone(), motion.clone().filter(|_| c.motion.is_some())));
         }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -119,14 +142,16 @@ impl Recorder {
                             }
                         }
                     });
-                    for (source, stats, handle, events) in tasks {
+                    for (source, stats, handle, events, motion) in tasks {
+                        let stop = stop_rx.clone();
                         set.spawn(crate::ingest::supervise(
                             source,
                             stats,
                             handle,
                             clocks.clone(),
                             events,
-                            stop_rx.clone(),
+                            motion,
+                            stop,
                         ));
                     }
                     while set.join_next().await.is_some() {}
@@ -151,6 +176,15 @@ impl Recorder {
                 .map_err(|e| Error::io("cannot spawn the rules thread", e))?,
         );
         let watcher = HealthWatcher {
+            motion: motion.clone(),
+            retention_us: config
+                .cameras
+                .iter()
+                .map(|c| {
+                    let s = config.storages.iter().find(|s| s.id == c.storage).expect("validated storage");
+                    (c.id.clone(), s.retention.as_micros() as i64)
+                })
+                .collect(),
             storages: storages.clone(),
             cameras: cameras.clone(),
             events: events.clone(),
@@ -164,6 +198,9 @@ impl Recorder {
                 .map_err(|e| Error::io("cannot spawn the health thread", e))?,
         );
         Ok(Recorder {
+            motion,
+            motion_service: std::sync::Mutex::new(motion_service),
+            motion_reader: crate::motion::MotionReader::new(&motion_path),
             events,
             event_reader,
             event_log: std::sync::Mutex::new(Some(event_log)),
@@ -196,6 +233,9 @@ impl Recorder {
         for t in self.background_threads.lock().expect("threads lock").drain(..) {
             let _ = t.join();
         }
+        if let Some(m) = self.motion_service.lock().expect("motion lock").take() {
+            m.shutdown();
+        }
         self.events.emit(Event::new(EventKind::RecorderStopping, crate::clocks::SystemClocks.realtime_us_now()));
         if let Some(log) = self.event_log.lock().expect("event log lock").take() {
             if let Err(e) = log.shutdown(timeout) {
@@ -216,6 +256,9 @@ impl Recorder {
 /// Turns state changes that no single component sees as an event into events: storage available /
 /// unavailable (FL-1, ST-7) and feed overflow started / stopped per camera (REC-13).
 struct HealthWatcher {
+    /// Motion data follows media retention (MD-5: tied to the recordings).
+    motion: Option<crate::motion::MotionHandle>,
+    retention_us: Vec<(String, i64)>,
     storages: Vec<StorageHandle>,
     cameras: Vec<Arc<CameraStats>>,
     events: EventSink,
@@ -231,9 +274,18 @@ impl HealthWatcher {
             self.storages.iter().map(|s| s.stats.available.load(Ordering::Relaxed)).collect();
         let mut drops: Vec<(u64, Option<i64>)> =
             self.cameras.iter().map(|c| (c.frames_dropped.load(Ordering::Relaxed), None)).collect();
+        let mut rounds = 0u64;
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(500));
             let now = self.clocks.realtime_us();
+            rounds += 1;
+            if rounds % 120 == 1 {
+                if let Some(m) = &self.motion {
+                    for (camera, keep) in &self.retention_us {
+                        m.expire(camera, now - keep);
+                    }
+                }
+            }
             for (s, was) in self.storages.iter().zip(available.iter_mut()) {
                 let is = s.stats.available.load(Ordering::Relaxed);
                 if is != *was {

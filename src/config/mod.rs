@@ -85,6 +85,22 @@ struct RawCamera {
     prebuffer: Option<Spanned<String>>,
     prebuffer_seconds: Option<Spanned<f64>>,
     schedule: Option<Spanned<String>>,
+    motion: Option<Spanned<RawMotion>>,
+}
+
+/// `[camera.motion]` (MD-1..MD-5).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMotion {
+    enabled: Option<bool>,
+    interval_ms: Option<u32>,
+    keyframes_only: Option<bool>,
+    detection_percent: Option<u8>,
+    sensitivity: Option<u8>,
+    threshold_percent: Option<f64>,
+    hold_ms: Option<u32>,
+    exclude: Option<Vec<String>>,
+    store_levels: Option<bool>,
 }
 
 /// A validated configuration.
@@ -136,6 +152,8 @@ pub struct CameraConfig {
     /// Pre-buffer (REC-2..REC-5): where, and how many µs it keeps (memory mode ≤ 15 s).
     pub prebuffer: PrebufferMode,
     pub prebuffer_us: i64,
+    /// Motion detection settings (MD-1..MD-5); None = off for this camera.
+    pub motion: Option<crate::motion::MotionConfig>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -452,6 +470,7 @@ impl Config {
             if prebuffer == PrebufferMode::Off {
                 prebuffer_us = 0;
             }
+            let motion = motion_config(&origin, c.motion.as_ref())?;
             cameras.push(CameraConfig {
                 id: id.clone(),
                 name: c.name.clone().unwrap_or(id),
@@ -461,6 +480,7 @@ impl Config {
                 record,
                 prebuffer,
                 prebuffer_us,
+                motion,
             });
         }
         let time_zone = match &server.time_zone {
@@ -494,6 +514,56 @@ impl Config {
         };
         Ok(Config { listen, data_dir, socket_timeout, storages, cameras, time_zone, time_profiles, rules })
     }
+}
+
+/// MD-1: motion detection is on by default (the global default for new cameras); `enabled =
+/// false` turns it off, which also silences Record on Motion for the camera.
+fn motion_config(
+    origin: &Origin<'_>,
+    raw: Option<&Spanned<RawMotion>>,
+) -> Result<Option<crate::motion::MotionConfig>, Error> {
+    let mut m = crate::motion::MotionConfig::default();
+    let Some(raw) = raw else { return Ok(Some(m)) };
+    let r = raw.get_ref();
+    if r.enabled == Some(false) {
+        return Ok(None);
+    }
+    if let Some(v) = r.interval_ms {
+        m.interval_ms = v;
+    }
+    if let Some(k) = r.keyframes_only {
+        m.frames =
+            if k { crate::motion::FrameSelection::KeyFramesOnly } else { crate::motion::FrameSelection::AllFrames };
+    }
+    if let Some(v) = r.detection_percent {
+        m.detection_percent = v;
+    }
+    if let Some(v) = r.sensitivity {
+        m.sensitivity = v;
+    }
+    if let Some(v) = r.threshold_percent {
+        if !(0.0..=100.0).contains(&v) {
+            return Err(origin.error(raw, "camera.motion.threshold_percent", format!("{v} is outside 0..=100")));
+        }
+        m.threshold_permille = (v * 10.0).round() as u16;
+    }
+    if let Some(v) = r.hold_ms {
+        m.hold_ms = v;
+    }
+    if let Some(v) = r.store_levels {
+        m.store_levels = v;
+    }
+    if let Some(rows) = &r.exclude {
+        m.exclude =
+            if rows.iter().all(|x| x.len() == 16 && x.chars().all(|c| c == '.' || c == 'x')) && rows.len() == 16 {
+                crate::motion::Grid16::from_rows(rows)
+            } else {
+                crate::motion::Grid16::from_rects(rows)
+            }
+            .map_err(|e| origin.error(raw, "camera.motion.exclude", e.msg()))?;
+    }
+    m.validate().map_err(|e| origin.error(raw, "camera.motion", e.msg()))?;
+    Ok(Some(m))
 }
 
 fn validate_id(origin: &Origin<'_>, id: &Spanned<String>, key: &str) -> Result<String, Error> {

@@ -194,6 +194,18 @@ fn handle(req: Request, rec: &Arc<Recorder>, downloads: &Arc<AtomicUsize>) {
         (false, ["api", "v1", "cameras", id, "record", action]) if method == Method::Post => {
             manual_recording(rec, id, action, &params).map(|v| json_response(200, &v))
         }
+        (true, ["api", "v1", "cameras", id, "motion"]) => {
+            motion_spans(rec, id, &params).map(|v| json_response(200, &v))
+        }
+        (false, ["api", "v1", "search", "motion"]) if method == Method::Post => {
+            let mut req = req;
+            let result = read_json_body(&mut req).and_then(|body| search_motion(rec, &body));
+            let _ = req.respond(match result {
+                Ok(v) => json_response(200, &v),
+                Err(e) => error_response(&e),
+            });
+            return;
+        }
         (true, ["api", "v1", "events"]) => {
             return events_get(req, rec, &params, downloads);
         }
@@ -247,6 +259,25 @@ fn camera_json(c: &crate::ingest::CameraStats) -> Value {
     })
 }
 
+/// MD-2/MD-3 status: whether motion is detected now, and whether analysis keeps up.
+fn motion_json(rec: &Recorder, id: &str) -> Value {
+    let Some(m) = &rec.motion else { return Value::Null };
+    let stats = m.stats();
+    match stats.cameras.iter().find(|c| c.camera == id) {
+        None => Value::Null,
+        Some(c) => json!({
+            "motion": c.motion,
+            "changed_permille": c.changed_permille,
+            "threshold_permille": c.threshold_permille,
+            "analysed": c.analysed,
+            "skipped_behind": c.skipped_behind,
+            "unsupported_codec": c.unsupported_codec,
+            "decode_errors": c.decode_errors,
+            "last_error": c.last_error,
+        }),
+    }
+}
+
 fn status_json(rec: &Recorder) -> Value {
     let storages: Vec<Value> = rec
         .storages
@@ -295,7 +326,11 @@ fn status_json(rec: &Recorder) -> Value {
         "version": env!("CARGO_PKG_VERSION"),
         "started": format_rfc3339(rec.started_wall_us),
         "uptime_sec": (now - rec.started_wall_us) / 1_000_000,
-        "cameras": rec.cameras.iter().map(|c| camera_json(c)).collect::<Vec<_>>(),
+        "cameras": rec.cameras.iter().map(|c| {
+            let mut v = camera_json(c);
+            v["motion"] = motion_json(rec, &c.id);
+            v
+        }).collect::<Vec<_>>(),
         "storages": storages,
     })
 }
@@ -332,6 +367,81 @@ fn manual_recording(rec: &Recorder, id: &str, action: &str, params: &[(String, S
         "camera": id,
         "manual": cam.control.is_active("manual", now),
         "recording_reasons": cam.control.active(now),
+    }))
+}
+
+/// Largest request body accepted (JSON searches); bigger bodies get 400 without being read.
+const MAX_BODY_BYTES: usize = 64 << 10;
+
+fn read_json_body(req: &mut Request) -> Result<Value, Error> {
+    if req.body_length().is_some_and(|l| l > MAX_BODY_BYTES) {
+        return Err(crate::err!(InvalidArgument, "request body larger than {MAX_BODY_BYTES} bytes"));
+    }
+    let mut body = Vec::new();
+    req.as_reader()
+        .take(MAX_BODY_BYTES as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| crate::err!(InvalidArgument, "cannot read the request body: {e}"))?;
+    if body.len() > MAX_BODY_BYTES {
+        return Err(crate::err!(InvalidArgument, "request body larger than {MAX_BODY_BYTES} bytes"));
+    }
+    serde_json::from_slice(&body).map_err(|e| crate::err!(InvalidArgument, "request body is not JSON: {e}"))
+}
+
+/// MD-6: motion sequences of a camera in [from, to).
+fn motion_spans(rec: &Recorder, id: &str, params: &[(String, String)]) -> Result<Value, Error> {
+    rec.camera(id).ok_or_else(|| crate::err!(NotFound, "no camera {id:?}"))?;
+    let from = time_param(params, "from")?;
+    let to = time_param(params, "to")?;
+    let spans = rec.motion_reader.spans(id, from, to)?;
+    Ok(json!({
+        "camera": id,
+        "motion": spans.iter().map(|(s, e)| json!({"start": format_rfc3339(*s), "end": format_rfc3339(*e)})).collect::<Vec<_>>(),
+    }))
+}
+
+/// MD-5 smart search: `{"cameras": [...], "from": T, "to": T, "region": [16 rows of '.'/'x'] or
+/// ["COLS,ROWS" rectangles], "min_level": 0..255}` → spans where the region moved, from stored
+/// motion levels only.
+fn search_motion(rec: &Recorder, body: &Value) -> Result<Value, Error> {
+    let cameras: Vec<String> = match body.get("cameras") {
+        Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        None => rec.cameras.iter().map(|c| c.id.to_string()).collect(),
+        Some(_) => return Err(crate::err!(InvalidArgument, "`cameras` must be a list of camera ids")),
+    };
+    for c in &cameras {
+        rec.camera(c).ok_or_else(|| crate::err!(NotFound, "no camera {c:?}"))?;
+    }
+    let time = |k: &str| -> Result<i64, Error> {
+        parse_rfc3339_us(
+            body.get(k)
+                .and_then(Value::as_str)
+                .ok_or_else(|| crate::err!(InvalidArgument, "`{k}` (RFC 3339) is required"))?,
+        )
+    };
+    let (from, to) = (time("from")?, time("to")?);
+    let rows: Vec<String> = match body.get("region") {
+        None => Vec::new(),
+        Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        Some(_) => return Err(crate::err!(InvalidArgument, "`region` must be a list of strings")),
+    };
+    let region = if rows.is_empty() {
+        crate::motion::Grid16::FULL
+    } else if rows.len() == 16 && rows.iter().all(|r| r.len() == 16 && r.chars().all(|c| c == '.' || c == 'x')) {
+        crate::motion::Grid16::from_rows(&rows)?
+    } else {
+        crate::motion::Grid16::from_rects(&rows)?
+    };
+    let min_level = match body.get("min_level") {
+        None => 1,
+        Some(v) => v
+            .as_u64()
+            .filter(|l| *l <= 255)
+            .ok_or_else(|| crate::err!(InvalidArgument, "`min_level` must be 0..=255"))? as u8,
+    };
+    let found = rec.motion_reader.search(&cameras, from, to, &region, min_level)?;
+    Ok(json!({
+        "results": found.iter().map(|(c, s, e)| json!({"camera": c, "start": format_rfc3339(*s), "end": format_rfc3339(*e)})).collect::<Vec<_>>(),
     }))
 }
 
