@@ -71,3 +71,68 @@ impl WallAnchor {
         self.step_us(clocks).abs() > MAX_WALL_STEP_US
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    /// A settable clock: realtime and monotonic advance together unless realtime is stepped.
+    #[derive(Default)]
+    struct TestClocks {
+        realtime_us: AtomicI64,
+        monotonic_us: AtomicI64,
+    }
+
+    impl TestClocks {
+        fn advance(&self, us: i64) {
+            self.realtime_us.fetch_add(us, Ordering::Relaxed);
+            self.monotonic_us.fetch_add(us, Ordering::Relaxed);
+        }
+        fn step_realtime(&self, us: i64) {
+            self.realtime_us.fetch_add(us, Ordering::Relaxed);
+        }
+    }
+
+    impl Clocks for TestClocks {
+        fn realtime_us(&self) -> i64 {
+            self.realtime_us.load(Ordering::Relaxed)
+        }
+        fn monotonic(&self) -> Duration {
+            Duration::from_micros(self.monotonic_us.load(Ordering::Relaxed) as u64)
+        }
+    }
+
+    /// ST-14, table-driven: steps of the wall clock up to 5 minutes (NTP corrections) are absorbed
+    /// by the anchor, larger ones (DST misconfiguration, RTC reset) in either direction cut the run.
+    #[test]
+    fn wall_clock_steps_over_five_minutes_cut_the_run() {
+        let table: &[(i64, bool)] = &[
+            (0, false),
+            (1_000_000, false),
+            (-1_000_000, false),
+            (299_000_000, false),
+            (-299_000_000, false),
+            (MAX_WALL_STEP_US, false),
+            (MAX_WALL_STEP_US + 1, true),
+            (-(MAX_WALL_STEP_US + 1), true),
+            (3_600_000_000, true),
+            (-3_600_000_000, true),
+        ];
+        for &(step, cuts) in table {
+            let c = TestClocks::default();
+            c.advance(1_795_000_000_000_000);
+            let a = WallAnchor::now(&c);
+            c.advance(10_000_000);
+            let before = a.wall_us(&c);
+            c.step_realtime(step);
+            assert_eq!(a.stepped(&c), cuts, "step {step} µs");
+            // Between steps the anchor's wall time follows monotonic time, not the stepped clock.
+            assert_eq!(a.wall_us(&c), before, "step {step} µs");
+            if cuts {
+                let b = WallAnchor::now(&c);
+                assert_eq!(b.wall_us(&c), c.realtime_us(), "a new run is anchored to the new time");
+            }
+        }
+    }
+}
