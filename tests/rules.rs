@@ -161,3 +161,37 @@ fn rules_are_validated_when_the_config_is_loaded() {
         assert!(err.contains(&format!("{}:", path.display())), "names the file: {err}");
     }
 }
+
+/// The same pre/post roll with a real RTSP camera (GStreamer's server replaying the demo clip):
+/// a user-defined event at a known moment records from the key frame at or before 3 s earlier
+/// until the delay and post-roll after it, and the export decodes.
+#[test]
+fn rtsp_camera_event_recording_has_pre_and_post_roll() {
+    let server = common::RtspServer::start(&[("/cam", &format!("file:{}", common::demo_clip_path().display()))]);
+    let tmp = common::temp_dir();
+    let body = format!(
+        "[[storage]]\nid = \"main\"\nsize = \"64MiB\"\nsegment_size = \"2MiB\"\nsync_interval_ms = 200\n\
+         [[camera]]\nid = \"cam\"\nsource = \"{}\"\nrecord = \"never\"\nprebuffer_seconds = 5\n\
+         [[rule]]\nname = \"Alarm\"\ntrigger = \"user_defined:alarm\"\ncameras = [\"cam\"]\npre_roll_seconds = 3\n\
+         stop = \"delay:2\"\npost_roll_seconds = 1\n",
+        server.url("/cam")
+    );
+    let rec = RecorderProc::start(tmp.path(), &body);
+    rec.wait_frames_streaming("cam", 500);
+    let t = now_us();
+    post(&rec, "/api/v1/events/alarm");
+    assert!(wait_until(Duration::from_secs(10), || rec.camera("cam")["recording"] == true));
+    assert!(wait_until(Duration::from_secs(15), || rec.camera("cam")["recording"] == false));
+    assert!(wait_until(Duration::from_secs(5), || rec
+        .recordings("cam")
+        .first()
+        .is_some_and(|(_, e)| *e > t + 2_500_000)));
+    let seqs = rec.recordings("cam");
+    assert_eq!(seqs.len(), 1, "{seqs:?}");
+    let (start, end) = seqs[0];
+    assert!(start <= t - 3_000_000 + 50_000 && start >= t - 4_200_000, "pre-roll: {} ms", (t - start) / 1000);
+    assert!(end >= t + 3_000_000 - 300_000 && end <= t + 4_500_000, "delay + post-roll: {} ms", (end - t) / 1000);
+    let out = tmp.path().join("alarm.mp4");
+    common::recorder::export_http(&rec, "cam", start, end, &out);
+    common::ffmpeg_decode_ok(&out).unwrap();
+}
