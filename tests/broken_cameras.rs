@@ -7,11 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
-use common::recorder::RecorderProc;
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64
-}
+use common::recorder::{now_us, RecorderProc};
 
 /// A TCP peer on loopback that answers every request with bytes that are not RTSP.
 fn garbage_server() -> u16 {

@@ -2,44 +2,28 @@
 //! kill, then verify the loss bound of every trial: the recording that was running when the
 //! process died reaches to within `sync_interval` (+ fsync and scheduling slack) of the kill.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+mod common;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use common::recorder::now_us;
 
 const SYNC_INTERVAL_MS: i64 = 250;
 /// Slack on top of the sync interval: one frame interval (40 ms), the fdatasync itself and
 /// scheduling on a loaded 2-core CI machine. The bound asserted is sync_interval + slack.
 const SLACK_MS: i64 = 400;
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_edgerec")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn now_us() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as i64
-}
-
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.get(9..12)?.parse().ok()?;
-    let body = out.split_once("\r\n\r\n")?.1.to_owned();
-    Some((status, body))
+fn bin() -> std::path::PathBuf {
+    common::edgerec_bin()
 }
 
 fn frames_received(port: u16) -> u64 {
-    http_get(port, "/api/v1/status")
-        .and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["cameras"][0]["frames_received"].as_u64())
+    common::http_get(&format!("http://127.0.0.1:{port}/api/v1/status"))
+        .ok()
+        .filter(|r| r.status == 200)
+        .and_then(|r| r.json()["cameras"][0]["frames_received"].as_u64())
         .unwrap_or(0)
 }
 
@@ -75,7 +59,7 @@ impl Rng {
 fn kill9_at_random_moments_loses_at_most_the_sync_interval() {
     let trials: usize = std::env::var("EDGEREC_KILL_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_local_port();
     let config = tmp.path().join("edgerec.toml");
     std::fs::write(
         &config,
@@ -120,7 +104,9 @@ fn kill9_at_random_moments_loses_at_most_the_sync_interval() {
     let mut child = start(&config, port);
     let from = jiff::Timestamp::from_microsecond(first_start - 5_000_000).unwrap();
     let to = jiff::Timestamp::from_microsecond(t_term + 1_000_000).unwrap();
-    let (status, body) = http_get(port, &format!("/api/v1/cameras/demo/recordings?from={from}&to={to}")).unwrap();
+    let r = common::http_get(&format!("http://127.0.0.1:{port}/api/v1/cameras/demo/recordings?from={from}&to={to}"))
+        .unwrap();
+    let (status, body) = (r.status, r.text());
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(status, 200, "{body}");

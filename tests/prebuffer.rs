@@ -4,20 +4,10 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::recorder::RecorderProc;
-use common::{http_request, wait_until};
-
-fn now_us() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as i64
-}
-
-fn post(rec: &RecorderProc, path: &str) -> serde_json::Value {
-    let r = http_request("POST", &rec.url(path), &[], &[]).unwrap();
-    assert_eq!(r.status, 200, "{path}: {}", r.text());
-    r.json()
-}
+use common::recorder::{now_us, post, RecorderProc};
+use common::wait_until;
 
 const STORAGE: &str = "[[storage]]\nid = \"main\"\nsize = \"64MiB\"\nsegment_size = \"2MiB\"\nsync_interval_ms = 200\n";
 

@@ -4,20 +4,10 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::recorder::RecorderProc;
-use common::{http_get, http_request, wait_until};
-
-fn now_us() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as i64
-}
-
-fn post(rec: &RecorderProc, path: &str) -> serde_json::Value {
-    let r = http_request("POST", &rec.url(path), &[], &[]).unwrap();
-    assert_eq!(r.status, 200, "{path}: {}", r.text());
-    r.json()
-}
+use common::recorder::{now_us, post, RecorderProc};
+use common::{http_get, wait_until};
 
 fn events_after(rec: &RecorderProc, after: u64, wait: u64) -> serde_json::Value {
     let r = http_get(&rec.url(&format!("/api/v1/events?after={after}&wait={wait}&limit=1000"))).unwrap();

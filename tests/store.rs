@@ -572,3 +572,52 @@ fn disk_prebuffer_is_invisible_until_made_permanent_and_expires_otherwise() {
     let (d, c, ..) = h.crash();
     store::check_invariants(&c, store::recorder_uuid(&d).unwrap()).unwrap();
 }
+
+/// A recording start of one camera never makes another camera's disk pre-buffer permanent, while
+/// both cameras' frames are in flight in the writer. (The writer code also filters its
+/// written-but-unindexed chunks by camera; `tests/prebuffer.rs` caught that path end to end.)
+#[test]
+fn making_one_cameras_prebuffer_permanent_leaves_the_others_temporary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 6);
+    let mut h = Harness::open(tmp.path(), cfg);
+    h.base_wall_us = SystemClocks.realtime_us() - 2_000_000;
+    let mut other = h.entry.clone();
+    other = Arc::new(SampleEntry::new(other.box_bytes().to_vec(), 90_000).unwrap());
+    for i in 0..50u64 {
+        let wall = h.send_temporary(2000, 60_000_000);
+        // The same frames for a second camera, interleaved, also temporary.
+        let f = IngestFrame {
+            camera: "other".into(),
+            ingest_run: 1,
+            sample_entry: other.clone(),
+            wall_us: wall,
+            frame: Frame {
+                kind: StreamKind::Video,
+                media_time: i as i64 * 3600,
+                key: i % 25 == 0,
+                data: Harness::payload(i, 2000),
+            },
+            temporary_keep_us: Some(60_000_000),
+        };
+        h.handle.try_send(f).unwrap();
+    }
+    // Then the other camera records: its next frame is permanent.
+    let last_wall = h.base_wall_us + 50 * 40_000;
+    let f = IngestFrame {
+        camera: "other".into(),
+        ingest_run: 1,
+        sample_entry: other.clone(),
+        wall_us: last_wall,
+        frame: Frame { kind: StreamKind::Video, media_time: 50 * 3600, key: false, data: Harness::payload(50, 2000) },
+        temporary_keep_us: None,
+    };
+    h.handle.try_send(f).unwrap();
+    h.handle.make_permanent(&"cam".into(), h.base_wall_us);
+    h.flush();
+    assert_eq!(store::recordings(&h.cfg.path, "cam", 0, i64::MAX).unwrap().len(), 1);
+    let other_recs = store::recordings(&h.cfg.path, "other", 0, i64::MAX).unwrap();
+    assert_eq!(other_recs.len(), 1, "{other_recs:?}");
+    assert_eq!(other_recs[0].start_wall_us, last_wall, "the other camera's pre-buffer stayed temporary");
+    drop(h.crash());
+}

@@ -722,14 +722,17 @@ impl Writer {
     fn apply_permanent_requests(&mut self) -> Result<(), Error> {
         let requests = std::mem::take(&mut *self.permanent_requests.lock().expect("requests lock"));
         for (camera, from) in requests {
+            let mut stream_ids = Vec::new();
             for ((cam, _), st) in self.streams.iter_mut() {
                 if *cam == camera {
                     st.pending.temporary = false;
+                    stream_ids.push(st.stream_id);
                 }
             }
             let live = self.state.as_mut().expect("only while available");
+            // Only this camera's chunks: other cameras' pre-buffers stay temporary.
             for p in live.placed.iter_mut() {
-                if p.row.temporary && p.row.end_wall_us >= from {
+                if p.row.temporary && p.row.end_wall_us > from && stream_ids.contains(&p.row.stream_id) {
                     p.row.temporary = false;
                 }
             }

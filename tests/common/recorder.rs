@@ -148,6 +148,18 @@ impl Drop for RecorderProc {
     }
 }
 
+/// The system's realtime clock, µs since the epoch (the recorder stamps with the same clock).
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_micros() as i64
+}
+
+/// `POST path` with an empty body; asserts 200 and returns the JSON answer.
+pub fn post(rec: &RecorderProc, path: &str) -> serde_json::Value {
+    let r = super::http_request("POST", &rec.url(path), &[], &[]).unwrap();
+    assert_eq!(r.status, 200, "{path}: {}", r.text());
+    r.json()
+}
+
 /// RFC 3339 for a wall time in µs.
 pub fn rfc3339(us: i64) -> String {
     jiff::Timestamp::from_microsecond(us).unwrap().to_string()
