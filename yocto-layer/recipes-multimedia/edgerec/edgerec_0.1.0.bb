@@ -23,6 +23,15 @@ LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda
                     file://${COMMON_LICENSE_DIR}/Unicode-3.0;md5=548c7e11b6a9486e064814cf1c708e5b \
                     file://${COMMON_LICENSE_DIR}/blessing;md5=d5407b61870d6dc19d0bdc04ae4cc654"
 
+# Build needs beyond the toolchain: rusqlite's bundled SQLite is C compiled by the cc crate, which
+# uses the CC/CFLAGS/AR that cargo.bbclass exports for the target (no sqlite3 dependency: the
+# library is linked in statically). libsqlite3-sys ships pregenerated bindings, so no
+# clang-native/bindgen; that changes if the v4l crate is added. openh264 (motion detection)
+# compiles its bundled C++ with the target's CXX, and its x86 assembly with nasm: nasm-native is
+# needed for x86 targets only (ARM builds use the C++/NEON paths).
+DEPENDS:append:x86 = " nasm-native"
+DEPENDS:append:x86-64 = " nasm-native"
+
 # The edgerec repository has no public home yet, so the integrator says where their copy is,
 # in local.conf or a distro/bbappend (see README.md):
 #   EDGEREC_GIT_REPO = "git.example.com/nvr/edgerec.git"
@@ -56,15 +65,6 @@ inherit cargo cargo-update-recipe-crates features_check systemd useradd
 
 # The service relies on systemd itself (Type=notify, the watchdog, tmpfiles.d, the drop-in).
 REQUIRED_DISTRO_FEATURES = "systemd"
-
-# Build needs beyond the toolchain: rusqlite's bundled SQLite is C compiled by the cc crate, which
-# uses the CC/CFLAGS/AR that cargo.bbclass exports for the target (no sqlite3 dependency: the
-# library is linked in statically). libsqlite3-sys ships pregenerated bindings, so no
-# clang-native/bindgen; that changes if the v4l crate is added. openh264 (motion detection)
-# compiles its bundled C++ with the target's CXX, and its x86 assembly with nasm: nasm-native is
-# needed for x86 targets only (ARM builds use the C++/NEON paths).
-DEPENDS:append:x86 = " nasm-native"
-DEPENDS:append:x86-64 = " nasm-native"
 
 USERADD_PACKAGES = "${PN}"
 # A system user with its own group; the video group (from base-passwd) opens /dev/video*.
