@@ -621,3 +621,58 @@ fn making_one_cameras_prebuffer_permanent_leaves_the_others_temporary() {
     assert_eq!(other_recs[0].start_wall_us, last_wall, "the other camera's pre-buffer stayed temporary");
     drop(h.crash());
 }
+
+/// REC-3 across a crash (S6): disk pre-buffer that expired at the head's tail stays expired when
+/// recovery rescans the tail, and a written but not yet indexed pre-buffer chunk comes back
+/// temporary, never as a recording.
+#[test]
+fn recovery_never_turns_disk_prebuffer_into_a_recording() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 6);
+    let mut h = Harness::open(tmp.path(), cfg);
+    h.base_wall_us = SystemClocks.realtime_us() - 10_000_000;
+    for i in 0..50 {
+        h.send_temporary(2000, 60_000_000);
+        if i % 10 == 9 {
+            h.flush();
+        }
+    }
+    // The pre-buffer shrinks to 1 ms: every chunk, up to the head's last one, expires.
+    h.send_temporary(2000, 1_000);
+    h.flush();
+    let index = h.cfg.path.join("index.sqlite3");
+    let count = |sql: &str| -> i64 {
+        let c = rusqlite::Connection::open(&index).unwrap();
+        c.query_row(sql, [], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(count("SELECT COUNT(*) FROM chunk"), 0, "everything expired");
+    let (d, c, media, n, base) = h.crash();
+    let mut h = Harness::reopen(&d, c.clone(), media, n, base);
+    assert_eq!(count("SELECT COUNT(*) FROM chunk"), 0, "recovery left the expired chunks expired");
+    assert!(store::recordings(&c.path, "cam", 0, i64::MAX).unwrap().is_empty());
+
+    // Now three chunks written as pre-buffer whose rows are lost, as after a crash between the
+    // fdatasync and the index commit (the procedure table's append step 3).
+    for i in 0..30 {
+        h.send_temporary(2000, 60_000_000);
+        if i % 10 == 9 {
+            h.flush();
+        }
+    }
+    let (d, c, media, n, base) = h.crash();
+    {
+        let conn = rusqlite::Connection::open(&index).unwrap();
+        let top: i64 = conn.query_row("SELECT MAX(seq) FROM chunk", [], |r| r.get(0)).unwrap();
+        conn.execute("DELETE FROM chunk", []).unwrap();
+        conn.execute("UPDATE meta SET value = ?1 WHERE key = 'indexed_through_seq'", [(top - 3).to_string()]).unwrap();
+    }
+    let h = Harness::reopen(&d, c.clone(), media, n, base);
+    assert_eq!(
+        (count("SELECT COUNT(*) FROM chunk"), count("SELECT COALESCE(SUM(temporary), 0) FROM chunk")),
+        (3, 3),
+        "recovered as temporary"
+    );
+    assert!(store::recordings(&c.path, "cam", 0, i64::MAX).unwrap().is_empty());
+    let (d, c, ..) = h.crash();
+    store::check_invariants(&c, store::recorder_uuid(&d).unwrap()).unwrap();
+}

@@ -8,7 +8,7 @@
 //! | 0 | 4 | magic `EDCK` |
 //! | 4 | 1 | format version (1) |
 //! | 5 | 1 | stream kind (0 video, 1 audio) |
-//! | 6 | 2 | flags (bit 0: first chunk of a run) |
+//! | 6 | 2 | flags (bit 0: first chunk of a run; bit 1: written as disk pre-buffer, REC-3) |
 //! | 8 | 4 | header_len: bytes before the payload (fixed part + camera id + sample entry + frame table) |
 //! | 12 | 4 | payload_len |
 //! | 16 | 16 | storage uuid |
@@ -33,6 +33,9 @@ pub const FIXED_HEADER_BYTES: usize = 80;
 pub const FRAME_ENTRY_BYTES: usize = 9;
 pub const TRAILER_BYTES: usize = 4;
 pub const FLAG_RUN_START: u16 = 1;
+/// Chunk flag: written as temporary disk pre-buffer (REC-3). Recovery indexes such a chunk as
+/// temporary; a later promotion is recorded only in the index.
+pub const FLAG_TEMPORARY: u16 = 2;
 /// Frame flag: random access point.
 pub const FRAME_KEY: u8 = 1;
 
@@ -50,6 +53,7 @@ pub struct FrameEntry {
 pub struct ChunkHeader {
     pub kind: StreamKind,
     pub run_start: bool,
+    pub temporary: bool,
     pub header_len: u32,
     pub payload_len: u32,
     pub storage_uuid: u128,
@@ -106,6 +110,7 @@ pub fn estimated_end_offset(table: &[u8]) -> i64 {
 pub struct ChunkFields<'a> {
     pub kind: StreamKind,
     pub run_start: bool,
+    pub temporary: bool,
     pub storage_uuid: u128,
     pub seq: u64,
     pub run_id: u64,
@@ -138,7 +143,8 @@ pub fn encode_header(f: &ChunkFields<'_>, payload_len: usize, out: &mut Vec<u8>)
     out.extend_from_slice(MAGIC);
     out.push(FORMAT_VERSION);
     out.push(f.kind.code());
-    out.extend_from_slice(&(if f.run_start { FLAG_RUN_START } else { 0 }).to_le_bytes());
+    let flags = if f.run_start { FLAG_RUN_START } else { 0 } | if f.temporary { FLAG_TEMPORARY } else { 0 };
+    out.extend_from_slice(&flags.to_le_bytes());
     out.extend_from_slice(&(header_len as u32).to_le_bytes());
     out.extend_from_slice(&(payload_len as u32).to_le_bytes());
     out.extend_from_slice(&f.storage_uuid.to_le_bytes());
@@ -276,6 +282,7 @@ pub fn decode(buf: &[u8], expect_storage_uuid: u128) -> Result<ChunkHeader, Deco
     Ok(ChunkHeader {
         kind,
         run_start: flags & FLAG_RUN_START != 0,
+        temporary: flags & FLAG_TEMPORARY != 0,
         header_len,
         payload_len,
         storage_uuid,
@@ -302,6 +309,10 @@ mod tests {
     }
 
     fn sample() -> Vec<u8> {
+        sample_with(false)
+    }
+
+    fn sample_with(temporary: bool) -> Vec<u8> {
         let e = entry();
         let frames = [
             FrameEntry { ts_offset: 0, size_bytes: 3, key: true },
@@ -312,6 +323,7 @@ mod tests {
             &ChunkFields {
                 kind: StreamKind::Audio,
                 run_start: true,
+                temporary,
                 storage_uuid: 0x0123_4567_89ab_cdef_0011_2233_4455_6677,
                 seq: 42,
                 run_id: 42,
@@ -333,6 +345,9 @@ mod tests {
         let h = decode(&buf, 0x0123_4567_89ab_cdef_0011_2233_4455_6677).unwrap();
         assert_eq!(h.seq, 42);
         assert_eq!(h.camera_id, "cam1");
+        assert!(h.run_start && !h.temporary, "flags survive the round trip");
+        let t = decode(&sample_with(true), 0x0123_4567_89ab_cdef_0011_2233_4455_6677).unwrap();
+        assert!(t.run_start && t.temporary, "the disk pre-buffer flag survives the round trip");
         assert_eq!(h.total_len(), buf.len() as u64);
         assert_eq!(&buf[h.header_len as usize..][..5], b"abcde");
         assert_eq!(h.frames().map(|f| f.ts_offset).collect::<Vec<_>>(), vec![0, 1024]);

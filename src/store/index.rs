@@ -305,6 +305,24 @@ impl Index {
         self.conn.transaction().map_err(sq("begin"))
     }
 
+    /// Records in `meta` that every chunk up to `seq` has been indexed (invariant S6): recovery
+    /// never re-indexes chunks at or below it, even when their rows were deleted since (expired
+    /// disk pre-buffer at the head's tail). Written in the same transaction as the rows.
+    pub fn set_indexed_through(tx: &rusqlite::Transaction<'_>, seq: u64) -> Result<(), Error> {
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('indexed_through_seq', ?1) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE CAST(value AS INTEGER) < CAST(excluded.value AS INTEGER)",
+            [seq.to_string()],
+        )
+        .map(|_| ())
+        .map_err(sq("set indexed_through_seq"))
+    }
+
+    /// The largest seq ever indexed (0 if none), see `set_indexed_through`.
+    pub fn indexed_through(&self) -> Result<u64, Error> {
+        Ok(self.meta_value("indexed_through_seq")?.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
     pub fn insert_chunk(tx: &rusqlite::Transaction<'_>, c: &ChunkRow) -> Result<(), Error> {
         tx.prepare_cached(
             "INSERT INTO chunk (seq, stream_id, run_id, segment_no, offset_bytes, len_bytes, header_bytes, \

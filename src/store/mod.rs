@@ -363,22 +363,36 @@ fn recover_tail(layout: &Layout, index: &mut Index) -> Result<(WritePosition, u6
         Some(last) => (last.offset_bytes + last.len_bytes, last.seq + 1),
         None => (SEGMENT_HEADER_BYTES, head_first),
     };
+    // Chunks at or below the high-water mark were indexed once; if their rows are gone they were
+    // deleted on purpose (expired disk pre-buffer) and must not come back. The scan still walks
+    // over them to find the true end of the written data.
+    let indexed_through = index.indexed_through()?;
     let mut found = Vec::new();
+    let mut last_on_disk = 0;
     let end = scan_segment(layout, head, start_offset, Some(expect), |off, h| {
-        found.push((off, h.clone()));
+        last_on_disk = h.seq;
+        if h.seq > indexed_through {
+            found.push((off, h.clone()));
+        }
         Ok(())
     })?;
     let recovered = found.len() as u64;
     if !found.is_empty() {
-        let rows = found.iter().map(|(off, h)| row_for(index, head, *off, h)).collect::<Result<Vec<_>, _>>()?;
+        // A disk pre-buffer chunk comes back temporary (REC-3), so it expires as it would have;
+        // a promotion not yet indexed at the crash is lost with the rest of the unsynced tail.
+        let rows = found
+            .iter()
+            .map(|(off, h)| row_for(index, head, *off, h).map(|r| ChunkRow { temporary: h.temporary, ..r }))
+            .collect::<Result<Vec<_>, _>>()?;
         let tx = index.transaction()?;
         for r in &rows {
             Index::insert_chunk(&tx, r)?;
         }
+        Index::set_indexed_through(&tx, last_on_disk)?;
         tx.commit().map_err(|e| Error::sqlite("index: commit recovery", e))?;
     }
     let last_seq = index.last_chunk()?.map(|c| c.seq).unwrap_or(0);
-    let next_seq = (last_seq + 1).max(head_first).max(found.last().map(|(_, h)| h.seq + 1).unwrap_or(0));
+    let next_seq = (last_seq + 1).max(head_first).max(indexed_through + 1).max(last_on_disk + 1);
     Ok((WritePosition { head: Some(head), offset: end, next_seq }, recovered))
 }
 
@@ -441,10 +455,15 @@ pub fn rebuild(dir: &Path, recorder: u128) -> Result<Index, Error> {
         found.extend(chunks.into_iter().map(|(off, c)| (h.segment_no, off, c)));
     }
     let mut idx = Index::create(dir, &meta, &firsts)?;
+    // Everything comes back permanent, even chunks written as disk pre-buffer: a promotion lives
+    // only in the lost index, so keeping them all is the choice that loses no recording.
     let rows = found.iter().map(|(no, off, h)| row_for(&idx, *no, *off, h)).collect::<Result<Vec<_>, _>>()?;
     let tx = idx.transaction()?;
     for r in &rows {
         Index::insert_chunk(&tx, r)?;
+    }
+    if let Some(last) = rows.iter().map(|r| r.seq).max() {
+        Index::set_indexed_through(&tx, last)?;
     }
     tx.commit().map_err(|e| Error::sqlite("index: commit rebuild", e))?;
     idx.checkpoint_full()?;

@@ -578,6 +578,7 @@ impl Writer {
         let fields = ChunkFields {
             kind: st.kind,
             run_start,
+            temporary: pending.temporary,
             storage_uuid: live.layout.meta.storage_uuid,
             seq,
             run_id,
@@ -666,6 +667,9 @@ impl Writer {
             Index::insert_chunk(&tx, &p.row)?;
             used += p.row.len_bytes;
             newest = newest.max(p.row.end_wall_us);
+        }
+        if let Some(last) = live.placed.last() {
+            Index::set_indexed_through(&tx, last.row.seq)?;
         }
         tx.commit().map_err(|e| Error::sqlite(format!("storage {}: commit index", live.layout.id), e))?;
         stats.chunks_written.fetch_add(live.placed.len() as u64, Ordering::Relaxed);
