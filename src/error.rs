@@ -22,6 +22,11 @@ pub enum ErrorKind {
     ResourceExhausted,
     /// A bug or an unexpected failure of the platform.
     Internal,
+    /// No valid credentials or session (HTTP 401).
+    Unauthenticated,
+    /// Authenticated, but a permission says no (HTTP 403; a camera the caller may not read is
+    /// `NotFound` instead, PR-11).
+    PermissionDenied,
 }
 
 impl ErrorKind {
@@ -35,6 +40,8 @@ impl ErrorKind {
             ErrorKind::FailedPrecondition => "failed_precondition",
             ErrorKind::ResourceExhausted => "resource_exhausted",
             ErrorKind::Internal => "internal",
+            ErrorKind::Unauthenticated => "unauthenticated",
+            ErrorKind::PermissionDenied => "permission_denied",
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The `edgerec` binary: `run` (default), `export`, `check`.
+//! The `edgerec` binary: `run` (default), `export`, `check`, `user`.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -49,6 +49,46 @@ enum Command {
         #[arg(long)]
         rebuild: bool,
     },
+    /// Manages the recorder's basic users (AU-1). Passwords are read from stdin (one line) when
+    /// stdin is not a terminal, else prompted twice.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Adds a user: `--admin` for the built-in Administrators role, or one or more `--role`.
+    Add {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        admin: bool,
+        #[arg(long)]
+        role: Vec<String>,
+        /// The user must choose a new password at the next login (AU-3).
+        #[arg(long)]
+        must_change_password: bool,
+        name: String,
+    },
+    /// Sets a user's password (and unlocks the account).
+    Passwd {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        name: String,
+    },
+    /// Deletes a user (never the last administrator).
+    Delete {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        name: String,
+    },
+    /// Lists users and their roles.
+    List {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn load(config: &Option<PathBuf>) -> Result<Config, Error> {
@@ -66,6 +106,7 @@ fn main() -> ExitCode {
         Command::Run { config } => run(config),
         Command::Export { config, camera, from, to, output } => export(config, camera, from, to, output),
         Command::Check { config, rebuild } => check(config, rebuild),
+        Command::User { action } => user(action),
     };
     match result {
         Ok(code) => code,
@@ -101,18 +142,20 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
     use sd_notify::NotifyState;
     let cfg = load(&config)?;
     let listen = cfg.listen;
-    if !listen.ip().is_loopback() {
-        return Err(edgerec::err!(
-            InvalidArgument,
-            "[server] listen = {listen}: without authentication the API only binds loopback (127.0.0.1 or ::1)"
-        ));
+    let auth = Arc::new(edgerec::auth::Auth::open(&cfg.data_dir, cfg.auth.clone())?);
+    if !auth.db().admin_exists()? {
+        eprintln!(
+            "edgerec: no administrator yet (there is no default password). Create one with\n  \
+             edgerec user add --admin NAME{}\nor from this machine at http://{listen}/setup",
+            config.as_ref().map(|p| format!(" --config {}", p.display())).unwrap_or_default()
+        );
     }
     // Signals are blocked before any thread starts, so every thread inherits the mask and only
     // `wait_for_signal` receives SIGTERM/SIGINT.
     let signals = block_signals();
     service::notify(&[NotifyState::Status("opening storages (recovery)")]);
     let recorder = Arc::new(edgerec::recorder::Recorder::start(cfg, Arc::new(SystemClocks))?);
-    let http = edgerec::http::HttpServer::start(listen, recorder.config.socket_timeout, recorder.clone())?;
+    let http = edgerec::http::HttpServer::start(listen, recorder.config.socket_timeout, recorder.clone(), auth)?;
     let mut watched: Vec<Watched> = recorder
         .storages
         .iter()
@@ -243,4 +286,87 @@ fn check(config: Option<PathBuf>, rebuild: bool) -> Result<ExitCode, Error> {
         damaged |= !r.damaged.is_empty();
     }
     Ok(if damaged { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Reads a new password: one line from stdin when it is not a terminal (scripts, tests), else
+/// prompted twice without echo.
+fn read_new_password() -> Result<String, Error> {
+    use std::io::BufRead;
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line).map_err(|e| Error::io("cannot read the password from stdin", e))?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    let prompt = |text: &str| -> Result<String, Error> {
+        use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+        eprint!("{text}");
+        let fd = std::io::stdin();
+        let old = tcgetattr(&fd).map_err(|e| Error::io("cannot read the terminal mode", e.into()))?;
+        let mut quiet = old.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        tcsetattr(&fd, SetArg::TCSANOW, &quiet).map_err(|e| Error::io("cannot turn echo off", e.into()))?;
+        let mut line = String::new();
+        let r = stdin.lock().read_line(&mut line);
+        let _ = tcsetattr(&fd, SetArg::TCSANOW, &old);
+        eprintln!();
+        r.map_err(|e| Error::io("cannot read the password", e))?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+    };
+    let first = prompt("password: ")?;
+    if prompt("again: ")? != first {
+        return Err(edgerec::err!(InvalidArgument, "the passwords differ"));
+    }
+    Ok(first)
+}
+
+fn user(action: UserAction) -> Result<ExitCode, Error> {
+    use edgerec::auth::{check_user_name, perm::ADMINISTRATORS, Auth};
+    let peer = "local command line";
+    let (config, op) = match &action {
+        UserAction::Add { config, .. } => (config, "user add"),
+        UserAction::Passwd { config, .. } => (config, "user passwd"),
+        UserAction::Delete { config, .. } => (config, "user delete"),
+        UserAction::List { config } => (config, "user list"),
+    };
+    let cfg = load(config)?;
+    let auth = Auth::open(&cfg.data_dir, cfg.auth.clone())?;
+    let now = SystemClocks.realtime_us_now();
+    match action {
+        UserAction::Add { admin, role, must_change_password, name, .. } => {
+            check_user_name(&name)?;
+            let mut roles = role;
+            if admin {
+                roles.insert(0, ADMINISTRATORS.to_owned());
+            }
+            if roles.is_empty() {
+                return Err(edgerec::err!(
+                    InvalidArgument,
+                    "{op}: give --admin or --role ROLE (every user has a role, PR-1)"
+                ));
+            }
+            let hash = auth.new_hash(&read_new_password()?)?;
+            auth.db().add_user(&name, &hash, &roles, must_change_password, now)?;
+            auth.audit("(system)", peer, "user.add", &name, "granted", &roles.join(","));
+            println!("user {name:?} added with role(s) {}", roles.join(", "));
+        }
+        UserAction::Passwd { name, .. } => {
+            let hash = auth.new_hash(&read_new_password()?)?;
+            auth.db().set_password(&name, &hash, false)?;
+            auth.audit("(system)", peer, "user.password", &name, "granted", "");
+            println!("password of {name:?} set");
+        }
+        UserAction::Delete { name, .. } => {
+            auth.db().delete_user(&name)?;
+            auth.audit("(system)", peer, "user.delete", &name, "granted", "");
+            println!("user {name:?} deleted");
+        }
+        UserAction::List { .. } => {
+            for u in auth.db().users()? {
+                let locked = if u.locked_until_us > now { " (locked)" } else { "" };
+                println!("{}\t{}{locked}", u.name, u.roles.join(","));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

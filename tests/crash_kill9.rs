@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::recorder::now_us;
+use common::recorder::{now_us, ADMIN, ADMIN_PASSWORD};
 
 const SYNC_INTERVAL_MS: i64 = 250;
 /// Slack on top of the sync interval: one frame interval (40 ms), the fdatasync itself and
@@ -20,7 +20,7 @@ fn bin() -> std::path::PathBuf {
 }
 
 fn frames_received(port: u16) -> u64 {
-    common::http_get(&format!("http://127.0.0.1:{port}/api/v1/status"))
+    common::http_get(&format!("http://{ADMIN}:{ADMIN_PASSWORD}@127.0.0.1:{port}/api/v1/status"))
         .ok()
         .filter(|r| r.status == 200)
         .and_then(|r| r.json()["cameras"][0]["frames_received"].as_u64())
@@ -71,6 +71,7 @@ fn kill9_at_random_moments_loses_at_most_the_sync_interval() {
         ),
     )
     .unwrap();
+    common::recorder::add_user(&config, ADMIN, ADMIN_PASSWORD, &["--admin"]);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut kills = Vec::new();
     let first_start = now_us();
@@ -104,8 +105,10 @@ fn kill9_at_random_moments_loses_at_most_the_sync_interval() {
     let mut child = start(&config, port);
     let from = jiff::Timestamp::from_microsecond(first_start - 5_000_000).unwrap();
     let to = jiff::Timestamp::from_microsecond(t_term + 1_000_000).unwrap();
-    let r = common::http_get(&format!("http://127.0.0.1:{port}/api/v1/cameras/demo/recordings?from={from}&to={to}"))
-        .unwrap();
+    let r = common::http_get(&format!(
+        "http://{ADMIN}:{ADMIN_PASSWORD}@127.0.0.1:{port}/api/v1/cameras/demo/recordings?from={from}&to={to}"
+    ))
+    .unwrap();
     let (status, body) = (r.status, r.text());
     child.kill().unwrap();
     child.wait().unwrap();

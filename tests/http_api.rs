@@ -1,6 +1,7 @@
 //! The HTTP API and CLI edges with the demo camera: export headers (Content-Length, ETag, Range,
-//! 304, 416), errors as JSON with the right status, REC-11 sequences, status fields, loopback-only
-//! binding, config errors with file/line/key, and `check` finding damage.
+//! 304, 416), errors as JSON with the right status, REC-11 sequences, status fields, plain HTTP
+//! only on loopback unless configured (NET-3), config errors with file/line/key, and `check`
+//! finding damage.
 
 mod common;
 
@@ -149,7 +150,9 @@ fn cli_refuses_bad_configs_and_lan_addresses_and_check_finds_damage() {
     let o = std::process::Command::new(common::edgerec_bin()).args(["run", "--config"]).arg(&lan).output().unwrap();
     assert!(!o.status.success());
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("only binds loopback"),
+        // NET-3: plain HTTP on the LAN only when the config says so; the error names file, line and key.
+        String::from_utf8_lossy(&o.stderr).contains("lan.toml:3: key `server.listen`")
+            && String::from_utf8_lossy(&o.stderr).contains("allow_plain_http_on_lan"),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );

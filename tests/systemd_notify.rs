@@ -81,7 +81,7 @@ fn ready_after_recovery_watchdog_pings_and_stopping_on_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
+    let url = format!("http://{}:{}@127.0.0.1:{port}", common::recorder::ADMIN, common::recorder::ADMIN_PASSWORD);
     let mut http_up_at_ready = None;
     let before = systemd.collect(Duration::from_secs(30), |m| {
         let ready = m.lines().any(|l| l == "READY=1");

@@ -94,7 +94,9 @@ import json, os, sys, time, urllib.request
 out, port, pids = sys.argv[1], sys.argv[2], [int(p) for p in sys.argv[3:]]
 
 def status():
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/status", timeout=5) as r:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/status",
+                                 headers={"Authorization": "Basic YWRtaW46QmVuY2gtYWRtaW4tMQ=="})  # admin:Bench-admin-1
+    with urllib.request.urlopen(req, timeout=5) as r:
         return json.load(r)
 
 def proc(pid):
@@ -163,7 +165,7 @@ wait_polling() { # SECONDS PORT
     local end=$((SECONDS + $1))
     while ((SECONDS < end)); do
         sleep $(((end - SECONDS) < 5 ? (end - SECONDS) : 5))
-        curl -s -o /dev/null "http://127.0.0.1:$2/api/v1/status" || true
+        curl -s -u admin:Bench-admin-1 -o /dev/null "http://127.0.0.1:$2/api/v1/status" || true
     done
 }
 
@@ -212,10 +214,12 @@ for n in "$@"; do
             printf '[[camera]]\nid = "cam%02d"\nsource = "%s"\ntransport = "tcp"\n' "$i" "$url"
         done
     } >"$cfg"
+    # No default password: a bench administrator, sent as HTTP Basic in the URLs below.
+    echo "Bench-admin-1" | "$bin" user add --config "$cfg" --admin admin >/dev/null
     EDGEREC_LOG=warn "$bin" run --config "$cfg" >"$work/edgerec-$n.log" 2>&1 9>&- &
     edgerec_pid=$!
     for _ in $(seq 1 600); do
-        rec="$(curl -s "http://127.0.0.1:$port/api/v1/status" 2>/dev/null | jq '[.cameras[] | select(.frames_received > 0)] | length' 2>/dev/null || echo 0)"
+        rec="$(curl -s -u admin:Bench-admin-1 "http://127.0.0.1:$port/api/v1/status" 2>/dev/null | jq '[.cameras[] | select(.frames_received > 0)] | length' 2>/dev/null || echo 0)"
         [[ "$rec" == "$n" ]] && break
         sleep 0.1
     done

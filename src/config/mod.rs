@@ -33,6 +33,8 @@ struct RawConfig {
     #[serde(default)]
     server: Option<RawServer>,
     #[serde(default)]
+    auth: Option<RawAuth>,
+    #[serde(default)]
     storage: Vec<RawStorage>,
     #[serde(default)]
     camera: Vec<RawCamera>,
@@ -49,6 +51,21 @@ struct RawServer {
     data_dir: Option<Spanned<String>>,
     time_zone: Option<Spanned<String>>,
     socket_timeout_seconds: Option<Spanned<f64>>,
+    tls_listen: Option<Spanned<String>>,
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
+    allow_plain_http_on_lan: Option<bool>,
+    max_connections: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    session_idle_seconds: Option<Spanned<f64>>,
+    lockout_failures: Option<Spanned<i64>>,
+    lockout_seconds: Option<Spanned<f64>>,
+    password_min_unique_chars: Option<Spanned<i64>>,
+    audit_retention_days: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -106,8 +123,15 @@ struct RawMotion {
 /// A validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Where the HTTP server listens (loopback only until authentication exists).
+    /// Where the plain HTTP server listens: loopback unless `allow_plain_http_on_lan` (NET-3).
     pub listen: SocketAddr,
+    /// Where HTTPS listens (SG-5), if anywhere.
+    pub tls_listen: Option<SocketAddr>,
+    /// A configured certificate chain and key (PEM); without them a self-signed one is made.
+    pub tls_cert: Option<(PathBuf, PathBuf)>,
+    /// Concurrent HTTP(S) connections accepted; more are closed at once.
+    pub max_connections: usize,
+    pub auth: crate::auth::AuthConfig,
     /// Directory for state that is not media (lock file, future config store).
     pub data_dir: PathBuf,
     /// Bound on every HTTP read and write (slowloris guard).
@@ -256,6 +280,11 @@ impl Config {
             data_dir: None,
             time_zone: None,
             socket_timeout_seconds: None,
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            allow_plain_http_on_lan: None,
+            max_connections: None,
         });
         let listen = match &server.listen {
             None => "127.0.0.1:8080".parse().expect("literal address"),
@@ -263,6 +292,37 @@ impl Config {
                 origin.error(s, "server.listen", format!("{:?} is not an address:port: {e}", s.get_ref()))
             })?,
         };
+        if !listen.ip().is_loopback() && server.allow_plain_http_on_lan != Some(true) {
+            let s = server.listen.as_ref().expect("a non-default address was configured");
+            return Err(origin.error(
+                s,
+                "server.listen",
+                format!(
+                    "{listen} is not a loopback address: plain HTTP on the LAN needs `allow_plain_http_on_lan = true` \
+                     (use `tls_listen` for HTTPS)"
+                ),
+            ));
+        }
+        let tls_listen = match &server.tls_listen {
+            None => None,
+            Some(s) => Some(s.get_ref().parse::<SocketAddr>().map_err(|e| {
+                origin.error(s, "server.tls_listen", format!("{:?} is not an address:port: {e}", s.get_ref()))
+            })?),
+        };
+        let tls_cert = match (&server.tls_cert, &server.tls_key) {
+            (None, None) => None,
+            (Some(c), Some(k)) => Some((resolve(c.get_ref()), resolve(k.get_ref()))),
+            (Some(c), None) => return Err(origin.error(c, "server.tls_cert", "needs `tls_key` too")),
+            (None, Some(k)) => return Err(origin.error(k, "server.tls_key", "needs `tls_cert` too")),
+        };
+        let max_connections = match &server.max_connections {
+            None => 64,
+            Some(v) if (1..=10_000).contains(v.get_ref()) => *v.get_ref() as usize,
+            Some(v) => {
+                return Err(origin.error(v, "server.max_connections", format!("{} is outside 1..=10000", v.get_ref())))
+            }
+        };
+        let auth = auth_config(&origin, raw.auth.unwrap_or_default())?;
         let data_dir = resolve(server.data_dir.as_ref().map(|s| s.get_ref().as_str()).unwrap_or("./edgerec-data"));
 
         if raw.storage.is_empty() {
@@ -512,8 +572,58 @@ impl Config {
                 ))
             }
         };
-        Ok(Config { listen, data_dir, socket_timeout, storages, cameras, time_zone, time_profiles, rules })
+        Ok(Config {
+            listen,
+            tls_listen,
+            tls_cert,
+            max_connections,
+            auth,
+            data_dir,
+            socket_timeout,
+            storages,
+            cameras,
+            time_zone,
+            time_profiles,
+            rules,
+        })
     }
+}
+
+/// `[auth]`: AU-2 defaults unless configured.
+fn auth_config(origin: &Origin<'_>, raw: RawAuth) -> Result<crate::auth::AuthConfig, Error> {
+    let mut cfg = crate::auth::AuthConfig::default();
+    let secs = |v: &Option<Spanned<f64>>, key: &str, max: f64, default: Duration| -> Result<Duration, Error> {
+        match v {
+            None => Ok(default),
+            Some(s) if (1.0..=max).contains(s.get_ref()) => Ok(Duration::from_secs_f64(*s.get_ref())),
+            Some(s) => Err(origin.error(s, key, format!("{} is outside 1..={max}", s.get_ref()))),
+        }
+    };
+    cfg.session_idle = secs(&raw.session_idle_seconds, "auth.session_idle_seconds", 86_400.0, cfg.session_idle)?;
+    cfg.lockout = secs(&raw.lockout_seconds, "auth.lockout_seconds", 86_400.0, cfg.lockout)?;
+    if let Some(d) = &raw.audit_retention_days {
+        if !(1.0..=3650.0).contains(d.get_ref()) {
+            return Err(origin.error(d, "auth.audit_retention_days", format!("{} is outside 1..=3650", d.get_ref())));
+        }
+        cfg.audit_retention = Duration::from_secs_f64(d.get_ref() * 86_400.0);
+    }
+    if let Some(n) = &raw.lockout_failures {
+        if !(1..=100).contains(n.get_ref()) {
+            return Err(origin.error(n, "auth.lockout_failures", format!("{} is outside 1..=100", n.get_ref())));
+        }
+        cfg.lockout_failures = *n.get_ref() as u32;
+    }
+    if let Some(n) = &raw.password_min_unique_chars {
+        if !(1..=64).contains(n.get_ref()) {
+            return Err(origin.error(
+                n,
+                "auth.password_min_unique_chars",
+                format!("{} is outside 1..=64", n.get_ref()),
+            ));
+        }
+        cfg.min_unique_chars = *n.get_ref() as usize;
+    }
+    Ok(cfg)
 }
 
 /// MD-1: motion detection is on by default (the global default for new cameras); `enabled =

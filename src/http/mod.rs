@@ -10,11 +10,15 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tiny_http::{Header, Method, Request, Response, Server, StatusCode};
 
+use crate::auth::perm::{Effective, Permission};
+use crate::auth::{Auth, Credentials};
 use crate::error::{Error, ErrorKind};
 use crate::events::{Event, EventKind, LoggedEvent};
 use crate::recorder::Recorder;
 use crate::store::export::{ExportPlan, ExportReader};
 use crate::time::{format_rfc3339, parse_rfc3339_us};
+
+mod users;
 
 /// Worker threads answering API requests; downloads get their own threads (below).
 const WORKERS: usize = 4;
@@ -31,6 +35,8 @@ pub fn status_for(kind: ErrorKind) -> u16 {
         ErrorKind::ResourceExhausted => 503,
         ErrorKind::Unavailable => 503,
         ErrorKind::DataLoss | ErrorKind::Internal => 500,
+        ErrorKind::Unauthenticated => 401,
+        ErrorKind::PermissionDenied => 403,
     }
 }
 
@@ -45,16 +51,15 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Binds `addr`. Until authentication exists only loopback addresses are accepted.
-    /// Binds `addr`. Until authentication exists only loopback addresses are accepted.
-    /// `socket_timeout` bounds every read and write on a connection (slowloris).
-    pub fn start(addr: SocketAddr, socket_timeout: Duration, recorder: Arc<Recorder>) -> Result<HttpServer, Error> {
-        if !addr.ip().is_loopback() {
-            return Err(crate::err!(
-                InvalidArgument,
-                "refusing to listen on {addr}: without authentication the API only binds loopback (127.0.0.1 or ::1)"
-            ));
-        }
+    /// Binds `addr` for plain HTTP (the config allows a LAN address only when told to, NET-3).
+    /// `socket_timeout` bounds every read and write on a connection (slowloris). Every request
+    /// but `/healthz`, login and first-start setup is authenticated by `auth`.
+    pub fn start(
+        addr: SocketAddr,
+        socket_timeout: Duration,
+        recorder: Arc<Recorder>,
+        auth: Arc<Auth>,
+    ) -> Result<HttpServer, Error> {
         let listener = TcpListener::bind(addr).map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
         // Linux copies these to every accepted socket: tiny-http has no timeouts of its own.
         let tv = nix::sys::time::TimeVal::new(socket_timeout.as_secs() as i64, socket_timeout.subsec_micros().into());
@@ -63,7 +68,7 @@ impl HttpServer {
             .map_err(|e| Error::io("cannot set socket timeouts", e.into()))?;
         let local_addr = listener.local_addr().map_err(|e| Error::io("local_addr", e))?;
         let server = Arc::new(RwLock::new(Arc::new(acceptor(&listener)?)));
-        let downloads = Arc::new(AtomicUsize::new(0));
+        let ctx = Arc::new(Ctx { rec: recorder, auth, downloads: Arc::new(AtomicUsize::new(0)) });
         let heartbeat = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let listener = Arc::new(listener);
@@ -71,8 +76,7 @@ impl HttpServer {
         for i in 0..WORKERS {
             let server = server.clone();
             let listener = listener.clone();
-            let recorder = recorder.clone();
-            let downloads = downloads.clone();
+            let ctx = ctx.clone();
             let heartbeat = heartbeat.clone();
             let stopping = stopping.clone();
             threads.push(
@@ -83,7 +87,7 @@ impl HttpServer {
                             heartbeat.fetch_add(1, Ordering::Relaxed);
                             let current = server.read().expect("server lock").clone();
                             match current.recv_timeout(Duration::from_secs(1)) {
-                                Ok(Some(req)) => handle(req, &recorder, &downloads),
+                                Ok(Some(req)) => handle(req, &ctx),
                                 Ok(None) => {}
                                 Err(e) => restart_acceptor(&server, &current, &listener, &e),
                             }
@@ -175,57 +179,304 @@ fn time_param(params: &[(String, String)], name: &str) -> Result<i64, Error> {
     parse_rfc3339_us(&v)
 }
 
-fn handle(req: Request, rec: &Arc<Recorder>, downloads: &Arc<AtomicUsize>) {
+/// What every request handler shares.
+struct Ctx {
+    rec: Arc<Recorder>,
+    auth: Arc<Auth>,
+    downloads: Arc<AtomicUsize>,
+}
+
+fn respond(req: Request, result: Result<Value, Error>) {
+    let _ = req.respond(match result {
+        Ok(v) => json_response(200, &v),
+        Err(e) => error_response(&e),
+    });
+}
+
+/// The credentials a request carries: `Authorization: Basic` or `Bearer`, or the session cookie.
+enum Presented {
+    Token(String),
+    Basic(String, String),
+    Unreadable,
+}
+
+fn credentials(req: &Request) -> Option<Presented> {
+    use base64::Engine;
+    for h in req.headers() {
+        if h.field.equiv("Authorization") {
+            let v = h.value.as_str().trim();
+            if let Some(b) = v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")) {
+                let basic = base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .ok()
+                    .and_then(|raw| String::from_utf8(raw).ok())
+                    .and_then(|t| t.split_once(':').map(|(n, p)| Presented::Basic(n.to_owned(), p.to_owned())));
+                return Some(basic.unwrap_or(Presented::Unreadable));
+            }
+            if let Some(t) = v.strip_prefix("Bearer ") {
+                return Some(Presented::Token(t.trim().to_owned()));
+            }
+            return Some(Presented::Unreadable);
+        } else if h.field.equiv("Cookie") {
+            let prefix = format!("{SESSION_COOKIE}=");
+            if let Some(t) = h.value.as_str().split(';').find_map(|c| c.trim().strip_prefix(&prefix)) {
+                return Some(Presented::Token(t.to_owned()));
+            }
+        }
+    }
+    None
+}
+
+const SESSION_COOKIE: &str = "edgerec_session";
+
+fn authenticate(req: &Request, ctx: &Ctx, peer: &str) -> Result<Effective, Error> {
+    match credentials(req) {
+        None => Err(crate::err!(Unauthenticated, "log in: HTTP Basic credentials or a session token are required")),
+        Some(Presented::Token(token)) => ctx.auth.authenticate(Credentials::Token(&token), peer),
+        Some(Presented::Basic(name, password)) => {
+            ctx.auth.authenticate(Credentials::Basic { name: &name, password: &password }, peer)
+        }
+        Some(Presented::Unreadable) => Err(crate::err!(Unauthenticated, "unreadable Authorization header")),
+    }
+}
+
+fn handle(req: Request, ctx: &Ctx) {
     let url = req.url().to_owned();
     let path = url.split('?').next().unwrap_or("").to_owned();
     let params = query_params(&url);
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = req.method().clone();
     let is_get = method == Method::Get || method == Method::Head;
-    let result: Result<Response<std::io::Cursor<Vec<u8>>>, Error> = match (is_get, segments.as_slice()) {
-        (true, ["healthz"]) => Ok(json_response(200, &json!({"ok": true}))),
-        (true, ["api", "v1", "status"]) => Ok(json_response(200, &status_json(rec))),
-        (true, ["api", "v1", "cameras"]) => {
-            Ok(json_response(200, &json!({"cameras": rec.cameras.iter().map(|c| camera_json(c)).collect::<Vec<_>>()})))
-        }
-        (true, ["api", "v1", "cameras", id, "recordings"]) => {
-            recordings(rec, id, &params).map(|v| json_response(200, &v))
-        }
-        (false, ["api", "v1", "cameras", id, "record", action]) if method == Method::Post => {
-            manual_recording(rec, id, action, &params).map(|v| json_response(200, &v))
-        }
-        (true, ["api", "v1", "cameras", id, "motion"]) => {
-            motion_spans(rec, id, &params).map(|v| json_response(200, &v))
-        }
-        (false, ["api", "v1", "search", "motion"]) if method == Method::Post => {
-            let mut req = req;
-            let result = read_json_body(&mut req).and_then(|body| search_motion(rec, &body));
-            let _ = req.respond(match result {
-                Ok(v) => json_response(200, &v),
-                Err(e) => error_response(&e),
-            });
+    let is_post = method == Method::Post;
+    let peer_addr = req.remote_addr().copied();
+    let peer = peer_addr.map(|a| a.to_string()).unwrap_or_else(|| "unknown".to_owned());
+    // The only answers without a login (A1).
+    match (is_get, segments.as_slice()) {
+        (true, ["healthz"]) => return respond(req, Ok(json!({"ok": true}))),
+        (true, ["setup"]) => {
+            let _ = req.respond(
+                Response::from_data(SETUP_PAGE.as_bytes().to_vec())
+                    .with_header(header("Content-Type", "text/html; charset=utf-8"))
+                    .with_header(header("Cache-Control", "no-store")),
+            );
             return;
         }
-        (true, ["api", "v1", "events"]) => {
-            return events_get(req, rec, &params, downloads);
+        (false, ["api", "v1", "setup"]) if is_post => {
+            let loopback = peer_addr.is_some_and(|a| a.ip().is_loopback());
+            let mut req = req;
+            let result = read_json_body(&mut req).and_then(|b| setup(ctx, &b, loopback, &peer));
+            return respond(req, result);
         }
-        (false, ["api", "v1", "events", name]) if method == Method::Post => {
-            trigger_event(rec, name, &params).map(|v| json_response(200, &v))
+        (false, ["api", "v1", "login"]) if is_post => return login(req, ctx, &peer),
+        _ => {}
+    }
+    let eff = match authenticate(&req, ctx, &peer) {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = req.respond(
+                error_response(&e)
+                    .with_header(header("WWW-Authenticate", "Basic realm=\"edgerec\", charset=\"UTF-8\"")),
+            );
+            return;
+        }
+    };
+    let rec = &ctx.rec;
+    let audit = |action: &str, target: &str, r: &Result<Value, Error>| {
+        let outcome = match r {
+            Ok(_) => "granted",
+            Err(e) if matches!(e.kind(), ErrorKind::PermissionDenied | ErrorKind::NotFound) => "denied",
+            Err(_) => "failed",
+        };
+        let detail = r.as_ref().err().map(|e| e.to_string()).unwrap_or_default();
+        ctx.auth.audit(&eff.user, &peer, action, target, outcome, &detail);
+    };
+    if eff.must_change_password
+        && !matches!(segments.as_slice(), ["api", "v1", "me" | "logout"] | ["api", "v1", "users", _, "password"])
+    {
+        return respond(
+            req,
+            Err(crate::err!(
+                PermissionDenied,
+                "{} must change the password first (AU-3): PUT /api/v1/users/{}/password",
+                eff.user,
+                eff.user
+            )),
+        );
+    }
+    let result: Result<Value, Error> = match (is_get, segments.as_slice()) {
+        (true, ["api", "v1", "status"]) => eff.check(Permission::Status).map(|_| status_json(rec, &eff)),
+        (true, ["api", "v1", "cameras"]) => Ok(
+            json!({"cameras": rec.cameras.iter().filter(|c| eff.can_see(&c.id)).map(|c| camera_json(c)).collect::<Vec<_>>()}),
+        ),
+        (true, ["api", "v1", "cameras", id, "recordings"]) => {
+            eff.check_camera(id, Permission::Playback).and_then(|_| recordings(rec, id, &params))
+        }
+        (false, ["api", "v1", "cameras", id, "record", action]) if is_post => {
+            let r = eff
+                .check_camera(id, Permission::ManualRecording)
+                .and_then(|_| manual_recording(rec, id, action, &params));
+            audit(&format!("record.{action}"), id, &r);
+            r
+        }
+        (true, ["api", "v1", "cameras", id, "motion"]) => {
+            eff.check_camera(id, Permission::SmartSearch).and_then(|_| motion_spans(rec, id, &params))
+        }
+        (false, ["api", "v1", "search", "motion"]) if is_post => {
+            let mut req = req;
+            let result = read_json_body(&mut req).and_then(|body| search_motion(rec, &eff, &body));
+            return respond(req, result);
+        }
+        (true, ["api", "v1", "events"]) => {
+            return match eff.check(Permission::Status) {
+                Ok(()) => events_get(req, rec, &eff, &params, &ctx.downloads),
+                Err(e) => respond(req, Err(e)),
+            };
+        }
+        (false, ["api", "v1", "events", name]) if is_post => {
+            let r = eff.check(Permission::TriggerEvents).and_then(|_| trigger_event(rec, &eff, name, &params));
+            audit("event.trigger", name, &r);
+            r
         }
         (true, ["api", "v1", "cameras", id, "export.mp4"]) => {
+            let r = eff.check_camera(id, Permission::Export);
+            let first = !req.headers().iter().any(|h| h.field.equiv("Range"));
+            if r.is_err() || first {
+                audit("export", id, &r.as_ref().map(|_| json!({})).map_err(|e| crate::err!(PermissionDenied, "{e}")));
+            }
+            if let Err(e) = r {
+                return respond(req, Err(e));
+            }
             let id = id.to_string();
-            return export(req, rec, &id, &params, downloads);
+            return export(req, rec, &id, &params, &ctx.downloads);
+        }
+        (true, ["api", "v1", "me"]) => Ok(me_json(&eff)),
+        (false, ["api", "v1", "logout"]) if is_post => {
+            if let Some(Presented::Token(token)) = credentials(&req) {
+                ctx.auth.end_session(&token);
+            }
+            let _ = req.respond(json_response(200, &json!({"ok": true})).with_header(header(
+                "Set-Cookie",
+                &format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"),
+            )));
+            return;
+        }
+        (true, ["api", "v1", "logs"]) => eff.check(Permission::ReadLogs).and_then(|_| logs(ctx, &params)),
+        (_, ["api", "v1", "users", ..] | ["api", "v1", "roles", ..]) => {
+            let mut req = req;
+            let body = if is_get || method == Method::Delete { Ok(Value::Null) } else { read_json_body(&mut req) };
+            let r = body.and_then(|b| users::route(ctx, &eff, &method, &segments[2..], &b, &peer));
+            return respond(req, r);
         }
         (false, _) if matches!(segments.as_slice(), ["api", ..] | ["healthz"]) => {
             Err(crate::err!(InvalidArgument, "method {method} is not allowed on {path}"))
         }
         _ => Err(crate::err!(NotFound, "no such endpoint: {path}")),
     };
-    let resp = match result {
-        Ok(r) => r,
-        Err(e) => error_response(&e),
+    if let Err(e) = &result {
+        if e.kind() == ErrorKind::PermissionDenied {
+            ctx.auth.audit(&eff.user, &peer, "request", &path, "denied", &e.to_string());
+        }
+    }
+    respond(req, result);
+}
+
+/// `POST /api/v1/login {"name", "password"}`: a session (token and cookie) for the web page and
+/// API clients that prefer tokens to Basic on every request.
+fn login(mut req: Request, ctx: &Ctx, peer: &str) {
+    let result = read_json_body(&mut req).and_then(|b| {
+        let field = |k: &str| {
+            b.get(k)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| crate::err!(InvalidArgument, "`{k}` is required"))
+        };
+        let (name, password) = (field("name")?, field("password")?);
+        ctx.auth.check_password(&name, &password, peer)?;
+        Ok(ctx.auth.new_session(&name))
+    });
+    match result {
+        Ok(token) => {
+            let body = json!({"token": token, "idle_timeout_seconds": ctx.auth.config().session_idle.as_secs()});
+            let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");
+            let _ = req.respond(json_response(200, &body).with_header(header("Set-Cookie", &cookie)));
+        }
+        Err(e) => respond(req, Err(e)),
+    }
+}
+
+/// A1 first start: creates the first administrator, only from loopback and only while none exists.
+fn setup(ctx: &Ctx, body: &Value, loopback: bool, peer: &str) -> Result<Value, Error> {
+    if !loopback {
+        return Err(crate::err!(PermissionDenied, "first-start setup answers only on this machine (loopback)"));
+    }
+    let field =
+        |k: &str| body.get(k).and_then(Value::as_str).ok_or_else(|| crate::err!(InvalidArgument, "`{k}` is required"));
+    let (name, password) = (field("name")?, field("password")?);
+    crate::auth::check_user_name(name)?;
+    let hash = ctx.auth.new_hash(password)?;
+    let mut db = ctx.auth.db();
+    if db.admin_exists()? {
+        return Err(crate::err!(FailedPrecondition, "an administrator exists already; log in instead"));
+    }
+    let now = crate::clocks::SystemClocks.realtime_us_now();
+    db.add_user(name, &hash, &[crate::auth::perm::ADMINISTRATORS.to_owned()], false, now)?;
+    drop(db);
+    ctx.auth.audit(name, peer, "setup", name, "granted", "first administrator created");
+    Ok(json!({"user": name, "roles": [crate::auth::perm::ADMINISTRATORS]}))
+}
+
+const SETUP_PAGE: &str = include_str!("setup.html");
+
+/// AU-10: who the caller is and what they may do.
+fn me_json(eff: &Effective) -> Value {
+    let recorder: Vec<&str> =
+        Permission::ALL.iter().filter(|p| !p.is_camera() && eff.allows(**p, None)).map(|p| p.as_str()).collect();
+    json!({
+        "user": eff.user,
+        "roles": eff.roles.iter().map(|r| r.name.as_str()).chain(eff.admin.then_some(crate::auth::perm::ADMINISTRATORS)).collect::<Vec<_>>(),
+        "administrator": eff.admin,
+        "must_change_password": eff.must_change_password,
+        "recorder_permissions": recorder,
+    })
+}
+
+/// `GET /api/v1/logs?kind=audit&from&to&user&limit` (LG-3, LG-6).
+fn logs(ctx: &Ctx, params: &[(String, String)]) -> Result<Value, Error> {
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    match get("kind").unwrap_or("audit") {
+        "audit" => {}
+        k @ ("system" | "rule") => {
+            return Err(crate::err!(
+                InvalidArgument,
+                "kind={k}: only the audit log is kept in SQLite so far; the system log is in the journal, rule activity in /api/v1/events"
+            ))
+        }
+        other => return Err(crate::err!(InvalidArgument, "kind must be audit, system or rule, not {other:?}")),
+    }
+    let from = get("from").map(parse_rfc3339_us).transpose()?.unwrap_or(0);
+    let to = get("to").map(parse_rfc3339_us).transpose()?.unwrap_or(i64::MAX);
+    let limit = match get("limit") {
+        None => 1000,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=10_000).contains(l))
+            .ok_or_else(|| crate::err!(InvalidArgument, "limit must be 1..=10000"))?,
     };
-    let _ = req.respond(resp);
+    let entries = ctx.auth.db().audit(from, to, get("user"), limit)?;
+    Ok(json!({
+        "kind": "audit",
+        "entries": entries.iter().map(|e| json!({
+            "id": e.id,
+            "time": format_rfc3339(e.time_us),
+            "user": e.user,
+            "peer": e.peer,
+            "action": e.action,
+            "target": e.target,
+            "outcome": e.outcome,
+            "detail": e.detail,
+        })).collect::<Vec<_>>(),
+    }))
 }
 
 fn camera_json(c: &crate::ingest::CameraStats) -> Value {
@@ -278,7 +529,7 @@ fn motion_json(rec: &Recorder, id: &str) -> Value {
     }
 }
 
-fn status_json(rec: &Recorder) -> Value {
+fn status_json(rec: &Recorder, eff: &Effective) -> Value {
     let storages: Vec<Value> = rec
         .storages
         .iter()
@@ -326,7 +577,7 @@ fn status_json(rec: &Recorder) -> Value {
         "version": env!("CARGO_PKG_VERSION"),
         "started": format_rfc3339(rec.started_wall_us),
         "uptime_sec": (now - rec.started_wall_us) / 1_000_000,
-        "cameras": rec.cameras.iter().map(|c| {
+        "cameras": rec.cameras.iter().filter(|c| eff.can_see(&c.id)).map(|c| {
             let mut v = camera_json(c);
             v["motion"] = motion_json(rec, &c.id);
             v
@@ -403,13 +654,20 @@ fn motion_spans(rec: &Recorder, id: &str, params: &[(String, String)]) -> Result
 /// MD-5 smart search: `{"cameras": [...], "from": T, "to": T, "region": [16 rows of '.'/'x'] or
 /// ["COLS,ROWS" rectangles], "min_level": 0..255}` → spans where the region moved, from stored
 /// motion levels only.
-fn search_motion(rec: &Recorder, body: &Value) -> Result<Value, Error> {
+fn search_motion(rec: &Recorder, eff: &Effective, body: &Value) -> Result<Value, Error> {
     let cameras: Vec<String> = match body.get("cameras") {
         Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
-        None => rec.cameras.iter().map(|c| c.id.to_string()).collect(),
+        None => rec
+            .cameras
+            .iter()
+            .filter(|c| eff.allows(Permission::Read, Some(&c.id)) && eff.allows(Permission::SmartSearch, Some(&c.id)))
+            .map(|c| c.id.to_string())
+            .collect(),
         Some(_) => return Err(crate::err!(InvalidArgument, "`cameras` must be a list of camera ids")),
     };
+    // PR-7: a search over several cameras needs the permission on each of them.
     for c in &cameras {
+        eff.check_camera(c, Permission::SmartSearch)?;
         rec.camera(c).ok_or_else(|| crate::err!(NotFound, "no camera {c:?}"))?;
     }
     let time = |k: &str| -> Result<i64, Error> {
@@ -465,7 +723,13 @@ fn event_json(e: &LoggedEvent) -> Value {
 /// `GET /api/v1/events?after=CURSOR&wait=SECONDS&limit=N` (IC-8): every stored event after the
 /// cursor, oldest first; with `wait`, a long poll. Waiting requests run on their own threads
 /// (sharing the download cap) so they never hold an API worker.
-fn events_get(req: Request, rec: &Arc<Recorder>, params: &[(String, String)], downloads: &Arc<AtomicUsize>) {
+fn events_get(
+    req: Request,
+    rec: &Arc<Recorder>,
+    eff: &Effective,
+    params: &[(String, String)],
+    downloads: &Arc<AtomicUsize>,
+) {
     let num = |k: &str| -> Result<Option<u64>, Error> {
         params
             .iter()
@@ -487,6 +751,7 @@ fn events_get(req: Request, rec: &Arc<Recorder>, params: &[(String, String)], do
     };
     let wait = Duration::from_secs(wait_s).min(MAX_EVENT_WAIT);
     let reader = rec.event_reader.clone();
+    let eff = eff.clone();
     let answer = move || -> Result<Value, Error> {
         let bounds = reader.bounds()?;
         let list = if wait.is_zero() {
@@ -497,7 +762,9 @@ fn events_get(req: Request, rec: &Arc<Recorder>, params: &[(String, String)], do
         let next = list.last().map_or(after, |e| e.cursor());
         Ok(json!({
             "log_id": bounds.log_id,
-            "events": list.iter().map(event_json).collect::<Vec<_>>(),
+            // PR-11: events of cameras the caller may not read are left out (the cursor still
+            // moves past them).
+            "events": list.iter().filter(|e| e.event().camera().is_none_or(|c| eff.can_see(c))).map(event_json).collect::<Vec<_>>(),
             "next_after": next,
             "truncated": bounds.truncated(after),
         }))
@@ -530,7 +797,7 @@ fn events_get(req: Request, rec: &Arc<Recorder>, params: &[(String, String)], do
 /// `POST /api/v1/events/{name}[?cameras=a,b]`: raises a user-defined event (RU-14), or one of the
 /// external requests `request_start_recording`, `request_stop_recording`,
 /// `bookmark_reference_requested` (RU-13, BK-1). `cameras` names the target cameras.
-fn trigger_event(rec: &Recorder, name: &str, params: &[(String, String)]) -> Result<Value, Error> {
+fn trigger_event(rec: &Recorder, eff: &Effective, name: &str, params: &[(String, String)]) -> Result<Value, Error> {
     let kind = match name {
         "request_start_recording" => EventKind::RequestStartRecording,
         "request_stop_recording" => EventKind::RequestStopRecording,
@@ -542,7 +809,7 @@ fn trigger_event(rec: &Recorder, name: &str, params: &[(String, String)]) -> Res
     if let Some((_, list)) = params.iter().find(|(k, _)| k == "cameras") {
         let cams: Vec<&str> = list.split(',').map(str::trim).filter(|c| !c.is_empty()).collect();
         for c in &cams {
-            if rec.camera(c).is_none() {
+            if rec.camera(c).is_none() || !eff.can_see(c) {
                 return Err(crate::err!(NotFound, "no camera {c:?}"));
             }
         }

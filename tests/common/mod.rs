@@ -517,14 +517,22 @@ pub fn http_get_range(url: &str, range: &str) -> io::Result<HttpResponse> {
 /// One HTTP/1.1 request on a fresh connection (`Connection: close`), with
 /// [`HTTP_IO_TIMEOUT`] on every read and write. `Host`, `Content-Length` (when
 /// there is a body) and `Connection` are added; `headers` are sent as given.
-/// Plain `http://` only; the response body is read by `Content-Length`,
+/// Plain `http://` only, with optional `user:password@` (sent as HTTP Basic); the body is read by `Content-Length`,
 /// chunked encoding, or to end of stream.
 pub fn http_request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> io::Result<HttpResponse> {
     let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidInput, msg);
     let rest = url.strip_prefix("http://").ok_or_else(|| invalid(format!("{url}: only http:// URLs are supported")))?;
-    let (host_port, path) = match rest.find('/') {
+    let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
+    };
+    // `user:password@host:port` becomes an `Authorization: Basic` header.
+    let (basic, host_port) = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            use base64::Engine;
+            (Some(base64::engine::general_purpose::STANDARD.encode(userinfo)), host)
+        }
+        None => (None, authority),
     };
     let addr =
         host_port.to_socket_addrs()?.next().ok_or_else(|| invalid(format!("{url}: no address for {host_port}")))?;
@@ -533,6 +541,9 @@ pub fn http_request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u
     stream.set_write_timeout(Some(HTTP_IO_TIMEOUT))?;
 
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host_port}\r\nConnection: close\r\n");
+    if let Some(b) = basic {
+        let _ = write!(head, "Authorization: Basic {b}\r\n");
+    }
     for (name, value) in headers {
         let _ = write!(head, "{name}: {value}\r\n");
     }

@@ -7,6 +7,30 @@ use std::time::Duration;
 
 use super::{edgerec_bin, free_local_port, http_get, wait_for};
 
+/// The administrator every test recorder gets (there is no default password, A1).
+pub const ADMIN: &str = "admin";
+pub const ADMIN_PASSWORD: &str = "Test-admin-1";
+
+/// `edgerec user add --config CONFIG [args] NAME` with the password on stdin; a user that exists
+/// already (a restart on the same data dir) is fine.
+pub fn add_user(config: &Path, name: &str, password: &str, args: &[&str]) {
+    use std::io::Write;
+    let mut child = Command::new(edgerec_bin())
+        .args(["user", "add", "--config"])
+        .arg(config)
+        .args(args)
+        .arg(name)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() || err.contains("exists already"), "user add {name}: {err}");
+}
+
 pub struct RecorderProc {
     child: Option<Child>,
     pub port: u16,
@@ -29,6 +53,15 @@ impl RecorderProc {
 
     /// Like `start_on`, with extra `[server]` keys (`server_extra`, TOML lines).
     pub fn start_with_server(data_dir: &Path, server_extra: &str, body: &str, port: u16) -> RecorderProc {
+        Self::start_full(data_dir, server_extra, body, port, true)
+    }
+
+    /// Like `start_on`, without creating the test administrator (first start, A1).
+    pub fn start_without_admin(data_dir: &Path, body: &str, port: u16) -> RecorderProc {
+        Self::start_full(data_dir, "", body, port, false)
+    }
+
+    fn start_full(data_dir: &Path, server_extra: &str, body: &str, port: u16, admin: bool) -> RecorderProc {
         std::fs::create_dir_all(data_dir).unwrap();
         let config = data_dir.join("edgerec.toml");
         std::fs::write(
@@ -39,6 +72,9 @@ impl RecorderProc {
             ),
         )
         .unwrap();
+        if admin {
+            add_user(&config, ADMIN, ADMIN_PASSWORD, &["--admin"]);
+        }
         let log = data_dir.join(format!("edgerec-{port}.log"));
         let child = Command::new(edgerec_bin())
             .args(["run", "--config"])
@@ -58,8 +94,17 @@ impl RecorderProc {
         p
     }
 
+    /// The URL of `path` with the test administrator's credentials (sent as HTTP Basic).
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("http://{ADMIN}:{ADMIN_PASSWORD}@127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The URL of `path` with other credentials, or none.
+    pub fn url_as(&self, user: Option<(&str, &str)>, path: &str) -> String {
+        match user {
+            Some((u, p)) => format!("http://{u}:{p}@127.0.0.1:{}{path}", self.port),
+            None => format!("http://127.0.0.1:{}{path}", self.port),
+        }
     }
 
     pub fn log_text(&self) -> String {

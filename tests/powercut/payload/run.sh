@@ -16,7 +16,9 @@
 # never came up, 12 recording never became durable, 13 edgerec did not stop.
 
 CFG=./edgerec.toml
-API=http://127.0.0.1:8080
+# No default password (A1): the payload creates its own administrator before the first start.
+ADMIN_PASSWORD=Powercut-admin-1
+API=http://admin:$ADMIN_PASSWORD@127.0.0.1:8080
 MNT=/mnt/data
 
 # Guest CLOCK_REALTIME in ms (busybox date has no %N; adjtimex prints tv_sec and tv_usec).
@@ -47,6 +49,7 @@ mount_disk() {
 # Starts `edgerec run` with its log on the console (prefixed) and, if given, in a file.
 start_edgerec() {
   logfile=${1:-/dev/null}
+  echo "$ADMIN_PASSWORD" | ./edgerec user add --config "$CFG" --admin admin 2>&1 | grep -v "exists already" || true
   rm -f /tmp/edgerec.fifo
   mkfifo /tmp/edgerec.fifo
   (while IFS= read -r l; do echo "edgerec| $l"; echo "$l" >> "$logfile"; done) < /tmp/edgerec.fifo &

@@ -1,0 +1,433 @@
+//! The auth database `data_dir/auth.sqlite3`: users, roles, grants and the audit log (LG-3).
+//! Invariants:
+//! - D1. Passwords are stored only as Argon2id PHC strings; no API returns them (PR-10).
+//! - D2. Every user has at least one role (PR-1); the last member of Administrators cannot be
+//!   deleted or lose the role, so the box never ends up without an administrator.
+//! - D3. The audit log is bounded: rows older than the retention, and beyond `AUDIT_MAX_ROWS`,
+//!   are deleted (nothing unbounded on flash).
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::perm::{Grant, Permission, Role, ADMINISTRATORS, OPERATORS};
+use crate::error::Error;
+
+pub const AUDIT_MAX_ROWS: i64 = 200_000;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS user (
+  name TEXT PRIMARY KEY,
+  hash TEXT NOT NULL,
+  enabled INTEGER NOT NULL DEFAULT 1,
+  must_change INTEGER NOT NULL DEFAULT 0,
+  failed INTEGER NOT NULL DEFAULT 0,
+  locked_until_us INTEGER NOT NULL DEFAULT 0,
+  created_us INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS role (name TEXT PRIMARY KEY, description TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS role_grant (
+  role TEXT NOT NULL REFERENCES role(name) ON DELETE CASCADE ON UPDATE CASCADE,
+  permission TEXT NOT NULL,
+  camera TEXT NOT NULL DEFAULT '',
+  allow INTEGER NOT NULL,
+  PRIMARY KEY (role, permission, camera)
+);
+CREATE TABLE IF NOT EXISTS user_role (
+  user TEXT NOT NULL REFERENCES user(name) ON DELETE CASCADE,
+  role TEXT NOT NULL REFERENCES role(name) ON DELETE CASCADE,
+  PRIMARY KEY (user, role)
+);
+CREATE TABLE IF NOT EXISTS audit (
+  id INTEGER PRIMARY KEY,
+  time_us INTEGER NOT NULL,
+  user TEXT NOT NULL,
+  peer TEXT NOT NULL,
+  action TEXT NOT NULL,
+  target TEXT NOT NULL,
+  outcome TEXT NOT NULL,
+  detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_time ON audit (time_us);
+";
+
+/// A user as stored, without the hash.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub name: String,
+    pub enabled: bool,
+    pub must_change: bool,
+    pub locked_until_us: i64,
+    pub roles: Vec<String>,
+}
+
+/// One audit entry (LG-3): who, from where, what, on what, with which outcome.
+#[derive(Clone, Debug)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub time_us: i64,
+    pub user: String,
+    pub peer: String,
+    pub action: String,
+    pub target: String,
+    /// `granted`, `denied`, `failed` (bad credentials) or `locked`.
+    pub outcome: String,
+    pub detail: String,
+}
+
+pub struct AuthDb {
+    conn: Connection,
+}
+
+fn sq(what: &'static str) -> impl Fn(rusqlite::Error) -> Error {
+    move |e| Error::sqlite(format!("auth database: {what}"), e)
+}
+
+impl AuthDb {
+    pub fn open(data_dir: &Path) -> Result<AuthDb, Error> {
+        std::fs::create_dir_all(data_dir).map_err(|e| Error::io(format!("cannot create {}", data_dir.display()), e))?;
+        let path = data_dir.join("auth.sqlite3");
+        let conn = Connection::open(&path).map_err(|e| Error::sqlite(format!("cannot open {}", path.display()), e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sq("busy timeout"))?;
+        conn.query_row("PRAGMA journal_mode = wal", [], |_| Ok(())).map_err(sq("wal"))?;
+        // User changes are rare and must survive a power cut.
+        conn.pragma_update(None, "synchronous", "FULL").map_err(sq("synchronous"))?;
+        conn.pragma_update(None, "foreign_keys", true).map_err(sq("foreign keys"))?;
+        conn.execute_batch(SCHEMA).map_err(sq("schema"))?;
+        let db = AuthDb { conn };
+        db.ensure_builtin_roles()?;
+        Ok(db)
+    }
+
+    /// Administrators (P4) and an editable Operators role exist in every database.
+    fn ensure_builtin_roles(&self) -> Result<(), Error> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO role (name, description) VALUES (?1, 'Built-in: every permission, cannot be restricted')",
+                [ADMINISTRATORS],
+            )
+            .map_err(sq("builtin role"))?;
+        let created = self
+            .conn
+            .execute(
+                "INSERT OR IGNORE INTO role (name, description) VALUES (?1, 'Default: watch, play back, export and record by hand on every camera')",
+                [OPERATORS],
+            )
+            .map_err(sq("default role"))?;
+        if created > 0 {
+            use Permission::*;
+            for p in [
+                Read,
+                ViewLive,
+                Playback,
+                Export,
+                SmartSearch,
+                ManualRecording,
+                EvidenceLockView,
+                Status,
+                TriggerEvents,
+            ] {
+                self.conn
+                    .execute(
+                        "INSERT INTO role_grant (role, permission, allow) VALUES (?1, ?2, 1)",
+                        params![OPERATORS, p.as_str()],
+                    )
+                    .map_err(sq("default grants"))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn admin_exists(&self) -> Result<bool, Error> {
+        self.conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM user_role WHERE role = ?1)", [ADMINISTRATORS], |r| r.get(0))
+            .map_err(sq("admin exists"))
+    }
+
+    pub fn add_user(
+        &mut self,
+        name: &str,
+        hash: &str,
+        roles: &[String],
+        must_change: bool,
+        now_us: i64,
+    ) -> Result<(), Error> {
+        if roles.is_empty() {
+            return Err(crate::err!(InvalidArgument, "user {name:?} needs at least one role (PR-1)"));
+        }
+        let tx = self.conn.transaction().map_err(sq("begin"))?;
+        let exists: bool = tx
+            .query_row("SELECT EXISTS (SELECT 1 FROM user WHERE name = ?1)", [name], |r| r.get(0))
+            .map_err(sq("user exists"))?;
+        if exists {
+            return Err(crate::err!(FailedPrecondition, "user {name:?} exists already"));
+        }
+        tx.execute(
+            "INSERT INTO user (name, hash, must_change, created_us) VALUES (?1, ?2, ?3, ?4)",
+            params![name, hash, must_change, now_us],
+        )
+        .map_err(sq("insert user"))?;
+        for r in roles {
+            let known: bool = tx
+                .query_row("SELECT EXISTS (SELECT 1 FROM role WHERE name = ?1)", [r], |r| r.get(0))
+                .map_err(sq("role"))?;
+            if !known {
+                return Err(crate::err!(InvalidArgument, "no role {r:?}"));
+            }
+            tx.execute("INSERT INTO user_role (user, role) VALUES (?1, ?2)", params![name, r])
+                .map_err(sq("user role"))?;
+        }
+        tx.commit().map_err(sq("commit user"))
+    }
+
+    pub fn delete_user(&mut self, name: &str) -> Result<(), Error> {
+        let tx = self.conn.transaction().map_err(sq("begin"))?;
+        let n = tx.execute("DELETE FROM user WHERE name = ?1", [name]).map_err(sq("delete user"))?;
+        if n == 0 {
+            return Err(crate::err!(NotFound, "no user {name:?}"));
+        }
+        Self::check_admin_left(&tx)?;
+        tx.commit().map_err(sq("commit delete user"))
+    }
+
+    /// Replaces a user's roles (D2).
+    pub fn set_user_roles(&mut self, name: &str, roles: &[String]) -> Result<(), Error> {
+        if roles.is_empty() {
+            return Err(crate::err!(InvalidArgument, "user {name:?} needs at least one role (PR-1)"));
+        }
+        let tx = self.conn.transaction().map_err(sq("begin"))?;
+        let exists: bool = tx
+            .query_row("SELECT EXISTS (SELECT 1 FROM user WHERE name = ?1)", [name], |r| r.get(0))
+            .map_err(sq("user"))?;
+        if !exists {
+            return Err(crate::err!(NotFound, "no user {name:?}"));
+        }
+        tx.execute("DELETE FROM user_role WHERE user = ?1", [name]).map_err(sq("roles"))?;
+        for r in roles {
+            let known: bool = tx
+                .query_row("SELECT EXISTS (SELECT 1 FROM role WHERE name = ?1)", [r], |r| r.get(0))
+                .map_err(sq("role"))?;
+            if !known {
+                return Err(crate::err!(InvalidArgument, "no role {r:?}"));
+            }
+            tx.execute("INSERT INTO user_role (user, role) VALUES (?1, ?2)", params![name, r])
+                .map_err(sq("user role"))?;
+        }
+        Self::check_admin_left(&tx)?;
+        tx.commit().map_err(sq("commit roles"))
+    }
+
+    fn check_admin_left(tx: &rusqlite::Transaction<'_>) -> Result<(), Error> {
+        let admins: i64 = tx
+            .query_row("SELECT COUNT(*) FROM user_role WHERE role = ?1", [ADMINISTRATORS], |r| r.get(0))
+            .map_err(sq("count admins"))?;
+        if admins == 0 {
+            return Err(crate::err!(FailedPrecondition, "refusing: this would leave no member of {ADMINISTRATORS}"));
+        }
+        Ok(())
+    }
+
+    pub fn set_password(&mut self, name: &str, hash: &str, must_change: bool) -> Result<(), Error> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE user SET hash = ?2, must_change = ?3, failed = 0, locked_until_us = 0 WHERE name = ?1",
+                params![name, hash, must_change],
+            )
+            .map_err(sq("set password"))?;
+        if n == 0 {
+            return Err(crate::err!(NotFound, "no user {name:?}"));
+        }
+        Ok(())
+    }
+
+    /// (hash, enabled, locked_until_us) of a user.
+    pub fn credentials(&self, name: &str) -> Result<Option<(String, bool, i64)>, Error> {
+        self.conn
+            .query_row("SELECT hash, enabled, locked_until_us FROM user WHERE name = ?1", [name], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()
+            .map_err(sq("credentials"))
+    }
+
+    /// Counts a failed login; at `max_failures` the account locks until `lock_until_us` (AU-2).
+    /// Returns whether this failure locked it.
+    pub fn record_failure(&self, name: &str, max_failures: i64, lock_until_us: i64) -> Result<bool, Error> {
+        let failed: Option<i64> = self
+            .conn
+            .query_row("UPDATE user SET failed = failed + 1 WHERE name = ?1 RETURNING failed", [name], |r| r.get(0))
+            .optional()
+            .map_err(sq("record failure"))?;
+        if failed.is_some_and(|f| f >= max_failures) {
+            self.conn
+                .execute(
+                    "UPDATE user SET failed = 0, locked_until_us = ?2 WHERE name = ?1",
+                    params![name, lock_until_us],
+                )
+                .map_err(sq("lock"))?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    pub fn record_success(&self, name: &str) -> Result<(), Error> {
+        self.conn
+            .execute("UPDATE user SET failed = 0 WHERE name = ?1 AND failed != 0", [name])
+            .map(|_| ())
+            .map_err(sq("record success"))
+    }
+
+    pub fn user(&self, name: &str) -> Result<Option<User>, Error> {
+        Ok(self.users()?.into_iter().find(|u| u.name == name))
+    }
+
+    pub fn users(&self) -> Result<Vec<User>, Error> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT u.name, u.enabled, u.must_change, u.locked_until_us, COALESCE(group_concat(r.role, char(10)), '') \
+                 FROM user u LEFT JOIN user_role r ON r.user = u.name GROUP BY u.name ORDER BY u.name",
+            )
+            .map_err(sq("users"))?;
+        let rows = st
+            .query_map([], |r| {
+                let roles: String = r.get(4)?;
+                Ok(User {
+                    name: r.get(0)?,
+                    enabled: r.get(1)?,
+                    must_change: r.get(2)?,
+                    locked_until_us: r.get(3)?,
+                    roles: roles.split('\n').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+                })
+            })
+            .map_err(sq("users"))?;
+        rows.collect::<Result<_, _>>().map_err(sq("users"))
+    }
+
+    pub fn roles(&self) -> Result<Vec<Role>, Error> {
+        let mut roles: Vec<Role> = {
+            let mut st = self.conn.prepare("SELECT name, description FROM role ORDER BY name").map_err(sq("roles"))?;
+            let rows = st
+                .query_map([], |r| Ok(Role { name: r.get(0)?, description: r.get(1)?, grants: Vec::new() }))
+                .map_err(sq("roles"))?;
+            rows.collect::<Result<_, _>>().map_err(sq("roles"))?
+        };
+        let mut st = self
+            .conn
+            .prepare("SELECT role, permission, camera, allow FROM role_grant ORDER BY role, permission, camera")
+            .map_err(sq("grants"))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, bool>(3)?))
+            })
+            .map_err(sq("grants"))?;
+        for row in rows {
+            let (role, perm, camera, allow) = row.map_err(sq("grants"))?;
+            // A permission this build does not know (written by a newer one) grants nothing.
+            let Ok(permission) = Permission::parse(&perm) else { continue };
+            if let Some(r) = roles.iter_mut().find(|r| r.name == role) {
+                r.grants.push(Grant { permission, camera: (!camera.is_empty()).then_some(camera), allow });
+            }
+        }
+        Ok(roles)
+    }
+
+    /// Creates or replaces a role (P2, P3 validated; P4: Administrators is refused).
+    pub fn put_role(&mut self, role: &Role) -> Result<bool, Error> {
+        role.validate()?;
+        if role.name == ADMINISTRATORS {
+            return Err(crate::err!(FailedPrecondition, "the built-in {ADMINISTRATORS} role cannot be changed (PR-1)"));
+        }
+        let tx = self.conn.transaction().map_err(sq("begin"))?;
+        let created = tx
+            .execute(
+                "INSERT OR IGNORE INTO role (name, description) VALUES (?1, ?2)",
+                params![role.name, role.description],
+            )
+            .map_err(sq("insert role"))?
+            > 0;
+        tx.execute("UPDATE role SET description = ?2 WHERE name = ?1", params![role.name, role.description])
+            .map_err(sq("update role"))?;
+        tx.execute("DELETE FROM role_grant WHERE role = ?1", [&role.name]).map_err(sq("clear grants"))?;
+        for g in &role.grants {
+            tx.execute(
+                "INSERT INTO role_grant (role, permission, camera, allow) VALUES (?1, ?2, ?3, ?4)",
+                params![role.name, g.permission.as_str(), g.camera.as_deref().unwrap_or(""), g.allow],
+            )
+            .map_err(sq("insert grant"))?;
+        }
+        tx.commit().map_err(sq("commit role"))?;
+        Ok(created)
+    }
+
+    pub fn delete_role(&mut self, name: &str) -> Result<(), Error> {
+        if name == ADMINISTRATORS {
+            return Err(crate::err!(FailedPrecondition, "the built-in {ADMINISTRATORS} role cannot be deleted (PR-1)"));
+        }
+        let tx = self.conn.transaction().map_err(sq("begin"))?;
+        let orphans: i64 = tx
+            .query_row(
+                "SELECT COUNT(*) FROM user_role ur WHERE ur.role = ?1 \
+                 AND NOT EXISTS (SELECT 1 FROM user_role o WHERE o.user = ur.user AND o.role != ?1)",
+                [name],
+                |r| r.get(0),
+            )
+            .map_err(sq("orphans"))?;
+        if orphans > 0 {
+            return Err(crate::err!(FailedPrecondition, "role {name:?} is the only role of {orphans} user(s) (PR-1)"));
+        }
+        let n = tx.execute("DELETE FROM role WHERE name = ?1", [name]).map_err(sq("delete role"))?;
+        if n == 0 {
+            return Err(crate::err!(NotFound, "no role {name:?}"));
+        }
+        tx.commit().map_err(sq("commit delete role"))
+    }
+
+    pub fn append_audit(&self, e: &AuditEntry) -> Result<i64, Error> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO audit (time_us, user, peer, action, target, outcome, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![e.time_us, e.user, e.peer, e.action, e.target, e.outcome, e.detail], |r| r.get(0))
+            })
+            .map_err(sq("append audit"))
+    }
+
+    /// D3: deletes audit rows older than `cutoff_us` and the oldest beyond `AUDIT_MAX_ROWS`.
+    pub fn prune_audit(&self, cutoff_us: i64) -> Result<usize, Error> {
+        let old = self.conn.execute("DELETE FROM audit WHERE time_us < ?1", [cutoff_us]).map_err(sq("prune audit"))?;
+        let over = self
+            .conn
+            .execute("DELETE FROM audit WHERE id <= (SELECT MAX(id) FROM audit) - ?1", [AUDIT_MAX_ROWS])
+            .map_err(sq("cap audit"))?;
+        Ok(old + over)
+    }
+
+    /// Audit entries in `[from_us, to_us)`, oldest first, optionally of one user.
+    pub fn audit(&self, from_us: i64, to_us: i64, user: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>, Error> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT id, time_us, user, peer, action, target, outcome, detail FROM audit \
+                 WHERE time_us >= ?1 AND time_us < ?2 AND (?3 IS NULL OR user = ?3) ORDER BY id LIMIT ?4",
+            )
+            .map_err(sq("audit query"))?;
+        let rows = st
+            .query_map(params![from_us, to_us, user, limit], |r| {
+                Ok(AuditEntry {
+                    id: r.get(0)?,
+                    time_us: r.get(1)?,
+                    user: r.get(2)?,
+                    peer: r.get(3)?,
+                    action: r.get(4)?,
+                    target: r.get(5)?,
+                    outcome: r.get(6)?,
+                    detail: r.get(7)?,
+                })
+            })
+            .map_err(sq("audit query"))?;
+        rows.collect::<Result<_, _>>().map_err(sq("audit query"))
+    }
+}

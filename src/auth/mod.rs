@@ -1,0 +1,394 @@
+//! Users, sessions and the audit log (AU-1..AU-4, PR-*, LG-3). The HTTP layer asks `Auth` who a
+//! request is and what they may do; it never looks at passwords itself. Invariants:
+//! - A1. No default password: until someone creates an admin (`edgerec user add --admin` or the
+//!   loopback-only setup endpoint), nothing but `/healthz` and setup answers.
+//! - A2. Passwords meet the AU-2 policy and are stored as Argon2id hashes (D1); at most one
+//!   Argon2 computation runs at a time, which bounds memory under a login flood.
+//! - A3. `lockout_failures` wrong passwords in a row lock the account for `lockout`; a locked
+//!   account is refused without checking the password (AU-2). Unknown names cost the same work.
+//! - A4. A session expires after `session_idle` without a request (AU-2); sessions live in
+//!   memory, so a restart logs everyone out.
+//! - A5. Verified Basic credentials are remembered for `session_idle` under a SHA-256 of name,
+//!   password and stored hash, so a changed password invalidates them at once.
+
+pub mod db;
+pub mod perm;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use sha2::{Digest, Sha256};
+
+use crate::clocks::{Clocks, SystemClocks};
+use crate::error::Error;
+use db::{AuditEntry, AuthDb};
+use perm::{Effective, ADMINISTRATORS};
+
+/// Sessions kept at once; the least recently used goes first beyond this.
+const MAX_SESSIONS: usize = 1024;
+const MAX_VERIFIED: usize = 1024;
+
+/// AU-2 policy and lockout settings (`[auth]` in the config).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuthConfig {
+    pub session_idle: Duration,
+    pub lockout_failures: u32,
+    pub lockout: Duration,
+    /// AU-2 "at least N unique characters".
+    pub min_unique_chars: usize,
+    pub audit_retention: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            session_idle: Duration::from_secs(300),
+            lockout_failures: 5,
+            lockout: Duration::from_secs(300),
+            min_unique_chars: 1,
+            audit_retention: Duration::from_secs(90 * 86_400),
+        }
+    }
+}
+
+/// Checks a user name: 1–64 characters, no control characters, none of `: / \ ? #`.
+pub fn check_user_name(name: &str) -> Result<(), Error> {
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(|c| c.is_control() || ":/\\?#".contains(c)) {
+        return Err(crate::err!(
+            InvalidArgument,
+            "user name {name:?}: 1–64 characters, no control characters or : / \\ ? #"
+        ));
+    }
+    Ok(())
+}
+
+/// The AU-2 password policy: 8–255 characters with a digit, a lower-case and an upper-case letter
+/// and a non-alphanumeric character, and at least `min_unique` distinct characters.
+pub fn check_password_policy(password: &str, min_unique: usize) -> Result<(), Error> {
+    let n = password.chars().count();
+    let mut missing = Vec::new();
+    if !(8..=255).contains(&n) {
+        missing.push("8 to 255 characters".to_owned());
+    }
+    if !password.chars().any(|c| c.is_ascii_digit()) {
+        missing.push("a digit".to_owned());
+    }
+    if !password.chars().any(char::is_lowercase) {
+        missing.push("a lower-case letter".to_owned());
+    }
+    if !password.chars().any(char::is_uppercase) {
+        missing.push("an upper-case letter".to_owned());
+    }
+    if !password.chars().any(|c| !c.is_alphanumeric()) {
+        missing.push("a character that is not a letter or digit".to_owned());
+    }
+    let mut unique: Vec<char> = password.chars().collect();
+    unique.sort_unstable();
+    unique.dedup();
+    if unique.len() < min_unique {
+        missing.push(format!("at least {min_unique} different characters"));
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(crate::err!(
+            InvalidArgument,
+            "the password does not meet the policy (AU-2): it needs {}",
+            missing.join(", ")
+        ))
+    }
+}
+
+struct Session {
+    user: String,
+    last_seen: Instant,
+}
+
+/// Who is asking, as the HTTP layer knows it.
+pub enum Credentials<'a> {
+    Basic { name: &'a str, password: &'a str },
+    Token(&'a str),
+}
+
+pub struct Auth {
+    db: Mutex<AuthDb>,
+    cfg: AuthConfig,
+    sessions: Mutex<HashMap<String, Session>>,
+    verified: Mutex<HashMap<[u8; 32], Instant>>,
+    /// A2: one Argon2 computation at a time.
+    hashing: Mutex<()>,
+    /// A3: the hash verified for unknown names, so they cost what a known name costs.
+    dummy_hash: String,
+    last_prune: Mutex<Instant>,
+}
+
+fn now_us() -> i64 {
+    SystemClocks.realtime_us()
+}
+
+impl Auth {
+    pub fn open(data_dir: &Path, cfg: AuthConfig) -> Result<Auth, Error> {
+        let db = AuthDb::open(data_dir)?;
+        db.prune_audit(now_us() - cfg.audit_retention.as_micros() as i64)?;
+        let dummy_hash = hash_password("Dummy-password-1")?;
+        Ok(Auth {
+            db: Mutex::new(db),
+            cfg,
+            sessions: Mutex::new(HashMap::new()),
+            verified: Mutex::new(HashMap::new()),
+            hashing: Mutex::new(()),
+            dummy_hash,
+            last_prune: Mutex::new(Instant::now()),
+        })
+    }
+
+    pub fn config(&self) -> &AuthConfig {
+        &self.cfg
+    }
+
+    pub fn db(&self) -> MutexGuard<'_, AuthDb> {
+        self.db.lock().expect("auth db lock")
+    }
+
+    /// Checks the policy and hashes a new password (one Argon2 at a time, A2).
+    pub fn new_hash(&self, password: &str) -> Result<String, Error> {
+        check_password_policy(password, self.cfg.min_unique_chars)?;
+        let _one = self.hashing.lock().expect("hashing lock");
+        hash_password(password)
+    }
+
+    /// Authenticates a request: a session token, or Basic credentials (A3, A5). Failed and
+    /// first successful logins are audited with `peer`.
+    pub fn authenticate(&self, creds: Credentials<'_>, peer: &str) -> Result<Effective, Error> {
+        match creds {
+            Credentials::Token(t) => {
+                let user =
+                    self.session_user(t).ok_or_else(|| crate::err!(Unauthenticated, "session expired or unknown"))?;
+                self.effective(&user)
+            }
+            Credentials::Basic { name, password } => {
+                self.check_password(name, password, peer)?;
+                self.effective(name)
+            }
+        }
+    }
+
+    /// Verifies a name and password (A3): `Unauthenticated` on any failure, with the same message
+    /// for an unknown name, a wrong password and a locked or disabled account.
+    pub fn check_password(&self, name: &str, password: &str, peer: &str) -> Result<(), Error> {
+        let refused = || crate::err!(Unauthenticated, "wrong user name or password, or the account is locked");
+        let stored = self.db().credentials(name)?;
+        let Some((hash, enabled, locked_until_us)) = stored else {
+            let _ = self.verify(&self.dummy_hash, password);
+            self.audit(name, peer, "login", "", "failed", "unknown user");
+            return Err(refused());
+        };
+        let now = now_us();
+        if locked_until_us > now {
+            self.audit(name, peer, "login", "", "locked", "account locked");
+            return Err(refused());
+        }
+        if !enabled {
+            self.audit(name, peer, "login", "", "denied", "account disabled");
+            return Err(refused());
+        }
+        let key: [u8; 32] = Sha256::new()
+            .chain_update(name.as_bytes())
+            .chain_update([0])
+            .chain_update(password.as_bytes())
+            .chain_update([0])
+            .chain_update(hash.as_bytes())
+            .finalize()
+            .into();
+        {
+            let mut v = self.verified.lock().expect("verified lock");
+            if let Some(at) = v.get(&key) {
+                if at.elapsed() < self.cfg.session_idle {
+                    return Ok(());
+                }
+                v.remove(&key);
+            }
+        }
+        if !self.verify(&hash, password) {
+            let locked = self.db().record_failure(
+                name,
+                i64::from(self.cfg.lockout_failures),
+                now + self.cfg.lockout.as_micros() as i64,
+            )?;
+            self.audit(
+                name,
+                peer,
+                "login",
+                "",
+                "failed",
+                if locked { "wrong password; account now locked" } else { "wrong password" },
+            );
+            return Err(refused());
+        }
+        self.db().record_success(name)?;
+        let mut v = self.verified.lock().expect("verified lock");
+        if v.len() >= MAX_VERIFIED {
+            let idle = self.cfg.session_idle;
+            v.retain(|_, at| at.elapsed() < idle);
+            if v.len() >= MAX_VERIFIED {
+                v.clear();
+            }
+        }
+        v.insert(key, Instant::now());
+        drop(v);
+        self.audit(name, peer, "login", "", "granted", "");
+        Ok(())
+    }
+
+    fn verify(&self, hash: &str, password: &str) -> bool {
+        let _one = self.hashing.lock().expect("hashing lock");
+        PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    }
+
+    /// A new session for an authenticated user; returns its token.
+    pub fn new_session(&self, user: &str) -> String {
+        let mut bytes = [0u8; 32];
+        getrandom::getrandom(&mut bytes).expect("the kernel's random source works");
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let mut s = self.sessions.lock().expect("sessions lock");
+        let idle = self.cfg.session_idle;
+        s.retain(|_, v| v.last_seen.elapsed() < idle);
+        if s.len() >= MAX_SESSIONS {
+            if let Some(oldest) = s.iter().min_by_key(|(_, v)| v.last_seen).map(|(k, _)| k.clone()) {
+                s.remove(&oldest);
+            }
+        }
+        s.insert(token.clone(), Session { user: user.to_owned(), last_seen: Instant::now() });
+        token
+    }
+
+    fn session_user(&self, token: &str) -> Option<String> {
+        let mut s = self.sessions.lock().expect("sessions lock");
+        let idle = self.cfg.session_idle;
+        match s.get_mut(token) {
+            Some(v) if v.last_seen.elapsed() < idle => {
+                v.last_seen = Instant::now();
+                Some(v.user.clone())
+            }
+            Some(_) => {
+                s.remove(token);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn end_session(&self, token: &str) {
+        self.sessions.lock().expect("sessions lock").remove(token);
+    }
+
+    /// Ends every session and remembered credential of a user (deleted, password changed).
+    pub fn forget_user(&self, user: &str) {
+        self.sessions.lock().expect("sessions lock").retain(|_, v| v.user != user);
+        self.verified.lock().expect("verified lock").clear();
+    }
+
+    /// The user's permissions from their roles (PR-1..PR-3).
+    pub fn effective(&self, user: &str) -> Result<Effective, Error> {
+        let db = self.db();
+        let u = db.user(user)?.ok_or_else(|| crate::err!(Unauthenticated, "user {user:?} no longer exists"))?;
+        let admin = u.roles.iter().any(|r| r == ADMINISTRATORS);
+        let roles = db.roles()?.into_iter().filter(|r| u.roles.contains(&r.name)).collect();
+        Ok(Effective { user: u.name, roles, admin, must_change_password: u.must_change })
+    }
+
+    /// Appends to the audit log (LG-3). A failure is logged, never fails the request.
+    pub fn audit(&self, user: &str, peer: &str, action: &str, target: &str, outcome: &str, detail: &str) {
+        let entry = AuditEntry {
+            id: 0,
+            time_us: now_us(),
+            user: user.to_owned(),
+            peer: peer.to_owned(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            outcome: outcome.to_owned(),
+            detail: detail.to_owned(),
+        };
+        let db = self.db();
+        if let Err(e) = db.append_audit(&entry) {
+            tracing::warn!(user, action, "cannot write the audit log: {e}");
+        }
+        let mut last = self.last_prune.lock().expect("prune lock");
+        if last.elapsed() > Duration::from_secs(3600) {
+            *last = Instant::now();
+            if let Err(e) = db.prune_audit(now_us() - self.cfg.audit_retention.as_micros() as i64) {
+                tracing::warn!("cannot prune the audit log: {e}");
+            }
+        }
+    }
+}
+
+/// An Argon2id PHC string with a fresh salt (default parameters: 19 MiB, 2 passes).
+pub fn hash_password(password: &str) -> Result<String, Error> {
+    let mut salt = [0u8; 16];
+    getrandom::getrandom(&mut salt).map_err(|e| crate::err!(Internal, "no random salt: {e}"))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| crate::err!(Internal, "salt: {e}"))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| crate::err!(Internal, "cannot hash the password: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_policy_follows_au2() {
+        assert!(check_password_policy("Secret-123", 1).is_ok());
+        for (bad, why) in [
+            ("Sh-1", "8 to 255"),
+            ("secret-123", "upper-case"),
+            ("SECRET-123", "lower-case"),
+            ("Secret-abc", "digit"),
+            ("Secret1234", "not a letter or digit"),
+        ] {
+            let e = check_password_policy(bad, 1).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        assert!(check_password_policy("Aa1-Aa1-", 5).unwrap_err().to_string().contains("5 different"));
+        assert!(check_password_policy(&format!("Aa1-{}", "x".repeat(252)), 1).is_err(), "256 characters");
+    }
+
+    #[test]
+    fn lockout_sessions_and_roles() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = AuthConfig { lockout_failures: 3, lockout: Duration::from_millis(600), ..AuthConfig::default() };
+        let auth = Auth::open(tmp.path(), cfg).unwrap();
+        assert!(!auth.db().admin_exists().unwrap());
+        let h = auth.new_hash("Secret-123").unwrap();
+        auth.db().add_user("ann", &h, &[ADMINISTRATORS.into()], false, 0).unwrap();
+        assert!(auth.db().admin_exists().unwrap());
+        let ok = || auth.authenticate(Credentials::Basic { name: "ann", password: "Secret-123" }, "127.0.0.1");
+        assert!(ok().unwrap().admin);
+        for _ in 0..3 {
+            assert!(auth.authenticate(Credentials::Basic { name: "ann", password: "wrong" }, "10.0.0.9").is_err());
+        }
+        assert_eq!(
+            ok().unwrap_err().kind(),
+            crate::ErrorKind::Unauthenticated,
+            "locked: even the right password fails"
+        );
+        std::thread::sleep(Duration::from_millis(700));
+        assert!(ok().is_ok(), "the lock ends");
+        let token = auth.new_session("ann");
+        assert_eq!(auth.authenticate(Credentials::Token(&token), "x").unwrap().user, "ann");
+        auth.end_session(&token);
+        assert!(auth.authenticate(Credentials::Token(&token), "x").is_err());
+        // D2: the last administrator stays.
+        assert!(auth.db().delete_user("ann").is_err());
+        let outcomes: Vec<String> =
+            auth.db().audit(0, i64::MAX, Some("ann"), 100).unwrap().into_iter().map(|e| e.outcome).collect();
+        assert_eq!(outcomes.iter().filter(|o| *o == "failed").count(), 3, "{outcomes:?}");
+        assert!(outcomes.contains(&"locked".to_owned()), "{outcomes:?}");
+    }
+}

@@ -1,0 +1,245 @@
+//! Roles and permissions (PR-1..PR-5, PR-9, PR-11). Invariants:
+//! - P1. A permission is Allow or Deny per role; across roles an explicit Deny beats any Allow;
+//!   nothing granted means denied (PR-2).
+//! - P2. A camera permission is granted overall (all cameras, present and future) or per camera;
+//!   a per-camera value exists only where the role has no overall value for it (PR-3).
+//! - P3. Recorder permissions are overall only.
+//! - P4. The built-in Administrators role allows everything and cannot be edited (PR-1).
+
+use crate::error::Error;
+
+/// The built-in role with every permission (PR-1).
+pub const ADMINISTRATORS: &str = "Administrators";
+/// An editable default role for operators, created with the auth database.
+pub const OPERATORS: &str = "Operators";
+
+macro_rules! permissions {
+    ($($variant:ident = $name:literal, $camera:literal;)*) => {
+        /// Every permission the recorder checks. Camera permissions follow PR-5 (002), recorder
+        /// permissions PR-9 (the groups that exist on an edge recorder).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Permission { $($variant,)* }
+        impl Permission {
+            pub const ALL: &'static [Permission] = &[$(Permission::$variant,)*];
+            pub fn as_str(self) -> &'static str {
+                match self { $(Permission::$variant => $name,)* }
+            }
+            /// Whether the permission is per camera (else per recorder).
+            pub fn is_camera(self) -> bool {
+                match self { $(Permission::$variant => $camera,)* }
+            }
+            pub fn parse(s: &str) -> Result<Permission, Error> {
+                match s {
+                    $($name => Ok(Permission::$variant),)*
+                    other => Err(crate::err!(
+                        InvalidArgument,
+                        "unknown permission {other:?}; known: {}",
+                        Permission::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
+permissions! {
+    Read = "read", true;
+    ViewLive = "view_live", true;
+    Playback = "playback", true;
+    Export = "export", true;
+    SmartSearch = "smart_search", true;
+    ManualRecording = "manual_recording", true;
+    DeleteRecordings = "delete_recordings", true;
+    RetrieveRemote = "retrieve_remote_recordings", true;
+    EvidenceLockCreate = "evidence_lock_create", true;
+    EvidenceLockView = "evidence_lock_view", true;
+    EvidenceLockExtend = "evidence_lock_extend", true;
+    EvidenceLockDelete = "evidence_lock_delete", true;
+    Status = "status", false;
+    ReadConfig = "read_config", false;
+    EditConfig = "edit_config", false;
+    ManageUsers = "manage_users", false;
+    ReadLogs = "read_logs", false;
+    TriggerEvents = "trigger_events", false;
+}
+
+/// One Allow/Deny of a role: `camera` is `None` for overall.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub permission: Permission,
+    pub camera: Option<String>,
+    pub allow: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Role {
+    pub name: String,
+    pub description: String,
+    pub grants: Vec<Grant>,
+}
+
+impl Role {
+    /// Checks P2, P3 and that no permission is set twice for the same scope.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.name.is_empty()
+            || self.name.len() > 64
+            || self.name.chars().any(|c| c.is_control() || "/\\?#".contains(c))
+        {
+            return Err(crate::err!(
+                InvalidArgument,
+                "role name {:?}: 1–64 characters, no control characters or / \\ ? #",
+                self.name
+            ));
+        }
+        for (i, g) in self.grants.iter().enumerate() {
+            if !g.permission.is_camera() && g.camera.is_some() {
+                return Err(crate::err!(
+                    InvalidArgument,
+                    "role {:?}: {} is a recorder permission and cannot be set per camera",
+                    self.name,
+                    g.permission.as_str()
+                ));
+            }
+            if self.grants[..i].iter().any(|o| o.permission == g.permission && o.camera == g.camera) {
+                return Err(crate::err!(
+                    InvalidArgument,
+                    "role {:?}: {} is set twice for {}",
+                    self.name,
+                    g.permission.as_str(),
+                    g.camera.as_deref().unwrap_or("all cameras")
+                ));
+            }
+            if g.camera.is_some() && self.grants.iter().any(|o| o.permission == g.permission && o.camera.is_none()) {
+                return Err(crate::err!(
+                    InvalidArgument,
+                    "role {:?}: {} has an overall value, so it cannot also be set per camera (PR-3)",
+                    self.name,
+                    g.permission.as_str()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// This role's value for the permission on `camera` (`None` for recorder permissions):
+    /// the overall value if set, else the per-camera one (P2).
+    fn value(&self, p: Permission, camera: Option<&str>) -> Option<bool> {
+        let overall = self.grants.iter().find(|g| g.permission == p && g.camera.is_none());
+        overall
+            .or_else(|| {
+                camera.and_then(|c| self.grants.iter().find(|g| g.permission == p && g.camera.as_deref() == Some(c)))
+            })
+            .map(|g| g.allow)
+    }
+}
+
+/// What one user may do: the union of their roles under P1 and P4.
+#[derive(Clone, Debug)]
+pub struct Effective {
+    pub user: String,
+    pub roles: Vec<Role>,
+    pub admin: bool,
+    /// AU-3: only the own password may be changed until it is.
+    pub must_change_password: bool,
+}
+
+impl Effective {
+    pub fn allows(&self, p: Permission, camera: Option<&str>) -> bool {
+        if self.admin {
+            return true;
+        }
+        let mut allowed = false;
+        for r in &self.roles {
+            match r.value(p, camera) {
+                Some(false) => return false,
+                Some(true) => allowed = true,
+                None => {}
+            }
+        }
+        allowed
+    }
+
+    /// PR-11: a camera is visible only with Read; everything else about it needs Read too.
+    pub fn can_see(&self, camera: &str) -> bool {
+        self.allows(Permission::Read, Some(camera))
+    }
+
+    /// Checks a camera permission: `NotFound` (exactly like a missing camera) without Read,
+    /// `PermissionDenied` with Read but without `p`.
+    pub fn check_camera(&self, camera: &str, p: Permission) -> Result<(), Error> {
+        if !self.can_see(camera) {
+            return Err(crate::err!(NotFound, "no camera {camera:?}"));
+        }
+        if p != Permission::Read && !self.allows(p, Some(camera)) {
+            return Err(crate::err!(PermissionDenied, "{} may not {} on camera {camera:?}", self.user, p.as_str()));
+        }
+        Ok(())
+    }
+
+    pub fn check(&self, p: Permission) -> Result<(), Error> {
+        if self.allows(p, None) {
+            Ok(())
+        } else {
+            Err(crate::err!(PermissionDenied, "{} lacks the {} permission", self.user, p.as_str()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(p: Permission, camera: Option<&str>, allow: bool) -> Grant {
+        Grant { permission: p, camera: camera.map(str::to_owned), allow }
+    }
+
+    fn role(name: &str, grants: Vec<Grant>) -> Role {
+        Role { name: name.into(), description: String::new(), grants }
+    }
+
+    #[test]
+    fn deny_beats_allow_across_roles_and_overall_covers_future_cameras() {
+        let ops = role("ops", vec![g(Permission::Read, None, true), g(Permission::Export, None, true)]);
+        let no_export = role("no-export", vec![g(Permission::Export, Some("door"), false)]);
+        let e = Effective {
+            user: "u".into(),
+            roles: vec![ops.clone(), no_export],
+            admin: false,
+            must_change_password: false,
+        };
+        assert!(e.allows(Permission::Read, Some("a-camera-added-later")), "PR-3: overall covers future cameras");
+        assert!(e.allows(Permission::Export, Some("yard")));
+        assert!(!e.allows(Permission::Export, Some("door")), "PR-2: Deny beats Allow");
+        assert!(!e.allows(Permission::Status, None), "nothing granted is denied");
+        assert_eq!(e.check_camera("door", Permission::Export).unwrap_err().kind(), crate::ErrorKind::PermissionDenied);
+        let blind = Effective {
+            user: "u".into(),
+            roles: vec![role("x", vec![g(Permission::Export, None, true)])],
+            admin: false,
+            must_change_password: false,
+        };
+        assert_eq!(
+            blind.check_camera("door", Permission::Export).unwrap_err().kind(),
+            crate::ErrorKind::NotFound,
+            "PR-11"
+        );
+        let admin = Effective { user: "a".into(), roles: vec![], admin: true, must_change_password: false };
+        assert!(Permission::ALL.iter().all(|p| admin.allows(*p, Some("any"))));
+    }
+
+    #[test]
+    fn validation_enforces_pr3_and_recorder_scope() {
+        let both = role("r", vec![g(Permission::Export, None, true), g(Permission::Export, Some("door"), false)]);
+        assert!(both.validate().unwrap_err().to_string().contains("PR-3"));
+        let scoped = role("r", vec![g(Permission::Status, Some("door"), true)]);
+        assert!(scoped.validate().unwrap_err().to_string().contains("recorder permission"));
+        let twice = role("r", vec![g(Permission::Read, Some("a"), true), g(Permission::Read, Some("a"), false)]);
+        assert!(twice.validate().unwrap_err().to_string().contains("twice"));
+        assert!(role("r", vec![g(Permission::Read, Some("a"), true), g(Permission::Read, Some("b"), false)])
+            .validate()
+            .is_ok());
+        for p in Permission::ALL {
+            assert_eq!(Permission::parse(p.as_str()).unwrap(), *p);
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Users, roles and permissions end to end over real HTTP (issue 4; AU-1..AU-4, PR-1..PR-11,
+//! LG-3): an authorization matrix of endpoints × callers, hidden camera == missing camera,
+//! sessions, first-start setup without a default password, and the audit log.
+
+mod common;
+
+use common::recorder::{now_us, rfc3339, RecorderProc, ADMIN, ADMIN_PASSWORD};
+use common::{http_get, http_request, wait_until};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const BODY: &str = "[[storage]]\nid = \"main\"\nsize = \"64MiB\"\nsegment_size = \"2MiB\"\nsync_interval_ms = 200\n\
+                    [[camera]]\nid = \"door\"\nsource = \"demo:\"\nrecord = \"continuous\"\nmotion = { enabled = false }\n\
+                    [[camera]]\nid = \"yard\"\nsource = \"demo:\"\nrecord = \"continuous\"\n";
+
+fn admin_json(rec: &RecorderProc, method: &str, path: &str, body: Value) -> (u16, Value) {
+    let r = http_request(method, &rec.url(path), &[("Content-Type", "application/json")], body.to_string().as_bytes())
+        .unwrap();
+    let v = if r.body.is_empty() { Value::Null } else { r.json() };
+    (r.status, v)
+}
+
+fn add_user(rec: &RecorderProc, name: &str, password: &str, roles: &[&str]) {
+    let (s, v) = admin_json(rec, "POST", "/api/v1/users", json!({"name": name, "password": password, "roles": roles}));
+    assert_eq!(s, 200, "add {name}: {v}");
+}
+
+#[test]
+fn authorization_matrix_hides_cameras_and_audits() {
+    let tmp = common::temp_dir();
+    let rec = RecorderProc::start(tmp.path(), BODY);
+    assert!(wait_until(Duration::from_secs(30), || rec
+        .recordings("door")
+        .first()
+        .is_some_and(|(s, e)| e - s > 2_000_000)));
+
+    // Roles: per-camera rights on one camera only; a Deny on one camera in a second role.
+    let door_only = json!({"description": "door only", "grants": [
+        {"permission": "read", "camera": "door", "allow": true},
+        {"permission": "playback", "camera": "door", "allow": true},
+        {"permission": "export", "camera": "door", "allow": true},
+    ]});
+    assert_eq!(admin_json(&rec, "PUT", "/api/v1/roles/door-only", door_only).0, 200);
+    let no_door_export = json!({"grants": [{"permission": "export", "camera": "door", "allow": false}]});
+    assert_eq!(admin_json(&rec, "PUT", "/api/v1/roles/no-door-export", no_door_export).0, 200);
+    add_user(&rec, "olga", "Olga-pass-1", &["door-only"]);
+    add_user(&rec, "dave", "Dave-pass-1", &["Operators", "no-door-export"]);
+    add_user(&rec, "lars", "Lars-pass-1", &["Operators"]);
+    add_user(&rec, "wendy", "Wendy-pass-1", &["Operators"]);
+    // Five wrong passwords lock lars (AU-2); then even the right one fails.
+    for _ in 0..5 {
+        assert_eq!(http_get(&rec.url_as(Some(("lars", "Wrong-pass-1")), "/api/v1/status")).unwrap().status, 401);
+    }
+
+    let t = now_us();
+    let range = format!("from={}&to={}", rfc3339(t - 60_000_000), rfc3339(t));
+    let export_range = format!("from={}&to={}", rfc3339(t - 2_000_000), rfc3339(t - 1_000_000));
+    let endpoints: Vec<(&str, String)> = vec![
+        ("GET", "/healthz".into()),
+        ("GET", "/api/v1/status".into()),
+        ("GET", "/api/v1/cameras".into()),
+        ("GET", format!("/api/v1/cameras/door/recordings?{range}")),
+        ("GET", format!("/api/v1/cameras/yard/recordings?{range}")),
+        ("GET", format!("/api/v1/cameras/door/export.mp4?{export_range}")),
+        ("GET", format!("/api/v1/cameras/yard/motion?{range}")),
+        ("POST", "/api/v1/cameras/yard/record/stop".into()),
+        ("POST", "/api/v1/events/matrix_test?cameras=yard".into()),
+        ("GET", "/api/v1/users".into()),
+        ("GET", "/api/v1/roles".into()),
+        ("GET", "/api/v1/logs?kind=audit".into()),
+        ("GET", "/api/v1/me".into()),
+    ];
+    // Expected status per caller, in the order of `endpoints`.
+    let callers: Vec<(&str, Option<(&str, &str)>, [u16; 13])> = vec![
+        ("anonymous", None, [200, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401]),
+        (
+            "wrong password",
+            Some(("wendy", "Not-the-pass-1")),
+            [200, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401],
+        ),
+        ("locked", Some(("lars", "Lars-pass-1")), [200, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401]),
+        (
+            "per-camera operator",
+            Some(("olga", "Olga-pass-1")),
+            [200, 403, 200, 200, 404, 200, 404, 404, 403, 403, 403, 403, 200],
+        ),
+        (
+            "role with a Deny",
+            Some(("dave", "Dave-pass-1")),
+            [200, 200, 200, 200, 200, 403, 200, 200, 200, 403, 403, 403, 200],
+        ),
+        ("admin", Some((ADMIN, ADMIN_PASSWORD)), [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200]),
+    ];
+    let mut failures = Vec::new();
+    for (who, creds, expected) in &callers {
+        for ((method, path), want) in endpoints.iter().zip(expected) {
+            let r = http_request(method, &rec.url_as(*creds, path), &[], &[]).unwrap();
+            if r.status != *want {
+                failures.push(format!("{who}: {method} {path}: {} (want {want}): {}", r.status, r.text()));
+            }
+            if r.status == 401 {
+                assert!(r.header("WWW-Authenticate").is_some_and(|h| h.starts_with("Basic")), "{who} {path}");
+            }
+        }
+    }
+    assert!(failures.is_empty(), "authorization matrix:\n{}", failures.join("\n"));
+
+    // PR-11: a camera the caller may not read answers exactly like one that does not exist.
+    let olga = Some(("olga", "Olga-pass-1"));
+    let hidden = http_get(&rec.url_as(olga, &format!("/api/v1/cameras/yard/recordings?{range}"))).unwrap();
+    let missing = http_get(&rec.url_as(olga, &format!("/api/v1/cameras/nope/recordings?{range}"))).unwrap();
+    assert_eq!(hidden.status, missing.status);
+    assert_eq!(hidden.text().replace("yard", "X"), missing.text().replace("nope", "X"));
+    let listed = http_get(&rec.url_as(olga, "/api/v1/cameras")).unwrap().json();
+    let ids: Vec<&str> = listed["cameras"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["door"], "only the visible camera is listed");
+    let search = http_request(
+        "POST",
+        &rec.url_as(Some(("dave", "Dave-pass-1")), "/api/v1/search/motion"),
+        &[],
+        json!({"cameras": ["door", "yard"], "from": rfc3339(t - 60_000_000), "to": rfc3339(t)}).to_string().as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(search.status, 200, "{}", search.text());
+
+    // LG-3: logins (failed, locked), granted and denied actions, with user and peer address.
+    let audit = http_get(&rec.url("/api/v1/logs?kind=audit")).unwrap().json();
+    let entries = audit["entries"].as_array().unwrap();
+    let has = |user: &str, action: &str, outcome: &str| {
+        entries.iter().any(|e| e["user"] == user && e["action"] == action && e["outcome"] == outcome)
+    };
+    assert!(has("lars", "login", "failed") && has("lars", "login", "locked"), "{audit}");
+    assert!(has("olga", "export", "granted") && has("dave", "export", "denied"), "{audit}");
+    assert!(has("admin", "user.add", "granted") && has("admin", "role.put", "granted"), "{audit}");
+    assert!(has("dave", "event.trigger", "granted"), "{audit}");
+    // The real peer address of every HTTP entry; the CLI's own entry says so.
+    assert!(has("(system)", "user.add", "granted"), "edgerec user add is audited: {audit}");
+    assert!(
+        entries
+            .iter()
+            .filter(|e| e["user"] != "(system)")
+            .all(|e| e["peer"].as_str().unwrap().starts_with("127.0.0.1:")),
+        "{audit}"
+    );
+    let kinds = http_get(&rec.url("/api/v1/logs?kind=bogus")).unwrap();
+    assert_eq!(kinds.status, 400);
+}
+
+#[test]
+fn sessions_password_changes_and_role_rules() {
+    let tmp = common::temp_dir();
+    let rec = RecorderProc::start(tmp.path(), BODY);
+    // A user who must change the password first (AU-3) can do nothing else until then.
+    let (s, v) = admin_json(
+        &rec,
+        "POST",
+        "/api/v1/users",
+        json!({"name": "nina", "password": "Nina-pass-1", "roles": ["Operators"], "must_change_password": true}),
+    );
+    assert_eq!(s, 200, "{v}");
+    let nina = Some(("nina", "Nina-pass-1"));
+    let r = http_get(&rec.url_as(nina, "/api/v1/status")).unwrap();
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("must change the password"));
+    let weak = json!({"old_password": "Nina-pass-1", "password": "short"}).to_string();
+    let r = http_request("PUT", &rec.url_as(nina, "/api/v1/users/nina/password"), &[], weak.as_bytes()).unwrap();
+    assert_eq!(r.status, 400, "AU-2 policy: {}", r.text());
+    assert!(r.text().contains("8 to 255 characters"), "{}", r.text());
+    let good = json!({"old_password": "Nina-pass-1", "password": "Nina-pass-2"}).to_string();
+    let r = http_request("PUT", &rec.url_as(nina, "/api/v1/users/nina/password"), &[], good.as_bytes()).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(http_get(&rec.url_as(nina, "/api/v1/status")).unwrap().status, 401, "old password gone");
+    assert_eq!(http_get(&rec.url_as(Some(("nina", "Nina-pass-2")), "/api/v1/status")).unwrap().status, 200);
+
+    // Sessions: login gives a token (and cookie); logout ends it.
+    let login = json!({"name": "nina", "password": "Nina-pass-2"}).to_string();
+    let r = http_request("POST", &rec.url_as(None, "/api/v1/login"), &[], login.as_bytes()).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.header("Set-Cookie").is_some_and(|c| c.contains("HttpOnly") && c.contains("SameSite=Strict")));
+    let token = r.json()["token"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {token}");
+    let me = http_request("GET", &rec.url_as(None, "/api/v1/me"), &[("Authorization", &bearer)], &[]).unwrap();
+    assert_eq!(me.json()["user"], "nina");
+    let cookie = format!("edgerec_session={token}");
+    let via_cookie = http_request("GET", &rec.url_as(None, "/api/v1/status"), &[("Cookie", &cookie)], &[]).unwrap();
+    assert_eq!(via_cookie.status, 200);
+    http_request("POST", &rec.url_as(None, "/api/v1/logout"), &[("Authorization", &bearer)], &[]).unwrap();
+    let after = http_request("GET", &rec.url_as(None, "/api/v1/me"), &[("Authorization", &bearer)], &[]).unwrap();
+    assert_eq!(after.status, 401);
+
+    // PR-3: no per-camera value where an overall one exists; PR-1: Administrators is fixed, and
+    // the last administrator stays.
+    let both = json!({"grants": [
+        {"permission": "export", "allow": true},
+        {"permission": "export", "camera": "door", "allow": false},
+    ]});
+    let (s, v) = admin_json(&rec, "PUT", "/api/v1/roles/mixed", both);
+    assert_eq!(s, 400);
+    assert!(v["error"]["message"].as_str().unwrap().contains("PR-3"), "{v}");
+    let (s, _) = admin_json(&rec, "PUT", "/api/v1/roles/Administrators", json!({"grants": []}));
+    assert_eq!(s, 409);
+    let (s, v) = admin_json(&rec, "DELETE", "/api/v1/users/admin", Value::Null);
+    assert_eq!(s, 409, "{v}");
+    let (s, v) =
+        admin_json(&rec, "PUT", "/api/v1/roles/typo", json!({"grants": [{"permission": "exprot", "allow": true}]}));
+    assert_eq!(s, 400);
+    assert!(v["error"]["message"].as_str().unwrap().contains("unknown permission \"exprot\""), "{v}");
+    // Deleting a user ends their access at once.
+    let (s, _) = admin_json(&rec, "DELETE", "/api/v1/users/nina", Value::Null);
+    assert_eq!(s, 200);
+    assert_eq!(http_get(&rec.url_as(Some(("nina", "Nina-pass-2")), "/api/v1/status")).unwrap().status, 401);
+}
+
+/// A1: no default password. A fresh recorder answers only /healthz and the loopback setup until
+/// the first administrator exists; setup then closes.
+#[test]
+fn first_start_setup_creates_the_only_way_in() {
+    let tmp = common::temp_dir();
+    let port = common::free_local_port();
+    let rec = RecorderProc::start_without_admin(tmp.path(), BODY, port);
+    assert_eq!(http_get(&rec.url_as(None, "/api/v1/status")).unwrap().status, 401);
+    assert_eq!(http_get(&rec.url("/api/v1/status")).unwrap().status, 401, "no user exists yet");
+    let page = http_get(&rec.url_as(None, "/setup")).unwrap();
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("/api/v1/setup"));
+    let setup = |password: &str| {
+        let body = json!({"name": "first", "password": password}).to_string();
+        http_request("POST", &rec.url_as(None, "/api/v1/setup"), &[], body.as_bytes()).unwrap()
+    };
+    let weak = setup("password");
+    assert_eq!(weak.status, 400, "{}", weak.text());
+    let ok = setup("First-admin-1");
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(setup("Second-admin-1").status, 409, "setup closes once an administrator exists");
+    let me = http_get(&rec.url_as(Some(("first", "First-admin-1")), "/api/v1/me")).unwrap().json();
+    assert_eq!(me["administrator"], true, "{me}");
+    assert!(rec.log_text().contains("no administrator yet"), "{}", rec.log_text());
+}
