@@ -1,6 +1,8 @@
 //! The HTTP API (tiny-http): status, recordings, export with Range and ETag.
 //! Invariant: only `http/` has JSON types; error kinds map to statuses in `status_for` only.
 
+pub mod tls;
+
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
