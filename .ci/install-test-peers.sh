@@ -15,6 +15,8 @@
 #   libclang-dev                   bindgen, for V4L2 bindings (v4l crate) once they are used
 #   nasm                           SIMD in openh264's bundled build once it is used
 #   systemd                        systemd-analyze for the unit checks
+#   curl, openssl                  real HTTPS clients for tests/tls.rs (TLS 1.3/1.2, TLS 1.1 refusal,
+#                                  served certificate) and openssl to make test certificates
 # Runs as root (CI) or through sudo; non-interactive.
 set -euo pipefail
 
@@ -30,6 +32,8 @@ packages=(
     libclang-dev
     nasm
     systemd
+    curl
+    openssl
 )
 for arg in "$@"; do
     case "$arg" in

@@ -155,7 +155,44 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
     let signals = block_signals();
     service::notify(&[NotifyState::Status("opening storages (recovery)")]);
     let recorder = Arc::new(edgerec::recorder::Recorder::start(cfg, Arc::new(SystemClocks))?);
-    let http = edgerec::http::HttpServer::start(listen, recorder.config.socket_timeout, recorder.clone(), auth)?;
+    let peers = edgerec::http::tls::PeerMap::new();
+    let http = edgerec::http::HttpServer::start(
+        listen,
+        recorder.config.socket_timeout,
+        recorder.clone(),
+        auth,
+        peers.clone(),
+    )?;
+    let https = match recorder.config.tls_listen {
+        None => None,
+        Some(addr) => {
+            let (cert, key) = match &recorder.config.tls_cert {
+                Some((c, k)) => (Some(c.as_path()), Some(k.as_path())),
+                None => (None, None),
+            };
+            let setup = edgerec::http::tls::load_or_create(&recorder.config.data_dir, cert, key)?;
+            let front = edgerec::http::tls::TlsFront::start(
+                addr,
+                http.local_addr,
+                &setup,
+                peers,
+                recorder.config.max_connections,
+                Duration::from_secs(10),
+            )?;
+            let left = setup.not_after_unix - SystemClocks.realtime_us_now() / 1_000_000;
+            if left < edgerec::http::CERT_EXPIRY_WARNING.as_secs() as i64 {
+                tracing::warn!(cert = %setup.cert_path.display(), days = left / 86_400, "the HTTPS certificate expires soon or has expired");
+            }
+            http.set_https(edgerec::http::HttpsInfo {
+                listen: front.local_addr,
+                not_after_unix: setup.not_after_unix,
+                self_signed: setup.self_signed,
+                cert_path: setup.cert_path.clone(),
+            });
+            eprintln!("edgerec: HTTPS on https://{}", front.local_addr);
+            Some(front)
+        }
+    };
     let mut watched: Vec<Watched> = recorder
         .storages
         .iter()
@@ -181,6 +218,9 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
     wait_for_signal(signals);
     tracing::info!("shutting down");
     service::notify(&[NotifyState::Stopping, NotifyState::Status("stopping: flushing recordings")]);
+    if let Some(front) = https {
+        front.stop();
+    }
     http.stop();
     recorder.shutdown(Duration::from_secs(10));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

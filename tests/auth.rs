@@ -71,7 +71,8 @@ fn authorization_matrix_hides_cameras_and_audits() {
         ("GET", "/api/v1/me".into()),
     ];
     // Expected status per caller, in the order of `endpoints`.
-    let callers: Vec<(&str, Option<(&str, &str)>, [u16; 13])> = vec![
+    type Caller<'a> = (&'a str, Option<(&'a str, &'a str)>, [u16; 13]);
+    let callers: Vec<Caller> = vec![
         ("anonymous", None, [200, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401]),
         (
             "wrong password",
@@ -235,4 +236,35 @@ fn first_start_setup_creates_the_only_way_in() {
     let me = http_get(&rec.url_as(Some(("first", "First-admin-1")), "/api/v1/me")).unwrap().json();
     assert_eq!(me["administrator"], true, "{me}");
     assert!(rec.log_text().contains("no administrator yet"), "{}", rec.log_text());
+}
+
+/// SG-5 end to end: the recorder serves its API over HTTPS (a self-signed certificate made on
+/// first start), status reports the certificate, and a session cookie over TLS is `Secure`.
+#[test]
+fn https_serves_the_authenticated_api() {
+    let tmp = common::temp_dir();
+    let port = common::free_local_port();
+    let tls_port = common::free_local_port();
+    let rec =
+        RecorderProc::start_with_server(tmp.path(), &format!("tls_listen = \"127.0.0.1:{tls_port}\"\n"), BODY, port);
+    let base = format!("https://127.0.0.1:{tls_port}");
+    let curl = |args: &[&str]| {
+        let o = std::process::Command::new("curl").args(["-sk", "--max-time", "20"]).args(args).output().unwrap();
+        assert!(o.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let creds = format!("{ADMIN}:{ADMIN_PASSWORD}");
+    let status: Value = serde_json::from_str(&curl(&["-u", &creds, &format!("{base}/api/v1/status")])).unwrap();
+    assert_eq!(status["https"]["self_signed"], true, "{status}");
+    assert!(status["https"]["certificate_expires"].as_str().is_some_and(|t| t > "2030"), "{status}");
+    assert!(status["https"]["warning"].is_null(), "{status}");
+    assert!(tmp.path().join("tls/cert.pem").exists());
+    let anon = curl(&["-o", "/dev/null", "-w", "%{http_code}", &format!("{base}/api/v1/status")]);
+    assert_eq!(anon, "401");
+    let login = json!({"name": ADMIN, "password": ADMIN_PASSWORD}).to_string();
+    let headers =
+        curl(&["-D", "-", "-o", "/dev/null", "-X", "POST", "--data", &login, &format!("{base}/api/v1/login")]);
+    let cookie = headers.lines().find(|l| l.to_ascii_lowercase().starts_with("set-cookie:")).unwrap_or_default();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("; Secure"), "{headers}");
+    drop(rec);
 }

@@ -1,6 +1,8 @@
 //! The HTTP API (tiny-http): status, recordings, export with Range and ETag.
 //! Invariant: only `http/` has JSON types; error kinds map to statuses in `status_for` only.
 
+pub mod tls;
+
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,7 +50,20 @@ pub struct HttpServer {
     pub heartbeat: Arc<std::sync::atomic::AtomicU64>,
     stopping: Arc<std::sync::atomic::AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    ctx: Arc<Ctx>,
 }
+
+/// What status reports about HTTPS (SG-5: warn ahead of certificate expiry).
+#[derive(Clone, Debug)]
+pub struct HttpsInfo {
+    pub listen: SocketAddr,
+    pub not_after_unix: i64,
+    pub self_signed: bool,
+    pub cert_path: std::path::PathBuf,
+}
+
+/// Status warns this long before the certificate expires.
+pub const CERT_EXPIRY_WARNING: Duration = Duration::from_secs(30 * 86_400);
 
 impl HttpServer {
     /// Binds `addr` for plain HTTP (the config allows a LAN address only when told to, NET-3).
@@ -59,6 +74,7 @@ impl HttpServer {
         socket_timeout: Duration,
         recorder: Arc<Recorder>,
         auth: Arc<Auth>,
+        peers: tls::PeerMap,
     ) -> Result<HttpServer, Error> {
         let listener = TcpListener::bind(addr).map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
         // Linux copies these to every accepted socket: tiny-http has no timeouts of its own.
@@ -68,7 +84,13 @@ impl HttpServer {
             .map_err(|e| Error::io("cannot set socket timeouts", e.into()))?;
         let local_addr = listener.local_addr().map_err(|e| Error::io("local_addr", e))?;
         let server = Arc::new(RwLock::new(Arc::new(acceptor(&listener)?)));
-        let ctx = Arc::new(Ctx { rec: recorder, auth, downloads: Arc::new(AtomicUsize::new(0)) });
+        let ctx = Arc::new(Ctx {
+            rec: recorder,
+            auth,
+            downloads: Arc::new(AtomicUsize::new(0)),
+            peers,
+            https: std::sync::OnceLock::new(),
+        });
         let heartbeat = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let listener = Arc::new(listener);
@@ -97,7 +119,12 @@ impl HttpServer {
             );
         }
         tracing::info!(%local_addr, "HTTP API listening");
-        Ok(HttpServer { server, local_addr, heartbeat, stopping, threads })
+        Ok(HttpServer { server, local_addr, heartbeat, stopping, threads, ctx })
+    }
+
+    /// Tells status about the HTTPS front once it listens.
+    pub fn set_https(&self, info: HttpsInfo) {
+        let _ = self.ctx.https.set(info);
     }
 
     pub fn stop(self) {
@@ -184,6 +211,9 @@ struct Ctx {
     rec: Arc<Recorder>,
     auth: Arc<Auth>,
     downloads: Arc<AtomicUsize>,
+    /// The real client address of connections that came through the HTTPS front.
+    peers: tls::PeerMap,
+    https: std::sync::OnceLock<HttpsInfo>,
 }
 
 fn respond(req: Request, result: Result<Value, Error>) {
@@ -248,7 +278,14 @@ fn handle(req: Request, ctx: &Ctx) {
     let method = req.method().clone();
     let is_get = method == Method::Get || method == Method::Head;
     let is_post = method == Method::Post;
-    let peer_addr = req.remote_addr().copied();
+    // The real client: tiny-http sees the HTTPS front's loopback connection for TLS clients.
+    let (peer_addr, via_tls) = match req.remote_addr() {
+        Some(a) => {
+            let (real, tls) = ctx.peers.resolve(*a);
+            (Some(real), tls)
+        }
+        None => (None, false),
+    };
     let peer = peer_addr.map(|a| a.to_string()).unwrap_or_else(|| "unknown".to_owned());
     // The only answers without a login (A1).
     match (is_get, segments.as_slice()) {
@@ -267,7 +304,7 @@ fn handle(req: Request, ctx: &Ctx) {
             let result = read_json_body(&mut req).and_then(|b| setup(ctx, &b, loopback, &peer));
             return respond(req, result);
         }
-        (false, ["api", "v1", "login"]) if is_post => return login(req, ctx, &peer),
+        (false, ["api", "v1", "login"]) if is_post => return login(req, ctx, &peer, via_tls),
         _ => {}
     }
     let eff = match authenticate(&req, ctx, &peer) {
@@ -304,7 +341,11 @@ fn handle(req: Request, ctx: &Ctx) {
         );
     }
     let result: Result<Value, Error> = match (is_get, segments.as_slice()) {
-        (true, ["api", "v1", "status"]) => eff.check(Permission::Status).map(|_| status_json(rec, &eff)),
+        (true, ["api", "v1", "status"]) => eff.check(Permission::Status).map(|_| {
+            let mut v = status_json(rec, &eff);
+            v["https"] = https_json(ctx.https.get());
+            v
+        }),
         (true, ["api", "v1", "cameras"]) => Ok(
             json!({"cameras": rec.cameras.iter().filter(|c| eff.can_see(&c.id)).map(|c| camera_json(c)).collect::<Vec<_>>()}),
         ),
@@ -382,7 +423,7 @@ fn handle(req: Request, ctx: &Ctx) {
 
 /// `POST /api/v1/login {"name", "password"}`: a session (token and cookie) for the web page and
 /// API clients that prefer tokens to Basic on every request.
-fn login(mut req: Request, ctx: &Ctx, peer: &str) {
+fn login(mut req: Request, ctx: &Ctx, peer: &str, via_tls: bool) {
     let result = read_json_body(&mut req).and_then(|b| {
         let field = |k: &str| {
             b.get(k)
@@ -397,7 +438,8 @@ fn login(mut req: Request, ctx: &Ctx, peer: &str) {
     match result {
         Ok(token) => {
             let body = json!({"token": token, "idle_timeout_seconds": ctx.auth.config().session_idle.as_secs()});
-            let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");
+            let secure = if via_tls { "; Secure" } else { "" };
+            let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}");
             let _ = req.respond(json_response(200, &body).with_header(header("Set-Cookie", &cookie)));
         }
         Err(e) => respond(req, Err(e)),
@@ -426,6 +468,26 @@ fn setup(ctx: &Ctx, body: &Value, loopback: bool, peer: &str) -> Result<Value, E
 }
 
 const SETUP_PAGE: &str = include_str!("setup.html");
+
+fn https_json(info: Option<&HttpsInfo>) -> Value {
+    let Some(i) = info else { return Value::Null };
+    let now_s = crate::clocks::SystemClocks.realtime_us_now() / 1_000_000;
+    let left = i.not_after_unix - now_s;
+    let warning = if left <= 0 {
+        Some("the HTTPS certificate has expired: clients will refuse it".to_owned())
+    } else if left < CERT_EXPIRY_WARNING.as_secs() as i64 {
+        Some(format!("the HTTPS certificate expires in {} days", left / 86_400))
+    } else {
+        None
+    };
+    json!({
+        "listen": i.listen.to_string(),
+        "certificate": i.cert_path.display().to_string(),
+        "self_signed": i.self_signed,
+        "certificate_expires": format_rfc3339(i.not_after_unix.saturating_mul(1_000_000)),
+        "warning": warning,
+    })
+}
 
 /// AU-10: who the caller is and what they may do.
 fn me_json(eff: &Effective) -> Value {

@@ -11,24 +11,28 @@ CVE_PRODUCT = "edgerec"
 
 # edgerec itself is MIT OR Apache-2.0. The binary links its crates statically: most are
 # MIT/Apache-2.0 (the MIT choice is taken where there is one), some are MIT only, the icu_*
-# crates (via url/idna) are Unicode-3.0, and the SQLite that rusqlite bundles is "blessing".
+# crates (via url/idna) are Unicode-3.0, the SQLite that rusqlite bundles is "blessing", ring
+# (TLS crypto) is Apache-2.0 AND ISC, untrusted and rustls-webpki are ISC, subtle is BSD-3-Clause.
 # Recompute when dependencies change:
 #   cargo tree -e normal,build --target <triple> --prefix none -f '{l}' | sort -u
 # The license texts come from COMMON_LICENSE_DIR because the repository carries only the SPDX
 # expression in Cargo.toml, no LICENSE files; point at them once they exist.
-LICENSE = "(MIT | Apache-2.0) & MIT & Unicode-3.0 & blessing"
+LICENSE = "(MIT | Apache-2.0) & MIT & Unicode-3.0 & blessing & Apache-2.0 & ISC & BSD-3-Clause"
 # nooelint: oelint.var.licenseremotefile
 LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda2f7b4f302 \
                     file://${COMMON_LICENSE_DIR}/Apache-2.0;md5=89aea4e17d99a7cacdbeed46a0096b10 \
                     file://${COMMON_LICENSE_DIR}/Unicode-3.0;md5=548c7e11b6a9486e064814cf1c708e5b \
-                    file://${COMMON_LICENSE_DIR}/blessing;md5=d5407b61870d6dc19d0bdc04ae4cc654"
+                    file://${COMMON_LICENSE_DIR}/blessing;md5=d5407b61870d6dc19d0bdc04ae4cc654 \
+                    file://${COMMON_LICENSE_DIR}/ISC;md5=f3b90e78ea0cffb20bf5cca7947a896d \
+                    file://${COMMON_LICENSE_DIR}/BSD-3-Clause;md5=550794465ba0ec5312d6919e203a55f9"
 
 # Build needs beyond the toolchain: rusqlite's bundled SQLite is C compiled by the cc crate, which
 # uses the CC/CFLAGS/AR that cargo.bbclass exports for the target (no sqlite3 dependency: the
 # library is linked in statically). libsqlite3-sys ships pregenerated bindings, so no
 # clang-native/bindgen; that changes if the v4l crate is added. openh264 (motion detection)
 # compiles its bundled C++ with the target's CXX, and its x86 assembly with nasm: nasm-native is
-# needed for x86 targets only (ARM builds use the C++/NEON paths).
+# needed for x86 targets only (ARM builds use the C++/NEON paths). ring (TLS) compiles its bundled
+# C and pregenerated assembly with the same CC; it needs no perl or nasm.
 DEPENDS:append:x86 = " nasm-native"
 DEPENDS:append:x86-64 = " nasm-native"
 
