@@ -206,6 +206,41 @@ fn time_param(params: &[(String, String)], name: &str) -> Result<i64, Error> {
     parse_rfc3339_us(&v)
 }
 
+/// Every (method, path) the router answers; `openapi.json` must describe exactly these (a unit
+/// test checks it) and `tests/openapi.rs` checks that the router answers each of them.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/setup"),
+    ("POST", "/api/v1/setup"),
+    ("POST", "/api/v1/login"),
+    ("POST", "/api/v1/logout"),
+    ("GET", "/api/v1/me"),
+    ("GET", "/api/v1/openapi.json"),
+    ("GET", "/api/v1/status"),
+    ("GET", "/api/v1/cameras"),
+    ("GET", "/api/v1/cameras/{id}/recordings"),
+    ("GET", "/api/v1/cameras/{id}/export.mp4"),
+    ("POST", "/api/v1/cameras/{id}/record/start"),
+    ("POST", "/api/v1/cameras/{id}/record/stop"),
+    ("GET", "/api/v1/cameras/{id}/motion"),
+    ("POST", "/api/v1/search/motion"),
+    ("GET", "/api/v1/events"),
+    ("POST", "/api/v1/events/{name}"),
+    ("GET", "/api/v1/logs"),
+    ("GET", "/api/v1/users"),
+    ("POST", "/api/v1/users"),
+    ("DELETE", "/api/v1/users/{name}"),
+    ("PUT", "/api/v1/users/{name}/roles"),
+    ("PUT", "/api/v1/users/{name}/password"),
+    ("GET", "/api/v1/roles"),
+    ("GET", "/api/v1/roles/{name}"),
+    ("PUT", "/api/v1/roles/{name}"),
+    ("DELETE", "/api/v1/roles/{name}"),
+];
+
+/// The OpenAPI document of `ROUTES` (served at `/api/v1/openapi.json`).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
 /// What every request handler shares.
 struct Ctx {
     rec: Arc<Recorder>,
@@ -391,6 +426,14 @@ fn handle(req: Request, ctx: &Ctx) {
             return export(req, rec, &id, &params, &ctx.downloads);
         }
         (true, ["api", "v1", "me"]) => Ok(me_json(&eff)),
+        (true, ["api", "v1", "openapi.json"]) => {
+            let _ = req.respond(
+                Response::from_data(OPENAPI.as_bytes().to_vec())
+                    .with_header(header("Content-Type", "application/json"))
+                    .with_header(header("Cache-Control", "no-store")),
+            );
+            return;
+        }
         (false, ["api", "v1", "logout"]) if is_post => {
             if let Some(Presented::Token(token)) = credentials(&req) {
                 ctx.auth.end_session(&token);
@@ -1016,7 +1059,24 @@ fn export(req: Request, rec: &Arc<Recorder>, id: &str, params: &[(String, String
 
 #[cfg(test)]
 mod tests {
-    use super::parse_range;
+    use super::{parse_range, Value, OPENAPI, ROUTES};
+
+    /// The OpenAPI document describes exactly the routes the router has.
+    #[test]
+    fn openapi_matches_the_route_table() {
+        let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+        let mut documented: Vec<(String, String)> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, ops)| ops.as_object().unwrap().keys().map(move |m| (m.to_uppercase(), path.clone())))
+            .collect();
+        let mut routes: Vec<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+        documented.sort();
+        routes.sort();
+        assert_eq!(documented, routes);
+        assert_eq!(doc["openapi"], "3.1.0");
+    }
 
     #[test]
     fn ranges() {
