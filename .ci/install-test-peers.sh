@@ -15,6 +15,8 @@
 #   libclang-dev                   bindgen, for V4L2 bindings (v4l crate) once they are used
 #   nasm                           SIMD in openh264's bundled build once it is used
 #   systemd                        systemd-analyze for the unit checks
+#   python3-venv                   a virtualenv for schemathesis (PyPI, pinned below): fuzzes the
+#                                  API from its OpenAPI document (tests/fuzz_api.rs)
 #   curl, openssl                  real HTTPS clients for tests/tls.rs (TLS 1.3/1.2, TLS 1.1 refusal,
 #                                  served certificate) and openssl to make test certificates
 # Runs as root (CI) or through sudo; non-interactive.
@@ -34,6 +36,7 @@ packages=(
     systemd
     curl
     openssl
+    python3-venv
 )
 for arg in "$@"; do
     case "$arg" in
@@ -82,3 +85,12 @@ if ((${#problems[@]})); then
     exit 1
 fi
 echo "install-test-peers: all test peers present"
+
+# schemathesis from PyPI into its own virtualenv (tests/fuzz_api.rs finds it there).
+venv="${EDGEREC_TEST_VENV:-$HOME/.cache/edgerec/test-venv}"
+schemathesis_version=4.32.5
+if [[ "$("$venv/bin/schemathesis" --version 2>/dev/null)" != *"$schemathesis_version"* ]]; then
+    echo "install-test-peers: installing schemathesis $schemathesis_version into $venv"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$schemathesis_version"
+fi

@@ -98,7 +98,19 @@ fn load(config: &Option<PathBuf>) -> Result<Config, Error> {
     }
 }
 
+/// glibc raises its mmap threshold after large blocks are freed, so later large allocations (the
+/// 19 MiB of an Argon2 login, export buffers) stay in each thread's heap arena for good. A fixed
+/// threshold returns them to the kernel on free: memory stays bounded by what is in use.
+fn fix_malloc_mmap_threshold() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes allocator tuning; called before any other thread starts.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
+}
+
 fn main() -> ExitCode {
+    fix_malloc_mmap_threshold();
     init_logging();
     edgerec::service::install_panic_hook();
     let cli = Cli::parse();

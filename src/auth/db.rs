@@ -383,6 +383,23 @@ impl AuthDb {
         }
         tx.commit().map_err(sq("commit delete role"))
     }
+}
+
+/// The audit log's own connection (D3), so an audit commit waiting on a slow disk never holds up
+/// the user and role lookups every request makes.
+pub struct AuditLog {
+    conn: Connection,
+}
+
+impl AuditLog {
+    /// Opens the audit table of `data_dir/auth.sqlite3` (created by `AuthDb::open`).
+    pub fn open(data_dir: &Path) -> Result<AuditLog, Error> {
+        let path = data_dir.join("auth.sqlite3");
+        let conn = Connection::open(&path).map_err(|e| Error::sqlite(format!("cannot open {}", path.display()), e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sq("busy timeout"))?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(sq("synchronous"))?;
+        Ok(AuditLog { conn })
+    }
 
     pub fn append_audit(&self, e: &AuditEntry) -> Result<i64, Error> {
         self.conn

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::clocks::{Clocks, SystemClocks};
 use crate::error::Error;
-use db::{AuditEntry, AuthDb};
+use db::{AuditEntry, AuditLog, AuthDb};
 use perm::{Effective, ADMINISTRATORS};
 
 /// Sessions kept at once; the least recently used goes first beyond this.
@@ -116,6 +116,7 @@ pub enum Credentials<'a> {
 
 pub struct Auth {
     db: Mutex<AuthDb>,
+    audit_log: Mutex<AuditLog>,
     cfg: AuthConfig,
     sessions: Mutex<HashMap<String, Session>>,
     verified: Mutex<HashMap<[u8; 32], Instant>>,
@@ -133,10 +134,12 @@ fn now_us() -> i64 {
 impl Auth {
     pub fn open(data_dir: &Path, cfg: AuthConfig) -> Result<Auth, Error> {
         let db = AuthDb::open(data_dir)?;
-        db.prune_audit(now_us() - cfg.audit_retention.as_micros() as i64)?;
+        let audit_log = AuditLog::open(data_dir)?;
+        audit_log.prune_audit(now_us() - cfg.audit_retention.as_micros() as i64)?;
         let dummy_hash = hash_password("Dummy-password-1")?;
         Ok(Auth {
             db: Mutex::new(db),
+            audit_log: Mutex::new(audit_log),
             cfg,
             sessions: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
@@ -152,6 +155,10 @@ impl Auth {
 
     pub fn db(&self) -> MutexGuard<'_, AuthDb> {
         self.db.lock().expect("auth db lock")
+    }
+
+    pub fn audit_log(&self) -> MutexGuard<'_, AuditLog> {
+        self.audit_log.lock().expect("audit log lock")
     }
 
     /// Checks the policy and hashes a new password (one Argon2 at a time, A2).
@@ -313,7 +320,7 @@ impl Auth {
             outcome: outcome.to_owned(),
             detail: detail.to_owned(),
         };
-        let db = self.db();
+        let db = self.audit_log();
         if let Err(e) = db.append_audit(&entry) {
             tracing::warn!(user, action, "cannot write the audit log: {e}");
         }
@@ -387,7 +394,7 @@ mod tests {
         // D2: the last administrator stays.
         assert!(auth.db().delete_user("ann").is_err());
         let outcomes: Vec<String> =
-            auth.db().audit(0, i64::MAX, Some("ann"), 100).unwrap().into_iter().map(|e| e.outcome).collect();
+            auth.audit_log().audit(0, i64::MAX, Some("ann"), 100).unwrap().into_iter().map(|e| e.outcome).collect();
         assert_eq!(outcomes.iter().filter(|o| *o == "failed").count(), 3, "{outcomes:?}");
         assert!(outcomes.contains(&"locked".to_owned()), "{outcomes:?}");
     }

@@ -568,7 +568,7 @@ fn logs(ctx: &Ctx, params: &[(String, String)]) -> Result<Value, Error> {
             .filter(|l| (1..=10_000).contains(l))
             .ok_or_else(|| crate::err!(InvalidArgument, "limit must be 1..=10000"))?,
     };
-    let entries = ctx.auth.db().audit(from, to, get("user"), limit)?;
+    let entries = ctx.auth.audit_log().audit(from, to, get("user"), limit)?;
     Ok(json!({
         "kind": "audit",
         "entries": entries.iter().map(|e| json!({
