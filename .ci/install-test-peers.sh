@@ -19,6 +19,9 @@
 #                                  API from its OpenAPI document (tests/fuzz_api.rs)
 #   curl, openssl                  real HTTPS clients for tests/tls.rs (TLS 1.3/1.2, TLS 1.1 refusal,
 #                                  served certificate) and openssl to make test certificates
+#   prometheus                     promtool check metrics: Prometheus' own parser and linter for
+#                                  tests/metrics.rs (Debian ships promtool only in this package; on a
+#                                  host with systemd it also enables a Prometheus server on :9090)
 # Runs as root (CI) or through sudo; non-interactive.
 set -euo pipefail
 
@@ -37,6 +40,7 @@ packages=(
     curl
     openssl
     python3-venv
+    prometheus
 )
 for arg in "$@"; do
     case "$arg" in
@@ -76,6 +80,7 @@ gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import Gst, GstRtspServer
 ' || problems+=("GstRtspServer introspection for /usr/bin/python3")
+command -v promtool >/dev/null || problems+=("promtool")
 encoders="$(ffmpeg -hide_banner -encoders 2>/dev/null || true)"
 for encoder in libx264 libx265 aac; do
     grep -qw "$encoder" <<<"$encoders" || problems+=("ffmpeg encoder $encoder")

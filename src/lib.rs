@@ -17,6 +17,7 @@ pub mod rules;
 pub mod service;
 pub mod source;
 pub mod store;
+pub mod sysinfo;
 pub mod time;
 
 pub use error::{Error, ErrorKind};

@@ -1,6 +1,7 @@
-//! The HTTP API (tiny-http): status, recordings, export with Range and ETag.
+//! The HTTP API (tiny-http): status, Prometheus metrics, recordings, export with Range and ETag.
 //! Invariant: only `http/` has JSON types; error kinds map to statuses in `status_for` only.
 
+mod metrics;
 pub mod tls;
 
 use std::io::Read;
@@ -172,6 +173,7 @@ fn header(name: &str, value: &str) -> Header {
 }
 
 fn json_response(status: u16, v: &Value) -> Response<std::io::Cursor<Vec<u8>>> {
+    metrics::RESPONSES.count(status);
     Response::from_data(serde_json::to_vec_pretty(v).expect("serializing a Value cannot fail"))
         .with_status_code(status)
         .with_header(header("Content-Type", "application/json"))
@@ -217,6 +219,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/status"),
+    ("GET", "/metrics"),
     ("GET", "/api/v1/cameras"),
     ("GET", "/api/v1/cameras/{id}/recordings"),
     ("GET", "/api/v1/cameras/{id}/export.mp4"),
@@ -326,6 +329,7 @@ fn handle(req: Request, ctx: &Ctx) {
     match (is_get, segments.as_slice()) {
         (true, ["healthz"]) => return respond(req, Ok(json!({"ok": true}))),
         (true, ["setup"]) => {
+            metrics::RESPONSES.count(200);
             let _ = req.respond(
                 Response::from_data(SETUP_PAGE.as_bytes().to_vec())
                     .with_header(header("Content-Type", "text/html; charset=utf-8"))
@@ -379,8 +383,22 @@ fn handle(req: Request, ctx: &Ctx) {
         (true, ["api", "v1", "status"]) => eff.check(Permission::Status).map(|_| {
             let mut v = status_json(rec, &eff);
             v["https"] = https_json(ctx.https.get());
+            v["system"] = system_json(rec);
             v
         }),
+        (true, ["metrics"]) => {
+            if let Err(e) = eff.check(Permission::Status) {
+                return respond(req, Err(e));
+            }
+            let text = metrics::render(rec, &eff);
+            metrics::RESPONSES.count(200);
+            let _ = req.respond(
+                Response::from_data(text.into_bytes())
+                    .with_header(header("Content-Type", metrics::CONTENT_TYPE))
+                    .with_header(header("Cache-Control", "no-store")),
+            );
+            return;
+        }
         (true, ["api", "v1", "cameras"]) => Ok(
             json!({"cameras": rec.cameras.iter().filter(|c| eff.can_see(&c.id)).map(|c| camera_json(c)).collect::<Vec<_>>()}),
         ),
@@ -645,13 +663,7 @@ fn status_json(rec: &Recorder, eff: &Effective) -> Value {
             let capacity = s.capacity_bytes.load(Ordering::Relaxed);
             let oldest = s.oldest_wall_us.load(Ordering::Relaxed);
             let newest = s.newest_wall_us.load(Ordering::Relaxed);
-            let fs_free = nix::sys::statvfs::statvfs(&h.path)
-                .ok()
-                // The casts matter on 32-bit targets (Yocto ARM), where these are 32-bit types.
-                .map(
-                    #[allow(clippy::unnecessary_cast)]
-                    |v| v.blocks_available() as u64 * v.fragment_size() as u64,
-                );
+            let fs_free = crate::sysinfo::filesystem(&h.path).map(|f| f.free_bytes);
             json!({
                 "id": &*h.id,
                 "path": h.path.display().to_string(),
@@ -688,6 +700,32 @@ fn status_json(rec: &Recorder, eff: &Effective) -> Value {
             v
         }).collect::<Vec<_>>(),
         "storages": storages,
+    })
+}
+
+/// MON-5, MON-7: the machine under the recorder. Facts the kernel lacks are null or empty.
+fn system_json(rec: &Recorder) -> Value {
+    use crate::sysinfo;
+    let p = sysinfo::process();
+    let mem = sysinfo::memory();
+    let temperatures: Vec<Value> =
+        sysinfo::temperatures().iter().map(|t| json!({"zone": t.zone, "type": t.kind, "celsius": t.celsius})).collect();
+    json!({
+        "uptime_seconds": sysinfo::uptime_seconds(),
+        "load_average": sysinfo::load_average(),
+        "cpu_percent": sysinfo::CPU.sample().map(|c| (c * 10.0).round() / 10.0),
+        "process": {"cpu_seconds": p.cpu_seconds, "rss_bytes": p.rss_bytes},
+        "memory": {"total_bytes": mem.map(|m| m.total_bytes), "available_bytes": mem.map(|m| m.available_bytes)},
+        "temperatures": temperatures,
+        "disks": rec.storages.iter().map(|h| {
+            let fs = sysinfo::filesystem(&h.path);
+            json!({
+                "storage": &*h.id,
+                "path": h.path.display().to_string(),
+                "total_bytes": fs.map(|f| f.total_bytes),
+                "free_bytes": fs.map(|f| f.free_bytes),
+            })
+        }).collect::<Vec<_>>(),
     })
 }
 
@@ -1011,6 +1049,7 @@ fn export(req: Request, rec: &Arc<Recorder>, id: &str, params: &[(String, String
         .iter()
         .any(|h| h.field.equiv("If-None-Match") && h.value.as_str().split(',').any(|t| t.trim() == etag))
     {
+        metrics::RESPONSES.count(304);
         let _ = req.respond(Response::empty(304).with_header(header("ETag", &etag)));
         return;
     }
@@ -1019,6 +1058,7 @@ fn export(req: Request, rec: &Arc<Recorder>, id: &str, params: &[(String, String
         None | Some(Ok(None)) => (200, 0, len),
         Some(Ok(Some((s, e)))) => (206, s, e + 1),
         Some(Err(())) => {
+            metrics::RESPONSES.count(416);
             let _ = req.respond(
                 Response::empty(416)
                     .with_header(header("Content-Range", &format!("bytes */{len}")))
@@ -1047,6 +1087,7 @@ fn export(req: Request, rec: &Arc<Recorder>, id: &str, params: &[(String, String
         }
         let body = ExportBody { reader: plan.reader(), pos: start, end };
         // A known length, never chunked: clients resume with Range against Content-Length.
+        metrics::RESPONSES.count(status);
         let resp = Response::new(StatusCode(status), headers, body, Some((end - start) as usize), None)
             .with_chunked_threshold(usize::MAX);
         let _ = req.respond(resp);

@@ -1,0 +1,382 @@
+//! `GET /metrics`: status as Prometheus text exposition format 0.0.4 (MON-5, NET-7), and the HTTP
+//! response counters behind `edgerec_http_requests_total`.
+//! Invariant: only cameras the caller may read appear (PR-11: a hidden camera is a missing camera).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::auth::perm::Effective;
+use crate::ingest::{CameraState, CameraStats};
+use crate::recorder::Recorder;
+use crate::store::writer::StorageStats;
+use crate::sysinfo;
+
+/// The `Content-Type` of format 0.0.4.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The status codes the HTTP API answers with; anything else is counted as `other`. A fixed set,
+/// so the label's cardinality (and this array) stays bounded whatever clients send.
+const COUNTED_CODES: [u16; 12] = [200, 206, 304, 400, 401, 403, 404, 409, 410, 416, 500, 503];
+
+/// HTTP responses by status code since the process started.
+pub struct ResponseCounters {
+    /// One counter per `COUNTED_CODES` entry, then one for every other code.
+    counts: [AtomicU64; COUNTED_CODES.len() + 1],
+}
+
+impl ResponseCounters {
+    const fn new() -> Self {
+        ResponseCounters { counts: [const { AtomicU64::new(0) }; COUNTED_CODES.len() + 1] }
+    }
+
+    /// Counts one response with `status`.
+    pub fn count(&self, status: u16) {
+        let i = COUNTED_CODES.iter().position(|c| *c == status).unwrap_or(COUNTED_CODES.len());
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (code label, count) for every code seen at least once.
+    fn snapshot(&self) -> Vec<(String, u64)> {
+        let labels = COUNTED_CODES.iter().map(u16::to_string).chain(std::iter::once("other".to_owned()));
+        labels.zip(&self.counts).map(|(l, c)| (l, c.load(Ordering::Relaxed))).filter(|(_, n)| *n > 0).collect()
+    }
+}
+
+/// Every response the HTTP server builds is counted here. Process-wide rather than per server:
+/// responses are built by free functions and on download threads that hold no server context, and
+/// a process serves one API.
+pub static RESPONSES: ResponseCounters = ResponseCounters::new();
+
+/// The exposition of everything the caller may see: recorder, cameras they may read, storages,
+/// HTTP, process and system. The caller has checked the `status` permission (NET-7).
+pub fn render(rec: &Recorder, eff: &Effective) -> String {
+    let mut out = Exposition::default();
+    let now_us = crate::clocks::SystemClocks.realtime_us_now();
+
+    out.family("edgerec_uptime_seconds", "Seconds since this recorder process started.", Kind::Gauge);
+    out.sample("edgerec_uptime_seconds", &[], Value::F((now_us - rec.started_wall_us) as f64 / 1e6));
+
+    let cameras: Vec<&CameraStats> = rec.cameras.iter().filter(|c| eff.can_see(&c.id)).map(|c| &**c).collect();
+    camera_metrics(&mut out, &cameras);
+    storage_metrics(&mut out, rec);
+
+    out.family("edgerec_http_requests_total", "HTTP responses sent, by status code.", Kind::Counter);
+    for (code, n) in RESPONSES.snapshot() {
+        out.sample("edgerec_http_requests_total", &[("code", code.as_str())], Value::U(n));
+    }
+
+    process_metrics(&mut out);
+    out.text
+}
+
+/// Per camera (DEV-16, MON-5): what ingest counts.
+fn camera_metrics(out: &mut Exposition, cameras: &[&CameraStats]) {
+    type Read = fn(&CameraStats) -> Value;
+    let families: [(&str, &str, Kind, Read); 7] = [
+        ("edgerec_camera_frames_received_total", "Frames received from the camera.", Kind::Counter, |c| {
+            Value::U(c.frames_received.load(Ordering::Relaxed))
+        }),
+        (
+            "edgerec_camera_frames_dropped_total",
+            "Frames dropped because the storage queue was full or the storage unavailable (REC-13).",
+            Kind::Counter,
+            |c| Value::U(c.frames_dropped.load(Ordering::Relaxed)),
+        ),
+        ("edgerec_camera_reconnects_total", "Sessions restarted after a failure.", Kind::Counter, |c| {
+            Value::U(c.reconnects.load(Ordering::Relaxed))
+        }),
+        ("edgerec_camera_fps", "Video frames per second over the last complete second.", Kind::Gauge, |c| {
+            Value::F(c.rates().0)
+        }),
+        ("edgerec_camera_bitrate_bps", "Received bits per second over the last complete second.", Kind::Gauge, |c| {
+            Value::U(c.rates().1)
+        }),
+        (
+            "edgerec_camera_recording",
+            "1 while frames go to the store, 0 while they only pre-buffer.",
+            Kind::Gauge,
+            |c| Value::U(c.recording.load(Ordering::Relaxed).into()),
+        ),
+        ("edgerec_camera_up", "1 while a session delivers frames (streaming or recording).", Kind::Gauge, |c| {
+            Value::U((c.state() == CameraState::Streaming).into())
+        }),
+    ];
+    for (name, help, kind, read) in families {
+        out.family(name, help, kind);
+        for c in cameras {
+            out.sample(name, &[("camera", &c.id[..])], read(c));
+        }
+    }
+}
+
+/// Per storage: the writer's counters and the filesystem under it.
+fn storage_metrics(out: &mut Exposition, rec: &Recorder) {
+    type Read = fn(&StorageStats) -> Value;
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let families: [(&str, &str, Kind, Read); 8] = [
+        ("edgerec_storage_available", "1 while the storage is open and writable (S8).", Kind::Gauge, |s| {
+            Value::U(s.available.load(Ordering::Relaxed).into())
+        }),
+        ("edgerec_storage_capacity_bytes", "Bytes the segments can hold (S1).", Kind::Gauge, |s| {
+            Value::U(s.capacity_bytes.load(Ordering::Relaxed))
+        }),
+        ("edgerec_storage_used_bytes", "Bytes of indexed, readable chunks.", Kind::Gauge, |s| {
+            Value::U(s.used_bytes.load(Ordering::Relaxed))
+        }),
+        ("edgerec_storage_bytes_written_total", "Bytes written to segments.", Kind::Counter, |s| {
+            Value::U(s.bytes_written.load(Ordering::Relaxed))
+        }),
+        ("edgerec_storage_fsyncs_total", "fdatasync calls on segments.", Kind::Counter, |s| {
+            Value::U(s.fsyncs.load(Ordering::Relaxed))
+        }),
+        ("edgerec_storage_sync_latency_seconds", "Duration of the last segment fdatasync.", Kind::Gauge, |s| {
+            Value::F(s.last_sync_latency_us.load(Ordering::Relaxed) as f64 / 1e6)
+        }),
+        (
+            "edgerec_storage_max_sync_latency_seconds",
+            "Longest segment fdatasync since the process started.",
+            Kind::Gauge,
+            |s| Value::F(s.max_sync_latency_us.load(Ordering::Relaxed) as f64 / 1e6),
+        ),
+        (
+            "edgerec_storage_segments_reclaimed_total",
+            "Segments reclaimed for reuse, oldest first (S5).",
+            Kind::Counter,
+            |s| Value::U(s.segments_reclaimed.load(Ordering::Relaxed)),
+        ),
+    ];
+    for (name, help, kind, read) in families {
+        out.family(name, help, kind);
+        for h in &rec.storages {
+            out.sample(name, &[("storage", &h.id[..])], read(&h.stats));
+        }
+    }
+    let dropped = "edgerec_storage_frames_dropped_total";
+    out.family(
+        dropped,
+        "Frames the storage did not get: queue overflow (REC-13) or unavailable (FL-1).",
+        Kind::Counter,
+    );
+    for h in &rec.storages {
+        let s = &h.stats;
+        out.sample(
+            dropped,
+            &[("storage", &h.id[..]), ("reason", "overflow")],
+            Value::U(load(&s.frames_dropped_overflow)),
+        );
+        out.sample(
+            dropped,
+            &[("storage", &h.id[..]), ("reason", "unavailable")],
+            Value::U(load(&s.frames_dropped_unavailable)),
+        );
+    }
+    let filesystems: Vec<_> = rec.storages.iter().map(|h| (&h.id[..], sysinfo::filesystem(&h.path))).collect();
+    let fs_free = "edgerec_storage_filesystem_free_bytes";
+    out.family(fs_free, "Bytes free to unprivileged users on the storage's filesystem.", Kind::Gauge);
+    for (id, fs) in &filesystems {
+        if let Some(fs) = fs {
+            out.sample(fs_free, &[("storage", *id)], Value::U(fs.free_bytes));
+        }
+    }
+    let fs_size = "edgerec_storage_filesystem_size_bytes";
+    out.family(fs_size, "Size of the storage's filesystem.", Kind::Gauge);
+    for (id, fs) in &filesystems {
+        if let Some(fs) = fs {
+            out.sample(fs_size, &[("storage", *id)], Value::U(fs.total_bytes));
+        }
+    }
+}
+
+/// This process and the machine (MON-2, MON-5, MON-7). A fact the kernel does not offer is left
+/// out, never reported as 0.
+fn process_metrics(out: &mut Exposition) {
+    let p = sysinfo::process();
+    if let Some(s) = p.cpu_seconds {
+        let name = "edgerec_process_cpu_seconds_total";
+        out.family(name, "User and system CPU time of this process.", Kind::Counter);
+        out.sample(name, &[], Value::F(s));
+    }
+    if let Some(b) = p.rss_bytes {
+        let name = "edgerec_process_resident_memory_bytes";
+        out.family(name, "Resident set size of this process.", Kind::Gauge);
+        out.sample(name, &[], Value::U(b));
+    }
+    if let Some(up) = sysinfo::uptime_seconds() {
+        let name = "edgerec_system_uptime_seconds";
+        out.family(name, "Seconds since the machine booted.", Kind::Gauge);
+        out.sample(name, &[], Value::F(up));
+    }
+    if let Some(load) = sysinfo::load_average() {
+        let name = "edgerec_system_load_average";
+        out.family(name, "Run queue load average over 1, 5 and 15 minutes.", Kind::Gauge);
+        for (minutes, v) in ["1", "5", "15"].into_iter().zip(load) {
+            out.sample(name, &[("minutes", minutes)], Value::F(v));
+        }
+    }
+    if let Some(m) = sysinfo::memory() {
+        let name = "edgerec_system_memory_total_bytes";
+        out.family(name, "Usable RAM (MemTotal).", Kind::Gauge);
+        out.sample(name, &[], Value::U(m.total_bytes));
+        let name = "edgerec_system_memory_available_bytes";
+        out.family(name, "RAM available without swapping (MemAvailable).", Kind::Gauge);
+        out.sample(name, &[], Value::U(m.available_bytes));
+    }
+    if let Some(cpu) = sysinfo::CPU.sample() {
+        let name = "edgerec_system_cpu_percent";
+        out.family(name, "Busy percentage of all CPUs since the previous status or metrics request.", Kind::Gauge);
+        out.sample(name, &[], Value::F(cpu));
+    }
+    let temps = sysinfo::temperatures();
+    if !temps.is_empty() {
+        let name = "edgerec_system_temperature_celsius";
+        out.family(name, "Thermal zone temperatures (MON-7).", Kind::Gauge);
+        for t in &temps {
+            out.sample(name, &[("zone", t.zone.as_str()), ("type", t.kind.as_str())], Value::F(t.celsius));
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// A sample value. Integers are written exactly (an f64 would round counters above 2^53).
+enum Value {
+    U(u64),
+    F(f64),
+}
+
+/// Text exposition format 0.0.4: a `# HELP` and `# TYPE` line per family, then its samples, every
+/// family's lines together.
+#[derive(Default)]
+struct Exposition {
+    text: String,
+}
+
+impl Exposition {
+    fn family(&mut self, name: &str, help: &str, kind: Kind) {
+        let kind = match kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        };
+        // HELP escapes only backslash and newline; the help texts are ours, so this is a guard.
+        let help = help.replace('\\', r"\\").replace('\n', r"\n");
+        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: Value) {
+        self.text.push_str(name);
+        if !labels.is_empty() {
+            self.text.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.text.push(',');
+                }
+                let _ = write!(self.text, "{k}=\"{}\"", escape_label_value(v));
+            }
+            self.text.push('}');
+        }
+        let _ = match value {
+            Value::U(n) => writeln!(self.text, " {n}"),
+            Value::F(f) if f.is_nan() => writeln!(self.text, " NaN"),
+            Value::F(f) if f.is_infinite() => writeln!(self.text, " {}Inf", if f > 0.0 { "+" } else { "-" }),
+            Value::F(f) => writeln!(self.text, " {f}"),
+        };
+    }
+}
+
+/// Label values escape backslash, double quote and line feed (format 0.0.4).
+fn escape_label_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str(r"\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str(r"\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::perm::{Grant, Permission, Role};
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label_value(r#"a\b"c"#), r#"a\\b\"c"#);
+        assert_eq!(escape_label_value("two\nlines"), r"two\nlines");
+        assert_eq!(escape_label_value("thermal_zone0"), "thermal_zone0");
+        let mut e = Exposition::default();
+        e.family("x_celsius", "Back\\slash and\nnewline.", Kind::Gauge);
+        e.sample("x_celsius", &[("zone", "z\"1\""), ("type", "a\\b\nc")], Value::F(-5.5));
+        e.sample("x_celsius", &[], Value::F(f64::INFINITY));
+        e.sample("x_celsius", &[], Value::U(u64::MAX));
+        assert_eq!(
+            e.text,
+            "# HELP x_celsius Back\\\\slash and\\nnewline.\n# TYPE x_celsius gauge\n\
+             x_celsius{zone=\"z\\\"1\\\"\",type=\"a\\\\b\\nc\"} -5.5\nx_celsius +Inf\nx_celsius 18446744073709551615\n"
+        );
+    }
+
+    #[test]
+    fn response_codes_stay_a_fixed_set() {
+        let c = ResponseCounters::new();
+        c.count(200);
+        c.count(200);
+        c.count(401);
+        c.count(418);
+        c.count(599);
+        assert_eq!(c.snapshot(), [("200".to_owned(), 2), ("401".to_owned(), 1), ("other".to_owned(), 2)]);
+    }
+
+    /// A real recorder with two demo cameras; a caller who reads only `door` sees only its series.
+    #[test]
+    fn a_caller_sees_only_the_cameras_it_may_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let text = format!(
+            "version = 1\n[server]\ndata_dir = \"{}\"\n[[storage]]\nid = \"main\"\nsize = \"64MiB\"\n\
+             segment_size = \"2MiB\"\n[[camera]]\nid = \"door\"\nsource = \"demo:\"\n[camera.motion]\nenabled = false\n\
+             [[camera]]\nid = \"yard\"\nsource = \"demo:\"\n[camera.motion]\nenabled = false\n",
+            tmp.path().display()
+        );
+        let config = crate::config::Config::parse("test.toml", &text, None).unwrap();
+        let rec = Recorder::start(config, std::sync::Arc::new(crate::clocks::SystemClocks)).unwrap();
+        let grant =
+            |permission, camera: Option<&str>| Grant { permission, camera: camera.map(str::to_owned), allow: true };
+        let door_only = Effective {
+            user: "olga".to_owned(),
+            roles: vec![Role {
+                name: "door-only".to_owned(),
+                description: String::new(),
+                grants: vec![grant(Permission::Status, None), grant(Permission::Read, Some("door"))],
+            }],
+            admin: false,
+            must_change_password: false,
+        };
+        let admin = Effective { user: "admin".to_owned(), roles: vec![], admin: true, must_change_password: false };
+        let olga = render(&rec, &door_only);
+        let all = render(&rec, &admin);
+        rec.shutdown(std::time::Duration::from_secs(10));
+
+        assert!(olga.contains("edgerec_camera_up{camera=\"door\"} "), "{olga}");
+        assert!(!olga.contains("yard"), "{olga}");
+        assert!(all.contains("edgerec_camera_up{camera=\"yard\"} "), "{all}");
+        assert!(all.contains("edgerec_storage_capacity_bytes{storage=\"main\"} "), "{all}");
+        assert!(all.contains("edgerec_storage_frames_dropped_total{storage=\"main\",reason=\"overflow\"} 0\n"));
+        // Every sample belongs to the family announced just before it (0.0.4 groups families).
+        let mut family = "";
+        for line in all.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                family = rest.split(' ').next().unwrap();
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap();
+                assert_eq!(name, family, "{line}");
+            }
+        }
+    }
+}
