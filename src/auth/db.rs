@@ -167,16 +167,7 @@ impl AuthDb {
             params![name, hash, must_change, now_us],
         )
         .map_err(sq("insert user"))?;
-        for r in roles {
-            let known: bool = tx
-                .query_row("SELECT EXISTS (SELECT 1 FROM role WHERE name = ?1)", [r], |r| r.get(0))
-                .map_err(sq("role"))?;
-            if !known {
-                return Err(crate::err!(InvalidArgument, "no role {r:?}"));
-            }
-            tx.execute("INSERT INTO user_role (user, role) VALUES (?1, ?2)", params![name, r])
-                .map_err(sq("user role"))?;
-        }
+        Self::insert_roles(&tx, name, roles)?;
         tx.commit().map_err(sq("commit user"))
     }
 
@@ -203,6 +194,13 @@ impl AuthDb {
             return Err(crate::err!(NotFound, "no user {name:?}"));
         }
         tx.execute("DELETE FROM user_role WHERE user = ?1", [name]).map_err(sq("roles"))?;
+        Self::insert_roles(&tx, name, roles)?;
+        Self::check_admin_left(&tx)?;
+        tx.commit().map_err(sq("commit roles"))
+    }
+
+    /// Gives `user` each of `roles`, which must exist.
+    fn insert_roles(tx: &rusqlite::Transaction<'_>, user: &str, roles: &[String]) -> Result<(), Error> {
         for r in roles {
             let known: bool = tx
                 .query_row("SELECT EXISTS (SELECT 1 FROM role WHERE name = ?1)", [r], |r| r.get(0))
@@ -210,11 +208,10 @@ impl AuthDb {
             if !known {
                 return Err(crate::err!(InvalidArgument, "no role {r:?}"));
             }
-            tx.execute("INSERT INTO user_role (user, role) VALUES (?1, ?2)", params![name, r])
+            tx.execute("INSERT INTO user_role (user, role) VALUES (?1, ?2)", params![user, r])
                 .map_err(sq("user role"))?;
         }
-        Self::check_admin_left(&tx)?;
-        tx.commit().map_err(sq("commit roles"))
+        Ok(())
     }
 
     fn check_admin_left(tx: &rusqlite::Transaction<'_>) -> Result<(), Error> {
