@@ -235,6 +235,7 @@ fn first_start_setup_creates_the_only_way_in() {
     assert_eq!(setup("Second-admin-1").status, 409, "setup closes once an administrator exists");
     let me = http_get(&rec.url_as(Some(("first", "First-admin-1")), "/api/v1/me")).unwrap().json();
     assert_eq!(me["administrator"], true, "{me}");
+    assert_eq!(me["roles"], json!(["Administrators"]), "each role once: {me}");
     assert!(rec.log_text().contains("no administrator yet"), "{}", rec.log_text());
 }
 

@@ -275,20 +275,26 @@ impl AuthDb {
             .map_err(sq("record success"))
     }
 
+    /// One user, read on every authenticated request: a keyed query, not a scan of all users.
     pub fn user(&self, name: &str) -> Result<Option<User>, Error> {
-        Ok(self.users()?.into_iter().find(|u| u.name == name))
+        Ok(self.select_users(Some(name))?.pop())
     }
 
     pub fn users(&self) -> Result<Vec<User>, Error> {
+        self.select_users(None)
+    }
+
+    fn select_users(&self, name: Option<&str>) -> Result<Vec<User>, Error> {
         let mut st = self
             .conn
-            .prepare(
+            .prepare_cached(
                 "SELECT u.name, u.enabled, u.must_change, u.locked_until_us, COALESCE(group_concat(r.role, char(10)), '') \
-                 FROM user u LEFT JOIN user_role r ON r.user = u.name GROUP BY u.name ORDER BY u.name",
+                 FROM user u LEFT JOIN user_role r ON r.user = u.name WHERE ?1 IS NULL OR u.name = ?1 \
+                 GROUP BY u.name ORDER BY u.name",
             )
             .map_err(sq("users"))?;
         let rows = st
-            .query_map([], |r| {
+            .query_map([name], |r| {
                 let roles: String = r.get(4)?;
                 Ok(User {
                     name: r.get(0)?,
