@@ -142,8 +142,8 @@ struct CameraSink {
     /// Recording or buffering, and the memory pre-buffer.
     gate: crate::recording::Gate,
     events: EventSink,
-    /// Motion analysis, offered every frame (it filters and never blocks); None = off.
-    motion: Option<crate::motion::MotionHandle>,
+    /// Motion analysis, offered every frame (it filters and never blocks).
+    motion: crate::motion::SharedMotion,
 }
 
 impl Sink for CameraSink {
@@ -177,7 +177,7 @@ impl Sink for CameraSink {
         self.stats.bytes_received.fetch_add(len as u64, Ordering::Relaxed);
         self.stats.last_frame_wall_us.store(wall_us, Ordering::Relaxed);
         self.stats.count(wall_us, kind, len);
-        if let Some(m) = &self.motion {
+        if let Some(m) = &*self.motion.read().expect("motion lock") {
             m.offer(&self.stats.id, entry, &frame, wall_us);
         }
         let f = IngestFrame {
@@ -275,7 +275,7 @@ pub async fn supervise(
     storage: StorageHandle,
     clocks: Arc<dyn Clocks>,
     events: EventSink,
-    motion: Option<crate::motion::MotionHandle>,
+    motion: crate::motion::SharedMotion,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let anchor = WallAnchor::now(clocks.as_ref());

@@ -6,6 +6,7 @@ pub mod clocks;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod fsutil;
 pub mod http;
 pub mod ingest;
 pub mod media;

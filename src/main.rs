@@ -152,8 +152,30 @@ fn init_logging() {
 fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
     use edgerec::service::{self, Watched};
     use sd_notify::NotifyState;
-    let cfg = load(&config)?;
+    // The file the config API writes: `--config`, or without it `edgerec.toml` in the embedded
+    // default's data dir, used instead of the embedded default once it exists (relative paths
+    // in it resolve against the working directory, as in the embedded default).
+    let (cfg, config_path, text, base_dir) = match &config {
+        Some(p) => {
+            let (cfg, text) = Config::load_with_text(p)?;
+            (cfg, p.clone(), text, p.parent().map(PathBuf::from))
+        }
+        None => {
+            let p = Config::embedded_default().data_dir.join("edgerec.toml");
+            match std::fs::read_to_string(&p) {
+                Ok(text) => {
+                    eprintln!("edgerec: using {} (written by the config API)", p.display());
+                    (Config::parse(&p.display().to_string(), &text, None)?, p, text, None)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    (Config::embedded_default(), p, Config::embedded_default_text().to_owned(), None)
+                }
+                Err(e) => return Err(Error::io(format!("cannot read {}", p.display()), e)),
+            }
+        }
+    };
     let listen = cfg.listen;
+    let server = cfg.clone();
     let auth = Arc::new(edgerec::auth::Auth::open(&cfg.data_dir, cfg.auth.clone())?);
     if !auth.db().admin_exists()? {
         eprintln!(
@@ -167,28 +189,31 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
     let signals = block_signals();
     service::notify(&[NotifyState::Status("opening storages (recovery)")]);
     let recorder = Arc::new(edgerec::recorder::Recorder::start(cfg, Arc::new(SystemClocks))?);
+    let config_file =
+        Arc::new(edgerec::config::ConfigFile::open(config_path, text, base_dir, &recorder.config().data_dir)?);
     let peers = edgerec::http::tls::PeerMap::new();
     let http = edgerec::http::HttpServer::start(
         listen,
-        recorder.config.socket_timeout,
+        server.socket_timeout,
         recorder.clone(),
         auth,
         peers.clone(),
+        config_file,
     )?;
-    let https = match recorder.config.tls_listen {
+    let https = match server.tls_listen {
         None => None,
         Some(addr) => {
-            let (cert, key) = match &recorder.config.tls_cert {
+            let (cert, key) = match &server.tls_cert {
                 Some((c, k)) => (Some(c.as_path()), Some(k.as_path())),
                 None => (None, None),
             };
-            let setup = edgerec::http::tls::load_or_create(&recorder.config.data_dir, cert, key)?;
+            let setup = edgerec::http::tls::load_or_create(&server.data_dir, cert, key)?;
             let front = edgerec::http::tls::TlsFront::start(
                 addr,
                 http.local_addr,
                 &setup,
                 peers,
-                recorder.config.max_connections,
+                server.max_connections,
                 Duration::from_secs(10),
             )?;
             let left = setup.not_after_unix - SystemClocks.realtime_us_now() / 1_000_000;
@@ -208,7 +233,7 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
     let mut watched: Vec<Watched> = recorder
         .storages
         .iter()
-        .zip(&recorder.config.storages)
+        .zip(&recorder.storage_configs)
         .map(|(h, c)| Watched {
             name: format!("writer-{}", h.id),
             beat: h.stats.heartbeat.clone(),

@@ -3,7 +3,7 @@
 //! Invariant: a storage or camera that fails to start is reported, never fatal to the others.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::clocks::Clocks;
@@ -18,12 +18,25 @@ use crate::store::{self, StorageHandle};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub struct Recorder {
-    pub config: Config,
+    /// The config in force: the one started with, then each applied live change (`apply`).
+    config: Arc<RwLock<Arc<Config>>>,
+    /// The config started with: what server, auth and storages still run on.
+    boot: Arc<Config>,
+    /// The storage configs the writers were started with, in `storages` order. Storage changes
+    /// take effect at the next start, so status pairs handles with these, not with `config`.
+    pub storage_configs: Vec<crate::config::StorageConfig>,
     pub storages: Vec<StorageHandle>,
-    pub cameras: Vec<Arc<CameraStats>>,
+    /// Every configured camera's stats in config order (disabled ones included); replaced
+    /// per camera when its config changes.
+    cameras: Arc<RwLock<Vec<Arc<CameraStats>>>>,
     pub started_wall_us: i64,
+    /// Spawns camera tasks on the ingest runtime from any thread (live config changes).
+    runtime: tokio::runtime::Handle,
+    /// Ends the ingest runtime's thread (after every camera task stopped).
     stop_tx: tokio::sync::watch::Sender<bool>,
     runtime_thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The running camera tasks by id; its lock also serializes `apply`.
+    running: std::sync::Mutex<HashMap<String, Running>>,
     /// Kept so a watchdog can see whether a writer thread died.
     pub writer_threads: Vec<std::thread::JoinHandle<()>>,
     /// Advanced every second by a task on the ingest runtime: proves the runtime is not stuck.
@@ -32,15 +45,42 @@ pub struct Recorder {
     pub events: EventSink,
     pub event_reader: EventReader,
     event_log: std::sync::Mutex<Option<EventLog>>,
-    /// Motion analysis (MD-*): the handle ingest offers frames to, the service (stopped before the
-    /// event log so its last Motion Stopped is logged) and the reader for HTTP.
-    pub motion: Option<crate::motion::MotionHandle>,
+    /// Motion analysis (MD-*): the handle ingest offers frames to (swapped when motion settings
+    /// change), the service (stopped before the event log so its last Motion Stopped is logged)
+    /// and the reader for HTTP.
+    motion: crate::motion::SharedMotion,
     motion_service: std::sync::Mutex<Option<crate::motion::MotionService>>,
+    motion_path: std::path::PathBuf,
     pub motion_reader: crate::motion::MotionReader,
+    /// New rules, profiles and cameras for the rules engine thread.
+    engine_updates: std::sync::Mutex<std::sync::mpsc::Sender<crate::rules::engine::Update>>,
+    clocks: Arc<dyn Clocks>,
     /// Stops the rules engine and the health watcher.
     background_stop: Arc<AtomicBool>,
     background_threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
+
+/// One camera task on the ingest runtime.
+struct Running {
+    /// The config it was started with: a different one restarts it.
+    config: crate::config::CameraConfig,
+    /// Ends this camera's task only.
+    stop: tokio::sync::watch::Sender<bool>,
+    /// Disconnected once the task has returned (its frames are with the writer).
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+/// What a live config change did (`Recorder::apply`).
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Human-readable changes now in force, e.g. "camera door restarted".
+    pub applied: Vec<String>,
+    /// Changed keys that take effect at the next start, e.g. "storage.main".
+    pub restart_required: Vec<String>,
+}
+
+/// How long `apply` and `shutdown` wait for one camera task to hand its frames over and end.
+const CAMERA_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Recorder {
     /// Opens every storage (recovering it) and starts every enabled camera. Returns once all
@@ -66,160 +106,278 @@ impl Recorder {
             EventLog::spawn(&config.data_dir.join(crate::events::EVENTS_FILE), Retention::default(), clocks.clone());
         events.emit(Event::new(EventKind::RecorderStarted, clocks.realtime_us()));
         let motion_path = config.data_dir.join(crate::motion::MOTION_FILE);
-        let motion_cameras: Vec<(Arc<str>, crate::motion::MotionConfig)> = config
-            .cameras
-            .iter()
-            .filter(|c| c.enabled)
-            .filter_map(|c| c.motion.clone().map(|m| (Arc::from(c.id.as_str()), m)))
-            .collect();
-        let (motion_service, motion) = if motion_cameras.is_empty() {
-            (None, None)
-        } else {
-            let (svc, handle) = crate::motion::MotionService::spawn(
-                motion_cameras,
-                crate::motion::MotionOptions::new(motion_path.clone()),
-                events.clone(),
-                clocks.clone(),
-            )?;
-            (Some(svc), Some(handle))
-        };
-        let by_id: HashMap<&str, &StorageHandle> = storages.iter().map(|h| (&*h.id, h)).collect();
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let mut cameras = Vec::new();
-        // Per camera: its source, stats, storage and event sink, moved into the ingest runtime.
-        type Task = (Box<dyn Source>, Arc<CameraStats>, StorageHandle, EventSink, Option<crate::motion::MotionHandle>);
-        let mut tasks: Vec<Task> = Vec::new();
-        for c in &config.cameras {
-            let stats = Arc::new(CameraStats::new(
-                &c.id,
-                &c.name,
-                &c.storage,
-                c.prebuffer_us,
-                c.prebuffer == crate::config::PrebufferMode::Disk,
-            ));
-            if c.record == crate::config::RecordMode::Continuous {
-                stats.control.start("continuous", 0, None);
-            }
-            cameras.push(stats.clone());
-            if !c.enabled {
-                *stats.state.lock().expect("state lock") = CameraState::Disabled;
-                continue;
-            }
-            let handle = (*by_id.get(c.storage.as_str()).expect("config validated the storage reference")).clone();
-            let source: Box<dyn Source> = match &c.source {
-                SourceSpec::Demo => match DemoSource::new() {
-                    Ok(d) => Box::new(d),
-                    Err(e) => {
-                        *stats.last_error.lock().expect("error lock") = Some(e.to_string());
-                        continue;
-                    }
-                },
-                SourceSpec::Rtsp { url, username, password, transport } => {
-                    Box::new(RtspSource::new(url.clone(), username.clone(), password.clone(), *transport))
-                }
-            };
-            tasks.push((source, stats, handle, events.clone(), motion.clone().filter(|_| c.motion.is_some())));
-        }
+        let (motion_service, handle) = spawn_motion(&config, &motion_path, &events, &clocks)?;
+        let motion: crate::motion::SharedMotion = Arc::new(RwLock::new(handle));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Error::io("cannot start the RTSP runtime", e))?;
-        let engine_clocks = clocks.clone();
+        let handle = runtime.handle().clone();
         let ingest_heartbeat = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let beat = ingest_heartbeat.clone();
-        let mut beat_stop = stop_rx.clone();
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
         let runtime_thread = std::thread::Builder::new()
             .name("ingest".to_owned())
             .spawn(move || {
                 runtime.block_on(async move {
-                    let mut set = tokio::task::JoinSet::new();
-                    set.spawn(async move {
-                        let mut tick = tokio::time::interval(Duration::from_secs(1));
-                        loop {
-                            tokio::select! {
-                                _ = tick.tick() => { beat.fetch_add(1, std::sync::atomic::Ordering::Relaxed); }
-                                _ = beat_stop.changed() => return,
-                            }
+                    let mut tick = tokio::time::interval(Duration::from_secs(1));
+                    loop {
+                        tokio::select! {
+                            _ = tick.tick() => { beat.fetch_add(1, std::sync::atomic::Ordering::Relaxed); }
+                            _ = stop_rx.changed() => return,
                         }
-                    });
-                    for (source, stats, handle, events, motion) in tasks {
-                        let stop = stop_rx.clone();
-                        set.spawn(crate::ingest::supervise(
-                            source,
-                            stats,
-                            handle,
-                            clocks.clone(),
-                            events,
-                            motion,
-                            stop,
-                        ));
                     }
-                    while set.join_next().await.is_some() {}
                 });
             })
             .map_err(|e| Error::io("cannot spawn the ingest thread", e))?;
-        let background_stop = Arc::new(AtomicBool::new(false));
-        let mut background = Vec::new();
+        let (update_tx, update_rx) = std::sync::mpsc::channel();
+        let config = Arc::new(config);
+        let rec = Recorder {
+            motion,
+            motion_service: std::sync::Mutex::new(motion_service),
+            motion_reader: crate::motion::MotionReader::new(&motion_path),
+            motion_path,
+            events,
+            event_reader,
+            event_log: std::sync::Mutex::new(Some(event_log)),
+            engine_updates: std::sync::Mutex::new(update_tx),
+            clocks: clocks.clone(),
+            background_stop: Arc::new(AtomicBool::new(false)),
+            background_threads: std::sync::Mutex::new(Vec::new()),
+            started_wall_us: crate::clocks::SystemClocks.realtime_us_now(),
+            storage_configs: config.storages.clone(),
+            boot: config.clone(),
+            config: Arc::new(RwLock::new(config.clone())),
+            storages,
+            cameras: Arc::new(RwLock::new(Vec::new())),
+            runtime: handle,
+            stop_tx,
+            runtime_thread: std::sync::Mutex::new(Some(runtime_thread)),
+            running: std::sync::Mutex::new(HashMap::new()),
+            writer_threads,
+            ingest_heartbeat,
+        };
+        {
+            let mut running = rec.running.lock().expect("running lock");
+            let stats: Vec<Arc<CameraStats>> =
+                config.cameras.iter().map(|c| rec.launch_camera(c, None, &mut running)).collect();
+            *rec.cameras.write().expect("cameras lock") = stats;
+        }
         let engine = crate::rules::engine::Engine::new(
             crate::rules::engine::effective_rules(&config),
             config.time_profiles.clone(),
             config.time_zone.clone(),
-            cameras.clone(),
-            engine_clocks.clone(),
+            rec.cameras(),
+            clocks.clone(),
         );
-        let subscription = events.subscribe("rules", 4096);
-        let stop = background_stop.clone();
+        let subscription = rec.events.subscribe("rules", 4096);
+        let stop = rec.background_stop.clone();
+        let mut background = Vec::new();
         background.push(
             std::thread::Builder::new()
                 .name("rules".to_owned())
-                .spawn(move || engine.run(subscription.receiver(), &stop))
+                .spawn(move || engine.run(subscription.receiver(), &update_rx, &stop))
                 .map_err(|e| Error::io("cannot spawn the rules thread", e))?,
         );
         let watcher = HealthWatcher {
-            motion: motion.clone(),
-            retention_us: config
-                .cameras
-                .iter()
-                .map(|c| {
-                    let s = config.storages.iter().find(|s| s.id == c.storage).expect("validated storage");
-                    (c.id.clone(), s.retention.as_micros() as i64)
-                })
-                .collect(),
-            storages: storages.clone(),
-            cameras: cameras.clone(),
-            events: events.clone(),
-            clocks: engine_clocks,
+            motion: rec.motion.clone(),
+            config: rec.config.clone(),
+            storages: rec.storages.clone(),
+            cameras: rec.cameras.clone(),
+            events: rec.events.clone(),
+            clocks,
         };
-        let stop = background_stop.clone();
+        let stop = rec.background_stop.clone();
         background.push(
             std::thread::Builder::new()
                 .name("health".to_owned())
                 .spawn(move || watcher.run(&stop))
                 .map_err(|e| Error::io("cannot spawn the health thread", e))?,
         );
-        Ok(Recorder {
-            motion,
-            motion_service: std::sync::Mutex::new(motion_service),
-            motion_reader: crate::motion::MotionReader::new(&motion_path),
-            events,
-            event_reader,
-            event_log: std::sync::Mutex::new(Some(event_log)),
-            background_stop,
-            background_threads: std::sync::Mutex::new(background),
-            started_wall_us: crate::clocks::SystemClocks.realtime_us_now(),
-            config,
-            storages,
-            cameras,
-            stop_tx,
-            runtime_thread: std::sync::Mutex::new(Some(runtime_thread)),
-            writer_threads,
-            ingest_heartbeat,
-        })
+        *rec.background_threads.lock().expect("threads lock") = background;
+        Ok(rec)
+    }
+
+    /// Makes the stats of camera `c` and, when it is enabled and its storage runs, starts its task
+    /// on the ingest runtime. `previous` (a changed camera's old stats) hands over its manual and
+    /// rule recording reasons.
+    fn launch_camera(
+        &self,
+        c: &crate::config::CameraConfig,
+        previous: Option<&CameraStats>,
+        running: &mut HashMap<String, Running>,
+    ) -> Arc<CameraStats> {
+        let stats = Arc::new(CameraStats::new(
+            &c.id,
+            &c.name,
+            &c.storage,
+            c.prebuffer_us,
+            c.prebuffer == crate::config::PrebufferMode::Disk,
+        ));
+        if let Some(old) = previous {
+            stats.control.carry_over_from(&old.control);
+        }
+        if c.record == crate::config::RecordMode::Continuous {
+            stats.control.start("continuous", 0, None);
+        }
+        if !c.enabled {
+            *stats.state.lock().expect("state lock") = CameraState::Disabled;
+            return stats;
+        }
+        let Some(handle) = self.storage(&c.storage).cloned() else {
+            let msg = format!("storage {:?} is new: it starts, and this camera records, after a restart", c.storage);
+            *stats.last_error.lock().expect("error lock") = Some(msg);
+            *stats.state.lock().expect("state lock") = CameraState::Disabled;
+            return stats;
+        };
+        let source: Box<dyn Source> = match &c.source {
+            SourceSpec::Demo => match DemoSource::new() {
+                Ok(d) => Box::new(d),
+                Err(e) => {
+                    *stats.last_error.lock().expect("error lock") = Some(e.to_string());
+                    return stats;
+                }
+            },
+            SourceSpec::Rtsp { url, username, password, transport } => {
+                Box::new(RtspSource::new(url.clone(), username.clone(), password.clone(), *transport))
+            }
+        };
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let (done_tx, done) = std::sync::mpsc::channel::<()>();
+        let task = crate::ingest::supervise(
+            source,
+            stats.clone(),
+            handle,
+            self.clocks.clone(),
+            self.events.clone(),
+            self.motion.clone(),
+            stop_rx,
+        );
+        self.runtime.spawn(async move {
+            task.await;
+            drop(done_tx);
+        });
+        running.insert(c.id.clone(), Running { config: c.clone(), stop, done });
+        stats
+    }
+
+    /// Applies a validated config live (DESIGN §6): cameras added, removed or changed start or
+    /// stop alone, while every other camera keeps recording; rules, time profiles and the time
+    /// zone go to the engine, which keeps running rule recordings by rule name; changed motion
+    /// settings restart motion analysis. Storage, server, auth and data-dir changes are reported
+    /// in `restart_required` (they are in the written file and apply at the next start).
+    pub fn apply(&self, new: Config) -> Applied {
+        let mut running = self.running.lock().expect("running lock");
+        let old = self.config();
+        let mut out = Applied::default();
+        let old_stats = self.cameras();
+        let mut stats = Vec::new();
+        // Stop first, so a changed camera never has two tasks writing its frames.
+        let keep = |id: &str| new.cameras.iter().any(|c| c.id == id && running.get(id).is_some_and(|r| r.config == *c));
+        let stopping: Vec<String> = running.keys().filter(|id| !keep(id)).cloned().collect();
+        for id in &stopping {
+            let r = running.remove(id).expect("listed from the map");
+            let _ = r.stop.send(true);
+            if r.done.recv_timeout(CAMERA_STOP_TIMEOUT) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                tracing::warn!(camera = %id, "camera task did not stop within {CAMERA_STOP_TIMEOUT:?}");
+            }
+        }
+        for c in &new.cameras {
+            let prev = old_stats.iter().find(|s| *s.id == *c.id);
+            let prev_config = old.cameras.iter().find(|o| o.id == c.id);
+            if running.contains_key(&c.id) || (prev.is_some() && prev_config == Some(c)) {
+                stats.push(prev.expect("a running camera has stats").clone());
+                continue;
+            }
+            let what = if prev.is_some() { "changed" } else { "added" };
+            stats.push(self.launch_camera(c, prev.map(|s| &**s), &mut running));
+            out.applied.push(format!("camera {} {what}", c.id));
+            tracing::info!(camera = %c.id, "camera {what} by a config change");
+        }
+        for s in old_stats.iter().filter(|s| !new.cameras.iter().any(|c| *c.id == *s.id)) {
+            out.applied.push(format!("camera {} removed", s.id));
+            tracing::info!(camera = %s.id, "camera removed by a config change");
+        }
+        *self.cameras.write().expect("cameras lock") = stats;
+        let motion_of = |c: &Config| -> Vec<(String, crate::motion::MotionConfig)> {
+            c.cameras.iter().filter(|c| c.enabled).filter_map(|c| c.motion.clone().map(|m| (c.id.clone(), m))).collect()
+        };
+        if motion_of(&old) != motion_of(&new) {
+            self.restart_motion(&new);
+            out.applied.push("motion analysis restarted".to_owned());
+        }
+        let update = crate::rules::engine::Update {
+            rules: crate::rules::engine::effective_rules(&new),
+            profiles: new.time_profiles.clone(),
+            tz: new.time_zone.clone(),
+            cameras: self.cameras(),
+        };
+        if self.engine_updates.lock().expect("engine lock").send(update).is_err() {
+            tracing::error!("the rules engine is not running; rule changes apply at the next start");
+        }
+        *self.config.write().expect("config lock") = Arc::new(new);
+        out.restart_required = self.restart_required();
+        out
+    }
+
+    /// Keys whose change since the start is in the config but not in force: server, auth, data
+    /// dir and storages are set up once at start.
+    pub fn restart_required(&self) -> Vec<String> {
+        let (boot, now) = (&self.boot, self.config());
+        let mut out: Vec<String> = [
+            ("server.listen", boot.listen != now.listen),
+            ("server.tls_listen", boot.tls_listen != now.tls_listen),
+            ("server.tls_cert", boot.tls_cert != now.tls_cert),
+            ("server.max_connections", boot.max_connections != now.max_connections),
+            ("server.socket_timeout_seconds", boot.socket_timeout != now.socket_timeout),
+            ("server.data_dir", boot.data_dir != now.data_dir),
+            ("auth", boot.auth != now.auth),
+        ]
+        .into_iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(k, _)| k.to_owned())
+        .collect();
+        let ids: std::collections::BTreeSet<&str> =
+            boot.storages.iter().chain(&now.storages).map(|s| s.id.as_str()).collect();
+        for id in ids {
+            if boot.storages.iter().find(|s| s.id == id) != now.storages.iter().find(|s| s.id == id) {
+                out.push(format!("storage.{id}"));
+            }
+        }
+        out
+    }
+
+    fn restart_motion(&self, config: &Config) {
+        let mut service = self.motion_service.lock().expect("motion lock");
+        if let Some(old) = service.take() {
+            old.shutdown();
+        }
+        match spawn_motion(config, &self.motion_path, &self.events, &self.clocks) {
+            Ok((svc, handle)) => {
+                *service = svc;
+                *self.motion.write().expect("motion lock") = handle;
+            }
+            Err(e) => {
+                tracing::error!("motion analysis cannot restart: {e}");
+                *self.motion.write().expect("motion lock") = None;
+            }
+        }
     }
 
     /// Stops ingest, then has every writer write and fdatasync what it holds. Writer threads
     /// stay alive (idle) until the process exits.
     pub fn shutdown(&self, timeout: Duration) {
+        {
+            let mut running = self.running.lock().expect("running lock");
+            for r in running.values() {
+                let _ = r.stop.send(true);
+            }
+            for (id, r) in running.drain() {
+                if r.done.recv_timeout(timeout) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                    tracing::warn!(camera = %id, "camera task did not stop within {timeout:?}");
+                }
+            }
+        }
         let _ = self.stop_tx.send(true);
         if let Some(t) = self.runtime_thread.lock().expect("runtime lock").take() {
             let _ = t.join();
@@ -244,23 +402,64 @@ impl Recorder {
         }
     }
 
+    /// The config in force (the latest applied change).
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().expect("config lock").clone()
+    }
+
     pub fn storage(&self, id: &str) -> Option<&StorageHandle> {
         self.storages.iter().find(|s| &*s.id == id)
     }
 
-    pub fn camera(&self, id: &str) -> Option<&Arc<CameraStats>> {
-        self.cameras.iter().find(|c| &*c.id == id)
+    /// Every configured camera's stats, in config order.
+    pub fn cameras(&self) -> Vec<Arc<CameraStats>> {
+        self.cameras.read().expect("cameras lock").clone()
     }
+
+    pub fn camera(&self, id: &str) -> Option<Arc<CameraStats>> {
+        self.cameras.read().expect("cameras lock").iter().find(|c| &*c.id == id).cloned()
+    }
+
+    /// The motion handle in force, for status.
+    pub fn motion(&self) -> Option<crate::motion::MotionHandle> {
+        self.motion.read().expect("motion lock").clone()
+    }
+}
+
+/// Starts motion analysis for the enabled cameras of `config` that have it (MD-1), or nothing.
+fn spawn_motion(
+    config: &Config,
+    path: &std::path::Path,
+    events: &EventSink,
+    clocks: &Arc<dyn Clocks>,
+) -> Result<(Option<crate::motion::MotionService>, Option<crate::motion::MotionHandle>), Error> {
+    let cameras: Vec<(Arc<str>, crate::motion::MotionConfig)> = config
+        .cameras
+        .iter()
+        .filter(|c| c.enabled)
+        .filter_map(|c| c.motion.clone().map(|m| (Arc::from(c.id.as_str()), m)))
+        .collect();
+    if cameras.is_empty() {
+        return Ok((None, None));
+    }
+    let (svc, handle) = crate::motion::MotionService::spawn(
+        cameras,
+        crate::motion::MotionOptions::new(path.to_owned()),
+        events.clone(),
+        clocks.clone(),
+    )?;
+    Ok((Some(svc), Some(handle)))
 }
 
 /// Turns state changes that no single component sees as an event into events: storage available /
 /// unavailable (FL-1, ST-7) and feed overflow started / stopped per camera (REC-13).
 struct HealthWatcher {
     /// Motion data follows media retention (MD-5: tied to the recordings).
-    motion: Option<crate::motion::MotionHandle>,
-    retention_us: Vec<(String, i64)>,
+    motion: crate::motion::SharedMotion,
+    /// Retention per camera comes from the config in force.
+    config: Arc<RwLock<Arc<Config>>>,
     storages: Vec<StorageHandle>,
-    cameras: Vec<Arc<CameraStats>>,
+    cameras: Arc<RwLock<Vec<Arc<CameraStats>>>>,
     events: EventSink,
     clocks: Arc<dyn Clocks>,
 }
@@ -272,17 +471,22 @@ impl HealthWatcher {
     fn run(self, stop: &AtomicBool) {
         let mut available: Vec<bool> =
             self.storages.iter().map(|s| s.stats.available.load(Ordering::Relaxed)).collect();
-        let mut drops: Vec<(u64, Option<i64>)> =
-            self.cameras.iter().map(|c| (c.frames_dropped.load(Ordering::Relaxed), None)).collect();
+        // Per camera id: its stats (replaced when the camera's config changes), drops seen, and
+        // since when an overflow lasts.
+        let mut drops: HashMap<Arc<str>, (Arc<CameraStats>, u64, Option<i64>)> = HashMap::new();
         let mut rounds = 0u64;
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(500));
             let now = self.clocks.realtime_us();
             rounds += 1;
             if rounds % 120 == 1 {
-                if let Some(m) = &self.motion {
-                    for (camera, keep) in &self.retention_us {
-                        m.expire(camera, now - keep);
+                let motion = self.motion.read().expect("motion lock").clone();
+                if let Some(m) = motion {
+                    let config = self.config.read().expect("config lock").clone();
+                    for c in &config.cameras {
+                        if let Some(s) = config.storages.iter().find(|s| s.id == c.storage) {
+                            m.expire(&c.id, now - s.retention.as_micros() as i64);
+                        }
                     }
                 }
             }
@@ -298,8 +502,15 @@ impl HealthWatcher {
                     self.events.emit(e);
                 }
             }
-            for (c, (seen, since)) in self.cameras.iter().zip(drops.iter_mut()) {
+            let cameras = self.cameras.read().expect("cameras lock").clone();
+            drops.retain(|id, _| cameras.iter().any(|c| c.id == *id));
+            for c in cameras {
                 let d = c.frames_dropped.load(Ordering::Relaxed);
+                let entry = drops.entry(c.id.clone()).or_insert_with(|| (c.clone(), d, None));
+                if !Arc::ptr_eq(&entry.0, &c) {
+                    *entry = (c.clone(), d, entry.2);
+                }
+                let (_, seen, since) = entry;
                 if d > *seen {
                     if since.is_none() {
                         self.events.emit(Event::new(EventKind::FeedOverflowStarted, now).with_camera(&*c.id));

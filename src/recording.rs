@@ -79,6 +79,16 @@ impl RecordingControl {
         }
     }
 
+    /// Takes over `old`'s reasons except `continuous` (which follows the camera's config): a
+    /// camera whose config changed keeps its manual and rule recordings across the restart.
+    pub fn carry_over_from(&self, old: &RecordingControl) {
+        let old = old.reasons.lock().expect("reasons lock").clone();
+        let mut r = self.reasons.lock().expect("reasons lock");
+        for (k, v) in old.into_iter().filter(|(k, _)| k != "continuous") {
+            r.entry(k).or_insert(v);
+        }
+    }
+
     /// Whether `key` is active at `now_us`.
     pub fn is_active(&self, key: &str, now_us: i64) -> bool {
         let r = self.reasons.lock().expect("reasons lock");

@@ -32,8 +32,8 @@ pub struct Watched {
 
 /// The human summary for `STATUS=`: cameras recording, storage state.
 pub fn status_line(rec: &Recorder) -> String {
-    let enabled = rec.cameras.iter().filter(|c| c.state() != CameraState::Disabled).count();
-    let recording = rec.cameras.iter().filter(|c| c.state() == CameraState::Streaming).count();
+    let enabled = rec.cameras().iter().filter(|c| c.state() != CameraState::Disabled).count();
+    let recording = rec.cameras().iter().filter(|c| c.state() == CameraState::Streaming).count();
     let storages: Vec<String> = rec
         .storages
         .iter()

@@ -11,7 +11,9 @@ use toml::Spanned;
 
 use crate::error::Error;
 
+mod live;
 mod rules;
+pub use live::{Changed, ConfigFile, Section, REDACTED, REVISION_FILE};
 pub use rules::{CameraSet, Condition, RuleConfig, Stop, Trigger};
 
 /// The only config format version this build understands.
@@ -246,6 +248,19 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::io(format!("cannot read config {}", path.display()), e))?;
         Self::parse(&path.display().to_string(), &text, path.parent())
+    }
+
+    /// Reads and validates a config file; also returns its text (for the config API).
+    pub fn load_with_text(path: &Path) -> Result<(Config, String), Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("cannot read config {}", path.display()), e))?;
+        Ok((Self::parse(&path.display().to_string(), &text, path.parent())?, text))
+    }
+
+    /// The embedded default's text: what `embedded_default` parses, and what the config API
+    /// starts from when the recorder runs without a config file.
+    pub fn embedded_default_text() -> &'static str {
+        EMBEDDED_DEFAULT.trim_start()
     }
 
     /// The embedded default: the demo camera recording into `./edgerec-data`, HTTP on 127.0.0.1:8080.

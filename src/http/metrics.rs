@@ -56,7 +56,8 @@ pub fn render(rec: &Recorder, eff: &Effective) -> String {
     out.family("edgerec_uptime_seconds", "Seconds since this recorder process started.", Kind::Gauge);
     out.sample("edgerec_uptime_seconds", &[], Value::F((now_us - rec.started_wall_us) as f64 / 1e6));
 
-    let cameras: Vec<&CameraStats> = rec.cameras.iter().filter(|c| eff.can_see(&c.id)).map(|c| &**c).collect();
+    let all = rec.cameras();
+    let cameras: Vec<&CameraStats> = all.iter().filter(|c| eff.can_see(&c.id)).map(|c| &**c).collect();
     camera_metrics(&mut out, &cameras);
     storage_metrics(&mut out, rec);
 

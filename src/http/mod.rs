@@ -1,6 +1,7 @@
 //! The HTTP API (tiny-http): status, Prometheus metrics, recordings, export with Range and ETag.
 //! Invariant: only `http/` has JSON types; error kinds map to statuses in `status_for` only.
 
+mod config_api;
 mod metrics;
 pub mod tls;
 
@@ -76,6 +77,7 @@ impl HttpServer {
         recorder: Arc<Recorder>,
         auth: Arc<Auth>,
         peers: tls::PeerMap,
+        config: Arc<crate::config::ConfigFile>,
     ) -> Result<HttpServer, Error> {
         let listener = TcpListener::bind(addr).map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
         // Linux copies these to every accepted socket: tiny-http has no timeouts of its own.
@@ -91,6 +93,7 @@ impl HttpServer {
             downloads: Arc::new(AtomicUsize::new(0)),
             peers,
             https: std::sync::OnceLock::new(),
+            config,
         });
         let heartbeat = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -229,6 +232,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/search/motion"),
     ("GET", "/api/v1/events"),
     ("POST", "/api/v1/events/{name}"),
+    ("GET", "/api/v1/config"),
+    ("PUT", "/api/v1/config"),
+    ("GET", "/api/v1/config/cameras/{id}"),
+    ("PUT", "/api/v1/config/cameras/{id}"),
+    ("DELETE", "/api/v1/config/cameras/{id}"),
+    ("GET", "/api/v1/config/storages/{id}"),
+    ("PUT", "/api/v1/config/storages/{id}"),
+    ("DELETE", "/api/v1/config/storages/{id}"),
     ("GET", "/api/v1/logs"),
     ("GET", "/api/v1/users"),
     ("POST", "/api/v1/users"),
@@ -252,6 +263,8 @@ struct Ctx {
     /// The real client address of connections that came through the HTTPS front.
     peers: tls::PeerMap,
     https: std::sync::OnceLock<HttpsInfo>,
+    /// The config file and revision behind `/api/v1/config`.
+    config: Arc<crate::config::ConfigFile>,
 }
 
 fn respond(req: Request, result: Result<Value, Error>) {
@@ -384,6 +397,10 @@ fn handle(req: Request, ctx: &Ctx) {
             let mut v = status_json(rec, &eff);
             v["https"] = https_json(ctx.https.get());
             v["system"] = system_json(rec);
+            v["config"] = json!({
+                "revision": ctx.config.revision(),
+                "restart_required": rec.restart_required(),
+            });
             v
         }),
         (true, ["metrics"]) => {
@@ -400,7 +417,7 @@ fn handle(req: Request, ctx: &Ctx) {
             return;
         }
         (true, ["api", "v1", "cameras"]) => Ok(
-            json!({"cameras": rec.cameras.iter().filter(|c| eff.can_see(&c.id)).map(|c| camera_json(c)).collect::<Vec<_>>()}),
+            json!({"cameras": rec.cameras().iter().filter(|c| eff.can_see(&c.id)).map(|c| camera_json(c)).collect::<Vec<_>>()}),
         ),
         (true, ["api", "v1", "cameras", id, "recordings"]) => {
             eff.check_camera(id, Permission::Playback).and_then(|_| recordings(rec, id, &params))
@@ -461,6 +478,9 @@ fn handle(req: Request, ctx: &Ctx) {
                 &format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"),
             )));
             return;
+        }
+        (_, ["api", "v1", "config", rest @ ..]) => {
+            return config_api::route(req, ctx, &eff, rest, &params, &peer);
         }
         (true, ["api", "v1", "logs"]) => eff.check(Permission::ReadLogs).and_then(|_| logs(ctx, &params)),
         (_, ["api", "v1", "users", ..] | ["api", "v1", "roles", ..]) => {
@@ -635,7 +655,7 @@ fn camera_json(c: &crate::ingest::CameraStats) -> Value {
 
 /// MD-2/MD-3 status: whether motion is detected now, and whether analysis keeps up.
 fn motion_json(rec: &Recorder, id: &str) -> Value {
-    let Some(m) = &rec.motion else { return Value::Null };
+    let Some(m) = rec.motion() else { return Value::Null };
     let stats = m.stats();
     match stats.cameras.iter().find(|c| c.camera == id) {
         None => Value::Null,
@@ -656,7 +676,7 @@ fn status_json(rec: &Recorder, eff: &Effective) -> Value {
     let storages: Vec<Value> = rec
         .storages
         .iter()
-        .zip(&rec.config.storages)
+        .zip(&rec.storage_configs)
         .map(|(h, cfg)| {
             let s = &h.stats;
             let used = s.used_bytes.load(Ordering::Relaxed);
@@ -694,7 +714,7 @@ fn status_json(rec: &Recorder, eff: &Effective) -> Value {
         "version": env!("CARGO_PKG_VERSION"),
         "started": format_rfc3339(rec.started_wall_us),
         "uptime_sec": (now - rec.started_wall_us) / 1_000_000,
-        "cameras": rec.cameras.iter().filter(|c| eff.can_see(&c.id)).map(|c| {
+        "cameras": rec.cameras().iter().filter(|c| eff.can_see(&c.id)).map(|c| {
             let mut v = camera_json(c);
             v["motion"] = motion_json(rec, &c.id);
             v
@@ -801,7 +821,7 @@ fn search_motion(rec: &Recorder, eff: &Effective, body: &Value) -> Result<Value,
     let cameras: Vec<String> = match body.get("cameras") {
         Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
         None => rec
-            .cameras
+            .cameras()
             .iter()
             .filter(|c| eff.allows(Permission::Read, Some(&c.id)) && eff.allows(Permission::SmartSearch, Some(&c.id)))
             .map(|c| c.id.to_string())

@@ -7,10 +7,8 @@
 //! `PeerMap::resolve` turns it back into the client's address for audit and lockout.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -182,8 +180,8 @@ fn generate(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<(), Error> 
         .mode(0o700)
         .create(dir)
         .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-    write_atomic(key_path, key.serialize_pem().as_bytes(), 0o600)?;
-    write_atomic(cert_path, cert.pem().as_bytes(), 0o644)?;
+    crate::fsutil::write_atomic(key_path, key.serialize_pem().as_bytes(), 0o600)?;
+    crate::fsutil::write_atomic(cert_path, cert.pem().as_bytes(), 0o644)?;
     tracing::info!(cert = %cert_path.display(), "generated a self-signed TLS certificate");
     Ok(())
 }
@@ -230,26 +228,6 @@ fn subject_alt_names() -> Vec<rcgen::SanType> {
 /// A host name a TLS client can match: ASCII letters, digits, `-` and `.`, 1..=253 bytes.
 fn is_dns_name(s: &str) -> bool {
     (1..=253).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-}
-
-/// Writes `path` atomically with permissions `mode` from the first byte: temp file, fsync, rename,
-/// fsync directory.
-fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("pem.tmp");
-    // A leftover from a crash during an earlier write; `create_new` below needs it gone.
-    let _ = std::fs::remove_file(&tmp);
-    let mut f: File = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;
-    f.write_all(contents)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("cannot rename into {}", path.display()), e))?;
-    crate::store::segment::fsync_dir(dir)
 }
 
 /// The certificate's notAfter as seconds since the epoch, from a walk of just enough DER:

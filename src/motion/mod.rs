@@ -57,3 +57,7 @@ pub use settings::{
 
 /// File name of the motion data in `data_dir`.
 pub const MOTION_FILE: &str = "motion.sqlite3";
+
+/// The motion handle ingest offers frames to, replaced when a config change restarts motion
+/// analysis (None while no camera has it on). Read once per frame: uncontended.
+pub type SharedMotion = std::sync::Arc<std::sync::RwLock<Option<MotionHandle>>>;

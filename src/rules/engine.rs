@@ -87,6 +87,14 @@ pub fn effective_rules(config: &crate::config::Config) -> Vec<RuleConfig> {
     rules
 }
 
+/// A live config change for the engine (`Recorder::apply`): everything it was built from.
+pub struct Update {
+    pub rules: Vec<RuleConfig>,
+    pub profiles: Vec<TimeProfile>,
+    pub tz: jiff::tz::TimeZone,
+    pub cameras: Vec<Arc<CameraStats>>,
+}
+
 pub struct Engine {
     rules: Vec<RuleConfig>,
     profiles: Vec<TimeProfile>,
@@ -235,10 +243,71 @@ impl Engine {
         }
     }
 
-    /// Runs until `stop` is set or the subscription ends.
-    pub fn run(mut self, events: &Receiver<Arc<Event>>, stop: &AtomicBool) {
+    /// Takes a new config without interrupting what still applies: a started (rule, camera) pair
+    /// whose rule still exists by name, is enabled and still covers the camera stays started (on
+    /// the camera's new stats if it was restarted); the others stop with their old post-roll.
+    /// Pending delayed stops and profile states follow their rule by name.
+    pub fn reconfigure(&mut self, update: Update) {
+        let now = self.clocks.realtime_us();
+        let old_rules = std::mem::replace(&mut self.rules, update.rules);
+        let old_cameras = std::mem::replace(&mut self.cameras, update.cameras);
+        self.profiles = update.profiles;
+        self.tz = update.tz;
+        let new_index = |rules: &[RuleConfig], old: usize, camera: Option<&str>| {
+            let name = &old_rules[old].name;
+            rules.iter().position(|r| r.name == *name && r.enabled && camera.is_none_or(|c| r.cameras.contains(c)))
+        };
+        for (idx, camera) in std::mem::take(&mut self.active) {
+            let old_stats = old_cameras.iter().find(|c| *c.id == *camera);
+            let key = Self::reason_key(&old_rules[idx]);
+            match (new_index(&self.rules, idx, Some(&camera)), self.camera(&camera).cloned()) {
+                (Some(n), Some(stats)) => {
+                    if !old_stats.is_some_and(|o| Arc::ptr_eq(o, &stats)) {
+                        stats.control.start(&key, self.rules[n].pre_roll_us, None);
+                    }
+                    self.active.insert((n, camera));
+                }
+                _ => {
+                    if let Some(o) = old_stats {
+                        o.control.stop(&key, now, old_rules[idx].post_roll_us);
+                    }
+                }
+            }
+        }
+        let timers = std::mem::take(&mut self.timers);
+        for Reverse((when, idx, camera)) in timers {
+            if let Some(n) = new_index(&self.rules, idx, Some(&camera)) {
+                if self.active.contains(&(n, camera.clone())) {
+                    self.timers.push(Reverse((when, n, camera)));
+                }
+            }
+        }
+        let states = std::mem::take(&mut self.profile_state);
+        for (idx, on) in states {
+            if let Some(n) = new_index(&self.rules, idx, None) {
+                self.profile_state.insert(n, on);
+            }
+        }
+        // A running profile rule that now covers more cameras starts on them at once.
+        let on: Vec<usize> = self.profile_state.iter().filter(|(_, on)| **on).map(|(i, _)| *i).collect();
+        for idx in on {
+            let cams: Vec<String> = self
+                .cameras
+                .iter()
+                .map(|c| c.id.to_string())
+                .filter(|id| self.rules[idx].cameras.contains(id) && !self.active.contains(&(idx, id.clone())))
+                .collect();
+            cams.iter().for_each(|c| self.start(idx, c, now));
+        }
+    }
+
+    /// Runs until `stop` is set or the subscription ends, taking config changes from `updates`.
+    pub fn run(mut self, events: &Receiver<Arc<Event>>, updates: &Receiver<Update>, stop: &AtomicBool) {
         self.on_tick();
         while !stop.load(Ordering::Relaxed) {
+            while let Ok(u) = updates.try_recv() {
+                self.reconfigure(u);
+            }
             match events.recv_timeout(PROFILE_POLL) {
                 Ok(e) => self.on_event(&e),
                 Err(RecvTimeoutError::Timeout) => {}

@@ -1,0 +1,354 @@
+//! The config file behind the config API (DESIGN §6): its text, a revision that increases with
+//! every change, atomic replacement, and edits of single `[[camera]]` / `[[storage]]` tables.
+//! Invariant: the file only ever holds text that validated as a `Config`; the revision never goes
+//! back, also across restarts and edits made outside the API; secrets never leave redacted.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+
+use super::Config;
+use crate::error::Error;
+
+/// What the API shows instead of a camera password, and what a client sends back to keep it.
+pub const REDACTED: &str = "********";
+
+/// File in `data_dir` holding `REVISION SHA256-OF-TEXT`: the revision of the config text whose
+/// hash it names.
+pub const REVISION_FILE: &str = "config-revision";
+
+/// The config file and its revision. Every change goes through here, one at a time.
+pub struct ConfigFile {
+    /// The file changes are written to (`--config`, or `data_dir/edgerec.toml` without one).
+    path: PathBuf,
+    /// Relative paths in the text resolve against this (None: the working directory).
+    base_dir: Option<PathBuf>,
+    /// The text in force and its revision; the lock also serializes changes, so a change is
+    /// validated, written and applied before the next one starts.
+    state: Mutex<State>,
+}
+
+struct State {
+    text: String,
+    revision: u64,
+}
+
+/// A list of tables that single-item endpoints address by `id`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    Camera,
+    Storage,
+}
+
+impl Section {
+    pub fn key(self) -> &'static str {
+        match self {
+            Section::Camera => "camera",
+            Section::Storage => "storage",
+        }
+    }
+}
+
+/// The outcome of a change: the new revision and what applying it returned.
+pub struct Changed<R> {
+    pub revision: u64,
+    /// For `put_item`: true when the item did not exist before.
+    pub created: bool,
+    pub applied: R,
+}
+
+fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl ConfigFile {
+    /// Takes over `text`, the content `path` was loaded from (or will be written to). The
+    /// revision continues from `data_dir/config-revision`: unchanged if it names this text,
+    /// one higher if the file changed meanwhile (an edit outside the API, or a crash between
+    /// writing the file and the revision), 1 on first start.
+    pub fn open(path: PathBuf, text: String, base_dir: Option<PathBuf>, data_dir: &Path) -> Result<ConfigFile, Error> {
+        // A leftover of a write interrupted by a crash; the file itself is intact (rename is atomic).
+        let _ = std::fs::remove_file(crate::fsutil::temp_path(&path));
+        let revision_path = data_dir.join(REVISION_FILE);
+        let hash = sha256_hex(&text);
+        let stored = std::fs::read_to_string(&revision_path).ok().and_then(|s| {
+            let mut it = s.split_whitespace();
+            Some((it.next()?.parse::<u64>().ok()?, it.next()?.to_owned()))
+        });
+        let revision = match &stored {
+            Some((n, h)) if *h == hash => *n,
+            Some((n, _)) => n.saturating_add(1),
+            None => 1,
+        };
+        if stored.as_ref().is_none_or(|(n, h)| *n != revision || *h != hash) {
+            write_revision(&revision_path, revision, &hash)?;
+        }
+        Ok(ConfigFile { path, base_dir, state: Mutex::new(State { text, revision }) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn revision(&self) -> u64 {
+        self.state.lock().expect("config state lock").revision
+    }
+
+    /// The document as TOML text with secrets redacted. Without secrets it is the file's text
+    /// as written (comments kept); with them, the document re-serialized.
+    pub fn toml_text(&self) -> Result<(u64, String), Error> {
+        let st = self.state.lock().expect("config state lock");
+        let mut doc = parse_table(&self.file_name(), &st.text)?;
+        if redact(&mut doc) {
+            Ok((st.revision, serialize(&doc)?))
+        } else {
+            Ok((st.revision, st.text.clone()))
+        }
+    }
+
+    /// The document as a table, secrets redacted.
+    pub fn document(&self) -> Result<(u64, toml::Table), Error> {
+        let st = self.state.lock().expect("config state lock");
+        let mut doc = parse_table(&self.file_name(), &st.text)?;
+        redact(&mut doc);
+        Ok((st.revision, doc))
+    }
+
+    /// One `[[camera]]` or `[[storage]]` table by id, secrets redacted.
+    pub fn item(&self, section: Section, id: &str) -> Result<(u64, toml::Table), Error> {
+        let (revision, doc) = self.document()?;
+        let found = items(&doc, section)
+            .into_iter()
+            .find(|t| has_id_table(t, id))
+            .cloned()
+            .ok_or_else(|| crate::err!(NotFound, "no {} {id:?} in the config", section.key()))?;
+        Ok((revision, found))
+    }
+
+    /// Replaces the whole document with `text` (TOML) if the revision is still `expected` (when
+    /// given): validates it, writes it atomically, then calls `apply` with the validated config.
+    /// Redacted secrets in `text` keep their current values. Invalid text changes nothing.
+    pub fn replace<R>(
+        &self,
+        text: String,
+        expected: Option<u64>,
+        apply: impl FnOnce(Config) -> R,
+    ) -> Result<Changed<R>, Error> {
+        let mut st = self.state.lock().expect("config state lock");
+        check_revision(&st, expected)?;
+        let mut doc = parse_table(&self.file_name(), &text)?;
+        let current = parse_table(&self.file_name(), &st.text)?;
+        let text = if unredact(&mut doc, &current)? { serialize(&doc)? } else { text };
+        self.commit(&mut st, text, apply, false)
+    }
+
+    /// Creates or replaces the `[[camera]]` / `[[storage]]` table with `id` (the table's own
+    /// `id`, if given, must match), keeping its place in the list. The file is re-serialized, so
+    /// its comments are not kept.
+    pub fn put_item<R>(
+        &self,
+        section: Section,
+        id: &str,
+        mut table: toml::Table,
+        expected: Option<u64>,
+        apply: impl FnOnce(Config) -> R,
+    ) -> Result<Changed<R>, Error> {
+        match table.get("id") {
+            None => {
+                table.insert("id".to_owned(), toml::Value::String(id.to_owned()));
+            }
+            Some(v) if v.as_str() == Some(id) => {}
+            Some(v) => {
+                return Err(crate::err!(
+                    InvalidArgument,
+                    "key `{}.id`: {v} differs from the id {id:?} in the URL",
+                    section.key()
+                ))
+            }
+        }
+        let mut st = self.state.lock().expect("config state lock");
+        check_revision(&st, expected)?;
+        let mut doc = parse_table(&self.file_name(), &st.text)?;
+        let current = doc.clone();
+        let list = items_mut(&mut doc, section)?;
+        let created = match list.iter_mut().find(|t| has_id(t, id)) {
+            Some(slot) => {
+                *slot = toml::Value::Table(table);
+                false
+            }
+            None => {
+                list.push(toml::Value::Table(table));
+                true
+            }
+        };
+        unredact(&mut doc, &current)?;
+        let text = serialize(&doc)?;
+        self.commit(&mut st, text, apply, created)
+    }
+
+    /// Removes the `[[camera]]` / `[[storage]]` table with `id`. The rest of the document must
+    /// still validate (a storage a camera records into cannot go).
+    pub fn delete_item<R>(
+        &self,
+        section: Section,
+        id: &str,
+        expected: Option<u64>,
+        apply: impl FnOnce(Config) -> R,
+    ) -> Result<Changed<R>, Error> {
+        let mut st = self.state.lock().expect("config state lock");
+        check_revision(&st, expected)?;
+        let mut doc = parse_table(&self.file_name(), &st.text)?;
+        let list = items_mut(&mut doc, section)?;
+        let before = list.len();
+        list.retain(|t| !has_id(t, id));
+        if list.len() == before {
+            return Err(crate::err!(NotFound, "no {} {id:?} in the config", section.key()));
+        }
+        if list.is_empty() {
+            doc.remove(section.key());
+        }
+        let text = serialize(&doc)?;
+        self.commit(&mut st, text, apply, false)
+    }
+
+    /// Validates `text`, writes it and the new revision, applies it. The order makes a crash at
+    /// any point safe: before the rename the old file stays; after it, the next start finds a
+    /// text the revision file does not name and counts it as a new revision.
+    fn commit<R>(
+        &self,
+        st: &mut State,
+        text: String,
+        apply: impl FnOnce(Config) -> R,
+        created: bool,
+    ) -> Result<Changed<R>, Error> {
+        let config = Config::parse(&self.file_name(), &text, self.base_dir.as_deref())?;
+        crate::fsutil::write_atomic(&self.path, text.as_bytes(), 0o600)?;
+        let revision = st.revision + 1;
+        // Kept in the new config's data dir, so a moved data dir continues the count.
+        let _ = std::fs::create_dir_all(&config.data_dir);
+        if let Err(e) = write_revision(&config.data_dir.join(REVISION_FILE), revision, &sha256_hex(&text)) {
+            // The file is written; the next start derives the revision from its hash.
+            tracing::warn!("config revision not saved: {e}");
+        }
+        st.text = text;
+        st.revision = revision;
+        tracing::info!(revision, path = %self.path.display(), "config changed");
+        Ok(Changed { revision, created, applied: apply(config) })
+    }
+
+    fn file_name(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+fn check_revision(st: &State, expected: Option<u64>) -> Result<(), Error> {
+    match expected {
+        Some(e) if e != st.revision => Err(crate::err!(
+            FailedPrecondition,
+            "the config is at revision {}, not {e}: it changed meanwhile; read it again and reapply your change",
+            st.revision
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn write_revision(path: &Path, revision: u64, hash: &str) -> Result<(), Error> {
+    crate::fsutil::write_atomic(path, format!("{revision} {hash}\n").as_bytes(), 0o600)
+}
+
+fn parse_table(file: &str, text: &str) -> Result<toml::Table, Error> {
+    text.parse::<toml::Table>().map_err(|e| {
+        let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1)).unwrap_or(0);
+        crate::err!(InvalidArgument, "{file}:{line}: {}", e.message())
+    })
+}
+
+fn serialize(doc: &toml::Table) -> Result<String, Error> {
+    toml::to_string(doc).map_err(|e| crate::err!(InvalidArgument, "the config cannot be written as TOML: {e}"))
+}
+
+fn items(doc: &toml::Table, section: Section) -> Vec<&toml::Table> {
+    match doc.get(section.key()) {
+        Some(toml::Value::Array(a)) => a.iter().filter_map(|v| v.as_table()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The array of tables for `section` (created empty when missing).
+fn items_mut(doc: &mut toml::Table, section: Section) -> Result<&mut Vec<toml::Value>, Error> {
+    match doc.entry(section.key()).or_insert_with(|| toml::Value::Array(Vec::new())) {
+        toml::Value::Array(a) => Ok(a),
+        _ => Err(crate::err!(InvalidArgument, "key `{}`: must be an array of tables", section.key())),
+    }
+}
+
+fn has_id(v: &toml::Value, id: &str) -> bool {
+    v.get("id").and_then(|v| v.as_str()) == Some(id)
+}
+
+/// Redacts camera passwords (the `password` key and a password in the `source` URL). Returns
+/// whether anything was redacted.
+fn redact(doc: &mut toml::Table) -> bool {
+    let mut any = false;
+    if let Some(toml::Value::Array(cams)) = doc.get_mut("camera") {
+        for cam in cams.iter_mut().filter_map(|c| c.as_table_mut()) {
+            if let Some(p) = cam.get_mut("password") {
+                *p = toml::Value::String(REDACTED.to_owned());
+                any = true;
+            }
+            if let Some(toml::Value::String(src)) = cam.get_mut("source") {
+                if let Ok(mut url) = url::Url::parse(src) {
+                    if url.password().is_some() && url.set_password(Some(REDACTED)).is_ok() {
+                        *src = url.to_string();
+                        any = true;
+                    }
+                }
+            }
+        }
+    }
+    any
+}
+
+/// Puts back the secrets a client sent as `REDACTED`, from the camera with the same id in
+/// `current`. Returns whether anything was put back; a placeholder for a camera that has no
+/// stored secret is an error (the client must send the secret itself).
+fn unredact(doc: &mut toml::Table, current: &toml::Table) -> Result<bool, Error> {
+    let mut any = false;
+    let Some(toml::Value::Array(cams)) = doc.get_mut("camera") else { return Ok(false) };
+    for cam in cams.iter_mut().filter_map(|c| c.as_table_mut()) {
+        let id = cam.get("id").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+        let old = items(current, Section::Camera).into_iter().find(|t| has_id_table(t, &id));
+        let missing = |what: &str| {
+            crate::err!(
+                InvalidArgument,
+                "key `camera.{what}` of camera {id:?}: {REDACTED:?} stands for the stored secret, and there is none; send the secret itself"
+            )
+        };
+        if cam.get("password").and_then(|v| v.as_str()) == Some(REDACTED) {
+            let stored = old.and_then(|t| t.get("password")).cloned().ok_or_else(|| missing("password"))?;
+            cam.insert("password".to_owned(), stored);
+            any = true;
+        }
+        if let Some(toml::Value::String(src)) = cam.get_mut("source") {
+            if let Ok(mut url) = url::Url::parse(src) {
+                if url.password() == Some(REDACTED) {
+                    let stored = old
+                        .and_then(|t| t.get("source"))
+                        .and_then(|v| v.as_str())
+                        .and_then(|s| url::Url::parse(s).ok())
+                        .and_then(|u| u.password().map(str::to_owned))
+                        .ok_or_else(|| missing("source"))?;
+                    url.set_password(Some(&stored)).map_err(|_| missing("source"))?;
+                    *src = url.to_string();
+                    any = true;
+                }
+            }
+        }
+    }
+    Ok(any)
+}
+
+fn has_id_table(t: &toml::Table, id: &str) -> bool {
+    t.get("id").and_then(|v| v.as_str()) == Some(id)
+}

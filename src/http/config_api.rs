@@ -1,0 +1,235 @@
+//! `/api/v1/config` (DESIGN §6): the whole document as TOML or JSON, and single cameras and
+//! storages as JSON. Reads need `read_config`, changes `edit_config`; every change is validated,
+//! written atomically and applied live by `config::ConfigFile` and `Recorder::apply`, and audited.
+//! Invariant: JSON only lives here; the config module sees TOML tables.
+
+use std::io::Read;
+
+use serde_json::{json, Value};
+use tiny_http::{Method, Request, Response};
+
+use super::{error_response, header, json_response, Ctx};
+use crate::auth::perm::{Effective, Permission};
+use crate::config::{Changed, Section};
+use crate::error::Error;
+use crate::recorder::Applied;
+
+/// Largest config document accepted: far above a few hundred cameras, far below memory trouble.
+const MAX_CONFIG_BYTES: usize = 1 << 20;
+
+/// The revision a change was made against: `If-Match: "N"` (or `N`), else `?revision=N`.
+fn expected_revision(req: &Request, params: &[(String, String)]) -> Result<Option<u64>, Error> {
+    let raw = req
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("If-Match"))
+        .map(|h| h.value.as_str().trim().trim_start_matches("W/").trim_matches('"').to_owned())
+        .or_else(|| params.iter().find(|(k, _)| k == "revision").map(|(_, v)| v.clone()));
+    match raw {
+        None => Ok(None),
+        Some(v) if v == "*" => Ok(None),
+        Some(v) => v.parse::<u64>().map(Some).map_err(|_| {
+            crate::err!(InvalidArgument, "revision {v:?} is not a number (If-Match: \"N\" or ?revision=N)")
+        }),
+    }
+}
+
+fn content_type(req: &Request) -> String {
+    req.headers()
+        .iter()
+        .find(|h| h.field.equiv("Content-Type"))
+        .map(|h| h.value.as_str().split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+fn read_body(req: &mut Request) -> Result<String, Error> {
+    if req.body_length().is_some_and(|l| l > MAX_CONFIG_BYTES) {
+        return Err(crate::err!(InvalidArgument, "config body larger than {MAX_CONFIG_BYTES} bytes"));
+    }
+    let mut body = Vec::new();
+    req.as_reader()
+        .take(MAX_CONFIG_BYTES as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| crate::err!(InvalidArgument, "cannot read the request body: {e}"))?;
+    if body.len() > MAX_CONFIG_BYTES {
+        return Err(crate::err!(InvalidArgument, "config body larger than {MAX_CONFIG_BYTES} bytes"));
+    }
+    String::from_utf8(body).map_err(|_| crate::err!(InvalidArgument, "the config body is not UTF-8"))
+}
+
+/// A JSON object as a TOML table (JSON `null` has no TOML form and is refused).
+fn json_to_table(v: Value, what: &str) -> Result<toml::Table, Error> {
+    if !v.is_object() {
+        return Err(crate::err!(InvalidArgument, "{what} must be a JSON object"));
+    }
+    serde_json::from_value::<toml::Table>(v)
+        .map_err(|e| crate::err!(InvalidArgument, "{what} cannot be expressed in TOML: {e}"))
+}
+
+fn table_to_json(t: &toml::Table) -> Result<Value, Error> {
+    serde_json::to_value(t).map_err(|e| crate::err!(Internal, "config to JSON: {e}"))
+}
+
+fn wants_toml(req: &Request, params: &[(String, String)]) -> bool {
+    params.iter().any(|(k, v)| k == "format" && v == "toml")
+        || req.headers().iter().any(|h| h.field.equiv("Accept") && h.value.as_str().contains("application/toml"))
+}
+
+fn changed_json(c: &Changed<Applied>) -> Value {
+    json!({
+        "revision": c.revision,
+        "created": c.created,
+        "applied": c.applied.applied,
+        "restart_required": c.applied.restart_required,
+    })
+}
+
+/// Routes `/api/v1/config[/cameras|storages/{id}]`. `rest` is the path after `/api/v1/config`.
+pub(super) fn route(
+    mut req: Request,
+    ctx: &Ctx,
+    eff: &Effective,
+    rest: &[&str],
+    params: &[(String, String)],
+    peer: &str,
+) {
+    let method = req.method().clone();
+    let audit = |action: &str, target: &str, r: &Result<Changed<Applied>, Error>| {
+        let (outcome, detail) = match r {
+            Ok(c) => ("granted", format!("revision {}", c.revision)),
+            Err(e) if matches!(e.kind(), crate::ErrorKind::PermissionDenied | crate::ErrorKind::NotFound) => {
+                ("denied", e.to_string())
+            }
+            Err(e) => ("failed", e.to_string()),
+        };
+        ctx.auth.audit(&eff.user, peer, action, target, outcome, &detail);
+    };
+    let section = match rest.first() {
+        None => None,
+        Some(&"cameras") => Some(Section::Camera),
+        Some(&"storages") => Some(Section::Storage),
+        Some(_) => {
+            let e = crate::err!(NotFound, "no such endpoint: {}", req.url());
+            return finish(req, Err(e));
+        }
+    };
+    let file = &ctx.config;
+    let rec = &ctx.rec;
+    let apply = |c| rec.apply(c);
+    match (section, rest.get(1), &method) {
+        (None, None, Method::Get | Method::Head) => {
+            if let Err(e) = eff.check(Permission::ReadConfig) {
+                return finish(req, Err(e));
+            }
+            if wants_toml(&req, params) {
+                match file.toml_text() {
+                    Ok((rev, text)) => {
+                        let _ = req.respond(
+                            Response::from_data(text.into_bytes())
+                                .with_header(header("Content-Type", "application/toml; charset=utf-8"))
+                                .with_header(header("ETag", &format!("\"{rev}\"")))
+                                .with_header(header("Cache-Control", "no-store")),
+                        );
+                    }
+                    Err(e) => finish(req, Err(e)),
+                }
+                return;
+            }
+            let r = file.document().and_then(|(rev, doc)| {
+                Ok((
+                    rev,
+                    json!({"revision": rev, "path": file.path().display().to_string(), "config": table_to_json(&doc)?}),
+                ))
+            });
+            respond_rev(req, r)
+        }
+        (None, None, Method::Put) => {
+            let r = eff.check(Permission::EditConfig).and_then(|_| {
+                let expected = expected_revision(&req, params)?;
+                let body = read_body(&mut req)?;
+                let text = if content_type(&req) == "application/json" {
+                    let v: Value = serde_json::from_str(&body)
+                        .map_err(|e| crate::err!(InvalidArgument, "request body is not JSON: {e}"))?;
+                    let v = match v {
+                        Value::Object(mut o) if o.contains_key("config") && o.len() <= 2 => {
+                            o.remove("config").expect("checked")
+                        }
+                        v => v,
+                    };
+                    toml::to_string(&json_to_table(v, "the config")?)
+                        .map_err(|e| crate::err!(InvalidArgument, "the config cannot be written as TOML: {e}"))?
+                } else {
+                    body
+                };
+                file.replace(text, expected, apply)
+            });
+            audit("config.replace", "config", &r);
+            finish_changed(req, r)
+        }
+        (Some(section), Some(id), _) if rest.len() == 2 => {
+            let id = id.to_string();
+            // A camera the caller may not read answers like a missing one (PR-11).
+            if section == Section::Camera && !eff.can_see(&id) {
+                return finish(req, Err(crate::err!(NotFound, "no camera {id:?} in the config")));
+            }
+            let action = format!("config.{}.{}", section.key(), method.as_str().to_ascii_lowercase());
+            match method {
+                Method::Get | Method::Head => {
+                    let r = eff.check(Permission::ReadConfig).and_then(|_| {
+                        let (rev, t) = file.item(section, &id)?;
+                        Ok((rev, json!({"revision": rev, section.key(): table_to_json(&t)?})))
+                    });
+                    respond_rev(req, r)
+                }
+                Method::Put => {
+                    let r = eff.check(Permission::EditConfig).and_then(|_| {
+                        let expected = expected_revision(&req, params)?;
+                        let body = read_body(&mut req)?;
+                        let v: Value = serde_json::from_str(&body)
+                            .map_err(|e| crate::err!(InvalidArgument, "request body is not JSON: {e}"))?;
+                        let table = json_to_table(v, &format!("the {}", section.key()))?;
+                        file.put_item(section, &id, table, expected, apply)
+                    });
+                    audit(&action, &id, &r);
+                    finish_changed(req, r)
+                }
+                Method::Delete => {
+                    let r = eff.check(Permission::EditConfig).and_then(|_| {
+                        let expected = expected_revision(&req, params)?;
+                        file.delete_item(section, &id, expected, apply)
+                    });
+                    audit(&action, &id, &r);
+                    finish_changed(req, r)
+                }
+                _ => finish(req, Err(crate::err!(InvalidArgument, "method {method} is not allowed here"))),
+            }
+        }
+        _ => {
+            let path = req.url().split('?').next().unwrap_or("").to_owned();
+            finish(req, Err(crate::err!(InvalidArgument, "method {method} is not allowed on {path}")))
+        }
+    }
+}
+
+fn finish(req: Request, r: Result<Value, Error>) {
+    let _ = req.respond(match r {
+        Ok(v) => json_response(200, &v),
+        Err(e) => error_response(&e),
+    });
+}
+
+/// A JSON answer with the revision it describes as its ETag.
+fn respond_rev(req: Request, r: Result<(u64, Value), Error>) {
+    let _ = req.respond(match r {
+        Ok((rev, v)) => json_response(200, &v).with_header(header("ETag", &format!("\"{rev}\""))),
+        Err(e) => error_response(&e),
+    });
+}
+
+fn finish_changed(req: Request, r: Result<Changed<Applied>, Error>) {
+    let _ = req.respond(match r {
+        Ok(c) => json_response(if c.created { 201 } else { 200 }, &changed_json(&c))
+            .with_header(header("ETag", &format!("\"{}\"", c.revision))),
+        Err(e) => error_response(&e),
+    });
+}
