@@ -27,6 +27,8 @@ pub enum ErrorKind {
     /// Authenticated, but a permission says no (HTTP 403; a camera the caller may not read is
     /// `NotFound` instead, PR-11).
     PermissionDenied,
+    /// The request is larger than this recorder accepts (HTTP 413: a request body over its cap).
+    TooLarge,
 }
 
 impl ErrorKind {
@@ -42,6 +44,7 @@ impl ErrorKind {
             ErrorKind::Internal => "internal",
             ErrorKind::Unauthenticated => "unauthenticated",
             ErrorKind::PermissionDenied => "permission_denied",
+            ErrorKind::TooLarge => "payload_too_large",
         }
     }
 }

@@ -191,16 +191,14 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
     let recorder = Arc::new(edgerec::recorder::Recorder::start(cfg, Arc::new(SystemClocks))?);
     let config_file =
         Arc::new(edgerec::config::ConfigFile::open(config_path, text, base_dir, &recorder.config().data_dir)?);
-    let peers = edgerec::http::tls::PeerMap::new();
-    let http = edgerec::http::HttpServer::start(
-        listen,
-        server.socket_timeout,
-        recorder.clone(),
-        auth,
-        peers.clone(),
-        config_file,
-    )?;
-    let https = match server.tls_listen {
+    let peers = edgerec::http::front::PeerMap::new();
+    let http =
+        edgerec::http::HttpServer::start(server.socket_timeout, recorder.clone(), auth, peers.clone(), config_file)?;
+    let mut front_config = edgerec::http::front::FrontConfig::new(http.local_addr, peers, server.max_connections);
+    front_config.plain = Some(listen);
+    // `socket_timeout_seconds` bounds every read; a whole head gets no longer than that either.
+    front_config.head_timeout = front_config.head_timeout.min(server.socket_timeout);
+    let tls_setup = match server.tls_listen {
         None => None,
         Some(addr) => {
             let (cert, key) = match &server.tls_cert {
@@ -208,28 +206,25 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
                 None => (None, None),
             };
             let setup = edgerec::http::tls::load_or_create(&server.data_dir, cert, key)?;
-            let front = edgerec::http::tls::TlsFront::start(
-                addr,
-                http.local_addr,
-                &setup,
-                peers,
-                server.max_connections,
-                Duration::from_secs(10),
-            )?;
-            let left = setup.not_after_unix - SystemClocks.realtime_us_now() / 1_000_000;
-            if left < edgerec::http::CERT_EXPIRY_WARNING.as_secs() as i64 {
-                tracing::warn!(cert = %setup.cert_path.display(), days = left / 86_400, "the HTTPS certificate expires soon or has expired");
-            }
-            http.set_https(edgerec::http::HttpsInfo {
-                listen: front.local_addr,
-                not_after_unix: setup.not_after_unix,
-                self_signed: setup.self_signed,
-                cert_path: setup.cert_path.clone(),
-            });
-            eprintln!("edgerec: HTTPS on https://{}", front.local_addr);
-            Some(front)
+            front_config.tls = Some((addr, setup.server_config.clone()));
+            Some(setup)
         }
     };
+    let front = edgerec::http::front::Front::start(front_config)?;
+    if let (Some(setup), Some(tls_addr)) = (&tls_setup, front.tls_addr) {
+        let left = setup.not_after_unix - SystemClocks.realtime_us_now() / 1_000_000;
+        if left < edgerec::http::CERT_EXPIRY_WARNING.as_secs() as i64 {
+            tracing::warn!(cert = %setup.cert_path.display(), days = left / 86_400, "the HTTPS certificate expires soon or has expired");
+        }
+        http.set_https(edgerec::http::HttpsInfo {
+            listen: tls_addr,
+            not_after_unix: setup.not_after_unix,
+            self_signed: setup.self_signed,
+            cert_path: setup.cert_path.clone(),
+        });
+        eprintln!("edgerec: HTTPS on https://{tls_addr}");
+    }
+    let plain_addr = front.plain_addr.expect("the front listens for plain HTTP");
     let mut watched: Vec<Watched> = recorder
         .storages
         .iter()
@@ -246,18 +241,22 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
         max_quiet: Duration::from_secs(4),
     });
     watched.push(Watched { name: "http".to_owned(), beat: http.heartbeat.clone(), max_quiet: Duration::from_secs(4) });
+    // The front's runtime beats every second; a blocked runtime serves no client.
+    watched.push(Watched {
+        name: "http-front".to_owned(),
+        beat: front.heartbeat.clone(),
+        max_quiet: Duration::from_secs(4),
+    });
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let supervisor = service::spawn_supervisor(recorder.clone(), watched, stop.clone());
     // Storage recovery finished in Recorder::start and the HTTP server listens: ready.
     service::notify(&[NotifyState::Ready, NotifyState::Status(&service::status_line(&recorder))]);
-    eprintln!("edgerec: recording; API on http://{}/api/v1/status", http.local_addr);
+    eprintln!("edgerec: recording; API on http://{plain_addr}/api/v1/status");
     inject_faults_for_tests(&recorder);
     wait_for_signal(signals);
     tracing::info!("shutting down");
     service::notify(&[NotifyState::Stopping, NotifyState::Status("stopping: flushing recordings")]);
-    if let Some(front) = https {
-        front.stop();
-    }
+    front.stop();
     http.stop();
     recorder.shutdown(Duration::from_secs(10));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -183,6 +183,8 @@ fn metrics_scrape_status_system_and_camera_visibility() {
         "edgerec_storage_frames_dropped_total",
         "edgerec_storage_segments_reclaimed_total",
         "edgerec_http_requests_total",
+        "edgerec_http_connections_active",
+        "edgerec_http_connections_refused_total",
         "edgerec_process_cpu_seconds_total",
         "edgerec_process_resident_memory_bytes",
         "edgerec_system_memory_available_bytes",
@@ -194,6 +196,8 @@ fn metrics_scrape_status_system_and_camera_visibility() {
     assert_eq!(value(&first, "edgerec_camera_recording", &door), Some(1.0), "record = continuous");
     assert_eq!(value(&first, "edgerec_storage_available", &[("storage", "main")]), Some(1.0));
     assert!(value(&first, "edgerec_process_resident_memory_bytes", &[]).unwrap() > 0.0);
+    // The scrape's own connection is open while the exposition is rendered.
+    assert!(value(&first, "edgerec_http_connections_active", &[]).unwrap() >= 1.0);
     // The 401 above was counted.
     assert!(value(&first, "edgerec_http_requests_total", &[("code", "401")]).unwrap() >= 1.0);
     for reason in ["overflow", "unavailable"] {

@@ -1,10 +1,11 @@
-//! HTTPS termination (`http::tls`) in front of a real tiny-http server, checked with real clients:
+//! HTTPS termination (`http::front` with `http::tls`) in front of a real tiny-http server, checked
+//! with real clients:
 //! curl (TLS 1.3 and 1.2), openssl s_client (TLS 1.1 refused by the server, the served certificate
 //! and its names, ALPN) and raw TCP clients that never say hello (handshake timeout, connection cap).
 //!
 //! The tiny-http server answers every request with `PeerMap::resolve` of the address it saw, so
-//! the tests prove the real client address reaches request handling. The recorder's own API is
-//! not involved.
+//! the tests prove the real client address reaches request handling, for TLS and plain clients of
+//! the front alike. The recorder's own API is not involved (tests/hostile_http.rs uses it).
 
 mod common;
 
@@ -14,7 +15,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use edgerec::http::tls::{load_or_create, PeerMap, TlsFront, TlsSetup};
+use edgerec::http::front::{Front, FrontConfig, PeerMap, Transport};
+use edgerec::http::tls::{load_or_create, TlsSetup};
 
 /// Handshake timeout of fronts whose tests do not depend on it.
 const RELAXED_HANDSHAKE: Duration = Duration::from_secs(30);
@@ -23,28 +25,43 @@ const RELAXED_HANDSHAKE: Duration = Duration::from_secs(30);
 /// connection, answer). A bound for a hung test, not a measure of speed.
 const GUARD: Duration = Duration::from_secs(60);
 
-/// A tiny-http server on loopback answering `"<peer> <via_tls>"` from `PeerMap::resolve`.
+/// A tiny-http server on loopback answering `"<peer> <via_tls>"` from `PeerMap::resolve`, or
+/// `"unregistered <address>"` for a connection the front did not make.
 fn peer_echo_server(peers: PeerMap) -> SocketAddr {
     let server = tiny_http::Server::http("127.0.0.1:0").expect("tiny-http binds 127.0.0.1:0");
     let addr = server.server_addr().to_ip().expect("a TCP listener");
     std::thread::spawn(move || {
         for request in server.incoming_requests() {
             let seen = *request.remote_addr().expect("a TCP client");
-            let (peer, via_tls) = peers.resolve(seen);
-            let _ = request.respond(tiny_http::Response::from_string(format!("{peer} {via_tls}")));
+            let answer = match peers.resolve(seen) {
+                Some(peer) => format!("{} {}", peer.addr, peer.transport == Transport::Tls),
+                None => format!("unregistered {seen}"),
+            };
+            let _ = request.respond(tiny_http::Response::from_string(answer));
         }
     });
     addr
 }
 
-/// A TLS front on 127.0.0.1:0 before a fresh peer-echo server.
-fn front(setup: &TlsSetup, max_connections: usize, handshake: Duration, idle: Duration) -> (TlsFront, SocketAddr) {
+/// A front with TLS and plain listeners on 127.0.0.1:0 before a fresh peer-echo server; returns
+/// the front, its TLS address and the echo server's address.
+fn front(
+    setup: &TlsSetup,
+    max_connections: usize,
+    handshake: Duration,
+    idle: Duration,
+) -> (Front, SocketAddr, SocketAddr) {
     let peers = PeerMap::new();
     let upstream = peer_echo_server(peers.clone());
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let front = TlsFront::start_with_idle_timeout(listen, upstream, setup, peers, max_connections, handshake, idle)
-        .expect("TLS front starts");
-    (front, upstream)
+    let mut config = FrontConfig::new(upstream, peers, max_connections);
+    config.plain = Some(listen);
+    config.tls = Some((listen, setup.server_config.clone()));
+    config.handshake_timeout = handshake;
+    config.idle_timeout = idle;
+    let front = Front::start(config).expect("front starts");
+    let tls = front.tls_addr.expect("a TLS listener");
+    (front, tls, upstream)
 }
 
 fn generated_setup(data_dir: &Path) -> TlsSetup {
@@ -131,13 +148,17 @@ fn assert_not_after_matches_openssl(cert: &Path, not_after_unix: i64) {
 fn curl_tls13_and_tls12_reach_tiny_http_with_the_real_client_address() {
     let tmp = common::temp_dir();
     let setup = generated_setup(tmp.path());
-    let (front, upstream) = front(&setup, 16, RELAXED_HANDSHAKE, GUARD);
-    let url = format!("https://{}/", front.local_addr);
+    let (front, tls, upstream) = front(&setup, 16, RELAXED_HANDSHAKE, GUARD);
+    let url = format!("https://{tls}/");
 
     assert_real_peer_seen(&curl(&url, &["--tlsv1.3"]), true);
     assert_real_peer_seen(&curl(&url, &["--tlsv1.2", "--tls-max", "1.2"]), true);
-    // A plain client talking to tiny-http directly is itself, not a TLS client.
-    assert_real_peer_seen(&curl(&format!("http://{upstream}/"), &[]), false);
+    // A plain client of the front is itself too, not a TLS client.
+    let plain = front.plain_addr.expect("a plain listener");
+    assert_real_peer_seen(&curl(&format!("http://{plain}/"), &[]), false);
+    // A client that bypasses the front is not mistaken for the front's own loopback address.
+    let direct = curl(&format!("http://{upstream}/"), &[]);
+    assert!(String::from_utf8_lossy(&direct.stdout).starts_with("unregistered "), "{}", text(&direct));
     front.stop();
 }
 
@@ -145,15 +166,15 @@ fn curl_tls13_and_tls12_reach_tiny_http_with_the_real_client_address() {
 fn tls11_client_is_refused_by_the_server() {
     let tmp = common::temp_dir();
     let setup = generated_setup(tmp.path());
-    let (front, _) = front(&setup, 16, RELAXED_HANDSHAKE, GUARD);
+    let (front, tls, _) = front(&setup, 16, RELAXED_HANDSHAKE, GUARD);
     // Debian's OpenSSL only offers TLS 1.1 at security level 0. The same client settings with
     // TLS 1.2 must work, so that a failure at 1.1 is the server's refusal, not the client's.
     let lenient = ["-cipher", "DEFAULT@SECLEVEL=0"];
-    let tls12 = s_client(front.local_addr, &[&lenient[..], &["-tls1_2"]].concat());
+    let tls12 = s_client(tls, &[&lenient[..], &["-tls1_2"]].concat());
     assert!(tls12.status.success(), "TLS 1.2 with the same client settings: {}", text(&tls12));
     assert!(text(&tls12).contains("Protocol  : TLSv1.2"), "{}", text(&tls12));
 
-    let tls11 = s_client(front.local_addr, &[&lenient[..], &["-tls1_1"]].concat());
+    let tls11 = s_client(tls, &[&lenient[..], &["-tls1_1"]].concat());
     let out = text(&tls11);
     assert!(!tls11.status.success(), "TLS 1.1 negotiated: {out}");
     assert!(out.contains("Protocol  : TLSv1.1"), "the client did not try TLS 1.1: {out}");
@@ -184,8 +205,8 @@ fn generated_certificate_is_served_names_this_box_and_is_reused() {
     let algorithm = x509(&cert_path, &["-text"]);
     assert!(text(&algorithm).contains("prime256v1"), "not ECDSA P-256: {}", text(&algorithm));
 
-    let (front, _) = front(&setup, 16, RELAXED_HANDSHAKE, GUARD);
-    let (served, s_client_out) = served_cert(front.local_addr, tmp.path());
+    let (front, tls, _) = front(&setup, 16, RELAXED_HANDSHAKE, GUARD);
+    let (served, s_client_out) = served_cert(tls, tmp.path());
     assert!(text(&s_client_out).contains("ALPN protocol: http/1.1"), "{}", text(&s_client_out));
     assert_eq!(
         first_pem_cert(&std::fs::read_to_string(&served).unwrap()),
@@ -238,14 +259,14 @@ fn configured_openssl_ec_pair_is_served_in_pkcs8_and_sec1() {
         assert!(!data_dir.join("tls").exists(), "nothing generated when a pair is configured");
         assert_not_after_matches_openssl(&cert, setup.not_after_unix);
 
-        let (front, _) = front(&setup, 16, RELAXED_HANDSHAKE, GUARD);
-        let (served, _) = served_cert(front.local_addr, dir);
+        let (front, tls, _) = front(&setup, 16, RELAXED_HANDSHAKE, GUARD);
+        let (served, _) = served_cert(tls, dir);
         assert_eq!(
             first_pem_cert(&std::fs::read_to_string(&served).unwrap()),
             first_pem_cert(&std::fs::read_to_string(&cert).unwrap()),
             "the configured certificate must be served"
         );
-        assert_real_peer_seen(&curl(&format!("https://{}/", front.local_addr), &[]), true);
+        assert_real_peer_seen(&curl(&format!("https://{tls}/"), &[]), true);
         front.stop();
     }
 }
@@ -291,10 +312,10 @@ fn silent_clients_time_out_and_cannot_hold_the_connection_cap() {
     let tmp = common::temp_dir();
     let setup = generated_setup(tmp.path());
     // The handshake timeout is long enough that the curl below runs while both slots are held.
-    let (front, _) = front(&setup, 2, Duration::from_secs(5), GUARD);
-    let url = format!("https://{}/", front.local_addr);
+    let (front, tls, _) = front(&setup, 2, Duration::from_secs(5), GUARD);
+    let url = format!("https://{tls}/");
 
-    let idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(front.local_addr).unwrap()).collect();
+    let idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(tls).unwrap()).collect();
     let refused = curl(&url, &[]);
     assert!(!refused.status.success(), "a third connection got through a cap of 2: {}", text(&refused));
 
@@ -309,10 +330,10 @@ fn silent_clients_time_out_and_cannot_hold_the_connection_cap() {
 fn client_silent_after_the_handshake_is_closed_after_the_idle_timeout() {
     let tmp = common::temp_dir();
     let setup = generated_setup(tmp.path());
-    let (front, _) = front(&setup, 16, RELAXED_HANDSHAKE, Duration::from_secs(1));
+    let (front, tls, _) = front(&setup, 16, RELAXED_HANDSHAKE, Duration::from_secs(1));
     // s_client keeps the connection open while its stdin is; it exits when the server closes.
     let mut client = Command::new("openssl")
-        .args(["s_client", "-connect", &front.local_addr.to_string()])
+        .args(["s_client", "-connect", &tls.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -131,7 +131,8 @@ pub struct Config {
     pub tls_listen: Option<SocketAddr>,
     /// A configured certificate chain and key (PEM); without them a self-signed one is made.
     pub tls_cert: Option<(PathBuf, PathBuf)>,
-    /// Concurrent HTTP(S) connections accepted; more are closed at once.
+    /// Concurrent client connections of the HTTP front, plain and TLS together (one budget); more
+    /// get 503 (plain) or are closed at accept (TLS).
     pub max_connections: usize,
     pub auth: crate::auth::AuthConfig,
     /// Directory for state that is not media (lock file, future config store).

@@ -44,7 +44,7 @@ fn content_type(req: &Request) -> String {
 
 fn read_body(req: &mut Request) -> Result<String, Error> {
     if req.body_length().is_some_and(|l| l > MAX_CONFIG_BYTES) {
-        return Err(crate::err!(InvalidArgument, "config body larger than {MAX_CONFIG_BYTES} bytes"));
+        return Err(crate::err!(TooLarge, "config body larger than {MAX_CONFIG_BYTES} bytes"));
     }
     let mut body = Vec::new();
     req.as_reader()
@@ -52,7 +52,7 @@ fn read_body(req: &mut Request) -> Result<String, Error> {
         .read_to_end(&mut body)
         .map_err(|e| crate::err!(InvalidArgument, "cannot read the request body: {e}"))?;
     if body.len() > MAX_CONFIG_BYTES {
-        return Err(crate::err!(InvalidArgument, "config body larger than {MAX_CONFIG_BYTES} bytes"));
+        return Err(crate::err!(TooLarge, "config body larger than {MAX_CONFIG_BYTES} bytes"));
     }
     String::from_utf8(body).map_err(|_| crate::err!(InvalidArgument, "the config body is not UTF-8"))
 }

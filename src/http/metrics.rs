@@ -16,7 +16,7 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The status codes the HTTP API answers with; anything else is counted as `other`. A fixed set,
 /// so the label's cardinality (and this array) stays bounded whatever clients send.
-const COUNTED_CODES: [u16; 12] = [200, 206, 304, 400, 401, 403, 404, 409, 410, 416, 500, 503];
+const COUNTED_CODES: [u16; 16] = [200, 206, 304, 400, 401, 403, 404, 408, 409, 410, 413, 414, 416, 431, 500, 503];
 
 /// HTTP responses by status code since the process started.
 pub struct ResponseCounters {
@@ -47,6 +47,18 @@ impl ResponseCounters {
 /// a process serves one API.
 pub static RESPONSES: ResponseCounters = ResponseCounters::new();
 
+/// Client connections of the HTTP front (`http::front`), plain and TLS together.
+pub struct ConnectionCounters {
+    /// Connections open now (holding a slot of `[server] max_connections`).
+    pub active: AtomicU64,
+    /// Connections refused at the cap since the process started.
+    pub refused: AtomicU64,
+}
+
+/// Process-wide like `RESPONSES`: a process runs one front.
+pub static CONNECTIONS: ConnectionCounters =
+    ConnectionCounters { active: AtomicU64::new(0), refused: AtomicU64::new(0) };
+
 /// The exposition of everything the caller may see: recorder, cameras they may read, storages,
 /// HTTP, process and system. The caller has checked the `status` permission (NET-7).
 pub fn render(rec: &Recorder, eff: &Effective) -> String {
@@ -65,6 +77,15 @@ pub fn render(rec: &Recorder, eff: &Effective) -> String {
     for (code, n) in RESPONSES.snapshot() {
         out.sample("edgerec_http_requests_total", &[("code", code.as_str())], Value::U(n));
     }
+
+    out.family("edgerec_http_connections_active", "Open client connections (plain and TLS).", Kind::Gauge);
+    out.sample("edgerec_http_connections_active", &[], Value::U(CONNECTIONS.active.load(Ordering::Relaxed)));
+    out.family(
+        "edgerec_http_connections_refused_total",
+        "Client connections refused because `max_connections` were open.",
+        Kind::Counter,
+    );
+    out.sample("edgerec_http_connections_refused_total", &[], Value::U(CONNECTIONS.refused.load(Ordering::Relaxed)));
 
     process_metrics(&mut out);
     out.text

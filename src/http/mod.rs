@@ -2,6 +2,8 @@
 //! Invariant: only `http/` has JSON types; error kinds map to statuses in `status_for` only.
 
 mod config_api;
+mod framing;
+pub mod front;
 mod metrics;
 pub mod tls;
 
@@ -41,12 +43,14 @@ pub fn status_for(kind: ErrorKind) -> u16 {
         ErrorKind::DataLoss | ErrorKind::Internal => 500,
         ErrorKind::Unauthenticated => 401,
         ErrorKind::PermissionDenied => 403,
+        ErrorKind::TooLarge => 413,
     }
 }
 
 pub struct HttpServer {
     /// The current tiny-http server; replaced when its accept thread ends (see `restart_acceptor`).
     server: Arc<RwLock<Arc<Server>>>,
+    /// The internal loopback listener the front forwards to; clients never connect here.
     pub local_addr: SocketAddr,
     /// Advanced by every worker at least once a second: proves the acceptor is alive.
     pub heartbeat: Arc<std::sync::atomic::AtomicU64>,
@@ -68,18 +72,20 @@ pub struct HttpsInfo {
 pub const CERT_EXPIRY_WARNING: Duration = Duration::from_secs(30 * 86_400);
 
 impl HttpServer {
-    /// Binds `addr` for plain HTTP (the config allows a LAN address only when told to, NET-3).
-    /// `socket_timeout` bounds every read and write on a connection (slowloris). Every request
-    /// but `/healthz`, login and first-start setup is authenticated by `auth`.
+    /// Binds an internal port on 127.0.0.1 for the front (`front::Front`), which is the only
+    /// thing clients reach. `socket_timeout` bounds every read and write of tiny-http on an
+    /// internal connection. Every request but `/healthz`, login and first-start setup is
+    /// authenticated by `auth`; `peers` names the real client of each internal connection.
     pub fn start(
-        addr: SocketAddr,
         socket_timeout: Duration,
         recorder: Arc<Recorder>,
         auth: Arc<Auth>,
-        peers: tls::PeerMap,
+        peers: front::PeerMap,
         config: Arc<crate::config::ConfigFile>,
     ) -> Result<HttpServer, Error> {
-        let listener = TcpListener::bind(addr).map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
+        let addr = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0));
+        let listener =
+            TcpListener::bind(addr).map_err(|e| Error::io(format!("cannot listen on {addr} (internal)"), e))?;
         // Linux copies these to every accepted socket: tiny-http has no timeouts of its own.
         let tv = nix::sys::time::TimeVal::new(socket_timeout.as_secs() as i64, socket_timeout.subsec_micros().into());
         nix::sys::socket::setsockopt(&listener, nix::sys::socket::sockopt::ReceiveTimeout, &tv)
@@ -122,7 +128,7 @@ impl HttpServer {
                     .map_err(|e| Error::io("cannot spawn HTTP worker", e))?,
             );
         }
-        tracing::info!(%local_addr, "HTTP API listening");
+        tracing::debug!(%local_addr, "HTTP workers listening (internal)");
         Ok(HttpServer { server, local_addr, heartbeat, stopping, threads, ctx })
     }
 
@@ -260,8 +266,8 @@ struct Ctx {
     rec: Arc<Recorder>,
     auth: Arc<Auth>,
     downloads: Arc<AtomicUsize>,
-    /// The real client address of connections that came through the HTTPS front.
-    peers: tls::PeerMap,
+    /// The real client of each connection the front forwards.
+    peers: front::PeerMap,
     https: std::sync::OnceLock<HttpsInfo>,
     /// The config file and revision behind `/api/v1/config`.
     config: Arc<crate::config::ConfigFile>,
@@ -329,14 +335,11 @@ fn handle(req: Request, ctx: &Ctx) {
     let method = req.method().clone();
     let is_get = method == Method::Get || method == Method::Head;
     let is_post = method == Method::Post;
-    // The real client: tiny-http sees the HTTPS front's loopback connection for TLS clients.
-    let (peer_addr, via_tls) = match req.remote_addr() {
-        Some(a) => {
-            let (real, tls) = ctx.peers.resolve(*a);
-            (Some(real), tls)
-        }
-        None => (None, false),
-    };
+    // The real client: tiny-http sees the front's loopback side of each internal connection. An
+    // address the front did not register is "unknown", never loopback (setup, A1).
+    let client = req.remote_addr().and_then(|a| ctx.peers.resolve(*a));
+    let peer_addr = client.map(|c| c.addr);
+    let via_tls = client.is_some_and(|c| c.transport == front::Transport::Tls);
     let peer = peer_addr.map(|a| a.to_string()).unwrap_or_else(|| "unknown".to_owned());
     // The only answers without a login (A1).
     match (is_get, segments.as_slice()) {
@@ -784,12 +787,13 @@ fn manual_recording(rec: &Recorder, id: &str, action: &str, params: &[(String, S
     }))
 }
 
-/// Largest request body accepted (JSON searches); bigger bodies get 400 without being read.
+/// Largest JSON request body accepted; bigger bodies get 413 without being read. Nesting is bounded
+/// by serde_json's recursion limit (128), which answers a deeper document 400.
 const MAX_BODY_BYTES: usize = 64 << 10;
 
 fn read_json_body(req: &mut Request) -> Result<Value, Error> {
     if req.body_length().is_some_and(|l| l > MAX_BODY_BYTES) {
-        return Err(crate::err!(InvalidArgument, "request body larger than {MAX_BODY_BYTES} bytes"));
+        return Err(crate::err!(TooLarge, "request body larger than {MAX_BODY_BYTES} bytes"));
     }
     let mut body = Vec::new();
     req.as_reader()
@@ -797,7 +801,7 @@ fn read_json_body(req: &mut Request) -> Result<Value, Error> {
         .read_to_end(&mut body)
         .map_err(|e| crate::err!(InvalidArgument, "cannot read the request body: {e}"))?;
     if body.len() > MAX_BODY_BYTES {
-        return Err(crate::err!(InvalidArgument, "request body larger than {MAX_BODY_BYTES} bytes"));
+        return Err(crate::err!(TooLarge, "request body larger than {MAX_BODY_BYTES} bytes"));
     }
     serde_json::from_slice(&body).map_err(|e| crate::err!(InvalidArgument, "request body is not JSON: {e}"))
 }

@@ -1,0 +1,602 @@
+//! The HTTP front: every client connection, plain or TLS, ends here and only checked requests go on
+//! to tiny-http, which listens on an internal loopback port.
+//! Invariant: connections are capped, handshakes, heads and silence are timed, every request head
+//! passes `framing`'s limits before tiny-http sees it, and `PeerMap` names the real client.
+//!
+//! Data flow: client ─(TLS)─> `Front` (thread `http-front`, current-thread tokio runtime) ─TCP─>
+//! tiny-http on 127.0.0.1. tiny-http sees the front's side of that internal connection as the
+//! remote address; `PeerMap::resolve` turns it back into the client's address for audit, lockout
+//! and the loopback-only setup page.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, Semaphore};
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+
+use super::framing::{Refusal, RequestFraming};
+use super::metrics::CONNECTIONS;
+use crate::error::Error;
+
+/// How long a connection may move no byte in either direction before it is closed. Longer than
+/// the longest silence a well-behaved exchange has (the events long poll, `MAX_EVENT_WAIT`),
+/// short enough that clients which stop reading or writing cannot hold the connection cap.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(super::MAX_EVENT_WAIT.as_secs() + 60);
+
+/// From the first byte of a request head (for a connection's first request: from accept, or from
+/// the end of the TLS handshake) to its last. A real client sends a head in one packet; a
+/// slowloris client dribbling bytes is answered 408 and closed after this.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// From accept to a finished TLS handshake: bounds clients that connect and never say hello.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pause after a failed `accept` (EMFILE and the like) so the loop does not spin.
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
+
+/// At most one warning per this period when the connection cap turns clients away.
+const CAP_WARNING_PERIOD: Duration = Duration::from_secs(60);
+
+/// After the front answers a request itself (or refuses a connection), how long it keeps reading
+/// and discarding what the client still sends before closing. Closing with unread bytes would
+/// reset the connection, and a reset can destroy the answer before the client reads it.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Plain connections refused at the cap that are answered 503 at the same time (each lingers up
+/// to `LINGER`); beyond that they are closed without an answer.
+const MAX_REFUSALS_IN_FLIGHT: usize = 64;
+
+/// Bytes read from a client at once.
+const READ_BUFFER_BYTES: usize = 16 << 10;
+
+/// How the heartbeat proves the runtime runs: it advances this often.
+const HEARTBEAT_PERIOD: Duration = Duration::from_secs(1);
+
+/// How a client reached the front.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Plain,
+    Tls,
+}
+
+/// A real client behind an internal connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub transport: Transport,
+}
+
+/// Maps the front's side of each internal connection (what tiny-http reports as
+/// `request.remote_addr()`) to the real client.
+///
+/// Invariant: an entry exists from before the first byte of a connection reaches tiny-http until
+/// just before that internal socket is closed, so while the socket lives its local address, which
+/// the kernel keeps unique, names exactly one client.
+#[derive(Clone, Default)]
+pub struct PeerMap {
+    /// internal connection's local address → client.
+    inner: Arc<Mutex<HashMap<SocketAddr, Peer>>>,
+}
+
+impl PeerMap {
+    pub fn new() -> PeerMap {
+        PeerMap::default()
+    }
+
+    fn insert(&self, internal: SocketAddr, client: Peer) {
+        self.inner.lock().expect("peer map lock").insert(internal, client);
+    }
+
+    fn remove(&self, internal: SocketAddr) {
+        self.inner.lock().expect("peer map lock").remove(&internal);
+    }
+
+    /// The real client behind the address tiny-http saw. `None` for a connection that did not
+    /// come through the front (a local process on the internal port) or whose client is gone
+    /// while its request is still handled: the front's own loopback address must never pass for
+    /// a loopback client.
+    pub fn resolve(&self, seen: SocketAddr) -> Option<Peer> {
+        self.inner.lock().expect("peer map lock").get(&seen).copied()
+    }
+}
+
+/// What the front serves and its limits.
+pub struct FrontConfig {
+    /// Where plain HTTP clients connect (`[server] listen`), if anywhere.
+    pub plain: Option<SocketAddr>,
+    /// Where HTTPS clients connect (`[server] tls_listen`) and the rustls configuration.
+    pub tls: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
+    /// The tiny-http listener; an unspecified IP means the loopback address of its family.
+    pub upstream: SocketAddr,
+    /// Where each connection registers its client for tiny-http's handlers.
+    pub peers: PeerMap,
+    /// Open connections, plain and TLS together (one budget: they share tiny-http's workers).
+    pub max_connections: usize,
+    pub handshake_timeout: Duration,
+    pub head_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+impl FrontConfig {
+    /// No listener yet, the default timeouts.
+    pub fn new(upstream: SocketAddr, peers: PeerMap, max_connections: usize) -> FrontConfig {
+        FrontConfig {
+            plain: None,
+            tls: None,
+            upstream,
+            peers,
+            max_connections,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            head_timeout: HEAD_TIMEOUT,
+            idle_timeout: IDLE_TIMEOUT,
+        }
+    }
+}
+
+/// The running front.
+pub struct Front {
+    /// Where plain HTTP clients connect (the port chosen by the kernel when asked for port 0).
+    pub plain_addr: Option<SocketAddr>,
+    /// Where HTTPS clients connect.
+    pub tls_addr: Option<SocketAddr>,
+    /// Advanced every `HEARTBEAT_PERIOD` by a task on the front's runtime: it stops when the
+    /// runtime is stuck, and the watchdog supervisor notices (`service::Watched`).
+    pub heartbeat: Arc<AtomicU64>,
+    /// Sending (or dropping) it ends the accept loops; the runtime and every connection go with it.
+    stop: oneshot::Sender<()>,
+    /// The thread running the runtime; `stop` joins it so no connection outlives it.
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Front {
+    /// Binds the configured listeners and starts the `http-front` thread.
+    pub fn start(config: FrontConfig) -> Result<Front, Error> {
+        let max = config.max_connections;
+        if max == 0 || max > Semaphore::MAX_PERMITS {
+            return Err(crate::err!(InvalidArgument, "HTTP connection cap {max} is out of range"));
+        }
+        let upstream = match config.upstream.ip() {
+            ip if !ip.is_unspecified() => config.upstream,
+            std::net::IpAddr::V4(_) => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), config.upstream.port()),
+            std::net::IpAddr::V6(_) => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), config.upstream.port()),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| Error::io("cannot build the HTTP front runtime", e))?;
+        let bind = |addr: SocketAddr, what: &str| -> Result<(TcpListener, SocketAddr), Error> {
+            let l = std::net::TcpListener::bind(addr)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|e| Error::io(format!("cannot listen for {what} on {addr}"), e))?;
+            let local = l.local_addr().map_err(|e| Error::io(format!("{what} local_addr"), e))?;
+            let _in_runtime = runtime.enter();
+            let l =
+                TcpListener::from_std(l).map_err(|e| Error::io(format!("cannot register the {what} listener"), e))?;
+            Ok((l, local))
+        };
+        let plain = config.plain.map(|a| bind(a, "HTTP")).transpose()?;
+        let tls = match &config.tls {
+            Some((a, server_config)) => Some((bind(*a, "HTTPS")?, TlsAcceptor::from(server_config.clone()))),
+            None => None,
+        };
+        let plain_addr = plain.as_ref().map(|(_, a)| *a);
+        let tls_addr = tls.as_ref().map(|((_, a), _)| *a);
+        let shared = Arc::new(Shared {
+            acceptor: tls.as_ref().map(|(_, acceptor)| acceptor.clone()),
+            upstream,
+            peers: config.peers,
+            slots: Arc::new(Semaphore::new(max)),
+            refusals: Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT)),
+            max_connections: max,
+            handshake_timeout: config.handshake_timeout,
+            head_timeout: config.head_timeout,
+            idle_timeout: config.idle_timeout,
+            last_cap_warning: Mutex::new(None),
+        });
+        let heartbeat = Arc::new(AtomicU64::new(0));
+        let beat = heartbeat.clone();
+        let (stop, stop_rx) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("http-front".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    if let Some((listener, _)) = plain {
+                        tokio::spawn(shared.clone().accept_loop(listener, Transport::Plain));
+                    }
+                    if let Some(((listener, _), _)) = tls {
+                        tokio::spawn(shared.clone().accept_loop(listener, Transport::Tls));
+                    }
+                    tokio::spawn(async move {
+                        loop {
+                            beat.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(HEARTBEAT_PERIOD).await;
+                        }
+                    });
+                    let _ = stop_rx.await;
+                });
+                tracing::debug!("HTTP front stopped");
+            })
+            .map_err(|e| Error::io("cannot spawn the HTTP front thread", e))?;
+        tracing::info!(plain = ?plain_addr, tls = ?tls_addr, %upstream, max_connections = max, "HTTP front listening");
+        Ok(Front { plain_addr, tls_addr, heartbeat, stop, thread })
+    }
+
+    /// Ends the accept loops, closes every connection and joins the thread.
+    pub fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
+}
+
+/// What every connection task shares.
+struct Shared {
+    /// Handshakes with the TLS configuration; `None` without a TLS listener.
+    acceptor: Option<TlsAcceptor>,
+    /// The tiny-http listener, never an unspecified address.
+    upstream: SocketAddr,
+    peers: PeerMap,
+    /// One permit per open connection (the connection cap).
+    slots: Arc<Semaphore>,
+    /// One permit per refused plain connection being answered 503 (`MAX_REFUSALS_IN_FLIGHT`).
+    refusals: Arc<Semaphore>,
+    /// The cap, for log lines.
+    max_connections: usize,
+    handshake_timeout: Duration,
+    head_timeout: Duration,
+    idle_timeout: Duration,
+    /// When the cap was last warned about (both listeners share the warning).
+    last_cap_warning: Mutex<Option<Instant>>,
+}
+
+/// One counted connection: `edgerec_http_connections_active` while it lives.
+struct Active;
+
+impl Active {
+    fn new() -> Active {
+        CONNECTIONS.active.fetch_add(1, Ordering::Relaxed);
+        Active
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        CONNECTIONS.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Shared {
+    async fn accept_loop(self: Arc<Self>, listener: TcpListener, transport: Transport) {
+        loop {
+            let (tcp, client) = match listener.accept().await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(?transport, "HTTP accept failed ({e}); retrying");
+                    tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
+                    continue;
+                }
+            };
+            let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+                self.refuse_at_cap(tcp, client, transport);
+                continue;
+            };
+            let shared = self.clone();
+            tokio::spawn(async move {
+                let active = Active::new();
+                shared.connection(tcp, client, transport).await;
+                drop(active);
+                // Freed only now: the task ends in this same poll, so the accept loop, on this
+                // thread, cannot see a closed connection's slot still taken.
+                drop(slot);
+            });
+        }
+    }
+
+    /// Over the cap: a plain client gets `503` and the connection closes; a TLS client is closed at
+    /// once, since answering it would cost a handshake, the work a flood at the cap must not get.
+    fn refuse_at_cap(&self, tcp: TcpStream, client: SocketAddr, transport: Transport) {
+        CONNECTIONS.refused.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut last = self.last_cap_warning.lock().expect("cap warning lock");
+            if last.is_none_or(|t| t.elapsed() >= CAP_WARNING_PERIOD) {
+                tracing::warn!(%client, "HTTP connection cap ({}) reached; turning clients away", self.max_connections);
+                *last = Some(Instant::now());
+            } else {
+                tracing::debug!(%client, "HTTP connection cap reached; refusing");
+            }
+        }
+        if transport == Transport::Tls {
+            return;
+        }
+        let Ok(permit) = self.refusals.clone().try_acquire_owned() else { return };
+        let refusal = Refusal {
+            status: 503,
+            code: "resource_exhausted",
+            message: format!("connection limit ({}) reached; try again later", self.max_connections),
+        };
+        tokio::spawn(async move {
+            let mut tcp = tcp;
+            let (mut r, mut w) = tcp.split();
+            answer_and_close(&mut r, &mut w, &refusal).await;
+            drop(permit);
+        });
+    }
+
+    async fn connection(&self, tcp: TcpStream, client: SocketAddr, transport: Transport) {
+        let _ = tcp.set_nodelay(true);
+        match (transport, &self.acceptor) {
+            (Transport::Tls, Some(acceptor)) => {
+                let tls = match tokio::time::timeout(self.handshake_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => return tracing::debug!(%client, "TLS handshake failed: {e}"),
+                    Err(_) => {
+                        return tracing::debug!(%client, "TLS handshake not done within {:?}; closing", self.handshake_timeout)
+                    }
+                };
+                self.proxy(tls, Peer { addr: client, transport }).await
+            }
+            _ => self.proxy(tcp, Peer { addr: client, transport }).await,
+        }
+    }
+
+    /// Forwards checked requests to tiny-http and its responses back, until either side closes,
+    /// the connection idles, or a request is refused (then the responses to earlier requests go
+    /// out first, then the refusal).
+    async fn proxy<S: AsyncRead + AsyncWrite + Unpin>(&self, stream: S, client: Peer) {
+        let opened = Instant::now();
+        let progress_ms = AtomicU64::new(0);
+        let (mut from_client, mut to_client) =
+            tokio::io::split(Watched { inner: stream, opened, progress_ms: &progress_ms });
+        let mut framing = RequestFraming::new();
+        let mut buf = vec![0u8; READ_BUFFER_BYTES];
+        let mut forward = Vec::new();
+        let head_timeout = self.head_timeout.min(self.idle_timeout);
+
+        // The first head is complete and checked before tiny-http is involved at all.
+        let first_deadline = opened + head_timeout;
+        while forward.is_empty() {
+            let refusal = match read_by(&mut from_client, &mut buf, Some(first_deadline)).await {
+                Got::Bytes(n) => match framing.push(&buf[..n], &mut forward) {
+                    Ok(()) => continue,
+                    Err(r) => r,
+                },
+                Got::End => return,
+                Got::TimedOut => head_timed_out(head_timeout),
+            };
+            tracing::debug!(client = %client.addr, status = refusal.status, "{}", refusal.message);
+            return answer_and_close(&mut from_client, &mut to_client, &refusal).await;
+        }
+
+        let internal = match TcpStream::connect(self.upstream).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(client = %client.addr, upstream = %self.upstream, "cannot reach the HTTP workers: {e}");
+                let refusal =
+                    Refusal { status: 503, code: "unavailable", message: "the HTTP workers are not reachable".into() };
+                return answer_and_close(&mut from_client, &mut to_client, &refusal).await;
+            }
+        };
+        let _ = internal.set_nodelay(true);
+        let mut internal = match Registered::new(internal, &self.peers, client) {
+            Ok(r) => r,
+            Err(e) => return tracing::debug!(client = %client.addr, "internal connection has no local address: {e}"),
+        };
+        let refusal = {
+            let (mut up_r, mut up_w) = internal.stream.split();
+            let upward = async {
+                let mut head_since: Option<Instant> = None;
+                loop {
+                    if !forward.is_empty() && up_w.write_all(&forward).await.is_err() {
+                        return None;
+                    }
+                    forward.clear();
+                    let got = read_by(&mut from_client, &mut buf, head_since.map(|t| t + head_timeout)).await;
+                    let pushed = match got {
+                        Got::Bytes(n) => framing.push(&buf[..n], &mut forward),
+                        Got::End => Ok(()),
+                        Got::TimedOut => Err(head_timed_out(head_timeout)),
+                    };
+                    match (pushed, got) {
+                        (Ok(()), Got::Bytes(_)) => {}
+                        (Ok(()), _) => {
+                            // The client closed its side: tiny-http finishes and then closes.
+                            let _ = up_w.shutdown().await;
+                            return None;
+                        }
+                        (Err(refusal), _) => {
+                            if !forward.is_empty() {
+                                let _ = up_w.write_all(&forward).await;
+                            }
+                            // tiny-http answers what it has and closes; the refusal goes after.
+                            let _ = up_w.shutdown().await;
+                            return Some(refusal);
+                        }
+                    }
+                    head_since = match framing.head_started() {
+                        true => head_since.or_else(|| Some(Instant::now())),
+                        false => None,
+                    };
+                }
+            };
+            let downward = tokio::io::copy(&mut up_r, &mut to_client);
+            tokio::pin!(upward, downward);
+            let mut refusal = None;
+            let mut upward_done = false;
+            loop {
+                tokio::select! {
+                    r = &mut upward, if !upward_done => {
+                        upward_done = true;
+                        refusal = r;
+                    }
+                    r = &mut downward => {
+                        if let Err(e) = r {
+                            tracing::debug!(client = %client.addr, "HTTP connection ended: {e}");
+                        }
+                        break;
+                    }
+                    () = idle(&progress_ms, opened, self.idle_timeout) => {
+                        tracing::debug!(client = %client.addr, "HTTP connection idle for {:?}; closing", self.idle_timeout);
+                        break;
+                    }
+                }
+            }
+            refusal
+        };
+        drop(internal);
+        match refusal {
+            Some(refusal) => {
+                tracing::debug!(client = %client.addr, status = refusal.status, "{}", refusal.message);
+                answer_and_close(&mut from_client, &mut to_client, &refusal).await
+            }
+            None => {
+                let _ = tokio::time::timeout(LINGER, to_client.shutdown()).await;
+            }
+        }
+    }
+}
+
+fn head_timed_out(limit: Duration) -> Refusal {
+    Refusal {
+        status: 408,
+        code: "request_timeout",
+        message: format!("request head not complete within {} s", limit.as_secs_f64()),
+    }
+}
+
+/// What one read from the client gave.
+#[derive(Clone, Copy)]
+enum Got {
+    Bytes(usize),
+    /// End of stream or an error: the client is gone.
+    End,
+    /// `deadline` passed first.
+    TimedOut,
+}
+
+async fn read_by<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8], deadline: Option<Instant>) -> Got {
+    let read = async {
+        match r.read(buf).await {
+            Ok(0) | Err(_) => Got::End,
+            Ok(n) => Got::Bytes(n),
+        }
+    };
+    match deadline {
+        Some(d) => tokio::time::timeout_at(d, read).await.unwrap_or(Got::TimedOut),
+        None => read.await,
+    }
+}
+
+/// Sends `refusal` (counted in `edgerec_http_requests_total`), closes the sending side, and reads
+/// what the client still sends for at most `LINGER` so that closing does not reset the answer.
+async fn answer_and_close<R, W>(from_client: &mut R, to_client: &mut W, refusal: &Refusal)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    super::metrics::RESPONSES.count(refusal.status);
+    let response = refusal.to_response();
+    let sent = tokio::time::timeout(LINGER, async {
+        to_client.write_all(&response).await?;
+        to_client.shutdown().await
+    })
+    .await;
+    if !matches!(sent, Ok(Ok(()))) {
+        return;
+    }
+    let mut scratch = [0u8; 4096];
+    let deadline = Instant::now() + LINGER;
+    while let Got::Bytes(_) = read_by(from_client, &mut scratch, Some(deadline)).await {}
+}
+
+/// The internal connection to tiny-http, registered in the `PeerMap` for exactly its lifetime.
+struct Registered {
+    /// The connection to tiny-http.
+    stream: TcpStream,
+    /// Where `key` is registered, to remove it on drop.
+    peers: PeerMap,
+    /// `stream`'s local address: the key tiny-http will look up.
+    key: SocketAddr,
+}
+
+impl Registered {
+    /// Registers before the caller can send any byte upstream.
+    fn new(stream: TcpStream, peers: &PeerMap, client: Peer) -> std::io::Result<Registered> {
+        let key = stream.local_addr()?;
+        peers.insert(key, client);
+        Ok(Registered { stream, peers: peers.clone(), key })
+    }
+}
+
+impl Drop for Registered {
+    /// Runs before `stream` is dropped, so the entry is gone before the kernel can hand the same
+    /// local port to a new connection (PeerMap's invariant); this also holds when the runtime
+    /// drops the task at `stop`.
+    fn drop(&mut self) {
+        self.peers.remove(self.key);
+    }
+}
+
+/// A client stream that notes when bytes last moved in either direction, for `idle`.
+struct Watched<'a, S> {
+    /// The client's stream (TCP or TLS).
+    inner: S,
+    /// When the connection (or its TLS session) opened: the origin of `progress_ms`.
+    opened: Instant,
+    /// Milliseconds after `opened` at which bytes last moved.
+    progress_ms: &'a AtomicU64,
+}
+
+impl<S> Watched<'_, S> {
+    fn note_progress(&self) {
+        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.progress_ms.store(ms, Ordering::Relaxed);
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<'_, S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.note_progress();
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<'_, S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.note_progress();
+        }
+        r
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Completes once no byte has moved for `limit`.
+async fn idle(progress_ms: &AtomicU64, opened: Instant, limit: Duration) {
+    loop {
+        let deadline = opened + Duration::from_millis(progress_ms.load(Ordering::Relaxed)) + limit;
+        if Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep_until(deadline).await;
+    }
+}
