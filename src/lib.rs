@@ -8,6 +8,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod ingest;
+pub mod logs;
 pub mod media;
 pub mod motion;
 pub mod mp4;

@@ -37,6 +37,8 @@ pub struct Recorder {
     pub motion: Option<crate::motion::MotionHandle>,
     motion_service: std::sync::Mutex<Option<crate::motion::MotionService>>,
     pub motion_reader: crate::motion::MotionReader,
+    /// The system and rule logs (LG-2, LG-4): their writer and the API's reader.
+    pub logs: crate::logs::LogService,
     /// Stops the rules engine and the health watcher.
     background_stop: Arc<AtomicBool>,
     background_threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
@@ -46,6 +48,8 @@ impl Recorder {
     /// Opens every storage (recovering it) and starts every enabled camera. Returns once all
     /// storages finished recovery, so a caller can report readiness afterwards.
     pub fn start(config: Config, clocks: Arc<dyn Clocks>) -> Result<Recorder, Error> {
+        // First, so that what storage recovery and the rest of the start log is kept (LG-2).
+        let logs = crate::logs::LogService::start(&config.data_dir, &config.log, clocks.clone())?;
         let recorder_uuid = store::recorder_uuid(&config.data_dir)?;
         let mut storages = Vec::new();
         let mut writer_threads = Vec::new();
@@ -166,6 +170,7 @@ impl Recorder {
             config.time_zone.clone(),
             cameras.clone(),
             engine_clocks.clone(),
+            logs.rule_log(),
         );
         let subscription = events.subscribe("rules", 4096);
         let stop = background_stop.clone();
@@ -198,6 +203,7 @@ impl Recorder {
                 .map_err(|e| Error::io("cannot spawn the health thread", e))?,
         );
         Ok(Recorder {
+            logs,
             motion,
             motion_service: std::sync::Mutex::new(motion_service),
             motion_reader: crate::motion::MotionReader::new(&motion_path),
@@ -242,6 +248,8 @@ impl Recorder {
                 tracing::warn!("event log shutdown: {e}");
             }
         }
+        // Last: whatever the steps above logged is committed too.
+        self.logs.shutdown();
     }
 
     pub fn storage(&self, id: &str) -> Option<&StorageHandle> {

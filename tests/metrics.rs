@@ -183,6 +183,7 @@ fn metrics_scrape_status_system_and_camera_visibility() {
         "edgerec_storage_frames_dropped_total",
         "edgerec_storage_segments_reclaimed_total",
         "edgerec_http_requests_total",
+        "edgerec_log_entries_dropped_total",
         "edgerec_process_cpu_seconds_total",
         "edgerec_process_resident_memory_bytes",
         "edgerec_system_memory_available_bytes",

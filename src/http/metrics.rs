@@ -65,6 +65,15 @@ pub fn render(rec: &Recorder, eff: &Effective) -> String {
         out.sample("edgerec_http_requests_total", &[("code", code.as_str())], Value::U(n));
     }
 
+    out.family(
+        "edgerec_log_entries_dropped_total",
+        "System and rule log entries dropped because the log queue was full or the database unavailable (LG-2, LG-4).",
+        Kind::Counter,
+    );
+    let (system, rule) = rec.logs.dropped();
+    out.sample("edgerec_log_entries_dropped_total", &[("log", "system")], Value::U(system));
+    out.sample("edgerec_log_entries_dropped_total", &[("log", "rule")], Value::U(rule));
+
     process_metrics(&mut out);
     out.text
 }
