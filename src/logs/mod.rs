@@ -19,7 +19,7 @@ pub use db::{LogDb, LogReadDb, MAX_BATCH, RULE_MAX_ROWS, SYSTEM_MAX_ROWS};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -415,7 +415,7 @@ impl RuleLog {
         e.event_type = truncate(e.event_type, MAX_NAME_BYTES);
         e.source_name = truncate(e.source_name, MAX_NAME_BYTES);
         e.message = truncate(e.message, MAX_MESSAGE_BYTES);
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(Entry::Rule(e)) {
+        if tx.try_send(Entry::Rule(e)).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
