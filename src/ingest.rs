@@ -299,7 +299,7 @@ pub async fn supervise(
             Ok(()) => "session ended".to_owned(),
             Err(e) => e.to_string(),
         };
-        tracing::warn!(camera = %stats.id, retry_in = ?backoff, "camera session ended: {msg}");
+        tracing::warn!(camera = %stats.id, event = "communication_error", retry_in = ?backoff, "camera session ended: {msg}");
         // RU-11: a session that streamed ends with Communication Stopped; every failure is an error.
         if stats.state() == CameraState::Streaming {
             if sink.stats.recording.swap(false, Ordering::Relaxed) {

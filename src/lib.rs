@@ -9,6 +9,7 @@ pub mod events;
 pub mod fsutil;
 pub mod http;
 pub mod ingest;
+pub mod logs;
 pub mod media;
 pub mod motion;
 pub mod mp4;

@@ -131,10 +131,13 @@ fn main() -> ExitCode {
 
 /// Logs to journald when started by systemd with journal output (`JOURNAL_STREAM`), with
 /// structured fields (camera, storage); otherwise to stderr. `EDGEREC_LOG` takes `level` or
-/// `target=level,...` (default `info`).
+/// `target=level,...` (default `info`) and filters those two only. The system log (LG-2) has its
+/// own layer and level (`[log] system_level`), set once the recorder starts; it never sees debug
+/// or trace events (LG-1: debug logs are separate).
 fn init_logging() {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let spec = std::env::var("EDGEREC_LOG").unwrap_or_else(|_| "info".to_owned());
     let targets: tracing_subscriber::filter::Targets = spec.parse().unwrap_or_else(|e| {
         eprintln!("edgerec: EDGEREC_LOG={spec:?} is invalid ({e}); using info");
@@ -146,7 +149,12 @@ fn init_logging() {
     let fmt = journald.is_none().then(|| {
         tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal())
     });
-    tracing_subscriber::registry().with(journald).with(fmt).with(targets).init();
+    let system_log = edgerec::logs::SystemLogLayer.with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+    tracing_subscriber::registry()
+        .with(journald.with_filter(targets.clone()))
+        .with(fmt.with_filter(targets))
+        .with(system_log)
+        .init();
 }
 
 fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {

@@ -55,6 +55,8 @@ pub struct Recorder {
     /// New rules, profiles and cameras for the rules engine thread.
     engine_updates: std::sync::Mutex<std::sync::mpsc::Sender<crate::rules::engine::Update>>,
     clocks: Arc<dyn Clocks>,
+    /// The system and rule logs (LG-2, LG-4): their writer and the API's reader.
+    pub logs: crate::logs::LogService,
     /// Stops the rules engine and the health watcher.
     background_stop: Arc<AtomicBool>,
     background_threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
@@ -86,6 +88,8 @@ impl Recorder {
     /// Opens every storage (recovering it) and starts every enabled camera. Returns once all
     /// storages finished recovery, so a caller can report readiness afterwards.
     pub fn start(config: Config, clocks: Arc<dyn Clocks>) -> Result<Recorder, Error> {
+        // First, so that what storage recovery and the rest of the start log is kept (LG-2).
+        let logs = crate::logs::LogService::start(&config.data_dir, &config.log, clocks.clone())?;
         let recorder_uuid = store::recorder_uuid(&config.data_dir)?;
         let mut storages = Vec::new();
         let mut writer_threads = Vec::new();
@@ -133,6 +137,7 @@ impl Recorder {
         let (update_tx, update_rx) = std::sync::mpsc::channel();
         let config = Arc::new(config);
         let rec = Recorder {
+            logs,
             motion,
             motion_service: std::sync::Mutex::new(motion_service),
             motion_reader: crate::motion::MotionReader::new(&motion_path),
@@ -169,6 +174,7 @@ impl Recorder {
             config.time_zone.clone(),
             rec.cameras(),
             clocks.clone(),
+            rec.logs.rule_log(),
         );
         let subscription = rec.events.subscribe("rules", 4096);
         let stop = rec.background_stop.clone();
@@ -332,6 +338,7 @@ impl Recorder {
             ("server.socket_timeout_seconds", boot.socket_timeout != now.socket_timeout),
             ("server.data_dir", boot.data_dir != now.data_dir),
             ("auth", boot.auth != now.auth),
+            ("log", boot.log != now.log),
         ]
         .into_iter()
         .filter(|(_, changed)| *changed)
@@ -400,6 +407,8 @@ impl Recorder {
                 tracing::warn!("event log shutdown: {e}");
             }
         }
+        // Last: whatever the steps above logged is committed too.
+        self.logs.shutdown();
     }
 
     /// The config in force (the latest applied change).

@@ -185,6 +185,7 @@ fn metrics_scrape_status_system_and_camera_visibility() {
         "edgerec_http_requests_total",
         "edgerec_http_connections_active",
         "edgerec_http_connections_refused_total",
+        "edgerec_log_entries_dropped_total",
         "edgerec_process_cpu_seconds_total",
         "edgerec_process_resident_memory_bytes",
         "edgerec_system_memory_available_bytes",

@@ -425,17 +425,27 @@ impl AuditLog {
         Ok(old + over)
     }
 
-    /// Audit entries in `[from_us, to_us)`, oldest first, optionally of one user.
-    pub fn audit(&self, from_us: i64, to_us: i64, user: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>, Error> {
+    /// Audit entries in `[from_us, to_us)`, newest first, optionally of one user and containing
+    /// `text` (ASCII case-insensitive) in the action, target or detail (LG-6).
+    pub fn audit(
+        &self,
+        from_us: i64,
+        to_us: i64,
+        user: Option<&str>,
+        text: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, Error> {
         let mut st = self
             .conn
             .prepare_cached(
                 "SELECT id, time_us, user, peer, action, target, outcome, detail FROM audit \
-                 WHERE time_us >= ?1 AND time_us < ?2 AND (?3 IS NULL OR user = ?3) ORDER BY id LIMIT ?4",
+                 WHERE time_us >= ?1 AND time_us < ?2 AND (?3 IS NULL OR user = ?3) \
+                 AND (?4 IS NULL OR instr(lower(action || ' ' || target || ' ' || detail), lower(?4)) > 0) \
+                 ORDER BY time_us DESC, id DESC LIMIT ?5",
             )
             .map_err(sq("audit query"))?;
         let rows = st
-            .query_map(params![from_us, to_us, user, limit], |r| {
+            .query_map(params![from_us, to_us, user, text, limit], |r| {
                 Ok(AuditEntry {
                     id: r.get(0)?,
                     time_us: r.get(1)?,

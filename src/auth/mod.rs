@@ -393,8 +393,13 @@ mod tests {
         assert!(auth.authenticate(Credentials::Token(&token), "x").is_err());
         // D2: the last administrator stays.
         assert!(auth.db().delete_user("ann").is_err());
-        let outcomes: Vec<String> =
-            auth.audit_log().audit(0, i64::MAX, Some("ann"), 100).unwrap().into_iter().map(|e| e.outcome).collect();
+        let outcomes: Vec<String> = auth
+            .audit_log()
+            .audit(0, i64::MAX, Some("ann"), None, 100)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.outcome)
+            .collect();
         assert_eq!(outcomes.iter().filter(|o| *o == "failed").count(), 3, "{outcomes:?}");
         assert!(outcomes.contains(&"locked".to_owned()), "{outcomes:?}");
     }

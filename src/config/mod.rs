@@ -37,6 +37,8 @@ struct RawConfig {
     #[serde(default)]
     auth: Option<RawAuth>,
     #[serde(default)]
+    log: Option<RawLog>,
+    #[serde(default)]
     storage: Vec<RawStorage>,
     #[serde(default)]
     camera: Vec<RawCamera>,
@@ -67,6 +69,19 @@ struct RawAuth {
     lockout_failures: Option<Spanned<i64>>,
     lockout_seconds: Option<Spanned<f64>>,
     password_min_unique_chars: Option<Spanned<i64>>,
+    audit_retention_days: Option<Spanned<f64>>,
+}
+
+/// `[log]` (LG-5).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    system_enabled: Option<bool>,
+    system_level: Option<Spanned<String>>,
+    system_retention_days: Option<Spanned<f64>>,
+    rule_enabled: Option<bool>,
+    rule_retention_days: Option<Spanned<f64>>,
+    /// The same setting as `[auth] audit_retention_days`, beside the other logs' retention.
     audit_retention_days: Option<Spanned<f64>>,
 }
 
@@ -135,6 +150,8 @@ pub struct Config {
     /// get 503 (plain) or are closed at accept (TLS).
     pub max_connections: usize,
     pub auth: crate::auth::AuthConfig,
+    /// The system and rule logs (LG-5); the audit log's retention is in `auth`.
+    pub log: crate::logs::LogSettings,
     /// Directory for state that is not media (lock file, future config store).
     pub data_dir: PathBuf,
     /// Bound on every HTTP read and write (slowloris guard).
@@ -338,7 +355,10 @@ impl Config {
                 return Err(origin.error(v, "server.max_connections", format!("{} is outside 1..=10000", v.get_ref())))
             }
         };
-        let auth = auth_config(&origin, raw.auth.unwrap_or_default())?;
+        let raw_log = raw.log.unwrap_or_default();
+        let audit_in_auth = raw.auth.as_ref().and_then(|a| a.audit_retention_days.as_ref()).is_some();
+        let mut auth = auth_config(&origin, raw.auth.unwrap_or_default())?;
+        let log = log_settings(&origin, &raw_log, audit_in_auth, &mut auth)?;
         let data_dir = resolve(server.data_dir.as_ref().map(|s| s.get_ref().as_str()).unwrap_or("./edgerec-data"));
 
         if raw.storage.is_empty() {
@@ -594,6 +614,7 @@ impl Config {
             tls_cert,
             max_connections,
             auth,
+            log,
             data_dir,
             socket_timeout,
             storages,
@@ -640,6 +661,44 @@ fn auth_config(origin: &Origin<'_>, raw: RawAuth) -> Result<crate::auth::AuthCon
         cfg.min_unique_chars = *n.get_ref() as usize;
     }
     Ok(cfg)
+}
+
+/// `[log]` (LG-5): each log on or off with its own retention, and the system log's level.
+/// `audit_retention_days` may sit here instead of in `[auth]`, but not in both.
+fn log_settings(
+    origin: &Origin<'_>,
+    raw: &RawLog,
+    audit_in_auth: bool,
+    auth: &mut crate::auth::AuthConfig,
+) -> Result<crate::logs::LogSettings, Error> {
+    let mut s = crate::logs::LogSettings::default();
+    let days = |v: &Option<Spanned<f64>>, key: &str, default: Duration| -> Result<Duration, Error> {
+        match v {
+            None => Ok(default),
+            Some(d) if (1.0..=3650.0).contains(d.get_ref()) => Ok(Duration::from_secs_f64(d.get_ref() * 86_400.0)),
+            Some(d) => Err(origin.error(d, key, format!("{} is outside 1..=3650", d.get_ref()))),
+        }
+    };
+    s.system_enabled = raw.system_enabled.unwrap_or(s.system_enabled);
+    s.rule_enabled = raw.rule_enabled.unwrap_or(s.rule_enabled);
+    if let Some(l) = &raw.system_level {
+        s.system_level = crate::logs::SystemLevel::parse(l.get_ref()).ok_or_else(|| {
+            origin.error(l, "log.system_level", format!("{:?} is not {}", l.get_ref(), crate::logs::SystemLevel::NAMES))
+        })?;
+    }
+    s.system_retention = days(&raw.system_retention_days, "log.system_retention_days", s.system_retention)?;
+    s.rule_retention = days(&raw.rule_retention_days, "log.rule_retention_days", s.rule_retention)?;
+    if let Some(d) = &raw.audit_retention_days {
+        if audit_in_auth {
+            return Err(origin.error(
+                d,
+                "log.audit_retention_days",
+                "`[auth] audit_retention_days` is set too; keep one of them",
+            ));
+        }
+        auth.audit_retention = days(&raw.audit_retention_days, "log.audit_retention_days", auth.audit_retention)?;
+    }
+    Ok(s)
 }
 
 /// MD-1: motion detection is on by default (the global default for new cameras); `enabled =
@@ -792,6 +851,33 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    /// LG-5: `[log]` settings, their defaults, and errors with file, line, key and reason.
+    #[test]
+    fn lg5_log_settings() {
+        let base = "version = 1\n[[storage]]\nid = \"a\"\nsize = \"2GiB\"\n";
+        let c = Config::parse("x.toml", base, None).unwrap();
+        assert_eq!(c.log, crate::logs::LogSettings::default());
+        let text = format!(
+            "{base}[log]\nsystem_level = \"warnings\"\nrule_enabled = false\nsystem_retention_days = 2\n\
+             audit_retention_days = 3\n"
+        );
+        let c = Config::parse("x.toml", &text, None).unwrap();
+        assert_eq!(c.log.system_level, crate::logs::SystemLevel::Warnings);
+        assert!(!c.log.rule_enabled && c.log.system_enabled);
+        assert_eq!(c.log.system_retention, Duration::from_secs(2 * 86_400));
+        assert_eq!(c.auth.audit_retention, Duration::from_secs(3 * 86_400));
+        let e = Config::parse("x.toml", &format!("{base}[log]\nsystem_level = \"debug\"\n"), None).unwrap_err();
+        assert_eq!(
+            e.msg(),
+            "x.toml:6: key `log.system_level`: \"debug\" is not \"all\", \"info\", \"warnings\" or \"errors\""
+        );
+        let e = Config::parse("x.toml", &format!("{base}[log]\nrule_retention_days = 0\n"), None).unwrap_err();
+        assert_eq!(e.msg(), "x.toml:6: key `log.rule_retention_days`: 0 is outside 1..=3650");
+        let text = format!("{base}[auth]\naudit_retention_days = 9\n[log]\naudit_retention_days = 3\n");
+        let e = Config::parse("x.toml", &text, None).unwrap_err();
+        assert!(e.msg().starts_with("x.toml:8: key `log.audit_retention_days`: "), "{}", e.msg());
     }
 
     #[test]

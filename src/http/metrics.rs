@@ -86,6 +86,14 @@ pub fn render(rec: &Recorder, eff: &Effective) -> String {
         Kind::Counter,
     );
     out.sample("edgerec_http_connections_refused_total", &[], Value::U(CONNECTIONS.refused.load(Ordering::Relaxed)));
+    out.family(
+        "edgerec_log_entries_dropped_total",
+        "System and rule log entries dropped because the log queue was full or the database unavailable (LG-2, LG-4).",
+        Kind::Counter,
+    );
+    let (system, rule) = rec.logs.dropped();
+    out.sample("edgerec_log_entries_dropped_total", &[("log", "system")], Value::U(system));
+    out.sample("edgerec_log_entries_dropped_total", &[("log", "rule")], Value::U(rule));
 
     process_metrics(&mut out);
     out.text

@@ -24,6 +24,7 @@ use crate::recorder::Recorder;
 use crate::store::export::{ExportPlan, ExportReader};
 use crate::time::{format_rfc3339, parse_rfc3339_us};
 
+mod logs;
 mod users;
 
 /// Worker threads answering API requests; downloads get their own threads (below).
@@ -485,7 +486,21 @@ fn handle(req: Request, ctx: &Ctx) {
         (_, ["api", "v1", "config", rest @ ..]) => {
             return config_api::route(req, ctx, &eff, rest, &params, &peer);
         }
-        (true, ["api", "v1", "logs"]) => eff.check(Permission::ReadLogs).and_then(|_| logs(ctx, &params)),
+        (true, ["api", "v1", "logs"]) => match eff.check(Permission::ReadLogs).and_then(|_| logs::answer(ctx, &params))
+        {
+            Ok(logs::Answer::Json(v)) => Ok(v),
+            Ok(logs::Answer::Csv { file_name, body }) => {
+                metrics::RESPONSES.count(200);
+                let _ = req.respond(
+                    Response::from_data(body.into_bytes())
+                        .with_header(header("Content-Type", "text/csv; charset=utf-8"))
+                        .with_header(header("Content-Disposition", &format!("attachment; filename=\"{file_name}\"")))
+                        .with_header(header("Cache-Control", "no-store")),
+                );
+                return;
+            }
+            Err(e) => Err(e),
+        },
         (_, ["api", "v1", "users", ..] | ["api", "v1", "roles", ..]) => {
             let mut req = req;
             let body = if is_get || method == Method::Delete { Ok(Value::Null) } else { read_json_body(&mut req) };
@@ -584,45 +599,6 @@ fn me_json(eff: &Effective) -> Value {
         "must_change_password": eff.must_change_password,
         "recorder_permissions": recorder,
     })
-}
-
-/// `GET /api/v1/logs?kind=audit&from&to&user&limit` (LG-3, LG-6).
-fn logs(ctx: &Ctx, params: &[(String, String)]) -> Result<Value, Error> {
-    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    match get("kind").unwrap_or("audit") {
-        "audit" => {}
-        k @ ("system" | "rule") => {
-            return Err(crate::err!(
-                InvalidArgument,
-                "kind={k}: only the audit log is kept in SQLite so far; the system log is in the journal, rule activity in /api/v1/events"
-            ))
-        }
-        other => return Err(crate::err!(InvalidArgument, "kind must be audit, system or rule, not {other:?}")),
-    }
-    let from = get("from").map(parse_rfc3339_us).transpose()?.unwrap_or(0);
-    let to = get("to").map(parse_rfc3339_us).transpose()?.unwrap_or(i64::MAX);
-    let limit = match get("limit") {
-        None => 1000,
-        Some(v) => v
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=10_000).contains(l))
-            .ok_or_else(|| crate::err!(InvalidArgument, "limit must be 1..=10000"))?,
-    };
-    let entries = ctx.auth.audit_log().audit(from, to, get("user"), limit)?;
-    Ok(json!({
-        "kind": "audit",
-        "entries": entries.iter().map(|e| json!({
-            "id": e.id,
-            "time": format_rfc3339(e.time_us),
-            "user": e.user,
-            "peer": e.peer,
-            "action": e.action,
-            "target": e.target,
-            "outcome": e.outcome,
-            "detail": e.detail,
-        })).collect::<Vec<_>>(),
-    }))
 }
 
 fn camera_json(c: &crate::ingest::CameraStats) -> Value {

@@ -2,6 +2,7 @@
 //! reasons on cameras, with pre/post roll and delayed stops.
 //! Invariant: it only calls `RecordingControl` (never blocks ingest) and reads events from the
 //! in-process subscription, so events drive recording even when the event log is down (RU-21).
+//! Every action it runs is offered to the rule log (LG-4), which never blocks either.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -14,6 +15,7 @@ use crate::clocks::Clocks;
 use crate::config::{CameraSet, Condition, RecordMode, RuleConfig, Stop, Trigger};
 use crate::events::{Event, EventKind};
 use crate::ingest::CameraStats;
+use crate::logs::{RuleEntry, RuleLog, SourceType};
 use crate::rules::time_profile::{TimeProfile, ALWAYS_NAME};
 
 /// REC-10 defaults: Record on Motion (3 s before, 3 s after), Record on Bookmark (3 s before,
@@ -107,6 +109,8 @@ pub struct Engine {
     timers: BinaryHeap<Reverse<(i64, usize, String)>>,
     /// Last evaluation of each profile-triggered rule.
     profile_state: HashMap<usize, bool>,
+    /// Where each action is recorded (LG-4); a disabled rule log stores nothing.
+    rule_log: RuleLog,
 }
 
 impl Engine {
@@ -116,6 +120,7 @@ impl Engine {
         tz: jiff::tz::TimeZone,
         cameras: Vec<Arc<CameraStats>>,
         clocks: Arc<dyn Clocks>,
+        rule_log: RuleLog,
     ) -> Engine {
         Engine {
             rules,
@@ -126,6 +131,7 @@ impl Engine {
             active: HashSet::new(),
             timers: BinaryHeap::new(),
             profile_state: HashMap::new(),
+            rule_log,
         }
     }
 
@@ -171,18 +177,43 @@ impl Engine {
         }
     }
 
-    fn start(&mut self, idx: usize, camera: &str, now_us: i64) {
+    /// LG-4: one rule log entry for an action that ran on `camera`.
+    fn log_action(&self, rule: &RuleConfig, cause: &str, camera: &str, now_us: i64, message: String) {
+        self.rule_log.record(RuleEntry {
+            id: 0,
+            time_us: now_us,
+            rule: rule.name.clone(),
+            event_type: cause.to_owned(),
+            category: "recording".to_owned(),
+            source_type: SourceType::Camera,
+            source_name: camera.to_owned(),
+            message,
+        });
+    }
+
+    /// What made an action run, for the rule log: the event's code, with a user-defined event's
+    /// name as the config spells the trigger (`user_defined:doorbell`).
+    fn cause(e: &Event) -> String {
+        match e.kind().user_event_name() {
+            Some(name) => format!("{}:{name}", e.kind().code()),
+            None => e.kind().code().to_owned(),
+        }
+    }
+
+    fn start(&mut self, idx: usize, camera: &str, now_us: i64, cause: &str) {
         let rule = &self.rules[idx];
         let Some(cam) = self.camera(camera) else { return };
         cam.control.start(&Self::reason_key(rule), rule.pre_roll_us, None);
         tracing::info!(rule = %rule.name, camera, "rule started recording");
+        let message = format!("start recording on {camera} (pre-roll {} ms)", rule.pre_roll_us / 1000);
+        self.log_action(rule, cause, camera, now_us, message);
         if let Stop::DelayUs(d) = rule.stop {
             self.timers.push(Reverse((now_us + d, idx, camera.to_owned())));
         }
         self.active.insert((idx, camera.to_owned()));
     }
 
-    fn stop(&mut self, idx: usize, camera: &str, now_us: i64) {
+    fn stop(&mut self, idx: usize, camera: &str, now_us: i64, cause: &str) {
         if !self.active.remove(&(idx, camera.to_owned())) {
             return;
         }
@@ -190,12 +221,15 @@ impl Engine {
         if let Some(cam) = self.camera(camera) {
             cam.control.stop(&Self::reason_key(rule), now_us, rule.post_roll_us);
             tracing::info!(rule = %rule.name, camera, post_roll_ms = rule.post_roll_us / 1000, "rule stops recording");
+            let message = format!("stop recording on {camera} (post-roll {} ms)", rule.post_roll_us / 1000);
+            self.log_action(rule, cause, camera, now_us, message);
         }
     }
 
     /// Handles one event: starts rules it triggers (conditions permitting), stops rules it ends.
     pub fn on_event(&mut self, e: &Event) {
         let now = e.wall_us();
+        let cause = Self::cause(e);
         for idx in 0..self.rules.len() {
             let rule = &self.rules[idx];
             if !rule.enabled {
@@ -203,13 +237,13 @@ impl Engine {
             }
             if matches!(&rule.stop, Stop::Event(k) if k == e.kind()) {
                 for cam in self.targets(rule, e) {
-                    self.stop(idx, &cam, now);
+                    self.stop(idx, &cam, now, &cause);
                 }
             }
             let rule = &self.rules[idx];
             if matches!(&rule.trigger, Trigger::Event(k) if k == e.kind()) && self.condition_holds(rule, now) {
                 for cam in self.targets(rule, e) {
-                    self.start(idx, &cam, now);
+                    self.start(idx, &cam, now, &cause);
                 }
             }
         }
@@ -223,7 +257,7 @@ impl Engine {
                 break;
             }
             self.timers.pop();
-            self.stop(idx, &cam, now);
+            self.stop(idx, &cam, now, "delay");
         }
         for idx in 0..self.rules.len() {
             let rule = &self.rules[idx];
@@ -232,12 +266,13 @@ impl Engine {
                 continue;
             }
             let on = self.profile_active(p, now) && self.condition_holds(rule, now);
+            let cause = format!("time_profile:{p}");
             let was = self.profile_state.insert(idx, on).unwrap_or(false);
             let cams: Vec<String> =
                 self.cameras.iter().map(|c| c.id.to_string()).filter(|id| rule.cameras.contains(id)).collect();
             match (was, on) {
-                (false, true) => cams.iter().for_each(|c| self.start(idx, c, now)),
-                (true, false) => cams.iter().for_each(|c| self.stop(idx, c, now)),
+                (false, true) => cams.iter().for_each(|c| self.start(idx, c, now, &cause)),
+                (true, false) => cams.iter().for_each(|c| self.stop(idx, c, now, &cause)),
                 _ => {}
             }
         }
@@ -297,7 +332,8 @@ impl Engine {
                 .map(|c| c.id.to_string())
                 .filter(|id| self.rules[idx].cameras.contains(id) && !self.active.contains(&(idx, id.clone())))
                 .collect();
-            cams.iter().for_each(|c| self.start(idx, c, now));
+            let cause = "config_change".to_owned();
+            cams.iter().for_each(|c| self.start(idx, c, now, &cause));
         }
     }
 

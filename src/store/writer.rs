@@ -393,7 +393,7 @@ impl Writer {
     }
 
     fn set_unavailable(&mut self, e: &Error) {
-        tracing::error!(storage = %self.cfg.id, "storage unavailable: {e}");
+        tracing::error!(storage = %self.cfg.id, event = "storage_unavailable", "storage unavailable: {e}");
         self.stats.available.store(false, Ordering::Release);
         *self.stats.last_error.lock().expect("stats lock") = Some(e.to_string());
         self.state = None;
@@ -455,7 +455,7 @@ impl Writer {
                 } else if now >= next_retry {
                     next_retry = now + RETRY_INTERVAL;
                     if self.try_open().is_ok() {
-                        tracing::info!(storage = %self.cfg.id, "storage available again; recording resumes");
+                        tracing::info!(storage = %self.cfg.id, event = "storage_available", "storage available again; recording resumes");
                     }
                 }
             }
