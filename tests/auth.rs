@@ -69,28 +69,38 @@ fn authorization_matrix_hides_cameras_and_audits() {
         ("GET", "/api/v1/roles".into()),
         ("GET", "/api/v1/logs?kind=audit".into()),
         ("GET", "/api/v1/me".into()),
+        ("GET", "/api/v1/config".into()),
+        ("GET", "/api/v1/config/cameras/yard".into()),
     ];
     // Expected status per caller, in the order of `endpoints`.
-    type Caller<'a> = (&'a str, Option<(&'a str, &'a str)>, [u16; 13]);
+    type Caller<'a> = (&'a str, Option<(&'a str, &'a str)>, [u16; 15]);
     let callers: Vec<Caller> = vec![
-        ("anonymous", None, [200, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401]),
+        ("anonymous", None, [200, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401]),
         (
             "wrong password",
             Some(("wendy", "Not-the-pass-1")),
-            [200, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401],
+            [200, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401],
         ),
-        ("locked", Some(("lars", "Lars-pass-1")), [200, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401]),
+        (
+            "locked",
+            Some(("lars", "Lars-pass-1")),
+            [200, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401],
+        ),
         (
             "per-camera operator",
             Some(("olga", "Olga-pass-1")),
-            [200, 403, 200, 200, 404, 200, 404, 404, 403, 403, 403, 403, 200],
+            [200, 403, 200, 200, 404, 200, 404, 404, 403, 403, 403, 403, 200, 403, 404],
         ),
         (
             "role with a Deny",
             Some(("dave", "Dave-pass-1")),
-            [200, 200, 200, 200, 200, 403, 200, 200, 200, 403, 403, 403, 200],
+            [200, 200, 200, 200, 200, 403, 200, 200, 200, 403, 403, 403, 200, 403, 403],
         ),
-        ("admin", Some((ADMIN, ADMIN_PASSWORD)), [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200]),
+        (
+            "admin",
+            Some((ADMIN, ADMIN_PASSWORD)),
+            [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200],
+        ),
     ];
     let mut failures = Vec::new();
     for (who, creds, expected) in &callers {

@@ -93,16 +93,17 @@ do_install:append() {
     chmod 0644 ${D}${nonarch_libdir}/tmpfiles.d/edgerec.conf
 
     # The example config becomes the installed one, with its paths moved into the data
-    # directory (edgerec-config.sed). It can hold camera credentials: root-owned, readable by
-    # the service group only.
+    # directory (edgerec-config.sed). It can hold camera credentials, and the config API
+    # replaces it atomically (temp file and rename in the same directory): directory and file
+    # belong to the service user, and nobody else may read them.
     sed -e 's#@EDGEREC_DATA_DIR@#${EDGEREC_DATA_DIR}#g' ${UNPACKDIR}/edgerec-config.sed > ${B}/edgerec-config.sed
     sed -f ${B}/edgerec-config.sed ${S}/config/edgerec.example.toml > ${B}/edgerec.toml
     if ! grep -q '^[[:space:]]*data_dir[[:space:]]*=[[:space:]]*"${EDGEREC_DATA_DIR}"' ${B}/edgerec.toml; then
         bbfatal "config/edgerec.example.toml has no [server] data_dir line to point at ${EDGEREC_DATA_DIR}"
     fi
-    install -d -m 0755 ${D}${sysconfdir}/edgerec
-    install -m 0640 ${B}/edgerec.toml ${D}${sysconfdir}/edgerec/edgerec.toml
-    chgrp edgerec ${D}${sysconfdir}/edgerec/edgerec.toml
+    install -d -m 0750 ${D}${sysconfdir}/edgerec
+    install -m 0600 ${B}/edgerec.toml ${D}${sysconfdir}/edgerec/edgerec.toml
+    chown -R edgerec:edgerec ${D}${sysconfdir}/edgerec
 
     # Present in the image too, for boards without a separate data partition.
     install -d -m 0750 ${D}${EDGEREC_DATA_DIR}
