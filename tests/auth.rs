@@ -279,3 +279,77 @@ fn https_serves_the_authenticated_api() {
     assert!(cookie.contains("HttpOnly") && cookie.contains("; Secure"), "{headers}");
     drop(rec);
 }
+
+/// AU-7: a role that denies `connect` keeps its members out (Basic, login and open sessions)
+/// until the Deny is lifted; administrators are never locked out. PR-12: a role's answer warns
+/// about grants that do nothing alone.
+#[test]
+fn connect_deny_suspends_logins_and_roles_warn_about_useless_grants() {
+    let tmp = common::temp_dir();
+    let rec = RecorderProc::start(tmp.path(), BODY);
+    add_user(&rec, "mike", "Mike-pass-1", &["Operators"]);
+    let mike = Some(("mike", "Mike-pass-1"));
+    assert_eq!(http_get(&rec.url_as(mike, "/api/v1/status")).unwrap().status, 200);
+    let (s, v) = http_request(
+        "POST",
+        &rec.url_as(None, "/api/v1/login"),
+        &[("Content-Type", "application/json")],
+        json!({"name": "mike", "password": "Mike-pass-1"}).to_string().as_bytes(),
+    )
+    .map(|r| (r.status, r.json()))
+    .unwrap();
+    assert_eq!(s, 200, "{v}");
+    let token = v["token"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {token}");
+    let with_token = || {
+        http_request("GET", &rec.url_as(None, "/api/v1/me"), &[("Authorization", bearer.as_str())], b"").unwrap().status
+    };
+    assert_eq!(with_token(), 200);
+
+    // Maintenance: a role denying connect, given to mike.
+    let deny = json!({"grants": [{"permission": "connect", "allow": false}]});
+    assert_eq!(admin_json(&rec, "PUT", "/api/v1/roles/maintenance", deny).0, 200);
+    assert_eq!(
+        admin_json(&rec, "PUT", "/api/v1/users/mike/roles", json!({"roles": ["Operators", "maintenance"]})).0,
+        200
+    );
+    let r = http_get(&rec.url_as(mike, "/api/v1/status")).unwrap();
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.text().contains("AU-7"), "{}", r.text());
+    assert_eq!(with_token(), 403, "an open session is suspended too");
+    let r = http_request(
+        "POST",
+        &rec.url_as(None, "/api/v1/login"),
+        &[("Content-Type", "application/json")],
+        json!({"name": "mike", "password": "Mike-pass-1"}).to_string().as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 403, "{}", r.text());
+    // An administrator holding the same role still gets in (P4).
+    assert_eq!(
+        admin_json(&rec, "PUT", "/api/v1/users/admin/roles", json!({"roles": ["Administrators", "maintenance"]})).0,
+        200
+    );
+    assert_eq!(http_get(&rec.url("/api/v1/status")).unwrap().status, 200);
+    // Lifting the Deny lets mike back in.
+    assert_eq!(admin_json(&rec, "PUT", "/api/v1/users/mike/roles", json!({"roles": ["Operators"]})).0, 200);
+    assert_eq!(http_get(&rec.url_as(mike, "/api/v1/status")).unwrap().status, 200);
+    let audit = http_get(&rec.url("/api/v1/logs?kind=audit&user=mike")).unwrap().text();
+    assert!(audit.contains("AU-7"), "the refused login is not audited: {audit}");
+
+    // PR-12: export on yard without read on yard, and edit_config without read_config.
+    let useless = json!({"grants": [
+        {"permission": "export", "camera": "yard", "allow": true},
+        {"permission": "read", "camera": "door", "allow": true},
+        {"permission": "playback", "camera": "door", "allow": true},
+        {"permission": "edit_config", "allow": true},
+    ]});
+    let (s, v) = admin_json(&rec, "PUT", "/api/v1/roles/useless", useless);
+    assert_eq!(s, 200, "{v}");
+    let warnings: Vec<&str> = v["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].starts_with("export on camera \"yard\" does nothing without read"), "{warnings:?}");
+    assert!(warnings[1].starts_with("edit_config does nothing without read_config"), "{warnings:?}");
+    let (_, v) = admin_json(&rec, "GET", "/api/v1/roles/Operators", Value::Null);
+    assert_eq!(v["warnings"], json!([]), "the default Operators role is coherent: {v}");
+}

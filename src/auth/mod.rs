@@ -175,11 +175,18 @@ impl Auth {
             Credentials::Token(t) => {
                 let user =
                     self.session_user(t).ok_or_else(|| crate::err!(Unauthenticated, "session expired or unknown"))?;
-                self.effective(&user)
+                let eff = self.effective(&user)?;
+                eff.check_connect()?;
+                Ok(eff)
             }
             Credentials::Basic { name, password } => {
                 self.check_password(name, password, peer)?;
-                self.effective(name)
+                let eff = self.effective(name)?;
+                if let Err(e) = eff.check_connect() {
+                    self.audit(name, peer, "login", "", "denied", &e.to_string());
+                    return Err(e);
+                }
+                Ok(eff)
             }
         }
     }

@@ -55,6 +55,7 @@ permissions! {
     EvidenceLockView = "evidence_lock_view", true;
     EvidenceLockExtend = "evidence_lock_extend", true;
     EvidenceLockDelete = "evidence_lock_delete", true;
+    Connect = "connect", false;
     Status = "status", false;
     ReadConfig = "read_config", false;
     EditConfig = "edit_config", false;
@@ -121,6 +122,36 @@ impl Role {
         Ok(())
     }
 
+    /// PR-12: grants that do nothing on their own, e.g. `export` on a camera this role cannot
+    /// `read`. Advice only: another role of the same user may supply what is missing.
+    pub fn warnings(&self) -> Vec<String> {
+        let allows = |p: Permission, camera: Option<&str>| self.value(p, camera) == Some(true);
+        let needs = |p: Permission| -> Option<Permission> {
+            match p {
+                Permission::Read => None,
+                Permission::EvidenceLockExtend | Permission::EvidenceLockDelete => Some(Permission::EvidenceLockView),
+                Permission::EditConfig => Some(Permission::ReadConfig),
+                p if p.is_camera() => Some(Permission::Read),
+                _ => None,
+            }
+        };
+        let mut out = Vec::new();
+        for g in self.grants.iter().filter(|g| g.allow) {
+            let Some(required) = needs(g.permission) else { continue };
+            if !allows(required, g.camera.as_deref()) {
+                let scope =
+                    g.camera.as_deref().map(|c| format!("camera {c:?}")).unwrap_or_else(|| "all cameras".into());
+                let scope = if g.permission.is_camera() { format!(" on {scope}") } else { String::new() };
+                out.push(format!(
+                    "{}{scope} does nothing without {}{scope} (PR-12), unless another role of the user allows it",
+                    g.permission.as_str(),
+                    required.as_str()
+                ));
+            }
+        }
+        out
+    }
+
     /// This role's value for the permission on `camera` (`None` for recorder permissions):
     /// the overall value if set, else the per-camera one (P2).
     fn value(&self, p: Permission, camera: Option<&str>) -> Option<bool> {
@@ -157,6 +188,21 @@ impl Effective {
             }
         }
         allowed
+    }
+
+    /// AU-7: logins and sessions are refused while a role of the user denies `connect` (for
+    /// maintenance). Unlike a grant-only Connect, a role without any `connect` value lets its
+    /// members in, so roles made before the permission existed keep working. Administrators are
+    /// never locked out this way (P4).
+    pub fn check_connect(&self) -> Result<(), Error> {
+        if !self.admin && self.roles.iter().any(|r| r.value(Permission::Connect, None) == Some(false)) {
+            return Err(crate::err!(
+                PermissionDenied,
+                "logins of {} are suspended: a role denies the connect permission (AU-7)",
+                self.user
+            ));
+        }
+        Ok(())
     }
 
     /// PR-11: a camera is visible only with Read; everything else about it needs Read too.

@@ -532,6 +532,10 @@ fn login(mut req: Request, ctx: &Ctx, peer: &str, via_tls: bool) {
         };
         let (name, password) = (field("name")?, field("password")?);
         ctx.auth.check_password(&name, &password, peer)?;
+        if let Err(e) = ctx.auth.effective(&name)?.check_connect() {
+            ctx.auth.audit(&name, peer, "login", "", "denied", &e.to_string());
+            return Err(e);
+        }
         Ok(ctx.auth.new_session(&name))
     });
     match result {

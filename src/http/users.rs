@@ -35,6 +35,7 @@ fn role_json(r: &Role) -> Value {
             "camera": g.camera,
             "allow": g.allow,
         })).collect::<Vec<_>>(),
+        "warnings": r.warnings(),
     })
 }
 
