@@ -79,13 +79,14 @@ impl RecordingControl {
         }
     }
 
-    /// Takes over `old`'s reasons except `continuous` (which follows the camera's config): a
-    /// camera whose config changed keeps its manual and rule recordings across the restart.
+    /// Takes over `old`'s `manual` reason: a camera whose config changed keeps a manual
+    /// recording across the restart. Rule reasons are not copied: the rules engine starts the
+    /// ones that still apply on the new stats (`Engine::reconfigure`), so a rule that no longer
+    /// covers the camera cannot leave a reason nobody stops.
     pub fn carry_over_from(&self, old: &RecordingControl) {
-        let old = old.reasons.lock().expect("reasons lock").clone();
-        let mut r = self.reasons.lock().expect("reasons lock");
-        for (k, v) in old.into_iter().filter(|(k, _)| k != "continuous") {
-            r.entry(k).or_insert(v);
+        let manual = old.reasons.lock().expect("reasons lock").get("manual").cloned();
+        if let Some(v) = manual {
+            self.reasons.lock().expect("reasons lock").entry("manual".to_owned()).or_insert(v);
         }
     }
 

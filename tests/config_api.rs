@@ -91,13 +91,24 @@ fn camera_changes_apply_live_without_restarting_the_others() {
     assert!(rec.camera("gate").is_null(), "gate still in status");
     assert_eq!(call(&rec, "GET", "/api/v1/config/cameras/gate", &[], b"").0, 404);
 
+    // gate's task really stopped: re-added without recording, its recordings end where the
+    // removal happened (a task still running would have kept recording).
+    let removed_at = common::recorder::now_us();
+    std::thread::sleep(Duration::from_secs(3));
+    let (s, v) = put_json(&rec, "/api/v1/config/cameras/gate", json!({"source": "demo:", "record": "never"}));
+    assert_eq!(s, 201, "{v}");
+    let newest = rec.recordings("gate").iter().map(|(_, e)| *e).max().unwrap_or(0);
+    assert!(newest > 0 && newest < removed_at + 1_500_000, "gate recorded after its removal: {newest} vs {removed_at}");
+    let (s, _) = call(&rec, "DELETE", "/api/v1/config/cameras/gate", &[], b"");
+    assert_eq!(s, 200);
+
     // yard was never restarted: its counters continued (a restart starts them at 0) and its
     // session never dropped.
     assert!(wait_until(Duration::from_secs(10), || frames(&rec, "yard") > yard_before + 25));
     let yard = rec.camera("yard");
     assert_eq!(yard["state"], "recording", "{yard}");
     assert_eq!(yard["reconnects"].as_u64().unwrap(), yard_reconnects, "{yard}");
-    assert_eq!(revision(&rec), 4);
+    assert_eq!(revision(&rec), 6);
 
     // What is on disk is what is in force, and it survives a restart.
     let on_disk = std::fs::read_to_string(&rec.config).unwrap();
@@ -181,13 +192,9 @@ fn whole_document_round_trips_and_reports_restart_required() {
     let mut doc = r.json();
     assert_eq!(doc["revision"], 2);
     doc["config"]["camera"][1]["name"] = json!("Yard (north)");
-    let (s, v) = call(
-        &rec,
-        "PUT",
-        "/api/v1/config?revision=2",
-        &[("Content-Type", "application/json")],
-        doc["config"].to_string().as_bytes(),
-    );
+    // The GET answer goes back as it is; its revision is the one the change was made against.
+    let (s, v) =
+        call(&rec, "PUT", "/api/v1/config", &[("Content-Type", "application/json")], doc.to_string().as_bytes());
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["applied"], json!(["camera yard changed"]));
     assert!(wait_until(Duration::from_secs(10), || rec.camera("yard")["name"] == "Yard (north)"));
@@ -220,6 +227,118 @@ fn camera_passwords_are_redacted_and_kept() {
     // A placeholder for a camera without a stored secret is refused.
     let (s, v) = put_json(&rec, "/api/v1/config/cameras/new", json!({"source": "demo:", "password": "********"}));
     assert_eq!(s, 400, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("send the secret itself"), "{v}");
+    // The stored secrets never go to another address, and never appear in an error.
+    let moved = json!({"source": format!("rtsp://viewer:********@10.0.0.99:{port}/main"), "username": "viewer", "password": "********"});
+    let (s, v) = put_json(&rec, "/api/v1/config/cameras/ipcam", moved);
+    assert_eq!(s, 400, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("send the secret itself"), "{v}");
+    let bad_scheme = json!({"source": format!("http://viewer:********@127.0.0.1:{port}/main"), "username": "viewer", "password": "********"});
+    let (s, v) = put_json(&rec, "/api/v1/config/cameras/ipcam", bad_scheme);
+    assert_eq!(s, 400, "{v}");
+    let bad_url = json!({"source": "http://viewer:typed-secret@127.0.0.1/main"});
+    let (s, v) = put_json(&rec, "/api/v1/config/cameras/ipcam", bad_url);
+    assert_eq!(s, 400, "{v}");
+    let audit = http_get(&rec.url("/api/v1/logs?kind=audit&limit=1000")).unwrap().text();
+    for shown in [v.to_string(), audit] {
+        assert!(
+            !shown.contains("url-secret") && !shown.contains("key-secret") && !shown.contains("typed-secret"),
+            "secret shown: {shown}"
+        );
+    }
+    let on_disk = std::fs::read_to_string(&rec.config).unwrap();
+    assert!(!on_disk.contains("10.0.0.99"), "{on_disk}");
+}
+
+/// A changed camera keeps its manual recording; a rule that no longer covers it stops, instead
+/// of leaving a reason nobody ends (the engine restarts only rules that still apply).
+#[test]
+fn a_changed_camera_keeps_manual_recording_and_drops_rules_that_no_longer_apply() {
+    let tmp = common::temp_dir();
+    let body = format!("{BODY}\n[[camera]]\nid = \"req\"\nsource = \"demo:\"\nrecord = \"event\"\n");
+    let rec = RecorderProc::start(tmp.path(), &body);
+    rec.wait_frames_streaming("req", 10);
+    let reasons = |id: &str| rec.camera(id)["recording_reasons"].to_string();
+    common::recorder::post(&rec, "/api/v1/events/request_start_recording?cameras=req");
+    common::recorder::post(&rec, "/api/v1/cameras/req/record/start");
+    assert!(wait_until(Duration::from_secs(10), || reasons("req").contains("rule:Record on Request")
+        && reasons("req").contains("manual")));
+    // Still covered by Record on Request: both reasons move to the restarted camera.
+    let (s, v) =
+        put_json(&rec, "/api/v1/config/cameras/req", json!({"source": "demo:", "record": "event", "name": "R"}));
+    assert_eq!(s, 200, "{v}");
+    assert!(
+        wait_until(Duration::from_secs(10), || rec.camera("req")["name"] == "R"
+            && reasons("req").contains("rule:Record on Request")
+            && reasons("req").contains("manual")),
+        "{}",
+        reasons("req")
+    );
+    // No longer covered: the rule's reason is gone, the manual one stays.
+    let (s, v) =
+        put_json(&rec, "/api/v1/config/cameras/req", json!({"source": "demo:", "record": "never", "name": "R2"}));
+    assert_eq!(s, 200, "{v}");
+    assert!(
+        wait_until(Duration::from_secs(10), || rec.camera("req")["name"] == "R2"
+            && !reasons("req").contains("rule:")
+            && reasons("req").contains("manual")),
+        "{}",
+        reasons("req")
+    );
+    common::recorder::post(&rec, "/api/v1/cameras/req/record/stop");
+    assert!(
+        wait_until(Duration::from_secs(10), || rec.camera("req")["recording_reasons"] == json!([])),
+        "{}",
+        reasons("req")
+    );
+}
+
+/// PR-11: a user with config rights but not every camera sees only their cameras in the
+/// document and cannot replace it whole (which would change cameras they cannot see).
+#[test]
+fn config_document_hides_cameras_the_caller_may_not_read() {
+    let tmp = common::temp_dir();
+    let rec = RecorderProc::start(tmp.path(), BODY);
+    let role = json!({"grants": [
+        {"permission": "read", "camera": "door", "allow": true},
+        {"permission": "read_config", "allow": true},
+        {"permission": "edit_config", "allow": true},
+    ]});
+    assert_eq!(put_json(&rec, "/api/v1/roles/door-config", role).0, 200);
+    let (s, v) = call(
+        &rec,
+        "POST",
+        "/api/v1/users",
+        &[("Content-Type", "application/json")],
+        json!({"name": "tina", "password": "Tina-pass-1", "roles": ["door-config"]}).to_string().as_bytes(),
+    );
+    assert_eq!(s, 200, "{v}");
+    let tina = Some(("tina", "Tina-pass-1"));
+    let doc = http_get(&rec.url_as(tina, "/api/v1/config")).unwrap().json();
+    let ids: Vec<&str> =
+        doc["config"]["camera"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["door"]);
+    let text = http_get(&rec.url_as(tina, "/api/v1/config?format=toml")).unwrap().text();
+    assert!(text.contains("door") && !text.contains("yard"), "{text}");
+    assert_eq!(http_get(&rec.url_as(tina, "/api/v1/config/cameras/yard")).unwrap().status, 404);
+    let r = http_request(
+        "PUT",
+        &rec.url_as(tina, "/api/v1/config"),
+        &[("Content-Type", "application/toml")],
+        text.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 403, "{}", r.text());
+    // A single camera they can read they may change.
+    let r = http_request(
+        "PUT",
+        &rec.url_as(tina, "/api/v1/config/cameras/door"),
+        &[("Content-Type", "application/json")],
+        json!({"source": "demo:", "name": "Door"}).to_string().as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(std::fs::read_to_string(&rec.config).unwrap().contains("yard"), "yard must survive");
 }
 
 /// Issue 4: kill -9 during config writes never leaves a broken, empty or mixed file, and the

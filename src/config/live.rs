@@ -4,6 +4,7 @@
 //! back, also across restarts and edits made outside the API; secrets never leave redacted.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
@@ -27,6 +28,8 @@ pub struct ConfigFile {
     /// The text in force and its revision; the lock also serializes changes, so a change is
     /// validated, written and applied before the next one starts.
     state: Mutex<State>,
+    /// The revision in force, readable without waiting for a change in progress (status).
+    revision: AtomicU64,
 }
 
 struct State {
@@ -84,7 +87,12 @@ impl ConfigFile {
         if stored.as_ref().is_none_or(|(n, h)| *n != revision || *h != hash) {
             write_revision(&revision_path, revision, &hash)?;
         }
-        Ok(ConfigFile { path, base_dir, state: Mutex::new(State { text, revision }) })
+        Ok(ConfigFile {
+            path,
+            base_dir,
+            state: Mutex::new(State { text, revision }),
+            revision: AtomicU64::new(revision),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -92,7 +100,7 @@ impl ConfigFile {
     }
 
     pub fn revision(&self) -> u64 {
-        self.state.lock().expect("config state lock").revision
+        self.revision.load(Ordering::Acquire)
     }
 
     /// The document as TOML text with secrets redacted. Without secrets it is the file's text
@@ -233,6 +241,7 @@ impl ConfigFile {
         }
         st.text = text;
         st.revision = revision;
+        self.revision.store(revision, Ordering::Release);
         tracing::info!(revision, path = %self.path.display(), "config changed");
         Ok(Changed { revision, created, applied: apply(config) })
     }
@@ -311,8 +320,10 @@ fn redact(doc: &mut toml::Table) -> bool {
 }
 
 /// Puts back the secrets a client sent as `REDACTED`, from the camera with the same id in
-/// `current`. Returns whether anything was put back; a placeholder for a camera that has no
-/// stored secret is an error (the client must send the secret itself).
+/// `current`, but only while they would go to the same place: same scheme, host, port and user
+/// name as stored. A placeholder for a camera without a stored secret, or whose endpoint
+/// changed, is an error (the client must send the secret itself), so a stored password can
+/// never be sent to a new host. Returns whether anything was put back.
 fn unredact(doc: &mut toml::Table, current: &toml::Table) -> Result<bool, Error> {
     let mut any = false;
     let Some(toml::Value::Array(cams)) = doc.get_mut("camera") else { return Ok(false) };
@@ -322,11 +333,23 @@ fn unredact(doc: &mut toml::Table, current: &toml::Table) -> Result<bool, Error>
         let missing = |what: &str| {
             crate::err!(
                 InvalidArgument,
-                "key `camera.{what}` of camera {id:?}: {REDACTED:?} stands for the stored secret, and there is none; send the secret itself"
+                "key `camera.{what}` of camera {id:?}: {REDACTED:?} stands for the stored secret, and there is none \
+                 for this camera, user and address; send the secret itself"
             )
         };
+        let url_of = |t: &toml::Table| t.get("source").and_then(|v| v.as_str()).and_then(|s| url::Url::parse(s).ok());
+        let endpoint = |u: &url::Url, t: &toml::Table| {
+            let user = t.get("username").and_then(|v| v.as_str()).unwrap_or(u.username()).to_owned();
+            (u.scheme().to_owned(), u.host_str().map(str::to_owned), u.port_or_known_default(), user)
+        };
+        let same_endpoint = || match (url_of(cam), old.and_then(|o| url_of(o).map(|u| (u, o)))) {
+            (Some(new), Some((stored, o))) => endpoint(&new, cam) == endpoint(&stored, o),
+            _ => false,
+        };
+        let same = same_endpoint();
         if cam.get("password").and_then(|v| v.as_str()) == Some(REDACTED) {
-            let stored = old.and_then(|t| t.get("password")).cloned().ok_or_else(|| missing("password"))?;
+            let stored =
+                old.filter(|_| same).and_then(|t| t.get("password")).cloned().ok_or_else(|| missing("password"))?;
             cam.insert("password".to_owned(), stored);
             any = true;
         }
@@ -334,9 +357,8 @@ fn unredact(doc: &mut toml::Table, current: &toml::Table) -> Result<bool, Error>
             if let Ok(mut url) = url::Url::parse(src) {
                 if url.password() == Some(REDACTED) {
                     let stored = old
-                        .and_then(|t| t.get("source"))
-                        .and_then(|v| v.as_str())
-                        .and_then(|s| url::Url::parse(s).ok())
+                        .filter(|_| same)
+                        .and_then(url_of)
                         .and_then(|u| u.password().map(str::to_owned))
                         .ok_or_else(|| missing("source"))?;
                     url.set_password(Some(&stored)).map_err(|_| missing("source"))?;

@@ -243,6 +243,18 @@ pub enum RecordMode {
     Never,
 }
 
+/// `src` with a URL password replaced by `***`, for error messages (secrets never reach a
+/// response, a log or the audit trail).
+fn without_password(src: &str) -> String {
+    match url::Url::parse(src) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => src.to_owned(),
+    }
+}
+
 /// Where a config came from, for error messages.
 struct Origin<'a> {
     file: &'a str,
@@ -530,7 +542,7 @@ impl Config {
                 return Err(origin.error(
                     &c.source,
                     "camera.source",
-                    format!("{src:?} is not \"demo:\" or an rtsp:// URL"),
+                    format!("{:?} is not \"demo:\" or an rtsp:// URL", without_password(src)),
                 ));
             };
             let prebuffer = match &c.prebuffer {

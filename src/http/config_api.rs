@@ -84,6 +84,11 @@ fn changed_json(c: &Changed<Applied>) -> Value {
     })
 }
 
+/// The cameras in force that `eff` may not read (PR-11).
+fn hidden_cameras(ctx: &Ctx, eff: &Effective) -> Vec<String> {
+    ctx.rec.config().cameras.iter().filter(|c| !eff.can_see(&c.id)).map(|c| c.id.clone()).collect()
+}
+
 /// Routes `/api/v1/config[/cameras|storages/{id}]`. `rest` is the path after `/api/v1/config`.
 pub(super) fn route(
     mut req: Request,
@@ -121,8 +126,26 @@ pub(super) fn route(
             if let Err(e) = eff.check(Permission::ReadConfig) {
                 return finish(req, Err(e));
             }
+            // PR-11: cameras the caller may not read are left out; the file's own text (with its
+            // comments) only goes to callers who see every camera.
+            let hidden = hidden_cameras(ctx, eff);
+            let doc = file.document().map(|(rev, mut doc)| {
+                if let Some(toml::Value::Array(cams)) = doc.get_mut("camera") {
+                    cams.retain(|c| {
+                        !c.get("id").and_then(|v| v.as_str()).is_some_and(|id| hidden.iter().any(|h| h == id))
+                    });
+                }
+                (rev, doc)
+            });
             if wants_toml(&req, params) {
-                match file.toml_text() {
+                let text = if hidden.is_empty() {
+                    file.toml_text()
+                } else {
+                    doc.and_then(|(rev, d)| {
+                        toml::to_string(&d).map(|t| (rev, t)).map_err(|e| crate::err!(Internal, "config to TOML: {e}"))
+                    })
+                };
+                match text {
                     Ok((rev, text)) => {
                         let _ = req.respond(
                             Response::from_data(text.into_bytes())
@@ -135,7 +158,7 @@ pub(super) fn route(
                 }
                 return;
             }
-            let r = file.document().and_then(|(rev, doc)| {
+            let r = doc.and_then(|(rev, doc)| {
                 Ok((
                     rev,
                     json!({"revision": rev, "path": file.path().display().to_string(), "config": table_to_json(&doc)?}),
@@ -145,13 +168,27 @@ pub(super) fn route(
         }
         (None, None, Method::Put) => {
             let r = eff.check(Permission::EditConfig).and_then(|_| {
-                let expected = expected_revision(&req, params)?;
+                if !hidden_cameras(ctx, eff).is_empty() {
+                    return Err(crate::err!(
+                        PermissionDenied,
+                        "{} may not replace the whole config without read on every camera; change single cameras at /api/v1/config/cameras/{{id}}",
+                        eff.user
+                    ));
+                }
+                let mut expected = expected_revision(&req, params)?;
                 let body = read_body(&mut req)?;
                 let text = if content_type(&req) == "application/json" {
                     let v: Value = serde_json::from_str(&body)
                         .map_err(|e| crate::err!(InvalidArgument, "request body is not JSON: {e}"))?;
+                    // Either the document itself, or a GET answer sent back (its revision is then
+                    // the one the change was made against).
                     let v = match v {
-                        Value::Object(mut o) if o.contains_key("config") && o.len() <= 2 => {
+                        Value::Object(mut o)
+                            if o.contains_key("config") && o.keys().all(|k| ["config", "revision", "path"].contains(&k.as_str())) =>
+                        {
+                            if expected.is_none() {
+                                expected = o.get("revision").and_then(Value::as_u64);
+                            }
                             o.remove("config").expect("checked")
                         }
                         v => v,
