@@ -169,14 +169,15 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
             (cfg, p.clone(), text, p.parent().map(PathBuf::from))
         }
         None => {
-            let p = Config::embedded_default().data_dir.join("edgerec.toml");
+            let embedded = Config::embedded_default();
+            let p = embedded.data_dir.join("edgerec.toml");
             match std::fs::read_to_string(&p) {
                 Ok(text) => {
                     eprintln!("edgerec: using {} (written by the config API)", p.display());
                     (Config::parse(&p.display().to_string(), &text, None)?, p, text, None)
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    (Config::embedded_default(), p, Config::embedded_default_text().to_owned(), None)
+                    (embedded, p, Config::embedded_default_text().to_owned(), None)
                 }
                 Err(e) => return Err(Error::io(format!("cannot read {}", p.display()), e)),
             }

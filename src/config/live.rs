@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
-use super::Config;
+use super::{parse_table, Config};
 use crate::error::Error;
 
 /// What the API shows instead of a camera password, and what a client sends back to keep it.
@@ -25,16 +25,12 @@ pub struct ConfigFile {
     path: PathBuf,
     /// Relative paths in the text resolve against this (None: the working directory).
     base_dir: Option<PathBuf>,
-    /// The text in force and its revision; the lock also serializes changes, so a change is
-    /// validated, written and applied before the next one starts.
-    state: Mutex<State>,
-    /// The revision in force, readable without waiting for a change in progress (status).
+    /// The text in force; the lock also serializes changes, so a change is validated, written
+    /// and applied before the next one starts.
+    text: Mutex<String>,
+    /// The revision of that text: only changed with `text` locked, readable without waiting
+    /// for a change in progress (status).
     revision: AtomicU64,
-}
-
-struct State {
-    text: String,
-    revision: u64,
 }
 
 /// A list of tables that single-item endpoints address by `id`.
@@ -87,12 +83,7 @@ impl ConfigFile {
         if stored.as_ref().is_none_or(|(n, h)| *n != revision || *h != hash) {
             write_revision(&revision_path, revision, &hash)?;
         }
-        Ok(ConfigFile {
-            path,
-            base_dir,
-            state: Mutex::new(State { text, revision }),
-            revision: AtomicU64::new(revision),
-        })
+        Ok(ConfigFile { path, base_dir, text: Mutex::new(text), revision: AtomicU64::new(revision) })
     }
 
     pub fn path(&self) -> &Path {
@@ -106,21 +97,21 @@ impl ConfigFile {
     /// The document as TOML text with secrets redacted. Without secrets it is the file's text
     /// as written (comments kept); with them, the document re-serialized.
     pub fn toml_text(&self) -> Result<(u64, String), Error> {
-        let st = self.state.lock().expect("config state lock");
-        let mut doc = parse_table(&self.file_name(), &st.text)?;
+        let st = self.text.lock().expect("config text lock");
+        let mut doc = parse_table(&self.file_name(), &st)?;
         if redact(&mut doc) {
-            Ok((st.revision, serialize(&doc)?))
+            Ok((self.revision(), serialize(&doc)?))
         } else {
-            Ok((st.revision, st.text.clone()))
+            Ok((self.revision(), st.clone()))
         }
     }
 
     /// The document as a table, secrets redacted.
     pub fn document(&self) -> Result<(u64, toml::Table), Error> {
-        let st = self.state.lock().expect("config state lock");
-        let mut doc = parse_table(&self.file_name(), &st.text)?;
+        let st = self.text.lock().expect("config text lock");
+        let mut doc = parse_table(&self.file_name(), &st)?;
         redact(&mut doc);
-        Ok((st.revision, doc))
+        Ok((self.revision(), doc))
     }
 
     /// One `[[camera]]` or `[[storage]]` table by id, secrets redacted.
@@ -143,10 +134,10 @@ impl ConfigFile {
         expected: Option<u64>,
         apply: impl FnOnce(Config) -> R,
     ) -> Result<Changed<R>, Error> {
-        let mut st = self.state.lock().expect("config state lock");
-        check_revision(&st, expected)?;
+        let mut st = self.text.lock().expect("config text lock");
+        self.check_revision(expected)?;
         let mut doc = parse_table(&self.file_name(), &text)?;
-        let current = parse_table(&self.file_name(), &st.text)?;
+        let current = parse_table(&self.file_name(), &st)?;
         let text = if unredact(&mut doc, &current)? { serialize(&doc)? } else { text };
         self.commit(&mut st, text, apply, false)
     }
@@ -175,9 +166,9 @@ impl ConfigFile {
                 ))
             }
         }
-        let mut st = self.state.lock().expect("config state lock");
-        check_revision(&st, expected)?;
-        let mut doc = parse_table(&self.file_name(), &st.text)?;
+        let mut st = self.text.lock().expect("config text lock");
+        self.check_revision(expected)?;
+        let mut doc = parse_table(&self.file_name(), &st)?;
         let current = doc.clone();
         let list = items_mut(&mut doc, section)?;
         let created = match list.iter_mut().find(|t| has_id(t, id)) {
@@ -204,9 +195,9 @@ impl ConfigFile {
         expected: Option<u64>,
         apply: impl FnOnce(Config) -> R,
     ) -> Result<Changed<R>, Error> {
-        let mut st = self.state.lock().expect("config state lock");
-        check_revision(&st, expected)?;
-        let mut doc = parse_table(&self.file_name(), &st.text)?;
+        let mut st = self.text.lock().expect("config text lock");
+        self.check_revision(expected)?;
+        let mut doc = parse_table(&self.file_name(), &st)?;
         let list = items_mut(&mut doc, section)?;
         let before = list.len();
         list.retain(|t| !has_id(t, id));
@@ -225,25 +216,35 @@ impl ConfigFile {
     /// text the revision file does not name and counts it as a new revision.
     fn commit<R>(
         &self,
-        st: &mut State,
+        st: &mut String,
         text: String,
         apply: impl FnOnce(Config) -> R,
         created: bool,
     ) -> Result<Changed<R>, Error> {
         let config = Config::parse(&self.file_name(), &text, self.base_dir.as_deref())?;
         crate::fsutil::write_atomic(&self.path, text.as_bytes(), 0o600)?;
-        let revision = st.revision + 1;
+        let revision = self.revision() + 1;
         // Kept in the new config's data dir, so a moved data dir continues the count.
         let _ = std::fs::create_dir_all(&config.data_dir);
         if let Err(e) = write_revision(&config.data_dir.join(REVISION_FILE), revision, &sha256_hex(&text)) {
             // The file is written; the next start derives the revision from its hash.
             tracing::warn!("config revision not saved: {e}");
         }
-        st.text = text;
-        st.revision = revision;
+        *st = text;
         self.revision.store(revision, Ordering::Release);
         tracing::info!(revision, path = %self.path.display(), "config changed");
         Ok(Changed { revision, created, applied: apply(config) })
+    }
+
+    fn check_revision(&self, expected: Option<u64>) -> Result<(), Error> {
+        match expected {
+            Some(e) if e != self.revision() => Err(crate::err!(
+                FailedPrecondition,
+                "the config is at revision {}, not {e}: it changed meanwhile; read it again and reapply your change",
+                self.revision()
+            )),
+            _ => Ok(()),
+        }
     }
 
     fn file_name(&self) -> String {
@@ -251,26 +252,8 @@ impl ConfigFile {
     }
 }
 
-fn check_revision(st: &State, expected: Option<u64>) -> Result<(), Error> {
-    match expected {
-        Some(e) if e != st.revision => Err(crate::err!(
-            FailedPrecondition,
-            "the config is at revision {}, not {e}: it changed meanwhile; read it again and reapply your change",
-            st.revision
-        )),
-        _ => Ok(()),
-    }
-}
-
 fn write_revision(path: &Path, revision: u64, hash: &str) -> Result<(), Error> {
     crate::fsutil::write_atomic(path, format!("{revision} {hash}\n").as_bytes(), 0o600)
-}
-
-fn parse_table(file: &str, text: &str) -> Result<toml::Table, Error> {
-    text.parse::<toml::Table>().map_err(|e| {
-        let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1)).unwrap_or(0);
-        crate::err!(InvalidArgument, "{file}:{line}: {}", e.message())
-    })
 }
 
 fn serialize(doc: &toml::Table) -> Result<String, Error> {

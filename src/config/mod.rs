@@ -255,6 +255,12 @@ fn without_password(src: &str) -> String {
     }
 }
 
+/// Parses config text as a plain TOML table (the config API's edits), with the same
+/// `file:line: reason` errors as `Config::parse`.
+fn parse_table(file: &str, text: &str) -> Result<toml::Table, Error> {
+    text.parse::<toml::Table>().map_err(|e| Origin { file, text }.toml_error(&e))
+}
+
 /// Where a config came from, for error messages.
 struct Origin<'a> {
     file: &'a str,
@@ -265,6 +271,12 @@ impl Origin<'_> {
     fn line_of(&self, span: std::ops::Range<usize>) -> usize {
         self.text.get(..span.start).map(|s| s.lines().count().max(1)).unwrap_or(1)
             + usize::from(self.text.get(..span.start).is_some_and(|s| s.ends_with('\n')))
+    }
+
+    /// A TOML syntax or type error as `file:line: reason`.
+    fn toml_error(&self, e: &toml::de::Error) -> Error {
+        let line = e.span().map(|s| self.line_of(s)).unwrap_or(0);
+        crate::err!(InvalidArgument, "{}:{line}: {}", self.file, e.message())
     }
 
     fn error<T>(&self, spanned: &Spanned<T>, key: &str, reason: impl std::fmt::Display) -> Error {
@@ -302,10 +314,7 @@ impl Config {
     /// directory) or the working directory.
     pub fn parse(file: &str, text: &str, base_dir: Option<&Path>) -> Result<Config, Error> {
         let origin = Origin { file, text };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| origin.line_of(s)).unwrap_or(0);
-            crate::err!(InvalidArgument, "{file}:{line}: {}", e.message())
-        })?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| origin.toml_error(&e))?;
         if *raw.version.get_ref() != CONFIG_VERSION {
             return Err(origin.error(
                 &raw.version,

@@ -3,12 +3,10 @@
 //! written atomically and applied live by `config::ConfigFile` and `Recorder::apply`, and audited.
 //! Invariant: JSON only lives here; the config module sees TOML tables.
 
-use std::io::Read;
-
 use serde_json::{json, Value};
 use tiny_http::{Method, Request, Response};
 
-use super::{error_response, header, json_response, Ctx};
+use super::{error_response, header, json_response, parse_json, read_body, respond, Ctx};
 use crate::auth::perm::{Effective, Permission};
 use crate::config::{Changed, Section};
 use crate::error::Error;
@@ -42,19 +40,9 @@ fn content_type(req: &Request) -> String {
         .unwrap_or_default()
 }
 
-fn read_body(req: &mut Request) -> Result<String, Error> {
-    if req.body_length().is_some_and(|l| l > MAX_CONFIG_BYTES) {
-        return Err(crate::err!(TooLarge, "config body larger than {MAX_CONFIG_BYTES} bytes"));
-    }
-    let mut body = Vec::new();
-    req.as_reader()
-        .take(MAX_CONFIG_BYTES as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| crate::err!(InvalidArgument, "cannot read the request body: {e}"))?;
-    if body.len() > MAX_CONFIG_BYTES {
-        return Err(crate::err!(TooLarge, "config body larger than {MAX_CONFIG_BYTES} bytes"));
-    }
-    String::from_utf8(body).map_err(|_| crate::err!(InvalidArgument, "the config body is not UTF-8"))
+fn read_text(req: &mut Request) -> Result<String, Error> {
+    String::from_utf8(read_body(req, MAX_CONFIG_BYTES)?)
+        .map_err(|_| crate::err!(InvalidArgument, "the config body is not UTF-8"))
 }
 
 /// A JSON object as a TOML table (JSON `null` has no TOML form and is refused).
@@ -115,7 +103,7 @@ pub(super) fn route(
         Some(&"storages") => Some(Section::Storage),
         Some(_) => {
             let e = crate::err!(NotFound, "no such endpoint: {}", req.url());
-            return finish(req, Err(e));
+            return respond(req, Err(e));
         }
     };
     let file = &ctx.config;
@@ -124,7 +112,7 @@ pub(super) fn route(
     match (section, rest.get(1), &method) {
         (None, None, Method::Get | Method::Head) => {
             if let Err(e) = eff.check(Permission::ReadConfig) {
-                return finish(req, Err(e));
+                return respond(req, Err(e));
             }
             // PR-11: cameras the caller may not read are left out; the file's own text (with its
             // comments) only goes to callers who see every camera.
@@ -154,7 +142,7 @@ pub(super) fn route(
                                 .with_header(header("Cache-Control", "no-store")),
                         );
                     }
-                    Err(e) => finish(req, Err(e)),
+                    Err(e) => respond(req, Err(e)),
                 }
                 return;
             }
@@ -176,10 +164,9 @@ pub(super) fn route(
                     ));
                 }
                 let mut expected = expected_revision(&req, params)?;
-                let body = read_body(&mut req)?;
+                let body = read_text(&mut req)?;
                 let text = if content_type(&req) == "application/json" {
-                    let v: Value = serde_json::from_str(&body)
-                        .map_err(|e| crate::err!(InvalidArgument, "request body is not JSON: {e}"))?;
+                    let v = parse_json(body.as_bytes())?;
                     // Either the document itself, or a GET answer sent back (its revision is then
                     // the one the change was made against).
                     let v = match v {
@@ -207,7 +194,7 @@ pub(super) fn route(
             let id = id.to_string();
             // A camera the caller may not read answers like a missing one (PR-11).
             if section == Section::Camera && !eff.can_see(&id) {
-                return finish(req, Err(crate::err!(NotFound, "no camera {id:?} in the config")));
+                return respond(req, Err(crate::err!(NotFound, "no camera {id:?} in the config")));
             }
             let action = format!("config.{}.{}", section.key(), method.as_str().to_ascii_lowercase());
             match method {
@@ -221,9 +208,8 @@ pub(super) fn route(
                 Method::Put => {
                     let r = eff.check(Permission::EditConfig).and_then(|_| {
                         let expected = expected_revision(&req, params)?;
-                        let body = read_body(&mut req)?;
-                        let v: Value = serde_json::from_str(&body)
-                            .map_err(|e| crate::err!(InvalidArgument, "request body is not JSON: {e}"))?;
+                        let body = read_text(&mut req)?;
+                        let v = parse_json(body.as_bytes())?;
                         let table = json_to_table(v, &format!("the {}", section.key()))?;
                         file.put_item(section, &id, table, expected, apply)
                     });
@@ -238,21 +224,14 @@ pub(super) fn route(
                     audit(&action, &id, &r);
                     finish_changed(req, r)
                 }
-                _ => finish(req, Err(crate::err!(InvalidArgument, "method {method} is not allowed here"))),
+                _ => respond(req, Err(crate::err!(InvalidArgument, "method {method} is not allowed here"))),
             }
         }
         _ => {
             let path = req.url().split('?').next().unwrap_or("").to_owned();
-            finish(req, Err(crate::err!(InvalidArgument, "method {method} is not allowed on {path}")))
+            respond(req, Err(crate::err!(InvalidArgument, "method {method} is not allowed on {path}")))
         }
     }
-}
-
-fn finish(req: Request, r: Result<Value, Error>) {
-    let _ = req.respond(match r {
-        Ok(v) => json_response(200, &v),
-        Err(e) => error_response(&e),
-    });
 }
 
 /// A JSON answer with the revision it describes as its ETag.

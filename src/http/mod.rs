@@ -772,18 +772,29 @@ fn manual_recording(rec: &Recorder, id: &str, action: &str, params: &[(String, S
 const MAX_BODY_BYTES: usize = 64 << 10;
 
 fn read_json_body(req: &mut Request) -> Result<Value, Error> {
-    if req.body_length().is_some_and(|l| l > MAX_BODY_BYTES) {
-        return Err(crate::err!(TooLarge, "request body larger than {MAX_BODY_BYTES} bytes"));
+    parse_json(&read_body(req, MAX_BODY_BYTES)?)
+}
+
+/// Reads a request body of at most `max` bytes; a bigger one is 413, refused unread when its
+/// length is announced.
+fn read_body(req: &mut Request, max: usize) -> Result<Vec<u8>, Error> {
+    let too_large = || crate::err!(TooLarge, "request body larger than {max} bytes");
+    if req.body_length().is_some_and(|l| l > max) {
+        return Err(too_large());
     }
     let mut body = Vec::new();
     req.as_reader()
-        .take(MAX_BODY_BYTES as u64 + 1)
+        .take(max as u64 + 1)
         .read_to_end(&mut body)
         .map_err(|e| crate::err!(InvalidArgument, "cannot read the request body: {e}"))?;
-    if body.len() > MAX_BODY_BYTES {
-        return Err(crate::err!(TooLarge, "request body larger than {MAX_BODY_BYTES} bytes"));
+    if body.len() > max {
+        return Err(too_large());
     }
-    serde_json::from_slice(&body).map_err(|e| crate::err!(InvalidArgument, "request body is not JSON: {e}"))
+    Ok(body)
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, Error> {
+    serde_json::from_slice(body).map_err(|e| crate::err!(InvalidArgument, "request body is not JSON: {e}"))
 }
 
 /// MD-6: motion sequences of a camera in [from, to).
