@@ -25,7 +25,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 use edgerec::media::{Frame, SampleEntry, StreamKind, VIDEO_TIMESCALE_HZ};
-use edgerec::motion::{FrameAnalyzer, MotionConfig, Outcome};
+use edgerec::motion::{FrameAnalyzer, H264Decoder, MotionConfig, Outcome};
 
 const FPS: i64 = 25;
 const CLIP_SEC: i64 = 4;
@@ -123,6 +123,7 @@ fn bench_scene(c: &mut Criterion, dir: &Path, (scene, filter, rate): (&str, &str
 
     // Key frames only: consecutive key frames of the clip, each compared with the one before.
     let mut analyzer = FrameAnalyzer::new(&config);
+    let mut decoder = H264Decoder::new();
     let mut wall_us = 0i64;
     let mut next = 0usize;
     let (mut key_cpu, mut key_count) = (Duration::ZERO, 0u64);
@@ -131,7 +132,7 @@ fn bench_scene(c: &mut Criterion, dir: &Path, (scene, filter, rate): (&str, &str
             let start = thread_cpu();
             for _ in 0..iters {
                 wall_us += 500_000;
-                let out = analyzer.push(&entry, keys[next % keys.len()], wall_us, true).unwrap();
+                let out = analyzer.push(&mut decoder, &entry, keys[next % keys.len()], wall_us, true).unwrap();
                 if let Outcome::Compared(a) = &out {
                     std::hint::black_box(a.levels.encode());
                 }
@@ -151,11 +152,12 @@ fn bench_scene(c: &mut Criterion, dir: &Path, (scene, filter, rate): (&str, &str
     group.bench_function(format!("decode_every_frame_1080p/{scene}"), |b| {
         b.iter_custom(|iters| {
             let mut analyzer = FrameAnalyzer::new(&config);
+            let mut decoder = H264Decoder::new();
             let start = thread_cpu();
             for i in 0..iters {
                 for (n, f) in frames.iter().enumerate() {
                     let t = (i as i64 * frames.len() as i64 + n as i64) * frame_us;
-                    std::hint::black_box(analyzer.push(&entry, f, t, false).unwrap());
+                    std::hint::black_box(analyzer.push(&mut decoder, &entry, f, t, false).unwrap());
                 }
             }
             let spent = thread_cpu() - start;
@@ -168,9 +170,64 @@ fn bench_scene(c: &mut Criterion, dir: &Path, (scene, filter, rate): (&str, &str
     (key_cpu.as_secs_f64() * 1e3 / key_count.max(1) as f64, all_cpu.as_secs_f64() * 1e3 / all_count.max(1) as f64)
 }
 
+/// Thread CPU time per analysed key frame, in ms, when two cameras whose parameter sets differ
+/// (the two scenes: other rate control, so other SPS/PPS) take turns on one shared decoder, as
+/// key-frames-only cameras do in the motion thread: each key frame then comes with its camera's
+/// parameter sets, the worst case of sharing.
+fn bench_shared_decoder(c: &mut Criterion, dir: &Path) -> f64 {
+    let cameras: Vec<(Arc<SampleEntry>, Vec<Frame>)> = SCENES
+        .iter()
+        .map(|(scene, ..)| {
+            let (entry, frames) = read_video(&dir.join(format!("motion-bench-1080p25-{scene}.mp4")));
+            (entry, frames.into_iter().filter(|f| f.key).collect())
+        })
+        .collect();
+    assert_ne!(cameras[0].0, cameras[1].0, "the scenes' sample entries must differ for this case");
+    let config = MotionConfig::default();
+    let mut analyzers: Vec<FrameAnalyzer> = cameras.iter().map(|_| FrameAnalyzer::new(&config)).collect();
+    let mut decoder = H264Decoder::new();
+    let mut group = c.benchmark_group("motion");
+    group.sampling_mode(SamplingMode::Flat);
+    group.sample_size(20);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(6));
+    let (mut cpu, mut count, mut wall_us, mut next) = (Duration::ZERO, 0u64, 0i64, 0usize);
+    group.bench_function("keyframe_analysis_1080p/two_cameras_sharing_a_decoder", |b| {
+        b.iter_custom(|iters| {
+            let start = thread_cpu();
+            for _ in 0..iters {
+                let camera = next % cameras.len();
+                if camera == 0 {
+                    wall_us += 500_000;
+                }
+                let (entry, keys) = &cameras[camera];
+                let key = &keys[(next / cameras.len()) % keys.len()];
+                let out = analyzers[camera].push(&mut decoder, entry, key, wall_us, true).unwrap();
+                if let Outcome::Compared(a) = &out {
+                    std::hint::black_box(a.levels.encode());
+                }
+                next += 1;
+            }
+            let spent = thread_cpu() - start;
+            cpu += spent;
+            count += iters;
+            spent
+        })
+    });
+    group.finish();
+    cpu.as_secs_f64() * 1e3 / count.max(1) as f64
+}
+
 fn motion(c: &mut Criterion) {
     let dir = tempfile::Builder::new().prefix("motion-bench").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let results: Vec<_> = SCENES.iter().map(|s| (s.0, bench_scene(c, dir.path(), *s))).collect();
+    let shared_ms = bench_shared_decoder(c, dir.path());
+    let alone_ms = results.iter().map(|(_, (per_key_ms, _))| per_key_ms).sum::<f64>() / results.len() as f64;
+    eprintln!(
+        "motion/shared decoder: {shared_ms:.2} ms CPU per key frame with two cameras of different parameter sets \
+         taking turns, against {alone_ms:.2} ms on average for each camera alone ({:+.0} %)",
+        (shared_ms / alone_ms.max(1e-9) - 1.0) * 100.0
+    );
     // Default settings analyse at most one key frame per 500 ms slot, and at most one per GOP:
     // 2/s with a GOP of 0.5 s or less, 1/s with a 1 s GOP, 0.5/s with a 2 s GOP (a common camera
     // default).

@@ -305,12 +305,9 @@ impl Recorder {
             tracing::info!(camera = %s.id, "camera removed by a config change");
         }
         *self.cameras.write().expect("cameras lock") = stats;
-        let motion_of = |c: &Config| -> Vec<(String, crate::motion::MotionConfig)> {
-            c.cameras.iter().filter(|c| c.enabled).filter_map(|c| c.motion.clone().map(|m| (c.id.clone(), m))).collect()
-        };
-        if motion_of(&old) != motion_of(&new) {
+        if motion_cameras(&old) != motion_cameras(&new) {
             self.restart_motion(&new);
-            out.applied.push("motion analysis restarted".to_owned());
+            out.applied.push("motion settings applied".to_owned());
         }
         let update = crate::rules::engine::Update {
             rules: crate::rules::engine::effective_rules(&new),
@@ -354,10 +351,23 @@ impl Recorder {
         out
     }
 
+    /// Applies changed motion settings: the running service takes the new camera set, so only the
+    /// cameras whose settings changed (or that were added or removed) start afresh; the others keep
+    /// their reference picture and open sequence. The service starts with the first camera that has
+    /// motion detection and stops with the last.
     fn restart_motion(&self, config: &Config) {
         let mut service = self.motion_service.lock().expect("motion lock");
-        if let Some(old) = service.take() {
-            old.shutdown();
+        let cameras = motion_cameras(config);
+        if let Some(running) = service.as_ref() {
+            if cameras.is_empty() {
+                *self.motion.write().expect("motion lock") = None;
+                service.take().expect("checked just above").shutdown();
+                return;
+            }
+            if let Err(e) = running.reconfigure(cameras) {
+                tracing::error!("motion analysis keeps its old settings: {e}");
+            }
+            return;
         }
         match spawn_motion(config, &self.motion_path, &self.events, &self.clocks) {
             Ok((svc, handle)) => {
@@ -365,7 +375,7 @@ impl Recorder {
                 *self.motion.write().expect("motion lock") = handle;
             }
             Err(e) => {
-                tracing::error!("motion analysis cannot restart: {e}");
+                tracing::error!("motion analysis cannot start: {e}");
                 *self.motion.write().expect("motion lock") = None;
             }
         }
@@ -435,6 +445,16 @@ impl Recorder {
     }
 }
 
+/// The enabled cameras of `config` that have motion detection on (MD-1), with their settings.
+fn motion_cameras(config: &Config) -> Vec<(Arc<str>, crate::motion::MotionConfig)> {
+    config
+        .cameras
+        .iter()
+        .filter(|c| c.enabled)
+        .filter_map(|c| c.motion.clone().map(|m| (Arc::from(c.id.as_str()), m)))
+        .collect()
+}
+
 /// Starts motion analysis for the enabled cameras of `config` that have it (MD-1), or nothing.
 fn spawn_motion(
     config: &Config,
@@ -442,12 +462,7 @@ fn spawn_motion(
     events: &EventSink,
     clocks: &Arc<dyn Clocks>,
 ) -> Result<(Option<crate::motion::MotionService>, Option<crate::motion::MotionHandle>), Error> {
-    let cameras: Vec<(Arc<str>, crate::motion::MotionConfig)> = config
-        .cameras
-        .iter()
-        .filter(|c| c.enabled)
-        .filter_map(|c| c.motion.clone().map(|m| (Arc::from(c.id.as_str()), m)))
-        .collect();
+    let cameras = motion_cameras(config);
     if cameras.is_empty() {
         return Ok((None, None));
     }

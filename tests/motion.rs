@@ -431,3 +431,162 @@ fn the_motion_thread_runs_at_nice_10() {
     log.shutdown(Duration::from_secs(10)).unwrap();
     assert!(nices.contains(&10), "nice values of the motion threads: {nices:?}");
 }
+
+/// A still, noisy 320x180 clip: a second camera of another size for the shared decoder.
+fn make_small_still_clip(dir: &Path) -> PathBuf {
+    let out = dir.join("small_still.mp4");
+    let output = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-y", "-v", "error", "-f", "lavfi", "-i"])
+        .arg("smptebars=size=320x180:rate=25:duration=8,noise=alls=6:allf=t")
+        .args(["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"])
+        .args(["-g", "12", "-keyint_min", "12", "-sc_threshold", "0", "-bf", "0", "-t", "8"])
+        .arg(&out)
+        .stdin(Stdio::null())
+        .output()
+        .expect("ffmpeg is installed (bash .ci/install-test-peers.sh)");
+    assert!(output.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&output.stderr));
+    out
+}
+
+/// Motion Started/Stopped of one camera, relative to the clips' start.
+fn camera_events(events: &[Arc<edgerec::events::Event>], camera: &str) -> Vec<(EventKind, i64)> {
+    events.iter().filter(|e| e.camera() == Some(camera)).map(|e| (e.kind().clone(), e.wall_us() - BASE_US)).collect()
+}
+
+/// Issue 10 point 14: key-frames-only cameras take turns on one decoder (so an analysed camera
+/// costs no decoder of its own). Frame by frame interleaving of a 640x360 camera with motion, a
+/// 320x180 still camera and an all-frames camera (which keeps its own decoder and references)
+/// must give each exactly the result it gets alone.
+#[test]
+fn cameras_of_different_sizes_take_turns_on_one_decoder_and_each_finds_its_own_motion() {
+    let dir = common::temp_dir();
+    let square = make_motion_clip(dir.path(), "square.mp4", &[MOVING_SQUARE]);
+    let small = make_small_still_clip(dir.path());
+    let (square_entry, square_frames) = read_video(&square);
+    let (small_entry, small_frames) = read_video(&small);
+    let (log, sink, _r) =
+        EventLog::spawn(&dir.path().join("events.sqlite3"), Retention::default(), Arc::new(SystemClocks));
+    let subscription = sink.subscribe("test", 1024);
+    let (moving, still, every): (Arc<str>, Arc<str>, Arc<str>) = ("moving".into(), "still".into(), "every".into());
+    let all_frames = MotionConfig { frames: FrameSelection::AllFrames, ..MotionConfig::default() };
+    let db_path = dir.path().join(MOTION_FILE);
+    let (service, handle) = MotionService::spawn(
+        vec![
+            (moving.clone(), MotionConfig::default()),
+            (still.clone(), MotionConfig::default()),
+            (every.clone(), all_frames),
+        ],
+        MotionOptions::new(db_path.clone()),
+        sink,
+        Arc::new(SystemClocks),
+    )
+    .unwrap();
+    for (i, (frame, pts_us)) in square_frames.iter().enumerate() {
+        handle.offer(&moving, &square_entry, frame, BASE_US + pts_us);
+        assert!(handle.wait_idle(IDLE_TIMEOUT));
+        if let Some((small_frame, small_pts_us)) = small_frames.get(i) {
+            handle.offer(&still, &small_entry, small_frame, BASE_US + small_pts_us);
+            assert!(handle.wait_idle(IDLE_TIMEOUT));
+        }
+        handle.offer(&every, &square_entry, frame, BASE_US + pts_us);
+        assert!(handle.wait_idle(IDLE_TIMEOUT));
+    }
+    let stats = handle.stats();
+    service.shutdown();
+    log.shutdown(Duration::from_secs(10)).unwrap();
+    for cam in &stats.cameras {
+        assert_eq!(cam.decode_errors, 0, "{cam:?}");
+        assert_eq!(cam.skipped_behind, 0, "{cam:?}");
+        assert!(cam.analysed >= 14, "{cam:?}");
+    }
+    let events: Vec<_> = subscription.receiver().try_iter().collect();
+    let reader = MotionReader::new(&db_path);
+    // Key frames come every 480 ms; all-frames analyses fall 480 or 520 ms apart, so that camera
+    // gets the tolerance of `decoding_every_frame_finds_the_same_sequence`.
+    for (camera, tolerance_us) in [("moving", TOLERANCE_US), ("every", 520_000)] {
+        let spans = reader.spans(camera, BASE_US, BASE_US + 10 * SEC_US).unwrap();
+        assert_eq!(spans.len(), 1, "{camera}: {spans:?}");
+        let (start, end) = (spans[0].0 - BASE_US, spans[0].1 - BASE_US);
+        let within = |a: i64, b: i64| (a - b).abs() <= tolerance_us;
+        assert!(within(start, MOTION_FROM_US) && within(end, MOTION_TO_US), "{camera}: {start}..{end} µs");
+        let kinds: Vec<_> = camera_events(&events, camera).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(kinds, [EventKind::MotionStarted, EventKind::MotionStopped], "{camera}");
+    }
+    assert_eq!(reader.spans("still", BASE_US, BASE_US + 10 * SEC_US).unwrap(), vec![]);
+    assert_eq!(camera_events(&events, "still"), vec![]);
+}
+
+/// Issue 10 point 17: adding a camera (or changing another one) leaves a camera's analysis alone:
+/// its open motion sequence goes on, its counters continue. Only a changed camera starts afresh,
+/// ending its open sequence with Motion Stopped.
+#[test]
+fn reconfiguring_restarts_only_the_cameras_whose_settings_changed() {
+    let dir = common::temp_dir();
+    let clip = make_motion_clip(dir.path(), "square.mp4", &[MOVING_SQUARE]);
+    let (entry, frames) = read_video(&clip);
+    let (log, sink, _r) =
+        EventLog::spawn(&dir.path().join("events.sqlite3"), Retention::default(), Arc::new(SystemClocks));
+    let subscription = sink.subscribe("test", 1024);
+    let (cam, other): (Arc<str>, Arc<str>) = ("cam".into(), "other".into());
+    let db_path = dir.path().join(MOTION_FILE);
+    let (service, handle) = MotionService::spawn(
+        vec![(cam.clone(), MotionConfig::default())],
+        MotionOptions::new(db_path.clone()),
+        sink,
+        Arc::new(SystemClocks),
+    )
+    .unwrap();
+    let (first, rest): (Vec<_>, Vec<_>) = frames.into_iter().partition(|(_, pts)| *pts <= 4_500_000);
+    feed(&handle, &cam, &entry, &first);
+    let before = handle.stats().cameras[0].clone();
+    assert!(before.motion, "the square moves at 4.5 s: {before:?}");
+
+    // A camera is added: `cam` is unchanged and keeps its slot, reference and open sequence.
+    service
+        .reconfigure(vec![(cam.clone(), MotionConfig::default()), (other.clone(), MotionConfig::default())])
+        .unwrap();
+    feed(&handle, &cam, &entry, &rest);
+    let after = handle.stats();
+    assert_eq!(after.cameras.len(), 2);
+    let kept = after.cameras.iter().find(|c| c.camera == "cam").unwrap();
+    assert!(kept.analysed > before.analysed, "counters go on: {before:?} then {kept:?}");
+    assert!(!kept.motion, "the square is gone at 8 s: {kept:?}");
+
+    // `cam`'s sensitivity changes while it is in motion again (its clip replayed 10 s later): it
+    // starts afresh, and its open sequence ends at once with Motion Stopped.
+    let replay: Vec<_> = first.iter().map(|(f, pts)| (f.clone(), pts + 10 * SEC_US)).collect();
+    feed(&handle, &cam, &entry, &replay);
+    assert!(handle.stats().cameras[0].motion);
+    let changed = MotionConfig { sensitivity: 40, ..MotionConfig::default() };
+    service.reconfigure(vec![(cam.clone(), changed), (other.clone(), MotionConfig::default())]).unwrap();
+    let deadline = std::time::Instant::now() + IDLE_TIMEOUT;
+    let mut seen = Vec::new();
+    while !seen.iter().any(|(k, at)| *k == EventKind::MotionStopped && *at > 10 * SEC_US) {
+        assert!(std::time::Instant::now() < deadline, "no Motion Stopped after the change: {seen:?}");
+        if let Ok(e) = subscription.receiver().recv_timeout(Duration::from_millis(100)) {
+            seen.push((e.kind().clone(), e.wall_us() - BASE_US));
+        }
+    }
+    let restarted = handle.stats().cameras.into_iter().find(|c| c.camera == "cam").unwrap();
+    assert_eq!(restarted.analysed, 0, "a changed camera starts afresh: {restarted:?}");
+    assert!(!restarted.motion);
+    service.shutdown();
+    log.shutdown(Duration::from_secs(10)).unwrap();
+    // The first sequence went on across the camera added at 4.5 s: one span, 3 s to 6 s. The
+    // second, open when `cam` changed, ended at its last analysed frame.
+    let spans: Vec<(i64, i64)> = MotionReader::new(&db_path)
+        .spans("cam", BASE_US, BASE_US + 20 * SEC_US)
+        .unwrap()
+        .into_iter()
+        .map(|(s, e)| (s - BASE_US, e - BASE_US))
+        .collect();
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    assert!(near(spans[0].0, MOTION_FROM_US) && near(spans[0].1, MOTION_TO_US), "{spans:?}");
+    assert!(near(spans[1].0, 10 * SEC_US + MOTION_FROM_US) && spans[1].1 <= 10 * SEC_US + 4_500_000, "{spans:?}");
+    let kinds: Vec<_> = seen.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(
+        kinds,
+        [EventKind::MotionStarted, EventKind::MotionStopped, EventKind::MotionStarted, EventKind::MotionStopped],
+        "{seen:?}"
+    );
+}

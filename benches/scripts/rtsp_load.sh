@@ -15,7 +15,9 @@
 # The clip is made once with ffmpeg (libx264) and kept in target/tmp.
 #
 # Usage: benches/scripts/rtsp_load.sh N [N...]
-#   env: MEASURE_SEC (default 60), WARMUP_SEC (default 10)
+#   env: MEASURE_SEC (default 60), WARMUP_SEC (default 10), RUNS (default 1: how many times the
+#   whole interleaved sequence runs; per N: edgerec with motion detection on (the default), edgerec
+#   with it off, then the N ffmpeg processes)
 # Needs: target/release/edgerec (cargo build --release --locked), ffmpeg, curl, jq, /usr/bin/python3 with
 # python3-gi and gst-rtsp-server (the test peers of tests/support/rtsp_server.py).
 set -euo pipefail
@@ -25,6 +27,7 @@ if [[ $# -lt 1 ]]; then
     exit 2
 fi
 measure_sec="${MEASURE_SEC:-60}"
+runs="${RUNS:-1}"
 warmup_sec="${WARMUP_SEC:-10}"
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 bin="$repo_root/target/release/edgerec"
@@ -182,7 +185,7 @@ server = (sb["ticks"] - sa["ticks"]) / hz / (sb["t"] - sa["t"]) * 100
 line = (f"{kind}: N={n} window={dt:.1f}s cpu={cpu:.1f}% of one core "
         f"({cpu / n:.2f}%/stream) rss={b['rss_kb'] / 1024:.1f}MiB hwm={b['hwm_kb'] / 1024:.1f}MiB "
         f"alive={b['alive']}/{b['pids']}")
-if kind == "edgerec":
+if kind.startswith("edgerec"):
     recv = b["bytes_received"] - a["bytes_received"]
     wrote = b["bytes_written"] - a["bytes_written"]
     disk = b["write_bytes"] - a["write_bytes"]
@@ -195,7 +198,8 @@ if kind == "edgerec":
 line += f" | rtsp server (excluded): cpu={server:.1f}%"
 print(line)
 with open(os.environ["RESULT_FILE"], "a") as f:
-    f.write(json.dumps({"kind": kind, "n": n, "cpu_pct": cpu, "server_cpu_pct": server, "line": line}) + "\n")
+    f.write(json.dumps({"kind": kind, "n": n, "cpu_pct": cpu, "server_cpu_pct": server,
+                        "rss_mib": b["rss_kb"] / 1024, "line": line}) + "\n")
 PY
 }
 
@@ -203,20 +207,25 @@ export RESULT_FILE="$work/results.jsonl"
 echo "machine: nproc=$(nproc), cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), kernel=$(uname -r), fs of target/tmp: $(df -T "$repo_root/target/tmp" | awk 'NR==2 {print $2}')"
 echo "server: $url ($(ffprobe -v error -show_entries format=bit_rate -of default=nw=1:nk=1 "$clip") bit/s clip, shared file mount); warm-up ${warmup_sec}s, window ${measure_sec}s"
 
-for n in "$@"; do
-    # edgerec: N cameras on one storage, the default 1 s sync interval.
+# One edgerec phase: N cameras on one storage, the default 1 s sync interval, motion detection on
+# (the project's default) or off.
+run_edgerec() { # KIND N MOTION(on|off)
+    local kind=$1 n=$2 motion=$3
     port="$(free_port)"
-    cfg="$work/edgerec-$n.toml"
+    cfg="$work/edgerec-$kind-$n.toml"
     {
         printf 'version = 1\n[server]\nlisten = "127.0.0.1:%s"\ndata_dir = "%s"\n' "$port" "$work/data-$n"
         printf '[[storage]]\nid = "main"\nsize = "4GiB"\nsegment_size = "64MiB"\nsync_interval_ms = 1000\n'
         for i in $(seq 1 "$n"); do
             printf '[[camera]]\nid = "cam%02d"\nsource = "%s"\ntransport = "tcp"\n' "$i" "$url"
+            if [[ "$motion" == off ]]; then
+                printf '[camera.motion]\nenabled = false\n'
+            fi
         done
     } >"$cfg"
     # No default password: a bench administrator, sent as HTTP Basic in the URLs below.
     echo "Bench-admin-1" | "$bin" user add --config "$cfg" --admin admin >/dev/null
-    EDGEREC_LOG=warn "$bin" run --config "$cfg" >"$work/edgerec-$n.log" 2>&1 9>&- &
+    EDGEREC_LOG=warn "$bin" run --config "$cfg" >"$work/$kind-$n.log" 2>&1 9>&- &
     edgerec_pid=$!
     for _ in $(seq 1 600); do
         rec="$(curl -s -u admin:Bench-admin-1 "http://127.0.0.1:$port/api/v1/status" 2>/dev/null | jq '[.cameras[] | select(.frames_received > 0)] | length' 2>/dev/null || echo 0)"
@@ -225,7 +234,7 @@ for n in "$@"; do
     done
     if [[ "${rec:-0}" != "$n" ]]; then
         echo "rtsp_load: only ${rec:-0} of $n cameras receive frames after 60 s" >&2
-        cat "$work/edgerec-$n.log" >&2
+        cat "$work/$kind-$n.log" >&2
         exit 1
     fi
     wait_polling "$warmup_sec" "$port"
@@ -237,8 +246,15 @@ for n in "$@"; do
     kill -TERM "$edgerec_pid"
     wait "$edgerec_pid" || echo "rtsp_load: edgerec exited with $?" >&2
     edgerec_pid=""
-    report edgerec "$n" "$work/e-$n-a.json" "$work/e-$n-b.json" "$work/s-$n-a.json" "$work/s-$n-b.json"
+    report "$kind" "$n" "$work/e-$n-a.json" "$work/e-$n-b.json" "$work/s-$n-a.json" "$work/s-$n-b.json"
     rm -rf "$work/data-$n"
+}
+
+for run in $(seq 1 "$runs"); do
+for n in "$@"; do
+    echo "run $run of $runs, N=$n"
+    run_edgerec edgerec-motion "$n" on
+    run_edgerec edgerec-nomotion "$n" off
 
     # ffmpeg: N processes, Frigate's recording command line.
     mkdir -p "$work/ff-$n"
@@ -266,8 +282,26 @@ for n in "$@"; do
 import json, os, sys
 n = int(sys.argv[1])
 rows = [json.loads(l) for l in open(os.environ["RESULT_FILE"])]
-e = next(r for r in reversed(rows) if r["kind"] == "edgerec" and r["n"] == n)
-f = next(r for r in reversed(rows) if r["kind"] == "ffmpeg" and r["n"] == n)
-print(f"ratio: N={n} edgerec cpu / ffmpeg cpu = {e['cpu_pct'] / f['cpu_pct']:.3f} (goal <= 0.25)")
+last = lambda kind: next(r for r in reversed(rows) if r["kind"] == kind and r["n"] == n)
+f = last("ffmpeg")
+for kind in ("edgerec-motion", "edgerec-nomotion"):
+    e = last(kind)
+    print(f"ratio: N={n} {kind} cpu / ffmpeg cpu = {e['cpu_pct'] / f['cpu_pct']:.3f} (goal <= 0.25)")
 PY
 done
+done
+
+# Summary over every run: medians per phase and N, and what motion detection adds per camera.
+"$py" - "$@" <<'PY'
+import json, os, statistics, sys
+rows = [json.loads(l) for l in open(os.environ["RESULT_FILE"])]
+print("summary (medians over runs): N | kind | cpu/stream | rss")
+for n in map(int, sys.argv[1:]):
+    med = {}
+    for kind in ("edgerec-motion", "edgerec-nomotion", "ffmpeg"):
+        rs = [r for r in rows if r["kind"] == kind and r["n"] == n]
+        med[kind] = (statistics.median(r["cpu_pct"] for r in rs), statistics.median(r["rss_mib"] for r in rs), len(rs))
+        print(f"summary: N={n} {kind} runs={len(rs)} cpu/stream={med[kind][0] / n:.2f}% rss={med[kind][1]:.1f}MiB")
+    on, off = med["edgerec-motion"], med["edgerec-nomotion"]
+    print(f"summary: N={n} motion adds {(on[1] - off[1]) / n:.2f} MiB RSS and {(on[0] - off[0]) / n:.2f} % of a core per camera")
+PY

@@ -3,6 +3,7 @@
 //! Invariant: only frames that decode into a complete picture are compared, and only with a
 //! reference of the same size taken at most `MAX_COMPARE_GAP_US` earlier.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use openh264::decoder::Decoder;
@@ -50,22 +51,45 @@ pub enum Outcome {
     Compared(Box<Analysis>),
 }
 
-/// Decodes one camera's frames and compares analysed frames. Not shared between cameras: the
-/// decoder holds the camera's reference pictures.
-pub struct FrameAnalyzer {
-    /// The camera's settings (sensitivity, threshold, exclude regions, detection resolution).
-    config: MotionConfig,
-    /// Created on the first frame, dropped after a decode error so the next key frame starts clean.
+/// An openh264 decoder and what it was last given. The motion thread keeps one for every
+/// key-frames-only camera together: a key frame decodes on its own once the decoder has its
+/// parameter sets, so cameras can take turns, and the ~26 MB of picture buffers a 1080p decoder
+/// holds are paid once instead of once per camera (issue 10 point 14). An all-frames camera needs
+/// its references kept between frames and has a decoder of its own.
+#[derive(Default)]
+pub struct H264Decoder {
+    /// Created on first use, dropped after a decode error so the next key frame starts clean.
     decoder: Option<Decoder>,
-    /// The parameter sets of the sample entry in use, re-read when the entry changes.
-    params: Option<(Arc<SampleEntry>, AvcParams)>,
+    /// The sample entry whose parameter sets the decoder was last given: a key frame of any camera
+    /// with an equal entry needs no parameter sets (sending them costs openh264 a new sequence).
+    params_of: Option<Arc<SampleEntry>>,
+    /// The `FrameAnalyzer::id` whose frame was decoded last: the decoder's reference pictures are
+    /// that camera's, so only it may continue with a non-key frame.
+    last_user: u64,
     /// Reused Annex B buffer (avoids an allocation per frame).
     annexb: Vec<u8>,
-    /// True while the decoder holds the references that the next non-key frame needs.
+}
+
+impl H264Decoder {
+    pub fn new() -> H264Decoder {
+        H264Decoder::default()
+    }
+}
+
+/// Source of `FrameAnalyzer::id`s; 0 is never handed out (an unused decoder's `last_user`).
+static NEXT_ANALYZER_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Compares one camera's analysed frames; decodes them with the `H264Decoder` the caller passes.
+pub struct FrameAnalyzer {
+    /// Tells this camera's frames apart in a shared decoder.
+    id: u64,
+    /// The camera's settings (sensitivity, threshold, exclude regions, detection resolution).
+    config: MotionConfig,
+    /// The parameter sets of the sample entry in use, re-read when the entry changes.
+    params: Option<(Arc<SampleEntry>, AvcParams)>,
+    /// True while the decoder holds the references that the next non-key frame needs (and only if
+    /// the decoder's `last_user` is this analyzer).
     synced: bool,
-    /// True once the current decoder was given the current entry's parameter sets. Sending them
-    /// again with every key frame is not needed, and costs openh264 a new sequence each time.
-    params_sent: bool,
     /// The previous analysed frame and its wall time (µs).
     prev: SampledLuma,
     prev_wall_us: i64,
@@ -77,12 +101,10 @@ impl FrameAnalyzer {
     /// `config` must have passed `MotionConfig::validate`.
     pub fn new(config: &MotionConfig) -> FrameAnalyzer {
         FrameAnalyzer {
+            id: NEXT_ANALYZER_ID.fetch_add(1, Ordering::Relaxed),
             config: config.clone(),
-            decoder: None,
             params: None,
-            annexb: Vec::new(),
             synced: false,
-            params_sent: false,
             prev: SampledLuma::empty(),
             prev_wall_us: 0,
             cur: SampledLuma::empty(),
@@ -94,14 +116,16 @@ impl FrameAnalyzer {
         self.prev.clear();
     }
 
-    /// Decodes `frame` (H.264 described by `entry`) and, when `analyse`, compares it with the
-    /// previous analysed frame. Key frames are decoded on their own; non-key frames only while
-    /// the decoder holds their references (every frame since the last key frame was pushed).
+    /// Decodes `frame` (H.264 described by `entry`) with `decoder` and, when `analyse`, compares it
+    /// with the previous analysed frame. Key frames are decoded on their own; non-key frames only
+    /// while the decoder holds their references (every frame of this camera since its last key
+    /// frame went through this decoder, and no other camera's in between).
     ///
     /// Errors name the problem (bad sample entry, damaged frame, decoder failure); after one the
     /// decoder waits for the next key frame.
     pub fn push(
         &mut self,
+        decoder: &mut H264Decoder,
         entry: &Arc<SampleEntry>,
         frame: &Frame,
         wall_us: i64,
@@ -113,43 +137,56 @@ impl FrameAnalyzer {
             // old ones, and non-key frames wait for the next key frame.
             self.params = None;
             self.synced = false;
-            self.params_sent = false;
             self.params = Some((entry.clone(), AvcParams::from_entry(entry)?));
+        }
+        if decoder.last_user != self.id {
+            // Another camera's frame went through the decoder since ours: our references are gone.
+            self.synced = false;
         }
         if !frame.key && !self.synced {
             return Ok(Outcome::Skipped);
         }
         let (_, params) = self.params.as_ref().expect("set just above");
-        let with_params = frame.key && !self.params_sent;
-        let converted = params.to_annexb(&frame.data, with_params, &mut self.annexb);
-        let result = converted.and_then(|()| self.decode(analyse));
+        let has_params = matches!(&decoder.params_of, Some(e) if Arc::ptr_eq(e, entry) || **e == **entry);
+        let with_params = frame.key && !has_params;
+        let converted = params.to_annexb(&frame.data, with_params, &mut decoder.annexb);
+        let result = converted.and_then(|()| self.decode(decoder, analyse));
         match result {
-            Ok(true) if analyse => Ok(self.analyse(wall_us)),
-            Ok(_) => Ok(Outcome::Decoded),
+            Ok(sampled) => {
+                self.synced = true;
+                decoder.last_user = self.id;
+                if with_params {
+                    decoder.params_of = Some(entry.clone());
+                }
+                if sampled && analyse {
+                    Ok(self.analyse(wall_us))
+                } else {
+                    Ok(Outcome::Decoded)
+                }
+            }
             Err(e) => {
                 self.synced = false;
-                self.params_sent = false;
-                self.decoder = None;
+                decoder.decoder = None;
+                decoder.params_of = None;
+                decoder.last_user = 0;
                 Err(e)
             }
         }
     }
 
-    /// Feeds `self.annexb` to the decoder; when `sample`, samples the picture into `self.cur`.
-    /// Returns whether a picture was sampled.
-    fn decode(&mut self, sample: bool) -> Result<bool, Error> {
-        let decoder = match &mut self.decoder {
+    /// Feeds the decoder's Annex B buffer to it; when `sample`, samples the picture into
+    /// `self.cur`. Returns whether a picture was sampled.
+    fn decode(&mut self, decoder: &mut H264Decoder, sample: bool) -> Result<bool, Error> {
+        let openh264 = match &mut decoder.decoder {
             Some(d) => d,
-            None => self.decoder.insert(
+            None => decoder.decoder.insert(
                 Decoder::new()
                     .map_err(|e| Error::with_source(crate::ErrorKind::Internal, "motion: openh264 decoder", e))?,
             ),
         };
-        let picture = decoder.decode(&self.annexb).map_err(|e| {
+        let picture = openh264.decode(&decoder.annexb).map_err(|e| {
             Error::with_source(crate::ErrorKind::InvalidArgument, "motion: H.264 frame does not decode", e)
         })?;
-        self.synced = true;
-        self.params_sent = true;
         let Some(picture) = picture else {
             return Ok(false);
         };

@@ -5,8 +5,8 @@
 //!
 //! Data flow: ingest → `MotionHandle::offer` (filter: video, H.264, key frame, analysis slot due;
 //! bounded queue, per-camera share) → the `motion` thread at nice 10 (`FrameAnalyzer`: Annex B with
-//! the `avcC` parameter sets → openh264 → luma sampled every 4th pixel → compared with the previous
-//! analysed frame → `MotionTracker`) → `EventSink::emit` at once, and level rows and spans to
+//! the `avcC` parameter sets → openh264, one `H264Decoder` shared by every key-frames-only camera →
+//! luma sampled every 4th pixel → compared with the previous analysed frame → `MotionTracker`) → `EventSink::emit` at once, and level rows and spans to
 //! SQLite in batches (`db`, invariants M1–M4). HTTP reads through `MotionReader`.
 //!
 //! Defaults and why (all per camera, `MotionConfig`):
@@ -46,7 +46,7 @@ mod service;
 mod settings;
 mod tracker;
 
-pub use analyzer::{Analysis, FrameAnalyzer, Outcome, MAX_COMPARE_GAP_US};
+pub use analyzer::{Analysis, FrameAnalyzer, H264Decoder, Outcome, MAX_COMPARE_GAP_US};
 pub use db::{MotionReader, MAX_SEARCH_CAMERAS, MAX_SEARCH_SPANS};
 pub use grid::{Grid16, LevelGrid, GRID_CELLS, GRID_SIDE, LEVEL_STEP, MAX_ENCODED_BYTES};
 pub use service::{MotionCameraStats, MotionHandle, MotionOptions, MotionService, MotionStats};

@@ -12,12 +12,12 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU16, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::analyzer::{FrameAnalyzer, Outcome, MAX_COMPARE_GAP_US};
+use super::analyzer::{FrameAnalyzer, H264Decoder, Outcome, MAX_COMPARE_GAP_US};
 use super::db::{Batch, LevelRow, WriterDb};
 use super::settings::{FrameSelection, MotionConfig};
 use super::tracker::{MotionTracker, Step};
@@ -69,13 +69,14 @@ impl MotionOptions {
     }
 }
 
-/// Counters of one camera, shared by `offer` (ingest) and the motion thread.
+/// Counters of one camera, shared by `offer` (ingest) and the motion thread. A camera whose
+/// settings change gets a new slot (and the thread new state); an unchanged one keeps its slot.
 struct CameraSlot {
     /// Config id of the camera.
     id: Arc<str>,
     config: MotionConfig,
-    /// Position in the service's camera list (the motion thread's per-camera state).
-    index: usize,
+    /// Unique per slot for the service's life: the key of the motion thread's per-camera state.
+    uid: u64,
     /// Frames this camera may have queued or in analysis (`KEY_FRAMES_IN_FLIGHT`, ...).
     max_in_flight: usize,
     /// Frames queued or being analysed; bounded by `max_in_flight` so one camera cannot fill the
@@ -95,6 +96,33 @@ struct CameraSlot {
     changed_permille: AtomicU16,
     last_analysis_wall_us: AtomicI64,
     last_error: Mutex<Option<String>>,
+}
+
+impl CameraSlot {
+    fn new(id: Arc<str>, config: MotionConfig, uid: u64) -> CameraSlot {
+        let max_in_flight = match config.frames {
+            FrameSelection::KeyFramesOnly => KEY_FRAMES_IN_FLIGHT,
+            FrameSelection::AllFrames => ALL_FRAMES_IN_FLIGHT,
+        };
+        CameraSlot {
+            id,
+            config,
+            uid,
+            max_in_flight,
+            in_flight: AtomicUsize::new(0),
+            next_due_us: AtomicI64::new(i64::MIN),
+            resync: AtomicBool::new(true),
+            expire_before_us: AtomicI64::new(i64::MIN),
+            analysed: AtomicU64::new(0),
+            skipped_behind: AtomicU64::new(0),
+            unsupported_codec: AtomicU64::new(0),
+            decode_errors: AtomicU64::new(0),
+            motion: AtomicBool::new(false),
+            changed_permille: AtomicU16::new(0),
+            last_analysis_wall_us: AtomicI64::new(0),
+            last_error: Mutex::new(None),
+        }
+    }
 }
 
 /// Status of one camera's motion detection (DEV-16; MD-2's live motion level).
@@ -134,11 +162,22 @@ pub struct MotionStats {
     pub rows_dropped: u64,
 }
 
-/// State shared by the handle, the service and the thread.
-struct Shared {
-    cameras: HashMap<Arc<str>, Arc<CameraSlot>>,
+/// The cameras analysed, replaced as a whole by `MotionService::reconfigure`.
+#[derive(Default)]
+struct CameraSet {
+    by_id: HashMap<Arc<str>, Arc<CameraSlot>>,
     /// The same slots in camera order, for stats.
     ordered: Vec<Arc<CameraSlot>>,
+}
+
+/// State shared by the handle, the service and the thread.
+struct Shared {
+    /// Read once per offered video frame (uncontended), written only by a config change.
+    cameras: RwLock<Arc<CameraSet>>,
+    /// Set by `reconfigure`; the thread then brings its per-camera state in line with `cameras`.
+    reconfigured: AtomicBool,
+    /// Source of `CameraSlot::uid`.
+    next_uid: AtomicU64,
     stop: AtomicBool,
     db_available: AtomicBool,
     db_last_error: Mutex<Option<String>>,
@@ -162,7 +201,9 @@ struct Job {
 /// The producers' handle: ingest calls `offer` for every frame. Cheap to clone.
 #[derive(Clone)]
 pub struct MotionHandle {
-    tx: SyncSender<Job>,
+    /// Unbounded as a channel, but bounded in fact: every slot admits at most its
+    /// `max_in_flight` jobs, so the queue never holds more than the sum of the slots' shares.
+    tx: Sender<Job>,
     shared: Arc<Shared>,
 }
 
@@ -183,42 +224,10 @@ impl MotionService {
         events: EventSink,
         clocks: Arc<dyn Clocks>,
     ) -> Result<(MotionService, MotionHandle), Error> {
-        let mut map = HashMap::new();
-        let mut ordered = Vec::new();
-        let mut capacity = 0;
-        for (index, (id, config)) in cameras.into_iter().enumerate() {
-            config.validate().map_err(|e| crate::err!(InvalidArgument, "camera {id}: {}", e.msg()))?;
-            let max_in_flight = match config.frames {
-                FrameSelection::KeyFramesOnly => KEY_FRAMES_IN_FLIGHT,
-                FrameSelection::AllFrames => ALL_FRAMES_IN_FLIGHT,
-            };
-            capacity += max_in_flight;
-            let slot = Arc::new(CameraSlot {
-                id: id.clone(),
-                config,
-                index,
-                max_in_flight,
-                in_flight: AtomicUsize::new(0),
-                next_due_us: AtomicI64::new(i64::MIN),
-                resync: AtomicBool::new(true),
-                expire_before_us: AtomicI64::new(i64::MIN),
-                analysed: AtomicU64::new(0),
-                skipped_behind: AtomicU64::new(0),
-                unsupported_codec: AtomicU64::new(0),
-                decode_errors: AtomicU64::new(0),
-                motion: AtomicBool::new(false),
-                changed_permille: AtomicU16::new(0),
-                last_analysis_wall_us: AtomicI64::new(0),
-                last_error: Mutex::new(None),
-            });
-            if map.insert(id.clone(), slot.clone()).is_some() {
-                return Err(crate::err!(InvalidArgument, "motion: camera {id} is listed twice"));
-            }
-            ordered.push(slot);
-        }
         let shared = Arc::new(Shared {
-            cameras: map,
-            ordered,
+            cameras: RwLock::new(Arc::new(CameraSet::default())),
+            reconfigured: AtomicBool::new(false),
+            next_uid: AtomicU64::new(1),
             stop: AtomicBool::new(false),
             db_available: AtomicBool::new(false),
             db_last_error: Mutex::new(None),
@@ -226,14 +235,25 @@ impl MotionService {
             idle_lock: Mutex::new(()),
             idle_cv: Condvar::new(),
         });
-        // Every slot bounds its own share, so the channel never refuses a frame a slot admitted.
-        let (tx, rx) = mpsc::sync_channel(capacity.max(1));
+        *shared.cameras.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(shared.camera_set(cameras)?);
+        let (tx, rx) = mpsc::channel();
         let worker = Worker::new(shared.clone(), options, events, clocks);
         let join = std::thread::Builder::new()
             .name("motion".into())
             .spawn(move || worker.run(rx))
             .map_err(|e| Error::with_source(crate::ErrorKind::Internal, "cannot start the motion thread", e))?;
         Ok((MotionService { shared: shared.clone(), join: Some(join) }, MotionHandle { tx, shared }))
+    }
+
+    /// Changes the cameras analysed without a restart: a camera whose settings are unchanged keeps
+    /// its state (reference picture, open motion sequence, counters); a changed one starts afresh,
+    /// and a removed or changed camera's open sequence ends (Motion Stopped) within one tick.
+    /// Fails only on invalid settings or duplicate ids, and then changes nothing.
+    pub fn reconfigure(&self, cameras: Vec<(Arc<str>, MotionConfig)>) -> Result<(), Error> {
+        let set = self.shared.camera_set(cameras)?;
+        *self.shared.cameras.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(set);
+        self.shared.reconfigured.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Stops the thread: it finishes the frame in hand, ends open motion sequences (Motion Stopped
@@ -258,8 +278,32 @@ impl Drop for MotionService {
 }
 
 impl Shared {
+    /// The cameras in force now.
+    fn set(&self) -> Arc<CameraSet> {
+        self.cameras.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// A camera set for `cameras`, keeping the slot of every camera whose settings are unchanged.
+    fn camera_set(&self, cameras: Vec<(Arc<str>, MotionConfig)>) -> Result<CameraSet, Error> {
+        let old = self.set();
+        let mut set = CameraSet::default();
+        for (id, config) in cameras {
+            config.validate().map_err(|e| crate::err!(InvalidArgument, "camera {id}: {}", e.msg()))?;
+            let slot = match old.by_id.get(&id) {
+                Some(slot) if slot.config == config => slot.clone(),
+                _ => Arc::new(CameraSlot::new(id.clone(), config, self.next_uid.fetch_add(1, Ordering::Relaxed))),
+            };
+            if set.by_id.insert(id.clone(), slot.clone()).is_some() {
+                return Err(crate::err!(InvalidArgument, "motion: camera {id} is listed twice"));
+            }
+            set.ordered.push(slot);
+        }
+        Ok(set)
+    }
+
     fn stats(&self) -> MotionStats {
         let cameras = self
+            .set()
             .ordered
             .iter()
             .map(|s| MotionCameraStats {
@@ -293,9 +337,10 @@ impl MotionHandle {
         if frame.kind != StreamKind::Video {
             return;
         }
-        let Some(slot) = self.shared.cameras.get(camera) else {
+        let Some(slot) = self.shared.set().by_id.get(camera).cloned() else {
             return;
         };
+        let slot = &slot;
         let all_frames = slot.config.frames == FrameSelection::AllFrames;
         if !all_frames && !frame.key {
             return;
@@ -324,7 +369,7 @@ impl MotionHandle {
             return;
         }
         let job = Job { slot: slot.clone(), entry: entry.clone(), frame: frame.clone(), wall_us, analyse: due };
-        match self.tx.try_send(job) {
+        match self.tx.send(job) {
             Ok(()) => {
                 if due {
                     slot.next_due_us.store(next_slot(due_at, wall_us, slot.config.interval_ms), Ordering::Relaxed);
@@ -333,7 +378,7 @@ impl MotionHandle {
                     slot.resync.store(false, Ordering::Relaxed);
                 }
             }
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+            Err(mpsc::SendError(_)) => {
                 slot.in_flight.fetch_sub(1, Ordering::AcqRel);
                 self.behind(slot, all_frames, due);
             }
@@ -358,7 +403,7 @@ impl MotionHandle {
     /// within `EXPIRE_INTERVAL`. The recorder calls it with the camera's media retention cutoff.
     /// Never blocks; the latest call wins.
     pub fn expire(&self, camera: &str, before_wall_us: i64) {
-        if let Some(slot) = self.shared.cameras.get(camera) {
+        if let Some(slot) = self.shared.set().by_id.get(camera) {
             slot.expire_before_us.store(before_wall_us, Ordering::Relaxed);
         }
     }
@@ -375,7 +420,7 @@ impl MotionHandle {
         let deadline = now.checked_add(timeout).unwrap_or(now + Duration::from_secs(86_400));
         let mut guard = self.shared.idle_lock.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
-            if self.shared.ordered.iter().all(|s| s.in_flight.load(Ordering::Acquire) == 0) {
+            if self.shared.set().ordered.iter().all(|s| s.in_flight.load(Ordering::Acquire) == 0) {
                 return true;
             }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -403,7 +448,12 @@ fn next_slot(due_at: i64, wall_us: i64, interval_ms: u32) -> i64 {
 
 /// The motion thread's state for one camera.
 struct CameraWork {
+    /// The camera's slot (the counters status reads).
+    slot: Arc<CameraSlot>,
     analyzer: FrameAnalyzer,
+    /// The camera's own decoder in all-frames mode (it must keep the camera's references); None
+    /// for key-frames-only cameras, which share `Worker::shared_decoder`.
+    own_decoder: Option<H264Decoder>,
     tracker: MotionTracker,
     /// Wall time of the last analysed frame (µs), for stall and shutdown stops.
     last_wall_us: i64,
@@ -413,20 +463,39 @@ struct CameraWork {
     expired_before_us: i64,
 }
 
+impl CameraWork {
+    fn new(slot: Arc<CameraSlot>) -> CameraWork {
+        let own_decoder = (slot.config.frames == FrameSelection::AllFrames).then(H264Decoder::new);
+        CameraWork {
+            analyzer: FrameAnalyzer::new(&slot.config),
+            own_decoder,
+            tracker: MotionTracker::new(slot.config.hold_ms),
+            last_wall_us: 0,
+            last_seen: Duration::ZERO,
+            expired_before_us: i64::MIN,
+            slot,
+        }
+    }
+}
+
 /// The motion thread.
 struct Worker {
     shared: Arc<Shared>,
     options: MotionOptions,
     events: EventSink,
     clocks: Arc<dyn Clocks>,
-    work: Vec<CameraWork>,
+    /// Per-camera state by `CameraSlot::uid`, in line with `shared.cameras` (`sync_cameras`).
+    work: HashMap<u64, CameraWork>,
+    /// The one decoder of every key-frames-only camera (issue 10 point 14: memory per analysed
+    /// camera stays small; see `H264Decoder`).
+    shared_decoder: H264Decoder,
     db: Option<WriterDb>,
-    /// camera_no of each camera (by slot index) in the open file.
-    camera_nos: Vec<Option<i64>>,
-    /// Rows waiting for the next commit, by slot index: levels `(wall_us, since_prev_ms, grid)` and
+    /// camera_no of each camera id in the open file, looked up on first use.
+    camera_nos: HashMap<Arc<str>, i64>,
+    /// Rows waiting for the next commit, by camera id: levels `(wall_us, since_prev_ms, grid)` and
     /// span ends by start.
-    pending_levels: Vec<(usize, i64, i64, Vec<u8>)>,
-    pending_spans: HashMap<(usize, i64), i64>,
+    pending_levels: Vec<(Arc<str>, i64, i64, Vec<u8>)>,
+    pending_spans: HashMap<(Arc<str>, i64), i64>,
     /// Monotonic time the oldest pending row was produced.
     pending_since: Option<Duration>,
     next_open: Duration,
@@ -435,31 +504,39 @@ struct Worker {
 
 impl Worker {
     fn new(shared: Arc<Shared>, options: MotionOptions, events: EventSink, clocks: Arc<dyn Clocks>) -> Worker {
-        let work = shared
-            .ordered
-            .iter()
-            .map(|s| CameraWork {
-                analyzer: FrameAnalyzer::new(&s.config),
-                tracker: MotionTracker::new(s.config.hold_ms),
-                last_wall_us: 0,
-                last_seen: Duration::ZERO,
-                expired_before_us: i64::MIN,
-            })
-            .collect();
-        let cameras = shared.ordered.len();
-        Worker {
+        let mut worker = Worker {
             shared,
             options,
             events,
             clocks,
-            work,
+            work: HashMap::new(),
+            shared_decoder: H264Decoder::new(),
             db: None,
-            camera_nos: vec![None; cameras],
+            camera_nos: HashMap::new(),
             pending_levels: Vec::new(),
             pending_spans: HashMap::new(),
             pending_since: None,
             next_open: Duration::ZERO,
             next_expire: Duration::ZERO,
+        };
+        worker.sync_cameras();
+        worker
+    }
+
+    /// Brings the per-camera state in line with the camera set: a camera that left it (removed,
+    /// or changed and so given a new slot) ends its open sequence at its last analysed frame; a
+    /// new slot gets fresh state; the others keep theirs.
+    fn sync_cameras(&mut self) {
+        let set = self.shared.set();
+        let gone: Vec<u64> =
+            self.work.keys().copied().filter(|uid| !set.ordered.iter().any(|s| s.uid == *uid)).collect();
+        for uid in gone {
+            let mut w = self.work.remove(&uid).expect("listed just above");
+            let step = w.tracker.close(w.last_wall_us);
+            self.apply(&w.slot, step);
+        }
+        for slot in &set.ordered {
+            self.work.entry(slot.uid).or_insert_with(|| CameraWork::new(slot.clone()));
         }
     }
 
@@ -469,6 +546,9 @@ impl Worker {
         loop {
             if self.shared.stop.load(Ordering::Acquire) {
                 break;
+            }
+            if self.shared.reconfigured.swap(false, Ordering::AcqRel) {
+                self.sync_cameras();
             }
             match rx.recv_timeout(TICK) {
                 Ok(job) => {
@@ -483,18 +563,24 @@ impl Worker {
             self.timers();
         }
         // Shutdown: end open sequences at their last analysed frame, then commit.
-        for i in 0..self.work.len() {
-            let at = self.work[i].last_wall_us;
-            let step = self.work[i].tracker.close(at);
-            self.apply(i, step);
+        let uids: Vec<u64> = self.work.keys().copied().collect();
+        for uid in uids {
+            let w = self.work.get_mut(&uid).expect("listed just above");
+            let step = w.tracker.close(w.last_wall_us);
+            let slot = w.slot.clone();
+            self.apply(&slot, step);
         }
         self.commit();
     }
 
     fn process(&mut self, job: &Job) {
         let slot = &job.slot;
-        let i = slot.index;
-        let outcome = self.work[i].analyzer.push(&job.entry, &job.frame, job.wall_us, job.analyse);
+        // A frame queued before its camera was removed or changed: its state is gone.
+        let Some(w) = self.work.get_mut(&slot.uid) else {
+            return;
+        };
+        let decoder = w.own_decoder.as_mut().unwrap_or(&mut self.shared_decoder);
+        let outcome = w.analyzer.push(decoder, &job.entry, &job.frame, job.wall_us, job.analyse);
         match outcome {
             Ok(Outcome::Skipped) | Ok(Outcome::Decoded) => {}
             Ok(Outcome::Reference) => {
@@ -502,22 +588,21 @@ impl Worker {
                 slot.last_analysis_wall_us.store(job.wall_us, Ordering::Relaxed);
                 // Nothing to compare with (first frame, gap, new resolution): an open sequence
                 // cannot be continued.
-                let at = self.work[i].last_wall_us;
-                let step = self.work[i].tracker.close(at);
-                self.apply(i, step);
-                self.seen(i, job.wall_us);
+                let step = w.tracker.close(w.last_wall_us);
+                self.apply(slot, step);
+                self.seen(slot.uid, job.wall_us);
             }
             Ok(Outcome::Compared(a)) => {
                 slot.analysed.fetch_add(1, Ordering::Relaxed);
                 slot.last_analysis_wall_us.store(a.wall_us, Ordering::Relaxed);
                 slot.changed_permille.store(a.changed_permille, Ordering::Relaxed);
+                let step = w.tracker.on_analysis(&a);
                 if slot.config.store_levels {
                     let since_prev_ms = ((a.wall_us - a.compared_wall_us + 500) / 1000).clamp(1, 10_000);
-                    self.queue_level(i, a.wall_us, since_prev_ms, a.levels.encode());
+                    self.queue_level(&slot.id, a.wall_us, since_prev_ms, a.levels.encode());
                 }
-                let step = self.work[i].tracker.on_analysis(&a);
-                self.apply(i, step);
-                self.seen(i, a.wall_us);
+                self.apply(slot, step);
+                self.seen(slot.uid, a.wall_us);
             }
             Err(e) => {
                 let n = slot.decode_errors.fetch_add(1, Ordering::Relaxed) + 1;
@@ -529,56 +614,60 @@ impl Worker {
         }
     }
 
-    fn seen(&mut self, i: usize, wall_us: i64) {
-        let w = &mut self.work[i];
-        w.last_wall_us = wall_us;
-        w.last_seen = self.clocks.monotonic();
+    fn seen(&mut self, uid: u64, wall_us: i64) {
+        if let Some(w) = self.work.get_mut(&uid) {
+            w.last_wall_us = wall_us;
+            w.last_seen = self.clocks.monotonic();
+        }
     }
 
     /// Emits the events of a tracker step and queues its span row.
-    fn apply(&mut self, i: usize, step: Step) {
-        let slot = self.shared.ordered[i].clone();
+    fn apply(&mut self, slot: &Arc<CameraSlot>, step: Step) {
         match step {
             Step::Idle => {}
             Step::Started(span) => {
                 slot.motion.store(true, Ordering::Relaxed);
                 self.events.emit(Event::new(EventKind::MotionStarted, span.start_wall_us).with_camera(&*slot.id));
-                self.queue_span(i, span.start_wall_us, span.end_wall_us);
+                self.queue_span(&slot.id, span.start_wall_us, span.end_wall_us);
             }
-            Step::Extended(span) => self.queue_span(i, span.start_wall_us, span.end_wall_us),
+            Step::Extended(span) => self.queue_span(&slot.id, span.start_wall_us, span.end_wall_us),
             Step::Stopped { span, at_wall_us } => {
                 slot.motion.store(false, Ordering::Relaxed);
                 self.events.emit(Event::new(EventKind::MotionStopped, at_wall_us).with_camera(&*slot.id));
-                self.queue_span(i, span.start_wall_us, span.end_wall_us);
+                self.queue_span(&slot.id, span.start_wall_us, span.end_wall_us);
             }
         }
     }
 
-    fn queue_level(&mut self, i: usize, wall_us: i64, since_prev_ms: i64, grid: Vec<u8>) {
+    fn queue_level(&mut self, camera: &Arc<str>, wall_us: i64, since_prev_ms: i64, grid: Vec<u8>) {
         if self.pending_levels.len() + self.pending_spans.len() >= MAX_PENDING_ROWS {
             self.shared.rows_dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        self.pending_levels.push((i, wall_us, since_prev_ms, grid));
+        self.pending_levels.push((camera.clone(), wall_us, since_prev_ms, grid));
         self.pending_since.get_or_insert_with(|| self.clocks.monotonic());
     }
 
-    fn queue_span(&mut self, i: usize, start_wall_us: i64, end_wall_us: i64) {
+    fn queue_span(&mut self, camera: &Arc<str>, start_wall_us: i64, end_wall_us: i64) {
         // Span updates replace each other, so they are kept even when levels are being dropped.
-        self.pending_spans.insert((i, start_wall_us), end_wall_us);
+        self.pending_spans.insert((camera.clone(), start_wall_us), end_wall_us);
         self.pending_since.get_or_insert_with(|| self.clocks.monotonic());
     }
 
     fn timers(&mut self) {
         let now = self.clocks.monotonic();
         // Stalled cameras: a sequence must not stay open forever when frames stop coming.
-        for i in 0..self.work.len() {
-            let w = &self.work[i];
-            if w.tracker.in_motion() && now.saturating_sub(w.last_seen) >= STALL {
-                let at = w.last_wall_us;
-                let step = self.work[i].tracker.close(at);
-                self.apply(i, step);
-            }
+        let stalled: Vec<u64> = self
+            .work
+            .iter()
+            .filter(|(_, w)| w.tracker.in_motion() && now.saturating_sub(w.last_seen) >= STALL)
+            .map(|(uid, _)| *uid)
+            .collect();
+        for uid in stalled {
+            let w = self.work.get_mut(&uid).expect("listed just above");
+            let step = w.tracker.close(w.last_wall_us);
+            let slot = w.slot.clone();
+            self.apply(&slot, step);
         }
         let pending = self.pending_levels.len() + self.pending_spans.len();
         let due = self.pending_since.is_some_and(|t| now.saturating_sub(t) >= COMMIT_INTERVAL);
@@ -600,10 +689,11 @@ impl Worker {
         }
         *last = Some(text);
         self.db = None;
+        self.camera_nos.clear();
         self.next_open = self.clocks.monotonic() + REOPEN_INTERVAL;
     }
 
-    /// Opens the file and looks up every camera's camera_no; on failure, retries later.
+    /// Opens the file; on failure, retries later.
     fn try_open(&mut self) -> bool {
         if self.db.is_some() {
             return true;
@@ -611,15 +701,10 @@ impl Worker {
         if self.clocks.monotonic() < self.next_open {
             return false;
         }
-        let opened = WriterDb::open(&self.options.db_path).and_then(|mut db| {
-            let nos =
-                self.shared.ordered.iter().map(|s| db.camera_no(&s.id).map(Some)).collect::<Result<Vec<_>, _>>()?;
-            Ok((db, nos))
-        });
-        match opened {
-            Ok((db, nos)) => {
+        match WriterDb::open(&self.options.db_path) {
+            Ok(db) => {
                 self.db = Some(db);
-                self.camera_nos = nos;
+                self.camera_nos.clear();
                 self.shared.db_available.store(true, Ordering::Release);
                 *self.shared.db_last_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
                 true
@@ -631,6 +716,17 @@ impl Worker {
         }
     }
 
+    /// The camera_no of `camera` in the open file (inserted on first use).
+    fn camera_no(&mut self, camera: &Arc<str>) -> Result<i64, Error> {
+        if let Some(no) = self.camera_nos.get(camera) {
+            return Ok(*no);
+        }
+        let db = self.db.as_mut().expect("callers open the file first");
+        let no = db.camera_no(camera)?;
+        self.camera_nos.insert(camera.clone(), no);
+        Ok(no)
+    }
+
     fn commit(&mut self) {
         if self.pending_levels.is_empty() && self.pending_spans.is_empty() {
             self.pending_since = None;
@@ -639,20 +735,32 @@ impl Worker {
         if !self.try_open() {
             return;
         }
+        let cameras: Vec<Arc<str>> = self
+            .pending_levels
+            .iter()
+            .map(|(c, ..)| c.clone())
+            .chain(self.pending_spans.keys().map(|(c, _)| c.clone()))
+            .collect();
+        for camera in cameras {
+            if let Err(e) = self.camera_no(&camera) {
+                self.set_db_error(&e);
+                return;
+            }
+        }
         let nos = &self.camera_nos;
-        let no = |i: usize| nos[i].expect("every camera has a camera_no once the file is open");
+        let no = |c: &Arc<str>| *nos.get(c).expect("looked up just above");
         let batch = Batch {
             levels: self
                 .pending_levels
                 .iter()
-                .map(|(i, wall_us, since_prev_ms, grid)| LevelRow {
-                    camera_no: no(*i),
+                .map(|(c, wall_us, since_prev_ms, grid)| LevelRow {
+                    camera_no: no(c),
                     wall_us: *wall_us,
                     since_prev_ms: *since_prev_ms,
                     grid: grid.clone(),
                 })
                 .collect(),
-            spans: self.pending_spans.iter().map(|((i, start), end)| ((no(*i), *start), *end)).collect(),
+            spans: self.pending_spans.iter().map(|((c, start), end)| ((no(c), *start), *end)).collect(),
         };
         let db = self.db.as_mut().expect("try_open succeeded");
         match db.commit(&batch, self.options.max_level_rows, self.options.max_span_rows) {
@@ -670,16 +778,25 @@ impl Worker {
         if !self.try_open() {
             return;
         }
-        for i in 0..self.work.len() {
-            let before = self.shared.ordered[i].expire_before_us.load(Ordering::Relaxed);
-            if before <= self.work[i].expired_before_us {
-                continue;
-            }
-            let (Some(db), Some(no)) = (self.db.as_mut(), self.camera_nos[i]) else {
-                return;
-            };
-            match db.expire(no, before) {
-                Ok(_) => self.work[i].expired_before_us = before,
+        let due: Vec<(u64, Arc<str>, i64)> = self
+            .work
+            .iter()
+            .filter_map(|(uid, w)| {
+                let before = w.slot.expire_before_us.load(Ordering::Relaxed);
+                (before > w.expired_before_us).then(|| (*uid, w.slot.id.clone(), before))
+            })
+            .collect();
+        for (uid, camera, before) in due {
+            let done = self.camera_no(&camera).and_then(|no| {
+                self.db.as_mut().expect("opened above").expire(no, before)?;
+                Ok(())
+            });
+            match done {
+                Ok(()) => {
+                    if let Some(w) = self.work.get_mut(&uid) {
+                        w.expired_before_us = before;
+                    }
+                }
                 Err(e) => {
                     self.set_db_error(&e);
                     return;
