@@ -69,3 +69,19 @@ fn status_errors_times_and_codec_names_read_well() {
     assert!(said.contains(&format!("{}:7: key `camera.source`: rtsps://", bad.display())), "{said}");
     assert!(said.contains("retina"), "{said}");
 }
+
+/// Issue 10 point 17: every option of `export --help` is described, and the times say they need
+/// a UTC offset.
+#[test]
+fn export_help_describes_every_option() {
+    let o = std::process::Command::new(common::edgerec_bin()).args(["export", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{help}");
+    for option in ["--config", "--camera", "--from", "--to", "--output", "--force"] {
+        let line = help.lines().find(|l| l.trim_start().starts_with(option) || l.contains(&format!(", {option}")));
+        let line = line.unwrap_or_else(|| panic!("{option} in {help}"));
+        let described = line.split_once("  ").is_some_and(|(_, d)| !d.trim().is_empty());
+        assert!(described, "{option} has a description: {line:?}");
+    }
+    assert!(help.contains("UTC offset"), "{help}");
+}
