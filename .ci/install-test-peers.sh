@@ -15,6 +15,9 @@
 #   libclang-dev                   bindgen, for V4L2 bindings (v4l crate) once they are used
 #   nasm                           SIMD in openh264's bundled build once it is used
 #   systemd                        systemd-analyze for the unit checks
+#   strace                         tests/systemd_unit.rs traces the calls the binary makes and
+#                                  checks them against the unit's SystemCallFilter= (it also uses
+#                                  util-linux's setpriv and unshare, and root for the /proc mount)
 #   python3-venv                   a virtualenv for schemathesis (PyPI, pinned below): fuzzes the
 #                                  API from its OpenAPI document (tests/fuzz_api.rs)
 #   curl, openssl                  real HTTPS clients for tests/tls.rs (TLS 1.3/1.2, TLS 1.1 refusal,
@@ -37,6 +40,7 @@ packages=(
     libclang-dev
     nasm
     systemd
+    strace
     curl
     openssl
     python3-venv

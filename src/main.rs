@@ -25,24 +25,35 @@ enum Command {
     /// Records every configured camera and serves the HTTP API (the default without arguments,
     /// using the embedded demo configuration).
     Run {
+        /// The config file (TOML; see config/edgerec.example.toml).
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Writes one MP4 of a camera's recordings between two RFC 3339 times.
+    /// Writes one MP4 of a camera's recordings between two RFC 3339 times. Gaps (no recording)
+    /// are cut from the MP4's timeline; the summary lists the covered ranges and the gaps.
     Export {
+        /// The recorder's config file (TOML), which names the camera's storage.
         #[arg(long)]
         config: PathBuf,
+        /// The camera id, as in `[[camera]] id`.
         #[arg(long)]
         camera: String,
+        /// Start, RFC 3339 with a UTC offset: `2026-11-23T10:00:00Z` or `2026-11-23T11:00:00+01:00`.
         #[arg(long)]
         from: String,
+        /// End (exclusive), RFC 3339 with a UTC offset like `--from`.
         #[arg(long)]
         to: String,
+        /// The MP4 file to write; an existing file is kept unless `--force` is given.
         #[arg(short = 'o', long)]
         output: PathBuf,
+        /// Replace the output file if it exists.
+        #[arg(long)]
+        force: bool,
     },
     /// Verifies every storage's index against its media; exits non-zero on damage.
     Check {
+        /// The recorder's config file (TOML), which names the storages to check.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Rebuilds the index from the segment files alone (the old index is kept aside).
@@ -61,31 +72,40 @@ enum Command {
 enum UserAction {
     /// Adds a user: `--admin` for the built-in Administrators role, or one or more `--role`.
     Add {
+        /// The recorder's config file (TOML), which names the data directory.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Make the user a member of the built-in Administrators role.
         #[arg(long)]
         admin: bool,
+        /// A role the user belongs to (repeat for several).
         #[arg(long)]
         role: Vec<String>,
         /// The user must choose a new password at the next login (AU-3).
         #[arg(long)]
         must_change_password: bool,
+        /// The user name.
         name: String,
     },
     /// Sets a user's password (and unlocks the account).
     Passwd {
+        /// The recorder's config file (TOML), which names the data directory.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// The user name.
         name: String,
     },
     /// Deletes a user (never the last administrator).
     Delete {
+        /// The recorder's config file (TOML), which names the data directory.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// The user name.
         name: String,
     },
     /// Lists users and their roles.
     List {
+        /// The recorder's config file (TOML), which names the data directory.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -116,7 +136,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Run { config: None }) {
         Command::Run { config } => run(config),
-        Command::Export { config, camera, from, to, output } => export(config, camera, from, to, output),
+        Command::Export { config, camera, from, to, output, force } => export(config, camera, from, to, output, force),
         Command::Check { config, rebuild } => check(config, rebuild),
         Command::User { action } => user(action),
     };
@@ -305,7 +325,23 @@ fn wait_for_signal(set: nix::sys::signal::SigSet) {
     });
 }
 
-fn export(config: PathBuf, camera: String, from: String, to: String, output: PathBuf) -> Result<ExitCode, Error> {
+fn export(
+    config: PathBuf,
+    camera: String,
+    from: String,
+    to: String,
+    output: PathBuf,
+    force: bool,
+) -> Result<ExitCode, Error> {
+    // Issue 10 point 7: an existing file is evidence someone may need; it is replaced only when
+    // asked. Checked first so nothing is planned or written for a refused export.
+    if !force && std::fs::symlink_metadata(&output).is_ok() {
+        return Err(edgerec::err!(
+            FailedPrecondition,
+            "{} exists; choose another name or add --force to replace it",
+            output.display()
+        ));
+    }
     let cfg = Config::load(&config)?;
     let cam = cfg
         .cameras
@@ -313,8 +349,8 @@ fn export(config: PathBuf, camera: String, from: String, to: String, output: Pat
         .find(|c| c.id == camera)
         .ok_or_else(|| edgerec::err!(NotFound, "no camera {camera:?} in {}", config.display()))?;
     let storage = cfg.storages.iter().find(|s| s.id == cam.storage).expect("config validated the storage reference");
-    let from_us = edgerec::time::parse_rfc3339_us(&from)?;
-    let to_us = edgerec::time::parse_rfc3339_us(&to)?;
+    let from_us = edgerec::time::parse_rfc3339_param_us("--from", &from)?;
+    let to_us = edgerec::time::parse_rfc3339_param_us("--to", &to)?;
     let plan = Arc::new(store::export::ExportPlan::plan(&storage.path, &camera, from_us, to_us)?);
     let tmp = output.with_extension("mp4.partial");
     let mut out = std::fs::File::create(&tmp).map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;
@@ -344,6 +380,24 @@ fn export(config: PathBuf, camera: String, from: String, to: String, output: Pat
         edgerec::time::format_rfc3339(plan.end_wall_us),
         output.display()
     );
+    // Issue 10 point 7: the MP4 timeline hides gaps, so the summary names them.
+    let range = |(a, b): (i64, i64)| {
+        format!(
+            "{} .. {} ({:.1} s)",
+            edgerec::time::format_rfc3339(a),
+            edgerec::time::format_rfc3339(b),
+            (b - a) as f64 / 1e6
+        )
+    };
+    for r in &plan.covered_us {
+        eprintln!("  covered: {}", range(*r));
+    }
+    let gaps = plan.gaps_us();
+    for g in &gaps {
+        eprintln!("  gap:     {} not recorded", range(*g));
+    }
+    let missing_us: i64 = gaps.iter().map(|(a, b)| b - a).sum();
+    eprintln!("  {} gap(s), {:.1} s not recorded", gaps.len(), missing_us as f64 / 1e6);
     Ok(ExitCode::SUCCESS)
 }
 

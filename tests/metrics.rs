@@ -168,8 +168,10 @@ fn metrics_scrape_status_system_and_camera_visibility() {
         "edgerec_camera_frames_received_total",
         "edgerec_camera_frames_dropped_total",
         "edgerec_camera_reconnects_total",
-        "edgerec_camera_fps",
-        "edgerec_camera_bitrate_bps",
+        "edgerec_build_info",
+        "edgerec_camera_received_bytes_total",
+        "edgerec_camera_frame_rate_hertz",
+        "edgerec_camera_receive_rate_bytes_per_second",
         "edgerec_camera_recording",
         "edgerec_camera_up",
         "edgerec_storage_available",
@@ -191,6 +193,18 @@ fn metrics_scrape_status_system_and_camera_visibility() {
         "edgerec_system_memory_available_bytes",
     ] {
         assert!(names.contains(expected), "{expected} missing from\n{text}");
+    }
+    // Issue 10 point 17: Prometheus naming. Counters end in `_total` and nothing else does, no
+    // percentages, no abbreviated units, and the build is told by `edgerec_build_info`.
+    let version = [("version", env!("CARGO_PKG_VERSION"))];
+    assert_eq!(value(&first, "edgerec_build_info", &version), Some(1.0), "{text}");
+    for family in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let (name, kind) = family.split_once(' ').unwrap();
+        assert_eq!(name.ends_with("_total"), kind == "counter", "{family}");
+        for word in name.split('_') {
+            let bad = ["percent", "bps", "fps", "ms", "us", "sec", "kb", "mb", "kib", "mib"];
+            assert!(!bad.contains(&word), "{name}: use base units and ratios");
+        }
     }
     let door = [("camera", "door")];
     assert_eq!(value(&first, "edgerec_camera_up", &door), Some(1.0));
@@ -215,12 +229,12 @@ fn metrics_scrape_status_system_and_camera_visibility() {
             && more("edgerec_storage_fsyncs_total", &[("storage", "main")])
             && more("edgerec_http_requests_total", &[("code", "200")])
             // Known once a clock tick passed since the previous sample.
-            && value(&second, "edgerec_system_cpu_percent", &[]).is_some())
+            && value(&second, "edgerec_system_cpu_busy_ratio", &[]).is_some())
         .then_some(second)
     });
     let second = grown.expect("counters did not increase between scrapes");
-    let cpu = value(&second, "edgerec_system_cpu_percent", &[]).expect("cpu percent");
-    assert!((0.0..=100.0).contains(&cpu), "cpu {cpu}");
+    let cpu = value(&second, "edgerec_system_cpu_busy_ratio", &[]).expect("cpu busy ratio");
+    assert!((0.0..=1.0).contains(&cpu), "a ratio, not a percentage: {cpu}");
 
     // A role that reads only `door` (plus the recorder `status` permission) sees only door.
     let door_status = json!({"grants": [

@@ -1,6 +1,7 @@
 //! Pre-buffer and manual recording (REC-2..REC-5, REC-7): a camera that does not record keeps the
 //! last seconds in memory; a start includes them from the key frame at or before the pre-roll; a
-//! stop ends the recording; a memory pre-buffer is clamped to 15 s.
+//! stop ends the recording; a memory pre-buffer is clamped to 15 s; manual recording raises its
+//! own events, stops by itself, and never ends a continuous recording.
 
 mod common;
 
@@ -50,8 +51,84 @@ fn manual_recording_includes_the_prebuffer_and_stops_on_request() {
     let out = tmp.path().join("manual.mp4");
     common::recorder::export_http(&rec, "demo", start, end, &out);
     common::ffmpeg_decode_ok(&out).unwrap();
-    // Stopping manual recording on a continuously recording camera changes nothing (REC-7).
-    assert!(rec.camera("long")["recording"] == false);
+}
+
+fn events_of(rec: &RecorderProc, camera: &str) -> Vec<String> {
+    let r = common::http_get(&rec.url("/api/v1/events?after=0&limit=1000")).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["camera"] == camera)
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// REC-7 on a camera that records continuously: Manual Recording Started and Stopped fire even
+/// though the camera already records, and stopping the manual recording does not stop the
+/// continuous recording (no Recording Stopped, the recording keeps growing).
+#[test]
+fn stopping_manual_recording_on_a_continuously_recording_camera_keeps_it_recording() {
+    let tmp = common::temp_dir();
+    let body = format!("{STORAGE}[[camera]]\nid = \"cont\"\nsource = \"demo:\"\n[camera.motion]\nenabled = false\n");
+    let rec = RecorderProc::start(tmp.path(), &body);
+    assert!(wait_until(Duration::from_secs(20), || !rec.recordings("cont").is_empty()), "it records");
+    assert_eq!(rec.camera("cont")["recording_reasons"], serde_json::json!(["continuous"]));
+
+    let r = post(&rec, "/api/v1/cameras/cont/record/start");
+    assert_eq!(r["manual"], true);
+    assert_eq!(r["recording_reasons"], serde_json::json!(["continuous", "manual"]));
+    let r = post(&rec, "/api/v1/cameras/cont/record/stop");
+    assert_eq!(r["manual"], false);
+    assert_eq!(r["recording_reasons"], serde_json::json!(["continuous"]), "the continuous reason stays");
+    let t_stop = now_us();
+    assert!(
+        wait_until(Duration::from_secs(10), || events_of(&rec, "cont")
+            .contains(&"manual_recording_stopped".to_owned())),
+        "{:?}",
+        events_of(&rec, "cont")
+    );
+    // Still recording after the stop: the one recording grows past it, without a cut.
+    assert!(wait_until(Duration::from_secs(10), || rec
+        .recordings("cont")
+        .last()
+        .is_some_and(|(_, e)| *e > t_stop + 1_500_000)));
+    assert_eq!(rec.recordings("cont").len(), 1, "no cut: {:?}", rec.recordings("cont"));
+    assert_eq!(rec.camera("cont")["recording"], true);
+    let kinds = events_of(&rec, "cont");
+    let count = |k: &str| kinds.iter().filter(|x| *x == k).count();
+    assert_eq!(count("manual_recording_started"), 1, "{kinds:?}");
+    assert_eq!(count("manual_recording_stopped"), 1, "{kinds:?}");
+    assert_eq!(count("recording_stopped"), 0, "the camera never stopped recording: {kinds:?}");
+}
+
+/// REC-7's auto-stop (5 minutes by default; `max_seconds` here so the test does not wait 5
+/// minutes): a manual recording ends by itself with Recording Stopped (REC-14).
+#[test]
+fn manual_recording_stops_by_itself_after_max_seconds() {
+    let tmp = common::temp_dir();
+    let body = format!(
+        "{STORAGE}[[camera]]\nid = \"demo\"\nsource = \"demo:\"\nrecord = \"never\"\n[camera.motion]\nenabled = false\n"
+    );
+    let rec = RecorderProc::start(tmp.path(), &body);
+    rec.wait_frames_streaming("demo", 100);
+    let t_start = now_us();
+    post(&rec, "/api/v1/cameras/demo/record/start?max_seconds=2");
+    assert!(wait_until(Duration::from_secs(10), || rec.camera("demo")["recording"] == true));
+    assert!(wait_until(Duration::from_secs(10), || rec.camera("demo")["recording"] == false), "stopped by itself");
+    let t_off = now_us();
+    assert!(t_off - t_start >= 2_000_000, "not before max_seconds: {} ms", (t_off - t_start) / 1000);
+    assert!(wait_until(Duration::from_secs(10), || rec.recordings("demo").len() == 1));
+    let (_, end) = rec.recordings("demo")[0];
+    assert!(end <= t_start + 2_000_000 + 500_000, "ends at max_seconds: {} ms after the start", (end - t_start) / 1000);
+    assert!(wait_until(Duration::from_secs(10), || {
+        let k = events_of(&rec, "demo");
+        ["manual_recording_started", "recording_started", "recording_stopped"]
+            .iter()
+            .all(|w| k.contains(&w.to_string()))
+    }));
+    assert_eq!(rec.camera("demo")["recording_reasons"], serde_json::json!([]));
 }
 
 /// REC-3 disk mode: the pre-buffer is temporary data in the store, invisible to readers and

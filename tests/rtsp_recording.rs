@@ -69,7 +69,7 @@ fn h264_aac_camera_records_and_exports() {
     let rec = RecorderProc::start(tmp.path(), &(storage(500) + &camera("cam", &server.url("/h264aac"))));
     let (from, to) = inner_range(&rec, "cam", 6);
     let c = rec.camera("cam");
-    assert_eq!((c["codec"].as_str(), c["audio_codec"].as_str()), (Some("h264"), Some("mpeg4-generic")), "{c}");
+    assert_eq!((c["codec"].as_str(), c["audio_codec"].as_str()), (Some("h264"), Some("aac")), "{c}");
     assert_eq!((c["width"].as_u64(), c["height"].as_u64()), (Some(640), Some(360)));
     let out = tmp.path().join("h264.mp4");
     let first = export_http(&rec, "cam", from, to, &out);

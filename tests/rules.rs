@@ -1,6 +1,7 @@
 //! Rules, events and schedules end to end with the demo camera (RU-1..RU-5, RU-13, RU-14, REC-5,
 //! REC-10, REC-14, IC-8): pre/post roll around a user-defined event, the durable event stream a
-//! client resumes by cursor (also across a restart), the default Record on Request rule, a schedule.
+//! client resumes by cursor (also across a restart), the default Record on Request rule, a schedule,
+//! and the REC-5 warning for a pre-roll longer than the pre-buffer.
 
 mod common;
 
@@ -186,4 +187,27 @@ fn rtsp_camera_event_recording_has_pre_and_post_roll() {
     let out = tmp.path().join("alarm.mp4");
     common::recorder::export_http(&rec, "cam", start, end, &out);
     common::ffmpeg_decode_ok(&out).unwrap();
+}
+
+/// REC-5: a rule that starts recording further back than a camera's pre-buffer reaches is
+/// accepted (the recording then starts where the buffer does) but the recorder warns at start,
+/// naming the file, the line, the rule, the camera and both lengths; a rule within the
+/// pre-buffer is not warned about.
+#[test]
+fn a_pre_roll_longer_than_the_pre_buffer_is_warned_about() {
+    let tmp = common::temp_dir();
+    let rules = "[[rule]]\nname = \"Door\"\ntrigger = \"user_defined:door\"\ncameras = [\"demo\"]\n\
+                 pre_roll_seconds = 8\nstop = \"delay:2\"\n\
+                 [[rule]]\nname = \"Bell\"\ntrigger = \"user_defined:bell\"\ncameras = [\"demo\"]\n\
+                 pre_roll_seconds = 5\nstop = \"delay:2\"\n";
+    let rec = RecorderProc::start(tmp.path(), &body(rules));
+    let text = std::fs::read_to_string(&rec.config).unwrap();
+    let line = 1 + text.lines().position(|l| l == "pre_roll_seconds = 8").unwrap();
+    let want = format!(
+        "{}:{line}: rule \"Door\" starts recording 8 s before its trigger but camera \"demo\" pre-buffers only 5 s (REC-5)",
+        rec.config.display()
+    );
+    let log = rec.log_text();
+    assert!(log.contains(&want), "{want}\nin\n{log}");
+    assert!(!log.contains("rule \"Bell\" starts recording"), "no warning within the pre-buffer: {log}");
 }

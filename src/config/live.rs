@@ -138,7 +138,8 @@ impl ConfigFile {
         self.check_revision(expected)?;
         let mut doc = parse_table(&self.file_name(), &text)?;
         let current = parse_table(&self.file_name(), &st)?;
-        let text = if unredact(&mut doc, &current)? { serialize(&doc)? } else { text };
+        let put_back = unredact(&mut doc, &current).map_err(|e| self.error_as_sent(&text).unwrap_or(e))?;
+        let text = if put_back { serialize(&doc)? } else { text };
         self.commit(&mut st, text, apply, false)
     }
 
@@ -181,7 +182,10 @@ impl ConfigFile {
                 true
             }
         };
-        unredact(&mut doc, &current)?;
+        let sent = doc.clone();
+        if let Err(e) = unredact(&mut doc, &current) {
+            return Err(self.error_as_sent(&serialize(&sent)?).unwrap_or(e));
+        }
         let text = serialize(&doc)?;
         self.commit(&mut st, text, apply, created)
     }
@@ -234,6 +238,14 @@ impl ConfigFile {
         self.revision.store(revision, Ordering::Release);
         tracing::info!(revision, path = %self.path.display(), "config changed");
         Ok(Changed { revision, created, applied: apply(config) })
+    }
+
+    /// The validation error of a document as the client sent it (placeholders included), if
+    /// any. Issue 10 point 15: when a secret cannot be put back, a mistake in the document itself
+    /// comes first: a typo such as `sorce` makes the camera look like a new endpoint, and "there
+    /// is no stored secret" would send the user after the wrong key.
+    fn error_as_sent(&self, text: &str) -> Option<Error> {
+        Config::parse(&self.file_name(), text, self.base_dir.as_deref()).err()
     }
 
     fn check_revision(&self, expected: Option<u64>) -> Result<(), Error> {
@@ -356,4 +368,35 @@ fn unredact(doc: &mut toml::Table, current: &toml::Table) -> Result<bool, Error>
 
 fn has_id_table(t: &toml::Table, id: &str) -> bool {
     t.get("id").and_then(|v| v.as_str()) == Some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 10 point 15: a whole-document PUT of the redacted GET answer with the typo `sorce`
+    /// reports the unknown key, not the password placeholder it left without an endpoint.
+    #[test]
+    fn a_typo_is_reported_before_the_placeholder_it_orphans() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let text = "version = 1\n[[storage]]\nid = \"main\"\nsize = \"64MiB\"\n\
+                    [[camera]]\nid = \"cam\"\nsource = \"rtsp://127.0.0.1:8554/x\"\nusername = \"u\"\npassword = \"secret\"\n";
+        let path = tmp.path().join("edgerec.toml");
+        std::fs::write(&path, text).expect("write config");
+        let file = ConfigFile::open(path.clone(), text.to_owned(), None, tmp.path()).expect("open");
+        let (_, shown) = file.toml_text().expect("text");
+        assert!(shown.contains(REDACTED), "{shown}");
+        let typo = shown.replace("source =", "sorce =");
+        let e = file.replace(typo, None, |_| ()).err().expect("refused");
+        assert!(e.msg().contains("unknown field `sorce`"), "{}", e.msg());
+        assert!(!e.msg().contains(REDACTED), "{}", e.msg());
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), text, "nothing written");
+
+        // The same for one camera table.
+        let mut table = toml::Table::new();
+        table.insert("sorce".to_owned(), toml::Value::String("rtsp://127.0.0.1:8554/x".to_owned()));
+        table.insert("password".to_owned(), toml::Value::String(REDACTED.to_owned()));
+        let e = file.put_item(Section::Camera, "cam", table, None, |_| ()).err().expect("refused");
+        assert!(e.msg().contains("unknown field `sorce`"), "{}", e.msg());
+    }
 }

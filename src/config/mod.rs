@@ -394,7 +394,9 @@ impl Config {
             }
             let size_bytes = parse_size(&origin, &s.size, "storage.size")?;
             let segment_bytes = match &s.segment_size {
-                None => DEFAULT_SEGMENT_BYTES.min(size_bytes / 8).max(1 << 20),
+                // Issue 10 point 15: the derived size is rounded down to whole 4 KiB pages, so
+                // any size the user may write (such as "500MB") gets a valid segment size.
+                None => (DEFAULT_SEGMENT_BYTES.min(size_bytes / 8) & !4095).max(1 << 20),
                 Some(v) => parse_size(&origin, v, "storage.segment_size")?,
             };
             if segment_bytes < (1 << 20) || segment_bytes % 4096 != 0 {
@@ -509,7 +511,11 @@ impl Config {
                     return Err(origin.error(
                         r,
                         "camera.record",
-                        format!("{:?} is not supported; use \"continuous\" or \"never\"", r.get_ref()),
+                        format!(
+                            "{:?} is not a recording mode; use \"continuous\", \"motion\", \"event\", \"schedule\" \
+                             or \"never\"",
+                            r.get_ref()
+                        ),
                     ))
                 }
             };
@@ -528,7 +534,15 @@ impl Config {
             let src = c.source.get_ref();
             let source = if src == "demo:" {
                 SourceSpec::Demo
-            } else if src.starts_with("rtsp://") || src.starts_with("rtsps://") {
+            } else if src.starts_with("rtsps://") {
+                // Issue 10 point 15: retina, the RTSP client, has no TLS transport, so such a
+                // camera could never connect; refusing it here says why at once.
+                return Err(origin.error(
+                    &c.source,
+                    "camera.source",
+                    "rtsps:// (RTSP over TLS) is not supported by the RTSP client (retina); use rtsp://",
+                ));
+            } else if src.starts_with("rtsp://") {
                 let mut url = url::Url::parse(src)
                     .map_err(|e| origin.error(&c.source, "camera.source", format!("bad URL: {e}")))?;
                 let mut username = c.username.clone();
@@ -858,6 +872,33 @@ mod tests {
         let text = "version = 1\n[[storage]]\nid = \"a\"\nsize = \"lots\"\n";
         let e = Config::parse("x.toml", text, None).unwrap_err();
         assert!(e.msg().starts_with("x.toml:4: key `storage.size`"), "{}", e.msg());
+    }
+
+    /// Issue 10 point 15: errors a new user met name what they wrote, and list every accepted
+    /// value; the size the size error suggests ("500MB") is valid.
+    #[test]
+    fn error_messages_name_what_the_user_wrote() {
+        let storage = "version = 1\n[[storage]]\nid = \"a\"\nsize = \"500MB\"\n";
+        let c = Config::parse("x.toml", storage, None).unwrap();
+        assert_eq!(c.storages[0].size_bytes, 500_000_000);
+        assert_eq!(c.storages[0].segment_bytes % 4096, 0, "a derived segment size is whole pages");
+        let e = Config::parse("x.toml", "version = 1\n[[storage]]\nid = \"a\"\nsize = \"3MiB\"\n", None).unwrap_err();
+        assert!(e.msg().starts_with("x.toml:4: key `storage.size`: "), "names the key written: {}", e.msg());
+
+        let camera = |extra: &str| format!("{storage}[[camera]]\nid = \"c\"\n{extra}");
+        let e = Config::parse("x.toml", &camera("source = \"demo:\"\nrecord = \"motoin\"\n"), None).unwrap_err();
+        assert_eq!(
+            e.msg(),
+            "x.toml:8: key `camera.record`: \"motoin\" is not a recording mode; use \"continuous\", \"motion\", \
+             \"event\", \"schedule\" or \"never\""
+        );
+        let e = Config::parse("x.toml", &camera("source = \"rtsps://cam.example/live\"\n"), None).unwrap_err();
+        assert!(
+            e.msg().starts_with("x.toml:7: key `camera.source`: rtsps:// (RTSP over TLS) is not supported"),
+            "{}",
+            e.msg()
+        );
+        assert!(e.msg().contains("retina"), "{}", e.msg());
     }
 
     #[test]

@@ -65,6 +65,9 @@ pub fn render(rec: &Recorder, eff: &Effective) -> String {
     let mut out = Exposition::default();
     let now_us = crate::clocks::SystemClocks.realtime_us_now();
 
+    // The Prometheus idiom for a build's facts: a constant 1 whose labels carry them.
+    out.family("edgerec_build_info", "The edgerec build: its version as a label, value 1.", Kind::Gauge);
+    out.sample("edgerec_build_info", &[("version", env!("CARGO_PKG_VERSION"))], Value::U(1));
     out.family("edgerec_uptime_seconds", "Seconds since this recorder process started.", Kind::Gauge);
     out.sample("edgerec_uptime_seconds", &[], Value::F((now_us - rec.started_wall_us) as f64 / 1e6));
 
@@ -102,9 +105,14 @@ pub fn render(rec: &Recorder, eff: &Effective) -> String {
 /// Per camera (DEV-16, MON-5): what ingest counts.
 fn camera_metrics(out: &mut Exposition, cameras: &[&CameraStats]) {
     type Read = fn(&CameraStats) -> Value;
-    let families: [(&str, &str, Kind, Read); 7] = [
+    // Names follow Prometheus' conventions (issue 10 point 17): base units (`_bytes`,
+    // `_seconds`, `_hertz`), ratios instead of percents, `_total` on counters.
+    let families: [(&str, &str, Kind, Read); 8] = [
         ("edgerec_camera_frames_received_total", "Frames received from the camera.", Kind::Counter, |c| {
             Value::U(c.frames_received.load(Ordering::Relaxed))
+        }),
+        ("edgerec_camera_received_bytes_total", "Media bytes received from the camera.", Kind::Counter, |c| {
+            Value::U(c.bytes_received.load(Ordering::Relaxed))
         }),
         (
             "edgerec_camera_frames_dropped_total",
@@ -115,12 +123,18 @@ fn camera_metrics(out: &mut Exposition, cameras: &[&CameraStats]) {
         ("edgerec_camera_reconnects_total", "Sessions restarted after a failure.", Kind::Counter, |c| {
             Value::U(c.reconnects.load(Ordering::Relaxed))
         }),
-        ("edgerec_camera_fps", "Video frames per second over the last complete second.", Kind::Gauge, |c| {
-            Value::F(c.rates().0)
-        }),
-        ("edgerec_camera_bitrate_bps", "Received bits per second over the last complete second.", Kind::Gauge, |c| {
-            Value::U(c.rates().1)
-        }),
+        (
+            "edgerec_camera_frame_rate_hertz",
+            "Video frames per second over the last complete second.",
+            Kind::Gauge,
+            |c| Value::F(c.rates().0),
+        ),
+        (
+            "edgerec_camera_receive_rate_bytes_per_second",
+            "Received bytes per second over the last complete second.",
+            Kind::Gauge,
+            |c| Value::U(c.rates().1 / 8),
+        ),
         (
             "edgerec_camera_recording",
             "1 while frames go to the store, 0 while they only pre-buffer.",
@@ -252,9 +266,9 @@ fn process_metrics(out: &mut Exposition) {
         out.sample(name, &[], Value::U(m.available_bytes));
     }
     if let Some(cpu) = sysinfo::CPU.sample() {
-        let name = "edgerec_system_cpu_percent";
-        out.family(name, "Busy percentage of all CPUs since the previous status or metrics request.", Kind::Gauge);
-        out.sample(name, &[], Value::F(cpu));
+        let name = "edgerec_system_cpu_busy_ratio";
+        out.family(name, "Busy share (0..1) of all CPUs since the previous status or metrics request.", Kind::Gauge);
+        out.sample(name, &[], Value::F(cpu / 100.0));
     }
     let temps = sysinfo::temperatures();
     if !temps.is_empty() {

@@ -215,7 +215,7 @@ fn time_param(params: &[(String, String)], name: &str) -> Result<i64, Error> {
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.replace(' ', "+"))
         .ok_or_else(|| crate::err!(InvalidArgument, "query parameter `{name}` (RFC 3339 time) is required"))?;
-    parse_rfc3339_us(&v)
+    crate::time::parse_rfc3339_param_us(name, &v)
 }
 
 /// Every (method, path) the router answers; `openapi.json` must describe exactly these (a unit
@@ -623,7 +623,7 @@ fn camera_json(c: &crate::ingest::CameraStats) -> Value {
         "codec": desc.video.as_ref().map(|v| v.encoding.clone()),
         "width": desc.video.as_ref().map(|v| v.width),
         "height": desc.video.as_ref().map(|v| v.height),
-        "audio_codec": desc.audio.as_ref().map(|a| a.encoding.clone()),
+        "audio_codec": desc.audio.as_ref().map(|a| codec_name(&a.encoding)),
         "fps": (fps * 100.0).round() / 100.0,
         "bitrate_bps": bps,
         "last_frame_time": (last != 0).then(|| format_rfc3339(last)),
@@ -631,9 +631,33 @@ fn camera_json(c: &crate::ingest::CameraStats) -> Value {
         "bytes_received": c.bytes_received.load(Ordering::Relaxed),
         "frames_dropped": c.frames_dropped.load(Ordering::Relaxed),
         "reconnects": c.reconnects.load(Ordering::Relaxed),
-        "last_error": c.last_error.lock().expect("error lock").clone(),
+        "last_error": c.last_error.lock().expect("error lock").as_deref().map(one_line),
         "skipped_streams": desc.skipped,
     })
+}
+
+/// The codec status names for a stream's encoding. Issue 10 point 17: RTSP offers AAC as the
+/// RTP payload format `mpeg4-generic` (RFC 3640; it is the only audio format ingest takes),
+/// while the demo clip says `aac`; status names the codec, the same way for both.
+fn codec_name(encoding: &str) -> String {
+    match encoding {
+        "mpeg4-generic" => "aac".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// The longest error line status shows, in characters.
+const MAX_STATUS_ERROR_CHARS: usize = 200;
+
+/// Issue 10 point 15: status shows one readable line of an error. The RTSP library's errors
+/// carry multi-line connection and message dumps after a blank line; the full text is in the
+/// log line written where the error happened.
+fn one_line(msg: &str) -> String {
+    let first = msg.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default();
+    match first.char_indices().nth(MAX_STATUS_ERROR_CHARS) {
+        Some((cut, _)) => format!("{}…", &first[..cut]),
+        None => first.to_owned(),
+    }
 }
 
 /// MD-2/MD-3 status: whether motion is detected now, and whether analysis keeps up.
@@ -1042,6 +1066,32 @@ impl Read for ExportBody {
     }
 }
 
+/// At most this many ranges are listed in each coverage header, so a long export with many
+/// gaps cannot build a header past what clients accept (~3 KiB each); the count headers and the
+/// recordings list tell the rest.
+const MAX_RANGES_IN_HEADER: usize = 64;
+
+/// Issue 10 point 7: an export cuts gaps out of the MP4 timeline, so its answer says what it
+/// really holds: `X-Edgerec-Covered` and `X-Edgerec-Gaps` list RFC 3339 intervals
+/// (`start/end`, comma-separated, first 64), with their counts beside them.
+fn coverage_headers(plan: &ExportPlan) -> Vec<Header> {
+    let list = |ranges: &[(i64, i64)]| {
+        let parts: Vec<String> = ranges
+            .iter()
+            .take(MAX_RANGES_IN_HEADER)
+            .map(|(a, b)| format!("{}/{}", format_rfc3339(*a), format_rfc3339(*b)))
+            .collect();
+        parts.join(", ")
+    };
+    let gaps = plan.gaps_us();
+    vec![
+        header("X-Edgerec-Covered", &list(&plan.covered_us)),
+        header("X-Edgerec-Covered-Count", &plan.covered_us.len().to_string()),
+        header("X-Edgerec-Gaps", &list(&gaps)),
+        header("X-Edgerec-Gap-Count", &gaps.len().to_string()),
+    ]
+}
+
 fn export(req: Request, rec: &Arc<Recorder>, id: &str, params: &[(String, String)], downloads: &Arc<AtomicUsize>) {
     let plan = (|| {
         let cam = rec.camera(id).ok_or_else(|| crate::err!(NotFound, "no camera {id:?}"))?;
@@ -1100,6 +1150,7 @@ fn export(req: Request, rec: &Arc<Recorder>, id: &str, params: &[(String, String
         if status == 206 {
             headers.push(header("Content-Range", &format!("bytes {start}-{}/{len}", end - 1)));
         }
+        headers.extend(coverage_headers(&plan));
         let body = ExportBody { reader: plan.reader(), pos: start, end };
         // A known length, never chunked: clients resume with Range against Content-Length.
         metrics::RESPONSES.count(status);
@@ -1115,7 +1166,17 @@ fn export(req: Request, rec: &Arc<Recorder>, id: &str, params: &[(String, String
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_range, Value, OPENAPI, ROUTES};
+    use super::{one_line, parse_range, Value, MAX_STATUS_ERROR_CHARS, OPENAPI, ROUTES};
+
+    /// Issue 10 point 15: a retina error as ingest stores it becomes one trimmed, capped line.
+    #[test]
+    fn status_errors_are_one_line() {
+        let retina = "404 response to DESCRIBE CSeq=1: Not Found\n\nconn: 127.0.0.1:40000(me)->127.0.0.1:8554@2026-01-15T12:00:00\nmsg: 0@2026-01-15T12:00:00";
+        assert_eq!(one_line(retina), "404 response to DESCRIBE CSeq=1: Not Found");
+        assert_eq!(one_line("\n  connection refused  \n"), "connection refused");
+        let long = "é".repeat(MAX_STATUS_ERROR_CHARS + 50);
+        assert_eq!(one_line(&long).chars().count(), MAX_STATUS_ERROR_CHARS + 1, "capped, with an ellipsis");
+    }
 
     /// The OpenAPI document describes exactly the routes the router has.
     #[test]

@@ -208,15 +208,25 @@ impl Engine {
         let message = format!("start recording on {camera} (pre-roll {} ms)", rule.pre_roll_us / 1000);
         self.log_action(rule, cause, camera, now_us, message);
         if let Stop::DelayUs(d) = rule.stop {
+            // RU-4: a delayed stop counts from the last trigger, so a new trigger replaces the
+            // pending stop instead of adding one beside it (the earlier one would stop too soon).
+            self.cancel_timers(idx, camera);
             self.timers.push(Reverse((now_us + d, idx, camera.to_owned())));
         }
         self.active.insert((idx, camera.to_owned()));
+    }
+
+    /// Drops the pending delayed stops of one (rule, camera) pair.
+    fn cancel_timers(&mut self, idx: usize, camera: &str) {
+        self.timers.retain(|Reverse((_, i, c))| !(*i == idx && c == camera));
     }
 
     fn stop(&mut self, idx: usize, camera: &str, now_us: i64, cause: &str) {
         if !self.active.remove(&(idx, camera.to_owned())) {
             return;
         }
+        // A stop by event or profile leaves no delayed stop behind to cut a later start short.
+        self.cancel_timers(idx, camera);
         let rule = &self.rules[idx];
         if let Some(cam) = self.camera(camera) {
             cam.control.stop(&Self::reason_key(rule), now_us, rule.post_roll_us);
@@ -351,5 +361,172 @@ impl Engine {
             }
             self.on_tick();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::time_profile::{Period, SinglePeriod};
+    use std::sync::atomic::AtomicI64;
+
+    /// A realtime clock the test sets; the engine reads only realtime.
+    struct TestClock(AtomicI64);
+
+    impl TestClock {
+        fn advance_us(&self, us: i64) {
+            self.0.fetch_add(us, Ordering::Relaxed);
+        }
+    }
+
+    impl Clocks for TestClock {
+        fn realtime_us(&self) -> i64 {
+            self.0.load(Ordering::Relaxed)
+        }
+        fn monotonic(&self) -> Duration {
+            Duration::from_micros(self.0.load(Ordering::Relaxed) as u64)
+        }
+    }
+
+    /// 2026-01-15T12:00:00Z, a plain weekday far from any DST change.
+    const NOON_US: i64 = 1_768_478_400_000_000;
+
+    fn rule(name: &str, trigger: Trigger, stop: Stop, post_roll_us: i64) -> RuleConfig {
+        RuleConfig {
+            name: name.to_owned(),
+            enabled: true,
+            trigger,
+            cameras: CameraSet::Only(vec!["cam".to_owned()]),
+            condition: None,
+            pre_roll_us: 0,
+            stop,
+            post_roll_us,
+        }
+    }
+
+    fn doorbell() -> EventKind {
+        EventKind::user_defined("doorbell").expect("a valid event name")
+    }
+
+    /// A profile active from `NOON_US + from_s` to `NOON_US + to_s` (UTC).
+    fn profile(name: &str, from_s: i64, to_s: i64) -> TimeProfile {
+        let civil = |s: i64| {
+            jiff::Timestamp::from_microsecond(NOON_US + s * 1_000_000)
+                .expect("in range")
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .datetime()
+        };
+        let period = SinglePeriod::new(civil(from_s), civil(to_s)).expect("a valid period");
+        TimeProfile::new(name, vec![Period::Single(period)]).expect("a valid profile")
+    }
+
+    fn engine(rules: Vec<RuleConfig>, profiles: Vec<TimeProfile>) -> (Engine, Arc<TestClock>, Arc<CameraStats>) {
+        let clock = Arc::new(TestClock(AtomicI64::new(NOON_US)));
+        let cam = Arc::new(CameraStats::new("cam", "cam", "main", 0, false));
+        let e = Engine::new(
+            rules,
+            profiles,
+            jiff::tz::TimeZone::UTC,
+            vec![cam.clone()],
+            clock.clone(),
+            RuleLog::disabled(),
+        );
+        (e, clock, cam)
+    }
+
+    fn raise(e: &mut Engine, clock: &TestClock, kind: EventKind) {
+        e.on_event(&Event::new(kind, clock.realtime_us()).with_camera("cam"));
+    }
+
+    /// Issue 10 point 6 (RU-4: "stop after a delay of N seconds"): a rule that fires again within
+    /// its delay stops N s after the last trigger, not after the first.
+    #[test]
+    fn delay_stop_counts_from_the_last_trigger() {
+        let (mut e, clock, cam) =
+            engine(vec![rule("Door", Trigger::Event(doorbell()), Stop::DelayUs(10_000_000), 0)], vec![]);
+        raise(&mut e, &clock, doorbell());
+        assert!(cam.control.is_active("rule:Door", clock.realtime_us()));
+        clock.advance_us(6_000_000);
+        raise(&mut e, &clock, doorbell());
+        // 11 s after the first trigger, 5 s after the second: still recording.
+        clock.advance_us(5_000_000);
+        e.on_tick();
+        assert!(cam.control.is_active("rule:Door", clock.realtime_us()), "stopped 10 s after the first trigger");
+        // 16.1 s after the first, 10.1 s after the second: stopped.
+        clock.advance_us(5_100_000);
+        e.on_tick();
+        assert!(!cam.control.is_active("rule:Door", clock.realtime_us()), "still recording after the last delay");
+    }
+
+    /// RU-3: a "within a time profile" condition lets an event start the rule only while the
+    /// profile is active, and "outside" only while it is not.
+    #[test]
+    fn time_profile_conditions_gate_event_triggers() {
+        let mut within = rule("Within", Trigger::Event(doorbell()), Stop::DelayUs(1_000_000), 0);
+        within.condition = Some(Condition::Within("Lunch".to_owned()));
+        let mut outside = rule("Outside", Trigger::Event(doorbell()), Stop::DelayUs(1_000_000), 0);
+        outside.condition = Some(Condition::Outside("Lunch".to_owned()));
+        // Lunch: from 60 s to 120 s after noon.
+        let (mut e, clock, cam) = engine(vec![within, outside], vec![profile("Lunch", 60, 120)]);
+        raise(&mut e, &clock, doorbell());
+        let now = clock.realtime_us();
+        assert!(!cam.control.is_active("rule:Within", now), "before the profile");
+        assert!(cam.control.is_active("rule:Outside", now), "outside the profile");
+        clock.advance_us(90_000_000);
+        e.on_tick();
+        raise(&mut e, &clock, doorbell());
+        let now = clock.realtime_us();
+        assert!(cam.control.is_active("rule:Within", now), "inside the profile");
+        assert!(!cam.control.is_active("rule:Outside", now), "the earlier start stopped after its delay");
+    }
+
+    /// RU-4 "end of the time interval": a profile-triggered rule records from the profile's start
+    /// to its end, plus the post-roll, and the condition of a profile rule is checked too.
+    #[test]
+    fn end_of_interval_stops_at_the_end_of_the_profile() {
+        let r = rule("Sched", Trigger::Profile("Lunch".to_owned()), Stop::EndOfInterval, 2_000_000);
+        let (mut e, clock, cam) = engine(vec![r], vec![profile("Lunch", 10, 20)]);
+        e.on_tick();
+        assert!(!cam.control.is_active("rule:Sched", clock.realtime_us()), "before the interval");
+        clock.advance_us(10_000_000);
+        e.on_tick();
+        assert!(cam.control.is_active("rule:Sched", clock.realtime_us()), "at the interval's start");
+        clock.advance_us(9_900_000);
+        e.on_tick();
+        assert!(cam.control.is_active("rule:Sched", clock.realtime_us()), "inside the interval");
+        clock.advance_us(200_000);
+        e.on_tick();
+        let end_us = clock.realtime_us();
+        assert!(cam.control.is_active("rule:Sched", end_us + 1_900_000), "the post-roll after the end");
+        assert!(!cam.control.is_active("rule:Sched", end_us + 2_000_000), "stopped after the post-roll");
+    }
+
+    /// REC-10: with `record = "motion"` the shipped Record on Bookmark default records from 3 s
+    /// before a bookmark request until 30 s after it, and a `[[rule]]` of the same name replaces it.
+    #[test]
+    fn record_on_bookmark_default_records_30_s_after_a_bookmark() {
+        let text = "version = 1\n[[storage]]\nid = \"main\"\nsize = \"1GiB\"\n\
+                    [[camera]]\nid = \"cam\"\nsource = \"demo:\"\nrecord = \"motion\"\n";
+        let config = crate::config::Config::parse("t.toml", text, None).expect("valid config");
+        let rules = effective_rules(&config);
+        let bookmark = rules.iter().find(|r| r.name == RECORD_ON_BOOKMARK).expect("the default exists");
+        assert_eq!((bookmark.pre_roll_us, bookmark.post_roll_us), (3_000_000, 30_000_000));
+        let (mut e, clock, cam) = engine(rules, vec![]);
+        raise(&mut e, &clock, EventKind::BookmarkReferenceRequested);
+        e.on_tick();
+        let t = clock.realtime_us();
+        let key = format!("rule:{RECORD_ON_BOOKMARK}");
+        assert!(cam.control.is_active(&key, t + 29_900_000), "recording 30 s after the bookmark");
+        assert!(!cam.control.is_active(&key, t + 30_000_000), "stopped 30 s after the bookmark");
+
+        let replaced = format!(
+            "{text}[[rule]]\nname = \"{RECORD_ON_BOOKMARK}\"\ntrigger = \"bookmark_reference_requested\"\n\
+             stop = \"delay:5\"\npost_roll_seconds = 0\n"
+        );
+        let config = crate::config::Config::parse("t.toml", &replaced, None).expect("valid config");
+        let rules = effective_rules(&config);
+        let named: Vec<&RuleConfig> = rules.iter().filter(|r| r.name == RECORD_ON_BOOKMARK).collect();
+        assert_eq!(named.len(), 1, "the configured rule replaces the default");
+        assert_eq!(named[0].stop, Stop::DelayUs(5_000_000));
     }
 }

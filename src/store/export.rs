@@ -50,9 +50,13 @@ pub struct ExportPlan {
     pieces: Vec<Piece>,
     total_len: u64,
     etag: String,
-    /// Wall time of the first presented frame and of the end of the presentation.
+    /// Wall time of the first presented frame and of the end of the last one (the real last
+    /// instant, not the first instant plus the MP4's duration: gaps are cut from the timeline).
     pub start_wall_us: i64,
     pub end_wall_us: i64,
+    /// The wall-time ranges `[start, end)` in µs that the MP4 really holds, in order; what lies
+    /// between two of them is a gap that the MP4 timeline hides (issue 10 point 7).
+    pub covered_us: Vec<(i64, i64)>,
     pub video_frames: usize,
     pub audio_frames: usize,
 }
@@ -164,7 +168,37 @@ fn select(
     Ok(Some(TrackFrames { chunks, frames, entry }))
 }
 
+/// The wall-time ranges the exported video covers, clipped to `[from_us, to_us)`: one per run
+/// (a run is continuous media time, S9), merged where a run starts before the previous one
+/// ends. Issue 10 point 7: the MP4 timeline concatenates runs, so this is the only place that
+/// still knows where the gaps are, and the caller must report them.
+fn covered_ranges(video: &TrackFrames, from_us: i64, to_us: i64) -> Vec<(i64, i64)> {
+    let ts = video.entry.timescale_hz();
+    let mut out: Vec<(i64, i64)> = Vec::new();
+    let mut last_run = None;
+    for f in &video.frames {
+        let run = video.chunks[f.chunk].run_id;
+        let start = f.wall_us.max(from_us);
+        let end = (f.wall_us + super::media_to_us(i64::from(f.duration), ts)).min(to_us);
+        if end <= start {
+            continue;
+        }
+        match out.last_mut() {
+            Some(r) if last_run == Some(run) || start <= r.1 => r.1 = r.1.max(end),
+            _ => out.push((start, end)),
+        }
+        last_run = Some(run);
+    }
+    out
+}
+
 impl ExportPlan {
+    /// The gaps between the covered ranges, `[start, end)` in µs: time inside the export's span
+    /// for which nothing was recorded.
+    pub fn gaps_us(&self) -> Vec<(i64, i64)> {
+        self.covered_us.windows(2).map(|w| (w[0].1, w[1].0)).collect()
+    }
+
     /// Plans an export of `camera` over [from, to) from the storage at `dir`. Deterministic: the
     /// same index state gives the same plan, byte for byte.
     pub fn plan(dir: &Path, camera: &str, from_us: i64, to_us: i64) -> Result<ExportPlan, Error> {
@@ -280,7 +314,8 @@ impl ExportPlan {
             h = crc32c::crc32c_append(h, &p.len.to_le_bytes());
         }
         let etag = format!("\"{:08x}-{:08x}-{:x}\"", meta.storage_uuid as u32, h, header.total_len);
-        let end_wall_us = presented_from + super::media_to_us(duration as i64, v_ts);
+        let covered_us = covered_ranges(&video, presented_from, to_us);
+        let end_wall_us = covered_us.last().map_or(presented_from, |r| r.1);
         Ok(ExportPlan {
             dir: dir.to_owned(),
             meta,
@@ -290,6 +325,7 @@ impl ExportPlan {
             etag,
             start_wall_us: presented_from,
             end_wall_us,
+            covered_us,
             video_frames: video.frames.len(),
             audio_frames: a_samples.len(),
         })
