@@ -2,7 +2,7 @@
 //! stamps frames with anchored wall time and queues them to the camera's storage writer.
 //! Invariant: nothing here blocks; a failing camera only ever affects its own task.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,10 +14,22 @@ use crate::source::{CameraDescription, Sink, Source};
 use crate::store::writer::{IngestFrame, SendError};
 use crate::store::StorageHandle;
 
-/// Reconnect backoff: doubles from the first value up to the cap; resets after a long session.
+/// Reconnect backoff of full RTSP attempts: doubles from the first value up to the cap; a session
+/// that got as far as DESCRIBE resets it, and so does a camera seen coming back (`Backoff`).
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
-const HEALTHY_SESSION: Duration = Duration::from_secs(30);
+/// Issue 10 point 7a: low, because a camera whose TCP port answers while its RTSP server does not
+/// (still booting) is only retried at this pace; a camera that comes back from unreachable is
+/// noticed by the probe instead.
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// While waiting out the backoff, the camera's TCP port is probed this often: one connect, closed at
+/// once, costs a camera far less than an RTSP session, and a refused probe followed by an accepted
+/// one means the camera is back, so the next attempt starts at once.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// A probe that neither connects nor is refused within this long counts as unreachable.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// A camera's feed overflow (and the not-recording state it causes) lasts until this long passed
+/// without a dropped frame, so a queue at the edge of full does not flap the status every frame.
+pub const OVERFLOW_QUIET_US: i64 = 2_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CameraState {
@@ -39,6 +51,32 @@ impl CameraState {
     }
 }
 
+/// Why frames that should reach the store are being dropped (FL-1, REC-13). While a camera has
+/// one, status never says it records (issue 10 point 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// The storage is unavailable (unplugged, refused to open, failing) or its writer is gone.
+    StorageUnavailable = 1,
+    /// The queue to the storage writer is full: writes do not keep up (REC-13 feed overflow).
+    FeedOverflow = 2,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 2] = [DropReason::StorageUnavailable, DropReason::FeedOverflow];
+
+    /// The stable code, used as the camera's status `state` and as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::StorageUnavailable => "storage_unavailable",
+            DropReason::FeedOverflow => "feed_overflow",
+        }
+    }
+
+    fn from_code(code: u8) -> Option<DropReason> {
+        DropReason::ALL.into_iter().find(|r| *r as u8 == code)
+    }
+}
+
 /// What status reports about a camera (DEV-16).
 pub struct CameraStats {
     pub id: Arc<str>,
@@ -51,6 +89,15 @@ pub struct CameraStats {
     pub bytes_received: AtomicU64,
     /// Frames dropped because the storage queue was full (REC-13) or the storage was gone.
     pub frames_dropped: AtomicU64,
+    /// The part of `frames_dropped` lost to a full queue (REC-13): the health watcher raises Feed
+    /// Overflow events from it, not from frames an unavailable storage refused.
+    pub frames_dropped_overflow: AtomicU64,
+    /// The `DropReason` code while frames meant for the store are being dropped, 0 while none
+    /// are. Written only by the camera's sink, on transitions.
+    dropping: AtomicU8,
+    /// Why the camera does not record although it should, in a sentence for status; set with
+    /// `dropping` (None while nothing is dropped).
+    not_recording_reason: Mutex<Option<String>>,
     pub reconnects: AtomicU64,
     pub last_frame_wall_us: AtomicI64,
     /// Video frames and bytes in the current and previous one-second windows, for fps/bitrate.
@@ -86,6 +133,9 @@ impl CameraStats {
             frames_received: AtomicU64::new(0),
             bytes_received: AtomicU64::new(0),
             frames_dropped: AtomicU64::new(0),
+            frames_dropped_overflow: AtomicU64::new(0),
+            dropping: AtomicU8::new(0),
+            not_recording_reason: Mutex::new(None),
             reconnects: AtomicU64::new(0),
             last_frame_wall_us: AtomicI64::new(0),
             window: Mutex::new(RateWindow::default()),
@@ -128,6 +178,33 @@ impl CameraStats {
     fn set_state(&self, s: CameraState) {
         *self.state.lock().expect("state lock") = s;
     }
+
+    /// Why frames meant for the store are being dropped now, if they are.
+    pub fn dropping(&self) -> Option<DropReason> {
+        DropReason::from_code(self.dropping.load(Ordering::Relaxed))
+    }
+
+    /// True only while frames really go to the store: the camera wants to record and none of
+    /// its frames are being dropped (issue 10 point 1: status never claims recording otherwise).
+    pub fn is_recording(&self) -> bool {
+        self.recording.load(Ordering::Relaxed) && self.dropping().is_none()
+    }
+
+    /// The sentence saying why frames are dropped (None while none are).
+    pub fn not_recording_reason(&self) -> Option<String> {
+        self.not_recording_reason.lock().expect("reason lock").clone()
+    }
+
+    /// The status `state`: `recording` only while frames reach the store; a streaming camera
+    /// whose frames are dropped shows the `DropReason` code; one that only pre-buffers shows
+    /// `streaming`.
+    pub fn state_code(&self) -> &'static str {
+        match (self.state(), self.recording.load(Ordering::Relaxed), self.dropping()) {
+            (CameraState::Streaming, _, Some(r)) => r.as_str(),
+            (CameraState::Streaming, false, None) => "streaming",
+            (s, _, _) => s.as_str(),
+        }
+    }
 }
 
 /// The sink of one camera: stamps, counts and queues frames.
@@ -144,17 +221,23 @@ struct CameraSink {
     events: EventSink,
     /// Motion analysis, offered every frame (it filters and never blocks).
     motion: crate::motion::SharedMotion,
+    /// Why this camera's frames are being dropped now (mirrored into `stats.dropping`).
+    dropping: Option<DropReason>,
+    /// Wall time (µs) of the last frame lost to a full queue, for `OVERFLOW_QUIET_US`.
+    last_overflow_us: i64,
+    /// Set when the current session was described (DESCRIBE, SETUP and PLAY worked): the
+    /// supervisor then resets its backoff (issue 10 point 7a).
+    described: bool,
 }
 
 impl Sink for CameraSink {
     fn described(&mut self, d: &CameraDescription) {
         *self.stats.description.lock().expect("description lock") = d.clone();
+        self.described = true;
         self.run += 1;
         // Frames of an earlier session cannot precede this one's in a run.
         self.gate = crate::recording::Gate::new(self.stats.prebuffer_us);
-        if self.stats.recording.swap(false, Ordering::Relaxed) {
-            self.emit(EventKind::RecordingStopped);
-        }
+        self.end_recording();
         self.emit(EventKind::CommunicationStarted);
         self.anchor = WallAnchor::now(self.clocks.as_ref());
         self.stats.set_state(CameraState::Streaming);
@@ -196,8 +279,7 @@ impl Sink for CameraSink {
             Decision::Buffer => self.gate.buffer(f),
             Decision::Stop => {
                 tracing::info!(camera = %self.stats.id, "recording stopped (REC-14)");
-                self.stats.recording.store(false, Ordering::Relaxed);
-                self.emit(EventKind::RecordingStopped);
+                self.end_recording();
                 self.gate.buffer(f);
             }
             Decision::Record => self.send(f),
@@ -211,8 +293,7 @@ impl Sink for CameraSink {
                     preroll_ms = (wall_us - preroll.first().map_or(wall_us, |p| p.wall_us)) / 1000,
                     "recording started (REC-14)"
                 );
-                self.stats.recording.store(true, Ordering::Relaxed);
-                self.emit(EventKind::RecordingStarted);
+                self.begin_recording();
                 for mut p in preroll {
                     p.ingest_run = self.run;
                     self.send(p);
@@ -233,8 +314,7 @@ impl CameraSink {
             Decision::Buffer => f.temporary_keep_us = Some(self.stats.prebuffer_us),
             Decision::Stop => {
                 tracing::info!(camera = %self.stats.id, "recording stopped (REC-14)");
-                self.stats.recording.store(false, Ordering::Relaxed);
-                self.emit(EventKind::RecordingStopped);
+                self.end_recording();
                 f.temporary_keep_us = Some(self.stats.prebuffer_us);
             }
             Decision::Record => {}
@@ -242,11 +322,80 @@ impl CameraSink {
                 let from = f.wall_us - preroll_us.min(self.stats.prebuffer_us);
                 tracing::info!(camera = %self.stats.id, preroll_ms = (f.wall_us - from) / 1000, "recording started (REC-14)");
                 self.storage.make_permanent(&self.stats.id, from);
-                self.stats.recording.store(true, Ordering::Relaxed);
-                self.emit(EventKind::RecordingStarted);
+                self.begin_recording();
             }
         }
         self.send(f);
+    }
+
+    /// The camera now wants to record (REC-14). Recording Started is raised only if frames can
+    /// reach the store; if the storage is known to be unavailable, Recording Stopped says why
+    /// instead (issue 10 point 1), and Recording Started follows once frames are stored.
+    fn begin_recording(&mut self) {
+        let available = self.storage.stats.available.load(Ordering::Acquire);
+        match (available, self.dropping) {
+            (false, _) => self.set_dropping(Some(DropReason::StorageUnavailable)),
+            (true, Some(DropReason::StorageUnavailable)) => self.set_dropping(None),
+            _ => {}
+        }
+        self.stats.recording.store(true, Ordering::Relaxed);
+        match self.dropping {
+            None => self.emit(EventKind::RecordingStarted),
+            Some(r) => self.emit_with(EventKind::RecordingStopped, self.drop_message(r)),
+        }
+    }
+
+    /// The camera no longer wants to record (REC-14). Recording Stopped is raised unless it was
+    /// raised already when its frames started being dropped.
+    fn end_recording(&mut self) {
+        if self.stats.recording.swap(false, Ordering::Relaxed) && self.dropping.is_none() {
+            self.emit(EventKind::RecordingStopped);
+        }
+    }
+
+    fn drop_message(&self, reason: DropReason) -> String {
+        let storage = &self.storage.id;
+        match reason {
+            DropReason::StorageUnavailable => {
+                let why = self.storage.stats.last_error.lock().expect("stats lock").clone();
+                format!(
+                    "not recording: storage {storage} is unavailable ({}); frames are dropped",
+                    why.as_deref().unwrap_or("its writer is gone")
+                )
+            }
+            DropReason::FeedOverflow => format!(
+                "not recording: the queue to storage {storage} is full (feed overflow, REC-13); frames are dropped"
+            ),
+        }
+    }
+
+    /// Records a change of why frames are dropped. While the camera wants to record, the start of
+    /// dropping raises Recording Stopped with the reason and its end raises Recording Started
+    /// (issue 10 point 1).
+    fn set_dropping(&mut self, new: Option<DropReason>) {
+        if new == self.dropping {
+            return;
+        }
+        let old = std::mem::replace(&mut self.dropping, new);
+        let message = new.map(|r| self.drop_message(r));
+        *self.stats.not_recording_reason.lock().expect("reason lock") = message.clone();
+        self.stats.dropping.store(new.map_or(0, |r| r as u8), Ordering::Relaxed);
+        if !self.stats.recording.load(Ordering::Relaxed) {
+            return;
+        }
+        match (old, message) {
+            (None, Some(m)) => {
+                tracing::warn!(camera = %self.stats.id, storage = %self.storage.id, "{m}");
+                self.emit_with(EventKind::RecordingStopped, m);
+            }
+            (Some(_), None) => {
+                let m = format!("recording resumed: frames reach storage {} again", self.storage.id);
+                tracing::info!(camera = %self.stats.id, "{m}");
+                self.emit_with(EventKind::RecordingStarted, m);
+            }
+            // Still dropping, for another reason: status shows the new one.
+            _ => {}
+        }
     }
 
     fn emit(&self, kind: EventKind) {
@@ -254,21 +403,137 @@ impl CameraSink {
         self.events.emit(Event::new(kind, now).with_camera(&*self.stats.id));
     }
 
+    fn emit_with(&self, kind: EventKind, message: String) {
+        let now = self.anchor.wall_us(self.clocks.as_ref());
+        self.events.emit(Event::new(kind, now).with_camera(&*self.stats.id).with_message(message));
+    }
+
     fn send(&mut self, f: IngestFrame) {
-        match self.storage.try_send(f) {
-            Ok(()) => {}
-            Err(SendError::Overflow) | Err(SendError::Closed) => {
+        let wall_us = f.wall_us;
+        let dropped = match self.storage.try_send(f) {
+            // The writer drops frames itself while its storage is unavailable (FL-1).
+            Ok(()) if self.storage.stats.available.load(Ordering::Acquire) => None,
+            Ok(()) | Err(SendError::Closed) => Some(DropReason::StorageUnavailable),
+            Err(SendError::Overflow) => Some(DropReason::FeedOverflow),
+        };
+        match dropped {
+            Some(r) => {
                 self.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                if r == DropReason::FeedOverflow {
+                    self.stats.frames_dropped_overflow.fetch_add(1, Ordering::Relaxed);
+                    self.last_overflow_us = wall_us;
+                }
+                self.set_dropping(Some(r));
             }
+            None if self.dropping == Some(DropReason::FeedOverflow)
+                && wall_us - self.last_overflow_us < OVERFLOW_QUIET_US => {}
+            None => self.set_dropping(None),
         }
-        if !self.storage.stats.available.load(Ordering::Relaxed) {
-            // The writer drops these itself (FL-1); count them against the camera too.
-            self.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// When to try a camera again after a failed session (issue 10 point 7a): exponential backoff of
+/// full attempts, reset by a session that was described and by a camera seen coming back.
+/// Times are monotonic (`Clocks::monotonic`), so the policy is tested without waiting.
+#[derive(Debug)]
+struct Backoff {
+    /// Wait before the next full attempt after the next failure.
+    delay: Duration,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff { delay: BACKOFF_FIRST }
+    }
+
+    /// A session failed at `now`; `described` says whether it got as far as DESCRIBE (the camera
+    /// answered RTSP, so its failure says nothing about the next try). Returns when to try again.
+    fn failed(&mut self, now: Duration, described: bool) -> Duration {
+        if described {
+            self.delay = BACKOFF_FIRST;
+        }
+        let at = now + self.delay;
+        self.delay = (self.delay * 2).min(BACKOFF_MAX);
+        at
+    }
+
+    /// A probe saw the camera's port answer after refusing: try at once, and back off from the
+    /// start again if the camera still boots.
+    fn came_back(&mut self) {
+        self.delay = BACKOFF_FIRST;
+    }
+}
+
+/// What the camera's TCP port did when probed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Probe {
+    Answered,
+    Unreachable,
+}
+
+/// One TCP connect to `target`, closed at once (nothing is sent).
+async fn probe(target: &(String, u16)) -> Probe {
+    let connect = tokio::net::TcpStream::connect((target.0.as_str(), target.1));
+    match tokio::time::timeout(PROBE_TIMEOUT, connect).await {
+        Ok(Ok(_)) => Probe::Answered,
+        Ok(Err(_)) | Err(_) => Probe::Unreachable,
+    }
+}
+
+/// Waits until `retry_at` (monotonic), or less when a probe of `target` sees the camera come back
+/// (unreachable, then answering). While the port does not answer it is probed every
+/// `PROBE_INTERVAL`; once it answers (RTSP failed on a live port) it is left alone until the
+/// next attempt. Returns false if `stop` fired.
+async fn wait_to_retry(
+    retry_at: Duration,
+    target: Option<&(String, u16)>,
+    backoff: &mut Backoff,
+    clocks: &dyn Clocks,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    let mut last: Option<Probe> = None;
+    loop {
+        let now = clocks.monotonic();
+        if now >= retry_at {
+            return true;
+        }
+        let left = retry_at - now;
+        let Some(target) = target.filter(|_| left > PROBE_INTERVAL) else {
+            // No probe target, or the attempt is due before the next probe would be.
+            return tokio::select! {
+                _ = tokio::time::sleep(left) => true,
+                _ = stop.changed() => false,
+            };
+        };
+        let probed = tokio::select! {
+            p = probe(target) => p,
+            _ = stop.changed() => return false,
+        };
+        if probed == Probe::Answered {
+            if last == Some(Probe::Unreachable) {
+                backoff.came_back();
+                return true;
+            }
+            // The port answers but RTSP failed: more probes would only load the camera, so the
+            // backoff is waited out.
+            let left = retry_at.saturating_sub(clocks.monotonic());
+            return tokio::select! {
+                _ = tokio::time::sleep(left) => true,
+                _ = stop.changed() => false,
+            };
+        }
+        last = Some(probed);
+        let next = PROBE_INTERVAL.saturating_sub(clocks.monotonic().saturating_sub(now));
+        tokio::select! {
+            _ = tokio::time::sleep(next) => {}
+            _ = stop.changed() => return false,
         }
     }
 }
 
 /// Runs a camera until `stop` fires: session, backoff, session... (each session a new run).
+/// `probe_target` (host, port) is where a TCP probe may see the camera come back while waiting.
+#[allow(clippy::too_many_arguments)]
 pub async fn supervise(
     mut source: Box<dyn Source>,
     stats: Arc<CameraStats>,
@@ -276,15 +541,28 @@ pub async fn supervise(
     clocks: Arc<dyn Clocks>,
     events: EventSink,
     motion: crate::motion::SharedMotion,
+    probe_target: Option<(String, u16)>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let anchor = WallAnchor::now(clocks.as_ref());
     let gate = crate::recording::Gate::new(stats.prebuffer_us);
-    let mut sink = CameraSink { stats: stats.clone(), storage, clocks, run: 0, anchor, gate, events, motion };
-    let mut backoff = BACKOFF_FIRST;
+    let mut sink = CameraSink {
+        stats: stats.clone(),
+        storage,
+        clocks: clocks.clone(),
+        run: 0,
+        anchor,
+        gate,
+        events,
+        motion,
+        dropping: None,
+        last_overflow_us: 0,
+        described: false,
+    };
+    let mut backoff = Backoff::new();
     loop {
         stats.set_state(CameraState::Connecting);
-        let started = tokio::time::Instant::now();
+        sink.described = false;
         let result = tokio::select! {
             r = source.session(&mut sink) => r,
             _ = stop.changed() => return,
@@ -292,19 +570,16 @@ pub async fn supervise(
         if *stop.borrow() {
             return;
         }
-        if started.elapsed() >= HEALTHY_SESSION {
-            backoff = BACKOFF_FIRST;
-        }
+        let retry_at = backoff.failed(clocks.monotonic(), sink.described);
         let msg = match result {
             Ok(()) => "session ended".to_owned(),
             Err(e) => e.to_string(),
         };
-        tracing::warn!(camera = %stats.id, event = "communication_error", retry_in = ?backoff, "camera session ended: {msg}");
+        let retry_in = retry_at.saturating_sub(clocks.monotonic());
+        tracing::warn!(camera = %stats.id, event = "communication_error", ?retry_in, "camera session ended: {msg}");
         // RU-11: a session that streamed ends with Communication Stopped; every failure is an error.
         if stats.state() == CameraState::Streaming {
-            if sink.stats.recording.swap(false, Ordering::Relaxed) {
-                sink.emit(EventKind::RecordingStopped);
-            }
+            sink.end_recording();
             sink.emit(EventKind::CommunicationStopped);
         }
         let now = sink.anchor.wall_us(sink.clocks.as_ref());
@@ -313,10 +588,48 @@ pub async fn supervise(
         *stats.last_error.lock().expect("error lock") = Some(msg);
         stats.reconnects.fetch_add(1, Ordering::Relaxed);
         stats.set_state(CameraState::Retrying);
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = stop.changed() => return,
+        if !wait_to_retry(retry_at, probe_target.as_ref(), &mut backoff, clocks.as_ref(), &mut stop).await {
+            return;
         }
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    // Issue 10 point 7a: full attempts back off from 0.5 s to a cap of 10 s.
+    #[test]
+    fn failures_without_describe_back_off_to_the_cap() {
+        let mut b = Backoff::new();
+        let waits: Vec<Duration> = (0..8).map(|i| b.failed(i * 100 * S, false) - i * 100 * S).collect();
+        let ms: Vec<u128> = waits.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, [500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000]);
+    }
+
+    // Issue 10 point 7a: a session that was described resets the backoff, however long it lasted,
+    // so a camera that streamed for 10 s between outages never waits out a grown backoff.
+    #[test]
+    fn a_described_session_resets_the_backoff() {
+        let mut b = Backoff::new();
+        for i in 0..6 {
+            b.failed(i * S, false);
+        }
+        assert_eq!(b.failed(100 * S, true), 100 * S + BACKOFF_FIRST);
+        assert_eq!(b.failed(101 * S, false), 101 * S + 2 * BACKOFF_FIRST);
+    }
+
+    // Issue 10 point 7a: a camera seen coming back that still fails (booting) is retried fast
+    // again, not after the grown backoff.
+    #[test]
+    fn a_camera_seen_coming_back_is_retried_from_the_first_delay() {
+        let mut b = Backoff::new();
+        for i in 0..6 {
+            b.failed(i * S, false);
+        }
+        b.came_back();
+        assert_eq!(b.failed(50 * S, false), 50 * S + BACKOFF_FIRST);
     }
 }

@@ -205,6 +205,10 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
     };
     let listen = cfg.listen;
     let server = cfg.clone();
+    // Issue 10: a taken port fails the start before any storage or camera starts, with the
+    // reason. The sockets are held while the recorder starts, so nothing takes them meanwhile,
+    // and released just before the HTTP front binds them again.
+    let held_ports = hold_listen_ports(&cfg)?;
     let auth = Arc::new(edgerec::auth::Auth::open(&cfg.data_dir, cfg.auth.clone())?);
     if !auth.db().admin_exists()? {
         eprintln!(
@@ -239,6 +243,7 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
             Some(setup)
         }
     };
+    drop(held_ports);
     let front = edgerec::http::front::Front::start(front_config)?;
     if let (Some(setup), Some(tls_addr)) = (&tls_setup, front.tls_addr) {
         let left = setup.not_after_unix - SystemClocks.realtime_us_now() / 1_000_000;
@@ -293,9 +298,35 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Binds every address the HTTP front will listen on, or fails with the address and the reason
+/// (e.g. "Address already in use").
+fn hold_listen_ports(cfg: &Config) -> Result<Vec<std::net::TcpListener>, Error> {
+    let addrs = [("HTTP (`[server] listen`)", Some(cfg.listen)), ("HTTPS (`[server] tls_listen`)", cfg.tls_listen)];
+    addrs
+        .into_iter()
+        .filter_map(|(what, a)| a.map(|a| (what, a)))
+        .map(|(what, a)| {
+            std::net::TcpListener::bind(a).map_err(|e| {
+                Error::io(
+                    format!("cannot listen for {what} on {a}; nothing was started (is another process using it?)"),
+                    e,
+                )
+            })
+        })
+        .collect()
+}
+
 /// Test-only fault injection, read once at start: `EDGEREC_FAULT_STALL_WRITER_SECS=N` blocks the
-/// first storage writer for N seconds, as a hung disk would (tests/systemd_notify.rs).
+/// first storage writer for N seconds, as a hung disk would (tests/systemd_notify.rs), and
+/// `EDGEREC_FAULT_QUEUE_BYTES=N` caps its queue at N bytes, so a stall overflows it at once
+/// (REC-13, tests/storage_status.rs).
 fn inject_faults_for_tests(recorder: &edgerec::recorder::Recorder) {
+    if let Some(bytes) = std::env::var("EDGEREC_FAULT_QUEUE_BYTES").ok().and_then(|v| v.parse::<u64>().ok()) {
+        if let Some(s) = recorder.storages.first() {
+            tracing::warn!(storage = %s.id, bytes, "fault injection: limiting the writer queue");
+            s.limit_queue_for_test(bytes);
+        }
+    }
     if let Some(secs) = std::env::var("EDGEREC_FAULT_STALL_WRITER_SECS").ok().and_then(|v| v.parse::<u64>().ok()) {
         if let Some(s) = recorder.storages.first() {
             tracing::warn!(storage = %s.id, secs, "fault injection: stalling the writer");

@@ -10,7 +10,7 @@ use crate::clocks::Clocks;
 use crate::config::{Config, SourceSpec};
 use crate::error::Error;
 use crate::events::{Event, EventKind, EventLog, EventReader, EventSink, Retention};
-use crate::ingest::{CameraState, CameraStats};
+use crate::ingest::{CameraState, CameraStats, OVERFLOW_QUIET_US};
 use crate::source::demo::DemoSource;
 use crate::source::rtsp::RtspSource;
 use crate::source::Source;
@@ -236,6 +236,14 @@ impl Recorder {
             *stats.state.lock().expect("state lock") = CameraState::Disabled;
             return stats;
         };
+        // Issue 10 point 7a: where a TCP probe can see an RTSP camera come back while its task
+        // waits to reconnect (554 is RTSP's registered port, which the URL may leave out).
+        let probe_target = match &c.source {
+            SourceSpec::Demo => None,
+            SourceSpec::Rtsp { url, .. } => url
+                .host_str()
+                .map(|h| (h.trim_start_matches('[').trim_end_matches(']').to_owned(), url.port().unwrap_or(554))),
+        };
         let source: Box<dyn Source> = match &c.source {
             SourceSpec::Demo => match DemoSource::new() {
                 Ok(d) => Box::new(d),
@@ -257,6 +265,7 @@ impl Recorder {
             self.clocks.clone(),
             self.events.clone(),
             self.motion.clone(),
+            probe_target,
             stop_rx,
         );
         self.runtime.spawn(async move {
@@ -488,13 +497,12 @@ struct HealthWatcher {
     clocks: Arc<dyn Clocks>,
 }
 
-/// A camera's feed overflow ends after this long without a new drop.
-const OVERFLOW_QUIET_US: i64 = 2_000_000;
-
 impl HealthWatcher {
     fn run(self, stop: &AtomicBool) {
-        let mut available: Vec<bool> =
-            self.storages.iter().map(|s| s.stats.available.load(Ordering::Relaxed)).collect();
+        // Issue 10 point 4: every storage starts as available, the state it is assumed in
+        // before its open, so one that was unavailable at boot raises Storage Unavailable once
+        // in the first round, like one that fails later.
+        let mut available: Vec<bool> = vec![true; self.storages.len()];
         // Per camera id: its stats (replaced when the camera's config changes), drops seen, and
         // since when an overflow lasts.
         let mut drops: HashMap<Arc<str>, (Arc<CameraStats>, u64, Option<i64>)> = HashMap::new();
@@ -529,7 +537,9 @@ impl HealthWatcher {
             let cameras = self.cameras.read().expect("cameras lock").clone();
             drops.retain(|id, _| cameras.iter().any(|c| c.id == *id));
             for c in cameras {
-                let d = c.frames_dropped.load(Ordering::Relaxed);
+                // REC-13 feed overflow counts frames lost to a full queue only: frames an
+                // unavailable storage refuses raise Storage Unavailable and Recording Stopped.
+                let d = c.frames_dropped_overflow.load(Ordering::Relaxed);
                 let entry = drops.entry(c.id.clone()).or_insert_with(|| (c.clone(), d, None));
                 if !Arc::ptr_eq(&entry.0, &c) {
                     *entry = (c.clone(), d, entry.2);

@@ -33,7 +33,8 @@ pub struct Watched {
 /// The human summary for `STATUS=`: cameras recording, storage state.
 pub fn status_line(rec: &Recorder) -> String {
     let enabled = rec.cameras().iter().filter(|c| c.state() != CameraState::Disabled).count();
-    let recording = rec.cameras().iter().filter(|c| c.state() == CameraState::Streaming).count();
+    // Issue 10 point 1: a camera counts only while its frames reach the store.
+    let recording = rec.cameras().iter().filter(|c| c.is_recording()).count();
     let storages: Vec<String> = rec
         .storages
         .iter()

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::auth::perm::Effective;
-use crate::ingest::{CameraState, CameraStats};
+use crate::ingest::{CameraState, CameraStats, DropReason};
 use crate::recorder::Recorder;
 use crate::store::writer::StorageStats;
 use crate::sysinfo;
@@ -137,9 +137,9 @@ fn camera_metrics(out: &mut Exposition, cameras: &[&CameraStats]) {
         ),
         (
             "edgerec_camera_recording",
-            "1 while frames go to the store, 0 while they only pre-buffer.",
+            "1 while frames go to the store; 0 while they only pre-buffer or are dropped.",
             Kind::Gauge,
-            |c| Value::U(c.recording.load(Ordering::Relaxed).into()),
+            |c| Value::U(c.is_recording().into()),
         ),
         ("edgerec_camera_up", "1 while a session delivers frames (streaming or recording).", Kind::Gauge, |c| {
             Value::U((c.state() == CameraState::Streaming).into())
@@ -149,6 +149,22 @@ fn camera_metrics(out: &mut Exposition, cameras: &[&CameraStats]) {
         out.family(name, help, kind);
         for c in cameras {
             out.sample(name, &[("camera", &c.id[..])], read(c));
+        }
+    }
+    // Issue 10 point 1: why a camera that should record does not.
+    let dropping = "edgerec_camera_frames_dropping";
+    out.family(
+        dropping,
+        "1 while the camera's frames are dropped for this reason (storage_unavailable, feed_overflow).",
+        Kind::Gauge,
+    );
+    for c in cameras {
+        for r in DropReason::ALL {
+            out.sample(
+                dropping,
+                &[("camera", &c.id[..]), ("reason", r.as_str())],
+                Value::U((c.dropping() == Some(r)).into()),
+            );
         }
     }
 }
@@ -193,6 +209,23 @@ fn storage_metrics(out: &mut Exposition, rec: &Recorder) {
         out.family(name, help, kind);
         for h in &rec.storages {
             out.sample(name, &[("storage", &h.id[..])], read(&h.stats));
+        }
+    }
+    // Issue 10: a frozen or hung disk (one operation longer than 3 × the sync interval).
+    out.family(
+        "edgerec_storage_stalled",
+        "1 while a storage write or sync has run longer than 3 sync intervals.",
+        Kind::Gauge,
+    );
+    for h in &rec.storages {
+        out.sample("edgerec_storage_stalled", &[("storage", &h.id[..])], Value::U(h.stalled().into()));
+    }
+    let last_write = "edgerec_storage_last_write_timestamp_seconds";
+    out.family(last_write, "Wall time of the last successful segment write and fdatasync.", Kind::Gauge);
+    for h in &rec.storages {
+        let us = h.stats.last_write_wall_us.load(Ordering::Relaxed);
+        if us != 0 {
+            out.sample(last_write, &[("storage", &h.id[..])], Value::F(us as f64 / 1e6));
         }
     }
     let dropped = "edgerec_storage_frames_dropped_total";

@@ -613,11 +613,11 @@ fn camera_json(c: &crate::ingest::CameraStats) -> Value {
         "id": &*c.id,
         "name": c.name,
         "storage": &*c.storage,
-        "state": match (c.state(), c.recording.load(Ordering::Relaxed)) {
-            (crate::ingest::CameraState::Streaming, false) => "streaming",
-            (s, _) => s.as_str(),
-        },
-        "recording": c.recording.load(Ordering::Relaxed),
+        // Issue 10 point 1: never `recording` while frames are dropped; the state and
+        // `not_recording_reason` say why.
+        "state": c.state_code(),
+        "recording": c.is_recording(),
+        "not_recording_reason": c.not_recording_reason(),
         "recording_reasons": c.control.active(crate::clocks::SystemClocks.realtime_us_now()),
         "prebuffer_seconds": c.prebuffer_us as f64 / 1e6,
         "codec": desc.video.as_ref().map(|v| v.encoding.clone()),
@@ -630,6 +630,7 @@ fn camera_json(c: &crate::ingest::CameraStats) -> Value {
         "frames_received": c.frames_received.load(Ordering::Relaxed),
         "bytes_received": c.bytes_received.load(Ordering::Relaxed),
         "frames_dropped": c.frames_dropped.load(Ordering::Relaxed),
+        "frames_dropped_overflow": c.frames_dropped_overflow.load(Ordering::Relaxed),
         "reconnects": c.reconnects.load(Ordering::Relaxed),
         "last_error": c.last_error.lock().expect("error lock").as_deref().map(one_line),
         "skipped_streams": desc.skipped,
@@ -691,10 +692,19 @@ fn status_json(rec: &Recorder, eff: &Effective) -> Value {
             let oldest = s.oldest_wall_us.load(Ordering::Relaxed);
             let newest = s.newest_wall_us.load(Ordering::Relaxed);
             let fs_free = crate::sysinfo::filesystem(&h.path).map(|f| f.free_bytes);
+            let available = s.available.load(Ordering::Relaxed);
+            let last_write = s.last_write_wall_us.load(Ordering::Relaxed);
+            // Issue 10: a frozen or hung disk keeps the storage open, so `available` alone would
+            // hide it; `stalled` and the running operation's age show it.
+            let stalled = available && h.stalled();
             json!({
                 "id": &*h.id,
                 "path": h.path.display().to_string(),
-                "available": s.available.load(Ordering::Relaxed),
+                "available": available,
+                "state": if !available { "unavailable" } else if stalled { "stalled" } else { "available" },
+                "stalled": stalled,
+                "write_in_progress_ms": h.busy_for().map(|d| d.as_micros() as f64 / 1000.0),
+                "last_write": (last_write != 0).then(|| format_rfc3339(last_write)),
                 "last_error": s.last_error.lock().expect("stats lock").clone(),
                 "size_bytes": cfg.size_bytes,
                 "capacity_bytes": capacity,
@@ -763,6 +773,14 @@ fn manual_recording(rec: &Recorder, id: &str, action: &str, params: &[(String, S
     let now = crate::clocks::SystemClocks.realtime_us_now();
     match action {
         "start" => {
+            // Issue 10 point 15: a disabled camera has no session, so a manual recording would
+            // record nothing while the answer said it started.
+            if cam.state() == crate::ingest::CameraState::Disabled {
+                return Err(crate::err!(
+                    FailedPrecondition,
+                    "camera {id:?} is disabled; enable it before starting a manual recording"
+                ));
+            }
             let max_us = match params.iter().find(|(k, _)| k == "max_seconds") {
                 None => crate::recording::DEFAULT_MANUAL_STOP_US,
                 Some((_, v)) => match v.parse::<u32>() {

@@ -88,6 +88,12 @@ pub struct StorageStats {
     /// Bumped every loop iteration: lets a watchdog see the writer make progress.
     pub heartbeat: Arc<AtomicU64>,
     pub segments_reclaimed: AtomicU64,
+    /// Monotonic µs (`Clocks::monotonic`, plus 1 so that 0 means idle) at which the writer's
+    /// current storage operation (append, write and fdatasync, index commit, open) began; 0 while
+    /// it waits for work. A frozen or hung disk shows here while nothing else moves.
+    pub busy_since_mono_us: AtomicU64,
+    /// Wall time (µs since the epoch) of the last successful write and fdatasync; 0 before any.
+    pub last_write_wall_us: AtomicI64,
 }
 
 /// The sending side, cloned into every camera of the storage.
@@ -102,6 +108,12 @@ pub struct StorageHandle {
     /// Recording starts of disk pre-buffer cameras: (camera, from wall µs). A side channel, not the
     /// frame queue, so a full queue can never lose a pre-roll; the writer drains it every loop.
     permanent_requests: PermanentRequests,
+    /// Bytes of frame data the queue may hold: `MAX_QUEUED_BYTES`, lowered only by a test hook.
+    max_queued_bytes: Arc<AtomicU64>,
+    /// The writer's clocks, to tell how long its current operation has run (`busy_for`).
+    clocks: Arc<dyn Clocks>,
+    /// A storage operation running longer than this is a stall: 3 × the sync interval.
+    stall_after: Duration,
 }
 
 /// Why a frame was not queued.
@@ -117,7 +129,7 @@ impl StorageHandle {
     /// Queues a frame without ever blocking (STYLE rule 12).
     pub fn try_send(&self, f: IngestFrame) -> Result<(), SendError> {
         let len = f.frame.data.len() as u64;
-        if self.queued_bytes.fetch_add(len, Ordering::AcqRel) + len > MAX_QUEUED_BYTES {
+        if self.queued_bytes.fetch_add(len, Ordering::AcqRel) + len > self.max_queued_bytes.load(Ordering::Relaxed) {
             self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
             self.stats.frames_dropped_overflow.fetch_add(1, Ordering::Relaxed);
             return Err(SendError::Overflow);
@@ -159,6 +171,29 @@ impl StorageHandle {
     /// Blocks the writer thread for `d` (tests of overflow and watchdog behaviour).
     pub fn stall_for_test(&self, d: Duration) {
         let _ = self.tx.send(Msg::Stall(d));
+    }
+
+    /// Lowers the queue's byte cap (tests of feed overflow, REC-13: filling the real 64 MiB
+    /// with a demo camera would take minutes).
+    pub fn limit_queue_for_test(&self, bytes: u64) {
+        self.max_queued_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// How long the writer's current storage operation has been running; None while idle.
+    pub fn busy_for(&self) -> Option<Duration> {
+        match self.stats.busy_since_mono_us.load(Ordering::Relaxed) {
+            0 => None,
+            since => {
+                let now = self.clocks.monotonic().as_micros() as u64 + 1;
+                Some(Duration::from_micros(now.saturating_sub(since)))
+            }
+        }
+    }
+
+    /// True while one storage operation has run longer than 3 × the sync interval (a frozen or
+    /// hung disk): status says so although the storage is still open (issue 10).
+    pub fn stalled(&self) -> bool {
+        self.busy_for().is_some_and(|d| d > self.stall_after)
     }
 }
 
@@ -299,6 +334,9 @@ pub fn spawn(
     let permanent_requests = Arc::new(Mutex::new(Vec::new()));
     let handle = StorageHandle {
         permanent_requests: permanent_requests.clone(),
+        max_queued_bytes: Arc::new(AtomicU64::new(MAX_QUEUED_BYTES)),
+        clocks: clocks.clone(),
+        stall_after: cfg.sync_interval * 3,
         id: cfg.id.as_str().into(),
         tx,
         queued_bytes: queued_bytes.clone(),
@@ -400,20 +438,36 @@ impl Writer {
         self.streams.clear();
     }
 
+    /// Marks the start of a storage operation for `StorageHandle::busy_for` (stall status).
+    fn busy(&self) {
+        let now = self.clocks.monotonic().as_micros() as u64 + 1;
+        self.stats.busy_since_mono_us.store(now, Ordering::Relaxed);
+    }
+
+    fn idle(&self) {
+        self.stats.busy_since_mono_us.store(0, Ordering::Relaxed);
+    }
+
     fn run(&mut self, rx: Receiver<Msg>) {
         let interval = self.cfg.sync_interval;
         let mut next_tick = Instant::now() + interval;
         let mut next_retry = Instant::now() + RETRY_INTERVAL;
         loop {
             self.stats.heartbeat.fetch_add(1, Ordering::Relaxed);
+            self.idle();
             if self.state.is_some() {
+                self.busy();
                 if let Err(e) = self.apply_permanent_requests() {
                     self.fail(e);
                 }
+                self.idle();
             }
             let now = Instant::now();
             let wait = next_tick.saturating_duration_since(now);
-            match rx.recv_timeout(wait) {
+            let msg = rx.recv_timeout(wait);
+            // Everything from here to the end of the iteration may touch the storage.
+            self.busy();
+            match msg {
                 Ok(Msg::Frame(f)) => {
                     self.queued_bytes.fetch_sub(f.frame.data.len() as u64, Ordering::AcqRel);
                     if self.state.is_some() {
@@ -759,6 +813,9 @@ impl Writer {
         let before = self.stats.bytes_written.load(Ordering::Relaxed);
         Self::flush_buf(live, &self.stats)?;
         let written = self.stats.bytes_written.load(Ordering::Relaxed) - before;
+        if written > 0 {
+            self.stats.last_write_wall_us.store(self.clocks.realtime_us(), Ordering::Relaxed);
+        }
         let interval_s = self.cfg.sync_interval.as_secs_f64().max(0.001);
         let inst = (written as f64 / interval_s) as u64;
         let old = self.stats.write_rate_bps.load(Ordering::Relaxed);

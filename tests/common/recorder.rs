@@ -53,15 +53,27 @@ impl RecorderProc {
 
     /// Like `start_on`, with extra `[server]` keys (`server_extra`, TOML lines).
     pub fn start_with_server(data_dir: &Path, server_extra: &str, body: &str, port: u16) -> RecorderProc {
-        Self::start_full(data_dir, server_extra, body, port, true)
+        Self::start_full(data_dir, server_extra, body, port, true, &[])
     }
 
     /// Like `start_on`, without creating the test administrator (first start, A1).
     pub fn start_without_admin(data_dir: &Path, body: &str, port: u16) -> RecorderProc {
-        Self::start_full(data_dir, "", body, port, false)
+        Self::start_full(data_dir, "", body, port, false, &[])
     }
 
-    fn start_full(data_dir: &Path, server_extra: &str, body: &str, port: u16, admin: bool) -> RecorderProc {
+    /// Like `start`, with extra environment variables (e.g. the `EDGEREC_FAULT_*` test hooks).
+    pub fn start_with_env(data_dir: &Path, body: &str, env: &[(&str, &str)]) -> RecorderProc {
+        Self::start_full(data_dir, "", body, free_local_port(), true, env)
+    }
+
+    fn start_full(
+        data_dir: &Path,
+        server_extra: &str,
+        body: &str,
+        port: u16,
+        admin: bool,
+        env: &[(&str, &str)],
+    ) -> RecorderProc {
         std::fs::create_dir_all(data_dir).unwrap();
         let config = data_dir.join("edgerec.toml");
         std::fs::write(
@@ -80,6 +92,7 @@ impl RecorderProc {
             .args(["run", "--config"])
             .arg(&config)
             .env("EDGEREC_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
