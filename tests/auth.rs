@@ -474,9 +474,12 @@ fn lockout_is_per_address_constant_time_and_atomic() {
     assert_eq!(from(attacker, ADMIN, ADMIN_PASSWORD), 401, "locked from the guessing address");
     assert_eq!(from([127, 0, 0, 1], ADMIN, ADMIN_PASSWORD), 200, "the administrator still gets in from elsewhere");
 
-    // Refusals take the same time: interleaved, 11 of each, medians within 30 % of each other.
+    // Refusals take the same time: 15 of each, interleaved. Load on a shared machine only adds
+    // time, so each kind's lower quartile (its own cost, what an attacker would measure with
+    // repeated tries) must be within 30 % of the others'; before the fix a locked account
+    // answered about 20 times faster.
     let mut times: [Vec<f64>; 3] = Default::default();
-    for i in 0..11u8 {
+    for i in 0..15u8 {
         let t = std::time::Instant::now();
         assert_eq!(from(attacker, ADMIN, ADMIN_PASSWORD), 401);
         times[0].push(t.elapsed().as_secs_f64());
@@ -488,15 +491,15 @@ fn lockout_is_per_address_constant_time_and_atomic() {
         assert_eq!(from([127, 0, 1, i], "wendy", "Wrong-pass-1"), 401);
         times[2].push(t.elapsed().as_secs_f64());
     }
-    let medians: Vec<f64> = times
+    let quartiles: Vec<f64> = times
         .iter_mut()
         .map(|t| {
             t.sort_by(f64::total_cmp);
-            t[t.len() / 2]
+            t[t.len() / 4]
         })
         .collect();
-    let (lo, hi) = (medians.iter().copied().fold(f64::MAX, f64::min), medians.iter().copied().fold(0.0, f64::max));
-    assert!(hi <= lo * 1.3, "refusal medians (locked, unknown, wrong) in s: {medians:?}: an account oracle");
+    let (lo, hi) = (quartiles.iter().copied().fold(f64::MAX, f64::min), quartiles.iter().copied().fold(0.0, f64::max));
+    assert!(hi <= lo * 1.3, "refusal times (locked, unknown, wrong), lower quartiles in s: {quartiles:?}: an oracle");
 
     // The CLI ends every lock.
     let out = std::process::Command::new(common::edgerec_bin())
