@@ -420,27 +420,27 @@ impl Shared {
         in_use * 100 > self.max_connections * PRESSURE_PERCENT
     }
 
-    /// Reads head bytes begun at `since` within `limit`, re-checking every
-    /// `HEAD_DEADLINE_RECHECK` whether the front is under pressure: from the first check that
-    /// finds it so, this head must be complete within `PRESSURE_HEAD_TIMEOUT` of `since` (the
-    /// shorter limit sticks, so a flood's clients cannot win back the long one by freeing a few
-    /// slots). Returns what was read and the limit that applied.
+    /// Reads bytes of a head begun at `since` that must be complete within `limit` of it,
+    /// re-checking every `HEAD_DEADLINE_RECHECK` whether the front is under pressure: from the
+    /// first check that finds it so, `limit` becomes at most `PRESSURE_HEAD_TIMEOUT`. The caller
+    /// keeps `limit` for the whole head, so the shorter limit sticks: a flood's clients cannot win
+    /// back the long one by freeing a few slots.
     async fn read_head<R: AsyncRead + Unpin>(
         &self,
         r: &mut R,
         buf: &mut [u8],
         since: Instant,
-        mut limit: Duration,
-    ) -> (Got, Duration) {
+        limit: &mut Duration,
+    ) -> Got {
         loop {
             if self.under_pressure() {
-                limit = limit.min(PRESSURE_HEAD_TIMEOUT);
+                *limit = (*limit).min(PRESSURE_HEAD_TIMEOUT);
             }
-            let deadline = since + limit;
+            let deadline = since + *limit;
             let step = deadline.min(Instant::now() + HEAD_DEADLINE_RECHECK);
             match read_by(r, buf, Some(step)).await {
                 Got::TimedOut if Instant::now() < deadline => continue,
-                got => return (got, limit),
+                got => return got,
             }
         }
     }
@@ -476,14 +476,15 @@ impl Shared {
         let head_timeout = self.head_timeout.min(self.idle_timeout);
 
         // The first head is complete and checked before tiny-http is involved at all.
+        let mut first_limit = head_timeout;
         while forward.is_empty() {
-            let refusal = match self.read_head(&mut from_client, &mut buf, opened, head_timeout).await {
-                (Got::Bytes(n), _) => match framing.push(&buf[..n], &mut forward) {
+            let refusal = match self.read_head(&mut from_client, &mut buf, opened, &mut first_limit).await {
+                Got::Bytes(n) => match framing.push(&buf[..n], &mut forward) {
                     Ok(()) => continue,
                     Err(r) => r,
                 },
-                (Got::End, _) => return,
-                (Got::TimedOut, limit) => head_timed_out(limit),
+                Got::End => return,
+                Got::TimedOut => head_timed_out(first_limit),
             };
             tracing::debug!(client = %client.addr, status = refusal.status, "{}", refusal.message);
             return answer_and_close(&mut from_client, &mut to_client, &refusal).await;
@@ -506,20 +507,21 @@ impl Shared {
         let refusal = {
             let (mut up_r, mut up_w) = internal.stream.split();
             let upward = async {
-                let mut head_since: Option<Instant> = None;
+                // When the current head began, and the limit it must meet (see `read_head`).
+                let mut head: Option<(Instant, Duration)> = None;
                 loop {
                     if !forward.is_empty() && up_w.write_all(&forward).await.is_err() {
                         return None;
                     }
                     forward.clear();
-                    let (got, limit) = match head_since {
-                        Some(since) => self.read_head(&mut from_client, &mut buf, since, head_timeout).await,
-                        None => (read_by(&mut from_client, &mut buf, None).await, head_timeout),
+                    let got = match &mut head {
+                        Some((since, limit)) => self.read_head(&mut from_client, &mut buf, *since, limit).await,
+                        None => read_by(&mut from_client, &mut buf, None).await,
                     };
                     let pushed = match got {
                         Got::Bytes(n) => framing.push(&buf[..n], &mut forward),
                         Got::End => Ok(()),
-                        Got::TimedOut => Err(head_timed_out(limit)),
+                        Got::TimedOut => Err(head_timed_out(head.map_or(head_timeout, |(_, limit)| limit))),
                     };
                     match (pushed, got) {
                         (Ok(()), Got::Bytes(_)) => {}
@@ -537,8 +539,8 @@ impl Shared {
                             return Some(refusal);
                         }
                     }
-                    head_since = match framing.head_started() {
-                        true => head_since.or_else(|| Some(Instant::now())),
+                    head = match framing.head_started() {
+                        true => head.or_else(|| Some((Instant::now(), head_timeout))),
                         false => None,
                     };
                 }
