@@ -103,6 +103,12 @@ enum UserAction {
         /// The user name.
         name: String,
     },
+    /// Ends every login lock of a user, from every client address (AU-2; issue 10 point 9).
+    Unlock {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        name: String,
+    },
     /// Lists users and their roles.
     List {
         /// The recorder's config file (TOML), which names the data directory.
@@ -497,6 +503,7 @@ fn user(action: UserAction) -> Result<ExitCode, Error> {
         UserAction::Add { config, .. } => (config, "user add"),
         UserAction::Passwd { config, .. } => (config, "user passwd"),
         UserAction::Delete { config, .. } => (config, "user delete"),
+        UserAction::Unlock { config, .. } => (config, "user unlock"),
         UserAction::List { config } => (config, "user list"),
     };
     let cfg = load(config)?;
@@ -530,6 +537,14 @@ fn user(action: UserAction) -> Result<ExitCode, Error> {
             auth.db().delete_user(&name)?;
             auth.audit("(system)", peer, "user.delete", &name, "granted", "");
             println!("user {name:?} deleted");
+        }
+        UserAction::Unlock { name, .. } => {
+            if auth.db().user(&name)?.is_none() {
+                return Err(edgerec::err!(NotFound, "{op}: no user {name:?}"));
+            }
+            let sources = auth.db().unlock(&name, now)?;
+            auth.audit("(system)", peer, "user.unlock", &name, "granted", &format!("{sources} locked address(es)"));
+            println!("user {name:?} unlocked ({sources} locked address(es))");
         }
         UserAction::List { .. } => {
             for u in auth.db().users()? {

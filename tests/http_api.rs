@@ -208,3 +208,45 @@ fn socket_timeouts_close_slow_senders_and_survive_idle_periods() {
     assert!(started.elapsed() < Duration::from_secs(8), "closed by the server's timeout, not ours");
     assert_eq!(http_get(&rec.url("/healthz")).unwrap().status, 200);
 }
+
+/// Issue 10 point 9: waiting event long polls and export downloads have caps of their own. A
+/// status-only user holding every long-poll slot must not make exports answer 503.
+#[test]
+fn waiting_long_polls_leave_exports_alone() {
+    let tmp = common::temp_dir();
+    let rec = RecorderProc::start(tmp.path(), &format!("{STORAGE}{DEMO}record = \"continuous\"\n"));
+    let role = serde_json::json!({"grants": [{"permission": "status", "allow": true}]}).to_string();
+    let r = http_request("PUT", &rec.url("/api/v1/roles/watch"), &[], role.as_bytes()).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let user = serde_json::json!({"name": "sam", "password": "Sam-pass-12", "roles": ["watch"]}).to_string();
+    let r = http_request("POST", &rec.url("/api/v1/users"), &[], user.as_bytes()).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let start = common::wait_for(Duration::from_secs(30), || {
+        let (s, e) = *rec.recordings("demo").first()?;
+        (e - s > 2_000_000).then_some(s)
+    })
+    .expect("2 s recorded");
+
+    // Far past the newest cursor, so every poll waits its whole 20 s.
+    let poll_url = rec.url_as(Some(("sam", "Sam-pass-12")), "/api/v1/events?after=1000000000&wait=20");
+    let (done, finished) = std::sync::mpsc::channel();
+    let polls: Vec<_> = (0..9)
+        .map(|_| {
+            let (url, done) = (poll_url.clone(), done.clone());
+            std::thread::spawn(move || {
+                let status = http_get(&url).unwrap().status;
+                let _ = done.send(status);
+                status
+            })
+        })
+        .collect();
+    // The first poll to finish is the one turned away: then the other 8 hold every slot.
+    let first = finished.recv_timeout(Duration::from_secs(30)).expect("a long poll over the cap is refused");
+    assert_eq!(first, 503, "the ninth waiting long poll");
+    let url =
+        rec.url(&format!("/api/v1/cameras/demo/export.mp4?from={}&to={}", rfc3339(start), rfc3339(start + 1_000_000)));
+    let export = http_get(&url).unwrap();
+    assert_eq!(export.status, 200, "an export while long polls wait: {}", export.text());
+    let statuses: Vec<u16> = polls.into_iter().map(|p| p.join().unwrap()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 8, "{statuses:?}");
+}

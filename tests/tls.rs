@@ -5,7 +5,8 @@
 //!
 //! The tiny-http server answers every request with `PeerMap::resolve` of the address it saw, so
 //! the tests prove the real client address reaches request handling, for TLS and plain clients of
-//! the front alike. The recorder's own API is not involved (tests/hostile_http.rs uses it).
+//! the front alike. The last two tests run the real recorder: status warns of a certificate about
+//! to expire (SG-5), and an IPv6 `listen` address serves the API.
 
 mod common;
 
@@ -348,4 +349,82 @@ fn client_silent_after_the_handshake_is_closed_after_the_idle_timeout() {
     assert!(exited.is_some(), "idle connection not closed by the server: {}", text(&out));
     assert!(text(&out).contains("Protocol  : TLSv1.3"), "handshake did not complete: {}", text(&out));
     front.stop();
+}
+
+/// SG-5 (issue 10, a missing test): a certificate that expires within 30 days makes status warn,
+/// with a pair made by openssl and served by the real recorder.
+#[test]
+fn certificate_expiring_within_30_days_makes_status_warn() {
+    use common::recorder::RecorderProc;
+    let tmp = common::temp_dir();
+    let (cert, key) = (tmp.path().join("soon.pem"), tmp.path().join("soon.key"));
+    let made = run(Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "10"])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert));
+    assert!(made.status.success(), "openssl req: {}", text(&made));
+    let data = tmp.path().join("data");
+    let port = common::free_local_port();
+    let tls_port = common::free_local_port();
+    let server = format!(
+        "tls_listen = \"127.0.0.1:{tls_port}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        cert.display(),
+        key.display()
+    );
+    let storage = "[[storage]]\nid = \"main\"\nsize = \"64MiB\"\nsegment_size = \"2MiB\"\n";
+    let rec = RecorderProc::start_with_server(&data, &server, storage, port);
+    let https = rec.status()["https"].clone();
+    assert_eq!(https["self_signed"], false, "{https}");
+    let warning = https["warning"].as_str().unwrap_or_else(|| panic!("no expiry warning: {https}"));
+    assert!(warning.contains("expires in 9 days") || warning.contains("expires in 10 days"), "{warning}");
+    // The same pair is what HTTPS clients get.
+    let (served, _) = served_cert(SocketAddr::from(([127, 0, 0, 1], tls_port)), tmp.path());
+    let fingerprint = |p: &Path| text(&x509(p, &["-fingerprint", "-sha256"]));
+    assert_eq!(fingerprint(&served), fingerprint(&cert));
+}
+
+/// Issue 10 (a missing test): an IPv6 `listen` address serves the API. Without an IPv6 loopback
+/// on this machine the recorder must instead refuse to start with a clear error naming it.
+#[test]
+fn ipv6_listen_address_serves_the_api() {
+    use common::recorder::{add_user, ADMIN, ADMIN_PASSWORD};
+    let tmp = common::temp_dir();
+    let port = common::free_local_port();
+    let config = tmp.path().join("edgerec.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\n[server]\nlisten = \"[::1]:{port}\"\ndata_dir = \"{}\"\n\
+             [[storage]]\nid = \"main\"\nsize = \"64MiB\"\nsegment_size = \"2MiB\"\n",
+            tmp.path().display()
+        ),
+    )
+    .unwrap();
+    add_user(&config, ADMIN, ADMIN_PASSWORD, &["--admin"]);
+    let log = tmp.path().join("edgerec.log");
+    let mut child = common::KillOnDrop(
+        Command::new(common::edgerec_bin())
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let has_ipv6_loopback = std::fs::read_to_string("/proc/net/if_inet6")
+        .is_ok_and(|t| t.lines().any(|l| l.starts_with("00000000000000000000000000000001")));
+    if has_ipv6_loopback {
+        let url = format!("http://{ADMIN}:{ADMIN_PASSWORD}@[::1]:{port}/api/v1/status");
+        let status = common::wait_for(GUARD, || common::http_get(&url).ok().filter(|r| r.status == 200));
+        let status =
+            status.unwrap_or_else(|| panic!("no API on [::1]:{port}: {}", std::fs::read_to_string(&log).unwrap()));
+        assert_eq!(status.json()["storages"][0]["id"], "main");
+    } else {
+        let exited = common::wait_for(GUARD, || child.try_wait().unwrap()).expect("the recorder exits");
+        assert!(!exited.success());
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains(&format!("[::1]:{port}")), "the error does not name the address: {text}");
+    }
 }

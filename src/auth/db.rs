@@ -5,6 +5,11 @@
 //!   deleted or lose the role, so the box never ends up without an administrator.
 //! - D3. The audit log is bounded: rows older than the retention, and beyond `AUDIT_MAX_ROWS`,
 //!   are deleted (nothing unbounded on flash).
+//! - D4. Failed logins are counted per (name, source address) in `login_failure`, so a third
+//!   party's guesses lock out only that party, never the account from everywhere. The table is
+//!   bounded: idle rows go after `LOGIN_FAILURE_KEEP_US`, and at most `LOGIN_FAILURE_MAX_ROWS`
+//!   rows are kept. The `user.failed` and `user.locked_until_us` columns of older databases are
+//!   no longer used.
 
 use std::path::Path;
 
@@ -14,6 +19,11 @@ use super::perm::{Grant, Permission, Role, ADMINISTRATORS, OPERATORS};
 use crate::error::Error;
 
 pub const AUDIT_MAX_ROWS: i64 = 200_000;
+
+/// D4: a `login_failure` row neither locked nor tried for this long is deleted.
+const LOGIN_FAILURE_KEEP_US: i64 = 24 * 3600 * 1_000_000;
+/// D4: at most this many (name, source) rows; the least recently tried go first beyond it.
+const LOGIN_FAILURE_MAX_ROWS: i64 = 10_000;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS user (
@@ -49,7 +59,27 @@ CREATE TABLE IF NOT EXISTS audit (
   detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_time ON audit (time_us);
+-- D4: login attempts per name tried (which may name no user) and client address.
+CREATE TABLE IF NOT EXISTS login_failure (
+  user TEXT NOT NULL,                         -- the user name tried
+  source TEXT NOT NULL,                       -- the client's IP address (no port)
+  failed INTEGER NOT NULL DEFAULT 0,          -- attempts counted since the last success or lock
+  locked_until_us INTEGER NOT NULL DEFAULT 0, -- refused from this source until then (UTC µs)
+  last_attempt_us INTEGER NOT NULL,           -- the latest attempt (UTC µs), for pruning
+  PRIMARY KEY (user, source)
+);
+CREATE INDEX IF NOT EXISTS login_failure_last ON login_failure (last_attempt_us);
 ";
+
+/// What counting one login attempt found (D4, A3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    /// The name is locked from this source: the password must not be checked.
+    Locked,
+    /// Counted; the password may be checked. `locks` is true when this attempt reached the limit,
+    /// so the name is now locked from this source unless the password proves right.
+    Counted { locks: bool },
+}
 
 /// A user as stored, without the hash.
 #[derive(Clone, Debug)]
@@ -57,6 +87,7 @@ pub struct User {
     pub name: String,
     pub enabled: bool,
     pub must_change: bool,
+    /// The latest lock from any source address (D4), UTC µs; 0 when never locked.
     pub locked_until_us: i64,
     pub roles: Vec<String>,
 }
@@ -96,6 +127,7 @@ impl AuthDb {
         conn.execute_batch(SCHEMA).map_err(sq("schema"))?;
         let db = AuthDb { conn };
         db.ensure_builtin_roles()?;
+        db.drop_ungrantable()?;
         Ok(db)
     }
 
@@ -110,29 +142,38 @@ impl AuthDb {
         let created = self
             .conn
             .execute(
-                "INSERT OR IGNORE INTO role (name, description) VALUES (?1, 'Default: watch, play back, export and record by hand on every camera')",
+                "INSERT OR IGNORE INTO role (name, description) VALUES (?1, 'Default: play back, export, search and record by hand on every camera')",
                 [OPERATORS],
             )
             .map_err(sq("default role"))?;
         if created > 0 {
             use Permission::*;
-            for p in [
-                Read,
-                ViewLive,
-                Playback,
-                Export,
-                SmartSearch,
-                ManualRecording,
-                EvidenceLockView,
-                Status,
-                TriggerEvents,
-            ] {
+            for p in [Read, Playback, Export, SmartSearch, ManualRecording, Status, TriggerEvents] {
                 self.conn
                     .execute(
                         "INSERT INTO role_grant (role, permission, allow) VALUES (?1, ?2, 1)",
                         params![OPERATORS, p.as_str()],
                     )
                     .map_err(sq("default grants"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// P5 (issue 10 point 11): grants of permissions that no endpoint enforces, stored by an
+    /// older version, are deleted with a log line naming them; the database opens as usual.
+    fn drop_ungrantable(&self) -> Result<(), Error> {
+        for p in Permission::ALL.iter().filter(|p| !p.grantable()) {
+            let n = self
+                .conn
+                .execute("DELETE FROM role_grant WHERE permission = ?1", [p.as_str()])
+                .map_err(sq("drop ungrantable"))?;
+            if n > 0 {
+                tracing::warn!(
+                    permission = p.as_str(),
+                    grants = n,
+                    "dropped stored grants of a permission this version does not enforce (it cannot be granted)"
+                );
             }
         }
         Ok(())
@@ -235,44 +276,113 @@ impl AuthDb {
         if n == 0 {
             return Err(crate::err!(NotFound, "no user {name:?}"));
         }
+        // A new password also ends every lock of the account (D4).
+        self.conn.execute("DELETE FROM login_failure WHERE user = ?1", [name]).map_err(sq("unlock"))?;
         Ok(())
     }
 
-    /// (hash, enabled, locked_until_us) of a user.
-    pub fn credentials(&self, name: &str) -> Result<Option<(String, bool, i64)>, Error> {
+    /// (hash, enabled) of a user.
+    pub fn credentials(&self, name: &str) -> Result<Option<(String, bool)>, Error> {
         self.conn
-            .query_row("SELECT hash, enabled, locked_until_us FROM user WHERE name = ?1", [name], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
+            .query_row("SELECT hash, enabled FROM user WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
             .map_err(sq("credentials"))
     }
 
-    /// Counts a failed login; at `max_failures` the account locks until `lock_until_us` (AU-2).
-    /// Returns whether this failure locked it.
-    pub fn record_failure(&self, name: &str, max_failures: i64, lock_until_us: i64) -> Result<bool, Error> {
-        let failed: Option<i64> = self
-            .conn
-            .query_row("UPDATE user SET failed = failed + 1 WHERE name = ?1 RETURNING failed", [name], |r| r.get(0))
-            .optional()
-            .map_err(sq("record failure"))?;
-        if failed.is_some_and(|f| f >= max_failures) {
-            self.conn
-                .execute(
-                    "UPDATE user SET failed = 0, locked_until_us = ?2 WHERE name = ?1",
-                    params![name, lock_until_us],
-                )
-                .map_err(sq("lock"))?;
-            return Ok(true);
-        }
-        Ok(false)
+    /// Whether `name` is locked from `source` at `now_us` (D4). Read only, for the fast path of
+    /// remembered credentials.
+    pub fn is_locked(&self, name: &str, source: &str, now_us: i64) -> Result<bool, Error> {
+        self.conn
+            .prepare_cached("SELECT locked_until_us > ?3 FROM login_failure WHERE user = ?1 AND source = ?2")
+            .and_then(|mut st| st.query_row(params![name, source, now_us], |r| r.get(0)).optional())
+            .map(|v| v.unwrap_or(false))
+            .map_err(sq("is locked"))
     }
 
-    pub fn record_success(&self, name: &str) -> Result<(), Error> {
+    /// Counts one login attempt of `name` from `source` *before* its password is checked (A3), in
+    /// one transaction: concurrent attempts therefore cannot check more than `max_failures`
+    /// passwords between two locks. At `max_failures` the name locks from this source until
+    /// `lock_until_us`. Every attempt writes (a locked one its time), so every refusal costs the
+    /// same. Also prunes the table (D4).
+    pub fn count_attempt(
+        &mut self,
+        name: &str,
+        source: &str,
+        max_failures: i64,
+        lock_until_us: i64,
+        now_us: i64,
+    ) -> Result<Attempt, Error> {
+        let tx = self.conn.transaction().map_err(sq("begin"))?;
+        tx.execute(
+            "DELETE FROM login_failure WHERE last_attempt_us < ?1 AND locked_until_us < ?2",
+            params![now_us - LOGIN_FAILURE_KEEP_US, now_us],
+        )
+        .map_err(sq("prune login failures"))?;
+        tx.execute(
+            "DELETE FROM login_failure WHERE rowid IN (SELECT rowid FROM login_failure              ORDER BY last_attempt_us DESC LIMIT -1 OFFSET ?1)",
+            [LOGIN_FAILURE_MAX_ROWS - 1],
+        )
+        .map_err(sq("cap login failures"))?;
+        let locked: bool = tx
+            .query_row(
+                "SELECT locked_until_us > ?3 FROM login_failure WHERE user = ?1 AND source = ?2",
+                params![name, source, now_us],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sq("login failure"))?
+            .unwrap_or(false);
+        let attempt = if locked {
+            tx.execute(
+                "UPDATE login_failure SET last_attempt_us = ?3 WHERE user = ?1 AND source = ?2",
+                params![name, source, now_us],
+            )
+            .map_err(sq("login attempt"))?;
+            Attempt::Locked
+        } else {
+            let failed: i64 = tx
+                .query_row(
+                    "INSERT INTO login_failure (user, source, failed, last_attempt_us) VALUES (?1, ?2, 1, ?3)                      ON CONFLICT (user, source) DO UPDATE SET failed = failed + 1, last_attempt_us = ?3                      RETURNING failed",
+                    params![name, source, now_us],
+                    |r| r.get(0),
+                )
+                .map_err(sq("count login attempt"))?;
+            let locks = failed >= max_failures;
+            if locks {
+                tx.execute(
+                    "UPDATE login_failure SET failed = 0, locked_until_us = ?3 WHERE user = ?1 AND source = ?2",
+                    params![name, source, lock_until_us],
+                )
+                .map_err(sq("lock"))?;
+            }
+            Attempt::Counted { locks }
+        };
+        tx.commit().map_err(sq("commit login attempt"))?;
+        Ok(attempt)
+    }
+
+    /// A right password from `source`: forgets its counted attempts (and the lock the last one
+    /// may have set).
+    pub fn record_success(&self, name: &str, source: &str) -> Result<(), Error> {
         self.conn
-            .execute("UPDATE user SET failed = 0 WHERE name = ?1 AND failed != 0", [name])
+            .execute("DELETE FROM login_failure WHERE user = ?1 AND source = ?2", params![name, source])
             .map(|_| ())
             .map_err(sq("record success"))
+    }
+
+    /// Ends every lock and counted failure of `name`, from every source (`edgerec user unlock`).
+    /// Returns how many sources were locked at `now_us`.
+    pub fn unlock(&self, name: &str, now_us: i64) -> Result<usize, Error> {
+        let locked: i64 = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM login_failure WHERE user = ?1 AND locked_until_us > ?2",
+                params![name, now_us],
+                |r| r.get(0),
+            )
+            .map_err(sq("locks"))?;
+        self.conn.execute("DELETE FROM login_failure WHERE user = ?1", [name]).map_err(sq("unlock"))?;
+        Ok(usize::try_from(locked).unwrap_or(0))
     }
 
     /// One user, read on every authenticated request: a keyed query, not a scan of all users.
@@ -288,7 +398,9 @@ impl AuthDb {
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT u.name, u.enabled, u.must_change, u.locked_until_us, COALESCE(group_concat(r.role, char(10)), '') \
+                "SELECT u.name, u.enabled, u.must_change, \
+                 (SELECT COALESCE(MAX(f.locked_until_us), 0) FROM login_failure f WHERE f.user = u.name), \
+                 COALESCE(group_concat(r.role, char(10)), '') \
                  FROM user u LEFT JOIN user_role r ON r.user = u.name WHERE ?1 IS NULL OR u.name = ?1 \
                  GROUP BY u.name ORDER BY u.name",
             )
@@ -327,8 +439,12 @@ impl AuthDb {
             .map_err(sq("grants"))?;
         for row in rows {
             let (role, perm, camera, allow) = row.map_err(sq("grants"))?;
-            // A permission this build does not know (written by a newer one) grants nothing.
+            // A permission this build does not know (written by a newer one) or does not enforce
+            // (P5) grants nothing.
             let Ok(permission) = Permission::parse(&perm) else { continue };
+            if !permission.grantable() {
+                continue;
+            }
             if let Some(r) = roles.iter_mut().find(|r| r.name == role) {
                 r.grants.push(Grant { permission, camera: (!camera.is_empty()).then_some(camera), allow });
             }

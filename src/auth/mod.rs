@@ -4,8 +4,14 @@
 //!   loopback-only setup endpoint), nothing but `/healthz` and setup answers.
 //! - A2. Passwords meet the AU-2 policy and are stored as Argon2id hashes (D1); at most one
 //!   Argon2 computation runs at a time, which bounds memory under a login flood.
-//! - A3. `lockout_failures` wrong passwords in a row lock the account for `lockout`; a locked
-//!   account is refused without checking the password (AU-2). Unknown names cost the same work.
+//! - A3. `lockout_failures` wrong passwords in a row from one client address lock the account
+//!   for `lockout` from that address only (AU-2, D4), so a third party cannot lock an
+//!   administrator out from elsewhere; `edgerec user unlock NAME` ends every lock. Each attempt
+//!   is counted before its password is checked, one at a time, so no more than
+//!   `lockout_failures` passwords are checked between locks whatever the concurrency. A locked
+//!   account's password is never checked, but every refusal (unknown name, wrong password,
+//!   locked, disabled) does the same work: one counted attempt, one Argon2 verification (against
+//!   a dummy hash when there is nothing to check) and one audit entry.
 //! - A4. A session expires after `session_idle` without a request (AU-2); sessions live in
 //!   memory, so a restart logs everyone out.
 //! - A5. Verified Basic credentials are remembered for `session_idle` under a SHA-256 of name,
@@ -25,7 +31,7 @@ use sha2::{Digest, Sha256};
 
 use crate::clocks::{Clocks, SystemClocks};
 use crate::error::Error;
-use db::{AuditEntry, AuditLog, AuthDb};
+use db::{Attempt, AuditEntry, AuditLog, AuthDb};
 use perm::{Effective, ADMINISTRATORS};
 
 /// Sessions kept at once; the least recently used goes first beyond this.
@@ -122,6 +128,8 @@ pub struct Auth {
     verified: Mutex<HashMap<[u8; 32], Instant>>,
     /// A2: one Argon2 computation at a time.
     hashing: Mutex<()>,
+    /// A3: one login check at a time, from counting the attempt to recording its outcome.
+    login: Mutex<()>,
     /// A3: the hash verified for unknown names, so they cost what a known name costs.
     dummy_hash: String,
     last_prune: Mutex<Instant>,
@@ -144,6 +152,7 @@ impl Auth {
             sessions: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
             hashing: Mutex::new(()),
+            login: Mutex::new(()),
             dummy_hash,
             last_prune: Mutex::new(Instant::now()),
         })
@@ -192,58 +201,62 @@ impl Auth {
     }
 
     /// Verifies a name and password (A3): `Unauthenticated` on any failure, with the same message
-    /// for an unknown name, a wrong password and a locked or disabled account.
+    /// for an unknown name, a wrong password and a locked or disabled account. Every refusal does
+    /// the same work (one attempt counted, one Argon2 verification, one audit entry), so its time
+    /// tells nothing about the account. `peer` is the client (`IP:port`); lockout is per name and
+    /// client IP address (D4).
     pub fn check_password(&self, name: &str, password: &str, peer: &str) -> Result<(), Error> {
         let refused = || crate::err!(Unauthenticated, "wrong user name or password, or the account is locked");
+        let source = source_address(peer);
         let stored = self.db().credentials(name)?;
-        let Some((hash, enabled, locked_until_us)) = stored else {
-            let _ = self.verify(&self.dummy_hash, password);
-            self.audit(name, peer, "login", "", "failed", "unknown user");
-            return Err(refused());
-        };
         let now = now_us();
-        if locked_until_us > now {
-            self.audit(name, peer, "login", "", "locked", "account locked");
-            return Err(refused());
-        }
-        if !enabled {
-            self.audit(name, peer, "login", "", "denied", "account disabled");
-            return Err(refused());
-        }
-        let key: [u8; 32] = Sha256::new()
-            .chain_update(name.as_bytes())
-            .chain_update([0])
-            .chain_update(password.as_bytes())
-            .chain_update([0])
-            .chain_update(hash.as_bytes())
-            .finalize()
-            .into();
-        {
-            let mut v = self.verified.lock().expect("verified lock");
-            if let Some(at) = v.get(&key) {
-                if at.elapsed() < self.cfg.session_idle {
-                    return Ok(());
+        // Remembered credentials (A5) answer without Argon2 unless this source is locked out.
+        let key = stored.as_ref().map(|(hash, _)| verified_key(name, password, hash));
+        if let (Some(key), Some((_, true))) = (&key, &stored) {
+            if !self.db().is_locked(name, &source, now)? {
+                let mut v = self.verified.lock().expect("verified lock");
+                if let Some(at) = v.get(key) {
+                    if at.elapsed() < self.cfg.session_idle {
+                        return Ok(());
+                    }
+                    v.remove(key);
                 }
-                v.remove(&key);
             }
         }
-        if !self.verify(&hash, password) {
-            let locked = self.db().record_failure(
-                name,
-                i64::from(self.cfg.lockout_failures),
-                now + self.cfg.lockout.as_micros() as i64,
-            )?;
-            self.audit(
-                name,
-                peer,
-                "login",
-                "",
-                "failed",
-                if locked { "wrong password; account now locked" } else { "wrong password" },
-            );
+        // A3: the attempt is counted before its password is checked, one login at a time, so
+        // concurrent guesses cannot check more passwords than the limit allows.
+        let _one = self.login.lock().expect("login lock");
+        let attempt = self.db().count_attempt(
+            name,
+            &source,
+            i64::from(self.cfg.lockout_failures),
+            now + self.cfg.lockout.as_micros() as i64,
+            now,
+        )?;
+        let (hash, why) = match (&stored, attempt) {
+            (None, _) => (None, ("failed", "unknown user".to_owned())),
+            (Some(_), Attempt::Locked) => (None, ("locked", format!("account locked from {source}"))),
+            (Some((_, false)), _) => (None, ("denied", "account disabled".to_owned())),
+            (Some((hash, true)), Attempt::Counted { locks }) => {
+                let why = match locks {
+                    true => format!("wrong password; account now locked from {source}"),
+                    false => "wrong password".to_owned(),
+                };
+                (Some(hash.as_str()), ("failed", why))
+            }
+        };
+        let Some(hash) = hash else {
+            // The same Argon2 work as a real check, so a refusal's time is no account oracle.
+            let _ = self.verify(&self.dummy_hash, password);
+            self.audit(name, peer, "login", "", why.0, &why.1);
+            return Err(refused());
+        };
+        if !self.verify(hash, password) {
+            self.audit(name, peer, "login", "", why.0, &why.1);
             return Err(refused());
         }
-        self.db().record_success(name)?;
+        self.db().record_success(name, &source)?;
+        let key = key.expect("a stored user has a key");
         let mut v = self.verified.lock().expect("verified lock");
         if v.len() >= MAX_VERIFIED {
             let idle = self.cfg.session_idle;
@@ -341,6 +354,24 @@ impl Auth {
     }
 }
 
+/// The remembered-credentials key (A5): SHA-256 of name, password and stored hash.
+fn verified_key(name: &str, password: &str, hash: &str) -> [u8; 32] {
+    Sha256::new()
+        .chain_update(name.as_bytes())
+        .chain_update([0])
+        .chain_update(password.as_bytes())
+        .chain_update([0])
+        .chain_update(hash.as_bytes())
+        .finalize()
+        .into()
+}
+
+/// The address lockout counts by (D4): the IP of an `IP:port` peer, else the peer text as given
+/// ("unknown", "local command line").
+pub fn source_address(peer: &str) -> String {
+    peer.parse::<std::net::SocketAddr>().map(|a| a.ip().to_canonical().to_string()).unwrap_or_else(|_| peer.to_owned())
+}
+
 /// An Argon2id PHC string with a fresh salt (default parameters: 19 MiB, 2 passes).
 pub fn hash_password(password: &str) -> Result<String, Error> {
     let mut salt = [0u8; 16];
@@ -382,18 +413,31 @@ mod tests {
         let h = auth.new_hash("Secret-123").unwrap();
         auth.db().add_user("ann", &h, &[ADMINISTRATORS.into()], false, 0).unwrap();
         assert!(auth.db().admin_exists().unwrap());
-        let ok = || auth.authenticate(Credentials::Basic { name: "ann", password: "Secret-123" }, "127.0.0.1");
-        assert!(ok().unwrap().admin);
-        for _ in 0..3 {
-            assert!(auth.authenticate(Credentials::Basic { name: "ann", password: "wrong" }, "10.0.0.9").is_err());
+        let ok = |peer: &str| auth.authenticate(Credentials::Basic { name: "ann", password: "Secret-123" }, peer);
+        assert!(ok("127.0.0.1:4000").unwrap().admin);
+        for port in 0..3 {
+            let wrong = Credentials::Basic { name: "ann", password: "wrong" };
+            assert!(auth.authenticate(wrong, &format!("10.0.0.9:{port}")).is_err());
         }
+        // Issue 10 point 9 (AU-2, D4): the lock holds from the guessing address only, even for
+        // the right password (remembered or not)...
         assert_eq!(
-            ok().unwrap_err().kind(),
+            ok("10.0.0.9:5000").unwrap_err().kind(),
             crate::ErrorKind::Unauthenticated,
             "locked: even the right password fails"
         );
+        // ...while the account still works from elsewhere.
+        assert!(ok("127.0.0.1:4001").is_ok(), "a third party must not lock the account out from everywhere");
+        assert!(ok("10.0.0.10:1").is_ok());
         std::thread::sleep(Duration::from_millis(700));
-        assert!(ok().is_ok(), "the lock ends");
+        assert!(ok("10.0.0.9:5001").is_ok(), "the lock ends");
+        for port in 0..3 {
+            let wrong = Credentials::Basic { name: "ann", password: "wrong" };
+            assert!(auth.authenticate(wrong, &format!("10.0.0.9:{port}")).is_err());
+        }
+        assert!(ok("10.0.0.9:5002").is_err());
+        assert_eq!(auth.db().unlock("ann", now_us()).unwrap(), 1, "edgerec user unlock");
+        assert!(ok("10.0.0.9:5003").is_ok(), "unlocked");
         let token = auth.new_session("ann");
         assert_eq!(auth.authenticate(Credentials::Token(&token), "x").unwrap().user, "ann");
         auth.end_session(&token);
@@ -407,7 +451,7 @@ mod tests {
             .into_iter()
             .map(|e| e.outcome)
             .collect();
-        assert_eq!(outcomes.iter().filter(|o| *o == "failed").count(), 3, "{outcomes:?}");
+        assert_eq!(outcomes.iter().filter(|o| *o == "failed").count(), 6, "{outcomes:?}");
         assert!(outcomes.contains(&"locked".to_owned()), "{outcomes:?}");
     }
 }

@@ -5,6 +5,9 @@
 //!   a per-camera value exists only where the role has no overall value for it (PR-3).
 //! - P3. Recorder permissions are overall only.
 //! - P4. The built-in Administrators role allows everything and cannot be edited (PR-1).
+//! - P5. Roles hold only grantable permissions (`Permission::grantable`): those an endpoint
+//!   enforces. Stored grants of the others (from older versions) are dropped when the database
+//!   opens, with a log line.
 
 use crate::error::Error;
 
@@ -28,13 +31,14 @@ macro_rules! permissions {
             pub fn is_camera(self) -> bool {
                 match self { $(Permission::$variant => $camera,)* }
             }
+            /// Any permission of this build, grantable or not (reading stored grants).
             pub fn parse(s: &str) -> Result<Permission, Error> {
                 match s {
                     $($name => Ok(Permission::$variant),)*
                     other => Err(crate::err!(
                         InvalidArgument,
                         "unknown permission {other:?}; known: {}",
-                        Permission::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+                        Permission::grantable_names()
                     )),
                 }
             }
@@ -62,6 +66,42 @@ permissions! {
     ManageUsers = "manage_users", false;
     ReadLogs = "read_logs", false;
     TriggerEvents = "trigger_events", false;
+}
+
+impl Permission {
+    /// Whether a role may hold this permission (P5, issue 10 point 11): only permissions an
+    /// endpoint enforces. Live view, deleting recordings, retrieving remote recordings and
+    /// evidence locks have no endpoint yet; their variants stay so that those features can
+    /// enforce them when they arrive, but granting one now would mislead an administrator.
+    pub fn grantable(self) -> bool {
+        !matches!(
+            self,
+            Permission::ViewLive
+                | Permission::DeleteRecordings
+                | Permission::RetrieveRemote
+                | Permission::EvidenceLockCreate
+                | Permission::EvidenceLockView
+                | Permission::EvidenceLockExtend
+                | Permission::EvidenceLockDelete
+        )
+    }
+
+    /// A permission a role may be given (API input): unknown and not grantable ones are refused.
+    pub fn parse_grantable(s: &str) -> Result<Permission, Error> {
+        let p = Permission::parse(s)?;
+        if !p.grantable() {
+            return Err(crate::err!(
+                InvalidArgument,
+                "permission {s:?} cannot be granted yet: no endpoint of this version enforces it; grantable: {}",
+                Permission::grantable_names()
+            ));
+        }
+        Ok(p)
+    }
+
+    fn grantable_names() -> String {
+        Permission::ALL.iter().filter(|p| p.grantable()).map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+    }
 }
 
 /// One Allow/Deny of a role: `camera` is `None` for overall.
@@ -93,6 +133,9 @@ impl Role {
             ));
         }
         for (i, g) in self.grants.iter().enumerate() {
+            if !g.permission.grantable() {
+                return Err(Permission::parse_grantable(g.permission.as_str()).expect_err("not grantable"));
+            }
             if !g.permission.is_camera() && g.camera.is_some() {
                 return Err(crate::err!(
                     InvalidArgument,
@@ -287,5 +330,13 @@ mod tests {
         for p in Permission::ALL {
             assert_eq!(Permission::parse(p.as_str()).unwrap(), *p);
         }
+        // Issue 10 point 11 (P5): permissions no endpoint enforces cannot be granted.
+        for name in ["view_live", "delete_recordings", "retrieve_remote_recordings", "evidence_lock_view"] {
+            let e = Permission::parse_grantable(name).unwrap_err().to_string();
+            assert!(e.contains("cannot be granted yet") && !e.contains("view_live,"), "{e}");
+            let p = Permission::parse(name).unwrap();
+            assert!(role("r", vec![g(p, None, true)]).validate().is_err(), "{name}");
+        }
+        assert_eq!(Permission::parse_grantable("export").unwrap(), Permission::Export);
     }
 }

@@ -269,6 +269,36 @@ impl EventKind {
         Ok(EventKind::UserDefined(UserEventName::new(name)?))
     }
 
+    /// The built-in kinds an API caller may raise by code (issue 10 point 12): RU-13's external
+    /// requests and BK-1's bookmark request. Every other built-in kind is raised by the recorder
+    /// itself, from what it observed.
+    pub const RAISABLE_BY_API: &'static [EventKind] = &[
+        EventKind::RequestStartRecording,
+        EventKind::RequestStopRecording,
+        EventKind::RequestPlayAudioMessage,
+        EventKind::BookmarkReferenceRequested,
+    ];
+
+    /// The kind `POST /api/v1/events/{name}` raises (issue 10 point 12): a raisable built-in code
+    /// is that kind; any other built-in code (and `user_defined` itself) is refused with
+    /// `FailedPrecondition`, so no one can fake what the recorder observes; every other name is a
+    /// user-defined event (RU-14). Built-in codes are thereby reserved: no user-defined event can
+    /// be raised under one.
+    pub fn from_api_name(name: &str) -> Result<EventKind, Error> {
+        if let Some(kind) = EventKind::RAISABLE_BY_API.iter().find(|k| k.code() == name) {
+            return Ok(kind.clone());
+        }
+        if name == USER_DEFINED_CODE || EventKind::builtin_from_code(name).is_some() {
+            return Err(crate::err!(
+                FailedPrecondition,
+                "event {name:?} is a built-in event the recorder raises itself; the API may raise {} or a \
+                 user-defined event whose name is not a built-in code",
+                EventKind::RAISABLE_BY_API.iter().map(EventKind::code).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        EventKind::user_defined(name)
+    }
+
     /// Parses a code and, for `user_defined` only, its name: the inverse of `code()` and
     /// `user_event_name()`.
     pub fn from_code(code: &str, name: Option<&str>) -> Result<EventKind, Error> {
@@ -367,6 +397,23 @@ mod tests {
         let long = "x".repeat(UserEventName::MAX_BYTES + 1);
         assert!(EventKind::user_defined(long).is_err());
         assert!(EventKind::user_defined("x".repeat(UserEventName::MAX_BYTES)).is_ok());
+    }
+
+    /// Issue 10 point 12: built-in codes are reserved; only RU-13's requests and the bookmark
+    /// request can be raised by code, every other name is a user-defined event.
+    #[test]
+    fn api_names_raise_requests_and_user_events_but_never_observed_events() {
+        for kind in EventKind::RAISABLE_BY_API {
+            assert_eq!(&EventKind::from_api_name(kind.code()).unwrap(), kind);
+        }
+        assert_eq!(EventKind::from_api_name("request_play_audio_message").unwrap(), EventKind::RequestPlayAudioMessage);
+        for observed in ["motion_started", "storage_unavailable", "recording_started", "user_defined"] {
+            let e = EventKind::from_api_name(observed).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::FailedPrecondition, "{observed}");
+            assert!(e.to_string().contains("request_play_audio_message"), "{e}");
+        }
+        assert_eq!(EventKind::from_api_name("doorbell").unwrap(), EventKind::user_defined("doorbell").unwrap());
+        assert_eq!(EventKind::from_api_name(" padded").unwrap_err().kind(), ErrorKind::InvalidArgument);
     }
 
     #[test]

@@ -14,6 +14,9 @@ use crate::recorder::Applied;
 
 /// Largest config document accepted: far above a few hundred cameras, far below memory trouble.
 const MAX_CONFIG_BYTES: usize = 1 << 20;
+// The front must let a body over this cap through, so that this endpoint sees it and answers 413
+// (a chunked body cut by the front would otherwise end early and answer 400).
+const _: () = assert!((MAX_CONFIG_BYTES as u64) < super::framing::MAX_BODY_BYTES);
 
 /// The revision a change was made against: `If-Match: "N"` (or `N`), else `?revision=N`.
 fn expected_revision(req: &Request, params: &[(String, String)]) -> Result<Option<u64>, Error> {
@@ -197,6 +200,23 @@ pub(super) fn route(
                 return respond(req, Err(crate::err!(NotFound, "no camera {id:?} in the config")));
             }
             let action = format!("config.{}.{}", section.key(), method.as_str().to_ascii_lowercase());
+            // Issue 10 point 8 (PR-11): a storage holds the recordings of every camera on it, and a
+            // storage table can make itself the default (moving every camera without its own
+            // `storage`), so changing or deleting one needs read on every camera, like replacing
+            // the whole document. Reading one stays with `read_config`.
+            if section == Section::Storage && matches!(method, Method::Put | Method::Delete) {
+                let hidden = hidden_cameras(ctx, eff);
+                if !hidden.is_empty() {
+                    let e = crate::err!(
+                        PermissionDenied,
+                        "{} may not change storage {id:?} without read on every camera of the recorder",
+                        eff.user
+                    );
+                    let r: Result<Changed<Applied>, Error> = Err(e);
+                    audit(&action, &id, &r);
+                    return finish_changed(req, r);
+                }
+            }
             match method {
                 Method::Get | Method::Head => {
                     let r = eff.check(Permission::ReadConfig).and_then(|_| {

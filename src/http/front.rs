@@ -1,7 +1,8 @@
 //! The HTTP front: every client connection, plain or TLS, ends here and only checked requests go on
 //! to tiny-http, which listens on an internal loopback port.
-//! Invariant: connections are capped, handshakes, heads and silence are timed, every request head
-//! passes `framing`'s limits before tiny-http sees it, and `PeerMap` names the real client.
+//! Invariant: connections are capped (in total and per client address), handshakes, heads and
+//! silence are timed (heads more tightly under pressure), every request head passes `framing`'s
+//! limits before tiny-http sees it, and `PeerMap` names the real client.
 //!
 //! Data flow: client ─(TLS)─> `Front` (thread `http-front`, current-thread tokio runtime) ─TCP─>
 //! tiny-http on 127.0.0.1. tiny-http sees the front's side of that internal connection as the
@@ -9,7 +10,7 @@
 //! and the loopback-only setup page.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,6 +36,18 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(super::MAX_EVENT_WAIT.as_
 /// the end of the TLS handshake) to its last. A real client sends a head in one packet; a
 /// slowloris client dribbling bytes is answered 408 and closed after this.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The head timeout while the front is under pressure (more than `PRESSURE_PERCENT` of the
+/// connection cap in use): silent and slow clients then give their slots back within this, so a
+/// flood cannot hold the interface for a full `HEAD_TIMEOUT` (issue 10 point 9).
+pub const PRESSURE_HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Share of the connection cap in use (percent) above which `PRESSURE_HEAD_TIMEOUT` applies.
+const PRESSURE_PERCENT: usize = 75;
+
+/// How often a client waiting on a head re-checks its deadline, which shrinks when pressure rises
+/// after the wait began.
+const HEAD_DEADLINE_RECHECK: Duration = Duration::from_millis(250);
 
 /// From accept to a finished TLS handshake: bounds clients that connect and never say hello.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -120,6 +133,10 @@ pub struct FrontConfig {
     pub peers: PeerMap,
     /// Open connections, plain and TLS together (one budget: they share tiny-http's workers).
     pub max_connections: usize,
+    /// Open connections from one client IP address (loopback included), so that one address
+    /// cannot take the interface from everyone else (issue 10 point 9). `new` sets a quarter of
+    /// `max_connections`, at least 2 (or the cap itself when that is smaller).
+    pub max_per_address: usize,
     pub handshake_timeout: Duration,
     pub head_timeout: Duration,
     pub idle_timeout: Duration,
@@ -134,6 +151,7 @@ impl FrontConfig {
             upstream,
             peers,
             max_connections,
+            max_per_address: (max_connections / 4).max(2).min(max_connections),
             handshake_timeout: HANDSHAKE_TIMEOUT,
             head_timeout: HEAD_TIMEOUT,
             idle_timeout: IDLE_TIMEOUT,
@@ -162,6 +180,9 @@ impl Front {
         let max = config.max_connections;
         if max == 0 || max > Semaphore::MAX_PERMITS {
             return Err(crate::err!(InvalidArgument, "HTTP connection cap {max} is out of range"));
+        }
+        if config.max_per_address == 0 {
+            return Err(crate::err!(InvalidArgument, "HTTP per-address connection cap 0 is out of range"));
         }
         let upstream = match config.upstream.ip() {
             ip if !ip.is_unspecified() => config.upstream,
@@ -197,6 +218,8 @@ impl Front {
             slots: Arc::new(Semaphore::new(max)),
             refusals: Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT)),
             max_connections: max,
+            max_per_address: config.max_per_address,
+            per_address: Mutex::new(HashMap::new()),
             handshake_timeout: config.handshake_timeout,
             head_timeout: config.head_timeout,
             idle_timeout: config.idle_timeout,
@@ -226,7 +249,14 @@ impl Front {
                 tracing::debug!("HTTP front stopped");
             })
             .map_err(|e| Error::io("cannot spawn the HTTP front thread", e))?;
-        tracing::info!(plain = ?plain_addr, tls = ?tls_addr, %upstream, max_connections = max, "HTTP front listening");
+        tracing::info!(
+            plain = ?plain_addr,
+            tls = ?tls_addr,
+            %upstream,
+            max_connections = max,
+            max_per_address = config.max_per_address,
+            "HTTP front listening"
+        );
         Ok(Front { plain_addr, tls_addr, heartbeat, stop, thread })
     }
 
@@ -248,13 +278,58 @@ struct Shared {
     slots: Arc<Semaphore>,
     /// One permit per refused plain connection being answered 503 (`MAX_REFUSALS_IN_FLIGHT`).
     refusals: Arc<Semaphore>,
-    /// The cap, for log lines.
+    /// The cap, for log lines and the pressure test.
     max_connections: usize,
+    /// The cap per client IP address (`FrontConfig::max_per_address`).
+    max_per_address: usize,
+    /// Open connections per client IP address; an address leaves the map with its last one.
+    per_address: Mutex<HashMap<IpAddr, usize>>,
     handshake_timeout: Duration,
     head_timeout: Duration,
     idle_timeout: Duration,
     /// When the cap was last warned about (both listeners share the warning).
     last_cap_warning: Mutex<Option<Instant>>,
+}
+
+/// Which cap turned a client away.
+#[derive(Clone, Copy)]
+enum Cap {
+    Total,
+    PerAddress,
+}
+
+/// One connection counted against its client address's cap while it lives.
+struct PerAddress {
+    /// Where the count lives.
+    shared: Arc<Shared>,
+    /// The client's address (IPv4-mapped IPv6 folded to IPv4, so one host counts once).
+    ip: IpAddr,
+}
+
+impl PerAddress {
+    /// Counts a connection from `ip`, or `None` when the address is at its cap.
+    fn take(shared: &Arc<Shared>, ip: IpAddr) -> Option<PerAddress> {
+        let ip = ip.to_canonical();
+        let mut map = shared.per_address.lock().expect("per-address lock");
+        let n = map.entry(ip).or_insert(0);
+        if *n >= shared.max_per_address {
+            return None;
+        }
+        *n += 1;
+        Some(PerAddress { shared: shared.clone(), ip })
+    }
+}
+
+impl Drop for PerAddress {
+    fn drop(&mut self) {
+        let mut map = self.shared.per_address.lock().expect("per-address lock");
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// One counted connection: `edgerec_http_connections_active` while it lives.
@@ -284,8 +359,12 @@ impl Shared {
                     continue;
                 }
             };
+            let Some(from_address) = PerAddress::take(&self, client.ip()) else {
+                self.refuse(tcp, client, transport, Cap::PerAddress);
+                continue;
+            };
             let Ok(slot) = self.slots.clone().try_acquire_owned() else {
-                self.refuse_at_cap(tcp, client, transport);
+                self.refuse(tcp, client, transport, Cap::Total);
                 continue;
             };
             let shared = self.clone();
@@ -295,22 +374,27 @@ impl Shared {
                 drop(active);
                 // Freed only now: the task ends in this same poll, so the accept loop, on this
                 // thread, cannot see a closed connection's slot still taken.
+                drop(from_address);
                 drop(slot);
             });
         }
     }
 
-    /// Over the cap: a plain client gets `503` and the connection closes; a TLS client is closed at
+    /// Over a cap: a plain client gets `503` and the connection closes; a TLS client is closed at
     /// once, since answering it would cost a handshake, the work a flood at the cap must not get.
-    fn refuse_at_cap(&self, tcp: TcpStream, client: SocketAddr, transport: Transport) {
+    fn refuse(&self, tcp: TcpStream, client: SocketAddr, transport: Transport, cap: Cap) {
         CONNECTIONS.refused.fetch_add(1, Ordering::Relaxed);
+        let (limit, what) = match cap {
+            Cap::Total => (self.max_connections, "connection limit"),
+            Cap::PerAddress => (self.max_per_address, "connection limit per client address"),
+        };
         {
             let mut last = self.last_cap_warning.lock().expect("cap warning lock");
             if last.is_none_or(|t| t.elapsed() >= CAP_WARNING_PERIOD) {
-                tracing::warn!(%client, "HTTP connection cap ({}) reached; turning clients away", self.max_connections);
+                tracing::warn!(%client, "HTTP {what} ({limit}) reached; turning clients away");
                 *last = Some(Instant::now());
             } else {
-                tracing::debug!(%client, "HTTP connection cap reached; refusing");
+                tracing::debug!(%client, "HTTP {what} reached; refusing");
             }
         }
         if transport == Transport::Tls {
@@ -320,7 +404,7 @@ impl Shared {
         let refusal = Refusal {
             status: 503,
             code: "resource_exhausted",
-            message: format!("connection limit ({}) reached; try again later", self.max_connections),
+            message: format!("{what} ({limit}) reached; try again later"),
         };
         tokio::spawn(async move {
             let mut tcp = tcp;
@@ -328,6 +412,37 @@ impl Shared {
             answer_and_close(&mut r, &mut w, &refusal).await;
             drop(permit);
         });
+    }
+
+    /// Whether more than `PRESSURE_PERCENT` of the connection cap is in use.
+    fn under_pressure(&self) -> bool {
+        let in_use = self.max_connections.saturating_sub(self.slots.available_permits());
+        in_use * 100 > self.max_connections * PRESSURE_PERCENT
+    }
+
+    /// Reads bytes of a head begun at `since` that must be complete within `limit` of it,
+    /// re-checking every `HEAD_DEADLINE_RECHECK` whether the front is under pressure: from the
+    /// first check that finds it so, `limit` becomes at most `PRESSURE_HEAD_TIMEOUT`. The caller
+    /// keeps `limit` for the whole head, so the shorter limit sticks: a flood's clients cannot win
+    /// back the long one by freeing a few slots.
+    async fn read_head<R: AsyncRead + Unpin>(
+        &self,
+        r: &mut R,
+        buf: &mut [u8],
+        since: Instant,
+        limit: &mut Duration,
+    ) -> Got {
+        loop {
+            if self.under_pressure() {
+                *limit = (*limit).min(PRESSURE_HEAD_TIMEOUT);
+            }
+            let deadline = since + *limit;
+            let step = deadline.min(Instant::now() + HEAD_DEADLINE_RECHECK);
+            match read_by(r, buf, Some(step)).await {
+                Got::TimedOut if Instant::now() < deadline => continue,
+                got => return got,
+            }
+        }
     }
 
     async fn connection(&self, tcp: TcpStream, client: SocketAddr, transport: Transport) {
@@ -361,15 +476,15 @@ impl Shared {
         let head_timeout = self.head_timeout.min(self.idle_timeout);
 
         // The first head is complete and checked before tiny-http is involved at all.
-        let first_deadline = opened + head_timeout;
+        let mut first_limit = head_timeout;
         while forward.is_empty() {
-            let refusal = match read_by(&mut from_client, &mut buf, Some(first_deadline)).await {
+            let refusal = match self.read_head(&mut from_client, &mut buf, opened, &mut first_limit).await {
                 Got::Bytes(n) => match framing.push(&buf[..n], &mut forward) {
                     Ok(()) => continue,
                     Err(r) => r,
                 },
                 Got::End => return,
-                Got::TimedOut => head_timed_out(head_timeout),
+                Got::TimedOut => head_timed_out(first_limit),
             };
             tracing::debug!(client = %client.addr, status = refusal.status, "{}", refusal.message);
             return answer_and_close(&mut from_client, &mut to_client, &refusal).await;
@@ -392,17 +507,21 @@ impl Shared {
         let refusal = {
             let (mut up_r, mut up_w) = internal.stream.split();
             let upward = async {
-                let mut head_since: Option<Instant> = None;
+                // When the current head began, and the limit it must meet (see `read_head`).
+                let mut head: Option<(Instant, Duration)> = None;
                 loop {
                     if !forward.is_empty() && up_w.write_all(&forward).await.is_err() {
                         return None;
                     }
                     forward.clear();
-                    let got = read_by(&mut from_client, &mut buf, head_since.map(|t| t + head_timeout)).await;
+                    let got = match &mut head {
+                        Some((since, limit)) => self.read_head(&mut from_client, &mut buf, *since, limit).await,
+                        None => read_by(&mut from_client, &mut buf, None).await,
+                    };
                     let pushed = match got {
                         Got::Bytes(n) => framing.push(&buf[..n], &mut forward),
                         Got::End => Ok(()),
-                        Got::TimedOut => Err(head_timed_out(head_timeout)),
+                        Got::TimedOut => Err(head_timed_out(head.map_or(head_timeout, |(_, limit)| limit))),
                     };
                     match (pushed, got) {
                         (Ok(()), Got::Bytes(_)) => {}
@@ -420,8 +539,8 @@ impl Shared {
                             return Some(refusal);
                         }
                     }
-                    head_since = match framing.head_started() {
-                        true => head_since.or_else(|| Some(Instant::now())),
+                    head = match framing.head_started() {
+                        true => head.or_else(|| Some((Instant::now(), head_timeout))),
                         false => None,
                     };
                 }

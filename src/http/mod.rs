@@ -31,6 +31,9 @@ mod users;
 const WORKERS: usize = 4;
 /// Concurrent export downloads; more get 503 so they cannot starve the API.
 const MAX_DOWNLOADS: usize = 8;
+/// Concurrent waiting event long polls; more get 503. A cap of their own (issue 10 point 9): a
+/// status-only user holding every long poll must not make exports answer 503.
+const MAX_LONG_POLLS: usize = 8;
 
 /// The one mapping from error kind to HTTP status (STYLE rule 4).
 pub fn status_for(kind: ErrorKind) -> u16 {
@@ -98,6 +101,7 @@ impl HttpServer {
             rec: recorder,
             auth,
             downloads: Arc::new(AtomicUsize::new(0)),
+            long_polls: Arc::new(AtomicUsize::new(0)),
             peers,
             https: std::sync::OnceLock::new(),
             config,
@@ -266,7 +270,10 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 struct Ctx {
     rec: Arc<Recorder>,
     auth: Arc<Auth>,
+    /// Export downloads running (`MAX_DOWNLOADS`).
     downloads: Arc<AtomicUsize>,
+    /// Event long polls waiting (`MAX_LONG_POLLS`), counted apart from downloads.
+    long_polls: Arc<AtomicUsize>,
     /// The real client of each connection the front forwards.
     peers: front::PeerMap,
     https: std::sync::OnceLock<HttpsInfo>,
@@ -443,7 +450,7 @@ fn handle(req: Request, ctx: &Ctx) {
         }
         (true, ["api", "v1", "events"]) => {
             return match eff.check(Permission::Status) {
-                Ok(()) => events_get(req, rec, &eff, &params, &ctx.downloads),
+                Ok(()) => events_get(req, rec, &eff, &params, &ctx.long_polls),
                 Err(e) => respond(req, Err(e)),
             };
         }
@@ -922,13 +929,13 @@ fn event_json(e: &LoggedEvent) -> Value {
 
 /// `GET /api/v1/events?after=CURSOR&wait=SECONDS&limit=N` (IC-8): every stored event after the
 /// cursor, oldest first; with `wait`, a long poll. Waiting requests run on their own threads
-/// (sharing the download cap) so they never hold an API worker.
+/// (at most `MAX_LONG_POLLS`, a cap apart from downloads) so they never hold an API worker.
 fn events_get(
     req: Request,
     rec: &Arc<Recorder>,
     eff: &Effective,
     params: &[(String, String)],
-    downloads: &Arc<AtomicUsize>,
+    long_polls: &Arc<AtomicUsize>,
 ) {
     let num = |k: &str| -> Result<Option<u64>, Error> {
         params
@@ -964,7 +971,7 @@ fn events_get(
             "log_id": bounds.log_id,
             // PR-11: events of cameras the caller may not read are left out (the cursor still
             // moves past them).
-            "events": list.iter().filter(|e| e.event().camera().is_none_or(|c| eff.can_see(c))).map(event_json).collect::<Vec<_>>(),
+            "events": list.iter().filter_map(|e| event_for(&eff, e)).collect::<Vec<_>>(),
             "next_after": next,
             "truncated": bounds.truncated(after),
         }))
@@ -976,18 +983,18 @@ fn events_get(
         });
         return;
     }
-    if downloads.fetch_add(1, Ordering::AcqRel) >= MAX_DOWNLOADS {
-        downloads.fetch_sub(1, Ordering::AcqRel);
+    if long_polls.fetch_add(1, Ordering::AcqRel) >= MAX_LONG_POLLS {
+        long_polls.fetch_sub(1, Ordering::AcqRel);
         let _ = req.respond(error_response(&crate::err!(ResourceExhausted, "too many waiting requests; retry later")));
         return;
     }
-    let downloads = downloads.clone();
+    let long_polls = long_polls.clone();
     let spawned = std::thread::Builder::new().name("long-poll".to_owned()).spawn(move || {
         let _ = req.respond(match answer() {
             Ok(v) => json_response(200, &v),
             Err(e) => error_response(&e),
         });
-        downloads.fetch_sub(1, Ordering::AcqRel);
+        long_polls.fetch_sub(1, Ordering::AcqRel);
     });
     if let Err(e) = spawned {
         tracing::error!("cannot spawn long-poll thread: {e}");
@@ -995,28 +1002,59 @@ fn events_get(
 }
 
 /// `POST /api/v1/events/{name}[?cameras=a,b]`: raises a user-defined event (RU-14), or one of the
-/// external requests `request_start_recording`, `request_stop_recording`,
-/// `bookmark_reference_requested` (RU-13, BK-1). `cameras` names the target cameras.
+/// built-in requests an API caller may raise (`EventKind::raisable_by_api`: RU-13's three external
+/// requests and BK-1's `bookmark_reference_requested`). Other built-in codes are refused (409):
+/// the recorder raises those itself. `cameras` names the target cameras.
+///
+/// Issue 10 point 8 (PR-11): an event acts only on cameras the caller may read. A hidden camera
+/// in `cameras` answers like a missing one; without `cameras` the event names the caller's
+/// visible cameras, unless the caller sees every camera (then it names none, so rules act on all
+/// of theirs, cameras added later included).
 fn trigger_event(rec: &Recorder, eff: &Effective, name: &str, params: &[(String, String)]) -> Result<Value, Error> {
-    let kind = match name {
-        "request_start_recording" => EventKind::RequestStartRecording,
-        "request_stop_recording" => EventKind::RequestStopRecording,
-        "bookmark_reference_requested" => EventKind::BookmarkReferenceRequested,
-        other => EventKind::user_defined(other)?,
-    };
+    let kind = EventKind::from_api_name(name)?;
     let now = crate::clocks::SystemClocks.realtime_us_now();
     let mut e = Event::new(kind, now);
-    if let Some((_, list)) = params.iter().find(|(k, _)| k == "cameras") {
-        let cams: Vec<&str> = list.split(',').map(str::trim).filter(|c| !c.is_empty()).collect();
-        for c in &cams {
-            if rec.camera(c).is_none() || !eff.can_see(c) {
-                return Err(crate::err!(NotFound, "no camera {c:?}"));
+    let cams: Option<Vec<String>> = match params.iter().find(|(k, _)| k == "cameras") {
+        Some((_, list)) => {
+            let cams: Vec<String> =
+                list.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect();
+            for c in &cams {
+                if rec.camera(c).is_none() || !eff.can_see(c) {
+                    return Err(crate::err!(NotFound, "no camera {c:?}"));
+                }
             }
+            Some(cams)
         }
+        None => {
+            let all = rec.config().cameras.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+            let visible: Vec<String> = all.iter().filter(|c| eff.can_see(c)).cloned().collect();
+            (visible.len() < all.len()).then_some(visible)
+        }
+    };
+    if let Some(cams) = &cams {
         e = e.with_data(json!({ "cameras": cams }))?;
     }
     let cursor = rec.events.append(e, Duration::from_secs(5))?;
-    Ok(json!({ "cursor": cursor, "time": format_rfc3339(now) }))
+    Ok(json!({ "cursor": cursor, "time": format_rfc3339(now), "cameras": cams }))
+}
+
+/// PR-11 for the event stream (issue 10 point 8): an event about a camera the caller may not
+/// read is left out; an event naming cameras in its data shows only the visible ones, and is left
+/// out when it named only hidden ones.
+fn event_for(eff: &Effective, e: &LoggedEvent) -> Option<Value> {
+    let ev = e.event();
+    if ev.camera().is_some_and(|c| !eff.can_see(c)) {
+        return None;
+    }
+    let mut v = event_json(e);
+    if let Some(Value::Array(named)) = v.get_mut("data").and_then(|d| d.get_mut("cameras")) {
+        let before = named.len();
+        named.retain(|c| c.as_str().is_some_and(|c| eff.can_see(c)));
+        if before > 0 && named.is_empty() {
+            return None;
+        }
+    }
+    Some(v)
 }
 
 /// REC-11: contiguous recording sequences of a camera's video in [from, to).

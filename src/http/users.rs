@@ -45,7 +45,7 @@ fn role_from_json(name: &str, body: &Value) -> Result<Role, Error> {
         Some(Value::Array(a)) => a
             .iter()
             .map(|g| {
-                let permission = Permission::parse(text(g, "permission")?)?;
+                let permission = Permission::parse_grantable(text(g, "permission")?)?;
                 let camera = match g.get("camera") {
                     None | Some(Value::Null) => None,
                     Some(Value::String(c)) => Some(c.clone()),

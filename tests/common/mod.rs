@@ -7,7 +7,8 @@
 //! (`bash .ci/install-test-peers.sh`), because a test that cannot run its peer
 //! has failed, not passed.
 //!
-//! This file depends on std, `serde_json` and `tempfile` only. The `recorder`
+//! This file depends on std, `serde_json`, `tempfile`, `base64` and `nix` (binding a client to a
+//! chosen loopback address) only. The `recorder`
 //! submodule (running the real `edgerec` binary) belongs with the recorder.
 
 #![allow(dead_code)]
@@ -17,7 +18,7 @@ pub mod recorder;
 use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -520,6 +521,18 @@ pub fn http_get_range(url: &str, range: &str) -> io::Result<HttpResponse> {
 /// Plain `http://` only, with optional `user:password@` (sent as HTTP Basic); the body is read by `Content-Length`,
 /// chunked encoding, or to end of stream.
 pub fn http_request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> io::Result<HttpResponse> {
+    http_request_from(None, method, url, headers, body)
+}
+
+/// Like [`http_request`], from the local address `source` when given (any of 127.0.0.0/8 is
+/// loopback on Linux, so tests can be several clients), e.g. for per-address limits and lockout.
+pub fn http_request_from(
+    source: Option<IpAddr>,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<HttpResponse> {
     let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidInput, msg);
     let rest = url.strip_prefix("http://").ok_or_else(|| invalid(format!("{url}: only http:// URLs are supported")))?;
     let (authority, path) = match rest.find('/') {
@@ -536,7 +549,10 @@ pub fn http_request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u
     };
     let addr =
         host_port.to_socket_addrs()?.next().ok_or_else(|| invalid(format!("{url}: no address for {host_port}")))?;
-    let mut stream = TcpStream::connect_timeout(&addr, HTTP_IO_TIMEOUT)?;
+    let mut stream = match source {
+        None => TcpStream::connect_timeout(&addr, HTTP_IO_TIMEOUT)?,
+        Some(ip) => connect_from(ip, addr)?,
+    };
     stream.set_read_timeout(Some(HTTP_IO_TIMEOUT))?;
     stream.set_write_timeout(Some(HTTP_IO_TIMEOUT))?;
 
@@ -592,6 +608,18 @@ pub fn http_request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u
         reader.read_to_end(&mut response.body)?;
     }
     Ok(response)
+}
+
+/// A TCP connection to `to` from the local address `from` (port chosen by the kernel). std's
+/// `TcpStream` cannot bind before connecting, hence the socket calls.
+pub fn connect_from(from: IpAddr, to: SocketAddr) -> io::Result<TcpStream> {
+    use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrStorage};
+    use std::os::fd::AsRawFd;
+    let family = if to.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    bind(fd.as_raw_fd(), &SockaddrStorage::from(SocketAddr::new(from, 0)))?;
+    connect(fd.as_raw_fd(), &SockaddrStorage::from(to))?;
+    Ok(TcpStream::from(fd))
 }
 
 fn bad_data(msg: String) -> io::Error {
