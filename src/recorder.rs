@@ -544,6 +544,11 @@ impl HealthWatcher {
                 if !Arc::ptr_eq(&entry.0, &c) {
                     *entry = (c.clone(), d, entry.2);
                 }
+                // REC-7: a manual recording that ran out by itself ends with Manual Recording
+                // Stopped like one stopped by a request (whose handler raises it).
+                if let Some(at) = c.control.take_manual_timeout(now) {
+                    self.events.emit(Event::new(EventKind::ManualRecordingStopped, at).with_camera(&*c.id));
+                }
                 let (_, seen, since) = entry;
                 if d > *seen {
                     if since.is_none() {

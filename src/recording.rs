@@ -25,13 +25,42 @@ struct Reason {
     preroll_us: i64,
     /// When the reason ends (post-roll included); None = until stopped.
     until_us: Option<i64>,
+    /// True once `stop` ended it; false while it runs out by itself (a manual recording's
+    /// `max_seconds`, REC-7), which `take_manual_timeout` reports.
+    stopped: bool,
+}
+
+/// The reasons and what ran out by itself since the last look.
+#[derive(Default)]
+struct Reasons {
+    by_key: HashMap<String, Reason>,
+    /// The end (µs) of a `manual` reason that ran out without a stop request, until
+    /// `take_manual_timeout` takes it.
+    manual_timed_out_at: Option<i64>,
+}
+
+impl Reasons {
+    /// Removes the reasons that ended by `now_us`, noting a manual recording that ran out.
+    fn prune(&mut self, now_us: i64) {
+        let mut timed_out = None;
+        self.by_key.retain(|key, e| {
+            let keep = e.until_us.is_none_or(|u| u > now_us);
+            if !keep && key == "manual" && !e.stopped {
+                timed_out = e.until_us;
+            }
+            keep
+        });
+        if timed_out.is_some() {
+            self.manual_timed_out_at = timed_out;
+        }
+    }
 }
 
 /// The recording state of one camera, shared by ingest (reads per frame) and whoever starts and
 /// stops recording (rules engine, HTTP manual recording).
 #[derive(Default)]
 pub struct RecordingControl {
-    reasons: Mutex<HashMap<String, Reason>>,
+    reasons: Mutex<Reasons>,
 }
 
 /// What ingest must do with a frame.
@@ -52,8 +81,9 @@ impl RecordingControl {
     /// keeps the larger pre-roll and the later end (None, "until stopped", is the latest).
     pub fn start(&self, key: &str, preroll_us: i64, until_us: Option<i64>) {
         let mut r = self.reasons.lock().expect("reasons lock");
-        match r.get_mut(key) {
+        match r.by_key.get_mut(key) {
             Some(e) => {
+                e.stopped = false;
                 e.preroll_us = e.preroll_us.max(preroll_us);
                 e.until_us = match (e.until_us, until_us) {
                     (Some(a), Some(b)) => Some(a.max(b)),
@@ -61,7 +91,7 @@ impl RecordingControl {
                 };
             }
             None => {
-                r.insert(key.to_owned(), Reason { preroll_us, until_us });
+                r.by_key.insert(key.to_owned(), Reason { preroll_us, until_us, stopped: false });
             }
         }
     }
@@ -69,10 +99,11 @@ impl RecordingControl {
     /// Ends a reason after `postroll_us` from `now_us`. Returns whether it existed.
     pub fn stop(&self, key: &str, now_us: i64, postroll_us: i64) -> bool {
         let mut r = self.reasons.lock().expect("reasons lock");
-        match r.get_mut(key) {
+        match r.by_key.get_mut(key) {
             Some(e) => {
                 let end = now_us + postroll_us;
                 e.until_us = Some(e.until_us.map_or(end, |u| u.min(end).max(now_us)));
+                e.stopped = true;
                 true
             }
             None => false,
@@ -84,23 +115,23 @@ impl RecordingControl {
     /// ones that still apply on the new stats (`Engine::reconfigure`), so a rule that no longer
     /// covers the camera cannot leave a reason nobody stops.
     pub fn carry_over_from(&self, old: &RecordingControl) {
-        let manual = old.reasons.lock().expect("reasons lock").get("manual").cloned();
+        let manual = old.reasons.lock().expect("reasons lock").by_key.get("manual").cloned();
         if let Some(v) = manual {
-            self.reasons.lock().expect("reasons lock").entry("manual".to_owned()).or_insert(v);
+            self.reasons.lock().expect("reasons lock").by_key.entry("manual".to_owned()).or_insert(v);
         }
     }
 
     /// Whether `key` is active at `now_us`.
     pub fn is_active(&self, key: &str, now_us: i64) -> bool {
         let r = self.reasons.lock().expect("reasons lock");
-        r.get(key).is_some_and(|e| e.until_us.is_none_or(|u| u > now_us))
+        r.by_key.get(key).is_some_and(|e| e.until_us.is_none_or(|u| u > now_us))
     }
 
     /// Active reason keys at `now_us`, for status.
     pub fn active(&self, now_us: i64) -> Vec<String> {
         let r = self.reasons.lock().expect("reasons lock");
         let mut v: Vec<String> =
-            r.iter().filter(|(_, e)| e.until_us.is_none_or(|u| u > now_us)).map(|(k, _)| k.clone()).collect();
+            r.by_key.iter().filter(|(_, e)| e.until_us.is_none_or(|u| u > now_us)).map(|(k, _)| k.clone()).collect();
         v.sort();
         v
     }
@@ -109,8 +140,18 @@ impl RecordingControl {
     /// reasons are removed.
     fn evaluate(&self, now_us: i64) -> Option<i64> {
         let mut r = self.reasons.lock().expect("reasons lock");
-        r.retain(|_, e| e.until_us.is_none_or(|u| u > now_us));
-        r.values().map(|e| e.preroll_us).max()
+        r.prune(now_us);
+        r.by_key.values().map(|e| e.preroll_us).max()
+    }
+
+    /// The end (µs) of a manual recording that ran out by itself (its `max_seconds`, REC-7) since
+    /// the last call, once; None when there is none or it was stopped by a request (whose handler
+    /// raised Manual Recording Stopped itself). The health watcher calls it twice a second, so the
+    /// event comes even while the camera sends no frames.
+    pub fn take_manual_timeout(&self, now_us: i64) -> Option<i64> {
+        let mut r = self.reasons.lock().expect("reasons lock");
+        r.prune(now_us);
+        r.manual_timed_out_at.take()
     }
 }
 
@@ -216,6 +257,32 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_manual_recording_that_runs_out_is_reported_once_and_a_stopped_one_never() {
+        // REC-7: max_seconds ran out (no request): reported once, with the end time.
+        let c = RecordingControl::default();
+        c.start("manual", 0, Some(5_000));
+        assert_eq!(c.take_manual_timeout(4_000), None, "still running");
+        assert_eq!(c.take_manual_timeout(6_000), Some(5_000));
+        assert_eq!(c.take_manual_timeout(7_000), None, "once");
+        // Pruned by ingest first (`evaluate`), still reported.
+        c.start("manual", 0, Some(10_000));
+        assert_eq!(c.evaluate(11_000), None);
+        assert_eq!(c.take_manual_timeout(11_000), Some(10_000));
+        // Stopped by a request: the handler raised the event, nothing more to report.
+        c.start("manual", 0, Some(20_000));
+        assert!(c.stop("manual", 12_000, 0));
+        assert_eq!(c.take_manual_timeout(30_000), None);
+        // Restarted after a stop: runs out again by itself.
+        c.start("manual", 0, Some(40_000));
+        assert!(c.stop("manual", 31_000, 0));
+        c.start("manual", 0, Some(40_000));
+        assert_eq!(c.take_manual_timeout(41_000), Some(40_000));
+        // Other reasons that end are not manual recordings.
+        c.start("rule:x", 0, Some(50_000));
+        assert_eq!(c.take_manual_timeout(51_000), None);
+    }
 
     #[test]
     fn reasons_combine_and_expire() {

@@ -124,11 +124,14 @@ fn manual_recording_stops_by_itself_after_max_seconds() {
     assert!(end <= t_start + 2_000_000 + 500_000, "ends at max_seconds: {} ms after the start", (end - t_start) / 1000);
     assert!(wait_until(Duration::from_secs(10), || {
         let k = events_of(&rec, "demo");
-        ["manual_recording_started", "recording_started", "recording_stopped"]
+        ["manual_recording_started", "recording_started", "recording_stopped", "manual_recording_stopped"]
             .iter()
             .all(|w| k.contains(&w.to_string()))
     }));
     assert_eq!(rec.camera("demo")["recording_reasons"], serde_json::json!([]));
+    // REC-7: the manual recording that ran out ends with exactly one Manual Recording Stopped.
+    let stops = events_of(&rec, "demo").iter().filter(|k| *k == "manual_recording_stopped").count();
+    assert_eq!(stops, 1);
 }
 
 /// REC-3 disk mode: the pre-buffer is temporary data in the store, invisible to readers and

@@ -87,7 +87,13 @@ fn a_camera_that_comes_back_records_again_within_two_seconds() {
     }
     let (fds_after, rss_after) = (open_fds(rec.pid()), rss_bytes(rec.pid()));
     println!("open fds {fds_before} -> {fds_after}; RSS {rss_before} -> {rss_after} bytes");
-    assert!(fds_after <= fds_before + 1, "open files grew across reconnects: {fds_before} -> {fds_after}");
+    // A leak grows with every one of the ~21 reconnects; a socket of a status request or a probe
+    // still closing is transient, so the count must come back within a few seconds.
+    assert!(
+        common::wait_until(Duration::from_secs(5), || open_fds(rec.pid()) <= fds_before + 1),
+        "open files grew across reconnects: {fds_before} -> {fds_after} -> {}",
+        open_fds(rec.pid())
+    );
     assert!(rss_after < rss_before + (4 << 20), "RSS grew across reconnects: {rss_before} -> {rss_after}");
     assert!(rec.recordings("cam").len() >= 6, "one recording per session: {:?}", rec.recordings("cam"));
 }
