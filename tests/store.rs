@@ -789,3 +789,26 @@ fn a_foreign_sqlite_file_is_rebuilt_and_another_schema_version_is_refused() {
     assert!((newest - before).abs() < 100_000, "recordings end at {newest}, before the repair {before}: {after:?}");
     store::check_invariants(&cfg, recorder).unwrap();
 }
+
+/// Issue 10 point 2: a creation that fails part way (here the third segment cannot be created)
+/// removes the segments it already preallocated, so a failed storage never holds disk space.
+#[test]
+fn a_failed_creation_gives_back_what_it_allocated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 4);
+    std::fs::create_dir_all(edgerec::store::segment::segment_path(&cfg.path, 2)).unwrap();
+    let recorder = store::recorder_uuid(tmp.path()).unwrap();
+    assert!(store::open_for_write(&cfg, tmp.path(), recorder).is_err());
+    for no in [0, 1, 3] {
+        assert!(!edgerec::store::segment::segment_path(&cfg.path, no).exists(), "segment {no} was left behind");
+    }
+    assert!(!cfg.path.join("index.sqlite3").exists());
+    assert!(!tmp.path().join("storage-t.uuid").exists());
+    // Once the obstacle is gone the storage is created normally.
+    std::fs::remove_dir(edgerec::store::segment::segment_path(&cfg.path, 2)).unwrap();
+    let mut h = Harness::open(tmp.path(), cfg.clone());
+    h.send(1000);
+    h.flush();
+    drop(h.crash());
+    store::check_invariants(&cfg, recorder).unwrap();
+}
