@@ -723,23 +723,33 @@ impl Config {
                 }
                 OnDisk::Unreadable => {}
                 OnDisk::Nothing => {
-                    let moved_from =
-                        previous.and_then(|p| p.storages.iter().find(|o| o.id == s.id && o.path != s.path)).filter(
-                            |o| matches!(crate::store::on_disk(&o.path), OnDisk::Storage { has_recordings: true, .. }),
-                        );
-                    if let Some(old) = moved_from {
+                    // An existing storage whose path changes to an empty place would be missing
+                    // at the next start (S8: never re-created empty), its recordings unreachable.
+                    let moved_from = previous
+                        .and_then(|p| p.storages.iter().find(|o| o.id == s.id && o.path != s.path))
+                        .and_then(|o| match crate::store::on_disk(&o.path) {
+                            OnDisk::Storage { has_recordings, .. } => Some((o, has_recordings)),
+                            _ => None,
+                        });
+                    if let Some((old, has_recordings)) = moved_from {
                         return Err(at(
                             lines.path,
                             "storage.path",
                             format!(
-                                "storage {:?} at {} holds recordings, and nothing is at {}; moving a storage is not \
-                                 supported yet (ST-6): move its files there first, or add a new storage with another \
-                                 id and move cameras to it (their recordings stay readable)",
+                                "storage {:?} at {} {}, and nothing is at {}; moving a storage is not supported yet \
+                                 (ST-6): move its files there first, or add a new storage with another id and move \
+                                 cameras to it (their recordings stay readable)",
                                 s.id,
                                 old.path.display(),
+                                if has_recordings { "holds recordings" } else { "exists" },
                                 s.path.display()
                             ),
                         ));
+                    }
+                    // A storage created once and missing now is on an unplugged disk: opening
+                    // it reports it unavailable (S8); it needs no new space here.
+                    if crate::store::was_created(&self.data_dir, &s.id) {
+                        continue;
                     }
                     let room = crate::store::room_at(&s.path)?;
                     let needed = s.size_bytes.saturating_sub(crate::store::allocated_segment_bytes(&s.path));

@@ -213,6 +213,12 @@ fn known_uuid_path(data_dir: &Path, id: &str) -> PathBuf {
     data_dir.join(format!("storage-{id}.uuid"))
 }
 
+/// True when this recorder created storage `id` once (`storage-<id>.uuid` in `data_dir`): if it
+/// is missing from its path now, its disk is unplugged (S8), and it needs no new space.
+pub fn was_created(data_dir: &Path, id: &str) -> bool {
+    known_uuid_path(data_dir, id).exists()
+}
+
 pub fn dir_identity(dir: &Path) -> std::io::Result<(u64, u64)> {
     let m = std::fs::metadata(dir)?;
     Ok((m.dev(), m.ino()))
