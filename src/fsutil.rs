@@ -44,3 +44,53 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error
     }
     Ok(())
 }
+
+/// Issue 10 point 10: creates `dir` (and its parents) if needed and makes it mode 0700, so the
+/// recorder's state (password hashes, sessions, the TLS key, events) is readable by its own user
+/// only. A directory an older release left wider is narrowed, and that is logged.
+pub fn ensure_private_dir(dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    }
+    narrow_mode(dir, 0o700)
+}
+
+/// Issue 10 point 10: makes an existing file holding secrets mode 0600 (readable and writable by
+/// the recorder's user only); a file an older release left wider is narrowed, and that is
+/// logged. A missing file is fine.
+pub fn ensure_private_file(path: &Path) -> Result<(), Error> {
+    if !path.exists() {
+        return Ok(());
+    }
+    narrow_mode(path, 0o600)
+}
+
+/// Removes every permission bit outside `mode` (group and others), keeping the rest.
+fn narrow_mode(path: &Path, mode: u32) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?;
+    let old = meta.permissions().mode() & 0o7777;
+    let new = old & mode;
+    if new != old {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(new))
+            .map_err(|e| Error::io(format!("cannot change the mode of {}", path.display()), e))?;
+        tracing::warn!(path = %path.display(), "mode was {old:o}, now {new:o}: it holds secrets (issue 10 point 10)");
+    }
+    Ok(())
+}
+
+/// Creates `path` empty with mode 0600 if it does not exist, so a database SQLite then opens
+/// there (and its `-wal`/`-shm` files, which SQLite creates with the database's mode) is never
+/// readable by others, not even for a moment.
+pub fn create_private_file(path: &Path) -> Result<(), Error> {
+    match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => ensure_private_file(path),
+        Err(e) => Err(Error::io(format!("cannot create {}", path.display()), e)),
+    }
+}

@@ -32,9 +32,9 @@ enum Command {
     /// Writes one MP4 of a camera's recordings between two RFC 3339 times. Gaps (no recording)
     /// are cut from the MP4's timeline; the summary lists the covered ranges and the gaps.
     Export {
-        /// The recorder's config file (TOML), which names the camera's storage.
+        /// The recorder's config file (TOML); by default the one `run` uses without `--config`.
         #[arg(long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
         /// The camera id, as in `[[camera]] id`.
         #[arg(long)]
         camera: String,
@@ -117,11 +117,40 @@ enum UserAction {
     },
 }
 
-fn load(config: &Option<PathBuf>) -> Result<Config, Error> {
+/// The config of every subcommand, found the same way (issue 10 point 16): `--config FILE`;
+/// without it `edgerec.toml` in the embedded default's data dir once the config API has written
+/// one, else the embedded default. Relative paths in any of them resolve against the working
+/// directory. Returns the config, the file changes are written to, and its text.
+fn load(config: &Option<PathBuf>) -> Result<(Config, PathBuf, String), Error> {
     match config {
-        Some(p) => Config::load(p),
-        None => Ok(Config::embedded_default()),
+        Some(p) => {
+            let (cfg, text) = Config::load_with_text(p)?;
+            Ok((cfg, p.clone(), text))
+        }
+        None => {
+            let embedded = Config::embedded_default();
+            let p = embedded.data_dir.join("edgerec.toml");
+            match std::fs::read_to_string(&p) {
+                Ok(text) => {
+                    eprintln!("edgerec: using {} (written by the config API)", p.display());
+                    Ok((Config::parse(&p.display().to_string(), &text, None)?, p, text))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Ok((embedded, p, Config::embedded_default_text().to_owned()))
+                }
+                Err(e) => Err(Error::io(format!("cannot read {}", p.display()), e)),
+            }
+        }
     }
+}
+
+/// Issue 10 point 10: the data dir is 0700 and the files holding secrets are 0600 (the config
+/// holds camera passwords, `tls/key.pem` the HTTPS key); wider modes left by an older release
+/// are narrowed and logged. The databases set their own modes when they open.
+fn secure_state(cfg: &Config, config_path: &std::path::Path) -> Result<(), Error> {
+    edgerec::fsutil::ensure_private_dir(&cfg.data_dir)?;
+    edgerec::fsutil::ensure_private_file(config_path)?;
+    edgerec::fsutil::ensure_private_file(&cfg.data_dir.join("tls").join("key.pem"))
 }
 
 /// glibc raises its mmap threshold after large blocks are freed, so later large allocations (the
@@ -187,28 +216,15 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
     use edgerec::service::{self, Watched};
     use sd_notify::NotifyState;
     // The file the config API writes: `--config`, or without it `edgerec.toml` in the embedded
-    // default's data dir, used instead of the embedded default once it exists (relative paths
-    // in it resolve against the working directory, as in the embedded default).
-    let (cfg, config_path, text, base_dir) = match &config {
-        Some(p) => {
-            let (cfg, text) = Config::load_with_text(p)?;
-            (cfg, p.clone(), text, p.parent().map(PathBuf::from))
-        }
-        None => {
-            let embedded = Config::embedded_default();
-            let p = embedded.data_dir.join("edgerec.toml");
-            match std::fs::read_to_string(&p) {
-                Ok(text) => {
-                    eprintln!("edgerec: using {} (written by the config API)", p.display());
-                    (Config::parse(&p.display().to_string(), &text, None)?, p, text, None)
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    (embedded, p, Config::embedded_default_text().to_owned(), None)
-                }
-                Err(e) => return Err(Error::io(format!("cannot read {}", p.display()), e)),
-            }
-        }
-    };
+    // default's data dir, used instead of the embedded default once it exists.
+    let (cfg, config_path, text) = load(&config)?;
+    // Issue 10 points 1 and 2: a storage that cannot open (resized, or larger than its disk)
+    // stops the start with file, line, key and reason instead of never recording.
+    cfg.check_storages_on_disk(None)?;
+    for s in &cfg.storages {
+        store::check_not_in_use(s)?;
+    }
+    secure_state(&cfg, &config_path)?;
     let listen = cfg.listen;
     let server = cfg.clone();
     // Issue 10: a taken port fails the start before any storage or camera starts, with the
@@ -229,7 +245,7 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
     service::notify(&[NotifyState::Status("opening storages (recovery)")]);
     let recorder = Arc::new(edgerec::recorder::Recorder::start(cfg, Arc::new(SystemClocks))?);
     let config_file =
-        Arc::new(edgerec::config::ConfigFile::open(config_path, text, base_dir, &recorder.config().data_dir)?);
+        Arc::new(edgerec::config::ConfigFile::open(config_path, text, None, &recorder.config().data_dir)?);
     let peers = edgerec::http::front::PeerMap::new();
     let http =
         edgerec::http::HttpServer::start(server.socket_timeout, recorder.clone(), auth, peers.clone(), config_file)?;
@@ -363,7 +379,7 @@ fn wait_for_signal(set: nix::sys::signal::SigSet) {
 }
 
 fn export(
-    config: PathBuf,
+    config: Option<PathBuf>,
     camera: String,
     from: String,
     to: String,
@@ -379,16 +395,17 @@ fn export(
             output.display()
         ));
     }
-    let cfg = Config::load(&config)?;
+    let (cfg, config_path, _) = load(&config)?;
     let cam = cfg
         .cameras
         .iter()
         .find(|c| c.id == camera)
-        .ok_or_else(|| edgerec::err!(NotFound, "no camera {camera:?} in {}", config.display()))?;
-    let storage = cfg.storages.iter().find(|s| s.id == cam.storage).expect("config validated the storage reference");
+        .ok_or_else(|| edgerec::err!(NotFound, "no camera {camera:?} in {}", config_path.display()))?;
     let from_us = edgerec::time::parse_rfc3339_param_us("--from", &from)?;
     let to_us = edgerec::time::parse_rfc3339_param_us("--to", &to)?;
-    let plan = Arc::new(store::export::ExportPlan::plan(&storage.path, &camera, from_us, to_us)?);
+    // Issue 10 point 5: every storage, as the HTTP export; the camera may have moved.
+    let dirs: Vec<PathBuf> = cfg.storages.iter().map(|s| s.path.clone()).collect();
+    let plan = Arc::new(store::export::ExportPlan::plan_across(&dirs, &cam.id, from_us, to_us)?);
     let tmp = output.with_extension("mp4.partial");
     let mut out = std::fs::File::create(&tmp).map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;
     let mut reader = plan.reader();
@@ -439,10 +456,29 @@ fn export(
 }
 
 fn check(config: Option<PathBuf>, rebuild: bool) -> Result<ExitCode, Error> {
-    let cfg = load(&config)?;
-    let recorder = store::recorder_uuid(&cfg.data_dir)?;
+    let (cfg, config_path, _) = load(&config)?;
+    // `check` only reads (and `--rebuild` rewrites an index): it never creates a data dir, a
+    // recorder id or a storage (issue 10 point 16).
+    let recorder = store::existing_recorder_uuid(&cfg.data_dir)?.ok_or_else(|| {
+        edgerec::err!(
+            NotFound,
+            "no recorder state in {} (recorder.id is missing), so there is nothing to check; is {} the config \
+             the recorder runs with?",
+            cfg.data_dir.display(),
+            config_path.display()
+        )
+    })?;
     let mut damaged = false;
     for s in &cfg.storages {
+        if !store::exists_at(&s.path) {
+            println!(
+                "storage {}: no storage at {} (never created, or its disk is not mounted)",
+                s.id,
+                s.path.display()
+            );
+            damaged = true;
+            continue;
+        }
         if rebuild {
             store::rebuild_locked(&s.path, recorder)?;
             println!("storage {}: index rebuilt from segments", s.id);
@@ -506,7 +542,7 @@ fn user(action: UserAction) -> Result<ExitCode, Error> {
         UserAction::Unlock { config, .. } => (config, "user unlock"),
         UserAction::List { config } => (config, "user list"),
     };
-    let cfg = load(config)?;
+    let (cfg, _, _) = load(config)?;
     let auth = Auth::open(&cfg.data_dir, cfg.auth.clone())?;
     let now = SystemClocks.realtime_us_now();
     match action {

@@ -523,6 +523,10 @@ impl HealthWatcher {
                 }
             }
             for (s, was) in self.storages.iter().zip(available.iter_mut()) {
+                // Issue 10 point 4: a malformed index that was set aside and rebuilt.
+                if let Some(m) = s.stats.repair_to_report.lock().expect("stats lock").take() {
+                    self.events.emit(Event::new(EventKind::DatabaseRepair, now).with_storage(&*s.id).with_message(m));
+                }
                 let is = s.stats.available.load(Ordering::Relaxed);
                 if is != *was {
                     *was = is;

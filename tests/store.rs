@@ -61,8 +61,12 @@ struct Harness {
 
 impl Harness {
     fn open(data_dir: &Path, cfg: StorageConfig) -> Harness {
+        Self::open_with_clocks(data_dir, cfg, Arc::new(SystemClocks))
+    }
+
+    fn open_with_clocks(data_dir: &Path, cfg: StorageConfig, clocks: Arc<dyn Clocks>) -> Harness {
         let recorder = store::recorder_uuid(data_dir).unwrap();
-        let (handle, join, ready) = writer::spawn(cfg.clone(), data_dir.to_owned(), recorder, Arc::new(SystemClocks));
+        let (handle, join, ready) = writer::spawn(cfg.clone(), data_dir.to_owned(), recorder, clocks);
         ready.recv().unwrap().unwrap();
         Harness {
             data_dir: data_dir.to_owned(),
@@ -675,4 +679,136 @@ fn recovery_never_turns_disk_prebuffer_into_a_recording() {
     assert!(store::recordings(&c.path, "cam", 0, i64::MAX).unwrap().is_empty());
     let (d, c, ..) = h.crash();
     store::check_invariants(&c, store::recorder_uuid(&d).unwrap()).unwrap();
+}
+
+/// The system clock moved forward by a settable offset: what the writer sees when days pass.
+struct SteppedClocks {
+    offset_us: std::sync::atomic::AtomicI64,
+}
+
+impl Clocks for SteppedClocks {
+    fn realtime_us(&self) -> i64 {
+        SystemClocks.realtime_us() + self.offset_us.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn monotonic(&self) -> Duration {
+        SystemClocks.monotonic()
+    }
+}
+
+/// ST-8 (issue 10, tests asked for): once recordings are older than the retention time they are
+/// no longer listed or exportable, while younger ones stay. Retention is whole days (1..365000),
+/// so the writer's clock is moved forward instead of waiting.
+#[test]
+fn recordings_older_than_the_retention_time_are_no_longer_listed_or_exported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = StorageConfig { retention: Duration::from_secs(86_400), ..storage_cfg(tmp.path(), 8) };
+    let clocks = Arc::new(SteppedClocks { offset_us: std::sync::atomic::AtomicI64::new(0) });
+    let mut h = Harness::open_with_clocks(tmp.path(), cfg.clone(), clocks.clone());
+    // Two runs of 2 s: one 3 h ago, one now.
+    h.base_wall_us = SystemClocks.realtime_us() - 3 * 3_600_000_000;
+    for _ in 0..50 {
+        h.send(2000);
+    }
+    let now = SystemClocks.realtime_us();
+    h.run += 1;
+    h.base_wall_us = now - h.next_media * 1_000_000 / 90_000;
+    let young_start = h.send(2000);
+    for _ in 0..49 {
+        h.send(2000);
+    }
+    h.flush();
+    let listed = |h: &Harness| store::recordings(&h.cfg.path, "cam", 0, i64::MAX).unwrap();
+    assert_eq!(listed(&h).len(), 2, "{:?}", listed(&h));
+    let old = listed(&h)[0].clone();
+    ExportPlan::plan(&cfg.path, "cam", old.start_wall_us, old.end_wall_us).unwrap();
+
+    // A day minus 2 h later the first run is older than the retention, the second is not.
+    clocks.offset_us.store(86_400_000_000 - 2 * 3_600_000_000, std::sync::atomic::Ordering::Relaxed);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while listed(&h).len() > 1 {
+        assert!(std::time::Instant::now() < deadline, "retention did not run: {:?}", listed(&h));
+        h.flush();
+    }
+    let left = listed(&h);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].start_wall_us, young_start, "the young recording stays: {left:?}");
+    let e = ExportPlan::plan(&cfg.path, "cam", old.start_wall_us, old.end_wall_us).err().expect("expired");
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    ExportPlan::plan(&cfg.path, "cam", left[0].start_wall_us, left[0].end_wall_us).unwrap();
+    drop(h.crash());
+    store::check_invariants(&cfg, store::recorder_uuid(tmp.path()).unwrap()).unwrap();
+}
+
+/// Issue 10 point 4: which damaged index gets which treatment. A SQLite file that is not an
+/// edgerec index is set aside and rebuilt (recordings kept, the repair reported); an index of
+/// another schema version (a newer build's) is refused and names `check --rebuild`.
+#[test]
+fn a_foreign_sqlite_file_is_rebuilt_and_another_schema_version_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 4);
+    let mut h = Harness::open(tmp.path(), cfg.clone());
+    for _ in 0..50 {
+        h.send(1000);
+    }
+    h.flush();
+    let before = h.newest_indexed_wall();
+    drop(h.crash());
+    let recorder = store::recorder_uuid(tmp.path()).unwrap();
+    let index = cfg.path.join("index.sqlite3");
+
+    // Another schema version: refused, the file untouched.
+    {
+        let c = rusqlite::Connection::open(&index).unwrap();
+        c.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'", []).unwrap();
+    }
+    let e = store::open_for_write(&cfg, tmp.path(), recorder).err().expect("refused");
+    assert_eq!(e.kind(), ErrorKind::FailedPrecondition, "{e}");
+    assert!(e.msg().contains("check --rebuild"), "{e}");
+    assert!(index.exists());
+
+    // A SQLite file without the index's tables: kept aside, rebuilt, reported.
+    for ext in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(cfg.path.join(format!("index.sqlite3{ext}")));
+    }
+    {
+        let c = rusqlite::Connection::open(&index).unwrap();
+        c.execute_batch("CREATE TABLE unrelated (x INTEGER); INSERT INTO unrelated VALUES (1);").unwrap();
+    }
+    let opened = store::open_for_write(&cfg, tmp.path(), recorder).unwrap();
+    let repaired = opened.repaired.clone().expect("the repair is reported");
+    assert!(repaired.contains("not an edgerec index"), "{repaired}");
+    drop(opened);
+    let aside = std::fs::read_dir(&cfg.path)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("index.sqlite3.corrupt-"))
+        .count();
+    assert!(aside >= 1, "the foreign file is kept aside");
+    let after = store::recordings(&cfg.path, "cam", 0, i64::MAX).unwrap();
+    let newest = after.iter().map(|r| r.end_wall_us).max().unwrap_or(0);
+    assert!((newest - before).abs() < 100_000, "recordings end at {newest}, before the repair {before}: {after:?}");
+    store::check_invariants(&cfg, recorder).unwrap();
+}
+
+/// Issue 10 point 2: a creation that fails part way (here the third segment cannot be created)
+/// removes the segments it already preallocated, so a failed storage never holds disk space.
+#[test]
+fn a_failed_creation_gives_back_what_it_allocated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 4);
+    std::fs::create_dir_all(edgerec::store::segment::segment_path(&cfg.path, 2)).unwrap();
+    let recorder = store::recorder_uuid(tmp.path()).unwrap();
+    assert!(store::open_for_write(&cfg, tmp.path(), recorder).is_err());
+    for no in [0, 1, 3] {
+        assert!(!edgerec::store::segment::segment_path(&cfg.path, no).exists(), "segment {no} was left behind");
+    }
+    assert!(!cfg.path.join("index.sqlite3").exists());
+    assert!(!tmp.path().join("storage-t.uuid").exists());
+    // Once the obstacle is gone the storage is created normally.
+    std::fs::remove_dir(edgerec::store::segment::segment_path(&cfg.path, 2)).unwrap();
+    let mut h = Harness::open(tmp.path(), cfg.clone());
+    h.send(1000);
+    h.flush();
+    drop(h.crash());
+    store::check_invariants(&cfg, recorder).unwrap();
 }

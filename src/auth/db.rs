@@ -116,8 +116,13 @@ fn sq(what: &'static str) -> impl Fn(rusqlite::Error) -> Error {
 
 impl AuthDb {
     pub fn open(data_dir: &Path) -> Result<AuthDb, Error> {
-        std::fs::create_dir_all(data_dir).map_err(|e| Error::io(format!("cannot create {}", data_dir.display()), e))?;
+        // Issue 10 point 10: password hashes and sessions are for the recorder's user only.
+        crate::fsutil::ensure_private_dir(data_dir)?;
         let path = data_dir.join("auth.sqlite3");
+        crate::fsutil::create_private_file(&path)?;
+        for ext in ["-wal", "-shm"] {
+            crate::fsutil::ensure_private_file(&data_dir.join(format!("auth.sqlite3{ext}")))?;
+        }
         let conn = Connection::open(&path).map_err(|e| Error::sqlite(format!("cannot open {}", path.display()), e))?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sq("busy timeout"))?;
         conn.query_row("PRAGMA journal_mode = wal", [], |_| Ok(())).map_err(sq("wal"))?;

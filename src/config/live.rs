@@ -226,6 +226,10 @@ impl ConfigFile {
         created: bool,
     ) -> Result<Changed<R>, Error> {
         let config = Config::parse(&self.file_name(), &text, self.base_dir.as_deref())?;
+        // Issue 10 points 1 and 2: a storage change the store cannot apply (a resize, a move of
+        // recordings, more space than the disk has) is refused now, not found at the next start.
+        let previous = Config::parse(&self.file_name(), st, self.base_dir.as_deref()).ok();
+        config.check_storages_on_disk(previous.as_ref())?;
         crate::fsutil::write_atomic(&self.path, text.as_bytes(), 0o600)?;
         let revision = self.revision() + 1;
         // Kept in the new config's data dir, so a moved data dir continues the count.

@@ -163,6 +163,22 @@ pub struct Config {
     pub time_profiles: Vec<crate::rules::time_profile::TimeProfile>,
     /// Rules from the config; the built-in defaults of REC-10 are added by `rules::effective_rules`.
     pub rules: Vec<RuleConfig>,
+    /// Where each storage's keys were written (same order as `storages`), so the checks against
+    /// the disks made after parsing (`check_storages_on_disk`) can name file, line and key.
+    storage_lines: Vec<StorageLines>,
+}
+
+/// The lines of one `[[storage]]`'s keys, for errors found after parsing.
+#[derive(Clone, Debug)]
+struct StorageLines {
+    /// The config's name in messages (`file` of `file:line`).
+    file: String,
+    /// Line of `size`.
+    size: usize,
+    /// Line of `segment_size`, or of `size` when it is derived from `size`.
+    segment_size: usize,
+    /// Line of `path`, or of `id` when the path is the default one.
+    path: usize,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -285,18 +301,18 @@ impl Origin<'_> {
 }
 
 impl Config {
-    /// Reads and validates a config file.
+    /// Reads and validates a config file. Relative paths in it resolve against the working
+    /// directory, like the embedded default's and like every subcommand's (issue 10 point 16:
+    /// one rule for `run`, `export`, `check` and `user`).
     pub fn load(path: &Path) -> Result<Config, Error> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::io(format!("cannot read config {}", path.display()), e))?;
-        Self::parse(&path.display().to_string(), &text, path.parent())
+        Ok(Self::load_with_text(path)?.0)
     }
 
     /// Reads and validates a config file; also returns its text (for the config API).
     pub fn load_with_text(path: &Path) -> Result<(Config, String), Error> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::io(format!("cannot read config {}", path.display()), e))?;
-        Ok((Self::parse(&path.display().to_string(), &text, path.parent())?, text))
+        Ok((Self::parse(&path.display().to_string(), &text, None)?, text))
     }
 
     /// The embedded default's text: what `embedded_default` parses, and what the config API
@@ -310,8 +326,8 @@ impl Config {
         Self::parse("<embedded default>", EMBEDDED_DEFAULT, None).expect("the embedded default config is valid")
     }
 
-    /// Parses and validates config text. Relative paths resolve against `base_dir` (the config file's
-    /// directory) or the working directory.
+    /// Parses and validates config text. Relative paths resolve against `base_dir` when given,
+    /// else against the working directory (what the binary always uses, see `load`).
     pub fn parse(file: &str, text: &str, base_dir: Option<&Path>) -> Result<Config, Error> {
         let origin = Origin { file, text };
         let raw: RawConfig = toml::from_str(text).map_err(|e| origin.toml_error(&e))?;
@@ -386,6 +402,7 @@ impl Config {
             return Err(crate::err!(InvalidArgument, "{file}: at least one [[storage]] is required"));
         }
         let mut storages = Vec::new();
+        let mut storage_lines = Vec::new();
         let mut ids = HashSet::new();
         for s in &raw.storage {
             let id = validate_id(&origin, &s.id, "storage.id")?;
@@ -442,6 +459,12 @@ impl Config {
                 Some(p) => resolve(p.get_ref()),
                 None => data_dir.join(format!("storage-{id}")),
             };
+            storage_lines.push(StorageLines {
+                file: file.to_owned(),
+                size: origin.line_of(s.size.span()),
+                segment_size: origin.line_of(s.segment_size.as_ref().map(|v| v.span()).unwrap_or(s.size.span())),
+                path: origin.line_of(s.path.as_ref().map(|v| v.span()).unwrap_or(s.id.span())),
+            });
             storages.push(StorageConfig {
                 id,
                 path,
@@ -657,7 +680,123 @@ impl Config {
             time_zone,
             time_profiles,
             rules,
+            storage_lines,
         })
+    }
+
+    /// Checks the storages against the disks, at start and before a config change is written
+    /// (DESIGN §6: an invalid config names file, line, key and reason; at runtime the old one
+    /// stays in force). `previous` is the config in force for a change, None at start.
+    ///
+    /// - Issue 10 point 1: a storage that exists on disk keeps the segment size and count it was
+    ///   created with (resizing is ST-6, not supported yet), and an existing storage that holds
+    ///   recordings keeps its `path` (its recordings would become unreachable). A new storage,
+    ///   retention and sync interval are free to change.
+    /// - Issue 10 point 2: the storages still to be created on one filesystem fit in its free
+    ///   space minus `store::free_space_reserve_bytes`.
+    pub fn check_storages_on_disk(&self, previous: Option<&Config>) -> Result<(), Error> {
+        use crate::store::OnDisk;
+        // Bytes still to allocate per filesystem, with the room measured there.
+        let mut wanted: Vec<(crate::store::Room, u64)> = Vec::new();
+        for (s, lines) in self.storages.iter().zip(&self.storage_lines) {
+            let at = |line: usize, key: &str, reason: String| {
+                crate::err!(InvalidArgument, "{}:{line}: key `{key}`: {reason}", lines.file)
+            };
+            match crate::store::on_disk(&s.path) {
+                OnDisk::Storage { meta, .. } => {
+                    if meta.segment_bytes != s.segment_bytes {
+                        return Err(at(
+                            lines.segment_size,
+                            "storage.segment_size",
+                            format!(
+                                "storage {:?} at {} was created with segments of {} bytes, not {}; changing the \
+                                 segment size of a storage is not supported yet (ST-6)",
+                                s.id,
+                                s.path.display(),
+                                meta.segment_bytes,
+                                s.segment_bytes
+                            ),
+                        ));
+                    }
+                    let count = crate::store::segment_count(s);
+                    if meta.segment_count != count {
+                        return Err(at(
+                            lines.size,
+                            "storage.size",
+                            format!(
+                                "storage {:?} at {} was created with {} segments of {} bytes; this size gives {count}; \
+                                 resizing a storage is not supported yet (ST-6): keep the size it was created with, \
+                                 or add a new storage",
+                                s.id,
+                                s.path.display(),
+                                meta.segment_count,
+                                meta.segment_bytes
+                            ),
+                        ));
+                    }
+                }
+                OnDisk::Unreadable => {}
+                OnDisk::Nothing => {
+                    // An existing storage whose path changes to an empty place would be missing
+                    // at the next start (S8: never re-created empty), its recordings unreachable.
+                    let moved_from = previous
+                        .and_then(|p| p.storages.iter().find(|o| o.id == s.id && o.path != s.path))
+                        .and_then(|o| match crate::store::on_disk(&o.path) {
+                            OnDisk::Storage { has_recordings, .. } => Some((o, has_recordings)),
+                            _ => None,
+                        });
+                    if let Some((old, has_recordings)) = moved_from {
+                        return Err(at(
+                            lines.path,
+                            "storage.path",
+                            format!(
+                                "storage {:?} at {} {}, and nothing is at {}; moving a storage is not supported yet \
+                                 (ST-6): move its files there first, or add a new storage with another id and move \
+                                 cameras to it (their recordings stay readable)",
+                                s.id,
+                                old.path.display(),
+                                if has_recordings { "holds recordings" } else { "exists" },
+                                s.path.display()
+                            ),
+                        ));
+                    }
+                    // A storage created once and missing now is on an unplugged disk: opening
+                    // it reports it unavailable (S8); it needs no new space here.
+                    if crate::store::was_created(&self.data_dir, &s.id) {
+                        continue;
+                    }
+                    let room = crate::store::room_at(&s.path)?;
+                    let needed = s.size_bytes.saturating_sub(crate::store::allocated_segment_bytes(&s.path));
+                    let total = match wanted.iter_mut().find(|(r, _)| r.device == room.device) {
+                        Some((_, sum)) => {
+                            *sum = sum.saturating_add(needed);
+                            *sum
+                        }
+                        None => {
+                            wanted.push((room.clone(), needed));
+                            needed
+                        }
+                    };
+                    let room = &wanted.iter().find(|(r, _)| r.device == room.device).expect("just added").0;
+                    if total > room.usable_bytes() {
+                        return Err(at(
+                            lines.size,
+                            "storage.size",
+                            format!(
+                                "{} bytes do not fit on the filesystem of {}: {} bytes are free there and {} must stay \
+                                 free (reserve: 1 % of the filesystem, at least 64 MiB){}; use a smaller size",
+                                s.size_bytes,
+                                room.measured_at.display(),
+                                room.free_bytes,
+                                room.reserve_bytes,
+                                if total > needed { ", shared with the other new storages there" } else { "" }
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 

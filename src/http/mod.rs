@@ -1057,13 +1057,18 @@ fn event_for(eff: &Effective, e: &LoggedEvent) -> Option<Value> {
     Some(v)
 }
 
+/// The directories of every storage in the config in force, where a camera's recordings may be.
+fn storage_dirs(rec: &Recorder) -> Vec<std::path::PathBuf> {
+    rec.config().storages.iter().map(|s| s.path.clone()).collect()
+}
+
 /// REC-11: contiguous recording sequences of a camera's video in [from, to).
 fn recordings(rec: &Recorder, id: &str, params: &[(String, String)]) -> Result<Value, Error> {
-    let cam = rec.camera(id).ok_or_else(|| crate::err!(NotFound, "no camera {id:?}"))?;
+    rec.camera(id).ok_or_else(|| crate::err!(NotFound, "no camera {id:?}"))?;
     let from = time_param(params, "from")?;
     let to = time_param(params, "to")?;
-    let storage = rec.storage(&cam.storage).ok_or_else(|| crate::err!(Internal, "camera storage missing"))?;
-    let seqs = crate::store::recordings(&storage.path, id, from, to)?;
+    // Issue 10 point 5: every storage, not only the camera's own; it may have moved.
+    let seqs = crate::store::recordings_across(&storage_dirs(rec), id, from, to)?;
     Ok(json!({
         "camera": id,
         "recordings": seqs.iter().map(|r| json!({
@@ -1150,11 +1155,11 @@ fn coverage_headers(plan: &ExportPlan) -> Vec<Header> {
 
 fn export(req: Request, rec: &Arc<Recorder>, id: &str, params: &[(String, String)], downloads: &Arc<AtomicUsize>) {
     let plan = (|| {
-        let cam = rec.camera(id).ok_or_else(|| crate::err!(NotFound, "no camera {id:?}"))?;
+        rec.camera(id).ok_or_else(|| crate::err!(NotFound, "no camera {id:?}"))?;
         let from = time_param(params, "from")?;
         let to = time_param(params, "to")?;
-        let storage = rec.storage(&cam.storage).ok_or_else(|| crate::err!(Internal, "camera storage missing"))?;
-        ExportPlan::plan(&storage.path, id, from, to)
+        // Issue 10 point 5: every storage, not only the camera's own; it may have moved.
+        ExportPlan::plan_across(&storage_dirs(rec), id, from, to)
     })();
     let plan = match plan {
         Ok(p) => Arc::new(p),

@@ -31,6 +31,8 @@ struct Selected {
 /// A contiguous byte range of one chunk's payload, placed in the virtual file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Piece {
+    /// Which of the plan's storages holds the chunk (index into `ExportPlan::sources`).
+    source: usize,
     /// Position of the first byte in the virtual file.
     file_pos: u64,
     len: u64,
@@ -44,8 +46,9 @@ struct Piece {
 
 /// A planned export: everything needed to serve any byte range of the MP4.
 pub struct ExportPlan {
-    dir: PathBuf,
-    meta: Meta,
+    /// The storages the chunks come from (directory and identity), oldest recordings first: a
+    /// camera moved to another storage keeps its earlier recordings readable (issue 10 point 5).
+    sources: Vec<(PathBuf, Meta)>,
     header: Vec<u8>,
     pieces: Vec<Piece>,
     total_len: u64,
@@ -64,8 +67,30 @@ pub struct ExportPlan {
 /// The frames of one stream in [from, to), with exact durations.
 struct TrackFrames {
     chunks: Vec<ChunkRow>,
+    /// The storage of each chunk (index into the plan's sources), parallel to `chunks`.
+    chunk_sources: Vec<usize>,
     frames: Vec<Selected>,
     entry: SampleEntry,
+}
+
+impl TrackFrames {
+    /// Appends the frames of the same stream from a later storage. They must continue with the
+    /// same sample entry (one `stsd` entry per track); returns false, appending nothing, when
+    /// they do not, so the export stops there as it does where a stream's parameters change.
+    fn append(&mut self, later: TrackFrames) -> bool {
+        if later.entry != self.entry {
+            tracing::info!("export stops where the stream parameters change (another storage)");
+            return false;
+        }
+        let last_wall = self.frames.last().map_or(i64::MIN, |f| f.wall_us);
+        let base = self.chunks.len();
+        self.chunks.extend(later.chunks);
+        self.chunk_sources.extend(later.chunk_sources);
+        self.frames.extend(
+            later.frames.into_iter().filter(|f| f.wall_us > last_wall).map(|f| Selected { chunk: f.chunk + base, ..f }),
+        );
+        true
+    }
 }
 
 fn frames_of(c: &ChunkRow) -> Vec<FrameEntry> {
@@ -76,6 +101,7 @@ fn frames_of(c: &ChunkRow) -> Vec<FrameEntry> {
 /// the key frame at or before `from` (video), and selects the frames to export.
 fn select(
     index: &Index,
+    source: usize,
     stream_id: i64,
     kind: StreamKind,
     from_us: i64,
@@ -165,7 +191,8 @@ fn select(
         return Ok(None);
     }
     let frames = all[start..end].to_vec();
-    Ok(Some(TrackFrames { chunks, frames, entry }))
+    let chunk_sources = vec![source; chunks.len()];
+    Ok(Some(TrackFrames { chunks, chunk_sources, frames, entry }))
 }
 
 /// The wall-time ranges the exported video covers, clipped to `[from_us, to_us)`: one per run
@@ -177,7 +204,8 @@ fn covered_ranges(video: &TrackFrames, from_us: i64, to_us: i64) -> Vec<(i64, i6
     let mut out: Vec<(i64, i64)> = Vec::new();
     let mut last_run = None;
     for f in &video.frames {
-        let run = video.chunks[f.chunk].run_id;
+        // Run ids are per storage: a camera moved between storages has runs of both.
+        let run = (video.chunk_sources[f.chunk], video.chunks[f.chunk].run_id);
         let start = f.wall_us.max(from_us);
         let end = (f.wall_us + super::media_to_us(i64::from(f.duration), ts)).min(to_us);
         if end <= start {
@@ -202,12 +230,19 @@ impl ExportPlan {
     /// Plans an export of `camera` over [from, to) from the storage at `dir`. Deterministic: the
     /// same index state gives the same plan, byte for byte.
     pub fn plan(dir: &Path, camera: &str, from_us: i64, to_us: i64) -> Result<ExportPlan, Error> {
+        Self::plan_across(&[dir.to_owned()], camera, from_us, to_us)
+    }
+
+    /// Plans an export of `camera` over [from, to) from every storage in `dirs` that holds its
+    /// streams, in time order (issue 10 point 5: a camera moved to another storage keeps its
+    /// earlier recordings exportable until retention removes them). A storage without an index
+    /// or without the camera is skipped. A camera records into one storage at a time, so their
+    /// recordings do not overlap; should they, the later storage's frames start after the
+    /// earlier one's last frame.
+    pub fn plan_across(dirs: &[PathBuf], camera: &str, from_us: i64, to_us: i64) -> Result<ExportPlan, Error> {
         if to_us <= from_us {
             return Err(crate::err!(InvalidArgument, "export range is empty: `to` must be after `from`"));
         }
-        let index =
-            Index::open(dir, false)?.ok_or_else(|| crate::err!(NotFound, "no recordings of camera {camera:?}"))?;
-        let meta = index.meta()?;
         let no_data = || {
             crate::err!(
                 NotFound,
@@ -216,14 +251,48 @@ impl ExportPlan {
                 crate::time::format_rfc3339(to_us)
             )
         };
-        let vid_stream = index.find_stream(camera, StreamKind::Video)?.ok_or_else(no_data)?;
-        let video = select(&index, vid_stream, StreamKind::Video, from_us, to_us)?.ok_or_else(no_data)?;
+        // Each storage with video of the camera in range: its index, and that video.
+        let mut parts: Vec<(PathBuf, Index, TrackFrames)> = Vec::new();
+        for dir in dirs {
+            let Some(index) = Index::open(dir, false)? else { continue };
+            let Some(stream) = index.find_stream(camera, StreamKind::Video)? else { continue };
+            if let Some(v) = select(&index, 0, stream, StreamKind::Video, from_us, to_us)? {
+                parts.push((dir.clone(), index, v));
+            }
+        }
+        parts.sort_by_key(|(_, _, v)| v.frames[0].wall_us);
+        let mut sources: Vec<(PathBuf, Meta)> = Vec::new();
+        let mut video: Option<TrackFrames> = None;
+        let mut audio: Option<TrackFrames> = None;
+        let mut presented_from = from_us;
+        for (source, (dir, index, mut v)) in parts.into_iter().enumerate() {
+            v.chunk_sources = vec![source; v.chunks.len()];
+            match &mut video {
+                None => {
+                    presented_from = from_us.max(v.frames[0].wall_us);
+                    video = Some(v);
+                }
+                Some(all) => {
+                    if !all.append(v) {
+                        break;
+                    }
+                }
+            }
+            if let Some(a) = index.find_stream(camera, StreamKind::Audio)? {
+                if let Some(a) = select(&index, source, a, StreamKind::Audio, presented_from, to_us)? {
+                    match &mut audio {
+                        None => audio = Some(a),
+                        Some(all) => {
+                            // Audio that cannot continue ends; the video goes on.
+                            all.append(a);
+                        }
+                    }
+                }
+            }
+            sources.push((dir, index.meta()?));
+        }
+        let video = video.ok_or_else(no_data)?;
         let v_first_wall = video.frames[0].wall_us;
-        let presented_from = from_us.max(v_first_wall);
-        let audio = match index.find_stream(camera, StreamKind::Audio)? {
-            Some(a) => select(&index, a, StreamKind::Audio, presented_from, to_us)?,
-            None => None,
-        };
 
         let v_ts = video.entry.timescale_hz();
         let v_samples: Vec<Sample> =
@@ -241,6 +310,7 @@ impl ExportPlan {
         // Lay out one MP4 chunk per (store chunk, track) in store order (seq), so the file
         // interleaves audio and video as they were recorded.
         struct Run {
+            source: usize,
             seq: u64,
             track: usize,
             first_sample: usize,
@@ -253,12 +323,14 @@ impl ExportPlan {
         for (track, tf) in [Some(&video), audio.as_ref()].into_iter().enumerate() {
             let Some(tf) = tf else { continue };
             for (si, f) in tf.frames.iter().enumerate() {
+                let source = tf.chunk_sources[f.chunk];
                 match runs.last_mut() {
-                    Some(r) if r.track == track && r.seq == tf.chunks[f.chunk].seq => {
+                    Some(r) if r.track == track && r.source == source && r.seq == tf.chunks[f.chunk].seq => {
                         r.count += 1;
                         r.bytes += u64::from(f.size);
                     }
                     _ => runs.push(Run {
+                        source,
                         seq: tf.chunks[f.chunk].seq,
                         track,
                         first_sample: si,
@@ -270,7 +342,8 @@ impl ExportPlan {
                 }
             }
         }
-        runs.sort_by_key(|r| r.seq);
+        // Sources are in time order, and seqs in recording order within each.
+        runs.sort_by_key(|r| (r.source, r.seq));
         let layouts: Vec<ChunkLayout> = runs
             .iter()
             .map(|r| ChunkLayout {
@@ -294,6 +367,7 @@ impl ExportPlan {
             let before: u64 =
                 decode_frame_table(&r.chunk.frame_index).take(r.first_frame).map(|f| u64::from(f.size_bytes)).sum();
             pieces.push(Piece {
+                source: r.source,
                 file_pos: pos,
                 len: r.bytes,
                 segment_no: r.chunk.segment_no,
@@ -309,16 +383,16 @@ impl ExportPlan {
         }
         let mut h = crc32c::crc32c(&header.bytes);
         for p in &pieces {
+            h = crc32c::crc32c_append(h, &sources[p.source].1.storage_uuid.to_le_bytes());
             h = crc32c::crc32c_append(h, &p.seq.to_le_bytes());
             h = crc32c::crc32c_append(h, &p.in_chunk.to_le_bytes());
             h = crc32c::crc32c_append(h, &p.len.to_le_bytes());
         }
-        let etag = format!("\"{:08x}-{:08x}-{:x}\"", meta.storage_uuid as u32, h, header.total_len);
+        let etag = format!("\"{:08x}-{:08x}-{:x}\"", sources[0].1.storage_uuid as u32, h, header.total_len);
         let covered_us = covered_ranges(&video, presented_from, to_us);
         let end_wall_us = covered_us.last().map_or(presented_from, |r| r.1);
         Ok(ExportPlan {
-            dir: dir.to_owned(),
-            meta,
+            sources,
             total_len: header.total_len,
             header: header.bytes,
             pieces,
@@ -352,7 +426,8 @@ impl ExportPlan {
 /// Reads a plan's bytes; holds open segment files and the last verified chunk.
 pub struct ExportReader {
     plan: Arc<ExportPlan>,
-    files: HashMap<u32, File>,
+    /// Open segment files by (source, segment number).
+    files: HashMap<(usize, u32), File>,
     cached_seq: Option<u64>,
     cache: Vec<u8>,
 }
@@ -385,12 +460,12 @@ impl ExportReader {
 
     fn load(&mut self, p: &Piece) -> Result<(), Error> {
         self.cached_seq = None;
-        let dir = &self.plan.dir;
-        let f = match self.files.entry(p.segment_no) {
+        let (dir, meta) = &self.plan.sources[p.source];
+        let f = match self.files.entry((p.source, p.segment_no)) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => v.insert(segment::open(dir, p.segment_no, false)?),
         };
-        let layout = Layout { id: String::new(), dir: dir.clone(), meta: self.plan.meta };
+        let layout = Layout { id: String::new(), dir: dir.clone(), meta: *meta };
         let gone = || crate::err!(Gone, "recording chunk {} was reclaimed while being exported", p.seq);
         match super::read_chunk_at(f, &layout, p.chunk_offset, &mut self.cache)? {
             Ok(h) if h.seq == p.seq && h.total_len() == p.chunk_len => {

@@ -162,15 +162,45 @@ impl Index {
             .map_err(|e| Error::sqlite(format!("cannot open index {}", path.display()), e))?;
         Self::configure(&conn, write)?;
         let idx = Index { conn };
+        // A SQLite file without our tables is not an index of ours: malformed (DataLoss), so
+        // the writer rebuilds it from the segments (issue 10 point 4).
+        let tables: i64 = idx
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('meta', 'segment', 'stream', 'sample_entry', 'chunk')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sq("list tables"))?;
+        if tables != 5 {
+            return Err(crate::err!(
+                DataLoss,
+                "{} is a SQLite file but not an edgerec index (its tables are missing)",
+                path.display()
+            ));
+        }
         let v = idx.meta_value("schema_version")?;
         if v.as_deref() != Some(&SCHEMA_VERSION.to_string()) {
             return Err(crate::err!(
                 FailedPrecondition,
-                "index {} has schema version {v:?}; this build reads {SCHEMA_VERSION}",
+                "index {} has schema version {v:?}; this build reads {SCHEMA_VERSION} (run the build that wrote it, \
+                 or `edgerec check --rebuild` to rebuild the index from the segments)",
                 path.display()
             ));
         }
         Ok(Some(idx))
+    }
+
+    /// `PRAGMA quick_check`: None when the file's structure is sound, else what SQLite found
+    /// (issue 10 point 4). It reads every page once (about 1 s per GB of index), only at open.
+    pub fn integrity_problem(&self) -> Result<Option<String>, Error> {
+        let mut st = self.conn.prepare("PRAGMA quick_check").map_err(sq("quick_check"))?;
+        let lines = st.query_map([], |r| r.get::<_, String>(0)).and_then(|rows| rows.collect::<Result<Vec<_>, _>>());
+        match lines {
+            Ok(l) if l.len() == 1 && l[0] == "ok" => Ok(None),
+            Ok(l) => Ok(Some(format!("quick_check: {}", l.join("; ")))),
+            Err(e) => Ok(Some(format!("quick_check failed: {e}"))),
+        }
     }
 
     /// Creates a fresh index (the file must not exist) and commits its meta and segment rows durably.

@@ -32,6 +32,94 @@ pub fn segment_count(cfg: &StorageConfig) -> u32 {
     (usable / cfg.segment_bytes).min(u64::from(u32::MAX)) as u32
 }
 
+/// Space a storage leaves free on its filesystem: max(1 % of the filesystem, 64 MiB). It keeps
+/// room for the recorder's own databases (auth, events, logs, motion) and the system when they
+/// share the disk, and for the filesystem's own metadata. A storage whose size does not fit in
+/// the free space minus this reserve is refused at validation and never preallocated (issue 10
+/// point 2).
+pub fn free_space_reserve_bytes(fs_total_bytes: u64) -> u64 {
+    (fs_total_bytes / 100).max(64 << 20)
+}
+
+/// The room a new storage at some path can take on its filesystem.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Room {
+    /// The filesystem's device number, so storages sharing one filesystem are counted together.
+    pub device: u64,
+    /// The nearest existing directory at or above the storage's path, where statvfs looked.
+    pub measured_at: PathBuf,
+    /// Bytes free to the recorder (`f_bavail`).
+    pub free_bytes: u64,
+    /// What must stay free (`free_space_reserve_bytes`).
+    pub reserve_bytes: u64,
+}
+
+impl Room {
+    /// Bytes a new storage may preallocate here.
+    pub fn usable_bytes(&self) -> u64 {
+        self.free_bytes.saturating_sub(self.reserve_bytes)
+    }
+}
+
+/// Measures the filesystem that holds `path`, or would hold it once created: statvfs of the
+/// path or of its nearest existing parent.
+pub fn room_at(path: &Path) -> Result<Room, Error> {
+    let mut at = path;
+    while !at.exists() {
+        match at.parent() {
+            Some(p) if !p.as_os_str().is_empty() => at = p,
+            _ => {
+                at = Path::new(".");
+                break;
+            }
+        }
+    }
+    let fs = crate::sysinfo::filesystem(at).ok_or_else(|| {
+        crate::err!(Unavailable, "cannot measure the free space at {} (statvfs failed)", at.display())
+    })?;
+    let device = std::fs::metadata(at).map_err(|e| Error::io(format!("cannot stat {}", at.display()), e))?.dev();
+    Ok(Room {
+        device,
+        measured_at: at.to_owned(),
+        free_bytes: fs.free_bytes,
+        reserve_bytes: free_space_reserve_bytes(fs.total_bytes),
+    })
+}
+
+/// Bytes the segment files already in `dir` hold on disk: a creation that was interrupted left
+/// them, and creating the storage again reuses them (fallocate of an allocated range takes no
+/// new space).
+pub fn allocated_segment_bytes(dir: &Path) -> u64 {
+    (0..)
+        .map_while(|no| std::fs::metadata(segment::segment_path(dir, no)).ok())
+        .map(|m| m.blocks().saturating_mul(512))
+        .sum()
+}
+
+/// What a directory holds, as far as a config check needs to know (issue 10 point 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnDisk {
+    /// No index: no storage yet (or an unplugged disk; `open_for_write` tells them apart).
+    Nothing,
+    /// A storage with this layout; `has_recordings` when its index names at least one chunk.
+    Storage { meta: Meta, has_recordings: bool },
+    /// An index that cannot be read; opening the storage repairs it or says why not.
+    Unreadable,
+}
+
+/// Reads the layout of the storage at `dir`, read-only (safe while its writer runs).
+pub fn on_disk(dir: &Path) -> OnDisk {
+    let read = || -> Result<Option<(Meta, bool)>, Error> {
+        let Some(index) = Index::open(dir, false)? else { return Ok(None) };
+        Ok(Some((index.meta()?, index.first_chunk()?.is_some())))
+    };
+    match read() {
+        Ok(None) => OnDisk::Nothing,
+        Ok(Some((meta, has_recordings))) => OnDisk::Storage { meta, has_recordings },
+        Err(_) => OnDisk::Unreadable,
+    }
+}
+
 /// A random 128-bit identifier from the kernel's CSPRNG.
 pub fn random_uuid() -> Result<u128, Error> {
     let mut b = [0u8; 16];
@@ -72,6 +160,20 @@ pub fn recorder_uuid(data_dir: &Path) -> Result<u128, Error> {
     }
 }
 
+/// The recorder's identity if it has one already; unlike `recorder_uuid` it creates nothing
+/// (`edgerec check` must not create a data dir, issue 10 point 16).
+pub fn existing_recorder_uuid(data_dir: &Path) -> Result<Option<u128>, Error> {
+    if !data_dir.join("recorder.id").exists() {
+        return Ok(None);
+    }
+    recorder_uuid(data_dir).map(Some)
+}
+
+/// True when `dir` holds a storage's index or segments.
+pub fn exists_at(dir: &Path) -> bool {
+    dir.join(index::INDEX_FILE).exists() || segment::segment_path(dir, 0).exists()
+}
+
 /// Where the writer continues after open or recovery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WritePosition {
@@ -102,10 +204,19 @@ pub struct Opened {
     pub dir_identity: (u64, u64),
     /// What recovery did, for the log.
     pub recovered_chunks: u64,
+    /// Set when a malformed index was set aside and rebuilt: what happened, for the
+    /// `database_repair` event (issue 10 point 4).
+    pub repaired: Option<String>,
 }
 
 fn known_uuid_path(data_dir: &Path, id: &str) -> PathBuf {
     data_dir.join(format!("storage-{id}.uuid"))
+}
+
+/// True when this recorder created storage `id` once (`storage-<id>.uuid` in `data_dir`): if it
+/// is missing from its path now, its disk is unplugged (S8), and it needs no new space.
+pub fn was_created(data_dir: &Path, id: &str) -> bool {
+    known_uuid_path(data_dir, id).exists()
 }
 
 pub fn dir_identity(dir: &Path) -> std::io::Result<(u64, u64)> {
@@ -130,6 +241,16 @@ fn lock_dir(dir: &Path) -> Result<nix::fcntl::Flock<File>, Error> {
     })
 }
 
+/// ST-13: refuses to start when another process (a second recorder, `check --rebuild`) holds
+/// the lock of an existing storage, with an error naming it, instead of starting a recorder whose
+/// storage stays unavailable. The writer takes the lock for good when it opens the storage.
+pub fn check_not_in_use(cfg: &StorageConfig) -> Result<(), Error> {
+    if !exists_at(&cfg.path) {
+        return Ok(());
+    }
+    lock_dir(&cfg.path).map(drop).map_err(|e| crate::err!(FailedPrecondition, "storage {:?}: {}", cfg.id, e.msg()))
+}
+
 /// Opens a storage for writing: creates it on first use, rebuilds a missing index from the
 /// segments (ST-15), checks identity (invariant 8) and recovers the tail (invariant 6).
 pub fn open_for_write(cfg: &StorageConfig, data_dir: &Path, recorder: u128) -> Result<Opened, Error> {
@@ -152,17 +273,41 @@ pub fn open_for_write(cfg: &StorageConfig, data_dir: &Path, recorder: u128) -> R
     let lock = lock_dir(dir)?;
     let dir_identity = dir_identity(dir).map_err(|e| Error::io(format!("cannot stat {}", dir.display()), e))?;
     let wanted_segments = segment_count(cfg);
-    let mut index = match Index::open(dir, true)? {
-        Some(idx) => idx,
-        None if has_segments && known.is_none() && creation_unfinished(dir) => {
+    let mut repaired = None;
+    let mut index = match open_index(dir)? {
+        IndexState::Usable(idx) => idx,
+        IndexState::Malformed(why) if has_segments => {
+            // Issue 10 point 4: the segments are self-describing (DESIGN §3.2), so a damaged
+            // index is rebuilt from them rather than leaving the storage unavailable for good.
+            // The damaged file is kept for a post-mortem.
+            let aside = set_aside_corrupt_index(dir)?;
+            let message = format!(
+                "index {} was malformed ({why}); kept aside as {} and rebuilt from the segments",
+                dir.join(index::INDEX_FILE).display(),
+                aside.display()
+            );
+            tracing::warn!(storage = %cfg.id, event = "database_repair", "{message}");
+            let idx = rebuild(dir, recorder)?;
+            repaired = Some(message);
+            idx
+        }
+        IndexState::Malformed(why) => {
+            return Err(crate::err!(
+                DataLoss,
+                "index {} is malformed ({why}) and there are no segments to rebuild it from; move it away to \
+                 start an empty storage there",
+                dir.join(index::INDEX_FILE).display()
+            ))
+        }
+        IndexState::Missing if has_segments && known.is_none() && creation_unfinished(dir) => {
             tracing::warn!(storage = %cfg.id, "storage creation was interrupted; creating it again");
             create(cfg, data_dir, recorder, wanted_segments)?
         }
-        None if has_segments => {
+        IndexState::Missing if has_segments => {
             tracing::warn!(storage = %cfg.id, "index missing; rebuilding it from the segments (ST-15)");
             rebuild(dir, recorder)?
         }
-        None => create(cfg, data_dir, recorder, wanted_segments)?,
+        IndexState::Missing => create(cfg, data_dir, recorder, wanted_segments)?,
     };
     let meta = index.meta()?;
     if meta.recorder_uuid != recorder {
@@ -191,7 +336,56 @@ pub fn open_for_write(cfg: &StorageConfig, data_dir: &Path, recorder: u128) -> R
     let layout = Layout { id: cfg.id.clone(), dir: dir.clone(), meta };
     check_segment_headers(&layout, &index)?;
     let (pos, recovered_chunks) = recover_tail(&layout, &mut index)?;
-    Ok(Opened { layout, index, pos, lock, dir_identity, recovered_chunks })
+    Ok(Opened { layout, index, pos, lock, dir_identity, recovered_chunks, repaired })
+}
+
+/// What `open_index` found (issue 10 point 4).
+enum IndexState {
+    /// No index file.
+    Missing,
+    /// An index this build reads, with its meta intact and `PRAGMA quick_check` clean.
+    Usable(Index),
+    /// Not a SQLite file, not an edgerec index (tables missing), unreadable meta, or failing
+    /// `quick_check`: rebuilt from the segments. An index of another schema version is not
+    /// malformed (a newer build wrote it) and stays refused, as does one whose identity
+    /// contradicts the segments (S4, S8).
+    Malformed(String),
+}
+
+fn open_index(dir: &Path) -> Result<IndexState, Error> {
+    let idx = match Index::open(dir, true) {
+        Ok(None) => return Ok(IndexState::Missing),
+        Ok(Some(idx)) => idx,
+        Err(e) if e.kind() == ErrorKind::DataLoss => return Ok(IndexState::Malformed(e.to_string())),
+        Err(e) => return Err(e),
+    };
+    if let Some(why) = idx.integrity_problem()? {
+        return Ok(IndexState::Malformed(why));
+    }
+    match idx.meta() {
+        Ok(_) => Ok(IndexState::Usable(idx)),
+        Err(e) if e.kind() == ErrorKind::DataLoss => Ok(IndexState::Malformed(e.to_string())),
+        Err(e) => Err(e),
+    }
+}
+
+/// Moves a malformed index (and its WAL files) aside as `index.sqlite3.corrupt-<UTC time>`.
+fn set_aside_corrupt_index(dir: &Path) -> Result<PathBuf, Error> {
+    let now_us = crate::clocks::SystemClocks.realtime_us_now();
+    let stamp = jiff::Timestamp::from_microsecond(now_us)
+        .map(|t| t.strftime("%Y%m%dT%H%M%SZ").to_string())
+        .unwrap_or_else(|_| now_us.to_string());
+    let from = dir.join(index::INDEX_FILE);
+    let aside = dir.join(format!("{}.corrupt-{stamp}", index::INDEX_FILE));
+    std::fs::rename(&from, &aside).map_err(|e| Error::io(format!("cannot move {} aside", from.display()), e))?;
+    for ext in ["-wal", "-shm"] {
+        let p = dir.join(format!("{}{ext}", index::INDEX_FILE));
+        if p.exists() {
+            let _ = std::fs::rename(&p, dir.join(format!("{}.corrupt-{stamp}{ext}", index::INDEX_FILE)));
+        }
+    }
+    segment::fsync_dir(dir)?;
+    Ok(aside)
 }
 
 /// True when segment files exist but none was ever written to (every header unreadable or with
@@ -211,27 +405,66 @@ fn creation_unfinished(dir: &Path) -> bool {
 }
 
 /// Creates a new storage: all segments preallocated and fsynced, then the index (invariant 1).
+/// Issue 10 point 2: the space is checked before the first fallocate (free space minus
+/// `free_space_reserve_bytes`), and a creation that fails removes the segments it allocated, so a
+/// storage that does not fit never fills its filesystem.
 fn create(cfg: &StorageConfig, data_dir: &Path, recorder: u128, count: u32) -> Result<Index, Error> {
+    let room = room_at(&cfg.path)?;
+    let needed_bytes = cfg.size_bytes.saturating_sub(allocated_segment_bytes(&cfg.path));
+    if needed_bytes > room.usable_bytes() {
+        return Err(crate::err!(
+            ResourceExhausted,
+            "storage {:?} at {} needs {needed_bytes} more bytes, but its filesystem has {} free and {} must stay \
+             free (reserve); lower its `size` or free space",
+            cfg.id,
+            cfg.path.display(),
+            room.free_bytes,
+            room.reserve_bytes
+        ));
+    }
     let storage_uuid = random_uuid()?;
     tracing::info!(storage = %cfg.id, path = %cfg.path.display(), segments = count, "creating storage");
-    for no in 0..count {
-        segment::create(
-            &cfg.path,
-            &SegmentHeader {
-                storage_uuid,
-                recorder_uuid: recorder,
-                segment_no: no,
-                segment_bytes: cfg.segment_bytes,
-                first_seq: 0,
-            },
-        )?;
-    }
-    segment::fsync_dir(&cfg.path)?;
-    let meta = Meta { storage_uuid, recorder_uuid: recorder, segment_bytes: cfg.segment_bytes, segment_count: count };
-    let idx = Index::create(&cfg.path, &meta, &vec![None; count as usize])?;
+    let created = (|| {
+        for no in 0..count {
+            segment::create(
+                &cfg.path,
+                &SegmentHeader {
+                    storage_uuid,
+                    recorder_uuid: recorder,
+                    segment_no: no,
+                    segment_bytes: cfg.segment_bytes,
+                    first_seq: 0,
+                },
+            )?;
+        }
+        segment::fsync_dir(&cfg.path)?;
+        let meta =
+            Meta { storage_uuid, recorder_uuid: recorder, segment_bytes: cfg.segment_bytes, segment_count: count };
+        Index::create(&cfg.path, &meta, &vec![None; count as usize])
+    })();
+    let idx = match created {
+        Ok(idx) => idx,
+        Err(e) => {
+            // Nothing was recorded yet: give the space back rather than leave a half-made ring.
+            remove_unfinished_creation(&cfg.path, count);
+            return Err(e);
+        }
+    };
     segment::fsync_dir(&cfg.path)?;
     write_file_atomic(&known_uuid_path(data_dir, &cfg.id), format!("{storage_uuid:032x}\n").as_bytes())?;
     Ok(idx)
+}
+
+/// Removes what a failed creation left: its segment files and a partial index. Called only
+/// before the storage's uuid file exists, when no chunk can have been written.
+fn remove_unfinished_creation(dir: &Path, count: u32) {
+    for no in 0..count {
+        let _ = std::fs::remove_file(segment::segment_path(dir, no));
+    }
+    for ext in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.join(format!("{}{ext}", index::INDEX_FILE)));
+    }
+    let _ = segment::fsync_dir(dir);
 }
 
 /// Invariant 8: every segment header names this storage and recorder; invariant 4: a header's
@@ -610,6 +843,18 @@ pub fn recordings(dir: &Path, camera: &str, from_us: i64, to_us: i64) -> Result<
         .into_iter()
         .map(|(run_id, start_wall_us, end_wall_us)| Recording { run_id, start_wall_us, end_wall_us })
         .collect())
+}
+
+/// Recording sequences of a camera in every storage of `dirs` that holds its video, merged in
+/// time order (issue 10 point 5: a camera moved to another storage keeps its earlier recordings
+/// listable until retention removes them). A storage without an index is skipped.
+pub fn recordings_across(dirs: &[PathBuf], camera: &str, from_us: i64, to_us: i64) -> Result<Vec<Recording>, Error> {
+    let mut all = Vec::new();
+    for dir in dirs {
+        all.extend(recordings(dir, camera, from_us, to_us)?);
+    }
+    all.sort_by_key(|r| (r.start_wall_us, r.end_wall_us));
+    Ok(all)
 }
 
 /// `rebuild` under the storage lock, for the CLI (the recorder must not be running).

@@ -94,6 +94,9 @@ pub struct StorageStats {
     pub busy_since_mono_us: AtomicU64,
     /// Wall time (µs since the epoch) of the last successful write and fdatasync; 0 before any.
     pub last_write_wall_us: AtomicI64,
+    /// A repair of the index (a malformed one set aside and rebuilt) not yet raised as a
+    /// `database_repair` event; the health watcher takes it (issue 10 point 4).
+    pub repair_to_report: Mutex<Option<String>>,
 }
 
 /// The sending side, cloned into every camera of the storage.
@@ -386,7 +389,10 @@ impl Writer {
     }
 
     fn adopt(&mut self, o: Opened) -> Result<(), Error> {
-        let Opened { layout, index, pos, lock, dir_identity, recovered_chunks } = o;
+        let Opened { layout, index, pos, lock, dir_identity, recovered_chunks, repaired } = o;
+        if repaired.is_some() {
+            *self.stats.repair_to_report.lock().expect("stats lock") = repaired;
+        }
         tracing::info!(
             storage = %layout.id,
             head = ?pos.head,
