@@ -164,7 +164,7 @@ struct VideoInput {
     name: String,
     /// H.264 or H.265.
     codec: VideoCodec,
-    /// Our bounded depacketizer (ISSUE 10 point 3).
+    /// Our bounded depacketizer (issue 10 point 3).
     depacketizer: h26x::Depacketizer,
     /// The sample entry of the frames: from the SDP's parameter sets, then rebuilt from in-band
     /// ones when they change. Frames before any parameters are known are skipped.

@@ -4,7 +4,7 @@
 //! Retina still runs the RTSP session (DESCRIBE, SETUP, PLAY, authentication, keepalives, RTCP), but
 //! its depacketizers grow an access unit without limit and cannot be fed from outside the crate
 //! (`Depacketizer::push` is crate-private), so `source::rtsp` consumes retina's raw packet stream and
-//! depacketizes here (ISSUE 10 point 3).
+//! depacketizes here (issue 10 point 3).
 
 pub mod aac;
 pub mod h26x;
