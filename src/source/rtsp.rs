@@ -1,17 +1,19 @@
 //! RTSP cameras through retina: describe, set up the first H.264/H.265 video and AAC audio stream,
-//! play over TCP (default) and hand frames to the sink. Nothing is decoded.
+//! play over TCP (default), depacketize with our bounded `source::rtp` and hand frames to the sink.
+//! Nothing is decoded.
 //! Invariant: camera quirks are named policies (`H265KeyFramePolicy`), not scattered checks.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use retina::client::{PlayOptions, Session, SessionOptions, SetupOptions, Transport};
-use retina::codec::{CodecItem, FrameFormat, ParametersRef};
+use retina::client::{PacketItem, PlayOptions, Session, SessionOptions, SetupOptions, Transport};
+use retina::codec::ParametersRef;
 
+use super::rtp::{self, aac, h26x, h26x::VideoCodec, Rejected};
 use super::{CameraDescription, SessionFuture, Sink, Source, StreamDescription};
 use crate::config::RtspTransport;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::media::{Frame, SampleEntry, StreamKind};
 
 /// A session with no frame for this long is considered stalled and is reconnected.
@@ -22,7 +24,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Which H.265 pictures count as key frames (random access points).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum H265KeyFramePolicy {
-    /// Only what retina flags (IDR pictures).
+    /// Only IDR pictures.
     IdrOnly,
     /// Every IRAP picture (BLA, IDR, CRA) is a key frame. Needed for encoders with open GOPs — x265's
     /// default and many cameras — that send a single IDR and then only CRA pictures: with
@@ -76,26 +78,6 @@ fn rtsp_err(what: &str, url: &url::Url, e: retina::Error) -> Error {
     crate::err!(Unavailable, "RTSP {url}: {what}: {e}")
 }
 
-/// True if the length-prefixed H.265 access unit contains an IRAP picture (NAL types 16..=23).
-fn h265_has_irap(data: &[u8]) -> bool {
-    let mut at = 0usize;
-    while let Some(len_bytes) = data.get(at..at + 4) {
-        let len = u32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]) as usize;
-        let Some(first) = data.get(at + 4) else {
-            return false;
-        };
-        let nal_type = (first >> 1) & 0x3f;
-        if (16..=23).contains(&nal_type) {
-            return true;
-        }
-        at = match at.checked_add(4 + len) {
-            Some(n) => n,
-            None => return false,
-        };
-    }
-    false
-}
-
 impl Source for RtspSource {
     fn session<'a>(&'a mut self, sink: &'a mut dyn Sink) -> SessionFuture<'a> {
         Box::pin(async move {
@@ -116,7 +98,7 @@ impl Source for RtspSource {
                         desc.skipped.join(", ")
                     ));
                 };
-                let setup_opts = || SetupOptions::default().transport(transport.clone()).frame_format(FrameFormat::MP4);
+                let setup_opts = || SetupOptions::default().transport(transport.clone());
                 session.setup(video.index, setup_opts()).await.map_err(|e| rtsp_err("SETUP video", &url, e))?;
                 let mut desc = desc;
                 if let Some(a) = &desc.audio {
@@ -127,93 +109,172 @@ impl Source for RtspSource {
                     }
                 }
                 let playing = session.play(PlayOptions::default()).await.map_err(|e| rtsp_err("PLAY", &url, e))?;
-                let demuxed = playing.demuxed().map_err(|e| rtsp_err("demux", &url, e))?;
-                Ok::<_, Error>((demuxed, desc))
+                Ok::<_, Error>((playing, desc))
             };
-            let (mut demuxed, desc) = tokio::time::timeout(CONNECT_TIMEOUT, setup)
+            let (mut playing, desc) = tokio::time::timeout(CONNECT_TIMEOUT, setup)
                 .await
                 .map_err(|_| crate::err!(Unavailable, "RTSP {url}: no answer within {CONNECT_TIMEOUT:?}"))??;
             sink.described(&desc);
-            let video_index = desc.video.as_ref().map(|v| v.index);
-            let audio_index = desc.audio.as_ref().map(|a| a.index);
-            let mut video_entry: Option<Arc<SampleEntry>> = None;
-            let mut audio_entry: Option<Arc<SampleEntry>> = None;
-            let is_h265 = desc.video.as_ref().is_some_and(|v| v.encoding == "h265");
+            let Some(video) = desc.video.clone() else {
+                return Err(crate::err!(Internal, "RTSP {url}: described without a video stream"));
+            };
+            let mut video_in = VideoInput::new(&url, &video, playing.streams())?;
+            let mut audio_in = desc.audio.as_ref().and_then(|a| AudioInput::new(&url, a.index, playing.streams()));
             loop {
-                let item = match tokio::time::timeout(STALL_TIMEOUT, demuxed.next()).await {
+                let item = match tokio::time::timeout(STALL_TIMEOUT, playing.next()).await {
                     Err(_) => return Err(crate::err!(Unavailable, "RTSP {url}: no data for {STALL_TIMEOUT:?}")),
                     Ok(None) => return Err(crate::err!(Unavailable, "RTSP {url}: stream ended")),
                     Ok(Some(Err(e))) => return Err(rtsp_err("receiving", &url, e)),
                     Ok(Some(Ok(item))) => item,
                 };
-                match item {
-                    CodecItem::VideoFrame(f) if Some(f.stream_id()) == video_index => {
-                        if f.has_new_parameters() || video_entry.is_none() {
-                            video_entry = match demuxed.streams()[f.stream_id()].parameters() {
-                                Some(ParametersRef::Video(v)) => {
-                                    let b = v
-                                        .mp4_sample_entry()
-                                        .build()
-                                        .map_err(|e| rtsp_err("video sample entry", &url, e))?;
-                                    Some(Arc::new(SampleEntry::new(b, crate::media::VIDEO_TIMESCALE_HZ).map_err(
-                                        |m| crate::err!(InvalidArgument, "RTSP {url}: video sample entry: {m}"),
-                                    )?))
-                                }
-                                _ => None,
-                            };
-                        }
-                        let Some(entry) = &video_entry else { continue };
-                        let media_time = f.timestamp().elapsed() * 90_000 / i64::from(f.timestamp().clock_rate().get());
-                        let mut key = f.is_random_access_point();
-                        let data = f.into_data();
-                        if !key && is_h265 && self.h265_policy == H265KeyFramePolicy::IrapIsKey {
-                            key = h265_has_irap(&data);
-                        }
-                        sink.frame(entry, Frame { kind: StreamKind::Video, media_time, key, data: data.into() });
-                    }
-                    CodecItem::AudioFrame(f) if Some(f.stream_id()) == audio_index => {
-                        if audio_entry.is_none() {
-                            if let Some(ParametersRef::Audio(a)) = demuxed.streams()[f.stream_id()].parameters() {
-                                match a.mp4_sample_entry().build() {
-                                    Ok(b) => match SampleEntry::new(b, a.clock_rate()) {
-                                        Ok(e) => audio_entry = Some(Arc::new(e)),
-                                        Err(m) => tracing::warn!(%url, "audio sample entry: {m}"),
-                                    },
-                                    Err(e) => tracing::warn!(%url, "audio sample entry: {e}"),
-                                }
-                            }
-                        }
-                        let Some(entry) = &audio_entry else { continue };
-                        let media_time = f.timestamp().elapsed();
-                        sink.frame(
-                            entry,
-                            Frame {
-                                kind: StreamKind::Audio,
-                                media_time,
-                                key: true,
-                                data: bytes::Bytes::copy_from_slice(f.data()),
-                            },
-                        );
-                    }
-                    _ => {}
+                let PacketItem::Rtp(pkt) = item else { continue };
+                if pkt.stream_id() == video_in.index {
+                    video_in.push(&url, &pkt, self.h265_policy, sink)?;
+                } else if let Some(a) = audio_in.as_mut().filter(|a| a.index == pkt.stream_id()) {
+                    a.push(&url, &pkt, sink)?;
                 }
             }
         })
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The error that ends a session when a depacketizer refuses a packet: one line naming the camera,
+/// the stream and the packet (so it can be found in a capture) and the cap or rule broken.
+fn rejected_err(url: &url::Url, stream: &str, pkt: &rtp::Packet<'_>, r: &Rejected) -> Error {
+    let msg = format!("RTSP {url}: {stream}: RTP seq {} timestamp {}: {r}", pkt.sequence_number, pkt.timestamp);
+    if r.is_cap() {
+        tracing::warn!("{msg}");
+        Error::new(ErrorKind::ResourceExhausted, msg)
+    } else {
+        Error::new(ErrorKind::InvalidArgument, msg)
+    }
+}
 
-    #[test]
-    fn irap_detection() {
-        // Length-prefixed NALs: a TRAIL_R (type 1) then a CRA (type 21).
-        let mut au = vec![0, 0, 0, 2, 1 << 1, 1];
-        au.extend_from_slice(&[0, 0, 0, 2, 21 << 1, 1]);
-        assert!(h265_has_irap(&au));
-        assert!(!h265_has_irap(&[0, 0, 0, 2, 1 << 1, 1]));
-        // A truncated length never reads out of bounds.
-        assert!(!h265_has_irap(&[0xff, 0xff, 0xff, 0xff]));
+fn video_entry(url: &url::Url, box_bytes: Vec<u8>) -> Result<Arc<SampleEntry>, Error> {
+    SampleEntry::new(box_bytes, crate::media::VIDEO_TIMESCALE_HZ)
+        .map(Arc::new)
+        .map_err(|m| crate::err!(InvalidArgument, "RTSP {url}: video sample entry: {m}"))
+}
+
+/// The video stream of a session: its depacketizer and current sample entry.
+struct VideoInput {
+    /// Retina's index of the stream.
+    index: usize,
+    /// "video stream N (h264)", for errors.
+    name: String,
+    /// H.264 or H.265.
+    codec: VideoCodec,
+    /// Our bounded depacketizer (issue 10 point 3).
+    depacketizer: h26x::Depacketizer,
+    /// The sample entry of the frames: from the SDP's parameter sets, then rebuilt from in-band
+    /// ones when they change. Frames before any parameters are known are skipped.
+    entry: Option<Arc<SampleEntry>>,
+}
+
+impl VideoInput {
+    fn new(url: &url::Url, video: &StreamDescription, streams: &[retina::client::Stream]) -> Result<Self, Error> {
+        let codec = if video.encoding == "h265" { VideoCodec::H265 } else { VideoCodec::H264 };
+        let entry = match streams.get(video.index).and_then(|s| s.parameters()) {
+            Some(ParametersRef::Video(v)) => Some(video_entry(
+                url,
+                v.mp4_sample_entry().build().map_err(|e| rtsp_err("video sample entry", url, e))?,
+            )?),
+            _ => None,
+        };
+        Ok(VideoInput {
+            index: video.index,
+            name: format!("video stream {} ({})", video.index, video.encoding),
+            codec,
+            depacketizer: h26x::Depacketizer::new(codec),
+            entry,
+        })
+    }
+
+    fn push(
+        &mut self,
+        url: &url::Url,
+        pkt: &retina::rtp::ReceivedPacket,
+        h265_policy: H265KeyFramePolicy,
+        sink: &mut dyn Sink,
+    ) -> Result<(), Error> {
+        let p = rtp::Packet::of(pkt);
+        self.depacketizer.push(&p).map_err(|r| rejected_err(url, &self.name, &p, &r))?;
+        while let Some(au) = self.depacketizer.pull() {
+            if au.new_parameters {
+                let built = self.depacketizer.parameters().sample_entry_box(self.codec).map_err(|m| {
+                    crate::err!(InvalidArgument, "RTSP {url}: {}: RTP seq {}: {m}", self.name, p.sequence_number)
+                })?;
+                if let Some(b) = built {
+                    let entry = video_entry(url, b)?;
+                    if self.entry.as_deref() != Some(&*entry) {
+                        self.entry = Some(entry);
+                    }
+                }
+            }
+            let Some(entry) = &self.entry else { continue };
+            let key = match (self.codec, h265_policy) {
+                (VideoCodec::H265, H265KeyFramePolicy::IrapIsKey) => au.irap,
+                _ => au.idr,
+            };
+            sink.frame(entry, Frame { kind: StreamKind::Video, media_time: au.elapsed, key, data: au.data.into() });
+        }
+        Ok(())
+    }
+}
+
+/// The audio stream of a session, when its SDP gives an AAC configuration.
+struct AudioInput {
+    /// Retina's index of the stream.
+    index: usize,
+    /// "audio stream N", for errors.
+    name: String,
+    depacketizer: aac::Depacketizer,
+    /// The `mp4a` sample entry from the SDP's AudioSpecificConfig.
+    entry: Arc<SampleEntry>,
+}
+
+impl AudioInput {
+    /// Returns `None` (with a warning) when the SDP's parameters cannot describe the stream; the
+    /// session then records video only, as before.
+    fn new(url: &url::Url, index: usize, streams: &[retina::client::Stream]) -> Option<Self> {
+        let Some(ParametersRef::Audio(a)) = streams.get(index).and_then(|s| s.parameters()) else {
+            tracing::warn!(%url, "audio stream {index}: no AAC parameters in the SDP, recording video only");
+            return None;
+        };
+        let Some(frame_length) = a.frame_length() else {
+            tracing::warn!(%url, "audio stream {index}: unknown AAC frame length, recording video only");
+            return None;
+        };
+        let entry = match a.mp4_sample_entry().build() {
+            Ok(b) => match SampleEntry::new(b, a.clock_rate()) {
+                Ok(e) => e,
+                Err(m) => {
+                    tracing::warn!(%url, "audio sample entry: {m}");
+                    return None;
+                }
+            },
+            Err(e) => {
+                tracing::warn!(%url, "audio sample entry: {e}");
+                return None;
+            }
+        };
+        Some(AudioInput {
+            index,
+            name: format!("audio stream {index}"),
+            depacketizer: aac::Depacketizer::new(frame_length.get()),
+            entry: Arc::new(entry),
+        })
+    }
+
+    fn push(&mut self, url: &url::Url, pkt: &retina::rtp::ReceivedPacket, sink: &mut dyn Sink) -> Result<(), Error> {
+        let p = rtp::Packet::of(pkt);
+        self.depacketizer.push(&p).map_err(|r| rejected_err(url, &self.name, &p, &r))?;
+        while let Some(f) = self.depacketizer.pull() {
+            sink.frame(
+                &self.entry,
+                Frame { kind: StreamKind::Audio, media_time: f.elapsed, key: true, data: f.data.into() },
+            );
+        }
+        Ok(())
     }
 }
