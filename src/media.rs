@@ -149,7 +149,7 @@ pub struct Frame {
     /// Sources extend RTP's 32-bit timestamps to 64 bits; the value is relative to an arbitrary
     /// origin that only has meaning within one run.
     pub media_time: i64,
-    /// True for a random access point (IDR; for H.265 also CRA, see `source::rtsp::CraPolicy`).
+    /// True for a random access point (IDR; for H.265 also CRA, see `source::rtsp::H265KeyFramePolicy`).
     pub key: bool,
     /// The encoded bytes: AVC/HEVC length-prefixed NAL units (4-byte lengths) or raw AAC.
     pub data: Bytes,
