@@ -21,6 +21,10 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 /// (still booting) is only retried at this pace; a camera that comes back from unreachable is
 /// noticed by the probe instead.
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// A session that delivered frames this long resets the backoff. Short, so a camera between two
+/// outages rarely waits out a grown backoff (and one that was unreachable is caught by the probe
+/// anyway); long enough that a camera failing right after PLAY is not retried at full rate.
+const HEALTHY_STREAM: Duration = Duration::from_secs(5);
 /// While waiting out the backoff, the camera's TCP port is probed this often: one connect, closed at
 /// once, costs a camera far less than an RTSP session, and a refused probe followed by an accepted
 /// one means the camera is back, so the next attempt starts at once.
@@ -225,15 +229,14 @@ struct CameraSink {
     dropping: Option<DropReason>,
     /// Wall time (µs) of the last frame lost to a full queue, for `OVERFLOW_QUIET_US`.
     last_overflow_us: i64,
-    /// Set when the current session was described (DESCRIBE, SETUP and PLAY worked): the
-    /// supervisor then resets its backoff (issue 10 point 7a).
-    described: bool,
+    /// Monotonic time of the current session's first frame: a session that streamed for
+    /// `HEALTHY_STREAM` resets the supervisor's backoff (issue 10 point 7a).
+    first_frame_mono: Option<Duration>,
 }
 
 impl Sink for CameraSink {
     fn described(&mut self, d: &CameraDescription) {
         *self.stats.description.lock().expect("description lock") = d.clone();
-        self.described = true;
         self.run += 1;
         // Frames of an earlier session cannot precede this one's in a run.
         self.gate = crate::recording::Gate::new(self.stats.prebuffer_us);
@@ -244,6 +247,9 @@ impl Sink for CameraSink {
     }
 
     fn frame(&mut self, entry: &Arc<SampleEntry>, frame: Frame) {
+        if self.first_frame_mono.is_none() {
+            self.first_frame_mono = Some(self.clocks.monotonic());
+        }
         if self.anchor.stepped(self.clocks.as_ref()) {
             tracing::warn!(
                 camera = %self.stats.id,
@@ -351,6 +357,11 @@ impl CameraSink {
         if self.stats.recording.swap(false, Ordering::Relaxed) && self.dropping.is_none() {
             self.emit(EventKind::RecordingStopped);
         }
+        // Why frames were dropped is only known again when one is sent: a memory pre-buffer
+        // sends nothing until the next recording, so a stale reason would keep status and
+        // metrics saying "dropping" and make the next start raise a false Recording Stopped.
+        // Cleared silently (nothing records); a disk pre-buffer's next send sets it again.
+        self.set_dropping(None);
     }
 
     fn drop_message(&self, reason: DropReason) -> String {
@@ -433,7 +444,8 @@ impl CameraSink {
 }
 
 /// When to try a camera again after a failed session (issue 10 point 7a): exponential backoff of
-/// full attempts, reset by a session that was described and by a camera seen coming back.
+/// full attempts, reset by a session that streamed for `HEALTHY_STREAM` and by a camera seen
+/// coming back.
 /// Times are monotonic (`Clocks::monotonic`), so the policy is tested without waiting.
 #[derive(Debug)]
 struct Backoff {
@@ -446,10 +458,13 @@ impl Backoff {
         Backoff { delay: BACKOFF_FIRST }
     }
 
-    /// A session failed at `now`; `described` says whether it got as far as DESCRIBE (the camera
-    /// answered RTSP, so its failure says nothing about the next try). Returns when to try again.
-    fn failed(&mut self, now: Duration, described: bool) -> Duration {
-        if described {
+    /// A session failed at `now`; `streamed_for` is how long it delivered frames (None: none).
+    /// A session that streamed for `HEALTHY_STREAM` was a working camera, so its failure says
+    /// nothing about the next try and the backoff starts over; one that failed sooner (broken
+    /// right after PLAY, a hostile stream cut at a cap) keeps doubling, so such a camera is never
+    /// retried at full rate. Returns when to try again.
+    fn failed(&mut self, now: Duration, streamed_for: Option<Duration>) -> Duration {
+        if streamed_for.is_some_and(|d| d >= HEALTHY_STREAM) {
             self.delay = BACKOFF_FIRST;
         }
         let at = now + self.delay;
@@ -557,12 +572,12 @@ pub async fn supervise(
         motion,
         dropping: None,
         last_overflow_us: 0,
-        described: false,
+        first_frame_mono: None,
     };
     let mut backoff = Backoff::new();
     loop {
         stats.set_state(CameraState::Connecting);
-        sink.described = false;
+        sink.first_frame_mono = None;
         let result = tokio::select! {
             r = source.session(&mut sink) => r,
             _ = stop.changed() => return,
@@ -570,7 +585,9 @@ pub async fn supervise(
         if *stop.borrow() {
             return;
         }
-        let retry_at = backoff.failed(clocks.monotonic(), sink.described);
+        let now_mono = clocks.monotonic();
+        let streamed_for = sink.first_frame_mono.map(|t| now_mono.saturating_sub(t));
+        let retry_at = backoff.failed(now_mono, streamed_for);
         let msg = match result {
             Ok(()) => "session ended".to_owned(),
             Err(e) => e.to_string(),
@@ -604,21 +621,25 @@ mod tests {
     #[test]
     fn failures_without_describe_back_off_to_the_cap() {
         let mut b = Backoff::new();
-        let waits: Vec<Duration> = (0..8).map(|i| b.failed(i * 100 * S, false) - i * 100 * S).collect();
+        let waits: Vec<Duration> = (0..8).map(|i| b.failed(i * 100 * S, None) - i * 100 * S).collect();
         let ms: Vec<u128> = waits.iter().map(Duration::as_millis).collect();
         assert_eq!(ms, [500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000]);
     }
 
-    // Issue 10 point 7a: a session that was described resets the backoff, however long it lasted,
-    // so a camera that streamed for 10 s between outages never waits out a grown backoff.
+    // Issue 10 point 7a: a session that streamed for 5 s resets the backoff, so a camera that
+    // streamed for 10 s between outages never waits out a grown backoff; one that fails right
+    // after PLAY, or streams a moment before being cut, keeps backing off.
     #[test]
-    fn a_described_session_resets_the_backoff() {
+    fn a_session_that_streamed_resets_the_backoff_and_a_short_one_does_not() {
         let mut b = Backoff::new();
         for i in 0..6 {
-            b.failed(i * S, false);
+            b.failed(i * S, None);
         }
-        assert_eq!(b.failed(100 * S, true), 100 * S + BACKOFF_FIRST);
-        assert_eq!(b.failed(101 * S, false), 101 * S + 2 * BACKOFF_FIRST);
+        assert_eq!(b.failed(100 * S, Some(10 * S)), 100 * S + BACKOFF_FIRST);
+        assert_eq!(b.failed(101 * S, None), 101 * S + 2 * BACKOFF_FIRST);
+        let waits: Vec<u128> =
+            (0..6).map(|i| (b.failed(200 * S + i * 20 * S, Some(S)) - 200 * S - i * 20 * S).as_millis()).collect();
+        assert_eq!(waits, [2000, 4000, 8000, 10_000, 10_000, 10_000]);
     }
 
     // Issue 10 point 7a: a camera seen coming back that still fails (booting) is retried fast
@@ -627,9 +648,9 @@ mod tests {
     fn a_camera_seen_coming_back_is_retried_from_the_first_delay() {
         let mut b = Backoff::new();
         for i in 0..6 {
-            b.failed(i * S, false);
+            b.failed(i * S, None);
         }
         b.came_back();
-        assert_eq!(b.failed(50 * S, false), 50 * S + BACKOFF_FIRST);
+        assert_eq!(b.failed(50 * S, None), 50 * S + BACKOFF_FIRST);
     }
 }

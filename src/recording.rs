@@ -115,10 +115,16 @@ impl RecordingControl {
     /// ones that still apply on the new stats (`Engine::reconfigure`), so a rule that no longer
     /// covers the camera cannot leave a reason nobody stops.
     pub fn carry_over_from(&self, old: &RecordingControl) {
-        let manual = old.reasons.lock().expect("reasons lock").by_key.get("manual").cloned();
+        let (manual, timed_out) = {
+            let old = old.reasons.lock().expect("reasons lock");
+            (old.by_key.get("manual").cloned(), old.manual_timed_out_at)
+        };
+        let mut r = self.reasons.lock().expect("reasons lock");
         if let Some(v) = manual {
-            self.reasons.lock().expect("reasons lock").by_key.entry("manual".to_owned()).or_insert(v);
+            r.by_key.entry("manual".to_owned()).or_insert(v);
         }
+        // A manual recording that ran out just before the change is still to be reported.
+        r.manual_timed_out_at = r.manual_timed_out_at.or(timed_out);
     }
 
     /// Whether `key` is active at `now_us`.

@@ -1058,8 +1058,14 @@ fn event_for(eff: &Effective, e: &LoggedEvent) -> Option<Value> {
 }
 
 /// The directories of every storage in the config in force, where a camera's recordings may be.
-fn storage_dirs(rec: &Recorder) -> Vec<std::path::PathBuf> {
-    rec.config().storages.iter().map(|s| s.path.clone()).collect()
+/// Every storage's directory, the camera's own first: the readers answer with its errors and
+/// skip another storage that cannot be read (issue 10 point 5).
+fn storage_dirs(rec: &Recorder, camera: &str) -> Vec<std::path::PathBuf> {
+    let config = rec.config();
+    let own = config.cameras.iter().find(|c| c.id == camera).map(|c| c.storage.as_str());
+    let mut storages: Vec<_> = config.storages.iter().collect();
+    storages.sort_by_key(|s| Some(s.id.as_str()) != own);
+    storages.into_iter().map(|s| s.path.clone()).collect()
 }
 
 /// REC-11: contiguous recording sequences of a camera's video in [from, to).
@@ -1068,7 +1074,7 @@ fn recordings(rec: &Recorder, id: &str, params: &[(String, String)]) -> Result<V
     let from = time_param(params, "from")?;
     let to = time_param(params, "to")?;
     // Issue 10 point 5: every storage, not only the camera's own; it may have moved.
-    let seqs = crate::store::recordings_across(&storage_dirs(rec), id, from, to)?;
+    let seqs = crate::store::recordings_across(&storage_dirs(rec, id), id, from, to)?;
     Ok(json!({
         "camera": id,
         "recordings": seqs.iter().map(|r| json!({
@@ -1159,7 +1165,7 @@ fn export(req: Request, rec: &Arc<Recorder>, id: &str, params: &[(String, String
         let from = time_param(params, "from")?;
         let to = time_param(params, "to")?;
         // Issue 10 point 5: every storage, not only the camera's own; it may have moved.
-        ExportPlan::plan_across(&storage_dirs(rec), id, from, to)
+        ExportPlan::plan_across(&storage_dirs(rec, id), id, from, to)
     })();
     let plan = match plan {
         Ok(p) => Arc::new(p),

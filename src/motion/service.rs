@@ -575,6 +575,11 @@ impl Worker {
 
     fn process(&mut self, job: &Job) {
         let slot = &job.slot;
+        // A camera added by a change that the thread has not looked at yet: look now, so its
+        // first key frame is not lost.
+        if !self.work.contains_key(&slot.uid) && self.shared.reconfigured.swap(false, Ordering::AcqRel) {
+            self.sync_cameras();
+        }
         // A frame queued before its camera was removed or changed: its state is gone.
         let Some(w) = self.work.get_mut(&slot.uid) else {
             return;

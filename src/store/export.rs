@@ -236,7 +236,10 @@ impl ExportPlan {
     /// Plans an export of `camera` over [from, to) from every storage in `dirs` that holds its
     /// streams, in time order (issue 10 point 5: a camera moved to another storage keeps its
     /// earlier recordings exportable until retention removes them). A storage without an index
-    /// or without the camera is skipped. A camera records into one storage at a time, so their
+    /// or without the camera is skipped. `dirs[0]` is the camera's own storage, whose errors are
+    /// the answer; another storage that cannot be read is skipped with a warning, so one broken
+    /// storage never fails the exports of cameras it does not hold. A camera records into one
+    /// storage at a time, so their
     /// recordings do not overlap; should they, the later storage's frames start after the
     /// earlier one's last frame.
     pub fn plan_across(dirs: &[PathBuf], camera: &str, from_us: i64, to_us: i64) -> Result<ExportPlan, Error> {
@@ -253,17 +256,28 @@ impl ExportPlan {
         };
         // Each storage with video of the camera in range: its index, and that video.
         let mut parts: Vec<(PathBuf, Index, TrackFrames)> = Vec::new();
-        for dir in dirs {
-            let Some(index) = Index::open(dir, false)? else { continue };
-            let Some(stream) = index.find_stream(camera, StreamKind::Video)? else { continue };
-            if let Some(v) = select(&index, 0, stream, StreamKind::Video, from_us, to_us)? {
-                parts.push((dir.clone(), index, v));
+        for (i, dir) in dirs.iter().enumerate() {
+            let found = Index::open(dir, false).and_then(|index| {
+                let Some(index) = index else { return Ok(None) };
+                let Some(stream) = index.find_stream(camera, StreamKind::Video)? else { return Ok(None) };
+                Ok(select(&index, 0, stream, StreamKind::Video, from_us, to_us)?.map(|v| (index, v)))
+            });
+            match found {
+                Ok(Some((index, v))) => parts.push((dir.clone(), index, v)),
+                Ok(None) => {}
+                // Another storage that cannot be read must not fail the export of a camera that
+                // may never have used it: skipped, with the reason in the log.
+                Err(e) if i > 0 => {
+                    tracing::warn!(storage = %dir.display(), camera, "export skips another storage: {e}")
+                }
+                Err(e) => return Err(e),
             }
         }
         parts.sort_by_key(|(_, _, v)| v.frames[0].wall_us);
         let mut sources: Vec<(PathBuf, Meta)> = Vec::new();
         let mut video: Option<TrackFrames> = None;
         let mut audio: Option<TrackFrames> = None;
+        let mut audio_ended = false;
         let mut presented_from = from_us;
         for (source, (dir, index, mut v)) in parts.into_iter().enumerate() {
             v.chunk_sources = vec![source; v.chunks.len()];
@@ -278,15 +292,18 @@ impl ExportPlan {
                     }
                 }
             }
-            if let Some(a) = index.find_stream(camera, StreamKind::Audio)? {
-                if let Some(a) = select(&index, source, a, StreamKind::Audio, presented_from, to_us)? {
-                    match &mut audio {
-                        None => audio = Some(a),
-                        Some(all) => {
-                            // Audio that cannot continue ends; the video goes on.
-                            all.append(a);
-                        }
-                    }
+            // Audio is concatenated on the MP4 timeline like the video, so it may only continue
+            // while every part appended so far brought its audio: once a part has none, or audio
+            // that cannot continue (another `mp4a` entry), audio ends there and the video goes on.
+            let part_audio = match index.find_stream(camera, StreamKind::Audio)? {
+                Some(a) => select(&index, source, a, StreamKind::Audio, presented_from, to_us)?,
+                None => None,
+            };
+            if !audio_ended {
+                match (&mut audio, part_audio) {
+                    (None, Some(a)) if source == 0 => audio = Some(a),
+                    (Some(all), Some(a)) => audio_ended = !all.append(a),
+                    _ => audio_ended = true,
                 }
             }
             sources.push((dir, index.meta()?));
@@ -419,7 +436,7 @@ impl ExportPlan {
     }
 
     pub fn reader(self: &Arc<Self>) -> ExportReader {
-        ExportReader { plan: self.clone(), files: HashMap::new(), cached_seq: None, cache: Vec::new() }
+        ExportReader { plan: self.clone(), files: HashMap::new(), cached: None, cache: Vec::new() }
     }
 }
 
@@ -428,7 +445,9 @@ pub struct ExportReader {
     plan: Arc<ExportPlan>,
     /// Open segment files by (source, segment number).
     files: HashMap<(usize, u32), File>,
-    cached_seq: Option<u64>,
+    /// The chunk held in `cache`: (source, seq). Seqs are per storage, so a cross-storage export
+    /// can hold the same seq from two storages; the source tells them apart.
+    cached: Option<(usize, u64)>,
     cache: Vec<u8>,
 }
 
@@ -448,7 +467,7 @@ impl ExportReader {
         }
         let i = plan.pieces.partition_point(|p| p.file_pos + p.len <= pos);
         let p = plan.pieces.get(i).ok_or_else(|| crate::err!(Internal, "position {pos} beyond pieces"))?;
-        if self.cached_seq != Some(p.seq) {
+        if self.cached != Some((p.source, p.seq)) {
             self.load(p)?;
         }
         let off = (p.in_chunk + (pos - p.file_pos)) as usize;
@@ -459,7 +478,7 @@ impl ExportReader {
     }
 
     fn load(&mut self, p: &Piece) -> Result<(), Error> {
-        self.cached_seq = None;
+        self.cached = None;
         let (dir, meta) = &self.plan.sources[p.source];
         let f = match self.files.entry((p.source, p.segment_no)) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
@@ -469,7 +488,7 @@ impl ExportReader {
         let gone = || crate::err!(Gone, "recording chunk {} was reclaimed while being exported", p.seq);
         match super::read_chunk_at(f, &layout, p.chunk_offset, &mut self.cache)? {
             Ok(h) if h.seq == p.seq && h.total_len() == p.chunk_len => {
-                self.cached_seq = Some(p.seq);
+                self.cached = Some((p.source, p.seq));
                 Ok(())
             }
             _ => Err(gone()),

@@ -847,11 +847,21 @@ pub fn recordings(dir: &Path, camera: &str, from_us: i64, to_us: i64) -> Result<
 
 /// Recording sequences of a camera in every storage of `dirs` that holds its video, merged in
 /// time order (issue 10 point 5: a camera moved to another storage keeps its earlier recordings
-/// listable until retention removes them). A storage without an index is skipped.
+/// listable until retention removes them). A storage without an index is skipped. `dirs[0]` is
+/// the camera's own storage, whose errors are the answer; another storage that cannot be read is
+/// skipped with a warning.
 pub fn recordings_across(dirs: &[PathBuf], camera: &str, from_us: i64, to_us: i64) -> Result<Vec<Recording>, Error> {
     let mut all = Vec::new();
-    for dir in dirs {
-        all.extend(recordings(dir, camera, from_us, to_us)?);
+    for (i, dir) in dirs.iter().enumerate() {
+        match recordings(dir, camera, from_us, to_us) {
+            Ok(r) => all.extend(r),
+            // Another storage that cannot be read (refused index, unplugged) must not hide the
+            // recordings of cameras that never used it: skipped, with the reason in the log.
+            Err(e) if i > 0 => {
+                tracing::warn!(storage = %dir.display(), camera, "recordings on another storage skipped: {e}")
+            }
+            Err(e) => return Err(e),
+        }
     }
     all.sort_by_key(|r| (r.start_wall_us, r.end_wall_us));
     Ok(all)

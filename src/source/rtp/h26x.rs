@@ -442,6 +442,9 @@ impl Depacketizer {
         au.count_nal()?;
         let role = self.codec.role(self.codec.nal_type(first));
         if let Some(slot) = self.params.slot(role) {
+            if nal.len() > super::MAX_PARAMETER_SET_BYTES {
+                return Err(malformed("parameter set over the 64 KiB cap"));
+            }
             if slot.as_deref() != Some(nal) {
                 *slot = Some(nal.to_vec());
                 self.params_changed = true;
@@ -467,6 +470,9 @@ impl Depacketizer {
         let role = self.codec.role(f.nal_type);
         if let Some(slot) = self.params.slot(role) {
             let nal = au.data.get(nal_start..).unwrap_or_default();
+            if nal.len() > super::MAX_PARAMETER_SET_BYTES {
+                return Err(malformed("parameter set over the 64 KiB cap"));
+            }
             if slot.as_deref() != Some(nal) {
                 *slot = Some(nal.to_vec());
                 self.params_changed = true;
@@ -727,6 +733,15 @@ mod tests {
         let fu = |seq: u16, ts: i64, fu_header: u8| TestPacket::new(seq, ts, false, vec![0x7c, fu_header, 1, 2, 3]);
         let cases: Vec<(&str, Vec<TestPacket>, Option<&str>)> = vec![
             ("giant STAP-A never ended", (0..200).map(big_stap).collect(), Some("cap")),
+            (
+                // Parameter sets are kept between access units, so they have their own cap.
+                "fragmented 100 KB SPS",
+                vec![
+                    TestPacket::new(1, 0, false, [vec![0x7c, 0x87], vec![1; 50_000]].concat()),
+                    TestPacket::new(2, 0, false, [vec![0x7c, 0x47], vec![1; 50_000]].concat()),
+                ],
+                Some("parameter set over the 64 KiB cap"),
+            ),
             ("NAL count flood", (0..2000).map(tiny_nal).collect(), Some("NAL units")),
             (
                 "timestamp change mid-FU",

@@ -23,6 +23,11 @@ pub const MAX_ACCESS_UNIT_BYTES: usize = 8 << 20;
 /// each NAL costs a length prefix and per-NAL work, so a flood of tiny NALs is bounded too.
 pub const MAX_NALS_PER_ACCESS_UNIT: usize = 1024;
 
+/// The largest parameter set (VPS, SPS or PPS) kept. Real ones are tens of bytes (a few hundred
+/// with scaling lists); the sets are kept between access units, outside the access-unit cap, so
+/// without this a camera could park three 8 MiB "parameter sets" in memory.
+pub const MAX_PARAMETER_SET_BYTES: usize = 64 << 10;
+
 /// One received RTP packet, as the depacketizers need it. Built from retina's `ReceivedPacket`,
 /// whose header retina has already validated.
 #[derive(Clone, Copy, Debug)]
