@@ -8,7 +8,8 @@
 //! - D4. Failed logins are counted per (name, source address) in `login_failure`, so a third
 //!   party's guesses lock out only that party, never the account from everywhere. The table is
 //!   bounded: idle rows go after `LOGIN_FAILURE_KEEP_US`, and at most `LOGIN_FAILURE_MAX_ROWS`
-//!   rows are kept. The `user.failed` and `user.locked_until_us` columns of older databases are
+//!   unlocked rows are kept (a locked row stays until its lock ends, so nobody can push their
+//!   own lock out of the table). The `user.failed` and `user.locked_until_us` columns of older databases are
 //!   no longer used.
 
 use std::path::Path;
@@ -22,7 +23,8 @@ pub const AUDIT_MAX_ROWS: i64 = 200_000;
 
 /// D4: a `login_failure` row neither locked nor tried for this long is deleted.
 const LOGIN_FAILURE_KEEP_US: i64 = 24 * 3600 * 1_000_000;
-/// D4: at most this many (name, source) rows; the least recently tried go first beyond it.
+/// D4: at most this many unlocked (name, source) rows; the least recently tried go first beyond
+/// it. Locked rows stay until their lock ends.
 const LOGIN_FAILURE_MAX_ROWS: i64 = 10_000;
 
 const SCHEMA: &str = "
@@ -323,9 +325,13 @@ impl AuthDb {
             params![now_us - LOGIN_FAILURE_KEEP_US, now_us],
         )
         .map_err(sq("prune login failures"))?;
+        // Locked rows are never evicted: otherwise a locked-out party could try made-up names
+        // until its own lock is pushed out of the table. They go when their lock ends; each
+        // costs its maker `max_failures` serialized password checks, so they stay few.
         tx.execute(
-            "DELETE FROM login_failure WHERE rowid IN (SELECT rowid FROM login_failure              ORDER BY last_attempt_us DESC LIMIT -1 OFFSET ?1)",
-            [LOGIN_FAILURE_MAX_ROWS - 1],
+            "DELETE FROM login_failure WHERE rowid IN (SELECT rowid FROM login_failure \
+             WHERE locked_until_us <= ?2 ORDER BY last_attempt_us DESC LIMIT -1 OFFSET ?1)",
+            params![LOGIN_FAILURE_MAX_ROWS - 1, now_us],
         )
         .map_err(sq("cap login failures"))?;
         let locked: bool = tx
@@ -580,5 +586,39 @@ impl AuditLog {
             })
             .map_err(sq("audit query"))?;
         rows.collect::<Result<_, _>>().map_err(sq("audit query"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Issue 10 point 9 (review): filling the table with made-up names must not evict a lock.
+    #[test]
+    fn a_full_failure_table_never_evicts_a_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = AuthDb::open(dir.path()).unwrap();
+        let now_us = 1_000_000_000_000;
+        {
+            let tx = db.conn.transaction().unwrap();
+            tx.execute(
+                "INSERT INTO login_failure (user, source, failed, locked_until_us, last_attempt_us) \
+                 VALUES ('admin', '10.0.0.9', 5, ?1, ?2)",
+                params![now_us + 300_000_000, now_us - 1_000],
+            )
+            .unwrap();
+            for i in 0..LOGIN_FAILURE_MAX_ROWS {
+                tx.execute(
+                    "INSERT INTO login_failure (user, source, failed, last_attempt_us) VALUES (?1, '10.0.0.9', 1, ?2)",
+                    params![format!("made-up-{i}"), now_us],
+                )
+                .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        db.count_attempt("one-more", "10.0.0.9", 5, now_us + 300_000_000, now_us).unwrap();
+        assert!(db.is_locked("admin", "10.0.0.9", now_us).unwrap(), "the lock was evicted");
+        let rows: i64 = db.conn.query_row("SELECT count(*) FROM login_failure", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, LOGIN_FAILURE_MAX_ROWS + 1, "the unlocked rows are capped, the lock kept");
     }
 }
