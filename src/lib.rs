@@ -17,6 +17,7 @@ pub mod recorder;
 pub mod recording;
 pub mod rules;
 pub mod service;
+pub mod shutdown;
 pub mod source;
 pub mod store;
 pub mod sysinfo;

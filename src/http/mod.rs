@@ -2,6 +2,7 @@
 //! Invariant: only `http/` has JSON types; error kinds map to statuses in `status_for` only.
 
 mod config_api;
+pub mod exchange;
 mod framing;
 pub mod front;
 mod metrics;
