@@ -7,8 +7,8 @@ use std::time::Duration;
 use rusqlite::types::ToSql;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction};
 
+use super::cursor::CursorBounds;
 use super::kind::{EventGroup, EventKind};
-use super::log::CursorBounds;
 use super::retention::Retention;
 use super::{data_json, Event, LoggedEvent, MAX_DATA_BYTES, MAX_MESSAGE_BYTES};
 use crate::error::Error;

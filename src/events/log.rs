@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
+use super::cursor::CursorBounds;
 use super::db::{self, CommitError, WriterDb};
 use super::retention::Retention;
 use super::{Event, LoggedEvent};
@@ -198,30 +199,6 @@ pub struct EventLogStats {
     pub subscribers: usize,
     /// Events dropped across all subscribers because their queues were full.
     pub subscriber_dropped: u64,
-}
-
-/// Where the log starts and ends, for a client resuming from a cursor.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CursorBounds {
-    /// Random id of this log file (32 hex digits). Cursors from a log with another id mean nothing
-    /// here: the file was recreated, and the client must start again from 0.
-    pub log_id: String,
-    /// Smallest cursor still stored; `None` when the log is empty.
-    pub oldest: Option<u64>,
-    /// Largest cursor ever assigned (even if deleted since), 0 before the first event.
-    pub newest: u64,
-    /// Largest cursor ever deleted by retention or a cap, 0 if none (E5).
-    pub deleted_through: u64,
-}
-
-impl CursorBounds {
-    /// True when events after `after` were deleted before the client could read them.
-    ///
-    /// This is more precise than comparing with `oldest`: groups have different retention, so a
-    /// young storage event can remain while older device events after the cursor are gone.
-    pub fn truncated(&self, after: u64) -> bool {
-        after < self.deleted_through
-    }
 }
 
 /// The owner of the writer thread: keeps it for shutdown and for test hooks.

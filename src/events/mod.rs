@@ -44,15 +44,16 @@
 //! - **Retention 0 for device and external events** (XProtect's shipped defaults, RU-20): it would
 //!   make the resumable stream for central sites empty; see `Retention`.
 
+mod cursor;
 mod db;
 mod kind;
 mod log;
 mod retention;
 
+pub use cursor::CursorBounds;
 pub use kind::{EventGroup, EventKind, UserEventName, USER_DEFINED_CODE};
 pub use log::{
-    CursorBounds, EventLog, EventLogStats, EventReader, EventSink, PausedWriter, Subscription, DEFAULT_QUEUE_EVENTS,
-    MAX_READ_EVENTS,
+    EventLog, EventLogStats, EventReader, EventSink, PausedWriter, Subscription, DEFAULT_QUEUE_EVENTS, MAX_READ_EVENTS,
 };
 pub use retention::Retention;
 
