@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use crate::clocks::{Clocks, WallAnchor};
 use crate::events::{Event, EventKind, EventSink};
-use crate::media::{Frame, SampleEntry, StreamKind};
+use crate::media::{Frame, IngestFrame, SampleEntry, StreamKind};
 use crate::recording::Decision;
 use crate::source::{CameraDescription, Sink, Source};
-use crate::store::writer::{IngestFrame, SendError};
+use crate::store::writer::SendError;
 use crate::store::StorageHandle;
 
 /// Reconnect backoff of full RTSP attempts: doubles from the first value up to the cap; a session

@@ -2,6 +2,7 @@
 //! Data flows source → ingest → store (one writer per storage) → readers (export, HTTP).
 
 pub mod auth;
+pub mod camera;
 pub mod clocks;
 pub mod config;
 pub mod error;

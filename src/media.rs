@@ -154,3 +154,20 @@ pub struct Frame {
     /// The encoded bytes: AVC/HEVC length-prefixed NAL units (4-byte lengths) or raw AAC.
     pub data: Bytes,
 }
+
+/// A frame on its way to the store, stamped by ingest: what the pre-buffer holds and the
+/// store writer's queue carries (both name it from here, so neither imports the other).
+pub struct IngestFrame {
+    /// The camera's id: the writer files the frame under it.
+    pub camera: Arc<str>,
+    /// Changes whenever ingest starts a new run (reconnect, wall-clock step, parameter change).
+    pub ingest_run: u64,
+    /// The stream's sample entry when the frame arrived; a new one starts a new run in the store.
+    pub sample_entry: Arc<SampleEntry>,
+    /// Wall time of arrival (µs since the epoch, UTC; anchored per run, DEV-23).
+    pub wall_us: i64,
+    pub frame: Frame,
+    /// Some(keep µs) for a disk pre-buffer frame (REC-3): stored as temporary and expired after
+    /// `keep` unless a recording start makes it permanent. None = part of a recording.
+    pub temporary_keep_us: Option<i64>,
+}

@@ -7,13 +7,13 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::clocks::Clocks;
-use crate::config::{Config, SourceSpec};
+use crate::config::Config;
 use crate::error::Error;
 use crate::events::{Event, EventKind, EventLog, EventReader, EventSink, Retention};
 use crate::ingest::{CameraState, CameraStats, OVERFLOW_QUIET_US};
 use crate::source::demo::DemoSource;
 use crate::source::rtsp::RtspSource;
-use crate::source::Source;
+use crate::source::{Source, SourceSpec};
 use crate::store::{self, StorageHandle};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -24,7 +24,7 @@ pub struct Recorder {
     boot: Arc<Config>,
     /// The storage configs the writers were started with, in `storages` order. Storage changes
     /// take effect at the next start, so status pairs handles with these, not with `config`.
-    pub storage_configs: Vec<crate::config::StorageConfig>,
+    pub storage_configs: Vec<crate::store::StorageConfig>,
     pub storages: Vec<StorageHandle>,
     /// Every configured camera's stats in config order (disabled ones included); replaced
     /// per camera when its config changes.
@@ -65,7 +65,7 @@ pub struct Recorder {
 /// One camera task on the ingest runtime.
 struct Running {
     /// The config it was started with: a different one restarts it.
-    config: crate::config::CameraConfig,
+    config: crate::camera::CameraConfig,
     /// Ends this camera's task only.
     stop: tokio::sync::watch::Sender<bool>,
     /// Disconnected once the task has returned (its frames are with the writer).
@@ -169,7 +169,7 @@ impl Recorder {
             *rec.cameras.write().expect("cameras lock") = stats;
         }
         let engine = crate::rules::engine::Engine::new(
-            crate::rules::engine::effective_rules(&config),
+            crate::rules::engine::effective_rules(&config.rules, &config.cameras),
             config.time_profiles.clone(),
             config.time_zone.clone(),
             rec.cameras(),
@@ -209,7 +209,7 @@ impl Recorder {
     /// rule recording reasons.
     fn launch_camera(
         &self,
-        c: &crate::config::CameraConfig,
+        c: &crate::camera::CameraConfig,
         previous: Option<&CameraStats>,
         running: &mut HashMap<String, Running>,
     ) -> Arc<CameraStats> {
@@ -218,12 +218,12 @@ impl Recorder {
             &c.name,
             &c.storage,
             c.prebuffer_us,
-            c.prebuffer == crate::config::PrebufferMode::Disk,
+            c.prebuffer == crate::camera::PrebufferMode::Disk,
         ));
         if let Some(old) = previous {
             stats.control.carry_over_from(&old.control);
         }
-        if c.record == crate::config::RecordMode::Continuous {
+        if c.record == crate::camera::RecordMode::Continuous {
             stats.control.start("continuous", 0, None);
         }
         if !c.enabled {
@@ -319,7 +319,7 @@ impl Recorder {
             out.applied.push("motion settings applied".to_owned());
         }
         let update = crate::rules::engine::Update {
-            rules: crate::rules::engine::effective_rules(&new),
+            rules: crate::rules::engine::effective_rules(&new.rules, &new.cameras),
             profiles: new.time_profiles.clone(),
             tz: new.time_zone.clone(),
             cameras: self.cameras(),

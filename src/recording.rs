@@ -6,8 +6,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
+use crate::media::IngestFrame;
 use crate::media::StreamKind;
-use crate::store::writer::IngestFrame;
 
 /// REC-3: a memory pre-buffer holds at most 15 s; longer settings are clamped with a warning.
 pub const MAX_MEMORY_PREBUFFER_US: i64 = 15_000_000;

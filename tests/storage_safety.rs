@@ -245,7 +245,7 @@ fn a_storage_larger_than_its_filesystem_is_refused_and_never_preallocated() {
     drop(rec);
 
     // The store checks again before the first fallocate, whatever the config said.
-    let cfg = edgerec::config::StorageConfig {
+    let cfg = edgerec::store::StorageConfig {
         id: "big".to_owned(),
         path: big.clone(),
         size_bytes: 1 << 40,

@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use edgerec::clocks::{Clocks, SystemClocks};
-use edgerec::config::StorageConfig;
-use edgerec::media::{Frame, SampleEntry, StreamKind};
+use edgerec::media::{Frame, IngestFrame, SampleEntry, StreamKind};
 use edgerec::store::export::ExportPlan;
-use edgerec::store::writer::{self, IngestFrame};
-use edgerec::store::{self, StorageHandle};
+use edgerec::store::writer;
+use edgerec::store::{self, StorageConfig, StorageHandle};
 use edgerec::ErrorKind;
 use proptest::prelude::*;
 
@@ -340,6 +339,22 @@ fn rebuild_from_segments_matches_the_index_after_wrapping() {
     let h = Harness::open(&d, c.clone());
     drop(h.crash());
     assert_eq!(store::recordings(&c.path, "cam", 0, i64::MAX).unwrap(), before);
+}
+
+/// Issue 11 point 8: the store's identity files are written by the one atomic write
+/// (`fsutil::write_atomic`, temp file `.NAME.tmp`), not by a copy of its own: a temp file a crash
+/// left beside `recorder.id` is replaced, and nothing else is left in the data dir.
+#[test]
+fn identity_files_go_through_the_one_atomic_write() {
+    let d = tempfile::tempdir().unwrap();
+    let stale = edgerec::fsutil::temp_path(&d.path().join("recorder.id"));
+    std::fs::write(&stale, b"half a write").unwrap();
+    let id = store::recorder_uuid(d.path()).unwrap();
+    assert!(!stale.exists(), "the stale temp file of the one atomic write is replaced");
+    let names: Vec<String> =
+        std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["recorder.id"]);
+    assert_eq!(store::recorder_uuid(d.path()).unwrap(), id, "the identity reads back");
 }
 
 #[test]

@@ -6,10 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use edgerec::config::StorageConfig;
-use edgerec::media::{Frame, SampleEntry, StreamKind, VIDEO_TIMESCALE_HZ};
-use edgerec::store::writer::{IngestFrame, SendError};
-use edgerec::store::StorageHandle;
+use edgerec::media::{Frame, IngestFrame, SampleEntry, StreamKind, VIDEO_TIMESCALE_HZ};
+use edgerec::store::writer::SendError;
+use edgerec::store::{StorageConfig, StorageHandle};
 
 /// A flush waits at most this long; on the benchmark's disk one takes well under a second.
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::{parse_table, Config};
 use crate::error::Error;
+use crate::fsutil::WriteError;
 
 /// What the API shows instead of a camera password, and what a client sends back to keep it.
 pub const REDACTED: &str = "********";
@@ -230,7 +231,9 @@ impl ConfigFile {
         // recordings, more space than the disk has) is refused now, not found at the next start.
         let previous = Config::parse(&self.file_name(), st, self.base_dir.as_deref()).ok();
         config.check_storages_on_disk(previous.as_ref())?;
-        crate::fsutil::write_atomic(&self.path, text.as_bytes(), 0o600)?;
+        // Readers see the new file once it is renamed, so a failed directory fsync after that
+        // leaves the change in force (and logged), as the old text would no longer be true.
+        crate::fsutil::write_atomic(&self.path, text.as_bytes(), 0o600).or_else(WriteError::unless_replaced)?;
         let revision = self.revision() + 1;
         // Kept in the new config's data dir, so a moved data dir continues the count.
         let _ = std::fs::create_dir_all(&config.data_dir);
@@ -270,6 +273,7 @@ impl ConfigFile {
 
 fn write_revision(path: &Path, revision: u64, hash: &str) -> Result<(), Error> {
     crate::fsutil::write_atomic(path, format!("{revision} {hash}\n").as_bytes(), 0o600)
+        .or_else(WriteError::unless_replaced)
 }
 
 fn serialize(doc: &toml::Table) -> Result<String, Error> {

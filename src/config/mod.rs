@@ -9,24 +9,20 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::camera::{CameraConfig, PrebufferMode, RecordMode};
 use crate::error::Error;
+use crate::rules::RuleConfig;
+use crate::source::{RtspTransport, SourceSpec};
+use crate::store::{
+    StorageConfig, DEFAULT_RETENTION_DAYS, DEFAULT_SEGMENT_BYTES, DEFAULT_SYNC_INTERVAL_MS, MAX_RETENTION_DAYS,
+};
 
 mod live;
 mod rules;
 pub use live::{Changed, ConfigFile, Section, REDACTED, REVISION_FILE};
-pub use rules::{CameraSet, Condition, RuleConfig, Stop, Trigger};
 
 /// The only config format version this build understands.
 pub const CONFIG_VERSION: u32 = 1;
-
-/// Default retention (ST-8): 7 days, allowed 1..=365000.
-pub const DEFAULT_RETENTION_DAYS: u32 = 7;
-pub const MAX_RETENTION_DAYS: u32 = 365_000;
-/// Default media fdatasync interval (DESIGN §3.3): nothing older than this is lost on power cut.
-pub const DEFAULT_SYNC_INTERVAL_MS: u32 = 1000;
-/// Default segment size: large enough for long sequential writes, small enough that a reclaim frees
-/// little more than needed.
-pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -179,84 +175,6 @@ struct StorageLines {
     segment_size: usize,
     /// Line of `path`, or of `id` when the path is the default one.
     path: usize,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct StorageConfig {
-    /// Unique short id (`[a-z0-9_-]`), also used in paths, status and metrics.
-    pub id: String,
-    /// Directory holding the segment files and the index of this storage.
-    pub path: PathBuf,
-    /// Upper bound of bytes on disk for media segments plus index (ST-3).
-    pub size_bytes: u64,
-    /// Size of one preallocated segment file.
-    pub segment_bytes: u64,
-    /// Media older than this is reclaimed even when space remains (ST-8).
-    pub retention: Duration,
-    /// Maximum time between fdatasyncs of written media (DESIGN §3.3).
-    pub sync_interval: Duration,
-    /// Cameras without an explicit storage record here (ST-2).
-    pub default: bool,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct CameraConfig {
-    /// Unique short id (`[a-z0-9_-]`), used in URLs and in chunk headers.
-    pub id: String,
-    pub name: String,
-    pub source: SourceSpec,
-    /// The storage this camera records into (always resolved, ST-2).
-    pub storage: String,
-    pub enabled: bool,
-    pub record: RecordMode,
-    /// Pre-buffer (REC-2..REC-5): where, and how many µs it keeps (memory mode ≤ 15 s).
-    pub prebuffer: PrebufferMode,
-    pub prebuffer_us: i64,
-    /// Motion detection settings (MD-1..MD-5); None = off for this camera.
-    pub motion: Option<crate::motion::MotionConfig>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PrebufferMode {
-    Off,
-    /// In RAM, at most 15 s (REC-3); the default.
-    Memory,
-    /// As temporary data in the camera's storage, any length up to an hour (REC-3, REC-4).
-    Disk,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum SourceSpec {
-    /// The bundled demo clip, replayed in real time and looped.
-    Demo,
-    Rtsp {
-        url: url::Url,
-        username: Option<String>,
-        password: Option<String>,
-        transport: RtspTransport,
-    },
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RtspTransport {
-    /// RTP interleaved in the RTSP TCP connection (default: reliable, in order).
-    Tcp,
-    /// RTP over UDP; retina marks this experimental (no reordering).
-    Udp,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RecordMode {
-    /// Always recording (a reason that never ends).
-    Continuous,
-    /// The built-in "Record on Motion" rule (REC-10) applies to this camera.
-    Motion,
-    /// The built-in "Record on Request" rule (REC-10): request start/stop recording events.
-    Event,
-    /// Records while the named time profile is active.
-    Schedule(String),
-    /// Only manual recording and explicit `[[rule]]`s; frames go to the pre-buffer meanwhile.
-    Never,
 }
 
 /// `src` with a URL password replaced by `***`, for error messages (secrets never reach a
@@ -914,12 +832,7 @@ fn motion_config(
     }
     if let Some(rows) = &r.exclude {
         m.exclude =
-            if rows.iter().all(|x| x.len() == 16 && x.chars().all(|c| c == '.' || c == 'x')) && rows.len() == 16 {
-                crate::motion::Grid16::from_rows(rows)
-            } else {
-                crate::motion::Grid16::from_rects(rows)
-            }
-            .map_err(|e| origin.error(raw, "camera.motion.exclude", e.msg()))?;
+            crate::motion::Grid16::parse(rows).map_err(|e| origin.error(raw, "camera.motion.exclude", e.msg()))?;
     }
     m.validate().map_err(|e| origin.error(raw, "camera.motion", e.msg()))?;
     Ok(Some(m))
@@ -1079,6 +992,50 @@ mod tests {
         let text = format!("{base}[auth]\naudit_retention_days = 9\n[log]\naudit_retention_days = 3\n");
         let e = Config::parse("x.toml", &text, None).unwrap_err();
         assert!(e.msg().starts_with("x.toml:8: key `log.audit_retention_days`: "), "{}", e.msg());
+    }
+
+    /// REC-10: a `[[rule]]` with a default's name replaces that default. The TOML side of
+    /// `rules::engine::effective_rules`, which takes the owners' settings types (issue 11 point 3).
+    #[test]
+    fn a_configured_rule_replaces_the_default_of_its_name() {
+        let text = "version = 1\n[[storage]]\nid = \"main\"\nsize = \"1GiB\"\n\
+                    [[camera]]\nid = \"cam\"\nsource = \"demo:\"\nrecord = \"motion\"\n";
+        let c = Config::parse("t.toml", text, None).unwrap();
+        let rules = crate::rules::engine::effective_rules(&c.rules, &c.cameras);
+        let bookmark = crate::rules::engine::RECORD_ON_BOOKMARK;
+        let default = rules.iter().find(|r| r.name == bookmark).expect("the default exists");
+        assert_eq!(default.post_roll_us, 30_000_000);
+        let replaced = format!(
+            "{text}[[rule]]\nname = \"{bookmark}\"\ntrigger = \"bookmark_reference_requested\"\n\
+             stop = \"delay:5\"\npost_roll_seconds = 0\n"
+        );
+        let c = Config::parse("t.toml", &replaced, None).unwrap();
+        let rules = crate::rules::engine::effective_rules(&c.rules, &c.cameras);
+        let named: Vec<&RuleConfig> = rules.iter().filter(|r| r.name == bookmark).collect();
+        assert_eq!(named.len(), 1, "the configured rule replaces the default");
+        assert_eq!(named[0].stop, crate::rules::Stop::DelayUs(5_000_000));
+    }
+
+    /// Issue 11 point 8: `exclude` is read by the one region parser (`motion::Grid16::parse`),
+    /// as 16 rows or as rectangles, and its errors still name file, line and key.
+    #[test]
+    fn motion_exclude_takes_rows_or_rectangles() {
+        let camera = |exclude: &str| {
+            format!(
+                "version = 1\n[[storage]]\nid = \"a\"\nsize = \"2GiB\"\n[[camera]]\nid = \"c\"\n\
+                 source = \"demo:\"\n[camera.motion]\nexclude = {exclude}\n"
+            )
+        };
+        let region = crate::motion::Grid16::parse(&["12-15,0-4"]).unwrap();
+        let exclude = |text: &str| Config::parse("x.toml", text, None).map(|c| c.cameras[0].motion.clone());
+        let by_rects = exclude(&camera("[\"12-15,0-4\"]")).unwrap().expect("motion on");
+        assert_eq!(by_rects.exclude, region);
+        let rows: Vec<String> = region.to_rows().iter().map(|r| format!("{r:?}")).collect();
+        let by_rows = exclude(&camera(&format!("[{}]", rows.join(", ")))).unwrap().expect("motion on");
+        assert_eq!(by_rows.exclude, region);
+        let e = exclude(&camera("[\"12-16,0\"]")).unwrap_err();
+        assert!(e.msg().starts_with("x.toml:"), "{}", e.msg());
+        assert!(e.msg().contains("key `camera.motion.exclude`: grid rectangle \"12-16,0\""), "{}", e.msg());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::events::EventKind;
 use crate::rules::time_profile::{
     DailyTimes, Pattern, Period, RangeEnd, RecurrenceRange, RecurringPeriod, SinglePeriod, TimeProfile, WeekdaySet,
 };
+use crate::rules::{CameraSet, Condition, RuleConfig, Stop, Trigger};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,62 +56,6 @@ pub(super) struct RawRule {
     stop: Spanned<String>,
     stop_actions: Option<Spanned<Vec<String>>>,
     post_roll_seconds: Option<Spanned<f64>>,
-}
-
-/// What starts a rule.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Trigger {
-    /// An event of this kind from one of the rule's cameras (or any source for external events).
-    Event(EventKind),
-    /// A time interval: the rule is active while the profile is (start at its begin).
-    Profile(String),
-}
-
-/// What stops a started rule (RU-4).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Stop {
-    Event(EventKind),
-    /// A delay after the start, in µs.
-    DelayUs(i64),
-    /// The end of the trigger's time interval (profile triggers only).
-    EndOfInterval,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Condition {
-    Within(String),
-    Outside(String),
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CameraSet {
-    All,
-    Only(Vec<String>),
-}
-
-impl CameraSet {
-    pub fn contains(&self, id: &str) -> bool {
-        match self {
-            CameraSet::All => true,
-            CameraSet::Only(v) => v.iter().any(|c| c == id),
-        }
-    }
-}
-
-/// A validated rule. Its only action pair is start/stop recording (RU-2, RU-6 subset).
-#[derive(Clone, Debug, PartialEq)]
-pub struct RuleConfig {
-    pub name: String,
-    pub enabled: bool,
-    pub trigger: Trigger,
-    /// Cameras whose events trigger the rule and that it records (RU-5: the raising device).
-    pub cameras: CameraSet,
-    pub condition: Option<Condition>,
-    /// "Start recording N s before" (RU-4), served from the pre-buffer (REC-5), µs.
-    pub pre_roll_us: i64,
-    pub stop: Stop,
-    /// "Stop recording N s after", µs.
-    pub post_roll_us: i64,
 }
 
 fn parse_weekday(s: &str) -> Option<jiff::civil::Weekday> {

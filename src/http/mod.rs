@@ -891,13 +891,7 @@ fn search_motion(rec: &Recorder, eff: &Effective, body: &Value) -> Result<Value,
         Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
         Some(_) => return Err(crate::err!(InvalidArgument, "`region` must be a list of strings")),
     };
-    let region = if rows.is_empty() {
-        crate::motion::Grid16::FULL
-    } else if rows.len() == 16 && rows.iter().all(|r| r.len() == 16 && r.chars().all(|c| c == '.' || c == 'x')) {
-        crate::motion::Grid16::from_rows(&rows)?
-    } else {
-        crate::motion::Grid16::from_rects(&rows)?
-    };
+    let region = if rows.is_empty() { crate::motion::Grid16::FULL } else { crate::motion::Grid16::parse(&rows)? };
     let min_level = match body.get("min_level") {
         None => 1,
         Some(v) => v

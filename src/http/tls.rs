@@ -12,6 +12,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::error::Error;
+use crate::fsutil::WriteError;
 
 /// Validity of a generated self-signed certificate.
 const GENERATED_VALIDITY_YEARS: i64 = 10;
@@ -156,8 +157,10 @@ fn generate(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<(), Error> 
         .mode(0o700)
         .create(dir)
         .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-    crate::fsutil::write_atomic(key_path, key.serialize_pem().as_bytes(), 0o600)?;
-    crate::fsutil::write_atomic(cert_path, cert.pem().as_bytes(), 0o644)?;
+    // A pair that is in place serves even if a power cut could undo it: the next start makes a new one.
+    crate::fsutil::write_atomic(key_path, key.serialize_pem().as_bytes(), 0o600)
+        .or_else(WriteError::unless_replaced)?;
+    crate::fsutil::write_atomic(cert_path, cert.pem().as_bytes(), 0o644).or_else(WriteError::unless_replaced)?;
     tracing::info!(cert = %cert_path.display(), "generated a self-signed TLS certificate");
     Ok(())
 }

@@ -57,6 +57,18 @@ impl Grid16 {
         self.rows.iter().all(|r| *r == 0)
     }
 
+    /// Parses a region as configuration and the API write it (issue 11 point 8: the one parser of
+    /// this syntax): 16 rows of 16 `.`/`x` characters (`from_rows`) when every entry has that
+    /// shape, else rectangles (`from_rects`). No entry is the empty set.
+    pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Grid16, Error> {
+        let is_row = |e: &S| e.as_ref().len() == GRID_SIDE && e.as_ref().chars().all(|c| c == '.' || c == 'x');
+        if entries.len() == GRID_SIDE && entries.iter().all(is_row) {
+            Grid16::from_rows(entries)
+        } else {
+            Grid16::from_rects(entries)
+        }
+    }
+
     /// Parses 16 rows of 16 cells, top row first: `.` leaves a cell out, `x` (or `X`) puts it in.
     pub fn from_rows<S: AsRef<str>>(rows: &[S]) -> Result<Grid16, Error> {
         if rows.len() != GRID_SIDE {
@@ -337,6 +349,21 @@ mod tests {
         rows[3] = "...";
         assert!(Grid16::from_rows(&rows).unwrap_err().msg().contains("has 3 cells"));
         assert!(Grid16::from_rows(&rows[..4]).unwrap_err().msg().contains("found 4 rows"));
+    }
+
+    /// Issue 11 point 8: one parser of the region syntax that config (`exclude`) and the API
+    /// (`region`) accept: rows when every entry is a row, rectangles otherwise.
+    #[test]
+    fn parse_takes_rows_or_rectangles() {
+        let rect = Grid16::from_rects(&["12-15,0-4"]).unwrap();
+        let rows = rect.to_rows();
+        assert_eq!(Grid16::parse(&rows).unwrap(), rect);
+        assert_eq!(Grid16::parse(&["12-15,0-4", "3,7"]).unwrap().count(), 4 * 5 + 1);
+        assert_eq!(Grid16::parse::<&str>(&[]).unwrap(), Grid16::EMPTY);
+        // Fifteen rows are not a grid: they are read as rectangles, and the error says how to
+        // write one.
+        let e = Grid16::parse(&rows[..15]).unwrap_err();
+        assert!(e.msg().contains("no comma"), "{e}");
     }
 
     #[test]

@@ -11,12 +11,13 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::camera::{CameraConfig, RecordMode};
 use crate::clocks::Clocks;
-use crate::config::{CameraSet, Condition, RecordMode, RuleConfig, Stop, Trigger};
 use crate::events::{Event, EventKind};
 use crate::ingest::CameraStats;
 use crate::logs::{RuleEntry, RuleLog, SourceType};
 use crate::rules::time_profile::{TimeProfile, ALWAYS_NAME};
+use crate::rules::{CameraSet, Condition, RuleConfig, Stop, Trigger};
 
 /// REC-10 defaults: Record on Motion (3 s before, 3 s after), Record on Bookmark (3 s before,
 /// 30 s after), Record on Request (external start/stop requests).
@@ -30,10 +31,10 @@ const PROFILE_POLL: Duration = Duration::from_millis(500);
 /// The rules in force: the config's `[[rule]]`s, plus the REC-10 defaults for the cameras whose
 /// `record` shorthand selects them. A config rule with a default's name replaces that default
 /// (defaults are editable); removing it re-creates the default.
-pub fn effective_rules(config: &crate::config::Config) -> Vec<RuleConfig> {
-    let mut rules = config.rules.clone();
+pub fn effective_rules(configured: &[RuleConfig], cameras: &[CameraConfig]) -> Vec<RuleConfig> {
+    let mut rules = configured.to_vec();
     let ids = |pred: &dyn Fn(&RecordMode) -> bool| -> Vec<String> {
-        config.cameras.iter().filter(|c| pred(&c.record)).map(|c| c.id.clone()).collect()
+        cameras.iter().filter(|c| pred(&c.record)).map(|c| c.id.clone()).collect()
     };
     let motion = ids(&|m| *m == RecordMode::Motion);
     let request = ids(&|m| *m == RecordMode::Event);
@@ -72,7 +73,7 @@ pub fn effective_rules(config: &crate::config::Config) -> Vec<RuleConfig> {
             post_roll_us: post,
         });
     }
-    for c in &config.cameras {
+    for c in cameras {
         if let RecordMode::Schedule(profile) = &c.record {
             rules.push(RuleConfig {
                 name: format!("Record on Schedule ({})", c.id),
@@ -505,10 +506,20 @@ mod tests {
     /// before a bookmark request until 30 s after it, and a `[[rule]]` of the same name replaces it.
     #[test]
     fn record_on_bookmark_default_records_30_s_after_a_bookmark() {
-        let text = "version = 1\n[[storage]]\nid = \"main\"\nsize = \"1GiB\"\n\
-                    [[camera]]\nid = \"cam\"\nsource = \"demo:\"\nrecord = \"motion\"\n";
-        let config = crate::config::Config::parse("t.toml", text, None).expect("valid config");
-        let rules = effective_rules(&config);
+        // Issue 11 point 3: the defaults are built from the owners' settings types, not from a
+        // parsed `Config` (rules never import `config`); `config` tests the TOML side.
+        let cameras = [CameraConfig {
+            id: "cam".to_owned(),
+            name: "cam".to_owned(),
+            source: crate::source::SourceSpec::Demo,
+            storage: "main".to_owned(),
+            enabled: true,
+            record: RecordMode::Motion,
+            prebuffer: crate::camera::PrebufferMode::Memory,
+            prebuffer_us: crate::recording::DEFAULT_PREBUFFER_US,
+            motion: Some(crate::motion::MotionConfig::default()),
+        }];
+        let rules = effective_rules(&[], &cameras);
         let bookmark = rules.iter().find(|r| r.name == RECORD_ON_BOOKMARK).expect("the default exists");
         assert_eq!((bookmark.pre_roll_us, bookmark.post_roll_us), (3_000_000, 30_000_000));
         let (mut e, clock, cam) = engine(rules, vec![]);
@@ -519,12 +530,17 @@ mod tests {
         assert!(cam.control.is_active(&key, t + 29_900_000), "recording 30 s after the bookmark");
         assert!(!cam.control.is_active(&key, t + 30_000_000), "stopped 30 s after the bookmark");
 
-        let replaced = format!(
-            "{text}[[rule]]\nname = \"{RECORD_ON_BOOKMARK}\"\ntrigger = \"bookmark_reference_requested\"\n\
-             stop = \"delay:5\"\npost_roll_seconds = 0\n"
-        );
-        let config = crate::config::Config::parse("t.toml", &replaced, None).expect("valid config");
-        let rules = effective_rules(&config);
+        let configured = RuleConfig {
+            name: RECORD_ON_BOOKMARK.to_owned(),
+            enabled: true,
+            trigger: Trigger::Event(EventKind::BookmarkReferenceRequested),
+            cameras: CameraSet::All,
+            condition: None,
+            pre_roll_us: 0,
+            stop: Stop::DelayUs(5_000_000),
+            post_roll_us: 0,
+        };
+        let rules = effective_rules(&[configured], &cameras);
         let named: Vec<&RuleConfig> = rules.iter().filter(|r| r.name == RECORD_ON_BOOKMARK).collect();
         assert_eq!(named.len(), 1, "the configured rule replaces the default");
         assert_eq!(named[0].stop, Stop::DelayUs(5_000_000));

@@ -4,6 +4,7 @@
 pub mod demo;
 pub mod rtp;
 pub mod rtsp;
+mod spec;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,6 +12,8 @@ use std::sync::Arc;
 
 use crate::error::Error;
 use crate::media::{Frame, SampleEntry, StreamKind};
+
+pub use spec::{RtspTransport, SourceSpec};
 
 /// What a session found out about the camera's streams (status shows it).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -11,8 +11,7 @@ use retina::client::{PacketItem, PlayOptions, Session, SessionOptions, SetupOpti
 use retina::codec::ParametersRef;
 
 use super::rtp::{self, aac, h26x, h26x::VideoCodec, Rejected};
-use super::{CameraDescription, SessionFuture, Sink, Source, StreamDescription};
-use crate::config::RtspTransport;
+use super::{CameraDescription, RtspTransport, SessionFuture, Sink, Source, StreamDescription};
 use crate::error::{Error, ErrorKind};
 use crate::media::{Frame, SampleEntry, StreamKind};
 

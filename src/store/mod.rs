@@ -6,18 +6,21 @@ pub mod chunk;
 pub mod export;
 pub mod index;
 pub mod segment;
+mod settings;
 pub mod writer;
 
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use crate::config::StorageConfig;
 use crate::error::{Error, ErrorKind};
 use chunk::{ChunkHeader, DecodeError};
 use index::{ChunkRow, Index, Meta};
 use segment::{SegmentHeader, SEGMENT_HEADER_BYTES};
 
+pub use settings::{
+    StorageConfig, DEFAULT_RETENTION_DAYS, DEFAULT_SEGMENT_BYTES, DEFAULT_SYNC_INTERVAL_MS, MAX_RETENTION_DAYS,
+};
 pub use writer::{StorageHandle, StorageStats};
 
 /// Bytes of a storage's `size` kept for the index (WAL included). The index holds ~1 KB per camera
@@ -129,19 +132,6 @@ pub fn random_uuid() -> Result<u128, Error> {
     Ok(u128::from_le_bytes(b))
 }
 
-/// Writes a small file atomically: temp file, fsync, rename, fsync directory.
-pub fn write_file_atomic(path: &Path, contents: &[u8]) -> Result<(), Error> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;
-    f.write_all(contents)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("cannot rename into {}", path.display()), e))?;
-    segment::fsync_dir(dir)
-}
-
 /// The recorder's identity (data_dir/recorder.id), created on first start. Storages remember the
 /// recorder that created them, so a disk swapped in from another box is refused (invariant 8).
 pub fn recorder_uuid(data_dir: &Path) -> Result<u128, Error> {
@@ -153,7 +143,7 @@ pub fn recorder_uuid(data_dir: &Path) -> Result<u128, Error> {
             std::fs::create_dir_all(data_dir)
                 .map_err(|e| Error::io(format!("cannot create data dir {}", data_dir.display()), e))?;
             let id = random_uuid()?;
-            write_file_atomic(&path, format!("{id:032x}\n").as_bytes())?;
+            crate::fsutil::write_atomic(&path, format!("{id:032x}\n").as_bytes(), 0o644)?;
             Ok(id)
         }
         Err(e) => Err(Error::io(format!("cannot read {}", path.display()), e)),
@@ -331,7 +321,11 @@ pub fn open_for_write(cfg: &StorageConfig, data_dir: &Path, recorder: u128) -> R
         ));
     }
     if known.is_none() {
-        write_file_atomic(&known_uuid_path(data_dir, &cfg.id), format!("{:032x}\n", meta.storage_uuid).as_bytes())?;
+        crate::fsutil::write_atomic(
+            &known_uuid_path(data_dir, &cfg.id),
+            format!("{:032x}\n", meta.storage_uuid).as_bytes(),
+            0o644,
+        )?;
     }
     let layout = Layout { id: cfg.id.clone(), dir: dir.clone(), meta };
     check_segment_headers(&layout, &index)?;
@@ -384,7 +378,7 @@ fn set_aside_corrupt_index(dir: &Path) -> Result<PathBuf, Error> {
             let _ = std::fs::rename(&p, dir.join(format!("{}.corrupt-{stamp}{ext}", index::INDEX_FILE)));
         }
     }
-    segment::fsync_dir(dir)?;
+    crate::fsutil::fsync_dir(dir)?;
     Ok(aside)
 }
 
@@ -437,7 +431,7 @@ fn create(cfg: &StorageConfig, data_dir: &Path, recorder: u128, count: u32) -> R
                 },
             )?;
         }
-        segment::fsync_dir(&cfg.path)?;
+        crate::fsutil::fsync_dir(&cfg.path)?;
         let meta =
             Meta { storage_uuid, recorder_uuid: recorder, segment_bytes: cfg.segment_bytes, segment_count: count };
         Index::create(&cfg.path, &meta, &vec![None; count as usize])
@@ -450,8 +444,12 @@ fn create(cfg: &StorageConfig, data_dir: &Path, recorder: u128, count: u32) -> R
             return Err(e);
         }
     };
-    segment::fsync_dir(&cfg.path)?;
-    write_file_atomic(&known_uuid_path(data_dir, &cfg.id), format!("{storage_uuid:032x}\n").as_bytes())?;
+    crate::fsutil::fsync_dir(&cfg.path)?;
+    crate::fsutil::write_atomic(
+        &known_uuid_path(data_dir, &cfg.id),
+        format!("{storage_uuid:032x}\n").as_bytes(),
+        0o644,
+    )?;
     Ok(idx)
 }
 
@@ -464,7 +462,7 @@ fn remove_unfinished_creation(dir: &Path, count: u32) {
     for ext in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(dir.join(format!("{}{ext}", index::INDEX_FILE)));
     }
-    let _ = segment::fsync_dir(dir);
+    let _ = crate::fsutil::fsync_dir(dir);
 }
 
 /// Invariant 8: every segment header names this storage and recorder; invariant 4: a header's

@@ -102,12 +102,6 @@ pub fn read_header(f: &File, dir: &Path, segment_no: u32) -> Result<SegmentHeade
     SegmentHeader::decode(&b).map_err(|m| crate::err!(DataLoss, "{}: {m}", segment_path(dir, segment_no).display()))
 }
 
-pub fn fsync_dir(dir: &Path) -> Result<(), Error> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(format!("cannot fsync directory {}", dir.display()), e))
-}
-
 /// fdatasync: media content and the metadata needed to read it back, not timestamps.
 pub fn datasync(f: &File) -> std::io::Result<()> {
     nix::unistd::fdatasync(f).map_err(std::io::Error::from)

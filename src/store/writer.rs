@@ -17,11 +17,10 @@ use std::time::{Duration, Instant};
 use super::chunk::{self, ChunkFields, FrameEntry};
 use super::index::{ChunkRow, Index};
 use super::segment::{self, SegmentHeader, SEGMENT_HEADER_BYTES};
-use super::{Layout, Opened, WritePosition};
+use super::{Layout, Opened, StorageConfig, WritePosition};
 use crate::clocks::Clocks;
-use crate::config::StorageConfig;
 use crate::error::Error;
-use crate::media::{Frame, SampleEntry, StreamKind};
+use crate::media::{IngestFrame, SampleEntry, StreamKind};
 use bytes::Bytes;
 
 /// Messages in flight from ingest to one storage writer are capped at this many bytes of frame data;
@@ -37,20 +36,6 @@ const MAX_MEDIA_JUMP_US: i64 = 10_000_000;
 
 /// Recording starts of disk pre-buffer cameras waiting for the writer: (camera, from wall µs).
 type PermanentRequests = Arc<Mutex<Vec<(Arc<str>, i64)>>>;
-
-/// A frame on its way to the store.
-pub struct IngestFrame {
-    pub camera: Arc<str>,
-    /// Changes whenever ingest starts a new run (reconnect, wall-clock step, parameter change).
-    pub ingest_run: u64,
-    pub sample_entry: Arc<SampleEntry>,
-    /// Wall time of arrival (µs since the epoch, UTC; anchored per run, DEV-23).
-    pub wall_us: i64,
-    pub frame: Frame,
-    /// Some(keep µs) for a disk pre-buffer frame (REC-3): stored as temporary and expired after
-    /// `keep` unless a recording start makes it permanent. None = part of a recording.
-    pub temporary_keep_us: Option<i64>,
-}
 
 enum Msg {
     Frame(IngestFrame),
