@@ -416,14 +416,14 @@ impl MotionHandle {
     /// returns false). For tests and benchmarks that feed a clip faster than real time and must
     /// not lose frames to `skipped_behind`; never for ingest.
     pub fn wait_idle(&self, timeout: Duration) -> bool {
-        let now = std::time::Instant::now();
-        let deadline = now.checked_add(timeout).unwrap_or(now + Duration::from_secs(86_400));
+        // The condition variable waits in real time, so the deadline is on the system's clocks.
+        let deadline = crate::clocks::SystemClocks.monotonic().saturating_add(timeout);
         let mut guard = self.shared.idle_lock.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             if self.shared.set().ordered.iter().all(|s| s.in_flight.load(Ordering::Acquire) == 0) {
                 return true;
             }
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let left = deadline.saturating_sub(crate::clocks::SystemClocks.monotonic());
             if left.is_zero() {
                 return false;
             }
