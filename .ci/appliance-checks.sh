@@ -11,6 +11,10 @@
 #       exposure <= 2.0; systemd/edgerec.sysusers.conf parses.
 #   (d) MSRV: Cargo.toml's rust-version and every locked crate's are <= 1.94 (Yocto wrynose);
 #       the release profile does not strip.
+#   (e) No fault hook in the production binary (issue 11 point 5): `cargo build --release
+#       --locked`, as the Yocto recipe builds it (without the `fault-injection` feature the
+#       test suite enables), holds neither the `EDGEREC_FAULT_` variables nor `edgerec::fault`.
+#       It runs before (c), which then verifies the unit against that production binary.
 #
 # Needs python3 >= 3.11, cargo, and systemd-analyze (installed with apt when running as root).
 # `systemd-analyze verify` insists that ExecStart= exists, so the unit is verified from a copy
@@ -277,6 +281,33 @@ check_systemd() {
 }
 
 # ---------------------------------------------------------------------------------------------
+check_no_fault_hooks() {
+    local name="(e) no fault hooks"
+    if [ -n "${EDGEREC_BIN:-}" ]; then
+        fail "$name: EDGEREC_BIN is set; this check needs the binary cargo builds here"
+        return
+    fi
+    # Always built (not only when absent): the test suite leaves a binary with the hooks.
+    if ! cargo build --release --locked >"$WORK/e.build" 2>&1; then
+        fail "$name: cargo build --release --locked failed"
+        tail -n 30 "$WORK/e.build" | show
+        return
+    fi
+    local bin="${CARGO_TARGET_DIR:-$ROOT/target}/release/edgerec"
+    case "$bin" in /*) ;; *) bin="$ROOT/$bin" ;; esac
+    # The variable names are string literals of edgerec::fault only; the module's symbols carry
+    # its path (the release profile does not strip).
+    local found
+    found=$(grep -a -o -E 'EDGEREC_FAULT_[A-Z_]+|7edgerec5fault' "$bin" | sort -u)
+    if [ -z "$found" ]; then
+        pass "$name: $bin has no EDGEREC_FAULT_ variable and no edgerec::fault symbol"
+    else
+        fail "$name: $bin was built with fault injection:"
+        echo "$found" | show
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------
 check_msrv() {
     local name="(d) msrv"
     # Every locked crate's Cargo.toml must be in the registry cache, including crates only
@@ -297,6 +328,7 @@ check_msrv() {
 check_crates_inc
 check_oelint
 check_recipe_inputs
+check_no_fault_hooks
 check_systemd
 check_msrv
 

@@ -1,9 +1,12 @@
-//! The `Clocks` seam: realtime and monotonic time, injectable in tests (STYLE rule 10).
-//! Invariant: nothing else in the crate reads the system clock directly.
+//! The `Clocks` seam: realtime and monotonic time, injectable in tests (STYLE rule 10), and
+//! `SimulatedClocks`, the one clock tests use (issue 11 point 6).
+//! Invariant: nothing else in the crate reads the system clock directly (`tests/source_rules.rs`).
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// Time sources the recorder needs. Real code uses `SystemClocks`; tests may step the realtime clock.
+/// Time sources the recorder needs. Real code uses `SystemClocks`; tests use `SimulatedClocks`.
 pub trait Clocks: Send + Sync + 'static {
     /// CLOCK_REALTIME as microseconds since the Unix epoch (UTC).
     fn realtime_us(&self) -> i64;
@@ -11,6 +14,8 @@ pub trait Clocks: Send + Sync + 'static {
     fn monotonic(&self) -> Duration;
 }
 
+/// The kernel's clocks. Code that holds no `Clocks` (CLI edges, `shutdown`'s deadlines) uses a
+/// `SystemClocks` value directly.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClocks;
 
@@ -72,36 +77,86 @@ impl WallAnchor {
     }
 }
 
+/// The one test clock (issue 11 point 6): realtime and monotonic time that a test sets and moves.
+/// Clones share the same time, and every method may be called from any thread.
+///
+/// Two modes. `SimulatedClocks::new` is frozen: time moves only when the test moves it, for unit
+/// tests that call the code under test directly. `SimulatedClocks::following_system` reads the
+/// system clocks plus offsets the test moves, for tests whose threads must see time pass (a writer
+/// that commits every second) while the test steps the wall clock or skips ahead.
+#[derive(Clone, Debug)]
+pub struct SimulatedClocks {
+    /// The shared state: every clone reads and moves the same time.
+    inner: Arc<SimulatedInner>,
+}
+
+#[derive(Debug)]
+struct SimulatedInner {
+    /// True in `following_system` mode: the two values below are offsets added to the system
+    /// clocks; false when they are the time itself.
+    follows_system: bool,
+    /// Realtime (µs since the epoch, UTC), or its offset from the system's realtime (µs).
+    realtime_us: AtomicI64,
+    /// Monotonic time (µs), or its offset from the system's monotonic time (µs, never negative).
+    monotonic_us: AtomicI64,
+}
+
+impl SimulatedClocks {
+    /// Frozen clocks at `realtime_us`, with monotonic time at zero.
+    pub fn new(realtime_us: i64) -> SimulatedClocks {
+        SimulatedClocks::with(false, realtime_us)
+    }
+
+    /// Clocks that run with the system's, until the test moves them.
+    pub fn following_system() -> SimulatedClocks {
+        SimulatedClocks::with(true, 0)
+    }
+
+    fn with(follows_system: bool, realtime_us: i64) -> SimulatedClocks {
+        SimulatedClocks {
+            inner: Arc::new(SimulatedInner {
+                follows_system,
+                realtime_us: AtomicI64::new(realtime_us),
+                monotonic_us: AtomicI64::new(0),
+            }),
+        }
+    }
+
+    /// Time passes: realtime and monotonic move forward together by `d`.
+    pub fn advance(&self, d: Duration) {
+        let us = i64::try_from(d.as_micros()).expect("a test advances by less than 292,000 years");
+        self.inner.realtime_us.fetch_add(us, Ordering::SeqCst);
+        self.inner.monotonic_us.fetch_add(us, Ordering::SeqCst);
+    }
+
+    /// The wall clock is set (an NTP step, an RTC reset): realtime moves by `us` (either way) and
+    /// monotonic time does not.
+    pub fn step_realtime_us(&self, us: i64) {
+        self.inner.realtime_us.fetch_add(us, Ordering::SeqCst);
+    }
+
+    /// The wall clock is set to `realtime_us`; monotonic time does not move.
+    pub fn set_realtime_us(&self, realtime_us: i64) {
+        let base = if self.inner.follows_system { SystemClocks.realtime_us() } else { 0 };
+        self.inner.realtime_us.store(realtime_us - base, Ordering::SeqCst);
+    }
+}
+
+impl Clocks for SimulatedClocks {
+    fn realtime_us(&self) -> i64 {
+        let base = if self.inner.follows_system { SystemClocks.realtime_us() } else { 0 };
+        base + self.inner.realtime_us.load(Ordering::SeqCst)
+    }
+
+    fn monotonic(&self) -> Duration {
+        let base = if self.inner.follows_system { SystemClocks.monotonic() } else { Duration::ZERO };
+        base + Duration::from_micros(self.inner.monotonic_us.load(Ordering::SeqCst).max(0) as u64)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicI64, Ordering};
-
-    /// A settable clock: realtime and monotonic advance together unless realtime is stepped.
-    #[derive(Default)]
-    struct TestClocks {
-        realtime_us: AtomicI64,
-        monotonic_us: AtomicI64,
-    }
-
-    impl TestClocks {
-        fn advance(&self, us: i64) {
-            self.realtime_us.fetch_add(us, Ordering::Relaxed);
-            self.monotonic_us.fetch_add(us, Ordering::Relaxed);
-        }
-        fn step_realtime(&self, us: i64) {
-            self.realtime_us.fetch_add(us, Ordering::Relaxed);
-        }
-    }
-
-    impl Clocks for TestClocks {
-        fn realtime_us(&self) -> i64 {
-            self.realtime_us.load(Ordering::Relaxed)
-        }
-        fn monotonic(&self) -> Duration {
-            Duration::from_micros(self.monotonic_us.load(Ordering::Relaxed) as u64)
-        }
-    }
 
     /// ST-14, table-driven: steps of the wall clock up to 5 minutes (NTP corrections) are absorbed
     /// by the anchor, larger ones (DST misconfiguration, RTC reset) in either direction cut the run.
@@ -120,12 +175,11 @@ mod tests {
             (-3_600_000_000, true),
         ];
         for &(step, cuts) in table {
-            let c = TestClocks::default();
-            c.advance(1_795_000_000_000_000);
+            let c = SimulatedClocks::new(1_795_000_000_000_000);
             let a = WallAnchor::now(&c);
-            c.advance(10_000_000);
+            c.advance(Duration::from_secs(10));
             let before = a.wall_us(&c);
-            c.step_realtime(step);
+            c.step_realtime_us(step);
             assert_eq!(a.stepped(&c), cuts, "step {step} µs");
             // Between steps the anchor's wall time follows monotonic time, not the stepped clock.
             assert_eq!(a.wall_us(&c), before, "step {step} µs");
@@ -134,5 +188,30 @@ mod tests {
                 assert_eq!(b.wall_us(&c), c.realtime_us(), "a new run is anchored to the new time");
             }
         }
+    }
+
+    /// Issue 11 point 6: clones share one time, frozen clocks move only when told, and clocks that
+    /// follow the system keep running with the steps a test adds.
+    #[test]
+    fn simulated_clocks_are_shared_by_clones_and_move_only_as_told() {
+        let frozen = SimulatedClocks::new(1_000_000);
+        let clone = frozen.clone();
+        assert_eq!((frozen.realtime_us(), frozen.monotonic()), (1_000_000, Duration::ZERO));
+        clone.advance(Duration::from_millis(1500));
+        assert_eq!((frozen.realtime_us(), frozen.monotonic()), (2_500_000, Duration::from_millis(1500)));
+        clone.step_realtime_us(-2_000_000);
+        assert_eq!((frozen.realtime_us(), frozen.monotonic()), (500_000, Duration::from_millis(1500)));
+        frozen.set_realtime_us(42);
+        assert_eq!(clone.realtime_us(), 42);
+
+        let running = SimulatedClocks::following_system();
+        let before = (SystemClocks.realtime_us(), SystemClocks.monotonic());
+        running.advance(Duration::from_secs(3600));
+        let (real, mono) = (running.realtime_us(), running.monotonic());
+        assert!(real >= before.0 + 3_600_000_000 && real < before.0 + 3_660_000_000, "{real} vs {before:?}");
+        assert!(mono >= before.1 + Duration::from_secs(3600), "{mono:?} vs {before:?}");
+        running.set_realtime_us(7_000_000);
+        assert!((7_000_000..67_000_000).contains(&running.realtime_us()));
+        assert!(running.monotonic() >= mono, "setting the wall clock never moves monotonic time back");
     }
 }

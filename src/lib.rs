@@ -7,6 +7,9 @@ pub mod clocks;
 pub mod config;
 pub mod error;
 pub mod events;
+/// Test hooks; only with the `fault-injection` feature, never in a production build.
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod fsutil;
 pub mod http;
 pub mod ingest;

@@ -11,7 +11,12 @@ use clap::{Parser, Subcommand};
 use edgerec::clocks::SystemClocks;
 use edgerec::config::Config;
 use edgerec::error::Error;
+use edgerec::shutdown::{Joiner, Shutdown};
 use edgerec::store;
+
+/// How long each step of the shutdown (camera tasks, writer flushes, the event log) and then
+/// the final join of every thread may take.
+const SHUTDOWN_STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Parser)]
 #[command(name = "edgerec", version, about = "Edge network video recorder")]
@@ -240,10 +245,16 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
         );
     }
     // Signals are blocked before any thread starts, so every thread inherits the mask and only
-    // `wait_for_signal` receives SIGTERM/SIGINT.
-    let signals = block_signals();
+    // the `signals` thread receives SIGTERM/SIGINT; they give the one stop signal (issue 11
+    // point 5), which every thread and task of the recorder observes.
+    let shutdown = Shutdown::new();
+    listen_for_signals(block_signals(), shutdown.clone())?;
     service::notify(&[NotifyState::Status("opening storages (recovery)")]);
-    let recorder = Arc::new(edgerec::recorder::Recorder::start(cfg, Arc::new(SystemClocks))?);
+    let recorder =
+        Arc::new(edgerec::recorder::Recorder::start_with_shutdown(cfg, Arc::new(SystemClocks), shutdown.clone())?);
+    // Everything that must end before the process exits, joined under one deadline at the end.
+    let mut joiner = Joiner::new();
+    joiner.append(recorder.take_threads().expect("a new recorder's threads are there to take"));
     let config_file =
         Arc::new(edgerec::config::ConfigFile::open(config_path, text, None, &recorder.config().data_dir)?);
     let peers = edgerec::http::front::PeerMap::new();
@@ -303,20 +314,27 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
         beat: front.heartbeat.clone(),
         max_quiet: Duration::from_secs(4),
     });
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let supervisor = service::spawn_supervisor(recorder.clone(), watched, stop.clone());
+    // The supervisor keeps pinging the watchdog and reporting STATUS= while the recorder flushes,
+    // so it ends after the recorder (its own signal, given once the recorder has stopped).
+    let supervisor_stop = Shutdown::new();
+    joiner.add_thread("supervisor", service::spawn_supervisor(recorder.clone(), watched, supervisor_stop.clone()));
     // Storage recovery finished in Recorder::start and the HTTP server listens: ready.
     service::notify(&[NotifyState::Ready, NotifyState::Status(&service::status_line(&recorder))]);
     eprintln!("edgerec: recording; API on http://{plain_addr}/api/v1/status");
-    inject_faults_for_tests(&recorder);
-    wait_for_signal(signals);
+    // Test builds only (issue 11 point 5): the faults the environment asks for.
+    #[cfg(feature = "fault-injection")]
+    edgerec::fault::inject_from_env(&recorder);
+    while !shutdown.wait_timeout(Duration::from_secs(3600)) {}
     tracing::info!("shutting down");
     service::notify(&[NotifyState::Stopping, NotifyState::Status("stopping: flushing recordings")]);
     front.stop();
     http.stop();
-    recorder.shutdown(Duration::from_secs(10));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let _ = supervisor.join();
+    recorder.shutdown(SHUTDOWN_STEP_TIMEOUT);
+    supervisor_stop.trigger();
+    let late = joiner.join(SHUTDOWN_STEP_TIMEOUT);
+    if !late.is_empty() {
+        tracing::warn!(threads = ?late, "threads did not end within {SHUTDOWN_STEP_TIMEOUT:?}; exiting anyway");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -338,25 +356,6 @@ fn hold_listen_ports(cfg: &Config) -> Result<Vec<std::net::TcpListener>, Error> 
         .collect()
 }
 
-/// Test-only fault injection, read once at start: `EDGEREC_FAULT_STALL_WRITER_SECS=N` blocks the
-/// first storage writer for N seconds, as a hung disk would (tests/systemd_notify.rs), and
-/// `EDGEREC_FAULT_QUEUE_BYTES=N` caps its queue at N bytes, so a stall overflows it at once
-/// (REC-13, tests/storage_status.rs).
-fn inject_faults_for_tests(recorder: &edgerec::recorder::Recorder) {
-    if let Some(bytes) = std::env::var("EDGEREC_FAULT_QUEUE_BYTES").ok().and_then(|v| v.parse::<u64>().ok()) {
-        if let Some(s) = recorder.storages.first() {
-            tracing::warn!(storage = %s.id, bytes, "fault injection: limiting the writer queue");
-            s.limit_queue_for_test(bytes);
-        }
-    }
-    if let Some(secs) = std::env::var("EDGEREC_FAULT_STALL_WRITER_SECS").ok().and_then(|v| v.parse::<u64>().ok()) {
-        if let Some(s) = recorder.storages.first() {
-            tracing::warn!(storage = %s.id, secs, "fault injection: stalling the writer");
-            s.stall_for_test(Duration::from_secs(secs));
-        }
-    }
-}
-
 fn block_signals() -> nix::sys::signal::SigSet {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
@@ -368,14 +367,21 @@ fn block_signals() -> nix::sys::signal::SigSet {
     set
 }
 
-/// Blocks until SIGTERM or SIGINT; a second signal exits at once (recovery handles the rest).
-fn wait_for_signal(set: nix::sys::signal::SigSet) {
-    let _ = set.wait();
-    std::thread::spawn(move || {
-        let _ = set.wait();
-        eprintln!("edgerec: second signal, exiting at once");
-        std::process::exit(130);
-    });
+/// Starts the `signals` thread: the first SIGTERM or SIGINT gives the stop signal, a second one
+/// exits at once (recovery handles the rest). The thread waits in `sigwait` for that second
+/// signal until the process ends, so it is the one thread no `Joiner` waits for.
+fn listen_for_signals(set: nix::sys::signal::SigSet, shutdown: Shutdown) -> Result<(), Error> {
+    std::thread::Builder::new()
+        .name("signals".to_owned())
+        .spawn(move || {
+            let _ = set.wait();
+            shutdown.trigger();
+            let _ = set.wait();
+            eprintln!("edgerec: second signal, exiting at once");
+            std::process::exit(130);
+        })
+        .map(drop)
+        .map_err(|e| Error::io("cannot spawn the signal thread", e))
 }
 
 fn export(

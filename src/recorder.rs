@@ -11,11 +11,12 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::events::{Event, EventKind, EventLog, EventReader, EventSink, Retention};
 use crate::ingest::{CameraState, CameraStats, OVERFLOW_QUIET_US};
+use crate::shutdown::{Joiner, Shutdown};
 use crate::source::demo::DemoSource;
 use crate::source::rtsp::RtspSource;
 use crate::source::{Source, SourceSpec};
 use crate::store::{self, StorageHandle};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 pub struct Recorder {
     /// The config in force: the one started with, then each applied live change (`apply`).
@@ -32,13 +33,17 @@ pub struct Recorder {
     pub started_wall_us: i64,
     /// Spawns camera tasks on the ingest runtime from any thread (live config changes).
     runtime: tokio::runtime::Handle,
-    /// Ends the ingest runtime's thread (after every camera task stopped).
-    stop_tx: tokio::sync::watch::Sender<bool>,
-    runtime_thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The process's stop signal (issue 11 point 5): the ingest runtime, every camera task, the
+    /// rules engine and the health watcher end when it is given.
+    stop: Shutdown,
+    /// The ingest thread and one writer thread per storage, until `shutdown` joins them or the
+    /// run path takes them (`take_threads`) to join with its own under one deadline.
+    threads: std::sync::Mutex<Option<Joiner>>,
+    /// The rules engine and the health watcher: `shutdown` joins them before the event log
+    /// closes, so the events they raise while stopping are logged.
+    background: std::sync::Mutex<Option<Joiner>>,
     /// The running camera tasks by id; its lock also serializes `apply`.
     running: std::sync::Mutex<HashMap<String, Running>>,
-    /// Kept so a watchdog can see whether a writer thread died.
-    pub writer_threads: Vec<std::thread::JoinHandle<()>>,
     /// Advanced every second by a task on the ingest runtime: proves the runtime is not stuck.
     pub ingest_heartbeat: Arc<std::sync::atomic::AtomicU64>,
     /// Where every component raises events (DESIGN §4), and the HTTP side's reader of the log.
@@ -57,9 +62,6 @@ pub struct Recorder {
     clocks: Arc<dyn Clocks>,
     /// The system and rule logs (LG-2, LG-4): their writer and the API's reader.
     pub logs: crate::logs::LogService,
-    /// Stops the rules engine and the health watcher.
-    background_stop: Arc<AtomicBool>,
-    background_threads: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 /// One camera task on the ingest runtime.
@@ -85,14 +87,20 @@ pub struct Applied {
 const CAMERA_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Recorder {
-    /// Opens every storage (recovering it) and starts every enabled camera. Returns once all
-    /// storages finished recovery, so a caller can report readiness afterwards.
+    /// `start_with_shutdown` with a stop signal of its own, given by `shutdown`.
     pub fn start(config: Config, clocks: Arc<dyn Clocks>) -> Result<Recorder, Error> {
+        Recorder::start_with_shutdown(config, clocks, Shutdown::new())
+    }
+
+    /// Opens every storage (recovering it) and starts every enabled camera. Returns once all
+    /// storages finished recovery, so a caller can report readiness afterwards. `stop` is the
+    /// process's stop signal; `shutdown` gives it too.
+    pub fn start_with_shutdown(config: Config, clocks: Arc<dyn Clocks>, stop: Shutdown) -> Result<Recorder, Error> {
         // First, so that what storage recovery and the rest of the start log is kept (LG-2).
         let logs = crate::logs::LogService::start(&config.data_dir, &config.log, clocks.clone())?;
         let recorder_uuid = store::recorder_uuid(&config.data_dir)?;
         let mut storages = Vec::new();
-        let mut writer_threads = Vec::new();
+        let mut threads = Joiner::new();
         for s in &config.storages {
             let (handle, join, ready) =
                 store::writer::spawn(s.clone(), config.data_dir.clone(), recorder_uuid, clocks.clone());
@@ -104,7 +112,7 @@ impl Recorder {
                 Err(_) => tracing::error!(storage = %s.id, "storage writer died during open"),
             }
             storages.push(handle);
-            writer_threads.push(join);
+            threads.add_thread(&format!("writer-{}", s.id), join);
         }
         let (event_log, events, event_reader) =
             EventLog::spawn(&config.data_dir.join(crate::events::EVENTS_FILE), Retention::default(), clocks.clone());
@@ -119,16 +127,17 @@ impl Recorder {
         let handle = runtime.handle().clone();
         let ingest_heartbeat = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let beat = ingest_heartbeat.clone();
-        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        let runtime_thread = std::thread::Builder::new()
-            .name("ingest".to_owned())
-            .spawn(move || {
+        let runtime_stop = stop.clone();
+        // Camera tasks still running when the runtime ends are dropped with it; `shutdown` waits
+        // for each to return first, so what they handed to the writers is all there is.
+        threads
+            .spawn_thread("ingest", move || {
                 runtime.block_on(async move {
                     let mut tick = tokio::time::interval(Duration::from_secs(1));
                     loop {
                         tokio::select! {
                             _ = tick.tick() => { beat.fetch_add(1, std::sync::atomic::Ordering::Relaxed); }
-                            _ = stop_rx.changed() => return,
+                            _ = runtime_stop.stopped() => return,
                         }
                     }
                 });
@@ -147,8 +156,6 @@ impl Recorder {
             event_log: std::sync::Mutex::new(Some(event_log)),
             engine_updates: std::sync::Mutex::new(update_tx),
             clocks: clocks.clone(),
-            background_stop: Arc::new(AtomicBool::new(false)),
-            background_threads: std::sync::Mutex::new(Vec::new()),
             started_wall_us: crate::clocks::SystemClocks.realtime_us_now(),
             storage_configs: config.storages.clone(),
             boot: config.clone(),
@@ -156,10 +163,10 @@ impl Recorder {
             storages,
             cameras: Arc::new(RwLock::new(Vec::new())),
             runtime: handle,
-            stop_tx,
-            runtime_thread: std::sync::Mutex::new(Some(runtime_thread)),
+            stop,
+            threads: std::sync::Mutex::new(Some(threads)),
+            background: std::sync::Mutex::new(None),
             running: std::sync::Mutex::new(HashMap::new()),
-            writer_threads,
             ingest_heartbeat,
         };
         {
@@ -177,14 +184,11 @@ impl Recorder {
             rec.logs.rule_log(),
         );
         let subscription = rec.events.subscribe("rules", 4096);
-        let stop = rec.background_stop.clone();
-        let mut background = Vec::new();
-        background.push(
-            std::thread::Builder::new()
-                .name("rules".to_owned())
-                .spawn(move || engine.run(subscription.receiver(), &update_rx, &stop))
-                .map_err(|e| Error::io("cannot spawn the rules thread", e))?,
-        );
+        let stop = rec.stop.clone();
+        let mut background = Joiner::new();
+        background
+            .spawn_thread("rules", move || engine.run(subscription.receiver(), &update_rx, &stop))
+            .map_err(|e| Error::io("cannot spawn the rules thread", e))?;
         let watcher = HealthWatcher {
             motion: rec.motion.clone(),
             config: rec.config.clone(),
@@ -193,14 +197,11 @@ impl Recorder {
             events: rec.events.clone(),
             clocks,
         };
-        let stop = rec.background_stop.clone();
-        background.push(
-            std::thread::Builder::new()
-                .name("health".to_owned())
-                .spawn(move || watcher.run(&stop))
-                .map_err(|e| Error::io("cannot spawn the health thread", e))?,
-        );
-        *rec.background_threads.lock().expect("threads lock") = background;
+        let stop = rec.stop.clone();
+        background
+            .spawn_thread("health", move || watcher.run(&stop))
+            .map_err(|e| Error::io("cannot spawn the health thread", e))?;
+        *rec.background.lock().expect("threads lock") = Some(background);
         Ok(rec)
     }
 
@@ -257,6 +258,7 @@ impl Recorder {
             }
         };
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let process_stop = self.stop.clone();
         let (done_tx, done) = std::sync::mpsc::channel::<()>();
         let task = crate::ingest::supervise(
             source,
@@ -268,8 +270,12 @@ impl Recorder {
             probe_target,
             stop_rx,
         );
+        // The task ends on its own stop (a config change) or on the process's.
         self.runtime.spawn(async move {
-            task.await;
+            tokio::select! {
+                _ = task => {}
+                _ = process_stop.stopped() => {}
+            }
             drop(done_tx);
         });
         running.insert(c.id.clone(), Running { config: c.clone(), stop, done });
@@ -390,9 +396,18 @@ impl Recorder {
         }
     }
 
-    /// Stops ingest, then has every writer write and fdatasync what it holds. Writer threads
-    /// stay alive (idle) until the process exits.
+    /// The recorder's threads, for a caller that joins them with its own under one deadline
+    /// after `shutdown`; `None` once taken (or joined by `shutdown`).
+    pub fn take_threads(&self) -> Option<Joiner> {
+        self.threads.lock().expect("threads lock").take()
+    }
+
+    /// Gives the stop signal, then stops in data-flow order: camera tasks end (what they handed
+    /// to the writers is all there is), every writer writes and fdatasyncs what it holds and
+    /// ends, motion analysis and the event log commit and end, and the system log last. Joins
+    /// the recorder's threads unless `take_threads` took them. Each step waits up to `timeout`.
     pub fn shutdown(&self, timeout: Duration) {
+        self.stop.trigger();
         {
             let mut running = self.running.lock().expect("running lock");
             for r in running.values() {
@@ -404,19 +419,13 @@ impl Recorder {
                 }
             }
         }
-        let _ = self.stop_tx.send(true);
-        if let Some(t) = self.runtime_thread.lock().expect("runtime lock").take() {
-            let _ = t.join();
-        }
         for s in &self.storages {
-            if !s.flush(timeout) {
+            if !s.stop(timeout) {
                 tracing::warn!(storage = %s.id, "writer did not flush within {timeout:?}");
             }
         }
-        self.background_stop.store(true, Ordering::Relaxed);
-        for t in self.background_threads.lock().expect("threads lock").drain(..) {
-            let _ = t.join();
-        }
+        let background = self.background.lock().expect("threads lock").take();
+        let mut late = background.map(|b| b.join(timeout)).unwrap_or_default();
         if let Some(m) = self.motion_service.lock().expect("motion lock").take() {
             m.shutdown();
         }
@@ -425,6 +434,12 @@ impl Recorder {
             if let Err(e) = log.shutdown(timeout) {
                 tracing::warn!("event log shutdown: {e}");
             }
+        }
+        if let Some(threads) = self.take_threads() {
+            late.extend(threads.join(timeout));
+        }
+        if !late.is_empty() {
+            tracing::warn!(threads = ?late, "threads did not end within {timeout:?}");
         }
         // Last: whatever the steps above logged is committed too.
         self.logs.shutdown();
@@ -498,7 +513,8 @@ struct HealthWatcher {
 }
 
 impl HealthWatcher {
-    fn run(self, stop: &AtomicBool) {
+    /// Runs every 500 ms until the process's stop signal.
+    fn run(self, stop: &Shutdown) {
         // Issue 10 point 4: every storage starts as available, the state it is assumed in
         // before its open, so one that was unavailable at boot raises Storage Unavailable once
         // in the first round, like one that fails later.
@@ -507,8 +523,7 @@ impl HealthWatcher {
         // since when an overflow lasts.
         let mut drops: HashMap<Arc<str>, (Arc<CameraStats>, u64, Option<i64>)> = HashMap::new();
         let mut rounds = 0u64;
-        while !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(500));
+        while !stop.wait_timeout(Duration::from_millis(500)) {
             let now = self.clocks.realtime_us();
             rounds += 1;
             if rounds % 120 == 1 {

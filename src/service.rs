@@ -2,14 +2,16 @@
 //! supervisor that pings systemd only while every essential loop makes progress.
 //! Invariant: without `NOTIFY_SOCKET` every call here is a no-op; nothing blocks the loops it watches.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sd_notify::NotifyState;
 
+use crate::clocks::{Clocks, SystemClocks};
 use crate::ingest::CameraState;
 use crate::recorder::Recorder;
+use crate::shutdown::Shutdown;
 
 /// Sends notifications; errors are logged, never fatal (the service manager may be gone).
 pub fn notify(states: &[NotifyState<'_>]) {
@@ -52,33 +54,31 @@ pub fn status_line(rec: &Recorder) -> String {
     format!("recording {recording}/{enabled} cameras; storage {}", storages.join(", "))
 }
 
-/// Runs until `stop`: every period, sends STATUS= when it changed, and WATCHDOG=1 only when every
+/// Runs until the process's `Shutdown`: every period, sends STATUS= when it changed, and WATCHDOG=1 only when every
 /// watched loop advanced within its `max_quiet`. A stuck loop stops the pings, so systemd restarts
 /// the service after `WatchdogSec` (recovery handles the rest).
-pub fn spawn_supervisor(
-    rec: Arc<Recorder>,
-    watched: Vec<Watched>,
-    stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<()> {
+pub fn spawn_supervisor(rec: Arc<Recorder>, watched: Vec<Watched>, stop: Shutdown) -> std::thread::JoinHandle<()> {
     let watchdog = sd_notify::watchdog_enabled();
     // Ping twice per watchdog interval, as sd_watchdog_enabled(3) recommends.
     let period = watchdog.map(|w| (w / 2).max(Duration::from_millis(50))).unwrap_or(Duration::from_secs(5));
     std::thread::Builder::new()
         .name("supervisor".to_owned())
         .spawn(move || {
-            let mut last: Vec<(u64, Instant)> = watched.iter().map(|w| (w.beat.load(Ordering::Relaxed), Instant::now())).collect();
+            // The watchdog is about real time passing: systemd's timer runs on the system's clocks.
+            let clocks = SystemClocks;
+            let mut last: Vec<(u64, Duration)> =
+                watched.iter().map(|w| (w.beat.load(Ordering::Relaxed), clocks.monotonic())).collect();
             let mut last_status = String::new();
             let mut reported_stall = false;
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(period);
-                let now = Instant::now();
+            while !stop.wait_timeout(period) {
+                let now = clocks.monotonic();
                 let mut stuck = Vec::new();
                 for (w, (seen, at)) in watched.iter().zip(last.iter_mut()) {
                     let beat = w.beat.load(Ordering::Relaxed);
                     if beat != *seen {
                         *seen = beat;
                         *at = now;
-                    } else if now.duration_since(*at) > w.max_quiet {
+                    } else if now.saturating_sub(*at) > w.max_quiet {
                         stuck.push(w.name.as_str());
                     }
                 }

@@ -7,7 +7,9 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clocks::{Clocks, SystemClocks};
 
 /// The stop signal. Cheap to clone; every clone observes the same signal.
 #[derive(Clone, Default)]
@@ -47,10 +49,11 @@ impl Shutdown {
     /// Blocks up to `timeout` or until the signal; true when stopping. Blocking loops use this in
     /// place of `sleep`, so they notice the signal at once.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        // The condition variable waits in real time, so the deadline is on the system's clocks.
+        let deadline = SystemClocks.monotonic().saturating_add(timeout);
         let mut guard = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner());
         while !self.is_triggered() {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.saturating_sub(SystemClocks.monotonic());
             if left.is_zero() {
                 return false;
             }
@@ -101,13 +104,19 @@ impl Joiner {
         self.tasks.push((name.to_owned(), handle));
     }
 
+    /// Takes over everything `other` holds (a component's threads, joined with the caller's).
+    pub fn append(&mut self, other: Joiner) {
+        self.threads.extend(other.threads);
+        self.tasks.extend(other.tasks);
+    }
+
     /// Waits for every registered thread and task up to `timeout` in all; returns the names of
     /// those still running at the deadline (they are left detached). Call after `trigger`.
     pub fn join(self, timeout: Duration) -> Vec<String> {
-        let deadline = Instant::now() + timeout;
+        let deadline = SystemClocks.monotonic().saturating_add(timeout);
         let mut late = Vec::new();
         for (name, handle) in self.threads {
-            while !handle.is_finished() && Instant::now() < deadline {
+            while !handle.is_finished() && SystemClocks.monotonic() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
             }
             if handle.is_finished() {
@@ -119,7 +128,7 @@ impl Joiner {
             }
         }
         for (name, handle) in self.tasks {
-            while !handle.is_finished() && Instant::now() < deadline {
+            while !handle.is_finished() && SystemClocks.monotonic() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
             }
             if !handle.is_finished() {

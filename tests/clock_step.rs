@@ -2,26 +2,10 @@
 //! 10 minutes forward, as a misconfigured NTP or RTC would do) closes the run; recording continues
 //! in a new run anchored at the new time, and the repeated or skipped time never merges with it.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use edgerec::clocks::{Clocks, SystemClocks};
-
-/// The system clocks with a realtime offset the test can step.
-#[derive(Default)]
-struct SteppableClocks {
-    offset_us: AtomicI64,
-}
-
-impl Clocks for SteppableClocks {
-    fn realtime_us(&self) -> i64 {
-        SystemClocks.realtime_us() + self.offset_us.load(Ordering::Relaxed)
-    }
-    fn monotonic(&self) -> Duration {
-        SystemClocks.monotonic()
-    }
-}
+use edgerec::clocks::{Clocks, SimulatedClocks};
 
 #[test]
 fn a_ten_minute_clock_step_cuts_the_run() {
@@ -33,8 +17,9 @@ fn a_ten_minute_clock_step_cuts_the_run() {
     );
     let config = edgerec::config::Config::parse("test.toml", &text, None).unwrap();
     let storage = config.storages[0].path.clone();
-    let clocks = Arc::new(SteppableClocks::default());
-    let rec = edgerec::recorder::Recorder::start(config, clocks.clone()).unwrap();
+    // The system's clocks, whose wall clock the test steps.
+    let clocks = SimulatedClocks::following_system();
+    let rec = edgerec::recorder::Recorder::start(config, Arc::new(clocks.clone())).unwrap();
     let recordings = || edgerec::store::recordings(&storage, "demo", 0, i64::MAX).unwrap();
     let wait = |what: &str, f: &dyn Fn() -> bool| {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -45,7 +30,7 @@ fn a_ten_minute_clock_step_cuts_the_run() {
     };
     wait("first run", &|| recordings().first().is_some_and(|r| r.end_wall_us - r.start_wall_us > 2_000_000));
     let before_step = clocks.realtime_us();
-    clocks.offset_us.store(600_000_000, Ordering::Relaxed);
+    clocks.step_realtime_us(600_000_000);
     wait("second run", &|| {
         recordings().len() == 2 && recordings()[1].end_wall_us - recordings()[1].start_wall_us > 2_000_000
     });

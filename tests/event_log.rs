@@ -3,42 +3,16 @@
 //! (RU-21).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use edgerec::clocks::{Clocks, SystemClocks};
+use edgerec::clocks::{Clocks, SimulatedClocks, SystemClocks};
 use edgerec::events::{Event, EventGroup, EventKind, EventLog, EventReader, EventSink, Retention, EVENTS_FILE};
 use edgerec::ErrorKind;
 
 /// Generous bound for anything that should take milliseconds: it only proves "did not hang".
 const PATIENCE: Duration = Duration::from_secs(30);
 const DAY_US: i64 = 86_400 * 1_000_000;
-
-/// A realtime clock the test sets by hand, so retention can be tested without waiting days.
-struct SetClock {
-    realtime_us: AtomicI64,
-}
-
-impl SetClock {
-    fn new(realtime_us: i64) -> Arc<SetClock> {
-        Arc::new(SetClock { realtime_us: AtomicI64::new(realtime_us) })
-    }
-
-    fn advance(&self, us: i64) {
-        self.realtime_us.fetch_add(us, Ordering::SeqCst);
-    }
-}
-
-impl Clocks for SetClock {
-    fn realtime_us(&self) -> i64 {
-        self.realtime_us.load(Ordering::SeqCst)
-    }
-
-    fn monotonic(&self) -> Duration {
-        Duration::from_micros(self.realtime_us().max(0) as u64)
-    }
-}
 
 fn events_path(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join(EVENTS_FILE)
@@ -140,7 +114,7 @@ fn committed_events_survive_a_writer_crash_and_cursors_are_never_reused() {
     for n in 10..15 {
         sink.emit(motion("cam1", n));
     }
-    log.crash_for_test();
+    edgerec::fault::crash_event_log(log);
     drop((sink, reader));
 
     let (log, sink, reader) = spawn(&path);
@@ -217,9 +191,12 @@ fn a_long_poll_returns_at_once_when_events_exist_and_times_out_empty_otherwise()
 fn retention_deletes_old_events_by_group_and_the_client_learns_it_missed_some() {
     let dir = tempfile::tempdir().unwrap();
     let t0 = now_us();
-    let clock = SetClock::new(t0);
+    // The one test clock, running with the system's so the writer's timers work; the test
+    // steps its wall clock instead of waiting days.
+    let clock = SimulatedClocks::following_system();
+    clock.set_realtime_us(t0);
     // Defaults: device 7 days, recorder and storage 30, external 1.
-    let (log, sink, reader) = EventLog::spawn(&events_path(&dir), Retention::default(), clock.clone());
+    let (log, sink, reader) = EventLog::spawn(&events_path(&dir), Retention::default(), Arc::new(clock.clone()));
     let emitted = [
         Event::new(EventKind::MotionStarted, t0 - 8 * DAY_US).with_camera("cam1"),
         Event::new(EventKind::StorageUnavailable, t0 - 8 * DAY_US).with_storage("main"),
@@ -247,7 +224,7 @@ fn retention_deletes_old_events_by_group_and_the_client_learns_it_missed_some() 
     assert!(!b.truncated(c[2]));
     assert!(!b.truncated(c[4]));
 
-    clock.advance(2 * DAY_US);
+    clock.step_realtime_us(2 * DAY_US);
     assert_eq!(log.run_retention(PATIENCE).unwrap(), 2);
     let left = reader.after(0, 10).unwrap();
     assert_eq!(left.len(), 1);
@@ -341,7 +318,7 @@ fn a_flood_into_a_tiny_queue_is_dropped_and_counted_without_blocking() {
     const FLOOD: u64 = 100_000;
 
     // With the writer blocked the outcome is exact: 4 queued, the rest dropped.
-    let paused = log.pause_for_test();
+    let paused = edgerec::fault::pause_event_log(&log);
     let (done_tx, done_rx) = mpsc::channel();
     let producer = sink.clone();
     std::thread::spawn(move || {

@@ -10,12 +10,11 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use edgerec::clocks::{Clocks, SystemClocks};
+use edgerec::clocks::{SimulatedClocks, SystemClocks};
 use edgerec::events::{EventKind, EventLog, Retention};
 use edgerec::media::{Frame, SampleEntry, StreamKind, VIDEO_TIMESCALE_HZ};
 use edgerec::motion::{
@@ -338,20 +337,6 @@ fn decoding_every_frame_finds_the_same_sequence() {
     assert!(cam.skipped_behind == 0 && cam.decode_errors == 0, "{cam:?}");
 }
 
-/// Realtime and monotonic time that a test can move forward.
-struct SteppedClocks {
-    ahead_us: AtomicU64,
-}
-
-impl Clocks for SteppedClocks {
-    fn realtime_us(&self) -> i64 {
-        SystemClocks.realtime_us() + self.ahead_us.load(Ordering::Relaxed) as i64
-    }
-    fn monotonic(&self) -> Duration {
-        SystemClocks.monotonic() + Duration::from_micros(self.ahead_us.load(Ordering::Relaxed))
-    }
-}
-
 #[test]
 fn a_stream_that_stalls_in_motion_gets_motion_stopped_at_its_last_analysed_frame() {
     let dir = common::temp_dir();
@@ -360,14 +345,15 @@ fn a_stream_that_stalls_in_motion_gets_motion_stopped_at_its_last_analysed_frame
     let (log, sink, _r) =
         EventLog::spawn(&dir.path().join("events.sqlite3"), Retention::default(), Arc::new(SystemClocks));
     let events = sink.subscribe("test", 64);
-    let clocks = Arc::new(SteppedClocks { ahead_us: AtomicU64::new(0) });
+    // Realtime and monotonic time that the test moves forward while the service's threads run.
+    let clocks = SimulatedClocks::following_system();
     let camera: Arc<str> = "cam".into();
     let db_path = dir.path().join(MOTION_FILE);
     let (service, handle) = MotionService::spawn(
         vec![(camera.clone(), MotionConfig::default())],
         MotionOptions::new(db_path.clone()),
         sink,
-        clocks.clone(),
+        Arc::new(clocks.clone()),
     )
     .unwrap();
     // The stream stops at 4.5 s, in the middle of the motion.
@@ -376,7 +362,7 @@ fn a_stream_that_stalls_in_motion_gets_motion_stopped_at_its_last_analysed_frame
     let started = events.receiver().recv_timeout(IDLE_TIMEOUT).expect("Motion Started");
     assert_eq!(*started.kind(), EventKind::MotionStarted);
     let last_analysed = handle.stats().cameras[0].last_analysis_wall_us;
-    clocks.ahead_us.store(11 * SEC_US as u64, Ordering::Relaxed);
+    clocks.advance(Duration::from_micros(11 * SEC_US as u64));
     let stopped = events.receiver().recv_timeout(IDLE_TIMEOUT).expect("Motion Stopped after the stall");
     assert_eq!(*stopped.kind(), EventKind::MotionStopped);
     assert_eq!(stopped.wall_us(), last_analysed);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use edgerec::clocks::{Clocks, SystemClocks};
+use edgerec::clocks::{Clocks, SimulatedClocks, SystemClocks};
 use edgerec::media::{Frame, IngestFrame, SampleEntry, StreamKind};
 use edgerec::store::export::ExportPlan;
 use edgerec::store::writer;
@@ -129,7 +129,7 @@ impl Harness {
 
     /// Simulates kill -9: the writer thread stops without writing what it holds.
     fn crash(self) -> (PathBuf, StorageConfig, i64, u64, i64) {
-        self.handle.crash_for_test();
+        edgerec::fault::crash_writer(&self.handle);
         self.join.join().unwrap();
         (self.data_dir, self.cfg, self.next_media, self.n, self.base_wall_us)
     }
@@ -696,21 +696,6 @@ fn recovery_never_turns_disk_prebuffer_into_a_recording() {
     store::check_invariants(&c, store::recorder_uuid(&d).unwrap()).unwrap();
 }
 
-/// The system clock moved forward by a settable offset: what the writer sees when days pass.
-struct SteppedClocks {
-    offset_us: std::sync::atomic::AtomicI64,
-}
-
-impl Clocks for SteppedClocks {
-    fn realtime_us(&self) -> i64 {
-        SystemClocks.realtime_us() + self.offset_us.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    fn monotonic(&self) -> Duration {
-        SystemClocks.monotonic()
-    }
-}
-
 /// ST-8 (issue 10, tests asked for): once recordings are older than the retention time they are
 /// no longer listed or exportable, while younger ones stay. Retention is whole days (1..365000),
 /// so the writer's clock is moved forward instead of waiting.
@@ -718,8 +703,10 @@ impl Clocks for SteppedClocks {
 fn recordings_older_than_the_retention_time_are_no_longer_listed_or_exported() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = StorageConfig { retention: Duration::from_secs(86_400), ..storage_cfg(tmp.path(), 8) };
-    let clocks = Arc::new(SteppedClocks { offset_us: std::sync::atomic::AtomicI64::new(0) });
-    let mut h = Harness::open_with_clocks(tmp.path(), cfg.clone(), clocks.clone());
+    // The system's clocks, whose wall clock the test moves forward: what the writer sees when
+    // days pass.
+    let clocks = SimulatedClocks::following_system();
+    let mut h = Harness::open_with_clocks(tmp.path(), cfg.clone(), Arc::new(clocks.clone()));
     // Two runs of 2 s: one 3 h ago, one now.
     h.base_wall_us = SystemClocks.realtime_us() - 3 * 3_600_000_000;
     for _ in 0..50 {
@@ -739,7 +726,7 @@ fn recordings_older_than_the_retention_time_are_no_longer_listed_or_exported() {
     ExportPlan::plan(&cfg.path, "cam", old.start_wall_us, old.end_wall_us).unwrap();
 
     // A day minus 2 h later the first run is older than the retention, the second is not.
-    clocks.offset_us.store(86_400_000_000 - 2 * 3_600_000_000, std::sync::atomic::Ordering::Relaxed);
+    clocks.step_realtime_us(86_400_000_000 - 2 * 3_600_000_000);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while listed(&h).len() > 1 {
         assert!(std::time::Instant::now() < deadline, "retention did not run: {:?}", listed(&h));

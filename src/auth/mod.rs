@@ -22,8 +22,8 @@ pub mod perm;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -110,8 +110,10 @@ pub fn check_password_policy(password: &str, min_unique: usize) -> Result<(), Er
 }
 
 struct Session {
+    /// The user the session logs in as.
     user: String,
-    last_seen: Instant,
+    /// Monotonic time of the session's last request: it expires `session_idle` later (A4).
+    last_seen: Duration,
 }
 
 /// Who is asking, as the HTTP layer knows it.
@@ -125,25 +127,30 @@ pub struct Auth {
     audit_log: Mutex<AuditLog>,
     cfg: AuthConfig,
     sessions: Mutex<HashMap<String, Session>>,
-    verified: Mutex<HashMap<[u8; 32], Instant>>,
+    verified: Mutex<HashMap<[u8; 32], Duration>>,
     /// A2: one Argon2 computation at a time.
     hashing: Mutex<()>,
     /// A3: one login check at a time, from counting the attempt to recording its outcome.
     login: Mutex<()>,
     /// A3: the hash verified for unknown names, so they cost what a known name costs.
     dummy_hash: String,
-    last_prune: Mutex<Instant>,
-}
-
-fn now_us() -> i64 {
-    SystemClocks.realtime_us()
+    /// Monotonic time of the last audit-log prune (hourly).
+    last_prune: Mutex<Duration>,
+    /// Where lockout (realtime, stored in the database), session and remembered-credential
+    /// expiry (monotonic) and audit times come from (issue 11 point 6).
+    clocks: Arc<dyn Clocks>,
 }
 
 impl Auth {
+    /// `open_with_clocks` on the system clocks, for the CLI and the recorder.
     pub fn open(data_dir: &Path, cfg: AuthConfig) -> Result<Auth, Error> {
+        Auth::open_with_clocks(data_dir, cfg, Arc::new(SystemClocks))
+    }
+
+    pub fn open_with_clocks(data_dir: &Path, cfg: AuthConfig, clocks: Arc<dyn Clocks>) -> Result<Auth, Error> {
         let db = AuthDb::open(data_dir)?;
         let audit_log = AuditLog::open(data_dir)?;
-        audit_log.prune_audit(now_us() - cfg.audit_retention.as_micros() as i64)?;
+        audit_log.prune_audit(clocks.realtime_us() - cfg.audit_retention.as_micros() as i64)?;
         let dummy_hash = hash_password("Dummy-password-1")?;
         Ok(Auth {
             db: Mutex::new(db),
@@ -154,7 +161,8 @@ impl Auth {
             hashing: Mutex::new(()),
             login: Mutex::new(()),
             dummy_hash,
-            last_prune: Mutex::new(Instant::now()),
+            last_prune: Mutex::new(clocks.monotonic()),
+            clocks,
         })
     }
 
@@ -209,14 +217,14 @@ impl Auth {
         let refused = || crate::err!(Unauthenticated, "wrong user name or password, or the account is locked");
         let source = source_address(peer);
         let stored = self.db().credentials(name)?;
-        let now = now_us();
+        let now = self.clocks.realtime_us();
         // Remembered credentials (A5) answer without Argon2 unless this source is locked out.
         let key = stored.as_ref().map(|(hash, _)| verified_key(name, password, hash));
         if let (Some(key), Some((_, true))) = (&key, &stored) {
             if !self.db().is_locked(name, &source, now)? {
                 let mut v = self.verified.lock().expect("verified lock");
                 if let Some(at) = v.get(key) {
-                    if at.elapsed() < self.cfg.session_idle {
+                    if self.clocks.monotonic().saturating_sub(*at) < self.cfg.session_idle {
                         return Ok(());
                     }
                     v.remove(key);
@@ -259,13 +267,13 @@ impl Auth {
         let key = key.expect("a stored user has a key");
         let mut v = self.verified.lock().expect("verified lock");
         if v.len() >= MAX_VERIFIED {
-            let idle = self.cfg.session_idle;
-            v.retain(|_, at| at.elapsed() < idle);
+            let (idle, mono) = (self.cfg.session_idle, self.clocks.monotonic());
+            v.retain(|_, at| mono.saturating_sub(*at) < idle);
             if v.len() >= MAX_VERIFIED {
                 v.clear();
             }
         }
-        v.insert(key, Instant::now());
+        v.insert(key, self.clocks.monotonic());
         drop(v);
         self.audit(name, peer, "login", "", "granted", "");
         Ok(())
@@ -282,23 +290,23 @@ impl Auth {
         getrandom::getrandom(&mut bytes).expect("the kernel's random source works");
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let mut s = self.sessions.lock().expect("sessions lock");
-        let idle = self.cfg.session_idle;
-        s.retain(|_, v| v.last_seen.elapsed() < idle);
+        let (idle, mono) = (self.cfg.session_idle, self.clocks.monotonic());
+        s.retain(|_, v| mono.saturating_sub(v.last_seen) < idle);
         if s.len() >= MAX_SESSIONS {
             if let Some(oldest) = s.iter().min_by_key(|(_, v)| v.last_seen).map(|(k, _)| k.clone()) {
                 s.remove(&oldest);
             }
         }
-        s.insert(token.clone(), Session { user: user.to_owned(), last_seen: Instant::now() });
+        s.insert(token.clone(), Session { user: user.to_owned(), last_seen: mono });
         token
     }
 
     fn session_user(&self, token: &str) -> Option<String> {
         let mut s = self.sessions.lock().expect("sessions lock");
-        let idle = self.cfg.session_idle;
+        let (idle, mono) = (self.cfg.session_idle, self.clocks.monotonic());
         match s.get_mut(token) {
-            Some(v) if v.last_seen.elapsed() < idle => {
-                v.last_seen = Instant::now();
+            Some(v) if mono.saturating_sub(v.last_seen) < idle => {
+                v.last_seen = mono;
                 Some(v.user.clone())
             }
             Some(_) => {
@@ -332,7 +340,7 @@ impl Auth {
     pub fn audit(&self, user: &str, peer: &str, action: &str, target: &str, outcome: &str, detail: &str) {
         let entry = AuditEntry {
             id: 0,
-            time_us: now_us(),
+            time_us: self.clocks.realtime_us(),
             user: user.to_owned(),
             peer: peer.to_owned(),
             action: action.to_owned(),
@@ -345,9 +353,10 @@ impl Auth {
             tracing::warn!(user, action, "cannot write the audit log: {e}");
         }
         let mut last = self.last_prune.lock().expect("prune lock");
-        if last.elapsed() > Duration::from_secs(3600) {
-            *last = Instant::now();
-            if let Err(e) = db.prune_audit(now_us() - self.cfg.audit_retention.as_micros() as i64) {
+        let mono = self.clocks.monotonic();
+        if mono.saturating_sub(*last) > Duration::from_secs(3600) {
+            *last = mono;
+            if let Err(e) = db.prune_audit(self.clocks.realtime_us() - self.cfg.audit_retention.as_micros() as i64) {
                 tracing::warn!("cannot prune the audit log: {e}");
             }
         }
@@ -386,6 +395,7 @@ pub fn hash_password(password: &str) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clocks::SimulatedClocks;
 
     #[test]
     fn password_policy_follows_au2() {
@@ -404,11 +414,73 @@ mod tests {
         assert!(check_password_policy(&format!("Aa1-{}", "x".repeat(252)), 1).is_err(), "256 characters");
     }
 
+    /// 2026-01-15T12:00:00Z: where the simulated clocks of these tests start.
+    const NOON_US: i64 = 1_768_478_400_000_000;
+
+    /// An `Auth` on simulated clocks with one administrator `ann` (password `Secret-123`).
+    fn auth_with_ann(tmp: &tempfile::TempDir, cfg: AuthConfig) -> (Auth, SimulatedClocks) {
+        let clocks = SimulatedClocks::new(NOON_US);
+        let auth = Auth::open_with_clocks(tmp.path(), cfg, Arc::new(clocks.clone())).unwrap();
+        let h = auth.new_hash("Secret-123").unwrap();
+        auth.db().add_user("ann", &h, &[ADMINISTRATORS.into()], false, NOON_US).unwrap();
+        (auth, clocks)
+    }
+
+    /// Issue 11 point 6 (AU-2, A3): `lockout_failures` wrong passwords lock the account from
+    /// that address, and the lock ends when `lockout` has passed on the clocks, not before.
+    #[test]
+    fn the_lock_starts_after_n_failures_and_ends_after_the_lockout_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = AuthConfig { lockout_failures: 5, lockout: Duration::from_secs(300), ..AuthConfig::default() };
+        let (auth, clocks) = auth_with_ann(&tmp, cfg);
+        let login = |password: &str| auth.check_password("ann", password, "10.0.0.9:1");
+        for n in 0..4 {
+            assert!(login("wrong").is_err(), "failure {n}");
+        }
+        assert!(login("Secret-123").is_ok(), "four failures do not lock");
+        for _ in 0..5 {
+            assert!(login("wrong").is_err());
+        }
+        assert!(login("Secret-123").is_err(), "locked after the fifth failure in a row");
+        clocks.advance(Duration::from_secs(299));
+        assert!(login("Secret-123").is_err(), "still locked 1 s before the end");
+        clocks.advance(Duration::from_secs(2));
+        assert!(login("Secret-123").is_ok(), "the lock ends after 300 s");
+    }
+
+    /// Issue 11 point 6 (AU-2, A4, A5): a session and remembered Basic credentials expire after
+    /// `session_idle` without a request; each request keeps a session alive for another period.
+    #[test]
+    fn a_session_expires_after_the_idle_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = AuthConfig { session_idle: Duration::from_secs(300), ..AuthConfig::default() };
+        let (auth, clocks) = auth_with_ann(&tmp, cfg);
+        let token = auth.new_session("ann");
+        clocks.advance(Duration::from_secs(299));
+        assert_eq!(auth.authenticate(Credentials::Token(&token), "x").unwrap().user, "ann", "used within the time");
+        clocks.advance(Duration::from_secs(299));
+        assert!(auth.authenticate(Credentials::Token(&token), "x").is_ok(), "the last request restarted the time");
+        clocks.advance(Duration::from_secs(300));
+        let e = auth.authenticate(Credentials::Token(&token), "x").unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Unauthenticated, "expired after 300 s idle: {e}");
+        // Remembered credentials (A5) follow the same time: the key is there, then gone.
+        assert!(auth.check_password("ann", "Secret-123", "127.0.0.1:1").is_ok());
+        assert_eq!(auth.verified.lock().unwrap().len(), 1);
+        clocks.advance(Duration::from_secs(301));
+        let key = verified_key("ann", "Secret-123", &auth.db().credentials("ann").unwrap().unwrap().0);
+        let at = *auth.verified.lock().unwrap().get(&key).unwrap();
+        assert!(clocks.monotonic().saturating_sub(at) >= Duration::from_secs(300), "the remembered entry is stale");
+        assert!(auth.check_password("ann", "Secret-123", "127.0.0.1:1").is_ok(), "checked again with Argon2");
+        let at = *auth.verified.lock().unwrap().get(&key).unwrap();
+        assert_eq!(at, clocks.monotonic(), "remembered afresh");
+    }
+
     #[test]
     fn lockout_sessions_and_roles() {
         let tmp = tempfile::tempdir().unwrap();
         let cfg = AuthConfig { lockout_failures: 3, lockout: Duration::from_millis(600), ..AuthConfig::default() };
-        let auth = Auth::open(tmp.path(), cfg).unwrap();
+        let clocks = SimulatedClocks::new(NOON_US);
+        let auth = Auth::open_with_clocks(tmp.path(), cfg, Arc::new(clocks.clone())).unwrap();
         assert!(!auth.db().admin_exists().unwrap());
         let h = auth.new_hash("Secret-123").unwrap();
         auth.db().add_user("ann", &h, &[ADMINISTRATORS.into()], false, 0).unwrap();
@@ -429,14 +501,14 @@ mod tests {
         // ...while the account still works from elsewhere.
         assert!(ok("127.0.0.1:4001").is_ok(), "a third party must not lock the account out from everywhere");
         assert!(ok("10.0.0.10:1").is_ok());
-        std::thread::sleep(Duration::from_millis(700));
+        clocks.advance(Duration::from_millis(700));
         assert!(ok("10.0.0.9:5001").is_ok(), "the lock ends");
         for port in 0..3 {
             let wrong = Credentials::Basic { name: "ann", password: "wrong" };
             assert!(auth.authenticate(wrong, &format!("10.0.0.9:{port}")).is_err());
         }
         assert!(ok("10.0.0.9:5002").is_err());
-        assert_eq!(auth.db().unlock("ann", now_us()).unwrap(), 1, "edgerec user unlock");
+        assert_eq!(auth.db().unlock("ann", clocks.realtime_us()).unwrap(), 1, "edgerec user unlock");
         assert!(ok("10.0.0.9:5003").is_ok(), "unlocked");
         let token = auth.new_session("ann");
         assert_eq!(auth.authenticate(Credentials::Token(&token), "x").unwrap().user, "ann");

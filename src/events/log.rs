@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::Connection;
 
@@ -57,13 +57,16 @@ enum Msg {
     Retention(Ack),
     /// Commit, answer, and stop.
     Shutdown(Ack),
-    /// Test hook: block until `resume` is dropped, after saying so on `paused`.
+    /// Fault injection (`crate::fault`): block until `resume` is dropped, after saying so on
+    /// `paused`.
+    #[cfg(feature = "fault-injection")]
     Pause {
         paused: SyncSender<()>,
         resume: Receiver<()>,
     },
-    /// Test hook: stop at once without committing what is pending and without closing the
-    /// connection, leaving the files as kill -9 would.
+    /// Fault injection (`crate::fault`): stop at once without committing what is pending and
+    /// without closing the connection, leaving the files as kill -9 would.
+    #[cfg(feature = "fault-injection")]
     Crash,
 }
 
@@ -201,11 +204,11 @@ pub struct EventLogStats {
     pub subscriber_dropped: u64,
 }
 
-/// The owner of the writer thread: keeps it for shutdown and for test hooks.
+/// The owner of the writer thread: keeps it for shutdown (and for `crate::fault`).
 pub struct EventLog {
     tx: SyncSender<Msg>,
     shared: Arc<Shared>,
-    /// The writer thread; joined by `shutdown` and `crash_for_test`.
+    /// The writer thread; joined by `shutdown` (and `crate::fault::crash_event_log`).
     join: Option<JoinHandle<()>>,
 }
 
@@ -222,8 +225,10 @@ pub struct Subscription {
     dropped: Arc<AtomicU64>,
 }
 
-/// Keeps the writer thread blocked (test hook) until dropped.
+/// Keeps the writer thread blocked (`crate::fault::pause_event_log`) until dropped.
+#[cfg(feature = "fault-injection")]
 pub struct PausedWriter {
+    /// Dropping it disconnects the writer's `resume` receiver, which lets the writer go on.
     _resume: SyncSender<()>,
 }
 
@@ -281,7 +286,7 @@ impl EventLog {
             available: AtomicBool::new(false),
             last_error: Mutex::new(None),
         });
-        let now = Instant::now();
+        let now = clocks.monotonic();
         let writer = Writer {
             path: path.to_path_buf(),
             retention,
@@ -346,18 +351,20 @@ impl EventLog {
         r
     }
 
-    /// Test hook: the writer stops at once, without committing what it holds and without closing
-    /// its connection, as kill -9 would leave it. Only what was committed survives.
-    pub fn crash_for_test(mut self) {
+    /// Fault injection (`crate::fault::crash_event_log`): the writer stops at once, without
+    /// committing what it holds and without closing its connection, as kill -9 would leave it.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn inject_crash(mut self) {
         let _ = self.tx.send(Msg::Crash);
         if let Some(join) = self.join.take() {
             let _ = join.join();
         }
     }
 
-    /// Test hook: blocks the writer thread until the returned guard is dropped, so that its queue
-    /// fills up deterministically.
-    pub fn pause_for_test(&self) -> PausedWriter {
+    /// Fault injection (`crate::fault::pause_event_log`): blocks the writer thread until the
+    /// returned guard is dropped.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn inject_pause(&self) -> PausedWriter {
         let (paused_tx, paused_rx) = mpsc::sync_channel(1);
         let (resume_tx, resume_rx) = mpsc::sync_channel(1);
         let msg = Msg::Pause { paused: paused_tx, resume: resume_rx };
@@ -473,7 +480,9 @@ impl EventReader {
     /// writer has stopped. This is the long poll of the central site's event stream (IC-8).
     pub fn wait_after(&self, after: u64, limit: usize, timeout: Duration) -> Result<Vec<LoggedEvent>, Error> {
         let shared = &self.inner.shared;
-        let deadline = Instant::now().checked_add(timeout);
+        // The condition variable waits in real time, so the deadline is on the system's clocks.
+        let system = crate::clocks::SystemClocks;
+        let deadline = system.monotonic().checked_add(timeout);
         loop {
             // Read the commit mark before querying: a commit after it wakes the wait below, and a
             // commit before it is in the query's snapshot.
@@ -488,11 +497,11 @@ impl EventReader {
                     return Ok(Vec::new());
                 }
                 let wait = match deadline {
-                    Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(d) => match d.checked_sub(system.monotonic()) {
                         Some(w) if !w.is_zero() => w,
                         _ => return Ok(Vec::new()),
                     },
-                    // A timeout too large for `Instant` waits in day-long steps.
+                    // A timeout too large for a `Duration` deadline waits in day-long steps.
                     None => Duration::from_secs(86_400),
                 };
                 st = shared.committed_cv.wait_timeout(st, wait).unwrap_or_else(PoisonError::into_inner).0;
@@ -536,19 +545,19 @@ struct Writer {
     pending: Vec<Pending>,
     /// Sum of `size_bytes` over `pending`; bounded by `MAX_PENDING_BYTES` while `db` is `None`.
     pending_bytes: u64,
-    /// When the first event of the pending batch arrived.
-    batch_started: Option<Instant>,
-    /// When to try opening again while `db` is `None`.
-    next_open: Instant,
-    /// When time retention runs next.
-    next_retention: Instant,
+    /// When the first event of the pending batch arrived (monotonic time).
+    batch_started: Option<Duration>,
+    /// When to try opening again while `db` is `None` (monotonic time).
+    next_open: Duration,
+    /// When time retention runs next (monotonic time).
+    next_retention: Duration,
 }
 
 impl Writer {
     fn run(mut self, rx: Receiver<Msg>) {
         self.open();
         loop {
-            let timeout = self.next_wakeup().saturating_duration_since(Instant::now());
+            let timeout = self.next_wakeup().saturating_sub(self.clocks.monotonic());
             match rx.recv_timeout(timeout) {
                 Ok(Msg::Event(e)) => self.push(e, None),
                 Ok(Msg::Append(e, ack)) => {
@@ -566,10 +575,12 @@ impl Writer {
                     let _ = ack.send(self.flush());
                     break;
                 }
+                #[cfg(feature = "fault-injection")]
                 Ok(Msg::Pause { paused, resume }) => {
                     let _ = paused.send(());
                     let _ = resume.recv();
                 }
+                #[cfg(feature = "fault-injection")]
                 Ok(Msg::Crash) => {
                     // No commit, no close (which could checkpoint): like kill -9.
                     std::mem::forget(self.db.take());
@@ -588,8 +599,8 @@ impl Writer {
         self.shared.stop();
     }
 
-    fn next_wakeup(&self) -> Instant {
-        let mut t = Instant::now() + IDLE_WAKEUP;
+    fn next_wakeup(&self) -> Duration {
+        let mut t = self.clocks.monotonic() + IDLE_WAKEUP;
         if self.db.is_some() {
             if let Some(started) = self.batch_started {
                 t = t.min(started + MAX_BATCH_DELAY);
@@ -602,7 +613,7 @@ impl Writer {
     }
 
     fn housekeeping(&mut self) {
-        let now = Instant::now();
+        let now = self.clocks.monotonic();
         if self.db.is_none() && now >= self.next_open {
             self.open();
         }
@@ -632,7 +643,7 @@ impl Writer {
             }
             Err(e) => {
                 self.set_unavailable(&e);
-                self.next_open = Instant::now() + RETRY_INTERVAL;
+                self.next_open = self.clocks.monotonic() + RETRY_INTERVAL;
             }
         }
     }
@@ -676,7 +687,7 @@ impl Writer {
             return;
         }
         if self.pending.is_empty() {
-            self.batch_started = Some(Instant::now());
+            self.batch_started = Some(self.clocks.monotonic());
         }
         self.pending.push(Pending { event, ack });
         self.pending_bytes += size;
@@ -749,7 +760,7 @@ impl Writer {
                 // Keep the batch; drop the connection (the file may be gone) and reopen later.
                 self.db = None;
                 self.set_unavailable(&e);
-                self.next_open = Instant::now() + RETRY_INTERVAL;
+                self.next_open = self.clocks.monotonic() + RETRY_INTERVAL;
                 Err(e)
             }
         }
@@ -764,7 +775,7 @@ impl Writer {
     }
 
     fn expire(&mut self) -> Result<u64, Error> {
-        self.next_retention = Instant::now() + RETENTION_INTERVAL;
+        self.next_retention = self.clocks.monotonic() + RETENTION_INTERVAL;
         let Some(db) = self.db.as_mut() else {
             return Err(self.unavailable());
         };
@@ -776,7 +787,7 @@ impl Writer {
             Err(e) => {
                 if e.kind() == ErrorKind::Unavailable || e.kind() == ErrorKind::DataLoss {
                     self.db = None;
-                    self.next_open = Instant::now() + RETRY_INTERVAL;
+                    self.next_open = self.clocks.monotonic() + RETRY_INTERVAL;
                 }
                 self.set_unavailable(&e);
                 Err(e)

@@ -52,8 +52,11 @@ mod retention;
 
 pub use cursor::CursorBounds;
 pub use kind::{EventGroup, EventKind, UserEventName, USER_DEFINED_CODE};
+/// Returned by `crate::fault::pause_event_log`; exists only with fault injection.
+#[cfg(feature = "fault-injection")]
+pub use log::PausedWriter;
 pub use log::{
-    EventLog, EventLogStats, EventReader, EventSink, PausedWriter, Subscription, DEFAULT_QUEUE_EVENTS, MAX_READ_EVENTS,
+    EventLog, EventLogStats, EventReader, EventSink, Subscription, DEFAULT_QUEUE_EVENTS, MAX_READ_EVENTS,
 };
 pub use retention::Retention;
 

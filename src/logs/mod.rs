@@ -18,13 +18,14 @@ mod db;
 pub use db::{LogDb, LogReadDb, MAX_BATCH, RULE_MAX_ROWS, SYSTEM_MAX_ROWS};
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::clocks::{Clocks, SystemClocks};
 use crate::error::Error;
+use crate::shutdown::Shutdown;
 
 /// File name of the log database in `data_dir`.
 pub const LOGS_FILE: &str = "logs.sqlite3";
@@ -452,7 +453,9 @@ impl LogReader {
 /// The running log writer: the `logs-writer` thread, the rule log handle and the reader.
 pub struct LogService {
     generation: u64,
-    stop: Arc<AtomicBool>,
+    /// Ends the writer after a last commit. Its own signal, not the process's: the writer must
+    /// outlive everything that logs during shutdown, so `Recorder::shutdown` triggers it last.
+    stop: Shutdown,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     rule_log: RuleLog,
     pub reader: LogReader,
@@ -466,7 +469,7 @@ impl LogService {
         let path = data_dir.join(LOGS_FILE);
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_ENTRIES);
         let generation = GENERATION.fetch_add(1, Ordering::Relaxed) + 1;
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Shutdown::new();
         let rule_log = RuleLog { tx: settings.rule_enabled.then(|| tx.clone()), dropped: Arc::new(AtomicU64::new(0)) };
         // Opened here, before the API can ask, so a reader never finds the file missing.
         let db = LogDb::open(&path)
@@ -511,7 +514,7 @@ impl LogService {
                 *tx = None;
             }
         }
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.trigger();
         if let Some(t) = self.thread.lock().expect("log thread lock").take() {
             let _ = t.join();
         }
@@ -530,7 +533,8 @@ struct Writer {
     path: PathBuf,
     settings: LogSettings,
     clocks: Arc<dyn Clocks>,
-    stop: Arc<AtomicBool>,
+    /// `LogService::stop`: seen at each wake-up (at most `COMMIT_INTERVAL` apart).
+    stop: Shutdown,
     rule_dropped: Arc<AtomicU64>,
     /// Entries received since the last commit, at most `MAX_BATCH` each.
     system: Vec<SystemEntry>,
@@ -541,12 +545,15 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, mut db: Option<LogDb>, rx: &Receiver<Entry>) {
-        let mut next_open = Instant::now() + REOPEN_INTERVAL;
-        let mut next_commit = Instant::now() + COMMIT_INTERVAL;
-        let mut next_prune = Instant::now();
+        // Schedules in monotonic time from the clocks.
+        let clocks = self.clocks.clone();
+        let now = move || clocks.monotonic();
+        let mut next_open = now() + REOPEN_INTERVAL;
+        let mut next_commit = now() + COMMIT_INTERVAL;
+        let mut next_prune = now();
         loop {
-            let mut stopping = self.stop.load(Ordering::Relaxed);
-            let wait = if stopping { Duration::ZERO } else { next_commit.saturating_duration_since(Instant::now()) };
+            let mut stopping = self.stop.is_triggered();
+            let wait = if stopping { Duration::ZERO } else { next_commit.saturating_sub(now()) };
             let mut drained = false;
             match rx.recv_timeout(wait) {
                 Ok(e) => self.push(e),
@@ -562,24 +569,24 @@ impl Writer {
                 continue;
             }
             let full = self.system.len() >= MAX_BATCH || self.rules.len() >= MAX_BATCH;
-            if !full && !stopping && Instant::now() < next_commit {
+            if !full && !stopping && now() < next_commit {
                 continue;
             }
-            next_commit = Instant::now() + COMMIT_INTERVAL;
-            if db.is_none() && (Instant::now() >= next_open || stopping) {
+            next_commit = now() + COMMIT_INTERVAL;
+            if db.is_none() && (now() >= next_open || stopping) {
                 match LogDb::open(&self.path) {
                     Ok(d) => db = Some(d),
                     Err(e) => {
                         tracing::error!(target: "edgerec::logs", "system and rule logs unavailable (retrying): {e}");
-                        next_open = Instant::now() + REOPEN_INTERVAL;
+                        next_open = now() + REOPEN_INTERVAL;
                     }
                 }
             }
             self.report_drops();
             match db.as_mut() {
                 Some(d) => {
-                    if Instant::now() >= next_prune {
-                        next_prune = Instant::now() + PRUNE_INTERVAL;
+                    if now() >= next_prune {
+                        next_prune = now() + PRUNE_INTERVAL;
                         let now = self.clocks.realtime_us();
                         let cut = |r: Duration| now.saturating_sub(r.as_micros().min(i64::MAX as u128) as i64);
                         if let Err(e) = d.prune(cut(self.settings.system_retention), cut(self.settings.rule_retention))

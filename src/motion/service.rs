@@ -25,6 +25,7 @@ use crate::clocks::Clocks;
 use crate::error::Error;
 use crate::events::{Event, EventKind, EventSink};
 use crate::media::{Codec, Frame, SampleEntry, StreamKind};
+use crate::shutdown::Shutdown;
 
 /// Frames a key-frames-only camera may have queued or in analysis: one analysed, one waiting.
 /// More would only add latency: a newer key frame is worth more than an old one.
@@ -41,7 +42,7 @@ const MAX_PENDING_ROWS: usize = 16_384;
 const REOPEN_INTERVAL: Duration = Duration::from_secs(10);
 /// How often time retention runs (M4). Media retention is in days; seconds of slack are nothing.
 const EXPIRE_INTERVAL: Duration = Duration::from_secs(10);
-/// The thread wakes at least this often to look at its timers and the stop flag.
+/// The thread wakes at least this often to look at its timers and its stop signal.
 const TICK: Duration = Duration::from_millis(200);
 /// A camera in motion whose analyses stop arriving for this long (a stalled stream) gets Motion
 /// Stopped. The same 10 s after which frames are no longer compared (`MAX_COMPARE_GAP_US`).
@@ -178,7 +179,10 @@ struct Shared {
     reconfigured: AtomicBool,
     /// Source of `CameraSlot::uid`.
     next_uid: AtomicU64,
-    stop: AtomicBool,
+    /// Ends the thread after it closed open sequences and committed. The service's own signal,
+    /// not the process's: `Recorder::shutdown` stops motion after ingest and before the event
+    /// log, and a config change stops it alone.
+    stop: Shutdown,
     db_available: AtomicBool,
     db_last_error: Mutex<Option<String>>,
     rows_dropped: AtomicU64,
@@ -228,7 +232,7 @@ impl MotionService {
             cameras: RwLock::new(Arc::new(CameraSet::default())),
             reconfigured: AtomicBool::new(false),
             next_uid: AtomicU64::new(1),
-            stop: AtomicBool::new(false),
+            stop: Shutdown::new(),
             db_available: AtomicBool::new(false),
             db_last_error: Mutex::new(None),
             rows_dropped: AtomicU64::new(0),
@@ -260,7 +264,7 @@ impl MotionService {
     /// at their last analysed frame), commits what it holds and exits. Frames still queued are
     /// dropped. Returns within about one frame's analysis plus one commit.
     pub fn shutdown(mut self) {
-        self.shared.stop.store(true, Ordering::Release);
+        self.shared.stop.trigger();
         if let Some(join) = self.join.take() {
             let _ = join.join();
         }
@@ -273,7 +277,7 @@ impl MotionService {
 
 impl Drop for MotionService {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Release);
+        self.shared.stop.trigger();
     }
 }
 
@@ -416,14 +420,14 @@ impl MotionHandle {
     /// returns false). For tests and benchmarks that feed a clip faster than real time and must
     /// not lose frames to `skipped_behind`; never for ingest.
     pub fn wait_idle(&self, timeout: Duration) -> bool {
-        let now = std::time::Instant::now();
-        let deadline = now.checked_add(timeout).unwrap_or(now + Duration::from_secs(86_400));
+        // The condition variable waits in real time, so the deadline is on the system's clocks.
+        let deadline = crate::clocks::SystemClocks.monotonic().saturating_add(timeout);
         let mut guard = self.shared.idle_lock.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             if self.shared.set().ordered.iter().all(|s| s.in_flight.load(Ordering::Acquire) == 0) {
                 return true;
             }
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let left = deadline.saturating_sub(crate::clocks::SystemClocks.monotonic());
             if left.is_zero() {
                 return false;
             }
@@ -544,7 +548,7 @@ impl Worker {
         lower_thread_priority();
         self.try_open();
         loop {
-            if self.shared.stop.load(Ordering::Acquire) {
+            if self.shared.stop.is_triggered() {
                 break;
             }
             if self.shared.reconfigured.swap(false, Ordering::AcqRel) {

@@ -6,7 +6,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +17,7 @@ use crate::ingest::CameraStats;
 use crate::logs::{RuleEntry, RuleLog, SourceType};
 use crate::rules::time_profile::{TimeProfile, ALWAYS_NAME};
 use crate::rules::{CameraSet, Condition, RuleConfig, Stop, Trigger};
+use crate::shutdown::Shutdown;
 
 /// REC-10 defaults: Record on Motion (3 s before, 3 s after), Record on Bookmark (3 s before,
 /// 30 s after), Record on Request (external start/stop requests).
@@ -348,10 +348,11 @@ impl Engine {
         }
     }
 
-    /// Runs until `stop` is set or the subscription ends, taking config changes from `updates`.
-    pub fn run(mut self, events: &Receiver<Arc<Event>>, updates: &Receiver<Update>, stop: &AtomicBool) {
+    /// Runs until the process's `Shutdown` or the end of the subscription, taking config changes
+    /// from `updates`. The wait for an event (at most `PROFILE_POLL`) bounds how late it stops.
+    pub fn run(mut self, events: &Receiver<Arc<Event>>, updates: &Receiver<Update>, stop: &Shutdown) {
         self.on_tick();
-        while !stop.load(Ordering::Relaxed) {
+        while !stop.is_triggered() {
             while let Ok(u) = updates.try_recv() {
                 self.reconfigure(u);
             }
@@ -368,26 +369,8 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clocks::SimulatedClocks;
     use crate::rules::time_profile::{Period, SinglePeriod};
-    use std::sync::atomic::AtomicI64;
-
-    /// A realtime clock the test sets; the engine reads only realtime.
-    struct TestClock(AtomicI64);
-
-    impl TestClock {
-        fn advance_us(&self, us: i64) {
-            self.0.fetch_add(us, Ordering::Relaxed);
-        }
-    }
-
-    impl Clocks for TestClock {
-        fn realtime_us(&self) -> i64 {
-            self.0.load(Ordering::Relaxed)
-        }
-        fn monotonic(&self) -> Duration {
-            Duration::from_micros(self.0.load(Ordering::Relaxed) as u64)
-        }
-    }
 
     /// 2026-01-15T12:00:00Z, a plain weekday far from any DST change.
     const NOON_US: i64 = 1_768_478_400_000_000;
@@ -421,21 +404,21 @@ mod tests {
         TimeProfile::new(name, vec![Period::Single(period)]).expect("a valid profile")
     }
 
-    fn engine(rules: Vec<RuleConfig>, profiles: Vec<TimeProfile>) -> (Engine, Arc<TestClock>, Arc<CameraStats>) {
-        let clock = Arc::new(TestClock(AtomicI64::new(NOON_US)));
+    fn engine(rules: Vec<RuleConfig>, profiles: Vec<TimeProfile>) -> (Engine, SimulatedClocks, Arc<CameraStats>) {
+        let clock = SimulatedClocks::new(NOON_US);
         let cam = Arc::new(CameraStats::new("cam", "cam", "main", 0, false));
         let e = Engine::new(
             rules,
             profiles,
             jiff::tz::TimeZone::UTC,
             vec![cam.clone()],
-            clock.clone(),
+            Arc::new(clock.clone()),
             RuleLog::disabled(),
         );
         (e, clock, cam)
     }
 
-    fn raise(e: &mut Engine, clock: &TestClock, kind: EventKind) {
+    fn raise(e: &mut Engine, clock: &SimulatedClocks, kind: EventKind) {
         e.on_event(&Event::new(kind, clock.realtime_us()).with_camera("cam"));
     }
 
@@ -447,14 +430,14 @@ mod tests {
             engine(vec![rule("Door", Trigger::Event(doorbell()), Stop::DelayUs(10_000_000), 0)], vec![]);
         raise(&mut e, &clock, doorbell());
         assert!(cam.control.is_active("rule:Door", clock.realtime_us()));
-        clock.advance_us(6_000_000);
+        clock.advance(Duration::from_micros(6_000_000));
         raise(&mut e, &clock, doorbell());
         // 11 s after the first trigger, 5 s after the second: still recording.
-        clock.advance_us(5_000_000);
+        clock.advance(Duration::from_micros(5_000_000));
         e.on_tick();
         assert!(cam.control.is_active("rule:Door", clock.realtime_us()), "stopped 10 s after the first trigger");
         // 16.1 s after the first, 10.1 s after the second: stopped.
-        clock.advance_us(5_100_000);
+        clock.advance(Duration::from_micros(5_100_000));
         e.on_tick();
         assert!(!cam.control.is_active("rule:Door", clock.realtime_us()), "still recording after the last delay");
     }
@@ -473,7 +456,7 @@ mod tests {
         let now = clock.realtime_us();
         assert!(!cam.control.is_active("rule:Within", now), "before the profile");
         assert!(cam.control.is_active("rule:Outside", now), "outside the profile");
-        clock.advance_us(90_000_000);
+        clock.advance(Duration::from_micros(90_000_000));
         e.on_tick();
         raise(&mut e, &clock, doorbell());
         let now = clock.realtime_us();
@@ -489,13 +472,13 @@ mod tests {
         let (mut e, clock, cam) = engine(vec![r], vec![profile("Lunch", 10, 20)]);
         e.on_tick();
         assert!(!cam.control.is_active("rule:Sched", clock.realtime_us()), "before the interval");
-        clock.advance_us(10_000_000);
+        clock.advance(Duration::from_micros(10_000_000));
         e.on_tick();
         assert!(cam.control.is_active("rule:Sched", clock.realtime_us()), "at the interval's start");
-        clock.advance_us(9_900_000);
+        clock.advance(Duration::from_micros(9_900_000));
         e.on_tick();
         assert!(cam.control.is_active("rule:Sched", clock.realtime_us()), "inside the interval");
-        clock.advance_us(200_000);
+        clock.advance(Duration::from_micros(200_000));
         e.on_tick();
         let end_us = clock.realtime_us();
         assert!(cam.control.is_active("rule:Sched", end_us + 1_900_000), "the post-roll after the end");

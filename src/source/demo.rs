@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::{CameraDescription, SessionFuture, Sink, Source, StreamDescription};
+use crate::clocks::Clocks;
 use crate::error::Error;
 use crate::media::{Frame, SampleEntry, StreamKind, VIDEO_TIMESCALE_HZ};
 
@@ -185,11 +186,13 @@ impl Source for DemoSource {
     fn session<'a>(&'a mut self, sink: &'a mut dyn Sink) -> SessionFuture<'a> {
         Box::pin(async move {
             sink.described(&self.description);
-            let start = tokio::time::Instant::now();
+            // Real time paces the replay; the schedule is absolute, so sleeps never accumulate drift.
+            let clocks = crate::clocks::SystemClocks;
+            let start = clocks.monotonic();
             for lap in 0i64.. {
                 for s in &self.samples {
                     let due = start + Duration::from_micros((lap * self.loop_us + s.at_us) as u64);
-                    tokio::time::sleep_until(due).await;
+                    tokio::time::sleep(due.saturating_sub(clocks.monotonic())).await;
                     let (entry, lap_len) = match s.kind {
                         StreamKind::Video => (&self.video_entry, self.loop_video),
                         StreamKind::Audio => match &self.audio_entry {

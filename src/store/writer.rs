@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::chunk::{self, ChunkFields, FrameEntry};
 use super::index::{ChunkRow, Index};
@@ -39,13 +39,18 @@ type PermanentRequests = Arc<Mutex<Vec<(Arc<str>, i64)>>>;
 
 enum Msg {
     Frame(IngestFrame),
-    /// Test hook (and, later, the watchdog's stall injection): block the writer for a while.
-    #[allow(dead_code)]
+    /// Fault injection (`crate::fault`): block the writer for a while, as a hung disk would.
+    #[cfg(feature = "fault-injection")]
     Stall(Duration),
-    /// Flush pending chunks now and acknowledge (shutdown, tests).
+    /// Flush pending chunks now and acknowledge (tests, and the final flush of `stop`).
     Flush(SyncSender<()>),
-    /// Test hook: the thread exits at once without writing what it holds, leaving the files as a
-    /// kill -9 would (the page cache survives a process kill; a power cut is tested in a VM).
+    /// Shutdown, after ingest has stopped: flush pending chunks, acknowledge, and end the thread
+    /// (which closes the index and releases the storage lock).
+    Stop(SyncSender<()>),
+    /// Fault injection (`crate::fault`): the thread exits at once without writing what it holds,
+    /// leaving the files as a kill -9 would (the page cache survives a process kill; a power cut
+    /// is tested in a VM).
+    #[cfg(feature = "fault-injection")]
     Crash,
 }
 
@@ -96,7 +101,7 @@ pub struct StorageHandle {
     /// Recording starts of disk pre-buffer cameras: (camera, from wall µs). A side channel, not the
     /// frame queue, so a full queue can never lose a pre-roll; the writer drains it every loop.
     permanent_requests: PermanentRequests,
-    /// Bytes of frame data the queue may hold: `MAX_QUEUED_BYTES`, lowered only by a test hook.
+    /// Bytes of frame data the queue may hold: `MAX_QUEUED_BYTES`, lowered only by fault injection.
     max_queued_bytes: Arc<AtomicU64>,
     /// The writer's clocks, to tell how long its current operation has run (`busy_for`).
     clocks: Arc<dyn Clocks>,
@@ -145,25 +150,37 @@ impl StorageHandle {
         rx.recv_timeout(timeout).is_ok()
     }
 
+    /// Shutdown: has the writer write and fdatasync everything it holds, then end its thread;
+    /// waits up to `timeout` for the flush. Frames sent afterwards are refused (`SendError::Closed`).
+    pub fn stop(&self, timeout: Duration) -> bool {
+        let (tx, rx) = mpsc::sync_channel(1);
+        if self.tx.send(Msg::Stop(tx)).is_err() {
+            return false;
+        }
+        rx.recv_timeout(timeout).is_ok()
+    }
+
     /// Asks the writer to make `camera`'s disk pre-buffer permanent from `from_wall_us` (REC-2).
     /// Never blocks for long (a short lock) and is never dropped.
     pub fn make_permanent(&self, camera: &Arc<str>, from_wall_us: i64) {
         self.permanent_requests.lock().expect("requests lock").push((camera.clone(), from_wall_us));
     }
 
-    /// Makes the writer thread exit without flushing (crash tests); join its thread afterwards.
-    pub fn crash_for_test(&self) {
+    /// Fault injection (`crate::fault::crash_writer`): the writer thread exits without flushing.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn inject_crash(&self) {
         let _ = self.tx.send(Msg::Crash);
     }
 
-    /// Blocks the writer thread for `d` (tests of overflow and watchdog behaviour).
-    pub fn stall_for_test(&self, d: Duration) {
+    /// Fault injection (`crate::fault::stall_writer`): blocks the writer thread for `d`.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn inject_stall(&self, d: Duration) {
         let _ = self.tx.send(Msg::Stall(d));
     }
 
-    /// Lowers the queue's byte cap (tests of feed overflow, REC-13: filling the real 64 MiB
-    /// with a demo camera would take minutes).
-    pub fn limit_queue_for_test(&self, bytes: u64) {
+    /// Fault injection (`crate::fault::limit_writer_queue`): lowers the queue's byte cap.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn inject_queue_limit(&self, bytes: u64) {
         self.max_queued_bytes.store(bytes, Ordering::Relaxed);
     }
 
@@ -304,7 +321,8 @@ struct Live {
     buf: Batch,
     buf_offset: u64,
     placed: Vec<Placed>,
-    last_expire: Instant,
+    /// Monotonic time of the last time-retention pass.
+    last_expire: Duration,
 }
 
 /// Starts the writer thread of a storage. Opening (and recovery) happens on the thread before it
@@ -414,7 +432,7 @@ impl Writer {
             pos,
             buf: Batch::default(),
             placed: Vec::new(),
-            last_expire: Instant::now() - EXPIRE_INTERVAL,
+            last_expire: self.clocks.monotonic().saturating_sub(EXPIRE_INTERVAL),
         });
         self.stats.available.store(true, Ordering::Release);
         *self.stats.last_error.lock().expect("stats lock") = None;
@@ -441,8 +459,8 @@ impl Writer {
 
     fn run(&mut self, rx: Receiver<Msg>) {
         let interval = self.cfg.sync_interval;
-        let mut next_tick = Instant::now() + interval;
-        let mut next_retry = Instant::now() + RETRY_INTERVAL;
+        let mut next_tick = self.clocks.monotonic() + interval;
+        let mut next_retry = self.clocks.monotonic() + RETRY_INTERVAL;
         loop {
             self.stats.heartbeat.fetch_add(1, Ordering::Relaxed);
             self.idle();
@@ -453,8 +471,8 @@ impl Writer {
                 }
                 self.idle();
             }
-            let now = Instant::now();
-            let wait = next_tick.saturating_duration_since(now);
+            let now = self.clocks.monotonic();
+            let wait = next_tick.saturating_sub(now);
             let msg = rx.recv_timeout(wait);
             // Everything from here to the end of the iteration may touch the storage.
             self.busy();
@@ -469,7 +487,9 @@ impl Writer {
                         self.stats.frames_dropped_unavailable.fetch_add(1, Ordering::Relaxed);
                     }
                 }
+                #[cfg(feature = "fault-injection")]
                 Ok(Msg::Stall(d)) => std::thread::sleep(d),
+                #[cfg(feature = "fault-injection")]
                 Ok(Msg::Crash) => return,
                 Ok(Msg::Flush(ack)) => {
                     if self.state.is_some() {
@@ -478,6 +498,17 @@ impl Writer {
                         }
                     }
                     let _ = ack.send(());
+                }
+                Ok(Msg::Stop(ack)) => {
+                    if self.state.is_some() {
+                        if let Err(e) = self.tick() {
+                            self.fail(e);
+                        }
+                    }
+                    self.idle();
+                    let _ = ack.send(());
+                    tracing::info!(storage = %self.cfg.id, "writer stopped");
+                    return;
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
@@ -490,7 +521,7 @@ impl Writer {
                     return;
                 }
             }
-            let now = Instant::now();
+            let now = self.clocks.monotonic();
             if now >= next_tick {
                 next_tick = (next_tick + interval).max(now);
                 if self.state.is_some() {
@@ -640,7 +671,7 @@ impl Writer {
         let seg_bytes = live.layout.meta.segment_bytes;
         let need_new_segment = live.pos.head.is_none() || live.buf_offset + live.buf.len + total > seg_bytes;
         if need_new_segment {
-            Self::flush_buf(live, &self.stats)?;
+            Self::flush_buf(live, &self.stats, &*self.clocks)?;
             Self::start_next_segment(live, seq, &self.stats)?;
         }
         let offset = live.buf_offset + live.buf.len;
@@ -682,13 +713,13 @@ impl Writer {
     }
 
     /// Writes the buffer to the head segment, fdatasyncs, then indexes its chunks (invariant 2).
-    fn flush_buf(live: &mut Live, stats: &StorageStats) -> Result<(), Error> {
+    fn flush_buf(live: &mut Live, stats: &StorageStats, clocks: &dyn Clocks) -> Result<(), Error> {
         if live.buf.is_empty() {
             return Ok(());
         }
         let head = live.pos.head.expect("buffer only fills with a head segment");
         let file = live.head_file.as_ref().expect("head file open");
-        let started = Instant::now();
+        let started = clocks.monotonic();
         write_all_vectored_at(file, &live.buf.parts, live.buf_offset).map_err(|e| {
             Error::io(
                 format!(
@@ -700,7 +731,7 @@ impl Writer {
         })?;
         segment::datasync(file)
             .map_err(|e| Error::io(format!("storage {}: fdatasync segment {head}", live.layout.id), e))?;
-        let latency = started.elapsed().as_micros() as u64;
+        let latency = clocks.monotonic().saturating_sub(started).as_micros() as u64;
         stats.fsyncs.fetch_add(1, Ordering::Relaxed);
         stats.last_sync_latency_us.store(latency, Ordering::Relaxed);
         stats.max_sync_latency_us.fetch_max(latency, Ordering::Relaxed);
@@ -802,7 +833,7 @@ impl Writer {
         }
         let live = self.state.as_mut().expect("tick only while available");
         let before = self.stats.bytes_written.load(Ordering::Relaxed);
-        Self::flush_buf(live, &self.stats)?;
+        Self::flush_buf(live, &self.stats, &*self.clocks)?;
         let written = self.stats.bytes_written.load(Ordering::Relaxed) - before;
         if written > 0 {
             self.stats.last_write_wall_us.store(self.clocks.realtime_us(), Ordering::Relaxed);
@@ -821,8 +852,8 @@ impl Writer {
                     .fetch_sub(freed.min(self.stats.used_bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
             }
         }
-        if live.last_expire.elapsed() >= EXPIRE_INTERVAL {
-            live.last_expire = Instant::now();
+        if self.clocks.monotonic().saturating_sub(live.last_expire) >= EXPIRE_INTERVAL {
+            live.last_expire = self.clocks.monotonic();
             let cutoff = self.clocks.realtime_us() - self.cfg.retention.as_micros() as i64;
             let freed = live.index.expire_before(cutoff)?;
             if freed > 0 {

@@ -1,0 +1,68 @@
+//! Fault injection for tests (issue 11 point 5): the one seam through which a test crashes,
+//! stalls or pauses a writer. It exists only with the `fault-injection` cargo feature.
+//! Invariant: production builds (`cargo build --release`, the Yocto recipe) do not enable the
+//! feature, so the shipped binary has no fault hook: `.ci/appliance-checks.sh` check (e) builds
+//! it without the feature and finds no `EDGEREC_FAULT_` in it, and `tests/source_rules.rs`
+//! finds every hook in this file or behind `#[cfg(feature = "fault-injection")]`.
+//!
+//! The hooks themselves (a message the writer obeys, a lower queue cap) stay beside the code
+//! they act on, gated by the same feature; this module is their only public face.
+
+use std::time::Duration;
+
+use crate::events::{EventLog, PausedWriter};
+use crate::recorder::Recorder;
+use crate::store::StorageHandle;
+
+/// Blocks the first storage writer for N seconds at start, as a hung disk would
+/// (`tests/systemd_notify.rs`, `tests/storage_status.rs`).
+pub const STALL_WRITER_SECS_ENV: &str = "EDGEREC_FAULT_STALL_WRITER_SECS";
+
+/// Caps the first storage writer's queue at N bytes, so a stall overflows it at once (REC-13,
+/// `tests/storage_status.rs`): filling the real 64 MiB with a demo camera would take minutes.
+pub const QUEUE_BYTES_ENV: &str = "EDGEREC_FAULT_QUEUE_BYTES";
+
+/// The storage writer exits at once without writing what it holds, leaving the files as a
+/// kill -9 would; join its thread afterwards.
+pub fn crash_writer(storage: &StorageHandle) {
+    storage.inject_crash();
+}
+
+/// The storage writer blocks for `d` before it takes its next message.
+pub fn stall_writer(storage: &StorageHandle, d: Duration) {
+    storage.inject_stall(d);
+}
+
+/// The storage writer's queue holds at most `bytes` of frame data from now on.
+pub fn limit_writer_queue(storage: &StorageHandle, bytes: u64) {
+    storage.inject_queue_limit(bytes);
+}
+
+/// The event log writer stops at once, without committing what it holds and without closing its
+/// connection, as kill -9 would leave it. Only what was committed survives.
+pub fn crash_event_log(log: EventLog) {
+    log.inject_crash();
+}
+
+/// Blocks the event log writer until the returned guard is dropped, so that its queue fills up
+/// deterministically.
+pub fn pause_event_log(log: &EventLog) -> PausedWriter {
+    log.inject_pause()
+}
+
+/// The recorder process's faults, read once at start from the environment (`STALL_WRITER_SECS_ENV`,
+/// `QUEUE_BYTES_ENV`); each one applied is logged as a warning.
+pub fn inject_from_env(recorder: &Recorder) {
+    let read = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let Some(storage) = recorder.storages.first() else {
+        return;
+    };
+    if let Some(bytes) = read(QUEUE_BYTES_ENV) {
+        tracing::warn!(storage = %storage.id, bytes, "fault injection: limiting the writer queue");
+        limit_writer_queue(storage, bytes);
+    }
+    if let Some(secs) = read(STALL_WRITER_SECS_ENV) {
+        tracing::warn!(storage = %storage.id, secs, "fault injection: stalling the writer");
+        stall_writer(storage, Duration::from_secs(secs));
+    }
+}
