@@ -273,6 +273,8 @@ fn migrate(conn: &mut Connection, path: &Path, schema: &Schema, fill: Option<Fil
             )
         })?;
     }
+    // One read of every row with a REFERENCES clause, once per upgrade: 0.25 s for an index of
+    // a million chunks (68 MB) on the development VM (`sqlite3 FILE 'PRAGMA foreign_key_check'`).
     let broken: i64 = tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).map_err(sq(
         path,
         schema,
