@@ -23,6 +23,7 @@ pub mod rules;
 pub mod service;
 pub mod shutdown;
 pub mod source;
+pub mod sqlite;
 pub mod store;
 pub mod sysinfo;
 pub mod time;

@@ -759,10 +759,11 @@ fn a_foreign_sqlite_file_is_rebuilt_and_another_schema_version_is_refused() {
     let recorder = store::recorder_uuid(tmp.path()).unwrap();
     let index = cfg.path.join("index.sqlite3");
 
-    // Another schema version: refused, the file untouched.
+    // Another schema version: refused, the file untouched. Issue 11 point 4: the version is
+    // `PRAGMA user_version` now (sqlite.rs Q1).
     {
         let c = rusqlite::Connection::open(&index).unwrap();
-        c.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'", []).unwrap();
+        c.execute_batch("PRAGMA user_version = 999").unwrap();
     }
     let e = store::open_for_write(&cfg, tmp.path(), recorder).err().expect("refused");
     assert_eq!(e.kind(), ErrorKind::FailedPrecondition, "{e}");

@@ -18,6 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::perm::{Grant, Permission, Role, ADMINISTRATORS, OPERATORS};
 use crate::error::Error;
+use crate::sqlite;
 
 pub const AUDIT_MAX_ROWS: i64 = 200_000;
 
@@ -27,7 +28,8 @@ const LOGIN_FAILURE_KEEP_US: i64 = 24 * 3600 * 1_000_000;
 /// it. Locked rows stay until their lock ends.
 const LOGIN_FAILURE_MAX_ROWS: i64 = 10_000;
 
-const SCHEMA: &str = "
+/// Version 1: the schema 4e90ad5 wrote, as it wrote it (it had no version).
+const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS user (
   name TEXT PRIMARY KEY,
   hash TEXT NOT NULL,
@@ -61,8 +63,13 @@ CREATE TABLE IF NOT EXISTS audit (
   detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_time ON audit (time_us);
+";
+
+/// Version 2 (issue 10 point 9): login attempts per name and client address (D4). The
+/// `user.failed` and `user.locked_until_us` columns of version 1 stay, unused.
+const LOGIN_FAILURE_V2: &str = "
 -- D4: login attempts per name tried (which may name no user) and client address.
-CREATE TABLE IF NOT EXISTS login_failure (
+CREATE TABLE login_failure (
   user TEXT NOT NULL,                         -- the user name tried
   source TEXT NOT NULL,                       -- the client's IP address (no port)
   failed INTEGER NOT NULL DEFAULT 0,          -- attempts counted since the last success or lock
@@ -70,8 +77,42 @@ CREATE TABLE IF NOT EXISTS login_failure (
   last_attempt_us INTEGER NOT NULL,           -- the latest attempt (UTC µs), for pruning
   PRIMARY KEY (user, source)
 );
-CREATE INDEX IF NOT EXISTS login_failure_last ON login_failure (last_attempt_us);
+CREATE INDEX login_failure_last ON login_failure (last_attempt_us);
 ";
+
+/// The auth database's versions (sqlite.rs Q1).
+pub(crate) static VERSIONS: sqlite::Schema = sqlite::Schema {
+    name: "auth database",
+    migrations: &[
+        sqlite::Migration {
+            version: 1,
+            what: "users, roles, grants and the audit log (as at 4e90ad5)",
+            step: sqlite::Step::Sql(SCHEMA_V1),
+        },
+        sqlite::Migration {
+            version: 2,
+            what: "login failures per name and client address (issue 10)",
+            step: sqlite::Step::Sql(LOGIN_FAILURE_V2),
+        },
+    ],
+    readable_from: 2,
+    legacy_version: Some(legacy_version),
+    newer_remedy: "",
+};
+
+/// Releases up to 4e90ad5 and issue 10 kept no version in `auth.sqlite3`: a file with the `user`
+/// table is version 1, or 2 when issue 10's `login_failure` table is there too.
+fn legacy_version(conn: &Connection) -> rusqlite::Result<Option<u32>> {
+    let has = |table: &str| -> rusqlite::Result<bool> {
+        conn.query_row("SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1", [table], |r| {
+            r.get(0)
+        })
+    };
+    if !has("user")? {
+        return Ok(None);
+    }
+    Ok(Some(if has("login_failure")? { 2 } else { 1 }))
+}
 
 /// What counting one login attempt found (D4, A3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,13 +166,13 @@ impl AuthDb {
         for ext in ["-wal", "-shm"] {
             crate::fsutil::ensure_private_file(&data_dir.join(format!("auth.sqlite3{ext}")))?;
         }
-        let conn = Connection::open(&path).map_err(|e| Error::sqlite(format!("cannot open {}", path.display()), e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sq("busy timeout"))?;
-        conn.query_row("PRAGMA journal_mode = wal", [], |_| Ok(())).map_err(sq("wal"))?;
-        // User changes are rare and must survive a power cut.
-        conn.pragma_update(None, "synchronous", "FULL").map_err(sq("synchronous"))?;
-        conn.pragma_update(None, "foreign_keys", true).map_err(sq("foreign keys"))?;
-        conn.execute_batch(SCHEMA).map_err(sq("schema"))?;
+        // User changes are rare and must survive a power cut. An older file is brought to the
+        // current version here (sqlite.rs Q1–Q3).
+        let conn = sqlite::open_writer(
+            &path,
+            &VERSIONS,
+            &sqlite::Writer { create: true, synchronous: sqlite::Synchronous::Full, foreign_keys: true },
+        )?;
         let db = AuthDb { conn };
         db.ensure_builtin_roles()?;
         db.drop_ungrantable()?;
@@ -525,9 +566,12 @@ impl AuditLog {
     /// Opens the audit table of `data_dir/auth.sqlite3` (created by `AuthDb::open`).
     pub fn open(data_dir: &Path) -> Result<AuditLog, Error> {
         let path = data_dir.join("auth.sqlite3");
-        let conn = Connection::open(&path).map_err(|e| Error::sqlite(format!("cannot open {}", path.display()), e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sq("busy timeout"))?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(sq("synchronous"))?;
+        // A second writer of the same file: the audit table only, FULL like the user changes.
+        let conn = sqlite::open_writer(
+            &path,
+            &VERSIONS,
+            &sqlite::Writer { create: false, synchronous: sqlite::Synchronous::Full, foreign_keys: false },
+        )?;
         Ok(AuditLog { conn })
     }
 
@@ -592,6 +636,29 @@ impl AuditLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Issue 11 point 4: a file written by the issue 10 release (no version, but with the
+    // login_failure table) is recognised as version 2, so migration 2 does not run on it again.
+    #[test]
+    fn an_issue_10_file_is_version_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.sqlite3");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(SCHEMA_V1).unwrap();
+            c.execute_batch(LOGIN_FAILURE_V2).unwrap();
+            c.execute(
+                "INSERT INTO login_failure (user, source, failed, last_attempt_us) VALUES ('admin', '10.0.0.9', 2, 1)",
+                [],
+            )
+            .unwrap();
+        }
+        let db = AuthDb::open(dir.path()).unwrap();
+        let v: i64 = db.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, 2);
+        let rows: i64 = db.conn.query_row("SELECT count(*) FROM login_failure", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, 1, "the counted failure is kept");
+    }
 
     // Issue 10 point 9 (review): filling the table with made-up names must not evict a lock.
     #[test]

@@ -2,22 +2,16 @@
 //! readers' queries. Invariant: only the writer thread writes; readers are `query_only`.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use rusqlite::types::ToSql;
-use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction};
 
 use super::cursor::CursorBounds;
 use super::kind::{EventGroup, EventKind};
 use super::retention::Retention;
 use super::{data_json, Event, LoggedEvent, MAX_DATA_BYTES, MAX_MESSAGE_BYTES};
 use crate::error::Error;
-
-pub(super) const SCHEMA_VERSION: i64 = 1;
-
-/// How long a statement waits for a lock held by another connection (a reader, `sqlite3` run by an
-/// operator) before it fails.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::sqlite;
 
 // The CHECKs below spell out these limits; this fails to compile if the two drift apart.
 const _: () = assert!(MAX_DATA_BYTES == 4096 && MAX_MESSAGE_BYTES == 1024);
@@ -25,7 +19,8 @@ const _: () = assert!(MAX_DATA_BYTES == 4096 && MAX_MESSAGE_BYTES == 1024);
 /// The schema. Every column says its unit; the invariants E1–E6 are in `events/mod.rs`.
 const SCHEMA: &str = r#"
 -- Facts about this log. Keys:
---   schema_version: the layout of this file.
+--   schema_version: the layout of this file up to version 1 (4e90ad5); deleted by version 2, the
+--     version is `PRAGMA user_version` since (sqlite.rs Q1).
 --   log_id: 32 hex digits, random at creation. A cursor means something only within one log_id: a
 --     client that sees another id (the file was recreated) starts again from cursor 0.
 --   deleted_through_cursor: the largest cursor ever deleted by retention or a cap, 0 if none (E5).
@@ -61,6 +56,34 @@ CREATE TABLE event (
 -- Time retention deletes by group (a set of kinds) and age.
 CREATE INDEX event_kind_time ON event (kind, wall_us);
 "#;
+
+/// The event log's versions (sqlite.rs Q1). Version 1 is the schema and meta rows 4e90ad5 wrote.
+pub(crate) static VERSIONS: sqlite::Schema = sqlite::Schema {
+    name: "event log",
+    migrations: &[
+        sqlite::Migration {
+            version: 1,
+            what: "the event table and its meta rows (as at 4e90ad5)",
+            step: sqlite::Step::Fn(|tx| {
+                tx.execute_batch(SCHEMA)?;
+                tx.execute_batch(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', '1');
+                     INSERT INTO meta (key, value) VALUES ('log_id', lower(hex(randomblob(16))));
+                     INSERT INTO meta (key, value) VALUES ('deleted_through_cursor', '0');",
+                )
+            }),
+        },
+        sqlite::Migration {
+            version: 2,
+            what: "the version moves from meta to user_version",
+            step: sqlite::Step::Sql(sqlite::DROP_META_SCHEMA_VERSION),
+        },
+    ],
+    // Version 2 changed no table readers query.
+    readable_from: 1,
+    legacy_version: Some(sqlite::legacy_meta_schema_version),
+    newer_remedy: "",
+};
 
 const INSERT: &str = "INSERT INTO event \
      (wall_us, kind, user_event_name, camera_id, storage_id, message, data_json, size_bytes) \
@@ -126,32 +149,15 @@ impl Deleted {
 }
 
 impl WriterDb {
-    /// Opens the log for writing, creating the file and schema on first use.
+    /// Opens the log for writing, creating the file and schema on first use and bringing an older
+    /// file to the current version (sqlite.rs Q1–Q3).
     pub fn open(path: &Path) -> Result<WriterDb, Error> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(sq(path, "cannot open"))?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(sq(path, "busy_timeout"))?;
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = wal", [], |r| r.get(0))
-            .map_err(sq(path, "cannot read or set the journal mode"))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(crate::err!(
-                Unavailable,
-                "event log {}: the file system refused WAL mode (journal mode is {mode})",
-                path.display()
-            ));
-        }
         // E2: a commit is durable before readers can see it.
-        conn.pragma_update(None, "synchronous", "FULL").map_err(sq(path, "synchronous"))?;
-        let has_meta: bool = conn
-            .query_row("SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'meta'", [], |r| {
-                r.get(0)
-            })
-            .map_err(sq(path, "read schema"))?;
-        if !has_meta {
-            create_schema(&conn, path)?;
-        }
-        check_schema_version(&conn, path)?;
+        let conn = sqlite::open_writer(
+            path,
+            &VERSIONS,
+            &sqlite::Writer { create: true, synchronous: sqlite::Synchronous::Full, foreign_keys: false },
+        )?;
         let (rows, bytes): (i64, i64) = conn
             .query_row("SELECT count(*), coalesce(sum(size_bytes), 0) FROM event", [], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(sq(path, "count rows"))?;
@@ -253,34 +259,6 @@ fn record_deleted(tx: &Transaction<'_>, current: u64, deleted: &Deleted) -> rusq
     Ok(deleted.max_cursor)
 }
 
-fn create_schema(conn: &Connection, path: &Path) -> Result<(), Error> {
-    conn.execute_batch(&format!(
-        "BEGIN IMMEDIATE;
-         {SCHEMA}
-         INSERT INTO meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');
-         INSERT INTO meta (key, value) VALUES ('log_id', lower(hex(randomblob(16))));
-         INSERT INTO meta (key, value) VALUES ('deleted_through_cursor', '0');
-         COMMIT;"
-    ))
-    .map_err(|e| {
-        // Leave no half-made schema behind; a failed BEGIN or COMMIT has nothing to roll back.
-        let _ = conn.execute_batch("ROLLBACK");
-        Error::sqlite(format!("event log {}: create schema", path.display()), e)
-    })
-}
-
-fn check_schema_version(conn: &Connection, path: &Path) -> Result<(), Error> {
-    let v = meta_value(conn, path, "schema_version")?;
-    if v.as_deref() != Some(&SCHEMA_VERSION.to_string()) {
-        return Err(crate::err!(
-            FailedPrecondition,
-            "event log {} has schema version {v:?}; this build reads {SCHEMA_VERSION}",
-            path.display()
-        ));
-    }
-    Ok(())
-}
-
 fn meta_value(conn: &Connection, path: &Path, key: &str) -> Result<Option<String>, Error> {
     conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
         .optional()
@@ -357,16 +335,9 @@ fn trim_to_caps(tx: &Transaction<'_>, rows: u64, bytes: u64, retention: &Retenti
 }
 
 /// Opens a reader's connection. It never creates the file: until the writer has, the log is
-/// unavailable.
+/// unavailable. It never writes (sqlite.rs Q4).
 pub(super) fn open_reader(path: &Path) -> Result<Connection, Error> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(sq(path, "cannot open for reading"))?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(sq(path, "busy_timeout"))?;
-    // Read-write without CREATE rather than read-only: a read-only connection cannot always open a
-    // WAL database whose -shm file is missing (after the writer closed cleanly).
-    conn.pragma_update(None, "query_only", true).map_err(sq(path, "query_only"))?;
-    check_schema_version(&conn, path)?;
-    Ok(conn)
+    sqlite::open_reader(path, &VERSIONS, sqlite::Reader::QueryOnly)
 }
 
 /// Up to `limit` events with a cursor greater than `after`, oldest first.

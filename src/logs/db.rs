@@ -19,6 +19,7 @@ use rusqlite::{params, Connection};
 
 use super::{Level, LogQuery, RuleEntry, SourceType, SystemEntry};
 use crate::error::Error;
+use crate::sqlite;
 
 /// Rows kept at most per table (L1). With messages of at most 512 bytes a full table stays under
 /// about 40 MB; typical entries (100 bytes) make it about 10 MB.
@@ -27,9 +28,6 @@ pub const RULE_MAX_ROWS: i64 = 50_000;
 
 /// Rows one commit inserts at most (L1); the writer commits more often under a burst.
 pub const MAX_BATCH: usize = 512;
-
-/// The schema version this build writes (`PRAGMA user_version`). A newer file is refused.
-const SCHEMA_VERSION: i64 = 1;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS system_log (
@@ -71,6 +69,20 @@ CREATE TABLE IF NOT EXISTS rule_log (
 CREATE INDEX IF NOT EXISTS rule_log_time ON rule_log (time_us);
 ";
 
+/// The log database's versions (sqlite.rs Q1). Version 1 is the schema 4e90ad5 wrote (which
+/// already kept its version in `user_version`).
+pub(crate) static VERSIONS: sqlite::Schema = sqlite::Schema {
+    name: "log database",
+    migrations: &[sqlite::Migration {
+        version: 1,
+        what: "system and rule logs (as at 4e90ad5)",
+        step: sqlite::Step::Sql(SCHEMA),
+    }],
+    readable_from: 1,
+    legacy_version: None,
+    newer_remedy: "",
+};
+
 fn sq(what: &'static str) -> impl Fn(rusqlite::Error) -> Error {
     move |e| Error::sqlite(format!("log database: {what}"), e)
 }
@@ -80,33 +92,19 @@ pub struct LogDb {
     conn: Connection,
 }
 
-fn connect(path: &Path) -> Result<Connection, Error> {
-    let conn = Connection::open(path).map_err(|e| Error::sqlite(format!("cannot open {}", path.display()), e))?;
-    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sq("busy timeout"))?;
-    conn.query_row("PRAGMA journal_mode = wal", [], |_| Ok(())).map_err(sq("wal"))?;
-    conn.pragma_update(None, "synchronous", "NORMAL").map_err(sq("synchronous"))?;
-    Ok(conn)
-}
-
 impl LogDb {
-    /// Opens or creates the database and its schema.
+    /// Opens or creates the database and its schema, bringing an older file to the current
+    /// version (sqlite.rs Q1–Q3).
     pub fn open(path: &Path) -> Result<LogDb, Error> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
         }
-        let mut conn = connect(path)?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sq("version"))?;
-        if version > SCHEMA_VERSION {
-            return Err(crate::err!(
-                FailedPrecondition,
-                "{}: schema version {version} is newer than this build's {SCHEMA_VERSION}",
-                path.display()
-            ));
-        }
-        let tx = conn.transaction().map_err(sq("begin"))?;
-        tx.execute_batch(SCHEMA).map_err(sq("schema"))?;
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sq("version"))?;
-        tx.commit().map_err(sq("commit schema"))?;
+        // NORMAL: see "Durability" above.
+        let conn = sqlite::open_writer(
+            path,
+            &VERSIONS,
+            &sqlite::Writer { create: true, synchronous: sqlite::Synchronous::Normal, foreign_keys: false },
+        )?;
         Ok(LogDb { conn })
     }
 
@@ -193,7 +191,8 @@ impl LogReadDb {
         if !path.exists() {
             return Err(crate::err!(Unavailable, "the log database {} does not exist yet", path.display()));
         }
-        Ok(LogReadDb { conn: connect(path)? })
+        // L2: queries only; never writes (sqlite.rs Q4).
+        Ok(LogReadDb { conn: sqlite::open_reader(path, &VERSIONS, sqlite::Reader::QueryOnly)? })
     }
 
     /// System log entries matching `q`, newest first (LG-6).

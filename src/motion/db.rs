@@ -17,16 +17,13 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, Connection};
 
 use super::grid::{Grid16, LevelGrid, MAX_ENCODED_BYTES};
 use crate::error::Error;
+use crate::sqlite;
 
-pub(crate) const SCHEMA_VERSION: i64 = 1;
-/// How long a statement waits for a lock held by another connection before it fails.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Spans closer than this are one: `since_prev_ms` is rounded to the ms (M2).
 const ADJACENT_US: i64 = 1_000;
 /// MD-9: a search covers at most this many cameras (the client default of XProtect).
@@ -41,7 +38,8 @@ const _: () = assert!(MAX_ENCODED_BYTES == 129 && super::analyzer::MAX_COMPARE_G
 
 /// The schema. Every column says its unit; the invariants M1–M4 are above.
 const SCHEMA: &str = r#"
--- Facts about this file. Keys: schema_version (the layout of this file).
+-- Facts about this file. Keys: schema_version (the layout of this file up to version 1, 4e90ad5;
+-- deleted by version 2: the version is `PRAGMA user_version` since, sqlite.rs Q1).
 CREATE TABLE meta (
   key TEXT PRIMARY KEY NOT NULL,
   value TEXT NOT NULL
@@ -80,6 +78,31 @@ CREATE TABLE motion_span (
 ) STRICT, WITHOUT ROWID;
 "#;
 
+/// The motion data's versions (sqlite.rs Q1). Version 1 is the schema and meta row 4e90ad5 wrote.
+/// A change of the stored grid encoding (`grid.rs`) is a new version here too.
+pub(crate) static VERSIONS: sqlite::Schema = sqlite::Schema {
+    name: "motion data",
+    migrations: &[
+        sqlite::Migration {
+            version: 1,
+            what: "cameras, level grids and spans (as at 4e90ad5)",
+            step: sqlite::Step::Fn(|tx| {
+                tx.execute_batch(SCHEMA)?;
+                tx.execute_batch("INSERT INTO meta (key, value) VALUES ('schema_version', '1');")
+            }),
+        },
+        sqlite::Migration {
+            version: 2,
+            what: "the version moves from meta to user_version",
+            step: sqlite::Step::Sql(sqlite::DROP_META_SCHEMA_VERSION),
+        },
+    ],
+    // Version 2 changed no table readers query.
+    readable_from: 1,
+    legacy_version: Some(sqlite::legacy_meta_schema_version),
+    newer_remedy: "",
+};
+
 fn sq<'a>(path: &'a Path, what: &'a str) -> impl FnOnce(rusqlite::Error) -> Error + 'a {
     move |e| Error::sqlite(format!("motion data {}: {what}", path.display()), e)
 }
@@ -110,36 +133,15 @@ pub(crate) struct WriterDb {
 }
 
 impl WriterDb {
-    /// Opens the file for writing, creating it and its schema on first use.
+    /// Opens the file for writing, creating it and its schema on first use and bringing an older
+    /// file to the current version (sqlite.rs Q1–Q3).
     pub fn open(path: &Path) -> Result<WriterDb, Error> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(sq(path, "cannot open"))?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(sq(path, "busy_timeout"))?;
-        let mode: String =
-            conn.query_row("PRAGMA journal_mode = wal", [], |r| r.get(0)).map_err(sq(path, "journal mode"))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(crate::err!(
-                Unavailable,
-                "motion data {}: the file system refused WAL mode (journal mode is {mode})",
-                path.display()
-            ));
-        }
         // M1: derived data; a lost last second is acceptable, an fsync per commit on flash is not.
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sq(path, "synchronous"))?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(sq(path, "foreign_keys"))?;
-        let has_meta: bool = conn
-            .query_row("SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'meta'", [], |r| {
-                r.get(0)
-            })
-            .map_err(sq(path, "read schema"))?;
-        if !has_meta {
-            let tx = conn.unchecked_transaction().map_err(sq(path, "begin"))?;
-            tx.execute_batch(SCHEMA).map_err(sq(path, "create schema"))?;
-            tx.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?1)", [SCHEMA_VERSION.to_string()])
-                .map_err(sq(path, "insert meta"))?;
-            tx.commit().map_err(sq(path, "commit schema"))?;
-        }
-        check_schema_version(&conn, path)?;
+        let conn = sqlite::open_writer(
+            path,
+            &VERSIONS,
+            &sqlite::Writer { create: true, synchronous: sqlite::Synchronous::Normal, foreign_keys: true },
+        )?;
         let mut db = WriterDb { conn, path: path.to_path_buf(), level_rows: HashMap::new(), span_rows: HashMap::new() };
         db.count_rows()?;
         Ok(db)
@@ -277,21 +279,6 @@ fn trim(
     Ok(())
 }
 
-fn check_schema_version(conn: &Connection, path: &Path) -> Result<(), Error> {
-    let v: Option<String> = conn
-        .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
-        .optional()
-        .map_err(sq(path, "read schema version"))?;
-    if v.as_deref() != Some(&SCHEMA_VERSION.to_string()) {
-        return Err(crate::err!(
-            FailedPrecondition,
-            "motion data {} has schema version {v:?}; this build reads {SCHEMA_VERSION}",
-            path.display()
-        ));
-    }
-    Ok(())
-}
-
 /// The readers' handle (HTTP): motion sequences and smart search from stored data only. Cheap to
 /// clone; clones share their idle connections.
 #[derive(Clone)]
@@ -329,14 +316,8 @@ impl MotionReader {
                         path.display()
                     ));
                 }
-                // Read-write without CREATE and query_only: a read-only connection cannot always
-                // open a WAL file whose -shm is missing.
-                let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-                let c = Connection::open_with_flags(path, flags).map_err(sq(path, "cannot open for reading"))?;
-                c.busy_timeout(BUSY_TIMEOUT).map_err(sq(path, "busy_timeout"))?;
-                c.pragma_update(None, "query_only", true).map_err(sq(path, "query_only"))?;
-                check_schema_version(&c, path)?;
-                c
+                // Never writes (sqlite.rs Q4).
+                sqlite::open_reader(path, &VERSIONS, sqlite::Reader::QueryOnly)?
             }
         };
         let r = f(&conn, &inner.path);
@@ -564,7 +545,7 @@ mod tests {
         assert_eq!(r.spans("a", 0, 1).unwrap_err().kind(), ErrorKind::Unavailable);
         drop(WriterDb::open(&path).unwrap());
         let c = Connection::open(&path).unwrap();
-        c.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'", []).unwrap();
+        c.execute_batch("PRAGMA user_version = 99").unwrap();
         assert_eq!(WriterDb::open(&path).err().unwrap().kind(), ErrorKind::FailedPrecondition);
         assert_eq!(r.spans("a", 0, 1).unwrap_err().kind(), ErrorKind::FailedPrecondition);
     }

@@ -430,8 +430,8 @@ mod tests {
         }
     }
 
-    /// Golden hash of the stored format. If this changes, the on-disk format changed: bump
-    /// `db::SCHEMA_VERSION` and write a migration.
+    /// Golden hash of the stored format. If this changes, the on-disk format changed: add
+    /// a migration to `db::VERSIONS` (sqlite.rs Q1).
     #[test]
     fn encoding_golden_hash() {
         let grids = [

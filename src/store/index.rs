@@ -3,18 +3,19 @@
 
 use std::path::Path;
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::error::Error;
 use crate::media::{SampleEntry, StreamKind};
+use crate::sqlite;
 
 pub const INDEX_FILE: &str = "index.sqlite3";
-pub const SCHEMA_VERSION: i64 = 1;
 
 /// The schema. Every column says its unit; see ARCHITECTURE.md "store" for the invariants.
 const SCHEMA: &str = r#"
--- Facts about the storage; keys: schema_version, storage_uuid (hex), recorder_uuid (hex),
--- segment_bytes, segment_count.
+-- Facts about the storage; keys: storage_uuid (hex), recorder_uuid (hex), segment_bytes,
+-- segment_count, indexed_through_seq (S6); schema_version up to version 1 (4e90ad5), deleted by
+-- version 2: the version is `PRAGMA user_version` since (sqlite.rs Q1).
 CREATE TABLE meta (
   key TEXT PRIMARY KEY NOT NULL,
   value TEXT NOT NULL
@@ -74,6 +75,36 @@ CREATE INDEX chunk_temporary ON chunk (stream_id, end_wall_us) WHERE temporary =
 CREATE INDEX chunk_stream_time ON chunk (stream_id, start_wall_us);
 CREATE INDEX chunk_segment ON chunk (segment_no);
 "#;
+
+/// The index's versions (sqlite.rs Q1). Version 1 is the schema 4e90ad5 wrote, with its meta row
+/// `schema_version`; the other meta rows are the storage's identity, written at creation.
+pub static VERSIONS: sqlite::Schema = sqlite::Schema {
+    name: "index",
+    migrations: &[
+        sqlite::Migration {
+            version: 1,
+            what: "segments, streams, sample entries and chunks (as at 4e90ad5)",
+            step: sqlite::Step::Fn(|tx| {
+                tx.execute_batch(SCHEMA)?;
+                tx.execute_batch("INSERT INTO meta (key, value) VALUES ('schema_version', '1');")
+            }),
+        },
+        sqlite::Migration {
+            version: 2,
+            what: "the version moves from meta to user_version",
+            step: sqlite::Step::Sql(sqlite::DROP_META_SCHEMA_VERSION),
+        },
+    ],
+    // Version 2 changed no table readers query.
+    readable_from: 1,
+    legacy_version: Some(sqlite::legacy_meta_schema_version),
+    newer_remedy: " (run the build that wrote it, or `edgerec check --rebuild` to rebuild the index from the segments)",
+};
+
+/// The writer's connection: NORMAL, because commits are not fsynced one by one; recovery re-scans
+/// media past the last durable row (invariant 6), and reclaims switch to FULL for their one commit.
+const WRITER: sqlite::Writer =
+    sqlite::Writer { create: false, synchronous: sqlite::Synchronous::Normal, foreign_keys: true };
 
 /// One indexed chunk, as readers and recovery see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -135,32 +166,19 @@ pub struct Meta {
 }
 
 impl Index {
-    fn configure(conn: &Connection, write: bool) -> Result<(), Error> {
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sq("busy_timeout"))?;
-        if write {
-            conn.pragma_update(None, "journal_mode", "wal").map_err(sq("journal_mode"))?;
-            // NORMAL: commits are not fsynced one by one; recovery re-scans media past the last
-            // durable row (invariant 6), and reclaims switch to FULL for their one commit.
-            conn.pragma_update(None, "synchronous", "NORMAL").map_err(sq("synchronous"))?;
-        }
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(sq("foreign_keys"))?;
-        Ok(())
-    }
-
     /// Opens an existing index for writing (the storage's writer) or reading (exports, status).
     pub fn open(dir: &Path, write: bool) -> Result<Option<Index>, Error> {
         let path = dir.join(INDEX_FILE);
         if !path.exists() {
             return Ok(None);
         }
-        let flags = if write {
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        // An older index is brought to the current version by its writer (sqlite.rs Q3); readers
+        // never write, so they may run beside the writer (`edgerec export`) or on a read-only mount.
+        let conn = if write {
+            sqlite::open_writer(&path, &VERSIONS, &WRITER)?
         } else {
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            sqlite::open_reader(&path, &VERSIONS, sqlite::Reader::ReadOnlyFile)?
         };
-        let conn = Connection::open_with_flags(&path, flags)
-            .map_err(|e| Error::sqlite(format!("cannot open index {}", path.display()), e))?;
-        Self::configure(&conn, write)?;
         let idx = Index { conn };
         // A SQLite file without our tables is not an index of ours: malformed (DataLoss), so
         // the writer rebuilds it from the segments (issue 10 point 4).
@@ -176,15 +194,6 @@ impl Index {
             return Err(crate::err!(
                 DataLoss,
                 "{} is a SQLite file but not an edgerec index (its tables are missing)",
-                path.display()
-            ));
-        }
-        let v = idx.meta_value("schema_version")?;
-        if v.as_deref() != Some(&SCHEMA_VERSION.to_string()) {
-            return Err(crate::err!(
-                FailedPrecondition,
-                "index {} has schema version {v:?}; this build reads {SCHEMA_VERSION} (run the build that wrote it, \
-                 or `edgerec check --rebuild` to rebuild the index from the segments)",
                 path.display()
             ));
         }
@@ -206,29 +215,28 @@ impl Index {
     /// Creates a fresh index (the file must not exist) and commits its meta and segment rows durably.
     pub fn create(dir: &Path, meta: &Meta, first_seqs: &[Option<u64>]) -> Result<Index, Error> {
         let path = dir.join(INDEX_FILE);
-        let conn =
-            Connection::open(&path).map_err(|e| Error::sqlite(format!("cannot create index {}", path.display()), e))?;
-        Self::configure(&conn, true)?;
+        // The schema, meta and segment rows are one transaction: a crash leaves no index or a
+        // whole one (procedure "create storage", step 3).
+        let conn = sqlite::create(&path, &VERSIONS, &WRITER, &|tx| {
+            for (k, v) in [
+                ("storage_uuid", format!("{:032x}", meta.storage_uuid)),
+                ("recorder_uuid", format!("{:032x}", meta.recorder_uuid)),
+                ("segment_bytes", meta.segment_bytes.to_string()),
+                ("segment_count", meta.segment_count.to_string()),
+            ] {
+                tx.execute("INSERT INTO meta (key, value) VALUES (?1, ?2)", params![k, v])
+                    .map_err(sq("insert meta"))?;
+            }
+            for (no, first) in first_seqs.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO segment (segment_no, first_seq) VALUES (?1, ?2)",
+                    params![no as i64, first.map(|s| s as i64)],
+                )
+                .map_err(sq("insert segment"))?;
+            }
+            Ok(())
+        })?;
         let mut idx = Index { conn };
-        let tx = idx.conn.transaction().map_err(sq("begin"))?;
-        tx.execute_batch(SCHEMA).map_err(sq("create schema"))?;
-        for (k, v) in [
-            ("schema_version", SCHEMA_VERSION.to_string()),
-            ("storage_uuid", format!("{:032x}", meta.storage_uuid)),
-            ("recorder_uuid", format!("{:032x}", meta.recorder_uuid)),
-            ("segment_bytes", meta.segment_bytes.to_string()),
-            ("segment_count", meta.segment_count.to_string()),
-        ] {
-            tx.execute("INSERT INTO meta (key, value) VALUES (?1, ?2)", params![k, v]).map_err(sq("insert meta"))?;
-        }
-        for (no, first) in first_seqs.iter().enumerate() {
-            tx.execute(
-                "INSERT INTO segment (segment_no, first_seq) VALUES (?1, ?2)",
-                params![no as i64, first.map(|s| s as i64)],
-            )
-            .map_err(sq("insert segment"))?;
-        }
-        tx.commit().map_err(sq("commit create"))?;
         idx.checkpoint_full()?;
         Ok(idx)
     }

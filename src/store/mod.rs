@@ -340,8 +340,8 @@ enum IndexState {
     /// An index this build reads, with its meta intact and `PRAGMA quick_check` clean.
     Usable(Index),
     /// Not a SQLite file, not an edgerec index (tables missing), unreadable meta, or failing
-    /// `quick_check`: rebuilt from the segments. An index of another schema version is not
-    /// malformed (a newer build wrote it) and stays refused, as does one whose identity
+    /// `quick_check`: rebuilt from the segments. An index of a newer version is not malformed
+    /// (a newer build wrote it, sqlite.rs Q2) and stays refused, as does one whose identity
     /// contradicts the segments (S4, S8).
     Malformed(String),
 }
