@@ -57,14 +57,14 @@ enum Msg {
     Retention(Ack),
     /// Commit, answer, and stop.
     Shutdown(Ack),
-    /// Fault injection (`crate::fault`): block until `resume` is dropped, after saying so on
+    /// Fault injection (`fault`): block until `resume` is dropped, after saying so on
     /// `paused`.
     #[cfg(feature = "fault-injection")]
     Pause {
         paused: SyncSender<()>,
         resume: Receiver<()>,
     },
-    /// Fault injection (`crate::fault`): stop at once without committing what is pending and
+    /// Fault injection (`fault`): stop at once without committing what is pending and
     /// without closing the connection, leaving the files as kill -9 would.
     #[cfg(feature = "fault-injection")]
     Crash,
@@ -204,11 +204,11 @@ pub struct EventLogStats {
     pub subscriber_dropped: u64,
 }
 
-/// The owner of the writer thread: keeps it for shutdown (and for `crate::fault`).
+/// The owner of the writer thread: keeps it for shutdown (and for `fault`).
 pub struct EventLog {
     tx: SyncSender<Msg>,
     shared: Arc<Shared>,
-    /// The writer thread; joined by `shutdown` (and `crate::fault::crash_event_log`).
+    /// The writer thread; joined by `shutdown` (and `fault::crash_event_log`).
     join: Option<JoinHandle<()>>,
 }
 
@@ -225,7 +225,7 @@ pub struct Subscription {
     dropped: Arc<AtomicU64>,
 }
 
-/// Keeps the writer thread blocked (`crate::fault::pause_event_log`) until dropped.
+/// Keeps the writer thread blocked (`fault::pause_event_log`) until dropped.
 #[cfg(feature = "fault-injection")]
 pub struct PausedWriter {
     /// Dropping it disconnects the writer's `resume` receiver, which lets the writer go on.
@@ -351,7 +351,7 @@ impl EventLog {
         r
     }
 
-    /// Fault injection (`crate::fault::crash_event_log`): the writer stops at once, without
+    /// Fault injection (`fault::crash_event_log`): the writer stops at once, without
     /// committing what it holds and without closing its connection, as kill -9 would leave it.
     #[cfg(feature = "fault-injection")]
     pub(crate) fn inject_crash(mut self) {
@@ -361,7 +361,7 @@ impl EventLog {
         }
     }
 
-    /// Fault injection (`crate::fault::pause_event_log`): blocks the writer thread until the
+    /// Fault injection (`fault::pause_event_log`): blocks the writer thread until the
     /// returned guard is dropped.
     #[cfg(feature = "fault-injection")]
     pub(crate) fn inject_pause(&self) -> PausedWriter {

@@ -52,12 +52,10 @@ mod retention;
 
 pub use cursor::CursorBounds;
 pub use kind::{EventGroup, EventKind, UserEventName, USER_DEFINED_CODE};
-/// Returned by `crate::fault::pause_event_log`; exists only with fault injection.
+/// Returned by `fault::pause_event_log`; exists only with fault injection.
 #[cfg(feature = "fault-injection")]
 pub use log::PausedWriter;
-pub use log::{
-    EventLog, EventLogStats, EventReader, EventSink, Subscription, DEFAULT_QUEUE_EVENTS, MAX_READ_EVENTS,
-};
+pub use log::{EventLog, EventLogStats, EventReader, EventSink, Subscription, DEFAULT_QUEUE_EVENTS, MAX_READ_EVENTS};
 pub use retention::Retention;
 
 use crate::error::Error;

@@ -39,7 +39,7 @@ type PermanentRequests = Arc<Mutex<Vec<(Arc<str>, i64)>>>;
 
 enum Msg {
     Frame(IngestFrame),
-    /// Fault injection (`crate::fault`): block the writer for a while, as a hung disk would.
+    /// Fault injection (`fault`): block the writer for a while, as a hung disk would.
     #[cfg(feature = "fault-injection")]
     Stall(Duration),
     /// Flush pending chunks now and acknowledge (tests, and the final flush of `stop`).
@@ -47,7 +47,7 @@ enum Msg {
     /// Shutdown, after ingest has stopped: flush pending chunks, acknowledge, and end the thread
     /// (which closes the index and releases the storage lock).
     Stop(SyncSender<()>),
-    /// Fault injection (`crate::fault`): the thread exits at once without writing what it holds,
+    /// Fault injection (`fault`): the thread exits at once without writing what it holds,
     /// leaving the files as a kill -9 would (the page cache survives a process kill; a power cut
     /// is tested in a VM).
     #[cfg(feature = "fault-injection")]
@@ -166,19 +166,19 @@ impl StorageHandle {
         self.permanent_requests.lock().expect("requests lock").push((camera.clone(), from_wall_us));
     }
 
-    /// Fault injection (`crate::fault::crash_writer`): the writer thread exits without flushing.
+    /// Fault injection (`fault::crash_writer`): the writer thread exits without flushing.
     #[cfg(feature = "fault-injection")]
     pub(crate) fn inject_crash(&self) {
         let _ = self.tx.send(Msg::Crash);
     }
 
-    /// Fault injection (`crate::fault::stall_writer`): blocks the writer thread for `d`.
+    /// Fault injection (`fault::stall_writer`): blocks the writer thread for `d`.
     #[cfg(feature = "fault-injection")]
     pub(crate) fn inject_stall(&self, d: Duration) {
         let _ = self.tx.send(Msg::Stall(d));
     }
 
-    /// Fault injection (`crate::fault::limit_writer_queue`): lowers the queue's byte cap.
+    /// Fault injection (`fault::limit_writer_queue`): lowers the queue's byte cap.
     #[cfg(feature = "fault-injection")]
     pub(crate) fn inject_queue_limit(&self, bytes: u64) {
         self.max_queued_bytes.store(bytes, Ordering::Relaxed);
