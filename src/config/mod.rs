@@ -1,4 +1,5 @@
-//! Configuration: `RawConfig` mirrors the TOML file; `Config` is the validated, typed result.
+//! Configuration: `RawConfig` mirrors the TOML file; `Config` is the validated result, made of
+//! the owners' settings types (config owns none: `store`, `source`, `camera`, `rules`, `motion`, ...).
 //! Invariant: every error names the file, line, key and reason; serde types never leave this file.
 
 use std::collections::HashSet;
