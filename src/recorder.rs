@@ -156,7 +156,7 @@ impl Recorder {
             event_log: std::sync::Mutex::new(Some(event_log)),
             engine_updates: std::sync::Mutex::new(update_tx),
             clocks: clocks.clone(),
-            started_wall_us: crate::clocks::SystemClocks.realtime_us_now(),
+            started_wall_us: clocks.realtime_us(),
             storage_configs: config.storages.clone(),
             boot: config.clone(),
             config: Arc::new(RwLock::new(config.clone())),
@@ -429,7 +429,7 @@ impl Recorder {
         if let Some(m) = self.motion_service.lock().expect("motion lock").take() {
             m.shutdown();
         }
-        self.events.emit(Event::new(EventKind::RecorderStopping, crate::clocks::SystemClocks.realtime_us_now()));
+        self.events.emit(Event::new(EventKind::RecorderStopping, self.clocks.realtime_us()));
         if let Some(log) = self.event_log.lock().expect("event log lock").take() {
             if let Err(e) = log.shutdown(timeout) {
                 tracing::warn!("event log shutdown: {e}");
