@@ -128,8 +128,10 @@ impl Recorder {
         let ingest_heartbeat = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let beat = ingest_heartbeat.clone();
         let runtime_stop = stop.clone();
-        // Camera tasks still running when the runtime ends are dropped with it; `shutdown` waits
-        // for each to return first, so what they handed to the writers is all there is.
+        // The runtime ends at the stop signal, and so does every camera task on it (each also
+        // waits on the signal). Frames are handed to the writers synchronously, so a task that
+        // ended has handed over all it will; `shutdown` flushes the writers only after every
+        // task's `done` has disconnected.
         threads
             .spawn_thread("ingest", move || {
                 runtime.block_on(async move {
