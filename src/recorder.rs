@@ -128,8 +128,10 @@ impl Recorder {
         let ingest_heartbeat = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let beat = ingest_heartbeat.clone();
         let runtime_stop = stop.clone();
-        // Camera tasks still running when the runtime ends are dropped with it; `shutdown` waits
-        // for each to return first, so what they handed to the writers is all there is.
+        // The runtime ends at the stop signal, and so does every camera task on it (each also
+        // waits on the signal). Frames are handed to the writers synchronously, so a task that
+        // ended has handed over all it will; `shutdown` flushes the writers only after every
+        // task's `done` has disconnected.
         threads
             .spawn_thread("ingest", move || {
                 runtime.block_on(async move {
@@ -156,7 +158,7 @@ impl Recorder {
             event_log: std::sync::Mutex::new(Some(event_log)),
             engine_updates: std::sync::Mutex::new(update_tx),
             clocks: clocks.clone(),
-            started_wall_us: crate::clocks::SystemClocks.realtime_us_now(),
+            started_wall_us: clocks.realtime_us(),
             storage_configs: config.storages.clone(),
             boot: config.clone(),
             config: Arc::new(RwLock::new(config.clone())),
@@ -429,7 +431,7 @@ impl Recorder {
         if let Some(m) = self.motion_service.lock().expect("motion lock").take() {
             m.shutdown();
         }
-        self.events.emit(Event::new(EventKind::RecorderStopping, crate::clocks::SystemClocks.realtime_us_now()));
+        self.events.emit(Event::new(EventKind::RecorderStopping, self.clocks.realtime_us()));
         if let Some(log) = self.event_log.lock().expect("event log lock").take() {
             if let Err(e) = log.shutdown(timeout) {
                 tracing::warn!("event log shutdown: {e}");
