@@ -10,7 +10,10 @@
 //! bare CR or LF is refused), a head is ASCII, `Content-Length` is digits only and appears once,
 //! `Transfer-Encoding` may only be `chunked`, alone, without `Content-Length`, chunked bodies carry
 //! no trailers (tiny-http's decoder takes none), and `Connection: upgrade` (which makes tiny-http
-//! hand the raw stream to the handler) is refused: edgerec upgrades nothing.
+//! hand the raw stream to the handler) is refused. In front of the in-process server
+//! (`RequestFraming::with_websocket`, issue 11 point 2) a WebSocket upgrade alone is let through:
+//! a `GET` without a body asking for `Upgrade: websocket`; every byte after its head then passes
+//! unchecked (they are the upgraded protocol's, or the server closes after refusing the upgrade).
 
 /// Request line, header lines and their CRLFs (the final empty line included) of one head. Larger
 /// heads get 431. Browsers send 1–2 KiB with cookies; 16 KiB is what nginx allows by default
@@ -96,6 +99,8 @@ enum State {
     ChunkData { remaining: u64, total: u64 },
     /// The CRLF after chunk data (`seen` of its 2 bytes), or after the last chunk (`last`).
     ChunkEnd { seen: u8, last: bool, total: u64 },
+    /// After a WebSocket upgrade head: the rest of the stream is not HTTP.
+    Raw,
 }
 
 /// The client-to-tiny-http direction of one connection.
@@ -108,17 +113,25 @@ pub struct RequestFraming {
     line_start: usize,
     /// Complete lines of the current head, as ranges of `head` without their CRLF.
     lines: Vec<(usize, usize)>,
+    /// Whether a WebSocket upgrade head is let through (the in-process server hands upgrades to
+    /// handlers; tiny-http behind the proxy must never see one).
+    websocket: bool,
 }
 
 impl Default for RequestFraming {
     fn default() -> Self {
-        RequestFraming { state: State::Head, head: Vec::new(), line_start: 0, lines: Vec::new() }
+        RequestFraming { state: State::Head, head: Vec::new(), line_start: 0, lines: Vec::new(), websocket: false }
     }
 }
 
 impl RequestFraming {
     pub fn new() -> RequestFraming {
         RequestFraming::default()
+    }
+
+    /// Framing that lets a WebSocket upgrade through (see the module doc).
+    pub fn with_websocket() -> RequestFraming {
+        RequestFraming { websocket: true, ..RequestFraming::default() }
     }
 
     /// True while part of a head has arrived but not all of it: the head timeout runs.
@@ -132,6 +145,10 @@ impl RequestFraming {
     pub fn push(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<(), Refusal> {
         while !input.is_empty() {
             match &mut self.state {
+                State::Raw => {
+                    out.extend_from_slice(input);
+                    input = &[];
+                }
                 State::Head => {
                     let (used, done) = self.head_bytes(input)?;
                     input = &input[used..];
@@ -308,6 +325,8 @@ impl RequestFraming {
     fn finish_head(&self) -> Result<State, Refusal> {
         let mut content_length: Option<u64> = None;
         let mut chunked = false;
+        let mut upgrade_connection = false;
+        let mut upgrade_websocket = false;
         for &(s, e) in &self.lines[1..] {
             let line = std::str::from_utf8(&self.head[s..e]).expect("checked ASCII").trim();
             let Some((name, value)) = line.split_once(':') else {
@@ -331,8 +350,18 @@ impl RequestFraming {
                 }
                 chunked = true;
             } else if name.eq_ignore_ascii_case("connection") && value.to_ascii_lowercase().contains("upgrade") {
+                upgrade_connection = true;
+            } else if name.eq_ignore_ascii_case("upgrade") {
+                upgrade_websocket = value.eq_ignore_ascii_case("websocket");
+            }
+        }
+        if upgrade_connection {
+            let get = self.head.starts_with(b"GET ");
+            let bodiless = matches!((content_length, chunked), (None | Some(0), false));
+            if !(self.websocket && upgrade_websocket && get && bodiless) {
                 return Err(Refusal::bad("protocol upgrades are not served"));
             }
+            return Ok(State::Raw);
         }
         match (content_length, chunked) {
             (Some(_), true) => Err(Refusal::bad("both Content-Length and Transfer-Encoding")),
@@ -458,6 +487,30 @@ mod tests {
             assert_eq!(status(input), 400, "{:?}", String::from_utf8_lossy(input));
         }
         assert_eq!(status(b"GET / HTTP/2.0\r\n\r\n"), 505);
+    }
+
+    /// Issue 11 point 2: in front of the in-process server a WebSocket upgrade passes, and the
+    /// bytes after its head pass unchecked; any other upgrade is still refused, and tiny-http's
+    /// framing lets none through.
+    #[test]
+    fn only_a_websocket_upgrade_passes_and_only_when_allowed() {
+        let ws = b"GET /live HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n";
+        let mut f = RequestFraming::with_websocket();
+        let mut out = Vec::new();
+        f.push(ws, &mut out).expect("a WebSocket upgrade passes");
+        f.push(b"\x81\x85not HTTP\n\r", &mut out).expect("frames pass unchecked");
+        assert_eq!(out, [&ws[..], b"\x81\x85not HTTP\n\r"].concat());
+        let mut out = Vec::new();
+        assert_eq!(RequestFraming::new().push(ws, &mut out).unwrap_err().status, 400, "tiny-http gets none");
+        for refused in [
+            &b"GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            b"GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 3\r\n\r\nabc",
+        ] {
+            let mut out = Vec::new();
+            let r = RequestFraming::with_websocket().push(refused, &mut out);
+            assert_eq!(r.unwrap_err().status, 400, "{}", String::from_utf8_lossy(refused));
+        }
     }
 
     #[test]

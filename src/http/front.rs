@@ -8,8 +8,14 @@
 //! tiny-http on 127.0.0.1. tiny-http sees the front's side of that internal connection as the
 //! remote address; `PeerMap::resolve` turns it back into the client's address for audit, lockout
 //! and the loopback-only setup page.
+//!
+//! With a handler (`FrontConfig::serving`, issue 11 point 2) there is no second hop: the checked
+//! bytes go to hyper's HTTP/1 server on this same runtime (`serve`), which calls the handler on a
+//! blocking thread with the real client in `exchange::Request::peer`, streams its answers, and
+//! hands WebSocket upgrades to it.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +31,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::framing::{Refusal, RequestFraming};
 use super::metrics::CONNECTIONS;
+use super::serve::{Entry, UpgradeFn};
 use crate::error::Error;
 
 /// How long a connection may move no byte in either direction before it is closed. Longer than
@@ -72,6 +79,16 @@ const READ_BUFFER_BYTES: usize = 16 << 10;
 
 /// How the heartbeat proves the runtime runs: it advances this often.
 const HEARTBEAT_PERIOD: Duration = Duration::from_secs(1);
+
+/// Blocking threads of the in-process server beyond one per connection. Each connection runs at
+/// most one blocking job at a time (its handler, then its response reader, or its upgrade
+/// handler), so one per connection is enough for every capacity class at its cap at once; the
+/// extra ones cover jobs that are ending while their connection's next one starts.
+const SPARE_BLOCKING_THREADS: usize = 16;
+
+/// How long stopping the front waits for blocking jobs (handlers, readers) to end; the rest are
+/// left to end by themselves, their clients already gone.
+const BLOCKING_STOP_WAIT: Duration = Duration::from_secs(2);
 
 /// How a client reached the front.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,9 +157,19 @@ pub struct FrontConfig {
     pub handshake_timeout: Duration,
     pub head_timeout: Duration,
     pub idle_timeout: Duration,
+    /// The one entry of the in-process server; with it, `upstream` and `peers` are not used.
+    pub handler: Option<Entry>,
 }
 
 impl FrontConfig {
+    /// No listener yet, the default timeouts; requests go to `handler` in this process, through
+    /// hyper's HTTP/1 server on the front's runtime (no tiny-http, no loopback hop).
+    pub fn serving(handler: Entry, max_connections: usize) -> FrontConfig {
+        let mut config = FrontConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), PeerMap::new(), max_connections);
+        config.handler = Some(handler);
+        config
+    }
+
     /// No listener yet, the default timeouts.
     pub fn new(upstream: SocketAddr, peers: PeerMap, max_connections: usize) -> FrontConfig {
         FrontConfig {
@@ -155,6 +182,7 @@ impl FrontConfig {
             handshake_timeout: HANDSHAKE_TIMEOUT,
             head_timeout: HEAD_TIMEOUT,
             idle_timeout: IDLE_TIMEOUT,
+            handler: None,
         }
     }
 }
@@ -192,6 +220,8 @@ impl Front {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
+            .max_blocking_threads(max.saturating_add(SPARE_BLOCKING_THREADS))
+            .thread_name("http-serve")
             .build()
             .map_err(|e| Error::io("cannot build the HTTP front runtime", e))?;
         let bind = |addr: SocketAddr, what: &str| -> Result<(TcpListener, SocketAddr), Error> {
@@ -224,6 +254,7 @@ impl Front {
             head_timeout: config.head_timeout,
             idle_timeout: config.idle_timeout,
             last_cap_warning: Mutex::new(None),
+            handler: config.handler,
         });
         let heartbeat = Arc::new(AtomicU64::new(0));
         let beat = heartbeat.clone();
@@ -246,6 +277,9 @@ impl Front {
                     });
                     let _ = stop_rx.await;
                 });
+                // Dropping the runtime would wait for every blocking job (a long poll, a live
+                // stream's reader) to end by itself.
+                runtime.shutdown_timeout(BLOCKING_STOP_WAIT);
                 tracing::debug!("HTTP front stopped");
             })
             .map_err(|e| Error::io("cannot spawn the HTTP front thread", e))?;
@@ -289,6 +323,8 @@ struct Shared {
     idle_timeout: Duration,
     /// When the cap was last warned about (both listeners share the warning).
     last_cap_warning: Mutex<Option<Instant>>,
+    /// The in-process server's entry (`FrontConfig::handler`); `None` forwards to tiny-http.
+    handler: Option<Entry>,
 }
 
 /// Which cap turned a client away.
@@ -456,10 +492,122 @@ impl Shared {
                         return tracing::debug!(%client, "TLS handshake not done within {:?}; closing", self.handshake_timeout)
                     }
                 };
-                self.proxy(tls, Peer { addr: client, transport }).await
+                match self.handler.clone() {
+                    Some(entry) => self.serve(tls, Peer { addr: client, transport }, entry).await,
+                    None => self.proxy(tls, Peer { addr: client, transport }).await,
+                }
             }
-            _ => self.proxy(tcp, Peer { addr: client, transport }).await,
+            _ => match self.handler.clone() {
+                Some(entry) => self.serve(tcp, Peer { addr: client, transport }, entry).await,
+                None => self.proxy(tcp, Peer { addr: client, transport }).await,
+            },
         }
+    }
+
+    /// Serves a connection in this process: hyper reads only what `framing` let through
+    /// (`Filtered`), each request goes to `entry`, and a refusal or head timeout is answered by
+    /// the front itself after the answers to earlier requests, exactly as in front of tiny-http.
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send>(&self, stream: S, client: Peer, entry: Entry) {
+        let opened = Instant::now();
+        let progress_ms = AtomicU64::new(0);
+        let watched = Watched { inner: stream, opened, progress_ms: &progress_ms };
+        let head_timeout = self.head_timeout.min(self.idle_timeout);
+        let filtered = Filtered::new(watched, self, opened, head_timeout);
+        let upgrade: Arc<Mutex<Option<UpgradeFn>>> = Arc::default();
+        let peer = super::exchange::Peer {
+            addr: client.addr,
+            transport: match client.transport {
+                Transport::Plain => super::exchange::Transport::Plain,
+                Transport::Tls => super::exchange::Transport::Tls,
+            },
+        };
+        let slot = upgrade.clone();
+        let service = hyper::service::service_fn(move |req| super::serve::call(req, entry.clone(), peer, slot.clone()));
+        let conn = hyper::server::conn::http1::Builder::new()
+            // The front times heads itself (`Filtered`), under pressure too.
+            .header_read_timeout(None)
+            // The end of the stream after a refusal (or a client that shuts its sending side)
+            // must not cut the answers to the requests before it.
+            .half_close(true)
+            .serve_connection(hyper_util::rt::TokioIo::new(filtered), service)
+            .without_shutdown();
+        let parts = tokio::select! {
+            r = conn => r,
+            () = idle(&progress_ms, opened, self.idle_timeout) => {
+                return tracing::debug!(client = %client.addr, "HTTP connection idle for {:?}; closing", self.idle_timeout);
+            }
+        };
+        let parts = match parts {
+            Ok(parts) => parts,
+            Err(e) => return tracing::debug!(client = %client.addr, "HTTP connection ended: {e}"),
+        };
+        let Filtered { inner, refusal, ready, ready_at, .. } = parts.io.into_inner();
+        let handler = upgrade.lock().expect("upgrade slot lock").take();
+        if let Some(handler) = handler {
+            // What hyper read past the upgrade head, then what the framing let through since.
+            let mut early = parts.read_buf.to_vec();
+            early.extend_from_slice(&ready[ready_at..]);
+            return self.upgraded(inner, early, handler, &progress_ms, opened, client).await;
+        }
+        let (mut from_client, mut to_client) = tokio::io::split(inner);
+        match refusal {
+            Some(refusal) => {
+                tracing::debug!(client = %client.addr, status = refusal.status, "{}", refusal.message);
+                answer_and_close(&mut from_client, &mut to_client, &refusal).await
+            }
+            None => linger_close(&mut from_client, &mut to_client).await,
+        }
+    }
+
+    /// Carries an upgraded connection between the client and `handler` (on a blocking thread)
+    /// until the handler returns, the client closes, or nothing moves for the idle timeout.
+    async fn upgraded<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        stream: S,
+        early: Vec<u8>,
+        handler: UpgradeFn,
+        progress_ms: &AtomicU64,
+        opened: Instant,
+        client: Peer,
+    ) {
+        let (upgraded, to_handler, mut from_handler) = super::serve::upgraded_pair();
+        // Not awaited: once its channels close, the handler's reads end and its writes fail.
+        drop(tokio::task::spawn_blocking(move || handler(upgraded)));
+        let mut to_handler = Some(to_handler);
+        let mut pending = (!early.is_empty()).then(|| bytes::Bytes::from(early));
+        let (mut from_client, mut to_client) = tokio::io::split(stream);
+        let mut buf = vec![0u8; READ_BUFFER_BYTES];
+        loop {
+            let sender = to_handler.clone();
+            tokio::select! {
+                permit = async { sender.as_ref().expect("checked").reserve().await }, if pending.is_some() && sender.is_some() => {
+                    match permit {
+                        Ok(permit) => permit.send(Ok(pending.take().expect("checked"))),
+                        Err(_) => (to_handler, pending) = (None, None),
+                    }
+                }
+                got = from_client.read(&mut buf), if pending.is_none() && to_handler.is_some() => match got {
+                    // The client closed its side: the handler reads the end of the stream.
+                    Ok(0) | Err(_) => to_handler = None,
+                    Ok(n) => pending = Some(bytes::Bytes::copy_from_slice(&buf[..n])),
+                },
+                out = from_handler.recv() => match out {
+                    Some(bytes) => {
+                        let sent = tokio::time::timeout(self.idle_timeout, to_client.write_all(&bytes)).await;
+                        if !matches!(sent, Ok(Ok(()))) {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                () = idle(progress_ms, opened, self.idle_timeout) => {
+                    tracing::debug!(client = %client.addr, "upgraded connection idle for {:?}; closing", self.idle_timeout);
+                    break;
+                }
+            }
+        }
+        drop((to_handler, from_handler));
+        let _ = tokio::time::timeout(LINGER, to_client.shutdown()).await;
     }
 
     /// Forwards checked requests to tiny-http and its responses back, until either side closes,
@@ -622,12 +770,20 @@ where
 {
     super::metrics::RESPONSES.count(refusal.status);
     let response = refusal.to_response();
-    let sent = tokio::time::timeout(LINGER, async {
-        to_client.write_all(&response).await?;
-        to_client.shutdown().await
-    })
-    .await;
-    if !matches!(sent, Ok(Ok(()))) {
+    if matches!(tokio::time::timeout(LINGER, to_client.write_all(&response)).await, Ok(Ok(()))) {
+        linger_close(from_client, to_client).await;
+    }
+}
+
+/// Closes the sending side, then reads and drops what the client still sends for at most
+/// `LINGER`: closing with unread bytes would reset the connection, and a reset can destroy the
+/// last answer before the client reads it.
+async fn linger_close<R, W>(from_client: &mut R, to_client: &mut W)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    if !matches!(tokio::time::timeout(LINGER, to_client.shutdown()).await, Ok(Ok(()))) {
         return;
     }
     let mut scratch = [0u8; 4096];
@@ -660,6 +816,128 @@ impl Drop for Registered {
     /// drops the task at `stop`.
     fn drop(&mut self) {
         self.peers.remove(self.key);
+    }
+}
+
+/// The client's stream as the in-process server reads it: only the bytes `framing` let through,
+/// and the end of the stream once it refused a request or a head took too long (the refusal is
+/// then answered by the front, after hyper's answers to the requests before it).
+struct Filtered<'a, S> {
+    /// The client's stream.
+    inner: S,
+    /// For the pressure check of the head timeout.
+    shared: &'a Shared,
+    /// Where the client's bytes are in the request stream.
+    framing: RequestFraming,
+    /// Bytes the framing let through that hyper has not read yet, from `ready_at`.
+    ready: Vec<u8>,
+    /// How much of `ready` hyper has read.
+    ready_at: usize,
+    /// One read from the client.
+    raw: Box<[u8]>,
+    /// When the head being received began and the limit it must meet (see `Shared::read_head`);
+    /// `None` between requests. For the first request it runs from accept.
+    head: Option<(Instant, Duration)>,
+    /// The head timeout of a new head.
+    head_timeout: Duration,
+    /// Wakes the reader at the head deadline, or to re-check the pressure.
+    recheck: Pin<Box<tokio::time::Sleep>>,
+    /// Why the front answers itself; set, hyper reads the end of the stream.
+    refusal: Option<Refusal>,
+    /// No request was let through yet.
+    first: bool,
+}
+
+impl<'a, S> Filtered<'a, S> {
+    fn new(inner: S, shared: &'a Shared, opened: Instant, head_timeout: Duration) -> Filtered<'a, S> {
+        Filtered {
+            inner,
+            shared,
+            framing: RequestFraming::with_websocket(),
+            ready: Vec::new(),
+            ready_at: 0,
+            raw: vec![0u8; READ_BUFFER_BYTES].into_boxed_slice(),
+            head: Some((opened, head_timeout)),
+            head_timeout,
+            recheck: Box::pin(tokio::time::sleep_until(opened + head_timeout)),
+            refusal: None,
+            first: true,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Filtered<'_, S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if this.ready_at < this.ready.len() {
+                let n = buf.remaining().min(this.ready.len() - this.ready_at);
+                buf.put_slice(&this.ready[this.ready_at..this.ready_at + n]);
+                this.ready_at += n;
+                if this.ready_at == this.ready.len() {
+                    this.ready.clear();
+                    this.ready_at = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if this.refusal.is_some() {
+                return Poll::Ready(Ok(()));
+            }
+            if let Some((since, limit)) = &mut this.head {
+                if this.shared.under_pressure() {
+                    *limit = (*limit).min(PRESSURE_HEAD_TIMEOUT);
+                }
+                let deadline = *since + *limit;
+                let now = Instant::now();
+                if now >= deadline {
+                    this.refusal = Some(head_timed_out(*limit));
+                    continue;
+                }
+                let step = deadline.min(now + HEAD_DEADLINE_RECHECK);
+                if this.recheck.deadline() != step {
+                    this.recheck.as_mut().reset(step);
+                }
+                if this.recheck.as_mut().poll(cx).is_ready() {
+                    continue;
+                }
+            }
+            let mut read = ReadBuf::new(&mut this.raw);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut read) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {
+                    let n = read.filled().len();
+                    if n == 0 {
+                        return Poll::Ready(Ok(()));
+                    }
+                    if let Err(refusal) = this.framing.push(&this.raw[..n], &mut this.ready) {
+                        this.refusal = Some(refusal);
+                    }
+                    if !this.ready.is_empty() {
+                        this.first = false;
+                    }
+                    this.head = match this.framing.head_started() {
+                        true => this.head.or_else(|| Some((Instant::now(), this.head_timeout))),
+                        false if this.first => this.head,
+                        false => None,
+                    };
+                }
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Filtered<'_, S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

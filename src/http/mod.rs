@@ -1,16 +1,18 @@
 //! The HTTP API (tiny-http): status, Prometheus metrics, recordings, export with Range and ETag.
 //! Invariant: only `http/` has JSON types; error kinds map to statuses in `status_for` only.
 
+pub mod capacity;
 mod config_api;
 pub mod exchange;
 mod framing;
 pub mod front;
 mod metrics;
+pub mod serve;
 pub mod tls;
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -28,13 +30,9 @@ use crate::time::{format_rfc3339, parse_rfc3339_us};
 mod logs;
 mod users;
 
-/// Worker threads answering API requests; downloads get their own threads (below).
+/// Worker threads answering API requests; downloads and long polls get their own threads, each
+/// under the cap of its class (`capacity`).
 const WORKERS: usize = 4;
-/// Concurrent export downloads; more get 503 so they cannot starve the API.
-const MAX_DOWNLOADS: usize = 8;
-/// Concurrent waiting event long polls; more get 503. A cap of their own (issue 10 point 9): a
-/// status-only user holding every long poll must not make exports answer 503.
-const MAX_LONG_POLLS: usize = 8;
 
 /// The one mapping from error kind to HTTP status (STYLE rule 4).
 pub fn status_for(kind: ErrorKind) -> u16 {
@@ -101,8 +99,7 @@ impl HttpServer {
         let ctx = Arc::new(Ctx {
             rec: recorder,
             auth,
-            downloads: Arc::new(AtomicUsize::new(0)),
-            long_polls: Arc::new(AtomicUsize::new(0)),
+            capacity: capacity::Capacity::new(capacity::Caps::default()),
             peers,
             https: std::sync::OnceLock::new(),
             config,
@@ -271,10 +268,8 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 struct Ctx {
     rec: Arc<Recorder>,
     auth: Arc<Auth>,
-    /// Export downloads running (`MAX_DOWNLOADS`).
-    downloads: Arc<AtomicUsize>,
-    /// Event long polls waiting (`MAX_LONG_POLLS`), counted apart from downloads.
-    long_polls: Arc<AtomicUsize>,
+    /// The caps of downloads, long polls and live streams, each class apart (issue 11 point 2).
+    capacity: Arc<capacity::Capacity>,
     /// The real client of each connection the front forwards.
     peers: front::PeerMap,
     https: std::sync::OnceLock<HttpsInfo>,
@@ -451,7 +446,7 @@ fn handle(req: Request, ctx: &Ctx) {
         }
         (true, ["api", "v1", "events"]) => {
             return match eff.check(Permission::Status) {
-                Ok(()) => events_get(req, rec, &eff, &params, &ctx.long_polls),
+                Ok(()) => events_get(req, rec, &eff, &params, &ctx.capacity),
                 Err(e) => respond(req, Err(e)),
             };
         }
@@ -470,7 +465,7 @@ fn handle(req: Request, ctx: &Ctx) {
                 return respond(req, Err(e));
             }
             let id = id.to_string();
-            return export(req, rec, &id, &params, &ctx.downloads);
+            return export(req, rec, &id, &params, &ctx.capacity);
         }
         (true, ["api", "v1", "me"]) => Ok(me_json(&eff)),
         (true, ["api", "v1", "openapi.json"]) => {
@@ -930,13 +925,13 @@ fn event_json(e: &LoggedEvent) -> Value {
 
 /// `GET /api/v1/events?after=CURSOR&wait=SECONDS&limit=N` (IC-8): every stored event after the
 /// cursor, oldest first; with `wait`, a long poll. Waiting requests run on their own threads
-/// (at most `MAX_LONG_POLLS`, a cap apart from downloads) so they never hold an API worker.
+/// (at most `capacity::MAX_LONG_POLLS`, a cap apart from downloads) so they never hold an API worker.
 fn events_get(
     req: Request,
     rec: &Arc<Recorder>,
     eff: &Effective,
     params: &[(String, String)],
-    long_polls: &Arc<AtomicUsize>,
+    capacity: &Arc<capacity::Capacity>,
 ) {
     let num = |k: &str| -> Result<Option<u64>, Error> {
         params
@@ -984,18 +979,19 @@ fn events_get(
         });
         return;
     }
-    if long_polls.fetch_add(1, Ordering::AcqRel) >= MAX_LONG_POLLS {
-        long_polls.fetch_sub(1, Ordering::AcqRel);
-        let _ = req.respond(error_response(&crate::err!(ResourceExhausted, "too many waiting requests; retry later")));
-        return;
-    }
-    let long_polls = long_polls.clone();
+    let permit = match capacity.try_take(capacity::Class::LongPoll) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = req.respond(error_response(&e));
+            return;
+        }
+    };
     let spawned = std::thread::Builder::new().name("long-poll".to_owned()).spawn(move || {
         let _ = req.respond(match answer() {
             Ok(v) => json_response(200, &v),
             Err(e) => error_response(&e),
         });
-        long_polls.fetch_sub(1, Ordering::AcqRel);
+        drop(permit);
     });
     if let Err(e) = spawned {
         tracing::error!("cannot spawn long-poll thread: {e}");
@@ -1160,7 +1156,13 @@ fn coverage_headers(plan: &ExportPlan) -> Vec<Header> {
     ]
 }
 
-fn export(req: Request, rec: &Arc<Recorder>, id: &str, params: &[(String, String)], downloads: &Arc<AtomicUsize>) {
+fn export(
+    req: Request,
+    rec: &Arc<Recorder>,
+    id: &str,
+    params: &[(String, String)],
+    capacity: &Arc<capacity::Capacity>,
+) {
     let plan = (|| {
         rec.camera(id).ok_or_else(|| crate::err!(NotFound, "no camera {id:?}"))?;
         let from = time_param(params, "from")?;
@@ -1200,13 +1202,13 @@ fn export(req: Request, rec: &Arc<Recorder>, id: &str, params: &[(String, String
             return;
         }
     };
-    if downloads.fetch_add(1, Ordering::AcqRel) >= MAX_DOWNLOADS {
-        downloads.fetch_sub(1, Ordering::AcqRel);
-        let _ =
-            req.respond(error_response(&crate::err!(ResourceExhausted, "too many concurrent downloads; retry later")));
-        return;
-    }
-    let downloads = downloads.clone();
+    let permit = match capacity.try_take(capacity::Class::Download) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = req.respond(error_response(&e));
+            return;
+        }
+    };
     let filename = format!("{id}-{}.mp4", format_rfc3339(plan.start_wall_us).replace(':', ""));
     let spawned = std::thread::Builder::new().name("download".to_owned()).spawn(move || {
         let mut headers = vec![
@@ -1225,7 +1227,7 @@ fn export(req: Request, rec: &Arc<Recorder>, id: &str, params: &[(String, String
         let resp = Response::new(StatusCode(status), headers, body, Some((end - start) as usize), None)
             .with_chunked_threshold(usize::MAX);
         let _ = req.respond(resp);
-        downloads.fetch_sub(1, Ordering::AcqRel);
+        drop(permit);
     });
     if let Err(e) = spawned {
         tracing::error!("cannot spawn download thread: {e}");
