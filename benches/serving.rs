@@ -7,9 +7,8 @@
 //! - `export, reads only`: the export's own reader (`ExportReader::read_at`), no HTTP;
 //! - `export over HTTP`: `GET` of the same export through the front's in-process server
 //!   (`FrontConfig::serving`), a client on loopback reading it to the end;
-//! - `file over HTTP` and `file over HTTP via tiny-http`: one plain file of the same size served as
-//!   a `Body::Reader` in process, and through the loopback hop to tiny-http (the old path), to
-//!   show what the serving layer itself costs.
+//! - `file over HTTP`: one plain file of the same size served as a `Body::Reader`, to show what
+//!   the serving layer itself costs apart from the export's reader.
 //!
 //! Capacity: for `MIX_SECONDS`, 64 clients read live streams (each a synthetic source in the
 //! bench, paced to 4 Mbit/s), 32 long polls wait, 8 clients download the export over and over,
@@ -32,7 +31,7 @@ use common::{Feed, FLUSH_TIMEOUT};
 use edgerec::clocks::{Clocks, SystemClocks};
 use edgerec::http::capacity::{Capacity, Caps, Class, Permit};
 use edgerec::http::exchange::{Body, Request, Response};
-use edgerec::http::front::{Front, FrontConfig, PeerMap};
+use edgerec::http::front::{Front, FrontConfig};
 use edgerec::media::StreamKind;
 use edgerec::store::export::{ExportPlan, ExportReader};
 use edgerec::store::{self, segment, writer};
@@ -285,30 +284,6 @@ fn gib_s(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / d.as_secs_f64() / (1u64 << 30) as f64
 }
 
-/// The old path for comparison: tiny-http (4 workers) behind the front's loopback hop, serving
-/// the file the same way the API's download thread does.
-fn tiny_http_front(file: PathBuf) -> (Front, SocketAddr) {
-    let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("tiny-http binds"));
-    let upstream = server.server_addr().to_ip().expect("a TCP listener");
-    for _ in 0..4 {
-        let (server, file) = (server.clone(), file.clone());
-        std::thread::spawn(move || {
-            for req in server.incoming_requests() {
-                let f = std::fs::File::open(&file).expect("file");
-                let len = f.metadata().expect("metadata").len() as usize;
-                let resp = tiny_http::Response::new(tiny_http::StatusCode(200), vec![], f, Some(len), None)
-                    .with_chunked_threshold(usize::MAX);
-                let _ = req.respond(resp);
-            }
-        });
-    }
-    let mut config = FrontConfig::new(upstream, PeerMap::new(), 16);
-    config.plain = Some("127.0.0.1:0".parse().expect("address"));
-    let front = Front::start(config).expect("front starts");
-    let addr = front.plain_addr.expect("plain listener");
-    (front, addr)
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; there is nothing to filter.
     eprintln!("serving: recording {RECORDED_SEC} s of a 4 Mbit/s camera");
@@ -327,7 +302,6 @@ fn main() {
     config.plain = Some("127.0.0.1:0".parse().expect("address"));
     let front = Front::start(config).expect("front starts");
     let addr = front.plain_addr.expect("plain listener");
-    let (old_front, old_addr) = tiny_http_front(file.clone());
 
     // Warm the page cache for every reader.
     read_segments(&rec.storage, len);
@@ -358,8 +332,6 @@ fn main() {
     };
     let export_http = over_http(addr, "/export");
     let file_http = over_http(addr, "/file");
-    let file_tiny = over_http(old_addr, "/file");
-    old_front.stop();
     println!("serving: export of {len} bytes ({RECORDED_SEC} s at 4 Mbit/s), page cache warm, best of {ROUNDS}");
     println!("| path | GiB/s | ms | vs plain read |");
     println!("|---|---|---|---|");
@@ -368,7 +340,6 @@ fn main() {
         ("export, reads only (no HTTP)", reads_only),
         ("export over HTTP (in-process server)", export_http),
         ("file over HTTP (in-process server)", file_http),
-        ("file over HTTP (front -> tiny-http, old path)", file_tiny),
     ] {
         println!(
             "| {what} | {:.2} | {:.1} | {:.3} |",

@@ -184,8 +184,7 @@ fn cli_refuses_bad_configs_and_lan_addresses_and_check_finds_damage() {
 }
 
 /// The socket timeout closes a slow sender (slowloris; the front's head timeout is never longer
-/// than it) and never stops the API itself: tiny-http's acceptor, which the same timeout ends when
-/// idle, is restarted on the same internal listener.
+/// than it) and never stops the API itself, also after idle periods longer than the timeout.
 #[test]
 fn socket_timeouts_close_slow_senders_and_survive_idle_periods() {
     use std::io::{Read, Write};

@@ -1,7 +1,7 @@
 //! One HTTP exchange as the handlers see it, apart from the server that carries it (issue 11).
 //!
 //! The face (`route`, `respond`, `api/*`) reads a `Request` and returns a `Response`; the serving
-//! layer (today tiny-http behind the front) turns bytes into the one and the other into bytes.
+//! layer (`serve`, behind the front) turns bytes into the one and the other into bytes.
 //! Invariant: nothing in the face names the server's types, so the server can change without a
 //! handler changing; a handler may block (SQLite, a long poll), so the server calls the face on a
 //! thread that may block, and reads `Body::Reader` on such a thread too.

@@ -1,19 +1,20 @@
 //! Request framing for the HTTP front: finds every request head in a client's byte stream, checks
-//! it against the limits tiny-http lacks, and says which bytes may be forwarded. No I/O.
-//! Invariant: no byte of a head reaches tiny-http before the whole head passed the limits, and the
-//! front never frames a request differently from tiny-http (anything ambiguous is refused).
+//! it against the front's limits, and says which bytes may go on to the server. No I/O.
+//! Invariant: no byte of a head reaches the server (`serve`, hyper) before the whole head passed
+//! the limits, and the front never frames a request differently from the server (anything
+//! ambiguous is refused).
 //!
-//! tiny-http 0.12 reads a line until CRLF with no length bound and any number of header lines, so
-//! a client could make it buffer without end. Every request on a keep-alive connection is checked,
-//! not only the first: the body of each request is framed (`Content-Length` or `chunked`) to find
-//! where the next head starts. To agree with tiny-http byte for byte, lines end at CRLF only (a
-//! bare CR or LF is refused), a head is ASCII, `Content-Length` is digits only and appears once,
-//! `Transfer-Encoding` may only be `chunked`, alone, without `Content-Length`, chunked bodies carry
-//! no trailers (tiny-http's decoder takes none), and `Connection: upgrade` (which makes tiny-http
-//! hand the raw stream to the handler) is refused. In front of the in-process server
-//! (`RequestFraming::with_websocket`, issue 11 point 2) a WebSocket upgrade alone is let through:
-//! a `GET` without a body asking for `Upgrade: websocket`; every byte after its head then passes
-//! unchecked (they are the upgraded protocol's, or the server closes after refusing the upgrade).
+//! The limits were first written for tiny-http 0.12, which read a line with no length bound and
+//! any number of header lines; they stay in front of hyper so that every refusal keeps its JSON
+//! body and its status (hyper's own are bare). Every request on a keep-alive connection is
+//! checked, not only the first: the body of each request is framed (`Content-Length` or
+//! `chunked`) to find where the next head starts. Lines end at CRLF only (a bare CR or LF is
+//! refused), a head is ASCII, `Content-Length` is digits only and appears once,
+//! `Transfer-Encoding` may only be `chunked`, alone, without `Content-Length`, chunked bodies
+//! carry no trailers, and `Connection: upgrade` is refused except for a WebSocket upgrade (issue
+//! 11 point 2): a `GET` without a body asking for `Upgrade: websocket`; every byte after its head
+//! then passes unchecked (they are the upgraded protocol's, or the server closes the connection
+//! after refusing the upgrade, so they are never read as a request).
 
 /// Request line, header lines and their CRLFs (the final empty line included) of one head. Larger
 /// heads get 431. Browsers send 1–2 KiB with cookies; 16 KiB is what nginx allows by default
@@ -113,25 +114,17 @@ pub struct RequestFraming {
     line_start: usize,
     /// Complete lines of the current head, as ranges of `head` without their CRLF.
     lines: Vec<(usize, usize)>,
-    /// Whether a WebSocket upgrade head is let through (the in-process server hands upgrades to
-    /// handlers; tiny-http behind the proxy must never see one).
-    websocket: bool,
 }
 
 impl Default for RequestFraming {
     fn default() -> Self {
-        RequestFraming { state: State::Head, head: Vec::new(), line_start: 0, lines: Vec::new(), websocket: false }
+        RequestFraming { state: State::Head, head: Vec::new(), line_start: 0, lines: Vec::new() }
     }
 }
 
 impl RequestFraming {
     pub fn new() -> RequestFraming {
         RequestFraming::default()
-    }
-
-    /// Framing that lets a WebSocket upgrade through (see the module doc).
-    pub fn with_websocket() -> RequestFraming {
-        RequestFraming { websocket: true, ..RequestFraming::default() }
     }
 
     /// True while part of a head has arrived but not all of it: the head timeout runs.
@@ -358,7 +351,7 @@ impl RequestFraming {
         if upgrade_connection {
             let get = self.head.starts_with(b"GET ");
             let bodiless = matches!((content_length, chunked), (None | Some(0), false));
-            if !(self.websocket && upgrade_websocket && get && bodiless) {
+            if !(upgrade_websocket && get && bodiless) {
                 return Err(Refusal::bad("protocol upgrades are not served"));
             }
             return Ok(State::Raw);
@@ -489,26 +482,23 @@ mod tests {
         assert_eq!(status(b"GET / HTTP/2.0\r\n\r\n"), 505);
     }
 
-    /// Issue 11 point 2: in front of the in-process server a WebSocket upgrade passes, and the
-    /// bytes after its head pass unchecked; any other upgrade is still refused, and tiny-http's
-    /// framing lets none through.
+    /// Issue 11 point 2: a WebSocket upgrade passes, and the bytes after its head pass unchecked;
+    /// any other upgrade is still refused.
     #[test]
-    fn only_a_websocket_upgrade_passes_and_only_when_allowed() {
+    fn only_a_websocket_upgrade_passes() {
         let ws = b"GET /live HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n";
-        let mut f = RequestFraming::with_websocket();
+        let mut f = RequestFraming::new();
         let mut out = Vec::new();
         f.push(ws, &mut out).expect("a WebSocket upgrade passes");
         f.push(b"\x81\x85not HTTP\n\r", &mut out).expect("frames pass unchecked");
         assert_eq!(out, [&ws[..], b"\x81\x85not HTTP\n\r"].concat());
-        let mut out = Vec::new();
-        assert_eq!(RequestFraming::new().push(ws, &mut out).unwrap_err().status, 400, "tiny-http gets none");
         for refused in [
             &b"GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"[..],
             b"POST / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
             b"GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 3\r\n\r\nabc",
         ] {
             let mut out = Vec::new();
-            let r = RequestFraming::with_websocket().push(refused, &mut out);
+            let r = RequestFraming::new().push(refused, &mut out);
             assert_eq!(r.unwrap_err().status, 400, "{}", String::from_utf8_lossy(refused));
         }
     }

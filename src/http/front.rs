@@ -1,22 +1,17 @@
-//! The HTTP front: every client connection, plain or TLS, ends here and only checked requests go on
-//! to tiny-http, which listens on an internal loopback port.
+//! The HTTP front: every client connection, plain or TLS, ends here; only checked requests go on
+//! to the in-process HTTP/1 server (`serve`, hyper on this same runtime).
 //! Invariant: connections are capped (in total and per client address), handshakes, heads and
-//! silence are timed (heads more tightly under pressure), every request head passes `framing`'s
-//! limits before tiny-http sees it, and `PeerMap` names the real client.
+//! silence are timed (heads more tightly under pressure), and every request head passes
+//! `framing`'s limits before the server sees it.
 //!
-//! Data flow: client ─(TLS)─> `Front` (thread `http-front`, current-thread tokio runtime) ─TCP─>
-//! tiny-http on 127.0.0.1. tiny-http sees the front's side of that internal connection as the
-//! remote address; `PeerMap::resolve` turns it back into the client's address for audit, lockout
-//! and the loopback-only setup page.
-//!
-//! With a handler (`FrontConfig::serving`, issue 11 point 2) there is no second hop: the checked
-//! bytes go to hyper's HTTP/1 server on this same runtime (`serve`), which calls the handler on a
-//! blocking thread with the real client in `exchange::Request::peer`, streams its answers, and
-//! hands WebSocket upgrades to it.
+//! Data flow: client ─(TLS)─> `Front` (thread `http-front`, current-thread tokio runtime) ─> hyper
+//! reads what `Filtered` let through ─> the face's entry on a blocking thread (`http-serve`), with
+//! the real client in `exchange::Request::peer`. There is no second hop: the peer is the client
+//! (issue 11 point 2; the loopback hop to tiny-http and its `PeerMap` are gone).
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -90,53 +85,7 @@ const SPARE_BLOCKING_THREADS: usize = 16;
 /// left to end by themselves, their clients already gone.
 const BLOCKING_STOP_WAIT: Duration = Duration::from_secs(2);
 
-/// How a client reached the front.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
-    Plain,
-    Tls,
-}
-
-/// A real client behind an internal connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Peer {
-    pub addr: SocketAddr,
-    pub transport: Transport,
-}
-
-/// Maps the front's side of each internal connection (what tiny-http reports as
-/// `request.remote_addr()`) to the real client.
-///
-/// Invariant: an entry exists from before the first byte of a connection reaches tiny-http until
-/// just before that internal socket is closed, so while the socket lives its local address, which
-/// the kernel keeps unique, names exactly one client.
-#[derive(Clone, Default)]
-pub struct PeerMap {
-    /// internal connection's local address → client.
-    inner: Arc<Mutex<HashMap<SocketAddr, Peer>>>,
-}
-
-impl PeerMap {
-    pub fn new() -> PeerMap {
-        PeerMap::default()
-    }
-
-    fn insert(&self, internal: SocketAddr, client: Peer) {
-        self.inner.lock().expect("peer map lock").insert(internal, client);
-    }
-
-    fn remove(&self, internal: SocketAddr) {
-        self.inner.lock().expect("peer map lock").remove(&internal);
-    }
-
-    /// The real client behind the address tiny-http saw. `None` for a connection that did not
-    /// come through the front (a local process on the internal port) or whose client is gone
-    /// while its request is still handled: the front's own loopback address must never pass for
-    /// a loopback client.
-    pub fn resolve(&self, seen: SocketAddr) -> Option<Peer> {
-        self.inner.lock().expect("peer map lock").get(&seen).copied()
-    }
-}
+pub use super::exchange::{Peer, Transport};
 
 /// What the front serves and its limits.
 pub struct FrontConfig {
@@ -144,11 +93,8 @@ pub struct FrontConfig {
     pub plain: Option<SocketAddr>,
     /// Where HTTPS clients connect (`[server] tls_listen`) and the rustls configuration.
     pub tls: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
-    /// The tiny-http listener; an unspecified IP means the loopback address of its family.
-    pub upstream: SocketAddr,
-    /// Where each connection registers its client for tiny-http's handlers.
-    pub peers: PeerMap,
-    /// Open connections, plain and TLS together (one budget: they share tiny-http's workers).
+    /// Open connections, plain and TLS together (one budget: they share the runtime and its
+    /// blocking threads).
     pub max_connections: usize,
     /// Open connections from one client IP address (loopback included), so that one address
     /// cannot take the interface from everyone else (issue 10 point 9). `new` sets a quarter of
@@ -157,32 +103,23 @@ pub struct FrontConfig {
     pub handshake_timeout: Duration,
     pub head_timeout: Duration,
     pub idle_timeout: Duration,
-    /// The one entry of the in-process server; with it, `upstream` and `peers` are not used.
-    pub handler: Option<Entry>,
+    /// The one entry of the in-process server, called for every request.
+    pub handler: Entry,
 }
 
 impl FrontConfig {
     /// No listener yet, the default timeouts; requests go to `handler` in this process, through
-    /// hyper's HTTP/1 server on the front's runtime (no tiny-http, no loopback hop).
+    /// hyper's HTTP/1 server on the front's runtime.
     pub fn serving(handler: Entry, max_connections: usize) -> FrontConfig {
-        let mut config = FrontConfig::new(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), PeerMap::new(), max_connections);
-        config.handler = Some(handler);
-        config
-    }
-
-    /// No listener yet, the default timeouts.
-    pub fn new(upstream: SocketAddr, peers: PeerMap, max_connections: usize) -> FrontConfig {
         FrontConfig {
             plain: None,
             tls: None,
-            upstream,
-            peers,
             max_connections,
             max_per_address: (max_connections / 4).max(2).min(max_connections),
             handshake_timeout: HANDSHAKE_TIMEOUT,
             head_timeout: HEAD_TIMEOUT,
             idle_timeout: IDLE_TIMEOUT,
-            handler: None,
+            handler,
         }
     }
 }
@@ -212,11 +149,6 @@ impl Front {
         if config.max_per_address == 0 {
             return Err(crate::err!(InvalidArgument, "HTTP per-address connection cap 0 is out of range"));
         }
-        let upstream = match config.upstream.ip() {
-            ip if !ip.is_unspecified() => config.upstream,
-            std::net::IpAddr::V4(_) => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), config.upstream.port()),
-            std::net::IpAddr::V6(_) => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), config.upstream.port()),
-        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
@@ -243,8 +175,6 @@ impl Front {
         let tls_addr = tls.as_ref().map(|((_, a), _)| *a);
         let shared = Arc::new(Shared {
             acceptor: tls.as_ref().map(|(_, acceptor)| acceptor.clone()),
-            upstream,
-            peers: config.peers,
             slots: Arc::new(Semaphore::new(max)),
             refusals: Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT)),
             max_connections: max,
@@ -286,7 +216,6 @@ impl Front {
         tracing::info!(
             plain = ?plain_addr,
             tls = ?tls_addr,
-            %upstream,
             max_connections = max,
             max_per_address = config.max_per_address,
             "HTTP front listening"
@@ -305,9 +234,6 @@ impl Front {
 struct Shared {
     /// Handshakes with the TLS configuration; `None` without a TLS listener.
     acceptor: Option<TlsAcceptor>,
-    /// The tiny-http listener, never an unspecified address.
-    upstream: SocketAddr,
-    peers: PeerMap,
     /// One permit per open connection (the connection cap).
     slots: Arc<Semaphore>,
     /// One permit per refused plain connection being answered 503 (`MAX_REFUSALS_IN_FLIGHT`).
@@ -323,8 +249,8 @@ struct Shared {
     idle_timeout: Duration,
     /// When the cap was last warned about (both listeners share the warning).
     last_cap_warning: Mutex<Option<Instant>>,
-    /// The in-process server's entry (`FrontConfig::handler`); `None` forwards to tiny-http.
-    handler: Option<Entry>,
+    /// The in-process server's entry (`FrontConfig::handler`).
+    handler: Entry,
 }
 
 /// Which cap turned a client away.
@@ -456,31 +382,6 @@ impl Shared {
         in_use * 100 > self.max_connections * PRESSURE_PERCENT
     }
 
-    /// Reads bytes of a head begun at `since` that must be complete within `limit` of it,
-    /// re-checking every `HEAD_DEADLINE_RECHECK` whether the front is under pressure: from the
-    /// first check that finds it so, `limit` becomes at most `PRESSURE_HEAD_TIMEOUT`. The caller
-    /// keeps `limit` for the whole head, so the shorter limit sticks: a flood's clients cannot win
-    /// back the long one by freeing a few slots.
-    async fn read_head<R: AsyncRead + Unpin>(
-        &self,
-        r: &mut R,
-        buf: &mut [u8],
-        since: Instant,
-        limit: &mut Duration,
-    ) -> Got {
-        loop {
-            if self.under_pressure() {
-                *limit = (*limit).min(PRESSURE_HEAD_TIMEOUT);
-            }
-            let deadline = since + *limit;
-            let step = deadline.min(Instant::now() + HEAD_DEADLINE_RECHECK);
-            match read_by(r, buf, Some(step)).await {
-                Got::TimedOut if Instant::now() < deadline => continue,
-                got => return got,
-            }
-        }
-    }
-
     async fn connection(&self, tcp: TcpStream, client: SocketAddr, transport: Transport) {
         let _ = tcp.set_nodelay(true);
         match (transport, &self.acceptor) {
@@ -492,21 +393,15 @@ impl Shared {
                         return tracing::debug!(%client, "TLS handshake not done within {:?}; closing", self.handshake_timeout)
                     }
                 };
-                match self.handler.clone() {
-                    Some(entry) => self.serve(tls, Peer { addr: client, transport }, entry).await,
-                    None => self.proxy(tls, Peer { addr: client, transport }).await,
-                }
+                self.serve(tls, Peer { addr: client, transport }, self.handler.clone()).await
             }
-            _ => match self.handler.clone() {
-                Some(entry) => self.serve(tcp, Peer { addr: client, transport }, entry).await,
-                None => self.proxy(tcp, Peer { addr: client, transport }).await,
-            },
+            _ => self.serve(tcp, Peer { addr: client, transport }, self.handler.clone()).await,
         }
     }
 
     /// Serves a connection in this process: hyper reads only what `framing` let through
     /// (`Filtered`), each request goes to `entry`, and a refusal or head timeout is answered by
-    /// the front itself after the answers to earlier requests, exactly as in front of tiny-http.
+    /// the front itself after the answers to earlier requests, as it was in front of tiny-http.
     async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send>(&self, stream: S, client: Peer, entry: Entry) {
         let opened = Instant::now();
         let progress_ms = AtomicU64::new(0);
@@ -514,15 +409,9 @@ impl Shared {
         let head_timeout = self.head_timeout.min(self.idle_timeout);
         let filtered = Filtered::new(watched, self, opened, head_timeout);
         let upgrade: Arc<Mutex<Option<UpgradeFn>>> = Arc::default();
-        let peer = super::exchange::Peer {
-            addr: client.addr,
-            transport: match client.transport {
-                Transport::Plain => super::exchange::Transport::Plain,
-                Transport::Tls => super::exchange::Transport::Tls,
-            },
-        };
         let slot = upgrade.clone();
-        let service = hyper::service::service_fn(move |req| super::serve::call(req, entry.clone(), peer, slot.clone()));
+        let service =
+            hyper::service::service_fn(move |req| super::serve::call(req, entry.clone(), client, slot.clone()));
         let conn = hyper::server::conn::http1::Builder::new()
             // The front times heads itself (`Filtered`), under pressure too.
             .header_read_timeout(None)
@@ -609,125 +498,6 @@ impl Shared {
         drop((to_handler, from_handler));
         let _ = tokio::time::timeout(LINGER, to_client.shutdown()).await;
     }
-
-    /// Forwards checked requests to tiny-http and its responses back, until either side closes,
-    /// the connection idles, or a request is refused (then the responses to earlier requests go
-    /// out first, then the refusal).
-    async fn proxy<S: AsyncRead + AsyncWrite + Unpin>(&self, stream: S, client: Peer) {
-        let opened = Instant::now();
-        let progress_ms = AtomicU64::new(0);
-        let (mut from_client, mut to_client) =
-            tokio::io::split(Watched { inner: stream, opened, progress_ms: &progress_ms });
-        let mut framing = RequestFraming::new();
-        let mut buf = vec![0u8; READ_BUFFER_BYTES];
-        let mut forward = Vec::new();
-        let head_timeout = self.head_timeout.min(self.idle_timeout);
-
-        // The first head is complete and checked before tiny-http is involved at all.
-        let mut first_limit = head_timeout;
-        while forward.is_empty() {
-            let refusal = match self.read_head(&mut from_client, &mut buf, opened, &mut first_limit).await {
-                Got::Bytes(n) => match framing.push(&buf[..n], &mut forward) {
-                    Ok(()) => continue,
-                    Err(r) => r,
-                },
-                Got::End => return,
-                Got::TimedOut => head_timed_out(first_limit),
-            };
-            tracing::debug!(client = %client.addr, status = refusal.status, "{}", refusal.message);
-            return answer_and_close(&mut from_client, &mut to_client, &refusal).await;
-        }
-
-        let internal = match TcpStream::connect(self.upstream).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(client = %client.addr, upstream = %self.upstream, "cannot reach the HTTP workers: {e}");
-                let refusal =
-                    Refusal { status: 503, code: "unavailable", message: "the HTTP workers are not reachable".into() };
-                return answer_and_close(&mut from_client, &mut to_client, &refusal).await;
-            }
-        };
-        let _ = internal.set_nodelay(true);
-        let mut internal = match Registered::new(internal, &self.peers, client) {
-            Ok(r) => r,
-            Err(e) => return tracing::debug!(client = %client.addr, "internal connection has no local address: {e}"),
-        };
-        let refusal = {
-            let (mut up_r, mut up_w) = internal.stream.split();
-            let upward = async {
-                // When the current head began, and the limit it must meet (see `read_head`).
-                let mut head: Option<(Instant, Duration)> = None;
-                loop {
-                    if !forward.is_empty() && up_w.write_all(&forward).await.is_err() {
-                        return None;
-                    }
-                    forward.clear();
-                    let got = match &mut head {
-                        Some((since, limit)) => self.read_head(&mut from_client, &mut buf, *since, limit).await,
-                        None => read_by(&mut from_client, &mut buf, None).await,
-                    };
-                    let pushed = match got {
-                        Got::Bytes(n) => framing.push(&buf[..n], &mut forward),
-                        Got::End => Ok(()),
-                        Got::TimedOut => Err(head_timed_out(head.map_or(head_timeout, |(_, limit)| limit))),
-                    };
-                    match (pushed, got) {
-                        (Ok(()), Got::Bytes(_)) => {}
-                        (Ok(()), _) => {
-                            // The client closed its side: tiny-http finishes and then closes.
-                            let _ = up_w.shutdown().await;
-                            return None;
-                        }
-                        (Err(refusal), _) => {
-                            if !forward.is_empty() {
-                                let _ = up_w.write_all(&forward).await;
-                            }
-                            // tiny-http answers what it has and closes; the refusal goes after.
-                            let _ = up_w.shutdown().await;
-                            return Some(refusal);
-                        }
-                    }
-                    head = match framing.head_started() {
-                        true => head.or_else(|| Some((Instant::now(), head_timeout))),
-                        false => None,
-                    };
-                }
-            };
-            let downward = tokio::io::copy(&mut up_r, &mut to_client);
-            tokio::pin!(upward, downward);
-            let mut refusal = None;
-            let mut upward_done = false;
-            loop {
-                tokio::select! {
-                    r = &mut upward, if !upward_done => {
-                        upward_done = true;
-                        refusal = r;
-                    }
-                    r = &mut downward => {
-                        if let Err(e) = r {
-                            tracing::debug!(client = %client.addr, "HTTP connection ended: {e}");
-                        }
-                        break;
-                    }
-                    () = idle(&progress_ms, opened, self.idle_timeout) => {
-                        tracing::debug!(client = %client.addr, "HTTP connection idle for {:?}; closing", self.idle_timeout);
-                        break;
-                    }
-                }
-            }
-            refusal
-        };
-        drop(internal);
-        match refusal {
-            Some(refusal) => {
-                tracing::debug!(client = %client.addr, status = refusal.status, "{}", refusal.message);
-                answer_and_close(&mut from_client, &mut to_client, &refusal).await
-            }
-            None => {
-                let _ = tokio::time::timeout(LINGER, to_client.shutdown()).await;
-            }
-        }
-    }
 }
 
 fn head_timed_out(limit: Duration) -> Refusal {
@@ -741,7 +511,7 @@ fn head_timed_out(limit: Duration) -> Refusal {
 /// What one read from the client gave.
 #[derive(Clone, Copy)]
 enum Got {
-    Bytes(usize),
+    Bytes,
     /// End of stream or an error: the client is gone.
     End,
     /// `deadline` passed first.
@@ -752,7 +522,7 @@ async fn read_by<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8], deadline: Opti
     let read = async {
         match r.read(buf).await {
             Ok(0) | Err(_) => Got::End,
-            Ok(n) => Got::Bytes(n),
+            Ok(_) => Got::Bytes,
         }
     };
     match deadline {
@@ -788,35 +558,7 @@ where
     }
     let mut scratch = [0u8; 4096];
     let deadline = Instant::now() + LINGER;
-    while let Got::Bytes(_) = read_by(from_client, &mut scratch, Some(deadline)).await {}
-}
-
-/// The internal connection to tiny-http, registered in the `PeerMap` for exactly its lifetime.
-struct Registered {
-    /// The connection to tiny-http.
-    stream: TcpStream,
-    /// Where `key` is registered, to remove it on drop.
-    peers: PeerMap,
-    /// `stream`'s local address: the key tiny-http will look up.
-    key: SocketAddr,
-}
-
-impl Registered {
-    /// Registers before the caller can send any byte upstream.
-    fn new(stream: TcpStream, peers: &PeerMap, client: Peer) -> std::io::Result<Registered> {
-        let key = stream.local_addr()?;
-        peers.insert(key, client);
-        Ok(Registered { stream, peers: peers.clone(), key })
-    }
-}
-
-impl Drop for Registered {
-    /// Runs before `stream` is dropped, so the entry is gone before the kernel can hand the same
-    /// local port to a new connection (PeerMap's invariant); this also holds when the runtime
-    /// drops the task at `stop`.
-    fn drop(&mut self) {
-        self.peers.remove(self.key);
-    }
+    while let Got::Bytes = read_by(from_client, &mut scratch, Some(deadline)).await {}
 }
 
 /// The client's stream as the in-process server reads it: only the bytes `framing` let through,
@@ -835,8 +577,11 @@ struct Filtered<'a, S> {
     ready_at: usize,
     /// One read from the client.
     raw: Box<[u8]>,
-    /// When the head being received began and the limit it must meet (see `Shared::read_head`);
-    /// `None` between requests. For the first request it runs from accept.
+    /// When the head being received began and the limit it must meet; `None` between requests.
+    /// For the first request it runs from accept. Checked every `HEAD_DEADLINE_RECHECK`: from the
+    /// first check that finds the front under pressure the limit is at most
+    /// `PRESSURE_HEAD_TIMEOUT`, and the shorter limit sticks, so a flood's clients cannot win
+    /// back the long one by freeing a few slots.
     head: Option<(Instant, Duration)>,
     /// The head timeout of a new head.
     head_timeout: Duration,
@@ -853,7 +598,7 @@ impl<'a, S> Filtered<'a, S> {
         Filtered {
             inner,
             shared,
-            framing: RequestFraming::with_websocket(),
+            framing: RequestFraming::new(),
             ready: Vec::new(),
             ready_at: 0,
             raw: vec![0u8; READ_BUFFER_BYTES].into_boxed_slice(),

@@ -5,7 +5,7 @@
 //! never on the runtime; bytes cross between the two only through bounded channels, so a slow
 //! client holds back its own reader and nobody else.
 //!
-//! Why hyper and not tiny-http behind a loopback hop: see ARCHITECTURE.md, "Decided designs".
+//! Why hyper and not tiny-http behind a loopback hop: ARCHITECTURE.md, `http::serve`, "Decided".
 
 use std::convert::Infallible;
 use std::io::Read;
