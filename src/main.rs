@@ -257,12 +257,12 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
     joiner.append(recorder.take_threads().expect("a new recorder's threads are there to take"));
     let config_file =
         Arc::new(edgerec::config::ConfigFile::open(config_path, text, None, &recorder.config().data_dir)?);
-    let peers = edgerec::http::front::PeerMap::new();
-    let http =
-        edgerec::http::HttpServer::start(server.socket_timeout, recorder.clone(), auth, peers.clone(), config_file)?;
-    let mut front_config = edgerec::http::front::FrontConfig::new(http.local_addr, peers, server.max_connections);
+    // Issue 11 point 2: the front serves the face in process (hyper), no tiny-http behind it.
+    let http = Arc::new(edgerec::http::Ctx::new(recorder.clone(), auth, config_file));
+    let mut front_config =
+        edgerec::http::front::FrontConfig::serving(edgerec::http::entry(http.clone()), server.max_connections);
     front_config.plain = Some(listen);
-    // `socket_timeout_seconds` bounds every read; a whole head gets no longer than that either.
+    // `socket_timeout_seconds` bounds how long a request head may take to arrive.
     front_config.head_timeout = front_config.head_timeout.min(server.socket_timeout);
     let tls_setup = match server.tls_listen {
         None => None,
@@ -307,7 +307,6 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
         beat: recorder.ingest_heartbeat.clone(),
         max_quiet: Duration::from_secs(4),
     });
-    watched.push(Watched { name: "http".to_owned(), beat: http.heartbeat.clone(), max_quiet: Duration::from_secs(4) });
     // The front's runtime beats every second; a blocked runtime serves no client.
     watched.push(Watched {
         name: "http-front".to_owned(),
@@ -328,7 +327,6 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
     tracing::info!("shutting down");
     service::notify(&[NotifyState::Stopping, NotifyState::Status("stopping: flushing recordings")]);
     front.stop();
-    http.stop();
     recorder.shutdown(SHUTDOWN_STEP_TIMEOUT);
     supervisor_stop.trigger();
     let late = joiner.join(SHUTDOWN_STEP_TIMEOUT);

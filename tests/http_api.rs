@@ -184,8 +184,7 @@ fn cli_refuses_bad_configs_and_lan_addresses_and_check_finds_damage() {
 }
 
 /// The socket timeout closes a slow sender (slowloris; the front's head timeout is never longer
-/// than it) and never stops the API itself: tiny-http's acceptor, which the same timeout ends when
-/// idle, is restarted on the same internal listener.
+/// than it) and never stops the API itself, also after idle periods longer than the timeout.
 #[test]
 fn socket_timeouts_close_slow_senders_and_survive_idle_periods() {
     use std::io::{Read, Write};
@@ -211,10 +210,19 @@ fn socket_timeouts_close_slow_senders_and_survive_idle_periods() {
 
 /// Issue 10 point 9: waiting event long polls and export downloads have caps of their own. A
 /// status-only user holding every long-poll slot must not make exports answer 503.
+/// Issue 11 point 2: the long-poll class holds 32 (`capacity::MAX_LONG_POLLS`); the 33rd is
+/// refused with the message it always had. The connection cap is raised so that one address may
+/// hold 33 connections (a quarter of the cap).
 #[test]
 fn waiting_long_polls_leave_exports_alone() {
+    const LONG_POLLS: usize = 32;
     let tmp = common::temp_dir();
-    let rec = RecorderProc::start(tmp.path(), &format!("{STORAGE}{DEMO}record = \"continuous\"\n"));
+    let rec = RecorderProc::start_with_server(
+        tmp.path(),
+        "max_connections = 160\n",
+        &format!("{STORAGE}{DEMO}record = \"continuous\"\n"),
+        common::free_local_port(),
+    );
     let role = serde_json::json!({"grants": [{"permission": "status", "allow": true}]}).to_string();
     let r = http_request("PUT", &rec.url("/api/v1/roles/watch"), &[], role.as_bytes()).unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
@@ -230,7 +238,7 @@ fn waiting_long_polls_leave_exports_alone() {
     // Far past the newest cursor, so every poll waits its whole 20 s.
     let poll_url = rec.url_as(Some(("sam", "Sam-pass-12")), "/api/v1/events?after=1000000000&wait=20");
     let (done, finished) = std::sync::mpsc::channel();
-    let polls: Vec<_> = (0..9)
+    let polls: Vec<_> = (0..=LONG_POLLS)
         .map(|_| {
             let (url, done) = (poll_url.clone(), done.clone());
             std::thread::spawn(move || {
@@ -240,13 +248,13 @@ fn waiting_long_polls_leave_exports_alone() {
             })
         })
         .collect();
-    // The first poll to finish is the one turned away: then the other 8 hold every slot.
+    // The first poll to finish is the one turned away: then the other 32 hold every slot.
     let first = finished.recv_timeout(Duration::from_secs(30)).expect("a long poll over the cap is refused");
-    assert_eq!(first, 503, "the ninth waiting long poll");
+    assert_eq!(first, 503, "the 33rd waiting long poll");
     let url =
         rec.url(&format!("/api/v1/cameras/demo/export.mp4?from={}&to={}", rfc3339(start), rfc3339(start + 1_000_000)));
     let export = http_get(&url).unwrap();
     assert_eq!(export.status, 200, "an export while long polls wait: {}", export.text());
     let statuses: Vec<u16> = polls.into_iter().map(|p| p.join().unwrap()).collect();
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 8, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), LONG_POLLS, "{statuses:?}");
 }

@@ -1,11 +1,11 @@
-//! HTTPS termination (`http::front` with `http::tls`) in front of a real tiny-http server, checked
+//! HTTPS termination (`http::front` with `http::tls`) in front of the in-process server, checked
 //! with real clients:
 //! curl (TLS 1.3 and 1.2), openssl s_client (TLS 1.1 refused by the server, the served certificate
 //! and its names, ALPN) and raw TCP clients that never say hello (handshake timeout, connection cap).
 //!
-//! The tiny-http server answers every request with `PeerMap::resolve` of the address it saw, so
-//! the tests prove the real client address reaches request handling, for TLS and plain clients of
-//! the front alike. The last two tests run the real recorder: status warns of a certificate about
+//! The handler answers every request with the client the server named (`exchange::Request::peer`),
+//! so the tests prove the real client address reaches request handling, for TLS and plain clients
+//! of the front alike. The last two tests run the real recorder: status warns of a certificate about
 //! to expire (SG-5), and an IPv6 `listen` address serves the API.
 
 mod common;
@@ -16,7 +16,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use edgerec::http::front::{Front, FrontConfig, PeerMap, Transport};
+use edgerec::http::exchange::{Body, Response};
+use edgerec::http::front::{Front, FrontConfig, Transport};
 use edgerec::http::tls::{load_or_create, TlsSetup};
 
 /// Handshake timeout of fronts whose tests do not depend on it.
@@ -26,43 +27,29 @@ const RELAXED_HANDSHAKE: Duration = Duration::from_secs(30);
 /// connection, answer). A bound for a hung test, not a measure of speed.
 const GUARD: Duration = Duration::from_secs(60);
 
-/// A tiny-http server on loopback answering `"<peer> <via_tls>"` from `PeerMap::resolve`, or
-/// `"unregistered <address>"` for a connection the front did not make.
-fn peer_echo_server(peers: PeerMap) -> SocketAddr {
-    let server = tiny_http::Server::http("127.0.0.1:0").expect("tiny-http binds 127.0.0.1:0");
-    let addr = server.server_addr().to_ip().expect("a TCP listener");
-    std::thread::spawn(move || {
-        for request in server.incoming_requests() {
-            let seen = *request.remote_addr().expect("a TCP client");
-            let answer = match peers.resolve(seen) {
-                Some(peer) => format!("{} {}", peer.addr, peer.transport == Transport::Tls),
-                None => format!("unregistered {seen}"),
-            };
-            let _ = request.respond(tiny_http::Response::from_string(answer));
-        }
-    });
-    addr
+/// A handler answering `"<peer> <via_tls>"` with the client the server named, or `"unnamed"`.
+fn peer_echo() -> edgerec::http::serve::Entry {
+    std::sync::Arc::new(|req: edgerec::http::exchange::Request| {
+        let answer = match req.peer {
+            Some(peer) => format!("{} {}", peer.addr, peer.transport == Transport::Tls),
+            None => "unnamed".to_owned(),
+        };
+        Response::new(200, Body::Bytes(answer.into_bytes()))
+    })
 }
 
-/// A front with TLS and plain listeners on 127.0.0.1:0 before a fresh peer-echo server; returns
-/// the front, its TLS address and the echo server's address.
-fn front(
-    setup: &TlsSetup,
-    max_connections: usize,
-    handshake: Duration,
-    idle: Duration,
-) -> (Front, SocketAddr, SocketAddr) {
-    let peers = PeerMap::new();
-    let upstream = peer_echo_server(peers.clone());
+/// A front with TLS and plain listeners on 127.0.0.1:0 serving the peer echo; returns the front
+/// and its TLS address.
+fn front(setup: &TlsSetup, max_connections: usize, handshake: Duration, idle: Duration) -> (Front, SocketAddr) {
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let mut config = FrontConfig::new(upstream, peers, max_connections);
+    let mut config = FrontConfig::serving(peer_echo(), max_connections);
     config.plain = Some(listen);
     config.tls = Some((listen, setup.server_config.clone()));
     config.handshake_timeout = handshake;
     config.idle_timeout = idle;
     let front = Front::start(config).expect("front starts");
     let tls = front.tls_addr.expect("a TLS listener");
-    (front, tls, upstream)
+    (front, tls)
 }
 
 fn generated_setup(data_dir: &Path) -> TlsSetup {
@@ -146,10 +133,10 @@ fn assert_not_after_matches_openssl(cert: &Path, not_after_unix: i64) {
 }
 
 #[test]
-fn curl_tls13_and_tls12_reach_tiny_http_with_the_real_client_address() {
+fn curl_tls13_and_tls12_reach_the_handler_with_the_real_client_address() {
     let tmp = common::temp_dir();
     let setup = generated_setup(tmp.path());
-    let (front, tls, upstream) = front(&setup, 16, RELAXED_HANDSHAKE, GUARD);
+    let (front, tls) = front(&setup, 16, RELAXED_HANDSHAKE, GUARD);
     let url = format!("https://{tls}/");
 
     assert_real_peer_seen(&curl(&url, &["--tlsv1.3"]), true);
@@ -157,9 +144,6 @@ fn curl_tls13_and_tls12_reach_tiny_http_with_the_real_client_address() {
     // A plain client of the front is itself too, not a TLS client.
     let plain = front.plain_addr.expect("a plain listener");
     assert_real_peer_seen(&curl(&format!("http://{plain}/"), &[]), false);
-    // A client that bypasses the front is not mistaken for the front's own loopback address.
-    let direct = curl(&format!("http://{upstream}/"), &[]);
-    assert!(String::from_utf8_lossy(&direct.stdout).starts_with("unregistered "), "{}", text(&direct));
     front.stop();
 }
 
@@ -167,7 +151,7 @@ fn curl_tls13_and_tls12_reach_tiny_http_with_the_real_client_address() {
 fn tls11_client_is_refused_by_the_server() {
     let tmp = common::temp_dir();
     let setup = generated_setup(tmp.path());
-    let (front, tls, _) = front(&setup, 16, RELAXED_HANDSHAKE, GUARD);
+    let (front, tls) = front(&setup, 16, RELAXED_HANDSHAKE, GUARD);
     // Debian's OpenSSL only offers TLS 1.1 at security level 0. The same client settings with
     // TLS 1.2 must work, so that a failure at 1.1 is the server's refusal, not the client's.
     let lenient = ["-cipher", "DEFAULT@SECLEVEL=0"];
@@ -206,7 +190,7 @@ fn generated_certificate_is_served_names_this_box_and_is_reused() {
     let algorithm = x509(&cert_path, &["-text"]);
     assert!(text(&algorithm).contains("prime256v1"), "not ECDSA P-256: {}", text(&algorithm));
 
-    let (front, tls, _) = front(&setup, 16, RELAXED_HANDSHAKE, GUARD);
+    let (front, tls) = front(&setup, 16, RELAXED_HANDSHAKE, GUARD);
     let (served, s_client_out) = served_cert(tls, tmp.path());
     assert!(text(&s_client_out).contains("ALPN protocol: http/1.1"), "{}", text(&s_client_out));
     assert_eq!(
@@ -260,7 +244,7 @@ fn configured_openssl_ec_pair_is_served_in_pkcs8_and_sec1() {
         assert!(!data_dir.join("tls").exists(), "nothing generated when a pair is configured");
         assert_not_after_matches_openssl(&cert, setup.not_after_unix);
 
-        let (front, tls, _) = front(&setup, 16, RELAXED_HANDSHAKE, GUARD);
+        let (front, tls) = front(&setup, 16, RELAXED_HANDSHAKE, GUARD);
         let (served, _) = served_cert(tls, dir);
         assert_eq!(
             first_pem_cert(&std::fs::read_to_string(&served).unwrap()),
@@ -313,7 +297,7 @@ fn silent_clients_time_out_and_cannot_hold_the_connection_cap() {
     let tmp = common::temp_dir();
     let setup = generated_setup(tmp.path());
     // The handshake timeout is long enough that the curl below runs while both slots are held.
-    let (front, tls, _) = front(&setup, 2, Duration::from_secs(5), GUARD);
+    let (front, tls) = front(&setup, 2, Duration::from_secs(5), GUARD);
     let url = format!("https://{tls}/");
 
     let idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(tls).unwrap()).collect();
@@ -331,7 +315,7 @@ fn silent_clients_time_out_and_cannot_hold_the_connection_cap() {
 fn client_silent_after_the_handshake_is_closed_after_the_idle_timeout() {
     let tmp = common::temp_dir();
     let setup = generated_setup(tmp.path());
-    let (front, tls, _) = front(&setup, 16, RELAXED_HANDSHAKE, Duration::from_secs(1));
+    let (front, tls) = front(&setup, 16, RELAXED_HANDSHAKE, Duration::from_secs(1));
     // s_client keeps the connection open while its stdin is; it exits when the server closes.
     let mut client = Command::new("openssl")
         .args(["s_client", "-connect", &tls.to_string()])

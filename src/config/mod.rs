@@ -305,7 +305,8 @@ impl Config {
             (None, Some(k)) => return Err(origin.error(k, "server.tls_key", "needs `tls_cert` too")),
         };
         let max_connections = match &server.max_connections {
-            None => 64,
+            // Issue 11 point 2: room for 64 live streams, 32 long polls, 8 exports and quick requests.
+            None => 160,
             Some(v) if (1..=10_000).contains(v.get_ref()) => *v.get_ref() as usize,
             Some(v) => {
                 return Err(origin.error(v, "server.max_connections", format!("{} is outside 1..=10000", v.get_ref())))

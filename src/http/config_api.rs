@@ -4,9 +4,9 @@
 //! Invariant: JSON only lives here; the config module sees TOML tables.
 
 use serde_json::{json, Value};
-use tiny_http::{Method, Request, Response};
 
-use super::{error_response, header, json_response, parse_json, read_body, respond, Ctx};
+use super::exchange::{Body, Method, Request, Response};
+use super::{error_response, json_response, parse_json, read_body, respond, Ctx};
 use crate::auth::perm::{Effective, Permission};
 use crate::config::{Changed, Section};
 use crate::error::Error;
@@ -21,10 +21,8 @@ const _: () = assert!((MAX_CONFIG_BYTES as u64) < super::framing::MAX_BODY_BYTES
 /// The revision a change was made against: `If-Match: "N"` (or `N`), else `?revision=N`.
 fn expected_revision(req: &Request, params: &[(String, String)]) -> Result<Option<u64>, Error> {
     let raw = req
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("If-Match"))
-        .map(|h| h.value.as_str().trim().trim_start_matches("W/").trim_matches('"').to_owned())
+        .header("If-Match")
+        .map(|v| v.trim().trim_start_matches("W/").trim_matches('"').to_owned())
         .or_else(|| params.iter().find(|(k, _)| k == "revision").map(|(_, v)| v.clone()));
     match raw {
         None => Ok(None),
@@ -36,10 +34,8 @@ fn expected_revision(req: &Request, params: &[(String, String)]) -> Result<Optio
 }
 
 fn content_type(req: &Request) -> String {
-    req.headers()
-        .iter()
-        .find(|h| h.field.equiv("Content-Type"))
-        .map(|h| h.value.as_str().split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+    req.header("Content-Type")
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
         .unwrap_or_default()
 }
 
@@ -63,7 +59,7 @@ fn table_to_json(t: &toml::Table) -> Result<Value, Error> {
 
 fn wants_toml(req: &Request, params: &[(String, String)]) -> bool {
     params.iter().any(|(k, v)| k == "format" && v == "toml")
-        || req.headers().iter().any(|h| h.field.equiv("Accept") && h.value.as_str().contains("application/toml"))
+        || req.headers_named("Accept").any(|v| v.contains("application/toml"))
 }
 
 fn changed_json(c: &Changed<Applied>) -> Value {
@@ -88,8 +84,8 @@ pub(super) fn route(
     rest: &[&str],
     params: &[(String, String)],
     peer: &str,
-) {
-    let method = req.method().clone();
+) -> Response {
+    let method = req.method.clone();
     let audit = |action: &str, target: &str, r: &Result<Changed<Applied>, Error>| {
         let (outcome, detail) = match r {
             Ok(c) => ("granted", format!("revision {}", c.revision)),
@@ -105,8 +101,7 @@ pub(super) fn route(
         Some(&"cameras") => Some(Section::Camera),
         Some(&"storages") => Some(Section::Storage),
         Some(_) => {
-            let e = crate::err!(NotFound, "no such endpoint: {}", req.url());
-            return respond(req, Err(e));
+            return respond(Err(crate::err!(NotFound, "no such endpoint: {}", req.target)));
         }
     };
     let file = &ctx.config;
@@ -115,7 +110,7 @@ pub(super) fn route(
     match (section, rest.get(1), &method) {
         (None, None, Method::Get | Method::Head) => {
             if let Err(e) = eff.check(Permission::ReadConfig) {
-                return respond(req, Err(e));
+                return respond(Err(e));
             }
             // PR-11: cameras the caller may not read are left out; the file's own text (with its
             // comments) only goes to callers who see every camera.
@@ -136,18 +131,13 @@ pub(super) fn route(
                         toml::to_string(&d).map(|t| (rev, t)).map_err(|e| crate::err!(Internal, "config to TOML: {e}"))
                     })
                 };
-                match text {
-                    Ok((rev, text)) => {
-                        let _ = req.respond(
-                            Response::from_data(text.into_bytes())
-                                .with_header(header("Content-Type", "application/toml; charset=utf-8"))
-                                .with_header(header("ETag", &format!("\"{rev}\"")))
-                                .with_header(header("Cache-Control", "no-store")),
-                        );
-                    }
-                    Err(e) => respond(req, Err(e)),
-                }
-                return;
+                return match text {
+                    Ok((rev, text)) => Response::new(200, Body::Bytes(text.into_bytes()))
+                        .with_header("Content-Type", "application/toml; charset=utf-8")
+                        .with_header("ETag", &format!("\"{rev}\""))
+                        .with_header("Cache-Control", "no-store"),
+                    Err(e) => respond(Err(e)),
+                };
             }
             let r = doc.and_then(|(rev, doc)| {
                 Ok((
@@ -155,7 +145,7 @@ pub(super) fn route(
                     json!({"revision": rev, "path": file.path().display().to_string(), "config": table_to_json(&doc)?}),
                 ))
             });
-            respond_rev(req, r)
+            respond_rev(r)
         }
         (None, None, Method::Put) => {
             let r = eff.check(Permission::EditConfig).and_then(|_| {
@@ -191,13 +181,13 @@ pub(super) fn route(
                 file.replace(text, expected, apply)
             });
             audit("config.replace", "config", &r);
-            finish_changed(req, r)
+            finish_changed(r)
         }
         (Some(section), Some(id), _) if rest.len() == 2 => {
             let id = id.to_string();
             // A camera the caller may not read answers like a missing one (PR-11).
             if section == Section::Camera && !eff.can_see(&id) {
-                return respond(req, Err(crate::err!(NotFound, "no camera {id:?} in the config")));
+                return respond(Err(crate::err!(NotFound, "no camera {id:?} in the config")));
             }
             let action = format!("config.{}.{}", section.key(), method.as_str().to_ascii_lowercase());
             // Issue 10 point 8 (PR-11): a storage holds the recordings of every camera on it, and a
@@ -214,7 +204,7 @@ pub(super) fn route(
                     );
                     let r: Result<Changed<Applied>, Error> = Err(e);
                     audit(&action, &id, &r);
-                    return finish_changed(req, r);
+                    return finish_changed(r);
                 }
             }
             match method {
@@ -223,7 +213,7 @@ pub(super) fn route(
                         let (rev, t) = file.item(section, &id)?;
                         Ok((rev, json!({"revision": rev, section.key(): table_to_json(&t)?})))
                     });
-                    respond_rev(req, r)
+                    respond_rev(r)
                 }
                 Method::Put => {
                     let r = eff.check(Permission::EditConfig).and_then(|_| {
@@ -234,7 +224,7 @@ pub(super) fn route(
                         file.put_item(section, &id, table, expected, apply)
                     });
                     audit(&action, &id, &r);
-                    finish_changed(req, r)
+                    finish_changed(r)
                 }
                 Method::Delete => {
                     let r = eff.check(Permission::EditConfig).and_then(|_| {
@@ -242,30 +232,27 @@ pub(super) fn route(
                         file.delete_item(section, &id, expected, apply)
                     });
                     audit(&action, &id, &r);
-                    finish_changed(req, r)
+                    finish_changed(r)
                 }
-                _ => respond(req, Err(crate::err!(InvalidArgument, "method {method} is not allowed here"))),
+                _ => respond(Err(crate::err!(InvalidArgument, "method {method} is not allowed here"))),
             }
         }
-        _ => {
-            let path = req.url().split('?').next().unwrap_or("").to_owned();
-            respond(req, Err(crate::err!(InvalidArgument, "method {method} is not allowed on {path}")))
-        }
+        _ => respond(Err(crate::err!(InvalidArgument, "method {method} is not allowed on {}", req.path()))),
     }
 }
 
 /// A JSON answer with the revision it describes as its ETag.
-fn respond_rev(req: Request, r: Result<(u64, Value), Error>) {
-    let _ = req.respond(match r {
-        Ok((rev, v)) => json_response(200, &v).with_header(header("ETag", &format!("\"{rev}\""))),
+fn respond_rev(r: Result<(u64, Value), Error>) -> Response {
+    match r {
+        Ok((rev, v)) => json_response(200, &v).with_header("ETag", &format!("\"{rev}\"")),
         Err(e) => error_response(&e),
-    });
+    }
 }
 
-fn finish_changed(req: Request, r: Result<Changed<Applied>, Error>) {
-    let _ = req.respond(match r {
+fn finish_changed(r: Result<Changed<Applied>, Error>) -> Response {
+    match r {
         Ok(c) => json_response(if c.created { 201 } else { 200 }, &changed_json(&c))
-            .with_header(header("ETag", &format!("\"{}\"", c.revision))),
+            .with_header("ETag", &format!("\"{}\"", c.revision)),
         Err(e) => error_response(&e),
-    });
+    }
 }

@@ -1,7 +1,7 @@
 //! One HTTP exchange as the handlers see it, apart from the server that carries it (issue 11).
 //!
 //! The face (`route`, `respond`, `api/*`) reads a `Request` and returns a `Response`; the serving
-//! layer (today tiny-http behind the front) turns bytes into the one and the other into bytes.
+//! layer (`serve`, behind the front) turns bytes into the one and the other into bytes.
 //! Invariant: nothing in the face names the server's types, so the server can change without a
 //! handler changing; a handler may block (SQLite, a long poll), so the server calls the face on a
 //! thread that may block, and reads `Body::Reader` on such a thread too.
@@ -108,6 +108,21 @@ pub enum Body {
         reader: Box<dyn Read + Send>,
         len: Option<u64>,
     },
+    /// Switches protocols (issue 11 point 2): the response must be `101` to a request that asked
+    /// for the upgrade (`Connection: upgrade`, `Upgrade: websocket`). Once the `101` is sent, the
+    /// server calls this on a thread that may block with the connection's two directions; the
+    /// connection closes when it returns (or earlier when the client goes silent for the idle
+    /// timeout, which then makes its reads and writes fail).
+    Upgrade(Box<dyn FnOnce(Upgraded) + Send>),
+}
+
+/// An upgraded connection as a handler drives it: blocking reads and writes of raw bytes, which
+/// the server carries to and from the client (through TLS when the client came that way).
+pub struct Upgraded {
+    /// What the client sends after the `101`; end of stream when the client closes its side.
+    pub reader: Box<dyn Read + Send>,
+    /// What goes to the client; each `write` is handed to the connection as it comes.
+    pub writer: Box<dyn std::io::Write + Send>,
 }
 
 pub struct Response {

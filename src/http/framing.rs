@@ -1,16 +1,20 @@
 //! Request framing for the HTTP front: finds every request head in a client's byte stream, checks
-//! it against the limits tiny-http lacks, and says which bytes may be forwarded. No I/O.
-//! Invariant: no byte of a head reaches tiny-http before the whole head passed the limits, and the
-//! front never frames a request differently from tiny-http (anything ambiguous is refused).
+//! it against the front's limits, and says which bytes may go on to the server. No I/O.
+//! Invariant: no byte of a head reaches the server (`serve`, hyper) before the whole head passed
+//! the limits, and the front never frames a request differently from the server (anything
+//! ambiguous is refused).
 //!
-//! tiny-http 0.12 reads a line until CRLF with no length bound and any number of header lines, so
-//! a client could make it buffer without end. Every request on a keep-alive connection is checked,
-//! not only the first: the body of each request is framed (`Content-Length` or `chunked`) to find
-//! where the next head starts. To agree with tiny-http byte for byte, lines end at CRLF only (a
-//! bare CR or LF is refused), a head is ASCII, `Content-Length` is digits only and appears once,
-//! `Transfer-Encoding` may only be `chunked`, alone, without `Content-Length`, chunked bodies carry
-//! no trailers (tiny-http's decoder takes none), and `Connection: upgrade` (which makes tiny-http
-//! hand the raw stream to the handler) is refused: edgerec upgrades nothing.
+//! The limits were first written for tiny-http 0.12, which read a line with no length bound and
+//! any number of header lines; they stay in front of hyper so that every refusal keeps its JSON
+//! body and its status (hyper's own are bare). Every request on a keep-alive connection is
+//! checked, not only the first: the body of each request is framed (`Content-Length` or
+//! `chunked`) to find where the next head starts. Lines end at CRLF only (a bare CR or LF is
+//! refused), a head is ASCII, `Content-Length` is digits only and appears once,
+//! `Transfer-Encoding` may only be `chunked`, alone, without `Content-Length`, chunked bodies
+//! carry no trailers, and `Connection: upgrade` is refused except for a WebSocket upgrade (issue
+//! 11 point 2): a `GET` without a body asking for `Upgrade: websocket`; every byte after its head
+//! then passes unchecked (they are the upgraded protocol's, or the server closes the connection
+//! after refusing the upgrade, so they are never read as a request).
 
 /// Request line, header lines and their CRLFs (the final empty line included) of one head. Larger
 /// heads get 431. Browsers send 1–2 KiB with cookies; 16 KiB is what nginx allows by default
@@ -96,6 +100,8 @@ enum State {
     ChunkData { remaining: u64, total: u64 },
     /// The CRLF after chunk data (`seen` of its 2 bytes), or after the last chunk (`last`).
     ChunkEnd { seen: u8, last: bool, total: u64 },
+    /// After a WebSocket upgrade head: the rest of the stream is not HTTP.
+    Raw,
 }
 
 /// The client-to-tiny-http direction of one connection.
@@ -132,6 +138,10 @@ impl RequestFraming {
     pub fn push(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<(), Refusal> {
         while !input.is_empty() {
             match &mut self.state {
+                State::Raw => {
+                    out.extend_from_slice(input);
+                    input = &[];
+                }
                 State::Head => {
                     let (used, done) = self.head_bytes(input)?;
                     input = &input[used..];
@@ -308,6 +318,8 @@ impl RequestFraming {
     fn finish_head(&self) -> Result<State, Refusal> {
         let mut content_length: Option<u64> = None;
         let mut chunked = false;
+        let mut upgrade_connection = false;
+        let mut upgrade_websocket = false;
         for &(s, e) in &self.lines[1..] {
             let line = std::str::from_utf8(&self.head[s..e]).expect("checked ASCII").trim();
             let Some((name, value)) = line.split_once(':') else {
@@ -331,8 +343,18 @@ impl RequestFraming {
                 }
                 chunked = true;
             } else if name.eq_ignore_ascii_case("connection") && value.to_ascii_lowercase().contains("upgrade") {
+                upgrade_connection = true;
+            } else if name.eq_ignore_ascii_case("upgrade") {
+                upgrade_websocket = value.eq_ignore_ascii_case("websocket");
+            }
+        }
+        if upgrade_connection {
+            let get = self.head.starts_with(b"GET ");
+            let bodiless = matches!((content_length, chunked), (None | Some(0), false));
+            if !(upgrade_websocket && get && bodiless) {
                 return Err(Refusal::bad("protocol upgrades are not served"));
             }
+            return Ok(State::Raw);
         }
         match (content_length, chunked) {
             (Some(_), true) => Err(Refusal::bad("both Content-Length and Transfer-Encoding")),
@@ -458,6 +480,27 @@ mod tests {
             assert_eq!(status(input), 400, "{:?}", String::from_utf8_lossy(input));
         }
         assert_eq!(status(b"GET / HTTP/2.0\r\n\r\n"), 505);
+    }
+
+    /// Issue 11 point 2: a WebSocket upgrade passes, and the bytes after its head pass unchecked;
+    /// any other upgrade is still refused.
+    #[test]
+    fn only_a_websocket_upgrade_passes() {
+        let ws = b"GET /live HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n";
+        let mut f = RequestFraming::new();
+        let mut out = Vec::new();
+        f.push(ws, &mut out).expect("a WebSocket upgrade passes");
+        f.push(b"\x81\x85not HTTP\n\r", &mut out).expect("frames pass unchecked");
+        assert_eq!(out, [&ws[..], b"\x81\x85not HTTP\n\r"].concat());
+        for refused in [
+            &b"GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            b"GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 3\r\n\r\nabc",
+        ] {
+            let mut out = Vec::new();
+            let r = RequestFraming::new().push(refused, &mut out);
+            assert_eq!(r.unwrap_err().status, 400, "{}", String::from_utf8_lossy(refused));
+        }
     }
 
     #[test]

@@ -1,16 +1,17 @@
-//! The HTTP front: every client connection, plain or TLS, ends here and only checked requests go on
-//! to tiny-http, which listens on an internal loopback port.
+//! The HTTP front: every client connection, plain or TLS, ends here; only checked requests go on
+//! to the in-process HTTP/1 server (`serve`, hyper on this same runtime).
 //! Invariant: connections are capped (in total and per client address), handshakes, heads and
-//! silence are timed (heads more tightly under pressure), every request head passes `framing`'s
-//! limits before tiny-http sees it, and `PeerMap` names the real client.
+//! silence are timed (heads more tightly under pressure), and every request head passes
+//! `framing`'s limits before the server sees it.
 //!
-//! Data flow: client ─(TLS)─> `Front` (thread `http-front`, current-thread tokio runtime) ─TCP─>
-//! tiny-http on 127.0.0.1. tiny-http sees the front's side of that internal connection as the
-//! remote address; `PeerMap::resolve` turns it back into the client's address for audit, lockout
-//! and the loopback-only setup page.
+//! Data flow: client ─(TLS)─> `Front` (thread `http-front`, current-thread tokio runtime) ─> hyper
+//! reads what `Filtered` let through ─> the face's entry on a blocking thread (`http-serve`), with
+//! the real client in `exchange::Request::peer`. There is no second hop: the peer is the client
+//! (issue 11 point 2; the loopback hop to tiny-http and its `PeerMap` are gone).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::framing::{Refusal, RequestFraming};
 use super::metrics::CONNECTIONS;
+use super::serve::{Entry, UpgradeFn};
 use crate::error::Error;
 
 /// How long a connection may move no byte in either direction before it is closed. Longer than
@@ -73,53 +75,17 @@ const READ_BUFFER_BYTES: usize = 16 << 10;
 /// How the heartbeat proves the runtime runs: it advances this often.
 const HEARTBEAT_PERIOD: Duration = Duration::from_secs(1);
 
-/// How a client reached the front.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
-    Plain,
-    Tls,
-}
+/// Blocking threads of the in-process server beyond one per connection. Each connection runs at
+/// most one blocking job at a time (its handler, then its response reader, or its upgrade
+/// handler), so one per connection is enough for every capacity class at its cap at once; the
+/// extra ones cover jobs that are ending while their connection's next one starts.
+const SPARE_BLOCKING_THREADS: usize = 16;
 
-/// A real client behind an internal connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Peer {
-    pub addr: SocketAddr,
-    pub transport: Transport,
-}
+/// How long stopping the front waits for blocking jobs (handlers, readers) to end; the rest are
+/// left to end by themselves, their clients already gone.
+const BLOCKING_STOP_WAIT: Duration = Duration::from_secs(2);
 
-/// Maps the front's side of each internal connection (what tiny-http reports as
-/// `request.remote_addr()`) to the real client.
-///
-/// Invariant: an entry exists from before the first byte of a connection reaches tiny-http until
-/// just before that internal socket is closed, so while the socket lives its local address, which
-/// the kernel keeps unique, names exactly one client.
-#[derive(Clone, Default)]
-pub struct PeerMap {
-    /// internal connection's local address → client.
-    inner: Arc<Mutex<HashMap<SocketAddr, Peer>>>,
-}
-
-impl PeerMap {
-    pub fn new() -> PeerMap {
-        PeerMap::default()
-    }
-
-    fn insert(&self, internal: SocketAddr, client: Peer) {
-        self.inner.lock().expect("peer map lock").insert(internal, client);
-    }
-
-    fn remove(&self, internal: SocketAddr) {
-        self.inner.lock().expect("peer map lock").remove(&internal);
-    }
-
-    /// The real client behind the address tiny-http saw. `None` for a connection that did not
-    /// come through the front (a local process on the internal port) or whose client is gone
-    /// while its request is still handled: the front's own loopback address must never pass for
-    /// a loopback client.
-    pub fn resolve(&self, seen: SocketAddr) -> Option<Peer> {
-        self.inner.lock().expect("peer map lock").get(&seen).copied()
-    }
-}
+pub use super::exchange::{Peer, Transport};
 
 /// What the front serves and its limits.
 pub struct FrontConfig {
@@ -127,11 +93,8 @@ pub struct FrontConfig {
     pub plain: Option<SocketAddr>,
     /// Where HTTPS clients connect (`[server] tls_listen`) and the rustls configuration.
     pub tls: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
-    /// The tiny-http listener; an unspecified IP means the loopback address of its family.
-    pub upstream: SocketAddr,
-    /// Where each connection registers its client for tiny-http's handlers.
-    pub peers: PeerMap,
-    /// Open connections, plain and TLS together (one budget: they share tiny-http's workers).
+    /// Open connections, plain and TLS together (one budget: they share the runtime and its
+    /// blocking threads).
     pub max_connections: usize,
     /// Open connections from one client IP address (loopback included), so that one address
     /// cannot take the interface from everyone else (issue 10 point 9). `new` sets a quarter of
@@ -140,21 +103,23 @@ pub struct FrontConfig {
     pub handshake_timeout: Duration,
     pub head_timeout: Duration,
     pub idle_timeout: Duration,
+    /// The one entry of the in-process server, called for every request.
+    pub handler: Entry,
 }
 
 impl FrontConfig {
-    /// No listener yet, the default timeouts.
-    pub fn new(upstream: SocketAddr, peers: PeerMap, max_connections: usize) -> FrontConfig {
+    /// No listener yet, the default timeouts; requests go to `handler` in this process, through
+    /// hyper's HTTP/1 server on the front's runtime.
+    pub fn serving(handler: Entry, max_connections: usize) -> FrontConfig {
         FrontConfig {
             plain: None,
             tls: None,
-            upstream,
-            peers,
             max_connections,
             max_per_address: (max_connections / 4).max(2).min(max_connections),
             handshake_timeout: HANDSHAKE_TIMEOUT,
             head_timeout: HEAD_TIMEOUT,
             idle_timeout: IDLE_TIMEOUT,
+            handler,
         }
     }
 }
@@ -184,14 +149,11 @@ impl Front {
         if config.max_per_address == 0 {
             return Err(crate::err!(InvalidArgument, "HTTP per-address connection cap 0 is out of range"));
         }
-        let upstream = match config.upstream.ip() {
-            ip if !ip.is_unspecified() => config.upstream,
-            std::net::IpAddr::V4(_) => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), config.upstream.port()),
-            std::net::IpAddr::V6(_) => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), config.upstream.port()),
-        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
+            .max_blocking_threads(max.saturating_add(SPARE_BLOCKING_THREADS))
+            .thread_name("http-serve")
             .build()
             .map_err(|e| Error::io("cannot build the HTTP front runtime", e))?;
         let bind = |addr: SocketAddr, what: &str| -> Result<(TcpListener, SocketAddr), Error> {
@@ -213,8 +175,6 @@ impl Front {
         let tls_addr = tls.as_ref().map(|((_, a), _)| *a);
         let shared = Arc::new(Shared {
             acceptor: tls.as_ref().map(|(_, acceptor)| acceptor.clone()),
-            upstream,
-            peers: config.peers,
             slots: Arc::new(Semaphore::new(max)),
             refusals: Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT)),
             max_connections: max,
@@ -224,6 +184,7 @@ impl Front {
             head_timeout: config.head_timeout,
             idle_timeout: config.idle_timeout,
             last_cap_warning: Mutex::new(None),
+            handler: config.handler,
         });
         let heartbeat = Arc::new(AtomicU64::new(0));
         let beat = heartbeat.clone();
@@ -246,13 +207,15 @@ impl Front {
                     });
                     let _ = stop_rx.await;
                 });
+                // Dropping the runtime would wait for every blocking job (a long poll, a live
+                // stream's reader) to end by itself.
+                runtime.shutdown_timeout(BLOCKING_STOP_WAIT);
                 tracing::debug!("HTTP front stopped");
             })
             .map_err(|e| Error::io("cannot spawn the HTTP front thread", e))?;
         tracing::info!(
             plain = ?plain_addr,
             tls = ?tls_addr,
-            %upstream,
             max_connections = max,
             max_per_address = config.max_per_address,
             "HTTP front listening"
@@ -271,9 +234,6 @@ impl Front {
 struct Shared {
     /// Handshakes with the TLS configuration; `None` without a TLS listener.
     acceptor: Option<TlsAcceptor>,
-    /// The tiny-http listener, never an unspecified address.
-    upstream: SocketAddr,
-    peers: PeerMap,
     /// One permit per open connection (the connection cap).
     slots: Arc<Semaphore>,
     /// One permit per refused plain connection being answered 503 (`MAX_REFUSALS_IN_FLIGHT`).
@@ -289,6 +249,8 @@ struct Shared {
     idle_timeout: Duration,
     /// When the cap was last warned about (both listeners share the warning).
     last_cap_warning: Mutex<Option<Instant>>,
+    /// The in-process server's entry (`FrontConfig::handler`).
+    handler: Entry,
 }
 
 /// Which cap turned a client away.
@@ -420,31 +382,6 @@ impl Shared {
         in_use * 100 > self.max_connections * PRESSURE_PERCENT
     }
 
-    /// Reads bytes of a head begun at `since` that must be complete within `limit` of it,
-    /// re-checking every `HEAD_DEADLINE_RECHECK` whether the front is under pressure: from the
-    /// first check that finds it so, `limit` becomes at most `PRESSURE_HEAD_TIMEOUT`. The caller
-    /// keeps `limit` for the whole head, so the shorter limit sticks: a flood's clients cannot win
-    /// back the long one by freeing a few slots.
-    async fn read_head<R: AsyncRead + Unpin>(
-        &self,
-        r: &mut R,
-        buf: &mut [u8],
-        since: Instant,
-        limit: &mut Duration,
-    ) -> Got {
-        loop {
-            if self.under_pressure() {
-                *limit = (*limit).min(PRESSURE_HEAD_TIMEOUT);
-            }
-            let deadline = since + *limit;
-            let step = deadline.min(Instant::now() + HEAD_DEADLINE_RECHECK);
-            match read_by(r, buf, Some(step)).await {
-                Got::TimedOut if Instant::now() < deadline => continue,
-                got => return got,
-            }
-        }
-    }
-
     async fn connection(&self, tcp: TcpStream, client: SocketAddr, transport: Transport) {
         let _ = tcp.set_nodelay(true);
         match (transport, &self.acceptor) {
@@ -456,129 +393,110 @@ impl Shared {
                         return tracing::debug!(%client, "TLS handshake not done within {:?}; closing", self.handshake_timeout)
                     }
                 };
-                self.proxy(tls, Peer { addr: client, transport }).await
+                self.serve(tls, Peer { addr: client, transport }, self.handler.clone()).await
             }
-            _ => self.proxy(tcp, Peer { addr: client, transport }).await,
+            _ => self.serve(tcp, Peer { addr: client, transport }, self.handler.clone()).await,
         }
     }
 
-    /// Forwards checked requests to tiny-http and its responses back, until either side closes,
-    /// the connection idles, or a request is refused (then the responses to earlier requests go
-    /// out first, then the refusal).
-    async fn proxy<S: AsyncRead + AsyncWrite + Unpin>(&self, stream: S, client: Peer) {
+    /// Serves a connection in this process: hyper reads only what `framing` let through
+    /// (`Filtered`), each request goes to `entry`, and a refusal or head timeout is answered by
+    /// the front itself after the answers to earlier requests, as it was in front of tiny-http.
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send>(&self, stream: S, client: Peer, entry: Entry) {
         let opened = Instant::now();
         let progress_ms = AtomicU64::new(0);
-        let (mut from_client, mut to_client) =
-            tokio::io::split(Watched { inner: stream, opened, progress_ms: &progress_ms });
-        let mut framing = RequestFraming::new();
-        let mut buf = vec![0u8; READ_BUFFER_BYTES];
-        let mut forward = Vec::new();
+        let watched = Watched { inner: stream, opened, progress_ms: &progress_ms };
         let head_timeout = self.head_timeout.min(self.idle_timeout);
-
-        // The first head is complete and checked before tiny-http is involved at all.
-        let mut first_limit = head_timeout;
-        while forward.is_empty() {
-            let refusal = match self.read_head(&mut from_client, &mut buf, opened, &mut first_limit).await {
-                Got::Bytes(n) => match framing.push(&buf[..n], &mut forward) {
-                    Ok(()) => continue,
-                    Err(r) => r,
-                },
-                Got::End => return,
-                Got::TimedOut => head_timed_out(first_limit),
-            };
-            tracing::debug!(client = %client.addr, status = refusal.status, "{}", refusal.message);
-            return answer_and_close(&mut from_client, &mut to_client, &refusal).await;
+        let filtered = Filtered::new(watched, self, opened, head_timeout);
+        let upgrade: Arc<Mutex<Option<UpgradeFn>>> = Arc::default();
+        let slot = upgrade.clone();
+        let service =
+            hyper::service::service_fn(move |req| super::serve::call(req, entry.clone(), client, slot.clone()));
+        let conn = hyper::server::conn::http1::Builder::new()
+            // The front times heads itself (`Filtered`), under pressure too.
+            .header_read_timeout(None)
+            // The end of the stream after a refusal (or a client that shuts its sending side)
+            // must not cut the answers to the requests before it.
+            .half_close(true)
+            .serve_connection(hyper_util::rt::TokioIo::new(filtered), service)
+            .without_shutdown();
+        let parts = tokio::select! {
+            r = conn => r,
+            () = idle(&progress_ms, opened, self.idle_timeout) => {
+                return tracing::debug!(client = %client.addr, "HTTP connection idle for {:?}; closing", self.idle_timeout);
+            }
+        };
+        let parts = match parts {
+            Ok(parts) => parts,
+            Err(e) => return tracing::debug!(client = %client.addr, "HTTP connection ended: {e}"),
+        };
+        let Filtered { inner, refusal, ready, ready_at, .. } = parts.io.into_inner();
+        let handler = upgrade.lock().expect("upgrade slot lock").take();
+        if let Some(handler) = handler {
+            // What hyper read past the upgrade head, then what the framing let through since.
+            let mut early = parts.read_buf.to_vec();
+            early.extend_from_slice(&ready[ready_at..]);
+            return self.upgraded(inner, early, handler, &progress_ms, opened, client).await;
         }
-
-        let internal = match TcpStream::connect(self.upstream).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(client = %client.addr, upstream = %self.upstream, "cannot reach the HTTP workers: {e}");
-                let refusal =
-                    Refusal { status: 503, code: "unavailable", message: "the HTTP workers are not reachable".into() };
-                return answer_and_close(&mut from_client, &mut to_client, &refusal).await;
-            }
-        };
-        let _ = internal.set_nodelay(true);
-        let mut internal = match Registered::new(internal, &self.peers, client) {
-            Ok(r) => r,
-            Err(e) => return tracing::debug!(client = %client.addr, "internal connection has no local address: {e}"),
-        };
-        let refusal = {
-            let (mut up_r, mut up_w) = internal.stream.split();
-            let upward = async {
-                // When the current head began, and the limit it must meet (see `read_head`).
-                let mut head: Option<(Instant, Duration)> = None;
-                loop {
-                    if !forward.is_empty() && up_w.write_all(&forward).await.is_err() {
-                        return None;
-                    }
-                    forward.clear();
-                    let got = match &mut head {
-                        Some((since, limit)) => self.read_head(&mut from_client, &mut buf, *since, limit).await,
-                        None => read_by(&mut from_client, &mut buf, None).await,
-                    };
-                    let pushed = match got {
-                        Got::Bytes(n) => framing.push(&buf[..n], &mut forward),
-                        Got::End => Ok(()),
-                        Got::TimedOut => Err(head_timed_out(head.map_or(head_timeout, |(_, limit)| limit))),
-                    };
-                    match (pushed, got) {
-                        (Ok(()), Got::Bytes(_)) => {}
-                        (Ok(()), _) => {
-                            // The client closed its side: tiny-http finishes and then closes.
-                            let _ = up_w.shutdown().await;
-                            return None;
-                        }
-                        (Err(refusal), _) => {
-                            if !forward.is_empty() {
-                                let _ = up_w.write_all(&forward).await;
-                            }
-                            // tiny-http answers what it has and closes; the refusal goes after.
-                            let _ = up_w.shutdown().await;
-                            return Some(refusal);
-                        }
-                    }
-                    head = match framing.head_started() {
-                        true => head.or_else(|| Some((Instant::now(), head_timeout))),
-                        false => None,
-                    };
-                }
-            };
-            let downward = tokio::io::copy(&mut up_r, &mut to_client);
-            tokio::pin!(upward, downward);
-            let mut refusal = None;
-            let mut upward_done = false;
-            loop {
-                tokio::select! {
-                    r = &mut upward, if !upward_done => {
-                        upward_done = true;
-                        refusal = r;
-                    }
-                    r = &mut downward => {
-                        if let Err(e) = r {
-                            tracing::debug!(client = %client.addr, "HTTP connection ended: {e}");
-                        }
-                        break;
-                    }
-                    () = idle(&progress_ms, opened, self.idle_timeout) => {
-                        tracing::debug!(client = %client.addr, "HTTP connection idle for {:?}; closing", self.idle_timeout);
-                        break;
-                    }
-                }
-            }
-            refusal
-        };
-        drop(internal);
+        let (mut from_client, mut to_client) = tokio::io::split(inner);
         match refusal {
             Some(refusal) => {
                 tracing::debug!(client = %client.addr, status = refusal.status, "{}", refusal.message);
                 answer_and_close(&mut from_client, &mut to_client, &refusal).await
             }
-            None => {
-                let _ = tokio::time::timeout(LINGER, to_client.shutdown()).await;
+            None => linger_close(&mut from_client, &mut to_client).await,
+        }
+    }
+
+    /// Carries an upgraded connection between the client and `handler` (on a blocking thread)
+    /// until the handler returns, the client closes, or nothing moves for the idle timeout.
+    async fn upgraded<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        stream: S,
+        early: Vec<u8>,
+        handler: UpgradeFn,
+        progress_ms: &AtomicU64,
+        opened: Instant,
+        client: Peer,
+    ) {
+        let (upgraded, to_handler, mut from_handler) = super::serve::upgraded_pair();
+        // Not awaited: once its channels close, the handler's reads end and its writes fail.
+        drop(tokio::task::spawn_blocking(move || handler(upgraded)));
+        let mut to_handler = Some(to_handler);
+        let mut pending = (!early.is_empty()).then(|| bytes::Bytes::from(early));
+        let (mut from_client, mut to_client) = tokio::io::split(stream);
+        let mut buf = vec![0u8; READ_BUFFER_BYTES];
+        loop {
+            let sender = to_handler.clone();
+            tokio::select! {
+                permit = async { sender.as_ref().expect("checked").reserve().await }, if pending.is_some() && sender.is_some() => {
+                    match permit {
+                        Ok(permit) => permit.send(Ok(pending.take().expect("checked"))),
+                        Err(_) => (to_handler, pending) = (None, None),
+                    }
+                }
+                got = from_client.read(&mut buf), if pending.is_none() && to_handler.is_some() => match got {
+                    // The client closed its side: the handler reads the end of the stream.
+                    Ok(0) | Err(_) => to_handler = None,
+                    Ok(n) => pending = Some(bytes::Bytes::copy_from_slice(&buf[..n])),
+                },
+                out = from_handler.recv() => match out {
+                    Some(bytes) => {
+                        let sent = tokio::time::timeout(self.idle_timeout, to_client.write_all(&bytes)).await;
+                        if !matches!(sent, Ok(Ok(()))) {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                () = idle(progress_ms, opened, self.idle_timeout) => {
+                    tracing::debug!(client = %client.addr, "upgraded connection idle for {:?}; closing", self.idle_timeout);
+                    break;
+                }
             }
         }
+        drop((to_handler, from_handler));
+        let _ = tokio::time::timeout(LINGER, to_client.shutdown()).await;
     }
 }
 
@@ -593,7 +511,7 @@ fn head_timed_out(limit: Duration) -> Refusal {
 /// What one read from the client gave.
 #[derive(Clone, Copy)]
 enum Got {
-    Bytes(usize),
+    Bytes,
     /// End of stream or an error: the client is gone.
     End,
     /// `deadline` passed first.
@@ -604,7 +522,7 @@ async fn read_by<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8], deadline: Opti
     let read = async {
         match r.read(buf).await {
             Ok(0) | Err(_) => Got::End,
-            Ok(n) => Got::Bytes(n),
+            Ok(_) => Got::Bytes,
         }
     };
     match deadline {
@@ -622,44 +540,149 @@ where
 {
     super::metrics::RESPONSES.count(refusal.status);
     let response = refusal.to_response();
-    let sent = tokio::time::timeout(LINGER, async {
-        to_client.write_all(&response).await?;
-        to_client.shutdown().await
-    })
-    .await;
-    if !matches!(sent, Ok(Ok(()))) {
+    if matches!(tokio::time::timeout(LINGER, to_client.write_all(&response)).await, Ok(Ok(()))) {
+        linger_close(from_client, to_client).await;
+    }
+}
+
+/// Closes the sending side, then reads and drops what the client still sends for at most
+/// `LINGER`: closing with unread bytes would reset the connection, and a reset can destroy the
+/// last answer before the client reads it.
+async fn linger_close<R, W>(from_client: &mut R, to_client: &mut W)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    if !matches!(tokio::time::timeout(LINGER, to_client.shutdown()).await, Ok(Ok(()))) {
         return;
     }
     let mut scratch = [0u8; 4096];
     let deadline = Instant::now() + LINGER;
-    while let Got::Bytes(_) = read_by(from_client, &mut scratch, Some(deadline)).await {}
+    while let Got::Bytes = read_by(from_client, &mut scratch, Some(deadline)).await {}
 }
 
-/// The internal connection to tiny-http, registered in the `PeerMap` for exactly its lifetime.
-struct Registered {
-    /// The connection to tiny-http.
-    stream: TcpStream,
-    /// Where `key` is registered, to remove it on drop.
-    peers: PeerMap,
-    /// `stream`'s local address: the key tiny-http will look up.
-    key: SocketAddr,
+/// The client's stream as the in-process server reads it: only the bytes `framing` let through,
+/// and the end of the stream once it refused a request or a head took too long (the refusal is
+/// then answered by the front, after hyper's answers to the requests before it).
+struct Filtered<'a, S> {
+    /// The client's stream.
+    inner: S,
+    /// For the pressure check of the head timeout.
+    shared: &'a Shared,
+    /// Where the client's bytes are in the request stream.
+    framing: RequestFraming,
+    /// Bytes the framing let through that hyper has not read yet, from `ready_at`.
+    ready: Vec<u8>,
+    /// How much of `ready` hyper has read.
+    ready_at: usize,
+    /// One read from the client.
+    raw: Box<[u8]>,
+    /// When the head being received began and the limit it must meet; `None` between requests.
+    /// For the first request it runs from accept. Checked every `HEAD_DEADLINE_RECHECK`: from the
+    /// first check that finds the front under pressure the limit is at most
+    /// `PRESSURE_HEAD_TIMEOUT`, and the shorter limit sticks, so a flood's clients cannot win
+    /// back the long one by freeing a few slots.
+    head: Option<(Instant, Duration)>,
+    /// The head timeout of a new head.
+    head_timeout: Duration,
+    /// Wakes the reader at the head deadline, or to re-check the pressure.
+    recheck: Pin<Box<tokio::time::Sleep>>,
+    /// Why the front answers itself; set, hyper reads the end of the stream.
+    refusal: Option<Refusal>,
+    /// No request was let through yet.
+    first: bool,
 }
 
-impl Registered {
-    /// Registers before the caller can send any byte upstream.
-    fn new(stream: TcpStream, peers: &PeerMap, client: Peer) -> std::io::Result<Registered> {
-        let key = stream.local_addr()?;
-        peers.insert(key, client);
-        Ok(Registered { stream, peers: peers.clone(), key })
+impl<'a, S> Filtered<'a, S> {
+    fn new(inner: S, shared: &'a Shared, opened: Instant, head_timeout: Duration) -> Filtered<'a, S> {
+        Filtered {
+            inner,
+            shared,
+            framing: RequestFraming::new(),
+            ready: Vec::new(),
+            ready_at: 0,
+            raw: vec![0u8; READ_BUFFER_BYTES].into_boxed_slice(),
+            head: Some((opened, head_timeout)),
+            head_timeout,
+            recheck: Box::pin(tokio::time::sleep_until(opened + head_timeout)),
+            refusal: None,
+            first: true,
+        }
     }
 }
 
-impl Drop for Registered {
-    /// Runs before `stream` is dropped, so the entry is gone before the kernel can hand the same
-    /// local port to a new connection (PeerMap's invariant); this also holds when the runtime
-    /// drops the task at `stop`.
-    fn drop(&mut self) {
-        self.peers.remove(self.key);
+impl<S: AsyncRead + Unpin> AsyncRead for Filtered<'_, S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if this.ready_at < this.ready.len() {
+                let n = buf.remaining().min(this.ready.len() - this.ready_at);
+                buf.put_slice(&this.ready[this.ready_at..this.ready_at + n]);
+                this.ready_at += n;
+                if this.ready_at == this.ready.len() {
+                    this.ready.clear();
+                    this.ready_at = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if this.refusal.is_some() {
+                return Poll::Ready(Ok(()));
+            }
+            if let Some((since, limit)) = &mut this.head {
+                if this.shared.under_pressure() {
+                    *limit = (*limit).min(PRESSURE_HEAD_TIMEOUT);
+                }
+                let deadline = *since + *limit;
+                let now = Instant::now();
+                if now >= deadline {
+                    this.refusal = Some(head_timed_out(*limit));
+                    continue;
+                }
+                let step = deadline.min(now + HEAD_DEADLINE_RECHECK);
+                if this.recheck.deadline() != step {
+                    this.recheck.as_mut().reset(step);
+                }
+                if this.recheck.as_mut().poll(cx).is_ready() {
+                    continue;
+                }
+            }
+            let mut read = ReadBuf::new(&mut this.raw);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut read) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {
+                    let n = read.filled().len();
+                    if n == 0 {
+                        return Poll::Ready(Ok(()));
+                    }
+                    if let Err(refusal) = this.framing.push(&this.raw[..n], &mut this.ready) {
+                        this.refusal = Some(refusal);
+                    }
+                    if !this.ready.is_empty() {
+                        this.first = false;
+                    }
+                    this.head = match this.framing.head_started() {
+                        true => this.head.or_else(|| Some((Instant::now(), this.head_timeout))),
+                        false if this.first => this.head,
+                        false => None,
+                    };
+                }
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Filtered<'_, S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

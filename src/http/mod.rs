@@ -1,21 +1,24 @@
-//! The HTTP API (tiny-http): status, Prometheus metrics, recordings, export with Range and ETag.
+//! The HTTP API: status, Prometheus metrics, recordings, export with Range and ETag.
 //! Invariant: only `http/` has JSON types; error kinds map to statuses in `status_for` only.
 
+pub mod capacity;
 mod config_api;
 pub mod exchange;
 mod framing;
 pub mod front;
 mod metrics;
+pub mod serve;
 pub mod tls;
 
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tiny_http::{Header, Method, Request, Response, Server, StatusCode};
+
+use exchange::{Body, Method, Request, Response};
 
 use crate::auth::perm::{Effective, Permission};
 use crate::auth::{Auth, Credentials};
@@ -27,14 +30,6 @@ use crate::time::{format_rfc3339, parse_rfc3339_us};
 
 mod logs;
 mod users;
-
-/// Worker threads answering API requests; downloads get their own threads (below).
-const WORKERS: usize = 4;
-/// Concurrent export downloads; more get 503 so they cannot starve the API.
-const MAX_DOWNLOADS: usize = 8;
-/// Concurrent waiting event long polls; more get 503. A cap of their own (issue 10 point 9): a
-/// status-only user holding every long poll must not make exports answer 503.
-const MAX_LONG_POLLS: usize = 8;
 
 /// The one mapping from error kind to HTTP status (STYLE rule 4).
 pub fn status_for(kind: ErrorKind) -> u16 {
@@ -52,18 +47,6 @@ pub fn status_for(kind: ErrorKind) -> u16 {
     }
 }
 
-pub struct HttpServer {
-    /// The current tiny-http server; replaced when its accept thread ends (see `restart_acceptor`).
-    server: Arc<RwLock<Arc<Server>>>,
-    /// The internal loopback listener the front forwards to; clients never connect here.
-    pub local_addr: SocketAddr,
-    /// Advanced by every worker at least once a second: proves the acceptor is alive.
-    pub heartbeat: Arc<std::sync::atomic::AtomicU64>,
-    stopping: Arc<std::sync::atomic::AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-    ctx: Arc<Ctx>,
-}
-
 /// What status reports about HTTPS (SG-5: warn ahead of certificate expiry).
 #[derive(Clone, Debug)]
 pub struct HttpsInfo {
@@ -76,126 +59,27 @@ pub struct HttpsInfo {
 /// Status warns this long before the certificate expires.
 pub const CERT_EXPIRY_WARNING: Duration = Duration::from_secs(30 * 86_400);
 
-impl HttpServer {
-    /// Binds an internal port on 127.0.0.1 for the front (`front::Front`), which is the only
-    /// thing clients reach. `socket_timeout` bounds every read and write of tiny-http on an
-    /// internal connection. Every request but `/healthz`, login and first-start setup is
-    /// authenticated by `auth`; `peers` names the real client of each internal connection.
-    pub fn start(
-        socket_timeout: Duration,
-        recorder: Arc<Recorder>,
-        auth: Arc<Auth>,
-        peers: front::PeerMap,
-        config: Arc<crate::config::ConfigFile>,
-    ) -> Result<HttpServer, Error> {
-        let addr = SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0));
-        let listener =
-            TcpListener::bind(addr).map_err(|e| Error::io(format!("cannot listen on {addr} (internal)"), e))?;
-        // Linux copies these to every accepted socket: tiny-http has no timeouts of its own.
-        let tv = nix::sys::time::TimeVal::new(socket_timeout.as_secs() as i64, socket_timeout.subsec_micros().into());
-        nix::sys::socket::setsockopt(&listener, nix::sys::socket::sockopt::ReceiveTimeout, &tv)
-            .and_then(|_| nix::sys::socket::setsockopt(&listener, nix::sys::socket::sockopt::SendTimeout, &tv))
-            .map_err(|e| Error::io("cannot set socket timeouts", e.into()))?;
-        let local_addr = listener.local_addr().map_err(|e| Error::io("local_addr", e))?;
-        let server = Arc::new(RwLock::new(Arc::new(acceptor(&listener)?)));
-        let ctx = Arc::new(Ctx {
-            rec: recorder,
-            auth,
-            downloads: Arc::new(AtomicUsize::new(0)),
-            long_polls: Arc::new(AtomicUsize::new(0)),
-            peers,
-            https: std::sync::OnceLock::new(),
-            config,
-        });
-        let heartbeat = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let listener = Arc::new(listener);
-        let mut threads = Vec::new();
-        for i in 0..WORKERS {
-            let server = server.clone();
-            let listener = listener.clone();
-            let ctx = ctx.clone();
-            let heartbeat = heartbeat.clone();
-            let stopping = stopping.clone();
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("http-{i}"))
-                    .spawn(move || {
-                        while !stopping.load(Ordering::Relaxed) {
-                            heartbeat.fetch_add(1, Ordering::Relaxed);
-                            let current = server.read().expect("server lock").clone();
-                            match current.recv_timeout(Duration::from_secs(1)) {
-                                Ok(Some(req)) => handle(req, &ctx),
-                                Ok(None) => {}
-                                Err(e) => restart_acceptor(&server, &current, &listener, &e),
-                            }
-                        }
-                    })
-                    .map_err(|e| Error::io("cannot spawn HTTP worker", e))?,
-            );
-        }
-        tracing::debug!(%local_addr, "HTTP workers listening (internal)");
-        Ok(HttpServer { server, local_addr, heartbeat, stopping, threads, ctx })
-    }
-
-    /// Tells status about the HTTPS front once it listens.
-    pub fn set_https(&self, info: HttpsInfo) {
-        let _ = self.ctx.https.set(info);
-    }
-
-    pub fn stop(self) {
-        self.stopping.store(true, Ordering::Relaxed);
-        let server = self.server.read().expect("server lock").clone();
-        for _ in 0..WORKERS {
-            server.unblock();
-        }
-        for t in self.threads {
-            let _ = t.join();
-        }
-    }
+/// The one entry the server calls for every request (`serve::Entry`): `dispatch` over `ctx`.
+/// Issue 11 point 2: the front serves it in process (`front::FrontConfig::serving`), with no
+/// tiny-http and no loopback hop behind it.
+pub fn entry(ctx: Arc<Ctx>) -> serve::Entry {
+    Arc::new(move |req| dispatch(&ctx, req))
 }
 
-/// A tiny-http server accepting on a clone of `listener`.
-fn acceptor(listener: &TcpListener) -> Result<Server, Error> {
-    let l = listener.try_clone().map_err(|e| Error::io("cannot clone the HTTP listener", e))?;
-    Server::from_listener(l, None).map_err(|e| crate::err!(Internal, "cannot start HTTP server: {e}"))
+fn json_response(status: u16, v: &Value) -> Response {
+    Response::new(status, Body::Bytes(serde_json::to_vec_pretty(v).expect("serializing a Value cannot fail")))
+        .with_header("Content-Type", "application/json")
+        .with_header("Cache-Control", "no-store")
 }
 
-/// tiny-http's accept thread ends at the first accept error, and the listener's receive timeout
-/// (our slowloris guard, copied to accepted sockets) makes an idle accept fail after
-/// `socket_timeout`. The first worker to see the error starts a new acceptor on the same listener;
-/// connections arriving meanwhile wait in the kernel's backlog. Real errors (EMFILE) heal the same
-/// way once resources return.
-fn restart_acceptor(server: &RwLock<Arc<Server>>, failed: &Arc<Server>, listener: &TcpListener, e: &std::io::Error) {
-    let mut current = server.write().expect("server lock");
-    if !Arc::ptr_eq(&current, failed) {
-        return;
-    }
-    if e.kind() == std::io::ErrorKind::WouldBlock {
-        tracing::debug!("HTTP acceptor idle past the socket timeout; restarting it");
-    } else {
-        tracing::warn!("HTTP accept failed ({e}); restarting the acceptor");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    match acceptor(listener) {
-        Ok(s) => *current = Arc::new(s),
-        Err(err) => tracing::error!("cannot restart the HTTP acceptor: {err}"),
-    }
+/// A 200 answer of `content_type` that no cache may keep.
+fn bytes_response(content_type: &str, bytes: Vec<u8>) -> Response {
+    Response::new(200, Body::Bytes(bytes))
+        .with_header("Content-Type", content_type)
+        .with_header("Cache-Control", "no-store")
 }
 
-fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("header names and values we build are ASCII")
-}
-
-fn json_response(status: u16, v: &Value) -> Response<std::io::Cursor<Vec<u8>>> {
-    metrics::RESPONSES.count(status);
-    Response::from_data(serde_json::to_vec_pretty(v).expect("serializing a Value cannot fail"))
-        .with_status_code(status)
-        .with_header(header("Content-Type", "application/json"))
-        .with_header(header("Cache-Control", "no-store"))
-}
-
-fn error_response(e: &Error) -> Response<std::io::Cursor<Vec<u8>>> {
+fn error_response(e: &Error) -> Response {
     let status = status_for(e.kind());
     if status >= 500 {
         tracing::warn!("HTTP error: {e}");
@@ -267,26 +151,60 @@ pub const ROUTES: &[(&str, &str)] = &[
 /// The OpenAPI document of `ROUTES` (served at `/api/v1/openapi.json`).
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// What every request handler shares.
-struct Ctx {
+/// What every request handler shares. A server holds it in an `Arc` and calls `dispatch` on a
+/// thread that may block.
+pub struct Ctx {
     rec: Arc<Recorder>,
     auth: Arc<Auth>,
-    /// Export downloads running (`MAX_DOWNLOADS`).
-    downloads: Arc<AtomicUsize>,
-    /// Event long polls waiting (`MAX_LONG_POLLS`), counted apart from downloads.
-    long_polls: Arc<AtomicUsize>,
-    /// The real client of each connection the front forwards.
-    peers: front::PeerMap,
+    /// The caps of downloads, long polls and live streams, each class apart (issue 11 point 2).
+    capacity: Arc<capacity::Capacity>,
+    /// The HTTPS front status reports, once it listens.
     https: std::sync::OnceLock<HttpsInfo>,
     /// The config file and revision behind `/api/v1/config`.
     config: Arc<crate::config::ConfigFile>,
 }
 
-fn respond(req: Request, result: Result<Value, Error>) {
-    let _ = req.respond(match result {
+impl Ctx {
+    pub fn new(rec: Arc<Recorder>, auth: Arc<Auth>, config: Arc<crate::config::ConfigFile>) -> Ctx {
+        Ctx {
+            rec,
+            auth,
+            capacity: capacity::Capacity::new(capacity::Caps::default()),
+            https: std::sync::OnceLock::new(),
+            config,
+        }
+    }
+
+    /// Tells status about the HTTPS front once it listens (the first call wins).
+    pub fn set_https(&self, info: HttpsInfo) {
+        let _ = self.https.set(info);
+    }
+}
+
+/// The one entry of the HTTP face: answers `req` (which may block: SQLite, a long poll) and
+/// counts the answer in `edgerec_http_requests_total`, whatever route built it.
+pub fn dispatch(ctx: &Ctx, req: Request) -> Response {
+    let resp = handle(req, ctx);
+    metrics::RESPONSES.count(resp.status);
+    resp
+}
+
+/// The capacity class of `method path` (`capacity::Class`): how long its answer may hold the
+/// thread that calls `dispatch`.
+pub fn capacity(method: &Method, path: &str) -> capacity::Class {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method, segments.as_slice()) {
+        (Method::Get | Method::Head, ["api", "v1", "events"]) => capacity::Class::LongPoll,
+        (Method::Get | Method::Head, ["api", "v1", "cameras", _, "export.mp4"]) => capacity::Class::Download,
+        _ => capacity::Class::Quick,
+    }
+}
+
+fn respond(result: Result<Value, Error>) -> Response {
+    match result {
         Ok(v) => json_response(200, &v),
         Err(e) => error_response(&e),
-    });
+    }
 }
 
 /// The credentials a request carries: `Authorization: Basic` or `Bearer`, or the session cookie.
@@ -298,9 +216,9 @@ enum Presented {
 
 fn credentials(req: &Request) -> Option<Presented> {
     use base64::Engine;
-    for h in req.headers() {
-        if h.field.equiv("Authorization") {
-            let v = h.value.as_str().trim();
+    for (name, value) in &req.headers {
+        if name.eq_ignore_ascii_case("Authorization") {
+            let v = value.trim();
             if let Some(b) = v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")) {
                 let basic = base64::engine::general_purpose::STANDARD
                     .decode(b.trim())
@@ -313,9 +231,9 @@ fn credentials(req: &Request) -> Option<Presented> {
                 return Some(Presented::Token(t.trim().to_owned()));
             }
             return Some(Presented::Unreadable);
-        } else if h.field.equiv("Cookie") {
+        } else if name.eq_ignore_ascii_case("Cookie") {
             let prefix = format!("{SESSION_COOKIE}=");
-            if let Some(t) = h.value.as_str().split(';').find_map(|c| c.trim().strip_prefix(&prefix)) {
+            if let Some(t) = value.split(';').find_map(|c| c.trim().strip_prefix(&prefix)) {
                 return Some(Presented::Token(t.to_owned()));
             }
         }
@@ -336,37 +254,27 @@ fn authenticate(req: &Request, ctx: &Ctx, peer: &str) -> Result<Effective, Error
     }
 }
 
-fn handle(req: Request, ctx: &Ctx) {
-    let url = req.url().to_owned();
+fn handle(req: Request, ctx: &Ctx) -> Response {
+    let url = req.target.clone();
     let path = url.split('?').next().unwrap_or("").to_owned();
     let params = query_params(&url);
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let method = req.method().clone();
+    let method = req.method.clone();
     let is_get = method == Method::Get || method == Method::Head;
     let is_post = method == Method::Post;
-    // The real client: tiny-http sees the front's loopback side of each internal connection. An
-    // address the front did not register is "unknown", never loopback (setup, A1).
-    let client = req.remote_addr().and_then(|a| ctx.peers.resolve(*a));
-    let peer_addr = client.map(|c| c.addr);
-    let via_tls = client.is_some_and(|c| c.transport == front::Transport::Tls);
+    // The real client, as the server names it. A client the server cannot name is "unknown",
+    // never loopback (setup, A1).
+    let peer_addr = req.peer.map(|c| c.addr);
+    let via_tls = req.peer.is_some_and(|c| c.transport == exchange::Transport::Tls);
     let peer = peer_addr.map(|a| a.to_string()).unwrap_or_else(|| "unknown".to_owned());
     // The only answers without a login (A1).
     match (is_get, segments.as_slice()) {
-        (true, ["healthz"]) => return respond(req, Ok(json!({"ok": true}))),
-        (true, ["setup"]) => {
-            metrics::RESPONSES.count(200);
-            let _ = req.respond(
-                Response::from_data(SETUP_PAGE.as_bytes().to_vec())
-                    .with_header(header("Content-Type", "text/html; charset=utf-8"))
-                    .with_header(header("Cache-Control", "no-store")),
-            );
-            return;
-        }
+        (true, ["healthz"]) => return respond(Ok(json!({"ok": true}))),
+        (true, ["setup"]) => return bytes_response("text/html; charset=utf-8", SETUP_PAGE.as_bytes().to_vec()),
         (false, ["api", "v1", "setup"]) if is_post => {
             let loopback = peer_addr.is_some_and(|a| a.ip().is_loopback());
             let mut req = req;
-            let result = read_json_body(&mut req).and_then(|b| setup(ctx, &b, loopback, &peer));
-            return respond(req, result);
+            return respond(read_json_body(&mut req).and_then(|b| setup(ctx, &b, loopback, &peer)));
         }
         (false, ["api", "v1", "login"]) if is_post => return login(req, ctx, &peer, via_tls),
         _ => {}
@@ -374,11 +282,7 @@ fn handle(req: Request, ctx: &Ctx) {
     let eff = match authenticate(&req, ctx, &peer) {
         Ok(e) => e,
         Err(e) => {
-            let _ = req.respond(
-                error_response(&e)
-                    .with_header(header("WWW-Authenticate", "Basic realm=\"edgerec\", charset=\"UTF-8\"")),
-            );
-            return;
+            return error_response(&e).with_header("WWW-Authenticate", "Basic realm=\"edgerec\", charset=\"UTF-8\"");
         }
     };
     let rec = &ctx.rec;
@@ -394,15 +298,12 @@ fn handle(req: Request, ctx: &Ctx) {
     if eff.must_change_password
         && !matches!(segments.as_slice(), ["api", "v1", "me" | "logout"] | ["api", "v1", "users", _, "password"])
     {
-        return respond(
-            req,
-            Err(crate::err!(
-                PermissionDenied,
-                "{} must change the password first (AU-3): PUT /api/v1/users/{}/password",
-                eff.user,
-                eff.user
-            )),
-        );
+        return respond(Err(crate::err!(
+            PermissionDenied,
+            "{} must change the password first (AU-3): PUT /api/v1/users/{}/password",
+            eff.user,
+            eff.user
+        )));
     }
     let result: Result<Value, Error> = match (is_get, segments.as_slice()) {
         (true, ["api", "v1", "status"]) => eff.check(Permission::Status).map(|_| {
@@ -417,16 +318,9 @@ fn handle(req: Request, ctx: &Ctx) {
         }),
         (true, ["metrics"]) => {
             if let Err(e) = eff.check(Permission::Status) {
-                return respond(req, Err(e));
+                return respond(Err(e));
             }
-            let text = metrics::render(rec, &eff);
-            metrics::RESPONSES.count(200);
-            let _ = req.respond(
-                Response::from_data(text.into_bytes())
-                    .with_header(header("Content-Type", metrics::CONTENT_TYPE))
-                    .with_header(header("Cache-Control", "no-store")),
-            );
-            return;
+            return bytes_response(metrics::CONTENT_TYPE, metrics::render(rec, &eff).into_bytes());
         }
         (true, ["api", "v1", "cameras"]) => Ok(
             json!({"cameras": rec.cameras().iter().filter(|c| eff.can_see(&c.id)).map(|c| camera_json(c)).collect::<Vec<_>>()}),
@@ -446,13 +340,12 @@ fn handle(req: Request, ctx: &Ctx) {
         }
         (false, ["api", "v1", "search", "motion"]) if is_post => {
             let mut req = req;
-            let result = read_json_body(&mut req).and_then(|body| search_motion(rec, &eff, &body));
-            return respond(req, result);
+            return respond(read_json_body(&mut req).and_then(|body| search_motion(rec, &eff, &body)));
         }
         (true, ["api", "v1", "events"]) => {
             return match eff.check(Permission::Status) {
-                Ok(()) => events_get(req, rec, &eff, &params, &ctx.long_polls),
-                Err(e) => respond(req, Err(e)),
+                Ok(()) => events_get(rec, &eff, &params, &ctx.capacity),
+                Err(e) => respond(Err(e)),
             };
         }
         (false, ["api", "v1", "events", name]) if is_post => {
@@ -462,34 +355,27 @@ fn handle(req: Request, ctx: &Ctx) {
         }
         (true, ["api", "v1", "cameras", id, "export.mp4"]) => {
             let r = eff.check_camera(id, Permission::Export);
-            let first = !req.headers().iter().any(|h| h.field.equiv("Range"));
+            let first = req.header("Range").is_none();
             if r.is_err() || first {
                 audit("export", id, r.as_ref().copied());
             }
             if let Err(e) = r {
-                return respond(req, Err(e));
+                return respond(Err(e));
             }
-            let id = id.to_string();
-            return export(req, rec, &id, &params, &ctx.downloads);
+            return export(&req, rec, id, &params, &ctx.capacity);
         }
         (true, ["api", "v1", "me"]) => Ok(me_json(&eff)),
         (true, ["api", "v1", "openapi.json"]) => {
-            let _ = req.respond(
-                Response::from_data(OPENAPI.as_bytes().to_vec())
-                    .with_header(header("Content-Type", "application/json"))
-                    .with_header(header("Cache-Control", "no-store")),
-            );
-            return;
+            return bytes_response("application/json", OPENAPI.as_bytes().to_vec());
         }
         (false, ["api", "v1", "logout"]) if is_post => {
             if let Some(Presented::Token(token)) = credentials(&req) {
                 ctx.auth.end_session(&token);
             }
-            let _ = req.respond(json_response(200, &json!({"ok": true})).with_header(header(
+            return json_response(200, &json!({"ok": true})).with_header(
                 "Set-Cookie",
                 &format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"),
-            )));
-            return;
+            );
         }
         (_, ["api", "v1", "config", rest @ ..]) => {
             return config_api::route(req, ctx, &eff, rest, &params, &peer);
@@ -498,22 +384,17 @@ fn handle(req: Request, ctx: &Ctx) {
         {
             Ok(logs::Answer::Json(v)) => Ok(v),
             Ok(logs::Answer::Csv { file_name, body }) => {
-                metrics::RESPONSES.count(200);
-                let _ = req.respond(
-                    Response::from_data(body.into_bytes())
-                        .with_header(header("Content-Type", "text/csv; charset=utf-8"))
-                        .with_header(header("Content-Disposition", &format!("attachment; filename=\"{file_name}\"")))
-                        .with_header(header("Cache-Control", "no-store")),
-                );
-                return;
+                return Response::new(200, Body::Bytes(body.into_bytes()))
+                    .with_header("Content-Type", "text/csv; charset=utf-8")
+                    .with_header("Content-Disposition", &format!("attachment; filename=\"{file_name}\""))
+                    .with_header("Cache-Control", "no-store");
             }
             Err(e) => Err(e),
         },
         (_, ["api", "v1", "users", ..] | ["api", "v1", "roles", ..]) => {
             let mut req = req;
             let body = if is_get || method == Method::Delete { Ok(Value::Null) } else { read_json_body(&mut req) };
-            let r = body.and_then(|b| users::route(ctx, &eff, &method, &segments[2..], &b, &peer));
-            return respond(req, r);
+            return respond(body.and_then(|b| users::route(ctx, &eff, &method, &segments[2..], &b, &peer)));
         }
         (false, _) if matches!(segments.as_slice(), ["api", ..] | ["healthz"]) => {
             Err(crate::err!(InvalidArgument, "method {method} is not allowed on {path}"))
@@ -525,12 +406,12 @@ fn handle(req: Request, ctx: &Ctx) {
             ctx.auth.audit(&eff.user, &peer, "request", &path, "denied", &e.to_string());
         }
     }
-    respond(req, result);
+    respond(result)
 }
 
 /// `POST /api/v1/login {"name", "password"}`: a session (token and cookie) for the web page and
 /// API clients that prefer tokens to Basic on every request.
-fn login(mut req: Request, ctx: &Ctx, peer: &str, via_tls: bool) {
+fn login(mut req: Request, ctx: &Ctx, peer: &str, via_tls: bool) -> Response {
     let result = read_json_body(&mut req).and_then(|b| {
         let field = |k: &str| {
             b.get(k)
@@ -551,9 +432,9 @@ fn login(mut req: Request, ctx: &Ctx, peer: &str, via_tls: bool) {
             let body = json!({"token": token, "idle_timeout_seconds": ctx.auth.config().session_idle.as_secs()});
             let secure = if via_tls { "; Secure" } else { "" };
             let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}");
-            let _ = req.respond(json_response(200, &body).with_header(header("Set-Cookie", &cookie)));
+            json_response(200, &body).with_header("Set-Cookie", &cookie)
         }
-        Err(e) => respond(req, Err(e)),
+        Err(e) => respond(Err(e)),
     }
 }
 
@@ -829,11 +710,11 @@ fn read_json_body(req: &mut Request) -> Result<Value, Error> {
 /// length is announced.
 fn read_body(req: &mut Request, max: usize) -> Result<Vec<u8>, Error> {
     let too_large = || crate::err!(TooLarge, "request body larger than {max} bytes");
-    if req.body_length().is_some_and(|l| l > max) {
+    if announced_length(req).is_some_and(|l| l > max as u64) {
         return Err(too_large());
     }
     let mut body = Vec::new();
-    req.as_reader()
+    (&mut req.body)
         .take(max as u64 + 1)
         .read_to_end(&mut body)
         .map_err(|e| crate::err!(InvalidArgument, "cannot read the request body: {e}"))?;
@@ -841,6 +722,14 @@ fn read_body(req: &mut Request, max: usize) -> Result<Vec<u8>, Error> {
         return Err(too_large());
     }
     Ok(body)
+}
+
+/// The body length the request announces: its `Content-Length`, unless the body is chunked.
+fn announced_length(req: &Request) -> Option<u64> {
+    if req.header("Transfer-Encoding").is_some() {
+        return None;
+    }
+    req.header("Content-Length").and_then(|v| v.trim().parse().ok())
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, Error> {
@@ -923,15 +812,14 @@ fn event_json(e: &LoggedEvent) -> Value {
 }
 
 /// `GET /api/v1/events?after=CURSOR&wait=SECONDS&limit=N` (IC-8): every stored event after the
-/// cursor, oldest first; with `wait`, a long poll. Waiting requests run on their own threads
-/// (at most `MAX_LONG_POLLS`, a cap apart from downloads) so they never hold an API worker.
+/// cursor, oldest first; with `wait`, a long poll (capacity class `LongPoll`: it waits on a serving
+/// thread of its own). At most `capacity::MAX_LONG_POLLS` wait at once, a cap apart from downloads.
 fn events_get(
-    req: Request,
     rec: &Arc<Recorder>,
     eff: &Effective,
     params: &[(String, String)],
-    long_polls: &Arc<AtomicUsize>,
-) {
+    capacity: &Arc<capacity::Capacity>,
+) -> Response {
     let num = |k: &str| -> Result<Option<u64>, Error> {
         params
             .iter()
@@ -946,15 +834,11 @@ fn events_get(
         (|| Ok::<_, Error>((num("after")?.unwrap_or(0), num("wait")?.unwrap_or(0), num("limit")?.unwrap_or(100))))();
     let (after, wait_s, limit) = match parsed {
         Ok(v) => v,
-        Err(e) => {
-            let _ = req.respond(error_response(&e));
-            return;
-        }
+        Err(e) => return error_response(&e),
     };
     let wait = Duration::from_secs(wait_s).min(MAX_EVENT_WAIT);
-    let reader = rec.event_reader.clone();
-    let eff = eff.clone();
-    let answer = move || -> Result<Value, Error> {
+    let reader = &rec.event_reader;
+    let answer = || -> Result<Value, Error> {
         let bounds = reader.bounds()?;
         let list = if wait.is_zero() {
             reader.after(after, limit as usize)?
@@ -966,34 +850,19 @@ fn events_get(
             "log_id": bounds.log_id,
             // PR-11: events of cameras the caller may not read are left out (the cursor still
             // moves past them).
-            "events": list.iter().filter_map(|e| event_for(&eff, e)).collect::<Vec<_>>(),
+            "events": list.iter().filter_map(|e| event_for(eff, e)).collect::<Vec<_>>(),
             "next_after": next,
             "truncated": bounds.truncated(after),
         }))
     };
     if wait.is_zero() {
-        let _ = req.respond(match answer() {
-            Ok(v) => json_response(200, &v),
-            Err(e) => error_response(&e),
-        });
-        return;
+        return respond(answer());
     }
-    if long_polls.fetch_add(1, Ordering::AcqRel) >= MAX_LONG_POLLS {
-        long_polls.fetch_sub(1, Ordering::AcqRel);
-        let _ = req.respond(error_response(&crate::err!(ResourceExhausted, "too many waiting requests; retry later")));
-        return;
-    }
-    let long_polls = long_polls.clone();
-    let spawned = std::thread::Builder::new().name("long-poll".to_owned()).spawn(move || {
-        let _ = req.respond(match answer() {
-            Ok(v) => json_response(200, &v),
-            Err(e) => error_response(&e),
-        });
-        long_polls.fetch_sub(1, Ordering::AcqRel);
-    });
-    if let Err(e) = spawned {
-        tracing::error!("cannot spawn long-poll thread: {e}");
-    }
+    let _permit = match capacity.try_take(capacity::Class::LongPoll) {
+        Ok(p) => p,
+        Err(e) => return error_response(&e),
+    };
+    respond(answer())
 }
 
 /// `POST /api/v1/events/{name}[?cameras=a,b]`: raises a user-defined event (RU-14), or one of the
@@ -1106,11 +975,13 @@ fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
 }
 
 /// Streams `[pos, end)` of an export; a reclaimed chunk ends the transfer with an I/O error, so the
-/// client sees a short body and never another recording's bytes (invariant 7).
+/// client sees a short body and never another recording's bytes (invariant 7). Holds a download
+/// place (`capacity::MAX_DOWNLOADS`) until the server drops it.
 struct ExportBody {
     reader: ExportReader,
     pos: u64,
     end: u64,
+    _permit: capacity::Permit,
 }
 
 impl Read for ExportBody {
@@ -1136,7 +1007,7 @@ const MAX_RANGES_IN_HEADER: usize = 64;
 /// Issue 10 point 7: an export cuts gaps out of the MP4 timeline, so its answer says what it
 /// really holds: `X-Edgerec-Covered` and `X-Edgerec-Gaps` list RFC 3339 intervals
 /// (`start/end`, comma-separated, first 64), with their counts beside them.
-fn coverage_headers(plan: &ExportPlan) -> Vec<Header> {
+fn coverage_headers(plan: &ExportPlan, resp: Response) -> Response {
     let list = |ranges: &[(i64, i64)]| {
         let parts: Vec<String> = ranges
             .iter()
@@ -1146,15 +1017,21 @@ fn coverage_headers(plan: &ExportPlan) -> Vec<Header> {
         parts.join(", ")
     };
     let gaps = plan.gaps_us();
-    vec![
-        header("X-Edgerec-Covered", &list(&plan.covered_us)),
-        header("X-Edgerec-Covered-Count", &plan.covered_us.len().to_string()),
-        header("X-Edgerec-Gaps", &list(&gaps)),
-        header("X-Edgerec-Gap-Count", &gaps.len().to_string()),
-    ]
+    resp.with_header("X-Edgerec-Covered", &list(&plan.covered_us))
+        .with_header("X-Edgerec-Covered-Count", &plan.covered_us.len().to_string())
+        .with_header("X-Edgerec-Gaps", &list(&gaps))
+        .with_header("X-Edgerec-Gap-Count", &gaps.len().to_string())
 }
 
-fn export(req: Request, rec: &Arc<Recorder>, id: &str, params: &[(String, String)], downloads: &Arc<AtomicUsize>) {
+/// `GET /api/v1/cameras/{id}/export.mp4?from&to` with `Range` and `If-None-Match`: answers at
+/// once; the body is read as the client downloads it (capacity class `Download`).
+fn export(
+    req: &Request,
+    rec: &Arc<Recorder>,
+    id: &str,
+    params: &[(String, String)],
+    capacity: &Arc<capacity::Capacity>,
+) -> Response {
     let plan = (|| {
         rec.camera(id).ok_or_else(|| crate::err!(NotFound, "no camera {id:?}"))?;
         let from = time_param(params, "from")?;
@@ -1164,66 +1041,39 @@ fn export(req: Request, rec: &Arc<Recorder>, id: &str, params: &[(String, String
     })();
     let plan = match plan {
         Ok(p) => Arc::new(p),
-        Err(e) => {
-            let _ = req.respond(error_response(&e));
-            return;
-        }
+        Err(e) => return error_response(&e),
     };
     let etag = plan.etag().to_owned();
     let len = plan.len();
-    if req
-        .headers()
-        .iter()
-        .any(|h| h.field.equiv("If-None-Match") && h.value.as_str().split(',').any(|t| t.trim() == etag))
-    {
-        metrics::RESPONSES.count(304);
-        let _ = req.respond(Response::empty(304).with_header(header("ETag", &etag)));
-        return;
+    if req.headers_named("If-None-Match").any(|v| v.split(',').any(|t| t.trim() == etag)) {
+        return Response::new(304, Body::Empty).with_header("ETag", &etag);
     }
-    let range = req.headers().iter().find(|h| h.field.equiv("Range")).map(|h| parse_range(h.value.as_str(), len));
+    let range = req.header("Range").map(|v| parse_range(v, len));
     let (status, start, end) = match range {
         None | Some(Ok(None)) => (200, 0, len),
         Some(Ok(Some((s, e)))) => (206, s, e + 1),
         Some(Err(())) => {
-            metrics::RESPONSES.count(416);
-            let _ = req.respond(
-                Response::empty(416)
-                    .with_header(header("Content-Range", &format!("bytes */{len}")))
-                    .with_header(header("ETag", &etag)),
-            );
-            return;
+            return Response::new(416, Body::Empty)
+                .with_header("Content-Range", &format!("bytes */{len}"))
+                .with_header("ETag", &etag);
         }
     };
-    if downloads.fetch_add(1, Ordering::AcqRel) >= MAX_DOWNLOADS {
-        downloads.fetch_sub(1, Ordering::AcqRel);
-        let _ =
-            req.respond(error_response(&crate::err!(ResourceExhausted, "too many concurrent downloads; retry later")));
-        return;
-    }
-    let downloads = downloads.clone();
+    let permit = match capacity.try_take(capacity::Class::Download) {
+        Ok(p) => p,
+        Err(e) => return error_response(&e),
+    };
     let filename = format!("{id}-{}.mp4", format_rfc3339(plan.start_wall_us).replace(':', ""));
-    let spawned = std::thread::Builder::new().name("download".to_owned()).spawn(move || {
-        let mut headers = vec![
-            header("Content-Type", "video/mp4"),
-            header("Accept-Ranges", "bytes"),
-            header("ETag", &etag),
-            header("Content-Disposition", &format!("attachment; filename=\"{filename}\"")),
-        ];
-        if status == 206 {
-            headers.push(header("Content-Range", &format!("bytes {start}-{}/{len}", end - 1)));
-        }
-        headers.extend(coverage_headers(&plan));
-        let body = ExportBody { reader: plan.reader(), pos: start, end };
-        // A known length, never chunked: clients resume with Range against Content-Length.
-        metrics::RESPONSES.count(status);
-        let resp = Response::new(StatusCode(status), headers, body, Some((end - start) as usize), None)
-            .with_chunked_threshold(usize::MAX);
-        let _ = req.respond(resp);
-        downloads.fetch_sub(1, Ordering::AcqRel);
-    });
-    if let Err(e) = spawned {
-        tracing::error!("cannot spawn download thread: {e}");
+    let body = ExportBody { reader: plan.reader(), pos: start, end, _permit: permit };
+    // A known length, never chunked: clients resume with Range against Content-Length.
+    let mut resp = Response::new(status, Body::Reader { reader: Box::new(body), len: Some(end - start) })
+        .with_header("Content-Type", "video/mp4")
+        .with_header("Accept-Ranges", "bytes")
+        .with_header("ETag", &etag)
+        .with_header("Content-Disposition", &format!("attachment; filename=\"{filename}\""));
+    if status == 206 {
+        resp = resp.with_header("Content-Range", &format!("bytes {start}-{}/{len}", end - 1));
     }
+    coverage_headers(&plan, resp)
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! `/api/v1/users` and `/api/v1/roles` (AU-1, AU-3, AU-4, PR-1..PR-3): managed with the
 //! `manage_users` permission; everyone may change their own password with the old one.
 
+use super::exchange::Method;
 use serde_json::{json, Value};
-use tiny_http::Method;
 
 use super::Ctx;
 use crate::auth::perm::{Effective, Grant, Permission, Role};

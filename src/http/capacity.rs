@@ -1,0 +1,195 @@
+//! Serving capacity per class of request (issue 11 point 2): quick answers, waiting long polls,
+//! downloads and live streams each have a cap of their own, held as a `Permit` while one runs.
+//! Invariant: a class at its cap answers 503 (`ResourceExhausted`) and never takes room of another
+//! class; a permit is given back when it is dropped, also when the client goes away mid-answer.
+//!
+//! The caps are sized for this 2-core box: 64 live streams of 4 Mbit/s, 32 waiting event long
+//! polls and 8 exports at once, beside the quick API requests (BENCHMARKS.md, "Serving capacity").
+//! The connection cap (`[server] max_connections`) and the serving threads must leave room for
+//! the sum of the caps; the caps themselves never borrow from each other.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::error::Error;
+
+/// What kind of work a request is, for its cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// An answer computed at once (status, lists, config): milliseconds of a serving thread.
+    Quick,
+    /// A request that waits for something to happen (`GET /api/v1/events?wait=`), up to
+    /// `MAX_EVENT_WAIT`, moving no byte meanwhile.
+    LongPoll,
+    /// A download streamed from the store (`export.mp4`): disk-bound, minutes for a long range.
+    Download,
+    /// A live stream (fMP4 over HTTP or WebSocket): open as long as the viewer watches.
+    Live,
+}
+
+impl Class {
+    const ALL: [Class; 4] = [Class::Quick, Class::LongPoll, Class::Download, Class::Live];
+
+    fn index(self) -> usize {
+        match self {
+            Class::Quick => 0,
+            Class::LongPoll => 1,
+            Class::Download => 2,
+            Class::Live => 3,
+        }
+    }
+
+    /// The message a request of this class gets at the cap (those of downloads and long polls
+    /// are the ones clients saw before the classes existed).
+    fn refusal(self) -> &'static str {
+        match self {
+            Class::Quick => "too many requests at once; retry later",
+            Class::LongPoll => "too many waiting requests; retry later",
+            Class::Download => "too many concurrent downloads; retry later",
+            Class::Live => "too many live streams; retry later",
+        }
+    }
+}
+
+/// Quick requests running at once. They take milliseconds; the cap only bounds a burst.
+pub const MAX_QUICK: usize = 32;
+/// Waiting event long polls (each holds a connection and a serving thread, not a core).
+pub const MAX_LONG_POLLS: usize = 32;
+/// Concurrent export downloads: disk-bound, so more would only share the disk more thinly.
+pub const MAX_DOWNLOADS: usize = 8;
+/// Concurrent live streams (4 Mbit/s each: 256 Mbit/s in all on this box).
+pub const MAX_LIVE: usize = 64;
+
+/// The caps of the four classes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caps {
+    /// `Class::Quick` requests at once.
+    pub quick: usize,
+    /// `Class::LongPoll` requests at once.
+    pub long_poll: usize,
+    /// `Class::Download` requests at once.
+    pub download: usize,
+    /// `Class::Live` streams at once.
+    pub live: usize,
+}
+
+impl Default for Caps {
+    fn default() -> Caps {
+        Caps { quick: MAX_QUICK, long_poll: MAX_LONG_POLLS, download: MAX_DOWNLOADS, live: MAX_LIVE }
+    }
+}
+
+impl Caps {
+    fn of(&self, class: Class) -> usize {
+        match class {
+            Class::Quick => self.quick,
+            Class::LongPoll => self.long_poll,
+            Class::Download => self.download,
+            Class::Live => self.live,
+        }
+    }
+
+    /// Every class together: what the connection cap and the serving threads must leave room for.
+    pub fn total(&self) -> usize {
+        Class::ALL.iter().map(|c| self.of(*c)).sum()
+    }
+}
+
+/// The running count of each class against its cap.
+#[derive(Debug)]
+pub struct Capacity {
+    /// The cap of each class; fixed for the process's life.
+    caps: Caps,
+    /// Permits held now, by `Class::index`. Invariant: never above the class's cap once a
+    /// `try_take` has returned (a failed take adds and removes at once).
+    in_use: [AtomicUsize; 4],
+}
+
+/// One running request of a class; gives its place back when dropped.
+#[derive(Debug)]
+pub struct Permit {
+    /// Where the place was taken.
+    capacity: Arc<Capacity>,
+    /// Which class's count this permit holds.
+    class: Class,
+}
+
+impl Capacity {
+    pub fn new(caps: Caps) -> Arc<Capacity> {
+        Arc::new(Capacity { caps, in_use: Default::default() })
+    }
+
+    pub fn caps(&self) -> Caps {
+        self.caps
+    }
+
+    /// A place in `class`, or `ResourceExhausted` (503) with the class's message when it is full.
+    pub fn try_take(self: &Arc<Self>, class: Class) -> Result<Permit, Error> {
+        let count = &self.in_use[class.index()];
+        if count.fetch_add(1, Ordering::AcqRel) >= self.caps.of(class) {
+            count.fetch_sub(1, Ordering::AcqRel);
+            return Err(crate::err!(ResourceExhausted, "{}", class.refusal()));
+        }
+        Ok(Permit { capacity: self.clone(), class })
+    }
+
+    /// Places of `class` held now.
+    pub fn in_use(&self, class: Class) -> usize {
+        self.in_use[class.index()].load(Ordering::Acquire)
+    }
+}
+
+impl Permit {
+    pub fn class(&self) -> Class {
+        self.class
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.capacity.in_use[self.class.index()].fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    /// Issue 11 point 2: a full class answers 503 with its own message and leaves every other
+    /// class its whole room; a dropped permit is a free place again.
+    #[test]
+    fn a_full_class_never_takes_another_class_room() {
+        let capacity = Capacity::new(Caps { quick: 1, long_poll: 2, download: 1, live: 3 });
+        let polls: Vec<Permit> = (0..2).map(|_| capacity.try_take(Class::LongPoll).unwrap()).collect();
+        let refused = capacity.try_take(Class::LongPoll).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::ResourceExhausted);
+        assert_eq!(refused.msg(), "too many waiting requests; retry later");
+        assert_eq!(crate::http::status_for(refused.kind()), 503);
+        assert_eq!(capacity.in_use(Class::LongPoll), 2, "a refusal holds no place");
+
+        // Every other class still has all of its places while long polls are full.
+        let live: Vec<Permit> = (0..3).map(|_| capacity.try_take(Class::Live).unwrap()).collect();
+        let download = capacity.try_take(Class::Download).unwrap();
+        assert_eq!(download.class(), Class::Download);
+        let quick = capacity.try_take(Class::Quick).unwrap();
+        assert_eq!(capacity.try_take(Class::Download).unwrap_err().msg(), "too many concurrent downloads; retry later");
+        assert_eq!(capacity.try_take(Class::Live).unwrap_err().msg(), "too many live streams; retry later");
+        assert_eq!(capacity.try_take(Class::Quick).unwrap_err().msg(), "too many requests at once; retry later");
+
+        drop(polls);
+        assert_eq!(capacity.in_use(Class::LongPoll), 0);
+        assert!(capacity.try_take(Class::LongPoll).is_ok(), "a dropped permit frees its place");
+        assert_eq!(capacity.in_use(Class::Live), 3);
+        drop((live, download, quick));
+        assert_eq!(capacity.in_use(Class::Live), 0);
+    }
+
+    /// The default caps are the sizing issue 11 point 2 asks for.
+    #[test]
+    fn default_caps_serve_64_live_32_long_polls_8_exports() {
+        let caps = Caps::default();
+        assert_eq!((caps.live, caps.long_poll, caps.download), (64, 32, 8));
+        assert_eq!(caps.total(), 64 + 32 + 8 + MAX_QUICK);
+    }
+}
