@@ -16,6 +16,14 @@ pub trait Clocks: Send + Sync + 'static {
 
 /// The kernel's clocks. Code that holds no `Clocks` (CLI edges, `shutdown`'s deadlines) uses a
 /// `SystemClocks` value directly.
+/// The async runtime's timer clock (tokio's `Instant`), the only clock a tokio sleep or timeout
+/// takes a deadline from. The HTTP front times handshakes, heads, idle connections and lingers on
+/// it; a test would control it with tokio's paused time, not with `Clocks`. Reading it here keeps
+/// every read of a system clock in this module (issue 11 point 6).
+pub fn timer_now() -> tokio::time::Instant {
+    tokio::time::Instant::now()
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClocks;
 

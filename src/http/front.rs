@@ -22,6 +22,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, Semaphore};
 use tokio::time::Instant;
+
+use crate::clocks::timer_now;
 use tokio_rustls::TlsAcceptor;
 
 use super::framing::{Refusal, RequestFraming};
@@ -352,9 +354,9 @@ impl Shared {
         };
         {
             let mut last = self.last_cap_warning.lock().expect("cap warning lock");
-            if last.is_none_or(|t| t.elapsed() >= CAP_WARNING_PERIOD) {
+            if last.is_none_or(|t| timer_now().saturating_duration_since(t) >= CAP_WARNING_PERIOD) {
                 tracing::warn!(%client, "HTTP {what} ({limit}) reached; turning clients away");
-                *last = Some(Instant::now());
+                *last = Some(timer_now());
             } else {
                 tracing::debug!(%client, "HTTP {what} reached; refusing");
             }
@@ -403,7 +405,7 @@ impl Shared {
     /// (`Filtered`), each request goes to `entry`, and a refusal or head timeout is answered by
     /// the front itself after the answers to earlier requests, as it was in front of tiny-http.
     async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send>(&self, stream: S, client: Peer, entry: Entry) {
-        let opened = Instant::now();
+        let opened = timer_now();
         let progress_ms = AtomicU64::new(0);
         let watched = Watched { inner: stream, opened, progress_ms: &progress_ms };
         let head_timeout = self.head_timeout.min(self.idle_timeout);
@@ -557,7 +559,7 @@ where
         return;
     }
     let mut scratch = [0u8; 4096];
-    let deadline = Instant::now() + LINGER;
+    let deadline = timer_now() + LINGER;
     while let Got::Bytes = read_by(from_client, &mut scratch, Some(deadline)).await {}
 }
 
@@ -633,7 +635,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Filtered<'_, S> {
                     *limit = (*limit).min(PRESSURE_HEAD_TIMEOUT);
                 }
                 let deadline = *since + *limit;
-                let now = Instant::now();
+                let now = timer_now();
                 if now >= deadline {
                     this.refusal = Some(head_timed_out(*limit));
                     continue;
@@ -662,7 +664,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Filtered<'_, S> {
                         this.first = false;
                     }
                     this.head = match this.framing.head_started() {
-                        true => this.head.or_else(|| Some((Instant::now(), this.head_timeout))),
+                        true => this.head.or_else(|| Some((timer_now(), this.head_timeout))),
                         false if this.first => this.head,
                         false => None,
                     };
@@ -698,7 +700,7 @@ struct Watched<'a, S> {
 
 impl<S> Watched<'_, S> {
     fn note_progress(&self) {
-        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let ms = u64::try_from(timer_now().saturating_duration_since(self.opened).as_millis()).unwrap_or(u64::MAX);
         self.progress_ms.store(ms, Ordering::Relaxed);
     }
 }
@@ -736,7 +738,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<'_, S> {
 async fn idle(progress_ms: &AtomicU64, opened: Instant, limit: Duration) {
     loop {
         let deadline = opened + Duration::from_millis(progress_ms.load(Ordering::Relaxed)) + limit;
-        if Instant::now() >= deadline {
+        if timer_now() >= deadline {
             return;
         }
         tokio::time::sleep_until(deadline).await;
