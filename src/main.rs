@@ -535,6 +535,8 @@ fn read_new_password() -> Result<String, Error> {
 }
 
 fn user(action: UserAction) -> Result<ExitCode, Error> {
+    use edgerec::auth::audit::Outcome;
+    use edgerec::auth::users::Creation;
     use edgerec::auth::{check_user_name, perm::ADMINISTRATORS, Auth};
     let peer = "local command line";
     let (config, op) = match &action {
@@ -560,20 +562,19 @@ fn user(action: UserAction) -> Result<ExitCode, Error> {
                     "{op}: give --admin or --role ROLE (every user has a role, PR-1)"
                 ));
             }
-            let hash = auth.new_hash(&read_new_password()?)?;
-            auth.db().add_user(&name, &hash, &roles, must_change_password, now)?;
-            auth.audit("(system)", peer, "user.add", &name, "granted", &roles.join(","));
+            // Issue 11 point 8: the one user creation, as setup and the users API.
+            auth.create_user(&name, &read_new_password()?, &roles, must_change_password, Creation::Any, now)?;
+            auth.audit("(system)", peer, "user.add", &name, Outcome::Granted, &roles.join(","));
             println!("user {name:?} added with role(s) {}", roles.join(", "));
         }
         UserAction::Passwd { name, .. } => {
-            let hash = auth.new_hash(&read_new_password()?)?;
-            auth.db().set_password(&name, &hash, false)?;
-            auth.audit("(system)", peer, "user.password", &name, "granted", "");
+            auth.set_password(&name, None, &read_new_password()?, false, peer)?;
+            auth.audit("(system)", peer, "user.password", &name, Outcome::Granted, "");
             println!("password of {name:?} set");
         }
         UserAction::Delete { name, .. } => {
             auth.db().delete_user(&name)?;
-            auth.audit("(system)", peer, "user.delete", &name, "granted", "");
+            auth.audit("(system)", peer, "user.delete", &name, Outcome::Granted, "");
             println!("user {name:?} deleted");
         }
         UserAction::Unlock { name, .. } => {
@@ -581,7 +582,14 @@ fn user(action: UserAction) -> Result<ExitCode, Error> {
                 return Err(edgerec::err!(NotFound, "{op}: no user {name:?}"));
             }
             let sources = auth.db().unlock(&name, now)?;
-            auth.audit("(system)", peer, "user.unlock", &name, "granted", &format!("{sources} locked address(es)"));
+            auth.audit(
+                "(system)",
+                peer,
+                "user.unlock",
+                &name,
+                Outcome::Granted,
+                &format!("{sources} locked address(es)"),
+            );
             println!("user {name:?} unlocked ({sources} locked address(es))");
         }
         UserAction::List { .. } => {

@@ -43,7 +43,7 @@ impl Adapter {
         if self.long_poll_threads.fetch_add(1, Ordering::AcqRel) >= MAX_LONG_POLL_THREADS {
             self.long_poll_threads.fetch_sub(1, Ordering::AcqRel);
             let e = crate::err!(ResourceExhausted, "too many waiting requests; retry later");
-            let resp = super::error_response(&e);
+            let resp = super::respond::error(&e);
             super::metrics::RESPONSES.count(resp.status);
             return send(req, resp);
         }
