@@ -19,6 +19,7 @@ pub mod rules;
 pub mod service;
 pub mod shutdown;
 pub mod source;
+pub mod status;
 pub mod store;
 pub mod sysinfo;
 pub mod time;

@@ -282,9 +282,9 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
     }
     let plain_addr = front.plain_addr.expect("the front listens for plain HTTP");
     let mut watched: Vec<Watched> = recorder
-        .storages
+        .storages()
         .iter()
-        .zip(&recorder.storage_configs)
+        .zip(recorder.storage_configs())
         .map(|(h, c)| Watched {
             name: format!("writer-{}", h.id),
             beat: h.stats.heartbeat.clone(),
@@ -293,7 +293,7 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
         .collect();
     watched.push(Watched {
         name: "ingest".to_owned(),
-        beat: recorder.ingest_heartbeat.clone(),
+        beat: recorder.ingest_heartbeat(),
         max_quiet: Duration::from_secs(4),
     });
     watched.push(Watched { name: "http".to_owned(), beat: http.heartbeat.clone(), max_quiet: Duration::from_secs(4) });
@@ -344,13 +344,13 @@ fn hold_listen_ports(cfg: &Config) -> Result<Vec<std::net::TcpListener>, Error> 
 /// (REC-13, tests/storage_status.rs).
 fn inject_faults_for_tests(recorder: &edgerec::recorder::Recorder) {
     if let Some(bytes) = std::env::var("EDGEREC_FAULT_QUEUE_BYTES").ok().and_then(|v| v.parse::<u64>().ok()) {
-        if let Some(s) = recorder.storages.first() {
+        if let Some(s) = recorder.storages().first() {
             tracing::warn!(storage = %s.id, bytes, "fault injection: limiting the writer queue");
             s.limit_queue_for_test(bytes);
         }
     }
     if let Some(secs) = std::env::var("EDGEREC_FAULT_STALL_WRITER_SECS").ok().and_then(|v| v.parse::<u64>().ok()) {
-        if let Some(s) = recorder.storages.first() {
+        if let Some(s) = recorder.storages().first() {
             tracing::warn!(storage = %s.id, secs, "fault injection: stalling the writer");
             s.stall_for_test(Duration::from_secs(secs));
         }

@@ -12,8 +12,11 @@ use crate::http::{respond, Ctx};
 use crate::recorder::Recorder;
 
 /// `GET /api/v1/cameras`.
-pub(super) fn list(ctx: &Ctx, eff: &Effective) -> Value {
-    json!({"cameras": ctx.rec.cameras().iter().filter(|c| eff.can_see(&c.id)).map(|c| super::status::camera_json(c)).collect::<Vec<_>>()})
+pub(super) fn list(ctx: &Ctx, eff: &Effective) -> super::status::CameraList {
+    let cameras = ctx.rec.camera_snapshots();
+    super::status::CameraList {
+        cameras: cameras.iter().filter(|c| eff.can_see(&c.id)).map(super::status::CameraItem::of).collect(),
+    }
 }
 
 /// `POST /api/v1/cameras/{id}/record/start|stop` (audited).
@@ -45,13 +48,13 @@ fn manual_recording(rec: &Recorder, id: &str, start: bool, query: &Query) -> Res
             },
         };
         if !cam.control.is_active("manual", now) {
-            rec.events.emit(Event::new(EventKind::ManualRecordingStarted, now).with_camera(id));
+            rec.events().emit(Event::new(EventKind::ManualRecordingStarted, now).with_camera(id));
         }
         cam.control.start("manual", cam.prebuffer_us, Some(now + max_us));
         tracing::info!(camera = id, max_s = max_us / 1_000_000, "manual recording started");
     } else {
         if cam.control.stop("manual", now, 0) {
-            rec.events.emit(Event::new(EventKind::ManualRecordingStopped, now).with_camera(id));
+            rec.events().emit(Event::new(EventKind::ManualRecordingStopped, now).with_camera(id));
         }
         tracing::info!(camera = id, "manual recording stopped");
     }

@@ -80,7 +80,7 @@ pub(super) fn get(ctx: &Ctx, call: &Call) -> Result<Response, Error> {
                 .ok_or_else(|| crate::err!(ResourceExhausted, "too many waiting requests; retry later"))?,
         ),
     };
-    let reader = &ctx.rec.event_reader;
+    let reader = &ctx.rec.event_reader();
     let bounds = reader.bounds()?;
     let list = if wait.is_zero() {
         reader.after(after, limit as usize)?
@@ -140,7 +140,7 @@ fn trigger_event(ctx: &Ctx, eff: &Effective, name: &str, listed: Option<Vec<Stri
     if let Some(cams) = &cams {
         e = e.with_data(json!({ "cameras": cams }))?;
     }
-    let cursor = rec.events.append(e, Duration::from_secs(5))?;
+    let cursor = rec.events().append(e, Duration::from_secs(5))?;
     Ok(Raised { cursor, time: format_rfc3339(now), cameras: cams })
 }
 

@@ -137,7 +137,7 @@ fn answer(ctx: &Ctx, query: &Query) -> Result<Answer, Error> {
         Kind::System => (
             &["id", "time", "local_time", "level", "category", "source_type", "source_name", "event_type", "message"],
             ctx.rec
-                .logs
+                .logs()
                 .reader
                 .system(&q)?
                 .into_iter()
@@ -159,7 +159,7 @@ fn answer(ctx: &Ctx, query: &Query) -> Result<Answer, Error> {
         Kind::Rule => (
             &["id", "time", "local_time", "rule", "event_type", "category", "source_type", "source_name", "message"],
             ctx.rec
-                .logs
+                .logs()
                 .reader
                 .rules(&q)?
                 .into_iter()

@@ -46,7 +46,7 @@ pub(super) fn spans(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error>
     rec.camera(id).ok_or_else(|| crate::err!(NotFound, "no camera {id:?}"))?;
     let from = call.query.required_time_us("from")?;
     let to = call.query.required_time_us("to")?;
-    let spans = rec.motion_reader.spans(id, from, to)?;
+    let spans = rec.motion_reader().spans(id, from, to)?;
     let motion = spans.iter().map(|(s, e)| Span { start: format_rfc3339(*s), end: format_rfc3339(*e) }).collect();
     Ok(respond::json(200, &CameraMotion { camera: id.to_owned(), motion }))
 }
@@ -103,7 +103,7 @@ fn search_motion(rec: &Recorder, eff: &Effective, body: &Value) -> Result<Search
             .filter(|l| *l <= 255)
             .ok_or_else(|| crate::err!(InvalidArgument, "`min_level` must be 0..=255"))? as u8,
     };
-    let found = rec.motion_reader.search(&cameras, from, to, &region, min_level)?;
+    let found = rec.motion_reader().search(&cameras, from, to, &region, min_level)?;
     let results = found
         .into_iter()
         .map(|(camera, s, e)| Found { camera, start: format_rfc3339(s), end: format_rfc3339(e) })
