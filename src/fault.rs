@@ -54,7 +54,7 @@ pub fn pause_event_log(log: &EventLog) -> PausedWriter {
 /// `QUEUE_BYTES_ENV`); each one applied is logged as a warning.
 pub fn inject_from_env(recorder: &Recorder) {
     let read = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
-    let Some(storage) = recorder.storages.first() else {
+    let Some(storage) = recorder.storages().first() else {
         return;
     };
     if let Some(bytes) = read(QUEUE_BYTES_ENV) {

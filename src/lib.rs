@@ -24,6 +24,7 @@ pub mod service;
 pub mod shutdown;
 pub mod source;
 pub mod sqlite;
+pub mod status;
 pub mod store;
 pub mod sysinfo;
 pub mod time;

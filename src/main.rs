@@ -293,9 +293,9 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
     }
     let plain_addr = front.plain_addr.expect("the front listens for plain HTTP");
     let mut watched: Vec<Watched> = recorder
-        .storages
+        .storages()
         .iter()
-        .zip(&recorder.storage_configs)
+        .zip(recorder.storage_configs())
         .map(|(h, c)| Watched {
             name: format!("writer-{}", h.id),
             beat: h.stats.heartbeat.clone(),
@@ -304,7 +304,7 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
         .collect();
     watched.push(Watched {
         name: "ingest".to_owned(),
-        beat: recorder.ingest_heartbeat.clone(),
+        beat: recorder.ingest_heartbeat(),
         max_quiet: Duration::from_secs(4),
     });
     // The front's runtime beats every second; a blocked runtime serves no client.
@@ -539,6 +539,8 @@ fn read_new_password() -> Result<String, Error> {
 }
 
 fn user(action: UserAction) -> Result<ExitCode, Error> {
+    use edgerec::auth::audit::Outcome;
+    use edgerec::auth::users::Creation;
     use edgerec::auth::{check_user_name, perm::ADMINISTRATORS, Auth};
     let peer = "local command line";
     let (config, op) = match &action {
@@ -564,20 +566,19 @@ fn user(action: UserAction) -> Result<ExitCode, Error> {
                     "{op}: give --admin or --role ROLE (every user has a role, PR-1)"
                 ));
             }
-            let hash = auth.new_hash(&read_new_password()?)?;
-            auth.db().add_user(&name, &hash, &roles, must_change_password, now)?;
-            auth.audit("(system)", peer, "user.add", &name, "granted", &roles.join(","));
+            // Issue 11 point 8: the one user creation, as setup and the users API.
+            auth.create_user(&name, &read_new_password()?, &roles, must_change_password, Creation::Any, now)?;
+            auth.audit("(system)", peer, "user.add", &name, Outcome::Granted, &roles.join(","));
             println!("user {name:?} added with role(s) {}", roles.join(", "));
         }
         UserAction::Passwd { name, .. } => {
-            let hash = auth.new_hash(&read_new_password()?)?;
-            auth.db().set_password(&name, &hash, false)?;
-            auth.audit("(system)", peer, "user.password", &name, "granted", "");
+            auth.set_password(&name, None, &read_new_password()?, false, peer)?;
+            auth.audit("(system)", peer, "user.password", &name, Outcome::Granted, "");
             println!("password of {name:?} set");
         }
         UserAction::Delete { name, .. } => {
             auth.db().delete_user(&name)?;
-            auth.audit("(system)", peer, "user.delete", &name, "granted", "");
+            auth.audit("(system)", peer, "user.delete", &name, Outcome::Granted, "");
             println!("user {name:?} deleted");
         }
         UserAction::Unlock { name, .. } => {
@@ -585,7 +586,14 @@ fn user(action: UserAction) -> Result<ExitCode, Error> {
                 return Err(edgerec::err!(NotFound, "{op}: no user {name:?}"));
             }
             let sources = auth.db().unlock(&name, now)?;
-            auth.audit("(system)", peer, "user.unlock", &name, "granted", &format!("{sources} locked address(es)"));
+            auth.audit(
+                "(system)",
+                peer,
+                "user.unlock",
+                &name,
+                Outcome::Granted,
+                &format!("{sources} locked address(es)"),
+            );
             println!("user {name:?} unlocked ({sources} locked address(es))");
         }
         UserAction::List { .. } => {

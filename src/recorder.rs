@@ -25,12 +25,12 @@ pub struct Recorder {
     boot: Arc<Config>,
     /// The storage configs the writers were started with, in `storages` order. Storage changes
     /// take effect at the next start, so status pairs handles with these, not with `config`.
-    pub storage_configs: Vec<crate::store::StorageConfig>,
-    pub storages: Vec<StorageHandle>,
+    storage_configs: Vec<crate::store::StorageConfig>,
+    storages: Vec<StorageHandle>,
     /// Every configured camera's stats in config order (disabled ones included); replaced
     /// per camera when its config changes.
     cameras: Arc<RwLock<Vec<Arc<CameraStats>>>>,
-    pub started_wall_us: i64,
+    started_wall_us: i64,
     /// Spawns camera tasks on the ingest runtime from any thread (live config changes).
     runtime: tokio::runtime::Handle,
     /// The process's stop signal (issue 11 point 5): the ingest runtime, every camera task, the
@@ -45,10 +45,10 @@ pub struct Recorder {
     /// The running camera tasks by id; its lock also serializes `apply`.
     running: std::sync::Mutex<HashMap<String, Running>>,
     /// Advanced every second by a task on the ingest runtime: proves the runtime is not stuck.
-    pub ingest_heartbeat: Arc<std::sync::atomic::AtomicU64>,
+    ingest_heartbeat: Arc<std::sync::atomic::AtomicU64>,
     /// Where every component raises events (DESIGN §4), and the HTTP side's reader of the log.
-    pub events: EventSink,
-    pub event_reader: EventReader,
+    events: EventSink,
+    event_reader: EventReader,
     event_log: std::sync::Mutex<Option<EventLog>>,
     /// Motion analysis (MD-*): the handle ingest offers frames to (swapped when motion settings
     /// change), the service (stopped before the event log so its last Motion Stopped is logged)
@@ -56,12 +56,12 @@ pub struct Recorder {
     motion: crate::motion::SharedMotion,
     motion_service: std::sync::Mutex<Option<crate::motion::MotionService>>,
     motion_path: std::path::PathBuf,
-    pub motion_reader: crate::motion::MotionReader,
+    motion_reader: crate::motion::MotionReader,
     /// New rules, profiles and cameras for the rules engine thread.
     engine_updates: std::sync::Mutex<std::sync::mpsc::Sender<crate::rules::engine::Update>>,
     clocks: Arc<dyn Clocks>,
     /// The system and rule logs (LG-2, LG-4): their writer and the API's reader.
-    pub logs: crate::logs::LogService,
+    logs: crate::logs::LogService,
 }
 
 /// One camera task on the ingest runtime.
@@ -468,6 +468,59 @@ impl Recorder {
     /// The motion handle in force, for status.
     pub fn motion(&self) -> Option<crate::motion::MotionHandle> {
         self.motion.read().expect("motion lock").clone()
+    }
+
+    // Issue 11 point 7: the narrow read API; the fields stay private.
+
+    /// The storages' writers, in config order.
+    pub fn storages(&self) -> &[StorageHandle] {
+        &self.storages
+    }
+
+    /// The storage configs the writers were started with, in `storages` order.
+    pub fn storage_configs(&self) -> &[crate::store::StorageConfig] {
+        &self.storage_configs
+    }
+
+    /// Wall time the recorder started.
+    pub fn started_wall_us(&self) -> i64 {
+        self.started_wall_us
+    }
+
+    /// Advanced every second by the ingest runtime (for the watchdog).
+    pub fn ingest_heartbeat(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.ingest_heartbeat.clone()
+    }
+
+    /// Where events are raised.
+    pub fn events(&self) -> &EventSink {
+        &self.events
+    }
+
+    /// The event log's reader (IC-8).
+    pub fn event_reader(&self) -> &EventReader {
+        &self.event_reader
+    }
+
+    /// The stored motion levels' reader (MD-5, MD-6).
+    pub fn motion_reader(&self) -> &crate::motion::MotionReader {
+        &self.motion_reader
+    }
+
+    /// The system and rule logs.
+    pub fn logs(&self) -> &crate::logs::LogService {
+        &self.logs
+    }
+
+    /// Snapshots of every configured camera, in config order (status and metrics read these).
+    pub fn camera_snapshots(&self) -> Vec<crate::status::CameraSnapshot> {
+        let now_us = self.clocks.realtime_us();
+        self.cameras().iter().map(|c| crate::status::CameraSnapshot::of(c, now_us)).collect()
+    }
+
+    /// Snapshots of every storage, in `storages` order.
+    pub fn storage_snapshots(&self) -> Vec<crate::status::StorageSnapshot> {
+        self.storages.iter().zip(&self.storage_configs).map(|(h, c)| crate::status::StorageSnapshot::of(h, c)).collect()
     }
 }
 

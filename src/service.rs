@@ -38,7 +38,7 @@ pub fn status_line(rec: &Recorder) -> String {
     // Issue 10 point 1: a camera counts only while its frames reach the store.
     let recording = rec.cameras().iter().filter(|c| c.is_recording()).count();
     let storages: Vec<String> = rec
-        .storages
+        .storages()
         .iter()
         .map(|s| {
             let st = &s.stats;

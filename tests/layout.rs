@@ -12,7 +12,7 @@ const FLOORS: &[(&str, &[&str])] = &[
     ("ground", &["error", "clocks", "shutdown", "time", "fsutil", "sysinfo", "media", "mp4", "sqlite"]),
     ("records", &["events", "logs", "store"]),
     ("input", &["source", "motion", "recording", "camera", "ingest"]),
-    ("control", &["auth", "rules", "config", "recorder", "service", "fault"]),
+    ("control", &["auth", "rules", "config", "status", "recorder", "service", "fault"]),
     ("faces", &["http"]),
 ];
 

@@ -300,3 +300,27 @@ fn metrics_scrape_status_system_and_camera_visibility() {
     assert!(disk_total > 0 && disk_free <= disk_total, "{sys}");
     assert!(rec.stop(), "clean shutdown");
 }
+
+/// Issue 11 point 1: every answer leaves through one exit that counts it, including the two
+/// answers that were never counted before (the OpenAPI document and the config as TOML).
+#[test]
+fn every_answer_is_counted_once() {
+    let tmp = common::temp_dir();
+    let rec = RecorderProc::start(tmp.path(), BODY);
+    let ok = |samples: &[Sample]| value(samples, "edgerec_http_requests_total", &[("code", "200")]).unwrap_or(0.0);
+    let not_found =
+        |samples: &[Sample]| value(samples, "edgerec_http_requests_total", &[("code", "404")]).unwrap_or(0.0);
+    let before = scrape(&rec);
+    let openapi = http_get(&rec.url("/api/v1/openapi.json")).unwrap();
+    assert_eq!(openapi.status, 200, "{}", openapi.text());
+    let toml = http_get(&rec.url("/api/v1/config?format=toml")).unwrap();
+    assert_eq!(toml.status, 200, "{}", toml.text());
+    assert!(toml.header("Content-Type").is_some_and(|t| t.starts_with("application/toml")));
+    let missing = http_get(&rec.url("/api/v1/nothing")).unwrap();
+    assert_eq!(missing.status, 404, "{}", missing.text());
+    let after = scrape(&rec);
+    // The first scrape is counted once its text is built, so it is in the second one: three 200s.
+    assert_eq!(ok(&after) - ok(&before), 3.0, "the scrape, the OpenAPI document and the TOML config");
+    assert_eq!(not_found(&after) - not_found(&before), 1.0);
+    assert!(rec.stop(), "clean shutdown");
+}

@@ -17,8 +17,10 @@
 //! - A5. Verified Basic credentials are remembered for `session_idle` under a SHA-256 of name,
 //!   password and stored hash, so a changed password invalidates them at once.
 
+pub mod audit;
 pub mod db;
 pub mod perm;
+pub mod users;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -31,6 +33,7 @@ use sha2::{Digest, Sha256};
 
 use crate::clocks::{Clocks, SystemClocks};
 use crate::error::Error;
+use audit::Outcome;
 use db::{Attempt, AuditEntry, AuditLog, AuthDb};
 use perm::{Effective, ADMINISTRATORS};
 
@@ -200,7 +203,7 @@ impl Auth {
                 self.check_password(name, password, peer)?;
                 let eff = self.effective(name)?;
                 if let Err(e) = eff.check_connect() {
-                    self.audit(name, peer, "login", "", "denied", &e.to_string());
+                    self.audit(name, peer, "login", "", Outcome::Denied, &e.to_string());
                     return Err(e);
                 }
                 Ok(eff)
@@ -242,15 +245,15 @@ impl Auth {
             now,
         )?;
         let (hash, why) = match (&stored, attempt) {
-            (None, _) => (None, ("failed", "unknown user".to_owned())),
-            (Some(_), Attempt::Locked) => (None, ("locked", format!("account locked from {source}"))),
-            (Some((_, false)), _) => (None, ("denied", "account disabled".to_owned())),
+            (None, _) => (None, (Outcome::Failed, "unknown user".to_owned())),
+            (Some(_), Attempt::Locked) => (None, (Outcome::Locked, format!("account locked from {source}"))),
+            (Some((_, false)), _) => (None, (Outcome::Denied, "account disabled".to_owned())),
             (Some((hash, true)), Attempt::Counted { locks }) => {
                 let why = match locks {
                     true => format!("wrong password; account now locked from {source}"),
                     false => "wrong password".to_owned(),
                 };
-                (Some(hash.as_str()), ("failed", why))
+                (Some(hash.as_str()), (Outcome::Failed, why))
             }
         };
         let Some(hash) = hash else {
@@ -275,7 +278,7 @@ impl Auth {
         }
         v.insert(key, self.clocks.monotonic());
         drop(v);
-        self.audit(name, peer, "login", "", "granted", "");
+        self.audit(name, peer, "login", "", Outcome::Granted, "");
         Ok(())
     }
 
@@ -337,7 +340,7 @@ impl Auth {
     }
 
     /// Appends to the audit log (LG-3). A failure is logged, never fails the request.
-    pub fn audit(&self, user: &str, peer: &str, action: &str, target: &str, outcome: &str, detail: &str) {
+    pub fn audit(&self, user: &str, peer: &str, action: &str, target: &str, outcome: Outcome, detail: &str) {
         let entry = AuditEntry {
             id: 0,
             time_us: self.clocks.realtime_us(),
@@ -345,7 +348,7 @@ impl Auth {
             peer: peer.to_owned(),
             action: action.to_owned(),
             target: target.to_owned(),
-            outcome: outcome.to_owned(),
+            outcome: outcome.as_str().to_owned(),
             detail: detail.to_owned(),
         };
         let db = self.audit_log();

@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::auth::perm::Effective;
-use crate::ingest::{CameraState, CameraStats, DropReason};
+use crate::ingest::{CameraState, DropReason};
 use crate::recorder::Recorder;
-use crate::store::writer::StorageStats;
+use crate::status::{CameraSnapshot, StorageSnapshot};
 use crate::sysinfo;
 
 /// The `Content-Type` of format 0.0.4.
@@ -69,12 +69,13 @@ pub fn render(rec: &Recorder, eff: &Effective) -> String {
     out.family("edgerec_build_info", "The edgerec build: its version as a label, value 1.", Kind::Gauge);
     out.sample("edgerec_build_info", &[("version", env!("CARGO_PKG_VERSION"))], Value::U(1));
     out.family("edgerec_uptime_seconds", "Seconds since this recorder process started.", Kind::Gauge);
-    out.sample("edgerec_uptime_seconds", &[], Value::F((now_us - rec.started_wall_us) as f64 / 1e6));
+    out.sample("edgerec_uptime_seconds", &[], Value::F((now_us - rec.started_wall_us()) as f64 / 1e6));
 
-    let all = rec.cameras();
-    let cameras: Vec<&CameraStats> = all.iter().filter(|c| eff.can_see(&c.id)).map(|c| &**c).collect();
+    // Issue 11 point 7: the same snapshots status reads.
+    let all = rec.camera_snapshots();
+    let cameras: Vec<&CameraSnapshot> = all.iter().filter(|c| eff.can_see(&c.id)).collect();
     camera_metrics(&mut out, &cameras);
-    storage_metrics(&mut out, rec);
+    storage_metrics(&mut out, &rec.storage_snapshots());
 
     out.family("edgerec_http_requests_total", "HTTP responses sent, by status code.", Kind::Counter);
     for (code, n) in RESPONSES.snapshot() {
@@ -94,7 +95,7 @@ pub fn render(rec: &Recorder, eff: &Effective) -> String {
         "System and rule log entries dropped because the log queue was full or the database unavailable (LG-2, LG-4).",
         Kind::Counter,
     );
-    let (system, rule) = rec.logs.dropped();
+    let (system, rule) = rec.logs().dropped();
     out.sample("edgerec_log_entries_dropped_total", &[("log", "system")], Value::U(system));
     out.sample("edgerec_log_entries_dropped_total", &[("log", "rule")], Value::U(rule));
 
@@ -103,46 +104,46 @@ pub fn render(rec: &Recorder, eff: &Effective) -> String {
 }
 
 /// Per camera (DEV-16, MON-5): what ingest counts.
-fn camera_metrics(out: &mut Exposition, cameras: &[&CameraStats]) {
-    type Read = fn(&CameraStats) -> Value;
+fn camera_metrics(out: &mut Exposition, cameras: &[&CameraSnapshot]) {
+    type Read = fn(&CameraSnapshot) -> Value;
     // Names follow Prometheus' conventions (issue 10 point 17): base units (`_bytes`,
     // `_seconds`, `_hertz`), ratios instead of percents, `_total` on counters.
     let families: [(&str, &str, Kind, Read); 8] = [
         ("edgerec_camera_frames_received_total", "Frames received from the camera.", Kind::Counter, |c| {
-            Value::U(c.frames_received.load(Ordering::Relaxed))
+            Value::U(c.frames_received)
         }),
         ("edgerec_camera_received_bytes_total", "Media bytes received from the camera.", Kind::Counter, |c| {
-            Value::U(c.bytes_received.load(Ordering::Relaxed))
+            Value::U(c.bytes_received)
         }),
         (
             "edgerec_camera_frames_dropped_total",
             "Frames dropped because the storage queue was full or the storage unavailable (REC-13).",
             Kind::Counter,
-            |c| Value::U(c.frames_dropped.load(Ordering::Relaxed)),
+            |c| Value::U(c.frames_dropped),
         ),
         ("edgerec_camera_reconnects_total", "Sessions restarted after a failure.", Kind::Counter, |c| {
-            Value::U(c.reconnects.load(Ordering::Relaxed))
+            Value::U(c.reconnects)
         }),
         (
             "edgerec_camera_frame_rate_hertz",
             "Video frames per second over the last complete second.",
             Kind::Gauge,
-            |c| Value::F(c.rates().0),
+            |c| Value::F(c.frame_rate_hz),
         ),
         (
             "edgerec_camera_receive_rate_bytes_per_second",
             "Received bytes per second over the last complete second.",
             Kind::Gauge,
-            |c| Value::U(c.rates().1 / 8),
+            |c| Value::U(c.receive_rate_bits_per_second / 8),
         ),
         (
             "edgerec_camera_recording",
             "1 while frames go to the store; 0 while they only pre-buffer or are dropped.",
             Kind::Gauge,
-            |c| Value::U(c.is_recording().into()),
+            |c| Value::U(c.recording.into()),
         ),
         ("edgerec_camera_up", "1 while a session delivers frames (streaming or recording).", Kind::Gauge, |c| {
-            Value::U((c.state() == CameraState::Streaming).into())
+            Value::U((c.state == CameraState::Streaming).into())
         }),
     ];
     for (name, help, kind, read) in families {
@@ -163,52 +164,47 @@ fn camera_metrics(out: &mut Exposition, cameras: &[&CameraStats]) {
             out.sample(
                 dropping,
                 &[("camera", &c.id[..]), ("reason", r.as_str())],
-                Value::U((c.dropping() == Some(r)).into()),
+                Value::U((c.dropping == Some(r)).into()),
             );
         }
     }
 }
 
 /// Per storage: the writer's counters and the filesystem under it.
-fn storage_metrics(out: &mut Exposition, rec: &Recorder) {
-    type Read = fn(&StorageStats) -> Value;
-    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+fn storage_metrics(out: &mut Exposition, storages: &[StorageSnapshot]) {
+    type Read = fn(&StorageSnapshot) -> Value;
     let families: [(&str, &str, Kind, Read); 8] = [
         ("edgerec_storage_available", "1 while the storage is open and writable (S8).", Kind::Gauge, |s| {
-            Value::U(s.available.load(Ordering::Relaxed).into())
+            Value::U(s.available.into())
         }),
         ("edgerec_storage_capacity_bytes", "Bytes the segments can hold (S1).", Kind::Gauge, |s| {
-            Value::U(s.capacity_bytes.load(Ordering::Relaxed))
+            Value::U(s.capacity_bytes)
         }),
-        ("edgerec_storage_used_bytes", "Bytes of indexed, readable chunks.", Kind::Gauge, |s| {
-            Value::U(s.used_bytes.load(Ordering::Relaxed))
-        }),
+        ("edgerec_storage_used_bytes", "Bytes of indexed, readable chunks.", Kind::Gauge, |s| Value::U(s.used_bytes)),
         ("edgerec_storage_bytes_written_total", "Bytes written to segments.", Kind::Counter, |s| {
-            Value::U(s.bytes_written.load(Ordering::Relaxed))
+            Value::U(s.bytes_written)
         }),
-        ("edgerec_storage_fsyncs_total", "fdatasync calls on segments.", Kind::Counter, |s| {
-            Value::U(s.fsyncs.load(Ordering::Relaxed))
-        }),
+        ("edgerec_storage_fsyncs_total", "fdatasync calls on segments.", Kind::Counter, |s| Value::U(s.fsyncs)),
         ("edgerec_storage_sync_latency_seconds", "Duration of the last segment fdatasync.", Kind::Gauge, |s| {
-            Value::F(s.last_sync_latency_us.load(Ordering::Relaxed) as f64 / 1e6)
+            Value::F(s.last_sync_latency_us as f64 / 1e6)
         }),
         (
             "edgerec_storage_max_sync_latency_seconds",
             "Longest segment fdatasync since the process started.",
             Kind::Gauge,
-            |s| Value::F(s.max_sync_latency_us.load(Ordering::Relaxed) as f64 / 1e6),
+            |s| Value::F(s.max_sync_latency_us as f64 / 1e6),
         ),
         (
             "edgerec_storage_segments_reclaimed_total",
             "Segments reclaimed for reuse, oldest first (S5).",
             Kind::Counter,
-            |s| Value::U(s.segments_reclaimed.load(Ordering::Relaxed)),
+            |s| Value::U(s.segments_reclaimed),
         ),
     ];
     for (name, help, kind, read) in families {
         out.family(name, help, kind);
-        for h in &rec.storages {
-            out.sample(name, &[("storage", &h.id[..])], read(&h.stats));
+        for s in storages {
+            out.sample(name, &[("storage", &s.id[..])], read(s));
         }
     }
     // Issue 10: a frozen or hung disk (one operation longer than 3 × the sync interval).
@@ -217,15 +213,14 @@ fn storage_metrics(out: &mut Exposition, rec: &Recorder) {
         "1 while a storage write or sync has run longer than 3 sync intervals.",
         Kind::Gauge,
     );
-    for h in &rec.storages {
-        out.sample("edgerec_storage_stalled", &[("storage", &h.id[..])], Value::U(h.stalled().into()));
+    for s in storages {
+        out.sample("edgerec_storage_stalled", &[("storage", &s.id[..])], Value::U(s.stalled.into()));
     }
     let last_write = "edgerec_storage_last_write_timestamp_seconds";
     out.family(last_write, "Wall time of the last successful segment write and fdatasync.", Kind::Gauge);
-    for h in &rec.storages {
-        let us = h.stats.last_write_wall_us.load(Ordering::Relaxed);
-        if us != 0 {
-            out.sample(last_write, &[("storage", &h.id[..])], Value::F(us as f64 / 1e6));
+    for s in storages {
+        if s.last_write_wall_us != 0 {
+            out.sample(last_write, &[("storage", &s.id[..])], Value::F(s.last_write_wall_us as f64 / 1e6));
         }
     }
     let dropped = "edgerec_storage_frames_dropped_total";
@@ -234,20 +229,15 @@ fn storage_metrics(out: &mut Exposition, rec: &Recorder) {
         "Frames the storage did not get: queue overflow (REC-13) or unavailable (FL-1).",
         Kind::Counter,
     );
-    for h in &rec.storages {
-        let s = &h.stats;
+    for s in storages {
+        out.sample(dropped, &[("storage", &s.id[..]), ("reason", "overflow")], Value::U(s.frames_dropped_overflow));
         out.sample(
             dropped,
-            &[("storage", &h.id[..]), ("reason", "overflow")],
-            Value::U(load(&s.frames_dropped_overflow)),
-        );
-        out.sample(
-            dropped,
-            &[("storage", &h.id[..]), ("reason", "unavailable")],
-            Value::U(load(&s.frames_dropped_unavailable)),
+            &[("storage", &s.id[..]), ("reason", "unavailable")],
+            Value::U(s.frames_dropped_unavailable),
         );
     }
-    let filesystems: Vec<_> = rec.storages.iter().map(|h| (&h.id[..], sysinfo::filesystem(&h.path))).collect();
+    let filesystems: Vec<_> = storages.iter().map(|s| (&s.id[..], s.filesystem)).collect();
     let fs_free = "edgerec_storage_filesystem_free_bytes";
     out.family(fs_free, "Bytes free to unprivileged users on the storage's filesystem.", Kind::Gauge);
     for (id, fs) in &filesystems {

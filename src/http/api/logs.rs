@@ -1,13 +1,16 @@
 //! `GET /api/v1/logs`: the system, rule and audit logs (LG-1..LG-4) with the LG-6 filters, as JSON
 //! or as CSV (`format=csv`) honouring the same filters. Newest entries first, `limit` capped.
 
+use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::Call;
 use crate::error::Error;
+use crate::http::exchange::{Body, Response};
+use crate::http::query::Query;
+use crate::http::{respond, Ctx};
 use crate::logs::{Level, LogQuery};
 use crate::time::{format_rfc3339, parse_rfc3339_us};
-
-use super::Ctx;
 
 /// Entries returned when `limit` is not given, and the most a request may ask for.
 const DEFAULT_LIMIT: u32 = 1000;
@@ -17,9 +20,31 @@ const MAX_LIMIT: u32 = 10_000;
 const MAX_SEARCH_BYTES: usize = 256;
 
 /// What the handler answers: JSON, or a CSV document with its file name.
-pub(super) enum Answer {
-    Json(Value),
+enum Answer {
+    Json(LogPage),
     Csv { file_name: String, body: String },
+}
+
+/// `GET /api/v1/logs` as JSON.
+#[derive(Serialize)]
+pub(in crate::http) struct LogPage {
+    /// system, rule or audit.
+    pub kind: &'static str,
+    /// The IANA name of the recorder's time zone, in which `local_time` is given.
+    pub time_zone: String,
+    /// The entries, newest first: `id`, then the log's text columns.
+    pub entries: Vec<Value>,
+}
+
+/// `GET /api/v1/logs` (the route checked `read_logs`).
+pub(super) fn get(ctx: &Ctx, call: &Call) -> Result<Response, Error> {
+    Ok(match answer(ctx, &call.query)? {
+        Answer::Json(page) => respond::json(200, &page),
+        Answer::Csv { file_name, body } => Response::new(200, Body::Bytes(body.into_bytes()))
+            .with_header("Content-Type", "text/csv; charset=utf-8")
+            .with_header("Content-Disposition", &format!("attachment; filename=\"{file_name}\""))
+            .with_header("Cache-Control", "no-store"),
+    })
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -52,8 +77,8 @@ const ALL_FILTERS: [&str; 5] = ["category", "source", "level", "rule", "user"];
 
 /// `GET /api/v1/logs?kind=system|rule|audit&from&to&limit&category&source&level&rule&user&q&format`
 /// (LG-2..LG-6). The caller's `read_logs` permission is checked before.
-pub(super) fn answer(ctx: &Ctx, params: &[(String, String)]) -> Result<Answer, Error> {
-    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+fn answer(ctx: &Ctx, query: &Query) -> Result<Answer, Error> {
+    let get = |k: &str| query.get(k);
     let kind = match get("kind").unwrap_or("audit") {
         "system" => Kind::System,
         "rule" => Kind::Rule,
@@ -70,8 +95,7 @@ pub(super) fn answer(ctx: &Ctx, params: &[(String, String)]) -> Result<Answer, E
             ));
         }
     }
-    // A literal `+` in an offset arrives as a space after form decoding; times have no spaces.
-    let time = |k: &str| get(k).map(|v| parse_rfc3339_us(&v.replace(' ', "+"))).transpose();
+    let time = |k: &str| query.time_text(k).map(|v| parse_rfc3339_us(&v)).transpose();
     let limit = match get("limit") {
         None => DEFAULT_LIMIT,
         Some(v) => v
@@ -113,7 +137,7 @@ pub(super) fn answer(ctx: &Ctx, params: &[(String, String)]) -> Result<Answer, E
         Kind::System => (
             &["id", "time", "local_time", "level", "category", "source_type", "source_name", "event_type", "message"],
             ctx.rec
-                .logs
+                .logs()
                 .reader
                 .system(&q)?
                 .into_iter()
@@ -135,7 +159,7 @@ pub(super) fn answer(ctx: &Ctx, params: &[(String, String)]) -> Result<Answer, E
         Kind::Rule => (
             &["id", "time", "local_time", "rule", "event_type", "category", "source_type", "source_name", "message"],
             ctx.rec
-                .logs
+                .logs()
                 .reader
                 .rules(&q)?
                 .into_iter()
@@ -201,11 +225,7 @@ pub(super) fn answer(ctx: &Ctx, params: &[(String, String)]) -> Result<Answer, E
             Value::Object(o)
         })
         .collect();
-    Ok(Answer::Json(json!({
-        "kind": kind.as_str(),
-        "time_zone": tz.iana_name().unwrap_or("UTC"),
-        "entries": entries,
-    })))
+    Ok(Answer::Json(LogPage { kind: kind.as_str(), time_zone: tz.iana_name().unwrap_or("UTC").to_owned(), entries }))
 }
 
 /// The recorder's local time of `us` (LG-2 "server local time") as RFC 3339 with its offset, to

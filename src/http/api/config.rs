@@ -1,0 +1,248 @@
+//! `/api/v1/config` (DESIGN §6): the whole document as TOML or JSON, and single cameras and
+//! storages as JSON. Reads need `read_config`, changes `edit_config`; every change is validated,
+//! written atomically and applied live by `config::ConfigFile` and `Recorder::apply`, and audited.
+//! Invariant: JSON only lives here; the config module sees TOML tables.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::Call;
+use crate::auth::perm::Effective;
+use crate::config::{Changed, Section};
+use crate::error::Error;
+use crate::http::exchange::{Body, Request, Response};
+use crate::http::query::{parse_json, read_body, Query};
+use crate::http::{respond, Ctx};
+use crate::recorder::Applied;
+
+/// `GET /api/v1/config` as JSON.
+#[derive(Serialize)]
+pub(in crate::http) struct ConfigDocument {
+    /// The revision of the file (also the `ETag`); a change names it in `If-Match`.
+    pub revision: u64,
+    pub path: String,
+    /// The document as JSON (TOML tables as objects).
+    pub config: Value,
+}
+
+/// `GET /api/v1/config/cameras/{id}` or `/storages/{id}`: the item under its section's key.
+#[derive(Serialize)]
+pub(in crate::http) struct ConfigItem {
+    pub revision: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub camera: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<Value>,
+}
+
+/// What a config change did.
+#[derive(Serialize)]
+pub(in crate::http) struct ConfigChanged {
+    /// The revision written.
+    pub revision: u64,
+    /// Whether the change created an item (answered 201).
+    pub created: bool,
+    /// What took effect at once.
+    pub applied: Vec<String>,
+    /// What takes effect at the next start.
+    pub restart_required: Vec<String>,
+}
+
+/// Largest config document accepted: far above a few hundred cameras, far below memory trouble.
+const MAX_CONFIG_BYTES: usize = 1 << 20;
+// The front must let a body over this cap through, so that this endpoint sees it and answers 413
+// (a chunked body cut by the front would otherwise end early and answer 400).
+const _: () = assert!((MAX_CONFIG_BYTES as u64) < crate::http::framing::MAX_BODY_BYTES);
+
+/// The revision a change was made against: `If-Match: "N"` (or `N`), else `?revision=N`.
+fn expected_revision(req: &Request, query: &Query) -> Result<Option<u64>, Error> {
+    let raw = req
+        .header("If-Match")
+        .map(|v| v.trim().trim_start_matches("W/").trim_matches('"').to_owned())
+        .or_else(|| query.get("revision").map(str::to_owned));
+    match raw {
+        None => Ok(None),
+        Some(v) if v == "*" => Ok(None),
+        Some(v) => v.parse::<u64>().map(Some).map_err(|_| {
+            crate::err!(InvalidArgument, "revision {v:?} is not a number (If-Match: \"N\" or ?revision=N)")
+        }),
+    }
+}
+
+fn content_type(req: &Request) -> String {
+    req.header("Content-Type")
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+fn read_text(req: &mut Request) -> Result<String, Error> {
+    String::from_utf8(read_body(req, MAX_CONFIG_BYTES)?)
+        .map_err(|_| crate::err!(InvalidArgument, "the config body is not UTF-8"))
+}
+
+/// A JSON object as a TOML table (JSON `null` has no TOML form and is refused).
+fn json_to_table(v: Value, what: &str) -> Result<toml::Table, Error> {
+    if !v.is_object() {
+        return Err(crate::err!(InvalidArgument, "{what} must be a JSON object"));
+    }
+    serde_json::from_value::<toml::Table>(v)
+        .map_err(|e| crate::err!(InvalidArgument, "{what} cannot be expressed in TOML: {e}"))
+}
+
+fn table_to_json(t: &toml::Table) -> Result<Value, Error> {
+    serde_json::to_value(t).map_err(|e| crate::err!(Internal, "config to JSON: {e}"))
+}
+
+fn wants_toml(req: &Request, query: &Query) -> bool {
+    query.get("format") == Some("toml") || req.headers_named("Accept").any(|v| v.contains("application/toml"))
+}
+
+fn changed(c: &Changed<Applied>) -> ConfigChanged {
+    ConfigChanged {
+        revision: c.revision,
+        created: c.created,
+        applied: c.applied.applied.clone(),
+        restart_required: c.applied.restart_required.clone(),
+    }
+}
+
+/// The cameras in force that `eff` may not read (PR-11).
+fn hidden_cameras(ctx: &Ctx, eff: &Effective) -> Vec<String> {
+    ctx.rec.config().cameras.iter().filter(|c| !eff.can_see(&c.id)).map(|c| c.id.clone()).collect()
+}
+
+/// `GET /api/v1/config`: JSON, or TOML with `?format=toml` or `Accept: application/toml`.
+pub(super) fn get(ctx: &Ctx, call: &Call) -> Result<Response, Error> {
+    let (file, eff) = (&ctx.config, &call.eff);
+    // PR-11: cameras the caller may not read are left out; the file's own text (with its
+    // comments) only goes to callers who see every camera.
+    let hidden = hidden_cameras(ctx, eff);
+    let doc = file.document().map(|(rev, mut doc)| {
+        if let Some(toml::Value::Array(cams)) = doc.get_mut("camera") {
+            cams.retain(|c| !c.get("id").and_then(|v| v.as_str()).is_some_and(|id| hidden.iter().any(|h| h == id)));
+        }
+        (rev, doc)
+    });
+    if wants_toml(&call.req, &call.query) {
+        let (rev, text) = if hidden.is_empty() {
+            file.toml_text()?
+        } else {
+            let (rev, d) = doc?;
+            (rev, toml::to_string(&d).map_err(|e| crate::err!(Internal, "config to TOML: {e}"))?)
+        };
+        return Ok(Response::new(200, Body::Bytes(text.into_bytes()))
+            .with_header("Content-Type", "application/toml; charset=utf-8")
+            .with_header("ETag", &format!("\"{rev}\""))
+            .with_header("Cache-Control", "no-store"));
+    }
+    let (rev, doc) = doc?;
+    let body = ConfigDocument { revision: rev, path: file.path().display().to_string(), config: table_to_json(&doc)? };
+    Ok(with_revision(respond::json(200, &body), rev))
+}
+
+/// `PUT /api/v1/config`: the whole document, as TOML or JSON (audited as `config.replace`).
+pub(super) fn replace(ctx: &Ctx, call: &mut Call) -> Result<Response, Error> {
+    let r = replace_document(ctx, call);
+    audit(ctx, call, &r);
+    finish_changed(r)
+}
+
+fn replace_document(ctx: &Ctx, call: &mut Call) -> Result<Changed<Applied>, Error> {
+    let eff = &call.eff;
+    if !hidden_cameras(ctx, eff).is_empty() {
+        return Err(crate::err!(
+            PermissionDenied,
+            "{} may not replace the whole config without read on every camera; change single cameras at /api/v1/config/cameras/{{id}}",
+            eff.user
+        ));
+    }
+    let mut expected = expected_revision(&call.req, &call.query)?;
+    let body = read_text(&mut call.req)?;
+    let text = if content_type(&call.req) == "application/json" {
+        let v = parse_json(body.as_bytes())?;
+        // Either the document itself, or a GET answer sent back (its revision is then the one
+        // the change was made against).
+        let v = match v {
+            Value::Object(mut o)
+                if o.contains_key("config")
+                    && o.keys().all(|k| ["config", "revision", "path"].contains(&k.as_str())) =>
+            {
+                if expected.is_none() {
+                    expected = o.get("revision").and_then(Value::as_u64);
+                }
+                o.remove("config").expect("checked")
+            }
+            v => v,
+        };
+        toml::to_string(&json_to_table(v, "the config")?)
+            .map_err(|e| crate::err!(InvalidArgument, "the config cannot be written as TOML: {e}"))?
+    } else {
+        body
+    };
+    ctx.config.replace(text, expected, |c| ctx.rec.apply(c))
+}
+
+/// Issue 10 point 8 (PR-11): a storage holds the recordings of every camera on it, and a storage
+/// table can make itself the default (moving every camera without its own `storage`), so
+/// changing or deleting one needs read on every camera, like replacing the whole document.
+/// Reading one stays with `read_config`.
+fn check_may_change(ctx: &Ctx, call: &Call, section: Section, id: &str) -> Result<(), Error> {
+    if section == Section::Storage && !hidden_cameras(ctx, &call.eff).is_empty() {
+        return Err(crate::err!(
+            PermissionDenied,
+            "{} may not change storage {id:?} without read on every camera of the recorder",
+            call.eff.user
+        ));
+    }
+    Ok(())
+}
+
+/// `GET /api/v1/config/cameras|storages/{id}`.
+pub(super) fn item_get(ctx: &Ctx, section: Section, id: &str) -> Result<Response, Error> {
+    let (rev, t) = ctx.config.item(section, id)?;
+    let v = Some(table_to_json(&t)?);
+    let body = match section {
+        Section::Camera => ConfigItem { revision: rev, camera: v, storage: None },
+        Section::Storage => ConfigItem { revision: rev, camera: None, storage: v },
+    };
+    Ok(with_revision(respond::json(200, &body), rev))
+}
+
+/// `PUT /api/v1/config/cameras|storages/{id}` (audited).
+pub(super) fn item_put(ctx: &Ctx, call: &mut Call, section: Section, id: &str) -> Result<Response, Error> {
+    let r = check_may_change(ctx, call, section, id).and_then(|_| {
+        let expected = expected_revision(&call.req, &call.query)?;
+        let body = read_text(&mut call.req)?;
+        let v = parse_json(body.as_bytes())?;
+        let table = json_to_table(v, &format!("the {}", section.key()))?;
+        ctx.config.put_item(section, id, table, expected, |c| ctx.rec.apply(c))
+    });
+    audit(ctx, call, &r);
+    finish_changed(r)
+}
+
+/// `DELETE /api/v1/config/cameras|storages/{id}` (audited).
+pub(super) fn item_delete(ctx: &Ctx, call: &Call, section: Section, id: &str) -> Result<Response, Error> {
+    let r = check_may_change(ctx, call, section, id).and_then(|_| {
+        let expected = expected_revision(&call.req, &call.query)?;
+        ctx.config.delete_item(section, id, expected, |c| ctx.rec.apply(c))
+    });
+    audit(ctx, call, &r);
+    finish_changed(r)
+}
+
+/// Audits a config change with the revision it wrote.
+fn audit(ctx: &Ctx, call: &Call, r: &Result<Changed<Applied>, Error>) {
+    let detail = r.as_ref().map(|c| format!("revision {}", c.revision)).unwrap_or_default();
+    call.audit(ctx, r, &detail);
+}
+
+/// An answer with the revision it describes as its ETag.
+fn with_revision(resp: Response, rev: u64) -> Response {
+    resp.with_header("ETag", &format!("\"{rev}\""))
+}
+
+fn finish_changed(r: Result<Changed<Applied>, Error>) -> Result<Response, Error> {
+    let c = r?;
+    Ok(with_revision(respond::json(if c.created { 201 } else { 200 }, &changed(&c)), c.revision))
+}

@@ -1,0 +1,96 @@
+//! The handlers of the HTTP API, one file per resource, and the serde types of their answers.
+//! Invariant: a handler runs only after the dispatcher has checked its route's access rule
+//! (`route::Access`), so handlers check permissions only where a camera named in the request
+//! body or query decides (PR-7, PR-11); they answer through `respond`'s helpers and never count,
+//! log or audit a refusal themselves.
+
+pub(super) mod cameras;
+pub(super) mod config;
+pub(super) mod events;
+pub(super) mod logs;
+pub(super) mod motion;
+pub(super) mod recordings;
+pub(super) mod session;
+pub(super) mod status;
+pub(super) mod users;
+
+use super::exchange::{Request, Response};
+use super::query::Query;
+use super::route::Route;
+use super::{respond, Ctx};
+use crate::auth::audit::Outcome;
+use crate::auth::perm::Effective;
+use crate::error::{Error, ErrorKind};
+
+/// A logged-in request on its way to a handler.
+pub(super) struct Call {
+    pub req: Request,
+    /// The decoded query parameters.
+    pub query: Query,
+    /// Who calls, with what they may do.
+    pub eff: Effective,
+    /// The client's address (`unknown` when the server cannot name it), for audit and lockout.
+    pub peer: String,
+    /// The route's audit action, when its calls are audited.
+    pub action: Option<&'static str>,
+    /// What the audit entry names (the route's camera, user, role, event or item; else the path).
+    pub target: String,
+}
+
+impl Call {
+    /// Audits what an audited route did. A `PermissionDenied` is left to the exit, which audits
+    /// every refusal once.
+    pub fn audit<T>(&self, ctx: &Ctx, r: &Result<T, Error>, detail_when_granted: &str) {
+        if r.as_ref().is_err_and(|e| e.kind() == ErrorKind::PermissionDenied) {
+            return;
+        }
+        let Some(action) = self.action else {
+            tracing::error!(target = %self.target, "a route without an audit action audited a call");
+            return;
+        };
+        let detail = match r {
+            Ok(_) => detail_when_granted.to_owned(),
+            Err(e) => e.to_string(),
+        };
+        ctx.auth.audit(&self.eff.user, &self.peer, action, &self.target, Outcome::of(r), &detail);
+    }
+}
+
+/// Answers a logged-in call of `route` (its access rule already checked).
+pub(super) fn handle(ctx: &Ctx, route: &Route, call: &mut Call) -> Result<Response, Error> {
+    match route {
+        // Answered before login by `session::public`.
+        Route::Healthz | Route::SetupPage | Route::Setup | Route::Login => session::public_after_login(route),
+        Route::Logout => Ok(session::logout(ctx, call)),
+        Route::Me => Ok(respond::json(200, &session::Me::of(&call.eff))),
+        Route::OpenApi => Ok(respond::bytes("application/json", super::OPENAPI.as_bytes().to_vec())),
+        Route::Status => Ok(respond::json(200, &status::status(ctx, &call.eff))),
+        Route::Metrics => {
+            Ok(respond::bytes(super::metrics::CONTENT_TYPE, super::metrics::render(&ctx.rec, &call.eff).into_bytes()))
+        }
+        Route::Cameras => Ok(respond::json(200, &cameras::list(ctx, &call.eff))),
+        Route::Recordings { camera } => recordings::list(ctx, call, camera),
+        Route::Export { camera } => recordings::export(ctx, call, camera),
+        Route::RecordStart { camera } => cameras::record(ctx, call, camera, true),
+        Route::RecordStop { camera } => cameras::record(ctx, call, camera, false),
+        Route::CameraMotion { camera } => motion::spans(ctx, call, camera),
+        Route::SearchMotion => motion::search(ctx, call),
+        Route::Events => events::get(ctx, call),
+        Route::TriggerEvent { name } => events::trigger(ctx, call, name),
+        Route::ConfigGet => config::get(ctx, call),
+        Route::ConfigPut => config::replace(ctx, call),
+        Route::ConfigItemGet { section, id } => config::item_get(ctx, *section, id),
+        Route::ConfigItemPut { section, id } => config::item_put(ctx, call, *section, id),
+        Route::ConfigItemDelete { section, id } => config::item_delete(ctx, call, *section, id),
+        Route::Logs => logs::get(ctx, call),
+        Route::Users => users::list(ctx),
+        Route::UserAdd => users::add(ctx, call),
+        Route::UserDelete { name } => users::delete(ctx, call, name),
+        Route::UserRoles { name } => users::set_roles(ctx, call, name),
+        Route::UserPassword { name } => users::set_password(ctx, call, name),
+        Route::Roles => users::roles(ctx),
+        Route::Role { name } => users::role(ctx, name),
+        Route::RolePut { name } => users::put_role(ctx, call, name),
+        Route::RoleDelete { name } => users::delete_role(ctx, call, name),
+    }
+}

@@ -1,0 +1,202 @@
+//! Recordings of a camera (REC-11) and their export as one MP4 file with `Range` and `ETag`
+//! (export.mp4; capacity class `Download`).
+
+use std::io::Read;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::Call;
+use crate::error::Error;
+use crate::http::capacity::{Class, Permit};
+use crate::http::exchange::{Body, Response};
+use crate::http::{respond, Ctx};
+use crate::recorder::Recorder;
+use crate::store::export::{ExportPlan, ExportReader};
+use crate::time::format_rfc3339;
+
+/// One contiguous recording sequence.
+#[derive(Serialize)]
+pub(in crate::http) struct Recording {
+    pub start: String,
+    pub end: String,
+    /// The recorder run that wrote it (a restart starts a new sequence).
+    pub run_id: u64,
+}
+
+/// `GET /api/v1/cameras/{id}/recordings`.
+#[derive(Serialize)]
+pub(in crate::http) struct Recordings {
+    pub camera: String,
+    pub recordings: Vec<Recording>,
+}
+
+/// `GET /api/v1/cameras/{id}/recordings?from&to`.
+pub(super) fn list(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> {
+    let rec = &ctx.rec;
+    rec.camera(id).ok_or_else(|| crate::err!(NotFound, "no camera {id:?}"))?;
+    let from = call.query.required_time_us("from")?;
+    let to = call.query.required_time_us("to")?;
+    // Issue 10 point 5: every storage, not only the camera's own; it may have moved.
+    let seqs = crate::store::recordings_across(&storage_dirs(rec, id), id, from, to)?;
+    let recordings = seqs
+        .iter()
+        .map(|r| Recording {
+            start: format_rfc3339(r.start_wall_us),
+            end: format_rfc3339(r.end_wall_us),
+            run_id: r.run_id,
+        })
+        .collect();
+    Ok(respond::json(200, &Recordings { camera: id.to_owned(), recordings }))
+}
+
+/// The directories of every storage in the config in force, where a camera's recordings may be.
+/// Every storage's directory, the camera's own first: the readers answer with its errors and
+/// skip another storage that cannot be read (issue 10 point 5).
+fn storage_dirs(rec: &Recorder, camera: &str) -> Vec<std::path::PathBuf> {
+    let config = rec.config();
+    let own = config.cameras.iter().find(|c| c.id == camera).map(|c| c.storage.as_str());
+    let mut storages: Vec<_> = config.storages.iter().collect();
+    storages.sort_by_key(|s| Some(s.id.as_str()) != own);
+    storages.into_iter().map(|s| s.path.clone()).collect()
+}
+
+/// Parses a single `Range: bytes=…` against `len`: Ok(None) = whole file, Err(()) = unsatisfiable.
+fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
+    let spec = value.trim().strip_prefix("bytes=").ok_or(())?;
+    if spec.contains(',') {
+        // Multiple ranges: serve the whole file (allowed by RFC 9110 §14.2).
+        return Ok(None);
+    }
+    let (a, b) = spec.split_once('-').ok_or(())?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().map_err(|_| ())?;
+            if n == 0 {
+                return Err(());
+            }
+            (len.saturating_sub(n), len.saturating_sub(1))
+        }
+        (s, "") => (s.parse().map_err(|_| ())?, len.saturating_sub(1)),
+        (s, e) => (s.parse().map_err(|_| ())?, e.parse::<u64>().map_err(|_| ())?.min(len.saturating_sub(1))),
+    };
+    if start > end || start >= len {
+        return Err(());
+    }
+    Ok(Some((start, end)))
+}
+
+/// Streams `[pos, end)` of an export; a reclaimed chunk ends the transfer with an I/O error, so the
+/// client sees a short body and never another recording's bytes (invariant 7). Holds a download
+/// place (`capacity::MAX_DOWNLOADS`) until the server drops it.
+struct ExportBody {
+    reader: ExportReader,
+    pos: u64,
+    end: u64,
+    _permit: Permit,
+}
+
+impl Read for ExportBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos >= self.end {
+            return Ok(0);
+        }
+        let want = ((self.end - self.pos) as usize).min(buf.len());
+        let n = self.reader.read_at(self.pos, &mut buf[..want]).map_err(|e| {
+            tracing::warn!("export aborted: {e}");
+            std::io::Error::other(e.to_string())
+        })?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// At most this many ranges are listed in each coverage header, so a long export with many
+/// gaps cannot build a header past what clients accept (~3 KiB each); the count headers and the
+/// recordings list tell the rest.
+const MAX_RANGES_IN_HEADER: usize = 64;
+
+/// Issue 10 point 7: an export cuts gaps out of the MP4 timeline, so its answer says what it
+/// really holds: `X-Edgerec-Covered` and `X-Edgerec-Gaps` list RFC 3339 intervals
+/// (`start/end`, comma-separated, first 64), with their counts beside them.
+fn coverage_headers(plan: &ExportPlan, resp: Response) -> Response {
+    let list = |ranges: &[(i64, i64)]| {
+        let parts: Vec<String> = ranges
+            .iter()
+            .take(MAX_RANGES_IN_HEADER)
+            .map(|(a, b)| format!("{}/{}", format_rfc3339(*a), format_rfc3339(*b)))
+            .collect();
+        parts.join(", ")
+    };
+    let gaps = plan.gaps_us();
+    resp.with_header("X-Edgerec-Covered", &list(&plan.covered_us))
+        .with_header("X-Edgerec-Covered-Count", &plan.covered_us.len().to_string())
+        .with_header("X-Edgerec-Gaps", &list(&gaps))
+        .with_header("X-Edgerec-Gap-Count", &gaps.len().to_string())
+}
+
+/// `GET /api/v1/cameras/{id}/export.mp4?from&to` with `Range` and `If-None-Match` (audited: the
+/// first request of a download, without `Range`). Answers at once; the body is read as the client
+/// downloads it (capacity class `Download`).
+pub(super) fn export(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> {
+    let (rec, req, query) = (&ctx.rec, &call.req, &call.query);
+    if req.header("Range").is_none() {
+        call.audit(ctx, &Ok::<(), Error>(()), "");
+    }
+    let plan = (|| {
+        rec.camera(id).ok_or_else(|| crate::err!(NotFound, "no camera {id:?}"))?;
+        let from = query.required_time_us("from")?;
+        let to = query.required_time_us("to")?;
+        // Issue 10 point 5: every storage, not only the camera's own; it may have moved.
+        ExportPlan::plan_across(&storage_dirs(rec, id), id, from, to)
+    })();
+    let plan = match plan {
+        Ok(p) => Arc::new(p),
+        Err(e) => return Err(e),
+    };
+    let etag = plan.etag().to_owned();
+    let len = plan.len();
+    if req.headers_named("If-None-Match").any(|v| v.split(',').any(|t| t.trim() == etag)) {
+        return Ok(Response::new(304, Body::Empty).with_header("ETag", &etag));
+    }
+    let range = req.header("Range").map(|v| parse_range(v, len));
+    let (status, start, end) = match range {
+        None | Some(Ok(None)) => (200, 0, len),
+        Some(Ok(Some((s, e)))) => (206, s, e + 1),
+        Some(Err(())) => {
+            return Ok(Response::new(416, Body::Empty)
+                .with_header("Content-Range", &format!("bytes */{len}"))
+                .with_header("ETag", &etag));
+        }
+    };
+    let permit = ctx.capacity.try_take(Class::Download)?;
+    let filename = format!("{id}-{}.mp4", format_rfc3339(plan.start_wall_us).replace(':', ""));
+    let body = ExportBody { reader: plan.reader(), pos: start, end, _permit: permit };
+    // A known length, never chunked: clients resume with Range against Content-Length.
+    let mut resp = Response::new(status, Body::Reader { reader: Box::new(body), len: Some(end - start) })
+        .with_header("Content-Type", "video/mp4")
+        .with_header("Accept-Ranges", "bytes")
+        .with_header("ETag", &etag)
+        .with_header("Content-Disposition", &format!("attachment; filename=\"{filename}\""));
+    if status == 206 {
+        resp = resp.with_header("Content-Range", &format!("bytes {start}-{}/{len}", end - 1));
+    }
+    Ok(coverage_headers(&plan, resp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-99", 1000), Ok(Some((0, 99))));
+        assert_eq!(parse_range("bytes=900-", 1000), Ok(Some((900, 999))));
+        assert_eq!(parse_range("bytes=-100", 1000), Ok(Some((900, 999))));
+        assert_eq!(parse_range("bytes=0-5000", 1000), Ok(Some((0, 999))));
+        assert_eq!(parse_range("bytes=1000-", 1000), Err(()));
+        assert_eq!(parse_range("bytes=5-1", 1000), Err(()));
+        assert_eq!(parse_range("items=0-1", 1000), Err(()));
+        assert_eq!(parse_range("bytes=0-1,5-6", 1000), Ok(None));
+    }
+}

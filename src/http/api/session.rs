@@ -1,0 +1,144 @@
+//! Sessions and who the caller is: health, first-start setup (A1), login and logout (A3, A5),
+//! and `/api/v1/me` (AU-10).
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::Call;
+use crate::auth::audit::Outcome;
+use crate::auth::perm::{Effective, Permission};
+use crate::error::Error;
+use crate::http::exchange::{Request, Response};
+use crate::http::query;
+use crate::http::respond;
+use crate::http::route::Route;
+use crate::http::{Ctx, SESSION_COOKIE};
+
+const SETUP_PAGE: &str = include_str!("../setup.html");
+
+/// `GET /healthz`.
+#[derive(Serialize)]
+pub(in crate::http) struct Health {
+    pub ok: bool,
+}
+
+/// `POST /api/v1/login`: the session token (also set as the session cookie).
+#[derive(Serialize)]
+pub(in crate::http) struct Session {
+    pub token: String,
+    /// How long the session lasts without a request.
+    pub idle_timeout_seconds: u64,
+}
+
+/// `POST /api/v1/setup`: the first administrator.
+#[derive(Serialize)]
+pub(in crate::http) struct SetupDone {
+    pub user: String,
+    pub roles: Vec<String>,
+}
+
+/// `GET /api/v1/me` (AU-10): who the caller is and what they may do.
+#[derive(Serialize)]
+pub(in crate::http) struct Me {
+    pub user: String,
+    pub roles: Vec<String>,
+    pub administrator: bool,
+    pub must_change_password: bool,
+    /// The recorder permissions (PR-9) the caller holds.
+    pub recorder_permissions: Vec<&'static str>,
+}
+
+impl Me {
+    pub fn of(eff: &Effective) -> Me {
+        Me {
+            user: eff.user.clone(),
+            roles: eff.roles.iter().map(|r| r.name.clone()).collect(),
+            administrator: eff.admin,
+            must_change_password: eff.must_change_password,
+            recorder_permissions: Permission::ALL
+                .iter()
+                .filter(|p| !p.is_camera() && eff.allows(**p, None))
+                .map(|p| p.as_str())
+                .collect(),
+        }
+    }
+}
+
+/// `POST /api/v1/logout`.
+#[derive(Serialize)]
+pub(in crate::http) struct LoggedOut {
+    pub ok: bool,
+}
+
+/// Answers the routes without a login (A1). `loopback` is whether the client is this machine
+/// (never true for a client the server cannot name).
+pub(in crate::http) fn public(
+    ctx: &Ctx,
+    route: &Route,
+    req: &mut Request,
+    peer: &str,
+    loopback: bool,
+    via_tls: bool,
+) -> Result<Response, Error> {
+    match route {
+        Route::Healthz => Ok(respond::json(200, &Health { ok: true })),
+        Route::SetupPage => Ok(respond::bytes("text/html; charset=utf-8", SETUP_PAGE.as_bytes().to_vec())),
+        Route::Setup => {
+            let body = query::read_json(req)?;
+            Ok(respond::json(200, &setup(ctx, &body, loopback, peer)?))
+        }
+        Route::Login => login(ctx, req, peer, via_tls),
+        other => Err(crate::err!(Internal, "{other:?} needs a login")),
+    }
+}
+
+/// The public routes never reach the logged-in handlers.
+pub(super) fn public_after_login(route: &Route) -> Result<Response, Error> {
+    Err(crate::err!(Internal, "{route:?} is answered before login"))
+}
+
+/// `POST /api/v1/login {"name", "password"}`: a session (token and cookie) for the web page and
+/// API clients that prefer tokens to Basic on every request.
+fn login(ctx: &Ctx, req: &mut Request, peer: &str, via_tls: bool) -> Result<Response, Error> {
+    let b = query::read_json(req)?;
+    let field = |k: &str| {
+        b.get(k)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| crate::err!(InvalidArgument, "`{k}` is required"))
+    };
+    let (name, password) = (field("name")?, field("password")?);
+    ctx.auth.check_password(&name, &password, peer)?;
+    if let Err(e) = ctx.auth.effective(&name)?.check_connect() {
+        ctx.auth.audit(&name, peer, "login", "", Outcome::Denied, &e.to_string());
+        return Err(e);
+    }
+    let token = ctx.auth.new_session(&name);
+    let secure = if via_tls { "; Secure" } else { "" };
+    let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}");
+    let body = Session { token, idle_timeout_seconds: ctx.auth.config().session_idle.as_secs() };
+    Ok(respond::json(200, &body).with_header("Set-Cookie", &cookie))
+}
+
+/// A1 first start: creates the first administrator, only from loopback and only while none exists.
+fn setup(ctx: &Ctx, body: &Value, loopback: bool, peer: &str) -> Result<SetupDone, Error> {
+    if !loopback {
+        return Err(crate::err!(PermissionDenied, "first-start setup answers only on this machine (loopback)"));
+    }
+    let field =
+        |k: &str| body.get(k).and_then(Value::as_str).ok_or_else(|| crate::err!(InvalidArgument, "`{k}` is required"));
+    let (name, password) = (field("name")?, field("password")?);
+    // Issue 11 point 8: the one user creation, as the CLI and the users API.
+    ctx.auth.create_first_administrator(name, password, crate::clocks::SystemClocks.realtime_us_now())?;
+    ctx.auth.audit(name, peer, "setup", name, Outcome::Granted, "first administrator created");
+    Ok(SetupDone { user: name.to_owned(), roles: vec![crate::auth::perm::ADMINISTRATORS.to_owned()] })
+}
+
+/// `POST /api/v1/logout`: ends the session the request carries and clears the cookie.
+pub(super) fn logout(ctx: &Ctx, call: &Call) -> Response {
+    if let Some(crate::http::Presented::Token(token)) = crate::http::credentials(&call.req) {
+        ctx.auth.end_session(&token);
+    }
+    respond::json(200, &LoggedOut { ok: true })
+        .with_header("Set-Cookie", &format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"))
+}

@@ -1,0 +1,304 @@
+//! `GET /api/v1/status` (MON-5, MON-7, NET-7): the recorder, its cameras (only those the caller
+//! may read, PR-11), storages, HTTPS certificate, the machine and the config revision.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::auth::perm::Effective;
+use crate::http::{Ctx, HttpsInfo, CERT_EXPIRY_WARNING};
+use crate::recorder::Recorder;
+use crate::status::{CameraSnapshot, StorageSnapshot};
+use crate::time::format_rfc3339;
+
+/// The whole status answer, from one snapshot of cameras and storages.
+pub(in crate::http) fn status(ctx: &Ctx, eff: &Effective) -> Status {
+    let rec = &ctx.rec;
+    let storages = rec.storage_snapshots();
+    let now = crate::clocks::SystemClocks.realtime_us_now();
+    Status {
+        version: env!("CARGO_PKG_VERSION"),
+        started: format_rfc3339(rec.started_wall_us()),
+        uptime_sec: (now - rec.started_wall_us()) / 1_000_000,
+        cameras: rec
+            .camera_snapshots()
+            .iter()
+            .filter(|c| eff.can_see(&c.id))
+            .map(|c| CameraStatus { camera: CameraItem::of(c), motion: motion_json(rec, &c.id) })
+            .collect(),
+        storages: storages.iter().map(StorageStatus::of).collect(),
+        https: https_json(ctx.https.get()),
+        system: system_json(&storages),
+        config: ConfigStatus { revision: ctx.config.revision(), restart_required: rec.restart_required() },
+    }
+}
+
+fn https_json(info: Option<&HttpsInfo>) -> Option<Value> {
+    let i = info?;
+    let now_s = crate::clocks::SystemClocks.realtime_us_now() / 1_000_000;
+    let left = i.not_after_unix - now_s;
+    let warning = if left <= 0 {
+        Some("the HTTPS certificate has expired: clients will refuse it".to_owned())
+    } else if left < CERT_EXPIRY_WARNING.as_secs() as i64 {
+        Some(format!("the HTTPS certificate expires in {} days", left / 86_400))
+    } else {
+        None
+    };
+    Some(json!({
+        "listen": i.listen.to_string(),
+        "certificate": i.cert_path.display().to_string(),
+        "self_signed": i.self_signed,
+        "certificate_expires": format_rfc3339(i.not_after_unix.saturating_mul(1_000_000)),
+        "warning": warning,
+    }))
+}
+
+/// A camera as `/api/v1/cameras` and status show it.
+#[derive(Serialize)]
+pub(in crate::http) struct CameraItem {
+    pub id: String,
+    pub name: String,
+    pub storage: String,
+    /// Issue 10 point 1: never `recording` while frames are dropped; the state and
+    /// `not_recording_reason` say why.
+    pub state: &'static str,
+    pub recording: bool,
+    pub not_recording_reason: Option<String>,
+    pub recording_reasons: Vec<String>,
+    pub prebuffer_seconds: f64,
+    pub codec: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub audio_codec: Option<String>,
+    pub fps: f64,
+    pub bitrate_bps: u64,
+    pub last_frame_time: Option<String>,
+    pub frames_received: u64,
+    pub bytes_received: u64,
+    pub frames_dropped: u64,
+    pub frames_dropped_overflow: u64,
+    pub reconnects: u64,
+    /// One readable line of the last session error.
+    pub last_error: Option<String>,
+    pub skipped_streams: Vec<String>,
+}
+
+impl CameraItem {
+    pub fn of(c: &CameraSnapshot) -> CameraItem {
+        CameraItem {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            storage: c.storage.clone(),
+            state: c.state_code,
+            recording: c.recording,
+            not_recording_reason: c.not_recording_reason.clone(),
+            recording_reasons: c.recording_reasons.clone(),
+            prebuffer_seconds: c.prebuffer_us as f64 / 1e6,
+            codec: c.video.as_ref().map(|v| v.0.clone()),
+            width: c.video.as_ref().map(|v| v.1),
+            height: c.video.as_ref().map(|v| v.2),
+            audio_codec: c.audio_encoding.as_deref().map(codec_name),
+            fps: (c.frame_rate_hz * 100.0).round() / 100.0,
+            bitrate_bps: c.receive_rate_bits_per_second,
+            last_frame_time: (c.last_frame_wall_us != 0).then(|| format_rfc3339(c.last_frame_wall_us)),
+            frames_received: c.frames_received,
+            bytes_received: c.bytes_received,
+            frames_dropped: c.frames_dropped,
+            frames_dropped_overflow: c.frames_dropped_overflow,
+            reconnects: c.reconnects,
+            last_error: c.last_error.as_deref().map(one_line),
+            skipped_streams: c.skipped_streams.clone(),
+        }
+    }
+}
+
+/// A camera in status: the camera and its motion analysis.
+#[derive(Serialize)]
+pub(in crate::http) struct CameraStatus {
+    #[serde(flatten)]
+    pub camera: CameraItem,
+    /// MD-2/MD-3; `None` while motion analysis is off for the camera.
+    pub motion: Option<Value>,
+}
+
+/// A storage in status.
+#[derive(Serialize)]
+pub(in crate::http) struct StorageStatus {
+    pub id: String,
+    pub path: String,
+    pub available: bool,
+    /// available, stalled or unavailable.
+    pub state: &'static str,
+    pub stalled: bool,
+    pub write_in_progress_ms: Option<f64>,
+    pub last_write: Option<String>,
+    pub last_error: Option<String>,
+    pub size_bytes: u64,
+    pub capacity_bytes: u64,
+    pub used_bytes: u64,
+    pub free_bytes: u64,
+    pub filesystem_free_bytes: Option<u64>,
+    pub retention_days: u64,
+    pub oldest_recording: Option<String>,
+    pub newest_recording: Option<String>,
+    /// Bits per second written.
+    pub write_rate_bps: u64,
+    pub bytes_written: u64,
+    pub chunks_written: u64,
+    pub fsyncs: u64,
+    pub sync_latency_ms: f64,
+    pub max_sync_latency_ms: f64,
+    pub frames_dropped_overflow: u64,
+    pub frames_dropped_unavailable: u64,
+    pub segments_reclaimed: u64,
+}
+
+impl StorageStatus {
+    fn of(s: &StorageSnapshot) -> StorageStatus {
+        // Issue 10: a frozen or hung disk keeps the storage open, so `available` alone would
+        // hide it; `stalled` and the running operation's age show it.
+        let stalled = s.available && s.stalled;
+        let time = |us: i64| (us != 0).then(|| format_rfc3339(us));
+        StorageStatus {
+            id: s.id.clone(),
+            path: s.path.display().to_string(),
+            available: s.available,
+            state: if !s.available {
+                "unavailable"
+            } else if stalled {
+                "stalled"
+            } else {
+                "available"
+            },
+            stalled,
+            write_in_progress_ms: s.write_in_progress.map(|d| d.as_micros() as f64 / 1000.0),
+            last_write: time(s.last_write_wall_us),
+            last_error: s.last_error.clone(),
+            size_bytes: s.size_bytes,
+            capacity_bytes: s.capacity_bytes,
+            used_bytes: s.used_bytes,
+            free_bytes: s.capacity_bytes.saturating_sub(s.used_bytes),
+            filesystem_free_bytes: s.filesystem.map(|f| f.free_bytes),
+            retention_days: s.retention.as_secs() / 86_400,
+            oldest_recording: time(s.oldest_wall_us),
+            newest_recording: time(s.newest_wall_us),
+            write_rate_bps: s.write_rate_bytes_per_second * 8,
+            bytes_written: s.bytes_written,
+            chunks_written: s.chunks_written,
+            fsyncs: s.fsyncs,
+            sync_latency_ms: s.last_sync_latency_us as f64 / 1000.0,
+            max_sync_latency_ms: s.max_sync_latency_us as f64 / 1000.0,
+            frames_dropped_overflow: s.frames_dropped_overflow,
+            frames_dropped_unavailable: s.frames_dropped_unavailable,
+            segments_reclaimed: s.segments_reclaimed,
+        }
+    }
+}
+
+/// The config in force.
+#[derive(Serialize)]
+pub(in crate::http) struct ConfigStatus {
+    pub revision: u64,
+    /// Changes written but waiting for a restart.
+    pub restart_required: Vec<String>,
+}
+
+/// `GET /api/v1/status`.
+#[derive(Serialize)]
+pub(in crate::http) struct Status {
+    pub version: &'static str,
+    pub started: String,
+    pub uptime_sec: i64,
+    pub cameras: Vec<CameraStatus>,
+    pub storages: Vec<StorageStatus>,
+    /// The HTTPS front, once it listens (SG-5).
+    pub https: Option<Value>,
+    /// MON-5, MON-7: the machine.
+    pub system: Value,
+    pub config: ConfigStatus,
+}
+
+/// `GET /api/v1/cameras`.
+#[derive(Serialize)]
+pub(in crate::http) struct CameraList {
+    pub cameras: Vec<CameraItem>,
+}
+
+/// The codec status names for a stream's encoding. Issue 10 point 17: RTSP offers AAC as the
+/// RTP payload format `mpeg4-generic` (RFC 3640; it is the only audio format ingest takes),
+/// while the demo clip says `aac`; status names the codec, the same way for both.
+fn codec_name(encoding: &str) -> String {
+    match encoding {
+        "mpeg4-generic" => "aac".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// The longest error line status shows, in characters.
+const MAX_STATUS_ERROR_CHARS: usize = 200;
+
+/// Issue 10 point 15: status shows one readable line of an error. The RTSP library's errors
+/// carry multi-line connection and message dumps after a blank line; the full text is in the
+/// log line written where the error happened.
+fn one_line(msg: &str) -> String {
+    let first = msg.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default();
+    match first.char_indices().nth(MAX_STATUS_ERROR_CHARS) {
+        Some((cut, _)) => format!("{}…", &first[..cut]),
+        None => first.to_owned(),
+    }
+}
+
+/// MD-2/MD-3 status: whether motion is detected now, and whether analysis keeps up.
+fn motion_json(rec: &Recorder, id: &str) -> Option<Value> {
+    let stats = rec.motion()?.stats();
+    let c = stats.cameras.iter().find(|c| c.camera == id)?;
+    Some(json!({
+            "motion": c.motion,
+            "changed_permille": c.changed_permille,
+            "threshold_permille": c.threshold_permille,
+            "analysed": c.analysed,
+            "skipped_behind": c.skipped_behind,
+            "unsupported_codec": c.unsupported_codec,
+            "decode_errors": c.decode_errors,
+            "last_error": c.last_error,
+    }))
+}
+
+/// MON-5, MON-7: the machine under the recorder. Facts the kernel lacks are null or empty.
+fn system_json(storages: &[StorageSnapshot]) -> Value {
+    use crate::sysinfo;
+    let p = sysinfo::process();
+    let mem = sysinfo::memory();
+    let temperatures: Vec<Value> =
+        sysinfo::temperatures().iter().map(|t| json!({"zone": t.zone, "type": t.kind, "celsius": t.celsius})).collect();
+    json!({
+        "uptime_seconds": sysinfo::uptime_seconds(),
+        "load_average": sysinfo::load_average(),
+        "cpu_percent": sysinfo::CPU.sample().map(|c| (c * 10.0).round() / 10.0),
+        "process": {"cpu_seconds": p.cpu_seconds, "rss_bytes": p.rss_bytes},
+        "memory": {"total_bytes": mem.map(|m| m.total_bytes), "available_bytes": mem.map(|m| m.available_bytes)},
+        "temperatures": temperatures,
+        "disks": storages.iter().map(|s| {
+            json!({
+                "storage": s.id,
+                "path": s.path.display().to_string(),
+                "total_bytes": s.filesystem.map(|f| f.total_bytes),
+                "free_bytes": s.filesystem.map(|f| f.free_bytes),
+            })
+        }).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{one_line, MAX_STATUS_ERROR_CHARS};
+
+    /// Issue 10 point 15: a retina error as ingest stores it becomes one trimmed, capped line.
+    #[test]
+    fn status_errors_are_one_line() {
+        let retina = "404 response to DESCRIBE CSeq=1: Not Found\n\nconn: 127.0.0.1:40000(me)->127.0.0.1:8554@2026-01-15T12:00:00\nmsg: 0@2026-01-15T12:00:00";
+        assert_eq!(one_line(retina), "404 response to DESCRIBE CSeq=1: Not Found");
+        assert_eq!(one_line("\n  connection refused  \n"), "connection refused");
+        let long = "é".repeat(MAX_STATUS_ERROR_CHARS + 50);
+        assert_eq!(one_line(&long).chars().count(), MAX_STATUS_ERROR_CHARS + 1, "capped, with an ellipsis");
+    }
+}

@@ -1,0 +1,386 @@
+//! The route table: `method + path` → `Route`, and for each route who may call it (`Access`), how
+//! long its answer may hold a thread (`Capacity`) and the audit action of its calls.
+//! Invariant: `Route::spec` is one exhaustive match, so a route cannot exist without its access
+//! rule; the dispatcher checks that rule before any handler runs (PR-4).
+
+use super::exchange::Method;
+use crate::auth::perm::Permission;
+use crate::config::Section;
+use crate::error::Error;
+
+/// A route the API answers, with its path parameters (raw path segments, as sent).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    Healthz,
+    SetupPage,
+    Setup,
+    Login,
+    Logout,
+    Me,
+    OpenApi,
+    Status,
+    Metrics,
+    Cameras,
+    Recordings { camera: String },
+    Export { camera: String },
+    RecordStart { camera: String },
+    RecordStop { camera: String },
+    CameraMotion { camera: String },
+    SearchMotion,
+    Events,
+    TriggerEvent { name: String },
+    ConfigGet,
+    ConfigPut,
+    ConfigItemGet { section: Section, id: String },
+    ConfigItemPut { section: Section, id: String },
+    ConfigItemDelete { section: Section, id: String },
+    Logs,
+    Users,
+    UserAdd,
+    UserDelete { name: String },
+    UserRoles { name: String },
+    UserPassword { name: String },
+    Roles,
+    Role { name: String },
+    RolePut { name: String },
+    RoleDelete { name: String },
+}
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// No login (A1): health, the first-start setup and login.
+    Public,
+    /// Any logged-in user; the answer shows only the cameras the caller may read (PR-11).
+    LoggedIn,
+    /// A recorder permission (PR-9).
+    Recorder(Permission),
+    /// A camera permission on the path's camera (PR-5); a camera the caller may not read answers
+    /// like a missing one (PR-11).
+    Camera(Permission),
+    /// A camera permission on every camera the request names (PR-7). Only the handler reads that
+    /// list, so it checks each camera; the dispatcher checks nothing more.
+    EachCamera(Permission),
+    /// The caller's own account, or anyone's with this recorder permission (AU-4).
+    SelfOr(Permission),
+}
+
+/// How long an answer may hold the thread that calls `dispatch`: the class whose cap it takes
+/// (`capacity::Class`), named in the table so that no class starves another.
+pub use super::capacity::Class as Capacity;
+
+/// What the table says about one route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Spec {
+    /// The method as OpenAPI and `ROUTES` name it (GET routes answer HEAD too).
+    pub method: &'static str,
+    /// The path template as OpenAPI and `ROUTES` name it.
+    pub path: &'static str,
+    pub access: Access,
+    pub capacity: Capacity,
+    /// The audit action of this route's calls (granted, denied or failed); `None` for routes
+    /// whose denials alone are audited, as action `request`.
+    pub action: Option<&'static str>,
+    /// Whether a user who must change the password first (AU-3) may call it.
+    pub before_password_change: bool,
+}
+
+const fn spec(method: &'static str, path: &'static str, access: Access) -> Spec {
+    Spec { method, path, access, capacity: Capacity::Quick, action: None, before_password_change: false }
+}
+
+impl Spec {
+    const fn audited(mut self, action: &'static str) -> Spec {
+        self.action = Some(action);
+        self
+    }
+
+    const fn capacity(mut self, capacity: Capacity) -> Spec {
+        self.capacity = capacity;
+        self
+    }
+
+    const fn before_password_change(mut self) -> Spec {
+        self.before_password_change = true;
+        self
+    }
+}
+
+impl Route {
+    /// The route of `method path`; an unknown route is `NotFound`, a known path with another
+    /// method (and any method but GET on an unknown `/api` path) is `InvalidArgument`.
+    pub fn parse(method: &Method, path: &str) -> Result<Route, Error> {
+        if let Some(r) = Route::find(method, path) {
+            return Ok(r);
+        }
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let elsewhere = [Method::Get, Method::Post, Method::Put, Method::Delete]
+            .iter()
+            .any(|m| m != method && Route::find(m, path).is_some());
+        let api = matches!(segments.as_slice(), ["api", ..] | ["healthz"]);
+        if elsewhere || (api && !matches!(method, Method::Get | Method::Head)) {
+            return Err(crate::err!(InvalidArgument, "method {method} is not allowed on {path}"));
+        }
+        Err(crate::err!(NotFound, "no such endpoint: {path}"))
+    }
+
+    fn find(method: &Method, path: &str) -> Option<Route> {
+        use Method::{Delete, Get, Head, Post, Put};
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let s = |v: &str| v.to_owned();
+        let section = |v: &str| match v {
+            "cameras" => Some(Section::Camera),
+            "storages" => Some(Section::Storage),
+            _ => None,
+        };
+        let r = match (method, segments.as_slice()) {
+            (Get | Head, ["healthz"]) => Route::Healthz,
+            (Get | Head, ["setup"]) => Route::SetupPage,
+            (Post, ["api", "v1", "setup"]) => Route::Setup,
+            (Post, ["api", "v1", "login"]) => Route::Login,
+            (Post, ["api", "v1", "logout"]) => Route::Logout,
+            (Get | Head, ["api", "v1", "me"]) => Route::Me,
+            (Get | Head, ["api", "v1", "openapi.json"]) => Route::OpenApi,
+            (Get | Head, ["api", "v1", "status"]) => Route::Status,
+            (Get | Head, ["metrics"]) => Route::Metrics,
+            (Get | Head, ["api", "v1", "cameras"]) => Route::Cameras,
+            (Get | Head, ["api", "v1", "cameras", c, "recordings"]) => Route::Recordings { camera: s(c) },
+            (Get | Head, ["api", "v1", "cameras", c, "export.mp4"]) => Route::Export { camera: s(c) },
+            (Post, ["api", "v1", "cameras", c, "record", "start"]) => Route::RecordStart { camera: s(c) },
+            (Post, ["api", "v1", "cameras", c, "record", "stop"]) => Route::RecordStop { camera: s(c) },
+            (Get | Head, ["api", "v1", "cameras", c, "motion"]) => Route::CameraMotion { camera: s(c) },
+            (Post, ["api", "v1", "search", "motion"]) => Route::SearchMotion,
+            (Get | Head, ["api", "v1", "events"]) => Route::Events,
+            (Post, ["api", "v1", "events", n]) => Route::TriggerEvent { name: s(n) },
+            (Get | Head, ["api", "v1", "config"]) => Route::ConfigGet,
+            (Put, ["api", "v1", "config"]) => Route::ConfigPut,
+            (Get | Head, ["api", "v1", "config", k, id]) => Route::ConfigItemGet { section: section(k)?, id: s(id) },
+            (Put, ["api", "v1", "config", k, id]) => Route::ConfigItemPut { section: section(k)?, id: s(id) },
+            (Delete, ["api", "v1", "config", k, id]) => Route::ConfigItemDelete { section: section(k)?, id: s(id) },
+            (Get | Head, ["api", "v1", "logs"]) => Route::Logs,
+            (Get | Head, ["api", "v1", "users"]) => Route::Users,
+            (Post, ["api", "v1", "users"]) => Route::UserAdd,
+            (Delete, ["api", "v1", "users", n]) => Route::UserDelete { name: s(n) },
+            (Put, ["api", "v1", "users", n, "roles"]) => Route::UserRoles { name: s(n) },
+            (Put, ["api", "v1", "users", n, "password"]) => Route::UserPassword { name: s(n) },
+            (Get | Head, ["api", "v1", "roles"]) => Route::Roles,
+            (Get | Head, ["api", "v1", "roles", n]) => Route::Role { name: s(n) },
+            (Put, ["api", "v1", "roles", n]) => Route::RolePut { name: s(n) },
+            (Delete, ["api", "v1", "roles", n]) => Route::RoleDelete { name: s(n) },
+            _ => return None,
+        };
+        Some(r)
+    }
+
+    /// The table: every route's method and path template, access rule, capacity class and audit
+    /// action. One exhaustive match, so adding a route without them does not compile.
+    pub fn spec(&self) -> Spec {
+        use Access::{Camera, EachCamera, LoggedIn, Public, Recorder, SelfOr};
+        use Permission as P;
+        let item = |section: &Section, camera: &'static str, storage: &'static str| match section {
+            Section::Camera => camera,
+            Section::Storage => storage,
+        };
+        match self {
+            Route::Healthz => spec("GET", "/healthz", Public),
+            Route::SetupPage => spec("GET", "/setup", Public),
+            Route::Setup => spec("POST", "/api/v1/setup", Public),
+            Route::Login => spec("POST", "/api/v1/login", Public),
+            Route::Logout => spec("POST", "/api/v1/logout", LoggedIn).before_password_change(),
+            Route::Me => spec("GET", "/api/v1/me", LoggedIn).before_password_change(),
+            Route::OpenApi => spec("GET", "/api/v1/openapi.json", LoggedIn),
+            Route::Status => spec("GET", "/api/v1/status", Recorder(P::Status)),
+            Route::Metrics => spec("GET", "/metrics", Recorder(P::Status)),
+            Route::Cameras => spec("GET", "/api/v1/cameras", LoggedIn),
+            Route::Recordings { .. } => spec("GET", "/api/v1/cameras/{id}/recordings", Camera(P::Playback)),
+            Route::Export { .. } => spec("GET", "/api/v1/cameras/{id}/export.mp4", Camera(P::Export))
+                .audited("export")
+                .capacity(Capacity::Download),
+            Route::RecordStart { .. } => {
+                spec("POST", "/api/v1/cameras/{id}/record/start", Camera(P::ManualRecording)).audited("record.start")
+            }
+            Route::RecordStop { .. } => {
+                spec("POST", "/api/v1/cameras/{id}/record/stop", Camera(P::ManualRecording)).audited("record.stop")
+            }
+            Route::CameraMotion { .. } => spec("GET", "/api/v1/cameras/{id}/motion", Camera(P::SmartSearch)),
+            Route::SearchMotion => spec("POST", "/api/v1/search/motion", EachCamera(P::SmartSearch)),
+            Route::Events => spec("GET", "/api/v1/events", Recorder(P::Status)).capacity(Capacity::LongPoll),
+            Route::TriggerEvent { .. } => {
+                spec("POST", "/api/v1/events/{name}", Recorder(P::TriggerEvents)).audited("event.trigger")
+            }
+            Route::ConfigGet => spec("GET", "/api/v1/config", Recorder(P::ReadConfig)),
+            Route::ConfigPut => spec("PUT", "/api/v1/config", Recorder(P::EditConfig)).audited("config.replace"),
+            Route::ConfigItemGet { section, .. } => spec(
+                "GET",
+                item(section, "/api/v1/config/cameras/{id}", "/api/v1/config/storages/{id}"),
+                Recorder(P::ReadConfig),
+            ),
+            Route::ConfigItemPut { section, .. } => spec(
+                "PUT",
+                item(section, "/api/v1/config/cameras/{id}", "/api/v1/config/storages/{id}"),
+                Recorder(P::EditConfig),
+            )
+            .audited(item(section, "config.camera.put", "config.storage.put")),
+            Route::ConfigItemDelete { section, .. } => spec(
+                "DELETE",
+                item(section, "/api/v1/config/cameras/{id}", "/api/v1/config/storages/{id}"),
+                Recorder(P::EditConfig),
+            )
+            .audited(item(section, "config.camera.delete", "config.storage.delete")),
+            Route::Logs => spec("GET", "/api/v1/logs", Recorder(P::ReadLogs)),
+            Route::Users => spec("GET", "/api/v1/users", Recorder(P::ManageUsers)),
+            Route::UserAdd => spec("POST", "/api/v1/users", Recorder(P::ManageUsers)).audited("user.add"),
+            Route::UserDelete { .. } => {
+                spec("DELETE", "/api/v1/users/{name}", Recorder(P::ManageUsers)).audited("user.delete")
+            }
+            Route::UserRoles { .. } => {
+                spec("PUT", "/api/v1/users/{name}/roles", Recorder(P::ManageUsers)).audited("user.roles")
+            }
+            Route::UserPassword { .. } => spec("PUT", "/api/v1/users/{name}/password", SelfOr(P::ManageUsers))
+                .audited("user.password")
+                .before_password_change(),
+            Route::Roles => spec("GET", "/api/v1/roles", Recorder(P::ManageUsers)),
+            Route::Role { .. } => spec("GET", "/api/v1/roles/{name}", Recorder(P::ManageUsers)),
+            Route::RolePut { .. } => spec("PUT", "/api/v1/roles/{name}", Recorder(P::ManageUsers)).audited("role.put"),
+            Route::RoleDelete { .. } => {
+                spec("DELETE", "/api/v1/roles/{name}", Recorder(P::ManageUsers)).audited("role.delete")
+            }
+        }
+    }
+
+    /// The camera the path names, if any.
+    pub fn camera(&self) -> Option<&str> {
+        match self {
+            Route::Recordings { camera }
+            | Route::Export { camera }
+            | Route::RecordStart { camera }
+            | Route::RecordStop { camera }
+            | Route::CameraMotion { camera } => Some(camera),
+            _ => None,
+        }
+    }
+
+    /// The camera a config item route names (`/api/v1/config/cameras/{id}`).
+    pub fn config_camera(&self) -> Option<&str> {
+        match self {
+            Route::ConfigItemGet { section: Section::Camera, id }
+            | Route::ConfigItemPut { section: Section::Camera, id }
+            | Route::ConfigItemDelete { section: Section::Camera, id } => Some(id),
+            _ => None,
+        }
+    }
+
+    /// What an audit entry of this route names as its target: the path's camera, user, role,
+    /// event or config item (`None`: the route has no such parameter).
+    pub fn target(&self) -> Option<&str> {
+        match self {
+            Route::TriggerEvent { name }
+            | Route::UserDelete { name }
+            | Route::UserRoles { name }
+            | Route::UserPassword { name }
+            | Route::Role { name }
+            | Route::RolePut { name }
+            | Route::RoleDelete { name } => Some(name),
+            Route::ConfigItemGet { id, .. } | Route::ConfigItemPut { id, .. } | Route::ConfigItemDelete { id, .. } => {
+                Some(id)
+            }
+            Route::ConfigPut => Some("config"),
+            _ => self.camera(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Access, Capacity, Method, Route};
+    use crate::auth::perm::Permission as P;
+
+    /// Issue 11 point 1: the route table → permission mapping, every route of `ROUTES` with the
+    /// access rule it carries. A route added to the router must be added here, with its rule.
+    #[test]
+    fn every_route_carries_its_permission() {
+        use Access::*;
+        let table: &[(&str, &str, Access)] = &[
+            ("GET", "/healthz", Public),
+            ("GET", "/setup", Public),
+            ("POST", "/api/v1/setup", Public),
+            ("POST", "/api/v1/login", Public),
+            ("POST", "/api/v1/logout", LoggedIn),
+            ("GET", "/api/v1/me", LoggedIn),
+            ("GET", "/api/v1/openapi.json", LoggedIn),
+            ("GET", "/api/v1/status", Recorder(P::Status)),
+            ("GET", "/metrics", Recorder(P::Status)),
+            ("GET", "/api/v1/cameras", LoggedIn),
+            ("GET", "/api/v1/cameras/{id}/recordings", Camera(P::Playback)),
+            ("GET", "/api/v1/cameras/{id}/export.mp4", Camera(P::Export)),
+            ("POST", "/api/v1/cameras/{id}/record/start", Camera(P::ManualRecording)),
+            ("POST", "/api/v1/cameras/{id}/record/stop", Camera(P::ManualRecording)),
+            ("GET", "/api/v1/cameras/{id}/motion", Camera(P::SmartSearch)),
+            ("POST", "/api/v1/search/motion", EachCamera(P::SmartSearch)),
+            ("GET", "/api/v1/events", Recorder(P::Status)),
+            ("POST", "/api/v1/events/{name}", Recorder(P::TriggerEvents)),
+            ("GET", "/api/v1/config", Recorder(P::ReadConfig)),
+            ("PUT", "/api/v1/config", Recorder(P::EditConfig)),
+            ("GET", "/api/v1/config/cameras/{id}", Recorder(P::ReadConfig)),
+            ("PUT", "/api/v1/config/cameras/{id}", Recorder(P::EditConfig)),
+            ("DELETE", "/api/v1/config/cameras/{id}", Recorder(P::EditConfig)),
+            ("GET", "/api/v1/config/storages/{id}", Recorder(P::ReadConfig)),
+            ("PUT", "/api/v1/config/storages/{id}", Recorder(P::EditConfig)),
+            ("DELETE", "/api/v1/config/storages/{id}", Recorder(P::EditConfig)),
+            ("GET", "/api/v1/logs", Recorder(P::ReadLogs)),
+            ("GET", "/api/v1/users", Recorder(P::ManageUsers)),
+            ("POST", "/api/v1/users", Recorder(P::ManageUsers)),
+            ("DELETE", "/api/v1/users/{name}", Recorder(P::ManageUsers)),
+            ("PUT", "/api/v1/users/{name}/roles", Recorder(P::ManageUsers)),
+            ("PUT", "/api/v1/users/{name}/password", SelfOr(P::ManageUsers)),
+            ("GET", "/api/v1/roles", Recorder(P::ManageUsers)),
+            ("GET", "/api/v1/roles/{name}", Recorder(P::ManageUsers)),
+            ("PUT", "/api/v1/roles/{name}", Recorder(P::ManageUsers)),
+            ("DELETE", "/api/v1/roles/{name}", Recorder(P::ManageUsers)),
+        ];
+        let routes: Vec<(&str, &str)> = table.iter().map(|(m, p, _)| (*m, *p)).collect();
+        assert_eq!(routes, super::super::ROUTES, "this table lists exactly the router's routes, in order");
+        for (method, path, access) in table {
+            let concrete = path.replace("{id}", "cam_1").replace("{name}", "ann");
+            let route = Route::parse(&Method::parse(method), &concrete)
+                .unwrap_or_else(|e| panic!("{method} {concrete} has no route: {e}"));
+            let spec = route.spec();
+            assert_eq!((spec.method, spec.path), (*method, *path), "{route:?}");
+            assert_eq!(spec.access, *access, "{method} {path}");
+            if let Access::Camera(_) = access {
+                assert_eq!(route.camera(), Some("cam_1"), "{method} {path}: the camera comes from the path");
+            }
+            // Every camera permission is checked on a camera, every recorder permission overall.
+            match access {
+                Camera(p) | EachCamera(p) => assert!(p.is_camera(), "{method} {path}"),
+                Recorder(p) | SelfOr(p) => assert!(!p.is_camera(), "{method} {path}"),
+                Public | LoggedIn => {}
+            }
+            if *method == "GET" {
+                let head = Route::parse(&Method::Head, &concrete).expect("GET routes answer HEAD");
+                assert_eq!(head, route);
+            }
+        }
+        // Only login, first-start setup and health answer without a login (A1).
+        let public: Vec<&str> = table.iter().filter(|(_, _, a)| *a == Public).map(|(_, p, _)| *p).collect();
+        assert_eq!(public, ["/healthz", "/setup", "/api/v1/setup", "/api/v1/login"]);
+    }
+
+    /// The capacity classes the serving layer sizes, and the routing errors of today's router.
+    #[test]
+    fn capacity_classes_and_routing_errors() {
+        let class = |m: Method, p: &str| Route::parse(&m, p).unwrap().spec().capacity;
+        assert_eq!(class(Method::Get, "/api/v1/events"), Capacity::LongPoll);
+        assert_eq!(class(Method::Get, "/api/v1/cameras/a/export.mp4"), Capacity::Download);
+        assert_eq!(class(Method::Get, "/api/v1/status"), Capacity::Quick);
+        let kind = |m: Method, p: &str| Route::parse(&m, p).unwrap_err().kind();
+        use crate::ErrorKind::{InvalidArgument, NotFound};
+        assert_eq!(kind(Method::Post, "/api/v1/status"), InvalidArgument);
+        assert_eq!(kind(Method::Get, "/api/v1/login"), InvalidArgument);
+        assert_eq!(kind(Method::Post, "/api/v1/nothing"), InvalidArgument);
+        assert_eq!(kind(Method::Get, "/api/v1/nothing"), NotFound);
+        assert_eq!(kind(Method::Get, "/api/v1/config/widgets/x"), NotFound);
+        assert_eq!(kind(Method::Post, "/setup"), InvalidArgument);
+        assert_eq!(kind(Method::Get, "/../../etc/passwd"), NotFound);
+    }
+}
