@@ -342,7 +342,11 @@ impl RequestFraming {
                     return Err(Refusal::bad("Transfer-Encoding other than a single `chunked`"));
                 }
                 chunked = true;
-            } else if name.eq_ignore_ascii_case("connection") && value.to_ascii_lowercase().contains("upgrade") {
+            } else if name.eq_ignore_ascii_case("connection")
+                && value.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            {
+                // Token by token, as `serve` reads it: a value that only contains the text
+                // ("x-upgrade") is no upgrade, so it must not switch the checks off (review).
                 upgrade_connection = true;
             } else if name.eq_ignore_ascii_case("upgrade") {
                 upgrade_websocket = value.eq_ignore_ascii_case("websocket");
@@ -492,6 +496,14 @@ mod tests {
         f.push(ws, &mut out).expect("a WebSocket upgrade passes");
         f.push(b"\x81\x85not HTTP\n\r", &mut out).expect("frames pass unchecked");
         assert_eq!(out, [&ws[..], b"\x81\x85not HTTP\n\r"].concat());
+        // A Connection value that only contains the text "upgrade" is a plain request: its head
+        // is checked and the next request's head is checked again (never passed through raw).
+        let almost = b"GET /healthz HTTP/1.1\r\nConnection: keep-alive, x-upgrade\r\nUpgrade: websocket\r\n\r\n";
+        let mut f = RequestFraming::new();
+        let mut out = Vec::new();
+        f.push(almost, &mut out).expect("a plain request passes");
+        let hostile = [b"GET / HTTP/1.1\r\nX: ".as_slice(), &[b'a'; 20 << 10], b"\r\n\r\n"].concat();
+        assert_eq!(f.push(&hostile, &mut out).unwrap_err().status, 431, "the next head is checked");
         for refused in [
             &b"GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"[..],
             b"POST / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
