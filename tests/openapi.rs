@@ -33,8 +33,45 @@ fn every_documented_operation_reaches_its_handler() {
                 (r.status == 404 && text.contains("no such endpoint")) || text.contains("is not allowed on");
             assert!(!fallthrough, "{method} {path}: the router has no such route: {} {text}", r.status);
             assert!(r.status < 500, "{method} {path}: {} {text}", r.status);
+            // Issue 11 point 1: a 200 JSON answer holds exactly what its schema names.
+            let schema =
+                &doc["paths"][path][method.to_lowercase()]["responses"]["200"]["content"]["application/json"]["schema"];
+            if let (200, Some(reference)) = (r.status, schema["$ref"].as_str()) {
+                let name = reference.trim_start_matches("#/components/schemas/");
+                assert_matches_schema(
+                    &doc,
+                    &doc["components"]["schemas"][name],
+                    &r.json(),
+                    &format!("{method} {path}"),
+                );
+            }
             checked += 1;
         }
     }
     assert_eq!(checked, edgerec::http::ROUTES.len());
+}
+
+/// The answer's object keys are the schema's properties (required ones present, no others),
+/// down through objects, arrays and references.
+fn assert_matches_schema(doc: &Value, schema: &Value, v: &Value, at: &str) {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.trim_start_matches("#/components/schemas/");
+        return assert_matches_schema(doc, &doc["components"]["schemas"][name], v, at);
+    }
+    if let (Some(props), Some(obj)) = (schema["properties"].as_object(), v.as_object()) {
+        for k in obj.keys() {
+            assert!(props.contains_key(k), "{at}: `{k}` is not in the schema");
+        }
+        for k in schema["required"].as_array().into_iter().flatten() {
+            assert!(obj.contains_key(k.as_str().unwrap()), "{at}: required `{k}` is missing");
+        }
+        for (k, sub) in obj {
+            assert_matches_schema(doc, &props[k], sub, &format!("{at}.{k}"));
+        }
+    }
+    if let (Some(items), Some(list)) = (schema.get("items"), v.as_array()) {
+        for (i, item) in list.iter().enumerate() {
+            assert_matches_schema(doc, items, item, &format!("{at}[{i}]"));
+        }
+    }
 }

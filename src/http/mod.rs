@@ -291,4 +291,36 @@ mod tests {
         assert_eq!(documented, routes);
         assert_eq!(doc["openapi"], "3.1.0");
     }
+
+    /// Issue 11 point 1: every JSON answer's schema says what it holds; none is a bare `object`.
+    #[test]
+    fn no_response_schema_is_a_bare_object() {
+        let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+        let mut bare = Vec::new();
+        let mut counted = 0;
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for (method, op) in ops.as_object().unwrap() {
+                for (code, r) in op["responses"].as_object().unwrap() {
+                    for (_, content) in r["content"].as_object().into_iter().flatten() {
+                        counted += 1;
+                        let schema = &content["schema"];
+                        if schema.get("$ref").is_none()
+                            && schema.get("properties").is_none()
+                            && schema["type"] == "object"
+                        {
+                            bare.push(format!("{method} {path} {code}"));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(counted > 100, "{counted} response schemas");
+        assert!(bare.is_empty(), "bare object schemas: {bare:?}");
+        // Every reference names a schema that exists.
+        let text = OPENAPI.replace(' ', "");
+        for r in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+            let name = &r[..r.find('"').unwrap()];
+            assert!(doc["components"]["schemas"].get(name).is_some(), "no schema {name}");
+        }
+    }
 }
