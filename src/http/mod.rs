@@ -121,6 +121,13 @@ impl Ctx {
         }
     }
 
+    /// Ends what waits in the face (its event long polls, which answer with what they have) and
+    /// makes later waits answer at once: the front calls it at the stop signal, before its drain
+    /// (`front::FrontConfig::on_stop`, issue 11 point 5).
+    pub fn stop_waiting(&self) {
+        self.rec.event_reader().release_waiters();
+    }
+
     /// Tells status about the HTTPS front once it listens (the first call wins).
     pub fn set_https(&self, info: HttpsInfo) {
         let _ = self.https.set(info);
