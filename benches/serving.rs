@@ -300,7 +300,9 @@ fn main() {
     // Every bench client comes from 127.0.0.1.
     config.max_per_address = config.max_connections;
     config.plain = Some("127.0.0.1:0".parse().expect("address"));
-    let front = Front::start(config).expect("front starts");
+    let front_stop = edgerec::shutdown::Shutdown::new();
+    let mut front_thread = edgerec::shutdown::Joiner::new();
+    let front = Front::start(config, &front_stop, &mut front_thread).expect("front starts");
     let addr = front.plain_addr.expect("plain listener");
 
     // Warm the page cache for every reader.
@@ -403,7 +405,9 @@ fn main() {
     for c in clients {
         c.join().expect("client");
     }
-    front.stop();
+    front_stop.trigger();
+    let late = front_thread.join(edgerec::http::front::STOP_TIMEOUT);
+    assert!(late.is_empty(), "the front did not stop: {late:?}");
     // Streams started within the first second or two: rate over the whole mix after the first 2 s
     // would need a time series; the average over the run is the honest lower bound.
     let rates: Vec<f64> = live_bytes.iter().map(|b| b.load(Ordering::Relaxed) as f64 * 8.0 / elapsed / 1e6).collect();

@@ -264,6 +264,9 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
     front_config.plain = Some(listen);
     // `socket_timeout_seconds` bounds how long a request head may take to arrive.
     front_config.head_timeout = front_config.head_timeout.min(server.socket_timeout);
+    // Issue 11 point 5: at the stop signal the face's long polls answer before the front drains.
+    let face = http.clone();
+    front_config.on_stop = Some(Box::new(move || face.stop_waiting()));
     let tls_setup = match server.tls_listen {
         None => None,
         Some(addr) => {
@@ -277,7 +280,11 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
         }
     };
     drop(held_ports);
-    let front = edgerec::http::front::Front::start(front_config)?;
+    // The HTTP face is the first stage to stop (data-flow order): it observes the one stop signal
+    // and drains; its thread is joined before the recorder stops, so no request reaches a
+    // recorder that is stopping (issue 11 point 5).
+    let mut faces = Joiner::new();
+    let front = edgerec::http::front::Front::start(front_config, &shutdown, &mut faces)?;
     if let (Some(setup), Some(tls_addr)) = (&tls_setup, front.tls_addr) {
         let left = setup.not_after_unix - SystemClocks.realtime_us_now() / 1_000_000;
         if left < edgerec::http::CERT_EXPIRY_WARNING.as_secs() as i64 {
@@ -326,7 +333,10 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
     while !shutdown.wait_timeout(Duration::from_secs(3600)) {}
     tracing::info!("shutting down");
     service::notify(&[NotifyState::Stopping, NotifyState::Status("stopping: flushing recordings")]);
-    front.stop();
+    let late = faces.join(edgerec::http::front::STOP_TIMEOUT);
+    if !late.is_empty() {
+        tracing::warn!(threads = ?late, "the HTTP front did not stop within {:?}", edgerec::http::front::STOP_TIMEOUT);
+    }
     recorder.shutdown(SHUTDOWN_STEP_TIMEOUT);
     supervisor_stop.trigger();
     let late = joiner.join(SHUTDOWN_STEP_TIMEOUT);

@@ -352,3 +352,67 @@ fn chunked_config_over_the_cap_is_413() {
     }
     assert_still_answers(&rec, "oversized config bodies");
 }
+
+/// Issue 11 point 2 (review): every request holds a place of its class, quick ones too. 32
+/// handlers that block reading a slow request body hold every quick place (`capacity::MAX_QUICK`),
+/// so the 33rd quick request is refused with the JSON 503 and `Retry-After`, while a long poll
+/// and a download still answer from their own classes; once the bodies arrive, every one of the
+/// 32 is answered and quick requests are served again.
+#[test]
+fn the_33rd_concurrent_quick_request_is_refused_while_other_classes_answer() {
+    const QUICK_CAP: usize = 32;
+    let tmp = common::temp_dir();
+    let rec = RecorderProc::start(tmp.path(), BODY);
+    rec.wait_frames("door", 25, GUARD);
+    // The first Basic login verifies the password (Argon2) and caches it; the blocked requests
+    // below then reach their handlers without waiting on each other's password checks.
+    assert_still_answers(&rec, "start");
+    let probe_from = |path: &str| {
+        let url = format!("http://{}:{}@127.0.0.1:{}{path}", ADMIN, ADMIN_PASSWORD, rec.port);
+        common::http_request_from(Some([127, 0, 0, 4].into()), "GET", &url, &[], &[]).unwrap()
+    };
+
+    // 32 motion searches whose JSON body (`{}`) stops after its first byte, from two addresses
+    // (the per-address cap is a quarter of the default 160 connections).
+    let mut slow: Vec<TcpStream> = (0..QUICK_CAP)
+        .map(|i| {
+            let mut s = connect_from(&rec, [127, 0, 0, 2 + (i % 2) as u8]);
+            let head = format!(
+                "POST /api/v1/search/motion HTTP/1.1\r\nHost: x\r\n{}Content-Type: application/json\r\n\
+                 Content-Length: 2\r\nConnection: close\r\n\r\n{{",
+                basic()
+            );
+            s.write_all(head.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+
+    // Once all 32 handlers wait for their bodies, a 33rd quick request is refused.
+    let refused = common::wait_for(GUARD, || Some(probe_from("/api/v1/status")).filter(|r| r.status == 503))
+        .expect("the quick class was never full");
+    assert_eq!(refused.json()["error"]["code"], "resource_exhausted", "{}", refused.text());
+    assert_eq!(refused.json()["error"]["message"], "too many requests at once; retry later");
+    assert_eq!(refused.header("Retry-After"), Some("1"));
+    // Other classes keep their own room: a long poll (which finds no event in 1 s) and a download.
+    let poll = probe_from("/api/v1/events?after=18446744073709551615&wait=1");
+    assert_eq!(poll.status, 200, "long poll while quick requests are full: {}", poll.text());
+    let now_us = common::recorder::now_us();
+    let export = probe_from(&format!(
+        "/api/v1/cameras/door/export.mp4?from={}&to={}",
+        common::recorder::rfc3339(now_us - 60_000_000),
+        common::recorder::rfc3339(now_us)
+    ));
+    assert_eq!(export.status, 200, "download while quick requests are full: {}", export.text());
+    assert_eq!(export.header("Content-Type"), Some("video/mp4"));
+
+    // The bodies arrive: each of the 32 held a place (none was refused) and is answered.
+    for s in &mut slow {
+        s.write_all(b"}").unwrap();
+    }
+    for s in &mut slow {
+        let answer = read_to_close(s);
+        assert_ne!(status_of(&answer), 503, "one of the 32 was refused: {answer}");
+    }
+    assert_eq!(probe_from("/api/v1/status").status, 200, "quick places are free again");
+    assert!(rec.stop(), "clean exit");
+}

@@ -10,9 +10,10 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use common::front::TestFront;
 use common::{http_get, http_request_from};
 use edgerec::http::exchange::{Body, Request, Response, Transport};
-use edgerec::http::front::{Front, FrontConfig};
+use edgerec::http::front::FrontConfig;
 use edgerec::http::serve::{websocket_accept, Entry};
 
 /// A bound for a hung test, not a measure of speed.
@@ -34,7 +35,9 @@ struct Gate {
 /// - `/file`: the file at `file`, streamed with its length;
 /// - `/live`: ten 100 KB pieces streamed without a length (chunked);
 /// - `/wait`: blocks until `gate` opens, then `waited`;
-/// - `/ws`: accepts a WebSocket upgrade and echoes one text frame back unmasked.
+/// - `/ws`: accepts a WebSocket upgrade and echoes one text frame back unmasked;
+/// - `/endless`: a stream without a length that never ends by itself (as a live view), 1,000
+///   bytes every 10 ms.
 fn entry(file: std::path::PathBuf, gate: Arc<Gate>) -> Entry {
     Arc::new(move |req: Request| -> Response {
         match req.path() {
@@ -71,9 +74,23 @@ fn entry(file: std::path::PathBuf, gate: Arc<Gate>) -> Entry {
                     .with_header("Connection", "Upgrade")
                     .with_header("Sec-WebSocket-Accept", &websocket_accept(&key))
             }
+            "/endless" => Response::new(200, Body::Reader { reader: Box::new(Endless), len: None }),
             _ => Response::new(404, Body::Empty),
         }
     })
+}
+
+/// The body of `/endless`: a paced stream of `e`, as a camera's live stream is paced by its
+/// frames.
+struct Endless;
+
+impl Read for Endless {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        std::thread::sleep(Duration::from_millis(10));
+        let n = buf.len().min(1000);
+        buf[..n].fill(b'e');
+        Ok(n)
+    }
 }
 
 /// Reads one masked client frame (RFC 6455 §5.2, payload under 126 bytes) and sends its payload
@@ -98,7 +115,7 @@ fn echo_one_frame(mut ws: edgerec::http::exchange::Upgraded) {
 }
 
 struct Served {
-    front: Option<Front>,
+    front: Option<TestFront>,
     addr: SocketAddr,
     gate: Arc<Gate>,
     _dir: tempfile::TempDir,
@@ -125,7 +142,7 @@ fn serve(max_connections: usize) -> Served {
     let gate = Arc::new(Gate::default());
     let mut config = FrontConfig::serving(entry(path, gate.clone()), max_connections);
     config.plain = Some("127.0.0.1:0".parse().unwrap());
-    let front = Front::start(config).expect("front starts");
+    let front = TestFront::start(config);
     let addr = front.plain_addr.expect("a plain listener");
     Served { front: Some(front), addr, gate, _dir: dir, file }
 }
@@ -278,4 +295,54 @@ fn forty_blocked_handlers_leave_room_for_quick_answers() {
     for w in waiters {
         assert_eq!(w.join().unwrap().unwrap(), "waited");
     }
+}
+
+/// Issue 11 point 5: the front stops only through the one stop signal. At the signal it refuses
+/// new clients, closes an idle keep-alive connection, ends a stream without a length (a live
+/// view) with its last chunk, answers the request in flight (within its drain) and then closes
+/// its connection, and its thread, joined through a `Joiner`, ends.
+#[test]
+fn the_stop_signal_drains_the_front_and_ends_its_thread() {
+    let mut s = serve(16);
+    // An idle keep-alive connection, after one answer.
+    let mut idle = connect(s.addr);
+    idle.write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut reader = BufReader::new(idle.try_clone().unwrap());
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    // A request in flight: its handler waits for the gate.
+    let url = format!("http://{}/wait", s.addr);
+    let in_flight = std::thread::spawn(move || http_get(&url).map(|r| (r.status, r.text())));
+    assert!(common::wait_until(GUARD, || s.gate.state.lock().unwrap().1 == 1), "the handler never ran");
+    // A stream that would never end by itself.
+    let mut endless = connect(s.addr);
+    endless.write_all(b"GET /endless HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut first = [0u8; 64];
+    let n = endless.read(&mut first).unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"), "{:?}", &first[..n]);
+
+    let front = s.front.take().expect("running");
+    let addr = s.addr;
+    let stopper = std::thread::spawn(move || front.stop());
+    // New clients are refused by the kernel once the listener is closed.
+    let refused = common::wait_until(GUARD, || TcpStream::connect(addr).is_err());
+    assert!(refused, "the front still accepts after the signal");
+    // The idle connection is closed (what is left of the first answer, then the end).
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest).unwrap();
+    // The endless stream ends complete, with its last chunk.
+    let mut streamed = Vec::new();
+    endless.read_to_end(&mut streamed).unwrap();
+    assert!(streamed.ends_with(b"0\r\n\r\n"), "the stream did not end with its last chunk");
+    // The request in flight is still answered within the drain, then the thread ends.
+    {
+        let mut state = s.gate.state.lock().unwrap();
+        state.0 = true;
+        s.gate.cond.notify_all();
+    }
+    let (status, text) = in_flight.join().unwrap().expect("the request in flight is answered");
+    assert_eq!((status, text.as_str()), (200, "waited"));
+    let took = stopper.join().expect("the front's thread ended");
+    assert!(took < edgerec::http::front::STOP_TIMEOUT, "stopping took {took:?}");
 }

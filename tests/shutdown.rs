@@ -1,6 +1,8 @@
 //! Issue 11 point 5 through the real recorder: the one stop signal ends every recorder thread,
 //! in data-flow order, with the frames ingest handed over written, and one `Joiner` sees them end.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,4 +54,56 @@ fn the_stop_signal_ends_every_recorder_thread_after_the_last_frames_are_written(
     // The writer ended and released its storage (ST-13 lock), which `check --rebuild` or a new
     // recorder may now take.
     edgerec::store::check_not_in_use(&storage).expect("the storage is free after shutdown");
+}
+
+/// Issue 11 point 5: the HTTP front observes the same one stop signal. At SIGTERM a waiting event
+/// long poll answers at once (with what there is), a request in flight is still answered, new
+/// clients are refused, and the process exits 0 well before the long poll's own 60 s.
+#[test]
+fn the_stop_signal_answers_long_polls_and_drains_the_http_front() {
+    use std::io::{Read, Write};
+
+    let tmp = common::temp_dir();
+    let body = "[[storage]]\nid = \"main\"\nsize = \"64MiB\"\nsegment_size = \"2MiB\"\n[[camera]]\nid = \"demo\"\n\
+                source = \"demo:\"\n[camera.motion]\nenabled = false\n";
+    let rec = common::recorder::RecorderProc::start(tmp.path(), body);
+    // A long poll far past the newest cursor waits its whole 60 s unless something ends it.
+    let poll_url = rec.url("/api/v1/events?after=18446744073709551615&wait=60");
+    let poll = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let r = common::http_get(&poll_url);
+        (r.map(|r| (r.status, r.json())), started.elapsed())
+    });
+    // A request in flight: a motion search whose body stops after its first byte.
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], rec.port));
+    let mut in_flight = std::net::TcpStream::connect(addr).unwrap();
+    in_flight.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let credentials = {
+        use base64::Engine;
+        let pair = format!("{}:{}", common::recorder::ADMIN, common::recorder::ADMIN_PASSWORD);
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    };
+    let head = format!(
+        "POST /api/v1/search/motion HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {credentials}\r\n\
+         Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{{"
+    );
+    in_flight.write_all(head.as_bytes()).unwrap();
+    // The long poll waits (it is still unanswered a second later), then the signal.
+    assert!(!common::wait_until(Duration::from_secs(1), || poll.is_finished()), "the long poll answered early");
+    rec.terminate();
+    // The front stops accepting at the signal: new clients are refused by the kernel.
+    assert!(common::wait_until(Duration::from_secs(30), || std::net::TcpStream::connect(addr).is_err()));
+    // The request in flight still gets its answer (the drain), and the connection then closes.
+    in_flight.write_all(b"}").unwrap();
+    let mut answer = String::new();
+    in_flight.read_to_string(&mut answer).unwrap();
+    // `{}` lacks the search's `from`: the handler's own 400, with its JSON body, not a cut.
+    assert!(answer.starts_with("HTTP/1.1 400 "), "the request in flight: {answer}");
+    assert!(answer.contains("`from` (RFC 3339) is required"), "{answer}");
+    let (answered, waited) = poll.join().unwrap();
+    let (status, page) = answered.expect("the long poll is answered, not cut");
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["events"], serde_json::json!([]), "{page}");
+    assert!(waited < Duration::from_secs(30), "the long poll waited {waited:?} past the signal");
+    assert!(rec.wait(), "exit 0 after SIGTERM");
 }

@@ -16,8 +16,9 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use common::front::TestFront;
 use edgerec::http::exchange::{Body, Response};
-use edgerec::http::front::{Front, FrontConfig, Transport};
+use edgerec::http::front::{FrontConfig, Transport};
 use edgerec::http::tls::{load_or_create, TlsSetup};
 
 /// Handshake timeout of fronts whose tests do not depend on it.
@@ -40,14 +41,14 @@ fn peer_echo() -> edgerec::http::serve::Entry {
 
 /// A front with TLS and plain listeners on 127.0.0.1:0 serving the peer echo; returns the front
 /// and its TLS address.
-fn front(setup: &TlsSetup, max_connections: usize, handshake: Duration, idle: Duration) -> (Front, SocketAddr) {
+fn front(setup: &TlsSetup, max_connections: usize, handshake: Duration, idle: Duration) -> (TestFront, SocketAddr) {
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let mut config = FrontConfig::serving(peer_echo(), max_connections);
     config.plain = Some(listen);
     config.tls = Some((listen, setup.server_config.clone()));
     config.handshake_timeout = handshake;
     config.idle_timeout = idle;
-    let front = Front::start(config).expect("front starts");
+    let front = TestFront::start(config);
     let tls = front.tls_addr.expect("a TLS listener");
     (front, tls)
 }

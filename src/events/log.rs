@@ -97,6 +97,8 @@ struct CommitState {
     newest: u64,
     /// The writer thread has stopped: no more commits will come.
     stopped: bool,
+    /// The process is stopping (`EventReader::release_waiters`): long polls answer at once.
+    released: bool,
 }
 
 /// State shared by the sink, the writer thread and the readers.
@@ -281,7 +283,7 @@ impl EventLog {
         let shared = Arc::new(Shared {
             counters: Counters::default(),
             subscribers: Mutex::new(Vec::new()),
-            committed: Mutex::new(CommitState { newest: 0, stopped: false }),
+            committed: Mutex::new(CommitState { newest: 0, stopped: false, released: false }),
             committed_cv: Condvar::new(),
             available: AtomicBool::new(false),
             last_error: Mutex::new(None),
@@ -493,7 +495,7 @@ impl EventReader {
             }
             let mut st = lock(&shared.committed);
             while st.newest <= seen {
-                if st.stopped {
+                if st.stopped || st.released {
                     return Ok(Vec::new());
                 }
                 let wait = match deadline {
@@ -507,6 +509,15 @@ impl EventReader {
                 st = shared.committed_cv.wait_timeout(st, wait).unwrap_or_else(PoisonError::into_inner).0;
             }
         }
+    }
+
+    /// Ends every `wait_after` waiting now, and makes later ones return at once, with what is
+    /// there: the process is stopping, and its HTTP face answers its long polls before it closes
+    /// (issue 11 point 5). The log itself keeps working until its writer is shut down.
+    pub fn release_waiters(&self) {
+        let shared = &self.inner.shared;
+        lock(&shared.committed).released = true;
+        shared.committed_cv.notify_all();
     }
 
     /// Where the log starts and ends; see `CursorBounds::truncated`.

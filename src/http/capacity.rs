@@ -1,17 +1,27 @@
 //! Serving capacity per class of request (issue 11 point 2): quick answers, waiting long polls,
 //! downloads and live streams each have a cap of their own, held as a `Permit` while one runs.
-//! Invariant: a class at its cap answers 503 (`ResourceExhausted`) and never takes room of another
-//! class; a permit is given back when it is dropped, also when the client goes away mid-answer.
+//! Invariant: every request holds a place of its route's class (`http::dispatch` takes it, before
+//! login); a class at its cap answers 503 (`ResourceExhausted`, `Retry-After`) and never takes room
+//! of another class; a permit is given back when it is dropped, also when the client goes away
+//! mid-answer.
 //!
 //! The caps are sized for this 2-core box: 64 live streams of 4 Mbit/s, 32 waiting event long
 //! polls and 8 exports at once, beside the quick API requests (BENCHMARKS.md, "Serving capacity").
 //! The connection cap (`[server] max_connections`) and the serving threads must leave room for
 //! the sum of the caps; the caps themselves never borrow from each other.
 
+use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
+use super::exchange::{Body, Response};
 use crate::error::Error;
+
+/// What a refused request is told to wait (`Retry-After`) before it tries again. A refusal costs
+/// the server a parse and a permit check, so a client retrying every second costs nothing, and
+/// finds a place as soon as one is free.
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// What kind of work a request is, for its cap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,6 +153,37 @@ impl Permit {
     pub fn class(&self) -> Class {
         self.class
     }
+
+    /// Makes this place travel with what `response` still has to do after its handler returned:
+    /// a `Body::Reader` holds it until the server drops the reader (the body was sent, or the
+    /// client went away), a `Body::Upgrade` until its handler returns. Any other answer is
+    /// complete, and the place is given back now.
+    pub fn held_by(self, response: Response) -> Response {
+        let Response { status, headers, body } = response;
+        let body = match body {
+            Body::Reader { reader, len } => Body::Reader { reader: Box::new(Holding { reader, _permit: self }), len },
+            Body::Upgrade(handler) => Body::Upgrade(Box::new(move |upgraded| {
+                let _permit = self;
+                handler(upgraded)
+            })),
+            other @ (Body::Empty | Body::Bytes(_)) => other,
+        };
+        Response { status, headers, body }
+    }
+}
+
+/// A response body reader that holds its request's place while the server reads it.
+struct Holding {
+    /// The handler's reader.
+    reader: Box<dyn Read + Send>,
+    /// The request's place; given back when the server drops the reader.
+    _permit: Permit,
+}
+
+impl Read for Holding {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.reader.read(buf)
+    }
 }
 
 impl Drop for Permit {
@@ -183,6 +224,27 @@ mod tests {
         assert_eq!(capacity.in_use(Class::Live), 3);
         drop((live, download, quick));
         assert_eq!(capacity.in_use(Class::Live), 0);
+    }
+
+    /// Issue 11 point 2 (review): a place travels with a streamed body until the server drops the
+    /// reader, and is given back at once for an answer that is complete.
+    #[test]
+    fn a_place_travels_with_a_streamed_body() {
+        let capacity = Capacity::new(Caps { quick: 1, long_poll: 1, download: 1, live: 1 });
+        let streamed = capacity
+            .try_take(Class::Download)
+            .unwrap()
+            .held_by(Response::new(200, Body::Reader { reader: Box::new(std::io::repeat(7).take(3)), len: Some(3) }));
+        assert_eq!(capacity.in_use(Class::Download), 1, "the body still holds the download's place");
+        let Body::Reader { mut reader, len } = streamed.body else { panic!("still a reader") };
+        let mut read = Vec::new();
+        reader.read_to_end(&mut read).unwrap();
+        assert_eq!((read, len), (vec![7; 3], Some(3)), "the body is unchanged");
+        drop(reader);
+        assert_eq!(capacity.in_use(Class::Download), 0);
+        let whole = capacity.try_take(Class::Quick).unwrap().held_by(Response::new(200, Body::Bytes(b"ok".to_vec())));
+        assert_eq!(capacity.in_use(Class::Quick), 0, "a complete answer holds no place");
+        assert!(matches!(whole.body, Body::Bytes(b) if b == b"ok"));
     }
 
     /// The default caps are the sizing issue 11 point 2 asks for.

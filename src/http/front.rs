@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::clocks::timer_now;
@@ -30,6 +30,7 @@ use super::framing::{Refusal, RequestFraming};
 use super::metrics::CONNECTIONS;
 use super::serve::{Entry, UpgradeFn};
 use crate::error::Error;
+use crate::shutdown::{Joiner, Shutdown};
 
 /// How long a connection may move no byte in either direction before it is closed. Longer than
 /// the longest silence a well-behaved exchange has (the events long poll, `MAX_EVENT_WAIT`),
@@ -87,6 +88,15 @@ const SPARE_BLOCKING_THREADS: usize = 16;
 /// left to end by themselves, their clients already gone.
 const BLOCKING_STOP_WAIT: Duration = Duration::from_secs(2);
 
+/// From the stop signal, how long requests in flight may take to be answered (issue 11 point 5).
+/// A quick answer takes milliseconds and a released long poll answers at once; a download still
+/// running then is cut (its client resumes with `Range`). The front's thread ends at most this
+/// plus `BLOCKING_STOP_WAIT` after the signal: `STOP_TIMEOUT`.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest the front's thread runs after the stop signal (what `run` waits for it).
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(DRAIN_TIMEOUT.as_secs() + BLOCKING_STOP_WAIT.as_secs() + 1);
+
 pub use super::exchange::{Peer, Transport};
 
 /// What the front serves and its limits.
@@ -107,6 +117,9 @@ pub struct FrontConfig {
     pub idle_timeout: Duration,
     /// The one entry of the in-process server, called for every request.
     pub handler: Entry,
+    /// Called once on the front's thread when the stop signal is given, before the drain: ends
+    /// what would otherwise wait past it (the face's long polls; `Ctx::stop_waiting`).
+    pub on_stop: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl FrontConfig {
@@ -122,11 +135,16 @@ impl FrontConfig {
             head_timeout: HEAD_TIMEOUT,
             idle_timeout: IDLE_TIMEOUT,
             handler,
+            on_stop: None,
         }
     }
 }
 
-/// The running front.
+/// The running front. It stops at the process's one stop signal (issue 11 point 5): the accept
+/// loops end (new clients are refused by the kernel), `on_stop` releases what waits, idle
+/// connections close, requests in flight are answered within `DRAIN_TIMEOUT` and their
+/// connections close after the answer, upgraded connections and streams without a length end,
+/// and the `http-front` thread, registered with the caller's `Joiner`, ends.
 pub struct Front {
     /// Where plain HTTP clients connect (the port chosen by the kernel when asked for port 0).
     pub plain_addr: Option<SocketAddr>,
@@ -135,15 +153,12 @@ pub struct Front {
     /// Advanced every `HEARTBEAT_PERIOD` by a task on the front's runtime: it stops when the
     /// runtime is stuck, and the watchdog supervisor notices (`service::Watched`).
     pub heartbeat: Arc<AtomicU64>,
-    /// Sending (or dropping) it ends the accept loops; the runtime and every connection go with it.
-    stop: oneshot::Sender<()>,
-    /// The thread running the runtime; `stop` joins it so no connection outlives it.
-    thread: std::thread::JoinHandle<()>,
 }
 
 impl Front {
-    /// Binds the configured listeners and starts the `http-front` thread.
-    pub fn start(config: FrontConfig) -> Result<Front, Error> {
+    /// Binds the configured listeners and starts the `http-front` thread, which ends after `stop`
+    /// is given (at most `STOP_TIMEOUT` later) and is registered with `joiner` as `http-front`.
+    pub fn start(config: FrontConfig, stop: &Shutdown, joiner: &mut Joiner) -> Result<Front, Error> {
         let max = config.max_connections;
         if max == 0 || max > Semaphore::MAX_PERMITS {
             return Err(crate::err!(InvalidArgument, "HTTP connection cap {max} is out of range"));
@@ -187,19 +202,21 @@ impl Front {
             idle_timeout: config.idle_timeout,
             last_cap_warning: Mutex::new(None),
             handler: config.handler,
+            stop: stop.clone(),
         });
         let heartbeat = Arc::new(AtomicU64::new(0));
         let beat = heartbeat.clone();
-        let (stop, stop_rx) = oneshot::channel();
-        let thread = std::thread::Builder::new()
-            .name("http-front".into())
-            .spawn(move || {
+        let stop = stop.clone();
+        let on_stop = config.on_stop;
+        joiner
+            .spawn_thread("http-front", move || {
                 runtime.block_on(async move {
+                    let mut accepting = Vec::new();
                     if let Some((listener, _)) = plain {
-                        tokio::spawn(shared.clone().accept_loop(listener, Transport::Plain));
+                        accepting.push(tokio::spawn(shared.clone().accept_loop(listener, Transport::Plain)));
                     }
                     if let Some(((listener, _), _)) = tls {
-                        tokio::spawn(shared.clone().accept_loop(listener, Transport::Tls));
+                        accepting.push(tokio::spawn(shared.clone().accept_loop(listener, Transport::Tls)));
                     }
                     tokio::spawn(async move {
                         loop {
@@ -207,7 +224,23 @@ impl Front {
                             tokio::time::sleep(HEARTBEAT_PERIOD).await;
                         }
                     });
-                    let _ = stop_rx.await;
+                    stop.stopped().await;
+                    // The listeners close with their loops: the kernel refuses new clients.
+                    for task in &accepting {
+                        task.abort();
+                    }
+                    if let Some(release) = on_stop {
+                        release();
+                    }
+                    // Every connection saw the signal too (`serve`): the drain ends when the last
+                    // one has closed, or at the deadline, when the runtime drops what is left.
+                    let all = u32::try_from(shared.max_connections).expect("the cap is at most MAX_PERMITS");
+                    let drained = tokio::time::timeout(DRAIN_TIMEOUT, shared.slots.acquire_many(all)).await;
+                    if drained.is_err() {
+                        tracing::warn!(
+                            "HTTP requests still in flight {DRAIN_TIMEOUT:?} after the stop signal; closing them"
+                        );
+                    }
                 });
                 // Dropping the runtime would wait for every blocking job (a long poll, a live
                 // stream's reader) to end by itself.
@@ -222,13 +255,7 @@ impl Front {
             max_per_address = config.max_per_address,
             "HTTP front listening"
         );
-        Ok(Front { plain_addr, tls_addr, heartbeat, stop, thread })
-    }
-
-    /// Ends the accept loops, closes every connection and joins the thread.
-    pub fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.thread.join();
+        Ok(Front { plain_addr, tls_addr, heartbeat })
     }
 }
 
@@ -253,6 +280,8 @@ struct Shared {
     last_cap_warning: Mutex<Option<Instant>>,
     /// The in-process server's entry (`FrontConfig::handler`).
     handler: Entry,
+    /// The process's stop signal: every connection drains when it is given.
+    stop: Shutdown,
 }
 
 /// Which cap turned a client away.
@@ -412,22 +441,35 @@ impl Shared {
         let filtered = Filtered::new(watched, self, opened, head_timeout);
         let upgrade: Arc<Mutex<Option<UpgradeFn>>> = Arc::default();
         let slot = upgrade.clone();
-        let service =
-            hyper::service::service_fn(move |req| super::serve::call(req, entry.clone(), client, slot.clone()));
-        let conn = hyper::server::conn::http1::Builder::new()
+        let stop = self.stop.clone();
+        // Boxed, so the connection is `Unpin` and can be polled without shutting its stream
+        // (`poll_without_shutdown`) while the stop signal may still start a graceful shutdown.
+        let service = hyper::service::service_fn(move |req| {
+            Box::pin(super::serve::call(req, entry.clone(), client, slot.clone(), stop.clone()))
+        });
+        let mut conn = hyper::server::conn::http1::Builder::new()
             // The front times heads itself (`Filtered`), under pressure too.
             .header_read_timeout(None)
             // The end of the stream after a refusal (or a client that shuts its sending side)
             // must not cut the answers to the requests before it.
             .half_close(true)
-            .serve_connection(hyper_util::rt::TokioIo::new(filtered), service)
-            .without_shutdown();
-        let parts = tokio::select! {
-            r = conn => r,
-            () = idle(&progress_ms, opened, self.idle_timeout) => {
-                return tracing::debug!(client = %client.addr, "HTTP connection idle for {:?}; closing", self.idle_timeout);
+            .serve_connection(hyper_util::rt::TokioIo::new(filtered), service);
+        let mut draining = false;
+        let done = loop {
+            tokio::select! {
+                r = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => break r,
+                () = idle(&progress_ms, opened, self.idle_timeout) => {
+                    return tracing::debug!(client = %client.addr, "HTTP connection idle for {:?}; closing", self.idle_timeout);
+                }
+                // Issue 11 point 5: at the stop signal an idle connection closes at once, and one
+                // with a request in flight closes after its answer (the front's drain bounds it).
+                () = self.stop.stopped(), if !draining => {
+                    draining = true;
+                    Pin::new(&mut conn).graceful_shutdown();
+                }
             }
         };
+        let parts = done.map(|()| conn.into_parts());
         let parts = match parts {
             Ok(parts) => parts,
             Err(e) => return tracing::debug!(client = %client.addr, "HTTP connection ended: {e}"),
@@ -495,6 +537,9 @@ impl Shared {
                     tracing::debug!(client = %client.addr, "upgraded connection idle for {:?}; closing", self.idle_timeout);
                     break;
                 }
+                // Issue 11 point 5: an upgraded connection (a live stream) ends at the stop
+                // signal; its handler's reads end and its writes fail.
+                () = self.stop.stopped() => break,
             }
         }
         drop((to_handler, from_handler));

@@ -101,7 +101,8 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 pub struct Ctx {
     rec: Arc<Recorder>,
     auth: Arc<Auth>,
-    /// The caps of downloads, long polls and live streams, each class apart (issue 11 point 2).
+    /// The caps of quick answers, long polls, downloads and live streams, each class apart
+    /// (issue 11 point 2); every request holds a place of its class (`dispatch`).
     capacity: Arc<capacity::Capacity>,
     /// The HTTPS front status reports, once it listens.
     https: std::sync::OnceLock<HttpsInfo>,
@@ -120,6 +121,13 @@ impl Ctx {
         }
     }
 
+    /// Ends what waits in the face (its event long polls, which answer with what they have) and
+    /// makes later waits answer at once: the front calls it at the stop signal, before its drain
+    /// (`front::FrontConfig::on_stop`, issue 11 point 5).
+    pub fn stop_waiting(&self) {
+        self.rec.event_reader().release_waiters();
+    }
+
     /// Tells status about the HTTPS front once it listens (the first call wins).
     pub fn set_https(&self, info: HttpsInfo) {
         let _ = self.https.set(info);
@@ -129,7 +137,7 @@ impl Ctx {
 /// The one entry of the HTTP face: answers `req` (which may block: SQLite, a long poll). Every
 /// answer leaves through `respond::exit`, which counts, logs and audits it.
 pub fn dispatch(ctx: &Ctx, req: Request) -> Response {
-    let mut seen = respond::Seen {
+    let seen = respond::Seen {
         method: req.method.clone(),
         path: req.path().to_owned(),
         peer: req.peer.map_or_else(|| "unknown".to_owned(), |p| p.addr.to_string()),
@@ -139,8 +147,20 @@ pub fn dispatch(ctx: &Ctx, req: Request) -> Response {
         refused: false,
         started: crate::clocks::SystemClocks.monotonic(),
     };
-    let result = route_and_answer(ctx, req, &mut seen);
-    respond::exit(ctx, &seen, result)
+    let route = Route::parse(&req.method, req.path());
+    // Issue 11 point 2 (review): every request holds a place of its class, taken here and only
+    // here, before login (a login's Argon2 is the costliest quick work), so every class is capped
+    // and a class at its cap never takes another's room. The place travels with a streamed body.
+    let permit = match ctx.capacity.try_take(class_of(&route, &req)) {
+        Ok(permit) => permit,
+        Err(e) => {
+            let retry_after_s = capacity::RETRY_AFTER.as_secs().to_string();
+            return respond::exit(ctx, &seen, Err(e)).with_header("Retry-After", &retry_after_s);
+        }
+    };
+    let mut seen = seen;
+    let result = route_and_answer(ctx, route, req, &mut seen);
+    respond::exit(ctx, &seen, result.map(|response| permit.held_by(response)))
 }
 
 /// The capacity class of `method path` (`capacity::Class`), from the route table.
@@ -148,10 +168,29 @@ pub fn capacity(method: &Method, path: &str) -> Capacity {
     Route::parse(method, path).map_or(Capacity::Quick, |r| r.spec().capacity)
 }
 
+/// The class whose place a request holds: its route's (`Spec::capacity`; a path no route has is
+/// quick, answered 404 at once), except that a long-poll route asked not to wait (`wait` absent
+/// or 0) answers at once and is quick, so reading the event stream never competes with the
+/// clients waiting on it.
+fn class_of(route: &Result<Route, Error>, req: &Request) -> Capacity {
+    match route.as_ref().map(|r| r.spec().capacity) {
+        Ok(Capacity::LongPoll) => match query::Query::of(&req.target).u64("wait") {
+            Ok(Some(wait_s)) if wait_s > 0 => Capacity::LongPoll,
+            _ => Capacity::Quick,
+        },
+        Ok(class) => class,
+        Err(_) => Capacity::Quick,
+    }
+}
+
 /// Routing, login (A1), the password-change gate (AU-3), the route's access rule (PR-4), then
 /// the handler. Fills in `seen` for the exit as it learns who calls what.
-fn route_and_answer(ctx: &Ctx, mut req: Request, seen: &mut respond::Seen) -> Result<Response, Error> {
-    let route = Route::parse(&req.method, req.path());
+fn route_and_answer(
+    ctx: &Ctx,
+    route: Result<Route, Error>,
+    mut req: Request,
+    seen: &mut respond::Seen,
+) -> Result<Response, Error> {
     if let Ok(r) = &route {
         let spec = r.spec();
         seen.action = spec.action;

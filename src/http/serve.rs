@@ -8,6 +8,7 @@
 //! Why hyper and not tiny-http behind a loopback hop: ARCHITECTURE.md, `http::serve`, "Decided".
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::io::Read;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::exchange::{Body, Method, Peer, Request, Response, Upgraded};
+use crate::shutdown::Shutdown;
 
 /// The one entry the server calls for every request, on a thread that may block.
 pub type Entry = Arc<dyn Fn(Request) -> Response + Send + Sync>;
@@ -57,12 +59,14 @@ fn wants_upgrade(headers: &hyper::HeaderMap) -> bool {
 }
 
 /// Serves one request: the entry on a blocking thread, its answer as a hyper response. A
-/// `Body::Upgrade` is parked in `upgrade` for the connection to run after the `101`.
+/// `Body::Upgrade` is parked in `upgrade` for the connection to run after the `101`. A body
+/// without a length (a live stream) ends at `stop` (issue 11 point 5).
 pub(super) async fn call(
     req: hyper::Request<hyper::body::Incoming>,
     entry: Entry,
     peer: Peer,
     upgrade: Arc<Mutex<Option<UpgradeFn>>>,
+    stop: Shutdown,
 ) -> Result<hyper::Response<OutBody>, Infallible> {
     let upgrading = wants_upgrade(req.headers());
     let (parts, incoming) = req.into_parts();
@@ -90,7 +94,7 @@ pub(super) async fn call(
             internal_error("the request handler failed")
         }
     };
-    Ok(to_hyper(response, upgrading, &upgrade))
+    Ok(to_hyper(response, upgrading, &upgrade, &stop))
 }
 
 /// A JSON error answer (DESIGN §5) for what the serving layer itself finds wrong.
@@ -101,7 +105,12 @@ fn internal_error(message: &str) -> Response {
         .with_header("Cache-Control", "no-store")
 }
 
-fn to_hyper(response: Response, upgrading: bool, upgrade: &Mutex<Option<UpgradeFn>>) -> hyper::Response<OutBody> {
+fn to_hyper(
+    response: Response,
+    upgrading: bool,
+    upgrade: &Mutex<Option<UpgradeFn>>,
+    stop: &Shutdown,
+) -> hyper::Response<OutBody> {
     let Response { status, headers, body } = response;
     let (body, len) = match body {
         Body::Upgrade(handler) if upgrading && status == 101 => {
@@ -110,14 +119,24 @@ fn to_hyper(response: Response, upgrading: bool, upgrade: &Mutex<Option<UpgradeF
         }
         Body::Upgrade(_) => {
             tracing::error!(status, "an upgrade answer to a request that asked for none, or not 101");
-            return to_hyper(internal_error("the handler answered with an upgrade it cannot make"), upgrading, upgrade);
+            let error = internal_error("the handler answered with an upgrade it cannot make");
+            return to_hyper(error, upgrading, upgrade, stop);
         }
         Body::Empty => (OutBody::Empty, None),
         Body::Bytes(b) => (OutBody::Full(Some(Bytes::from(b))), None),
         Body::Reader { reader, len } => {
             let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
             tokio::task::spawn_blocking(move || pump_response_body(reader, tx));
-            (OutBody::Stream { rx, len }, len)
+            // A stream without a length (live) would never end by itself: it ends, complete, at
+            // the stop signal. A download with a length is cut only by the front's drain deadline.
+            let stopped: Option<Stopped> = match len {
+                None => {
+                    let stop = stop.clone();
+                    Some(Box::pin(async move { stop.stopped().await }))
+                }
+                Some(_) => None,
+            };
+            (OutBody::Stream { rx, len, stopped }, len)
         }
     };
     let mut out = hyper::Response::new(body);
@@ -187,6 +206,9 @@ fn pump_response_body(mut reader: Box<dyn Read + Send>, tx: mpsc::Sender<std::io
     }
 }
 
+/// Completes at the stop signal.
+type Stopped = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// A response body as hyper sends it.
 pub(super) enum OutBody {
     Empty,
@@ -196,6 +218,8 @@ pub(super) enum OutBody {
     Stream {
         rx: mpsc::Receiver<std::io::Result<Bytes>>,
         len: Option<u64>,
+        /// For a body without a length: the stop signal, at which it ends.
+        stopped: Option<Stopped>,
     },
 }
 
@@ -210,7 +234,12 @@ impl hyper::body::Body for OutBody {
         match self.get_mut() {
             OutBody::Empty => Poll::Ready(None),
             OutBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(hyper::body::Frame::data(b)))),
-            OutBody::Stream { rx, .. } => rx.poll_recv(cx).map(|o| o.map(|r| r.map(hyper::body::Frame::data))),
+            OutBody::Stream { rx, stopped, .. } => {
+                if stopped.as_mut().is_some_and(|s| s.as_mut().poll(cx).is_ready()) {
+                    return Poll::Ready(None);
+                }
+                rx.poll_recv(cx).map(|o| o.map(|r| r.map(hyper::body::Frame::data)))
+            }
         }
     }
 

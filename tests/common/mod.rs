@@ -9,10 +9,12 @@
 //!
 //! This file depends on std, `serde_json`, `tempfile`, `base64` and `nix` (binding a client to a
 //! chosen loopback address) only. The `recorder`
-//! submodule (running the real `edgerec` binary) belongs with the recorder.
+//! submodule (running the real `edgerec` binary) belongs with the recorder, and the `front`
+//! submodule (the HTTP front serving a test's own handler in process) with the front.
 
 #![allow(dead_code)]
 
+pub mod front;
 pub mod recorder;
 
 use std::ffi::OsStr;

@@ -189,6 +189,18 @@ impl RecorderProc {
         child.wait().map(|s| s.success()).unwrap_or(false)
     }
 
+    /// Sends SIGTERM (the one stop signal) and returns at once; `wait` then waits for the exit.
+    pub fn terminate(&self) {
+        let pid = nix::unistd::Pid::from_raw(self.pid());
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    }
+
+    /// Waits for the process to exit (after `terminate`); returns whether it exited 0.
+    pub fn wait(mut self) -> bool {
+        let mut child = self.child.take().unwrap();
+        child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+
     /// kill -9 and wait.
     pub fn kill9(mut self) {
         let mut child = self.child.take().unwrap();

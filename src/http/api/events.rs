@@ -10,7 +10,6 @@ use super::Call;
 use crate::auth::perm::Effective;
 use crate::error::Error;
 use crate::events::{Event, EventKind, LoggedEvent};
-use crate::http::capacity::Class;
 use crate::http::exchange::Response;
 use crate::http::{respond, Ctx, MAX_EVENT_WAIT};
 use crate::time::format_rfc3339;
@@ -67,17 +66,14 @@ fn event_item(e: &LoggedEvent) -> EventItem {
 }
 
 /// `GET /api/v1/events?after=CURSOR&wait=SECONDS&limit=N` (IC-8): every stored event after the
-/// cursor, oldest first; with `wait`, a long poll (capacity class `LongPoll`: it waits on a serving
-/// thread of its own). At most `capacity::MAX_LONG_POLLS` wait at once, a cap apart from downloads.
+/// cursor, oldest first; with `wait`, a long poll (capacity class `LongPoll`, taken by the
+/// dispatcher: it waits on a serving thread of its own). At most `capacity::MAX_LONG_POLLS` wait at
+/// once, a cap apart from downloads.
 pub(super) fn get(ctx: &Ctx, call: &Call) -> Result<Response, Error> {
     let q = &call.query;
     let (after, wait_s, limit) =
         (q.u64("after")?.unwrap_or(0), q.u64("wait")?.unwrap_or(0), q.u64("limit")?.unwrap_or(100));
     let wait = Duration::from_secs(wait_s).min(MAX_EVENT_WAIT);
-    let _permit = match wait.is_zero() {
-        true => None,
-        false => Some(ctx.capacity.try_take(Class::LongPoll)?),
-    };
     let reader = &ctx.rec.event_reader();
     let bounds = reader.bounds()?;
     let list = if wait.is_zero() {

@@ -8,7 +8,6 @@ use serde::Serialize;
 
 use super::Call;
 use crate::error::Error;
-use crate::http::capacity::{Class, Permit};
 use crate::http::exchange::{Body, Response};
 use crate::http::{respond, Ctx};
 use crate::recorder::Recorder;
@@ -87,13 +86,12 @@ fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
 }
 
 /// Streams `[pos, end)` of an export; a reclaimed chunk ends the transfer with an I/O error, so the
-/// client sees a short body and never another recording's bytes (invariant 7). Holds a download
-/// place (`capacity::MAX_DOWNLOADS`) until the server drops it.
+/// client sees a short body and never another recording's bytes (invariant 7). The download
+/// place (`capacity::MAX_DOWNLOADS`) the dispatcher took travels with it until the server drops it.
 struct ExportBody {
     reader: ExportReader,
     pos: u64,
     end: u64,
-    _permit: Permit,
 }
 
 impl Read for ExportBody {
@@ -169,9 +167,8 @@ pub(super) fn export(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error
                 .with_header("ETag", &etag));
         }
     };
-    let permit = ctx.capacity.try_take(Class::Download)?;
     let filename = format!("{id}-{}.mp4", format_rfc3339(plan.start_wall_us).replace(':', ""));
-    let body = ExportBody { reader: plan.reader(), pos: start, end, _permit: permit };
+    let body = ExportBody { reader: plan.reader(), pos: start, end };
     // A known length, never chunked: clients resume with Range against Content-Length.
     let mut resp = Response::new(status, Body::Reader { reader: Box::new(body), len: Some(end - start) })
         .with_header("Content-Type", "video/mp4")
