@@ -9,10 +9,12 @@
 //!
 //! This file depends on std, `serde_json`, `tempfile`, `base64` and `nix` (binding a client to a
 //! chosen loopback address) only. The `recorder`
-//! submodule (running the real `edgerec` binary) belongs with the recorder.
+//! submodule (running the real `edgerec` binary) belongs with the recorder; the `browser`
+//! submodule drives headless Chromium through chromedriver (W3C WebDriver) for the web interface.
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod recorder;
 
 use std::ffi::OsStr;
