@@ -181,6 +181,12 @@ impl Browser {
         Element { browser: self, id }
     }
 
+    /// The value of the page's cookie `name` (HttpOnly ones included), if it is set.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        let all = self.cmd("GET", "/cookie", None);
+        all.as_array()?.iter().find(|c| c["name"] == name).and_then(|c| c["value"].as_str()).map(str::to_owned)
+    }
+
     /// Saves a PNG of the viewport as `target/ui-screenshots/<test>-<name>.png` and returns its path.
     pub fn screenshot(&self, name: &str) -> PathBuf {
         use base64::Engine;
