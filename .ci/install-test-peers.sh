@@ -25,6 +25,9 @@
 #   prometheus                     promtool check metrics: Prometheus' own parser and linter for
 #                                  tests/metrics.rs (Debian ships promtool only in this package; on a
 #                                  host with systemd it also enables a Prometheus server on :9090)
+#   chromium, chromium-driver      the web interface's tests drive Debian's headless Chromium through
+#                                  chromedriver (W3C WebDriver, tests/common/browser.rs): real pages,
+#                                  real MSE playback, screenshots; nothing downloads a browser
 # Runs as root (CI) or through sudo; non-interactive.
 set -euo pipefail
 
@@ -45,6 +48,8 @@ packages=(
     openssl
     python3-venv
     prometheus
+    chromium
+    chromium-driver
 )
 for arg in "$@"; do
     case "$arg" in

@@ -15,6 +15,7 @@ mod respond;
 pub mod route;
 pub mod serve;
 pub mod tls;
+mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,6 +57,8 @@ pub fn entry(ctx: Arc<Ctx>) -> serve::Entry {
 /// test checks it) and `tests/openapi.rs` checks that the router answers each of them.
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
+    ("GET", "/"),
+    ("GET", "/ui/{file}"),
     ("GET", "/setup"),
     ("POST", "/api/v1/setup"),
     ("POST", "/api/v1/login"),
@@ -205,6 +208,9 @@ fn route_and_answer(
     }
     let eff = match authenticate(&req, ctx, &seen.peer) {
         Ok(e) => e,
+        // The web page (issue 12) gets no Basic challenge: a browser answers one with its own
+        // credentials dialog over the page, where the page shows its sign-in form instead.
+        Err(e) if from_web_page(&req) => return Ok(respond::error(&e)),
         Err(e) => {
             return Ok(respond::error(&e).with_header("WWW-Authenticate", "Basic realm=\"edgerec\", charset=\"UTF-8\""))
         }
@@ -237,6 +243,12 @@ fn route_and_answer(
     // A handler may name its target only once it has read the body (`POST /api/v1/users`).
     seen.target = Some(call.target);
     result
+}
+
+/// Whether the request comes from the web interface's script, which marks every call with
+/// `X-Requested-With: edgerec-ui`.
+fn from_web_page(req: &Request) -> bool {
+    req.headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("X-Requested-With") && v.trim() == "edgerec-ui")
 }
 
 /// Whether the caller may call `route` (PR-4), from the route's access rule alone.

@@ -12,6 +12,12 @@ use crate::error::Error;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
     Healthz,
+    /// The web interface's page (`/`), issue 12.
+    App,
+    /// A file of the web interface (`/ui/{file}`): script, style sheet, icon.
+    UiAsset {
+        file: String,
+    },
     SetupPage,
     Setup,
     Login,
@@ -21,29 +27,62 @@ pub enum Route {
     Status,
     Metrics,
     Cameras,
-    Recordings { camera: String },
-    Export { camera: String },
-    RecordStart { camera: String },
-    RecordStop { camera: String },
-    CameraMotion { camera: String },
+    Recordings {
+        camera: String,
+    },
+    Export {
+        camera: String,
+    },
+    RecordStart {
+        camera: String,
+    },
+    RecordStop {
+        camera: String,
+    },
+    CameraMotion {
+        camera: String,
+    },
     SearchMotion,
     Events,
-    TriggerEvent { name: String },
+    TriggerEvent {
+        name: String,
+    },
     ConfigGet,
     ConfigPut,
-    ConfigItemGet { section: Section, id: String },
-    ConfigItemPut { section: Section, id: String },
-    ConfigItemDelete { section: Section, id: String },
+    ConfigItemGet {
+        section: Section,
+        id: String,
+    },
+    ConfigItemPut {
+        section: Section,
+        id: String,
+    },
+    ConfigItemDelete {
+        section: Section,
+        id: String,
+    },
     Logs,
     Users,
     UserAdd,
-    UserDelete { name: String },
-    UserRoles { name: String },
-    UserPassword { name: String },
+    UserDelete {
+        name: String,
+    },
+    UserRoles {
+        name: String,
+    },
+    UserPassword {
+        name: String,
+    },
     Roles,
-    Role { name: String },
-    RolePut { name: String },
-    RoleDelete { name: String },
+    Role {
+        name: String,
+    },
+    RolePut {
+        name: String,
+    },
+    RoleDelete {
+        name: String,
+    },
 }
 
 /// Who may call a route.
@@ -135,6 +174,8 @@ impl Route {
         };
         let r = match (method, segments.as_slice()) {
             (Get | Head, ["healthz"]) => Route::Healthz,
+            (Get | Head, [""]) => Route::App,
+            (Get | Head, ["ui", f]) => Route::UiAsset { file: s(f) },
             (Get | Head, ["setup"]) => Route::SetupPage,
             (Post, ["api", "v1", "setup"]) => Route::Setup,
             (Post, ["api", "v1", "login"]) => Route::Login,
@@ -183,6 +224,9 @@ impl Route {
         };
         match self {
             Route::Healthz => spec("GET", "/healthz", Public),
+            // The interface's files hold no data: what the page shows comes from the API.
+            Route::App => spec("GET", "/", Public),
+            Route::UiAsset { .. } => spec("GET", "/ui/{file}", Public),
             Route::SetupPage => spec("GET", "/setup", Public),
             Route::Setup => spec("POST", "/api/v1/setup", Public),
             Route::Login => spec("POST", "/api/v1/login", Public),
@@ -302,6 +346,8 @@ mod tests {
         use Access::*;
         let table: &[(&str, &str, Access)] = &[
             ("GET", "/healthz", Public),
+            ("GET", "/", Public),
+            ("GET", "/ui/{file}", Public),
             ("GET", "/setup", Public),
             ("POST", "/api/v1/setup", Public),
             ("POST", "/api/v1/login", Public),
@@ -341,7 +387,7 @@ mod tests {
         let routes: Vec<(&str, &str)> = table.iter().map(|(m, p, _)| (*m, *p)).collect();
         assert_eq!(routes, super::super::ROUTES, "this table lists exactly the router's routes, in order");
         for (method, path, access) in table {
-            let concrete = path.replace("{id}", "cam_1").replace("{name}", "ann");
+            let concrete = path.replace("{id}", "cam_1").replace("{name}", "ann").replace("{file}", "app.js");
             let route = Route::parse(&Method::parse(method), &concrete)
                 .unwrap_or_else(|e| panic!("{method} {concrete} has no route: {e}"));
             let spec = route.spec();
@@ -361,9 +407,10 @@ mod tests {
                 assert_eq!(head, route);
             }
         }
-        // Only login, first-start setup and health answer without a login (A1).
+        // Only login, first-start setup, health and the web interface's files (issue 12: they
+        // hold no data) answer without a login (A1).
         let public: Vec<&str> = table.iter().filter(|(_, _, a)| *a == Public).map(|(_, p, _)| *p).collect();
-        assert_eq!(public, ["/healthz", "/setup", "/api/v1/setup", "/api/v1/login"]);
+        assert_eq!(public, ["/healthz", "/", "/ui/{file}", "/setup", "/api/v1/setup", "/api/v1/login"]);
     }
 
     /// The capacity classes the serving layer sizes, and the routing errors of today's router.

@@ -9,11 +9,14 @@
 //!
 //! This file depends on std, `serde_json`, `tempfile`, `base64` and `nix` (binding a client to a
 //! chosen loopback address) only. The `recorder`
-//! submodule (running the real `edgerec` binary) belongs with the recorder, and the `front`
-//! submodule (the HTTP front serving a test's own handler in process) with the front.
+//! submodule (running the real `edgerec` binary) belongs with the recorder, the `front`
+//! submodule (the HTTP front serving a test's own handler in process) with the front, and the
+//! `browser` submodule drives headless Chromium through chromedriver (W3C WebDriver) for the web
+//! interface.
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod front;
 pub mod recorder;
 

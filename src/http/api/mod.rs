@@ -60,7 +60,9 @@ impl Call {
 pub(super) fn handle(ctx: &Ctx, route: &Route, call: &mut Call) -> Result<Response, Error> {
     match route {
         // Answered before login by `session::public`.
-        Route::Healthz | Route::SetupPage | Route::Setup | Route::Login => session::public_after_login(route),
+        Route::Healthz | Route::App | Route::UiAsset { .. } | Route::SetupPage | Route::Setup | Route::Login => {
+            session::public_after_login(route)
+        }
         Route::Logout => Ok(session::logout(ctx, call)),
         Route::Me => Ok(respond::json(200, &session::Me::of(&call.eff))),
         Route::OpenApi => Ok(respond::bytes("application/json", super::OPENAPI.as_bytes().to_vec())),

@@ -12,9 +12,8 @@ use crate::http::exchange::{Request, Response};
 use crate::http::query;
 use crate::http::respond;
 use crate::http::route::Route;
+use crate::http::ui;
 use crate::http::{Ctx, SESSION_COOKIE};
-
-const SETUP_PAGE: &str = include_str!("../setup.html");
 
 /// `GET /healthz`.
 #[derive(Serialize)]
@@ -82,7 +81,9 @@ pub(in crate::http) fn public(
 ) -> Result<Response, Error> {
     match route {
         Route::Healthz => Ok(respond::json(200, &Health { ok: true })),
-        Route::SetupPage => Ok(respond::bytes("text/html; charset=utf-8", SETUP_PAGE.as_bytes().to_vec())),
+        Route::App => page(ui::APP),
+        Route::UiAsset { file } => page(file),
+        Route::SetupPage => page(ui::SETUP),
         Route::Setup => {
             let body = query::read_json(req)?;
             Ok(respond::json(200, &setup(ctx, &body, loopback, peer)?))
@@ -90,6 +91,12 @@ pub(in crate::http) fn public(
         Route::Login => login(ctx, req, peer, via_tls),
         other => Err(crate::err!(Internal, "{other:?} needs a login")),
     }
+}
+
+/// A file of the web interface (issue 12), as embedded in the binary.
+fn page(name: &str) -> Result<Response, Error> {
+    let (content_type, bytes) = ui::asset(name)?;
+    Ok(respond::bytes(content_type, bytes.to_vec()))
 }
 
 /// The public routes never reach the logged-in handlers.
