@@ -159,11 +159,65 @@ impl StorageSnapshot {
     }
 }
 
+impl StorageSnapshot {
+    /// Days of recording the storage holds at the current write rate (issue 12 point 3): the
+    /// ring's capacity divided by the rate, but no more than the retention, which removes older
+    /// recordings whatever the room. `None` while nothing is written (no rate to go by).
+    pub fn recording_days_at_current_rate(&self) -> Option<f64> {
+        if self.write_rate_bytes_per_second == 0 {
+            return None;
+        }
+        let ring_seconds = self.capacity_bytes as f64 / self.write_rate_bytes_per_second as f64;
+        Some(ring_seconds.min(self.retention.as_secs_f64()) / 86_400.0)
+    }
+}
+
+/// The machine under the recorder and this process (MON-2, MON-5, MON-7), read once per answer.
+/// Facts the kernel does not offer are `None` or empty, never 0.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SystemSnapshot {
+    /// Seconds since the machine booted.
+    pub uptime_seconds: Option<f64>,
+    /// Run-queue load over 1, 5 and 15 minutes.
+    pub load_average: Option<[f64; 3]>,
+    /// Busy % (0..=100) of all CPUs over the last complete window of at least
+    /// `sysinfo::MIN_CPU_WINDOW_SECONDS`; `None` until one has passed.
+    pub cpu_busy_percent: Option<f64>,
+    /// This process's CPU time and resident memory.
+    pub process: sysinfo::ProcessUsage,
+    /// RAM total and available.
+    pub memory: Option<sysinfo::Memory>,
+    /// Every readable thermal zone, sorted by zone; empty in most VMs and containers.
+    pub temperatures: Vec<sysinfo::Temperature>,
+}
+
+impl SystemSnapshot {
+    /// Reads the machine now, with the process-wide CPU window that status and metrics share.
+    pub fn now() -> SystemSnapshot {
+        Self::take(&sysinfo::CPU)
+    }
+
+    /// Reads the machine now, taking one sample of `cpu`.
+    pub fn take(cpu: &sysinfo::CpuSampler) -> SystemSnapshot {
+        SystemSnapshot {
+            uptime_seconds: sysinfo::uptime_seconds(),
+            load_average: sysinfo::load_average(),
+            cpu_busy_percent: cpu.sample(),
+            process: sysinfo::process(),
+            memory: sysinfo::memory(),
+            temperatures: sysinfo::temperatures(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::CameraSnapshot;
+    use super::{CameraSnapshot, StorageSnapshot, SystemSnapshot};
+    use crate::clocks::Clocks;
     use crate::ingest::{CameraState, CameraStats};
+    use crate::sysinfo::{CpuSampler, MIN_CPU_WINDOW_SECONDS};
     use std::sync::atomic::Ordering;
+    use std::time::Duration;
 
     /// Issue 11 point 7: a snapshot carries the live counters as plain data, once.
     #[test]
@@ -177,5 +231,73 @@ mod tests {
         c.frames_received.store(8, Ordering::Relaxed);
         assert_eq!(s.frames_received, 7, "a snapshot does not move");
         assert_eq!((s.state, s.storage.as_str(), s.recording), (CameraState::Connecting, "main", false));
+    }
+
+    /// Issue 11 point 7, issue 12 point 3 (MON-5, MON-7): a system snapshot reads this machine's
+    /// real `/proc` once and stays as it was; the CPU figure appears once a window has passed.
+    #[test]
+    fn a_system_snapshot_reads_the_machine_once() {
+        let cpu = CpuSampler::new();
+        let first = SystemSnapshot::take(&cpu);
+        assert_eq!(first.cpu_busy_percent, None, "no window has passed yet");
+        let memory = first.memory.expect("Linux has /proc/meminfo");
+        assert!(memory.available_bytes > 0 && memory.available_bytes <= memory.total_bytes, "{memory:?}");
+        assert!(first.uptime_seconds.expect("Linux has /proc/uptime") > 0.0);
+        assert!(first.load_average.is_some());
+        assert!(first.process.rss_bytes.expect("Linux has /proc/self/statm") > 0);
+        // Busy this thread until a window of CPU time has passed on the machine's clock ticks;
+        // a deadline, not a sleep, bounds the wait on a loaded box.
+        let deadline = crate::clocks::SystemClocks.monotonic() + Duration::from_secs(30 * MIN_CPU_WINDOW_SECONDS);
+        let mut spin = 0u64;
+        let later = loop {
+            spin = std::hint::black_box(spin.wrapping_add(1));
+            if spin.is_multiple_of(1_000_000) {
+                let s = SystemSnapshot::take(&cpu);
+                if s.cpu_busy_percent.is_some() || crate::clocks::SystemClocks.monotonic() > deadline {
+                    break s;
+                }
+            }
+        };
+        let busy = later.cpu_busy_percent.expect("a window passed within the deadline");
+        assert!((0.0..=100.0).contains(&busy), "{busy}");
+        assert!(busy > 0.0, "this thread was busy all along");
+        assert_eq!(first.cpu_busy_percent, None, "a snapshot does not move");
+    }
+
+    /// Issue 12 point 3: days of recording at the current rate are the ring's capacity over the
+    /// write rate, capped by the retention, and unknown while nothing is written.
+    #[test]
+    fn recording_days_follow_the_write_rate_and_the_retention() {
+        let storage = |rate: u64, retention_days: u64| StorageSnapshot {
+            id: "main".into(),
+            path: "/srv/main".into(),
+            available: true,
+            stalled: false,
+            write_in_progress: None,
+            last_write_wall_us: 0,
+            last_error: None,
+            size_bytes: 864_000_000,
+            retention: Duration::from_secs(retention_days * 86_400),
+            capacity_bytes: 864_000_000,
+            used_bytes: 0,
+            oldest_wall_us: 0,
+            newest_wall_us: 0,
+            write_rate_bytes_per_second: rate,
+            bytes_written: 0,
+            chunks_written: 0,
+            fsyncs: 0,
+            last_sync_latency_us: 0,
+            max_sync_latency_us: 0,
+            frames_dropped_overflow: 0,
+            frames_dropped_unavailable: 0,
+            segments_reclaimed: 0,
+            filesystem: None,
+        };
+        // 864 MB at 1,000 B/s is 864,000 s: 10 days, within a 30-day retention.
+        assert_eq!(storage(1_000, 30).recording_days_at_current_rate(), Some(10.0));
+        // At 4 Mbit/s (500,000 B/s) the same ring holds 1,728 s.
+        assert_eq!(storage(500_000, 30).recording_days_at_current_rate(), Some(0.02));
+        assert_eq!(storage(1_000, 7).recording_days_at_current_rate(), Some(7.0), "retention removes the rest");
+        assert_eq!(storage(0, 7).recording_days_at_current_rate(), None);
     }
 }

@@ -228,7 +228,7 @@ fn metrics_scrape_status_system_and_camera_visibility() {
             && more("edgerec_storage_bytes_written_total", &[("storage", "main")])
             && more("edgerec_storage_fsyncs_total", &[("storage", "main")])
             && more("edgerec_http_requests_total", &[("code", "200")])
-            // Known once a clock tick passed since the previous sample.
+            // Known once a window of at least a second passed since the first sample.
             && value(&second, "edgerec_system_cpu_busy_ratio", &[]).is_some())
         .then_some(second)
     });

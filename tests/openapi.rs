@@ -4,8 +4,10 @@
 
 mod common;
 
-use common::http_request;
+use std::time::Duration;
+
 use common::recorder::RecorderProc;
+use common::{http_request, wait_for};
 use serde_json::Value;
 
 #[test]
@@ -49,6 +51,54 @@ fn every_documented_operation_reaches_its_handler() {
         }
     }
     assert_eq!(checked, edgerec::http::ROUTES.len());
+}
+
+/// Issue 12 point 3, issue 11 point 7 (MON-5, MON-7): status carries what the dashboard shows,
+/// per storage (used/free, oldest/newest recording, write rate, sync latency, days of recording
+/// at the current rate) and for the machine (CPU, memory, temperatures, uptime), as its schema
+/// says.
+#[test]
+fn status_carries_what_the_dashboard_shows() {
+    let tmp = common::temp_dir();
+    let body = "[[storage]]\nid = \"main\"\nsize = \"64MiB\"\nsegment_size = \"2MiB\"\nretention_days = 30\n\
+                [[camera]]\nid = \"demo\"\nsource = \"demo:\"\n";
+    let rec = RecorderProc::start(tmp.path(), body);
+    // The write rate, the newest recording and the CPU window need a few sync ticks.
+    let status = wait_for(Duration::from_secs(30), || {
+        let s = rec.status();
+        let main = &s["storages"][0];
+        (main["write_rate_bps"].as_u64() > Some(0)
+            && main["oldest_recording"].is_string()
+            && main["fsyncs"].as_u64() > Some(0)
+            && s["system"]["cpu_percent"].is_number())
+        .then_some(s)
+    })
+    .unwrap_or_else(|| panic!("status never showed a recording storage: {}", rec.status()));
+    let doc: Value = serde_json::from_str(edgerec::http::OPENAPI).unwrap();
+    assert_matches_schema(&doc, &doc["components"]["schemas"]["Status"], &status, "status");
+
+    let main = &status["storages"][0];
+    let capacity_bytes = main["capacity_bytes"].as_f64().unwrap();
+    assert_eq!(main["used_bytes"].as_f64().unwrap() + main["free_bytes"].as_f64().unwrap(), capacity_bytes);
+    assert!(main["newest_recording"].as_str().unwrap() >= main["oldest_recording"].as_str().unwrap(), "{main}");
+    assert!(main["sync_latency_ms"].as_f64().is_some(), "{main}");
+    // The ring's capacity over the write rate: 64 MiB at the demo's few hundred kbit/s is well
+    // under the 30-day retention, so the capacity decides.
+    let rate_bytes_per_second = main["write_rate_bps"].as_f64().unwrap() / 8.0;
+    let days = main["recording_days_at_current_rate"].as_f64().expect("a rate gives days");
+    let expected = capacity_bytes / rate_bytes_per_second / 86_400.0;
+    assert!((days - expected).abs() <= expected * 1e-9, "{days} days, expected {expected}: {main}");
+    assert!(days > 0.0 && days < 30.0, "{days}");
+
+    let system = &status["system"];
+    let cpu = system["cpu_percent"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&cpu), "{cpu}");
+    let memory = &system["memory"];
+    assert!(memory["available_bytes"].as_u64().unwrap() <= memory["total_bytes"].as_u64().unwrap(), "{memory}");
+    assert!(system["uptime_seconds"].as_f64().unwrap() > 0.0, "{system}");
+    // A VM usually has no thermal zone: then the list is empty, never a made-up reading.
+    assert!(system["temperatures"].is_array(), "{system}");
+    assert!(status["uptime_sec"].as_i64().unwrap() >= 0);
 }
 
 /// The answer's object keys are the schema's properties (required ones present, no others),

@@ -8,8 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::auth::perm::Effective;
 use crate::ingest::{CameraState, DropReason};
 use crate::recorder::Recorder;
-use crate::status::{CameraSnapshot, StorageSnapshot};
-use crate::sysinfo;
+use crate::status::{CameraSnapshot, StorageSnapshot, SystemSnapshot};
 
 /// The `Content-Type` of format 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -99,7 +98,8 @@ pub fn render(rec: &Recorder, eff: &Effective) -> String {
     out.sample("edgerec_log_entries_dropped_total", &[("log", "system")], Value::U(system));
     out.sample("edgerec_log_entries_dropped_total", &[("log", "rule")], Value::U(rule));
 
-    process_metrics(&mut out);
+    // Issue 11 point 7: the same system snapshot status reads.
+    process_metrics(&mut out, &SystemSnapshot::now());
     out.text
 }
 
@@ -264,8 +264,8 @@ fn storage_metrics(out: &mut Exposition, storages: &[StorageSnapshot]) {
 
 /// This process and the machine (MON-2, MON-5, MON-7). A fact the kernel does not offer is left
 /// out, never reported as 0.
-fn process_metrics(out: &mut Exposition) {
-    let p = sysinfo::process();
+fn process_metrics(out: &mut Exposition, sys: &SystemSnapshot) {
+    let p = sys.process;
     if let Some(s) = p.cpu_seconds {
         let name = "edgerec_process_cpu_seconds_total";
         out.family(name, "User and system CPU time of this process.", Kind::Counter);
@@ -276,19 +276,19 @@ fn process_metrics(out: &mut Exposition) {
         out.family(name, "Resident set size of this process.", Kind::Gauge);
         out.sample(name, &[], Value::U(b));
     }
-    if let Some(up) = sysinfo::uptime_seconds() {
+    if let Some(up) = sys.uptime_seconds {
         let name = "edgerec_system_uptime_seconds";
         out.family(name, "Seconds since the machine booted.", Kind::Gauge);
         out.sample(name, &[], Value::F(up));
     }
-    if let Some(load) = sysinfo::load_average() {
+    if let Some(load) = sys.load_average {
         let name = "edgerec_system_load_average";
         out.family(name, "Run queue load average over 1, 5 and 15 minutes.", Kind::Gauge);
         for (minutes, v) in ["1", "5", "15"].into_iter().zip(load) {
             out.sample(name, &[("minutes", minutes)], Value::F(v));
         }
     }
-    if let Some(m) = sysinfo::memory() {
+    if let Some(m) = sys.memory {
         let name = "edgerec_system_memory_total_bytes";
         out.family(name, "Usable RAM (MemTotal).", Kind::Gauge);
         out.sample(name, &[], Value::U(m.total_bytes));
@@ -296,16 +296,16 @@ fn process_metrics(out: &mut Exposition) {
         out.family(name, "RAM available without swapping (MemAvailable).", Kind::Gauge);
         out.sample(name, &[], Value::U(m.available_bytes));
     }
-    if let Some(cpu) = sysinfo::CPU.sample() {
+    if let Some(cpu) = sys.cpu_busy_percent {
         let name = "edgerec_system_cpu_busy_ratio";
-        out.family(name, "Busy share (0..1) of all CPUs since the previous status or metrics request.", Kind::Gauge);
+        out.family(name, "Busy share (0..1) of all CPUs over the last window of at least a second.", Kind::Gauge);
         out.sample(name, &[], Value::F(cpu / 100.0));
     }
-    let temps = sysinfo::temperatures();
+    let temps = &sys.temperatures;
     if !temps.is_empty() {
         let name = "edgerec_system_temperature_celsius";
         out.family(name, "Thermal zone temperatures (MON-7).", Kind::Gauge);
-        for t in &temps {
+        for t in temps {
             out.sample(name, &[("zone", t.zone.as_str()), ("type", t.kind.as_str())], Value::F(t.celsius));
         }
     }

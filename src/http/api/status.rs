@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::auth::perm::Effective;
 use crate::http::{Ctx, HttpsInfo, CERT_EXPIRY_WARNING};
 use crate::recorder::Recorder;
-use crate::status::{CameraSnapshot, StorageSnapshot};
+use crate::status::{CameraSnapshot, StorageSnapshot, SystemSnapshot};
 use crate::time::format_rfc3339;
 
 /// The whole status answer, from one snapshot of cameras and storages.
@@ -27,7 +27,7 @@ pub(in crate::http) fn status(ctx: &Ctx, eff: &Effective) -> Status {
             .collect(),
         storages: storages.iter().map(StorageStatus::of).collect(),
         https: https_json(ctx.https.get()),
-        system: system_json(&storages),
+        system: SystemStatus::of(&SystemSnapshot::now(), &storages),
         config: ConfigStatus { revision: ctx.config.revision(), restart_required: rec.restart_required() },
     }
 }
@@ -150,6 +150,9 @@ pub(in crate::http) struct StorageStatus {
     pub frames_dropped_overflow: u64,
     pub frames_dropped_unavailable: u64,
     pub segments_reclaimed: u64,
+    /// Issue 12 point 3: days of recording the storage holds at the current write rate (capacity
+    /// over rate, capped by the retention); `None` while nothing is written.
+    pub recording_days_at_current_rate: Option<f64>,
 }
 
 impl StorageStatus {
@@ -190,6 +193,7 @@ impl StorageStatus {
             frames_dropped_overflow: s.frames_dropped_overflow,
             frames_dropped_unavailable: s.frames_dropped_unavailable,
             segments_reclaimed: s.segments_reclaimed,
+            recording_days_at_current_rate: s.recording_days_at_current_rate(),
         }
     }
 }
@@ -213,7 +217,7 @@ pub(in crate::http) struct Status {
     /// The HTTPS front, once it listens (SG-5).
     pub https: Option<Value>,
     /// MON-5, MON-7: the machine.
-    pub system: Value,
+    pub system: SystemStatus,
     pub config: ConfigStatus,
 }
 
@@ -263,29 +267,89 @@ fn motion_json(rec: &Recorder, id: &str) -> Option<Value> {
     }))
 }
 
-/// MON-5, MON-7: the machine under the recorder. Facts the kernel lacks are null or empty.
-fn system_json(storages: &[StorageSnapshot]) -> Value {
-    use crate::sysinfo;
-    let p = sysinfo::process();
-    let mem = sysinfo::memory();
-    let temperatures: Vec<Value> =
-        sysinfo::temperatures().iter().map(|t| json!({"zone": t.zone, "type": t.kind, "celsius": t.celsius})).collect();
-    json!({
-        "uptime_seconds": sysinfo::uptime_seconds(),
-        "load_average": sysinfo::load_average(),
-        "cpu_percent": sysinfo::CPU.sample().map(|c| (c * 10.0).round() / 10.0),
-        "process": {"cpu_seconds": p.cpu_seconds, "rss_bytes": p.rss_bytes},
-        "memory": {"total_bytes": mem.map(|m| m.total_bytes), "available_bytes": mem.map(|m| m.available_bytes)},
-        "temperatures": temperatures,
-        "disks": storages.iter().map(|s| {
-            json!({
-                "storage": s.id,
-                "path": s.path.display().to_string(),
-                "total_bytes": s.filesystem.map(|f| f.total_bytes),
-                "free_bytes": s.filesystem.map(|f| f.free_bytes),
-            })
-        }).collect::<Vec<_>>(),
-    })
+/// MON-5, MON-7: the machine under the recorder, from one `SystemSnapshot`. Facts the kernel
+/// lacks are null or empty.
+#[derive(Serialize)]
+pub(in crate::http) struct SystemStatus {
+    /// Seconds since the machine booted.
+    pub uptime_seconds: Option<f64>,
+    /// Run-queue load over 1, 5 and 15 minutes.
+    pub load_average: Option<[f64; 3]>,
+    /// Busy % of all CPUs over the last window of at least a second, one decimal.
+    pub cpu_percent: Option<f64>,
+    pub process: ProcessStatus,
+    pub memory: MemoryStatus,
+    pub temperatures: Vec<TemperatureStatus>,
+    /// The filesystem under each storage.
+    pub disks: Vec<DiskStatus>,
+}
+
+/// This recorder process's resource use.
+#[derive(Serialize)]
+pub(in crate::http) struct ProcessStatus {
+    /// User plus system CPU time since the process started.
+    pub cpu_seconds: Option<f64>,
+    /// Resident set size.
+    pub rss_bytes: Option<u64>,
+}
+
+/// RAM, from `/proc/meminfo`.
+#[derive(Serialize)]
+pub(in crate::http) struct MemoryStatus {
+    pub total_bytes: Option<u64>,
+    /// What can be allocated without swapping (`MemAvailable`).
+    pub available_bytes: Option<u64>,
+}
+
+/// One thermal zone.
+#[derive(Serialize)]
+pub(in crate::http) struct TemperatureStatus {
+    /// The zone's name, e.g. `thermal_zone0`.
+    pub zone: String,
+    /// What the driver says it measures, empty when unknown.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub celsius: f64,
+}
+
+/// The filesystem under one storage.
+#[derive(Serialize)]
+pub(in crate::http) struct DiskStatus {
+    /// The storage's id.
+    pub storage: String,
+    pub path: String,
+    pub total_bytes: Option<u64>,
+    /// Bytes free to unprivileged users.
+    pub free_bytes: Option<u64>,
+}
+
+impl SystemStatus {
+    fn of(sys: &SystemSnapshot, storages: &[StorageSnapshot]) -> SystemStatus {
+        SystemStatus {
+            uptime_seconds: sys.uptime_seconds,
+            load_average: sys.load_average,
+            cpu_percent: sys.cpu_busy_percent.map(|c| (c * 10.0).round() / 10.0),
+            process: ProcessStatus { cpu_seconds: sys.process.cpu_seconds, rss_bytes: sys.process.rss_bytes },
+            memory: MemoryStatus {
+                total_bytes: sys.memory.map(|m| m.total_bytes),
+                available_bytes: sys.memory.map(|m| m.available_bytes),
+            },
+            temperatures: sys
+                .temperatures
+                .iter()
+                .map(|t| TemperatureStatus { zone: t.zone.clone(), kind: t.kind.clone(), celsius: t.celsius })
+                .collect(),
+            disks: storages
+                .iter()
+                .map(|s| DiskStatus {
+                    storage: s.id.clone(),
+                    path: s.path.display().to_string(),
+                    total_bytes: s.filesystem.map(|f| f.total_bytes),
+                    free_bytes: s.filesystem.map(|f| f.free_bytes),
+                })
+                .collect(),
+        }
+    }
 }
 
 #[cfg(test)]
