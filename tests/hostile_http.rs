@@ -105,6 +105,14 @@ fn metric(rec: &RecorderProc, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
 }
 
+/// A counter's value; a series never counted yet is left out of `/metrics`, which is 0.
+fn counter(rec: &RecorderProc, series: &str) -> f64 {
+    let text = http_get(&rec.url("/metrics")).unwrap().text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+        .map_or(0.0, |v| v.trim().parse().unwrap_or_else(|e| panic!("{series} {v}: {e}")))
+}
+
 fn json_post(path: &str, body: &[u8]) -> Vec<u8> {
     let mut r = format!(
         "POST {path} HTTP/1.1\r\nHost: x\r\n{}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -415,4 +423,49 @@ fn the_33rd_concurrent_quick_request_is_refused_while_other_classes_answer() {
     }
     assert_eq!(probe_from("/api/v1/status").status, 200, "quick places are free again");
     assert!(rec.stop(), "clean exit");
+}
+
+/// Issue 11 point 2 (review), DESIGN §5: requests hyper would refuse itself with a bare 400 (no
+/// JSON body, not counted) are refused by the front's framing first, with the JSON 400, counted
+/// in `edgerec_http_requests_total`; their percent-encoded neighbours are served.
+#[test]
+fn what_hyper_would_refuse_is_a_counted_json_400() {
+    let tmp = common::temp_dir();
+    let rec = RecorderProc::start(tmp.path(), BODY);
+    let code_400 = "edgerec_http_requests_total{code=\"400\"}";
+    let before = counter(&rec, code_400);
+    let refused: [&[u8]; 8] = [
+        b"GET /api/v1/logs?q=\"x\" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /api/v1/logs?q=<script> HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /api/v1/cameras/a<b>/recordings HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Note: bell\x07\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Note: nul\x00\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n X-Folded: y\r\n\r\n",
+        b"POST /api/v1/search/motion HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        b"CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: x\r\n\r\n",
+    ];
+    for request in refused {
+        let answer = exchange(&rec, request.to_vec());
+        let shown = String::from_utf8_lossy(request);
+        assert_eq!(status_of(&answer), 400, "{shown:?}: {answer}");
+        assert_eq!(error_code(&answer), "invalid_argument", "{shown:?}: {answer}");
+        assert!(answer.to_ascii_lowercase().contains("content-type: application/json"), "{answer}");
+    }
+    assert_eq!(counter(&rec, code_400), before + refused.len() as f64, "every refusal is counted");
+
+    // Percent-encoded, the same query is served; `"`, `{` and `}` in a path reach the router.
+    let logs = exchange(
+        &rec,
+        format!("GET /api/v1/logs?q=%22x%22&limit=1 HTTP/1.1\r\nHost: x\r\n{}Connection: close\r\n\r\n", basic())
+            .into_bytes(),
+    );
+    assert_eq!(status_of(&logs), 200, "{logs}");
+    let camera = exchange(
+        &rec,
+        format!("GET /api/v1/cameras/a\"{{b}}/recordings HTTP/1.1\r\nHost: x\r\n{}Connection: close\r\n\r\n", basic())
+            .into_bytes(),
+    );
+    assert_eq!(status_of(&camera), 404, "{camera}");
+    assert_eq!(error_code(&camera), "not_found");
+    assert_still_answers(&rec, "requests hyper would refuse");
 }
