@@ -275,7 +275,7 @@ impl Sink for CameraSink {
         }
         // Issue 12 point 4: live view sees every frame, before the recording gate decides; the
         // hub never waits (`live::Hub::publish`).
-        self.stats.live.publish(entry, &frame);
+        self.stats.live.publish(entry, &frame, self.clocks.monotonic());
         let f = IngestFrame {
             camera: self.stats.id.clone(),
             ingest_run: self.run,

@@ -34,6 +34,11 @@ pub const HLS_MAX_BYTES: usize = 16 << 20;
 pub const VIEWER_QUEUE_MAX_FRAGMENTS: usize = 1024;
 /// A viewer's queue in bytes: as large as the GOP cache, so a new viewer's first GOP fits.
 pub const VIEWER_QUEUE_MAX_BYTES: usize = GOP_CACHE_MAX_BYTES;
+/// A viewer whose oldest unread fragment waited longer than this is too far behind live to be
+/// live view (the goal is one GOP + 0.5 s): what it has not read is dropped and it continues at the
+/// next key frame. Socket buffers come on top, so a viewer that stops reading is skipped a few
+/// seconds after its buffers filled.
+pub const VIEWER_MAX_LAG: std::time::Duration = std::time::Duration::from_secs(3);
 /// A gap between two frames of a track longer than this (or a step back) is a discontinuity (a new
 /// session): the timeline continues from where it was instead of jumping.
 const MAX_FRAME_GAP_SEC: i64 = 10;
@@ -147,10 +152,11 @@ impl Hub {
         Hub { state: Mutex::new(State::default()), skipped_frames: AtomicU64::new(0), gop_overflows: AtomicU64::new(0) }
     }
 
-    /// Takes one frame from ingest. Contract: returns at once; it takes the hub's lock for the
-    /// time of a fragment header (~100 bytes) and one non-blocking offer per viewer, does no I/O
-    /// and never waits for a viewer: a full viewer queue skips that viewer to the next key frame.
-    pub fn publish(&self, entry: &Arc<SampleEntry>, frame: &Frame) {
+    /// Takes one frame from ingest at monotonic time `now` (`Clocks::monotonic`). Contract:
+    /// returns at once; it takes the hub's lock for the time of a fragment header (~100 bytes)
+    /// and one non-blocking offer per viewer, does no I/O and never waits for a viewer: a viewer
+    /// whose queue is full or too old skips to the next key frame.
+    pub fn publish(&self, entry: &Arc<SampleEntry>, frame: &Frame, now: std::time::Duration) {
         let mut s = self.state.lock().expect("live hub lock");
         let track = match frame.kind {
             StreamKind::Video => &s.video,
@@ -207,13 +213,13 @@ impl Hub {
         track.pending =
             Some(Pending { media_time: frame.media_time, key: frame.key, data: frame.data.clone(), decode_time });
         if let Some((p, duration)) = done {
-            self.emit(&mut s, frame.kind, p, duration);
+            self.emit(&mut s, frame.kind, p, duration, now);
         }
     }
 
     /// Makes the fragment of a frame whose duration is now known, caches it and offers it to
     /// every viewer.
-    fn emit(&self, s: &mut State, kind: StreamKind, p: Pending, duration: u32) {
+    fn emit(&self, s: &mut State, kind: StreamKind, p: Pending, duration: u32, now: std::time::Duration) {
         let Ok(size_bytes) = u32::try_from(p.data.len()) else { return };
         let key = kind == StreamKind::Video && p.key;
         let sample = Sample { size_bytes, duration, key: p.key || kind == StreamKind::Audio };
@@ -230,7 +236,7 @@ impl Hub {
         self.cache(s, &fragment, p.decode_time);
         let mut skipped = 0u64;
         s.viewers.retain(|v| {
-            skipped += v.offer(&fragment);
+            skipped += v.offer(&fragment, now);
             !v.is_closed()
         });
         if skipped > 0 {
@@ -284,7 +290,8 @@ impl Hub {
 
     /// A new viewer: the init segment (with audio when asked and the camera has it), then the
     /// cached GOP from its key frame, then every new fragment. `None` while there is no picture.
-    pub fn subscribe(&self, audio: bool) -> Option<Viewer> {
+    /// `now` is the monotonic time (`Clocks::monotonic`), from which the viewer's lag counts.
+    pub fn subscribe(&self, audio: bool, now: std::time::Duration) -> Option<Viewer> {
         let mut s = self.state.lock().expect("live hub lock");
         let video = s.video.as_ref()?.entry.clone();
         let audio_entry = if audio { s.audio.as_ref().map(|a| a.entry.clone()) } else { None };
@@ -292,7 +299,7 @@ impl Hub {
         let queue = Arc::new(ViewerQueue::new(audio_entry.is_some(), !s.gop_valid));
         let mut skipped = 0;
         for f in &s.gop {
-            skipped += queue.offer(f);
+            skipped += queue.offer(f, now);
         }
         self.skipped_frames.fetch_add(skipped, Ordering::Relaxed);
         s.viewers.push(queue.clone());

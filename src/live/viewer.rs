@@ -8,7 +8,7 @@ use std::io::Read;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use super::{Fragment, VIEWER_QUEUE_MAX_BYTES, VIEWER_QUEUE_MAX_FRAGMENTS};
+use super::{Fragment, VIEWER_MAX_LAG, VIEWER_QUEUE_MAX_BYTES, VIEWER_QUEUE_MAX_FRAGMENTS};
 use crate::media::StreamKind;
 
 /// A reader that waits this long without a fragment ends the stream, so a camera that went away
@@ -26,8 +26,9 @@ pub(super) struct ViewerQueue {
 
 /// The queue behind the lock.
 pub(super) struct Queue {
-    /// Fragments not yet read, oldest first; preallocated, so an offer never allocates.
-    pub(super) fragments: VecDeque<Arc<Fragment>>,
+    /// Fragments not yet read, oldest first, each with the monotonic time it was queued;
+    /// preallocated, so an offer never allocates.
+    pub(super) fragments: VecDeque<(Arc<Fragment>, Duration)>,
     /// Sum of `fragments`' bytes (at most `VIEWER_QUEUE_MAX_BYTES`).
     pub(super) bytes: usize,
     /// True after an overflow (or a start without a cached key frame) until a video key frame.
@@ -50,9 +51,10 @@ impl ViewerQueue {
         }
     }
 
-    /// Offers a fragment without waiting; returns how many fragments the viewer lost by it (this
-    /// one while it waits for a key frame, or the whole queue when it is full).
-    pub(super) fn offer(&self, f: &Arc<Fragment>) -> u64 {
+    /// Offers a fragment at monotonic time `now` without waiting; returns how many fragments the
+    /// viewer lost by it (this one while it waits for a key frame, or the whole queue when it is
+    /// full or its oldest fragment waited longer than `VIEWER_MAX_LAG`).
+    pub(super) fn offer(&self, f: &Arc<Fragment>, now: Duration) -> u64 {
         if f.kind == StreamKind::Audio && !self.audio {
             return 0;
         }
@@ -61,7 +63,11 @@ impl ViewerQueue {
             return 0;
         }
         let mut lost = 0u64;
-        if q.fragments.len() >= VIEWER_QUEUE_MAX_FRAGMENTS || q.bytes + f.len_bytes() > VIEWER_QUEUE_MAX_BYTES {
+        let lagging = q.fragments.front().is_some_and(|(_, at)| now.saturating_sub(*at) > VIEWER_MAX_LAG);
+        if lagging
+            || q.fragments.len() >= VIEWER_QUEUE_MAX_FRAGMENTS
+            || q.bytes + f.len_bytes() > VIEWER_QUEUE_MAX_BYTES
+        {
             // The viewer does not keep up: what it has not read is dropped, and it continues at
             // the next key frame, the only place a decoder can pick up again.
             lost = q.fragments.len() as u64;
@@ -76,7 +82,7 @@ impl ViewerQueue {
             q.waiting_for_key = false;
         }
         q.bytes += f.len_bytes();
-        q.fragments.push_back(f.clone());
+        q.fragments.push_back((f.clone(), now));
         drop(q);
         self.ready.notify_one();
         lost
@@ -98,7 +104,7 @@ impl ViewerQueue {
             .ready
             .wait_timeout_while(q, IDLE_END, |q| q.fragments.is_empty() && !q.closed)
             .expect("viewer queue lock");
-        let f = q.fragments.pop_front()?;
+        let (f, _) = q.fragments.pop_front()?;
         q.bytes -= f.len_bytes();
         Some(f)
     }
@@ -106,7 +112,7 @@ impl ViewerQueue {
     /// The next fragment if one is queued, without waiting.
     fn try_next(&self) -> Option<Arc<Fragment>> {
         let mut q = self.inner.lock().expect("viewer queue lock");
-        let f = q.fragments.pop_front()?;
+        let (f, _) = q.fragments.pop_front()?;
         q.bytes -= f.len_bytes();
         Some(f)
     }
@@ -127,6 +133,11 @@ pub struct Viewer {
 impl Viewer {
     pub(super) fn new(init: Vec<u8>, queue: Arc<ViewerQueue>) -> Viewer {
         Viewer { init, init_pos: 0, queue, current: None }
+    }
+
+    /// Whether the stream has the audio track (asked for, and the camera had audio).
+    pub fn has_audio(&self) -> bool {
+        self.queue.audio
     }
 
     /// The init segment this viewer's stream starts with.
