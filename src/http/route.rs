@@ -27,16 +27,37 @@ pub enum Route {
     Status,
     Metrics,
     Cameras,
-    Recordings { camera: String },
-    Export { camera: String },
-    RecordStart { camera: String },
-    RecordStop { camera: String },
-    CameraMotion { camera: String },
-    LiveInfo { camera: String },
-    LiveMp4 { camera: String },
-    LivePlaylist { camera: String },
-    LiveInit { camera: String },
-    LiveSegment { camera: String, segment: String },
+    Recordings {
+        camera: String,
+    },
+    Export {
+        camera: String,
+    },
+    RecordStart {
+        camera: String,
+    },
+    RecordStop {
+        camera: String,
+    },
+    CameraMotion {
+        camera: String,
+    },
+    LiveInfo {
+        camera: String,
+    },
+    LiveMp4 {
+        camera: String,
+    },
+    LivePlaylist {
+        camera: String,
+    },
+    LiveInit {
+        camera: String,
+    },
+    LiveSegment {
+        camera: String,
+        segment: String,
+    },
     SearchMotion,
     Events,
     TriggerEvent {
@@ -408,7 +429,11 @@ mod tests {
         let routes: Vec<(&str, &str)> = table.iter().map(|(m, p, _)| (*m, *p)).collect();
         assert_eq!(routes, super::super::ROUTES, "this table lists exactly the router's routes, in order");
         for (method, path, access) in table {
-            let concrete = path.replace("{id}", "cam_1").replace("{name}", "ann").replace("{file}", "app.js").replace("{seq}", "7");
+            let concrete = path
+                .replace("{id}", "cam_1")
+                .replace("{name}", "ann")
+                .replace("{file}", "app.js")
+                .replace("{seq}", "7");
             let route = Route::parse(&Method::parse(method), &concrete)
                 .unwrap_or_else(|e| panic!("{method} {concrete} has no route: {e}"));
             let spec = route.spec();
