@@ -30,6 +30,7 @@ fn every_documented_operation_reaches_its_handler() {
         "the demo camera's live playlist never came"
     );
     let mut checked = 0;
+    let mut matched = 0;
     for (path, ops) in doc["paths"].as_object().unwrap() {
         // Path parameters: the demo camera, and names that do not exist (nothing is deleted).
         let concrete = path.replace("{id}", "demo").replace("{name}", "ghost_name").replace("{seq}", "0");
@@ -53,19 +54,19 @@ fn every_documented_operation_reaches_its_handler() {
             // Issue 11 point 1: a 200 JSON answer holds exactly what its schema names.
             let schema =
                 &doc["paths"][path][method.to_lowercase()]["responses"]["200"]["content"]["application/json"]["schema"];
-            if let (200, Some(reference)) = (r.status, schema["$ref"].as_str()) {
-                let name = reference.trim_start_matches("#/components/schemas/");
-                assert_matches_schema(
-                    &doc,
-                    &doc["components"]["schemas"][name],
-                    &r.json(),
-                    &format!("{method} {path}"),
-                );
+            // Inline schemas too (the config document, log pages), when the answer is JSON.
+            let json = r.header("Content-Type").is_some_and(|t| t.starts_with("application/json"));
+            if r.status == 200 && json && schema.is_object() {
+                assert_matches_schema(&doc, schema, &r.json(), &format!("{method} {path}"));
+                matched += 1;
             }
             checked += 1;
         }
     }
     assert_eq!(checked, edgerec::http::ROUTES.len());
+    // 18 operations answer 200 with JSON to these generic calls today; fewer means the check
+    // stopped running, not that the API shrank.
+    assert!(matched >= 18, "only {matched} answers were held to their schemas");
 }
 
 /// Issue 12 point 3, issue 11 point 7 (MON-5, MON-7): status carries what the dashboard shows,
@@ -130,6 +131,7 @@ fn assert_matches_schema(doc: &Value, schema: &Value, v: &Value, at: &str) {
         for k in schema["required"].as_array().into_iter().flatten() {
             assert!(obj.contains_key(k.as_str().unwrap()), "{at}: required `{k}` is missing");
         }
+
         for (k, sub) in obj {
             assert_matches_schema(doc, &props[k], sub, &format!("{at}.{k}"));
         }

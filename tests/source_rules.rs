@@ -1,6 +1,7 @@
 //! Rules about the source tree that the compiler cannot check (issue 11 points 5 and 6), checked by
 //! reading the files: only `clocks` reads the system clock, `SimulatedClocks` is the one test
-//! clock, and the test hooks live behind the `fault-injection` seam.
+//! clock, the test hooks live behind the `fault-injection` seam, and the HTTP face reads the machine
+//! only through `status::SystemSnapshot` (issue 11 point 7).
 
 use std::path::{Path, PathBuf};
 
@@ -96,4 +97,13 @@ fn fault_hooks_exist_only_behind_the_feature() {
     assert!(ungated.is_empty(), "a fault hook without `{gate}`:\n{}", ungated.join("\n"));
     let fault = src.iter().find(|(name, _)| name == "src/fault.rs").expect("src/fault.rs exists");
     assert!(fault.1.contains("EDGEREC_FAULT_STALL_WRITER_SECS") && fault.1.contains("EDGEREC_FAULT_QUEUE_BYTES"));
+}
+
+/// Issue 11 point 7: the faces read the machine through `status::SystemSnapshot`, as they read
+/// cameras and storages through their snapshots, so status JSON and `/metrics` cannot disagree.
+#[test]
+fn faces_read_the_machine_through_the_system_snapshot() {
+    let http = rust_files("src/http");
+    let found = lines_with(&http, &["sysinfo::", "crate::sysinfo"]);
+    assert!(found.is_empty(), "read `status::SystemSnapshot` instead:\n{}", found.join("\n"));
 }

@@ -2,7 +2,6 @@
 //! may read, PR-11), storages, HTTPS certificate, the machine and the config revision.
 
 use serde::Serialize;
-use serde_json::{json, Value};
 
 use crate::auth::perm::Effective;
 use crate::http::{Ctx, HttpsInfo, CERT_EXPIRY_WARNING};
@@ -23,16 +22,31 @@ pub(in crate::http) fn status(ctx: &Ctx, eff: &Effective) -> Status {
             .camera_snapshots()
             .iter()
             .filter(|c| eff.can_see(&c.id))
-            .map(|c| CameraStatus { camera: CameraItem::of(c), motion: motion_json(rec, &c.id) })
+            .map(|c| CameraStatus { camera: CameraItem::of(c), motion: motion_status(rec, &c.id) })
             .collect(),
         storages: storages.iter().map(StorageStatus::of).collect(),
-        https: https_json(ctx.https.get()),
+        https: https_status(ctx.https.get()),
         system: SystemStatus::of(&SystemSnapshot::now(), &storages),
         config: ConfigStatus { revision: ctx.config.revision(), restart_required: rec.restart_required() },
     }
 }
 
-fn https_json(info: Option<&HttpsInfo>) -> Option<Value> {
+/// The HTTPS front in status (SG-5).
+#[derive(Serialize)]
+pub(in crate::http) struct HttpsStatus {
+    /// The address it listens on.
+    pub listen: String,
+    /// The certificate file.
+    pub certificate: String,
+    /// Whether the recorder made the certificate itself.
+    pub self_signed: bool,
+    /// When the certificate expires, RFC 3339.
+    pub certificate_expires: String,
+    /// Set within `CERT_EXPIRY_WARNING` of the expiry and after it.
+    pub warning: Option<String>,
+}
+
+fn https_status(info: Option<&HttpsInfo>) -> Option<HttpsStatus> {
     let i = info?;
     let now_s = crate::clocks::SystemClocks.realtime_us_now() / 1_000_000;
     let left = i.not_after_unix - now_s;
@@ -43,13 +57,13 @@ fn https_json(info: Option<&HttpsInfo>) -> Option<Value> {
     } else {
         None
     };
-    Some(json!({
-        "listen": i.listen.to_string(),
-        "certificate": i.cert_path.display().to_string(),
-        "self_signed": i.self_signed,
-        "certificate_expires": format_rfc3339(i.not_after_unix.saturating_mul(1_000_000)),
-        "warning": warning,
-    }))
+    Some(HttpsStatus {
+        listen: i.listen.to_string(),
+        certificate: i.cert_path.display().to_string(),
+        self_signed: i.self_signed,
+        certificate_expires: format_rfc3339(i.not_after_unix.saturating_mul(1_000_000)),
+        warning,
+    })
 }
 
 /// A camera as `/api/v1/cameras` and status show it.
@@ -117,7 +131,7 @@ pub(in crate::http) struct CameraStatus {
     #[serde(flatten)]
     pub camera: CameraItem,
     /// MD-2/MD-3; `None` while motion analysis is off for the camera.
-    pub motion: Option<Value>,
+    pub motion: Option<MotionStatus>,
 }
 
 /// A storage in status.
@@ -215,7 +229,7 @@ pub(in crate::http) struct Status {
     pub cameras: Vec<CameraStatus>,
     pub storages: Vec<StorageStatus>,
     /// The HTTPS front, once it listens (SG-5).
-    pub https: Option<Value>,
+    pub https: Option<HttpsStatus>,
     /// MON-5, MON-7: the machine.
     pub system: SystemStatus,
     pub config: ConfigStatus,
@@ -252,19 +266,37 @@ fn one_line(msg: &str) -> String {
 }
 
 /// MD-2/MD-3 status: whether motion is detected now, and whether analysis keeps up.
-fn motion_json(rec: &Recorder, id: &str) -> Option<Value> {
+#[derive(Serialize)]
+pub(in crate::http) struct MotionStatus {
+    /// True between Motion Started and Motion Stopped.
+    pub motion: bool,
+    /// Share of the picture outside the exclude regions that changed in the last analysis.
+    pub changed_permille: u16,
+    /// The share `changed_permille` is compared with.
+    pub threshold_permille: u16,
+    /// Frames analysed.
+    pub analysed: u64,
+    /// Frames skipped because analysis was behind (it never holds ingest up).
+    pub skipped_behind: u64,
+    /// Frames due for analysis that were not H.264 (H.265 is recorded, not analysed).
+    pub unsupported_codec: u64,
+    pub decode_errors: u64,
+    pub last_error: Option<String>,
+}
+
+fn motion_status(rec: &Recorder, id: &str) -> Option<MotionStatus> {
     let stats = rec.motion()?.stats();
     let c = stats.cameras.iter().find(|c| c.camera == id)?;
-    Some(json!({
-            "motion": c.motion,
-            "changed_permille": c.changed_permille,
-            "threshold_permille": c.threshold_permille,
-            "analysed": c.analysed,
-            "skipped_behind": c.skipped_behind,
-            "unsupported_codec": c.unsupported_codec,
-            "decode_errors": c.decode_errors,
-            "last_error": c.last_error,
-    }))
+    Some(MotionStatus {
+        motion: c.motion,
+        changed_permille: c.changed_permille,
+        threshold_permille: c.threshold_permille,
+        analysed: c.analysed,
+        skipped_behind: c.skipped_behind,
+        unsupported_codec: c.unsupported_codec,
+        decode_errors: c.decode_errors,
+        last_error: c.last_error.clone(),
+    })
 }
 
 /// MON-5, MON-7: the machine under the recorder, from one `SystemSnapshot`. Facts the kernel
