@@ -169,6 +169,19 @@ fn live_view_of_a_real_rtsp_camera() {
         assert_eq!(streams.len(), if query.is_empty() { 1 } else { 2 }, "{streams:?}");
         assert!(streams[0].1 >= 25 * segments.len() as u64 - 2, "one GOP (1 s) per segment: {streams:?}");
     }
+    // The snapshot: the latest key frame as a JPEG of the camera's size.
+    let r = http_request("GET", &rec.url("/api/v1/cameras/cam/snapshot.jpg"), &[], &[]).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("Content-Type"), Some("image/jpeg"));
+    let path = tmp.path().join("snapshot.jpg");
+    std::fs::write(&path, &r.body).unwrap();
+    let probe = ffprobe_json_with(&path, &["-show_streams"]);
+    let s = &probe["streams"][0];
+    assert_eq!(
+        (s["codec_name"].as_str(), s["width"].as_u64(), s["height"].as_u64()),
+        (Some("mjpeg"), Some(640), Some(360))
+    );
+    ffmpeg_decode_ok(&path).unwrap_or_else(|e| panic!("ffmpeg -xerror on the snapshot: {e}"));
     let gone = http_request("GET", &rec.url("/api/v1/cameras/cam/live/0.m4s"), &[], &[]).unwrap();
     assert!(gone.status == 404 || gone.status == 200, "{}", gone.text());
 
@@ -186,7 +199,7 @@ fn live_view_of_a_real_rtsp_camera() {
         let user = json!({"name": name, "password": format!("{name}-Pass-1"), "roles": [role]});
         assert_eq!(admin_json(&rec, "POST", "/api/v1/users", user).0, 200);
     }
-    let routes = ["live", "live.mp4", "live/index.m3u8", "live/init.mp4", "live/1.m4s"];
+    let routes = ["live", "live.mp4", "live/index.m3u8", "live/init.mp4", "live/1.m4s", "snapshot.jpg"];
     for route in routes {
         let path = format!("/api/v1/cameras/cam/{route}");
         let as_user = |name: &str| rec.url_as(Some((name, &format!("{name}-Pass-1"))), &path);
