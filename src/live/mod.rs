@@ -339,11 +339,15 @@ impl Hub {
     /// The bytes of HLS segment `sequence` (its fragments, audio only when asked), or `None` when
     /// it is not (or no longer) in the ring.
     pub fn segment(&self, sequence: u64, audio: bool) -> Option<Vec<u8>> {
-        let s = self.state.lock().expect("live hub lock");
-        let with_audio = audio && s.audio.is_some();
-        let g = s.segments.iter().find(|g| g.sequence == sequence)?;
-        let mut out = Vec::with_capacity(g.bytes);
-        for f in g.fragments.iter().filter(|f| f.kind == StreamKind::Video || with_audio) {
+        // Only the fragments' `Arc`s are taken under the lock: copying megabytes there would
+        // hold ingest's `publish` back.
+        let (fragments, bytes, with_audio) = {
+            let s = self.state.lock().expect("live hub lock");
+            let g = s.segments.iter().find(|g| g.sequence == sequence)?;
+            (g.fragments.clone(), g.bytes, audio && s.audio.is_some())
+        };
+        let mut out = Vec::with_capacity(bytes);
+        for f in fragments.iter().filter(|f| f.kind == StreamKind::Video || with_audio) {
             out.extend_from_slice(&f.head);
             out.extend_from_slice(&f.data);
         }
