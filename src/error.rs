@@ -29,6 +29,9 @@ pub enum ErrorKind {
     PermissionDenied,
     /// The request is larger than this recorder accepts (HTTP 413: a request body over its cap).
     TooLarge,
+    /// The recorder cannot do this for this media (HTTP 415: a snapshot of H.265, which it cannot
+    /// decode).
+    Unsupported,
 }
 
 impl ErrorKind {
@@ -45,6 +48,7 @@ impl ErrorKind {
             ErrorKind::Unauthenticated => "unauthenticated",
             ErrorKind::PermissionDenied => "permission_denied",
             ErrorKind::TooLarge => "payload_too_large",
+            ErrorKind::Unsupported => "unsupported",
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Live view over real HTTP against a real GStreamer RTSP camera (issue 12 point 4): the fMP4
 //! stream for MSE starts with the init segment and a key frame at once and decodes; audio on
 //! demand; HLS (fMP4) decodes; a viewer that stops reading never stops recording and is counted
-//! as skipping; `view_live` and camera visibility guard every live route.
+//! as skipping; `view_live` and camera visibility guard every live route; an H.265 camera streams
+//! `hvc1` and its snapshot is 415.
 
 mod common;
 
@@ -169,6 +170,19 @@ fn live_view_of_a_real_rtsp_camera() {
         assert_eq!(streams.len(), if query.is_empty() { 1 } else { 2 }, "{streams:?}");
         assert!(streams[0].1 >= 25 * segments.len() as u64 - 2, "one GOP (1 s) per segment: {streams:?}");
     }
+    // The snapshot: the latest key frame as a JPEG of the camera's size.
+    let r = http_request("GET", &rec.url("/api/v1/cameras/cam/snapshot.jpg"), &[], &[]).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("Content-Type"), Some("image/jpeg"));
+    let path = tmp.path().join("snapshot.jpg");
+    std::fs::write(&path, &r.body).unwrap();
+    let probe = ffprobe_json_with(&path, &["-show_streams"]);
+    let s = &probe["streams"][0];
+    assert_eq!(
+        (s["codec_name"].as_str(), s["width"].as_u64(), s["height"].as_u64()),
+        (Some("mjpeg"), Some(640), Some(360))
+    );
+    ffmpeg_decode_ok(&path).unwrap_or_else(|e| panic!("ffmpeg -xerror on the snapshot: {e}"));
     let gone = http_request("GET", &rec.url("/api/v1/cameras/cam/live/0.m4s"), &[], &[]).unwrap();
     assert!(gone.status == 404 || gone.status == 200, "{}", gone.text());
 
@@ -186,7 +200,7 @@ fn live_view_of_a_real_rtsp_camera() {
         let user = json!({"name": name, "password": format!("{name}-Pass-1"), "roles": [role]});
         assert_eq!(admin_json(&rec, "POST", "/api/v1/users", user).0, 200);
     }
-    let routes = ["live", "live.mp4", "live/index.m3u8", "live/init.mp4", "live/1.m4s"];
+    let routes = ["live", "live.mp4", "live/index.m3u8", "live/init.mp4", "live/1.m4s", "snapshot.jpg"];
     for route in routes {
         let path = format!("/api/v1/cameras/cam/{route}");
         let as_user = |name: &str| rec.url_as(Some((name, &format!("{name}-Pass-1"))), &path);
@@ -252,4 +266,38 @@ fn a_viewer_that_stops_reading_does_not_stop_recording() {
     assert!(!stream.read_for(Duration::from_secs(1)).unwrap().is_empty());
     drop(stream);
     assert!(wait_until(Duration::from_secs(15), || camera_metric(&rec, "edgerec_live_viewers") == Some(0.0)));
+}
+
+// Issue 12 point 4: an H.265 camera's live stream is described as `hvc1.*` (so a page can ask
+// `isTypeSupported` and say when the browser cannot play it), streams as fMP4 that decodes, and
+// its snapshot is a clear 415 `unsupported`, since the recorder cannot decode H.265.
+#[test]
+fn h265_camera_streams_hvc1_and_its_snapshot_is_unsupported() {
+    let server = RtspServer::start(&[("/hevc", "live:h265")]);
+    let tmp = common::temp_dir();
+    let rec = RecorderProc::start(tmp.path(), &body(&server.url("/hevc")));
+    let info = wait_for(Duration::from_secs(60), || {
+        let r = http_request("GET", &rec.url("/api/v1/cameras/cam/live"), &[], &[]).ok()?;
+        (r.status == 200).then(|| r.json())
+    })
+    .unwrap_or_else(|| panic!("no live picture: {}", rec.log_text()));
+    let codec = info["video"]["codec"].as_str().unwrap().to_owned();
+    assert!(codec.starts_with("hvc1.1."), "Main profile: {info}");
+    assert_eq!(info["audio"], Value::Null, "{info}");
+    let mut stream = http_stream(&rec.url("/api/v1/cameras/cam/live.mp4?audio=1")).unwrap();
+    assert_eq!(stream.header("Content-Type"), Some(format!("video/mp4; codecs=\"{codec}\"").as_str()));
+    let bytes = stream.read_for(Duration::from_secs(3)).unwrap();
+    drop(stream);
+    let complete: usize = complete_boxes(&bytes).iter().map(|(_, b)| b.len()).sum();
+    let path = tmp.path().join("live_h265.mp4");
+    std::fs::write(&path, &bytes[..complete]).unwrap();
+    ffmpeg_decode_ok(&path).unwrap_or_else(|e| panic!("ffmpeg -xerror on the H.265 live stream: {e}"));
+    let streams = probe_frames(&path);
+    assert_eq!(streams.len(), 1, "{streams:?}");
+    assert_eq!(streams[0].0, "hevc");
+    assert!(streams[0].1 >= 50, "{streams:?}");
+    let r = http_request("GET", &rec.url("/api/v1/cameras/cam/snapshot.jpg"), &[], &[]).unwrap();
+    assert_eq!(r.status, 415, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "unsupported");
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("h265"), "{}", r.text());
 }

@@ -27,6 +27,7 @@ pub fn status_for(kind: ErrorKind) -> u16 {
         ErrorKind::Unauthenticated => 401,
         ErrorKind::PermissionDenied => 403,
         ErrorKind::TooLarge => 413,
+        ErrorKind::Unsupported => 415,
     }
 }
 

@@ -58,6 +58,9 @@ pub enum Route {
         camera: String,
         segment: String,
     },
+    Snapshot {
+        camera: String,
+    },
     SearchMotion,
     Events,
     TriggerEvent {
@@ -213,6 +216,7 @@ impl Route {
             (Get | Head, ["api", "v1", "cameras", c, "live", f]) if f.ends_with(".m4s") => {
                 Route::LiveSegment { camera: s(c), segment: s(f.trim_end_matches(".m4s")) }
             }
+            (Get | Head, ["api", "v1", "cameras", c, "snapshot.jpg"]) => Route::Snapshot { camera: s(c) },
             (Post, ["api", "v1", "search", "motion"]) => Route::SearchMotion,
             (Get | Head, ["api", "v1", "events"]) => Route::Events,
             (Post, ["api", "v1", "events", n]) => Route::TriggerEvent { name: s(n) },
@@ -279,6 +283,7 @@ impl Route {
             Route::LivePlaylist { .. } => spec("GET", "/api/v1/cameras/{id}/live/index.m3u8", Camera(P::ViewLive)),
             Route::LiveInit { .. } => spec("GET", "/api/v1/cameras/{id}/live/init.mp4", Camera(P::ViewLive)),
             Route::LiveSegment { .. } => spec("GET", "/api/v1/cameras/{id}/live/{seq}.m4s", Camera(P::ViewLive)),
+            Route::Snapshot { .. } => spec("GET", "/api/v1/cameras/{id}/snapshot.jpg", Camera(P::ViewLive)),
             Route::SearchMotion => spec("POST", "/api/v1/search/motion", EachCamera(P::SmartSearch)),
             Route::Events => spec("GET", "/api/v1/events", Recorder(P::Status)).capacity(Capacity::LongPoll),
             Route::TriggerEvent { .. } => {
@@ -336,7 +341,8 @@ impl Route {
             | Route::LiveMp4 { camera }
             | Route::LivePlaylist { camera }
             | Route::LiveInit { camera }
-            | Route::LiveSegment { camera, .. } => Some(camera),
+            | Route::LiveSegment { camera, .. }
+            | Route::Snapshot { camera } => Some(camera),
             _ => None,
         }
     }
@@ -404,6 +410,7 @@ mod tests {
             ("GET", "/api/v1/cameras/{id}/live/index.m3u8", Camera(P::ViewLive)),
             ("GET", "/api/v1/cameras/{id}/live/init.mp4", Camera(P::ViewLive)),
             ("GET", "/api/v1/cameras/{id}/live/{seq}.m4s", Camera(P::ViewLive)),
+            ("GET", "/api/v1/cameras/{id}/snapshot.jpg", Camera(P::ViewLive)),
             ("POST", "/api/v1/search/motion", EachCamera(P::SmartSearch)),
             ("GET", "/api/v1/events", Recorder(P::Status)),
             ("POST", "/api/v1/events/{name}", Recorder(P::TriggerEvents)),
@@ -469,6 +476,8 @@ mod tests {
         // Issue 12 point 4: the live stream is of the Live class; HLS answers are quick.
         assert_eq!(class(Method::Get, "/api/v1/cameras/a/live.mp4"), Capacity::Live);
         assert_eq!(class(Method::Get, "/api/v1/cameras/a/live/3.m4s"), Capacity::Quick);
+        // Issue 12 point 4: a snapshot of a codec the box cannot decode is 415 `unsupported`.
+        assert_eq!(super::super::status_for(crate::ErrorKind::Unsupported), 415);
         let kind = |m: Method, p: &str| Route::parse(&m, p).unwrap_err().kind();
         use crate::ErrorKind::{InvalidArgument, NotFound};
         assert_eq!(kind(Method::Post, "/api/v1/status"), InvalidArgument);

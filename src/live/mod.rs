@@ -122,6 +122,8 @@ struct State {
     next_segment: u64,
     /// The queues of the viewers watching; a closed one is removed at the next publish.
     viewers: Vec<Arc<ViewerQueue>>,
+    /// The latest video key frame's bytes (shared with its fragment), for snapshots.
+    last_key_frame: Option<Bytes>,
 }
 
 /// What a live viewer or the live API needs to know about the stream.
@@ -232,6 +234,9 @@ impl Hub {
                 return;
             }
         };
+        if key {
+            s.last_key_frame = Some(p.data.clone());
+        }
         let fragment = Arc::new(Fragment { kind, key, head, data: p.data });
         self.cache(s, &fragment, p.decode_time);
         let mut skipped = 0u64;
@@ -334,15 +339,26 @@ impl Hub {
     /// The bytes of HLS segment `sequence` (its fragments, audio only when asked), or `None` when
     /// it is not (or no longer) in the ring.
     pub fn segment(&self, sequence: u64, audio: bool) -> Option<Vec<u8>> {
-        let s = self.state.lock().expect("live hub lock");
-        let with_audio = audio && s.audio.is_some();
-        let g = s.segments.iter().find(|g| g.sequence == sequence)?;
-        let mut out = Vec::with_capacity(g.bytes);
-        for f in g.fragments.iter().filter(|f| f.kind == StreamKind::Video || with_audio) {
+        // Only the fragments' `Arc`s are taken under the lock: copying megabytes there would
+        // hold ingest's `publish` back.
+        let (fragments, bytes, with_audio) = {
+            let s = self.state.lock().expect("live hub lock");
+            let g = s.segments.iter().find(|g| g.sequence == sequence)?;
+            (g.fragments.clone(), g.bytes, audio && s.audio.is_some())
+        };
+        let mut out = Vec::with_capacity(bytes);
+        for f in fragments.iter().filter(|f| f.kind == StreamKind::Video || with_audio) {
             out.extend_from_slice(&f.head);
             out.extend_from_slice(&f.data);
         }
         Some(out)
+    }
+
+    /// The latest video key frame and the sample entry that decodes it (snapshots), or `None`
+    /// before the first one.
+    pub fn latest_key_frame(&self) -> Option<(Arc<SampleEntry>, Bytes)> {
+        let s = self.state.lock().expect("live hub lock");
+        Some((s.video.as_ref()?.entry.clone(), s.last_key_frame.clone()?))
     }
 
     /// Fragments viewers skipped because they fell behind.

@@ -44,6 +44,7 @@ mod db;
 mod grid;
 mod service;
 mod settings;
+pub mod snapshot;
 mod tracker;
 
 pub use analyzer::{Analysis, FrameAnalyzer, H264Decoder, Outcome, MAX_COMPARE_GAP_US};

@@ -1,6 +1,7 @@
 //! Live view (issue 12 point 4): `/api/v1/cameras/{id}/live` describes the stream,
 //! `live.mp4` streams it as fragmented MP4 for Media Source Extensions, and `live/index.m3u8`,
-//! `live/init.mp4` and `live/{seq}.m4s` serve it as HLS (fMP4) for Safari and iOS.
+//! `live/init.mp4` and `live/{seq}.m4s` serve it as HLS (fMP4) for Safari and iOS, and
+//! `snapshot.jpg` is the latest key frame as a JPEG.
 //! Invariant: every answer comes from the camera's live hub; nothing here touches ingest or the
 //! store, and a stream's reader blocks only its own serving thread.
 
@@ -162,4 +163,13 @@ pub(super) fn segment(ctx: &Ctx, call: &Call, id: &str, seq: &str) -> Result<Res
     let n: u64 = seq.parse().map_err(|_| not_held())?;
     let bytes = cam.live.segment(n, audio).ok_or_else(not_held)?;
     Ok(respond::bytes("video/mp4", bytes))
+}
+
+/// `GET /api/v1/cameras/{id}/snapshot.jpg`: the latest key frame as JPEG; 415 `unsupported` for a
+/// codec the recorder cannot decode (H.265), 503 before the first key frame.
+pub(super) fn snapshot(ctx: &Ctx, id: &str) -> Result<Response, Error> {
+    let cam = camera(ctx, id)?;
+    let Some((entry, frame)) = cam.live.latest_key_frame() else { return Ok(no_picture(&cam)) };
+    let jpeg = crate::motion::snapshot::key_frame_jpeg(&entry, &frame)?;
+    Ok(respond::bytes("image/jpeg", jpeg))
 }

@@ -82,6 +82,7 @@ pub(super) fn handle(ctx: &Ctx, route: &Route, call: &mut Call) -> Result<Respon
         Route::LivePlaylist { camera } => live::playlist(ctx, call, camera),
         Route::LiveInit { camera } => live::init(ctx, call, camera),
         Route::LiveSegment { camera, segment } => live::segment(ctx, call, camera, segment),
+        Route::Snapshot { camera } => live::snapshot(ctx, camera),
         Route::SearchMotion => motion::search(ctx, call),
         Route::Events => events::get(ctx, call),
         Route::TriggerEvent { name } => events::trigger(ctx, call, name),
