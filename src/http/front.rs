@@ -28,7 +28,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::framing::{Refusal, RequestFraming};
 use super::metrics::CONNECTIONS;
-use super::serve::{Entry, UpgradeFn};
+use super::serve::{Answering, Entry, UpgradeFn};
 use crate::error::Error;
 use crate::shutdown::{Joiner, Shutdown};
 
@@ -438,14 +438,16 @@ impl Shared {
         let progress_ms = AtomicU64::new(0);
         let watched = Watched { inner: stream, opened, progress_ms: &progress_ms };
         let head_timeout = self.head_timeout.min(self.idle_timeout);
-        let filtered = Filtered::new(watched, self, opened, head_timeout);
+        let answering = Arc::new(Answering::default());
+        let filtered = Filtered::new(watched, self, opened, head_timeout, answering.clone());
         let upgrade: Arc<Mutex<Option<UpgradeFn>>> = Arc::default();
         let slot = upgrade.clone();
         let stop = self.stop.clone();
         // Boxed, so the connection is `Unpin` and can be polled without shutting its stream
         // (`poll_without_shutdown`) while the stop signal may still start a graceful shutdown.
         let service = hyper::service::service_fn(move |req| {
-            Box::pin(super::serve::call(req, entry.clone(), client, slot.clone(), stop.clone()))
+            let answering = answering.clone();
+            Box::pin(super::serve::call(req, entry.clone(), client, slot.clone(), stop.clone(), answering))
         });
         let mut conn = hyper::server::conn::http1::Builder::new()
             // The front times heads itself (`Filtered`), under pressure too.
@@ -638,10 +640,18 @@ struct Filtered<'a, S> {
     refusal: Option<Refusal>,
     /// No request was let through yet.
     first: bool,
+    /// Whether the server is answering: a head's clock runs only while the server waits for it.
+    answering: Arc<Answering>,
 }
 
 impl<'a, S> Filtered<'a, S> {
-    fn new(inner: S, shared: &'a Shared, opened: Instant, head_timeout: Duration) -> Filtered<'a, S> {
+    fn new(
+        inner: S,
+        shared: &'a Shared,
+        opened: Instant,
+        head_timeout: Duration,
+        answering: Arc<Answering>,
+    ) -> Filtered<'a, S> {
         Filtered {
             inner,
             shared,
@@ -654,6 +664,7 @@ impl<'a, S> Filtered<'a, S> {
             recheck: Box::pin(tokio::time::sleep_until(opened + head_timeout)),
             refusal: None,
             first: true,
+            answering,
         }
     }
 }
@@ -675,14 +686,20 @@ impl<S: AsyncRead + Unpin> AsyncRead for Filtered<'_, S> {
             if this.refusal.is_some() {
                 return Poll::Ready(Ok(()));
             }
-            if let Some((since, limit)) = &mut this.head {
+            // Review (issue 11 point 2): a head queued behind an answer in progress is not timed
+            // while the server answers (it reads no head then); its clock starts at the later of
+            // its first byte and the end of the last answer.
+            let waited_on = this.head.filter(|_| !this.answering.busy());
+            if let Some((since, mut limit)) = waited_on {
                 if this.shared.under_pressure() {
-                    *limit = (*limit).min(PRESSURE_HEAD_TIMEOUT);
+                    limit = limit.min(PRESSURE_HEAD_TIMEOUT);
+                    this.head = Some((since, limit));
                 }
-                let deadline = *since + *limit;
+                let since = this.answering.last_done().map_or(since, |done| done.max(since));
+                let deadline = since + limit;
                 let now = timer_now();
                 if now >= deadline {
-                    this.refusal = Some(head_timed_out(*limit));
+                    this.refusal = Some(head_timed_out(limit));
                     continue;
                 }
                 let step = deadline.min(now + HEAD_DEADLINE_RECHECK);
