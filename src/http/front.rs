@@ -75,7 +75,8 @@ const MAX_REFUSALS_IN_FLIGHT: usize = 64;
 /// Bytes read from a client at once.
 const READ_BUFFER_BYTES: usize = 16 << 10;
 
-/// How the heartbeat proves the runtime runs: it advances this often.
+/// How the heartbeat proves the front can serve: it advances this often, each beat a job on the
+/// serving threads.
 const HEARTBEAT_PERIOD: Duration = Duration::from_secs(1);
 
 /// Blocking threads of the in-process server beyond one per connection. Each connection runs at
@@ -150,9 +151,15 @@ pub struct Front {
     pub plain_addr: Option<SocketAddr>,
     /// Where HTTPS clients connect.
     pub tls_addr: Option<SocketAddr>,
-    /// Advanced every `HEARTBEAT_PERIOD` by a task on the front's runtime: it stops when the
-    /// runtime is stuck, and the watchdog supervisor notices (`service::Watched`).
+    /// Advanced every `HEARTBEAT_PERIOD` by a job the front's runtime runs on its serving
+    /// threads, the way it runs every handler: it stops when the runtime is stuck or when no
+    /// serving thread is free (handlers that hang), and the watchdog supervisor notices
+    /// (`service::Watched`), so systemd restarts a recorder whose HTTP cannot serve.
     pub heartbeat: Arc<AtomicU64>,
+    /// The serving threads' pool and its size, for the fault that wedges it
+    /// (`fault::inject_into_serving`).
+    #[cfg(feature = "fault-injection")]
+    pub serving_pool: (tokio::runtime::Handle, usize),
 }
 
 impl Front {
@@ -207,6 +214,8 @@ impl Front {
         let heartbeat = Arc::new(AtomicU64::new(0));
         let beat = heartbeat.clone();
         let stop = stop.clone();
+        #[cfg(feature = "fault-injection")]
+        let serving_pool = (runtime.handle().clone(), max.saturating_add(SPARE_BLOCKING_THREADS));
         let on_stop = config.on_stop;
         joiner
             .spawn_thread("http-front", move || {
@@ -220,7 +229,14 @@ impl Front {
                     }
                     tokio::spawn(async move {
                         loop {
-                            beat.fetch_add(1, Ordering::Relaxed);
+                            // Issue 11 point 3 (review): the beat goes through the serving
+                            // threads like a handler, so it proves requests can still be served,
+                            // not only that the runtime turns.
+                            let beat = beat.clone();
+                            let job = tokio::task::spawn_blocking(move || beat.fetch_add(1, Ordering::Relaxed));
+                            if job.await.is_err() {
+                                return;
+                            }
                             tokio::time::sleep(HEARTBEAT_PERIOD).await;
                         }
                     });
@@ -255,7 +271,13 @@ impl Front {
             max_per_address = config.max_per_address,
             "HTTP front listening"
         );
-        Ok(Front { plain_addr, tls_addr, heartbeat })
+        Ok(Front {
+            plain_addr,
+            tls_addr,
+            heartbeat,
+            #[cfg(feature = "fault-injection")]
+            serving_pool,
+        })
     }
 }
 
