@@ -1,8 +1,9 @@
 //! The HTTP front: every client connection, plain or TLS, ends here; only checked requests go on
 //! to the in-process HTTP/1 server (`serve`, hyper on this same runtime).
 //! Invariant: connections are capped (in total and per client address), handshakes, heads and
-//! silence are timed (heads more tightly under pressure), and every request head passes
-//! `framing`'s limits before the server sees it.
+//! silence are timed (heads more tightly under pressure, and only while the server waits for
+//! them), every request head passes `framing`'s limits before the server sees it, and the front
+//! stops only at the process's one `Shutdown`, draining within `DRAIN_TIMEOUT`.
 //!
 //! Data flow: client ─(TLS)─> `Front` (thread `http-front`, current-thread tokio runtime) ─> hyper
 //! reads what `Filtered` let through ─> the face's entry on a blocking thread (`http-serve`), with
