@@ -22,6 +22,11 @@ pub const STALL_WRITER_SECS_ENV: &str = "EDGEREC_FAULT_STALL_WRITER_SECS";
 /// `tests/storage_status.rs`): filling the real 64 MiB with a demo camera would take minutes.
 pub const QUEUE_BYTES_ENV: &str = "EDGEREC_FAULT_QUEUE_BYTES";
 
+/// Fills the HTTP serving threads with jobs that hang for N seconds, as handlers stuck on a hung
+/// disk would (`tests/systemd_notify.rs`): the front's heartbeat, itself a job on those threads,
+/// stops, and so do the watchdog pings, until the jobs end.
+pub const WEDGE_HTTP_SECS_ENV: &str = "EDGEREC_FAULT_WEDGE_HTTP_SECS";
+
 /// The storage writer exits at once without writing what it holds, leaving the files as a
 /// kill -9 would; join its thread afterwards.
 pub fn crash_writer(storage: &StorageHandle) {
@@ -53,7 +58,7 @@ pub fn pause_event_log(log: &EventLog) -> PausedWriter {
 /// The recorder process's faults, read once at start from the environment (`STALL_WRITER_SECS_ENV`,
 /// `QUEUE_BYTES_ENV`); each one applied is logged as a warning.
 pub fn inject_from_env(recorder: &Recorder) {
-    let read = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let read = env_u64;
     let Some(storage) = recorder.storages().first() else {
         return;
     };
@@ -65,4 +70,22 @@ pub fn inject_from_env(recorder: &Recorder) {
         tracing::warn!(storage = %storage.id, secs, "fault injection: stalling the writer");
         stall_writer(storage, Duration::from_secs(secs));
     }
+}
+
+/// The HTTP front's faults, read once at start from the environment (`WEDGE_HTTP_SECS_ENV`):
+/// `pool` is the front's serving pool and `threads` its size (what the front reports for it).
+pub fn inject_into_serving(pool: &tokio::runtime::Handle, threads: usize) {
+    let Some(secs) = env_u64(WEDGE_HTTP_SECS_ENV) else {
+        return;
+    };
+    tracing::warn!(threads, secs, "fault injection: wedging the HTTP serving threads");
+    for _ in 0..threads {
+        // A hung handler, which observes no signal: it ends when its time is up.
+        drop(pool.spawn_blocking(move || std::thread::sleep(Duration::from_secs(secs))));
+    }
+}
+
+/// A fault's number from the environment, if set and a number.
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok())
 }

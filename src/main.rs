@@ -314,7 +314,8 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
         beat: recorder.ingest_heartbeat(),
         max_quiet: Duration::from_secs(4),
     });
-    // The front's runtime beats every second; a blocked runtime serves no client.
+    // The front beats every second through its serving threads (issue 11 point 3): a blocked
+    // runtime or a pool of hung handlers serves no client, and stops the pings.
     watched.push(Watched {
         name: "http-front".to_owned(),
         beat: front.heartbeat.clone(),
@@ -330,6 +331,8 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
     // Test builds only (issue 11 point 5): the faults the environment asks for.
     #[cfg(feature = "fault-injection")]
     edgerec::fault::inject_from_env(&recorder);
+    #[cfg(feature = "fault-injection")]
+    edgerec::fault::inject_into_serving(&front.serving_pool.0, front.serving_pool.1);
     while !shutdown.wait_timeout(Duration::from_secs(3600)) {}
     tracing::info!("shutting down");
     service::notify(&[NotifyState::Stopping, NotifyState::Status("stopping: flushing recordings")]);

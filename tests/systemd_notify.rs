@@ -137,3 +137,39 @@ fn a_stalled_writer_stops_the_watchdog_pings() {
     );
     assert!(p.last().is_some_and(|t| *t - ready_at > Duration::from_secs(7)), "pings resume after the stall");
 }
+
+/// Issue 11 point 3 (review): the watchdog pings only while HTTP can serve. The front's heartbeat
+/// is a job on the serving threads, so when every serving thread hangs (the fault fills the pool
+/// with 8 s jobs at READY) the pings stop, and they resume once the threads are free again.
+#[test]
+fn a_wedged_serving_pool_stops_the_watchdog_pings() {
+    let tmp = common::temp_dir();
+    let port = common::free_local_port();
+    let cfg = config(tmp.path(), port);
+    let systemd = FakeSystemd::new();
+    let mut child = Command::new(common::edgerec_bin())
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .env("NOTIFY_SOCKET", &systemd.path)
+        .env("WATCHDOG_USEC", "1000000")
+        .env("EDGEREC_FAULT_WEDGE_HTTP_SECS", "8")
+        .env("EDGEREC_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let msgs = systemd.collect(Duration::from_secs(14), |_| false);
+    let _ = child.kill();
+    let _ = child.wait();
+    let ready_at = msgs.iter().find(|(_, m)| m.contains("READY=1")).map(|(t, _)| *t).expect("READY=1");
+    let p = pings(&msgs);
+    // The pool is full for 8 s from READY; the front's quiet limit is 4 s. The pings must stop
+    // for the rest of the wedge, then resume when the serving threads are free.
+    let longest_gap = p.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+    assert!(
+        longest_gap >= Duration::from_secs(3),
+        "no gap in pings while the serving threads hung: {:?}",
+        p.iter().map(|t| *t - ready_at).collect::<Vec<_>>()
+    );
+    assert!(p.last().is_some_and(|t| *t - ready_at > Duration::from_secs(9)), "pings resume after the wedge");
+}

@@ -1,8 +1,9 @@
 //! The HTTP front: every client connection, plain or TLS, ends here; only checked requests go on
 //! to the in-process HTTP/1 server (`serve`, hyper on this same runtime).
 //! Invariant: connections are capped (in total and per client address), handshakes, heads and
-//! silence are timed (heads more tightly under pressure), and every request head passes
-//! `framing`'s limits before the server sees it.
+//! silence are timed (heads more tightly under pressure, and only while the server waits for
+//! them), every request head passes `framing`'s limits before the server sees it, and the front
+//! stops only at the process's one `Shutdown`, draining within `DRAIN_TIMEOUT`.
 //!
 //! Data flow: client ─(TLS)─> `Front` (thread `http-front`, current-thread tokio runtime) ─> hyper
 //! reads what `Filtered` let through ─> the face's entry on a blocking thread (`http-serve`), with
@@ -28,7 +29,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::framing::{Refusal, RequestFraming};
 use super::metrics::CONNECTIONS;
-use super::serve::{Entry, UpgradeFn};
+use super::serve::{Answering, Entry, UpgradeFn};
 use crate::error::Error;
 use crate::shutdown::{Joiner, Shutdown};
 
@@ -75,7 +76,8 @@ const MAX_REFUSALS_IN_FLIGHT: usize = 64;
 /// Bytes read from a client at once.
 const READ_BUFFER_BYTES: usize = 16 << 10;
 
-/// How the heartbeat proves the runtime runs: it advances this often.
+/// How the heartbeat proves the front can serve: it advances this often, each beat a job on the
+/// serving threads.
 const HEARTBEAT_PERIOD: Duration = Duration::from_secs(1);
 
 /// Blocking threads of the in-process server beyond one per connection. Each connection runs at
@@ -150,9 +152,15 @@ pub struct Front {
     pub plain_addr: Option<SocketAddr>,
     /// Where HTTPS clients connect.
     pub tls_addr: Option<SocketAddr>,
-    /// Advanced every `HEARTBEAT_PERIOD` by a task on the front's runtime: it stops when the
-    /// runtime is stuck, and the watchdog supervisor notices (`service::Watched`).
+    /// Advanced every `HEARTBEAT_PERIOD` by a job the front's runtime runs on its serving
+    /// threads, the way it runs every handler: it stops when the runtime is stuck or when no
+    /// serving thread is free (handlers that hang), and the watchdog supervisor notices
+    /// (`service::Watched`), so systemd restarts a recorder whose HTTP cannot serve.
     pub heartbeat: Arc<AtomicU64>,
+    /// The serving threads' pool and its size, for the fault that wedges it
+    /// (`fault::inject_into_serving`).
+    #[cfg(feature = "fault-injection")]
+    pub serving_pool: (tokio::runtime::Handle, usize),
 }
 
 impl Front {
@@ -207,6 +215,8 @@ impl Front {
         let heartbeat = Arc::new(AtomicU64::new(0));
         let beat = heartbeat.clone();
         let stop = stop.clone();
+        #[cfg(feature = "fault-injection")]
+        let serving_pool = (runtime.handle().clone(), max.saturating_add(SPARE_BLOCKING_THREADS));
         let on_stop = config.on_stop;
         joiner
             .spawn_thread("http-front", move || {
@@ -220,7 +230,14 @@ impl Front {
                     }
                     tokio::spawn(async move {
                         loop {
-                            beat.fetch_add(1, Ordering::Relaxed);
+                            // Issue 11 point 3 (review): the beat goes through the serving
+                            // threads like a handler, so it proves requests can still be served,
+                            // not only that the runtime turns.
+                            let beat = beat.clone();
+                            let job = tokio::task::spawn_blocking(move || beat.fetch_add(1, Ordering::Relaxed));
+                            if job.await.is_err() {
+                                return;
+                            }
                             tokio::time::sleep(HEARTBEAT_PERIOD).await;
                         }
                     });
@@ -255,7 +272,13 @@ impl Front {
             max_per_address = config.max_per_address,
             "HTTP front listening"
         );
-        Ok(Front { plain_addr, tls_addr, heartbeat })
+        Ok(Front {
+            plain_addr,
+            tls_addr,
+            heartbeat,
+            #[cfg(feature = "fault-injection")]
+            serving_pool,
+        })
     }
 }
 
@@ -438,14 +461,16 @@ impl Shared {
         let progress_ms = AtomicU64::new(0);
         let watched = Watched { inner: stream, opened, progress_ms: &progress_ms };
         let head_timeout = self.head_timeout.min(self.idle_timeout);
-        let filtered = Filtered::new(watched, self, opened, head_timeout);
+        let answering = Arc::new(Answering::default());
+        let filtered = Filtered::new(watched, self, opened, head_timeout, answering.clone());
         let upgrade: Arc<Mutex<Option<UpgradeFn>>> = Arc::default();
         let slot = upgrade.clone();
         let stop = self.stop.clone();
         // Boxed, so the connection is `Unpin` and can be polled without shutting its stream
         // (`poll_without_shutdown`) while the stop signal may still start a graceful shutdown.
         let service = hyper::service::service_fn(move |req| {
-            Box::pin(super::serve::call(req, entry.clone(), client, slot.clone(), stop.clone()))
+            let answering = answering.clone();
+            Box::pin(super::serve::call(req, entry.clone(), client, slot.clone(), stop.clone(), answering))
         });
         let mut conn = hyper::server::conn::http1::Builder::new()
             // The front times heads itself (`Filtered`), under pressure too.
@@ -638,10 +663,18 @@ struct Filtered<'a, S> {
     refusal: Option<Refusal>,
     /// No request was let through yet.
     first: bool,
+    /// Whether the server is answering: a head's clock runs only while the server waits for it.
+    answering: Arc<Answering>,
 }
 
 impl<'a, S> Filtered<'a, S> {
-    fn new(inner: S, shared: &'a Shared, opened: Instant, head_timeout: Duration) -> Filtered<'a, S> {
+    fn new(
+        inner: S,
+        shared: &'a Shared,
+        opened: Instant,
+        head_timeout: Duration,
+        answering: Arc<Answering>,
+    ) -> Filtered<'a, S> {
         Filtered {
             inner,
             shared,
@@ -654,6 +687,7 @@ impl<'a, S> Filtered<'a, S> {
             recheck: Box::pin(tokio::time::sleep_until(opened + head_timeout)),
             refusal: None,
             first: true,
+            answering,
         }
     }
 }
@@ -675,14 +709,20 @@ impl<S: AsyncRead + Unpin> AsyncRead for Filtered<'_, S> {
             if this.refusal.is_some() {
                 return Poll::Ready(Ok(()));
             }
-            if let Some((since, limit)) = &mut this.head {
+            // Review (issue 11 point 2): a head queued behind an answer in progress is not timed
+            // while the server answers (it reads no head then); its clock starts at the later of
+            // its first byte and the end of the last answer.
+            let waited_on = this.head.filter(|_| !this.answering.busy());
+            if let Some((since, mut limit)) = waited_on {
                 if this.shared.under_pressure() {
-                    *limit = (*limit).min(PRESSURE_HEAD_TIMEOUT);
+                    limit = limit.min(PRESSURE_HEAD_TIMEOUT);
+                    this.head = Some((since, limit));
                 }
-                let deadline = *since + *limit;
+                let since = this.answering.last_done().map_or(since, |done| done.max(since));
+                let deadline = since + limit;
                 let now = timer_now();
                 if now >= deadline {
-                    this.refusal = Some(head_timed_out(*limit));
+                    this.refusal = Some(head_timed_out(limit));
                     continue;
                 }
                 let step = deadline.min(now + HEAD_DEADLINE_RECHECK);

@@ -11,6 +11,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io::Read;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -18,6 +19,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::exchange::{Body, Method, Peer, Request, Response, Upgraded};
+use crate::clocks::timer_now;
 use crate::shutdown::Shutdown;
 
 /// The one entry the server calls for every request, on a thread that may block.
@@ -58,16 +60,59 @@ fn wants_upgrade(headers: &hyper::HeaderMap) -> bool {
     has(hyper::header::CONNECTION, "upgrade") && has(hyper::header::UPGRADE, "websocket")
 }
 
+/// Whether a connection's server is answering, for the front's head clock: a head that waits
+/// behind an answer is not timed while the answer runs (the server is not reading it).
+#[derive(Debug, Default)]
+pub(super) struct Answering {
+    /// Requests handed to the server whose answers are not completely handed to the connection.
+    in_progress: AtomicUsize,
+    /// When the last answer was completely handed to the connection (`timer_now`).
+    last_done: Mutex<Option<tokio::time::Instant>>,
+}
+
+impl Answering {
+    /// True while an answer is in progress: the server reads no next head then.
+    pub(super) fn busy(&self) -> bool {
+        self.in_progress.load(Ordering::Acquire) > 0
+    }
+
+    /// When the server last finished an answer, and so began to wait for the next head.
+    pub(super) fn last_done(&self) -> Option<tokio::time::Instant> {
+        *self.last_done.lock().expect("answering lock")
+    }
+
+    fn begin(self: &Arc<Self>) -> InProgress {
+        self.in_progress.fetch_add(1, Ordering::AcqRel);
+        InProgress { answering: self.clone() }
+    }
+}
+
+/// One answer in progress; ends when its body is dropped (sent, or the connection is gone).
+struct InProgress {
+    /// Where it is counted.
+    answering: Arc<Answering>,
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        *self.answering.last_done.lock().expect("answering lock") = Some(timer_now());
+        self.answering.in_progress.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Serves one request: the entry on a blocking thread, its answer as a hyper response. A
 /// `Body::Upgrade` is parked in `upgrade` for the connection to run after the `101`. A body
-/// without a length (a live stream) ends at `stop` (issue 11 point 5).
+/// without a length (a live stream) ends at `stop` (issue 11 point 5). The answer counts as in
+/// progress in `answering` from the request until its body is dropped.
 pub(super) async fn call(
     req: hyper::Request<hyper::body::Incoming>,
     entry: Entry,
     peer: Peer,
     upgrade: Arc<Mutex<Option<UpgradeFn>>>,
     stop: Shutdown,
-) -> Result<hyper::Response<OutBody>, Infallible> {
+    answering: Arc<Answering>,
+) -> Result<hyper::Response<Answer>, Infallible> {
+    let in_progress = answering.begin();
     let upgrading = wants_upgrade(req.headers());
     let (parts, incoming) = req.into_parts();
     let target = match parts.uri.path_and_query() {
@@ -94,7 +139,7 @@ pub(super) async fn call(
             internal_error("the request handler failed")
         }
     };
-    Ok(to_hyper(response, upgrading, &upgrade, &stop))
+    Ok(to_hyper(response, upgrading, &upgrade, &stop).map(|body| Answer { body, _in_progress: in_progress }))
 }
 
 /// A JSON error answer (DESIGN §5) for what the serving layer itself finds wrong.
@@ -203,6 +248,35 @@ fn pump_response_body(mut reader: Box<dyn Read + Send>, tx: mpsc::Sender<std::io
         if tx.blocking_send(item).is_err() || failed {
             return;
         }
+    }
+}
+
+/// A response body that keeps its answer counted as in progress (`Answering`) until hyper drops
+/// it, which it does once the body is completely written.
+pub(super) struct Answer {
+    /// The body itself.
+    body: OutBody,
+    /// Ends the answer when dropped.
+    _in_progress: InProgress,
+}
+
+impl hyper::body::Body for Answer {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 

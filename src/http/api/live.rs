@@ -5,18 +5,15 @@
 //! Invariant: every answer comes from the camera's live hub; nothing here touches ingest or the
 //! store, and a stream's reader blocks only its own serving thread.
 
-use std::io::Read;
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::Call;
 use crate::error::Error;
-use crate::http::capacity::{Class, Permit};
 use crate::http::exchange::{Body, Response};
 use crate::http::{respond, Ctx};
 use crate::ingest::{CameraState, CameraStats};
-use crate::live::Viewer;
 use crate::mp4::rfc6381_codec;
 
 /// Seconds a client is asked to wait before asking again for a camera without a picture yet: a
@@ -103,25 +100,12 @@ pub(super) fn info(ctx: &Ctx, id: &str) -> Result<Response, Error> {
     ))
 }
 
-/// The body of `live.mp4`: the viewer's bytes, holding a place of the Live class until the
-/// server drops it (end of stream or client gone).
-struct LiveBody {
-    viewer: Viewer,
-    _permit: Permit,
-}
-
-impl Read for LiveBody {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.viewer.read(buf)
-    }
-}
-
 /// `GET /api/v1/cameras/{id}/live.mp4[?audio=1]`: init segment, the GOP from the latest key frame,
-/// then every new frame, chunked and never cached.
+/// then every new frame, chunked and never cached. The place of the `Live` class the dispatcher
+/// took travels with the body until the server drops it (end of stream or client gone).
 pub(super) fn stream(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> {
     let cam = camera(ctx, id)?;
     let audio = wants_audio(call)?;
-    let permit = ctx.capacity.try_take(Class::Live)?;
     let Some(info) = cam.live.info() else { return Ok(no_picture(&cam)) };
     let now = ctx.rec.clocks().monotonic();
     let Some(viewer) = cam.live.subscribe(audio, now) else { return Ok(no_picture(&cam)) };
@@ -129,7 +113,7 @@ pub(super) fn stream(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error
     if let (true, Some(a)) = (viewer.has_audio(), &info.audio) {
         codecs = format!("{codecs},{}", rfc6381_codec(a));
     }
-    Ok(Response::new(200, Body::Reader { reader: Box::new(LiveBody { viewer, _permit: permit }), len: None })
+    Ok(Response::new(200, Body::Reader { reader: Box::new(viewer), len: None })
         .with_header("Content-Type", &format!("video/mp4; codecs=\"{codecs}\""))
         .with_header("Cache-Control", "no-store"))
 }
