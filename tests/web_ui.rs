@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use common::browser::Browser;
+use common::browser::{enter_private_network, Browser};
 use common::recorder::{add_user, RecorderProc, ADMIN, ADMIN_PASSWORD};
-use common::{free_local_port, http_request, temp_dir, RtspServer};
+use common::{free_local_port, http_get, http_request, http_request_from, temp_dir, RtspServer};
 
 /// Generous for a page on a loaded 2-core machine: everything is loopback.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -156,4 +156,92 @@ fn sign_in_returns_to_the_wanted_page_and_handles_a_forced_password_change() {
     let page = [("Cookie", cookie.as_str()), ("X-Requested-With", "edgerec-ui")];
     let me = http_request("GET", &rec.url_as(None, "/api/v1/me"), &page, b"").unwrap();
     assert_eq!((me.status, me.header("WWW-Authenticate")), (401, None));
+}
+
+/// `curl` from the calling thread's network namespace: the status of `method url` over HTTPS
+/// (the recorder's self-signed certificate accepted) and the body.
+fn curl(method: &str, url: &str) -> (u16, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-sk", "--max-time", "20", "-X", method, "-H", "Content-Type: application/json"])
+        .args(if method == "POST" { &["--data", "{\"name\":\"lan\",\"password\":\"Lan-admin-1x\"}"][..] } else { &[] })
+        .args(["-w", "\n%{http_code}", url])
+        .output()
+        .expect("curl is a test peer");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// Issue 12 point 1 (DESIGN §6): on a recorder without an administrator, a browser on a LAN
+/// address gets the setup page over HTTPS (the window stated on it), and setup leads straight
+/// into a signed-in session; then setup answers like a missing page on the LAN, and loopback
+/// setup is as before. The LAN is a network namespace of this test's thread.
+#[test]
+fn first_start_from_a_lan_address_leads_into_a_signed_in_session() {
+    let lan = enter_private_network();
+    let dir = temp_dir();
+    let tls_port = free_local_port();
+    let server = format!("tls_listen = \"0.0.0.0:{tls_port}\"\n");
+    let body =
+        format!("[auth]\nlan_setup_window_minutes = 10\n{STORAGE}[[camera]]\nid = \"demo\"\nsource = \"demo:\"\n");
+    let rec = RecorderProc::start_without_admin_with_server(dir.path(), &server, &body, free_local_port());
+    let base = format!("https://{lan}:{tls_port}");
+    assert!(rec
+        .log_text()
+        .contains(&format!("first-start setup answers on the LAN at https://0.0.0.0:{tls_port}/setup for 10 minutes")));
+    let browser = Browser::open_private("lan-setup");
+    browser.goto(&format!("{base}/setup"));
+    let reach = browser.find("#reach", PAGE_TIMEOUT).text();
+    assert!(reach.contains("for 10 minutes after the recorder starts") && reach.contains("minutes left"), "{reach}");
+    browser.screenshot("setup");
+    browser.find("#name", PAGE_TIMEOUT).type_text("boss");
+    browser.find("#password", PAGE_TIMEOUT).type_text("Boss-admin-1");
+    browser.find("#again", PAGE_TIMEOUT).type_text("Boss-admin-1");
+    browser.find("#setup button[type=submit]", PAGE_TIMEOUT).click();
+    // Straight into the interface, signed in: the dashboard, with the new administrator's name.
+    browser.find("#summary", PAGE_TIMEOUT);
+    assert_eq!(browser.find("#user-name", PAGE_TIMEOUT).text(), "boss");
+    assert!(browser.url().starts_with(&format!("{base}/#/dashboard")), "{}", browser.url());
+    browser.screenshot("signed-in");
+    // An administrator exists: on the LAN, setup is a missing page; loopback is as before.
+    for (method, path) in [("GET", "/setup"), ("POST", "/api/v1/setup")] {
+        let (status, text) = curl(method, &format!("{base}{path}"));
+        assert_eq!(status, 404, "{method} {path} from the LAN: {text}");
+        assert!(text.contains(&format!("no such endpoint: {path}")), "{text}");
+    }
+    assert_eq!(http_get(&rec.url_as(None, "/setup")).unwrap().status, 200);
+    let again =
+        http_request("POST", &rec.url_as(None, "/api/v1/setup"), &[], b"{\"name\":\"x\",\"password\":\"Xx-admin-12\"}");
+    assert_eq!(again.unwrap().status, 409, "loopback setup still says an administrator exists");
+}
+
+/// Issue 12 point 1 (DESIGN §6): the LAN setup window closes `lan_setup_window_minutes` after
+/// start even without an administrator (a short window here); plain HTTP on the LAN never
+/// reaches setup; loopback setup has no window.
+#[test]
+fn lan_setup_closes_when_its_window_ends() {
+    let lan = enter_private_network();
+    let dir = temp_dir();
+    let (tls_port, plain_port) = (free_local_port(), free_local_port());
+    let server = format!("tls_listen = \"0.0.0.0:{tls_port}\"\n");
+    // 0.25 minutes: 15 s, long enough to see it open on a loaded machine.
+    let body = format!("[auth]\nlan_setup_window_minutes = 0.25\n{STORAGE}");
+    let rec = RecorderProc::start_without_admin_with_server(dir.path(), &server, &body, plain_port);
+    let page = format!("https://{lan}:{tls_port}/setup");
+    let (status, text) = curl("GET", &page);
+    assert_eq!(status, 200, "inside the window: {text}");
+    assert!(text.contains("for 15 seconds after the recorder starts"), "{text}");
+    assert!(rec.log_text().contains("/setup for 15 seconds"), "{}", rec.log_text());
+    // Plain HTTP from a LAN address (the plain port, reached from 10.77.0.1): never.
+    let plain = http_request_from(Some(lan), "GET", &rec.url_as(None, "/setup"), &[], b"").unwrap();
+    assert_eq!(plain.status, 404, "setup over plain HTTP from the LAN: {}", plain.text());
+    let closed = common::wait_until(Duration::from_secs(60), || curl("GET", &page).0 == 404);
+    assert!(closed, "the LAN setup window never closed");
+    let (status, text) = curl("POST", &format!("https://{lan}:{tls_port}/api/v1/setup"));
+    assert_eq!(status, 404, "after the window: {text}");
+    assert!(text.contains("no such endpoint: /api/v1/setup"), "{text}");
+    // Loopback has no window: setup still works there.
+    let ok =
+        http_request("POST", &rec.url_as(None, "/api/v1/setup"), &[], b"{\"name\":\"x\",\"password\":\"Xx-admin-12\"}");
+    assert_eq!(ok.unwrap().status, 200);
 }
