@@ -114,6 +114,9 @@ pub struct CameraStats {
     pub prebuffer_us: i64,
     /// REC-3 disk mode: the pre-buffer is temporary data in the store, not RAM.
     pub prebuffer_on_disk: bool,
+    /// Issue 12 point 4: the camera's live hub, fed with every received frame whether or not the
+    /// camera records; live viewers subscribe to it.
+    pub live: Arc<crate::live::Hub>,
 }
 
 #[derive(Default)]
@@ -147,6 +150,7 @@ impl CameraStats {
             recording: std::sync::atomic::AtomicBool::new(false),
             prebuffer_us,
             prebuffer_on_disk,
+            live: Arc::new(crate::live::Hub::new()),
         }
     }
 
@@ -269,6 +273,9 @@ impl Sink for CameraSink {
         if let Some(m) = &*self.motion.read().expect("motion lock") {
             m.offer(&self.stats.id, entry, &frame, wall_us);
         }
+        // Issue 12 point 4: live view sees every frame, before the recording gate decides; the
+        // hub never waits (`live::Hub::publish`).
+        self.stats.live.publish(entry, &frame, self.clocks.monotonic());
         let f = IngestFrame {
             camera: self.stats.id.clone(),
             ingest_run: self.run,

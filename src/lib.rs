@@ -13,6 +13,7 @@ pub mod fault;
 pub mod fsutil;
 pub mod http;
 pub mod ingest;
+pub mod live;
 pub mod logs;
 pub mod media;
 pub mod motion;

@@ -465,6 +465,12 @@ impl Recorder {
         self.cameras.read().expect("cameras lock").iter().find(|c| &*c.id == id).cloned()
     }
 
+    /// The clocks ingest stamps frames with; a live viewer's lag is counted on the same
+    /// monotonic clock as the frames it is offered (issue 12 point 4).
+    pub fn clocks(&self) -> &Arc<dyn Clocks> {
+        &self.clocks
+    }
+
     /// The motion handle in force, for status.
     pub fn motion(&self) -> Option<crate::motion::MotionHandle> {
         self.motion.read().expect("motion lock").clone()

@@ -48,6 +48,10 @@ pub struct CameraSnapshot {
     pub reconnects: u64,
     /// The last session error, as ingest stored it (possibly several lines).
     pub last_error: Option<String>,
+    /// Live viewers attached to the camera's hub now (issue 12 point 4).
+    pub live_viewers: u64,
+    /// Frames live viewers skipped because they fell behind (issue 12 point 4).
+    pub live_skipped_frames: u64,
 }
 
 impl CameraSnapshot {
@@ -78,6 +82,8 @@ impl CameraSnapshot {
             frames_dropped_overflow: load(&c.frames_dropped_overflow),
             reconnects: load(&c.reconnects),
             last_error: c.last_error.lock().expect("error lock").clone(),
+            live_viewers: c.live.viewers() as u64,
+            live_skipped_frames: c.live.skipped_frames(),
         }
     }
 }

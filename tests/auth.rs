@@ -547,8 +547,8 @@ fn permissions_that_guard_nothing_cannot_be_granted() {
         conn.execute_batch(
             "INSERT INTO role (name) VALUES ('legacy');
              INSERT INTO role_grant (role, permission, camera, allow) VALUES
-               ('legacy', 'read', '', 1), ('legacy', 'view_live', '', 1),
-               ('legacy', 'evidence_lock_view', 'door', 1), ('Operators', 'view_live', '', 1);",
+               ('legacy', 'read', '', 1), ('legacy', 'delete_recordings', '', 1),
+               ('legacy', 'evidence_lock_view', 'door', 1), ('Operators', 'delete_recordings', '', 1);",
         )
         .unwrap();
     }
@@ -562,21 +562,24 @@ fn permissions_that_guard_nothing_cannot_be_granted() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the older database must still open: {stderr}");
-    assert!(stderr.contains("does not enforce") && stderr.contains("view_live"), "no log line: {stderr}");
+    assert!(stderr.contains("does not enforce") && stderr.contains("delete_recordings"), "no log line: {stderr}");
     let rec = RecorderProc::start(tmp.path(), BODY);
     let (s, v) = admin_json(&rec, "GET", "/api/v1/roles/legacy", Value::Null);
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["grants"], json!([{"permission": "read", "camera": null, "allow": true}]), "{v}");
     let (_, roles) = admin_json(&rec, "GET", "/api/v1/roles", Value::Null);
-    for p in ["view_live", "delete_recordings", "retrieve_remote_recordings", "evidence_lock"] {
+    for p in ["delete_recordings", "retrieve_remote_recordings", "evidence_lock"] {
         assert!(!roles.to_string().contains(p), "{p} is listed: {roles}");
     }
-    for p in ["view_live", "delete_recordings", "retrieve_remote_recordings", "evidence_lock_create"] {
+    for p in ["delete_recordings", "retrieve_remote_recordings", "evidence_lock_create"] {
         let body = json!({"grants": [{"permission": p, "allow": true}]});
         let (s, v) = admin_json(&rec, "PUT", "/api/v1/roles/misleading", body);
         assert_eq!(s, 400, "{p}: {v}");
         assert!(v["error"]["message"].as_str().unwrap().contains("cannot be granted yet"), "{v}");
     }
     let openapi = http_get(&rec.url("/api/v1/openapi.json")).unwrap().text();
-    assert!(!openapi.contains("view_live") && !openapi.contains("evidence_lock_"), "the OpenAPI enum lists them");
+    assert!(
+        !openapi.contains("delete_recordings") && !openapi.contains("evidence_lock_"),
+        "the OpenAPI enum lists them"
+    );
 }

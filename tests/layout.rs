@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// The floors from the ground up, as ARCHITECTURE.md lists them. A module may name modules of its
 /// own floor (without a circle) or of a lower one. A new module must be placed here.
 const FLOORS: &[(&str, &[&str])] = &[
-    ("ground", &["error", "clocks", "shutdown", "time", "fsutil", "sysinfo", "media", "mp4", "sqlite"]),
+    ("ground", &["error", "clocks", "shutdown", "time", "fsutil", "sysinfo", "media", "mp4", "sqlite", "live"]),
     ("records", &["events", "logs", "store"]),
     ("input", &["source", "motion", "recording", "camera", "ingest"]),
     ("control", &["auth", "rules", "config", "status", "recorder", "service", "fault"]),

@@ -120,9 +120,10 @@ fn auth_database_of_4e90ad5_upgrades_with_users_roles_and_audit() {
     let mut granted: Vec<_> = operators.grants.iter().map(|g| g.permission).collect();
     granted.sort_by_key(|p| p.as_str());
     use Permission::*;
-    let mut expected = vec![Read, Playback, Export, SmartSearch, ManualRecording, Status, TriggerEvents];
+    // Issue 12 point 4: view_live, which 4e90ad5 granted, is enforced now and kept.
+    let mut expected = vec![Read, ViewLive, Playback, Export, SmartSearch, ManualRecording, Status, TriggerEvents];
     expected.sort_by_key(|p| p.as_str());
-    // view_live and evidence_lock_view, which 4e90ad5 granted, are dropped by P5, not by the upgrade.
+    // evidence_lock_view, which 4e90ad5 granted, is dropped by P5, not by the upgrade.
     assert_eq!(granted, expected);
     assert!(roles.iter().any(|r| r.name == "Administrators"));
 

@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use edgerec::media::SampleEntry;
-use edgerec::mp4::{build_header, parse_box_header, ChunkLayout, Edit, Header, Sample, TrackInput};
+use edgerec::mp4::{
+    build_fragment_head, build_header, build_init_segment, parse_box_header, rfc6381_codec, ChunkLayout, Edit, Header,
+    Sample, TrackInput,
+};
 
 /// Creation time used where the exact value does not matter: 2026-11-23T10:00:00Z.
 const CREATION_TIME_UNIX_SEC: i64 = 1_795_428_000;
@@ -341,6 +344,61 @@ fn ffmpeg_testsrc_h265_aac_round_trip() {
 
 /// Exporting from a start time after a key frame: the first ten video frames are pre-roll that
 /// must be decoded but not presented, and the audio skips the same span.
+/// Issue 12 point 4 (live view, fMP4): writes `source` as the live hub does, an init segment
+/// followed by one moof + mdat per sample, tracks interleaved by decode time, and checks that
+/// ffprobe sees every frame of every track and that ffmpeg decodes it without a complaint.
+fn assert_fragmented_round_trip(source: &Path, name: &str, codec_prefix: &str) {
+    let dir = source.parent().expect("clip has a directory");
+    let tracks = read_source(source);
+    let entries: Vec<&SampleEntry> = tracks.iter().map(|t| &t.entry).collect();
+    let mut out = build_init_segment(&entries).expect("init segment");
+    // (decode time in seconds, track index, sample index, decode time in track units)
+    let mut order = Vec::new();
+    for (t, track) in tracks.iter().enumerate() {
+        let mut at = 0u64;
+        for (i, s) in track.samples.iter().enumerate() {
+            order.push((at as f64 / f64::from(track.entry.timescale_hz()), t, i, at));
+            at += u64::from(s.duration);
+        }
+    }
+    order.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for (sequence, (_, t, i, at)) in (1u32..).zip(&order) {
+        let track = &tracks[*t];
+        let head = build_fragment_head(sequence, *t as u32 + 1, *at, &track.samples[*i]).expect("fragment");
+        out.extend_from_slice(&head);
+        out.extend_from_slice(&track.data[*i]);
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, &out).expect("write fragmented file");
+    assert_ffmpeg_decodes_cleanly(&path);
+    let streams = ffprobe_streams(&path);
+    assert_eq!(streams.len(), tracks.len());
+    for (stream, track) in streams.iter().zip(&tracks) {
+        let frames = stream_number(stream, "nb_read_frames") as usize;
+        assert_eq!(frames, track.samples.len(), "every sample of {} is decoded", stream_str(stream, "codec_name"));
+    }
+    assert!(rfc6381_codec(&tracks[0].entry).starts_with(codec_prefix), "{}", rfc6381_codec(&tracks[0].entry));
+    assert_eq!(rfc6381_codec(&tracks[1].entry), "mp4a.40.2");
+}
+
+// Issue 12 point 4 (live view): the demo camera's real H.264 + AAC frames as fragments.
+#[test]
+fn demo_camera_frames_as_fragmented_mp4_decode() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clip = dir.path().join("demo_clip.mp4");
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/source/demo_clip.mp4"), &clip).expect("copy");
+    assert_fragmented_round_trip(&clip, "demo_live.mp4", "avc1.");
+}
+
+// Issue 12 point 4 (live view): H.265 (hvc1) frames as fragments.
+#[test]
+fn ffmpeg_testsrc_h265_as_fragmented_mp4_decodes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clip = h265_clip(dir.path());
+    // testsrc is 4:4:4, so x265 chooses the Range Extensions profile (4).
+    assert_fragmented_round_trip(&clip, "h265_live.mp4", "hvc1.4.");
+}
+
 #[test]
 fn ffmpeg_testsrc_h264_edit_skips_ten_frames() {
     let dir = tempfile::tempdir().expect("tempdir");

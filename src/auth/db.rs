@@ -190,13 +190,14 @@ impl AuthDb {
         let created = self
             .conn
             .execute(
-                "INSERT OR IGNORE INTO role (name, description) VALUES (?1, 'Default: play back, export, search and record by hand on every camera')",
+                "INSERT OR IGNORE INTO role (name, description) VALUES (?1, 'Default: view live, play back, export, search and record by hand on every camera')",
                 [OPERATORS],
             )
             .map_err(sq("default role"))?;
         if created > 0 {
             use Permission::*;
-            for p in [Read, Playback, Export, SmartSearch, ManualRecording, Status, TriggerEvents] {
+            // Issue 12 point 4: live view is what a technician does first (4e90ad5 granted it too).
+            for p in [Read, ViewLive, Playback, Export, SmartSearch, ManualRecording, Status, TriggerEvents] {
                 self.conn
                     .execute(
                         "INSERT INTO role_grant (role, permission, allow) VALUES (?1, ?2, 1)",

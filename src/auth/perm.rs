@@ -70,14 +70,14 @@ permissions! {
 
 impl Permission {
     /// Whether a role may hold this permission (P5, issue 10 point 11): only permissions an
-    /// endpoint enforces. Live view, deleting recordings, retrieving remote recordings and
-    /// evidence locks have no endpoint yet; their variants stay so that those features can
-    /// enforce them when they arrive, but granting one now would mislead an administrator.
+    /// endpoint enforces. Deleting recordings, retrieving remote recordings and evidence locks
+    /// have no endpoint yet; their variants stay so that those features can enforce them when they
+    /// arrive, but granting one now would mislead an administrator. Live view is enforced by the
+    /// live routes (issue 12 point 4).
     pub fn grantable(self) -> bool {
         !matches!(
             self,
-            Permission::ViewLive
-                | Permission::DeleteRecordings
+            Permission::DeleteRecordings
                 | Permission::RetrieveRemote
                 | Permission::EvidenceLockCreate
                 | Permission::EvidenceLockView
@@ -331,12 +331,14 @@ mod tests {
             assert_eq!(Permission::parse(p.as_str()).unwrap(), *p);
         }
         // Issue 10 point 11 (P5): permissions no endpoint enforces cannot be granted.
-        for name in ["view_live", "delete_recordings", "retrieve_remote_recordings", "evidence_lock_view"] {
+        for name in ["delete_recordings", "retrieve_remote_recordings", "evidence_lock_view"] {
             let e = Permission::parse_grantable(name).unwrap_err().to_string();
-            assert!(e.contains("cannot be granted yet") && !e.contains("view_live,"), "{e}");
+            assert!(e.contains("cannot be granted yet") && !e.contains("delete_recordings,"), "{e}");
             let p = Permission::parse(name).unwrap();
             assert!(role("r", vec![g(p, None, true)]).validate().is_err(), "{name}");
         }
         assert_eq!(Permission::parse_grantable("export").unwrap(), Permission::Export);
+        // Issue 12 point 4: the live routes enforce `view_live`, so it can be granted.
+        assert_eq!(Permission::parse_grantable("view_live").unwrap(), Permission::ViewLive);
     }
 }

@@ -108,7 +108,7 @@ fn camera_metrics(out: &mut Exposition, cameras: &[&CameraSnapshot]) {
     type Read = fn(&CameraSnapshot) -> Value;
     // Names follow Prometheus' conventions (issue 10 point 17): base units (`_bytes`,
     // `_seconds`, `_hertz`), ratios instead of percents, `_total` on counters.
-    let families: [(&str, &str, Kind, Read); 8] = [
+    let families: [(&str, &str, Kind, Read); 10] = [
         ("edgerec_camera_frames_received_total", "Frames received from the camera.", Kind::Counter, |c| {
             Value::U(c.frames_received)
         }),
@@ -145,6 +145,14 @@ fn camera_metrics(out: &mut Exposition, cameras: &[&CameraSnapshot]) {
         ("edgerec_camera_up", "1 while a session delivers frames (streaming or recording).", Kind::Gauge, |c| {
             Value::U((c.state == CameraState::Streaming).into())
         }),
+        // Issue 12 point 4: live view never holds ingest back; what it costs viewers is counted.
+        ("edgerec_live_viewers", "Live viewers of the camera now.", Kind::Gauge, |c| Value::U(c.live_viewers)),
+        (
+            "edgerec_live_skipped_frames_total",
+            "Frames live viewers skipped to the next key frame because they did not keep up.",
+            Kind::Counter,
+            |c| Value::U(c.live_skipped_frames),
+        ),
     ];
     for (name, help, kind, read) in families {
         out.family(name, help, kind);

@@ -12,12 +12,8 @@ use crate::error::Error;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
     Healthz,
-    /// The web interface's page (`/`), issue 12.
     App,
-    /// A file of the web interface (`/ui/{file}`): script, style sheet, icon.
-    UiAsset {
-        file: String,
-    },
+    UiAsset { file: String },
     SetupPage,
     Setup,
     Login,
@@ -27,62 +23,34 @@ pub enum Route {
     Status,
     Metrics,
     Cameras,
-    Recordings {
-        camera: String,
-    },
-    Export {
-        camera: String,
-    },
-    RecordStart {
-        camera: String,
-    },
-    RecordStop {
-        camera: String,
-    },
-    CameraMotion {
-        camera: String,
-    },
+    Recordings { camera: String },
+    Export { camera: String },
+    RecordStart { camera: String },
+    RecordStop { camera: String },
+    CameraMotion { camera: String },
+    LiveInfo { camera: String },
+    LiveMp4 { camera: String },
+    LivePlaylist { camera: String },
+    LiveInit { camera: String },
+    LiveSegment { camera: String, segment: String },
     SearchMotion,
     Events,
-    TriggerEvent {
-        name: String,
-    },
+    TriggerEvent { name: String },
     ConfigGet,
     ConfigPut,
-    ConfigItemGet {
-        section: Section,
-        id: String,
-    },
-    ConfigItemPut {
-        section: Section,
-        id: String,
-    },
-    ConfigItemDelete {
-        section: Section,
-        id: String,
-    },
+    ConfigItemGet { section: Section, id: String },
+    ConfigItemPut { section: Section, id: String },
+    ConfigItemDelete { section: Section, id: String },
     Logs,
     Users,
     UserAdd,
-    UserDelete {
-        name: String,
-    },
-    UserRoles {
-        name: String,
-    },
-    UserPassword {
-        name: String,
-    },
+    UserDelete { name: String },
+    UserRoles { name: String },
+    UserPassword { name: String },
     Roles,
-    Role {
-        name: String,
-    },
-    RolePut {
-        name: String,
-    },
-    RoleDelete {
-        name: String,
-    },
+    Role { name: String },
+    RolePut { name: String },
+    RoleDelete { name: String },
 }
 
 /// Who may call a route.
@@ -190,6 +158,13 @@ impl Route {
             (Post, ["api", "v1", "cameras", c, "record", "start"]) => Route::RecordStart { camera: s(c) },
             (Post, ["api", "v1", "cameras", c, "record", "stop"]) => Route::RecordStop { camera: s(c) },
             (Get | Head, ["api", "v1", "cameras", c, "motion"]) => Route::CameraMotion { camera: s(c) },
+            (Get | Head, ["api", "v1", "cameras", c, "live"]) => Route::LiveInfo { camera: s(c) },
+            (Get | Head, ["api", "v1", "cameras", c, "live.mp4"]) => Route::LiveMp4 { camera: s(c) },
+            (Get | Head, ["api", "v1", "cameras", c, "live", "index.m3u8"]) => Route::LivePlaylist { camera: s(c) },
+            (Get | Head, ["api", "v1", "cameras", c, "live", "init.mp4"]) => Route::LiveInit { camera: s(c) },
+            (Get | Head, ["api", "v1", "cameras", c, "live", f]) if f.ends_with(".m4s") => {
+                Route::LiveSegment { camera: s(c), segment: s(f.trim_end_matches(".m4s")) }
+            }
             (Post, ["api", "v1", "search", "motion"]) => Route::SearchMotion,
             (Get | Head, ["api", "v1", "events"]) => Route::Events,
             (Post, ["api", "v1", "events", n]) => Route::TriggerEvent { name: s(n) },
@@ -247,6 +222,15 @@ impl Route {
                 spec("POST", "/api/v1/cameras/{id}/record/stop", Camera(P::ManualRecording)).audited("record.stop")
             }
             Route::CameraMotion { .. } => spec("GET", "/api/v1/cameras/{id}/motion", Camera(P::SmartSearch)),
+            // Issue 12 point 4: live view needs `view_live` on the camera; the MSE stream holds its
+            // connection as long as the viewer watches, so it takes a place of the Live class.
+            Route::LiveInfo { .. } => spec("GET", "/api/v1/cameras/{id}/live", Camera(P::ViewLive)),
+            Route::LiveMp4 { .. } => {
+                spec("GET", "/api/v1/cameras/{id}/live.mp4", Camera(P::ViewLive)).capacity(Capacity::Live)
+            }
+            Route::LivePlaylist { .. } => spec("GET", "/api/v1/cameras/{id}/live/index.m3u8", Camera(P::ViewLive)),
+            Route::LiveInit { .. } => spec("GET", "/api/v1/cameras/{id}/live/init.mp4", Camera(P::ViewLive)),
+            Route::LiveSegment { .. } => spec("GET", "/api/v1/cameras/{id}/live/{seq}.m4s", Camera(P::ViewLive)),
             Route::SearchMotion => spec("POST", "/api/v1/search/motion", EachCamera(P::SmartSearch)),
             Route::Events => spec("GET", "/api/v1/events", Recorder(P::Status)).capacity(Capacity::LongPoll),
             Route::TriggerEvent { .. } => {
@@ -299,7 +283,12 @@ impl Route {
             | Route::Export { camera }
             | Route::RecordStart { camera }
             | Route::RecordStop { camera }
-            | Route::CameraMotion { camera } => Some(camera),
+            | Route::CameraMotion { camera }
+            | Route::LiveInfo { camera }
+            | Route::LiveMp4 { camera }
+            | Route::LivePlaylist { camera }
+            | Route::LiveInit { camera }
+            | Route::LiveSegment { camera, .. } => Some(camera),
             _ => None,
         }
     }
@@ -362,6 +351,11 @@ mod tests {
             ("POST", "/api/v1/cameras/{id}/record/start", Camera(P::ManualRecording)),
             ("POST", "/api/v1/cameras/{id}/record/stop", Camera(P::ManualRecording)),
             ("GET", "/api/v1/cameras/{id}/motion", Camera(P::SmartSearch)),
+            ("GET", "/api/v1/cameras/{id}/live", Camera(P::ViewLive)),
+            ("GET", "/api/v1/cameras/{id}/live.mp4", Camera(P::ViewLive)),
+            ("GET", "/api/v1/cameras/{id}/live/index.m3u8", Camera(P::ViewLive)),
+            ("GET", "/api/v1/cameras/{id}/live/init.mp4", Camera(P::ViewLive)),
+            ("GET", "/api/v1/cameras/{id}/live/{seq}.m4s", Camera(P::ViewLive)),
             ("POST", "/api/v1/search/motion", EachCamera(P::SmartSearch)),
             ("GET", "/api/v1/events", Recorder(P::Status)),
             ("POST", "/api/v1/events/{name}", Recorder(P::TriggerEvents)),
@@ -387,7 +381,11 @@ mod tests {
         let routes: Vec<(&str, &str)> = table.iter().map(|(m, p, _)| (*m, *p)).collect();
         assert_eq!(routes, super::super::ROUTES, "this table lists exactly the router's routes, in order");
         for (method, path, access) in table {
-            let concrete = path.replace("{id}", "cam_1").replace("{name}", "ann").replace("{file}", "app.js");
+            let concrete = path
+                .replace("{id}", "cam_1")
+                .replace("{name}", "ann")
+                .replace("{seq}", "7")
+                .replace("{file}", "app.js");
             let route = Route::parse(&Method::parse(method), &concrete)
                 .unwrap_or_else(|e| panic!("{method} {concrete} has no route: {e}"));
             let spec = route.spec();
@@ -420,6 +418,9 @@ mod tests {
         assert_eq!(class(Method::Get, "/api/v1/events"), Capacity::LongPoll);
         assert_eq!(class(Method::Get, "/api/v1/cameras/a/export.mp4"), Capacity::Download);
         assert_eq!(class(Method::Get, "/api/v1/status"), Capacity::Quick);
+        // Issue 12 point 4: the live stream is of the Live class; HLS answers are quick.
+        assert_eq!(class(Method::Get, "/api/v1/cameras/a/live.mp4"), Capacity::Live);
+        assert_eq!(class(Method::Get, "/api/v1/cameras/a/live/3.m4s"), Capacity::Quick);
         let kind = |m: Method, p: &str| Route::parse(&m, p).unwrap_err().kind();
         use crate::ErrorKind::{InvalidArgument, NotFound};
         assert_eq!(kind(Method::Post, "/api/v1/status"), InvalidArgument);

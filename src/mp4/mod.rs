@@ -9,10 +9,16 @@
 //! The file is "faststart": moov precedes mdat so players can start before the download ends.
 //! Samples are in decode order and must not need reordering: there is no `ctts`, because the
 //! recorded cameras' streams have no B-frames and `Sample` carries no composition offset.
+//!
+//! Live view uses the fragmented form (`fragment`): an init segment with the same sample entries
+//! and one `moof` + `mdat` per sample.
 
 mod boxes;
+mod fragment;
 mod moov;
 mod plan;
+
+pub use fragment::{build_fragment_head, build_init_segment, rfc6381_codec};
 
 use crate::media::{Codec, SampleEntry, StreamKind};
 use boxes::BoxWriter;

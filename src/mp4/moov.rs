@@ -26,14 +26,14 @@ impl ChunkOffsetWidth {
 }
 
 /// The 16.16 fixed-point value 1.0, used for rates and matrix scale factors.
-const FIXED_16_16_ONE: u32 = 0x0001_0000;
+pub(super) const FIXED_16_16_ONE: u32 = 0x0001_0000;
 /// The 8.8 fixed-point value 1.0, used for volumes.
-const FIXED_8_8_ONE: u16 = 0x0100;
+pub(super) const FIXED_8_8_ONE: u16 = 0x0100;
 /// The 2.30 fixed-point value 1.0, the `w` element of the transformation matrix.
 const FIXED_2_30_ONE: u32 = 0x4000_0000;
 
 /// tkhd flags: track_enabled | track_in_movie | track_in_preview.
-const TKHD_FLAGS: u32 = 0x1 | 0x2 | 0x4;
+pub(super) const TKHD_FLAGS: u32 = 0x1 | 0x2 | 0x4;
 /// vmhd's flags must be 1 (a historical requirement of the QuickTime format kept by ISO-BMFF).
 const VMHD_FLAGS: u32 = 0x1;
 /// A `url ` data entry flag: the media data is in the same file as the movie box.
@@ -42,7 +42,7 @@ const DATA_ENTRY_SELF_CONTAINED: u32 = 0x1;
 const SAMPLE_DESCRIPTION_INDEX: u32 = 1;
 
 /// ISO-639-2/T `und` (undetermined) packed as three 5-bit letters offset by 0x60, as mdhd wants it.
-const LANGUAGE_UND: u16 = pack_language(*b"und");
+pub(super) const LANGUAGE_UND: u16 = pack_language(*b"und");
 
 const fn pack_language(code: [u8; 3]) -> u16 {
     (((code[0] - 0x60) as u16) << 10) | (((code[1] - 0x60) as u16) << 5) | ((code[2] - 0x60) as u16)
@@ -95,7 +95,7 @@ fn put_versioned(w: &mut BoxWriter, version: u8, value: u64) {
 }
 
 /// The identity transformation matrix shared by mvhd and tkhd.
-fn put_unity_matrix(w: &mut BoxWriter) {
+pub(super) fn put_unity_matrix(w: &mut BoxWriter) {
     for v in [FIXED_16_16_ONE, 0, 0, 0, FIXED_16_16_ONE, 0, 0, 0, FIXED_2_30_ONE] {
         w.u32(v);
     }
@@ -163,38 +163,9 @@ fn write_trak(
     w.u16(0); // pre_defined
     w.close(mdhd)?;
 
-    let (handler_type, handler_name): (&[u8; 4], &[u8]) = match kind {
-        StreamKind::Video => (b"vide", b"VideoHandler\0"),
-        StreamKind::Audio => (b"soun", b"SoundHandler\0"),
-    };
-    let hdlr = w.open_full(*b"hdlr", 0, 0);
-    w.u32(0); // pre_defined
-    w.bytes(handler_type);
-    w.zeros(3 * 4); // reserved
-    w.bytes(handler_name);
-    w.close(hdlr)?;
-
+    write_hdlr(w, kind)?;
     let minf = w.open(*b"minf");
-    match kind {
-        StreamKind::Video => {
-            let vmhd = w.open_full(*b"vmhd", 0, VMHD_FLAGS);
-            w.zeros(2 + 3 * 2); // graphicsmode copy, opcolor
-            w.close(vmhd)?;
-        }
-        StreamKind::Audio => {
-            let smhd = w.open_full(*b"smhd", 0, 0);
-            w.zeros(2 + 2); // balance centred, reserved
-            w.close(smhd)?;
-        }
-    }
-    let dinf = w.open(*b"dinf");
-    let dref = w.open_full(*b"dref", 0, 0);
-    w.u32(1); // entry_count
-    let url = w.open_full(*b"url ", 0, DATA_ENTRY_SELF_CONTAINED);
-    w.close(url)?;
-    w.close(dref)?;
-    w.close(dinf)?;
-
+    write_media_header_and_dinf(w, kind)?;
     let stbl = w.open(*b"stbl");
     let stsd = w.open_full(*b"stsd", 0, 0);
     w.u32(1); // entry_count
@@ -214,6 +185,45 @@ fn write_trak(
     w.close(mdia)?;
     w.close(trak)?;
     Ok(first_offset_entry)
+}
+
+/// Writes `hdlr` naming the track's handler (`vide` or `soun`); shared by export and the fMP4
+/// init segment so both describe tracks alike.
+pub(super) fn write_hdlr(w: &mut BoxWriter, kind: StreamKind) -> Result<(), String> {
+    let (handler_type, handler_name): (&[u8; 4], &[u8]) = match kind {
+        StreamKind::Video => (b"vide", b"VideoHandler\0"),
+        StreamKind::Audio => (b"soun", b"SoundHandler\0"),
+    };
+    let hdlr = w.open_full(*b"hdlr", 0, 0);
+    w.u32(0); // pre_defined
+    w.bytes(handler_type);
+    w.zeros(3 * 4); // reserved
+    w.bytes(handler_name);
+    w.close(hdlr)
+}
+
+/// Writes the first children of `minf`: the media header (`vmhd` or `smhd`) and a `dinf` saying
+/// the media is in the same file; shared by export and the fMP4 init segment.
+pub(super) fn write_media_header_and_dinf(w: &mut BoxWriter, kind: StreamKind) -> Result<(), String> {
+    match kind {
+        StreamKind::Video => {
+            let vmhd = w.open_full(*b"vmhd", 0, VMHD_FLAGS);
+            w.zeros(2 + 3 * 2); // graphicsmode copy, opcolor
+            w.close(vmhd)?;
+        }
+        StreamKind::Audio => {
+            let smhd = w.open_full(*b"smhd", 0, 0);
+            w.zeros(2 + 2); // balance centred, reserved
+            w.close(smhd)?;
+        }
+    }
+    let dinf = w.open(*b"dinf");
+    let dref = w.open_full(*b"dref", 0, 0);
+    w.u32(1); // entry_count
+    let url = w.open_full(*b"url ", 0, DATA_ENTRY_SELF_CONTAINED);
+    w.close(url)?;
+    w.close(dref)?;
+    w.close(dinf)
 }
 
 fn write_tkhd(

@@ -535,6 +535,98 @@ pub fn http_request_from(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> io::Result<HttpResponse> {
+    let (mut response, mut reader) = send_and_read_head(source, None, method, url, headers, body)?;
+    // RFC 9112 section 6.3: no body for HEAD, 1xx, 204 and 304.
+    if method.eq_ignore_ascii_case("HEAD") || response.status < 200 || response.status == 204 || response.status == 304
+    {
+        return Ok(response);
+    }
+    let chunked = response.header("Transfer-Encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    if chunked {
+        response.body = read_chunked(&mut reader)?;
+    } else if let Some(len) = response.header("Content-Length") {
+        let len: usize = len.parse().map_err(|_| bad_data(format!("bad Content-Length {len:?}")))?;
+        let mut body = vec![0; len];
+        reader.read_exact(&mut body)?;
+        response.body = body;
+    } else {
+        reader.read_to_end(&mut response.body)?;
+    }
+    Ok(response)
+}
+
+/// A response whose body is read as it comes (a live stream that never ends by itself): the
+/// head is read at once, the body chunk by chunk with [`HttpStream::read_for`]. Dropping it
+/// closes the connection.
+pub struct HttpStream {
+    /// The status code.
+    pub status: u16,
+    /// Header fields in the order received.
+    pub headers: Vec<(String, String)>,
+    /// The connection, positioned at the body.
+    reader: BufReader<TcpStream>,
+    /// Whether the body is chunked (else it is read as it comes).
+    chunked: bool,
+}
+
+impl HttpStream {
+    /// The first header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Reads body bytes for `duration` (or until the body ends), de-chunked, and returns them.
+    pub fn read_for(&mut self, duration: Duration) -> io::Result<Vec<u8>> {
+        let deadline = Instant::now() + duration;
+        let mut out = Vec::new();
+        while Instant::now() < deadline {
+            if !self.chunked {
+                let mut buf = [0u8; 64 << 10];
+                match self.reader.read(&mut buf)? {
+                    0 => break,
+                    n => out.extend_from_slice(&buf[..n]),
+                }
+                continue;
+            }
+            let size_line = read_crlf_line(&mut self.reader)?;
+            let size_hex = size_line.split(';').next().unwrap_or("").trim();
+            let size = usize::from_str_radix(size_hex, 16)
+                .map_err(|_| bad_data(format!("bad chunk size line {size_line:?}")))?;
+            if size == 0 {
+                break;
+            }
+            let start = out.len();
+            out.resize(start + size, 0);
+            self.reader.read_exact(&mut out[start..])?;
+            read_crlf_line(&mut self.reader)?;
+        }
+        Ok(out)
+    }
+}
+
+/// `GET url` whose body is left to read as it comes (see [`HttpStream`]).
+pub fn http_stream(url: &str) -> io::Result<HttpStream> {
+    http_stream_with_recv_buffer(url, None)
+}
+
+/// Like [`http_stream`], with the socket's receive buffer set to `recv_buffer_bytes` before it
+/// connects, so that a client that stops reading pushes back on the server within kilobytes
+/// instead of the megabytes Linux's buffer autotuning would take.
+pub fn http_stream_with_recv_buffer(url: &str, recv_buffer_bytes: Option<usize>) -> io::Result<HttpStream> {
+    let (response, reader) = send_and_read_head(None, recv_buffer_bytes, "GET", url, &[], &[])?;
+    let chunked = response.header("Transfer-Encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    Ok(HttpStream { status: response.status, headers: response.headers, reader, chunked })
+}
+
+/// Sends one request and reads the response head; the body is left in the returned reader.
+fn send_and_read_head(
+    source: Option<IpAddr>,
+    recv_buffer_bytes: Option<usize>,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<(HttpResponse, BufReader<TcpStream>)> {
     let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidInput, msg);
     let rest = url.strip_prefix("http://").ok_or_else(|| invalid(format!("{url}: only http:// URLs are supported")))?;
     let (authority, path) = match rest.find('/') {
@@ -551,9 +643,10 @@ pub fn http_request_from(
     };
     let addr =
         host_port.to_socket_addrs()?.next().ok_or_else(|| invalid(format!("{url}: no address for {host_port}")))?;
-    let mut stream = match source {
-        None => TcpStream::connect_timeout(&addr, HTTP_IO_TIMEOUT)?,
-        Some(ip) => connect_from(ip, addr)?,
+    let mut stream = match (source, recv_buffer_bytes) {
+        (None, None) => TcpStream::connect_timeout(&addr, HTTP_IO_TIMEOUT)?,
+        (Some(ip), None) => connect_from(ip, addr)?,
+        (_, Some(bytes)) => connect_with_recv_buffer(addr, bytes)?,
     };
     stream.set_read_timeout(Some(HTTP_IO_TIMEOUT))?;
     stream.set_write_timeout(Some(HTTP_IO_TIMEOUT))?;
@@ -592,24 +685,7 @@ pub fn http_request_from(
         let (name, value) = line.split_once(':').ok_or_else(|| bad_data(format!("bad HTTP header line {line:?}")))?;
         response_headers.push((name.trim().to_owned(), value.trim().to_owned()));
     }
-    let mut response = HttpResponse { status, headers: response_headers, body: Vec::new() };
-
-    // RFC 9112 section 6.3: no body for HEAD, 1xx, 204 and 304.
-    if method.eq_ignore_ascii_case("HEAD") || status < 200 || status == 204 || status == 304 {
-        return Ok(response);
-    }
-    let chunked = response.header("Transfer-Encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    if chunked {
-        response.body = read_chunked(&mut reader)?;
-    } else if let Some(len) = response.header("Content-Length") {
-        let len: usize = len.parse().map_err(|_| bad_data(format!("bad Content-Length {len:?}")))?;
-        let mut body = vec![0; len];
-        reader.read_exact(&mut body)?;
-        response.body = body;
-    } else {
-        reader.read_to_end(&mut response.body)?;
-    }
-    Ok(response)
+    Ok((HttpResponse { status, headers: response_headers, body: Vec::new() }, reader))
 }
 
 /// A TCP connection to `to` from the local address `from` (port chosen by the kernel). std's
@@ -620,6 +696,18 @@ pub fn connect_from(from: IpAddr, to: SocketAddr) -> io::Result<TcpStream> {
     let family = if to.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
     let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
     bind(fd.as_raw_fd(), &SockaddrStorage::from(SocketAddr::new(from, 0)))?;
+    connect(fd.as_raw_fd(), &SockaddrStorage::from(to))?;
+    Ok(TcpStream::from(fd))
+}
+
+/// A TCP connection to `to` whose receive buffer is set to `bytes` before connecting (so the
+/// window it advertises is small from the start).
+fn connect_with_recv_buffer(to: SocketAddr, bytes: usize) -> io::Result<TcpStream> {
+    use nix::sys::socket::{connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
+    use std::os::fd::AsRawFd;
+    let family = if to.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    setsockopt(&fd, sockopt::RcvBuf, &bytes)?;
     connect(fd.as_raw_fd(), &SockaddrStorage::from(to))?;
     Ok(TcpStream::from(fd))
 }

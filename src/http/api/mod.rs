@@ -7,6 +7,7 @@
 pub(super) mod cameras;
 pub(super) mod config;
 pub(super) mod events;
+pub(super) mod live;
 pub(super) mod logs;
 pub(super) mod motion;
 pub(super) mod recordings;
@@ -76,6 +77,11 @@ pub(super) fn handle(ctx: &Ctx, route: &Route, call: &mut Call) -> Result<Respon
         Route::RecordStart { camera } => cameras::record(ctx, call, camera, true),
         Route::RecordStop { camera } => cameras::record(ctx, call, camera, false),
         Route::CameraMotion { camera } => motion::spans(ctx, call, camera),
+        Route::LiveInfo { camera } => live::info(ctx, camera),
+        Route::LiveMp4 { camera } => live::stream(ctx, call, camera),
+        Route::LivePlaylist { camera } => live::playlist(ctx, call, camera),
+        Route::LiveInit { camera } => live::init(ctx, call, camera),
+        Route::LiveSegment { camera, segment } => live::segment(ctx, call, camera, segment),
         Route::SearchMotion => motion::search(ctx, call),
         Route::Events => events::get(ctx, call),
         Route::TriggerEvent { name } => events::trigger(ctx, call, name),

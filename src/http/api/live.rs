@@ -1,0 +1,165 @@
+//! Live view (issue 12 point 4): `/api/v1/cameras/{id}/live` describes the stream,
+//! `live.mp4` streams it as fragmented MP4 for Media Source Extensions, and `live/index.m3u8`,
+//! `live/init.mp4` and `live/{seq}.m4s` serve it as HLS (fMP4) for Safari and iOS.
+//! Invariant: every answer comes from the camera's live hub; nothing here touches ingest or the
+//! store, and a stream's reader blocks only its own serving thread.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::Call;
+use crate::error::Error;
+use crate::http::capacity::{Class, Permit};
+use crate::http::exchange::{Body, Response};
+use crate::http::{respond, Ctx};
+use crate::ingest::{CameraState, CameraStats};
+use crate::live::Viewer;
+use crate::mp4::rfc6381_codec;
+
+/// Seconds a client is asked to wait before asking again for a camera without a picture yet: a
+/// camera that connects sends its first key frame within a GOP (1–2 s on most cameras).
+const RETRY_AFTER_SEC: u32 = 2;
+
+/// `GET /api/v1/cameras/{id}/live`.
+#[derive(Serialize)]
+pub(super) struct LiveInfo {
+    /// The camera's id.
+    camera: String,
+    video: VideoInfo,
+    /// The camera's audio, if it sends any (`live.mp4?audio=1` then has a second track).
+    audio: Option<AudioInfo>,
+    /// Where the MSE stream is (`live.mp4`).
+    mse: String,
+    /// Where the HLS playlist is.
+    hls: String,
+}
+
+/// The video track of the live stream.
+#[derive(Serialize)]
+struct VideoInfo {
+    /// RFC 6381 codec string for `MediaSource.isTypeSupported` (`avc1.64001f`, `hvc1.1.6.L93.B0`).
+    codec: String,
+    /// Pixels.
+    width: u16,
+    height: u16,
+}
+
+/// The audio track of the live stream.
+#[derive(Serialize)]
+struct AudioInfo {
+    /// RFC 6381 codec string (`mp4a.40.2` for AAC-LC).
+    codec: String,
+}
+
+/// The camera, or `NotFound` (the dispatcher already hid cameras the caller may not read).
+fn camera(ctx: &Ctx, id: &str) -> Result<Arc<CameraStats>, Error> {
+    ctx.rec.camera(id).ok_or_else(|| crate::err!(NotFound, "no camera {id:?}"))
+}
+
+/// The 503 of a camera without a picture yet, saying why as far as the recorder knows.
+fn no_picture(cam: &CameraStats) -> Response {
+    let why = if cam.state() == CameraState::Disabled {
+        "the camera is disabled".to_owned()
+    } else {
+        match cam.last_error.lock().expect("error lock").as_deref() {
+            Some(e) => format!("last error: {e}"),
+            None => format!("the camera is {}", cam.state().as_str()),
+        }
+    };
+    let e = crate::err!(Unavailable, "camera {:?} has no live picture yet ({why}); retry shortly", &*cam.id);
+    respond::error(&e).with_header("Retry-After", &RETRY_AFTER_SEC.to_string())
+}
+
+/// `audio=1` (or `true`) asks for the audio track; absent, `0` or `false` do not.
+fn wants_audio(call: &Call) -> Result<bool, Error> {
+    match call.query.get("audio") {
+        None | Some("0") | Some("false") => Ok(false),
+        Some("1") | Some("true") => Ok(true),
+        Some(v) => Err(crate::err!(InvalidArgument, "audio must be 1 or 0, not {v:?}")),
+    }
+}
+
+/// `GET /api/v1/cameras/{id}/live`: codecs and size for the page, or 503 before the first picture.
+pub(super) fn info(ctx: &Ctx, id: &str) -> Result<Response, Error> {
+    let cam = camera(ctx, id)?;
+    let Some(info) = cam.live.info() else { return Ok(no_picture(&cam)) };
+    let base = format!("/api/v1/cameras/{id}");
+    Ok(respond::json(
+        200,
+        &LiveInfo {
+            camera: id.to_owned(),
+            video: VideoInfo {
+                codec: rfc6381_codec(&info.video),
+                width: info.video.width(),
+                height: info.video.height(),
+            },
+            audio: info.audio.as_ref().map(|a| AudioInfo { codec: rfc6381_codec(a) }),
+            mse: format!("{base}/live.mp4"),
+            hls: format!("{base}/live/index.m3u8"),
+        },
+    ))
+}
+
+/// The body of `live.mp4`: the viewer's bytes, holding a place of the Live class until the
+/// server drops it (end of stream or client gone).
+struct LiveBody {
+    viewer: Viewer,
+    _permit: Permit,
+}
+
+impl Read for LiveBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.viewer.read(buf)
+    }
+}
+
+/// `GET /api/v1/cameras/{id}/live.mp4[?audio=1]`: init segment, the GOP from the latest key frame,
+/// then every new frame, chunked and never cached.
+pub(super) fn stream(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> {
+    let cam = camera(ctx, id)?;
+    let audio = wants_audio(call)?;
+    let permit = ctx.capacity.try_take(Class::Live)?;
+    let Some(info) = cam.live.info() else { return Ok(no_picture(&cam)) };
+    let now = ctx.rec.clocks().monotonic();
+    let Some(viewer) = cam.live.subscribe(audio, now) else { return Ok(no_picture(&cam)) };
+    let mut codecs = rfc6381_codec(&info.video);
+    if let (true, Some(a)) = (viewer.has_audio(), &info.audio) {
+        codecs = format!("{codecs},{}", rfc6381_codec(a));
+    }
+    Ok(Response::new(200, Body::Reader { reader: Box::new(LiveBody { viewer, _permit: permit }), len: None })
+        .with_header("Content-Type", &format!("video/mp4; codecs=\"{codecs}\""))
+        .with_header("Cache-Control", "no-store"))
+}
+
+/// `GET /api/v1/cameras/{id}/live/index.m3u8[?audio=1]`: the live HLS playlist of the last GOPs.
+pub(super) fn playlist(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> {
+    let cam = camera(ctx, id)?;
+    let audio = wants_audio(call)?;
+    match cam.live.playlist(audio) {
+        Some(text) => Ok(respond::bytes("application/vnd.apple.mpegurl", text.into_bytes())),
+        None => Ok(no_picture(&cam)),
+    }
+}
+
+/// `GET /api/v1/cameras/{id}/live/init.mp4[?audio=1]`: the HLS init segment.
+pub(super) fn init(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> {
+    let cam = camera(ctx, id)?;
+    let audio = wants_audio(call)?;
+    match cam.live.init_segment(audio) {
+        Some(bytes) => Ok(respond::bytes("video/mp4", bytes)),
+        None => Ok(no_picture(&cam)),
+    }
+}
+
+/// `GET /api/v1/cameras/{id}/live/{seq}.m4s[?audio=1]`: one GOP-long HLS segment; 404 once it left
+/// the hub's ring (the player then reloads the playlist).
+pub(super) fn segment(ctx: &Ctx, call: &Call, id: &str, seq: &str) -> Result<Response, Error> {
+    let cam = camera(ctx, id)?;
+    let audio = wants_audio(call)?;
+    let not_held = || crate::err!(NotFound, "live segment {seq:?} of camera {id:?} is not held (any more)");
+    let n: u64 = seq.parse().map_err(|_| not_held())?;
+    let bytes = cam.live.segment(n, audio).ok_or_else(not_held)?;
+    Ok(respond::bytes("video/mp4", bytes))
+}

@@ -1,0 +1,393 @@
+//! The live hub: one per camera, fed by ingest with every received frame, serving live viewers
+//! fMP4 fragments (MSE) and GOP-long HLS segments, each fragment built once and shared.
+//! Invariant: publishing never blocks ingest (one short lock, no I/O, no wait on a viewer) and
+//! memory is bounded (a GOP cache and an HLS ring capped in bytes, viewer queues capped).
+//!
+//! A frame becomes a fragment when the next frame of its track arrives, because only then is its
+//! duration known (one frame of latency, 40 ms at 25 fps). Each fragment carries one sample with
+//! its own decode time, so any viewer may start at any key-frame fragment. Video is track 1 and
+//! audio track 2; a viewer without audio simply never receives track 2's fragments.
+
+mod viewer;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+use crate::media::{Frame, SampleEntry, StreamKind};
+use crate::mp4::{build_fragment_head, build_init_segment, Sample};
+pub use viewer::Viewer;
+use viewer::ViewerQueue;
+
+/// The cap of the GOP cache (the fragments from the latest key frame on, which a new viewer gets
+/// at once): 8 MiB holds a 16 s GOP at 4 Mbit/s. A GOP that grows past it is dropped from the
+/// cache until the next key frame (a new viewer then waits for that key frame).
+pub const GOP_CACHE_MAX_BYTES: usize = 8 << 20;
+/// Completed GOPs kept as HLS segments; Apple asks for at least three in a live playlist.
+pub const HLS_SEGMENTS: usize = 3;
+/// The cap of the HLS ring in bytes (oldest segments go first): with the GOP cache, a camera's
+/// hub holds at most `GOP_CACHE_MAX_BYTES + HLS_MAX_BYTES` = 24 MiB, typically ~4 MiB.
+pub const HLS_MAX_BYTES: usize = 16 << 20;
+/// A viewer's queue in fragments: a 10 s GOP of 25 fps video and 48 kHz AAC is ~720.
+pub const VIEWER_QUEUE_MAX_FRAGMENTS: usize = 1024;
+/// A viewer's queue in bytes: as large as the GOP cache, so a new viewer's first GOP fits.
+pub const VIEWER_QUEUE_MAX_BYTES: usize = GOP_CACHE_MAX_BYTES;
+/// A viewer whose oldest unread fragment waited longer than this is too far behind live to be
+/// live view (the goal is one GOP + 0.5 s): what it has not read is dropped and it continues at the
+/// next key frame. Socket buffers come on top, so a viewer that stops reading is skipped a few
+/// seconds after its buffers filled.
+pub const VIEWER_MAX_LAG: std::time::Duration = std::time::Duration::from_secs(3);
+/// A gap between two frames of a track longer than this (or a step back) is a discontinuity (a new
+/// session): the timeline continues from where it was instead of jumping.
+const MAX_FRAME_GAP_SEC: i64 = 10;
+/// The track ID of video and of audio in every init segment and fragment.
+const VIDEO_TRACK_ID: u32 = 1;
+const AUDIO_TRACK_ID: u32 = 2;
+
+/// One sample as a `moof` + `mdat` fragment: built once per frame, shared by every viewer.
+#[derive(Debug)]
+pub struct Fragment {
+    /// Which track the sample belongs to (video: track 1, audio: track 2).
+    kind: StreamKind,
+    /// True for a video key frame: a viewer may start here.
+    key: bool,
+    /// `moof` and the `mdat` header.
+    head: Vec<u8>,
+    /// The sample's bytes, shared with ingest (no copy).
+    data: Bytes,
+}
+
+impl Fragment {
+    /// Bytes the fragment adds to a stream.
+    fn len_bytes(&self) -> usize {
+        self.head.len() + self.data.len()
+    }
+}
+
+/// A completed GOP kept for HLS.
+struct Segment {
+    /// The segment's number in the playlist (`EXT-X-MEDIA-SEQUENCE` counts these).
+    sequence: u64,
+    /// Length of the GOP in 90 kHz units.
+    duration_90k: u64,
+    /// Its fragments, from the key frame on, video and audio interleaved as they came.
+    fragments: Vec<Arc<Fragment>>,
+    /// Sum of the fragments' bytes.
+    bytes: usize,
+}
+
+/// The last frame of a track, waiting for the next one to know its duration.
+struct Pending {
+    media_time: i64,
+    key: bool,
+    data: Bytes,
+    /// Decode time on the hub's timeline, in the track's timescale.
+    decode_time: u64,
+}
+
+/// The timeline of one track.
+struct Track {
+    /// How to decode it; a new entry (parameter change) restarts the hub.
+    entry: Arc<SampleEntry>,
+    /// Added to the camera's media time to give the hub's decode time (which starts near 0).
+    offset: i64,
+    /// The frame whose duration is not known yet.
+    pending: Option<Pending>,
+    /// The last known frame duration, used across a discontinuity.
+    last_duration: u32,
+}
+
+/// Everything behind the hub's lock.
+#[derive(Default)]
+struct State {
+    video: Option<Track>,
+    audio: Option<Track>,
+    /// `mfhd` sequence number of the next fragment.
+    sequence: u32,
+    /// Fragments from the latest key frame on (video and audio), while `gop_valid`.
+    gop: Vec<Arc<Fragment>>,
+    /// Sum of `gop`'s bytes (never above `GOP_CACHE_MAX_BYTES`).
+    gop_bytes: usize,
+    /// False from a GOP cache overflow (or the start) until the next key frame.
+    gop_valid: bool,
+    /// Video decode time (90 kHz) of the GOP's key frame.
+    gop_start_90k: u64,
+    /// The latest completed GOPs, oldest first (at most `HLS_SEGMENTS`, `HLS_MAX_BYTES`).
+    segments: VecDeque<Segment>,
+    /// Sum of `segments`' bytes.
+    segments_bytes: usize,
+    /// The number of the next completed segment.
+    next_segment: u64,
+    /// The queues of the viewers watching; a closed one is removed at the next publish.
+    viewers: Vec<Arc<ViewerQueue>>,
+}
+
+/// What a live viewer or the live API needs to know about the stream.
+#[derive(Clone, Debug)]
+pub struct StreamInfo {
+    pub video: Arc<SampleEntry>,
+    /// The audio track, once an audio frame arrived.
+    pub audio: Option<Arc<SampleEntry>>,
+}
+
+/// The live hub of one camera.
+pub struct Hub {
+    state: Mutex<State>,
+    /// Fragments viewers did not get because they fell behind (skipped to the next key frame).
+    skipped_frames: AtomicU64,
+    /// GOPs that outgrew `GOP_CACHE_MAX_BYTES` and were dropped from the cache.
+    gop_overflows: AtomicU64,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub::new()
+    }
+}
+
+impl Hub {
+    pub fn new() -> Hub {
+        Hub { state: Mutex::new(State::default()), skipped_frames: AtomicU64::new(0), gop_overflows: AtomicU64::new(0) }
+    }
+
+    /// Takes one frame from ingest at monotonic time `now` (`Clocks::monotonic`). Contract:
+    /// returns at once; it takes the hub's lock for the time of a fragment header (~100 bytes)
+    /// and one non-blocking offer per viewer, does no I/O and never waits for a viewer: a viewer
+    /// whose queue is full or too old skips to the next key frame.
+    pub fn publish(&self, entry: &Arc<SampleEntry>, frame: &Frame, now: std::time::Duration) {
+        let mut s = self.state.lock().expect("live hub lock");
+        let track = match frame.kind {
+            StreamKind::Video => &s.video,
+            StreamKind::Audio => &s.audio,
+        };
+        if track.as_ref().is_some_and(|t| *t.entry != **entry) {
+            // New codec parameters: the viewers' init segments no longer describe the stream, so
+            // they end (players reconnect) and the caches start over.
+            tracing::info!(kind = frame.kind.as_str(), "live: stream parameters changed; viewers restart");
+            let viewers = std::mem::take(&mut s.viewers);
+            for v in &viewers {
+                v.close();
+            }
+            *s = State { sequence: s.sequence, next_segment: s.next_segment, ..State::default() };
+        }
+        let timescale = i64::from(entry.timescale_hz());
+        // A track starts where the other one is now, so audio and video share the timeline.
+        let start_decode_time = |s: &State| -> i64 {
+            let now = [(&s.video, StreamKind::Video), (&s.audio, StreamKind::Audio)].into_iter().find_map(|(t, _)| {
+                let t = t.as_ref()?;
+                let p = t.pending.as_ref()?;
+                let d = i128::from(p.decode_time) * i128::from(timescale) / i128::from(t.entry.timescale_hz());
+                i64::try_from(d).ok()
+            });
+            now.unwrap_or(0)
+        };
+        let start = start_decode_time(&s);
+        let slot = match frame.kind {
+            StreamKind::Video => &mut s.video,
+            StreamKind::Audio => &mut s.audio,
+        };
+        let track = slot.get_or_insert_with(|| Track {
+            entry: entry.clone(),
+            offset: start.saturating_sub(frame.media_time),
+            pending: None,
+            last_duration: 0,
+        });
+        let mut done = None;
+        if let Some(p) = track.pending.take() {
+            let delta = frame.media_time.saturating_sub(p.media_time);
+            let duration = if delta > 0 && delta <= MAX_FRAME_GAP_SEC * timescale {
+                u32::try_from(delta).unwrap_or(u32::MAX)
+            } else {
+                // A new session or a jump: continue the timeline one frame after the last one.
+                let d = if track.last_duration > 0 { track.last_duration } else { default_duration(frame.kind, entry) };
+                let next = i64::try_from(p.decode_time).unwrap_or(i64::MAX).saturating_add(i64::from(d));
+                track.offset = next.saturating_sub(frame.media_time);
+                d
+            };
+            track.last_duration = duration;
+            done = Some((p, duration));
+        }
+        let decode_time = u64::try_from(frame.media_time.saturating_add(track.offset)).unwrap_or(0);
+        track.pending =
+            Some(Pending { media_time: frame.media_time, key: frame.key, data: frame.data.clone(), decode_time });
+        if let Some((p, duration)) = done {
+            self.emit(&mut s, frame.kind, p, duration, now);
+        }
+    }
+
+    /// Makes the fragment of a frame whose duration is now known, caches it and offers it to
+    /// every viewer.
+    fn emit(&self, s: &mut State, kind: StreamKind, p: Pending, duration: u32, now: std::time::Duration) {
+        let Ok(size_bytes) = u32::try_from(p.data.len()) else { return };
+        let key = kind == StreamKind::Video && p.key;
+        let sample = Sample { size_bytes, duration, key: p.key || kind == StreamKind::Audio };
+        let track_id = if kind == StreamKind::Video { VIDEO_TRACK_ID } else { AUDIO_TRACK_ID };
+        s.sequence = s.sequence.wrapping_add(1);
+        let head = match build_fragment_head(s.sequence, track_id, p.decode_time, &sample) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!("live: frame not sent: {e}");
+                return;
+            }
+        };
+        let fragment = Arc::new(Fragment { kind, key, head, data: p.data });
+        self.cache(s, &fragment, p.decode_time);
+        let mut skipped = 0u64;
+        s.viewers.retain(|v| {
+            skipped += v.offer(&fragment, now);
+            !v.is_closed()
+        });
+        if skipped > 0 {
+            self.skipped_frames.fetch_add(skipped, Ordering::Relaxed);
+        }
+    }
+
+    /// Keeps the GOP cache and the HLS ring up to date with a new fragment.
+    fn cache(&self, s: &mut State, fragment: &Arc<Fragment>, decode_time: u64) {
+        if fragment.key {
+            if s.gop_valid && !s.gop.is_empty() {
+                let segment = Segment {
+                    sequence: s.next_segment,
+                    duration_90k: decode_time.saturating_sub(s.gop_start_90k),
+                    fragments: std::mem::take(&mut s.gop),
+                    bytes: s.gop_bytes,
+                };
+                s.next_segment += 1;
+                s.segments_bytes += segment.bytes;
+                s.segments.push_back(segment);
+                while s.segments.len() > HLS_SEGMENTS || s.segments_bytes > HLS_MAX_BYTES {
+                    let Some(old) = s.segments.pop_front() else { break };
+                    s.segments_bytes -= old.bytes;
+                }
+            }
+            s.gop.clear();
+            s.gop_bytes = 0;
+            s.gop_valid = true;
+            s.gop_start_90k = decode_time;
+        }
+        if !s.gop_valid {
+            return;
+        }
+        if s.gop_bytes + fragment.len_bytes() > GOP_CACHE_MAX_BYTES {
+            self.gop_overflows.fetch_add(1, Ordering::Relaxed);
+            s.gop = Vec::new();
+            s.gop_bytes = 0;
+            s.gop_valid = false;
+            return;
+        }
+        s.gop_bytes += fragment.len_bytes();
+        s.gop.push(fragment.clone());
+    }
+
+    /// The stream's sample entries, or `None` while no video frame arrived yet.
+    pub fn info(&self) -> Option<StreamInfo> {
+        let s = self.state.lock().expect("live hub lock");
+        let video = s.video.as_ref()?.entry.clone();
+        Some(StreamInfo { video, audio: s.audio.as_ref().map(|a| a.entry.clone()) })
+    }
+
+    /// A new viewer: the init segment (with audio when asked and the camera has it), then the
+    /// cached GOP from its key frame, then every new fragment. `None` while there is no picture.
+    /// `now` is the monotonic time (`Clocks::monotonic`), from which the viewer's lag counts.
+    pub fn subscribe(&self, audio: bool, now: std::time::Duration) -> Option<Viewer> {
+        let mut s = self.state.lock().expect("live hub lock");
+        let video = s.video.as_ref()?.entry.clone();
+        let audio_entry = if audio { s.audio.as_ref().map(|a| a.entry.clone()) } else { None };
+        let init = init_segment(&video, audio_entry.as_deref())?;
+        let queue = Arc::new(ViewerQueue::new(audio_entry.is_some(), !s.gop_valid));
+        let mut skipped = 0;
+        for f in &s.gop {
+            skipped += queue.offer(f, now);
+        }
+        self.skipped_frames.fetch_add(skipped, Ordering::Relaxed);
+        s.viewers.push(queue.clone());
+        Some(Viewer::new(init, queue))
+    }
+
+    /// The init segment of the HLS stream (`None` while there is no picture).
+    pub fn init_segment(&self, audio: bool) -> Option<Vec<u8>> {
+        let info = self.info()?;
+        let audio_entry = if audio { info.audio.as_deref() } else { None };
+        init_segment(&info.video, audio_entry)
+    }
+
+    /// A live HLS media playlist of the completed GOPs (`None` until one GOP completed). Segment
+    /// URIs are relative (`7.m4s`), so the playlist works under any path prefix.
+    pub fn playlist(&self, audio: bool) -> Option<String> {
+        let s = self.state.lock().expect("live hub lock");
+        let first = s.segments.front()?;
+        let query = if audio && s.audio.is_some() { "?audio=1" } else { "" };
+        let seconds = |d: u64| d as f64 / f64::from(crate::media::VIDEO_TIMESCALE_HZ);
+        let target = s.segments.iter().map(|g| seconds(g.duration_90k).ceil() as u64).max().unwrap_or(1).max(1);
+        let mut out = format!(
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init.mp4{query}\"\n",
+            first.sequence
+        );
+        for g in &s.segments {
+            out.push_str(&format!("#EXTINF:{:.3},\n{}.m4s{query}\n", seconds(g.duration_90k), g.sequence));
+        }
+        Some(out)
+    }
+
+    /// The bytes of HLS segment `sequence` (its fragments, audio only when asked), or `None` when
+    /// it is not (or no longer) in the ring.
+    pub fn segment(&self, sequence: u64, audio: bool) -> Option<Vec<u8>> {
+        let s = self.state.lock().expect("live hub lock");
+        let with_audio = audio && s.audio.is_some();
+        let g = s.segments.iter().find(|g| g.sequence == sequence)?;
+        let mut out = Vec::with_capacity(g.bytes);
+        for f in g.fragments.iter().filter(|f| f.kind == StreamKind::Video || with_audio) {
+            out.extend_from_slice(&f.head);
+            out.extend_from_slice(&f.data);
+        }
+        Some(out)
+    }
+
+    /// Fragments viewers skipped because they fell behind.
+    pub fn skipped_frames(&self) -> u64 {
+        self.skipped_frames.load(Ordering::Relaxed)
+    }
+
+    /// GOPs dropped from the cache because they outgrew `GOP_CACHE_MAX_BYTES`.
+    pub fn gop_overflows(&self) -> u64 {
+        self.gop_overflows.load(Ordering::Relaxed)
+    }
+
+    /// Viewers attached now (a viewer that went away is counted until the next frame).
+    pub fn viewers(&self) -> usize {
+        self.state.lock().expect("live hub lock").viewers.iter().filter(|v| !v.is_closed()).count()
+    }
+
+    /// Bytes the hub holds in its GOP cache and HLS ring (for tests and status).
+    pub fn cached_bytes(&self) -> usize {
+        let s = self.state.lock().expect("live hub lock");
+        s.gop_bytes + s.segments_bytes
+    }
+}
+
+/// The init segment of video and, if given, audio.
+fn init_segment(video: &SampleEntry, audio: Option<&SampleEntry>) -> Option<Vec<u8>> {
+    let mut tracks = vec![video];
+    tracks.extend(audio);
+    match build_init_segment(&tracks) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            tracing::warn!("live: no init segment: {e}");
+            None
+        }
+    }
+}
+
+/// A frame duration to assume across a discontinuity before any was measured: 25 fps video, and
+/// an AAC frame of 1024 samples.
+fn default_duration(kind: StreamKind, entry: &SampleEntry) -> u32 {
+    match kind {
+        StreamKind::Video => entry.timescale_hz() / 25,
+        StreamKind::Audio => 1024,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,256 @@
+//! The hub's invariants: bounded memory, never waiting for a viewer, skipping counted, and viewers
+//! starting at a key frame.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::media::{Frame, SampleEntry, StreamKind};
+use crate::mp4::parse_box_header;
+
+/// 25 fps in 90 kHz units.
+const FRAME_90K: i64 = 3600;
+
+/// A minimal `avc1` sample entry (High profile, level 3.1) of the given width.
+fn avc1(width: u16) -> Arc<SampleEntry> {
+    let mut b = vec![0u8; 86];
+    b[4..8].copy_from_slice(b"avc1");
+    b[32..34].copy_from_slice(&width.to_be_bytes());
+    b[34..36].copy_from_slice(&720u16.to_be_bytes());
+    let avcc = [1u8, 0x64, 0x00, 0x1f, 0xff, 0xe0, 0x00];
+    b.extend_from_slice(&(8 + avcc.len() as u32).to_be_bytes());
+    b.extend_from_slice(b"avcC");
+    b.extend_from_slice(&avcc);
+    let len = b.len() as u32;
+    b[0..4].copy_from_slice(&len.to_be_bytes());
+    Arc::new(SampleEntry::new(b, 90_000).unwrap())
+}
+
+/// The monotonic time frame `n` arrives at: 25 fps, in real time.
+fn at(n: i64) -> Duration {
+    Duration::from_millis(40 * n as u64)
+}
+
+fn video(n: i64, key: bool, size: usize) -> Frame {
+    Frame { kind: StreamKind::Video, media_time: n * FRAME_90K, key, data: Bytes::from(vec![n as u8; size]) }
+}
+
+/// Publishes frames `from..to` of a stream with a key frame every `gop` frames.
+fn publish_gops(hub: &Hub, entry: &Arc<SampleEntry>, from: i64, to: i64, gop: i64, size: usize) {
+    for n in from..to {
+        hub.publish(entry, &video(n, n % gop == 0, size), at(n));
+    }
+}
+
+/// The top-level boxes of a byte stream: (fourcc, whole box).
+fn boxes(mut b: &[u8]) -> Vec<([u8; 4], Vec<u8>)> {
+    let mut out = Vec::new();
+    while let Some(h) = parse_box_header(b) {
+        let len = h.total_len as usize;
+        out.push((h.fourcc, b[..len].to_vec()));
+        b = &b[len..];
+    }
+    out
+}
+
+/// The sample flags and decode time of each moof in `stream`, in order.
+fn fragments_of(stream: &[u8]) -> Vec<(bool, u64)> {
+    boxes(stream)
+        .iter()
+        .filter(|(f, _)| f == b"moof")
+        .map(|(_, moof)| {
+            let tfdt = moof.windows(4).position(|w| w == b"tfdt").unwrap() - 4;
+            let time = u64::from_be_bytes(moof[tfdt + 12..tfdt + 20].try_into().unwrap());
+            let flags = u32::from_be_bytes(moof[moof.len() - 4..].try_into().unwrap());
+            (flags == 0x0200_0000, time)
+        })
+        .collect()
+}
+
+/// Everything a viewer has queued (never waits: only called with something queued).
+fn read_queued(v: &mut Viewer) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 << 20];
+    let n = v.read(&mut buf).unwrap();
+    out.extend_from_slice(&buf[..n]);
+    out
+}
+
+// Issue 12 point 4: a new viewer gets the init segment and then the cached GOP from the latest
+// key frame on, so the first picture comes at once.
+#[test]
+fn a_new_viewer_starts_at_the_latest_key_frame() {
+    let hub = Hub::new();
+    let entry = avc1(1280);
+    assert!(hub.subscribe(false, Duration::ZERO).is_none(), "no picture yet");
+    publish_gops(&hub, &entry, 0, 13, 5, 1000); // key frames at 0, 5, 10; frame 12 is pending
+    let mut v = hub.subscribe(false, Duration::ZERO).unwrap();
+    let stream = read_queued(&mut v);
+    let top: Vec<[u8; 4]> = boxes(&stream).iter().map(|(f, _)| *f).take(2).collect();
+    assert_eq!(top, [*b"ftyp", *b"moov"]);
+    let frags = fragments_of(&stream);
+    assert_eq!(frags, [(true, 10 * 3600), (false, 11 * 3600)], "frames 10 and 11 of the GOP at 10");
+    // New frames follow as they come.
+    hub.publish(&entry, &video(13, false, 1000), at(13));
+    assert_eq!(fragments_of(&read_queued(&mut v)), [(false, 12 * 3600)]);
+}
+
+// Issue 12 point 4 (never blocks ingest, bounded): a viewer that never reads does not hold ingest
+// back; its queue stays within its caps, it skips to the next key frame, and that is counted.
+#[test]
+fn a_viewer_that_does_not_read_is_skipped_to_the_next_key_frame_and_counted() {
+    let hub = Hub::new();
+    let entry = avc1(1280);
+    publish_gops(&hub, &entry, 0, 2, 50, 100_000);
+    let mut v = hub.subscribe(false, Duration::ZERO).unwrap();
+    // 4000 frames of 100 kB (400 MB) at a viewer that reads nothing: publish returns every time.
+    publish_gops(&hub, &entry, 2, 4002, 50, 100_000);
+    assert!(hub.skipped_frames() > 3000, "skipped {}", hub.skipped_frames());
+    let q = v.queue.inner.lock().unwrap();
+    assert!(q.bytes <= VIEWER_QUEUE_MAX_BYTES && q.fragments.len() <= VIEWER_QUEUE_MAX_FRAGMENTS);
+    drop(q);
+    // What the viewer reads after the overflow starts with a key frame.
+    let stream = read_queued(&mut v);
+    let frags = fragments_of(&stream);
+    assert!(frags[0].0, "after the skip the stream continues at a key frame: {:?}", &frags[..3]);
+    assert!(frags.windows(2).all(|w| w[1].1 > w[0].1), "decode times increase");
+    assert!(hub.cached_bytes() <= GOP_CACHE_MAX_BYTES + HLS_MAX_BYTES);
+}
+
+// Issue 12 point 4 (memory bound): a GOP larger than the cache cap is dropped from the cache until
+// the next key frame; a viewer joining meanwhile starts at that key frame.
+#[test]
+fn a_gop_larger_than_the_cache_is_dropped_until_the_next_key_frame() {
+    let hub = Hub::new();
+    let entry = avc1(1280);
+    // One 10 MB GOP (100 frames of 100 kB) beyond the 8 MiB cap.
+    publish_gops(&hub, &entry, 0, 101, 1000, 100_000);
+    assert_eq!(hub.gop_overflows(), 1);
+    assert!(hub.cached_bytes() <= GOP_CACHE_MAX_BYTES);
+    let mut v = hub.subscribe(false, Duration::ZERO).unwrap();
+    assert_eq!(v.queue.inner.lock().unwrap().fragments.len(), 0);
+    publish_gops(&hub, &entry, 101, 1003, 1000, 1000);
+    let frags = fragments_of(&read_queued(&mut v));
+    assert_eq!(frags[0], (true, 1000 * 3600), "the viewer starts at the next key frame");
+    assert_eq!(frags.len(), 2);
+}
+
+// Issue 12 point 4: every viewer receives the same fragment object, built once per frame.
+#[test]
+fn a_fragment_is_built_once_and_shared_by_all_viewers() {
+    let hub = Hub::new();
+    let entry = avc1(1280);
+    publish_gops(&hub, &entry, 0, 2, 25, 1000);
+    let a = hub.subscribe(false, Duration::ZERO).unwrap();
+    let b = hub.subscribe(false, Duration::ZERO).unwrap();
+    publish_gops(&hub, &entry, 2, 4, 25, 1000);
+    let qa = a.queue.inner.lock().unwrap();
+    let qb = b.queue.inner.lock().unwrap();
+    assert_eq!(qa.fragments.len(), 3);
+    assert!(qa.fragments.iter().zip(&qb.fragments).all(|(x, y)| Arc::ptr_eq(&x.0, &y.0)));
+}
+
+// Issue 12 point 4 (HLS): completed GOPs become the segments of a live playlist, at most
+// `HLS_SEGMENTS` of them, each starting with its key frame.
+#[test]
+fn completed_gops_become_hls_segments() {
+    let hub = Hub::new();
+    let entry = avc1(1280);
+    assert!(hub.playlist(false).is_none());
+    publish_gops(&hub, &entry, 0, 5 * 50 + 2, 50, 1000);
+    let playlist = hub.playlist(false).unwrap();
+    assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:2\n"), "{playlist}");
+    assert!(playlist.contains("#EXT-X-MAP:URI=\"init.mp4\""), "{playlist}");
+    assert!(playlist.contains("#EXTINF:2.000,\n4.m4s\n"), "{playlist}");
+    assert_eq!(playlist.matches(".m4s").count(), HLS_SEGMENTS);
+    assert!(hub.segment(1, false).is_none(), "dropped from the ring");
+    let seg = hub.segment(4, false).unwrap();
+    let frags = fragments_of(&seg);
+    assert_eq!(frags.len(), 50);
+    assert_eq!(frags[0], (true, 200 * 3600));
+}
+
+// Issue 12 point 4: a camera session that restarts (media time steps back) continues the
+// viewer's timeline instead of jumping back.
+#[test]
+fn a_new_session_continues_the_timeline() {
+    let hub = Hub::new();
+    let entry = avc1(1280);
+    publish_gops(&hub, &entry, 0, 3, 25, 1000);
+    let mut v = hub.subscribe(false, Duration::ZERO).unwrap();
+    for n in 0..3 {
+        hub.publish(&entry, &video(n - 1_000_000, n == 0, 1000), at(3 + n));
+    }
+    let frags = fragments_of(&read_queued(&mut v));
+    let times: Vec<u64> = frags.iter().map(|f| f.1).collect();
+    assert_eq!(times, [0, 3600, 7200, 10_800, 14_400]);
+}
+
+// Issue 12 point 4: new stream parameters end the viewers (their init segment is stale) and a
+// viewer that went away leaves the hub.
+#[test]
+fn changed_parameters_end_viewers_and_gone_viewers_leave() {
+    let hub = Hub::new();
+    let entry = avc1(1280);
+    publish_gops(&hub, &entry, 0, 3, 25, 1000);
+    let mut v = hub.subscribe(false, Duration::ZERO).unwrap();
+    let gone = hub.subscribe(false, Duration::ZERO).unwrap();
+    assert_eq!(hub.viewers(), 2);
+    drop(gone);
+    hub.publish(&entry, &video(3, false, 1000), at(3));
+    assert_eq!(hub.viewers(), 1);
+    let _ = read_queued(&mut v);
+    hub.publish(&avc1(640), &video(4, true, 1000), at(4));
+    let mut buf = [0u8; 1024];
+    assert_eq!(v.read(&mut buf).unwrap(), 0, "the stream ends");
+    assert_eq!(hub.viewers(), 0);
+    assert_eq!(hub.info().unwrap().video.width(), 640);
+}
+
+// Issue 12 point 4: a viewer whose oldest unread fragment waited longer than `VIEWER_MAX_LAG` on
+// the ingest clock is skipped to the next key frame, though its queue is far from full; one that
+// reads keeps everything. Time comes from the `Clocks` seam, so nothing waits.
+#[test]
+fn a_viewer_too_far_behind_live_is_skipped_on_the_ingest_clock() {
+    use crate::clocks::{Clocks, SimulatedClocks};
+    let clocks = SimulatedClocks::new(0);
+    let hub = Hub::new();
+    let entry = avc1(1280);
+    let tick = |hub: &Hub, n: i64| {
+        hub.publish(&entry, &video(n, n % 50 == 0, 1000), clocks.monotonic());
+        clocks.advance(Duration::from_millis(40));
+    };
+    for n in 0..2 {
+        tick(&hub, n);
+    }
+    let mut reading = hub.subscribe(false, clocks.monotonic()).unwrap();
+    let stalled = hub.subscribe(false, clocks.monotonic()).unwrap();
+    let mut read_by_reader = fragments_of(&read_queued(&mut reading)).len();
+    // 3 s of frames: within the allowed lag, nobody skips.
+    for n in 2..77 {
+        tick(&hub, n);
+        read_by_reader += fragments_of(&read_queued_nowait(&mut reading)).len();
+    }
+    assert_eq!(hub.skipped_frames(), 0);
+    // 1.2 s more: the stalled viewer's oldest fragment is now older than 3 s.
+    for n in 77..107 {
+        tick(&hub, n);
+        read_by_reader += fragments_of(&read_queued_nowait(&mut reading)).len();
+    }
+    assert!(hub.skipped_frames() > 70, "skipped {}", hub.skipped_frames());
+    let q = stalled.queue.inner.lock().unwrap();
+    assert!(q.fragments.front().is_some_and(|(f, _)| f.key), "the stalled viewer continues at the key frame 100");
+    drop(q);
+    assert_eq!(read_by_reader, 106, "the reading viewer lost nothing");
+}
+
+/// What a viewer has queued now, or nothing (never waits).
+fn read_queued_nowait(v: &mut Viewer) -> Vec<u8> {
+    if v.queue.inner.lock().unwrap().fragments.is_empty() {
+        return Vec::new();
+    }
+    read_queued(v)
+}
