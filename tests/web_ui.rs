@@ -359,3 +359,45 @@ fn live_page_plays_a_real_camera_through_mse() {
         .is_some());
     browser.screenshot("grid-360");
 }
+
+/// `method path` with the test administrator's credentials and a JSON body: the status.
+fn as_admin(rec: &RecorderProc, method: &str, path: &str, body: Value) -> u16 {
+    let r = http_request(method, &rec.url(path), &[("Content-Type", "application/json")], body.to_string().as_bytes());
+    r.unwrap().status
+}
+
+/// Issue 12 point 2 ("a navigation that shows only what the user may use") and point 4 (the
+/// grid of every camera the user may view): a user without `status` has no dashboard, and a
+/// camera the user may read but not watch live (`view_live`) has no tile in the grid.
+#[test]
+fn navigation_and_grid_show_only_what_the_user_may_use() {
+    let dir = temp_dir();
+    let body = format!(
+        "{STORAGE}[[camera]]\nid = \"door\"\nsource = \"demo:\"\n[[camera]]\nid = \"yard\"\nsource = \"demo:\"\n"
+    );
+    let rec = RecorderProc::start(dir.path(), &body);
+    let grants = serde_json::json!({"grants": [
+        {"permission": "read", "camera": "door", "allow": true},
+        {"permission": "view_live", "camera": "door", "allow": true},
+        {"permission": "read", "camera": "yard", "allow": true},
+    ]});
+    assert_eq!(as_admin(&rec, "PUT", "/api/v1/roles/door-watch", grants), 200);
+    let user = serde_json::json!({"name": "vic", "password": "Vic-pass-12", "roles": ["door-watch"]});
+    assert_eq!(as_admin(&rec, "POST", "/api/v1/users", user), 200);
+    let browser = Browser::open("permissions");
+    browser.goto(&rec.url_as(None, "/"));
+    sign_in(&browser, "vic", "Vic-pass-12");
+    // No `status`: the first page is live view, and the navigation has no dashboard.
+    browser.find("#live-grid", PAGE_TIMEOUT);
+    assert_eq!(browser.find("#nav", PAGE_TIMEOUT).text(), "Live");
+    let tiles = "const t = [...document.querySelectorAll('.tile')].map((t) => t.dataset.camera); \
+                 return t.length === 1 ? t : null";
+    let shown = browser.wait_js(PAGE_TIMEOUT, tiles);
+    assert_eq!(shown, Some(serde_json::json!(["door"])), "only the camera vic may watch live");
+    let playing = "return document.querySelector('.tile video').getVideoPlaybackQuality().totalVideoFrames > 0";
+    assert!(browser.wait_js(PAGE_TIMEOUT, playing).is_some(), "door plays");
+    browser.screenshot("grid");
+    browser.goto(&rec.url_as(None, "/#/dashboard"));
+    let refused = browser.find("main .error", PAGE_TIMEOUT).text();
+    assert_eq!(refused, "You may not use this page.");
+}
