@@ -243,6 +243,18 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
              edgerec user add --admin NAME{}\nor from this machine at http://{listen}/setup",
             config.as_ref().map(|p| format!(" --config {}", p.display())).unwrap_or_default()
         );
+        // Issue 12 point 1 (DESIGN §6): the LAN setup window, stated in the log as on the page.
+        match cfg.tls_listen {
+            Some(tls) if !cfg.auth.lan_setup_window.is_zero() => tracing::warn!(
+                "no administrator yet: first-start setup answers on the LAN at https://{tls}/setup for {} after \
+                 this start (`[auth] lan_setup_window_minutes`), and only until an administrator exists",
+                cfg.auth.lan_setup_window_text()
+            ),
+            _ => tracing::warn!(
+                "no administrator yet: first-start setup answers only on this machine (no `[server] tls_listen`, \
+                 or `[auth] lan_setup_window_minutes = 0`)"
+            ),
+        }
     }
     // Signals are blocked before any thread starts, so every thread inherits the mask and only
     // the `signals` thread receives SIGTERM/SIGINT; they give the one stop signal (issue 11

@@ -1,7 +1,8 @@
 //! Users, sessions and the audit log (AU-1..AU-4, PR-*, LG-3). The HTTP layer asks `Auth` who a
 //! request is and what they may do; it never looks at passwords itself. Invariants:
-//! - A1. No default password: until someone creates an admin (`edgerec user add --admin` or the
-//!   loopback-only setup endpoint), nothing but `/healthz` and setup answers.
+//! - A1. No default password: until someone creates an admin (`edgerec user add --admin`, the
+//!   setup endpoint on loopback, or on a LAN address over HTTPS within `lan_setup_window` after
+//!   start), nothing but `/healthz`, the web interface's files and setup answers.
 //! - A2. Passwords meet the AU-2 policy and are stored as Argon2id hashes (D1); at most one
 //!   Argon2 computation runs at a time, which bounds memory under a login flood.
 //! - A3. `lockout_failures` wrong passwords in a row from one client address lock the account
@@ -50,6 +51,9 @@ pub struct AuthConfig {
     /// AU-2 "at least N unique characters".
     pub min_unique_chars: usize,
     pub audit_retention: Duration,
+    /// How long after start first-start setup answers on a LAN address, over HTTPS and while no
+    /// administrator exists (A1, DESIGN §6); zero turns it off. Loopback has no window.
+    pub lan_setup_window: Duration,
 }
 
 impl Default for AuthConfig {
@@ -60,6 +64,20 @@ impl Default for AuthConfig {
             lockout: Duration::from_secs(300),
             min_unique_chars: 1,
             audit_retention: Duration::from_secs(90 * 86_400),
+            lan_setup_window: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+impl AuthConfig {
+    /// The LAN setup window as a person reads it: "30 minutes", or "90 seconds" when it is not
+    /// a whole number of minutes (a test's short window).
+    pub fn lan_setup_window_text(&self) -> String {
+        let secs = self.lan_setup_window.as_secs();
+        if secs.is_multiple_of(60) {
+            format!("{} minutes", secs / 60)
+        } else {
+            format!("{secs} seconds")
         }
     }
 }
@@ -142,6 +160,8 @@ pub struct Auth {
     /// Where lockout (realtime, stored in the database), session and remembered-credential
     /// expiry (monotonic) and audit times come from (issue 11 point 6).
     clocks: Arc<dyn Clocks>,
+    /// Monotonic time auth opened, at the recorder's start: the LAN setup window counts from it.
+    opened: Duration,
 }
 
 impl Auth {
@@ -165,12 +185,23 @@ impl Auth {
             login: Mutex::new(()),
             dummy_hash,
             last_prune: Mutex::new(clocks.monotonic()),
+            opened: clocks.monotonic(),
             clocks,
         })
     }
 
     pub fn config(&self) -> &AuthConfig {
         &self.cfg
+    }
+
+    /// What is left of the window in which first-start setup answers on a LAN address (A1,
+    /// DESIGN §6): `None` once it has passed, or while an administrator exists.
+    pub fn lan_setup_left(&self) -> Result<Option<Duration>, Error> {
+        if self.db().admin_exists()? {
+            return Ok(None);
+        }
+        let elapsed = self.clocks.monotonic().saturating_sub(self.opened);
+        Ok(self.cfg.lan_setup_window.checked_sub(elapsed).filter(|left| !left.is_zero()))
     }
 
     pub fn db(&self) -> MutexGuard<'_, AuthDb> {
@@ -449,6 +480,25 @@ mod tests {
         assert!(login("Secret-123").is_err(), "still locked 1 s before the end");
         clocks.advance(Duration::from_secs(2));
         assert!(login("Secret-123").is_ok(), "the lock ends after 300 s");
+    }
+
+    /// Issue 12 point 1 (A1, DESIGN §6): LAN setup answers for `lan_setup_window` after start
+    /// and only while no administrator exists.
+    #[test]
+    fn the_lan_setup_window_closes_with_time_and_with_the_first_administrator() {
+        let tmp = tempfile::tempdir().unwrap();
+        let clocks = SimulatedClocks::new(NOON_US);
+        let cfg = AuthConfig { lan_setup_window: Duration::from_secs(1800), ..AuthConfig::default() };
+        let auth = Auth::open_with_clocks(tmp.path(), cfg, Arc::new(clocks.clone())).unwrap();
+        assert_eq!(auth.lan_setup_left().unwrap(), Some(Duration::from_secs(1800)));
+        clocks.advance(Duration::from_secs(1799));
+        assert_eq!(auth.lan_setup_left().unwrap(), Some(Duration::from_secs(1)));
+        clocks.advance(Duration::from_secs(1));
+        assert_eq!(auth.lan_setup_left().unwrap(), None, "closed at 30 minutes");
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = AuthConfig { lan_setup_window: Duration::from_secs(1800), ..AuthConfig::default() };
+        let (auth, _clocks) = auth_with_ann(&tmp, cfg);
+        assert_eq!(auth.lan_setup_left().unwrap(), None, "an administrator exists");
     }
 
     /// Issue 11 point 6 (AU-2, A4, A5): a session and remembered Basic credentials expire after

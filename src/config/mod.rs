@@ -67,6 +67,7 @@ struct RawAuth {
     lockout_seconds: Option<Spanned<f64>>,
     password_min_unique_chars: Option<Spanned<i64>>,
     audit_retention_days: Option<Spanned<f64>>,
+    lan_setup_window_minutes: Option<Spanned<f64>>,
 }
 
 /// `[log]` (LG-5).
@@ -753,6 +754,14 @@ fn auth_config(origin: &Origin<'_>, raw: RawAuth) -> Result<crate::auth::AuthCon
             ));
         }
         cfg.min_unique_chars = *n.get_ref() as usize;
+    }
+    // Issue 12 point 1 (DESIGN §6): 0 turns first-start setup from the LAN off.
+    if let Some(m) = &raw.lan_setup_window_minutes {
+        if !(0.0..=1440.0).contains(m.get_ref()) {
+            let msg = format!("{} is outside 0..=1440", m.get_ref());
+            return Err(origin.error(m, "auth.lan_setup_window_minutes", msg));
+        }
+        cfg.lan_setup_window = Duration::from_secs_f64(m.get_ref() * 60.0);
     }
     Ok(cfg)
 }

@@ -12,12 +12,8 @@ use crate::error::Error;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
     Healthz,
-    /// The web interface's page (`/`), issue 12.
     App,
-    /// A file of the web interface (`/ui/{file}`): script, style sheet, icon.
-    UiAsset {
-        file: String,
-    },
+    UiAsset { file: String },
     SetupPage,
     Setup,
     Login,
@@ -27,81 +23,35 @@ pub enum Route {
     Status,
     Metrics,
     Cameras,
-    Recordings {
-        camera: String,
-    },
-    Export {
-        camera: String,
-    },
-    RecordStart {
-        camera: String,
-    },
-    RecordStop {
-        camera: String,
-    },
-    CameraMotion {
-        camera: String,
-    },
-    LiveInfo {
-        camera: String,
-    },
-    LiveMp4 {
-        camera: String,
-    },
-    LivePlaylist {
-        camera: String,
-    },
-    LiveInit {
-        camera: String,
-    },
-    LiveSegment {
-        camera: String,
-        segment: String,
-    },
-    Snapshot {
-        camera: String,
-    },
+    Recordings { camera: String },
+    Export { camera: String },
+    RecordStart { camera: String },
+    RecordStop { camera: String },
+    CameraMotion { camera: String },
+    LiveInfo { camera: String },
+    LiveMp4 { camera: String },
+    LivePlaylist { camera: String },
+    LiveInit { camera: String },
+    LiveSegment { camera: String, segment: String },
+    Snapshot { camera: String },
     SearchMotion,
     Events,
-    TriggerEvent {
-        name: String,
-    },
+    TriggerEvent { name: String },
     ConfigGet,
     ConfigPut,
-    ConfigItemGet {
-        section: Section,
-        id: String,
-    },
-    ConfigItemPut {
-        section: Section,
-        id: String,
-    },
-    ConfigItemDelete {
-        section: Section,
-        id: String,
-    },
+    ConfigItemGet { section: Section, id: String },
+    ConfigItemPut { section: Section, id: String },
+    ConfigItemDelete { section: Section, id: String },
     Logs,
     Users,
     UserAdd,
-    UserDelete {
-        name: String,
-    },
-    UserRoles {
-        name: String,
-    },
-    UserPassword {
-        name: String,
-    },
+    UserDelete { name: String },
+    UserRoles { name: String },
+    UserPassword { name: String },
     Roles,
-    Role {
-        name: String,
-    },
-    RolePut {
-        name: String,
-    },
-    RoleDelete {
-        name: String,
-    },
+    Role { name: String },
+    RolePut { name: String },
+    RoleDelete { name: String },
 }
 
 /// Who may call a route.

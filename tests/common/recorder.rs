@@ -61,6 +61,11 @@ impl RecorderProc {
         Self::start_full(data_dir, "", body, port, false, &[])
     }
 
+    /// Like `start_without_admin`, with extra `[server]` keys (`server_extra`, TOML lines).
+    pub fn start_without_admin_with_server(data_dir: &Path, server_extra: &str, body: &str, port: u16) -> RecorderProc {
+        Self::start_full(data_dir, server_extra, body, port, false, &[])
+    }
+
     /// Like `start`, with extra environment variables (e.g. the `EDGEREC_FAULT_*` test hooks).
     pub fn start_with_env(data_dir: &Path, body: &str, env: &[(&str, &str)]) -> RecorderProc {
         Self::start_full(data_dir, "", body, free_local_port(), true, env)

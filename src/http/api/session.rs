@@ -1,6 +1,8 @@
 //! Sessions and who the caller is: health, first-start setup (A1), login and logout (A3, A5),
 //! and `/api/v1/me` (AU-10).
 
+use std::time::Duration;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -83,10 +85,14 @@ pub(in crate::http) fn public(
         Route::Healthz => Ok(respond::json(200, &Health { ok: true })),
         Route::App => page(ui::APP),
         Route::UiAsset { file } => page(file),
-        Route::SetupPage => page(ui::SETUP),
+        Route::SetupPage => {
+            let left = setup_reachable(ctx, route, loopback, via_tls)?;
+            Ok(respond::bytes("text/html; charset=utf-8", setup_page(ctx, left)?.into_bytes()))
+        }
         Route::Setup => {
+            setup_reachable(ctx, route, loopback, via_tls)?;
             let body = query::read_json(req)?;
-            Ok(respond::json(200, &setup(ctx, &body, loopback, peer)?))
+            Ok(respond::json(200, &setup(ctx, &body, peer)?))
         }
         Route::Login => login(ctx, req, peer, via_tls),
         other => Err(crate::err!(Internal, "{other:?} needs a login")),
@@ -127,11 +133,44 @@ fn login(ctx: &Ctx, req: &mut Request, peer: &str, via_tls: bool) -> Result<Resp
     Ok(respond::json(200, &body).with_header("Set-Cookie", &cookie))
 }
 
-/// A1 first start: creates the first administrator, only from loopback and only while none exists.
-fn setup(ctx: &Ctx, body: &Value, loopback: bool, peer: &str) -> Result<SetupDone, Error> {
-    if !loopback {
-        return Err(crate::err!(PermissionDenied, "first-start setup answers only on this machine (loopback)"));
+/// Where first-start setup answers (A1; issue 12 point 1, DESIGN §6): on this machine
+/// (loopback) as before, and on a LAN address over HTTPS only while `Auth::lan_setup_left` has
+/// time left (the window after start, no administrator yet). Anywhere else it answers like a
+/// missing page. Gives the time left on the LAN (`None` on loopback).
+fn setup_reachable(ctx: &Ctx, route: &Route, loopback: bool, via_tls: bool) -> Result<Option<Duration>, Error> {
+    if loopback {
+        return Ok(None);
     }
+    match ctx.auth.lan_setup_left()? {
+        Some(left) if via_tls => Ok(Some(left)),
+        _ => Err(crate::err!(NotFound, "no such endpoint: {}", route.spec().path)),
+    }
+}
+
+/// The setup page, with where and until when it answers (`left`: on the LAN, the time left).
+fn setup_page(ctx: &Ctx, left: Option<Duration>) -> Result<String, Error> {
+    let (_, template) = ui::asset(ui::SETUP)?;
+    let template = String::from_utf8_lossy(template);
+    let window = ctx.auth.config().lan_setup_window_text();
+    let reach = match left {
+        Some(left) => format!(
+            "On the LAN this page answers over HTTPS for {window} after the recorder starts, and only \
+             until an administrator exists: {} minutes left.",
+            left.as_secs().div_ceil(60)
+        ),
+        None if ctx.auth.config().lan_setup_window.is_zero() => {
+            "It answers only on the recorder itself (loopback), until an administrator exists.".to_owned()
+        }
+        None => format!(
+            "It answers on the recorder itself until an administrator exists, and on the LAN over HTTPS \
+             for {window} after the recorder starts."
+        ),
+    };
+    Ok(template.replace("<!--reach-->", &reach))
+}
+
+/// A1 first start: creates the first administrator while none exists (where: `setup_reachable`).
+fn setup(ctx: &Ctx, body: &Value, peer: &str) -> Result<SetupDone, Error> {
     let field =
         |k: &str| body.get(k).and_then(Value::as_str).ok_or_else(|| crate::err!(InvalidArgument, "`{k}` is required"));
     let (name, password) = (field("name")?, field("password")?);

@@ -37,6 +37,8 @@
       this.objectUrl = null;
       /** How the stream plays now: 'mse', 'hls' or null, for the page and its tests. */
       this.mode = null;
+      /** Called with the live description once it is known (the page offers sound then). */
+      this.onInfo = null;
     }
 
     setAudio(on) {
@@ -80,21 +82,28 @@
         return;
       }
       this.info = info;
+      if (this.onInfo) this.onInfo(info);
       const withAudio = this.audio && !!info.audio;
       const query = withAudio ? '?audio=1' : '';
       const codecs = info.video.codec + (withAudio ? ',' + info.audio.codec : '');
       const mime = 'video/mp4; codecs="' + codecs + '"';
       const MS = window.ManagedMediaSource || window.MediaSource;
-      const hlsNative = this.video.canPlayType('application/vnd.apple.mpegurl') !== '';
-      if (!MS || !MS.isTypeSupported(mime)) {
-        if (hlsNative) {
+      // HLS only where MSE is missing (an iPhone before iOS 17.1): a browser with MSE that cannot
+      // decode the codec cannot decode it from HLS either (desktop Chromium plays HLS itself
+      // now, but not H.265), so it says so instead of showing a black box.
+      if (!MS) {
+        if (this.video.canPlayType('application/vnd.apple.mpegurl') !== '') {
           this.mode = 'hls';
           this.say('');
           this.video.src = info.hls + query;
           this.video.play().catch(() => {});
         } else {
-          this.say(MS ? cannotDecode(info.video.codec) : 'This browser cannot play live video (no Media Source Extensions or HLS).');
+          this.say('This browser cannot play live video (no Media Source Extensions or HLS).');
         }
+        return;
+      }
+      if (!MS.isTypeSupported(mime)) {
+        this.say(cannotDecode(info.video.codec));
         return;
       }
       this.say('');
@@ -213,7 +222,8 @@
           el('h1', {}, 'Live: ', camera.name || camera.id),
           el('div', { class: 'controls' }, el('a', { href: '#/live' }, '← All cameras'), audio),
           el('div', { class: 'single' }, t.box));
-        t.player.start().then(() => { if (t.player.info && t.player.info.audio) audio.hidden = false; });
+        t.player.onInfo = (info) => { audio.hidden = !info.audio; };
+        t.player.start();
       } else {
         const grid = el('div', { class: 'live-grid', id: 'live-grid' });
         main.replaceChildren(el('h1', {}, 'Live'), grid);
