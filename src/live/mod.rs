@@ -124,6 +124,8 @@ struct State {
     viewers: Vec<Arc<ViewerQueue>>,
     /// The latest video key frame's bytes (shared with its fragment), for snapshots.
     last_key_frame: Option<Bytes>,
+    /// Counts the video key frames emitted: names `last_key_frame` for the snapshot cache.
+    key_frames: u64,
 }
 
 /// What a live viewer or the live API needs to know about the stream.
@@ -141,6 +143,12 @@ pub struct Hub {
     skipped_frames: AtomicU64,
     /// GOPs that outgrew `GOP_CACHE_MAX_BYTES` and were dropped from the cache.
     gop_overflows: AtomicU64,
+    /// The JPEG of the latest key frame, by key-frame number (`State::key_frames`). Its lock is
+    /// held while one snapshot decodes, so decodes run one at a time per camera and callers
+    /// asking meanwhile wait for that result instead of decoding again. Never taken by `publish`.
+    snapshot: Mutex<Option<(u64, Arc<Vec<u8>>)>>,
+    /// Key frames decoded for snapshots (one per GOP at most, however many ask).
+    snapshot_decodes: AtomicU64,
 }
 
 impl Default for Hub {
@@ -151,7 +159,13 @@ impl Default for Hub {
 
 impl Hub {
     pub fn new() -> Hub {
-        Hub { state: Mutex::new(State::default()), skipped_frames: AtomicU64::new(0), gop_overflows: AtomicU64::new(0) }
+        Hub {
+            state: Mutex::new(State::default()),
+            skipped_frames: AtomicU64::new(0),
+            gop_overflows: AtomicU64::new(0),
+            snapshot: Mutex::new(None),
+            snapshot_decodes: AtomicU64::new(0),
+        }
     }
 
     /// Takes one frame from ingest at monotonic time `now` (`Clocks::monotonic`). Contract:
@@ -172,7 +186,12 @@ impl Hub {
             for v in &viewers {
                 v.close();
             }
-            *s = State { sequence: s.sequence, next_segment: s.next_segment, ..State::default() };
+            *s = State {
+                sequence: s.sequence,
+                next_segment: s.next_segment,
+                key_frames: s.key_frames,
+                ..State::default()
+            };
         }
         let timescale = i64::from(entry.timescale_hz());
         // A track starts where the other one is now, so audio and video share the timeline.
@@ -236,6 +255,7 @@ impl Hub {
         };
         if key {
             s.last_key_frame = Some(p.data.clone());
+            s.key_frames += 1;
         }
         let fragment = Arc::new(Fragment { kind, key, head, data: p.data });
         self.cache(s, &fragment, p.decode_time);
@@ -354,11 +374,35 @@ impl Hub {
         Some(out)
     }
 
-    /// The latest video key frame and the sample entry that decodes it (snapshots), or `None`
-    /// before the first one.
-    pub fn latest_key_frame(&self) -> Option<(Arc<SampleEntry>, Bytes)> {
-        let s = self.state.lock().expect("live hub lock");
-        Some((s.video.as_ref()?.entry.clone(), s.last_key_frame.clone()?))
+    /// The latest key frame as a JPEG made by `encode` (`motion::snapshot::key_frame_jpeg`), or
+    /// `None` before the first key frame. Contract: `encode` runs at most once per key frame
+    /// (a cached result is shared by every caller until the next key frame), one call at a time
+    /// per hub; callers meanwhile wait for it. An error is not cached (the next caller retries).
+    pub fn snapshot_jpeg(
+        &self,
+        encode: impl FnOnce(&SampleEntry, &[u8]) -> Result<Vec<u8>, crate::error::Error>,
+    ) -> Option<Result<Arc<Vec<u8>>, crate::error::Error>> {
+        let mut cached = self.snapshot.lock().expect("live snapshot lock");
+        let (number, entry, frame) = {
+            let s = self.state.lock().expect("live hub lock");
+            (s.key_frames, s.video.as_ref()?.entry.clone(), s.last_key_frame.clone()?)
+        };
+        if let Some((n, jpeg)) = cached.as_ref() {
+            if *n == number {
+                return Some(Ok(jpeg.clone()));
+            }
+        }
+        self.snapshot_decodes.fetch_add(1, Ordering::Relaxed);
+        let result = encode(&entry, &frame).map(Arc::new);
+        if let Ok(jpeg) = &result {
+            *cached = Some((number, jpeg.clone()));
+        }
+        Some(result)
+    }
+
+    /// Key frames decoded for snapshots.
+    pub fn snapshot_decodes(&self) -> u64 {
+        self.snapshot_decodes.load(Ordering::Relaxed)
     }
 
     /// Fragments viewers skipped because they fell behind.

@@ -254,3 +254,35 @@ fn read_queued_nowait(v: &mut Viewer) -> Vec<u8> {
     }
     read_queued(v)
 }
+
+// Issue 12 point 4, review: N snapshot requests within one GOP cost one decode and get the same
+// bytes; the next key frame is decoded once more; decodes run one at a time.
+#[test]
+fn snapshots_decode_once_per_key_frame() {
+    let hub = Hub::new();
+    let entry = avc1(1280);
+    let decodes = std::sync::atomic::AtomicU64::new(0);
+    let encode = |_: &SampleEntry, frame: &[u8]| {
+        decodes.fetch_add(1, Ordering::SeqCst);
+        Ok(vec![frame[0], 0xd8, decodes.load(Ordering::SeqCst) as u8])
+    };
+    assert!(hub.snapshot_jpeg(encode).is_none(), "no key frame yet");
+    publish_gops(&hub, &entry, 0, 10, 25, 100);
+    let first = hub.snapshot_jpeg(encode).unwrap().unwrap();
+    let second = hub.snapshot_jpeg(encode).unwrap().unwrap();
+    assert_eq!(first, second, "same GOP, same bytes");
+    assert_eq!((decodes.load(Ordering::SeqCst), hub.snapshot_decodes()), (1, 1));
+    // Callers at once share one decode too.
+    std::thread::scope(|t| {
+        for _ in 0..4 {
+            t.spawn(|| assert_eq!(hub.snapshot_jpeg(encode).unwrap().unwrap(), first));
+        }
+    });
+    assert_eq!(hub.snapshot_decodes(), 1);
+    // The next key frame (frame 25, emitted when frame 26 arrives) is a new picture.
+    publish_gops(&hub, &entry, 10, 27, 25, 100);
+    let third = hub.snapshot_jpeg(encode).unwrap().unwrap();
+    assert_ne!(third, first);
+    assert_eq!(third[0], 25);
+    assert_eq!(hub.snapshot_decodes(), 2);
+}

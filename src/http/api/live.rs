@@ -153,7 +153,9 @@ pub(super) fn segment(ctx: &Ctx, call: &Call, id: &str, seq: &str) -> Result<Res
 /// codec the recorder cannot decode (H.265), 503 before the first key frame.
 pub(super) fn snapshot(ctx: &Ctx, id: &str) -> Result<Response, Error> {
     let cam = camera(ctx, id)?;
-    let Some((entry, frame)) = cam.live.latest_key_frame() else { return Ok(no_picture(&cam)) };
-    let jpeg = crate::motion::snapshot::key_frame_jpeg(&entry, &frame)?;
-    Ok(respond::bytes("image/jpeg", jpeg))
+    // Issue 12 point 4, review: one decode per key frame, one at a time, whoever asks.
+    let Some(jpeg) = cam.live.snapshot_jpeg(crate::motion::snapshot::key_frame_jpeg) else {
+        return Ok(no_picture(&cam));
+    };
+    Ok(respond::bytes("image/jpeg", jpeg?.as_ref().clone()))
 }
