@@ -356,22 +356,17 @@ impl Hub {
         Some(out)
     }
 
-    /// The bytes of HLS segment `sequence` (its fragments, audio only when asked), or `None` when
-    /// it is not (or no longer) in the ring.
-    pub fn segment(&self, sequence: u64, audio: bool) -> Option<Vec<u8>> {
-        // Only the fragments' `Arc`s are taken under the lock: copying megabytes there would
-        // hold ingest's `publish` back.
-        let (fragments, bytes, with_audio) = {
-            let s = self.state.lock().expect("live hub lock");
-            let g = s.segments.iter().find(|g| g.sequence == sequence)?;
-            (g.fragments.clone(), g.bytes, audio && s.audio.is_some())
-        };
-        let mut out = Vec::with_capacity(bytes);
-        for f in fragments.iter().filter(|f| f.kind == StreamKind::Video || with_audio) {
-            out.extend_from_slice(&f.head);
-            out.extend_from_slice(&f.data);
-        }
-        Some(out)
+    /// HLS segment `sequence` (its fragments, audio only when asked) as a reader of its length in
+    /// bytes, or `None` when it is not (or no longer) in the ring. Nothing is copied: the reader
+    /// walks the segment's fragments (`Arc`s taken under the lock), so a slow client holds no
+    /// copy and never holds ingest's `publish` back.
+    pub fn segment(&self, sequence: u64, audio: bool) -> Option<SegmentReader> {
+        let s = self.state.lock().expect("live hub lock");
+        let g = s.segments.iter().find(|g| g.sequence == sequence)?;
+        let with_audio = audio && s.audio.is_some();
+        let fragments: Vec<Arc<Fragment>> =
+            g.fragments.iter().filter(|f| f.kind == StreamKind::Video || with_audio).cloned().collect();
+        Some(SegmentReader::new(fragments))
     }
 
     /// The latest key frame as a JPEG made by `encode` (`motion::snapshot::key_frame_jpeg`), or
@@ -424,6 +419,52 @@ impl Hub {
     pub fn cached_bytes(&self) -> usize {
         let s = self.state.lock().expect("live hub lock");
         s.gop_bytes + s.segments_bytes
+    }
+}
+
+/// The bytes of an HLS segment, read straight from its shared fragments (`Hub::segment`).
+pub struct SegmentReader {
+    fragments: Vec<Arc<Fragment>>,
+    /// The fragment being read.
+    index: usize,
+    /// Bytes of it already read (its head, then its data).
+    offset: usize,
+    len: u64,
+}
+
+impl SegmentReader {
+    fn new(fragments: Vec<Arc<Fragment>>) -> SegmentReader {
+        let len = fragments.iter().map(|f| f.len_bytes() as u64).sum();
+        SegmentReader { fragments, index: 0, offset: 0, len }
+    }
+
+    /// The segment's length in bytes (its `Content-Length`).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True for a segment without bytes (never one the hub holds).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl std::io::Read for SegmentReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while let Some(f) = self.fragments.get(self.index) {
+            let part =
+                if self.offset < f.head.len() { &f.head[self.offset..] } else { &f.data[self.offset - f.head.len()..] };
+            if part.is_empty() {
+                self.index += 1;
+                self.offset = 0;
+                continue;
+            }
+            let n = part.len().min(buf.len());
+            buf[..n].copy_from_slice(&part[..n]);
+            self.offset += n;
+            return Ok(n);
+        }
+        Ok(0)
     }
 }
 

@@ -167,7 +167,25 @@ fn completed_gops_become_hls_segments() {
     assert!(playlist.contains("#EXTINF:2.000,\n4.m4s\n"), "{playlist}");
     assert_eq!(playlist.matches(".m4s").count(), HLS_SEGMENTS);
     assert!(hub.segment(1, false).is_none(), "dropped from the ring");
-    let seg = hub.segment(4, false).unwrap();
+    let mut reader = hub.segment(4, false).unwrap();
+    let len = reader.len();
+    // Issue 12 point 4, review: the segment is the ring's own fragments (no copy), read in
+    // pieces of any size, and its length is known before it is read (Content-Length).
+    {
+        let s = hub.state.lock().unwrap();
+        let ring = &s.segments.iter().find(|g| g.sequence == 4).unwrap().fragments;
+        assert!(ring.iter().zip(&reader.fragments).all(|(a, b)| Arc::ptr_eq(a, b)));
+    }
+    let mut seg = Vec::new();
+    let mut buf = [0u8; 7];
+    loop {
+        let n = reader.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        seg.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(seg.len() as u64, len);
     let frags = fragments_of(&seg);
     assert_eq!(frags.len(), 50);
     assert_eq!(frags[0], (true, 200 * 3600));

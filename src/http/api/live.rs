@@ -139,14 +139,19 @@ pub(super) fn init(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> 
 }
 
 /// `GET /api/v1/cameras/{id}/live/{seq}.m4s[?audio=1]`: one GOP-long HLS segment; 404 once it left
-/// the hub's ring (the player then reloads the playlist).
+/// the hub's ring (the player then reloads the playlist). Of the `Download` class: the body is a
+/// reader of the hub's fragments that holds its place until the client has it.
 pub(super) fn segment(ctx: &Ctx, call: &Call, id: &str, seq: &str) -> Result<Response, Error> {
     let cam = camera(ctx, id)?;
     let audio = wants_audio(call)?;
     let not_held = || crate::err!(NotFound, "live segment {seq:?} of camera {id:?} is not held (any more)");
     let n: u64 = seq.parse().map_err(|_| not_held())?;
-    let bytes = cam.live.segment(n, audio).ok_or_else(not_held)?;
-    Ok(respond::bytes("video/mp4", bytes))
+    // Issue 12 point 4, review: the segment is read from the hub's fragments as hyper sends it
+    // (no copy), and the Download place the dispatcher took travels with it.
+    let reader = cam.live.segment(n, audio).ok_or_else(not_held)?;
+    let len = reader.len();
+    Ok(Response::new(200, Body::Reader { reader: Box::new(reader), len: Some(len) })
+        .with_header("Content-Type", "video/mp4"))
 }
 
 /// `GET /api/v1/cameras/{id}/snapshot.jpg`: the latest key frame as JPEG; 415 `unsupported` for a
