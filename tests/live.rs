@@ -301,3 +301,36 @@ fn h265_camera_streams_hvc1_and_its_snapshot_is_unsupported() {
     assert_eq!(r.json()["error"]["code"], "unsupported");
     assert!(r.json()["error"]["message"].as_str().unwrap().contains("h265"), "{}", r.text());
 }
+
+// Issue 12 point 4, review: when the camera goes away, live view goes with it: every live route
+// answers 503 `unavailable` with the camera's last error (as the status shows it) instead of a
+// stale GOP, a frozen playlist or an old snapshot.
+#[test]
+fn live_view_ends_when_the_camera_goes_away() {
+    let server = RtspServer::start(&[("/cam", "live:h264")]);
+    let tmp = common::temp_dir();
+    let rec = RecorderProc::start(tmp.path(), &body(&server.url("/cam")));
+    let url = |p: &str| rec.url(&format!("/api/v1/cameras/cam/{p}"));
+    let get = |p: &str| http_request("GET", &url(p), &[], &[]).unwrap();
+    wait_for(Duration::from_secs(60), || (get("live/index.m3u8").status == 200).then_some(()))
+        .unwrap_or_else(|| panic!("no HLS playlist: {}", rec.log_text()));
+    assert_eq!(get("snapshot.jpg").status, 200);
+    drop(server);
+    let gone = wait_for(Duration::from_secs(30), || {
+        let r = get("live");
+        let message = r.json()["error"]["message"].as_str().unwrap_or("").to_owned();
+        (r.status == 503 && message.contains("last error")).then_some(message)
+    })
+    .unwrap_or_else(|| panic!("live view outlived the camera: {}", rec.log_text()));
+    // Status and live view agree: the camera is not streaming and has the error the 503 names.
+    let cam = rec.camera("cam");
+    assert_ne!(cam["state"], "streaming", "{cam}");
+    assert!(cam["last_error"].is_string(), "{cam}");
+    println!("after the camera went away: {gone}");
+    for p in ["live", "live.mp4", "live/index.m3u8", "live/init.mp4", "snapshot.jpg"] {
+        let r = get(p);
+        assert_eq!(r.status, 503, "{p}: {}", r.text());
+        assert_eq!(r.json()["error"]["code"], "unavailable", "{p}");
+        assert!(r.header("Retry-After").is_some(), "{p}");
+    }
+}

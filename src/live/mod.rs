@@ -238,6 +238,22 @@ impl Hub {
         }
     }
 
+    /// The camera's session ended (source error, disconnect) or its task stopped (disabled,
+    /// changed, removed): viewers end, and the GOP cache, the HLS ring, the last key frame and the
+    /// tracks are cleared, so every live answer is 503 until the next session's first frames
+    /// instead of a stale picture. Segment and fragment numbers keep counting, so an HLS player
+    /// never sees a number again.
+    pub fn reset(&self) {
+        let mut s = self.state.lock().expect("live hub lock");
+        let viewers = std::mem::take(&mut s.viewers);
+        for v in &viewers {
+            v.close();
+        }
+        *s = State { sequence: s.sequence, next_segment: s.next_segment, key_frames: s.key_frames, ..State::default() };
+        drop(s);
+        *self.snapshot.lock().expect("live snapshot lock") = None;
+    }
+
     /// Makes the fragment of a frame whose duration is now known, caches it and offers it to
     /// every viewer.
     fn emit(&self, s: &mut State, kind: StreamKind, p: Pending, duration: u32, now: std::time::Duration) {

@@ -304,3 +304,31 @@ fn snapshots_decode_once_per_key_frame() {
     assert_eq!(third[0], 25);
     assert_eq!(hub.snapshot_decodes(), 2);
 }
+
+// Issue 12 point 4, review: when the camera's session ends, viewers end and nothing stale is
+// served: no stream info, no playlist, no segment, no snapshot, until the next session's frames.
+#[test]
+fn a_reset_ends_viewers_and_clears_every_cache() {
+    let hub = Hub::new();
+    let entry = avc1(1280);
+    publish_gops(&hub, &entry, 0, 3 * 25 + 2, 25, 100);
+    let mut viewer = hub.subscribe(false, at(77)).unwrap();
+    let playlist = hub.playlist(false).unwrap();
+    assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:0\n"), "{playlist}");
+    assert!(hub.snapshot_jpeg(|_, f| Ok(f.to_vec())).is_some());
+    hub.reset();
+    let mut rest = Vec::new();
+    viewer.read_to_end(&mut rest).unwrap();
+    assert_eq!(hub.viewers(), 0);
+    assert!(hub.info().is_none());
+    assert!(hub.playlist(false).is_none());
+    assert!(hub.segment(0, false).is_none());
+    assert!(hub.init_segment(false).is_none());
+    assert!(hub.snapshot_jpeg(|_, f| Ok(f.to_vec())).is_none());
+    assert_eq!(hub.cached_bytes(), 0);
+    // The next session starts over; segment numbers keep counting.
+    publish_gops(&hub, &entry, 1000, 1000 + 2 * 25 + 2, 25, 100);
+    assert!(hub.info().is_some());
+    let playlist = hub.playlist(false).unwrap();
+    assert!(!playlist.contains("\n0.m4s") && playlist.contains("#EXT-X-MEDIA-SEQUENCE:3\n"), "{playlist}");
+}

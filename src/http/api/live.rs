@@ -66,7 +66,7 @@ fn no_picture(cam: &CameraStats) -> Response {
             None => format!("the camera is {}", cam.state().as_str()),
         }
     };
-    let e = crate::err!(Unavailable, "camera {:?} has no live picture yet ({why}); retry shortly", &*cam.id);
+    let e = crate::err!(Unavailable, "camera {:?} has no live picture ({why}); retry shortly", &*cam.id);
     respond::error(&e).with_header("Retry-After", &RETRY_AFTER_SEC.to_string())
 }
 
