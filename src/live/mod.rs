@@ -25,11 +25,16 @@ use viewer::ViewerQueue;
 /// at once): 8 MiB holds a 16 s GOP at 4 Mbit/s. A GOP that grows past it is dropped from the
 /// cache until the next key frame (a new viewer then waits for that key frame).
 pub const GOP_CACHE_MAX_BYTES: usize = 8 << 20;
-/// Completed GOPs kept as HLS segments; Apple asks for at least three in a live playlist.
+/// Completed GOPs a live playlist lists; Apple asks for at least three.
 pub const HLS_SEGMENTS: usize = 3;
-/// The cap of the HLS ring in bytes (oldest segments go first): with the GOP cache, a camera's
-/// hub holds at most `GOP_CACHE_MAX_BYTES + HLS_MAX_BYTES` = 24 MiB, typically ~4 MiB.
-pub const HLS_MAX_BYTES: usize = 16 << 20;
+/// Completed GOPs the HLS ring keeps: two more than the playlist lists, so a segment that just
+/// left the playlist can still be fetched by a player holding the previous playlist (RFC 8216
+/// section 6.2.2).
+pub const HLS_RING_SEGMENTS: usize = HLS_SEGMENTS + 2;
+/// The cap of the HLS ring in bytes: the unlisted segments go first when it is passed, but the
+/// listed ones never (each is under `GOP_CACHE_MAX_BYTES`, so they fit). With the GOP cache, a
+/// camera's hub holds at most `GOP_CACHE_MAX_BYTES + HLS_MAX_BYTES` = 32 MiB, typically ~5 MiB.
+pub const HLS_MAX_BYTES: usize = HLS_SEGMENTS * GOP_CACHE_MAX_BYTES;
 /// A viewer's queue in fragments: a 10 s GOP of 25 fps video and 48 kHz AAC is ~720.
 pub const VIEWER_QUEUE_MAX_FRAGMENTS: usize = 1024;
 /// A viewer's queue in bytes: as large as the GOP cache, so a new viewer's first GOP fits.
@@ -76,6 +81,11 @@ struct Segment {
     fragments: Vec<Arc<Fragment>>,
     /// Sum of the fragments' bytes.
     bytes: usize,
+    /// The timeline broke before this segment (`EXT-X-DISCONTINUITY`).
+    discontinuity: bool,
+    /// Discontinuities from the hub's start up to and including this segment's
+    /// (`EXT-X-DISCONTINUITY-SEQUENCE` when it is the first listed).
+    discontinuity_sequence: u64,
 }
 
 /// The last frame of a track, waiting for the next one to know its duration.
@@ -114,7 +124,7 @@ struct State {
     gop_valid: bool,
     /// Video decode time (90 kHz) of the GOP's key frame.
     gop_start_90k: u64,
-    /// The latest completed GOPs, oldest first (at most `HLS_SEGMENTS`, `HLS_MAX_BYTES`).
+    /// The latest completed GOPs, oldest first (at most `HLS_RING_SEGMENTS`, `HLS_MAX_BYTES`).
     segments: VecDeque<Segment>,
     /// Sum of `segments`' bytes.
     segments_bytes: usize,
@@ -126,6 +136,30 @@ struct State {
     last_key_frame: Option<Bytes>,
     /// Counts the video key frames emitted: names `last_key_frame` for the snapshot cache.
     key_frames: u64,
+    /// `EXT-X-TARGETDURATION` in seconds: the longest segment so far, never decreasing during
+    /// the hub's life (RFC 8216 section 6.2.1).
+    target_duration_s: u64,
+    /// Discontinuities so far (timeline breaks that reached a segment).
+    discontinuities: u64,
+    /// The timeline broke (a GOP overflow, new parameters, a new session): the next segment
+    /// starts with `EXT-X-DISCONTINUITY`.
+    discontinuity_pending: bool,
+}
+
+impl State {
+    /// Starts over after a timeline break, keeping what must keep counting for viewers and
+    /// HLS players (numbers, the target duration) and marking the next segment discontinuous.
+    fn restart(&mut self) {
+        *self = State {
+            sequence: self.sequence,
+            next_segment: self.next_segment,
+            key_frames: self.key_frames,
+            target_duration_s: self.target_duration_s,
+            discontinuities: self.discontinuities,
+            discontinuity_pending: true,
+            ..State::default()
+        };
+    }
 }
 
 /// What a live viewer or the live API needs to know about the stream.
@@ -186,12 +220,7 @@ impl Hub {
             for v in &viewers {
                 v.close();
             }
-            *s = State {
-                sequence: s.sequence,
-                next_segment: s.next_segment,
-                key_frames: s.key_frames,
-                ..State::default()
-            };
+            s.restart();
         }
         let timescale = i64::from(entry.timescale_hz());
         // A track starts where the other one is now, so audio and video share the timeline.
@@ -249,7 +278,7 @@ impl Hub {
         for v in &viewers {
             v.close();
         }
-        *s = State { sequence: s.sequence, next_segment: s.next_segment, key_frames: s.key_frames, ..State::default() };
+        s.restart();
         drop(s);
         *self.snapshot.lock().expect("live snapshot lock") = None;
     }
@@ -289,16 +318,28 @@ impl Hub {
     fn cache(&self, s: &mut State, fragment: &Arc<Fragment>, decode_time: u64) {
         if fragment.key {
             if s.gop_valid && !s.gop.is_empty() {
+                let discontinuity = std::mem::take(&mut s.discontinuity_pending);
+                if discontinuity {
+                    s.discontinuities += 1;
+                }
+                let duration_90k = decode_time.saturating_sub(s.gop_start_90k);
+                let seconds = duration_90k.div_ceil(u64::from(crate::media::VIDEO_TIMESCALE_HZ)).max(1);
+                s.target_duration_s = s.target_duration_s.max(seconds);
                 let segment = Segment {
                     sequence: s.next_segment,
-                    duration_90k: decode_time.saturating_sub(s.gop_start_90k),
+                    duration_90k,
                     fragments: std::mem::take(&mut s.gop),
                     bytes: s.gop_bytes,
+                    discontinuity,
+                    discontinuity_sequence: s.discontinuities,
                 };
                 s.next_segment += 1;
                 s.segments_bytes += segment.bytes;
                 s.segments.push_back(segment);
-                while s.segments.len() > HLS_SEGMENTS || s.segments_bytes > HLS_MAX_BYTES {
+                // The listed segments stay whatever their bytes: they fit `HLS_MAX_BYTES`.
+                while s.segments.len() > HLS_RING_SEGMENTS
+                    || (s.segments_bytes > HLS_MAX_BYTES && s.segments.len() > HLS_SEGMENTS)
+                {
                     let Some(old) = s.segments.pop_front() else { break };
                     s.segments_bytes -= old.bytes;
                 }
@@ -313,6 +354,8 @@ impl Hub {
         }
         if s.gop_bytes + fragment.len_bytes() > GOP_CACHE_MAX_BYTES {
             self.gop_overflows.fetch_add(1, Ordering::Relaxed);
+            // The GOP never becomes a segment: the next one follows a gap in the timeline.
+            s.discontinuity_pending = true;
             s.gop = Vec::new();
             s.gop_bytes = 0;
             s.gop_valid = false;
@@ -354,19 +397,27 @@ impl Hub {
         init_segment(&info.video, audio_entry)
     }
 
-    /// A live HLS media playlist of the completed GOPs (`None` until one GOP completed). Segment
-    /// URIs are relative (`7.m4s`), so the playlist works under any path prefix.
+    /// A live HLS media playlist of the last `HLS_SEGMENTS` completed GOPs (`None` until one GOP
+    /// completed), per RFC 8216: the target duration never decreases, a timeline break is marked
+    /// `EXT-X-DISCONTINUITY` (counted by `EXT-X-DISCONTINUITY-SEQUENCE` once it left the list).
+    /// Segment URIs are relative (`7.m4s`), so the playlist works under any path prefix.
     pub fn playlist(&self, audio: bool) -> Option<String> {
         let s = self.state.lock().expect("live hub lock");
-        let first = s.segments.front()?;
+        let listed = s.segments.iter().skip(s.segments.len().saturating_sub(HLS_SEGMENTS));
+        let first = listed.clone().next()?;
         let query = if audio && s.audio.is_some() { "?audio=1" } else { "" };
         let seconds = |d: u64| d as f64 / f64::from(crate::media::VIDEO_TIMESCALE_HZ);
-        let target = s.segments.iter().map(|g| seconds(g.duration_90k).ceil() as u64).max().unwrap_or(1).max(1);
         let mut out = format!(
-            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init.mp4{query}\"\n",
-            first.sequence
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-DISCONTINUITY-SEQUENCE:{}\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init.mp4{query}\"\n",
+            s.target_duration_s.max(1),
+            first.sequence,
+            first.discontinuity_sequence,
         );
-        for g in &s.segments {
+        for g in listed {
+            // The first listed segment's break is in the discontinuity sequence already.
+            if g.discontinuity && g.sequence != first.sequence {
+                out.push_str("#EXT-X-DISCONTINUITY\n");
+            }
             out.push_str(&format!("#EXTINF:{:.3},\n{}.m4s{query}\n", seconds(g.duration_90k), g.sequence));
         }
         Some(out)

@@ -160,13 +160,17 @@ fn completed_gops_become_hls_segments() {
     let hub = Hub::new();
     let entry = avc1(1280);
     assert!(hub.playlist(false).is_none());
-    publish_gops(&hub, &entry, 0, 5 * 50 + 2, 50, 1000);
+    publish_gops(&hub, &entry, 0, 7 * 50 + 2, 50, 1000);
     let playlist = hub.playlist(false).unwrap();
-    assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:2\n"), "{playlist}");
+    assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:4\n"), "{playlist}");
+    assert!(playlist.contains("#EXT-X-DISCONTINUITY-SEQUENCE:0\n"), "{playlist}");
     assert!(playlist.contains("#EXT-X-MAP:URI=\"init.mp4\""), "{playlist}");
-    assert!(playlist.contains("#EXTINF:2.000,\n4.m4s\n"), "{playlist}");
+    assert!(playlist.contains("#EXTINF:2.000,\n6.m4s\n"), "{playlist}");
     assert_eq!(playlist.matches(".m4s").count(), HLS_SEGMENTS);
+    assert!(!playlist.contains("EXT-X-DISCONTINUITY\n"), "{playlist}");
     assert!(hub.segment(1, false).is_none(), "dropped from the ring");
+    // Issue 12 point 4, review: a segment that just left the playlist can still be fetched.
+    assert!(hub.segment(2, false).is_some() && hub.segment(3, false).is_some());
     let mut reader = hub.segment(4, false).unwrap();
     let len = reader.len();
     // Issue 12 point 4, review: the segment is the ring's own fragments (no copy), read in
@@ -331,4 +335,50 @@ fn a_reset_ends_viewers_and_clears_every_cache() {
     assert!(hub.info().is_some());
     let playlist = hub.playlist(false).unwrap();
     assert!(!playlist.contains("\n0.m4s") && playlist.contains("#EXT-X-MEDIA-SEQUENCE:3\n"), "{playlist}");
+}
+
+// Issue 12 point 4, review (RFC 8216): the target duration never decreases, a timeline break
+// (GOP overflow, new parameters, a new session) is an EXT-X-DISCONTINUITY counted by
+// EXT-X-DISCONTINUITY-SEQUENCE once it left the list, and the byte cap never shortens the list.
+#[test]
+fn the_hls_playlist_follows_rfc_8216() {
+    let hub = Hub::new();
+    let entry = avc1(1280);
+    // Two 4 s GOPs, then 1 s GOPs: the target stays 4.
+    publish_gops(&hub, &entry, 0, 200, 100, 100);
+    publish_gops(&hub, &entry, 200, 200 + 6 * 25 + 2, 25, 100);
+    let playlist = hub.playlist(false).unwrap();
+    assert!(playlist.contains("#EXT-X-TARGETDURATION:4\n"), "{playlist}");
+    assert!(playlist.contains("#EXTINF:1.000,"), "{playlist}");
+    // A GOP that outgrows the cache: the segment after it is discontinuous.
+    let big = GOP_CACHE_MAX_BYTES / 20 + 1;
+    publish_gops(&hub, &entry, 352, 352 + 25, 25, big);
+    publish_gops(&hub, &entry, 377, 377 + 2 * 25 + 2, 25, 100);
+    let playlist = hub.playlist(false).unwrap();
+    assert_eq!(playlist.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{playlist}");
+    assert!(playlist.contains("#EXT-X-DISCONTINUITY-SEQUENCE:0\n"), "{playlist}");
+    let tag = playlist.find("#EXT-X-DISCONTINUITY\n").unwrap();
+    let after_tag = &playlist[tag..];
+    let next_uri = after_tag.lines().find(|l| l.ends_with(".m4s")).unwrap();
+    let seg: u64 = next_uri.trim_end_matches(".m4s").parse().unwrap();
+    // A new session (reset): the break moves out of the list into the sequence number.
+    hub.reset();
+    publish_gops(&hub, &entry, 5000, 5000 + 4 * 25 + 2, 25, 100);
+    let playlist = hub.playlist(false).unwrap();
+    assert!(playlist.contains("#EXT-X-DISCONTINUITY-SEQUENCE:2\n"), "{playlist}");
+    assert!(playlist.contains("#EXT-X-TARGETDURATION:4\n"), "sticky across sessions: {playlist}");
+    assert!(!playlist.contains(&format!("\n{seg}.m4s")), "{playlist}");
+    // New parameters: one more break.
+    let other = avc1(640);
+    publish_gops(&hub, &other, 6000, 6000 + 25 + 2, 25, 100);
+    let playlist = hub.playlist(false).unwrap();
+    assert!(playlist.contains("#EXT-X-DISCONTINUITY-SEQUENCE:3\n"), "{playlist}");
+    assert_eq!(playlist.matches(".m4s").count(), 1, "the old parameters' segments are gone: {playlist}");
+    // Segments near the cap: the byte cap drops unlisted segments only, never listed ones.
+    let hub = Hub::new();
+    let near_cap = GOP_CACHE_MAX_BYTES / 26;
+    publish_gops(&hub, &entry, 0, 6 * 25 + 2, 25, near_cap);
+    let playlist = hub.playlist(false).unwrap();
+    assert_eq!(playlist.matches(".m4s").count(), HLS_SEGMENTS, "{playlist}");
+    assert!(hub.cached_bytes() <= GOP_CACHE_MAX_BYTES + HLS_MAX_BYTES);
 }
