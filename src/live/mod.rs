@@ -373,13 +373,17 @@ impl Hub {
     }
 
     /// A new viewer: the init segment (with audio when asked and the camera has it), then the
-    /// cached GOP from its key frame, then every new fragment. `None` while there is no picture.
+    /// cached GOP from its key frame, then every new fragment; `Viewer::stream_info` names the
+    /// tracks of that init segment. `None` while there is no picture.
     /// `now` is the monotonic time (`Clocks::monotonic`), from which the viewer's lag counts.
     pub fn subscribe(&self, audio: bool, now: std::time::Duration) -> Option<Viewer> {
         let mut s = self.state.lock().expect("live hub lock");
         let video = s.video.as_ref()?.entry.clone();
         let audio_entry = if audio { s.audio.as_ref().map(|a| a.entry.clone()) } else { None };
         let init = init_segment(&video, audio_entry.as_deref())?;
+        // Issue 12 point 4, review: the viewer carries the tracks its init segment describes, so
+        // its Content-Type never comes from a second look at the hub (parameters may change).
+        let info = StreamInfo { video, audio: audio_entry.clone() };
         let queue = Arc::new(ViewerQueue::new(audio_entry.is_some(), !s.gop_valid));
         let mut skipped = 0;
         for f in &s.gop {
@@ -387,7 +391,7 @@ impl Hub {
         }
         self.skipped_frames.fetch_add(skipped, Ordering::Relaxed);
         s.viewers.push(queue.clone());
-        Some(Viewer::new(init, queue))
+        Some(Viewer::new(init, info, queue))
     }
 
     /// The init segment of the HLS stream (`None` while there is no picture).

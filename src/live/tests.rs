@@ -230,6 +230,12 @@ fn changed_parameters_end_viewers_and_gone_viewers_leave() {
     assert_eq!(v.read(&mut buf).unwrap(), 0, "the stream ends");
     assert_eq!(hub.viewers(), 0);
     assert_eq!(hub.info().unwrap().video.width(), 640);
+    // Issue 12 point 4, review: a viewer names the tracks of its own init segment (its
+    // Content-Type), whatever the hub has since.
+    assert_eq!(v.stream_info().video.width(), 1280);
+    assert!(v.stream_info().audio.is_none(), "audio not asked");
+    let again = hub.subscribe(true, at(4));
+    assert!(again.is_none() || again.unwrap().stream_info().video.width() == 640);
 }
 
 // Issue 12 point 4: a viewer whose oldest unread fragment waited longer than `VIEWER_MAX_LAG` on

@@ -106,11 +106,13 @@ pub(super) fn info(ctx: &Ctx, id: &str) -> Result<Response, Error> {
 pub(super) fn stream(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> {
     let cam = camera(ctx, id)?;
     let audio = wants_audio(call)?;
-    let Some(info) = cam.live.info() else { return Ok(no_picture(&cam)) };
     let now = ctx.rec.clocks().monotonic();
     let Some(viewer) = cam.live.subscribe(audio, now) else { return Ok(no_picture(&cam)) };
+    // Issue 12 point 4, review: the codecs of the tracks the viewer's init segment was built
+    // from, not of a second look at the hub that new parameters may have changed meanwhile.
+    let info = viewer.stream_info();
     let mut codecs = rfc6381_codec(&info.video);
-    if let (true, Some(a)) = (viewer.has_audio(), &info.audio) {
+    if let Some(a) = &info.audio {
         codecs = format!("{codecs},{}", rfc6381_codec(a));
     }
     Ok(Response::new(200, Body::Reader { reader: Box::new(viewer), len: None })
