@@ -609,6 +609,9 @@ pub async fn supervise(
         let now = sink.anchor.wall_us(sink.clocks.as_ref());
         sink.events
             .emit(Event::new(EventKind::CommunicationError, now).with_camera(&*stats.id).with_message(msg.clone()));
+        // Issue 12 point 4, review: live view ends with the session; the live routes then answer
+        // 503 with this error, as the status does, instead of a stale picture.
+        stats.live.reset();
         *stats.last_error.lock().expect("error lock") = Some(msg);
         stats.reconnects.fetch_add(1, Ordering::Relaxed);
         stats.set_state(CameraState::Retrying);

@@ -304,6 +304,11 @@ impl Recorder {
             if r.done.recv_timeout(CAMERA_STOP_TIMEOUT) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
                 tracing::warn!(camera = %id, "camera task did not stop within {CAMERA_STOP_TIMEOUT:?}");
             }
+            // Issue 12 point 4, review: the stopped camera's live viewers end now (disabled,
+            // changed or removed), not 10 s later.
+            if let Some(s) = old_stats.iter().find(|s| *s.id == **id) {
+                s.live.reset();
+            }
         }
         for c in &new.cameras {
             let prev = old_stats.iter().find(|s| *s.id == *c.id);

@@ -232,7 +232,11 @@ impl Route {
             }
             Route::LivePlaylist { .. } => spec("GET", "/api/v1/cameras/{id}/live/index.m3u8", Camera(P::ViewLive)),
             Route::LiveInit { .. } => spec("GET", "/api/v1/cameras/{id}/live/init.mp4", Camera(P::ViewLive)),
-            Route::LiveSegment { .. } => spec("GET", "/api/v1/cameras/{id}/live/{seq}.m4s", Camera(P::ViewLive)),
+            // Issue 12 point 4, review: a segment (up to 8 MiB) is streamed from the hub to a
+            // client that may be slow, so it holds a Download place until it is sent.
+            Route::LiveSegment { .. } => {
+                spec("GET", "/api/v1/cameras/{id}/live/{seq}.m4s", Camera(P::ViewLive)).capacity(Capacity::Download)
+            }
             Route::Snapshot { .. } => spec("GET", "/api/v1/cameras/{id}/snapshot.jpg", Camera(P::ViewLive)),
             Route::SearchMotion => spec("POST", "/api/v1/search/motion", EachCamera(P::SmartSearch)),
             Route::Events => spec("GET", "/api/v1/events", Recorder(P::Status)).capacity(Capacity::LongPoll),
@@ -423,9 +427,11 @@ mod tests {
         assert_eq!(class(Method::Get, "/api/v1/events"), Capacity::LongPoll);
         assert_eq!(class(Method::Get, "/api/v1/cameras/a/export.mp4"), Capacity::Download);
         assert_eq!(class(Method::Get, "/api/v1/status"), Capacity::Quick);
-        // Issue 12 point 4: the live stream is of the Live class; HLS answers are quick.
+        // Issue 12 point 4: the live stream is of the Live class; an HLS segment is a Download
+        // (Issue 12 point 4, review: its place travels with the body); the playlist is quick.
         assert_eq!(class(Method::Get, "/api/v1/cameras/a/live.mp4"), Capacity::Live);
-        assert_eq!(class(Method::Get, "/api/v1/cameras/a/live/3.m4s"), Capacity::Quick);
+        assert_eq!(class(Method::Get, "/api/v1/cameras/a/live/3.m4s"), Capacity::Download);
+        assert_eq!(class(Method::Get, "/api/v1/cameras/a/live/index.m3u8"), Capacity::Quick);
         // Issue 12 point 4: a snapshot of a codec the box cannot decode is 415 `unsupported`.
         assert_eq!(super::super::status_for(crate::ErrorKind::Unsupported), 415);
         let kind = |m: Method, p: &str| Route::parse(&m, p).unwrap_err().kind();

@@ -25,11 +25,16 @@ use viewer::ViewerQueue;
 /// at once): 8 MiB holds a 16 s GOP at 4 Mbit/s. A GOP that grows past it is dropped from the
 /// cache until the next key frame (a new viewer then waits for that key frame).
 pub const GOP_CACHE_MAX_BYTES: usize = 8 << 20;
-/// Completed GOPs kept as HLS segments; Apple asks for at least three in a live playlist.
+/// Completed GOPs a live playlist lists; Apple asks for at least three.
 pub const HLS_SEGMENTS: usize = 3;
-/// The cap of the HLS ring in bytes (oldest segments go first): with the GOP cache, a camera's
-/// hub holds at most `GOP_CACHE_MAX_BYTES + HLS_MAX_BYTES` = 24 MiB, typically ~4 MiB.
-pub const HLS_MAX_BYTES: usize = 16 << 20;
+/// Completed GOPs the HLS ring keeps: two more than the playlist lists, so a segment that just
+/// left the playlist can still be fetched by a player holding the previous playlist (RFC 8216
+/// section 6.2.2).
+pub const HLS_RING_SEGMENTS: usize = HLS_SEGMENTS + 2;
+/// The cap of the HLS ring in bytes: the unlisted segments go first when it is passed, but the
+/// listed ones never (each is under `GOP_CACHE_MAX_BYTES`, so they fit). With the GOP cache, a
+/// camera's hub holds at most `GOP_CACHE_MAX_BYTES + HLS_MAX_BYTES` = 32 MiB, typically ~5 MiB.
+pub const HLS_MAX_BYTES: usize = HLS_SEGMENTS * GOP_CACHE_MAX_BYTES;
 /// A viewer's queue in fragments: a 10 s GOP of 25 fps video and 48 kHz AAC is ~720.
 pub const VIEWER_QUEUE_MAX_FRAGMENTS: usize = 1024;
 /// A viewer's queue in bytes: as large as the GOP cache, so a new viewer's first GOP fits.
@@ -76,6 +81,11 @@ struct Segment {
     fragments: Vec<Arc<Fragment>>,
     /// Sum of the fragments' bytes.
     bytes: usize,
+    /// The timeline broke before this segment (`EXT-X-DISCONTINUITY`).
+    discontinuity: bool,
+    /// Discontinuities from the hub's start up to and including this segment's
+    /// (`EXT-X-DISCONTINUITY-SEQUENCE` when it is the first listed).
+    discontinuity_sequence: u64,
 }
 
 /// The last frame of a track, waiting for the next one to know its duration.
@@ -114,7 +124,7 @@ struct State {
     gop_valid: bool,
     /// Video decode time (90 kHz) of the GOP's key frame.
     gop_start_90k: u64,
-    /// The latest completed GOPs, oldest first (at most `HLS_SEGMENTS`, `HLS_MAX_BYTES`).
+    /// The latest completed GOPs, oldest first (at most `HLS_RING_SEGMENTS`, `HLS_MAX_BYTES`).
     segments: VecDeque<Segment>,
     /// Sum of `segments`' bytes.
     segments_bytes: usize,
@@ -124,6 +134,32 @@ struct State {
     viewers: Vec<Arc<ViewerQueue>>,
     /// The latest video key frame's bytes (shared with its fragment), for snapshots.
     last_key_frame: Option<Bytes>,
+    /// Counts the video key frames emitted: names `last_key_frame` for the snapshot cache.
+    key_frames: u64,
+    /// `EXT-X-TARGETDURATION` in seconds: the longest segment so far, never decreasing during
+    /// the hub's life (RFC 8216 section 6.2.1).
+    target_duration_s: u64,
+    /// Discontinuities so far (timeline breaks that reached a segment).
+    discontinuities: u64,
+    /// The timeline broke (a GOP overflow, new parameters, a new session): the next segment
+    /// starts with `EXT-X-DISCONTINUITY`.
+    discontinuity_pending: bool,
+}
+
+impl State {
+    /// Starts over after a timeline break, keeping what must keep counting for viewers and
+    /// HLS players (numbers, the target duration) and marking the next segment discontinuous.
+    fn restart(&mut self) {
+        *self = State {
+            sequence: self.sequence,
+            next_segment: self.next_segment,
+            key_frames: self.key_frames,
+            target_duration_s: self.target_duration_s,
+            discontinuities: self.discontinuities,
+            discontinuity_pending: true,
+            ..State::default()
+        };
+    }
 }
 
 /// What a live viewer or the live API needs to know about the stream.
@@ -141,6 +177,12 @@ pub struct Hub {
     skipped_frames: AtomicU64,
     /// GOPs that outgrew `GOP_CACHE_MAX_BYTES` and were dropped from the cache.
     gop_overflows: AtomicU64,
+    /// The JPEG of the latest key frame, by key-frame number (`State::key_frames`). Its lock is
+    /// held while one snapshot decodes, so decodes run one at a time per camera and callers
+    /// asking meanwhile wait for that result instead of decoding again. Never taken by `publish`.
+    snapshot: Mutex<Option<(u64, Arc<Vec<u8>>)>>,
+    /// Key frames decoded for snapshots (one per GOP at most, however many ask).
+    snapshot_decodes: AtomicU64,
 }
 
 impl Default for Hub {
@@ -151,7 +193,13 @@ impl Default for Hub {
 
 impl Hub {
     pub fn new() -> Hub {
-        Hub { state: Mutex::new(State::default()), skipped_frames: AtomicU64::new(0), gop_overflows: AtomicU64::new(0) }
+        Hub {
+            state: Mutex::new(State::default()),
+            skipped_frames: AtomicU64::new(0),
+            gop_overflows: AtomicU64::new(0),
+            snapshot: Mutex::new(None),
+            snapshot_decodes: AtomicU64::new(0),
+        }
     }
 
     /// Takes one frame from ingest at monotonic time `now` (`Clocks::monotonic`). Contract:
@@ -172,7 +220,7 @@ impl Hub {
             for v in &viewers {
                 v.close();
             }
-            *s = State { sequence: s.sequence, next_segment: s.next_segment, ..State::default() };
+            s.restart();
         }
         let timescale = i64::from(entry.timescale_hz());
         // A track starts where the other one is now, so audio and video share the timeline.
@@ -219,6 +267,22 @@ impl Hub {
         }
     }
 
+    /// The camera's session ended (source error, disconnect) or its task stopped (disabled,
+    /// changed, removed): viewers end, and the GOP cache, the HLS ring, the last key frame and the
+    /// tracks are cleared, so every live answer is 503 until the next session's first frames
+    /// instead of a stale picture. Segment and fragment numbers keep counting, so an HLS player
+    /// never sees a number again.
+    pub fn reset(&self) {
+        let mut s = self.state.lock().expect("live hub lock");
+        let viewers = std::mem::take(&mut s.viewers);
+        for v in &viewers {
+            v.close();
+        }
+        s.restart();
+        drop(s);
+        *self.snapshot.lock().expect("live snapshot lock") = None;
+    }
+
     /// Makes the fragment of a frame whose duration is now known, caches it and offers it to
     /// every viewer.
     fn emit(&self, s: &mut State, kind: StreamKind, p: Pending, duration: u32, now: std::time::Duration) {
@@ -236,6 +300,7 @@ impl Hub {
         };
         if key {
             s.last_key_frame = Some(p.data.clone());
+            s.key_frames += 1;
         }
         let fragment = Arc::new(Fragment { kind, key, head, data: p.data });
         self.cache(s, &fragment, p.decode_time);
@@ -253,16 +318,28 @@ impl Hub {
     fn cache(&self, s: &mut State, fragment: &Arc<Fragment>, decode_time: u64) {
         if fragment.key {
             if s.gop_valid && !s.gop.is_empty() {
+                let discontinuity = std::mem::take(&mut s.discontinuity_pending);
+                if discontinuity {
+                    s.discontinuities += 1;
+                }
+                let duration_90k = decode_time.saturating_sub(s.gop_start_90k);
+                let seconds = duration_90k.div_ceil(u64::from(crate::media::VIDEO_TIMESCALE_HZ)).max(1);
+                s.target_duration_s = s.target_duration_s.max(seconds);
                 let segment = Segment {
                     sequence: s.next_segment,
-                    duration_90k: decode_time.saturating_sub(s.gop_start_90k),
+                    duration_90k,
                     fragments: std::mem::take(&mut s.gop),
                     bytes: s.gop_bytes,
+                    discontinuity,
+                    discontinuity_sequence: s.discontinuities,
                 };
                 s.next_segment += 1;
                 s.segments_bytes += segment.bytes;
                 s.segments.push_back(segment);
-                while s.segments.len() > HLS_SEGMENTS || s.segments_bytes > HLS_MAX_BYTES {
+                // The listed segments stay whatever their bytes: they fit `HLS_MAX_BYTES`.
+                while s.segments.len() > HLS_RING_SEGMENTS
+                    || (s.segments_bytes > HLS_MAX_BYTES && s.segments.len() > HLS_SEGMENTS)
+                {
                     let Some(old) = s.segments.pop_front() else { break };
                     s.segments_bytes -= old.bytes;
                 }
@@ -277,6 +354,8 @@ impl Hub {
         }
         if s.gop_bytes + fragment.len_bytes() > GOP_CACHE_MAX_BYTES {
             self.gop_overflows.fetch_add(1, Ordering::Relaxed);
+            // The GOP never becomes a segment: the next one follows a gap in the timeline.
+            s.discontinuity_pending = true;
             s.gop = Vec::new();
             s.gop_bytes = 0;
             s.gop_valid = false;
@@ -294,13 +373,17 @@ impl Hub {
     }
 
     /// A new viewer: the init segment (with audio when asked and the camera has it), then the
-    /// cached GOP from its key frame, then every new fragment. `None` while there is no picture.
+    /// cached GOP from its key frame, then every new fragment; `Viewer::stream_info` names the
+    /// tracks of that init segment. `None` while there is no picture.
     /// `now` is the monotonic time (`Clocks::monotonic`), from which the viewer's lag counts.
     pub fn subscribe(&self, audio: bool, now: std::time::Duration) -> Option<Viewer> {
         let mut s = self.state.lock().expect("live hub lock");
         let video = s.video.as_ref()?.entry.clone();
         let audio_entry = if audio { s.audio.as_ref().map(|a| a.entry.clone()) } else { None };
         let init = init_segment(&video, audio_entry.as_deref())?;
+        // Issue 12 point 4, review: the viewer carries the tracks its init segment describes, so
+        // its Content-Type never comes from a second look at the hub (parameters may change).
+        let info = StreamInfo { video, audio: audio_entry.clone() };
         let queue = Arc::new(ViewerQueue::new(audio_entry.is_some(), !s.gop_valid));
         let mut skipped = 0;
         for f in &s.gop {
@@ -308,7 +391,7 @@ impl Hub {
         }
         self.skipped_frames.fetch_add(skipped, Ordering::Relaxed);
         s.viewers.push(queue.clone());
-        Some(Viewer::new(init, queue))
+        Some(Viewer::new(init, info, queue))
     }
 
     /// The init segment of the HLS stream (`None` while there is no picture).
@@ -318,47 +401,74 @@ impl Hub {
         init_segment(&info.video, audio_entry)
     }
 
-    /// A live HLS media playlist of the completed GOPs (`None` until one GOP completed). Segment
-    /// URIs are relative (`7.m4s`), so the playlist works under any path prefix.
+    /// A live HLS media playlist of the last `HLS_SEGMENTS` completed GOPs (`None` until one GOP
+    /// completed), per RFC 8216: the target duration never decreases, a timeline break is marked
+    /// `EXT-X-DISCONTINUITY` (counted by `EXT-X-DISCONTINUITY-SEQUENCE` once it left the list).
+    /// Segment URIs are relative (`7.m4s`), so the playlist works under any path prefix.
     pub fn playlist(&self, audio: bool) -> Option<String> {
         let s = self.state.lock().expect("live hub lock");
-        let first = s.segments.front()?;
+        let listed = s.segments.iter().skip(s.segments.len().saturating_sub(HLS_SEGMENTS));
+        let first = listed.clone().next()?;
         let query = if audio && s.audio.is_some() { "?audio=1" } else { "" };
         let seconds = |d: u64| d as f64 / f64::from(crate::media::VIDEO_TIMESCALE_HZ);
-        let target = s.segments.iter().map(|g| seconds(g.duration_90k).ceil() as u64).max().unwrap_or(1).max(1);
         let mut out = format!(
-            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init.mp4{query}\"\n",
-            first.sequence
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-DISCONTINUITY-SEQUENCE:{}\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init.mp4{query}\"\n",
+            s.target_duration_s.max(1),
+            first.sequence,
+            first.discontinuity_sequence,
         );
-        for g in &s.segments {
+        for g in listed {
+            // The first listed segment's break is in the discontinuity sequence already.
+            if g.discontinuity && g.sequence != first.sequence {
+                out.push_str("#EXT-X-DISCONTINUITY\n");
+            }
             out.push_str(&format!("#EXTINF:{:.3},\n{}.m4s{query}\n", seconds(g.duration_90k), g.sequence));
         }
         Some(out)
     }
 
-    /// The bytes of HLS segment `sequence` (its fragments, audio only when asked), or `None` when
-    /// it is not (or no longer) in the ring.
-    pub fn segment(&self, sequence: u64, audio: bool) -> Option<Vec<u8>> {
-        // Only the fragments' `Arc`s are taken under the lock: copying megabytes there would
-        // hold ingest's `publish` back.
-        let (fragments, bytes, with_audio) = {
-            let s = self.state.lock().expect("live hub lock");
-            let g = s.segments.iter().find(|g| g.sequence == sequence)?;
-            (g.fragments.clone(), g.bytes, audio && s.audio.is_some())
-        };
-        let mut out = Vec::with_capacity(bytes);
-        for f in fragments.iter().filter(|f| f.kind == StreamKind::Video || with_audio) {
-            out.extend_from_slice(&f.head);
-            out.extend_from_slice(&f.data);
-        }
-        Some(out)
+    /// HLS segment `sequence` (its fragments, audio only when asked) as a reader of its length in
+    /// bytes, or `None` when it is not (or no longer) in the ring. Nothing is copied: the reader
+    /// walks the segment's fragments (`Arc`s taken under the lock), so a slow client holds no
+    /// copy and never holds ingest's `publish` back.
+    pub fn segment(&self, sequence: u64, audio: bool) -> Option<SegmentReader> {
+        let s = self.state.lock().expect("live hub lock");
+        let g = s.segments.iter().find(|g| g.sequence == sequence)?;
+        let with_audio = audio && s.audio.is_some();
+        let fragments: Vec<Arc<Fragment>> =
+            g.fragments.iter().filter(|f| f.kind == StreamKind::Video || with_audio).cloned().collect();
+        Some(SegmentReader::new(fragments))
     }
 
-    /// The latest video key frame and the sample entry that decodes it (snapshots), or `None`
-    /// before the first one.
-    pub fn latest_key_frame(&self) -> Option<(Arc<SampleEntry>, Bytes)> {
-        let s = self.state.lock().expect("live hub lock");
-        Some((s.video.as_ref()?.entry.clone(), s.last_key_frame.clone()?))
+    /// The latest key frame as a JPEG made by `encode` (`motion::snapshot::key_frame_jpeg`), or
+    /// `None` before the first key frame. Contract: `encode` runs at most once per key frame
+    /// (a cached result is shared by every caller until the next key frame), one call at a time
+    /// per hub; callers meanwhile wait for it. An error is not cached (the next caller retries).
+    pub fn snapshot_jpeg(
+        &self,
+        encode: impl FnOnce(&SampleEntry, &[u8]) -> Result<Vec<u8>, crate::error::Error>,
+    ) -> Option<Result<Arc<Vec<u8>>, crate::error::Error>> {
+        let mut cached = self.snapshot.lock().expect("live snapshot lock");
+        let (number, entry, frame) = {
+            let s = self.state.lock().expect("live hub lock");
+            (s.key_frames, s.video.as_ref()?.entry.clone(), s.last_key_frame.clone()?)
+        };
+        if let Some((n, jpeg)) = cached.as_ref() {
+            if *n == number {
+                return Some(Ok(jpeg.clone()));
+            }
+        }
+        self.snapshot_decodes.fetch_add(1, Ordering::Relaxed);
+        let result = encode(&entry, &frame).map(Arc::new);
+        if let Ok(jpeg) = &result {
+            *cached = Some((number, jpeg.clone()));
+        }
+        Some(result)
+    }
+
+    /// Key frames decoded for snapshots.
+    pub fn snapshot_decodes(&self) -> u64 {
+        self.snapshot_decodes.load(Ordering::Relaxed)
     }
 
     /// Fragments viewers skipped because they fell behind.
@@ -380,6 +490,52 @@ impl Hub {
     pub fn cached_bytes(&self) -> usize {
         let s = self.state.lock().expect("live hub lock");
         s.gop_bytes + s.segments_bytes
+    }
+}
+
+/// The bytes of an HLS segment, read straight from its shared fragments (`Hub::segment`).
+pub struct SegmentReader {
+    fragments: Vec<Arc<Fragment>>,
+    /// The fragment being read.
+    index: usize,
+    /// Bytes of it already read (its head, then its data).
+    offset: usize,
+    len: u64,
+}
+
+impl SegmentReader {
+    fn new(fragments: Vec<Arc<Fragment>>) -> SegmentReader {
+        let len = fragments.iter().map(|f| f.len_bytes() as u64).sum();
+        SegmentReader { fragments, index: 0, offset: 0, len }
+    }
+
+    /// The segment's length in bytes (its `Content-Length`).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True for a segment without bytes (never one the hub holds).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl std::io::Read for SegmentReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while let Some(f) = self.fragments.get(self.index) {
+            let part =
+                if self.offset < f.head.len() { &f.head[self.offset..] } else { &f.data[self.offset - f.head.len()..] };
+            if part.is_empty() {
+                self.index += 1;
+                self.offset = 0;
+                continue;
+            }
+            let n = part.len().min(buf.len());
+            buf[..n].copy_from_slice(&part[..n]);
+            self.offset += n;
+            return Ok(n);
+        }
+        Ok(0)
     }
 }
 

@@ -160,14 +160,36 @@ fn completed_gops_become_hls_segments() {
     let hub = Hub::new();
     let entry = avc1(1280);
     assert!(hub.playlist(false).is_none());
-    publish_gops(&hub, &entry, 0, 5 * 50 + 2, 50, 1000);
+    publish_gops(&hub, &entry, 0, 7 * 50 + 2, 50, 1000);
     let playlist = hub.playlist(false).unwrap();
-    assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:2\n"), "{playlist}");
+    assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:4\n"), "{playlist}");
+    assert!(playlist.contains("#EXT-X-DISCONTINUITY-SEQUENCE:0\n"), "{playlist}");
     assert!(playlist.contains("#EXT-X-MAP:URI=\"init.mp4\""), "{playlist}");
-    assert!(playlist.contains("#EXTINF:2.000,\n4.m4s\n"), "{playlist}");
+    assert!(playlist.contains("#EXTINF:2.000,\n6.m4s\n"), "{playlist}");
     assert_eq!(playlist.matches(".m4s").count(), HLS_SEGMENTS);
+    assert!(!playlist.contains("EXT-X-DISCONTINUITY\n"), "{playlist}");
     assert!(hub.segment(1, false).is_none(), "dropped from the ring");
-    let seg = hub.segment(4, false).unwrap();
+    // Issue 12 point 4, review: a segment that just left the playlist can still be fetched.
+    assert!(hub.segment(2, false).is_some() && hub.segment(3, false).is_some());
+    let mut reader = hub.segment(4, false).unwrap();
+    let len = reader.len();
+    // Issue 12 point 4, review: the segment is the ring's own fragments (no copy), read in
+    // pieces of any size, and its length is known before it is read (Content-Length).
+    {
+        let s = hub.state.lock().unwrap();
+        let ring = &s.segments.iter().find(|g| g.sequence == 4).unwrap().fragments;
+        assert!(ring.iter().zip(&reader.fragments).all(|(a, b)| Arc::ptr_eq(a, b)));
+    }
+    let mut seg = Vec::new();
+    let mut buf = [0u8; 7];
+    loop {
+        let n = reader.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        seg.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(seg.len() as u64, len);
     let frags = fragments_of(&seg);
     assert_eq!(frags.len(), 50);
     assert_eq!(frags[0], (true, 200 * 3600));
@@ -208,6 +230,12 @@ fn changed_parameters_end_viewers_and_gone_viewers_leave() {
     assert_eq!(v.read(&mut buf).unwrap(), 0, "the stream ends");
     assert_eq!(hub.viewers(), 0);
     assert_eq!(hub.info().unwrap().video.width(), 640);
+    // Issue 12 point 4, review: a viewer names the tracks of its own init segment (its
+    // Content-Type), whatever the hub has since.
+    assert_eq!(v.stream_info().video.width(), 1280);
+    assert!(v.stream_info().audio.is_none(), "audio not asked");
+    let again = hub.subscribe(true, at(4));
+    assert!(again.is_none() || again.unwrap().stream_info().video.width() == 640);
 }
 
 // Issue 12 point 4: a viewer whose oldest unread fragment waited longer than `VIEWER_MAX_LAG` on
@@ -253,4 +281,110 @@ fn read_queued_nowait(v: &mut Viewer) -> Vec<u8> {
         return Vec::new();
     }
     read_queued(v)
+}
+
+// Issue 12 point 4, review: N snapshot requests within one GOP cost one decode and get the same
+// bytes; the next key frame is decoded once more; decodes run one at a time.
+#[test]
+fn snapshots_decode_once_per_key_frame() {
+    let hub = Hub::new();
+    let entry = avc1(1280);
+    let decodes = std::sync::atomic::AtomicU64::new(0);
+    let encode = |_: &SampleEntry, frame: &[u8]| {
+        decodes.fetch_add(1, Ordering::SeqCst);
+        Ok(vec![frame[0], 0xd8, decodes.load(Ordering::SeqCst) as u8])
+    };
+    assert!(hub.snapshot_jpeg(encode).is_none(), "no key frame yet");
+    publish_gops(&hub, &entry, 0, 10, 25, 100);
+    let first = hub.snapshot_jpeg(encode).unwrap().unwrap();
+    let second = hub.snapshot_jpeg(encode).unwrap().unwrap();
+    assert_eq!(first, second, "same GOP, same bytes");
+    assert_eq!((decodes.load(Ordering::SeqCst), hub.snapshot_decodes()), (1, 1));
+    // Callers at once share one decode too.
+    std::thread::scope(|t| {
+        for _ in 0..4 {
+            t.spawn(|| assert_eq!(hub.snapshot_jpeg(encode).unwrap().unwrap(), first));
+        }
+    });
+    assert_eq!(hub.snapshot_decodes(), 1);
+    // The next key frame (frame 25, emitted when frame 26 arrives) is a new picture.
+    publish_gops(&hub, &entry, 10, 27, 25, 100);
+    let third = hub.snapshot_jpeg(encode).unwrap().unwrap();
+    assert_ne!(third, first);
+    assert_eq!(third[0], 25);
+    assert_eq!(hub.snapshot_decodes(), 2);
+}
+
+// Issue 12 point 4, review: when the camera's session ends, viewers end and nothing stale is
+// served: no stream info, no playlist, no segment, no snapshot, until the next session's frames.
+#[test]
+fn a_reset_ends_viewers_and_clears_every_cache() {
+    let hub = Hub::new();
+    let entry = avc1(1280);
+    publish_gops(&hub, &entry, 0, 3 * 25 + 2, 25, 100);
+    let mut viewer = hub.subscribe(false, at(77)).unwrap();
+    let playlist = hub.playlist(false).unwrap();
+    assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:0\n"), "{playlist}");
+    assert!(hub.snapshot_jpeg(|_, f| Ok(f.to_vec())).is_some());
+    hub.reset();
+    let mut rest = Vec::new();
+    viewer.read_to_end(&mut rest).unwrap();
+    assert_eq!(hub.viewers(), 0);
+    assert!(hub.info().is_none());
+    assert!(hub.playlist(false).is_none());
+    assert!(hub.segment(0, false).is_none());
+    assert!(hub.init_segment(false).is_none());
+    assert!(hub.snapshot_jpeg(|_, f| Ok(f.to_vec())).is_none());
+    assert_eq!(hub.cached_bytes(), 0);
+    // The next session starts over; segment numbers keep counting.
+    publish_gops(&hub, &entry, 1000, 1000 + 2 * 25 + 2, 25, 100);
+    assert!(hub.info().is_some());
+    let playlist = hub.playlist(false).unwrap();
+    assert!(!playlist.contains("\n0.m4s") && playlist.contains("#EXT-X-MEDIA-SEQUENCE:3\n"), "{playlist}");
+}
+
+// Issue 12 point 4, review (RFC 8216): the target duration never decreases, a timeline break
+// (GOP overflow, new parameters, a new session) is an EXT-X-DISCONTINUITY counted by
+// EXT-X-DISCONTINUITY-SEQUENCE once it left the list, and the byte cap never shortens the list.
+#[test]
+fn the_hls_playlist_follows_rfc_8216() {
+    let hub = Hub::new();
+    let entry = avc1(1280);
+    // Two 4 s GOPs, then 1 s GOPs: the target stays 4.
+    publish_gops(&hub, &entry, 0, 200, 100, 100);
+    publish_gops(&hub, &entry, 200, 200 + 6 * 25 + 2, 25, 100);
+    let playlist = hub.playlist(false).unwrap();
+    assert!(playlist.contains("#EXT-X-TARGETDURATION:4\n"), "{playlist}");
+    assert!(playlist.contains("#EXTINF:1.000,"), "{playlist}");
+    // A GOP that outgrows the cache: the segment after it is discontinuous.
+    let big = GOP_CACHE_MAX_BYTES / 20 + 1;
+    publish_gops(&hub, &entry, 352, 352 + 25, 25, big);
+    publish_gops(&hub, &entry, 377, 377 + 2 * 25 + 2, 25, 100);
+    let playlist = hub.playlist(false).unwrap();
+    assert_eq!(playlist.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{playlist}");
+    assert!(playlist.contains("#EXT-X-DISCONTINUITY-SEQUENCE:0\n"), "{playlist}");
+    let tag = playlist.find("#EXT-X-DISCONTINUITY\n").unwrap();
+    let after_tag = &playlist[tag..];
+    let next_uri = after_tag.lines().find(|l| l.ends_with(".m4s")).unwrap();
+    let seg: u64 = next_uri.trim_end_matches(".m4s").parse().unwrap();
+    // A new session (reset): the break moves out of the list into the sequence number.
+    hub.reset();
+    publish_gops(&hub, &entry, 5000, 5000 + 4 * 25 + 2, 25, 100);
+    let playlist = hub.playlist(false).unwrap();
+    assert!(playlist.contains("#EXT-X-DISCONTINUITY-SEQUENCE:2\n"), "{playlist}");
+    assert!(playlist.contains("#EXT-X-TARGETDURATION:4\n"), "sticky across sessions: {playlist}");
+    assert!(!playlist.contains(&format!("\n{seg}.m4s")), "{playlist}");
+    // New parameters: one more break.
+    let other = avc1(640);
+    publish_gops(&hub, &other, 6000, 6000 + 25 + 2, 25, 100);
+    let playlist = hub.playlist(false).unwrap();
+    assert!(playlist.contains("#EXT-X-DISCONTINUITY-SEQUENCE:3\n"), "{playlist}");
+    assert_eq!(playlist.matches(".m4s").count(), 1, "the old parameters' segments are gone: {playlist}");
+    // Segments near the cap: the byte cap drops unlisted segments only, never listed ones.
+    let hub = Hub::new();
+    let near_cap = GOP_CACHE_MAX_BYTES / 26;
+    publish_gops(&hub, &entry, 0, 6 * 25 + 2, 25, near_cap);
+    let playlist = hub.playlist(false).unwrap();
+    assert_eq!(playlist.matches(".m4s").count(), HLS_SEGMENTS, "{playlist}");
+    assert!(hub.cached_bytes() <= GOP_CACHE_MAX_BYTES + HLS_MAX_BYTES);
 }

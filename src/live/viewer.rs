@@ -125,14 +125,22 @@ pub struct Viewer {
     init: Vec<u8>,
     /// How much of `init` was read.
     init_pos: usize,
+    /// The tracks `init` describes.
+    info: super::StreamInfo,
     pub(super) queue: Arc<ViewerQueue>,
     /// The fragment being read and how far.
     current: Option<(Arc<Fragment>, usize)>,
 }
 
 impl Viewer {
-    pub(super) fn new(init: Vec<u8>, queue: Arc<ViewerQueue>) -> Viewer {
-        Viewer { init, init_pos: 0, queue, current: None }
+    pub(super) fn new(init: Vec<u8>, info: super::StreamInfo, queue: Arc<ViewerQueue>) -> Viewer {
+        Viewer { init, init_pos: 0, info, queue, current: None }
+    }
+
+    /// The tracks of this viewer's init segment (audio only if asked and sent): what its
+    /// `Content-Type` codecs must name.
+    pub fn stream_info(&self) -> &super::StreamInfo {
+        &self.info
     }
 
     /// Whether the stream has the audio track (asked for, and the camera had audio).

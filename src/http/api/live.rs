@@ -66,7 +66,7 @@ fn no_picture(cam: &CameraStats) -> Response {
             None => format!("the camera is {}", cam.state().as_str()),
         }
     };
-    let e = crate::err!(Unavailable, "camera {:?} has no live picture yet ({why}); retry shortly", &*cam.id);
+    let e = crate::err!(Unavailable, "camera {:?} has no live picture ({why}); retry shortly", &*cam.id);
     respond::error(&e).with_header("Retry-After", &RETRY_AFTER_SEC.to_string())
 }
 
@@ -106,11 +106,13 @@ pub(super) fn info(ctx: &Ctx, id: &str) -> Result<Response, Error> {
 pub(super) fn stream(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> {
     let cam = camera(ctx, id)?;
     let audio = wants_audio(call)?;
-    let Some(info) = cam.live.info() else { return Ok(no_picture(&cam)) };
     let now = ctx.rec.clocks().monotonic();
     let Some(viewer) = cam.live.subscribe(audio, now) else { return Ok(no_picture(&cam)) };
+    // Issue 12 point 4, review: the codecs of the tracks the viewer's init segment was built
+    // from, not of a second look at the hub that new parameters may have changed meanwhile.
+    let info = viewer.stream_info();
     let mut codecs = rfc6381_codec(&info.video);
-    if let (true, Some(a)) = (viewer.has_audio(), &info.audio) {
+    if let Some(a) = &info.audio {
         codecs = format!("{codecs},{}", rfc6381_codec(a));
     }
     Ok(Response::new(200, Body::Reader { reader: Box::new(viewer), len: None })
@@ -139,21 +141,28 @@ pub(super) fn init(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> 
 }
 
 /// `GET /api/v1/cameras/{id}/live/{seq}.m4s[?audio=1]`: one GOP-long HLS segment; 404 once it left
-/// the hub's ring (the player then reloads the playlist).
+/// the hub's ring (the player then reloads the playlist). Of the `Download` class: the body is a
+/// reader of the hub's fragments that holds its place until the client has it.
 pub(super) fn segment(ctx: &Ctx, call: &Call, id: &str, seq: &str) -> Result<Response, Error> {
     let cam = camera(ctx, id)?;
     let audio = wants_audio(call)?;
     let not_held = || crate::err!(NotFound, "live segment {seq:?} of camera {id:?} is not held (any more)");
     let n: u64 = seq.parse().map_err(|_| not_held())?;
-    let bytes = cam.live.segment(n, audio).ok_or_else(not_held)?;
-    Ok(respond::bytes("video/mp4", bytes))
+    // Issue 12 point 4, review: the segment is read from the hub's fragments as hyper sends it
+    // (no copy), and the Download place the dispatcher took travels with it.
+    let reader = cam.live.segment(n, audio).ok_or_else(not_held)?;
+    let len = reader.len();
+    Ok(Response::new(200, Body::Reader { reader: Box::new(reader), len: Some(len) })
+        .with_header("Content-Type", "video/mp4"))
 }
 
 /// `GET /api/v1/cameras/{id}/snapshot.jpg`: the latest key frame as JPEG; 415 `unsupported` for a
 /// codec the recorder cannot decode (H.265), 503 before the first key frame.
 pub(super) fn snapshot(ctx: &Ctx, id: &str) -> Result<Response, Error> {
     let cam = camera(ctx, id)?;
-    let Some((entry, frame)) = cam.live.latest_key_frame() else { return Ok(no_picture(&cam)) };
-    let jpeg = crate::motion::snapshot::key_frame_jpeg(&entry, &frame)?;
-    Ok(respond::bytes("image/jpeg", jpeg))
+    // Issue 12 point 4, review: one decode per key frame, one at a time, whoever asks.
+    let Some(jpeg) = cam.live.snapshot_jpeg(crate::motion::snapshot::key_frame_jpeg) else {
+        return Ok(no_picture(&cam));
+    };
+    Ok(respond::bytes("image/jpeg", jpeg?.as_ref().clone()))
 }
