@@ -16,6 +16,8 @@ use common::{free_local_port, http_get, http_request, http_request_from, temp_di
 const PAGE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The storage every test recorder writes to.
+/// The header that setup and login require (review: CSRF).
+const JSON: &[(&str, &str)] = &[("Content-Type", "application/json")];
 const STORAGE: &str = "[[storage]]\nid = \"main\"\nsize = \"64MiB\"\nsegment_size = \"8MiB\"\n";
 
 /// Issue 12, Tests ("drive Debian's chromium headless from the test suite"): the harness opens
@@ -218,8 +220,12 @@ fn first_start_from_a_lan_address_leads_into_a_signed_in_session() {
         assert!(text.contains(&format!("no such endpoint: {path}")), "{text}");
     }
     assert_eq!(http_get(&rec.url_as(None, "/setup")).unwrap().status, 200);
-    let again =
-        http_request("POST", &rec.url_as(None, "/api/v1/setup"), &[], b"{\"name\":\"x\",\"password\":\"Xx-admin-12\"}");
+    let again = http_request(
+        "POST",
+        &rec.url_as(None, "/api/v1/setup"),
+        JSON,
+        b"{\"name\":\"x\",\"password\":\"Xx-admin-12\"}",
+    );
     assert_eq!(again.unwrap().status, 409, "loopback setup still says an administrator exists");
 }
 
@@ -249,8 +255,12 @@ fn lan_setup_closes_when_its_window_ends() {
     assert_eq!(status, 404, "after the window: {text}");
     assert!(text.contains("no such endpoint: /api/v1/setup"), "{text}");
     // Loopback has no window: setup still works there.
-    let ok =
-        http_request("POST", &rec.url_as(None, "/api/v1/setup"), &[], b"{\"name\":\"x\",\"password\":\"Xx-admin-12\"}");
+    let ok = http_request(
+        "POST",
+        &rec.url_as(None, "/api/v1/setup"),
+        JSON,
+        b"{\"name\":\"x\",\"password\":\"Xx-admin-12\"}",
+    );
     assert_eq!(ok.unwrap().status, 200);
 }
 

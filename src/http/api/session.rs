@@ -92,7 +92,7 @@ pub(in crate::http) fn public(
         }
         Route::Setup => {
             setup_reachable(ctx, route, peer_ip, via_tls)?;
-            let body = query::read_json(req)?;
+            let body = read_json_posted(req)?;
             Ok(respond::json(200, &setup(ctx, &body, peer)?))
         }
         Route::Login => login(ctx, req, peer, via_tls),
@@ -114,7 +114,7 @@ pub(super) fn public_after_login(route: &Route) -> Result<Response, Error> {
 /// `POST /api/v1/login {"name", "password"}`: a session (token and cookie) for the web page and
 /// API clients that prefer tokens to Basic on every request.
 fn login(ctx: &Ctx, req: &mut Request, peer: &str, via_tls: bool) -> Result<Response, Error> {
-    let b = query::read_json(req)?;
+    let b = read_json_posted(req)?;
     let field = |k: &str| {
         b.get(k)
             .and_then(Value::as_str)
@@ -132,6 +132,23 @@ fn login(ctx: &Ctx, req: &mut Request, peer: &str, via_tls: bool) -> Result<Resp
     let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}");
     let body = Session { token, idle_timeout_seconds: ctx.auth.config().session_idle.as_secs() };
     Ok(respond::json(200, &body).with_header("Set-Cookie", &cookie))
+}
+
+/// The JSON body of setup and login, which need no credentials, so a cookie's SameSite rule
+/// does not guard them: only with `Content-Type: application/json` (else 400, body unread).
+/// A page on another site can post a form or a `no-cors` fetch only as `text/plain`,
+/// `application/x-www-form-urlencoded` or `multipart/form-data`; to send JSON's type it needs a
+/// CORS preflight, which the recorder never grants (review: CSRF on setup and login).
+fn read_json_posted(req: &mut Request) -> Result<Value, Error> {
+    let media = req.header("Content-Type").map(|v| v.split(';').next().unwrap_or("").trim());
+    if !media.is_some_and(|m| m.eq_ignore_ascii_case("application/json")) {
+        return Err(crate::err!(
+            InvalidArgument,
+            "the request body must be JSON sent as `Content-Type: application/json`, not {}",
+            media.map_or_else(|| "without a type".to_owned(), |m| format!("`{m}`"))
+        ));
+    }
+    query::read_json(req)
 }
 
 /// Where first-start setup answers (A1; issue 12 point 1, DESIGN §6): on this machine
