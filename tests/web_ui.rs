@@ -90,6 +90,27 @@ fn dashboard_shows_a_recording_camera_green_and_a_broken_one_red() {
     assert_eq!(colour("#summary", "backgroundColor"), "rgb(198, 40, 40)");
     let storage = browser.find(".storage[data-storage=main]", PAGE_TIMEOUT).text();
     assert!(storage.contains("Used / free") && storage.contains("Sync latency"), "storage card: {storage}");
+    // Review of issue 12 point 3: "Holds" is the server's `recording_days_at_current_rate` (which
+    // honours the retention), not a figure of the page's own: the card shows exactly the value of
+    // the status answer the page last rendered (its fetches are watched), rounded as displayed.
+    browser.eval(
+        "if (!window.__seen) { window.__seen = true; const f = window.fetch; window.fetch = async (...a) => { \
+         const r = await f(...a); if (String(a[0]).startsWith('/api/v1/status')) \
+         r.clone().json().then((j) => { window.__status = j; }); return r; }; }",
+        &[],
+    );
+    let holds = "const s = window.__status; if (!s) return null; \
+                 const v = s.storages.find((x) => x.id === 'main').recording_days_at_current_rate; \
+                 const dd = document.querySelector('.storage[data-storage=main] .holds'); \
+                 if (v === null || !dd || dd.dataset.days !== String(v)) return null; \
+                 return dd.textContent === '≈ ' + v.toFixed(1) + ' days at this rate' ? [v, dd.textContent] : false";
+    let shown = browser.wait_js(Duration::from_secs(30), holds);
+    assert!(
+        shown.is_some(),
+        "the storage card never showed the API's recording_days_at_current_rate: {:?} vs {}",
+        browser.eval("return document.querySelector('.storage[data-storage=main] .holds').outerHTML", &[]),
+        browser.eval("return JSON.stringify(window.__status && window.__status.storages)", &[])
+    );
     let system = browser.find(".system", PAGE_TIMEOUT).text();
     assert!(system.contains("CPU") && system.contains("Memory") && system.contains("Uptime"), "system: {system}");
     // It updates by itself: the time of the last update changes without a reload.
