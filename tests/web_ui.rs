@@ -259,18 +259,20 @@ fn lan_setup_closes_when_its_window_ends() {
     let dir = temp_dir();
     let (tls_port, plain_port) = (free_local_port(), free_local_port());
     let server = format!("tls_listen = \"0.0.0.0:{tls_port}\"\n");
-    // 0.25 minutes: 15 s, long enough to see it open on a loaded machine.
-    let body = format!("[auth]\nlan_setup_window_minutes = 0.25\n{STORAGE}");
+    // 1 minute: long enough to see it open on a loaded machine (review: 15 s could run out
+    // before the first check).
+    let body = format!("[auth]\nlan_setup_window_minutes = 1\n{STORAGE}");
     let rec = RecorderProc::start_without_admin_with_server(dir.path(), &server, &body, plain_port);
     let page = format!("https://{lan}:{tls_port}/setup");
     let (status, text) = curl("GET", &page);
     assert_eq!(status, 200, "inside the window: {text}");
-    assert!(text.contains("for 15 seconds after the recorder starts"), "{text}");
-    assert!(rec.log_text().contains("/setup for 15 seconds"), "{}", rec.log_text());
+    assert!(text.contains("for 1 minute") && text.contains("after the recorder starts"), "{text}");
+    assert!(rec.log_text().contains("/setup for 1 minute"), "{}", rec.log_text());
     // Plain HTTP from a LAN address (the plain port, reached from 10.77.0.1): never.
     let plain = http_request_from(Some(lan), "GET", &rec.url_as(None, "/setup"), &[], b"").unwrap();
     assert_eq!(plain.status, 404, "setup over plain HTTP from the LAN: {}", plain.text());
-    let closed = common::wait_until(Duration::from_secs(60), || curl("GET", &page).0 == 404);
+    // The window is 60 s from the start; twice that covers a slow start and a loaded box.
+    let closed = common::wait_until(Duration::from_secs(120), || curl("GET", &page).0 == 404);
     assert!(closed, "the LAN setup window never closed");
     let (status, text) = curl("POST", &format!("https://{lan}:{tls_port}/api/v1/setup"));
     assert_eq!(status, 404, "after the window: {text}");
@@ -348,18 +350,25 @@ fn live_page_plays_a_real_camera_through_mse() {
     let first_picture = signing_in.elapsed();
     println!("first picture {first_picture:?} after the sign-in click (MSE from the latest key frame)");
     assert_eq!(browser.eval("return document.querySelector('.message').textContent", &[]), "");
-    // The count grows over at least 5 s: sampled every half second (a measurement, not a wait).
+    // It keeps playing over 5 s: the decoded-frame count and currentTime grow strictly from each
+    // 1-s sample to the next (a measurement, not a wait). Review: no frame-rate bound that two
+    // loaded cores may miss; 15 fps for 5 s is 75 frames, at least 10 is playing.
+    let current_time = || {
+        browser
+            .eval("const v = document.querySelector('video'); return v ? v.currentTime : 0", &[])
+            .as_f64()
+            .unwrap_or(0.0)
+    };
     let start = decoded_frames(&browser, "video");
-    let mut last = start;
-    let began = std::time::Instant::now();
-    while began.elapsed() < Duration::from_millis(5500) {
-        std::thread::sleep(Duration::from_millis(500));
-        let now = decoded_frames(&browser, "video");
-        assert!(now >= last, "the decoded-frame count went back from {last} to {now}");
-        last = now;
+    let (mut last, mut last_time) = (start, current_time());
+    for second in 1..=5 {
+        std::thread::sleep(Duration::from_secs(1));
+        let (now, now_time) = (decoded_frames(&browser, "video"), current_time());
+        assert!(now > last, "second {second}: the decoded-frame count did not grow ({last} to {now})");
+        assert!(now_time > last_time, "second {second}: currentTime did not grow ({last_time} to {now_time})");
+        (last, last_time) = (now, now_time);
     }
-    // 15 fps over 5.5 s is 82 frames; half of that on a loaded machine is still playing.
-    assert!(last >= start + 40, "decoded frames grew from {start} to {last} in 5.5 s");
+    assert!(last >= start + 10, "decoded frames grew from {start} to {last} in 5 s");
     let shot = browser.screenshot("single");
     let brightness = mean_brightness(&browser, &shot, "video");
     assert!(brightness > 40, "the picture is black (mean {brightness}), not the colour bars");
