@@ -25,6 +25,9 @@ fn add_user(rec: &RecorderProc, name: &str, password: &str, roles: &[&str]) {
     assert_eq!(s, 200, "add {name}: {v}");
 }
 
+/// The header that setup and login require (review: CSRF).
+const JSON: &[(&str, &str)] = &[("Content-Type", "application/json")];
+
 #[test]
 fn authorization_matrix_hides_cameras_and_audits() {
     let tmp = common::temp_dir();
@@ -185,7 +188,15 @@ fn sessions_password_changes_and_role_rules() {
 
     // Sessions: login gives a token (and cookie); logout ends it.
     let login = json!({"name": "nina", "password": "Nina-pass-2"}).to_string();
-    let r = http_request("POST", &rec.url_as(None, "/api/v1/login"), &[], login.as_bytes()).unwrap();
+    // Review (CSRF on login): a body another site could post (a form, a `no-cors` fetch) is not
+    // JSON's type, so it is refused unread: 400, no session, no cookie.
+    for ty in [&[("Content-Type", "text/plain")][..], &[]] {
+        let r = http_request("POST", &rec.url_as(None, "/api/v1/login"), ty, login.as_bytes()).unwrap();
+        assert_eq!(r.status, 400, "{ty:?}: {}", r.text());
+        assert!(r.text().contains("Content-Type: application/json"), "{}", r.text());
+        assert!(r.header("Set-Cookie").is_none(), "{ty:?}");
+    }
+    let r = http_request("POST", &rec.url_as(None, "/api/v1/login"), JSON, login.as_bytes()).unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.header("Set-Cookie").is_some_and(|c| c.contains("HttpOnly") && c.contains("SameSite=Strict")));
     let token = r.json()["token"].as_str().unwrap().to_owned();
@@ -234,10 +245,18 @@ fn first_start_setup_creates_the_only_way_in() {
     let page = http_get(&rec.url_as(None, "/setup")).unwrap();
     assert_eq!(page.status, 200);
     assert!(page.text().contains("/api/v1/setup"));
-    let setup = |password: &str| {
+    let setup_as = |content_type: &str, password: &str| {
         let body = json!({"name": "first", "password": password}).to_string();
-        http_request("POST", &rec.url_as(None, "/api/v1/setup"), &[], body.as_bytes()).unwrap()
+        let ty = [("Content-Type", content_type)];
+        http_request("POST", &rec.url_as(None, "/api/v1/setup"), &ty, body.as_bytes()).unwrap()
     };
+    let setup = |password: &str| setup_as("application/json", password);
+    // Review (CSRF on setup): a `text/plain` body (what a cross-site form or `no-cors` fetch
+    // can send) is refused with 400 and creates nobody.
+    let cross_site = setup_as("text/plain", "Cross-site-1");
+    assert_eq!(cross_site.status, 400, "{}", cross_site.text());
+    assert!(cross_site.text().contains("Content-Type: application/json"), "{}", cross_site.text());
+    assert_eq!(http_get(&rec.url_as(Some(("first", "Cross-site-1")), "/api/v1/me")).unwrap().status, 401);
     let weak = setup("password");
     assert_eq!(weak.status, 400, "{}", weak.text());
     let ok = setup("First-admin-1");
@@ -273,8 +292,17 @@ fn https_serves_the_authenticated_api() {
     let anon = curl(&["-o", "/dev/null", "-w", "%{http_code}", &format!("{base}/api/v1/status")]);
     assert_eq!(anon, "401");
     let login = json!({"name": ADMIN, "password": ADMIN_PASSWORD}).to_string();
-    let headers =
-        curl(&["-D", "-", "-o", "/dev/null", "-X", "POST", "--data", &login, &format!("{base}/api/v1/login")]);
+    let headers = curl(&[
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-H",
+        "Content-Type: application/json",
+        "--data",
+        &login,
+        &format!("{base}/api/v1/login"),
+    ]);
     let cookie = headers.lines().find(|l| l.to_ascii_lowercase().starts_with("set-cookie:")).unwrap_or_default();
     assert!(cookie.contains("HttpOnly") && cookie.contains("; Secure"), "{headers}");
     drop(rec);

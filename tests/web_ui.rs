@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use common::browser::{enter_private_network, Browser};
+use common::browser::{add_public_address, enter_private_network, Browser};
 use common::recorder::{add_user, RecorderProc, ADMIN, ADMIN_PASSWORD};
 use common::{free_local_port, http_get, http_request, http_request_from, temp_dir, RtspServer};
 
@@ -16,6 +16,8 @@ use common::{free_local_port, http_get, http_request, http_request_from, temp_di
 const PAGE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The storage every test recorder writes to.
+/// The header that setup and login require (review: CSRF).
+const JSON: &[(&str, &str)] = &[("Content-Type", "application/json")];
 const STORAGE: &str = "[[storage]]\nid = \"main\"\nsize = \"64MiB\"\nsegment_size = \"8MiB\"\n";
 
 /// Issue 12, Tests ("drive Debian's chromium headless from the test suite"): the harness opens
@@ -88,6 +90,27 @@ fn dashboard_shows_a_recording_camera_green_and_a_broken_one_red() {
     assert_eq!(colour("#summary", "backgroundColor"), "rgb(198, 40, 40)");
     let storage = browser.find(".storage[data-storage=main]", PAGE_TIMEOUT).text();
     assert!(storage.contains("Used / free") && storage.contains("Sync latency"), "storage card: {storage}");
+    // Review of issue 12 point 3: "Holds" is the server's `recording_days_at_current_rate` (which
+    // honours the retention), not a figure of the page's own: the card shows exactly the value of
+    // the status answer the page last rendered (its fetches are watched), rounded as displayed.
+    browser.eval(
+        "if (!window.__seen) { window.__seen = true; const f = window.fetch; window.fetch = async (...a) => { \
+         const r = await f(...a); if (String(a[0]).startsWith('/api/v1/status')) \
+         r.clone().json().then((j) => { window.__status = j; }); return r; }; }",
+        &[],
+    );
+    let holds = "const s = window.__status; if (!s) return null; \
+                 const v = s.storages.find((x) => x.id === 'main').recording_days_at_current_rate; \
+                 const dd = document.querySelector('.storage[data-storage=main] .holds'); \
+                 if (v === null || !dd || dd.dataset.days !== String(v)) return null; \
+                 return dd.textContent === '≈ ' + v.toFixed(1) + ' days at this rate' ? [v, dd.textContent] : false";
+    let shown = browser.wait_js(Duration::from_secs(30), holds);
+    assert!(
+        shown.is_some(),
+        "the storage card never showed the API's recording_days_at_current_rate: {:?} vs {}",
+        browser.eval("return document.querySelector('.storage[data-storage=main] .holds').outerHTML", &[]),
+        browser.eval("return JSON.stringify(window.__status && window.__status.storages)", &[])
+    );
     let system = browser.find(".system", PAGE_TIMEOUT).text();
     assert!(system.contains("CPU") && system.contains("Memory") && system.contains("Uptime"), "system: {system}");
     // It updates by itself: the time of the last update changes without a reload.
@@ -189,6 +212,14 @@ fn first_start_from_a_lan_address_leads_into_a_signed_in_session() {
     assert!(rec
         .log_text()
         .contains(&format!("first-start setup answers on the LAN at https://0.0.0.0:{tls_port}/setup for 10 minutes")));
+    // Issue 12 point 1, review: a peer on a public address (a port-forward from the internet)
+    // never reaches setup, inside the window and over HTTPS too.
+    let public = add_public_address();
+    for (method, path) in [("GET", "/setup"), ("POST", "/api/v1/setup")] {
+        let (status, text) = curl(method, &format!("https://{public}:{tls_port}{path}"));
+        assert_eq!(status, 404, "{method} {path} from a public address: {text}");
+        assert!(text.contains(&format!("no such endpoint: {path}")), "{text}");
+    }
     let browser = Browser::open_private("lan-setup");
     browser.goto(&format!("{base}/setup"));
     let reach = browser.find("#reach", PAGE_TIMEOUT).text();
@@ -210,8 +241,12 @@ fn first_start_from_a_lan_address_leads_into_a_signed_in_session() {
         assert!(text.contains(&format!("no such endpoint: {path}")), "{text}");
     }
     assert_eq!(http_get(&rec.url_as(None, "/setup")).unwrap().status, 200);
-    let again =
-        http_request("POST", &rec.url_as(None, "/api/v1/setup"), &[], b"{\"name\":\"x\",\"password\":\"Xx-admin-12\"}");
+    let again = http_request(
+        "POST",
+        &rec.url_as(None, "/api/v1/setup"),
+        JSON,
+        b"{\"name\":\"x\",\"password\":\"Xx-admin-12\"}",
+    );
     assert_eq!(again.unwrap().status, 409, "loopback setup still says an administrator exists");
 }
 
@@ -224,25 +259,31 @@ fn lan_setup_closes_when_its_window_ends() {
     let dir = temp_dir();
     let (tls_port, plain_port) = (free_local_port(), free_local_port());
     let server = format!("tls_listen = \"0.0.0.0:{tls_port}\"\n");
-    // 0.25 minutes: 15 s, long enough to see it open on a loaded machine.
-    let body = format!("[auth]\nlan_setup_window_minutes = 0.25\n{STORAGE}");
+    // 1 minute: long enough to see it open on a loaded machine (review: 15 s could run out
+    // before the first check).
+    let body = format!("[auth]\nlan_setup_window_minutes = 1\n{STORAGE}");
     let rec = RecorderProc::start_without_admin_with_server(dir.path(), &server, &body, plain_port);
     let page = format!("https://{lan}:{tls_port}/setup");
     let (status, text) = curl("GET", &page);
     assert_eq!(status, 200, "inside the window: {text}");
-    assert!(text.contains("for 15 seconds after the recorder starts"), "{text}");
-    assert!(rec.log_text().contains("/setup for 15 seconds"), "{}", rec.log_text());
+    assert!(text.contains("for 1 minute") && text.contains("after the recorder starts"), "{text}");
+    assert!(rec.log_text().contains("/setup for 1 minute"), "{}", rec.log_text());
     // Plain HTTP from a LAN address (the plain port, reached from 10.77.0.1): never.
     let plain = http_request_from(Some(lan), "GET", &rec.url_as(None, "/setup"), &[], b"").unwrap();
     assert_eq!(plain.status, 404, "setup over plain HTTP from the LAN: {}", plain.text());
-    let closed = common::wait_until(Duration::from_secs(60), || curl("GET", &page).0 == 404);
+    // The window is 60 s from the start; twice that covers a slow start and a loaded box.
+    let closed = common::wait_until(Duration::from_secs(120), || curl("GET", &page).0 == 404);
     assert!(closed, "the LAN setup window never closed");
     let (status, text) = curl("POST", &format!("https://{lan}:{tls_port}/api/v1/setup"));
     assert_eq!(status, 404, "after the window: {text}");
     assert!(text.contains("no such endpoint: /api/v1/setup"), "{text}");
     // Loopback has no window: setup still works there.
-    let ok =
-        http_request("POST", &rec.url_as(None, "/api/v1/setup"), &[], b"{\"name\":\"x\",\"password\":\"Xx-admin-12\"}");
+    let ok = http_request(
+        "POST",
+        &rec.url_as(None, "/api/v1/setup"),
+        JSON,
+        b"{\"name\":\"x\",\"password\":\"Xx-admin-12\"}",
+    );
     assert_eq!(ok.unwrap().status, 200);
 }
 
@@ -309,18 +350,25 @@ fn live_page_plays_a_real_camera_through_mse() {
     let first_picture = signing_in.elapsed();
     println!("first picture {first_picture:?} after the sign-in click (MSE from the latest key frame)");
     assert_eq!(browser.eval("return document.querySelector('.message').textContent", &[]), "");
-    // The count grows over at least 5 s: sampled every half second (a measurement, not a wait).
+    // It keeps playing over 5 s: the decoded-frame count and currentTime grow strictly from each
+    // 1-s sample to the next (a measurement, not a wait). Review: no frame-rate bound that two
+    // loaded cores may miss; 15 fps for 5 s is 75 frames, at least 10 is playing.
+    let current_time = || {
+        browser
+            .eval("const v = document.querySelector('video'); return v ? v.currentTime : 0", &[])
+            .as_f64()
+            .unwrap_or(0.0)
+    };
     let start = decoded_frames(&browser, "video");
-    let mut last = start;
-    let began = std::time::Instant::now();
-    while began.elapsed() < Duration::from_millis(5500) {
-        std::thread::sleep(Duration::from_millis(500));
-        let now = decoded_frames(&browser, "video");
-        assert!(now >= last, "the decoded-frame count went back from {last} to {now}");
-        last = now;
+    let (mut last, mut last_time) = (start, current_time());
+    for second in 1..=5 {
+        std::thread::sleep(Duration::from_secs(1));
+        let (now, now_time) = (decoded_frames(&browser, "video"), current_time());
+        assert!(now > last, "second {second}: the decoded-frame count did not grow ({last} to {now})");
+        assert!(now_time > last_time, "second {second}: currentTime did not grow ({last_time} to {now_time})");
+        (last, last_time) = (now, now_time);
     }
-    // 15 fps over 5.5 s is 82 frames; half of that on a loaded machine is still playing.
-    assert!(last >= start + 40, "decoded frames grew from {start} to {last} in 5.5 s");
+    assert!(last >= start + 10, "decoded frames grew from {start} to {last} in 5 s");
     let shot = browser.screenshot("single");
     let brightness = mean_brightness(&browser, &shot, "video");
     assert!(brightness > 40, "the picture is black (mean {brightness}), not the colour bars");

@@ -86,6 +86,15 @@ const HEARTBEAT_PERIOD: Duration = Duration::from_secs(1);
 /// extra ones cover jobs that are ending while their connection's next one starts.
 const SPARE_BLOCKING_THREADS: usize = 16;
 
+/// The blocking threads of the front's runtime for a connection cap of `max_connections`: one
+/// per connection, but never fewer than the capacity classes' caps together (`Caps::total`, 136),
+/// so that a small `[server] max_connections` cannot leave live pumps and long polls holding every
+/// thread the watchdog's heartbeat and quick answers need; plus `SPARE_BLOCKING_THREADS`. Tokio
+/// starts them only when needed (review of the serving pool sizing).
+fn blocking_threads(max_connections: usize) -> usize {
+    max_connections.max(super::capacity::Caps::default().total()).saturating_add(SPARE_BLOCKING_THREADS)
+}
+
 /// How long stopping the front waits for blocking jobs (handlers, readers) to end; the rest are
 /// left to end by themselves, their clients already gone.
 const BLOCKING_STOP_WAIT: Duration = Duration::from_secs(2);
@@ -177,7 +186,7 @@ impl Front {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
-            .max_blocking_threads(max.saturating_add(SPARE_BLOCKING_THREADS))
+            .max_blocking_threads(blocking_threads(max))
             .thread_name("http-serve")
             .build()
             .map_err(|e| Error::io("cannot build the HTTP front runtime", e))?;
@@ -827,5 +836,24 @@ async fn idle(progress_ms: &AtomicU64, opened: Instant, limit: Duration) {
             return;
         }
         tokio::time::sleep_until(deadline).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{blocking_threads, SPARE_BLOCKING_THREADS};
+    use crate::http::capacity::Caps;
+
+    /// Review (serving pool sizing): a connection cap below the classes' caps together still gets
+    /// a thread for every class at its cap plus the spare ones; a bigger cap gets one per connection.
+    #[test]
+    fn blocking_threads_cover_every_class_at_its_cap() {
+        let classes = Caps::default().total();
+        assert_eq!(classes, 136);
+        for small in [1, 2, 16, 135, 136] {
+            assert_eq!(blocking_threads(small), classes + SPARE_BLOCKING_THREADS, "max_connections {small}");
+        }
+        assert_eq!(blocking_threads(160), 160 + SPARE_BLOCKING_THREADS);
+        assert_eq!(blocking_threads(10_000), 10_000 + SPARE_BLOCKING_THREADS);
     }
 }

@@ -205,11 +205,11 @@ fn route_and_answer(
         seen.action = spec.action;
         seen.target = r.target().map(str::to_owned);
         // The only answers without a login (A1). A client the server cannot name is never
-        // loopback (setup).
+        // loopback nor on the local network (setup).
         if spec.access == Access::Public {
-            let loopback = req.peer.is_some_and(|p| p.addr.ip().is_loopback());
+            let peer_ip = req.peer.map(|p| p.addr.ip());
             let via_tls = req.peer.is_some_and(|p| p.transport == exchange::Transport::Tls);
-            return api::session::public(ctx, r, &mut req, &seen.peer, loopback, via_tls);
+            return api::session::public(ctx, r, &mut req, &seen.peer, peer_ip, via_tls);
         }
     }
     let eff = match authenticate(&req, ctx, &seen.peer) {

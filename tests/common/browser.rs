@@ -254,3 +254,15 @@ pub fn enter_private_network() -> std::net::IpAddr {
     }
     std::net::IpAddr::from([10, 77, 0, 1])
 }
+
+/// A public-looking address (198.51.100.7, TEST-NET-2) on the namespace's loopback interface, as
+/// `enter_private_network` adds 10.77.0.1: a client from it stands for one from the internet (a
+/// port-forward). Call after `enter_private_network`, on the same thread.
+pub fn add_public_address() -> std::net::IpAddr {
+    let out = Command::new("ip")
+        .args(["addr", "add", "198.51.100.7/32", "dev", "lo"])
+        .output()
+        .expect("cannot run ip (iproute2)");
+    assert!(out.status.success(), "ip addr add: {}", String::from_utf8_lossy(&out.stderr));
+    std::net::IpAddr::from([198, 51, 100, 7])
+}

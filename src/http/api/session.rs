@@ -1,6 +1,7 @@
 //! Sessions and who the caller is: health, first-start setup (A1), login and logout (A3, A5),
 //! and `/api/v1/me` (AU-10).
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -71,14 +72,14 @@ pub(in crate::http) struct LoggedOut {
     pub ok: bool,
 }
 
-/// Answers the routes without a login (A1). `loopback` is whether the client is this machine
-/// (never true for a client the server cannot name).
+/// Answers the routes without a login (A1). `peer_ip` is the client's address (`None` for a
+/// client the server cannot name, never loopback nor on the local network).
 pub(in crate::http) fn public(
     ctx: &Ctx,
     route: &Route,
     req: &mut Request,
     peer: &str,
-    loopback: bool,
+    peer_ip: Option<IpAddr>,
     via_tls: bool,
 ) -> Result<Response, Error> {
     match route {
@@ -86,12 +87,12 @@ pub(in crate::http) fn public(
         Route::App => page(ui::APP),
         Route::UiAsset { file } => page(file),
         Route::SetupPage => {
-            let left = setup_reachable(ctx, route, loopback, via_tls)?;
+            let left = setup_reachable(ctx, route, peer_ip, via_tls)?;
             Ok(respond::bytes("text/html; charset=utf-8", setup_page(ctx, left)?.into_bytes()))
         }
         Route::Setup => {
-            setup_reachable(ctx, route, loopback, via_tls)?;
-            let body = query::read_json(req)?;
+            setup_reachable(ctx, route, peer_ip, via_tls)?;
+            let body = read_json_posted(req)?;
             Ok(respond::json(200, &setup(ctx, &body, peer)?))
         }
         Route::Login => login(ctx, req, peer, via_tls),
@@ -113,7 +114,7 @@ pub(super) fn public_after_login(route: &Route) -> Result<Response, Error> {
 /// `POST /api/v1/login {"name", "password"}`: a session (token and cookie) for the web page and
 /// API clients that prefer tokens to Basic on every request.
 fn login(ctx: &Ctx, req: &mut Request, peer: &str, via_tls: bool) -> Result<Response, Error> {
-    let b = query::read_json(req)?;
+    let b = read_json_posted(req)?;
     let field = |k: &str| {
         b.get(k)
             .and_then(Value::as_str)
@@ -133,17 +134,68 @@ fn login(ctx: &Ctx, req: &mut Request, peer: &str, via_tls: bool) -> Result<Resp
     Ok(respond::json(200, &body).with_header("Set-Cookie", &cookie))
 }
 
+/// The JSON body of setup and login, which need no credentials, so a cookie's SameSite rule
+/// does not guard them: only with `Content-Type: application/json` (else 400, body unread).
+/// A page on another site can post a form or a `no-cors` fetch only as `text/plain`,
+/// `application/x-www-form-urlencoded` or `multipart/form-data`; to send JSON's type it needs a
+/// CORS preflight, which the recorder never grants (review: CSRF on setup and login).
+fn read_json_posted(req: &mut Request) -> Result<Value, Error> {
+    let media = req.header("Content-Type").map(|v| v.split(';').next().unwrap_or("").trim());
+    if !media.is_some_and(|m| m.eq_ignore_ascii_case("application/json")) {
+        return Err(crate::err!(
+            InvalidArgument,
+            "the request body must be JSON sent as `Content-Type: application/json`, not {}",
+            media.map_or_else(|| "without a type".to_owned(), |m| format!("`{m}`"))
+        ));
+    }
+    query::read_json(req)
+}
+
 /// Where first-start setup answers (A1; issue 12 point 1, DESIGN §6): on this machine
-/// (loopback) as before, and on a LAN address over HTTPS only while `Auth::lan_setup_left` has
-/// time left (the window after start, no administrator yet). Anywhere else it answers like a
+/// (loopback) as before, and from a peer on the local network (`on_local_network`) over HTTPS
+/// only while `Auth::lan_setup_left` has time left (the window after start, no administrator
+/// yet). Anywhere else (a public address, a port-forward from the internet) it answers like a
 /// missing page. Gives the time left on the LAN (`None` on loopback).
-fn setup_reachable(ctx: &Ctx, route: &Route, loopback: bool, via_tls: bool) -> Result<Option<Duration>, Error> {
-    if loopback {
+fn setup_reachable(
+    ctx: &Ctx,
+    route: &Route,
+    peer_ip: Option<IpAddr>,
+    via_tls: bool,
+) -> Result<Option<Duration>, Error> {
+    let peer_ip = peer_ip.map(unmapped);
+    if peer_ip.is_some_and(|ip| ip.is_loopback()) {
         return Ok(None);
     }
+    // Issue 12 point 1, review: only a peer on the local network, never a public one.
+    let local = peer_ip.is_some_and(on_local_network);
     match ctx.auth.lan_setup_left()? {
-        Some(left) if via_tls => Ok(Some(left)),
+        Some(left) if via_tls && local => Ok(Some(left)),
         _ => Err(crate::err!(NotFound, "no such endpoint: {}", route.spec().path)),
+    }
+}
+
+/// `::ffff:a.b.c.d` (an IPv4 client on a dual-stack socket) as the IPv4 address it is.
+fn unmapped(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Whether `ip` is on a private or local network, where LAN setup may answer (issue 12 point 1,
+/// DESIGN §6): IPv4 RFC 1918 (10/8, 172.16/12, 192.168/16), link-local 169.254/16 and CGNAT
+/// 100.64/10; IPv6 unique-local fc00::/7 and link-local fe80::/10; `::ffff:a.b.c.d` as IPv4.
+/// Loopback is answered before (no window); every other address is public.
+fn on_local_network(ip: IpAddr) -> bool {
+    match unmapped(ip) {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_private() || v4.is_link_local() || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
     }
 }
 
@@ -187,4 +239,54 @@ pub(super) fn logout(ctx: &Ctx, call: &Call) -> Response {
     }
     respond::json(200, &LoggedOut { ok: true })
         .with_header("Set-Cookie", &format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_local_network;
+
+    /// Issue 12 point 1 (DESIGN §6), review: LAN setup answers only a peer on a private or local
+    /// network; a public IPv4 or global IPv6 peer (a port-forward from the internet) never.
+    #[test]
+    fn only_private_and_local_peers_are_on_the_local_network() {
+        let local = |s: &str| on_local_network(s.parse().unwrap());
+        for ip in [
+            "10.0.0.1",
+            "10.77.0.1",
+            "172.16.0.1",
+            "172.31.255.254",
+            "192.168.1.20",
+            "169.254.3.4",
+            "100.64.0.1",
+            "100.127.255.254",
+            "fc00::1",
+            "fd12:3456::7",
+            "fe80::1",
+            "febf::1",
+            "::ffff:192.168.1.20",
+            "::ffff:10.1.2.3",
+        ] {
+            assert!(local(ip), "{ip} is on the local network");
+        }
+        for ip in [
+            "198.51.100.7",
+            "8.8.8.8",
+            "172.32.0.1",
+            "172.15.255.255",
+            "192.169.0.1",
+            "100.63.255.255",
+            "100.128.0.1",
+            "169.255.0.1",
+            "11.0.0.1",
+            "2001:db8::1",
+            "2a00:1450::1",
+            "fec0::1",
+            "::ffff:198.51.100.7",
+            "::ffff:8.8.8.8",
+            "0.0.0.0",
+            "255.255.255.255",
+        ] {
+            assert!(!local(ip), "{ip} is public");
+        }
+    }
 }

@@ -344,10 +344,10 @@ const UI = (() => {
   function storageCard(s) {
     const level = s.state === 'available' ? 'ok' : s.state === 'stalled' ? 'warn' : 'bad';
     const usedPct = s.capacity_bytes ? Math.min(100, 100 * s.used_bytes / s.capacity_bytes) : 0;
-    // Days of recording the storage holds at the current write rate: status's own figure when
-    // it has one, else its capacity over the rate it reports now.
-    let days = s.days_at_current_rate;
-    if (days === undefined && s.write_rate_bps > 0) days = s.capacity_bytes / (s.write_rate_bps / 8) / 86400;
+    // Days of recording the storage holds at the current write rate: the server's figure
+    // (`recording_days_at_current_rate`, which honours the retention; null while nothing is
+    // written), never one of the page's own (review of issue 12 point 3).
+    const days = s.recording_days_at_current_rate;
     return el('article', { class: 'card storage ' + level, 'data-storage': s.id, 'data-level': level },
       el('h3', {}, el('span', {}, s.id), el('span', { class: 'badge ' + level }, s.state)),
       el('div', { class: 'bar', title: usedPct.toFixed(0) + ' % used' }, el('span', { style: 'width:' + usedPct.toFixed(1) + '%' })),
@@ -357,7 +357,7 @@ const UI = (() => {
         el('dt', {}, 'Newest'), el('dd', {}, fmt.time(s.newest_recording)),
         el('dt', {}, 'Write rate'), el('dd', {}, fmt.bits(s.write_rate_bps)),
         el('dt', {}, 'Sync latency'), el('dd', {}, s.sync_latency_ms.toFixed(1) + ' ms (max ' + s.max_sync_latency_ms.toFixed(1) + ' ms)'),
-        el('dt', {}, 'Holds'), el('dd', {}, days === undefined || days === null ? '–' : '≈ ' + days.toFixed(1) + ' days at this rate'),
+        el('dt', {}, 'Holds'), el('dd', { class: 'holds', 'data-days': days === undefined || days === null ? '' : String(days) }, days === undefined || days === null ? '–' : '≈ ' + days.toFixed(1) + ' days at this rate'),
         el('dt', {}, 'Retention'), el('dd', {}, s.retention_days + ' days')),
       s.last_error ? el('div', { class: 'last-error' }, s.last_error) : null);
   }
