@@ -75,10 +75,19 @@ impl AuthConfig {
     pub fn lan_setup_window_text(&self) -> String {
         let secs = self.lan_setup_window.as_secs();
         if secs.is_multiple_of(60) {
-            format!("{} minutes", secs / 60)
+            count_of(secs / 60, "minute")
         } else {
-            format!("{secs} seconds")
+            count_of(secs, "second")
         }
+    }
+}
+
+/// "1 minute", "2 minutes": a count with its unit as a person writes it.
+pub fn count_of(n: u64, unit: &str) -> String {
+    if n == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{n} {unit}s")
     }
 }
 
@@ -430,6 +439,18 @@ pub fn hash_password(password: &str) -> Result<String, Error> {
 mod tests {
     use super::*;
     use crate::clocks::SimulatedClocks;
+
+    /// Issue 12 point 1: the setup page and the log state the window as a person writes it.
+    #[test]
+    fn the_lan_setup_window_reads_as_a_person_writes_it() {
+        let text = |secs| {
+            AuthConfig { lan_setup_window: Duration::from_secs(secs), ..AuthConfig::default() }.lan_setup_window_text()
+        };
+        assert_eq!(text(60), "1 minute");
+        assert_eq!(text(1800), "30 minutes");
+        assert_eq!(text(1), "1 second");
+        assert_eq!(text(90), "90 seconds");
+    }
 
     #[test]
     fn password_policy_follows_au2() {

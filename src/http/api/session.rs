@@ -207,8 +207,8 @@ fn setup_page(ctx: &Ctx, left: Option<Duration>) -> Result<String, Error> {
     let reach = match left {
         Some(left) => format!(
             "On the LAN this page answers over HTTPS for {window} after the recorder starts, and only \
-             until an administrator exists: {} minutes left.",
-            left.as_secs().div_ceil(60)
+             until an administrator exists: {} left.",
+            crate::auth::count_of(left.as_secs().div_ceil(60), "minute")
         ),
         None if ctx.auth.config().lan_setup_window.is_zero() => {
             "It answers only on the recorder itself (loopback), until an administrator exists.".to_owned()
