@@ -52,6 +52,8 @@ pub struct CameraSnapshot {
     pub live_viewers: u64,
     /// Frames live viewers skipped because they fell behind (issue 12 point 4).
     pub live_skipped_frames: u64,
+    /// Key frames decoded for `snapshot.jpg` (at most one per GOP, however many ask).
+    pub live_snapshot_decodes: u64,
 }
 
 impl CameraSnapshot {
@@ -84,6 +86,7 @@ impl CameraSnapshot {
             last_error: c.last_error.lock().expect("error lock").clone(),
             live_viewers: c.live.viewers() as u64,
             live_skipped_frames: c.live.skipped_frames(),
+            live_snapshot_decodes: c.live.snapshot_decodes(),
         }
     }
 }

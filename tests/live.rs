@@ -185,6 +185,18 @@ fn live_view_of_a_real_rtsp_camera() {
         (Some("mjpeg"), Some(640), Some(360))
     );
     ffmpeg_decode_ok(&path).unwrap_or_else(|e| panic!("ffmpeg -xerror on the snapshot: {e}"));
+    // Issue 12 point 4, review: two snapshots within one GOP are the same bytes for one decode.
+    // A key frame may fall between them (1 s GOPs): then both differ and count, so try again.
+    let snap = || http_request("GET", &rec.url("/api/v1/cameras/cam/snapshot.jpg"), &[], &[]).unwrap().body;
+    let decodes = || camera_metric(&rec, "edgerec_live_snapshot_decodes_total").expect("decode counter");
+    let same_gop = (0..20).any(|_| {
+        let before = decodes();
+        let (a, b) = (snap(), snap());
+        let spent = decodes() - before;
+        assert!(spent <= 2.0, "{spent} decodes for 2 snapshots");
+        a == b && spent <= 1.0
+    });
+    assert!(same_gop, "two snapshots in one GOP never shared a decode");
     // Issue 12 point 4, review: a segment certainly gone (more than the ring's two unlisted
     // segments below the playlist's first) is 404 with the JSON error.
     let media_sequence = wait_for(Duration::from_secs(30), || {

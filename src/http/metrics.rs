@@ -108,7 +108,7 @@ fn camera_metrics(out: &mut Exposition, cameras: &[&CameraSnapshot]) {
     type Read = fn(&CameraSnapshot) -> Value;
     // Names follow Prometheus' conventions (issue 10 point 17): base units (`_bytes`,
     // `_seconds`, `_hertz`), ratios instead of percents, `_total` on counters.
-    let families: [(&str, &str, Kind, Read); 10] = [
+    let families: [(&str, &str, Kind, Read); 11] = [
         ("edgerec_camera_frames_received_total", "Frames received from the camera.", Kind::Counter, |c| {
             Value::U(c.frames_received)
         }),
@@ -152,6 +152,13 @@ fn camera_metrics(out: &mut Exposition, cameras: &[&CameraSnapshot]) {
             "Frames live viewers skipped to the next key frame because they did not keep up.",
             Kind::Counter,
             |c| Value::U(c.live_skipped_frames),
+        ),
+        // Issue 12 point 4, review: snapshots cost one decode per key frame, not one per request.
+        (
+            "edgerec_live_snapshot_decodes_total",
+            "Key frames decoded for snapshot.jpg (at most one per GOP, however many ask).",
+            Kind::Counter,
+            |c| Value::U(c.live_snapshot_decodes),
         ),
     ];
     for (name, help, kind, read) in families {
