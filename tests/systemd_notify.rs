@@ -105,8 +105,9 @@ fn ready_after_recovery_watchdog_pings_and_stopping_on_sigterm() {
     assert!(child.wait().unwrap().success(), "exit 0 after SIGTERM");
 }
 
-#[test]
-fn a_stalled_writer_stops_the_watchdog_pings() {
+/// Runs the recorder under the fake systemd with a 1 s watchdog and one fault (`EDGEREC_FAULT_*`
+/// = `secs`) for `watch`, then returns READY's time and every WATCHDOG=1 ping.
+fn pings_under_fault(fault: &str, secs: u64, watch: Duration) -> (Instant, Vec<Instant>) {
     let tmp = common::temp_dir();
     let port = common::free_local_port();
     let cfg = config(tmp.path(), port);
@@ -116,22 +117,31 @@ fn a_stalled_writer_stops_the_watchdog_pings() {
         .arg(&cfg)
         .env("NOTIFY_SOCKET", &systemd.path)
         .env("WATCHDOG_USEC", "1000000")
-        .env("EDGEREC_FAULT_STALL_WRITER_SECS", "6")
+        .env(fault, secs.to_string())
         .env("EDGEREC_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let msgs = systemd.collect(Duration::from_secs(12), |_| false);
+    let msgs = systemd.collect(watch, |_| false);
     let _ = child.kill();
     let _ = child.wait();
     let ready_at = msgs.iter().find(|(_, m)| m.contains("READY=1")).map(|(t, _)| *t).expect("READY=1");
-    let p = pings(&msgs);
+    (ready_at, pings(&msgs))
+}
+
+/// The longest time between two pings.
+fn longest_gap(p: &[Instant]) -> Duration {
+    p.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default()
+}
+
+#[test]
+fn a_stalled_writer_stops_the_watchdog_pings() {
+    let (ready_at, p) = pings_under_fault("EDGEREC_FAULT_STALL_WRITER_SECS", 6, Duration::from_secs(12));
     // The writer is blocked for 6 s from READY; its quiet limit is 3 × 250 ms + 1 s. The pings
     // must stop for most of the stall, then resume when the writer runs again.
-    let longest_gap = p.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
     assert!(
-        longest_gap >= Duration::from_secs(3),
+        longest_gap(&p) >= Duration::from_secs(3),
         "no gap in pings during the stall: {:?}",
         p.iter().map(|t| *t - ready_at).collect::<Vec<_>>()
     );
@@ -143,31 +153,11 @@ fn a_stalled_writer_stops_the_watchdog_pings() {
 /// with 8 s jobs at READY) the pings stop, and they resume once the threads are free again.
 #[test]
 fn a_wedged_serving_pool_stops_the_watchdog_pings() {
-    let tmp = common::temp_dir();
-    let port = common::free_local_port();
-    let cfg = config(tmp.path(), port);
-    let systemd = FakeSystemd::new();
-    let mut child = Command::new(common::edgerec_bin())
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .env("NOTIFY_SOCKET", &systemd.path)
-        .env("WATCHDOG_USEC", "1000000")
-        .env("EDGEREC_FAULT_WEDGE_HTTP_SECS", "8")
-        .env("EDGEREC_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let msgs = systemd.collect(Duration::from_secs(14), |_| false);
-    let _ = child.kill();
-    let _ = child.wait();
-    let ready_at = msgs.iter().find(|(_, m)| m.contains("READY=1")).map(|(t, _)| *t).expect("READY=1");
-    let p = pings(&msgs);
+    let (ready_at, p) = pings_under_fault("EDGEREC_FAULT_WEDGE_HTTP_SECS", 8, Duration::from_secs(14));
     // The pool is full for 8 s from READY; the front's quiet limit is 4 s. The pings must stop
     // for the rest of the wedge, then resume when the serving threads are free.
-    let longest_gap = p.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
     assert!(
-        longest_gap >= Duration::from_secs(3),
+        longest_gap(&p) >= Duration::from_secs(3),
         "no gap in pings while the serving threads hung: {:?}",
         p.iter().map(|t| *t - ready_at).collect::<Vec<_>>()
     );
