@@ -187,7 +187,13 @@ fn live_view_of_a_real_rtsp_camera() {
     ffmpeg_decode_ok(&path).unwrap_or_else(|e| panic!("ffmpeg -xerror on the snapshot: {e}"));
     // Issue 12 point 4, review: two snapshots within one GOP are the same bytes for one decode.
     // A key frame may fall between them (1 s GOPs): then both differ and count, so try again.
-    let snap = || http_request("GET", &rec.url("/api/v1/cameras/cam/snapshot.jpg"), &[], &[]).unwrap().body;
+    // Each answer must be a JPEG: two identical error answers would pass the comparison vacuously.
+    let snap = || {
+        let r = http_request("GET", &rec.url("/api/v1/cameras/cam/snapshot.jpg"), &[], &[]).unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.header("content-type"), Some("image/jpeg"));
+        r.body
+    };
     let decodes = || camera_metric(&rec, "edgerec_live_snapshot_decodes_total").expect("decode counter");
     let same_gop = (0..20).any(|_| {
         let before = decodes();

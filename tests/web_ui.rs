@@ -361,13 +361,20 @@ fn live_page_plays_a_real_camera_through_mse() {
     };
     let start = decoded_frames(&browser, "video");
     let (mut last, mut last_time) = (start, current_time());
+    // One flat second is allowed (review: a loaded 2-core box may stall the decoder that long);
+    // two are a player that stopped.
+    let mut flat_seconds = 0;
     for second in 1..=5 {
         std::thread::sleep(Duration::from_secs(1));
         let (now, now_time) = (decoded_frames(&browser, "video"), current_time());
-        assert!(now > last, "second {second}: the decoded-frame count did not grow ({last} to {now})");
-        assert!(now_time > last_time, "second {second}: currentTime did not grow ({last_time} to {now_time})");
+        assert!(now >= last, "second {second}: the decoded-frame count went back ({last} to {now})");
+        assert!(now_time >= last_time, "second {second}: currentTime went back ({last_time} to {now_time})");
+        if now == last || now_time == last_time {
+            flat_seconds += 1;
+        }
         (last, last_time) = (now, now_time);
     }
+    assert!(flat_seconds <= 1, "playback stood still for {flat_seconds} of 5 seconds");
     assert!(last >= start + 10, "decoded frames grew from {start} to {last} in 5 s");
     let shot = browser.screenshot("single");
     let brightness = mean_brightness(&browser, &shot, "video");

@@ -233,9 +233,10 @@ impl Route {
             Route::LivePlaylist { .. } => spec("GET", "/api/v1/cameras/{id}/live/index.m3u8", Camera(P::ViewLive)),
             Route::LiveInit { .. } => spec("GET", "/api/v1/cameras/{id}/live/init.mp4", Camera(P::ViewLive)),
             // Issue 12 point 4, review: a segment (up to 8 MiB) is streamed from the hub to a
-            // client that may be slow, so it holds a Download place until it is sent.
+            // client that may be slow, so it holds a place until it is sent: of the Live class,
+            // sized for viewers, so HLS players and exports never lock each other out.
             Route::LiveSegment { .. } => {
-                spec("GET", "/api/v1/cameras/{id}/live/{seq}.m4s", Camera(P::ViewLive)).capacity(Capacity::Download)
+                spec("GET", "/api/v1/cameras/{id}/live/{seq}.m4s", Camera(P::ViewLive)).capacity(Capacity::Live)
             }
             Route::Snapshot { .. } => spec("GET", "/api/v1/cameras/{id}/snapshot.jpg", Camera(P::ViewLive)),
             Route::SearchMotion => spec("POST", "/api/v1/search/motion", EachCamera(P::SmartSearch)),
@@ -427,10 +428,11 @@ mod tests {
         assert_eq!(class(Method::Get, "/api/v1/events"), Capacity::LongPoll);
         assert_eq!(class(Method::Get, "/api/v1/cameras/a/export.mp4"), Capacity::Download);
         assert_eq!(class(Method::Get, "/api/v1/status"), Capacity::Quick);
-        // Issue 12 point 4: the live stream is of the Live class; an HLS segment is a Download
-        // (Issue 12 point 4, review: its place travels with the body); the playlist is quick.
+        // Issue 12 point 4: the live stream and an HLS segment are of the Live class (review:
+        // the segment's place travels with the body, and never takes an export's); the playlist
+        // is quick.
         assert_eq!(class(Method::Get, "/api/v1/cameras/a/live.mp4"), Capacity::Live);
-        assert_eq!(class(Method::Get, "/api/v1/cameras/a/live/3.m4s"), Capacity::Download);
+        assert_eq!(class(Method::Get, "/api/v1/cameras/a/live/3.m4s"), Capacity::Live);
         assert_eq!(class(Method::Get, "/api/v1/cameras/a/live/index.m3u8"), Capacity::Quick);
         // Issue 12 point 4: a snapshot of a codec the box cannot decode is 415 `unsupported`.
         assert_eq!(super::super::status_for(crate::ErrorKind::Unsupported), 415);

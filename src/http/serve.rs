@@ -233,13 +233,18 @@ async fn pump_request_body(mut incoming: hyper::body::Incoming, tx: mpsc::Sender
 /// read error (sent on, so the connection ends short, never padded), or when the client is gone
 /// (the channel closed); the reader, and whatever permit it holds, is dropped then.
 fn pump_response_body(mut reader: Box<dyn Read + Send>, tx: mpsc::Sender<std::io::Result<Bytes>>) {
+    let mut buf = vec![0u8; RESPONSE_CHUNK_BYTES];
     loop {
-        let mut buf = vec![0u8; RESPONSE_CHUNK_BYTES];
         let item = match reader.read(&mut buf) {
             Ok(0) => return,
+            // A short read (a live frame of a few KiB) is copied out and the buffer kept: handed
+            // over whole, each 256 KiB allocation would live as long as its few bytes are in
+            // flight, and every frame would cost a fresh one.
+            Ok(n) if n < RESPONSE_CHUNK_BYTES / 2 => Ok(Bytes::copy_from_slice(&buf[..n])),
             Ok(n) => {
-                buf.truncate(n);
-                Ok(Bytes::from(buf))
+                let mut full = std::mem::replace(&mut buf, vec![0u8; RESPONSE_CHUNK_BYTES]);
+                full.truncate(n);
+                Ok(Bytes::from(full))
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => Err(e),

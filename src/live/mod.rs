@@ -280,7 +280,12 @@ impl Hub {
         }
         s.restart();
         drop(s);
-        *self.snapshot.lock().expect("live snapshot lock") = None;
+        // Never wait here for a snapshot being decoded (reset runs on the ingest thread): the
+        // cleared key frame already makes `snapshot_jpeg` answer `None`, and the next key frame
+        // has a new number, so the cache is only freed early when nobody is decoding.
+        if let Ok(mut cached) = self.snapshot.try_lock() {
+            *cached = None;
+        }
     }
 
     /// Makes the fragment of a frame whose duration is now known, caches it and offers it to
@@ -448,13 +453,16 @@ impl Hub {
         &self,
         encode: impl FnOnce(&SampleEntry, &[u8]) -> Result<Vec<u8>, crate::error::Error>,
     ) -> Option<Result<Arc<Vec<u8>>, crate::error::Error>> {
+        // The key frame current when the caller asked: a decode finished while it waited for the
+        // lock is at least as new, so it is the answer (no decode after decode under load).
+        let wanted = self.state.lock().expect("live hub lock").key_frames;
         let mut cached = self.snapshot.lock().expect("live snapshot lock");
         let (number, entry, frame) = {
             let s = self.state.lock().expect("live hub lock");
             (s.key_frames, s.video.as_ref()?.entry.clone(), s.last_key_frame.clone()?)
         };
         if let Some((n, jpeg)) = cached.as_ref() {
-            if *n == number {
+            if *n >= wanted {
                 return Some(Ok(jpeg.clone()));
             }
         }
@@ -521,8 +529,12 @@ impl SegmentReader {
 }
 
 impl std::io::Read for SegmentReader {
+    /// Fills `buf` across fragments (a segment is ~150 small parts; one read per part would
+    /// cost a channel hand-off and a write each).
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while let Some(f) = self.fragments.get(self.index) {
+        let mut filled = 0;
+        while filled < buf.len() {
+            let Some(f) = self.fragments.get(self.index) else { break };
             let part =
                 if self.offset < f.head.len() { &f.head[self.offset..] } else { &f.data[self.offset - f.head.len()..] };
             if part.is_empty() {
@@ -530,12 +542,12 @@ impl std::io::Read for SegmentReader {
                 self.offset = 0;
                 continue;
             }
-            let n = part.len().min(buf.len());
-            buf[..n].copy_from_slice(&part[..n]);
+            let n = part.len().min(buf.len() - filled);
+            buf[filled..filled + n].copy_from_slice(&part[..n]);
             self.offset += n;
-            return Ok(n);
+            filled += n;
         }
-        Ok(0)
+        Ok(filled)
     }
 }
 

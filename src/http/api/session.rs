@@ -183,15 +183,13 @@ fn unmapped(ip: IpAddr) -> IpAddr {
 }
 
 /// Whether `ip` is on a private or local network, where LAN setup may answer (issue 12 point 1,
-/// DESIGN §6): IPv4 RFC 1918 (10/8, 172.16/12, 192.168/16), link-local 169.254/16 and CGNAT
-/// 100.64/10; IPv6 unique-local fc00::/7 and link-local fe80::/10; `::ffff:a.b.c.d` as IPv4.
-/// Loopback is answered before (no window); every other address is public.
+/// DESIGN §6): IPv4 RFC 1918 (10/8, 172.16/12, 192.168/16) and link-local 169.254/16; IPv6
+/// unique-local fc00::/7 and link-local fe80::/10; `::ffff:a.b.c.d` as IPv4. Loopback is
+/// answered before (no window); every other address is public, CGNAT's 100.64/10 included (an
+/// ISP's subscribers share it: it is not the installer's LAN).
 fn on_local_network(ip: IpAddr) -> bool {
     match unmapped(ip) {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            v4.is_private() || v4.is_link_local() || (a == 100 && (64..128).contains(&b))
-        }
+        IpAddr::V4(v4) => v4.is_private() || v4.is_link_local(),
         IpAddr::V6(v6) => {
             let first = v6.segments()[0];
             (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
@@ -257,8 +255,6 @@ mod tests {
             "172.31.255.254",
             "192.168.1.20",
             "169.254.3.4",
-            "100.64.0.1",
-            "100.127.255.254",
             "fc00::1",
             "fd12:3456::7",
             "fe80::1",
@@ -271,6 +267,9 @@ mod tests {
         for ip in [
             "198.51.100.7",
             "8.8.8.8",
+            // CGNAT (review): shared by an ISP's subscribers, not the installer's LAN.
+            "100.64.0.1",
+            "100.127.255.254",
             "172.32.0.1",
             "172.15.255.255",
             "192.169.0.1",
