@@ -7,7 +7,8 @@
 
 use super::boxes::BoxWriter;
 use super::moov::{
-    put_unity_matrix, write_hdlr, write_media_header_and_dinf, FIXED_16_16_ONE, FIXED_8_8_ONE, LANGUAGE_UND, TKHD_FLAGS,
+    put_unity_matrix, write_hdlr, write_mdhd, write_media_header_and_dinf, write_stsd, FIXED_16_16_ONE, FIXED_8_8_ONE,
+    TKHD_FLAGS,
 };
 use super::{parse_box_header, Sample, MOVIE_TIMESCALE_HZ};
 use crate::media::{Codec, SampleEntry, StreamKind};
@@ -108,22 +109,13 @@ fn write_trak(w: &mut BoxWriter, track_id: u32, entry: &SampleEntry) -> Result<(
     w.close(tkhd)?;
 
     let mdia = w.open(*b"mdia");
-    let mdhd = w.open_full(*b"mdhd", 0, 0);
-    w.u32(0); // creation_time
-    w.u32(0); // modification_time
-    w.u32(entry.timescale_hz());
-    w.u32(0); // duration
-    w.u16(LANGUAGE_UND);
-    w.u16(0); // pre_defined
-    w.close(mdhd)?;
+    // No times and no duration: every sample is in a fragment.
+    write_mdhd(w, 0, entry.timescale_hz(), 0)?;
     write_hdlr(w, kind)?;
     let minf = w.open(*b"minf");
     write_media_header_and_dinf(w, kind)?;
     let stbl = w.open(*b"stbl");
-    let stsd = w.open_full(*b"stsd", 0, 0);
-    w.u32(1); // entry_count
-    w.bytes(entry.box_bytes());
-    w.close(stsd)?;
+    write_stsd(w, entry.box_bytes())?;
     // Empty sample tables: every sample is in a fragment.
     for fourcc in [*b"stts", *b"stsc", *b"stco"] {
         let table = w.open_full(fourcc, 0, 0);

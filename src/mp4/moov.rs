@@ -153,24 +153,12 @@ fn write_trak(
     }
 
     let mdia = w.open(*b"mdia");
-    let version = version_for(&[input.time_1904_sec, plan.media_duration]);
-    let mdhd = w.open_full(*b"mdhd", version, 0);
-    put_versioned(w, version, input.time_1904_sec);
-    put_versioned(w, version, input.time_1904_sec);
-    w.u32(track.sample_entry.timescale_hz());
-    put_versioned(w, version, plan.media_duration);
-    w.u16(LANGUAGE_UND);
-    w.u16(0); // pre_defined
-    w.close(mdhd)?;
-
+    write_mdhd(w, input.time_1904_sec, track.sample_entry.timescale_hz(), plan.media_duration)?;
     write_hdlr(w, kind)?;
     let minf = w.open(*b"minf");
     write_media_header_and_dinf(w, kind)?;
     let stbl = w.open(*b"stbl");
-    let stsd = w.open_full(*b"stsd", 0, 0);
-    w.u32(1); // entry_count
-    w.bytes(track.sample_entry.box_bytes());
-    w.close(stsd)?;
+    write_stsd(w, track.sample_entry.box_bytes())?;
     write_stts(w, track.samples)?;
     // Audio samples are all sync samples; stss is meaningful only for video, and omitting it when
     // every sample is a key frame says exactly that.
@@ -189,6 +177,33 @@ fn write_trak(
 
 /// Writes `hdlr` naming the track's handler (`vide` or `soun`); shared by export and the fMP4
 /// init segment so both describe tracks alike.
+/// `mdhd`: the media's creation/modification time, timescale and duration (version 1 only when a
+/// value needs 64 bits), language "und". Shared by the export's `moov` and the live init segment.
+pub(super) fn write_mdhd(
+    w: &mut BoxWriter,
+    time_1904_sec: u64,
+    timescale_hz: u32,
+    duration: u64,
+) -> Result<(), String> {
+    let version = version_for(&[time_1904_sec, duration]);
+    let mdhd = w.open_full(*b"mdhd", version, 0);
+    put_versioned(w, version, time_1904_sec); // creation_time
+    put_versioned(w, version, time_1904_sec); // modification_time
+    w.u32(timescale_hz);
+    put_versioned(w, version, duration);
+    w.u16(LANGUAGE_UND);
+    w.u16(0); // pre_defined
+    w.close(mdhd)
+}
+
+/// `stsd` with the track's one sample entry (already serialized).
+pub(super) fn write_stsd(w: &mut BoxWriter, entry_box: &[u8]) -> Result<(), String> {
+    let stsd = w.open_full(*b"stsd", 0, 0);
+    w.u32(1); // entry_count
+    w.bytes(entry_box);
+    w.close(stsd)
+}
+
 pub(super) fn write_hdlr(w: &mut BoxWriter, kind: StreamKind) -> Result<(), String> {
     let (handler_type, handler_name): (&[u8; 4], &[u8]) = match kind {
         StreamKind::Video => (b"vide", b"VideoHandler\0"),
