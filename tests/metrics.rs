@@ -186,6 +186,8 @@ fn metrics_scrape_status_system_and_camera_visibility() {
         "edgerec_storage_segments_reclaimed_total",
         "edgerec_http_requests_total",
         "edgerec_http_connections_active",
+        "edgerec_http_requests_in_progress",
+        "edgerec_http_requests_in_progress_limit",
         "edgerec_http_connections_refused_total",
         "edgerec_log_entries_dropped_total",
         "edgerec_process_cpu_seconds_total",
@@ -213,6 +215,11 @@ fn metrics_scrape_status_system_and_camera_visibility() {
     assert!(value(&first, "edgerec_process_resident_memory_bytes", &[]).unwrap() > 0.0);
     // The scrape's own connection is open while the exposition is rendered.
     assert!(value(&first, "edgerec_http_connections_active", &[]).unwrap() >= 1.0);
+    // Issue 11 point 2: the scrape holds a quick place; each class shows its cap.
+    let quick = [("class", "quick")];
+    assert!(value(&first, "edgerec_http_requests_in_progress", &quick).unwrap() >= 1.0, "{text}");
+    assert_eq!(value(&first, "edgerec_http_requests_in_progress_limit", &quick), Some(32.0), "{text}");
+    assert_eq!(value(&first, "edgerec_http_requests_in_progress", &[("class", "download")]), Some(0.0), "{text}");
     // The 401 above was counted.
     assert!(value(&first, "edgerec_http_requests_total", &[("code", "401")]).unwrap() >= 1.0);
     for reason in ["overflow", "unavailable"] {

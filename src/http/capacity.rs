@@ -40,6 +40,16 @@ pub enum Class {
 impl Class {
     const ALL: [Class; 4] = [Class::Quick, Class::LongPoll, Class::Download, Class::Live];
 
+    /// The class's label in `/metrics` (`edgerec_http_requests_in_progress{class=...}`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Class::Quick => "quick",
+            Class::LongPoll => "long_poll",
+            Class::Download => "download",
+            Class::Live => "live",
+        }
+    }
+
     fn index(self) -> usize {
         match self {
             Class::Quick => 0,
@@ -141,6 +151,11 @@ impl Capacity {
             return Err(crate::err!(ResourceExhausted, "{}", class.refusal()));
         }
         Ok(Permit { capacity: self.clone(), class })
+    }
+
+    /// (class, places held now, cap) of every class, for `/metrics`.
+    pub fn usage(&self) -> [(Class, usize, usize); 4] {
+        Class::ALL.map(|c| (c, self.in_use(c), self.caps.of(c)))
     }
 
     /// Places of `class` held now.

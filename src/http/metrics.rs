@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::capacity::Capacity;
 use crate::auth::perm::Effective;
 use crate::ingest::{CameraState, DropReason};
 use crate::recorder::Recorder;
@@ -60,7 +61,7 @@ pub static CONNECTIONS: ConnectionCounters =
 
 /// The exposition of everything the caller may see: recorder, cameras they may read, storages,
 /// HTTP, process and system. The caller has checked the `status` permission (NET-7).
-pub fn render(rec: &Recorder, eff: &Effective) -> String {
+pub fn render(rec: &Recorder, eff: &Effective, capacity: &Capacity) -> String {
     let mut out = Exposition::default();
     let now_us = crate::clocks::SystemClocks.realtime_us_now();
 
@@ -79,6 +80,18 @@ pub fn render(rec: &Recorder, eff: &Effective) -> String {
     out.family("edgerec_http_requests_total", "HTTP responses sent, by status code.", Kind::Counter);
     for (code, n) in RESPONSES.snapshot() {
         out.sample("edgerec_http_requests_total", &[("code", code.as_str())], Value::U(n));
+    }
+
+    // Issue 11 point 2: each request class's places in use and its cap, so an operator (and the
+    // capacity test) sees which class is full. This request holds one of the quick places.
+    out.family("edgerec_http_requests_in_progress", "Requests holding a place of their class now.", Kind::Gauge);
+    let usage = capacity.usage();
+    for (class, in_use, _) in usage {
+        out.sample("edgerec_http_requests_in_progress", &[("class", class.label())], Value::U(in_use as u64));
+    }
+    out.family("edgerec_http_requests_in_progress_limit", "The cap of each request class.", Kind::Gauge);
+    for (class, _, cap) in usage {
+        out.sample("edgerec_http_requests_in_progress_limit", &[("class", class.label())], Value::U(cap as u64));
     }
 
     out.family("edgerec_http_connections_active", "Open client connections (plain and TLS).", Kind::Gauge);

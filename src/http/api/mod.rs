@@ -68,9 +68,10 @@ pub(super) fn handle(ctx: &Ctx, route: &Route, call: &mut Call) -> Result<Respon
         Route::Me => Ok(respond::json(200, &session::Me::of(&call.eff))),
         Route::OpenApi => Ok(respond::bytes("application/json", super::OPENAPI.as_bytes().to_vec())),
         Route::Status => Ok(respond::json(200, &status::status(ctx, &call.eff))),
-        Route::Metrics => {
-            Ok(respond::bytes(super::metrics::CONTENT_TYPE, super::metrics::render(&ctx.rec, &call.eff).into_bytes()))
-        }
+        Route::Metrics => Ok(respond::bytes(
+            super::metrics::CONTENT_TYPE,
+            super::metrics::render(&ctx.rec, &call.eff, &ctx.capacity).into_bytes(),
+        )),
         Route::Cameras => Ok(respond::json(200, &cameras::list(ctx, &call.eff))),
         Route::Recordings { camera } => recordings::list(ctx, call, camera),
         Route::Export { camera } => recordings::export(ctx, call, camera),
