@@ -204,7 +204,7 @@
       const csv = el('a', { id: 'logs-csv', class: 'button', download: '' }, 'Download CSV');
       const count = el('p', { class: 'muted', id: 'logs-count' });
       const table = el('div', { class: 'table-wrap', id: 'logs-table' });
-      main.replaceChildren(el('h1', {}, 'Logs'), form, el('div', { class: 'controls' }, count, csv), table);
+      main.replaceChildren(el('h1', {}, 'Logs'), form, el('div', { class: 'log-tools' }, count, csv), table);
 
       let stopped = false;
       async function load() {
