@@ -339,6 +339,7 @@ fn a_role_edited_on_the_page_changes_what_that_user_sees() {
     assert!(!nav.contains("Live") && nav.contains("Dashboard") && nav.contains("Events"), "{nav:?}");
     member.goto(&rec.url_as(None, "/#/live/door"));
     assert_eq!(member.find("main .error", PAGE_TIMEOUT).text(), "You may not use this page.");
+    member.eval("document.querySelector('main').replaceChildren()", &[]);
     member.goto(&rec.url_as(None, "/#/live"));
     assert_eq!(member.find("main .error", PAGE_TIMEOUT).text(), "You may not use this page.");
     for (path, status) in [
@@ -459,4 +460,43 @@ fn config_editor_shows_the_line_and_key_of_a_mistake_and_reports_a_revision_conf
     let reloaded =
         "const t = document.querySelector('#config-text'); return t.dataset.revision === '3' ? t.value : null";
     assert_eq!(browser.wait_js(PAGE_TIMEOUT, reloaded), Some(Value::String(theirs)));
+}
+
+/// Issue 12 points 7 to 9 ("each page shown in the navigation only to users who may use it"):
+/// a user with only `read_logs` and `read_config` gets the logs and a read-only configuration,
+/// and no other page: not in the navigation, and refused when asked for by address.
+#[test]
+fn navigation_offers_only_the_pages_the_permissions_allow() {
+    let dir = temp_dir();
+    let rec = RecorderProc::start(dir.path(), &format!("{STORAGE}{CAMERAS}"));
+    let auditors = json!({"grants": [
+        {"permission": "read_logs", "allow": true},
+        {"permission": "read_config", "allow": true},
+    ]});
+    assert_eq!(call(&rec, "PUT", "/api/v1/roles/auditors", Some(auditors)).0, 200);
+    let ida = json!({"name": "ida", "password": "Ida-pass-12", "roles": ["auditors"]});
+    assert_eq!(call(&rec, "POST", "/api/v1/users", Some(ida)).0, 200);
+    let browser = Browser::open("auditor");
+    browser.goto(&rec.url_as(None, "/"));
+    browser.sign_in("ida", "Ida-pass-12");
+    browser.find("#logs-form", PAGE_TIMEOUT);
+    let pages = browser.eval("return [...document.querySelectorAll('#nav a')].map((a) => a.dataset.page)", &[]);
+    assert_eq!(pages, json!(["logs", "config"]));
+    // The configuration is there to read, not to save.
+    browser.goto(&rec.url_as(None, "/#/config"));
+    let loaded = "const t = document.querySelector('#config-text'); return t && t.dataset.revision === '1'";
+    assert!(browser.wait_js(PAGE_TIMEOUT, loaded).is_some(), "{}", main_text(&browser));
+    let state = browser.eval(
+        "return [document.querySelector('#config-text').readOnly, document.querySelector('#config-save').hidden]",
+        &[],
+    );
+    assert_eq!(state, json!([true, true]), "read only, no Save");
+    for page in ["dashboard", "events", "users", "live"] {
+        // An empty page first, so that the refusal seen is this page's own.
+        browser.eval("document.querySelector('main').replaceChildren()", &[]);
+        browser.goto(&rec.url_as(None, &format!("/#/{page}")));
+        let refused =
+            browser.wait_js(PAGE_TIMEOUT, "const e = document.querySelector('main .error'); return e && e.textContent");
+        assert_eq!(refused, Some(json!("You may not use this page.")), "#/{page}: {}", main_text(&browser));
+    }
 }
