@@ -37,10 +37,12 @@ fn call(rec: &RecorderProc, method: &str, path: &str, body: Option<Value>) -> (u
     call_as(rec, (ADMIN, ADMIN_PASSWORD), method, path, body)
 }
 
-/// Saves the page at 1280 px and at 360 px (a phone), checking that it fits both widths, and
-/// goes back to 1280 px.
-fn screenshots(browser: &Browser, name: &str) {
+/// Saves the page at 1280 px and at 360 px (a phone), with the element `focus` scrolled to the
+/// top, checking that it fits both widths, and goes back to 1280 px.
+fn screenshots(browser: &Browser, name: &str, focus: &str) {
+    let scroll = format!("document.querySelector('{focus}').scrollIntoView()");
     assert!(browser.fits_the_window(), "the {name} page is wider than 1280 px");
+    browser.eval(&scroll, &[]);
     browser.screenshot(&format!("{name}-1280"));
     browser.resize(360, 740);
     let fits = browser.wait_js(PAGE_TIMEOUT, "return document.documentElement.scrollWidth <= window.innerWidth");
@@ -51,6 +53,7 @@ fn screenshots(browser: &Browser, name: &str) {
         &[],
     );
     assert!(fits.is_some(), "the {name} page is wider than 360 px: {wide}");
+    browser.eval(&scroll, &[]);
     browser.screenshot(&format!("{name}-360"));
     browser.resize(1280, 800);
 }
@@ -108,7 +111,7 @@ fn events_page_shows_an_event_raised_through_the_api_without_reload() {
     assert_eq!(names[1], "gate_opened", "newest first: {names}");
     assert_eq!(browser.eval("return window.__kept === true", &[]), Value::Bool(true), "the page was reloaded");
     assert!(browser.eval("return window.__polls.started", &[]).as_u64().unwrap() >= 2, "the page kept polling");
-    screenshots(&browser, "page");
+    screenshots(&browser, "page", "h1");
     // Leaving the page aborts the waiting poll, and no other starts: the dashboard refreshes
     // twice (4 s and more, a clock of the page's own) and an event comes meanwhile.
     browser.find("#nav a[data-page=dashboard]", PAGE_TIMEOUT).click();
@@ -159,7 +162,7 @@ fn logs_page_filters_and_its_csv_link_downloads_csv() {
         .unwrap_or_else(|| panic!("the user filter did not apply: {}", main_text(&browser)))
         .as_u64()
         .unwrap();
-    screenshots(&browser, "page");
+    screenshots(&browser, "page", "h1");
     // The CSV link asks for the same filtered query as CSV, and downloads a CSV file.
     let link =
         browser.eval("const a = document.querySelector('#logs-csv'); return [a.href, a.hasAttribute('download')]", &[]);
@@ -264,7 +267,7 @@ fn adding_a_user_through_the_page_lets_that_user_sign_in() {
     after_reload(&browser, || browser.find("tr[data-user=olaf] .delete-user", PAGE_TIMEOUT).click());
     assert!(wait_until(PAGE_TIMEOUT, || user("olaf").is_none()), "olaf was not deleted");
     browser.wait_js(PAGE_TIMEOUT, "return !document.querySelector('tr[data-user=olaf]')").expect("olaf's row goes");
-    screenshots(&browser, "page");
+    screenshots(&browser, "page", "h1");
     // tina signs in with the password the page set.
     browser.find("#sign-out", PAGE_TIMEOUT).click();
     browser.sign_in("tina", "Tina-pass-34");
@@ -316,7 +319,7 @@ fn a_role_edited_on_the_page_changes_what_that_user_sees() {
             format!("#role-editor select[data-permission={permission}][data-camera={camera}] option[value='']");
         admin.find(&option, PAGE_TIMEOUT).click();
     }
-    screenshots(&admin, "page");
+    screenshots(&admin, "page", "#role-editor");
     admin.find("#role-editor button[type=submit]", PAGE_TIMEOUT).click();
     let saved = admin.wait_js(PAGE_TIMEOUT, "return location.hash === '#/users' && !!document.querySelector('#roles')");
     assert!(saved.is_some(), "the role was not saved: {}", main_text(&admin));
@@ -415,7 +418,7 @@ fn config_editor_shows_the_line_and_key_of_a_mistake_and_reports_a_revision_conf
         &[],
     );
     assert_eq!(selected, "record = \"sometimes\"");
-    screenshots(&browser, "invalid");
+    screenshots(&browser, "invalid", "#config-error");
     // The running config stays: same text, same revision, yard still records.
     assert_eq!(toml(), (etag.clone(), text.clone()));
     assert_eq!(rec.camera("yard")["state"], "recording");
@@ -454,7 +457,7 @@ fn config_editor_shows_the_line_and_key_of_a_mistake_and_reports_a_revision_conf
     assert!(conflict.as_str().unwrap().contains("someone else saved"), "{conflict}");
     assert_eq!(browser.eval("return document.querySelector('#config-text').value", &[]), Value::String(mine));
     assert_eq!(toml(), ("\"3\"".to_owned(), theirs.clone()), "the other change stands");
-    screenshots(&browser, "conflict");
+    screenshots(&browser, "conflict", "#config-conflict");
     // Reload shows their version, at its revision.
     browser.find("#config-conflict-reload", PAGE_TIMEOUT).click();
     let reloaded =
