@@ -35,21 +35,6 @@ fn chromium_opens_the_setup_page_of_a_fresh_recorder() {
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "a PNG screenshot at {}", shot.display());
 }
 
-/// Signs in through the page's form as `name` and waits for the form to go away.
-fn sign_in(browser: &Browser, name: &str, password: &str) {
-    browser.find("#login-name", PAGE_TIMEOUT).type_text(name);
-    browser.find("#login-password", PAGE_TIMEOUT).type_text(password);
-    browser.find("#login button[type=submit]", PAGE_TIMEOUT).click();
-    let gone = browser.wait_js(PAGE_TIMEOUT, "return !document.querySelector('#login')");
-    let error = browser.eval("const e = document.querySelector('#login-error'); return e && e.textContent", &[]);
-    assert!(gone.is_some(), "sign-in as {name} failed: {error}");
-}
-
-/// Whether the page is no wider than the window (nothing to scroll sideways).
-fn fits_the_window(browser: &Browser) -> bool {
-    browser.eval("return document.documentElement.scrollWidth <= window.innerWidth", &[]) == Value::Bool(true)
-}
-
 /// Issue 12 point 3: the dashboard shows a real GStreamer camera recording (green) and a camera
 /// whose URL names no stream red, with its error in one readable line; storage and system
 /// figures are there; the page updates by itself and fits a 360-px phone and a 1280-px laptop.
@@ -68,7 +53,7 @@ fn dashboard_shows_a_recording_camera_green_and_a_broken_one_red() {
     let browser = Browser::open("dashboard");
     browser.goto(&rec.url_as(None, "/"));
     // `/` without a session is the sign-in page, which then leads to the first page.
-    sign_in(&browser, ADMIN, ADMIN_PASSWORD);
+    browser.sign_in(ADMIN, ADMIN_PASSWORD);
     let levels = "const l = (id) => { const c = document.querySelector(`.camera[data-camera=\"${id}\"]`); \
                   return c && c.dataset.level; }; \
                   return l('yard') === 'ok' && l('gate') === 'bad' ? [l('yard'), l('gate')] : null;";
@@ -117,7 +102,7 @@ fn dashboard_shows_a_recording_camera_green_and_a_broken_one_red() {
     let updated = browser.find("#updated", PAGE_TIMEOUT).text();
     let script = format!("const u = document.querySelector('#updated'); return u && u.textContent !== {updated:?}");
     assert!(browser.wait_js(Duration::from_secs(15), &script).is_some(), "the dashboard did not refresh");
-    assert!(fits_the_window(&browser), "the dashboard is wider than 1280 px");
+    assert!(browser.fits_the_window(), "the dashboard is wider than 1280 px");
     browser.screenshot("1280");
     browser.resize(360, 740);
     assert!(browser
@@ -144,7 +129,7 @@ fn sign_in_returns_to_the_wanted_page_and_handles_a_forced_password_change() {
         browser.url()
     );
     browser.screenshot("login");
-    sign_in(&browser, "tech", "First-pass-1");
+    browser.sign_in("tech", "First-pass-1");
     browser.find("#password", PAGE_TIMEOUT);
     browser.screenshot("password-change");
     browser.find("#old-password", PAGE_TIMEOUT).type_text("First-pass-1");
@@ -164,7 +149,7 @@ fn sign_in_returns_to_the_wanted_page_and_handles_a_forced_password_change() {
     assert_eq!(out.status, 200, "{}", out.text());
     browser.find("#login", Duration::from_secs(15));
     assert!(browser.url().ends_with("#/login?next=%23%2Fdashboard"), "back to sign-in: {}", browser.url());
-    sign_in(&browser, "tech", "Second-pass-2");
+    browser.sign_in("tech", "Second-pass-2");
     browser.find("#summary", PAGE_TIMEOUT);
     assert!(browser.url().ends_with("#/dashboard"), "{}", browser.url());
     // Sign-out ends the session: the page shows the sign-in form, and the cookie is gone.
@@ -339,7 +324,7 @@ fn live_page_plays_a_real_camera_through_mse() {
     let browser = Browser::open("live");
     browser.goto(&rec.url_as(None, "/#/live/yard"));
     let signing_in = std::time::Instant::now();
-    sign_in(&browser, ADMIN, ADMIN_PASSWORD);
+    browser.sign_in(ADMIN, ADMIN_PASSWORD);
     assert!(browser.url().ends_with("#/live/yard"), "{}", browser.url());
     let first = browser.wait_js(
         PAGE_TIMEOUT,
@@ -441,7 +426,7 @@ fn navigation_and_grid_show_only_what_the_user_may_use() {
     assert_eq!(as_admin(&rec, "POST", "/api/v1/users", user), 200);
     let browser = Browser::open("permissions");
     browser.goto(&rec.url_as(None, "/"));
-    sign_in(&browser, "vic", "Vic-pass-12");
+    browser.sign_in("vic", "Vic-pass-12");
     // No `status`: the first page is live view, and the navigation has no dashboard.
     browser.find("#live-grid", PAGE_TIMEOUT);
     assert_eq!(browser.find("#nav", PAGE_TIMEOUT).text(), "Live");

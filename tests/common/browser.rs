@@ -187,6 +187,23 @@ impl Browser {
         all.as_array()?.iter().find(|c| c["name"] == name).and_then(|c| c["value"].as_str()).map(str::to_owned)
     }
 
+    /// Signs in through the page's form as `name` and waits for the form to go away (the page
+    /// must show the sign-in form, as `/` does without a session).
+    pub fn sign_in(&self, name: &str, password: &str) {
+        let timeout = Duration::from_secs(20);
+        self.find("#login-name", timeout).type_text(name);
+        self.find("#login-password", timeout).type_text(password);
+        self.find("#login button[type=submit]", timeout).click();
+        let gone = self.wait_js(timeout, "return !document.querySelector('#login')");
+        let error = self.eval("const e = document.querySelector('#login-error'); return e && e.textContent", &[]);
+        assert!(gone.is_some(), "sign-in as {name} failed: {error}");
+    }
+
+    /// Whether the page is no wider than the window (nothing to scroll sideways).
+    pub fn fits_the_window(&self) -> bool {
+        self.eval("return document.documentElement.scrollWidth <= window.innerWidth", &[]) == Value::Bool(true)
+    }
+
     /// Saves a PNG of the viewport as `target/ui-screenshots/<test>-<name>.png` and returns its path.
     pub fn screenshot(&self, name: &str) -> PathBuf {
         use base64::Engine;

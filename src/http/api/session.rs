@@ -48,10 +48,28 @@ pub(in crate::http) struct Me {
     pub must_change_password: bool,
     /// The recorder permissions (PR-9) the caller holds.
     pub recorder_permissions: Vec<&'static str>,
+    /// Issue 12 point 4 (PR-5, PR-11): the camera permissions the caller holds on each camera it
+    /// may read, by camera id, so that the web interface offers only what the server allows
+    /// (no live view without `view_live`). A camera the caller may not read is not named.
+    pub camera_permissions: std::collections::BTreeMap<String, Vec<&'static str>>,
 }
 
 impl Me {
-    pub fn of(eff: &Effective) -> Me {
+    /// Who `eff` is and what it may do on the recorder and on each of `cameras` (the ids of the
+    /// cameras in force).
+    pub fn of<'a>(eff: &Effective, cameras: impl IntoIterator<Item = &'a str>) -> Me {
+        let camera_permissions = cameras
+            .into_iter()
+            .filter(|c| eff.can_see(c))
+            .map(|c| {
+                let held = Permission::ALL
+                    .iter()
+                    .filter(|p| p.is_camera() && p.grantable() && eff.allows(**p, Some(c)))
+                    .map(|p| p.as_str())
+                    .collect();
+                (c.to_owned(), held)
+            })
+            .collect();
         Me {
             user: eff.user.clone(),
             roles: eff.roles.iter().map(|r| r.name.clone()).collect(),
@@ -62,6 +80,7 @@ impl Me {
                 .filter(|p| !p.is_camera() && eff.allows(**p, None))
                 .map(|p| p.as_str())
                 .collect(),
+            camera_permissions,
         }
     }
 }

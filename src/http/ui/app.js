@@ -64,6 +64,8 @@ const UI = (() => {
       cache: 'no-store',
       headers,
       body: options.json !== undefined ? JSON.stringify(options.json) : undefined,
+      // A view that stops (the user left the page) aborts its calls, a waiting long poll too.
+      signal: options.signal,
     });
     let body = null;
     try {
@@ -299,7 +301,18 @@ const UI = (() => {
     route();
   });
 
-  return { el, api, fmt, may, views, cameras: () => cameras, ApiError };
+  /**
+   * Whether the signed-in user holds camera permission `p` on camera `id` (PR-5), from `/me`'s
+   * `camera_permissions`: a page offers only what the server allows (the server checks anyway).
+   */
+  function mayOn(p, id) {
+    if (!me) return false;
+    if (me.administrator) return true;
+    const held = (me.camera_permissions || {})[id];
+    return !!held && held.includes(p);
+  }
+
+  return { el, api, fmt, may, views, cameras: () => cameras, ApiError, mayOn };
 })();
 
 // The dashboard (issue 12 point 3): cameras, storages and the machine, refreshed every 2 s.

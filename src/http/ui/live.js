@@ -204,7 +204,8 @@
   UI.views.live = {
     nav: 'Live',
     title: 'live view',
-    allowed: () => UI.cameras().length > 0,
+    // Issue 12 point 4: only with `view_live` on a camera the user may read.
+    allowed: () => UI.cameras().some((c) => UI.mayOn('view_live', c.id)),
     start(main, args) {
       const players = [];
       const id = args[0];
