@@ -170,6 +170,10 @@ pub struct StreamInfo {
     pub audio: Option<Arc<SampleEntry>>,
 }
 
+/// A snapshot decode's outcome as cached: the JPEG, or the error's kind and message (the error
+/// type is not `Clone`, so each caller gets an equal error made from these).
+type SnapshotResult = Result<Arc<Vec<u8>>, (crate::error::ErrorKind, String)>;
+
 /// The live hub of one camera.
 pub struct Hub {
     state: Mutex<State>,
@@ -177,10 +181,12 @@ pub struct Hub {
     skipped_frames: AtomicU64,
     /// GOPs that outgrew `GOP_CACHE_MAX_BYTES` and were dropped from the cache.
     gop_overflows: AtomicU64,
-    /// The JPEG of the latest key frame, by key-frame number (`State::key_frames`). Its lock is
-    /// held while one snapshot decodes, so decodes run one at a time per camera and callers
-    /// asking meanwhile wait for that result instead of decoding again. Never taken by `publish`.
-    snapshot: Mutex<Option<(u64, Arc<Vec<u8>>)>>,
+    /// What decoding the latest key frame gave, by key-frame number (`State::key_frames`): its
+    /// JPEG, or the error's kind and message (a broken key frame is decoded once, not once per
+    /// request). Its lock is held while one snapshot decodes, so decodes run one at a time per
+    /// camera and callers asking meanwhile wait for that result instead of decoding again.
+    /// Never taken by `publish`.
+    snapshot: Mutex<Option<(u64, SnapshotResult)>>,
     /// Key frames decoded for snapshots (one per GOP at most, however many ask).
     snapshot_decodes: AtomicU64,
 }
@@ -448,7 +454,8 @@ impl Hub {
     /// The latest key frame as a JPEG made by `encode` (`motion::snapshot::key_frame_jpeg`), or
     /// `None` before the first key frame. Contract: `encode` runs at most once per key frame
     /// (a cached result is shared by every caller until the next key frame), one call at a time
-    /// per hub; callers meanwhile wait for it. An error is not cached (the next caller retries).
+    /// per hub; callers meanwhile wait for it. An error is cached like a JPEG: a key frame that
+    /// does not decode answers the same error until the next key frame, without decoding again.
     pub fn snapshot_jpeg(
         &self,
         encode: impl FnOnce(&SampleEntry, &[u8]) -> Result<Vec<u8>, crate::error::Error>,
@@ -461,17 +468,18 @@ impl Hub {
             let s = self.state.lock().expect("live hub lock");
             (s.key_frames, s.video.as_ref()?.entry.clone(), s.last_key_frame.clone()?)
         };
-        if let Some((n, jpeg)) = cached.as_ref() {
+        if let Some((n, result)) = cached.as_ref() {
             if *n >= wanted {
-                return Some(Ok(jpeg.clone()));
+                return Some(snapshot_answer(result));
             }
         }
         self.snapshot_decodes.fetch_add(1, Ordering::Relaxed);
-        let result = encode(&entry, &frame).map(Arc::new);
-        if let Ok(jpeg) = &result {
-            *cached = Some((number, jpeg.clone()));
-        }
-        Some(result)
+        // Issue 12 point 4, review: an error is remembered for its key frame too, so a broken
+        // frame costs one decode per GOP however often a page asks.
+        let result: SnapshotResult = encode(&entry, &frame).map(Arc::new).map_err(|e| (e.kind(), e.msg().to_owned()));
+        let answer = snapshot_answer(&result);
+        *cached = Some((number, result));
+        Some(answer)
     }
 
     /// Key frames decoded for snapshots.
@@ -548,6 +556,14 @@ impl std::io::Read for SegmentReader {
             filled += n;
         }
         Ok(filled)
+    }
+}
+
+/// A cached snapshot outcome as the caller's answer.
+fn snapshot_answer(result: &SnapshotResult) -> Result<Arc<Vec<u8>>, crate::error::Error> {
+    match result {
+        Ok(jpeg) => Ok(jpeg.clone()),
+        Err((kind, msg)) => Err(crate::error::Error::new(*kind, msg.clone())),
     }
 }
 

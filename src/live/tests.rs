@@ -389,3 +389,23 @@ fn the_hls_playlist_follows_rfc_8216() {
     assert_eq!(playlist.matches(".m4s").count(), HLS_SEGMENTS, "{playlist}");
     assert!(hub.cached_bytes() <= GOP_CACHE_MAX_BYTES + HLS_MAX_BYTES);
 }
+
+// Issue 12 point 4, review: a key frame that does not decode is decoded once; every caller until
+// the next key frame gets the same error without another decode, and the next key frame is tried.
+#[test]
+fn a_snapshot_error_is_remembered_for_its_key_frame() {
+    let hub = Hub::new();
+    let entry = avc1(1280);
+    let broken = |_: &SampleEntry, _: &[u8]| Err(crate::err!(DataLoss, "broken key frame"));
+    publish_gops(&hub, &entry, 0, 10, 25, 100);
+    for _ in 0..5 {
+        let e = hub.snapshot_jpeg(broken).unwrap().unwrap_err();
+        assert_eq!((e.kind(), e.msg()), (crate::error::ErrorKind::DataLoss, "broken key frame"));
+    }
+    assert_eq!(hub.snapshot_decodes(), 1, "one decode for the broken key frame");
+    // The next key frame is a new picture and is decoded again.
+    publish_gops(&hub, &entry, 10, 27, 25, 100);
+    let jpeg = hub.snapshot_jpeg(|_, f| Ok(f.to_vec())).unwrap().unwrap();
+    assert_eq!(jpeg[0], 25);
+    assert_eq!(hub.snapshot_decodes(), 2);
+}
