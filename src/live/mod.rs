@@ -116,6 +116,7 @@ struct Segment {
 struct Map {
     /// Counts parameter changes and sessions (`State::map_version`).
     version: u64,
+    /// The video track's sample entry (its parameter sets).
     video: Arc<SampleEntry>,
     /// The audio track, once the camera sent audio.
     audio: Option<Arc<SampleEntry>>,
@@ -177,7 +178,9 @@ struct Track {
 /// Everything behind the hub's lock.
 #[derive(Default)]
 struct State {
+    /// The video track, from the session's first video frame (`None`: no picture).
     video: Option<Track>,
+    /// The audio track, from the session's first audio frame.
     audio: Option<Track>,
     /// `mfhd` sequence number of the next fragment.
     sequence: u32,
