@@ -2,7 +2,8 @@
 //! stream for MSE starts with the init segment and a key frame at once and decodes; audio on
 //! demand; HLS (fMP4) decodes; a viewer that stops reading never stops recording and is counted
 //! as skipping; `view_live` and camera visibility guard every live route; an H.265 camera streams
-//! `hvc1` and its snapshot is 415.
+//! `hvc1` and its snapshot is 415; a camera nobody watches holds one GOP, HLS segments only while a
+//! player asks; new stream parameters get a new HLS init segment URI.
 
 mod common;
 
@@ -421,4 +422,52 @@ fn an_unwatched_camera_holds_one_gop_and_hls_only_while_a_player_asks() {
     assert!(after >= Duration::from_secs(29), "the ring stays while a player may come back: {after:?}");
     let cam = rec.camera("cam");
     assert_eq!(cam["frames_dropped"], 0, "{cam}");
+}
+
+// Issue 12 point 4, review (RFC 8216): when the camera comes back with other parameters (here a
+// new session at another resolution), the playlist names a new init segment (`EXT-X-MAP` with a
+// new `v`), which describes the new size; the old version is 404 once no held segment uses it,
+// and the target duration has not changed.
+#[test]
+fn new_stream_parameters_get_a_new_hls_init_segment_uri() {
+    let server = RtspServer::start(&[("/cam", "live:h264:640x360@25")]);
+    let port = server.port();
+    let tmp = common::temp_dir();
+    let rec = RecorderProc::start(tmp.path(), &body(&server.url("/cam")));
+    let get = |p: &str| http_request("GET", &rec.url(&format!("/api/v1/cameras/cam/{p}")), &[], &[]).unwrap();
+    let header = |text: &str, tag: &str| text.lines().find_map(|l| l.strip_prefix(tag)).map(str::to_owned);
+    let first = wait_for(Duration::from_secs(60), || {
+        let r = get("live/index.m3u8");
+        (r.status == 200).then(|| r.text())
+    })
+    .unwrap_or_else(|| panic!("no HLS playlist: {}", rec.log_text()));
+    let old_map = header(&first, "#EXT-X-MAP:URI=\"").expect("EXT-X-MAP").trim_end_matches('"').to_owned();
+    let target = header(&first, "#EXT-X-TARGETDURATION:").expect("target duration");
+    // The size is in the avc1 sample entry of the init segment (its bytes 32..36 after the header).
+    let size = |init: &[u8]| {
+        let at = init.windows(4).position(|w| w == b"avc1").expect("avc1") - 4;
+        (u16::from_be_bytes([init[at + 32], init[at + 33]]), u16::from_be_bytes([init[at + 34], init[at + 35]]))
+    };
+    assert_eq!(size(&get(&format!("live/{old_map}")).body), (640, 360));
+    drop(server);
+    let _server = common::RtspServer::builder().port(port).mount("/cam", "live:h264:320x240@25").start();
+    // A player keeps asking: the playlist moves to the new parameters.
+    let changed = wait_for(Duration::from_secs(90), || {
+        let r = get("live/index.m3u8");
+        let text = r.text();
+        let map = text.lines().rev().find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))?.trim_end_matches('"');
+        (r.status == 200 && map != old_map).then(|| (map.to_owned(), text.clone()))
+    })
+    .unwrap_or_else(|| panic!("the playlist never named a new init segment: {}", rec.log_text()));
+    let (new_map, text) = changed;
+    println!("after the parameter change:\n{text}");
+    assert!(new_map.starts_with("init.mp4?v="), "{text}");
+    assert_eq!(size(&get(&format!("live/{new_map}")).body), (320, 240));
+    assert_eq!(header(&text, "#EXT-X-TARGETDURATION:"), Some(target), "the target duration never changes");
+    let gone = wait_for(Duration::from_secs(30), || {
+        let r = get(&format!("live/{old_map}"));
+        (r.status == 404).then_some(r)
+    })
+    .expect("the old init segment goes with its segments");
+    assert_eq!(gone.json()["error"]["code"], "not_found", "{}", gone.text());
 }
