@@ -54,6 +54,8 @@ pub struct CameraSnapshot {
     pub live_skipped_frames: u64,
     /// Key frames decoded for `snapshot.jpg` (at most one per GOP, however many ask).
     pub live_snapshot_decodes: u64,
+    /// Bytes of media the camera's live hub holds (`live::Hub::held_bytes`, issue 12 point 4).
+    pub live_hub_bytes: u64,
 }
 
 impl CameraSnapshot {
@@ -87,6 +89,7 @@ impl CameraSnapshot {
             live_viewers: c.live.viewers() as u64,
             live_skipped_frames: c.live.skipped_frames(),
             live_snapshot_decodes: c.live.snapshot_decodes(),
+            live_hub_bytes: c.live.held_bytes() as u64,
         }
     }
 }

@@ -2,7 +2,8 @@
 //! stream for MSE starts with the init segment and a key frame at once and decodes; audio on
 //! demand; HLS (fMP4) decodes; a viewer that stops reading never stops recording and is counted
 //! as skipping; `view_live` and camera visibility guard every live route; an H.265 camera streams
-//! `hvc1` and its snapshot is 415.
+//! `hvc1` and its snapshot is 415; a camera nobody watches holds one GOP, HLS segments only while a
+//! player asks; new stream parameters get a new HLS init segment URI.
 
 mod common;
 
@@ -156,9 +157,15 @@ fn live_view_of_a_real_rtsp_camera() {
         let (r, text) = playlist.expect("an HLS playlist with two segments");
         assert_eq!(r.header("Content-Type"), Some("application/vnd.apple.mpegurl"));
         assert!(text.starts_with("#EXTM3U\n") && text.contains("#EXT-X-TARGETDURATION:"), "{text}");
-        assert!(text.contains(&format!("#EXT-X-MAP:URI=\"init.mp4{query}\"")), "{text}");
-        let mut file =
-            http_request("GET", &rec.url(&format!("/api/v1/cameras/cam/live/init.mp4{query}")), &[], &[]).unwrap().body;
+        // Issue 12 point 4, review: the init segment's URI names its version (a parameter change
+        // makes a new one), and carries the audio choice.
+        let map = text.lines().find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\"")).expect("EXT-X-MAP");
+        let map = map.trim_end_matches('"');
+        let audio_part = if query.is_empty() { "" } else { "&audio=1" };
+        assert!(map.starts_with("init.mp4?v=") && map.ends_with(audio_part), "{text}");
+        let init = http_request("GET", &rec.url(&format!("/api/v1/cameras/cam/live/{map}")), &[], &[]).unwrap();
+        assert_eq!(init.status, 200, "{map}: {}", init.text());
+        let mut file = init.body;
         let segments: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         for s in &segments {
             let r = http_request("GET", &rec.url(&format!("/api/v1/cameras/cam/live/{s}")), &[], &[]).unwrap();
@@ -203,18 +210,22 @@ fn live_view_of_a_real_rtsp_camera() {
         a == b && spent <= 1.0
     });
     assert!(same_gop, "two snapshots in one GOP never shared a decode");
-    // Issue 12 point 4, review: a segment certainly gone (more than the ring's two unlisted
-    // segments below the playlist's first) is 404 with the JSON error.
-    let media_sequence = wait_for(Duration::from_secs(30), || {
+    // Issue 12 point 4, review (RFC 8216 section 6.2.2): a segment that left the playlist can
+    // still be fetched (players fetch late), and is 404 with the JSON error once it is gone.
+    let playlist_first = || {
         let r = http_request("GET", &rec.url("/api/v1/cameras/cam/live/index.m3u8"), &[], &[]).ok()?;
-        let text = r.text();
-        let n: u64 = text.lines().find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))?.parse().ok()?;
-        (n >= 3).then_some(n)
+        r.text().lines().find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:")).and_then(|n| n.parse::<u64>().ok())
+    };
+    let first = playlist_first().expect("a playlist");
+    wait_for(Duration::from_secs(30), || playlist_first().filter(|n| *n > first)).expect("the playlist moves on");
+    let get_segment = |n: u64| http_request("GET", &rec.url(&format!("/api/v1/cameras/cam/live/{n}.m4s")), &[], &[]);
+    let late = get_segment(first).unwrap();
+    assert_eq!(late.status, 200, "a segment just out of the playlist is still served: {}", late.text());
+    let gone = wait_for(Duration::from_secs(30), || {
+        let r = get_segment(first).ok()?;
+        (r.status == 404).then_some(r)
     })
-    .expect("the playlist moves on");
-    let gone_seq = media_sequence - 3;
-    let gone = http_request("GET", &rec.url(&format!("/api/v1/cameras/cam/live/{gone_seq}.m4s")), &[], &[]).unwrap();
-    assert_eq!(gone.status, 404, "{}", gone.text());
+    .expect("an old segment goes in the end");
     assert_eq!(gone.json()["error"]["code"], "not_found", "{}", gone.text());
 
     // Permissions: with read but without view_live 403 on every live route; without read 404.
@@ -364,4 +375,99 @@ fn live_view_ends_when_the_camera_goes_away() {
         assert_eq!(r.json()["error"]["code"], "unavailable", "{p}");
         assert!(r.header("Retry-After").is_some(), "{p}");
     }
+}
+
+// Issue 12 point 4 (idle memory): a camera nobody watches holds about one GOP in its live hub
+// (`edgerec_live_hub_bytes`); an HLS player's requests make it hold the playlist's segments too,
+// and 30 s (`live::HLS_IDLE`) after the last request that memory is given back.
+#[test]
+fn an_unwatched_camera_holds_one_gop_and_hls_only_while_a_player_asks() {
+    // 1 s GOPs of ~1 Mbit/s: one GOP is about 125 kB.
+    let server = RtspServer::start(&[("/cam", "live:h264:1000kbit:pattern=snow")]);
+    let tmp = common::temp_dir();
+    let rec = RecorderProc::start(tmp.path(), &body(&server.url("/cam")));
+    rec.wait_frames("cam", 100, Duration::from_secs(60));
+    let hub_bytes = || camera_metric(&rec, "edgerec_live_hub_bytes").expect("the hub's gauge");
+    let rate = || rec.camera("cam")["bitrate_bps"].as_f64().unwrap() / 8.0;
+    // Idle: at most the GOP from the latest key frame (1 s of stream) plus a frame or two; the
+    // bound allows 1.5 s for the stream's rate swinging.
+    for _ in 0..10 {
+        let (held, gop) = (hub_bytes(), rate());
+        assert!(held > 0.0 && held <= 1.5 * gop, "idle hub: {held} bytes, one second is {gop} bytes");
+    }
+    // An HLS player: its first playlist waits for the first segment (at most one GOP here), then
+    // it asks again every second as players do.
+    let playlist = || http_request("GET", &rec.url("/api/v1/cameras/cam/live/index.m3u8"), &[], &[]).unwrap();
+    let asked = Instant::now();
+    let first = playlist();
+    println!("first playlist after {} ms", asked.elapsed().as_millis());
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert!(first.text().contains(".m4s"), "{}", first.text());
+    let grown = wait_for(Duration::from_secs(30), || {
+        assert_eq!(playlist().status, 200);
+        let (held, gop) = (hub_bytes(), rate());
+        (held >= 3.5 * gop).then_some(held)
+    })
+    .unwrap_or_else(|| panic!("the hub never held the playlist's segments: {} bytes", hub_bytes()));
+    println!("watched hub: {grown} bytes");
+    let last_request = Instant::now();
+    // Nobody asks: after `HLS_IDLE` (and the next frame) the memory is back to one GOP.
+    let shrunk = wait_for(Duration::from_secs(90), || {
+        let (held, gop) = (hub_bytes(), rate());
+        (held <= 1.5 * gop).then_some(held)
+    })
+    .unwrap_or_else(|| panic!("the ring was never given back: {} bytes", hub_bytes()));
+    let after = last_request.elapsed();
+    println!("hub back to {shrunk} bytes {after:?} after the last HLS request");
+    assert!(after >= Duration::from_secs(29), "the ring stays while a player may come back: {after:?}");
+    let cam = rec.camera("cam");
+    assert_eq!(cam["frames_dropped"], 0, "{cam}");
+}
+
+// Issue 12 point 4, review (RFC 8216): when the camera comes back with other parameters (here a
+// new session at another resolution), the playlist names a new init segment (`EXT-X-MAP` with a
+// new `v`), which describes the new size; the old version is 404 once no held segment uses it,
+// and the target duration has not changed.
+#[test]
+fn new_stream_parameters_get_a_new_hls_init_segment_uri() {
+    let server = RtspServer::start(&[("/cam", "live:h264:640x360@25")]);
+    let port = server.port();
+    let tmp = common::temp_dir();
+    let rec = RecorderProc::start(tmp.path(), &body(&server.url("/cam")));
+    let get = |p: &str| http_request("GET", &rec.url(&format!("/api/v1/cameras/cam/{p}")), &[], &[]).unwrap();
+    let header = |text: &str, tag: &str| text.lines().find_map(|l| l.strip_prefix(tag)).map(str::to_owned);
+    let first = wait_for(Duration::from_secs(60), || {
+        let r = get("live/index.m3u8");
+        (r.status == 200).then(|| r.text())
+    })
+    .unwrap_or_else(|| panic!("no HLS playlist: {}", rec.log_text()));
+    let old_map = header(&first, "#EXT-X-MAP:URI=\"").expect("EXT-X-MAP").trim_end_matches('"').to_owned();
+    let target = header(&first, "#EXT-X-TARGETDURATION:").expect("target duration");
+    // The size is in the avc1 sample entry of the init segment (its bytes 32..36 after the header).
+    let size = |init: &[u8]| {
+        let at = init.windows(4).position(|w| w == b"avc1").expect("avc1") - 4;
+        (u16::from_be_bytes([init[at + 32], init[at + 33]]), u16::from_be_bytes([init[at + 34], init[at + 35]]))
+    };
+    assert_eq!(size(&get(&format!("live/{old_map}")).body), (640, 360));
+    drop(server);
+    let _server = common::RtspServer::builder().port(port).mount("/cam", "live:h264:320x240@25").start();
+    // A player keeps asking: the playlist moves to the new parameters.
+    let changed = wait_for(Duration::from_secs(90), || {
+        let r = get("live/index.m3u8");
+        let text = r.text();
+        let map = text.lines().rev().find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))?.trim_end_matches('"');
+        (r.status == 200 && map != old_map).then(|| (map.to_owned(), text.clone()))
+    })
+    .unwrap_or_else(|| panic!("the playlist never named a new init segment: {}", rec.log_text()));
+    let (new_map, text) = changed;
+    println!("after the parameter change:\n{text}");
+    assert!(new_map.starts_with("init.mp4?v="), "{text}");
+    assert_eq!(size(&get(&format!("live/{new_map}")).body), (320, 240));
+    assert_eq!(header(&text, "#EXT-X-TARGETDURATION:"), Some(target), "the target duration never changes");
+    let gone = wait_for(Duration::from_secs(30), || {
+        let r = get(&format!("live/{old_map}"));
+        (r.status == 404).then_some(r)
+    })
+    .expect("the old init segment goes with its segments");
+    assert_eq!(gone.json()["error"]["code"], "not_found", "{}", gone.text());
 }

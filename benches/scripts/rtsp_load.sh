@@ -29,63 +29,15 @@ fi
 measure_sec="${MEASURE_SEC:-60}"
 runs="${RUNS:-1}"
 warmup_sec="${WARMUP_SEC:-10}"
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-bin="$repo_root/target/release/edgerec"
-py=/usr/bin/python3
-if [[ ! -x "$bin" ]]; then
-    echo "rtsp_load: $bin is missing; run cargo build --release --locked" >&2
-    exit 1
-fi
-mkdir -p "$repo_root/target/tmp"
-work="$(mktemp -d "$repo_root/target/tmp/rtsp-load.XXXXXX")"
+# shellcheck source=benches/scripts/rtsp_source.sh
+source "$(dirname "${BASH_SOURCE[0]}")/rtsp_source.sh"
+bench_init rtsp_load
 server_pid=""
 edgerec_pid=""
 ffmpeg_pids=()
-cleanup() {
-    local rc=$?
-    if [[ $rc -ne 0 ]]; then
-        for log in "$work"/*.log; do
-            [[ -s "$log" ]] && { echo "--- $log (last lines)" >&2; tail -n 20 "$log" >&2; }
-        done
-    fi
-    for p in "${ffmpeg_pids[@]}" $edgerec_pid $server_pid; do
-        kill "$p" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-# The clip: 8 s (a whole number of 25-frame GOPs and of 1024-sample AAC frames, so the server's
-# loop is seamless), 1080p25, one IDR per second, no B-frames (edgerec records none), temporal
-# noise so that x264 really spends about 4 Mbit/s instead of compressing a test pattern to nothing.
-clip="$repo_root/target/tmp/bench-1080p25-4mbit.mp4"
-if [[ ! -s "$clip" ]]; then
-    ffmpeg -v error -y -f lavfi -i "testsrc2=size=1920x1080:rate=25" \
-        -f lavfi -i "sine=frequency=1000:sample_rate=48000" -t 8 -map 0:v -map 1:a \
-        -vf "noise=alls=12:allf=t" -c:v libx264 -preset veryfast -bf 0 -g 25 -keyint_min 25 \
-        -sc_threshold 0 -b:v 4000k -maxrate 4000k -bufsize 4000k -pix_fmt yuv420p \
-        -c:a aac -b:a 64k -ac 1 -movflags +faststart "$clip.partial.mp4"
-    mv "$clip.partial.mp4" "$clip"
-fi
-
-free_port() {
-    "$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# The server exits when fd 9 (its standard input) closes, so it cannot outlive this script.
-mkfifo "$work/ready" "$work/server-stdin"
-"$py" "$repo_root/tests/support/rtsp_server.py" --port 0 --exit-on-stdin-eof \
-    --mount "/cam=file:$clip" <"$work/server-stdin" >"$work/ready" 2>"$work/server.log" &
-server_pid=$!
-exec 9>"$work/server-stdin"
-read -r -t 60 word base <"$work/ready" || true
-if [[ "${word:-}" != READY ]]; then
-    echo "rtsp_load: the RTSP server did not start" >&2
-    cat "$work/server.log" >&2
-    exit 1
-fi
-url="$base/cam"
+trap 'bench_cleanup "${ffmpeg_pids[@]}" $edgerec_pid $server_pid' EXIT
+bench_clip
+bench_rtsp_server rtsp_load
 
 # One sample of the processes and, for edgerec, of /api/v1/status. With a port, the sample is
 # taken right after the storage's fsync counter moves (polled every 20 ms), so that what was

@@ -121,7 +121,7 @@ fn camera_metrics(out: &mut Exposition, cameras: &[&CameraSnapshot]) {
     type Read = fn(&CameraSnapshot) -> Value;
     // Names follow Prometheus' conventions (issue 10 point 17): base units (`_bytes`,
     // `_seconds`, `_hertz`), ratios instead of percents, `_total` on counters.
-    let families: [(&str, &str, Kind, Read); 11] = [
+    let families: [(&str, &str, Kind, Read); 12] = [
         ("edgerec_camera_frames_received_total", "Frames received from the camera.", Kind::Counter, |c| {
             Value::U(c.frames_received)
         }),
@@ -172,6 +172,13 @@ fn camera_metrics(out: &mut Exposition, cameras: &[&CameraSnapshot]) {
             "Key frames decoded for snapshot.jpg (at most one per GOP, however many ask).",
             Kind::Counter,
             |c| Value::U(c.live_snapshot_decodes),
+        ),
+        // Issue 12 point 4: what live view costs a camera (its GOP, plus HLS segments while asked).
+        (
+            "edgerec_live_hub_bytes",
+            "Bytes of media the camera's live hub holds: the GOP cache, plus HLS segments while a player asks.",
+            Kind::Gauge,
+            |c| Value::U(c.live_hub_bytes),
         ),
     ];
     for (name, help, kind, read) in families {

@@ -1,7 +1,8 @@
 //! The live hub: one per camera, fed by ingest with every received frame, serving live viewers
-//! fMP4 fragments (MSE) and GOP-long HLS segments, each fragment built once and shared.
+//! fMP4 fragments (MSE) and HLS segments, each fragment built once and shared.
 //! Invariant: publishing never blocks ingest (one short lock, no I/O, no wait on a viewer) and
-//! memory is bounded (a GOP cache and an HLS ring capped in bytes, viewer queues capped).
+//! memory is bounded: idle, a camera holds its GOP cache only; the HLS ring exists only while a
+//! player asked within `HLS_IDLE`; every cache and viewer queue is capped in bytes.
 //!
 //! A frame becomes a fragment when the next frame of its track arrives, because only then is its
 //! duration known (one frame of latency, 40 ms at 25 fps). Each fragment carries one sample with
@@ -12,7 +13,8 @@ mod viewer;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -25,16 +27,28 @@ use viewer::ViewerQueue;
 /// at once): 8 MiB holds a 16 s GOP at 4 Mbit/s. A GOP that grows past it is dropped from the
 /// cache until the next key frame (a new viewer then waits for that key frame).
 pub const GOP_CACHE_MAX_BYTES: usize = 8 << 20;
-/// Completed GOPs a live playlist lists; Apple asks for at least three.
+/// Segments a live playlist lists; Apple asks for at least three.
 pub const HLS_SEGMENTS: usize = 3;
-/// Completed GOPs the HLS ring keeps: two more than the playlist lists, so a segment that just
-/// left the playlist can still be fetched by a player holding the previous playlist (RFC 8216
-/// section 6.2.2).
-pub const HLS_RING_SEGMENTS: usize = HLS_SEGMENTS + 2;
-/// The cap of the HLS ring in bytes: the unlisted segments go first when it is passed, but the
-/// listed ones never (each is under `GOP_CACHE_MAX_BYTES`, so they fit). With the GOP cache, a
-/// camera's hub holds at most `GOP_CACHE_MAX_BYTES + HLS_MAX_BYTES` = 32 MiB, typically ~5 MiB.
-pub const HLS_MAX_BYTES: usize = HLS_SEGMENTS * GOP_CACHE_MAX_BYTES;
+/// The HLS ring is built while a player asked for the playlist, the init segment or a segment
+/// within this long (a player asks at least once per target duration); past it the ring is
+/// dropped and its memory given back (issue 12 point 4: a camera nobody watches costs its GOP
+/// cache only).
+pub const HLS_IDLE: Duration = Duration::from_secs(30);
+/// How long the first playlist request of a player may wait for the first segment when the ring
+/// starts (it needs the next key frame); a segment made earlier answers at once. Past it the
+/// answer is 503 with `Retry-After`.
+pub const HLS_FIRST_SEGMENT_WAIT: Duration = Duration::from_secs(8);
+/// The cap of the HLS ring in bytes: the segments that left the playlist go first when it is
+/// passed, the listed ones never (each is part of one GOP, so under `GOP_CACHE_MAX_BYTES`, and
+/// the three fit with room for one more). With the GOP cache, a camera's hub holds at most
+/// `GOP_CACHE_MAX_BYTES + HLS_MAX_BYTES` = 40 MiB while a player asks, 8 MiB when none does.
+pub const HLS_MAX_BYTES: usize = (HLS_SEGMENTS + 1) * GOP_CACHE_MAX_BYTES;
+/// The most segments the ring holds, listed or not, so that very short GOPs (an all-intra
+/// camera makes one segment per frame) keep its bookkeeping small.
+pub const HLS_RING_MAX_SEGMENTS: usize = 64;
+/// Completed GOPs whose lengths are remembered (a few numbers, kept while idle too), from which
+/// the playlist's target duration is picked when the ring starts.
+const RECENT_GOPS: usize = 8;
 /// A viewer's queue in fragments: a 10 s GOP of 25 fps video and 48 kHz AAC is ~720.
 pub const VIEWER_QUEUE_MAX_FRAGMENTS: usize = 1024;
 /// A viewer's queue in bytes: as large as the GOP cache, so a new viewer's first GOP fits.
@@ -71,13 +85,14 @@ impl Fragment {
     }
 }
 
-/// A completed GOP kept for HLS.
+/// An HLS segment: a GOP, or a part of one no longer than the target duration.
 struct Segment {
     /// The segment's number in the playlist (`EXT-X-MEDIA-SEQUENCE` counts these).
     sequence: u64,
-    /// Length of the GOP in 90 kHz units.
+    /// Its length in 90 kHz units (at most the playlist's target duration).
     duration_90k: u64,
-    /// Its fragments, from the key frame on, video and audio interleaved as they came.
+    /// Its fragments, video and audio interleaved as they came; the first is a key frame unless
+    /// the segment continues a GOP longer than the target duration.
     fragments: Vec<Arc<Fragment>>,
     /// Sum of the fragments' bytes.
     bytes: usize,
@@ -86,6 +101,57 @@ struct Segment {
     /// Discontinuities from the hub's start up to and including this segment's
     /// (`EXT-X-DISCONTINUITY-SEQUENCE` when it is the first listed).
     discontinuity_sequence: u64,
+    /// The key-frame number of the GOP it comes from (`State::gop_key`): while that GOP is the
+    /// cached one, the segment's bytes are the GOP cache's and are not counted twice.
+    gop_key: u64,
+    /// The init segment that decodes it: `init.mp4?v=N` (`EXT-X-MAP`), new at every parameter
+    /// change, with the tracks it describes (the old ones stay servable while their segments are).
+    map: Arc<Map>,
+    /// Monotonic time until which the segment stays fetchable once it left the playlist (its
+    /// duration plus a playlist's, RFC 8216 section 6.2.2); `None` while it is listed.
+    unlisted_until: Option<Duration>,
+}
+
+/// The tracks of an init segment, by version (`EXT-X-MAP:URI="init.mp4?v=N"`).
+struct Map {
+    /// Counts parameter changes and sessions (`State::map_version`).
+    version: u64,
+    /// The video track's sample entry (its parameter sets).
+    video: Arc<SampleEntry>,
+    /// The audio track, once the camera sent audio.
+    audio: Option<Arc<SampleEntry>>,
+}
+
+/// The HLS ring, built only while a player asks (issue 12 point 4).
+#[derive(Default)]
+struct Hls {
+    /// Monotonic time of the latest HLS request; `None` while idle (no ring, no memory).
+    asked_at: Option<Duration>,
+    /// The latest segments, oldest first: the last `HLS_SEGMENTS` are listed, the older ones
+    /// wait out their `unlisted_until` (within `HLS_MAX_BYTES` and `HLS_RING_MAX_SEGMENTS`).
+    segments: VecDeque<Segment>,
+    /// Sum of `segments`' bytes.
+    segments_bytes: usize,
+    /// The segment being built: the index of its first fragment in `State::gop` and its decode
+    /// time (90 kHz); `None` while none is (idle, or waiting for a key frame).
+    open: Option<(usize, u64)>,
+}
+
+impl Hls {
+    /// Whether a player asked within `HLS_IDLE` of `now`.
+    fn active(&self, now: Duration) -> bool {
+        self.asked_at.is_some_and(|t| now.saturating_sub(t) <= HLS_IDLE)
+    }
+
+    /// Drops the ring and gives its memory back (nobody asked for `HLS_IDLE`).
+    fn stop(&mut self) {
+        *self = Hls::default();
+    }
+
+    /// The segments the playlist lists.
+    fn listed(&self) -> impl Iterator<Item = &Segment> + Clone {
+        self.segments.iter().skip(self.segments.len().saturating_sub(HLS_SEGMENTS))
+    }
 }
 
 /// The last frame of a track, waiting for the next one to know its duration.
@@ -112,7 +178,9 @@ struct Track {
 /// Everything behind the hub's lock.
 #[derive(Default)]
 struct State {
+    /// The video track, from the session's first video frame (`None`: no picture).
     video: Option<Track>,
+    /// The audio track, from the session's first audio frame.
     audio: Option<Track>,
     /// `mfhd` sequence number of the next fragment.
     sequence: u32,
@@ -124,20 +192,27 @@ struct State {
     gop_valid: bool,
     /// Video decode time (90 kHz) of the GOP's key frame.
     gop_start_90k: u64,
-    /// The latest completed GOPs, oldest first (at most `HLS_RING_SEGMENTS`, `HLS_MAX_BYTES`).
-    segments: VecDeque<Segment>,
-    /// Sum of `segments`' bytes.
-    segments_bytes: usize,
+    /// The key-frame number (`key_frames`) of the cached GOP.
+    gop_key: u64,
+    /// Lengths (90 kHz) of the latest completed GOPs, by `gops_completed % RECENT_GOPS`.
+    recent_gops_90k: [u64; RECENT_GOPS],
+    /// GOPs completed during the hub's life.
+    gops_completed: u64,
+    /// The HLS ring, while a player asks.
+    hls: Hls,
     /// The number of the next completed segment.
     next_segment: u64,
+    /// The version of the init segment of the current tracks (`Map::version`).
+    map_version: u64,
     /// The queues of the viewers watching; a closed one is removed at the next publish.
     viewers: Vec<Arc<ViewerQueue>>,
     /// The latest video key frame's bytes (shared with its fragment), for snapshots.
     last_key_frame: Option<Bytes>,
     /// Counts the video key frames emitted: names `last_key_frame` for the snapshot cache.
     key_frames: u64,
-    /// `EXT-X-TARGETDURATION` in seconds: the longest segment so far, never decreasing during
-    /// the hub's life (RFC 8216 section 6.2.1).
+    /// `EXT-X-TARGETDURATION` in seconds, 0 until picked: picked once, when the first segment is
+    /// planned, as the longest recent GOP, and never changed during the hub's life (RFC 8216
+    /// section 6.2.1); a longer GOP is split into segments no longer than it.
     target_duration_s: u64,
     /// Discontinuities so far (timeline breaks that reached a segment).
     discontinuities: u64,
@@ -148,17 +223,129 @@ struct State {
 
 impl State {
     /// Starts over after a timeline break, keeping what must keep counting for viewers and
-    /// HLS players (numbers, the target duration) and marking the next segment discontinuous.
-    fn restart(&mut self) {
+    /// HLS players (numbers, the target duration, the GOP lengths seen) and marking the next
+    /// segment discontinuous with a new init segment version. `keep_ring`: the segments made so
+    /// far stay (a parameter change: they still play with their own init segment); else they go
+    /// too (the session ended: nothing stale is served).
+    fn restart(&mut self, keep_ring: bool) {
+        let mut hls = std::mem::take(&mut self.hls);
+        hls.open = None;
+        if !keep_ring {
+            hls.segments = VecDeque::new();
+            hls.segments_bytes = 0;
+        }
         *self = State {
             sequence: self.sequence,
             next_segment: self.next_segment,
+            map_version: self.map_version + 1,
             key_frames: self.key_frames,
+            recent_gops_90k: self.recent_gops_90k,
+            gops_completed: self.gops_completed,
             target_duration_s: self.target_duration_s,
             discontinuities: self.discontinuities,
             discontinuity_pending: true,
+            hls,
             ..State::default()
         };
+    }
+
+    /// The longest of the recent GOPs, in 90 kHz units (0 before the first completed one).
+    fn longest_recent_gop_90k(&self) -> u64 {
+        self.recent_gops_90k.iter().copied().max().unwrap_or(0)
+    }
+
+    /// Picks the target duration once, from the longest recent GOP (and `at_least_90k`).
+    fn pick_target_duration(&mut self, at_least_90k: u64) {
+        if self.target_duration_s == 0 {
+            let longest = self.longest_recent_gop_90k().max(at_least_90k);
+            self.target_duration_s = longest.div_ceil(u64::from(crate::media::VIDEO_TIMESCALE_HZ)).max(1);
+        }
+    }
+
+    /// The target duration in 90 kHz units (0 until picked).
+    fn target_duration_90k(&self) -> u64 {
+        self.target_duration_s * u64::from(crate::media::VIDEO_TIMESCALE_HZ)
+    }
+
+    /// Notes an HLS request at `now`: starts the ring if it was idle (its first segment is the
+    /// cached GOP, from its key frame, if that GOP still fits the target duration; else the
+    /// next GOP).
+    fn touch_hls(&mut self, now: Duration) {
+        if !self.hls.active(now) {
+            self.hls.stop();
+            if self.gops_completed > 0 {
+                self.pick_target_duration(0);
+            }
+            let cached_90k = self.video.as_ref().and_then(|t| t.pending.as_ref()).map_or(0, |p| p.decode_time);
+            let fits = self.target_duration_s == 0
+                || cached_90k.saturating_sub(self.gop_start_90k) <= self.target_duration_90k();
+            if self.gop_valid && !self.gop.is_empty() && fits {
+                self.hls.open = Some((0, self.gop_start_90k));
+            }
+            if self.next_segment > 0 {
+                // The segments a player may have seen before the pause are gone: a break.
+                self.discontinuity_pending = true;
+            }
+        }
+        self.hls.asked_at = Some(now);
+    }
+
+    /// The tracks of the current init segment.
+    fn map(&self) -> Option<Arc<Map>> {
+        Some(Arc::new(Map {
+            version: self.map_version,
+            video: self.video.as_ref()?.entry.clone(),
+            audio: self.audio.as_ref().map(|a| a.entry.clone()),
+        }))
+    }
+
+    /// Makes `gop[from..to]` (lasting `duration_90k`) the next HLS segment, marks the segment that
+    /// leaves the playlist by it with how long it stays fetchable, and drops what expired or does
+    /// not fit the ring's caps (never a listed segment).
+    fn complete_segment(&mut self, from: usize, to: usize, duration_90k: u64, now: Duration) {
+        let Some(map) = self.map() else { return };
+        let fragments = self.gop.get(from..to).map(<[_]>::to_vec).unwrap_or_default();
+        if fragments.is_empty() {
+            return;
+        }
+        self.pick_target_duration(duration_90k);
+        let bytes = fragments.iter().map(|f| f.len_bytes()).sum();
+        let discontinuity = std::mem::take(&mut self.discontinuity_pending);
+        if discontinuity {
+            self.discontinuities += 1;
+        }
+        self.hls.segments.push_back(Segment {
+            sequence: self.next_segment,
+            duration_90k,
+            fragments,
+            bytes,
+            discontinuity,
+            discontinuity_sequence: self.discontinuities,
+            gop_key: self.gop_key,
+            map,
+            unlisted_until: None,
+        });
+        self.next_segment += 1;
+        self.hls.segments_bytes += bytes;
+        // RFC 8216 section 6.2.2: a segment that left the playlist stays available for its
+        // duration plus that of the longest playlist that listed it (at most `HLS_SEGMENTS`
+        // target durations).
+        let playlist_90k = HLS_SEGMENTS as u64 * self.target_duration_90k();
+        if let Some(left) = self.hls.segments.len().checked_sub(HLS_SEGMENTS + 1) {
+            let g = &mut self.hls.segments[left];
+            let hold_90k = g.duration_90k + playlist_90k;
+            g.unlisted_until = Some(now + Duration::from_micros(hold_90k * 1000 / 90));
+        }
+        while let Some(old) = self.hls.segments.front() {
+            let listed = self.hls.segments.len() <= HLS_SEGMENTS;
+            let expired = old.unlisted_until.is_some_and(|t| now >= t);
+            let over = self.hls.segments.len() > HLS_RING_MAX_SEGMENTS || self.hls.segments_bytes > HLS_MAX_BYTES;
+            if listed || !(expired || over) {
+                break;
+            }
+            let Some(old) = self.hls.segments.pop_front() else { break };
+            self.hls.segments_bytes -= old.bytes;
+        }
     }
 }
 
@@ -170,17 +357,26 @@ pub struct StreamInfo {
     pub audio: Option<Arc<SampleEntry>>,
 }
 
+/// A snapshot decode's outcome as cached: the JPEG, or the error's kind and message (the error
+/// type is not `Clone`, so each caller gets an equal error made from these).
+type SnapshotResult = Result<Arc<Vec<u8>>, (crate::error::ErrorKind, String)>;
+
 /// The live hub of one camera.
 pub struct Hub {
     state: Mutex<State>,
+    /// Signalled (with `state`'s lock) when an HLS segment completes or the hub resets: the first
+    /// playlist request of a player waits on it for the first segment.
+    segment_ready: Condvar,
     /// Fragments viewers did not get because they fell behind (skipped to the next key frame).
     skipped_frames: AtomicU64,
     /// GOPs that outgrew `GOP_CACHE_MAX_BYTES` and were dropped from the cache.
     gop_overflows: AtomicU64,
-    /// The JPEG of the latest key frame, by key-frame number (`State::key_frames`). Its lock is
-    /// held while one snapshot decodes, so decodes run one at a time per camera and callers
-    /// asking meanwhile wait for that result instead of decoding again. Never taken by `publish`.
-    snapshot: Mutex<Option<(u64, Arc<Vec<u8>>)>>,
+    /// What decoding the latest key frame gave, by key-frame number (`State::key_frames`): its
+    /// JPEG, or the error's kind and message (a broken key frame is decoded once, not once per
+    /// request). Its lock is held while one snapshot decodes, so decodes run one at a time per
+    /// camera and callers asking meanwhile wait for that result instead of decoding again.
+    /// Never taken by `publish`.
+    snapshot: Mutex<Option<(u64, SnapshotResult)>>,
     /// Key frames decoded for snapshots (one per GOP at most, however many ask).
     snapshot_decodes: AtomicU64,
 }
@@ -195,6 +391,7 @@ impl Hub {
     pub fn new() -> Hub {
         Hub {
             state: Mutex::new(State::default()),
+            segment_ready: Condvar::new(),
             skipped_frames: AtomicU64::new(0),
             gop_overflows: AtomicU64::new(0),
             snapshot: Mutex::new(None),
@@ -220,7 +417,9 @@ impl Hub {
             for v in &viewers {
                 v.close();
             }
-            s.restart();
+            // Issue 12 point 4, review: HLS segments made so far stay listed with their own init
+            // segment; the next ones get a new `EXT-X-MAP` after an `EXT-X-DISCONTINUITY`.
+            s.restart(true);
         }
         let timescale = i64::from(entry.timescale_hz());
         // A track starts where the other one is now, so audio and video share the timeline.
@@ -278,8 +477,9 @@ impl Hub {
         for v in &viewers {
             v.close();
         }
-        s.restart();
+        s.restart(false);
         drop(s);
+        self.segment_ready.notify_all();
         // Never wait here for a snapshot being decoded (reset runs on the ingest thread): the
         // cleared key frame already makes `snapshot_jpeg` answer `None`, and the next key frame
         // has a new number, so the cache is only freed early when nobody is decoding.
@@ -308,7 +508,7 @@ impl Hub {
             s.key_frames += 1;
         }
         let fragment = Arc::new(Fragment { kind, key, head, data: p.data });
-        self.cache(s, &fragment, p.decode_time);
+        self.cache(s, &fragment, p.decode_time, duration, now);
         let mut skipped = 0u64;
         s.viewers.retain(|v| {
             skipped += v.offer(&fragment, now);
@@ -319,40 +519,45 @@ impl Hub {
         }
     }
 
-    /// Keeps the GOP cache and the HLS ring up to date with a new fragment.
-    fn cache(&self, s: &mut State, fragment: &Arc<Fragment>, decode_time: u64) {
+    /// Keeps the GOP cache and, while a player asks, the HLS ring up to date with a new fragment
+    /// (`decode_time` and `duration` in its track's timescale, 90 kHz for video).
+    fn cache(&self, s: &mut State, fragment: &Arc<Fragment>, decode_time: u64, duration: u32, now: Duration) {
+        if s.hls.asked_at.is_some() && !s.hls.active(now) {
+            // Issue 12 point 4: nobody asked for `HLS_IDLE`: the ring's memory goes back.
+            s.hls.stop();
+        }
+        let segments_before = s.next_segment;
         if fragment.key {
             if s.gop_valid && !s.gop.is_empty() {
-                let discontinuity = std::mem::take(&mut s.discontinuity_pending);
-                if discontinuity {
-                    s.discontinuities += 1;
-                }
-                let duration_90k = decode_time.saturating_sub(s.gop_start_90k);
-                let seconds = duration_90k.div_ceil(u64::from(crate::media::VIDEO_TIMESCALE_HZ)).max(1);
-                s.target_duration_s = s.target_duration_s.max(seconds);
-                let segment = Segment {
-                    sequence: s.next_segment,
-                    duration_90k,
-                    fragments: std::mem::take(&mut s.gop),
-                    bytes: s.gop_bytes,
-                    discontinuity,
-                    discontinuity_sequence: s.discontinuities,
-                };
-                s.next_segment += 1;
-                s.segments_bytes += segment.bytes;
-                s.segments.push_back(segment);
-                // The listed segments stay whatever their bytes: they fit `HLS_MAX_BYTES`.
-                while s.segments.len() > HLS_RING_SEGMENTS
-                    || (s.segments_bytes > HLS_MAX_BYTES && s.segments.len() > HLS_SEGMENTS)
-                {
-                    let Some(old) = s.segments.pop_front() else { break };
-                    s.segments_bytes -= old.bytes;
+                let gop_90k = decode_time.saturating_sub(s.gop_start_90k);
+                s.recent_gops_90k[(s.gops_completed % RECENT_GOPS as u64) as usize] = gop_90k;
+                s.gops_completed += 1;
+                if let Some((from, from_90k)) = s.hls.open {
+                    let to = s.gop.len();
+                    s.complete_segment(from, to, decode_time.saturating_sub(from_90k), now);
                 }
             }
             s.gop.clear();
             s.gop_bytes = 0;
             s.gop_valid = true;
             s.gop_start_90k = decode_time;
+            s.gop_key = s.key_frames;
+            s.hls.open = s.hls.active(now).then_some((0, decode_time));
+        } else if fragment.kind == StreamKind::Video && s.gop_valid {
+            // Issue 12 point 4, review (RFC 8216: the target duration never changes): a GOP longer
+            // than the target is split, the next segment continuing it at this frame.
+            if let Some((from, from_90k)) = s.hls.open {
+                let end_90k = decode_time.saturating_add(u64::from(duration));
+                let target_90k = s.target_duration_90k();
+                if target_90k > 0 && from < s.gop.len() && end_90k.saturating_sub(from_90k) > target_90k {
+                    let to = s.gop.len();
+                    s.complete_segment(from, to, decode_time.saturating_sub(from_90k), now);
+                    s.hls.open = Some((to, decode_time));
+                }
+            }
+        }
+        if s.next_segment != segments_before {
+            self.segment_ready.notify_all();
         }
         if !s.gop_valid {
             return;
@@ -364,6 +569,7 @@ impl Hub {
             s.gop = Vec::new();
             s.gop_bytes = 0;
             s.gop_valid = false;
+            s.hls.open = None;
             return;
         }
         s.gop_bytes += fragment.len_bytes();
@@ -399,46 +605,81 @@ impl Hub {
         Some(Viewer::new(init, info, queue))
     }
 
-    /// The init segment of the HLS stream (`None` while there is no picture).
-    pub fn init_segment(&self, audio: bool) -> Option<Vec<u8>> {
-        let info = self.info()?;
-        let audio_entry = if audio { info.audio.as_deref() } else { None };
-        init_segment(&info.video, audio_entry)
+    /// The init segment of the HLS stream at monotonic time `now` (an HLS request: it keeps the
+    /// ring built): of the current tracks, or of init segment `version` (`EXT-X-MAP`'s `v`) while
+    /// a segment it decodes is held.
+    pub fn init_segment(&self, audio: bool, version: Option<u64>, now: Duration) -> Result<Vec<u8>, InitMissing> {
+        let mut s = self.state.lock().expect("live hub lock");
+        s.touch_hls(now);
+        let current = s.map().ok_or(InitMissing::NoPicture)?;
+        let map = match version {
+            None => current,
+            Some(v) if v == current.version => current,
+            Some(v) => {
+                s.hls.segments.iter().find(|g| g.map.version == v).map(|g| g.map.clone()).ok_or(InitMissing::NotHeld)?
+            }
+        };
+        drop(s);
+        let audio_entry = if audio { map.audio.as_deref() } else { None };
+        init_segment(&map.video, audio_entry).ok_or(InitMissing::NoPicture)
     }
 
-    /// A live HLS media playlist of the last `HLS_SEGMENTS` completed GOPs (`None` until one GOP
-    /// completed), per RFC 8216: the target duration never decreases, a timeline break is marked
-    /// `EXT-X-DISCONTINUITY` (counted by `EXT-X-DISCONTINUITY-SEQUENCE` once it left the list).
-    /// Segment URIs are relative (`7.m4s`), so the playlist works under any path prefix.
-    pub fn playlist(&self, audio: bool) -> Option<String> {
-        let s = self.state.lock().expect("live hub lock");
-        let listed = s.segments.iter().skip(s.segments.len().saturating_sub(HLS_SEGMENTS));
-        let first = listed.clone().next()?;
-        let query = if audio && s.audio.is_some() { "?audio=1" } else { "" };
+    /// A live HLS media playlist of the last `HLS_SEGMENTS` segments at monotonic time `now` (an
+    /// HLS request: it starts the ring if it was idle), per RFC 8216: the target duration never
+    /// changes, a timeline break is marked `EXT-X-DISCONTINUITY` (counted by
+    /// `EXT-X-DISCONTINUITY-SEQUENCE` once it left the list) and new parameters get a new
+    /// `EXT-X-MAP` URI. Waits up to `wait` for the first segment when there is none yet (the ring
+    /// just started); `None` when there is still none, or no picture. Segment URIs are relative
+    /// (`7.m4s`), so the playlist works under any path prefix.
+    pub fn playlist(&self, audio: bool, now: Duration, wait: Duration) -> Option<String> {
+        let mut s = self.state.lock().expect("live hub lock");
+        // A player asking before the first picture wants HLS too: the ring starts with it.
+        s.touch_hls(now);
+        s.video.as_ref()?;
+        if s.hls.segments.is_empty() {
+            s = self
+                .segment_ready
+                .wait_timeout_while(s, wait, |s| s.hls.segments.is_empty() && s.video.is_some())
+                .expect("live hub lock")
+                .0;
+        }
+        let first = s.hls.listed().next()?;
+        let with_audio = audio && s.audio.is_some();
+        let query = if with_audio { "?audio=1" } else { "" };
+        let map_uri = |m: &Map| format!("init.mp4?v={}{}", m.version, if with_audio { "&audio=1" } else { "" });
         let seconds = |d: u64| d as f64 / f64::from(crate::media::VIDEO_TIMESCALE_HZ);
+        // No EXT-X-INDEPENDENT-SEGMENTS: a segment continuing a GOP longer than the target
+        // duration does not start with a key frame.
         let mut out = format!(
-            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-DISCONTINUITY-SEQUENCE:{}\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"init.mp4{query}\"\n",
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-DISCONTINUITY-SEQUENCE:{}\n#EXT-X-MAP:URI=\"{}\"\n",
             s.target_duration_s.max(1),
             first.sequence,
             first.discontinuity_sequence,
+            map_uri(&first.map),
         );
-        for g in listed {
+        let mut map_version = first.map.version;
+        for g in s.hls.listed() {
             // The first listed segment's break is in the discontinuity sequence already.
             if g.discontinuity && g.sequence != first.sequence {
                 out.push_str("#EXT-X-DISCONTINUITY\n");
+            }
+            if g.map.version != map_version {
+                map_version = g.map.version;
+                out.push_str(&format!("#EXT-X-MAP:URI=\"{}\"\n", map_uri(&g.map)));
             }
             out.push_str(&format!("#EXTINF:{:.3},\n{}.m4s{query}\n", seconds(g.duration_90k), g.sequence));
         }
         Some(out)
     }
 
-    /// HLS segment `sequence` (its fragments, audio only when asked) as a reader of its length in
-    /// bytes, or `None` when it is not (or no longer) in the ring. Nothing is copied: the reader
-    /// walks the segment's fragments (`Arc`s taken under the lock), so a slow client holds no
-    /// copy and never holds ingest's `publish` back.
-    pub fn segment(&self, sequence: u64, audio: bool) -> Option<SegmentReader> {
-        let s = self.state.lock().expect("live hub lock");
-        let g = s.segments.iter().find(|g| g.sequence == sequence)?;
+    /// HLS segment `sequence` (its fragments, audio only when asked) at monotonic time `now` (an
+    /// HLS request) as a reader of its length in bytes, or `None` when it is not (or no longer)
+    /// in the ring. Nothing is copied: the reader walks the segment's fragments (`Arc`s taken
+    /// under the lock), so a slow client holds no copy and never holds ingest's `publish` back.
+    pub fn segment(&self, sequence: u64, audio: bool, now: Duration) -> Option<SegmentReader> {
+        let mut s = self.state.lock().expect("live hub lock");
+        s.touch_hls(now);
+        let g = s.hls.segments.iter().find(|g| g.sequence == sequence)?;
         let with_audio = audio && s.audio.is_some();
         let fragments: Vec<Arc<Fragment>> =
             g.fragments.iter().filter(|f| f.kind == StreamKind::Video || with_audio).cloned().collect();
@@ -448,7 +689,8 @@ impl Hub {
     /// The latest key frame as a JPEG made by `encode` (`motion::snapshot::key_frame_jpeg`), or
     /// `None` before the first key frame. Contract: `encode` runs at most once per key frame
     /// (a cached result is shared by every caller until the next key frame), one call at a time
-    /// per hub; callers meanwhile wait for it. An error is not cached (the next caller retries).
+    /// per hub; callers meanwhile wait for it. An error is cached like a JPEG: a key frame that
+    /// does not decode answers the same error until the next key frame, without decoding again.
     pub fn snapshot_jpeg(
         &self,
         encode: impl FnOnce(&SampleEntry, &[u8]) -> Result<Vec<u8>, crate::error::Error>,
@@ -461,17 +703,18 @@ impl Hub {
             let s = self.state.lock().expect("live hub lock");
             (s.key_frames, s.video.as_ref()?.entry.clone(), s.last_key_frame.clone()?)
         };
-        if let Some((n, jpeg)) = cached.as_ref() {
+        if let Some((n, result)) = cached.as_ref() {
             if *n >= wanted {
-                return Some(Ok(jpeg.clone()));
+                return Some(snapshot_answer(result));
             }
         }
         self.snapshot_decodes.fetch_add(1, Ordering::Relaxed);
-        let result = encode(&entry, &frame).map(Arc::new);
-        if let Ok(jpeg) = &result {
-            *cached = Some((number, jpeg.clone()));
-        }
-        Some(result)
+        // Issue 12 point 4, review: an error is remembered for its key frame too, so a broken
+        // frame costs one decode per GOP however often a page asks.
+        let result: SnapshotResult = encode(&entry, &frame).map(Arc::new).map_err(|e| (e.kind(), e.msg().to_owned()));
+        let answer = snapshot_answer(&result);
+        *cached = Some((number, result));
+        Some(answer)
     }
 
     /// Key frames decoded for snapshots.
@@ -494,11 +737,36 @@ impl Hub {
         self.state.lock().expect("live hub lock").viewers.iter().filter(|v| !v.is_closed()).count()
     }
 
-    /// Bytes the hub holds in its GOP cache and HLS ring (for tests and status).
-    pub fn cached_bytes(&self) -> usize {
+    /// Bytes of media the hub holds, each counted once: the GOP cache, the HLS segments not
+    /// shared with it, the frames waiting for their successor, the last key frame when the cache
+    /// lost it, and the cached snapshot. Viewers' queues hold only fragments of these (or newer
+    /// ones a viewer has not read, at most `VIEWER_QUEUE_MAX_BYTES` each) and are not counted.
+    /// Exported as `edgerec_live_hub_bytes{camera}` (issue 12 point 4).
+    pub fn held_bytes(&self) -> usize {
         let s = self.state.lock().expect("live hub lock");
-        s.gop_bytes + s.segments_bytes
+        let ring: usize =
+            s.hls.segments.iter().filter(|g| !(s.gop_valid && g.gop_key == s.gop_key)).map(|g| g.bytes).sum();
+        let pending: usize =
+            [&s.video, &s.audio].into_iter().filter_map(|t| t.as_ref()?.pending.as_ref()).map(|p| p.data.len()).sum();
+        let key_frame = if s.gop_valid { 0 } else { s.last_key_frame.as_ref().map_or(0, Bytes::len) };
+        let media = s.gop_bytes + ring + pending + key_frame;
+        drop(s);
+        // Never wait for a decode in progress (a gauge must not stall a scrape).
+        let snapshot = match self.snapshot.try_lock() {
+            Ok(c) => c.as_ref().and_then(|(_, r)| r.as_ref().ok()).map_or(0, |j| j.len()),
+            Err(_) => 0,
+        };
+        media + snapshot
     }
+}
+
+/// Why `Hub::init_segment` has no answer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum InitMissing {
+    /// The camera has no picture (yet, or since its session ended).
+    NoPicture,
+    /// The asked init segment version decodes no segment the ring still holds.
+    NotHeld,
 }
 
 /// The bytes of an HLS segment, read straight from its shared fragments (`Hub::segment`).
@@ -548,6 +816,14 @@ impl std::io::Read for SegmentReader {
             filled += n;
         }
         Ok(filled)
+    }
+}
+
+/// A cached snapshot outcome as the caller's answer.
+fn snapshot_answer(result: &SnapshotResult) -> Result<Arc<Vec<u8>>, crate::error::Error> {
+    match result {
+        Ok(jpeg) => Ok(jpeg.clone()),
+        Err((kind, msg)) => Err(crate::error::Error::new(*kind, msg.clone())),
     }
 }
 

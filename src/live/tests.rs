@@ -45,6 +45,19 @@ fn publish_gops(hub: &Hub, entry: &Arc<SampleEntry>, from: i64, to: i64, gop: i6
     }
 }
 
+/// Like `publish_gops`, with an HLS player asking for the playlist every second (25 frames), as
+/// a player does at least once per target duration; returns the last playlist it got.
+fn publish_watched(hub: &Hub, entry: &Arc<SampleEntry>, from: i64, to: i64, gop: i64, size: usize) -> Option<String> {
+    let mut last = None;
+    for n in from..to {
+        if n % 25 == 0 {
+            last = hub.playlist(false, at(n), Duration::ZERO).or(last);
+        }
+        hub.publish(entry, &video(n, n % gop == 0, size), at(n));
+    }
+    last
+}
+
 /// The top-level boxes of a byte stream: (fourcc, whole box).
 fn boxes(mut b: &[u8]) -> Vec<([u8; 4], Vec<u8>)> {
     let mut out = Vec::new();
@@ -117,7 +130,7 @@ fn a_viewer_that_does_not_read_is_skipped_to_the_next_key_frame_and_counted() {
     let frags = fragments_of(&stream);
     assert!(frags[0].0, "after the skip the stream continues at a key frame: {:?}", &frags[..3]);
     assert!(frags.windows(2).all(|w| w[1].1 > w[0].1), "decode times increase");
-    assert!(hub.cached_bytes() <= GOP_CACHE_MAX_BYTES + HLS_MAX_BYTES);
+    assert!(hub.held_bytes() <= GOP_CACHE_MAX_BYTES + HLS_MAX_BYTES);
 }
 
 // Issue 12 point 4 (memory bound): a GOP larger than the cache cap is dropped from the cache until
@@ -129,7 +142,7 @@ fn a_gop_larger_than_the_cache_is_dropped_until_the_next_key_frame() {
     // One 10 MB GOP (100 frames of 100 kB) beyond the 8 MiB cap.
     publish_gops(&hub, &entry, 0, 101, 1000, 100_000);
     assert_eq!(hub.gop_overflows(), 1);
-    assert!(hub.cached_bytes() <= GOP_CACHE_MAX_BYTES);
+    assert!(hub.held_bytes() <= GOP_CACHE_MAX_BYTES);
     let mut v = hub.subscribe(false, Duration::ZERO).unwrap();
     assert_eq!(v.queue.inner.lock().unwrap().fragments.len(), 0);
     publish_gops(&hub, &entry, 101, 1003, 1000, 1000);
@@ -159,25 +172,23 @@ fn a_fragment_is_built_once_and_shared_by_all_viewers() {
 fn completed_gops_become_hls_segments() {
     let hub = Hub::new();
     let entry = avc1(1280);
-    assert!(hub.playlist(false).is_none());
+    assert!(hub.playlist(false, at(0), Duration::ZERO).is_none(), "no picture yet (a player asked)");
     publish_gops(&hub, &entry, 0, 7 * 50 + 2, 50, 1000);
-    let playlist = hub.playlist(false).unwrap();
+    let playlist = hub.playlist(false, at(352), Duration::ZERO).unwrap();
     assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:4\n"), "{playlist}");
     assert!(playlist.contains("#EXT-X-DISCONTINUITY-SEQUENCE:0\n"), "{playlist}");
-    assert!(playlist.contains("#EXT-X-MAP:URI=\"init.mp4\""), "{playlist}");
+    assert!(playlist.contains("#EXT-X-MAP:URI=\"init.mp4?v=0\""), "{playlist}");
     assert!(playlist.contains("#EXTINF:2.000,\n6.m4s\n"), "{playlist}");
+    assert!(playlist.contains("#EXT-X-TARGETDURATION:2\n"), "{playlist}");
     assert_eq!(playlist.matches(".m4s").count(), HLS_SEGMENTS);
     assert!(!playlist.contains("EXT-X-DISCONTINUITY\n"), "{playlist}");
-    assert!(hub.segment(1, false).is_none(), "dropped from the ring");
-    // Issue 12 point 4, review: a segment that just left the playlist can still be fetched.
-    assert!(hub.segment(2, false).is_some() && hub.segment(3, false).is_some());
-    let mut reader = hub.segment(4, false).unwrap();
+    let mut reader = hub.segment(4, false, at(352)).unwrap();
     let len = reader.len();
     // Issue 12 point 4, review: the segment is the ring's own fragments (no copy), read in
     // pieces of any size, and its length is known before it is read (Content-Length).
     {
         let s = hub.state.lock().unwrap();
-        let ring = &s.segments.iter().find(|g| g.sequence == 4).unwrap().fragments;
+        let ring = &s.hls.segments.iter().find(|g| g.sequence == 4).unwrap().fragments;
         assert!(ring.iter().zip(&reader.fragments).all(|(a, b)| Arc::ptr_eq(a, b)));
     }
     let mut seg = Vec::new();
@@ -193,6 +204,29 @@ fn completed_gops_become_hls_segments() {
     let frags = fragments_of(&seg);
     assert_eq!(frags.len(), 50);
     assert_eq!(frags[0], (true, 200 * 3600));
+}
+
+// Issue 12 point 4, review (RFC 8216 section 6.2.2): a segment that left the playlist stays
+// fetchable for its duration plus the playlist's (2 s + 3 × 2 s here, players fetch late), then
+// goes.
+#[test]
+fn a_segment_stays_fetchable_for_a_playlist_duration_after_it_left_the_list() {
+    let hub = Hub::new();
+    let entry = avc1(1280);
+    // 2 s GOPs; segment k completes when key frame 50 (k + 1) is emitted, at frame 50 (k + 1) + 1.
+    publish_watched(&hub, &entry, 0, 4 * 50 + 2, 50, 1000);
+    // Segment 3 completed at 8.04 s: segment 0 left the playlist then, fetchable until 16.04 s.
+    let playlist = hub.playlist(false, at(202), Duration::ZERO).unwrap();
+    assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:1\n"), "{playlist}");
+    publish_watched(&hub, &entry, 202, 7 * 50 + 2, 50, 1000);
+    // 14.08 s: segments 0 to 3 left the playlist and are all still held.
+    for n in 0..7 {
+        assert!(hub.segment(n, false, at(352)).is_some(), "segment {n} at 14.08 s");
+    }
+    publish_watched(&hub, &entry, 352, 9 * 50 + 2, 50, 1000);
+    // 18.08 s: 0 (until 16.04 s) and 1 (until 18.04 s) are gone; 2 (unlisted at 12.04 s) is not.
+    assert!(hub.segment(0, false, at(452)).is_none() && hub.segment(1, false, at(452)).is_none());
+    assert!(hub.segment(2, false, at(452)).is_some());
 }
 
 // Issue 12 point 4: a camera session that restarts (media time steps back) continues the
@@ -322,9 +356,10 @@ fn snapshots_decode_once_per_key_frame() {
 fn a_reset_ends_viewers_and_clears_every_cache() {
     let hub = Hub::new();
     let entry = avc1(1280);
+    assert!(hub.playlist(false, at(0), Duration::ZERO).is_none());
     publish_gops(&hub, &entry, 0, 3 * 25 + 2, 25, 100);
     let mut viewer = hub.subscribe(false, at(77)).unwrap();
-    let playlist = hub.playlist(false).unwrap();
+    let playlist = hub.playlist(false, at(77), Duration::ZERO).unwrap();
     assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:0\n"), "{playlist}");
     assert!(hub.snapshot_jpeg(|_, f| Ok(f.to_vec())).is_some());
     hub.reset();
@@ -332,36 +367,35 @@ fn a_reset_ends_viewers_and_clears_every_cache() {
     viewer.read_to_end(&mut rest).unwrap();
     assert_eq!(hub.viewers(), 0);
     assert!(hub.info().is_none());
-    assert!(hub.playlist(false).is_none());
-    assert!(hub.segment(0, false).is_none());
-    assert!(hub.init_segment(false).is_none());
+    assert!(hub.playlist(false, at(78), Duration::ZERO).is_none());
+    assert!(hub.segment(0, false, at(78)).is_none());
+    assert_eq!(hub.init_segment(false, None, at(78)), Err(InitMissing::NoPicture));
     assert!(hub.snapshot_jpeg(|_, f| Ok(f.to_vec())).is_none());
-    assert_eq!(hub.cached_bytes(), 0);
+    assert_eq!(hub.held_bytes(), 0);
     // The next session starts over; segment numbers keep counting.
-    publish_gops(&hub, &entry, 1000, 1000 + 2 * 25 + 2, 25, 100);
+    publish_watched(&hub, &entry, 1000, 1000 + 2 * 25 + 2, 25, 100);
     assert!(hub.info().is_some());
-    let playlist = hub.playlist(false).unwrap();
+    let playlist = hub.playlist(false, at(1052), Duration::ZERO).unwrap();
     assert!(!playlist.contains("\n0.m4s") && playlist.contains("#EXT-X-MEDIA-SEQUENCE:3\n"), "{playlist}");
 }
 
-// Issue 12 point 4, review (RFC 8216): the target duration never decreases, a timeline break
-// (GOP overflow, new parameters, a new session) is an EXT-X-DISCONTINUITY counted by
-// EXT-X-DISCONTINUITY-SEQUENCE once it left the list, and the byte cap never shortens the list.
+// Issue 12 point 4, review (RFC 8216): the target duration never changes, a timeline break (GOP
+// overflow, a new session) is an EXT-X-DISCONTINUITY counted by EXT-X-DISCONTINUITY-SEQUENCE once
+// it left the list, and the byte cap never shortens the list.
 #[test]
 fn the_hls_playlist_follows_rfc_8216() {
     let hub = Hub::new();
     let entry = avc1(1280);
     // Two 4 s GOPs, then 1 s GOPs: the target stays 4.
-    publish_gops(&hub, &entry, 0, 200, 100, 100);
-    publish_gops(&hub, &entry, 200, 200 + 6 * 25 + 2, 25, 100);
-    let playlist = hub.playlist(false).unwrap();
+    publish_watched(&hub, &entry, 0, 200, 100, 100);
+    let playlist = publish_watched(&hub, &entry, 200, 200 + 6 * 25 + 2, 25, 100).unwrap();
     assert!(playlist.contains("#EXT-X-TARGETDURATION:4\n"), "{playlist}");
     assert!(playlist.contains("#EXTINF:1.000,"), "{playlist}");
     // A GOP that outgrows the cache: the segment after it is discontinuous.
     let big = GOP_CACHE_MAX_BYTES / 20 + 1;
-    publish_gops(&hub, &entry, 352, 352 + 25, 25, big);
-    publish_gops(&hub, &entry, 377, 377 + 2 * 25 + 2, 25, 100);
-    let playlist = hub.playlist(false).unwrap();
+    publish_watched(&hub, &entry, 352, 352 + 25, 25, big);
+    publish_watched(&hub, &entry, 377, 377 + 2 * 25 + 2, 25, 100);
+    let playlist = hub.playlist(false, at(429), Duration::ZERO).unwrap();
     assert_eq!(playlist.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{playlist}");
     assert!(playlist.contains("#EXT-X-DISCONTINUITY-SEQUENCE:0\n"), "{playlist}");
     let tag = playlist.find("#EXT-X-DISCONTINUITY\n").unwrap();
@@ -370,22 +404,114 @@ fn the_hls_playlist_follows_rfc_8216() {
     let seg: u64 = next_uri.trim_end_matches(".m4s").parse().unwrap();
     // A new session (reset): the break moves out of the list into the sequence number.
     hub.reset();
-    publish_gops(&hub, &entry, 5000, 5000 + 4 * 25 + 2, 25, 100);
-    let playlist = hub.playlist(false).unwrap();
+    let playlist = publish_watched(&hub, &entry, 5000, 5000 + 4 * 25 + 2, 25, 100).unwrap();
     assert!(playlist.contains("#EXT-X-DISCONTINUITY-SEQUENCE:2\n"), "{playlist}");
     assert!(playlist.contains("#EXT-X-TARGETDURATION:4\n"), "sticky across sessions: {playlist}");
     assert!(!playlist.contains(&format!("\n{seg}.m4s")), "{playlist}");
-    // New parameters: one more break.
-    let other = avc1(640);
-    publish_gops(&hub, &other, 6000, 6000 + 25 + 2, 25, 100);
-    let playlist = hub.playlist(false).unwrap();
-    assert!(playlist.contains("#EXT-X-DISCONTINUITY-SEQUENCE:3\n"), "{playlist}");
-    assert_eq!(playlist.matches(".m4s").count(), 1, "the old parameters' segments are gone: {playlist}");
     // Segments near the cap: the byte cap drops unlisted segments only, never listed ones.
     let hub = Hub::new();
     let near_cap = GOP_CACHE_MAX_BYTES / 26;
-    publish_gops(&hub, &entry, 0, 6 * 25 + 2, 25, near_cap);
-    let playlist = hub.playlist(false).unwrap();
+    let playlist = publish_watched(&hub, &entry, 0, 6 * 25 + 2, 25, near_cap).unwrap();
     assert_eq!(playlist.matches(".m4s").count(), HLS_SEGMENTS, "{playlist}");
-    assert!(hub.cached_bytes() <= GOP_CACHE_MAX_BYTES + HLS_MAX_BYTES);
+    assert!(hub.held_bytes() <= GOP_CACHE_MAX_BYTES + HLS_MAX_BYTES + near_cap);
+}
+
+// Issue 12 point 4, review (RFC 8216 section 6.2.1: EXT-X-TARGETDURATION must not change): a GOP
+// longer than the target picked at the start is split into segments no longer than it; the
+// pieces continue the GOP (the first is its key frame) and together hold every frame.
+#[test]
+fn a_gop_longer_than_the_target_duration_is_split() {
+    let hub = Hub::new();
+    let entry = avc1(1280);
+    // 1 s GOPs: the target is 1 s. Then one 4.4 s GOP (frames 100 to 209), then 1 s GOPs again.
+    for n in 0..287 {
+        if n % 25 == 0 {
+            hub.playlist(false, at(n), Duration::ZERO);
+        }
+        let key = if (100..210).contains(&n) { n == 100 } else { (n - 210).rem_euclid(25) == 0 };
+        hub.publish(&entry, &video(n, key, 100), at(n));
+    }
+    let playlist = hub.playlist(false, at(287), Duration::ZERO).unwrap();
+    assert!(playlist.contains("#EXT-X-TARGETDURATION:1\n"), "{playlist}");
+    assert!(!playlist.contains("INDEPENDENT-SEGMENTS"), "a split segment does not start with a key frame");
+    // Every segment the ring made is at most 1 s; the long GOP made 5 (1, 1, 1, 1, 0.4 s).
+    let s = hub.state.lock().unwrap();
+    let all: Vec<(u64, u8, u64)> =
+        s.hls.segments.iter().map(|g| (g.sequence, g.fragments[0].data[0], g.duration_90k)).collect();
+    assert!(s.hls.segments.iter().all(|g| g.duration_90k <= 90_000), "segments within the target: {all:?}");
+    let long: Vec<&Segment> =
+        s.hls.segments.iter().filter(|g| (100..210).any(|n| g.fragments[0].data[0] == n as u8)).collect();
+    let durations: Vec<u64> = long.iter().map(|g| g.duration_90k).collect();
+    assert_eq!(durations, [90_000, 90_000, 90_000, 90_000, 36_000], "the 4.4 s GOP: {all:?}");
+    let firsts: Vec<bool> = long.iter().map(|g| g.fragments[0].key).collect();
+    assert_eq!(firsts, [true, false, false, false, false]);
+    let frames: usize = long.iter().map(|g| g.fragments.len()).sum();
+    assert_eq!(frames, 110, "no frame lost between the pieces");
+    let sequences: Vec<u64> = long.iter().map(|g| g.sequence).collect();
+    assert!(sequences.windows(2).all(|w| w[1] == w[0] + 1));
+    assert!(long.iter().all(|g| !g.discontinuity), "a split is no break in the timeline");
+}
+
+// Issue 12 point 4, review: new codec parameters keep the segments made so far (with their own
+// init segment) and put the new ones after an EXT-X-DISCONTINUITY and a new EXT-X-MAP URI; each
+// version's init segment describes its own parameters.
+#[test]
+fn a_parameter_change_gets_a_new_init_segment_uri() {
+    let hub = Hub::new();
+    let entry = avc1(1280);
+    publish_watched(&hub, &entry, 0, 3 * 25 + 2, 25, 100);
+    let other = avc1(640);
+    publish_watched(&hub, &other, 100, 100 + 25 + 2, 25, 100);
+    let playlist = hub.playlist(false, at(127), Duration::ZERO).unwrap();
+    assert!(playlist.contains("#EXT-X-MAP:URI=\"init.mp4?v=0\"\n"), "{playlist}");
+    let change = "#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init.mp4?v=1\"\n#EXTINF:1.000,\n3.m4s\n";
+    assert!(playlist.ends_with(change), "{playlist}");
+    assert_eq!(playlist.matches(".m4s").count(), HLS_SEGMENTS, "the old segments stay listed: {playlist}");
+    // Each version's init segment: the width is in the avc1 sample entry (its bytes 32..34).
+    let width = |init: Vec<u8>| {
+        let at = init.windows(4).position(|w| w == b"avc1").unwrap() - 4;
+        u16::from_be_bytes([init[at + 32], init[at + 33]])
+    };
+    assert_eq!(width(hub.init_segment(false, Some(0), at(127)).unwrap()), 1280);
+    assert_eq!(width(hub.init_segment(false, Some(1), at(127)).unwrap()), 640);
+    assert_eq!(width(hub.init_segment(false, None, at(127)).unwrap()), 640, "no version: the current one");
+    assert_eq!(hub.init_segment(false, Some(7), at(127)), Err(InitMissing::NotHeld));
+}
+
+// Issue 12 point 4 (idle memory): a camera nobody watches holds one GOP (what `live.mp4` and
+// the snapshot start from), not an HLS ring; a player's request starts the ring (its first
+// playlist waits for the first segment), and 30 s without a request give the memory back.
+#[test]
+fn an_unwatched_hub_holds_one_gop_and_builds_hls_only_while_asked() {
+    let hub = Hub::new();
+    let entry = avc1(1280);
+    let frame_bytes = 10_000;
+    // 1 s GOPs of 25 × 10 kB: 250 kB a GOP plus ~100 bytes of header per fragment.
+    let gop_bytes = 25 * (frame_bytes + 200);
+    publish_gops(&hub, &entry, 0, 20 * 25 + 12, 25, frame_bytes);
+    let idle = hub.held_bytes();
+    assert!(idle <= gop_bytes + frame_bytes, "idle: {idle} bytes, one GOP is {gop_bytes}");
+    assert!(idle >= 12 * frame_bytes, "the GOP from the latest key frame is kept: {idle}");
+    assert!(hub.state.lock().unwrap().hls.segments.is_empty());
+    // A player asks: no segment yet (it needs the next key frame), so the answer waits for it.
+    assert!(hub.playlist(false, at(512), Duration::ZERO).is_none());
+    std::thread::scope(|t| {
+        let waiting = t.spawn(|| hub.playlist(false, at(512), Duration::from_secs(60)));
+        publish_gops(&hub, &entry, 512, 527, 25, frame_bytes);
+        let playlist = waiting.join().unwrap().expect("the first segment ends the wait");
+        // The first segment is the GOP that was cached when the player asked, from its key frame.
+        assert!(playlist.contains("#EXTINF:1.000,\n0.m4s\n"), "{playlist}");
+    });
+    // The player keeps asking for 10 s: the ring holds the listed segments and those that left
+    // the list a moment ago.
+    publish_watched(&hub, &entry, 527, 527 + 250, 25, frame_bytes);
+    let watched = hub.held_bytes();
+    assert!(watched >= 5 * gop_bytes, "watched: {watched} bytes");
+    assert!(watched <= 9 * gop_bytes, "watched: {watched} bytes");
+    // Nobody asks for 30 s: the ring and its memory go.
+    publish_gops(&hub, &entry, 777, 777 + 31 * 25, 25, frame_bytes);
+    let again = hub.held_bytes();
+    assert!(again <= gop_bytes + frame_bytes, "idle again: {again} bytes");
+    let s = hub.state.lock().unwrap();
+    assert!(s.hls.segments.is_empty() && s.hls.segments.capacity() == 0 && s.hls.asked_at.is_none());
 }

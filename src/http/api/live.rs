@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::http::exchange::{Body, Response};
 use crate::http::{respond, Ctx};
 use crate::ingest::{CameraState, CameraStats};
+use crate::live::InitMissing;
 use crate::mp4::rfc6381_codec;
 
 /// Seconds a client is asked to wait before asking again for a camera without a picture yet: a
@@ -120,37 +121,59 @@ pub(super) fn stream(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error
         .with_header("Cache-Control", "no-store"))
 }
 
-/// `GET /api/v1/cameras/{id}/live/index.m3u8[?audio=1]`: the live HLS playlist of the last GOPs.
+/// `GET /api/v1/cameras/{id}/live/index.m3u8[?audio=1]`: the live HLS playlist of the last
+/// segments. The camera's HLS ring is built only while players ask (issue 12 point 4), so the
+/// first request after a quiet spell waits for the first segment (the next key frame), at most
+/// `live::HLS_FIRST_SEGMENT_WAIT`, and is then a 503 with `Retry-After`.
 pub(super) fn playlist(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> {
     let cam = camera(ctx, id)?;
     let audio = wants_audio(call)?;
-    match cam.live.playlist(audio) {
+    let now = ctx.rec.clocks().monotonic();
+    match cam.live.playlist(audio, now, crate::live::HLS_FIRST_SEGMENT_WAIT) {
         Some(text) => Ok(respond::bytes("application/vnd.apple.mpegurl", text.into_bytes())),
+        None if cam.live.info().is_some() => {
+            let e = crate::err!(
+                Unavailable,
+                "camera {id:?} has no HLS segment yet (a segment ends at a key frame); retry shortly"
+            );
+            Ok(respond::error(&e).with_header("Retry-After", "1"))
+        }
         None => Ok(no_picture(&cam)),
     }
 }
 
-/// `GET /api/v1/cameras/{id}/live/init.mp4[?audio=1]`: the HLS init segment.
+/// `GET /api/v1/cameras/{id}/live/init.mp4[?v=N][&audio=1]`: the HLS init segment, of the current
+/// tracks or of version `v` (the playlist's `EXT-X-MAP` names it; a parameter change makes a new
+/// one) while a segment it decodes is held; 404 after.
 pub(super) fn init(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> {
     let cam = camera(ctx, id)?;
     let audio = wants_audio(call)?;
-    match cam.live.init_segment(audio) {
-        Some(bytes) => Ok(respond::bytes("video/mp4", bytes)),
-        None => Ok(no_picture(&cam)),
+    let version = call.query.u64("v")?;
+    let now = ctx.rec.clocks().monotonic();
+    match cam.live.init_segment(audio, version, now) {
+        Ok(bytes) => Ok(respond::bytes("video/mp4", bytes)),
+        Err(InitMissing::NoPicture) => Ok(no_picture(&cam)),
+        Err(InitMissing::NotHeld) => Err(crate::err!(
+            NotFound,
+            "init segment version {} of camera {id:?} is not held (any more); reload the playlist",
+            version.unwrap_or(0)
+        )),
     }
 }
 
-/// `GET /api/v1/cameras/{id}/live/{seq}.m4s[?audio=1]`: one GOP-long HLS segment; 404 once it left
-/// the hub's ring (the player then reloads the playlist). Of the `Download` class: the body is a
-/// reader of the hub's fragments that holds its place until the client has it.
+/// `GET /api/v1/cameras/{id}/live/{seq}.m4s[?audio=1]`: one HLS segment (a GOP, or a part of one
+/// no longer than the target duration); 404 once it left the hub's ring (the player then reloads
+/// the playlist). Of the `Live` class: the body is a reader of the hub's fragments that holds its
+/// place until the client has it.
 pub(super) fn segment(ctx: &Ctx, call: &Call, id: &str, seq: &str) -> Result<Response, Error> {
     let cam = camera(ctx, id)?;
     let audio = wants_audio(call)?;
     let not_held = || crate::err!(NotFound, "live segment {seq:?} of camera {id:?} is not held (any more)");
     let n: u64 = seq.parse().map_err(|_| not_held())?;
+    let now = ctx.rec.clocks().monotonic();
     // Issue 12 point 4, review: the segment is read from the hub's fragments as hyper sends it
-    // (no copy), and the Download place the dispatcher took travels with it.
-    let reader = cam.live.segment(n, audio).ok_or_else(not_held)?;
+    // (no copy), and the Live place the dispatcher took travels with it.
+    let reader = cam.live.segment(n, audio, now).ok_or_else(not_held)?;
     let len = reader.len();
     Ok(Response::new(200, Body::Reader { reader: Box::new(reader), len: Some(len) })
         .with_header("Content-Type", "video/mp4"))
