@@ -461,8 +461,9 @@ mod tests {
             must_change_password: false,
         };
         let admin = Effective { user: "admin".to_owned(), roles: vec![], admin: true, must_change_password: false };
-        let olga = render(&rec, &door_only);
-        let all = render(&rec, &admin);
+        let places = super::super::capacity::Capacity::new(Default::default());
+        let olga = render(&rec, &door_only, &places);
+        let all = render(&rec, &admin, &places);
         rec.shutdown(std::time::Duration::from_secs(10));
 
         assert!(olga.contains("edgerec_camera_up{camera=\"door\"} "), "{olga}");
