@@ -82,14 +82,6 @@ pub(in crate::http) struct TestAudio {
     recorded: bool,
 }
 
-/// Status's codec name for an RTP encoding name.
-fn codec_name(encoding: &str) -> String {
-    match encoding {
-        "mpeg4-generic" => "aac".to_owned(),
-        other => other.to_owned(),
-    }
-}
-
 fn answer_of(p: CameraProbe) -> TestAnswer {
     let video = p.description.video.as_ref().map(|v| TestVideo {
         codec: v.encoding.clone(),
@@ -98,7 +90,7 @@ fn answer_of(p: CameraProbe) -> TestAnswer {
         frame_rate_fps: p.frame_rate_fps,
     });
     let audio = p.audio_offered.as_ref().map(|a| TestAudio {
-        codec: codec_name(&a.encoding),
+        codec: super::status::codec_name(&a.encoding),
         sample_rate_hz: a.clock_rate_hz,
         channels: a.channels,
         recorded: p.description.audio.is_some(),
