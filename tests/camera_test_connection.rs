@@ -46,7 +46,12 @@ fn test_connection_describes_real_cameras_and_names_each_failure() {
         .auth("cam", "Cam-pass-1", RtspAuthMethod::Digest)
         .start();
     let dir = temp_dir();
-    let body = format!("{STORAGE}[[camera]]\nid = \"yard\"\nsource = \"{}\"\n", rtsp.url("/yard"));
+    let body = format!(
+        "{STORAGE}[[camera]]\nid = \"yard\"\nsource = \"{}\"\n\
+         [[camera]]\nid = \"locked\"\nsource = \"{}\"\nusername = \"cam\"\npassword = \"Cam-pass-1\"\nrecord = \"never\"\n",
+        rtsp.url("/yard"),
+        locked.url("/cam")
+    );
     let rec = RecorderProc::start(dir.path(), &body);
     rec.wait_frames("yard", 25, Duration::from_secs(30));
     let before = rec.camera("yard");
@@ -86,6 +91,23 @@ fn test_connection_describes_real_cameras_and_names_each_failure() {
     assert!(!ok.to_string().contains("Cam-pass-1"), "the password is never echoed: {ok}");
     assert_eq!(ok["source"], locked.url("/cam"), "credentials leave the URL: {ok}");
 
+    // Editing a configured camera: the config API's placeholder stands for its stored password,
+    // but only towards the same host, port and user (a stored password never goes elsewhere).
+    let placeholder =
+        json!({"source": locked.url("/cam"), "username": "cam", "password": "********", "camera": "locked"});
+    let (_, stored) = test_connection(&rec, None, placeholder);
+    assert_eq!(stored["ok"], true, "the stored password was used: {stored}");
+    let elsewhere = locked.url("/cam").replace("127.0.0.1", "127.0.0.2");
+    let (status, e) = test_connection(
+        &rec,
+        None,
+        json!({"source": elsewhere, "username": "cam", "password": "********", "camera": "locked"}),
+    );
+    assert_eq!(status, 400, "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().starts_with("password: "), "{e}");
+    let (status, e) = test_connection(&rec, None, json!({"source": locked.url("/cam"), "password": "********"}));
+    assert_eq!(status, 400, "no camera, no stored password: {e}");
+
     // MJPEG video with G.711 audio: offered, but not a codec edgerec records.
     let (_, m) = test_connection(&rec, None, json!({"source": rtsp.url("/mjpeg")}));
     assert_eq!((m["ok"].clone(), m["problem"].clone()), (json!(false), json!("unsupported_codec")), "{m}");
@@ -113,6 +135,45 @@ fn test_connection_describes_real_cameras_and_names_each_failure() {
     }
     let (status, e) = test_connection(&rec, None, json!({"source": rtsp.url("/av"), "transport": "carrier pigeon"}));
     assert_eq!(status, 400, "{e}");
+
+    // A port that accepts the connection and never answers: the hard limit ends the test with
+    // `timeout`. Two such tests at once hold both places; a third is refused at once (503), so
+    // repeated tests cannot pile up connections and buffers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("rtsp://{}/cam", silent.local_addr().unwrap());
+    let (accepted_tx, accepted_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Keeps every connection open and unanswered until the test ends.
+        let mut held = Vec::new();
+        for conn in silent.incoming() {
+            held.push(conn);
+            if accepted_tx.send(()).is_err() {
+                break;
+            }
+        }
+    });
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let (url, source) = (rec.url("/api/v1/cameras/test"), silent_url.clone());
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let r = http_request("POST", &url, JSON, json!({"source": source}).to_string().as_bytes()).unwrap();
+                (r.status, r.json(), started.elapsed())
+            })
+        })
+        .collect();
+    for _ in 0..2 {
+        accepted_rx.recv_timeout(Duration::from_secs(5)).expect("both tests connect to the silent port");
+    }
+    let (status, e) = test_connection(&rec, None, json!({"source": rtsp.url("/av")}));
+    assert_eq!((status, e["error"]["code"].clone()), (503, json!("resource_exhausted")), "{e}");
+    for t in slow {
+        let (status, a, took) = t.join().unwrap();
+        assert_eq!((status, a["problem"].clone()), (200, json!("timeout")), "{a}");
+        assert!(took >= Duration::from_secs(4) && took < ANSWER_WITHIN, "the hard limit is 5 s: {took:?}");
+    }
+    let (_, again) = test_connection(&rec, None, json!({"source": rtsp.url("/av")}));
+    assert_eq!(again["ok"], true, "the places are free again: {again}");
 
     // Only `edit_config` may test (an operator may not), and every test is audited.
     add_user(&rec.config, "olga", "Olga-pass-1", &["--role", "Operators"]);
