@@ -40,6 +40,7 @@ fn test_connection_describes_real_cameras_and_names_each_failure() {
         ("/av", "live:h264+aac:640x360@25"),
         ("/video", "live:h264:320x240@15"),
         ("/mjpeg", "live:mjpeg+pcma:320x240@10"),
+        ("/hevc", "live:h265:480x270@10"),
     ]);
     let locked = RtspServer::builder()
         .mount("/cam", "live:h264:320x240@15")
@@ -77,6 +78,11 @@ fn test_connection_describes_real_cameras_and_names_each_failure() {
     let fps = v["video"]["frame_rate_fps"].as_f64().expect("a frame rate");
     assert!((fps - 15.0).abs() < 1.0, "15 fps measured as {fps}: {v}");
     assert_eq!(v["audio"], Value::Null, "no audio track: {v}");
+
+    // H.265, which edgerec records too (the browser may not decode it; live view says so).
+    let (_, h) = test_connection(&rec, None, json!({"source": rtsp.url("/hevc")}));
+    assert_eq!((h["ok"].clone(), h["video"]["codec"].clone()), (json!(true), json!("h265")), "{h}");
+    assert_eq!((h["video"]["width"].as_u64(), h["video"]["height"].as_u64()), (Some(480), Some(270)), "{h}");
 
     // A camera that wants a password: 401 without it, described with it (in the URL or apart).
     let (_, no_pass) = test_connection(&rec, None, json!({"source": locked.url("/cam")}));
