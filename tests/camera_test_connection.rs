@@ -41,6 +41,7 @@ fn test_connection_describes_real_cameras_and_names_each_failure() {
         ("/video", "live:h264:320x240@15"),
         ("/mjpeg", "live:mjpeg+pcma:320x240@10"),
         ("/hevc", "live:h265:480x270@10"),
+        ("/audio-only", "live:none+aac"),
     ]);
     let locked = RtspServer::builder()
         .mount("/cam", "live:h264:320x240@15")
@@ -118,6 +119,10 @@ fn test_connection_describes_real_cameras_and_names_each_failure() {
     let (_, m) = test_connection(&rec, None, json!({"source": rtsp.url("/mjpeg")}));
     assert_eq!((m["ok"].clone(), m["problem"].clone()), (json!(false), json!("unsupported_codec")), "{m}");
     assert!(m["message"].as_str().unwrap().contains("jpeg"), "the message names the codec: {m}");
+
+    // Audio alone: no video track to record.
+    let (_, n) = test_connection(&rec, None, json!({"source": rtsp.url("/audio-only")}));
+    assert_eq!((n["ok"].clone(), n["problem"].clone()), (json!(false), json!("no_video")), "{n}");
 
     // No stream at the path, and nobody listening on the port.
     let (_, missing) = test_connection(&rec, None, json!({"source": rtsp.url("/nothing-here")}));
