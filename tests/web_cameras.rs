@@ -89,8 +89,17 @@ fn cameras_page_adds_tests_edits_and_removes_a_real_camera() {
     browser.find("#cam-id", PAGE_TIMEOUT).type_text("gate");
     browser.find("#cam-name", PAGE_TIMEOUT).type_text("Gate");
     browser.find("#cam-source", PAGE_TIMEOUT).type_text("http://127.0.0.1/gate");
-    browser.find("#cam-save", PAGE_TIMEOUT).click();
+    // "Test connection" refuses it on the URL field too, before connecting anywhere.
+    browser.find("#cam-test", PAGE_TIMEOUT).click();
     let error = text_of(&browser, "#cam-source-error");
+    assert!(error.contains("only rtsp:// URLs can be tested"), "the URL field's error: {error:?}");
+    browser.find("#cam-save", PAGE_TIMEOUT).click();
+    let config_error = "const e = document.querySelector('#cam-source-error'); \
+                        return e && e.textContent.includes('\"demo:\"') ? e.textContent : null";
+    let error = match browser.wait_js(PAGE_TIMEOUT, config_error) {
+        Some(Value::String(s)) => s,
+        other => panic!("no config error on the URL field: {other:?}"),
+    };
     assert!(error.contains("rtsp://") && error.contains("http://127.0.0.1/gate"), "the URL field's error: {error:?}");
     assert_eq!(browser.eval("return document.querySelector('#cam-form-error').textContent", &[]), "");
     assert_eq!(browser.eval("return document.querySelector('#cam-source').classList.contains('invalid')", &[]), true);
