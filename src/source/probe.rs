@@ -254,8 +254,9 @@ pub struct CameraProbe {
     pub url: url::Url,
     /// What recording would set up: the video stream, the AAC stream if any, the rest skipped.
     pub description: CameraDescription,
-    /// The picture size from the first parameter sets (SDP or in-band), in pixels.
+    /// The picture width from the first parameter sets (SDP or in-band), in pixels.
     pub width: u16,
+    /// The picture height, likewise.
     pub height: u16,
     /// Frames per second measured from the first frames' timestamps, else the SPS's maximum.
     pub frame_rate_fps: Option<f64>,
@@ -266,7 +267,9 @@ pub struct CameraProbe {
 /// A connection test that failed: the problem's class and the error with the camera's words.
 #[derive(Debug)]
 pub struct ProbeFailure {
+    /// The class of the problem, which the answer names as a code.
     pub problem: OpenProblem,
+    /// What went wrong, with the URL (never its password) and the camera's answer.
     pub error: Error,
 }
 

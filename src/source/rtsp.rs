@@ -104,19 +104,6 @@ pub enum OpenProblem {
 }
 
 impl OpenProblem {
-    /// The problem's code in API answers.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OpenProblem::Unreachable => "unreachable",
-            OpenProblem::Unauthorized => "unauthorized",
-            OpenProblem::NotFound => "not_found",
-            OpenProblem::NoVideo => "no_video",
-            OpenProblem::UnsupportedCodec => "unsupported_codec",
-            OpenProblem::Timeout => "timeout",
-            OpenProblem::Rtsp => "rtsp_error",
-        }
-    }
-
     /// The problem of a failed RTSP request. Retina's errors are opaque apart from the status
     /// code; a failed TCP connect is recognised by the prefix of retina's message (pinned by
     /// `Cargo.lock`, covered by `tests/camera_test_connection.rs`' closed-port case).
@@ -135,7 +122,9 @@ impl OpenProblem {
 /// path logs and shows as the camera's `last_error`.
 #[derive(Debug)]
 pub struct OpenFailure {
+    /// The class of the problem, for "test connection".
     pub problem: OpenProblem,
+    /// What went wrong, with the URL (never its password) and retina's words.
     pub error: Error,
 }
 

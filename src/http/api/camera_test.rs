@@ -12,6 +12,7 @@ use crate::http::exchange::Response;
 use crate::http::query::{parse_json, read_body};
 use crate::http::{respond, Ctx};
 use crate::source::probe::{CameraProbe, ProbeTarget};
+use crate::source::rtsp::OpenProblem;
 use crate::source::RtspTransport;
 
 /// Largest request body: a URL, a user name, a password and a camera id.
@@ -62,8 +63,9 @@ pub(in crate::http) struct TestAnswer {
 pub(in crate::http) struct TestVideo {
     /// `h264` or `h265`.
     codec: String,
-    /// Picture size in pixels.
+    /// Picture width in pixels.
     width: u16,
+    /// Picture height in pixels.
     height: u16,
     /// Frames per second measured over the first frames (else the SPS's maximum); `null` if
     /// neither is known.
@@ -80,6 +82,19 @@ pub(in crate::http) struct TestAudio {
     channels: Option<u16>,
     /// Whether recording keeps it (AAC only).
     recorded: bool,
+}
+
+/// The answer's `problem` code of an `OpenProblem`.
+fn problem_code(p: OpenProblem) -> &'static str {
+    match p {
+        OpenProblem::Unreachable => "unreachable",
+        OpenProblem::Unauthorized => "unauthorized",
+        OpenProblem::NotFound => "not_found",
+        OpenProblem::NoVideo => "no_video",
+        OpenProblem::UnsupportedCodec => "unsupported_codec",
+        OpenProblem::Timeout => "timeout",
+        OpenProblem::Rtsp => "rtsp_error",
+    }
 }
 
 fn answer_of(p: CameraProbe) -> TestAnswer {
@@ -137,7 +152,7 @@ pub(super) fn test(ctx: &Ctx, call: &mut Call) -> Result<Response, Error> {
             Ok(p) => answer_of(p),
             Err(f) => TestAnswer {
                 ok: false,
-                problem: Some(f.problem.as_str()),
+                problem: Some(problem_code(f.problem)),
                 // One line: retina's errors append connection dumps after a blank line.
                 message: Some(f.error.msg().lines().next().unwrap_or_default().trim().to_owned()),
                 source: target.url().to_string(),
