@@ -79,6 +79,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/cameras/{id}/live/init.mp4"),
     ("GET", "/api/v1/cameras/{id}/live/{seq}.m4s"),
     ("GET", "/api/v1/cameras/{id}/snapshot.jpg"),
+    ("POST", "/api/v1/cameras/test"),
     ("POST", "/api/v1/search/motion"),
     ("GET", "/api/v1/events"),
     ("POST", "/api/v1/events/{name}"),

@@ -34,6 +34,7 @@ pub enum Route {
     LiveInit { camera: String },
     LiveSegment { camera: String, segment: String },
     Snapshot { camera: String },
+    CameraTest,
     SearchMotion,
     Events,
     TriggerEvent { name: String },
@@ -167,6 +168,7 @@ impl Route {
                 Route::LiveSegment { camera: s(c), segment: s(f.trim_end_matches(".m4s")) }
             }
             (Get | Head, ["api", "v1", "cameras", c, "snapshot.jpg"]) => Route::Snapshot { camera: s(c) },
+            (Post, ["api", "v1", "cameras", "test"]) => Route::CameraTest,
             (Post, ["api", "v1", "search", "motion"]) => Route::SearchMotion,
             (Get | Head, ["api", "v1", "events"]) => Route::Events,
             (Post, ["api", "v1", "events", n]) => Route::TriggerEvent { name: s(n) },
@@ -239,6 +241,10 @@ impl Route {
                 spec("GET", "/api/v1/cameras/{id}/live/{seq}.m4s", Camera(P::ViewLive)).capacity(Capacity::Live)
             }
             Route::Snapshot { .. } => spec("GET", "/api/v1/cameras/{id}/snapshot.jpg", Camera(P::ViewLive)),
+            // Issue 12 point 6: "test connection" may reach any address, as a camera added
+            // through the config could, so it needs what adding one needs; its hard timeout
+            // (`source::probe::PROBE_TIMEOUT`, 5 s) makes it a quick answer.
+            Route::CameraTest => spec("POST", "/api/v1/cameras/test", Recorder(P::EditConfig)).audited("camera.test"),
             Route::SearchMotion => spec("POST", "/api/v1/search/motion", EachCamera(P::SmartSearch)),
             Route::Events => spec("GET", "/api/v1/events", Recorder(P::Status)).capacity(Capacity::LongPoll),
             Route::TriggerEvent { .. } => {
@@ -366,6 +372,7 @@ mod tests {
             ("GET", "/api/v1/cameras/{id}/live/init.mp4", Camera(P::ViewLive)),
             ("GET", "/api/v1/cameras/{id}/live/{seq}.m4s", Camera(P::ViewLive)),
             ("GET", "/api/v1/cameras/{id}/snapshot.jpg", Camera(P::ViewLive)),
+            ("POST", "/api/v1/cameras/test", Recorder(P::EditConfig)),
             ("POST", "/api/v1/search/motion", EachCamera(P::SmartSearch)),
             ("GET", "/api/v1/events", Recorder(P::Status)),
             ("POST", "/api/v1/events/{name}", Recorder(P::TriggerEvents)),
@@ -434,6 +441,8 @@ mod tests {
         assert_eq!(class(Method::Get, "/api/v1/cameras/a/live.mp4"), Capacity::Live);
         assert_eq!(class(Method::Get, "/api/v1/cameras/a/live/3.m4s"), Capacity::Live);
         assert_eq!(class(Method::Get, "/api/v1/cameras/a/live/index.m3u8"), Capacity::Quick);
+        // Issue 12 point 6: a connection test ends within its hard timeout, so it is quick.
+        assert_eq!(class(Method::Post, "/api/v1/cameras/test"), Capacity::Quick);
         // Issue 12 point 4: a snapshot of a codec the box cannot decode is 415 `unsupported`.
         assert_eq!(super::super::status_for(crate::ErrorKind::Unsupported), 415);
         let kind = |m: Method, p: &str| Route::parse(&m, p).unwrap_err().kind();

@@ -2,6 +2,7 @@
 //! Invariant: a source validates untrusted input into `Frame`s and never touches the store.
 
 pub mod demo;
+pub mod probe;
 pub mod rtp;
 pub mod rtsp;
 mod spec;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use retina::client::{PacketItem, PlayOptions, Session, SessionOptions, SetupOptions, Transport};
+use retina::client::{PacketItem, PlayOptions, Playing, Session, SessionOptions, SetupOptions, Transport};
 use retina::codec::ParametersRef;
 
 use super::rtp::{self, aac, h26x, h26x::VideoCodec, Rejected};
@@ -32,10 +32,15 @@ pub enum H265KeyFramePolicy {
     IrapIsKey,
 }
 
+/// An RTSP camera: where it is and how to talk to it.
 pub struct RtspSource {
+    /// The stream's URL, without credentials (it appears in errors and logs).
     url: url::Url,
+    /// The user name and password retina answers a 401 with.
     creds: Option<retina::client::Credentials>,
+    /// How RTP travels (TCP interleaved by default).
     transport: RtspTransport,
+    /// Which H.265 pictures start a GOP.
     h265_policy: H265KeyFramePolicy,
 }
 
@@ -77,62 +82,142 @@ fn rtsp_err(what: &str, url: &url::Url, e: retina::Error) -> Error {
     crate::err!(Unavailable, "RTSP {url}: {what}: {e}")
 }
 
-impl Source for RtspSource {
-    fn session<'a>(&'a mut self, sink: &'a mut dyn Sink) -> SessionFuture<'a> {
-        Box::pin(async move {
-            let url = self.url.clone();
-            let opts = SessionOptions::default().creds(self.creds.clone()).user_agent("edgerec".to_owned());
-            let transport = match self.transport {
-                RtspTransport::Tcp => Transport::Tcp(Default::default()),
-                RtspTransport::Udp => Transport::Udp(Default::default()),
-            };
-            let setup = async {
-                let mut session =
-                    Session::describe(url.clone(), opts).await.map_err(|e| rtsp_err("DESCRIBE", &url, e))?;
-                let desc = describe_streams(session.streams());
-                let Some(video) = desc.video.clone() else {
-                    return Err(crate::err!(
+/// Why a session could not be opened, as "test connection" (issue 12 point 6) reports it. The
+/// recording path only logs the error; the classification is made here, where the cause is
+/// known, rather than guessed later from the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenProblem {
+    /// No TCP connection to the camera (refused, no route, unknown host).
+    Unreachable,
+    /// The camera answered 401: the user name or password is wrong or missing.
+    Unauthorized,
+    /// The camera answered 404: no stream at this path.
+    NotFound,
+    /// The camera offers no video stream at all.
+    NoVideo,
+    /// The camera offers video, but not in H.264 or H.265.
+    UnsupportedCodec,
+    /// The camera did not finish the setup within the time allowed.
+    Timeout,
+    /// Any other RTSP failure (another status, a malformed answer, a dropped connection).
+    Rtsp,
+}
+
+impl OpenProblem {
+    /// The problem of a failed RTSP request. Retina's errors are opaque apart from the status
+    /// code; a failed TCP connect is recognised by the prefix of retina's message (pinned by
+    /// `Cargo.lock`, covered by `tests/camera_test_connection.rs`' closed-port case).
+    fn of_retina(e: &retina::Error) -> OpenProblem {
+        match e.status_code() {
+            Some(401) => OpenProblem::Unauthorized,
+            Some(404) => OpenProblem::NotFound,
+            Some(_) => OpenProblem::Rtsp,
+            None if e.to_string().starts_with("Unable to connect to RTSP server") => OpenProblem::Unreachable,
+            None => OpenProblem::Rtsp,
+        }
+    }
+}
+
+/// A session that could not be opened: why, for "test connection", and the error the recording
+/// path logs and shows as the camera's `last_error`.
+#[derive(Debug)]
+pub struct OpenFailure {
+    /// The class of the problem, for "test connection".
+    pub problem: OpenProblem,
+    /// What went wrong, with the URL (never its password) and retina's words.
+    pub error: Error,
+}
+
+/// A session set up and playing, with what its DESCRIBE offered.
+pub struct Opened {
+    /// Retina's session, playing the streams that `description` names.
+    pub playing: Session<Playing>,
+    /// The video (and audio) stream set up, and the streams left out.
+    pub description: CameraDescription,
+}
+
+impl RtspSource {
+    /// Connects, DESCRIBEs, SETUPs the first H.264/H.265 video stream (and the first AAC audio
+    /// stream, when its SETUP works) and PLAYs, all within `timeout`. The one place a session is
+    /// opened: recording (`Source::session`) and "test connection" (`source::probe`) both call it.
+    pub async fn open(&self, timeout: Duration) -> Result<Opened, OpenFailure> {
+        let url = &self.url;
+        let opts = SessionOptions::default().creds(self.creds.clone()).user_agent("edgerec".to_owned());
+        let transport = match self.transport {
+            RtspTransport::Tcp => Transport::Tcp(Default::default()),
+            RtspTransport::Udp => Transport::Udp(Default::default()),
+        };
+        let failed = |what: &str, e: retina::Error| OpenFailure {
+            problem: OpenProblem::of_retina(&e),
+            error: rtsp_err(what, url, e),
+        };
+        let setup = async {
+            let mut session = Session::describe(url.clone(), opts).await.map_err(|e| failed("DESCRIBE", e))?;
+            let mut desc = describe_streams(session.streams());
+            let Some(video) = desc.video.clone() else {
+                let offered_video = session.streams().iter().any(|s| s.media() == "video");
+                return Err(OpenFailure {
+                    problem: if offered_video { OpenProblem::UnsupportedCodec } else { OpenProblem::NoVideo },
+                    error: crate::err!(
                         InvalidArgument,
                         "RTSP {url}: no H.264 or H.265 video stream offered ({})",
                         desc.skipped.join(", ")
-                    ));
-                };
-                let setup_opts = || SetupOptions::default().transport(transport.clone());
-                session.setup(video.index, setup_opts()).await.map_err(|e| rtsp_err("SETUP video", &url, e))?;
-                let mut desc = desc;
-                if let Some(a) = &desc.audio {
-                    if let Err(e) = session.setup(a.index, setup_opts()).await {
-                        tracing::warn!(%url, "audio SETUP failed, recording video only: {e}");
-                        desc.skipped.push(format!("stream {}: audio setup failed", a.index));
-                        desc.audio = None;
-                    }
-                }
-                let playing = session.play(PlayOptions::default()).await.map_err(|e| rtsp_err("PLAY", &url, e))?;
-                Ok::<_, Error>((playing, desc))
+                    ),
+                });
             };
-            let (mut playing, desc) = tokio::time::timeout(CONNECT_TIMEOUT, setup)
-                .await
-                .map_err(|_| crate::err!(Unavailable, "RTSP {url}: no answer within {CONNECT_TIMEOUT:?}"))??;
-            sink.described(&desc);
-            let Some(video) = desc.video.clone() else {
-                return Err(crate::err!(Internal, "RTSP {url}: described without a video stream"));
-            };
-            let mut video_in = VideoInput::new(&url, &video, playing.streams())?;
-            let mut audio_in = desc.audio.as_ref().and_then(|a| AudioInput::new(&url, a.index, playing.streams()));
-            loop {
-                let item = match tokio::time::timeout(STALL_TIMEOUT, playing.next()).await {
-                    Err(_) => return Err(crate::err!(Unavailable, "RTSP {url}: no data for {STALL_TIMEOUT:?}")),
-                    Ok(None) => return Err(crate::err!(Unavailable, "RTSP {url}: stream ended")),
-                    Ok(Some(Err(e))) => return Err(rtsp_err("receiving", &url, e)),
-                    Ok(Some(Ok(item))) => item,
-                };
-                let PacketItem::Rtp(pkt) = item else { continue };
-                if pkt.stream_id() == video_in.index {
-                    video_in.push(&url, &pkt, self.h265_policy, sink)?;
-                } else if let Some(a) = audio_in.as_mut().filter(|a| a.index == pkt.stream_id()) {
-                    a.push(&url, &pkt, sink)?;
+            let setup_opts = || SetupOptions::default().transport(transport.clone());
+            session.setup(video.index, setup_opts()).await.map_err(|e| failed("SETUP video", e))?;
+            if let Some(a) = &desc.audio {
+                if let Err(e) = session.setup(a.index, setup_opts()).await {
+                    tracing::warn!(%url, "audio SETUP failed, recording video only: {e}");
+                    desc.skipped.push(format!("stream {}: audio setup failed", a.index));
+                    desc.audio = None;
                 }
             }
+            let playing = session.play(PlayOptions::default()).await.map_err(|e| failed("PLAY", e))?;
+            Ok(Opened { playing, description: desc })
+        };
+        tokio::time::timeout(timeout, setup).await.unwrap_or_else(|_| {
+            Err(OpenFailure {
+                problem: OpenProblem::Timeout,
+                error: crate::err!(Unavailable, "RTSP {url}: no answer within {timeout:?}"),
+            })
+        })
+    }
+
+    /// Depacketizes what an opened session receives into `sink` until the stream fails, ends or
+    /// stalls for `STALL_TIMEOUT`.
+    pub async fn stream(&self, opened: Opened, sink: &mut dyn Sink) -> Result<(), Error> {
+        let url = &self.url;
+        let Opened { mut playing, description: desc } = opened;
+        let Some(video) = desc.video.clone() else {
+            return Err(crate::err!(Internal, "RTSP {url}: described without a video stream"));
+        };
+        let mut video_in = VideoInput::new(url, &video, playing.streams())?;
+        let mut audio_in = desc.audio.as_ref().and_then(|a| AudioInput::new(url, a.index, playing.streams()));
+        loop {
+            let item = match tokio::time::timeout(STALL_TIMEOUT, playing.next()).await {
+                Err(_) => return Err(crate::err!(Unavailable, "RTSP {url}: no data for {STALL_TIMEOUT:?}")),
+                Ok(None) => return Err(crate::err!(Unavailable, "RTSP {url}: stream ended")),
+                Ok(Some(Err(e))) => return Err(rtsp_err("receiving", url, e)),
+                Ok(Some(Ok(item))) => item,
+            };
+            let PacketItem::Rtp(pkt) = item else { continue };
+            if pkt.stream_id() == video_in.index {
+                video_in.push(url, &pkt, self.h265_policy, sink)?;
+            } else if let Some(a) = audio_in.as_mut().filter(|a| a.index == pkt.stream_id()) {
+                a.push(url, &pkt, sink)?;
+            }
+        }
+    }
+}
+
+impl Source for RtspSource {
+    fn session<'a>(&'a mut self, sink: &'a mut dyn Sink) -> SessionFuture<'a> {
+        Box::pin(async move {
+            let opened = self.open(CONNECT_TIMEOUT).await.map_err(|f| f.error)?;
+            sink.described(&opened.description);
+            self.stream(opened, sink).await
         })
     }
 }

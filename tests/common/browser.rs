@@ -181,6 +181,29 @@ impl Browser {
         Element { browser: self, id }
     }
 
+    /// Presses the mouse on the first element, moves it over each of the others in turn and
+    /// releases it on the last: a drag as a user makes it, with pointer events on the way.
+    pub fn drag_through(&self, path: &[&Element<'_>]) {
+        let at = |e: &Element<'_>| json!({"type": "pointerMove", "duration": 50, "origin": {ELEMENT_KEY: e.id}, "x": 0, "y": 0});
+        let (first, rest) = path.split_first().expect("a drag needs at least one element");
+        let mut steps = vec![at(first), json!({"type": "pointerDown", "button": 0})];
+        steps.extend(rest.iter().map(|e| at(e)));
+        steps.push(json!({"type": "pointerUp", "button": 0}));
+        let actions = json!({"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}, "actions": steps}]});
+        self.cmd("POST", "/actions", Some(actions));
+        self.cmd("DELETE", "/actions", None);
+    }
+
+    /// Accepts the page's `confirm()` or `alert()` dialog, once it is open (up to `timeout`).
+    pub fn accept_dialog(&self, timeout: Duration) {
+        let open = wait_for(timeout, || {
+            let url = format!("http://127.0.0.1:{}/session/{}/alert/text", self.driver().port, self.session);
+            http_request("GET", &url, &[], &[]).ok().filter(|r| r.status == 200)
+        });
+        assert!(open.is_some(), "no dialog opened within {timeout:?}");
+        self.cmd("POST", "/alert/accept", Some(json!({})));
+    }
+
     /// The value of the page's cookie `name` (HttpOnly ones included), if it is set.
     pub fn cookie(&self, name: &str) -> Option<String> {
         let all = self.cmd("GET", "/cookie", None);
@@ -242,6 +265,11 @@ impl Element<'_> {
     /// Types `text` into it, key by key.
     pub fn type_text(&self, text: &str) {
         self.browser.cmd("POST", &format!("/element/{}/value", self.id), Some(json!({ "text": text })));
+    }
+
+    /// Empties an input or text area, as a user selecting its text and deleting it.
+    pub fn clear(&self) {
+        self.browser.cmd("POST", &format!("/element/{}/clear", self.id), Some(json!({})));
     }
 
     /// Its rendered text.

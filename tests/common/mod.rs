@@ -147,7 +147,7 @@ pub enum RtspAuthMethod {
 /// Mount specifications are those of `tests/support/rtsp_server.py --help`:
 /// `file:PATH.mp4` (looped forever, byte for byte, paced in real time),
 /// `live:h264`, `live:h264+aac`, `live:h265`, `live:h265cra` (open GOPs, CRA
-/// key frames), `live:mjpeg+pcma`, with options such as
+/// key frames), `live:mjpeg+pcma`, `live:none+aac` (audio only), with options such as
 /// `live:h264:1920x1080@25:4000kbit` or `live:h264:gop=50`.
 #[derive(Debug, Default)]
 pub struct RtspServerBuilder {

@@ -42,6 +42,8 @@ Mount specifications (PATH=SPEC):
                  some H.265 cameras send. Checked with tests/support/nal_types.py:
                  key pictures "IDR_N_LP CRA CRA CRA ...".
         mjpeg    jpegenc, RTP/JPEG.
+        none     no video at all; needs an AUDIO (an audio-only source, as an
+                 intercom or a camera channel set up wrongly).
       AUDIO is one of
         aac      voaacenc AAC-LC 48 kHz mono 64 kbit/s, RTP MPEG4-GENERIC (pt 97).
         pcma     G.711 A-law 8 kHz mono (pt 8), as many Dahua/Hikvision cameras.
@@ -114,7 +116,7 @@ class FileSpec:
     path: str
 
 
-LIVE_CODECS = ("h264", "h265", "h265cra", "mjpeg")
+LIVE_CODECS = ("h264", "h265", "h265cra", "mjpeg", "none")
 LIVE_AUDIO = ("aac", "pcma")
 
 
@@ -138,6 +140,8 @@ def parse_mount(arg):
         raise ValueError(f"mount {path}: codec {codec!r} is not one of {LIVE_CODECS}")
     if audio and audio not in LIVE_AUDIO:
         raise ValueError(f"mount {path}: audio {audio!r} is not one of {LIVE_AUDIO}")
+    if codec == "none" and not audio:
+        raise ValueError(f"mount {path}: codec 'none' needs an audio stream (live:none+aac)")
     live = LiveSpec(codec=codec, audio=audio or None)
     for opt in parts[1:]:
         m = re.fullmatch(r"(?:(\d+)x(\d+))?(?:@(\d+))?", opt)
@@ -207,6 +211,8 @@ def live_launch(spec):
         )
     elif spec.codec == "mjpeg":
         video = f"{raw} ! jpegenc quality=75 ! rtpjpegpay name=pay0 pt=26"
+    elif spec.codec == "none":
+        video = ""
     else:
         raise AssertionError(spec.codec)
 
@@ -225,6 +231,9 @@ def live_launch(spec):
         )
     else:
         audio = ""
+    if not video:
+        # gst-rtsp-server numbers the payloaders from pay0: the audio is the only stream.
+        audio = audio.replace("name=pay1", "name=pay0")
     return f"( {video} {audio} )"
 
 

@@ -4,6 +4,7 @@
 //! body or query decides (PR-7, PR-11); they answer through `respond`'s helpers and never count,
 //! log or audit a refusal themselves.
 
+pub(super) mod camera_test;
 pub(super) mod cameras;
 pub(super) mod config;
 pub(super) mod events;
@@ -87,6 +88,7 @@ pub(super) fn handle(ctx: &Ctx, route: &Route, call: &mut Call) -> Result<Respon
         Route::LiveInit { camera } => live::init(ctx, call, camera),
         Route::LiveSegment { camera, segment } => live::segment(ctx, call, camera, segment),
         Route::Snapshot { camera } => live::snapshot(ctx, camera),
+        Route::CameraTest => camera_test::test(ctx, call),
         Route::SearchMotion => motion::search(ctx, call),
         Route::Events => events::get(ctx, call),
         Route::TriggerEvent { name } => events::trigger(ctx, call, name),

@@ -312,7 +312,13 @@ const UI = (() => {
     return !!held && held.includes(p);
   }
 
-  return { el, api, fmt, may, views, cameras: () => cameras, ApiError, mayOn };
+  /** Reads the cameras the user may see again (after the cameras page added or removed one). */
+  async function refreshCameras() {
+    cameras = (await api('/api/v1/cameras')).cameras || [];
+    return cameras;
+  }
+
+  return { el, api, fmt, may, views, cameras: () => cameras, ApiError, mayOn, refreshCameras };
 })();
 
 // The dashboard (issue 12 point 3): cameras, storages and the machine, refreshed every 2 s.
