@@ -482,9 +482,12 @@ fn navigation_offers_only_the_pages_the_permissions_allow() {
     let browser = Browser::open("auditor");
     browser.goto(&rec.url_as(None, "/"));
     browser.sign_in("ida", "Ida-pass-12");
+    // `read_config` also opens the cameras page (issue 12 point 6), read only and listing only the
+    // cameras the user may read: none here.
+    browser.goto(&rec.url_as(None, "/#/logs"));
     browser.find("#logs-form", PAGE_TIMEOUT);
     let pages = browser.eval("return [...document.querySelectorAll('#nav a')].map((a) => a.dataset.page)", &[]);
-    assert_eq!(pages, json!(["logs", "config"]));
+    assert_eq!(pages, json!(["cameras", "logs", "config"]));
     // The configuration is there to read, not to save.
     browser.goto(&rec.url_as(None, "/#/config"));
     let loaded = "const t = document.querySelector('#config-text'); return t && t.dataset.revision === '1'";
