@@ -65,7 +65,10 @@ pub(super) fn handle(ctx: &Ctx, route: &Route, call: &mut Call) -> Result<Respon
             session::public_after_login(route)
         }
         Route::Logout => Ok(session::logout(ctx, call)),
-        Route::Me => Ok(respond::json(200, &session::Me::of(&call.eff))),
+        Route::Me => {
+            let config = ctx.rec.config();
+            Ok(respond::json(200, &session::Me::of(&call.eff, config.cameras.iter().map(|c| c.id.as_str()))))
+        }
         Route::OpenApi => Ok(respond::bytes("application/json", super::OPENAPI.as_bytes().to_vec())),
         Route::Status => Ok(respond::json(200, &status::status(ctx, &call.eff))),
         Route::Metrics => {

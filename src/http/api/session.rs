@@ -48,10 +48,36 @@ pub(in crate::http) struct Me {
     pub must_change_password: bool,
     /// The recorder permissions (PR-9) the caller holds.
     pub recorder_permissions: Vec<&'static str>,
+    /// Issue 12 point 5: the camera permissions (PR-5) the caller holds on each camera they may
+    /// read, in the config's order, so the web interface offers only what the server allows
+    /// (the playback page's camera picker, its motion and export controls). Hidden cameras are
+    /// left out (PR-11).
+    pub camera_permissions: Vec<CameraPermissions>,
+}
+
+/// The camera permissions of the caller on one camera they may read.
+#[derive(Serialize)]
+pub(in crate::http) struct CameraPermissions {
+    pub camera: String,
+    /// Each granted camera permission's name (`read`, `view_live`, `playback`, ...).
+    pub permissions: Vec<&'static str>,
 }
 
 impl Me {
-    pub fn of(eff: &Effective) -> Me {
+    /// Who `eff` is and what they may do on the recorder and on each of `cameras` they may read.
+    pub fn of<'a>(eff: &Effective, cameras: impl IntoIterator<Item = &'a str>) -> Me {
+        let camera_permissions = cameras
+            .into_iter()
+            .filter(|c| eff.can_see(c))
+            .map(|c| CameraPermissions {
+                camera: c.to_owned(),
+                permissions: Permission::ALL
+                    .iter()
+                    .filter(|p| p.is_camera() && p.grantable() && eff.allows(**p, Some(c)))
+                    .map(|p| p.as_str())
+                    .collect(),
+            })
+            .collect();
         Me {
             user: eff.user.clone(),
             roles: eff.roles.iter().map(|r| r.name.clone()).collect(),
@@ -62,6 +88,7 @@ impl Me {
                 .filter(|p| !p.is_camera() && eff.allows(**p, None))
                 .map(|p| p.as_str())
                 .collect(),
+            camera_permissions,
         }
     }
 }

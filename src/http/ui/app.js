@@ -299,7 +299,17 @@ const UI = (() => {
     route();
   });
 
-  return { el, api, fmt, may, views, cameras: () => cameras, ApiError };
+  /**
+   * Whether the signed-in user holds camera permission `p` (PR-5) on camera `id`, from
+   * `camera_permissions` of `/api/v1/me` (issue 12 point 5: the playback page offers only the
+   * cameras, motion and export the server allows).
+   */
+  function mayCamera(id, p) {
+    const c = me && (me.camera_permissions || []).find((x) => x.camera === id);
+    return !!c && c.permissions.includes(p);
+  }
+
+  return { el, api, fmt, may, views, cameras: () => cameras, ApiError, mayCamera };
 })();
 
 // The dashboard (issue 12 point 3): cameras, storages and the machine, refreshed every 2 s.
