@@ -19,8 +19,8 @@
   ];
   /** Steps between the timeline's labels, in seconds: the first that leaves room for a label. */
   const TICKS_S = [5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600];
-  /** The room a label needs, in CSS pixels (`00:00:00` in the axis' small type, and a gap). */
-  const LABEL_PX = 60;
+  /** The room a label needs, in CSS pixels, with a gap: `00:00` and `00:00:00` in the axis' small type. */
+  const LABEL_PX = { minutes: 56, seconds: 84 };
   /** Wait before asking again for recordings once playback has caught up with the newest one. */
   const CATCH_UP_MS = 3000;
   /** A press that moves less than this many CSS pixels is a click, more is a range selection. */
@@ -108,7 +108,7 @@
     const earlier = el('button', { type: 'button', id: 'pb-earlier', title: 'Earlier', onclick: () => pan(-0.5) }, '◀');
     const laterBtn = el('button', { type: 'button', id: 'pb-later', title: 'Later', onclick: () => pan(0.5) }, '▶');
 
-    const track = el('div', { class: 'pb-track', id: 'pb-track', role: 'slider', 'aria-label': 'Timeline: click to play from a moment, drag to choose a range' });
+    const track = el('div', { class: 'pb-track', id: 'pb-track', title: 'Click to play from a moment, drag to choose a range' });
     const axis = el('div', { class: 'pb-axis', 'aria-hidden': 'true' });
     const summary = el('p', { class: 'muted', id: 'pb-summary' }, 'Loading recordings…');
     const video = el('video', { id: 'pb-video', controls: true, playsinline: true, preload: 'auto' });
@@ -129,8 +129,9 @@
         may('status') ? el('span', { class: 'pb-key event' }, 'event') : null),
       summary,
       el('div', { class: 'pb-body' },
-        el('div', { class: 'pb-player' }, video, clock),
+        el('div', { class: 'pb-player' }, video),
         el('div', { class: 'pb-side' },
+          clock,
           note,
           mayExport ? el('div', { class: 'controls' }, markIn, markOut) : null,
           download)));
@@ -179,15 +180,16 @@
       track.dataset.viewStartMs = String(viewStart);
       track.dataset.viewEndMs = String(viewEnd());
       const width = track.getBoundingClientRect().width || 1000;
-      const tickS = TICKS_S.find((t) => t * width / span.s >= LABEL_PX) || 21600;
+      const tickS = TICKS_S.find((t) => t * width / span.s >= (t < 60 ? LABEL_PX.seconds : LABEL_PX.minutes)) || 21600;
       const step = tickS * 1000;
       const labels = [];
       for (let t = Math.ceil(viewStart / step) * step; t <= viewEnd(); t += step) {
         // Ticks fall on local hours and minutes: the offset of local time is whole minutes.
         const p = pct(t);
-        // A label at either end is kept inside the timeline.
-        const shift = p < 4 ? '0' : p > 96 ? '-100%' : '-50%';
-        if (p >= 0 && p <= 100) labels.push(el('span', { style: 'left:' + p.toFixed(3) + '%;transform:translateX(' + shift + ')' }, tickS < 60 ? clockText(t) : clockText(t).slice(0, 5)));
+        // A label at the left end is kept inside the timeline; none is put at the right end,
+        // where it would run out of it.
+        const shift = p < 4 ? '0' : '-50%';
+        if (p >= 0 && p <= 96) labels.push(el('span', { style: 'left:' + p.toFixed(3) + '%;transform:translateX(' + shift + ')' }, tickS < 60 ? clockText(t) : clockText(t).slice(0, 5)));
       }
       axis.replaceChildren(...labels);
       earlier.disabled = viewStart <= dayStart;
