@@ -307,6 +307,15 @@ fn playback_goes_on_across_a_gap_into_the_next_run() {
     assert!(two.is_some(), "two runs on the timeline: {}", browser.find("#pb-summary", PAGE_TIMEOUT).text());
     let summary = browser.find("#pb-summary", PAGE_TIMEOUT).text();
     assert!(summary.contains("2 runs") && summary.contains("1 gap"), "{summary}");
+    // The gap is marked on the timeline, however short, with its length.
+    let gap_ms = browser.eval(
+        "return [...document.querySelectorAll('#pb-track .pb-gapmark')].map((g) => Number(g.dataset.gapMs))",
+        &[],
+    );
+    assert_eq!(gap_ms, json!([second_start_ms - first_end_ms]), "the gap's mark");
+    let gap_px =
+        number(&browser, "return document.querySelector('#pb-track .pb-gapmark').getBoundingClientRect().width");
+    assert!(gap_px >= 3.0, "the gap's mark is {gap_px} px wide");
     let point = timeline_point(&browser, first_end_ms - 2_000);
     browser.press_and_release(point, point);
     // The clock reaches the second run: the player went on past the end of the first.

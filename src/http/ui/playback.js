@@ -169,6 +169,12 @@
       for (const r of runs) {
         items.push(bar('pb-run', r.start, r.end, { 'data-start-ms': r.start, 'data-end-ms': r.end, title: clockText(r.start) + ' – ' + clockText(r.end) }));
       }
+      // A gap between two runs is marked at least a few pixels wide, so that a short one shows
+      // at every zoom (the runs' own bars would cover it).
+      for (let i = 1; i < runs.length; i++) {
+        const a = runs[i - 1].end, b = runs[i].start;
+        if (b > a) items.push(bar('pb-gapmark', a, b, { title: 'gap ' + clockText(a) + ' – ' + clockText(b) + ' (' + lengthText(b - a) + ')', 'data-gap-ms': b - a }));
+      }
       for (const m of motion) items.push(bar('pb-motion', m.start, m.end, { title: 'motion ' + clockText(m.start) + ' – ' + clockText(m.end) }));
       for (const e of events) {
         const text = clockText(e.t) + ' ' + (e.name || e.kind.replace(/_/g, ' ')) + (e.message ? ': ' + e.message : '');
