@@ -108,6 +108,18 @@ fn a_click_on_todays_timeline_plays_the_clicked_moment_and_a_dragged_range_downl
     // Ten minutes across the timeline: about half a second a pixel.
     browser.goto(&rec.url_as(None, "/#/playback/yard?span=600"));
     browser.find("#pb-track .pb-run", PAGE_TIMEOUT);
+    // The camera's events (its recording start at least) and its motion (the test pattern's
+    // moving ball) are on the timeline too, for an administrator who may see both.
+    let kinds = browser.wait_js(
+        PAGE_TIMEOUT,
+        "const k = [...document.querySelectorAll('#pb-track .pb-event')].map((e) => e.dataset.kind); return k.length ? k : null",
+    );
+    let kinds = kinds.expect("no event on the timeline");
+    assert!(kinds.as_array().is_some_and(|k| k.contains(&json!("recording_started"))), "events: {kinds}");
+    assert!(
+        browser.wait_js(PAGE_TIMEOUT, "return !!document.querySelector('#pb-track .pb-motion')").is_some(),
+        "no motion"
+    );
     // Pause at the first frame the video presents, as the test's own hook on the element.
     browser.eval(
         "const v = document.querySelector('#pb-video'); window.__first = null; \
@@ -255,7 +267,9 @@ fn the_camera_picker_offers_only_cameras_the_user_may_play_back() {
     assert_eq!(options, json!(["door"]), "only the camera pat may play back, though the URL named yard");
     let nav = browser.find("#nav", PAGE_TIMEOUT).text();
     assert!(nav.contains("Playback"), "{nav:?}");
-    // Without `export` on door, the page offers no download.
+    // Without `smart_search` and `status`, no motion and no events; without `export` on door, no
+    // download.
+    assert_eq!(browser.eval("return document.querySelectorAll('.pb-key.motion, .pb-key.event').length", &[]), json!(0));
     let box_text = browser.find("#pb-download-box", PAGE_TIMEOUT).text();
     assert_eq!(box_text, "You may not export recordings of this camera.");
     browser.screenshot("pat");
