@@ -350,4 +350,18 @@ fn playback_goes_on_across_a_gap_into_the_next_run() {
         "the second window starts at the second run: {from} vs {second_start_ms}"
     );
     browser.screenshot("across-the-gap");
+    // A time typed to the second plays from there: 1 to 2 s into the first run.
+    let typed_ms = (runs[0].0 / 1_000_000 + 2) * 1000;
+    browser.eval(
+        "const d = new Date(arguments[0]); const p = (n) => String(n).padStart(2, '0'); \
+         document.querySelector('#pb-time').value = p(d.getHours()) + ':' + p(d.getMinutes()) + ':' + p(d.getSeconds())",
+        &[json!(typed_ms)],
+    );
+    browser.find("#pb-go", PAGE_TIMEOUT).click();
+    let script = format!("return Number(document.querySelector('#pb-video').dataset.fromMs) === {typed_ms}");
+    assert!(
+        browser.wait_js(PAGE_TIMEOUT, &script).is_some(),
+        "the typed time {typed_ms} plays from {}",
+        browser.eval("return document.querySelector('#pb-video').dataset.fromMs", &[])
+    );
 }

@@ -107,6 +107,9 @@
       SPANS.map((s) => el('option', { value: s.s, selected: s === span }, s.label)));
     const earlier = el('button', { type: 'button', id: 'pb-earlier', title: 'Earlier', onclick: () => pan(-0.5) }, '◀');
     const laterBtn = el('button', { type: 'button', id: 'pb-later', title: 'Later', onclick: () => pan(0.5) }, '▶');
+    // A moment typed to the second: where a finger on a phone's timeline cannot be that exact.
+    const pickTime = el('input', { id: 'pb-time', type: 'time', step: 1, 'aria-label': 'Time to play from' });
+    const go = el('button', { type: 'button', id: 'pb-go', onclick: () => goToTime() }, 'Play from');
 
     const track = el('div', { class: 'pb-track', id: 'pb-track', title: 'Click to play from a moment, drag to choose a range' });
     const axis = el('div', { class: 'pb-axis', 'aria-hidden': 'true' });
@@ -121,7 +124,8 @@
 
     main.replaceChildren(
       el('h1', {}, 'Playback'),
-      el('div', { class: 'controls pb-controls' }, pickCamera, pickDay, pickSpan, earlier, laterBtn),
+      el('div', { class: 'controls pb-controls' }, pickCamera, pickDay, pickSpan, earlier, laterBtn,
+        el('span', { class: 'pb-goto' }, pickTime, go)),
       el('div', { class: 'pb-timeline', id: 'pb-timeline' }, track, axis),
       el('div', { class: 'pb-legend muted' },
         el('span', { class: 'pb-key run' }, 'recorded'), el('span', { class: 'pb-key gap' }, 'gap'),
@@ -271,6 +275,15 @@
       video.src = exportUrl(camera, from, to);
       video.play().catch(() => {});
       return true;
+    }
+
+    /** Plays from the time typed into `pickTime` (local, on the page's day). */
+    function goToTime() {
+      const m = /^(\d{2}):(\d{2})(?::(\d{2}))?/.exec(pickTime.value);
+      if (!m) { say('Type a time to play from.'); return; }
+      const t = new Date(day.getFullYear(), day.getMonth(), day.getDate(), Number(m[1]), Number(m[2]), Number(m[3] || 0)).getTime();
+      show(t);
+      if (!playFrom(t)) say('Nothing recorded after ' + clockText(t) + ' on ' + dayText(day) + '.');
     }
 
     /** At the end of a window: the next one, after refreshing the runs (today's run grows). */
