@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use common::browser::Browser;
-use common::recorder::{RecorderProc, ADMIN, ADMIN_PASSWORD};
+use common::recorder::{rfc3339, RecorderProc, ADMIN, ADMIN_PASSWORD};
 use common::{ffmpeg_decode_ok, http_request, temp_dir, wait_for, RtspServer};
 
 /// Generous for a page on a loaded 2-core machine: everything is loopback.
@@ -259,8 +259,21 @@ fn the_camera_picker_offers_only_cameras_the_user_may_play_back() {
         json!([{"camera": "door", "permissions": ["read", "playback"]}, {"camera": "yard", "permissions": ["read", "view_live"]}])
     );
 
+    // Playback without export: the player's `playback.mp4` answers, the download's `export.mp4`
+    // does not (PR-5 keeps the two apart).
+    let run = wait_for(Duration::from_secs(60), || {
+        rec.recordings("door").into_iter().find(|(start, end)| end - start >= 4_000_000)
+    });
+    let (run_start_us, _) = run.unwrap_or_else(|| panic!("no 4-s run of door: {:?}", rec.recordings("door")));
+    let range = format!("from={}&to={}", rfc3339(run_start_us), rfc3339(run_start_us + 3_000_000));
+    let pat = Some(("pat", "Pass-word-12"));
+    for (file, status) in [("playback.mp4", 200), ("export.mp4", 403)] {
+        let r = common::http_get(&rec.url_as(pat, &format!("/api/v1/cameras/door/{file}?{range}"))).unwrap();
+        assert_eq!(r.status, status, "pat: {file}: {}", String::from_utf8_lossy(&r.body[..r.body.len().min(200)]));
+    }
+
     let browser = Browser::open("playback-permissions");
-    browser.goto(&rec.url_as(None, "/#/playback/yard"));
+    browser.goto(&rec.url_as(None, "/#/playback/yard?span=60"));
     browser.sign_in("pat", "Pass-word-12");
     browser.find("#pb-camera", PAGE_TIMEOUT);
     let options = browser.eval("return [...document.querySelectorAll('#pb-camera option')].map((o) => o.value)", &[]);
@@ -272,6 +285,16 @@ fn the_camera_picker_offers_only_cameras_the_user_may_play_back() {
     assert_eq!(browser.eval("return document.querySelectorAll('.pb-key.motion, .pb-key.event').length", &[]), json!(0));
     let box_text = browser.find("#pb-download-box", PAGE_TIMEOUT).text();
     assert_eq!(box_text, "You may not export recordings of this camera.");
+    // And pat plays door's recording from a click.
+    browser.find("#pb-track .pb-run", PAGE_TIMEOUT);
+    let point = timeline_point(&browser, run_start_us / 1000 + 1_000);
+    browser.press_and_release(point, point);
+    let playing = "return document.querySelector('#pb-video').getVideoPlaybackQuality().totalVideoFrames > 5";
+    assert!(
+        browser.wait_js(PAGE_TIMEOUT, playing).is_some(),
+        "pat's playback does not play: {}",
+        browser.eval("return document.querySelector('main').innerText", &[])
+    );
     browser.screenshot("pat");
     browser.find("#sign-out", PAGE_TIMEOUT).click();
     browser.find("#login", PAGE_TIMEOUT);

@@ -1,8 +1,8 @@
 // Playback (issue 12 point 5): pick a camera the user may play back and a day; a timeline shows
 // the day's recordings (REC-11 runs), motion spans and events, with the gaps between runs
-// visible; a click plays from that moment through the export endpoint (a virtual MP4 with Range
-// support that a <video> plays directly), one window after another across runs; a range dragged
-// across the timeline downloads as MP4 through the same export.
+// visible; a click plays from that moment through `playback.mp4` (the export's virtual MP4 with
+// Range support, under the playback permission, which a <video> plays directly), one window after
+// another across runs; a range dragged across the timeline downloads as MP4 through the export.
 'use strict';
 
 (() => {
@@ -44,9 +44,12 @@
     if (s >= 60) return Math.floor(s / 60) + ' min ' + (s % 60) + ' s';
     return s + ' s';
   }
-  /** The export of `camera` over [from, to) (ms), which the video plays and the link downloads. */
-  function exportUrl(camera, fromMs, toMs) {
-    return '/api/v1/cameras/' + encodeURIComponent(camera) + '/export.mp4?from=' +
+  /**
+   * The MP4 of `camera` over [from, to) (ms): `playback.mp4` for the player (needs `playback`),
+   * `export.mp4` for the download link (needs `export`). Both are the same virtual MP4.
+   */
+  function mp4Url(file, camera, fromMs, toMs) {
+    return '/api/v1/cameras/' + encodeURIComponent(camera) + '/' + file + '?from=' +
       encodeURIComponent(new Date(fromMs).toISOString()) + '&to=' + encodeURIComponent(new Date(toMs).toISOString());
   }
   /** The spans of an API list (`{start, end}` in RFC 3339) in ms. */
@@ -272,7 +275,7 @@
       playing = { from, to };
       video.dataset.fromMs = String(from);
       video.dataset.toMs = String(to);
-      video.src = exportUrl(camera, from, to);
+      video.src = mp4Url('playback.mp4', camera, from, to);
       video.play().catch(() => {});
       return true;
     }
@@ -366,7 +369,7 @@
       const name = camera + '-' + new Date(selection.from).toISOString().replace(/[:]/g, '') + '.mp4';
       download.replaceChildren(
         el('span', {}, 'Range ' + clockText(selection.from) + ' – ' + clockText(selection.to) + ' (' + lengthText(selection.to - selection.from) + ')'),
-        el('a', { id: 'pb-download', class: 'button', href: exportUrl(camera, selection.from, selection.to), download: name }, 'Download MP4'));
+        el('a', { id: 'pb-download', class: 'button', href: mp4Url('export.mp4', camera, selection.from, selection.to), download: name }, 'Download MP4'));
     }
 
     // Pointer input on the track: a press that does not move plays from that moment; a drag
