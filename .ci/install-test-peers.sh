@@ -12,6 +12,7 @@
 #                                  tests/support/rtsp_server.py, a real RTSP server
 #                                  (x264enc: ugly; x265enc, voaacenc: bad; so gstreamer1.0-libav
 #                                  is not needed: voaacenc encodes the AAC)
+#   gstreamer1.0-x                 clockoverlay (its pango plugin): the test camera's burnt-in clock
 #   libclang-dev                   bindgen, for V4L2 bindings (v4l crate) once they are used
 #   nasm                           SIMD in openh264's bundled build once it is used
 #   systemd                        systemd-analyze for the unit checks
@@ -40,6 +41,7 @@ packages=(
     gstreamer1.0-plugins-good
     gstreamer1.0-plugins-bad
     gstreamer1.0-plugins-ugly
+    gstreamer1.0-x
     libclang-dev
     nasm
     systemd

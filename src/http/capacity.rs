@@ -31,7 +31,8 @@ pub enum Class {
     /// A request that waits for something to happen (`GET /api/v1/events?wait=`), up to
     /// `MAX_EVENT_WAIT`, moving no byte meanwhile.
     LongPoll,
-    /// A download streamed from the store (`export.mp4`): disk-bound, minutes for a long range.
+    /// A download streamed from the store (`export.mp4`, `playback.mp4`): disk-bound, minutes for a
+    /// long range.
     Download,
     /// A live stream (fMP4 over HTTP or WebSocket): open as long as the viewer watches.
     Live,

@@ -70,6 +70,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/cameras"),
     ("GET", "/api/v1/cameras/{id}/recordings"),
     ("GET", "/api/v1/cameras/{id}/export.mp4"),
+    ("GET", "/api/v1/cameras/{id}/playback.mp4"),
     ("POST", "/api/v1/cameras/{id}/record/start"),
     ("POST", "/api/v1/cameras/{id}/record/stop"),
     ("GET", "/api/v1/cameras/{id}/motion"),

@@ -25,6 +25,7 @@ pub enum Route {
     Cameras,
     Recordings { camera: String },
     Export { camera: String },
+    Playback { camera: String },
     RecordStart { camera: String },
     RecordStop { camera: String },
     CameraMotion { camera: String },
@@ -157,6 +158,7 @@ impl Route {
             (Get | Head, ["api", "v1", "cameras"]) => Route::Cameras,
             (Get | Head, ["api", "v1", "cameras", c, "recordings"]) => Route::Recordings { camera: s(c) },
             (Get | Head, ["api", "v1", "cameras", c, "export.mp4"]) => Route::Export { camera: s(c) },
+            (Get | Head, ["api", "v1", "cameras", c, "playback.mp4"]) => Route::Playback { camera: s(c) },
             (Post, ["api", "v1", "cameras", c, "record", "start"]) => Route::RecordStart { camera: s(c) },
             (Post, ["api", "v1", "cameras", c, "record", "stop"]) => Route::RecordStop { camera: s(c) },
             (Get | Head, ["api", "v1", "cameras", c, "motion"]) => Route::CameraMotion { camera: s(c) },
@@ -219,6 +221,11 @@ impl Route {
             Route::Export { .. } => spec("GET", "/api/v1/cameras/{id}/export.mp4", Camera(P::Export))
                 .audited("export")
                 .capacity(Capacity::Download),
+            // Issue 12 point 5: the same MP4 for the player, under `playback` (PR-5 keeps playback
+            // and export apart), shown inline; not audited, like live views.
+            Route::Playback { .. } => {
+                spec("GET", "/api/v1/cameras/{id}/playback.mp4", Camera(P::Playback)).capacity(Capacity::Download)
+            }
             Route::RecordStart { .. } => {
                 spec("POST", "/api/v1/cameras/{id}/record/start", Camera(P::ManualRecording)).audited("record.start")
             }
@@ -295,6 +302,7 @@ impl Route {
         match self {
             Route::Recordings { camera }
             | Route::Export { camera }
+            | Route::Playback { camera }
             | Route::RecordStart { camera }
             | Route::RecordStop { camera }
             | Route::CameraMotion { camera }
@@ -363,6 +371,7 @@ mod tests {
             ("GET", "/api/v1/cameras", LoggedIn),
             ("GET", "/api/v1/cameras/{id}/recordings", Camera(P::Playback)),
             ("GET", "/api/v1/cameras/{id}/export.mp4", Camera(P::Export)),
+            ("GET", "/api/v1/cameras/{id}/playback.mp4", Camera(P::Playback)),
             ("POST", "/api/v1/cameras/{id}/record/start", Camera(P::ManualRecording)),
             ("POST", "/api/v1/cameras/{id}/record/stop", Camera(P::ManualRecording)),
             ("GET", "/api/v1/cameras/{id}/motion", Camera(P::SmartSearch)),
@@ -434,6 +443,8 @@ mod tests {
         let class = |m: Method, p: &str| Route::parse(&m, p).unwrap().spec().capacity;
         assert_eq!(class(Method::Get, "/api/v1/events"), Capacity::LongPoll);
         assert_eq!(class(Method::Get, "/api/v1/cameras/a/export.mp4"), Capacity::Download);
+        // Issue 12 point 5: the player's MP4 is the export's, a download from the store too.
+        assert_eq!(class(Method::Get, "/api/v1/cameras/a/playback.mp4"), Capacity::Download);
         assert_eq!(class(Method::Get, "/api/v1/status"), Capacity::Quick);
         // Issue 12 point 4: the live stream and an HLS segment are of the Live class (review:
         // the segment's place travels with the body, and never takes an export's); the playlist

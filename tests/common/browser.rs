@@ -188,6 +188,27 @@ impl Browser {
         let (first, rest) = path.split_first().expect("a drag needs at least one element");
         let mut steps = vec![at(first), json!({"type": "pointerDown", "button": 0})];
         steps.extend(rest.iter().map(|e| at(e)));
+        self.perform_pointer(steps);
+    }
+
+    /// Presses the mouse at viewport point `from` (CSS pixels), moves it to `to` and releases it
+    /// there, as a user's hand would (W3C WebDriver actions, real pointer events): `from == to`
+    /// is a click at that point, anything else a drag.
+    pub fn press_and_release(&self, from: (f64, f64), to: (f64, f64)) {
+        let at = |(x, y): (f64, f64)| json!({"type": "pointerMove", "duration": 0, "origin": "viewport", "x": x.round() as i64, "y": y.round() as i64});
+        let mut steps = vec![at(from), json!({"type": "pointerDown", "button": 0})];
+        if from != to {
+            // A few moves on the way, so the page sees a drag and not a jump.
+            for i in 1..=4 {
+                let f = f64::from(i) / 4.0;
+                steps.push(at((from.0 + (to.0 - from.0) * f, from.1 + (to.1 - from.1) * f)));
+            }
+        }
+        self.perform_pointer(steps);
+    }
+
+    /// Runs the mouse `steps` (WebDriver pointer actions), then releases the button.
+    fn perform_pointer(&self, mut steps: Vec<Value>) {
         steps.push(json!({"type": "pointerUp", "button": 0}));
         let actions = json!({"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}, "actions": steps}]});
         self.cmd("POST", "/actions", Some(actions));
@@ -204,14 +225,8 @@ impl Browser {
         self.cmd("POST", "/alert/accept", Some(json!({})));
     }
 
-    /// The value of the page's cookie `name` (HttpOnly ones included), if it is set.
-    pub fn cookie(&self, name: &str) -> Option<String> {
-        let all = self.cmd("GET", "/cookie", None);
-        all.as_array()?.iter().find(|c| c["name"] == name).and_then(|c| c["value"].as_str()).map(str::to_owned)
-    }
-
-    /// Signs in through the page's form as `name` and waits for the form to go away (the page
-    /// must show the sign-in form, as `/` does without a session).
+    /// Signs in through the page's sign-in form as `name` and waits for the form to go away;
+    /// panics with the form's error otherwise.
     pub fn sign_in(&self, name: &str, password: &str) {
         let timeout = Duration::from_secs(20);
         self.find("#login-name", timeout).type_text(name);
@@ -220,6 +235,12 @@ impl Browser {
         let gone = self.wait_js(timeout, "return !document.querySelector('#login')");
         let error = self.eval("const e = document.querySelector('#login-error'); return e && e.textContent", &[]);
         assert!(gone.is_some(), "sign-in as {name} failed: {error}");
+    }
+
+    /// The value of the page's cookie `name` (HttpOnly ones included), if it is set.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        let all = self.cmd("GET", "/cookie", None);
+        all.as_array()?.iter().find(|c| c["name"] == name).and_then(|c| c["value"].as_str()).map(str::to_owned)
     }
 
     /// Whether the page is no wider than the window (nothing to scroll sideways).

@@ -53,6 +53,8 @@ Mount specifications (PATH=SPEC):
         NNNkbit      video bit rate in kbit/s (default 800)
         gop=N        key frame interval in frames (default 25)
         pattern=NAME videotestsrc pattern (default ball)
+        clock        burn the wall clock (HH:MM:SS) into the picture in a large font
+                     (clockoverlay), so a test can tell which moment a frame shows
 
 Every mount is shared (set_shared(True)): all clients of a mount see one
 pipeline, as they would see one camera. Streams are offered over RTP/UDP and
@@ -107,6 +109,8 @@ class LiveSpec:
     video_kbit: int = DEFAULT_VIDEO_KBIT
     gop_frames: int = DEFAULT_GOP_FRAMES
     pattern: str = "ball"
+    # Whether the wall clock is burnt into the picture (clockoverlay).
+    clock: bool = False
 
 
 @dataclass
@@ -159,6 +163,9 @@ def parse_mount(arg):
         if m:
             live.gop_frames = int(m.group(1))
             continue
+        if opt == "clock":
+            live.clock = True
+            continue
         m = re.fullmatch(r"pattern=([a-z0-9-]+)", opt)
         if m:
             live.pattern = m.group(1)
@@ -184,6 +191,13 @@ def live_launch(spec):
         f"video/x-raw,format=I420,width={spec.width_px},height={spec.height_px},"
         f"framerate={spec.fps}/1"
     )
+    if spec.clock:
+        # A font a third of the picture high: readable after any scaling a test applies.
+        font_px = max(spec.height_px // 3, 8)
+        raw += (
+            f' ! clockoverlay time-format="%H:%M:%S" font-desc="Sans {font_px}px" '
+            "halignment=center valignment=center shaded-background=true"
+        )
     gop = spec.gop_frames
     if spec.codec == "h264":
         # scenecut=0: key frames only every `gop` frames, so GOP lengths are exact.

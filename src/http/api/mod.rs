@@ -79,6 +79,7 @@ pub(super) fn handle(ctx: &Ctx, route: &Route, call: &mut Call) -> Result<Respon
         Route::Cameras => Ok(respond::json(200, &cameras::list(ctx, &call.eff))),
         Route::Recordings { camera } => recordings::list(ctx, call, camera),
         Route::Export { camera } => recordings::export(ctx, call, camera),
+        Route::Playback { camera } => recordings::playback(ctx, call, camera),
         Route::RecordStart { camera } => cameras::record(ctx, call, camera, true),
         Route::RecordStop { camera } => cameras::record(ctx, call, camera, false),
         Route::CameraMotion { camera } => motion::spans(ctx, call, camera),

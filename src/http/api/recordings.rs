@@ -137,10 +137,23 @@ fn coverage_headers(plan: &ExportPlan, resp: Response) -> Response {
 /// first request of a download, without `Range`). Answers at once; the body is read as the client
 /// downloads it (capacity class `Download`).
 pub(super) fn export(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> {
-    let (rec, req, query) = (&ctx.rec, &call.req, &call.query);
-    if req.header("Range").is_none() {
+    if call.req.header("Range").is_none() {
         call.audit(ctx, &Ok::<(), Error>(()), "");
     }
+    mp4(ctx, call, id, "attachment")
+}
+
+/// `GET /api/v1/cameras/{id}/playback.mp4?from&to` (issue 12 point 5): the export's MP4 for a
+/// player, under the `playback` permission, shown inline rather than saved (not audited, like
+/// live views: a player asks once per window and range).
+pub(super) fn playback(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> {
+    mp4(ctx, call, id, "inline")
+}
+
+/// The MP4 of [from, to) with `Range` and `If-None-Match`, its `Content-Disposition` being
+/// `disposition` (`attachment` or `inline`) with the file's name.
+fn mp4(ctx: &Ctx, call: &Call, id: &str, disposition: &str) -> Result<Response, Error> {
+    let (rec, req, query) = (&ctx.rec, &call.req, &call.query);
     let plan = (|| {
         rec.camera(id).ok_or_else(|| crate::err!(NotFound, "no camera {id:?}"))?;
         let from = query.required_time_us("from")?;
@@ -174,7 +187,7 @@ pub(super) fn export(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error
         .with_header("Content-Type", "video/mp4")
         .with_header("Accept-Ranges", "bytes")
         .with_header("ETag", &etag)
-        .with_header("Content-Disposition", &format!("attachment; filename=\"{filename}\""));
+        .with_header("Content-Disposition", &format!("{disposition}; filename=\"{filename}\""));
     if status == 206 {
         resp = resp.with_header("Content-Range", &format!("bytes {start}-{}/{len}", end - 1));
     }

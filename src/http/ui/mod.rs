@@ -22,6 +22,7 @@ const ASSETS: &[Asset] = &[
     Asset { name: "users.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("users.js") },
     Asset { name: "config.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("config.js") },
     Asset { name: "cameras.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("cameras.js") },
+    Asset { name: "playback.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("playback.js") },
     Asset { name: "icon.svg", content_type: "image/svg+xml", bytes: include_bytes!("icon.svg") },
     Asset { name: "setup.html", content_type: "text/html; charset=utf-8", bytes: include_bytes!("setup.html") },
 ];
@@ -48,7 +49,18 @@ mod tests {
     fn every_file_the_page_names_is_embedded() {
         let page = std::str::from_utf8(super::asset(super::APP).unwrap().1).unwrap();
         let named: Vec<&str> = page.split("\"/ui/").skip(1).filter_map(|rest| rest.split('"').next()).collect();
-        assert_eq!(named, ["app.css", "icon.svg", "app.js", "live.js", "cameras.js", "events.js", "users.js", "config.js"]);
+        let expected = [
+            "app.css",
+            "icon.svg",
+            "app.js",
+            "live.js",
+            "playback.js",
+            "cameras.js",
+            "events.js",
+            "users.js",
+            "config.js",
+        ];
+        assert_eq!(named, expected);
         for name in named {
             assert!(super::asset(name).is_ok(), "{name} is not embedded");
         }
