@@ -506,3 +506,62 @@ fn navigation_offers_only_the_pages_the_permissions_allow() {
         assert_eq!(refused, Some(json!("You may not use this page.")), "#/{page}: {}", main_text(&browser));
     }
 }
+/// The audit entries of `user` whose outcome is `denied`, as `action target` (the administrator
+/// reads the audit log).
+fn denials_of(rec: &RecorderProc, user: &str) -> Vec<String> {
+    let (status, v) = call(rec, "GET", &format!("/api/v1/logs?kind=audit&user={user}&limit=1000"), None);
+    assert_eq!(status, 200, "{v}");
+    v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["outcome"] == "denied")
+        .map(|e| format!("{} {}", e["action"].as_str().unwrap_or(""), e["target"].as_str().unwrap_or("")))
+        .collect()
+}
+
+/// Issue 12 point 4 (PR-5), review 1 finding 7: live view asks the server only about cameras the
+/// user may watch (`/me` says which). A user with `read` on door and yard but `view_live` on door
+/// only gets one tile, is refused yard's single view by the page, and neither writes an audited
+/// denial (the grid used to probe every camera and drop the tiles the server refused).
+#[test]
+fn live_view_asks_only_for_the_cameras_the_user_may_watch() {
+    let dir = temp_dir();
+    let rec = RecorderProc::start(dir.path(), &format!("{STORAGE}{CAMERAS}"));
+    let watchers = json!({"grants": [
+        {"permission": "status", "allow": true},
+        {"permission": "read", "allow": true},
+        {"permission": "view_live", "camera": "door", "allow": true},
+    ]});
+    assert_eq!(call(&rec, "PUT", "/api/v1/roles/watchers", Some(watchers)).0, 200);
+    let lia = json!({"name": "lia", "password": "Lia-pass-12", "roles": ["watchers"]});
+    assert_eq!(call(&rec, "POST", "/api/v1/users", Some(lia)).0, 200);
+    let browser = Browser::open("live-watchable");
+    browser.goto(&rec.url_as(None, "/#/live"));
+    browser.sign_in("lia", "Lia-pass-12");
+    let tiles = "const t = [...document.querySelectorAll('#live-grid .tile')].map((t) => t.dataset.camera); \
+                 return t.length ? t : null";
+    assert_eq!(browser.wait_js(PAGE_TIMEOUT, tiles), Some(json!(["door"])), "{}", main_text(&browser));
+    // The door tile plays: the page asked for door's live description and got it.
+    let playing =
+        "const v = document.querySelector('#live-grid video[data-camera=door]'); return !!v && v.readyState >= 2";
+    assert!(browser.wait_js(PAGE_TIMEOUT, playing).is_some(), "door does not play: {}", main_text(&browser));
+    // yard's single view is refused by the page itself.
+    browser.eval("document.querySelector('main').replaceChildren()", &[]);
+    browser.goto(&rec.url_as(None, "/#/live/yard"));
+    assert_eq!(browser.find("#live-refused", PAGE_TIMEOUT).text(), "You may not watch this camera live.");
+    assert!(browser.eval("return document.querySelectorAll('video').length", &[]) == json!(0), "no player for yard");
+    // A refusal the test provokes itself marks where the audit log has got to: it is the only
+    // denial of lia, so the page wrote none.
+    assert_eq!(call_as(&rec, ("lia", "Lia-pass-12"), "GET", "/api/v1/cameras/yard/live", None).0, 403);
+    let denials = wait_for(PAGE_TIMEOUT, || {
+        let d = denials_of(&rec, "lia");
+        (!d.is_empty()).then_some(d)
+    });
+    assert_eq!(
+        denials.map(|d| d.len()),
+        Some(1),
+        "only the test's own refusal is audited: {:?}",
+        denials_of(&rec, "lia")
+    );
+}
