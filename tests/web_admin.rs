@@ -565,3 +565,61 @@ fn live_view_asks_only_for_the_cameras_the_user_may_watch() {
         denials_of(&rec, "lia")
     );
 }
+
+/// Issue 12 point 8 (PR-1), review 1 finding 4: the "New role" form does not replace an existing
+/// role of the same name: the page says so and sends nothing, and the API's create-only PUT
+/// (`If-None-Match: *`) refuses a name taken meanwhile (409) and leaves that role as it was.
+#[test]
+fn the_new_role_form_does_not_replace_an_existing_role() {
+    let dir = temp_dir();
+    let rec = RecorderProc::start(dir.path(), &format!("{STORAGE}{CAMERAS}"));
+    let night = json!({"description": "night shift", "grants": [
+        {"permission": "status", "allow": true},
+        {"permission": "read", "allow": true},
+    ]});
+    assert_eq!(call(&rec, "PUT", "/api/v1/roles/night", Some(night)).0, 200);
+    let (_, before) = call(&rec, "GET", "/api/v1/roles/night", None);
+    let browser = Browser::open("role-new");
+    browser.goto(&rec.url_as(None, "/#/users/role"));
+    browser.sign_in(ADMIN, ADMIN_PASSWORD);
+    browser.find("#role-editor", PAGE_TIMEOUT);
+    browser.find("#role-name", PAGE_TIMEOUT).type_text("night");
+    browser.find("#role-editor select[data-permission=read_logs] option[value=allow]", PAGE_TIMEOUT).click();
+    browser.find("#role-editor button[type=submit]", PAGE_TIMEOUT).click();
+    let error = browser.wait_js(PAGE_TIMEOUT, "return document.querySelector('#role-error').textContent || null");
+    assert!(
+        error.as_ref().is_some_and(|e| e.as_str().unwrap().contains("A role named night exists already")),
+        "{error:?}: {}",
+        main_text(&browser)
+    );
+    screenshots(&browser, "refused", "#role-error");
+    assert_eq!(call(&rec, "GET", "/api/v1/roles/night", None).1, before, "the role is unchanged");
+    // The server's own check, for a role made after the page loaded its list.
+    let put = |name: &str| {
+        let body = json!({"description": "", "grants": [{"permission": "read_logs", "allow": true}]}).to_string();
+        let url = rec.url(&format!("/api/v1/roles/{name}"));
+        let r =
+            http_request("PUT", &url, &[("Content-Type", "application/json"), ("If-None-Match", "*")], body.as_bytes())
+                .unwrap();
+        (r.status, r.json())
+    };
+    let (status, v) = put("night");
+    assert_eq!(status, 409, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("exists already"), "{v}");
+    assert_eq!(call(&rec, "GET", "/api/v1/roles/night", None).1, before, "the role is unchanged");
+    let (status, v) = put("auditors");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["created"], true, "{v}");
+    // The page still creates a role of a new name.
+    browser.eval("document.querySelector('#role-name').value = ''", &[]);
+    browser.find("#role-name", PAGE_TIMEOUT).type_text("porters");
+    browser.find("#role-editor button[type=submit]", PAGE_TIMEOUT).click();
+    let listed = browser.wait_js(
+        PAGE_TIMEOUT,
+        "return location.hash === '#/users' && !!document.querySelector('#roles tr[data-role=porters]')",
+    );
+    assert!(listed.is_some(), "the new role was not made: {}", main_text(&browser));
+    let (status, porters) = call(&rec, "GET", "/api/v1/roles/porters", None);
+    assert_eq!(status, 200, "{porters}");
+    assert_eq!(porters["grants"], json!([{"permission": "read_logs", "camera": null, "allow": true}]), "{porters}");
+}
