@@ -623,3 +623,64 @@ fn the_new_role_form_does_not_replace_an_existing_role() {
     assert_eq!(status, 200, "{porters}");
     assert_eq!(porters["grants"], json!([{"permission": "read_logs", "camera": null, "allow": true}]), "{porters}");
 }
+
+/// Issue 12 point 7 (IC-8), review 1 finding 5: the events page starts near the newest event
+/// (the answer's `newest`) instead of reading the whole log: with 600 events stored it reads at
+/// most 400 of them, shows the newest 200 with the newest on top, and follows new ones.
+#[test]
+fn events_page_reads_only_the_newest_events() {
+    let dir = temp_dir();
+    let rec = RecorderProc::start(dir.path(), &format!("{STORAGE}{CAMERAS}"));
+    const STORED: usize = 600;
+    // Four callers at once, so that filling the log takes less time on a loaded machine.
+    let cursors: Vec<u64> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|w| {
+                let rec = &rec;
+                s.spawn(move || {
+                    (0..STORED / 4)
+                        .map(|i| {
+                            let (status, v) = call(rec, "POST", &format!("/api/v1/events/filler_{w}_{i}"), None);
+                            assert_eq!(status, 200, "{v}");
+                            v["cursor"].as_u64().unwrap()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    let newest = *cursors.iter().max().unwrap();
+    let (status, page) = call(&rec, "GET", "/api/v1/events?after=0&limit=0", None);
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["newest"], newest, "the answer names the newest cursor: {page}");
+    assert_eq!(page["events"], json!([]), "limit=0 reads no event");
+    let browser = Browser::open("events-tail");
+    browser.goto(&rec.url_as(None, "/#/events"));
+    browser.find("#login-name", PAGE_TIMEOUT);
+    // Counts the events the page's requests bring, from its very first request on.
+    browser.eval(
+        "window.__read = 0; const f = window.fetch; window.fetch = (...a) => { const p = f(...a); \
+         if (String(a[0]).startsWith('/api/v1/events')) p.then((r) => r.clone().json()).then((j) => { window.__read += j.events.length; }, () => {}); \
+         return p; };",
+        &[],
+    );
+    browser.sign_in(ADMIN, ADMIN_PASSWORD);
+    let following =
+        "const s = document.querySelector('#events-state'); return s && s.textContent.startsWith('Following')";
+    assert!(browser.wait_js(PAGE_TIMEOUT, following).is_some(), "the page never followed: {}", main_text(&browser));
+    let shown = browser.eval(
+        "const r = [...document.querySelectorAll('#events tr')]; return [r.length, r[0].dataset.cursor, window.__read]",
+        &[],
+    );
+    assert_eq!(shown[0], 200, "the newest 200 are shown: {shown}");
+    assert_eq!(shown[1], newest.to_string(), "the newest on top: {shown}");
+    let read = shown[2].as_u64().unwrap();
+    assert!((200..=450).contains(&read), "the page read {read} of {STORED} events to show 200");
+    // It follows: a new event comes on top.
+    let (status, v) = call(&rec, "POST", "/api/v1/events/after_the_tail", None);
+    assert_eq!(status, 200, "{v}");
+    let on_top =
+        format!("const r = document.querySelector('#events tr'); return r && r.dataset.cursor === '{}'", v["cursor"]);
+    assert!(browser.wait_js(PAGE_TIMEOUT, &on_top).is_some(), "the new event did not come: {}", event_names(&browser));
+}
