@@ -506,6 +506,7 @@ fn navigation_offers_only_the_pages_the_permissions_allow() {
         assert_eq!(refused, Some(json!("You may not use this page.")), "#/{page}: {}", main_text(&browser));
     }
 }
+
 /// The audit entries of `user` whose outcome is `denied`, as `action target` (the administrator
 /// reads the audit log).
 fn denials_of(rec: &RecorderProc, user: &str) -> Vec<String> {
@@ -683,4 +684,154 @@ fn events_page_reads_only_the_newest_events() {
     let on_top =
         format!("const r = document.querySelector('#events tr'); return r && r.dataset.cursor === '{}'", v["cursor"]);
     assert!(browser.wait_js(PAGE_TIMEOUT, &on_top).is_some(), "the new event did not come: {}", event_names(&browser));
+}
+
+/// Issue 12 point 9, review 1 findings 3 and 8: the raw TOML editor never drops the user's text
+/// without a word. Reload asks first; leaving the page keeps the text as a draft offered when the
+/// page opens again; a session that ended during the edit keeps it through the sign-in, and the
+/// restored text saves. A double click on Save sends one request (the second used to come back
+/// as "someone else saved").
+#[test]
+fn config_editor_keeps_unsaved_text_through_reload_leaving_and_an_ended_session() {
+    let dir = temp_dir();
+    let rec = RecorderProc::start(dir.path(), &format!("{STORAGE}{CAMERAS}"));
+    let toml = || {
+        let r = http_request("GET", &rec.url("/api/v1/config?format=toml"), &[], b"").unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        (r.header("ETag").unwrap_or_default().to_owned(), r.text())
+    };
+    let (_, text) = toml();
+    let browser = Browser::open("config-draft");
+    browser.goto(&rec.url_as(None, "/#/config"));
+    browser.sign_in(ADMIN, ADMIN_PASSWORD);
+    let loaded =
+        "const t = document.querySelector('#config-text'); return t && t.dataset.revision === '1' && !t.readOnly";
+    assert!(browser.wait_js(PAGE_TIMEOUT, loaded).is_some(), "{}", main_text(&browser));
+    let editor_text = || browser.eval("return document.querySelector('#config-text').value", &[]);
+    let edit = |t: &str| browser.eval("document.querySelector('#config-text').value = arguments[0]", &[json!(t)]);
+    let mine = text.replacen("id = \"door\"", "id = \"door\"\nname = \"Front door\"", 1);
+    edit(&mine);
+
+    // Reload asks first; "Keep editing" keeps the text.
+    browser.find("#config-reload", PAGE_TIMEOUT).click();
+    browser.find("#config-reload-ask", PAGE_TIMEOUT);
+    assert_eq!(editor_text(), json!(mine), "asking drops nothing");
+    screenshots(&browser, "reload-ask", "#config-reload-ask");
+    browser.find("#config-reload-cancel", PAGE_TIMEOUT).click();
+    assert_eq!(editor_text(), json!(mine));
+
+    // Leaving for another page and coming back offers the text again.
+    browser.find("#nav a[data-page=dashboard]", PAGE_TIMEOUT).click();
+    browser.find("#summary", PAGE_TIMEOUT);
+    browser.find("#nav a[data-page=config]", PAGE_TIMEOUT).click();
+    browser.find("#config-draft-restore", PAGE_TIMEOUT);
+    assert!(browser.wait_js(PAGE_TIMEOUT, loaded).is_some());
+    assert_eq!(editor_text(), json!(text), "the saved text is loaded first");
+    screenshots(&browser, "draft", "#config-draft");
+    browser.find("#config-draft-restore", PAGE_TIMEOUT).click();
+    assert_eq!(editor_text(), json!(mine), "the draft is restored");
+
+    // The session ends (signed out elsewhere) while the user edits on; Save keeps the text,
+    // signs in again and offers it back.
+    let token = browser.cookie("edgerec_session").expect("the session cookie");
+    let cookie = format!("edgerec_session={token}");
+    let out = http_request(
+        "POST",
+        &rec.url_as(None, "/api/v1/logout"),
+        &[("Cookie", &cookie), ("X-Requested-With", "edgerec-ui")],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(out.status, 200, "{}", out.text());
+    let mine = mine.replace("Front door", "Side door");
+    edit(&mine);
+    browser.find("#config-save", PAGE_TIMEOUT).click();
+    browser.find("#login-name", PAGE_TIMEOUT);
+    assert_eq!(toml().0, "\"1\"", "nothing was saved");
+    browser.sign_in(ADMIN, ADMIN_PASSWORD);
+    browser.find("#config-draft-restore", PAGE_TIMEOUT).click();
+    assert_eq!(editor_text(), json!(mine), "the text survived the sign-in");
+
+    // A double click on Save sends one request, and it saves.
+    browser.eval(
+        "window.__puts = 0; const f = window.fetch; window.fetch = (...a) => { \
+         if ((a[1] || {}).method === 'PUT') window.__puts++; return f(...a); }; \
+         const b = document.querySelector('#config-save'); b.click(); b.click();",
+        &[],
+    );
+    let saved =
+        browser.wait_js(PAGE_TIMEOUT, "const s = document.querySelector('#config-saved'); return s && s.textContent");
+    assert!(
+        saved.as_ref().is_some_and(|s| s.as_str().unwrap().contains("revision 2")),
+        "{saved:?}: {}",
+        main_text(&browser)
+    );
+    assert_eq!(browser.eval("return window.__puts", &[]), json!(1), "one PUT for a double click");
+    assert_eq!(browser.eval("return !!document.querySelector('#config-conflict')", &[]), json!(false));
+    assert_eq!(toml(), ("\"2\"".to_owned(), mine.clone()));
+    assert!(wait_until(PAGE_TIMEOUT, || rec.camera("door")["name"] == "Side door"), "the change was not applied");
+
+    // Saved text is no draft: the page opens without an offer. A confirmed Reload drops edits.
+    browser.find("#nav a[data-page=dashboard]", PAGE_TIMEOUT).click();
+    browser.find("#summary", PAGE_TIMEOUT);
+    browser.find("#nav a[data-page=config]", PAGE_TIMEOUT).click();
+    let at_2 =
+        "const t = document.querySelector('#config-text'); return t && t.dataset.revision === '2' && !t.readOnly";
+    assert!(browser.wait_js(PAGE_TIMEOUT, at_2).is_some(), "{}", main_text(&browser));
+    assert_eq!(browser.eval("return document.querySelector('#config-draft').hidden", &[]), json!(true));
+    edit("garbage");
+    browser.find("#config-reload", PAGE_TIMEOUT).click();
+    browser.find("#config-reload-confirm", PAGE_TIMEOUT).click();
+    let back = format!("return document.querySelector('#config-text').value === {}", json!(mine));
+    assert!(browser.wait_js(PAGE_TIMEOUT, &back).is_some(), "the reload did not load the saved text");
+}
+
+/// Issue 12 point 9 (PR-11), review 1 finding 9: a user with `edit_config` who may not read
+/// every camera may not replace the whole file, and the GET says so (`may_replace`, and the
+/// `X-Edgerec-May-Replace` header of the TOML form): the editor is read only, with no Save,
+/// and points to the per-camera endpoints.
+#[test]
+fn config_editor_is_read_only_for_a_user_who_may_not_replace_the_whole_file() {
+    let dir = temp_dir();
+    let rec = RecorderProc::start(dir.path(), &format!("{STORAGE}{CAMERAS}"));
+    let door_editors = json!({"grants": [
+        {"permission": "read_config", "allow": true},
+        {"permission": "edit_config", "allow": true},
+        {"permission": "read", "camera": "door", "allow": true},
+    ]});
+    assert_eq!(call(&rec, "PUT", "/api/v1/roles/door_editors", Some(door_editors)).0, 200);
+    let eda = json!({"name": "eda", "password": "Eda-pass-12", "roles": ["door_editors"]});
+    assert_eq!(call(&rec, "POST", "/api/v1/users", Some(eda)).0, 200);
+    let as_eda = ("eda", "Eda-pass-12");
+    let may_replace = |user: (&str, &str)| {
+        let r = http_request("GET", &rec.url_as(Some(user), "/api/v1/config?format=toml"), &[], b"").unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        let (_, json) = call_as(&rec, user, "GET", "/api/v1/config", None);
+        (r.header("X-Edgerec-May-Replace").map(str::to_owned), json["may_replace"].clone())
+    };
+    assert_eq!(may_replace((ADMIN, ADMIN_PASSWORD)), (Some("true".to_owned()), json!(true)));
+    assert_eq!(may_replace(as_eda), (Some("false".to_owned()), json!(false)));
+    // The server refuses what the GET said it would.
+    let r = http_request(
+        "PUT",
+        &rec.url_as(Some(as_eda), "/api/v1/config"),
+        &[("Content-Type", "application/toml"), ("If-Match", "\"1\"")],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 403, "{}", r.text());
+    let browser = Browser::open("config-partial");
+    browser.goto(&rec.url_as(None, "/#/config"));
+    browser.sign_in("eda", "Eda-pass-12");
+    let loaded = "const t = document.querySelector('#config-text'); return t && t.dataset.revision === '1'";
+    assert!(browser.wait_js(PAGE_TIMEOUT, loaded).is_some(), "{}", main_text(&browser));
+    let state = browser.eval(
+        "return [document.querySelector('#config-text').readOnly, document.querySelector('#config-save').hidden, \
+         document.querySelector('#config-revision').textContent]",
+        &[],
+    );
+    assert_eq!(state[0], true, "read only: {state}");
+    assert_eq!(state[1], true, "no Save: {state}");
+    assert!(state[2].as_str().unwrap().contains("/api/v1/config/cameras/{id}"), "{state}");
+    screenshots(&browser, "page", "h1");
 }

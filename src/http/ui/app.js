@@ -312,7 +312,7 @@ const UI = (() => {
     return !!held && held.includes(p);
   }
 
-  return { el, api, fmt, may, views, cameras: () => cameras, ApiError, mayOn };
+  return { el, api, fmt, may, views, cameras: () => cameras, ApiError, mayOn, user: () => (me ? me.user : null) };
 })();
 
 // The dashboard (issue 12 point 3): cameras, storages and the machine, refreshed every 2 s.
