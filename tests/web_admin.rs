@@ -335,9 +335,12 @@ fn a_role_edited_on_the_page_changes_what_that_user_sees() {
     assert_eq!(grants, ["\"read\" \"door\" true", "\"status\" null true"], "{role}");
     assert_eq!(role["description"], "gate guards", "the description is kept");
 
-    // After: no live view at all, and yard nowhere.
-    member.eval("location.reload()", &[]);
-    assert_eq!(member.wait_js(PAGE_TIMEOUT, cards), Some(json!(["door"])), "{}", main_text(&member));
+    // After: no live view at all, and yard nowhere. Review 1 finding 14: the mark tells the
+    // reloaded document from the old one, which would still answer with both cameras until the
+    // reload has begun.
+    member.eval("window.__old = true; location.reload()", &[]);
+    let fresh_cards = format!("if (window.__old) return null; {cards}");
+    assert_eq!(member.wait_js(PAGE_TIMEOUT, &fresh_cards), Some(json!(["door"])), "{}", main_text(&member));
     let nav = member.find("#nav", PAGE_TIMEOUT).text();
     assert!(!nav.contains("Live") && nav.contains("Dashboard") && nav.contains("Events"), "{nav:?}");
     member.goto(&rec.url_as(None, "/#/live/door"));
@@ -505,4 +508,340 @@ fn navigation_offers_only_the_pages_the_permissions_allow() {
             browser.wait_js(PAGE_TIMEOUT, "const e = document.querySelector('main .error'); return e && e.textContent");
         assert_eq!(refused, Some(json!("You may not use this page.")), "#/{page}: {}", main_text(&browser));
     }
+}
+
+/// The audit entries of `user` whose outcome is `denied`, as `action target` (the administrator
+/// reads the audit log).
+fn denials_of(rec: &RecorderProc, user: &str) -> Vec<String> {
+    let (status, v) = call(rec, "GET", &format!("/api/v1/logs?kind=audit&user={user}&limit=1000"), None);
+    assert_eq!(status, 200, "{v}");
+    v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["outcome"] == "denied")
+        .map(|e| format!("{} {}", e["action"].as_str().unwrap_or(""), e["target"].as_str().unwrap_or("")))
+        .collect()
+}
+
+/// Issue 12 point 4 (PR-5), review 1 finding 7: live view asks the server only about cameras the
+/// user may watch (`/me` says which). A user with `read` on door and yard but `view_live` on door
+/// only gets one tile, is refused yard's single view by the page, and neither writes an audited
+/// denial (the grid used to probe every camera and drop the tiles the server refused).
+#[test]
+fn live_view_asks_only_for_the_cameras_the_user_may_watch() {
+    let dir = temp_dir();
+    let rec = RecorderProc::start(dir.path(), &format!("{STORAGE}{CAMERAS}"));
+    let watchers = json!({"grants": [
+        {"permission": "status", "allow": true},
+        {"permission": "read", "allow": true},
+        {"permission": "view_live", "camera": "door", "allow": true},
+    ]});
+    assert_eq!(call(&rec, "PUT", "/api/v1/roles/watchers", Some(watchers)).0, 200);
+    let lia = json!({"name": "lia", "password": "Lia-pass-12", "roles": ["watchers"]});
+    assert_eq!(call(&rec, "POST", "/api/v1/users", Some(lia)).0, 200);
+    let browser = Browser::open("live-watchable");
+    browser.goto(&rec.url_as(None, "/#/live"));
+    browser.sign_in("lia", "Lia-pass-12");
+    let tiles = "const t = [...document.querySelectorAll('#live-grid .tile')].map((t) => t.dataset.camera); \
+                 return t.length ? t : null";
+    assert_eq!(browser.wait_js(PAGE_TIMEOUT, tiles), Some(json!(["door"])), "{}", main_text(&browser));
+    // The door tile plays: the page asked for door's live description and got it.
+    let playing =
+        "const v = document.querySelector('#live-grid video[data-camera=door]'); return !!v && v.readyState >= 2";
+    assert!(browser.wait_js(PAGE_TIMEOUT, playing).is_some(), "door does not play: {}", main_text(&browser));
+    // yard's single view is refused by the page itself.
+    browser.eval("document.querySelector('main').replaceChildren()", &[]);
+    browser.goto(&rec.url_as(None, "/#/live/yard"));
+    assert_eq!(browser.find("#live-refused", PAGE_TIMEOUT).text(), "You may not watch this camera live.");
+    assert!(browser.eval("return document.querySelectorAll('video').length", &[]) == json!(0), "no player for yard");
+    // A refusal the test provokes itself marks where the audit log has got to: it is the only
+    // denial of lia, so the page wrote none.
+    assert_eq!(call_as(&rec, ("lia", "Lia-pass-12"), "GET", "/api/v1/cameras/yard/live", None).0, 403);
+    let denials = wait_for(PAGE_TIMEOUT, || {
+        let d = denials_of(&rec, "lia");
+        (!d.is_empty()).then_some(d)
+    });
+    assert_eq!(
+        denials.map(|d| d.len()),
+        Some(1),
+        "only the test's own refusal is audited: {:?}",
+        denials_of(&rec, "lia")
+    );
+}
+
+/// Issue 12 point 8 (PR-1), review 1 finding 4: the "New role" form does not replace an existing
+/// role of the same name: the page says so and sends nothing, and the API's create-only PUT
+/// (`If-None-Match: *`) refuses a name taken meanwhile (409) and leaves that role as it was.
+#[test]
+fn the_new_role_form_does_not_replace_an_existing_role() {
+    let dir = temp_dir();
+    let rec = RecorderProc::start(dir.path(), &format!("{STORAGE}{CAMERAS}"));
+    let night = json!({"description": "night shift", "grants": [
+        {"permission": "status", "allow": true},
+        {"permission": "read", "allow": true},
+    ]});
+    assert_eq!(call(&rec, "PUT", "/api/v1/roles/night", Some(night)).0, 200);
+    let (_, before) = call(&rec, "GET", "/api/v1/roles/night", None);
+    let browser = Browser::open("role-new");
+    browser.goto(&rec.url_as(None, "/#/users/role"));
+    browser.sign_in(ADMIN, ADMIN_PASSWORD);
+    browser.find("#role-editor", PAGE_TIMEOUT);
+    browser.find("#role-name", PAGE_TIMEOUT).type_text("night");
+    browser.find("#role-editor select[data-permission=read_logs] option[value=allow]", PAGE_TIMEOUT).click();
+    browser.find("#role-editor button[type=submit]", PAGE_TIMEOUT).click();
+    let error = browser.wait_js(PAGE_TIMEOUT, "return document.querySelector('#role-error').textContent || null");
+    assert!(
+        error.as_ref().is_some_and(|e| e.as_str().unwrap().contains("A role named night exists already")),
+        "{error:?}: {}",
+        main_text(&browser)
+    );
+    screenshots(&browser, "refused", "#role-error");
+    assert_eq!(call(&rec, "GET", "/api/v1/roles/night", None).1, before, "the role is unchanged");
+    // The server's own check, for a role made after the page loaded its list.
+    let put = |name: &str| {
+        let body = json!({"description": "", "grants": [{"permission": "read_logs", "allow": true}]}).to_string();
+        let url = rec.url(&format!("/api/v1/roles/{name}"));
+        let r =
+            http_request("PUT", &url, &[("Content-Type", "application/json"), ("If-None-Match", "*")], body.as_bytes())
+                .unwrap();
+        (r.status, r.json())
+    };
+    let (status, v) = put("night");
+    assert_eq!(status, 409, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("exists already"), "{v}");
+    assert_eq!(call(&rec, "GET", "/api/v1/roles/night", None).1, before, "the role is unchanged");
+    let (status, v) = put("auditors");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["created"], true, "{v}");
+    // The page still creates a role of a new name.
+    browser.eval("document.querySelector('#role-name').value = ''", &[]);
+    browser.find("#role-name", PAGE_TIMEOUT).type_text("porters");
+    browser.find("#role-editor button[type=submit]", PAGE_TIMEOUT).click();
+    let listed = browser.wait_js(
+        PAGE_TIMEOUT,
+        "return location.hash === '#/users' && !!document.querySelector('#roles tr[data-role=porters]')",
+    );
+    assert!(listed.is_some(), "the new role was not made: {}", main_text(&browser));
+    let (status, porters) = call(&rec, "GET", "/api/v1/roles/porters", None);
+    assert_eq!(status, 200, "{porters}");
+    assert_eq!(porters["grants"], json!([{"permission": "read_logs", "camera": null, "allow": true}]), "{porters}");
+}
+
+/// Issue 12 point 7 (IC-8), review 1 finding 5: the events page starts near the newest event
+/// (the answer's `newest`) instead of reading the whole log: with 600 events stored it reads at
+/// most 400 of them, shows the newest 200 with the newest on top, and follows new ones.
+#[test]
+fn events_page_reads_only_the_newest_events() {
+    let dir = temp_dir();
+    let rec = RecorderProc::start(dir.path(), &format!("{STORAGE}{CAMERAS}"));
+    const STORED: usize = 600;
+    // Four callers at once, so that filling the log takes less time on a loaded machine.
+    let cursors: Vec<u64> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|w| {
+                let rec = &rec;
+                s.spawn(move || {
+                    (0..STORED / 4)
+                        .map(|i| {
+                            let (status, v) = call(rec, "POST", &format!("/api/v1/events/filler_{w}_{i}"), None);
+                            assert_eq!(status, 200, "{v}");
+                            v["cursor"].as_u64().unwrap()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    let newest = *cursors.iter().max().unwrap();
+    let (status, page) = call(&rec, "GET", "/api/v1/events?after=0&limit=0", None);
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["newest"], newest, "the answer names the newest cursor: {page}");
+    assert_eq!(page["events"], json!([]), "limit=0 reads no event");
+    let browser = Browser::open("events-tail");
+    browser.goto(&rec.url_as(None, "/#/events"));
+    browser.find("#login-name", PAGE_TIMEOUT);
+    // Counts the events the page's requests bring, from its very first request on.
+    browser.eval(
+        "window.__read = 0; const f = window.fetch; window.fetch = (...a) => { const p = f(...a); \
+         if (String(a[0]).startsWith('/api/v1/events')) p.then((r) => r.clone().json()).then((j) => { window.__read += j.events.length; }, () => {}); \
+         return p; };",
+        &[],
+    );
+    browser.sign_in(ADMIN, ADMIN_PASSWORD);
+    let following =
+        "const s = document.querySelector('#events-state'); return s && s.textContent.startsWith('Following')";
+    assert!(browser.wait_js(PAGE_TIMEOUT, following).is_some(), "the page never followed: {}", main_text(&browser));
+    let shown = browser.eval(
+        "const r = [...document.querySelectorAll('#events tr')].map((r) => Number(r.dataset.cursor));          return [r.length, r, window.__read]",
+        &[],
+    );
+    assert_eq!(shown[0], 200, "the newest 200 are shown: {shown}");
+    // Newest first; the recorder's own events (a camera starting to record) may come after the
+    // last filler, so the last filler is among the rows rather than necessarily on top.
+    let rows: Vec<u64> = shown[1].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).collect();
+    assert!(rows.windows(2).all(|w| w[0] > w[1]), "newest first: {rows:?}");
+    assert!(
+        rows[0] >= newest && rows.contains(&newest),
+        "the newest events are shown: {rows:?}, newest filler {newest}"
+    );
+    let read = shown[2].as_u64().unwrap();
+    assert!((200..=450).contains(&read), "the page read {read} of {STORED} events to show 200");
+    // It follows: a new event comes on top.
+    let (status, v) = call(&rec, "POST", "/api/v1/events/after_the_tail", None);
+    assert_eq!(status, 200, "{v}");
+    let on_top =
+        format!("const r = document.querySelector('#events tr'); return r && r.dataset.cursor === '{}'", v["cursor"]);
+    assert!(browser.wait_js(PAGE_TIMEOUT, &on_top).is_some(), "the new event did not come: {}", event_names(&browser));
+}
+
+/// Issue 12 point 9, review 1 findings 3 and 8: the raw TOML editor never drops the user's text
+/// without a word. Reload asks first; leaving the page keeps the text as a draft offered when the
+/// page opens again; a session that ended during the edit keeps it through the sign-in, and the
+/// restored text saves. A double click on Save sends one request (the second used to come back
+/// as "someone else saved").
+#[test]
+fn config_editor_keeps_unsaved_text_through_reload_leaving_and_an_ended_session() {
+    let dir = temp_dir();
+    let rec = RecorderProc::start(dir.path(), &format!("{STORAGE}{CAMERAS}"));
+    let toml = || {
+        let r = http_request("GET", &rec.url("/api/v1/config?format=toml"), &[], b"").unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        (r.header("ETag").unwrap_or_default().to_owned(), r.text())
+    };
+    let (_, text) = toml();
+    let browser = Browser::open("config-draft");
+    browser.goto(&rec.url_as(None, "/#/config"));
+    browser.sign_in(ADMIN, ADMIN_PASSWORD);
+    let loaded =
+        "const t = document.querySelector('#config-text'); return t && t.dataset.revision === '1' && !t.readOnly";
+    assert!(browser.wait_js(PAGE_TIMEOUT, loaded).is_some(), "{}", main_text(&browser));
+    let editor_text = || browser.eval("return document.querySelector('#config-text').value", &[]);
+    let edit = |t: &str| browser.eval("document.querySelector('#config-text').value = arguments[0]", &[json!(t)]);
+    let mine = text.replacen("id = \"door\"", "id = \"door\"\nname = \"Front door\"", 1);
+    edit(&mine);
+
+    // Reload asks first; "Keep editing" keeps the text.
+    browser.find("#config-reload", PAGE_TIMEOUT).click();
+    browser.find("#config-reload-ask", PAGE_TIMEOUT);
+    assert_eq!(editor_text(), json!(mine), "asking drops nothing");
+    screenshots(&browser, "reload-ask", "#config-reload-ask");
+    browser.find("#config-reload-cancel", PAGE_TIMEOUT).click();
+    assert_eq!(editor_text(), json!(mine));
+
+    // Leaving for another page and coming back offers the text again.
+    browser.find("#nav a[data-page=dashboard]", PAGE_TIMEOUT).click();
+    browser.find("#summary", PAGE_TIMEOUT);
+    browser.find("#nav a[data-page=config]", PAGE_TIMEOUT).click();
+    browser.find("#config-draft-restore", PAGE_TIMEOUT);
+    assert!(browser.wait_js(PAGE_TIMEOUT, loaded).is_some());
+    assert_eq!(editor_text(), json!(text), "the saved text is loaded first");
+    screenshots(&browser, "draft", "#config-draft");
+    browser.find("#config-draft-restore", PAGE_TIMEOUT).click();
+    assert_eq!(editor_text(), json!(mine), "the draft is restored");
+
+    // The session ends (signed out elsewhere) while the user edits on; Save keeps the text,
+    // signs in again and offers it back.
+    let token = browser.cookie("edgerec_session").expect("the session cookie");
+    let cookie = format!("edgerec_session={token}");
+    let out = http_request(
+        "POST",
+        &rec.url_as(None, "/api/v1/logout"),
+        &[("Cookie", &cookie), ("X-Requested-With", "edgerec-ui")],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(out.status, 200, "{}", out.text());
+    let mine = mine.replace("Front door", "Side door");
+    edit(&mine);
+    browser.find("#config-save", PAGE_TIMEOUT).click();
+    browser.find("#login-name", PAGE_TIMEOUT);
+    assert_eq!(toml().0, "\"1\"", "nothing was saved");
+    browser.sign_in(ADMIN, ADMIN_PASSWORD);
+    browser.find("#config-draft-restore", PAGE_TIMEOUT).click();
+    assert_eq!(editor_text(), json!(mine), "the text survived the sign-in");
+
+    // A double click on Save sends one request, and it saves.
+    browser.eval(
+        "window.__puts = 0; const f = window.fetch; window.fetch = (...a) => { \
+         if ((a[1] || {}).method === 'PUT') window.__puts++; return f(...a); }; \
+         const b = document.querySelector('#config-save'); b.click(); b.click();",
+        &[],
+    );
+    let saved =
+        browser.wait_js(PAGE_TIMEOUT, "const s = document.querySelector('#config-saved'); return s && s.textContent");
+    assert!(
+        saved.as_ref().is_some_and(|s| s.as_str().unwrap().contains("revision 2")),
+        "{saved:?}: {}",
+        main_text(&browser)
+    );
+    assert_eq!(browser.eval("return window.__puts", &[]), json!(1), "one PUT for a double click");
+    assert_eq!(browser.eval("return !!document.querySelector('#config-conflict')", &[]), json!(false));
+    assert_eq!(toml(), ("\"2\"".to_owned(), mine.clone()));
+    assert!(wait_until(PAGE_TIMEOUT, || rec.camera("door")["name"] == "Side door"), "the change was not applied");
+
+    // Saved text is no draft: the page opens without an offer. A confirmed Reload drops edits.
+    browser.find("#nav a[data-page=dashboard]", PAGE_TIMEOUT).click();
+    browser.find("#summary", PAGE_TIMEOUT);
+    browser.find("#nav a[data-page=config]", PAGE_TIMEOUT).click();
+    let at_2 =
+        "const t = document.querySelector('#config-text'); return t && t.dataset.revision === '2' && !t.readOnly";
+    assert!(browser.wait_js(PAGE_TIMEOUT, at_2).is_some(), "{}", main_text(&browser));
+    assert_eq!(browser.eval("return document.querySelector('#config-draft').hidden", &[]), json!(true));
+    edit("garbage");
+    browser.find("#config-reload", PAGE_TIMEOUT).click();
+    browser.find("#config-reload-confirm", PAGE_TIMEOUT).click();
+    let back = format!("return document.querySelector('#config-text').value === {}", json!(mine));
+    assert!(browser.wait_js(PAGE_TIMEOUT, &back).is_some(), "the reload did not load the saved text");
+}
+
+/// Issue 12 point 9 (PR-11), review 1 finding 9: a user with `edit_config` who may not read
+/// every camera may not replace the whole file, and the GET says so (`may_replace`, and the
+/// `X-Edgerec-May-Replace` header of the TOML form): the editor is read only, with no Save,
+/// and points to the per-camera endpoints.
+#[test]
+fn config_editor_is_read_only_for_a_user_who_may_not_replace_the_whole_file() {
+    let dir = temp_dir();
+    let rec = RecorderProc::start(dir.path(), &format!("{STORAGE}{CAMERAS}"));
+    let door_editors = json!({"grants": [
+        {"permission": "read_config", "allow": true},
+        {"permission": "edit_config", "allow": true},
+        {"permission": "read", "camera": "door", "allow": true},
+    ]});
+    assert_eq!(call(&rec, "PUT", "/api/v1/roles/door_editors", Some(door_editors)).0, 200);
+    let eda = json!({"name": "eda", "password": "Eda-pass-12", "roles": ["door_editors"]});
+    assert_eq!(call(&rec, "POST", "/api/v1/users", Some(eda)).0, 200);
+    let as_eda = ("eda", "Eda-pass-12");
+    let may_replace = |user: (&str, &str)| {
+        let r = http_request("GET", &rec.url_as(Some(user), "/api/v1/config?format=toml"), &[], b"").unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        let (_, json) = call_as(&rec, user, "GET", "/api/v1/config", None);
+        (r.header("X-Edgerec-May-Replace").map(str::to_owned), json["may_replace"].clone())
+    };
+    assert_eq!(may_replace((ADMIN, ADMIN_PASSWORD)), (Some("true".to_owned()), json!(true)));
+    assert_eq!(may_replace(as_eda), (Some("false".to_owned()), json!(false)));
+    // The server refuses what the GET said it would.
+    let r = http_request(
+        "PUT",
+        &rec.url_as(Some(as_eda), "/api/v1/config"),
+        &[("Content-Type", "application/toml"), ("If-Match", "\"1\"")],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 403, "{}", r.text());
+    let browser = Browser::open("config-partial");
+    browser.goto(&rec.url_as(None, "/#/config"));
+    browser.sign_in("eda", "Eda-pass-12");
+    let loaded = "const t = document.querySelector('#config-text'); return t && t.dataset.revision === '1'";
+    assert!(browser.wait_js(PAGE_TIMEOUT, loaded).is_some(), "{}", main_text(&browser));
+    let state = browser.eval(
+        "return [document.querySelector('#config-text').readOnly, document.querySelector('#config-save').hidden, \
+         document.querySelector('#config-revision').textContent]",
+        &[],
+    );
+    assert_eq!(state[0], true, "read only: {state}");
+    assert_eq!(state[1], true, "no Save: {state}");
+    assert!(state[2].as_str().unwrap().contains("/api/v1/config/cameras/{id}"), "{state}");
+    screenshots(&browser, "page", "h1");
 }

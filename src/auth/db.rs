@@ -506,7 +506,10 @@ impl AuthDb {
     }
 
     /// Creates or replaces a role (P2, P3 validated; P4: Administrators is refused).
-    pub fn put_role(&mut self, role: &Role) -> Result<bool, Error> {
+    /// Creates or replaces `role`; true when it was created. With `create_only`, an existing
+    /// role of that name is left as it is and refused (`FailedPrecondition`), in the same
+    /// transaction, so that a form for a new role cannot replace one made meanwhile.
+    pub fn put_role(&mut self, role: &Role, create_only: bool) -> Result<bool, Error> {
         role.validate()?;
         if role.name == ADMINISTRATORS {
             return Err(crate::err!(FailedPrecondition, "the built-in {ADMINISTRATORS} role cannot be changed (PR-1)"));
@@ -519,6 +522,14 @@ impl AuthDb {
             )
             .map_err(sq("insert role"))?
             > 0;
+        if create_only && !created {
+            // Dropping the transaction rolls it back: nothing was written.
+            return Err(crate::err!(
+                FailedPrecondition,
+                "a role named {:?} exists already; edit it instead",
+                role.name
+            ));
+        }
         tx.execute("UPDATE role SET description = ?2 WHERE name = ?1", params![role.name, role.description])
             .map_err(sq("update role"))?;
         tx.execute("DELETE FROM role_grant WHERE role = ?1", [&role.name]).map_err(sq("clear grants"))?;

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::Call;
-use crate::auth::perm::Effective;
+use crate::auth::perm::{Effective, Permission};
 use crate::config::{Changed, Section};
 use crate::error::Error;
 use crate::http::exchange::{Body, Request, Response};
@@ -23,6 +23,10 @@ pub(in crate::http) struct ConfigDocument {
     pub path: String,
     /// The document as JSON (TOML tables as objects).
     pub config: Value,
+    /// Whether the caller may replace the whole document (`PUT`): `edit_config` and read on every
+    /// camera. An editor offers Save only then (review 1 finding 9); the TOML answer says the
+    /// same in the `X-Edgerec-May-Replace` header.
+    pub may_replace: bool,
 }
 
 /// `GET /api/v1/config/cameras/{id}` or `/storages/{id}`: the item under its section's key.
@@ -47,6 +51,10 @@ pub(in crate::http) struct ConfigChanged {
     /// What takes effect at the next start.
     pub restart_required: Vec<String>,
 }
+
+/// The header of a `GET /api/v1/config` answer saying whether the caller may replace the whole
+/// document (`true` or `false`), for the TOML form, which has no field to say it in.
+const MAY_REPLACE_HEADER: &str = "X-Edgerec-May-Replace";
 
 /// Largest config document accepted: far above a few hundred cameras, far below memory trouble.
 const MAX_CONFIG_BYTES: usize = 1 << 20;
@@ -117,6 +125,9 @@ pub(super) fn get(ctx: &Ctx, call: &Call) -> Result<Response, Error> {
     // PR-11: cameras the caller may not read are left out; the file's own text (with its
     // comments) only goes to callers who see every camera.
     let hidden = hidden_cameras(ctx, eff);
+    // The same rule `replace_document` applies, told before the user edits a copy they could
+    // never save (review 1 finding 9).
+    let may_replace = hidden.is_empty() && eff.allows(Permission::EditConfig, None);
     let doc = file.document().map(|(rev, mut doc)| {
         if let Some(toml::Value::Array(cams)) = doc.get_mut("camera") {
             cams.retain(|c| !c.get("id").and_then(|v| v.as_str()).is_some_and(|id| hidden.iter().any(|h| h == id)));
@@ -133,11 +144,18 @@ pub(super) fn get(ctx: &Ctx, call: &Call) -> Result<Response, Error> {
         return Ok(Response::new(200, Body::Bytes(text.into_bytes()))
             .with_header("Content-Type", "application/toml; charset=utf-8")
             .with_header("ETag", &format!("\"{rev}\""))
-            .with_header("Cache-Control", "no-store"));
+            .with_header("Cache-Control", "no-store")
+            .with_header(MAY_REPLACE_HEADER, if may_replace { "true" } else { "false" }));
     }
     let (rev, doc) = doc?;
-    let body = ConfigDocument { revision: rev, path: file.path().display().to_string(), config: table_to_json(&doc)? };
-    Ok(with_revision(respond::json(200, &body), rev))
+    let body = ConfigDocument {
+        revision: rev,
+        path: file.path().display().to_string(),
+        config: table_to_json(&doc)?,
+        may_replace,
+    };
+    Ok(with_revision(respond::json(200, &body), rev)
+        .with_header(MAY_REPLACE_HEADER, if may_replace { "true" } else { "false" }))
 }
 
 /// `PUT /api/v1/config`: the whole document, as TOML or JSON (audited as `config.replace`).

@@ -40,6 +40,10 @@ pub(in crate::http) struct EventPage {
     pub next_after: u64,
     /// Whether events after the asked cursor were pruned before they could be read.
     pub truncated: bool,
+    /// The largest cursor the log has assigned (0 before the first event), so that a client
+    /// showing only recent events starts near the end instead of reading the whole log (issue 12
+    /// point 7, review 1 finding 5).
+    pub newest: u64,
 }
 
 /// `POST /api/v1/events/{name}`.
@@ -91,6 +95,7 @@ pub(super) fn get(ctx: &Ctx, call: &Call) -> Result<Response, Error> {
             events: list.iter().filter_map(|e| event_for(&call.eff, e)).collect(),
             next_after,
             truncated: bounds.truncated(after),
+            newest: bounds.newest.max(next_after),
         },
     ))
 }

@@ -217,11 +217,14 @@ pub(super) fn role(ctx: &Ctx, name: &str) -> Result<Response, Error> {
     Ok(respond::json(200, &role_item(role)))
 }
 
-/// `PUT /api/v1/roles/{name} {"description", "grants"}`: creates or replaces the role.
+/// `PUT /api/v1/roles/{name} {"description", "grants"}`: creates or replaces the role; with
+/// `If-None-Match: *` only creates it, and an existing role of that name answers 409 unchanged
+/// (review 1 finding 4: a "new role" form must not replace an existing one).
 pub(super) fn put_role(ctx: &Ctx, call: &mut Call, name: &str) -> Result<Response, Error> {
+    let create_only = call.req.header("If-None-Match").is_some_and(|v| v.trim() == "*");
     let r = query::read_json(&mut call.req).and_then(|body| {
         let role = role_from_json(name, &body)?;
-        let created = ctx.auth.db().put_role(&role)?;
+        let created = ctx.auth.db().put_role(&role, create_only)?;
         Ok(RoleItem { created: Some(created), ..role_item(&role) })
     });
     call.audit(ctx, &r, "");

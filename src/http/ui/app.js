@@ -318,7 +318,7 @@ const UI = (() => {
     return cameras;
   }
 
-  return { el, api, fmt, may, views, cameras: () => cameras, ApiError, mayOn, refreshCameras };
+  return { el, api, fmt, may, views, cameras: () => cameras, ApiError, mayOn, refreshCameras, user: () => (me ? me.user : null) };
 })();
 
 // The dashboard (issue 12 point 3): cameras, storages and the machine, refreshed every 2 s.

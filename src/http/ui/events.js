@@ -1,6 +1,7 @@
 // Events and logs (issue 12 point 7). The events page follows the durable event stream (IC-8)
-// as it happens: it reads up to the newest event, then keeps a long poll (`wait`) open with the
-// resumable cursor `after`, puts new events at the top, and aborts the poll when the user leaves.
+// as it happens: it starts a little before the newest event (the answer's `newest`), reads up to
+// it, then keeps a long poll (`wait`) open with the resumable cursor `after`, puts new events at
+// the top, and aborts the poll when the user leaves.
 // The logs page queries the system, rule and audit logs (LG-2..LG-4) with the filters the API has
 // (LG-6) and links the same query as CSV.
 'use strict';
@@ -13,6 +14,12 @@
   const PAGE_EVENTS = 500;
   /** Events the page keeps; older ones fall off the bottom. */
   const SHOWN_EVENTS = 200;
+  /**
+   * How many cursors before the newest the page starts reading (review 1 finding 5): enough for
+   * `SHOWN_EVENTS` even where some events are of cameras the user may not see, instead of the
+   * whole log (up to a million events).
+   */
+  const START_BACK_EVENTS = 2 * SHOWN_EVENTS;
   /** Wait before asking again after a failed poll (the recorder restarting, a network break). */
   const RETRY_MS = 3000;
 
@@ -58,37 +65,57 @@
         empty.hidden = body.children.length > 0;
       }
 
-      /** Asks for events after `after`; `wait` seconds of long poll (0: answer at once). */
-      function ask(after, wait) {
+      /**
+       * Asks for up to `limit` events after `after`; `wait` seconds of long poll (0: answer at
+       * once).
+       */
+      function ask(after, wait, limit = PAGE_EVENTS) {
         abort = new AbortController();
-        return api('/api/v1/events?after=' + after + '&limit=' + PAGE_EVENTS + '&wait=' + wait, { signal: abort.signal });
+        return api('/api/v1/events?after=' + after + '&limit=' + limit + '&wait=' + wait, { signal: abort.signal });
       }
 
       async function follow() {
         let after = 0;
         let logId = null;
         let caughtUp = false;
+        /** Whether the page has chosen where to start: near the log's newest cursor. */
+        let started = false;
+        /** Whether the next page is the first after the start was chosen. */
+        let skipped = false;
         while (!stopped) {
           try {
-            const page = await ask(after, caughtUp ? WAIT_S : 0);
+            // The first question reads no event: it learns the newest cursor (`limit=0`).
+            const page = await (started ? ask(after, caughtUp ? WAIT_S : 0) : ask(after, 0, 0));
             if (stopped) return;
             if (logId !== null && page.log_id !== logId) {
               // The event log was recreated: cursors of the old one mean nothing; start over.
               body.replaceChildren();
               after = 0;
               caughtUp = false;
+              started = false;
               logId = page.log_id;
               continue;
             }
             logId = page.log_id;
+            if (!started) {
+              // Review 1 finding 5: only the newest events are shown, so only they are read.
+              after = Math.max(after, page.newest - START_BACK_EVENTS);
+              started = true;
+              skipped = true;
+              continue;
+            }
             show(page.events);
+            // Events before the chosen start that retention removed were never to be read: only
+            // a removal after the page began reading is worth a warning.
+            const lost = page.truncated && !skipped;
+            skipped = false;
             const moved = page.next_after !== after;
             after = page.next_after;
             if (!caughtUp && !moved) caughtUp = true;
-            state.textContent = page.truncated
+            state.textContent = lost
               ? 'Some events were removed by retention before this page could read them. Following new events.'
               : caughtUp ? 'Following new events as they happen.' : 'Reading the events…';
-            state.className = page.truncated ? 'warn-text' : 'muted';
+            state.className = lost ? 'warn-text' : 'muted';
           } catch (e) {
             if (stopped || e.status === 401) return;
             state.textContent = 'The recorder does not answer (' + e.message + '); trying again.';

@@ -209,7 +209,11 @@
     start(main, args) {
       const players = [];
       const id = args[0];
-      if (id) {
+      if (id && !UI.mayOn('view_live', id)) {
+        // Review 1 finding 7: a camera the user may not watch is refused here, without asking
+        // the server (each refusal there is an audited denial).
+        main.replaceChildren(el('p', { class: 'error', id: 'live-refused' }, 'You may not watch this camera live.'));
+      } else if (id) {
         const camera = UI.cameras().find((c) => c.id === id) || { id };
         const t = tile(camera, true);
         players.push(t.player);
@@ -228,23 +232,15 @@
       } else {
         const grid = el('div', { class: 'live-grid', id: 'live-grid' });
         main.replaceChildren(el('h1', {}, 'Live'), grid);
-        for (const camera of UI.cameras()) {
+        // Review 1 finding 7: only cameras the user may watch (`/me` says which) get a tile; the
+        // grid does not probe the others, which would write an audited denial for each.
+        const watchable = UI.cameras().filter((c) => UI.mayOn('view_live', c.id));
+        if (!watchable.length) grid.replaceWith(el('p', { class: 'muted' }, 'No camera you may watch live.'));
+        for (const camera of watchable) {
           const t = tile(camera, false);
           grid.append(t.box);
           players.push(t.player);
-          // A camera the user may read but not watch (403) has no place in the grid.
-          t.player.say = (text) => { t.box.querySelector('.message').textContent = text; };
-          api('/api/v1/cameras/' + encodeURIComponent(camera.id) + '/live').then(
-            () => t.player.start(),
-            (e) => {
-              if (e.status === 403 || e.status === 404) {
-                t.player.stop();
-                t.box.remove();
-                if (!grid.children.length) grid.replaceWith(el('p', { class: 'muted' }, 'No camera you may watch live.'));
-              } else {
-                t.player.start();
-              }
-            });
+          t.player.start();
         }
       }
       return { stop() { players.forEach((p) => p.stop()); } };

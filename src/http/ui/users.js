@@ -82,7 +82,7 @@
           el('h2', {}, 'Roles'),
           rolesTable(roles),
           el('p', {}, el('a', { href: '#/users/role', class: 'button', id: 'role-new' }, 'New role')),
-          editing === null ? null : roleEditor(roles.find((r) => r.name === editing) || null, editing));
+          editing === null ? null : roleEditor(roles.find((r) => r.name === editing) || null, editing, roles));
         const editor = main.querySelector('#role-editor');
         if (editor) editor.scrollIntoView();
       }
@@ -181,12 +181,13 @@
       }
 
       /**
-       * The editor of `role` (null: a new one named `name`, maybe empty): recorder permissions,
+       * The editor of `role` (null: a new one named `name`, maybe empty; `roles` are all roles,
+       * whose names a new one must not take): recorder permissions,
        * then camera permissions for all cameras (present and future, PR-3) and per camera. A
        * permission with an overall value has no per-camera values (P2), so its per-camera choices
        * are disabled while one is set.
        */
-      function roleEditor(role, name) {
+      function roleEditor(role, name, roles) {
         const grants = role ? role.grants : [];
         const valueOf = (p, camera) => {
           const g = grants.find((x) => x.permission === p && (x.camera || null) === camera);
@@ -235,8 +236,17 @@
             out.push({ permission: s.dataset.permission, camera: s.dataset.camera || null, allow: s.value === 'allow' });
           }
           const target = nameInput.value.trim();
+          // Review 1 finding 4: the new-role form never replaces an existing role of the same
+          // name (its members would lose their permissions without a word). The page says so at
+          // once, and `If-None-Match: *` makes the server refuse one made meanwhile.
+          if (!role && roles.some((r) => r.name === target)) {
+            error.replaceChildren('A role named ' + target + ' exists already; ',
+              el('a', { href: '#/users/role/' + encodeURIComponent(target) }, 'edit it'), ' instead, or choose another name.');
+            return;
+          }
           const ok = await change(error, () => api('/api/v1/roles/' + encodeURIComponent(target), {
             method: 'PUT', json: { description: description.value, grants: out },
+            headers: role ? {} : { 'If-None-Match': '*' },
           }), false);
           if (ok) location.hash = '#/users';
         });
