@@ -689,8 +689,9 @@ impl Hub {
     /// The latest key frame as a JPEG made by `encode` (`motion::snapshot::key_frame_jpeg`), or
     /// `None` before the first key frame. Contract: `encode` runs at most once per key frame
     /// (a cached result is shared by every caller until the next key frame), one call at a time
-    /// per hub; callers meanwhile wait for it. An error is cached like a JPEG: a key frame that
-    /// does not decode answers the same error until the next key frame, without decoding again.
+    /// per hub; callers meanwhile wait for it. A fault of the frame (`frame_fault`) is cached like a
+    /// JPEG: a key frame that does not decode answers the same error until the next key frame,
+    /// without decoding again; any other error is not, so the next caller decodes again.
     pub fn snapshot_jpeg(
         &self,
         encode: impl FnOnce(&SampleEntry, &[u8]) -> Result<Vec<u8>, crate::error::Error>,
@@ -710,10 +711,15 @@ impl Hub {
         }
         self.snapshot_decodes.fetch_add(1, Ordering::Relaxed);
         // Issue 12 point 4, review: an error is remembered for its key frame too, so a broken
-        // frame costs one decode per GOP however often a page asks.
+        // frame costs one decode per GOP however often a page asks. Review 1 finding 11: only
+        // the frame's own faults (`frame_fault`) are; a passing failure (the decoder did not
+        // start, the JPEG encoder failed) is answered once and the next caller tries again.
         let result: SnapshotResult = encode(&entry, &frame).map(Arc::new).map_err(|e| (e.kind(), e.msg().to_owned()));
         let answer = snapshot_answer(&result);
-        *cached = Some((number, result));
+        match &result {
+            Err((kind, _)) if !frame_fault(*kind) => *cached = None,
+            _ => *cached = Some((number, result)),
+        }
         Some(answer)
     }
 
@@ -817,6 +823,14 @@ impl std::io::Read for SegmentReader {
         }
         Ok(filled)
     }
+}
+
+/// Whether a snapshot error of `kind` is a property of the key frame itself (it does not decode,
+/// or its codec or size is beyond the encoder), so decoding it again would fail the same way;
+/// any other error (`Internal`: no decoder, an encoder failure) may pass and is not cached.
+fn frame_fault(kind: crate::error::ErrorKind) -> bool {
+    use crate::error::ErrorKind::{DataLoss, InvalidArgument, Unsupported};
+    matches!(kind, DataLoss | Unsupported | InvalidArgument)
 }
 
 /// A cached snapshot outcome as the caller's answer.

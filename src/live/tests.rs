@@ -317,6 +317,29 @@ fn read_queued_nowait(v: &mut Viewer) -> Vec<u8> {
     read_queued(v)
 }
 
+// Review 1 finding 11 (issue 12 point 4): a key frame that does not decode (`DataLoss`) is
+// decoded once per GOP however often a page asks, but a passing failure (`Internal`, e.g. the
+// decoder could not start) is not remembered: the next request decodes again and may succeed.
+#[test]
+fn a_passing_snapshot_error_is_retried_and_a_broken_frame_is_not() {
+    let hub = Hub::new();
+    let entry = avc1(1280);
+    publish_gops(&hub, &entry, 0, 10, 25, 100);
+    let internal = |_: &SampleEntry, _: &[u8]| Err(crate::err!(Internal, "cannot start the H.264 decoder"));
+    let err = hub.snapshot_jpeg(internal).unwrap().unwrap_err();
+    assert_eq!(err.kind(), crate::ErrorKind::Internal);
+    let jpeg = hub.snapshot_jpeg(|_, f| Ok(vec![f[0], 0xd8])).unwrap().unwrap();
+    assert_eq!(*jpeg, vec![0, 0xd8], "the same key frame decodes again after a passing failure");
+    assert_eq!(hub.snapshot_decodes(), 2);
+    // The next key frame (25) does not decode: that error stands until the one after.
+    publish_gops(&hub, &entry, 10, 27, 25, 100);
+    let broken = |_: &SampleEntry, _: &[u8]| Err(crate::err!(DataLoss, "the latest key frame does not decode"));
+    assert_eq!(hub.snapshot_jpeg(broken).unwrap().unwrap_err().kind(), crate::ErrorKind::DataLoss);
+    let again = hub.snapshot_jpeg(|_, f| Ok(vec![f[0]])).unwrap().unwrap_err();
+    assert_eq!(again.kind(), crate::ErrorKind::DataLoss, "a broken frame is not decoded twice");
+    assert_eq!(hub.snapshot_decodes(), 3);
+}
+
 // Issue 12 point 4, review: N snapshot requests within one GOP cost one decode and get the same
 // bytes; the next key frame is decoded once more; decodes run one at a time.
 #[test]
