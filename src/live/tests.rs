@@ -409,16 +409,19 @@ fn a_reset_ends_viewers_and_clears_every_cache() {
 fn the_hls_playlist_follows_rfc_8216() {
     let hub = Hub::new();
     let entry = avc1(1280);
-    // Two 4 s GOPs, then 1 s GOPs: the target stays 4.
+    // Two 4 s GOPs, then 1 s GOPs: the target stays 4, and four 1 s GOPs make one 4 s segment
+    // (review 1 finding 2: short GOPs are joined up to the target).
     publish_watched(&hub, &entry, 0, 200, 100, 100);
     let playlist = publish_watched(&hub, &entry, 200, 200 + 6 * 25 + 2, 25, 100).unwrap();
     assert!(playlist.contains("#EXT-X-TARGETDURATION:4\n"), "{playlist}");
-    assert!(playlist.contains("#EXTINF:1.000,"), "{playlist}");
+    assert!(playlist.contains("#EXTINF:4.000,\n2.m4s\n"), "{playlist}");
+    let (sum, target) = extinf_sum_and_target(&playlist);
+    assert!(sum >= 3.0 * target, "{playlist}");
     // A GOP that outgrows the cache: the segment after it is discontinuous.
     let big = GOP_CACHE_MAX_BYTES / 20 + 1;
     publish_watched(&hub, &entry, 352, 352 + 25, 25, big);
-    publish_watched(&hub, &entry, 377, 377 + 2 * 25 + 2, 25, 100);
-    let playlist = hub.playlist(false, at(429), Duration::ZERO).unwrap();
+    publish_watched(&hub, &entry, 377, 377 + 4 * 25 + 2, 25, 100);
+    let playlist = hub.playlist(false, at(479), Duration::ZERO).unwrap();
     assert_eq!(playlist.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{playlist}");
     assert!(playlist.contains("#EXT-X-DISCONTINUITY-SEQUENCE:0\n"), "{playlist}");
     let tag = playlist.find("#EXT-X-DISCONTINUITY\n").unwrap();
@@ -427,7 +430,7 @@ fn the_hls_playlist_follows_rfc_8216() {
     let seg: u64 = next_uri.trim_end_matches(".m4s").parse().unwrap();
     // A new session (reset): the break moves out of the list into the sequence number.
     hub.reset();
-    let playlist = publish_watched(&hub, &entry, 5000, 5000 + 4 * 25 + 2, 25, 100).unwrap();
+    let playlist = publish_watched(&hub, &entry, 5000, 5000 + 5 * 25 + 2, 25, 100).unwrap();
     assert!(playlist.contains("#EXT-X-DISCONTINUITY-SEQUENCE:2\n"), "{playlist}");
     assert!(playlist.contains("#EXT-X-TARGETDURATION:4\n"), "sticky across sessions: {playlist}");
     assert!(!playlist.contains(&format!("\n{seg}.m4s")), "{playlist}");
@@ -437,6 +440,48 @@ fn the_hls_playlist_follows_rfc_8216() {
     let playlist = publish_watched(&hub, &entry, 0, 6 * 25 + 2, 25, near_cap).unwrap();
     assert_eq!(playlist.matches(".m4s").count(), HLS_SEGMENTS, "{playlist}");
     assert!(hub.held_bytes() <= GOP_CACHE_MAX_BYTES + HLS_MAX_BYTES + near_cap);
+}
+
+/// The sum of a playlist's `EXTINF` durations and its `EXT-X-TARGETDURATION`, in seconds.
+fn extinf_sum_and_target(playlist: &str) -> (f64, f64) {
+    let target = playlist.lines().find_map(|l| l.strip_prefix("#EXT-X-TARGETDURATION:")).unwrap().parse().unwrap();
+    let extinf = playlist.lines().filter_map(|l| l.strip_prefix("#EXTINF:"));
+    (extinf.map(|d| d.trim_end_matches(',').parse::<f64>().unwrap()).sum(), target)
+}
+
+// Review 1 finding 2 (issue 12 point 4, RFC 8216 section 6.2.2): a live playlist never lasts less
+// than three target durations. An all-intra camera's 40 ms GOPs are joined into segments of the
+// 1 s target (not one segment per frame), and 3 s GOPs under a 4 s target (which cannot be
+// joined) make the playlist list four segments rather than three.
+#[test]
+fn a_playlist_lasts_at_least_three_target_durations() {
+    let entry = avc1(1280);
+    let hub = Hub::new();
+    publish_watched(&hub, &entry, 0, 10 * 25 + 2, 1, 100);
+    let playlist = hub.playlist(false, at(252), Duration::ZERO).unwrap();
+    let (sum, target) = extinf_sum_and_target(&playlist);
+    assert_eq!(target, 1.0, "{playlist}");
+    assert!(sum >= 3.0 * target, "sum(EXTINF) {sum} < 3 × {target}: {playlist}");
+    assert!(playlist.contains("#EXTINF:1.000,"), "25 key frames make one segment: {playlist}");
+    assert_eq!(playlist.matches(".m4s").count(), HLS_SEGMENTS, "{playlist}");
+    assert!(hub.state.lock().unwrap().hls.segments.len() <= 12, "a segment per second, not per frame");
+    // Two 4 s GOPs (the target is 4), then 3 s GOPs.
+    let hub = Hub::new();
+    for n in 0..652 {
+        if n % 25 == 0 {
+            hub.playlist(false, at(n), Duration::ZERO);
+        }
+        let key = if n < 200 { n % 100 == 0 } else { (n - 200) % 75 == 0 };
+        hub.publish(&entry, &video(n, key, 100), at(n));
+    }
+    let playlist = hub.playlist(false, at(652), Duration::ZERO).unwrap();
+    let (sum, target) = extinf_sum_and_target(&playlist);
+    assert_eq!(target, 4.0, "{playlist}");
+    assert!(sum >= 3.0 * target, "sum(EXTINF) {sum} < 3 × {target}: {playlist}");
+    assert_eq!(playlist.matches("#EXTINF:3.000,").count(), 4, "{playlist}");
+    // Every segment listed is still held, and the one before the list is held for a while.
+    let first: u64 = playlist.lines().find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:")).unwrap().parse().unwrap();
+    assert!(hub.segment(first - 1, false, at(652)).is_some(), "{playlist}");
 }
 
 // Issue 12 point 4, review (RFC 8216 section 6.2.1: EXT-X-TARGETDURATION must not change): a GOP
@@ -537,4 +582,27 @@ fn an_unwatched_hub_holds_one_gop_and_builds_hls_only_while_asked() {
     assert!(again <= gop_bytes + frame_bytes, "idle again: {again} bytes");
     let s = hub.state.lock().unwrap();
     assert!(s.hls.segments.is_empty() && s.hls.segments.capacity() == 0 && s.hls.asked_at.is_none());
+}
+
+// Review 1 finding 10 (issue 12 point 4): with 40 s GOPs (a 40 s target duration) a player may
+// ask only every 35 s, longer than `HLS_IDLE`; the ring must stay built between its requests
+// (no fresh start, no discontinuity, every segment kept) instead of being dropped each time.
+#[test]
+fn a_player_asking_once_per_long_target_duration_keeps_the_ring() {
+    let hub = Hub::new();
+    let entry = avc1(1280);
+    publish_gops(&hub, &entry, 0, 2001, 1000, 10);
+    for n in 2001..6002 {
+        if (n - 2001) % 875 == 0 {
+            hub.playlist(false, at(n), Duration::ZERO);
+        }
+        hub.publish(&entry, &video(n, n % 1000 == 0, 10), at(n));
+    }
+    let playlist = hub.playlist(false, at(6002), Duration::ZERO).unwrap();
+    assert!(playlist.contains("#EXT-X-TARGETDURATION:40\n"), "{playlist}");
+    assert!(!playlist.contains("#EXT-X-DISCONTINUITY\n"), "the ring was never dropped: {playlist}");
+    let s = hub.state.lock().unwrap();
+    let held: Vec<u64> = s.hls.segments.iter().map(|g| g.sequence).collect();
+    assert_eq!(held, [0, 1, 2, 3, 4], "every 40 s GOP since the first request is a segment");
+    assert_eq!(s.discontinuities, 0);
 }
