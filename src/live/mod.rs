@@ -474,6 +474,17 @@ impl Hub {
             // segment; the next ones get a new `EXT-X-MAP` after an `EXT-X-DISCONTINUITY`.
             s.restart(true);
         }
+        if frame.kind == StreamKind::Audio
+            && s.audio.is_none()
+            && s.hls.segments.back().is_some_and(|g| g.map.version == s.map_version)
+        {
+            // Review 1 finding 6 (RFC 8216: a change in the tracks needs EXT-X-DISCONTINUITY):
+            // audio arriving after segments were made adds a track, so the next segments get a
+            // new init segment version; `init.mp4?v=N` keeps describing N's segments (video
+            // only) and the lines already listed never change.
+            s.map_version += 1;
+            s.discontinuity_pending = true;
+        }
         let timescale = i64::from(entry.timescale_hz());
         // A track starts where the other one is now, so audio and video share the timeline.
         let start_decode_time = |s: &State| -> i64 {
@@ -737,9 +748,10 @@ impl Hub {
         }
         let target_90k = s.target_duration_90k();
         let first = s.hls.listed(target_90k).next()?;
-        let with_audio = audio && s.audio.is_some();
-        let query = if with_audio { "?audio=1" } else { "" };
-        let map_uri = |m: &Map| format!("init.mp4?v={}{}", m.version, if with_audio { "&audio=1" } else { "" });
+        // Review 1 finding 6: whether a line names audio comes from the segment's own init
+        // segment, so a line once listed never changes when the camera's audio starts.
+        let with_audio = |m: &Map| audio && m.audio.is_some();
+        let map_uri = |m: &Map| format!("init.mp4?v={}{}", m.version, if with_audio(m) { "&audio=1" } else { "" });
         let seconds = |d: u64| d as f64 / f64::from(crate::media::VIDEO_TIMESCALE_HZ);
         // No EXT-X-INDEPENDENT-SEGMENTS: a segment continuing a GOP longer than the target
         // duration does not start with a key frame.
@@ -760,6 +772,7 @@ impl Hub {
                 map_version = g.map.version;
                 out.push_str(&format!("#EXT-X-MAP:URI=\"{}\"\n", map_uri(&g.map)));
             }
+            let query = if with_audio(&g.map) { "?audio=1" } else { "" };
             out.push_str(&format!("#EXTINF:{:.3},\n{}.m4s{query}\n", seconds(g.duration_90k), g.sequence));
         }
         Some(out)
@@ -773,7 +786,7 @@ impl Hub {
         let mut s = self.state.lock().expect("live hub lock");
         s.touch_hls(now);
         let g = s.hls.segments.iter().find(|g| g.sequence == sequence)?;
-        let with_audio = audio && s.audio.is_some();
+        let with_audio = audio && g.map.audio.is_some();
         let fragments: Vec<Arc<Fragment>> =
             g.fragments.iter().filter(|f| f.kind == StreamKind::Video || with_audio).cloned().collect();
         Some(SegmentReader::new(fragments))

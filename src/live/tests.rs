@@ -606,3 +606,47 @@ fn a_player_asking_once_per_long_target_duration_keeps_the_ring() {
     assert_eq!(held, [0, 1, 2, 3, 4], "every 40 s GOP since the first request is a segment");
     assert_eq!(s.discontinuities, 0);
 }
+
+/// A minimal `mp4a` sample entry (8-byte header + 28 bytes of AudioSampleEntry fields), 48 kHz.
+fn mp4a() -> Arc<SampleEntry> {
+    let mut b = vec![0u8; 36];
+    b[..4].copy_from_slice(&36u32.to_be_bytes());
+    b[4..8].copy_from_slice(b"mp4a");
+    Arc::new(SampleEntry::new(b, 48_000).unwrap())
+}
+
+// Review 1 finding 6 (issue 12 point 4, RFC 8216 section 6.2.2): audio that starts after the
+// first segments adds a track: the next segments follow an EXT-X-DISCONTINUITY with a new init
+// segment version that has audio, the lines already listed stay as they were (video only), and
+// `init.mp4?v=0` keeps describing the segments of version 0.
+#[test]
+fn audio_that_starts_late_gets_a_new_init_segment_and_changes_no_listed_line() {
+    let hub = Hub::new();
+    let (entry, aac) = (avc1(1280), mp4a());
+    publish_watched(&hub, &entry, 0, 3 * 25 + 2, 25, 100);
+    let before = hub.playlist(true, at(77), Duration::ZERO).unwrap();
+    assert!(before.contains("#EXT-X-MAP:URI=\"init.mp4?v=0\"\n") && before.contains("\n2.m4s\n"), "{before}");
+    for n in 77..(127 + 2) {
+        if n % 25 == 0 {
+            hub.playlist(true, at(n), Duration::ZERO);
+        }
+        hub.publish(&entry, &video(n, n % 25 == 0, 100), at(n));
+        let frame =
+            Frame { kind: StreamKind::Audio, media_time: (n - 77) * 1920, key: true, data: Bytes::from(vec![7u8; 10]) };
+        hub.publish(&aac, &frame, at(n));
+    }
+    let after = hub.playlist(true, at(129), Duration::ZERO).unwrap();
+    assert!(after.contains("\n2.m4s\n"), "a listed line does not change: {after}");
+    let change = "#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init.mp4?v=1&audio=1\"\n#EXTINF:1.000,\n3.m4s?audio=1\n";
+    assert!(after.contains(change), "{after}");
+    let traks = |init: Vec<u8>| init.windows(4).filter(|w| w == b"trak").count();
+    assert_eq!(traks(hub.init_segment(true, Some(0), at(129)).unwrap()), 1, "version 0 has no audio");
+    assert_eq!(traks(hub.init_segment(true, Some(1), at(129)).unwrap()), 2, "version 1 has");
+    let audio_fragments = |seq: u64| {
+        let mut bytes = Vec::new();
+        hub.segment(seq, true, at(129)).unwrap().read_to_end(&mut bytes).unwrap();
+        bytes.windows(10).filter(|w| w == &[7u8; 10]).count()
+    };
+    assert_eq!(audio_fragments(2), 0);
+    assert!(audio_fragments(3) > 0);
+}
