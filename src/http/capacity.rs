@@ -34,7 +34,9 @@ pub enum Class {
     /// A download streamed from the store (`export.mp4`, `playback.mp4`): disk-bound, minutes for a
     /// long range.
     Download,
-    /// A live stream (fMP4 over HTTP or WebSocket): open as long as the viewer watches.
+    /// A live stream (fMP4 over HTTP or WebSocket): open as long as the viewer watches; also an
+    /// HLS segment (streamed to a client that may be slow) and the HLS playlist (its first
+    /// request waits up to 8 s for a segment).
     Live,
 }
 

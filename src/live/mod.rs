@@ -27,10 +27,11 @@ use viewer::ViewerQueue;
 /// at once): 8 MiB holds a 16 s GOP at 4 Mbit/s. A GOP that grows past it is dropped from the
 /// cache until the next key frame (a new viewer then waits for that key frame).
 pub const GOP_CACHE_MAX_BYTES: usize = 8 << 20;
-/// Segments a live playlist lists; Apple asks for at least three.
+/// Segments a live playlist lists at least; Apple asks for at least three. It lists more when
+/// these last less than `HLS_SEGMENTS` target durations (RFC 8216 section 6.2.2).
 pub const HLS_SEGMENTS: usize = 3;
 /// The HLS ring is built while a player asked for the playlist, the init segment or a segment
-/// within this long (a player asks at least once per target duration); past it the ring is
+/// within this long, or longer for long target durations (`State::hls_idle`); past it the ring is
 /// dropped and its memory given back (issue 12 point 4: a camera nobody watches costs its GOP
 /// cache only).
 pub const HLS_IDLE: Duration = Duration::from_secs(30);
@@ -85,7 +86,8 @@ impl Fragment {
     }
 }
 
-/// An HLS segment: a GOP, or a part of one no longer than the target duration.
+/// An HLS segment: whole GOPs as long as they fit the target duration together (short GOPs are
+/// joined), or a part of a GOP longer than the target, no longer than the target.
 struct Segment {
     /// The segment's number in the playlist (`EXT-X-MEDIA-SEQUENCE` counts these).
     sequence: u64,
@@ -101,8 +103,10 @@ struct Segment {
     /// Discontinuities from the hub's start up to and including this segment's
     /// (`EXT-X-DISCONTINUITY-SEQUENCE` when it is the first listed).
     discontinuity_sequence: u64,
-    /// The key-frame number of the GOP it comes from (`State::gop_key`): while that GOP is the
-    /// cached one, the segment's bytes are the GOP cache's and are not counted twice.
+    /// The key-frame number of the (last) GOP it comes from (`State::gop_key`): while that GOP
+    /// is the cached one, the segment's bytes are the GOP cache's and are not counted twice (a
+    /// segment that joins GOPs is completed only at a key frame or before the cached GOP, so it
+    /// never shares bytes with the cache).
     gop_key: u64,
     /// The init segment that decodes it: `init.mp4?v=N` (`EXT-X-MAP`), new at every parameter
     /// change, with the tracks it describes (the old ones stay servable while their segments are).
@@ -127,20 +131,29 @@ struct Map {
 struct Hls {
     /// Monotonic time of the latest HLS request; `None` while idle (no ring, no memory).
     asked_at: Option<Duration>,
-    /// The latest segments, oldest first: the last `HLS_SEGMENTS` are listed, the older ones
-    /// wait out their `unlisted_until` (within `HLS_MAX_BYTES` and `HLS_RING_MAX_SEGMENTS`).
+    /// The latest segments, oldest first: the last ones are listed (`first_listed`), the older
+    /// ones wait out their `unlisted_until` (within `HLS_MAX_BYTES` and `HLS_RING_MAX_SEGMENTS`).
     segments: VecDeque<Segment>,
     /// Sum of `segments`' bytes.
     segments_bytes: usize,
     /// The segment being built: the index of its first fragment in `State::gop` and its decode
-    /// time (90 kHz); `None` while none is (idle, or waiting for a key frame).
+    /// time (90 kHz); `None` while none is (idle, or waiting for a key frame). When it joins
+    /// short GOPs, the decode time is that of `carried`'s first fragment.
     open: Option<(usize, u64)>,
+    /// The fragments of the earlier whole GOPs the open segment holds (review 1 finding 2: short
+    /// GOPs are joined up to the target duration), oldest first; empty when it starts in the
+    /// cached GOP.
+    carried: Vec<Arc<Fragment>>,
+    /// Sum of `carried`'s bytes.
+    carried_bytes: usize,
+    /// The key-frame number of the last GOP in `carried` (`Segment::gop_key`).
+    carried_gop_key: u64,
 }
 
 impl Hls {
-    /// Whether a player asked within `HLS_IDLE` of `now`.
-    fn active(&self, now: Duration) -> bool {
-        self.asked_at.is_some_and(|t| now.saturating_sub(t) <= HLS_IDLE)
+    /// Whether a player asked within `idle` (`State::hls_idle`) of `now`.
+    fn active(&self, now: Duration, idle: Duration) -> bool {
+        self.asked_at.is_some_and(|t| now.saturating_sub(t) <= idle)
     }
 
     /// Drops the ring and gives its memory back (nobody asked for `HLS_IDLE`).
@@ -148,9 +161,32 @@ impl Hls {
         *self = Hls::default();
     }
 
-    /// The segments the playlist lists.
-    fn listed(&self) -> impl Iterator<Item = &Segment> + Clone {
-        self.segments.iter().skip(self.segments.len().saturating_sub(HLS_SEGMENTS))
+    /// Ends the open segment without making it one (a timeline break): its GOPs are lost.
+    fn drop_open(&mut self) {
+        self.open = None;
+        self.carried = Vec::new();
+        self.carried_bytes = 0;
+    }
+
+    /// The index in `segments` of the first listed one: the playlist lists back from the newest
+    /// until it holds `HLS_SEGMENTS` segments and `HLS_SEGMENTS` target durations (review 1
+    /// finding 2, RFC 8216 section 6.2.2: a playlist without EXT-X-ENDLIST never lasts less than
+    /// three target durations), or every segment while they last less.
+    fn first_listed(&self, target_90k: u64) -> usize {
+        let (mut count, mut sum_90k) = (0, 0u64);
+        for g in self.segments.iter().rev() {
+            if count >= HLS_SEGMENTS && sum_90k >= HLS_SEGMENTS as u64 * target_90k {
+                break;
+            }
+            count += 1;
+            sum_90k += g.duration_90k;
+        }
+        self.segments.len() - count
+    }
+
+    /// The segments the playlist lists (`first_listed`).
+    fn listed(&self, target_90k: u64) -> impl Iterator<Item = &Segment> + Clone {
+        self.segments.iter().skip(self.first_listed(target_90k))
     }
 }
 
@@ -229,7 +265,7 @@ impl State {
     /// too (the session ended: nothing stale is served).
     fn restart(&mut self, keep_ring: bool) {
         let mut hls = std::mem::take(&mut self.hls);
-        hls.open = None;
+        hls.drop_open();
         if !keep_ring {
             hls.segments = VecDeque::new();
             hls.segments_bytes = 0;
@@ -262,6 +298,16 @@ impl State {
         }
     }
 
+    /// How long the ring outlives the latest HLS request: `HLS_IDLE`, or longer for long target
+    /// durations. Review 1 finding 10: a player may ask only once per target duration, and then
+    /// fetches segments for a playlist's hold, so with a 30 s target a fixed 30 s dropped the
+    /// ring between two requests of a player still watching; two target durations plus a
+    /// segment's hold (its duration and `HLS_SEGMENTS` more) keep it across those gaps.
+    fn hls_idle(&self) -> Duration {
+        let hold_s = (2 + 1 + HLS_SEGMENTS as u64) * self.target_duration_s;
+        HLS_IDLE.max(Duration::from_secs(hold_s))
+    }
+
     /// The target duration in 90 kHz units (0 until picked).
     fn target_duration_90k(&self) -> u64 {
         self.target_duration_s * u64::from(crate::media::VIDEO_TIMESCALE_HZ)
@@ -271,7 +317,7 @@ impl State {
     /// cached GOP, from its key frame, if that GOP still fits the target duration; else the
     /// next GOP).
     fn touch_hls(&mut self, now: Duration) {
-        if !self.hls.active(now) {
+        if !self.hls.active(now, self.hls_idle()) {
             self.hls.stop();
             if self.gops_completed > 0 {
                 self.pick_target_duration(0);
@@ -299,16 +345,23 @@ impl State {
         }))
     }
 
-    /// Makes `gop[from..to]` (lasting `duration_90k`) the next HLS segment, marks the segment that
-    /// leaves the playlist by it with how long it stays fetchable, and drops what expired or does
-    /// not fit the ring's caps (never a listed segment).
+    /// Makes the open segment's carried GOPs and `gop[from..to]` (lasting `duration_90k`) the
+    /// next HLS segment, marks the segments that leave the playlist by it with how long they stay
+    /// fetchable, and drops what expired or does not fit the ring's caps (never a listed segment).
     fn complete_segment(&mut self, from: usize, to: usize, duration_90k: u64, now: Duration) {
         let Some(map) = self.map() else { return };
-        let fragments = self.gop.get(from..to).map(<[_]>::to_vec).unwrap_or_default();
+        let gop_key = if from < to { self.gop_key } else { self.hls.carried_gop_key };
+        let mut fragments = std::mem::take(&mut self.hls.carried);
+        self.hls.carried_bytes = 0;
+        fragments.extend(self.gop.get(from..to).unwrap_or_default().iter().cloned());
         if fragments.is_empty() {
             return;
         }
         self.pick_target_duration(duration_90k);
+        let target_90k = self.target_duration_90k();
+        // The playlist that lists a segment for the last time: its duration is how long that
+        // segment stays fetchable after it (with its own).
+        let playlist_90k: u64 = self.hls.listed(target_90k).map(|g| g.duration_90k).sum();
         let bytes = fragments.iter().map(|f| f.len_bytes()).sum();
         let discontinuity = std::mem::take(&mut self.discontinuity_pending);
         if discontinuity {
@@ -321,23 +374,22 @@ impl State {
             bytes,
             discontinuity,
             discontinuity_sequence: self.discontinuities,
-            gop_key: self.gop_key,
+            gop_key,
             map,
             unlisted_until: None,
         });
         self.next_segment += 1;
         self.hls.segments_bytes += bytes;
         // RFC 8216 section 6.2.2: a segment that left the playlist stays available for its
-        // duration plus that of the longest playlist that listed it (at most `HLS_SEGMENTS`
+        // duration plus that of the playlist that listed it last (less than `HLS_SEGMENTS` + 1
         // target durations).
-        let playlist_90k = HLS_SEGMENTS as u64 * self.target_duration_90k();
-        if let Some(left) = self.hls.segments.len().checked_sub(HLS_SEGMENTS + 1) {
-            let g = &mut self.hls.segments[left];
+        let mut first_listed = self.hls.first_listed(target_90k);
+        for g in self.hls.segments.iter_mut().take(first_listed).filter(|g| g.unlisted_until.is_none()) {
             let hold_90k = g.duration_90k + playlist_90k;
             g.unlisted_until = Some(now + Duration::from_micros(hold_90k * 1000 / 90));
         }
         while let Some(old) = self.hls.segments.front() {
-            let listed = self.hls.segments.len() <= HLS_SEGMENTS;
+            let listed = first_listed == 0;
             let expired = old.unlisted_until.is_some_and(|t| now >= t);
             let over = self.hls.segments.len() > HLS_RING_MAX_SEGMENTS || self.hls.segments_bytes > HLS_MAX_BYTES;
             if listed || !(expired || over) {
@@ -345,6 +397,7 @@ impl State {
             }
             let Some(old) = self.hls.segments.pop_front() else { break };
             self.hls.segments_bytes -= old.bytes;
+            first_listed -= 1;
         }
     }
 }
@@ -420,6 +473,17 @@ impl Hub {
             // Issue 12 point 4, review: HLS segments made so far stay listed with their own init
             // segment; the next ones get a new `EXT-X-MAP` after an `EXT-X-DISCONTINUITY`.
             s.restart(true);
+        }
+        if frame.kind == StreamKind::Audio
+            && s.audio.is_none()
+            && s.hls.segments.back().is_some_and(|g| g.map.version == s.map_version)
+        {
+            // Review 1 finding 6 (RFC 8216: a change in the tracks needs EXT-X-DISCONTINUITY):
+            // audio arriving after segments were made adds a track, so the next segments get a
+            // new init segment version; `init.mp4?v=N` keeps describing N's segments (video
+            // only) and the lines already listed never change.
+            s.map_version += 1;
+            s.discontinuity_pending = true;
         }
         let timescale = i64::from(entry.timescale_hz());
         // A track starts where the other one is now, so audio and video share the timeline.
@@ -522,19 +586,40 @@ impl Hub {
     /// Keeps the GOP cache and, while a player asks, the HLS ring up to date with a new fragment
     /// (`decode_time` and `duration` in its track's timescale, 90 kHz for video).
     fn cache(&self, s: &mut State, fragment: &Arc<Fragment>, decode_time: u64, duration: u32, now: Duration) {
-        if s.hls.asked_at.is_some() && !s.hls.active(now) {
+        let idle = s.hls_idle();
+        if s.hls.asked_at.is_some() && !s.hls.active(now, idle) {
             // Issue 12 point 4: nobody asked for `HLS_IDLE`: the ring's memory goes back.
             s.hls.stop();
         }
         let segments_before = s.next_segment;
+        let mut carry_from_90k = None;
         if fragment.key {
             if s.gop_valid && !s.gop.is_empty() {
                 let gop_90k = decode_time.saturating_sub(s.gop_start_90k);
                 s.recent_gops_90k[(s.gops_completed % RECENT_GOPS as u64) as usize] = gop_90k;
                 s.gops_completed += 1;
                 if let Some((from, from_90k)) = s.hls.open {
+                    // Review 1 finding 2: a segment ends at this key frame only if one more GOP
+                    // like the one just completed would not fit the target duration (or the
+                    // GOP cache's bytes); else the GOP is carried into the next one, so short
+                    // GOPs (all-intra, smart codecs) make segments near the target, not 40 ms.
                     let to = s.gop.len();
-                    s.complete_segment(from, to, decode_time.saturating_sub(from_90k), now);
+                    let open_90k = decode_time.saturating_sub(from_90k);
+                    let gop_part_bytes: usize =
+                        s.gop.get(from..to).unwrap_or_default().iter().map(|f| f.len_bytes()).sum();
+                    let target_90k = s.target_duration_90k();
+                    let fits_one_more = target_90k > 0
+                        && open_90k + gop_90k <= target_90k
+                        && s.hls.carried_bytes + gop_part_bytes + s.gop_bytes <= GOP_CACHE_MAX_BYTES;
+                    if fits_one_more && s.hls.active(now, idle) {
+                        let part: Vec<Arc<Fragment>> = s.gop.get(from..to).unwrap_or_default().to_vec();
+                        s.hls.carried.extend(part);
+                        s.hls.carried_bytes += gop_part_bytes;
+                        s.hls.carried_gop_key = s.gop_key;
+                        carry_from_90k = Some(from_90k);
+                    } else {
+                        s.complete_segment(from, to, open_90k, now);
+                    }
                 }
             }
             s.gop.clear();
@@ -542,10 +627,28 @@ impl Hub {
             s.gop_valid = true;
             s.gop_start_90k = decode_time;
             s.gop_key = s.key_frames;
-            s.hls.open = s.hls.active(now).then_some((0, decode_time));
+            if s.hls.active(now, idle) {
+                s.hls.open = Some((0, carry_from_90k.unwrap_or(decode_time)));
+            } else {
+                s.hls.drop_open();
+            }
         } else if fragment.kind == StreamKind::Video && s.gop_valid {
             // Issue 12 point 4, review (RFC 8216: the target duration never changes): a GOP longer
             // than the target is split, the next segment continuing it at this frame.
+            if let Some((_, from_90k)) = s.hls.open {
+                let end_90k = decode_time.saturating_add(u64::from(duration));
+                let target_90k = s.target_duration_90k();
+                let carried_over = end_90k.saturating_sub(from_90k) > target_90k
+                    || s.hls.carried_bytes + s.gop_bytes + fragment.len_bytes() > GOP_CACHE_MAX_BYTES;
+                if !s.hls.carried.is_empty() && carried_over {
+                    // Review 1 finding 2: the GOP grew past what the carried GOPs leave room for:
+                    // they become a segment of their own, ending where this GOP started, and
+                    // this GOP opens the next one at its key frame.
+                    let gop_start_90k = s.gop_start_90k;
+                    s.complete_segment(0, 0, gop_start_90k.saturating_sub(from_90k), now);
+                    s.hls.open = Some((0, gop_start_90k));
+                }
+            }
             if let Some((from, from_90k)) = s.hls.open {
                 let end_90k = decode_time.saturating_add(u64::from(duration));
                 let target_90k = s.target_duration_90k();
@@ -569,7 +672,7 @@ impl Hub {
             s.gop = Vec::new();
             s.gop_bytes = 0;
             s.gop_valid = false;
-            s.hls.open = None;
+            s.hls.drop_open();
             return;
         }
         s.gop_bytes += fragment.len_bytes();
@@ -643,10 +746,12 @@ impl Hub {
                 .expect("live hub lock")
                 .0;
         }
-        let first = s.hls.listed().next()?;
-        let with_audio = audio && s.audio.is_some();
-        let query = if with_audio { "?audio=1" } else { "" };
-        let map_uri = |m: &Map| format!("init.mp4?v={}{}", m.version, if with_audio { "&audio=1" } else { "" });
+        let target_90k = s.target_duration_90k();
+        let first = s.hls.listed(target_90k).next()?;
+        // Review 1 finding 6: whether a line names audio comes from the segment's own init
+        // segment, so a line once listed never changes when the camera's audio starts.
+        let with_audio = |m: &Map| audio && m.audio.is_some();
+        let map_uri = |m: &Map| format!("init.mp4?v={}{}", m.version, if with_audio(m) { "&audio=1" } else { "" });
         let seconds = |d: u64| d as f64 / f64::from(crate::media::VIDEO_TIMESCALE_HZ);
         // No EXT-X-INDEPENDENT-SEGMENTS: a segment continuing a GOP longer than the target
         // duration does not start with a key frame.
@@ -658,7 +763,7 @@ impl Hub {
             map_uri(&first.map),
         );
         let mut map_version = first.map.version;
-        for g in s.hls.listed() {
+        for g in s.hls.listed(target_90k) {
             // The first listed segment's break is in the discontinuity sequence already.
             if g.discontinuity && g.sequence != first.sequence {
                 out.push_str("#EXT-X-DISCONTINUITY\n");
@@ -667,6 +772,7 @@ impl Hub {
                 map_version = g.map.version;
                 out.push_str(&format!("#EXT-X-MAP:URI=\"{}\"\n", map_uri(&g.map)));
             }
+            let query = if with_audio(&g.map) { "?audio=1" } else { "" };
             out.push_str(&format!("#EXTINF:{:.3},\n{}.m4s{query}\n", seconds(g.duration_90k), g.sequence));
         }
         Some(out)
@@ -680,7 +786,7 @@ impl Hub {
         let mut s = self.state.lock().expect("live hub lock");
         s.touch_hls(now);
         let g = s.hls.segments.iter().find(|g| g.sequence == sequence)?;
-        let with_audio = audio && s.audio.is_some();
+        let with_audio = audio && g.map.audio.is_some();
         let fragments: Vec<Arc<Fragment>> =
             g.fragments.iter().filter(|f| f.kind == StreamKind::Video || with_audio).cloned().collect();
         Some(SegmentReader::new(fragments))
@@ -689,8 +795,9 @@ impl Hub {
     /// The latest key frame as a JPEG made by `encode` (`motion::snapshot::key_frame_jpeg`), or
     /// `None` before the first key frame. Contract: `encode` runs at most once per key frame
     /// (a cached result is shared by every caller until the next key frame), one call at a time
-    /// per hub; callers meanwhile wait for it. An error is cached like a JPEG: a key frame that
-    /// does not decode answers the same error until the next key frame, without decoding again.
+    /// per hub; callers meanwhile wait for it. A fault of the frame (`frame_fault`) is cached like a
+    /// JPEG: a key frame that does not decode answers the same error until the next key frame,
+    /// without decoding again; any other error is not, so the next caller decodes again.
     pub fn snapshot_jpeg(
         &self,
         encode: impl FnOnce(&SampleEntry, &[u8]) -> Result<Vec<u8>, crate::error::Error>,
@@ -710,10 +817,15 @@ impl Hub {
         }
         self.snapshot_decodes.fetch_add(1, Ordering::Relaxed);
         // Issue 12 point 4, review: an error is remembered for its key frame too, so a broken
-        // frame costs one decode per GOP however often a page asks.
+        // frame costs one decode per GOP however often a page asks. Review 1 finding 11: only
+        // the frame's own faults (`frame_fault`) are; a passing failure (the decoder did not
+        // start, the JPEG encoder failed) is answered once and the next caller tries again.
         let result: SnapshotResult = encode(&entry, &frame).map(Arc::new).map_err(|e| (e.kind(), e.msg().to_owned()));
         let answer = snapshot_answer(&result);
-        *cached = Some((number, result));
+        match &result {
+            Err((kind, _)) if !frame_fault(*kind) => *cached = None,
+            _ => *cached = Some((number, result)),
+        }
         Some(answer)
     }
 
@@ -738,7 +850,7 @@ impl Hub {
     }
 
     /// Bytes of media the hub holds, each counted once: the GOP cache, the HLS segments not
-    /// shared with it, the frames waiting for their successor, the last key frame when the cache
+    /// shared with it (and the GOPs the open segment carries), the frames waiting for their successor, the last key frame when the cache
     /// lost it, and the cached snapshot. Viewers' queues hold only fragments of these (or newer
     /// ones a viewer has not read, at most `VIEWER_QUEUE_MAX_BYTES` each) and are not counted.
     /// Exported as `edgerec_live_hub_bytes{camera}` (issue 12 point 4).
@@ -749,7 +861,8 @@ impl Hub {
         let pending: usize =
             [&s.video, &s.audio].into_iter().filter_map(|t| t.as_ref()?.pending.as_ref()).map(|p| p.data.len()).sum();
         let key_frame = if s.gop_valid { 0 } else { s.last_key_frame.as_ref().map_or(0, Bytes::len) };
-        let media = s.gop_bytes + ring + pending + key_frame;
+        // The open segment's carried GOPs (review 1 finding 2) left the GOP cache: held by the ring.
+        let media = s.gop_bytes + ring + s.hls.carried_bytes + pending + key_frame;
         drop(s);
         // Never wait for a decode in progress (a gauge must not stall a scrape).
         let snapshot = match self.snapshot.try_lock() {
@@ -817,6 +930,14 @@ impl std::io::Read for SegmentReader {
         }
         Ok(filled)
     }
+}
+
+/// Whether a snapshot error of `kind` is a property of the key frame itself (it does not decode,
+/// or its codec or size is beyond the encoder), so decoding it again would fail the same way;
+/// any other error (`Internal`: no decoder, an encoder failure) may pass and is not cached.
+fn frame_fault(kind: crate::error::ErrorKind) -> bool {
+    use crate::error::ErrorKind::{DataLoss, InvalidArgument, Unsupported};
+    matches!(kind, DataLoss | Unsupported | InvalidArgument)
 }
 
 /// A cached snapshot outcome as the caller's answer.

@@ -317,6 +317,29 @@ fn read_queued_nowait(v: &mut Viewer) -> Vec<u8> {
     read_queued(v)
 }
 
+// Review 1 finding 11 (issue 12 point 4): a key frame that does not decode (`DataLoss`) is
+// decoded once per GOP however often a page asks, but a passing failure (`Internal`, e.g. the
+// decoder could not start) is not remembered: the next request decodes again and may succeed.
+#[test]
+fn a_passing_snapshot_error_is_retried_and_a_broken_frame_is_not() {
+    let hub = Hub::new();
+    let entry = avc1(1280);
+    publish_gops(&hub, &entry, 0, 10, 25, 100);
+    let internal = |_: &SampleEntry, _: &[u8]| Err(crate::err!(Internal, "cannot start the H.264 decoder"));
+    let err = hub.snapshot_jpeg(internal).unwrap().unwrap_err();
+    assert_eq!(err.kind(), crate::ErrorKind::Internal);
+    let jpeg = hub.snapshot_jpeg(|_, f| Ok(vec![f[0], 0xd8])).unwrap().unwrap();
+    assert_eq!(*jpeg, vec![0, 0xd8], "the same key frame decodes again after a passing failure");
+    assert_eq!(hub.snapshot_decodes(), 2);
+    // The next key frame (25) does not decode: that error stands until the one after.
+    publish_gops(&hub, &entry, 10, 27, 25, 100);
+    let broken = |_: &SampleEntry, _: &[u8]| Err(crate::err!(DataLoss, "the latest key frame does not decode"));
+    assert_eq!(hub.snapshot_jpeg(broken).unwrap().unwrap_err().kind(), crate::ErrorKind::DataLoss);
+    let again = hub.snapshot_jpeg(|_, f| Ok(vec![f[0]])).unwrap().unwrap_err();
+    assert_eq!(again.kind(), crate::ErrorKind::DataLoss, "a broken frame is not decoded twice");
+    assert_eq!(hub.snapshot_decodes(), 3);
+}
+
 // Issue 12 point 4, review: N snapshot requests within one GOP cost one decode and get the same
 // bytes; the next key frame is decoded once more; decodes run one at a time.
 #[test]
@@ -386,16 +409,19 @@ fn a_reset_ends_viewers_and_clears_every_cache() {
 fn the_hls_playlist_follows_rfc_8216() {
     let hub = Hub::new();
     let entry = avc1(1280);
-    // Two 4 s GOPs, then 1 s GOPs: the target stays 4.
+    // Two 4 s GOPs, then 1 s GOPs: the target stays 4, and four 1 s GOPs make one 4 s segment
+    // (review 1 finding 2: short GOPs are joined up to the target).
     publish_watched(&hub, &entry, 0, 200, 100, 100);
     let playlist = publish_watched(&hub, &entry, 200, 200 + 6 * 25 + 2, 25, 100).unwrap();
     assert!(playlist.contains("#EXT-X-TARGETDURATION:4\n"), "{playlist}");
-    assert!(playlist.contains("#EXTINF:1.000,"), "{playlist}");
+    assert!(playlist.contains("#EXTINF:4.000,\n2.m4s\n"), "{playlist}");
+    let (sum, target) = extinf_sum_and_target(&playlist);
+    assert!(sum >= 3.0 * target, "{playlist}");
     // A GOP that outgrows the cache: the segment after it is discontinuous.
     let big = GOP_CACHE_MAX_BYTES / 20 + 1;
     publish_watched(&hub, &entry, 352, 352 + 25, 25, big);
-    publish_watched(&hub, &entry, 377, 377 + 2 * 25 + 2, 25, 100);
-    let playlist = hub.playlist(false, at(429), Duration::ZERO).unwrap();
+    publish_watched(&hub, &entry, 377, 377 + 4 * 25 + 2, 25, 100);
+    let playlist = hub.playlist(false, at(479), Duration::ZERO).unwrap();
     assert_eq!(playlist.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{playlist}");
     assert!(playlist.contains("#EXT-X-DISCONTINUITY-SEQUENCE:0\n"), "{playlist}");
     let tag = playlist.find("#EXT-X-DISCONTINUITY\n").unwrap();
@@ -404,7 +430,7 @@ fn the_hls_playlist_follows_rfc_8216() {
     let seg: u64 = next_uri.trim_end_matches(".m4s").parse().unwrap();
     // A new session (reset): the break moves out of the list into the sequence number.
     hub.reset();
-    let playlist = publish_watched(&hub, &entry, 5000, 5000 + 4 * 25 + 2, 25, 100).unwrap();
+    let playlist = publish_watched(&hub, &entry, 5000, 5000 + 5 * 25 + 2, 25, 100).unwrap();
     assert!(playlist.contains("#EXT-X-DISCONTINUITY-SEQUENCE:2\n"), "{playlist}");
     assert!(playlist.contains("#EXT-X-TARGETDURATION:4\n"), "sticky across sessions: {playlist}");
     assert!(!playlist.contains(&format!("\n{seg}.m4s")), "{playlist}");
@@ -414,6 +440,48 @@ fn the_hls_playlist_follows_rfc_8216() {
     let playlist = publish_watched(&hub, &entry, 0, 6 * 25 + 2, 25, near_cap).unwrap();
     assert_eq!(playlist.matches(".m4s").count(), HLS_SEGMENTS, "{playlist}");
     assert!(hub.held_bytes() <= GOP_CACHE_MAX_BYTES + HLS_MAX_BYTES + near_cap);
+}
+
+/// The sum of a playlist's `EXTINF` durations and its `EXT-X-TARGETDURATION`, in seconds.
+fn extinf_sum_and_target(playlist: &str) -> (f64, f64) {
+    let target = playlist.lines().find_map(|l| l.strip_prefix("#EXT-X-TARGETDURATION:")).unwrap().parse().unwrap();
+    let extinf = playlist.lines().filter_map(|l| l.strip_prefix("#EXTINF:"));
+    (extinf.map(|d| d.trim_end_matches(',').parse::<f64>().unwrap()).sum(), target)
+}
+
+// Review 1 finding 2 (issue 12 point 4, RFC 8216 section 6.2.2): a live playlist never lasts less
+// than three target durations. An all-intra camera's 40 ms GOPs are joined into segments of the
+// 1 s target (not one segment per frame), and 3 s GOPs under a 4 s target (which cannot be
+// joined) make the playlist list four segments rather than three.
+#[test]
+fn a_playlist_lasts_at_least_three_target_durations() {
+    let entry = avc1(1280);
+    let hub = Hub::new();
+    publish_watched(&hub, &entry, 0, 10 * 25 + 2, 1, 100);
+    let playlist = hub.playlist(false, at(252), Duration::ZERO).unwrap();
+    let (sum, target) = extinf_sum_and_target(&playlist);
+    assert_eq!(target, 1.0, "{playlist}");
+    assert!(sum >= 3.0 * target, "sum(EXTINF) {sum} < 3 × {target}: {playlist}");
+    assert!(playlist.contains("#EXTINF:1.000,"), "25 key frames make one segment: {playlist}");
+    assert_eq!(playlist.matches(".m4s").count(), HLS_SEGMENTS, "{playlist}");
+    assert!(hub.state.lock().unwrap().hls.segments.len() <= 12, "a segment per second, not per frame");
+    // Two 4 s GOPs (the target is 4), then 3 s GOPs.
+    let hub = Hub::new();
+    for n in 0..652 {
+        if n % 25 == 0 {
+            hub.playlist(false, at(n), Duration::ZERO);
+        }
+        let key = if n < 200 { n % 100 == 0 } else { (n - 200) % 75 == 0 };
+        hub.publish(&entry, &video(n, key, 100), at(n));
+    }
+    let playlist = hub.playlist(false, at(652), Duration::ZERO).unwrap();
+    let (sum, target) = extinf_sum_and_target(&playlist);
+    assert_eq!(target, 4.0, "{playlist}");
+    assert!(sum >= 3.0 * target, "sum(EXTINF) {sum} < 3 × {target}: {playlist}");
+    assert_eq!(playlist.matches("#EXTINF:3.000,").count(), 4, "{playlist}");
+    // Every segment listed is still held, and the one before the list is held for a while.
+    let first: u64 = playlist.lines().find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:")).unwrap().parse().unwrap();
+    assert!(hub.segment(first - 1, false, at(652)).is_some(), "{playlist}");
 }
 
 // Issue 12 point 4, review (RFC 8216 section 6.2.1: EXT-X-TARGETDURATION must not change): a GOP
@@ -514,4 +582,71 @@ fn an_unwatched_hub_holds_one_gop_and_builds_hls_only_while_asked() {
     assert!(again <= gop_bytes + frame_bytes, "idle again: {again} bytes");
     let s = hub.state.lock().unwrap();
     assert!(s.hls.segments.is_empty() && s.hls.segments.capacity() == 0 && s.hls.asked_at.is_none());
+}
+
+// Review 1 finding 10 (issue 12 point 4): with 40 s GOPs (a 40 s target duration) a player may
+// ask only every 35 s, longer than `HLS_IDLE`; the ring must stay built between its requests
+// (no fresh start, no discontinuity, every segment kept) instead of being dropped each time.
+#[test]
+fn a_player_asking_once_per_long_target_duration_keeps_the_ring() {
+    let hub = Hub::new();
+    let entry = avc1(1280);
+    publish_gops(&hub, &entry, 0, 2001, 1000, 10);
+    for n in 2001..6002 {
+        if (n - 2001) % 875 == 0 {
+            hub.playlist(false, at(n), Duration::ZERO);
+        }
+        hub.publish(&entry, &video(n, n % 1000 == 0, 10), at(n));
+    }
+    let playlist = hub.playlist(false, at(6002), Duration::ZERO).unwrap();
+    assert!(playlist.contains("#EXT-X-TARGETDURATION:40\n"), "{playlist}");
+    assert!(!playlist.contains("#EXT-X-DISCONTINUITY\n"), "the ring was never dropped: {playlist}");
+    let s = hub.state.lock().unwrap();
+    let held: Vec<u64> = s.hls.segments.iter().map(|g| g.sequence).collect();
+    assert_eq!(held, [0, 1, 2, 3, 4], "every 40 s GOP since the first request is a segment");
+    assert_eq!(s.discontinuities, 0);
+}
+
+/// A minimal `mp4a` sample entry (8-byte header + 28 bytes of AudioSampleEntry fields), 48 kHz.
+fn mp4a() -> Arc<SampleEntry> {
+    let mut b = vec![0u8; 36];
+    b[..4].copy_from_slice(&36u32.to_be_bytes());
+    b[4..8].copy_from_slice(b"mp4a");
+    Arc::new(SampleEntry::new(b, 48_000).unwrap())
+}
+
+// Review 1 finding 6 (issue 12 point 4, RFC 8216 section 6.2.2): audio that starts after the
+// first segments adds a track: the next segments follow an EXT-X-DISCONTINUITY with a new init
+// segment version that has audio, the lines already listed stay as they were (video only), and
+// `init.mp4?v=0` keeps describing the segments of version 0.
+#[test]
+fn audio_that_starts_late_gets_a_new_init_segment_and_changes_no_listed_line() {
+    let hub = Hub::new();
+    let (entry, aac) = (avc1(1280), mp4a());
+    publish_watched(&hub, &entry, 0, 3 * 25 + 2, 25, 100);
+    let before = hub.playlist(true, at(77), Duration::ZERO).unwrap();
+    assert!(before.contains("#EXT-X-MAP:URI=\"init.mp4?v=0\"\n") && before.contains("\n2.m4s\n"), "{before}");
+    for n in 77..(127 + 2) {
+        if n % 25 == 0 {
+            hub.playlist(true, at(n), Duration::ZERO);
+        }
+        hub.publish(&entry, &video(n, n % 25 == 0, 100), at(n));
+        let frame =
+            Frame { kind: StreamKind::Audio, media_time: (n - 77) * 1920, key: true, data: Bytes::from(vec![7u8; 10]) };
+        hub.publish(&aac, &frame, at(n));
+    }
+    let after = hub.playlist(true, at(129), Duration::ZERO).unwrap();
+    assert!(after.contains("\n2.m4s\n"), "a listed line does not change: {after}");
+    let change = "#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init.mp4?v=1&audio=1\"\n#EXTINF:1.000,\n3.m4s?audio=1\n";
+    assert!(after.contains(change), "{after}");
+    let traks = |init: Vec<u8>| init.windows(4).filter(|w| w == b"trak").count();
+    assert_eq!(traks(hub.init_segment(true, Some(0), at(129)).unwrap()), 1, "version 0 has no audio");
+    assert_eq!(traks(hub.init_segment(true, Some(1), at(129)).unwrap()), 2, "version 1 has");
+    let audio_fragments = |seq: u64| {
+        let mut bytes = Vec::new();
+        hub.segment(seq, true, at(129)).unwrap().read_to_end(&mut bytes).unwrap();
+        bytes.windows(10).filter(|w| w == &[7u8; 10]).count()
+    };
+    assert_eq!(audio_fragments(2), 0);
+    assert!(audio_fragments(3) > 0);
 }
