@@ -197,7 +197,7 @@ impl Drop for SmallFs {
 #[test]
 fn a_storage_larger_than_its_filesystem_is_refused_and_never_preallocated() {
     let tmp = common::temp_dir();
-    let fs = SmallFs::new(tmp.path(), 200);
+    let fs = SmallFs::new(tmp.path(), 400);
     let free_before = edgerec::sysinfo::filesystem(&fs.mount_point).unwrap().free_bytes;
 
     // At start.
@@ -236,6 +236,17 @@ fn a_storage_larger_than_its_filesystem_is_refused_and_never_preallocated() {
     let (s, v) = put_toml(&rec, &two);
     assert_eq!(s, 400, "{v}");
     assert!(error_message(&v).contains("shared with the other new storages"), "{v}");
+    // Issue 13 point 1 (ST-5): 250 MB must always stay free, so a storage that would have fitted
+    // beside the old reserve of 64 MiB is refused.
+    let free = edgerec::sysinfo::filesystem(&fs.mount_point).unwrap().free_bytes;
+    let between = (free - (64 << 20) + free - edgerec::store::ST5_FREE_FLOOR_BYTES) / 2;
+    let (s, v) = put_json(
+        &rec,
+        "/api/v1/config/storages/mid",
+        json!({"path": fs.mount_point.join("mid").display().to_string(), "size": between, "segment_size": "4MiB"}),
+    );
+    assert_eq!(s, 400, "{v}");
+    assert!(error_message(&v).contains("at least 250 MB: ST-5"), "{v}");
     // One that fits is accepted.
     let (s, v) = put_json(
         &rec,
@@ -270,7 +281,7 @@ fn segment_files(dir: &Path) -> usize {
     (0..).take_while(|&no| edgerec::store::segment::segment_path(dir, no).exists()).count()
 }
 
-/// Issue 13 point 2 (ST-6) on a real 200 MiB ext4: a grow beyond what the filesystem can give is
+/// Issue 13 point 2 (ST-6) on a real 400 MiB ext4: a grow beyond what the filesystem can give is
 /// refused at PUT with the reason; a grow and then a shrink saved through the config API are
 /// applied at the restart (new segment files, capacity and forecast in status follow), keep every
 /// recorded frame (the same export, byte for byte, decoding with `ffmpeg -xerror`), and the
@@ -278,7 +289,7 @@ fn segment_files(dir: &Path) -> usize {
 #[test]
 fn a_storage_grows_and_shrinks_through_the_config_api() {
     let tmp = common::temp_dir();
-    let fs = SmallFs::new(tmp.path(), 200);
+    let fs = SmallFs::new(tmp.path(), 400);
     let path = fs.mount_point.join("main");
     let body = format!(
         "[[storage]]\nid = \"main\"\npath = \"{}\"\nsize = \"64MiB\"\nsegment_size = \"4MiB\"\ndefault = true\n\n[[camera]]\nid = \"door\"\nsource = \"demo:\"\n",
@@ -304,8 +315,14 @@ fn a_storage_grows_and_shrinks_through_the_config_api() {
         assert_eq!(s, 200, "{v}");
         assert_eq!(v["restart_required"], json!(["storage.main"]), "{v}");
         rec.wait_frames("door", 50, Duration::from_secs(30));
+        assert!(wait_until(Duration::from_secs(30), || rec
+            .recordings("door")
+            .last()
+            .is_some_and(|r| r.1 - r.0 > 3_000_000)));
         let runs = rec.recordings("door");
-        let (first_us, newest_us) = (runs[0].0, runs.last().unwrap().1);
+        // Up to 2 s before the newest indexed instant: every chunk there is whole and indexed
+        // (the 1 s sync interval), so the export cannot grow by what the restart flushes.
+        let (first_us, newest_us) = (runs[0].0, runs.last().unwrap().1 - 2_000_000);
         let before = export_http(&rec, "door", first_us, newest_us, &tmp.path().join("before.mp4"));
 
         rec = rec.restart();

@@ -657,7 +657,7 @@ impl Config {
                                 format!(
                                     "growing storage {:?} from {} to {} segments of {} bytes needs {needed} more bytes, \
                                      which do not fit on the filesystem of {}: {} bytes are free there and {} must stay \
-                                     free (reserve: 1 % of the filesystem, at least 64 MiB){}; use a smaller size",
+                                     free (reserve: 1 % of the filesystem, at least 250 MB: ST-5){}; use a smaller size",
                                     s.id,
                                     meta.segment_count,
                                     count,
@@ -710,7 +710,7 @@ impl Config {
                             "storage.size",
                             format!(
                                 "{} bytes do not fit on the filesystem of {}: {} bytes are free there and {} must stay \
-                                 free (reserve: 1 % of the filesystem, at least 64 MiB){}; use a smaller size",
+                                 free (reserve: 1 % of the filesystem, at least 250 MB: ST-5){}; use a smaller size",
                                 s.size_bytes,
                                 room.measured_at.display(),
                                 room.free_bytes,

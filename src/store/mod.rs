@@ -36,13 +36,17 @@ pub fn segment_count(cfg: &StorageConfig) -> u32 {
     (usable / cfg.segment_bytes).min(u64::from(u32::MAX)) as u32
 }
 
-/// Space a storage leaves free on its filesystem: max(1 % of the filesystem, 64 MiB). It keeps
-/// room for the recorder's own databases (auth, events, logs, motion) and the system when they
-/// share the disk, and for the filesystem's own metadata. A storage whose size does not fit in
-/// the free space minus this reserve is refused at validation and never preallocated (issue 10
-/// point 2).
+/// ST-5: "250 MB must always stay free" on a database disk.
+pub const ST5_FREE_FLOOR_BYTES: u64 = 250_000_000;
+
+/// Space a storage leaves free on its filesystem: max(1 % of the filesystem, 250 MB, the ST-5
+/// floor). It keeps room for the recorder's own databases (auth, events, logs, motion) and the
+/// system when they share the disk, and for the filesystem's own metadata. A storage whose size
+/// does not fit in the free space minus this reserve is refused at validation and never
+/// preallocated (issue 10 point 2); so is a grow (issue 13 point 1). The ring itself never takes
+/// more once allocated (S1), so ST-5's deleting below the floor has nothing to do for it.
 pub fn free_space_reserve_bytes(fs_total_bytes: u64) -> u64 {
-    (fs_total_bytes / 100).max(64 << 20)
+    (fs_total_bytes / 100).max(ST5_FREE_FLOOR_BYTES)
 }
 
 /// The room a new storage at some path can take on its filesystem.
