@@ -454,9 +454,9 @@ mod tests {
             must_change_password: false,
         };
         let admin = Effective { user: "admin".to_owned(), roles: vec![], admin: true, must_change_password: false };
-        let capacity = Capacity::new(super::super::capacity::Caps::default());
-        let olga = render(&rec, &door_only, &capacity);
-        let all = render(&rec, &admin, &capacity);
+        let places = super::super::capacity::Capacity::new(Default::default());
+        let olga = render(&rec, &door_only, &places);
+        let all = render(&rec, &admin, &places);
         rec.shutdown(std::time::Duration::from_secs(10));
 
         assert!(olga.contains("edgerec_camera_up{camera=\"door\"} "), "{olga}");
