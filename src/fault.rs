@@ -89,3 +89,9 @@ pub fn inject_into_serving(pool: &tokio::runtime::Handle, threads: usize) {
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok())
 }
+
+/// Opens a storage whose config asks for another size and stops its resize after `steps`
+/// durable steps, leaving the files as a kill -9 there would (ST-6, procedures "grow", "shrink").
+pub fn resize_storage_stopped_after(cfg: &crate::store::StorageConfig, steps: u32) -> Result<(), crate::Error> {
+    crate::store::open_with_resize_stopped_after(cfg, steps)
+}

@@ -565,6 +565,29 @@ fn spawn_motion(
     Ok((Some(svc), Some(handle)))
 }
 
+/// Per storage, for ST-7: its (by size, by time) deleted-bytes counters seen last round, and the
+/// retention event raised last.
+type DeletingSeen = ((u64, u64), Option<EventKind>);
+
+/// ST-7: the event to raise when a storage's deleted-bytes counters moved from `seen` to `now`
+/// (by size, by time): Deleting On Size Limit ("before retention time") when the ring took room
+/// first, Deleting On Retention Time ("before retention size") when age did, each time the
+/// deleting limit changes (`last` holds the one raised last), so a steady ring raises it once.
+fn retention_event(last: &mut Option<EventKind>, seen: (u64, u64), now: (u64, u64)) -> Option<EventKind> {
+    let kind = if now.0 > seen.0 {
+        EventKind::DeletingOnSizeLimit
+    } else if now.1 > seen.1 {
+        EventKind::DeletingOnRetentionTime
+    } else {
+        return None;
+    };
+    if last.as_ref() == Some(&kind) {
+        return None;
+    }
+    *last = Some(kind.clone());
+    Some(kind)
+}
+
 /// Turns state changes that no single component sees as an event into events: storage available /
 /// unavailable (FL-1, ST-7) and feed overflow started / stopped per camera (REC-13).
 struct HealthWatcher {
@@ -588,6 +611,9 @@ impl HealthWatcher {
         // Per camera id: its stats (replaced when the camera's config changes), drops seen, and
         // since when an overflow lasts.
         let mut drops: HashMap<Arc<str>, (Arc<CameraStats>, u64, Option<i64>)> = HashMap::new();
+        // Per storage: bytes deleted by size and by time seen last round, and the limit that
+        // deleted last (ST-7).
+        let mut deleting: HashMap<Arc<str>, DeletingSeen> = HashMap::new();
         let mut rounds = 0u64;
         while !stop.wait_timeout(Duration::from_millis(500)) {
             let now = self.clocks.realtime_us();
@@ -608,6 +634,16 @@ impl HealthWatcher {
                 if let Some(m) = s.stats.repair_to_report.lock().expect("stats lock").take() {
                     self.events.emit(Event::new(EventKind::DatabaseRepair, now).with_storage(&*s.id).with_message(m));
                 }
+                // Issue 13 point 3 (ST-7): which limit deletes recordings, raised when it changes.
+                let deleted = (
+                    s.stats.bytes_deleted_by_size.load(Ordering::Relaxed),
+                    s.stats.bytes_deleted_by_time.load(Ordering::Relaxed),
+                );
+                let (seen, limit) = deleting.entry(s.id.clone()).or_insert(((0, 0), None));
+                if let Some(kind) = retention_event(limit, *seen, deleted) {
+                    self.events.emit(Event::new(kind, now).with_storage(&*s.id));
+                }
+                *seen = deleted;
                 let is = s.stats.available.load(Ordering::Relaxed);
                 if is != *was {
                     *was = is;
@@ -647,5 +683,23 @@ impl HealthWatcher {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{retention_event, EventKind};
+
+    /// Issue 13 point 3 (ST-7): the first deletion by the ring raises Deleting On Size Limit once,
+    /// a later deletion by age Deleting On Retention Time once, and back; no deletion, no event.
+    #[test]
+    fn the_limit_that_deletes_raises_its_event_when_it_changes() {
+        let mut last = None;
+        assert_eq!(retention_event(&mut last, (0, 0), (0, 0)), None);
+        assert_eq!(retention_event(&mut last, (0, 0), (4096, 0)), Some(EventKind::DeletingOnSizeLimit));
+        assert_eq!(retention_event(&mut last, (4096, 0), (8192, 0)), None, "the same limit again");
+        assert_eq!(retention_event(&mut last, (8192, 0), (8192, 10)), Some(EventKind::DeletingOnRetentionTime));
+        assert_eq!(retention_event(&mut last, (8192, 10), (8192, 20)), None);
+        assert_eq!(retention_event(&mut last, (8192, 20), (9000, 20)), Some(EventKind::DeletingOnSizeLimit));
     }
 }

@@ -90,10 +90,11 @@ fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
 
-/// Issue 10 point 1 (config API half), ST-6: a resize, a new segment size or a move of a storage
-/// that holds recordings is refused at PUT with key and reason (the file and the recording stay
-/// as they were), for single items and whole documents; retention stays changeable; and a
-/// config file that resizes is refused at start with file, line and key.
+/// Issue 10 point 1 (config API half), ST-6: a new segment size or a move of a storage that holds
+/// recordings is refused at PUT with key and reason (the file and the recording stay as they
+/// were), for single items and whole documents; retention stays changeable; and a config file
+/// that changes the segment size is refused at start with file, line and key. (A resize is
+/// accepted since issue 13: `a_storage_grows_and_shrinks_through_the_config_api`.)
 #[test]
 fn storage_changes_the_store_cannot_apply_are_refused_at_put_and_at_start() {
     let tmp = common::temp_dir();
@@ -103,10 +104,6 @@ fn storage_changes_the_store_cannot_apply_are_refused_at_put_and_at_start() {
     let before = std::fs::read_to_string(&rec.config).unwrap();
     let rev = revision(&rec);
 
-    let (s, v) = put_json(&rec, "/api/v1/config/storages/main", json!({"size": "128MiB", "segment_size": "4MiB"}));
-    assert_eq!(s, 400, "{v}");
-    let m = error_message(&v);
-    assert!(m.contains("key `storage.size`") && m.contains("ST-6"), "{m}");
     let (s, v) = put_json(&rec, "/api/v1/config/storages/main", json!({"size": "64MiB", "segment_size": "8MiB"}));
     assert_eq!(s, 400, "{v}");
     assert!(error_message(&v).contains("key `storage.segment_size`"), "{v}");
@@ -121,9 +118,9 @@ fn storage_changes_the_store_cannot_apply_are_refused_at_put_and_at_start() {
     assert!(m.contains("key `storage.path`") && m.contains("holds recordings"), "{m}");
     assert!(!elsewhere.exists());
     // The whole document is checked the same way.
-    let (s, v) = put_toml(&rec, &before.replace("size = \"64MiB\"", "size = \"96MiB\""));
+    let (s, v) = put_toml(&rec, &before.replace("segment_size = \"4MiB\"", "segment_size = \"8MiB\""));
     assert_eq!(s, 400, "{v}");
-    assert!(error_message(&v).contains("key `storage.size`"), "{v}");
+    assert!(error_message(&v).contains("key `storage.segment_size`"), "{v}");
     assert_eq!(std::fs::read_to_string(&rec.config).unwrap(), before, "a refused change writes nothing");
     assert_eq!(revision(&rec), rev);
     assert_eq!(rec.status()["config"]["restart_required"], json!([]));
@@ -143,16 +140,20 @@ fn storage_changes_the_store_cannot_apply_are_refused_at_put_and_at_start() {
 
     // A file edited outside the API is refused at start, naming file, line and key, and the
     // storage is left as it was.
-    let edited = std::fs::read_to_string(tmp.path().join("edgerec.toml")).unwrap().replace("64MiB", "80MiB");
+    let edited = std::fs::read_to_string(tmp.path().join("edgerec.toml")).unwrap().replacen(
+        "segment_size = \"4MiB\"",
+        "segment_size = \"8MiB\"",
+        1,
+    );
     std::fs::write(tmp.path().join("edgerec.toml"), &edited).unwrap();
     let err = run_must_fail(&tmp.path().join("edgerec.toml"));
     let expected = format!(
-        "{}:{}: key `storage.size`",
+        "{}:{}: key `storage.segment_size`",
         tmp.path().join("edgerec.toml").display(),
-        line_of(&edited, "size = \"80MiB\"")
+        line_of(&edited, "segment_size = \"8MiB\"")
     );
     assert!(err.contains(&expected), "expected {expected:?} in: {err}");
-    assert!(err.contains("not supported yet (ST-6)"), "{err}");
+    assert!(err.contains("is not supported (a resize keeps it: ST-6)"), "{err}");
 }
 
 /// A loop-mounted ext4 filesystem of `mib` MiB (tmpfs of that size if loop devices are not
@@ -196,7 +197,7 @@ impl Drop for SmallFs {
 #[test]
 fn a_storage_larger_than_its_filesystem_is_refused_and_never_preallocated() {
     let tmp = common::temp_dir();
-    let fs = SmallFs::new(tmp.path(), 200);
+    let fs = SmallFs::new(tmp.path(), 400);
     let free_before = edgerec::sysinfo::filesystem(&fs.mount_point).unwrap().free_bytes;
 
     // At start.
@@ -235,6 +236,17 @@ fn a_storage_larger_than_its_filesystem_is_refused_and_never_preallocated() {
     let (s, v) = put_toml(&rec, &two);
     assert_eq!(s, 400, "{v}");
     assert!(error_message(&v).contains("shared with the other new storages"), "{v}");
+    // Issue 13 point 1 (ST-5): 250 MB must always stay free, so a storage that would have fitted
+    // beside the old reserve of 64 MiB is refused.
+    let free = edgerec::sysinfo::filesystem(&fs.mount_point).unwrap().free_bytes;
+    let between = (free - (64 << 20) + free - edgerec::store::ST5_FREE_FLOOR_BYTES) / 2;
+    let (s, v) = put_json(
+        &rec,
+        "/api/v1/config/storages/mid",
+        json!({"path": fs.mount_point.join("mid").display().to_string(), "size": between, "segment_size": "4MiB"}),
+    );
+    assert_eq!(s, 400, "{v}");
+    assert!(error_message(&v).contains("at least 250 MB: ST-5"), "{v}");
     // One that fits is accepted.
     let (s, v) = put_json(
         &rec,
@@ -262,6 +274,100 @@ fn a_storage_larger_than_its_filesystem_is_refused_and_never_preallocated() {
     assert!(!edgerec::store::segment::segment_path(&big, 0).exists(), "no segment was allocated");
     let free_after = edgerec::sysinfo::filesystem(&fs.mount_point).unwrap().free_bytes;
     assert!(free_after + (1 << 20) >= free_before, "free space {free_before} -> {free_after}");
+}
+
+/// The segment files of the storage at `dir`.
+fn segment_files(dir: &Path) -> usize {
+    (0..).take_while(|&no| edgerec::store::segment::segment_path(dir, no).exists()).count()
+}
+
+/// Issue 13 point 2 (ST-6) on a real 400 MiB ext4: a grow beyond what the filesystem can give is
+/// refused at PUT with the reason; a grow and then a shrink saved through the config API are
+/// applied at the restart (new segment files, capacity and forecast in status follow), keep every
+/// recorded frame (the same export, byte for byte, decoding with `ffmpeg -xerror`), and the
+/// cameras record on; a storage that cannot open makes its camera say so, not `recording`.
+#[test]
+fn a_storage_grows_and_shrinks_through_the_config_api() {
+    let tmp = common::temp_dir();
+    let fs = SmallFs::new(tmp.path(), 400);
+    let path = fs.mount_point.join("main");
+    let body = format!(
+        "[[storage]]\nid = \"main\"\npath = \"{}\"\nsize = \"64MiB\"\nsegment_size = \"4MiB\"\ndefault = true\n\n[[camera]]\nid = \"door\"\nsource = \"demo:\"\n",
+        path.display()
+    );
+    let mut rec = RecorderProc::start(&tmp.path().join("rec"), &body);
+    rec.wait_frames("door", 50, Duration::from_secs(30));
+    assert!(wait_until(Duration::from_secs(10), || !rec.recordings("door").is_empty()));
+    assert_eq!(segment_files(&path), 15, "(64 MiB - 4 MiB index reserve) / 4 MiB");
+    let with_size =
+        |size: &str| json!({"path": path.display().to_string(), "size": size, "segment_size": "4MiB", "default": true});
+
+    // Refused at PUT: more than the filesystem can give; the file and the revision stay.
+    let rev = revision(&rec);
+    let (s, v) = put_json(&rec, "/api/v1/config/storages/main", with_size("1GiB"));
+    assert_eq!(s, 400, "{v}");
+    let m = error_message(&v);
+    assert!(m.contains("key `storage.size`") && m.contains("growing storage") && m.contains("do not fit"), "{m}");
+    assert_eq!(revision(&rec), rev);
+
+    for (size, segments) in [("96MiB", 23), ("32MiB", 7)] {
+        let (s, v) = put_json(&rec, "/api/v1/config/storages/main", with_size(size));
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["restart_required"], json!(["storage.main"]), "{v}");
+        rec.wait_frames("door", 50, Duration::from_secs(30));
+        assert!(wait_until(Duration::from_secs(30), || rec
+            .recordings("door")
+            .last()
+            .is_some_and(|r| r.1 - r.0 > 3_000_000)));
+        let runs = rec.recordings("door");
+        // Up to 2 s before the newest indexed instant: every chunk there is whole and indexed
+        // (the 1 s sync interval), so the export cannot grow by what the restart flushes.
+        let (first_us, newest_us) = (runs[0].0, runs.last().unwrap().1 - 2_000_000);
+        let before = export_http(&rec, "door", first_us, newest_us, &tmp.path().join("before.mp4"));
+
+        rec = rec.restart();
+        assert_eq!(segment_files(&path), segments, "size {size}");
+        let st = &rec.status()["storages"][0];
+        assert_eq!(st["available"], true, "{st}");
+        assert_eq!(st["capacity_bytes"], json!(segments * ((4 << 20) - 4096)), "status follows the resize: {st}");
+        let after = export_http(&rec, "door", first_us, newest_us, &tmp.path().join("after.mp4"));
+        assert_eq!(after.body, before.body, "size {size}: the same frames, byte for byte");
+        common::ffmpeg_decode_ok(tmp.path().join("after.mp4")).unwrap_or_else(|e| panic!("ffmpeg -xerror: {e}"));
+        let frames = probe_streams(&tmp.path().join("after.mp4"))[0].1;
+        assert!(frames > 0 && frames == probe_streams(&tmp.path().join("before.mp4"))[0].1);
+        // Recording goes on in the resized ring, and the forecast is the new ring over the rate.
+        assert!(
+            wait_until(Duration::from_secs(30), || rec
+                .recordings("door")
+                .last()
+                .is_some_and(|r| r.1 > newest_us + 2_000_000)),
+            "recording goes on after the resize: {}",
+            rec.camera("door")
+        );
+        assert_eq!(rec.camera("door")["state"], "recording");
+        let forecast = wait_for(Duration::from_secs(30), || {
+            let st = rec.status()["storages"][0].clone();
+            st["recording_days_at_current_rate"].as_f64().map(|d| (d, st))
+        });
+        let (days, st) = forecast.expect("a forecast once data is written");
+        let rate_bytes = st["write_rate_bps"].as_f64().unwrap() / 8.0;
+        let expected = (segments as f64 * f64::from((4 << 20) - 4096) / rate_bytes).min(7.0 * 86_400.0) / 86_400.0;
+        assert!((days - expected).abs() <= expected * 0.2, "forecast {days} for {expected}: {st}");
+    }
+
+    // A storage that cannot open (its disk unplugged: S8) makes its camera say why it does not
+    // record, never `recording`.
+    assert!(rec.stop());
+    drop(fs);
+    let rec = RecorderProc::start(&tmp.path().join("rec"), &body);
+    let state = wait_for(Duration::from_secs(30), || {
+        let c = rec.camera("door");
+        (c["state"] == "storage_unavailable").then_some(c)
+    });
+    let cam = state.unwrap_or_else(|| panic!("{}", rec.camera("door")));
+    assert_eq!(cam["recording"], false, "{cam}");
+    assert!(cam["not_recording_reason"].as_str().is_some_and(|r| !r.is_empty()), "{cam}");
+    assert_eq!(rec.status()["storages"][0]["available"], false);
 }
 
 /// Issue 10 point 4: garbage in `index.sqlite3` of a storage with recordings is set aside as

@@ -253,9 +253,9 @@ struct LoopMount {
 
 impl LoopMount {
     fn new(image: &Path, dir: &Path) -> LoopMount {
-        // 256 MiB: the 64 MiB storage plus the free-space reserve (at least 64 MiB, issue 10
-        // point 2) with room for ext4's own metadata.
-        std::fs::File::create(image).unwrap().set_len(256 << 20).unwrap();
+        // 400 MiB: the 64 MiB storage plus the free-space reserve (at least ST-5's 250 MB,
+        // issue 13 point 1) with room for ext4's own metadata.
+        std::fs::File::create(image).unwrap().set_len(400 << 20).unwrap();
         run_tool("mkfs.ext4", &["-q".as_ref(), "-F".as_ref(), image.as_os_str()]);
         std::fs::create_dir_all(dir).unwrap();
         run_tool("mount", &["-o".as_ref(), "loop".as_ref(), image.as_os_str(), dir.as_os_str()]);

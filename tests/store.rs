@@ -815,3 +815,207 @@ fn a_failed_creation_gives_back_what_it_allocated() {
     drop(h.crash());
     store::check_invariants(&cfg, recorder).unwrap();
 }
+
+/// Every indexed chunk of a storage, without the segment it lies in (a shrink moves chunks
+/// between segments, nothing else about them may change).
+fn chunks_without_segment(cfg: &StorageConfig) -> Vec<store::index::ChunkRow> {
+    let index = store::index::Index::open(&cfg.path, false).unwrap().unwrap();
+    let mut rows = Vec::new();
+    index
+        .for_each_chunk(|c| {
+            rows.push(store::index::ChunkRow { segment_no: 0, ..c });
+            Ok(())
+        })
+        .unwrap();
+    rows
+}
+
+/// The seqs a shrink to `target` segments must keep: those in the `target` segments started
+/// last (the newest ring positions); all others are the oldest data.
+fn seqs_in_newest_segments(cfg: &StorageConfig, target: usize) -> Vec<u64> {
+    let index = store::index::Index::open(&cfg.path, false).unwrap().unwrap();
+    let firsts = index.segment_first_seqs().unwrap();
+    let mut order: Vec<usize> = (0..firsts.len()).collect();
+    order.sort_by_key(|&no| std::cmp::Reverse(firsts[no]));
+    let newest: Vec<u32> = order[..target].iter().map(|&no| no as u32).collect();
+    let mut seqs = Vec::new();
+    index
+        .for_each_chunk(|c| {
+            if newest.contains(&c.segment_no) {
+                seqs.push(c.seq);
+            }
+            Ok(())
+        })
+        .unwrap();
+    seqs
+}
+
+/// The whole export of `cam` from `from_us` on, as bytes.
+fn export_bytes(cfg: &StorageConfig, from_us: i64) -> Vec<u8> {
+    let plan = Arc::new(ExportPlan::plan(&cfg.path, "cam", from_us, i64::MAX).unwrap());
+    let mut all = Vec::new();
+    let mut r = plan.reader();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = r.read_at(all.len() as u64, &mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        all.extend_from_slice(&buf[..n]);
+    }
+    all
+}
+
+fn segment_files(cfg: &StorageConfig) -> usize {
+    (0..).take_while(|&no| store::segment::segment_path(&cfg.path, no).exists()).count()
+}
+
+/// Writes `frames` frames of 20 kB (25 per second), flushing every 40.
+fn fill(h: &mut Harness, frames: usize) {
+    for i in 0..frames {
+        h.send(20_000);
+        if i % 40 == 0 {
+            h.flush();
+        }
+    }
+    h.flush();
+}
+
+/// Issue 13 point 2 (ST-6): a storage whose `size` grows gets new segments at its next open and
+/// keeps every chunk it held; the ring then holds more than before.
+#[test]
+fn a_grown_storage_keeps_every_chunk_and_uses_its_new_segments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = Harness::open(tmp.path(), storage_cfg(tmp.path(), 5));
+    fill(&mut h, 600);
+    let newest = h.newest_indexed_wall();
+    let (d, small, next_media, n, base) = h.crash();
+    let recorder = store::recorder_uuid(&d).unwrap();
+    let before = chunks_without_segment(&small);
+    let bytes_before = export_bytes(&small, newest - 10_000_000);
+
+    let big = storage_cfg(&d, 8);
+    let mut h = Harness::reopen(&d, big.clone(), next_media, n, base);
+    assert_eq!(chunks_without_segment(&big), before, "a grow moves and loses nothing");
+    assert_eq!(export_bytes(&big, newest - 10_000_000), bytes_before);
+    assert_eq!(segment_files(&big), 8);
+    fill(&mut h, 600);
+    drop(h.crash());
+    store::check_invariants(&big, recorder).unwrap();
+    let index = store::index::Index::open(&big.path, false).unwrap().unwrap();
+    assert_eq!(index.meta().unwrap().segment_count, 8);
+    // The old ring could never index more than its 5 segments' bytes.
+    let used = index.used_bytes().unwrap();
+    assert!(used > 5 * SEG, "the ring holds more than its old 5 segments: {used} bytes");
+}
+
+/// Issue 13 point 2 (ST-6): a shrink keeps the chunks of the newest ring positions, byte for
+/// byte and every newest frame, and reclaims the oldest first, wherever the head stands; the
+/// segment files beyond the new size are gone and the writer goes on in the smaller ring.
+#[test]
+fn a_shrunk_storage_keeps_the_newest_chunks_and_reclaims_the_oldest() {
+    for (segments, target, frames) in
+        [(8, 4, 150), (8, 4, 450), (8, 4, 500), (8, 4, 560), (8, 4, 620), (8, 4, 700), (8, 3, 660), (8, 7, 480)]
+    {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut h = Harness::open(tmp.path(), storage_cfg(tmp.path(), segments));
+        fill(&mut h, frames);
+        let newest = h.newest_indexed_wall();
+        let (d, big, next_media, n, base) = h.crash();
+        let recorder = store::recorder_uuid(&d).unwrap();
+        let before = chunks_without_segment(&big);
+        let keep = seqs_in_newest_segments(&big, target);
+        let expected: Vec<_> = before.iter().filter(|c| keep.contains(&c.seq)).cloned().collect();
+        let from = expected[0].start_wall_us + 2_000_000;
+        let bytes_before = export_bytes(&big, from);
+
+        let small = storage_cfg(&d, target as u64);
+        let h = Harness::reopen(&d, small.clone(), next_media, n, base);
+        let case = format!("{segments} -> {target} segments after {frames} frames");
+        let after = chunks_without_segment(&small);
+        assert_eq!(after, expected, "{case}: the newest chunks are kept as they were");
+        assert_eq!(after.last(), before.last(), "{case}: the newest chunk is kept");
+        assert!(
+            before.iter().filter(|c| !keep.contains(&c.seq)).all(|c| c.seq < after[0].seq),
+            "{case}: only data older than all kept data is reclaimed"
+        );
+        assert_eq!(h.newest_indexed_wall(), newest, "{case}");
+        assert_eq!(export_bytes(&small, from), bytes_before, "{case}: the same export, byte for byte");
+        assert_eq!(segment_files(&small), target, "{case}");
+        let (d, small, next_media, n, base) = h.crash();
+        store::check_invariants(&small, recorder).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let mut h = Harness::reopen(&d, small.clone(), next_media, n, base);
+        fill(&mut h, 300);
+        drop(h.crash());
+        store::check_invariants(&small, recorder).unwrap_or_else(|e| panic!("{case}, written on: {e}"));
+    }
+}
+
+/// Issue 13 point 2 (ST-6): a grow or a shrink stopped after each of its durable steps in turn,
+/// as a kill -9 there would, opens afterwards at the new size with every chunk the finished
+/// resize keeps, or, if the old size is asked for again, at the old size with the store checking
+/// clean.
+#[test]
+fn a_resize_stopped_after_any_step_opens_at_either_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let template = tmp.path().join("template");
+    let mut h = Harness::open(&template, storage_cfg(&template, 6));
+    fill(&mut h, 540);
+    let (_, six, next_media, n, base) = h.crash();
+    let before = chunks_without_segment(&six);
+    for (target, back_to_old) in [(3usize, false), (3, true), (9, false), (9, true)] {
+        let keep =
+            if target < 6 { seqs_in_newest_segments(&six, target) } else { before.iter().map(|c| c.seq).collect() };
+        let expected: Vec<_> = before.iter().filter(|c| keep.contains(&c.seq)).cloned().collect();
+        for steps in 1.. {
+            let dir = tmp.path().join(format!("t{target}-{back_to_old}-{steps}"));
+            assert!(std::process::Command::new("cp").arg("-a").arg(&template).arg(&dir).status().unwrap().success());
+            let resized = storage_cfg(&dir, target as u64);
+            let stopped = edgerec::fault::resize_storage_stopped_after(&resized, steps);
+            let case =
+                format!("6 -> {target} segments stopped after {steps} steps, reopened at the old size: {back_to_old}");
+            let reopen = if back_to_old { storage_cfg(&dir, 6) } else { resized.clone() };
+            let recorder = store::recorder_uuid(&dir).unwrap();
+            let h = Harness::reopen(&dir, reopen.clone(), next_media, n, base);
+            drop(h.crash());
+            store::check_invariants(&reopen, recorder).unwrap_or_else(|e| panic!("{case}: {e}"));
+            let after = chunks_without_segment(&reopen);
+            assert_eq!(after.last(), before.last(), "{case}: the newest chunk is kept");
+            // Back at the old size, an interrupted shrink is finished first, then the ring grows
+            // back; a finished grow shrinks back to the segments it had, all of them used.
+            assert_eq!(after, expected, "{case}");
+            assert_eq!(segment_files(&reopen), if back_to_old { 6 } else { target }, "{case}");
+            if stopped.is_ok() {
+                assert!(steps > 2, "{case}: a resize takes several steps");
+                break;
+            }
+        }
+    }
+}
+
+/// Issue 13 point 3 (ST-7): the writer counts what the ring's size limit deletes and what the
+/// retention time deletes apart, for the Deleting On Size Limit / Retention Time events.
+#[test]
+fn the_writer_counts_deletions_by_size_and_by_time_apart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clocks = SimulatedClocks::following_system();
+    let mut cfg = storage_cfg(tmp.path(), 4);
+    cfg.retention = Duration::from_secs(86_400);
+    let mut h = Harness::open_with_clocks(tmp.path(), cfg, Arc::new(clocks.clone()));
+    h.base_wall_us = SystemClocks.realtime_us();
+    fill(&mut h, 100);
+    assert_eq!(h.handle.stats.bytes_deleted_by_size.load(std::sync::atomic::Ordering::Relaxed), 0);
+    fill(&mut h, 400);
+    let by_size = h.handle.stats.bytes_deleted_by_size.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(by_size > 0, "the 4 MiB ring wrapped");
+    assert_eq!(h.handle.stats.bytes_deleted_by_time.load(std::sync::atomic::Ordering::Relaxed), 0);
+    // Two days later every recording is past the retention time; the next pass deletes them.
+    clocks.step_realtime_us(2 * 86_400_000_000);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while h.handle.stats.bytes_deleted_by_time.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the retention pass did not delete by time");
+        h.flush();
+    }
+    assert_eq!(h.handle.stats.bytes_deleted_by_size.load(std::sync::atomic::Ordering::Relaxed), by_size);
+    drop(h.crash());
+}

@@ -609,8 +609,9 @@ impl Config {
     /// (DESIGN §6: an invalid config names file, line, key and reason; at runtime the old one
     /// stays in force). `previous` is the config in force for a change, None at start.
     ///
-    /// - Issue 10 point 1: a storage that exists on disk keeps the segment size and count it was
-    ///   created with (resizing is ST-6, not supported yet), and an existing storage that holds
+    /// - Issue 10 point 1: a storage that exists on disk keeps the segment size it was created
+    ///   with; its size may change (issue 13 point 2, ST-6: applied at the next open, a grow only
+    ///   if its new segments fit on the filesystem), and an existing storage that holds
     ///   recordings keeps its `path` (its recordings would become unreachable). A new storage,
     ///   retention and sync interval are free to change.
     /// - Issue 10 point 2: the storages still to be created on one filesystem fit in its free
@@ -631,29 +632,43 @@ impl Config {
                             "storage.segment_size",
                             format!(
                                 "storage {:?} at {} was created with segments of {} bytes, not {}; changing the \
-                                 segment size of a storage is not supported yet (ST-6)",
+                                 segment size of a storage is not supported (a resize keeps it: ST-6); without \
+                                 `segment_size` it follows `size`, so write `segment_size = \"{}KiB\"` to resize",
                                 s.id,
                                 s.path.display(),
                                 meta.segment_bytes,
-                                s.segment_bytes
+                                s.segment_bytes,
+                                meta.segment_bytes / 1024
                             ),
                         ));
                     }
+                    // Issue 13 point 2 (ST-6): a resize is applied at the next open. A shrink
+                    // needs no room; a grow needs its new segments' bytes on the filesystem,
+                    // counted with the new storages there, or it is refused now, not at restart.
                     let count = crate::store::segment_count(s);
-                    if meta.segment_count != count {
-                        return Err(at(
-                            lines.size,
-                            "storage.size",
-                            format!(
-                                "storage {:?} at {} was created with {} segments of {} bytes; this size gives {count}; \
-                                 resizing a storage is not supported yet (ST-6): keep the size it was created with, \
-                                 or add a new storage",
-                                s.id,
-                                s.path.display(),
-                                meta.segment_count,
-                                meta.segment_bytes
-                            ),
-                        ));
+                    if count > meta.segment_count {
+                        let needed = u64::from(count - meta.segment_count).saturating_mul(meta.segment_bytes);
+                        let room = crate::store::room_at(&s.path)?;
+                        let (room, total) = add_wanted(&mut wanted, room, needed);
+                        if total > room.usable_bytes() {
+                            return Err(at(
+                                lines.size,
+                                "storage.size",
+                                format!(
+                                    "growing storage {:?} from {} to {} segments of {} bytes needs {needed} more bytes, \
+                                     which do not fit on the filesystem of {}: {} bytes are free there and {} must stay \
+                                     free (reserve: 1 % of the filesystem, at least 250 MB: ST-5){}; use a smaller size",
+                                    s.id,
+                                    meta.segment_count,
+                                    count,
+                                    meta.segment_bytes,
+                                    room.measured_at.display(),
+                                    room.free_bytes,
+                                    room.reserve_bytes,
+                                    if total > needed { ", shared with the other new storages there" } else { "" }
+                                ),
+                            ));
+                        }
                     }
                 }
                 OnDisk::Unreadable => {}
@@ -688,24 +703,14 @@ impl Config {
                     }
                     let room = crate::store::room_at(&s.path)?;
                     let needed = s.size_bytes.saturating_sub(crate::store::allocated_segment_bytes(&s.path));
-                    let total = match wanted.iter_mut().find(|(r, _)| r.device == room.device) {
-                        Some((_, sum)) => {
-                            *sum = sum.saturating_add(needed);
-                            *sum
-                        }
-                        None => {
-                            wanted.push((room.clone(), needed));
-                            needed
-                        }
-                    };
-                    let room = &wanted.iter().find(|(r, _)| r.device == room.device).expect("just added").0;
+                    let (room, total) = add_wanted(&mut wanted, room, needed);
                     if total > room.usable_bytes() {
                         return Err(at(
                             lines.size,
                             "storage.size",
                             format!(
                                 "{} bytes do not fit on the filesystem of {}: {} bytes are free there and {} must stay \
-                                 free (reserve: 1 % of the filesystem, at least 64 MiB){}; use a smaller size",
+                                 free (reserve: 1 % of the filesystem, at least 250 MB: ST-5){}; use a smaller size",
                                 s.size_bytes,
                                 room.measured_at.display(),
                                 room.free_bytes,
@@ -718,6 +723,25 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// Adds `needed` bytes to what the storages of the config take on `room`'s filesystem; returns
+/// that filesystem's room (as first measured) and the bytes wanted there in all.
+fn add_wanted(
+    wanted: &mut Vec<(crate::store::Room, u64)>,
+    room: crate::store::Room,
+    needed: u64,
+) -> (crate::store::Room, u64) {
+    match wanted.iter_mut().find(|(r, _)| r.device == room.device) {
+        Some((r, sum)) => {
+            *sum = sum.saturating_add(needed);
+            (r.clone(), *sum)
+        }
+        None => {
+            wanted.push((room.clone(), needed));
+            (room, needed)
+        }
     }
 }
 

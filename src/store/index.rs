@@ -417,6 +417,130 @@ impl Index {
         result
     }
 
+    /// Runs `f` in one transaction committed with synchronous=FULL, so it is durable before the
+    /// caller touches any segment byte (the resize procedures, ST-6).
+    fn durable<T>(
+        &mut self,
+        what: &str,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, Error> {
+        self.conn.pragma_update(None, "synchronous", "FULL").map_err(sq("synchronous full"))?;
+        let result = (|| {
+            let tx = self.conn.transaction().map_err(sq(what))?;
+            let v = f(&tx).map_err(sq(what))?;
+            tx.commit().map_err(sq(what))?;
+            Ok(v)
+        })();
+        self.conn.pragma_update(None, "synchronous", "NORMAL").map_err(sq("synchronous normal"))?;
+        result
+    }
+
+    /// The shrink in progress, if any: (target segment count, moves done), from `meta` keys
+    /// `resize_target_count`, `resize_moves_done` and `resize_moves` (the plan; procedure
+    /// "shrink", ARCHITECTURE.md).
+    pub fn shrink_in_progress(&self) -> Result<Option<(u32, u32)>, Error> {
+        let Some(target) = self.meta_value("resize_target_count")? else { return Ok(None) };
+        let bad = |k: &str| crate::err!(DataLoss, "index meta {k} is malformed");
+        let target = target.parse().map_err(|_| bad("resize_target_count"))?;
+        let done = self.meta_value("resize_moves_done")?.unwrap_or_else(|| "0".to_owned());
+        Ok(Some((target, done.parse().map_err(|_| bad("resize_moves_done"))?)))
+    }
+
+    /// Shrink step 1: records the target, so a crash resumes this shrink and no other.
+    pub fn begin_shrink(&mut self, target_count: u32, moves: &str) -> Result<(), Error> {
+        self.durable("begin shrink", |tx| {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('resize_target_count', ?1), ('resize_moves_done', '0'), \
+                 ('resize_moves', ?2)",
+                params![target_count.to_string(), moves],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// The moves of the shrink in progress, as `begin_shrink` recorded them.
+    pub fn shrink_moves(&self) -> Result<String, Error> {
+        Ok(self.meta_value("resize_moves")?.unwrap_or_default())
+    }
+
+    /// Shrink move, step a: reclaims the destination segment (invariant 5: its rows go before any
+    /// of its bytes are overwritten) and gives it the first_seq of the segment copied into it, so
+    /// the copied header is never ahead of the index (invariant 4). Returns the bytes unindexed.
+    pub fn reclaim_for_move(&mut self, dest_no: u32, source_first_seq: Option<u64>) -> Result<u64, Error> {
+        self.durable("reclaim for move", |tx| {
+            let freed: i64 = tx.query_row(
+                "SELECT COALESCE(SUM(len_bytes), 0) FROM chunk WHERE segment_no = ?1",
+                [i64::from(dest_no)],
+                |r| r.get(0),
+            )?;
+            tx.execute("DELETE FROM chunk WHERE segment_no = ?1", [i64::from(dest_no)])?;
+            if let Some(first) = source_first_seq {
+                tx.execute(
+                    "UPDATE segment SET first_seq = ?2 WHERE segment_no = ?1",
+                    params![i64::from(dest_no), first as i64],
+                )?;
+            }
+            Ok(freed as u64)
+        })
+    }
+
+    /// Shrink move, step c: the copied chunks' rows now name the destination, which takes the
+    /// source's first_seq (NULL for a never used source, whose copied header says 0), and the
+    /// move is counted, all in one commit.
+    pub fn finish_move(
+        &mut self,
+        source_no: Option<u32>,
+        dest_no: u32,
+        source_first_seq: Option<u64>,
+        moves_done: u32,
+    ) -> Result<(), Error> {
+        self.durable("finish move", |tx| {
+            if let Some(source_no) = source_no {
+                tx.execute(
+                    "UPDATE chunk SET segment_no = ?2 WHERE segment_no = ?1",
+                    params![i64::from(source_no), i64::from(dest_no)],
+                )?;
+            }
+            tx.execute(
+                "UPDATE segment SET first_seq = ?2 WHERE segment_no = ?1",
+                params![i64::from(dest_no), source_first_seq.map(|s| s as i64)],
+            )?;
+            tx.execute("UPDATE meta SET value = ?1 WHERE key = 'resize_moves_done'", [moves_done.to_string()])?;
+            Ok(())
+        })
+    }
+
+    /// Shrink, last step: the segments from `target_count` on leave the index with the rows they
+    /// still hold (the oldest data, reclaimed), and the shrink is over. Returns the bytes unindexed.
+    pub fn finish_shrink(&mut self, target_count: u32) -> Result<u64, Error> {
+        self.durable("finish shrink", |tx| {
+            let freed: i64 = tx.query_row(
+                "SELECT COALESCE(SUM(len_bytes), 0) FROM chunk WHERE segment_no >= ?1",
+                [i64::from(target_count)],
+                |r| r.get(0),
+            )?;
+            tx.execute("DELETE FROM chunk WHERE segment_no >= ?1", [i64::from(target_count)])?;
+            tx.execute("DELETE FROM segment WHERE segment_no >= ?1", [i64::from(target_count)])?;
+            tx.execute("UPDATE meta SET value = ?1 WHERE key = 'segment_count'", [target_count.to_string()])?;
+            tx.execute(
+                "DELETE FROM meta WHERE key IN ('resize_target_count', 'resize_moves_done', 'resize_moves')",
+                [],
+            )?;
+            Ok(freed as u64)
+        })
+    }
+
+    /// Grow, step 2: the new (never used) segments join the ring in one commit.
+    pub fn grow(&mut self, from_count: u32, to_count: u32) -> Result<(), Error> {
+        self.durable("grow", |tx| {
+            for no in from_count..to_count {
+                tx.execute("INSERT INTO segment (segment_no, first_seq) VALUES (?1, NULL)", [i64::from(no)])?;
+            }
+            tx.execute("UPDATE meta SET value = ?1 WHERE key = 'segment_count'", [to_count.to_string()])?;
+            Ok(())
+        })
+    }
+
     /// Unindexes chunks that ended before `cutoff_wall_us` (time retention, ST-4). Returns bytes freed.
     pub fn expire_before(&mut self, cutoff_wall_us: i64) -> Result<u64, Error> {
         let tx = self.conn.transaction().map_err(sq("begin expire"))?;

@@ -5,6 +5,7 @@
 pub mod chunk;
 pub mod export;
 pub mod index;
+mod resize;
 pub mod segment;
 mod settings;
 pub mod writer;
@@ -35,13 +36,17 @@ pub fn segment_count(cfg: &StorageConfig) -> u32 {
     (usable / cfg.segment_bytes).min(u64::from(u32::MAX)) as u32
 }
 
-/// Space a storage leaves free on its filesystem: max(1 % of the filesystem, 64 MiB). It keeps
-/// room for the recorder's own databases (auth, events, logs, motion) and the system when they
-/// share the disk, and for the filesystem's own metadata. A storage whose size does not fit in
-/// the free space minus this reserve is refused at validation and never preallocated (issue 10
-/// point 2).
+/// ST-5: "250 MB must always stay free" on a database disk.
+pub const ST5_FREE_FLOOR_BYTES: u64 = 250_000_000;
+
+/// Space a storage leaves free on its filesystem: max(1 % of the filesystem, 250 MB, the ST-5
+/// floor). It keeps room for the recorder's own databases (auth, events, logs, motion) and the
+/// system when they share the disk, and for the filesystem's own metadata. A storage whose size
+/// does not fit in the free space minus this reserve is refused at validation and never
+/// preallocated (issue 10 point 2); so is a grow (issue 13 point 1). The ring itself never takes
+/// more once allocated (S1), so ST-5's deleting below the floor has nothing to do for it.
 pub fn free_space_reserve_bytes(fs_total_bytes: u64) -> u64 {
-    (fs_total_bytes / 100).max(64 << 20)
+    (fs_total_bytes / 100).max(ST5_FREE_FLOOR_BYTES)
 }
 
 /// The room a new storage at some path can take on its filesystem.
@@ -308,15 +313,13 @@ pub fn open_for_write(cfg: &StorageConfig, data_dir: &Path, recorder: u128) -> R
             meta.recorder_uuid
         ));
     }
-    if meta.segment_bytes != cfg.segment_bytes || meta.segment_count != wanted_segments {
+    if meta.segment_bytes != cfg.segment_bytes {
         return Err(crate::err!(
             FailedPrecondition,
-            "storage {} was created with {} segments of {} bytes; the config now asks for {} of {}; \
-             resizing a storage is not supported yet (ST-6)",
+            "storage {} was created with segments of {} bytes; the config now asks for {}; changing the segment \
+             size of a storage is not supported (a resize keeps it: ST-6)",
             dir.display(),
-            meta.segment_count,
             meta.segment_bytes,
-            wanted_segments,
             cfg.segment_bytes
         ));
     }
@@ -329,8 +332,47 @@ pub fn open_for_write(cfg: &StorageConfig, data_dir: &Path, recorder: u128) -> R
     }
     let layout = Layout { id: cfg.id.clone(), dir: dir.clone(), meta };
     check_segment_headers(&layout, &index)?;
-    let (pos, recovered_chunks) = recover_tail(&layout, &mut index)?;
+    let (mut pos, recovered_chunks) = recover_tail(&layout, &mut index)?;
+    let mut layout = layout;
+    if resize::needed(dir, &index, &layout.meta, wanted_segments)? {
+        // ST-6: after recovery, so every durable chunk of the head is indexed and moves with it.
+        resize_after_recovery(&mut layout, &mut index, wanted_segments, &mut resize::Steps::unlimited())?;
+        pos = recover_tail(&layout, &mut index)?.0;
+    }
     Ok(Opened { layout, index, pos, lock, dir_identity, recovered_chunks, repaired })
+}
+
+/// Resizes an open, recovered storage to `wanted` segments (procedures "grow" and "shrink") and
+/// checks it again as an open does.
+fn resize_after_recovery(
+    layout: &mut Layout,
+    index: &mut Index,
+    wanted: u32,
+    steps: &mut resize::Steps,
+) -> Result<(), Error> {
+    let freed_bytes = resize::apply(&layout.dir, &layout.id, index, wanted, steps)?;
+    layout.meta = index.meta()?;
+    if freed_bytes > 0 {
+        tracing::warn!(storage = %layout.id, freed_bytes, "the shrink reclaimed the oldest recordings (ST-6)");
+    }
+    check_segment_headers(layout, index)
+}
+
+/// Fault injection: opens the storage as `open_for_write` does, but its resize stops after
+/// `steps` durable steps, leaving the files as a kill -9 at that point would.
+#[cfg(feature = "fault-injection")]
+pub fn open_with_resize_stopped_after(cfg: &StorageConfig, steps: u32) -> Result<(), Error> {
+    let dir = &cfg.path;
+    let _lock = lock_dir(dir)?;
+    let mut index = match open_index(dir)? {
+        IndexState::Usable(idx) => idx,
+        _ => return Err(crate::err!(FailedPrecondition, "no usable index at {}", dir.display())),
+    };
+    let meta = index.meta()?;
+    let mut layout = Layout { id: cfg.id.clone(), dir: dir.clone(), meta };
+    check_segment_headers(&layout, &index)?;
+    recover_tail(&layout, &mut index)?;
+    resize_after_recovery(&mut layout, &mut index, segment_count(cfg), &mut resize::Steps::at_most(steps))
 }
 
 /// What `open_index` found (issue 10 point 4).
@@ -685,6 +727,10 @@ pub fn rebuild(dir: &Path, recorder: u128) -> Result<Index, Error> {
         firsts.push(chunks.first().map(|(_, c)| c.seq).or((h.first_seq > 0).then_some(h.first_seq)));
         found.extend(chunks.into_iter().map(|(off, c)| (h.segment_no, off, c)));
     }
+    // A shrink interrupted after a copy leaves the same chunks in two segments (procedure
+    // "shrink" step 2b): one copy of each seq is indexed, the lower segment's.
+    found.sort_by_key(|(no, _, c)| (c.seq, *no));
+    found.dedup_by_key(|(_, _, c)| c.seq);
     let mut idx = Index::create(dir, &meta, &firsts)?;
     // Everything comes back permanent, even chunks written as disk pre-buffer: a promotion lives
     // only in the lost index, so keeping them all is the choice that loses no recording.

@@ -78,6 +78,12 @@ pub struct StorageStats {
     /// Bumped every loop iteration: lets a watchdog see the writer make progress.
     pub heartbeat: Arc<AtomicU64>,
     pub segments_reclaimed: AtomicU64,
+    /// Bytes of chunks unindexed because the ring needed their segment: the size limit was
+    /// reached before the retention time (ST-7 "deleting before retention time").
+    pub bytes_deleted_by_size: AtomicU64,
+    /// Bytes of chunks unindexed because they were older than the retention time, before the
+    /// ring needed their room (ST-7 "deleting before retention size").
+    pub bytes_deleted_by_time: AtomicU64,
     /// Monotonic µs (`Clocks::monotonic`, plus 1 so that 0 means idle) at which the writer's
     /// current storage operation (append, write and fdatasync, index commit, open) began; 0 while
     /// it waits for work. A frozen or hung disk shows here while nothing else moves.
@@ -774,6 +780,7 @@ impl Writer {
         let freed = live.index.reclaim_segment(next, first_seq)?;
         stats.used_bytes.fetch_sub(freed.min(stats.used_bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
         stats.segments_reclaimed.fetch_add(1, Ordering::Relaxed);
+        stats.bytes_deleted_by_size.fetch_add(freed, Ordering::Relaxed);
         if let Some(first) = live.index.first_chunk()? {
             stats.oldest_wall_us.store(first.start_wall_us, Ordering::Relaxed);
         }
@@ -856,6 +863,7 @@ impl Writer {
             live.last_expire = self.clocks.monotonic();
             let cutoff = self.clocks.realtime_us() - self.cfg.retention.as_micros() as i64;
             let freed = live.index.expire_before(cutoff)?;
+            self.stats.bytes_deleted_by_time.fetch_add(freed, Ordering::Relaxed);
             if freed > 0 {
                 self.stats
                     .used_bytes

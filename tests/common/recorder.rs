@@ -92,7 +92,28 @@ impl RecorderProc {
         if admin {
             add_user(&config, ADMIN, ADMIN_PASSWORD, &["--admin"]);
         }
-        let log = data_dir.join(format!("edgerec-{port}.log"));
+        Self::launch(config, port, env)
+    }
+
+    /// Stops the recorder (SIGTERM) and starts it again on the config file as it is now, on the
+    /// same port (a change that needs a restart, such as a storage resize).
+    pub fn restart(self) -> RecorderProc {
+        let (config, port) = (self.config.clone(), self.port);
+        assert!(self.stop(), "the recorder stopped cleanly");
+        Self::launch(config, port, &[])
+    }
+
+    /// Starts `edgerec run --config CONFIG` and waits until it answers `/healthz`.
+    fn launch(config: PathBuf, port: u16, env: &[(&str, &str)]) -> RecorderProc {
+        let data_dir = config.parent().expect("the config lies in the data dir").to_owned();
+        // A restart keeps the earlier run's log beside its own.
+        let log = (0..)
+            .map(|run| match run {
+                0 => data_dir.join(format!("edgerec-{port}.log")),
+                n => data_dir.join(format!("edgerec-{port}-{n}.log")),
+            })
+            .find(|p| !p.exists())
+            .expect("a free log name");
         let child = Command::new(edgerec_bin())
             .args(["run", "--config"])
             .arg(&config)

@@ -9,7 +9,7 @@
 # 2 when the host is not set up.
 #
 # Each trial:
-#   1. fresh 256 MiB raw image, mkfs.ext4 on the host;
+#   1. fresh 448 MiB raw image (the 64 MiB storage and ST-5's 250 MB free), mkfs.ext4 on the host;
 #   2. boot 1 (payload `record`): mount, `edgerec run` with the demo camera; once the first chunks
 #      are durable the guest prints `TICK <guest unix ms>` (and a STATUS line) every second;
 #      vm-run SIGKILLs qemu KILL_DELAY ms (random) after the first TICK: the guest loses its RAM,
@@ -45,7 +45,7 @@ N=${1:-3}
 KILL_DELAY=${KILL_DELAY:-3000-9000}
 CACHE_MODE=${CACHE_MODE:-none}
 SLACK_MS=${SLACK_MS:-1000}
-DISK_MB=256
+DISK_MB=448
 VMRUN=${VMRUN:-$ROOT/../shared/tools/vm/vm-run}
 RESULTS=${RESULTS:-$ROOT/target/powercut/$(date -u +%Y%m%dT%H%M%SZ)}
 

@@ -1,0 +1,373 @@
+//! Resizing a storage at open (ST-6): growing adds never used segments to the ring; shrinking
+//! keeps the newest ring positions and reclaims the oldest data. Procedures "grow" and "shrink"
+//! in ARCHITECTURE.md; every step is durable before the next starts, and a crash resumes.
+
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use super::index::{Index, Meta};
+use super::segment::{self, SegmentHeader, SEGMENT_HEADER_BYTES};
+use crate::error::Error;
+
+/// Bytes copied per read and write when a segment moves.
+const COPY_BLOCK_BYTES: usize = 4 << 20;
+
+/// How many durable steps a resize may take before it stops as a kill -9 would. Unlimited in
+/// production; tests (fault injection) stop after each step in turn and reopen.
+pub(super) struct Steps {
+    /// Steps left; `None` = no limit.
+    left: Option<u32>,
+}
+
+impl Steps {
+    pub(super) fn unlimited() -> Steps {
+        Steps { left: None }
+    }
+
+    #[cfg(feature = "fault-injection")]
+    pub(super) fn at_most(n: u32) -> Steps {
+        Steps { left: Some(n) }
+    }
+
+    /// Called after each durable step: fails once the allowance is used up.
+    fn done_one(&mut self) -> Result<(), Error> {
+        match &mut self.left {
+            None => Ok(()),
+            Some(0) => Err(crate::err!(Internal, "resize stopped after its allowed steps (fault injection)")),
+            Some(n) => {
+                *n -= 1;
+                if *n == 0 {
+                    Err(crate::err!(Internal, "resize stopped after its allowed steps (fault injection)"))
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+/// True when the storage is not at `wanted` segments, or a resize was interrupted (a shrink in
+/// progress, or segment files beyond the ring).
+pub(super) fn needed(dir: &Path, index: &Index, meta: &Meta, wanted: u32) -> Result<bool, Error> {
+    Ok(meta.segment_count != wanted
+        || index.shrink_in_progress()?.is_some()
+        || segment::segment_path(dir, meta.segment_count).exists())
+}
+
+/// Brings the storage in `dir` to `wanted` segments: first finishes a shrink a crash interrupted,
+/// removes segment files a crash left beyond the ring, then grows or shrinks. Returns the bytes
+/// of media the shrink unindexed (the oldest data).
+pub(super) fn apply(dir: &Path, id: &str, index: &mut Index, wanted: u32, steps: &mut Steps) -> Result<u64, Error> {
+    let mut freed_bytes = 0;
+    if let Some((target, done)) = index.shrink_in_progress()? {
+        tracing::warn!(storage = %id, target, done, "resuming an interrupted shrink (ST-6)");
+        freed_bytes += shrink_moves_and_finish(dir, index, target, done, steps)?;
+    }
+    let meta = index.meta()?;
+    remove_beyond(dir, meta.segment_count)?;
+    if wanted > meta.segment_count {
+        grow(dir, id, index, &meta, wanted, steps)?;
+    } else if wanted < meta.segment_count {
+        tracing::info!(storage = %id, from = meta.segment_count, to = wanted, "shrinking storage (ST-6)");
+        begin_shrink(index, wanted)?;
+        steps.done_one()?;
+        freed_bytes += shrink_moves_and_finish(dir, index, wanted, 0, steps)?;
+    }
+    Ok(freed_bytes)
+}
+
+/// Segment files from `count` on are not part of the ring: a grow or a shrink a crash
+/// interrupted left them (procedures "grow" step 1, "shrink" step 4). They hold no indexed data.
+fn remove_beyond(dir: &Path, count: u32) -> Result<(), Error> {
+    let mut removed = false;
+    for no in count.. {
+        let p = segment::segment_path(dir, no);
+        if !p.exists() {
+            break;
+        }
+        std::fs::remove_file(&p).map_err(|e| Error::io(format!("cannot remove {}", p.display()), e))?;
+        removed = true;
+    }
+    if removed {
+        crate::fsutil::fsync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Procedure "grow": the new segments are created and fsynced (1), then join the index in one
+/// commit (2). They are never used, so the ring reaches them after its current head's
+/// successors, as if they had always been empty: nothing is reclaimed earlier than before.
+fn grow(dir: &Path, id: &str, index: &mut Index, meta: &Meta, wanted: u32, steps: &mut Steps) -> Result<(), Error> {
+    let needed_bytes = u64::from(wanted - meta.segment_count).saturating_mul(meta.segment_bytes);
+    let room = super::room_at(dir)?;
+    if needed_bytes > room.usable_bytes() {
+        return Err(crate::err!(
+            ResourceExhausted,
+            "storage {id:?} at {} needs {needed_bytes} more bytes to grow to {wanted} segments, but its filesystem has \
+             {} free and {} must stay free (reserve); lower its `size` or free space",
+            dir.display(),
+            room.free_bytes,
+            room.reserve_bytes
+        ));
+    }
+    tracing::info!(storage = %id, from = meta.segment_count, to = wanted, "growing storage (ST-6)");
+    let created = (|| {
+        for no in meta.segment_count..wanted {
+            segment::create(
+                dir,
+                &SegmentHeader {
+                    storage_uuid: meta.storage_uuid,
+                    recorder_uuid: meta.recorder_uuid,
+                    segment_no: no,
+                    segment_bytes: meta.segment_bytes,
+                    first_seq: 0,
+                },
+            )?;
+        }
+        crate::fsutil::fsync_dir(dir)
+    })();
+    if let Err(e) = created {
+        // Give the space back: the ring stays at its old size and the next open tries again.
+        let _ = remove_beyond(dir, meta.segment_count);
+        return Err(e);
+    }
+    steps.done_one()?;
+    index.grow(meta.segment_count, wanted)?;
+    steps.done_one()
+}
+
+/// One step of a shrink's plan: copy segment `from` into `to` (the rows follow), or, with no
+/// `from`, empty `to` (it is a slot the ring writes next).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Move {
+    /// The segment whose chunks move; `None` to leave `to` empty.
+    pub(super) from: Option<u32>,
+    /// A segment below the target count.
+    pub(super) to: u32,
+}
+
+/// The plan of a shrink of the ring whose segments started at `firsts` (first_seq per segment,
+/// `None` = never used) to `target` segments, in the order the moves must run.
+///
+/// Kept are the `target` newest used segments (by first_seq, which is age order); the oldest
+/// others are reclaimed. The kept ones go to slots (r + c) mod target in age order r, so the
+/// ring's order is kept and the slots after the head are the empty ones the writer takes next.
+/// Of the rotations c, the one that leaves most kept segments where they are and whose moves
+/// can run in an order that never overwrites a segment still to be read is taken. Every other
+/// slot below `target` is emptied. None when no rotation can run without a spare segment.
+///
+/// Future evidence locks (EL-1) plug in here: a locked segment is kept before any unlocked
+/// one, whatever its age.
+pub(super) fn shrink_plan(firsts: &[Option<u64>], target: u32) -> Option<Vec<Move>> {
+    let m = target as usize;
+    if m == 0 || m >= firsts.len() {
+        return Some(Vec::new());
+    }
+    let mut used: Vec<(u64, u32)> = firsts.iter().enumerate().filter_map(|(no, f)| f.map(|f| (f, no as u32))).collect();
+    used.sort_unstable();
+    let kept: Vec<u32> = used[used.len().saturating_sub(m)..].iter().map(|&(_, no)| no).collect();
+    let mut rotations: Vec<(usize, usize)> =
+        (0..m).map(|c| (kept.iter().enumerate().filter(|&(r, &no)| (r + c) % m == no as usize).count(), c)).collect();
+    // Most segments in place first; among equals the smallest rotation, so the plan is one.
+    rotations.sort_by_key(|&(stays, c)| (std::cmp::Reverse(stays), c));
+    rotations.into_iter().find_map(|(_, c)| ordered_moves(&kept, m, c))
+}
+
+/// The moves of rotation `c`, ordered so that no move overwrites a kept segment before it was
+/// copied; None if they form a cycle.
+fn ordered_moves(kept: &[u32], m: usize, c: usize) -> Option<Vec<Move>> {
+    let mut pending: Vec<(u32, u32)> =
+        kept.iter().enumerate().map(|(r, &no)| (no, ((r + c) % m) as u32)).filter(|(from, to)| from != to).collect();
+    let staying: Vec<u32> =
+        kept.iter().enumerate().filter(|&(r, &no)| (r + c) % m == no as usize).map(|(_, &no)| no).collect();
+    let mut plan = Vec::new();
+    while !pending.is_empty() {
+        let ready = pending.iter().position(|&(_, to)| pending.iter().all(|&(from, _)| from != to))?;
+        let (from, to) = pending.remove(ready);
+        plan.push(Move { from: Some(from), to });
+    }
+    let targets: Vec<u32> = plan.iter().map(|mv| mv.to).collect();
+    for slot in 0..m as u32 {
+        if !staying.contains(&slot) && !targets.contains(&slot) {
+            plan.push(Move { from: None, to: slot });
+        }
+    }
+    Some(plan)
+}
+
+/// Procedure "shrink", step 1: plans the moves and records them with the target, so a crash
+/// resumes this very plan.
+fn begin_shrink(index: &mut Index, target: u32) -> Result<(), Error> {
+    let firsts = index.segment_first_seqs()?;
+    let plan = shrink_plan(&firsts, target).ok_or_else(|| {
+        crate::err!(
+            FailedPrecondition,
+            "no order of moves shrinks this ring to {target} segments without a spare segment; shrink by fewer segments"
+        )
+    })?;
+    let text = plan
+        .iter()
+        .map(|mv| match mv.from {
+            Some(from) => format!("{from}>{}", mv.to),
+            None => format!("-{}", mv.to),
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    index.begin_shrink(target, &text)
+}
+
+/// The plan `begin_shrink` recorded.
+fn parse_plan(text: &str) -> Result<Vec<Move>, Error> {
+    let bad = || crate::err!(DataLoss, "index meta resize_moves is malformed: {text:?}");
+    text.split_whitespace()
+        .map(|step| match step.strip_prefix('-') {
+            Some(to) => Ok(Move { from: None, to: to.parse().map_err(|_| bad())? }),
+            None => {
+                let (from, to) = step.split_once('>').ok_or_else(bad)?;
+                Ok(Move { from: Some(from.parse().map_err(|_| bad())?), to: to.parse().map_err(|_| bad())? })
+            }
+        })
+        .collect()
+}
+
+/// Procedure "shrink", steps 2 (each move: a, b, c) and 3–4, from move `done` on.
+fn shrink_moves_and_finish(
+    dir: &Path,
+    index: &mut Index,
+    target: u32,
+    done: u32,
+    steps: &mut Steps,
+) -> Result<u64, Error> {
+    let meta = index.meta()?;
+    let firsts = index.segment_first_seqs()?;
+    let moves = parse_plan(&index.shrink_moves()?)?;
+    let mut freed_bytes = 0;
+    for (i, mv) in moves.iter().enumerate().skip(done as usize) {
+        if mv.to >= target || mv.from.is_some_and(|f| f as usize >= firsts.len()) {
+            return Err(crate::err!(DataLoss, "index meta resize_moves names a segment outside the ring"));
+        }
+        // A source is read before any move writes it (the plan's order), so its first_seq is
+        // still the one it had when the shrink began.
+        let from_first = mv.from.and_then(|f| firsts[f as usize]);
+        // a. Invariant 5: the destination's rows go before any of its bytes are overwritten.
+        freed_bytes += index.reclaim_for_move(mv.to, from_first)?;
+        steps.done_one()?;
+        // b. The bytes and the header naming the destination, then fdatasync; an emptied
+        // segment gets a header that says never used.
+        match mv.from {
+            Some(from) => copy_segment(dir, &meta, from, mv.to, from_first.unwrap_or(0))?,
+            None => write_header(dir, &meta, mv.to, 0)?,
+        }
+        steps.done_one()?;
+        // c. The rows follow their bytes.
+        index.finish_move(mv.from, mv.to, from_first, i as u32 + 1)?;
+        steps.done_one()?;
+    }
+    // 3. The segments beyond the target leave the index, with the oldest data they still hold.
+    freed_bytes += index.finish_shrink(target)?;
+    steps.done_one()?;
+    // 4. Their files go.
+    remove_beyond(dir, target)?;
+    Ok(freed_bytes)
+}
+
+/// Writes segment `no`'s header with `first_seq` and makes it durable.
+fn write_header(dir: &Path, meta: &Meta, no: u32, first_seq: u64) -> Result<(), Error> {
+    let f = segment::open(dir, no, true)?;
+    let path = segment::segment_path(dir, no);
+    let header = SegmentHeader {
+        storage_uuid: meta.storage_uuid,
+        recorder_uuid: meta.recorder_uuid,
+        segment_no: no,
+        segment_bytes: meta.segment_bytes,
+        first_seq,
+    };
+    f.write_all_at(&header.encode(), 0)
+        .map_err(|e| Error::io(format!("cannot write header of {}", path.display()), e))?;
+    segment::datasync(&f).map_err(|e| Error::io(format!("cannot fdatasync {}", path.display()), e))
+}
+
+/// Copies segment `src` into `dst` byte for byte after the header (chunks keep their offsets,
+/// so their rows only change segment), then writes `dst`'s header and makes it durable.
+fn copy_segment(dir: &Path, meta: &Meta, src: u32, dst: u32, first_seq: u64) -> Result<(), Error> {
+    let from = segment::open(dir, src, false)?;
+    let to = segment::open(dir, dst, true)?;
+    let dst_path = segment::segment_path(dir, dst);
+    let mut buf = vec![0u8; COPY_BLOCK_BYTES];
+    let mut offset = SEGMENT_HEADER_BYTES;
+    while offset < meta.segment_bytes {
+        let n = (meta.segment_bytes - offset).min(COPY_BLOCK_BYTES as u64) as usize;
+        from.read_exact_at(&mut buf[..n], offset).map_err(|e| {
+            Error::io(format!("cannot read {} at {offset}", segment::segment_path(dir, src).display()), e)
+        })?;
+        to.write_all_at(&buf[..n], offset)
+            .map_err(|e| Error::io(format!("cannot write {} at {offset}", dst_path.display()), e))?;
+        offset += n as u64;
+    }
+    segment::datasync(&to).map_err(|e| Error::io(format!("cannot fdatasync {}", dst_path.display()), e))?;
+    // The header last: a crash before it leaves the old header, never ahead of the index (S4).
+    write_header(dir, meta, dst, first_seq)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shrink_plan;
+
+    /// Runs the plan on a model ring of segment first_seqs and checks the result: the kept ones
+    /// are the `target` newest, in ring order after the head followed by the empty slots, and no
+    /// move reads a segment an earlier move overwrote.
+    fn check(firsts: &[Option<u64>], target: u32) {
+        let case = format!("{firsts:?} -> {target}");
+        let plan = shrink_plan(firsts, target).unwrap_or_else(|| panic!("{case}: no plan"));
+        let mut slots = firsts.to_vec();
+        let mut overwritten = vec![false; firsts.len()];
+        for mv in plan {
+            if let Some(from) = mv.from {
+                assert!(!overwritten[from as usize], "{case}: {from} read after being overwritten");
+            }
+            slots[mv.to as usize] = mv.from.and_then(|f| firsts[f as usize]);
+            overwritten[mv.to as usize] = true;
+        }
+        let mut newest: Vec<u64> = firsts.iter().flatten().copied().collect();
+        newest.sort_unstable();
+        let newest = newest[newest.len().saturating_sub(target as usize)..].to_vec();
+        let slots = &slots[..target as usize];
+        let Some(head) = (0..target).filter(|&s| slots[s as usize].is_some()).max_by_key(|&s| slots[s as usize]) else {
+            assert!(newest.is_empty(), "{case}");
+            return;
+        };
+        let ring: Vec<Option<u64>> = (1..=target).map(|k| slots[((head + k) % target) as usize]).collect();
+        let empty = target as usize - newest.len();
+        assert!(ring[..empty].iter().all(Option::is_none), "{case}: the empty slots follow the head: {ring:?}");
+        assert_eq!(ring[empty..].iter().map(|f| f.unwrap()).collect::<Vec<_>>(), newest, "{case}");
+    }
+
+    /// Issue 13 point 2 (ST-6): wrapped rings at every head position, rings never filled, and
+    /// rings grown after they wrapped (never used segments between the oldest and the newest).
+    #[test]
+    fn shrink_plans_keep_the_newest_segments_in_ring_order() {
+        for n in 2..12u32 {
+            for target in 1..n {
+                for head in 0..n {
+                    let wrapped: Vec<Option<u64>> =
+                        (0..n).map(|no| Some(u64::from((no + n - head - 1) % n) * 100 + 1)).collect();
+                    check(&wrapped, target);
+                    let unfilled: Vec<Option<u64>> =
+                        (0..n).map(|no| (no <= head).then_some(u64::from(no) * 100 + 1)).collect();
+                    check(&unfilled, target);
+                    for grown_by in 1..n {
+                        let old = n - grown_by;
+                        if head >= old {
+                            continue;
+                        }
+                        // A ring of `old` segments that wrapped, then grew by `grown_by`.
+                        let grown: Vec<Option<u64>> = (0..n)
+                            .map(|no| (no < old).then_some(u64::from((no + old - head - 1) % old) * 100 + 1))
+                            .collect();
+                        check(&grown, target);
+                    }
+                }
+            }
+        }
+    }
+}
