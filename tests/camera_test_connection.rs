@@ -210,3 +210,48 @@ fn test_connection_describes_real_cameras_and_names_each_failure() {
     let gained = after["frames_received"].as_u64().unwrap() - before["frames_received"].as_u64().unwrap();
     assert!(gained >= 25, "yard received {gained} frames during the tests: {after}");
 }
+
+/// Issue 12 point 6 (PR-11): for a user with `edit_config` but `read` on camera `door` only,
+/// the stored-password placeholder of a hidden camera answers exactly like a missing camera's
+/// (same status, same message) and never connects with the hidden camera's password.
+#[test]
+fn test_connection_treats_a_hidden_camera_like_a_missing_one() {
+    let locked = RtspServer::builder()
+        .mount("/cam", "live:h264:320x240@15")
+        .auth("cam", "Cam-pass-1", RtspAuthMethod::Digest)
+        .start();
+    let dir = temp_dir();
+    let body = format!(
+        "{STORAGE}[[camera]]\nid = \"door\"\nsource = \"demo:\"\n\
+         [[camera]]\nid = \"locked\"\nsource = \"{}\"\nusername = \"cam\"\npassword = \"Cam-pass-1\"\nrecord = \"never\"\n",
+        locked.url("/cam")
+    );
+    let rec = RecorderProc::start(dir.path(), &body);
+    let role = json!({"grants": [
+        {"permission": "read", "camera": "door", "allow": true},
+        {"permission": "read_config", "allow": true},
+        {"permission": "edit_config", "allow": true},
+    ]});
+    let r = http_request("PUT", &rec.url("/api/v1/roles/door-editor"), JSON, role.to_string().as_bytes()).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let user = json!({"name": "eve", "password": "Eve-pass-1", "roles": ["door-editor"]});
+    let r = http_request("POST", &rec.url("/api/v1/users"), JSON, user.to_string().as_bytes()).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let eve = Some(("eve", "Eve-pass-1"));
+
+    // The administrator, who sees `locked`, may test with its stored password.
+    let placeholder = |camera: &str| json!({"source": locked.url("/cam"), "username": "cam", "password": "********", "camera": camera});
+    let (status, admin) = test_connection(&rec, None, placeholder("locked"));
+    assert_eq!((status, admin["ok"].clone()), (200, json!(true)), "{admin}");
+
+    // Eve gets for the hidden camera exactly what she gets for one that does not exist.
+    let (hidden_status, hidden) = test_connection(&rec, eve, placeholder("locked"));
+    let (missing_status, missing) = test_connection(&rec, eve, placeholder("nonexistent"));
+    assert_eq!(hidden_status, 400, "the hidden camera's password is not used: {hidden}");
+    assert_eq!((hidden_status, &hidden), (missing_status, &missing), "a hidden camera is a missing one");
+    assert!(hidden["error"]["message"].as_str().unwrap().starts_with("password: "), "{hidden}");
+    // Her own camera's placeholder works as usual (a demo camera has no password: also a 400).
+    let (status, _) =
+        test_connection(&rec, eve, json!({"source": locked.url("/cam"), "username": "cam", "password": "Cam-pass-1"}));
+    assert_eq!(status, 200, "eve may test a camera with a password she types");
+}
