@@ -210,3 +210,118 @@ fn test_connection_describes_real_cameras_and_names_each_failure() {
     let gained = after["frames_received"].as_u64().unwrap() - before["frames_received"].as_u64().unwrap();
     assert!(gained >= 25, "yard received {gained} frames during the tests: {after}");
 }
+
+/// Issue 12 point 6 (PR-11): for a user with `edit_config` but `read` on camera `door` only,
+/// the stored-password placeholder of a hidden camera answers exactly like a missing camera's
+/// (same status, same message) and never connects with the hidden camera's password.
+#[test]
+fn test_connection_treats_a_hidden_camera_like_a_missing_one() {
+    let locked = RtspServer::builder()
+        .mount("/cam", "live:h264:320x240@15")
+        .auth("cam", "Cam-pass-1", RtspAuthMethod::Digest)
+        .start();
+    let dir = temp_dir();
+    let body = format!(
+        "{STORAGE}[[camera]]\nid = \"door\"\nsource = \"demo:\"\n\
+         [[camera]]\nid = \"locked\"\nsource = \"{}\"\nusername = \"cam\"\npassword = \"Cam-pass-1\"\nrecord = \"never\"\n",
+        locked.url("/cam")
+    );
+    let rec = RecorderProc::start(dir.path(), &body);
+    let role = json!({"grants": [
+        {"permission": "read", "camera": "door", "allow": true},
+        {"permission": "read_config", "allow": true},
+        {"permission": "edit_config", "allow": true},
+    ]});
+    let r = http_request("PUT", &rec.url("/api/v1/roles/door-editor"), JSON, role.to_string().as_bytes()).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let user = json!({"name": "eve", "password": "Eve-pass-1", "roles": ["door-editor"]});
+    let r = http_request("POST", &rec.url("/api/v1/users"), JSON, user.to_string().as_bytes()).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let eve = Some(("eve", "Eve-pass-1"));
+
+    // The administrator, who sees `locked`, may test with its stored password.
+    let placeholder = |camera: &str| json!({"source": locked.url("/cam"), "username": "cam", "password": "********", "camera": camera});
+    let (status, admin) = test_connection(&rec, None, placeholder("locked"));
+    assert_eq!((status, admin["ok"].clone()), (200, json!(true)), "{admin}");
+
+    // Eve gets for the hidden camera exactly what she gets for one that does not exist.
+    let (hidden_status, hidden) = test_connection(&rec, eve, placeholder("locked"));
+    let (missing_status, missing) = test_connection(&rec, eve, placeholder("nonexistent"));
+    assert_eq!(hidden_status, 400, "the hidden camera's password is not used: {hidden}");
+    assert_eq!((hidden_status, &hidden), (missing_status, &missing), "a hidden camera is a missing one");
+    assert!(hidden["error"]["message"].as_str().unwrap().starts_with("password: "), "{hidden}");
+    // Her own camera's placeholder works as usual (a demo camera has no password: also a 400).
+    let (status, _) =
+        test_connection(&rec, eve, json!({"source": locked.url("/cam"), "username": "cam", "password": "Cam-pass-1"}));
+    assert_eq!(status, 200, "eve may test a camera with a password she types");
+}
+
+/// A minimal RTSP server that logs each request's method: it describes one H.264 stream, sets it
+/// up over TCP, answers PLAY and then sends no RTP. Real cameras hold a session slot until
+/// TEARDOWN, which is what the log shows.
+fn logging_rtsp_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("rtsp://{}/cam", listener.local_addr().unwrap());
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let methods = log.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { break };
+            let methods = methods.clone();
+            std::thread::spawn(move || {
+                let mut out = conn.try_clone().unwrap();
+                let mut lines = BufReader::new(conn).lines();
+                while let Some(Ok(first)) = lines.next() {
+                    let method = first.split(' ').next().unwrap_or_default().to_owned();
+                    let mut cseq = String::new();
+                    for line in lines.by_ref() {
+                        let line = line.unwrap_or_default();
+                        if line.is_empty() {
+                            break;
+                        }
+                        if let Some(v) = line.strip_prefix("CSeq:") {
+                            cseq = v.trim().to_owned();
+                        }
+                    }
+                    if method.is_empty() {
+                        continue;
+                    }
+                    methods.lock().unwrap().push(method.clone());
+                    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=cam\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\n\
+                               a=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\na=control:track1\r\n";
+                    let extra = match method.as_str() {
+                        "DESCRIBE" => {
+                            format!("Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len())
+                        }
+                        "SETUP" => {
+                            "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\nSession: 42;timeout=60\r\n\r\n".into()
+                        }
+                        _ => "Session: 42\r\n\r\n".into(),
+                    };
+                    let answer = format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n{extra}");
+                    if out.write_all(answer.as_bytes()).is_err() {
+                        break;
+                    }
+                }
+                methods.lock().unwrap().push("EOF".to_owned());
+            });
+        }
+    });
+    (url, log)
+}
+
+/// Review 2 finding 2 (issue 12 point 6): the test ends its session with a TEARDOWN inside the
+/// hard limit, so pressing "Test connection" does not hold one of the camera's session slots
+/// until its session timeout (which could lock the recording's own reconnect out).
+#[test]
+fn test_connection_tears_its_session_down() {
+    let (url, log) = logging_rtsp_server();
+    let dir = temp_dir();
+    let rec = RecorderProc::start(dir.path(), &format!("{STORAGE}[[camera]]\nid = \"door\"\nsource = \"demo:\"\n"));
+    let (status, a) = test_connection(&rec, None, json!({"source": url, "transport": "tcp"}));
+    assert_eq!(status, 200, "{a}");
+    let methods = log.lock().unwrap().clone();
+    assert!(methods.contains(&"PLAY".to_owned()), "the session was played: {methods:?}");
+    assert!(methods.contains(&"TEARDOWN".to_owned()), "TEARDOWN before the answer: {methods:?}");
+}

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use retina::client::SessionGroup;
 use retina::codec::ParametersRef;
 
 use super::rtsp::{OpenFailure, OpenProblem, RtspSource};
@@ -18,6 +19,12 @@ use crate::media::{Frame, SampleEntry, StreamKind, VIDEO_TIMESCALE_HZ};
 
 /// The hard limit of one probe, from the first connect to the answer ("a few seconds").
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The part of `PROBE_TIMEOUT` kept for the TEARDOWN of the session (review 2 finding 2): a
+/// session dropped without it holds one of the camera's few session slots (and, over UDP, keeps
+/// it sending) until the camera's session timeout.
+const TEARDOWN_BUDGET: Duration = Duration::from_millis(500);
+/// The limit of the session itself, from the first connect: what the teardown leaves.
+const SESSION_TIMEOUT: Duration = Duration::from_millis(4500);
 /// Video frames whose timestamps give the frame rate; the probe ends once it has them.
 const FPS_SAMPLE_FRAMES: usize = 9;
 /// Media time after the first video frame after which the probe ends even with fewer frames
@@ -115,11 +122,6 @@ impl ProbeTarget {
         &self.url
     }
 
-    /// Whether a password goes with the request, for the audit entry (never the password).
-    pub fn has_credentials(&self) -> bool {
-        self.username.is_some()
-    }
-
     /// Runs the probe on a current-thread runtime of its own on this (blocking) thread, so that no
     /// camera's ingest shares its runtime; at most `MAX_CONCURRENT_PROBES` at once (else
     /// `ResourceExhausted`).
@@ -130,7 +132,11 @@ impl ProbeTarget {
             .enable_time()
             .build()
             .map_err(|e| crate::err!(Internal, "cannot start the runtime of a connection test: {e}"))?;
-        let result = rt.block_on(self.probe());
+        let group = Arc::new(SessionGroup::default());
+        let result = rt.block_on(self.probe(group.clone()));
+        // Dropping the session only spawns retina's TEARDOWN; it is sent while this runtime still
+        // runs, within what the limit leaves. A failed or late TEARDOWN changes no answer.
+        let _ = rt.block_on(tokio::time::timeout(TEARDOWN_BUDGET, group.await_teardown()));
         // A name lookup still running in the blocking pool after the time ran out must not hold
         // this thread: the runtime is let go without waiting for it.
         rt.shutdown_background();
@@ -138,14 +144,15 @@ impl ProbeTarget {
         Ok(result)
     }
 
-    async fn probe(&self) -> Result<CameraProbe, ProbeFailure> {
-        let source = RtspSource::new(self.url.clone(), self.username.clone(), self.password.clone(), self.transport);
+    async fn probe(&self, group: Arc<SessionGroup>) -> Result<CameraProbe, ProbeFailure> {
+        let source = RtspSource::new(self.url.clone(), self.username.clone(), self.password.clone(), self.transport)
+            .with_session_group(group);
         let done = Arc::new(tokio::sync::Notify::new());
         let mut sink = ProbeSink { done: done.clone(), description: None, entry: None, video_times_90k: Vec::new() };
         let mut offered = Offered::default();
         let mut ended: Option<Error> = None;
         let session = async {
-            let opened = source.open(PROBE_TIMEOUT).await?;
+            let opened = source.open(SESSION_TIMEOUT).await?;
             offered = Offered::of(opened.playing.streams());
             sink.described(&opened.description);
             tokio::select! {
@@ -156,7 +163,7 @@ impl ProbeTarget {
             }
             Ok::<(), OpenFailure>(())
         };
-        let opened = match tokio::time::timeout(PROBE_TIMEOUT, session).await {
+        let opened = match tokio::time::timeout(SESSION_TIMEOUT, session).await {
             Ok(Ok(())) => true,
             Ok(Err(f)) => return Err(ProbeFailure { problem: f.problem, error: f.error }),
             // The hard limit ran out after PLAY: what was learnt so far is the answer.
@@ -165,11 +172,11 @@ impl ProbeTarget {
         let Some(description) = sink.description.take().filter(|_| opened) else {
             return Err(ProbeFailure {
                 problem: OpenProblem::Timeout,
-                error: crate::err!(Unavailable, "RTSP {}: no answer within {PROBE_TIMEOUT:?}", self.url),
+                error: crate::err!(Unavailable, "RTSP {}: no answer within {SESSION_TIMEOUT:?}", self.url),
             });
         };
         let Some(entry) = sink.entry.clone() else {
-            let why = ended.map_or_else(|| format!("no video frame within {PROBE_TIMEOUT:?}"), |e| e.to_string());
+            let why = ended.map_or_else(|| format!("no video frame within {SESSION_TIMEOUT:?}"), |e| e.to_string());
             return Err(ProbeFailure {
                 problem: OpenProblem::Rtsp,
                 error: crate::err!(Unavailable, "RTSP {}: the session was set up, but {why}", self.url),

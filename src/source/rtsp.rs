@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use retina::client::{PacketItem, PlayOptions, Playing, Session, SessionOptions, SetupOptions, Transport};
+use retina::client::{
+    PacketItem, PlayOptions, Playing, Session, SessionGroup, SessionOptions, SetupOptions, Transport,
+};
 use retina::codec::ParametersRef;
 
 use super::rtp::{self, aac, h26x, h26x::VideoCodec, Rejected};
@@ -42,13 +44,23 @@ pub struct RtspSource {
     transport: RtspTransport,
     /// Which H.265 pictures start a GOP.
     h265_policy: H265KeyFramePolicy,
+    /// The group whose TEARDOWNs a caller waits for (the connection test, whose runtime ends
+    /// right after the session); `None` for recording, whose runtime outlives its sessions.
+    session_group: Option<Arc<SessionGroup>>,
 }
 
 impl RtspSource {
     pub fn new(url: url::Url, username: Option<String>, password: Option<String>, transport: RtspTransport) -> Self {
         let creds =
             username.map(|username| retina::client::Credentials { username, password: password.unwrap_or_default() });
-        RtspSource { url, creds, transport, h265_policy: H265KeyFramePolicy::IrapIsKey }
+        RtspSource { url, creds, transport, h265_policy: H265KeyFramePolicy::IrapIsKey, session_group: None }
+    }
+
+    /// Puts the sessions this source opens into `group`, so that the caller can wait for their
+    /// TEARDOWN (`SessionGroup::await_teardown`) before its runtime ends.
+    pub fn with_session_group(mut self, group: Arc<SessionGroup>) -> Self {
+        self.session_group = Some(group);
+        self
     }
 }
 
@@ -142,7 +154,10 @@ impl RtspSource {
     /// opened: recording (`Source::session`) and "test connection" (`source::probe`) both call it.
     pub async fn open(&self, timeout: Duration) -> Result<Opened, OpenFailure> {
         let url = &self.url;
-        let opts = SessionOptions::default().creds(self.creds.clone()).user_agent("edgerec".to_owned());
+        let mut opts = SessionOptions::default().creds(self.creds.clone()).user_agent("edgerec".to_owned());
+        if let Some(group) = &self.session_group {
+            opts = opts.session_group(group.clone());
+        }
         let transport = match self.transport {
             RtspTransport::Tcp => Transport::Tcp(Default::default()),
             RtspTransport::Udp => Transport::Udp(Default::default()),

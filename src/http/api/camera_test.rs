@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Call;
+use crate::auth::perm::Effective;
 use crate::error::Error;
 use crate::http::exchange::Response;
 use crate::http::query::{parse_json, read_body};
@@ -122,7 +123,9 @@ fn answer_of(p: CameraProbe) -> TestAnswer {
 }
 
 /// The request as a validated target (400 on a non-rtsp URL, an unknown transport or key).
-fn target_of(ctx: &Ctx, body: &[u8]) -> Result<ProbeTarget, Error> {
+/// A camera the caller may not see is treated exactly like a missing one (PR-11): its stored
+/// password is never used, and the answer does not tell whether it exists.
+fn target_of(ctx: &Ctx, eff: &Effective, body: &[u8]) -> Result<ProbeTarget, Error> {
     let v = parse_json(body)?;
     let r: TestRequest =
         serde_json::from_value(v).map_err(|e| crate::err!(InvalidArgument, "connection test request: {e}"))?;
@@ -135,7 +138,9 @@ fn target_of(ctx: &Ctx, body: &[u8]) -> Result<ProbeTarget, Error> {
     };
     let target = ProbeTarget::new(&r.source, r.username, r.password, transport)?;
     let config = ctx.rec.config();
-    let stored = r.camera.as_deref().and_then(|id| config.cameras.iter().find(|c| c.id == id));
+    // Issue 12 point 6 (PR-11): a hidden camera's stored password is not the caller's to use.
+    let stored =
+        r.camera.as_deref().filter(|id| eff.can_see(id)).and_then(|id| config.cameras.iter().find(|c| c.id == id));
     match stored {
         Some(c) => target.with_stored_password(crate::config::REDACTED, &c.source),
         None => target.with_stored_password(crate::config::REDACTED, &crate::source::SourceSpec::Demo),
@@ -144,7 +149,7 @@ fn target_of(ctx: &Ctx, body: &[u8]) -> Result<ProbeTarget, Error> {
 
 /// `POST /api/v1/cameras/test` (audited as `camera.test`, target the URL without credentials).
 pub(super) fn test(ctx: &Ctx, call: &mut Call) -> Result<Response, Error> {
-    let r = read_body(&mut call.req, MAX_TEST_BODY_BYTES).and_then(|body| target_of(ctx, &body));
+    let r = read_body(&mut call.req, MAX_TEST_BODY_BYTES).and_then(|body| target_of(ctx, &call.eff, &body));
     let r = r.and_then(|target| {
         call.target = target.url().to_string();
         let outcome = target.run_blocking()?;

@@ -22,7 +22,7 @@
       'camera.id': 'id', 'camera.name': 'name', 'camera.source': 'source',
       'camera.username': 'username', 'camera.password': 'password', 'camera.transport': 'transport',
       'camera.storage': 'storage', 'camera.record': 'record', 'camera.schedule': 'schedule',
-      'camera.enabled': 'enabled', 'camera.prebuffer_seconds': 'prebuffer', 'camera.prebuffer': 'prebuffer',
+      'camera.enabled': 'enabled', 'camera.prebuffer_seconds': 'prebuffer',
       'camera.motion.exclude': 'grid', 'camera.motion.enabled': 'motion',
     };
     if (fields[key]) return fields[key];
@@ -193,6 +193,9 @@
         const cell = cellAt(ev);
         if (cell === null) return;
         ev.preventDefault();
+        // The grid keeps the pointer until it is released, so no listener on window is needed
+        // (one per form would outlive the form with its grid).
+        if (grid.setPointerCapture) grid.setPointerCapture(ev.pointerId);
         paint = !cells.has(cell);
         set(cell, paint);
       });
@@ -202,7 +205,7 @@
         if (cell !== null && cells.has(cell) !== paint) set(cell, paint);
       });
       const end = () => { paint = null; };
-      window.addEventListener('pointerup', end);
+      grid.addEventListener('pointerup', end);
       grid.addEventListener('pointercancel', end);
     } else {
       grid.classList.add('readonly');
@@ -401,7 +404,8 @@
         await api('/api/v1/config/cameras/' + encodeURIComponent(newId), {
           method: 'PUT', json: tableFromForm(), headers: { 'If-Match': '"' + revision + '"' },
         });
-        await UI.refreshCameras();
+        // Saved: a failing refresh of the list must not read as a failed save.
+        await UI.refreshCameras().catch(() => {});
         location.hash = '#/cameras';
       } catch (e) {
         if (e.status !== 401) showError(e);
@@ -418,7 +422,8 @@
           await api('/api/v1/config/cameras/' + encodeURIComponent(id), {
             method: 'DELETE', headers: { 'If-Match': '"' + revision + '"' },
           });
-          await UI.refreshCameras();
+          // Removed: a failing refresh of the list must not read as a failed remove.
+          await UI.refreshCameras().catch(() => {});
           location.hash = '#/cameras';
         } catch (e) {
           if (e.status !== 401) showError(e);
