@@ -183,7 +183,7 @@ fn replace_document(ctx: &Ctx, call: &mut Call) -> Result<Changed<Applied>, Erro
         let v = match v {
             Value::Object(mut o)
                 if o.contains_key("config")
-                    && o.keys().all(|k| ["config", "revision", "path"].contains(&k.as_str())) =>
+                    && o.keys().all(|k| ["config", "revision", "path", "may_replace"].contains(&k.as_str())) =>
             {
                 if expected.is_none() {
                     expected = o.get("revision").and_then(Value::as_u64);
