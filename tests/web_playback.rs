@@ -388,3 +388,42 @@ fn playback_goes_on_across_a_gap_into_the_next_run() {
         browser.eval("return document.querySelector('#pb-video').dataset.fromMs", &[])
     );
 }
+
+/// Review 3 finding 1, issue 12 point 5 (PR-5): `playback.mp4` serves a player's window, not an
+/// export by another name. A user who may play back but not export gets a window of the
+/// recording (200) but a range longer than 15 minutes is refused with a clear JSON 400 that names
+/// the cap and `export.mp4`; the same long range through `export.mp4` is not refused for its
+/// length (the administrator may export).
+#[test]
+fn playback_mp4_serves_a_window_and_refuses_a_longer_range() {
+    let dir = temp_dir();
+    let rec = RecorderProc::start(dir.path(), &format!("{STORAGE}[[camera]]\nid = \"door\"\nsource = \"demo:\"\n"));
+    let grants = json!({"grants": [
+        {"permission": "read", "camera": "door", "allow": true},
+        {"permission": "playback", "camera": "door", "allow": true},
+    ]});
+    assert_eq!(as_admin(&rec, "PUT", "/api/v1/roles/door-playback", grants), 200);
+    let user = json!({"name": "pat", "password": "Pass-word-12", "roles": ["door-playback"]});
+    assert_eq!(as_admin(&rec, "POST", "/api/v1/users", user), 200);
+    let run = wait_for(Duration::from_secs(60), || {
+        rec.recordings("door").into_iter().find(|(start, end)| end - start >= 4_000_000)
+    });
+    let (start_us, _) = run.unwrap_or_else(|| panic!("no 4-s run of door: {:?}", rec.recordings("door")));
+    let pat = Some(("pat", "Pass-word-12"));
+    let get = |user: Option<(&str, &str)>, file: &str, to_us: i64| {
+        let range = format!("from={}&to={}", rfc3339(start_us), rfc3339(to_us));
+        common::http_get(&rec.url_as(user, &format!("/api/v1/cameras/door/{file}?{range}"))).unwrap()
+    };
+    let window = get(pat, "playback.mp4", start_us + 3_000_000);
+    assert_eq!(window.status, 200, "{}", String::from_utf8_lossy(&window.body[..window.body.len().min(200)]));
+    assert_eq!(window.body.get(4..8), Some(&b"ftyp"[..]), "the window is not an MP4");
+    let long_to_us = start_us + 16 * 60 * 1_000_000;
+    let long = get(pat, "playback.mp4", long_to_us);
+    assert_eq!(long.status, 400, "{}", String::from_utf8_lossy(&long.body[..long.body.len().min(200)]));
+    let error = &long.json()["error"];
+    assert_eq!(error["code"], "invalid_argument", "{error}");
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(message.contains("at most 15 minutes") && message.contains("export.mp4"), "{message:?}");
+    let export = get(Some((ADMIN, ADMIN_PASSWORD)), "export.mp4", long_to_us);
+    assert_eq!(export.status, 200, "{}", String::from_utf8_lossy(&export.body[..export.body.len().min(200)]));
+}

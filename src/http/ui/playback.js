@@ -7,7 +7,8 @@
 
 (() => {
   const { el, api, may, mayCamera } = UI;
-  /** The longest export one window asks for: the MP4's header grows with the frames it lists. */
+  /** The longest export one window asks for: the MP4's header grows with the frames it lists.
+   * The server's `PLAYBACK_WINDOW_US` (playback.mp4 refuses more than it plus 5 min). */
   const WINDOW_MS = 10 * 60 * 1000;
   /** The timeline's zoom levels: seconds across its width, with the step between its labels. */
   const SPANS = [
