@@ -340,13 +340,25 @@
     video.addEventListener('ended', next);
     video.addEventListener('error', async () => {
       if (!playing || !video.getAttribute('src')) return;
+      const failed = playing;
       // The video element does not tell why; the same request does, as JSON.
       let why = 'the recording could not be played';
+      let retryS = null;
       try {
         const r = await fetch(video.src, { credentials: 'same-origin', headers: { Range: 'bytes=0-0', 'X-Requested-With': 'edgerec-ui' } });
+        if (r.status === 503) retryS = Math.max(1, Number(r.headers.get('Retry-After')) || 1);
         if (!r.ok) why = (await r.json()).error.message;
       } catch (_) { /* keep the general message */ }
-      if (!stopped) say('Playback failed: ' + why);
+      if (stopped || playing !== failed) return;
+      if (retryS === null) { say('Playback failed: ' + why); return; }
+      // Review 3 finding 4: a full server (503) is passing; play on from the frame shown after
+      // the wait it asks for, unless the user chose another moment meanwhile.
+      say('Playback paused: ' + why + '; trying again in ' + retryS + ' s.');
+      later(() => {
+        if (playing !== failed) return;
+        const at = shownMs !== null && shownMs >= failed.from && shownMs < failed.to ? shownMs : failed.from;
+        playFrom(at, '');
+      }, retryS * 1000);
     });
 
     /** Sets one end of the download range (0 start, 1 end) to the frame on screen. */
