@@ -99,6 +99,8 @@
     let selection = null;
     /** The window the video plays: its wall-clock start and end (ms), or null. */
     let playing = null;
+    /** Counts the windows started: a wait or request begun for an older one must not act (a click overrides it). */
+    let generation = 0;
     /** Wall-clock time of the frame on screen (ms), or null. */
     let shownMs = null;
 
@@ -273,6 +275,7 @@
       const to = Math.min(run.end, from + WINDOW_MS);
       if (from > t) say((why || 'Nothing recorded at ' + clockText(t) + ': ') + 'playing from ' + clockText(from) + ', ' + lengthText(from - t) + ' later.');
       else say(why || '');
+      generation += 1;
       playing = { from, to };
       video.dataset.fromMs = String(from);
       video.dataset.toMs = String(to);
@@ -293,14 +296,16 @@
     /** At the end of a window: the next one, after refreshing the runs (today's run grows). */
     async function next() {
       if (!playing || stopped) return;
+      // Review 3 finding 3: a window the user chose while this waited or loaded wins.
+      const gen = generation;
       const after = playing.to;
       try {
         await loadRuns();
       } catch (e) {
-        say(e.message);
+        if (gen === generation) say(e.message);
         return;
       }
-      if (stopped) return;
+      if (stopped || gen !== generation) return;
       summarise('');
       render();
       const gapFrom = after;
@@ -311,7 +316,7 @@
         playFrom(after, 'Skipped a gap from ' + clockText(gapFrom) + ': ');
       } else if (dayEnd > Date.now()) {
         say('Caught up with the newest recording; waiting for more…');
-        later(next, CATCH_UP_MS);
+        later(() => { if (gen === generation) next(); }, CATCH_UP_MS);
       } else {
         say('End of the recordings of ' + dayText(day) + '.');
       }
