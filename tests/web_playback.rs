@@ -328,31 +328,52 @@ fn playback_goes_on_across_a_gap_into_the_next_run() {
     drop(server);
     let noticed = common::wait_until(Duration::from_secs(30), || rec.camera("yard")["state"] != "recording");
     assert!(noticed, "the outage was not noticed: {}", rec.camera("yard"));
+    // Review 3 finding 6: a loaded box may start extra runs (a camera hiccup), so the runs are
+    // the last one before the outage and the first after it that lasts 6 s, not "exactly two".
+    let before_outage = rec.recordings("yard");
+    let first_run = *before_outage.last().unwrap_or_else(|| panic!("no run before the outage"));
     let _server = RtspServer::builder().port(port).mount("/cam", spec).start();
-    let runs = wait_for(Duration::from_secs(90), || {
-        let r = rec.recordings("yard");
-        (r.len() == 2 && r[1].1 - r[1].0 >= 6_000_000).then_some(r)
+    let second_run = wait_for(Duration::from_secs(90), || {
+        rec.recordings("yard").into_iter().find(|(s, e)| *s >= first_run.1 && e - s >= 6_000_000)
     })
     .unwrap_or_else(|| panic!("no second run: {:?} {}", rec.recordings("yard"), rec.log_text()));
+    // The run before the second, read again now: its last chunk may have been indexed after the
+    // outage was noticed.
+    let all_runs = rec.recordings("yard");
+    let first_run = all_runs.iter().rev().find(|(s, _)| *s < second_run.0).copied().unwrap_or(first_run);
+    let runs = [first_run, second_run];
     let (first_end_ms, second_start_ms) = (runs[0].1 / 1000, runs[1].0 / 1000);
     assert!(second_start_ms > first_end_ms, "a gap between the runs: {runs:?}");
 
     let browser = Browser::open("playback-gap");
     browser.goto(&rec.url_as(None, "/#/playback/yard?span=600"));
     browser.sign_in(ADMIN, ADMIN_PASSWORD);
-    let two = browser.wait_js(PAGE_TIMEOUT, "return document.querySelectorAll('#pb-track .pb-run').length === 2");
+    browser.find("#pb-track", PAGE_TIMEOUT);
+    // Review 3 finding 6: the day of the gap, in the browser's time zone, not "today", so a run
+    // across midnight still shows the gap.
+    let day = browser.eval(
+        "const d = new Date(arguments[0]); const p = (n) => String(n).padStart(2, '0'); \
+         return d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate())",
+        &[json!(first_end_ms)],
+    );
+    let day = day.as_str().unwrap_or_else(|| panic!("no day: {day}"));
+    browser.goto(&rec.url_as(None, &format!("/#/playback/yard?day={day}&span=600")));
+    let two = browser.wait_js(PAGE_TIMEOUT, "return document.querySelectorAll('#pb-track .pb-run').length >= 2");
     assert!(two.is_some(), "two runs on the timeline: {}", browser.find("#pb-summary", PAGE_TIMEOUT).text());
     let summary = browser.find("#pb-summary", PAGE_TIMEOUT).text();
-    assert!(summary.contains("2 runs") && summary.contains("1 gap"), "{summary}");
+    assert!(summary.contains(" runs") && summary.contains(" gap"), "{summary}");
     // The gap is marked on the timeline, however short, with its length.
     let gap_ms = browser.eval(
         "return [...document.querySelectorAll('#pb-track .pb-gapmark')].map((g) => Number(g.dataset.gapMs))",
         &[],
     );
-    assert_eq!(gap_ms, json!([second_start_ms - first_end_ms]), "the gap's mark");
-    let gap_px =
-        number(&browser, "return document.querySelector('#pb-track .pb-gapmark').getBoundingClientRect().width");
-    assert!(gap_px >= 3.0, "the gap's mark is {gap_px} px wide");
+    let gap_ms: Vec<i64> = gap_ms.as_array().into_iter().flatten().filter_map(Value::as_i64).collect();
+    assert!(gap_ms.contains(&(second_start_ms - first_end_ms)), "the gap's mark: {gap_ms:?}, runs {all_runs:?}");
+    let gap_px = number(
+        &browser,
+        "return Math.min(...[...document.querySelectorAll('#pb-track .pb-gapmark')].map((g) => g.getBoundingClientRect().width))",
+    );
+    assert!(gap_px >= 3.0, "a gap's mark is {gap_px} px wide");
     let point = timeline_point(&browser, first_end_ms - 2_000);
     browser.press_and_release(point, point);
     // The clock reaches the second run: the player went on past the end of the first.
