@@ -448,3 +448,34 @@ fn playback_mp4_serves_a_window_and_refuses_a_longer_range() {
     let export = get(Some((ADMIN, ADMIN_PASSWORD)), "export.mp4", long_to_us);
     assert_eq!(export.status, 200, "{}", String::from_utf8_lossy(&export.body[..export.body.len().min(200)]));
 }
+
+/// Review 3 finding 11, issue 12 point 5 (PR-11): `playback.mp4` of a camera the user may not
+/// read answers exactly like one that does not exist (same status, same body but for the id), and
+/// `/api/v1/me` leaves that camera out.
+#[test]
+fn playback_mp4_of_a_hidden_camera_answers_like_a_missing_one() {
+    let dir = temp_dir();
+    let body = format!(
+        "{STORAGE}[[camera]]\nid = \"door\"\nsource = \"demo:\"\n[[camera]]\nid = \"vault\"\nsource = \"demo:\"\n"
+    );
+    let rec = RecorderProc::start(dir.path(), &body);
+    let grants = json!({"grants": [
+        {"permission": "read", "camera": "door", "allow": true},
+        {"permission": "playback", "camera": "door", "allow": true},
+    ]});
+    assert_eq!(as_admin(&rec, "PUT", "/api/v1/roles/door-playback", grants), 200);
+    let user = json!({"name": "pat", "password": "Pass-word-12", "roles": ["door-playback"]});
+    assert_eq!(as_admin(&rec, "POST", "/api/v1/users", user), 200);
+    let pat = Some(("pat", "Pass-word-12"));
+    let me = common::http_get(&rec.url_as(pat, "/api/v1/me")).unwrap().json();
+    assert_eq!(me["camera_permissions"], json!([{"camera": "door", "permissions": ["read", "playback"]}]), "{me}");
+    let range = "from=2026-01-01T00:00:00Z&to=2026-01-01T00:01:00Z";
+    let get = |id: &str| {
+        let r = common::http_get(&rec.url_as(pat, &format!("/api/v1/cameras/{id}/playback.mp4?{range}"))).unwrap();
+        (r.status, String::from_utf8_lossy(&r.body).replace(id, "ID"))
+    };
+    let (hidden, missing) = (get("vault"), get("nosuch"));
+    assert_eq!(hidden.0, 404, "{hidden:?}");
+    assert_eq!(hidden, missing, "a hidden camera answers like a missing one");
+    assert!(hidden.1.contains("no camera"), "{hidden:?}");
+}
