@@ -24,6 +24,8 @@
   const LABEL_PX = { minutes: 56, seconds: 84 };
   /** Wait before asking again for recordings once playback has caught up with the newest one. */
   const CATCH_UP_MS = 3000;
+  /** The shortest window played on near today's newest recording: less waits for more (each window is a request, a plan and a decode from a key frame). */
+  const MIN_WINDOW_MS = 5000;
   /** A press that moves less than this many CSS pixels is a click, more is a range selection. */
   const DRAG_PX = 6;
   /** Events are read 1000 at a time (the API's cap); at most this many pages for one day. */
@@ -310,7 +312,13 @@
       render();
       const gapFrom = after;
       const inRun = runs.find((r) => after >= r.start && after < r.end - 100);
-      if (inRun) {
+      // Review 3 finding 9: close behind today's newest recorded moment, wait until a window of a
+      // few seconds is there rather than play a stutter of short windows.
+      const live = dayEnd > Date.now() && inRun === runs[runs.length - 1];
+      if (inRun && live && inRun.end - after < MIN_WINDOW_MS) {
+        say('Caught up with the newest recording; waiting for more…');
+        later(() => { if (gen === generation) next(); }, CATCH_UP_MS);
+      } else if (inRun) {
         playFrom(after, '');
       } else if (runs.find((r) => r.start > after)) {
         playFrom(after, 'Skipped a gap from ' + clockText(gapFrom) + ': ');
