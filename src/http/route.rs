@@ -222,9 +222,11 @@ impl Route {
                 .audited("export")
                 .capacity(Capacity::Download),
             // Issue 12 point 5: the same MP4 for the player, under `playback` (PR-5 keeps playback
-            // and export apart), shown inline; not audited, like live views.
+            // and export apart), shown inline; not audited, like live views. Review 3 finding 4:
+            // a player reads it at playback speed for most of its window, so it holds a viewer's
+            // place (Live class), never one of the few Download places that exports need.
             Route::Playback { .. } => {
-                spec("GET", "/api/v1/cameras/{id}/playback.mp4", Camera(P::Playback)).capacity(Capacity::Download)
+                spec("GET", "/api/v1/cameras/{id}/playback.mp4", Camera(P::Playback)).capacity(Capacity::Live)
             }
             Route::RecordStart { .. } => {
                 spec("POST", "/api/v1/cameras/{id}/record/start", Camera(P::ManualRecording)).audited("record.start")
@@ -448,8 +450,9 @@ mod tests {
         let class = |m: Method, p: &str| Route::parse(&m, p).unwrap().spec().capacity;
         assert_eq!(class(Method::Get, "/api/v1/events"), Capacity::LongPoll);
         assert_eq!(class(Method::Get, "/api/v1/cameras/a/export.mp4"), Capacity::Download);
-        // Issue 12 point 5: the player's MP4 is the export's, a download from the store too.
-        assert_eq!(class(Method::Get, "/api/v1/cameras/a/playback.mp4"), Capacity::Download);
+        // Issue 12 point 5, review 3 finding 4: the player's MP4 is read at playback speed by a
+        // viewer, so it takes a Live place and never one of an export's Download places.
+        assert_eq!(class(Method::Get, "/api/v1/cameras/a/playback.mp4"), Capacity::Live);
         assert_eq!(class(Method::Get, "/api/v1/status"), Capacity::Quick);
         // Issue 12 point 4: the live stream and an HLS segment are of the Live class (review:
         // the segment's place travels with the body, and never takes an export's); so is the

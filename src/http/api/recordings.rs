@@ -140,24 +140,47 @@ pub(super) fn export(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error
     if call.req.header("Range").is_none() {
         call.audit(ctx, &Ok::<(), Error>(()), "");
     }
-    mp4(ctx, call, id, "attachment")
+    mp4(ctx, call, id, "attachment", None)
 }
 
-/// `GET /api/v1/cameras/{id}/playback.mp4?from&to` (issue 12 point 5): the export's MP4 for a
-/// player, under the `playback` permission, shown inline rather than saved (not audited, like
-/// live views: a player asks once per window and range).
+/// The window of video the Playback page asks for at once, in microseconds: `WINDOW_MS` in
+/// `ui/playback.js` (a unit test below keeps the two equal).
+pub(crate) const PLAYBACK_WINDOW_US: i64 = 10 * 60 * 1_000_000;
+
+/// The longest `[from, to)` that `playback.mp4` serves, in microseconds: the page's window with
+/// slack for a client that rounds its ends. A longer range is an export, which needs `export` and
+/// is audited; the cap also bounds the plan's memory, which holds every frame of the range.
+pub(crate) const PLAYBACK_MAX_SPAN_US: i64 = PLAYBACK_WINDOW_US + 5 * 60 * 1_000_000;
+
+/// `GET /api/v1/cameras/{id}/playback.mp4?from&to` (issue 12 point 5): the export's MP4 of at
+/// most `PLAYBACK_MAX_SPAN_US` for a player, under the `playback` permission, shown inline rather
+/// than saved (not audited, like live views: a player asks once per window and range).
 pub(super) fn playback(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> {
-    mp4(ctx, call, id, "inline")
+    mp4(ctx, call, id, "inline", Some(PLAYBACK_MAX_SPAN_US))
 }
 
 /// The MP4 of [from, to) with `Range` and `If-None-Match`, its `Content-Disposition` being
-/// `disposition` (`attachment` or `inline`) with the file's name.
-fn mp4(ctx: &Ctx, call: &Call, id: &str, disposition: &str) -> Result<Response, Error> {
+/// `disposition` (`attachment` or `inline`) with the file's name; a range longer than
+/// `max_span_us` (when given) is refused with 400.
+fn mp4(ctx: &Ctx, call: &Call, id: &str, disposition: &str, max_span_us: Option<i64>) -> Result<Response, Error> {
     let (rec, req, query) = (&ctx.rec, &call.req, &call.query);
     let plan = (|| {
         rec.camera(id).ok_or_else(|| crate::err!(NotFound, "no camera {id:?}"))?;
         let from = query.required_time_us("from")?;
         let to = query.required_time_us("to")?;
+        // Review 3 finding 1 (PR-5): playback serves a player's window, not an export by another
+        // name, and its plan's memory stays bounded.
+        if let Some(max_us) = max_span_us {
+            if to.saturating_sub(from) > max_us {
+                return Err(crate::err!(
+                    InvalidArgument,
+                    "playback.mp4 serves at most {} minutes (from {} to {} is longer); download longer ranges with export.mp4",
+                    max_us / 60_000_000,
+                    format_rfc3339(from),
+                    format_rfc3339(to)
+                ));
+            }
+        }
         // Issue 10 point 5: every storage, not only the camera's own; it may have moved.
         ExportPlan::plan_across(&storage_dirs(rec, id), id, from, to)
     })();
@@ -197,6 +220,15 @@ fn mp4(ctx: &Ctx, call: &Call, id: &str, disposition: &str) -> Result<Response, 
 #[cfg(test)]
 mod tests {
     use super::parse_range;
+
+    /// Review 3 finding 1 (PR-5): the page's window is the server's, so every window it asks for
+    /// is within `playback.mp4`'s cap.
+    #[test]
+    fn the_pages_window_is_the_servers() {
+        let js = include_str!("../ui/playback.js");
+        let line = format!("const WINDOW_MS = {} * 60 * 1000;", super::PLAYBACK_WINDOW_US / 60_000_000);
+        assert!(js.contains(&line), "ui/playback.js must say {line:?}");
+    }
 
     #[test]
     fn ranges() {

@@ -7,7 +7,8 @@
 
 (() => {
   const { el, api, may, mayOn } = UI;
-  /** The longest export one window asks for: the MP4's header grows with the frames it lists. */
+  /** The longest export one window asks for: the MP4's header grows with the frames it lists.
+   * The server's `PLAYBACK_WINDOW_US` (playback.mp4 refuses more than it plus 5 min). */
   const WINDOW_MS = 10 * 60 * 1000;
   /** The timeline's zoom levels: seconds across its width, with the step between its labels. */
   const SPANS = [
@@ -23,6 +24,8 @@
   const LABEL_PX = { minutes: 56, seconds: 84 };
   /** Wait before asking again for recordings once playback has caught up with the newest one. */
   const CATCH_UP_MS = 3000;
+  /** The shortest window played on near today's newest recording: less waits for more (each window is a request, a plan and a decode from a key frame). */
+  const MIN_WINDOW_MS = 5000;
   /** A press that moves less than this many CSS pixels is a click, more is a range selection. */
   const DRAG_PX = 6;
   /** Events are read 1000 at a time (the API's cap); at most this many pages for one day. */
@@ -98,6 +101,8 @@
     let selection = null;
     /** The window the video plays: its wall-clock start and end (ms), or null. */
     let playing = null;
+    /** Counts the windows started: a wait or request begun for an older one must not act (a click overrides it). */
+    let generation = 0;
     /** Wall-clock time of the frame on screen (ms), or null. */
     let shownMs = null;
 
@@ -272,6 +277,7 @@
       const to = Math.min(run.end, from + WINDOW_MS);
       if (from > t) say((why || 'Nothing recorded at ' + clockText(t) + ': ') + 'playing from ' + clockText(from) + ', ' + lengthText(from - t) + ' later.');
       else say(why || '');
+      generation += 1;
       playing = { from, to };
       video.dataset.fromMs = String(from);
       video.dataset.toMs = String(to);
@@ -292,25 +298,33 @@
     /** At the end of a window: the next one, after refreshing the runs (today's run grows). */
     async function next() {
       if (!playing || stopped) return;
+      // Review 3 finding 3: a window the user chose while this waited or loaded wins.
+      const gen = generation;
       const after = playing.to;
       try {
         await loadRuns();
       } catch (e) {
-        say(e.message);
+        if (gen === generation) say(e.message);
         return;
       }
-      if (stopped) return;
+      if (stopped || gen !== generation) return;
       summarise('');
       render();
       const gapFrom = after;
       const inRun = runs.find((r) => after >= r.start && after < r.end - 100);
-      if (inRun) {
+      // Review 3 finding 9: close behind today's newest recorded moment, wait until a window of a
+      // few seconds is there rather than play a stutter of short windows.
+      const live = dayEnd > Date.now() && inRun === runs[runs.length - 1];
+      if (inRun && live && inRun.end - after < MIN_WINDOW_MS) {
+        say('Caught up with the newest recording; waiting for more…');
+        later(() => { if (gen === generation) next(); }, CATCH_UP_MS);
+      } else if (inRun) {
         playFrom(after, '');
       } else if (runs.find((r) => r.start > after)) {
         playFrom(after, 'Skipped a gap from ' + clockText(gapFrom) + ': ');
       } else if (dayEnd > Date.now()) {
         say('Caught up with the newest recording; waiting for more…');
-        later(next, CATCH_UP_MS);
+        later(() => { if (gen === generation) next(); }, CATCH_UP_MS);
       } else {
         say('End of the recordings of ' + dayText(day) + '.');
       }
@@ -339,13 +353,25 @@
     video.addEventListener('ended', next);
     video.addEventListener('error', async () => {
       if (!playing || !video.getAttribute('src')) return;
+      const failed = playing;
       // The video element does not tell why; the same request does, as JSON.
       let why = 'the recording could not be played';
+      let retryS = null;
       try {
         const r = await fetch(video.src, { credentials: 'same-origin', headers: { Range: 'bytes=0-0', 'X-Requested-With': 'edgerec-ui' } });
+        if (r.status === 503) retryS = Math.max(1, Number(r.headers.get('Retry-After')) || 1);
         if (!r.ok) why = (await r.json()).error.message;
       } catch (_) { /* keep the general message */ }
-      if (!stopped) say('Playback failed: ' + why);
+      if (stopped || playing !== failed) return;
+      if (retryS === null) { say('Playback failed: ' + why); return; }
+      // Review 3 finding 4: a full server (503) is passing; play on from the frame shown after
+      // the wait it asks for, unless the user chose another moment meanwhile.
+      say('Playback paused: ' + why + '; trying again in ' + retryS + ' s.');
+      later(() => {
+        if (playing !== failed) return;
+        const at = shownMs !== null && shownMs >= failed.from && shownMs < failed.to ? shownMs : failed.from;
+        playFrom(at, '');
+      }, retryS * 1000);
     });
 
     /** Sets one end of the download range (0 start, 1 end) to the frame on screen. */
