@@ -595,12 +595,16 @@ fn disk_prebuffer_is_invisible_until_made_permanent_and_expires_otherwise() {
 /// A recording start of one camera never makes another camera's disk pre-buffer permanent, while
 /// both cameras' frames are in flight in the writer. (The writer code also filters its
 /// written-but-unindexed chunks by camera; `tests/prebuffer.rs` caught that path end to end.)
+/// The writer is held while the frames and the start are queued, so the start reaches the writer
+/// before any of the frames it covers: those frames still become the recording (REC-2; CI once
+/// saw the camera's whole pre-roll left temporary when the writer was slow).
 #[test]
 fn making_one_cameras_prebuffer_permanent_leaves_the_others_temporary() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = storage_cfg(tmp.path(), 6);
     let mut h = Harness::open(tmp.path(), cfg);
     h.base_wall_us = SystemClocks.realtime_us() - 2_000_000;
+    edgerec::fault::stall_writer(&h.handle, Duration::from_secs(1));
     let mut other = h.entry.clone();
     other = Arc::new(SampleEntry::new(other.box_bytes().to_vec(), 90_000).unwrap());
     for i in 0..50u64 {
@@ -634,7 +638,9 @@ fn making_one_cameras_prebuffer_permanent_leaves_the_others_temporary() {
     h.handle.try_send(f).unwrap();
     h.handle.make_permanent(&"cam".into(), h.base_wall_us);
     h.flush();
-    assert_eq!(store::recordings(&h.cfg.path, "cam", 0, i64::MAX).unwrap().len(), 1);
+    let recs = store::recordings(&h.cfg.path, "cam", 0, i64::MAX).unwrap();
+    assert_eq!(recs.len(), 1, "the frames queued before the start are the recording: {recs:?}");
+    assert_eq!(recs[0].start_wall_us, h.base_wall_us, "from the first key frame");
     let other_recs = store::recordings(&h.cfg.path, "other", 0, i64::MAX).unwrap();
     assert_eq!(other_recs.len(), 1, "{other_recs:?}");
     assert_eq!(other_recs[0].start_wall_us, last_wall, "the other camera's pre-buffer stayed temporary");

@@ -35,10 +35,13 @@ const RETRY_INTERVAL: Duration = Duration::from_secs(2);
 const MAX_MEDIA_JUMP_US: i64 = 10_000_000;
 
 /// Recording starts of disk pre-buffer cameras waiting for the writer: (camera, from wall µs).
-type PermanentRequests = Arc<Mutex<Vec<(Arc<str>, i64)>>>;
+/// Recording starts: (camera, from wall µs, the number of frames queued when it was asked).
+type PermanentRequests = Arc<Mutex<Vec<(Arc<str>, i64, u64)>>>;
 
 enum Msg {
-    Frame(IngestFrame),
+    /// A frame and its queue number (`StorageHandle::sent`), which orders it against recording
+    /// starts (`make_permanent`).
+    Frame(IngestFrame, u64),
     /// Fault injection (`fault`): block the writer for a while, as a hung disk would.
     #[cfg(feature = "fault-injection")]
     Stall(Duration),
@@ -107,6 +110,8 @@ pub struct StorageHandle {
     /// Recording starts of disk pre-buffer cameras: (camera, from wall µs). A side channel, not the
     /// frame queue, so a full queue can never lose a pre-roll; the writer drains it every loop.
     permanent_requests: PermanentRequests,
+    /// Frames handed to the queue so far (the last queue number); read by a recording start.
+    sent: Arc<AtomicU64>,
     /// Bytes of frame data the queue may hold: `MAX_QUEUED_BYTES`, lowered only by fault injection.
     max_queued_bytes: Arc<AtomicU64>,
     /// The writer's clocks, to tell how long its current operation has run (`busy_for`).
@@ -133,7 +138,10 @@ impl StorageHandle {
             self.stats.frames_dropped_overflow.fetch_add(1, Ordering::Relaxed);
             return Err(SendError::Overflow);
         }
-        match self.tx.try_send(Msg::Frame(f)) {
+        // The number is taken before the frame enters the queue, so a recording start asked
+        // after this call returns always covers it.
+        let seq = self.sent.fetch_add(1, Ordering::AcqRel) + 1;
+        match self.tx.try_send(Msg::Frame(f, seq)) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => {
                 self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
@@ -168,8 +176,11 @@ impl StorageHandle {
 
     /// Asks the writer to make `camera`'s disk pre-buffer permanent from `from_wall_us` (REC-2).
     /// Never blocks for long (a short lock) and is never dropped.
+    /// Frames of the camera still in the queue when this is asked are made permanent as they
+    /// arrive, so the part of the pre-roll that was in flight is never left to expire.
     pub fn make_permanent(&self, camera: &Arc<str>, from_wall_us: i64) {
-        self.permanent_requests.lock().expect("requests lock").push((camera.clone(), from_wall_us));
+        let upto = self.sent.load(Ordering::Acquire);
+        self.permanent_requests.lock().expect("requests lock").push((camera.clone(), from_wall_us, upto));
     }
 
     /// Fault injection (`fault::crash_writer`): the writer thread exits without flushing.
@@ -311,8 +322,20 @@ struct Writer {
     /// Largest payload of one chunk: a quarter segment, so a chunk always fits in a fresh segment.
     max_chunk_payload: usize,
     permanent_requests: PermanentRequests,
+    /// Recording starts still reaching into the queue, per camera: frames numbered up to `upto`
+    /// were queued before the start was asked and are made permanent on arrival (REC-2).
+    permanent_in_queue: HashMap<Arc<str>, InQueue>,
     /// Disk pre-buffer length per camera, from its frames; temporary data older is expired.
     temporary_keep_us: HashMap<Arc<str>, i64>,
+}
+
+/// A recording start whose camera may still have pre-buffer frames in the queue.
+struct InQueue {
+    from_wall_us: i64,
+    upto: u64,
+    /// A video key frame at or before `from_wall_us` arrived: the run starts there, so every
+    /// frame after it is kept too.
+    started: bool,
 }
 
 /// The writer's state while the storage is available.
@@ -346,6 +369,7 @@ pub fn spawn(
     let permanent_requests = Arc::new(Mutex::new(Vec::new()));
     let handle = StorageHandle {
         permanent_requests: permanent_requests.clone(),
+        sent: Arc::new(AtomicU64::new(0)),
         max_queued_bytes: Arc::new(AtomicU64::new(MAX_QUEUED_BYTES)),
         clocks: clocks.clone(),
         stall_after: cfg.sync_interval * 3,
@@ -370,6 +394,7 @@ pub fn spawn(
         streams: HashMap::new(),
         max_chunk_payload,
         permanent_requests,
+        permanent_in_queue: HashMap::new(),
         temporary_keep_us: HashMap::new(),
     };
     let join = std::thread::Builder::new()
@@ -483,8 +508,9 @@ impl Writer {
             // Everything from here to the end of the iteration may touch the storage.
             self.busy();
             match msg {
-                Ok(Msg::Frame(f)) => {
+                Ok(Msg::Frame(mut f, seq)) => {
                     self.queued_bytes.fetch_sub(f.frame.data.len() as u64, Ordering::AcqRel);
+                    self.keep_if_started_before(&mut f, seq);
                     if self.state.is_some() {
                         if let Err(e) = self.append(f) {
                             self.fail(e);
@@ -808,7 +834,8 @@ impl Writer {
     /// indexed chunks of the camera from the requested time (REC-2).
     fn apply_permanent_requests(&mut self) -> Result<(), Error> {
         let requests = std::mem::take(&mut *self.permanent_requests.lock().expect("requests lock"));
-        for (camera, from) in requests {
+        for (camera, from, upto) in requests {
+            self.permanent_in_queue.insert(camera.clone(), InQueue { from_wall_us: from, upto, started: false });
             let mut stream_ids = Vec::new();
             for ((cam, _), st) in self.streams.iter_mut() {
                 if *cam == camera {
@@ -827,6 +854,25 @@ impl Writer {
             tracing::debug!(%camera, from, changed, "disk pre-buffer made permanent");
         }
         Ok(())
+    }
+
+    /// A pre-buffer frame that was already queued when its camera's recording started belongs to
+    /// the recording if it is at or after the start (or after the key frame the start reaches
+    /// back to): it is written permanent. The first frame queued after the start ends this.
+    fn keep_if_started_before(&mut self, f: &mut IngestFrame, seq: u64) {
+        let Some(q) = self.permanent_in_queue.get_mut(&f.camera) else { return };
+        if seq > q.upto {
+            self.permanent_in_queue.remove(&f.camera);
+            return;
+        }
+        if f.frame.kind == StreamKind::Video && f.frame.key && f.wall_us <= q.from_wall_us {
+            q.started = true;
+        }
+        if f.temporary_keep_us.is_some() && (q.started || f.wall_us >= q.from_wall_us) {
+            if let Some(keep) = f.temporary_keep_us.take() {
+                self.temporary_keep_us.insert(f.camera.clone(), keep);
+            }
+        }
     }
 
     /// The sync tick: close all pending chunks, write, fdatasync, index; run time retention.
