@@ -27,6 +27,8 @@ pub struct Recorder {
     /// take effect at the next start, so status pairs handles with these, not with `config`.
     storage_configs: Vec<crate::store::StorageConfig>,
     storages: Vec<StorageHandle>,
+    /// Pinned data (evidence locks, S10), shared by every writer.
+    pin_board: store::lock::PinBoard,
     /// Every configured camera's stats in config order (disabled ones included); replaced
     /// per camera when its config changes.
     cameras: Arc<RwLock<Vec<Arc<CameraStats>>>>,
@@ -101,9 +103,15 @@ impl Recorder {
         let recorder_uuid = store::recorder_uuid(&config.data_dir)?;
         let mut storages = Vec::new();
         let mut threads = Joiner::new();
+        let pin_board = store::lock::PinBoard::default();
         for s in &config.storages {
-            let (handle, join, ready) =
-                store::writer::spawn(s.clone(), config.data_dir.clone(), recorder_uuid, clocks.clone());
+            let (handle, join, ready) = store::writer::spawn_with_pins(
+                s.clone(),
+                config.data_dir.clone(),
+                recorder_uuid,
+                clocks.clone(),
+                pin_board.clone(),
+            );
             match ready.recv() {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
@@ -163,6 +171,7 @@ impl Recorder {
             boot: config.clone(),
             config: Arc::new(RwLock::new(config.clone())),
             storages,
+            pin_board,
             cameras: Arc::new(RwLock::new(Vec::new())),
             runtime: handle,
             stop,
@@ -482,6 +491,31 @@ impl Recorder {
     }
 
     // Issue 11 point 7: the narrow read API; the fields stay private.
+
+    /// The board where evidence locks publish the ranges no deletion path may reclaim (S10).
+    pub fn pin_board(&self) -> &store::lock::PinBoard {
+        &self.pin_board
+    }
+
+    /// Whether every available storage's writer honours pin set `version` (or a newer one);
+    /// waits up to `timeout`. An unavailable storage reclaims nothing, and takes the newest set
+    /// before it writes again.
+    pub fn wait_pins_applied(&self, version: u64, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let pending = self.storages.iter().any(|s| {
+                s.stats.available.load(std::sync::atomic::Ordering::Acquire)
+                    && s.stats.pins_applied.load(std::sync::atomic::Ordering::Acquire) < version
+            });
+            if !pending {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 
     /// The storages' writers, in config order.
     pub fn storages(&self) -> &[StorageHandle] {

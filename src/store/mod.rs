@@ -5,6 +5,7 @@
 pub mod chunk;
 pub mod export;
 pub mod index;
+pub mod lock;
 mod resize;
 pub mod segment;
 mod settings;

@@ -61,6 +61,8 @@ enum Msg {
 #[derive(Default)]
 pub struct StorageStats {
     pub available: AtomicBool,
+    /// The version of the pin set (`lock::PinBoard`) this writer has taken and honours.
+    pub pins_applied: AtomicU64,
     pub last_error: Mutex<Option<String>>,
     pub bytes_written: AtomicU64,
     pub chunks_written: AtomicU64,
@@ -327,6 +329,9 @@ struct Writer {
     permanent_in_queue: HashMap<Arc<str>, InQueue>,
     /// Disk pre-buffer length per camera, from its frames; temporary data older is expired.
     temporary_keep_us: HashMap<Arc<str>, i64>,
+    /// Where the evidence module publishes pinned ranges, and the set this writer took last.
+    pin_board: super::lock::PinBoard,
+    pins: Arc<super::lock::PinSet>,
 }
 
 /// A recording start whose camera may still have pre-buffer frames in the queue.
@@ -362,6 +367,17 @@ pub fn spawn(
     recorder: u128,
     clocks: Arc<dyn Clocks>,
 ) -> (StorageHandle, std::thread::JoinHandle<()>, Receiver<Result<(), Error>>) {
+    spawn_with_pins(cfg, data_dir, recorder, clocks, super::lock::PinBoard::default())
+}
+
+/// `spawn`, with the recorder's board of pinned data (evidence locks, S10).
+pub fn spawn_with_pins(
+    cfg: StorageConfig,
+    data_dir: PathBuf,
+    recorder: u128,
+    clocks: Arc<dyn Clocks>,
+    pin_board: super::lock::PinBoard,
+) -> (StorageHandle, std::thread::JoinHandle<()>, Receiver<Result<(), Error>>) {
     let (tx, rx) = mpsc::sync_channel(MAX_QUEUED_MSGS);
     let stats = Arc::new(StorageStats::default());
     let queued_bytes = Arc::new(AtomicU64::new(0));
@@ -396,6 +412,8 @@ pub fn spawn(
         permanent_requests,
         permanent_in_queue: HashMap::new(),
         temporary_keep_us: HashMap::new(),
+        pin_board,
+        pins: Arc::new(super::lock::PinSet::default()),
     };
     let join = std::thread::Builder::new()
         .name(format!("writer-{}", w.cfg.id))
@@ -494,6 +512,7 @@ impl Writer {
         let mut next_retry = self.clocks.monotonic() + RETRY_INTERVAL;
         loop {
             self.stats.heartbeat.fetch_add(1, Ordering::Relaxed);
+            self.take_pins();
             self.idle();
             if self.state.is_some() {
                 self.busy();
@@ -854,6 +873,15 @@ impl Writer {
             tracing::debug!(%camera, from, changed, "disk pre-buffer made permanent");
         }
         Ok(())
+    }
+
+    /// Takes the newest pinned ranges (S10); from here on no reclaim of this writer touches them.
+    fn take_pins(&mut self) {
+        let pins = self.pin_board.current();
+        if pins.version != self.pins.version {
+            self.pins = pins;
+        }
+        self.stats.pins_applied.store(self.pins.version, Ordering::Release);
     }
 
     /// A pre-buffer frame that was already queued when its camera's recording started belongs to
