@@ -1025,3 +1025,27 @@ fn the_writer_counts_deletions_by_size_and_by_time_apart() {
     assert_eq!(h.handle.stats.bytes_deleted_by_size.load(std::sync::atomic::Ordering::Relaxed), by_size);
     drop(h.crash());
 }
+
+/// EL-3/EL-8: what an evidence lock over a range protects is whole chunks; the storage says their
+/// size and extent, and nothing for another camera or a range without data.
+#[test]
+fn held_data_of_a_range_is_whole_chunks_of_that_camera() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 6);
+    let mut h = Harness::open(tmp.path(), cfg);
+    let mut walls = Vec::new();
+    for i in 0..100 {
+        walls.push(h.send(2000));
+        if i % 10 == 9 {
+            h.flush(); // one chunk per 10 frames
+        }
+    }
+    let held = store::held_between(&h.cfg.path, "cam", walls[15], walls[25]).unwrap().expect("data held");
+    assert_eq!(held.chunks, 2, "{held:?}");
+    assert_eq!(held.start_wall_us, walls[10], "the chunk holding the start, whole");
+    assert!(held.end_wall_us > walls[29] && held.end_wall_us <= walls[30], "{held:?}");
+    assert!(held.bytes > 20 * 2000, "{held:?}");
+    assert_eq!(store::held_between(&h.cfg.path, "other", walls[15], walls[25]).unwrap(), None);
+    assert_eq!(store::held_between(&h.cfg.path, "cam", walls[0] - 10_000_000, walls[0] - 1).unwrap(), None);
+    drop(h.crash());
+}

@@ -722,6 +722,30 @@ impl Index {
             .map_err(sq("prev in run"))
     }
 
+    /// What a camera's permanent chunks overlapping [from, to) hold, every stream counted:
+    /// (bytes, chunks, earliest start, latest end); None when no chunk overlaps.
+    pub fn held_between(
+        &self,
+        camera_id: &str,
+        from_wall_us: i64,
+        to_wall_us: i64,
+    ) -> Result<Option<(u64, u64, i64, i64)>, Error> {
+        let (bytes, chunks, start, end): (i64, i64, Option<i64>, Option<i64>) = self
+            .conn
+            .query_row(
+                "SELECT COALESCE(SUM(c.len_bytes), 0), COUNT(*), MIN(c.start_wall_us), MAX(c.end_wall_us) \
+                 FROM chunk c JOIN stream s ON s.id = c.stream_id \
+                 WHERE s.camera_id = ?1 AND c.temporary = 0 AND c.start_wall_us < ?3 AND c.end_wall_us > ?2",
+                params![camera_id, from_wall_us, to_wall_us],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .map_err(sq("held between"))?;
+        Ok(match (start, end) {
+            (Some(start), Some(end)) if chunks > 0 => Some((bytes as u64, chunks as u64, start, end)),
+            _ => None,
+        })
+    }
+
     /// Contiguous recording sequences (REC-11) of a stream overlapping [from, to): one per run,
     /// as (run_id, start_wall_us, end_wall_us, chunks).
     pub fn runs_in_range(

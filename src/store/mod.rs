@@ -890,6 +890,32 @@ pub fn recordings(dir: &Path, camera: &str, from_us: i64, to_us: i64) -> Result<
         .collect())
 }
 
+/// What one storage holds of a camera in a time range: the size and extent of the data an
+/// evidence lock over that range protects (EL-3: whole chunks, so the extent may reach a little
+/// outside the range).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub bytes: u64,
+    pub chunks: u64,
+    /// Start of the earliest overlapping chunk and end of the latest (µs since epoch, UTC).
+    pub start_wall_us: i64,
+    pub end_wall_us: i64,
+}
+
+/// `Held` for `camera` in [`from_us`, `to_us`) of the storage at `dir`; None when it holds none
+/// (or has no index yet).
+pub fn held_between(dir: &Path, camera: &str, from_us: i64, to_us: i64) -> Result<Option<Held>, Error> {
+    let Some(index) = Index::open(dir, false)? else {
+        return Ok(None);
+    };
+    Ok(index.held_between(camera, from_us, to_us)?.map(|(bytes, chunks, start_wall_us, end_wall_us)| Held {
+        bytes,
+        chunks,
+        start_wall_us,
+        end_wall_us,
+    }))
+}
+
 /// Recording sequences of a camera in every storage of `dirs` that holds its video, merged in
 /// time order (issue 10 point 5: a camera moved to another storage keeps its earlier recordings
 /// listable until retention removes them). A storage without an index is skipped. `dirs[0]` is
