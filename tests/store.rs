@@ -26,7 +26,10 @@ fn storage_cfg(dir: &Path, segments: u64) -> StorageConfig {
         size_bytes: segments * SEG + (4 << 20),
         segment_bytes: SEG,
         retention: Duration::from_secs(7 * 86_400),
-        sync_interval: Duration::from_millis(50),
+        // Tests flush explicitly (`Harness::flush`), so chunk boundaries are theirs alone: a tick
+        // of its own would split a chunk whenever a loaded machine delays the test (CI saw 11
+        // chunks where 10 were sent).
+        sync_interval: Duration::from_secs(3600),
         default: true,
     }
 }
@@ -457,7 +460,8 @@ fn exported_media_bytes_are_exactly_the_recorded_frames() {
 #[test]
 fn storage_that_disappears_stops_recording_and_resumes_when_back() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = storage_cfg(tmp.path(), 4);
+    // The writer retries an unavailable storage on its ticks: a short interval here.
+    let cfg = StorageConfig { sync_interval: Duration::from_millis(50), ..storage_cfg(tmp.path(), 4) };
     let mut h = Harness::open(tmp.path(), cfg.clone());
     h.send(1000);
     h.flush();
