@@ -59,6 +59,9 @@ struct Harness {
     last_wall: Option<i64>,
     /// Set while `send_temporary` sends (disk pre-buffer frames).
     temporary_keep: Option<i64>,
+    /// The board this harness's writer takes pins from (S10); a fresh one at every open, as a
+    /// restarted recorder has.
+    pins: store::lock::PinBoard,
 }
 
 impl Harness {
@@ -68,7 +71,9 @@ impl Harness {
 
     fn open_with_clocks(data_dir: &Path, cfg: StorageConfig, clocks: Arc<dyn Clocks>) -> Harness {
         let recorder = store::recorder_uuid(data_dir).unwrap();
-        let (handle, join, ready) = writer::spawn(cfg.clone(), data_dir.to_owned(), recorder, clocks);
+        let pins = store::lock::PinBoard::default();
+        let (handle, join, ready) =
+            writer::spawn_with_pins(cfg.clone(), data_dir.to_owned(), recorder, clocks, pins.clone());
         ready.recv().unwrap().unwrap();
         Harness {
             data_dir: data_dir.to_owned(),
@@ -82,6 +87,26 @@ impl Harness {
             base_wall_us: SystemClocks.realtime_us() - 3_600_000_000,
             last_wall: None,
             temporary_keep: None,
+            pins,
+        }
+    }
+
+    /// Publishes `pins` (camera `cam`) and waits until the writer honours them (S10).
+    fn pin(&self, ranges: &[(i64, i64)]) {
+        let version = self.pins.publish(
+            ranges
+                .iter()
+                .map(|&(start_wall_us, end_wall_us)| store::lock::Pin {
+                    camera: "cam".into(),
+                    start_wall_us,
+                    end_wall_us,
+                })
+                .collect(),
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while self.handle.stats.pins_applied.load(std::sync::atomic::Ordering::Acquire) < version {
+            assert!(std::time::Instant::now() < deadline, "the writer did not take pin set {version}");
+            self.flush();
         }
     }
 
@@ -1052,4 +1077,281 @@ fn held_data_of_a_range_is_whole_chunks_of_that_camera() {
     assert_eq!(store::held_between(&h.cfg.path, "other", walls[15], walls[25]).unwrap(), None);
     assert_eq!(store::held_between(&h.cfg.path, "cam", walls[0] - 10_000_000, walls[0] - 1).unwrap(), None);
     drop(h.crash());
+}
+
+/// Every permanent chunk of `cam` that one of `ranges` covers (S10), without its segment.
+fn pinned_rows(cfg: &StorageConfig, ranges: &[(i64, i64)]) -> Vec<store::index::ChunkRow> {
+    chunks_without_segment(cfg)
+        .into_iter()
+        .filter(|c| !c.temporary && ranges.iter().any(|&(s, e)| c.start_wall_us < e && c.end_wall_us > s))
+        .collect()
+}
+
+/// The export of `cam` in [from, to), as bytes.
+fn export_between(cfg: &StorageConfig, from_us: i64, to_us: i64) -> Vec<u8> {
+    let plan = Arc::new(ExportPlan::plan(&cfg.path, "cam", from_us, to_us).unwrap());
+    let mut all = Vec::new();
+    let mut r = plan.reader();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = r.read_at(all.len() as u64, &mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        all.extend_from_slice(&buf[..n]);
+    }
+    all
+}
+
+fn stat(a: &std::sync::atomic::AtomicU64) -> u64 {
+    a.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Issue 13 "Evidence lock" (EL-1, EL-4, S10): a pin in the middle of a ring that then wraps 5
+/// times exports bit-identical afterwards; the ring passed over its segment and reclaimed
+/// everything else oldest first, so the unpinned segments hold exactly the newest chunks.
+#[test]
+fn a_pin_in_a_ring_that_wraps_five_times_exports_bit_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 6);
+    let mut h = Harness::open(tmp.path(), cfg.clone());
+    let mut walls = Vec::new();
+    for i in 0..400 {
+        walls.push(h.send(20_000));
+        if i % 40 == 0 {
+            h.flush();
+        }
+    }
+    h.flush();
+    let pin = (walls[250], walls[270]);
+    let rows_before = pinned_rows(&cfg, &[pin]);
+    let bytes_before = export_between(&cfg, pin.0, pin.1);
+    assert!(!rows_before.is_empty() && !bytes_before.is_empty());
+    h.pin(&[pin]);
+    let reclaimed_before = stat(&h.handle.stats.segments_reclaimed);
+    // 6 segments of 1 MiB hold about 300 frames of 20 kB: 1500 frames wrap the ring 5 times.
+    fill(&mut h, 1500);
+    assert!(stat(&h.handle.stats.segments_reclaimed) - reclaimed_before >= 25, "the ring wrapped 5 times");
+    assert!(stat(&h.handle.stats.segments_skipped_pinned) > 0, "the ring passed over the pinned segment");
+    assert!(stat(&h.handle.stats.pinned_segments) >= 1);
+    assert_eq!(pinned_rows(&cfg, &[pin]), rows_before, "the pinned chunks are untouched");
+    assert_eq!(export_between(&cfg, pin.0, pin.1), bytes_before, "the pinned range exports bit-identical");
+    let (d, c, ..) = h.crash();
+    store::check_invariants(&c, store::recorder_uuid(&d).unwrap()).unwrap();
+    // Oldest first: the chunks outside pinned segments are one consecutive run of seqs ending
+    // with the newest chunk (nothing newer was reclaimed while something older stayed).
+    let index = store::index::Index::open(&c.path, false).unwrap().unwrap();
+    let pins = [store::lock::Pin { camera: "cam".into(), start_wall_us: pin.0, end_wall_us: pin.1 }];
+    let pinned = index.pinned_segments(&pins, index.meta().unwrap().segment_count).unwrap();
+    let mut free_seqs = Vec::new();
+    let mut newest = 0;
+    index
+        .for_each_chunk(|r| {
+            newest = r.seq;
+            if !pinned[r.segment_no as usize] {
+                free_seqs.push(r.seq);
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert!(free_seqs.windows(2).all(|w| w[1] == w[0] + 1), "{free_seqs:?}");
+    assert_eq!(free_seqs.last(), Some(&newest));
+    assert!(free_seqs.len() >= 10, "the unpinned segments are in use: {}", free_seqs.len());
+}
+
+/// Issue 13 "Evidence lock" (EL-1, S10, ST-4): time retention never unindexes a pinned chunk
+/// and expires every other chunk past the retention time; the granularity is the chunk.
+#[test]
+fn time_retention_keeps_pinned_chunks_and_expires_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = StorageConfig { retention: Duration::from_secs(86_400), ..storage_cfg(tmp.path(), 8) };
+    let clocks = SimulatedClocks::following_system();
+    let mut h = Harness::open_with_clocks(tmp.path(), cfg.clone(), Arc::new(clocks.clone()));
+    // One run 3 h ago in chunks of 10 frames, one run now.
+    h.base_wall_us = SystemClocks.realtime_us() - 3 * 3_600_000_000;
+    let mut old = Vec::new();
+    for i in 0..100 {
+        old.push(h.send(2000));
+        if i % 10 == 9 {
+            h.flush();
+        }
+    }
+    let now = SystemClocks.realtime_us();
+    h.run += 1;
+    h.base_wall_us = now - h.next_media * 1_000_000 / 90_000;
+    let young_start = h.send(2000);
+    for _ in 0..49 {
+        h.send(2000);
+    }
+    h.flush();
+    let pin = (old[45], old[55]);
+    h.pin(&[pin]);
+    let rows_before = pinned_rows(&cfg, &[pin]);
+    assert_eq!(rows_before.len(), 2, "the chunks of frames 40..49 and 50..59");
+    let bytes_before = export_between(&cfg, pin.0, pin.1);
+
+    // A day minus 2 h later the old run is past the retention time, the young one is not.
+    clocks.step_realtime_us(86_400_000_000 - 2 * 3_600_000_000);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    // The pin keeps its range from the key frame it plays from (frame 25, in the chunk of
+    // frames 20..29, EL-3); the chunks before that expire.
+    while store::held_between(&cfg.path, "cam", old[0], old[19]).unwrap().is_some() {
+        assert!(std::time::Instant::now() < deadline, "retention did not run");
+        h.flush();
+    }
+    assert_eq!(store::held_between(&cfg.path, "cam", old[61], old[99]).unwrap(), None, "after the pin: expired");
+    assert_eq!(pinned_rows(&cfg, &[pin]), rows_before, "the pinned chunks stay");
+    assert!(store::held_between(&cfg.path, "cam", old[25], old[26]).unwrap().is_some(), "and their key frame");
+    assert_eq!(export_between(&cfg, pin.0, pin.1), bytes_before);
+    let listed = store::recordings(&cfg.path, "cam", 0, i64::MAX).unwrap();
+    assert_eq!(listed.len(), 2, "the pinned part of the old run and the young run: {listed:?}");
+    assert_eq!(listed[1].start_wall_us, young_start);
+    assert!(stat(&h.handle.stats.bytes_deleted_by_time) > 0);
+
+    // Released, the pinned chunks expire at the next pass like the rest.
+    h.pin(&[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !pinned_rows(&cfg, &[pin]).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "released chunks did not expire");
+        h.flush();
+    }
+    drop(h.crash());
+    store::check_invariants(&cfg, store::recorder_uuid(tmp.path()).unwrap()).unwrap();
+}
+
+/// Issue 13 "Evidence lock" (EL-4, FL-5): when every segment but the head is pinned and the head
+/// is full, recording stops (frames dropped and counted, the storage says why), nothing pinned
+/// is lost, and recording resumes by itself once the pin is released.
+#[test]
+fn a_storage_holding_only_pinned_data_stops_and_resumes_when_released() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 4);
+    let mut h = Harness::open(tmp.path(), cfg.clone());
+    let mut walls = Vec::new();
+    for i in 0..170 {
+        walls.push(h.send(20_000));
+        if i % 10 == 9 {
+            h.flush();
+        }
+    }
+    h.flush();
+    let pin = (walls[0], walls[169] + 1);
+    h.pin(&[pin]);
+    assert_eq!(stat(&h.handle.stats.pinned_segments), 4, "every used segment holds pinned data");
+    let rows_before = pinned_rows(&cfg, &[pin]);
+    let stats = h.handle.stats.clone();
+    let mut last = 0;
+    for i in 0..100 {
+        last = h.send(20_000);
+        if i % 10 == 9 {
+            h.flush();
+        }
+    }
+    h.flush();
+    assert!(stats.full_of_locked_data.load(std::sync::atomic::Ordering::Acquire), "only locked data left");
+    let dropped = stat(&stats.frames_dropped_locked);
+    assert!(dropped > 0, "the frames that found no room are counted");
+    assert_eq!(pinned_rows(&cfg, &[pin]), rows_before, "nothing pinned was reclaimed");
+    assert!(h.newest_indexed_wall() < last, "the newest frames were not stored");
+
+    // Released: the writer takes the new set and writes again without being asked.
+    h.pin(&[]);
+    assert!(!stats.full_of_locked_data.load(std::sync::atomic::Ordering::Acquire), "resumed");
+    for i in 0..60 {
+        last = h.send(20_000);
+        if i % 10 == 9 {
+            h.flush();
+        }
+    }
+    h.flush();
+    assert_eq!(stat(&stats.frames_dropped_locked), dropped, "nothing dropped after the release");
+    assert!(h.newest_indexed_wall() >= last, "the newest frames are stored again");
+    let (d, c, ..) = h.crash();
+    store::check_invariants(&c, store::recorder_uuid(&d).unwrap()).unwrap();
+}
+
+/// Issue 13 "Evidence lock" (EL-1, ST-6, S10): a shrink at open keeps every pinned segment (the
+/// pins persisted by the last run, before anything is published) and reclaims the oldest
+/// unpinned data; a shrink that cannot keep the pinned segments and the head is refused, naming
+/// the size it needs, and changes nothing.
+#[test]
+fn a_shrink_keeps_pinned_segments_or_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = Harness::open(tmp.path(), storage_cfg(tmp.path(), 8));
+    fill(&mut h, 700);
+    let all = chunks_without_segment(&h.cfg);
+    let everything = (all[0].start_wall_us, all.last().unwrap().end_wall_us);
+    h.pin(&[everything]);
+    let (d, big, next_media, n, base) = h.crash();
+    let recorder = store::recorder_uuid(&d).unwrap();
+    let e = store::open_for_write(&storage_cfg(&d, 4), &d, recorder).err().expect("refused");
+    assert_eq!(e.kind(), ErrorKind::FailedPrecondition, "{e}");
+    assert!(e.to_string().contains("evidence-locked") && e.to_string().contains("at least 8 segments"), "{e}");
+    assert_eq!(segment_files(&big), 8, "nothing changed");
+    assert_eq!(chunks_without_segment(&big), all);
+
+    // Only the oldest chunk pinned: the shrink keeps its segment and the newest ones.
+    let h = Harness::reopen(&d, big.clone(), next_media, n, base);
+    let oldest = (all[0].start_wall_us, all[4].end_wall_us);
+    h.pin(&[oldest]);
+    let pinned_before = pinned_rows(&big, &[oldest]);
+    let bytes_before = export_between(&big, oldest.0, oldest.1);
+    let newest_before = chunks_without_segment(&big).last().cloned();
+    let (d, big, next_media, n, base) = h.crash();
+    let small = storage_cfg(&d, 4);
+    let h = Harness::reopen(&d, small.clone(), next_media, n, base);
+    assert_eq!(segment_files(&small), 4);
+    assert_eq!(pinned_rows(&small, &[oldest]), pinned_before, "the pinned oldest chunk survived the shrink");
+    assert_eq!(export_between(&small, oldest.0, oldest.1), bytes_before);
+    assert_eq!(chunks_without_segment(&small).last().cloned(), newest_before, "the newest chunk is kept");
+    assert!(chunks_without_segment(&small).len() < chunks_without_segment(&big).len() || big.path == small.path);
+    drop(h.crash());
+    store::check_invariants(&small, recorder).unwrap();
+}
+
+/// Issue 13 "Evidence lock" (S10 crash procedure): kill -9 again and again while pins change
+/// and the ring wraps. After each reopen the store checks clean and every chunk the last
+/// honoured pins cover is still there, and it stays there while the reopened writer, whose new
+/// board has published nothing yet, goes on writing (the persisted pins hold).
+#[test]
+fn kill9_while_pins_change_and_the_ring_wraps_keeps_every_pinned_chunk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 8);
+    let recorder = store::recorder_uuid(tmp.path()).unwrap();
+    let mut h = Harness::open(tmp.path(), cfg.clone());
+    let mut pins: Vec<(i64, i64)> = Vec::new();
+    let mut expected: Vec<store::index::ChunkRow> = Vec::new();
+    for round in 0..10usize {
+        let mut walls = Vec::new();
+        for i in 0..(120 + round * 37 % 150) {
+            walls.push(h.send(15_000));
+            if i % 20 == 0 {
+                h.flush();
+            }
+        }
+        h.flush();
+        let still: Vec<_> = pinned_rows(&cfg, &pins);
+        assert_eq!(still, expected, "round {round}: the persisted pins held while the writer went on");
+        if round % 2 == 0 {
+            let n = walls.len();
+            pins.push((walls[n - 30], walls[n - 25]));
+        }
+        if round % 3 == 2 && !pins.is_empty() {
+            pins.remove(0);
+        }
+        h.pin(&pins);
+        expected = pinned_rows(&cfg, &pins);
+        assert!(!h.handle.stats.full_of_locked_data.load(std::sync::atomic::Ordering::Acquire), "round {round}");
+        // Some frames in flight at the kill.
+        for _ in 0..10 {
+            h.send(15_000);
+        }
+        let (d, c, m, n, b) = h.crash();
+        store::check_invariants(&c, recorder).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        h = Harness::reopen(&d, c, m, n, b);
+        assert_eq!(pinned_rows(&cfg, &pins), expected, "round {round}: every pinned chunk survived the kill");
+    }
+    assert!(stat(&h.handle.stats.pinned_segments) > 0);
+    let (d, c, ..) = h.crash();
+    store::check_invariants(&c, store::recorder_uuid(&d).unwrap()).unwrap();
 }

@@ -37,6 +37,14 @@ pub fn segment_count(cfg: &StorageConfig) -> u32 {
     (usable / cfg.segment_bytes).min(u64::from(u32::MAX)) as u32
 }
 
+/// The smallest `size` that gives `segments` segments of `segment_bytes` after the index reserve
+/// (the inverse of `segment_count`), for messages that tell an operator what to write.
+pub fn size_for_segments(segments: u32, segment_bytes: u64) -> u64 {
+    let media = u64::from(segments).saturating_mul(segment_bytes);
+    // The reserve is max(size/64, 4 MiB): the size s with s - s/64 >= media, or media + 4 MiB.
+    (media + (4 << 20)).max(media.saturating_mul(64).div_ceil(63) + 1)
+}
+
 /// ST-5: "250 MB must always stay free" on a database disk.
 pub const ST5_FREE_FLOOR_BYTES: u64 = 250_000_000;
 

@@ -69,7 +69,7 @@ pub(super) fn apply(dir: &Path, id: &str, index: &mut Index, wanted: u32, steps:
         grow(dir, id, index, &meta, wanted, steps)?;
     } else if wanted < meta.segment_count {
         tracing::info!(storage = %id, from = meta.segment_count, to = wanted, "shrinking storage (ST-6)");
-        begin_shrink(index, wanted)?;
+        begin_shrink(dir, index, wanted)?;
         steps.done_one()?;
         freed_bytes += shrink_moves_and_finish(dir, index, wanted, 0, steps)?;
     }
@@ -149,23 +149,36 @@ pub(super) struct Move {
 /// The plan of a shrink of the ring whose segments started at `firsts` (first_seq per segment,
 /// `None` = never used) to `target` segments, in the order the moves must run.
 ///
-/// Kept are the `target` newest used segments (by first_seq, which is age order); the oldest
-/// others are reclaimed. The kept ones go to slots (r + c) mod target in age order r, so the
-/// ring's order is kept and the slots after the head are the empty ones the writer takes next.
+/// Kept are every pinned segment (`pinned`, by segment number: S10) and the head, then the
+/// newest other used segments (by first_seq, which is age order) up to `target`; the oldest
+/// unpinned others are reclaimed. The caller has checked that the pinned ones and the head fit
+/// (`segments_a_shrink_must_keep`). The kept ones go to slots (r + c) mod target in age order r,
+/// so the ring's order is kept and the slots after the head are the empty ones.
 /// Of the rotations c, the one that leaves most kept segments where they are and whose moves
 /// can run in an order that never overwrites a segment still to be read is taken. Every other
 /// slot below `target` is emptied. None when no rotation can run without a spare segment.
-///
-/// Future evidence locks (EL-1) plug in here: a locked segment is kept before any unlocked
-/// one, whatever its age.
-pub(super) fn shrink_plan(firsts: &[Option<u64>], target: u32) -> Option<Vec<Move>> {
+pub(super) fn shrink_plan(firsts: &[Option<u64>], pinned: &[bool], target: u32) -> Option<Vec<Move>> {
     let m = target as usize;
     if m == 0 || m >= firsts.len() {
         return Some(Vec::new());
     }
     let mut used: Vec<(u64, u32)> = firsts.iter().enumerate().filter_map(|(no, f)| f.map(|f| (f, no as u32))).collect();
     used.sort_unstable();
-    let kept: Vec<u32> = used[used.len().saturating_sub(m)..].iter().map(|&(_, no)| no).collect();
+    let is_pinned = |no: u32| pinned.get(no as usize).copied().unwrap_or(false);
+    let head = used.last().map(|&(_, no)| no);
+    let must = used.iter().filter(|&&(_, no)| is_pinned(no) || Some(no) == head).count();
+    let mut room = m.saturating_sub(must);
+    // Newest first: the unpinned ones that still fit beside the pinned ones and the head.
+    let mut keep = vec![false; used.len()];
+    for (i, &(_, no)) in used.iter().enumerate().rev() {
+        if is_pinned(no) || Some(no) == head {
+            keep[i] = true;
+        } else if room > 0 {
+            keep[i] = true;
+            room -= 1;
+        }
+    }
+    let kept: Vec<u32> = used.iter().zip(&keep).filter(|(_, k)| **k).map(|(&(_, no), _)| no).take(m).collect();
     let mut rotations: Vec<(usize, usize)> =
         (0..m).map(|c| (kept.iter().enumerate().filter(|&(r, &no)| (r + c) % m == no as usize).count(), c)).collect();
     // Most segments in place first; among equals the smallest rotation, so the plan is one.
@@ -195,11 +208,33 @@ fn ordered_moves(kept: &[u32], m: usize, c: usize) -> Option<Vec<Move>> {
     Some(plan)
 }
 
+/// How many segments a shrink must keep: every segment holding pinned data (S10) and the head.
+pub(super) fn segments_a_shrink_must_keep(firsts: &[Option<u64>], pinned: &[bool]) -> u32 {
+    let head = firsts.iter().enumerate().filter_map(|(no, f)| f.map(|f| (f, no))).max().map(|(_, no)| no);
+    (0..firsts.len()).filter(|&no| pinned.get(no).copied().unwrap_or(false) || Some(no) == head).count() as u32
+}
+
 /// Procedure "shrink", step 1: plans the moves and records them with the target, so a crash
-/// resumes this very plan.
-fn begin_shrink(index: &mut Index, target: u32) -> Result<(), Error> {
+/// resumes this very plan. A shrink that cannot keep every pinned segment and the head is
+/// refused (S10, EL-4): nothing is changed.
+fn begin_shrink(dir: &Path, index: &mut Index, target: u32) -> Result<(), Error> {
     let firsts = index.segment_first_seqs()?;
-    let plan = shrink_plan(&firsts, target).ok_or_else(|| {
+    let meta = index.meta()?;
+    let pinned = index.pinned_segments(&index.pins()?, meta.segment_count)?;
+    let must = segments_a_shrink_must_keep(&firsts, &pinned);
+    if must > target {
+        return Err(crate::err!(
+            FailedPrecondition,
+            "storage at {} cannot shrink to {target} segments: {} segments hold evidence-locked data and the newest \
+             one is being written, so it needs at least {must} segments of {} bytes (a `size` of at least {} bytes); \
+             release or shorten evidence locks first, or choose a larger size (S10, EL-4)",
+            dir.display(),
+            pinned.iter().filter(|p| **p).count(),
+            meta.segment_bytes,
+            super::size_for_segments(must, meta.segment_bytes)
+        ));
+    }
+    let plan = shrink_plan(&firsts, &pinned, target).ok_or_else(|| {
         crate::err!(
             FailedPrecondition,
             "no order of moves shrinks this ring to {target} segments without a spare segment; shrink by fewer segments"
@@ -318,7 +353,7 @@ mod tests {
     /// move reads a segment an earlier move overwrote.
     fn check(firsts: &[Option<u64>], target: u32) {
         let case = format!("{firsts:?} -> {target}");
-        let plan = shrink_plan(firsts, target).unwrap_or_else(|| panic!("{case}: no plan"));
+        let plan = shrink_plan(firsts, &[], target).unwrap_or_else(|| panic!("{case}: no plan"));
         let mut slots = firsts.to_vec();
         let mut overwritten = vec![false; firsts.len()];
         for mv in plan {
@@ -340,6 +375,46 @@ mod tests {
         let empty = target as usize - newest.len();
         assert!(ring[..empty].iter().all(Option::is_none), "{case}: the empty slots follow the head: {ring:?}");
         assert_eq!(ring[empty..].iter().map(|f| f.unwrap()).collect::<Vec<_>>(), newest, "{case}");
+    }
+
+    /// Issue 13 "Evidence lock" (S10, ST-6): a shrink keeps every pinned segment, however old,
+    /// and the head, then the newest others; no move reads a segment an earlier move overwrote.
+    #[test]
+    fn shrink_plans_keep_pinned_segments_before_the_newest() {
+        let n = 8u32;
+        for head in 0..n {
+            let firsts: Vec<Option<u64>> =
+                (0..n).map(|no| Some(u64::from((no + n - head - 1) % n) * 100 + 1)).collect();
+            for old in 0..n {
+                if old == head {
+                    continue;
+                }
+                let mut pinned = vec![false; n as usize];
+                pinned[old as usize] = true;
+                assert_eq!(super::segments_a_shrink_must_keep(&firsts, &pinned), 2);
+                let target = 3;
+                let plan = shrink_plan(&firsts, &pinned, target).expect("a plan");
+                let mut slots = firsts.clone();
+                let mut overwritten = vec![false; n as usize];
+                for mv in &plan {
+                    if let Some(from) = mv.from {
+                        assert!(!overwritten[from as usize], "{from} read after being overwritten");
+                    }
+                    slots[mv.to as usize] = mv.from.and_then(|f| firsts[f as usize]);
+                    overwritten[mv.to as usize] = true;
+                }
+                let mut kept: Vec<u64> = slots[..target as usize].iter().flatten().copied().collect();
+                kept.sort_unstable();
+                let newest = (n - 1) as u64 * 100 + 1;
+                let mut expected = vec![firsts[old as usize].unwrap(), newest - 100, newest];
+                expected.sort_unstable();
+                expected.dedup();
+                if expected.len() < 3 {
+                    expected = vec![newest - 200, newest - 100, newest];
+                }
+                assert_eq!(kept, expected, "head {head}, pinned {old}");
+            }
+        }
     }
 
     /// Issue 13 point 2 (ST-6): wrapped rings at every head position, rings never filled, and
