@@ -597,8 +597,8 @@ fn permissions_that_guard_nothing_cannot_be_granted() {
     // Issue 13 (EL-7): the evidence lock permissions guard the lock routes now, so they stay.
     assert_eq!(
         v["grants"],
-        json!([{"permission": "read", "camera": null, "allow": true},
-               {"permission": "evidence_lock_view", "camera": "door", "allow": true}]),
+        json!([{"permission": "evidence_lock_view", "camera": "door", "allow": true},
+               {"permission": "read", "camera": null, "allow": true}]),
         "{v}"
     );
     let (_, roles) = admin_json(&rec, "GET", "/api/v1/roles", Value::Null);
