@@ -241,12 +241,55 @@ pub(super) fn item_put(ctx: &Ctx, call: &mut Call, section: Section, id: &str) -
 
 /// `DELETE /api/v1/config/cameras|storages/{id}` (audited).
 pub(super) fn item_delete(ctx: &Ctx, call: &Call, section: Section, id: &str) -> Result<Response, Error> {
-    let r = check_may_change(ctx, call, section, id).and_then(|_| {
-        let expected = expected_revision(&call.req, &call.query)?;
-        ctx.config.delete_item(section, id, expected, |c| ctx.rec.apply(c))
-    });
+    let r =
+        check_may_change(ctx, call, section, id).and_then(|_| check_locked(ctx, call, section, id)).and_then(|_| {
+            let expected = expected_revision(&call.req, &call.query)?;
+            ctx.config.delete_item(section, id, expected, |c| ctx.rec.apply(c))
+        });
     audit(ctx, call, &r);
     finish_changed(r)
+}
+
+/// Issue 13 point EL-10: a camera that an unexpired evidence lock names, or a storage that holds
+/// data of one, is removed only when the request says `keep_locked=true` (its locks and the
+/// pinned data then stay where they are, EL-11); otherwise 409 naming the locks.
+fn check_locked(ctx: &Ctx, call: &Call, section: Section, id: &str) -> Result<(), Error> {
+    if call.query.get("keep_locked") == Some("true") {
+        return Ok(());
+    }
+    let evidence = ctx.rec.evidence();
+    let locks: Vec<String> = match section {
+        Section::Camera => evidence.active_locks_of(id).into_iter().map(|l| l.id).collect(),
+        Section::Storage => {
+            let config = ctx.rec.config();
+            let Some(storage) = config.storages.iter().find(|s| s.id == id) else { return Ok(()) };
+            let mut ids = Vec::new();
+            for l in evidence.active_locks() {
+                let holds = l.cameras.iter().any(|c| {
+                    // A storage whose index cannot be read may hold locked data: refuse too.
+                    crate::store::held_between(&storage.path, c, l.start_wall_us, l.end_wall_us)
+                        .map_or(true, |h| h.is_some_and(|h| h.bytes > 0))
+                });
+                if holds {
+                    ids.push(l.id);
+                }
+            }
+            ids
+        }
+    };
+    if locks.is_empty() {
+        return Ok(());
+    }
+    let what = match section {
+        Section::Camera => "camera",
+        Section::Storage => "storage",
+    };
+    Err(crate::err!(
+        FailedPrecondition,
+        "{what} {id:?} holds data of evidence lock(s) {} (EL-10): release or narrow them first, or remove it with \
+         ?keep_locked=true to keep the locks and the locked data",
+        locks.join(", ")
+    ))
 }
 
 /// Audits a config change with the revision it wrote.
