@@ -241,6 +241,13 @@ fn locks_need_each_permission_on_every_camera_and_are_audited() {
     assert!(v["error"]["message"].as_str().unwrap().contains(&l2_id), "{v}");
     let (s, v) = call(&rec, None, "DELETE", "/api/v1/config/storages/main", None);
     assert_eq!(s, 409, "{v}");
+    // The same through the whole document: a GET answer sent back without the yard.
+    let (s, mut doc) = call(&rec, None, "GET", "/api/v1/config", None);
+    assert_eq!(s, 200, "{doc}");
+    doc["config"]["camera"].as_array_mut().unwrap().retain(|c| c["id"] != "yard");
+    let (s, v) = call(&rec, None, "PUT", "/api/v1/config", Some(doc));
+    assert_eq!(s, 409, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains(&l2_id), "{v}");
     let (s, v) = call(&rec, None, "DELETE", "/api/v1/config/cameras/yard?keep_locked=true", None);
     assert_eq!(s, 200, "{v}");
     let (s, v) = call(&rec, None, "GET", &format!("/api/v1/evidence-locks/{l2_id}"), None);

@@ -197,7 +197,29 @@ fn replace_document(ctx: &Ctx, call: &mut Call) -> Result<Changed<Applied>, Erro
     } else {
         body
     };
+    check_removed_locked(ctx, call, &text)?;
     ctx.config.replace(text, expected, |c| ctx.rec.apply(c))
+}
+
+/// EL-10 for a whole document: every camera and storage it drops from the config in force passes
+/// `check_locked`. A document that is not TOML is left to the config's own validation.
+fn check_removed_locked(ctx: &Ctx, call: &Call, text: &str) -> Result<(), Error> {
+    let Ok(doc) = text.parse::<toml::Table>() else { return Ok(()) };
+    let ids = |key: &str| -> Vec<String> {
+        doc.get(key)
+            .and_then(toml::Value::as_array)
+            .map(|a| a.iter().filter_map(|t| t.get("id").and_then(toml::Value::as_str).map(str::to_owned)).collect())
+            .unwrap_or_default()
+    };
+    let (cameras, storages) = (ids("camera"), ids("storage"));
+    let config = ctx.rec.config();
+    for c in config.cameras.iter().filter(|c| !cameras.contains(&c.id)) {
+        check_locked(ctx, call, Section::Camera, &c.id)?;
+    }
+    for s in config.storages.iter().filter(|s| !storages.contains(&s.id)) {
+        check_locked(ctx, call, Section::Storage, &s.id)?;
+    }
+    Ok(())
 }
 
 /// Issue 10 point 8 (PR-11): a storage holds the recordings of every camera on it, and a storage
@@ -250,7 +272,7 @@ pub(super) fn item_delete(ctx: &Ctx, call: &Call, section: Section, id: &str) ->
     finish_changed(r)
 }
 
-/// Issue 13 point EL-10: a camera that an unexpired evidence lock names, or a storage that holds
+/// Issue 13 (EL-10): a camera that an unexpired evidence lock names, or a storage that holds
 /// data of one, is removed only when the request says `keep_locked=true` (its locks and the
 /// pinned data then stay where they are, EL-11); otherwise 409 naming the locks.
 fn check_locked(ctx: &Ctx, call: &Call, section: Section, id: &str) -> Result<(), Error> {
