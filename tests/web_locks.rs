@@ -341,7 +341,8 @@ fn a_lock_made_through_the_form_is_listed_with_its_size_then_extended_and_delete
     let gone = browser.wait_js(
         PAGE_TIMEOUT,
         "const n = document.querySelector('#locks-note'); return location.hash === '#/locks' && n && n.textContent === 'Lock deleted.' \
-         && document.querySelector('#locks-count').textContent === 'No locks.'",
+         && document.querySelector('#locks-count').textContent === 'No locks.' \
+         && document.querySelector('#locks-list').textContent === ''",
     );
     assert!(gone.is_some(), "not deleted: {}", main_text(&browser));
     assert_eq!(rec.call_as(ADMIN_USER, "GET", &path, &[], None).0, 404);
@@ -406,7 +407,8 @@ fn buttons_show_only_what_the_user_may_do_on_every_camera_of_a_lock() {
     let refused = browser.wait_js(
         PAGE_TIMEOUT,
         "const f = document.querySelector('#lock-facts'); return f && !document.querySelector('#lock-form') \
-         && !document.querySelector('.lock-actions') && document.querySelector('main').innerText.includes('You may not extend this lock.')",
+         && !document.querySelector('.lock-actions') && document.querySelector('main').innerText.includes('You may not extend this lock.') \
+         && !document.querySelector('main').innerText.includes('null')",
     );
     assert!(refused.is_some(), "vic's extend page: {}", main_text(&browser));
 

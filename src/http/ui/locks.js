@@ -64,8 +64,8 @@
   /** The cameras the user may do `p` on, as `UI.cameras()` lists them. */
   const camerasWith = (p) => UI.cameras().filter((c) => mayOn(p, c.id));
   /**
-   * Where a lock's data is held (EL-8): one line per storage and tier with its size, e.g.
-   * "1.2 MiB · main, ring".
+   * Where a lock's data is held (EL-8): one line per storage and tier, e.g. "main, ring", with its
+   * size ("1.2 MiB · main, ring") when there are several.
    */
   function heldLines(lock) {
     const sums = new Map();
@@ -73,7 +73,8 @@
       const key = h.storage + ', ' + h.tier;
       sums.set(key, (sums.get(key) || 0) + h.bytes);
     }
-    return [...sums].map(([where, bytes]) => el('div', { class: 'lock-held', 'data-bytes': String(bytes) }, fmt.bytes(bytes) + ' · ' + where));
+    // One place needs no size of its own: the lock's total beside it is that size.
+    return [...sums].map(([where, bytes]) => el('div', { class: 'lock-held', 'data-bytes': String(bytes) }, sums.size > 1 ? fmt.bytes(bytes) + ' · ' + where : where));
   }
   /** The tiers a lock's data is held in ("ring", "archive 1"...), for the list's own column. */
   const tiers = (lock) => [...new Set((lock.held || []).map((h) => h.tier))].join(', ') || '–';
@@ -235,9 +236,9 @@
       const deleted = () => { say('Lock deleted.'); load(); };
       const stale = (_now, text) => { say(text); load(); };
       const failed = (text) => { error.textContent = text; };
-      table.replaceChildren(locks.length ? el('table', { class: 'rows', id: 'locks-table' },
+      table.replaceChildren(...(locks.length ? [el('table', { class: 'rows', id: 'locks-table' },
         el('thead', {}, el('tr', {}, ['Cameras', 'Protected', 'Expires', 'Description', 'Created by', 'Held', 'Tier', ''].map((h) => el('th', {}, h)))),
-        el('tbody', {}, locks.map((l) => lockRow(l, deleted, stale, failed)))) : null);
+        el('tbody', {}, locks.map((l) => lockRow(l, deleted, stale, failed))))] : []));
     }
     load();
     return { stop() { stopped = true; } };
@@ -388,9 +389,10 @@
       const buttons = actions(lock, onDeleted, onStale, (t) => { error.textContent = t; });
       const formMode = mode === 'extend' && mayAll('evidence_lock_extend', lock) ? 'extend' :
         mode === 'reduce' && mayAll('evidence_lock_delete', lock) ? 'reduce' : null;
-      body.replaceChildren(facts(lock), buttons, formMode ? changeForm(lock, formMode, error) : null,
+      // `replaceChildren` would write a null as the text "null": the parts left out are dropped.
+      body.replaceChildren(...[facts(lock), buttons, formMode ? changeForm(lock, formMode, error) : null,
         mode && !formMode ? el('p', { class: 'error' }, 'You may not ' + mode + ' this lock.') : null,
-        formMode ? null : error);
+        formMode ? null : error].filter(Boolean));
     }
 
     /** The Extend or Reduce form of `lock`. */
