@@ -69,8 +69,10 @@ fn range_of(url: &str) -> (i64, i64) {
 }
 
 /// Issue 13 (EL-7, PR-5): the navigation names "Evidence locks" for a user who holds
-/// `evidence_lock_view` on a camera (an administrator holds every permission), and not for an
-/// operator without it, whose `#/locks` says the page is not theirs. Needs only `/api/v1/me`.
+/// `evidence_lock_view` on a camera (an administrator holds every permission), whose list offers
+/// a camera filter of those cameras and the API's sort orders, kept in the hash; an operator
+/// without it gets no such entry, and `#/locks` says the page is not theirs. Needs only
+/// `/api/v1/me` (the list's own answer is not looked at).
 #[test]
 fn the_locks_page_is_in_the_navigation_only_for_a_user_who_may_see_locks() {
     let dir = temp_dir();
@@ -85,6 +87,25 @@ fn the_locks_page_is_in_the_navigation_only_for_a_user_who_may_see_locks() {
         browser.eval("return document.querySelector('#nav a[data-page=locks]').getAttribute('href')", &[])
             == json!("#/locks")
     );
+    // The list's filters: every camera the administrator may see locks of, and the sort orders.
+    link.click();
+    let filters = browser.wait_js(
+        PAGE_TIMEOUT,
+        "const c = document.querySelector('#locks-camera'); const s = document.querySelector('#locks-sort'); \
+         return c && s ? [[...c.options].map((o) => o.value), [...s.options].map((o) => o.value)] : null",
+    );
+    let filters = filters.unwrap_or_else(|| panic!("no list filters: {}", main_text(&browser)));
+    assert_eq!(filters[0], json!(["", "door", "yard"]), "{filters}");
+    assert_eq!(filters[1], json!(["-start", "start", "expires", "-expires", "-created", "created"]), "{filters}");
+    // The filters go into the hash, so a reload or a shared link shows the same list.
+    browser.eval("document.querySelector('#locks-camera').value = 'yard'; document.querySelector('#locks-sort').value = 'expires'", &[]);
+    browser.find("#locks-filters button[type=submit]", PAGE_TIMEOUT).click();
+    let hash = browser.wait_js(PAGE_TIMEOUT, "return location.hash.includes('camera=yard') ? location.hash : null");
+    assert_eq!(hash, Some(json!("#/locks?camera=yard&sort=expires")));
+    let kept = browser
+        .wait_js(PAGE_TIMEOUT, "const c = document.querySelector('#locks-camera'); return c && c.value === 'yard'");
+    assert!(kept.is_some(), "the filter was not kept: {}", main_text(&browser));
+    browser.screenshots_at_both_widths("list-filtered", "h1", PAGE_TIMEOUT);
 
     browser.find("#sign-out", PAGE_TIMEOUT).click();
     browser.find("#login", PAGE_TIMEOUT);
