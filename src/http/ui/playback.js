@@ -130,7 +130,8 @@
     const download = el('div', { class: 'pb-download', id: 'pb-download-box' });
     const mayExport = mayOn('export', camera);
     // Issue 13 (EL-1): the range chosen, else the part of the timeline shown, opens the lock form.
-    const lockLink = mayOn('evidence_lock_create', camera) ? el('a', { id: 'pb-lock', class: 'button' }, 'Lock this range') : null;
+    // The lock pages show only locks the user may see, so the link needs view as well as create.
+    const lockLink = mayOn('evidence_lock_create', camera) && mayOn('evidence_lock_view', camera) ? el('a', { id: 'pb-lock', class: 'button' }, 'Lock this range') : null;
 
     main.replaceChildren(
       el('h1', {}, 'Playback'),
