@@ -1280,6 +1280,7 @@ fn a_shrink_keeps_pinned_segments_or_is_refused() {
     h.pin(&[everything]);
     let (d, big, next_media, n, base) = h.crash();
     let recorder = store::recorder_uuid(&d).unwrap();
+    assert_eq!(store::segments_a_shrink_must_keep(&big.path).unwrap(), Some(8), "what a config check would ask");
     let e = store::open_for_write(&storage_cfg(&d, 4), &d, recorder).err().expect("refused");
     assert_eq!(e.kind(), ErrorKind::FailedPrecondition, "{e}");
     assert!(e.to_string().contains("evidence-locked") && e.to_string().contains("at least 8 segments"), "{e}");

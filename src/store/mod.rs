@@ -972,6 +972,16 @@ pub fn recordings_across(dirs: &[PathBuf], camera: &str, from_us: i64, to_us: i6
     Ok(all)
 }
 
+/// S10, ST-6: the fewest segments a shrink of the storage at `dir` must keep (its segments holding
+/// pinned data, and the head), read-only and safe beside the writer; None without an index. A
+/// config check refuses a `size` below `size_for_segments` of it at PUT time, as the open would.
+pub fn segments_a_shrink_must_keep(dir: &Path) -> Result<Option<u32>, Error> {
+    let Some(index) = Index::open(dir, false)? else { return Ok(None) };
+    let meta = index.meta()?;
+    let pinned = index.pinned_segments(&index.pins()?, meta.segment_count)?;
+    Ok(Some(resize::segments_a_shrink_must_keep(&index.segment_first_seqs()?, &pinned)))
+}
+
 /// `rebuild` under the storage lock, for the CLI (the recorder must not be running).
 pub fn rebuild_locked(dir: &Path, recorder: u128) -> Result<(), Error> {
     let _lock = lock_dir(dir)?;
