@@ -679,6 +679,8 @@ impl HealthWatcher {
         // Per storage: bytes deleted by size and by time seen last round, and the limit that
         // deleted last (ST-7).
         let mut deleting: HashMap<Arc<str>, DeletingSeen> = HashMap::new();
+        // Per storage: whether it held only evidence-locked data last round (EL-4).
+        let mut locked_full: HashMap<Arc<str>, bool> = HashMap::new();
         let mut rounds = 0u64;
         while !stop.wait_timeout(Duration::from_millis(500)) {
             let now = self.clocks.realtime_us();
@@ -709,6 +711,28 @@ impl HealthWatcher {
                     self.events.emit(Event::new(kind, now).with_storage(&*s.id));
                 }
                 *seen = deleted;
+                // Issue 13 (EL-4, FL-5): only locked data is left, and its end.
+                let full = s.stats.full_of_locked_data.load(Ordering::Relaxed);
+                let full_seen = locked_full.entry(s.id.clone()).or_insert(false);
+                if full != *full_seen {
+                    *full_seen = full;
+                    let (kind, m) = if full {
+                        (
+                            EventKind::StorageFullOfLockedData,
+                            format!(
+                                "storage {} holds only evidence-locked data; recording to it stops until a lock is \
+                                 released or expires (EL-4)",
+                                s.id
+                            ),
+                        )
+                    } else {
+                        (
+                            EventKind::StorageFullOfLockedDataEnded,
+                            format!("storage {} has room again; recording to it resumes", s.id),
+                        )
+                    };
+                    self.events.emit(Event::new(kind, now).with_storage(&*s.id).with_message(m));
+                }
                 let is = s.stats.available.load(Ordering::Relaxed);
                 if is != *was {
                     *was = is;

@@ -1284,6 +1284,7 @@ fn a_shrink_keeps_pinned_segments_or_is_refused() {
     h.pin(&[everything]);
     let (d, big, next_media, n, base) = h.crash();
     let recorder = store::recorder_uuid(&d).unwrap();
+    assert_eq!(store::segments_a_shrink_must_keep(&big.path).unwrap(), Some(8), "what a config check would ask");
     let e = store::open_for_write(&storage_cfg(&d, 4), &d, recorder).err().expect("refused");
     assert_eq!(e.kind(), ErrorKind::FailedPrecondition, "{e}");
     assert!(e.to_string().contains("evidence-locked") && e.to_string().contains("at least 8 segments"), "{e}");
@@ -1354,4 +1355,31 @@ fn kill9_while_pins_change_and_the_ring_wraps_keeps_every_pinned_chunk() {
     assert!(stat(&h.handle.stats.pinned_segments) > 0);
     let (d, c, ..) = h.crash();
     store::check_invariants(&c, store::recorder_uuid(&d).unwrap()).unwrap();
+}
+
+/// Issue 13 "Evidence lock" (S10, point 6): `check` reports the pinned data, and a rebuild of the
+/// index from the segments keeps the pins the old index persisted.
+#[test]
+fn check_reports_pinned_data_and_a_rebuild_keeps_the_pins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = Harness::open(tmp.path(), storage_cfg(tmp.path(), 6));
+    fill(&mut h, 300);
+    let all = chunks_without_segment(&h.cfg);
+    let pin = (all[3].start_wall_us, all[6].end_wall_us);
+    h.pin(&[pin]);
+    let rows = pinned_rows(&h.cfg, &[pin]);
+    let (d, cfg, ..) = h.crash();
+    let recorder = store::recorder_uuid(&d).unwrap();
+    let report = store::check(&cfg, recorder).unwrap();
+    assert_eq!(report.pins, 1);
+    assert!(report.pinned_chunks >= rows.len() as u64, "{report:?}");
+    assert!(report.pinned_bytes >= rows.iter().map(|r| r.len_bytes).sum::<u64>(), "{report:?}");
+    assert!(report.pinned_segments >= 1, "{report:?}");
+    store::rebuild_locked(&cfg.path, recorder).unwrap();
+    let rebuilt = store::check(&cfg, recorder).unwrap();
+    assert_eq!(
+        (rebuilt.pins, rebuilt.pinned_chunks, rebuilt.pinned_segments),
+        (report.pins, report.pinned_chunks, report.pinned_segments),
+        "the pins survive the rebuild"
+    );
 }

@@ -682,6 +682,9 @@ fn recover_tail(layout: &Layout, index: &mut Index) -> Result<(WritePosition, u6
 /// the index file is missing). The old index, if any, is moved aside, never deleted.
 pub fn rebuild(dir: &Path, recorder: u128) -> Result<Index, Error> {
     let idx_path = dir.join(index::INDEX_FILE);
+    // S10: the pins the old index persisted, if it can still be read, go into the new one, so a
+    // rebuild never drops an evidence lock before the evidence module publishes again.
+    let pins = Index::open(dir, false).ok().flatten().and_then(|old| old.pins().ok()).unwrap_or_default();
     if idx_path.exists() {
         let aside = dir.join(format!("{}.replaced-{}", index::INDEX_FILE, std::process::id()));
         std::fs::rename(&idx_path, &aside)
@@ -752,6 +755,9 @@ pub fn rebuild(dir: &Path, recorder: u128) -> Result<Index, Error> {
         Index::set_indexed_through(&tx, last)?;
     }
     tx.commit().map_err(|e| Error::sqlite("index: commit rebuild", e))?;
+    if !pins.is_empty() {
+        idx.set_pins(&pins)?;
+    }
     idx.checkpoint_full()?;
     Ok(idx)
 }
@@ -795,6 +801,13 @@ pub struct CheckReport {
     pub damaged: Vec<String>,
     /// Valid chunks past the index's end (normal after a crash; indexed at the next start).
     pub unindexed_tail_chunks: u64,
+    /// Pins (evidence locks, S10) the storage honours, as its index persisted them.
+    pub pins: usize,
+    /// Indexed permanent chunks those pins cover, and their bytes.
+    pub pinned_chunks: u64,
+    pub pinned_bytes: u64,
+    /// Segments holding pinned chunks: the ring reuses none of them.
+    pub pinned_segments: u64,
 }
 
 /// Verifies index against media (`edgerec check`): every indexed chunk decodes, has the indexed
@@ -817,7 +830,20 @@ pub fn check(cfg: &StorageConfig, recorder: u128) -> Result<CheckReport, Error> 
     let mut files: Vec<Option<File>> = (0..meta.segment_count).map(|_| None).collect();
     let mut buf = Vec::new();
     let mut prev: Option<ChunkRow> = None;
+    let pins = index.pins()?;
+    report.pins = pins.len();
+    report.pinned_segments = index.pinned_segments(&pins, meta.segment_count)?.iter().filter(|p| **p).count() as u64;
+    let cameras: std::collections::HashMap<i64, String> =
+        index.streams()?.into_iter().map(|(id, camera, _)| (id, camera)).collect();
     index.for_each_chunk(|row| {
+        if !row.temporary
+            && cameras
+                .get(&row.stream_id)
+                .is_some_and(|camera| pins.iter().any(|p| p.covers(camera, row.start_wall_us, row.end_wall_us)))
+        {
+            report.pinned_chunks += 1;
+            report.pinned_bytes += row.len_bytes;
+        }
         let Some(slot) = files.get_mut(row.segment_no as usize) else {
             report.damaged.push(format!("chunk {} names segment {} beyond the ring", row.seq, row.segment_no));
             return Ok(());
@@ -944,6 +970,16 @@ pub fn recordings_across(dirs: &[PathBuf], camera: &str, from_us: i64, to_us: i6
     }
     all.sort_by_key(|r| (r.start_wall_us, r.end_wall_us));
     Ok(all)
+}
+
+/// S10, ST-6: the fewest segments a shrink of the storage at `dir` must keep (its segments holding
+/// pinned data, and the head), read-only and safe beside the writer; None without an index. A
+/// config check refuses a `size` below `size_for_segments` of it at PUT time, as the open would.
+pub fn segments_a_shrink_must_keep(dir: &Path) -> Result<Option<u32>, Error> {
+    let Some(index) = Index::open(dir, false)? else { return Ok(None) };
+    let meta = index.meta()?;
+    let pinned = index.pinned_segments(&index.pins()?, meta.segment_count)?;
+    Ok(Some(resize::segments_a_shrink_must_keep(&index.segment_first_seqs()?, &pinned)))
 }
 
 /// `rebuild` under the storage lock, for the CLI (the recorder must not be running).
