@@ -197,20 +197,9 @@ impl AuthDb {
         if created > 0 {
             use Permission::*;
             // Issue 12 point 4: live view is what a technician does first (4e90ad5 granted it too).
-            // Issue 13 (EL-7): operators see and create evidence locks; extending and releasing
-            // them is left to roles an administrator grants it to.
-            for p in [
-                Read,
-                ViewLive,
-                Playback,
-                Export,
-                SmartSearch,
-                ManualRecording,
-                EvidenceLockView,
-                EvidenceLockCreate,
-                Status,
-                TriggerEvents,
-            ] {
+            // Issue 13 (EL-7, review finding 3): "no permission granted" by default, so no
+            // evidence_lock_* grant here; an administrator grants them per role and camera.
+            for p in [Read, ViewLive, Playback, Export, SmartSearch, ManualRecording, Status, TriggerEvents] {
                 self.conn
                     .execute(
                         "INSERT INTO role_grant (role, permission, allow) VALUES (?1, ?2, 1)",

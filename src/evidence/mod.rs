@@ -24,6 +24,16 @@ pub const MAX_DESCRIPTION_CHARS: usize = 1000;
 pub const EXPIRY_TOLERANCE_US: i64 = 60_000_000;
 /// The longest selectable duration: 200 years, in seconds.
 pub const MAX_DURATION_SECONDS: i64 = 200 * 365 * 86_400;
+/// How far past now a lock's range may end: an ongoing incident can be locked "until a bit after
+/// now", but no lock pins recordings not yet made for longer (review finding 2: a range ending in
+/// the far future would pin everything a camera records from then on, and fill the ring, FL-5).
+pub const MAX_END_AHEAD_US: i64 = 3_600_000_000;
+/// The longest range one lock may cover: one year, in µs.
+pub const MAX_RANGE_US: i64 = 366 * 86_400_000_000;
+/// The latest expiry a "custom" (user-defined) choice may name, from now, unless one of the
+/// profile's durations is longer: ten years, in µs (review finding 8: an unbounded custom date
+/// would be "indefinite" on a profile that does not allow it).
+pub const MAX_CUSTOM_EXPIRY_US: i64 = 10 * 366 * 86_400_000_000;
 /// How often the expiry timer looks for locks that expired since the last publish.
 const EXPIRY_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -91,6 +101,25 @@ impl LockFields {
             return Err(crate::err!(
                 InvalidArgument,
                 "`start_wall_us` ({start_wall_us}) must be before `end_wall_us` ({end_wall_us})"
+            ));
+        }
+        // Review finding 2 (EL-1, FL-5): a range before 1970, ending more than an hour from now,
+        // or longer than a year is refused: it would pin data nobody asked for.
+        if start_wall_us < 0 {
+            return Err(crate::err!(InvalidArgument, "`start_wall_us` ({start_wall_us}) must not be before 1970"));
+        }
+        let latest_end_us = now_us.saturating_add(MAX_END_AHEAD_US);
+        if end_wall_us > latest_end_us {
+            return Err(crate::err!(
+                InvalidArgument,
+                "`end_wall_us` ({end_wall_us}) is more than an hour after now ({now_us}): a lock protects what \
+                 was recorded, not what is not yet recorded; extend it later"
+            ));
+        }
+        if end_wall_us - start_wall_us > MAX_RANGE_US {
+            return Err(crate::err!(
+                InvalidArgument,
+                "the range {start_wall_us}..{end_wall_us} is longer than a year ({MAX_RANGE_US} µs); lock it in parts"
             ));
         }
         if description.chars().count() > MAX_DESCRIPTION_CHARS {
@@ -202,7 +231,7 @@ impl Profile {
         let ok = match expires_wall_us {
             None => self.indefinite,
             Some(e) => {
-                (self.custom && e > now_us)
+                (self.custom && e > now_us && e <= now_us.saturating_add(self.max_custom_ahead_us()))
                     || self.durations.iter().any(|d| {
                         let target = now_us.saturating_add(d.seconds.saturating_mul(1_000_000));
                         (e - target).abs() <= EXPIRY_TOLERANCE_US
@@ -218,7 +247,7 @@ impl Profile {
             choices.push("indefinite (null)".into());
         }
         if self.custom {
-            choices.push("any future date".into());
+            choices.push(format!("any future date up to {} s from now", self.max_custom_ahead_us() / 1_000_000));
         }
         let asked = expires_wall_us.map_or_else(|| "indefinite".to_owned(), |e| format!("expiry {e}"));
         Err(crate::err!(
@@ -227,6 +256,13 @@ impl Profile {
             self.name,
             if choices.is_empty() { "nothing".to_owned() } else { choices.join(", ") }
         ))
+    }
+
+    /// How far ahead a custom expiry may be: `MAX_CUSTOM_EXPIRY_US`, or the longest duration if
+    /// that is longer (review finding 8).
+    fn max_custom_ahead_us(&self) -> i64 {
+        let longest_us = self.durations.iter().map(|d| d.seconds.saturating_mul(1_000_000)).max().unwrap_or(0);
+        longest_us.max(MAX_CUSTOM_EXPIRY_US)
     }
 
     /// The profile of a user with several roles: every choice any of them allows.
@@ -588,6 +624,21 @@ mod tests {
         assert!(board.current().pins.is_empty() && changed.pins_version > v);
     }
 
+    /// Review finding 2 (EL-1): a range before 1970, ending more than an hour from now, or longer
+    /// than a year is refused; the edges are accepted.
+    #[test]
+    fn lock_ranges_are_bounded() {
+        let now = 1_000_000_000_000_000;
+        let new = |start: i64, end: i64| LockFields::new(vec!["a".into()], start, end, None, String::new(), now);
+        assert!(new(-1, 5).is_err());
+        assert!(new(i64::MIN, i64::MAX).is_err());
+        assert!(new(now - 10, now + MAX_END_AHEAD_US).is_ok());
+        let e = new(now - 10, now + MAX_END_AHEAD_US + 1).unwrap_err();
+        assert!(e.kind() == crate::ErrorKind::InvalidArgument && e.to_string().contains("hour"), "{e}");
+        assert!(new(now - MAX_RANGE_US, now).is_ok());
+        assert!(new(now - MAX_RANGE_US - 1, now).unwrap_err().to_string().contains("longer than a year"));
+    }
+
     /// Issue 13 (EL-6): a profile allows now + its durations (±60 s), indefinite and custom dates
     /// only when it says so; the refusal names the choices.
     #[test]
@@ -608,6 +659,10 @@ mod tests {
         let open = Profile { name: "Open".into(), indefinite: true, custom: true, ..p.clone() };
         assert!(open.check_expiry(None, now).is_ok());
         assert!(open.check_expiry(Some(now + 5), now).is_ok());
+        // Review finding 8 (EL-6): custom is not indefinite in disguise.
+        assert!(open.check_expiry(Some(now + MAX_CUSTOM_EXPIRY_US), now).is_ok());
+        let e = open.check_expiry(Some(i64::MAX), now).unwrap_err();
+        assert!(e.to_string().contains("any future date up to"), "{e}");
         let merged = Profile::merged(vec![p, open]).unwrap();
         assert!(merged.indefinite && merged.custom && merged.name == "Short + Open");
     }

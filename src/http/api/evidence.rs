@@ -20,6 +20,11 @@ use crate::http::{query, respond, Ctx};
 const PINS_APPLIED_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most locks one listing returns.
 const MAX_LIST_LIMIT: u64 = 1000;
+/// How many locks a listing without `limit` returns (review finding 9: every lock listed costs a
+/// look into each storage's index).
+const DEFAULT_LIST_LIMIT: u64 = 200;
+/// How long a lock change waits for its events to be in the event log (EL-9).
+const EVENT_APPEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where a lock's data is and how much of it (EL-8).
 #[derive(Serialize)]
@@ -170,7 +175,7 @@ pub(super) fn list(ctx: &Ctx, call: &Call) -> Result<Response, Error> {
     let camera = call.query.get("camera").filter(|c| !c.is_empty()).map(str::to_owned);
     let from = int_param(call, "from")?;
     let to = int_param(call, "to")?;
-    let limit = call.query.u64("limit")?.unwrap_or(MAX_LIST_LIMIT);
+    let limit = call.query.u64("limit")?.unwrap_or(DEFAULT_LIST_LIMIT);
     if limit == 0 || limit > MAX_LIST_LIMIT {
         return Err(crate::err!(InvalidArgument, "`limit` must be 1..={MAX_LIST_LIMIT}"));
     }
@@ -272,16 +277,12 @@ fn check_profile(ctx: &Ctx, eff: &Effective, expires_wall_us: Option<i64>) -> Re
     profile.check_expiry(expires_wall_us, ctx.rec.clocks().realtime_us())
 }
 
-/// Waits until every storage writer honours `changed` (or 5 s), then raises one event per
-/// camera (EL-9) and returns the storages that did not confirm.
+/// Raises one event per camera (EL-9) right after the change is durable, then waits until every
+/// storage writer honours `changed` (or 5 s) and returns the storages that did not confirm.
+/// Review finding 13: the events are appended (durable, waited for) before the pin wait, so a
+/// crash after the commit loses at most the answer, and a full queue is an error in the log,
+/// not a silent drop.
 fn finish(ctx: &Ctx, changed: &Changed, kind: EventKind) -> Vec<String> {
-    let pending = if ctx.rec.wait_pins_applied(changed.pins_version, PINS_APPLIED_TIMEOUT) {
-        Vec::new()
-    } else {
-        let pending = ctx.rec.pins_pending(changed.pins_version);
-        tracing::warn!(storages = ?pending, "evidence lock change not yet confirmed by every storage writer");
-        pending
-    };
     let mut cameras: Vec<&String> = Vec::new();
     for l in changed.old.iter().chain(changed.new.iter()) {
         for c in &l.cameras {
@@ -291,14 +292,25 @@ fn finish(ctx: &Ctx, changed: &Changed, kind: EventKind) -> Vec<String> {
         }
     }
     let id = changed.new.as_ref().or(changed.old.as_ref()).map(|l| l.id.clone()).unwrap_or_default();
+    let all: Vec<String> = cameras.iter().map(|c| (*c).clone()).collect();
     let now_us = ctx.rec.clocks().realtime_us();
     for c in cameras {
-        match Event::new(kind.clone(), now_us).with_camera(c.clone()).with_data(serde_json::json!({ "lock_id": id })) {
-            Ok(e) => ctx.rec.events().emit(e),
-            Err(e) => tracing::error!("evidence lock event not raised: {e}"),
+        let data = serde_json::json!({ "lock_id": id, "cameras": all });
+        let appended = Event::new(kind.clone(), now_us)
+            .with_camera(c.clone())
+            .with_data(data)
+            .and_then(|e| ctx.rec.events().append(e, EVENT_APPEND_TIMEOUT));
+        if let Err(e) = appended {
+            tracing::error!(camera = %c, lock = %id, "evidence lock event not raised (EL-9): {e}");
         }
     }
-    pending
+    if ctx.rec.wait_pins_applied(changed.pins_version, PINS_APPLIED_TIMEOUT) {
+        Vec::new()
+    } else {
+        let pending = ctx.rec.pins_pending(changed.pins_version);
+        tracing::warn!(storages = ?pending, "evidence lock change not yet confirmed by every storage writer");
+        pending
+    }
 }
 
 /// What the audit entry says about a lock.
@@ -322,6 +334,20 @@ fn if_match(call: &Call) -> Result<Option<i64>, Error> {
             .parse::<i64>()
             .map(Some)
             .map_err(|_| crate::err!(InvalidArgument, "If-Match {v:?} is not a lock revision (\"N\")")),
+    }
+}
+
+/// Refuses (409) an `If-Match` naming another revision than the lock the caller's rights were
+/// checked against: a later revision would otherwise be changed under checks made on an older one.
+fn check_if_match(call: &Call, old: &Lock) -> Result<(), Error> {
+    match if_match(call)? {
+        Some(r) if r != old.revision => Err(crate::err!(
+            FailedPrecondition,
+            "evidence lock {:?} is at revision {}, not {r}: it was changed meanwhile; read it again",
+            old.id,
+            old.revision
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -349,9 +375,12 @@ pub(super) fn create(ctx: &Ctx, call: &mut Call) -> Result<Response, Error> {
 /// the new lock, narrowing `evidence_lock_delete` on every camera of the old one (EL-7); a change
 /// of the description alone counts as an edit and needs `evidence_lock_extend`.
 pub(super) fn replace(ctx: &Ctx, call: &mut Call, id: &str) -> Result<Response, Error> {
-    let r = visible_lock(ctx, &call.eff, id).and_then(|old| {
-        let revision = if_match(call)?.unwrap_or(old.revision);
-        let body = query::read_json(&mut call.req)?;
+    // Review finding 1 (EL-7): the body is read before the snapshot is taken, the client's
+    // If-Match must be the snapshot's revision, and the write is made at the snapshot's
+    // revision, so the change is applied to exactly the lock it was authorised against.
+    let r = query::read_json(&mut call.req).and_then(|body| {
+        let old = visible_lock(ctx, &call.eff, id)?;
+        check_if_match(call, &old)?;
         let fields = fields_of(ctx, &body)?;
         // Cameras added must exist; the ones it had may have been removed with their data kept
         // (EL-10), and stay.
@@ -368,7 +397,7 @@ pub(super) fn replace(ctx: &Ctx, call: &mut Call, id: &str) -> Result<Response, 
         if fields.expires_wall_us() != old.expires_wall_us {
             check_profile(ctx, &call.eff, fields.expires_wall_us())?;
         }
-        ctx.rec.evidence().replace(id, revision, fields, &call.eff.user)
+        ctx.rec.evidence().replace(id, old.revision, fields, &call.eff.user)
     });
     call.audit(ctx, &r, &r.as_ref().ok().and_then(|c| c.new.as_ref()).map(describe).unwrap_or_default());
     let changed = r?;
@@ -379,10 +408,11 @@ pub(super) fn replace(ctx: &Ctx, call: &mut Call, id: &str) -> Result<Response, 
 
 /// `DELETE /api/v1/evidence-locks/{id}`: needs `evidence_lock_delete` on every camera (EL-7).
 pub(super) fn delete(ctx: &Ctx, call: &mut Call, id: &str) -> Result<Response, Error> {
+    // Review finding 1: the delete is made at the revision that was authorised (see `replace`).
     let r = visible_lock(ctx, &call.eff, id).and_then(|old| {
-        let revision = if_match(call)?.unwrap_or(old.revision);
+        check_if_match(call, &old)?;
         check_each(ctx, &call.eff, &old.cameras, Permission::EvidenceLockDelete, false)?;
-        ctx.rec.evidence().delete(id, revision)
+        ctx.rec.evidence().delete(id, old.revision)
     });
     call.audit(ctx, &r, &r.as_ref().ok().and_then(|c| c.old.as_ref()).map(describe).unwrap_or_default());
     let changed = r?;
