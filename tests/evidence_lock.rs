@@ -303,6 +303,18 @@ fn locks_need_each_permission_on_every_camera_and_are_audited() {
     assert!(v["error"]["message"].as_str().unwrap().contains(&l2_id), "{v}");
     let (s, v) = call(&rec, None, "DELETE", "/api/v1/config/storages/main", None);
     assert_eq!(s, 409, "{v}");
+    // Review finding 7 (EL-7): a configurator who may not view l2 is refused too, without its id.
+    put_role(
+        &rec,
+        "configurator",
+        json!({"grants": [{"permission": "read", "allow": true}, {"permission": "read_config", "allow": true},
+                          {"permission": "edit_config", "allow": true}]}),
+    );
+    add_user(&rec, "cora", "Cora-pass-123", &["configurator"]);
+    let (s, v) = call(&rec, Some(("cora", "Cora-pass-123")), "DELETE", "/api/v1/config/cameras/yard", None);
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(s == 409 && !message.contains(&l2_id) && message.contains("you may not view"), "{v}");
+
     // The same through the whole document: a GET answer sent back without the yard.
     let (s, mut doc) = call(&rec, None, "GET", "/api/v1/config", None);
     assert_eq!(s, 200, "{doc}");

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::clocks::Clocks;
+use crate::clocks::{Clocks, WallAnchor, MAX_WALL_STEP_US};
 use crate::error::Error;
 use crate::shutdown::Shutdown;
 use crate::store::lock::{Pin, PinBoard};
@@ -34,6 +34,10 @@ pub const MAX_RANGE_US: i64 = 366 * 86_400_000_000;
 /// profile's durations is longer: ten years, in µs (review finding 8: an unbounded custom date
 /// would be "indefinite" on a profile that does not allow it).
 pub const MAX_CUSTOM_EXPIRY_US: i64 = 10 * 366 * 86_400_000_000;
+/// How long a forward step of the wall clock (more than `MAX_WALL_STEP_US` ahead of monotonic
+/// time) must last before locks it makes expire are unpinned: time for NTP or an operator to
+/// correct a wrong clock before the writers may reclaim evidence (review finding 15).
+const WALL_JUMP_CONFIRM: Duration = Duration::from_secs(600);
 /// How often the expiry timer looks for locks that expired since the last publish.
 const EXPIRY_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -314,6 +318,12 @@ struct State {
     /// The ids of the locks whose pins were published last; the expiry timer publishes again
     /// when the active set differs.
     published: BTreeSet<String>,
+    /// The wall clock and monotonic time at the expiry timer's last accepted look: a realtime
+    /// far ahead of it is a clock step, not time passing.
+    anchor: WallAnchor,
+    /// Monotonic time when a forward step that would unpin locks was first seen; while set (and
+    /// for `WALL_JUMP_CONFIRM`), the published locks stay pinned.
+    jump_seen: Option<Duration>,
 }
 
 impl Evidence {
@@ -322,7 +332,9 @@ impl Evidence {
     pub fn open(data_dir: &Path, board: PinBoard, clocks: Arc<dyn Clocks>) -> Result<Evidence, Error> {
         let db = db::Db::open(data_dir)?;
         let locks = db.locks()?;
-        let ev = Evidence { state: Mutex::new(State { db, locks, published: BTreeSet::new() }), board, clocks };
+        let anchor = WallAnchor::now(clocks.as_ref());
+        let state = State { db, locks, published: BTreeSet::new(), anchor, jump_seen: None };
+        let ev = Evidence { state: Mutex::new(state), board, clocks };
         let version = ev.publish(&mut ev.state());
         let n = ev.state().published.len();
         tracing::info!(locks = n, pins_version = version, "evidence locks published");
@@ -338,7 +350,10 @@ impl Evidence {
         let now_us = self.clocks.realtime_us();
         let mut pins = Vec::new();
         let mut ids = BTreeSet::new();
-        for l in state.locks.iter().filter(|l| l.active(now_us)) {
+        // While a wall-clock jump is unconfirmed, the locks pinned before it stay pinned.
+        let holding = state.jump_seen.is_some();
+        let keep = |l: &Lock| l.active(now_us) || (holding && state.published.contains(&l.id));
+        for l in state.locks.iter().filter(|l| keep(l)) {
             ids.insert(l.id.clone());
             for c in &l.cameras {
                 pins.push(Pin {
@@ -441,10 +456,34 @@ impl Evidence {
     }
 
     /// Publishes again when a lock expired since the last publish; returns the new version.
+    /// Review finding 15: when the wall clock jumped more than `MAX_WALL_STEP_US` ahead of
+    /// monotonic time since the last look and that would unpin a lock, the pins stay as they are
+    /// (with a warning) until the jump has lasted `WALL_JUMP_CONFIRM`; a clock set back in the
+    /// meantime ends the hold with nothing unpinned.
     pub fn republish_if_expired(&self) -> Option<u64> {
         let now_us = self.clocks.realtime_us();
+        let monotonic = self.clocks.monotonic();
         let mut state = self.state();
         let active: BTreeSet<String> = state.locks.iter().filter(|l| l.active(now_us)).map(|l| l.id.clone()).collect();
+        let unpins = state.published.iter().any(|id| !active.contains(id));
+        let step_us = state.anchor.step_us(self.clocks.as_ref());
+        if unpins && step_us > MAX_WALL_STEP_US {
+            let first = *state.jump_seen.get_or_insert_with(|| {
+                tracing::warn!(
+                    step_us,
+                    "the wall clock jumped ahead of monotonic time: evidence locks it would expire stay pinned for \
+                     {} s unless it is set back",
+                    WALL_JUMP_CONFIRM.as_secs()
+                );
+                monotonic
+            });
+            if monotonic.saturating_sub(first) < WALL_JUMP_CONFIRM {
+                return None;
+            }
+            tracing::warn!(step_us, "the wall clock's jump lasted: evidence locks expire by it");
+        }
+        state.jump_seen = None;
+        state.anchor = WallAnchor::now(self.clocks.as_ref());
         if active == state.published {
             return None;
         }
@@ -637,6 +676,60 @@ mod tests {
         assert!(e.kind() == crate::ErrorKind::InvalidArgument && e.to_string().contains("hour"), "{e}");
         assert!(new(now - MAX_RANGE_US, now).is_ok());
         assert!(new(now - MAX_RANGE_US - 1, now).unwrap_err().to_string().contains("longer than a year"));
+    }
+
+    /// Review finding 12 (EL-1, S10): a change publishes the lock's new range: a wider one covers
+    /// the added part, a narrower one uncovers the part it gave up, each in a newer version.
+    #[test]
+    fn a_change_publishes_the_new_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let clocks = crate::clocks::SimulatedClocks::new(1_000_000_000_000_000);
+        let now = clocks.realtime_us();
+        let board = PinBoard::default();
+        let ev = Evidence::open(dir.path(), board.clone(), Arc::new(clocks.clone())).unwrap();
+        let f = |start: i64, end: i64| LockFields::new(vec!["a".into()], start, end, None, String::new(), now).unwrap();
+        let made = ev.create(f(1_000, 2_000), "u").unwrap();
+        let id = made.new.unwrap().id;
+        assert!(!board.current().covers("a", 500, 600));
+        let wider = ev.replace(&id, 1, f(400, 2_000), "u").unwrap();
+        assert!(wider.pins_version > made.pins_version && board.current().version == wider.pins_version);
+        assert!(board.current().covers("a", 500, 600) && board.current().covers("a", 1_500, 1_600));
+        let narrower = ev.replace(&id, 2, f(400, 1_000), "u").unwrap();
+        assert!(narrower.pins_version > wider.pins_version);
+        assert!(board.current().covers("a", 500, 600) && !board.current().covers("a", 1_500, 1_600));
+    }
+
+    /// Review finding 15: a wall clock set far ahead does not unpin a lock at once; set back, it
+    /// never unpins it; a jump that lasts `WALL_JUMP_CONFIRM` is accepted.
+    #[test]
+    fn a_wall_clock_jump_keeps_the_pins_until_it_lasts() {
+        let dir = tempfile::tempdir().unwrap();
+        let clocks = crate::clocks::SimulatedClocks::new(1_000_000_000_000_000);
+        let now = clocks.realtime_us();
+        let board = PinBoard::default();
+        let ev = Evidence::open(dir.path(), board.clone(), Arc::new(clocks.clone())).unwrap();
+        let hour_us = 3_600_000_000;
+        let f = LockFields::new(vec!["a".into()], 100, 200, Some(now + hour_us), String::new(), now).unwrap();
+        ev.create(f, "u").unwrap();
+        clocks.step_realtime_us(2 * hour_us);
+        assert_eq!(ev.republish_if_expired(), None, "held at the jump");
+        clocks.advance(Duration::from_secs(60));
+        assert_eq!(ev.republish_if_expired(), None, "still held");
+        assert!(board.current().covers("a", 150, 160));
+        // A lock made meanwhile does not drop the held one either.
+        let g = LockFields::new(vec!["b".into()], 100, 200, None, String::new(), clocks.realtime_us()).unwrap();
+        ev.create(g, "u").unwrap();
+        assert!(board.current().covers("a", 150, 160) && board.current().covers("b", 150, 160));
+        // Set back: the lock was never unpinned, and still is not.
+        clocks.step_realtime_us(-2 * hour_us);
+        assert_eq!(ev.republish_if_expired(), None);
+        assert!(board.current().covers("a", 150, 160));
+        // A jump that lasts is accepted.
+        clocks.step_realtime_us(2 * hour_us);
+        assert_eq!(ev.republish_if_expired(), None);
+        clocks.advance(WALL_JUMP_CONFIRM);
+        assert!(ev.republish_if_expired().is_some());
+        assert!(!board.current().covers("a", 150, 160) && board.current().covers("b", 150, 160));
     }
 
     /// Issue 13 (EL-6): a profile allows now + its durations (±60 s), indefinite and custom dates

@@ -280,8 +280,8 @@ fn check_locked(ctx: &Ctx, call: &Call, section: Section, id: &str) -> Result<()
         return Ok(());
     }
     let evidence = ctx.rec.evidence();
-    let locks: Vec<String> = match section {
-        Section::Camera => evidence.active_locks_of(id).into_iter().map(|l| l.id).collect(),
+    let locks: Vec<crate::evidence::Lock> = match section {
+        Section::Camera => evidence.active_locks_of(id),
         Section::Storage => {
             let config = ctx.rec.config();
             let Some(storage) = config.storages.iter().find(|s| s.id == id) else { return Ok(()) };
@@ -293,7 +293,7 @@ fn check_locked(ctx: &Ctx, call: &Call, section: Section, id: &str) -> Result<()
                         .map_or(true, |h| h.is_some_and(|h| h.bytes > 0))
                 });
                 if holds {
-                    ids.push(l.id);
+                    ids.push(l);
                 }
             }
             ids
@@ -306,11 +306,18 @@ fn check_locked(ctx: &Ctx, call: &Call, section: Section, id: &str) -> Result<()
         Section::Camera => "camera",
         Section::Storage => "storage",
     };
+    // Review finding 7 (EL-7): only the locks the caller may view are named; the others are
+    // counted, so the refusal is still clear without telling of a lock the caller may not see.
+    let (named, unseen): (Vec<_>, Vec<_>) = locks.iter().partition(|l| super::evidence::visible(&call.eff, l));
+    let mut which: Vec<String> = named.iter().map(|l| l.id.clone()).collect();
+    if !unseen.is_empty() {
+        which.push(format!("{} evidence lock(s) you may not view", unseen.len()));
+    }
     Err(crate::err!(
         FailedPrecondition,
         "{what} {id:?} holds data of evidence lock(s) {} (EL-10): release or narrow them first, or remove it with \
          ?keep_locked=true to keep the locks and the locked data",
-        locks.join(", ")
+        which.join(", ")
     ))
 }
 

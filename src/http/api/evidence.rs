@@ -101,7 +101,7 @@ pub(in crate::http) fn profile_item(p: &Profile) -> ProfileItem {
 }
 
 /// Whether the caller may see `lock`: `evidence_lock_view` (and read, PR-11) on every camera.
-fn visible(eff: &Effective, lock: &Lock) -> bool {
+pub(super) fn visible(eff: &Effective, lock: &Lock) -> bool {
     lock.cameras.iter().all(|c| eff.can_see(c) && eff.allows(Permission::EvidenceLockView, Some(c)))
 }
 
