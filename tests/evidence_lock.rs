@@ -251,7 +251,7 @@ fn locks_need_each_permission_on_every_camera_and_are_audited() {
     later["end_wall_us"] = json!(end + 1_000_000);
     let (s, v) = call(&rec, None, "PUT", &l1_path, Some(later.clone()));
     assert_eq!((s, &v["revision"]), (200, &json!(3)), "{v}");
-    slow.write_all(payload[1..].as_bytes()).unwrap();
+    slow.write_all(&payload.as_bytes()[1..]).unwrap();
     let mut answer = String::new();
     slow.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 403"), "narrowing revision 3 needs evidence_lock_delete: {answer}");
@@ -271,7 +271,14 @@ fn locks_need_each_permission_on_every_camera_and_are_audited() {
     assert_eq!((s, &v["evidence_lock_profile"]), (200, &json!("Default")), "{v}");
     let mut role = v.clone();
     role["evidence_lock_profile"] = json!("Short");
-    put_role(&rec, "door-locker", role);
+    put_role(&rec, "door-locker", role.clone());
+    // Review finding 14: a refused role write (create-only, the role exists) leaves its profile.
+    let mut again = role.clone();
+    again["evidence_lock_profile"] = json!("Default");
+    let (s, v) = call_with(&rec, None, "PUT", "/api/v1/roles/door-locker", Some(again), &[("If-None-Match", "*")]);
+    assert_eq!(s, 409, "{v}");
+    let (_, v) = call(&rec, None, "GET", "/api/v1/roles/door-locker", None);
+    assert_eq!(v["evidence_lock_profile"], "Short", "{v}");
     let (_, me) = call(&rec, dora, "GET", "/api/v1/me", None);
     assert_eq!(me["evidence_lock_profile"]["name"], "Short", "{me}");
     let mut forever = door.clone();

@@ -234,10 +234,28 @@ pub(super) fn put_role(ctx: &Ctx, call: &mut Call, name: &str) -> Result<Respons
             Some(Value::String(p)) => return Err(crate::err!(InvalidArgument, "no evidence lock profile {p:?}")),
             Some(_) => return Err(crate::err!(InvalidArgument, "`evidence_lock_profile` must be a profile name")),
         };
-        let created = ctx.auth.db().put_role(&role, create_only)?;
-        if let Some(p) = profile {
-            ctx.rec.evidence().set_role_profile(name, &p)?;
-        }
+        // Review finding 14: the profile is set first (checked under the evidence lock, easy to
+        // put back), then the role is written; if that fails, the old profile is restored, so a
+        // refused change leaves both databases as they were.
+        let restore = match profile {
+            Some(p) => {
+                let old = ctx.rec.evidence().role_profile(name)?;
+                ctx.rec.evidence().set_role_profile(name, &p)?;
+                Some(old)
+            }
+            None => None,
+        };
+        let created = match ctx.auth.db().put_role(&role, create_only) {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(old) = restore {
+                    if let Err(re) = ctx.rec.evidence().set_role_profile(name, &old) {
+                        tracing::error!(role = name, "lock profile not restored after a failed role write: {re}");
+                    }
+                }
+                return Err(e);
+            }
+        };
         Ok(RoleItem { created: Some(created), ..role_item(ctx, &role)? })
     });
     call.audit(ctx, &r, "");
@@ -247,8 +265,13 @@ pub(super) fn put_role(ctx: &Ctx, call: &mut Call, name: &str) -> Result<Respons
 /// `DELETE /api/v1/roles/{name}`.
 pub(super) fn delete_role(ctx: &Ctx, call: &Call, name: &str) -> Result<Response, Error> {
     let r = ctx.auth.db().delete_role(name);
-    // A role made later under this name starts with the default lock profile (EL-6).
-    let r = r.and_then(|_| ctx.rec.evidence().set_role_profile(name, crate::evidence::DEFAULT_PROFILE));
+    // A role made later under this name starts with the default lock profile (EL-6). Review
+    // finding 14: the role is gone either way, so a failed reset is logged, not answered.
+    if r.is_ok() {
+        if let Err(e) = ctx.rec.evidence().set_role_profile(name, crate::evidence::DEFAULT_PROFILE) {
+            tracing::error!(role = name, "lock profile of a deleted role not reset: {e}");
+        }
+    }
     call.audit(ctx, &r, "");
     r?;
     Ok(respond::json(200, &Deleted { deleted: name.to_owned() }))
