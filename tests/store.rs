@@ -1299,15 +1299,121 @@ fn a_shrink_keeps_pinned_segments_or_is_refused() {
     let bytes_before = export_between(&big, oldest.0, oldest.1);
     let newest_before = chunks_without_segment(&big).last().cloned();
     let (d, big, next_media, n, base) = h.crash();
+    // Review finding 11: exactly the pinned segment, the head and the 2 newest others remain.
+    let keep = seqs_a_pinned_shrink_keeps(&big, &[oldest], 4);
+    let expected: Vec<_> = chunks_without_segment(&big).into_iter().filter(|c| keep.contains(&c.seq)).collect();
+    assert!(expected.len() < all.len(), "the shrink must reclaim something");
     let small = storage_cfg(&d, 4);
     let h = Harness::reopen(&d, small.clone(), next_media, n, base);
     assert_eq!(segment_files(&small), 4);
     assert_eq!(pinned_rows(&small, &[oldest]), pinned_before, "the pinned oldest chunk survived the shrink");
     assert_eq!(export_between(&small, oldest.0, oldest.1), bytes_before);
     assert_eq!(chunks_without_segment(&small).last().cloned(), newest_before, "the newest chunk is kept");
-    assert!(chunks_without_segment(&small).len() < chunks_without_segment(&big).len() || big.path == small.path);
+    assert_eq!(chunks_without_segment(&small), expected, "the pinned segment, the head and the newest others");
     drop(h.crash());
     store::check_invariants(&small, recorder).unwrap();
+}
+
+/// The seqs a shrink to `target` segments keeps (S10, ST-6): those in every segment holding a
+/// chunk `pins` cover and in the head, then in the newest other segments up to `target`.
+fn seqs_a_pinned_shrink_keeps(cfg: &StorageConfig, pins: &[(i64, i64)], target: usize) -> Vec<u64> {
+    let index = store::index::Index::open(&cfg.path, false).unwrap().unwrap();
+    let firsts = index.segment_first_seqs().unwrap();
+    let pins: Vec<store::lock::Pin> = pins
+        .iter()
+        .map(|&(start_wall_us, end_wall_us)| store::lock::Pin { camera: "cam".into(), start_wall_us, end_wall_us })
+        .collect();
+    let pinned = index.pinned_segments(&pins, index.meta().unwrap().segment_count).unwrap();
+    let mut used: Vec<usize> = (0..firsts.len()).filter(|&no| firsts[no].is_some()).collect();
+    used.sort_by_key(|&no| std::cmp::Reverse(firsts[no]));
+    let mut keep: Vec<u32> = used.iter().filter(|&&no| pinned[no] || no == used[0]).map(|&no| no as u32).collect();
+    for &no in &used {
+        if keep.len() < target && !keep.contains(&(no as u32)) {
+            keep.push(no as u32);
+        }
+    }
+    let mut seqs = Vec::new();
+    index
+        .for_each_chunk(|c| {
+            if keep.contains(&c.segment_no) {
+                seqs.push(c.seq);
+            }
+            Ok(())
+        })
+        .unwrap();
+    seqs
+}
+
+/// Sends 20 frames of 20 kB and flushes until `done` holds for the storage's segment first_seqs.
+fn fill_until(h: &mut Harness, done: impl Fn(&[Option<u64>]) -> bool) {
+    for _ in 0..200 {
+        let index = store::index::Index::open(&h.cfg.path, false).unwrap().unwrap();
+        if done(&index.segment_first_seqs().unwrap()) {
+            return;
+        }
+        for _ in 0..20 {
+            h.send(20_000);
+        }
+        h.flush();
+    }
+    panic!("the ring never reached the wanted state");
+}
+
+/// Review finding 2 of the pins branch (S10, ST-6): once ring reuse passed over a pinned segment
+/// the segments' ages are no longer in ring order (here segment 1 is pinned, 0 and then 2 were
+/// reused: ages 1 < 3 < 4 < 5 < 0 < 2). A shrink to every smaller size still opens, and keeps
+/// exactly the pinned segment, the head and the newest others (finding 11); the store checks
+/// clean and writes on in the smaller ring.
+#[test]
+fn a_shrink_after_the_ring_skipped_a_pinned_segment_keeps_the_pinned_and_the_newest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let template = tmp.path().join("template");
+    let mut h = Harness::open(&template, storage_cfg(&template, 6));
+    fill_until(&mut h, |f| f.iter().all(Option::is_some));
+    let index = store::index::Index::open(&h.cfg.path, false).unwrap().unwrap();
+    let mut in_one = Vec::new();
+    index
+        .for_each_chunk(|c| {
+            if c.segment_no == 1 {
+                in_one.push((c.start_wall_us, c.end_wall_us));
+            }
+            Ok(())
+        })
+        .unwrap();
+    drop(index);
+    let pin = (in_one[1].0, in_one[in_one.len() - 1].1);
+    h.pin(&[pin]);
+    // Segment 0 reused, then 2 (1 skipped), and the head part filled.
+    fill_until(&mut h, |f| f[2] > f[0] && f[0] > f[5]);
+    fill(&mut h, 20);
+    assert!(stat(&h.handle.stats.segments_skipped_pinned) > 0, "the ring passed over segment 1");
+    let (_, six, next_media, n, base) = h.crash();
+    let recorder = store::recorder_uuid(&template).unwrap();
+    let before = chunks_without_segment(&six);
+    let pinned_before = pinned_rows(&six, &[pin]);
+    assert!(!pinned_before.is_empty());
+    for target in 2..6usize {
+        let case = format!("6 -> {target} segments");
+        let keep = seqs_a_pinned_shrink_keeps(&six, &[pin], target);
+        let dir = tmp.path().join(format!("t{target}"));
+        assert!(std::process::Command::new("cp").arg("-a").arg(&template).arg(&dir).status().unwrap().success());
+        let small = storage_cfg(&dir, target as u64);
+        let h = Harness::reopen(&dir, small.clone(), next_media, n, base);
+        let after = chunks_without_segment(&small);
+        let expected: Vec<_> = before.iter().filter(|c| keep.contains(&c.seq)).cloned().collect();
+        assert_eq!(after, expected, "{case}: exactly the pinned segment, the head and the newest others");
+        assert!(after.len() < before.len(), "{case}: something was reclaimed");
+        assert_eq!(pinned_rows(&small, &[pin]), pinned_before, "{case}: the pinned chunks survived");
+        assert_eq!(segment_files(&small), target, "{case}");
+        let (d, small, next_media, n, base) = h.crash();
+        store::check_invariants(&small, recorder).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let mut h = Harness::reopen(&d, small.clone(), next_media, n, base);
+        h.pin(&[pin]);
+        fill(&mut h, 300);
+        assert_eq!(pinned_rows(&small, &[pin]), pinned_before, "{case}, written on: the pin holds");
+        drop(h.crash());
+        store::check_invariants(&small, recorder).unwrap_or_else(|e| panic!("{case}, written on: {e}"));
+    }
 }
 
 /// Issue 13 "Evidence lock" (S10 crash procedure): kill -9 again and again while pins change
