@@ -1416,6 +1416,48 @@ fn a_shrink_after_the_ring_skipped_a_pinned_segment_keeps_the_pinned_and_the_new
     }
 }
 
+/// Review finding 4 of the pins branch (S10, EL-1): a pin set the writer takes while the chunk
+/// it covers is placed (closed by a new ingest run) but not yet indexed still pins that chunk's
+/// segment; the ring then wraps and passes over it, and the range exports bit-identical.
+#[test]
+fn a_pin_taken_while_its_chunk_waits_to_be_indexed_holds_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 6);
+    let mut h = Harness::open(tmp.path(), cfg.clone());
+    let hb0 = stat(&h.handle.stats.heartbeat);
+    let walls: Vec<i64> = (0..10).map(|_| h.send(20_000)).collect();
+    // A new ingest run closes the first chunk into the writer's placed list (no flush yet).
+    h.run += 1;
+    h.n = 25;
+    h.send(20_000);
+    // The writer's loop turns once per message: wait until it took the 11 frames.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while stat(&h.handle.stats.heartbeat) < hb0 + 11 {
+        assert!(std::time::Instant::now() < deadline, "the writer did not take the frames");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let pin = (walls[0], walls[9] + 1);
+    let version =
+        h.pins.publish(vec![store::lock::Pin { camera: "cam".into(), start_wall_us: pin.0, end_wall_us: pin.1 }]);
+    // The next frame turns the loop, which takes the set while the chunk is still only placed.
+    h.send(20_000);
+    while stat(&h.handle.stats.pins_applied) < version {
+        assert!(std::time::Instant::now() < deadline, "the writer did not take the pin set");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    h.flush();
+    let rows_before = pinned_rows(&cfg, &[pin]);
+    assert_eq!(rows_before.len(), 1, "the 10 frames of the first run: {rows_before:?}");
+    let bytes_before = export_between(&cfg, pin.0, pin.1);
+    // 6 segments of 1 MiB hold about 300 frames of 20 kB: 900 frames wrap the ring 3 times.
+    fill(&mut h, 900);
+    assert!(stat(&h.handle.stats.segments_skipped_pinned) > 0, "the ring passed over the pinned segment");
+    assert_eq!(pinned_rows(&cfg, &[pin]), rows_before, "the pinned chunk survived the wraps");
+    assert_eq!(export_between(&cfg, pin.0, pin.1), bytes_before);
+    let (d, c, ..) = h.crash();
+    store::check_invariants(&c, store::recorder_uuid(&d).unwrap()).unwrap();
+}
+
 /// Issue 13 "Evidence lock" (S10 crash procedure): kill -9 again and again while pins change
 /// and the ring wraps. After each reopen the store checks clean and every chunk the last
 /// honoured pins cover is still there, and it stays there while the reopened writer, whose new

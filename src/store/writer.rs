@@ -942,8 +942,10 @@ impl Writer {
                 }
             }
             let changed = live.index.make_permanent(&camera, from)?;
-            // S10: chunks of a pinned camera just became permanent, so they may be pinned now.
-            if changed > 0 && self.pins.pins.iter().any(|p| p.camera == camera && p.end_wall_us > from) {
+            // S10: chunks of a pinned camera just became permanent, so they may be pinned now;
+            // those still placed count as well as indexed ones, and a pin may end between the key
+            // frame the start walks back to and `from` (review finding 4).
+            if self.pins.pins.iter().any(|p| p.camera == camera) {
                 live.pinned_stale = true;
             }
             tracing::debug!(%camera, from, changed, "disk pre-buffer made permanent");
@@ -973,7 +975,9 @@ impl Writer {
             live.index.set_pins(&pins)?;
             self.pins = Arc::new(super::lock::PinSet { version: board.version, pins });
             live.pinned = live.index.pinned_segments(&self.pins.pins, live.layout.meta.segment_count)?;
-            live.pinned_stale = false;
+            // Chunks placed but not yet indexed are not in that answer (review finding 4): the
+            // flags are recomputed once they are indexed, before the ring next takes a segment.
+            live.pinned_stale = !live.placed.is_empty();
             self.stats.pinned_segments.store(live.pinned.iter().filter(|p| **p).count() as u64, Ordering::Relaxed);
             Self::resume_if_room(live, &self.stats, &self.pins)?;
         }
