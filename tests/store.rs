@@ -70,8 +70,18 @@ impl Harness {
     }
 
     fn open_with_clocks(data_dir: &Path, cfg: StorageConfig, clocks: Arc<dyn Clocks>) -> Harness {
+        Self::open_with_board(data_dir, cfg, clocks, store::lock::PinBoard::default())
+    }
+
+    /// Opens with a board that may already hold pins, as a recorder whose evidence module
+    /// published before the writers spawned.
+    fn open_with_board(
+        data_dir: &Path,
+        cfg: StorageConfig,
+        clocks: Arc<dyn Clocks>,
+        pins: store::lock::PinBoard,
+    ) -> Harness {
         let recorder = store::recorder_uuid(data_dir).unwrap();
-        let pins = store::lock::PinBoard::default();
         let (handle, join, ready) =
             writer::spawn_with_pins(cfg.clone(), data_dir.to_owned(), recorder, clocks, pins.clone());
         ready.recv().unwrap().unwrap();
@@ -1456,6 +1466,38 @@ fn a_pin_taken_while_its_chunk_waits_to_be_indexed_holds_it() {
     assert_eq!(export_between(&cfg, pin.0, pin.1), bytes_before);
     let (d, c, ..) = h.crash();
     store::check_invariants(&c, store::recorder_uuid(&d).unwrap()).unwrap();
+}
+
+/// Review finding 1 of the pins branch (S10, ST-6): a shrink at open keeps what the board's pins
+/// cover even when this storage never persisted them (a lock made while it was down, or a crash
+/// before its writer took the set); the union is persisted before the shrink.
+#[test]
+fn a_shrink_at_open_keeps_what_the_boards_pins_cover() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = Harness::open(tmp.path(), storage_cfg(tmp.path(), 8));
+    fill(&mut h, 700);
+    let all = chunks_without_segment(&h.cfg);
+    let (d, big, next_media, n, base) = h.crash();
+    let oldest = (all[0].start_wall_us, all[4].end_wall_us);
+    let pinned_before = pinned_rows(&big, &[oldest]);
+    let bytes_before = export_between(&big, oldest.0, oldest.1);
+    assert!(!pinned_before.is_empty());
+    let board = store::lock::PinBoard::default();
+    board.publish(vec![store::lock::Pin { camera: "cam".into(), start_wall_us: oldest.0, end_wall_us: oldest.1 }]);
+    let small = storage_cfg(&d, 4);
+    let mut h = Harness::open_with_board(&d, small.clone(), Arc::new(SystemClocks), board);
+    h.next_media = next_media + 90_000;
+    h.n = n - n % 25 + 25;
+    h.run += 1;
+    h.base_wall_us = base;
+    assert_eq!(segment_files(&small), 4);
+    assert_eq!(pinned_rows(&small, &[oldest]), pinned_before, "the board's pin held through the shrink");
+    assert_eq!(export_between(&small, oldest.0, oldest.1), bytes_before);
+    assert!(chunks_without_segment(&small).len() < all.len(), "the shrink reclaimed unpinned data");
+    fill(&mut h, 600);
+    assert_eq!(pinned_rows(&small, &[oldest]), pinned_before, "and while the ring wraps");
+    drop(h.crash());
+    store::check_invariants(&small, store::recorder_uuid(&d).unwrap()).unwrap();
 }
 
 /// Issue 13 "Evidence lock" (S10 crash procedure): kill -9 again and again while pins change

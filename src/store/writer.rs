@@ -448,7 +448,8 @@ pub fn spawn_with_pins(
 
 impl Writer {
     fn try_open(&mut self) -> Result<(), Error> {
-        match super::open_for_write(&self.cfg, &self.data_dir, self.recorder) {
+        let board = self.pin_board.current();
+        match super::open_for_write_pinned(&self.cfg, &self.data_dir, self.recorder, &board.pins) {
             Ok(o) => {
                 self.adopt(o)?;
                 Ok(())
