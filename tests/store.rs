@@ -1498,6 +1498,47 @@ fn a_shrink_at_open_keeps_what_the_boards_pins_cover() {
     store::check_invariants(&small, store::recorder_uuid(&d).unwrap()).unwrap();
 }
 
+/// Review finding 6 of the pins branch (EL-4, S9): when a disk pre-buffer flip closes a chunk at
+/// the moment only locked data is left, the flipping frame (not a key frame) is dropped and
+/// counted with the others; it never starts a video run of its own in the head's last room.
+#[test]
+fn a_prebuffer_flip_as_the_store_fills_with_locked_data_drops_the_frame() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 4);
+    let mut h = Harness::open(tmp.path(), cfg.clone());
+    let mut walls = Vec::new();
+    for i in 0..170 {
+        walls.push(h.send(20_000));
+        if i % 10 == 9 {
+            h.flush();
+        }
+    }
+    h.flush();
+    h.pin(&[(walls[0], walls[169] + 1)]);
+    // Chunks of 10 frames (200 kB): 5 fill a 1 MiB segment, leaving about 40 kB in the head.
+    for i in 0..30 {
+        h.send(20_000);
+        if i % 10 == 9 {
+            h.flush();
+        }
+    }
+    assert!(!h.handle.stats.full_of_locked_data.load(std::sync::atomic::Ordering::Acquire));
+    let stored_before = chunks_without_segment(&cfg).len();
+    // 9 permanent frames (180 kB, no room for them), then a non-key disk pre-buffer frame.
+    for _ in 0..9 {
+        h.send(20_000);
+    }
+    let flip = h.send_temporary(20_000, 60_000_000);
+    h.flush();
+    assert!(h.handle.stats.full_of_locked_data.load(std::sync::atomic::Ordering::Acquire), "only locked data left");
+    assert_eq!(stat(&h.handle.stats.frames_dropped_locked), 10, "every frame that found no room is counted");
+    let after = chunks_without_segment(&cfg);
+    assert_eq!(after.len(), stored_before, "nothing was written after the stop");
+    assert!(after.iter().all(|c| c.end_wall_us <= flip), "the flipping frame was not stored");
+    let (d, c, ..) = h.crash();
+    store::check_invariants(&c, store::recorder_uuid(&d).unwrap()).unwrap();
+}
+
 /// Issue 13 "Evidence lock" (S10 crash procedure): kill -9 again and again while pins change
 /// and the ring wraps. After each reopen the store checks clean and every chunk the last
 /// honoured pins cover is still there, and it stays there while the reopened writer, whose new

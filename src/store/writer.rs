@@ -705,6 +705,13 @@ impl Writer {
         };
         if needs_close {
             self.close_chunk(&key)?;
+            // EL-4: that close found only locked data left and reset every stream to wait for a
+            // key frame; this frame is dropped with the rest, or a video run could start with a
+            // non-key frame (S9; review finding 6).
+            if self.state.as_ref().is_some_and(|live| live.full_of_locked_data) {
+                self.stats.frames_dropped_locked.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
         }
         let st = self.streams.get_mut(&key).expect("exists");
         if st.pending.frames.is_empty() {
