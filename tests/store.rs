@@ -70,8 +70,18 @@ impl Harness {
     }
 
     fn open_with_clocks(data_dir: &Path, cfg: StorageConfig, clocks: Arc<dyn Clocks>) -> Harness {
+        Self::open_with_board(data_dir, cfg, clocks, store::lock::PinBoard::default())
+    }
+
+    /// Opens with a board that may already hold pins, as a recorder whose evidence module
+    /// published before the writers spawned.
+    fn open_with_board(
+        data_dir: &Path,
+        cfg: StorageConfig,
+        clocks: Arc<dyn Clocks>,
+        pins: store::lock::PinBoard,
+    ) -> Harness {
         let recorder = store::recorder_uuid(data_dir).unwrap();
-        let pins = store::lock::PinBoard::default();
         let (handle, join, ready) =
             writer::spawn_with_pins(cfg.clone(), data_dir.to_owned(), recorder, clocks, pins.clone());
         ready.recv().unwrap().unwrap();
@@ -1192,13 +1202,13 @@ fn time_retention_keeps_pinned_chunks_and_expires_the_rest() {
 
     // A day minus 2 h later the old run is past the retention time, the young one is not.
     clocks.step_realtime_us(86_400_000_000 - 2 * 3_600_000_000);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    // Review finding 10: the retention pass runs at the first tick after its interval (10 s of
+    // monotonic time), which the simulated clock steps instead of the test waiting for it.
+    clocks.advance(Duration::from_secs(11));
+    h.flush();
     // The pin keeps its range from the key frame it plays from (frame 25, in the chunk of
     // frames 20..29, EL-3); the chunks before that expire.
-    while store::held_between(&cfg.path, "cam", old[0], old[19]).unwrap().is_some() {
-        assert!(std::time::Instant::now() < deadline, "retention did not run");
-        h.flush();
-    }
+    assert_eq!(store::held_between(&cfg.path, "cam", old[0], old[19]).unwrap(), None, "before the pin: expired");
     assert_eq!(store::held_between(&cfg.path, "cam", old[61], old[99]).unwrap(), None, "after the pin: expired");
     assert_eq!(pinned_rows(&cfg, &[pin]), rows_before, "the pinned chunks stay");
     assert!(store::held_between(&cfg.path, "cam", old[25], old[26]).unwrap().is_some(), "and their key frame");
@@ -1210,11 +1220,9 @@ fn time_retention_keeps_pinned_chunks_and_expires_the_rest() {
 
     // Released, the pinned chunks expire at the next pass like the rest.
     h.pin(&[]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !pinned_rows(&cfg, &[pin]).is_empty() {
-        assert!(std::time::Instant::now() < deadline, "released chunks did not expire");
-        h.flush();
-    }
+    clocks.advance(Duration::from_secs(11));
+    h.flush();
+    assert_eq!(pinned_rows(&cfg, &[pin]), vec![], "released chunks expire at the next pass");
     drop(h.crash());
     store::check_invariants(&cfg, store::recorder_uuid(tmp.path()).unwrap()).unwrap();
 }
@@ -1299,15 +1307,236 @@ fn a_shrink_keeps_pinned_segments_or_is_refused() {
     let bytes_before = export_between(&big, oldest.0, oldest.1);
     let newest_before = chunks_without_segment(&big).last().cloned();
     let (d, big, next_media, n, base) = h.crash();
+    // Review finding 11: exactly the pinned segment, the head and the 2 newest others remain.
+    let keep = seqs_a_pinned_shrink_keeps(&big, &[oldest], 4);
+    let expected: Vec<_> = chunks_without_segment(&big).into_iter().filter(|c| keep.contains(&c.seq)).collect();
+    assert!(expected.len() < all.len(), "the shrink must reclaim something");
     let small = storage_cfg(&d, 4);
     let h = Harness::reopen(&d, small.clone(), next_media, n, base);
     assert_eq!(segment_files(&small), 4);
     assert_eq!(pinned_rows(&small, &[oldest]), pinned_before, "the pinned oldest chunk survived the shrink");
     assert_eq!(export_between(&small, oldest.0, oldest.1), bytes_before);
     assert_eq!(chunks_without_segment(&small).last().cloned(), newest_before, "the newest chunk is kept");
-    assert!(chunks_without_segment(&small).len() < chunks_without_segment(&big).len() || big.path == small.path);
+    assert_eq!(chunks_without_segment(&small), expected, "the pinned segment, the head and the newest others");
     drop(h.crash());
     store::check_invariants(&small, recorder).unwrap();
+}
+
+/// The seqs a shrink to `target` segments keeps (S10, ST-6): those in every segment holding a
+/// chunk `pins` cover and in the head, then in the newest other segments up to `target`.
+fn seqs_a_pinned_shrink_keeps(cfg: &StorageConfig, pins: &[(i64, i64)], target: usize) -> Vec<u64> {
+    let index = store::index::Index::open(&cfg.path, false).unwrap().unwrap();
+    let firsts = index.segment_first_seqs().unwrap();
+    let pins: Vec<store::lock::Pin> = pins
+        .iter()
+        .map(|&(start_wall_us, end_wall_us)| store::lock::Pin { camera: "cam".into(), start_wall_us, end_wall_us })
+        .collect();
+    let pinned = index.pinned_segments(&pins, index.meta().unwrap().segment_count).unwrap();
+    let mut used: Vec<usize> = (0..firsts.len()).filter(|&no| firsts[no].is_some()).collect();
+    used.sort_by_key(|&no| std::cmp::Reverse(firsts[no]));
+    let mut keep: Vec<u32> = used.iter().filter(|&&no| pinned[no] || no == used[0]).map(|&no| no as u32).collect();
+    for &no in &used {
+        if keep.len() < target && !keep.contains(&(no as u32)) {
+            keep.push(no as u32);
+        }
+    }
+    let mut seqs = Vec::new();
+    index
+        .for_each_chunk(|c| {
+            if keep.contains(&c.segment_no) {
+                seqs.push(c.seq);
+            }
+            Ok(())
+        })
+        .unwrap();
+    seqs
+}
+
+/// Sends 20 frames of 20 kB and flushes until `done` holds for the storage's segment first_seqs.
+fn fill_until(h: &mut Harness, done: impl Fn(&[Option<u64>]) -> bool) {
+    for _ in 0..200 {
+        let index = store::index::Index::open(&h.cfg.path, false).unwrap().unwrap();
+        if done(&index.segment_first_seqs().unwrap()) {
+            return;
+        }
+        for _ in 0..20 {
+            h.send(20_000);
+        }
+        h.flush();
+    }
+    panic!("the ring never reached the wanted state");
+}
+
+/// Review finding 2 of the pins branch (S10, ST-6): once ring reuse passed over a pinned segment
+/// the segments' ages are no longer in ring order (here segment 1 is pinned, 0 and then 2 were
+/// reused: ages 1 < 3 < 4 < 5 < 0 < 2). A shrink to every smaller size still opens, and keeps
+/// exactly the pinned segment, the head and the newest others (finding 11); the store checks
+/// clean and writes on in the smaller ring.
+#[test]
+fn a_shrink_after_the_ring_skipped_a_pinned_segment_keeps_the_pinned_and_the_newest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let template = tmp.path().join("template");
+    let mut h = Harness::open(&template, storage_cfg(&template, 6));
+    fill_until(&mut h, |f| f.iter().all(Option::is_some));
+    let index = store::index::Index::open(&h.cfg.path, false).unwrap().unwrap();
+    let mut in_one = Vec::new();
+    index
+        .for_each_chunk(|c| {
+            if c.segment_no == 1 {
+                in_one.push((c.start_wall_us, c.end_wall_us));
+            }
+            Ok(())
+        })
+        .unwrap();
+    drop(index);
+    let pin = (in_one[1].0, in_one[in_one.len() - 1].1);
+    h.pin(&[pin]);
+    // Segment 0 reused, then 2 (1 skipped), and the head part filled.
+    fill_until(&mut h, |f| f[2] > f[0] && f[0] > f[5]);
+    fill(&mut h, 20);
+    assert!(stat(&h.handle.stats.segments_skipped_pinned) > 0, "the ring passed over segment 1");
+    let (_, six, next_media, n, base) = h.crash();
+    let recorder = store::recorder_uuid(&template).unwrap();
+    let before = chunks_without_segment(&six);
+    let pinned_before = pinned_rows(&six, &[pin]);
+    assert!(!pinned_before.is_empty());
+    for target in 2..6usize {
+        let case = format!("6 -> {target} segments");
+        let keep = seqs_a_pinned_shrink_keeps(&six, &[pin], target);
+        let dir = tmp.path().join(format!("t{target}"));
+        assert!(std::process::Command::new("cp").arg("-a").arg(&template).arg(&dir).status().unwrap().success());
+        let small = storage_cfg(&dir, target as u64);
+        let h = Harness::reopen(&dir, small.clone(), next_media, n, base);
+        let after = chunks_without_segment(&small);
+        let expected: Vec<_> = before.iter().filter(|c| keep.contains(&c.seq)).cloned().collect();
+        assert_eq!(after, expected, "{case}: exactly the pinned segment, the head and the newest others");
+        assert!(after.len() < before.len(), "{case}: something was reclaimed");
+        assert_eq!(pinned_rows(&small, &[pin]), pinned_before, "{case}: the pinned chunks survived");
+        assert_eq!(segment_files(&small), target, "{case}");
+        let (d, small, next_media, n, base) = h.crash();
+        store::check_invariants(&small, recorder).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let mut h = Harness::reopen(&d, small.clone(), next_media, n, base);
+        h.pin(&[pin]);
+        fill(&mut h, 300);
+        assert_eq!(pinned_rows(&small, &[pin]), pinned_before, "{case}, written on: the pin holds");
+        drop(h.crash());
+        store::check_invariants(&small, recorder).unwrap_or_else(|e| panic!("{case}, written on: {e}"));
+    }
+}
+
+/// Review finding 4 of the pins branch (S10, EL-1): a pin set the writer takes while the chunk
+/// it covers is placed (closed by a new ingest run) but not yet indexed still pins that chunk's
+/// segment; the ring then wraps and passes over it, and the range exports bit-identical.
+#[test]
+fn a_pin_taken_while_its_chunk_waits_to_be_indexed_holds_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 6);
+    let mut h = Harness::open(tmp.path(), cfg.clone());
+    let hb0 = stat(&h.handle.stats.heartbeat);
+    let walls: Vec<i64> = (0..10).map(|_| h.send(20_000)).collect();
+    // A new ingest run closes the first chunk into the writer's placed list (no flush yet).
+    h.run += 1;
+    h.n = 25;
+    h.send(20_000);
+    // The writer's loop turns once per message: wait until it took the 11 frames.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while stat(&h.handle.stats.heartbeat) < hb0 + 11 {
+        assert!(std::time::Instant::now() < deadline, "the writer did not take the frames");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let pin = (walls[0], walls[9] + 1);
+    let version =
+        h.pins.publish(vec![store::lock::Pin { camera: "cam".into(), start_wall_us: pin.0, end_wall_us: pin.1 }]);
+    // The next frame turns the loop, which takes the set while the chunk is still only placed.
+    h.send(20_000);
+    while stat(&h.handle.stats.pins_applied) < version {
+        assert!(std::time::Instant::now() < deadline, "the writer did not take the pin set");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    h.flush();
+    let rows_before = pinned_rows(&cfg, &[pin]);
+    assert_eq!(rows_before.len(), 1, "the 10 frames of the first run: {rows_before:?}");
+    let bytes_before = export_between(&cfg, pin.0, pin.1);
+    // 6 segments of 1 MiB hold about 300 frames of 20 kB: 900 frames wrap the ring 3 times.
+    fill(&mut h, 900);
+    assert!(stat(&h.handle.stats.segments_skipped_pinned) > 0, "the ring passed over the pinned segment");
+    assert_eq!(pinned_rows(&cfg, &[pin]), rows_before, "the pinned chunk survived the wraps");
+    assert_eq!(export_between(&cfg, pin.0, pin.1), bytes_before);
+    let (d, c, ..) = h.crash();
+    store::check_invariants(&c, store::recorder_uuid(&d).unwrap()).unwrap();
+}
+
+/// Review finding 1 of the pins branch (S10, ST-6): a shrink at open keeps what the board's pins
+/// cover even when this storage never persisted them (a lock made while it was down, or a crash
+/// before its writer took the set); the union is persisted before the shrink.
+#[test]
+fn a_shrink_at_open_keeps_what_the_boards_pins_cover() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = Harness::open(tmp.path(), storage_cfg(tmp.path(), 8));
+    fill(&mut h, 700);
+    let all = chunks_without_segment(&h.cfg);
+    let (d, big, next_media, n, base) = h.crash();
+    let oldest = (all[0].start_wall_us, all[4].end_wall_us);
+    let pinned_before = pinned_rows(&big, &[oldest]);
+    let bytes_before = export_between(&big, oldest.0, oldest.1);
+    assert!(!pinned_before.is_empty());
+    let board = store::lock::PinBoard::default();
+    board.publish(vec![store::lock::Pin { camera: "cam".into(), start_wall_us: oldest.0, end_wall_us: oldest.1 }]);
+    let small = storage_cfg(&d, 4);
+    let mut h = Harness::open_with_board(&d, small.clone(), Arc::new(SystemClocks), board);
+    h.next_media = next_media + 90_000;
+    h.n = n - n % 25 + 25;
+    h.run += 1;
+    h.base_wall_us = base;
+    assert_eq!(segment_files(&small), 4);
+    assert_eq!(pinned_rows(&small, &[oldest]), pinned_before, "the board's pin held through the shrink");
+    assert_eq!(export_between(&small, oldest.0, oldest.1), bytes_before);
+    assert!(chunks_without_segment(&small).len() < all.len(), "the shrink reclaimed unpinned data");
+    fill(&mut h, 600);
+    assert_eq!(pinned_rows(&small, &[oldest]), pinned_before, "and while the ring wraps");
+    drop(h.crash());
+    store::check_invariants(&small, store::recorder_uuid(&d).unwrap()).unwrap();
+}
+
+/// Review finding 6 of the pins branch (EL-4, S9): when a disk pre-buffer flip closes a chunk at
+/// the moment only locked data is left, the flipping frame (not a key frame) is dropped and
+/// counted with the others; it never starts a video run of its own in the head's last room.
+#[test]
+fn a_prebuffer_flip_as_the_store_fills_with_locked_data_drops_the_frame() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 4);
+    let mut h = Harness::open(tmp.path(), cfg.clone());
+    let mut walls = Vec::new();
+    for i in 0..170 {
+        walls.push(h.send(20_000));
+        if i % 10 == 9 {
+            h.flush();
+        }
+    }
+    h.flush();
+    h.pin(&[(walls[0], walls[169] + 1)]);
+    // Chunks of 10 frames (200 kB): 5 fill a 1 MiB segment, leaving about 40 kB in the head.
+    for i in 0..30 {
+        h.send(20_000);
+        if i % 10 == 9 {
+            h.flush();
+        }
+    }
+    assert!(!h.handle.stats.full_of_locked_data.load(std::sync::atomic::Ordering::Acquire));
+    let stored_before = chunks_without_segment(&cfg).len();
+    // 9 permanent frames (180 kB, no room for them), then a non-key disk pre-buffer frame.
+    for _ in 0..9 {
+        h.send(20_000);
+    }
+    let flip = h.send_temporary(20_000, 60_000_000);
+    h.flush();
+    assert!(h.handle.stats.full_of_locked_data.load(std::sync::atomic::Ordering::Acquire), "only locked data left");
+    assert_eq!(stat(&h.handle.stats.frames_dropped_locked), 10, "every frame that found no room is counted");
+    let after = chunks_without_segment(&cfg);
+    assert_eq!(after.len(), stored_before, "nothing was written after the stop");
+    assert!(after.iter().all(|c| c.end_wall_us <= flip), "the flipping frame was not stored");
+    let (d, c, ..) = h.crash();
+    store::check_invariants(&c, store::recorder_uuid(&d).unwrap()).unwrap();
 }
 
 /// Issue 13 "Evidence lock" (S10 crash procedure): kill -9 again and again while pins change

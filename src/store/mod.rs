@@ -258,6 +258,20 @@ pub fn check_not_in_use(cfg: &StorageConfig) -> Result<(), Error> {
 /// Opens a storage for writing: creates it on first use, rebuilds a missing index from the
 /// segments (ST-15), checks identity (invariant 8) and recovers the tail (invariant 6).
 pub fn open_for_write(cfg: &StorageConfig, data_dir: &Path, recorder: u128) -> Result<Opened, Error> {
+    open_for_write_pinned(cfg, data_dir, recorder, &[])
+}
+
+/// `open_for_write` for a writer whose pin board already holds `board_pins` (S10): a resize at
+/// open keeps what they cover as well as what the persisted set covers. The persisted set can
+/// be older than the locks that exist (a lock made while this storage was down, or a crash
+/// before the writer persisted it), so the union is persisted durably before any resize
+/// (review finding 1); the writer then takes the board's set as usual.
+pub fn open_for_write_pinned(
+    cfg: &StorageConfig,
+    data_dir: &Path,
+    recorder: u128,
+    board_pins: &[lock::Pin],
+) -> Result<Opened, Error> {
     let dir = &cfg.path;
     let known = std::fs::read_to_string(known_uuid_path(data_dir, &cfg.id)).ok();
     let has_index = dir.join(index::INDEX_FILE).exists();
@@ -344,6 +358,18 @@ pub fn open_for_write(cfg: &StorageConfig, data_dir: &Path, recorder: u128) -> R
     let (mut pos, recovered_chunks) = recover_tail(&layout, &mut index)?;
     let mut layout = layout;
     if resize::needed(dir, &index, &layout.meta, wanted_segments)? {
+        let mut pins = index.pins()?;
+        for p in board_pins {
+            // EL-3: as when the writer takes a set, a pinned range keeps the key frame it plays from.
+            let start_wall_us = index.key_frame_start(&p.camera, p.start_wall_us)?;
+            let pin = lock::Pin { start_wall_us, ..p.clone() };
+            if !pins.contains(&pin) {
+                pins.push(pin);
+            }
+        }
+        if pins.len() > index.pins()?.len() {
+            index.set_pins(&pins)?;
+        }
         // ST-6: after recovery, so every durable chunk of the head is indexed and moves with it.
         resize_after_recovery(&mut layout, &mut index, wanted_segments, &mut resize::Steps::unlimited())?;
         pos = recover_tail(&layout, &mut index)?.0;

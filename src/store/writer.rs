@@ -448,7 +448,8 @@ pub fn spawn_with_pins(
 
 impl Writer {
     fn try_open(&mut self) -> Result<(), Error> {
-        match super::open_for_write(&self.cfg, &self.data_dir, self.recorder) {
+        let board = self.pin_board.current();
+        match super::open_for_write_pinned(&self.cfg, &self.data_dir, self.recorder, &board.pins) {
             Ok(o) => {
                 self.adopt(o)?;
                 Ok(())
@@ -704,6 +705,13 @@ impl Writer {
         };
         if needs_close {
             self.close_chunk(&key)?;
+            // EL-4: that close found only locked data left and reset every stream to wait for a
+            // key frame; this frame is dropped with the rest, or a video run could start with a
+            // non-key frame (S9; review finding 6).
+            if self.state.as_ref().is_some_and(|live| live.full_of_locked_data) {
+                self.stats.frames_dropped_locked.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
         }
         let st = self.streams.get_mut(&key).expect("exists");
         if st.pending.frames.is_empty() {
@@ -942,8 +950,10 @@ impl Writer {
                 }
             }
             let changed = live.index.make_permanent(&camera, from)?;
-            // S10: chunks of a pinned camera just became permanent, so they may be pinned now.
-            if changed > 0 && self.pins.pins.iter().any(|p| p.camera == camera && p.end_wall_us > from) {
+            // S10: chunks of a pinned camera just became permanent, so they may be pinned now;
+            // those still placed count as well as indexed ones, and a pin may end between the key
+            // frame the start walks back to and `from` (review finding 4).
+            if self.pins.pins.iter().any(|p| p.camera == camera) {
                 live.pinned_stale = true;
             }
             tracing::debug!(%camera, from, changed, "disk pre-buffer made permanent");
@@ -973,7 +983,9 @@ impl Writer {
             live.index.set_pins(&pins)?;
             self.pins = Arc::new(super::lock::PinSet { version: board.version, pins });
             live.pinned = live.index.pinned_segments(&self.pins.pins, live.layout.meta.segment_count)?;
-            live.pinned_stale = false;
+            // Chunks placed but not yet indexed are not in that answer (review finding 4): the
+            // flags are recomputed once they are indexed, before the ring next takes a segment.
+            live.pinned_stale = !live.placed.is_empty();
             self.stats.pinned_segments.store(live.pinned.iter().filter(|p| **p).count() as u64, Ordering::Relaxed);
             Self::resume_if_room(live, &self.stats, &self.pins)?;
         }
