@@ -1293,6 +1293,20 @@ fn a_shrink_keeps_pinned_segments_or_is_refused() {
     let (d, big, next_media, n, base) = h.crash();
     let recorder = store::recorder_uuid(&d).unwrap();
     assert_eq!(store::segments_a_shrink_must_keep(&big.path).unwrap(), Some(8), "what a config check would ask");
+    // The config check asks it: a shrink that would reclaim locked data is refused with file, line
+    // and key before it is saved or applied (review finding 3: at the next open the storage
+    // would refuse to open and record nothing).
+    let text = format!(
+        "version = 1\n[server]\ndata_dir = \"{}\"\n[[storage]]\nid = \"t\"\npath = \"{}\"\nsize = \"8MiB\"\n\
+         segment_size = \"1MiB\"\n",
+        d.display(),
+        big.path.display()
+    );
+    let e = edgerec::config::Config::parse("test.toml", &text, None)
+        .and_then(|c| c.check_storages_on_disk(None))
+        .expect_err("a shrink below the locked data is refused");
+    let e = e.to_string();
+    assert!(e.contains("test.toml:") && e.contains("storage.size") && e.contains("evidence-locked"), "{e}");
     let e = store::open_for_write(&storage_cfg(&d, 4), &d, recorder).err().expect("refused");
     assert_eq!(e.kind(), ErrorKind::FailedPrecondition, "{e}");
     assert!(e.to_string().contains("evidence-locked") && e.to_string().contains("at least 8 segments"), "{e}");
