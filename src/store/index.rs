@@ -128,6 +128,19 @@ pub struct ChunkRow {
     pub temporary: bool,
 }
 
+impl ChunkRow {
+    /// Whether this video chunk holds a key frame starting at or before `wall_us`: where a range
+    /// that starts at `wall_us` can be played from (REC-2 recording starts, EL-3 pins).
+    fn has_key_frame_at_or_before(&self, wall_us: i64) -> bool {
+        crate::store::chunk::decode_frame_table(&self.frame_index).any(|f| {
+            f.key
+                && self.start_wall_us
+                    + crate::store::media_to_us(i64::from(f.ts_offset), crate::media::VIDEO_TIMESCALE_HZ)
+                    <= wall_us
+        })
+    }
+}
+
 const CHUNK_COLUMNS: &str = "seq, stream_id, run_id, segment_no, offset_bytes, len_bytes, header_bytes, \
      start_wall_us, end_wall_us, start_media, frames, sample_entry_id, frame_index, temporary";
 
@@ -614,13 +627,7 @@ impl Index {
         let mut earliest = start_wall_us;
         for c in rows {
             earliest = earliest.min(c.start_wall_us);
-            let key_before = crate::store::chunk::decode_frame_table(&c.frame_index).any(|f| {
-                f.key
-                    && c.start_wall_us
-                        + crate::store::media_to_us(i64::from(f.ts_offset), crate::media::VIDEO_TIMESCALE_HZ)
-                        <= start_wall_us
-            });
-            if key_before || c.seq == c.run_id {
+            if c.has_key_frame_at_or_before(start_wall_us) || c.seq == c.run_id {
                 break;
             }
         }
@@ -799,13 +806,7 @@ impl Index {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(sq("permanent scan"))?;
             for c in rows {
-                let key_before = crate::store::chunk::decode_frame_table(&c.frame_index).any(|f| {
-                    f.key
-                        && c.start_wall_us
-                            + crate::store::media_to_us(i64::from(f.ts_offset), crate::media::VIDEO_TIMESCALE_HZ)
-                            <= from_wall_us
-                });
-                if key_before {
+                if c.has_key_frame_at_or_before(from_wall_us) {
                     start = c.start_wall_us;
                     break;
                 }
