@@ -220,9 +220,10 @@ impl Recorder {
             .map_err(|e| Error::io("cannot spawn the health thread", e))?;
         // Issue 13 (EL-1): an expired lock stops pinning once the timer publishes the new set.
         let evidence = rec.evidence.clone();
+        let events = rec.events.clone();
         let stop = rec.stop.clone();
         background
-            .spawn_thread("evidence", move || evidence.run_expiry(&stop))
+            .spawn_thread("evidence", move || evidence.run_expiry(&stop, &events))
             .map_err(|e| Error::io("cannot spawn the evidence thread", e))?;
         *rec.background.lock().expect("threads lock") = Some(background);
         Ok(rec)

@@ -447,6 +447,18 @@ fn locks_survive_restart_and_kill9_and_expire() {
     );
     let (_, v) = call(&rec, None, "GET", &short_path, None);
     assert_eq!(v["active"], false, "{v}");
+    // EL-9: the expiry is announced as Evidence Unlocked on the lock's camera, with its reason.
+    let short_id = v["id"].as_str().unwrap().to_owned();
+    let unlocked = wait_for(TIMEOUT, || {
+        let page = http_get(&rec.url("/api/v1/events?after=0&limit=1000")).ok()?.json();
+        page["events"]
+            .as_array()?
+            .iter()
+            .find(|e| e["kind"] == "evidence_unlocked" && e["data"]["lock_id"] == short_id.as_str())
+            .cloned()
+    });
+    let unlocked = unlocked.expect("an Evidence Unlocked event for the expired lock");
+    assert!(unlocked["camera"] == "yard" && unlocked["data"]["reason"] == "expired", "{unlocked}");
     // With the yard's lock expired, nothing of the yard is locked: it may go without keep_locked.
     let (s, v) = call(&rec, None, "DELETE", "/api/v1/config/cameras/yard", None);
     assert_eq!(s, 200, "{v}");

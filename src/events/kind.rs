@@ -199,7 +199,8 @@ event_kinds! {
     EvidenceLocked = "evidence_locked", Device;
     /// An evidence lock of the device was changed (RU-12). XProtect: Evidence Lock Changed.
     EvidenceLockChanged = "evidence_lock_changed", Device;
-    /// An evidence lock of the device was removed (RU-12). XProtect: Evidence Unlocked.
+    /// An evidence lock of the device was removed or reduced away, or expired (`data.reason`
+    /// "expired") (RU-12, EL-9). XProtect: Evidence Unlocked.
     EvidenceUnlocked = "evidence_unlocked", Device;
     /// A client asked for the device's live stream; raised even if the request is then refused
     /// (RU-12). XProtect: Live Client Feed Requested.

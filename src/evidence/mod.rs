@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::clocks::{Clocks, WallAnchor, MAX_WALL_STEP_US};
 use crate::error::Error;
+use crate::events::{Event, EventKind, EventSink};
 use crate::shutdown::Shutdown;
 use crate::store::lock::{Pin, PinBoard};
 
@@ -291,6 +292,37 @@ impl Profile {
     }
 }
 
+/// What the expiry timer published: the board's new version and the locks that expired.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Republished {
+    /// The pin board version without the expired locks.
+    pub pins_version: u64,
+    /// The locks whose expiry passed since the last publish (they stay listed, EL-8).
+    pub expired: Vec<Lock>,
+}
+
+/// How long raising an expiry event may wait for the event log.
+const EXPIRY_EVENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Raises Evidence Unlocked (EL-9) for each camera of each expired lock, with `reason`
+/// "expired" and the lock's cameras (the events API shows it only to those who may view the
+/// whole lock, as for a delete). A lock that expired while the recorder was stopped is not
+/// announced: the timer compares against what this process published.
+fn announce_expired(expired: &[Lock], now_us: i64, events: &EventSink) {
+    for l in expired {
+        for c in &l.cameras {
+            let data = serde_json::json!({ "lock_id": l.id, "cameras": l.cameras, "reason": "expired" });
+            let raised = Event::new(EventKind::EvidenceUnlocked, now_us)
+                .with_camera(c.clone())
+                .with_data(data)
+                .and_then(|e| events.append(e, EXPIRY_EVENT_TIMEOUT));
+            if let Err(e) = raised {
+                tracing::error!(camera = %c, lock = %l.id, "expiry event not raised (EL-9): {e}");
+            }
+        }
+    }
+}
+
 /// What a change did to the board: the version to wait for.
 #[derive(Clone, Debug)]
 pub struct Changed {
@@ -460,7 +492,7 @@ impl Evidence {
     /// monotonic time since the last look and that would unpin a lock, the pins stay as they are
     /// (with a warning) until the jump has lasted `WALL_JUMP_CONFIRM`; a clock set back in the
     /// meantime ends the hold with nothing unpinned.
-    pub fn republish_if_expired(&self) -> Option<u64> {
+    pub fn republish_if_expired(&self) -> Option<Republished> {
         let now_us = self.clocks.realtime_us();
         let monotonic = self.clocks.monotonic();
         let mut state = self.state();
@@ -487,16 +519,26 @@ impl Evidence {
         if active == state.published {
             return None;
         }
-        let version = self.publish(&mut state);
-        tracing::info!(pins_version = version, locks = active.len(), "an evidence lock expired: pins published again");
-        Some(version)
+        // The locks that leave the board by their expiry (not by a delete, which announces itself).
+        let expired: Vec<Lock> = state
+            .locks
+            .iter()
+            .filter(|l| state.published.contains(&l.id) && !active.contains(&l.id))
+            .cloned()
+            .collect();
+        let pins_version = self.publish(&mut state);
+        tracing::info!(pins_version, locks = active.len(), "an evidence lock expired: pins published again");
+        Some(Republished { pins_version, expired })
     }
 
     /// The expiry timer (the `evidence` thread): until `stop`, publishes the new pin set once a
-    /// lock has expired (on the injected clocks).
-    pub fn run_expiry(&self, stop: &Shutdown) {
+    /// lock has expired (on the injected clocks), and raises Evidence Unlocked for each camera of
+    /// every lock that expired (EL-9).
+    pub fn run_expiry(&self, stop: &Shutdown, events: &EventSink) {
         while !stop.wait_timeout(EXPIRY_CHECK_INTERVAL) {
-            self.republish_if_expired();
+            if let Some(r) = self.republish_if_expired() {
+                announce_expired(&r.expired, self.clocks.realtime_us(), events);
+            }
         }
     }
 
@@ -652,7 +694,10 @@ mod tests {
         assert!(set.covers("a", 150, 160) && set.covers("b", 150, 160) && set.covers("c", 350, 360));
         assert_eq!(ev.republish_if_expired(), None, "nothing expired yet");
         clocks.advance(Duration::from_secs(11));
-        let v = ev.republish_if_expired().expect("the short lock expired");
+        let r = ev.republish_if_expired().expect("the short lock expired");
+        let v = r.pins_version;
+        // EL-9: the timer names the lock that expired (and only it), so it can be announced.
+        assert_eq!(r.expired.iter().map(|l| l.cameras.clone()).collect::<Vec<_>>(), vec![cams(&["c"])]);
         let set = board.current();
         assert_eq!(set.version, v);
         assert!(set.covers("a", 150, 160) && !set.covers("c", 350, 360));
