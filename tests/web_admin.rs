@@ -614,7 +614,14 @@ fn the_new_role_form_does_not_replace_an_existing_role() {
     let (status, v) = put("auditors");
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["created"], true, "{v}");
-    // The page still creates a role of a new name.
+    // The page still creates a role of a new name, with the evidence lock profile chosen in
+    // the editor (issue 13, EL-6: each role has one profile).
+    let short = json!({"name": "Short", "durations": [{"label": "1 day", "seconds": 86400}], "indefinite": false, "custom": false});
+    assert_eq!(call(&rec, "PUT", "/api/v1/evidence-lock-profiles/Short", Some(short)).0, 200);
+    browser.goto(&rec.url_as(None, "/#/users"));
+    browser.goto(&rec.url_as(None, "/#/users/role"));
+    browser.find("#role-lock-profile option[value=Short]", PAGE_TIMEOUT).click();
+    browser.find("#role-editor select[data-permission=read_logs] option[value=allow]", PAGE_TIMEOUT).click();
     browser.eval("document.querySelector('#role-name').value = ''", &[]);
     browser.find("#role-name", PAGE_TIMEOUT).type_text("porters");
     browser.find("#role-editor button[type=submit]", PAGE_TIMEOUT).click();
@@ -626,6 +633,12 @@ fn the_new_role_form_does_not_replace_an_existing_role() {
     let (status, porters) = call(&rec, "GET", "/api/v1/roles/porters", None);
     assert_eq!(status, 200, "{porters}");
     assert_eq!(porters["grants"], json!([{"permission": "read_logs", "camera": null, "allow": true}]), "{porters}");
+    assert_eq!(porters["evidence_lock_profile"], "Short", "{porters}");
+    // The editor of an existing role shows its profile.
+    browser.goto(&rec.url_as(None, "/#/users/role/porters"));
+    let shown = browser
+        .wait_js(PAGE_TIMEOUT, "const s = document.querySelector('#role-lock-profile'); return s && s.value || null");
+    assert_eq!(shown, Some(json!("Short")));
 }
 
 /// Issue 12 point 7 (IC-8), review 1 finding 5: the events page starts near the newest event

@@ -1,6 +1,6 @@
 // Users and roles (issue 12 point 8; AU-1, AU-3, AU-4, PR-1..PR-3, PR-5, PR-9): list, add and
-// delete users, reset a password, assign roles; list roles, edit a role's recorder permissions and
-// per-camera grants, delete a role. Every form shows the server's error next to it; the server
+// delete users, reset a password, assign roles; list roles, edit a role's recorder permissions,
+// per-camera grants and evidence lock profile (EL-6), delete a role. Every form shows the server's error next to it; the server
 // checks every rule (password policy, P2/P3, the built-in Administrators role) itself.
 'use strict';
 
@@ -63,8 +63,11 @@
       async function load() {
         let users;
         let roles;
+        // Issue 13 (EL-6): each role has one evidence lock profile; the editor offers them.
+        let profiles;
         try {
-          [users, roles] = await Promise.all([api('/api/v1/users'), api('/api/v1/roles')]);
+          [users, roles, profiles] = await Promise.all([api('/api/v1/users'), api('/api/v1/roles'),
+            api('/api/v1/evidence-lock-profiles').then((p) => p.profiles.map((x) => x.name), () => [])]);
         } catch (e) {
           if (!stopped) main.replaceChildren(el('h1', {}, 'Users and roles'), el('p', { class: 'error' }, e.message));
           return;
@@ -82,7 +85,7 @@
           el('h2', {}, 'Roles'),
           rolesTable(roles),
           el('p', {}, el('a', { href: '#/users/role', class: 'button', id: 'role-new' }, 'New role')),
-          editing === null ? null : roleEditor(roles.find((r) => r.name === editing) || null, editing, roles));
+          editing === null ? null : roleEditor(roles.find((r) => r.name === editing) || null, editing, roles, profiles));
         const editor = main.querySelector('#role-editor');
         if (editor) editor.scrollIntoView();
       }
@@ -187,7 +190,7 @@
        * permission with an overall value has no per-camera values (P2), so its per-camera choices
        * are disabled while one is set.
        */
-      function roleEditor(role, name, roles) {
+      function roleEditor(role, name, roles, profiles) {
         const grants = role ? role.grants : [];
         const valueOf = (p, camera) => {
           const g = grants.find((x) => x.permission === p && (x.camera || null) === camera);
@@ -201,6 +204,11 @@
         const error = el('div', { class: 'error form-error', role: 'alert', id: 'role-error' });
         const nameInput = el('input', { id: 'role-name', value: name, required: true, readonly: role ? true : null });
         const description = el('input', { id: 'role-description', value: role ? role.description : '' });
+        // EL-6: a role's lock profile (a new role gets Default unless another is chosen).
+        const current = role ? role.evidence_lock_profile : 'Default';
+        const profileNames = profiles.includes(current) ? profiles : profiles.concat([current]);
+        const profile = el('select', { id: 'role-lock-profile' },
+          profileNames.map((p) => el('option', { value: p, selected: p === current }, p)));
         const recorder = el('div', { class: 'grid-form' }, RECORDER_PERMISSIONS.map((p) => el('label', { class: 'field' }, p.replace(/_/g, ' '),
           valueSelect(valueOf(p, null), { 'data-permission': p, 'data-camera': '' }))));
         const cameraRows = CAMERA_PERMISSIONS.map((p) => {
@@ -218,6 +226,7 @@
           el('h3', {}, role ? 'Role ' + role.name : 'New role'),
           el('label', { class: 'field' }, 'Name', nameInput),
           el('label', { class: 'field' }, 'Description', description),
+          el('label', { class: 'field' }, 'Evidence lock profile', profile),
           el('h4', {}, 'Recorder permissions'),
           recorder,
           el('h4', {}, 'Camera permissions'),
@@ -245,7 +254,7 @@
             return;
           }
           const ok = await change(error, () => api('/api/v1/roles/' + encodeURIComponent(target), {
-            method: 'PUT', json: { description: description.value, grants: out },
+            method: 'PUT', json: { description: description.value, grants: out, evidence_lock_profile: profile.value },
             headers: role ? {} : { 'If-None-Match': '*' },
           }), false);
           if (ok) location.hash = '#/users';
