@@ -1278,6 +1278,49 @@ fn a_storage_holding_only_pinned_data_stops_and_resumes_when_released() {
     store::check_invariants(&c, store::recorder_uuid(&d).unwrap()).unwrap();
 }
 
+/// Issue 13 "Evidence lock" (EL-4): a storage that holds only locked data and is unplugged and
+/// plugged back is still full of locked data when it reopens (no false "resumed" followed by a new
+/// "full"), and it resumes once the pin is released.
+#[test]
+fn a_storage_full_of_locked_data_stays_full_across_a_reopen() {
+    use std::sync::atomic::Ordering::Acquire;
+    let tmp = tempfile::tempdir().unwrap();
+    // The writer retries an unavailable storage on its ticks: a short interval here.
+    let cfg = StorageConfig { sync_interval: Duration::from_millis(50), ..storage_cfg(tmp.path(), 4) };
+    let mut h = Harness::open(tmp.path(), cfg.clone());
+    let mut walls = Vec::new();
+    for _ in 0..170 {
+        walls.push(h.send(20_000));
+    }
+    h.flush();
+    h.pin(&[(walls[0], walls[169] + 1)]);
+    let stats = h.handle.stats.clone();
+    for _ in 0..100 {
+        h.send(20_000);
+    }
+    h.flush();
+    assert!(stats.full_of_locked_data.load(Acquire), "only locked data left");
+    let moved = tmp.path().join("unplugged");
+    std::fs::rename(&cfg.path, &moved).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while stats.available.load(Acquire) {
+        assert!(std::time::Instant::now() < deadline, "the unplug was not noticed");
+        h.send(20_000);
+        h.flush();
+    }
+    std::fs::rename(&moved, &cfg.path).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !stats.available.load(Acquire) {
+        assert!(std::time::Instant::now() < deadline, "storage did not come back");
+        h.flush();
+    }
+    assert!(stats.full_of_locked_data.load(Acquire), "still only locked data after the reopen");
+    h.pin(&[]);
+    assert!(!stats.full_of_locked_data.load(Acquire), "resumed once released");
+    let (d, c, ..) = h.crash();
+    store::check_invariants(&c, store::recorder_uuid(&d).unwrap()).unwrap();
+}
+
 /// Issue 13 "Evidence lock" (EL-1, ST-6, S10): a shrink at open keeps every pinned segment (the
 /// pins persisted by the last run, before anything is published) and reclaims the oldest
 /// unpinned data; a shrink that cannot keep the pinned segments and the head is refused, naming

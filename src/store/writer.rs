@@ -494,7 +494,6 @@ impl Writer {
         self.pins = Arc::new(super::lock::PinSet { version: 0, pins: index.pins()? });
         let pinned = index.pinned_segments(&self.pins.pins, layout.meta.segment_count)?;
         self.stats.pinned_segments.store(pinned.iter().filter(|p| **p).count() as u64, Ordering::Relaxed);
-        self.stats.full_of_locked_data.store(false, Ordering::Relaxed);
         // Every stream restarts its run after an open: ids may differ in a rebuilt index, and
         // whatever was in flight before is gone.
         self.streams.clear();
@@ -513,6 +512,16 @@ impl Writer {
             pinned_stale: false,
             full_of_locked_data: false,
         });
+        // EL-4: a reopen while only locked data was left keeps that state (no false "resumed"
+        // followed by a new "full"); it ends here only if a segment is free now.
+        if self.stats.full_of_locked_data.load(Ordering::Acquire) {
+            let live = self.state.as_mut().expect("set above");
+            live.full_of_locked_data = true;
+            if let Err(e) = Self::resume_if_room(live, &self.stats, &self.pins) {
+                // Kept full (nothing reclaimed); the next pin change looks again.
+                tracing::warn!(storage = %self.cfg.id, "cannot tell whether a segment is free of locked data: {e}");
+            }
+        }
         self.stats.available.store(true, Ordering::Release);
         *self.stats.last_error.lock().expect("stats lock") = None;
         Ok(())
@@ -987,7 +996,10 @@ impl Writer {
             // flags are recomputed once they are indexed, before the ring next takes a segment.
             live.pinned_stale = !live.placed.is_empty();
             self.stats.pinned_segments.store(live.pinned.iter().filter(|p| **p).count() as u64, Ordering::Relaxed);
-            Self::resume_if_room(live, &self.stats, &self.pins)?;
+            if let Err(e) = Self::resume_if_room(live, &self.stats, &self.pins) {
+                // Kept full (nothing reclaimed); the next pin change looks again.
+                tracing::warn!(storage = %self.cfg.id, "cannot tell whether a segment is free of locked data: {e}");
+            }
         }
         if self.state.is_some() {
             self.stats.pins_applied.store(self.pins.version, Ordering::Release);
