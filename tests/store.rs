@@ -1321,6 +1321,46 @@ fn a_storage_full_of_locked_data_stays_full_across_a_reopen() {
     store::check_invariants(&c, store::recorder_uuid(&d).unwrap()).unwrap();
 }
 
+/// Issue 13 "Evidence lock" (EL-1, S10): a pin set far larger than SQLite's bound-parameter
+/// limit (32,766, three per pin) is honoured like a small one: the writer takes it, stays
+/// available, and the ring still skips exactly the pinned segments.
+#[test]
+fn twenty_thousand_pins_are_honoured() {
+    use std::sync::atomic::Ordering::Acquire;
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 4);
+    let mut h = Harness::open(tmp.path(), cfg.clone());
+    let mut walls = Vec::new();
+    for i in 0..170 {
+        walls.push(h.send(20_000));
+        if i % 10 == 9 {
+            h.flush();
+        }
+    }
+    h.flush();
+    // The first chunk's frames, pinned one tiny range each, then 20,000 ranges before any data.
+    let mut ranges: Vec<(i64, i64)> = walls[..10].iter().map(|&w| (w, w + 1)).collect();
+    ranges.extend((0..20_000).map(|i| (1_000 + i * 10, 1_005 + i * 10)));
+    h.pin(&ranges);
+    assert!(h.handle.stats.available.load(Acquire), "{:?}", h.handle.stats.last_error.lock().unwrap());
+    assert_eq!(stat(&h.handle.stats.pinned_segments), 1, "only the first segment holds pinned data");
+    let pinned = pinned_rows(&cfg, &ranges[..10]);
+    assert!(!pinned.is_empty());
+    // The ring wraps twice: the pinned chunk stays, the storage keeps writing.
+    for i in 0..400 {
+        h.send(20_000);
+        if i % 10 == 9 {
+            h.flush();
+        }
+    }
+    h.flush();
+    assert!(h.handle.stats.available.load(Acquire), "{:?}", h.handle.stats.last_error.lock().unwrap());
+    assert!(!h.handle.stats.full_of_locked_data.load(Acquire));
+    assert_eq!(pinned_rows(&cfg, &ranges[..10]), pinned, "the pinned chunk survived the wraps");
+    let (d, c, ..) = h.crash();
+    store::check_invariants(&c, store::recorder_uuid(&d).unwrap()).unwrap();
+}
+
 /// Issue 13 "Evidence lock" (EL-1, ST-6, S10): a shrink at open keeps every pinned segment (the
 /// pins persisted by the last run, before anything is published) and reclaims the oldest
 /// unpinned data; a shrink that cannot keep the pinned segments and the head is refused, naming

@@ -163,22 +163,21 @@ fn chunk_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChunkRow> {
     })
 }
 
-/// `WITH p(camera_id, start_us, end_us) AS (VALUES ...)` for `pins`, and its arguments
-/// (numbered from ?1); an empty string and no arguments for no pins.
-fn pins_cte(pins: &[Pin]) -> (String, Vec<rusqlite::types::Value>) {
-    use rusqlite::types::Value;
-    if pins.is_empty() {
-        return (String::new(), Vec::new());
-    }
-    let mut args = Vec::with_capacity(pins.len() * 3);
-    let mut rows = Vec::with_capacity(pins.len());
+/// Loads `pins` into the connection's temporary table `temp.pin(camera_id, start_us, end_us)`,
+/// replacing what it held, for the queries that join it as `p`. A table rather than bound values:
+/// a lock set may hold more pins than SQLite binds parameters in one statement (32,766), and the
+/// statement text stays the same whatever the count (prepared once, cached).
+fn load_pins(conn: &Connection, pins: &[Pin]) -> Result<(), Error> {
+    conn.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS pin (camera_id TEXT NOT NULL, start_us INTEGER NOT NULL, \
+         end_us INTEGER NOT NULL); DELETE FROM temp.pin;",
+    )
+    .map_err(sq("load pins"))?;
+    let mut st = conn.prepare_cached("INSERT INTO temp.pin VALUES (?1, ?2, ?3)").map_err(sq("load pins"))?;
     for p in pins {
-        args.push(Value::Text(p.camera.to_string()));
-        args.push(Value::Integer(p.start_wall_us));
-        args.push(Value::Integer(p.end_wall_us));
-        rows.push(format!("(?{}, ?{}, ?{})", args.len() - 2, args.len() - 1, args.len()));
+        st.execute(params![&*p.camera, p.start_wall_us, p.end_wall_us]).map_err(sq("load pins"))?;
     }
-    (format!("WITH p(camera_id, start_us, end_us) AS (VALUES {})", rows.join(", ")), args)
+    Ok(())
 }
 
 fn sq(what: &str) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
@@ -577,30 +576,26 @@ impl Index {
     /// Unindexes chunks that ended before `cutoff_wall_us` (time retention, ST-4), except the
     /// permanent chunks a pin covers (S10, chunk granularity). Returns bytes freed.
     pub fn expire_before(&mut self, cutoff_wall_us: i64, pins: &[Pin]) -> Result<u64, Error> {
-        let (with, mut args) = pins_cte(pins);
         let keep = if pins.is_empty() {
-            String::new()
+            ""
         } else {
-            " AND NOT (temporary = 0 AND EXISTS (SELECT 1 FROM p JOIN stream s ON s.camera_id = p.camera_id \
+            " AND NOT (temporary = 0 AND EXISTS (SELECT 1 FROM temp.pin p JOIN stream s ON s.camera_id = p.camera_id \
              WHERE s.id = chunk.stream_id AND chunk.start_wall_us < p.end_us AND chunk.end_wall_us > p.start_us))"
-                .to_owned()
         };
-        args.push(rusqlite::types::Value::Integer(cutoff_wall_us));
-        let cutoff = format!("?{}", args.len());
         let tx = self.conn.transaction().map_err(sq("begin expire"))?;
+        if !pins.is_empty() {
+            load_pins(&tx, pins)?;
+        }
         let freed: i64 = tx
             .query_row(
-                &format!("{with} SELECT COALESCE(SUM(len_bytes), 0) FROM chunk WHERE end_wall_us < {cutoff}{keep}"),
-                rusqlite::params_from_iter(args.iter()),
+                &format!("SELECT COALESCE(SUM(len_bytes), 0) FROM chunk WHERE end_wall_us < ?1{keep}"),
+                [cutoff_wall_us],
                 |r| r.get(0),
             )
             .map_err(sq("expire sum"))?;
         if freed > 0 {
-            tx.execute(
-                &format!("{with} DELETE FROM chunk WHERE end_wall_us < {cutoff}{keep}"),
-                rusqlite::params_from_iter(args.iter()),
-            )
-            .map_err(sq("expire delete"))?;
+            tx.execute(&format!("DELETE FROM chunk WHERE end_wall_us < ?1{keep}"), [cutoff_wall_us])
+                .map_err(sq("expire delete"))?;
         }
         tx.commit().map_err(sq("commit expire"))?;
         Ok(freed as u64)
@@ -671,28 +666,29 @@ impl Index {
         if pins.is_empty() {
             return Ok(pinned);
         }
-        let longest_us: i64 = self
-            .conn
+        // One prepared statement run per pin (no temporary table: readers are `query_only`, and
+        // bound values are limited per statement), inside one read transaction so every pin sees
+        // the same index state.
+        let tx = self.conn.unchecked_transaction().map_err(sq("pinned segments"))?;
+        let longest_us: i64 = tx
             .query_row("SELECT COALESCE(MAX(end_wall_us - start_wall_us), 0) FROM chunk", [], |r| r.get(0))
             .map_err(sq("longest chunk"))?;
-        let (with, mut args) = pins_cte(pins);
-        args.push(rusqlite::types::Value::Integer(longest_us));
-        let mut st = self
-            .conn
-            .prepare(&format!(
-                "{with} SELECT DISTINCT c.segment_no FROM p JOIN stream s ON s.camera_id = p.camera_id \
-                 JOIN chunk c ON c.stream_id = s.id WHERE c.temporary = 0 AND c.start_wall_us < p.end_us \
-                 AND c.start_wall_us >= p.start_us - ?{} AND c.end_wall_us > p.start_us",
-                args.len()
-            ))
+        let mut st = tx
+            .prepare_cached(
+                "SELECT DISTINCT c.segment_no FROM stream s JOIN chunk c ON c.stream_id = s.id \
+                 WHERE s.camera_id = ?1 AND c.temporary = 0 AND c.start_wall_us < ?3 \
+                 AND c.start_wall_us >= ?2 - ?4 AND c.end_wall_us > ?2",
+            )
             .map_err(sq("pinned segments"))?;
-        let rows = st
-            .query_map(rusqlite::params_from_iter(args.iter()), |r| r.get::<_, i64>(0))
-            .map_err(sq("pinned segments"))?;
-        for no in rows {
-            let no = no.map_err(sq("pinned segments"))?;
-            if let Some(slot) = usize::try_from(no).ok().and_then(|no| pinned.get_mut(no)) {
-                *slot = true;
+        for p in pins {
+            let rows = st
+                .query_map(params![&*p.camera, p.start_wall_us, p.end_wall_us, longest_us], |r| r.get::<_, i64>(0))
+                .map_err(sq("pinned segments"))?;
+            for no in rows {
+                let no = no.map_err(sq("pinned segments"))?;
+                if let Some(slot) = usize::try_from(no).ok().and_then(|no| pinned.get_mut(no)) {
+                    *slot = true;
+                }
             }
         }
         Ok(pinned)
