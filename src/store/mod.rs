@@ -1006,3 +1006,85 @@ pub fn check_invariants(cfg: &StorageConfig, recorder: u128) -> Result<(), Strin
     }
     Ok(())
 }
+
+/// One chunk of a camera read whole from the ring and checked (S7): what an archive round copies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkBytes {
+    /// The chunk's seq (unique in its storage; an archive's no-duplicate key, A2).
+    pub seq: u64,
+    /// The run it belongs to (`run_id` of its header).
+    pub run_id: u64,
+    /// Start and end wall time of its frames (µs since the epoch, UTC).
+    pub start_wall_us: i64,
+    pub end_wall_us: i64,
+    /// Number of frames it holds.
+    pub frames: u32,
+    /// The chunk exactly as the writer wrote it (header, tables, payload, CRC32C).
+    pub bytes: Vec<u8>,
+}
+
+/// The storage's uuid (the one every chunk header carries), or None without an index.
+pub fn storage_uuid(dir: &Path) -> Result<Option<u128>, Error> {
+    Ok(Index::open(dir, false)?.map(|i| i.meta()).transpose()?.map(|m| m.storage_uuid))
+}
+
+/// Calls `f` with every recorded (not pre-buffer) chunk of `camera`, all its streams, whose start
+/// wall time lies in [`from_us`, `to_us`), in seq order, each read whole and checked against its
+/// row as S7 demands (seq, length, storage uuid, CRC). A chunk reclaimed or damaged under the
+/// reader is an `Unavailable` error naming its seq: the caller (an archive round) then leaves the
+/// slice for the next round instead of copying a partial one. Read-only; safe beside the writer.
+pub fn for_each_chunk_starting_in(
+    dir: &Path,
+    camera: &str,
+    from_us: i64,
+    to_us: i64,
+    mut f: impl FnMut(ChunkBytes) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let Some(index) = Index::open(dir, false)? else {
+        return Ok(());
+    };
+    let storage_uuid = index.meta()?.storage_uuid;
+    let mut rows = Vec::new();
+    for (stream_id, cam, _kind) in index.streams()? {
+        if cam == camera {
+            rows.extend(
+                index
+                    .chunks_in_range(stream_id, from_us, to_us)?
+                    .into_iter()
+                    .filter(|r| r.start_wall_us >= from_us && r.start_wall_us < to_us),
+            );
+        }
+    }
+    rows.sort_by_key(|r| r.seq);
+    let mut open: Option<(u32, File)> = None;
+    for row in rows {
+        if open.as_ref().is_none_or(|(no, _)| *no != row.segment_no) {
+            open = Some((row.segment_no, segment::open(dir, row.segment_no, false)?));
+        }
+        let (_, file) = open.as_ref().expect("opened above");
+        let mut bytes = vec![0u8; row.len_bytes as usize];
+        file.read_exact_at(&mut bytes, row.offset_bytes)
+            .map_err(|e| Error::io(format!("read chunk {} of {}", row.seq, dir.display()), e))?;
+        // S7: the bytes at the row's place must be that very chunk, whole and undamaged.
+        match chunk::decode(&bytes, storage_uuid) {
+            Ok(h) if h.seq == row.seq && h.total_len() == row.len_bytes => {}
+            _ => {
+                return Err(crate::err!(
+                    Unavailable,
+                    "chunk {} of camera {camera:?} in {} is gone or damaged (reclaimed under the reader?)",
+                    row.seq,
+                    dir.display()
+                ))
+            }
+        }
+        f(ChunkBytes {
+            seq: row.seq,
+            run_id: row.run_id,
+            start_wall_us: row.start_wall_us,
+            end_wall_us: row.end_wall_us,
+            frames: row.frames,
+            bytes,
+        })?;
+    }
+    Ok(())
+}
