@@ -13,6 +13,9 @@ use jiff::Timestamp;
 use crate::error::Error;
 use crate::fsutil;
 use crate::store;
+use crate::store::lock::PinSet;
+
+use super::groom::{groom_chunk, Groomed};
 
 /// Magic of a `Media` file's header.
 pub const MEDIA_MAGIC: &[u8; 4] = b"EDAM";
@@ -135,12 +138,17 @@ pub struct SliceSource<'a> {
     pub hour: i64,
     /// The recorder's identity, written into `Media`.
     pub recorder_uuid: u128,
+    /// The stage's `reduce_fps` (AR-4): groom the copied video to its key frames (A6).
+    pub reduce_fps: Option<f64>,
+    /// The pinned ranges now: a chunk a pin covers is copied unchanged, never groomed (A4, EL-2).
+    pub pins: &'a PinSet,
 }
 
 /// Steps 1–3 of the archive round's procedure (ARCHITECTURE.md "Archives"): copies one camera's
 /// hour slice from the ring into `stage_dir` (`<stage path>/<storage id>`) through a `.partial`
 /// directory, fsyncs every file and the directory, then gives it its final name and fsyncs
-/// `stage_dir` (A1). Chunks are copied one at a time, byte for byte (bounded memory: one chunk).
+/// `stage_dir` (A1). Chunks are copied one at a time, byte for byte (bounded memory: one chunk),
+/// or groomed to their key frames when the stage says so and no pin covers them (AR-4, A4, A6).
 /// None when the ring holds no chunk of that camera in that hour.
 pub fn write_slice(stage_dir: &Path, src: &SliceSource<'_>, tz: &TimeZone) -> Result<Option<SliceWritten>, Error> {
     let Some(storage_uuid) = store::storage_uuid(src.ring_dir)? else {
@@ -169,14 +177,25 @@ pub fn write_slice(stage_dir: &Path, src: &SliceSource<'_>, tz: &TimeZone) -> Re
     let mut newest_us = i64::MIN;
     let from_us = src.hour * HOUR_US;
     store::for_each_chunk_starting_in(src.ring_dir, src.camera_id, from_us, from_us + HOUR_US, |c| {
+        let groomed = match src.reduce_fps {
+            Some(fps) if !src.pins.covers(src.camera_id, c.start_wall_us, c.end_wall_us) => {
+                groom_chunk(&c.bytes, storage_uuid, fps)?
+            }
+            _ => Groomed::Unchanged,
+        };
+        let bytes = match &groomed {
+            Groomed::Unchanged => &c.bytes,
+            Groomed::KeyFramesOnly(b) => b,
+            Groomed::Dropped => return Ok(()),
+        };
         let offset = (MEDIA_HEADER_BYTES as u64) + header.payload_bytes;
-        media.write_all_at(&c.bytes, offset).map_err(|e| Error::io(format!("write {}", media_path.display()), e))?;
+        media.write_all_at(bytes, offset).map_err(|e| Error::io(format!("write {}", media_path.display()), e))?;
         if header.chunks == 0 {
             header.first_seq = c.seq;
         }
         header.last_seq = c.seq;
         header.chunks += 1;
-        header.payload_bytes += c.bytes.len() as u64;
+        header.payload_bytes += bytes.len() as u64;
         newest_us = newest_us.max(c.end_wall_us);
         match runs.iter_mut().find(|r| r.0 == c.run_id) {
             Some(r) => {
@@ -284,12 +303,15 @@ mod tests {
         let stage_dir = tmp.path().join("stage").join("main");
         std::fs::create_dir_all(&stage_dir).expect("stage dir");
         let tz = TimeZone::get("Europe/Berlin").expect("tzdb has Europe/Berlin");
+        let no_pins = PinSet::default();
         let src = SliceSource {
             ring_dir: &cfg.path,
             camera_id: "cam",
             camera_name: "Gate/West",
             hour,
             recorder_uuid: recorder,
+            reduce_fps: None,
+            pins: &no_pins,
         };
         let written = write_slice(&stage_dir, &src, &tz).expect("slice written").expect("the hour has chunks");
 
@@ -333,6 +355,36 @@ mod tests {
         let left: Vec<_> =
             std::fs::read_dir(&stage_dir).expect("list").map(|e| e.expect("entry").file_name()).collect();
         assert_eq!(left.len(), 1, "only the final directory: {left:?}");
+
+        // Issue 13 (AR-4, A6): a grooming stage keeps exactly the key frames of the hour (frames
+        // 50, 75, 100 and 125), and a pinned hour keeps every byte (A4, EL-2).
+        let groomed_dir = tmp.path().join("groomed").join("main");
+        std::fs::create_dir_all(&groomed_dir).expect("stage dir");
+        let groomed = SliceSource { reduce_fps: Some(1.0), ..src };
+        let g = write_slice(&groomed_dir, &groomed, &tz).expect("slice written").expect("chunks");
+        let media = std::fs::read(g.dir.join("Media")).expect("Media");
+        let mut at = MEDIA_HEADER_BYTES;
+        let mut kept = Vec::new();
+        while at < media.len() {
+            let h = store::chunk::decode(&media[at..], g.header.storage_uuid).expect("a valid chunk");
+            kept.extend(h.frames().map(|f| (f.key, f.size_bytes)));
+            at += h.total_len() as usize;
+        }
+        assert_eq!(kept, [(true, 1050), (true, 1075), (true, 1100), (true, 1125)], "exactly the key frames");
+        let pinned_dir = tmp.path().join("pinned").join("main");
+        std::fs::create_dir_all(&pinned_dir).expect("stage dir");
+        let pins = PinSet {
+            version: 1,
+            pins: vec![store::lock::Pin {
+                camera: "cam".into(),
+                start_wall_us: hour * HOUR_US,
+                end_wall_us: (hour + 1) * HOUR_US,
+            }],
+        };
+        let pinned = SliceSource { reduce_fps: Some(1.0), pins: &pins, ..src };
+        let p = write_slice(&pinned_dir, &pinned, &tz).expect("slice written").expect("chunks");
+        let media = std::fs::read(p.dir.join("Media")).expect("Media");
+        assert!(media[MEDIA_HEADER_BYTES..] == expected[..], "pinned data is never groomed");
 
         // A repeated copy of an hour with nothing in it makes no directory.
         let empty = SliceSource { hour: hour + 1, ..src };
