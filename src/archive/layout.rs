@@ -118,6 +118,29 @@ pub fn slice_dir_name(camera_name: &str, newest_us: i64, tz: &TimeZone) -> Strin
     format!("{name} - {when}")
 }
 
+/// Removes what a killed round left in `stage_dir`: `.partial-*` directories (procedure "archive
+/// round", crash after steps 1–2: the source still holds those slices, and the next round copies
+/// them again) and `.trash-*` directories (procedure "delete slice", crash after step 2). Final
+/// slice directories are never touched here. Returns how many it removed.
+pub fn remove_leftovers(stage_dir: &Path) -> Result<usize, Error> {
+    let entries = std::fs::read_dir(stage_dir).map_err(|e| Error::io(format!("list {}", stage_dir.display()), e))?;
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(format!("list {}", stage_dir.display()), e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(".partial-") || name.starts_with(".trash-") {
+            let path = entry.path();
+            std::fs::remove_dir_all(&path).map_err(|e| Error::io(format!("remove {}", path.display()), e))?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        fsutil::fsync_dir(stage_dir)?;
+    }
+    Ok(removed)
+}
+
 /// What `write_slice` copied.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SliceWritten {
@@ -391,6 +414,25 @@ mod tests {
         assert!(write_slice(&stage_dir, &empty, &tz).expect("no error").is_none());
         assert!(handle.stop(Duration::from_secs(30)), "writer stops");
         join.join().expect("writer thread");
+    }
+
+    /// Issue 13 (procedure "archive round" steps 1–2, "delete slice" step 2): what a killed round
+    /// left is removed, and the slices with final names stay.
+    #[test]
+    fn leftovers_of_a_killed_round_are_removed_and_final_slices_kept() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let stage_dir = tmp.path();
+        for dir in [".partial-cam-493000", ".trash-12", "Gate - 2026-12-05T11:59:58+01:00"] {
+            std::fs::create_dir_all(stage_dir.join(dir)).expect("dir");
+            std::fs::write(stage_dir.join(dir).join("Media"), b"partly written").expect("file");
+        }
+        assert_eq!(remove_leftovers(stage_dir).expect("cleaned"), 2);
+        let left: Vec<String> = std::fs::read_dir(stage_dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, ["Gate - 2026-12-05T11:59:58+01:00"]);
+        assert_eq!(remove_leftovers(stage_dir).expect("cleaned"), 0, "nothing twice");
     }
 
     #[test]
