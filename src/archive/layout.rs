@@ -257,7 +257,7 @@ pub fn write_slice(stage_dir: &Path, src: &SliceSource<'_>, tz: &TimeZone) -> Re
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -276,16 +276,14 @@ mod tests {
         Arc::new(SampleEntry::new(b, 90_000).expect("valid sample entry"))
     }
 
-    /// Issue 13 (AR-5, AR-6; procedure "archive round" steps 1–3): a slice copied from a real
-    /// ring holds exactly the ring's chunks of that camera and hour, byte for byte, under its
-    /// AR-5 name, and no `.partial` directory is left.
-    #[test]
-    fn a_slice_holds_exactly_the_rings_chunks_of_its_hour() {
-        let tmp = tempfile::tempdir().expect("tempdir");
+    /// A real ring under `tmp/ring` holding 6 s of one camera "cam" at 25 fps from 2 s before an
+    /// hour boundary two hours ago, a chunk per 10 frames: 5 chunks in the hour before and 10 in
+    /// the returned hour. Shared by the archive modules' tests.
+    pub(crate) fn ring_across_an_hour(tmp: &Path) -> (StorageConfig, u128, i64) {
         let segment_bytes: u64 = 1 << 20;
         let cfg = StorageConfig {
             id: "main".to_owned(),
-            path: tmp.path().join("ring"),
+            path: tmp.join("ring"),
             size_bytes: 8 * segment_bytes + (4 << 20),
             segment_bytes,
             retention: Duration::from_secs(7 * 86_400),
@@ -293,12 +291,9 @@ mod tests {
             sync_interval: Duration::from_secs(10),
             default: true,
         };
-        let recorder = store::recorder_uuid(tmp.path()).expect("recorder id");
-        let (handle, join, ready) =
-            store::writer::spawn(cfg.clone(), tmp.path().to_owned(), recorder, Arc::new(SystemClocks));
+        let recorder = store::recorder_uuid(tmp).expect("recorder id");
+        let (handle, join, ready) = store::writer::spawn(cfg.clone(), tmp.to_owned(), recorder, Arc::new(SystemClocks));
         ready.recv().expect("writer reports").expect("storage opens");
-        // 6 s at 25 fps from 2 s before an hour boundary two hours ago, a chunk per 10 frames,
-        // so 5 chunks lie in the hour before and 10 in the hour copied.
         let hour = hour_of(SystemClocks.realtime_us()) - 2;
         let base_us = hour * HOUR_US - 2_000_000;
         let entry = video_entry();
@@ -322,6 +317,18 @@ mod tests {
             }
         }
         assert!(handle.flush(Duration::from_secs(30)), "writer flushed");
+        assert!(handle.stop(Duration::from_secs(30)), "writer stops");
+        join.join().expect("writer thread");
+        (cfg, recorder, hour)
+    }
+
+    /// Issue 13 (AR-5, AR-6; procedure "archive round" steps 1–3): a slice copied from a real
+    /// ring holds exactly the ring's chunks of that camera and hour, byte for byte, under its
+    /// AR-5 name, and no `.partial` directory is left.
+    #[test]
+    fn a_slice_holds_exactly_the_rings_chunks_of_its_hour() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (cfg, recorder, hour) = ring_across_an_hour(tmp.path());
 
         let stage_dir = tmp.path().join("stage").join("main");
         std::fs::create_dir_all(&stage_dir).expect("stage dir");
@@ -412,8 +419,6 @@ mod tests {
         // A repeated copy of an hour with nothing in it makes no directory.
         let empty = SliceSource { hour: hour + 1, ..src };
         assert!(write_slice(&stage_dir, &empty, &tz).expect("no error").is_none());
-        assert!(handle.stop(Duration::from_secs(30)), "writer stops");
-        join.join().expect("writer thread");
     }
 
     /// Issue 13 (procedure "archive round" steps 1–2, "delete slice" step 2): what a killed round

@@ -2,6 +2,7 @@
 //! the ring, their settings and schedules. Invariant: names only `store` and the ground below it.
 
 pub mod groom;
+pub mod index;
 pub mod layout;
 pub mod schedule;
 
