@@ -1,6 +1,7 @@
 //! Archive stages (AR-1..AR-8): the ordered chain of stages a storage's data moves through after
 //! the ring, their settings and schedules. Invariant: names only `store` and the ground below it.
 
+pub mod copier;
 pub mod groom;
 pub mod index;
 pub mod layout;
