@@ -45,7 +45,8 @@ pub struct Copier {
     pub recorder_uuid: u128,
     /// The recorder's time zone: slice names (AR-5) and schedules (AR-3) use it.
     pub tz: TimeZone,
-    /// Display names of the cameras by id (the slice directory names use them, AR-5).
+    /// Display names of the configured cameras by id (the slice directory names use them, AR-5);
+    /// a camera the ring holds but the configuration no longer names is archived under its id.
     pub camera_names: Vec<(String, String)>,
     /// The pinned ranges: grooming never thins what a pin covers (A4).
     pub pins: PinBoard,
@@ -88,21 +89,28 @@ pub fn io_priority() -> Option<(i64, i64)> {
     (r >= 0).then_some((r >> 13, r & 0x1fff))
 }
 
-/// The UTC hours in which `camera`'s recorded (not pre-buffer) chunks start in the ring.
-fn ring_hours(ring_dir: &Path, camera: &str) -> Result<BTreeSet<i64>, Error> {
+/// Each camera the ring holds data of, with the UTC hours in which its recorded (not pre-buffer)
+/// chunks start.
+fn ring_hours(ring_dir: &Path) -> Result<Vec<(String, BTreeSet<i64>)>, Error> {
     let Some(index) = store::index::Index::open(ring_dir, false)? else {
-        return Ok(BTreeSet::new());
+        return Ok(Vec::new());
     };
-    let streams: Vec<i64> = index.streams()?.into_iter().filter(|(_, c, _)| c == camera).map(|(id, _, _)| id).collect();
-    let mut hours = BTreeSet::new();
-    for id in streams {
+    let mut cameras: Vec<(String, BTreeSet<i64>)> = Vec::new();
+    for (id, camera, _) in index.streams()? {
+        let at = match cameras.iter().position(|(c, _)| *c == camera) {
+            Some(at) => at,
+            None => {
+                cameras.push((camera, BTreeSet::new()));
+                cameras.len() - 1
+            }
+        };
         for row in index.chunks_in_range(id, i64::MIN / 2, i64::MAX / 2)? {
             if !row.temporary {
-                hours.insert(hour_of(row.start_wall_us));
+                cameras[at].1.insert(hour_of(row.start_wall_us));
             }
         }
     }
-    Ok(hours)
+    Ok(cameras)
 }
 
 impl Copier {
@@ -123,14 +131,15 @@ impl Copier {
         // An hour is finished when it ended a sync interval ago: its last chunk is indexed then.
         let finished_before_us = self.clocks.realtime_us() - self.sync_interval.as_micros() as i64;
         let pins = self.pins.current();
-        for (camera_id, camera_name) in &self.camera_names {
-            for hour in ring_hours(&self.ring_dir, camera_id)? {
-                if (hour + 1) * HOUR_US > finished_before_us || index.has_slice(camera_id, hour)? {
+        for (camera_id, hours) in ring_hours(&self.ring_dir)? {
+            let camera_name = self.camera_names.iter().find(|(id, _)| *id == camera_id).map_or(&camera_id, |(_, n)| n);
+            for hour in hours {
+                if (hour + 1) * HOUR_US > finished_before_us || index.has_slice(&camera_id, hour)? {
                     continue;
                 }
                 let src = SliceSource {
                     ring_dir: &self.ring_dir,
-                    camera_id,
+                    camera_id: &camera_id,
                     camera_name,
                     hour,
                     recorder_uuid: self.recorder_uuid,
