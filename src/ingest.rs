@@ -63,16 +63,20 @@ pub enum DropReason {
     StorageUnavailable = 1,
     /// The queue to the storage writer is full: writes do not keep up (REC-13 feed overflow).
     FeedOverflow = 2,
+    /// The storage holds only evidence-locked data, none of which may be reclaimed (EL-4, FL-5).
+    StorageFullOfLockedData = 3,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 2] = [DropReason::StorageUnavailable, DropReason::FeedOverflow];
+    pub const ALL: [DropReason; 3] =
+        [DropReason::StorageUnavailable, DropReason::FeedOverflow, DropReason::StorageFullOfLockedData];
 
     /// The stable code, used as the camera's status `state` and as a metric label.
     pub fn as_str(self) -> &'static str {
         match self {
             DropReason::StorageUnavailable => "storage_unavailable",
             DropReason::FeedOverflow => "feed_overflow",
+            DropReason::StorageFullOfLockedData => "storage_full_of_locked_data",
         }
     }
 
@@ -346,9 +350,14 @@ impl CameraSink {
     /// instead (issue 10 point 1), and Recording Started follows once frames are stored.
     fn begin_recording(&mut self) {
         let available = self.storage.stats.available.load(Ordering::Acquire);
+        let locked_full = self.storage.stats.full_of_locked_data.load(Ordering::Acquire);
         match (available, self.dropping) {
             (false, _) => self.set_dropping(Some(DropReason::StorageUnavailable)),
-            (true, Some(DropReason::StorageUnavailable)) => self.set_dropping(None),
+            // EL-4: a storage holding only locked data stores nothing.
+            (true, _) if locked_full => self.set_dropping(Some(DropReason::StorageFullOfLockedData)),
+            (true, Some(DropReason::StorageUnavailable | DropReason::StorageFullOfLockedData)) => {
+                self.set_dropping(None)
+            }
             _ => {}
         }
         self.stats.recording.store(true, Ordering::Relaxed);
@@ -383,6 +392,10 @@ impl CameraSink {
             }
             DropReason::FeedOverflow => format!(
                 "not recording: the queue to storage {storage} is full (feed overflow, REC-13); frames are dropped"
+            ),
+            DropReason::StorageFullOfLockedData => format!(
+                "not recording: storage {storage} holds only evidence-locked data (EL-4); frames are dropped until \
+                 a lock is released or expires"
             ),
         }
     }
@@ -429,8 +442,14 @@ impl CameraSink {
     fn send(&mut self, f: IngestFrame) {
         let wall_us = f.wall_us;
         let dropped = match self.storage.try_send(f) {
-            // The writer drops frames itself while its storage is unavailable (FL-1).
-            Ok(()) if self.storage.stats.available.load(Ordering::Acquire) => None,
+            // The writer drops frames itself while its storage is unavailable (FL-1) or holds only
+            // evidence-locked data (EL-4).
+            Ok(()) if self.storage.stats.available.load(Ordering::Acquire) => self
+                .storage
+                .stats
+                .full_of_locked_data
+                .load(Ordering::Acquire)
+                .then_some(DropReason::StorageFullOfLockedData),
             Ok(()) | Err(SendError::Closed) => Some(DropReason::StorageUnavailable),
             Err(SendError::Overflow) => Some(DropReason::FeedOverflow),
         };

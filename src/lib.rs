@@ -8,6 +8,7 @@ pub mod clocks;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod evidence;
 /// Test hooks; only with the `fault-injection` feature, never in a production build.
 #[cfg(feature = "fault-injection")]
 pub mod fault;

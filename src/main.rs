@@ -523,6 +523,12 @@ fn check(config: Option<PathBuf>, rebuild: bool) -> Result<ExitCode, Error> {
             r.unindexed_tail_chunks,
             r.damaged.len()
         );
+        if r.pins > 0 {
+            println!(
+                "storage {}: {} evidence-lock pins hold {} chunks ({} bytes) in {} segments (S10)",
+                s.id, r.pins, r.pinned_chunks, r.pinned_bytes, r.pinned_segments
+            );
+        }
         for d in &r.damaged {
             println!("  damaged: {d}");
         }

@@ -29,6 +29,8 @@ pub struct Recorder {
     storages: Vec<StorageHandle>,
     /// Pinned data (evidence locks, S10), shared by every writer.
     pin_board: store::lock::PinBoard,
+    /// The evidence locks and their profiles (EL-1..EL-11); they publish to `pin_board`.
+    evidence: Arc<crate::evidence::Evidence>,
     /// Every configured camera's stats in config order (disabled ones included); replaced
     /// per camera when its config changes.
     cameras: Arc<RwLock<Vec<Arc<CameraStats>>>>,
@@ -104,6 +106,9 @@ impl Recorder {
         let mut storages = Vec::new();
         let mut threads = Joiner::new();
         let pin_board = store::lock::PinBoard::default();
+        // S10: the pins of every unexpired lock are on the board before any writer can reclaim.
+        // A lock database that cannot be read stops the start: reclaiming locked data is worse.
+        let evidence = Arc::new(crate::evidence::Evidence::open(&config.data_dir, pin_board.clone(), clocks.clone())?);
         for s in &config.storages {
             let (handle, join, ready) = store::writer::spawn_with_pins(
                 s.clone(),
@@ -172,6 +177,7 @@ impl Recorder {
             config: Arc::new(RwLock::new(config.clone())),
             storages,
             pin_board,
+            evidence,
             cameras: Arc::new(RwLock::new(Vec::new())),
             runtime: handle,
             stop,
@@ -232,6 +238,12 @@ impl Recorder {
                 .spawn_thread(&format!("archive-{}", chain.storage_id), move || copier.run(&stop))
                 .map_err(|e| Error::io("cannot spawn an archive thread", e))?;
         }
+        // Issue 13 (EL-1): an expired lock stops pinning once the timer publishes the new set.
+        let evidence = rec.evidence.clone();
+        let stop = rec.stop.clone();
+        background
+            .spawn_thread("evidence", move || evidence.run_expiry(&stop))
+            .map_err(|e| Error::io("cannot spawn the evidence thread", e))?;
         *rec.background.lock().expect("threads lock") = Some(background);
         Ok(rec)
     }
@@ -517,11 +529,30 @@ impl Recorder {
         &self.pin_board
     }
 
+    /// The evidence locks and their profiles.
+    pub fn evidence(&self) -> &crate::evidence::Evidence {
+        &self.evidence
+    }
+
+    /// The ids of the available storages whose writers do not honour pin set `version` yet.
+    pub fn pins_pending(&self, version: u64) -> Vec<String> {
+        self.storages
+            .iter()
+            .zip(&self.storage_configs)
+            .filter(|(s, _)| {
+                s.stats.available.load(std::sync::atomic::Ordering::Acquire)
+                    && s.stats.pins_applied.load(std::sync::atomic::Ordering::Acquire) < version
+            })
+            .map(|(_, c)| c.id.clone())
+            .collect()
+    }
+
     /// Whether every available storage's writer honours pin set `version` (or a newer one);
     /// waits up to `timeout`. An unavailable storage reclaims nothing, and takes the newest set
     /// before it writes again.
     pub fn wait_pins_applied(&self, version: u64, timeout: Duration) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
+        // A blocking wait in real time: its deadline is on the system's clocks (source_rules).
+        let deadline = crate::clocks::SystemClocks.monotonic().saturating_add(timeout);
         loop {
             let pending = self.storages.iter().any(|s| {
                 s.stats.available.load(std::sync::atomic::Ordering::Acquire)
@@ -530,7 +561,7 @@ impl Recorder {
             if !pending {
                 return true;
             }
-            if std::time::Instant::now() >= deadline {
+            if crate::clocks::SystemClocks.monotonic() >= deadline {
                 return false;
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -668,6 +699,8 @@ impl HealthWatcher {
         // Per storage: bytes deleted by size and by time seen last round, and the limit that
         // deleted last (ST-7).
         let mut deleting: HashMap<Arc<str>, DeletingSeen> = HashMap::new();
+        // Per storage: whether it held only evidence-locked data last round (EL-4).
+        let mut locked_full: HashMap<Arc<str>, bool> = HashMap::new();
         let mut rounds = 0u64;
         while !stop.wait_timeout(Duration::from_millis(500)) {
             let now = self.clocks.realtime_us();
@@ -698,6 +731,28 @@ impl HealthWatcher {
                     self.events.emit(Event::new(kind, now).with_storage(&*s.id));
                 }
                 *seen = deleted;
+                // Issue 13 (EL-4, FL-5): only locked data is left, and its end.
+                let full = s.stats.full_of_locked_data.load(Ordering::Relaxed);
+                let full_seen = locked_full.entry(s.id.clone()).or_insert(false);
+                if full != *full_seen {
+                    *full_seen = full;
+                    let (kind, m) = if full {
+                        (
+                            EventKind::StorageFullOfLockedData,
+                            format!(
+                                "storage {} holds only evidence-locked data; recording to it stops until a lock is \
+                                 released or expires (EL-4)",
+                                s.id
+                            ),
+                        )
+                    } else {
+                        (
+                            EventKind::StorageFullOfLockedDataEnded,
+                            format!("storage {} has room again; recording to it resumes", s.id),
+                        )
+                    };
+                    self.events.emit(Event::new(kind, now).with_storage(&*s.id).with_message(m));
+                }
                 let is = s.stats.available.load(Ordering::Relaxed);
                 if is != *was {
                     *was = is;

@@ -126,6 +126,14 @@ pub struct StorageSnapshot {
     pub frames_dropped_overflow: u64,
     pub frames_dropped_unavailable: u64,
     pub segments_reclaimed: u64,
+    /// Only evidence-locked data is left: nothing is written until a lock ends (EL-4, S10).
+    pub full_of_locked_data: bool,
+    /// Frames the writer dropped because only locked data was left (EL-4).
+    pub frames_dropped_locked: u64,
+    /// Segments holding pinned (evidence-locked) data now (S10).
+    pub pinned_segments: u64,
+    /// Older pinned segments the ring passed over to reuse a younger one (S5, S10).
+    pub segments_skipped_pinned: u64,
     /// The filesystem under the storage; `None` when it cannot be read.
     pub filesystem: Option<sysinfo::Filesystem>,
 }
@@ -160,6 +168,10 @@ impl StorageSnapshot {
             frames_dropped_overflow: s.frames_dropped_overflow.load(Ordering::Relaxed),
             frames_dropped_unavailable: s.frames_dropped_unavailable.load(Ordering::Relaxed),
             segments_reclaimed: s.segments_reclaimed.load(Ordering::Relaxed),
+            full_of_locked_data: s.full_of_locked_data.load(Ordering::Relaxed),
+            frames_dropped_locked: s.frames_dropped_locked.load(Ordering::Relaxed),
+            pinned_segments: s.pinned_segments.load(Ordering::Relaxed),
+            segments_skipped_pinned: s.segments_skipped_pinned.load(Ordering::Relaxed),
             filesystem: sysinfo::filesystem(&h.path),
         }
     }
@@ -297,6 +309,10 @@ mod tests {
             frames_dropped_overflow: 0,
             frames_dropped_unavailable: 0,
             segments_reclaimed: 0,
+            full_of_locked_data: false,
+            frames_dropped_locked: 0,
+            pinned_segments: 0,
+            segments_skipped_pinned: 0,
             filesystem: None,
         };
         // 864 MB at 1,000 B/s is 864,000 s: 10 days, within a 30-day retention.

@@ -594,12 +594,18 @@ fn permissions_that_guard_nothing_cannot_be_granted() {
     let rec = RecorderProc::start(tmp.path(), BODY);
     let (s, v) = admin_json(&rec, "GET", "/api/v1/roles/legacy", Value::Null);
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["grants"], json!([{"permission": "read", "camera": null, "allow": true}]), "{v}");
+    // Issue 13 (EL-7): the evidence lock permissions guard the lock routes now, so they stay.
+    assert_eq!(
+        v["grants"],
+        json!([{"permission": "evidence_lock_view", "camera": "door", "allow": true},
+               {"permission": "read", "camera": null, "allow": true}]),
+        "{v}"
+    );
     let (_, roles) = admin_json(&rec, "GET", "/api/v1/roles", Value::Null);
-    for p in ["delete_recordings", "retrieve_remote_recordings", "evidence_lock"] {
+    for p in ["delete_recordings", "retrieve_remote_recordings"] {
         assert!(!roles.to_string().contains(p), "{p} is listed: {roles}");
     }
-    for p in ["delete_recordings", "retrieve_remote_recordings", "evidence_lock_create"] {
+    for p in ["delete_recordings", "retrieve_remote_recordings"] {
         let body = json!({"grants": [{"permission": p, "allow": true}]});
         let (s, v) = admin_json(&rec, "PUT", "/api/v1/roles/misleading", body);
         assert_eq!(s, 400, "{p}: {v}");
@@ -607,7 +613,7 @@ fn permissions_that_guard_nothing_cannot_be_granted() {
     }
     let openapi = http_get(&rec.url("/api/v1/openapi.json")).unwrap().text();
     assert!(
-        !openapi.contains("delete_recordings") && !openapi.contains("evidence_lock_"),
+        !openapi.contains("delete_recordings") && !openapi.contains("retrieve_remote_recordings"),
         "the OpenAPI enum lists them"
     );
 }

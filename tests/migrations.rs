@@ -121,9 +121,10 @@ fn auth_database_of_4e90ad5_upgrades_with_users_roles_and_audit() {
     granted.sort_by_key(|p| p.as_str());
     use Permission::*;
     // Issue 12 point 4: view_live, which 4e90ad5 granted, is enforced now and kept.
-    let mut expected = vec![Read, ViewLive, Playback, Export, SmartSearch, ManualRecording, Status, TriggerEvents];
+    // Issue 13 (EL-7): evidence_lock_view, which 4e90ad5 granted, is enforced now and kept.
+    let mut expected =
+        vec![Read, ViewLive, Playback, Export, SmartSearch, ManualRecording, EvidenceLockView, Status, TriggerEvents];
     expected.sort_by_key(|p| p.as_str());
-    // evidence_lock_view, which 4e90ad5 granted, is dropped by P5, not by the upgrade.
     assert_eq!(granted, expected);
     assert!(roles.iter().any(|r| r.name == "Administrators"));
 

@@ -26,7 +26,10 @@ fn storage_cfg(dir: &Path, segments: u64) -> StorageConfig {
         size_bytes: segments * SEG + (4 << 20),
         segment_bytes: SEG,
         retention: Duration::from_secs(7 * 86_400),
-        sync_interval: Duration::from_millis(50),
+        // Tests flush explicitly (`Harness::flush`), so chunk boundaries are theirs alone: a tick
+        // of its own would split a chunk whenever a loaded machine delays the test (CI saw 11
+        // chunks where 10 were sent).
+        sync_interval: Duration::from_secs(3600),
         default: true,
     }
 }
@@ -56,6 +59,9 @@ struct Harness {
     last_wall: Option<i64>,
     /// Set while `send_temporary` sends (disk pre-buffer frames).
     temporary_keep: Option<i64>,
+    /// The board this harness's writer takes pins from (S10); a fresh one at every open, as a
+    /// restarted recorder has.
+    pins: store::lock::PinBoard,
 }
 
 impl Harness {
@@ -64,8 +70,20 @@ impl Harness {
     }
 
     fn open_with_clocks(data_dir: &Path, cfg: StorageConfig, clocks: Arc<dyn Clocks>) -> Harness {
+        Self::open_with_board(data_dir, cfg, clocks, store::lock::PinBoard::default())
+    }
+
+    /// Opens with a board that may already hold pins, as a recorder whose evidence module
+    /// published before the writers spawned.
+    fn open_with_board(
+        data_dir: &Path,
+        cfg: StorageConfig,
+        clocks: Arc<dyn Clocks>,
+        pins: store::lock::PinBoard,
+    ) -> Harness {
         let recorder = store::recorder_uuid(data_dir).unwrap();
-        let (handle, join, ready) = writer::spawn(cfg.clone(), data_dir.to_owned(), recorder, clocks);
+        let (handle, join, ready) =
+            writer::spawn_with_pins(cfg.clone(), data_dir.to_owned(), recorder, clocks, pins.clone());
         ready.recv().unwrap().unwrap();
         Harness {
             data_dir: data_dir.to_owned(),
@@ -79,6 +97,26 @@ impl Harness {
             base_wall_us: SystemClocks.realtime_us() - 3_600_000_000,
             last_wall: None,
             temporary_keep: None,
+            pins,
+        }
+    }
+
+    /// Publishes `pins` (camera `cam`) and waits until the writer honours them (S10).
+    fn pin(&self, ranges: &[(i64, i64)]) {
+        let version = self.pins.publish(
+            ranges
+                .iter()
+                .map(|&(start_wall_us, end_wall_us)| store::lock::Pin {
+                    camera: "cam".into(),
+                    start_wall_us,
+                    end_wall_us,
+                })
+                .collect(),
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while self.handle.stats.pins_applied.load(std::sync::atomic::Ordering::Acquire) < version {
+            assert!(std::time::Instant::now() < deadline, "the writer did not take pin set {version}");
+            self.flush();
         }
     }
 
@@ -457,7 +495,8 @@ fn exported_media_bytes_are_exactly_the_recorded_frames() {
 #[test]
 fn storage_that_disappears_stops_recording_and_resumes_when_back() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = storage_cfg(tmp.path(), 4);
+    // The writer retries an unavailable storage on its ticks: a short interval here.
+    let cfg = StorageConfig { sync_interval: Duration::from_millis(50), ..storage_cfg(tmp.path(), 4) };
     let mut h = Harness::open(tmp.path(), cfg.clone());
     h.send(1000);
     h.flush();
@@ -1048,4 +1087,542 @@ fn held_data_of_a_range_is_whole_chunks_of_that_camera() {
     assert_eq!(store::held_between(&h.cfg.path, "other", walls[15], walls[25]).unwrap(), None);
     assert_eq!(store::held_between(&h.cfg.path, "cam", walls[0] - 10_000_000, walls[0] - 1).unwrap(), None);
     drop(h.crash());
+}
+
+/// Every permanent chunk of `cam` that one of `ranges` covers (S10), without its segment.
+fn pinned_rows(cfg: &StorageConfig, ranges: &[(i64, i64)]) -> Vec<store::index::ChunkRow> {
+    chunks_without_segment(cfg)
+        .into_iter()
+        .filter(|c| !c.temporary && ranges.iter().any(|&(s, e)| c.start_wall_us < e && c.end_wall_us > s))
+        .collect()
+}
+
+/// The export of `cam` in [from, to), as bytes.
+fn export_between(cfg: &StorageConfig, from_us: i64, to_us: i64) -> Vec<u8> {
+    let plan = Arc::new(ExportPlan::plan(&cfg.path, "cam", from_us, to_us).unwrap());
+    let mut all = Vec::new();
+    let mut r = plan.reader();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = r.read_at(all.len() as u64, &mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        all.extend_from_slice(&buf[..n]);
+    }
+    all
+}
+
+fn stat(a: &std::sync::atomic::AtomicU64) -> u64 {
+    a.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Issue 13 "Evidence lock" (EL-1, EL-4, S10): a pin in the middle of a ring that then wraps 5
+/// times exports bit-identical afterwards; the ring passed over its segment and reclaimed
+/// everything else oldest first, so the unpinned segments hold exactly the newest chunks.
+#[test]
+fn a_pin_in_a_ring_that_wraps_five_times_exports_bit_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 6);
+    let mut h = Harness::open(tmp.path(), cfg.clone());
+    let mut walls = Vec::new();
+    for i in 0..400 {
+        walls.push(h.send(20_000));
+        if i % 40 == 0 {
+            h.flush();
+        }
+    }
+    h.flush();
+    let pin = (walls[250], walls[270]);
+    let rows_before = pinned_rows(&cfg, &[pin]);
+    let bytes_before = export_between(&cfg, pin.0, pin.1);
+    assert!(!rows_before.is_empty() && !bytes_before.is_empty());
+    h.pin(&[pin]);
+    let reclaimed_before = stat(&h.handle.stats.segments_reclaimed);
+    // 6 segments of 1 MiB hold about 300 frames of 20 kB: 1500 frames wrap the ring 5 times.
+    fill(&mut h, 1500);
+    assert!(stat(&h.handle.stats.segments_reclaimed) - reclaimed_before >= 25, "the ring wrapped 5 times");
+    assert!(stat(&h.handle.stats.segments_skipped_pinned) > 0, "the ring passed over the pinned segment");
+    assert!(stat(&h.handle.stats.pinned_segments) >= 1);
+    assert_eq!(pinned_rows(&cfg, &[pin]), rows_before, "the pinned chunks are untouched");
+    assert_eq!(export_between(&cfg, pin.0, pin.1), bytes_before, "the pinned range exports bit-identical");
+    let (d, c, ..) = h.crash();
+    store::check_invariants(&c, store::recorder_uuid(&d).unwrap()).unwrap();
+    // Oldest first: the chunks outside pinned segments are one consecutive run of seqs ending
+    // with the newest chunk (nothing newer was reclaimed while something older stayed).
+    let index = store::index::Index::open(&c.path, false).unwrap().unwrap();
+    let pins = [store::lock::Pin { camera: "cam".into(), start_wall_us: pin.0, end_wall_us: pin.1 }];
+    let pinned = index.pinned_segments(&pins, index.meta().unwrap().segment_count).unwrap();
+    let mut free_seqs = Vec::new();
+    let mut newest = 0;
+    index
+        .for_each_chunk(|r| {
+            newest = r.seq;
+            if !pinned[r.segment_no as usize] {
+                free_seqs.push(r.seq);
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert!(free_seqs.windows(2).all(|w| w[1] == w[0] + 1), "{free_seqs:?}");
+    assert_eq!(free_seqs.last(), Some(&newest));
+    assert!(free_seqs.len() >= 10, "the unpinned segments are in use: {}", free_seqs.len());
+}
+
+/// Issue 13 "Evidence lock" (EL-1, S10, ST-4): time retention never unindexes a pinned chunk
+/// and expires every other chunk past the retention time; the granularity is the chunk.
+#[test]
+fn time_retention_keeps_pinned_chunks_and_expires_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = StorageConfig { retention: Duration::from_secs(86_400), ..storage_cfg(tmp.path(), 8) };
+    let clocks = SimulatedClocks::following_system();
+    let mut h = Harness::open_with_clocks(tmp.path(), cfg.clone(), Arc::new(clocks.clone()));
+    // One run 3 h ago in chunks of 10 frames, one run now.
+    h.base_wall_us = SystemClocks.realtime_us() - 3 * 3_600_000_000;
+    let mut old = Vec::new();
+    for i in 0..100 {
+        old.push(h.send(2000));
+        if i % 10 == 9 {
+            h.flush();
+        }
+    }
+    let now = SystemClocks.realtime_us();
+    h.run += 1;
+    h.base_wall_us = now - h.next_media * 1_000_000 / 90_000;
+    let young_start = h.send(2000);
+    for _ in 0..49 {
+        h.send(2000);
+    }
+    h.flush();
+    let pin = (old[45], old[55]);
+    h.pin(&[pin]);
+    let rows_before = pinned_rows(&cfg, &[pin]);
+    assert_eq!(rows_before.len(), 2, "the chunks of frames 40..49 and 50..59");
+    let bytes_before = export_between(&cfg, pin.0, pin.1);
+
+    // A day minus 2 h later the old run is past the retention time, the young one is not.
+    clocks.step_realtime_us(86_400_000_000 - 2 * 3_600_000_000);
+    // Review finding 10: the retention pass runs at the first tick after its interval (10 s of
+    // monotonic time), which the simulated clock steps instead of the test waiting for it.
+    clocks.advance(Duration::from_secs(11));
+    h.flush();
+    // The pin keeps its range from the key frame it plays from (frame 25, in the chunk of
+    // frames 20..29, EL-3); the chunks before that expire.
+    assert_eq!(store::held_between(&cfg.path, "cam", old[0], old[19]).unwrap(), None, "before the pin: expired");
+    assert_eq!(store::held_between(&cfg.path, "cam", old[61], old[99]).unwrap(), None, "after the pin: expired");
+    assert_eq!(pinned_rows(&cfg, &[pin]), rows_before, "the pinned chunks stay");
+    assert!(store::held_between(&cfg.path, "cam", old[25], old[26]).unwrap().is_some(), "and their key frame");
+    assert_eq!(export_between(&cfg, pin.0, pin.1), bytes_before);
+    let listed = store::recordings(&cfg.path, "cam", 0, i64::MAX).unwrap();
+    assert_eq!(listed.len(), 2, "the pinned part of the old run and the young run: {listed:?}");
+    assert_eq!(listed[1].start_wall_us, young_start);
+    assert!(stat(&h.handle.stats.bytes_deleted_by_time) > 0);
+
+    // Released, the pinned chunks expire at the next pass like the rest.
+    h.pin(&[]);
+    clocks.advance(Duration::from_secs(11));
+    h.flush();
+    assert_eq!(pinned_rows(&cfg, &[pin]), vec![], "released chunks expire at the next pass");
+    drop(h.crash());
+    store::check_invariants(&cfg, store::recorder_uuid(tmp.path()).unwrap()).unwrap();
+}
+
+/// Issue 13 "Evidence lock" (EL-4, FL-5): when every segment but the head is pinned and the head
+/// is full, recording stops (frames dropped and counted, the storage says why), nothing pinned
+/// is lost, and recording resumes by itself once the pin is released.
+#[test]
+fn a_storage_holding_only_pinned_data_stops_and_resumes_when_released() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 4);
+    let mut h = Harness::open(tmp.path(), cfg.clone());
+    let mut walls = Vec::new();
+    for i in 0..170 {
+        walls.push(h.send(20_000));
+        if i % 10 == 9 {
+            h.flush();
+        }
+    }
+    h.flush();
+    let pin = (walls[0], walls[169] + 1);
+    h.pin(&[pin]);
+    assert_eq!(stat(&h.handle.stats.pinned_segments), 4, "every used segment holds pinned data");
+    let rows_before = pinned_rows(&cfg, &[pin]);
+    let stats = h.handle.stats.clone();
+    let mut last = 0;
+    for i in 0..100 {
+        last = h.send(20_000);
+        if i % 10 == 9 {
+            h.flush();
+        }
+    }
+    h.flush();
+    assert!(stats.full_of_locked_data.load(std::sync::atomic::Ordering::Acquire), "only locked data left");
+    let dropped = stat(&stats.frames_dropped_locked);
+    assert!(dropped > 0, "the frames that found no room are counted");
+    assert_eq!(pinned_rows(&cfg, &[pin]), rows_before, "nothing pinned was reclaimed");
+    assert!(h.newest_indexed_wall() < last, "the newest frames were not stored");
+
+    // Released: the writer takes the new set and writes again without being asked.
+    h.pin(&[]);
+    assert!(!stats.full_of_locked_data.load(std::sync::atomic::Ordering::Acquire), "resumed");
+    for i in 0..60 {
+        last = h.send(20_000);
+        if i % 10 == 9 {
+            h.flush();
+        }
+    }
+    h.flush();
+    assert_eq!(stat(&stats.frames_dropped_locked), dropped, "nothing dropped after the release");
+    assert!(h.newest_indexed_wall() >= last, "the newest frames are stored again");
+    let (d, c, ..) = h.crash();
+    store::check_invariants(&c, store::recorder_uuid(&d).unwrap()).unwrap();
+}
+
+/// Issue 13 "Evidence lock" (EL-1, ST-6, S10): a shrink at open keeps every pinned segment (the
+/// pins persisted by the last run, before anything is published) and reclaims the oldest
+/// unpinned data; a shrink that cannot keep the pinned segments and the head is refused, naming
+/// the size it needs, and changes nothing.
+#[test]
+fn a_shrink_keeps_pinned_segments_or_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = Harness::open(tmp.path(), storage_cfg(tmp.path(), 8));
+    fill(&mut h, 700);
+    let all = chunks_without_segment(&h.cfg);
+    let everything = (all[0].start_wall_us, all.last().unwrap().end_wall_us);
+    h.pin(&[everything]);
+    let (d, big, next_media, n, base) = h.crash();
+    let recorder = store::recorder_uuid(&d).unwrap();
+    assert_eq!(store::segments_a_shrink_must_keep(&big.path).unwrap(), Some(8), "what a config check would ask");
+    // The config check asks it: a shrink that would reclaim locked data is refused with file, line
+    // and key before it is saved or applied (review finding 3: at the next open the storage
+    // would refuse to open and record nothing).
+    let text = format!(
+        "version = 1\n[server]\ndata_dir = \"{}\"\n[[storage]]\nid = \"t\"\npath = \"{}\"\nsize = \"8MiB\"\n\
+         segment_size = \"1MiB\"\n",
+        d.display(),
+        big.path.display()
+    );
+    let e = edgerec::config::Config::parse("test.toml", &text, None)
+        .and_then(|c| c.check_storages_on_disk(None))
+        .expect_err("a shrink below the locked data is refused");
+    let e = e.to_string();
+    assert!(e.contains("test.toml:") && e.contains("storage.size") && e.contains("evidence-locked"), "{e}");
+    let e = store::open_for_write(&storage_cfg(&d, 4), &d, recorder).err().expect("refused");
+    assert_eq!(e.kind(), ErrorKind::FailedPrecondition, "{e}");
+    assert!(e.to_string().contains("evidence-locked") && e.to_string().contains("at least 8 segments"), "{e}");
+    assert_eq!(segment_files(&big), 8, "nothing changed");
+    assert_eq!(chunks_without_segment(&big), all);
+
+    // Only the oldest chunk pinned: the shrink keeps its segment and the newest ones.
+    let h = Harness::reopen(&d, big.clone(), next_media, n, base);
+    let oldest = (all[0].start_wall_us, all[4].end_wall_us);
+    h.pin(&[oldest]);
+    let pinned_before = pinned_rows(&big, &[oldest]);
+    let bytes_before = export_between(&big, oldest.0, oldest.1);
+    let newest_before = chunks_without_segment(&big).last().cloned();
+    let (d, big, next_media, n, base) = h.crash();
+    // Review finding 11: exactly the pinned segment, the head and the 2 newest others remain.
+    let keep = seqs_a_pinned_shrink_keeps(&big, &[oldest], 4);
+    let expected: Vec<_> = chunks_without_segment(&big).into_iter().filter(|c| keep.contains(&c.seq)).collect();
+    assert!(expected.len() < all.len(), "the shrink must reclaim something");
+    let small = storage_cfg(&d, 4);
+    let h = Harness::reopen(&d, small.clone(), next_media, n, base);
+    assert_eq!(segment_files(&small), 4);
+    assert_eq!(pinned_rows(&small, &[oldest]), pinned_before, "the pinned oldest chunk survived the shrink");
+    assert_eq!(export_between(&small, oldest.0, oldest.1), bytes_before);
+    assert_eq!(chunks_without_segment(&small).last().cloned(), newest_before, "the newest chunk is kept");
+    assert_eq!(chunks_without_segment(&small), expected, "the pinned segment, the head and the newest others");
+    drop(h.crash());
+    store::check_invariants(&small, recorder).unwrap();
+}
+
+/// The seqs a shrink to `target` segments keeps (S10, ST-6): those in every segment holding a
+/// chunk `pins` cover and in the head, then in the newest other segments up to `target`.
+fn seqs_a_pinned_shrink_keeps(cfg: &StorageConfig, pins: &[(i64, i64)], target: usize) -> Vec<u64> {
+    let index = store::index::Index::open(&cfg.path, false).unwrap().unwrap();
+    let firsts = index.segment_first_seqs().unwrap();
+    let pins: Vec<store::lock::Pin> = pins
+        .iter()
+        .map(|&(start_wall_us, end_wall_us)| store::lock::Pin { camera: "cam".into(), start_wall_us, end_wall_us })
+        .collect();
+    let pinned = index.pinned_segments(&pins, index.meta().unwrap().segment_count).unwrap();
+    let mut used: Vec<usize> = (0..firsts.len()).filter(|&no| firsts[no].is_some()).collect();
+    used.sort_by_key(|&no| std::cmp::Reverse(firsts[no]));
+    let mut keep: Vec<u32> = used.iter().filter(|&&no| pinned[no] || no == used[0]).map(|&no| no as u32).collect();
+    for &no in &used {
+        if keep.len() < target && !keep.contains(&(no as u32)) {
+            keep.push(no as u32);
+        }
+    }
+    let mut seqs = Vec::new();
+    index
+        .for_each_chunk(|c| {
+            if keep.contains(&c.segment_no) {
+                seqs.push(c.seq);
+            }
+            Ok(())
+        })
+        .unwrap();
+    seqs
+}
+
+/// Sends 20 frames of 20 kB and flushes until `done` holds for the storage's segment first_seqs.
+fn fill_until(h: &mut Harness, done: impl Fn(&[Option<u64>]) -> bool) {
+    for _ in 0..200 {
+        let index = store::index::Index::open(&h.cfg.path, false).unwrap().unwrap();
+        if done(&index.segment_first_seqs().unwrap()) {
+            return;
+        }
+        for _ in 0..20 {
+            h.send(20_000);
+        }
+        h.flush();
+    }
+    panic!("the ring never reached the wanted state");
+}
+
+/// Review finding 2 of the pins branch (S10, ST-6): once ring reuse passed over a pinned segment
+/// the segments' ages are no longer in ring order (here segment 1 is pinned, 0 and then 2 were
+/// reused: ages 1 < 3 < 4 < 5 < 0 < 2). A shrink to every smaller size still opens, and keeps
+/// exactly the pinned segment, the head and the newest others (finding 11); the store checks
+/// clean and writes on in the smaller ring.
+#[test]
+fn a_shrink_after_the_ring_skipped_a_pinned_segment_keeps_the_pinned_and_the_newest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let template = tmp.path().join("template");
+    let mut h = Harness::open(&template, storage_cfg(&template, 6));
+    fill_until(&mut h, |f| f.iter().all(Option::is_some));
+    let index = store::index::Index::open(&h.cfg.path, false).unwrap().unwrap();
+    let mut in_one = Vec::new();
+    index
+        .for_each_chunk(|c| {
+            if c.segment_no == 1 {
+                in_one.push((c.start_wall_us, c.end_wall_us));
+            }
+            Ok(())
+        })
+        .unwrap();
+    drop(index);
+    let pin = (in_one[1].0, in_one[in_one.len() - 1].1);
+    h.pin(&[pin]);
+    // Segment 0 reused, then 2 (1 skipped), and the head part filled.
+    fill_until(&mut h, |f| f[2] > f[0] && f[0] > f[5]);
+    fill(&mut h, 20);
+    assert!(stat(&h.handle.stats.segments_skipped_pinned) > 0, "the ring passed over segment 1");
+    let (_, six, next_media, n, base) = h.crash();
+    let recorder = store::recorder_uuid(&template).unwrap();
+    let before = chunks_without_segment(&six);
+    let pinned_before = pinned_rows(&six, &[pin]);
+    assert!(!pinned_before.is_empty());
+    for target in 2..6usize {
+        let case = format!("6 -> {target} segments");
+        let keep = seqs_a_pinned_shrink_keeps(&six, &[pin], target);
+        let dir = tmp.path().join(format!("t{target}"));
+        assert!(std::process::Command::new("cp").arg("-a").arg(&template).arg(&dir).status().unwrap().success());
+        let small = storage_cfg(&dir, target as u64);
+        let h = Harness::reopen(&dir, small.clone(), next_media, n, base);
+        let after = chunks_without_segment(&small);
+        let expected: Vec<_> = before.iter().filter(|c| keep.contains(&c.seq)).cloned().collect();
+        assert_eq!(after, expected, "{case}: exactly the pinned segment, the head and the newest others");
+        assert!(after.len() < before.len(), "{case}: something was reclaimed");
+        assert_eq!(pinned_rows(&small, &[pin]), pinned_before, "{case}: the pinned chunks survived");
+        assert_eq!(segment_files(&small), target, "{case}");
+        let (d, small, next_media, n, base) = h.crash();
+        store::check_invariants(&small, recorder).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let mut h = Harness::reopen(&d, small.clone(), next_media, n, base);
+        h.pin(&[pin]);
+        fill(&mut h, 300);
+        assert_eq!(pinned_rows(&small, &[pin]), pinned_before, "{case}, written on: the pin holds");
+        drop(h.crash());
+        store::check_invariants(&small, recorder).unwrap_or_else(|e| panic!("{case}, written on: {e}"));
+    }
+}
+
+/// Review finding 4 of the pins branch (S10, EL-1): a pin set the writer takes while the chunk
+/// it covers is placed (closed by a new ingest run) but not yet indexed still pins that chunk's
+/// segment; the ring then wraps and passes over it, and the range exports bit-identical.
+#[test]
+fn a_pin_taken_while_its_chunk_waits_to_be_indexed_holds_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 6);
+    let mut h = Harness::open(tmp.path(), cfg.clone());
+    let hb0 = stat(&h.handle.stats.heartbeat);
+    let walls: Vec<i64> = (0..10).map(|_| h.send(20_000)).collect();
+    // A new ingest run closes the first chunk into the writer's placed list (no flush yet).
+    h.run += 1;
+    h.n = 25;
+    h.send(20_000);
+    // The writer's loop turns once per message: wait until it took the 11 frames.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while stat(&h.handle.stats.heartbeat) < hb0 + 11 {
+        assert!(std::time::Instant::now() < deadline, "the writer did not take the frames");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let pin = (walls[0], walls[9] + 1);
+    let version =
+        h.pins.publish(vec![store::lock::Pin { camera: "cam".into(), start_wall_us: pin.0, end_wall_us: pin.1 }]);
+    // The next frame turns the loop, which takes the set while the chunk is still only placed.
+    h.send(20_000);
+    while stat(&h.handle.stats.pins_applied) < version {
+        assert!(std::time::Instant::now() < deadline, "the writer did not take the pin set");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    h.flush();
+    let rows_before = pinned_rows(&cfg, &[pin]);
+    assert_eq!(rows_before.len(), 1, "the 10 frames of the first run: {rows_before:?}");
+    let bytes_before = export_between(&cfg, pin.0, pin.1);
+    // 6 segments of 1 MiB hold about 300 frames of 20 kB: 900 frames wrap the ring 3 times.
+    fill(&mut h, 900);
+    assert!(stat(&h.handle.stats.segments_skipped_pinned) > 0, "the ring passed over the pinned segment");
+    assert_eq!(pinned_rows(&cfg, &[pin]), rows_before, "the pinned chunk survived the wraps");
+    assert_eq!(export_between(&cfg, pin.0, pin.1), bytes_before);
+    let (d, c, ..) = h.crash();
+    store::check_invariants(&c, store::recorder_uuid(&d).unwrap()).unwrap();
+}
+
+/// Review finding 1 of the pins branch (S10, ST-6): a shrink at open keeps what the board's pins
+/// cover even when this storage never persisted them (a lock made while it was down, or a crash
+/// before its writer took the set); the union is persisted before the shrink.
+#[test]
+fn a_shrink_at_open_keeps_what_the_boards_pins_cover() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = Harness::open(tmp.path(), storage_cfg(tmp.path(), 8));
+    fill(&mut h, 700);
+    let all = chunks_without_segment(&h.cfg);
+    let (d, big, next_media, n, base) = h.crash();
+    let oldest = (all[0].start_wall_us, all[4].end_wall_us);
+    let pinned_before = pinned_rows(&big, &[oldest]);
+    let bytes_before = export_between(&big, oldest.0, oldest.1);
+    assert!(!pinned_before.is_empty());
+    let board = store::lock::PinBoard::default();
+    board.publish(vec![store::lock::Pin { camera: "cam".into(), start_wall_us: oldest.0, end_wall_us: oldest.1 }]);
+    let small = storage_cfg(&d, 4);
+    let mut h = Harness::open_with_board(&d, small.clone(), Arc::new(SystemClocks), board);
+    h.next_media = next_media + 90_000;
+    h.n = n - n % 25 + 25;
+    h.run += 1;
+    h.base_wall_us = base;
+    assert_eq!(segment_files(&small), 4);
+    assert_eq!(pinned_rows(&small, &[oldest]), pinned_before, "the board's pin held through the shrink");
+    assert_eq!(export_between(&small, oldest.0, oldest.1), bytes_before);
+    assert!(chunks_without_segment(&small).len() < all.len(), "the shrink reclaimed unpinned data");
+    fill(&mut h, 600);
+    assert_eq!(pinned_rows(&small, &[oldest]), pinned_before, "and while the ring wraps");
+    drop(h.crash());
+    store::check_invariants(&small, store::recorder_uuid(&d).unwrap()).unwrap();
+}
+
+/// Review finding 6 of the pins branch (EL-4, S9): when a disk pre-buffer flip closes a chunk at
+/// the moment only locked data is left, the flipping frame (not a key frame) is dropped and
+/// counted with the others; it never starts a video run of its own in the head's last room.
+#[test]
+fn a_prebuffer_flip_as_the_store_fills_with_locked_data_drops_the_frame() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 4);
+    let mut h = Harness::open(tmp.path(), cfg.clone());
+    let mut walls = Vec::new();
+    for i in 0..170 {
+        walls.push(h.send(20_000));
+        if i % 10 == 9 {
+            h.flush();
+        }
+    }
+    h.flush();
+    h.pin(&[(walls[0], walls[169] + 1)]);
+    // Chunks of 10 frames (200 kB): 5 fill a 1 MiB segment, leaving about 40 kB in the head.
+    for i in 0..30 {
+        h.send(20_000);
+        if i % 10 == 9 {
+            h.flush();
+        }
+    }
+    assert!(!h.handle.stats.full_of_locked_data.load(std::sync::atomic::Ordering::Acquire));
+    let stored_before = chunks_without_segment(&cfg).len();
+    // 9 permanent frames (180 kB, no room for them), then a non-key disk pre-buffer frame.
+    for _ in 0..9 {
+        h.send(20_000);
+    }
+    let flip = h.send_temporary(20_000, 60_000_000);
+    h.flush();
+    assert!(h.handle.stats.full_of_locked_data.load(std::sync::atomic::Ordering::Acquire), "only locked data left");
+    assert_eq!(stat(&h.handle.stats.frames_dropped_locked), 10, "every frame that found no room is counted");
+    let after = chunks_without_segment(&cfg);
+    assert_eq!(after.len(), stored_before, "nothing was written after the stop");
+    assert!(after.iter().all(|c| c.end_wall_us <= flip), "the flipping frame was not stored");
+    let (d, c, ..) = h.crash();
+    store::check_invariants(&c, store::recorder_uuid(&d).unwrap()).unwrap();
+}
+
+/// Issue 13 "Evidence lock" (S10 crash procedure): kill -9 again and again while pins change
+/// and the ring wraps. After each reopen the store checks clean and every chunk the last
+/// honoured pins cover is still there, and it stays there while the reopened writer, whose new
+/// board has published nothing yet, goes on writing (the persisted pins hold).
+#[test]
+fn kill9_while_pins_change_and_the_ring_wraps_keeps_every_pinned_chunk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 8);
+    let recorder = store::recorder_uuid(tmp.path()).unwrap();
+    let mut h = Harness::open(tmp.path(), cfg.clone());
+    let mut pins: Vec<(i64, i64)> = Vec::new();
+    let mut expected: Vec<store::index::ChunkRow> = Vec::new();
+    for round in 0..10usize {
+        let mut walls = Vec::new();
+        for i in 0..(120 + round * 37 % 150) {
+            walls.push(h.send(15_000));
+            if i % 20 == 0 {
+                h.flush();
+            }
+        }
+        h.flush();
+        let still: Vec<_> = pinned_rows(&cfg, &pins);
+        assert_eq!(still, expected, "round {round}: the persisted pins held while the writer went on");
+        if round % 2 == 0 {
+            let n = walls.len();
+            pins.push((walls[n - 30], walls[n - 25]));
+        }
+        if round % 3 == 2 && !pins.is_empty() {
+            pins.remove(0);
+        }
+        h.pin(&pins);
+        expected = pinned_rows(&cfg, &pins);
+        assert!(!h.handle.stats.full_of_locked_data.load(std::sync::atomic::Ordering::Acquire), "round {round}");
+        // Some frames in flight at the kill.
+        for _ in 0..10 {
+            h.send(15_000);
+        }
+        let (d, c, m, n, b) = h.crash();
+        store::check_invariants(&c, recorder).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        h = Harness::reopen(&d, c, m, n, b);
+        assert_eq!(pinned_rows(&cfg, &pins), expected, "round {round}: every pinned chunk survived the kill");
+    }
+    assert!(stat(&h.handle.stats.pinned_segments) > 0);
+    let (d, c, ..) = h.crash();
+    store::check_invariants(&c, store::recorder_uuid(&d).unwrap()).unwrap();
+}
+
+/// Issue 13 "Evidence lock" (S10, point 6): `check` reports the pinned data, and a rebuild of the
+/// index from the segments keeps the pins the old index persisted.
+#[test]
+fn check_reports_pinned_data_and_a_rebuild_keeps_the_pins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = Harness::open(tmp.path(), storage_cfg(tmp.path(), 6));
+    fill(&mut h, 300);
+    let all = chunks_without_segment(&h.cfg);
+    let pin = (all[3].start_wall_us, all[6].end_wall_us);
+    h.pin(&[pin]);
+    let rows = pinned_rows(&h.cfg, &[pin]);
+    let (d, cfg, ..) = h.crash();
+    let recorder = store::recorder_uuid(&d).unwrap();
+    let report = store::check(&cfg, recorder).unwrap();
+    assert_eq!(report.pins, 1);
+    assert!(report.pinned_chunks >= rows.len() as u64, "{report:?}");
+    assert!(report.pinned_bytes >= rows.iter().map(|r| r.len_bytes).sum::<u64>(), "{report:?}");
+    assert!(report.pinned_segments >= 1, "{report:?}");
+    store::rebuild_locked(&cfg.path, recorder).unwrap();
+    let rebuilt = store::check(&cfg, recorder).unwrap();
+    assert_eq!(
+        (rebuilt.pins, rebuilt.pinned_chunks, rebuilt.pinned_segments),
+        (report.pins, report.pinned_chunks, report.pinned_segments),
+        "the pins survive the rebuild"
+    );
 }

@@ -197,6 +197,8 @@ impl AuthDb {
         if created > 0 {
             use Permission::*;
             // Issue 12 point 4: live view is what a technician does first (4e90ad5 granted it too).
+            // Issue 13 (EL-7, review finding 3): "no permission granted" by default, so no
+            // evidence_lock_* grant here; an administrator grants them per role and camera.
             for p in [Read, ViewLive, Playback, Export, SmartSearch, ManualRecording, Status, TriggerEvents] {
                 self.conn
                     .execute(

@@ -70,20 +70,12 @@ permissions! {
 
 impl Permission {
     /// Whether a role may hold this permission (P5, issue 10 point 11): only permissions an
-    /// endpoint enforces. Deleting recordings, retrieving remote recordings and evidence locks
-    /// have no endpoint yet; their variants stay so that those features can enforce them when they
-    /// arrive, but granting one now would mislead an administrator. Live view is enforced by the
-    /// live routes (issue 12 point 4).
+    /// endpoint enforces. Deleting recordings and retrieving remote recordings have no endpoint
+    /// yet; their variants stay so that those features can enforce them when they arrive, but
+    /// granting one now would mislead an administrator. Live view is enforced by the live routes
+    /// (issue 12 point 4), the four evidence lock permissions by `/api/v1/evidence-locks` (issue 13).
     pub fn grantable(self) -> bool {
-        !matches!(
-            self,
-            Permission::DeleteRecordings
-                | Permission::RetrieveRemote
-                | Permission::EvidenceLockCreate
-                | Permission::EvidenceLockView
-                | Permission::EvidenceLockExtend
-                | Permission::EvidenceLockDelete
-        )
+        !matches!(self, Permission::DeleteRecordings | Permission::RetrieveRemote)
     }
 
     /// A permission a role may be given (API input): unknown and not grantable ones are refused.
@@ -331,7 +323,7 @@ mod tests {
             assert_eq!(Permission::parse(p.as_str()).unwrap(), *p);
         }
         // Issue 10 point 11 (P5): permissions no endpoint enforces cannot be granted.
-        for name in ["delete_recordings", "retrieve_remote_recordings", "evidence_lock_view"] {
+        for name in ["delete_recordings", "retrieve_remote_recordings"] {
             let e = Permission::parse_grantable(name).unwrap_err().to_string();
             assert!(e.contains("cannot be granted yet") && !e.contains("delete_recordings,"), "{e}");
             let p = Permission::parse(name).unwrap();
@@ -340,5 +332,9 @@ mod tests {
         assert_eq!(Permission::parse_grantable("export").unwrap(), Permission::Export);
         // Issue 12 point 4: the live routes enforce `view_live`, so it can be granted.
         assert_eq!(Permission::parse_grantable("view_live").unwrap(), Permission::ViewLive);
+        // Issue 13 (EL-7): the evidence lock routes enforce their four permissions.
+        for name in ["evidence_lock_create", "evidence_lock_view", "evidence_lock_extend", "evidence_lock_delete"] {
+            assert!(Permission::parse_grantable(name).is_ok(), "{name}");
+        }
     }
 }

@@ -672,6 +672,26 @@ impl Config {
                     // needs no room; a grow needs its new segments' bytes on the filesystem,
                     // counted with the new storages there, or it is refused now, not at restart.
                     let count = crate::store::segment_count(s);
+                    // Issue 13 (S10, EL-4): a shrink must keep every segment holding evidence-locked
+                    // data and the head; one that cannot is refused now, not at the next open
+                    // (where the storage would refuse to open and record nothing).
+                    if count < meta.segment_count {
+                        if let Some(keep) = crate::store::segments_a_shrink_must_keep(&s.path)? {
+                            if count < keep {
+                                return Err(at(
+                                    lines.size,
+                                    "storage.size",
+                                    format!(
+                                        "shrinking storage {:?} to {count} segments would reclaim evidence-locked \
+                                         data: {keep} segments hold locked data or are being written (EL-4); use a \
+                                         size of at least {} bytes, or release locks first",
+                                        s.id,
+                                        crate::store::size_for_segments(keep, meta.segment_bytes)
+                                    ),
+                                ));
+                            }
+                        }
+                    }
                     if count > meta.segment_count {
                         let needed = u64::from(count - meta.segment_count).saturating_mul(meta.segment_bytes);
                         let room = crate::store::room_at(&s.path)?;

@@ -252,6 +252,13 @@ event_kinds! {
     /// A damaged index was found and repaired or rebuilt from the media (ST-7, FL-3). XProtect:
     /// Database Repair.
     DatabaseRepair = "database_repair", Storage;
+    /// Every segment of the storage but the one being written holds evidence-locked data, so
+    /// nothing may be reclaimed and recording to it stops (EL-4, FL-5). Not in XProtect's
+    /// catalogue, whose manual only says recording stops and an event is raised.
+    StorageFullOfLockedData = "storage_full_of_locked_data", Storage;
+    /// A storage that held only evidence-locked data has room again (a lock was released or
+    /// expired) and recording to it resumes by itself (EL-4).
+    StorageFullOfLockedDataEnded = "storage_full_of_locked_data_ended", Storage;
 
     /// An integration asked to start recording (RU-13, REC-10 "Record on Request"). XProtect:
     /// Request Start Recording.

@@ -191,7 +191,7 @@ fn camera_metrics(out: &mut Exposition, cameras: &[&CameraSnapshot]) {
     let dropping = "edgerec_camera_frames_dropping";
     out.family(
         dropping,
-        "1 while the camera's frames are dropped for this reason (storage_unavailable, feed_overflow).",
+        "1 while the camera's frames are dropped for this reason (storage_unavailable, feed_overflow, storage_full_of_locked_data).",
         Kind::Gauge,
     );
     for c in cameras {

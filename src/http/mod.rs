@@ -102,6 +102,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/roles/{name}"),
     ("PUT", "/api/v1/roles/{name}"),
     ("DELETE", "/api/v1/roles/{name}"),
+    ("GET", "/api/v1/evidence-locks"),
+    ("GET", "/api/v1/evidence-locks/{id}"),
+    ("POST", "/api/v1/evidence-locks"),
+    ("PUT", "/api/v1/evidence-locks/{id}"),
+    ("DELETE", "/api/v1/evidence-locks/{id}"),
+    ("GET", "/api/v1/evidence-lock-profiles"),
+    ("PUT", "/api/v1/evidence-lock-profiles/{name}"),
+    ("DELETE", "/api/v1/evidence-lock-profiles/{name}"),
 ];
 
 /// The OpenAPI document of `ROUTES` (served at `/api/v1/openapi.json`).

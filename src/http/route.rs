@@ -54,6 +54,14 @@ pub enum Route {
     Role { name: String },
     RolePut { name: String },
     RoleDelete { name: String },
+    EvidenceLocks,
+    EvidenceLock { id: String },
+    EvidenceLockCreate,
+    EvidenceLockPut { id: String },
+    EvidenceLockDelete { id: String },
+    EvidenceLockProfiles,
+    EvidenceLockProfilePut { name: String },
+    EvidenceLockProfileDelete { name: String },
 }
 
 /// Who may call a route.
@@ -189,6 +197,14 @@ impl Route {
             (Get | Head, ["api", "v1", "roles", n]) => Route::Role { name: s(n) },
             (Put, ["api", "v1", "roles", n]) => Route::RolePut { name: s(n) },
             (Delete, ["api", "v1", "roles", n]) => Route::RoleDelete { name: s(n) },
+            (Get | Head, ["api", "v1", "evidence-locks"]) => Route::EvidenceLocks,
+            (Get | Head, ["api", "v1", "evidence-locks", id]) => Route::EvidenceLock { id: s(id) },
+            (Post, ["api", "v1", "evidence-locks"]) => Route::EvidenceLockCreate,
+            (Put, ["api", "v1", "evidence-locks", id]) => Route::EvidenceLockPut { id: s(id) },
+            (Delete, ["api", "v1", "evidence-locks", id]) => Route::EvidenceLockDelete { id: s(id) },
+            (Get | Head, ["api", "v1", "evidence-lock-profiles"]) => Route::EvidenceLockProfiles,
+            (Put, ["api", "v1", "evidence-lock-profiles", n]) => Route::EvidenceLockProfilePut { name: s(n) },
+            (Delete, ["api", "v1", "evidence-lock-profiles", n]) => Route::EvidenceLockProfileDelete { name: s(n) },
             _ => return None,
         };
         Some(r)
@@ -301,6 +317,29 @@ impl Route {
             Route::RoleDelete { .. } => {
                 spec("DELETE", "/api/v1/roles/{name}", Recorder(P::ManageUsers)).audited("role.delete")
             }
+            // Issue 13 (EL-7): a lock needs the permission on every camera it names, which only
+            // the handler knows (the lock's cameras, or the body's); every change is audited (EL-5).
+            Route::EvidenceLocks => spec("GET", "/api/v1/evidence-locks", EachCamera(P::EvidenceLockView)),
+            Route::EvidenceLock { .. } => spec("GET", "/api/v1/evidence-locks/{id}", EachCamera(P::EvidenceLockView)),
+            Route::EvidenceLockCreate => spec("POST", "/api/v1/evidence-locks", EachCamera(P::EvidenceLockCreate))
+                .audited("evidence_lock.create"),
+            Route::EvidenceLockPut { .. } => {
+                spec("PUT", "/api/v1/evidence-locks/{id}", EachCamera(P::EvidenceLockExtend))
+                    .audited("evidence_lock.change")
+            }
+            Route::EvidenceLockDelete { .. } => {
+                spec("DELETE", "/api/v1/evidence-locks/{id}", EachCamera(P::EvidenceLockDelete))
+                    .audited("evidence_lock.delete")
+            }
+            Route::EvidenceLockProfiles => spec("GET", "/api/v1/evidence-lock-profiles", LoggedIn),
+            Route::EvidenceLockProfilePut { .. } => {
+                spec("PUT", "/api/v1/evidence-lock-profiles/{name}", Recorder(P::ManageUsers))
+                    .audited("evidence_lock_profile.put")
+            }
+            Route::EvidenceLockProfileDelete { .. } => {
+                spec("DELETE", "/api/v1/evidence-lock-profiles/{name}", Recorder(P::ManageUsers))
+                    .audited("evidence_lock_profile.delete")
+            }
         }
     }
 
@@ -343,7 +382,10 @@ impl Route {
             | Route::UserPassword { name }
             | Route::Role { name }
             | Route::RolePut { name }
-            | Route::RoleDelete { name } => Some(name),
+            | Route::RoleDelete { name }
+            | Route::EvidenceLockProfilePut { name }
+            | Route::EvidenceLockProfileDelete { name } => Some(name),
+            Route::EvidenceLock { id } | Route::EvidenceLockPut { id } | Route::EvidenceLockDelete { id } => Some(id),
             Route::ConfigItemGet { id, .. } | Route::ConfigItemPut { id, .. } | Route::ConfigItemDelete { id, .. } => {
                 Some(id)
             }
@@ -410,6 +452,14 @@ mod tests {
             ("GET", "/api/v1/roles/{name}", Recorder(P::ManageUsers)),
             ("PUT", "/api/v1/roles/{name}", Recorder(P::ManageUsers)),
             ("DELETE", "/api/v1/roles/{name}", Recorder(P::ManageUsers)),
+            ("GET", "/api/v1/evidence-locks", EachCamera(P::EvidenceLockView)),
+            ("GET", "/api/v1/evidence-locks/{id}", EachCamera(P::EvidenceLockView)),
+            ("POST", "/api/v1/evidence-locks", EachCamera(P::EvidenceLockCreate)),
+            ("PUT", "/api/v1/evidence-locks/{id}", EachCamera(P::EvidenceLockExtend)),
+            ("DELETE", "/api/v1/evidence-locks/{id}", EachCamera(P::EvidenceLockDelete)),
+            ("GET", "/api/v1/evidence-lock-profiles", LoggedIn),
+            ("PUT", "/api/v1/evidence-lock-profiles/{name}", Recorder(P::ManageUsers)),
+            ("DELETE", "/api/v1/evidence-lock-profiles/{name}", Recorder(P::ManageUsers)),
         ];
         let routes: Vec<(&str, &str)> = table.iter().map(|(m, p, _)| (*m, *p)).collect();
         assert_eq!(routes, super::super::ROUTES, "this table lists exactly the router's routes, in order");

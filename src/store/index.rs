@@ -5,6 +5,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::lock::Pin;
 use crate::error::Error;
 use crate::media::{SampleEntry, StreamKind};
 use crate::sqlite;
@@ -14,8 +15,9 @@ pub const INDEX_FILE: &str = "index.sqlite3";
 /// The schema. Every column says its unit; see ARCHITECTURE.md "store" for the invariants.
 const SCHEMA: &str = r#"
 -- Facts about the storage; keys: storage_uuid (hex), recorder_uuid (hex), segment_bytes,
--- segment_count, indexed_through_seq (S6); schema_version up to version 1 (4e90ad5), deleted by
--- version 2: the version is `PRAGMA user_version` since (sqlite.rs Q1).
+-- segment_count, indexed_through_seq (S6), pins (S10: the pinned ranges the writer honours, one
+-- line `start_wall_us end_wall_us camera_id` each, absent = none); schema_version up to version 1
+-- (4e90ad5), deleted by version 2: the version is `PRAGMA user_version` since (sqlite.rs Q1).
 CREATE TABLE meta (
   key TEXT PRIMARY KEY NOT NULL,
   value TEXT NOT NULL
@@ -126,6 +128,19 @@ pub struct ChunkRow {
     pub temporary: bool,
 }
 
+impl ChunkRow {
+    /// Whether this video chunk holds a key frame starting at or before `wall_us`: where a range
+    /// that starts at `wall_us` can be played from (REC-2 recording starts, EL-3 pins).
+    fn has_key_frame_at_or_before(&self, wall_us: i64) -> bool {
+        crate::store::chunk::decode_frame_table(&self.frame_index).any(|f| {
+            f.key
+                && self.start_wall_us
+                    + crate::store::media_to_us(i64::from(f.ts_offset), crate::media::VIDEO_TIMESCALE_HZ)
+                    <= wall_us
+        })
+    }
+}
+
 const CHUNK_COLUMNS: &str = "seq, stream_id, run_id, segment_no, offset_bytes, len_bytes, header_bytes, \
      start_wall_us, end_wall_us, start_media, frames, sample_entry_id, frame_index, temporary";
 
@@ -146,6 +161,24 @@ fn chunk_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChunkRow> {
         frame_index: r.get(12)?,
         temporary: r.get::<_, i64>(13)? != 0,
     })
+}
+
+/// `WITH p(camera_id, start_us, end_us) AS (VALUES ...)` for `pins`, and its arguments
+/// (numbered from ?1); an empty string and no arguments for no pins.
+fn pins_cte(pins: &[Pin]) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value;
+    if pins.is_empty() {
+        return (String::new(), Vec::new());
+    }
+    let mut args = Vec::with_capacity(pins.len() * 3);
+    let mut rows = Vec::with_capacity(pins.len());
+    for p in pins {
+        args.push(Value::Text(p.camera.to_string()));
+        args.push(Value::Integer(p.start_wall_us));
+        args.push(Value::Integer(p.end_wall_us));
+        rows.push(format!("(?{}, ?{}, ?{})", args.len() - 2, args.len() - 1, args.len()));
+    }
+    (format!("WITH p(camera_id, start_us, end_us) AS (VALUES {})", rows.join(", ")), args)
 }
 
 fn sq(what: &str) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
@@ -541,19 +574,128 @@ impl Index {
         })
     }
 
-    /// Unindexes chunks that ended before `cutoff_wall_us` (time retention, ST-4). Returns bytes freed.
-    pub fn expire_before(&mut self, cutoff_wall_us: i64) -> Result<u64, Error> {
+    /// Unindexes chunks that ended before `cutoff_wall_us` (time retention, ST-4), except the
+    /// permanent chunks a pin covers (S10, chunk granularity). Returns bytes freed.
+    pub fn expire_before(&mut self, cutoff_wall_us: i64, pins: &[Pin]) -> Result<u64, Error> {
+        let (with, mut args) = pins_cte(pins);
+        let keep = if pins.is_empty() {
+            String::new()
+        } else {
+            " AND NOT (temporary = 0 AND EXISTS (SELECT 1 FROM p JOIN stream s ON s.camera_id = p.camera_id \
+             WHERE s.id = chunk.stream_id AND chunk.start_wall_us < p.end_us AND chunk.end_wall_us > p.start_us))"
+                .to_owned()
+        };
+        args.push(rusqlite::types::Value::Integer(cutoff_wall_us));
+        let cutoff = format!("?{}", args.len());
         let tx = self.conn.transaction().map_err(sq("begin expire"))?;
         let freed: i64 = tx
-            .query_row("SELECT COALESCE(SUM(len_bytes), 0) FROM chunk WHERE end_wall_us < ?1", [cutoff_wall_us], |r| {
-                r.get(0)
-            })
+            .query_row(
+                &format!("{with} SELECT COALESCE(SUM(len_bytes), 0) FROM chunk WHERE end_wall_us < {cutoff}{keep}"),
+                rusqlite::params_from_iter(args.iter()),
+                |r| r.get(0),
+            )
             .map_err(sq("expire sum"))?;
         if freed > 0 {
-            tx.execute("DELETE FROM chunk WHERE end_wall_us < ?1", [cutoff_wall_us]).map_err(sq("expire delete"))?;
+            tx.execute(
+                &format!("{with} DELETE FROM chunk WHERE end_wall_us < {cutoff}{keep}"),
+                rusqlite::params_from_iter(args.iter()),
+            )
+            .map_err(sq("expire delete"))?;
         }
         tx.commit().map_err(sq("commit expire"))?;
         Ok(freed as u64)
+    }
+
+    /// S10 with EL-3: where the pinned data of a range starting at `start_wall_us` must start so
+    /// the range plays from its start: the start of the camera's video chunk holding the last key
+    /// frame at or before it (an export walks back to it, `ExportPlan`), or of the run's first
+    /// chunk; `start_wall_us` itself when no video of the camera starts at or before it.
+    pub fn key_frame_start(&self, camera_id: &str, start_wall_us: i64) -> Result<i64, Error> {
+        let Some(video) = self.find_stream(camera_id, StreamKind::Video)? else { return Ok(start_wall_us) };
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {CHUNK_COLUMNS} FROM chunk WHERE stream_id = ?1 AND temporary = 0 AND start_wall_us <= ?2 \
+                 ORDER BY start_wall_us DESC LIMIT 256"
+            ))
+            .map_err(sq("key frame start"))?;
+        let rows = st
+            .query_map(params![video, start_wall_us], chunk_from_row)
+            .map_err(sq("key frame start"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sq("key frame start"))?;
+        let mut earliest = start_wall_us;
+        for c in rows {
+            earliest = earliest.min(c.start_wall_us);
+            if c.has_key_frame_at_or_before(start_wall_us) || c.seq == c.run_id {
+                break;
+            }
+        }
+        Ok(earliest)
+    }
+
+    /// The pins this storage honoured last (S10), as persisted in `meta.pins`.
+    pub fn pins(&self) -> Result<Vec<Pin>, Error> {
+        let Some(text) = self.meta_value("pins")? else { return Ok(Vec::new()) };
+        text.lines()
+            .map(|line| {
+                let bad = || crate::err!(DataLoss, "index meta pins has a malformed line {line:?}");
+                let mut parts = line.splitn(3, ' ');
+                let start_wall_us = parts.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+                let end_wall_us = parts.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+                let camera = parts.next().filter(|c| !c.is_empty()).ok_or_else(bad)?;
+                Ok(Pin { camera: camera.into(), start_wall_us, end_wall_us })
+            })
+            .collect()
+    }
+
+    /// Procedure "take pins" step 1 (S10): persists the pins the writer honours from now on, with
+    /// synchronous=FULL, so they hold across a crash before any reclaim relies on them.
+    pub fn set_pins(&mut self, pins: &[Pin]) -> Result<(), Error> {
+        let text: String =
+            pins.iter().map(|p| format!("{} {} {}\n", p.start_wall_us, p.end_wall_us, p.camera)).collect();
+        self.durable("set pins", |tx| {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('pins', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [text],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// The segments holding a permanent chunk some pin covers (S10, segment granularity), by
+    /// segment number (`segment_count` entries). One indexed range scan per pin: chunks are found
+    /// by start time from the pin's start minus the longest chunk the storage holds.
+    pub fn pinned_segments(&self, pins: &[Pin], segment_count: u32) -> Result<Vec<bool>, Error> {
+        let mut pinned = vec![false; segment_count as usize];
+        if pins.is_empty() {
+            return Ok(pinned);
+        }
+        let longest_us: i64 = self
+            .conn
+            .query_row("SELECT COALESCE(MAX(end_wall_us - start_wall_us), 0) FROM chunk", [], |r| r.get(0))
+            .map_err(sq("longest chunk"))?;
+        let (with, mut args) = pins_cte(pins);
+        args.push(rusqlite::types::Value::Integer(longest_us));
+        let mut st = self
+            .conn
+            .prepare(&format!(
+                "{with} SELECT DISTINCT c.segment_no FROM p JOIN stream s ON s.camera_id = p.camera_id \
+                 JOIN chunk c ON c.stream_id = s.id WHERE c.temporary = 0 AND c.start_wall_us < p.end_us \
+                 AND c.start_wall_us >= p.start_us - ?{} AND c.end_wall_us > p.start_us",
+                args.len()
+            ))
+            .map_err(sq("pinned segments"))?;
+        let rows = st
+            .query_map(rusqlite::params_from_iter(args.iter()), |r| r.get::<_, i64>(0))
+            .map_err(sq("pinned segments"))?;
+        for no in rows {
+            let no = no.map_err(sq("pinned segments"))?;
+            if let Some(slot) = usize::try_from(no).ok().and_then(|no| pinned.get_mut(no)) {
+                *slot = true;
+            }
+        }
+        Ok(pinned)
     }
 
     pub fn last_chunk(&self) -> Result<Option<ChunkRow>, Error> {
@@ -664,13 +806,7 @@ impl Index {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(sq("permanent scan"))?;
             for c in rows {
-                let key_before = crate::store::chunk::decode_frame_table(&c.frame_index).any(|f| {
-                    f.key
-                        && c.start_wall_us
-                            + crate::store::media_to_us(i64::from(f.ts_offset), crate::media::VIDEO_TIMESCALE_HZ)
-                            <= from_wall_us
-                });
-                if key_before {
+                if c.has_key_frame_at_or_before(from_wall_us) {
                     start = c.start_wall_us;
                     break;
                 }

@@ -37,6 +37,14 @@ pub fn segment_count(cfg: &StorageConfig) -> u32 {
     (usable / cfg.segment_bytes).min(u64::from(u32::MAX)) as u32
 }
 
+/// The smallest `size` that gives `segments` segments of `segment_bytes` after the index reserve
+/// (the inverse of `segment_count`), for messages that tell an operator what to write.
+pub fn size_for_segments(segments: u32, segment_bytes: u64) -> u64 {
+    let media = u64::from(segments).saturating_mul(segment_bytes);
+    // The reserve is max(size/64, 4 MiB): the size s with s - s/64 >= media, or media + 4 MiB.
+    (media + (4 << 20)).max(media.saturating_mul(64).div_ceil(63) + 1)
+}
+
 /// ST-5: "250 MB must always stay free" on a database disk.
 pub const ST5_FREE_FLOOR_BYTES: u64 = 250_000_000;
 
@@ -250,6 +258,20 @@ pub fn check_not_in_use(cfg: &StorageConfig) -> Result<(), Error> {
 /// Opens a storage for writing: creates it on first use, rebuilds a missing index from the
 /// segments (ST-15), checks identity (invariant 8) and recovers the tail (invariant 6).
 pub fn open_for_write(cfg: &StorageConfig, data_dir: &Path, recorder: u128) -> Result<Opened, Error> {
+    open_for_write_pinned(cfg, data_dir, recorder, &[])
+}
+
+/// `open_for_write` for a writer whose pin board already holds `board_pins` (S10): a resize at
+/// open keeps what they cover as well as what the persisted set covers. The persisted set can
+/// be older than the locks that exist (a lock made while this storage was down, or a crash
+/// before the writer persisted it), so the union is persisted durably before any resize
+/// (review finding 1); the writer then takes the board's set as usual.
+pub fn open_for_write_pinned(
+    cfg: &StorageConfig,
+    data_dir: &Path,
+    recorder: u128,
+    board_pins: &[lock::Pin],
+) -> Result<Opened, Error> {
     let dir = &cfg.path;
     let known = std::fs::read_to_string(known_uuid_path(data_dir, &cfg.id)).ok();
     let has_index = dir.join(index::INDEX_FILE).exists();
@@ -336,6 +358,18 @@ pub fn open_for_write(cfg: &StorageConfig, data_dir: &Path, recorder: u128) -> R
     let (mut pos, recovered_chunks) = recover_tail(&layout, &mut index)?;
     let mut layout = layout;
     if resize::needed(dir, &index, &layout.meta, wanted_segments)? {
+        let mut pins = index.pins()?;
+        for p in board_pins {
+            // EL-3: as when the writer takes a set, a pinned range keeps the key frame it plays from.
+            let start_wall_us = index.key_frame_start(&p.camera, p.start_wall_us)?;
+            let pin = lock::Pin { start_wall_us, ..p.clone() };
+            if !pins.contains(&pin) {
+                pins.push(pin);
+            }
+        }
+        if pins.len() > index.pins()?.len() {
+            index.set_pins(&pins)?;
+        }
         // ST-6: after recovery, so every durable chunk of the head is indexed and moves with it.
         resize_after_recovery(&mut layout, &mut index, wanted_segments, &mut resize::Steps::unlimited())?;
         pos = recover_tail(&layout, &mut index)?.0;
@@ -674,6 +708,9 @@ fn recover_tail(layout: &Layout, index: &mut Index) -> Result<(WritePosition, u6
 /// the index file is missing). The old index, if any, is moved aside, never deleted.
 pub fn rebuild(dir: &Path, recorder: u128) -> Result<Index, Error> {
     let idx_path = dir.join(index::INDEX_FILE);
+    // S10: the pins the old index persisted, if it can still be read, go into the new one, so a
+    // rebuild never drops an evidence lock before the evidence module publishes again.
+    let pins = Index::open(dir, false).ok().flatten().and_then(|old| old.pins().ok()).unwrap_or_default();
     if idx_path.exists() {
         let aside = dir.join(format!("{}.replaced-{}", index::INDEX_FILE, std::process::id()));
         std::fs::rename(&idx_path, &aside)
@@ -744,6 +781,9 @@ pub fn rebuild(dir: &Path, recorder: u128) -> Result<Index, Error> {
         Index::set_indexed_through(&tx, last)?;
     }
     tx.commit().map_err(|e| Error::sqlite("index: commit rebuild", e))?;
+    if !pins.is_empty() {
+        idx.set_pins(&pins)?;
+    }
     idx.checkpoint_full()?;
     Ok(idx)
 }
@@ -787,6 +827,13 @@ pub struct CheckReport {
     pub damaged: Vec<String>,
     /// Valid chunks past the index's end (normal after a crash; indexed at the next start).
     pub unindexed_tail_chunks: u64,
+    /// Pins (evidence locks, S10) the storage honours, as its index persisted them.
+    pub pins: usize,
+    /// Indexed permanent chunks those pins cover, and their bytes.
+    pub pinned_chunks: u64,
+    pub pinned_bytes: u64,
+    /// Segments holding pinned chunks: the ring reuses none of them.
+    pub pinned_segments: u64,
 }
 
 /// Verifies index against media (`edgerec check`): every indexed chunk decodes, has the indexed
@@ -809,7 +856,20 @@ pub fn check(cfg: &StorageConfig, recorder: u128) -> Result<CheckReport, Error> 
     let mut files: Vec<Option<File>> = (0..meta.segment_count).map(|_| None).collect();
     let mut buf = Vec::new();
     let mut prev: Option<ChunkRow> = None;
+    let pins = index.pins()?;
+    report.pins = pins.len();
+    report.pinned_segments = index.pinned_segments(&pins, meta.segment_count)?.iter().filter(|p| **p).count() as u64;
+    let cameras: std::collections::HashMap<i64, String> =
+        index.streams()?.into_iter().map(|(id, camera, _)| (id, camera)).collect();
     index.for_each_chunk(|row| {
+        if !row.temporary
+            && cameras
+                .get(&row.stream_id)
+                .is_some_and(|camera| pins.iter().any(|p| p.covers(camera, row.start_wall_us, row.end_wall_us)))
+        {
+            report.pinned_chunks += 1;
+            report.pinned_bytes += row.len_bytes;
+        }
         let Some(slot) = files.get_mut(row.segment_no as usize) else {
             report.damaged.push(format!("chunk {} names segment {} beyond the ring", row.seq, row.segment_no));
             return Ok(());
@@ -936,6 +996,16 @@ pub fn recordings_across(dirs: &[PathBuf], camera: &str, from_us: i64, to_us: i6
     }
     all.sort_by_key(|r| (r.start_wall_us, r.end_wall_us));
     Ok(all)
+}
+
+/// S10, ST-6: the fewest segments a shrink of the storage at `dir` must keep (its segments holding
+/// pinned data, and the head), read-only and safe beside the writer; None without an index. A
+/// config check refuses a `size` below `size_for_segments` of it at PUT time, as the open would.
+pub fn segments_a_shrink_must_keep(dir: &Path) -> Result<Option<u32>, Error> {
+    let Some(index) = Index::open(dir, false)? else { return Ok(None) };
+    let meta = index.meta()?;
+    let pinned = index.pinned_segments(&index.pins()?, meta.segment_count)?;
+    Ok(Some(resize::segments_a_shrink_must_keep(&index.segment_first_seqs()?, &pinned)))
 }
 
 /// `rebuild` under the storage lock, for the CLI (the recorder must not be running).

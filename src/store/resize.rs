@@ -69,7 +69,7 @@ pub(super) fn apply(dir: &Path, id: &str, index: &mut Index, wanted: u32, steps:
         grow(dir, id, index, &meta, wanted, steps)?;
     } else if wanted < meta.segment_count {
         tracing::info!(storage = %id, from = meta.segment_count, to = wanted, "shrinking storage (ST-6)");
-        begin_shrink(index, wanted)?;
+        begin_shrink(dir, index, wanted)?;
         steps.done_one()?;
         freed_bytes += shrink_moves_and_finish(dir, index, wanted, 0, steps)?;
     }
@@ -149,60 +149,78 @@ pub(super) struct Move {
 /// The plan of a shrink of the ring whose segments started at `firsts` (first_seq per segment,
 /// `None` = never used) to `target` segments, in the order the moves must run.
 ///
-/// Kept are the `target` newest used segments (by first_seq, which is age order); the oldest
-/// others are reclaimed. The kept ones go to slots (r + c) mod target in age order r, so the
-/// ring's order is kept and the slots after the head are the empty ones the writer takes next.
-/// Of the rotations c, the one that leaves most kept segments where they are and whose moves
-/// can run in an order that never overwrites a segment still to be read is taken. Every other
-/// slot below `target` is emptied. None when no rotation can run without a spare segment.
-///
-/// Future evidence locks (EL-1) plug in here: a locked segment is kept before any unlocked
-/// one, whatever its age.
-pub(super) fn shrink_plan(firsts: &[Option<u64>], target: u32) -> Option<Vec<Move>> {
+/// Kept are every pinned segment (`pinned`, by segment number: S10) and the head, then the
+/// newest other used segments (by first_seq, which is age order) up to `target`; the oldest
+/// unpinned others are reclaimed. The caller has checked that the pinned ones and the head fit
+/// (`segments_a_shrink_must_keep`). Ring order does not matter (S5 picks the next segment by
+/// first_seq, and once a pinned segment was skipped the ages are no longer cyclic), so a kept
+/// segment below `target` stays where it is, each kept one at or above `target` moves into a
+/// slot below `target` that holds nothing kept, and every other slot below `target` is emptied.
+/// A destination is never a source, so the moves can always run in this order without a spare
+/// segment (review finding 2 of the pins branch: the old rotation plan failed on such rings).
+pub(super) fn shrink_plan(firsts: &[Option<u64>], pinned: &[bool], target: u32) -> Option<Vec<Move>> {
     let m = target as usize;
     if m == 0 || m >= firsts.len() {
         return Some(Vec::new());
     }
     let mut used: Vec<(u64, u32)> = firsts.iter().enumerate().filter_map(|(no, f)| f.map(|f| (f, no as u32))).collect();
     used.sort_unstable();
-    let kept: Vec<u32> = used[used.len().saturating_sub(m)..].iter().map(|&(_, no)| no).collect();
-    let mut rotations: Vec<(usize, usize)> =
-        (0..m).map(|c| (kept.iter().enumerate().filter(|&(r, &no)| (r + c) % m == no as usize).count(), c)).collect();
-    // Most segments in place first; among equals the smallest rotation, so the plan is one.
-    rotations.sort_by_key(|&(stays, c)| (std::cmp::Reverse(stays), c));
-    rotations.into_iter().find_map(|(_, c)| ordered_moves(&kept, m, c))
-}
-
-/// The moves of rotation `c`, ordered so that no move overwrites a kept segment before it was
-/// copied; None if they form a cycle.
-fn ordered_moves(kept: &[u32], m: usize, c: usize) -> Option<Vec<Move>> {
-    let mut pending: Vec<(u32, u32)> =
-        kept.iter().enumerate().map(|(r, &no)| (no, ((r + c) % m) as u32)).filter(|(from, to)| from != to).collect();
-    let staying: Vec<u32> =
-        kept.iter().enumerate().filter(|&(r, &no)| (r + c) % m == no as usize).map(|(_, &no)| no).collect();
-    let mut plan = Vec::new();
-    while !pending.is_empty() {
-        let ready = pending.iter().position(|&(_, to)| pending.iter().all(|&(from, _)| from != to))?;
-        let (from, to) = pending.remove(ready);
-        plan.push(Move { from: Some(from), to });
+    let is_pinned = |no: u32| pinned.get(no as usize).copied().unwrap_or(false);
+    let head = used.last().map(|&(_, no)| no);
+    let must = used.iter().filter(|&&(_, no)| is_pinned(no) || Some(no) == head).count();
+    if must > m {
+        return None;
     }
-    let targets: Vec<u32> = plan.iter().map(|mv| mv.to).collect();
-    for slot in 0..m as u32 {
-        if !staying.contains(&slot) && !targets.contains(&slot) {
-            plan.push(Move { from: None, to: slot });
+    let mut room = m - must;
+    // Newest first: the unpinned ones that still fit beside the pinned ones and the head.
+    let mut kept = vec![false; firsts.len()];
+    for &(_, no) in used.iter().rev() {
+        if is_pinned(no) || Some(no) == head {
+            kept[no as usize] = true;
+        } else if room > 0 {
+            kept[no as usize] = true;
+            room -= 1;
         }
     }
+    let mut free_slots = (0..m as u32).filter(|&slot| !kept[slot as usize]);
+    let mut plan = Vec::new();
+    for from in (m as u32..firsts.len() as u32).filter(|&no| kept[no as usize]) {
+        plan.push(Move { from: Some(from), to: free_slots.next()? });
+    }
+    plan.extend(free_slots.map(|to| Move { from: None, to }));
     Some(plan)
 }
 
+/// How many segments a shrink must keep: every segment holding pinned data (S10) and the head.
+pub(super) fn segments_a_shrink_must_keep(firsts: &[Option<u64>], pinned: &[bool]) -> u32 {
+    let head = firsts.iter().enumerate().filter_map(|(no, f)| f.map(|f| (f, no))).max().map(|(_, no)| no);
+    (0..firsts.len()).filter(|&no| pinned.get(no).copied().unwrap_or(false) || Some(no) == head).count() as u32
+}
+
 /// Procedure "shrink", step 1: plans the moves and records them with the target, so a crash
-/// resumes this very plan.
-fn begin_shrink(index: &mut Index, target: u32) -> Result<(), Error> {
+/// resumes this very plan. A shrink that cannot keep every pinned segment and the head is
+/// refused (S10, EL-4): nothing is changed.
+fn begin_shrink(dir: &Path, index: &mut Index, target: u32) -> Result<(), Error> {
     let firsts = index.segment_first_seqs()?;
-    let plan = shrink_plan(&firsts, target).ok_or_else(|| {
+    let meta = index.meta()?;
+    let pinned = index.pinned_segments(&index.pins()?, meta.segment_count)?;
+    let must = segments_a_shrink_must_keep(&firsts, &pinned);
+    if must > target {
+        return Err(crate::err!(
+            FailedPrecondition,
+            "storage at {} cannot shrink to {target} segments: {} segments hold evidence-locked data and the newest \
+             one is being written, so it needs at least {must} segments of {} bytes (a `size` of at least {} bytes); \
+             release or shorten evidence locks first, or choose a larger size (S10, EL-4)",
+            dir.display(),
+            pinned.iter().filter(|p| **p).count(),
+            meta.segment_bytes,
+            super::size_for_segments(must, meta.segment_bytes)
+        ));
+    }
+    let plan = shrink_plan(&firsts, &pinned, target).ok_or_else(|| {
         crate::err!(
             FailedPrecondition,
-            "no order of moves shrinks this ring to {target} segments without a spare segment; shrink by fewer segments"
+            "this ring cannot shrink to {target} segments: the segments it must keep do not fit"
         )
     })?;
     let text = plan
@@ -314,14 +332,15 @@ mod tests {
     use super::shrink_plan;
 
     /// Runs the plan on a model ring of segment first_seqs and checks the result: the kept ones
-    /// are the `target` newest, in ring order after the head followed by the empty slots, and no
-    /// move reads a segment an earlier move overwrote.
+    /// are the `target` newest (ring order no longer matters, S5 picks by first_seq), and no move
+    /// reads a segment an earlier move overwrote.
     fn check(firsts: &[Option<u64>], target: u32) {
         let case = format!("{firsts:?} -> {target}");
-        let plan = shrink_plan(firsts, target).unwrap_or_else(|| panic!("{case}: no plan"));
+        let plan = shrink_plan(firsts, &[], target).unwrap_or_else(|| panic!("{case}: no plan"));
         let mut slots = firsts.to_vec();
         let mut overwritten = vec![false; firsts.len()];
         for mv in plan {
+            assert!(mv.to < target, "{case}: a move writes beyond the target");
             if let Some(from) = mv.from {
                 assert!(!overwritten[from as usize], "{case}: {from} read after being overwritten");
             }
@@ -331,21 +350,93 @@ mod tests {
         let mut newest: Vec<u64> = firsts.iter().flatten().copied().collect();
         newest.sort_unstable();
         let newest = newest[newest.len().saturating_sub(target as usize)..].to_vec();
-        let slots = &slots[..target as usize];
-        let Some(head) = (0..target).filter(|&s| slots[s as usize].is_some()).max_by_key(|&s| slots[s as usize]) else {
-            assert!(newest.is_empty(), "{case}");
-            return;
-        };
-        let ring: Vec<Option<u64>> = (1..=target).map(|k| slots[((head + k) % target) as usize]).collect();
-        let empty = target as usize - newest.len();
-        assert!(ring[..empty].iter().all(Option::is_none), "{case}: the empty slots follow the head: {ring:?}");
-        assert_eq!(ring[empty..].iter().map(|f| f.unwrap()).collect::<Vec<_>>(), newest, "{case}");
+        let mut kept: Vec<u64> = slots[..target as usize].iter().flatten().copied().collect();
+        kept.sort_unstable();
+        assert_eq!(kept, newest, "{case}");
+    }
+
+    /// Review finding 2 of the pins branch (S10, ST-6): once ring reuse skipped a pinned segment
+    /// the ages are no longer cyclic; every permutation of ages must still shrink, with or
+    /// without the pin. The example of the review: s0=401, s1=101 (pinned), s2=501, s3=301 -> 3.
+    #[test]
+    fn shrink_plans_work_on_rings_that_are_not_cyclic() {
+        let firsts = [Some(401), Some(101), Some(501), Some(301)];
+        let plan = shrink_plan(&firsts, &[false, true, false, false], 3).expect("a plan for the review's example");
+        assert_eq!(plan, vec![], "s0, s1 and s2 are kept where they are; s3 (the oldest unpinned) goes");
+        let plan = shrink_plan(&firsts, &[false, true, false, false], 2).expect("a plan");
+        assert_eq!(plan, vec![super::Move { from: Some(2), to: 0 }], "s1 stays, the head moves over s0");
+        let plan = shrink_plan(&firsts, &[false, false, false, true], 2).expect("a plan");
+        assert_eq!(plan, vec![super::Move { from: Some(2), to: 0 }, super::Move { from: Some(3), to: 1 }]);
+        // Every permutation of 5 ages, each target, with no pin and with each single pin.
+        let ages = [1u64, 101, 201, 301, 401];
+        let mut perm: Vec<usize> = (0..5).collect();
+        let mut count = 0;
+        loop {
+            let firsts: Vec<Option<u64>> = perm.iter().map(|&i| Some(ages[i])).collect();
+            for target in 1..5 {
+                check(&firsts, target);
+                for p in 0..5 {
+                    let mut pinned = vec![false; 5];
+                    pinned[p] = true;
+                    if target >= super::segments_a_shrink_must_keep(&firsts, &pinned) {
+                        assert!(shrink_plan(&firsts, &pinned, target).is_some(), "{firsts:?} pin {p} -> {target}");
+                    }
+                }
+            }
+            count += 1;
+            // Next permutation in lexicographic order.
+            let Some(i) = (0..4).rev().find(|&i| perm[i] < perm[i + 1]) else { break };
+            let j = (i + 1..5).rev().find(|&j| perm[j] > perm[i]).expect("a larger element");
+            perm.swap(i, j);
+            perm[i + 1..].reverse();
+        }
+        assert_eq!(count, 120);
+    }
+
+    /// Issue 13 "Evidence lock" (S10, ST-6): a shrink keeps every pinned segment, however old,
+    /// and the head, then the newest others; no move reads a segment an earlier move overwrote.
+    #[test]
+    fn shrink_plans_keep_pinned_segments_before_the_newest() {
+        let n = 8u32;
+        for head in 0..n {
+            let firsts: Vec<Option<u64>> =
+                (0..n).map(|no| Some(u64::from((no + n - head - 1) % n) * 100 + 1)).collect();
+            for old in 0..n {
+                if old == head {
+                    continue;
+                }
+                let mut pinned = vec![false; n as usize];
+                pinned[old as usize] = true;
+                assert_eq!(super::segments_a_shrink_must_keep(&firsts, &pinned), 2);
+                let target = 3;
+                let plan = shrink_plan(&firsts, &pinned, target).expect("a plan");
+                let mut slots = firsts.clone();
+                let mut overwritten = vec![false; n as usize];
+                for mv in &plan {
+                    if let Some(from) = mv.from {
+                        assert!(!overwritten[from as usize], "{from} read after being overwritten");
+                    }
+                    slots[mv.to as usize] = mv.from.and_then(|f| firsts[f as usize]);
+                    overwritten[mv.to as usize] = true;
+                }
+                let mut kept: Vec<u64> = slots[..target as usize].iter().flatten().copied().collect();
+                kept.sort_unstable();
+                let newest = (n - 1) as u64 * 100 + 1;
+                let mut expected = vec![firsts[old as usize].unwrap(), newest - 100, newest];
+                expected.sort_unstable();
+                expected.dedup();
+                if expected.len() < 3 {
+                    expected = vec![newest - 200, newest - 100, newest];
+                }
+                assert_eq!(kept, expected, "head {head}, pinned {old}");
+            }
+        }
     }
 
     /// Issue 13 point 2 (ST-6): wrapped rings at every head position, rings never filled, and
     /// rings grown after they wrapped (never used segments between the oldest and the newest).
     #[test]
-    fn shrink_plans_keep_the_newest_segments_in_ring_order() {
+    fn shrink_plans_keep_the_newest_segments() {
         for n in 2..12u32 {
             for target in 1..n {
                 for head in 0..n {

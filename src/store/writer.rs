@@ -63,6 +63,16 @@ pub struct StorageStats {
     pub available: AtomicBool,
     /// The version of the pin set (`lock::PinBoard`) this writer has taken and honours.
     pub pins_applied: AtomicU64,
+    /// Segments holding pinned data now (S10): the ring reuses none of them.
+    pub pinned_segments: AtomicU64,
+    /// Times the ring passed over an older pinned segment to reuse a younger unpinned one (S5,
+    /// S10), counted per segment passed over.
+    pub segments_skipped_pinned: AtomicU64,
+    /// True while every segment but the head is pinned and the head is full: only evidence-locked
+    /// data is left, so frames are dropped until a lock is released or expires (EL-4, FL-5).
+    pub full_of_locked_data: AtomicBool,
+    /// Frames dropped because the storage held only evidence-locked data (EL-4).
+    pub frames_dropped_locked: AtomicU64,
     pub last_error: Mutex<Option<String>>,
     pub bytes_written: AtomicU64,
     pub chunks_written: AtomicU64,
@@ -329,8 +339,10 @@ struct Writer {
     permanent_in_queue: HashMap<Arc<str>, InQueue>,
     /// Disk pre-buffer length per camera, from its frames; temporary data older is expired.
     temporary_keep_us: HashMap<Arc<str>, i64>,
-    /// Where the evidence module publishes pinned ranges, and the set this writer took last.
+    /// Where the evidence module publishes pinned ranges.
     pin_board: super::lock::PinBoard,
+    /// The pins this writer honours (S10): the board's set of `pins.version`, or, at version 0
+    /// before this run published any, the set the index persisted in an earlier run.
     pins: Arc<super::lock::PinSet>,
 }
 
@@ -357,6 +369,14 @@ struct Live {
     placed: Vec<Placed>,
     /// Monotonic time of the last time-retention pass.
     last_expire: Duration,
+    /// Per segment number, whether it holds a permanent chunk a pin covers (S10): never reused.
+    /// Grows as pinned chunks are placed; recomputed from the index when the pins change.
+    pinned: Vec<bool>,
+    /// A recording start made chunks permanent that a pin may cover: `pinned` is recomputed
+    /// before the next segment is chosen.
+    pinned_stale: bool,
+    /// Only evidence-locked data is left (EL-4): frames are dropped until a segment is free.
+    full_of_locked_data: bool,
 }
 
 /// Starts the writer thread of a storage. Opening (and recovery) happens on the thread before it
@@ -428,7 +448,8 @@ pub fn spawn_with_pins(
 
 impl Writer {
     fn try_open(&mut self) -> Result<(), Error> {
-        match super::open_for_write(&self.cfg, &self.data_dir, self.recorder) {
+        let board = self.pin_board.current();
+        match super::open_for_write_pinned(&self.cfg, &self.data_dir, self.recorder, &board.pins) {
             Ok(o) => {
                 self.adopt(o)?;
                 Ok(())
@@ -468,6 +489,12 @@ impl Writer {
             Some(h) => Some(segment::open(&layout.dir, h, true)?),
             None => None,
         };
+        // S10: the pins persisted last hold from the open on; `take_pins` replaces them with the
+        // board's set as soon as this run has published one (version 0 is never published).
+        self.pins = Arc::new(super::lock::PinSet { version: 0, pins: index.pins()? });
+        let pinned = index.pinned_segments(&self.pins.pins, layout.meta.segment_count)?;
+        self.stats.pinned_segments.store(pinned.iter().filter(|p| **p).count() as u64, Ordering::Relaxed);
+        self.stats.full_of_locked_data.store(false, Ordering::Relaxed);
         // Every stream restarts its run after an open: ids may differ in a rebuilt index, and
         // whatever was in flight before is gone.
         self.streams.clear();
@@ -482,6 +509,9 @@ impl Writer {
             buf: Batch::default(),
             placed: Vec::new(),
             last_expire: self.clocks.monotonic().saturating_sub(EXPIRE_INTERVAL),
+            pinned,
+            pinned_stale: false,
+            full_of_locked_data: false,
         });
         self.stats.available.store(true, Ordering::Release);
         *self.stats.last_error.lock().expect("stats lock") = None;
@@ -512,7 +542,9 @@ impl Writer {
         let mut next_retry = self.clocks.monotonic() + RETRY_INTERVAL;
         loop {
             self.stats.heartbeat.fetch_add(1, Ordering::Relaxed);
-            self.take_pins();
+            if let Err(e) = self.take_pins() {
+                self.fail(e);
+            }
             self.idle();
             if self.state.is_some() {
                 self.busy();
@@ -596,6 +628,11 @@ impl Writer {
     fn append(&mut self, f: IngestFrame) -> Result<(), Error> {
         let key = (f.camera.clone(), f.frame.kind);
         let live = self.state.as_mut().expect("append only while available");
+        if live.full_of_locked_data {
+            // EL-4: nothing may be reclaimed, so nothing is written.
+            self.stats.frames_dropped_locked.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
         if !self.streams.contains_key(&key) {
             let stream_id = live.index.stream_id(&f.camera, f.frame.kind)?;
             let sample_entry_id = live.index.sample_entry_id(&f.sample_entry)?;
@@ -668,6 +705,13 @@ impl Writer {
         };
         if needs_close {
             self.close_chunk(&key)?;
+            // EL-4: that close found only locked data left and reset every stream to wait for a
+            // key frame; this frame is dropped with the rest, or a video run could start with a
+            // non-key frame (S9; review finding 6).
+            if self.state.as_ref().is_some_and(|live| live.full_of_locked_data) {
+                self.stats.frames_dropped_locked.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
         }
         let st = self.streams.get_mut(&key).expect("exists");
         if st.pending.frames.is_empty() {
@@ -723,7 +767,20 @@ impl Writer {
         let need_new_segment = live.pos.head.is_none() || live.buf_offset + live.buf.len + total > seg_bytes;
         if need_new_segment {
             Self::flush_buf(live, &self.stats, &*self.clocks)?;
-            Self::start_next_segment(live, seq, &self.stats)?;
+            Self::refresh_pinned(live, &self.stats, &self.pins)?;
+            if !Self::start_next_segment(live, seq, &self.stats)? {
+                // EL-4, FL-5: only locked data is left. The chunk is dropped and every stream
+                // starts a new run (with a key frame) when writing resumes.
+                self.stats.frames_dropped_locked.fetch_add(pending.frames.len() as u64, Ordering::Relaxed);
+                for st in self.streams.values_mut() {
+                    self.stats.frames_dropped_locked.fetch_add(st.pending.frames.len() as u64, Ordering::Relaxed);
+                    st.pending = Pending::default();
+                    st.run_id = None;
+                    st.last_media = None;
+                    st.awaiting_key = st.kind == StreamKind::Video;
+                }
+                return Ok(());
+            }
         }
         let offset = live.buf_offset + live.buf.len;
         // Header, frames and CRC go to pwritev as they are: the frames are never copied.
@@ -742,17 +799,28 @@ impl Writer {
         }
         live.buf.push(Bytes::copy_from_slice(&crc.to_le_bytes()));
         live.pos.next_seq = seq + 1;
+        let segment_no = live.pos.head.expect("head set by start_next_segment");
+        let end_wall_us = pending.start_wall_us + super::media_to_us(end_off, timescale);
+        // S10: a chunk a pin covers pins its segment from the moment it is placed.
+        if !pending.temporary && self.pins.covers(&st.camera, pending.start_wall_us, end_wall_us) {
+            if let Some(p) = live.pinned.get_mut(segment_no as usize) {
+                if !*p {
+                    *p = true;
+                    self.stats.pinned_segments.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
         live.placed.push(Placed {
             row: ChunkRow {
                 seq,
                 stream_id,
                 run_id,
-                segment_no: live.pos.head.expect("head set by start_next_segment"),
+                segment_no,
                 offset_bytes: offset,
                 len_bytes: total,
                 header_bytes: u64::from(header_len),
                 start_wall_us: pending.start_wall_us,
-                end_wall_us: pending.start_wall_us + super::media_to_us(end_off, timescale),
+                end_wall_us,
                 start_media: pending.start_media,
                 frames: pending.frames.len() as u32,
                 sample_entry_id,
@@ -815,13 +883,25 @@ impl Writer {
     }
 
     /// Invariant 5 (reclaim before reuse): the next segment's chunks are unindexed and its new
-    /// first_seq recorded durably before any of its bytes are overwritten.
-    fn start_next_segment(live: &mut Live, first_seq: u64, stats: &StorageStats) -> Result<(), Error> {
-        let count = live.layout.meta.segment_count;
-        let next = match live.pos.head {
-            None => 0,
-            Some(h) => (h + 1) % count,
+    /// first_seq recorded durably before any of its bytes are overwritten. The next segment is
+    /// the oldest unpinned one (S5, S10); false, with nothing changed, when every segment but the
+    /// head is pinned (EL-4: only locked data is left).
+    fn start_next_segment(live: &mut Live, first_seq: u64, stats: &StorageStats) -> Result<bool, Error> {
+        let Some((next, passed)) = Self::next_segment(live)? else {
+            if !live.full_of_locked_data {
+                live.full_of_locked_data = true;
+                stats.full_of_locked_data.store(true, Ordering::Release);
+                tracing::warn!(
+                    storage = %live.layout.id,
+                    event = "storage_full_of_locked_data",
+                    "storage {} holds only evidence-locked data; recording to it stops until a lock is released or \
+                     expires (EL-4)",
+                    live.layout.id
+                );
+            }
+            return Ok(false);
         };
+        stats.segments_skipped_pinned.fetch_add(passed, Ordering::Relaxed);
         let freed = live.index.reclaim_segment(next, first_seq)?;
         stats.used_bytes.fetch_sub(freed.min(stats.used_bytes.load(Ordering::Relaxed)), Ordering::Relaxed);
         stats.segments_reclaimed.fetch_add(1, Ordering::Relaxed);
@@ -846,7 +926,7 @@ impl Writer {
         live.pos.offset = SEGMENT_HEADER_BYTES;
         live.buf_offset = SEGMENT_HEADER_BYTES;
         tracing::debug!(storage = %live.layout.id, segment = next, first_seq, freed, "segment started");
-        Ok(())
+        Ok(true)
     }
 
     /// Makes requested disk pre-buffers permanent: pending chunks, written-but-unindexed chunks and
@@ -870,18 +950,99 @@ impl Writer {
                 }
             }
             let changed = live.index.make_permanent(&camera, from)?;
+            // S10: chunks of a pinned camera just became permanent, so they may be pinned now;
+            // those still placed count as well as indexed ones, and a pin may end between the key
+            // frame the start walks back to and `from` (review finding 4).
+            if self.pins.pins.iter().any(|p| p.camera == camera) {
+                live.pinned_stale = true;
+            }
             tracing::debug!(%camera, from, changed, "disk pre-buffer made permanent");
         }
         Ok(())
     }
 
-    /// Takes the newest pinned ranges (S10); from here on no reclaim of this writer touches them.
-    fn take_pins(&mut self) {
-        let pins = self.pin_board.current();
-        if pins.version != self.pins.version {
-            self.pins = pins;
+    /// Procedure "take pins" (S10): persists the board's newest set durably, recomputes the
+    /// pinned segments, and only then says it honours that version; from here on no reclaim of
+    /// this writer touches them. An unavailable storage takes them when it opens again. A storage
+    /// full of locked data resumes at once if the new set leaves a segment free (EL-4).
+    fn take_pins(&mut self) -> Result<(), Error> {
+        let board = self.pin_board.current();
+        if board.version != self.pins.version && self.state.is_some() {
+            self.busy();
         }
-        self.stats.pins_applied.store(self.pins.version, Ordering::Release);
+        if let Some(live) = self.state.as_mut().filter(|_| board.version != self.pins.version) {
+            // EL-3: a pinned range keeps the key frame it plays from.
+            let pins = board
+                .pins
+                .iter()
+                .map(|p| {
+                    let start_wall_us = live.index.key_frame_start(&p.camera, p.start_wall_us)?;
+                    Ok(super::lock::Pin { start_wall_us, ..p.clone() })
+                })
+                .collect::<Result<Vec<_>, Error>>()?;
+            live.index.set_pins(&pins)?;
+            self.pins = Arc::new(super::lock::PinSet { version: board.version, pins });
+            live.pinned = live.index.pinned_segments(&self.pins.pins, live.layout.meta.segment_count)?;
+            // Chunks placed but not yet indexed are not in that answer (review finding 4): the
+            // flags are recomputed once they are indexed, before the ring next takes a segment.
+            live.pinned_stale = !live.placed.is_empty();
+            self.stats.pinned_segments.store(live.pinned.iter().filter(|p| **p).count() as u64, Ordering::Relaxed);
+            Self::resume_if_room(live, &self.stats, &self.pins)?;
+        }
+        if self.state.is_some() {
+            self.stats.pins_applied.store(self.pins.version, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// EL-4: a storage that held only locked data writes again once a segment is free.
+    fn resume_if_room(live: &mut Live, stats: &StorageStats, pins: &super::lock::PinSet) -> Result<(), Error> {
+        if !live.full_of_locked_data {
+            return Ok(());
+        }
+        Self::refresh_pinned(live, stats, pins)?;
+        if Self::next_segment(live)?.is_some() {
+            live.full_of_locked_data = false;
+            stats.full_of_locked_data.store(false, Ordering::Release);
+            tracing::info!(
+                storage = %live.layout.id,
+                event = "storage_full_of_locked_data_ended",
+                "a segment is free of evidence-locked data again; recording resumes (EL-4)"
+            );
+        }
+        Ok(())
+    }
+
+    /// Recomputes `pinned` when a recording start may have made pinned chunks permanent.
+    fn refresh_pinned(live: &mut Live, stats: &StorageStats, pins: &super::lock::PinSet) -> Result<(), Error> {
+        if live.pinned_stale {
+            live.pinned = live.index.pinned_segments(&pins.pins, live.layout.meta.segment_count)?;
+            live.pinned_stale = false;
+            stats.pinned_segments.store(live.pinned.iter().filter(|p| **p).count() as u64, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// S5 with S10: the segment the ring takes next: a never used one (lowest number first), else
+    /// the unpinned one holding the oldest data (smallest first_seq); never the head unless it is
+    /// the only segment. Also returns how many older pinned segments it passes over. None when
+    /// every segment but the head is pinned (EL-4).
+    fn next_segment(live: &Live) -> Result<Option<(u32, u64)>, Error> {
+        let firsts = live.index.segment_first_seqs()?;
+        let head = live.pos.head;
+        let free = |no: usize| !live.pinned.get(no).copied().unwrap_or(false);
+        let candidates = || (0..firsts.len()).filter(|&no| free(no) && (Some(no as u32) != head || firsts.len() == 1));
+        let chosen =
+            candidates().find(|&no| firsts[no].is_none()).or_else(|| candidates().min_by_key(|&no| firsts[no]));
+        Ok(chosen.map(|no| {
+            let passed = match firsts[no] {
+                Some(first) => (0..firsts.len())
+                    .filter(|&o| !free(o) && Some(o as u32) != head && firsts[o].is_some_and(|f| f < first))
+                    .count() as u64,
+                None => 0,
+            };
+            (no as u32, passed)
+        }))
     }
 
     /// A pre-buffer frame that was already queued when its camera's recording started belongs to
@@ -936,7 +1097,7 @@ impl Writer {
         if self.clocks.monotonic().saturating_sub(live.last_expire) >= EXPIRE_INTERVAL {
             live.last_expire = self.clocks.monotonic();
             let cutoff = self.clocks.realtime_us() - self.cfg.retention.as_micros() as i64;
-            let freed = live.index.expire_before(cutoff)?;
+            let freed = live.index.expire_before(cutoff, &self.pins.pins)?;
             self.stats.bytes_deleted_by_time.fetch_add(freed, Ordering::Relaxed);
             if freed > 0 {
                 self.stats

@@ -248,6 +248,28 @@ impl Browser {
         self.eval("return document.documentElement.scrollWidth <= window.innerWidth", &[]) == Value::Bool(true)
     }
 
+    /// Saves the page at 1280 px and at 360 px (a phone) as `<name>-1280` and `<name>-360`, with
+    /// the element `focus` scrolled to the top, checks that it fits both widths (nothing to
+    /// scroll sideways; the widest elements are named otherwise), and goes back to 1280 px.
+    pub fn screenshots_at_both_widths(&self, name: &str, focus: &str, timeout: Duration) {
+        let scroll = format!("document.querySelector('{focus}').scrollIntoView()");
+        assert!(self.fits_the_window(), "the {name} page is wider than 1280 px");
+        self.eval(&scroll, &[]);
+        self.screenshot(&format!("{name}-1280"));
+        self.resize(360, 740);
+        let fits = self.wait_js(timeout, "return document.documentElement.scrollWidth <= window.innerWidth");
+        let wide = self.eval(
+            "return [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > window.innerWidth \
+             && !e.parentElement.closest('.table-wrap')).map((e) => e.tagName + '#' + e.id + '.' + e.className \
+             + ' ' + Math.round(e.getBoundingClientRect().right)).slice(0, 8)",
+            &[],
+        );
+        assert!(fits.is_some(), "the {name} page is wider than 360 px: {wide}");
+        self.eval(&scroll, &[]);
+        self.screenshot(&format!("{name}-360"));
+        self.resize(1280, 800);
+    }
+
     /// Saves a PNG of the viewport as `target/ui-screenshots/<test>-<name>.png` and returns its path.
     pub fn screenshot(&self, name: &str) -> PathBuf {
         use base64::Engine;

@@ -209,6 +209,27 @@ impl RecorderProc {
             .collect()
     }
 
+    /// `method path` as `user` (HTTP Basic) with extra `headers` and an optional JSON body: the
+    /// status and the answer (JSON, or the text as a JSON string when it is not JSON).
+    pub fn call_as(
+        &self,
+        user: (&str, &str),
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let payload = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut all = headers.to_vec();
+        if !payload.is_empty() {
+            all.push(("Content-Type", "application/json"));
+        }
+        let r = super::http_request(method, &self.url_as(Some(user), path), &all, payload.as_bytes())
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let v = serde_json::from_slice(&r.body).unwrap_or_else(|_| serde_json::Value::String(r.text()));
+        (r.status, v)
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.as_ref().unwrap().id() as i32
     }

@@ -197,7 +197,29 @@ fn replace_document(ctx: &Ctx, call: &mut Call) -> Result<Changed<Applied>, Erro
     } else {
         body
     };
+    check_removed_locked(ctx, call, &text)?;
     ctx.config.replace(text, expected, |c| ctx.rec.apply(c))
+}
+
+/// EL-10 for a whole document: every camera and storage it drops from the config in force passes
+/// `check_locked`. A document that is not TOML is left to the config's own validation.
+fn check_removed_locked(ctx: &Ctx, call: &Call, text: &str) -> Result<(), Error> {
+    let Ok(doc) = text.parse::<toml::Table>() else { return Ok(()) };
+    let ids = |key: &str| -> Vec<String> {
+        doc.get(key)
+            .and_then(toml::Value::as_array)
+            .map(|a| a.iter().filter_map(|t| t.get("id").and_then(toml::Value::as_str).map(str::to_owned)).collect())
+            .unwrap_or_default()
+    };
+    let (cameras, storages) = (ids("camera"), ids("storage"));
+    let config = ctx.rec.config();
+    for c in config.cameras.iter().filter(|c| !cameras.contains(&c.id)) {
+        check_locked(ctx, call, Section::Camera, &c.id)?;
+    }
+    for s in config.storages.iter().filter(|s| !storages.contains(&s.id)) {
+        check_locked(ctx, call, Section::Storage, &s.id)?;
+    }
+    Ok(())
 }
 
 /// Issue 10 point 8 (PR-11): a storage holds the recordings of every camera on it, and a storage
@@ -241,12 +263,62 @@ pub(super) fn item_put(ctx: &Ctx, call: &mut Call, section: Section, id: &str) -
 
 /// `DELETE /api/v1/config/cameras|storages/{id}` (audited).
 pub(super) fn item_delete(ctx: &Ctx, call: &Call, section: Section, id: &str) -> Result<Response, Error> {
-    let r = check_may_change(ctx, call, section, id).and_then(|_| {
-        let expected = expected_revision(&call.req, &call.query)?;
-        ctx.config.delete_item(section, id, expected, |c| ctx.rec.apply(c))
-    });
+    let r =
+        check_may_change(ctx, call, section, id).and_then(|_| check_locked(ctx, call, section, id)).and_then(|_| {
+            let expected = expected_revision(&call.req, &call.query)?;
+            ctx.config.delete_item(section, id, expected, |c| ctx.rec.apply(c))
+        });
     audit(ctx, call, &r);
     finish_changed(r)
+}
+
+/// Issue 13 (EL-10): a camera that an unexpired evidence lock names, or a storage that holds
+/// data of one, is removed only when the request says `keep_locked=true` (its locks and the
+/// pinned data then stay where they are, EL-11); otherwise 409 naming the locks.
+fn check_locked(ctx: &Ctx, call: &Call, section: Section, id: &str) -> Result<(), Error> {
+    if call.query.get("keep_locked") == Some("true") {
+        return Ok(());
+    }
+    let evidence = ctx.rec.evidence();
+    let locks: Vec<crate::evidence::Lock> = match section {
+        Section::Camera => evidence.active_locks_of(id),
+        Section::Storage => {
+            let config = ctx.rec.config();
+            let Some(storage) = config.storages.iter().find(|s| s.id == id) else { return Ok(()) };
+            let mut ids = Vec::new();
+            for l in evidence.active_locks() {
+                let holds = l.cameras.iter().any(|c| {
+                    // A storage whose index cannot be read may hold locked data: refuse too.
+                    crate::store::held_between(&storage.path, c, l.start_wall_us, l.end_wall_us)
+                        .map_or(true, |h| h.is_some_and(|h| h.bytes > 0))
+                });
+                if holds {
+                    ids.push(l);
+                }
+            }
+            ids
+        }
+    };
+    if locks.is_empty() {
+        return Ok(());
+    }
+    let what = match section {
+        Section::Camera => "camera",
+        Section::Storage => "storage",
+    };
+    // Review finding 7 (EL-7): only the locks the caller may view are named; the others are
+    // counted, so the refusal is still clear without telling of a lock the caller may not see.
+    let (named, unseen): (Vec<_>, Vec<_>) = locks.iter().partition(|l| super::evidence::visible(&call.eff, l));
+    let mut which: Vec<String> = named.iter().map(|l| l.id.clone()).collect();
+    if !unseen.is_empty() {
+        which.push(format!("{} evidence lock(s) you may not view", unseen.len()));
+    }
+    Err(crate::err!(
+        FailedPrecondition,
+        "{what} {id:?} holds data of evidence lock(s) {} (EL-10): release or narrow them first, or remove it with \
+         ?keep_locked=true to keep the locks and the locked data",
+        which.join(", ")
+    ))
 }
 
 /// Audits a config change with the revision it wrote.

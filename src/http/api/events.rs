@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::Call;
-use crate::auth::perm::Effective;
+use crate::auth::perm::{Effective, Permission};
 use crate::error::Error;
 use crate::events::{Event, EventKind, LoggedEvent};
 use crate::http::exchange::Response;
@@ -150,6 +150,19 @@ fn event_for(eff: &Effective, e: &LoggedEvent) -> Option<EventItem> {
     let ev = e.event();
     if ev.camera().is_some_and(|c| !eff.can_see(c)) {
         return None;
+    }
+    // Review finding 4 (EL-7): a lock event tells of a lock, so it is shown only to a caller who
+    // may view that lock: evidence_lock_view on every camera it names (its own and those of its
+    // data), like GET /api/v1/evidence-locks/{id}; a lock with a hidden camera stays unknown.
+    if matches!(ev.kind(), EventKind::EvidenceLocked | EventKind::EvidenceLockChanged | EventKind::EvidenceUnlocked) {
+        let may_view = |c: &str| eff.can_see(c) && eff.allows(Permission::EvidenceLockView, Some(c));
+        let named_ok = match ev.data().and_then(|d| d.get("cameras")) {
+            Some(Value::Array(named)) => named.iter().all(|c| c.as_str().is_some_and(may_view)),
+            _ => true,
+        };
+        if !ev.camera().is_none_or(may_view) || !named_ok {
+            return None;
+        }
     }
     let mut v = event_item(e);
     if let Some(Value::Array(named)) = v.data.as_mut().and_then(|d| d.get_mut("cameras")) {

@@ -8,6 +8,7 @@ pub(super) mod camera_test;
 pub(super) mod cameras;
 pub(super) mod config;
 pub(super) mod events;
+pub(super) mod evidence;
 pub(super) mod live;
 pub(super) mod logs;
 pub(super) mod motion;
@@ -68,7 +69,9 @@ pub(super) fn handle(ctx: &Ctx, route: &Route, call: &mut Call) -> Result<Respon
         Route::Logout => Ok(session::logout(ctx, call)),
         Route::Me => {
             let config = ctx.rec.config();
-            Ok(respond::json(200, &session::Me::of(&call.eff, config.cameras.iter().map(|c| c.id.as_str()))))
+            let roles: Vec<String> = call.eff.roles.iter().map(|r| r.name.clone()).collect();
+            let profile = evidence::profile_item(&ctx.rec.evidence().profile_of(&roles)?);
+            Ok(respond::json(200, &session::Me::of(&call.eff, config.cameras.iter().map(|c| c.id.as_str()), profile)))
         }
         Route::OpenApi => Ok(respond::bytes("application/json", super::OPENAPI.as_bytes().to_vec())),
         Route::Status => Ok(respond::json(200, &status::status(ctx, &call.eff))),
@@ -108,5 +111,13 @@ pub(super) fn handle(ctx: &Ctx, route: &Route, call: &mut Call) -> Result<Respon
         Route::Role { name } => users::role(ctx, name),
         Route::RolePut { name } => users::put_role(ctx, call, name),
         Route::RoleDelete { name } => users::delete_role(ctx, call, name),
+        Route::EvidenceLocks => evidence::list(ctx, call),
+        Route::EvidenceLock { id } => evidence::get(ctx, call, id),
+        Route::EvidenceLockCreate => evidence::create(ctx, call),
+        Route::EvidenceLockPut { id } => evidence::replace(ctx, call, id),
+        Route::EvidenceLockDelete { id } => evidence::delete(ctx, call, id),
+        Route::EvidenceLockProfiles => evidence::profiles(ctx),
+        Route::EvidenceLockProfilePut { name } => evidence::put_profile(ctx, call, name),
+        Route::EvidenceLockProfileDelete { name } => evidence::delete_profile(ctx, call, name),
     }
 }

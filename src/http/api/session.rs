@@ -52,12 +52,19 @@ pub(in crate::http) struct Me {
     /// may read, by camera id, so that the web interface offers only what the server allows
     /// (no live view without `view_live`). A camera the caller may not read is not named.
     pub camera_permissions: std::collections::BTreeMap<String, Vec<&'static str>>,
+    /// Issue 13 (EL-6): the expiries the caller may choose for an evidence lock: the profile of
+    /// its role, or every choice of its roles' profiles together.
+    pub evidence_lock_profile: super::evidence::ProfileItem,
 }
 
 impl Me {
     /// Who `eff` is and what it may do on the recorder and on each of `cameras` (the ids of the
     /// cameras in force).
-    pub fn of<'a>(eff: &Effective, cameras: impl IntoIterator<Item = &'a str>) -> Me {
+    pub fn of<'a>(
+        eff: &Effective,
+        cameras: impl IntoIterator<Item = &'a str>,
+        evidence_lock_profile: super::evidence::ProfileItem,
+    ) -> Me {
         let camera_permissions = cameras
             .into_iter()
             .filter(|c| eff.can_see(c))
@@ -81,6 +88,7 @@ impl Me {
                 .map(|p| p.as_str())
                 .collect(),
             camera_permissions,
+            evidence_lock_profile,
         }
     }
 }

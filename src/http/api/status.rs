@@ -164,6 +164,11 @@ pub(in crate::http) struct StorageStatus {
     pub frames_dropped_overflow: u64,
     pub frames_dropped_unavailable: u64,
     pub segments_reclaimed: u64,
+    /// Issue 13 (EL-4, S10): only evidence-locked data is left, so nothing is written.
+    pub full_of_locked_data: bool,
+    pub frames_dropped_locked: u64,
+    pub pinned_segments: u64,
+    pub segments_skipped_pinned: u64,
     /// Issue 12 point 3: days of recording the storage holds at the current write rate (capacity
     /// over rate, capped by the retention); `None` while nothing is written.
     pub recording_days_at_current_rate: Option<f64>,
@@ -183,6 +188,8 @@ impl StorageStatus {
                 "unavailable"
             } else if stalled {
                 "stalled"
+            } else if s.full_of_locked_data {
+                "full_of_locked_data"
             } else {
                 "available"
             },
@@ -207,6 +214,10 @@ impl StorageStatus {
             frames_dropped_overflow: s.frames_dropped_overflow,
             frames_dropped_unavailable: s.frames_dropped_unavailable,
             segments_reclaimed: s.segments_reclaimed,
+            full_of_locked_data: s.full_of_locked_data,
+            frames_dropped_locked: s.frames_dropped_locked,
+            pinned_segments: s.pinned_segments,
+            segments_skipped_pinned: s.segments_skipped_pinned,
             recording_days_at_current_rate: s.recording_days_at_current_rate(),
         }
     }

@@ -69,6 +69,8 @@ pub(in crate::http) struct RoleItem {
     pub grants: Vec<GrantItem>,
     /// What the role's grants may not do as the administrator expects.
     pub warnings: Vec<String>,
+    /// Issue 13 (EL-6): the evidence lock profile of the role's members.
+    pub evidence_lock_profile: String,
     /// Whether `PUT` created the role (absent from reads).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created: Option<bool>,
@@ -96,8 +98,8 @@ fn text<'a>(body: &'a Value, key: &str) -> Result<&'a str, Error> {
     body.get(key).and_then(Value::as_str).ok_or_else(|| crate::err!(InvalidArgument, "`{key}` (a string) is required"))
 }
 
-fn role_item(r: &Role) -> RoleItem {
-    RoleItem {
+fn role_item(ctx: &Ctx, r: &Role) -> Result<RoleItem, Error> {
+    Ok(RoleItem {
         name: r.name.clone(),
         description: r.description.clone(),
         builtin: r.name == crate::auth::perm::ADMINISTRATORS,
@@ -107,8 +109,9 @@ fn role_item(r: &Role) -> RoleItem {
             .map(|g| GrantItem { permission: g.permission.as_str(), camera: g.camera.clone(), allow: g.allow })
             .collect(),
         warnings: r.warnings(),
+        evidence_lock_profile: ctx.rec.evidence().role_profile(&r.name)?,
         created: None,
-    }
+    })
 }
 
 fn role_from_json(name: &str, body: &Value) -> Result<Role, Error> {
@@ -206,7 +209,7 @@ pub(super) fn set_roles(ctx: &Ctx, call: &mut Call, name: &str) -> Result<Respon
 
 /// `GET /api/v1/roles`.
 pub(super) fn roles(ctx: &Ctx) -> Result<Response, Error> {
-    let roles = ctx.auth.db().roles()?.iter().map(role_item).collect();
+    let roles = ctx.auth.db().roles()?.iter().map(|r| role_item(ctx, r)).collect::<Result<_, _>>()?;
     Ok(respond::json(200, &RoleList { roles }))
 }
 
@@ -214,7 +217,7 @@ pub(super) fn roles(ctx: &Ctx) -> Result<Response, Error> {
 pub(super) fn role(ctx: &Ctx, name: &str) -> Result<Response, Error> {
     let roles = ctx.auth.db().roles()?;
     let role = roles.iter().find(|r| r.name == name).ok_or_else(|| crate::err!(NotFound, "no role {name:?}"))?;
-    Ok(respond::json(200, &role_item(role)))
+    Ok(respond::json(200, &role_item(ctx, role)?))
 }
 
 /// `PUT /api/v1/roles/{name} {"description", "grants"}`: creates or replaces the role; with
@@ -224,8 +227,36 @@ pub(super) fn put_role(ctx: &Ctx, call: &mut Call, name: &str) -> Result<Respons
     let create_only = call.req.header("If-None-Match").is_some_and(|v| v.trim() == "*");
     let r = query::read_json(&mut call.req).and_then(|body| {
         let role = role_from_json(name, &body)?;
-        let created = ctx.auth.db().put_role(&role, create_only)?;
-        Ok(RoleItem { created: Some(created), ..role_item(&role) })
+        // Issue 13 (EL-6): the profile must exist before the role is written; absent keeps it.
+        let profile = match body.get("evidence_lock_profile") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(p)) if ctx.rec.evidence().profiles()?.iter().any(|x| &x.name == p) => Some(p.clone()),
+            Some(Value::String(p)) => return Err(crate::err!(InvalidArgument, "no evidence lock profile {p:?}")),
+            Some(_) => return Err(crate::err!(InvalidArgument, "`evidence_lock_profile` must be a profile name")),
+        };
+        // Review finding 14: the profile is set first (checked under the evidence lock, easy to
+        // put back), then the role is written; if that fails, the old profile is restored, so a
+        // refused change leaves both databases as they were.
+        let restore = match profile {
+            Some(p) => {
+                let old = ctx.rec.evidence().role_profile(name)?;
+                ctx.rec.evidence().set_role_profile(name, &p)?;
+                Some(old)
+            }
+            None => None,
+        };
+        let created = match ctx.auth.db().put_role(&role, create_only) {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(old) = restore {
+                    if let Err(re) = ctx.rec.evidence().set_role_profile(name, &old) {
+                        tracing::error!(role = name, "lock profile not restored after a failed role write: {re}");
+                    }
+                }
+                return Err(e);
+            }
+        };
+        Ok(RoleItem { created: Some(created), ..role_item(ctx, &role)? })
     });
     call.audit(ctx, &r, "");
     Ok(respond::json(200, &r?))
@@ -234,6 +265,13 @@ pub(super) fn put_role(ctx: &Ctx, call: &mut Call, name: &str) -> Result<Respons
 /// `DELETE /api/v1/roles/{name}`.
 pub(super) fn delete_role(ctx: &Ctx, call: &Call, name: &str) -> Result<Response, Error> {
     let r = ctx.auth.db().delete_role(name);
+    // A role made later under this name starts with the default lock profile (EL-6). Review
+    // finding 14: the role is gone either way, so a failed reset is logged, not answered.
+    if r.is_ok() {
+        if let Err(e) = ctx.rec.evidence().set_role_profile(name, crate::evidence::DEFAULT_PROFILE) {
+            tracing::error!(role = name, "lock profile of a deleted role not reset: {e}");
+        }
+    }
     call.audit(ctx, &r, "");
     r?;
     Ok(respond::json(200, &Deleted { deleted: name.to_owned() }))

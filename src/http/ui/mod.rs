@@ -23,6 +23,7 @@ const ASSETS: &[Asset] = &[
     Asset { name: "config.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("config.js") },
     Asset { name: "cameras.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("cameras.js") },
     Asset { name: "playback.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("playback.js") },
+    Asset { name: "locks.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("locks.js") },
     Asset { name: "icon.svg", content_type: "image/svg+xml", bytes: include_bytes!("icon.svg") },
     Asset { name: "setup.html", content_type: "text/html; charset=utf-8", bytes: include_bytes!("setup.html") },
 ];
@@ -59,6 +60,7 @@ mod tests {
             "events.js",
             "users.js",
             "config.js",
+            "locks.js",
         ];
         assert_eq!(named, expected);
         for name in named {

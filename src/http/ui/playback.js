@@ -129,6 +129,9 @@
     const markOut = el('button', { type: 'button', id: 'pb-mark-out', onclick: () => mark(1) }, 'Range ends here');
     const download = el('div', { class: 'pb-download', id: 'pb-download-box' });
     const mayExport = mayOn('export', camera);
+    // Issue 13 (EL-1): the range chosen, else the part of the timeline shown, opens the lock form.
+    // The lock pages show only locks the user may see, so the link needs view as well as create.
+    const lockLink = mayOn('evidence_lock_create', camera) && mayOn('evidence_lock_view', camera) ? el('a', { id: 'pb-lock', class: 'button' }, 'Lock this range') : null;
 
     main.replaceChildren(
       el('h1', {}, 'Playback'),
@@ -146,7 +149,7 @@
           clock,
           note,
           mayExport ? el('div', { class: 'controls' }, markIn, markOut) : null,
-          download)));
+          download, lockLink)));
 
     const say = (text) => { note.textContent = text; };
 
@@ -210,6 +213,8 @@
         if (p >= 0 && p <= 96) labels.push(el('span', { style: 'left:' + p.toFixed(3) + '%;transform:translateX(' + shift + ')' }, tickS < 60 ? clockText(t) : clockText(t).slice(0, 5)));
       }
       axis.replaceChildren(...labels);
+      const shownRange = selection || { from: viewStart, to: Math.min(viewEnd(), Math.max(viewStart + 1000, now)) };
+      if (lockLink) lockLink.href = '#/locks/new?camera=' + encodeURIComponent(camera) + '&from=' + new Date(shownRange.from).toISOString() + '&to=' + new Date(shownRange.to).toISOString();
       earlier.disabled = viewStart <= dayStart;
       laterBtn.disabled = viewEnd() >= dayEnd;
     }
