@@ -6,6 +6,7 @@ pub mod groom;
 pub mod index;
 pub mod layout;
 pub mod schedule;
+pub mod tier;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -9,6 +9,7 @@ pub mod lock;
 mod resize;
 pub mod segment;
 mod settings;
+pub mod tier;
 pub mod writer;
 
 use std::fs::File;
@@ -976,24 +977,44 @@ pub fn held_between(dir: &Path, camera: &str, from_us: i64, to_us: i64) -> Resul
     }))
 }
 
-/// Recording sequences of a camera in every storage of `dirs` that holds its video, merged in
-/// time order (issue 10 point 5: a camera moved to another storage keeps its earlier recordings
-/// listable until retention removes them). A storage without an index is skipped. `dirs[0]` is
-/// the camera's own storage, whose errors are the answer; another storage that cannot be read is
-/// skipped with a warning.
-pub fn recordings_across(dirs: &[PathBuf], camera: &str, from_us: i64, to_us: i64) -> Result<Vec<Recording>, Error> {
-    let mut all = Vec::new();
-    for (i, dir) in dirs.iter().enumerate() {
-        match recordings(dir, camera, from_us, to_us) {
-            Ok(r) => all.extend(r),
-            // Another storage that cannot be read (refused index, unplugged) must not hide the
-            // recordings of cameras that never used it: skipped, with the reason in the log.
+/// Recording sequences of a camera in every tier of `storages` that holds its video (ST-17:
+/// per storage its ring, then its archive stages), in time order. Runs are per storage (a run id
+/// is the seq of its first chunk), so a run that lies partly in the ring and partly in a stage is
+/// ONE recording, from its earliest to its latest chunk in any tier; runs of different storages
+/// stay apart (issue 10 point 5: a camera moved to another storage keeps its earlier recordings
+/// listable). `storages[0]` is the camera's own storage, whose ring's errors are the answer;
+/// another tier that cannot be read is left out with a warning.
+pub fn recordings_across(
+    storages: Vec<tier::StorageTiers>,
+    camera: &str,
+    from_us: i64,
+    to_us: i64,
+) -> Result<Vec<Recording>, Error> {
+    if to_us <= from_us {
+        return Err(crate::err!(InvalidArgument, "`to` must be after `from`"));
+    }
+    let tiers = tier::open_tiers(storages, camera)?;
+    let mut runs: std::collections::BTreeMap<(u128, u64), (i64, i64)> = std::collections::BTreeMap::new();
+    for (i, t) in tiers.iter().enumerate() {
+        match t.runs_in_range(camera, from_us, to_us) {
+            Ok(found) => {
+                for (uuid, run_id, start, end) in found {
+                    let r = runs.entry((uuid, run_id)).or_insert((start, end));
+                    *r = (r.0.min(start), r.1.max(end));
+                }
+            }
+            // Another tier that cannot be read (refused index, unplugged, an unmounted share)
+            // must not hide the recordings the others hold: left out, with the reason in the log.
             Err(e) if i > 0 => {
-                tracing::warn!(storage = %dir.display(), camera, "recordings on another storage skipped: {e}")
+                tracing::warn!(tier = t.label(), camera, "recordings of a tier skipped: {e}")
             }
             Err(e) => return Err(e),
         }
     }
+    let mut all: Vec<Recording> = runs
+        .into_iter()
+        .map(|((_, run_id), (start_wall_us, end_wall_us))| Recording { run_id, start_wall_us, end_wall_us })
+        .collect();
     all.sort_by_key(|r| (r.start_wall_us, r.end_wall_us));
     Ok(all)
 }
