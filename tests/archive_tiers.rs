@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::recorder::now_us;
+use common::recorder::{export_http, now_us, rfc3339, RecorderProc};
 use edgerec::archive::index::{scan_slice, StageIndex};
 use edgerec::archive::layout::{hour_of, write_slice, SliceSource, HOUR_US};
 use edgerec::archive::schedule::Schedule;
@@ -279,4 +279,58 @@ fn a_deleted_slice_is_gone_and_an_unmounted_stage_is_left_out() {
     write_export(&plan, &path).expect("reads");
     common::ffmpeg_decode_ok(&path).unwrap_or_else(|e| panic!("ffmpeg -xerror without stage 1: {e}"));
     assert_eq!(frames_per_stream(&path)[0].1, expected_video as u64);
+}
+
+/// Issue 13, ST-17 through HTTP on the real recorder: a storage whose stage "nas" holds H0 and H1
+/// (the ring lost them to its retention) and whose ring holds H2. The recordings list answers
+/// run B (half in the stage, half in the ring) as one recording, and `export.mp4` over H0..H2 is
+/// one MP4 with every frame of the three runs that ffmpeg decodes whole.
+#[test]
+fn http_recordings_and_export_span_ring_and_stage() {
+    let tmp = common::temp_dir();
+    let data_dir = tmp.path().to_owned();
+    let cfg = ring_config(&data_dir);
+    let h0 = hour_of(now_us()) - 3;
+    let (h1, h2) = (h0 + 1, h0 + 2);
+    let starts_us = [h0 * HOUR_US + 600_000_000, h2 * HOUR_US - 4_000_000, h2 * HOUR_US + 600_000_000];
+    let recorder = record_laps(&cfg, &data_dir, &[(1, starts_us[0]), (2, starts_us[1]), (3, starts_us[2])]);
+    let stage_root = data_dir.join("nas");
+    archive_hour(&cfg.path, &stage_root.join("main"), recorder, h0, None);
+    archive_hour(&cfg.path, &stage_root.join("main"), recorder, h1, None);
+    ring_forgets_before(&cfg.path, h2 * HOUR_US);
+
+    // The same ring (size and segment size unchanged) with the stage as its archive chain, and
+    // the camera "cam" the data belongs to (recording now, outside the range asked for).
+    let body = format!(
+        "[[storage]]\nid = \"main\"\npath = \"{}\"\nsize = \"36MiB\"\nsegment_size = \"2MiB\"\nsync_interval_ms = 1000\n\
+         retention_days = 7\n[[storage.archive]]\nname = \"nas\"\npath = \"{}\"\nretention_days = 30\n\
+         max_size = \"1GiB\"\nschedule = \"hourly\"\n[[camera]]\nid = \"cam\"\nsource = \"demo:\"\n\
+         [camera.motion]\nenabled = false\n",
+        cfg.path.display(),
+        stage_root.display()
+    );
+    let rec = RecorderProc::start(&data_dir, &body);
+    let (from, to) = (rfc3339(h0 * HOUR_US), rfc3339((h0 + 3) * HOUR_US));
+
+    let r = common::http_get(&rec.url(&format!("/api/v1/cameras/cam/recordings?from={from}&to={to}"))).expect("GET");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let listed: Vec<(i64, i64)> = r.json()["recordings"]
+        .as_array()
+        .expect("recordings")
+        .iter()
+        .map(|x| {
+            let at = |k: &str| x[k].as_str().expect(k).parse::<jiff::Timestamp>().expect("RFC 3339").as_microsecond();
+            (at("start"), at("end"))
+        })
+        .collect();
+    assert_eq!(listed.iter().map(|r| r.0).collect::<Vec<_>>(), starts_us.to_vec(), "{listed:?}");
+    assert!(listed[1].1 >= starts_us[1] + 7_900_000, "run B is one recording over stage and ring: {listed:?}");
+
+    let path = data_dir.join("http-across.mp4");
+    let r = export_http(&rec, "cam", h0 * HOUR_US, (h0 + 3) * HOUR_US, &path);
+    assert_eq!(r.header("X-Edgerec-Covered-Count"), Some("3"), "one range per run: {:?}", r.headers);
+    common::ffmpeg_decode_ok(&path).unwrap_or_else(|e| panic!("ffmpeg -xerror on export.mp4 across tiers: {e}"));
+    let streams = frames_per_stream(&path);
+    assert_eq!(streams[0], ("h264".to_owned(), 3 * LAP_VIDEO_FRAMES as u64), "{streams:?}");
+    assert!(rec.stop(), "the recorder stopped cleanly");
 }
