@@ -284,7 +284,8 @@ fn a_deleted_slice_is_gone_and_an_unmounted_stage_is_left_out() {
 /// Issue 13, ST-17 through HTTP on the real recorder: a storage whose stage "nas" holds H0 and H1
 /// (the ring lost them to its retention) and whose ring holds H2. The recordings list answers
 /// run B (half in the stage, half in the ring) as one recording, and `export.mp4` over H0..H2 is
-/// one MP4 with every frame of the three runs that ffmpeg decodes whole.
+/// one MP4 with every frame of the three runs that ffmpeg decodes whole; an evidence lock over
+/// the runs lists what each tier holds (EL-8).
 #[test]
 fn http_recordings_and_export_span_ring_and_stage() {
     let tmp = common::temp_dir();
@@ -332,5 +333,25 @@ fn http_recordings_and_export_span_ring_and_stage() {
     common::ffmpeg_decode_ok(&path).unwrap_or_else(|e| panic!("ffmpeg -xerror on export.mp4 across tiers: {e}"));
     let streams = frames_per_stream(&path);
     assert_eq!(streams[0], ("h264".to_owned(), 3 * LAP_VIDEO_FRAMES as u64), "{streams:?}");
+
+    // EL-8 with ST-17: an evidence lock over the three runs lists what the ring holds (from run
+    // B's last chunk before H2 on) and what the stage holds (from run A on), each as its tier.
+    let lock = serde_json::json!({"cameras": ["cam"], "start_wall_us": starts_us[0], "end_wall_us": starts_us[2] + 8_000_000,
+        "expires_wall_us": now_us() + 86_400_000_000i64, "description": "across tiers"});
+    let r = common::http_request(
+        "POST",
+        &rec.url("/api/v1/evidence-locks"),
+        &[("Content-Type", "application/json")],
+        lock.to_string().as_bytes(),
+    )
+    .expect("POST");
+    assert_eq!(r.status, 201, "{}", r.text());
+    let held = r.json()["held"].as_array().expect("held").clone();
+    let tier =
+        |name: &str| held.iter().find(|h| h["tier"] == name).unwrap_or_else(|| panic!("{name} in {held:?}")).clone();
+    let (ring, stage) = (tier("ring"), tier("stage:nas"));
+    assert_eq!(ring["start_wall_us"].as_i64(), Some(starts_us[1] + 3_000_000), "{held:?}");
+    assert_eq!(stage["start_wall_us"].as_i64(), Some(starts_us[0]), "{held:?}");
+    assert!(stage["bytes"].as_u64().unwrap_or(0) > 0, "{held:?}");
     assert!(rec.stop(), "the recorder stopped cleanly");
 }

@@ -13,6 +13,7 @@ use rusqlite::{params, Connection};
 use crate::error::Error;
 use crate::media::{SampleEntry, StreamKind};
 use crate::sqlite;
+use crate::store;
 use crate::store::chunk;
 use crate::store::index::ChunkRow;
 use crate::store::tier::{Tier, TierRow};
@@ -241,6 +242,30 @@ impl Tier for StageTier {
             .collect::<Result<Vec<_>, _>>()
             .map_err(sq("read runs"))?;
         Ok(rows)
+    }
+}
+
+impl StageTier {
+    /// What the stage holds of `camera` (every stream) overlapping [`from_us`, `to_us`): the size
+    /// and extent an evidence lock over that range protects in this stage (EL-8, whole chunks as
+    /// EL-3); None when it holds none.
+    pub fn held_between(&self, camera: &str, from_us: i64, to_us: i64) -> Result<Option<store::Held>, Error> {
+        let (bytes, chunks, start, end): (i64, i64, Option<i64>, Option<i64>) = self
+            .conn
+            .query_row(
+                "SELECT COALESCE(SUM(c.len_bytes), 0), COUNT(*), MIN(c.start_wall_us), MAX(c.end_wall_us) \
+                 FROM slice s JOIN chunk c ON c.slice_id = s.id WHERE s.camera_id = ?1 \
+                 AND s.start_wall_us < ?3 AND s.end_wall_us > ?2 AND c.start_wall_us < ?3 AND c.end_wall_us > ?2",
+                params![camera, from_us, to_us],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .map_err(sq("held between"))?;
+        Ok(match (start, end) {
+            (Some(start_wall_us), Some(end_wall_us)) if chunks > 0 => {
+                Some(store::Held { bytes: bytes as u64, chunks: chunks as u64, start_wall_us, end_wall_us })
+            }
+            _ => None,
+        })
     }
 }
 
