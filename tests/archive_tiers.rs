@@ -285,7 +285,7 @@ fn a_deleted_slice_is_gone_and_an_unmounted_stage_is_left_out() {
 /// (the ring lost them to its retention) and whose ring holds H2. The recordings list answers
 /// run B (half in the stage, half in the ring) as one recording, and `export.mp4` over H0..H2 is
 /// one MP4 with every frame of the three runs that ffmpeg decodes whole; an evidence lock over
-/// the runs lists what each tier holds (EL-8).
+/// the runs lists what each tier holds (EL-8); `edgerec export` writes the same bytes.
 #[test]
 fn http_recordings_and_export_span_ring_and_stage() {
     let tmp = common::temp_dir();
@@ -353,5 +353,18 @@ fn http_recordings_and_export_span_ring_and_stage() {
     assert_eq!(ring["start_wall_us"].as_i64(), Some(starts_us[1] + 3_000_000), "{held:?}");
     assert_eq!(stage["start_wall_us"].as_i64(), Some(starts_us[0]), "{held:?}");
     assert!(stage["bytes"].as_u64().unwrap_or(0) > 0, "{held:?}");
+    let config = rec.config.clone();
     assert!(rec.stop(), "the recorder stopped cleanly");
+
+    // `edgerec export` reads the same tiers from the same config: the very bytes of export.mp4.
+    let cli_path = data_dir.join("cli-across.mp4");
+    let out = std::process::Command::new(common::edgerec_bin())
+        .args(["export", "--camera", "cam", "--from", &from, "--to", &to, "--config"])
+        .arg(&config)
+        .arg("-o")
+        .arg(&cli_path)
+        .output()
+        .expect("edgerec export runs");
+    assert!(out.status.success(), "edgerec export: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::read(&cli_path).expect("written") == std::fs::read(&path).expect("read"), "CLI equals HTTP");
 }

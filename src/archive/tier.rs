@@ -270,16 +270,19 @@ impl StageTier {
 }
 
 /// The stages of `chain` that can be read now, stage 1 first, as tiers. A stage whose directory
-/// or index is missing (an unmounted share, a stage never archived into) or cannot be opened is
-/// left out with a log line: the readers then show a gap there (`covered`, gaps), never an error.
+/// or index is missing (an unmounted share, a stage never archived into; a debug line) or whose
+/// index cannot be opened (a warning) is left out: the readers then read its hours from a later
+/// tier or show a gap there (`covered`, gaps), never an error.
 pub fn readable_stages(chain: &ArchiveChain) -> Vec<Box<dyn Tier>> {
     let mut tiers: Vec<Box<dyn Tier>> = Vec::new();
     for stage in &chain.stages {
         let dir = stage_dir(stage, &chain.storage_id);
         match StageTier::open(&stage.name, &dir) {
             Ok(Some(t)) => tiers.push(Box::new(t)),
+            // Debug, not info: every recordings or playback request asks, and the round raises
+            // the operator's signal for an unavailable stage (AR-8).
             Ok(None) => {
-                tracing::info!(stage = %stage.name, dir = %dir.display(), "readers leave out a stage without an index")
+                tracing::debug!(stage = %stage.name, dir = %dir.display(), "readers leave out a stage without an index")
             }
             Err(e) => tracing::warn!(stage = %stage.name, dir = %dir.display(), "readers leave out a stage: {e}"),
         }

@@ -310,11 +310,8 @@ impl ExportPlan {
         Self::plan_tiers(&tiers, camera, from_us, to_us)
     }
 
-    /// `plan_across` over tiers already open, in reading order.
-    pub fn plan_tiers(tiers: &[Box<dyn Tier>], camera: &str, from_us: i64, to_us: i64) -> Result<ExportPlan, Error> {
-        if to_us <= from_us {
-            return Err(crate::err!(InvalidArgument, "export range is empty: `to` must be after `from`"));
-        }
+    /// `plan_across` over tiers already open, in reading order, for a non-empty range.
+    fn plan_tiers(tiers: &[Box<dyn Tier>], camera: &str, from_us: i64, to_us: i64) -> Result<ExportPlan, Error> {
         let no_data = || {
             crate::err!(
                 NotFound,
