@@ -277,3 +277,44 @@ pub(crate) fn open_file(path: &Path) -> Result<File, Error> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(storage_uuid: u128, seq: u64, frames: u32) -> TierRow {
+        TierRow {
+            storage_uuid,
+            row: ChunkRow {
+                seq,
+                stream_id: 1,
+                run_id: 1,
+                segment_no: 0,
+                offset_bytes: 4096,
+                len_bytes: 100,
+                header_bytes: 90,
+                start_wall_us: seq as i64 * 1_000_000,
+                end_wall_us: seq as i64 * 1_000_000 + 1_000_000,
+                start_media: 0,
+                frames,
+                sample_entry_id: 1,
+                frame_index: Vec::new(),
+                temporary: false,
+            },
+        }
+    }
+
+    /// Issue 13, ST-17: each seq is taken once, from the first tier holding it (the ring's full
+    /// copy before a stage's, stage 1 before a groomed stage 2), and only rows of the asked
+    /// storage uuid take part (seqs of another ring are other chunks).
+    #[test]
+    fn each_seq_once_from_the_first_tier_that_holds_it() {
+        let ring = vec![row(7, 5, 25), row(7, 6, 25)];
+        let stage1 = vec![row(7, 3, 25), row(7, 4, 25), row(7, 5, 25)];
+        let stage2 = vec![row(7, 1, 1), row(7, 2, 1), row(7, 3, 1), row(9, 4, 1), row(7, 6, 1)];
+        let merged = merge_by_seq(vec![ring, stage1, stage2], 7);
+        let got: Vec<(u64, usize, u32)> = merged.iter().map(|c| (c.row.seq, c.tier, c.row.frames)).collect();
+        assert_eq!(got, [(1, 2, 1), (2, 2, 1), (3, 1, 25), (4, 1, 25), (5, 0, 25), (6, 0, 25)]);
+        assert!(merge_by_seq(vec![vec![row(9, 4, 1)]], 7).is_empty(), "another storage's rows stay out");
+    }
+}
