@@ -83,9 +83,10 @@ struct TrackFrames {
 }
 
 impl TrackFrames {
-    /// Appends the frames of the same stream from a later storage. They must continue with the
-    /// same sample entry (one `stsd` entry per track); returns false, appending nothing, when
-    /// they do not, so the export stops there as it does where a stream's parameters change.
+    /// Appends the frames of the same stream from a later part (another storage uuid). They
+    /// must continue with the same sample entry (one `stsd` entry per track); returns false,
+    /// appending nothing, when they do not, so the export stops there as it does where a
+    /// stream's parameters change.
     fn append(&mut self, later: TrackFrames) -> bool {
         if later.entry != self.entry {
             tracing::info!("export stops where the stream parameters change (another storage)");
