@@ -434,20 +434,7 @@ fn export(
     let to_us = edgerec::time::parse_rfc3339_param_us("--to", &to)?;
     // Issue 10 point 5: every storage, as the HTTP export; the camera may have moved. ST-17: each
     // with the archive stages that can be read now.
-    let mut storages: Vec<_> = cfg.storages.iter().collect();
-    storages.sort_by_key(|s| s.id != cam.storage);
-    let tiers: Vec<store::tier::StorageTiers> = storages
-        .into_iter()
-        .map(|s| store::tier::StorageTiers {
-            ring_dir: s.path.clone(),
-            stages: cfg
-                .archives
-                .iter()
-                .find(|chain| chain.storage_id == s.id)
-                .map(edgerec::archive::tier::readable_stages)
-                .unwrap_or_default(),
-        })
-        .collect();
+    let tiers = edgerec::archive::tier::storage_tiers(&cfg.storages, &cfg.archives, Some(&cam.storage));
     let plan = Arc::new(store::export::ExportPlan::plan_across(tiers, &cam.id, from_us, to_us)?);
     let tmp = output.with_extension("mp4.partial");
     let mut out = std::fs::File::create(&tmp).map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;

@@ -16,7 +16,8 @@ use crate::sqlite;
 use crate::store;
 use crate::store::chunk;
 use crate::store::index::ChunkRow;
-use crate::store::tier::{Tier, TierRow};
+use crate::store::tier::{StorageTiers, Tier, TierRow};
+use crate::store::StorageConfig;
 
 use super::copier::stage_dir;
 use super::index::{STAGE_INDEX_FILE, VERSIONS};
@@ -288,4 +289,20 @@ pub fn readable_stages(chain: &ArchiveChain) -> Vec<Box<dyn Tier>> {
         }
     }
     tiers
+}
+
+/// Where a camera's recordings may be (ST-17, issue 10 point 5): every storage of `storages`, the
+/// camera's own (`own`) first, whose ring errors the readers answer with, each with the stages of
+/// its chain in `chains` that can be read now. HTTP (recordings, `export.mp4`, `playback.mp4`)
+/// and `edgerec export` read through it.
+pub fn storage_tiers(storages: &[StorageConfig], chains: &[ArchiveChain], own: Option<&str>) -> Vec<StorageTiers> {
+    let mut ordered: Vec<&StorageConfig> = storages.iter().collect();
+    ordered.sort_by_key(|s| Some(s.id.as_str()) != own);
+    ordered
+        .into_iter()
+        .map(|s| StorageTiers {
+            ring_dir: s.path.clone(),
+            stages: chains.iter().find(|c| c.storage_id == s.id).map(readable_stages).unwrap_or_default(),
+        })
+        .collect()
 }

@@ -58,20 +58,7 @@ pub(super) fn list(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> 
 fn storage_tiers(rec: &Recorder, camera: &str) -> Vec<StorageTiers> {
     let config = rec.config();
     let own = config.cameras.iter().find(|c| c.id == camera).map(|c| c.storage.as_str());
-    let mut storages: Vec<_> = config.storages.iter().collect();
-    storages.sort_by_key(|s| Some(s.id.as_str()) != own);
-    storages
-        .into_iter()
-        .map(|s| StorageTiers {
-            ring_dir: s.path.clone(),
-            stages: config
-                .archives
-                .iter()
-                .find(|chain| chain.storage_id == s.id)
-                .map(crate::archive::tier::readable_stages)
-                .unwrap_or_default(),
-        })
-        .collect()
+    crate::archive::tier::storage_tiers(&config.storages, &config.archives, own)
 }
 
 /// Parses a single `Range: bytes=…` against `len`: Ok(None) = whole file, Err(()) = unsatisfiable.
