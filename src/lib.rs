@@ -1,6 +1,7 @@
 //! edgerec: one process that turns a small Linux box with a disk into a network video recorder.
 //! Data flows source → ingest → store (one writer per storage) → readers (export, HTTP).
 
+pub mod archive;
 pub mod auth;
 pub mod camera;
 pub mod clocks;

@@ -432,11 +432,10 @@ fn export(
         .ok_or_else(|| edgerec::err!(NotFound, "no camera {camera:?} in {}", config_path.display()))?;
     let from_us = edgerec::time::parse_rfc3339_param_us("--from", &from)?;
     let to_us = edgerec::time::parse_rfc3339_param_us("--to", &to)?;
-    // Issue 10 point 5: every storage, as the HTTP export; the camera may have moved.
-    let mut storages: Vec<_> = cfg.storages.iter().collect();
-    storages.sort_by_key(|s| s.id != cam.storage);
-    let dirs: Vec<PathBuf> = storages.into_iter().map(|s| s.path.clone()).collect();
-    let plan = Arc::new(store::export::ExportPlan::plan_across(&dirs, &cam.id, from_us, to_us)?);
+    // Issue 10 point 5: every storage, as the HTTP export; the camera may have moved. ST-17: each
+    // with the archive stages that can be read now.
+    let tiers = edgerec::archive::tier::storage_tiers(&cfg.storages, &cfg.archives, Some(&cam.storage));
+    let plan = Arc::new(store::export::ExportPlan::plan_across(tiers, &cam.id, from_us, to_us)?);
     let tmp = output.with_extension("mp4.partial");
     let mut out = std::fs::File::create(&tmp).map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;
     let mut reader = plan.reader();

@@ -218,6 +218,26 @@ impl Recorder {
         background
             .spawn_thread("health", move || watcher.run(&stop))
             .map_err(|e| Error::io("cannot spawn the health thread", e))?;
+        // Issue 13 (AR-1, AR-3): one archive thread per storage with stages, stopped by `stop`.
+        for chain in &config.archives {
+            let Some(ring) = config.storages.iter().find(|s| s.id == chain.storage_id) else {
+                continue;
+            };
+            let copier = crate::archive::copier::Copier {
+                chain: chain.clone(),
+                ring_dir: ring.path.clone(),
+                sync_interval: ring.sync_interval,
+                recorder_uuid,
+                tz: config.time_zone.clone(),
+                camera_names: config.cameras.iter().map(|c| (c.id.clone(), c.name.clone())).collect(),
+                pins: rec.pin_board.clone(),
+                clocks: rec.clocks.clone(),
+            };
+            let stop = rec.stop.clone();
+            background
+                .spawn_thread(&format!("archive-{}", chain.storage_id), move || copier.run(&stop))
+                .map_err(|e| Error::io("cannot spawn an archive thread", e))?;
+        }
         // Issue 13 (EL-1): an expired lock stops pinning once the timer publishes the new set.
         let evidence = rec.evidence.clone();
         let events = rec.events.clone();

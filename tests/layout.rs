@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// own floor (without a circle) or of a lower one. A new module must be placed here.
 const FLOORS: &[(&str, &[&str])] = &[
     ("ground", &["error", "clocks", "shutdown", "time", "fsutil", "sysinfo", "media", "mp4", "sqlite", "live"]),
-    ("records", &["events", "logs", "store"]),
+    ("records", &["events", "logs", "store", "archive"]),
     ("input", &["source", "motion", "recording", "camera", "ingest"]),
     ("control", &["auth", "rules", "config", "status", "recorder", "service", "fault", "evidence"]),
     ("faces", &["http"]),

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::archive::{ArchiveChain, Schedule, StageConfig, MAX_REDUCE_FPS, MIN_REDUCE_FPS};
 use crate::camera::{CameraConfig, PrebufferMode, RecordMode};
 use crate::error::Error;
 use crate::rules::RuleConfig;
@@ -93,6 +94,21 @@ struct RawStorage {
     sync_interval_ms: Option<Spanned<i64>>,
     segment_size: Option<Spanned<RawSize>>,
     default: Option<bool>,
+    /// `[[storage.archive]]`: the storage's archive stages, in order (AR-1, AR-2).
+    #[serde(default)]
+    archive: Vec<Spanned<RawArchive>>,
+}
+
+/// One `[[storage.archive]]` (AR-1).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArchive {
+    name: Spanned<String>,
+    path: Spanned<String>,
+    retention_days: Spanned<i64>,
+    max_size: Spanned<RawSize>,
+    schedule: Spanned<String>,
+    reduce_fps: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -155,6 +171,8 @@ pub struct Config {
     /// Bound on every HTTP read and write (slowloris guard).
     pub socket_timeout: Duration,
     pub storages: Vec<StorageConfig>,
+    /// The archive stages of each storage that has any (AR-1), in `storages` order.
+    pub archives: Vec<ArchiveChain>,
     pub cameras: Vec<CameraConfig>,
     /// Time profiles are evaluated in this zone (RU-8; REQUIREMENTS §2: the recorder's zone).
     pub time_zone: jiff::tz::TimeZone,
@@ -325,6 +343,8 @@ impl Config {
         let mut storages = Vec::new();
         let mut storage_lines = Vec::new();
         let mut ids = HashSet::new();
+        let mut archives = Vec::new();
+        let mut stage_names = HashSet::new();
         for s in &raw.storage {
             let id = validate_id(&origin, &s.id, "storage.id")?;
             if !ids.insert(id.clone()) {
@@ -386,6 +406,11 @@ impl Config {
                 segment_size: origin.line_of(s.segment_size.as_ref().map(|v| v.span()).unwrap_or(s.size.span())),
                 path: origin.line_of(s.path.as_ref().map(|v| v.span()).unwrap_or(s.id.span())),
             });
+            if !s.archive.is_empty() {
+                let ring = (path.as_path(), retention_days);
+                let stages = archive_stages(&origin, &s.archive, ring, &mut stage_names, &resolve)?;
+                archives.push(ArchiveChain { storage_id: id.clone(), stages });
+            }
             storages.push(StorageConfig {
                 id,
                 path,
@@ -597,6 +622,7 @@ impl Config {
             data_dir,
             socket_timeout,
             storages,
+            archives,
             cameras,
             time_zone,
             time_profiles,
@@ -905,6 +931,100 @@ fn validate_id(origin: &Origin<'_>, id: &Spanned<String>, key: &str) -> Result<S
     }
 }
 
+/// Validates the `[[storage.archive]]` stages of one storage (AR-1..AR-4). `ring` is the
+/// storage's path and retention in days; `names` collects stage names across every storage (a
+/// stage name is unique in the config: events and status name stages by it).
+fn archive_stages(
+    origin: &Origin<'_>,
+    raw: &[Spanned<RawArchive>],
+    ring: (&Path, u32),
+    names: &mut HashSet<String>,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Result<Vec<StageConfig>, Error> {
+    let (ring_path, ring_retention_days) = ring;
+    let mut stages: Vec<StageConfig> = Vec::new();
+    for a in raw {
+        let a = a.get_ref();
+        let name = validate_id(origin, &a.name, "storage.archive.name")?;
+        if !names.insert(name.clone()) {
+            return Err(origin.error(
+                &a.name,
+                "storage.archive.name",
+                format!("duplicate archive name {name:?} (AR-1)"),
+            ));
+        }
+        let path = resolve(a.path.get_ref());
+        if path == ring_path || stages.iter().any(|st| st.path == path) {
+            return Err(origin.error(
+                &a.path,
+                "storage.archive.path",
+                format!("{} is already the path of this storage or of another of its archives", path.display()),
+            ));
+        }
+        // AR-2: retention counts from recording time, so each tier keeps data strictly longer
+        // than the tier it drains, or the stage would never hold anything.
+        let (before_name, before_days) = match stages.last() {
+            None => ("the storage".to_owned(), ring_retention_days),
+            Some(st) => (format!("archive {:?}", st.name), (st.retention.as_secs() / 86_400) as u32),
+        };
+        let days = *a.retention_days.get_ref();
+        if !(1..=i64::from(MAX_RETENTION_DAYS)).contains(&days) {
+            return Err(origin.error(
+                &a.retention_days,
+                "storage.archive.retention_days",
+                format!("{days} is outside 1..=365000"),
+            ));
+        }
+        if days <= i64::from(before_days) {
+            return Err(origin.error(
+                &a.retention_days,
+                "storage.archive.retention_days",
+                format!(
+                    "{days} days must be longer than the {before_days} days of {before_name} before it (AR-2: retention \
+                     counts from recording time)"
+                ),
+            ));
+        }
+        let max_size_bytes = parse_size(origin, &a.max_size, "storage.archive.max_size")?;
+        let schedule = Schedule::parse(a.schedule.get_ref())
+            .map_err(|why| origin.error(&a.schedule, "storage.archive.schedule", why))?;
+        // AR-3: a stage must take data out of the tier before it more often than that tier
+        // keeps it, or data leaves that tier before it was copied.
+        let gap = schedule.longest_gap();
+        if gap.as_secs() >= u64::from(before_days) * 86_400 {
+            return Err(origin.error(
+                &a.schedule,
+                "storage.archive.schedule",
+                format!(
+                    "it may wait up to {} hours between rounds, not shorter than the {before_days} days {before_name} \
+                     keeps data: data would be lost before it is archived (AR-3)",
+                    gap.as_secs() / 3600
+                ),
+            ));
+        }
+        let reduce_fps = match &a.reduce_fps {
+            None => None,
+            Some(v) if (MIN_REDUCE_FPS..=MAX_REDUCE_FPS).contains(v.get_ref()) => Some(*v.get_ref()),
+            Some(v) => {
+                return Err(origin.error(
+                    v,
+                    "storage.archive.reduce_fps",
+                    format!("{} is outside {MIN_REDUCE_FPS}..={MAX_REDUCE_FPS} frames per second (AR-4)", v.get_ref()),
+                ))
+            }
+        };
+        stages.push(StageConfig {
+            name,
+            path,
+            retention: Duration::from_secs(days as u64 * 86_400),
+            max_size_bytes,
+            schedule,
+            reduce_fps,
+        });
+    }
+    Ok(stages)
+}
+
 /// Parses sizes such as `2GiB`, `500MB`, `1048576`.
 fn parse_size(origin: &Origin<'_>, v: &Spanned<RawSize>, key: &str) -> Result<u64, Error> {
     let bytes = match v.get_ref() {
@@ -1093,6 +1213,78 @@ mod tests {
         assert!(e.msg().contains("key `camera.motion.exclude`: grid rectangle \"12-16,0\""), "{}", e.msg());
     }
 
+    /// Issue 13 (AR-1..AR-4): an ordered chain of archive stages per storage, each error naming
+    /// file, line, key and reason.
+    #[test]
+    fn archive_stages_are_validated_in_order() {
+        let storage = "version = 1\n[[storage]]\nid = \"main\"\nsize = \"2GiB\"\nretention_days = 4\n";
+        let stage = |name: &str, path: &str, days: i64, schedule: &str, extra: &str| {
+            format!(
+                "[[storage.archive]]\nname = \"{name}\"\npath = \"{path}\"\nretention_days = {days}\n\
+                 max_size = \"1TB\"\nschedule = \"{schedule}\"\n{extra}"
+            )
+        };
+        // AR-3's worked example: a 4-day ring, a 10-day archive run daily at 10:30, then a sparse one.
+        let text = format!(
+            "{storage}{}{}",
+            stage("nas", "/mnt/nas", 10, "daily at 10:30", ""),
+            stage("cold", "/mnt/cold", 400, "weekly on sun at 03:00", "reduce_fps = 0.1\n")
+        );
+        let c = Config::parse("x.toml", &text, None).unwrap();
+        assert_eq!(c.archives.len(), 1);
+        let chain = &c.archives[0];
+        assert_eq!(chain.storage_id, "main");
+        let names: Vec<&str> = chain.stages.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["nas", "cold"], "the chain keeps the file's order");
+        assert_eq!(chain.stages[0].retention, Duration::from_secs(10 * 86_400));
+        assert_eq!(chain.stages[0].max_size_bytes, 1_000_000_000_000);
+        assert_eq!(chain.stages[0].schedule, Schedule::Daily { hour: 10, minute: 30 });
+        assert_eq!(chain.stages[0].reduce_fps, None);
+        assert_eq!(chain.stages[1].reduce_fps, Some(0.1));
+        assert_eq!(chain.stages[1].path, PathBuf::from("/mnt/cold"));
+
+        let err = |text: String| Config::parse("x.toml", &text, None).unwrap_err().msg().to_owned();
+        // AR-2: not longer than the ring (line 9 is the stage's retention_days).
+        let e = err(format!("{storage}{}", stage("nas", "/mnt/nas", 4, "daily at 10:30", "")));
+        assert!(
+            e.starts_with(
+                "x.toml:9: key `storage.archive.retention_days`: 4 days must be longer than the 4 days of the storage"
+            ),
+            "{e}"
+        );
+        // AR-2: not longer than the stage before (line 15).
+        let e = err(format!(
+            "{storage}{}{}",
+            stage("nas", "/mnt/nas", 10, "daily at 10:30", ""),
+            stage("cold", "/mnt/cold", 10, "daily at 11:30", "")
+        ));
+        assert!(e.starts_with("x.toml:15: key `storage.archive.retention_days`: 10 days must be longer than the 10 days of archive \"nas\""), "{e}");
+        // AR-3: a weekly round drains a 4-day ring too late.
+        let e = err(format!("{storage}{}", stage("nas", "/mnt/nas", 10, "weekly on mon at 01:00", "")));
+        assert!(e.starts_with("x.toml:11: key `storage.archive.schedule`: it may wait up to 169 hours"), "{e}");
+        assert!(e.contains("(AR-3)"), "{e}");
+        let e = err(format!("{storage}{}", stage("nas", "/mnt/nas", 10, "now and then", "")));
+        assert!(e.starts_with("x.toml:11: key `storage.archive.schedule`: \"now and then\": unknown schedule"), "{e}");
+        // AR-1: unique names, distinct paths, a valid frame rate.
+        let e = err(format!(
+            "{storage}{}{}",
+            stage("nas", "/mnt/nas", 10, "daily at 10:30", ""),
+            stage("nas", "/mnt/cold", 40, "daily at 11:30", "")
+        ));
+        assert!(e.starts_with("x.toml:13: key `storage.archive.name`: duplicate archive name \"nas\""), "{e}");
+        let e = err(format!(
+            "{storage}{}{}",
+            stage("nas", "/mnt/nas", 10, "daily at 10:30", ""),
+            stage("cold", "/mnt/nas", 40, "daily at 11:30", "")
+        ));
+        assert!(e.starts_with("x.toml:14: key `storage.archive.path`: /mnt/nas is already the path"), "{e}");
+        let e = err(format!("{storage}{}", stage("nas", "/mnt/nas", 10, "daily at 10:30", "reduce_fps = 0.0\n")));
+        assert!(e.starts_with("x.toml:12: key `storage.archive.reduce_fps`: 0 is outside"), "{e}");
+        let e = err(format!("{storage}{}", stage("nas", "/mnt/nas", 10, "daily at 10:30", "colour = 1\n")));
+        assert!(e.starts_with("x.toml:"), "{e}");
+        assert!(e.contains("colour"), "an unknown key is named: {e}");
+    }
+
     #[test]
     fn sizes() {
         assert_eq!(parse_size_text("2GiB"), Some(2 << 30));
@@ -1113,5 +1305,21 @@ mod example_tests {
         assert_eq!(c.storages[0].segment_bytes, 64 << 20);
         assert_eq!(c.time_profiles.len(), 1);
         assert_eq!(c.rules.len(), 1);
+    }
+
+    /// Issue 13 (AR-1): the example's commented-out archive stage is valid once uncommented.
+    #[test]
+    fn example_archive_stage_is_valid_when_uncommented() {
+        let text = include_str!("../../config/edgerec.example.toml");
+        let (head, rest) = text.split_once("# [[storage.archive]]").expect("the example documents archives");
+        let (block, tail) = rest.split_once("[[camera]]").expect("cameras follow");
+        let mut block = block.to_owned();
+        for key in ["name", "path", "retention_days", "max_size", "schedule", "reduce_fps"] {
+            block = block.replace(&format!("\n# {key} = "), &format!("\n{key} = "));
+        }
+        let text = format!("{head}[[storage.archive]]{block}[[camera]]{tail}");
+        let c = super::Config::parse("config/edgerec.example.toml", &text, None).unwrap();
+        let stage = &c.archives[0].stages[0];
+        assert_eq!((stage.name.as_str(), stage.reduce_fps), ("nas", Some(1.0)));
     }
 }

@@ -123,6 +123,28 @@ impl DemoSource {
     }
 }
 
+impl DemoSource {
+    /// The clip's frames over `laps` loops in replay order, without the real-time pacing of a
+    /// session: (sample entry, frame, µs since the replay started). For tests that need real
+    /// H.264 and AAC in the store at chosen wall times (ST-17's cross-tier exports).
+    pub fn frames(&self, laps: i64) -> Vec<(Arc<SampleEntry>, Frame, i64)> {
+        let mut out = Vec::new();
+        for lap in 0..laps {
+            for s in &self.samples {
+                let (entry, lap_len) = match (s.kind, &self.audio_entry) {
+                    (StreamKind::Video, _) => (&self.video_entry, self.loop_video),
+                    (StreamKind::Audio, Some(a)) => (a, self.loop_audio),
+                    (StreamKind::Audio, None) => continue,
+                };
+                let frame =
+                    Frame { kind: s.kind, media_time: lap * lap_len + s.media, key: s.key, data: s.data.clone() };
+                out.push((entry.clone(), frame, lap * self.loop_us + s.at_us));
+            }
+        }
+        out
+    }
+}
+
 /// Each track's first `stsd` sample entry box (raw bytes) and the media time its edit list starts
 /// at (0 without an edit list), in track order.
 fn stsd_entries(file: &[u8]) -> Result<Vec<(Vec<u8>, i64)>, String> {

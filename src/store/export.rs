@@ -1,16 +1,16 @@
-//! Export as a virtual MP4: the header (ftyp+moov) is computed from the index alone; media bytes are
-//! read from the segments on demand and verified chunk by chunk (invariant 7: never serve other data).
+//! Export as a virtual MP4 across tiers (ST-17): the header (ftyp+moov) is computed from the tiers'
+//! indexes alone; media bytes are read from segments and slice `Media` files on demand and verified
+//! chunk by chunk (invariants 7 and A5: never serve other data).
 //! Invariant: an `ExportPlan` is immutable; the same plan yields the same bytes or a `Gone` error.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use super::chunk::{decode_frame_table, FrameEntry};
-use super::index::{ChunkRow, Index, Meta};
-use super::segment;
-use super::Layout;
+use super::index::ChunkRow;
+use super::tier::{self, Chosen, PlannedTier, StorageTiers, Tier, TierRow};
 use crate::error::Error;
 use crate::media::{SampleEntry, StreamKind};
 use crate::mp4::{self, ChunkLayout, Edit, Sample, TrackInput};
@@ -31,14 +31,19 @@ struct Selected {
 /// A contiguous byte range of one chunk's payload, placed in the virtual file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Piece {
-    /// Which of the plan's storages holds the chunk (index into `ExportPlan::sources`).
-    source: usize,
+    /// Which tier holds the copy read (index into `ExportPlan::tiers`).
+    tier: usize,
+    /// The MP4 track it belongs to (index into `ExportPlan::entries`).
+    track: usize,
     /// Position of the first byte in the virtual file.
     file_pos: u64,
     len: u64,
-    segment_no: u32,
+    /// The tier's file holding the chunk (a ring segment, a slice's `Media`) and its offset there.
+    file_no: u32,
     chunk_offset: u64,
     chunk_len: u64,
+    /// The storage whose ring wrote the chunk: its uuid is checked in the chunk header (S7, A5).
+    storage_uuid: u128,
     seq: u64,
     /// Offset of the first byte within the chunk (header included).
     in_chunk: u64,
@@ -46,9 +51,12 @@ struct Piece {
 
 /// A planned export: everything needed to serve any byte range of the MP4.
 pub struct ExportPlan {
-    /// The storages the chunks come from (directory and identity), oldest recordings first: a
+    /// The tiers the chunks come from (ST-17): per storage its ring, then its archive stages; a
     /// camera moved to another storage keeps its earlier recordings readable (issue 10 point 5).
-    sources: Vec<(PathBuf, Meta)>,
+    tiers: Vec<PlannedTier>,
+    /// Each track's sample entry: a chunk read must carry the very entry its track was planned
+    /// with (a stage's entries are read from chunk headers at planning time, A5).
+    entries: Vec<crate::media::SampleEntry>,
     header: Vec<u8>,
     pieces: Vec<Piece>,
     total_len: u64,
@@ -67,16 +75,18 @@ pub struct ExportPlan {
 /// The frames of one stream in [from, to), with exact durations.
 struct TrackFrames {
     chunks: Vec<ChunkRow>,
-    /// The storage of each chunk (index into the plan's sources), parallel to `chunks`.
-    chunk_sources: Vec<usize>,
+    /// Where each chunk comes from, parallel to `chunks`: the part (one per storage uuid, in time
+    /// order, as `plan_tiers` sets it) and the tier holding the copy read.
+    chunk_sources: Vec<(usize, usize)>,
     frames: Vec<Selected>,
     entry: SampleEntry,
 }
 
 impl TrackFrames {
-    /// Appends the frames of the same stream from a later storage. They must continue with the
-    /// same sample entry (one `stsd` entry per track); returns false, appending nothing, when
-    /// they do not, so the export stops there as it does where a stream's parameters change.
+    /// Appends the frames of the same stream from a later part (another storage uuid). They
+    /// must continue with the same sample entry (one `stsd` entry per track); returns false,
+    /// appending nothing, when they do not, so the export stops there as it does where a
+    /// stream's parameters change.
     fn append(&mut self, later: TrackFrames) -> bool {
         if later.entry != self.entry {
             tracing::info!("export stops where the stream parameters change (another storage)");
@@ -97,17 +107,59 @@ fn frames_of(c: &ChunkRow) -> Vec<FrameEntry> {
     decode_frame_table(&c.frame_index).collect()
 }
 
-/// Loads the chunks of a stream overlapping [from, to), extended backwards within the first run to
-/// the key frame at or before `from` (video), and selects the frames to export.
+/// The sample entries of the tiers' rows, each looked up once: (tier, its entry number).
+type EntryCache = HashMap<(usize, i64), SampleEntry>;
+
+fn entry_of(tiers: &[Box<dyn Tier>], cache: &mut EntryCache, c: &Chosen) -> Result<SampleEntry, Error> {
+    let key = (c.tier, c.row.sample_entry_id);
+    if let Some(e) = cache.get(&key) {
+        return Ok(e.clone());
+    }
+    let e = tiers[c.tier].sample_entry(c.row.sample_entry_id)?;
+    cache.insert(key, e.clone());
+    Ok(e)
+}
+
+/// Each tier's chunks of (camera, kind) overlapping [from, to). The first tier's errors are the
+/// answer; a later tier that cannot be read is left out with a warning (its part of the export
+/// then is a gap, which `covered_us` reports).
+fn fetch(
+    tiers: &[Box<dyn Tier>],
+    camera: &str,
+    kind: StreamKind,
+    from_us: i64,
+    to_us: i64,
+) -> Result<Vec<Vec<TierRow>>, Error> {
+    let mut out = Vec::with_capacity(tiers.len());
+    for (i, t) in tiers.iter().enumerate() {
+        match t.chunks_in_range(camera, kind, from_us, to_us) {
+            Ok(rows) => out.push(rows),
+            Err(e) if i > 0 => {
+                tracing::warn!(tier = t.label(), camera, "export leaves out a tier that cannot be read: {e}");
+                out.push(Vec::new());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Selects the frames to export of one stream of the storage `storage_uuid` from the rows of every
+/// tier (`per_tier`, from `fetch`), merged by seq (ST-17: each seq once, from the first tier that
+/// holds it), extended backwards within the first run to the key frame at or before `from`
+/// (video).
+#[allow(clippy::too_many_arguments)]
 fn select(
-    index: &Index,
-    source: usize,
-    stream_id: i64,
+    tiers: &[Box<dyn Tier>],
+    cache: &mut EntryCache,
+    per_tier: Vec<Vec<TierRow>>,
+    storage_uuid: u128,
+    camera: &str,
     kind: StreamKind,
     from_us: i64,
     to_us: i64,
 ) -> Result<Option<TrackFrames>, Error> {
-    let mut chunks = index.chunks_in_range(stream_id, from_us, to_us)?;
+    let mut chunks = tier::merge_by_seq(per_tier, storage_uuid);
     if chunks.is_empty() {
         return Ok(None);
     }
@@ -115,7 +167,7 @@ fn select(
     // `from` with a key frame at or before `from` (runs start with a key frame, so this ends).
     if kind == StreamKind::Video {
         loop {
-            let first = &chunks[0];
+            let first = &chunks[0].row;
             let has_key_before = frames_of(first).iter().any(|f| {
                 // Video media time is always 90 kHz.
                 f.key
@@ -126,31 +178,33 @@ fn select(
             if has_key_before || first.seq == first.run_id {
                 break;
             }
-            match index.prev_in_run(stream_id, first.run_id, first.seq)? {
+            match tier::neighbour_across(tiers, camera, kind, storage_uuid, first.run_id, first.seq, true)? {
                 Some(p) => chunks.insert(0, p),
                 None => break,
             }
         }
     }
-    let entry = index.sample_entry(chunks[0].sample_entry_id)?;
+    let entry = entry_of(tiers, cache, &chunks[0])?;
     let ts = entry.timescale_hz();
     // Keep only chunks with the first chunk's sample entry: one stsd entry per track.
-    let first_entry = chunks[0].sample_entry_id;
-    if let Some(cut) = chunks.iter().position(|c| c.sample_entry_id != first_entry) {
-        tracing::info!(stream_id, "export stops where the stream parameters change");
-        chunks.truncate(cut);
+    for i in 1..chunks.len() {
+        if entry_of(tiers, cache, &chunks[i])? != entry {
+            tracing::info!(camera, "export stops where the stream parameters change");
+            chunks.truncate(i);
+            break;
+        }
     }
     let next_after_last = {
-        let last = chunks.last().expect("non-empty");
-        index.next_in_run(stream_id, last.run_id, last.seq)?
+        let last = &chunks.last().expect("non-empty").row;
+        tier::neighbour_across(tiers, camera, kind, storage_uuid, last.run_id, last.seq, false)?
     };
     let mut all: Vec<Selected> = Vec::new();
-    for (ci, c) in chunks.iter().enumerate() {
+    for (ci, c) in chunks.iter().map(|c| &c.row).enumerate() {
         let fr = frames_of(c);
         let next_start_media = match chunks.get(ci + 1) {
-            Some(n) if n.run_id == c.run_id => Some(n.start_media),
+            Some(n) if n.row.run_id == c.run_id => Some(n.row.start_media),
             Some(_) => None,
-            None => next_after_last.as_ref().filter(|n| n.run_id == c.run_id).map(|n| n.start_media),
+            None => next_after_last.as_ref().filter(|n| n.row.run_id == c.run_id).map(|n| n.row.start_media),
         };
         for (fi, f) in fr.iter().enumerate() {
             let media = c.start_media + i64::from(f.ts_offset);
@@ -191,7 +245,8 @@ fn select(
         return Ok(None);
     }
     let frames = all[start..end].to_vec();
-    let chunk_sources = vec![source; chunks.len()];
+    let chunk_sources = chunks.iter().map(|c| (0, c.tier)).collect();
+    let chunks = chunks.into_iter().map(|c| c.row).collect();
     Ok(Some(TrackFrames { chunks, chunk_sources, frames, entry }))
 }
 
@@ -204,8 +259,8 @@ fn covered_ranges(video: &TrackFrames, from_us: i64, to_us: i64) -> Vec<(i64, i6
     let mut out: Vec<(i64, i64)> = Vec::new();
     let mut last_run = None;
     for f in &video.frames {
-        // Run ids are per storage: a camera moved between storages has runs of both.
-        let run = (video.chunk_sources[f.chunk], video.chunks[f.chunk].run_id);
+        // Run ids are per storage: a camera moved between storages has runs of both (parts).
+        let run = (video.chunk_sources[f.chunk].0, video.chunks[f.chunk].run_id);
         let start = f.wall_us.max(from_us);
         let end = (f.wall_us + super::media_to_us(i64::from(f.duration), ts)).min(to_us);
         if end <= start {
@@ -227,25 +282,37 @@ impl ExportPlan {
         self.covered_us.windows(2).map(|w| (w[0].1, w[1].0)).collect()
     }
 
-    /// Plans an export of `camera` over [from, to) from the storage at `dir`. Deterministic: the
-    /// same index state gives the same plan, byte for byte.
+    /// Plans an export of `camera` over [from, to) from the ring of the storage at `dir` alone.
+    /// Deterministic: the same index state gives the same plan, byte for byte.
     pub fn plan(dir: &Path, camera: &str, from_us: i64, to_us: i64) -> Result<ExportPlan, Error> {
-        Self::plan_across(&[dir.to_owned()], camera, from_us, to_us)
+        Self::plan_across(vec![StorageTiers::ring_only(dir)], camera, from_us, to_us)
     }
 
-    /// Plans an export of `camera` over [from, to) from every storage in `dirs` that holds its
-    /// streams, in time order (issue 10 point 5: a camera moved to another storage keeps its
-    /// earlier recordings exportable until retention removes them). A storage without an index
-    /// or without the camera is skipped. `dirs[0]` is the camera's own storage, whose errors are
-    /// the answer; another storage that cannot be read is skipped with a warning, so one broken
-    /// storage never fails the exports of cameras it does not hold. A camera records into one
-    /// storage at a time, so their
-    /// recordings do not overlap; should they, the later storage's frames start after the
-    /// earlier one's last frame.
-    pub fn plan_across(dirs: &[PathBuf], camera: &str, from_us: i64, to_us: i64) -> Result<ExportPlan, Error> {
+    /// Plans an export of `camera` over [from, to) from every tier of every storage in `storages`
+    /// (ST-17: per storage its ring, then its archive stages). Per storage uuid (a *part*) the
+    /// chunk rows of all tiers are merged by seq, each seq taken once from the first tier that
+    /// holds it, so one export plays ring and archive as one file. Parts are put in time order
+    /// (issue 10 point 5: a camera moved to another storage keeps its earlier recordings
+    /// exportable until retention removes them). `storages[0]` is the camera's own storage, whose
+    /// ring's errors are the answer; another tier that cannot be read is left out with a warning,
+    /// so one broken storage never fails the exports of cameras it does not hold. A camera records
+    /// into one storage at a time, so parts do not overlap; should they, the later part's frames
+    /// start after the earlier one's last frame.
+    pub fn plan_across(
+        storages: Vec<StorageTiers>,
+        camera: &str,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<ExportPlan, Error> {
         if to_us <= from_us {
             return Err(crate::err!(InvalidArgument, "export range is empty: `to` must be after `from`"));
         }
+        let tiers = tier::open_tiers(storages, camera)?;
+        Self::plan_tiers(&tiers, camera, from_us, to_us)
+    }
+
+    /// `plan_across` over tiers already open, in reading order, for a non-empty range.
+    fn plan_tiers(tiers: &[Box<dyn Tier>], camera: &str, from_us: i64, to_us: i64) -> Result<ExportPlan, Error> {
         let no_data = || {
             crate::err!(
                 NotFound,
@@ -254,33 +321,28 @@ impl ExportPlan {
                 crate::time::format_rfc3339(to_us)
             )
         };
-        // Each storage with video of the camera in range: its index, and that video.
-        let mut parts: Vec<(PathBuf, Index, TrackFrames)> = Vec::new();
-        for (i, dir) in dirs.iter().enumerate() {
-            let found = Index::open(dir, false).and_then(|index| {
-                let Some(index) = index else { return Ok(None) };
-                let Some(stream) = index.find_stream(camera, StreamKind::Video)? else { return Ok(None) };
-                Ok(select(&index, 0, stream, StreamKind::Video, from_us, to_us)?.map(|v| (index, v)))
-            });
-            match found {
-                Ok(Some((index, v))) => parts.push((dir.clone(), index, v)),
-                Ok(None) => {}
-                // Another storage that cannot be read must not fail the export of a camera that
-                // may never have used it: skipped, with the reason in the log.
-                Err(e) if i > 0 => {
-                    tracing::warn!(storage = %dir.display(), camera, "export skips another storage: {e}")
-                }
-                Err(e) => return Err(e),
+        let mut cache = EntryCache::new();
+        // Each storage uuid with video of the camera in range, and that video over every tier.
+        let video_rows = fetch(tiers, camera, StreamKind::Video, from_us, to_us)?;
+        let uuids: BTreeSet<u128> = video_rows.iter().flatten().map(|r| r.storage_uuid).collect();
+        let mut parts: Vec<(u128, TrackFrames)> = Vec::new();
+        for uuid in uuids {
+            let rows = video_rows.clone();
+            if let Some(v) = select(tiers, &mut cache, rows, uuid, camera, StreamKind::Video, from_us, to_us)? {
+                parts.push((uuid, v));
             }
         }
-        parts.sort_by_key(|(_, _, v)| v.frames[0].wall_us);
-        let mut sources: Vec<(PathBuf, Meta)> = Vec::new();
+        parts.sort_by_key(|(_, v)| v.frames[0].wall_us);
         let mut video: Option<TrackFrames> = None;
         let mut audio: Option<TrackFrames> = None;
         let mut audio_ended = false;
         let mut presented_from = from_us;
-        for (source, (dir, index, mut v)) in parts.into_iter().enumerate() {
-            v.chunk_sources = vec![source; v.chunks.len()];
+        // The storage uuid of each part appended, in part order.
+        let mut part_uuids: Vec<u128> = Vec::new();
+        for (part, (uuid, mut v)) in parts.into_iter().enumerate() {
+            for s in &mut v.chunk_sources {
+                s.0 = part;
+            }
             match &mut video {
                 None => {
                     presented_from = from_us.max(v.frames[0].wall_us);
@@ -292,21 +354,25 @@ impl ExportPlan {
                     }
                 }
             }
+            part_uuids.push(uuid);
             // Audio is concatenated on the MP4 timeline like the video, so it may only continue
             // while every part appended so far brought its audio: once a part has none, or audio
             // that cannot continue (another `mp4a` entry), audio ends there and the video goes on.
-            let part_audio = match index.find_stream(camera, StreamKind::Audio)? {
-                Some(a) => select(&index, source, a, StreamKind::Audio, presented_from, to_us)?,
-                None => None,
-            };
+            let audio_rows = fetch(tiers, camera, StreamKind::Audio, presented_from, to_us)?;
+            let mut part_audio =
+                select(tiers, &mut cache, audio_rows, uuid, camera, StreamKind::Audio, presented_from, to_us)?;
+            if let Some(a) = &mut part_audio {
+                for s in &mut a.chunk_sources {
+                    s.0 = part;
+                }
+            }
             if !audio_ended {
                 match (&mut audio, part_audio) {
-                    (None, Some(a)) if source == 0 => audio = Some(a),
+                    (None, Some(a)) if part == 0 => audio = Some(a),
                     (Some(all), Some(a)) => audio_ended = !all.append(a),
                     _ => audio_ended = true,
                 }
             }
-            sources.push((dir, index.meta()?));
         }
         let video = video.ok_or_else(no_data)?;
         let v_first_wall = video.frames[0].wall_us;
@@ -327,7 +393,8 @@ impl ExportPlan {
         // Lay out one MP4 chunk per (store chunk, track) in store order (seq), so the file
         // interleaves audio and video as they were recorded.
         struct Run {
-            source: usize,
+            /// (part, tier), as `TrackFrames::chunk_sources`.
+            source: (usize, usize),
             seq: u64,
             track: usize,
             first_sample: usize,
@@ -359,8 +426,9 @@ impl ExportPlan {
                 }
             }
         }
-        // Sources are in time order, and seqs in recording order within each.
-        runs.sort_by_key(|r| (r.source, r.seq));
+        // Parts are in time order, and seqs in recording order within each (whatever tier holds
+        // the chunk: a seq is read from one tier only).
+        runs.sort_by_key(|r| (r.source.0, r.seq, r.track));
         let layouts: Vec<ChunkLayout> = runs
             .iter()
             .map(|r| ChunkLayout {
@@ -384,12 +452,14 @@ impl ExportPlan {
             let before: u64 =
                 decode_frame_table(&r.chunk.frame_index).take(r.first_frame).map(|f| u64::from(f.size_bytes)).sum();
             pieces.push(Piece {
-                source: r.source,
+                tier: r.source.1,
+                track: r.track,
                 file_pos: pos,
                 len: r.bytes,
-                segment_no: r.chunk.segment_no,
+                file_no: r.chunk.segment_no,
                 chunk_offset: r.chunk.offset_bytes,
                 chunk_len: r.chunk.len_bytes,
+                storage_uuid: part_uuids[r.source.0],
                 seq: r.chunk.seq,
                 in_chunk: r.chunk.header_bytes + before,
             });
@@ -400,16 +470,27 @@ impl ExportPlan {
         }
         let mut h = crc32c::crc32c(&header.bytes);
         for p in &pieces {
-            h = crc32c::crc32c_append(h, &sources[p.source].1.storage_uuid.to_le_bytes());
+            h = crc32c::crc32c_append(h, &p.storage_uuid.to_le_bytes());
             h = crc32c::crc32c_append(h, &p.seq.to_le_bytes());
             h = crc32c::crc32c_append(h, &p.in_chunk.to_le_bytes());
             h = crc32c::crc32c_append(h, &p.len.to_le_bytes());
         }
-        let etag = format!("\"{:08x}-{:08x}-{:x}\"", sources[0].1.storage_uuid as u32, h, header.total_len);
+        let etag = format!("\"{:08x}-{:08x}-{:x}\"", part_uuids[0] as u32, h, header.total_len);
+        // What the reader needs of each tier: the paths of the files the pieces read.
+        let mut planned: Vec<PlannedTier> =
+            tiers.iter().map(|t| PlannedTier { label: t.label().to_owned(), paths: HashMap::new() }).collect();
+        for p in &pieces {
+            planned[p.tier].paths.entry(p.file_no).or_insert_with(|| tiers[p.tier].file_path(p.file_no));
+        }
+        let mut entries = vec![video.entry.clone()];
+        if let Some(a) = &audio {
+            entries.push(a.entry.clone());
+        }
         let covered_us = covered_ranges(&video, presented_from, to_us);
         let end_wall_us = covered_us.last().map_or(presented_from, |r| r.1);
         Ok(ExportPlan {
-            sources,
+            tiers: planned,
+            entries,
             total_len: header.total_len,
             header: header.bytes,
             pieces,
@@ -440,20 +521,21 @@ impl ExportPlan {
     }
 }
 
-/// Reads a plan's bytes; holds open segment files and the last verified chunk.
+/// Reads a plan's bytes; holds open tier files and the last verified chunk.
 pub struct ExportReader {
     plan: Arc<ExportPlan>,
-    /// Open segment files by (source, segment number).
+    /// Open files by (tier, file number).
     files: HashMap<(usize, u32), File>,
-    /// The chunk held in `cache`: (source, seq). Seqs are per storage, so a cross-storage export
-    /// can hold the same seq from two storages; the source tells them apart.
-    cached: Option<(usize, u64)>,
+    /// The chunk held in `cache`: (tier, file number, offset). Seqs are per storage, so a
+    /// cross-storage export can hold the same seq twice; the chunk's place tells them apart.
+    cached: Option<(usize, u32, u64)>,
     cache: Vec<u8>,
 }
 
 impl ExportReader {
     /// Fills `buf` from position `pos`; returns the bytes read (0 at the end).
-    /// A chunk that was reclaimed or damaged since planning yields `Gone`/`DataLoss`, never its bytes.
+    /// A chunk that was reclaimed or damaged since planning (a ring segment reused, an archive
+    /// slice deleted by its retention) yields `Gone`, never its bytes (S7, A5).
     pub fn read_at(&mut self, pos: u64, buf: &mut [u8]) -> Result<usize, Error> {
         let plan = self.plan.clone();
         if pos >= plan.total_len || buf.is_empty() {
@@ -467,7 +549,7 @@ impl ExportReader {
         }
         let i = plan.pieces.partition_point(|p| p.file_pos + p.len <= pos);
         let p = plan.pieces.get(i).ok_or_else(|| crate::err!(Internal, "position {pos} beyond pieces"))?;
-        if self.cached != Some((p.source, p.seq)) {
+        if self.cached != Some((p.tier, p.file_no, p.chunk_offset)) {
             self.load(p)?;
         }
         let off = (p.in_chunk + (pos - p.file_pos)) as usize;
@@ -479,19 +561,28 @@ impl ExportReader {
 
     fn load(&mut self, p: &Piece) -> Result<(), Error> {
         self.cached = None;
-        let (dir, meta) = &self.plan.sources[p.source];
-        let f = match self.files.entry((p.source, p.segment_no)) {
+        let tier = &self.plan.tiers[p.tier];
+        let f = match self.files.entry((p.tier, p.file_no)) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => v.insert(segment::open(dir, p.segment_no, false)?),
-        };
-        let layout = Layout { id: String::new(), dir: dir.clone(), meta: *meta };
-        let gone = || crate::err!(Gone, "recording chunk {} was reclaimed while being exported", p.seq);
-        match super::read_chunk_at(f, &layout, p.chunk_offset, &mut self.cache)? {
-            Ok(h) if h.seq == p.seq && h.total_len() == p.chunk_len => {
-                self.cached = Some((p.source, p.seq));
-                Ok(())
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let path = tier.paths.get(&p.file_no).ok_or_else(|| {
+                    crate::err!(Internal, "export plan names no file {} of {}", p.file_no, tier.label)
+                })?;
+                v.insert(tier::open_file(path)?)
             }
-            _ => Err(gone()),
+        };
+        // S7, A5: seq, length, storage uuid and CRC, then the sample entry the track was planned
+        // with (a stage's were read from the chunk headers without their CRC).
+        let h = tier::read_verified(f, p.chunk_offset, p.seq, p.chunk_len, p.storage_uuid, &mut self.cache)?;
+        if self.plan.entries.get(p.track) != Some(&h.sample_entry) {
+            return Err(crate::err!(
+                Gone,
+                "recording chunk {} in {} changed while being exported (another sample entry)",
+                p.seq,
+                tier.label
+            ));
         }
+        self.cached = Some((p.tier, p.file_no, p.chunk_offset));
+        Ok(())
     }
 }

@@ -9,6 +9,7 @@ pub mod lock;
 mod resize;
 pub mod segment;
 mod settings;
+pub mod tier;
 pub mod writer;
 
 use std::fs::File;
@@ -976,24 +977,44 @@ pub fn held_between(dir: &Path, camera: &str, from_us: i64, to_us: i64) -> Resul
     }))
 }
 
-/// Recording sequences of a camera in every storage of `dirs` that holds its video, merged in
-/// time order (issue 10 point 5: a camera moved to another storage keeps its earlier recordings
-/// listable until retention removes them). A storage without an index is skipped. `dirs[0]` is
-/// the camera's own storage, whose errors are the answer; another storage that cannot be read is
-/// skipped with a warning.
-pub fn recordings_across(dirs: &[PathBuf], camera: &str, from_us: i64, to_us: i64) -> Result<Vec<Recording>, Error> {
-    let mut all = Vec::new();
-    for (i, dir) in dirs.iter().enumerate() {
-        match recordings(dir, camera, from_us, to_us) {
-            Ok(r) => all.extend(r),
-            // Another storage that cannot be read (refused index, unplugged) must not hide the
-            // recordings of cameras that never used it: skipped, with the reason in the log.
+/// Recording sequences of a camera in every tier of `storages` that holds its video (ST-17:
+/// per storage its ring, then its archive stages), in time order. Runs are per storage (a run id
+/// is the seq of its first chunk), so a run that lies partly in the ring and partly in a stage is
+/// ONE recording, from its earliest to its latest chunk in any tier; runs of different storages
+/// stay apart (issue 10 point 5: a camera moved to another storage keeps its earlier recordings
+/// listable). `storages[0]` is the camera's own storage, whose ring's errors are the answer;
+/// another tier that cannot be read is left out with a warning.
+pub fn recordings_across(
+    storages: Vec<tier::StorageTiers>,
+    camera: &str,
+    from_us: i64,
+    to_us: i64,
+) -> Result<Vec<Recording>, Error> {
+    if to_us <= from_us {
+        return Err(crate::err!(InvalidArgument, "`to` must be after `from`"));
+    }
+    let tiers = tier::open_tiers(storages, camera)?;
+    let mut runs: std::collections::BTreeMap<(u128, u64), (i64, i64)> = std::collections::BTreeMap::new();
+    for (i, t) in tiers.iter().enumerate() {
+        match t.runs_in_range(camera, from_us, to_us) {
+            Ok(found) => {
+                for (uuid, run_id, start, end) in found {
+                    let r = runs.entry((uuid, run_id)).or_insert((start, end));
+                    *r = (r.0.min(start), r.1.max(end));
+                }
+            }
+            // Another tier that cannot be read (refused index, unplugged, an unmounted share)
+            // must not hide the recordings the others hold: left out, with the reason in the log.
             Err(e) if i > 0 => {
-                tracing::warn!(storage = %dir.display(), camera, "recordings on another storage skipped: {e}")
+                tracing::warn!(tier = t.label(), camera, "recordings of a tier skipped: {e}")
             }
             Err(e) => return Err(e),
         }
     }
+    let mut all: Vec<Recording> = runs
+        .into_iter()
+        .map(|((_, run_id), (start_wall_us, end_wall_us))| Recording { run_id, start_wall_us, end_wall_us })
+        .collect();
     all.sort_by_key(|r| (r.start_wall_us, r.end_wall_us));
     Ok(all)
 }
@@ -1073,6 +1094,88 @@ pub fn check_invariants(cfg: &StorageConfig, recorder: u128) -> Result<(), Strin
     let report = check(cfg, recorder).map_err(|e| e.to_string())?;
     if !report.damaged.is_empty() {
         return Err(format!("check found damage: {:?}", report.damaged));
+    }
+    Ok(())
+}
+
+/// One chunk of a camera read whole from the ring and checked (S7): what an archive round copies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkBytes {
+    /// The chunk's seq (unique in its storage; an archive's no-duplicate key, A2).
+    pub seq: u64,
+    /// The run it belongs to (`run_id` of its header).
+    pub run_id: u64,
+    /// Start and end wall time of its frames (µs since the epoch, UTC).
+    pub start_wall_us: i64,
+    pub end_wall_us: i64,
+    /// Number of frames it holds.
+    pub frames: u32,
+    /// The chunk exactly as the writer wrote it (header, tables, payload, CRC32C).
+    pub bytes: Vec<u8>,
+}
+
+/// The storage's uuid (the one every chunk header carries), or None without an index.
+pub fn storage_uuid(dir: &Path) -> Result<Option<u128>, Error> {
+    Ok(Index::open(dir, false)?.map(|i| i.meta()).transpose()?.map(|m| m.storage_uuid))
+}
+
+/// Calls `f` with every recorded (not pre-buffer) chunk of `camera`, all its streams, whose start
+/// wall time lies in [`from_us`, `to_us`), in seq order, each read whole and checked against its
+/// row as S7 demands (seq, length, storage uuid, CRC). A chunk reclaimed or damaged under the
+/// reader is an `Unavailable` error naming its seq: the caller (an archive round) then leaves the
+/// slice for the next round instead of copying a partial one. Read-only; safe beside the writer.
+pub fn for_each_chunk_starting_in(
+    dir: &Path,
+    camera: &str,
+    from_us: i64,
+    to_us: i64,
+    mut f: impl FnMut(ChunkBytes) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let Some(index) = Index::open(dir, false)? else {
+        return Ok(());
+    };
+    let storage_uuid = index.meta()?.storage_uuid;
+    let mut rows = Vec::new();
+    for (stream_id, cam, _kind) in index.streams()? {
+        if cam == camera {
+            rows.extend(
+                index
+                    .chunks_in_range(stream_id, from_us, to_us)?
+                    .into_iter()
+                    .filter(|r| r.start_wall_us >= from_us && r.start_wall_us < to_us),
+            );
+        }
+    }
+    rows.sort_by_key(|r| r.seq);
+    let mut open: Option<(u32, File)> = None;
+    for row in rows {
+        if open.as_ref().is_none_or(|(no, _)| *no != row.segment_no) {
+            open = Some((row.segment_no, segment::open(dir, row.segment_no, false)?));
+        }
+        let (_, file) = open.as_ref().expect("opened above");
+        let mut bytes = vec![0u8; row.len_bytes as usize];
+        file.read_exact_at(&mut bytes, row.offset_bytes)
+            .map_err(|e| Error::io(format!("read chunk {} of {}", row.seq, dir.display()), e))?;
+        // S7: the bytes at the row's place must be that very chunk, whole and undamaged.
+        match chunk::decode(&bytes, storage_uuid) {
+            Ok(h) if h.seq == row.seq && h.total_len() == row.len_bytes => {}
+            _ => {
+                return Err(crate::err!(
+                    Unavailable,
+                    "chunk {} of camera {camera:?} in {} is gone or damaged (reclaimed under the reader?)",
+                    row.seq,
+                    dir.display()
+                ))
+            }
+        }
+        f(ChunkBytes {
+            seq: row.seq,
+            run_id: row.run_id,
+            start_wall_us: row.start_wall_us,
+            end_wall_us: row.end_wall_us,
+            frames: row.frames,
+            bytes,
+        })?;
     }
     Ok(())
 }

@@ -103,6 +103,12 @@ impl RecorderProc {
         Self::launch(config, port, &[])
     }
 
+    /// Starts the recorder again on its config file and port after it died (`kill9`), without
+    /// writing the config or adding users.
+    pub fn relaunch(config: PathBuf, port: u16) -> RecorderProc {
+        Self::launch(config, port, &[])
+    }
+
     /// Starts `edgerec run --config CONFIG` and waits until it answers `/healthz`.
     fn launch(config: PathBuf, port: u16, env: &[(&str, &str)]) -> RecorderProc {
         let data_dir = config.parent().expect("the config lies in the data dir").to_owned();

@@ -31,8 +31,8 @@ const EVENT_APPEND_TIMEOUT: Duration = Duration::from_secs(5);
 pub(in crate::http) struct HeldItem {
     pub camera: String,
     pub storage: String,
-    /// The storage tier: `ring` (archive stages come with the archive part of issue 13).
-    pub tier: &'static str,
+    /// The storage tier: `ring`, or `stage:<name>` for an archive stage of the storage (ST-17).
+    pub tier: String,
     pub bytes: u64,
     /// Start of the earliest and end of the latest whole chunk held (µs UTC, EL-3).
     pub start_wall_us: i64,
@@ -124,7 +124,7 @@ fn held(ctx: &Ctx, lock: &Lock) -> Vec<HeldItem> {
                 Ok(Some(h)) => out.push(HeldItem {
                     camera: camera.clone(),
                     storage: s.id.clone(),
-                    tier: "ring",
+                    tier: "ring".to_owned(),
                     bytes: h.bytes,
                     start_wall_us: h.start_wall_us,
                     end_wall_us: h.end_wall_us,
@@ -133,6 +133,27 @@ fn held(ctx: &Ctx, lock: &Lock) -> Vec<HeldItem> {
                 // An unreadable storage (unplugged, refused) must not hide the lock: its share is
                 // missing from `held`, with the reason in the log.
                 Err(e) => tracing::warn!(storage = %s.id, camera, "evidence lock size skipped: {e}"),
+            }
+            // ST-17, EL-8: and what each readable archive stage of the storage holds.
+            let Some(chain) = config.archives.iter().find(|c| c.storage_id == s.id) else { continue };
+            for stage in &chain.stages {
+                let dir = crate::archive::copier::stage_dir(stage, &s.id);
+                let held = crate::archive::tier::StageTier::open(&stage.name, &dir)
+                    .and_then(|t| t.map(|t| t.held_between(camera, lock.start_wall_us, lock.end_wall_us)).transpose());
+                match held {
+                    Ok(Some(Some(h))) => out.push(HeldItem {
+                        camera: camera.clone(),
+                        storage: s.id.clone(),
+                        tier: format!("stage:{}", stage.name),
+                        bytes: h.bytes,
+                        start_wall_us: h.start_wall_us,
+                        end_wall_us: h.end_wall_us,
+                    }),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(storage = %s.id, stage = %stage.name, camera, "evidence lock size skipped: {e}")
+                    }
+                }
             }
         }
     }

@@ -12,6 +12,7 @@ use crate::http::exchange::{Body, Response};
 use crate::http::{respond, Ctx};
 use crate::recorder::Recorder;
 use crate::store::export::{ExportPlan, ExportReader};
+use crate::store::tier::StorageTiers;
 use crate::time::format_rfc3339;
 
 /// One contiguous recording sequence.
@@ -36,8 +37,9 @@ pub(super) fn list(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> 
     rec.camera(id).ok_or_else(|| crate::err!(NotFound, "no camera {id:?}"))?;
     let from = call.query.required_time_us("from")?;
     let to = call.query.required_time_us("to")?;
-    // Issue 10 point 5: every storage, not only the camera's own; it may have moved.
-    let seqs = crate::store::recordings_across(&storage_dirs(rec, id), id, from, to)?;
+    // Issue 10 point 5: every storage, not only the camera's own; it may have moved. ST-17: and
+    // every archive stage of each.
+    let seqs = crate::store::recordings_across(storage_tiers(rec, id), id, from, to)?;
     let recordings = seqs
         .iter()
         .map(|r| Recording {
@@ -49,15 +51,14 @@ pub(super) fn list(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> 
     Ok(respond::json(200, &Recordings { camera: id.to_owned(), recordings }))
 }
 
-/// The directories of every storage in the config in force, where a camera's recordings may be.
-/// Every storage's directory, the camera's own first: the readers answer with its errors and
-/// skip another storage that cannot be read (issue 10 point 5).
-fn storage_dirs(rec: &Recorder, camera: &str) -> Vec<std::path::PathBuf> {
+/// Where a camera's recordings may be: every storage in the config in force, the camera's own
+/// first (the readers answer with its errors and skip another storage that cannot be read, issue
+/// 10 point 5), each with the archive stages of its chain that can be read now (ST-17; an
+/// unavailable stage is left out with a log line, and its hours show as gaps).
+fn storage_tiers(rec: &Recorder, camera: &str) -> Vec<StorageTiers> {
     let config = rec.config();
     let own = config.cameras.iter().find(|c| c.id == camera).map(|c| c.storage.as_str());
-    let mut storages: Vec<_> = config.storages.iter().collect();
-    storages.sort_by_key(|s| Some(s.id.as_str()) != own);
-    storages.into_iter().map(|s| s.path.clone()).collect()
+    crate::archive::tier::storage_tiers(&config.storages, &config.archives, own)
 }
 
 /// Parses a single `Range: bytes=…` against `len`: Ok(None) = whole file, Err(()) = unsatisfiable.
@@ -181,8 +182,9 @@ fn mp4(ctx: &Ctx, call: &Call, id: &str, disposition: &str, max_span_us: Option<
                 ));
             }
         }
-        // Issue 10 point 5: every storage, not only the camera's own; it may have moved.
-        ExportPlan::plan_across(&storage_dirs(rec, id), id, from, to)
+        // Issue 10 point 5: every storage, not only the camera's own; it may have moved. ST-17:
+        // and every archive stage of each, so one export plays ring and archives as one file.
+        ExportPlan::plan_across(storage_tiers(rec, id), id, from, to)
     })();
     let plan = match plan {
         Ok(p) => Arc::new(p),

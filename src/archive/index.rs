@@ -1,0 +1,531 @@
+//! The index of one stage (`<stage path>/<storage id>/archive.sqlite3`, ARCHITECTURE.md
+//! "Archives"): which hour slices the stage holds and where each of their chunks lies in `Media`.
+//! Invariant: it names only slices whose directories have their final name (A1), each chunk at
+//! most once (A2), and it can always be rebuilt from the directories alone.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::Error;
+use crate::sqlite;
+use crate::store;
+use crate::store::chunk;
+
+use super::layout::{MediaHeader, MEDIA_HEADER_BYTES};
+
+/// The index's file name in the stage directory.
+pub const STAGE_INDEX_FILE: &str = "archive.sqlite3";
+
+/// Version 1 of the schema. Every column says its unit.
+const SCHEMA_V1: &str = r#"
+-- One row per hour slice directory with its final name (A1).
+CREATE TABLE slice (
+  id INTEGER PRIMARY KEY NOT NULL,
+  camera_id TEXT NOT NULL,
+  -- UTC hours since the epoch of the chunks' start times.
+  hour INTEGER NOT NULL,
+  -- The directory's name under the stage directory (AR-5).
+  dir_name TEXT NOT NULL UNIQUE,
+  storage_uuid TEXT NOT NULL,
+  first_seq INTEGER NOT NULL,
+  last_seq INTEGER NOT NULL CHECK (last_seq >= first_seq),
+  -- Earliest chunk start and latest chunk end (µs since the epoch, UTC).
+  start_wall_us INTEGER NOT NULL,
+  end_wall_us INTEGER NOT NULL CHECK (end_wall_us >= start_wall_us),
+  -- Bytes of the slice's files (`Media` with its header, `Recording`).
+  bytes INTEGER NOT NULL CHECK (bytes >= 0),
+  -- 1 when some chunk of it holds fewer frames than the ring wrote (AR-4).
+  groomed INTEGER NOT NULL CHECK (groomed IN (0, 1)),
+  UNIQUE (camera_id, hour)
+) STRICT;
+
+-- One row per chunk in a slice's `Media` (A2: a seq at most once per stage).
+CREATE TABLE chunk (
+  seq INTEGER PRIMARY KEY NOT NULL CHECK (seq > 0),
+  slice_id INTEGER NOT NULL REFERENCES slice (id) ON DELETE CASCADE,
+  kind TEXT NOT NULL CHECK (kind IN ('video', 'audio')),
+  run_id INTEGER NOT NULL CHECK (run_id > 0 AND run_id <= seq),
+  -- Byte offset of the chunk in `Media` (after the header) and its whole length.
+  offset_bytes INTEGER NOT NULL CHECK (offset_bytes >= 4096),
+  len_bytes INTEGER NOT NULL CHECK (len_bytes > 0),
+  header_bytes INTEGER NOT NULL CHECK (header_bytes > 0 AND header_bytes < len_bytes),
+  start_wall_us INTEGER NOT NULL,
+  end_wall_us INTEGER NOT NULL CHECK (end_wall_us >= start_wall_us),
+  start_media INTEGER NOT NULL,
+  frames INTEGER NOT NULL CHECK (frames > 0),
+  -- The chunk's frame table as in `Media`: 9 bytes per frame, as the ring's index keeps it.
+  frame_index BLOB NOT NULL CHECK (length(frame_index) = 9 * frames)
+) STRICT;
+CREATE INDEX chunk_slice ON chunk (slice_id);
+CREATE INDEX slice_time ON slice (camera_id, start_wall_us);
+"#;
+
+/// The stage index's versions (sqlite.rs Q1).
+pub(crate) static VERSIONS: sqlite::Schema = sqlite::Schema {
+    name: "archive stage index",
+    migrations: &[sqlite::Migration {
+        version: 1,
+        what: "hour slices and their chunks",
+        step: sqlite::Step::Sql(SCHEMA_V1),
+    }],
+    readable_from: 1,
+    legacy_version: None,
+    newer_remedy: " (run the build that wrote it, or move it aside: the index is rebuilt from the slice directories)",
+};
+
+/// FULL: step 4 of the round is durable when its commit returns; only then may the source let go (A3).
+const WRITER: sqlite::Writer =
+    sqlite::Writer { create: true, synchronous: sqlite::Synchronous::Full, foreign_keys: true };
+
+/// One slice as the index holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SliceRow {
+    /// The row's id (a rebuild may number slices differently; compare the other fields).
+    pub id: i64,
+    pub camera_id: String,
+    /// UTC hours since the epoch.
+    pub hour: i64,
+    /// The directory's name under the stage directory.
+    pub dir_name: String,
+    /// The storage whose ring wrote the chunks.
+    pub storage_uuid: u128,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    /// Earliest chunk start and latest chunk end, µs since the epoch (UTC).
+    pub start_wall_us: i64,
+    pub end_wall_us: i64,
+    /// Bytes of its files.
+    pub bytes: u64,
+    /// Whether grooming dropped frames of it (AR-4).
+    pub groomed: bool,
+}
+
+/// One chunk of a slice, in the shape of the ring's `store::index::ChunkRow` (offsets in `Media`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageChunkRow {
+    pub seq: u64,
+    /// Video or audio (`StreamKind::as_str`).
+    pub kind: String,
+    pub run_id: u64,
+    /// Where the chunk starts in `Media`, and its whole length.
+    pub offset_bytes: u64,
+    pub len_bytes: u64,
+    /// Bytes from the chunk start to its first frame byte.
+    pub header_bytes: u64,
+    /// Start of the first frame and estimated end of the last one (µs since the epoch, UTC).
+    pub start_wall_us: i64,
+    pub end_wall_us: i64,
+    /// Media time of the first frame in the stream's timescale.
+    pub start_media: i64,
+    pub frames: u32,
+    /// 9 bytes per frame, as in the chunk.
+    pub frame_index: Vec<u8>,
+}
+
+/// A slice directory read and checked chunk by chunk (A5): what the index gets for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScannedSlice {
+    /// Its `Media` header.
+    pub header: MediaHeader,
+    /// Its directory's name.
+    pub dir_name: String,
+    /// Bytes of its files.
+    pub bytes: u64,
+    /// Whether some chunk holds fewer frames than its run's `Recording` line counts for it.
+    pub groomed: bool,
+    /// Its chunks in `Media` order.
+    pub chunks: Vec<StageChunkRow>,
+}
+
+fn sq(what: &str) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
+    move |e| Error::sqlite(format!("archive stage index: {what}"), e)
+}
+
+/// Reads `dir/Media` one chunk at a time (memory: one chunk), checks the header, every chunk's
+/// CRC32C and storage uuid, and that seqs, count and bytes match the header. A directory that
+/// fails is not a slice the index may name (A1, A5); the error says why.
+pub fn scan_slice(dir: &Path) -> Result<ScannedSlice, Error> {
+    let media_path = dir.join("Media");
+    let damaged = |why: String| crate::err!(DataLoss, "archive slice {}: {why}", media_path.display());
+    let media = File::open(&media_path).map_err(|e| Error::io(format!("open {}", media_path.display()), e))?;
+    let len = media.metadata().map_err(|e| Error::io(format!("stat {}", media_path.display()), e))?.len();
+    let mut head = vec![0u8; MEDIA_HEADER_BYTES];
+    media.read_exact_at(&mut head, 0).map_err(|e| Error::io(format!("read {}", media_path.display()), e))?;
+    let header = MediaHeader::decode(&head).map_err(damaged)?;
+    if len != MEDIA_HEADER_BYTES as u64 + header.payload_bytes {
+        return Err(damaged(format!(
+            "{len} bytes, the header says {}",
+            MEDIA_HEADER_BYTES as u64 + header.payload_bytes
+        )));
+    }
+    let mut chunks = Vec::new();
+    let mut at = MEDIA_HEADER_BYTES as u64;
+    let mut fixed = vec![0u8; chunk::FIXED_HEADER_BYTES];
+    while at < len {
+        media.read_exact_at(&mut fixed, at).map_err(|e| Error::io(format!("read {}", media_path.display()), e))?;
+        let total = chunk::peek_total_len(&fixed).map_err(|_| damaged(format!("no whole chunk at offset {at}")))?;
+        if at + total > len {
+            return Err(damaged(format!("the chunk at offset {at} runs past the end")));
+        }
+        let mut buf = vec![0u8; total as usize];
+        media.read_exact_at(&mut buf, at).map_err(|e| Error::io(format!("read {}", media_path.display()), e))?;
+        let h =
+            chunk::decode(&buf, header.storage_uuid).map_err(|_| damaged(format!("damaged chunk at offset {at}")))?;
+        if h.camera_id != header.camera_id || super::layout::hour_of(h.start_wall_us) != header.hour {
+            return Err(damaged(format!(
+                "chunk {} is not of camera {:?} hour {}",
+                h.seq, header.camera_id, header.hour
+            )));
+        }
+        let end_media = chunk::estimated_end_offset(&h.frame_table);
+        chunks.push(StageChunkRow {
+            seq: h.seq,
+            kind: h.kind.as_str().to_owned(),
+            run_id: h.run_id,
+            offset_bytes: at,
+            len_bytes: total,
+            header_bytes: u64::from(h.header_len),
+            start_wall_us: h.start_wall_us,
+            end_wall_us: h.start_wall_us + store::media_to_us(end_media, h.sample_entry.timescale_hz()),
+            start_media: h.start_media,
+            frames: h.frame_count() as u32,
+            frame_index: h.frame_table,
+        });
+        at += total;
+    }
+    let (first, last) = match (chunks.first(), chunks.last()) {
+        (Some(f), Some(l)) => (f.seq, l.seq),
+        _ => return Err(damaged("no chunks".to_owned())),
+    };
+    if (first, last, chunks.len() as u64) != (header.first_seq, header.last_seq, header.chunks) {
+        return Err(damaged("its chunks do not match the header's seqs and count".to_owned()));
+    }
+    // `Recording` counts the frames of the runs as the ring had them only for an ungroomed slice;
+    // a groomed one is told by the recorded frames exceeding those in `Media`.
+    let recording_path = dir.join("Recording");
+    let recording = std::fs::read_to_string(&recording_path)
+        .map_err(|e| Error::io(format!("read {}", recording_path.display()), e))?;
+    let recorded_frames: u64 = recording
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(' ').nth(3)?.parse::<u64>().ok())
+        .sum();
+    let media_frames: u64 = chunks.iter().map(|c| u64::from(c.frames)).sum();
+    let recording_bytes = recording.len() as u64;
+    let dir_name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| damaged("no directory name".to_owned()))?;
+    Ok(ScannedSlice { header, dir_name, bytes: len + recording_bytes, groomed: recorded_frames > media_frames, chunks })
+}
+
+/// The open index of one stage, for its one writer (the stage's round).
+pub struct StageIndex {
+    /// The connection, `synchronous=FULL`.
+    conn: Connection,
+}
+
+impl StageIndex {
+    /// Opens `stage_dir/archive.sqlite3`, creating it when missing (procedure "create stage" step 3).
+    pub fn open(stage_dir: &Path) -> Result<StageIndex, Error> {
+        let conn = sqlite::open_writer(&stage_dir.join(STAGE_INDEX_FILE), &VERSIONS, &WRITER)?;
+        Ok(StageIndex { conn })
+    }
+
+    /// Whether the stage holds the slice of `camera_id` and `hour` (A2: a round copies it once).
+    pub fn has_slice(&self, camera_id: &str, hour: i64) -> Result<bool, Error> {
+        self.conn
+            .query_row("SELECT 1 FROM slice WHERE camera_id = ?1 AND hour = ?2", params![camera_id, hour], |_| Ok(()))
+            .optional()
+            .map(|r| r.is_some())
+            .map_err(sq("look up a slice"))
+    }
+
+    /// Step 4 of the round: the slice and its chunk rows in one FULL commit. False (and nothing
+    /// written) when the stage already names that camera's hour (A2).
+    pub fn insert_slice(&mut self, s: &ScannedSlice) -> Result<bool, Error> {
+        let tx = self.conn.transaction().map_err(sq("begin"))?;
+        let exists: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM slice WHERE camera_id = ?1 AND hour = ?2",
+                params![s.header.camera_id, s.header.hour],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sq("look up a slice"))?;
+        if exists.is_some() {
+            return Ok(false);
+        }
+        let start = s.chunks.iter().map(|c| c.start_wall_us).min().unwrap_or(0);
+        let end = s.chunks.iter().map(|c| c.end_wall_us).max().unwrap_or(0);
+        tx.execute(
+            "INSERT INTO slice (camera_id, hour, dir_name, storage_uuid, first_seq, last_seq, start_wall_us, \
+             end_wall_us, bytes, groomed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                s.header.camera_id,
+                s.header.hour,
+                s.dir_name,
+                format!("{:032x}", s.header.storage_uuid),
+                s.header.first_seq as i64,
+                s.header.last_seq as i64,
+                start,
+                end,
+                s.bytes as i64,
+                i64::from(s.groomed),
+            ],
+        )
+        .map_err(sq("insert a slice"))?;
+        let slice_id = tx.last_insert_rowid();
+        {
+            let mut st = tx
+                .prepare(
+                    "INSERT INTO chunk (seq, slice_id, kind, run_id, offset_bytes, len_bytes, header_bytes, \
+                     start_wall_us, end_wall_us, start_media, frames, frame_index) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                )
+                .map_err(sq("prepare chunk insert"))?;
+            for c in &s.chunks {
+                st.execute(params![
+                    c.seq as i64,
+                    slice_id,
+                    c.kind,
+                    c.run_id as i64,
+                    c.offset_bytes as i64,
+                    c.len_bytes as i64,
+                    c.header_bytes as i64,
+                    c.start_wall_us,
+                    c.end_wall_us,
+                    c.start_media,
+                    i64::from(c.frames),
+                    c.frame_index,
+                ])
+                .map_err(sq("insert a chunk"))?;
+            }
+        }
+        tx.commit().map_err(sq("commit a slice"))?;
+        Ok(true)
+    }
+
+    /// Every slice, oldest hour first (then by camera).
+    pub fn slices(&self) -> Result<Vec<SliceRow>, Error> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT id, camera_id, hour, dir_name, storage_uuid, first_seq, last_seq, start_wall_us, \
+                 end_wall_us, bytes, groomed FROM slice ORDER BY hour, camera_id",
+            )
+            .map_err(sq("prepare slices"))?;
+        let rows = st
+            .query_map([], |r| {
+                let uuid: String = r.get(4)?;
+                Ok(SliceRow {
+                    id: r.get(0)?,
+                    camera_id: r.get(1)?,
+                    hour: r.get(2)?,
+                    dir_name: r.get(3)?,
+                    storage_uuid: u128::from_str_radix(&uuid, 16).unwrap_or(0),
+                    first_seq: r.get::<_, i64>(5)? as u64,
+                    last_seq: r.get::<_, i64>(6)? as u64,
+                    start_wall_us: r.get(7)?,
+                    end_wall_us: r.get(8)?,
+                    bytes: r.get::<_, i64>(9)? as u64,
+                    groomed: r.get::<_, i64>(10)? != 0,
+                })
+            })
+            .map_err(sq("query slices"))?;
+        rows.collect::<Result<_, _>>().map_err(sq("read slices"))
+    }
+
+    /// The chunk rows of one slice, in seq order.
+    pub fn chunks_of(&self, slice_id: i64) -> Result<Vec<StageChunkRow>, Error> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT seq, kind, run_id, offset_bytes, len_bytes, header_bytes, start_wall_us, end_wall_us, \
+                 start_media, frames, frame_index FROM chunk WHERE slice_id = ?1 ORDER BY seq",
+            )
+            .map_err(sq("prepare chunks"))?;
+        let rows = st
+            .query_map([slice_id], |r| {
+                Ok(StageChunkRow {
+                    seq: r.get::<_, i64>(0)? as u64,
+                    kind: r.get(1)?,
+                    run_id: r.get::<_, i64>(2)? as u64,
+                    offset_bytes: r.get::<_, i64>(3)? as u64,
+                    len_bytes: r.get::<_, i64>(4)? as u64,
+                    header_bytes: r.get::<_, i64>(5)? as u64,
+                    start_wall_us: r.get(6)?,
+                    end_wall_us: r.get(7)?,
+                    start_media: r.get(8)?,
+                    frames: r.get::<_, i64>(9)? as u32,
+                    frame_index: r.get(10)?,
+                })
+            })
+            .map_err(sq("query chunks"))?;
+        rows.collect::<Result<_, _>>().map_err(sq("read chunks"))
+    }
+
+    /// Procedure "archive round", crash after step 3: every final slice directory the index does
+    /// not name is scanned (every chunk checked) and indexed. A directory that fails the scan is
+    /// left alone and named in the returned errors (never deleted: it may be an operator's copy).
+    /// Returns how many slices it indexed.
+    pub fn index_unindexed(&mut self, stage_dir: &Path) -> Result<(usize, Vec<Error>), Error> {
+        let named: std::collections::HashSet<String> = self.slices()?.into_iter().map(|s| s.dir_name).collect();
+        let mut indexed = 0;
+        let mut refused = Vec::new();
+        for dir in slice_dirs(stage_dir)? {
+            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if named.contains(&name) {
+                continue;
+            }
+            match scan_slice(&dir) {
+                Ok(s) => {
+                    if self.insert_slice(&s)? {
+                        indexed += 1;
+                    }
+                }
+                Err(e) => refused.push(e),
+            }
+        }
+        Ok((indexed, refused))
+    }
+}
+
+/// The final slice directories of a stage (not `.partial`/`.trash`, holding a `Media`), by name.
+pub fn slice_dirs(stage_dir: &Path) -> Result<Vec<std::path::PathBuf>, Error> {
+    let entries = std::fs::read_dir(stage_dir).map_err(|e| Error::io(format!("list {}", stage_dir.display()), e))?;
+    let mut dirs = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(format!("list {}", stage_dir.display()), e))?;
+        let path = entry.path();
+        if !entry.file_name().to_string_lossy().starts_with('.') && path.join("Media").is_file() {
+            dirs.push(path);
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// Procedure "stage rebuild": 1. moves the index (and its WAL) aside; 2–3. creates a new one and
+/// indexes every final directory. A crash leaves no index, rebuilt at the next open. Returns the
+/// new index and the directories it refused.
+pub fn rebuild(stage_dir: &Path) -> Result<(StageIndex, Vec<Error>), Error> {
+    let path = stage_dir.join(STAGE_INDEX_FILE);
+    for suffix in ["", "-wal", "-shm"] {
+        let from = stage_dir.join(format!("{STAGE_INDEX_FILE}{suffix}"));
+        if from.exists() {
+            let to = stage_dir.join(format!(".{STAGE_INDEX_FILE}{suffix}.old"));
+            std::fs::rename(&from, &to).map_err(|e| Error::io(format!("move {} aside", from.display()), e))?;
+        }
+    }
+    crate::fsutil::fsync_dir(stage_dir)?;
+    let mut index = StageIndex::open(stage_dir)?;
+    let (_, refused) = index.index_unindexed(stage_dir)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let old = stage_dir.join(format!(".{STAGE_INDEX_FILE}{suffix}.old"));
+        if old.exists() {
+            std::fs::remove_file(&old).map_err(|e| Error::io(format!("remove {}", old.display()), e))?;
+        }
+    }
+    debug_assert!(path.exists());
+    Ok((index, refused))
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::tz::TimeZone;
+
+    use super::*;
+    use crate::archive::layout::{self, SliceSource};
+    use crate::store::lock::PinSet;
+
+    /// Every slice with its chunks, without the row ids (a rebuild may number them differently).
+    fn contents(index: &StageIndex) -> Vec<(SliceRow, Vec<StageChunkRow>)> {
+        index
+            .slices()
+            .expect("slices")
+            .into_iter()
+            .map(|s| {
+                let chunks = index.chunks_of(s.id).expect("chunks");
+                (SliceRow { id: 0, ..s }, chunks)
+            })
+            .collect()
+    }
+
+    /// Issue 13 (AR-6, procedure "archive round" step 4 and "stage rebuild"): the stage index
+    /// names each copied slice once with the `Media` offsets of its chunks (A2), a directory left
+    /// unindexed by a crash after step 3 is indexed at the next round, and a rebuild from the
+    /// directories alone gives exactly the index the rounds built.
+    #[test]
+    fn a_rebuild_from_the_directories_equals_the_index() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (cfg, recorder, hour) = layout::tests::ring_across_an_hour(tmp.path());
+        let stage_dir = tmp.path().join("stage").join("main");
+        std::fs::create_dir_all(&stage_dir).expect("stage dir");
+        let tz = TimeZone::UTC;
+        let no_pins = PinSet::default();
+        let src = SliceSource {
+            ring_dir: &cfg.path,
+            camera_id: "cam",
+            camera_name: "Gate",
+            hour,
+            recorder_uuid: recorder,
+            reduce_fps: None,
+            pins: &no_pins,
+        };
+        let mut index = StageIndex::open(&stage_dir).expect("index created");
+        // The hour before: copied and indexed as a round does (steps 1-3, then 4).
+        let before = SliceSource { hour: hour - 1, ..src };
+        let w = layout::write_slice(&stage_dir, &before, &tz).expect("written").expect("chunks");
+        let scanned = scan_slice(&w.dir).expect("scanned");
+        assert_eq!(scanned.header, w.header);
+        assert!(index.insert_slice(&scanned).expect("inserted"));
+        assert!(!index.insert_slice(&scanned).expect("no error"), "A2: a slice is indexed once");
+        assert!(index.has_slice("cam", hour - 1).expect("lookup"));
+        assert!(!index.has_slice("cam", hour).expect("lookup"));
+        // The hour itself: the round died after step 3 (final name, no rows).
+        let w = layout::write_slice(&stage_dir, &src, &tz).expect("written").expect("chunks");
+        let (indexed, refused) = index.index_unindexed(&stage_dir).expect("indexed");
+        assert_eq!((indexed, refused.len()), (1, 0));
+        assert_eq!(index.index_unindexed(&stage_dir).expect("no error").0, 0, "nothing twice");
+
+        let built = contents(&index);
+        assert_eq!(built.len(), 2);
+        assert_eq!(built[1].0.dir_name, w.dir.file_name().expect("name").to_string_lossy());
+        assert_eq!(built.iter().map(|(_, c)| c.len()).collect::<Vec<_>>(), [5, 10]);
+        assert_eq!(built.iter().flat_map(|(_, c)| c.iter().map(|c| c.frames)).sum::<u32>(), 150);
+        // Each row points at its very chunk in `Media`.
+        let media = std::fs::read(w.dir.join("Media")).expect("Media");
+        for c in &built[1].1 {
+            let bytes = &media[c.offset_bytes as usize..(c.offset_bytes + c.len_bytes) as usize];
+            let h = chunk::decode(bytes, w.header.storage_uuid).expect("a chunk at the row's offset");
+            assert_eq!((h.seq, h.frame_table.as_slice()), (c.seq, c.frame_index.as_slice()));
+        }
+        drop(index);
+
+        let (rebuilt, refused) = rebuild(&stage_dir).expect("rebuilt");
+        assert!(refused.is_empty());
+        assert_eq!(contents(&rebuilt), built, "the rebuild equals the index");
+        let names: Vec<String> = std::fs::read_dir(&stage_dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(names.is_empty(), "the old index is gone: {names:?}");
+
+        // A damaged `Media` is refused by name and never indexed (A1, A5).
+        drop(rebuilt);
+        let media_path = w.dir.join("Media");
+        let mut bytes = std::fs::read(&media_path).expect("Media");
+        let last = bytes.len() - 10;
+        bytes[last] ^= 0xff;
+        std::fs::write(&media_path, &bytes).expect("damaged");
+        let (rebuilt, refused) = rebuild(&stage_dir).expect("rebuilt");
+        assert_eq!(refused.len(), 1, "the damaged slice is refused");
+        assert!(refused[0].to_string().contains("damaged chunk"), "{}", refused[0]);
+        assert_eq!(contents(&rebuilt), built[..1], "only the sound slice is indexed");
+    }
+}
