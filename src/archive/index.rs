@@ -244,6 +244,11 @@ impl StageIndex {
             .map_err(sq("look up a slice"))
     }
 
+    /// The slice of `camera_id` and `hour`, when the stage holds it.
+    pub fn slice(&self, camera_id: &str, hour: i64) -> Result<Option<SliceRow>, Error> {
+        Ok(self.slices_where("WHERE camera_id = ?1 AND hour = ?2", params![camera_id, hour])?.pop())
+    }
+
     /// Step 4 of the round: the slice and its chunk rows in one FULL commit. False (and nothing
     /// written) when the stage already names that camera's hour (A2).
     pub fn insert_slice(&mut self, s: &ScannedSlice) -> Result<bool, Error> {
@@ -311,15 +316,20 @@ impl StageIndex {
 
     /// Every slice, oldest hour first (then by camera).
     pub fn slices(&self) -> Result<Vec<SliceRow>, Error> {
+        self.slices_where("", params![])
+    }
+
+    /// The slices a `WHERE` clause (empty for all) selects, oldest hour first (then by camera).
+    fn slices_where(&self, filter: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<SliceRow>, Error> {
         let mut st = self
             .conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT id, camera_id, hour, dir_name, storage_uuid, first_seq, last_seq, start_wall_us, \
-                 end_wall_us, bytes, groomed FROM slice ORDER BY hour, camera_id",
-            )
+                 end_wall_us, bytes, groomed FROM slice {filter} ORDER BY hour, camera_id"
+            ))
             .map_err(sq("prepare slices"))?;
         let rows = st
-            .query_map([], |r| {
+            .query_map(args, |r| {
                 let uuid: String = r.get(4)?;
                 Ok(SliceRow {
                     id: r.get(0)?,
@@ -468,7 +478,7 @@ mod tests {
         let tz = TimeZone::UTC;
         let no_pins = PinSet::default();
         let src = SliceSource {
-            ring_dir: &cfg.path,
+            from: layout::ChunkFrom::Ring(&cfg.path),
             camera_id: "cam",
             camera_name: "Gate",
             hour,

@@ -16,6 +16,7 @@ use crate::store;
 use crate::store::lock::PinSet;
 
 use super::groom::{groom_chunk, Groomed};
+use super::index::StageIndex;
 
 /// Magic of a `Media` file's header.
 pub const MEDIA_MAGIC: &[u8; 4] = b"EDAM";
@@ -150,10 +151,27 @@ pub struct SliceWritten {
     pub header: MediaHeader,
 }
 
+/// Which tier a slice's chunks are read from: the ring for stage 1, stage *k−1* for stage *k*
+/// (ARCHITECTURE.md "The round").
+#[derive(Clone, Copy)]
+pub enum ChunkFrom<'a> {
+    /// The ring's storage directory: chunks are read and checked as S7 says.
+    Ring(&'a Path),
+    /// The stage before: its stage directory (`<stage path>/<storage id>`) and its index; each
+    /// chunk read from the slice's `Media` is checked against its row (A5: seq, length, CRC32C).
+    Stage {
+        /// The earlier stage's directory.
+        dir: &'a Path,
+        /// Its index, which names the slice and the place of each chunk in `Media`.
+        index: &'a StageIndex,
+    },
+}
+
 /// Where a slice is what it copies, and for whom.
+#[derive(Clone, Copy)]
 pub struct SliceSource<'a> {
-    /// The ring's storage directory.
-    pub ring_dir: &'a Path,
+    /// The tier the chunks come from.
+    pub from: ChunkFrom<'a>,
     /// The camera's id and its display name (the directory name uses the name, AR-5).
     pub camera_id: &'a str,
     pub camera_name: &'a str,
@@ -167,14 +185,68 @@ pub struct SliceSource<'a> {
     pub pins: &'a PinSet,
 }
 
+/// Calls `f` with every chunk of the slice `camera_id`/`hour` that stage directory `dir` holds,
+/// in seq order, each read whole from `Media` and checked against its index row before use (A5:
+/// the bytes at the row's offset decode with the slice's storage uuid and CRC32C, and carry the
+/// row's seq and length). A mismatch is a `DataLoss` error naming the slice and seq: the round
+/// then copies nothing of that slice (a rebuild of the earlier stage's index is the remedy).
+fn for_each_stage_chunk(
+    dir: &Path,
+    index: &StageIndex,
+    camera_id: &str,
+    hour: i64,
+    mut f: impl FnMut(store::ChunkBytes) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let Some(slice) = index.slice(camera_id, hour)? else {
+        return Ok(());
+    };
+    let media_path = dir.join(&slice.dir_name).join("Media");
+    let media = File::open(&media_path).map_err(|e| Error::io(format!("open {}", media_path.display()), e))?;
+    let mut bytes = Vec::new();
+    for row in index.chunks_of(slice.id)? {
+        let len = usize::try_from(row.len_bytes)
+            .map_err(|_| crate::err!(DataLoss, "archive slice {}: chunk {} too long", media_path.display(), row.seq))?;
+        bytes.resize(len, 0);
+        media
+            .read_exact_at(&mut bytes, row.offset_bytes)
+            .map_err(|e| Error::io(format!("read chunk {} of {}", row.seq, media_path.display()), e))?;
+        match store::chunk::decode(&bytes, slice.storage_uuid) {
+            Ok(h) if h.seq == row.seq && h.total_len() == row.len_bytes => {}
+            _ => {
+                return Err(crate::err!(
+                    DataLoss,
+                    "archive slice {}: chunk {} does not match its index row (A5)",
+                    media_path.display(),
+                    row.seq
+                ))
+            }
+        }
+        f(store::ChunkBytes {
+            seq: row.seq,
+            run_id: row.run_id,
+            start_wall_us: row.start_wall_us,
+            end_wall_us: row.end_wall_us,
+            frames: row.frames,
+            bytes: std::mem::take(&mut bytes),
+        })?;
+    }
+    Ok(())
+}
+
 /// Steps 1–3 of the archive round's procedure (ARCHITECTURE.md "Archives"): copies one camera's
-/// hour slice from the ring into `stage_dir` (`<stage path>/<storage id>`) through a `.partial`
+/// hour slice from the ring or the stage before (`src.from`) into `stage_dir` (`<stage path>/<storage id>`) through a `.partial`
 /// directory, fsyncs every file and the directory, then gives it its final name and fsyncs
 /// `stage_dir` (A1). Chunks are copied one at a time, byte for byte (bounded memory: one chunk),
 /// or groomed to their key frames when the stage says so and no pin covers them (AR-4, A4, A6).
-/// None when the ring holds no chunk of that camera in that hour.
+/// None when the source holds no chunk of that camera in that hour. A slice copied from a stage
+/// keeps that stage's `Recording` (the runs as the ring recorded them), so a slice groomed once
+/// is still known as groomed in every later stage.
 pub fn write_slice(stage_dir: &Path, src: &SliceSource<'_>, tz: &TimeZone) -> Result<Option<SliceWritten>, Error> {
-    let Some(storage_uuid) = store::storage_uuid(src.ring_dir)? else {
+    let storage_uuid = match src.from {
+        ChunkFrom::Ring(ring_dir) => store::storage_uuid(ring_dir)?,
+        ChunkFrom::Stage { index, .. } => index.slice(src.camera_id, src.hour)?.map(|s| s.storage_uuid),
+    };
+    let Some(storage_uuid) = storage_uuid else {
         return Ok(None);
     };
     let partial = stage_dir.join(format!(".partial-{}-{}", src.camera_id, src.hour));
@@ -199,7 +271,7 @@ pub fn write_slice(stage_dir: &Path, src: &SliceSource<'_>, tz: &TimeZone) -> Re
     let mut runs: Vec<(u64, i64, i64, u64)> = Vec::new();
     let mut newest_us = i64::MIN;
     let from_us = src.hour * HOUR_US;
-    store::for_each_chunk_starting_in(src.ring_dir, src.camera_id, from_us, from_us + HOUR_US, |c| {
+    let copy = |c: store::ChunkBytes| {
         let groomed = match src.reduce_fps {
             Some(fps) if !src.pins.covers(src.camera_id, c.start_wall_us, c.end_wall_us) => {
                 groom_chunk(&c.bytes, storage_uuid, fps)?
@@ -229,7 +301,13 @@ pub fn write_slice(stage_dir: &Path, src: &SliceSource<'_>, tz: &TimeZone) -> Re
             None => runs.push((c.run_id, c.start_wall_us, c.end_wall_us, u64::from(c.frames))),
         }
         Ok(())
-    })?;
+    };
+    match src.from {
+        ChunkFrom::Ring(ring_dir) => {
+            store::for_each_chunk_starting_in(ring_dir, src.camera_id, from_us, from_us + HOUR_US, copy)?
+        }
+        ChunkFrom::Stage { dir, index } => for_each_stage_chunk(dir, index, src.camera_id, src.hour, copy)?,
+    }
     if header.chunks == 0 {
         drop(media);
         std::fs::remove_dir_all(&partial).map_err(|e| Error::io(format!("remove {}", partial.display()), e))?;
@@ -238,10 +316,20 @@ pub fn write_slice(stage_dir: &Path, src: &SliceSource<'_>, tz: &TimeZone) -> Re
     media.write_all_at(&header.encode(), 0).map_err(|e| Error::io(format!("write {}", media_path.display()), e))?;
     media.sync_all().map_err(|e| Error::io(format!("fsync {}", media_path.display()), e))?;
     let recording_path = partial.join("Recording");
-    let mut text = String::from("# run_id start_wall_us end_wall_us frames\n");
-    for (run, start, end, frames) in &runs {
-        text.push_str(&format!("{run} {start} {end} {frames}\n"));
-    }
+    let text = match src.from {
+        ChunkFrom::Stage { dir, index } => {
+            let name = index.slice(src.camera_id, src.hour)?.map(|s| s.dir_name).unwrap_or_default();
+            let from = dir.join(name).join("Recording");
+            std::fs::read_to_string(&from).map_err(|e| Error::io(format!("read {}", from.display()), e))?
+        }
+        ChunkFrom::Ring(_) => {
+            let mut text = String::from("# run_id start_wall_us end_wall_us frames\n");
+            for (run, start, end, frames) in &runs {
+                text.push_str(&format!("{run} {start} {end} {frames}\n"));
+            }
+            text
+        }
+    };
     let mut rec =
         File::create(&recording_path).map_err(|e| Error::io(format!("create {}", recording_path.display()), e))?;
     rec.write_all(text.as_bytes()).map_err(|e| Error::io(format!("write {}", recording_path.display()), e))?;
@@ -335,7 +423,7 @@ pub(crate) mod tests {
         let tz = TimeZone::get("Europe/Berlin").expect("tzdb has Europe/Berlin");
         let no_pins = PinSet::default();
         let src = SliceSource {
-            ring_dir: &cfg.path,
+            from: ChunkFrom::Ring(&cfg.path),
             camera_id: "cam",
             camera_name: "Gate/West",
             hour,
