@@ -231,6 +231,7 @@ impl Recorder {
                 tz: config.time_zone.clone(),
                 camera_names: config.cameras.iter().map(|c| (c.id.clone(), c.name.clone())).collect(),
                 pins: rec.pin_board.clone(),
+                events: rec.events.clone(),
                 clocks: rec.clocks.clone(),
             };
             let stop = rec.stop.clone();

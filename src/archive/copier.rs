@@ -1,10 +1,12 @@
 //! The archive round (ARCHITECTURE.md "The round"): one thread per storage with stages copies
-//! finished hour slices from the ring into its first stage on the stage's schedule (AR-3), at
-//! idle I/O priority, stopped through the one `Shutdown`.
-//! Invariant: a slice is copied only when its stage does not name it (A2), and named only after
-//! its directory is durable (A1); a killed round is finished by the next one.
+//! finished hour slices from the ring into stage 1 and from stage *k−1* into stage *k*, each on
+//! its stage's schedule (AR-3), then applies the stage's retention and size (A3, A4), at idle I/O
+//! priority, stopped through the one `Shutdown`.
+//! Invariant: a slice is copied only when its stage does not name it (A2), named only after its
+//! directory is durable (A1), and deleted only as A3/A4 allow; a killed round is finished by the
+//! next one.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,12 +15,16 @@ use jiff::tz::TimeZone;
 
 use crate::clocks::Clocks;
 use crate::error::{Error, ErrorKind};
+use crate::events::{Event, EventKind, EventSink};
 use crate::shutdown::Shutdown;
 use crate::store;
 use crate::store::lock::PinBoard;
 
-use super::index::{scan_slice, StageIndex, STAGE_INDEX_FILE};
-use super::layout::{hour_of, remove_leftovers, write_slice, ChunkFrom, SliceSource, HOUR_US};
+use super::index::{scan_slice, SliceRow, StageIndex, STAGE_INDEX_FILE};
+use super::layout::{
+    hour_of, remove_leftovers, trash_slice, trashed_slice_ids, write_slice, ChunkFrom, SliceSource, HOUR_US,
+    MEDIA_HEADER_BYTES,
+};
 use super::{ArchiveChain, StageConfig};
 
 /// What one round into a stage did.
@@ -32,6 +38,61 @@ pub struct RoundReport {
     pub leftovers_removed: usize,
     /// Slices of the stage before that failed their check against its index (A5), not copied.
     pub refused: usize,
+    /// Deletes a killed round began (a `.trash-<id>` directory), whose rows were deleted now
+    /// (procedure "delete slice", crash after step 1).
+    pub deletes_finished: usize,
+    /// Rows naming a directory that vanished by other hands (no `.trash` proves a delete), deleted.
+    pub vanished: usize,
+    /// Slices deleted by the stage's retention (each held by the next stage, or the last stage; A3).
+    pub deleted_by_retention: usize,
+    /// Slices deleted by the stage's size limit (A3).
+    pub deleted_by_size: usize,
+    /// Camera id and UTC hour of each slice the size limit deleted before a later stage held it:
+    /// lost data, each raised as `archive_full`.
+    pub lost: Vec<(String, i64)>,
+    /// Slices not copied because the size limit would delete them at once (older than what the
+    /// stage keeps and no room for them), so a full stage does not copy and delete them each round.
+    pub skipped_full: usize,
+}
+
+/// What a slice's files take beyond its chunks, at most: the `Media` header and the `Recording`
+/// text (a line per run, far below 4 KiB for an hour). Added to the ring's chunk bytes to tell
+/// whether a slice fits before copying it (an overestimate only ever skips a slice older than
+/// everything the full stage keeps).
+const SLICE_OVERHEAD_BYTES: u64 = MEDIA_HEADER_BYTES as u64 + 4096;
+
+/// A stage's fill while a round copies into it: enough to tell whether the size limit would
+/// delete a slice as soon as it was copied (A3 deletes the oldest unpinned slice first).
+struct Fill {
+    /// The stage's size limit (`StageConfig::max_size_bytes`).
+    max_bytes: u64,
+    /// Bytes of its slices and its index file now.
+    used_bytes: u64,
+    /// Each slice the stage holds: (hour, camera id, bytes, pinned), any order.
+    held: Vec<(i64, String, u64, bool)>,
+}
+
+impl Fill {
+    /// Whether an unpinned slice of `camera_id`/`hour` of `bytes` would be deleted by the size
+    /// limit right after its copy: the bytes left after deleting every unpinned slice older than
+    /// it would still exceed the limit.
+    fn would_delete_at_once(&self, hour: i64, camera_id: &str, bytes: u64, pinned: bool) -> bool {
+        let older_unpinned_bytes: u64 = self
+            .held
+            .iter()
+            .filter(|(h, c, _, p)| !p && (*h, c.as_str()) < (hour, camera_id))
+            .map(|(_, _, b, _)| b)
+            .sum();
+        !pinned && (self.used_bytes + bytes).saturating_sub(older_unpinned_bytes) > self.max_bytes
+    }
+}
+
+/// The bytes a stage uses: its slices' files as indexed, and its index file (its WAL is not
+/// counted: SQLite folds it back into the file at each checkpoint, and it is at most a few MiB).
+fn stage_bytes(dir: &Path, slices: &[SliceRow]) -> Result<u64, Error> {
+    let path = dir.join(STAGE_INDEX_FILE);
+    let index_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    Ok(slices.iter().map(|s| s.bytes).sum::<u64>() + index_bytes)
 }
 
 /// Everything a storage's archive thread needs; built by the recorder from its configuration.
@@ -50,8 +111,11 @@ pub struct Copier {
     /// Display names of the configured cameras by id (the slice directory names use them, AR-5);
     /// a camera the ring holds but the configuration no longer names is archived under its id.
     pub camera_names: Vec<(String, String)>,
-    /// The pinned ranges: grooming never thins what a pin covers (A4).
+    /// The pinned ranges: grooming never thins, retention and size never delete what a pin
+    /// covers (A4).
     pub pins: PinBoard,
+    /// Where `archive_full` (and the stage availability events) are raised.
+    pub events: EventSink,
     /// Wall and monotonic time (never the system clock directly).
     pub clocks: Arc<dyn Clocks>,
 }
@@ -91,28 +155,40 @@ pub fn io_priority() -> Option<(i64, i64)> {
     (r >= 0).then_some((r >> 13, r & 0x1fff))
 }
 
+/// The bytes of a camera's ring chunks per UTC hour of their start.
+type HourBytes = BTreeMap<i64, u64>;
+
 /// Each camera the ring holds data of, with the UTC hours in which its recorded (not pre-buffer)
-/// chunks start.
-fn ring_hours(ring_dir: &Path) -> Result<Vec<(String, BTreeSet<i64>)>, Error> {
+/// chunks start and the bytes of those chunks per hour.
+fn ring_hours(ring_dir: &Path) -> Result<Vec<(String, HourBytes)>, Error> {
     let Some(index) = store::index::Index::open(ring_dir, false)? else {
         return Ok(Vec::new());
     };
-    let mut cameras: Vec<(String, BTreeSet<i64>)> = Vec::new();
+    let mut cameras: Vec<(String, HourBytes)> = Vec::new();
     for (id, camera, _) in index.streams()? {
         let at = match cameras.iter().position(|(c, _)| *c == camera) {
             Some(at) => at,
             None => {
-                cameras.push((camera, BTreeSet::new()));
+                cameras.push((camera, BTreeMap::new()));
                 cameras.len() - 1
             }
         };
         for row in index.chunks_in_range(id, i64::MIN / 2, i64::MAX / 2)? {
             if !row.temporary {
-                cameras[at].1.insert(hour_of(row.start_wall_us));
+                *cameras[at].1.entry(hour_of(row.start_wall_us)).or_insert(0) += row.len_bytes;
             }
         }
     }
     Ok(cameras)
+}
+
+/// Procedure "delete slice" (A3): 1. rename the directory to `.trash-<id>`, fsync the stage
+/// directory; 2. delete its rows, commit FULL; 3. remove the `.trash` directory. A crash after
+/// step 1 or 2 is finished by the next round (`round_into_stage`).
+fn delete_slice(dir: &Path, index: &mut StageIndex, s: &SliceRow) -> Result<(), Error> {
+    let trash = trash_slice(dir, &s.dir_name, s.id)?;
+    index.delete_slice(s.id)?;
+    std::fs::remove_dir_all(&trash).map_err(|e| Error::io(format!("remove {}", trash.display()), e))
 }
 
 impl Copier {
@@ -122,36 +198,83 @@ impl Copier {
         self.camera_names.iter().find(|(id, _)| id == camera_id).map_or(camera_id, |(_, n)| n.as_str())
     }
 
-    /// One round into stage `k` (procedure "archive round"): removes a killed round's leftovers,
-    /// indexes the final directories it left unnamed, then copies, one at a time (steps 1–4),
-    /// every slice its source holds and the stage does not name yet: for the first stage every
+    /// One round into stage `k` (procedure "archive round"), then its retention and size
+    /// (procedure "delete slice", A3, A4). First it finishes what a killed round left: the rows of
+    /// slices whose delete began (`.trash-<id>`), `.partial`/`.trash` directories, final
+    /// directories without rows. Then it copies, one at a time (steps 1–4), every slice its
+    /// source holds and the stage does not name yet and would keep: for the first stage every
     /// finished hour slice of every camera of the ring, for stage *k* every slice of stage *k−1*
-    /// (each chunk checked against stage *k−1*'s index, A5). A slice of an earlier stage that fails
-    /// its check is left out, logged and counted in `refused`; the round goes on with the others.
+    /// (each chunk checked against stage *k−1*'s index, A5). A slice of an earlier stage that
+    /// fails its check is left out, logged and counted in `refused`; the round goes on with the
+    /// others. Last, `apply_limits`.
     pub fn round_into_stage(&self, k: usize) -> Result<RoundReport, Error> {
         let stage = &self.chain.stages[k];
         let dir = stage_dir(stage, &self.chain.storage_id);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
-        let mut report = RoundReport { leftovers_removed: remove_leftovers(&dir)?, ..RoundReport::default() };
         let mut index = StageIndex::open(&dir)?;
+        let mut report = RoundReport::default();
+        // Procedure "delete slice", crash after step 1: the `.trash-<id>` proves the delete was
+        // meant, so its rows go (step 2) before the directory does (step 3, in remove_leftovers).
+        for id in trashed_slice_ids(&dir)? {
+            report.deletes_finished += usize::from(index.delete_slice(id)?);
+        }
+        report.leftovers_removed = remove_leftovers(&dir)?;
         let (recovered, refused) = index.index_unindexed(&dir)?;
         report.recovered = recovered;
         for e in refused {
             tracing::warn!(stage = %stage.name, "a slice directory is not indexed: {e}");
         }
-        let pins = self.pins.current();
-        let copy = |index: &mut StageIndex, src: &SliceSource<'_>| -> Result<bool, Error> {
-            match write_slice(&dir, src, &self.tz)? {
-                Some(written) => index.insert_slice(&scan_slice(&written.dir)?),
-                None => Ok(false),
+        // A1: the index names only directories that exist; one that vanished without a `.trash`
+        // was removed by other hands, which the operator should know.
+        for s in index.slices()? {
+            if !dir.join(&s.dir_name).is_dir() {
+                tracing::warn!(stage = %stage.name, "slice directory {:?} vanished; its rows are deleted", s.dir_name);
+                index.delete_slice(s.id)?;
+                report.vanished += 1;
             }
+        }
+        let pins = self.pins.current();
+        let cutoff_us = self.clocks.realtime_us() - stage.retention.as_micros() as i64;
+        let held = index.slices()?;
+        let mut fill = Fill {
+            max_bytes: stage.max_size_bytes,
+            used_bytes: stage_bytes(&dir, &held)?,
+            held: held
+                .iter()
+                .map(|s| {
+                    let pinned = pins.covers(&s.camera_id, s.start_wall_us, s.end_wall_us);
+                    (s.hour, s.camera_id.clone(), s.bytes, pinned)
+                })
+                .collect(),
+        };
+        let copy = |index: &mut StageIndex, src: &SliceSource<'_>, report: &mut RoundReport, fill: &mut Fill| {
+            let Some(written) = write_slice(&dir, src, &self.tz)? else {
+                return Ok::<(), Error>(());
+            };
+            let scanned = scan_slice(&written.dir)?;
+            if index.insert_slice(&scanned)? {
+                report.copied += 1;
+                let (start, end) = (scanned.chunks.first(), scanned.chunks.last());
+                let (start, end) = (start.map_or(0, |c| c.start_wall_us), end.map_or(0, |c| c.end_wall_us));
+                let pinned = pins.covers(src.camera_id, start, end);
+                fill.used_bytes += scanned.bytes;
+                fill.held.push((src.hour, src.camera_id.to_owned(), scanned.bytes, pinned));
+            }
+            Ok(())
         };
         if k == 0 {
             // An hour is finished when it ended a sync interval ago: its last chunk is indexed then.
             let finished_before_us = self.clocks.realtime_us() - self.sync_interval.as_micros() as i64;
             for (camera_id, hours) in ring_hours(&self.ring_dir)? {
-                for hour in hours {
-                    if (hour + 1) * HOUR_US > finished_before_us || index.has_slice(&camera_id, hour)? {
+                for (hour, bytes) in hours {
+                    let (start_us, end_us) = (hour * HOUR_US, (hour + 1) * HOUR_US);
+                    // Past the stage's retention (A3) the slice would be deleted at once.
+                    if end_us > finished_before_us || end_us <= cutoff_us || index.has_slice(&camera_id, hour)? {
+                        continue;
+                    }
+                    let pinned = pins.covers(&camera_id, start_us, end_us);
+                    if fill.would_delete_at_once(hour, &camera_id, bytes + SLICE_OVERHEAD_BYTES, pinned) {
+                        report.skipped_full += 1;
                         continue;
                     }
                     let src = SliceSource {
@@ -163,42 +286,124 @@ impl Copier {
                         reduce_fps: stage.reduce_fps,
                         pins: &pins,
                     };
-                    report.copied += usize::from(copy(&mut index, &src)?);
+                    copy(&mut index, &src, &mut report, &mut fill)?;
                 }
             }
-            return Ok(report);
+        } else {
+            let prev_dir = stage_dir(&self.chain.stages[k - 1], &self.chain.storage_id);
+            // Until the stage before has an index it has never been filled: nothing to copy yet.
+            if prev_dir.join(STAGE_INDEX_FILE).is_file() {
+                let prev = StageIndex::open(&prev_dir)?;
+                for slice in prev.slices()? {
+                    if slice.end_wall_us < cutoff_us || index.has_slice(&slice.camera_id, slice.hour)? {
+                        continue;
+                    }
+                    let pinned = pins.covers(&slice.camera_id, slice.start_wall_us, slice.end_wall_us);
+                    if fill.would_delete_at_once(slice.hour, &slice.camera_id, slice.bytes, pinned) {
+                        report.skipped_full += 1;
+                        continue;
+                    }
+                    let src = SliceSource {
+                        from: ChunkFrom::Stage { dir: &prev_dir, index: &prev },
+                        camera_id: &slice.camera_id,
+                        camera_name: self.camera_name(&slice.camera_id),
+                        hour: slice.hour,
+                        recorder_uuid: self.recorder_uuid,
+                        reduce_fps: stage.reduce_fps,
+                        pins: &pins,
+                    };
+                    match copy(&mut index, &src, &mut report, &mut fill) {
+                        Ok(()) => {}
+                        // A5: a slice whose chunks do not match its rows is not copied; the others are.
+                        Err(e) if e.kind() == ErrorKind::DataLoss => {
+                            tracing::warn!(stage = %stage.name, "a slice of stage {} is not copied: {e}",
+                                self.chain.stages[k - 1].name);
+                            report.refused += 1;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
         }
-        let prev_dir = stage_dir(&self.chain.stages[k - 1], &self.chain.storage_id);
-        if !prev_dir.join(STAGE_INDEX_FILE).is_file() {
-            // The stage before has never been filled: nothing to copy yet.
-            return Ok(report);
+        self.apply_limits(k, &dir, &mut index, &mut report)?;
+        Ok(report)
+    }
+
+    /// Stage `k`'s retention and size (A3, A4), each delete by procedure "delete slice".
+    /// Retention deletes a slice whose newest record is older than the stage's retention only
+    /// when the next stage indexes it (or this is the last stage); an unavailable or never filled
+    /// next stage keeps it here. The size limit is hard: while the stage holds more than
+    /// `max_size_bytes`, its oldest slice goes even if no later stage holds it; such a loss is
+    /// raised as `archive_full` naming camera and hour. A slice a pin covers is never deleted
+    /// (A4, EL-3: the whole slice stays).
+    fn apply_limits(
+        &self,
+        k: usize,
+        dir: &Path,
+        index: &mut StageIndex,
+        report: &mut RoundReport,
+    ) -> Result<(), Error> {
+        let stage = &self.chain.stages[k];
+        let next = match self.chain.stages.get(k + 1) {
+            Some(next) => {
+                let next_dir = stage_dir(next, &self.chain.storage_id);
+                next_dir.join(STAGE_INDEX_FILE).is_file().then(|| StageIndex::open(&next_dir)).transpose()?
+            }
+            None => None,
+        };
+        let last = k + 1 == self.chain.stages.len();
+        let in_next = |s: &SliceRow| match &next {
+            Some(n) => n.has_slice(&s.camera_id, s.hour),
+            None => Ok(false),
+        };
+        let pins = self.pins.current();
+        let now_us = self.clocks.realtime_us();
+        let cutoff_us = now_us - stage.retention.as_micros() as i64;
+        let mut kept = Vec::new();
+        for s in index.slices()? {
+            let pinned = pins.covers(&s.camera_id, s.start_wall_us, s.end_wall_us);
+            if !pinned && s.end_wall_us < cutoff_us && (last || in_next(&s)?) {
+                delete_slice(dir, index, &s)?;
+                report.deleted_by_retention += 1;
+            } else {
+                kept.push((s, pinned));
+            }
         }
-        let prev = StageIndex::open(&prev_dir)?;
-        for slice in prev.slices()? {
-            if index.has_slice(&slice.camera_id, slice.hour)? {
+        let mut used_bytes = stage_bytes(dir, &kept.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>())?;
+        for (s, pinned) in &kept {
+            if used_bytes <= stage.max_size_bytes {
+                break;
+            }
+            if *pinned {
                 continue;
             }
-            let src = SliceSource {
-                from: ChunkFrom::Stage { dir: &prev_dir, index: &prev },
-                camera_id: &slice.camera_id,
-                camera_name: self.camera_name(&slice.camera_id),
-                hour: slice.hour,
-                recorder_uuid: self.recorder_uuid,
-                reduce_fps: stage.reduce_fps,
-                pins: &pins,
-            };
-            match copy(&mut index, &src) {
-                Ok(copied) => report.copied += usize::from(copied),
-                // A5: a slice whose chunks do not match its rows is not copied; the others are.
-                Err(e) if e.kind() == ErrorKind::DataLoss => {
-                    tracing::warn!(stage = %stage.name, "a slice of stage {} is not copied: {e}",
-                        self.chain.stages[k - 1].name);
-                    report.refused += 1;
-                }
-                Err(e) => return Err(e),
+            let lost = last || !in_next(s)?;
+            delete_slice(dir, index, s)?;
+            used_bytes -= s.bytes;
+            report.deleted_by_size += 1;
+            if lost {
+                report.lost.push((s.camera_id.clone(), s.hour));
+                let hour =
+                    jiff::Timestamp::from_microsecond(s.hour * HOUR_US).map_or(s.hour.to_string(), |t| t.to_string());
+                self.events.emit(
+                    Event::new(EventKind::ArchiveFull, now_us)
+                        .with_storage(&*self.chain.storage_id)
+                        .with_camera(&*s.camera_id)
+                        .with_message(format!(
+                            "archive stage {} reached its size limit of {} bytes: camera {} hour {hour} (UTC) deleted \
+                             before {}",
+                            stage.name,
+                            stage.max_size_bytes,
+                            s.camera_id,
+                            if last { "its retention ran out" } else { "the next stage held it" }
+                        )),
+                );
             }
         }
-        Ok(report)
+        if used_bytes > stage.max_size_bytes {
+            tracing::warn!(stage = %stage.name, used_bytes, "the stage holds more than its size: the rest is pinned (A4)");
+        }
+        Ok(())
     }
 
     /// The thread's loop: lowers its I/O priority, then runs a round into each stage at each start
@@ -265,8 +470,26 @@ mod tests {
             tz: TimeZone::UTC,
             camera_names: vec![("cam".to_owned(), "Gate".to_owned())],
             pins: PinBoard::default(),
+            events: event_sink(tmp, clocks.clone()),
             clocks,
         }
+    }
+
+    /// A real event log under `tmp` (its writer thread ends when the last sink is dropped).
+    fn event_sink(tmp: &Path, clocks: Arc<dyn Clocks>) -> EventSink {
+        let (_log, sink, _reader) =
+            crate::events::EventLog::spawn(&tmp.join("events.sqlite3"), crate::events::Retention::default(), clocks);
+        sink
+    }
+
+    /// The UTC hours of the slices a stage index names, oldest first.
+    fn stage_hours(dir: &Path) -> Vec<i64> {
+        StageIndex::open(dir).expect("index").slices().expect("slices").iter().map(|s| s.hour).collect()
+    }
+
+    /// A pin of camera "cam" over the whole of UTC hour `hour`.
+    fn pin_hour(hour: i64) -> store::lock::Pin {
+        store::lock::Pin { camera: "cam".into(), start_wall_us: hour * HOUR_US, end_wall_us: (hour + 1) * HOUR_US }
     }
 
     /// Every chunk seq the stage index names, in order (a seq twice would show twice).
@@ -396,6 +619,148 @@ mod tests {
         let fresh_dir = stage_dir(&c.chain.stages[1], "main");
         let index = StageIndex::open(&fresh_dir).expect("index");
         assert_eq!(index.slices().expect("slices").iter().map(|s| s.hour).collect::<Vec<_>>(), [hour - 1]);
+    }
+
+    /// Issue 13 point 2 (AR-2, A3, A4, procedure "delete slice"): a stage's retention deletes a
+    /// slice only once the next stage indexes it, the last stage by retention alone, never a slice
+    /// a pin covers; a slice past the stage's retention is not copied again from the ring.
+    #[test]
+    fn retention_deletes_only_what_the_next_stage_holds_and_never_pinned_data() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (ring, recorder, hour) = layout::tests::ring_across_an_hour(tmp.path());
+        let clocks = Arc::new(SimulatedClocks::new(SystemClocks.realtime_us()));
+        let mut c = copier(tmp.path(), &ring, recorder, clocks.clone());
+        let cold = StageConfig {
+            name: "cold".to_owned(),
+            path: tmp.path().join("cold"),
+            retention: Duration::from_secs(60 * 86_400),
+            ..c.chain.stages[0].clone()
+        };
+        c.chain.stages.push(cold);
+        let (nas, cold) = (stage_dir(&c.chain.stages[0], "main"), stage_dir(&c.chain.stages[1], "main"));
+        assert_eq!(c.round_into_stage(0).expect("round").copied, 2);
+
+        // 30 days (nas's retention) after 2 s into `hour`: the slice of `hour - 1` (it ends at the
+        // hour) is past it, the slice of `hour` (it ends 4 s into it) is not.
+        let day_us = 86_400_000_000;
+        clocks.set_realtime_us(hour * HOUR_US + 2_000_000 + 30 * day_us);
+        let r = c.round_into_stage(0).expect("round");
+        assert_eq!((r.copied, r.deleted_by_retention), (0, 0), "A3: cold does not hold it yet");
+        assert_eq!(stage_hours(&nas), [hour - 1, hour]);
+        assert_eq!(c.round_into_stage(1).expect("round").copied, 2);
+        let r = c.round_into_stage(0).expect("round");
+        assert_eq!(r, RoundReport { deleted_by_retention: 1, ..RoundReport::default() }, "not copied again");
+        assert_eq!(stage_hours(&nas), [hour]);
+        let left = crate::archive::index::slice_dirs(&nas).expect("dirs");
+        assert_eq!(left.len(), 1, "the directory is gone as well: {left:?}");
+        assert_eq!(c.round_into_stage(0).expect("round"), RoundReport::default(), "a second round does nothing");
+
+        // The last stage deletes by its retention alone, but never what a pin covers (A4).
+        c.pins.publish(vec![pin_hour(hour - 1)]);
+        clocks.set_realtime_us(hour * HOUR_US + 5_000_000 + 60 * day_us);
+        let r = c.round_into_stage(1).expect("round");
+        assert_eq!(r.deleted_by_retention, 1);
+        assert_eq!(stage_hours(&cold), [hour - 1], "the pinned slice stays");
+        c.pins.publish(Vec::new());
+        assert_eq!(c.round_into_stage(1).expect("round").deleted_by_retention, 1, "unpinned, it goes");
+        assert_eq!(stage_hours(&cold), Vec::<i64>::new());
+    }
+
+    /// Issue 13 point 2 (A3, A4, AR-8): the size limit is hard: the oldest unpinned slice goes
+    /// even though no later stage holds it, raising `archive_full` with camera and hour; a pinned
+    /// slice stays even above the limit; a slice the limit would delete at once is not copied
+    /// again at the next round.
+    #[test]
+    fn the_size_limit_deletes_the_oldest_unpinned_slice_and_raises_archive_full() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (ring, recorder, hour) = layout::tests::ring_across_an_hour(tmp.path());
+        let clocks = Arc::new(SimulatedClocks::new(SystemClocks.realtime_us()));
+        let (_log, sink, _reader) = crate::events::EventLog::spawn(
+            &tmp.path().join("events.sqlite3"),
+            crate::events::Retention::default(),
+            clocks.clone(),
+        );
+        let events = sink.subscribe("test", 16);
+        let mut c = Copier { events: sink, ..copier(tmp.path(), &ring, recorder, clocks.clone()) };
+        let dir = stage_dir(&c.chain.stages[0], "main");
+        assert_eq!(c.round_into_stage(0).expect("round").copied, 2);
+        let used = {
+            let index = StageIndex::open(&dir).expect("index");
+            stage_bytes(&dir, &index.slices().expect("slices")).expect("bytes")
+        };
+
+        // One byte too many: the older slice goes, and it is lost (no later stage).
+        c.chain.stages[0].max_size_bytes = used - 1;
+        let r = c.round_into_stage(0).expect("round");
+        assert_eq!((r.deleted_by_size, r.lost.clone()), (1, vec![("cam".to_owned(), hour - 1)]));
+        assert_eq!(stage_hours(&dir), [hour]);
+        let e = events.receiver().recv_timeout(Duration::from_secs(10)).expect("archive_full raised");
+        assert_eq!((e.kind(), e.storage(), e.camera()), (&EventKind::ArchiveFull, Some("main"), Some("cam")));
+        assert!(e.message().expect("message").contains("nas"), "{:?}", e.message());
+        let r = c.round_into_stage(0).expect("round");
+        assert_eq!(r, RoundReport { skipped_full: 1, ..RoundReport::default() }, "not copied to be deleted again");
+
+        // A fresh stage with room for nothing: the pinned older slice stays (A4), the newer goes.
+        c.pins.publish(vec![pin_hour(hour - 1)]);
+        c.chain.stages[0] =
+            StageConfig { path: tmp.path().join("tiny"), max_size_bytes: 1, ..c.chain.stages[0].clone() };
+        let tiny = stage_dir(&c.chain.stages[0], "main");
+        let r = c.round_into_stage(0).expect("round");
+        assert_eq!((r.copied, r.deleted_by_size, r.lost), (1, 0, vec![]), "only the pinned hour is copied");
+        assert_eq!(r.skipped_full, 1, "the unpinned hour would go at once");
+        assert_eq!(stage_hours(&tiny), [hour - 1]);
+    }
+
+    /// Issue 13 point 2 (procedure "delete slice"): a delete killed after step 1 (renamed to
+    /// `.trash-<id>`, rows still there) or after step 2 (rows gone, `.trash` left) is finished by
+    /// the next round: neither rows naming a missing directory nor a `.trash` directory remain,
+    /// and the other slice is untouched. A directory removed by other hands loses its rows too.
+    #[test]
+    fn a_killed_delete_is_finished_by_the_next_round() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (ring, recorder, hour) = layout::tests::ring_across_an_hour(tmp.path());
+        let clocks = Arc::new(SimulatedClocks::new(SystemClocks.realtime_us()));
+        let c = copier(tmp.path(), &ring, recorder, clocks.clone());
+        let dir = stage_dir(&c.chain.stages[0], "main");
+        assert_eq!(c.round_into_stage(0).expect("round").copied, 2);
+        // Past the stage's retention for both slices, so the ring's copies are not copied again.
+        clocks.set_realtime_us((hour + 2) * HOUR_US + c.chain.stages[0].retention.as_micros() as i64);
+        let slices = StageIndex::open(&dir).expect("index").slices().expect("slices");
+        let older = &slices[0];
+
+        // Killed after step 1 of the older slice's delete.
+        trash_slice(&dir, &older.dir_name, older.id).expect("step 1");
+        let r = c.round_into_stage(0).expect("round");
+        assert_eq!((r.deletes_finished, r.leftovers_removed, r.vanished), (1, 1, 0));
+        // The retention deleted the newer slice in the same round (the last stage may).
+        assert_eq!(r.deleted_by_retention, 1);
+        assert_eq!(stage_hours(&dir), Vec::<i64>::new());
+        assert!(crate::archive::index::slice_dirs(&dir).expect("dirs").is_empty());
+        let names: Vec<_> = std::fs::read_dir(&dir).expect("list").map(|e| e.expect("entry").file_name()).collect();
+        assert!(names.iter().all(|n| !n.to_string_lossy().starts_with(".trash")), "{names:?}");
+
+        // Killed after step 2 (rows gone, `.trash` left), and a directory removed by other hands.
+        let fresh = Copier {
+            chain: ArchiveChain {
+                storage_id: "main".to_owned(),
+                stages: vec![StageConfig { path: tmp.path().join("fresh"), ..c.chain.stages[0].clone() }],
+            },
+            ..copier(tmp.path(), &ring, recorder, Arc::new(SystemClocks))
+        };
+        let dir = stage_dir(&fresh.chain.stages[0], "main");
+        assert_eq!(fresh.round_into_stage(0).expect("round").copied, 2);
+        let mut index = StageIndex::open(&dir).expect("index");
+        let slices = index.slices().expect("slices");
+        trash_slice(&dir, &slices[0].dir_name, slices[0].id).expect("step 1");
+        assert!(index.delete_slice(slices[0].id).expect("step 2"));
+        std::fs::remove_dir_all(dir.join(&slices[1].dir_name)).expect("removed by other hands");
+        drop(index);
+        // The ring still holds both hours within the stage's retention: the round copies them again,
+        // each once, after finishing the delete and forgetting the vanished directory.
+        let r = fresh.round_into_stage(0).expect("round");
+        assert_eq!((r.deletes_finished, r.leftovers_removed, r.vanished, r.copied), (0, 1, 1, 2));
+        assert_eq!(stage_hours(&dir), [hour - 1, hour]);
+        assert_eq!(crate::archive::index::slice_dirs(&dir).expect("dirs").len(), 2);
     }
 
     /// Issue 13 (ARCHITECTURE "The round"): the archive thread asks for idle I/O priority (or

@@ -314,6 +314,16 @@ impl StageIndex {
         Ok(true)
     }
 
+    /// Step 2 of procedure "delete slice": the slice's chunk and slice rows in one FULL commit.
+    /// False when no row has that id (a delete finished before, or never indexed).
+    pub fn delete_slice(&mut self, slice_id: i64) -> Result<bool, Error> {
+        let tx = self.conn.transaction().map_err(sq("begin"))?;
+        tx.execute("DELETE FROM chunk WHERE slice_id = ?1", [slice_id]).map_err(sq("delete chunks"))?;
+        let n = tx.execute("DELETE FROM slice WHERE id = ?1", [slice_id]).map_err(sq("delete a slice"))?;
+        tx.commit().map_err(sq("commit a delete"))?;
+        Ok(n > 0)
+    }
+
     /// Every slice, oldest hour first (then by camera).
     pub fn slices(&self) -> Result<Vec<SliceRow>, Error> {
         self.slices_where("", params![])

@@ -142,6 +142,40 @@ pub fn remove_leftovers(stage_dir: &Path) -> Result<usize, Error> {
     Ok(removed)
 }
 
+/// The name of a slice directory being deleted (procedure "delete slice"): it carries the
+/// slice's row id, so the next round knows which rows a killed delete meant.
+pub fn trash_name(slice_id: i64) -> String {
+    format!(".trash-{slice_id}")
+}
+
+/// The slice ids of the `.trash-<id>` directories in `stage_dir`: deletes a killed round began
+/// (procedure "delete slice", crash after step 1 or 2).
+pub fn trashed_slice_ids(stage_dir: &Path) -> Result<Vec<i64>, Error> {
+    let entries = std::fs::read_dir(stage_dir).map_err(|e| Error::io(format!("list {}", stage_dir.display()), e))?;
+    let mut ids = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(format!("list {}", stage_dir.display()), e))?;
+        if let Some(id) = entry.file_name().to_str().and_then(|n| n.strip_prefix(".trash-")?.parse().ok()) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+/// Step 1 of procedure "delete slice": renames the slice directory `dir_name` to
+/// `.trash-<slice_id>` and fsyncs `stage_dir`, so from here on the delete is meant and a crash
+/// is finished by the next round. A directory already gone is not an error (a repeated step).
+pub fn trash_slice(stage_dir: &Path, dir_name: &str, slice_id: i64) -> Result<PathBuf, Error> {
+    let from = stage_dir.join(dir_name);
+    let to = stage_dir.join(trash_name(slice_id));
+    match std::fs::rename(&from, &to) {
+        Ok(()) => fsutil::fsync_dir(stage_dir)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(format!("rename {} to {}", from.display(), to.display()), e)),
+    }
+    Ok(to)
+}
+
 /// What `write_slice` copied.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SliceWritten {
