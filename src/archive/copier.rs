@@ -25,7 +25,12 @@ use super::layout::{
     hour_of, remove_leftovers, trash_slice, trashed_slice_ids, write_slice, ChunkFrom, SliceSource, HOUR_US,
     MEDIA_HEADER_BYTES,
 };
-use super::{ArchiveChain, StageConfig};
+pub use super::stage::stage_dir;
+use super::{stage, ArchiveChain, ArchiveStatus, LastRound};
+
+/// How often the archive thread checks that the stages it opened are still there (a `stat` and a
+/// small read each), so `archive_unavailable`/`archive_available` follow an unmount within it.
+pub const AVAILABILITY_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What one round into a stage did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -114,15 +119,15 @@ pub struct Copier {
     /// The pinned ranges: grooming never thins, retention and size never delete what a pin
     /// covers (A4).
     pub pins: PinBoard,
-    /// Where `archive_full` (and the stage availability events) are raised.
+    /// Where `archive_full` and the stage availability events (AR-8) are raised.
     pub events: EventSink,
+    /// The recorder's data directory: `archive-<storage>-<stage>.uuid` records the stages this
+    /// recorder created (procedure "create stage").
+    pub data_dir: PathBuf,
+    /// What status shows of each stage; this thread keeps it current.
+    pub status: ArchiveStatus,
     /// Wall and monotonic time (never the system clock directly).
     pub clocks: Arc<dyn Clocks>,
-}
-
-/// The stage directory of `stage` for storage `storage_id`: `<stage path>/<storage id>` (AR-5).
-pub fn stage_dir(stage: &StageConfig, storage_id: &str) -> PathBuf {
-    stage.path.join(storage_id)
 }
 
 /// Asks the kernel to serve this thread's I/O only when the disk is otherwise idle
@@ -209,8 +214,8 @@ impl Copier {
     /// others. Last, `apply_limits`.
     pub fn round_into_stage(&self, k: usize) -> Result<RoundReport, Error> {
         let stage = &self.chain.stages[k];
-        let dir = stage_dir(stage, &self.chain.storage_id);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+        let dir = stage::open_or_create(&self.data_dir, &self.chain.storage_id, stage, self.recorder_uuid)
+            .map_err(|why| crate::err!(Unavailable, "archive stage {} is unavailable: {why}", stage.name))?;
         let mut index = StageIndex::open(&dir)?;
         let mut report = RoundReport::default();
         // Procedure "delete slice", crash after step 1: the `.trash-<id>` proves the delete was
@@ -290,9 +295,8 @@ impl Copier {
                 }
             }
         } else {
-            let prev_dir = stage_dir(&self.chain.stages[k - 1], &self.chain.storage_id);
-            // Until the stage before has an index it has never been filled: nothing to copy yet.
-            if prev_dir.join(STAGE_INDEX_FILE).is_file() {
+            // A stage before that was never created or is unavailable has nothing to copy now.
+            if let Ok(prev_dir) = stage::check(&self.data_dir, &self.chain.storage_id, &self.chain.stages[k - 1]) {
                 let prev = StageIndex::open(&prev_dir)?;
                 for slice in prev.slices()? {
                     if slice.end_wall_us < cutoff_us || index.has_slice(&slice.camera_id, slice.hour)? {
@@ -303,8 +307,16 @@ impl Copier {
                         report.skipped_full += 1;
                         continue;
                     }
+                    let recording = prev_dir.join(&slice.dir_name).join("Recording");
+                    let chunks = |f: &mut dyn FnMut(store::ChunkBytes) -> Result<(), Error>| {
+                        prev.for_each_chunk_of(&prev_dir, &slice, f)
+                    };
                     let src = SliceSource {
-                        from: ChunkFrom::Stage { dir: &prev_dir, index: &prev },
+                        from: ChunkFrom::Stage {
+                            storage_uuid: slice.storage_uuid,
+                            recording: &recording,
+                            chunks: &chunks,
+                        },
                         camera_id: &slice.camera_id,
                         camera_name: self.camera_name(&slice.camera_id),
                         hour: slice.hour,
@@ -344,11 +356,12 @@ impl Copier {
         report: &mut RoundReport,
     ) -> Result<(), Error> {
         let stage = &self.chain.stages[k];
+        // A next stage that was never created or is unavailable holds nothing we can count on.
         let next = match self.chain.stages.get(k + 1) {
-            Some(next) => {
-                let next_dir = stage_dir(next, &self.chain.storage_id);
-                next_dir.join(STAGE_INDEX_FILE).is_file().then(|| StageIndex::open(&next_dir)).transpose()?
-            }
+            Some(next) => stage::check(&self.data_dir, &self.chain.storage_id, next)
+                .ok()
+                .map(|d| StageIndex::open(&d))
+                .transpose()?,
             None => None,
         };
         let last = k + 1 == self.chain.stages.len();
@@ -406,37 +419,130 @@ impl Copier {
         Ok(())
     }
 
+    /// Stage `k`'s holdings for status (slices, bytes, oldest and newest record), read from its
+    /// index; None when it is unavailable.
+    fn holdings(&self, k: usize) -> Option<(u64, u64, i64, i64)> {
+        let dir = stage::check(&self.data_dir, &self.chain.storage_id, &self.chain.stages[k]).ok()?;
+        let slices = StageIndex::open(&dir).and_then(|i| i.slices()).ok()?;
+        let bytes = stage_bytes(&dir, &slices).ok()?;
+        let oldest = slices.iter().map(|s| s.start_wall_us).min().unwrap_or(0);
+        let newest = slices.iter().map(|s| s.end_wall_us).max().unwrap_or(0);
+        Some((slices.len() as u64, bytes, oldest, newest))
+    }
+
     /// The thread's loop: lowers its I/O priority, then runs a round into each stage at each start
     /// of that stage's own schedule (AR-3), one round after another, until `stop`. Every stage
-    /// gets a round at the thread's start. Waits on `stop`, so it ends at once.
+    /// gets a round at the thread's start. At every wake (at least every
+    /// `AVAILABILITY_CHECK_INTERVAL`) it checks each stage it opened before: a stage without its
+    /// `STAGE` file is unavailable, raises `archive_unavailable` once and is skipped with every
+    /// later stage; when it is back it raises `archive_available` and gets a round at once (AR-8).
+    /// A round during which a scheduled start of its stage passed (the start found it still
+    /// running), or that failed or left a slice out, raises `archive_not_finished`. Waits on
+    /// `stop`, so it ends at once.
     pub fn run(self, stop: &Shutdown) {
         match lower_io_priority() {
             Some(class) => tracing::info!(storage = %self.chain.storage_id, "archive rounds run at I/O class {class}"),
             None => tracing::warn!(storage = %self.chain.storage_id, "archive rounds run at normal I/O priority"),
         }
+        let storage = self.chain.storage_id.as_str();
         // A round at start finishes what a killed or stopped round left (procedure "archive round").
         let start_us = self.clocks.realtime_us();
         let mut due_us = vec![start_us; self.chain.stages.len()];
+        // Per stage: None until first opened, then whether it was available at the last check.
+        let mut available: Vec<Option<bool>> = vec![None; self.chain.stages.len()];
         loop {
+            // Set once a stage is unavailable: it and every later stage are skipped (AR-8).
+            let mut blocked = false;
             for (k, stage) in self.chain.stages.iter().enumerate() {
-                if self.clocks.realtime_us() < due_us[k] {
+                let now_us = self.clocks.realtime_us();
+                let due = now_us >= due_us[k];
+                if !due && available[k].is_none() {
                     continue;
                 }
-                match self.round_into_stage(k) {
-                    Ok(r) => tracing::info!(storage = %self.chain.storage_id, stage = %stage.name,
-                        copied = r.copied, recovered = r.recovered, "archive round done"),
-                    Err(e) => tracing::warn!(storage = %self.chain.storage_id, stage = %stage.name,
-                        "archive round failed (retried at the next start): {e}"),
+                let state = if due {
+                    stage::open_or_create(&self.data_dir, storage, stage, self.recorder_uuid)
+                } else {
+                    stage::check(&self.data_dir, storage, stage)
+                };
+                let is = state.is_ok();
+                let back = available[k] == Some(false) && is;
+                if available[k] != Some(is) {
+                    let (kind, message) = match &state {
+                        Ok(dir) => (
+                            EventKind::ArchiveAvailable,
+                            format!("archive stage {} at {} is available again", stage.name, dir.display()),
+                        ),
+                        Err(why) => (EventKind::ArchiveUnavailable, format!("archive stage {}: {why}", stage.name)),
+                    };
+                    // The first check of an available stage is no change worth an event.
+                    if available[k].is_some() || !is {
+                        tracing::warn!(storage, stage = %stage.name, "{message}");
+                        self.events.emit(Event::new(kind, now_us).with_storage(storage).with_message(message));
+                    }
+                    available[k] = Some(is);
+                    let reason = state.as_ref().err().cloned();
+                    self.status.update(k, |st| {
+                        st.available = is;
+                        st.unavailable_reason = reason;
+                    });
                 }
-                let after_us = self.clocks.realtime_us();
-                due_us[k] = stage.schedule.next_after_us(after_us, &self.tz).unwrap_or(i64::MAX);
+                if !due && !back {
+                    continue;
+                }
+                if blocked || !is {
+                    blocked = true;
+                    due_us[k] = stage.schedule.next_after_us(now_us, &self.tz).unwrap_or(i64::MAX);
+                    continue;
+                }
+                let result = self.round_into_stage(k);
+                let end_us = self.clocks.realtime_us();
+                let mut unfinished = Vec::new();
+                if stage.schedule.next_after_us(now_us, &self.tz).is_some_and(|next| next <= end_us) {
+                    unfinished.push("a scheduled start found the round still running".to_owned());
+                }
+                let mut last = LastRound { start_wall_us: now_us, end_wall_us: end_us, ..LastRound::default() };
+                match &result {
+                    Ok(r) => {
+                        tracing::info!(storage, stage = %stage.name, copied = r.copied, recovered = r.recovered,
+                            deleted = r.deleted_by_retention + r.deleted_by_size, "archive round done");
+                        last.copied = r.copied as u64;
+                        last.deleted = (r.deleted_by_retention + r.deleted_by_size) as u64;
+                        if r.refused > 0 {
+                            unfinished.push(format!("{} slices of the stage before failed their check", r.refused));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(storage, stage = %stage.name, "archive round failed (retried at the next start): {e}");
+                        last.error = Some(e.to_string());
+                        unfinished.push(format!("the round failed: {e}"));
+                    }
+                }
+                if !unfinished.is_empty() {
+                    self.events.emit(
+                        Event::new(EventKind::ArchiveNotFinished, end_us).with_storage(storage).with_message(format!(
+                            "archive round into stage {} did not finish: {}",
+                            stage.name,
+                            unfinished.join("; ")
+                        )),
+                    );
+                }
+                let holdings = self.holdings(k);
+                self.status.update(k, |st| {
+                    if let Some((slices, bytes, oldest, newest)) = holdings {
+                        (st.slices, st.bytes, st.oldest_wall_us, st.newest_wall_us) = (slices, bytes, oldest, newest);
+                    }
+                    st.last_round = Some(last);
+                });
+                due_us[k] = stage.schedule.next_after_us(end_us, &self.tz).unwrap_or(i64::MAX);
                 if stop.is_triggered() {
                     return;
                 }
             }
-            // Wakes at least once a minute: a wall clock step moves the next start.
+            // Wakes at least every AVAILABILITY_CHECK_INTERVAL: an unmounted or returned stage
+            // shows that soon, and a wall clock step moves the next start.
             let next_us = due_us.iter().copied().min().unwrap_or(i64::MAX);
-            let wait_us = (next_us - self.clocks.realtime_us()).clamp(0, 60_000_000);
+            let cap_us = AVAILABILITY_CHECK_INTERVAL.as_micros() as i64;
+            let wait_us = (next_us - self.clocks.realtime_us()).clamp(0, cap_us);
             if stop.wait_timeout(Duration::from_micros(wait_us as u64)) {
                 return;
             }
@@ -448,7 +554,7 @@ impl Copier {
 mod tests {
     use super::*;
     use crate::archive::layout;
-    use crate::archive::Schedule;
+    use crate::archive::{Schedule, StageConfig};
     use crate::clocks::{SimulatedClocks, SystemClocks};
 
     fn copier(tmp: &Path, ring: &store::StorageConfig, recorder: u128, clocks: Arc<dyn Clocks>) -> Copier {
@@ -471,6 +577,8 @@ mod tests {
             camera_names: vec![("cam".to_owned(), "Gate".to_owned())],
             pins: PinBoard::default(),
             events: event_sink(tmp, clocks.clone()),
+            data_dir: tmp.join("data"),
+            status: ArchiveStatus::default(),
             clocks,
         }
     }
@@ -548,7 +656,11 @@ mod tests {
         let early = Copier {
             chain: ArchiveChain {
                 storage_id: "main".to_owned(),
-                stages: vec![StageConfig { path: tmp.path().join("early"), ..c.chain.stages[0].clone() }],
+                stages: vec![StageConfig {
+                    name: "early".to_owned(),
+                    path: tmp.path().join("early"),
+                    ..c.chain.stages[0].clone()
+                }],
             },
             ..copier(tmp.path(), &ring, recorder, clocks.clone())
         };
@@ -702,8 +814,12 @@ mod tests {
 
         // A fresh stage with room for nothing: the pinned older slice stays (A4), the newer goes.
         c.pins.publish(vec![pin_hour(hour - 1)]);
-        c.chain.stages[0] =
-            StageConfig { path: tmp.path().join("tiny"), max_size_bytes: 1, ..c.chain.stages[0].clone() };
+        c.chain.stages[0] = StageConfig {
+            name: "tiny".to_owned(),
+            path: tmp.path().join("tiny"),
+            max_size_bytes: 1,
+            ..c.chain.stages[0].clone()
+        };
         let tiny = stage_dir(&c.chain.stages[0], "main");
         let r = c.round_into_stage(0).expect("round");
         assert_eq!((r.copied, r.deleted_by_size, r.lost), (1, 0, vec![]), "only the pinned hour is copied");
@@ -743,7 +859,11 @@ mod tests {
         let fresh = Copier {
             chain: ArchiveChain {
                 storage_id: "main".to_owned(),
-                stages: vec![StageConfig { path: tmp.path().join("fresh"), ..c.chain.stages[0].clone() }],
+                stages: vec![StageConfig {
+                    name: "fresh".to_owned(),
+                    path: tmp.path().join("fresh"),
+                    ..c.chain.stages[0].clone()
+                }],
             },
             ..copier(tmp.path(), &ring, recorder, Arc::new(SystemClocks))
         };
@@ -761,6 +881,49 @@ mod tests {
         assert_eq!((r.deletes_finished, r.leftovers_removed, r.vanished, r.copied), (0, 1, 1, 2));
         assert_eq!(stage_hours(&dir), [hour - 1, hour]);
         assert_eq!(crate::archive::index::slice_dirs(&dir).expect("dirs").len(), 2);
+    }
+
+    /// Issue 13 point 3 (AR-8): a round that could not finish everything (a slice of the stage
+    /// before failed its check, A5) raises `archive_not_finished` naming the stage, and status
+    /// shows each stage's holdings and last round.
+    #[test]
+    fn a_round_that_leaves_a_slice_out_raises_archive_not_finished() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (ring, recorder, hour) = layout::tests::ring_across_an_hour(tmp.path());
+        let clocks: Arc<dyn Clocks> = Arc::new(SystemClocks);
+        let (_log, sink, _reader) = crate::events::EventLog::spawn(
+            &tmp.path().join("events.sqlite3"),
+            crate::events::Retention::default(),
+            clocks.clone(),
+        );
+        let events = sink.subscribe("test", 16);
+        let mut c = Copier { events: sink, ..copier(tmp.path(), &ring, recorder, clocks) };
+        let cold = StageConfig { name: "cold".to_owned(), path: tmp.path().join("cold"), ..c.chain.stages[0].clone() };
+        c.chain.stages.push(cold);
+        c.status = ArchiveStatus::new(&c.chain);
+        assert_eq!(c.round_into_stage(0).expect("round").copied, 2);
+        let nas = stage_dir(&c.chain.stages[0], "main");
+        let damaged = StageIndex::open(&nas).expect("index").slice("cam", hour).expect("lookup").expect("slice");
+        let media_path = nas.join(&damaged.dir_name).join("Media");
+        let mut bytes = std::fs::read(&media_path).expect("Media");
+        let last = bytes.len() - 10;
+        bytes[last] ^= 0xff;
+        std::fs::write(&media_path, &bytes).expect("damaged");
+
+        let status = c.status.clone();
+        let stop = Shutdown::new();
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || c.run(&s));
+        let e = events.receiver().recv_timeout(Duration::from_secs(60)).expect("an event");
+        assert_eq!((e.kind(), e.storage()), (&EventKind::ArchiveNotFinished, Some("main")));
+        assert!(e.message().expect("message").contains("stage cold"), "{:?}", e.message());
+        stop.trigger();
+        thread.join().expect("archive thread");
+        let st = status.snapshot();
+        assert_eq!(st.iter().map(|s| (s.available, s.slices)).collect::<Vec<_>>(), [(true, 2), (true, 1)]);
+        let last = st[1].last_round.clone().expect("a round");
+        assert_eq!((last.copied, last.error), (1, None));
+        assert!(st[0].bytes > 0 && st[0].oldest_wall_us < st[0].newest_wall_us, "{:?}", st[0]);
     }
 
     /// Issue 13 (ARCHITECTURE "The round"): the archive thread asks for idle I/O priority (or

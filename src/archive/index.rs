@@ -388,6 +388,51 @@ impl StageIndex {
         rows.collect::<Result<_, _>>().map_err(sq("read chunks"))
     }
 
+    /// Calls `f` with every chunk of `slice` (a row of this index; its directory is under
+    /// `stage_dir`), in seq order, each read whole from `Media` and checked against its row before
+    /// use (A5: the bytes at the row's offset decode with the slice's storage uuid and CRC32C, and
+    /// carry the row's seq and length). A mismatch is a `DataLoss` error naming the slice and seq:
+    /// a round then copies nothing of that slice (a rebuild of this index is the remedy).
+    pub fn for_each_chunk_of(
+        &self,
+        stage_dir: &Path,
+        slice: &SliceRow,
+        f: &mut dyn FnMut(store::ChunkBytes) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let media_path = stage_dir.join(&slice.dir_name).join("Media");
+        let media = File::open(&media_path).map_err(|e| Error::io(format!("open {}", media_path.display()), e))?;
+        let mut bytes = Vec::new();
+        for row in self.chunks_of(slice.id)? {
+            let len = usize::try_from(row.len_bytes).map_err(|_| {
+                crate::err!(DataLoss, "archive slice {}: chunk {} too long", media_path.display(), row.seq)
+            })?;
+            bytes.resize(len, 0);
+            media
+                .read_exact_at(&mut bytes, row.offset_bytes)
+                .map_err(|e| Error::io(format!("read chunk {} of {}", row.seq, media_path.display()), e))?;
+            match chunk::decode(&bytes, slice.storage_uuid) {
+                Ok(h) if h.seq == row.seq && h.total_len() == row.len_bytes => {}
+                _ => {
+                    return Err(crate::err!(
+                        DataLoss,
+                        "archive slice {}: chunk {} does not match its index row (A5)",
+                        media_path.display(),
+                        row.seq
+                    ))
+                }
+            }
+            f(store::ChunkBytes {
+                seq: row.seq,
+                run_id: row.run_id,
+                start_wall_us: row.start_wall_us,
+                end_wall_us: row.end_wall_us,
+                frames: row.frames,
+                bytes: std::mem::take(&mut bytes),
+            })?;
+        }
+        Ok(())
+    }
+
     /// Procedure "archive round", crash after step 3: every final slice directory the index does
     /// not name is scanned (every chunk checked) and indexed. A directory that fails the scan is
     /// left alone and named in the returned errors (never deleted: it may be an operator's copy).

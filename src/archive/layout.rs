@@ -16,7 +16,6 @@ use crate::store;
 use crate::store::lock::PinSet;
 
 use super::groom::{groom_chunk, Groomed};
-use super::index::StageIndex;
 
 /// Magic of a `Media` file's header.
 pub const MEDIA_MAGIC: &[u8; 4] = b"EDAM";
@@ -185,19 +184,24 @@ pub struct SliceWritten {
     pub header: MediaHeader,
 }
 
+/// Calls its argument with every chunk of one slice of a stage, in seq order, each checked
+/// against the stage's index row (A5); `archive::index::StageIndex::for_each_chunk_of` is one.
+pub type StageChunks<'a> = &'a dyn Fn(&mut dyn FnMut(store::ChunkBytes) -> Result<(), Error>) -> Result<(), Error>;
+
 /// Which tier a slice's chunks are read from: the ring for stage 1, stage *k−1* for stage *k*
 /// (ARCHITECTURE.md "The round").
 #[derive(Clone, Copy)]
 pub enum ChunkFrom<'a> {
     /// The ring's storage directory: chunks are read and checked as S7 says.
     Ring(&'a Path),
-    /// The stage before: its stage directory (`<stage path>/<storage id>`) and its index; each
-    /// chunk read from the slice's `Media` is checked against its row (A5: seq, length, CRC32C).
+    /// A slice of the stage before.
     Stage {
-        /// The earlier stage's directory.
-        dir: &'a Path,
-        /// Its index, which names the slice and the place of each chunk in `Media`.
-        index: &'a StageIndex,
+        /// The storage uuid its chunks carry (its index row says).
+        storage_uuid: u128,
+        /// Its `Recording` file, copied as it is (the runs as the ring recorded them).
+        recording: &'a Path,
+        /// Its chunks, each checked against its index row (A5).
+        chunks: StageChunks<'a>,
     },
 }
 
@@ -219,54 +223,6 @@ pub struct SliceSource<'a> {
     pub pins: &'a PinSet,
 }
 
-/// Calls `f` with every chunk of the slice `camera_id`/`hour` that stage directory `dir` holds,
-/// in seq order, each read whole from `Media` and checked against its index row before use (A5:
-/// the bytes at the row's offset decode with the slice's storage uuid and CRC32C, and carry the
-/// row's seq and length). A mismatch is a `DataLoss` error naming the slice and seq: the round
-/// then copies nothing of that slice (a rebuild of the earlier stage's index is the remedy).
-fn for_each_stage_chunk(
-    dir: &Path,
-    index: &StageIndex,
-    camera_id: &str,
-    hour: i64,
-    mut f: impl FnMut(store::ChunkBytes) -> Result<(), Error>,
-) -> Result<(), Error> {
-    let Some(slice) = index.slice(camera_id, hour)? else {
-        return Ok(());
-    };
-    let media_path = dir.join(&slice.dir_name).join("Media");
-    let media = File::open(&media_path).map_err(|e| Error::io(format!("open {}", media_path.display()), e))?;
-    let mut bytes = Vec::new();
-    for row in index.chunks_of(slice.id)? {
-        let len = usize::try_from(row.len_bytes)
-            .map_err(|_| crate::err!(DataLoss, "archive slice {}: chunk {} too long", media_path.display(), row.seq))?;
-        bytes.resize(len, 0);
-        media
-            .read_exact_at(&mut bytes, row.offset_bytes)
-            .map_err(|e| Error::io(format!("read chunk {} of {}", row.seq, media_path.display()), e))?;
-        match store::chunk::decode(&bytes, slice.storage_uuid) {
-            Ok(h) if h.seq == row.seq && h.total_len() == row.len_bytes => {}
-            _ => {
-                return Err(crate::err!(
-                    DataLoss,
-                    "archive slice {}: chunk {} does not match its index row (A5)",
-                    media_path.display(),
-                    row.seq
-                ))
-            }
-        }
-        f(store::ChunkBytes {
-            seq: row.seq,
-            run_id: row.run_id,
-            start_wall_us: row.start_wall_us,
-            end_wall_us: row.end_wall_us,
-            frames: row.frames,
-            bytes: std::mem::take(&mut bytes),
-        })?;
-    }
-    Ok(())
-}
-
 /// Steps 1–3 of the archive round's procedure (ARCHITECTURE.md "Archives"): copies one camera's
 /// hour slice from the ring or the stage before (`src.from`) into `stage_dir` (`<stage path>/<storage id>`) through a `.partial`
 /// directory, fsyncs every file and the directory, then gives it its final name and fsyncs
@@ -278,7 +234,7 @@ fn for_each_stage_chunk(
 pub fn write_slice(stage_dir: &Path, src: &SliceSource<'_>, tz: &TimeZone) -> Result<Option<SliceWritten>, Error> {
     let storage_uuid = match src.from {
         ChunkFrom::Ring(ring_dir) => store::storage_uuid(ring_dir)?,
-        ChunkFrom::Stage { index, .. } => index.slice(src.camera_id, src.hour)?.map(|s| s.storage_uuid),
+        ChunkFrom::Stage { storage_uuid, .. } => Some(storage_uuid),
     };
     let Some(storage_uuid) = storage_uuid else {
         return Ok(None);
@@ -305,7 +261,7 @@ pub fn write_slice(stage_dir: &Path, src: &SliceSource<'_>, tz: &TimeZone) -> Re
     let mut runs: Vec<(u64, i64, i64, u64)> = Vec::new();
     let mut newest_us = i64::MIN;
     let from_us = src.hour * HOUR_US;
-    let copy = |c: store::ChunkBytes| {
+    let mut copy = |c: store::ChunkBytes| {
         let groomed = match src.reduce_fps {
             Some(fps) if !src.pins.covers(src.camera_id, c.start_wall_us, c.end_wall_us) => {
                 groom_chunk(&c.bytes, storage_uuid, fps)?
@@ -340,7 +296,7 @@ pub fn write_slice(stage_dir: &Path, src: &SliceSource<'_>, tz: &TimeZone) -> Re
         ChunkFrom::Ring(ring_dir) => {
             store::for_each_chunk_starting_in(ring_dir, src.camera_id, from_us, from_us + HOUR_US, copy)?
         }
-        ChunkFrom::Stage { dir, index } => for_each_stage_chunk(dir, index, src.camera_id, src.hour, copy)?,
+        ChunkFrom::Stage { chunks, .. } => chunks(&mut copy)?,
     }
     if header.chunks == 0 {
         drop(media);
@@ -351,10 +307,8 @@ pub fn write_slice(stage_dir: &Path, src: &SliceSource<'_>, tz: &TimeZone) -> Re
     media.sync_all().map_err(|e| Error::io(format!("fsync {}", media_path.display()), e))?;
     let recording_path = partial.join("Recording");
     let text = match src.from {
-        ChunkFrom::Stage { dir, index } => {
-            let name = index.slice(src.camera_id, src.hour)?.map(|s| s.dir_name).unwrap_or_default();
-            let from = dir.join(name).join("Recording");
-            std::fs::read_to_string(&from).map_err(|e| Error::io(format!("read {}", from.display()), e))?
+        ChunkFrom::Stage { recording, .. } => {
+            std::fs::read_to_string(recording).map_err(|e| Error::io(format!("read {}", recording.display()), e))?
         }
         ChunkFrom::Ring(_) => {
             let mut text = String::from("# run_id start_wall_us end_wall_us frames\n");
