@@ -29,6 +29,9 @@ pub struct Recorder {
     storages: Vec<StorageHandle>,
     /// Pinned data (evidence locks, S10), shared by every writer.
     pin_board: store::lock::PinBoard,
+    /// Issue 13 point 3 (AR-8): each storage's archive stages as its archive thread reports them,
+    /// by storage id (storages without stages are not listed).
+    archive_status: Vec<(String, crate::archive::ArchiveStatus)>,
     /// The evidence locks and their profiles (EL-1..EL-11); they publish to `pin_board`.
     evidence: Arc<crate::evidence::Evidence>,
     /// Every configured camera's stats in config order (disabled ones included); replaced
@@ -177,6 +180,11 @@ impl Recorder {
             config: Arc::new(RwLock::new(config.clone())),
             storages,
             pin_board,
+            archive_status: config
+                .archives
+                .iter()
+                .map(|chain| (chain.storage_id.clone(), crate::archive::ArchiveStatus::new(chain)))
+                .collect(),
             evidence,
             cameras: Arc::new(RwLock::new(Vec::new())),
             runtime: handle,
@@ -231,6 +239,14 @@ impl Recorder {
                 tz: config.time_zone.clone(),
                 camera_names: config.cameras.iter().map(|c| (c.id.clone(), c.name.clone())).collect(),
                 pins: rec.pin_board.clone(),
+                events: rec.events.clone(),
+                data_dir: config.data_dir.clone(),
+                status: rec
+                    .archive_status
+                    .iter()
+                    .find(|(id, _)| *id == chain.storage_id)
+                    .map(|(_, st)| st.clone())
+                    .expect("one status per chain, made above"),
                 clocks: rec.clocks.clone(),
             };
             let stop = rec.stop.clone();
@@ -617,7 +633,17 @@ impl Recorder {
 
     /// Snapshots of every storage, in `storages` order.
     pub fn storage_snapshots(&self) -> Vec<crate::status::StorageSnapshot> {
-        self.storages.iter().zip(&self.storage_configs).map(|(h, c)| crate::status::StorageSnapshot::of(h, c)).collect()
+        self.storages
+            .iter()
+            .zip(&self.storage_configs)
+            .map(|(h, c)| {
+                let mut snap = crate::status::StorageSnapshot::of(h, c);
+                if let Some((_, st)) = self.archive_status.iter().find(|(id, _)| *id == c.id) {
+                    snap.archives = st.snapshot();
+                }
+                snap
+            })
+            .collect()
     }
 }
 

@@ -136,6 +136,9 @@ pub struct StorageSnapshot {
     pub segments_skipped_pinned: u64,
     /// The filesystem under the storage; `None` when it cannot be read.
     pub filesystem: Option<sysinfo::Filesystem>,
+    /// Its archive stages in chain order (issue 13 point 3, AR-8); empty without stages. The
+    /// recorder fills it from the storage's archive thread.
+    pub archives: Vec<crate::archive::StageStatus>,
 }
 
 impl StorageSnapshot {
@@ -173,6 +176,7 @@ impl StorageSnapshot {
             pinned_segments: s.pinned_segments.load(Ordering::Relaxed),
             segments_skipped_pinned: s.segments_skipped_pinned.load(Ordering::Relaxed),
             filesystem: sysinfo::filesystem(&h.path),
+            archives: Vec::new(),
         }
     }
 }
@@ -314,6 +318,7 @@ mod tests {
             pinned_segments: 0,
             segments_skipped_pinned: 0,
             filesystem: None,
+            archives: Vec::new(),
         };
         // 864 MB at 1,000 B/s is 864,000 s: 10 days, within a 30-day retention.
         assert_eq!(storage(1_000, 30).recording_days_at_current_rate(), Some(10.0));

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::mount::{run_tool, LoopMount};
 use common::recorder::RecorderProc;
 use common::{http_get, http_request, wait_for, wait_until};
 use serde_json::Value;
@@ -236,39 +237,6 @@ fn a_taken_http_port_stops_the_start_before_anything_records() {
     drop(held);
 }
 
-/// Runs a system tool and asserts it worked.
-fn run_tool(program: &str, args: &[&std::ffi::OsStr]) {
-    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed (this test needs root and a loop device): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// An ext4 image mounted on a loop device, unmounted on drop (after the recorder using it ended).
-struct LoopMount {
-    dir: std::path::PathBuf,
-}
-
-impl LoopMount {
-    fn new(image: &Path, dir: &Path) -> LoopMount {
-        // 400 MiB: the 64 MiB storage plus the free-space reserve (at least ST-5's 250 MB,
-        // issue 13 point 1) with room for ext4's own metadata.
-        std::fs::File::create(image).unwrap().set_len(400 << 20).unwrap();
-        run_tool("mkfs.ext4", &["-q".as_ref(), "-F".as_ref(), image.as_os_str()]);
-        std::fs::create_dir_all(dir).unwrap();
-        run_tool("mount", &["-o".as_ref(), "loop".as_ref(), image.as_os_str(), dir.as_os_str()]);
-        LoopMount { dir: dir.to_owned() }
-    }
-}
-
-impl Drop for LoopMount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.dir).status();
-    }
-}
-
 /// A filesystem frozen with `fsfreeze -f`, thawed on drop, so that a failing test never leaves the
 /// recorder blocked in the kernel (it could not even be killed).
 struct Frozen<'a>(&'a Path);
@@ -294,7 +262,9 @@ impl Drop for Frozen<'_> {
 #[test]
 fn a_frozen_filesystem_shows_the_storage_stalled() {
     let tmp = common::temp_dir();
-    let mount = LoopMount::new(&tmp.path().join("fs.img"), &tmp.path().join("mnt"));
+    // 400 MiB: the 64 MiB storage plus the free-space reserve (at least ST-5's 250 MB, issue 13
+    // point 1) with room for ext4's own metadata.
+    let mount = LoopMount::new(&tmp.path().join("fs.img"), &tmp.path().join("mnt"), 400 << 20);
     let rec = RecorderProc::start(&tmp.path().join("data"), &body_synced(&mount.dir.join("main"), 500));
     let storage = |rec: &RecorderProc| rec.status()["storages"][0].clone();
     let before = wait_for(Duration::from_secs(20), || Some(storage(&rec)).filter(|s| s["last_write"].is_string()))

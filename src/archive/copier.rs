@@ -1,10 +1,12 @@
 //! The archive round (ARCHITECTURE.md "The round"): one thread per storage with stages copies
-//! finished hour slices from the ring into its first stage on the stage's schedule (AR-3), at
-//! idle I/O priority, stopped through the one `Shutdown`.
-//! Invariant: a slice is copied only when its stage does not name it (A2), and named only after
-//! its directory is durable (A1); a killed round is finished by the next one.
+//! finished hour slices from the ring into stage 1 and from stage *k−1* into stage *k*, each on
+//! its stage's schedule (AR-3), then applies the stage's retention and size (A3, A4), at idle I/O
+//! priority, stopped through the one `Shutdown`.
+//! Invariant: a slice is copied only when its stage does not name it (A2), named only after its
+//! directory is durable (A1), and deleted only as A3/A4 allow; a killed round is finished by the
+//! next one.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,14 +14,23 @@ use std::time::Duration;
 use jiff::tz::TimeZone;
 
 use crate::clocks::Clocks;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
+use crate::events::{Event, EventKind, EventSink};
 use crate::shutdown::Shutdown;
 use crate::store;
 use crate::store::lock::PinBoard;
 
-use super::index::{scan_slice, StageIndex};
-use super::layout::{hour_of, remove_leftovers, write_slice, SliceSource, HOUR_US};
-use super::{ArchiveChain, StageConfig};
+use super::index::{scan_slice, SliceRow, StageIndex, STAGE_INDEX_FILE};
+use super::layout::{
+    hour_of, remove_leftovers, trash_slice, trashed_slice_ids, write_slice, ChunkFrom, SliceSource, HOUR_US,
+    MEDIA_HEADER_BYTES,
+};
+pub use super::stage::stage_dir;
+use super::{stage, ArchiveChain, ArchiveStatus, LastRound};
+
+/// How often the archive thread checks that the stages it opened are still there (a `stat` and a
+/// small read each), so `archive_unavailable`/`archive_available` follow an unmount within it.
+pub const AVAILABILITY_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What one round into a stage did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -30,6 +41,63 @@ pub struct RoundReport {
     pub recovered: usize,
     /// `.partial`/`.trash` directories a killed round left, removed now.
     pub leftovers_removed: usize,
+    /// Slices of the stage before that failed their check against its index (A5), not copied.
+    pub refused: usize,
+    /// Deletes a killed round began (a `.trash-<id>` directory), whose rows were deleted now
+    /// (procedure "delete slice", crash after step 1).
+    pub deletes_finished: usize,
+    /// Rows naming a directory that vanished by other hands (no `.trash` proves a delete), deleted.
+    pub vanished: usize,
+    /// Slices deleted by the stage's retention (each held by the next stage, or the last stage; A3).
+    pub deleted_by_retention: usize,
+    /// Slices deleted by the stage's size limit (A3).
+    pub deleted_by_size: usize,
+    /// Camera id and UTC hour of each slice the size limit deleted before a later stage held it:
+    /// lost data, each raised as `archive_full`.
+    pub lost: Vec<(String, i64)>,
+    /// Slices not copied because the size limit would delete them at once (older than what the
+    /// stage keeps and no room for them), so a full stage does not copy and delete them each round.
+    pub skipped_full: usize,
+}
+
+/// What a slice's files take beyond its chunks, at most: the `Media` header and the `Recording`
+/// text (a line per run, far below 4 KiB for an hour). Added to the ring's chunk bytes to tell
+/// whether a slice fits before copying it (an overestimate only ever skips a slice older than
+/// everything the full stage keeps).
+const SLICE_OVERHEAD_BYTES: u64 = MEDIA_HEADER_BYTES as u64 + 4096;
+
+/// A stage's fill while a round copies into it: enough to tell whether the size limit would
+/// delete a slice as soon as it was copied (A3 deletes the oldest unpinned slice first).
+struct Fill {
+    /// The stage's size limit (`StageConfig::max_size_bytes`).
+    max_bytes: u64,
+    /// Bytes of its slices and its index file now.
+    used_bytes: u64,
+    /// Each slice the stage holds: (hour, camera id, bytes, pinned), any order.
+    held: Vec<(i64, String, u64, bool)>,
+}
+
+impl Fill {
+    /// Whether an unpinned slice of `camera_id`/`hour` of `bytes` would be deleted by the size
+    /// limit right after its copy: the bytes left after deleting every unpinned slice older than
+    /// it would still exceed the limit.
+    fn would_delete_at_once(&self, hour: i64, camera_id: &str, bytes: u64, pinned: bool) -> bool {
+        let older_unpinned_bytes: u64 = self
+            .held
+            .iter()
+            .filter(|(h, c, _, p)| !p && (*h, c.as_str()) < (hour, camera_id))
+            .map(|(_, _, b, _)| b)
+            .sum();
+        !pinned && (self.used_bytes + bytes).saturating_sub(older_unpinned_bytes) > self.max_bytes
+    }
+}
+
+/// The bytes a stage uses: its slices' files as indexed, and its index file (its WAL is not
+/// counted: SQLite folds it back into the file at each checkpoint, and it is at most a few MiB).
+fn stage_bytes(dir: &Path, slices: &[SliceRow]) -> Result<u64, Error> {
+    let path = dir.join(STAGE_INDEX_FILE);
+    let index_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    Ok(slices.iter().map(|s| s.bytes).sum::<u64>() + index_bytes)
 }
 
 /// Everything a storage's archive thread needs; built by the recorder from its configuration.
@@ -48,15 +116,18 @@ pub struct Copier {
     /// Display names of the configured cameras by id (the slice directory names use them, AR-5);
     /// a camera the ring holds but the configuration no longer names is archived under its id.
     pub camera_names: Vec<(String, String)>,
-    /// The pinned ranges: grooming never thins what a pin covers (A4).
+    /// The pinned ranges: grooming never thins, retention and size never delete what a pin
+    /// covers (A4).
     pub pins: PinBoard,
+    /// Where `archive_full` and the stage availability events (AR-8) are raised.
+    pub events: EventSink,
+    /// The recorder's data directory: `archive-<storage>-<stage>.uuid` records the stages this
+    /// recorder created (procedure "create stage").
+    pub data_dir: PathBuf,
+    /// What status shows of each stage; this thread keeps it current.
+    pub status: ArchiveStatus,
     /// Wall and monotonic time (never the system clock directly).
     pub clocks: Arc<dyn Clocks>,
-}
-
-/// The stage directory of `stage` for storage `storage_id`: `<stage path>/<storage id>` (AR-5).
-pub fn stage_dir(stage: &StageConfig, storage_id: &str) -> PathBuf {
-    stage.path.join(storage_id)
 }
 
 /// Asks the kernel to serve this thread's I/O only when the disk is otherwise idle
@@ -89,97 +160,389 @@ pub fn io_priority() -> Option<(i64, i64)> {
     (r >= 0).then_some((r >> 13, r & 0x1fff))
 }
 
+/// The bytes of a camera's ring chunks per UTC hour of their start.
+type HourBytes = BTreeMap<i64, u64>;
+
 /// Each camera the ring holds data of, with the UTC hours in which its recorded (not pre-buffer)
-/// chunks start.
-fn ring_hours(ring_dir: &Path) -> Result<Vec<(String, BTreeSet<i64>)>, Error> {
+/// chunks start and the bytes of those chunks per hour.
+fn ring_hours(ring_dir: &Path) -> Result<Vec<(String, HourBytes)>, Error> {
     let Some(index) = store::index::Index::open(ring_dir, false)? else {
         return Ok(Vec::new());
     };
-    let mut cameras: Vec<(String, BTreeSet<i64>)> = Vec::new();
+    let mut cameras: Vec<(String, HourBytes)> = Vec::new();
     for (id, camera, _) in index.streams()? {
         let at = match cameras.iter().position(|(c, _)| *c == camera) {
             Some(at) => at,
             None => {
-                cameras.push((camera, BTreeSet::new()));
+                cameras.push((camera, BTreeMap::new()));
                 cameras.len() - 1
             }
         };
         for row in index.chunks_in_range(id, i64::MIN / 2, i64::MAX / 2)? {
             if !row.temporary {
-                cameras[at].1.insert(hour_of(row.start_wall_us));
+                *cameras[at].1.entry(hour_of(row.start_wall_us)).or_insert(0) += row.len_bytes;
             }
         }
     }
     Ok(cameras)
 }
 
+/// Procedure "delete slice" (A3): 1. rename the directory to `.trash-<id>`, fsync the stage
+/// directory; 2. delete its rows, commit FULL; 3. remove the `.trash` directory. A crash after
+/// step 1 or 2 is finished by the next round (`round_into_stage`).
+fn delete_slice(dir: &Path, index: &mut StageIndex, s: &SliceRow) -> Result<(), Error> {
+    let trash = trash_slice(dir, &s.dir_name, s.id)?;
+    index.delete_slice(s.id)?;
+    std::fs::remove_dir_all(&trash).map_err(|e| Error::io(format!("remove {}", trash.display()), e))
+}
+
 impl Copier {
-    /// One round into the first stage (procedure "archive round"): removes a killed round's
-    /// leftovers, indexes the final directories it left unnamed, then copies every finished hour
-    /// slice of every camera that the stage does not name yet, one at a time (steps 1–4).
-    pub fn round_into_first_stage(&self) -> Result<RoundReport, Error> {
-        let stage = &self.chain.stages[0];
-        let dir = stage_dir(stage, &self.chain.storage_id);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
-        let mut report = RoundReport { leftovers_removed: remove_leftovers(&dir)?, ..RoundReport::default() };
+    /// The display name of a camera for slice directory names (AR-5): its configured name, or its
+    /// id when the configuration no longer names it.
+    fn camera_name<'a>(&'a self, camera_id: &'a str) -> &'a str {
+        self.camera_names.iter().find(|(id, _)| id == camera_id).map_or(camera_id, |(_, n)| n.as_str())
+    }
+
+    /// One round into stage `k` (procedure "archive round"), then its retention and size
+    /// (procedure "delete slice", A3, A4). First it finishes what a killed round left: the rows of
+    /// slices whose delete began (`.trash-<id>`), `.partial`/`.trash` directories, final
+    /// directories without rows. Then it copies, one at a time (steps 1–4), every slice its
+    /// source holds and the stage does not name yet and would keep: for the first stage every
+    /// finished hour slice of every camera of the ring, for stage *k* every slice of stage *k−1*
+    /// (each chunk checked against stage *k−1*'s index, A5). A slice of an earlier stage that
+    /// fails its check is left out, logged and counted in `refused`; the round goes on with the
+    /// others. Last, `apply_limits`.
+    pub fn round_into_stage(&self, k: usize) -> Result<RoundReport, Error> {
+        let stage = &self.chain.stages[k];
+        let dir = stage::open_or_create(&self.data_dir, &self.chain.storage_id, stage, self.recorder_uuid)
+            .map_err(|why| crate::err!(Unavailable, "archive stage {} is unavailable: {why}", stage.name))?;
         let mut index = StageIndex::open(&dir)?;
+        let mut report = RoundReport::default();
+        // Procedure "delete slice", crash after step 1: the `.trash-<id>` proves the delete was
+        // meant, so its rows go (step 2) before the directory does (step 3, in remove_leftovers).
+        for id in trashed_slice_ids(&dir)? {
+            report.deletes_finished += usize::from(index.delete_slice(id)?);
+        }
+        report.leftovers_removed = remove_leftovers(&dir)?;
         let (recovered, refused) = index.index_unindexed(&dir)?;
         report.recovered = recovered;
         for e in refused {
             tracing::warn!(stage = %stage.name, "a slice directory is not indexed: {e}");
         }
-        // An hour is finished when it ended a sync interval ago: its last chunk is indexed then.
-        let finished_before_us = self.clocks.realtime_us() - self.sync_interval.as_micros() as i64;
+        // A1: the index names only directories that exist; one that vanished without a `.trash`
+        // was removed by other hands, which the operator should know.
+        for s in index.slices()? {
+            if !dir.join(&s.dir_name).is_dir() {
+                tracing::warn!(stage = %stage.name, "slice directory {:?} vanished; its rows are deleted", s.dir_name);
+                index.delete_slice(s.id)?;
+                report.vanished += 1;
+            }
+        }
         let pins = self.pins.current();
-        for (camera_id, hours) in ring_hours(&self.ring_dir)? {
-            let camera_name = self.camera_names.iter().find(|(id, _)| *id == camera_id).map_or(&camera_id, |(_, n)| n);
-            for hour in hours {
-                if (hour + 1) * HOUR_US > finished_before_us || index.has_slice(&camera_id, hour)? {
-                    continue;
+        let cutoff_us = self.clocks.realtime_us() - stage.retention.as_micros() as i64;
+        let held = index.slices()?;
+        let mut fill = Fill {
+            max_bytes: stage.max_size_bytes,
+            used_bytes: stage_bytes(&dir, &held)?,
+            held: held
+                .iter()
+                .map(|s| {
+                    let pinned = pins.covers(&s.camera_id, s.start_wall_us, s.end_wall_us);
+                    (s.hour, s.camera_id.clone(), s.bytes, pinned)
+                })
+                .collect(),
+        };
+        let copy = |index: &mut StageIndex, src: &SliceSource<'_>, report: &mut RoundReport, fill: &mut Fill| {
+            let Some(written) = write_slice(&dir, src, &self.tz)? else {
+                return Ok::<(), Error>(());
+            };
+            let scanned = scan_slice(&written.dir)?;
+            if index.insert_slice(&scanned)? {
+                report.copied += 1;
+                let (start, end) = (scanned.chunks.first(), scanned.chunks.last());
+                let (start, end) = (start.map_or(0, |c| c.start_wall_us), end.map_or(0, |c| c.end_wall_us));
+                let pinned = pins.covers(src.camera_id, start, end);
+                fill.used_bytes += scanned.bytes;
+                fill.held.push((src.hour, src.camera_id.to_owned(), scanned.bytes, pinned));
+            }
+            Ok(())
+        };
+        if k == 0 {
+            // An hour is finished when it ended a sync interval ago: its last chunk is indexed then.
+            let finished_before_us = self.clocks.realtime_us() - self.sync_interval.as_micros() as i64;
+            for (camera_id, hours) in ring_hours(&self.ring_dir)? {
+                for (hour, bytes) in hours {
+                    let (start_us, end_us) = (hour * HOUR_US, (hour + 1) * HOUR_US);
+                    // Past the stage's retention (A3) the slice would be deleted at once.
+                    if end_us > finished_before_us || end_us <= cutoff_us || index.has_slice(&camera_id, hour)? {
+                        continue;
+                    }
+                    let pinned = pins.covers(&camera_id, start_us, end_us);
+                    if fill.would_delete_at_once(hour, &camera_id, bytes + SLICE_OVERHEAD_BYTES, pinned) {
+                        report.skipped_full += 1;
+                        continue;
+                    }
+                    let src = SliceSource {
+                        from: ChunkFrom::Ring(&self.ring_dir),
+                        camera_id: &camera_id,
+                        camera_name: self.camera_name(&camera_id),
+                        hour,
+                        recorder_uuid: self.recorder_uuid,
+                        reduce_fps: stage.reduce_fps,
+                        pins: &pins,
+                    };
+                    copy(&mut index, &src, &mut report, &mut fill)?;
                 }
-                let src = SliceSource {
-                    ring_dir: &self.ring_dir,
-                    camera_id: &camera_id,
-                    camera_name,
-                    hour,
-                    recorder_uuid: self.recorder_uuid,
-                    reduce_fps: stage.reduce_fps,
-                    pins: &pins,
-                };
-                let Some(written) = write_slice(&dir, &src, &self.tz)? else {
-                    continue;
-                };
-                if index.insert_slice(&scan_slice(&written.dir)?)? {
-                    report.copied += 1;
+            }
+        } else {
+            // A stage before that was never created or is unavailable has nothing to copy now.
+            if let Ok(prev_dir) = stage::check(&self.data_dir, &self.chain.storage_id, &self.chain.stages[k - 1]) {
+                let prev = StageIndex::open(&prev_dir)?;
+                for slice in prev.slices()? {
+                    if slice.end_wall_us < cutoff_us || index.has_slice(&slice.camera_id, slice.hour)? {
+                        continue;
+                    }
+                    let pinned = pins.covers(&slice.camera_id, slice.start_wall_us, slice.end_wall_us);
+                    if fill.would_delete_at_once(slice.hour, &slice.camera_id, slice.bytes, pinned) {
+                        report.skipped_full += 1;
+                        continue;
+                    }
+                    let recording = prev_dir.join(&slice.dir_name).join("Recording");
+                    let chunks = |f: &mut dyn FnMut(store::ChunkBytes) -> Result<(), Error>| {
+                        prev.for_each_chunk_of(&prev_dir, &slice, f)
+                    };
+                    let src = SliceSource {
+                        from: ChunkFrom::Stage {
+                            storage_uuid: slice.storage_uuid,
+                            recording: &recording,
+                            chunks: &chunks,
+                        },
+                        camera_id: &slice.camera_id,
+                        camera_name: self.camera_name(&slice.camera_id),
+                        hour: slice.hour,
+                        recorder_uuid: self.recorder_uuid,
+                        reduce_fps: stage.reduce_fps,
+                        pins: &pins,
+                    };
+                    match copy(&mut index, &src, &mut report, &mut fill) {
+                        Ok(()) => {}
+                        // A5: a slice whose chunks do not match its rows is not copied; the others are.
+                        Err(e) if e.kind() == ErrorKind::DataLoss => {
+                            tracing::warn!(stage = %stage.name, "a slice of stage {} is not copied: {e}",
+                                self.chain.stages[k - 1].name);
+                            report.refused += 1;
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
             }
         }
+        self.apply_limits(k, &dir, &mut index, &mut report)?;
         Ok(report)
     }
 
-    /// The thread's loop: lowers its I/O priority, then runs a round into the first stage at each
-    /// start of its schedule (AR-3) until `stop`. Waits on `stop`, so it ends at once.
+    /// Stage `k`'s retention and size (A3, A4), each delete by procedure "delete slice".
+    /// Retention deletes a slice whose newest record is older than the stage's retention only
+    /// when the next stage indexes it (or this is the last stage); an unavailable or never filled
+    /// next stage keeps it here. The size limit is hard: while the stage holds more than
+    /// `max_size_bytes`, its oldest slice goes even if no later stage holds it; such a loss is
+    /// raised as `archive_full` naming camera and hour. A slice a pin covers is never deleted
+    /// (A4, EL-3: the whole slice stays).
+    fn apply_limits(
+        &self,
+        k: usize,
+        dir: &Path,
+        index: &mut StageIndex,
+        report: &mut RoundReport,
+    ) -> Result<(), Error> {
+        let stage = &self.chain.stages[k];
+        // A next stage that was never created or is unavailable holds nothing we can count on.
+        let next = match self.chain.stages.get(k + 1) {
+            Some(next) => stage::check(&self.data_dir, &self.chain.storage_id, next)
+                .ok()
+                .map(|d| StageIndex::open(&d))
+                .transpose()?,
+            None => None,
+        };
+        let last = k + 1 == self.chain.stages.len();
+        let in_next = |s: &SliceRow| match &next {
+            Some(n) => n.has_slice(&s.camera_id, s.hour),
+            None => Ok(false),
+        };
+        let pins = self.pins.current();
+        let now_us = self.clocks.realtime_us();
+        let cutoff_us = now_us - stage.retention.as_micros() as i64;
+        let mut kept = Vec::new();
+        for s in index.slices()? {
+            let pinned = pins.covers(&s.camera_id, s.start_wall_us, s.end_wall_us);
+            if !pinned && s.end_wall_us < cutoff_us && (last || in_next(&s)?) {
+                delete_slice(dir, index, &s)?;
+                report.deleted_by_retention += 1;
+            } else {
+                kept.push((s, pinned));
+            }
+        }
+        let mut used_bytes = stage_bytes(dir, &kept.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>())?;
+        for (s, pinned) in &kept {
+            if used_bytes <= stage.max_size_bytes {
+                break;
+            }
+            if *pinned {
+                continue;
+            }
+            let lost = last || !in_next(s)?;
+            delete_slice(dir, index, s)?;
+            used_bytes -= s.bytes;
+            report.deleted_by_size += 1;
+            if lost {
+                report.lost.push((s.camera_id.clone(), s.hour));
+                let hour =
+                    jiff::Timestamp::from_microsecond(s.hour * HOUR_US).map_or(s.hour.to_string(), |t| t.to_string());
+                self.events.emit(
+                    Event::new(EventKind::ArchiveFull, now_us)
+                        .with_storage(&*self.chain.storage_id)
+                        .with_camera(&*s.camera_id)
+                        .with_message(format!(
+                            "archive stage {} reached its size limit of {} bytes: camera {} hour {hour} (UTC) deleted \
+                             before {}",
+                            stage.name,
+                            stage.max_size_bytes,
+                            s.camera_id,
+                            if last { "its retention ran out" } else { "the next stage held it" }
+                        )),
+                );
+            }
+        }
+        if used_bytes > stage.max_size_bytes {
+            tracing::warn!(stage = %stage.name, used_bytes, "the stage holds more than its size: the rest is pinned (A4)");
+        }
+        Ok(())
+    }
+
+    /// Stage `k`'s holdings for status (slices, bytes, oldest and newest record), read from its
+    /// index; None when it is unavailable.
+    fn holdings(&self, k: usize) -> Option<(u64, u64, i64, i64)> {
+        let dir = stage::check(&self.data_dir, &self.chain.storage_id, &self.chain.stages[k]).ok()?;
+        let slices = StageIndex::open(&dir).and_then(|i| i.slices()).ok()?;
+        let bytes = stage_bytes(&dir, &slices).ok()?;
+        let oldest = slices.iter().map(|s| s.start_wall_us).min().unwrap_or(0);
+        let newest = slices.iter().map(|s| s.end_wall_us).max().unwrap_or(0);
+        Some((slices.len() as u64, bytes, oldest, newest))
+    }
+
+    /// The thread's loop: lowers its I/O priority, then runs a round into each stage at each start
+    /// of that stage's own schedule (AR-3), one round after another, until `stop`. Every stage
+    /// gets a round at the thread's start. At every wake (at least every
+    /// `AVAILABILITY_CHECK_INTERVAL`) it checks each stage it opened before: a stage without its
+    /// `STAGE` file is unavailable, raises `archive_unavailable` once and is skipped with every
+    /// later stage; when it is back it raises `archive_available` and gets a round at once (AR-8).
+    /// A round during which a scheduled start of its stage passed (the start found it still
+    /// running), or that failed or left a slice out, raises `archive_not_finished`. Waits on
+    /// `stop`, so it ends at once.
     pub fn run(self, stop: &Shutdown) {
         match lower_io_priority() {
             Some(class) => tracing::info!(storage = %self.chain.storage_id, "archive rounds run at I/O class {class}"),
             None => tracing::warn!(storage = %self.chain.storage_id, "archive rounds run at normal I/O priority"),
         }
+        let storage = self.chain.storage_id.as_str();
         // A round at start finishes what a killed or stopped round left (procedure "archive round").
-        let mut due_us = self.clocks.realtime_us();
+        let start_us = self.clocks.realtime_us();
+        let mut due_us = vec![start_us; self.chain.stages.len()];
+        // Per stage: None until first opened, then whether it was available at the last check.
+        let mut available: Vec<Option<bool>> = vec![None; self.chain.stages.len()];
         loop {
-            let now_us = self.clocks.realtime_us();
-            if now_us >= due_us {
-                match self.round_into_first_stage() {
-                    Ok(r) => tracing::info!(storage = %self.chain.storage_id, stage = %self.chain.stages[0].name,
-                        copied = r.copied, recovered = r.recovered, "archive round done"),
-                    Err(e) => tracing::warn!(storage = %self.chain.storage_id, stage = %self.chain.stages[0].name,
-                        "archive round failed (retried at the next start): {e}"),
+            // Set once a stage is unavailable: it and every later stage are skipped (AR-8).
+            let mut blocked = false;
+            for (k, stage) in self.chain.stages.iter().enumerate() {
+                let now_us = self.clocks.realtime_us();
+                let due = now_us >= due_us[k];
+                if !due && available[k].is_none() {
+                    continue;
                 }
-                let after_us = self.clocks.realtime_us();
-                due_us = self.chain.stages[0].schedule.next_after_us(after_us, &self.tz).unwrap_or(i64::MAX);
+                let state = if due {
+                    stage::open_or_create(&self.data_dir, storage, stage, self.recorder_uuid)
+                } else {
+                    stage::check(&self.data_dir, storage, stage)
+                };
+                let is = state.is_ok();
+                let back = available[k] == Some(false) && is;
+                if available[k] != Some(is) {
+                    let (kind, message) = match &state {
+                        Ok(dir) => (
+                            EventKind::ArchiveAvailable,
+                            format!("archive stage {} at {} is available again", stage.name, dir.display()),
+                        ),
+                        Err(why) => (EventKind::ArchiveUnavailable, format!("archive stage {}: {why}", stage.name)),
+                    };
+                    // The first check of an available stage is no change worth an event.
+                    if available[k].is_some() || !is {
+                        tracing::warn!(storage, stage = %stage.name, "{message}");
+                        self.events.emit(Event::new(kind, now_us).with_storage(storage).with_message(message));
+                    }
+                    available[k] = Some(is);
+                    let reason = state.as_ref().err().cloned();
+                    self.status.update(k, |st| {
+                        st.available = is;
+                        st.unavailable_reason = reason;
+                    });
+                }
+                if !due && !back {
+                    continue;
+                }
+                if blocked || !is {
+                    blocked = true;
+                    due_us[k] = stage.schedule.next_after_us(now_us, &self.tz).unwrap_or(i64::MAX);
+                    continue;
+                }
+                let result = self.round_into_stage(k);
+                let end_us = self.clocks.realtime_us();
+                let mut unfinished = Vec::new();
+                if stage.schedule.next_after_us(now_us, &self.tz).is_some_and(|next| next <= end_us) {
+                    unfinished.push("a scheduled start found the round still running".to_owned());
+                }
+                let mut last = LastRound { start_wall_us: now_us, end_wall_us: end_us, ..LastRound::default() };
+                match &result {
+                    Ok(r) => {
+                        tracing::info!(storage, stage = %stage.name, copied = r.copied, recovered = r.recovered,
+                            deleted = r.deleted_by_retention + r.deleted_by_size, "archive round done");
+                        last.copied = r.copied as u64;
+                        last.deleted = (r.deleted_by_retention + r.deleted_by_size) as u64;
+                        if r.refused > 0 {
+                            unfinished.push(format!("{} slices of the stage before failed their check", r.refused));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(storage, stage = %stage.name, "archive round failed (retried at the next start): {e}");
+                        last.error = Some(e.to_string());
+                        unfinished.push(format!("the round failed: {e}"));
+                    }
+                }
+                if !unfinished.is_empty() {
+                    self.events.emit(
+                        Event::new(EventKind::ArchiveNotFinished, end_us).with_storage(storage).with_message(format!(
+                            "archive round into stage {} did not finish: {}",
+                            stage.name,
+                            unfinished.join("; ")
+                        )),
+                    );
+                }
+                let holdings = self.holdings(k);
+                self.status.update(k, |st| {
+                    if let Some((slices, bytes, oldest, newest)) = holdings {
+                        (st.slices, st.bytes, st.oldest_wall_us, st.newest_wall_us) = (slices, bytes, oldest, newest);
+                    }
+                    st.last_round = Some(last);
+                });
+                due_us[k] = stage.schedule.next_after_us(end_us, &self.tz).unwrap_or(i64::MAX);
+                if stop.is_triggered() {
+                    return;
+                }
             }
-            // Wakes at least once a minute: a wall clock step moves the next start.
-            let wait_us = (due_us - self.clocks.realtime_us()).clamp(0, 60_000_000);
+            // Wakes at least every AVAILABILITY_CHECK_INTERVAL: an unmounted or returned stage
+            // shows that soon, and a wall clock step moves the next start.
+            let next_us = due_us.iter().copied().min().unwrap_or(i64::MAX);
+            let cap_us = AVAILABILITY_CHECK_INTERVAL.as_micros() as i64;
+            let wait_us = (next_us - self.clocks.realtime_us()).clamp(0, cap_us);
             if stop.wait_timeout(Duration::from_micros(wait_us as u64)) {
                 return;
             }
@@ -190,9 +553,8 @@ impl Copier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::index::STAGE_INDEX_FILE;
     use crate::archive::layout;
-    use crate::archive::Schedule;
+    use crate::archive::{Schedule, StageConfig};
     use crate::clocks::{SimulatedClocks, SystemClocks};
 
     fn copier(tmp: &Path, ring: &store::StorageConfig, recorder: u128, clocks: Arc<dyn Clocks>) -> Copier {
@@ -214,8 +576,28 @@ mod tests {
             tz: TimeZone::UTC,
             camera_names: vec![("cam".to_owned(), "Gate".to_owned())],
             pins: PinBoard::default(),
+            events: event_sink(tmp, clocks.clone()),
+            data_dir: tmp.join("data"),
+            status: ArchiveStatus::default(),
             clocks,
         }
+    }
+
+    /// A real event log under `tmp` (its writer thread ends when the last sink is dropped).
+    fn event_sink(tmp: &Path, clocks: Arc<dyn Clocks>) -> EventSink {
+        let (_log, sink, _reader) =
+            crate::events::EventLog::spawn(&tmp.join("events.sqlite3"), crate::events::Retention::default(), clocks);
+        sink
+    }
+
+    /// The UTC hours of the slices a stage index names, oldest first.
+    fn stage_hours(dir: &Path) -> Vec<i64> {
+        StageIndex::open(dir).expect("index").slices().expect("slices").iter().map(|s| s.hour).collect()
+    }
+
+    /// A pin of camera "cam" over the whole of UTC hour `hour`.
+    fn pin_hour(hour: i64) -> store::lock::Pin {
+        store::lock::Pin { camera: "cam".into(), start_wall_us: hour * HOUR_US, end_wall_us: (hour + 1) * HOUR_US }
     }
 
     /// Every chunk seq the stage index names, in order (a seq twice would show twice).
@@ -248,13 +630,13 @@ mod tests {
         let c = copier(tmp.path(), &ring, recorder, clocks.clone());
         let dir = stage_dir(&c.chain.stages[0], "main");
 
-        let first = c.round_into_first_stage().expect("round");
-        assert_eq!(first, RoundReport { copied: 2, recovered: 0, leftovers_removed: 0 });
+        let first = c.round_into_stage(0).expect("round");
+        assert_eq!(first, RoundReport { copied: 2, ..RoundReport::default() });
         assert_eq!(stage_seqs(&dir), ring_seqs, "every chunk of the ring, once");
         let index = StageIndex::open(&dir).expect("index");
         assert_eq!(index.slices().expect("slices").iter().map(|s| s.hour).collect::<Vec<_>>(), [hour - 1, hour]);
         drop(index);
-        assert_eq!(c.round_into_first_stage().expect("round").copied, 0, "A2: nothing copied twice");
+        assert_eq!(c.round_into_stage(0).expect("round").copied, 0, "A2: nothing copied twice");
 
         // A kill during the next round: after step 1 of one slice (a `.partial`) and after step 3
         // of both (the index lost its rows; removing the file is the harshest form of that).
@@ -262,8 +644,8 @@ mod tests {
         for f in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(dir.join(format!("{STAGE_INDEX_FILE}{f}")));
         }
-        let again = c.round_into_first_stage().expect("round");
-        assert_eq!(again, RoundReport { copied: 0, recovered: 2, leftovers_removed: 1 });
+        let again = c.round_into_stage(0).expect("round");
+        assert_eq!(again, RoundReport { recovered: 2, leftovers_removed: 1, ..RoundReport::default() });
         assert_eq!(stage_seqs(&dir), ring_seqs, "neither lost nor duplicated");
         let dirs = crate::archive::index::slice_dirs(&dir).expect("dirs");
         assert_eq!(dirs.len(), 2, "no second directory for a slice: {dirs:?}");
@@ -274,11 +656,274 @@ mod tests {
         let early = Copier {
             chain: ArchiveChain {
                 storage_id: "main".to_owned(),
-                stages: vec![StageConfig { path: tmp.path().join("early"), ..c.chain.stages[0].clone() }],
+                stages: vec![StageConfig {
+                    name: "early".to_owned(),
+                    path: tmp.path().join("early"),
+                    ..c.chain.stages[0].clone()
+                }],
             },
             ..copier(tmp.path(), &ring, recorder, clocks.clone())
         };
-        assert_eq!(early.round_into_first_stage().expect("round").copied, 1);
+        assert_eq!(early.round_into_stage(0).expect("round").copied, 1);
+    }
+
+    /// Issue 13 (AR-1, AR-2, AR-4, A2, A5; ARCHITECTURE "The round"): a round into stage *k*
+    /// copies every slice of stage *k−1* it does not name yet, byte for byte, reading each chunk
+    /// from stage *k−1*'s `Media` checked against its row; a grooming stage keeps the key frames
+    /// (A6) and a slice once groomed stays marked groomed in later stages; a slice whose chunk
+    /// fails the check is not copied while the others are.
+    #[test]
+    fn a_later_stage_copies_the_stage_before_checked_and_groomed() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (ring, recorder, hour) = layout::tests::ring_across_an_hour(tmp.path());
+        let clocks = Arc::new(SimulatedClocks::new(SystemClocks.realtime_us()));
+        let mut c = copier(tmp.path(), &ring, recorder, clocks.clone());
+        let first = c.chain.stages[0].clone();
+        let stage = |name: &str, reduce_fps| StageConfig {
+            name: name.to_owned(),
+            path: tmp.path().join(name),
+            reduce_fps,
+            ..first.clone()
+        };
+        c.chain.stages.push(stage("cold", Some(1.0)));
+        c.chain.stages.push(stage("deep", None));
+        let dirs: Vec<PathBuf> = c.chain.stages.iter().map(|s| stage_dir(s, "main")).collect();
+
+        assert_eq!(c.round_into_stage(1).expect("round").copied, 0, "stage 1 holds nothing yet");
+        assert_eq!(c.round_into_stage(0).expect("round").copied, 2);
+        assert_eq!(c.round_into_stage(1).expect("round").copied, 2);
+        assert_eq!(c.round_into_stage(2).expect("round").copied, 2);
+        assert_eq!(c.round_into_stage(1).expect("round").copied, 0, "A2: nothing copied twice");
+        assert_eq!(c.round_into_stage(2).expect("round").copied, 0, "A2: nothing copied twice");
+
+        // The grooming stage holds exactly the chunks with a key frame (frames 0, 25, …, 125 lie in
+        // chunks 1, 3, 6, 8, 11 and 13 of 15), one frame each, and marks both slices groomed.
+        let cold = StageIndex::open(&dirs[1]).expect("index");
+        let mut kept = Vec::new();
+        for s in cold.slices().expect("slices") {
+            assert!(s.groomed, "{s:?}");
+            kept.extend(cold.chunks_of(s.id).expect("chunks").into_iter().map(|c| c.frames));
+        }
+        assert_eq!(kept, [1; 6], "six key frames, nothing else");
+        let seqs_1 = stage_seqs(&dirs[0]);
+        assert_eq!(stage_seqs(&dirs[1]), [0, 2, 5, 7, 10, 12].map(|i| seqs_1[i]));
+        // The stage after it copies the groomed slices byte for byte and still knows them groomed.
+        assert_eq!(stage_seqs(&dirs[2]), stage_seqs(&dirs[1]));
+        let deep = StageIndex::open(&dirs[2]).expect("index");
+        for (a, b) in cold.slices().expect("slices").iter().zip(deep.slices().expect("slices")) {
+            assert!(b.groomed);
+            let media = |dir: &Path, name: &str| std::fs::read(dir.join(name).join("Media")).expect("Media");
+            assert!(media(&dirs[1], &a.dir_name) == media(&dirs[2], &b.dir_name), "byte for byte");
+        }
+
+        // A5: one damaged byte in stage 1's slice of `hour`; a fresh stage 2 gets the other slice
+        // only, and the damaged one is refused, not copied.
+        let nas = StageIndex::open(&dirs[0]).expect("index");
+        let damaged = nas.slice("cam", hour).expect("lookup").expect("slice");
+        let media_path = dirs[0].join(&damaged.dir_name).join("Media");
+        let mut bytes = std::fs::read(&media_path).expect("Media");
+        let last = bytes.len() - 10;
+        bytes[last] ^= 0xff;
+        std::fs::write(&media_path, &bytes).expect("damaged");
+        c.chain.stages[1] = stage("fresh", None);
+        let fresh = c.round_into_stage(1).expect("round");
+        assert_eq!(fresh, RoundReport { copied: 1, refused: 1, ..RoundReport::default() });
+        let fresh_dir = stage_dir(&c.chain.stages[1], "main");
+        let index = StageIndex::open(&fresh_dir).expect("index");
+        assert_eq!(index.slices().expect("slices").iter().map(|s| s.hour).collect::<Vec<_>>(), [hour - 1]);
+    }
+
+    /// Issue 13 point 2 (AR-2, A3, A4, procedure "delete slice"): a stage's retention deletes a
+    /// slice only once the next stage indexes it, the last stage by retention alone, never a slice
+    /// a pin covers; a slice past the stage's retention is not copied again from the ring.
+    #[test]
+    fn retention_deletes_only_what_the_next_stage_holds_and_never_pinned_data() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (ring, recorder, hour) = layout::tests::ring_across_an_hour(tmp.path());
+        let clocks = Arc::new(SimulatedClocks::new(SystemClocks.realtime_us()));
+        let mut c = copier(tmp.path(), &ring, recorder, clocks.clone());
+        let cold = StageConfig {
+            name: "cold".to_owned(),
+            path: tmp.path().join("cold"),
+            retention: Duration::from_secs(60 * 86_400),
+            ..c.chain.stages[0].clone()
+        };
+        c.chain.stages.push(cold);
+        let (nas, cold) = (stage_dir(&c.chain.stages[0], "main"), stage_dir(&c.chain.stages[1], "main"));
+        assert_eq!(c.round_into_stage(0).expect("round").copied, 2);
+
+        // 30 days (nas's retention) after 2 s into `hour`: the slice of `hour - 1` (it ends at the
+        // hour) is past it, the slice of `hour` (it ends 4 s into it) is not.
+        let day_us = 86_400_000_000;
+        clocks.set_realtime_us(hour * HOUR_US + 2_000_000 + 30 * day_us);
+        let r = c.round_into_stage(0).expect("round");
+        assert_eq!((r.copied, r.deleted_by_retention), (0, 0), "A3: cold does not hold it yet");
+        assert_eq!(stage_hours(&nas), [hour - 1, hour]);
+        assert_eq!(c.round_into_stage(1).expect("round").copied, 2);
+        let r = c.round_into_stage(0).expect("round");
+        assert_eq!(r, RoundReport { deleted_by_retention: 1, ..RoundReport::default() }, "not copied again");
+        assert_eq!(stage_hours(&nas), [hour]);
+        let left = crate::archive::index::slice_dirs(&nas).expect("dirs");
+        assert_eq!(left.len(), 1, "the directory is gone as well: {left:?}");
+        assert_eq!(c.round_into_stage(0).expect("round"), RoundReport::default(), "a second round does nothing");
+
+        // The last stage deletes by its retention alone, but never what a pin covers (A4).
+        c.pins.publish(vec![pin_hour(hour - 1)]);
+        clocks.set_realtime_us(hour * HOUR_US + 5_000_000 + 60 * day_us);
+        let r = c.round_into_stage(1).expect("round");
+        assert_eq!(r.deleted_by_retention, 1);
+        assert_eq!(stage_hours(&cold), [hour - 1], "the pinned slice stays");
+        c.pins.publish(Vec::new());
+        assert_eq!(c.round_into_stage(1).expect("round").deleted_by_retention, 1, "unpinned, it goes");
+        assert_eq!(stage_hours(&cold), Vec::<i64>::new());
+    }
+
+    /// Issue 13 point 2 (A3, A4, AR-8): the size limit is hard: the oldest unpinned slice goes
+    /// even though no later stage holds it, raising `archive_full` with camera and hour; a pinned
+    /// slice stays even above the limit; a slice the limit would delete at once is not copied
+    /// again at the next round.
+    #[test]
+    fn the_size_limit_deletes_the_oldest_unpinned_slice_and_raises_archive_full() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (ring, recorder, hour) = layout::tests::ring_across_an_hour(tmp.path());
+        let clocks = Arc::new(SimulatedClocks::new(SystemClocks.realtime_us()));
+        let (_log, sink, _reader) = crate::events::EventLog::spawn(
+            &tmp.path().join("events.sqlite3"),
+            crate::events::Retention::default(),
+            clocks.clone(),
+        );
+        let events = sink.subscribe("test", 16);
+        let mut c = Copier { events: sink, ..copier(tmp.path(), &ring, recorder, clocks.clone()) };
+        let dir = stage_dir(&c.chain.stages[0], "main");
+        assert_eq!(c.round_into_stage(0).expect("round").copied, 2);
+        let used = {
+            let index = StageIndex::open(&dir).expect("index");
+            stage_bytes(&dir, &index.slices().expect("slices")).expect("bytes")
+        };
+
+        // One byte too many: the older slice goes, and it is lost (no later stage).
+        c.chain.stages[0].max_size_bytes = used - 1;
+        let r = c.round_into_stage(0).expect("round");
+        assert_eq!((r.deleted_by_size, r.lost.clone()), (1, vec![("cam".to_owned(), hour - 1)]));
+        assert_eq!(stage_hours(&dir), [hour]);
+        let e = events.receiver().recv_timeout(Duration::from_secs(10)).expect("archive_full raised");
+        assert_eq!((e.kind(), e.storage(), e.camera()), (&EventKind::ArchiveFull, Some("main"), Some("cam")));
+        assert!(e.message().expect("message").contains("nas"), "{:?}", e.message());
+        let r = c.round_into_stage(0).expect("round");
+        assert_eq!(r, RoundReport { skipped_full: 1, ..RoundReport::default() }, "not copied to be deleted again");
+
+        // A fresh stage with room for nothing: the pinned older slice stays (A4), the newer goes.
+        c.pins.publish(vec![pin_hour(hour - 1)]);
+        c.chain.stages[0] = StageConfig {
+            name: "tiny".to_owned(),
+            path: tmp.path().join("tiny"),
+            max_size_bytes: 1,
+            ..c.chain.stages[0].clone()
+        };
+        let tiny = stage_dir(&c.chain.stages[0], "main");
+        let r = c.round_into_stage(0).expect("round");
+        assert_eq!((r.copied, r.deleted_by_size, r.lost), (1, 0, vec![]), "only the pinned hour is copied");
+        assert_eq!(r.skipped_full, 1, "the unpinned hour would go at once");
+        assert_eq!(stage_hours(&tiny), [hour - 1]);
+    }
+
+    /// Issue 13 point 2 (procedure "delete slice"): a delete killed after step 1 (renamed to
+    /// `.trash-<id>`, rows still there) or after step 2 (rows gone, `.trash` left) is finished by
+    /// the next round: neither rows naming a missing directory nor a `.trash` directory remain,
+    /// and the other slice is untouched. A directory removed by other hands loses its rows too.
+    #[test]
+    fn a_killed_delete_is_finished_by_the_next_round() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (ring, recorder, hour) = layout::tests::ring_across_an_hour(tmp.path());
+        let clocks = Arc::new(SimulatedClocks::new(SystemClocks.realtime_us()));
+        let c = copier(tmp.path(), &ring, recorder, clocks.clone());
+        let dir = stage_dir(&c.chain.stages[0], "main");
+        assert_eq!(c.round_into_stage(0).expect("round").copied, 2);
+        // Past the stage's retention for both slices, so the ring's copies are not copied again.
+        clocks.set_realtime_us((hour + 2) * HOUR_US + c.chain.stages[0].retention.as_micros() as i64);
+        let slices = StageIndex::open(&dir).expect("index").slices().expect("slices");
+        let older = &slices[0];
+
+        // Killed after step 1 of the older slice's delete.
+        trash_slice(&dir, &older.dir_name, older.id).expect("step 1");
+        let r = c.round_into_stage(0).expect("round");
+        assert_eq!((r.deletes_finished, r.leftovers_removed, r.vanished), (1, 1, 0));
+        // The retention deleted the newer slice in the same round (the last stage may).
+        assert_eq!(r.deleted_by_retention, 1);
+        assert_eq!(stage_hours(&dir), Vec::<i64>::new());
+        assert!(crate::archive::index::slice_dirs(&dir).expect("dirs").is_empty());
+        let names: Vec<_> = std::fs::read_dir(&dir).expect("list").map(|e| e.expect("entry").file_name()).collect();
+        assert!(names.iter().all(|n| !n.to_string_lossy().starts_with(".trash")), "{names:?}");
+
+        // Killed after step 2 (rows gone, `.trash` left), and a directory removed by other hands.
+        let fresh = Copier {
+            chain: ArchiveChain {
+                storage_id: "main".to_owned(),
+                stages: vec![StageConfig {
+                    name: "fresh".to_owned(),
+                    path: tmp.path().join("fresh"),
+                    ..c.chain.stages[0].clone()
+                }],
+            },
+            ..copier(tmp.path(), &ring, recorder, Arc::new(SystemClocks))
+        };
+        let dir = stage_dir(&fresh.chain.stages[0], "main");
+        assert_eq!(fresh.round_into_stage(0).expect("round").copied, 2);
+        let mut index = StageIndex::open(&dir).expect("index");
+        let slices = index.slices().expect("slices");
+        trash_slice(&dir, &slices[0].dir_name, slices[0].id).expect("step 1");
+        assert!(index.delete_slice(slices[0].id).expect("step 2"));
+        std::fs::remove_dir_all(dir.join(&slices[1].dir_name)).expect("removed by other hands");
+        drop(index);
+        // The ring still holds both hours within the stage's retention: the round copies them again,
+        // each once, after finishing the delete and forgetting the vanished directory.
+        let r = fresh.round_into_stage(0).expect("round");
+        assert_eq!((r.deletes_finished, r.leftovers_removed, r.vanished, r.copied), (0, 1, 1, 2));
+        assert_eq!(stage_hours(&dir), [hour - 1, hour]);
+        assert_eq!(crate::archive::index::slice_dirs(&dir).expect("dirs").len(), 2);
+    }
+
+    /// Issue 13 point 3 (AR-8): a round that could not finish everything (a slice of the stage
+    /// before failed its check, A5) raises `archive_not_finished` naming the stage, and status
+    /// shows each stage's holdings and last round.
+    #[test]
+    fn a_round_that_leaves_a_slice_out_raises_archive_not_finished() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (ring, recorder, hour) = layout::tests::ring_across_an_hour(tmp.path());
+        let clocks: Arc<dyn Clocks> = Arc::new(SystemClocks);
+        let (_log, sink, _reader) = crate::events::EventLog::spawn(
+            &tmp.path().join("events.sqlite3"),
+            crate::events::Retention::default(),
+            clocks.clone(),
+        );
+        let events = sink.subscribe("test", 16);
+        let mut c = Copier { events: sink, ..copier(tmp.path(), &ring, recorder, clocks) };
+        let cold = StageConfig { name: "cold".to_owned(), path: tmp.path().join("cold"), ..c.chain.stages[0].clone() };
+        c.chain.stages.push(cold);
+        c.status = ArchiveStatus::new(&c.chain);
+        assert_eq!(c.round_into_stage(0).expect("round").copied, 2);
+        let nas = stage_dir(&c.chain.stages[0], "main");
+        let damaged = StageIndex::open(&nas).expect("index").slice("cam", hour).expect("lookup").expect("slice");
+        let media_path = nas.join(&damaged.dir_name).join("Media");
+        let mut bytes = std::fs::read(&media_path).expect("Media");
+        let last = bytes.len() - 10;
+        bytes[last] ^= 0xff;
+        std::fs::write(&media_path, &bytes).expect("damaged");
+
+        let status = c.status.clone();
+        let stop = Shutdown::new();
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || c.run(&s));
+        let e = events.receiver().recv_timeout(Duration::from_secs(60)).expect("an event");
+        assert_eq!((e.kind(), e.storage()), (&EventKind::ArchiveNotFinished, Some("main")));
+        assert!(e.message().expect("message").contains("stage cold"), "{:?}", e.message());
+        stop.trigger();
+        thread.join().expect("archive thread");
+        let st = status.snapshot();
+        assert_eq!(st.iter().map(|s| (s.available, s.slices)).collect::<Vec<_>>(), [(true, 2), (true, 1)]);
+        let last = st[1].last_round.clone().expect("a round");
+        assert_eq!((last.copied, last.error), (1, None));
+        assert!(st[0].bytes > 0 && st[0].oldest_wall_us < st[0].newest_wall_us, "{:?}", st[0]);
     }
 
     /// Issue 13 (ARCHITECTURE "The round"): the archive thread asks for idle I/O priority (or

@@ -244,6 +244,11 @@ impl StageIndex {
             .map_err(sq("look up a slice"))
     }
 
+    /// The slice of `camera_id` and `hour`, when the stage holds it.
+    pub fn slice(&self, camera_id: &str, hour: i64) -> Result<Option<SliceRow>, Error> {
+        Ok(self.slices_where("WHERE camera_id = ?1 AND hour = ?2", params![camera_id, hour])?.pop())
+    }
+
     /// Step 4 of the round: the slice and its chunk rows in one FULL commit. False (and nothing
     /// written) when the stage already names that camera's hour (A2).
     pub fn insert_slice(&mut self, s: &ScannedSlice) -> Result<bool, Error> {
@@ -309,17 +314,32 @@ impl StageIndex {
         Ok(true)
     }
 
+    /// Step 2 of procedure "delete slice": the slice's chunk and slice rows in one FULL commit.
+    /// False when no row has that id (a delete finished before, or never indexed).
+    pub fn delete_slice(&mut self, slice_id: i64) -> Result<bool, Error> {
+        let tx = self.conn.transaction().map_err(sq("begin"))?;
+        tx.execute("DELETE FROM chunk WHERE slice_id = ?1", [slice_id]).map_err(sq("delete chunks"))?;
+        let n = tx.execute("DELETE FROM slice WHERE id = ?1", [slice_id]).map_err(sq("delete a slice"))?;
+        tx.commit().map_err(sq("commit a delete"))?;
+        Ok(n > 0)
+    }
+
     /// Every slice, oldest hour first (then by camera).
     pub fn slices(&self) -> Result<Vec<SliceRow>, Error> {
+        self.slices_where("", params![])
+    }
+
+    /// The slices a `WHERE` clause (empty for all) selects, oldest hour first (then by camera).
+    fn slices_where(&self, filter: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<SliceRow>, Error> {
         let mut st = self
             .conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT id, camera_id, hour, dir_name, storage_uuid, first_seq, last_seq, start_wall_us, \
-                 end_wall_us, bytes, groomed FROM slice ORDER BY hour, camera_id",
-            )
+                 end_wall_us, bytes, groomed FROM slice {filter} ORDER BY hour, camera_id"
+            ))
             .map_err(sq("prepare slices"))?;
         let rows = st
-            .query_map([], |r| {
+            .query_map(args, |r| {
                 let uuid: String = r.get(4)?;
                 Ok(SliceRow {
                     id: r.get(0)?,
@@ -366,6 +386,51 @@ impl StageIndex {
             })
             .map_err(sq("query chunks"))?;
         rows.collect::<Result<_, _>>().map_err(sq("read chunks"))
+    }
+
+    /// Calls `f` with every chunk of `slice` (a row of this index; its directory is under
+    /// `stage_dir`), in seq order, each read whole from `Media` and checked against its row before
+    /// use (A5: the bytes at the row's offset decode with the slice's storage uuid and CRC32C, and
+    /// carry the row's seq and length). A mismatch is a `DataLoss` error naming the slice and seq:
+    /// a round then copies nothing of that slice (a rebuild of this index is the remedy).
+    pub fn for_each_chunk_of(
+        &self,
+        stage_dir: &Path,
+        slice: &SliceRow,
+        f: &mut dyn FnMut(store::ChunkBytes) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let media_path = stage_dir.join(&slice.dir_name).join("Media");
+        let media = File::open(&media_path).map_err(|e| Error::io(format!("open {}", media_path.display()), e))?;
+        let mut bytes = Vec::new();
+        for row in self.chunks_of(slice.id)? {
+            let len = usize::try_from(row.len_bytes).map_err(|_| {
+                crate::err!(DataLoss, "archive slice {}: chunk {} too long", media_path.display(), row.seq)
+            })?;
+            bytes.resize(len, 0);
+            media
+                .read_exact_at(&mut bytes, row.offset_bytes)
+                .map_err(|e| Error::io(format!("read chunk {} of {}", row.seq, media_path.display()), e))?;
+            match chunk::decode(&bytes, slice.storage_uuid) {
+                Ok(h) if h.seq == row.seq && h.total_len() == row.len_bytes => {}
+                _ => {
+                    return Err(crate::err!(
+                        DataLoss,
+                        "archive slice {}: chunk {} does not match its index row (A5)",
+                        media_path.display(),
+                        row.seq
+                    ))
+                }
+            }
+            f(store::ChunkBytes {
+                seq: row.seq,
+                run_id: row.run_id,
+                start_wall_us: row.start_wall_us,
+                end_wall_us: row.end_wall_us,
+                frames: row.frames,
+                bytes: std::mem::take(&mut bytes),
+            })?;
+        }
+        Ok(())
     }
 
     /// Procedure "archive round", crash after step 3: every final slice directory the index does
@@ -468,7 +533,7 @@ mod tests {
         let tz = TimeZone::UTC;
         let no_pins = PinSet::default();
         let src = SliceSource {
-            ring_dir: &cfg.path,
+            from: layout::ChunkFrom::Ring(&cfg.path),
             camera_id: "cam",
             camera_name: "Gate",
             hour,

@@ -141,6 +141,40 @@ pub fn remove_leftovers(stage_dir: &Path) -> Result<usize, Error> {
     Ok(removed)
 }
 
+/// The name of a slice directory being deleted (procedure "delete slice"): it carries the
+/// slice's row id, so the next round knows which rows a killed delete meant.
+pub fn trash_name(slice_id: i64) -> String {
+    format!(".trash-{slice_id}")
+}
+
+/// The slice ids of the `.trash-<id>` directories in `stage_dir`: deletes a killed round began
+/// (procedure "delete slice", crash after step 1 or 2).
+pub fn trashed_slice_ids(stage_dir: &Path) -> Result<Vec<i64>, Error> {
+    let entries = std::fs::read_dir(stage_dir).map_err(|e| Error::io(format!("list {}", stage_dir.display()), e))?;
+    let mut ids = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(format!("list {}", stage_dir.display()), e))?;
+        if let Some(id) = entry.file_name().to_str().and_then(|n| n.strip_prefix(".trash-")?.parse().ok()) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+/// Step 1 of procedure "delete slice": renames the slice directory `dir_name` to
+/// `.trash-<slice_id>` and fsyncs `stage_dir`, so from here on the delete is meant and a crash
+/// is finished by the next round. A directory already gone is not an error (a repeated step).
+pub fn trash_slice(stage_dir: &Path, dir_name: &str, slice_id: i64) -> Result<PathBuf, Error> {
+    let from = stage_dir.join(dir_name);
+    let to = stage_dir.join(trash_name(slice_id));
+    match std::fs::rename(&from, &to) {
+        Ok(()) => fsutil::fsync_dir(stage_dir)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(format!("rename {} to {}", from.display(), to.display()), e)),
+    }
+    Ok(to)
+}
+
 /// What `write_slice` copied.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SliceWritten {
@@ -150,10 +184,32 @@ pub struct SliceWritten {
     pub header: MediaHeader,
 }
 
+/// Calls its argument with every chunk of one slice of a stage, in seq order, each checked
+/// against the stage's index row (A5); `archive::index::StageIndex::for_each_chunk_of` is one.
+pub type StageChunks<'a> = &'a dyn Fn(&mut dyn FnMut(store::ChunkBytes) -> Result<(), Error>) -> Result<(), Error>;
+
+/// Which tier a slice's chunks are read from: the ring for stage 1, stage *k−1* for stage *k*
+/// (ARCHITECTURE.md "The round").
+#[derive(Clone, Copy)]
+pub enum ChunkFrom<'a> {
+    /// The ring's storage directory: chunks are read and checked as S7 says.
+    Ring(&'a Path),
+    /// A slice of the stage before.
+    Stage {
+        /// The storage uuid its chunks carry (its index row says).
+        storage_uuid: u128,
+        /// Its `Recording` file, copied as it is (the runs as the ring recorded them).
+        recording: &'a Path,
+        /// Its chunks, each checked against its index row (A5).
+        chunks: StageChunks<'a>,
+    },
+}
+
 /// Where a slice is what it copies, and for whom.
+#[derive(Clone, Copy)]
 pub struct SliceSource<'a> {
-    /// The ring's storage directory.
-    pub ring_dir: &'a Path,
+    /// The tier the chunks come from.
+    pub from: ChunkFrom<'a>,
     /// The camera's id and its display name (the directory name uses the name, AR-5).
     pub camera_id: &'a str,
     pub camera_name: &'a str,
@@ -168,13 +224,19 @@ pub struct SliceSource<'a> {
 }
 
 /// Steps 1–3 of the archive round's procedure (ARCHITECTURE.md "Archives"): copies one camera's
-/// hour slice from the ring into `stage_dir` (`<stage path>/<storage id>`) through a `.partial`
+/// hour slice from the ring or the stage before (`src.from`) into `stage_dir` (`<stage path>/<storage id>`) through a `.partial`
 /// directory, fsyncs every file and the directory, then gives it its final name and fsyncs
 /// `stage_dir` (A1). Chunks are copied one at a time, byte for byte (bounded memory: one chunk),
 /// or groomed to their key frames when the stage says so and no pin covers them (AR-4, A4, A6).
-/// None when the ring holds no chunk of that camera in that hour.
+/// None when the source holds no chunk of that camera in that hour. A slice copied from a stage
+/// keeps that stage's `Recording` (the runs as the ring recorded them), so a slice groomed once
+/// is still known as groomed in every later stage.
 pub fn write_slice(stage_dir: &Path, src: &SliceSource<'_>, tz: &TimeZone) -> Result<Option<SliceWritten>, Error> {
-    let Some(storage_uuid) = store::storage_uuid(src.ring_dir)? else {
+    let storage_uuid = match src.from {
+        ChunkFrom::Ring(ring_dir) => store::storage_uuid(ring_dir)?,
+        ChunkFrom::Stage { storage_uuid, .. } => Some(storage_uuid),
+    };
+    let Some(storage_uuid) = storage_uuid else {
         return Ok(None);
     };
     let partial = stage_dir.join(format!(".partial-{}-{}", src.camera_id, src.hour));
@@ -199,7 +261,7 @@ pub fn write_slice(stage_dir: &Path, src: &SliceSource<'_>, tz: &TimeZone) -> Re
     let mut runs: Vec<(u64, i64, i64, u64)> = Vec::new();
     let mut newest_us = i64::MIN;
     let from_us = src.hour * HOUR_US;
-    store::for_each_chunk_starting_in(src.ring_dir, src.camera_id, from_us, from_us + HOUR_US, |c| {
+    let mut copy = |c: store::ChunkBytes| {
         let groomed = match src.reduce_fps {
             Some(fps) if !src.pins.covers(src.camera_id, c.start_wall_us, c.end_wall_us) => {
                 groom_chunk(&c.bytes, storage_uuid, fps)?
@@ -229,7 +291,13 @@ pub fn write_slice(stage_dir: &Path, src: &SliceSource<'_>, tz: &TimeZone) -> Re
             None => runs.push((c.run_id, c.start_wall_us, c.end_wall_us, u64::from(c.frames))),
         }
         Ok(())
-    })?;
+    };
+    match src.from {
+        ChunkFrom::Ring(ring_dir) => {
+            store::for_each_chunk_starting_in(ring_dir, src.camera_id, from_us, from_us + HOUR_US, copy)?
+        }
+        ChunkFrom::Stage { chunks, .. } => chunks(&mut copy)?,
+    }
     if header.chunks == 0 {
         drop(media);
         std::fs::remove_dir_all(&partial).map_err(|e| Error::io(format!("remove {}", partial.display()), e))?;
@@ -238,10 +306,18 @@ pub fn write_slice(stage_dir: &Path, src: &SliceSource<'_>, tz: &TimeZone) -> Re
     media.write_all_at(&header.encode(), 0).map_err(|e| Error::io(format!("write {}", media_path.display()), e))?;
     media.sync_all().map_err(|e| Error::io(format!("fsync {}", media_path.display()), e))?;
     let recording_path = partial.join("Recording");
-    let mut text = String::from("# run_id start_wall_us end_wall_us frames\n");
-    for (run, start, end, frames) in &runs {
-        text.push_str(&format!("{run} {start} {end} {frames}\n"));
-    }
+    let text = match src.from {
+        ChunkFrom::Stage { recording, .. } => {
+            std::fs::read_to_string(recording).map_err(|e| Error::io(format!("read {}", recording.display()), e))?
+        }
+        ChunkFrom::Ring(_) => {
+            let mut text = String::from("# run_id start_wall_us end_wall_us frames\n");
+            for (run, start, end, frames) in &runs {
+                text.push_str(&format!("{run} {start} {end} {frames}\n"));
+            }
+            text
+        }
+    };
     let mut rec =
         File::create(&recording_path).map_err(|e| Error::io(format!("create {}", recording_path.display()), e))?;
     rec.write_all(text.as_bytes()).map_err(|e| Error::io(format!("write {}", recording_path.display()), e))?;
@@ -335,7 +411,7 @@ pub(crate) mod tests {
         let tz = TimeZone::get("Europe/Berlin").expect("tzdb has Europe/Berlin");
         let no_pins = PinSet::default();
         let src = SliceSource {
-            ring_dir: &cfg.path,
+            from: ChunkFrom::Ring(&cfg.path),
             camera_id: "cam",
             camera_name: "Gate/West",
             hour,

@@ -1,14 +1,17 @@
 //! Archive stages (AR-1..AR-8): the ordered chain of stages a storage's data moves through after
-//! the ring, their settings and schedules. Invariant: names only `store` and the ground below it.
+//! the ring, their settings, schedules and status. Invariant: names only `store`, `events` and the
+//! ground below them.
 
 pub mod copier;
 pub mod groom;
 pub mod index;
 pub mod layout;
 pub mod schedule;
+pub mod stage;
 pub mod tier;
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use schedule::Schedule;
@@ -45,4 +48,73 @@ pub struct ArchiveChain {
     pub storage_id: String,
     /// At least one stage; each keeps data strictly longer than the one before (AR-2).
     pub stages: Vec<StageConfig>,
+}
+
+/// What status shows of one stage (AR-8, issue 13 point 3), kept current by the storage's archive
+/// thread after each round and each availability check.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StageStatus {
+    /// The stage's configured name.
+    pub name: String,
+    /// Its directory (`<path>/<storage id>`).
+    pub path: PathBuf,
+    /// Whether its `STAGE` file is there (or it could be created); false before the first check.
+    pub available: bool,
+    /// Why it is unavailable (missing `STAGE`, another stage's share, an I/O error).
+    pub unavailable_reason: Option<String>,
+    /// Bytes of its slices and index, as its index says at the last round.
+    pub bytes: u64,
+    /// Hour slices it holds.
+    pub slices: u64,
+    /// Oldest and newest record it holds (µs since the epoch, UTC); 0 when it holds none.
+    pub oldest_wall_us: i64,
+    pub newest_wall_us: i64,
+    /// The last round into it, None before the first.
+    pub last_round: Option<LastRound>,
+}
+
+/// One finished round into a stage, for status.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LastRound {
+    /// Wall time it started and ended (µs since the epoch, UTC).
+    pub start_wall_us: i64,
+    pub end_wall_us: i64,
+    /// Slices copied into the stage.
+    pub copied: u64,
+    /// Slices deleted by retention or size.
+    pub deleted: u64,
+    /// Why it did not finish, None when it did.
+    pub error: Option<String>,
+}
+
+/// The status of a storage's stages, shared by its archive thread (writer) and status (reader).
+#[derive(Clone, Debug, Default)]
+pub struct ArchiveStatus(Arc<Mutex<Vec<StageStatus>>>);
+
+impl ArchiveStatus {
+    /// One entry per stage of `chain`, unchecked yet.
+    pub fn new(chain: &ArchiveChain) -> ArchiveStatus {
+        let stages = chain
+            .stages
+            .iter()
+            .map(|s| StageStatus {
+                name: s.name.clone(),
+                path: s.path.join(&chain.storage_id),
+                ..StageStatus::default()
+            })
+            .collect();
+        ArchiveStatus(Arc::new(Mutex::new(stages)))
+    }
+
+    /// A copy of every stage's status, in chain order.
+    pub fn snapshot(&self) -> Vec<StageStatus> {
+        self.0.lock().expect("archive status lock").clone()
+    }
+
+    /// Changes stage `k`'s entry (no-op for a stage it does not have).
+    pub(crate) fn update(&self, k: usize, f: impl FnOnce(&mut StageStatus)) {
+        if let Some(s) = self.0.lock().expect("archive status lock").get_mut(k) {
+            f(s);
+        }
+    }
 }

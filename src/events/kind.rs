@@ -250,6 +250,11 @@ event_kinds! {
     /// An archiving round was still running when the next one was due (ST-7). XProtect: Archive
     /// Not Finished.
     ArchiveNotFinished = "archive_not_finished", Storage;
+    /// An archive stage reached its size limit and deleted a slice before the next stage held it
+    /// (or, in the last stage, before its retention ran out): that camera's hour is lost (AR-2,
+    /// A3). The message names the stage, camera and hour. Not in XProtect's catalogue, whose
+    /// archives have no size limit.
+    ArchiveFull = "archive_full", Storage;
     /// A damaged index was found and repaired or rebuilt from the media (ST-7, FL-3). XProtect:
     /// Database Repair.
     DatabaseRepair = "database_repair", Storage;

@@ -18,6 +18,7 @@
 
 pub mod browser;
 pub mod front;
+pub mod mount;
 pub mod recorder;
 
 use std::ffi::OsStr;

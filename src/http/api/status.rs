@@ -172,6 +172,61 @@ pub(in crate::http) struct StorageStatus {
     /// Issue 12 point 3: days of recording the storage holds at the current write rate (capacity
     /// over rate, capped by the retention); `None` while nothing is written.
     pub recording_days_at_current_rate: Option<f64>,
+    /// Issue 13 point 3 (AR-8): the storage's archive stages in chain order; empty without stages.
+    pub archives: Vec<ArchiveStageStatus>,
+}
+
+/// One archive stage of a storage in status (issue 13 point 3, AR-8).
+#[derive(Serialize)]
+pub(in crate::http) struct ArchiveStageStatus {
+    pub name: String,
+    /// The stage directory (`<path>/<storage id>`).
+    pub path: String,
+    pub available: bool,
+    /// Why it is unavailable; `None` while available.
+    pub unavailable_reason: Option<String>,
+    pub bytes: u64,
+    pub slices: u64,
+    pub oldest_record: Option<String>,
+    pub newest_record: Option<String>,
+    /// The last round into the stage; `None` before the first.
+    pub last_round: Option<ArchiveRoundStatus>,
+}
+
+/// The last round into an archive stage.
+#[derive(Serialize)]
+pub(in crate::http) struct ArchiveRoundStatus {
+    pub start: String,
+    pub end: String,
+    /// Hour slices copied into the stage.
+    pub copied: u64,
+    /// Hour slices deleted from it by retention or size.
+    pub deleted: u64,
+    /// Why the round did not finish; `None` when it did.
+    pub error: Option<String>,
+}
+
+impl ArchiveStageStatus {
+    fn of(s: &crate::archive::StageStatus) -> ArchiveStageStatus {
+        let time = |us: i64| (us != 0).then(|| format_rfc3339(us));
+        ArchiveStageStatus {
+            name: s.name.clone(),
+            path: s.path.display().to_string(),
+            available: s.available,
+            unavailable_reason: s.unavailable_reason.as_deref().map(one_line),
+            bytes: s.bytes,
+            slices: s.slices,
+            oldest_record: time(s.oldest_wall_us),
+            newest_record: time(s.newest_wall_us),
+            last_round: s.last_round.as_ref().map(|r| ArchiveRoundStatus {
+                start: format_rfc3339(r.start_wall_us),
+                end: format_rfc3339(r.end_wall_us),
+                copied: r.copied,
+                deleted: r.deleted,
+                error: r.error.as_deref().map(one_line),
+            }),
+        }
+    }
 }
 
 impl StorageStatus {
@@ -219,6 +274,7 @@ impl StorageStatus {
             pinned_segments: s.pinned_segments,
             segments_skipped_pinned: s.segments_skipped_pinned,
             recording_days_at_current_rate: s.recording_days_at_current_rate(),
+            archives: s.archives.iter().map(ArchiveStageStatus::of).collect(),
         }
     }
 }
