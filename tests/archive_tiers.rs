@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::recorder::{export_http, now_us, rfc3339, RecorderProc};
 use edgerec::archive::index::{scan_slice, StageIndex};
-use edgerec::archive::layout::{hour_of, write_slice, SliceSource, HOUR_US};
+use edgerec::archive::layout::{hour_of, write_slice, ChunkFrom, SliceSource, HOUR_US};
 use edgerec::archive::schedule::Schedule;
 use edgerec::archive::tier::readable_stages;
 use edgerec::archive::{ArchiveChain, StageConfig};
@@ -82,7 +82,7 @@ fn archive_hour(ring_dir: &Path, stage_dir: &Path, recorder: u128, hour: i64, re
     std::fs::create_dir_all(stage_dir).expect("stage dir");
     let no_pins = PinSet::default();
     let src = SliceSource {
-        ring_dir,
+        from: ChunkFrom::Ring(ring_dir),
         camera_id: "cam",
         camera_name: "Gate",
         hour,
