@@ -170,6 +170,11 @@ fn an_unmounted_stage_is_unavailable_recording_goes_on_and_it_copies_again_when_
     wait_for(Duration::from_secs(30), || (events(&rec, "archive_available").len() == 1).then_some(()))
         .unwrap_or_else(|| panic!("no archive_available event: {:?}", events(&rec, "archive_available")));
     assert_eq!(events(&rec, "archive_unavailable").len(), 1, "raised once");
+    // Issue 13 point 5 (ST-7): with the camera writing, status forecasts the days the stage
+    // holds: 1 GiB at a few hundred kbit/s lasts longer than its 30-day retention, which caps it.
+    let days = wait_for(Duration::from_secs(30), || nas(&rec)["days_at_current_rate"].as_f64())
+        .unwrap_or_else(|| panic!("no forecast: {}", nas(&rec)));
+    assert!(days > 0.0 && days <= 30.0, "{days}");
     let cam = rec.camera("cam");
     assert_eq!(cam["frames_dropped"], 0, "no frame dropped for archiving: {cam}");
     assert!(rec.stop());
