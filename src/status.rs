@@ -194,6 +194,20 @@ impl StorageSnapshot {
     }
 }
 
+impl StorageSnapshot {
+    /// Issue 13 point 5 (ST-7): days of recording archive stage `stage` of this storage holds at
+    /// the storage's current write rate: its size limit over the rate, but no more than its
+    /// retention. A grooming stage (AR-4) takes in less than the ring writes, so for it this is
+    /// a lower bound. `None` while nothing is written.
+    pub fn stage_days_at_current_rate(&self, stage: &crate::archive::StageStatus) -> Option<f64> {
+        if self.write_rate_bytes_per_second == 0 {
+            return None;
+        }
+        let size_seconds = stage.max_size_bytes as f64 / self.write_rate_bytes_per_second as f64;
+        Some(size_seconds.min(stage.retention.as_secs_f64()) / 86_400.0)
+    }
+}
+
 /// The machine under the recorder and this process (MON-2, MON-5, MON-7), read once per answer.
 /// Facts the kernel does not offer are `None` or empty, never 0.
 #[derive(Clone, Debug, PartialEq)]
@@ -324,6 +338,16 @@ mod tests {
         assert_eq!(storage(1_000, 30).recording_days_at_current_rate(), Some(10.0));
         // At 4 Mbit/s (500,000 B/s) the same ring holds 1,728 s.
         assert_eq!(storage(500_000, 30).recording_days_at_current_rate(), Some(0.02));
+        // Issue 13 point 5 (ST-7): a 8.64 TB stage at 1,000,000 B/s holds 100 days by size; a
+        // 30-day retention caps it; nothing written, no forecast.
+        let stage = |retention_days: u64| crate::archive::StageStatus {
+            max_size_bytes: 8_640_000_000_000,
+            retention: Duration::from_secs(retention_days * 86_400),
+            ..crate::archive::StageStatus::default()
+        };
+        assert_eq!(storage(1_000_000, 30).stage_days_at_current_rate(&stage(365)), Some(100.0));
+        assert_eq!(storage(1_000_000, 30).stage_days_at_current_rate(&stage(30)), Some(30.0));
+        assert_eq!(storage(0, 30).stage_days_at_current_rate(&stage(30)), None);
         assert_eq!(storage(1_000, 7).recording_days_at_current_rate(), Some(7.0), "retention removes the rest");
         assert_eq!(storage(0, 7).recording_days_at_current_rate(), None);
     }

@@ -4,6 +4,9 @@
 //! again on the bare mount point, and recording goes on without a dropped frame; mounted again it
 //! raises `archive_available` and a round copies into it at once.
 //!
+//! Issue 13 point 4 (AR-11): through the config API, only the last stage of a chain may be
+//! removed; removing an earlier one is refused with file, line, key and reason, and writes nothing.
+//!
 //! The hours a round copies must be finished, and a live camera finishes none within a test, so
 //! the finished hours are written into the ring by `store::writer` with past wall times between
 //! two runs of the recorder (as tests/archive_kill9.rs does); the recorder process is used for
@@ -17,7 +20,7 @@ use std::time::Duration;
 
 use common::mount::LoopMount;
 use common::recorder::{now_us, RecorderProc};
-use common::{http_get, wait_for, RtspServer};
+use common::{http_get, http_request, wait_for, RtspServer};
 use edgerec::clocks::SystemClocks;
 use edgerec::media::{Frame, IngestFrame, SampleEntry, StreamKind};
 use edgerec::store::{self, StorageConfig};
@@ -167,7 +170,57 @@ fn an_unmounted_stage_is_unavailable_recording_goes_on_and_it_copies_again_when_
     wait_for(Duration::from_secs(30), || (events(&rec, "archive_available").len() == 1).then_some(()))
         .unwrap_or_else(|| panic!("no archive_available event: {:?}", events(&rec, "archive_available")));
     assert_eq!(events(&rec, "archive_unavailable").len(), 1, "raised once");
+    // Issue 13 point 5 (ST-7): with the camera writing, status forecasts the days the stage
+    // holds: 1 GiB at a few hundred kbit/s lasts longer than its 30-day retention, which caps it.
+    let days = wait_for(Duration::from_secs(30), || nas(&rec)["days_at_current_rate"].as_f64())
+        .unwrap_or_else(|| panic!("no forecast: {}", nas(&rec)));
+    assert!(days > 0.0 && days <= 30.0, "{days}");
     let cam = rec.camera("cam");
     assert_eq!(cam["frames_dropped"], 0, "no frame dropped for archiving: {cam}");
+    assert!(rec.stop());
+}
+
+/// One `[[storage.archive]]` block of the configuration.
+fn stage_block(name: &str, path: &Path, days: u32) -> String {
+    format!(
+        "[[storage.archive]]\nname = \"{name}\"\npath = \"{}\"\nretention_days = {days}\nmax_size = \"1GiB\"\n\
+         schedule = \"hourly\"\n",
+        path.display()
+    )
+}
+
+/// Issue 13 point 4 (AR-11): a config change through the API that removes the first of two
+/// stages is refused (400, file, line, key, reason; the file stays as it was), and one that
+/// removes the last stage is applied.
+#[test]
+fn only_the_last_stage_of_a_chain_may_be_removed_through_the_config_api() {
+    let tmp = common::temp_dir();
+    let data_dir = tmp.path().join("data");
+    let (nas, cold) =
+        (stage_block("nas", &tmp.path().join("nas"), 30), stage_block("cold", &tmp.path().join("cold"), 90));
+    let storage = format!(
+        "[[storage]]\nid = \"main\"\npath = \"{}\"\nsize = \"64MiB\"\nsegment_size = \"2MiB\"\nretention_days = 7\n",
+        data_dir.join("ring").display()
+    );
+    let rec = RecorderProc::start(&data_dir, &format!("{storage}{nas}{cold}"));
+    let put = |text: &str| {
+        let r =
+            http_request("PUT", &rec.url("/api/v1/config"), &[("Content-Type", "application/toml")], text.as_bytes())
+                .expect("PUT answers");
+        (r.status, r.json())
+    };
+    let before = std::fs::read_to_string(&rec.config).expect("config file");
+    let (status, v) = put(&before.replace(&nas, ""));
+    assert_eq!(status, 400, "{v}");
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("key `storage.archive`") && message.contains("AR-11"), "{message}");
+    assert!(message.contains("removing archive stage \"nas\""), "{message}");
+    let file_line = message.split(": key").next().unwrap_or_default();
+    assert!(file_line.rsplit(':').next().is_some_and(|l| l.parse::<usize>().is_ok()), "file:line first: {message}");
+    assert_eq!(std::fs::read_to_string(&rec.config).expect("config file"), before, "nothing written");
+
+    let (status, v) = put(&before.replace(&cold, ""));
+    assert_eq!(status, 200, "{v}");
+    assert!(!std::fs::read_to_string(&rec.config).expect("config file").contains("name = \"cold\""));
     assert!(rec.stop());
 }

@@ -486,11 +486,12 @@ impl Copier {
                         st.unavailable_reason = reason;
                     });
                 }
+                // An unavailable stage blocks every later one, due now or not (AR-8).
+                blocked |= !is;
                 if !due && !back {
                     continue;
                 }
-                if blocked || !is {
-                    blocked = true;
+                if blocked {
                     due_us[k] = stage.schedule.next_after_us(now_us, &self.tz).unwrap_or(i64::MAX);
                     continue;
                 }
@@ -924,6 +925,63 @@ mod tests {
         let last = st[1].last_round.clone().expect("a round");
         assert_eq!((last.copied, last.error), (1, None));
         assert!(st[0].bytes > 0 && st[0].oldest_wall_us < st[0].newest_wall_us, "{:?}", st[0]);
+    }
+
+    /// Issue 13 point 3 (AR-8): a stage whose `STAGE` file is gone (a bare mount point) raises
+    /// `archive_unavailable`, gets no round and blocks every later stage; when it is back it
+    /// raises `archive_available` and gets a round at once.
+    #[test]
+    fn an_unavailable_stage_blocks_the_later_ones_until_it_is_back() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (ring, recorder, _) = layout::tests::ring_across_an_hour(tmp.path());
+        let clocks: Arc<dyn Clocks> = Arc::new(SystemClocks);
+        let (_log, sink, _reader) = crate::events::EventLog::spawn(
+            &tmp.path().join("events.sqlite3"),
+            crate::events::Retention::default(),
+            clocks.clone(),
+        );
+        let events = sink.subscribe("test", 16);
+        let mut c = Copier { events: sink, ..copier(tmp.path(), &ring, recorder, clocks) };
+        let cold = StageConfig { name: "cold".to_owned(), path: tmp.path().join("cold"), ..c.chain.stages[0].clone() };
+        c.chain.stages.push(cold);
+        c.status = ArchiveStatus::new(&c.chain);
+        assert_eq!(c.round_into_stage(0).expect("round").copied, 2);
+        assert_eq!(c.round_into_stage(1).expect("round").copied, 2);
+        // The share of stage "nas" is gone; its mount point is bare.
+        std::fs::rename(tmp.path().join("nas"), tmp.path().join("nas-away")).expect("unmounted");
+        std::fs::create_dir(tmp.path().join("nas")).expect("bare mount point");
+
+        let status = c.status.clone();
+        let stop = Shutdown::new();
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || c.run(&s));
+        let e = events.receiver().recv_timeout(Duration::from_secs(60)).expect("an event");
+        assert_eq!((e.kind(), e.storage()), (&EventKind::ArchiveUnavailable, Some("main")));
+        assert!(e.message().expect("message").contains("stage nas"), "{:?}", e.message());
+        let deadline = SystemClocks.monotonic() + Duration::from_secs(60);
+        while !status.snapshot()[1].available {
+            assert!(SystemClocks.monotonic() < deadline, "cold was never checked: {:?}", status.snapshot());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let st = status.snapshot();
+        assert!(!st[0].available && st[0].last_round.is_none(), "{:?}", st[0]);
+        assert!(st[1].last_round.is_none(), "the later stage is skipped: {:?}", st[1]);
+        assert!(!tmp.path().join("nas").join("main").exists(), "never created again");
+
+        // The share is back.
+        std::fs::remove_dir(tmp.path().join("nas")).expect("rmdir");
+        std::fs::rename(tmp.path().join("nas-away"), tmp.path().join("nas")).expect("mounted");
+        let e = events.receiver().recv_timeout(Duration::from_secs(60)).expect("an event");
+        assert_eq!(e.kind(), &EventKind::ArchiveAvailable);
+        let deadline = SystemClocks.monotonic() + Duration::from_secs(60);
+        while status.snapshot()[0].last_round.is_none() {
+            assert!(SystemClocks.monotonic() < deadline, "no round when back: {:?}", status.snapshot());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stop.trigger();
+        thread.join().expect("archive thread");
+        let st = status.snapshot();
+        assert!(st[0].available && st[0].slices == 2, "{:?}", st[0]);
     }
 
     /// Issue 13 (ARCHITECTURE "The round"): the archive thread asks for idle I/O priority (or

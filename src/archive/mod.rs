@@ -58,6 +58,9 @@ pub struct StageStatus {
     pub name: String,
     /// Its directory (`<path>/<storage id>`).
     pub path: PathBuf,
+    /// Its size limit and retention as configured (for the forecast of the days it holds).
+    pub max_size_bytes: u64,
+    pub retention: Duration,
     /// Whether its `STAGE` file is there (or it could be created); false before the first check.
     pub available: bool,
     /// Why it is unavailable (missing `STAGE`, another stage's share, an I/O error).
@@ -100,6 +103,8 @@ impl ArchiveStatus {
             .map(|s| StageStatus {
                 name: s.name.clone(),
                 path: s.path.join(&chain.storage_id),
+                max_size_bytes: s.max_size_bytes,
+                retention: s.retention,
                 ..StageStatus::default()
             })
             .collect();

@@ -195,6 +195,10 @@ struct StorageLines {
     segment_size: usize,
     /// Line of `path`, or of `id` when the path is the default one.
     path: usize,
+    /// Line of the storage's `id`.
+    id: usize,
+    /// Line of each `[[storage.archive]]` stage's `name`, in chain order.
+    archive_names: Vec<usize>,
 }
 
 /// `src` with a URL password replaced by `***`, for error messages (secrets never reach a
@@ -405,6 +409,8 @@ impl Config {
                 size: origin.line_of(s.size.span()),
                 segment_size: origin.line_of(s.segment_size.as_ref().map(|v| v.span()).unwrap_or(s.size.span())),
                 path: origin.line_of(s.path.as_ref().map(|v| v.span()).unwrap_or(s.id.span())),
+                id: origin.line_of(s.id.span()),
+                archive_names: s.archive.iter().map(|a| origin.line_of(a.get_ref().name.span())).collect(),
             });
             if !s.archive.is_empty() {
                 let ring = (path.as_path(), retention_days);
@@ -631,6 +637,55 @@ impl Config {
         })
     }
 
+    /// Issue 13 point 4 (AR-11): a change of a storage's archive chain keeps the stages in force
+    /// first, in their order, and may drop only the last of them (its data goes with it; an
+    /// earlier stage's removal would cut the chain, data moving ring → stage 1 → stage 2 …); new
+    /// stages go after the kept ones. One change removes at most one stage, so removing two is two
+    /// changes, each of the last stage. A refusal names file, line, key and reason; the config in
+    /// force stays.
+    pub fn check_archive_chains(&self, previous: &Config) -> Result<(), Error> {
+        for (s, lines) in self.storages.iter().zip(&self.storage_lines) {
+            let names = |c: &Config| -> Vec<String> {
+                c.archives
+                    .iter()
+                    .find(|a| a.storage_id == s.id)
+                    .map(|a| a.stages.iter().map(|st| st.name.clone()).collect())
+                    .unwrap_or_default()
+            };
+            let (old, new) = (names(previous), names(self));
+            let kept: Vec<&String> = new.iter().filter(|n| old.contains(n)).collect();
+            let chain = old.join(", ");
+            // Every removed stage but the old last one is refused, and so is a second removal.
+            let removed: Vec<&String> = old.iter().filter(|n| !new.contains(n)).collect();
+            if let Some(first) = removed.first() {
+                let last = old.last().expect("a stage was removed, so the old chain has one");
+                if removed.len() > 1 || *first != last {
+                    return Err(crate::err!(
+                        InvalidArgument,
+                        "{}:{}: key `storage.archive`: removing archive stage {first:?} of storage {:?} is refused:                          only the last stage of a chain may be removed, one per change (AR-11; the chain is {chain});                          remove {last:?} first",
+                        lines.file,
+                        lines.id,
+                        s.id,
+                    ));
+                }
+            }
+            // The kept stages come first and in their old order; new ones follow.
+            for (at, name) in new.iter().enumerate() {
+                let expected = kept.get(at).copied();
+                if at < kept.len() && (Some(name) != expected || old.get(at) != Some(name)) {
+                    return Err(crate::err!(
+                        InvalidArgument,
+                        "{}:{}: key `storage.archive.name`: archive stage {name:?} of storage {:?} is not where it                          was: the stages in force keep their order and come first, new stages go after them                          (AR-11; the chain is {chain})",
+                        lines.file,
+                        lines.archive_names.get(at).copied().unwrap_or(lines.id),
+                        s.id,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the storages against the disks, at start and before a config change is written
     /// (DESIGN §6: an invalid config names file, line, key and reason; at runtime the old one
     /// stays in force). `previous` is the config in force for a change, None at start.
@@ -644,6 +699,9 @@ impl Config {
     ///   space minus `store::free_space_reserve_bytes`.
     pub fn check_storages_on_disk(&self, previous: Option<&Config>) -> Result<(), Error> {
         use crate::store::OnDisk;
+        if let Some(previous) = previous {
+            self.check_archive_chains(previous)?;
+        }
         // Bytes still to allocate per filesystem, with the room measured there.
         let mut wanted: Vec<(crate::store::Room, u64)> = Vec::new();
         for (s, lines) in self.storages.iter().zip(&self.storage_lines) {
@@ -1305,6 +1363,57 @@ mod example_tests {
         assert_eq!(c.storages[0].segment_bytes, 64 << 20);
         assert_eq!(c.time_profiles.len(), 1);
         assert_eq!(c.rules.len(), 1);
+    }
+
+    /// Issue 13 point 4 (AR-11): a change may remove only the last stage of a chain (one per
+    /// change) and add stages after the kept ones; removing an earlier stage, two at once,
+    /// reordering or inserting before a kept stage is refused with file, line, key and reason.
+    #[test]
+    fn only_the_last_archive_stage_may_be_removed() {
+        use crate::config::Config;
+        let chain = |stages: &[(&str, i64)]| {
+            let mut t = "version = 1\n[[storage]]\nid = \"main\"\nsize = \"2GiB\"\nretention_days = 4\n".to_owned();
+            for (name, days) in stages {
+                t.push_str(&format!(
+                    "[[storage.archive]]\nname = \"{name}\"\npath = \"/mnt/{name}\"\nretention_days = {days}\n\
+                     max_size = \"1TB\"\nschedule = \"hourly\"\n"
+                ));
+            }
+            Config::parse("x.toml", &t, None).unwrap()
+        };
+        let before = chain(&[("nas", 10), ("cold", 30), ("deep", 90)]);
+        let check = |after: &Config| after.check_archive_chains(&before).map_err(|e| e.to_string());
+        // Allowed: the same chain, the last stage removed, stages added at the end, both at once.
+        assert_eq!(check(&before), Ok(()));
+        assert_eq!(check(&chain(&[("nas", 10), ("cold", 30)])), Ok(()));
+        assert_eq!(check(&chain(&[("nas", 10), ("cold", 30), ("deep", 90), ("tape", 900)])), Ok(()));
+        assert_eq!(check(&chain(&[("nas", 10), ("cold", 30), ("tape", 900)])), Ok(()));
+        // An earlier stage removed: refused at the storage's `id` line (3).
+        let e = check(&chain(&[("nas", 10), ("deep", 90)])).unwrap_err();
+        assert!(
+            e.starts_with(
+                "x.toml:3: key `storage.archive`: removing archive stage \"cold\" of storage \"main\" is refused"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("AR-11") && e.contains("remove \"deep\" first"), "{e}");
+        // Two stages at once (even the two last ones), or the whole chain: one per change.
+        assert!(check(&chain(&[("nas", 10)])).unwrap_err().contains("only the last stage"));
+        let storage_only = Config::parse(
+            "x.toml",
+            "version = 1\n[[storage]]\nid = \"main\"\nsize = \"2GiB\"\nretention_days = 4\n",
+            None,
+        )
+        .unwrap();
+        assert!(check(&storage_only).unwrap_err().contains("removing archive stage \"nas\""));
+        // Reordered: refused at the line of the first stage out of place (its `name`, line 7).
+        let e = check(&chain(&[("cold", 10), ("nas", 30), ("deep", 90)])).unwrap_err();
+        assert!(e.starts_with("x.toml:7: key `storage.archive.name`: archive stage \"cold\""), "{e}");
+        // A new stage inserted before a kept one (line 13: the second stage's `name`).
+        let e = check(&chain(&[("nas", 10), ("warm", 20), ("cold", 30), ("deep", 90)])).unwrap_err();
+        assert!(e.starts_with("x.toml:13: key `storage.archive.name`: archive stage \"warm\""), "{e}");
+        // The last stage of a one-stage chain may go.
+        assert_eq!(chain(&[]).check_archive_chains(&chain(&[("nas", 10)])).map_err(|e| e.to_string()), Ok(()));
     }
 
     /// Issue 13 (AR-1): the example's commented-out archive stage is valid once uncommented.

@@ -191,6 +191,9 @@ pub(in crate::http) struct ArchiveStageStatus {
     pub newest_record: Option<String>,
     /// The last round into the stage; `None` before the first.
     pub last_round: Option<ArchiveRoundStatus>,
+    /// Issue 13 point 5 (ST-7): days the stage holds at the storage's current write rate (its
+    /// size over the rate, capped by its retention); `None` while nothing is written.
+    pub days_at_current_rate: Option<f64>,
 }
 
 /// The last round into an archive stage.
@@ -207,7 +210,7 @@ pub(in crate::http) struct ArchiveRoundStatus {
 }
 
 impl ArchiveStageStatus {
-    fn of(s: &crate::archive::StageStatus) -> ArchiveStageStatus {
+    fn of(s: &crate::archive::StageStatus, storage: &StorageSnapshot) -> ArchiveStageStatus {
         let time = |us: i64| (us != 0).then(|| format_rfc3339(us));
         ArchiveStageStatus {
             name: s.name.clone(),
@@ -225,6 +228,7 @@ impl ArchiveStageStatus {
                 deleted: r.deleted,
                 error: r.error.as_deref().map(one_line),
             }),
+            days_at_current_rate: storage.stage_days_at_current_rate(s),
         }
     }
 }
@@ -274,7 +278,7 @@ impl StorageStatus {
             pinned_segments: s.pinned_segments,
             segments_skipped_pinned: s.segments_skipped_pinned,
             recording_days_at_current_rate: s.recording_days_at_current_rate(),
-            archives: s.archives.iter().map(ArchiveStageStatus::of).collect(),
+            archives: s.archives.iter().map(|a| ArchiveStageStatus::of(a, s)).collect(),
         }
     }
 }
