@@ -1709,3 +1709,48 @@ fn check_reports_pinned_data_and_a_rebuild_keeps_the_pins() {
         "the pins survive the rebuild"
     );
 }
+
+/// Issue 13 review High 4 (AR-1): the archive round learns a ring's hours from
+/// `permanent_hour_bytes`, one streamed aggregate without frame tables, instead of every chunk
+/// row of the ring. Its sums per camera and UTC hour are those of the chunk rows, pre-buffer
+/// chunks left out, across an hour boundary.
+#[test]
+fn permanent_hour_bytes_sums_each_hours_recorded_chunks_without_the_prebuffer() {
+    const HOUR_US: i64 = 3_600_000_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = Harness::open(tmp.path(), storage_cfg(tmp.path(), 6));
+    let boundary_us = SystemClocks.realtime_us().div_euclid(HOUR_US) * HOUR_US;
+    h.base_wall_us = boundary_us - 2_000_000;
+    for i in 0..100 {
+        h.send(1500);
+        if i % 10 == 9 {
+            h.flush(); // one chunk per 10 frames (0.4 s): five before the hour boundary, five after
+        }
+    }
+    for _ in 0..10 {
+        h.send_temporary(1500, 3_600_000_000);
+    }
+    h.flush();
+    let index = store::index::Index::open(&h.cfg.path, false).unwrap().unwrap();
+    let mut expected: std::collections::BTreeMap<i64, u64> = std::collections::BTreeMap::new();
+    let (mut temporary, mut permanent) = (0, 0);
+    index
+        .for_each_chunk(|c| {
+            if c.temporary {
+                temporary += 1;
+            } else {
+                permanent += 1;
+                *expected.entry(c.start_wall_us.div_euclid(HOUR_US)).or_insert(0) += c.len_bytes;
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!((permanent, temporary), (10, 1), "ten recorded chunks and one pre-buffer chunk");
+    let got = index.permanent_hour_bytes().unwrap();
+    let hour = boundary_us / HOUR_US;
+    assert_eq!(got.iter().map(|(_, h, _)| *h).collect::<Vec<_>>(), vec![hour - 1, hour], "{got:?}");
+    assert_eq!(got, expected.into_iter().map(|(h, b)| ("cam".to_owned(), h, b)).collect::<Vec<_>>());
+    drop(index);
+    let (d, c, ..) = h.crash();
+    store::check_invariants(&c, store::recorder_uuid(&d).unwrap()).unwrap();
+}

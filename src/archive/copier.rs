@@ -22,8 +22,7 @@ use crate::store::lock::PinBoard;
 
 use super::index::{scan_slice, SliceRow, StageIndex, STAGE_INDEX_FILE};
 use super::layout::{
-    hour_of, remove_leftovers, trash_slice, trashed_slice_ids, write_slice, ChunkFrom, SliceSource, HOUR_US,
-    MEDIA_HEADER_BYTES,
+    remove_leftovers, trash_slice, trashed_slice_ids, write_slice, ChunkFrom, SliceSource, HOUR_US, MEDIA_HEADER_BYTES,
 };
 pub use super::stage::stage_dir;
 use super::{stage, ArchiveChain, ArchiveStatus, LastRound};
@@ -58,6 +57,9 @@ pub struct RoundReport {
     /// Slices not copied because the size limit would delete them at once (older than what the
     /// stage keeps and no room for them), so a full stage does not copy and delete them each round.
     pub skipped_full: usize,
+    /// Slices whose copy failed (an I/O error, a chunk reclaimed under the reader): logged and
+    /// left for the next round while the round goes on with the others (issue 13 review Medium 5).
+    pub failed: usize,
 }
 
 /// What a slice's files take beyond its chunks, at most: the `Media` header and the `Recording`
@@ -169,19 +171,15 @@ fn ring_hours(ring_dir: &Path) -> Result<Vec<(String, HourBytes)>, Error> {
     let Some(index) = store::index::Index::open(ring_dir, false)? else {
         return Ok(Vec::new());
     };
+    // One streamed aggregate without frame tables (issue 13 review High 4): the round's memory
+    // stays one chunk, not the whole ring's rows.
     let mut cameras: Vec<(String, HourBytes)> = Vec::new();
-    for (id, camera, _) in index.streams()? {
-        let at = match cameras.iter().position(|(c, _)| *c == camera) {
-            Some(at) => at,
-            None => {
-                cameras.push((camera, BTreeMap::new()));
-                cameras.len() - 1
+    for (camera, hour, bytes) in index.permanent_hour_bytes()? {
+        match cameras.last_mut() {
+            Some((c, hours)) if *c == camera => {
+                hours.insert(hour, bytes);
             }
-        };
-        for row in index.chunks_in_range(id, i64::MIN / 2, i64::MAX / 2)? {
-            if !row.temporary {
-                *cameras[at].1.entry(hour_of(row.start_wall_us)).or_insert(0) += row.len_bytes;
-            }
+            _ => cameras.push((camera, BTreeMap::from([(hour, bytes)]))),
         }
     }
     Ok(cameras)
@@ -218,6 +216,22 @@ impl Copier {
             .map_err(|why| crate::err!(Unavailable, "archive stage {} is unavailable: {why}", stage.name))?;
         let mut index = StageIndex::open(&dir)?;
         let mut report = RoundReport::default();
+        let device = stage::device(&dir)?;
+        // Before each slice (review High 1): a stage that went away mid-round ends the round as
+        // unavailable; nothing is written onto what is under its mount point.
+        let still_same = || {
+            stage::still_same(&dir, device).map_err(|why| {
+                crate::err!(Unavailable, "archive stage {} became unavailable during the round: {why}", stage.name)
+            })
+        };
+        // One slice's error is logged and counted, and the round goes on (review Medium 5), unless
+        // the stage itself is gone.
+        let slice_failed = |report: &mut RoundReport, camera_id: &str, hour: i64, e: Error| {
+            still_same()?;
+            tracing::warn!(stage = %stage.name, camera = camera_id, hour, "a slice is not copied (retried at the next round): {e}");
+            report.failed += 1;
+            Ok::<(), Error>(())
+        };
         // Procedure "delete slice", crash after step 1: the `.trash-<id>` proves the delete was
         // meant, so its rows go (step 2) before the directory does (step 3, in remove_leftovers).
         for id in trashed_slice_ids(&dir)? {
@@ -291,7 +305,10 @@ impl Copier {
                         reduce_fps: stage.reduce_fps,
                         pins: &pins,
                     };
-                    copy(&mut index, &src, &mut report, &mut fill)?;
+                    still_same()?;
+                    if let Err(e) = copy(&mut index, &src, &mut report, &mut fill) {
+                        slice_failed(&mut report, &camera_id, hour, e)?;
+                    }
                 }
             }
         } else {
@@ -324,6 +341,7 @@ impl Copier {
                         reduce_fps: stage.reduce_fps,
                         pins: &pins,
                     };
+                    still_same()?;
                     match copy(&mut index, &src, &mut report, &mut fill) {
                         Ok(()) => {}
                         // A5: a slice whose chunks do not match its rows is not copied; the others are.
@@ -332,7 +350,7 @@ impl Copier {
                                 self.chain.stages[k - 1].name);
                             report.refused += 1;
                         }
-                        Err(e) => return Err(e),
+                        Err(e) => slice_failed(&mut report, &slice.camera_id, slice.hour, e)?,
                     }
                 }
             }
@@ -508,6 +526,9 @@ impl Copier {
                             deleted = r.deleted_by_retention + r.deleted_by_size, "archive round done");
                         last.copied = r.copied as u64;
                         last.deleted = (r.deleted_by_retention + r.deleted_by_size) as u64;
+                        if r.failed > 0 {
+                            unfinished.push(format!("{} slices failed to copy (retried at the next round)", r.failed));
+                        }
                         if r.refused > 0 {
                             unfinished.push(format!("{} slices of the stage before failed their check", r.refused));
                         }
@@ -925,6 +946,27 @@ mod tests {
         let last = st[1].last_round.clone().expect("a round");
         assert_eq!((last.copied, last.error), (1, None));
         assert!(st[0].bytes > 0 && st[0].oldest_wall_us < st[0].newest_wall_us, "{:?}", st[0]);
+    }
+
+    /// Issue 13 review Medium 5 (AR-1, procedure "archive round"): one slice whose copy fails (its
+    /// `Recording` in the stage before cannot be read) is logged and counted in `failed`, and the
+    /// round goes on: the other slice is copied and the limits run. Before the fix the round
+    /// ended at the first failing slice.
+    #[test]
+    fn one_failing_slice_does_not_end_the_round() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (ring, recorder, hour) = layout::tests::ring_across_an_hour(tmp.path());
+        let mut c = copier(tmp.path(), &ring, recorder, Arc::new(SystemClocks));
+        let cold = StageConfig { name: "cold".to_owned(), path: tmp.path().join("cold"), ..c.chain.stages[0].clone() };
+        c.chain.stages.push(cold);
+        assert_eq!(c.round_into_stage(0).expect("round").copied, 2);
+        let nas = stage_dir(&c.chain.stages[0], "main");
+        let older = StageIndex::open(&nas).expect("index").slice("cam", hour - 1).expect("lookup").expect("slice");
+        std::fs::remove_file(nas.join(&older.dir_name).join("Recording")).expect("Recording gone");
+
+        let report = c.round_into_stage(1).expect("the round goes on past the failed slice");
+        assert_eq!((report.copied, report.failed), (1, 1), "{report:?}");
+        assert_eq!(stage_hours(&stage_dir(&c.chain.stages[1], "main")), [hour]);
     }
 
     /// Issue 13 point 3 (AR-8): a stage whose `STAGE` file is gone (a bare mount point) raises

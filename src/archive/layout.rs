@@ -118,6 +118,27 @@ pub fn slice_dir_name(camera_name: &str, newest_us: i64, tz: &TimeZone) -> Strin
     format!("{name} - {when}")
 }
 
+/// How many ` #<n>` suffixes `free_slice_dir` tries before it gives up (far more than the
+/// cameras of one recorder that can share a name and a second).
+const MAX_NAME_SUFFIX: u32 = 1000;
+
+/// The path in `stage_dir` a new slice may take: `<name>`, or `<name> #2`, `#3`, … when that
+/// name is taken. AR-5's name is not unique: two cameras may share a display name and end their
+/// hour in the same second (issue 13 review High 3), and a rename onto a taken name would fail
+/// the slice at every round. Only the stage's one archive thread makes names in it, so the name
+/// found here is still free at the rename; the index keeps the name each slice got.
+fn free_slice_dir(stage_dir: &Path, name: &str) -> Result<PathBuf, Error> {
+    for n in 1..=MAX_NAME_SUFFIX {
+        let dir = if n == 1 { stage_dir.join(name) } else { stage_dir.join(format!("{name} #{n}")) };
+        match std::fs::symlink_metadata(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(dir),
+            Err(e) => return Err(Error::io(format!("stat {}", dir.display()), e)),
+            Ok(_) => {}
+        }
+    }
+    Err(crate::err!(Internal, "{MAX_NAME_SUFFIX} slice directories in {} are named {name:?}", stage_dir.display()))
+}
+
 /// Removes what a killed round left in `stage_dir`: `.partial-*` directories (procedure "archive
 /// round", crash after steps 1–2: the source still holds those slices, and the next round copies
 /// them again) and `.trash-*` directories (procedure "delete slice", crash after step 2). Final
@@ -244,7 +265,10 @@ pub fn write_slice(stage_dir: &Path, src: &SliceSource<'_>, tz: &TimeZone) -> Re
     if partial.exists() {
         std::fs::remove_dir_all(&partial).map_err(|e| Error::io(format!("remove {}", partial.display()), e))?;
     }
-    std::fs::create_dir_all(&partial).map_err(|e| Error::io(format!("create {}", partial.display()), e))?;
+    // Only the `.partial` itself is made: a stage directory that vanished (a share lazily unmounted
+    // mid-round) is never made again here, on whatever filesystem is under the mount point
+    // (issue 13 review High 1); the round then ends with the stage unavailable.
+    std::fs::create_dir(&partial).map_err(|e| Error::io(format!("create {}", partial.display()), e))?;
     let media_path = partial.join("Media");
     let media = File::create(&media_path).map_err(|e| Error::io(format!("create {}", media_path.display()), e))?;
     let mut header = MediaHeader {
@@ -324,7 +348,7 @@ pub fn write_slice(stage_dir: &Path, src: &SliceSource<'_>, tz: &TimeZone) -> Re
     rec.sync_all().map_err(|e| Error::io(format!("fsync {}", recording_path.display()), e))?;
     // Step 2: the directory's entries are durable before it may get its final name (A1).
     fsutil::fsync_dir(&partial)?;
-    let dir = stage_dir.join(slice_dir_name(src.camera_name, newest_us, tz));
+    let dir = free_slice_dir(stage_dir, &slice_dir_name(src.camera_name, newest_us, tz))?;
     // Step 3: the final name, made durable by fsyncing the stage directory.
     std::fs::rename(&partial, &dir)
         .map_err(|e| Error::io(format!("rename {} to {}", partial.display(), dir.display()), e))?;
@@ -495,6 +519,42 @@ pub(crate) mod tests {
         // A repeated copy of an hour with nothing in it makes no directory.
         let empty = SliceSource { hour: hour + 1, ..src };
         assert!(write_slice(&stage_dir, &empty, &tz).expect("no error").is_none());
+    }
+
+    /// Issue 13 review High 3 (AR-5, A1): two slices whose AR-5 names are alike (two cameras
+    /// named "Parking" whose hours end in the same second; here the same hour copied twice under
+    /// that name) each get their own directory, the second with a ` #2` suffix, instead of the
+    /// second rename failing with ENOTEMPTY at every round. A missing stage directory is never
+    /// made again by a slice write (review High 1).
+    #[test]
+    fn slices_with_alike_names_get_their_own_directories() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (cfg, recorder, hour) = ring_across_an_hour(tmp.path());
+        let stage_dir = tmp.path().join("stage").join("main");
+        std::fs::create_dir_all(&stage_dir).expect("stage dir");
+        let tz = TimeZone::get("Europe/Berlin").expect("tzdb has Europe/Berlin");
+        let no_pins = PinSet::default();
+        let src = SliceSource {
+            from: ChunkFrom::Ring(&cfg.path),
+            camera_id: "cam",
+            camera_name: "Parking",
+            hour,
+            recorder_uuid: recorder,
+            reduce_fps: None,
+            pins: &no_pins,
+        };
+        let first = write_slice(&stage_dir, &src, &tz).expect("first slice").expect("chunks");
+        let second = write_slice(&stage_dir, &src, &tz).expect("a second slice of the same name").expect("chunks");
+        let first_name = first.dir.file_name().expect("name").to_string_lossy().into_owned();
+        assert_eq!(second.dir, stage_dir.join(format!("{first_name} #2")));
+        for dir in [&first.dir, &second.dir] {
+            let scanned = super::super::index::scan_slice(dir).expect("each directory is a whole slice");
+            assert_eq!(scanned.header, first.header);
+        }
+        // Review High 1: with the stage directory gone, the write fails and makes nothing.
+        let gone = tmp.path().join("unmounted").join("main");
+        assert!(write_slice(&gone, &src, &tz).is_err(), "no stage directory, no slice");
+        assert!(!gone.exists() && !gone.parent().expect("parent").exists(), "the stage directory is not made again");
     }
 
     /// Issue 13 (procedure "archive round" steps 1–2, "delete slice" step 2): what a killed round

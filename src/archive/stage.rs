@@ -109,6 +109,27 @@ pub fn check(data_dir: &Path, storage_id: &str, stage: &StageConfig) -> Result<P
     }
 }
 
+/// The device (`st_dev`) a stage directory is on, taken at a round's start for `still_same`.
+pub fn device(dir: &Path) -> Result<u64, Error> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).map(|m| m.dev()).map_err(|e| Error::io(format!("stat {}", dir.display()), e))
+}
+
+/// Whether the stage directory a round opened is still that stage before it copies the next
+/// slice: its `STAGE` file is there and the directory is on the device it was on at the round's
+/// start. A share lazily unmounted mid-round fails this (issue 13 review High 1), so the round
+/// ends as unavailable instead of writing onto what is under the mount point. The reason when not.
+pub fn still_same(dir: &Path, device_at_start: u64) -> Result<(), String> {
+    if read_identity(dir)?.is_none() {
+        return Err(format!("{} is missing", dir.join(STAGE_FILE).display()));
+    }
+    match device(dir) {
+        Ok(dev) if dev == device_at_start => Ok(()),
+        Ok(dev) => Err(format!("{} moved to another device ({dev}, was {device_at_start})", dir.display())),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// The stage directory of `stage`, available for a round: checked as `check` when this recorder
 /// created it before, otherwise created by procedure "create stage" (1. `mkdir -p`; 2. `STAGE`
 /// atomically; 3. the index, FULL; 4. fsync the directory; 5. the `data_dir` uuid file
@@ -188,6 +209,12 @@ mod tests {
         assert_eq!(check(&data, "main", &s), Ok(dir.clone()));
         assert_eq!(open_or_create(&data, "main", &s, 7), Ok(dir.clone()), "opened, not created again");
 
+        // Issue 13 review High 1: a round checks before each slice that the stage it opened is
+        // still there; without its `STAGE` file it is not.
+        let device_at_start = device(&dir).expect("stat");
+        assert_eq!(still_same(&dir, device_at_start), Ok(()));
+        assert!(still_same(&dir, device_at_start.wrapping_add(1)).expect_err("other device").contains("device"));
+
         // The share is gone: the mount point is bare.
         let away = tmp.path().join("away");
         std::fs::rename(tmp.path().join("share"), &away).expect("unmounted");
@@ -195,6 +222,7 @@ mod tests {
         let why = open_or_create(&data, "main", &s, 7).expect_err("unavailable");
         assert!(why.contains("STAGE") && why.contains("not created again"), "{why}");
         assert!(!dir.exists(), "nothing is created on the bare mount point");
+        assert!(still_same(&dir, device_at_start).is_err(), "a round that opened it stops before its next slice");
 
         // Another stage's share mounted there instead.
         let other = stage(&tmp.path().join("other"));
