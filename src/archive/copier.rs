@@ -254,18 +254,21 @@ impl Copier {
         }
         let pins = self.pins.current();
         let cutoff_us = self.clocks.realtime_us() - stage.retention.as_micros() as i64;
-        let held = index.slices()?;
-        let mut fill = Fill {
-            max_bytes: stage.max_size_bytes,
-            used_bytes: stage_bytes(&dir, &held)?,
-            held: held
-                .iter()
-                .map(|s| {
-                    let pinned = pins.covers(&s.camera_id, s.start_wall_us, s.end_wall_us);
-                    (s.hour, s.camera_id.clone(), s.bytes, pinned)
-                })
-                .collect(),
+        let fill_of = |index: &StageIndex| {
+            let held = index.slices()?;
+            Ok::<Fill, Error>(Fill {
+                max_bytes: stage.max_size_bytes,
+                used_bytes: stage_bytes(&dir, &held)?,
+                held: held
+                    .iter()
+                    .map(|s| {
+                        let pinned = pins.covers(&s.camera_id, s.start_wall_us, s.end_wall_us);
+                        (s.hour, s.camera_id.clone(), s.bytes, pinned)
+                    })
+                    .collect(),
+            })
         };
+        let mut fill = fill_of(&index)?;
         let copy = |index: &mut StageIndex, src: &SliceSource<'_>, report: &mut RoundReport, fill: &mut Fill| {
             let Some(written) = write_slice(&dir, src, &self.tz)? else {
                 return Ok::<(), Error>(());
@@ -306,9 +309,11 @@ impl Copier {
                         pins: &pins,
                     };
                     still_same()?;
-                    if let Err(e) = copy(&mut index, &src, &mut report, &mut fill) {
+                    let made = self.make_room(k, &dir, &mut index, &mut report, bytes + SLICE_OVERHEAD_BYTES);
+                    if let Err(e) = made.and_then(|()| copy(&mut index, &src, &mut report, &mut fill)) {
                         slice_failed(&mut report, &camera_id, hour, e)?;
                     }
+                    fill = fill_of(&index)?;
                 }
             }
         } else {
@@ -342,7 +347,10 @@ impl Copier {
                         pins: &pins,
                     };
                     still_same()?;
-                    match copy(&mut index, &src, &mut report, &mut fill) {
+                    let made = self.make_room(k, &dir, &mut index, &mut report, slice.bytes);
+                    let copied = made.and_then(|()| copy(&mut index, &src, &mut report, &mut fill));
+                    fill = fill_of(&index)?;
+                    match copied {
                         Ok(()) => {}
                         // A5: a slice whose chunks do not match its rows is not copied; the others are.
                         Err(e) if e.kind() == ErrorKind::DataLoss => {
@@ -374,14 +382,7 @@ impl Copier {
         report: &mut RoundReport,
     ) -> Result<(), Error> {
         let stage = &self.chain.stages[k];
-        // A next stage that was never created or is unavailable holds nothing we can count on.
-        let next = match self.chain.stages.get(k + 1) {
-            Some(next) => stage::check(&self.data_dir, &self.chain.storage_id, next)
-                .ok()
-                .map(|d| StageIndex::open(&d))
-                .transpose()?,
-            None => None,
-        };
+        let next = self.next_index(k)?;
         let last = k + 1 == self.chain.stages.len();
         let in_next = |s: &SliceRow| match &next {
             Some(n) => n.has_slice(&s.camera_id, s.hour),
@@ -408,31 +409,95 @@ impl Copier {
             if *pinned {
                 continue;
             }
-            let lost = last || !in_next(s)?;
-            delete_slice(dir, index, s)?;
+            self.delete_by_size(k, dir, index, next.as_ref(), report, s)?;
             used_bytes -= s.bytes;
-            report.deleted_by_size += 1;
-            if lost {
-                report.lost.push((s.camera_id.clone(), s.hour));
-                let hour =
-                    jiff::Timestamp::from_microsecond(s.hour * HOUR_US).map_or(s.hour.to_string(), |t| t.to_string());
-                self.events.emit(
-                    Event::new(EventKind::ArchiveFull, now_us)
-                        .with_storage(&*self.chain.storage_id)
-                        .with_camera(&*s.camera_id)
-                        .with_message(format!(
-                            "archive stage {} reached its size limit of {} bytes: camera {} hour {hour} (UTC) deleted \
-                             before {}",
-                            stage.name,
-                            stage.max_size_bytes,
-                            s.camera_id,
-                            if last { "its retention ran out" } else { "the next stage held it" }
-                        )),
-                );
-            }
         }
         if used_bytes > stage.max_size_bytes {
             tracing::warn!(stage = %stage.name, used_bytes, "the stage holds more than its size: the rest is pinned (A4)");
+        }
+        Ok(())
+    }
+
+    /// The index of the stage after `k`; None when there is none, or it was never created or is
+    /// unavailable (it then holds nothing a delete could count on).
+    fn next_index(&self, k: usize) -> Result<Option<StageIndex>, Error> {
+        match self.chain.stages.get(k + 1) {
+            Some(next) => stage::check(&self.data_dir, &self.chain.storage_id, next)
+                .ok()
+                .map(|d| StageIndex::open(&d))
+                .transpose(),
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes slice `s` of stage `k` by its size limit (procedure "delete slice"); a slice no
+    /// later stage holds is lost, counted in `report.lost` and raised as `archive_full`.
+    fn delete_by_size(
+        &self,
+        k: usize,
+        dir: &Path,
+        index: &mut StageIndex,
+        next: Option<&StageIndex>,
+        report: &mut RoundReport,
+        s: &SliceRow,
+    ) -> Result<(), Error> {
+        let stage = &self.chain.stages[k];
+        let last = k + 1 == self.chain.stages.len();
+        let lost = last || !next.map(|n| n.has_slice(&s.camera_id, s.hour)).transpose()?.unwrap_or(false);
+        delete_slice(dir, index, s)?;
+        report.deleted_by_size += 1;
+        if lost {
+            report.lost.push((s.camera_id.clone(), s.hour));
+            let hour =
+                jiff::Timestamp::from_microsecond(s.hour * HOUR_US).map_or(s.hour.to_string(), |t| t.to_string());
+            self.events.emit(
+                Event::new(EventKind::ArchiveFull, self.clocks.realtime_us())
+                    .with_storage(&*self.chain.storage_id)
+                    .with_camera(&*s.camera_id)
+                    .with_message(format!(
+                        "archive stage {} reached its size limit of {} bytes: camera {} hour {hour} (UTC) deleted \
+                         before {}",
+                        stage.name,
+                        stage.max_size_bytes,
+                        s.camera_id,
+                        if last { "its retention ran out" } else { "the next stage held it" }
+                    )),
+            );
+        }
+        Ok(())
+    }
+
+    /// Makes room in stage `k` before a slice of about `need_bytes` is copied into it (issue 13
+    /// review High 2): deletes the oldest unpinned slices by the size limit until the stage's
+    /// bytes plus `need_bytes` fit `max_size_bytes`, so the stage never holds more than its limit
+    /// during a round (a filesystem no larger than the limit is then never filled by a round).
+    /// The caller has checked (`Fill::would_delete_at_once`) that the older unpinned slices make
+    /// that room.
+    fn make_room(
+        &self,
+        k: usize,
+        dir: &Path,
+        index: &mut StageIndex,
+        report: &mut RoundReport,
+        need_bytes: u64,
+    ) -> Result<(), Error> {
+        let max_bytes = self.chain.stages[k].max_size_bytes;
+        let slices = index.slices()?;
+        let mut used_bytes = stage_bytes(dir, &slices)?;
+        if used_bytes + need_bytes <= max_bytes {
+            return Ok(());
+        }
+        let next = self.next_index(k)?;
+        let pins = self.pins.current();
+        for s in &slices {
+            if used_bytes + need_bytes <= max_bytes {
+                break;
+            }
+            if pins.covers(&s.camera_id, s.start_wall_us, s.end_wall_us) {
+                continue;
+            }
+            self.delete_by_size(k, dir, index, next.as_ref(), report, s)?;
+            used_bytes -= s.bytes;
         }
         Ok(())
     }
@@ -946,6 +1011,66 @@ mod tests {
         let last = st[1].last_round.clone().expect("a round");
         assert_eq!((last.copied, last.error), (1, None));
         assert!(st[0].bytes > 0 && st[0].oldest_wall_us < st[0].newest_wall_us, "{:?}", st[0]);
+    }
+
+    /// Issue 13 review High 2 (A3, AR-1): a round makes room before it copies a slice, not after
+    /// the whole round. On a real filesystem (a tmpfs) with room for the new hour only once the
+    /// oldest slice is gone, the stage at its size limit deletes that slice first (by procedure
+    /// "delete slice", `archive_full` since no later stage holds it) and the new hour is copied;
+    /// copying first ran into ENOSPC and copied nothing, at every round.
+    #[test]
+    fn a_round_makes_room_before_it_copies_a_slice() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (ring, recorder, hour) = layout::tests::ring_across_an_hour(tmp.path());
+        let small = tmp.path().join("small");
+        std::fs::create_dir(&small).expect("mount point");
+        let mount = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+            .arg(&small)
+            .status()
+            .expect("mount runs");
+        assert!(mount.success(), "this test needs root to mount a tmpfs");
+        /// Unmounts the tmpfs when the test ends, passed or not.
+        struct Unmount(PathBuf);
+        impl Drop for Unmount {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("umount").arg(&self.0).status();
+            }
+        }
+        let _unmount = Unmount(small.clone());
+
+        // Only the hour before is finished at first.
+        let clocks = Arc::new(SimulatedClocks::new((hour + 1) * HOUR_US));
+        let mut c = copier(tmp.path(), &ring, recorder, clocks.clone());
+        c.chain.stages[0].path = small.clone();
+        let dir = stage_dir(&c.chain.stages[0], "main");
+        assert_eq!(c.round_into_stage(0).expect("round").copied, 1);
+        assert_eq!(stage_hours(&dir), [hour - 1]);
+        let used = stage_bytes(&dir, &StageIndex::open(&dir).expect("index").slices().expect("slices")).expect("bytes");
+        let hour_bytes = ring_hours(&ring.path).expect("ring hours")[0].1[&hour];
+
+        // The stage's limit holds the new hour only without the old one, and so does the disk: a
+        // filler leaves less free space than the new hour's bytes.
+        c.chain.stages[0].max_size_bytes = used + hour_bytes + SLICE_OVERHEAD_BYTES - 1;
+        // A reader keeps the index's `-shm` and `-wal` files in place during the round, so the
+        // free space below is what the slice's files and the index's commits share.
+        let _reader = StageIndex::open(&dir).expect("index");
+        let st = nix::sys::statvfs::statvfs(&small).expect("statvfs");
+        // The casts matter on 32-bit targets, where these are 32-bit types.
+        #[allow(clippy::unnecessary_cast)]
+        let (page, free_pages) = (st.fragment_size() as u64, st.blocks_available() as u64);
+        let free = free_pages * page;
+        // Left free: exactly the new hour's `Media` (its chunks and a 4 KiB header, in whole
+        // pages), so its `Recording` and its rows no longer fit unless the old hour goes first.
+        let media = (hour_bytes + MEDIA_HEADER_BYTES as u64).div_ceil(page) * page;
+        let filler = free.checked_sub(media).expect("the tmpfs has room for the filler");
+        std::fs::write(small.join("filler"), vec![1u8; filler as usize]).expect("filler");
+
+        clocks.set_realtime_us(SystemClocks.realtime_us());
+        let r = c.round_into_stage(0).expect("round");
+        assert_eq!((r.copied, r.failed, r.deleted_by_size), (1, 0, 1), "{r:?}");
+        assert_eq!(r.lost, [("cam".to_owned(), hour - 1)]);
+        assert_eq!(stage_hours(&dir), [hour]);
     }
 
     /// Issue 13 review Medium 5 (AR-1, procedure "archive round"): one slice whose copy fails (its
