@@ -25,7 +25,7 @@ use super::ArchiveChain;
 
 /// Columns of a chunk row joined with its slice, as `row_of` reads them.
 const COLUMNS: &str = "c.seq, c.run_id, c.slice_id, c.offset_bytes, c.len_bytes, c.header_bytes, c.start_wall_us, \
-     c.end_wall_us, c.start_media, c.frames, c.frame_index, s.storage_uuid, s.dir_name";
+     c.end_wall_us, c.start_media, c.frames, c.frame_index, s.storage_uuid, s.dir_name, s.groomed";
 
 /// One stage of one storage, open for reading.
 pub struct StageTier {
@@ -55,6 +55,8 @@ struct RawRow {
     storage_uuid: u128,
     dir_name: String,
     row: ChunkRow,
+    /// The row's slice was groomed (A6): its chunks are thinned copies.
+    thinned: bool,
 }
 
 fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
@@ -64,6 +66,7 @@ fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
         // A uuid that is not hex cannot match any chunk header, so its chunks are never served.
         storage_uuid: u128::from_str_radix(&uuid, 16).unwrap_or(0),
         dir_name: r.get(12)?,
+        thinned: r.get::<_, i64>(13)? != 0,
         row: ChunkRow {
             seq: r.get::<_, i64>(0)? as u64,
             // A stage has no stream table: its rows are asked for by camera and kind.
@@ -132,7 +135,7 @@ impl StageTier {
     /// Finishes raw rows: remembers their slices' directories and numbers their sample entries.
     fn finish(&self, raw: Vec<RawRow>) -> Result<Vec<TierRow>, Error> {
         let mut out = Vec::with_capacity(raw.len());
-        for RawRow { storage_uuid, dir_name, mut row } in raw {
+        for RawRow { storage_uuid, dir_name, mut row, thinned } in raw {
             if row.segment_no == u32::MAX {
                 return Err(crate::err!(DataLoss, "{}: a slice id beyond the file numbers", self.label));
             }
@@ -155,7 +158,7 @@ impl StageTier {
                 }
             };
             self.dir_names.borrow_mut().entry(row.segment_no).or_insert(dir_name);
-            out.push(TierRow { storage_uuid, row });
+            out.push(TierRow { storage_uuid, row, thinned });
         }
         Ok(out)
     }
@@ -231,7 +234,7 @@ impl Tier for StageTier {
                 "SELECT s.storage_uuid, c.run_id, MIN(c.start_wall_us), MAX(c.end_wall_us) FROM slice s \
                  JOIN chunk c ON c.slice_id = s.id WHERE s.camera_id = ?1 AND c.kind = 'video' \
                  AND s.start_wall_us < ?3 AND s.end_wall_us > ?2 AND c.start_wall_us < ?3 AND c.end_wall_us > ?2 \
-                 GROUP BY s.storage_uuid, c.run_id",
+                 GROUP BY s.id, c.run_id ORDER BY MIN(c.start_wall_us)",
             )
             .map_err(sq("prepare runs"))?;
         let rows = st

@@ -24,6 +24,9 @@ pub struct TierRow {
     pub storage_uuid: u128,
     /// The chunk's row, as described above.
     pub row: ChunkRow,
+    /// The copy was thinned by grooming (A6: a groomed slice keeps key frames only), so the P
+    /// frames of a full chunk that follows it refer to frames this copy lacks.
+    pub thinned: bool,
 }
 
 /// One place a storage's chunks may be read from: the ring (`RingTier`) or an archive stage
@@ -50,7 +53,9 @@ pub trait Tier {
     /// The path of the tier's file numbered `file_no` (a row's `segment_no`).
     fn file_path(&self, file_no: u32) -> PathBuf;
     /// The recording sequences (REC-11) of `camera`'s video overlapping [`from_us`, `to_us`):
-    /// (storage uuid, run id, start µs, end µs), each clipped to the chunks the tier holds.
+    /// (storage uuid, run id, start µs, end µs), each clipped to the chunks the tier holds. A tier
+    /// whose copy of a run may have holes answers one item per stretch it holds (a stage: per slice),
+    /// so the caller can tell a hole no tier fills (issue 13 review finding 2).
     fn runs_in_range(&self, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<(u128, u64, i64, i64)>, Error>;
 }
 
@@ -93,7 +98,7 @@ impl RingTier {
     }
 
     fn wrap(&self, row: ChunkRow) -> TierRow {
-        TierRow { storage_uuid: self.storage_uuid, row }
+        TierRow { storage_uuid: self.storage_uuid, row, thinned: false }
     }
 }
 
@@ -191,6 +196,8 @@ pub(crate) struct Chosen {
     pub tier: usize,
     /// The row in that tier.
     pub row: ChunkRow,
+    /// The copy read was thinned by grooming (`TierRow::thinned`).
+    pub thinned: bool,
 }
 
 /// Merges rows of storage `storage_uuid` from each tier (in tier order) by seq: each seq once,
@@ -199,7 +206,7 @@ pub(crate) fn merge_by_seq(per_tier: Vec<Vec<TierRow>>, storage_uuid: u128) -> V
     let mut by_seq: BTreeMap<u64, Chosen> = BTreeMap::new();
     for (tier, rows) in per_tier.into_iter().enumerate() {
         for r in rows.into_iter().filter(|r| r.storage_uuid == storage_uuid) {
-            by_seq.entry(r.row.seq).or_insert(Chosen { tier, row: r.row });
+            by_seq.entry(r.row.seq).or_insert(Chosen { tier, row: r.row, thinned: r.thinned });
         }
     }
     by_seq.into_values().collect()
@@ -225,7 +232,7 @@ pub(crate) fn neighbour_across(
             Some(b) => r.row.seq < b.row.seq,
         };
         if nearer {
-            best = Some(Chosen { tier, row: r.row });
+            best = Some(Chosen { tier, row: r.row, thinned: r.thinned });
         }
     }
     Ok(best)
@@ -301,6 +308,7 @@ mod tests {
                 frame_index: Vec::new(),
                 temporary: false,
             },
+            thinned: frames == 1,
         }
     }
 
