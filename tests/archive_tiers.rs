@@ -460,3 +460,42 @@ fn a_hole_or_a_groomed_copy_inside_a_run_breaks_it_at_a_key_frame() {
     assert_eq!(recs[0].start_wall_us, run_start_us, "{recs:?}");
     assert!(recs[1].start_wall_us >= run_start_us + ring_from, "{recs:?}");
 }
+
+/// Issue 13 review finding 5 (S7, A5, STYLE rule 5): the stage index is untrusted. A row whose
+/// length cannot describe a chunk (2^40 bytes) is left out at planning, so its hour is read from
+/// the next tier (the groomed stage 2 copy) instead of aborting the process on an allocation; a
+/// row that is sane but frames its chunk otherwise than the chunk itself (two frame-table entries
+/// swapped) is planned, and reading it is `Gone`, never misframed bytes.
+#[test]
+fn damaged_stage_rows_are_left_out_or_gone_never_misread() {
+    let t = build_tiers();
+    let (from, to) = t.range();
+    let index = t.stage1_root.join("main").join(edgerec::archive::index::STAGE_INDEX_FILE);
+    let db = rusqlite::Connection::open(&index).expect("stage 1 index");
+    // Run B's second video chunk in stage 1 (H1 holds its first four seconds, a chunk each).
+    let second = "(SELECT seq FROM chunk WHERE kind = 'video' ORDER BY seq LIMIT 1 OFFSET 1)";
+    db.execute(&format!("UPDATE chunk SET len_bytes = 1099511627776 WHERE seq = {second}"), []).expect("damaged");
+    let plan = Arc::new(ExportPlan::plan_across(t.storages(), "cam", from, to).expect("planned without the row"));
+    // That second of run B comes from the groomed stage 2: its key frame instead of 25 frames.
+    let expected_video = LAP_KEY_FRAMES + 2 * LAP_VIDEO_FRAMES - 24;
+    assert_eq!(plan.video_frames, expected_video);
+    let path = t.data_dir.join("damaged-row.mp4");
+    write_export(&plan, &path).expect("reads");
+    common::ffmpeg_decode_ok(&path).unwrap_or_else(|e| panic!("ffmpeg -xerror without the damaged row: {e}"));
+    assert_eq!(frames_per_stream(&path)[0].1, expected_video as u64);
+
+    // Run B's third video chunk: its first two frame-table entries swapped (sizes still add up).
+    let third = "(SELECT seq FROM chunk WHERE kind = 'video' ORDER BY seq LIMIT 1 OFFSET 2)";
+    db.execute(
+        &format!(
+            "UPDATE chunk SET frame_index = CAST(substr(frame_index, 10, 9) || substr(frame_index, 1, 9) || \
+             substr(frame_index, 19) AS BLOB) WHERE seq = {third}"
+        ),
+        [],
+    )
+    .expect("swapped");
+    drop(db);
+    let plan = Arc::new(ExportPlan::plan_across(t.storages(), "cam", from, to).expect("planned"));
+    let e = write_export(&plan, &t.data_dir.join("misframed.mp4")).expect_err("a misframed chunk is not served");
+    assert_eq!(e.kind(), ErrorKind::Gone, "{e}");
+}

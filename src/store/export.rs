@@ -50,6 +50,11 @@ struct Piece {
     seq: u64,
     /// Offset of the first byte within the chunk (header included).
     in_chunk: u64,
+    /// The chunk's header length, run and frame table CRC32C as its row had them: the chunk read
+    /// must be framed as planned (issue 13 review finding 5).
+    header_bytes: u64,
+    run_id: u64,
+    frame_table_crc: u32,
 }
 
 /// A planned export: everything needed to serve any byte range of the MP4.
@@ -64,6 +69,8 @@ pub struct ExportPlan {
     pieces: Vec<Piece>,
     total_len: u64,
     etag: String,
+    /// The camera exported: every chunk read must be of it.
+    camera: String,
     /// Wall time of the first presented frame and of the end of the last one (the real last
     /// instant, not the first instant plus the MP4's duration: gaps are cut from the timeline).
     pub start_wall_us: i64,
@@ -136,7 +143,7 @@ fn fetch(
     let mut out = Vec::with_capacity(tiers.len());
     for (i, t) in tiers.iter().enumerate() {
         match t.chunks_in_range(camera, kind, from_us, to_us) {
-            Ok(rows) => out.push(rows),
+            Ok(rows) => out.push(tier::sane_rows(t.as_ref(), camera, rows)),
             Err(e) if i > 0 => {
                 tracing::warn!(tier = t.label(), camera, "export leaves out a tier that cannot be read: {e}");
                 out.push(Vec::new());
@@ -542,6 +549,9 @@ impl ExportPlan {
                 storage_uuid: part_uuids[r.source.0],
                 seq: r.chunk.seq,
                 in_chunk: r.chunk.header_bytes + before,
+                header_bytes: r.chunk.header_bytes,
+                run_id: r.chunk.run_id,
+                frame_table_crc: crc32c::crc32c(&r.chunk.frame_index),
             });
             pos += r.bytes;
         }
@@ -575,6 +585,7 @@ impl ExportPlan {
             header: header.bytes,
             pieces,
             etag,
+            camera: camera.to_owned(),
             start_wall_us: presented_from,
             end_wall_us,
             covered_us,
@@ -635,7 +646,13 @@ impl ExportReader {
         let off = (p.in_chunk + (pos - p.file_pos)) as usize;
         let avail = (p.file_pos + p.len - pos) as usize;
         let n = avail.min(buf.len());
-        buf[..n].copy_from_slice(&self.cache[off..off + n]);
+        // Checked, never a panic (release builds abort on one): the chunk verified as planned, so
+        // this holds unless the plan itself is wrong.
+        let bytes = self
+            .cache
+            .get(off..off.saturating_add(n))
+            .ok_or_else(|| crate::err!(Internal, "export piece of chunk {} lies outside the chunk read", p.seq))?;
+        buf[..n].copy_from_slice(bytes);
         Ok(n)
     }
 
@@ -653,7 +670,17 @@ impl ExportReader {
         };
         // S7, A5: seq, length, storage uuid and CRC, then the sample entry the track was planned
         // with (a stage's were read from the chunk headers without their CRC).
-        let h = tier::read_verified(f, p.chunk_offset, p.seq, p.chunk_len, p.storage_uuid, &mut self.cache)?;
+        let want = tier::Expected {
+            seq: p.seq,
+            len_bytes: p.chunk_len,
+            storage_uuid: p.storage_uuid,
+            header_bytes: p.header_bytes,
+            frame_table_crc: p.frame_table_crc,
+            run_id: p.run_id,
+            kind: if p.track == 0 { StreamKind::Video } else { StreamKind::Audio },
+            camera: &self.plan.camera,
+        };
+        let h = tier::read_verified(f, p.chunk_offset, &want, &mut self.cache)?;
         if self.plan.entries.get(p.track) != Some(&h.sample_entry) {
             return Err(crate::err!(
                 Gone,
