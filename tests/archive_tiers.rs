@@ -499,3 +499,26 @@ fn damaged_stage_rows_are_left_out_or_gone_never_misread() {
     let e = write_export(&plan, &t.data_dir.join("misframed.mp4")).expect_err("a misframed chunk is not served");
     assert_eq!(e.kind(), ErrorKind::Gone, "{e}");
 }
+
+/// Issue 13 review finding 4 (ST-17, A5): a slice whose directory vanished while the stage index
+/// still lists it loses only its own rows: the export plans that hour from the next tier (the
+/// groomed stage 2) and plays, also where the planner asks the tiers for the chunk after the
+/// range's last one (the neighbour path used to fail the whole export).
+#[test]
+fn a_vanished_slice_falls_through_to_the_next_tier() {
+    let t = build_tiers();
+    let stage1 = t.stage1_root.join("main");
+    let slice = StageIndex::open(&stage1).expect("index").slices().expect("slices").remove(0);
+    std::fs::rename(stage1.join(&slice.dir_name), stage1.join(format!(".gone-{}", slice.id))).expect("removed");
+    // From H0 to 2.5 s into run B: run A's key frames and run B's first three (stage 2 only).
+    let (from, to) = (t.range().0, t.starts_us[1] + 2_500_000);
+    let plan = Arc::new(ExportPlan::plan_across(t.storages(), "cam", from, to).expect("planned from stage 2"));
+    let expected_video = LAP_KEY_FRAMES + 3;
+    assert_eq!(plan.video_frames, expected_video);
+    let path = t.data_dir.join("vanished-slice.mp4");
+    write_export(&plan, &path).expect("reads");
+    common::ffmpeg_decode_ok(&path).unwrap_or_else(|e| panic!("ffmpeg -xerror without the vanished slice: {e}"));
+    assert_eq!(frames_per_stream(&path)[0].1, expected_video as u64);
+    let recs = store::recordings_across(t.storages(), "cam", from, to).expect("listed");
+    assert_eq!(recs.len(), 2, "{recs:?}");
+}

@@ -130,8 +130,8 @@ fn entry_of(tiers: &[Box<dyn Tier>], cache: &mut EntryCache, c: &Chosen) -> Resu
     Ok(e)
 }
 
-/// Each tier's chunks of (camera, kind) overlapping [from, to). The first tier's errors are the
-/// answer; a later tier that cannot be read is left out with a warning (its part of the export
+/// Each tier's chunks of (camera, kind) overlapping [from, to). The camera's own ring's errors
+/// are the answer (`Tier::answers_errors`); a later tier that cannot be read is left out with a warning (its part of the export
 /// then is a gap, which `covered_us` reports).
 fn fetch(
     tiers: &[Box<dyn Tier>],
@@ -141,10 +141,10 @@ fn fetch(
     to_us: i64,
 ) -> Result<Vec<Vec<TierRow>>, Error> {
     let mut out = Vec::with_capacity(tiers.len());
-    for (i, t) in tiers.iter().enumerate() {
+    for t in tiers {
         match t.chunks_in_range(camera, kind, from_us, to_us) {
             Ok(rows) => out.push(tier::sane_rows(t.as_ref(), camera, rows)),
-            Err(e) if i > 0 => {
+            Err(e) if !t.answers_errors() => {
                 tracing::warn!(tier = t.label(), camera, "export leaves out a tier that cannot be read: {e}");
                 out.push(Vec::new());
             }

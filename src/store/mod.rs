@@ -998,7 +998,7 @@ pub fn recordings_across(
     let tiers = tier::open_tiers(storages, camera)?;
     // Each tier's stretches of each run (a stage answers one per slice), merged below.
     let mut runs: std::collections::BTreeMap<(u128, u64), Vec<(i64, i64)>> = std::collections::BTreeMap::new();
-    for (i, t) in tiers.iter().enumerate() {
+    for t in &tiers {
         match t.runs_in_range(camera, from_us, to_us) {
             Ok(found) => {
                 for (uuid, run_id, start, end) in found {
@@ -1007,7 +1007,7 @@ pub fn recordings_across(
             }
             // Another tier that cannot be read (refused index, unplugged, an unmounted share)
             // must not hide the recordings the others hold: left out, with the reason in the log.
-            Err(e) if i > 0 => {
+            Err(e) if !t.answers_errors() => {
                 tracing::warn!(tier = t.label(), camera, "recordings of a tier skipped: {e}")
             }
             Err(e) => return Err(e),

@@ -57,6 +57,11 @@ pub trait Tier {
     /// whose copy of a run may have holes answers one item per stretch it holds (a stage: per slice),
     /// so the caller can tell a hole no tier fills (issue 13 review finding 2).
     fn runs_in_range(&self, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<(u128, u64, i64, i64)>, Error>;
+    /// Whether this tier's errors are the readers' answer (the camera's own ring); any other
+    /// tier that fails is left out with a warning (issue 13 review findings 4 and 8).
+    fn answers_errors(&self) -> bool {
+        false
+    }
 }
 
 /// The ring of one storage as a tier: its index, read-only beside the writer.
@@ -71,6 +76,8 @@ pub struct RingTier {
     storage_uuid: u128,
     /// Stream ids by (camera, kind), looked up once each.
     streams: RefCell<HashMap<(String, StreamKind), Option<i64>>>,
+    /// The camera's own ring, whose errors are the readers' answer (`Tier::answers_errors`).
+    own: bool,
 }
 
 impl RingTier {
@@ -84,6 +91,7 @@ impl RingTier {
             index,
             storage_uuid,
             streams: RefCell::new(HashMap::new()),
+            own: false,
         }))
     }
 
@@ -105,6 +113,10 @@ impl RingTier {
 impl Tier for RingTier {
     fn label(&self) -> &str {
         &self.label
+    }
+
+    fn answers_errors(&self) -> bool {
+        self.own
     }
 
     fn chunks_in_range(&self, camera: &str, kind: StreamKind, from_us: i64, to_us: i64) -> Result<Vec<TierRow>, Error> {
@@ -177,7 +189,10 @@ pub fn open_tiers(storages: Vec<StorageTiers>, camera: &str) -> Result<Vec<Box<d
     let mut tiers: Vec<Box<dyn Tier>> = Vec::new();
     for (i, s) in storages.into_iter().enumerate() {
         match RingTier::open(&s.ring_dir) {
-            Ok(Some(ring)) => tiers.push(Box::new(ring)),
+            Ok(Some(mut ring)) => {
+                ring.own = i == 0;
+                tiers.push(Box::new(ring))
+            }
             Ok(None) => {}
             Err(e) if i > 0 => {
                 tracing::warn!(storage = %s.ring_dir.display(), camera, "readers skip another storage: {e}")
@@ -239,7 +254,17 @@ pub(crate) fn neighbour_across(
 ) -> Result<Option<Chosen>, Error> {
     let mut best: Option<Chosen> = None;
     for (tier, t) in tiers.iter().enumerate() {
-        let Some(r) = t.neighbour_in_run(camera, kind, storage_uuid, run_id, seq, before)? else { continue };
+        // Issue 13 review finding 4: a tier that fails here is left out as `fetch` leaves it out,
+        // unless it is the camera's own ring.
+        let found = match t.neighbour_in_run(camera, kind, storage_uuid, run_id, seq, before) {
+            Ok(found) => found,
+            Err(e) if !t.answers_errors() => {
+                tracing::warn!(tier = t.label(), camera, "readers leave out a tier that cannot be read: {e}");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(r) = found else { continue };
         if sane_rows(t.as_ref(), camera, vec![r.clone()]).is_empty() {
             continue;
         }
