@@ -47,17 +47,23 @@ fn ring_config(data_dir: &Path) -> StorageConfig {
 /// Writes one lap of the demo clip per `(ingest run, wall time of its first frame)` into the ring
 /// of `cfg` through the real writer, a chunk per stream and second (a flush before each second).
 fn record_laps(cfg: &StorageConfig, data_dir: &Path, laps: &[(u64, i64)]) -> u128 {
+    record_clip(cfg, data_dir, laps, 1, 1_000_000)
+}
+
+/// `record_laps` with `clip_laps` laps of the clip per run (continuous media time) and a flush
+/// every `flush_every_us` of clip time (700 ms makes chunks that start mid-GOP).
+fn record_clip(cfg: &StorageConfig, data_dir: &Path, laps: &[(u64, i64)], clip_laps: i64, flush_every_us: i64) -> u128 {
     let recorder = store::recorder_uuid(data_dir).expect("recorder id");
     let (handle, join, ready) =
         store::writer::spawn(cfg.clone(), data_dir.to_owned(), recorder, Arc::new(SystemClocks));
     ready.recv().expect("writer reports").expect("storage opens");
-    let clip = DemoSource::new().expect("the bundled clip loads").frames(1);
+    let clip = DemoSource::new().expect("the bundled clip loads").frames(clip_laps);
     for &(run, base_us) in laps {
-        let mut next_second_us = 1_000_000;
+        let mut next_flush_us = flush_every_us;
         for (entry, frame, at_us) in &clip {
-            if *at_us >= next_second_us {
+            if *at_us >= next_flush_us {
                 assert!(handle.flush(Duration::from_secs(30)), "writer flushed");
-                next_second_us += 1_000_000;
+                next_flush_us += flush_every_us;
             }
             let f = IngestFrame {
                 camera: "cam".into(),
@@ -367,4 +373,152 @@ fn http_recordings_and_export_span_ring_and_stage() {
         .expect("edgerec export runs");
     assert!(out.status.success(), "edgerec export: {}", String::from_utf8_lossy(&out.stderr));
     assert!(std::fs::read(&cli_path).expect("written") == std::fs::read(&path).expect("read"), "CLI equals HTTP");
+}
+
+/// Issue 13 review findings 2 and 3 (ST-17, A6, issue 10 point 7): one run of 32 s (four laps of
+/// the clip, a key frame each second) straddles H2, flushed every 700 ms so that chunks start
+/// mid-GOP.
+/// - A groomed stage holds its H1 part and the ring lost what ended before H2: after the last
+///   thinned chunk, the ring's first full chunk starts mid-GOP and its P frames up to the next key
+///   frame are dropped (their references were groomed away); still one recording, one range.
+/// - A full stage holds its H1 part and the ring lost what ended before H2 + 13 s: no tier holds
+///   the 12 s between (a hole longer than the writer's run break). The export breaks there: two
+///   covered ranges and a gap, the frames after the hole up to the first key frame dropped, two
+///   recordings. Both exports decode whole with `ffmpeg -xerror`, with the exact frame counts.
+#[test]
+fn a_hole_or_a_groomed_copy_inside_a_run_breaks_it_at_a_key_frame() {
+    const FLUSH_US: i64 = 700_000;
+    let tmp = common::temp_dir();
+    let data_dir = tmp.path().to_owned();
+    let cfg = ring_config(&data_dir);
+    let h0 = hour_of(now_us()) - 3;
+    let (h1, h2) = (h0 + 1, h0 + 2);
+    // 16.2 s before H2: the groomed copy of the chunk before H2 keeps its key frame inside H1.
+    let run_start_us = h2 * HOUR_US - 16_200_000;
+    let recorder = record_clip(&cfg, &data_dir, &[(1, run_start_us)], 4, FLUSH_US);
+    let (nas_root, cold_root) = (data_dir.join("nas"), data_dir.join("cold"));
+    archive_hour(&cfg.path, &nas_root.join("main"), recorder, h1, None);
+    archive_hour(&cfg.path, &cold_root.join("main"), recorder, h1, Some(1.0));
+    let chain = |name: &str, root: &Path, reduce_fps| ArchiveChain {
+        storage_id: "main".to_owned(),
+        stages: vec![stage(name, root, reduce_fps)],
+    };
+    let storages = |c: &ArchiveChain| vec![StorageTiers { ring_dir: cfg.path.clone(), stages: readable_stages(c) }];
+    let (from, to) = (h0 * HOUR_US, (h0 + 3) * HOUR_US);
+    // The clip's video frames: (µs since the run started, key).
+    let video: Vec<(i64, bool)> = DemoSource::new()
+        .expect("clip")
+        .frames(4)
+        .iter()
+        .filter(|(_, f, _)| f.kind == edgerec::media::StreamKind::Video)
+        .map(|(_, f, at)| (*at, f.key))
+        .collect();
+    // Where the chunk holding `at_us` starts (a flush every 700 ms), and the first key frame there or later.
+    let chunk_start = |at_us: i64| at_us / FLUSH_US * FLUSH_US;
+    let key_from = |at_us: i64| video.iter().find(|(t, k)| *k && *t >= at_us).expect("a key frame").0;
+
+    // Groomed stage, ring from the chunk holding H2 on.
+    ring_forgets_before(&cfg.path, h2 * HOUR_US);
+    let ring_from = chunk_start(16_200_000);
+    assert_ne!(ring_from, key_from(ring_from), "the ring's first chunk starts mid-GOP");
+    let expected = video.iter().filter(|(t, k)| *k && *t < ring_from).count()
+        + video.iter().filter(|(t, _)| *t >= key_from(ring_from)).count();
+    let cold = chain("cold", &cold_root, Some(1.0));
+    let plan = Arc::new(ExportPlan::plan_across(storages(&cold), "cam", from, to).expect("planned"));
+    assert_eq!(plan.video_frames, expected, "P frames after the groomed copy are dropped");
+    assert_eq!(plan.covered_us.len(), 1, "{:?}", plan.covered_us);
+    let path = data_dir.join("groomed-then-full.mp4");
+    write_export(&plan, &path).expect("reads");
+    common::ffmpeg_decode_ok(&path).unwrap_or_else(|e| panic!("ffmpeg -xerror after a groomed copy: {e}"));
+    assert_eq!(frames_per_stream(&path)[0].1, expected as u64);
+    let recs = store::recordings_across(storages(&cold), "cam", from, to).expect("listed");
+    assert_eq!(recs.len(), 1, "{recs:?}");
+
+    // Full stage, and a hole of 11 s no tier holds after H2.
+    ring_forgets_before(&cfg.path, h2 * HOUR_US + 13_000_000);
+    let stage_to = chunk_start(16_200_000) + FLUSH_US;
+    let ring_from = chunk_start(29_200_000);
+    assert_ne!(ring_from, key_from(ring_from), "the ring's first chunk starts mid-GOP");
+    let expected = video.iter().filter(|(t, _)| *t < stage_to).count()
+        + video.iter().filter(|(t, _)| *t >= key_from(ring_from)).count();
+    let nas = chain("nas", &nas_root, None);
+    let plan = Arc::new(ExportPlan::plan_across(storages(&nas), "cam", from, to).expect("planned"));
+    assert_eq!(plan.video_frames, expected, "frames after the hole up to a key frame are dropped");
+    assert_eq!(plan.covered_us.len(), 2, "{:?}", plan.covered_us);
+    let gaps = plan.gaps_us();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert!(gaps[0].0 <= run_start_us + stage_to + 40_000, "{gaps:?}");
+    assert_eq!(gaps[0].1, run_start_us + key_from(ring_from), "{gaps:?}");
+    let path = data_dir.join("hole.mp4");
+    write_export(&plan, &path).expect("reads");
+    common::ffmpeg_decode_ok(&path).unwrap_or_else(|e| panic!("ffmpeg -xerror across a hole: {e}"));
+    let streams = frames_per_stream(&path);
+    assert_eq!(streams[0].1, expected as u64, "{streams:?}");
+    assert_eq!(streams[1].1, plan.audio_frames as u64, "{streams:?}");
+    let recs = store::recordings_across(storages(&nas), "cam", from, to).expect("listed");
+    assert_eq!(recs.len(), 2, "split at the hole: {recs:?}");
+    assert_eq!(recs[0].start_wall_us, run_start_us, "{recs:?}");
+    assert!(recs[1].start_wall_us >= run_start_us + ring_from, "{recs:?}");
+}
+
+/// Issue 13 review finding 5 (S7, A5, STYLE rule 5): the stage index is untrusted. A row whose
+/// length cannot describe a chunk (2^40 bytes) is left out at planning, so its hour is read from
+/// the next tier (the groomed stage 2 copy) instead of aborting the process on an allocation; a
+/// row that is sane but frames its chunk otherwise than the chunk itself (two frame-table entries
+/// swapped) is planned, and reading it is `Gone`, never misframed bytes.
+#[test]
+fn damaged_stage_rows_are_left_out_or_gone_never_misread() {
+    let t = build_tiers();
+    let (from, to) = t.range();
+    let index = t.stage1_root.join("main").join(edgerec::archive::index::STAGE_INDEX_FILE);
+    let db = rusqlite::Connection::open(&index).expect("stage 1 index");
+    // Run B's second video chunk in stage 1 (H1 holds its first four seconds, a chunk each).
+    let second = "(SELECT seq FROM chunk WHERE kind = 'video' ORDER BY seq LIMIT 1 OFFSET 1)";
+    db.execute(&format!("UPDATE chunk SET len_bytes = 1099511627776 WHERE seq = {second}"), []).expect("damaged");
+    let plan = Arc::new(ExportPlan::plan_across(t.storages(), "cam", from, to).expect("planned without the row"));
+    // That second of run B comes from the groomed stage 2: its key frame instead of 25 frames.
+    let expected_video = LAP_KEY_FRAMES + 2 * LAP_VIDEO_FRAMES - 24;
+    assert_eq!(plan.video_frames, expected_video);
+    let path = t.data_dir.join("damaged-row.mp4");
+    write_export(&plan, &path).expect("reads");
+    common::ffmpeg_decode_ok(&path).unwrap_or_else(|e| panic!("ffmpeg -xerror without the damaged row: {e}"));
+    assert_eq!(frames_per_stream(&path)[0].1, expected_video as u64);
+
+    // Run B's third video chunk: its first two frame-table entries swapped (sizes still add up).
+    let third = "(SELECT seq FROM chunk WHERE kind = 'video' ORDER BY seq LIMIT 1 OFFSET 2)";
+    db.execute(
+        &format!(
+            "UPDATE chunk SET frame_index = CAST(substr(frame_index, 10, 9) || substr(frame_index, 1, 9) || \
+             substr(frame_index, 19) AS BLOB) WHERE seq = {third}"
+        ),
+        [],
+    )
+    .expect("swapped");
+    drop(db);
+    let plan = Arc::new(ExportPlan::plan_across(t.storages(), "cam", from, to).expect("planned"));
+    let e = write_export(&plan, &t.data_dir.join("misframed.mp4")).expect_err("a misframed chunk is not served");
+    assert_eq!(e.kind(), ErrorKind::Gone, "{e}");
+}
+
+/// Issue 13 review finding 4 (ST-17, A5): a slice whose directory vanished while the stage index
+/// still lists it loses only its own rows: the export plans that hour from the next tier (the
+/// groomed stage 2) and plays, also where the planner asks the tiers for the chunk after the
+/// range's last one (the neighbour path used to fail the whole export).
+#[test]
+fn a_vanished_slice_falls_through_to_the_next_tier() {
+    let t = build_tiers();
+    let stage1 = t.stage1_root.join("main");
+    let slice = StageIndex::open(&stage1).expect("index").slices().expect("slices").remove(0);
+    std::fs::rename(stage1.join(&slice.dir_name), stage1.join(format!(".gone-{}", slice.id))).expect("removed");
+    // From H0 to 2.5 s into run B: run A's key frames and run B's first three (stage 2 only).
+    let (from, to) = (t.range().0, t.starts_us[1] + 2_500_000);
+    let plan = Arc::new(ExportPlan::plan_across(t.storages(), "cam", from, to).expect("planned from stage 2"));
+    let expected_video = LAP_KEY_FRAMES + 3;
+    assert_eq!(plan.video_frames, expected_video);
+    let path = t.data_dir.join("vanished-slice.mp4");
+    write_export(&plan, &path).expect("reads");
+    common::ffmpeg_decode_ok(&path).unwrap_or_else(|e| panic!("ffmpeg -xerror without the vanished slice: {e}"));
+    assert_eq!(frames_per_stream(&path)[0].1, expected_video as u64);
+    let recs = store::recordings_across(t.storages(), "cam", from, to).expect("listed");
+    assert_eq!(recs.len(), 2, "{recs:?}");
 }

@@ -3,7 +3,7 @@
 //! Invariant: read-only (never creates or changes a stage); an unavailable stage is left out.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ use super::ArchiveChain;
 
 /// Columns of a chunk row joined with its slice, as `row_of` reads them.
 const COLUMNS: &str = "c.seq, c.run_id, c.slice_id, c.offset_bytes, c.len_bytes, c.header_bytes, c.start_wall_us, \
-     c.end_wall_us, c.start_media, c.frames, c.frame_index, s.storage_uuid, s.dir_name";
+     c.end_wall_us, c.start_media, c.frames, c.frame_index, s.storage_uuid, s.dir_name, s.groomed";
 
 /// One stage of one storage, open for reading.
 pub struct StageTier {
@@ -55,6 +55,8 @@ struct RawRow {
     storage_uuid: u128,
     dir_name: String,
     row: ChunkRow,
+    /// The row's slice was groomed (A6): its chunks are thinned copies.
+    thinned: bool,
 }
 
 fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
@@ -64,6 +66,7 @@ fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
         // A uuid that is not hex cannot match any chunk header, so its chunks are never served.
         storage_uuid: u128::from_str_radix(&uuid, 16).unwrap_or(0),
         dir_name: r.get(12)?,
+        thinned: r.get::<_, i64>(13)? != 0,
         row: ChunkRow {
             seq: r.get::<_, i64>(0)? as u64,
             // A stage has no stream table: its rows are asked for by camera and kind.
@@ -130,18 +133,57 @@ impl StageTier {
     }
 
     /// Finishes raw rows: remembers their slices' directories and numbers their sample entries.
-    fn finish(&self, raw: Vec<RawRow>) -> Result<Vec<TierRow>, Error> {
+    /// Issue 13 review finding 4: each slice is checked once per call (its `Media` is a file that
+    /// holds every row's chunk), and a slice that fails, or whose sample entry cannot be read,
+    /// loses only its own rows, with one warning naming it; the merge then takes those seqs from
+    /// the next tier that holds them.
+    fn finish(&self, mut raw: Vec<RawRow>) -> Result<Vec<TierRow>, Error> {
+        // A damaged row (finding 5) is left out alone first, so it never fails its whole slice.
+        raw.retain(|r| match crate::store::tier::row_is_sane(&r.row) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(tier = %self.label, "readers leave out a damaged index row: {e}");
+                false
+            }
+        });
+        let mut needed: HashMap<u32, (&str, u64)> = HashMap::new();
+        for r in &raw {
+            let end = r.row.offset_bytes.saturating_add(r.row.len_bytes);
+            let n = needed.entry(r.row.segment_no).or_insert((&r.dir_name, 0));
+            n.1 = n.1.max(end);
+        }
+        let mut failed: HashSet<u32> = HashSet::new();
+        for (&slice, &(dir_name, end)) in &needed {
+            let path = self.dir.join(dir_name).join("Media");
+            let why = match std::fs::metadata(&path) {
+                Ok(m) if m.is_file() && m.len() >= end => continue,
+                Ok(m) => format!("{} bytes, its rows need {end}", m.len()),
+                Err(e) => e.to_string(),
+            };
+            tracing::warn!(tier = %self.label, slice = %path.display(), "readers leave out a slice: {why}");
+            failed.insert(slice);
+        }
         let mut out = Vec::with_capacity(raw.len());
-        for RawRow { storage_uuid, dir_name, mut row } in raw {
+        for RawRow { storage_uuid, dir_name, mut row, thinned } in raw {
             if row.segment_no == u32::MAX {
                 return Err(crate::err!(DataLoss, "{}: a slice id beyond the file numbers", self.label));
+            }
+            if failed.contains(&row.segment_no) {
+                continue;
             }
             let key = (storage_uuid, row.run_id);
             let known = self.run_entries.borrow().get(&key).copied();
             row.sample_entry_id = match known {
                 Some(id) => id,
                 None => {
-                    let entry = self.read_entry(&dir_name, &row)?;
+                    let entry = match self.read_entry(&dir_name, &row) {
+                        Ok(entry) => entry,
+                        Err(e) => {
+                            tracing::warn!(tier = %self.label, slice = %dir_name, "readers leave out a slice: {e}");
+                            failed.insert(row.segment_no);
+                            continue;
+                        }
+                    };
                     let mut entries = self.entries.borrow_mut();
                     let id = match entries.iter().position(|e| *e == entry) {
                         Some(at) => at as i64,
@@ -155,7 +197,7 @@ impl StageTier {
                 }
             };
             self.dir_names.borrow_mut().entry(row.segment_no).or_insert(dir_name);
-            out.push(TierRow { storage_uuid, row });
+            out.push(TierRow { storage_uuid, row, thinned });
         }
         Ok(out)
     }
@@ -231,7 +273,7 @@ impl Tier for StageTier {
                 "SELECT s.storage_uuid, c.run_id, MIN(c.start_wall_us), MAX(c.end_wall_us) FROM slice s \
                  JOIN chunk c ON c.slice_id = s.id WHERE s.camera_id = ?1 AND c.kind = 'video' \
                  AND s.start_wall_us < ?3 AND s.end_wall_us > ?2 AND c.start_wall_us < ?3 AND c.end_wall_us > ?2 \
-                 GROUP BY s.storage_uuid, c.run_id",
+                 GROUP BY s.id, c.run_id ORDER BY MIN(c.start_wall_us)",
             )
             .map_err(sq("prepare runs"))?;
         let rows = st

@@ -26,6 +26,9 @@ struct Selected {
     duration: u32,
     size: u32,
     key: bool,
+    /// The stretch of continuous media the frame belongs to: it changes where a run changes or
+    /// where a hole no tier fills breaks a run (`hole_between`), so covered ranges split there.
+    segment: u32,
 }
 
 /// A contiguous byte range of one chunk's payload, placed in the virtual file.
@@ -47,6 +50,11 @@ struct Piece {
     seq: u64,
     /// Offset of the first byte within the chunk (header included).
     in_chunk: u64,
+    /// The chunk's header length, run and frame table CRC32C as its row had them: the chunk read
+    /// must be framed as planned (issue 13 review finding 5).
+    header_bytes: u64,
+    run_id: u64,
+    frame_table_crc: u32,
 }
 
 /// A planned export: everything needed to serve any byte range of the MP4.
@@ -61,6 +69,8 @@ pub struct ExportPlan {
     pieces: Vec<Piece>,
     total_len: u64,
     etag: String,
+    /// The camera exported: every chunk read must be of it.
+    camera: String,
     /// Wall time of the first presented frame and of the end of the last one (the real last
     /// instant, not the first instant plus the MP4's duration: gaps are cut from the timeline).
     pub start_wall_us: i64,
@@ -120,8 +130,8 @@ fn entry_of(tiers: &[Box<dyn Tier>], cache: &mut EntryCache, c: &Chosen) -> Resu
     Ok(e)
 }
 
-/// Each tier's chunks of (camera, kind) overlapping [from, to). The first tier's errors are the
-/// answer; a later tier that cannot be read is left out with a warning (its part of the export
+/// Each tier's chunks of (camera, kind) overlapping [from, to). The camera's own ring's errors
+/// are the answer (`Tier::answers_errors`); a later tier that cannot be read is left out with a warning (its part of the export
 /// then is a gap, which `covered_us` reports).
 fn fetch(
     tiers: &[Box<dyn Tier>],
@@ -131,10 +141,10 @@ fn fetch(
     to_us: i64,
 ) -> Result<Vec<Vec<TierRow>>, Error> {
     let mut out = Vec::with_capacity(tiers.len());
-    for (i, t) in tiers.iter().enumerate() {
+    for t in tiers {
         match t.chunks_in_range(camera, kind, from_us, to_us) {
-            Ok(rows) => out.push(rows),
-            Err(e) if i > 0 => {
+            Ok(rows) => out.push(tier::sane_rows(t.as_ref(), camera, rows)),
+            Err(e) if !t.answers_errors() => {
                 tracing::warn!(tier = t.label(), camera, "export leaves out a tier that cannot be read: {e}");
                 out.push(Vec::new());
             }
@@ -144,10 +154,31 @@ fn fetch(
     Ok(out)
 }
 
+/// Wall-time ranges `[start, end)` in µs where video frames were dropped after a hole.
+type DroppedUs = Vec<(i64, i64)>;
+
+/// Issue 13 review finding 2 (ST-17): whether no tier holds a stretch of media between the
+/// consecutive chunks `prev` and `next` of one run that is longer than the writer's run-break rule
+/// (`MAX_MEDIA_JUMP_US`), so the reader breaks the run there as the writer would have. Only
+/// chunks from different files can have one (a ring segment or stage slice holds its run without
+/// holes, but for the frames grooming dropped, A6, which are not a hole).
+fn hole_between(prev: &Chosen, next: &Chosen, timescale_hz: u32) -> bool {
+    if prev.tier == next.tier && prev.row.segment_no == next.row.segment_no {
+        return false;
+    }
+    let last_offset = frames_of(&prev.row).last().map_or(0, |f| i64::from(f.ts_offset));
+    let gap = next.row.start_media - (prev.row.start_media + last_offset);
+    gap > super::writer::MAX_MEDIA_JUMP_US * i64::from(timescale_hz) / 1_000_000
+}
+
 /// Selects the frames to export of one stream of the storage `storage_uuid` from the rows of every
 /// tier (`per_tier`, from `fetch`), merged by seq (ST-17: each seq once, from the first tier that
 /// holds it), extended backwards within the first run to the key frame at or before `from`
-/// (video).
+/// (video). Where a hole breaks a run (`hole_between`) the frame before it gets the repeated
+/// duration, a new covered range starts, and video frames after it up to the first key frame are
+/// dropped; so are the video frames of a full chunk after a thinned one up to its first key frame
+/// (their references were groomed away). Frames of a stream in `skip_us` are dropped with a break
+/// (audio where the video was dropped after a hole, so the two stay in step).
 #[allow(clippy::too_many_arguments)]
 fn select(
     tiers: &[Box<dyn Tier>],
@@ -158,7 +189,8 @@ fn select(
     kind: StreamKind,
     from_us: i64,
     to_us: i64,
-) -> Result<Option<TrackFrames>, Error> {
+    skip_us: &[(i64, i64)],
+) -> Result<Option<(TrackFrames, DroppedUs)>, Error> {
     let mut chunks = tier::merge_by_seq(per_tier, storage_uuid);
     if chunks.is_empty() {
         return Ok(None);
@@ -179,8 +211,9 @@ fn select(
                 break;
             }
             match tier::neighbour_across(tiers, camera, kind, storage_uuid, first.run_id, first.seq, true)? {
-                Some(p) => chunks.insert(0, p),
-                None => break,
+                // The key frame is not looked for across a hole: the export starts after it.
+                Some(p) if !hole_between(&p, &chunks[0], crate::media::VIDEO_TIMESCALE_HZ) => chunks.insert(0, p),
+                _ => break,
             }
         }
     }
@@ -198,39 +231,71 @@ fn select(
         let last = &chunks.last().expect("non-empty").row;
         tier::neighbour_across(tiers, camera, kind, storage_uuid, last.run_id, last.seq, false)?
     };
-    let mut all: Vec<Selected> = Vec::new();
-    for (ci, c) in chunks.iter().map(|c| &c.row).enumerate() {
-        let fr = frames_of(c);
-        let next_start_media = match chunks.get(ci + 1) {
-            Some(n) if n.row.run_id == c.run_id => Some(n.row.start_media),
-            Some(_) => None,
-            None => next_after_last.as_ref().filter(|n| n.row.run_id == c.run_id).map(|n| n.row.start_media),
-        };
-        for (fi, f) in fr.iter().enumerate() {
-            let media = c.start_media + i64::from(f.ts_offset);
-            let next_media = match fr.get(fi + 1) {
-                Some(n) => Some(c.start_media + i64::from(n.ts_offset)),
-                None => next_start_media,
-            };
-            let duration = match next_media {
-                Some(n) if n > media => (n - media).min(i64::from(u32::MAX)) as u32,
-                _ => {
-                    // End of a run: repeat the previous interval (or 1/25 s for a lone frame).
-                    match all.last() {
-                        Some(p) if p.chunk + 1 >= ci && p.duration > 0 => p.duration,
-                        _ => (ts / 25).max(1),
-                    }
-                }
-            };
-            all.push(Selected {
-                chunk: ci,
-                frame: fi,
-                wall_us: c.start_wall_us + super::media_to_us(i64::from(f.ts_offset), ts),
-                duration,
-                size: f.size_bytes,
-                key: f.key,
-            });
+    // The frames kept, with their media times, before their durations are known.
+    let mut kept: Vec<(Selected, i64)> = Vec::new();
+    // Where video frames were dropped after a hole: [first chunk after it, first frame kept).
+    let mut dropped_us: Vec<(i64, i64)> = Vec::new();
+    let mut segment = 0u32;
+    let mut need_key = false;
+    let mut dropped_from: Option<i64> = None;
+    for (ci, c) in chunks.iter().enumerate() {
+        if let Some(p) = ci.checked_sub(1).map(|i| &chunks[i]) {
+            if p.row.run_id != c.row.run_id || hole_between(p, c, ts) {
+                segment += 1;
+                need_key = kind == StreamKind::Video;
+                dropped_from = Some(c.row.start_wall_us);
+            } else if p.thinned && !c.thinned {
+                // Issue 13 review finding 3 (A6): the P frames after a groomed copy refer to
+                // frames grooming dropped; the kept key frame lasts until the next key frame.
+                need_key = kind == StreamKind::Video;
+            }
         }
+        for (fi, f) in frames_of(&c.row).iter().enumerate() {
+            let wall_us = c.row.start_wall_us + super::media_to_us(i64::from(f.ts_offset), ts);
+            if need_key && !f.key {
+                continue;
+            }
+            if skip_us.iter().any(|&(a, b)| wall_us >= a && wall_us < b) {
+                segment += u32::from(kept.last().is_some_and(|(l, _)| l.segment == segment));
+                continue;
+            }
+            need_key = false;
+            if let Some(a) = dropped_from.take() {
+                if wall_us > a {
+                    dropped_us.push((a, wall_us));
+                }
+            }
+            let selected =
+                Selected { chunk: ci, frame: fi, wall_us, duration: 0, size: f.size_bytes, key: f.key, segment };
+            kept.push((selected, c.row.start_media + i64::from(f.ts_offset)));
+        }
+    }
+    // The media time that ends the last frame kept: the next chunk of its run, unless a hole or
+    // a dropped stretch lies between.
+    let end_media = next_after_last
+        .as_ref()
+        .zip(chunks.last())
+        .filter(|(n, l)| n.row.run_id == l.row.run_id && !hole_between(l, n, ts) && (n.thinned || !l.thinned))
+        .map(|(n, _)| n.row.start_media);
+    let mut all: Vec<Selected> = Vec::with_capacity(kept.len());
+    for i in 0..kept.len() {
+        let (mut f, media) = kept[i];
+        let next_media = match kept.get(i + 1) {
+            Some((n, m)) if n.segment == f.segment => Some(*m),
+            Some(_) => None,
+            None => end_media,
+        };
+        f.duration = match next_media {
+            Some(n) if n > media => (n - media).min(i64::from(u32::MAX)) as u32,
+            _ => {
+                // End of a run or a break: repeat the previous interval (or 1/25 s for a lone frame).
+                match all.last() {
+                    Some(p) if p.segment == f.segment && p.duration > 0 => p.duration,
+                    _ => (ts / 25).max(1),
+                }
+            }
+        };
+        all.push(f);
     }
     let start = match kind {
         StreamKind::Video => all
@@ -247,12 +312,12 @@ fn select(
     let frames = all[start..end].to_vec();
     let chunk_sources = chunks.iter().map(|c| (0, c.tier)).collect();
     let chunks = chunks.into_iter().map(|c| c.row).collect();
-    Ok(Some(TrackFrames { chunks, chunk_sources, frames, entry }))
+    Ok(Some((TrackFrames { chunks, chunk_sources, frames, entry }, dropped_us)))
 }
 
 /// The wall-time ranges the exported video covers, clipped to `[from_us, to_us)`: one per run
-/// (a run is continuous media time, S9), merged where a run starts before the previous one
-/// ends. Issue 10 point 7: the MP4 timeline concatenates runs, so this is the only place that
+/// (a run is continuous media time, S9) or stretch of a run between holes (`Selected::segment`),
+/// merged where one starts before the previous one ends. Issue 10 point 7: the MP4 timeline concatenates runs, so this is the only place that
 /// still knows where the gaps are, and the caller must report them.
 fn covered_ranges(video: &TrackFrames, from_us: i64, to_us: i64) -> Vec<(i64, i64)> {
     let ts = video.entry.timescale_hz();
@@ -260,7 +325,7 @@ fn covered_ranges(video: &TrackFrames, from_us: i64, to_us: i64) -> Vec<(i64, i6
     let mut last_run = None;
     for f in &video.frames {
         // Run ids are per storage: a camera moved between storages has runs of both (parts).
-        let run = (video.chunk_sources[f.chunk].0, video.chunks[f.chunk].run_id);
+        let run = (video.chunk_sources[f.chunk].0, f.segment);
         let start = f.wall_us.max(from_us);
         let end = (f.wall_us + super::media_to_us(i64::from(f.duration), ts)).min(to_us);
         if end <= start {
@@ -326,10 +391,15 @@ impl ExportPlan {
         let video_rows = fetch(tiers, camera, StreamKind::Video, from_us, to_us)?;
         let uuids: BTreeSet<u128> = video_rows.iter().flatten().map(|r| r.storage_uuid).collect();
         let mut parts: Vec<(u128, TrackFrames)> = Vec::new();
+        // Where video was dropped after a hole: audio is dropped there too, to stay in step.
+        let mut dropped_us: Vec<(i64, i64)> = Vec::new();
         for uuid in uuids {
             let rows = video_rows.clone();
-            if let Some(v) = select(tiers, &mut cache, rows, uuid, camera, StreamKind::Video, from_us, to_us)? {
+            if let Some((v, dropped)) =
+                select(tiers, &mut cache, rows, uuid, camera, StreamKind::Video, from_us, to_us, &[])?
+            {
                 parts.push((uuid, v));
+                dropped_us.extend(dropped);
             }
         }
         parts.sort_by_key(|(_, v)| v.frames[0].wall_us);
@@ -359,8 +429,18 @@ impl ExportPlan {
             // while every part appended so far brought its audio: once a part has none, or audio
             // that cannot continue (another `mp4a` entry), audio ends there and the video goes on.
             let audio_rows = fetch(tiers, camera, StreamKind::Audio, presented_from, to_us)?;
-            let mut part_audio =
-                select(tiers, &mut cache, audio_rows, uuid, camera, StreamKind::Audio, presented_from, to_us)?;
+            let mut part_audio = select(
+                tiers,
+                &mut cache,
+                audio_rows,
+                uuid,
+                camera,
+                StreamKind::Audio,
+                presented_from,
+                to_us,
+                &dropped_us,
+            )?
+            .map(|(a, _)| a);
             if let Some(a) = &mut part_audio {
                 for s in &mut a.chunk_sources {
                     s.0 = part;
@@ -409,7 +489,14 @@ impl ExportPlan {
             for (si, f) in tf.frames.iter().enumerate() {
                 let source = tf.chunk_sources[f.chunk];
                 match runs.last_mut() {
-                    Some(r) if r.track == track && r.source == source && r.seq == tf.chunks[f.chunk].seq => {
+                    // A piece is a contiguous byte range: frames dropped inside a chunk (audio
+                    // where the video was dropped after a hole) start a new one.
+                    Some(r)
+                        if r.track == track
+                            && r.source == source
+                            && r.seq == tf.chunks[f.chunk].seq
+                            && f.frame == r.first_frame + r.count =>
+                    {
                         r.count += 1;
                         r.bytes += u64::from(f.size);
                     }
@@ -462,6 +549,9 @@ impl ExportPlan {
                 storage_uuid: part_uuids[r.source.0],
                 seq: r.chunk.seq,
                 in_chunk: r.chunk.header_bytes + before,
+                header_bytes: r.chunk.header_bytes,
+                run_id: r.chunk.run_id,
+                frame_table_crc: crc32c::crc32c(&r.chunk.frame_index),
             });
             pos += r.bytes;
         }
@@ -495,6 +585,7 @@ impl ExportPlan {
             header: header.bytes,
             pieces,
             etag,
+            camera: camera.to_owned(),
             start_wall_us: presented_from,
             end_wall_us,
             covered_us,
@@ -555,7 +646,13 @@ impl ExportReader {
         let off = (p.in_chunk + (pos - p.file_pos)) as usize;
         let avail = (p.file_pos + p.len - pos) as usize;
         let n = avail.min(buf.len());
-        buf[..n].copy_from_slice(&self.cache[off..off + n]);
+        // Checked, never a panic (release builds abort on one): the chunk verified as planned, so
+        // this holds unless the plan itself is wrong.
+        let bytes = self
+            .cache
+            .get(off..off.saturating_add(n))
+            .ok_or_else(|| crate::err!(Internal, "export piece of chunk {} lies outside the chunk read", p.seq))?;
+        buf[..n].copy_from_slice(bytes);
         Ok(n)
     }
 
@@ -573,7 +670,17 @@ impl ExportReader {
         };
         // S7, A5: seq, length, storage uuid and CRC, then the sample entry the track was planned
         // with (a stage's were read from the chunk headers without their CRC).
-        let h = tier::read_verified(f, p.chunk_offset, p.seq, p.chunk_len, p.storage_uuid, &mut self.cache)?;
+        let want = tier::Expected {
+            seq: p.seq,
+            len_bytes: p.chunk_len,
+            storage_uuid: p.storage_uuid,
+            header_bytes: p.header_bytes,
+            frame_table_crc: p.frame_table_crc,
+            run_id: p.run_id,
+            kind: if p.track == 0 { StreamKind::Video } else { StreamKind::Audio },
+            camera: &self.plan.camera,
+        };
+        let h = tier::read_verified(f, p.chunk_offset, &want, &mut self.cache)?;
         if self.plan.entries.get(p.track) != Some(&h.sample_entry) {
             return Err(crate::err!(
                 Gone,

@@ -980,7 +980,9 @@ pub fn held_between(dir: &Path, camera: &str, from_us: i64, to_us: i64) -> Resul
 /// Recording sequences of a camera in every tier of `storages` that holds its video (ST-17:
 /// per storage its ring, then its archive stages), in time order. Runs are per storage (a run id
 /// is the seq of its first chunk), so a run that lies partly in the ring and partly in a stage is
-/// ONE recording, from its earliest to its latest chunk in any tier; runs of different storages
+/// ONE recording where the tiers' stretches of it touch; where no tier holds a part of it longer
+/// than the writer's run-break rule (`MAX_MEDIA_JUMP_US`, a hole: the NAS was down longer than the
+/// ring's retention), it is listed as two recordings, as the export breaks there. Runs of different storages
 /// stay apart (issue 10 point 5: a camera moved to another storage keeps its earlier recordings
 /// listable). `storages[0]` is the camera's own storage, whose ring's errors are the answer;
 /// another tier that cannot be read is left out with a warning.
@@ -994,27 +996,41 @@ pub fn recordings_across(
         return Err(crate::err!(InvalidArgument, "`to` must be after `from`"));
     }
     let tiers = tier::open_tiers(storages, camera)?;
-    let mut runs: std::collections::BTreeMap<(u128, u64), (i64, i64)> = std::collections::BTreeMap::new();
-    for (i, t) in tiers.iter().enumerate() {
+    // Each tier's stretches of each run (a stage answers one per slice), merged below.
+    let mut runs: std::collections::BTreeMap<(u128, u64), Vec<(i64, i64)>> = std::collections::BTreeMap::new();
+    for t in &tiers {
         match t.runs_in_range(camera, from_us, to_us) {
             Ok(found) => {
                 for (uuid, run_id, start, end) in found {
-                    let r = runs.entry((uuid, run_id)).or_insert((start, end));
-                    *r = (r.0.min(start), r.1.max(end));
+                    runs.entry((uuid, run_id)).or_default().push((start, end));
                 }
             }
             // Another tier that cannot be read (refused index, unplugged, an unmounted share)
             // must not hide the recordings the others hold: left out, with the reason in the log.
-            Err(e) if i > 0 => {
+            Err(e) if !t.answers_errors() => {
                 tracing::warn!(tier = t.label(), camera, "recordings of a tier skipped: {e}")
             }
             Err(e) => return Err(e),
         }
     }
-    let mut all: Vec<Recording> = runs
-        .into_iter()
-        .map(|((_, run_id), (start_wall_us, end_wall_us))| Recording { run_id, start_wall_us, end_wall_us })
-        .collect();
+    // Issue 13 review finding 2 (ST-17): stretches of one run merge only where they touch (within
+    // the writer's run-break rule); a longer hole between them splits the recording there.
+    let mut all: Vec<Recording> = Vec::new();
+    for ((_, run_id), mut stretches) in runs {
+        stretches.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::new();
+        for (start, end) in stretches {
+            match merged.last_mut() {
+                Some(m) if start <= m.1 + writer::MAX_MEDIA_JUMP_US => m.1 = m.1.max(end),
+                _ => merged.push((start, end)),
+            }
+        }
+        all.extend(merged.into_iter().map(|(start_wall_us, end_wall_us)| Recording {
+            run_id,
+            start_wall_us,
+            end_wall_us,
+        }));
+    }
     all.sort_by_key(|r| (r.start_wall_us, r.end_wall_us));
     Ok(all)
 }

@@ -24,6 +24,9 @@ pub struct TierRow {
     pub storage_uuid: u128,
     /// The chunk's row, as described above.
     pub row: ChunkRow,
+    /// The copy was thinned by grooming (A6: a groomed slice keeps key frames only), so the P
+    /// frames of a full chunk that follows it refer to frames this copy lacks.
+    pub thinned: bool,
 }
 
 /// One place a storage's chunks may be read from: the ring (`RingTier`) or an archive stage
@@ -50,8 +53,15 @@ pub trait Tier {
     /// The path of the tier's file numbered `file_no` (a row's `segment_no`).
     fn file_path(&self, file_no: u32) -> PathBuf;
     /// The recording sequences (REC-11) of `camera`'s video overlapping [`from_us`, `to_us`):
-    /// (storage uuid, run id, start µs, end µs), each clipped to the chunks the tier holds.
+    /// (storage uuid, run id, start µs, end µs), each clipped to the chunks the tier holds. A tier
+    /// whose copy of a run may have holes answers one item per stretch it holds (a stage: per slice),
+    /// so the caller can tell a hole no tier fills (issue 13 review finding 2).
     fn runs_in_range(&self, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<(u128, u64, i64, i64)>, Error>;
+    /// Whether this tier's errors are the readers' answer (the camera's own ring); any other
+    /// tier that fails is left out with a warning (issue 13 review findings 4 and 8).
+    fn answers_errors(&self) -> bool {
+        false
+    }
 }
 
 /// The ring of one storage as a tier: its index, read-only beside the writer.
@@ -66,6 +76,8 @@ pub struct RingTier {
     storage_uuid: u128,
     /// Stream ids by (camera, kind), looked up once each.
     streams: RefCell<HashMap<(String, StreamKind), Option<i64>>>,
+    /// The camera's own ring, whose errors are the readers' answer (`Tier::answers_errors`).
+    own: bool,
 }
 
 impl RingTier {
@@ -79,6 +91,7 @@ impl RingTier {
             index,
             storage_uuid,
             streams: RefCell::new(HashMap::new()),
+            own: false,
         }))
     }
 
@@ -93,13 +106,17 @@ impl RingTier {
     }
 
     fn wrap(&self, row: ChunkRow) -> TierRow {
-        TierRow { storage_uuid: self.storage_uuid, row }
+        TierRow { storage_uuid: self.storage_uuid, row, thinned: false }
     }
 }
 
 impl Tier for RingTier {
     fn label(&self) -> &str {
         &self.label
+    }
+
+    fn answers_errors(&self) -> bool {
+        self.own
     }
 
     fn chunks_in_range(&self, camera: &str, kind: StreamKind, from_us: i64, to_us: i64) -> Result<Vec<TierRow>, Error> {
@@ -172,7 +189,10 @@ pub fn open_tiers(storages: Vec<StorageTiers>, camera: &str) -> Result<Vec<Box<d
     let mut tiers: Vec<Box<dyn Tier>> = Vec::new();
     for (i, s) in storages.into_iter().enumerate() {
         match RingTier::open(&s.ring_dir) {
-            Ok(Some(ring)) => tiers.push(Box::new(ring)),
+            Ok(Some(mut ring)) => {
+                ring.own = i == 0;
+                tiers.push(Box::new(ring))
+            }
             Ok(None) => {}
             Err(e) if i > 0 => {
                 tracing::warn!(storage = %s.ring_dir.display(), camera, "readers skip another storage: {e}")
@@ -184,6 +204,20 @@ pub fn open_tiers(storages: Vec<StorageTiers>, camera: &str) -> Result<Vec<Box<d
     Ok(tiers)
 }
 
+/// `rows` of tier `t` without those whose sizes cannot describe a chunk (`row_is_sane`), each
+/// left out with a `DataLoss` warning naming the tier.
+pub(crate) fn sane_rows(t: &dyn Tier, camera: &str, rows: Vec<TierRow>) -> Vec<TierRow> {
+    rows.into_iter()
+        .filter(|r| match row_is_sane(&r.row) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(tier = t.label(), camera, "readers leave out a damaged index row: {e}");
+                false
+            }
+        })
+        .collect()
+}
+
 /// A chunk chosen from the tiers: which tier holds the copy that is read, and its row.
 #[derive(Clone, Debug)]
 pub(crate) struct Chosen {
@@ -191,6 +225,8 @@ pub(crate) struct Chosen {
     pub tier: usize,
     /// The row in that tier.
     pub row: ChunkRow,
+    /// The copy read was thinned by grooming (`TierRow::thinned`).
+    pub thinned: bool,
 }
 
 /// Merges rows of storage `storage_uuid` from each tier (in tier order) by seq: each seq once,
@@ -199,7 +235,7 @@ pub(crate) fn merge_by_seq(per_tier: Vec<Vec<TierRow>>, storage_uuid: u128) -> V
     let mut by_seq: BTreeMap<u64, Chosen> = BTreeMap::new();
     for (tier, rows) in per_tier.into_iter().enumerate() {
         for r in rows.into_iter().filter(|r| r.storage_uuid == storage_uuid) {
-            by_seq.entry(r.row.seq).or_insert(Chosen { tier, row: r.row });
+            by_seq.entry(r.row.seq).or_insert(Chosen { tier, row: r.row, thinned: r.thinned });
         }
     }
     by_seq.into_values().collect()
@@ -218,14 +254,27 @@ pub(crate) fn neighbour_across(
 ) -> Result<Option<Chosen>, Error> {
     let mut best: Option<Chosen> = None;
     for (tier, t) in tiers.iter().enumerate() {
-        let Some(r) = t.neighbour_in_run(camera, kind, storage_uuid, run_id, seq, before)? else { continue };
+        // Issue 13 review finding 4: a tier that fails here is left out as `fetch` leaves it out,
+        // unless it is the camera's own ring.
+        let found = match t.neighbour_in_run(camera, kind, storage_uuid, run_id, seq, before) {
+            Ok(found) => found,
+            Err(e) if !t.answers_errors() => {
+                tracing::warn!(tier = t.label(), camera, "readers leave out a tier that cannot be read: {e}");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(r) = found else { continue };
+        if sane_rows(t.as_ref(), camera, vec![r.clone()]).is_empty() {
+            continue;
+        }
         let nearer = match &best {
             None => true,
             Some(b) if before => r.row.seq > b.row.seq,
             Some(b) => r.row.seq < b.row.seq,
         };
         if nearer {
-            best = Some(Chosen { tier, row: r.row });
+            best = Some(Chosen { tier, row: r.row, thinned: r.thinned });
         }
     }
     Ok(best)
@@ -241,27 +290,85 @@ pub(crate) struct PlannedTier {
     pub paths: HashMap<u32, PathBuf>,
 }
 
+/// The largest chunk a reader accepts from an index: the writer's payload cap (16 MiB) plus room
+/// for its header. A larger `len_bytes` is a damaged row, never allocated for.
+pub(crate) const MAX_CHUNK_BYTES: u64 = 32 << 20;
+
+/// Issue 13 review finding 5 (S7, A5, STYLE rule 5): whether a row's sizes can describe a chunk:
+/// at most `MAX_CHUNK_BYTES`, and its header, the frames of its frame table and the CRC add up to
+/// its length. The reader slices its buffer by these numbers, so a row that fails is left out
+/// at planning (the caller warns, as `DataLoss`), never read.
+pub(crate) fn row_is_sane(row: &ChunkRow) -> Result<(), Error> {
+    let frames: u64 = chunk::decode_frame_table(&row.frame_index).map(|f| u64::from(f.size_bytes)).sum();
+    let framed = row.header_bytes.checked_add(frames).and_then(|n| n.checked_add(chunk::TRAILER_BYTES as u64));
+    if row.len_bytes > MAX_CHUNK_BYTES || framed != Some(row.len_bytes) {
+        return Err(crate::err!(
+            DataLoss,
+            "chunk {} of run {}: length {} does not hold its header of {} and frames of {frames} bytes",
+            row.seq,
+            row.run_id,
+            row.len_bytes,
+            row.header_bytes
+        ));
+    }
+    Ok(())
+}
+
+/// What a planned chunk must be: the row's identity and framing the plan laid its bytes out by.
+pub(crate) struct Expected<'a> {
+    /// The chunk's seq.
+    pub seq: u64,
+    /// Its length on disk, header to CRC.
+    pub len_bytes: u64,
+    /// The storage whose ring wrote it.
+    pub storage_uuid: u128,
+    /// Its header's length (where the payload starts).
+    pub header_bytes: u64,
+    /// CRC32C of its frame table as the index had it.
+    pub frame_table_crc: u32,
+    /// Its run.
+    pub run_id: u64,
+    /// Video or audio: the track it is read for.
+    pub kind: StreamKind,
+    /// The camera it must belong to.
+    pub camera: &'a str,
+}
+
 /// Reads the chunk at `offset` of `file` into `buf` and checks it as S7/A5 demand: it is whole,
-/// its CRC32C and storage uuid match, and it is the chunk of seq `seq` and length `len_bytes`
-/// the plan names. Anything else, and a file gone or cut short under the reader (a reclaimed
-/// segment, a deleted slice), is `Gone`: never other data.
+/// its CRC32C and storage uuid match, and it is the chunk the plan names: its seq, length,
+/// header length, frame table, kind, camera and run (issue 13 review finding 5: the plan's byte
+/// offsets come from the row, so the chunk must be framed as the row says). Anything else, and a
+/// file gone or cut short under the reader (a reclaimed segment, a deleted slice), is `Gone`:
+/// never other data.
 pub(crate) fn read_verified(
     file: &File,
     offset: u64,
-    seq: u64,
-    len_bytes: u64,
-    storage_uuid: u128,
+    want: &Expected<'_>,
     buf: &mut Vec<u8>,
 ) -> Result<chunk::ChunkHeader, Error> {
+    let seq = want.seq;
     let gone = || crate::err!(Gone, "recording chunk {seq} was reclaimed while being exported");
-    buf.resize(usize::try_from(len_bytes).map_err(|_| gone())?, 0);
+    if want.len_bytes > MAX_CHUNK_BYTES {
+        return Err(gone());
+    }
+    buf.resize(usize::try_from(want.len_bytes).map_err(|_| gone())?, 0);
     match file.read_exact_at(buf, offset) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(gone()),
         Err(e) => return Err(Error::io(format!("read chunk {seq} at offset {offset}"), e)),
     }
-    match chunk::decode(buf, storage_uuid) {
-        Ok(h) if h.seq == seq && h.total_len() == len_bytes => Ok(h),
+    match chunk::decode(buf, want.storage_uuid) {
+        Ok(h)
+            if h.seq == seq
+                && h.total_len() == want.len_bytes
+                && u64::from(h.header_len) == want.header_bytes
+                && crc32c::crc32c(&h.frame_table) == want.frame_table_crc
+                && h.kind == want.kind
+                && h.camera_id == want.camera
+                && h.run_id == want.run_id =>
+        {
+            Ok(h)
+        }
         _ => Err(gone()),
     }
 }
@@ -301,6 +408,7 @@ mod tests {
                 frame_index: Vec::new(),
                 temporary: false,
             },
+            thinned: frames == 1,
         }
     }
 

@@ -32,7 +32,8 @@ const EXPIRE_INTERVAL: Duration = Duration::from_secs(10);
 /// How often an unavailable storage is retried (FL-1).
 const RETRY_INTERVAL: Duration = Duration::from_secs(2);
 /// A media-time jump larger than this within a run starts a new run (the source reset its clock).
-const MAX_MEDIA_JUMP_US: i64 = 10_000_000;
+/// Readers across tiers (ST-17) treat a hole this long inside a run as a break too.
+pub(crate) const MAX_MEDIA_JUMP_US: i64 = 10_000_000;
 
 /// Recording starts of disk pre-buffer cameras waiting for the writer: (camera, from wall µs).
 /// Recording starts: (camera, from wall µs, the number of frames queued when it was asked).
