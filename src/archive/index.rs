@@ -174,7 +174,10 @@ pub fn scan_slice(dir: &Path) -> Result<ScannedSlice, Error> {
         media.read_exact_at(&mut buf, at).map_err(|e| Error::io(format!("read {}", media_path.display()), e))?;
         let h =
             chunk::decode(&buf, header.storage_uuid).map_err(|_| damaged(format!("damaged chunk at offset {at}")))?;
-        if h.camera_id != header.camera_id || super::layout::hour_of(h.start_wall_us) != header.hour {
+        // A chunk belongs to the hour its ring copy started in; groomed to its key frames (A6) it
+        // starts at its first key frame, which may lie in the next hour.
+        let chunk_hour = super::layout::hour_of(h.start_wall_us);
+        if h.camera_id != header.camera_id || !(header.hour..=header.hour + 1).contains(&chunk_hour) {
             return Err(damaged(format!(
                 "chunk {} is not of camera {:?} hour {}",
                 h.seq, header.camera_id, header.hour

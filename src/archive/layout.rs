@@ -380,6 +380,12 @@ pub(crate) mod tests {
     /// hour boundary two hours ago, a chunk per 10 frames: 5 chunks in the hour before and 10 in
     /// the returned hour. Shared by the archive modules' tests.
     pub(crate) fn ring_across_an_hour(tmp: &Path) -> (StorageConfig, u128, i64) {
+        ring_around_an_hour(tmp, 2_000_000, |n| n % 25 == 0)
+    }
+
+    /// `ring_across_an_hour`'s ring, starting `before_us` before the hour, with key frames where
+    /// `key(n)` says (frame numbers from 0; chunks of 10 frames, 40 ms apart).
+    fn ring_around_an_hour(tmp: &Path, before_us: i64, key: fn(u64) -> bool) -> (StorageConfig, u128, i64) {
         let segment_bytes: u64 = 1 << 20;
         let cfg = StorageConfig {
             id: "main".to_owned(),
@@ -395,7 +401,7 @@ pub(crate) mod tests {
         let (handle, join, ready) = store::writer::spawn(cfg.clone(), tmp.to_owned(), recorder, Arc::new(SystemClocks));
         ready.recv().expect("writer reports").expect("storage opens");
         let hour = hour_of(SystemClocks.realtime_us()) - 2;
-        let base_us = hour * HOUR_US - 2_000_000;
+        let base_us = hour * HOUR_US - before_us;
         let entry = video_entry();
         for n in 0..150u64 {
             let frame = IngestFrame {
@@ -406,7 +412,7 @@ pub(crate) mod tests {
                 frame: Frame {
                     kind: StreamKind::Video,
                     media_time: n as i64 * 3600,
-                    key: n % 25 == 0,
+                    key: key(n),
                     data: bytes::Bytes::from(vec![(n % 251) as u8; 1000 + n as usize]),
                 },
                 temporary_keep_us: None,
@@ -420,6 +426,35 @@ pub(crate) mod tests {
         assert!(handle.stop(Duration::from_secs(30)), "writer stops");
         join.join().expect("writer thread");
         (cfg, recorder, hour)
+    }
+
+    /// Issue 13 (AR-4, A6): a chunk that starts before the hour boundary and whose only key frame
+    /// lies after it belongs to the hour before; groomed to that key frame it starts in the next
+    /// hour, and the slice is still written and scanned (it was refused as "not of hour H", so
+    /// every round failed that slice again).
+    #[test]
+    fn a_groomed_chunk_whose_key_frame_crosses_the_hour_stays_in_its_slice() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        // Frames from 0.5 s before the hour; chunk 10..19 starts at -0.1 s, its key frame 13 at +0.02 s.
+        let (cfg, recorder, hour) = ring_around_an_hour(tmp.path(), 500_000, |n| n == 0 || n % 25 == 13);
+        let stage_dir = tmp.path().join("stage").join("main");
+        std::fs::create_dir_all(&stage_dir).expect("stage dir");
+        let no_pins = PinSet::default();
+        let src = SliceSource {
+            from: ChunkFrom::Ring(&cfg.path),
+            camera_id: "cam",
+            camera_name: "Gate",
+            hour: hour - 1,
+            recorder_uuid: recorder,
+            reduce_fps: Some(1.0),
+            pins: &no_pins,
+        };
+        let written =
+            write_slice(&stage_dir, &src, &TimeZone::UTC).expect("slice written").expect("the hour has chunks");
+        let scanned = crate::archive::index::scan_slice(&written.dir).expect("the groomed slice scans");
+        assert_eq!(scanned.chunks.len(), 2, "both chunks that started before the hour");
+        let starts: Vec<i64> = scanned.chunks.iter().map(|c| hour_of(c.start_wall_us)).collect();
+        assert_eq!(starts, vec![hour - 1, hour], "the groomed second chunk starts at its key frame, after the hour");
     }
 
     /// Issue 13 (AR-5, AR-6; procedure "archive round" steps 1–3): a slice copied from a real
