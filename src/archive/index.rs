@@ -596,4 +596,34 @@ mod tests {
         assert!(refused[0].to_string().contains("damaged chunk"), "{}", refused[0]);
         assert_eq!(contents(&rebuilt), built[..1], "only the sound slice is indexed");
     }
+
+    /// Issue 13 (AR-4, A6): a chunk that starts before the hour boundary and whose only key frame
+    /// lies after it belongs to the hour before; groomed to that key frame it starts in the next
+    /// hour, and the slice is still written and scanned (it was refused as "not of hour H", so
+    /// every round failed that slice again).
+    #[test]
+    fn a_groomed_chunk_whose_key_frame_crosses_the_hour_stays_in_its_slice() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        // Frames from 0.5 s before the hour; chunk 10..19 starts at -0.1 s, its key frame 13 at +0.02 s.
+        let (cfg, recorder, hour) = layout::tests::ring_around_an_hour(tmp.path(), 500_000, |n| n == 0 || n % 25 == 13);
+        let stage_dir = tmp.path().join("stage").join("main");
+        std::fs::create_dir_all(&stage_dir).expect("stage dir");
+        let no_pins = crate::store::lock::PinSet::default();
+        let src = SliceSource {
+            from: layout::ChunkFrom::Ring(&cfg.path),
+            camera_id: "cam",
+            camera_name: "Gate",
+            hour: hour - 1,
+            recorder_uuid: recorder,
+            reduce_fps: Some(1.0),
+            pins: &no_pins,
+        };
+        let written = layout::write_slice(&stage_dir, &src, &jiff::tz::TimeZone::UTC)
+            .expect("slice written")
+            .expect("the hour has chunks");
+        let scanned = scan_slice(&written.dir).expect("the groomed slice scans");
+        assert_eq!(scanned.chunks.len(), 2, "both chunks that started before the hour");
+        let starts: Vec<i64> = scanned.chunks.iter().map(|c| layout::hour_of(c.start_wall_us)).collect();
+        assert_eq!(starts, vec![hour - 1, hour], "the groomed second chunk starts at its key frame, after the hour");
+    }
 }
