@@ -404,7 +404,7 @@ impl Recorder {
     }
 
     /// Keys whose change since the start is in the config but not in force: server, auth, data
-    /// dir and storages are set up once at start.
+    /// dir, storages and their archive chains are set up once at start.
     pub fn restart_required(&self) -> Vec<String> {
         let (boot, now) = (&self.boot, self.config());
         let mut out: Vec<String> = [
@@ -426,6 +426,12 @@ impl Recorder {
         for id in ids {
             if boot.storages.iter().find(|s| s.id == id) != now.storages.iter().find(|s| s.id == id) {
                 out.push(format!("storage.{id}"));
+            }
+            // Review finding 9 (issue 13, AR-11): a storage's archive thread runs the chain it
+            // started with, so a stage added, removed or changed waits for a restart too.
+            let chain = |c: &Config| c.archives.iter().find(|a| a.storage_id == id).cloned();
+            if chain(boot) != chain(&now) {
+                out.push(format!("storage.{id}.archive"));
             }
         }
         out

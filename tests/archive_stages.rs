@@ -5,7 +5,9 @@
 //! raises `archive_available` and a round copies into it at once.
 //!
 //! Issue 13 point 4 (AR-11): through the config API, only the last stage of a chain may be
-//! removed; removing an earlier one is refused with file, line, key and reason, and writes nothing.
+//! removed, one per restart (the chain in force is the one the process started with); removing
+//! an earlier one is refused with file, line, key and reason, and writes nothing; a stage change
+//! answers `restart_required`. A stage holding evidence-locked data is not removed (EL-10).
 //!
 //! The hours a round copies must be finished, and a live camera finishes none within a test, so
 //! the finished hours are written into the ring by `store::writer` with past wall times between
@@ -222,5 +224,74 @@ fn only_the_last_stage_of_a_chain_may_be_removed_through_the_config_api() {
     let (status, v) = put(&before.replace(&cold, ""));
     assert_eq!(status, 200, "{v}");
     assert!(!std::fs::read_to_string(&rec.config).expect("config file").contains("name = \"cold\""));
+    // Review finding 9: the archive thread runs the chain it started with, so the change says
+    // it waits for a restart, and status says so too.
+    assert_eq!(v["restart_required"], serde_json::json!(["storage.main.archive"]), "{v}");
+    assert_eq!(rec.status()["config"]["restart_required"], serde_json::json!(["storage.main.archive"]));
+    // A second removal before the restart is two stages removed from the chain in force.
+    let written = std::fs::read_to_string(&rec.config).expect("config file");
+    let (status, v) = put(&written.replace(&nas, ""));
+    assert_eq!(status, 400, "{v}");
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("removing archive stage \"nas\"") && message.contains("one per change"), "{message}");
+    assert_eq!(std::fs::read_to_string(&rec.config).expect("config file"), written, "nothing written");
+    // Putting the stage back is no change of the chain in force: nothing waits for a restart.
+    let (status, v) = put(&before);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["restart_required"], serde_json::json!([]), "{v}");
+    assert!(rec.stop());
+}
+
+/// Review finding 9 (AR-11: an online archive holding evidence-locked media cannot be deleted;
+/// EL-10): removing the last stage while it holds data of an unexpired lock is refused with 409
+/// naming the lock and writes nothing; `keep_locked=true` removes it from the config (its files
+/// stay where they are).
+#[test]
+fn a_stage_holding_locked_data_is_not_removed_without_keep_locked() {
+    let tmp = common::temp_dir();
+    let data_dir = tmp.path().join("data");
+    let ring_dir = data_dir.join("ring");
+    write_finished_hours(&data_dir, &ring_dir);
+    let stage_root = tmp.path().join("nas");
+    std::fs::create_dir_all(&stage_root).expect("stage path");
+    let text = format!(
+        "{}[[camera]]\nid = \"old\"\nsource = \"demo:\"\n[camera.motion]\nenabled = false\n",
+        body(&ring_dir, &stage_root, None)
+    );
+    let rec = RecorderProc::start(&data_dir, &text);
+    wait_for(Duration::from_secs(60), || Some(nas(&rec)).filter(|s| s["slices"] == HOURS))
+        .unwrap_or_else(|| panic!("the stage did not copy the finished hours: {}\n{}", nas(&rec), rec.log_text()));
+    // A lock over the finished hours (the ring holds them too; the refusal is the stage's).
+    let now_hour = now_us().div_euclid(HOUR_US);
+    let lock = serde_json::json!({"cameras": ["old"], "start_wall_us": (now_hour - HOURS - 2) * HOUR_US,
+        "end_wall_us": (now_hour - 1) * HOUR_US, "expires_wall_us": now_us() + 86_400_000_000i64,
+        "description": "stage removal"});
+    let r = http_request(
+        "POST",
+        &rec.url("/api/v1/evidence-locks"),
+        &[("Content-Type", "application/json")],
+        lock.to_string().as_bytes(),
+    )
+    .expect("POST");
+    assert_eq!(r.status, 201, "{}", r.text());
+    let lock_id = r.json()["id"].as_str().expect("lock id").to_owned();
+    let before = std::fs::read_to_string(&rec.config).expect("config file");
+    let stage_start = before.find("[[storage.archive]]").expect("the stage's table");
+    let stage_end = before[stage_start..].find("[[camera]]").map_or(before.len(), |e| stage_start + e);
+    let without = format!("{}{}", &before[..stage_start], &before[stage_end..]);
+    let put = |path: &str| {
+        http_request("PUT", &rec.url(path), &[("Content-Type", "application/toml")], without.as_bytes())
+            .expect("PUT answers")
+    };
+    let r = put("/api/v1/config");
+    assert_eq!(r.status, 409, "{}", r.text());
+    let message = r.json()["error"]["message"].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains("archive stage \"nas\"") && message.contains("EL-10"), "{message}");
+    assert!(message.contains(&lock_id), "the lock is named: {message}");
+    assert_eq!(std::fs::read_to_string(&rec.config).expect("config file"), before, "nothing written");
+    let r = put("/api/v1/config?keep_locked=true");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!std::fs::read_to_string(&rec.config).expect("config file").contains("[[storage.archive]]"));
+    assert!(stage_root.join("main").join("STAGE").is_file(), "the stage's files stay");
     assert!(rec.stop());
 }

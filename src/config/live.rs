@@ -29,6 +29,10 @@ pub struct ConfigFile {
     /// The text in force; the lock also serializes changes, so a change is validated, written
     /// and applied before the next one starts.
     text: Mutex<String>,
+    /// The text the process started with. What is set up once at start (the archive chains
+    /// among it) runs as this text says until a restart, so AR-11 compares a change with it
+    /// (review finding 9: two changes each removing the then-last stage were both accepted).
+    started_with: String,
     /// The revision of that text: only changed with `text` locked, readable without waiting
     /// for a change in progress (status).
     revision: AtomicU64,
@@ -84,7 +88,13 @@ impl ConfigFile {
         if stored.as_ref().is_none_or(|(n, h)| *n != revision || *h != hash) {
             write_revision(&revision_path, revision, &hash)?;
         }
-        Ok(ConfigFile { path, base_dir, text: Mutex::new(text), revision: AtomicU64::new(revision) })
+        Ok(ConfigFile {
+            path,
+            base_dir,
+            started_with: text.clone(),
+            text: Mutex::new(text),
+            revision: AtomicU64::new(revision),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -231,6 +241,12 @@ impl ConfigFile {
         // recordings, more space than the disk has) is refused now, not found at the next start.
         let previous = Config::parse(&self.file_name(), st, self.base_dir.as_deref()).ok();
         config.check_storages_on_disk(previous.as_ref())?;
+        // AR-11 against the chains in force (the text at start), not the last written file; a
+        // start text that no longer parses (edited outside the API) leaves the last written one.
+        let in_force = Config::parse(&self.file_name(), &self.started_with, self.base_dir.as_deref()).ok();
+        if let Some(in_force) = in_force.as_ref().or(previous.as_ref()) {
+            config.check_archive_chains(in_force)?;
+        }
         // Readers see the new file once it is renamed, so a failed directory fsync after that
         // leaves the change in force (and logged), as the old text would no longer be true.
         crate::fsutil::write_atomic(&self.path, text.as_bytes(), 0o600).or_else(WriteError::unless_replaced)?;

@@ -642,8 +642,31 @@ impl Config {
     /// earlier stage's removal would cut the chain, data moving ring → stage 1 → stage 2 …); new
     /// stages go after the kept ones. One change removes at most one stage, so removing two is two
     /// changes, each of the last stage. A refusal names file, line, key and reason; the config in
-    /// force stays.
+    /// force stays. `previous` is the config whose chains are in force (the one the process
+    /// started with: the archive threads run it until a restart, review finding 9), so one
+    /// restart allows one removal. A storage removed with its chain removes all its stages: it
+    /// is refused while the chain has more than one (named at the storage's line in `previous`).
     pub fn check_archive_chains(&self, previous: &Config) -> Result<(), Error> {
+        for (old, lines) in previous.storages.iter().zip(&previous.storage_lines) {
+            if self.storages.iter().any(|s| s.id == old.id) {
+                continue;
+            }
+            let Some(chain) = previous.archives.iter().find(|a| a.storage_id == old.id) else { continue };
+            if chain.stages.len() > 1 {
+                let names: Vec<&str> = chain.stages.iter().map(|st| st.name.as_str()).collect();
+                return Err(crate::err!(
+                    InvalidArgument,
+                    "{}:{}: key `storage`: removing storage {:?} with its archive stages {} is refused: only the \
+                     last stage of a chain may be removed, one per change (AR-11); remove {:?} first (the line is \
+                     the storage's in the config in force)",
+                    lines.file,
+                    lines.id,
+                    old.id,
+                    names.join(", "),
+                    names.last().expect("more than one stage"),
+                ));
+            }
+        }
         for (s, lines) in self.storages.iter().zip(&self.storage_lines) {
             let names = |c: &Config| -> Vec<String> {
                 c.archives
@@ -699,9 +722,6 @@ impl Config {
     ///   space minus `store::free_space_reserve_bytes`.
     pub fn check_storages_on_disk(&self, previous: Option<&Config>) -> Result<(), Error> {
         use crate::store::OnDisk;
-        if let Some(previous) = previous {
-            self.check_archive_chains(previous)?;
-        }
         // Bytes still to allocate per filesystem, with the room measured there.
         let mut wanted: Vec<(crate::store::Room, u64)> = Vec::new();
         for (s, lines) in self.storages.iter().zip(&self.storage_lines) {
@@ -1414,6 +1434,16 @@ mod example_tests {
         assert!(e.starts_with("x.toml:13: key `storage.archive.name`: archive stage \"warm\""), "{e}");
         // The last stage of a one-stage chain may go.
         assert_eq!(chain(&[]).check_archive_chains(&chain(&[("nas", 10)])).map_err(|e| e.to_string()), Ok(()));
+        // Review finding 9: a storage removed with two stages removes two at once; with one, once.
+        let none =
+            Config::parse("y.toml", "version = 1\n[[storage]]\nid = \"other\"\nsize = \"2GiB\"\n", None).unwrap();
+        let e = none.check_archive_chains(&before).map_err(|e| e.to_string()).unwrap_err();
+        assert!(
+            e.starts_with("x.toml:3: key `storage`: removing storage \"main\" with its archive stages nas, cold, deep"),
+            "{e}"
+        );
+        assert!(e.contains("AR-11") && e.contains("remove \"deep\" first"), "{e}");
+        assert_eq!(none.check_archive_chains(&chain(&[("nas", 10)])).map_err(|e| e.to_string()), Ok(()));
     }
 
     /// Issue 13 (AR-1): the example's commented-out archive stage is valid once uncommented.

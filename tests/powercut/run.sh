@@ -31,6 +31,18 @@
 #       API listed at the last STATUS line before the cut (listed = indexed = fdatasync'ed first);
 #   (c) `edgerec check` exits 0 after recovery, boot 2 completed, and e2fsck -fn is clean.
 #
+# Archive mode (issue 13: "a power cut during an archive round neither loses nor duplicates
+# data"): ARCHIVE=1 adds an archive stage on the same disk (`[[storage.archive]]` at /mnt/data/nas),
+# and boot 1 seeds the ring with SEED_HOURS finished past hours of SEED_FRAMES 20 kB frames each
+# (examples/powercut_archive.rs, through the store's own writer) before edgerec starts, so the
+# round at start is copying when the power is cut. Boot 2 lets the round finish, and the trial
+# also needs (d) `powercut_archive verify` to pass: every seeded chunk in the stage index exactly
+# once, no seq twice, every slice directory reads back with good CRCs and holds what the index
+# names, no `.partial`/`.trash` left. The table says how many slices were published at the last
+# TICK before the cut (fewer than SEED_HOURS: the cut hit the round). Defaults in archive mode:
+# SEED_HOURS=72, SEED_FRAMES=100 (2 MB per hour), STORAGE_SIZE=256MiB, KILL_DELAY=0-4000, a
+# 1024 MiB disk.
+#
 # Environment: KILL_DELAY (ms or MIN-MAX, default 3000-9000), CACHE_MODE (default none),
 # SLACK_MS (1000), SYNC_MS / SEGMENT_SIZE / STORAGE_SIZE (override the payload config),
 # EDGEREC_BIN (skip the cargo build), RESULTS (default target/powercut/<timestamp>), VMRUN.
@@ -42,10 +54,18 @@ cd "$(dirname "$0")/../.." || exit 2
 ROOT=$(pwd)
 HERE=$ROOT/tests/powercut
 N=${1:-3}
+ARCHIVE=${ARCHIVE:-0}
+if [ "$ARCHIVE" = 1 ]; then
+  KILL_DELAY=${KILL_DELAY:-0-4000}
+  STORAGE_SIZE=${STORAGE_SIZE:-256MiB}
+  SEED_HOURS=${SEED_HOURS:-72}
+  SEED_FRAMES=${SEED_FRAMES:-100}
+fi
 KILL_DELAY=${KILL_DELAY:-3000-9000}
 CACHE_MODE=${CACHE_MODE:-none}
 SLACK_MS=${SLACK_MS:-1000}
 DISK_MB=448
+[ "$ARCHIVE" = 1 ] && DISK_MB=1024
 VMRUN=${VMRUN:-$ROOT/../shared/tools/vm/vm-run}
 RESULTS=${RESULTS:-$ROOT/target/powercut/$(date -u +%Y%m%dT%H%M%SZ)}
 
@@ -78,12 +98,39 @@ CFG=$W/payload/edgerec.toml
 [ -n "${SYNC_MS:-}" ] && sed -i "s/^sync_interval_ms = .*/sync_interval_ms = $SYNC_MS/" "$CFG"
 [ -n "${SEGMENT_SIZE:-}" ] && sed -i "s/^segment_size = .*/segment_size = \"$SEGMENT_SIZE\"/" "$CFG"
 [ -n "${STORAGE_SIZE:-}" ] && sed -i "s/^size = .*/size = \"$STORAGE_SIZE\"/" "$CFG"
+if [ "$ARCHIVE" = 1 ]; then
+  cargo build --release --locked --example powercut_archive || die "cargo build --example powercut_archive failed"
+  cp "${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/powercut_archive" "$W/payload/powercut-archive" \
+    || die "no powercut_archive example binary"
+  # Bytes as the config's units say (MiB only: the payload config and the defaults use MiB).
+  mib() { case "$1" in *MiB) echo $(( ${1%MiB} * 1048576 )) ;; *) die "size $1: only MiB sizes in archive mode" ;; esac; }
+  size_now=$(sed -n 's/^size = "\(.*\)"/\1/p' "$CFG"); seg_now=$(sed -n 's/^segment_size = "\(.*\)"/\1/p' "$CFG")
+  cat > "$W/payload/archive.env" <<ENV
+SEED_HOURS=$SEED_HOURS
+SEED_FRAMES=$SEED_FRAMES
+SEED_STORAGE_BYTES=$(mib "$size_now")
+SEED_SEGMENT_BYTES=$(mib "$seg_now")
+ENV
+  # The ring keeps a week; the stage a month, on the same disk (AR-2: strictly longer).
+  sed -i 's/^sync_interval_ms = \(.*\)/sync_interval_ms = \1\nretention_days = 7/' "$CFG"
+  cat >> "$CFG" <<'TOML'
+
+# Archive mode of tests/powercut/run.sh: one stage on the same disk.
+[[storage.archive]]
+name = "nas"
+path = "/mnt/data/nas"
+retention_days = 30
+max_size = "512MiB"
+schedule = "hourly"
+TOML
+fi
 SYNC=$(sed -n 's/^sync_interval_ms = \([0-9]*\).*/\1/p' "$CFG")
 [ -n "$SYNC" ] || die "sync_interval_ms not found in $CFG"
 cp "$CFG" "$RESULTS/edgerec.toml"
 
 hi=${KILL_DELAY#*-}
 BOOT1_TIMEOUT=$((180 + hi / 1000))
+BOOT2_TIMEOUT=300; [ "$ARCHIVE" = 1 ] && BOOT1_TIMEOUT=$((BOOT1_TIMEOUT + 300)) && BOOT2_TIMEOUT=600
 
 # Prefixes every line with the host's arrival time in µs (bash 5 EPOCHREALTIME, no fork).
 stamp() { local l; while IFS= read -r l; do printf '%s %s\n' "${EPOCHREALTIME/./}" "$l"; done; }
@@ -96,6 +143,7 @@ hms() { [ -n "$1" ] && date -u -d "@$(($1 / 1000))" "+%H:%M:%S.$(printf %03d $((
 
 {
   echo "edgerec power-cut test: $N trial(s), kill delay $KILL_DELAY ms after the first TICK, cache=$CACHE_MODE"
+  [ "$ARCHIVE" = 1 ] && echo "archive mode: $SEED_HOURS seeded hours of $SEED_FRAMES frames, stage /mnt/data/nas"
   echo "sync_interval_ms=$SYNC slack_ms=$SLACK_MS disk=${DISK_MB}MiB ext4  results: $RESULTS"
   echo "binary: $BIN ($(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown))"
   echo "host: nproc=$(nproc) kernel=$(uname -r) $(qemu-system-x86_64 --version | head -1)"
@@ -136,7 +184,7 @@ for i in $(seq 1 "$N"); do
   rm -f "$img.fsck"
 
   echo "--- trial $i/$N: boot 2 (verify: mount, check, recover, check)"
-  "$VMRUN" --no-vivid --quiet-boot --timeout 300 --disk "$img,cache=$CACHE_MODE" --out "$T/out" \
+  "$VMRUN" --no-vivid --quiet-boot --timeout "$BOOT2_TIMEOUT" --disk "$img,cache=$CACHE_MODE" --out "$T/out" \
     "$W/payload" -- verify 2>&1 | stamp > "$T/boot2.console"
   rc2=${PIPESTATUS[0]}
   e2fsck -fn "$img" > "$T/fsck-after.txt" 2>&1; fsck_after=$?
@@ -169,6 +217,16 @@ for i in $(seq 1 "$N"); do
   fi
   [ "$ca" = 0 ] || reasons+=("check after recovery rc=${ca:-none}")
   [ "$fsck_after" = 0 ] || reasons+=("e2fsck -fn after boot 2 rc=$fsck_after")
+  arch="-"
+  if [ "$ARCHIVE" = 1 ]; then
+    av=$(sed -n 's/^[0-9]* ARCHIVE_VERIFY rc=\([0-9]*\).*/\1/p' "$T/boot2.console")
+    at_cut=$(awk '$2 == "ARCHIVE" {v = $3} END {sub("slices=", "", v); print v}' "$T/boot1.console")
+    done_line=$(sed -n 's/^[0-9]* \(ARCHIVE_DONE.*\|ARCHIVE_NEVER_DONE.*\)/\1/p' "$T/boot2.console")
+    [ "$av" = 0 ] || reasons+=("archive verify rc=${av:-none}: $(grep -m3 'VERIFY PROBLEM' "$T/out/archive-verify.txt" 2>/dev/null | tr '\n' ' ')")
+    mid="after the round"; [ -n "$at_cut" ] && [ "$at_cut" -lt "$SEED_HOURS" ] && mid="mid-round"
+    arch="${at_cut:-?}/$SEED_HOURS slices at last TICK ($mid); ${done_line:-no ARCHIVE_DONE}; verify rc=${av:-?}"
+    echo "$arch" > "$T/archive.txt"
+  fi
   if [ ${#reasons[@]} = 0 ]; then result=PASS; else
     result=FAIL; fails=$((fails + 1))
     mv "$W/cut.img" "$T/disk-after-cut.img"; cp --sparse=always "$img" "$T/disk-after-boot2.img"
@@ -180,14 +238,14 @@ for i in $(seq 1 "$N"); do
     "$fsck_after" "$result" >> "$RESULTS/trials.tsv"
   printf '%s\n' "${why:--}" >> "$RESULTS/trials.tsv"
   kept="-"; [ -n "$claimed" ] && [ -n "$end" ] && { [ "$end" -ge "$claimed" ] && kept="yes (+$((end - claimed)) ms)" || kept="NO"; }
-  echo "| $i | ${delay:-?} ms | $(hms "$last_tick") | $(hms "$end") | ${gap:-?} ms | ≤ $bound ms | ${loss:-?} ms | $kept | rc=${cb:-?} (${tail_chunks:-?}) | rc=${ca:-?} | ${post_runs:-?} | ${canary:-?} | copy=$fsck_copy after=$fsck_after | $result${why:+ ($why)} |" >> "$W/rows.md"
+  echo "| $i | ${delay:-?} ms | $(hms "$last_tick") | $(hms "$end") | ${gap:-?} ms | ≤ $bound ms | ${loss:-?} ms | $kept | rc=${cb:-?} (${tail_chunks:-?}) | rc=${ca:-?} | ${post_runs:-?} | ${canary:-?} | copy=$fsck_copy after=$fsck_after | $arch | $result${why:+ ($why)} |" >> "$W/rows.md"
   echo "--- trial $i/$N: $result kill_delay=${delay:-?}ms last_tick=$(hms "$last_tick") recovered_end=$(hms "$end") gap=${gap:-?}ms (bound ${bound}ms) est_loss=${loss:-?}ms check_before=${cb:-?} check_after=${ca:-?} ${why}"
 done
 
 {
   echo
-  echo "| trial | kill delay | last TICK (guest UTC) | recovered end | gap = tick - end | bound | est. loss at cut | ≥ API end at last STATUS | check before (tail chunks) | check after | runs after recovery | unsynced canary kept | e2fsck (rc) | result |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| trial | kill delay | last TICK (guest UTC) | recovered end | gap = tick - end | bound | est. loss at cut | ≥ API end at last STATUS | check before (tail chunks) | check after | runs after recovery | unsynced canary kept | e2fsck (rc) | archive (ARCHIVE=1) | result |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   cat "$W/rows.md" 2>/dev/null
   echo
   echo "trials=$N failures=$fails"

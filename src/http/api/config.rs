@@ -219,6 +219,13 @@ fn check_removed_locked(ctx: &Ctx, call: &Call, text: &str) -> Result<(), Error>
     for s in config.storages.iter().filter(|s| !storages.contains(&s.id)) {
         check_locked(ctx, call, Section::Storage, &s.id)?;
     }
+    // The stages a kept storage drops.
+    for t in doc.get("storage").and_then(toml::Value::as_array).into_iter().flatten().filter_map(toml::Value::as_table)
+    {
+        if let Some(id) = t.get("id").and_then(toml::Value::as_str) {
+            check_removed_stages_locked(ctx, call, id, &stage_names(t))?;
+        }
+    }
     Ok(())
 }
 
@@ -255,6 +262,9 @@ pub(super) fn item_put(ctx: &Ctx, call: &mut Call, section: Section, id: &str) -
         let body = read_text(&mut call.req)?;
         let v = parse_json(body.as_bytes())?;
         let table = json_to_table(v, &format!("the {}", section.key()))?;
+        if section == Section::Storage {
+            check_removed_stages_locked(ctx, call, id, &stage_names(&table))?;
+        }
         ctx.config.put_item(section, id, table, expected, |c| ctx.rec.apply(c))
     });
     audit(ctx, call, &r);
@@ -285,6 +295,7 @@ fn check_locked(ctx: &Ctx, call: &Call, section: Section, id: &str) -> Result<()
         Section::Storage => {
             let config = ctx.rec.config();
             let Some(storage) = config.storages.iter().find(|s| s.id == id) else { return Ok(()) };
+            let stages = config.archives.iter().find(|a| a.storage_id == id).map_or(&[][..], |a| &a.stages[..]);
             let mut ids = Vec::new();
             for l in evidence.active_locks() {
                 let holds = l.cameras.iter().any(|c| {
@@ -292,7 +303,8 @@ fn check_locked(ctx: &Ctx, call: &Call, section: Section, id: &str) -> Result<()
                     crate::store::held_between(&storage.path, c, l.start_wall_us, l.end_wall_us)
                         .map_or(true, |h| h.is_some_and(|h| h.bytes > 0))
                 });
-                if holds {
+                // Review finding 9 (EL-10, AR-11): its archive stages go with it.
+                if holds || stages.iter().any(|st| stage_holds(st, id, &l)) {
                     ids.push(l);
                 }
             }
@@ -319,6 +331,63 @@ fn check_locked(ctx: &Ctx, call: &Call, section: Section, id: &str) -> Result<()
          ?keep_locked=true to keep the locks and the locked data",
         which.join(", ")
     ))
+}
+
+/// Whether archive stage `stage` of storage `storage` holds data of `lock` (EL-10). A stage
+/// whose index cannot be read may: it counts as holding; one never archived into (no index)
+/// holds nothing.
+fn stage_holds(stage: &crate::archive::StageConfig, storage: &str, lock: &crate::evidence::Lock) -> bool {
+    let dir = crate::archive::copier::stage_dir(stage, storage);
+    match crate::archive::tier::StageTier::open(&stage.name, &dir) {
+        Ok(None) => false,
+        Err(_) => true,
+        Ok(Some(tier)) => lock.cameras.iter().any(|c| {
+            tier.held_between(c, lock.start_wall_us, lock.end_wall_us).map_or(true, |h| h.is_some_and(|h| h.bytes > 0))
+        }),
+    }
+}
+
+/// Review finding 9 (AR-11: "an online archive holding evidence-locked media cannot be deleted";
+/// EL-10): a change that drops archive stages of storage `storage` from the config in force,
+/// keeping `kept` of its stage names, is refused with 409 while a dropped stage holds data of an
+/// unexpired lock, unless the request says `keep_locked=true` (the stage's files stay where they
+/// are; removing a stage from the config never deletes them).
+fn check_removed_stages_locked(ctx: &Ctx, call: &Call, storage: &str, kept: &[String]) -> Result<(), Error> {
+    if call.query.get("keep_locked") == Some("true") {
+        return Ok(());
+    }
+    let config = ctx.rec.config();
+    let Some(chain) = config.archives.iter().find(|a| a.storage_id == storage) else { return Ok(()) };
+    let locks = ctx.rec.evidence().active_locks();
+    for stage in chain.stages.iter().filter(|st| !kept.contains(&st.name)) {
+        let held: Vec<&crate::evidence::Lock> = locks.iter().filter(|l| stage_holds(stage, storage, l)).collect();
+        if held.is_empty() {
+            continue;
+        }
+        let (named, unseen): (Vec<&crate::evidence::Lock>, Vec<_>) =
+            held.into_iter().partition(|l| super::evidence::visible(&call.eff, l));
+        let mut which: Vec<String> = named.iter().map(|l| l.id.clone()).collect();
+        if !unseen.is_empty() {
+            which.push(format!("{} evidence lock(s) you may not view", unseen.len()));
+        }
+        return Err(crate::err!(
+            FailedPrecondition,
+            "archive stage {:?} of storage {storage:?} holds data of evidence lock(s) {} (EL-10, AR-11): release or \
+             narrow them first, or remove it with ?keep_locked=true to keep the locks and leave its files where they are",
+            stage.name,
+            which.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// The names of the `archive` tables of a storage table as a client sent it.
+fn stage_names(storage: &toml::Table) -> Vec<String> {
+    storage
+        .get("archive")
+        .and_then(toml::Value::as_array)
+        .map(|a| a.iter().filter_map(|t| t.get("name").and_then(toml::Value::as_str).map(str::to_owned)).collect())
+        .unwrap_or_default()
 }
 
 /// Audits a config change with the revision it wrote.

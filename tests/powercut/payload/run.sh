@@ -12,14 +12,28 @@
 #                   a few more seconds), recordings + status to /out, clean stop,
 #                   `edgerec check` again, unmount. The host judges the results.
 #
+# Archive mode (issue 13; `ARCHIVE=1 tests/powercut/run.sh`): when ./archive.env exists, boot 1
+# first seeds the ring with finished past hours (./powercut-archive seed; edgerec's config has an
+# archive stage at $NAS) so the round at start copies while the power is cut; every TICK also
+# prints `ARCHIVE slices=<slice directories in the stage>`. Boot 2 waits until the stage index
+# names every seeded chunk, stops edgerec and runs ./powercut-archive verify (ARCHIVE_VERIFY rc=).
+#
 # Exit codes (infrastructure only; the verdict is the host's): 10 mount failed, 11 the HTTP API
-# never came up, 12 recording never became durable, 13 edgerec did not stop.
+# never came up, 12 recording never became durable, 13 edgerec did not stop, 14 seeding failed.
 
 CFG=./edgerec.toml
 # No default password (A1): the payload creates its own administrator before the first start.
 ADMIN_PASSWORD=Powercut-admin-1
 API=http://admin:$ADMIN_PASSWORD@127.0.0.1:8080
 MNT=/mnt/data
+NAS=$MNT/nas
+STAGE_DIR=$NAS/main
+SEQS=$MNT/seeded-seqs.txt
+ARCHIVE=0
+if [ -f ./archive.env ]; then
+  . ./archive.env
+  ARCHIVE=1
+fi
 
 # Guest CLOCK_REALTIME in ms (busybox date has no %N; adjtimex prints tv_sec and tv_usec).
 now_ms() {
@@ -78,9 +92,17 @@ stop_edgerec() {
 
 ip link set lo up
 
+# Slice directories in the stage (names hold " - ", AR-5); 0 before the stage exists.
+stage_slices() { ls "$STAGE_DIR" 2>/dev/null | grep -c ' - '; }
+
 case "$1" in
 record)
   mount_disk
+  if [ $ARCHIVE = 1 ]; then
+    mkdir -p "$NAS"
+    SEED_STORAGE_BYTES=$SEED_STORAGE_BYTES SEED_SEGMENT_BYTES=$SEED_SEGMENT_BYTES \
+      ./powercut-archive seed "$MNT" "$MNT/storage-main" "$SEED_HOURS" "$SEED_FRAMES" "$SEQS" || { echo "SEED_FAILED"; exit 14; }
+  fi
   start_edgerec
   # Ticks start once the first chunks are fdatasync'ed and indexed (newest_recording set).
   i=0
@@ -97,6 +119,7 @@ record)
   while :; do
     t=$(now_ms)
     echo "TICK $t"
+    [ $ARCHIVE = 1 ] && echo "ARCHIVE slices=$(stage_slices)"
     # Canary: appended without fsync. After the cut it shows how much unflushed page cache died.
     echo "$t" >> "$MNT/canary-nosync.txt"
     s=$(status)
@@ -139,7 +162,25 @@ verify)
   status > /out/status.json
   recordings "$t0" > /out/recordings.json
   echo "RECORDINGS rc=$? $(tr -d ' \n' < /out/recordings.json)"
+  if [ $ARCHIVE = 1 ]; then
+    # The next round (the one at start) finishes what the cut interrupted.
+    want=$(wc -l < "$SEQS")
+    i=0
+    while :; do
+      have=$(./powercut-archive count "$STAGE_DIR" "$SEQS" 2>/dev/null)
+      [ "$have" = "$want" ] && break
+      i=$((i + 1))
+      if [ $i -gt 300 ]; then echo "ARCHIVE_NEVER_DONE have=$have want=$want"; break; fi
+      sleep 1
+    done
+    echo "ARCHIVE_DONE have=$have want=$want after ${i}s"
+  fi
   stop_edgerec
+  if [ $ARCHIVE = 1 ]; then
+    ./powercut-archive verify "$MNT/storage-main" "$STAGE_DIR" "$SEQS" > /out/archive-verify.txt 2>&1
+    echo "ARCHIVE_VERIFY rc=$?"
+    sed 's/^/archive-verify| /' /out/archive-verify.txt
+  fi
   ./edgerec check --config "$CFG" > /out/check-after.txt 2>&1
   echo "CHECK_AFTER rc=$?"
   sed 's/^/check-after| /' /out/check-after.txt
