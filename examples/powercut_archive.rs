@@ -104,16 +104,18 @@ fn seed(data: &Path, ring: &Path, hours: i64, frames: u64, seqs_file: &Path) -> 
     let now_us = SystemClocks.realtime_us();
     let first_hour = now_us.div_euclid(HOUR_US) - hours - 1;
     let entry = video_entry();
+    // The frames of an hour stay inside it: from minute 1, evenly over the next 58 minutes.
+    let spacing_us = 3_480_000_000 / frames.max(1) as i64;
     for h in 0..hours {
         for n in 0..frames {
             let frame = IngestFrame {
                 camera: "seeded".into(),
                 ingest_run: h as u64 + 1,
                 sample_entry: entry.clone(),
-                wall_us: (first_hour + h) * HOUR_US + 60_000_000 + n as i64 * 1_000_000,
+                wall_us: (first_hour + h) * HOUR_US + 60_000_000 + n as i64 * spacing_us,
                 frame: Frame {
                     kind: StreamKind::Video,
-                    media_time: n as i64 * 90_000,
+                    media_time: n as i64 * spacing_us * 9 / 100,
                     key: n % 5 == 0,
                     data: bytes::Bytes::from(vec![(n % 251) as u8; FRAME_BYTES]),
                 },
