@@ -24,6 +24,7 @@ use super::index::{scan_slice, SliceRow, StageIndex, STAGE_INDEX_FILE};
 use super::layout::{
     remove_leftovers, trash_slice, trashed_slice_ids, write_slice, ChunkFrom, SliceSource, HOUR_US, MEDIA_HEADER_BYTES,
 };
+use super::motion_files::SliceMotion;
 pub use super::stage::stage_dir;
 use super::{stage, ArchiveChain, ArchiveStatus, LastRound};
 
@@ -130,7 +131,15 @@ pub struct Copier {
     pub status: ArchiveStatus,
     /// Wall and monotonic time (never the system clock directly).
     pub clocks: Arc<dyn Clocks>,
+    /// Reads a camera's motion data of `[from_us, to_us)` for the slice's `MotionLevel` and
+    /// `Motion` files (issue 13 point 1, AR-6); the recorder hands in the motion data reader
+    /// (this module stands below it). None: slices get no motion files.
+    pub motion: Option<MotionSource>,
 }
+
+/// A camera's motion data of a time range, `(camera_id, from_us, to_us)`: level rows whose frame
+/// and sequences whose start lie in it, oldest first.
+pub type MotionSource = Arc<dyn Fn(&str, i64, i64) -> Result<SliceMotion, Error> + Send + Sync>;
 
 /// Asks the kernel to serve this thread's I/O only when the disk is otherwise idle
 /// (`ioprio_set`, class idle), falling back to best-effort level 7, so the writer's fdatasyncs
@@ -299,6 +308,17 @@ impl Copier {
                         report.skipped_full += 1;
                         continue;
                     }
+                    // Issue 13 point 1 (AR-6): the hour's motion data goes with the slice. Motion
+                    // is derived data (M1): a failed read leaves the slice without motion files
+                    // (unknown, not "none") rather than holding the media back.
+                    let motion = self.motion.as_ref().and_then(|read| match read(&camera_id, start_us, end_us) {
+                        Ok(m) => Some(m),
+                        Err(e) => {
+                            tracing::warn!(stage = %stage.name, camera = %camera_id, hour,
+                                "a slice is archived without its motion data: {e}");
+                            None
+                        }
+                    });
                     let src = SliceSource {
                         from: ChunkFrom::Ring(&self.ring_dir),
                         camera_id: &camera_id,
@@ -307,6 +327,7 @@ impl Copier {
                         recorder_uuid: self.recorder_uuid,
                         reduce_fps: stage.reduce_fps,
                         pins: &pins,
+                        motion: motion.as_ref(),
                     };
                     still_same()?;
                     let made = self.make_room(k, &dir, &mut index, &mut report, bytes + SLICE_OVERHEAD_BYTES);
@@ -329,7 +350,8 @@ impl Copier {
                         report.skipped_full += 1;
                         continue;
                     }
-                    let recording = prev_dir.join(&slice.dir_name).join("Recording");
+                    let slice_dir = prev_dir.join(&slice.dir_name);
+                    let recording = slice_dir.join("Recording");
                     let chunks = |f: &mut dyn FnMut(store::ChunkBytes) -> Result<(), Error>| {
                         prev.for_each_chunk_of(&prev_dir, &slice, f)
                     };
@@ -337,6 +359,7 @@ impl Copier {
                         from: ChunkFrom::Stage {
                             storage_uuid: slice.storage_uuid,
                             recording: &recording,
+                            motion_dir: &slice_dir,
                             chunks: &chunks,
                         },
                         camera_id: &slice.camera_id,
@@ -345,6 +368,7 @@ impl Copier {
                         recorder_uuid: self.recorder_uuid,
                         reduce_fps: stage.reduce_fps,
                         pins: &pins,
+                        motion: None,
                     };
                     still_same()?;
                     let made = self.make_room(k, &dir, &mut index, &mut report, slice.bytes);
@@ -667,6 +691,7 @@ mod tests {
             data_dir: tmp.join("data"),
             status: ArchiveStatus::default(),
             clocks,
+            motion: None,
         }
     }
 
@@ -775,6 +800,25 @@ mod tests {
         c.chain.stages.push(stage("cold", Some(1.0)));
         c.chain.stages.push(stage("deep", None));
         let dirs: Vec<PathBuf> = c.chain.stages.iter().map(|s| stage_dir(s, "main")).collect();
+        // Issue 13 point 1 (AR-6, MD-5, MD-6): the motion data the round reads for a camera hour:
+        // a level row 1 s into it with a change in cell 5, and a sequence from 1 s to 2 s.
+        let motion_at = |from_us: i64| SliceMotion {
+            levels: vec![crate::archive::motion_files::LevelRecord {
+                wall_us: from_us + 1_000_000,
+                since_prev_ms: 500,
+                grid: vec![1, 5, 10],
+            }],
+            spans: vec![crate::archive::motion_files::SpanRecord {
+                start_wall_us: from_us + 1_000_000,
+                end_wall_us: from_us + 2_000_000,
+            }],
+        };
+        let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let asked_by_round = asked.clone();
+        c.motion = Some(Arc::new(move |camera: &str, from_us: i64, to_us: i64| {
+            asked_by_round.lock().expect("not poisoned").push((camera.to_owned(), from_us, to_us));
+            Ok(motion_at(from_us))
+        }));
 
         assert_eq!(c.round_into_stage(1).expect("round").copied, 0, "stage 1 holds nothing yet");
         assert_eq!(c.round_into_stage(0).expect("round").copied, 2);
@@ -782,6 +826,24 @@ mod tests {
         assert_eq!(c.round_into_stage(2).expect("round").copied, 2);
         assert_eq!(c.round_into_stage(1).expect("round").copied, 0, "A2: nothing copied twice");
         assert_eq!(c.round_into_stage(2).expect("round").copied, 0, "A2: nothing copied twice");
+        // Issue 13 point 1: the ring's round asked for each camera hour once; every stage's index
+        // holds each slice's own motion rows, and a later stage copies the files byte for byte
+        // (grooming does not change motion).
+        let hours = [(hour - 1) * HOUR_US, hour * HOUR_US];
+        assert_eq!(*asked.lock().expect("not poisoned"), hours.map(|h| ("cam".to_owned(), h, h + HOUR_US)));
+        for dir in &dirs {
+            let index = StageIndex::open(dir).expect("index");
+            for (s, from_us) in index.slices().expect("slices").iter().zip(hours) {
+                let m = motion_at(from_us);
+                assert_eq!(index.motion_of(s.id).expect("motion rows"), (m.levels, m.spans), "{}", dir.display());
+                for name in [crate::archive::motion_files::LEVEL_FILE, crate::archive::motion_files::SPAN_FILE] {
+                    let bytes = |d: &Path| std::fs::read(d.join(&s.dir_name).join(name)).expect("motion file");
+                    let first = StageIndex::open(&dirs[0]).expect("index").slice("cam", s.hour).expect("ok");
+                    let first = first.expect("slice in stage 1");
+                    assert!(bytes(dir) == std::fs::read(dirs[0].join(&first.dir_name).join(name)).expect("file"));
+                }
+            }
+        }
 
         // The grooming stage holds exactly the chunks with a key frame (frames 0, 25, …, 125 lie in
         // chunks 1, 3, 6, 8, 11 and 13 of 15), one frame each, and marks both slices groomed.

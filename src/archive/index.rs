@@ -15,6 +15,7 @@ use crate::store;
 use crate::store::chunk;
 
 use super::layout::{MediaHeader, MEDIA_HEADER_BYTES};
+use super::motion_files::{read_motion_files, LevelRecord, MotionFiles, SpanRecord, LEVEL_FILE, SPAN_FILE};
 
 /// The index's file name in the stage directory.
 pub const STAGE_INDEX_FILE: &str = "archive.sqlite3";
@@ -63,14 +64,45 @@ CREATE INDEX chunk_slice ON chunk (slice_id);
 CREATE INDEX slice_time ON slice (camera_id, start_wall_us);
 "#;
 
+/// Version 2: the motion data of each slice (issue 13 point 1, AR-6, MD-5, MD-6), as its
+/// `MotionLevel` and `Motion` files hold it, for motion search across tiers (ST-17). A slice
+/// indexed by version 1 has no rows here until a rebuild reads its files.
+const SCHEMA_V2: &str = r#"
+-- One row per analysed frame of a slice's `MotionLevel` (MD-5).
+CREATE TABLE motion_level (
+  slice_id INTEGER NOT NULL REFERENCES slice (id) ON DELETE CASCADE,
+  -- Wall time of the analysed frame (µs since the epoch, UTC); in the slice's hour.
+  wall_us INTEGER NOT NULL,
+  -- The levels describe the change during [wall_us - since_prev_ms * 1000, wall_us].
+  since_prev_ms INTEGER NOT NULL CHECK (since_prev_ms BETWEEN 1 AND 10000),
+  -- The encoded 16x16 grid, byte for byte as the motion data file stores it (empty: no change).
+  grid BLOB NOT NULL CHECK (length(grid) <= 129),
+  PRIMARY KEY (slice_id, wall_us)
+) STRICT, WITHOUT ROWID;
+
+-- One row per motion sequence of a slice's `Motion` (MD-6): those that started in its hour.
+CREATE TABLE motion_span (
+  slice_id INTEGER NOT NULL REFERENCES slice (id) ON DELETE CASCADE,
+  -- Start and end (µs since the epoch, UTC).
+  start_wall_us INTEGER NOT NULL,
+  end_wall_us INTEGER NOT NULL CHECK (end_wall_us >= start_wall_us),
+  PRIMARY KEY (slice_id, start_wall_us)
+) STRICT, WITHOUT ROWID;
+"#;
+
 /// The stage index's versions (sqlite.rs Q1).
 pub(crate) static VERSIONS: sqlite::Schema = sqlite::Schema {
     name: "archive stage index",
-    migrations: &[sqlite::Migration {
-        version: 1,
-        what: "hour slices and their chunks",
-        step: sqlite::Step::Sql(SCHEMA_V1),
-    }],
+    migrations: &[
+        sqlite::Migration { version: 1, what: "hour slices and their chunks", step: sqlite::Step::Sql(SCHEMA_V1) },
+        sqlite::Migration {
+            version: 2,
+            what: "motion levels and sequences of each slice",
+            step: sqlite::Step::Sql(SCHEMA_V2),
+        },
+    ],
+    // Version 2 only added tables: readers of chunks read a version 1 index as before (its motion
+    // queries fail, and search leaves that stage out).
     readable_from: 1,
     legacy_version: None,
     newer_remedy: " (run the build that wrote it, or move it aside: the index is rebuilt from the slice directories)",
@@ -138,6 +170,9 @@ pub struct ScannedSlice {
     pub groomed: bool,
     /// Its chunks in `Media` order.
     pub chunks: Vec<StageChunkRow>,
+    /// Its `MotionLevel` and `Motion` files: read whole, absent, or damaged (a damaged file loses
+    /// the slice's motion rows, never its media: motion is derived data, M1).
+    pub motion: MotionFiles,
 }
 
 fn sq(what: &str) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
@@ -222,7 +257,19 @@ pub fn scan_slice(dir: &Path) -> Result<ScannedSlice, Error> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .ok_or_else(|| damaged("no directory name".to_owned()))?;
-    Ok(ScannedSlice { header, dir_name, bytes: len + recording_bytes, groomed: recorded_frames > media_frames, chunks })
+    let motion = read_motion_files(dir, &header.camera_id, header.hour)?;
+    let mut motion_bytes = 0;
+    for name in [LEVEL_FILE, SPAN_FILE] {
+        motion_bytes += std::fs::metadata(dir.join(name)).map(|m| m.len()).unwrap_or(0);
+    }
+    Ok(ScannedSlice {
+        header,
+        dir_name,
+        bytes: len + recording_bytes + motion_bytes,
+        groomed: recorded_frames > media_frames,
+        chunks,
+        motion,
+    })
 }
 
 /// The open index of one stage, for its one writer (the stage's round).
@@ -313,6 +360,21 @@ impl StageIndex {
                 .map_err(sq("insert a chunk"))?;
             }
         }
+        if let MotionFiles::Read(m) = &s.motion {
+            let mut st = tx
+                .prepare("INSERT INTO motion_level (slice_id, wall_us, since_prev_ms, grid) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(sq("prepare motion level insert"))?;
+            for l in &m.levels {
+                st.execute(params![slice_id, l.wall_us, i64::from(l.since_prev_ms), l.grid])
+                    .map_err(sq("insert a motion level"))?;
+            }
+            let mut st = tx
+                .prepare("INSERT INTO motion_span (slice_id, start_wall_us, end_wall_us) VALUES (?1, ?2, ?3)")
+                .map_err(sq("prepare motion span insert"))?;
+            for sp in &m.spans {
+                st.execute(params![slice_id, sp.start_wall_us, sp.end_wall_us]).map_err(sq("insert a motion span"))?;
+            }
+        }
         tx.commit().map_err(sq("commit a slice"))?;
         Ok(true)
     }
@@ -322,6 +384,8 @@ impl StageIndex {
     pub fn delete_slice(&mut self, slice_id: i64) -> Result<bool, Error> {
         let tx = self.conn.transaction().map_err(sq("begin"))?;
         tx.execute("DELETE FROM chunk WHERE slice_id = ?1", [slice_id]).map_err(sq("delete chunks"))?;
+        tx.execute("DELETE FROM motion_level WHERE slice_id = ?1", [slice_id]).map_err(sq("delete motion levels"))?;
+        tx.execute("DELETE FROM motion_span WHERE slice_id = ?1", [slice_id]).map_err(sq("delete motion spans"))?;
         let n = tx.execute("DELETE FROM slice WHERE id = ?1", [slice_id]).map_err(sq("delete a slice"))?;
         tx.commit().map_err(sq("commit a delete"))?;
         Ok(n > 0)
@@ -391,6 +455,32 @@ impl StageIndex {
         rows.collect::<Result<_, _>>().map_err(sq("read chunks"))
     }
 
+    /// The motion data of one slice as the index holds it (issue 13 point 1): its level rows and
+    /// sequences, oldest first.
+    pub fn motion_of(&self, slice_id: i64) -> Result<(Vec<LevelRecord>, Vec<SpanRecord>), Error> {
+        let mut st = self
+            .conn
+            .prepare("SELECT wall_us, since_prev_ms, grid FROM motion_level WHERE slice_id = ?1 ORDER BY wall_us")
+            .map_err(sq("prepare motion levels"))?;
+        let levels = st
+            .query_map([slice_id], |r| {
+                Ok(LevelRecord { wall_us: r.get(0)?, since_prev_ms: r.get::<_, u16>(1)?, grid: r.get(2)? })
+            })
+            .map_err(sq("query motion levels"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sq("read motion levels"))?;
+        let mut st = self
+            .conn
+            .prepare("SELECT start_wall_us, end_wall_us FROM motion_span WHERE slice_id = ?1 ORDER BY start_wall_us")
+            .map_err(sq("prepare motion spans"))?;
+        let spans = st
+            .query_map([slice_id], |r| Ok(SpanRecord { start_wall_us: r.get(0)?, end_wall_us: r.get(1)? }))
+            .map_err(sq("query motion spans"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sq("read motion spans"))?;
+        Ok((levels, spans))
+    }
+
     /// Calls `f` with every chunk of `slice` (a row of this index; its directory is under
     /// `stage_dir`), in seq order, each read whole from `Media` and checked against its row before
     /// use (A5: the bytes at the row's offset decode with the slice's storage uuid and CRC32C, and
@@ -451,6 +541,10 @@ impl StageIndex {
             }
             match scan_slice(&dir) {
                 Ok(s) => {
+                    if let MotionFiles::Damaged(why) = &s.motion {
+                        // The media is sound; only the slice's motion is lost (M1: derived data).
+                        tracing::warn!(dir = %dir.display(), "a slice is indexed without its motion data: {why}");
+                    }
                     if self.insert_slice(&s)? {
                         indexed += 1;
                     }
@@ -508,19 +602,39 @@ mod tests {
 
     use super::*;
     use crate::archive::layout::{self, SliceSource};
+    use crate::archive::motion_files::SliceMotion;
     use crate::store::lock::PinSet;
 
-    /// Every slice with its chunks, without the row ids (a rebuild may number them differently).
-    fn contents(index: &StageIndex) -> Vec<(SliceRow, Vec<StageChunkRow>)> {
+    /// Every slice with its chunks and motion rows, without the row ids (a rebuild may number
+    /// them differently).
+    type Contents = Vec<(SliceRow, Vec<StageChunkRow>, (Vec<LevelRecord>, Vec<SpanRecord>))>;
+    fn contents(index: &StageIndex) -> Contents {
         index
             .slices()
             .expect("slices")
             .into_iter()
             .map(|s| {
                 let chunks = index.chunks_of(s.id).expect("chunks");
-                (SliceRow { id: 0, ..s }, chunks)
+                let motion = index.motion_of(s.id).expect("motion rows");
+                (SliceRow { id: 0, ..s }, chunks, motion)
             })
             .collect()
+    }
+
+    /// Motion data of `hour`: a level row every 500 ms of the first minute (a change in cell 3
+    /// from 10 s to 20 s) and one sequence from 10 s to 20 s.
+    fn motion_of_hour(hour: i64) -> SliceMotion {
+        let t0 = hour * layout::HOUR_US;
+        SliceMotion {
+            levels: (1..=120)
+                .map(|i| LevelRecord {
+                    wall_us: t0 + i * 500_000,
+                    since_prev_ms: 500,
+                    grid: if (20..=40).contains(&i) { vec![1, 3, 15] } else { vec![] },
+                })
+                .collect(),
+            spans: vec![SpanRecord { start_wall_us: t0 + 10_000_000, end_wall_us: t0 + 20_000_000 }],
+        }
     }
 
     /// Issue 13 (AR-6, procedure "archive round" step 4 and "stage rebuild"): the stage index
@@ -543,6 +657,7 @@ mod tests {
             recorder_uuid: recorder,
             reduce_fps: None,
             pins: &no_pins,
+            motion: None,
         };
         let mut index = StageIndex::open(&stage_dir).expect("index created");
         // The hour before: copied and indexed as a round does (steps 1-3, then 4).
@@ -554,8 +669,11 @@ mod tests {
         assert!(!index.insert_slice(&scanned).expect("no error"), "A2: a slice is indexed once");
         assert!(index.has_slice("cam", hour - 1).expect("lookup"));
         assert!(!index.has_slice("cam", hour).expect("lookup"));
-        // The hour itself: the round died after step 3 (final name, no rows).
-        let w = layout::write_slice(&stage_dir, &src, &tz).expect("written").expect("chunks");
+        // The hour itself, with its motion data (issue 13 point 1, AR-6, MD-5, MD-6): the round
+        // died after step 3 (final name, no rows).
+        let motion = motion_of_hour(hour);
+        let with_motion = SliceSource { motion: Some(&motion), ..src };
+        let w = layout::write_slice(&stage_dir, &with_motion, &tz).expect("written").expect("chunks");
         let (indexed, refused) = index.index_unindexed(&stage_dir).expect("indexed");
         assert_eq!((indexed, refused.len()), (1, 0));
         assert_eq!(index.index_unindexed(&stage_dir).expect("no error").0, 0, "nothing twice");
@@ -563,8 +681,14 @@ mod tests {
         let built = contents(&index);
         assert_eq!(built.len(), 2);
         assert_eq!(built[1].0.dir_name, w.dir.file_name().expect("name").to_string_lossy());
-        assert_eq!(built.iter().map(|(_, c)| c.len()).collect::<Vec<_>>(), [5, 10]);
-        assert_eq!(built.iter().flat_map(|(_, c)| c.iter().map(|c| c.frames)).sum::<u32>(), 150);
+        assert_eq!(built.iter().map(|(_, c, _)| c.len()).collect::<Vec<_>>(), [5, 10]);
+        assert_eq!(built.iter().flat_map(|(_, c, _)| c.iter().map(|c| c.frames)).sum::<u32>(), 150);
+        // The slice copied without motion data has no motion rows; the other has exactly its own.
+        assert_eq!(built[0].2, (vec![], vec![]));
+        assert_eq!(built[1].2, (motion.levels.clone(), motion.spans.clone()));
+        for name in [LEVEL_FILE, SPAN_FILE] {
+            assert!(w.dir.join(name).is_file() && !built[0].0.dir_name.is_empty(), "{name} written");
+        }
         // Each row points at its very chunk in `Media`.
         let media = std::fs::read(w.dir.join("Media")).expect("Media");
         for c in &built[1].1 {
@@ -583,6 +707,25 @@ mod tests {
             .filter(|n| n.starts_with('.'))
             .collect();
         assert!(names.is_empty(), "the old index is gone: {names:?}");
+
+        // Issue 13 point 1: a damaged `MotionLevel` loses the slice's motion rows, not its media.
+        drop(rebuilt);
+        let level_path = w.dir.join(LEVEL_FILE);
+        let mut bytes = std::fs::read(&level_path).expect("MotionLevel");
+        let last = bytes.len() - 2;
+        bytes[last] ^= 0x01;
+        std::fs::write(&level_path, &bytes).expect("damaged");
+        let scanned = scan_slice(&w.dir).expect("the media is still sound");
+        assert!(
+            matches!(&scanned.motion, MotionFiles::Damaged(why) if why.contains("checksum")),
+            "{:?}",
+            scanned.motion
+        );
+        let (rebuilt, refused) = rebuild(&stage_dir).expect("rebuilt");
+        assert!(refused.is_empty());
+        let without = contents(&rebuilt);
+        assert_eq!(without[1].1, built[1].1, "every chunk is still indexed");
+        assert_eq!(without[1].2, (vec![], vec![]), "no motion rows from a damaged file");
 
         // A damaged `Media` is refused by name and never indexed (A1, A5).
         drop(rebuilt);
@@ -617,6 +760,7 @@ mod tests {
             recorder_uuid: recorder,
             reduce_fps: Some(1.0),
             pins: &no_pins,
+            motion: None,
         };
         let written = layout::write_slice(&stage_dir, &src, &jiff::tz::TimeZone::UTC)
             .expect("slice written")

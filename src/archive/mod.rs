@@ -6,6 +6,7 @@ pub mod copier;
 pub mod groom;
 pub mod index;
 pub mod layout;
+pub mod motion_files;
 pub mod schedule;
 pub mod stage;
 pub mod tier;
