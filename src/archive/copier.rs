@@ -223,7 +223,19 @@ impl Copier {
         let stage = &self.chain.stages[k];
         let dir = stage::open_or_create(&self.data_dir, &self.chain.storage_id, stage, self.recorder_uuid)
             .map_err(|why| crate::err!(Unavailable, "archive stage {} is unavailable: {why}", stage.name))?;
-        let mut index = StageIndex::open(&dir)?;
+        // Issue 13 point 3 (review-life #7): a damaged index is not retried for ever in silence;
+        // the round says what repairs it (a missing one is made again and filled by
+        // `index_unindexed` below).
+        let mut index = StageIndex::open(&dir).map_err(|e| {
+            crate::err!(
+                Unavailable,
+                "archive stage {}: its index {} cannot be opened ({e}); stop the recorder and rebuild it from the \
+                 slice directories with `{}`",
+                stage.name,
+                dir.join(STAGE_INDEX_FILE).display(),
+                super::check::REBUILD_COMMAND
+            )
+        })?;
         let mut report = RoundReport::default();
         let device = stage::device(&dir)?;
         // Before each slice (review High 1): a stage that went away mid-round ends the round as
@@ -720,6 +732,29 @@ mod tests {
             seqs.extend(index.chunks_of(s.id).expect("chunks").into_iter().map(|c| c.seq));
         }
         seqs
+    }
+
+    /// Issue 13 point 3 (review-life #7): a round that finds its stage index unreadable fails as
+    /// `Unavailable` with a reason naming the rebuild command (it used to fail with SQLite's
+    /// message alone at every start); after the rebuild the round runs again.
+    #[test]
+    fn an_unreadable_stage_index_names_the_rebuild_command() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (ring, recorder, _) = layout::tests::ring_across_an_hour(tmp.path());
+        let c = copier(tmp.path(), &ring, recorder, Arc::new(SystemClocks));
+        assert_eq!(c.round_into_stage(0).expect("round").copied, 2);
+        let dir = stage_dir(&c.chain.stages[0], "main");
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(dir.join(format!("{STAGE_INDEX_FILE}{suffix}")));
+        }
+        std::fs::write(dir.join(STAGE_INDEX_FILE), vec![0x5a; 8192]).expect("index damaged");
+        let e = c.round_into_stage(0).expect_err("an unreadable index fails the round");
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+        assert!(e.to_string().contains(crate::archive::check::REBUILD_COMMAND), "{e}");
+        let (_, refused) = crate::archive::index::rebuild(&dir).expect("rebuilt");
+        assert!(refused.is_empty());
+        let again = c.round_into_stage(0).expect("the round runs again");
+        assert_eq!((again.copied, stage_seqs(&dir).len()), (0, 15), "{again:?}");
     }
 
     /// Issue 13 (AR-3, procedure "archive round", A1/A2): a round copies every finished hour of

@@ -285,6 +285,11 @@ impl StageIndex {
         Ok(StageIndex { conn })
     }
 
+    /// An index over a connection opened elsewhere (`check` opens it read-only).
+    pub(super) fn from_connection(conn: Connection) -> StageIndex {
+        StageIndex { conn }
+    }
+
     /// Whether the stage holds the slice of `camera_id` and `hour` (A2: a round copies it once).
     pub fn has_slice(&self, camera_id: &str, hour: i64) -> Result<bool, Error> {
         self.conn

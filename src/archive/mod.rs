@@ -2,6 +2,7 @@
 //! the ring, their settings, schedules and status. Invariant: names only `store`, `events` and the
 //! ground below them.
 
+pub mod check;
 pub mod copier;
 pub mod groom;
 pub mod index;
