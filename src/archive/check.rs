@@ -72,11 +72,11 @@ pub fn check_stage(dir: &Path) -> Result<StageCheck, Error> {
         }
     }
 
-    // A2: a chunk lies in one slice of a stage.
-    let mut seqs: HashMap<u64, &str> = HashMap::new();
+    // A2: a chunk of one ring (storage uuid) lies in one slice of a stage.
+    let mut seqs: HashMap<(u128, u64), &str> = HashMap::new();
     for (name, s) in &scanned {
         for c in &s.chunks {
-            if let Some(other) = seqs.insert(c.seq, name) {
+            if let Some(other) = seqs.insert((s.header.storage_uuid, c.seq), name) {
                 out.problems.push(format!("chunk seq {} is in both slices {other:?} and {name:?} (A2)", c.seq));
             }
         }

@@ -90,6 +90,38 @@ CREATE TABLE motion_span (
 ) STRICT, WITHOUT ROWID;
 "#;
 
+/// Version 3 (issue 13 point 4, review-life #10): a chunk's seq is no longer the table's key.
+/// Seqs are unique only within one storage uuid, and a ring whose disk was replaced starts again
+/// at seq 1 while a stage still holds the old ring's slices; with `seq` as the key the first new
+/// slice failed its INSERT at every round. A2 now holds per storage uuid, checked by
+/// `insert_slice`. (No second key on `(slice_id, seq)`: the scan that makes the rows reads each
+/// chunk once, and an extra B-tree costs every commit pages on a full stage.)
+const SCHEMA_V3: &str = r#"
+CREATE TABLE chunk_v3 (
+  seq INTEGER NOT NULL CHECK (seq > 0),
+  slice_id INTEGER NOT NULL REFERENCES slice (id) ON DELETE CASCADE,
+  kind TEXT NOT NULL CHECK (kind IN ('video', 'audio')),
+  run_id INTEGER NOT NULL CHECK (run_id > 0 AND run_id <= seq),
+  -- Byte offset of the chunk in `Media` (after the header) and its whole length.
+  offset_bytes INTEGER NOT NULL CHECK (offset_bytes >= 4096),
+  len_bytes INTEGER NOT NULL CHECK (len_bytes > 0),
+  header_bytes INTEGER NOT NULL CHECK (header_bytes > 0 AND header_bytes < len_bytes),
+  start_wall_us INTEGER NOT NULL,
+  end_wall_us INTEGER NOT NULL CHECK (end_wall_us >= start_wall_us),
+  start_media INTEGER NOT NULL,
+  frames INTEGER NOT NULL CHECK (frames > 0),
+  -- The chunk's frame table as in `Media`: 9 bytes per frame, as the ring's index keeps it.
+  frame_index BLOB NOT NULL CHECK (length(frame_index) = 9 * frames)
+) STRICT;
+INSERT INTO chunk_v3 (seq, slice_id, kind, run_id, offset_bytes, len_bytes, header_bytes, start_wall_us,
+  end_wall_us, start_media, frames, frame_index)
+  SELECT seq, slice_id, kind, run_id, offset_bytes, len_bytes, header_bytes, start_wall_us, end_wall_us,
+  start_media, frames, frame_index FROM chunk;
+DROP TABLE chunk;
+ALTER TABLE chunk_v3 RENAME TO chunk;
+CREATE INDEX chunk_slice ON chunk (slice_id);
+"#;
+
 /// The stage index's versions (sqlite.rs Q1).
 pub(crate) static VERSIONS: sqlite::Schema = sqlite::Schema {
     name: "archive stage index",
@@ -99,6 +131,11 @@ pub(crate) static VERSIONS: sqlite::Schema = sqlite::Schema {
             version: 2,
             what: "motion levels and sequences of each slice",
             step: sqlite::Step::Sql(SCHEMA_V2),
+        },
+        sqlite::Migration {
+            version: 3,
+            what: "chunks keyed by slice and seq (seqs are unique per storage uuid only)",
+            step: sqlite::Step::Sql(SCHEMA_V3),
         },
     ],
     // Version 2 only added tables: readers of chunks read a version 1 index as before (its motion
@@ -318,6 +355,40 @@ impl StageIndex {
             .map_err(sq("look up a slice"))?;
         if exists.is_some() {
             return Ok(false);
+        }
+        // A2 per storage uuid (version 3): a chunk of this ring is in no other slice. A slice of
+        // another ring (a replaced disk, seqs from 1 again) may hold the same seqs.
+        let uuid = format!("{:032x}", s.header.storage_uuid);
+        {
+            // Only slices of the same ring whose seq range overlaps this one's can hold one of
+            // its seqs (the other cameras' slices of about the same hour): their seqs are read once.
+            let mut st = tx
+                .prepare(
+                    "SELECT id, dir_name FROM slice WHERE storage_uuid = ?1 AND first_seq <= ?3 AND last_seq >= ?2",
+                )
+                .map_err(sq("prepare overlapping slices"))?;
+            let overlapping = st
+                .query_map(params![uuid, s.header.first_seq as i64, s.header.last_seq as i64], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(sq("overlapping slices"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sq("overlapping slices"))?;
+            let mine: std::collections::HashSet<u64> = s.chunks.iter().map(|c| c.seq).collect();
+            let mut seqs = tx.prepare("SELECT seq FROM chunk WHERE slice_id = ?1").map_err(sq("prepare seqs"))?;
+            for (id, dir) in overlapping {
+                let held = seqs.query_map([id], |r| r.get::<_, i64>(0)).map_err(sq("seqs"))?;
+                for seq in held {
+                    let seq = seq.map_err(sq("seqs"))? as u64;
+                    if mine.contains(&seq) {
+                        return Err(crate::err!(
+                            DataLoss,
+                            "archive slice {:?}: chunk seq {seq} of storage {uuid} is already in slice {dir:?} (A2)",
+                            s.dir_name
+                        ));
+                    }
+                }
+            }
         }
         let start = s.chunks.iter().map(|c| c.start_wall_us).min().unwrap_or(0);
         let end = s.chunks.iter().map(|c| c.end_wall_us).max().unwrap_or(0);
@@ -743,6 +814,57 @@ mod tests {
         assert_eq!(refused.len(), 1, "the damaged slice is refused");
         assert!(refused[0].to_string().contains("damaged chunk"), "{}", refused[0]);
         assert_eq!(contents(&rebuilt), built[..1], "only the sound slice is indexed");
+    }
+
+    /// Issue 13 point 4 (review-life #10, A2): a stage holds slices of two rings of its storage
+    /// (the ring's disk replaced: the new ring's seqs start at 1 again) with the same seqs, each
+    /// indexed, and a rebuild gives the same; a chunk of one ring in a second slice is refused.
+    #[test]
+    fn slices_of_a_replaced_ring_with_the_same_seqs_are_both_indexed() {
+        let old = tempfile::tempdir().expect("tempdir");
+        let new = tempfile::tempdir().expect("tempdir");
+        // The old ring's hour before holds seqs 1..5; the new ring starts at the hour: seqs 1..15.
+        let (old_ring, recorder, hour) = layout::tests::ring_across_an_hour(old.path());
+        let (new_ring, _, new_hour) = layout::tests::ring_around_an_hour(new.path(), 0, |n| n % 25 == 0);
+        assert_eq!(new_hour, hour);
+        let stage_dir = old.path().join("stage").join("main");
+        std::fs::create_dir_all(&stage_dir).expect("stage dir");
+        let no_pins = PinSet::default();
+        let src = |ring: &'static str, h: i64| (ring, h);
+        let mut index = StageIndex::open(&stage_dir).expect("index");
+        let mut scanned = Vec::new();
+        for (ring, h) in [src("old", hour - 1), src("new", hour)] {
+            let ring_dir = if ring == "old" { &old_ring.path } else { &new_ring.path };
+            let s = SliceSource {
+                from: layout::ChunkFrom::Ring(ring_dir),
+                camera_id: "cam",
+                camera_name: "Gate",
+                hour: h,
+                recorder_uuid: recorder,
+                reduce_fps: None,
+                pins: &no_pins,
+                motion: None,
+            };
+            let w = layout::write_slice(&stage_dir, &s, &TimeZone::UTC).expect("written").expect("chunks");
+            let sc = scan_slice(&w.dir).expect("scanned");
+            assert!(index.insert_slice(&sc).expect("a slice of another ring is indexed"));
+            scanned.push(sc);
+        }
+        assert_ne!(scanned[0].header.storage_uuid, scanned[1].header.storage_uuid);
+        assert_eq!(scanned[0].chunks.iter().map(|c| c.seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+        assert_eq!(scanned[1].chunks.first().map(|c| c.seq), Some(1), "the new ring starts at 1 again");
+        // The same chunks of the old ring under another hour: refused by A2, nothing written.
+        let mut again = scanned[0].clone();
+        again.header.hour += 5;
+        again.dir_name = "elsewhere".to_owned();
+        let e = index.insert_slice(&again).expect_err("A2 per storage uuid");
+        assert!(e.to_string().contains("already in slice"), "{e}");
+        let built = contents(&index);
+        assert_eq!(built.len(), 2);
+        drop(index);
+        let (rebuilt, refused) = rebuild(&stage_dir).expect("rebuilt");
+        assert!(refused.is_empty(), "{refused:?}");
+        assert_eq!(contents(&rebuilt), built);
     }
 
     /// Issue 13 (AR-4, A6): a chunk that starts before the hour boundary and whose only key frame
