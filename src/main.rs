@@ -64,6 +64,10 @@ enum Command {
         /// Rebuilds the index from the segment files alone (the old index is kept aside).
         #[arg(long)]
         rebuild: bool,
+        /// Rebuilds each archive stage's index (`archive.sqlite3`) from its slice directories
+        /// alone, then checks the stage (the recorder must not be running).
+        #[arg(long)]
+        rebuild_archive_index: bool,
     },
     /// Manages the recorder's basic users (AU-1). Passwords are read from stdin (one line) when
     /// stdin is not a terminal, else prompted twice.
@@ -177,7 +181,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Run { config: None }) {
         Command::Run { config } => run(config),
         Command::Export { config, camera, from, to, output, force } => export(config, camera, from, to, output, force),
-        Command::Check { config, rebuild } => check(config, rebuild),
+        Command::Check { config, rebuild, rebuild_archive_index } => check(config, rebuild, rebuild_archive_index),
         Command::User { action } => user(action),
     };
     match result {
@@ -485,7 +489,7 @@ fn export(
     Ok(ExitCode::SUCCESS)
 }
 
-fn check(config: Option<PathBuf>, rebuild: bool) -> Result<ExitCode, Error> {
+fn check(config: Option<PathBuf>, rebuild: bool, rebuild_archive_index: bool) -> Result<ExitCode, Error> {
     let (cfg, config_path, _) = load(&config)?;
     // `check` only reads (and `--rebuild` rewrites an index): it never creates a data dir, a
     // recorder id or a storage (issue 10 point 16).
@@ -532,8 +536,65 @@ fn check(config: Option<PathBuf>, rebuild: bool) -> Result<ExitCode, Error> {
             println!("  damaged: {d}");
         }
         damaged |= !r.damaged.is_empty();
+        damaged |= check_archive_stages(&cfg, s, rebuild_archive_index)?;
     }
     Ok(if damaged { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Issue 13 point 3 (AR-6): `check` of the archive stages of storage `s`: each stage's slices
+/// verified and its index compared with them (`archive::check`), one line per problem; with
+/// `rebuild`, each index rebuilt from the directories first (procedure "stage rebuild"). True when
+/// something is damaged. A stage never created is no damage; one created whose directory or
+/// `STAGE` is gone is.
+fn check_archive_stages(cfg: &Config, s: &store::StorageConfig, rebuild: bool) -> Result<bool, Error> {
+    use edgerec::archive::{check, index, stage};
+    let mut damaged = false;
+    let Some(chain) = cfg.archives.iter().find(|c| c.storage_id == s.id) else {
+        return Ok(false);
+    };
+    for st in &chain.stages {
+        let dir = match stage::check(&cfg.data_dir, &s.id, st) {
+            Ok(dir) => dir,
+            Err(why) if !stage::uuid_path(&cfg.data_dir, &s.id, st).exists() => {
+                println!("stage {} of storage {}: {why}; nothing to check", st.name, s.id);
+                continue;
+            }
+            Err(why) => {
+                println!("stage {} of storage {}: unavailable: {why}", st.name, s.id);
+                damaged = true;
+                continue;
+            }
+        };
+        if rebuild {
+            // The round is the index's one writer: never rebuild under a running recorder.
+            store::check_not_in_use(s)?;
+            let (_, refused) = index::rebuild(&dir)?;
+            println!(
+                "stage {} of storage {}: index rebuilt from the slice directories ({} refused)",
+                st.name,
+                s.id,
+                refused.len()
+            );
+        }
+        let r = check::check_stage(&dir)?;
+        println!(
+            "stage {} of storage {}: {} slices, {} chunks ({} bytes) verified, {} problems",
+            st.name,
+            s.id,
+            r.slices_ok,
+            r.chunks_ok,
+            r.bytes_ok,
+            r.problems.len()
+        );
+        for p in &r.problems {
+            println!("  damaged: stage {}: {p}", st.name);
+        }
+        for l in &r.leftovers {
+            println!("  note: stage {}: {l}", st.name);
+        }
+        damaged |= !r.problems.is_empty();
+    }
+    Ok(damaged)
 }
 
 /// Reads a new password: one line from stdin when it is not a terminal (scripts, tests), else

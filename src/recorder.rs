@@ -248,6 +248,11 @@ impl Recorder {
                     .map(|(_, st)| st.clone())
                     .expect("one status per chain, made above"),
                 clocks: rec.clocks.clone(),
+                // Issue 13 point 1 (AR-6): each slice takes its hour's motion data along.
+                motion: Some({
+                    let reader = rec.motion_reader.clone();
+                    Arc::new(move |camera: &str, from_us: i64, to_us: i64| reader.rows_between(camera, from_us, to_us))
+                }),
             };
             let stop = rec.stop.clone();
             background

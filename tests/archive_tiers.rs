@@ -95,6 +95,7 @@ fn archive_hour(ring_dir: &Path, stage_dir: &Path, recorder: u128, hour: i64, re
         recorder_uuid: recorder,
         reduce_fps,
         pins: &no_pins,
+        motion: None,
     };
     let tz = jiff::tz::TimeZone::UTC;
     let written = write_slice(stage_dir, &src, &tz).expect("slice written").expect("the hour has chunks");

@@ -24,6 +24,7 @@ use super::index::{scan_slice, SliceRow, StageIndex, STAGE_INDEX_FILE};
 use super::layout::{
     remove_leftovers, trash_slice, trashed_slice_ids, write_slice, ChunkFrom, SliceSource, HOUR_US, MEDIA_HEADER_BYTES,
 };
+use super::motion_files::SliceMotion;
 pub use super::stage::stage_dir;
 use super::{stage, ArchiveChain, ArchiveStatus, LastRound};
 
@@ -130,7 +131,15 @@ pub struct Copier {
     pub status: ArchiveStatus,
     /// Wall and monotonic time (never the system clock directly).
     pub clocks: Arc<dyn Clocks>,
+    /// Reads a camera's motion data of `[from_us, to_us)` for the slice's `MotionLevel` and
+    /// `Motion` files (issue 13 point 1, AR-6); the recorder hands in the motion data reader
+    /// (this module stands below it). None: slices get no motion files.
+    pub motion: Option<MotionSource>,
 }
+
+/// A camera's motion data of a time range, `(camera_id, from_us, to_us)`: level rows whose frame
+/// and sequences whose start lie in it, oldest first.
+pub type MotionSource = Arc<dyn Fn(&str, i64, i64) -> Result<SliceMotion, Error> + Send + Sync>;
 
 /// Asks the kernel to serve this thread's I/O only when the disk is otherwise idle
 /// (`ioprio_set`, class idle), falling back to best-effort level 7, so the writer's fdatasyncs
@@ -214,7 +223,19 @@ impl Copier {
         let stage = &self.chain.stages[k];
         let dir = stage::open_or_create(&self.data_dir, &self.chain.storage_id, stage, self.recorder_uuid)
             .map_err(|why| crate::err!(Unavailable, "archive stage {} is unavailable: {why}", stage.name))?;
-        let mut index = StageIndex::open(&dir)?;
+        // Issue 13 point 3 (review-life #7): a damaged index is not retried for ever in silence;
+        // the round says what repairs it (a missing one is made again and filled by
+        // `index_unindexed` below).
+        let mut index = StageIndex::open(&dir).map_err(|e| {
+            crate::err!(
+                Unavailable,
+                "archive stage {}: its index {} cannot be opened ({e}); stop the recorder and rebuild it from the \
+                 slice directories with `{}`",
+                stage.name,
+                dir.join(STAGE_INDEX_FILE).display(),
+                super::check::REBUILD_COMMAND
+            )
+        })?;
         let mut report = RoundReport::default();
         let device = stage::device(&dir)?;
         // Before each slice (review High 1): a stage that went away mid-round ends the round as
@@ -299,6 +320,17 @@ impl Copier {
                         report.skipped_full += 1;
                         continue;
                     }
+                    // Issue 13 point 1 (AR-6): the hour's motion data goes with the slice. Motion
+                    // is derived data (M1): a failed read leaves the slice without motion files
+                    // (unknown, not "none") rather than holding the media back.
+                    let motion = self.motion.as_ref().and_then(|read| match read(&camera_id, start_us, end_us) {
+                        Ok(m) => Some(m),
+                        Err(e) => {
+                            tracing::warn!(stage = %stage.name, camera = %camera_id, hour,
+                                "a slice is archived without its motion data: {e}");
+                            None
+                        }
+                    });
                     let src = SliceSource {
                         from: ChunkFrom::Ring(&self.ring_dir),
                         camera_id: &camera_id,
@@ -307,6 +339,7 @@ impl Copier {
                         recorder_uuid: self.recorder_uuid,
                         reduce_fps: stage.reduce_fps,
                         pins: &pins,
+                        motion: motion.as_ref(),
                     };
                     still_same()?;
                     let made = self.make_room(k, &dir, &mut index, &mut report, bytes + SLICE_OVERHEAD_BYTES);
@@ -329,7 +362,8 @@ impl Copier {
                         report.skipped_full += 1;
                         continue;
                     }
-                    let recording = prev_dir.join(&slice.dir_name).join("Recording");
+                    let slice_dir = prev_dir.join(&slice.dir_name);
+                    let recording = slice_dir.join("Recording");
                     let chunks = |f: &mut dyn FnMut(store::ChunkBytes) -> Result<(), Error>| {
                         prev.for_each_chunk_of(&prev_dir, &slice, f)
                     };
@@ -337,6 +371,7 @@ impl Copier {
                         from: ChunkFrom::Stage {
                             storage_uuid: slice.storage_uuid,
                             recording: &recording,
+                            motion_dir: &slice_dir,
                             chunks: &chunks,
                         },
                         camera_id: &slice.camera_id,
@@ -345,6 +380,7 @@ impl Copier {
                         recorder_uuid: self.recorder_uuid,
                         reduce_fps: stage.reduce_fps,
                         pins: &pins,
+                        motion: None,
                     };
                     still_same()?;
                     let made = self.make_room(k, &dir, &mut index, &mut report, slice.bytes);
@@ -667,6 +703,7 @@ mod tests {
             data_dir: tmp.join("data"),
             status: ArchiveStatus::default(),
             clocks,
+            motion: None,
         }
     }
 
@@ -695,6 +732,29 @@ mod tests {
             seqs.extend(index.chunks_of(s.id).expect("chunks").into_iter().map(|c| c.seq));
         }
         seqs
+    }
+
+    /// Issue 13 point 3 (review-life #7): a round that finds its stage index unreadable fails as
+    /// `Unavailable` with a reason naming the rebuild command (it used to fail with SQLite's
+    /// message alone at every start); after the rebuild the round runs again.
+    #[test]
+    fn an_unreadable_stage_index_names_the_rebuild_command() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (ring, recorder, _) = layout::tests::ring_across_an_hour(tmp.path());
+        let c = copier(tmp.path(), &ring, recorder, Arc::new(SystemClocks));
+        assert_eq!(c.round_into_stage(0).expect("round").copied, 2);
+        let dir = stage_dir(&c.chain.stages[0], "main");
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(dir.join(format!("{STAGE_INDEX_FILE}{suffix}")));
+        }
+        std::fs::write(dir.join(STAGE_INDEX_FILE), vec![0x5a; 8192]).expect("index damaged");
+        let e = c.round_into_stage(0).expect_err("an unreadable index fails the round");
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+        assert!(e.to_string().contains(crate::archive::check::REBUILD_COMMAND), "{e}");
+        let (_, refused) = crate::archive::index::rebuild(&dir).expect("rebuilt");
+        assert!(refused.is_empty());
+        let again = c.round_into_stage(0).expect("the round runs again");
+        assert_eq!((again.copied, stage_seqs(&dir).len()), (0, 15), "{again:?}");
     }
 
     /// Issue 13 (AR-3, procedure "archive round", A1/A2): a round copies every finished hour of
@@ -775,6 +835,25 @@ mod tests {
         c.chain.stages.push(stage("cold", Some(1.0)));
         c.chain.stages.push(stage("deep", None));
         let dirs: Vec<PathBuf> = c.chain.stages.iter().map(|s| stage_dir(s, "main")).collect();
+        // Issue 13 point 1 (AR-6, MD-5, MD-6): the motion data the round reads for a camera hour:
+        // a level row 1 s into it with a change in cell 5, and a sequence from 1 s to 2 s.
+        let motion_at = |from_us: i64| SliceMotion {
+            levels: vec![crate::archive::motion_files::LevelRecord {
+                wall_us: from_us + 1_000_000,
+                since_prev_ms: 500,
+                grid: vec![1, 5, 10],
+            }],
+            spans: vec![crate::archive::motion_files::SpanRecord {
+                start_wall_us: from_us + 1_000_000,
+                end_wall_us: from_us + 2_000_000,
+            }],
+        };
+        let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let asked_by_round = asked.clone();
+        c.motion = Some(Arc::new(move |camera: &str, from_us: i64, to_us: i64| {
+            asked_by_round.lock().expect("not poisoned").push((camera.to_owned(), from_us, to_us));
+            Ok(motion_at(from_us))
+        }));
 
         assert_eq!(c.round_into_stage(1).expect("round").copied, 0, "stage 1 holds nothing yet");
         assert_eq!(c.round_into_stage(0).expect("round").copied, 2);
@@ -782,6 +861,24 @@ mod tests {
         assert_eq!(c.round_into_stage(2).expect("round").copied, 2);
         assert_eq!(c.round_into_stage(1).expect("round").copied, 0, "A2: nothing copied twice");
         assert_eq!(c.round_into_stage(2).expect("round").copied, 0, "A2: nothing copied twice");
+        // Issue 13 point 1: the ring's round asked for each camera hour once; every stage's index
+        // holds each slice's own motion rows, and a later stage copies the files byte for byte
+        // (grooming does not change motion).
+        let hours = [(hour - 1) * HOUR_US, hour * HOUR_US];
+        assert_eq!(*asked.lock().expect("not poisoned"), hours.map(|h| ("cam".to_owned(), h, h + HOUR_US)));
+        for dir in &dirs {
+            let index = StageIndex::open(dir).expect("index");
+            for (s, from_us) in index.slices().expect("slices").iter().zip(hours) {
+                let m = motion_at(from_us);
+                assert_eq!(index.motion_of(s.id).expect("motion rows"), (m.levels, m.spans), "{}", dir.display());
+                for name in [crate::archive::motion_files::LEVEL_FILE, crate::archive::motion_files::SPAN_FILE] {
+                    let bytes = |d: &Path| std::fs::read(d.join(&s.dir_name).join(name)).expect("motion file");
+                    let first = StageIndex::open(&dirs[0]).expect("index").slice("cam", s.hour).expect("ok");
+                    let first = first.expect("slice in stage 1");
+                    assert!(bytes(dir) == std::fs::read(dirs[0].join(&first.dir_name).join(name)).expect("file"));
+                }
+            }
+        }
 
         // The grooming stage holds exactly the chunks with a key frame (frames 0, 25, …, 125 lie in
         // chunks 1, 3, 6, 8, 11 and 13 of 15), one frame each, and marks both slices groomed.

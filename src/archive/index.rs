@@ -15,6 +15,7 @@ use crate::store;
 use crate::store::chunk;
 
 use super::layout::{MediaHeader, MEDIA_HEADER_BYTES};
+use super::motion_files::{read_motion_files, LevelRecord, MotionFiles, SpanRecord, LEVEL_FILE, SPAN_FILE};
 
 /// The index's file name in the stage directory.
 pub const STAGE_INDEX_FILE: &str = "archive.sqlite3";
@@ -63,14 +64,82 @@ CREATE INDEX chunk_slice ON chunk (slice_id);
 CREATE INDEX slice_time ON slice (camera_id, start_wall_us);
 "#;
 
+/// Version 2: the motion data of each slice (issue 13 point 1, AR-6, MD-5, MD-6), as its
+/// `MotionLevel` and `Motion` files hold it, for motion search across tiers (ST-17). A slice
+/// indexed by version 1 has no rows here until a rebuild reads its files.
+const SCHEMA_V2: &str = r#"
+-- One row per analysed frame of a slice's `MotionLevel` (MD-5).
+CREATE TABLE motion_level (
+  slice_id INTEGER NOT NULL REFERENCES slice (id) ON DELETE CASCADE,
+  -- Wall time of the analysed frame (µs since the epoch, UTC); in the slice's hour.
+  wall_us INTEGER NOT NULL,
+  -- The levels describe the change during [wall_us - since_prev_ms * 1000, wall_us].
+  since_prev_ms INTEGER NOT NULL CHECK (since_prev_ms BETWEEN 1 AND 10000),
+  -- The encoded 16x16 grid, byte for byte as the motion data file stores it (empty: no change).
+  grid BLOB NOT NULL CHECK (length(grid) <= 129),
+  PRIMARY KEY (slice_id, wall_us)
+) STRICT, WITHOUT ROWID;
+
+-- One row per motion sequence of a slice's `Motion` (MD-6): those that started in its hour.
+CREATE TABLE motion_span (
+  slice_id INTEGER NOT NULL REFERENCES slice (id) ON DELETE CASCADE,
+  -- Start and end (µs since the epoch, UTC).
+  start_wall_us INTEGER NOT NULL,
+  end_wall_us INTEGER NOT NULL CHECK (end_wall_us >= start_wall_us),
+  PRIMARY KEY (slice_id, start_wall_us)
+) STRICT, WITHOUT ROWID;
+"#;
+
+/// Version 3 (issue 13 point 4, review-life #10): a chunk's seq is no longer the table's key.
+/// Seqs are unique only within one storage uuid, and a ring whose disk was replaced starts again
+/// at seq 1 while a stage still holds the old ring's slices; with `seq` as the key the first new
+/// slice failed its INSERT at every round. A2 now holds per storage uuid, checked by
+/// `insert_slice`. (No second key on `(slice_id, seq)`: the scan that makes the rows reads each
+/// chunk once, and an extra B-tree costs every commit pages on a full stage.)
+const SCHEMA_V3: &str = r#"
+CREATE TABLE chunk_v3 (
+  seq INTEGER NOT NULL CHECK (seq > 0),
+  slice_id INTEGER NOT NULL REFERENCES slice (id) ON DELETE CASCADE,
+  kind TEXT NOT NULL CHECK (kind IN ('video', 'audio')),
+  run_id INTEGER NOT NULL CHECK (run_id > 0 AND run_id <= seq),
+  -- Byte offset of the chunk in `Media` (after the header) and its whole length.
+  offset_bytes INTEGER NOT NULL CHECK (offset_bytes >= 4096),
+  len_bytes INTEGER NOT NULL CHECK (len_bytes > 0),
+  header_bytes INTEGER NOT NULL CHECK (header_bytes > 0 AND header_bytes < len_bytes),
+  start_wall_us INTEGER NOT NULL,
+  end_wall_us INTEGER NOT NULL CHECK (end_wall_us >= start_wall_us),
+  start_media INTEGER NOT NULL,
+  frames INTEGER NOT NULL CHECK (frames > 0),
+  -- The chunk's frame table as in `Media`: 9 bytes per frame, as the ring's index keeps it.
+  frame_index BLOB NOT NULL CHECK (length(frame_index) = 9 * frames)
+) STRICT;
+INSERT INTO chunk_v3 (seq, slice_id, kind, run_id, offset_bytes, len_bytes, header_bytes, start_wall_us,
+  end_wall_us, start_media, frames, frame_index)
+  SELECT seq, slice_id, kind, run_id, offset_bytes, len_bytes, header_bytes, start_wall_us, end_wall_us,
+  start_media, frames, frame_index FROM chunk;
+DROP TABLE chunk;
+ALTER TABLE chunk_v3 RENAME TO chunk;
+CREATE INDEX chunk_slice ON chunk (slice_id);
+"#;
+
 /// The stage index's versions (sqlite.rs Q1).
 pub(crate) static VERSIONS: sqlite::Schema = sqlite::Schema {
     name: "archive stage index",
-    migrations: &[sqlite::Migration {
-        version: 1,
-        what: "hour slices and their chunks",
-        step: sqlite::Step::Sql(SCHEMA_V1),
-    }],
+    migrations: &[
+        sqlite::Migration { version: 1, what: "hour slices and their chunks", step: sqlite::Step::Sql(SCHEMA_V1) },
+        sqlite::Migration {
+            version: 2,
+            what: "motion levels and sequences of each slice",
+            step: sqlite::Step::Sql(SCHEMA_V2),
+        },
+        sqlite::Migration {
+            version: 3,
+            what: "chunks keyed by slice and seq (seqs are unique per storage uuid only)",
+            step: sqlite::Step::Sql(SCHEMA_V3),
+        },
+    ],
+    // Version 2 only added tables: readers of chunks read a version 1 index as before (its motion
+    // queries fail, and search leaves that stage out).
     readable_from: 1,
     legacy_version: None,
     newer_remedy: " (run the build that wrote it, or move it aside: the index is rebuilt from the slice directories)",
@@ -138,6 +207,9 @@ pub struct ScannedSlice {
     pub groomed: bool,
     /// Its chunks in `Media` order.
     pub chunks: Vec<StageChunkRow>,
+    /// Its `MotionLevel` and `Motion` files: read whole, absent, or damaged (a damaged file loses
+    /// the slice's motion rows, never its media: motion is derived data, M1).
+    pub motion: MotionFiles,
 }
 
 fn sq(what: &str) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
@@ -222,7 +294,19 @@ pub fn scan_slice(dir: &Path) -> Result<ScannedSlice, Error> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .ok_or_else(|| damaged("no directory name".to_owned()))?;
-    Ok(ScannedSlice { header, dir_name, bytes: len + recording_bytes, groomed: recorded_frames > media_frames, chunks })
+    let motion = read_motion_files(dir, &header.camera_id, header.hour)?;
+    let mut motion_bytes = 0;
+    for name in [LEVEL_FILE, SPAN_FILE] {
+        motion_bytes += std::fs::metadata(dir.join(name)).map(|m| m.len()).unwrap_or(0);
+    }
+    Ok(ScannedSlice {
+        header,
+        dir_name,
+        bytes: len + recording_bytes + motion_bytes,
+        groomed: recorded_frames > media_frames,
+        chunks,
+        motion,
+    })
 }
 
 /// The open index of one stage, for its one writer (the stage's round).
@@ -236,6 +320,11 @@ impl StageIndex {
     pub fn open(stage_dir: &Path) -> Result<StageIndex, Error> {
         let conn = sqlite::open_writer(&stage_dir.join(STAGE_INDEX_FILE), &VERSIONS, &WRITER)?;
         Ok(StageIndex { conn })
+    }
+
+    /// An index over a connection opened elsewhere (`check` opens it read-only).
+    pub(super) fn from_connection(conn: Connection) -> StageIndex {
+        StageIndex { conn }
     }
 
     /// Whether the stage holds the slice of `camera_id` and `hour` (A2: a round copies it once).
@@ -266,6 +355,40 @@ impl StageIndex {
             .map_err(sq("look up a slice"))?;
         if exists.is_some() {
             return Ok(false);
+        }
+        // A2 per storage uuid (version 3): a chunk of this ring is in no other slice. A slice of
+        // another ring (a replaced disk, seqs from 1 again) may hold the same seqs.
+        let uuid = format!("{:032x}", s.header.storage_uuid);
+        {
+            // Only slices of the same ring whose seq range overlaps this one's can hold one of
+            // its seqs (the other cameras' slices of about the same hour): their seqs are read once.
+            let mut st = tx
+                .prepare(
+                    "SELECT id, dir_name FROM slice WHERE storage_uuid = ?1 AND first_seq <= ?3 AND last_seq >= ?2",
+                )
+                .map_err(sq("prepare overlapping slices"))?;
+            let overlapping = st
+                .query_map(params![uuid, s.header.first_seq as i64, s.header.last_seq as i64], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(sq("overlapping slices"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sq("overlapping slices"))?;
+            let mine: std::collections::HashSet<u64> = s.chunks.iter().map(|c| c.seq).collect();
+            let mut seqs = tx.prepare("SELECT seq FROM chunk WHERE slice_id = ?1").map_err(sq("prepare seqs"))?;
+            for (id, dir) in overlapping {
+                let held = seqs.query_map([id], |r| r.get::<_, i64>(0)).map_err(sq("seqs"))?;
+                for seq in held {
+                    let seq = seq.map_err(sq("seqs"))? as u64;
+                    if mine.contains(&seq) {
+                        return Err(crate::err!(
+                            DataLoss,
+                            "archive slice {:?}: chunk seq {seq} of storage {uuid} is already in slice {dir:?} (A2)",
+                            s.dir_name
+                        ));
+                    }
+                }
+            }
         }
         let start = s.chunks.iter().map(|c| c.start_wall_us).min().unwrap_or(0);
         let end = s.chunks.iter().map(|c| c.end_wall_us).max().unwrap_or(0);
@@ -313,6 +436,21 @@ impl StageIndex {
                 .map_err(sq("insert a chunk"))?;
             }
         }
+        if let MotionFiles::Read(m) = &s.motion {
+            let mut st = tx
+                .prepare("INSERT INTO motion_level (slice_id, wall_us, since_prev_ms, grid) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(sq("prepare motion level insert"))?;
+            for l in &m.levels {
+                st.execute(params![slice_id, l.wall_us, i64::from(l.since_prev_ms), l.grid])
+                    .map_err(sq("insert a motion level"))?;
+            }
+            let mut st = tx
+                .prepare("INSERT INTO motion_span (slice_id, start_wall_us, end_wall_us) VALUES (?1, ?2, ?3)")
+                .map_err(sq("prepare motion span insert"))?;
+            for sp in &m.spans {
+                st.execute(params![slice_id, sp.start_wall_us, sp.end_wall_us]).map_err(sq("insert a motion span"))?;
+            }
+        }
         tx.commit().map_err(sq("commit a slice"))?;
         Ok(true)
     }
@@ -322,6 +460,8 @@ impl StageIndex {
     pub fn delete_slice(&mut self, slice_id: i64) -> Result<bool, Error> {
         let tx = self.conn.transaction().map_err(sq("begin"))?;
         tx.execute("DELETE FROM chunk WHERE slice_id = ?1", [slice_id]).map_err(sq("delete chunks"))?;
+        tx.execute("DELETE FROM motion_level WHERE slice_id = ?1", [slice_id]).map_err(sq("delete motion levels"))?;
+        tx.execute("DELETE FROM motion_span WHERE slice_id = ?1", [slice_id]).map_err(sq("delete motion spans"))?;
         let n = tx.execute("DELETE FROM slice WHERE id = ?1", [slice_id]).map_err(sq("delete a slice"))?;
         tx.commit().map_err(sq("commit a delete"))?;
         Ok(n > 0)
@@ -391,6 +531,32 @@ impl StageIndex {
         rows.collect::<Result<_, _>>().map_err(sq("read chunks"))
     }
 
+    /// The motion data of one slice as the index holds it (issue 13 point 1): its level rows and
+    /// sequences, oldest first.
+    pub fn motion_of(&self, slice_id: i64) -> Result<(Vec<LevelRecord>, Vec<SpanRecord>), Error> {
+        let mut st = self
+            .conn
+            .prepare("SELECT wall_us, since_prev_ms, grid FROM motion_level WHERE slice_id = ?1 ORDER BY wall_us")
+            .map_err(sq("prepare motion levels"))?;
+        let levels = st
+            .query_map([slice_id], |r| {
+                Ok(LevelRecord { wall_us: r.get(0)?, since_prev_ms: r.get::<_, u16>(1)?, grid: r.get(2)? })
+            })
+            .map_err(sq("query motion levels"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sq("read motion levels"))?;
+        let mut st = self
+            .conn
+            .prepare("SELECT start_wall_us, end_wall_us FROM motion_span WHERE slice_id = ?1 ORDER BY start_wall_us")
+            .map_err(sq("prepare motion spans"))?;
+        let spans = st
+            .query_map([slice_id], |r| Ok(SpanRecord { start_wall_us: r.get(0)?, end_wall_us: r.get(1)? }))
+            .map_err(sq("query motion spans"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sq("read motion spans"))?;
+        Ok((levels, spans))
+    }
+
     /// Calls `f` with every chunk of `slice` (a row of this index; its directory is under
     /// `stage_dir`), in seq order, each read whole from `Media` and checked against its row before
     /// use (A5: the bytes at the row's offset decode with the slice's storage uuid and CRC32C, and
@@ -451,6 +617,10 @@ impl StageIndex {
             }
             match scan_slice(&dir) {
                 Ok(s) => {
+                    if let MotionFiles::Damaged(why) = &s.motion {
+                        // The media is sound; only the slice's motion is lost (M1: derived data).
+                        tracing::warn!(dir = %dir.display(), "a slice is indexed without its motion data: {why}");
+                    }
                     if self.insert_slice(&s)? {
                         indexed += 1;
                     }
@@ -508,19 +678,39 @@ mod tests {
 
     use super::*;
     use crate::archive::layout::{self, SliceSource};
+    use crate::archive::motion_files::SliceMotion;
     use crate::store::lock::PinSet;
 
-    /// Every slice with its chunks, without the row ids (a rebuild may number them differently).
-    fn contents(index: &StageIndex) -> Vec<(SliceRow, Vec<StageChunkRow>)> {
+    /// Every slice with its chunks and motion rows, without the row ids (a rebuild may number
+    /// them differently).
+    type Contents = Vec<(SliceRow, Vec<StageChunkRow>, (Vec<LevelRecord>, Vec<SpanRecord>))>;
+    fn contents(index: &StageIndex) -> Contents {
         index
             .slices()
             .expect("slices")
             .into_iter()
             .map(|s| {
                 let chunks = index.chunks_of(s.id).expect("chunks");
-                (SliceRow { id: 0, ..s }, chunks)
+                let motion = index.motion_of(s.id).expect("motion rows");
+                (SliceRow { id: 0, ..s }, chunks, motion)
             })
             .collect()
+    }
+
+    /// Motion data of `hour`: a level row every 500 ms of the first minute (a change in cell 3
+    /// from 10 s to 20 s) and one sequence from 10 s to 20 s.
+    fn motion_of_hour(hour: i64) -> SliceMotion {
+        let t0 = hour * layout::HOUR_US;
+        SliceMotion {
+            levels: (1..=120)
+                .map(|i| LevelRecord {
+                    wall_us: t0 + i * 500_000,
+                    since_prev_ms: 500,
+                    grid: if (20..=40).contains(&i) { vec![1, 3, 15] } else { vec![] },
+                })
+                .collect(),
+            spans: vec![SpanRecord { start_wall_us: t0 + 10_000_000, end_wall_us: t0 + 20_000_000 }],
+        }
     }
 
     /// Issue 13 (AR-6, procedure "archive round" step 4 and "stage rebuild"): the stage index
@@ -543,6 +733,7 @@ mod tests {
             recorder_uuid: recorder,
             reduce_fps: None,
             pins: &no_pins,
+            motion: None,
         };
         let mut index = StageIndex::open(&stage_dir).expect("index created");
         // The hour before: copied and indexed as a round does (steps 1-3, then 4).
@@ -554,8 +745,11 @@ mod tests {
         assert!(!index.insert_slice(&scanned).expect("no error"), "A2: a slice is indexed once");
         assert!(index.has_slice("cam", hour - 1).expect("lookup"));
         assert!(!index.has_slice("cam", hour).expect("lookup"));
-        // The hour itself: the round died after step 3 (final name, no rows).
-        let w = layout::write_slice(&stage_dir, &src, &tz).expect("written").expect("chunks");
+        // The hour itself, with its motion data (issue 13 point 1, AR-6, MD-5, MD-6): the round
+        // died after step 3 (final name, no rows).
+        let motion = motion_of_hour(hour);
+        let with_motion = SliceSource { motion: Some(&motion), ..src };
+        let w = layout::write_slice(&stage_dir, &with_motion, &tz).expect("written").expect("chunks");
         let (indexed, refused) = index.index_unindexed(&stage_dir).expect("indexed");
         assert_eq!((indexed, refused.len()), (1, 0));
         assert_eq!(index.index_unindexed(&stage_dir).expect("no error").0, 0, "nothing twice");
@@ -563,8 +757,14 @@ mod tests {
         let built = contents(&index);
         assert_eq!(built.len(), 2);
         assert_eq!(built[1].0.dir_name, w.dir.file_name().expect("name").to_string_lossy());
-        assert_eq!(built.iter().map(|(_, c)| c.len()).collect::<Vec<_>>(), [5, 10]);
-        assert_eq!(built.iter().flat_map(|(_, c)| c.iter().map(|c| c.frames)).sum::<u32>(), 150);
+        assert_eq!(built.iter().map(|(_, c, _)| c.len()).collect::<Vec<_>>(), [5, 10]);
+        assert_eq!(built.iter().flat_map(|(_, c, _)| c.iter().map(|c| c.frames)).sum::<u32>(), 150);
+        // The slice copied without motion data has no motion rows; the other has exactly its own.
+        assert_eq!(built[0].2, (vec![], vec![]));
+        assert_eq!(built[1].2, (motion.levels.clone(), motion.spans.clone()));
+        for name in [LEVEL_FILE, SPAN_FILE] {
+            assert!(w.dir.join(name).is_file() && !built[0].0.dir_name.is_empty(), "{name} written");
+        }
         // Each row points at its very chunk in `Media`.
         let media = std::fs::read(w.dir.join("Media")).expect("Media");
         for c in &built[1].1 {
@@ -584,6 +784,25 @@ mod tests {
             .collect();
         assert!(names.is_empty(), "the old index is gone: {names:?}");
 
+        // Issue 13 point 1: a damaged `MotionLevel` loses the slice's motion rows, not its media.
+        drop(rebuilt);
+        let level_path = w.dir.join(LEVEL_FILE);
+        let mut bytes = std::fs::read(&level_path).expect("MotionLevel");
+        let last = bytes.len() - 2;
+        bytes[last] ^= 0x01;
+        std::fs::write(&level_path, &bytes).expect("damaged");
+        let scanned = scan_slice(&w.dir).expect("the media is still sound");
+        assert!(
+            matches!(&scanned.motion, MotionFiles::Damaged(why) if why.contains("checksum")),
+            "{:?}",
+            scanned.motion
+        );
+        let (rebuilt, refused) = rebuild(&stage_dir).expect("rebuilt");
+        assert!(refused.is_empty());
+        let without = contents(&rebuilt);
+        assert_eq!(without[1].1, built[1].1, "every chunk is still indexed");
+        assert_eq!(without[1].2, (vec![], vec![]), "no motion rows from a damaged file");
+
         // A damaged `Media` is refused by name and never indexed (A1, A5).
         drop(rebuilt);
         let media_path = w.dir.join("Media");
@@ -595,6 +814,57 @@ mod tests {
         assert_eq!(refused.len(), 1, "the damaged slice is refused");
         assert!(refused[0].to_string().contains("damaged chunk"), "{}", refused[0]);
         assert_eq!(contents(&rebuilt), built[..1], "only the sound slice is indexed");
+    }
+
+    /// Issue 13 point 4 (review-life #10, A2): a stage holds slices of two rings of its storage
+    /// (the ring's disk replaced: the new ring's seqs start at 1 again) with the same seqs, each
+    /// indexed, and a rebuild gives the same; a chunk of one ring in a second slice is refused.
+    #[test]
+    fn slices_of_a_replaced_ring_with_the_same_seqs_are_both_indexed() {
+        let old = tempfile::tempdir().expect("tempdir");
+        let new = tempfile::tempdir().expect("tempdir");
+        // The old ring's hour before holds seqs 1..5; the new ring starts at the hour: seqs 1..15.
+        let (old_ring, recorder, hour) = layout::tests::ring_across_an_hour(old.path());
+        let (new_ring, _, new_hour) = layout::tests::ring_around_an_hour(new.path(), 0, |n| n % 25 == 0);
+        assert_eq!(new_hour, hour);
+        let stage_dir = old.path().join("stage").join("main");
+        std::fs::create_dir_all(&stage_dir).expect("stage dir");
+        let no_pins = PinSet::default();
+        let src = |ring: &'static str, h: i64| (ring, h);
+        let mut index = StageIndex::open(&stage_dir).expect("index");
+        let mut scanned = Vec::new();
+        for (ring, h) in [src("old", hour - 1), src("new", hour)] {
+            let ring_dir = if ring == "old" { &old_ring.path } else { &new_ring.path };
+            let s = SliceSource {
+                from: layout::ChunkFrom::Ring(ring_dir),
+                camera_id: "cam",
+                camera_name: "Gate",
+                hour: h,
+                recorder_uuid: recorder,
+                reduce_fps: None,
+                pins: &no_pins,
+                motion: None,
+            };
+            let w = layout::write_slice(&stage_dir, &s, &TimeZone::UTC).expect("written").expect("chunks");
+            let sc = scan_slice(&w.dir).expect("scanned");
+            assert!(index.insert_slice(&sc).expect("a slice of another ring is indexed"));
+            scanned.push(sc);
+        }
+        assert_ne!(scanned[0].header.storage_uuid, scanned[1].header.storage_uuid);
+        assert_eq!(scanned[0].chunks.iter().map(|c| c.seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+        assert_eq!(scanned[1].chunks.first().map(|c| c.seq), Some(1), "the new ring starts at 1 again");
+        // The same chunks of the old ring under another hour: refused by A2, nothing written.
+        let mut again = scanned[0].clone();
+        again.header.hour += 5;
+        again.dir_name = "elsewhere".to_owned();
+        let e = index.insert_slice(&again).expect_err("A2 per storage uuid");
+        assert!(e.to_string().contains("already in slice"), "{e}");
+        let built = contents(&index);
+        assert_eq!(built.len(), 2);
+        drop(index);
+        let (rebuilt, refused) = rebuild(&stage_dir).expect("rebuilt");
+        assert!(refused.is_empty(), "{refused:?}");
+        assert_eq!(contents(&rebuilt), built);
     }
 
     /// Issue 13 (AR-4, A6): a chunk that starts before the hour boundary and whose only key frame
@@ -617,6 +887,7 @@ mod tests {
             recorder_uuid: recorder,
             reduce_fps: Some(1.0),
             pins: &no_pins,
+            motion: None,
         };
         let written = layout::write_slice(&stage_dir, &src, &jiff::tz::TimeZone::UTC)
             .expect("slice written")

@@ -1,5 +1,6 @@
 //! The on-disk layout of a stage (AR-5, AR-6; ARCHITECTURE.md "Archives"): hour slice directories
-//! named `<camera name> - <ISO-8601 of the newest record>` holding `Media` and `Recording`.
+//! named `<camera name> - <ISO-8601 of the newest record>` holding `Media`, `Recording`,
+//! `MotionLevel` and `Motion`.
 //! Invariant: a slice directory gets its final name only after all its files and itself are fsynced (A1).
 
 use std::fs::File;
@@ -16,6 +17,7 @@ use crate::store;
 use crate::store::lock::PinSet;
 
 use super::groom::{groom_chunk, Groomed};
+use super::motion_files::{encode_levels, encode_spans, SliceMotion, LEVEL_FILE, SPAN_FILE};
 
 /// Magic of a `Media` file's header.
 pub const MEDIA_MAGIC: &[u8; 4] = b"EDAM";
@@ -25,6 +27,7 @@ pub const MEDIA_FORMAT_VERSION: u32 = 1;
 pub const MEDIA_HEADER_BYTES: usize = 4096;
 /// One hour in µs: the span of an hour slice (AR-5, AR-7).
 pub const HOUR_US: i64 = 3_600_000_000;
+const _: () = assert!(HOUR_US == super::motion_files::HOUR_US);
 
 /// The header of a slice's `Media` file: enough to read its chunks on another box (AR-6).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -221,6 +224,9 @@ pub enum ChunkFrom<'a> {
         storage_uuid: u128,
         /// Its `Recording` file, copied as it is (the runs as the ring recorded them).
         recording: &'a Path,
+        /// Its directory, whose `MotionLevel` and `Motion` files are copied as they are (grooming
+        /// does not change motion); a slice without them gives a slice without them.
+        motion_dir: &'a Path,
         /// Its chunks, each checked against its index row (A5).
         chunks: StageChunks<'a>,
     },
@@ -242,6 +248,10 @@ pub struct SliceSource<'a> {
     pub reduce_fps: Option<f64>,
     /// The pinned ranges now: a chunk a pin covers is copied unchanged, never groomed (A4, EL-2).
     pub pins: &'a PinSet,
+    /// For a slice from the ring, the camera's motion data of the hour (AR-6, MD-5, MD-6), written
+    /// as `MotionLevel` and `Motion`; None when the motion data file could not be read (the slice
+    /// then has neither file: its motion is unknown, not absent). Unused for a slice from a stage.
+    pub motion: Option<&'a SliceMotion>,
 }
 
 /// Steps 1–3 of the archive round's procedure (ARCHITECTURE.md "Archives"): copies one camera's
@@ -346,6 +356,35 @@ pub fn write_slice(stage_dir: &Path, src: &SliceSource<'_>, tz: &TimeZone) -> Re
         File::create(&recording_path).map_err(|e| Error::io(format!("create {}", recording_path.display()), e))?;
     rec.write_all(text.as_bytes()).map_err(|e| Error::io(format!("write {}", recording_path.display()), e))?;
     rec.sync_all().map_err(|e| Error::io(format!("fsync {}", recording_path.display()), e))?;
+    // Issue 13 point 1 (AR-6, MD-5, MD-6): the hour's motion data, written and fsynced like
+    // `Media` and `Recording` before the rename publishes the slice (A1).
+    let motion_files: Vec<(&str, Vec<u8>)> = match src.from {
+        ChunkFrom::Stage { motion_dir, .. } => {
+            let mut files = Vec::new();
+            for name in [LEVEL_FILE, SPAN_FILE] {
+                let path = motion_dir.join(name);
+                match std::fs::read(&path) {
+                    Ok(b) => files.push((name, b)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(format!("read {}", path.display()), e)),
+                }
+            }
+            files
+        }
+        ChunkFrom::Ring(_) => match src.motion {
+            Some(m) => vec![
+                (LEVEL_FILE, encode_levels(src.camera_id, src.hour, &m.levels)),
+                (SPAN_FILE, encode_spans(src.camera_id, src.hour, &m.spans)),
+            ],
+            None => Vec::new(),
+        },
+    };
+    for (name, bytes) in motion_files {
+        let path = partial.join(name);
+        let mut f = File::create(&path).map_err(|e| Error::io(format!("create {}", path.display()), e))?;
+        f.write_all(&bytes).map_err(|e| Error::io(format!("write {}", path.display()), e))?;
+        f.sync_all().map_err(|e| Error::io(format!("fsync {}", path.display()), e))?;
+    }
     // Step 2: the directory's entries are durable before it may get its final name (A1).
     fsutil::fsync_dir(&partial)?;
     let dir = free_slice_dir(stage_dir, &slice_dir_name(src.camera_name, newest_us, tz))?;
@@ -448,6 +487,7 @@ pub(crate) mod tests {
             recorder_uuid: recorder,
             reduce_fps: None,
             pins: &no_pins,
+            motion: None,
         };
         let written = write_slice(&stage_dir, &src, &tz).expect("slice written").expect("the hour has chunks");
 
@@ -548,6 +588,7 @@ pub(crate) mod tests {
             recorder_uuid: recorder,
             reduce_fps: None,
             pins: &no_pins,
+            motion: None,
         };
         let first = write_slice(&stage_dir, &src, &tz).expect("first slice").expect("chunks");
         let second = write_slice(&stage_dir, &src, &tz).expect("a second slice of the same name").expect("chunks");

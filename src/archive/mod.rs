@@ -2,10 +2,12 @@
 //! the ring, their settings, schedules and status. Invariant: names only `store`, `events` and the
 //! ground below them.
 
+pub mod check;
 pub mod copier;
 pub mod groom;
 pub mod index;
 pub mod layout;
+pub mod motion_files;
 pub mod schedule;
 pub mod stage;
 pub mod tier;

@@ -312,6 +312,99 @@ impl StageTier {
     }
 }
 
+/// What `StageTier::for_each_motion_level` calls with each row: `(wall_us, since_prev_ms, grid)`.
+pub type LevelVisitor<'a> = dyn FnMut(i64, i64, &[u8]) -> Result<(), Error> + 'a;
+
+impl StageTier {
+    /// The UTC hours in `[first_hour, last_hour]` whose slice of `camera` in this stage holds
+    /// motion level rows (issue 13 point 2, ST-17): a search takes each such hour from the first
+    /// stage that has it.
+    pub fn motion_hours(&self, camera: &str, first_hour: i64, last_hour: i64) -> Result<Vec<i64>, Error> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT s.hour FROM slice s WHERE s.camera_id = ?1 AND s.hour BETWEEN ?2 AND ?3 \
+                 AND EXISTS (SELECT 1 FROM motion_level l WHERE l.slice_id = s.id) ORDER BY s.hour",
+            )
+            .map_err(sq("prepare motion hours"))?;
+        let rows = st.query_map(params![camera, first_hour, last_hour], |r| r.get(0)).map_err(sq("motion hours"))?;
+        rows.collect::<Result<_, _>>().map_err(sq("read motion hours"))
+    }
+
+    /// Calls `f(wall_us, since_prev_ms, grid)` with every level row of `camera` in this stage
+    /// whose frame lies in `[from_us, to_us]` and whose grid shows a change (MD-5), oldest first.
+    pub fn for_each_motion_level(
+        &self,
+        camera: &str,
+        from_us: i64,
+        to_us: i64,
+        f: &mut LevelVisitor<'_>,
+    ) -> Result<(), Error> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT l.wall_us, l.since_prev_ms, l.grid FROM slice s JOIN motion_level l ON l.slice_id = s.id \
+                 WHERE s.camera_id = ?1 AND s.hour BETWEEN ?4 AND ?5 AND l.wall_us BETWEEN ?2 AND ?3 \
+                 AND length(l.grid) > 0 ORDER BY l.wall_us",
+            )
+            .map_err(sq("prepare motion levels"))?;
+        let hours = (super::layout::hour_of(from_us), super::layout::hour_of(to_us));
+        let mut rows = st.query(params![camera, from_us, to_us, hours.0, hours.1]).map_err(sq("motion levels"))?;
+        while let Some(r) = rows.next().map_err(sq("motion levels"))? {
+            let wall_us: i64 = r.get(0).map_err(sq("motion levels"))?;
+            let since_prev_ms: i64 = r.get(1).map_err(sq("motion levels"))?;
+            let grid =
+                r.get_ref(2).map_err(sq("motion levels"))?.as_blob().map_err(|e| {
+                    crate::err!(DataLoss, "{}: motion level at {wall_us} is not a blob: {e}", self.label)
+                })?;
+            f(wall_us, since_prev_ms, grid)?;
+        }
+        Ok(())
+    }
+
+    /// The motion sequences (MD-6) of `camera` in this stage that overlap `[from_us, to_us]`, as
+    /// `(start_wall_us, end_wall_us)`, oldest first.
+    pub fn motion_spans(&self, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<(i64, i64)>, Error> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT m.start_wall_us, m.end_wall_us FROM slice s JOIN motion_span m ON m.slice_id = s.id \
+                 WHERE s.camera_id = ?1 AND m.start_wall_us <= ?3 AND m.end_wall_us >= ?2 ORDER BY m.start_wall_us",
+            )
+            .map_err(sq("prepare motion spans"))?;
+        let rows = st.query_map(params![camera, from_us, to_us], |r| Ok((r.get(0)?, r.get(1)?)));
+        let spans = rows.map_err(sq("motion spans"))?.collect::<Result<_, _>>().map_err(sq("read motion spans"))?;
+        Ok(spans)
+    }
+
+    /// `stage <name> <dir>`, for logs.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+}
+
+/// Every stage of every chain in `chains` that can be read now, chain by chain, stage 1 first:
+/// where motion search and the timeline's motion spans look for hours the motion data file no
+/// longer holds (issue 13 point 2, ST-17). Left out as `readable_stages` says.
+pub fn motion_stages(chains: &[ArchiveChain]) -> Vec<StageTier> {
+    let mut out = Vec::new();
+    for chain in chains {
+        for stage in &chain.stages {
+            let dir = stage_dir(stage, &chain.storage_id);
+            match StageTier::open(&stage.name, &dir) {
+                Ok(Some(t)) => out.push(t),
+                Ok(None) => {
+                    tracing::debug!(stage = %stage.name, dir = %dir.display(), "motion search leaves out a stage without an index")
+                }
+                Err(e) => {
+                    tracing::warn!(stage = %stage.name, dir = %dir.display(), "motion search leaves out a stage: {e}")
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The stages of `chain` that can be read now, stage 1 first, as tiers. A stage whose directory
 /// or index is missing (an unmounted share, a stage never archived into; a debug line) or whose
 /// index cannot be opened (a warning) is left out: the readers then read its hours from a later

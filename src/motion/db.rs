@@ -14,13 +14,16 @@
 //!   camera keeps at most `max_level_rows` level rows and `max_span_rows` spans, the oldest deleted
 //!   first after every commit.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::{params, Connection};
 
 use super::grid::{Grid16, LevelGrid, MAX_ENCODED_BYTES};
+use crate::archive::layout::HOUR_US;
+use crate::archive::motion_files::{LevelRecord, SliceMotion, SpanRecord, MAX_GRID_BYTES};
+use crate::archive::tier::StageTier;
 use crate::error::Error;
 use crate::sqlite;
 
@@ -35,6 +38,10 @@ const MAX_SINCE_PREV_MS: i64 = 10_000;
 
 // The CHECKs in the schema spell out these limits.
 const _: () = assert!(MAX_ENCODED_BYTES == 129 && super::analyzer::MAX_COMPARE_GAP_US == MAX_SINCE_PREV_MS * 1000);
+// An archive slice's `MotionLevel` copies these rows as they are, under the same limits (AR-6).
+const _: () = assert!(
+    MAX_GRID_BYTES == MAX_ENCODED_BYTES && crate::archive::motion_files::MAX_SINCE_PREV_MS as i64 == MAX_SINCE_PREV_MS
+);
 
 /// The schema. Every column says its unit; the invariants M1–M4 are above.
 const SCHEMA: &str = r#"
@@ -330,14 +337,46 @@ impl MotionReader {
         r
     }
 
+    /// Like `with_conn`, but None when the motion data file does not exist (motion detection
+    /// never ran here): the stages may still hold motion data of this camera (ST-17).
+    fn with_conn_if_any<T>(&self, f: impl FnOnce(&Connection, &Path) -> Result<T, Error>) -> Result<Option<T>, Error> {
+        if !self.inner.path.exists() && self.inner.idle.lock().unwrap_or_else(PoisonError::into_inner).is_empty() {
+            return Ok(None);
+        }
+        self.with_conn(f).map(Some)
+    }
+
+    /// The error for a camera whose motion no tier can tell: no motion data file and no stage.
+    fn unavailable(&self) -> Error {
+        crate::err!(
+            Unavailable,
+            "motion data {} does not exist yet (motion detection has not started)",
+            self.inner.path.display()
+        )
+    }
+
     /// The motion sequences of `camera` that overlap `[from_us, to_us]` (µs since the epoch), as
     /// `(start_wall_us, end_wall_us)`, oldest first; an open sequence ends at its latest motion.
     /// A camera without motion data has none.
     pub fn spans(&self, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<(i64, i64)>, Error> {
+        self.spans_across(&[], camera, from_us, to_us)
+    }
+
+    /// `spans` over the motion data file and the archive `stages` (issue 13 point 2, ST-17, MD-6):
+    /// each sequence once, keyed by its start (a sequence never changes its start, M3): the
+    /// motion data file's copy first (an open sequence there has grown since it was archived),
+    /// then stage 1's, stage 2's, …. A stage whose query fails is left out with a warning.
+    pub fn spans_across(
+        &self,
+        stages: &[StageTier],
+        camera: &str,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<Vec<(i64, i64)>, Error> {
         if from_us > to_us {
             return Err(crate::err!(InvalidArgument, "motion spans: from {from_us} is after to {to_us}"));
         }
-        self.with_conn(|c, path| {
+        let own = self.with_conn_if_any(|c, path| {
             let mut st = c
                 .prepare_cached(
                     "SELECT s.start_wall_us, s.end_wall_us FROM motion_span s JOIN camera USING (camera_no) \
@@ -348,8 +387,23 @@ impl MotionReader {
             let rows = st
                 .query_map(params![camera, from_us, to_us], |r| Ok((r.get(0)?, r.get(1)?)))
                 .map_err(sq(path, "read spans"))?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(sq(path, "read spans"))
-        })
+            rows.collect::<Result<Vec<(i64, i64)>, _>>().map_err(sq(path, "read spans"))
+        })?;
+        if own.is_none() && stages.is_empty() {
+            return Err(self.unavailable());
+        }
+        let mut by_start: BTreeMap<i64, i64> = own.unwrap_or_default().into_iter().collect();
+        for stage in stages {
+            match stage.motion_spans(camera, from_us, to_us) {
+                Ok(spans) => {
+                    for (start, end) in spans {
+                        by_start.entry(start).or_insert(end);
+                    }
+                }
+                Err(e) => tracing::warn!(stage = stage.label(), camera, "motion spans leave out a stage: {e}"),
+            }
+        }
+        Ok(by_start.into_iter().collect())
     }
 
     /// Smart search (MD-5): the intervals in `[from_us, to_us]` during which some cell of `region`
@@ -363,6 +417,25 @@ impl MotionReader {
     /// `MAX_SEARCH_SPANS` results (a wider search is refused: narrow the time range or the region).
     pub fn search(
         &self,
+        cameras: &[String],
+        from_us: i64,
+        to_us: i64,
+        region: &Grid16,
+        min_level: u8,
+    ) -> Result<Vec<(String, i64, i64)>, Error> {
+        self.search_across(&[], cameras, from_us, to_us, region, min_level)
+    }
+
+    /// `search` over the motion data file and the archive `stages` in one answer (issue 13 point
+    /// 2, ST-17): each level row once. Per camera, the motion data file answers from its oldest
+    /// level row on (retention and caps delete the oldest first, M4, so it holds everything
+    /// after); the stages answer for the time before it, each UTC hour from the first stage whose
+    /// slice of that hour holds motion levels (a later stage's copy is the same bytes). Rows come
+    /// in time order across the tiers, so intervals that touch across a tier boundary merge. A
+    /// stage whose query fails is left out with a warning (as an unavailable stage is).
+    pub fn search_across(
+        &self,
+        stages: &[StageTier],
         cameras: &[String],
         from_us: i64,
         to_us: i64,
@@ -383,58 +456,195 @@ impl MotionReader {
             return Err(crate::err!(InvalidArgument, "motion search: the region has no cell"));
         }
         let min_level = min_level.max(1);
-        self.with_conn(|c, path| {
-            let mut out = Vec::new();
-            let mut st = c
-                .prepare_cached(
-                    "SELECT l.wall_us, l.since_prev_ms, l.grid FROM motion_level l JOIN camera USING (camera_no) \
-                     WHERE camera.camera_id = ?1 AND l.wall_us >= ?2 AND l.wall_us <= ?3 AND length(l.grid) > 0 \
-                     ORDER BY l.wall_us",
+        let mut hits = Hits { out: Vec::new(), open: None, region, min_level, to_us };
+        for camera in cameras {
+            // A row describes [wall_us - since_prev, wall_us]: rows up to 10 s after `to_us`
+            // can still overlap the range (M2).
+            let upper = to_us.saturating_add(MAX_SINCE_PREV_MS * 1000);
+            let oldest = self.with_conn_if_any(|c, path| {
+                c.query_row(
+                    "SELECT min(l.wall_us) FROM motion_level l JOIN camera USING (camera_no) WHERE camera.camera_id = ?1",
+                    [camera],
+                    |r| r.get::<_, Option<i64>>(0),
                 )
-                .map_err(sq(path, "prepare search"))?;
-            for camera in cameras {
-                // A row describes [wall_us - since_prev, wall_us]: rows up to 10 s after `to_us`
-                // can still overlap the range (M2).
-                let upper = to_us.saturating_add(MAX_SINCE_PREV_MS * 1000);
+                .map_err(sq(path, "oldest level row"))
+            })?;
+            if oldest.is_none() && stages.is_empty() {
+                return Err(self.unavailable());
+            }
+            let stage_upper = match oldest.flatten() {
+                Some(oldest) => upper.min(oldest - 1),
+                None => upper,
+            };
+            if from_us <= stage_upper && !stages.is_empty() {
+                self.search_stages(stages, camera, from_us, stage_upper, &mut hits)?;
+            }
+            self.with_conn_if_any(|c, path| {
+                let mut st = c
+                    .prepare_cached(
+                        "SELECT l.wall_us, l.since_prev_ms, l.grid FROM motion_level l JOIN camera USING (camera_no) \
+                         WHERE camera.camera_id = ?1 AND l.wall_us >= ?2 AND l.wall_us <= ?3 AND length(l.grid) > 0 \
+                         ORDER BY l.wall_us",
+                    )
+                    .map_err(sq(path, "prepare search"))?;
                 let mut rows = st.query(params![camera, from_us, upper]).map_err(sq(path, "search"))?;
-                let mut open: Option<(i64, i64)> = None;
                 while let Some(r) = rows.next().map_err(sq(path, "search"))? {
                     let wall_us: i64 = r.get(0).map_err(sq(path, "search"))?;
                     let since_prev_ms: i64 = r.get(1).map_err(sq(path, "search"))?;
                     let blob = r.get_ref(2).map_err(sq(path, "search"))?.as_blob().map_err(|e| {
                         crate::err!(DataLoss, "motion data {}: grid at {wall_us} is not a blob: {e}", path.display())
                     })?;
-                    let start = wall_us - since_prev_ms.clamp(0, MAX_SINCE_PREV_MS) * 1000;
-                    if start > to_us {
+                    let what = || format!("motion data {}: camera {camera} at {wall_us}", path.display());
+                    if !hits.row(camera, wall_us, since_prev_ms, blob, what)? {
                         break;
                     }
-                    let grid = LevelGrid::decode(blob).map_err(|e| {
-                        crate::err!(DataLoss, "motion data {}: camera {camera} at {wall_us}: {e}", path.display())
-                    })?;
-                    if grid.max_in(region) < min_level {
-                        continue;
-                    }
-                    open = match open {
-                        Some((s, e)) if start <= e + ADJACENT_US => Some((s, e.max(wall_us))),
-                        Some((s, e)) => {
-                            out.push((camera.clone(), s, e));
-                            Some((start, wall_us))
-                        }
-                        None => Some((start, wall_us)),
-                    };
-                    if out.len() >= MAX_SEARCH_SPANS {
-                        return Err(crate::err!(
-                            ResourceExhausted,
-                            "motion search found more than {MAX_SEARCH_SPANS} spans; narrow the time range or region"
-                        ));
+                }
+                Ok(())
+            })?;
+            hits.close(camera);
+        }
+        Ok(hits.out)
+    }
+
+    /// The stages' part of `search_across` for one camera: rows whose frame lies in
+    /// `[from_us, upper_us]`, each hour from the first stage that holds motion levels of it.
+    fn search_stages(
+        &self,
+        stages: &[StageTier],
+        camera: &str,
+        from_us: i64,
+        upper_us: i64,
+        hits: &mut Hits<'_>,
+    ) -> Result<(), Error> {
+        let (first_hour, last_hour) = (from_us.div_euclid(HOUR_US), upper_us.div_euclid(HOUR_US));
+        let mut owner: BTreeMap<i64, usize> = BTreeMap::new();
+        for (i, stage) in stages.iter().enumerate() {
+            match stage.motion_hours(camera, first_hour, last_hour) {
+                Ok(hours) => {
+                    for hour in hours {
+                        owner.entry(hour).or_insert(i);
                     }
                 }
-                if let Some((s, e)) = open {
-                    out.push((camera.clone(), s, e));
-                }
+                Err(e) => tracing::warn!(stage = stage.label(), camera, "motion search leaves out a stage: {e}"),
             }
-            Ok(out)
-        })
+        }
+        // Consecutive hours of one stage are read in one query.
+        let mut runs: Vec<(usize, i64, i64)> = Vec::new();
+        for (hour, i) in owner {
+            match runs.last_mut() {
+                Some((j, _, last)) if *j == i && *last + 1 == hour => *last = hour,
+                _ => runs.push((i, hour, hour)),
+            }
+        }
+        for (i, first, last) in runs {
+            let stage = &stages[i];
+            let (from, to) = (from_us.max(first * HOUR_US), upper_us.min((last + 1) * HOUR_US - 1));
+            let mut f = |wall_us: i64, since_prev_ms: i64, grid: &[u8]| {
+                let what = || format!("{}: camera {camera} at {wall_us}", stage.label());
+                hits.row(camera, wall_us, since_prev_ms, grid, what).map(|_| ())
+            };
+            if let Err(e) = stage.for_each_motion_level(camera, from, to, &mut f) {
+                if e.kind() == crate::error::ErrorKind::ResourceExhausted {
+                    return Err(e);
+                }
+                tracing::warn!(stage = stage.label(), camera, "motion search leaves out a stage: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// A camera's motion data of `[from_us, to_us)` for an archive slice (issue 13 point 1,
+    /// AR-6): the level rows whose frame and the sequences whose start lie in it, oldest first,
+    /// grids byte for byte. No motion data file: none (motion detection never ran here).
+    pub fn rows_between(&self, camera: &str, from_us: i64, to_us: i64) -> Result<SliceMotion, Error> {
+        let rows = self.with_conn_if_any(|c, path| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT l.wall_us, l.since_prev_ms, l.grid FROM motion_level l JOIN camera USING (camera_no) \
+                     WHERE camera.camera_id = ?1 AND l.wall_us >= ?2 AND l.wall_us < ?3 ORDER BY l.wall_us",
+                )
+                .map_err(sq(path, "prepare archive levels"))?;
+            let levels = st
+                .query_map(params![camera, from_us, to_us], |r| {
+                    Ok(LevelRecord { wall_us: r.get(0)?, since_prev_ms: r.get::<_, u16>(1)?, grid: r.get(2)? })
+                })
+                .map_err(sq(path, "archive levels"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sq(path, "archive levels"))?;
+            let mut st = c
+                .prepare_cached(
+                    "SELECT s.start_wall_us, s.end_wall_us FROM motion_span s JOIN camera USING (camera_no) \
+                     WHERE camera.camera_id = ?1 AND s.start_wall_us >= ?2 AND s.start_wall_us < ?3 \
+                     ORDER BY s.start_wall_us",
+                )
+                .map_err(sq(path, "prepare archive spans"))?;
+            let spans = st
+                .query_map(params![camera, from_us, to_us], |r| {
+                    Ok(SpanRecord { start_wall_us: r.get(0)?, end_wall_us: r.get(1)? })
+                })
+                .map_err(sq(path, "archive spans"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sq(path, "archive spans"))?;
+            Ok(SliceMotion { levels, spans })
+        })?;
+        Ok(rows.unwrap_or_default())
+    }
+}
+
+/// The spans a search found so far, and the one still open for the current camera.
+struct Hits<'a> {
+    /// Closed spans, `(camera, start_wall_us, end_wall_us)`.
+    out: Vec<(String, i64, i64)>,
+    /// The current camera's span that the next matching row may extend.
+    open: Option<(i64, i64)>,
+    /// The cells asked about and the lowest level that counts.
+    region: &'a Grid16,
+    min_level: u8,
+    /// End of the range asked for (µs): a row whose interval starts after it is out.
+    to_us: i64,
+}
+
+impl Hits<'_> {
+    /// Takes one level row (in time order); false when its interval starts after the range (the
+    /// rows after it are out too). `what` names the row for a damaged grid's error.
+    fn row(
+        &mut self,
+        camera: &str,
+        wall_us: i64,
+        since_prev_ms: i64,
+        blob: &[u8],
+        what: impl FnOnce() -> String,
+    ) -> Result<bool, Error> {
+        let start = wall_us - since_prev_ms.clamp(0, MAX_SINCE_PREV_MS) * 1000;
+        if start > self.to_us {
+            return Ok(false);
+        }
+        let grid = LevelGrid::decode(blob).map_err(|e| crate::err!(DataLoss, "{}: {e}", what()))?;
+        if grid.max_in(self.region) < self.min_level {
+            return Ok(true);
+        }
+        self.open = match self.open {
+            Some((s, e)) if start <= e + ADJACENT_US => Some((s, e.max(wall_us))),
+            Some((s, e)) => {
+                self.out.push((camera.to_owned(), s, e));
+                Some((start, wall_us))
+            }
+            None => Some((start, wall_us)),
+        };
+        if self.out.len() >= MAX_SEARCH_SPANS {
+            return Err(crate::err!(
+                ResourceExhausted,
+                "motion search found more than {MAX_SEARCH_SPANS} spans; narrow the time range or region"
+            ));
+        }
+        Ok(true)
+    }
+
+    /// Ends the current camera's open span.
+    fn close(&mut self, camera: &str) {
+        if let Some((s, e)) = self.open.take() {
+            self.out.push((camera.to_owned(), s, e));
+        }
     }
 }
 
@@ -535,6 +745,119 @@ mod tests {
         assert_eq!(db.expire(a, T0 + 5000 * MS).unwrap(), 2);
         let hits = r.search(&["a".to_owned()], T0, T0 + 10_000 * MS, &cell3, 1).unwrap();
         assert_eq!(hits, [("a".to_owned(), T0 + 4500 * MS, T0 + 5500 * MS)]);
+    }
+
+    /// One stage holding `(hour, motion)` slices of camera "cam", copied from the ring of
+    /// `layout::tests::ring_across_an_hour` by the round's own steps (write, scan, index).
+    fn stage_with(tmp: &Path, name: &str, ring_dir: &Path, recorder: u128, slices: &[(i64, SliceMotion)]) -> StageTier {
+        use crate::archive::index::{scan_slice, StageIndex};
+        use crate::archive::layout::{write_slice, ChunkFrom, SliceSource};
+        let dir = tmp.join(name).join("main");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut index = StageIndex::open(&dir).unwrap();
+        let no_pins = crate::store::lock::PinSet::default();
+        for (hour, motion) in slices {
+            let src = SliceSource {
+                from: ChunkFrom::Ring(ring_dir),
+                camera_id: "cam",
+                camera_name: "Gate",
+                hour: *hour,
+                recorder_uuid: recorder,
+                reduce_fps: None,
+                pins: &no_pins,
+                motion: Some(motion),
+            };
+            let written = write_slice(&dir, &src, &jiff::tz::TimeZone::UTC).unwrap().unwrap();
+            assert!(index.insert_slice(&scan_slice(&written.dir).unwrap()).unwrap());
+        }
+        StageTier::open(name, &dir).unwrap().unwrap()
+    }
+
+    /// Level rows every 500 ms over `[from_us, to_us]`, with cell 0 at level 255.
+    fn moving(from_us: i64, to_us: i64) -> Vec<LevelRecord> {
+        let mut levels = [0u8; crate::motion::GRID_CELLS];
+        levels[0] = 255;
+        let grid = LevelGrid::from_levels(levels).encode();
+        (0..=(to_us - from_us) / 500_000)
+            .map(|i| LevelRecord { wall_us: from_us + i * 500_000, since_prev_ms: 500, grid: grid.clone() })
+            .collect()
+    }
+
+    /// Issue 13 point 2 (ST-17, MD-5, MD-6): search and spans answer over the motion data file
+    /// and two stages in one call, each interval once: the file from its oldest row on (its copy
+    /// wins, as an open sequence there has grown since), stage 1 before stage 2 for an hour both
+    /// hold, and the stages' rows the file still holds are not counted twice.
+    #[test]
+    fn search_and_spans_span_the_motion_file_and_the_stages_each_interval_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (ring, recorder, hour) = crate::archive::layout::tests::ring_across_an_hour(tmp.path());
+        let (p, t) = ((hour - 1) * HOUR_US, hour * HOUR_US);
+        let min = 60 * 1_000_000;
+        let span = |s: i64, e: i64| SpanRecord { start_wall_us: s, end_wall_us: e };
+        let nas = stage_with(
+            tmp.path(),
+            "nas",
+            &ring.path,
+            recorder,
+            &[
+                (
+                    hour - 1,
+                    SliceMotion {
+                        levels: moving(p + 10_000_000, p + 20_000_000),
+                        spans: vec![span(p + 9_500_000, p + 20_000_000)],
+                    },
+                ),
+                (
+                    hour,
+                    SliceMotion {
+                        // Motion at 1..3 s, and at 40 min, which the motion data file still holds.
+                        levels: [moving(t + 1_000_000, t + 3_000_000), moving(t + 40 * min, t + 40 * min + 1_000_000)]
+                            .concat(),
+                        spans: vec![span(t + 500_000, t + 3_000_000), span(t + 40 * min, t + 40 * min + 1_000_000)],
+                    },
+                ),
+            ],
+        );
+        // Stage 2 holds another copy of the hour before; stage 1's answers for it.
+        let cold = stage_with(
+            tmp.path(),
+            "cold",
+            &ring.path,
+            recorder,
+            &[(hour - 1, SliceMotion { levels: moving(p + 100_000_000, p + 101_000_000), spans: vec![] })],
+        );
+        // The motion data file lost everything before 30 min into the hour (M4); the sequence
+        // that started at 40 min has grown to 41 min since it was archived.
+        let path = tmp.path().join("motion.sqlite3");
+        let mut db = WriterDb::open(&path).unwrap();
+        let cam = db.camera_no("cam").unwrap();
+        let mut batch = Batch::default();
+        batch.levels.push(LevelRow { camera_no: cam, wall_us: t + 30 * min, since_prev_ms: 500, grid: vec![] });
+        for l in moving(t + 50 * min, t + 50 * min) {
+            batch.levels.push(LevelRow { camera_no: cam, wall_us: l.wall_us, since_prev_ms: 500, grid: l.grid });
+        }
+        batch.spans.insert((cam, t + 40 * min), t + 41 * min);
+        db.commit(&batch, 100, 100).unwrap();
+        let r = MotionReader::new(&path);
+        let stages = [nas, cold];
+        let cell0 = Grid16::from_rects(&["0,0"]).unwrap();
+
+        let hits = r.search_across(&stages, &["cam".to_owned()], p, t + HOUR_US, &cell0, 1).unwrap();
+        let expected =
+            [(p + 9_500_000, p + 20_000_000), (t + 500_000, t + 3_000_000), (t + 50 * min - 500_000, t + 50 * min)];
+        assert_eq!(hits, expected.map(|(s, e)| ("cam".to_owned(), s, e)));
+        // Without the stages only what the file holds; with none and no file, Unavailable.
+        let own = r.search(&["cam".to_owned()], p, t + HOUR_US, &cell0, 1).unwrap();
+        assert_eq!(own, [("cam".to_owned(), t + 50 * min - 500_000, t + 50 * min)]);
+
+        let spans = r.spans_across(&stages, "cam", p, t + HOUR_US).unwrap();
+        assert_eq!(
+            spans,
+            [(p + 9_500_000, p + 20_000_000), (t + 500_000, t + 3_000_000), (t + 40 * min, t + 41 * min)]
+        );
+        let gone = MotionReader::new(&tmp.path().join("none.sqlite3"));
+        assert_eq!(gone.spans("cam", p, t).unwrap_err().kind(), ErrorKind::Unavailable);
+        assert_eq!(gone.spans_across(&stages, "cam", p, p + HOUR_US).unwrap(), [(p + 9_500_000, p + 20_000_000)]);
     }
 
     #[test]

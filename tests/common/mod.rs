@@ -20,6 +20,7 @@ pub mod browser;
 pub mod front;
 pub mod mount;
 pub mod recorder;
+pub mod ring;
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;

@@ -1,5 +1,5 @@
 //! Motion: a camera's motion sequences (MD-6) and the smart search over stored motion levels
-//! (MD-5).
+//! (MD-5), over the motion data file and the archive stages (ST-17).
 
 use serde::Serialize;
 use serde_json::Value;
@@ -46,7 +46,10 @@ pub(super) fn spans(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error>
     rec.camera(id).ok_or_else(|| crate::err!(NotFound, "no camera {id:?}"))?;
     let from = call.query.required_time_us("from")?;
     let to = call.query.required_time_us("to")?;
-    let spans = rec.motion_reader().spans(id, from, to)?;
+    // Issue 13 point 2 (ST-17, MD-6): the motion data file, then the archive stages for the
+    // hours it no longer holds, in one answer.
+    let stages = crate::archive::tier::motion_stages(&rec.config().archives);
+    let spans = rec.motion_reader().spans_across(&stages, id, from, to)?;
     let motion = spans.iter().map(|(s, e)| Span { start: format_rfc3339(*s), end: format_rfc3339(*e) }).collect();
     Ok(respond::json(200, &CameraMotion { camera: id.to_owned(), motion }))
 }
@@ -98,7 +101,9 @@ fn search_motion(rec: &Recorder, eff: &Effective, body: &Value) -> Result<Search
             .filter(|l| *l <= 255)
             .ok_or_else(|| crate::err!(InvalidArgument, "`min_level` must be 0..=255"))? as u8,
     };
-    let found = rec.motion_reader().search(&cameras, from, to, &region, min_level)?;
+    // Issue 13 point 2 (ST-17, MD-5): search spans the motion data file and the archive stages.
+    let stages = crate::archive::tier::motion_stages(&rec.config().archives);
+    let found = rec.motion_reader().search_across(&stages, &cameras, from, to, &region, min_level)?;
     let results = found
         .into_iter()
         .map(|(camera, s, e)| Found { camera, start: format_rfc3339(s), end: format_rfc3339(e) })
