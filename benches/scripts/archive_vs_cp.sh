@@ -56,14 +56,14 @@ status() { curl -sf -u admin:Bench-admin-1 "$api/status"; }
 now_s() { date +%s.%N; }
 
 echo "seeding $seed_hours hours x $seed_frames frames x 20 kB into a ${ring_mib} MiB ring"
-seeded="$(SEED_STORAGE_BYTES=$((ring_mib << 20)) SEED_SEGMENT_BYTES=$((64 << 20)) \
+seeded="$(SEED_STORAGE_BYTES=$((ring_mib << 20)) SEED_SEGMENT_BYTES=$(((ring_mib / 8) << 20)) \
     "$seeder" seed "$data" "$data/ring" "$seed_hours" "$seed_frames" "$work/seqs.txt" | tail -n 1)"
 echo "$seeded"
 first_hour="$(sed -n 's/.*first_hour=\([0-9]*\).*/\1/p' <<<"$seeded")"
 cfg="$work/edgerec.toml"
 {
     printf 'version = 1\n[server]\nlisten = "127.0.0.1:%s"\ndata_dir = "%s"\n' "$port" "$data"
-    printf '[[storage]]\nid = "main"\npath = "%s"\nsize = "%sMiB"\nsegment_size = "64MiB"\n' "$data/ring" "$ring_mib"
+    printf '[[storage]]\nid = "main"\npath = "%s"\nsize = "%sMiB"\nsegment_size = "%sMiB"\n' "$data/ring" "$ring_mib" "$((ring_mib / 8))"
     printf 'sync_interval_ms = 1000\nretention_days = 7\n'
     printf '[[storage.archive]]\nname = "nas"\npath = "%s"\nretention_days = 30\nmax_size = "8GiB"\nschedule = "hourly"\n' "$nas"
     # The seeded camera must be configured for its recordings to be exported; the demo source
@@ -116,7 +116,7 @@ o="$(status | jq -r '.storages[0].oldest_recording // empty')"
 "$py" -c "import sys; sys.exit(0 if $(secs "$o") >= $oldest_end_s else 1)" \
     || { echo "archive_vs_cp: the ring still holds the oldest seeded hour after 30 min ($o)" >&2; exit 1; }
 s="$(status)"
-dropped="$(jq '[.cameras[].frames_dropped] | add + ([.storages[] | .frames_dropped_overflow + .frames_dropped_unavailable] | add)' <<<"$s")"
+dropped="$(jq '([.cameras[].frames_dropped] | add) + ([.storages[] | .frames_dropped_overflow + .frames_dropped_unavailable] | add)' <<<"$s")"
 
 iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
 ttfb() { # FROM_S -> "starttransfer total size"
