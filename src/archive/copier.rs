@@ -246,7 +246,16 @@ impl Copier {
         // A1: the index names only directories that exist; one that vanished without a `.trash`
         // was removed by other hands, which the operator should know.
         for s in index.slices()? {
-            if !dir.join(&s.dir_name).is_dir() {
+            let path = dir.join(&s.dir_name);
+            // Only "no such directory" is vanished (review #16): EIO, ESTALE or EACCES from a
+            // share says nothing about the slice, so the round stops as a stage error instead
+            // of forgetting a slice that is there.
+            let vanished = match std::fs::symlink_metadata(&path) {
+                Ok(m) => !m.is_dir(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+                Err(e) => return Err(Error::io(format!("stat {}", path.display()), e)),
+            };
+            if vanished {
                 tracing::warn!(stage = %stage.name, "slice directory {:?} vanished; its rows are deleted", s.dir_name);
                 index.delete_slice(s.id)?;
                 report.vanished += 1;
@@ -542,11 +551,9 @@ impl Copier {
                 if !due && available[k].is_none() {
                     continue;
                 }
-                let state = if due {
-                    stage::open_or_create(&self.data_dir, storage, stage, self.recorder_uuid)
-                } else {
-                    stage::check(&self.data_dir, storage, stage)
-                };
+                // Creates nothing (review High 1, #23): a stage is created only by its own round,
+                // which runs only when it and every stage before it are available.
+                let state = stage::probe(&self.data_dir, storage, stage);
                 let is = state.is_ok();
                 let back = available[k] == Some(false) && is;
                 if available[k] != Some(is) {
@@ -645,6 +652,11 @@ mod tests {
     use crate::clocks::{SimulatedClocks, SystemClocks};
 
     fn copier(tmp: &Path, ring: &store::StorageConfig, recorder: u128, clocks: Arc<dyn Clocks>) -> Copier {
+        // The stage paths these tests use exist, as `stage::placement` requires (edgerec creates
+        // only `<path>/<storage id>`); they are plain directories (`mount = false`).
+        for name in ["nas", "cold", "deep", "early", "fresh", "tiny"] {
+            std::fs::create_dir_all(tmp.join(name)).expect("stage path");
+        }
         Copier {
             chain: ArchiveChain {
                 storage_id: ring.id.clone(),
@@ -655,6 +667,7 @@ mod tests {
                     max_size_bytes: 1 << 30,
                     schedule: Schedule::parse("hourly").expect("valid schedule"),
                     reduce_fps: None,
+                    mount: false,
                 }],
             },
             ring_dir: ring.path.clone(),

@@ -39,6 +39,10 @@ pub struct StageConfig {
     pub schedule: Schedule,
     /// Target frame rate while archiving into this stage (AR-4); `None` keeps every frame.
     pub reduce_fps: Option<f64>,
+    /// `path` must be a mount point for the stage to be available (config `mount`, default
+    /// true): a share that is not mounted leaves a bare directory on the root filesystem, which
+    /// must never receive a stage (issue 13 review High 1; `stage::placement`).
+    pub mount: bool,
 }
 
 /// The ordered stages of one storage: data moves ring → `stages[0]` → `stages[1]` … (AR-2).

@@ -109,6 +109,7 @@ struct RawArchive {
     max_size: Spanned<RawSize>,
     schedule: Spanned<String>,
     reduce_fps: Option<Spanned<f64>>,
+    mount: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -349,6 +350,8 @@ impl Config {
         let mut ids = HashSet::new();
         let mut archives = Vec::new();
         let mut stage_names = HashSet::new();
+        // Each stage's directory `<path>/<storage id>`, the line of its `path` and its name.
+        let mut stage_dirs: Vec<(PathBuf, usize, String)> = Vec::new();
         for s in &raw.storage {
             let id = validate_id(&origin, &s.id, "storage.id")?;
             if !ids.insert(id.clone()) {
@@ -415,6 +418,10 @@ impl Config {
             if !s.archive.is_empty() {
                 let ring = (path.as_path(), retention_days);
                 let stages = archive_stages(&origin, &s.archive, ring, &mut stage_names, &resolve)?;
+                for (st, raw) in stages.iter().zip(&s.archive) {
+                    let line = origin.line_of(raw.get_ref().path.span());
+                    stage_dirs.push((st.path.join(&id), line, st.name.clone()));
+                }
                 archives.push(ArchiveChain { storage_id: id.clone(), stages });
             }
             storages.push(StorageConfig {
@@ -426,6 +433,35 @@ impl Config {
                 sync_interval: Duration::from_millis(u64::from(sync_ms)),
                 default: s.default.unwrap_or(false),
             });
+        }
+        // Issue 13 review #20: what a stage writes is its directory `<path>/<storage id>`, so that
+        // is what must not be, contain or lie inside a storage's ring, the data directory or
+        // another stage's directory (a stage at a ring's parent would put its slices between the
+        // segments).
+        for (n, (dir, line, name)) in stage_dirs.iter().enumerate() {
+            let overlaps = |other: &Path| dir.starts_with(other) || other.starts_with(dir);
+            let clash = storages
+                .iter()
+                .find(|st| overlaps(&st.path))
+                .map(|st| format!("the path of storage {:?} ({})", st.id, st.path.display()))
+                // A stage inside the data directory is allowed (a local archive beside the rings);
+                // one that is it or holds it would mix its slices with the recorder's state.
+                .or_else(|| data_dir.starts_with(dir).then(|| format!("the data directory ({})", data_dir.display())))
+                .or_else(|| {
+                    stage_dirs.iter().enumerate().find(|(m, (other, _, _))| *m != n && overlaps(other)).map(
+                        |(_, (other, _, other_name))| {
+                            format!("the directory of archive {other_name:?} ({})", other.display())
+                        },
+                    )
+                });
+            if let Some(clash) = clash {
+                return Err(crate::err!(
+                    InvalidArgument,
+                    "{file}:{line}: key `storage.archive.path`: archive {name:?} would keep its files in {}, which is, \
+                     holds or lies inside {clash}; choose a path apart from the storages and the other archives",
+                    dir.display()
+                ));
+            }
         }
         let defaults = storages.iter().filter(|s| s.default).count();
         if defaults > 1 {
@@ -1078,6 +1114,9 @@ fn archive_stages(
             max_size_bytes,
             schedule,
             reduce_fps,
+            // Issue 13 review High 1: a stage's path is a mount point unless the operator says
+            // otherwise (ARCHITECTURE "Decisions where the issues were silent").
+            mount: a.mount.unwrap_or(true),
         });
     }
     Ok(stages)
@@ -1341,6 +1380,66 @@ mod tests {
         let e = err(format!("{storage}{}", stage("nas", "/mnt/nas", 10, "daily at 10:30", "colour = 1\n")));
         assert!(e.starts_with("x.toml:"), "{e}");
         assert!(e.contains("colour"), "an unknown key is named: {e}");
+    }
+
+    /// Stop 23 point 1 (review-life #20, High 1; AR-1): what a stage writes is its directory
+    /// `<path>/<storage id>`, so a stage whose directory is, holds or lies inside a storage's
+    /// ring, the data directory or another stage's directory is refused with file, line and key;
+    /// `mount` defaults to true and may be turned off.
+    #[test]
+    fn a_stage_directory_apart_from_rings_and_stages_and_mount_by_default() {
+        let storage = |id: &str, path: &str| {
+            format!("[[storage]]\nid = \"{id}\"\npath = \"{path}\"\nsize = \"2GiB\"\nretention_days = 4\n")
+        };
+        let stage = |name: &str, path: &str, extra: &str| {
+            format!(
+                "[[storage.archive]]\nname = \"{name}\"\npath = \"{path}\"\nretention_days = 10\n\
+                 max_size = \"1TB\"\nschedule = \"daily at 10:30\"\n{extra}"
+            )
+        };
+        let head = "version = 1\n[server]\ndata_dir = \"/srv/edgerec/data\"\n";
+        let ok = |text: String| Config::parse("x.toml", &text, None).unwrap();
+        let c = ok(format!("{head}{}{}", storage("main", "/srv/ring/main"), stage("nas", "/mnt/nas", "")));
+        assert!(c.archives[0].stages[0].mount, "mount defaults to true");
+        let c =
+            ok(format!("{head}{}{}", storage("main", "/srv/ring/main"), stage("nas", "/srv/arch", "mount = false\n")));
+        assert!(!c.archives[0].stages[0].mount);
+        // A stage inside the data directory is allowed (a local archive beside the state).
+        ok(format!("{head}{}{}", storage("main", "/srv/ring/main"), stage("nas", "/srv/edgerec/data/arch", "")));
+
+        let err = |text: String| Config::parse("x.toml", &text, None).unwrap_err().msg().to_owned();
+        // The stage at the ring's parent: its directory is the ring (line 11 is its `path`).
+        let e = err(format!("{head}{}{}", storage("main", "/srv/ring/main"), stage("nas", "/srv/ring", "")));
+        assert!(
+            e.starts_with(
+                "x.toml:11: key `storage.archive.path`: archive \"nas\" would keep its files in /srv/ring/main"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("the path of storage \"main\""), "{e}");
+        // Inside another storage's ring, declared later.
+        let e = err(format!(
+            "{head}{}{}{}",
+            storage("main", "/srv/ring/main"),
+            stage("nas", "/srv/ring/other/deep", ""),
+            storage("other", "/srv/ring/other")
+        ));
+        assert!(e.contains("lies inside the path of storage \"other\""), "{e}");
+        // A stage holding the data directory.
+        let e = err(format!("{head}{}{}", storage("edgerec", "/srv/ring/main"), stage("nas", "/srv", "")));
+        assert!(e.contains("the data directory (/srv/edgerec/data)"), "{e}");
+        // Two storages' stages nested in each other.
+        let e = err(format!(
+            "{head}{}{}{}{}",
+            storage("main", "/srv/ring/main"),
+            stage("nas", "/mnt/nas", ""),
+            storage("b", "/srv/ring/b"),
+            stage("nas2", "/mnt/nas/main", "")
+        ));
+        assert!(
+            e.contains("in /mnt/nas/main, which is, holds or lies inside the directory of archive \"nas2\""),
+            "{e}"
+        );
     }
 
     #[test]
