@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::archive::{storage_events, write_finished_hours};
 use common::mount::LoopMount;
 use common::recorder::RecorderProc;
-use common::{wait_for, RtspServer};
+use common::{http_request, wait_for, RtspServer};
 use serde_json::Value;
 
 /// Finished hours written into the ring for the stage to copy.
@@ -26,7 +26,7 @@ fn body(ring_dir: &Path, stage_root: &Path, extra: &str, camera_url: &str) -> St
     format!(
         "[[storage]]\nid = \"main\"\npath = \"{}\"\nsize = \"64MiB\"\nsegment_size = \"2MiB\"\nsync_interval_ms = 1000\n\
          retention_days = 7\n[[storage.archive]]\nname = \"nas\"\npath = \"{}\"\nretention_days = 30\n\
-         max_size = \"1GiB\"\nschedule = \"hourly\"\n{extra}[[camera]]\nid = \"cam\"\nsource = \"{camera_url}\"\n\
+         max_size = \"200MiB\"\nschedule = \"hourly\"\n{extra}[[camera]]\nid = \"cam\"\nsource = \"{camera_url}\"\n\
          [camera.motion]\nenabled = false\n",
         ring_dir.display(),
         stage_root.display()
@@ -60,7 +60,8 @@ fn a_stage_whose_share_is_not_mounted_at_first_start_is_never_created_on_the_roo
     let data_dir = tmp.path().join("data");
     let ring_dir = data_dir.join("ring");
     write_finished_hours(&data_dir, &ring_dir, HOURS);
-    let mount = LoopMount::new(&tmp.path().join("nas.img"), &tmp.path().join("nas"), 64 << 20);
+    // Room for the ST-5 reserve (250 MB) the round keeps free on a stage's filesystem.
+    let mount = LoopMount::new(&tmp.path().join("nas.img"), &tmp.path().join("nas"), 320 << 20);
     mount.unmount();
     assert!(names_in(&mount.dir).is_empty(), "the mount point is bare");
 
@@ -92,6 +93,20 @@ fn a_stage_whose_share_is_not_mounted_at_first_start_is_never_created_on_the_roo
     assert_eq!(back["last_round"]["copied"], HOURS, "{back}");
     assert!(mount.dir.join("main").join("STAGE").is_file());
     assert!(data_dir.join("archive-main-nas.uuid").is_file());
+
+    // Stop 23 point 2 (review-life High 2, ST-5): a `max_size` above the size of the mounted
+    // share is refused through the config API with file, line, key and reason; nothing is written.
+    let before = std::fs::read_to_string(&rec.config).expect("config file");
+    let bigger = before.replace("200MiB", "1GiB");
+    assert_ne!(bigger, before);
+    let r = http_request("PUT", &rec.url("/api/v1/config"), &[("Content-Type", "application/toml")], bigger.as_bytes())
+        .expect("PUT answers");
+    assert_eq!(r.status, 400, "{}", r.text());
+    let message = r.json()["error"]["message"].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains("key `storage.archive.max_size`") && message.contains("ST-5"), "{message}");
+    let file_line = message.split(": key").next().unwrap_or_default();
+    assert!(file_line.rsplit(':').next().is_some_and(|l| l.parse::<usize>().is_ok()), "file:line first: {message}");
+    assert_eq!(std::fs::read_to_string(&rec.config).expect("config file"), before, "nothing written");
     assert!(rec.stop());
 
     // Everything the stage wrote is on the share: the mount point under it is still bare.

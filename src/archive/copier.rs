@@ -68,6 +68,15 @@ pub struct RoundReport {
 /// everything the full stage keeps).
 const SLICE_OVERHEAD_BYTES: u64 = MEDIA_HEADER_BYTES as u64 + 4096;
 
+/// What copying a slice of about `need_bytes` (its files) takes on the stage's filesystem: its
+/// files and what its rows add to the stage index and its WAL (a row per chunk, at most about
+/// 1/256 of the chunk bytes for the smallest chunks a writer seals, and at least 64 KiB for the
+/// index pages and WAL frames one commit touches). Only the ST-5 check uses it: the size limit
+/// counts the index file as it is.
+fn bytes_on_filesystem(need_bytes: u64) -> u64 {
+    need_bytes.saturating_add((need_bytes / 256).max(64 << 10))
+}
+
 /// A stage's fill while a round copies into it: enough to tell whether the size limit would
 /// delete a slice as soon as it was copied (A3 deletes the oldest unpinned slice first).
 struct Fill {
@@ -318,9 +327,24 @@ impl Copier {
                         pins: &pins,
                     };
                     still_same()?;
-                    let made = self.make_room(k, &dir, &mut index, &mut report, bytes + SLICE_OVERHEAD_BYTES);
-                    if let Err(e) = made.and_then(|()| copy(&mut index, &src, &mut report, &mut fill)) {
-                        slice_failed(&mut report, &camera_id, hour, e)?;
+                    match self.make_room(
+                        k,
+                        &dir,
+                        &mut index,
+                        &mut report,
+                        bytes + SLICE_OVERHEAD_BYTES,
+                        (hour, &camera_id),
+                    ) {
+                        Ok(true) => {
+                            if let Err(e) = copy(&mut index, &src, &mut report, &mut fill) {
+                                slice_failed(&mut report, &camera_id, hour, e)?;
+                            }
+                        }
+                        Ok(false) => {
+                            self.no_room_on_the_filesystem(k, &dir, &camera_id, hour);
+                            report.skipped_full += 1;
+                        }
+                        Err(e) => slice_failed(&mut report, &camera_id, hour, e)?,
                     }
                     fill = fill_of(&index)?;
                 }
@@ -356,8 +380,16 @@ impl Copier {
                         pins: &pins,
                     };
                     still_same()?;
-                    let made = self.make_room(k, &dir, &mut index, &mut report, slice.bytes);
-                    let copied = made.and_then(|()| copy(&mut index, &src, &mut report, &mut fill));
+                    let need = (slice.hour, slice.camera_id.as_str());
+                    let copied = match self.make_room(k, &dir, &mut index, &mut report, slice.bytes, need) {
+                        Ok(true) => copy(&mut index, &src, &mut report, &mut fill),
+                        Ok(false) => {
+                            self.no_room_on_the_filesystem(k, &dir, &slice.camera_id, slice.hour);
+                            report.skipped_full += 1;
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
+                    };
                     fill = fill_of(&index)?;
                     match copied {
                         Ok(()) => {}
@@ -481,7 +513,13 @@ impl Copier {
     /// bytes plus `need_bytes` fit `max_size_bytes`, so the stage never holds more than its limit
     /// during a round (a filesystem no larger than the limit is then never filled by a round).
     /// The caller has checked (`Fill::would_delete_at_once`) that the older unpinned slices make
-    /// that room.
+    /// that room. Then the stage's filesystem (stop 23 point 2, ST-5; review-life High 2): its
+    /// free space after the copy must stay at least `store::free_space_reserve_bytes`, the
+    /// reserve a ring leaves, since a share or disk may be used by others or smaller than
+    /// `max_size`; the oldest unpinned slices older than the one to copy (`slice`: its hour and
+    /// camera id) go (as by the size limit) until it does. False when no such slice is left to
+    /// delete and the copy would still eat into the reserve: the caller skips the slice and
+    /// raises `archive_full`.
     fn make_room(
         &self,
         k: usize,
@@ -489,26 +527,57 @@ impl Copier {
         index: &mut StageIndex,
         report: &mut RoundReport,
         need_bytes: u64,
-    ) -> Result<(), Error> {
+        slice: (i64, &str),
+    ) -> Result<bool, Error> {
         let max_bytes = self.chain.stages[k].max_size_bytes;
-        let slices = index.slices()?;
+        let mut slices = index.slices()?;
         let mut used_bytes = stage_bytes(dir, &slices)?;
-        if used_bytes + need_bytes <= max_bytes {
-            return Ok(());
-        }
         let next = self.next_index(k)?;
         let pins = self.pins.current();
-        for s in &slices {
-            if used_bytes + need_bytes <= max_bytes {
-                break;
-            }
-            if pins.covers(&s.camera_id, s.start_wall_us, s.end_wall_us) {
-                continue;
-            }
-            self.delete_by_size(k, dir, index, next.as_ref(), report, s)?;
-            used_bytes -= s.bytes;
+        // Oldest first (the index lists slices by hour); pinned slices never go (A4).
+        slices.retain(|s| !pins.covers(&s.camera_id, s.start_wall_us, s.end_wall_us));
+        let mut deletable = slices.into_iter();
+        while used_bytes + need_bytes > max_bytes {
+            let Some(s) = deletable.next() else { break };
+            self.delete_by_size(k, dir, index, next.as_ref(), report, &s)?;
+            used_bytes = used_bytes.saturating_sub(s.bytes);
         }
-        Ok(())
+        loop {
+            let fs = crate::sysinfo::filesystem(dir).ok_or_else(|| {
+                crate::err!(Unavailable, "cannot measure the free space of {} (statvfs failed)", dir.display())
+            })?;
+            let reserve_bytes = store::free_space_reserve_bytes(fs.total_bytes);
+            if fs.free_bytes >= bytes_on_filesystem(need_bytes).saturating_add(reserve_bytes) {
+                return Ok(true);
+            }
+            // Never a newer slice for an older one: the next round would copy that back.
+            let Some(s) = deletable.next().filter(|s| (s.hour, s.camera_id.as_str()) < slice) else {
+                return Ok(false);
+            };
+            self.delete_by_size(k, dir, index, next.as_ref(), report, &s)?;
+        }
+    }
+
+    /// Raises `archive_full` for a slice of `camera_id`/`hour` that is not copied into stage `k`
+    /// because its filesystem has no room for it above the ST-5 reserve and no unpinned slice is
+    /// left to delete (stop 23 point 2): the source keeps it, and the next round tries again.
+    fn no_room_on_the_filesystem(&self, k: usize, dir: &Path, camera_id: &str, hour: i64) {
+        let stage = &self.chain.stages[k];
+        let when = jiff::Timestamp::from_microsecond(hour * HOUR_US).map_or(hour.to_string(), |t| t.to_string());
+        let message = format!(
+            "archive stage {}: camera {camera_id} hour {when} (UTC) is not copied: the filesystem of {} would keep \
+             less than its reserve free (1 % of the filesystem, at least 250 MB: ST-5) and every slice left there \
+             is newer or evidence-locked; the source keeps the hour until it lets go of it",
+            stage.name,
+            dir.display()
+        );
+        tracing::warn!(storage = %self.chain.storage_id, "{message}");
+        self.events.emit(
+            Event::new(EventKind::ArchiveFull, self.clocks.realtime_us())
+                .with_storage(&*self.chain.storage_id)
+                .with_camera(camera_id)
+                .with_message(message),
+        );
     }
 
     /// Stage `k`'s holdings for status (slices, bytes, oldest and newest record), read from its
@@ -1036,21 +1105,9 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let (ring, recorder, hour) = layout::tests::ring_across_an_hour(tmp.path());
         let small = tmp.path().join("small");
-        std::fs::create_dir(&small).expect("mount point");
-        let mount = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
-            .arg(&small)
-            .status()
-            .expect("mount runs");
-        assert!(mount.success(), "this test needs root to mount a tmpfs");
-        /// Unmounts the tmpfs when the test ends, passed or not.
-        struct Unmount(PathBuf);
-        impl Drop for Unmount {
-            fn drop(&mut self) {
-                let _ = std::process::Command::new("umount").arg(&self.0).status();
-            }
-        }
-        let _unmount = Unmount(small.clone());
+        // Room for the ST-5 reserve (250 MB) and a few MB of slices; a tmpfs takes memory only
+        // for what is written.
+        let _unmount = mount_tmpfs(&small, "260m");
 
         // Only the hour before is finished at first.
         let clocks = Arc::new(SimulatedClocks::new((hour + 1) * HOUR_US));
@@ -1073,10 +1130,12 @@ mod tests {
         #[allow(clippy::unnecessary_cast)]
         let (page, free_pages) = (st.fragment_size() as u64, st.blocks_available() as u64);
         let free = free_pages * page;
-        // Left free: exactly the new hour's `Media` (its chunks and a 4 KiB header, in whole
-        // pages), so its `Recording` and its rows no longer fit unless the old hour goes first.
+        // Left free above the ST-5 reserve: the new hour's `Media` (its chunks and a 4 KiB
+        // header, in whole pages) and the index allowance, so its `Recording` and its rows no
+        // longer fit above the reserve unless the old hour goes first.
         let media = (hour_bytes + MEDIA_HEADER_BYTES as u64).div_ceil(page) * page;
-        let filler = free.checked_sub(media).expect("the tmpfs has room for the filler");
+        let reserve = store::free_space_reserve_bytes(st.blocks() as u64 * page);
+        let filler = free.checked_sub(bytes_on_filesystem(media) + reserve).expect("the tmpfs has room for the filler");
         std::fs::write(small.join("filler"), vec![1u8; filler as usize]).expect("filler");
 
         clocks.set_realtime_us(SystemClocks.realtime_us());
@@ -1084,6 +1143,107 @@ mod tests {
         assert_eq!((r.copied, r.failed, r.deleted_by_size), (1, 0, 1), "{r:?}");
         assert_eq!(r.lost, [("cam".to_owned(), hour - 1)]);
         assert_eq!(stage_hours(&dir), [hour]);
+    }
+
+    /// Unmounts a test's tmpfs when the test ends, passed or not.
+    struct Unmount(PathBuf);
+
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+
+    /// A tmpfs of `size` (as `mount -o size=`) mounted at `dir` (created), a real filesystem
+    /// whose free space a test controls; needs root.
+    fn mount_tmpfs(dir: &Path, size: &str) -> Unmount {
+        std::fs::create_dir_all(dir).expect("mount point");
+        let mount = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("mount runs");
+        assert!(mount.success(), "this test needs root to mount a tmpfs");
+        Unmount(dir.to_owned())
+    }
+
+    /// Free and reserve bytes (`store::free_space_reserve_bytes`) of the filesystem at `dir`, and
+    /// its block size.
+    fn free_and_reserve(dir: &Path) -> (u64, u64, u64) {
+        let st = nix::sys::statvfs::statvfs(dir).expect("statvfs");
+        // The casts matter on 32-bit targets, where these are 32-bit types.
+        #[allow(clippy::unnecessary_cast)]
+        let (page, blocks, free) = (st.fragment_size() as u64, st.blocks() as u64, st.blocks_available() as u64);
+        (free * page, store::free_space_reserve_bytes(blocks * page), page)
+    }
+
+    /// Stop 23 point 2 (review-life High 2, ST-5): before each slice the round checks the stage's
+    /// filesystem, whatever its `max_size` says: the free space after the copy must stay at
+    /// least the reserve a ring leaves (`store::free_space_reserve_bytes`). On a real tmpfs with
+    /// room above the reserve for the new hour only once the old one is gone, the oldest slice
+    /// goes first (`archive_full`, no later stage holds it) and the new hour is copied; when only
+    /// a newer, evidence-locked slice is left, the older hour is not copied, `archive_full`
+    /// names its camera and hour, and the free space never drops below the reserve. Before the
+    /// fix the round copied until ENOSPC, filling the share.
+    #[test]
+    fn a_round_keeps_the_st5_reserve_free_on_the_stage_filesystem() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (ring, recorder, hour) = layout::tests::ring_across_an_hour(tmp.path());
+        let small = tmp.path().join("small");
+        let _unmount = mount_tmpfs(&small, "260m");
+        let clocks = Arc::new(SimulatedClocks::new((hour + 1) * HOUR_US));
+        let (_log, sink, _reader) = crate::events::EventLog::spawn(
+            &tmp.path().join("events.sqlite3"),
+            crate::events::Retention::default(),
+            clocks.clone(),
+        );
+        let events = sink.subscribe("test", 16);
+        let mut c = Copier { events: sink, ..copier(tmp.path(), &ring, recorder, clocks.clone()) };
+        c.chain.stages[0].path = small.clone();
+        let dir = stage_dir(&c.chain.stages[0], "main");
+        assert_eq!(c.round_into_stage(0).expect("round").copied, 1);
+        assert_eq!(stage_hours(&dir), [hour - 1]);
+        let bytes = &ring_hours(&ring.path).expect("ring hours")[0].1;
+        let need = |h: i64| bytes_on_filesystem(bytes[&h] + SLICE_OVERHEAD_BYTES);
+        let _keep_index_files = StageIndex::open(&dir).expect("index");
+
+        // One block less than the new hour needs above the reserve (the stage's limit, 1 GiB,
+        // would take it).
+        let (free, reserve, page) = free_and_reserve(&small);
+        let filler = free - (reserve + need(hour) - page);
+        std::fs::write(small.join("filler"), vec![1u8; filler as usize]).expect("filler");
+        clocks.set_realtime_us(SystemClocks.realtime_us());
+        let r = c.round_into_stage(0).expect("round");
+        assert_eq!((r.copied, r.failed, r.deleted_by_size, r.skipped_full), (1, 0, 1, 0), "{r:?}");
+        assert_eq!(r.lost, [("cam".to_owned(), hour - 1)]);
+        assert_eq!(stage_hours(&dir), [hour]);
+        let e = events.receiver().recv_timeout(Duration::from_secs(10)).expect("archive_full raised");
+        assert_eq!((e.kind(), e.camera()), (&EventKind::ArchiveFull, Some("cam")));
+        let after = free_and_reserve(&small).0;
+        assert!(
+            after >= reserve,
+            "the reserve stays free: {after} < {reserve}, need {} old {} page {page}",
+            need(hour),
+            need(hour - 1)
+        );
+
+        // The older hour again, with room for it above the reserve only if the newer, pinned
+        // slice went: it is not copied, and `archive_full` names it.
+        c.pins.publish(vec![pin_hour(hour)]);
+        let (free, reserve, page) = free_and_reserve(&small);
+        let filler2 = free.saturating_sub(reserve + need(hour - 1) - page);
+        std::fs::write(small.join("filler2"), vec![1u8; filler2 as usize]).expect("filler");
+        assert!(free_and_reserve(&small).0 < reserve + need(hour - 1), "no room for the older hour");
+        let before = free_and_reserve(&small).0;
+        let r = c.round_into_stage(0).expect("round");
+        assert_eq!((r.copied, r.deleted_by_size, r.skipped_full), (0, 0, 1), "{r:?}");
+        assert_eq!(stage_hours(&dir), [hour]);
+        let e = events.receiver().recv_timeout(Duration::from_secs(10)).expect("archive_full raised");
+        assert_eq!((e.kind(), e.storage(), e.camera()), (&EventKind::ArchiveFull, Some("main"), Some("cam")));
+        let message = e.message().expect("message");
+        let when = jiff::Timestamp::from_microsecond((hour - 1) * HOUR_US).expect("hour").to_string();
+        assert!(message.contains("not copied") && message.contains(&when) && message.contains("ST-5"), "{message}");
+        assert!(free_and_reserve(&small).0 + page >= before, "nothing was written: the reserve stays free");
     }
 
     /// Issue 13 review Medium 5 (AR-1, procedure "archive round"): one slice whose copy fails (its

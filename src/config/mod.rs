@@ -200,6 +200,8 @@ struct StorageLines {
     id: usize,
     /// Line of each `[[storage.archive]]` stage's `name`, in chain order.
     archive_names: Vec<usize>,
+    /// The line of each archive stage's `max_size`, in chain order.
+    archive_max_sizes: Vec<usize>,
 }
 
 /// `src` with a URL password replaced by `***`, for error messages (secrets never reach a
@@ -414,6 +416,7 @@ impl Config {
                 path: origin.line_of(s.path.as_ref().map(|v| v.span()).unwrap_or(s.id.span())),
                 id: origin.line_of(s.id.span()),
                 archive_names: s.archive.iter().map(|a| origin.line_of(a.get_ref().name.span())).collect(),
+                archive_max_sizes: s.archive.iter().map(|a| origin.line_of(a.get_ref().max_size.span())).collect(),
             });
             if !s.archive.is_empty() {
                 let ring = (path.as_path(), retention_days);
@@ -722,6 +725,44 @@ impl Config {
         Ok(())
     }
 
+    /// Stop 23 point 2 (review-life High 2, ST-5): a stage's `max_size` larger than the total
+    /// size of the filesystem at its `path` is refused with file, line, key and reason, as a
+    /// ring too large for its filesystem is: the stage could never hold it, and status would
+    /// forecast days it cannot reach. A stage whose path is not where it may live now (a share
+    /// not mounted: `archive::stage::placement`) is not measured, since statvfs would measure the
+    /// filesystem under the mount point; the round's own ST-5 check guards it once mounted.
+    fn check_archive_sizes_on_disk(&self) -> Result<(), Error> {
+        for chain in &self.archives {
+            let Some((s, lines)) =
+                self.storages.iter().zip(&self.storage_lines).find(|(s, _)| s.id == chain.storage_id)
+            else {
+                continue;
+            };
+            for (at, stage) in chain.stages.iter().enumerate() {
+                if crate::archive::stage::placement(stage).is_err() {
+                    continue;
+                }
+                let Some(fs) = crate::sysinfo::filesystem(&stage.path) else { continue };
+                if stage.max_size_bytes > fs.total_bytes {
+                    return Err(crate::err!(
+                        InvalidArgument,
+                        "{}:{}: key `storage.archive.max_size`: archive {:?} of storage {:?} may hold {} bytes, more \
+                         than the {} bytes of the whole filesystem at {}; use a max_size below the filesystem's \
+                         size (its round also keeps 1 % of it, at least 250 MB, free: ST-5)",
+                        lines.file,
+                        lines.archive_max_sizes.get(at).copied().unwrap_or(lines.id),
+                        stage.name,
+                        s.id,
+                        stage.max_size_bytes,
+                        fs.total_bytes,
+                        stage.path.display()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the storages against the disks, at start and before a config change is written
     /// (DESIGN §6: an invalid config names file, line, key and reason; at runtime the old one
     /// stays in force). `previous` is the config in force for a change, None at start.
@@ -738,6 +779,7 @@ impl Config {
         if let Some(previous) = previous {
             self.check_archive_chains(previous)?;
         }
+        self.check_archive_sizes_on_disk()?;
         // Bytes still to allocate per filesystem, with the room measured there.
         let mut wanted: Vec<(crate::store::Room, u64)> = Vec::new();
         for (s, lines) in self.storages.iter().zip(&self.storage_lines) {
@@ -1440,6 +1482,35 @@ mod tests {
             e.contains("in /mnt/nas/main, which is, holds or lies inside the directory of archive \"nas2\""),
             "{e}"
         );
+    }
+
+    /// Stop 23 point 2 (review-life High 2, ST-5): a stage `max_size` larger than its
+    /// filesystem's total size is refused at the disk check (start and config API) with file,
+    /// line, key and reason; a stage whose path is missing or, with `mount = true`, not a mount
+    /// point (a share not mounted yet) is not measured, so the config is not refused for that.
+    #[test]
+    fn a_stage_larger_than_its_filesystem_is_refused_unless_its_share_is_not_mounted() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let share = tmp.path().join("share");
+        std::fs::create_dir(&share).expect("stage path");
+        let text = |path: &Path, size: &str, extra: &str| {
+            format!(
+                "version = 1\n[server]\ndata_dir = \"{}\"\n[[storage]]\nid = \"main\"\npath = \"{}\"\n\
+                 size = \"64MiB\"\nretention_days = 4\n[[storage.archive]]\nname = \"nas\"\npath = \"{}\"\n\
+                 retention_days = 10\nmax_size = \"{size}\"\nschedule = \"daily at 10:30\"\n{extra}",
+                tmp.path().join("data").display(),
+                tmp.path().join("ring").display(),
+                path.display()
+            )
+        };
+        let check = |text: String| Config::parse("x.toml", &text, None).expect("parses").check_archive_sizes_on_disk();
+        let e = check(text(&share, "100000TB", "mount = false\n")).expect_err("larger than the filesystem");
+        assert!(e.msg().starts_with("x.toml:13: key `storage.archive.max_size`: archive \"nas\""), "{}", e.msg());
+        assert!(e.msg().contains("more than the") && e.msg().contains("ST-5"), "{}", e.msg());
+        check(text(&share, "1MiB", "mount = false\n")).expect("fits");
+        // The share is not mounted: a bare mount point, or a path that does not exist yet.
+        check(text(&share, "100000TB", "")).expect("not a mount point: not measured");
+        check(text(&tmp.path().join("absent"), "100000TB", "mount = false\n")).expect("missing: not measured");
     }
 
     #[test]
