@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use common::archive::{storage_events, write_finished_hours};
 use common::mount::LoopMount;
-use common::recorder::RecorderProc;
+use common::recorder::{export_http, RecorderProc};
 use common::{http_request, wait_for, RtspServer};
+use edgerec::clocks::{Clocks, SystemClocks};
 use serde_json::Value;
 
 /// Finished hours written into the ring for the stage to copy.
@@ -112,4 +113,66 @@ fn a_stage_whose_share_is_not_mounted_at_first_start_is_never_created_on_the_roo
     // Everything the stage wrote is on the share: the mount point under it is still bare.
     mount.unmount();
     assert!(names_in(&mount.dir).is_empty(), "the root filesystem holds nothing: {:?}", names_in(&mount.dir));
+}
+
+/// Stop 23 point 3 (review-life #8, #23; review-tiers High 1; AR-8, ST-17): a stage whose share
+/// stops answering (its probes and reads block, through the `fault-injection` hook
+/// `EDGEREC_FAULT_HANG_STAGES_WHILE`, as a hung NFS `hard` mount does) is shown unavailable as
+/// "not answering" with one `archive_unavailable` event, while status, the recordings list and
+/// an export from the ring still answer at once (readers skip a stage the probe thread found
+/// unavailable instead of opening it per request). When it answers again it is available again.
+/// Before the fix the availability check ran on the archive thread itself and hung with it:
+/// status kept `available: true`, no event came, and every reader opened the stage and hung.
+#[test]
+fn a_hung_share_is_shown_not_answering_and_readers_answer_from_the_ring() {
+    let tmp = common::temp_dir();
+    let data_dir = tmp.path().join("data");
+    let share = tmp.path().join("share");
+    std::fs::create_dir_all(&share).expect("stage path");
+    let hang = tmp.path().join("hang");
+    let hang_env = hang.display().to_string();
+    let rec = RecorderProc::start_with_env(
+        &data_dir,
+        &body(&data_dir.join("ring"), &share, "mount = false\n", "demo:"),
+        &[("EDGEREC_FAULT_HANG_STAGES_WHILE", hang_env.as_str())],
+    );
+    wait_for(Duration::from_secs(60), || Some(nas(&rec)).filter(|s| s["last_round"].is_object()))
+        .unwrap_or_else(|| panic!("no round into the stage: {}\n{}", nas(&rec), rec.log_text()));
+    assert_eq!(nas(&rec)["available"], true, "{}", nas(&rec));
+    rec.wait_frames("cam", 30, Duration::from_secs(60));
+
+    // The share hangs: probes and stage opens block until the file goes.
+    std::fs::write(&hang, b"").expect("hang flag");
+    let hung = wait_for(Duration::from_secs(60), || {
+        Some(nas(&rec)).filter(|s| s["unavailable_reason"].as_str().is_some_and(|r| r.contains("not answering")))
+    })
+    .unwrap_or_else(|| panic!("the hung stage was never shown as not answering: {}\n{}", nas(&rec), rec.log_text()));
+    assert_eq!(hung["available"], false, "{hung}");
+    let unavailable = wait_for(Duration::from_secs(30), || {
+        Some(storage_events(&rec, "archive_unavailable")).filter(|e| e.len() == 1)
+    })
+    .unwrap_or_else(|| panic!("no archive_unavailable event: {:?}", storage_events(&rec, "archive_unavailable")));
+    assert!(unavailable[0]["message"].as_str().is_some_and(|m| m.contains("not answering")), "{unavailable:?}");
+
+    // Readers answer from the ring at once: the recordings list and an export of its last seconds.
+    let clocks = SystemClocks;
+    let asked = clocks.monotonic();
+    let recordings = rec.recordings("cam");
+    assert!(!recordings.is_empty(), "the ring's recordings are listed");
+    let newest_us = recordings.iter().map(|r| r.1).max().expect("a recording");
+    let r = export_http(&rec, "cam", newest_us - 3_000_000, newest_us, &tmp.path().join("x.mp4"));
+    assert!(!r.body.is_empty());
+    let _ = rec.status();
+    let took = clocks.monotonic() - asked;
+    assert!(took < Duration::from_secs(5), "readers waited on the hung stage: {took:?}");
+    assert_eq!(nas(&rec)["available"], false, "status does not lie: {}", nas(&rec));
+
+    // The share answers again.
+    std::fs::remove_file(&hang).expect("unhang");
+    wait_for(Duration::from_secs(60), || Some(nas(&rec)).filter(|s| s["available"] == true))
+        .unwrap_or_else(|| panic!("the stage did not come back: {}\n{}", nas(&rec), rec.log_text()));
+    wait_for(Duration::from_secs(30), || (storage_events(&rec, "archive_available").len() == 1).then_some(()))
+        .unwrap_or_else(|| panic!("no archive_available event: {:?}", storage_events(&rec, "archive_available")));
+    assert_eq!(rec.camera("cam")["frames_dropped"], 0, "recording went on");
+    assert!(rec.stop());
 }

@@ -220,6 +220,12 @@ impl Copier {
     /// fails its check is left out, logged and counted in `refused`; the round goes on with the
     /// others. Last, `apply_limits`.
     pub fn round_into_stage(&self, k: usize) -> Result<RoundReport, Error> {
+        self.round(k, &|| None)
+    }
+
+    /// `round_into_stage`, ended before the next slice when `keep_going` gives a reason (a stop,
+    /// the stage found unavailable by the probe thread): stop 23 point 3.
+    fn round(&self, k: usize, keep_going: &dyn Fn() -> Option<String>) -> Result<RoundReport, Error> {
         let stage = &self.chain.stages[k];
         let dir = stage::open_or_create(&self.data_dir, &self.chain.storage_id, stage, self.recorder_uuid)
             .map_err(|why| crate::err!(Unavailable, "archive stage {} is unavailable: {why}", stage.name))?;
@@ -229,6 +235,9 @@ impl Copier {
         // Before each slice (review High 1): a stage that went away mid-round ends the round as
         // unavailable; nothing is written onto what is under its mount point.
         let still_same = || {
+            if let Some(why) = keep_going() {
+                return Err(crate::err!(Unavailable, "the round into archive stage {} ended: {why}", stage.name));
+            }
             stage::still_same(&dir, device).map_err(|why| {
                 crate::err!(Unavailable, "archive stage {} became unavailable during the round: {why}", stage.name)
             })
@@ -593,59 +602,56 @@ impl Copier {
 
     /// The thread's loop: lowers its I/O priority, then runs a round into each stage at each start
     /// of that stage's own schedule (AR-3), one round after another, until `stop`. Every stage
-    /// gets a round at the thread's start. At every wake (at least every
-    /// `AVAILABILITY_CHECK_INTERVAL`) it checks each stage it opened before: a stage without its
-    /// `STAGE` file is unavailable, raises `archive_unavailable` once and is skipped with every
-    /// later stage; when it is back it raises `archive_available` and gets a round at once (AR-8).
-    /// A round during which a scheduled start of its stage passed (the start found it still
-    /// running), or that failed or left a slice out, raises `archive_not_finished`. Waits on
-    /// `stop`, so it ends at once.
+    /// gets a round at the thread's start. Availability comes from a probe thread
+    /// (`watch_availability`), so a hung share cannot hide it: a stage it finds unavailable is
+    /// skipped with every later stage; when it is back it gets a round at once (AR-8). A round
+    /// ends early, between slices, on `stop` or when the probe thread finds its stage (or the
+    /// stage it copies from) unavailable. A round during which a scheduled start of its stage
+    /// passed (the start found it still running), or that failed or left a slice out, raises
+    /// `archive_not_finished`. Waits on `stop`, so it ends at once between rounds.
     pub fn run(self, stop: &Shutdown) {
         match lower_io_priority() {
             Some(class) => tracing::info!(storage = %self.chain.storage_id, "archive rounds run at I/O class {class}"),
             None => tracing::warn!(storage = %self.chain.storage_id, "archive rounds run at normal I/O priority"),
         }
         let storage = self.chain.storage_id.as_str();
+        let published: Published = Arc::new(std::sync::Mutex::new(vec![None; self.chain.stages.len()]));
+        let watcher = {
+            let (published, stop) = (published.clone(), stop.clone());
+            let (chain, data_dir, events, status, clocks) = (
+                self.chain.clone(),
+                self.data_dir.clone(),
+                self.events.clone(),
+                self.status.clone(),
+                self.clocks.clone(),
+            );
+            std::thread::Builder::new()
+                .name(format!("archive-probe-{storage}"))
+                .spawn(move || watch_availability(&chain, &data_dir, &events, &status, &*clocks, &published, &stop))
+        };
+        if let Err(e) = &watcher {
+            tracing::error!(storage, "cannot start the archive probe thread, no archive rounds run: {e}");
+            return;
+        }
         // A round at start finishes what a killed or stopped round left (procedure "archive round").
         let start_us = self.clocks.realtime_us();
         let mut due_us = vec![start_us; self.chain.stages.len()];
-        // Per stage: None until first opened, then whether it was available at the last check.
-        let mut available: Vec<Option<bool>> = vec![None; self.chain.stages.len()];
+        // Per stage: None until the probe thread said, then whether it was available when last seen.
+        let mut seen: Vec<Option<bool>> = vec![None; self.chain.stages.len()];
         loop {
-            // Set once a stage is unavailable: it and every later stage are skipped (AR-8).
+            // Set once a stage is unavailable (or not probed yet): it and every later stage are
+            // skipped (AR-8).
             let mut blocked = false;
+            let states = published.lock().expect("archive availability lock").clone();
             for (k, stage) in self.chain.stages.iter().enumerate() {
                 let now_us = self.clocks.realtime_us();
                 let due = now_us >= due_us[k];
-                if !due && available[k].is_none() {
+                let Some(is) = states[k].as_ref().map(Result::is_ok) else {
+                    blocked = true;
                     continue;
-                }
-                // Creates nothing (review High 1, #23): a stage is created only by its own round,
-                // which runs only when it and every stage before it are available.
-                let state = stage::probe(&self.data_dir, storage, stage);
-                let is = state.is_ok();
-                let back = available[k] == Some(false) && is;
-                if available[k] != Some(is) {
-                    let (kind, message) = match &state {
-                        Ok(dir) => (
-                            EventKind::ArchiveAvailable,
-                            format!("archive stage {} at {} is available again", stage.name, dir.display()),
-                        ),
-                        Err(why) => (EventKind::ArchiveUnavailable, format!("archive stage {}: {why}", stage.name)),
-                    };
-                    // The first check of an available stage is no change worth an event.
-                    if available[k].is_some() || !is {
-                        tracing::warn!(storage, stage = %stage.name, "{message}");
-                        self.events.emit(Event::new(kind, now_us).with_storage(storage).with_message(message));
-                    }
-                    available[k] = Some(is);
-                    let reason = state.as_ref().err().cloned();
-                    self.status.update(k, |st| {
-                        st.available = is;
-                        st.unavailable_reason = reason;
-                    });
-                }
-                // An unavailable stage blocks every later one, due now or not (AR-8).
+                };
+                let back = seen[k] == Some(false) && is;
+                seen[k] = Some(is);
                 blocked |= !is;
                 if !due && !back {
                     continue;
@@ -654,7 +660,22 @@ impl Copier {
                     due_us[k] = stage.schedule.next_after_us(now_us, &self.tz).unwrap_or(i64::MAX);
                     continue;
                 }
-                let result = self.round_into_stage(k);
+                self.status.update(k, |st| st.round_running_since_wall_us = Some(now_us));
+                // Between slices (stop 23 point 3): a stop, or the probe thread finding this
+                // stage or the one it copies from unavailable, ends the round.
+                let keep_going = || {
+                    if stop.is_triggered() {
+                        return Some("the recorder is stopping".to_owned());
+                    }
+                    let states = published.lock().expect("archive availability lock");
+                    (k.saturating_sub(1)..=k).find_map(|j| match &states[j] {
+                        Some(Err(why)) => {
+                            Some(format!("stage {} became unavailable: {why}", self.chain.stages[j].name))
+                        }
+                        _ => None,
+                    })
+                };
+                let result = self.round(k, &keep_going);
                 let end_us = self.clocks.realtime_us();
                 let mut unfinished = Vec::new();
                 if stage.schedule.next_after_us(now_us, &self.tz).is_some_and(|next| next <= end_us) {
@@ -695,20 +716,95 @@ impl Copier {
                         (st.slices, st.bytes, st.oldest_wall_us, st.newest_wall_us) = (slices, bytes, oldest, newest);
                     }
                     st.last_round = Some(last);
+                    st.round_running_since_wall_us = None;
                 });
                 due_us[k] = stage.schedule.next_after_us(end_us, &self.tz).unwrap_or(i64::MAX);
                 if stop.is_triggered() {
                     return;
                 }
             }
-            // Wakes at least every AVAILABILITY_CHECK_INTERVAL: an unmounted or returned stage
-            // shows that soon, and a wall clock step moves the next start.
+            // Wakes at least every AVAILABILITY_CHECK_INTERVAL (soon after the first probes), so
+            // a stage the probe thread finds back gets its round soon, and a wall clock step
+            // moves the next start.
             let next_us = due_us.iter().copied().min().unwrap_or(i64::MAX);
-            let cap_us = AVAILABILITY_CHECK_INTERVAL.as_micros() as i64;
-            let wait_us = (next_us - self.clocks.realtime_us()).clamp(0, cap_us);
+            let cap_us =
+                if seen.iter().any(Option::is_none) { 100_000 } else { AVAILABILITY_CHECK_INTERVAL.as_micros() as i64 };
+            let wait_us = (next_us - self.clocks.realtime_us()).clamp(0, cap_us).max(if blocked { 100_000 } else { 0 });
             if stop.wait_timeout(Duration::from_micros(wait_us as u64)) {
                 return;
             }
+        }
+    }
+}
+
+/// Per stage, what the probe thread found last: None before its first probe, the stage
+/// directory when available, the reason when not.
+type Published = Arc<std::sync::Mutex<Vec<Option<Result<PathBuf, String>>>>>;
+
+/// How long a stage's availability probe may take before the stage counts as not answering.
+pub const PROBE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The probe thread of a storage's archive (stop 23 point 3, review-life #8, #23): every
+/// `AVAILABILITY_CHECK_INTERVAL` it probes each stage (`stage::Prober`, each probe on a helper
+/// thread with `PROBE_DEADLINE`, creating nothing) and publishes the result for the rounds
+/// (`published`), for readers (`stage::publish_readable`) and for status; it raises
+/// `archive_unavailable` once per change to unavailable ("not answering" for a hung share) and
+/// `archive_available` when a stage is back (the first check of an available stage is silent).
+/// A stage behind an unavailable one shows as blocked (`blocked_by`), not as available. Runs
+/// until `stop`.
+fn watch_availability(
+    chain: &ArchiveChain,
+    data_dir: &Path,
+    events: &EventSink,
+    status: &ArchiveStatus,
+    clocks: &dyn Clocks,
+    published: &Published,
+    stop: &Shutdown,
+) {
+    let storage = chain.storage_id.as_str();
+    let mut prober = stage::Prober::new(chain.stages.len());
+    let mut was: Vec<Option<bool>> = vec![None; chain.stages.len()];
+    loop {
+        let mut blocked_by: Option<String> = None;
+        for (k, stage) in chain.stages.iter().enumerate() {
+            let state = prober.probe(k, data_dir, storage, stage, PROBE_DEADLINE);
+            let is = state.is_ok();
+            if was[k] != Some(is) {
+                let (kind, message) = match &state {
+                    Ok(dir) => (
+                        EventKind::ArchiveAvailable,
+                        format!("archive stage {} at {} is available again", stage.name, dir.display()),
+                    ),
+                    Err(why) => (EventKind::ArchiveUnavailable, format!("archive stage {}: {why}", stage.name)),
+                };
+                if was[k].is_some() || !is {
+                    tracing::warn!(storage, stage = %stage.name, "{message}");
+                    events.emit(Event::new(kind, clocks.realtime_us()).with_storage(storage).with_message(message));
+                }
+                was[k] = Some(is);
+            }
+            let dir = stage_dir(stage, storage);
+            stage::publish_readable(&dir, is && blocked_by.is_none());
+            let reason = match (&state, &blocked_by) {
+                (Err(why), _) => Some(why.clone()),
+                (Ok(_), Some(before)) => Some(format!("blocked: stage {before} before it is unavailable (AR-8)")),
+                (Ok(_), None) => None,
+            };
+            let blocked = blocked_by.clone();
+            status.update(k, |st| {
+                st.available = reason.is_none();
+                st.unavailable_reason = reason;
+                st.blocked_by = blocked;
+            });
+            if !is && blocked_by.is_none() {
+                blocked_by = Some(stage.name.clone());
+            }
+            if let Some(slot) = published.lock().expect("archive availability lock").get_mut(k) {
+                *slot = Some(state);
+            }
+        }
+        if stop.wait_timeout(AVAILABILITY_CHECK_INTERVAL) {
+            return;
         }
     }
 }
@@ -1291,6 +1387,7 @@ mod tests {
         std::fs::rename(tmp.path().join("nas"), tmp.path().join("nas-away")).expect("unmounted");
         std::fs::create_dir(tmp.path().join("nas")).expect("bare mount point");
 
+        let c_stages = c.chain.stages.clone();
         let status = c.status.clone();
         let stop = Shutdown::new();
         let s = stop.clone();
@@ -1299,12 +1396,16 @@ mod tests {
         assert_eq!((e.kind(), e.storage()), (&EventKind::ArchiveUnavailable, Some("main")));
         assert!(e.message().expect("message").contains("stage nas"), "{:?}", e.message());
         let deadline = SystemClocks.monotonic() + Duration::from_secs(60);
-        while !status.snapshot()[1].available {
+        while status.snapshot()[1].blocked_by.is_none() {
             assert!(SystemClocks.monotonic() < deadline, "cold was never checked: {:?}", status.snapshot());
             std::thread::sleep(Duration::from_millis(20));
         }
         let st = status.snapshot();
         assert!(!st[0].available && st[0].last_round.is_none(), "{:?}", st[0]);
+        // Stop 23 point 3 (review-life #23): the later stage shows as blocked, not available.
+        assert_eq!(st[1].blocked_by.as_deref(), Some("nas"), "{:?}", st[1]);
+        assert!(!st[1].available && st[1].unavailable_reason.as_deref().is_some_and(|r| r.contains("blocked")));
+        assert!(stage::known_unreadable(&stage_dir(&c_stages[1], "main")), "readers skip a blocked stage");
         assert!(st[1].last_round.is_none(), "the later stage is skipped: {:?}", st[1]);
         assert!(!tmp.path().join("nas").join("main").exists(), "never created again");
 

@@ -3,7 +3,10 @@
 //! Invariant: a stage this recorder created once is never created again; without its `STAGE`
 //! file (an unmounted share, a bare mount point) it is unavailable (AR-8, as S8 for storages).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Mutex};
+use std::time::Duration;
 
 use crate::error::Error;
 use crate::fsutil;
@@ -11,6 +14,108 @@ use crate::store;
 
 use super::index::StageIndex;
 use super::StageConfig;
+
+/// Stage directories the archive threads of this process last found unavailable, not
+/// answering, or blocked behind such a stage (stop 23 point 3, review-tiers High 1): readers skip
+/// these instead of opening them per request, where a hung share would hang the request. Kept
+/// outside the request path, by the probe thread of each storage; empty in processes without
+/// archive threads (`edgerec export`), where readers open every stage as before.
+static UNREADABLE: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+/// Publishes whether readers may open the stage directory `dir` (see `UNREADABLE`).
+pub fn publish_readable(dir: &Path, readable: bool) {
+    let mut set = UNREADABLE.lock().expect("stage availability lock");
+    if readable {
+        set.remove(dir);
+    } else {
+        set.insert(dir.to_owned());
+    }
+}
+
+/// Whether the archive thread last found the stage directory `dir` unreadable (unavailable, not
+/// answering, or blocked); false when it never said.
+pub fn known_unreadable(dir: &Path) -> bool {
+    UNREADABLE.lock().expect("stage availability lock").contains(dir)
+}
+
+/// Probes of a storage's stages, each on a helper thread with a deadline (stop 23 point 3,
+/// review-life #8): a stage on a hung share (an NFS `hard` mount whose server stopped answering)
+/// blocks its `stat` or read in the kernel, so the probe's thread hangs, not the caller. At most
+/// one probe per stage is in flight: while it hangs, later probes wait on the same one again.
+pub struct Prober {
+    /// Per stage, the answer of a probe that did not answer within its deadline.
+    in_flight: Vec<Option<mpsc::Receiver<Result<PathBuf, String>>>>,
+}
+
+impl Prober {
+    /// A prober for `stages` stages.
+    pub fn new(stages: usize) -> Prober {
+        Prober { in_flight: (0..stages).map(|_| None).collect() }
+    }
+
+    /// `probe` of stage `k` on a helper thread, waiting at most `deadline` for it; a probe
+    /// that does not answer in time makes the stage unavailable as "not answering".
+    pub fn probe(
+        &mut self,
+        k: usize,
+        data_dir: &Path,
+        storage_id: &str,
+        stage: &StageConfig,
+        deadline: Duration,
+    ) -> Result<PathBuf, String> {
+        let rx = match self.in_flight.get_mut(k).and_then(Option::take) {
+            Some(rx) => rx,
+            None => {
+                let (tx, rx) = mpsc::sync_channel(1);
+                let (data_dir, storage_id, stage) = (data_dir.to_owned(), storage_id.to_owned(), stage.clone());
+                let spawned = std::thread::Builder::new().name(format!("probe-{}", stage.name)).spawn(move || {
+                    #[cfg(feature = "fault-injection")]
+                    hang_point();
+                    // The prober may have given up on this answer; nothing then waits for it.
+                    let _ = tx.send(probe(&data_dir, &storage_id, &stage));
+                });
+                if let Err(e) = spawned {
+                    return Err(format!("cannot start a probe thread: {e}"));
+                }
+                rx
+            }
+        };
+        match rx.recv_timeout(deadline) {
+            Ok(answer) => answer,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Some(slot) = self.in_flight.get_mut(k) {
+                    *slot = Some(rx);
+                }
+                Err(format!(
+                    "{} is not answering (a probe got no answer within {} s: a hung share?)",
+                    stage.path.display(),
+                    deadline.as_secs()
+                ))
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err("the probe thread ended without an answer".to_owned()),
+        }
+    }
+}
+
+/// While this file exists, stage probes and stage reader opens block, as on a hung share.
+#[cfg(feature = "fault-injection")]
+static HANG_WHILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Makes stage probes and stage reader opens block while `flag` exists (the fault-injection seam).
+#[cfg(feature = "fault-injection")]
+pub(crate) fn inject_hang_while(flag: PathBuf) {
+    let _ = HANG_WHILE.set(flag);
+}
+
+/// Blocks while the file `inject_hang_while` named exists.
+#[cfg(feature = "fault-injection")]
+pub(crate) fn hang_point() {
+    if let Some(flag) = HANG_WHILE.get() {
+        while flag.exists() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
 
 /// The identity file's name in a stage directory.
 pub const STAGE_FILE: &str = "STAGE";
@@ -250,8 +355,6 @@ fn create(data_dir: &Path, storage_id: &str, stage: &StageConfig, recorder_uuid:
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::archive::Schedule;
 
