@@ -645,6 +645,15 @@ impl Copier {
             let states = published.lock().expect("archive availability lock").clone();
             for (k, stage) in self.chain.stages.iter().enumerate() {
                 let now_us = self.clocks.realtime_us();
+                // Review-life #14: a start further away than the schedule's longest gap means
+                // the wall clock stepped back (an RTC a year ahead, corrected by NTP); the
+                // schedule would wait for the old time. The stage gets a round now, as at the
+                // thread's start, and its schedule follows the corrected clock from then on.
+                let gap_us = i64::try_from(stage.schedule.longest_gap().as_micros()).unwrap_or(i64::MAX);
+                if due_us[k] != i64::MAX && due_us[k].saturating_sub(now_us) > gap_us {
+                    tracing::warn!(storage, stage = %stage.name, "the wall clock stepped back; a round runs now");
+                    due_us[k] = now_us;
+                }
                 let due = now_us >= due_us[k];
                 let Some(is) = states[k].as_ref().map(Result::is_ok) else {
                     blocked = true;
@@ -1423,6 +1432,39 @@ mod tests {
         thread.join().expect("archive thread");
         let st = status.snapshot();
         assert!(st[0].available && st[0].slices == 2, "{:?}", st[0]);
+    }
+
+    /// Stop 23 point 4 (review-life #14, AR-3): a backward wall-clock step larger than the
+    /// schedule's longest gap (the box booted with its clock a year ahead, then NTP corrected it)
+    /// does not freeze the schedule until the old due time: the stage gets a round at once.
+    #[test]
+    fn a_backward_clock_step_does_not_freeze_the_schedule() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (ring, recorder, _) = layout::tests::ring_across_an_hour(tmp.path());
+        let now_us = SystemClocks.realtime_us();
+        let ahead_us = now_us + 365 * 86_400 * 1_000_000;
+        let clocks = Arc::new(SimulatedClocks::new(ahead_us));
+        let c = copier(tmp.path(), &ring, recorder, clocks.clone());
+        let status = ArchiveStatus::new(&c.chain);
+        let c = Copier { status: status.clone(), ..c };
+        let stop = Shutdown::new();
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || c.run(&s));
+        let round_start = || status.snapshot()[0].last_round.as_ref().map(|r| r.start_wall_us);
+        let deadline = SystemClocks.monotonic() + Duration::from_secs(60);
+        while round_start() != Some(ahead_us) {
+            assert!(SystemClocks.monotonic() < deadline, "no round at start: {:?}", status.snapshot());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // NTP corrects the clock by a year: the next hourly start was a year away.
+        clocks.set_realtime_us(now_us);
+        let deadline = SystemClocks.monotonic() + Duration::from_secs(60);
+        while round_start() != Some(now_us) {
+            assert!(SystemClocks.monotonic() < deadline, "the schedule froze: {:?}", status.snapshot());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stop.trigger();
+        thread.join().expect("archive thread");
     }
 
     /// Issue 13 (ARCHITECTURE "The round"): the archive thread asks for idle I/O priority (or
