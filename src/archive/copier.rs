@@ -481,7 +481,10 @@ impl Copier {
     }
 
     /// Deletes slice `s` of stage `k` by its size limit (procedure "delete slice"); a slice no
-    /// later stage holds is lost, counted in `report.lost` and raised as `archive_full`.
+    /// later stage holds is lost, counted in `report.lost` and raised as `archive_full`. The event
+    /// is raised before the delete's first step (review-life #17), so a crash between them cannot
+    /// lose it; when the next stage could not be checked (unavailable, never created), the event
+    /// says so instead of claiming the next stage did not hold the slice.
     fn delete_by_size(
         &self,
         k: usize,
@@ -494,25 +497,32 @@ impl Copier {
         let stage = &self.chain.stages[k];
         let last = k + 1 == self.chain.stages.len();
         let lost = last || !next.map(|n| n.has_slice(&s.camera_id, s.hour)).transpose()?.unwrap_or(false);
-        delete_slice(dir, index, s)?;
-        report.deleted_by_size += 1;
         if lost {
-            report.lost.push((s.camera_id.clone(), s.hour));
             let hour =
                 jiff::Timestamp::from_microsecond(s.hour * HOUR_US).map_or(s.hour.to_string(), |t| t.to_string());
+            let why = match (last, next) {
+                (true, _) => "its retention ran out".to_owned(),
+                (false, Some(_)) => "the next stage held it".to_owned(),
+                (false, None) => format!(
+                    "the next stage ({}) could not be checked for it (unavailable or not created yet): it may be lost",
+                    self.chain.stages[k + 1].name
+                ),
+            };
             self.events.emit(
                 Event::new(EventKind::ArchiveFull, self.clocks.realtime_us())
                     .with_storage(&*self.chain.storage_id)
                     .with_camera(&*s.camera_id)
                     .with_message(format!(
                         "archive stage {} reached its size limit of {} bytes: camera {} hour {hour} (UTC) deleted \
-                         before {}",
-                        stage.name,
-                        stage.max_size_bytes,
-                        s.camera_id,
-                        if last { "its retention ran out" } else { "the next stage held it" }
+                         before {why}",
+                        stage.name, stage.max_size_bytes, s.camera_id
                     )),
             );
+        }
+        delete_slice(dir, index, s)?;
+        report.deleted_by_size += 1;
+        if lost {
+            report.lost.push((s.camera_id.clone(), s.hour));
         }
         Ok(())
     }
@@ -1432,6 +1442,35 @@ mod tests {
         thread.join().expect("archive thread");
         let st = status.snapshot();
         assert!(st[0].available && st[0].slices == 2, "{:?}", st[0]);
+    }
+
+    /// Stop 23 point 4 (review-life #17, A3): a size delete while the next stage could not be
+    /// checked (here: never created) raises `archive_full` saying so, not that the next stage
+    /// lacked the slice.
+    #[test]
+    fn archive_full_says_when_the_next_stage_could_not_be_checked() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (ring, recorder, hour) = layout::tests::ring_across_an_hour(tmp.path());
+        let clocks = Arc::new(SimulatedClocks::new(SystemClocks.realtime_us()));
+        let (_log, sink, _reader) = crate::events::EventLog::spawn(
+            &tmp.path().join("events.sqlite3"),
+            crate::events::Retention::default(),
+            clocks.clone(),
+        );
+        let events = sink.subscribe("test", 16);
+        let mut c = Copier { events: sink, ..copier(tmp.path(), &ring, recorder, clocks.clone()) };
+        let cold = StageConfig { name: "cold".to_owned(), path: tmp.path().join("cold"), ..c.chain.stages[0].clone() };
+        c.chain.stages.push(cold);
+        let dir = stage_dir(&c.chain.stages[0], "main");
+        assert_eq!(c.round_into_stage(0).expect("round").copied, 2);
+        let used = stage_bytes(&dir, &StageIndex::open(&dir).expect("index").slices().expect("slices")).expect("bytes");
+        c.chain.stages[0].max_size_bytes = used - 1;
+        let r = c.round_into_stage(0).expect("round");
+        assert_eq!(r.lost, [("cam".to_owned(), hour - 1)]);
+        let e = events.receiver().recv_timeout(Duration::from_secs(10)).expect("archive_full raised");
+        assert_eq!(e.kind(), &EventKind::ArchiveFull);
+        let message = e.message().expect("message");
+        assert!(message.contains("next stage (cold) could not be checked"), "{message}");
     }
 
     /// Stop 23 point 4 (review-life #14, AR-3): a backward wall-clock step larger than the
