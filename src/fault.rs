@@ -27,6 +27,10 @@ pub const QUEUE_BYTES_ENV: &str = "EDGEREC_FAULT_QUEUE_BYTES";
 /// stops, and so do the watchdog pings, until the jobs end.
 pub const WEDGE_HTTP_SECS_ENV: &str = "EDGEREC_FAULT_WEDGE_HTTP_SECS";
 
+/// While the file this names exists, archive stage probes and stage reader opens block, as on a
+/// hung network share (stop 23 point 3, `tests/archive_guards.rs`).
+pub const HANG_STAGES_WHILE_ENV: &str = "EDGEREC_FAULT_HANG_STAGES_WHILE";
+
 /// The storage writer exits at once without writing what it holds, leaving the files as a
 /// kill -9 would; join its thread afterwards.
 pub fn crash_writer(storage: &StorageHandle) {
@@ -56,8 +60,12 @@ pub fn pause_event_log(log: &EventLog) -> PausedWriter {
 }
 
 /// The recorder process's faults, read once at start from the environment (`STALL_WRITER_SECS_ENV`,
-/// `QUEUE_BYTES_ENV`); each one applied is logged as a warning.
+/// `QUEUE_BYTES_ENV`, `HANG_STAGES_WHILE_ENV`); each one applied is logged as a warning.
 pub fn inject_from_env(recorder: &Recorder) {
+    if let Ok(flag) = std::env::var(HANG_STAGES_WHILE_ENV) {
+        tracing::warn!(flag, "fault injection: stage probes and reads block while this file exists");
+        crate::archive::stage::inject_hang_while(flag.into());
+    }
     let read = env_u64;
     let Some(storage) = recorder.storages().first() else {
         return;

@@ -92,10 +92,12 @@ fn kill9_during_archive_rounds_neither_loses_nor_duplicates() {
 
     let stage_root = data_dir.join("nas");
     let stage_dir = stage_root.join("main");
+    // A plain directory that exists (edgerec never creates a stage's path; `mount = false`).
+    std::fs::create_dir_all(&stage_root).expect("stage path");
     let body = format!(
         "[[storage]]\nid = \"main\"\npath = \"{}\"\nsize = \"64MiB\"\nsegment_size = \"2MiB\"\nsync_interval_ms = 10000\n\
          retention_days = 7\n[[storage.archive]]\nname = \"nas\"\npath = \"{}\"\nretention_days = 30\n\
-         max_size = \"1GiB\"\nschedule = \"hourly\"\n",
+         max_size = \"1GiB\"\nschedule = \"hourly\"\nmount = false\n",
         ring_dir.display(),
         stage_root.display()
     );

@@ -118,6 +118,7 @@ fn stage(name: &str, path: &Path, reduce_fps: Option<f64>) -> StageConfig {
         max_size_bytes: 1 << 30,
         schedule: Schedule::parse("hourly").expect("schedule"),
         reduce_fps,
+        mount: false,
     }
 }
 
@@ -312,7 +313,7 @@ fn http_recordings_and_export_span_ring_and_stage() {
     let body = format!(
         "[[storage]]\nid = \"main\"\npath = \"{}\"\nsize = \"36MiB\"\nsegment_size = \"2MiB\"\nsync_interval_ms = 1000\n\
          retention_days = 7\n[[storage.archive]]\nname = \"nas\"\npath = \"{}\"\nretention_days = 30\n\
-         max_size = \"1GiB\"\nschedule = \"hourly\"\n[[camera]]\nid = \"cam\"\nsource = \"demo:\"\n\
+         max_size = \"1GiB\"\nschedule = \"hourly\"\nmount = false\n[[camera]]\nid = \"cam\"\nsource = \"demo:\"\n\
          [camera.motion]\nenabled = false\n",
         cfg.path.display(),
         stage_root.display()

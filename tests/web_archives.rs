@@ -45,7 +45,7 @@ fn the_archives_page_shows_the_chain_and_follows_a_stage_going_away_and_back() {
     let config = format!(
         "[[storage]]\nid = \"main\"\npath = \"{}\"\nsize = \"64MiB\"\nsegment_size = \"8MiB\"\nretention_days = 7\n\
          [[storage.archive]]\nname = \"nas\"\npath = \"{}\"\nretention_days = 30\nmax_size = \"1GiB\"\n\
-         schedule = \"hourly\"\n[[camera]]\nid = \"door\"\nsource = \"demo:\"\n",
+         schedule = \"hourly\"\nmount = false\n[[camera]]\nid = \"door\"\nsource = \"demo:\"\n",
         ring.display(),
         share.display()
     );

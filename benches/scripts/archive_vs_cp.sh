@@ -65,7 +65,7 @@ cfg="$work/edgerec.toml"
     printf 'version = 1\n[server]\nlisten = "127.0.0.1:%s"\ndata_dir = "%s"\n' "$port" "$data"
     printf '[[storage]]\nid = "main"\npath = "%s"\nsize = "%sMiB"\nsegment_size = "%sMiB"\n' "$data/ring" "$ring_mib" "$((ring_mib / 8))"
     printf 'sync_interval_ms = 1000\nretention_days = 7\n'
-    printf '[[storage.archive]]\nname = "nas"\npath = "%s"\nretention_days = 30\nmax_size = "8GiB"\nschedule = "hourly"\n' "$nas"
+    printf '[[storage.archive]]\nname = "nas"\npath = "%s"\nretention_days = 30\nmax_size = "8GiB"\nschedule = "hourly"\nmount = false\n' "$nas"
     # The seeded camera must be configured for its recordings to be exported; the demo source
     # adds a few kbit/s to the current hour only.
     printf '[[camera]]\nid = "seeded"\nsource = "demo:"\n[camera.motion]\nenabled = false\n'

@@ -69,6 +69,15 @@ pub struct RoundReport {
 /// everything the full stage keeps).
 const SLICE_OVERHEAD_BYTES: u64 = MEDIA_HEADER_BYTES as u64 + 4096;
 
+/// What copying a slice of about `need_bytes` (its files) takes on the stage's filesystem: its
+/// files and what its rows add to the stage index and its WAL (a row per chunk, at most about
+/// 1/256 of the chunk bytes for the smallest chunks a writer seals, and at least 64 KiB for the
+/// index pages and WAL frames one commit touches). Only the ST-5 check uses it: the size limit
+/// counts the index file as it is.
+fn bytes_on_filesystem(need_bytes: u64) -> u64 {
+    need_bytes.saturating_add((need_bytes / 256).max(64 << 10))
+}
+
 /// A stage's fill while a round copies into it: enough to tell whether the size limit would
 /// delete a slice as soon as it was copied (A3 deletes the oldest unpinned slice first).
 struct Fill {
@@ -220,6 +229,12 @@ impl Copier {
     /// fails its check is left out, logged and counted in `refused`; the round goes on with the
     /// others. Last, `apply_limits`.
     pub fn round_into_stage(&self, k: usize) -> Result<RoundReport, Error> {
+        self.round(k, &|| None)
+    }
+
+    /// `round_into_stage`, ended before the next slice when `keep_going` gives a reason (a stop,
+    /// the stage found unavailable by the probe thread): stop 23 point 3.
+    fn round(&self, k: usize, keep_going: &dyn Fn() -> Option<String>) -> Result<RoundReport, Error> {
         let stage = &self.chain.stages[k];
         let dir = stage::open_or_create(&self.data_dir, &self.chain.storage_id, stage, self.recorder_uuid)
             .map_err(|why| crate::err!(Unavailable, "archive stage {} is unavailable: {why}", stage.name))?;
@@ -241,6 +256,9 @@ impl Copier {
         // Before each slice (review High 1): a stage that went away mid-round ends the round as
         // unavailable; nothing is written onto what is under its mount point.
         let still_same = || {
+            if let Some(why) = keep_going() {
+                return Err(crate::err!(Unavailable, "the round into archive stage {} ended: {why}", stage.name));
+            }
             stage::still_same(&dir, device).map_err(|why| {
                 crate::err!(Unavailable, "archive stage {} became unavailable during the round: {why}", stage.name)
             })
@@ -267,7 +285,16 @@ impl Copier {
         // A1: the index names only directories that exist; one that vanished without a `.trash`
         // was removed by other hands, which the operator should know.
         for s in index.slices()? {
-            if !dir.join(&s.dir_name).is_dir() {
+            let path = dir.join(&s.dir_name);
+            // Only "no such directory" is vanished (review #16): EIO, ESTALE or EACCES from a
+            // share says nothing about the slice, so the round stops as a stage error instead
+            // of forgetting a slice that is there.
+            let vanished = match std::fs::symlink_metadata(&path) {
+                Ok(m) => !m.is_dir(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+                Err(e) => return Err(Error::io(format!("stat {}", path.display()), e)),
+            };
+            if vanished {
                 tracing::warn!(stage = %stage.name, "slice directory {:?} vanished; its rows are deleted", s.dir_name);
                 index.delete_slice(s.id)?;
                 report.vanished += 1;
@@ -342,9 +369,24 @@ impl Copier {
                         motion: motion.as_ref(),
                     };
                     still_same()?;
-                    let made = self.make_room(k, &dir, &mut index, &mut report, bytes + SLICE_OVERHEAD_BYTES);
-                    if let Err(e) = made.and_then(|()| copy(&mut index, &src, &mut report, &mut fill)) {
-                        slice_failed(&mut report, &camera_id, hour, e)?;
+                    match self.make_room(
+                        k,
+                        &dir,
+                        &mut index,
+                        &mut report,
+                        bytes + SLICE_OVERHEAD_BYTES,
+                        (hour, &camera_id),
+                    ) {
+                        Ok(true) => {
+                            if let Err(e) = copy(&mut index, &src, &mut report, &mut fill) {
+                                slice_failed(&mut report, &camera_id, hour, e)?;
+                            }
+                        }
+                        Ok(false) => {
+                            self.no_room_on_the_filesystem(k, &dir, &camera_id, hour);
+                            report.skipped_full += 1;
+                        }
+                        Err(e) => slice_failed(&mut report, &camera_id, hour, e)?,
                     }
                     fill = fill_of(&index)?;
                 }
@@ -383,8 +425,16 @@ impl Copier {
                         motion: None,
                     };
                     still_same()?;
-                    let made = self.make_room(k, &dir, &mut index, &mut report, slice.bytes);
-                    let copied = made.and_then(|()| copy(&mut index, &src, &mut report, &mut fill));
+                    let need = (slice.hour, slice.camera_id.as_str());
+                    let copied = match self.make_room(k, &dir, &mut index, &mut report, slice.bytes, need) {
+                        Ok(true) => copy(&mut index, &src, &mut report, &mut fill),
+                        Ok(false) => {
+                            self.no_room_on_the_filesystem(k, &dir, &slice.camera_id, slice.hour);
+                            report.skipped_full += 1;
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
+                    };
                     fill = fill_of(&index)?;
                     match copied {
                         Ok(()) => {}
@@ -467,7 +517,10 @@ impl Copier {
     }
 
     /// Deletes slice `s` of stage `k` by its size limit (procedure "delete slice"); a slice no
-    /// later stage holds is lost, counted in `report.lost` and raised as `archive_full`.
+    /// later stage holds is lost, counted in `report.lost` and raised as `archive_full`. The event
+    /// is raised before the delete's first step (review-life #17), so a crash between them cannot
+    /// lose it; when the next stage could not be checked (unavailable, never created), the event
+    /// says so instead of claiming the next stage did not hold the slice.
     fn delete_by_size(
         &self,
         k: usize,
@@ -480,25 +533,32 @@ impl Copier {
         let stage = &self.chain.stages[k];
         let last = k + 1 == self.chain.stages.len();
         let lost = last || !next.map(|n| n.has_slice(&s.camera_id, s.hour)).transpose()?.unwrap_or(false);
-        delete_slice(dir, index, s)?;
-        report.deleted_by_size += 1;
         if lost {
-            report.lost.push((s.camera_id.clone(), s.hour));
             let hour =
                 jiff::Timestamp::from_microsecond(s.hour * HOUR_US).map_or(s.hour.to_string(), |t| t.to_string());
+            let why = match (last, next) {
+                (true, _) => "its retention ran out".to_owned(),
+                (false, Some(_)) => "the next stage held it".to_owned(),
+                (false, None) => format!(
+                    "the next stage ({}) could not be checked for it (unavailable or not created yet): it may be lost",
+                    self.chain.stages[k + 1].name
+                ),
+            };
             self.events.emit(
                 Event::new(EventKind::ArchiveFull, self.clocks.realtime_us())
                     .with_storage(&*self.chain.storage_id)
                     .with_camera(&*s.camera_id)
                     .with_message(format!(
                         "archive stage {} reached its size limit of {} bytes: camera {} hour {hour} (UTC) deleted \
-                         before {}",
-                        stage.name,
-                        stage.max_size_bytes,
-                        s.camera_id,
-                        if last { "its retention ran out" } else { "the next stage held it" }
+                         before {why}",
+                        stage.name, stage.max_size_bytes, s.camera_id
                     )),
             );
+        }
+        delete_slice(dir, index, s)?;
+        report.deleted_by_size += 1;
+        if lost {
+            report.lost.push((s.camera_id.clone(), s.hour));
         }
         Ok(())
     }
@@ -508,7 +568,13 @@ impl Copier {
     /// bytes plus `need_bytes` fit `max_size_bytes`, so the stage never holds more than its limit
     /// during a round (a filesystem no larger than the limit is then never filled by a round).
     /// The caller has checked (`Fill::would_delete_at_once`) that the older unpinned slices make
-    /// that room.
+    /// that room. Then the stage's filesystem (stop 23 point 2, ST-5; review-life High 2): its
+    /// free space after the copy must stay at least `store::free_space_reserve_bytes`, the
+    /// reserve a ring leaves, since a share or disk may be used by others or smaller than
+    /// `max_size`; the oldest unpinned slices older than the one to copy (`slice`: its hour and
+    /// camera id) go (as by the size limit) until it does. False when no such slice is left to
+    /// delete and the copy would still eat into the reserve: the caller skips the slice and
+    /// raises `archive_full`.
     fn make_room(
         &self,
         k: usize,
@@ -516,26 +582,57 @@ impl Copier {
         index: &mut StageIndex,
         report: &mut RoundReport,
         need_bytes: u64,
-    ) -> Result<(), Error> {
+        slice: (i64, &str),
+    ) -> Result<bool, Error> {
         let max_bytes = self.chain.stages[k].max_size_bytes;
-        let slices = index.slices()?;
+        let mut slices = index.slices()?;
         let mut used_bytes = stage_bytes(dir, &slices)?;
-        if used_bytes + need_bytes <= max_bytes {
-            return Ok(());
-        }
         let next = self.next_index(k)?;
         let pins = self.pins.current();
-        for s in &slices {
-            if used_bytes + need_bytes <= max_bytes {
-                break;
-            }
-            if pins.covers(&s.camera_id, s.start_wall_us, s.end_wall_us) {
-                continue;
-            }
-            self.delete_by_size(k, dir, index, next.as_ref(), report, s)?;
-            used_bytes -= s.bytes;
+        // Oldest first (the index lists slices by hour); pinned slices never go (A4).
+        slices.retain(|s| !pins.covers(&s.camera_id, s.start_wall_us, s.end_wall_us));
+        let mut deletable = slices.into_iter();
+        while used_bytes + need_bytes > max_bytes {
+            let Some(s) = deletable.next() else { break };
+            self.delete_by_size(k, dir, index, next.as_ref(), report, &s)?;
+            used_bytes = used_bytes.saturating_sub(s.bytes);
         }
-        Ok(())
+        loop {
+            let fs = crate::sysinfo::filesystem(dir).ok_or_else(|| {
+                crate::err!(Unavailable, "cannot measure the free space of {} (statvfs failed)", dir.display())
+            })?;
+            let reserve_bytes = store::free_space_reserve_bytes(fs.total_bytes);
+            if fs.free_bytes >= bytes_on_filesystem(need_bytes).saturating_add(reserve_bytes) {
+                return Ok(true);
+            }
+            // Never a newer slice for an older one: the next round would copy that back.
+            let Some(s) = deletable.next().filter(|s| (s.hour, s.camera_id.as_str()) < slice) else {
+                return Ok(false);
+            };
+            self.delete_by_size(k, dir, index, next.as_ref(), report, &s)?;
+        }
+    }
+
+    /// Raises `archive_full` for a slice of `camera_id`/`hour` that is not copied into stage `k`
+    /// because its filesystem has no room for it above the ST-5 reserve and no unpinned slice is
+    /// left to delete (stop 23 point 2): the source keeps it, and the next round tries again.
+    fn no_room_on_the_filesystem(&self, k: usize, dir: &Path, camera_id: &str, hour: i64) {
+        let stage = &self.chain.stages[k];
+        let when = jiff::Timestamp::from_microsecond(hour * HOUR_US).map_or(hour.to_string(), |t| t.to_string());
+        let message = format!(
+            "archive stage {}: camera {camera_id} hour {when} (UTC) is not copied: the filesystem of {} would keep \
+             less than its reserve free (1 % of the filesystem, at least 250 MB: ST-5) and every slice left there \
+             is newer or evidence-locked; the source keeps the hour until it lets go of it",
+            stage.name,
+            dir.display()
+        );
+        tracing::warn!(storage = %self.chain.storage_id, "{message}");
+        self.events.emit(
+            Event::new(EventKind::ArchiveFull, self.clocks.realtime_us())
+                .with_storage(&*self.chain.storage_id)
+                .with_camera(camera_id)
+                .with_message(message),
+        );
     }
 
     /// Stage `k`'s holdings for status (slices, bytes, oldest and newest record), read from its
@@ -551,61 +648,65 @@ impl Copier {
 
     /// The thread's loop: lowers its I/O priority, then runs a round into each stage at each start
     /// of that stage's own schedule (AR-3), one round after another, until `stop`. Every stage
-    /// gets a round at the thread's start. At every wake (at least every
-    /// `AVAILABILITY_CHECK_INTERVAL`) it checks each stage it opened before: a stage without its
-    /// `STAGE` file is unavailable, raises `archive_unavailable` once and is skipped with every
-    /// later stage; when it is back it raises `archive_available` and gets a round at once (AR-8).
-    /// A round during which a scheduled start of its stage passed (the start found it still
-    /// running), or that failed or left a slice out, raises `archive_not_finished`. Waits on
-    /// `stop`, so it ends at once.
+    /// gets a round at the thread's start. Availability comes from a probe thread
+    /// (`watch_availability`), so a hung share cannot hide it: a stage it finds unavailable is
+    /// skipped with every later stage; when it is back it gets a round at once (AR-8). A round
+    /// ends early, between slices, on `stop` or when the probe thread finds its stage (or the
+    /// stage it copies from) unavailable. A round during which a scheduled start of its stage
+    /// passed (the start found it still running), or that failed or left a slice out, raises
+    /// `archive_not_finished`. Waits on `stop`, so it ends at once between rounds.
     pub fn run(self, stop: &Shutdown) {
         match lower_io_priority() {
             Some(class) => tracing::info!(storage = %self.chain.storage_id, "archive rounds run at I/O class {class}"),
             None => tracing::warn!(storage = %self.chain.storage_id, "archive rounds run at normal I/O priority"),
         }
         let storage = self.chain.storage_id.as_str();
+        let published: Published = Arc::new(std::sync::Mutex::new(vec![None; self.chain.stages.len()]));
+        let watcher = {
+            let (published, stop) = (published.clone(), stop.clone());
+            let (chain, data_dir, events, status, clocks) = (
+                self.chain.clone(),
+                self.data_dir.clone(),
+                self.events.clone(),
+                self.status.clone(),
+                self.clocks.clone(),
+            );
+            std::thread::Builder::new()
+                .name(format!("archive-probe-{storage}"))
+                .spawn(move || watch_availability(&chain, &data_dir, &events, &status, &*clocks, &published, &stop))
+        };
+        if let Err(e) = &watcher {
+            tracing::error!(storage, "cannot start the archive probe thread, no archive rounds run: {e}");
+            return;
+        }
         // A round at start finishes what a killed or stopped round left (procedure "archive round").
         let start_us = self.clocks.realtime_us();
         let mut due_us = vec![start_us; self.chain.stages.len()];
-        // Per stage: None until first opened, then whether it was available at the last check.
-        let mut available: Vec<Option<bool>> = vec![None; self.chain.stages.len()];
+        // Per stage: None until the probe thread said, then whether it was available when last seen.
+        let mut seen: Vec<Option<bool>> = vec![None; self.chain.stages.len()];
         loop {
-            // Set once a stage is unavailable: it and every later stage are skipped (AR-8).
+            // Set once a stage is unavailable (or not probed yet): it and every later stage are
+            // skipped (AR-8).
             let mut blocked = false;
+            let states = published.lock().expect("archive availability lock").clone();
             for (k, stage) in self.chain.stages.iter().enumerate() {
                 let now_us = self.clocks.realtime_us();
+                // Review-life #14: a start further away than the schedule's longest gap means
+                // the wall clock stepped back (an RTC a year ahead, corrected by NTP); the
+                // schedule would wait for the old time. The stage gets a round now, as at the
+                // thread's start, and its schedule follows the corrected clock from then on.
+                let gap_us = i64::try_from(stage.schedule.longest_gap().as_micros()).unwrap_or(i64::MAX);
+                if due_us[k] != i64::MAX && due_us[k].saturating_sub(now_us) > gap_us {
+                    tracing::warn!(storage, stage = %stage.name, "the wall clock stepped back; a round runs now");
+                    due_us[k] = now_us;
+                }
                 let due = now_us >= due_us[k];
-                if !due && available[k].is_none() {
+                let Some(is) = states[k].as_ref().map(Result::is_ok) else {
+                    blocked = true;
                     continue;
-                }
-                let state = if due {
-                    stage::open_or_create(&self.data_dir, storage, stage, self.recorder_uuid)
-                } else {
-                    stage::check(&self.data_dir, storage, stage)
                 };
-                let is = state.is_ok();
-                let back = available[k] == Some(false) && is;
-                if available[k] != Some(is) {
-                    let (kind, message) = match &state {
-                        Ok(dir) => (
-                            EventKind::ArchiveAvailable,
-                            format!("archive stage {} at {} is available again", stage.name, dir.display()),
-                        ),
-                        Err(why) => (EventKind::ArchiveUnavailable, format!("archive stage {}: {why}", stage.name)),
-                    };
-                    // The first check of an available stage is no change worth an event.
-                    if available[k].is_some() || !is {
-                        tracing::warn!(storage, stage = %stage.name, "{message}");
-                        self.events.emit(Event::new(kind, now_us).with_storage(storage).with_message(message));
-                    }
-                    available[k] = Some(is);
-                    let reason = state.as_ref().err().cloned();
-                    self.status.update(k, |st| {
-                        st.available = is;
-                        st.unavailable_reason = reason;
-                    });
-                }
-                // An unavailable stage blocks every later one, due now or not (AR-8).
+                let back = seen[k] == Some(false) && is;
+                seen[k] = Some(is);
                 blocked |= !is;
                 if !due && !back {
                     continue;
@@ -614,7 +715,22 @@ impl Copier {
                     due_us[k] = stage.schedule.next_after_us(now_us, &self.tz).unwrap_or(i64::MAX);
                     continue;
                 }
-                let result = self.round_into_stage(k);
+                self.status.update(k, |st| st.round_running_since_wall_us = Some(now_us));
+                // Between slices (stop 23 point 3): a stop, or the probe thread finding this
+                // stage or the one it copies from unavailable, ends the round.
+                let keep_going = || {
+                    if stop.is_triggered() {
+                        return Some("the recorder is stopping".to_owned());
+                    }
+                    let states = published.lock().expect("archive availability lock");
+                    (k.saturating_sub(1)..=k).find_map(|j| match &states[j] {
+                        Some(Err(why)) => {
+                            Some(format!("stage {} became unavailable: {why}", self.chain.stages[j].name))
+                        }
+                        _ => None,
+                    })
+                };
+                let result = self.round(k, &keep_going);
                 let end_us = self.clocks.realtime_us();
                 let mut unfinished = Vec::new();
                 if stage.schedule.next_after_us(now_us, &self.tz).is_some_and(|next| next <= end_us) {
@@ -655,20 +771,95 @@ impl Copier {
                         (st.slices, st.bytes, st.oldest_wall_us, st.newest_wall_us) = (slices, bytes, oldest, newest);
                     }
                     st.last_round = Some(last);
+                    st.round_running_since_wall_us = None;
                 });
                 due_us[k] = stage.schedule.next_after_us(end_us, &self.tz).unwrap_or(i64::MAX);
                 if stop.is_triggered() {
                     return;
                 }
             }
-            // Wakes at least every AVAILABILITY_CHECK_INTERVAL: an unmounted or returned stage
-            // shows that soon, and a wall clock step moves the next start.
+            // Wakes at least every AVAILABILITY_CHECK_INTERVAL (soon after the first probes), so
+            // a stage the probe thread finds back gets its round soon, and a wall clock step
+            // moves the next start.
             let next_us = due_us.iter().copied().min().unwrap_or(i64::MAX);
-            let cap_us = AVAILABILITY_CHECK_INTERVAL.as_micros() as i64;
-            let wait_us = (next_us - self.clocks.realtime_us()).clamp(0, cap_us);
+            let cap_us =
+                if seen.iter().any(Option::is_none) { 100_000 } else { AVAILABILITY_CHECK_INTERVAL.as_micros() as i64 };
+            let wait_us = (next_us - self.clocks.realtime_us()).clamp(0, cap_us).max(if blocked { 100_000 } else { 0 });
             if stop.wait_timeout(Duration::from_micros(wait_us as u64)) {
                 return;
             }
+        }
+    }
+}
+
+/// Per stage, what the probe thread found last: None before its first probe, the stage
+/// directory when available, the reason when not.
+type Published = Arc<std::sync::Mutex<Vec<Option<Result<PathBuf, String>>>>>;
+
+/// How long a stage's availability probe may take before the stage counts as not answering.
+pub const PROBE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The probe thread of a storage's archive (stop 23 point 3, review-life #8, #23): every
+/// `AVAILABILITY_CHECK_INTERVAL` it probes each stage (`stage::Prober`, each probe on a helper
+/// thread with `PROBE_DEADLINE`, creating nothing) and publishes the result for the rounds
+/// (`published`), for readers (`stage::publish_readable`) and for status; it raises
+/// `archive_unavailable` once per change to unavailable ("not answering" for a hung share) and
+/// `archive_available` when a stage is back (the first check of an available stage is silent).
+/// A stage behind an unavailable one shows as blocked (`blocked_by`), not as available. Runs
+/// until `stop`.
+fn watch_availability(
+    chain: &ArchiveChain,
+    data_dir: &Path,
+    events: &EventSink,
+    status: &ArchiveStatus,
+    clocks: &dyn Clocks,
+    published: &Published,
+    stop: &Shutdown,
+) {
+    let storage = chain.storage_id.as_str();
+    let mut prober = stage::Prober::new(chain.stages.len());
+    let mut was: Vec<Option<bool>> = vec![None; chain.stages.len()];
+    loop {
+        let mut blocked_by: Option<String> = None;
+        for (k, stage) in chain.stages.iter().enumerate() {
+            let state = prober.probe(k, data_dir, storage, stage, PROBE_DEADLINE);
+            let is = state.is_ok();
+            if was[k] != Some(is) {
+                let (kind, message) = match &state {
+                    Ok(dir) => (
+                        EventKind::ArchiveAvailable,
+                        format!("archive stage {} at {} is available again", stage.name, dir.display()),
+                    ),
+                    Err(why) => (EventKind::ArchiveUnavailable, format!("archive stage {}: {why}", stage.name)),
+                };
+                if was[k].is_some() || !is {
+                    tracing::warn!(storage, stage = %stage.name, "{message}");
+                    events.emit(Event::new(kind, clocks.realtime_us()).with_storage(storage).with_message(message));
+                }
+                was[k] = Some(is);
+            }
+            let dir = stage_dir(stage, storage);
+            stage::publish_readable(&dir, is && blocked_by.is_none());
+            let reason = match (&state, &blocked_by) {
+                (Err(why), _) => Some(why.clone()),
+                (Ok(_), Some(before)) => Some(format!("blocked: stage {before} before it is unavailable (AR-8)")),
+                (Ok(_), None) => None,
+            };
+            let blocked = blocked_by.clone();
+            status.update(k, |st| {
+                st.available = reason.is_none();
+                st.unavailable_reason = reason;
+                st.blocked_by = blocked;
+            });
+            if !is && blocked_by.is_none() {
+                blocked_by = Some(stage.name.clone());
+            }
+            if let Some(slot) = published.lock().expect("archive availability lock").get_mut(k) {
+                *slot = Some(state);
+            }
+        }
+        if stop.wait_timeout(AVAILABILITY_CHECK_INTERVAL) {
+            return;
         }
     }
 }
@@ -681,6 +872,11 @@ mod tests {
     use crate::clocks::{SimulatedClocks, SystemClocks};
 
     fn copier(tmp: &Path, ring: &store::StorageConfig, recorder: u128, clocks: Arc<dyn Clocks>) -> Copier {
+        // The stage paths these tests use exist, as `stage::placement` requires (edgerec creates
+        // only `<path>/<storage id>`); they are plain directories (`mount = false`).
+        for name in ["nas", "cold", "deep", "early", "fresh", "tiny"] {
+            std::fs::create_dir_all(tmp.join(name)).expect("stage path");
+        }
         Copier {
             chain: ArchiveChain {
                 storage_id: ring.id.clone(),
@@ -691,6 +887,7 @@ mod tests {
                     max_size_bytes: 1 << 30,
                     schedule: Schedule::parse("hourly").expect("valid schedule"),
                     reduce_fps: None,
+                    mount: false,
                 }],
             },
             ring_dir: ring.path.clone(),
@@ -1120,21 +1317,9 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let (ring, recorder, hour) = layout::tests::ring_across_an_hour(tmp.path());
         let small = tmp.path().join("small");
-        std::fs::create_dir(&small).expect("mount point");
-        let mount = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
-            .arg(&small)
-            .status()
-            .expect("mount runs");
-        assert!(mount.success(), "this test needs root to mount a tmpfs");
-        /// Unmounts the tmpfs when the test ends, passed or not.
-        struct Unmount(PathBuf);
-        impl Drop for Unmount {
-            fn drop(&mut self) {
-                let _ = std::process::Command::new("umount").arg(&self.0).status();
-            }
-        }
-        let _unmount = Unmount(small.clone());
+        // Room for the ST-5 reserve (250 MB) and a few MB of slices; a tmpfs takes memory only
+        // for what is written.
+        let _unmount = mount_tmpfs(&small, "260m");
 
         // Only the hour before is finished at first.
         let clocks = Arc::new(SimulatedClocks::new((hour + 1) * HOUR_US));
@@ -1157,10 +1342,12 @@ mod tests {
         #[allow(clippy::unnecessary_cast)]
         let (page, free_pages) = (st.fragment_size() as u64, st.blocks_available() as u64);
         let free = free_pages * page;
-        // Left free: exactly the new hour's `Media` (its chunks and a 4 KiB header, in whole
-        // pages), so its `Recording` and its rows no longer fit unless the old hour goes first.
+        // Left free above the ST-5 reserve: the new hour's `Media` (its chunks and a 4 KiB
+        // header, in whole pages) and the index allowance, so its `Recording` and its rows no
+        // longer fit above the reserve unless the old hour goes first.
         let media = (hour_bytes + MEDIA_HEADER_BYTES as u64).div_ceil(page) * page;
-        let filler = free.checked_sub(media).expect("the tmpfs has room for the filler");
+        let reserve = store::free_space_reserve_bytes(st.blocks() as u64 * page);
+        let filler = free.checked_sub(bytes_on_filesystem(media) + reserve).expect("the tmpfs has room for the filler");
         std::fs::write(small.join("filler"), vec![1u8; filler as usize]).expect("filler");
 
         clocks.set_realtime_us(SystemClocks.realtime_us());
@@ -1168,6 +1355,107 @@ mod tests {
         assert_eq!((r.copied, r.failed, r.deleted_by_size), (1, 0, 1), "{r:?}");
         assert_eq!(r.lost, [("cam".to_owned(), hour - 1)]);
         assert_eq!(stage_hours(&dir), [hour]);
+    }
+
+    /// Unmounts a test's tmpfs when the test ends, passed or not.
+    struct Unmount(PathBuf);
+
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+
+    /// A tmpfs of `size` (as `mount -o size=`) mounted at `dir` (created), a real filesystem
+    /// whose free space a test controls; needs root.
+    fn mount_tmpfs(dir: &Path, size: &str) -> Unmount {
+        std::fs::create_dir_all(dir).expect("mount point");
+        let mount = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("mount runs");
+        assert!(mount.success(), "this test needs root to mount a tmpfs");
+        Unmount(dir.to_owned())
+    }
+
+    /// Free and reserve bytes (`store::free_space_reserve_bytes`) of the filesystem at `dir`, and
+    /// its block size.
+    fn free_and_reserve(dir: &Path) -> (u64, u64, u64) {
+        let st = nix::sys::statvfs::statvfs(dir).expect("statvfs");
+        // The casts matter on 32-bit targets, where these are 32-bit types.
+        #[allow(clippy::unnecessary_cast)]
+        let (page, blocks, free) = (st.fragment_size() as u64, st.blocks() as u64, st.blocks_available() as u64);
+        (free * page, store::free_space_reserve_bytes(blocks * page), page)
+    }
+
+    /// Stop 23 point 2 (review-life High 2, ST-5): before each slice the round checks the stage's
+    /// filesystem, whatever its `max_size` says: the free space after the copy must stay at
+    /// least the reserve a ring leaves (`store::free_space_reserve_bytes`). On a real tmpfs with
+    /// room above the reserve for the new hour only once the old one is gone, the oldest slice
+    /// goes first (`archive_full`, no later stage holds it) and the new hour is copied; when only
+    /// a newer, evidence-locked slice is left, the older hour is not copied, `archive_full`
+    /// names its camera and hour, and the free space never drops below the reserve. Before the
+    /// fix the round copied until ENOSPC, filling the share.
+    #[test]
+    fn a_round_keeps_the_st5_reserve_free_on_the_stage_filesystem() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (ring, recorder, hour) = layout::tests::ring_across_an_hour(tmp.path());
+        let small = tmp.path().join("small");
+        let _unmount = mount_tmpfs(&small, "260m");
+        let clocks = Arc::new(SimulatedClocks::new((hour + 1) * HOUR_US));
+        let (_log, sink, _reader) = crate::events::EventLog::spawn(
+            &tmp.path().join("events.sqlite3"),
+            crate::events::Retention::default(),
+            clocks.clone(),
+        );
+        let events = sink.subscribe("test", 16);
+        let mut c = Copier { events: sink, ..copier(tmp.path(), &ring, recorder, clocks.clone()) };
+        c.chain.stages[0].path = small.clone();
+        let dir = stage_dir(&c.chain.stages[0], "main");
+        assert_eq!(c.round_into_stage(0).expect("round").copied, 1);
+        assert_eq!(stage_hours(&dir), [hour - 1]);
+        let bytes = &ring_hours(&ring.path).expect("ring hours")[0].1;
+        let need = |h: i64| bytes_on_filesystem(bytes[&h] + SLICE_OVERHEAD_BYTES);
+        let _keep_index_files = StageIndex::open(&dir).expect("index");
+
+        // One block less than the new hour needs above the reserve (the stage's limit, 1 GiB,
+        // would take it).
+        let (free, reserve, page) = free_and_reserve(&small);
+        let filler = free - (reserve + need(hour) - page);
+        std::fs::write(small.join("filler"), vec![1u8; filler as usize]).expect("filler");
+        clocks.set_realtime_us(SystemClocks.realtime_us());
+        let r = c.round_into_stage(0).expect("round");
+        assert_eq!((r.copied, r.failed, r.deleted_by_size, r.skipped_full), (1, 0, 1, 0), "{r:?}");
+        assert_eq!(r.lost, [("cam".to_owned(), hour - 1)]);
+        assert_eq!(stage_hours(&dir), [hour]);
+        let e = events.receiver().recv_timeout(Duration::from_secs(10)).expect("archive_full raised");
+        assert_eq!((e.kind(), e.camera()), (&EventKind::ArchiveFull, Some("cam")));
+        let after = free_and_reserve(&small).0;
+        assert!(
+            after >= reserve,
+            "the reserve stays free: {after} < {reserve}, need {} old {} page {page}",
+            need(hour),
+            need(hour - 1)
+        );
+
+        // The older hour again, with room for it above the reserve only if the newer, pinned
+        // slice went: it is not copied, and `archive_full` names it.
+        c.pins.publish(vec![pin_hour(hour)]);
+        let (free, reserve, page) = free_and_reserve(&small);
+        let filler2 = free.saturating_sub(reserve + need(hour - 1) - page);
+        std::fs::write(small.join("filler2"), vec![1u8; filler2 as usize]).expect("filler");
+        assert!(free_and_reserve(&small).0 < reserve + need(hour - 1), "no room for the older hour");
+        let before = free_and_reserve(&small).0;
+        let r = c.round_into_stage(0).expect("round");
+        assert_eq!((r.copied, r.deleted_by_size, r.skipped_full), (0, 0, 1), "{r:?}");
+        assert_eq!(stage_hours(&dir), [hour]);
+        let e = events.receiver().recv_timeout(Duration::from_secs(10)).expect("archive_full raised");
+        assert_eq!((e.kind(), e.storage(), e.camera()), (&EventKind::ArchiveFull, Some("main"), Some("cam")));
+        let message = e.message().expect("message");
+        let when = jiff::Timestamp::from_microsecond((hour - 1) * HOUR_US).expect("hour").to_string();
+        assert!(message.contains("not copied") && message.contains(&when) && message.contains("ST-5"), "{message}");
+        assert!(free_and_reserve(&small).0 + page >= before, "nothing was written: the reserve stays free");
     }
 
     /// Issue 13 review Medium 5 (AR-1, procedure "archive round"): one slice whose copy fails (its
@@ -1215,6 +1503,7 @@ mod tests {
         std::fs::rename(tmp.path().join("nas"), tmp.path().join("nas-away")).expect("unmounted");
         std::fs::create_dir(tmp.path().join("nas")).expect("bare mount point");
 
+        let c_stages = c.chain.stages.clone();
         let status = c.status.clone();
         let stop = Shutdown::new();
         let s = stop.clone();
@@ -1223,12 +1512,16 @@ mod tests {
         assert_eq!((e.kind(), e.storage()), (&EventKind::ArchiveUnavailable, Some("main")));
         assert!(e.message().expect("message").contains("stage nas"), "{:?}", e.message());
         let deadline = SystemClocks.monotonic() + Duration::from_secs(60);
-        while !status.snapshot()[1].available {
+        while status.snapshot()[1].blocked_by.is_none() {
             assert!(SystemClocks.monotonic() < deadline, "cold was never checked: {:?}", status.snapshot());
             std::thread::sleep(Duration::from_millis(20));
         }
         let st = status.snapshot();
         assert!(!st[0].available && st[0].last_round.is_none(), "{:?}", st[0]);
+        // Stop 23 point 3 (review-life #23): the later stage shows as blocked, not available.
+        assert_eq!(st[1].blocked_by.as_deref(), Some("nas"), "{:?}", st[1]);
+        assert!(!st[1].available && st[1].unavailable_reason.as_deref().is_some_and(|r| r.contains("blocked")));
+        assert!(stage::known_unreadable(&stage_dir(&c_stages[1], "main")), "readers skip a blocked stage");
         assert!(st[1].last_round.is_none(), "the later stage is skipped: {:?}", st[1]);
         assert!(!tmp.path().join("nas").join("main").exists(), "never created again");
 
@@ -1246,6 +1539,68 @@ mod tests {
         thread.join().expect("archive thread");
         let st = status.snapshot();
         assert!(st[0].available && st[0].slices == 2, "{:?}", st[0]);
+    }
+
+    /// Stop 23 point 4 (review-life #17, A3): a size delete while the next stage could not be
+    /// checked (here: never created) raises `archive_full` saying so, not that the next stage
+    /// lacked the slice.
+    #[test]
+    fn archive_full_says_when_the_next_stage_could_not_be_checked() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (ring, recorder, hour) = layout::tests::ring_across_an_hour(tmp.path());
+        let clocks = Arc::new(SimulatedClocks::new(SystemClocks.realtime_us()));
+        let (_log, sink, _reader) = crate::events::EventLog::spawn(
+            &tmp.path().join("events.sqlite3"),
+            crate::events::Retention::default(),
+            clocks.clone(),
+        );
+        let events = sink.subscribe("test", 16);
+        let mut c = Copier { events: sink, ..copier(tmp.path(), &ring, recorder, clocks.clone()) };
+        let cold = StageConfig { name: "cold".to_owned(), path: tmp.path().join("cold"), ..c.chain.stages[0].clone() };
+        c.chain.stages.push(cold);
+        let dir = stage_dir(&c.chain.stages[0], "main");
+        assert_eq!(c.round_into_stage(0).expect("round").copied, 2);
+        let used = stage_bytes(&dir, &StageIndex::open(&dir).expect("index").slices().expect("slices")).expect("bytes");
+        c.chain.stages[0].max_size_bytes = used - 1;
+        let r = c.round_into_stage(0).expect("round");
+        assert_eq!(r.lost, [("cam".to_owned(), hour - 1)]);
+        let e = events.receiver().recv_timeout(Duration::from_secs(10)).expect("archive_full raised");
+        assert_eq!(e.kind(), &EventKind::ArchiveFull);
+        let message = e.message().expect("message");
+        assert!(message.contains("next stage (cold) could not be checked"), "{message}");
+    }
+
+    /// Stop 23 point 4 (review-life #14, AR-3): a backward wall-clock step larger than the
+    /// schedule's longest gap (the box booted with its clock a year ahead, then NTP corrected it)
+    /// does not freeze the schedule until the old due time: the stage gets a round at once.
+    #[test]
+    fn a_backward_clock_step_does_not_freeze_the_schedule() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (ring, recorder, _) = layout::tests::ring_across_an_hour(tmp.path());
+        let now_us = SystemClocks.realtime_us();
+        let ahead_us = now_us + 365 * 86_400 * 1_000_000;
+        let clocks = Arc::new(SimulatedClocks::new(ahead_us));
+        let c = copier(tmp.path(), &ring, recorder, clocks.clone());
+        let status = ArchiveStatus::new(&c.chain);
+        let c = Copier { status: status.clone(), ..c };
+        let stop = Shutdown::new();
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || c.run(&s));
+        let round_start = || status.snapshot()[0].last_round.as_ref().map(|r| r.start_wall_us);
+        let deadline = SystemClocks.monotonic() + Duration::from_secs(60);
+        while round_start() != Some(ahead_us) {
+            assert!(SystemClocks.monotonic() < deadline, "no round at start: {:?}", status.snapshot());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // NTP corrects the clock by a year: the next hourly start was a year away.
+        clocks.set_realtime_us(now_us);
+        let deadline = SystemClocks.monotonic() + Duration::from_secs(60);
+        while round_start() != Some(now_us) {
+            assert!(SystemClocks.monotonic() < deadline, "the schedule froze: {:?}", status.snapshot());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stop.trigger();
+        thread.join().expect("archive thread");
     }
 
     /// Issue 13 (ARCHITECTURE "The round"): the archive thread asks for idle I/O priority (or

@@ -41,6 +41,10 @@ pub struct StageConfig {
     pub schedule: Schedule,
     /// Target frame rate while archiving into this stage (AR-4); `None` keeps every frame.
     pub reduce_fps: Option<f64>,
+    /// `path` must be a mount point for the stage to be available (config `mount`, default
+    /// true): a share that is not mounted leaves a bare directory on the root filesystem, which
+    /// must never receive a stage (issue 13 review High 1; `stage::placement`).
+    pub mount: bool,
 }
 
 /// The ordered stages of one storage: data moves ring → `stages[0]` → `stages[1]` … (AR-2).
@@ -76,6 +80,12 @@ pub struct StageStatus {
     pub newest_wall_us: i64,
     /// The last round into it, None before the first.
     pub last_round: Option<LastRound>,
+    /// When the round running into it now started (µs since the epoch, UTC); None while none
+    /// runs (stop 23 point 3: a round hung on a share shows by its age).
+    pub round_running_since_wall_us: Option<i64>,
+    /// The unavailable stage before it that keeps it from getting rounds (AR-8); it then shows
+    /// as unavailable with that reason, not as available (review-life #23).
+    pub blocked_by: Option<String>,
 }
 
 /// One finished round into a stage, for status.

@@ -90,8 +90,16 @@ fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
 
 impl StageTier {
     /// Opens the stage at `dir` (`<stage path>/<storage id>`) for reading; None when it has no
-    /// index there (never archived into, or its share is not mounted).
+    /// index there (never archived into, or its share is not mounted) or the archive thread
+    /// published it as unreadable (`stage::known_unreadable`).
     pub fn open(name: &str, dir: &Path) -> Result<Option<StageTier>, Error> {
+        // Stop 23 point 3: a stage the archive thread found unavailable, not answering or
+        // blocked is not touched here, where a hung share would hang the request.
+        if super::stage::known_unreadable(dir) {
+            return Ok(None);
+        }
+        #[cfg(feature = "fault-injection")]
+        super::stage::hang_point();
         let path = dir.join(STAGE_INDEX_FILE);
         if !path.is_file() {
             return Ok(None);

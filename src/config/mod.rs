@@ -109,6 +109,7 @@ struct RawArchive {
     max_size: Spanned<RawSize>,
     schedule: Spanned<String>,
     reduce_fps: Option<Spanned<f64>>,
+    mount: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -199,6 +200,8 @@ struct StorageLines {
     id: usize,
     /// Line of each `[[storage.archive]]` stage's `name`, in chain order.
     archive_names: Vec<usize>,
+    /// The line of each archive stage's `max_size`, in chain order.
+    archive_max_sizes: Vec<usize>,
 }
 
 /// `src` with a URL password replaced by `***`, for error messages (secrets never reach a
@@ -349,6 +352,8 @@ impl Config {
         let mut ids = HashSet::new();
         let mut archives = Vec::new();
         let mut stage_names = HashSet::new();
+        // Each stage's directory `<path>/<storage id>`, the line of its `path` and its name.
+        let mut stage_dirs: Vec<(PathBuf, usize, String)> = Vec::new();
         for s in &raw.storage {
             let id = validate_id(&origin, &s.id, "storage.id")?;
             if !ids.insert(id.clone()) {
@@ -411,10 +416,15 @@ impl Config {
                 path: origin.line_of(s.path.as_ref().map(|v| v.span()).unwrap_or(s.id.span())),
                 id: origin.line_of(s.id.span()),
                 archive_names: s.archive.iter().map(|a| origin.line_of(a.get_ref().name.span())).collect(),
+                archive_max_sizes: s.archive.iter().map(|a| origin.line_of(a.get_ref().max_size.span())).collect(),
             });
             if !s.archive.is_empty() {
                 let ring = (path.as_path(), retention_days);
                 let stages = archive_stages(&origin, &s.archive, ring, &mut stage_names, &resolve)?;
+                for (st, raw) in stages.iter().zip(&s.archive) {
+                    let line = origin.line_of(raw.get_ref().path.span());
+                    stage_dirs.push((st.path.join(&id), line, st.name.clone()));
+                }
                 archives.push(ArchiveChain { storage_id: id.clone(), stages });
             }
             storages.push(StorageConfig {
@@ -426,6 +436,35 @@ impl Config {
                 sync_interval: Duration::from_millis(u64::from(sync_ms)),
                 default: s.default.unwrap_or(false),
             });
+        }
+        // Issue 13 review #20: what a stage writes is its directory `<path>/<storage id>`, so that
+        // is what must not be, contain or lie inside a storage's ring, the data directory or
+        // another stage's directory (a stage at a ring's parent would put its slices between the
+        // segments).
+        for (n, (dir, line, name)) in stage_dirs.iter().enumerate() {
+            let overlaps = |other: &Path| dir.starts_with(other) || other.starts_with(dir);
+            let clash = storages
+                .iter()
+                .find(|st| overlaps(&st.path))
+                .map(|st| format!("the path of storage {:?} ({})", st.id, st.path.display()))
+                // A stage inside the data directory is allowed (a local archive beside the rings);
+                // one that is it or holds it would mix its slices with the recorder's state.
+                .or_else(|| data_dir.starts_with(dir).then(|| format!("the data directory ({})", data_dir.display())))
+                .or_else(|| {
+                    stage_dirs.iter().enumerate().find(|(m, (other, _, _))| *m != n && overlaps(other)).map(
+                        |(_, (other, _, other_name))| {
+                            format!("the directory of archive {other_name:?} ({})", other.display())
+                        },
+                    )
+                });
+            if let Some(clash) = clash {
+                return Err(crate::err!(
+                    InvalidArgument,
+                    "{file}:{line}: key `storage.archive.path`: archive {name:?} would keep its files in {}, which is, \
+                     holds or lies inside {clash}; choose a path apart from the storages and the other archives",
+                    dir.display()
+                ));
+            }
         }
         let defaults = storages.iter().filter(|s| s.default).count();
         if defaults > 1 {
@@ -709,6 +748,44 @@ impl Config {
         Ok(())
     }
 
+    /// Stop 23 point 2 (review-life High 2, ST-5): a stage's `max_size` larger than the total
+    /// size of the filesystem at its `path` is refused with file, line, key and reason, as a
+    /// ring too large for its filesystem is: the stage could never hold it, and status would
+    /// forecast days it cannot reach. A stage whose path is not where it may live now (a share
+    /// not mounted: `archive::stage::placement`) is not measured, since statvfs would measure the
+    /// filesystem under the mount point; the round's own ST-5 check guards it once mounted.
+    fn check_archive_sizes_on_disk(&self) -> Result<(), Error> {
+        for chain in &self.archives {
+            let Some((s, lines)) =
+                self.storages.iter().zip(&self.storage_lines).find(|(s, _)| s.id == chain.storage_id)
+            else {
+                continue;
+            };
+            for (at, stage) in chain.stages.iter().enumerate() {
+                if crate::archive::stage::placement(stage).is_err() {
+                    continue;
+                }
+                let Some(fs) = crate::sysinfo::filesystem(&stage.path) else { continue };
+                if stage.max_size_bytes > fs.total_bytes {
+                    return Err(crate::err!(
+                        InvalidArgument,
+                        "{}:{}: key `storage.archive.max_size`: archive {:?} of storage {:?} may hold {} bytes, more \
+                         than the {} bytes of the whole filesystem at {}; use a max_size below the filesystem's \
+                         size (its round also keeps 1 % of it, at least 250 MB, free: ST-5)",
+                        lines.file,
+                        lines.archive_max_sizes.get(at).copied().unwrap_or(lines.id),
+                        stage.name,
+                        s.id,
+                        stage.max_size_bytes,
+                        fs.total_bytes,
+                        stage.path.display()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the storages against the disks, at start and before a config change is written
     /// (DESIGN §6: an invalid config names file, line, key and reason; at runtime the old one
     /// stays in force). `previous` is the config in force for a change, None at start.
@@ -722,6 +799,7 @@ impl Config {
     ///   space minus `store::free_space_reserve_bytes`.
     pub fn check_storages_on_disk(&self, previous: Option<&Config>) -> Result<(), Error> {
         use crate::store::OnDisk;
+        self.check_archive_sizes_on_disk()?;
         // Bytes still to allocate per filesystem, with the room measured there.
         let mut wanted: Vec<(crate::store::Room, u64)> = Vec::new();
         for (s, lines) in self.storages.iter().zip(&self.storage_lines) {
@@ -1098,6 +1176,9 @@ fn archive_stages(
             max_size_bytes,
             schedule,
             reduce_fps,
+            // Issue 13 review High 1: a stage's path is a mount point unless the operator says
+            // otherwise (ARCHITECTURE "Decisions where the issues were silent").
+            mount: a.mount.unwrap_or(true),
         });
     }
     Ok(stages)
@@ -1361,6 +1442,95 @@ mod tests {
         let e = err(format!("{storage}{}", stage("nas", "/mnt/nas", 10, "daily at 10:30", "colour = 1\n")));
         assert!(e.starts_with("x.toml:"), "{e}");
         assert!(e.contains("colour"), "an unknown key is named: {e}");
+    }
+
+    /// Stop 23 point 1 (review-life #20, High 1; AR-1): what a stage writes is its directory
+    /// `<path>/<storage id>`, so a stage whose directory is, holds or lies inside a storage's
+    /// ring, the data directory or another stage's directory is refused with file, line and key;
+    /// `mount` defaults to true and may be turned off.
+    #[test]
+    fn a_stage_directory_apart_from_rings_and_stages_and_mount_by_default() {
+        let storage = |id: &str, path: &str| {
+            format!("[[storage]]\nid = \"{id}\"\npath = \"{path}\"\nsize = \"2GiB\"\nretention_days = 4\n")
+        };
+        let stage = |name: &str, path: &str, extra: &str| {
+            format!(
+                "[[storage.archive]]\nname = \"{name}\"\npath = \"{path}\"\nretention_days = 10\n\
+                 max_size = \"1TB\"\nschedule = \"daily at 10:30\"\n{extra}"
+            )
+        };
+        let head = "version = 1\n[server]\ndata_dir = \"/srv/edgerec/data\"\n";
+        let ok = |text: String| Config::parse("x.toml", &text, None).unwrap();
+        let c = ok(format!("{head}{}{}", storage("main", "/srv/ring/main"), stage("nas", "/mnt/nas", "")));
+        assert!(c.archives[0].stages[0].mount, "mount defaults to true");
+        let c =
+            ok(format!("{head}{}{}", storage("main", "/srv/ring/main"), stage("nas", "/srv/arch", "mount = false\n")));
+        assert!(!c.archives[0].stages[0].mount);
+        // A stage inside the data directory is allowed (a local archive beside the state).
+        ok(format!("{head}{}{}", storage("main", "/srv/ring/main"), stage("nas", "/srv/edgerec/data/arch", "")));
+
+        let err = |text: String| Config::parse("x.toml", &text, None).unwrap_err().msg().to_owned();
+        // The stage at the ring's parent: its directory is the ring (line 11 is its `path`).
+        let e = err(format!("{head}{}{}", storage("main", "/srv/ring/main"), stage("nas", "/srv/ring", "")));
+        assert!(
+            e.starts_with(
+                "x.toml:11: key `storage.archive.path`: archive \"nas\" would keep its files in /srv/ring/main"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("the path of storage \"main\""), "{e}");
+        // Inside another storage's ring, declared later.
+        let e = err(format!(
+            "{head}{}{}{}",
+            storage("main", "/srv/ring/main"),
+            stage("nas", "/srv/ring/other/deep", ""),
+            storage("other", "/srv/ring/other")
+        ));
+        assert!(e.contains("lies inside the path of storage \"other\""), "{e}");
+        // A stage holding the data directory.
+        let e = err(format!("{head}{}{}", storage("edgerec", "/srv/ring/main"), stage("nas", "/srv", "")));
+        assert!(e.contains("the data directory (/srv/edgerec/data)"), "{e}");
+        // Two storages' stages nested in each other.
+        let e = err(format!(
+            "{head}{}{}{}{}",
+            storage("main", "/srv/ring/main"),
+            stage("nas", "/mnt/nas", ""),
+            storage("b", "/srv/ring/b"),
+            stage("nas2", "/mnt/nas/main", "")
+        ));
+        assert!(
+            e.contains("in /mnt/nas/main, which is, holds or lies inside the directory of archive \"nas2\""),
+            "{e}"
+        );
+    }
+
+    /// Stop 23 point 2 (review-life High 2, ST-5): a stage `max_size` larger than its
+    /// filesystem's total size is refused at the disk check (start and config API) with file,
+    /// line, key and reason; a stage whose path is missing or, with `mount = true`, not a mount
+    /// point (a share not mounted yet) is not measured, so the config is not refused for that.
+    #[test]
+    fn a_stage_larger_than_its_filesystem_is_refused_unless_its_share_is_not_mounted() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let share = tmp.path().join("share");
+        std::fs::create_dir(&share).expect("stage path");
+        let text = |path: &Path, size: &str, extra: &str| {
+            format!(
+                "version = 1\n[server]\ndata_dir = \"{}\"\n[[storage]]\nid = \"main\"\npath = \"{}\"\n\
+                 size = \"64MiB\"\nretention_days = 4\n[[storage.archive]]\nname = \"nas\"\npath = \"{}\"\n\
+                 retention_days = 10\nmax_size = \"{size}\"\nschedule = \"daily at 10:30\"\n{extra}",
+                tmp.path().join("data").display(),
+                tmp.path().join("ring").display(),
+                path.display()
+            )
+        };
+        let check = |text: String| Config::parse("x.toml", &text, None).expect("parses").check_archive_sizes_on_disk();
+        let e = check(text(&share, "100000TB", "mount = false\n")).expect_err("larger than the filesystem");
+        assert!(e.msg().starts_with("x.toml:13: key `storage.archive.max_size`: archive \"nas\""), "{}", e.msg());
+        assert!(e.msg().contains("more than the") && e.msg().contains("ST-5"), "{}", e.msg());
+        check(text(&share, "1MiB", "mount = false\n")).expect("fits");
+        // The share is not mounted: a bare mount point, or a path that does not exist yet.
+        check(text(&share, "100000TB", "")).expect("not a mount point: not measured");
+        check(text(&tmp.path().join("absent"), "100000TB", "mount = false\n")).expect("missing: not measured");
     }
 
     #[test]

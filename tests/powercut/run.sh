@@ -122,6 +122,8 @@ path = "/mnt/data/nas"
 retention_days = 30
 max_size = "512MiB"
 schedule = "hourly"
+# A directory on the test disk, not a mount point of its own.
+mount = false
 TOML
 fi
 SYNC=$(sed -n 's/^sync_interval_ms = \([0-9]*\).*/\1/p' "$CFG")

@@ -191,6 +191,11 @@ pub(in crate::http) struct ArchiveStageStatus {
     pub newest_record: Option<String>,
     /// The last round into the stage; `None` before the first.
     pub last_round: Option<ArchiveRoundStatus>,
+    /// Stop 23 point 3: when the round running into the stage now started; `None` while none runs.
+    pub round_running_since: Option<String>,
+    /// Stop 23 point 3 (AR-8): the unavailable stage before this one that blocks it; `None` when
+    /// none does.
+    pub blocked_by: Option<String>,
     /// Issue 13 point 5 (ST-7): days the stage holds at the storage's current write rate (its
     /// size over the rate, capped by its retention); `None` while nothing is written.
     pub days_at_current_rate: Option<f64>,
@@ -228,6 +233,8 @@ impl ArchiveStageStatus {
                 deleted: r.deleted,
                 error: r.error.as_deref().map(one_line),
             }),
+            round_running_since: s.round_running_since_wall_us.map(format_rfc3339),
+            blocked_by: s.blocked_by.clone(),
             days_at_current_rate: storage.stage_days_at_current_rate(s),
         }
     }
