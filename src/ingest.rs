@@ -95,7 +95,8 @@ pub struct CameraStats {
     pub last_error: Mutex<Option<String>>,
     pub frames_received: AtomicU64,
     pub bytes_received: AtomicU64,
-    /// Frames dropped because the storage queue was full (REC-13) or the storage was gone.
+    /// Frames dropped because the storage queue was full (REC-13) or the storage was gone, and
+    /// frames a V4L2 source lost before they were encoded (issue 14: driver or capture queue full).
     pub frames_dropped: AtomicU64,
     /// The part of `frames_dropped` lost to a full queue (REC-13): the health watcher raises Feed
     /// Overflow events from it, not from frames an unavailable storage refused.
@@ -320,6 +321,12 @@ impl Sink for CameraSink {
                 self.send(f);
             }
         }
+    }
+
+    fn dropped(&mut self, frames: u64) {
+        // Issue 14: frames a V4L2 device captured that its source could not encode or queue are
+        // counted in the status's dropped frames, so a low rate is explained (status never lies).
+        self.stats.frames_dropped.fetch_add(frames, Ordering::Relaxed);
     }
 }
 

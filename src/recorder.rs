@@ -300,7 +300,7 @@ impl Recorder {
         // Issue 10 point 7a: where a TCP probe can see an RTSP camera come back while its task
         // waits to reconnect (554 is RTSP's registered port, which the URL may leave out).
         let probe_target = match &c.source {
-            SourceSpec::Demo => None,
+            SourceSpec::Demo | SourceSpec::V4l2(_) => None,
             SourceSpec::Rtsp { url, .. } => url
                 .host_str()
                 .map(|h| (h.trim_start_matches('[').trim_end_matches(']').to_owned(), url.port().unwrap_or(554))),
@@ -316,6 +316,7 @@ impl Recorder {
             SourceSpec::Rtsp { url, username, password, transport } => {
                 Box::new(RtspSource::new(url.clone(), username.clone(), password.clone(), *transport))
             }
+            SourceSpec::V4l2(spec) => Box::new(crate::source::v4l2::V4l2Source::new(spec.clone())),
         };
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let process_stop = self.stop.clone();
