@@ -49,8 +49,13 @@ const ENODEV: i32 = 19;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum MediaClock {
     /// The driver's buffer timestamps (`CLOCK_MONOTONIC` at capture for vivid and UVC), relative
-    /// to the session's first frame: they keep real gaps when the device or the encoder skips.
-    DeviceTimestamps,
+    /// to the session's first frame, rounded to the nearest slot of the negotiated frame interval
+    /// (and at least one interval after the previous frame). They keep real gaps when the device
+    /// or the capture thread misses frames, and follow the device's clock over hours (no drift
+    /// from a nominal rate), while the jitter of a loaded machine's capture path (vivid's frames
+    /// bunched under emulation) does not reach the recording: an irregular timeline plays
+    /// unevenly and makes ffmpeg's constant-rate outputs complain of non-increasing timestamps.
+    SnappedDeviceTimestamps,
     /// Frame count × the negotiated interval. Used for the rest of a session once a driver gives
     /// a timestamp that does not increase (v4l2loopback passes through whatever its writer set,
     /// often zero).
@@ -346,6 +351,8 @@ struct CaptureState {
     clock: MediaClock,
     /// The device timestamp of the session's first frame, µs.
     first_device_us: Option<i64>,
+    /// The device timestamp of the previous frame, µs, to see timestamps that do not increase.
+    last_device_us: Option<i64>,
     /// The media time of the last frame queued, 90 kHz.
     last_media_90k: Option<i64>,
     /// The driver's sequence number of the last frame, to count frames the driver dropped.
@@ -360,8 +367,9 @@ impl CaptureState {
             i420: vec![0; w * h + 2 * (w / 2) * (h / 2)],
             params: ParameterSets::default(),
             entry: None,
-            clock: MediaClock::DeviceTimestamps,
+            clock: MediaClock::SnappedDeviceTimestamps,
             first_device_us: None,
+            last_device_us: None,
             last_media_90k: None,
             last_sequence: None,
         }
@@ -442,8 +450,12 @@ impl CaptureState {
             let device_us = timestamp_us(&meta.timestamp);
             let media_90k = self.media_time(device_us);
             let encoded = self.encode(path, encoder)?;
-            let Some((key, data)) = encoded else { continue };
-            let Some(entry) = &self.entry else { continue };
+            // A frame the encoder skipped (its rate control) or one before the first key frame
+            // is a frame the device delivered that the recording will not have: counted.
+            let (Some((key, data)), Some(entry)) = (encoded, &self.entry) else {
+                dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
             self.last_media_90k = Some(media_90k);
             permit.send(Captured::Frame(
                 entry.clone(),
@@ -454,16 +466,20 @@ impl CaptureState {
 
     /// The media time of a frame captured at `device_us`, strictly after the previous frame's.
     fn media_time(&mut self, device_us: i64) -> i64 {
-        let step_90k = (self.neg.interval_us as i64 * i64::from(VIDEO_TIMESCALE_HZ) / 1_000_000).max(1);
+        let interval_us = self.neg.interval_us as i64;
+        let step_90k = (interval_us * i64::from(VIDEO_TIMESCALE_HZ) / 1_000_000).max(1);
+        let previous_device_us = self.last_device_us.replace(device_us);
         let Some(last) = self.last_media_90k else {
             self.first_device_us = Some(device_us);
             return 0;
         };
-        if self.clock == MediaClock::DeviceTimestamps {
-            let first = self.first_device_us.unwrap_or(device_us);
-            let t = (device_us - first) * i64::from(VIDEO_TIMESCALE_HZ) / 1_000_000;
-            if t > last {
-                return t;
+        if self.clock == MediaClock::SnappedDeviceTimestamps {
+            if previous_device_us.is_some_and(|p| device_us > p) {
+                let first = self.first_device_us.unwrap_or(device_us);
+                // The nearest slot of the negotiated rate: jitter within half an interval goes,
+                // a missed frame leaves its slot empty.
+                let slot = (device_us - first + interval_us / 2) / interval_us;
+                return (slot * step_90k).max(last + step_90k);
             }
             tracing::info!("V4L2 buffer timestamps do not increase; counting frames for media time from now on");
             self.clock = MediaClock::FrameCount;
@@ -693,17 +709,21 @@ mod tests {
     }
 
     /// Issue 14 point 2 (DEV-23): media time follows the driver's timestamps from the session's
-    /// first frame, and falls back to counting frames once they stop increasing.
+    /// first frame, snapped to the 40 ms grid of 25 fps (jitter goes, a missed frame leaves a
+    /// gap), and falls back to counting frames once they stop increasing.
     #[test]
     fn media_time_follows_device_timestamps_then_counts_frames() {
         let mut s = CaptureState::new(neg(PixelFormat::Yuyv, 16, 16, 32));
         let mut times = Vec::new();
-        for device_us in [5_000_000, 5_040_000, 5_120_000, 5_120_000, 5_160_000] {
-            let t = s.media_time(device_us);
+        let device_us = [5_000_000, 5_052_000, 5_061_000, 5_120_000, 5_199_000, 5_199_000, 5_260_000];
+        for us in device_us {
+            let t = s.media_time(us);
             s.last_media_90k = Some(t);
             times.push(t);
         }
-        assert_eq!(times, [0, 3600, 10_800, 14_400, 18_000]);
+        // 52 ms and 61 ms are the 40 and 80 ms slots; 120 ms is 120; 199 ms is 200; a repeated
+        // timestamp switches to counting (+40 ms per frame).
+        assert_eq!(times, [0, 3600, 7200, 10_800, 18_000, 21_600, 25_200]);
         assert_eq!(s.clock, MediaClock::FrameCount);
     }
 }
