@@ -1,4 +1,4 @@
-//! The `edgerec` binary: `run` (default), `export`, `check`, `user`.
+//! The `edgerec` binary: `run` (default), `export`, `check`, `user`, `devices`.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -65,6 +65,9 @@ enum Command {
         #[arg(long)]
         rebuild: bool,
     },
+    /// Lists the local V4L2 capture devices with their formats, sizes and frame rates, and which
+    /// formats a `v4l2:` camera records (issue 14, DEV-14).
+    Devices,
     /// Manages the recorder's basic users (AU-1). Passwords are read from stdin (one line) when
     /// stdin is not a terminal, else prompted twice.
     User {
@@ -179,6 +182,10 @@ fn main() -> ExitCode {
         Command::Export { config, camera, from, to, output, force } => export(config, camera, from, to, output, force),
         Command::Check { config, rebuild } => check(config, rebuild),
         Command::User { action } => user(action),
+        Command::Devices => {
+            print!("{}", edgerec::source::v4l2::describe_devices());
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

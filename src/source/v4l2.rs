@@ -614,6 +614,96 @@ fn to_i420(neg: &Negotiated, src: &[u8], i420: &mut [u8]) -> Result<(), String> 
     Ok(())
 }
 
+/// `edgerec devices` (issue 14, DEV-14): every `/dev/video*` node with its card, driver and stable
+/// `/dev/v4l/by-id` names, and for a capture device each format (marked when edgerec records it),
+/// its sizes and frame rates. One text block per device; a node that cannot be opened or queried
+/// says why in its block instead of ending the listing.
+pub fn describe_devices() -> String {
+    let mut nodes: Vec<std::path::PathBuf> = std::fs::read_dir("/dev")
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("video")))
+                .collect()
+        })
+        .unwrap_or_default();
+    // video2 before video10.
+    nodes.sort_by_key(|p| {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        (name.len(), name.to_owned())
+    });
+    if nodes.is_empty() {
+        return "no V4L2 devices (/dev/video*)\n".to_owned();
+    }
+    let by_id: Vec<(std::path::PathBuf, std::path::PathBuf)> = std::fs::read_dir("/dev/v4l/by-id")
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter_map(|link| std::fs::canonicalize(&link).ok().map(|target| (link, target)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = String::new();
+    for node in nodes {
+        out.push_str(&node.display().to_string());
+        for (link, _) in by_id.iter().filter(|(_, target)| *target == node) {
+            out.push_str(&format!(" = {}", link.display()));
+        }
+        out.push('\n');
+        match describe_device(&node) {
+            Ok(text) => out.push_str(&text),
+            Err(e) => out.push_str(&format!("  {e}\n")),
+        }
+    }
+    out
+}
+
+/// The indented lines of one device for `describe_devices`.
+fn describe_device(node: &Path) -> Result<String, Error> {
+    let dev = v4l::Device::with_path(node).map_err(|e| io_err(node, "open", &e))?;
+    let caps = dev.query_caps().map_err(|e| io_err(node, "QUERYCAP", &e))?;
+    let mut out = format!("  {} (driver {}, bus {})\n", caps.card, caps.driver, caps.bus);
+    let needed = v4l::capability::Flags::VIDEO_CAPTURE | v4l::capability::Flags::STREAMING;
+    if !caps.capabilities.contains(needed) {
+        out.push_str("  not a streaming video capture device\n");
+        return Ok(out);
+    }
+    for f in dev.enum_formats().map_err(|e| io_err(node, "ENUM_FMT", &e))? {
+        let recorded = if PixelFormat::from_fourcc(&f.fourcc.repr).is_some() { "recorded" } else { "not recorded" };
+        out.push_str(&format!("  {} ({}, {recorded}):", f.fourcc, f.description));
+        for size in dev.enum_framesizes(f.fourcc).unwrap_or_default() {
+            match size.size {
+                v4l::framesize::FrameSizeEnum::Discrete(d) => {
+                    let rates = dev
+                        .enum_frameintervals(f.fourcc, d.width, d.height)
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|i| match &i.interval {
+                            FrameIntervalEnum::Discrete(t) => fps_text(*t),
+                            FrameIntervalEnum::Stepwise(s) => format!("{}..{}", fps_text(s.max), fps_text(s.min)),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    out.push_str(&format!(" {}x{}@{rates}", d.width, d.height));
+                }
+                v4l::framesize::FrameSizeEnum::Stepwise(s) => out.push_str(&format!(
+                    " {}x{}..{}x{} step {}x{}",
+                    s.min_width, s.min_height, s.max_width, s.max_height, s.step_width, s.step_height
+                )),
+            }
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// A frame interval as frames per second: "25", "12.5".
+fn fps_text(interval: v4l::Fraction) -> String {
+    if interval.numerator == 0 {
+        return "?".to_owned();
+    }
+    let fps = f64::from(interval.denominator) / f64::from(interval.numerator);
+    format!("{}", (fps * 100.0).round() / 100.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
