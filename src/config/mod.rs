@@ -1597,4 +1597,32 @@ mod example_tests {
         let stage = &c.archives[0].stages[0];
         assert_eq!((stage.name.as_str(), stage.reduce_fps), ("nas", Some(1.0)));
     }
+
+    /// Issue 14 point 1: the example's commented-out V4L2 camera is valid once uncommented, with
+    /// the values its comments call the defaults.
+    #[test]
+    fn example_v4l2_camera_is_valid_when_uncommented() {
+        use super::{PathBuf, PixelFormat, SourceSpec, DEFAULT_V4L2_BITRATE_KBPS, DEFAULT_V4L2_KEYFRAME_INTERVAL_MS};
+        use std::time::Duration;
+        let text = include_str!("../../config/edgerec.example.toml");
+        let (head, rest) = text.split_once("# [[camera]]\n# id = \"desk\"").expect("the example documents V4L2");
+        let (block, tail) = rest.split_once("\n\n").expect("a blank line ends the block");
+        let block: String = block
+            .lines()
+            .map(|l| if l.starts_with("# # ") { "" } else { l.strip_prefix("# ").unwrap_or(l) })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let text = format!("{head}[[camera]]\nid = \"desk\"{block}\n\n{tail}");
+        let c = super::Config::parse("config/edgerec.example.toml", &text, None).unwrap();
+        let desk = c.cameras.iter().find(|c| c.id == "desk").expect("the desk camera");
+        match &desk.source {
+            SourceSpec::V4l2(v) => {
+                assert_eq!(v.device, PathBuf::from("/dev/video0"));
+                assert_eq!((v.format, v.size, v.fps), (Some(PixelFormat::Yuyv), Some((640, 480)), Some(25)));
+                assert_eq!(v.bitrate_kbps, DEFAULT_V4L2_BITRATE_KBPS);
+                assert_eq!(v.keyframe_interval, Duration::from_millis(u64::from(DEFAULT_V4L2_KEYFRAME_INTERVAL_MS)));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
 }
