@@ -2,8 +2,8 @@
 # Installs the programs edgerec's tests run against, with apt, if they are missing.
 # Idempotent: when everything is installed it changes nothing and touches no network.
 #
-#   bash .ci/install-test-peers.sh          # test peers and build tools
-#   bash .ci/install-test-peers.sh --vm     # also qemu-system-x86 and busybox-static (VM tests)
+#   bash .ci/install-test-peers.sh          # test peers, build tools and the VM's host tools
+#   bash .ci/install-test-peers.sh --vm     # the same (kept for older callers)
 #
 # What and why:
 #   ffmpeg                         make clips; ffprobe and decode exports
@@ -13,7 +13,10 @@
 #                                  (x264enc: ugly; x265enc, voaacenc: bad; so gstreamer1.0-libav
 #                                  is not needed: voaacenc encodes the AAC)
 #   gstreamer1.0-x                 clockoverlay (its pango plugin): the test camera's burnt-in clock
-#   libclang-dev                   bindgen, for V4L2 bindings (v4l crate) once they are used
+#   libclang-dev                   bindgen, for the v4l crate's V4L2 bindings (src/source/v4l2.rs)
+#   qemu-system-x86, busybox-static
+#                                  ../shared/tools/vm/vm-run boots a kernel with vivid V4L2 devices
+#                                  for tests/v4l2_vm.rs (issue 14: a real kernel, real devices)
 #   nasm                           SIMD in openh264's bundled build once it is used
 #   systemd                        systemd-analyze for the unit checks
 #   strace                         tests/systemd_unit.rs traces the calls the binary makes and
@@ -52,10 +55,12 @@ packages=(
     prometheus
     chromium
     chromium-driver
+    qemu-system-x86
+    busybox-static
 )
 for arg in "$@"; do
     case "$arg" in
-        --vm) packages+=(qemu-system-x86 busybox-static) ;;
+        --vm) ;;
         *) echo "install-test-peers: unknown argument $arg" >&2; exit 2 ;;
     esac
 done

@@ -95,7 +95,8 @@ pub struct CameraStats {
     pub last_error: Mutex<Option<String>>,
     pub frames_received: AtomicU64,
     pub bytes_received: AtomicU64,
-    /// Frames dropped because the storage queue was full (REC-13) or the storage was gone.
+    /// Frames dropped because the storage queue was full (REC-13) or the storage was gone, and
+    /// frames a V4L2 source lost before they were encoded (issue 14: driver or capture queue full).
     pub frames_dropped: AtomicU64,
     /// The part of `frames_dropped` lost to a full queue (REC-13): the health watcher raises Feed
     /// Overflow events from it, not from frames an unavailable storage refused.
@@ -321,6 +322,12 @@ impl Sink for CameraSink {
             }
         }
     }
+
+    fn dropped(&mut self, frames: u64) {
+        // Issue 14: frames a V4L2 device captured that its source could not encode or queue are
+        // counted in the status's dropped frames, so a low rate is explained (status never lies).
+        self.stats.frames_dropped.fetch_add(frames, Ordering::Relaxed);
+    }
 }
 
 impl CameraSink {
@@ -505,19 +512,40 @@ impl Backoff {
     }
 }
 
-/// What the camera's TCP port did when probed.
+/// What the camera's TCP port (or device node) did when probed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Probe {
     Answered,
     Unreachable,
 }
 
-/// One TCP connect to `target`, closed at once (nothing is sent).
-async fn probe(target: &(String, u16)) -> Probe {
-    let connect = tokio::net::TcpStream::connect((target.0.as_str(), target.1));
-    match tokio::time::timeout(PROBE_TIMEOUT, connect).await {
-        Ok(Ok(_)) => Probe::Answered,
-        Ok(Err(_)) | Err(_) => Probe::Unreachable,
+/// Where a probe may see a camera come back while its task waits to retry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProbeTarget {
+    /// An RTSP camera's host and TCP port (issue 10 point 7a).
+    Tcp(String, u16),
+    /// A V4L2 camera's device node (issue 14): absent while unplugged or its driver is unloaded.
+    Device(std::path::PathBuf),
+}
+
+/// One TCP connect to the target, closed at once (nothing is sent), or one look at the device
+/// node (on a blocking thread: a stat of /dev is cheap, but it is file I/O).
+async fn probe(target: &ProbeTarget) -> Probe {
+    match target {
+        ProbeTarget::Tcp(host, port) => {
+            let connect = tokio::net::TcpStream::connect((host.as_str(), *port));
+            match tokio::time::timeout(PROBE_TIMEOUT, connect).await {
+                Ok(Ok(_)) => Probe::Answered,
+                Ok(Err(_)) | Err(_) => Probe::Unreachable,
+            }
+        }
+        ProbeTarget::Device(path) => {
+            let path = path.clone();
+            match tokio::task::spawn_blocking(move || path.exists()).await {
+                Ok(true) => Probe::Answered,
+                Ok(false) | Err(_) => Probe::Unreachable,
+            }
+        }
     }
 }
 
@@ -527,7 +555,7 @@ async fn probe(target: &(String, u16)) -> Probe {
 /// next attempt. Returns false if `stop` fired.
 async fn wait_to_retry(
     retry_at: Duration,
-    target: Option<&(String, u16)>,
+    target: Option<&ProbeTarget>,
     backoff: &mut Backoff,
     clocks: &dyn Clocks,
     stop: &mut tokio::sync::watch::Receiver<bool>,
@@ -573,7 +601,8 @@ async fn wait_to_retry(
 }
 
 /// Runs a camera until `stop` fires: session, backoff, session... (each session a new run).
-/// `probe_target` (host, port) is where a TCP probe may see the camera come back while waiting.
+/// `probe_target` is where a probe may see the camera come back while waiting: an RTSP camera's
+/// TCP port, a V4L2 camera's device node.
 #[allow(clippy::too_many_arguments)]
 pub async fn supervise(
     mut source: Box<dyn Source>,
@@ -582,7 +611,7 @@ pub async fn supervise(
     clocks: Arc<dyn Clocks>,
     events: EventSink,
     motion: crate::motion::SharedMotion,
-    probe_target: Option<(String, u16)>,
+    probe_target: Option<ProbeTarget>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let anchor = WallAnchor::now(clocks.as_ref());
@@ -681,5 +710,37 @@ mod tests {
         }
         b.came_back();
         assert_eq!(b.failed(50 * S, None), 50 * S + BACKOFF_FIRST);
+    }
+
+    // Issue 14 point 2: a V4L2 device node seen coming back (absent, then present: replugged,
+    // driver reloaded) ends the wait at once instead of after a grown backoff, so recording
+    // resumes within 2 s of the device returning.
+    #[test]
+    fn a_device_node_seen_coming_back_ends_the_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = dir.path().join("video0");
+        let clocks = crate::clocks::SystemClocks;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let (_stop_tx, mut stop) = tokio::sync::watch::channel(false);
+        let mut backoff = Backoff::new();
+        for i in 0..6 {
+            backoff.failed(i * S, None);
+        }
+        let start = clocks.monotonic();
+        let replug = {
+            let node = node.clone();
+            // The replug happens 1.5 s into a 30 s wait: the scenario, not a wait for a result.
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(1500));
+                std::fs::write(node, b"").unwrap();
+            })
+        };
+        let target = ProbeTarget::Device(node);
+        let retry = rt.block_on(wait_to_retry(start + 30 * S, Some(&target), &mut backoff, &clocks, &mut stop));
+        let waited = clocks.monotonic() - start;
+        replug.join().unwrap();
+        assert!(retry);
+        assert!(waited >= Duration::from_millis(1500) && waited < 2 * S + PROBE_TIMEOUT, "waited {waited:?}");
+        assert_eq!(backoff.failed(100 * S, None), 100 * S + BACKOFF_FIRST, "the backoff starts over");
     }
 }

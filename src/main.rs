@@ -1,4 +1,4 @@
-//! The `edgerec` binary: `run` (default), `export`, `check`, `user`.
+//! The `edgerec` binary: `run` (default), `export`, `check`, `user`, `devices`.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -69,6 +69,9 @@ enum Command {
         #[arg(long)]
         rebuild_archive_index: bool,
     },
+    /// Lists the local V4L2 capture devices with their formats, sizes and frame rates, and which
+    /// formats a `v4l2:` camera records (issue 14, DEV-14).
+    Devices,
     /// Manages the recorder's basic users (AU-1). Passwords are read from stdin (one line) when
     /// stdin is not a terminal, else prompted twice.
     User {
@@ -183,6 +186,10 @@ fn main() -> ExitCode {
         Command::Export { config, camera, from, to, output, force } => export(config, camera, from, to, output, force),
         Command::Check { config, rebuild, rebuild_archive_index } => check(config, rebuild, rebuild_archive_index),
         Command::User { action } => user(action),
+        Command::Devices => {
+            print!("{}", edgerec::source::v4l2::describe_devices());
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

@@ -10,7 +10,7 @@ use crate::clocks::Clocks;
 use crate::config::Config;
 use crate::error::Error;
 use crate::events::{Event, EventKind, EventLog, EventReader, EventSink, Retention};
-use crate::ingest::{CameraState, CameraStats, OVERFLOW_QUIET_US};
+use crate::ingest::{CameraState, CameraStats, ProbeTarget, OVERFLOW_QUIET_US};
 use crate::shutdown::{Joiner, Shutdown};
 use crate::source::demo::DemoSource;
 use crate::source::rtsp::RtspSource;
@@ -306,9 +306,12 @@ impl Recorder {
         // waits to reconnect (554 is RTSP's registered port, which the URL may leave out).
         let probe_target = match &c.source {
             SourceSpec::Demo => None,
-            SourceSpec::Rtsp { url, .. } => url
-                .host_str()
-                .map(|h| (h.trim_start_matches('[').trim_end_matches(']').to_owned(), url.port().unwrap_or(554))),
+            SourceSpec::Rtsp { url, .. } => url.host_str().map(|h| {
+                ProbeTarget::Tcp(h.trim_start_matches('[').trim_end_matches(']').to_owned(), url.port().unwrap_or(554))
+            }),
+            // Issue 14: an unplugged device's node is seen coming back, so recording resumes
+            // within about a second of it, whatever the backoff grew to.
+            SourceSpec::V4l2(spec) => Some(ProbeTarget::Device(spec.device.clone())),
         };
         let source: Box<dyn Source> = match &c.source {
             SourceSpec::Demo => match DemoSource::new() {
@@ -321,6 +324,7 @@ impl Recorder {
             SourceSpec::Rtsp { url, username, password, transport } => {
                 Box::new(RtspSource::new(url.clone(), username.clone(), password.clone(), *transport))
             }
+            SourceSpec::V4l2(spec) => Box::new(crate::source::v4l2::V4l2Source::new(spec.clone())),
         };
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let process_stop = self.stop.clone();

@@ -14,7 +14,7 @@ use crate::archive::{ArchiveChain, Schedule, StageConfig, MAX_REDUCE_FPS, MIN_RE
 use crate::camera::{CameraConfig, PrebufferMode, RecordMode};
 use crate::error::Error;
 use crate::rules::RuleConfig;
-use crate::source::{RtspTransport, SourceSpec};
+use crate::source::{PixelFormat, RtspTransport, SourceSpec, V4l2Spec};
 use crate::store::{
     StorageConfig, DEFAULT_RETENTION_DAYS, DEFAULT_SEGMENT_BYTES, DEFAULT_SYNC_INTERVAL_MS, MAX_RETENTION_DAYS,
 };
@@ -135,6 +135,19 @@ struct RawCamera {
     prebuffer_seconds: Option<Spanned<f64>>,
     schedule: Option<Spanned<String>>,
     motion: Option<Spanned<RawMotion>>,
+    v4l2: Option<Spanned<RawV4l2>>,
+}
+
+/// `[camera.v4l2]`: what to ask a `v4l2:` camera for (issue 14, DEV-1).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawV4l2 {
+    format: Option<Spanned<String>>,
+    width: Option<Spanned<i64>>,
+    height: Option<Spanned<i64>>,
+    fps: Option<Spanned<i64>>,
+    bitrate_kbps: Option<Spanned<i64>>,
+    keyframe_interval_s: Option<Spanned<f64>>,
 }
 
 /// `[camera.motion]` (MD-1..MD-5).
@@ -569,19 +582,22 @@ impl Config {
                     let _ = url.set_password(None);
                 }
                 SourceSpec::Rtsp { url, username, password, transport }
-            } else if src.starts_with("v4l2:") {
-                return Err(origin.error(
-                    &c.source,
-                    "camera.source",
-                    "V4L2 cameras are not supported by this build yet",
-                ));
+            } else if let Some(device) = src.strip_prefix("v4l2:") {
+                v4l2_spec(&origin, &c.source, device, c.v4l2.as_ref())?
             } else {
                 return Err(origin.error(
                     &c.source,
                     "camera.source",
-                    format!("{:?} is not \"demo:\" or an rtsp:// URL", without_password(src)),
+                    format!("{:?} is not \"demo:\", an rtsp:// URL or v4l2:/dev/…", without_password(src)),
                 ));
             };
+            if let (Some(t), false) = (&c.v4l2, matches!(source, SourceSpec::V4l2(_))) {
+                return Err(origin.error(
+                    t,
+                    "camera.v4l2",
+                    "only a camera with source = \"v4l2:…\" takes [camera.v4l2]",
+                ));
+            }
             let prebuffer = match &c.prebuffer {
                 None => PrebufferMode::Memory,
                 Some(p) if p.get_ref() == "memory" => PrebufferMode::Memory,
@@ -1075,6 +1091,92 @@ fn motion_config(
     Ok(Some(m))
 }
 
+/// Issue 14 (DEV-1): the encoder's bitrate when `bitrate_kbps` is not given: enough for a clean
+/// 640x480 to 720p picture at 25 fps, which is what raw (uncompressed) V4L2 devices deliver
+/// over USB 2 and what vivid offers.
+pub const DEFAULT_V4L2_BITRATE_KBPS: u32 = 2000;
+/// Issue 14: the key-frame interval when `keyframe_interval_s` is not given: the project's default
+/// GOP of 2 s (the RTSP benchmarks' cameras), so seeking and segment starts behave alike.
+pub const DEFAULT_V4L2_KEYFRAME_INTERVAL_MS: u32 = 2000;
+
+/// Validates a `v4l2:` source and its optional `[camera.v4l2]` table into a `V4l2Spec` (issue 14
+/// point 1, DEV-1). `device` is what follows `v4l2:`.
+fn v4l2_spec(
+    origin: &Origin<'_>,
+    source: &Spanned<String>,
+    device: &str,
+    raw: Option<&Spanned<RawV4l2>>,
+) -> Result<SourceSpec, Error> {
+    // A relative path or one outside /dev would open whatever file the working directory holds.
+    if !device.starts_with("/dev/") || device.len() <= "/dev/".len() || device.split('/').any(|p| p == "..") {
+        return Err(origin.error(
+            source,
+            "camera.source",
+            format!("{device:?} is not a device path: write v4l2:/dev/video0 or v4l2:/dev/v4l/by-id/…"),
+        ));
+    }
+    let mut spec = V4l2Spec {
+        device: PathBuf::from(device),
+        format: None,
+        size: None,
+        fps: None,
+        bitrate_kbps: DEFAULT_V4L2_BITRATE_KBPS,
+        keyframe_interval: Duration::from_millis(u64::from(DEFAULT_V4L2_KEYFRAME_INTERVAL_MS)),
+    };
+    let Some(raw) = raw else { return Ok(SourceSpec::V4l2(spec)) };
+    let r = raw.get_ref();
+    if let Some(f) = &r.format {
+        let code = f.get_ref().trim();
+        spec.format = Some(PixelFormat::from_fourcc(code.as_bytes()).ok_or_else(|| {
+            let why = if matches!(code, "MJPG" | "JPEG" | "H264") {
+                "compressed V4L2 formats are not recorded by this build yet"
+            } else {
+                "not a raw format edgerec converts"
+            };
+            let known: Vec<&str> = PixelFormat::ALL.iter().map(|p| p.name()).collect();
+            origin.error(f, "camera.v4l2.format", format!("{code:?}: {why}; use one of {}", known.join(", ")))
+        })?);
+    }
+    let int_in = |v: &Spanned<i64>, key: &str, range: std::ops::RangeInclusive<i64>| {
+        let n = *v.get_ref();
+        if range.contains(&n) {
+            Ok(n as u32)
+        } else {
+            Err(origin.error(v, key, format!("{n} is outside {}..={}", range.start(), range.end())))
+        }
+    };
+    // The encoder takes at most 3840x2160 (openh264, level 5.2); I420 needs even sizes.
+    let even = |v: &Spanned<i64>, key: &str, max: i64| -> Result<u32, Error> {
+        let n = int_in(v, key, 16..=max)?;
+        if n % 2 == 1 {
+            return Err(origin.error(v, key, format!("{n} is odd; 4:2:0 video needs an even size")));
+        }
+        Ok(n)
+    };
+    match (&r.width, &r.height) {
+        (Some(w), Some(h)) => {
+            spec.size = Some((even(w, "camera.v4l2.width", 3840)?, even(h, "camera.v4l2.height", 2160)?))
+        }
+        (None, None) => {}
+        (Some(w), None) => return Err(origin.error(w, "camera.v4l2.height", "width needs a height")),
+        (None, Some(h)) => return Err(origin.error(h, "camera.v4l2.width", "height needs a width")),
+    }
+    if let Some(v) = &r.fps {
+        spec.fps = Some(int_in(v, "camera.v4l2.fps", 1..=120)?);
+    }
+    if let Some(v) = &r.bitrate_kbps {
+        spec.bitrate_kbps = int_in(v, "camera.v4l2.bitrate_kbps", 64..=50_000)?;
+    }
+    if let Some(v) = &r.keyframe_interval_s {
+        let s = *v.get_ref();
+        if !(0.2..=60.0).contains(&s) {
+            return Err(origin.error(v, "camera.v4l2.keyframe_interval_s", format!("{s} is outside 0.2..=60")));
+        }
+        spec.keyframe_interval = Duration::from_millis((s * 1000.0).round() as u64);
+    }
+    Ok(SourceSpec::V4l2(spec))
+}
+
 fn validate_id(origin: &Origin<'_>, id: &Spanned<String>, key: &str) -> Result<String, Error> {
     let s = id.get_ref();
     let ok = !s.is_empty()
@@ -1285,6 +1387,70 @@ mod tests {
             e.msg()
         );
         assert!(e.msg().contains("retina"), "{}", e.msg());
+    }
+
+    /// Issue 14 point 1 (DEV-1): a `v4l2:` camera with its `[camera.v4l2]` table, the defaults
+    /// without one, and every refusal naming file, line, key and reason.
+    #[test]
+    fn v4l2_sources_and_their_settings() {
+        let cam = "version = 1\n[[storage]]\nid = \"a\"\nsize = \"2GiB\"\n[[camera]]\nid = \"c\"\n";
+        let parse = |rest: &str| Config::parse("x.toml", &format!("{cam}{rest}"), None);
+        let c = parse("source = \"v4l2:/dev/video0\"\n").unwrap();
+        assert_eq!(
+            c.cameras[0].source,
+            SourceSpec::V4l2(V4l2Spec {
+                device: PathBuf::from("/dev/video0"),
+                format: None,
+                size: None,
+                fps: None,
+                bitrate_kbps: DEFAULT_V4L2_BITRATE_KBPS,
+                keyframe_interval: Duration::from_secs(2),
+            })
+        );
+        let c = parse(
+            "source = \"v4l2:/dev/v4l/by-id/usb-cam-video-index0\"\n[camera.v4l2]\nformat = \"NV12\"\nwidth = 1280\n\
+             height = 720\nfps = 25\nbitrate_kbps = 4000\nkeyframe_interval_s = 1.5\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.cameras[0].source,
+            SourceSpec::V4l2(V4l2Spec {
+                device: PathBuf::from("/dev/v4l/by-id/usb-cam-video-index0"),
+                format: Some(PixelFormat::Nv12),
+                size: Some((1280, 720)),
+                fps: Some(25),
+                bitrate_kbps: 4000,
+                keyframe_interval: Duration::from_millis(1500),
+            })
+        );
+        let v4l2 = "source = \"v4l2:/dev/video0\"\n[camera.v4l2]\n";
+        let cases = [
+            ("source = \"v4l2:video0\"\n", "x.toml:7: key `camera.source`: \"video0\" is not a device path"),
+            ("source = \"v4l2:/dev/../etc/passwd\"\n", "x.toml:7: key `camera.source`: \"/dev/../etc/passwd\" is not"),
+            ("format = \"MJPG\"\n", "x.toml:9: key `camera.v4l2.format`: \"MJPG\": compressed V4L2 formats are not"),
+            (
+                "format = \"RGB3\"\n",
+                "x.toml:9: key `camera.v4l2.format`: \"RGB3\": not a raw format edgerec converts; use one of YUYV",
+            ),
+            ("width = 641\nheight = 480\n", "x.toml:9: key `camera.v4l2.width`: 641 is odd"),
+            ("width = 640\nheight = 4320\n", "x.toml:10: key `camera.v4l2.height`: 4320 is outside 16..=2160"),
+            ("width = 640\n", "x.toml:9: key `camera.v4l2.height`: width needs a height"),
+            ("fps = 0\n", "x.toml:9: key `camera.v4l2.fps`: 0 is outside 1..=120"),
+            ("bitrate_kbps = 10\n", "x.toml:9: key `camera.v4l2.bitrate_kbps`: 10 is outside 64..=50000"),
+            ("keyframe_interval_s = 0.1\n", "x.toml:9: key `camera.v4l2.keyframe_interval_s`: 0.1 is outside 0.2..=60"),
+            ("fsp = 25\n", "x.toml:9: unknown field `fsp`"),
+        ];
+        for (rest, want) in cases {
+            let text = if rest.starts_with("source") { rest.to_owned() } else { format!("{v4l2}{rest}") };
+            let e = parse(&text).unwrap_err();
+            assert!(e.msg().starts_with(want), "{rest:?}: {}", e.msg());
+        }
+        let e = parse("source = \"demo:\"\n[camera.v4l2]\nfps = 25\n").unwrap_err();
+        assert!(
+            e.msg().starts_with("x.toml:8: key `camera.v4l2`: only a camera with source = \"v4l2:…\""),
+            "{}",
+            e.msg()
+        );
     }
 
     #[test]
@@ -1630,5 +1796,33 @@ mod example_tests {
         let c = super::Config::parse("config/edgerec.example.toml", &text, None).unwrap();
         let stage = &c.archives[0].stages[0];
         assert_eq!((stage.name.as_str(), stage.reduce_fps), ("nas", Some(1.0)));
+    }
+
+    /// Issue 14 point 1: the example's commented-out V4L2 camera is valid once uncommented, with
+    /// the values its comments call the defaults.
+    #[test]
+    fn example_v4l2_camera_is_valid_when_uncommented() {
+        use super::{PathBuf, PixelFormat, SourceSpec, DEFAULT_V4L2_BITRATE_KBPS, DEFAULT_V4L2_KEYFRAME_INTERVAL_MS};
+        use std::time::Duration;
+        let text = include_str!("../../config/edgerec.example.toml");
+        let (head, rest) = text.split_once("# [[camera]]\n# id = \"desk\"").expect("the example documents V4L2");
+        let (block, tail) = rest.split_once("\n\n").expect("a blank line ends the block");
+        let block: String = block
+            .lines()
+            .map(|l| if l.starts_with("# # ") { "" } else { l.strip_prefix("# ").unwrap_or(l) })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let text = format!("{head}[[camera]]\nid = \"desk\"{block}\n\n{tail}");
+        let c = super::Config::parse("config/edgerec.example.toml", &text, None).unwrap();
+        let desk = c.cameras.iter().find(|c| c.id == "desk").expect("the desk camera");
+        match &desk.source {
+            SourceSpec::V4l2(v) => {
+                assert_eq!(v.device, PathBuf::from("/dev/video0"));
+                assert_eq!((v.format, v.size, v.fps), (Some(PixelFormat::Yuyv), Some((640, 480)), Some(25)));
+                assert_eq!(v.bitrate_kbps, DEFAULT_V4L2_BITRATE_KBPS);
+                assert_eq!(v.keyframe_interval, Duration::from_millis(u64::from(DEFAULT_V4L2_KEYFRAME_INTERVAL_MS)));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! Sources: where frames come from (RTSP via retina, the bundled demo clip; V4L2 later).
+//! Sources: where frames come from (RTSP via retina, local V4L2 devices, the bundled demo clip).
 //! Invariant: a source validates untrusted input into `Frame`s and never touches the store.
 
 pub mod demo;
@@ -6,6 +6,7 @@ pub mod probe;
 pub mod rtp;
 pub mod rtsp;
 mod spec;
+pub mod v4l2;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use crate::error::Error;
 use crate::media::{Frame, SampleEntry, StreamKind};
 
-pub use spec::{RtspTransport, SourceSpec};
+pub use spec::{PixelFormat, RtspTransport, SourceSpec, V4l2Spec};
 
 /// What a session found out about the camera's streams (status shows it).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -43,6 +44,9 @@ pub trait Sink: Send {
     fn described(&mut self, d: &CameraDescription);
     /// One frame of `kind` with the sample entry that decodes it.
     fn frame(&mut self, entry: &Arc<SampleEntry>, frame: Frame);
+    /// `frames` were lost before they became frames of this sink: a V4L2 driver had no free
+    /// buffer, or the capture thread's queue was full (issue 14: counted, never waited for).
+    fn dropped(&mut self, frames: u64);
 }
 
 pub type SessionFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'a>>;

@@ -320,6 +320,9 @@ impl Sink for ProbeSink {
             self.done.notify_one();
         }
     }
+
+    /// A probe only measures what arrives; frames an RTSP session never delivered leave no trace.
+    fn dropped(&mut self, _frames: u64) {}
 }
 
 #[cfg(test)]

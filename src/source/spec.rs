@@ -1,6 +1,9 @@
 //! What a camera's `source` says: where frames come from and how to reach them.
 //! Invariant: validated once by `config` (credentials moved out of the URL, no `rtsps://`).
 
+use std::path::PathBuf;
+use std::time::Duration;
+
 /// A camera's `source`, validated.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SourceSpec {
@@ -17,6 +20,8 @@ pub enum SourceSpec {
         /// How RTP travels.
         transport: RtspTransport,
     },
+    /// A local V4L2 capture device (`v4l2:/dev/video0`), captured and encoded in-process.
+    V4l2(V4l2Spec),
 }
 
 /// How RTP travels from an RTSP camera (`transport`).
@@ -26,4 +31,68 @@ pub enum RtspTransport {
     Tcp,
     /// RTP over UDP; retina marks this experimental (no reordering).
     Udp,
+}
+
+/// A V4L2 camera: the device and what to ask it for (`[camera.v4l2]`), validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct V4l2Spec {
+    /// The device node: `/dev/videoN` or a stable `/dev/v4l/by-id/…` link (an absolute path
+    /// under `/dev/`).
+    pub device: PathBuf,
+    /// The pixel format to ask for; `None` takes the first one the device lists that edgerec
+    /// can record.
+    pub format: Option<PixelFormat>,
+    /// The picture size to ask for, in pixels (both even); `None` keeps the device's current size.
+    pub size: Option<(u32, u32)>,
+    /// The frame rate to ask for (S_PARM), in frames per second; `None` asks for the highest
+    /// rate the device lists for the negotiated format and size.
+    pub fps: Option<u32>,
+    /// The H.264 encoder's target bitrate, in kbit/s.
+    pub bitrate_kbps: u32,
+    /// The time between two key frames of the encoded stream (the GOP length).
+    pub keyframe_interval: Duration,
+}
+
+/// The raw pixel formats a V4L2 camera may deliver that edgerec converts to I420 and encodes.
+/// Compressed formats (MJPEG, H.264) are not among them yet: such a device is refused at open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PixelFormat {
+    /// Packed 4:2:2, Y0 U Y1 V (`YUYV`): vivid's default, most UVC webcams.
+    Yuyv,
+    /// Packed 4:2:2, U Y0 V Y1 (`UYVY`): many HDMI/SDI capture cards.
+    Uyvy,
+    /// Planar Y then interleaved UV at 4:2:0 (`NV12`): capture cards and ISPs.
+    Nv12,
+    /// Planar I420 (`YU12`): what the encoder takes, copied as it is.
+    Yu12,
+}
+
+impl PixelFormat {
+    /// Every raw format edgerec records, in the order it prefers them when the config names none.
+    pub const ALL: [PixelFormat; 4] = [PixelFormat::Yuyv, PixelFormat::Nv12, PixelFormat::Uyvy, PixelFormat::Yu12];
+
+    /// The V4L2 four-character code.
+    pub fn fourcc(self) -> [u8; 4] {
+        match self {
+            PixelFormat::Yuyv => *b"YUYV",
+            PixelFormat::Uyvy => *b"UYVY",
+            PixelFormat::Nv12 => *b"NV12",
+            PixelFormat::Yu12 => *b"YU12",
+        }
+    }
+
+    /// The format with this four-character code, if edgerec records it.
+    pub fn from_fourcc(code: &[u8]) -> Option<PixelFormat> {
+        PixelFormat::ALL.into_iter().find(|f| f.fourcc() == code)
+    }
+
+    /// The four-character code as text, for logs and errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            PixelFormat::Yuyv => "YUYV",
+            PixelFormat::Uyvy => "UYVY",
+            PixelFormat::Nv12 => "NV12",
+            PixelFormat::Yu12 => "YU12",
+        }
+    }
 }

@@ -12,7 +12,7 @@
 //! submodule (running the real `edgerec` binary) belongs with the recorder, the `front`
 //! submodule (the HTTP front serving a test's own handler in process) with the front, and the
 //! `browser` submodule drives headless Chromium through chromedriver (W3C WebDriver) for the web
-//! interface.
+//! interface. The `vm` submodule boots a real kernel (the lab's vm-run) for V4L2 tests.
 
 #![allow(dead_code)]
 
@@ -22,6 +22,7 @@ pub mod front;
 pub mod mount;
 pub mod recorder;
 pub mod ring;
+pub mod vm;
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;

@@ -28,11 +28,17 @@ LIC_FILES_CHKSUM = "file://${COMMON_LICENSE_DIR}/MIT;md5=0835ade698e0bcf8506ecda
 
 # Build needs beyond the toolchain: rusqlite's bundled SQLite is C compiled by the cc crate, which
 # uses the CC/CFLAGS/AR that cargo.bbclass exports for the target (no sqlite3 dependency: the
-# library is linked in statically). libsqlite3-sys ships pregenerated bindings, so no
-# clang-native/bindgen; that changes if the v4l crate is added. openh264 (motion detection)
+# library is linked in statically). libsqlite3-sys ships pregenerated bindings; the v4l crate
+# (V4L2 cameras) does not: v4l2-sys-mit runs bindgen on <linux/videodev2.h> at build time, which
+# needs libclang (clang-native, from meta-clang) and the target's kernel headers, found through
+# the target sysroot so that struct layouts are the target's (bindgen passes the target triple
+# from cargo's TARGET itself). openh264 (motion detection, V4L2 encoding)
 # compiles its bundled C++ with the target's CXX, and its x86 assembly with nasm: nasm-native is
 # needed for x86 targets only (ARM builds use the C++/NEON paths). ring (TLS) compiles its bundled
 # C and pregenerated assembly with the same CC; it needs no perl or nasm.
+DEPENDS += "clang-native"
+export LIBCLANG_PATH = "${STAGING_LIBDIR_NATIVE}"
+export BINDGEN_EXTRA_CLANG_ARGS = "--sysroot=${STAGING_DIR_TARGET}"
 DEPENDS:append:x86 = " nasm-native"
 DEPENDS:append:x86-64 = " nasm-native"
 

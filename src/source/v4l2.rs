@@ -1,0 +1,819 @@
+//! Local V4L2 cameras (issue 14, DEV-1): one blocking capture thread per device streams mmap
+//! buffers, converts raw frames to I420 and encodes them to H.264 with openh264; the session hands
+//! the frames to the sink on the ingest task.
+//! Invariant: the capture thread never waits on the sink (a full queue drops the raw frame and
+//! counts it) and every buffer the kernel hands over is checked against the negotiated format
+//! before it is read.
+
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use openh264::encoder::{
+    BitRate, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, RateControlMode, UsageType,
+};
+use openh264::formats::YUVSlices;
+use openh264::OpenH264API;
+use v4l::buffer::Type;
+use v4l::frameinterval::FrameIntervalEnum;
+use v4l::io::traits::{CaptureStream, Stream as _};
+use v4l::video::Capture;
+use v4l::FourCC;
+
+use super::rtp::h26x::{ParameterSets, VideoCodec};
+use super::{CameraDescription, PixelFormat, SessionFuture, Sink, Source, StreamDescription, V4l2Spec};
+use crate::error::Error;
+use crate::media::{Frame, SampleEntry, StreamKind, VIDEO_TIMESCALE_HZ};
+
+/// Encoded frames waiting for the ingest task: about a second at 25 fps. The task only stamps and
+/// queues (it never waits), so a full queue means the runtime is starved; the capture thread
+/// then drops raw frames rather than wait (STYLE rule 12).
+const QUEUE_FRAMES: usize = 32;
+/// mmap buffers shared with the driver: one being converted, the rest filling.
+const MMAP_BUFFERS: u32 = 4;
+/// The first frame after STREAMON must arrive within this long, or the session fails.
+const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the capture thread looks up from waiting for a buffer, to notice a session that
+/// was dropped (the ingest task stopped) and a stalled device.
+const WAIT_SLICE: Duration = Duration::from_millis(500);
+/// A device that delivers no frame for this long ends the session (as RTSP's `STALL_TIMEOUT`).
+const STALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// `ENODEV`: the device was unplugged (or its driver unloaded) while open.
+const ENODEV: i32 = 19;
+
+/// Where a frame's media time comes from (DEV-23: the wall time is stamped by the sink on
+/// arrival, like RTSP frames; media time only orders and spaces the frames of one run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MediaClock {
+    /// The driver's buffer timestamps (`CLOCK_MONOTONIC` at capture for vivid and UVC), relative
+    /// to the session's first frame, rounded to the nearest slot of the negotiated frame interval
+    /// (and at least one interval after the previous frame). They keep real gaps when the device
+    /// or the capture thread misses frames, and follow the device's clock over hours (no drift
+    /// from a nominal rate), while the jitter of a loaded machine's capture path (vivid's frames
+    /// bunched under emulation) does not reach the recording: an irregular timeline plays
+    /// unevenly and makes ffmpeg's constant-rate outputs complain of non-increasing timestamps.
+    SnappedDeviceTimestamps,
+    /// Frame count × the negotiated interval. Used for the rest of a session once a driver gives
+    /// a timestamp that does not increase (v4l2loopback passes through whatever its writer set,
+    /// often zero).
+    FrameCount,
+}
+
+/// A V4L2 camera: the validated `v4l2:` source.
+pub struct V4l2Source {
+    /// The device and what to ask it for.
+    spec: V4l2Spec,
+}
+
+impl V4l2Source {
+    pub fn new(spec: V4l2Spec) -> Self {
+        V4l2Source { spec }
+    }
+}
+
+/// What the capture thread hands the session.
+enum Captured {
+    /// The device is open and streaming in this format (first message of a session).
+    Opened(CameraDescription),
+    /// One encoded frame and the sample entry that decodes it.
+    Frame(Arc<SampleEntry>, Frame),
+}
+
+impl Source for V4l2Source {
+    fn session<'a>(&'a mut self, sink: &'a mut dyn Sink) -> SessionFuture<'a> {
+        Box::pin(async move {
+            let (tx, mut rx) = tokio::sync::mpsc::channel(QUEUE_FRAMES);
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+            let dropped = Arc::new(AtomicU64::new(0));
+            let spec = self.spec.clone();
+            let device = spec.device.display().to_string();
+            let thread_dropped = dropped.clone();
+            // One blocking thread per device (not a tokio worker): DQBUF and the encoder block.
+            // It ends by itself when this session is dropped (the queue closes).
+            std::thread::Builder::new()
+                .name("edgerec-v4l2".to_owned())
+                .spawn(move || {
+                    let result = capture(&spec, tx, &thread_dropped);
+                    // The device is closed by now, so a retried session can open it again.
+                    let _ = done_tx.send(result);
+                })
+                .map_err(|e| crate::err!(Internal, "V4L2 {device}: cannot start the capture thread: {e}"))?;
+            let mut reported = 0u64;
+            while let Some(msg) = rx.recv().await {
+                match msg {
+                    Captured::Opened(d) => sink.described(&d),
+                    Captured::Frame(entry, frame) => sink.frame(&entry, frame),
+                }
+                let now = dropped.load(Ordering::Relaxed);
+                if now > reported {
+                    sink.dropped(now - reported);
+                    reported = now;
+                }
+            }
+            match done_rx.await {
+                Ok(Ok(())) => Err(crate::err!(Unavailable, "V4L2 {device}: capture ended")),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(crate::err!(Internal, "V4L2 {device}: the capture thread ended without a result")),
+            }
+        })
+    }
+}
+
+/// An I/O error of the device as the session's error: `ENODEV` says the device is gone.
+fn io_err(device: &Path, what: &str, e: &io::Error) -> Error {
+    let device = device.display();
+    if e.raw_os_error() == Some(ENODEV) {
+        crate::err!(Unavailable, "V4L2 {device}: {what}: device gone (ENODEV)")
+    } else {
+        crate::err!(Unavailable, "V4L2 {device}: {what}: {e}")
+    }
+}
+
+/// What the device was set to: the negotiated format, size, line stride and frame interval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Negotiated {
+    /// The raw pixel format the device delivers.
+    format: PixelFormat,
+    /// Picture width in pixels (even).
+    width: u32,
+    /// Picture height in pixels (even).
+    height: u32,
+    /// Bytes per line of the first plane (`bytesperline`).
+    stride_bytes: u32,
+    /// The frame interval the device accepted, in µs.
+    interval_us: u64,
+}
+
+/// Opens the device, negotiates (S_FMT, then S_PARM), streams, converts, encodes and queues until
+/// the session is dropped (Ok) or the device fails (Err).
+fn capture(spec: &V4l2Spec, tx: tokio::sync::mpsc::Sender<Captured>, dropped: &AtomicU64) -> Result<(), Error> {
+    let path = spec.device.as_path();
+    let dev = v4l::Device::with_path(path).map_err(|e| io_err(path, "open", &e))?;
+    let caps = dev.query_caps().map_err(|e| io_err(path, "QUERYCAP", &e))?;
+    let needed = v4l::capability::Flags::VIDEO_CAPTURE | v4l::capability::Flags::STREAMING;
+    if !caps.capabilities.contains(needed) {
+        return Err(crate::err!(
+            InvalidArgument,
+            "V4L2 {}: {} ({}) is not a streaming video capture device",
+            path.display(),
+            caps.card,
+            caps.driver
+        ));
+    }
+    let neg = negotiate(&dev, spec)?;
+    let desc = CameraDescription {
+        video: Some(StreamDescription {
+            index: 0,
+            encoding: "h264".to_owned(),
+            clock_rate_hz: VIDEO_TIMESCALE_HZ,
+            width: neg.width,
+            height: neg.height,
+        }),
+        audio: None,
+        skipped: Vec::new(),
+    };
+    let fps = 1e6 / neg.interval_us as f64;
+    tracing::info!(
+        device = %path.display(),
+        card = %caps.card,
+        format = neg.format.name(),
+        width = neg.width,
+        height = neg.height,
+        fps,
+        bitrate_kbps = spec.bitrate_kbps,
+        "V4L2 device opened; encoding H.264"
+    );
+    let keyframe_frames = ((spec.keyframe_interval.as_micros() as f64 / neg.interval_us as f64).round() as u32).max(1);
+    let config = EncoderConfig::new()
+        .bitrate(BitRate::from_bps(spec.bitrate_kbps.saturating_mul(1000)))
+        .rate_control_mode(RateControlMode::Bitrate)
+        .max_frame_rate(FrameRate::from_hz(fps as f32))
+        .intra_frame_period(IntraFramePeriod::from_num_frames(keyframe_frames))
+        .usage_type(UsageType::CameraVideoRealTime)
+        // Every captured frame becomes a sample: the rate controller may not skip any, or the
+        // recording's frame count would no longer follow the device's.
+        .skip_frames(false)
+        // One thread per device (the brief): the encoder must not start its own pool.
+        .num_threads(1);
+    let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
+        .map_err(|e| crate::err!(Internal, "V4L2 {}: H.264 encoder: {e}", path.display()))?;
+    let mut stream = v4l::io::mmap::Stream::with_buffers(&dev, Type::VideoCapture, MMAP_BUFFERS)
+        .map_err(|e| io_err(path, "REQBUFS/mmap", &e))?;
+    stream.set_timeout(FIRST_FRAME_TIMEOUT);
+    if tx.try_send(Captured::Opened(desc)).is_err() {
+        return Ok(());
+    }
+    let mut state = CaptureState::new(neg);
+    let result = state.run(path, &mut stream, &mut encoder, &tx, dropped);
+    // `Stream`'s Drop panics (and the release profile aborts) if STREAMOFF fails with anything but
+    // ENODEV; stopping here first turns such a failure into a logged leak of this one stream.
+    match stream.stop() {
+        Ok(()) => drop(stream),
+        Err(e) if e.raw_os_error() == Some(ENODEV) => drop(stream),
+        Err(e) => {
+            tracing::warn!(device = %path.display(), "STREAMOFF failed ({e}); leaking the stream's buffers");
+            std::mem::forget(stream);
+        }
+    }
+    result
+}
+
+/// S_FMT then S_PARM (vivid's default interval is 1/5 s, so the rate is always set).
+fn negotiate(dev: &v4l::Device, spec: &V4l2Spec) -> Result<Negotiated, Error> {
+    let path = spec.device.display();
+    let offered = dev.enum_formats().map_err(|e| io_err(&spec.device, "ENUM_FMT", &e))?;
+    let offered_codes: Vec<String> = offered.iter().map(|f| f.fourcc.to_string()).collect();
+    let format = match spec.format {
+        Some(f) if offered.iter().any(|d| d.fourcc.repr == f.fourcc()) => f,
+        Some(f) => {
+            return Err(crate::err!(
+                InvalidArgument,
+                "V4L2 {path}: format {} is not offered by the device (it offers {})",
+                f.name(),
+                offered_codes.join(", ")
+            ))
+        }
+        None => match offered.iter().find_map(|d| PixelFormat::from_fourcc(&d.fourcc.repr)) {
+            Some(f) => f,
+            None if offered.iter().any(|d| matches!(&d.fourcc.repr, b"MJPG" | b"JPEG")) => {
+                return Err(crate::err!(
+                    InvalidArgument,
+                    "V4L2 {path}: MJPEG devices are not recorded by this build yet (issue 14); it offers {}",
+                    offered_codes.join(", ")
+                ))
+            }
+            None => {
+                return Err(crate::err!(
+                    InvalidArgument,
+                    "V4L2 {path}: no raw format edgerec converts (YUYV, NV12, UYVY, YU12); it offers {}",
+                    offered_codes.join(", ")
+                ))
+            }
+        },
+    };
+    let current = dev.format().map_err(|e| io_err(&spec.device, "G_FMT", &e))?;
+    let (width, height) = spec.size.unwrap_or((current.width, current.height));
+    let asked = v4l::Format::new(width, height, FourCC::new(&format.fourcc()));
+    let got = dev.set_format(&asked).map_err(|e| io_err(&spec.device, "S_FMT", &e))?;
+    if got.fourcc.repr != format.fourcc() {
+        return Err(crate::err!(
+            InvalidArgument,
+            "V4L2 {path}: asked for {}, the driver set {}",
+            format.name(),
+            got.fourcc
+        ));
+    }
+    if (got.width, got.height) != (width, height) {
+        tracing::warn!(device = %path, "asked for {width}x{height}, the driver set {}x{}", got.width, got.height);
+    }
+    if got.width < 16 || got.height < 16 || got.width % 2 == 1 || got.height % 2 == 1 {
+        return Err(crate::err!(
+            InvalidArgument,
+            "V4L2 {path}: the driver set {}x{}; the encoder needs an even size of at least 16x16",
+            got.width,
+            got.height
+        ));
+    }
+    if got.width.max(got.height) > 3840 || got.width.min(got.height) > 2160 {
+        return Err(crate::err!(
+            InvalidArgument,
+            "V4L2 {path}: {}x{} is larger than the encoder takes (3840x2160)",
+            got.width,
+            got.height
+        ));
+    }
+    let min_stride = match format {
+        PixelFormat::Yuyv | PixelFormat::Uyvy => got.width * 2,
+        PixelFormat::Nv12 | PixelFormat::Yu12 => got.width,
+    };
+    if got.stride < min_stride {
+        return Err(crate::err!(
+            InvalidArgument,
+            "V4L2 {path}: bytesperline {} is less than a line of {} ({} bytes)",
+            got.stride,
+            format.name(),
+            min_stride
+        ));
+    }
+    let fps = match spec.fps {
+        Some(f) => f,
+        None => highest_fps(dev, format, got.width, got.height).unwrap_or(25),
+    };
+    let params = dev
+        .set_params(&v4l::video::capture::Parameters::with_fps(fps))
+        .map_err(|e| io_err(&spec.device, "S_PARM", &e))?;
+    let v4l::Fraction { numerator, denominator } = params.interval;
+    let interval_us = if numerator == 0 || denominator == 0 {
+        // A driver without frame-rate control (v4l2loopback before its writer sets one): the
+        // asked rate is the best guess for the encoder's rate control and the media clock.
+        1_000_000 / u64::from(fps)
+    } else {
+        (u64::from(numerator) * 1_000_000 / u64::from(denominator)).max(1)
+    };
+    if let Some(f) = spec.fps {
+        let got_fps = 1e6 / interval_us as f64;
+        if (got_fps - f64::from(f)).abs() > 0.5 {
+            tracing::warn!(device = %path, "asked for {f} fps, the driver set {got_fps:.2} fps");
+        }
+    }
+    Ok(Negotiated { format, width: got.width, height: got.height, stride_bytes: got.stride, interval_us })
+}
+
+/// The highest frame rate (whole fps) the device lists for this format and size, if it lists any.
+fn highest_fps(dev: &v4l::Device, format: PixelFormat, width: u32, height: u32) -> Option<u32> {
+    let intervals = dev.enum_frameintervals(FourCC::new(&format.fourcc()), width, height).ok()?;
+    intervals
+        .iter()
+        .map(|i| match &i.interval {
+            FrameIntervalEnum::Discrete(f) => *f,
+            FrameIntervalEnum::Stepwise(s) => s.min,
+        })
+        .filter(|f| f.numerator > 0)
+        .map(|f| f.denominator / f.numerator)
+        .filter(|fps| *fps > 0)
+        .max()
+}
+
+/// The per-session state of the capture loop.
+struct CaptureState {
+    /// What the device delivers.
+    neg: Negotiated,
+    /// The I420 picture the converter writes and the encoder reads (reused: one allocation).
+    i420: Vec<u8>,
+    /// The SPS and PPS of the encoded stream, from the encoder's key frames.
+    params: ParameterSets,
+    /// The sample entry built from `params`; None until the first key frame.
+    entry: Option<Arc<SampleEntry>>,
+    /// Where media time comes from.
+    clock: MediaClock,
+    /// The device timestamp of the session's first frame, µs.
+    first_device_us: Option<i64>,
+    /// The device timestamp of the previous frame, µs, to see timestamps that do not increase.
+    last_device_us: Option<i64>,
+    /// The media time of the last frame queued, 90 kHz.
+    last_media_90k: Option<i64>,
+    /// The driver's sequence number of the last frame, to count frames the driver dropped.
+    last_sequence: Option<u32>,
+}
+
+impl CaptureState {
+    fn new(neg: Negotiated) -> Self {
+        let (w, h) = (neg.width as usize, neg.height as usize);
+        CaptureState {
+            neg,
+            i420: vec![0; w * h + 2 * (w / 2) * (h / 2)],
+            params: ParameterSets::default(),
+            entry: None,
+            clock: MediaClock::SnappedDeviceTimestamps,
+            first_device_us: None,
+            last_device_us: None,
+            last_media_90k: None,
+            last_sequence: None,
+        }
+    }
+
+    fn run(
+        &mut self,
+        path: &Path,
+        stream: &mut v4l::io::mmap::Stream<'_>,
+        encoder: &mut Encoder,
+        tx: &tokio::sync::mpsc::Sender<Captured>,
+        dropped: &AtomicU64,
+    ) -> Result<(), Error> {
+        let mut first = true;
+        let mut waited = Duration::ZERO;
+        loop {
+            if !first {
+                // Wait for a filled buffer in slices, so a dropped session and a stalled device
+                // are noticed; `next` then dequeues without waiting.
+                let ready = stream
+                    .handle()
+                    .poll(nix::libc::POLLIN, WAIT_SLICE.as_millis() as i32)
+                    .map_err(|e| io_err(path, "poll", &e))?;
+                if tx.is_closed() {
+                    return Ok(());
+                }
+                if ready == 0 {
+                    waited += WAIT_SLICE;
+                    if waited >= STALL_TIMEOUT {
+                        return Err(crate::err!(
+                            Unavailable,
+                            "V4L2 {}: no frame for {STALL_TIMEOUT:?}",
+                            path.display()
+                        ));
+                    }
+                    continue;
+                }
+            }
+            first = false;
+            waited = Duration::ZERO;
+            let (buf, meta) = stream.next().map_err(|e| io_err(path, "DQBUF", &e))?;
+            if let Some(last) = self.last_sequence {
+                // The driver numbers every frame it captured; a gap is frames it dropped because
+                // no buffer was free (this thread was late).
+                let gap = meta.sequence.wrapping_sub(last).wrapping_sub(1);
+                if gap > 0 && gap < u32::MAX / 2 {
+                    dropped.fetch_add(u64::from(gap), Ordering::Relaxed);
+                }
+            }
+            self.last_sequence = Some(meta.sequence);
+            if meta.flags.contains(v4l::buffer::Flags::ERROR) {
+                dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            // A full queue drops the raw frame before the encoder sees it, so the encoded stream
+            // has no hole a decoder would trip over (the next frame references the last one sent).
+            let permit = match tx.try_reserve() {
+                Ok(p) => p,
+                Err(tokio::sync::mpsc::error::TrySendError::Full(())) => {
+                    dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(())) => return Ok(()),
+            };
+            let used = usize::try_from(meta.bytesused).unwrap_or(usize::MAX);
+            let data = buf.get(..used).ok_or_else(|| {
+                crate::err!(
+                    InvalidArgument,
+                    "V4L2 {}: frame {}: bytesused {} is more than the buffer's {} bytes",
+                    path.display(),
+                    meta.sequence,
+                    meta.bytesused,
+                    buf.len()
+                )
+            })?;
+            to_i420(&self.neg, data, &mut self.i420)
+                .map_err(|m| crate::err!(InvalidArgument, "V4L2 {}: frame {}: {m}", path.display(), meta.sequence))?;
+            let device_us = timestamp_us(&meta.timestamp);
+            let media_90k = self.media_time(device_us);
+            let encoded = self.encode(path, encoder)?;
+            // A frame the encoder skipped (its rate control) or one before the first key frame
+            // is a frame the device delivered that the recording will not have: counted.
+            let (Some((key, data)), Some(entry)) = (encoded, &self.entry) else {
+                dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            self.last_media_90k = Some(media_90k);
+            permit.send(Captured::Frame(
+                entry.clone(),
+                Frame { kind: StreamKind::Video, media_time: media_90k, key, data: Bytes::from(data) },
+            ));
+        }
+    }
+
+    /// The media time of a frame captured at `device_us`, strictly after the previous frame's.
+    fn media_time(&mut self, device_us: i64) -> i64 {
+        let interval_us = self.neg.interval_us as i64;
+        let step_90k = (interval_us * i64::from(VIDEO_TIMESCALE_HZ) / 1_000_000).max(1);
+        let previous_device_us = self.last_device_us.replace(device_us);
+        let Some(last) = self.last_media_90k else {
+            self.first_device_us = Some(device_us);
+            return 0;
+        };
+        if self.clock == MediaClock::SnappedDeviceTimestamps {
+            if previous_device_us.is_some_and(|p| device_us > p) {
+                let first = self.first_device_us.unwrap_or(device_us);
+                // The nearest slot of the negotiated rate: jitter within half an interval goes,
+                // a missed frame leaves its slot empty.
+                let slot = (device_us - first + interval_us / 2) / interval_us;
+                return (slot * step_90k).max(last + step_90k);
+            }
+            tracing::info!("V4L2 buffer timestamps do not increase; counting frames for media time from now on");
+            self.clock = MediaClock::FrameCount;
+        }
+        last + step_90k
+    }
+
+    /// Encodes the I420 picture: (key frame?, length-prefixed NAL units without parameter sets),
+    /// or None when the encoder produced nothing. Updates the sample entry when SPS/PPS change.
+    fn encode(&mut self, path: &Path, encoder: &mut Encoder) -> Result<Option<(bool, Vec<u8>)>, Error> {
+        let (w, h) = (self.neg.width as usize, self.neg.height as usize);
+        let (y, uv) = self.i420.split_at(w * h);
+        let (u, v) = uv.split_at((w / 2) * (h / 2));
+        let yuv = YUVSlices::new((y, u, v), (w, h), (w, w / 2, w / 2));
+        let bits =
+            encoder.encode(&yuv).map_err(|e| crate::err!(Internal, "V4L2 {}: H.264 encoder: {e}", path.display()))?;
+        let key = match bits.frame_type() {
+            FrameType::Skip | FrameType::Invalid => return Ok(None),
+            FrameType::IDR => true,
+            FrameType::I | FrameType::P | FrameType::IPMixed => false,
+        };
+        let mut out = Vec::new();
+        let mut params = self.params.clone();
+        for l in 0..bits.num_layers() {
+            let Some(layer) = bits.layer(l) else { continue };
+            for n in 0..layer.nal_count() {
+                let Some(nal) = layer.nal_unit(n).map(strip_start_code) else { continue };
+                match nal.first().map(|b| b & 0x1f) {
+                    None => {}
+                    Some(7) => params.sps = Some(nal.to_vec()),
+                    Some(8) => params.pps = Some(nal.to_vec()),
+                    Some(_) => {
+                        out.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+                        out.extend_from_slice(nal);
+                    }
+                }
+            }
+        }
+        if params != self.params || self.entry.is_none() {
+            if let Some(b) = params
+                .sample_entry_box(VideoCodec::H264)
+                .map_err(|m| crate::err!(Internal, "V4L2 {}: encoder's SPS/PPS: {m}", path.display()))?
+            {
+                let entry = SampleEntry::new(b, VIDEO_TIMESCALE_HZ)
+                    .map_err(|m| crate::err!(Internal, "V4L2 {}: avc1 sample entry: {m}", path.display()))?;
+                self.entry = Some(Arc::new(entry));
+            }
+            self.params = params;
+        }
+        Ok(Some((key, out)))
+    }
+}
+
+/// A buffer timestamp in µs. `time_t` is 64 bits here but 32 on some appliance targets, hence
+/// the conversions clippy finds useless on this one.
+#[allow(clippy::useless_conversion)]
+fn timestamp_us(ts: &v4l::timestamp::Timestamp) -> i64 {
+    i64::from(ts.sec).saturating_mul(1_000_000).saturating_add(i64::from(ts.usec))
+}
+
+/// A NAL unit as openh264 hands it over (Annex B) without its 3- or 4-byte start code.
+fn strip_start_code(nal: &[u8]) -> &[u8] {
+    nal.strip_prefix(&[0, 0, 0, 1]).or_else(|| nal.strip_prefix(&[0, 0, 1])).unwrap_or(nal)
+}
+
+/// Converts one raw frame of the negotiated format into `i420` (Y, then U and V at half size).
+/// The buffer is untrusted (a loopback writer sets it): its length is checked before any read.
+fn to_i420(neg: &Negotiated, src: &[u8], i420: &mut [u8]) -> Result<(), String> {
+    let (w, h, stride) = (neg.width as usize, neg.height as usize, neg.stride_bytes as usize);
+    let (cw, ch) = (w / 2, h / 2);
+    // Whole planes, as the driver's `sizeimage` counts them.
+    let needed = match neg.format {
+        PixelFormat::Yuyv | PixelFormat::Uyvy => stride * h,
+        PixelFormat::Nv12 => stride * h + stride * ch,
+        PixelFormat::Yu12 => stride * h + 2 * (stride / 2) * ch,
+    };
+    if src.len() < needed {
+        return Err(format!("{} bytes, a {}x{} {} frame needs {needed}", src.len(), w, h, neg.format.name()));
+    }
+    if i420.len() != w * h + 2 * cw * ch {
+        return Err(format!("internal: I420 buffer of {} bytes for {w}x{h}", i420.len()));
+    }
+    let (dy, duv) = i420.split_at_mut(w * h);
+    let (du, dv) = duv.split_at_mut(cw * ch);
+    match neg.format {
+        PixelFormat::Yuyv | PixelFormat::Uyvy => {
+            // Byte offsets within a 4-byte macropixel (two pixels).
+            let (y, u, v) = if neg.format == PixelFormat::Yuyv { (0, 1, 3) } else { (1, 0, 2) };
+            for row in 0..h {
+                let line = &src[row * stride..row * stride + 2 * w];
+                for (out, pair) in dy[row * w..(row + 1) * w].iter_mut().zip(line.chunks_exact(2)) {
+                    *out = pair[y];
+                }
+            }
+            for crow in 0..ch {
+                // 4:2:2 to 4:2:0: the chroma of two lines is averaged.
+                let a = &src[2 * crow * stride..2 * crow * stride + 2 * w];
+                let b = &src[(2 * crow + 1) * stride..(2 * crow + 1) * stride + 2 * w];
+                for cx in 0..cw {
+                    let m = 4 * cx;
+                    du[crow * cw + cx] = (u16::from(a[m + u]) + u16::from(b[m + u])).div_ceil(2) as u8;
+                    dv[crow * cw + cx] = (u16::from(a[m + v]) + u16::from(b[m + v])).div_ceil(2) as u8;
+                }
+            }
+        }
+        PixelFormat::Nv12 => {
+            for row in 0..h {
+                dy[row * w..(row + 1) * w].copy_from_slice(&src[row * stride..row * stride + w]);
+            }
+            let uv = &src[stride * h..];
+            for crow in 0..ch {
+                let line = &uv[crow * stride..crow * stride + w];
+                for cx in 0..cw {
+                    du[crow * cw + cx] = line[2 * cx];
+                    dv[crow * cw + cx] = line[2 * cx + 1];
+                }
+            }
+        }
+        PixelFormat::Yu12 => {
+            for row in 0..h {
+                dy[row * w..(row + 1) * w].copy_from_slice(&src[row * stride..row * stride + w]);
+            }
+            let cstride = stride / 2;
+            let u_plane = &src[stride * h..];
+            let v_plane = &u_plane[cstride * ch..];
+            for crow in 0..ch {
+                du[crow * cw..(crow + 1) * cw].copy_from_slice(&u_plane[crow * cstride..crow * cstride + cw]);
+                dv[crow * cw..(crow + 1) * cw].copy_from_slice(&v_plane[crow * cstride..crow * cstride + cw]);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `edgerec devices` (issue 14, DEV-14): every `/dev/video*` node with its card, driver and stable
+/// `/dev/v4l/by-id` names, and for a capture device each format (marked when edgerec records it),
+/// its sizes and frame rates. One text block per device; a node that cannot be opened or queried
+/// says why in its block instead of ending the listing.
+pub fn describe_devices() -> String {
+    let mut nodes: Vec<std::path::PathBuf> = std::fs::read_dir("/dev")
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("video")))
+                .collect()
+        })
+        .unwrap_or_default();
+    // video2 before video10.
+    nodes.sort_by_key(|p| {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        (name.len(), name.to_owned())
+    });
+    if nodes.is_empty() {
+        return "no V4L2 devices (/dev/video*)\n".to_owned();
+    }
+    let by_id: Vec<(std::path::PathBuf, std::path::PathBuf)> = std::fs::read_dir("/dev/v4l/by-id")
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter_map(|link| std::fs::canonicalize(&link).ok().map(|target| (link, target)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = String::new();
+    for node in nodes {
+        out.push_str(&node.display().to_string());
+        for (link, _) in by_id.iter().filter(|(_, target)| *target == node) {
+            out.push_str(&format!(" = {}", link.display()));
+        }
+        out.push('\n');
+        match describe_device(&node) {
+            Ok(text) => out.push_str(&text),
+            Err(e) => out.push_str(&format!("  {e}\n")),
+        }
+    }
+    out
+}
+
+/// The indented lines of one device for `describe_devices`.
+fn describe_device(node: &Path) -> Result<String, Error> {
+    let dev = v4l::Device::with_path(node).map_err(|e| io_err(node, "open", &e))?;
+    let caps = dev.query_caps().map_err(|e| io_err(node, "QUERYCAP", &e))?;
+    let mut out = format!("  {} (driver {}, bus {})\n", caps.card, caps.driver, caps.bus);
+    let needed = v4l::capability::Flags::VIDEO_CAPTURE | v4l::capability::Flags::STREAMING;
+    if !caps.capabilities.contains(needed) {
+        out.push_str("  not a streaming video capture device\n");
+        return Ok(out);
+    }
+    for f in dev.enum_formats().map_err(|e| io_err(node, "ENUM_FMT", &e))? {
+        let recorded = if PixelFormat::from_fourcc(&f.fourcc.repr).is_some() { "recorded" } else { "not recorded" };
+        out.push_str(&format!("  {} ({}, {recorded}):", f.fourcc, f.description));
+        for size in dev.enum_framesizes(f.fourcc).unwrap_or_default() {
+            match size.size {
+                v4l::framesize::FrameSizeEnum::Discrete(d) => {
+                    let rates = dev
+                        .enum_frameintervals(f.fourcc, d.width, d.height)
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|i| match &i.interval {
+                            FrameIntervalEnum::Discrete(t) => fps_text(*t),
+                            FrameIntervalEnum::Stepwise(s) => format!("{}..{}", fps_text(s.max), fps_text(s.min)),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    out.push_str(&format!(" {}x{}@{rates}", d.width, d.height));
+                }
+                v4l::framesize::FrameSizeEnum::Stepwise(s) => out.push_str(&format!(
+                    " {}x{}..{}x{} step {}x{}",
+                    s.min_width, s.min_height, s.max_width, s.max_height, s.step_width, s.step_height
+                )),
+            }
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// A frame interval as frames per second: "25", "12.5".
+fn fps_text(interval: v4l::Fraction) -> String {
+    if interval.numerator == 0 {
+        return "?".to_owned();
+    }
+    let fps = f64::from(interval.denominator) / f64::from(interval.numerator);
+    format!("{}", (fps * 100.0).round() / 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn neg(format: PixelFormat, width: u32, height: u32, stride_bytes: u32) -> Negotiated {
+        Negotiated { format, width, height, stride_bytes, interval_us: 40_000 }
+    }
+
+    /// Issue 14 point 2: YUYV (vivid's default) with padded lines becomes I420; the chroma of two
+    /// lines is averaged, the padding is never read as picture.
+    #[test]
+    fn yuyv_with_padded_lines_converts_to_i420() {
+        // 4x2 pixels, 8 bytes of picture + 2 of padding per line.
+        let src = [10, 100, 11, 200, 12, 50, 13, 60, 0xEE, 0xEE, 20, 102, 21, 202, 22, 52, 23, 62, 0xEE, 0xEE];
+        let mut out = vec![0; 8 + 2 + 2];
+        to_i420(&neg(PixelFormat::Yuyv, 4, 2, 10), &src, &mut out).unwrap();
+        assert_eq!(out, [10, 11, 12, 13, 20, 21, 22, 23, 101, 51, 201, 61]);
+        let uyvy = [100, 10, 200, 11, 50, 12, 60, 13, 102, 20, 202, 21, 52, 22, 62, 23];
+        to_i420(&neg(PixelFormat::Uyvy, 4, 2, 8), &uyvy, &mut out).unwrap();
+        assert_eq!(out, [10, 11, 12, 13, 20, 21, 22, 23, 101, 51, 201, 61]);
+    }
+
+    /// Issue 14 point 2: NV12 and YU12 planes (with a stride wider than the picture) become I420.
+    #[test]
+    fn nv12_and_yu12_convert_to_i420() {
+        let nv12 = [1, 2, 0xEE, 0xEE, 3, 4, 0xEE, 0xEE, 7, 9, 0xEE, 0xEE];
+        let mut out = vec![0; 6];
+        to_i420(&neg(PixelFormat::Nv12, 2, 2, 4), &nv12, &mut out).unwrap();
+        assert_eq!(out, [1, 2, 3, 4, 7, 9]);
+        let yu12 = [1, 2, 0xEE, 0xEE, 3, 4, 0xEE, 0xEE, 7, 0xEE, 9, 0xEE];
+        to_i420(&neg(PixelFormat::Yu12, 2, 2, 4), &yu12, &mut out).unwrap();
+        assert_eq!(out, [1, 2, 3, 4, 7, 9]);
+    }
+
+    /// Issue 14 point 2 (STYLE rule 5): a buffer shorter than the negotiated format (a loopback
+    /// writer's, or a driver's bytesused) is refused with the sizes, never read past its end.
+    #[test]
+    fn a_short_buffer_is_refused() {
+        let mut out = vec![0; 640 * 480 * 3 / 2];
+        let e = to_i420(&neg(PixelFormat::Yuyv, 640, 480, 1280), &[0; 1000], &mut out).unwrap_err();
+        assert_eq!(e, "1000 bytes, a 640x480 YUYV frame needs 614400");
+    }
+
+    /// Issue 14 point 2: the encoder's output is length-prefixed H.264 whose first frame is a key
+    /// frame; the `avc1` sample entry comes from the encoder's SPS/PPS and has the picture size;
+    /// the frames decode (openh264's decoder) to the picture that went in.
+    #[test]
+    fn encoded_frames_decode_with_the_avc1_entry() {
+        let (w, h) = (64u32, 48u32);
+        let n = neg(PixelFormat::Yuyv, w, h, w * 2);
+        let config = EncoderConfig::new()
+            .bitrate(BitRate::from_bps(500_000))
+            .rate_control_mode(RateControlMode::Bitrate)
+            .max_frame_rate(FrameRate::from_hz(25.0))
+            .intra_frame_period(IntraFramePeriod::from_num_frames(50))
+            .skip_frames(false)
+            .num_threads(1);
+        let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config).unwrap();
+        let mut state = CaptureState::new(n);
+        // A flat grey YUYV picture: luma 120, neutral chroma.
+        let yuyv: Vec<u8> = (0..w * h / 2).flat_map(|_| [120u8, 128, 120, 128]).collect();
+        let mut frames = Vec::new();
+        for _ in 0..3 {
+            to_i420(&n, &yuyv, &mut state.i420).unwrap();
+            frames.push(state.encode(Path::new("/dev/video9"), &mut encoder).unwrap().expect("a frame"));
+        }
+        assert_eq!(frames.iter().map(|f| f.0).collect::<Vec<_>>(), [true, false, false]);
+        let entry = state.entry.clone().expect("a sample entry after the key frame");
+        assert_eq!((entry.width(), entry.height()), (64, 48));
+        assert_eq!(entry.codec().as_str(), "h264");
+        let mut annexb = Vec::new();
+        for nal in [state.params.sps.as_ref().unwrap(), state.params.pps.as_ref().unwrap()] {
+            annexb.extend_from_slice(&[0, 0, 0, 1]);
+            annexb.extend_from_slice(nal);
+        }
+        let mut data = frames[0].1.as_slice();
+        while let Some((len, rest)) = data.split_first_chunk::<4>() {
+            let len = u32::from_be_bytes(*len) as usize;
+            annexb.extend_from_slice(&[0, 0, 0, 1]);
+            annexb.extend_from_slice(&rest[..len]);
+            data = &rest[len..];
+        }
+        let mut decoder = openh264::decoder::Decoder::new().unwrap();
+        let picture = match decoder.decode(&annexb).unwrap() {
+            Some(p) => {
+                use openh264::formats::YUVSource;
+                assert_eq!(p.dimensions(), (64, 48));
+                p.y()[p.strides().0 * 10 + 10]
+            }
+            None => panic!("the key frame gave no picture"),
+        };
+        assert!((i32::from(picture) - 120).abs() <= 3, "luma {picture}");
+    }
+
+    /// Issue 14 point 2 (DEV-23): media time follows the driver's timestamps from the session's
+    /// first frame, snapped to the 40 ms grid of 25 fps (jitter goes, a missed frame leaves a
+    /// gap), and falls back to counting frames once they stop increasing.
+    #[test]
+    fn media_time_follows_device_timestamps_then_counts_frames() {
+        let mut s = CaptureState::new(neg(PixelFormat::Yuyv, 16, 16, 32));
+        let mut times = Vec::new();
+        let device_us = [5_000_000, 5_052_000, 5_061_000, 5_120_000, 5_199_000, 5_199_000, 5_260_000];
+        for us in device_us {
+            let t = s.media_time(us);
+            s.last_media_90k = Some(t);
+            times.push(t);
+        }
+        // 52 ms and 61 ms are the 40 and 80 ms slots; 120 ms is 120; 199 ms is 200; a repeated
+        // timestamp switches to counting (+40 ms per frame).
+        assert_eq!(times, [0, 3600, 7200, 10_800, 18_000, 21_600, 25_200]);
+        assert_eq!(s.clock, MediaClock::FrameCount);
+    }
+}
