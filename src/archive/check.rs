@@ -201,11 +201,16 @@ fn compare_slice(
     {
         problems.push(format!("{what}: the index's chunk rows differ from its Media"));
     }
-    if let MotionFiles::Read(m) = &s.motion {
-        let (levels, spans) = index.motion_of(row.id)?;
-        if levels != m.levels || spans != m.spans {
+    let (levels, spans) = index.motion_of(row.id)?;
+    match &s.motion {
+        MotionFiles::Read(m) if levels != m.levels || spans != m.spans => {
             problems.push(format!("{what}: the index's motion rows differ from its MotionLevel/Motion"));
         }
+        // Review-motion #8: rows no file backs (search answers from them, a rebuild drops them).
+        MotionFiles::Absent | MotionFiles::Damaged(_) if !levels.is_empty() || !spans.is_empty() => {
+            problems.push(format!("{what}: the index has motion rows but its MotionLevel/Motion do not hold them"));
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -349,5 +354,14 @@ mod tests {
             peak_six - peak_one < one_slice_motion_bytes / 2,
             "five more slices raised the peak from {peak_one} to {peak_six} bytes"
         );
+
+        // Review-motion #8: the motion files are lost while the index keeps their rows.
+        let original = slice_dirs(&one_dir).expect("list").remove(0);
+        for name in [crate::archive::motion_files::LEVEL_FILE, crate::archive::motion_files::SPAN_FILE] {
+            std::fs::remove_file(original.join(name)).expect("motion file removed");
+        }
+        let checked = check_stage(&one_dir).expect("checked");
+        assert_eq!(checked.problems.len(), 1, "{:#?}", checked.problems);
+        assert!(checked.problems[0].contains("do not hold them"), "{}", checked.problems[0]);
     }
 }

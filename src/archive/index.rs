@@ -134,7 +134,7 @@ pub(crate) static VERSIONS: sqlite::Schema = sqlite::Schema {
         },
         sqlite::Migration {
             version: 3,
-            what: "chunks keyed by slice and seq (seqs are unique per storage uuid only)",
+            what: "chunks no longer keyed by seq (seqs are unique per storage uuid only)",
             step: sqlite::Step::Sql(SCHEMA_V3),
         },
     ],
@@ -818,6 +818,54 @@ mod tests {
         assert_eq!(refused.len(), 1, "the damaged slice is refused");
         assert!(refused[0].to_string().contains("damaged chunk"), "{}", refused[0]);
         assert_eq!(contents(&rebuilt), built[..1], "only the sound slice is indexed");
+    }
+
+    /// Review-motion #15 (AR-6, sqlite.rs Q3): a populated version-1 index (its own schema text,
+    /// seq as the chunk key) opens as version 3 with every slice and chunk row kept, equal to a
+    /// rebuild from the directories.
+    #[test]
+    fn a_populated_version_1_index_migrates_to_version_3_with_every_row() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (cfg, recorder, hour) = layout::tests::ring_across_an_hour(tmp.path());
+        let stage_dir = tmp.path().join("stage").join("main");
+        std::fs::create_dir_all(&stage_dir).expect("stage dir");
+        let no_pins = PinSet::default();
+        let conn = Connection::open(stage_dir.join(STAGE_INDEX_FILE)).expect("v1 file");
+        conn.execute_batch(SCHEMA_V1).expect("v1 schema");
+        conn.pragma_update(None, "user_version", 1).expect("version 1");
+        let mut v1 = StageIndex::from_connection(conn);
+        for h in [hour - 1, hour] {
+            let src = SliceSource {
+                from: layout::ChunkFrom::Ring(&cfg.path),
+                camera_id: "cam",
+                camera_name: "Gate",
+                hour: h,
+                recorder_uuid: recorder,
+                reduce_fps: None,
+                pins: &no_pins,
+                motion: None,
+            };
+            let w = layout::write_slice(&stage_dir, &src, &TimeZone::UTC).expect("written").expect("chunks");
+            // The version-1 era wrote no motion files; insert_slice's statements are v1's too.
+            assert!(v1.insert_slice(&scan_slice(&w.dir).expect("scanned")).expect("v1 rows"));
+        }
+        let before: Vec<(String, Vec<StageChunkRow>)> = v1
+            .slices()
+            .expect("v1 slices")
+            .into_iter()
+            .map(|s| (s.dir_name.clone(), v1.chunks_of(s.id).expect("v1 chunks")))
+            .collect();
+        drop(v1);
+        let migrated = StageIndex::open(&stage_dir).expect("migrated");
+        let version: i64 = migrated.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
+        assert_eq!(version, 3);
+        let after = contents(&migrated);
+        assert_eq!(after.iter().map(|(s, c, _)| (s.dir_name.clone(), c.clone())).collect::<Vec<_>>(), before);
+        assert_eq!(after.iter().map(|(_, c, _)| c.len()).collect::<Vec<_>>(), [5, 10]);
+        drop(migrated);
+        let (rebuilt, refused) = rebuild(&stage_dir).expect("rebuilt");
+        assert!(refused.is_empty(), "{refused:?}");
+        assert_eq!(contents(&rebuilt), after, "the migrated index equals a rebuild");
     }
 
     /// Review-motion #2, #3 and #12 (AR-6, M1): a motion file that cannot be read (here a

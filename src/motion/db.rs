@@ -666,7 +666,9 @@ impl Hits<'_> {
         blob: &[u8],
         what: impl FnOnce() -> String,
     ) -> Result<bool, Error> {
-        let start = wall_us - since_prev_ms.clamp(0, MAX_SINCE_PREV_MS) * 1000;
+        // Review-motion #13 (STYLE rule 5): `wall_us` may come from a stage index, whose column
+        // has no CHECK; saturating arithmetic keeps a wild value from wrapping.
+        let start = wall_us.saturating_sub(since_prev_ms.clamp(0, MAX_SINCE_PREV_MS) * 1000);
         if start > self.to_us {
             return Ok(false);
         }
@@ -675,7 +677,7 @@ impl Hits<'_> {
             return Ok(true);
         }
         self.open = match self.open {
-            Some((s, e)) if start <= e + ADJACENT_US => Some((s, e.max(wall_us))),
+            Some((s, e)) if start <= e.saturating_add(ADJACENT_US) => Some((s, e.max(wall_us))),
             Some((s, e)) => {
                 self.out.push((camera.to_owned(), s, e));
                 Some((start, wall_us))
