@@ -518,6 +518,9 @@ fn check(config: Option<PathBuf>, rebuild: bool, rebuild_archive_index: bool) ->
                 s.path.display()
             );
             damaged = true;
+            // Review-motion #6 (AR-6): with the ring's disk gone the archive may be the only
+            // copy; its stages are checked (and rebuilt when asked) all the same.
+            damaged |= check_archive_stages(&cfg, s, rebuild_archive_index)?;
             continue;
         }
         if rebuild {
@@ -573,8 +576,10 @@ fn check_archive_stages(cfg: &Config, s: &store::StorageConfig, rebuild: bool) -
             }
         };
         if rebuild {
-            // The round is the index's one writer: never rebuild under a running recorder.
-            store::check_not_in_use(s)?;
+            // The round is the index's one writer: never rebuild under a running recorder. The
+            // storage's lock is held until the stage is checked (review-motion #7: a recorder
+            // started meanwhile waits for it instead of opening the index in the rebuild's gap).
+            let _lock = store::hold_if_unused(s)?;
             let (_, refused) = index::rebuild(&dir)?;
             println!(
                 "stage {} of storage {}: index rebuilt from the slice directories ({} refused)",

@@ -153,4 +153,18 @@ fn check_finds_damage_in_an_archive_and_the_index_rebuild_makes_it_pass() {
     assert!(stdout(&out).contains("index rebuilt from the slice directories (0 refused)"), "{}", stdout(&out));
     assert!(stdout(&out).contains("stage nas of storage main: 2 slices, "), "{}", stdout(&out));
     assert!(check(&config, &[]).status.success());
+
+    // Review-motion #6 (AR-6): the ring's disk is gone and the archive is the only copy: its
+    // stage is still checked, and its index rebuilt when asked (the missing ring is damage).
+    std::fs::rename(&ring_dir, tmp.path().join("ring-unmounted")).expect("ring gone");
+    std::fs::remove_file(stage_dir.join("archive.sqlite3")).expect("index deleted");
+    let out = check(&config, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("storage main: no storage at"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("is missing; rebuild it with"), "{}", stdout(&out));
+    let out = check(&config, &["--rebuild-archive-index"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("index rebuilt from the slice directories (0 refused)"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("stage nas of storage main: 2 slices, "), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("damaged: stage nas"), "{}", stdout(&out));
 }

@@ -82,6 +82,18 @@ fn store_motion(data_dir: &Path, moving: &[(i64, i64)]) {
     let c = rusqlite::Connection::open(&path).expect("motion data opens");
     c.execute("INSERT OR IGNORE INTO camera (camera_id) VALUES ('cam')", []).expect("camera row");
     let cam: i64 = c.query_row("SELECT camera_no FROM camera WHERE camera_id = 'cam'", [], |r| r.get(0)).expect("no");
+    // The motion thread stores a row for every analysed frame, a still one too: quiet rows from
+    // the first range's hour start on, so the file covers those hours whole (review-motion #5:
+    // an hour it holds only in part is archived without motion files).
+    let quiet = LevelGrid::from_levels([0u8; GRID_CELLS]).encode();
+    let first_us = moving.first().map_or(0, |m| m.0);
+    for at_us in (first_us.div_euclid(HOUR_US) * HOUR_US..first_us).step_by(500_000) {
+        c.execute(
+            "INSERT INTO motion_level (camera_no, wall_us, since_prev_ms, grid) VALUES (?1, ?2, 500, ?3)",
+            rusqlite::params![cam, at_us, quiet],
+        )
+        .expect("quiet level row");
+    }
     for &(from_us, to_us) in moving {
         for at_us in (from_us..=to_us).step_by(500_000) {
             c.execute(

@@ -134,7 +134,7 @@ pub(crate) static VERSIONS: sqlite::Schema = sqlite::Schema {
         },
         sqlite::Migration {
             version: 3,
-            what: "chunks keyed by slice and seq (seqs are unique per storage uuid only)",
+            what: "chunks no longer keyed by seq (seqs are unique per storage uuid only)",
             step: sqlite::Step::Sql(SCHEMA_V3),
         },
     ],
@@ -621,8 +621,12 @@ impl StageIndex {
                         // The media is sound; only the slice's motion is lost (M1: derived data).
                         tracing::warn!(dir = %dir.display(), "a slice is indexed without its motion data: {why}");
                     }
-                    if self.insert_slice(&s)? {
-                        indexed += 1;
+                    // Review-motion #12: one directory the index cannot take (A2 against another
+                    // slice, a constraint) is refused by name; the round and the rebuild go on.
+                    match self.insert_slice(&s) {
+                        Ok(true) => indexed += 1,
+                        Ok(false) => {}
+                        Err(e) => refused.push(e),
                     }
                 }
                 Err(e) => refused.push(e),
@@ -814,6 +818,122 @@ mod tests {
         assert_eq!(refused.len(), 1, "the damaged slice is refused");
         assert!(refused[0].to_string().contains("damaged chunk"), "{}", refused[0]);
         assert_eq!(contents(&rebuilt), built[..1], "only the sound slice is indexed");
+    }
+
+    /// Review-motion #15 (AR-6, sqlite.rs Q3): a populated version-1 index (its own schema text,
+    /// seq as the chunk key) opens as version 3 with every slice and chunk row kept, equal to a
+    /// rebuild from the directories.
+    #[test]
+    fn a_populated_version_1_index_migrates_to_version_3_with_every_row() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (cfg, recorder, hour) = layout::tests::ring_across_an_hour(tmp.path());
+        let stage_dir = tmp.path().join("stage").join("main");
+        std::fs::create_dir_all(&stage_dir).expect("stage dir");
+        let no_pins = PinSet::default();
+        let conn = Connection::open(stage_dir.join(STAGE_INDEX_FILE)).expect("v1 file");
+        conn.execute_batch(SCHEMA_V1).expect("v1 schema");
+        conn.pragma_update(None, "user_version", 1).expect("version 1");
+        let mut v1 = StageIndex::from_connection(conn);
+        for h in [hour - 1, hour] {
+            let src = SliceSource {
+                from: layout::ChunkFrom::Ring(&cfg.path),
+                camera_id: "cam",
+                camera_name: "Gate",
+                hour: h,
+                recorder_uuid: recorder,
+                reduce_fps: None,
+                pins: &no_pins,
+                motion: None,
+            };
+            let w = layout::write_slice(&stage_dir, &src, &TimeZone::UTC).expect("written").expect("chunks");
+            // The version-1 era wrote no motion files; insert_slice's statements are v1's too.
+            assert!(v1.insert_slice(&scan_slice(&w.dir).expect("scanned")).expect("v1 rows"));
+        }
+        let before: Vec<(String, Vec<StageChunkRow>)> = v1
+            .slices()
+            .expect("v1 slices")
+            .into_iter()
+            .map(|s| (s.dir_name.clone(), v1.chunks_of(s.id).expect("v1 chunks")))
+            .collect();
+        drop(v1);
+        let migrated = StageIndex::open(&stage_dir).expect("migrated");
+        let version: i64 = migrated.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
+        assert_eq!(version, 3);
+        let after = contents(&migrated);
+        assert_eq!(after.iter().map(|(s, c, _)| (s.dir_name.clone(), c.clone())).collect::<Vec<_>>(), before);
+        assert_eq!(after.iter().map(|(_, c, _)| c.len()).collect::<Vec<_>>(), [5, 10]);
+        drop(migrated);
+        let (rebuilt, refused) = rebuild(&stage_dir).expect("rebuilt");
+        assert!(refused.is_empty(), "{refused:?}");
+        assert_eq!(contents(&rebuilt), after, "the migrated index equals a rebuild");
+    }
+
+    /// Review-motion #2, #3 and #12 (AR-6, M1): a motion file that cannot be read (here a
+    /// directory in its place), one longer than an hour's slice can hold (a sparse file: never
+    /// read), or one whose records repeat a time (valid CRCs; the INSERT would fail) costs the
+    /// slice only its motion rows: it scans, and the rebuild indexes its chunks. A slice the index
+    /// cannot take (A2 against another) is refused by name and the rebuild goes on.
+    #[test]
+    fn unreadable_oversized_or_repeating_motion_files_cost_only_the_motion() {
+        use crate::archive::motion_files::{encode_levels, MAX_LEVEL_FILE_BYTES};
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (cfg, recorder, hour) = layout::tests::ring_across_an_hour(tmp.path());
+        let stage_dir = tmp.path().join("stage").join("main");
+        std::fs::create_dir_all(&stage_dir).expect("stage dir");
+        let no_pins = PinSet::default();
+        let motion = motion_of_hour(hour);
+        let src = SliceSource {
+            from: layout::ChunkFrom::Ring(&cfg.path),
+            camera_id: "cam",
+            camera_name: "Gate",
+            hour,
+            recorder_uuid: recorder,
+            reduce_fps: None,
+            pins: &no_pins,
+            motion: Some(&motion),
+        };
+        let w = layout::write_slice(&stage_dir, &src, &TimeZone::UTC).expect("written").expect("chunks");
+        let chunks = scan_slice(&w.dir).expect("sound").chunks;
+        let level_path = w.dir.join(LEVEL_FILE);
+        let damages: [(&str, &dyn Fn()); 3] = [
+            ("is not a file", &|| {
+                std::fs::remove_file(&level_path).expect("removed");
+                std::fs::create_dir(&level_path).expect("a directory in its place");
+            }),
+            ("more than an hour's slice can hold", &|| {
+                std::fs::remove_dir(&level_path).expect("removed");
+                let f = File::create(&level_path).expect("created");
+                f.set_len(MAX_LEVEL_FILE_BYTES + 1).expect("sparse");
+            }),
+            ("not after the one before", &|| {
+                let mut levels = motion.levels.clone();
+                levels[1].wall_us = levels[0].wall_us;
+                std::fs::write(&level_path, encode_levels("cam", hour, &levels)).expect("written");
+            }),
+        ];
+        for (why, damage) in damages {
+            damage();
+            let scanned = scan_slice(&w.dir).expect("the media is still sound");
+            assert!(matches!(&scanned.motion, MotionFiles::Damaged(w) if w.contains(why)), "{:?}", scanned.motion);
+            let (rebuilt, refused) = rebuild(&stage_dir).expect("rebuilt");
+            assert!(refused.is_empty(), "{refused:?}");
+            let got = contents(&rebuilt);
+            assert_eq!((got.len(), &got[0].1, &got[0].2), (1, &chunks, &(vec![], vec![])), "{why}");
+        }
+        // The index already names a slice (elsewhere) holding the hour's seqs: the hour's
+        // directory is refused by A2 and named, and the hour before is still indexed.
+        let mut index = StageIndex::open(&stage_dir).expect("index");
+        let mut elsewhere = scan_slice(&w.dir).expect("sound");
+        elsewhere.header.hour += 5;
+        elsewhere.dir_name = "elsewhere".to_owned();
+        index.delete_slice(index.slice("cam", hour).expect("lookup").expect("indexed").id).expect("deleted");
+        assert!(index.insert_slice(&elsewhere).expect("inserted"));
+        let before = SliceSource { hour: hour - 1, motion: None, ..src };
+        layout::write_slice(&stage_dir, &before, &TimeZone::UTC).expect("written").expect("chunks");
+        let (indexed, refused) = index.index_unindexed(&stage_dir).expect("one refusal ends nothing");
+        assert_eq!((indexed, refused.len()), (1, 1), "{refused:?}");
+        assert!(refused[0].to_string().contains("already in slice \"elsewhere\""), "{}", refused[0]);
+        assert!(index.has_slice("cam", hour - 1).expect("lookup"));
     }
 
     /// Issue 13 point 4 (review-life #10, A2): a stage holds slices of two rings of its storage

@@ -17,7 +17,10 @@ use crate::store;
 use crate::store::lock::PinSet;
 
 use super::groom::{groom_chunk, Groomed};
-use super::motion_files::{encode_levels, encode_spans, SliceMotion, LEVEL_FILE, SPAN_FILE};
+use super::motion_files::{
+    encode_levels, encode_spans, read_bounded, SliceMotion, LEVEL_FILE, MAX_LEVEL_FILE_BYTES, MAX_SPAN_FILE_BYTES,
+    SPAN_FILE,
+};
 
 /// Magic of a `Media` file's header.
 pub const MEDIA_MAGIC: &[u8; 4] = b"EDAM";
@@ -360,13 +363,19 @@ pub fn write_slice(stage_dir: &Path, src: &SliceSource<'_>, tz: &TimeZone) -> Re
     // `Media` and `Recording` before the rename publishes the slice (A1).
     let motion_files: Vec<(&str, Vec<u8>)> = match src.from {
         ChunkFrom::Stage { motion_dir, .. } => {
+            // Review-motion #2 and #3: a motion file of stage k-1 that cannot be read or is longer
+            // than an hour can hold costs the copy its motion (no files: unknown), never its media;
+            // the round would otherwise fail this slice at every round.
             let mut files = Vec::new();
-            for name in [LEVEL_FILE, SPAN_FILE] {
-                let path = motion_dir.join(name);
-                match std::fs::read(&path) {
-                    Ok(b) => files.push((name, b)),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io(format!("read {}", path.display()), e)),
+            for (name, max_bytes) in [(LEVEL_FILE, MAX_LEVEL_FILE_BYTES), (SPAN_FILE, MAX_SPAN_FILE_BYTES)] {
+                match read_bounded(&motion_dir.join(name), max_bytes) {
+                    Ok(Some(b)) => files.push((name, b)),
+                    Ok(None) => {}
+                    Err(why) => {
+                        tracing::warn!(dir = %motion_dir.display(), "a slice is copied without its motion data: {name} {why}");
+                        files.clear();
+                        break;
+                    }
                 }
             }
             files

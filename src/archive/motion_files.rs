@@ -59,6 +59,49 @@ pub struct SliceMotion {
 /// Bytes of a header before the camera id: magic, version, hour, record count, id length.
 const FIXED_HEADER_BYTES: usize = 4 + 4 + 8 + 8 + 2;
 
+/// Most analysed frames of one camera per second any slice can hold (review-motion #3): a
+/// generous bound above any camera's frame rate (the motion thread analyses at most every frame).
+pub const MAX_ANALYSES_PER_S: u64 = 60;
+/// Most records either file of one hour can hold: one per analysed frame of the hour (a level row
+/// each; a sequence starts at one, and their starts are strictly increasing).
+pub const MAX_RECORDS: u64 = 3600 * MAX_ANALYSES_PER_S;
+/// Longest header: the fixed part, a camera id of at most 64 bytes (config) with margin, its CRC.
+const MAX_HEADER_BYTES: u64 = FIXED_HEADER_BYTES as u64 + 256 + 4;
+/// Largest `MotionLevel` file of an hour (about 31 MB): `MAX_RECORDS` records of the widest size
+/// (`wall_us`, `since_prev_ms`, grid length, a 129-byte grid, CRC32C). A longer file on disk is
+/// damaged and never read (review-motion #3: its length is untrusted).
+pub const MAX_LEVEL_FILE_BYTES: u64 = MAX_HEADER_BYTES + MAX_RECORDS * (8 + 2 + 1 + MAX_GRID_BYTES as u64 + 4);
+/// Largest `Motion` file of an hour (about 4.3 MB): `MAX_RECORDS` records of start, end, CRC32C.
+pub const MAX_SPAN_FILE_BYTES: u64 = MAX_HEADER_BYTES + MAX_RECORDS * (8 + 8 + 4);
+
+/// Reads the motion file `path` whole when it is at most `max_bytes` long (review-motion #2, #3):
+/// None when it is missing; Err(why) when it is longer or cannot be read (EIO, EACCES, a
+/// directory): damage of the slice's motion, never of its media.
+pub fn read_bounded(path: &Path, max_bytes: u64) -> Result<Option<Vec<u8>>, String> {
+    use std::io::Read;
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot be opened: {e}")),
+    };
+    let meta = file.metadata().map_err(|e| format!("cannot be read: {e}"))?;
+    if !meta.is_file() {
+        return Err("is not a file".to_owned());
+    }
+    let len = meta.len();
+    if len > max_bytes {
+        return Err(format!("{len} bytes, more than an hour's slice can hold ({max_bytes})"));
+    }
+    // `take`: a file that grows while it is read still yields at most `max_bytes` (and then fails
+    // its record count or CRC).
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(max_bytes + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot be read: {e}"))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(format!("more than an hour's slice can hold ({max_bytes} bytes)"));
+    }
+    Ok(Some(bytes))
+}
+
 /// The header of either file: magic, version, hour, record count, camera id, and its CRC32C.
 fn encode_header(magic: &[u8; 4], camera_id: &str, hour: i64, records: usize) -> Vec<u8> {
     let mut b = Vec::with_capacity(FIXED_HEADER_BYTES + camera_id.len() + 4);
@@ -165,6 +208,9 @@ fn decode_header<'a>(
     if version != MOTION_FORMAT_VERSION {
         return Err(format!("format version {version} is not {MOTION_FORMAT_VERSION}"));
     }
+    if records > MAX_RECORDS {
+        return Err(format!("{records} records, more than an hour can hold ({MAX_RECORDS})"));
+    }
     if id != camera_id.as_bytes() || file_hour != hour {
         return Err(format!(
             "of camera {:?} hour {file_hour}, not of its slice (camera {camera_id:?} hour {hour})",
@@ -179,8 +225,10 @@ fn decode_header<'a>(
 /// hour, interval 1..=10 000 ms, grid at most 129 bytes), the count, nothing after the last.
 pub fn decode_levels(bytes: &[u8], camera_id: &str, hour: i64) -> Result<Vec<LevelRecord>, String> {
     let (records, mut c) = decode_header(bytes, LEVEL_MAGIC, camera_id, hour)?;
+    // Review-motion #13 (STYLE rule 5): the hour is from disk; its end must not overflow either.
     let hour_us = hour.checked_mul(HOUR_US).ok_or("hour out of range")?;
-    let mut out = Vec::new();
+    let end_us = hour_us.checked_add(HOUR_US).ok_or("hour out of range")?;
+    let mut out: Vec<LevelRecord> = Vec::new();
     while c.at < bytes.len() {
         let start = c.at;
         let wall_us = c.i64("a level record")?;
@@ -188,11 +236,16 @@ pub fn decode_levels(bytes: &[u8], camera_id: &str, hour: i64) -> Result<Vec<Lev
         let grid_len = usize::from(c.take(1, "a level record")?[0]);
         let grid = c.take(grid_len, "a level record")?.to_vec();
         c.crc(start, "level record")?;
-        if !(hour_us..hour_us + HOUR_US).contains(&wall_us)
+        if !(hour_us..end_us).contains(&wall_us)
             || !(1..=MAX_SINCE_PREV_MS).contains(&since_prev_ms)
             || grid_len > MAX_GRID_BYTES
         {
             return Err(format!("level record at offset {start} is out of bounds"));
+        }
+        // Review-motion #12: the index keys level rows by (slice, wall_us); a repeated or earlier
+        // time would pass here and fail the INSERT, so it is damage of the file.
+        if out.last().is_some_and(|prev| prev.wall_us >= wall_us) {
+            return Err(format!("level record at offset {start} is not after the one before"));
         }
         out.push(LevelRecord { wall_us, since_prev_ms, grid });
     }
@@ -207,14 +260,19 @@ pub fn decode_levels(bytes: &[u8], camera_id: &str, hour: i64) -> Result<Vec<Lev
 pub fn decode_spans(bytes: &[u8], camera_id: &str, hour: i64) -> Result<Vec<SpanRecord>, String> {
     let (records, mut c) = decode_header(bytes, SPAN_MAGIC, camera_id, hour)?;
     let hour_us = hour.checked_mul(HOUR_US).ok_or("hour out of range")?;
-    let mut out = Vec::new();
+    let end_us = hour_us.checked_add(HOUR_US).ok_or("hour out of range")?;
+    let mut out: Vec<SpanRecord> = Vec::new();
     while c.at < bytes.len() {
         let start = c.at;
         let start_wall_us = c.i64("a motion record")?;
         let end_wall_us = c.i64("a motion record")?;
         c.crc(start, "motion record")?;
-        if !(hour_us..hour_us + HOUR_US).contains(&start_wall_us) || end_wall_us < start_wall_us {
+        if !(hour_us..end_us).contains(&start_wall_us) || end_wall_us < start_wall_us {
             return Err(format!("motion record at offset {start} is out of bounds"));
+        }
+        // Review-motion #12: the index keys sequences by (slice, start_wall_us).
+        if out.last().is_some_and(|prev| prev.start_wall_us >= start_wall_us) {
+            return Err(format!("motion record at offset {start} does not start after the one before"));
         }
         out.push(SpanRecord { start_wall_us, end_wall_us });
     }
@@ -237,17 +295,17 @@ pub enum MotionFiles {
 }
 
 /// Reads and checks the `MotionLevel` and `Motion` files of the slice `dir` of `camera_id`'s
-/// `hour`. An I/O error other than a missing file is an error; damage is `Damaged`.
+/// `hour`. Review-motion #2 and #3: a file that cannot be read (EIO, EACCES, not a file) or is
+/// longer than an hour's slice can hold is `Damaged` like any other damage, so it costs only the
+/// slice's motion rows, never its media; no error comes from here.
 pub fn read_motion_files(dir: &Path, camera_id: &str, hour: i64) -> Result<MotionFiles, Error> {
-    let read = |name: &str| -> Result<Option<Vec<u8>>, Error> {
-        let path = dir.join(name);
-        match std::fs::read(&path) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(format!("read {}", path.display()), e)),
-        }
+    let read =
+        |name: &str, max_bytes: u64| read_bounded(&dir.join(name), max_bytes).map_err(|why| format!("{name} {why}"));
+    let (levels, spans) = match (read(LEVEL_FILE, MAX_LEVEL_FILE_BYTES), read(SPAN_FILE, MAX_SPAN_FILE_BYTES)) {
+        (Err(why), _) | (_, Err(why)) => return Ok(MotionFiles::Damaged(why)),
+        (Ok(l), Ok(s)) => (l, s),
     };
-    let (levels, spans) = match (read(LEVEL_FILE)?, read(SPAN_FILE)?) {
+    let (levels, spans) = match (levels, spans) {
         (None, None) => return Ok(MotionFiles::Absent),
         (Some(_), None) => return Ok(MotionFiles::Damaged(format!("{SPAN_FILE} is missing beside {LEVEL_FILE}"))),
         (None, Some(_)) => return Ok(MotionFiles::Damaged(format!("{LEVEL_FILE} is missing beside {SPAN_FILE}"))),

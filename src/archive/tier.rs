@@ -370,19 +370,31 @@ impl StageTier {
         Ok(())
     }
 
-    /// The motion sequences (MD-6) of `camera` in this stage that overlap `[from_us, to_us]`, as
-    /// `(start_wall_us, end_wall_us)`, oldest first.
-    pub fn motion_spans(&self, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<(i64, i64)>, Error> {
+    /// Calls `f` with each motion sequence (MD-6) of `camera` in this stage that overlaps
+    /// `[from_us, to_us]`, as `(start_wall_us, end_wall_us)`, oldest first; an error of `f` ends
+    /// the walk (review-motion #4: streamed, so the caller bounds what it keeps). A sequence lies
+    /// in the slice of the hour it started in, so slices after `to_us`'s hour are not read.
+    pub fn for_each_motion_span(
+        &self,
+        camera: &str,
+        from_us: i64,
+        to_us: i64,
+        f: &mut dyn FnMut(i64, i64) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         let mut st = self
             .conn
             .prepare_cached(
                 "SELECT m.start_wall_us, m.end_wall_us FROM slice s JOIN motion_span m ON m.slice_id = s.id \
-                 WHERE s.camera_id = ?1 AND m.start_wall_us <= ?3 AND m.end_wall_us >= ?2 ORDER BY m.start_wall_us",
+                 WHERE s.camera_id = ?1 AND s.hour <= ?4 AND m.start_wall_us <= ?3 AND m.end_wall_us >= ?2 \
+                 ORDER BY m.start_wall_us",
             )
             .map_err(sq("prepare motion spans"))?;
-        let rows = st.query_map(params![camera, from_us, to_us], |r| Ok((r.get(0)?, r.get(1)?)));
-        let spans = rows.map_err(sq("motion spans"))?.collect::<Result<_, _>>().map_err(sq("read motion spans"))?;
-        Ok(spans)
+        let to_hour = super::layout::hour_of(to_us);
+        let mut rows = st.query(params![camera, from_us, to_us, to_hour]).map_err(sq("motion spans"))?;
+        while let Some(r) = rows.next().map_err(sq("read motion spans"))? {
+            f(r.get(0).map_err(sq("read motion spans"))?, r.get(1).map_err(sq("read motion spans"))?)?;
+        }
+        Ok(())
     }
 
     /// `stage <name> <dir>`, for logs.

@@ -33,6 +33,11 @@ const ADJACENT_US: i64 = 1_000;
 pub const MAX_SEARCH_CAMERAS: usize = 100;
 /// A search returns at most this many spans; a wider search is refused and should be narrowed.
 pub const MAX_SEARCH_SPANS: usize = 10_000;
+/// The timeline's motion spans across tiers answer at most this many sequences (review-motion #4):
+/// the motion data file's own default per-camera limit (`MotionOptions::max_span_rows`), which
+/// bounded the answer before stages joined it. A range holding more is refused like a search
+/// (`ResourceExhausted`: narrow the range), never truncated, so no answer leaves motion out.
+pub const MAX_SPANS_ACROSS: usize = 100_000;
 /// Widest `since_prev_ms` (M2, `analyzer::MAX_COMPARE_GAP_US`).
 const MAX_SINCE_PREV_MS: i64 = 10_000;
 
@@ -373,6 +378,25 @@ impl MotionReader {
         from_us: i64,
         to_us: i64,
     ) -> Result<Vec<(i64, i64)>, Error> {
+        self.spans_across_at_most(stages, camera, from_us, to_us, MAX_SPANS_ACROSS)
+    }
+
+    /// `spans_across` refusing an answer of more than `max_spans` sequences (review-motion #4):
+    /// the stages' rows are streamed into the one map, which never holds more than that.
+    fn spans_across_at_most(
+        &self,
+        stages: &[StageTier],
+        camera: &str,
+        from_us: i64,
+        to_us: i64,
+        max_spans: usize,
+    ) -> Result<Vec<(i64, i64)>, Error> {
+        let too_many = || {
+            crate::err!(
+                ResourceExhausted,
+                "motion spans: more than {max_spans} sequences in the range; narrow the time range"
+            )
+        };
         if from_us > to_us {
             return Err(crate::err!(InvalidArgument, "motion spans: from {from_us} is after to {to_us}"));
         }
@@ -393,13 +417,20 @@ impl MotionReader {
             return Err(self.unavailable());
         }
         let mut by_start: BTreeMap<i64, i64> = own.unwrap_or_default().into_iter().collect();
+        if by_start.len() > max_spans {
+            return Err(too_many());
+        }
         for stage in stages {
-            match stage.motion_spans(camera, from_us, to_us) {
-                Ok(spans) => {
-                    for (start, end) in spans {
-                        by_start.entry(start).or_insert(end);
-                    }
+            let mut add = |start: i64, end: i64| {
+                by_start.entry(start).or_insert(end);
+                if by_start.len() > max_spans {
+                    return Err(too_many());
                 }
+                Ok(())
+            };
+            match stage.for_each_motion_span(camera, from_us, to_us, &mut add) {
+                Ok(()) => {}
+                Err(e) if e.kind() == crate::error::ErrorKind::ResourceExhausted => return Err(e),
                 Err(e) => tracing::warn!(stage = stage.label(), camera, "motion spans leave out a stage: {e}"),
             }
         }
@@ -556,8 +587,28 @@ impl MotionReader {
     /// A camera's motion data of `[from_us, to_us)` for an archive slice (issue 13 point 1,
     /// AR-6): the level rows whose frame and the sequences whose start lie in it, oldest first,
     /// grids byte for byte. No motion data file: none (motion detection never ran here).
+    ///
+    /// Review-motion #5: when the camera's oldest level row is after `from_us`, the file no longer
+    /// (or not yet) holds the whole range: its caps or retention (M4) dropped the rows, or
+    /// detection started inside it. That is a `FailedPrecondition` error, so the slice gets no
+    /// motion files (unknown) instead of files saying "no motion" for an hour that may have had
+    /// some. A camera with no level rows at all keeps the answer "none".
     pub fn rows_between(&self, camera: &str, from_us: i64, to_us: i64) -> Result<SliceMotion, Error> {
         let rows = self.with_conn_if_any(|c, path| {
+            let oldest: Option<i64> = c
+                .prepare_cached(
+                    "SELECT min(wall_us) FROM motion_level \
+                     WHERE camera_no = (SELECT camera_no FROM camera WHERE camera_id = ?1)",
+                )
+                .and_then(|mut st| st.query_row(params![camera], |r| r.get(0)))
+                .map_err(sq(path, "oldest archive level"))?;
+            if let Some(oldest_us) = oldest.filter(|o| *o > from_us) {
+                return Err(crate::err!(
+                    FailedPrecondition,
+                    "the motion data of camera {camera:?} starts at {oldest_us} µs, after the range's start \
+                     {from_us} µs (its caps or retention dropped the rest): the range's motion is unknown"
+                ));
+            }
             let mut st = c
                 .prepare_cached(
                     "SELECT l.wall_us, l.since_prev_ms, l.grid FROM motion_level l JOIN camera USING (camera_no) \
@@ -615,7 +666,9 @@ impl Hits<'_> {
         blob: &[u8],
         what: impl FnOnce() -> String,
     ) -> Result<bool, Error> {
-        let start = wall_us - since_prev_ms.clamp(0, MAX_SINCE_PREV_MS) * 1000;
+        // Review-motion #13 (STYLE rule 5): `wall_us` may come from a stage index, whose column
+        // has no CHECK; saturating arithmetic keeps a wild value from wrapping.
+        let start = wall_us.saturating_sub(since_prev_ms.clamp(0, MAX_SINCE_PREV_MS) * 1000);
         if start > self.to_us {
             return Ok(false);
         }
@@ -624,7 +677,7 @@ impl Hits<'_> {
             return Ok(true);
         }
         self.open = match self.open {
-            Some((s, e)) if start <= e + ADJACENT_US => Some((s, e.max(wall_us))),
+            Some((s, e)) if start <= e.saturating_add(ADJACENT_US) => Some((s, e.max(wall_us))),
             Some((s, e)) => {
                 self.out.push((camera.to_owned(), s, e));
                 Some((start, wall_us))
@@ -747,6 +800,30 @@ mod tests {
         assert_eq!(hits, [("a".to_owned(), T0 + 4500 * MS, T0 + 5500 * MS)]);
     }
 
+    /// Review-motion #5 (AR-6, M4): an hour whose oldest level rows the caps already dropped is
+    /// refused (the round then writes no motion files: unknown), never answered as "no motion";
+    /// an hour the file still holds whole is answered, and a camera without rows gets none.
+    #[test]
+    fn rows_of_an_hour_the_caps_cut_into_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("motion.sqlite3");
+        let mut db = WriterDb::open(&path).unwrap();
+        let a = db.camera_no("a").unwrap();
+        let batch = Batch { levels: (1..=10).map(|i| level(a, i * 500, 500, 3, 255)).collect(), ..Batch::default() };
+        db.commit(&batch, 100, 100).unwrap();
+        let r = MotionReader::new(&path);
+        // Rows from 500 ms on: a range from then is whole, one from T0 is not.
+        assert_eq!(r.rows_between("a", T0 + 500 * MS, T0 + 10_000 * MS).unwrap().levels.len(), 10);
+        assert_eq!(r.rows_between("a", T0, T0 + 10_000 * MS).unwrap_err().kind(), ErrorKind::FailedPrecondition);
+        assert_eq!(r.rows_between("a", T0 + 2000 * MS, T0 + 3000 * MS).unwrap().levels.len(), 2);
+        // A cap of 4 with one more row keeps 4000..5500 ms: the range from T0 lost its first rows.
+        db.commit(&Batch { levels: vec![level(a, 5500, 500, 3, 255)], ..Batch::default() }, 4, 100).unwrap();
+        let e = r.rows_between("a", T0 + 500 * MS, T0 + 10_000 * MS).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::FailedPrecondition, "{e}");
+        assert_eq!(r.rows_between("a", T0 + 4000 * MS, T0 + 10_000 * MS).unwrap().levels.len(), 4);
+        assert_eq!(r.rows_between("nobody", T0, T0 + 10_000 * MS).unwrap(), SliceMotion::default());
+    }
+
     /// One stage holding `(hour, motion)` slices of camera "cam", copied from the ring of
     /// `layout::tests::ring_across_an_hour` by the round's own steps (write, scan, index).
     fn stage_with(tmp: &Path, name: &str, ring_dir: &Path, recorder: u128, slices: &[(i64, SliceMotion)]) -> StageTier {
@@ -855,6 +932,10 @@ mod tests {
             spans,
             [(p + 9_500_000, p + 20_000_000), (t + 500_000, t + 3_000_000), (t + 40 * min, t + 41 * min)]
         );
+        // Review-motion #4: an answer over the bound is refused, not truncated.
+        assert_eq!(r.spans_across_at_most(&stages, "cam", p, t + HOUR_US, 3).unwrap(), spans);
+        let e = r.spans_across_at_most(&stages, "cam", p, t + HOUR_US, 2).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ResourceExhausted, "{e}");
         let gone = MotionReader::new(&tmp.path().join("none.sqlite3"));
         assert_eq!(gone.spans("cam", p, t).unwrap_err().kind(), ErrorKind::Unavailable);
         assert_eq!(gone.spans_across(&stages, "cam", p, p + HOUR_US).unwrap(), [(p + 9_500_000, p + 20_000_000)]);

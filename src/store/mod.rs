@@ -256,6 +256,16 @@ pub fn check_not_in_use(cfg: &StorageConfig) -> Result<(), Error> {
     lock_dir(&cfg.path).map(drop).map_err(|e| crate::err!(FailedPrecondition, "storage {:?}: {}", cfg.id, e.msg()))
 }
 
+/// `check_not_in_use` that keeps the lock (review-motion #7): the guard holds the storage until
+/// it is dropped, so a recorder started meanwhile refuses to open it (ST-13) instead of racing
+/// the caller. None when the storage does not exist (nothing to lock).
+pub fn hold_if_unused(cfg: &StorageConfig) -> Result<Option<nix::fcntl::Flock<File>>, Error> {
+    if !exists_at(&cfg.path) {
+        return Ok(None);
+    }
+    lock_dir(&cfg.path).map(Some).map_err(|e| crate::err!(FailedPrecondition, "storage {:?}: {}", cfg.id, e.msg()))
+}
+
 /// Opens a storage for writing: creates it on first use, rebuilds a missing index from the
 /// segments (ST-15), checks identity (invariant 8) and recovers the tail (invariant 6).
 pub fn open_for_write(cfg: &StorageConfig, data_dir: &Path, recorder: u128) -> Result<Opened, Error> {
