@@ -5,7 +5,7 @@
 //! damaged or missing stage index from the directories, after which the check passes again.
 //!
 //! The stage is filled by the real recorder's archive round from finished hours the store's own
-//! writer put into the ring (`common::ring`), as tests/archive_motion.rs does.
+//! writer put into the ring (`common::archive`), as tests/archive_motion.rs does.
 
 mod common;
 
@@ -37,7 +37,7 @@ fn body(ring_dir: &Path, stage_root: &Path) -> String {
     format!(
         "[[storage]]\nid = \"main\"\npath = \"{}\"\nsize = \"64MiB\"\nsegment_size = \"2MiB\"\nsync_interval_ms = 1000\n\
          retention_days = 7\n[[storage.archive]]\nname = \"nas\"\npath = \"{}\"\nretention_days = 30\n\
-         max_size = \"1GiB\"\nschedule = \"hourly\"\n[[camera]]\nid = \"cam\"\nsource = \"demo:\"\n\
+         max_size = \"1GiB\"\nschedule = \"hourly\"\nmount = false\n[[camera]]\nid = \"cam\"\nsource = \"demo:\"\n\
          [camera.motion]\nenabled = false\n",
         ring_dir.display(),
         stage_root.display()
@@ -77,9 +77,11 @@ fn check_finds_damage_in_an_archive_and_the_index_rebuild_makes_it_pass() {
     let ring_dir = data_dir.join("ring");
     let stage_root = tmp.path().join("nas");
     let stage_dir = stage_root.join("main");
+    // A plain directory as the stage's path: it must exist, and `mount = false` (issue 13).
+    std::fs::create_dir_all(&stage_root).expect("stage path");
     let h0 = now_us().div_euclid(HOUR_US) - 4;
     let runs: Vec<(i64, u64)> = (0..3).map(|h| ((h0 + h) * HOUR_US + 30 * SEC_US, 60)).collect();
-    common::ring::write_video_runs(&data_dir, &ring_config(&ring_dir), "cam", &runs);
+    common::archive::write_video_runs(&data_dir, &ring_config(&ring_dir), "cam", &runs);
     let rec = RecorderProc::start(&data_dir, &body(&ring_dir, &stage_root));
     wait_for(Duration::from_secs(60), || (rec.status()["storages"][0]["archives"][0]["slices"] == 3).then_some(()))
         .unwrap_or_else(|| panic!("the round did not copy the hours: {}\n{}", rec.status(), rec.log_text()));

@@ -5,7 +5,7 @@
 //! once across the motion data file and the stage.
 //!
 //! The hours a round copies must be finished, so the ring's hours are written by the store's own
-//! writer with past wall times (`common::ring`) and the motion rows by the motion thread's own
+//! writer with past wall times (`common::archive`) and the motion rows by the motion thread's own
 //! schema (`MotionService` creates the file), both while the recorder is not running.
 
 mod common;
@@ -51,7 +51,7 @@ fn body(ring_dir: &Path, stage_root: Option<&Path>) -> String {
     if let Some(root) = stage_root {
         b.push_str(&format!(
             "[[storage.archive]]\nname = \"nas\"\npath = \"{}\"\nretention_days = 30\nmax_size = \"1GiB\"\n\
-             schedule = \"hourly\"\n",
+             schedule = \"hourly\"\nmount = false\n",
             root.display()
         ));
     }
@@ -145,11 +145,13 @@ fn motion_of_archived_hours_is_found_after_the_motion_data_lost_them() {
     let data_dir = tmp.path().join("data");
     let ring_dir = data_dir.join("ring");
     let stage_root = tmp.path().join("nas");
+    // A plain directory as the stage's path: it must exist, and `mount = false` (issue 13).
+    std::fs::create_dir_all(&stage_root).expect("stage path");
     let h0 = now_us().div_euclid(HOUR_US) - 3;
     let h1 = h0 + 1;
     // Two finished hours recorded for a minute each, with motion in both: 60..65 s into H0 and
     // 60..62 s into H1.
-    common::ring::write_video_runs(
+    common::archive::write_video_runs(
         &data_dir,
         &ring_config(&ring_dir),
         "cam",

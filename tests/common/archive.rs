@@ -44,19 +44,27 @@ pub fn video_entry() -> Arc<SampleEntry> {
 /// Writes ten frames of camera "old" into each of the `hours` hours before the last one, through
 /// the store's own writer (the recorder is not running; the ring is created when missing).
 pub fn write_finished_hours(data_dir: &Path, ring_dir: &Path, hours: i64) {
+    let first_hour = now_us().div_euclid(HOUR_US) - hours - 1;
+    let runs: Vec<(i64, u64)> = (0..hours).map(|h| ((first_hour + h) * HOUR_US + 60_000_000, 10)).collect();
+    write_video_runs(data_dir, &ring_config(ring_dir), "old", &runs);
+}
+
+/// Writes one synthetic video run of `camera` per entry of `runs` (`(first frame's wall time µs,
+/// frames)`, one frame per second, a key frame every 5) into the ring of `cfg` under `data_dir`
+/// through the real store writer, flushing after each run.
+pub fn write_video_runs(data_dir: &Path, cfg: &StorageConfig, camera: &str, runs: &[(i64, u64)]) {
     let recorder = store::recorder_uuid(data_dir).expect("recorder id");
     let (handle, join, ready) =
-        store::writer::spawn(ring_config(ring_dir), data_dir.to_owned(), recorder, Arc::new(SystemClocks));
+        store::writer::spawn(cfg.clone(), data_dir.to_owned(), recorder, Arc::new(SystemClocks));
     ready.recv().expect("writer reports").expect("storage opens");
-    let first_hour = now_us().div_euclid(HOUR_US) - hours - 1;
     let entry = video_entry();
-    for h in 0..hours {
-        for n in 0..10u64 {
+    for (i, &(start_us, frames)) in runs.iter().enumerate() {
+        for n in 0..frames {
             let frame = IngestFrame {
-                camera: "old".into(),
-                ingest_run: h as u64 + 1,
+                camera: camera.into(),
+                ingest_run: i as u64 + 1,
                 sample_entry: entry.clone(),
-                wall_us: (first_hour + h) * HOUR_US + 60_000_000 + n as i64 * 1_000_000,
+                wall_us: start_us + n as i64 * 1_000_000,
                 frame: Frame {
                     kind: StreamKind::Video,
                     media_time: n as i64 * 90_000,

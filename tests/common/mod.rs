@@ -21,7 +21,6 @@ pub mod browser;
 pub mod front;
 pub mod mount;
 pub mod recorder;
-pub mod ring;
 pub mod vm;
 
 use std::ffi::OsStr;
