@@ -13,24 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
+use common::archive::{ring_config, write_video_runs, HOUR_US};
 use common::recorder::{now_us, RecorderProc};
 use common::wait_for;
-use edgerec::store::StorageConfig;
 
-const HOUR_US: i64 = 3_600_000_000;
 const SEC_US: i64 = 1_000_000;
-
-fn ring_config(ring_dir: &Path) -> StorageConfig {
-    StorageConfig {
-        id: "main".to_owned(),
-        path: ring_dir.to_owned(),
-        size_bytes: 64 << 20,
-        segment_bytes: 2 << 20,
-        retention: Duration::from_secs(7 * 86_400),
-        sync_interval: Duration::from_secs(1),
-        default: true,
-    }
-}
 
 /// The ring, stage `nas` at `stage_root`, and the camera the archived hours belong to.
 fn body(ring_dir: &Path, stage_root: &Path) -> String {
@@ -81,7 +68,7 @@ fn check_finds_damage_in_an_archive_and_the_index_rebuild_makes_it_pass() {
     std::fs::create_dir_all(&stage_root).expect("stage path");
     let h0 = now_us().div_euclid(HOUR_US) - 4;
     let runs: Vec<(i64, u64)> = (0..3).map(|h| ((h0 + h) * HOUR_US + 30 * SEC_US, 60)).collect();
-    common::archive::write_video_runs(&data_dir, &ring_config(&ring_dir), "cam", &runs);
+    write_video_runs(&data_dir, &ring_config(&ring_dir), "cam", &runs);
     let rec = RecorderProc::start(&data_dir, &body(&ring_dir, &stage_root));
     wait_for(Duration::from_secs(60), || (rec.status()["storages"][0]["archives"][0]["slices"] == 3).then_some(()))
         .unwrap_or_else(|| panic!("the round did not copy the hours: {}\n{}", rec.status(), rec.log_text()));

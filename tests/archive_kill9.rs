@@ -3,28 +3,16 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use common::archive::{write_video_runs, HOUR_US};
 use common::recorder::{now_us, RecorderProc};
 use edgerec::archive::index::{slice_dirs, StageIndex};
 use edgerec::clocks::{Clocks, SystemClocks};
-use edgerec::media::{Frame, IngestFrame, SampleEntry, StreamKind};
 use edgerec::store::{self, StorageConfig};
 
-const HOUR_US: i64 = 3_600_000_000;
 /// Hours of ring data the rounds copy: enough that a round takes long enough to be killed in.
 const HOURS: i64 = 48;
-
-/// A synthetic `avc1` box: the store does not decode, it only needs a well-formed sample entry.
-fn video_entry() -> Arc<SampleEntry> {
-    let mut b = vec![0u8; 86];
-    b[..4].copy_from_slice(&86u32.to_be_bytes());
-    b[4..8].copy_from_slice(b"avc1");
-    b[32..34].copy_from_slice(&640u16.to_be_bytes());
-    b[34..36].copy_from_slice(&360u16.to_be_bytes());
-    Arc::new(SampleEntry::new(b, 90_000).expect("valid sample entry"))
-}
 
 /// Every chunk seq the stage index names, in index order (a seq twice would show twice).
 fn stage_seqs(stage_dir: &std::path::Path) -> Vec<u64> {
@@ -53,32 +41,9 @@ fn kill9_during_archive_rounds_neither_loses_nor_duplicates() {
         sync_interval: Duration::from_secs(10),
         default: true,
     };
-    let recorder = store::recorder_uuid(&data_dir).expect("recorder id");
-    let (handle, join, ready) = store::writer::spawn(cfg.clone(), data_dir.clone(), recorder, Arc::new(SystemClocks));
-    ready.recv().expect("writer reports").expect("storage opens");
     let first_hour = now_us().div_euclid(HOUR_US) - HOURS - 1;
-    let entry = video_entry();
-    for h in 0..HOURS {
-        for n in 0..10u64 {
-            let frame = IngestFrame {
-                camera: "cam".into(),
-                ingest_run: h as u64 + 1,
-                sample_entry: entry.clone(),
-                wall_us: (first_hour + h) * HOUR_US + 60_000_000 + n as i64 * 1_000_000,
-                frame: Frame {
-                    kind: StreamKind::Video,
-                    media_time: n as i64 * 90_000,
-                    key: n % 5 == 0,
-                    data: bytes::Bytes::from(vec![(n % 251) as u8; 20_000]),
-                },
-                temporary_keep_us: None,
-            };
-            handle.try_send(frame).expect("queue has room");
-        }
-        assert!(handle.flush(Duration::from_secs(30)), "writer flushed");
-    }
-    assert!(handle.stop(Duration::from_secs(30)), "writer stops");
-    join.join().expect("writer thread");
+    let runs: Vec<(i64, u64)> = (0..HOURS).map(|h| ((first_hour + h) * HOUR_US + 60_000_000, 10)).collect();
+    write_video_runs(&data_dir, &cfg, "cam", &runs);
     let mut ring_seqs = Vec::new();
     store::index::Index::open(&ring_dir, false)
         .expect("ring index")

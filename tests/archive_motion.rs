@@ -14,30 +14,16 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::archive::{ring_config, write_video_runs, HOUR_US};
 use common::recorder::{now_us, rfc3339, RecorderProc};
 use common::{http_get, http_request, wait_for};
 use edgerec::archive::motion_files::{LEVEL_FILE, SPAN_FILE};
 use edgerec::clocks::SystemClocks;
 use edgerec::events::{EventLog, Retention};
 use edgerec::motion::{LevelGrid, MotionConfig, MotionOptions, MotionService, GRID_CELLS, MOTION_FILE};
-use edgerec::store::StorageConfig;
 use serde_json::Value;
 
-const HOUR_US: i64 = 3_600_000_000;
 const SEC_US: i64 = 1_000_000;
-
-/// The ring as both the recorder's configuration and the test's own writer see it.
-fn ring_config(ring_dir: &Path) -> StorageConfig {
-    StorageConfig {
-        id: "main".to_owned(),
-        path: ring_dir.to_owned(),
-        size_bytes: 64 << 20,
-        segment_bytes: 2 << 20,
-        retention: Duration::from_secs(7 * 86_400),
-        sync_interval: Duration::from_secs(1),
-        default: true,
-    }
-}
 
 /// The configuration: the ring, one stage `nas` at `stage_root` when given, and the camera the
 /// data belongs to (recording the demo clip now, outside the hours asked about; its motion
@@ -151,7 +137,7 @@ fn motion_of_archived_hours_is_found_after_the_motion_data_lost_them() {
     let h1 = h0 + 1;
     // Two finished hours recorded for a minute each, with motion in both: 60..65 s into H0 and
     // 60..62 s into H1.
-    common::archive::write_video_runs(
+    write_video_runs(
         &data_dir,
         &ring_config(&ring_dir),
         "cam",
