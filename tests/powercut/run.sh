@@ -225,7 +225,8 @@ for i in $(seq 1 "$N"); do
     at_cut=$(awk '$2 == "ARCHIVE" {v = $3} END {sub("slices=", "", v); print v}' "$T/boot1.console")
     done_line=$(sed -n 's/^[0-9]* \(ARCHIVE_DONE.*\|ARCHIVE_NEVER_DONE.*\)/\1/p' "$T/boot2.console")
     [ "$av" = 0 ] || reasons+=("archive verify rc=${av:-none}: $(grep -m3 'VERIFY PROBLEM' "$T/out/archive-verify.txt" 2>/dev/null | tr '\n' ' ')")
-    mid="after the round"; [ -n "$at_cut" ] && [ "$at_cut" -lt "$SEED_HOURS" ] && mid="mid-round"
+    mid="not known: no ARCHIVE line before the cut"
+    [ -n "$at_cut" ] && mid="after the round" && [ "$at_cut" -lt "$SEED_HOURS" ] && mid="mid-round"
     arch="${at_cut:-?}/$SEED_HOURS slices at last TICK ($mid); ${done_line:-no ARCHIVE_DONE}; verify rc=${av:-?}"
     echo "$arch" > "$T/archive.txt"
   fi
