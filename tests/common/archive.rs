@@ -82,19 +82,6 @@ pub fn write_video_runs(data_dir: &Path, cfg: &StorageConfig, camera: &str, runs
 }
 
 /// Every stored event of `kind` about storage `main`.
-fn events(rec: &RecorderProc, kind: &str) -> Vec<Value> {
-    let r = http_get(&rec.url("/api/v1/events?after=0&limit=1000")).expect("events answer");
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()["events"]
-        .as_array()
-        .expect("events list")
-        .iter()
-        .filter(|e| e["kind"] == kind && e["storage"] == "main")
-        .cloned()
-        .collect()
-}
-
-/// Every stored event of `kind` about storage `main`.
 pub fn storage_events(rec: &RecorderProc, kind: &str) -> Vec<Value> {
     let r = http_get(&rec.url("/api/v1/events?after=0&limit=1000")).expect("events answer");
     assert_eq!(r.status, 200, "{}", r.text());
