@@ -14,6 +14,7 @@ pub mod evidence;
 pub mod fault;
 pub mod fsutil;
 pub mod http;
+pub mod incident;
 pub mod ingest;
 pub mod live;
 pub mod logs;

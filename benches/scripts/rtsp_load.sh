@@ -16,8 +16,10 @@
 #
 # Usage: benches/scripts/rtsp_load.sh N [N...]
 #   env: MEASURE_SEC (default 60), WARMUP_SEC (default 10), RUNS (default 1: how many times the
-#   whole interleaved sequence runs; per N: edgerec with motion detection on (the default), edgerec
-#   with it off, then the N ffmpeg processes)
+#   whole interleaved sequence runs; per N: each edgerec mode of MODES, then the N ffmpeg processes),
+#   MODES (default "motion nomotion"; issue 14 adds "sub": every camera also names the 640x360
+#   second stream of the same scene in `[camera.second_stream]`, which motion analyses, the default
+#   configuration of a camera that has one), FFMPEG (default 1; 0 skips the ffmpeg recorders)
 # Needs: target/release/edgerec (cargo build --release --locked), ffmpeg, curl, jq, /usr/bin/python3 with
 # python3-gi and gst-rtsp-server (the test peers of tests/support/rtsp_server.py).
 set -euo pipefail
@@ -36,7 +38,12 @@ server_pid=""
 edgerec_pid=""
 ffmpeg_pids=()
 trap 'bench_cleanup "${ffmpeg_pids[@]}" $edgerec_pid $server_pid' EXIT
+modes="${MODES:-motion nomotion}"
+with_ffmpeg="${FFMPEG:-1}"
 bench_clip
+if [[ " $modes " == *" sub "* ]]; then
+    bench_sub_clip
+fi
 bench_rtsp_server rtsp_load
 
 # One sample of the processes and, for edgerec, of /api/v1/status. With a port, the sample is
@@ -161,7 +168,7 @@ echo "server: $url ($(ffprobe -v error -show_entries format=bit_rate -of default
 
 # One edgerec phase: N cameras on one storage, the default 1 s sync interval, motion detection on
 # (the project's default) or off.
-run_edgerec() { # KIND N MOTION(on|off)
+run_edgerec() { # KIND N MOTION(on|off|sub)
     local kind=$1 n=$2 motion=$3
     port="$(free_port)"
     cfg="$work/edgerec-$kind-$n.toml"
@@ -172,6 +179,8 @@ run_edgerec() { # KIND N MOTION(on|off)
             printf '[[camera]]\nid = "cam%02d"\nsource = "%s"\ntransport = "tcp"\n' "$i" "$url"
             if [[ "$motion" == off ]]; then
                 printf '[camera.motion]\nenabled = false\n'
+            elif [[ "$motion" == sub ]]; then
+                printf '[camera.second_stream]\nsource = "%s"\ntransport = "tcp"\n' "$sub_url"
             fi
         done
     } >"$cfg"
@@ -205,8 +214,17 @@ run_edgerec() { # KIND N MOTION(on|off)
 for run in $(seq 1 "$runs"); do
 for n in "$@"; do
     echo "run $run of $runs, N=$n"
-    run_edgerec edgerec-motion "$n" on
-    run_edgerec edgerec-nomotion "$n" off
+    for mode in $modes; do
+        case "$mode" in
+            motion) run_edgerec edgerec-motion "$n" on ;;
+            nomotion) run_edgerec edgerec-nomotion "$n" off ;;
+            sub) run_edgerec edgerec-sub "$n" sub ;;
+            *) echo "rtsp_load: unknown mode $mode (motion, nomotion, sub)" >&2; exit 2 ;;
+        esac
+    done
+    if [[ "$with_ffmpeg" == 0 ]]; then
+        continue
+    fi
 
     # ffmpeg: N processes, Frigate's recording command line.
     mkdir -p "$work/ff-$n"
@@ -236,7 +254,9 @@ n = int(sys.argv[1])
 rows = [json.loads(l) for l in open(os.environ["RESULT_FILE"])]
 last = lambda kind: next(r for r in reversed(rows) if r["kind"] == kind and r["n"] == n)
 f = last("ffmpeg")
-for kind in ("edgerec-motion", "edgerec-nomotion"):
+for kind in ("edgerec-motion", "edgerec-nomotion", "edgerec-sub"):
+    if not any(r["kind"] == kind and r["n"] == n for r in rows):
+        continue
     e = last(kind)
     print(f"ratio: N={n} {kind} cpu / ffmpeg cpu = {e['cpu_pct'] / f['cpu_pct']:.3f} (goal <= 0.25)")
 PY
@@ -250,10 +270,19 @@ rows = [json.loads(l) for l in open(os.environ["RESULT_FILE"])]
 print("summary (medians over runs): N | kind | cpu/stream | rss")
 for n in map(int, sys.argv[1:]):
     med = {}
-    for kind in ("edgerec-motion", "edgerec-nomotion", "ffmpeg"):
+    for kind in ("edgerec-motion", "edgerec-nomotion", "edgerec-sub", "ffmpeg"):
         rs = [r for r in rows if r["kind"] == kind and r["n"] == n]
+        if not rs:
+            continue
         med[kind] = (statistics.median(r["cpu_pct"] for r in rs), statistics.median(r["rss_mib"] for r in rs), len(rs))
         print(f"summary: N={n} {kind} runs={len(rs)} cpu/stream={med[kind][0] / n:.2f}% rss={med[kind][1]:.1f}MiB")
-    on, off = med["edgerec-motion"], med["edgerec-nomotion"]
-    print(f"summary: N={n} motion adds {(on[1] - off[1]) / n:.2f} MiB RSS and {(on[0] - off[0]) / n:.2f} % of a core per camera")
+    off = med.get("edgerec-nomotion")
+    for kind, goal in (("edgerec-motion", 2.0), ("edgerec-sub", 1.3)):
+        on = med.get(kind)
+        if on is None or off is None:
+            continue
+        # Issue 14: CPU of motion on the main stream <= 2x recording only; on a 640x360 second
+        # stream <= 1.3x; RSS growth <= 2 MB per analysed camera.
+        print(f"summary: N={n} {kind} adds {(on[1] - off[1]) / n:.2f} MiB RSS and {(on[0] - off[0]) / n:.2f} % of a core"
+              f" per camera; cpu {on[0] / off[0]:.2f}x recording only (goal <= {goal}x)")
 PY

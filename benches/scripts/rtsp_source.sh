@@ -51,6 +51,21 @@ bench_clip() {
     fi
 }
 
+# The second stream of the same scene (issue 14, DEV-5): 640x360 at 25 fps, one IDR per second,
+# about 500 kbit/s, made from the same source and noise as the main clip so that both carry the
+# same picture. Made once and kept in target/tmp. Sets sub_clip.
+bench_sub_clip() {
+    sub_clip="$repo_root/target/tmp/bench-360p25-500kbit.mp4"
+    if [[ ! -s "$sub_clip" ]]; then
+        ffmpeg -v error -y -f lavfi -i "testsrc2=size=1920x1080:rate=25" \
+            -f lavfi -i "sine=frequency=1000:sample_rate=48000" -t 8 -map 0:v -map 1:a \
+            -vf "noise=alls=12:allf=t,scale=640:360" -c:v libx264 -preset veryfast -bf 0 -g 25 \
+            -keyint_min 25 -sc_threshold 0 -b:v 500k -maxrate 500k -bufsize 500k -pix_fmt yuv420p \
+            -c:a aac -b:a 64k -ac 1 -movflags +faststart "$sub_clip.partial.mp4"
+        mv "$sub_clip.partial.mp4" "$sub_clip"
+    fi
+}
+
 # A TCP port on 127.0.0.1 that was free a moment ago.
 free_port() {
     "$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -59,11 +74,16 @@ free_port() {
 # Serves the clip from tests/support/rtsp_server.py as ONE shared file mount, replayed byte for
 # byte, so the server never encodes and every client is sent the same packets at the same time.
 # The server exits when fd 9 (its standard input) closes, so it cannot outlive the script; the
-# processes the script starts get `9>&-`. Sets server_pid and url.
+# processes the script starts get `9>&-`. Sets server_pid and url; with sub_clip set (bench_sub_clip),
+# also sub_url, a second shared mount replaying it.
 bench_rtsp_server() { # NAME
     mkfifo "$work/ready" "$work/server-stdin"
+    local mounts=(--mount "/cam=file:$clip")
+    if [[ -n "${sub_clip:-}" ]]; then
+        mounts+=(--mount "/sub=file:$sub_clip")
+    fi
     "$py" "$repo_root/tests/support/rtsp_server.py" --port 0 --exit-on-stdin-eof \
-        --mount "/cam=file:$clip" <"$work/server-stdin" >"$work/ready" 2>"$work/server.log" &
+        "${mounts[@]}" <"$work/server-stdin" >"$work/ready" 2>"$work/server.log" &
     server_pid=$!
     exec 9>"$work/server-stdin"
     local word base
@@ -74,4 +94,5 @@ bench_rtsp_server() { # NAME
         exit 1
     fi
     url="$base/cam"
+    sub_url="$base/sub"
 }
