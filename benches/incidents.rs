@@ -92,6 +92,19 @@ fn incidents(c: &mut Criterion) {
         ("by_status", ProjectFilter { status_id: Some(statuses[1]), ..Default::default() }),
         ("by_category_value", ProjectFilter { category: Some((2, locations[4])), ..Default::default() }),
         ("by_text", ProjectFilter { text: Some("forklift witness".into()), ..Default::default() }),
+        ("by_text_one_match", ProjectFilter { text: Some(format!("incident {}", n / 2)), ..Default::default() }),
+        (
+            "by_created_day_in_the_middle",
+            ProjectFilter {
+                created_from_us: Some(T0 + (n as i64 / 2) * 60_000_000),
+                created_until_us: Some(T0 + (n as i64 / 2) * 60_000_000 + 86_400_000_000),
+                ..Default::default()
+            },
+        ),
+        (
+            "by_category_and_text",
+            ProjectFilter { category: Some((2, locations[0])), text: Some("forklift".into()), ..Default::default() },
+        ),
         (
             "by_type_and_status",
             ProjectFilter { type_id: Some(types[1]), status_id: Some(statuses[1]), ..Default::default() },

@@ -90,11 +90,11 @@ CREATE TABLE project (
   changed_wall_us INTEGER NOT NULL,
   revision INTEGER NOT NULL CHECK (revision >= 1)
 ) STRICT;
--- Lists page newest change first (IM-14), filtered by type or status or not.
-CREATE INDEX project_by_change ON project (changed_wall_us, id);
-CREATE INDEX project_by_type ON project (type_id, changed_wall_us, id);
-CREATE INDEX project_by_status ON project (status_id, changed_wall_us, id);
-CREATE INDEX project_by_creation ON project (created_wall_us, id);
+-- Lists page newest first (IM-14), in id order, from the table or, filtered by type or status,
+-- from these indexes (their rowid suffix keeps id order).
+CREATE INDEX project_by_type ON project (type_id);
+CREATE INDEX project_by_status ON project (status_id);
+CREATE INDEX project_by_creation ON project (created_wall_us);
 
 -- A project's category values: at most one per slot.
 CREATE TABLE project_category (
@@ -103,6 +103,7 @@ CREATE TABLE project_category (
   value_id INTEGER NOT NULL REFERENCES category_value (id),
   PRIMARY KEY (project_id, slot)
 ) STRICT, WITHOUT ROWID;
+-- A list filtered by a category value reads its page from here in id order.
 CREATE INDEX project_category_by_value ON project_category (value_id, project_id);
 
 -- A project's data values, one typed column per kind.
@@ -937,7 +938,11 @@ impl IncidentDb {
         rows.collect::<Result<_, _>>().map_err(sq("read log"))
     }
 
-    /// One page of projects matching `filter`, newest change first, after `after` (IM-14).
+    /// One page of projects matching `filter`, newest first, after `after` (IM-14). The page is
+    /// read in id order from one ordered source, so it costs about the page, not the matches:
+    /// the category value's index when a category is asked for, else the text index when text
+    /// is, else the type's or status's index, else the table; every other condition is checked
+    /// on the rows that source gives.
     pub fn list_projects(
         &self,
         filter: &ProjectFilter,
@@ -947,40 +952,62 @@ impl IncidentDb {
         if limit == 0 || limit > MAX_PAGE {
             return Err(crate::err!(InvalidArgument, "limit must be 1 to {MAX_PAGE}, not {limit}"));
         }
-        let mut sql = String::from(
-            "SELECT p.id, p.name, p.type_id, p.status_id, p.created_wall_us, p.changed_wall_us, p.revision,
-                    (SELECT count(*) FROM project_sequence s WHERE s.project_id = p.id)
-             FROM project p WHERE 1",
-        );
+        let text = filter.text.as_deref().and_then(fts_query);
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        let mut arg = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
+        let mut arg = |v: rusqlite::types::Value| {
             args.push(v);
-            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+            format!("?{}", args.len())
         };
+        // The driving source and its id column.
+        let (from, id) = match (filter.category, &text) {
+            (Some((slot, value)), _) => {
+                check_slot(slot)?;
+                // Value ids are unique across slots; the slot only has to agree.
+                let from = format!(
+                    "project_category d JOIN project p ON p.id = d.project_id WHERE d.value_id = {} AND d.slot = {}",
+                    arg(value.into()),
+                    arg(i64::from(slot).into())
+                );
+                (from, "d.project_id")
+            }
+            (None, Some(t)) => {
+                let from = format!(
+                    "project_text d JOIN project p ON p.id = d.rowid WHERE project_text MATCH {}",
+                    arg(t.clone().into())
+                );
+                (from, "d.rowid")
+            }
+            (None, None) => ("project p WHERE 1".to_owned(), "p.id"),
+        };
+        let mut sql = format!("SELECT p.id FROM {from}");
+        if let (Some(_), Some(t)) = (filter.category, &text) {
+            sql += &format!(
+                " AND p.id IN (SELECT rowid FROM project_text WHERE project_text MATCH {})",
+                arg(t.clone().into())
+            );
+        }
         if let Some(t) = filter.type_id {
-            arg(&mut sql, " AND p.type_id = ?", t.into());
+            sql += &format!(" AND p.type_id = {}", arg(t.into()));
         }
-        if let Some(s) = filter.status_id {
-            arg(&mut sql, " AND p.status_id = ?", s.into());
-        }
-        if let Some((slot, value)) = filter.category {
-            arg(&mut sql, " AND p.id IN (SELECT project_id FROM project_category WHERE value_id = ?", value.into());
-            arg(&mut sql, " AND slot = ?)", i64::from(slot).into());
-        }
-        if let Some(text) = filter.text.as_deref().and_then(fts_query) {
-            arg(&mut sql, " AND p.id IN (SELECT rowid FROM project_text WHERE project_text MATCH ?)", text.into());
+        if let Some(st) = filter.status_id {
+            sql += &format!(" AND p.status_id = {}", arg(st.into()));
         }
         if let Some(from) = filter.created_from_us {
-            arg(&mut sql, " AND p.created_wall_us >= ?", from.into());
+            sql += &format!(" AND p.created_wall_us >= {}", arg(from.into()));
         }
         if let Some(until) = filter.created_until_us {
-            arg(&mut sql, " AND p.created_wall_us < ?", until.into());
+            sql += &format!(" AND p.created_wall_us < {}", arg(until.into()));
         }
         if let Some(a) = after {
-            arg(&mut sql, " AND (p.changed_wall_us, p.id) < (?", a.changed_wall_us.into());
-            arg(&mut sql, ", ?)", a.id.into());
+            sql += &format!(" AND {id} < {}", arg(a.id.into()));
         }
-        arg(&mut sql, " ORDER BY p.changed_wall_us DESC, p.id DESC LIMIT ?", i64::from(limit + 1).into());
+        sql += &format!(" ORDER BY {id} DESC LIMIT {}", arg(i64::from(limit + 1).into()));
+        // The rest of each row, and its sequence count, only for the page.
+        let sql = format!(
+            "SELECT p.id, p.name, p.type_id, p.status_id, p.created_wall_us, p.changed_wall_us, p.revision,
+                    (SELECT count(*) FROM project_sequence s WHERE s.project_id = p.id)
+             FROM ({sql}) page JOIN project p ON p.id = page.id ORDER BY p.id DESC"
+        );
         let mut stmt = self.conn.prepare_cached(&sql).map_err(sq("list projects"))?;
         let rows = stmt
             .query_map(rusqlite::params_from_iter(args), |r| {
@@ -999,7 +1026,7 @@ impl IncidentDb {
         let mut projects: Vec<ProjectSummary> = rows.collect::<Result<_, _>>().map_err(sq("list projects"))?;
         let next = if projects.len() > limit as usize {
             projects.truncate(limit as usize);
-            projects.last().map(|p| PageCursor { changed_wall_us: p.changed_wall_us, id: p.id })
+            projects.last().map(|p| PageCursor { id: p.id })
         } else {
             None
         };

@@ -352,7 +352,8 @@ pub struct ProjectFilter {
     pub created_until_us: Option<i64>,
 }
 
-/// A page of a project list, newest change first, and where the next page starts.
+/// A page of a project list, newest first (by id: creation order), and where the next page
+/// starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProjectPage {
     pub projects: Vec<ProjectSummary>,
@@ -360,23 +361,24 @@ pub struct ProjectPage {
     pub next: Option<PageCursor>,
 }
 
-/// Where a page of a list starts: after the project last shown (changed time, id).
+/// Where a page of a list starts: below the id of the project last shown. Ids only grow, so a
+/// page never repeats or skips a project that existed when the first page was read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PageCursor {
-    pub changed_wall_us: i64,
     pub id: i64,
 }
 
 impl PageCursor {
-    /// The cursor as the API hands it out: `CHANGED.ID`.
+    /// The cursor as the API hands it out.
     pub fn encode(self) -> String {
-        format!("{}.{}", self.changed_wall_us, self.id)
+        self.id.to_string()
     }
 
     pub fn decode(s: &str) -> Result<PageCursor, Error> {
-        let bad = || crate::err!(InvalidArgument, "page cursor {s:?} is not one this recorder gave out");
-        let (c, i) = s.split_once('.').ok_or_else(bad)?;
-        Ok(PageCursor { changed_wall_us: c.parse().map_err(|_| bad())?, id: i.parse().map_err(|_| bad())? })
+        match s.parse::<i64>() {
+            Ok(id) if id > 0 => Ok(PageCursor { id }),
+            _ => Err(crate::err!(InvalidArgument, "page cursor {s:?} is not one this recorder gave out")),
+        }
     }
 }
 
@@ -451,10 +453,10 @@ mod tests {
 
     #[test]
     fn a_page_cursor_round_trips_and_a_forged_one_is_refused() {
-        let c = PageCursor { changed_wall_us: 1_700_000_000_000_000, id: 42 };
+        let c = PageCursor { id: 42 };
         assert_eq!(PageCursor::decode(&c.encode()).unwrap(), c);
-        assert!(PageCursor::decode("x.1").is_err());
-        assert!(PageCursor::decode("12").is_err());
+        assert!(PageCursor::decode("x").is_err());
+        assert!(PageCursor::decode("-3").is_err());
     }
 
     #[test]

@@ -313,7 +313,7 @@ fn lists_filter_by_type_status_category_text_and_time_and_page_without_gaps() {
         }
         ids.push(p.id);
     }
-    // Paging: every project once, newest change first.
+    // Paging: every project once, newest first.
     let mut seen = Vec::new();
     let mut after = None;
     loop {
