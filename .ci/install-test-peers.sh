@@ -29,6 +29,8 @@
 #   prometheus                     promtool check metrics: Prometheus' own parser and linter for
 #                                  tests/metrics.rs (Debian ships promtool only in this package; on a
 #                                  host with systemd it also enables a Prometheus server on :9090)
+#   poppler-utils                  pdftotext reads the incident report (a PDF) back in the tests of
+#                                  src/incident/report.rs (issue 15, IM-8)
 #   chromium, chromium-driver      the web interface's tests drive Debian's headless Chromium through
 #                                  chromedriver (W3C WebDriver, tests/common/browser.rs): real pages,
 #                                  real MSE playback, screenshots; nothing downloads a browser
@@ -53,6 +55,7 @@ packages=(
     openssl
     python3-venv
     prometheus
+    poppler-utils
     chromium
     chromium-driver
     qemu-system-x86

@@ -14,6 +14,7 @@
 //! - I4: a change and the project log's line about it commit in one transaction (IM-11).
 
 mod db;
+pub mod report;
 
 pub use db::{IncidentDb, INCIDENT_FILE};
 
