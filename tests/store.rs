@@ -346,6 +346,23 @@ fn a_flipped_byte_in_indexed_media_is_reported_and_never_exported() {
     assert_eq!(err.kind(), ErrorKind::Gone);
 }
 
+/// Issue 15 (IM-8): a report's thumbnail is the key frame at or before a sequence's start, read
+/// back verified from the export plan.
+#[test]
+fn the_first_video_sample_of_an_export_is_the_key_frame_before_its_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 6);
+    let mut h = Harness::open(tmp.path(), cfg);
+    let walls: Vec<i64> = (0..60).map(|_| h.send(3000)).collect();
+    h.flush();
+    let (_d, c, ..) = h.crash();
+    // Frame 30 is mid-GOP; frame 25 is the key frame before it (every 25th frame is one).
+    let plan = Arc::new(ExportPlan::plan(&c.path, "cam", walls[30], walls[30] + 1).unwrap());
+    let (entry, data) = plan.first_video_sample().unwrap();
+    assert_eq!(entry.codec(), edgerec::media::Codec::H264);
+    assert_eq!(data, Harness::payload(25, 3000).to_vec());
+}
+
 #[test]
 fn rebuild_from_segments_matches_the_index_after_wrapping() {
     let tmp = tempfile::tempdir().unwrap();

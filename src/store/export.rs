@@ -80,6 +80,9 @@ pub struct ExportPlan {
     pub covered_us: Vec<(i64, i64)>,
     pub video_frames: usize,
     pub audio_frames: usize,
+    /// Where the first video sample (a key frame: an export starts at one) lies in the virtual
+    /// file, and its length: a thumbnail's source (issue 15, IM-8).
+    first_video: Option<(u64, u32)>,
 }
 
 /// The frames of one stream in [from, to), with exact durations.
@@ -535,7 +538,11 @@ impl ExportPlan {
             .map_err(|m| crate::err!(Internal, "building the MP4 header for {camera:?}: {m}"))?;
         let mut pos = header.media_offset;
         let mut pieces = Vec::with_capacity(runs.len());
+        let mut first_video = None;
         for r in &runs {
+            if r.track == 0 && r.first_sample == 0 {
+                first_video = video.frames.first().map(|f| (pos, f.size));
+            }
             let before: u64 =
                 decode_frame_table(&r.chunk.frame_index).take(r.first_frame).map(|f| u64::from(f.size_bytes)).sum();
             pieces.push(Piece {
@@ -591,6 +598,7 @@ impl ExportPlan {
             covered_us,
             video_frames: video.frames.len(),
             audio_frames: a_samples.len(),
+            first_video,
         })
     }
 
@@ -605,6 +613,28 @@ impl ExportPlan {
     /// A strong validator: equal for byte-identical exports (same chunks, same header).
     pub fn etag(&self) -> &str {
         &self.etag
+    }
+
+    /// The export's first video sample (a key frame) as stored, with its sample entry, read and
+    /// verified like every byte of the export (S7): the source of a thumbnail (issue 15, IM-8).
+    pub fn first_video_sample(self: &Arc<Self>) -> Result<(crate::media::SampleEntry, Vec<u8>), Error> {
+        let (pos, len) =
+            self.first_video.ok_or_else(|| crate::err!(NotFound, "the export of {:?} has no video", self.camera))?;
+        let mut buf = vec![0u8; len as usize];
+        let mut reader = self.reader();
+        let mut got = 0;
+        while got < buf.len() {
+            let n = reader.read_at(pos + got as u64, &mut buf[got..])?;
+            if n == 0 {
+                return Err(crate::err!(
+                    Internal,
+                    "the export of {:?} ends inside its first video sample",
+                    self.camera
+                ));
+            }
+            got += n;
+        }
+        Ok((self.entries[0].clone(), buf))
     }
 
     pub fn reader(self: &Arc<Self>) -> ExportReader {
