@@ -187,7 +187,7 @@ fn main() -> ExitCode {
         Command::Check { config, rebuild, rebuild_archive_index } => check(config, rebuild, rebuild_archive_index),
         Command::User { action } => user(action),
         Command::Devices => {
-            print!("{}", edgerec::source::v4l2::describe_devices());
+            print!("{}", edgerec::source::v4l2::devices_text(&edgerec::source::v4l2::list_devices()));
             Ok(ExitCode::SUCCESS)
         }
     };

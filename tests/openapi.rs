@@ -117,6 +117,43 @@ fn status_carries_what_the_dashboard_shows() {
     assert!(status["uptime_sec"].as_i64().unwrap() >= 0);
 }
 
+/// Issue 14 (DEV-14): `GET /api/v1/devices/v4l2` lists the host's `/dev/video*` nodes as its
+/// schema says, `{"devices": []}` on a host without any (this one; the VM test
+/// tests/v4l2_vm_replug.rs checks real vivid nodes), and needs `read_config` like the config
+/// API: the default Operators role, without it, is refused.
+#[test]
+fn devices_v4l2_lists_the_hosts_nodes_and_needs_read_config() {
+    let tmp = common::temp_dir();
+    let body = "[[storage]]\nid = \"main\"\nsize = \"64MiB\"\nsegment_size = \"2MiB\"\n\
+                [[camera]]\nid = \"demo\"\nsource = \"demo:\"\nrecord = \"never\"\n";
+    let rec = RecorderProc::start(tmp.path(), body);
+    let r = http_request("GET", &rec.url("/api/v1/devices/v4l2"), &[], &[]).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let answer: Value = r.json();
+    let doc: Value = serde_json::from_str(edgerec::http::OPENAPI).unwrap();
+    assert_matches_schema(&doc, &doc["components"]["schemas"]["DeviceList"], &answer, "devices");
+    let nodes: Vec<String> = std::fs::read_dir("/dev")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("video"))
+        .collect();
+    assert_eq!(answer["devices"].as_array().map(Vec::len), Some(nodes.len()), "{answer} for {nodes:?}");
+    if nodes.is_empty() {
+        assert_eq!(answer, serde_json::json!({"devices": []}));
+    }
+    let (s, v) = rec.call_as(
+        (common::recorder::ADMIN, common::recorder::ADMIN_PASSWORD),
+        "POST",
+        "/api/v1/users",
+        &[],
+        Some(&serde_json::json!({"name": "otto", "password": "Otto-pass-1", "roles": ["Operators"]})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = rec.call_as(("otto", "Otto-pass-1"), "GET", "/api/v1/devices/v4l2", &[], None);
+    assert_eq!(s, 403, "{v}");
+    assert!(v.to_string().contains("read_config"), "{v}");
+}
+
 /// The answer's object keys are the schema's properties (required ones present, no others),
 /// down through objects, arrays and references.
 fn assert_matches_schema(doc: &Value, schema: &Value, v: &Value, at: &str) {

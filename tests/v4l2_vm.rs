@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::vm;
@@ -20,11 +19,13 @@ use common::vm;
 const WIDTH: u32 = 640;
 const HEIGHT: u32 = 480;
 const FPS: u32 = 25;
-/// Wall time the guest records for. Long enough for ten 2 s GOPs; short enough that boot,
-/// recording and export stay well under the 3-minute budget under emulation.
-const RECORD_S: u32 = 20;
+/// Wall time the guest records for: the issue's 60 s. Measured on the lab machine (2 cores
+/// shared with other builds), boot, 60 s of recording and the export took 74 s of the test's
+/// time (the guest reached 18.8 fps of 25, see `MIN_DEVICE_RATE_FRACTION`); the 4-minute budget
+/// per VM test holds.
+const RECORD_S: u32 = 60;
 /// The whole boot, recording and export; vm-run kills the VM after this (exit 124).
-const VM_TIMEOUT: Duration = Duration::from_secs(170);
+const VM_TIMEOUT: Duration = Duration::from_secs(220);
 /// The frame count may differ from what the device delivered by this fraction (the brief's 2 %).
 const FRAME_COUNT_TOLERANCE: f64 = 0.02;
 /// The brief asks for 25 fps × the recorded duration ± 2 %; under software emulation vivid itself
@@ -91,36 +92,6 @@ exit 0
     )
 }
 
-/// The first object in `v` (depth first) that has `"id": id`.
-fn find_by_id<'a>(v: &'a serde_json::Value, id: &str) -> Option<&'a serde_json::Value> {
-    match v {
-        serde_json::Value::Object(m) if m.get("id").and_then(|x| x.as_str()) == Some(id) => Some(v),
-        serde_json::Value::Object(m) => m.values().find_map(|x| find_by_id(x, id)),
-        serde_json::Value::Array(a) => a.iter().find_map(|x| find_by_id(x, id)),
-        _ => None,
-    }
-}
-
-/// The smallest and largest spacing of the export's video frames, for failure messages.
-fn frame_spacing(export: &Path) -> String {
-    let v = common::ffprobe_json_with(export, &["-select_streams", "v", "-show_entries", "packet=pts_time"]);
-    let mut pts: Vec<f64> = v["packets"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|p| p["pts_time"].as_str()?.parse().ok()).collect())
-        .unwrap_or_default();
-    pts.sort_by(f64::total_cmp);
-    let gaps: Vec<f64> = pts.windows(2).map(|w| w[1] - w[0]).collect();
-    let min = gaps.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = gaps.iter().copied().fold(0.0, f64::max);
-    format!("{} frames, spacing {min:.4} s .. {max:.4} s", pts.len())
-}
-
-fn write_executable(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
 // Issue 14 point 4 (DEV-1, DEV-23): vivid's YUYV 640x480@25 recorded in-process in a real
 // kernel exports an MP4 that decodes, is H.264 640x480 and holds every frame the device
 // delivered (± 2 %, see `MIN_DEVICE_RATE_FRACTION` for why not 25 fps × duration); status counts
@@ -133,7 +104,7 @@ fn vivid_yuyv_640x480_records_and_exports_decodable_h264() {
     std::fs::create_dir(&payload).unwrap();
     std::fs::copy(common::edgerec_bin(), payload.join("edgerec")).unwrap();
     std::fs::write(payload.join("edgerec.toml"), config()).unwrap();
-    write_executable(&payload.join("run.sh"), &run_sh());
+    vm::write_executable(&payload.join("run.sh"), &run_sh());
     let disk = dir.path().join("disk.img");
     // 64 MiB of storage plus ST-5's 250 MB that must stay free on its file system.
     vm::ext4_image(&disk, 448);
@@ -175,10 +146,10 @@ fn vivid_yuyv_640x480_records_and_exports_decodable_h264() {
 
     let status: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("status.json")).expect("the guest's status.json")).unwrap();
-    let cam = find_by_id(&status, "vivid").unwrap_or_else(|| panic!("no camera vivid in status: {status}"));
+    let cam = vm::find_by_id(&status, "vivid").unwrap_or_else(|| panic!("no camera vivid in status: {status}"));
     let export = out.join("export.mp4");
     if let Err(e) = common::ffmpeg_decode_ok(&export) {
-        panic!("{e}\nframe spacing: {}\n{console}", frame_spacing(&export));
+        panic!("{e}\nframe spacing: {}\n{console}", vm::frame_spacing(&export));
     }
     let probe = common::ffprobe_json_with(&export, &["-count_frames", "-show_streams", "-select_streams", "v"]);
     let stream = &probe["streams"][0];

@@ -92,6 +92,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/config/storages/{id}"),
     ("PUT", "/api/v1/config/storages/{id}"),
     ("DELETE", "/api/v1/config/storages/{id}"),
+    ("GET", "/api/v1/devices/v4l2"),
     ("GET", "/api/v1/logs"),
     ("GET", "/api/v1/users"),
     ("POST", "/api/v1/users"),

@@ -44,6 +44,7 @@ pub enum Route {
     ConfigItemGet { section: Section, id: String },
     ConfigItemPut { section: Section, id: String },
     ConfigItemDelete { section: Section, id: String },
+    DevicesV4l2,
     Logs,
     Users,
     UserAdd,
@@ -187,6 +188,7 @@ impl Route {
             (Get | Head, ["api", "v1", "config", k, id]) => Route::ConfigItemGet { section: section(k)?, id: s(id) },
             (Put, ["api", "v1", "config", k, id]) => Route::ConfigItemPut { section: section(k)?, id: s(id) },
             (Delete, ["api", "v1", "config", k, id]) => Route::ConfigItemDelete { section: section(k)?, id: s(id) },
+            (Get | Head, ["api", "v1", "devices", "v4l2"]) => Route::DevicesV4l2,
             (Get | Head, ["api", "v1", "logs"]) => Route::Logs,
             (Get | Head, ["api", "v1", "users"]) => Route::Users,
             (Post, ["api", "v1", "users"]) => Route::UserAdd,
@@ -299,6 +301,9 @@ impl Route {
                 Recorder(P::EditConfig),
             )
             .audited(item(section, "config.camera.delete", "config.storage.delete")),
+            // Issue 14 (DEV-14): the local cameras one could add, for whoever reads the config
+            // the cameras are added to; the listing opens each node only to query it.
+            Route::DevicesV4l2 => spec("GET", "/api/v1/devices/v4l2", Recorder(P::ReadConfig)),
             Route::Logs => spec("GET", "/api/v1/logs", Recorder(P::ReadLogs)),
             Route::Users => spec("GET", "/api/v1/users", Recorder(P::ManageUsers)),
             Route::UserAdd => spec("POST", "/api/v1/users", Recorder(P::ManageUsers)).audited("user.add"),
@@ -442,6 +447,7 @@ mod tests {
             ("GET", "/api/v1/config/storages/{id}", Recorder(P::ReadConfig)),
             ("PUT", "/api/v1/config/storages/{id}", Recorder(P::EditConfig)),
             ("DELETE", "/api/v1/config/storages/{id}", Recorder(P::EditConfig)),
+            ("GET", "/api/v1/devices/v4l2", Recorder(P::ReadConfig)),
             ("GET", "/api/v1/logs", Recorder(P::ReadLogs)),
             ("GET", "/api/v1/users", Recorder(P::ManageUsers)),
             ("POST", "/api/v1/users", Recorder(P::ManageUsers)),

@@ -614,12 +614,121 @@ fn to_i420(neg: &Negotiated, src: &[u8], i420: &mut [u8]) -> Result<(), String> 
     Ok(())
 }
 
-/// `edgerec devices` (issue 14, DEV-14): every `/dev/video*` node with its card, driver and stable
+/// What `edgerec devices` and `GET /api/v1/devices/v4l2` list (issue 14, DEV-14).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct DeviceList {
+    /// Every `/dev/video*` node, in number order (video2 before video10).
+    pub devices: Vec<DeviceInfo>,
+}
+
+/// One `/dev/video*` node. A node that cannot be opened or queried has `error` set and lists
+/// what was learnt before the failure (at least its path).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct DeviceInfo {
+    /// The node, e.g. `/dev/video0`.
+    pub path: String,
+    /// The stable `/dev/v4l/by-id/…` names that point at the node (a USB camera's survive a
+    /// replug into another port; use one as the camera's `source`).
+    pub by_id: Vec<String>,
+    /// `VIDIOC_QUERYCAP`'s driver, card and bus (None when the node could not be queried).
+    pub driver: Option<String>,
+    pub card: Option<String>,
+    pub bus: Option<String>,
+    /// The node's capability flags in lower case (`video_capture`, `streaming`, …).
+    pub capabilities: Vec<&'static str>,
+    /// Whether the node is a streaming video capture device: what edgerec records from.
+    pub capture: bool,
+    /// The formats a capture device offers (empty for other nodes).
+    pub formats: Vec<FormatInfo>,
+    /// Why the node could not be opened or queried (`ENODEV`: unplugged while listed).
+    pub error: Option<String>,
+}
+
+/// One format a capture device offers.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct FormatInfo {
+    /// The FourCC, e.g. `YUYV`.
+    pub fourcc: String,
+    /// The driver's description, e.g. `YUYV 4:2:2`.
+    pub description: String,
+    /// Whether this build records the format (`[camera.v4l2] format`).
+    pub recorded: bool,
+    /// The discrete sizes and their frame rates.
+    pub sizes: Vec<SizeInfo>,
+    /// A driver that offers a range of sizes instead (stepwise or continuous).
+    pub size_range: Option<SizeRange>,
+}
+
+/// A discrete frame size and the frame rates the device offers for it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SizeInfo {
+    pub width: u32,
+    pub height: u32,
+    /// Discrete rates in frames per second (two decimals), as the device lists them.
+    pub fps: Vec<f64>,
+    /// A range of rates instead, for a driver that lists one.
+    pub fps_range: Option<FpsRange>,
+}
+
+/// A stepwise range of frame sizes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SizeRange {
+    pub min_width: u32,
+    pub min_height: u32,
+    pub max_width: u32,
+    pub max_height: u32,
+    pub step_width: u32,
+    pub step_height: u32,
+}
+
+/// A range of frame rates, frames per second.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct FpsRange {
+    pub min: f64,
+    pub max: f64,
+}
+
+/// The capability flags `DeviceInfo::capabilities` names, in bit order.
+const CAPABILITY_NAMES: [(v4l::capability::Flags, &str); 23] = {
+    use v4l::capability::Flags as F;
+    [
+        (F::VIDEO_CAPTURE, "video_capture"),
+        (F::VIDEO_OUTPUT, "video_output"),
+        (F::VIDEO_OVERLAY, "video_overlay"),
+        (F::VBI_CAPTURE, "vbi_capture"),
+        (F::VBI_OUTPUT, "vbi_output"),
+        (F::SLICED_VBI_CAPTURE, "sliced_vbi_capture"),
+        (F::SLICED_VBI_OUTPUT, "sliced_vbi_output"),
+        (F::RDS_CAPTURE, "rds_capture"),
+        (F::VIDEO_OUTPUT_OVERLAY, "video_output_overlay"),
+        (F::HW_FREQ_SEEK, "hw_freq_seek"),
+        (F::RDS_OUTPUT, "rds_output"),
+        (F::VIDEO_CAPTURE_MPLANE, "video_capture_mplane"),
+        (F::VIDEO_OUTPUT_MPLANE, "video_output_mplane"),
+        (F::VIDEO_M2M_MPLANE, "video_m2m_mplane"),
+        (F::VIDEO_M2M, "video_m2m"),
+        (F::TUNER, "tuner"),
+        (F::AUDIO, "audio"),
+        (F::RADIO, "radio"),
+        (F::MODULATOR, "modulator"),
+        (F::SDR_CAPTURE, "sdr_capture"),
+        (F::META_CAPTURE, "meta_capture"),
+        (F::READ_WRITE, "read_write"),
+        (F::STREAMING, "streaming"),
+    ]
+};
+
+/// Lists every `/dev/video*` node (issue 14, DEV-14): card, driver, bus, capabilities and stable
 /// `/dev/v4l/by-id` names, and for a capture device each format (marked when edgerec records it),
-/// its sizes and frame rates. One text block per device; a node that cannot be opened or queried
-/// says why in its block instead of ending the listing.
-pub fn describe_devices() -> String {
-    let mut nodes: Vec<std::path::PathBuf> = std::fs::read_dir("/dev")
+/// its sizes and frame rates. A node that cannot be opened or queried carries its error instead
+/// of ending the listing. No nodes (a host without cameras): an empty list.
+pub fn list_devices() -> DeviceList {
+    list_devices_in(Path::new("/dev"))
+}
+
+/// `list_devices` over the `video*` nodes of `dev` (and `dev/v4l/by-id`).
+fn list_devices_in(dev: &Path) -> DeviceList {
+    let mut nodes: Vec<std::path::PathBuf> = std::fs::read_dir(dev)
         .map(|d| {
             d.filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("video")))
@@ -631,77 +740,147 @@ pub fn describe_devices() -> String {
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
         (name.len(), name.to_owned())
     });
-    if nodes.is_empty() {
-        return "no V4L2 devices (/dev/video*)\n".to_owned();
-    }
-    let by_id: Vec<(std::path::PathBuf, std::path::PathBuf)> = std::fs::read_dir("/dev/v4l/by-id")
+    let by_id: Vec<(std::path::PathBuf, std::path::PathBuf)> = std::fs::read_dir(dev.join("v4l/by-id"))
         .map(|d| {
             d.filter_map(|e| e.ok().map(|e| e.path()))
                 .filter_map(|link| std::fs::canonicalize(&link).ok().map(|target| (link, target)))
                 .collect()
         })
         .unwrap_or_default();
+    let devices = nodes
+        .into_iter()
+        .map(|node| {
+            let mut info = DeviceInfo {
+                path: node.display().to_string(),
+                by_id: by_id
+                    .iter()
+                    .filter(|(_, target)| *target == node)
+                    .map(|(link, _)| link.display().to_string())
+                    .collect(),
+                driver: None,
+                card: None,
+                bus: None,
+                capabilities: Vec::new(),
+                capture: false,
+                formats: Vec::new(),
+                error: None,
+            };
+            if let Err(e) = describe_device(&node, &mut info) {
+                info.error = Some(e.to_string());
+            }
+            info
+        })
+        .collect();
+    DeviceList { devices }
+}
+
+/// `edgerec devices`: `list` as text, one block per device (the node and its by-id names, then
+/// indented lines: card, driver and bus; each format with its sizes and rates; or the error).
+pub fn devices_text(list: &DeviceList) -> String {
+    if list.devices.is_empty() {
+        return "no V4L2 devices (/dev/video*)\n".to_owned();
+    }
     let mut out = String::new();
-    for node in nodes {
-        out.push_str(&node.display().to_string());
-        for (link, _) in by_id.iter().filter(|(_, target)| *target == node) {
-            out.push_str(&format!(" = {}", link.display()));
+    for d in &list.devices {
+        out.push_str(&d.path);
+        for link in &d.by_id {
+            out.push_str(&format!(" = {link}"));
         }
         out.push('\n');
-        match describe_device(&node) {
-            Ok(text) => out.push_str(&text),
-            Err(e) => out.push_str(&format!("  {e}\n")),
+        if let (Some(card), Some(driver), Some(bus)) = (&d.card, &d.driver, &d.bus) {
+            out.push_str(&format!("  {card} (driver {driver}, bus {bus})\n"));
+            if !d.capture {
+                out.push_str("  not a streaming video capture device\n");
+            }
+        }
+        for f in &d.formats {
+            let recorded = if f.recorded { "recorded" } else { "not recorded" };
+            out.push_str(&format!("  {} ({}, {recorded}):", f.fourcc, f.description));
+            for s in &f.sizes {
+                let mut rates: Vec<String> = s.fps.iter().map(|r| format!("{r}")).collect();
+                if let Some(r) = s.fps_range {
+                    rates.push(format!("{}..{}", r.min, r.max));
+                }
+                out.push_str(&format!(" {}x{}@{}", s.width, s.height, rates.join(",")));
+            }
+            if let Some(r) = f.size_range {
+                out.push_str(&format!(
+                    " {}x{}..{}x{} step {}x{}",
+                    r.min_width, r.min_height, r.max_width, r.max_height, r.step_width, r.step_height
+                ));
+            }
+            out.push('\n');
+        }
+        if let Some(e) = &d.error {
+            out.push_str(&format!("  {e}\n"));
         }
     }
     out
 }
 
-/// The indented lines of one device for `describe_devices`.
-fn describe_device(node: &Path) -> Result<String, Error> {
+/// Fills `info` for one node; an error leaves what was learnt before it.
+fn describe_device(node: &Path, info: &mut DeviceInfo) -> Result<(), Error> {
     let dev = v4l::Device::with_path(node).map_err(|e| io_err(node, "open", &e))?;
     let caps = dev.query_caps().map_err(|e| io_err(node, "QUERYCAP", &e))?;
-    let mut out = format!("  {} (driver {}, bus {})\n", caps.card, caps.driver, caps.bus);
+    info.driver = Some(caps.driver.clone());
+    info.card = Some(caps.card.clone());
+    info.bus = Some(caps.bus.clone());
+    info.capabilities =
+        CAPABILITY_NAMES.iter().filter(|(flag, _)| caps.capabilities.contains(*flag)).map(|(_, n)| *n).collect();
     let needed = v4l::capability::Flags::VIDEO_CAPTURE | v4l::capability::Flags::STREAMING;
-    if !caps.capabilities.contains(needed) {
-        out.push_str("  not a streaming video capture device\n");
-        return Ok(out);
+    info.capture = caps.capabilities.contains(needed);
+    if !info.capture {
+        return Ok(());
     }
     for f in dev.enum_formats().map_err(|e| io_err(node, "ENUM_FMT", &e))? {
-        let recorded = if PixelFormat::from_fourcc(&f.fourcc.repr).is_some() { "recorded" } else { "not recorded" };
-        out.push_str(&format!("  {} ({}, {recorded}):", f.fourcc, f.description));
+        let mut format = FormatInfo {
+            fourcc: f.fourcc.to_string(),
+            description: f.description.clone(),
+            recorded: PixelFormat::from_fourcc(&f.fourcc.repr).is_some(),
+            sizes: Vec::new(),
+            size_range: None,
+        };
         for size in dev.enum_framesizes(f.fourcc).unwrap_or_default() {
             match size.size {
                 v4l::framesize::FrameSizeEnum::Discrete(d) => {
-                    let rates = dev
-                        .enum_frameintervals(f.fourcc, d.width, d.height)
-                        .unwrap_or_default()
-                        .iter()
-                        .map(|i| match &i.interval {
-                            FrameIntervalEnum::Discrete(t) => fps_text(*t),
-                            FrameIntervalEnum::Stepwise(s) => format!("{}..{}", fps_text(s.max), fps_text(s.min)),
-                        })
-                        .collect::<Vec<_>>()
-                        .join(",");
-                    out.push_str(&format!(" {}x{}@{rates}", d.width, d.height));
+                    let mut s = SizeInfo { width: d.width, height: d.height, fps: Vec::new(), fps_range: None };
+                    for i in dev.enum_frameintervals(f.fourcc, d.width, d.height).unwrap_or_default() {
+                        match &i.interval {
+                            FrameIntervalEnum::Discrete(t) => s.fps.extend(fps_of(*t)),
+                            // The shortest interval is the highest rate.
+                            FrameIntervalEnum::Stepwise(r) => {
+                                if let (Some(min), Some(max)) = (fps_of(r.max), fps_of(r.min)) {
+                                    s.fps_range = Some(FpsRange { min, max });
+                                }
+                            }
+                        }
+                    }
+                    format.sizes.push(s);
                 }
-                v4l::framesize::FrameSizeEnum::Stepwise(s) => out.push_str(&format!(
-                    " {}x{}..{}x{} step {}x{}",
-                    s.min_width, s.min_height, s.max_width, s.max_height, s.step_width, s.step_height
-                )),
+                v4l::framesize::FrameSizeEnum::Stepwise(s) => {
+                    format.size_range = Some(SizeRange {
+                        min_width: s.min_width,
+                        min_height: s.min_height,
+                        max_width: s.max_width,
+                        max_height: s.max_height,
+                        step_width: s.step_width,
+                        step_height: s.step_height,
+                    })
+                }
             }
         }
-        out.push('\n');
+        info.formats.push(format);
     }
-    Ok(out)
+    Ok(())
 }
 
-/// A frame interval as frames per second: "25", "12.5".
-fn fps_text(interval: v4l::Fraction) -> String {
+/// A frame interval as frames per second, to two decimals (25, 12.5); None for a zero interval.
+fn fps_of(interval: v4l::Fraction) -> Option<f64> {
     if interval.numerator == 0 {
-        return "?".to_owned();
+        return None;
     }
     let fps = f64::from(interval.denominator) / f64::from(interval.numerator);
-    format!("{}", (fps * 100.0).round() / 100.0)
+    Some((fps * 100.0).round() / 100.0)
 }
 
 #[cfg(test)]
@@ -796,6 +975,36 @@ mod tests {
             None => panic!("the key frame gave no picture"),
         };
         assert!((i32::from(picture) - 120).abs() <= 3, "luma {picture}");
+    }
+
+    /// Issue 14 (DEV-14): the listing sorts nodes by number, names their by-id links, and a node
+    /// that cannot be queried (here a plain file: QUERYCAP is not a file's ioctl) carries its
+    /// error instead of ending the listing; no nodes is an empty list, `{"devices": []}`.
+    #[test]
+    fn device_listing_names_links_and_errors_and_may_be_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(list_devices_in(dir.path()), DeviceList { devices: Vec::new() });
+        assert_eq!(serde_json::to_string(&list_devices_in(dir.path())).unwrap(), r#"{"devices":[]}"#);
+        assert_eq!(devices_text(&list_devices_in(dir.path())), "no V4L2 devices (/dev/video*)\n");
+        for n in ["video10", "video2"] {
+            std::fs::write(dir.path().join(n), b"").unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join("v4l/by-id")).unwrap();
+        let link = dir.path().join("v4l/by-id/usb-Acme_Cam-video-index0");
+        std::os::unix::fs::symlink("../../video2", &link).unwrap();
+        let list = list_devices_in(&std::fs::canonicalize(dir.path()).unwrap());
+        let paths: Vec<&str> = list.devices.iter().map(|d| d.path.rsplit('/').next().unwrap()).collect();
+        assert_eq!(paths, ["video2", "video10"]);
+        assert_eq!(list.devices[0].by_id.len(), 1, "{list:?}");
+        assert!(list.devices[0].by_id[0].ends_with("/v4l/by-id/usb-Acme_Cam-video-index0"), "{list:?}");
+        assert!(list.devices[1].by_id.is_empty());
+        for d in &list.devices {
+            let e = d.error.as_deref().unwrap_or_else(|| panic!("{d:?}"));
+            assert!(e.contains(&d.path) && e.contains("QUERYCAP"), "{e}");
+            assert_eq!((d.driver.as_deref(), d.capture, d.formats.len()), (None, false, 0));
+        }
+        let text = devices_text(&list);
+        assert!(text.contains(" = ") && text.contains("QUERYCAP"), "{text}");
     }
 
     /// Issue 14 point 2 (DEV-23): media time follows the driver's timestamps from the session's

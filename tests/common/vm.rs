@@ -53,3 +53,40 @@ pub fn boot(args: &[&str], payload: &Path) -> VmOutcome {
     console.push_str(&String::from_utf8_lossy(&out.stderr));
     VmOutcome { code: out.status.code(), console }
 }
+
+/// Writes `text` to `path` as an executable file (a payload's `run.sh`).
+pub fn write_executable(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The first object in `v` (depth first) that has `"id": id`.
+pub fn find_by_id<'a>(v: &'a serde_json::Value, id: &str) -> Option<&'a serde_json::Value> {
+    match v {
+        serde_json::Value::Object(m) if m.get("id").and_then(|x| x.as_str()) == Some(id) => Some(v),
+        serde_json::Value::Object(m) => m.values().find_map(|x| find_by_id(x, id)),
+        serde_json::Value::Array(a) => a.iter().find_map(|x| find_by_id(x, id)),
+        _ => None,
+    }
+}
+
+/// The presentation times (s) of an export's video frames, in order.
+pub fn video_pts(export: &Path) -> Vec<f64> {
+    let v = super::ffprobe_json_with(export, &["-select_streams", "v", "-show_entries", "packet=pts_time"]);
+    let mut pts: Vec<f64> = v["packets"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p["pts_time"].as_str()?.parse().ok()).collect())
+        .unwrap_or_default();
+    pts.sort_by(f64::total_cmp);
+    pts
+}
+
+/// The smallest and largest spacing of the export's video frames, for failure messages.
+pub fn frame_spacing(export: &Path) -> String {
+    let pts = video_pts(export);
+    let gaps: Vec<f64> = pts.windows(2).map(|w| w[1] - w[0]).collect();
+    let min = gaps.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = gaps.iter().copied().fold(0.0, f64::max);
+    format!("{} frames, spacing {min:.4} s .. {max:.4} s", pts.len())
+}
