@@ -1,9 +1,10 @@
 //! Local V4L2 cameras (issue 14, DEV-1): one blocking capture thread per device streams mmap
-//! buffers, converts raw frames to I420 and encodes them to H.264 with openh264; the session hands
-//! the frames to the sink on the ingest task.
+//! buffers, converts raw frames to I420 and encodes them to H.264 with openh264, or passes MJPEG
+//! frames through as they are (each checked to be one whole JPEG); the session hands the frames to
+//! the sink on the ingest task.
 //! Invariant: the capture thread never waits on the sink (a full queue drops the raw frame and
 //! counts it) and every buffer the kernel hands over is checked against the negotiated format
-//! before it is read.
+//! before it is read; a buffer that is not what the format says is dropped and counted.
 
 use std::io;
 use std::path::Path;
@@ -26,7 +27,7 @@ use v4l::FourCC;
 use super::rtp::h26x::{ParameterSets, VideoCodec};
 use super::{CameraDescription, PixelFormat, SessionFuture, Sink, Source, StreamDescription, V4l2Spec};
 use crate::error::Error;
-use crate::media::{Frame, SampleEntry, StreamKind, VIDEO_TIMESCALE_HZ};
+use crate::media::{mjpeg_sample_entry, Frame, SampleEntry, StreamKind, VIDEO_TIMESCALE_HZ};
 
 /// Encoded frames waiting for the ingest task: about a second at 25 fps. The task only stamps and
 /// queues (it never waits), so a full queue means the runtime is starved; the capture thread
@@ -43,6 +44,12 @@ const WAIT_SLICE: Duration = Duration::from_millis(500);
 const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// `ENODEV`: the device was unplugged (or its driver unloaded) while open.
 const ENODEV: i32 = 19;
+/// The smallest buffer taken as an MJPEG frame: SOI, the tables, a frame header, a scan and EOI
+/// take well over this; anything shorter is not a picture (issue 14).
+const MIN_JPEG_BYTES: usize = 64;
+/// An EOI is looked for this far from the end of an MJPEG buffer: UVC cameras pad some frames
+/// after EOI (with zeros), never by much.
+const JPEG_TAIL_SEARCH_BYTES: usize = 1024;
 
 /// Where a frame's media time comes from (DEV-23: the wall time is stamped by the sink on
 /// arrival, like RTSP frames; media time only orders and spaces the frames of one run).
@@ -164,10 +171,11 @@ fn capture(spec: &V4l2Spec, tx: tokio::sync::mpsc::Sender<Captured>, dropped: &A
         ));
     }
     let neg = negotiate(&dev, spec)?;
+    let mjpeg = neg.format == PixelFormat::Mjpeg;
     let desc = CameraDescription {
         video: Some(StreamDescription {
             index: 0,
-            encoding: "h264".to_owned(),
+            encoding: if mjpeg { "mjpeg" } else { "h264" }.to_owned(),
             clock_rate_hz: VIDEO_TIMESCALE_HZ,
             width: neg.width,
             height: neg.height,
@@ -176,6 +184,21 @@ fn capture(spec: &V4l2Spec, tx: tokio::sync::mpsc::Sender<Captured>, dropped: &A
         skipped: Vec::new(),
     };
     let fps = 1e6 / neg.interval_us as f64;
+    let mut stream = v4l::io::mmap::Stream::with_buffers(&dev, Type::VideoCapture, MMAP_BUFFERS)
+        .map_err(|e| io_err(path, "REQBUFS/mmap", &e))?;
+    stream.set_timeout(FIRST_FRAME_TIMEOUT);
+    if mjpeg {
+        // Issue 14 (DEV-1): MJPEG is recorded as delivered; no encoder.
+        tracing::info!(
+            device = %path.display(),
+            card = %caps.card,
+            width = neg.width,
+            height = neg.height,
+            fps,
+            "V4L2 device opened; recording MJPEG as delivered"
+        );
+        return stream_and_stop(path, stream, neg, None, &tx, dropped, desc);
+    }
     tracing::info!(
         device = %path.display(),
         card = %caps.card,
@@ -200,14 +223,25 @@ fn capture(spec: &V4l2Spec, tx: tokio::sync::mpsc::Sender<Captured>, dropped: &A
         .num_threads(1);
     let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
         .map_err(|e| crate::err!(Internal, "V4L2 {}: H.264 encoder: {e}", path.display()))?;
-    let mut stream = v4l::io::mmap::Stream::with_buffers(&dev, Type::VideoCapture, MMAP_BUFFERS)
-        .map_err(|e| io_err(path, "REQBUFS/mmap", &e))?;
-    stream.set_timeout(FIRST_FRAME_TIMEOUT);
+    stream_and_stop(path, stream, neg, Some(&mut encoder), &tx, dropped, desc)
+}
+
+/// Announces the session, runs the capture loop (raw frames through `encoder`, MJPEG without one)
+/// and stops the stream.
+fn stream_and_stop(
+    path: &Path,
+    mut stream: v4l::io::mmap::Stream<'_>,
+    neg: Negotiated,
+    encoder: Option<&mut Encoder>,
+    tx: &tokio::sync::mpsc::Sender<Captured>,
+    dropped: &AtomicU64,
+    desc: CameraDescription,
+) -> Result<(), Error> {
     if tx.try_send(Captured::Opened(desc)).is_err() {
         return Ok(());
     }
     let mut state = CaptureState::new(neg);
-    let result = state.run(path, &mut stream, &mut encoder, &tx, dropped);
+    let result = state.run(path, &mut stream, encoder, tx, dropped);
     // `Stream`'s Drop panics (and the release profile aborts) if STREAMOFF fails with anything but
     // ENODEV; stopping here first turns such a failure into a logged leak of this one stream.
     match stream.stop() {
@@ -236,19 +270,17 @@ fn negotiate(dev: &v4l::Device, spec: &V4l2Spec) -> Result<Negotiated, Error> {
                 offered_codes.join(", ")
             ))
         }
-        None => match offered.iter().find_map(|d| PixelFormat::from_fourcc(&d.fourcc.repr)) {
+        // The first raw format the device lists; issue 14: MJPEG when it lists none.
+        None => match offered
+            .iter()
+            .find_map(|d| PixelFormat::from_fourcc(&d.fourcc.repr).filter(|f| *f != PixelFormat::Mjpeg))
+            .or_else(|| offered.iter().any(|d| d.fourcc.repr == *b"MJPG").then_some(PixelFormat::Mjpeg))
+        {
             Some(f) => f,
-            None if offered.iter().any(|d| matches!(&d.fourcc.repr, b"MJPG" | b"JPEG")) => {
-                return Err(crate::err!(
-                    InvalidArgument,
-                    "V4L2 {path}: MJPEG devices are not recorded by this build yet (issue 14); it offers {}",
-                    offered_codes.join(", ")
-                ))
-            }
             None => {
                 return Err(crate::err!(
                     InvalidArgument,
-                    "V4L2 {path}: no raw format edgerec converts (YUYV, NV12, UYVY, YU12); it offers {}",
+                    "V4L2 {path}: no format edgerec records (YUYV, NV12, UYVY, YU12, MJPG); it offers {}",
                     offered_codes.join(", ")
                 ))
             }
@@ -269,7 +301,8 @@ fn negotiate(dev: &v4l::Device, spec: &V4l2Spec) -> Result<Negotiated, Error> {
     if (got.width, got.height) != (width, height) {
         tracing::warn!(device = %path, "asked for {width}x{height}, the driver set {}x{}", got.width, got.height);
     }
-    if got.width < 16 || got.height < 16 || got.width % 2 == 1 || got.height % 2 == 1 {
+    let odd = format != PixelFormat::Mjpeg && (got.width % 2 == 1 || got.height % 2 == 1);
+    if got.width < 16 || got.height < 16 || odd {
         return Err(crate::err!(
             InvalidArgument,
             "V4L2 {path}: the driver set {}x{}; the encoder needs an even size of at least 16x16",
@@ -288,6 +321,8 @@ fn negotiate(dev: &v4l::Device, spec: &V4l2Spec) -> Result<Negotiated, Error> {
     let min_stride = match format {
         PixelFormat::Yuyv | PixelFormat::Uyvy => got.width * 2,
         PixelFormat::Nv12 | PixelFormat::Yu12 => got.width,
+        // Compressed: no lines (drivers report 0).
+        PixelFormat::Mjpeg => 0,
     };
     if got.stride < min_stride {
         return Err(crate::err!(
@@ -362,11 +397,18 @@ struct CaptureState {
 impl CaptureState {
     fn new(neg: Negotiated) -> Self {
         let (w, h) = (neg.width as usize, neg.height as usize);
+        let mjpeg = neg.format == PixelFormat::Mjpeg;
+        // MJPEG's sample entry follows from the negotiated size alone (issue 14); `negotiate`
+        // keeps sizes within 3840x2160, so they fit its 16-bit fields.
+        let entry = match (mjpeg, u16::try_from(neg.width), u16::try_from(neg.height)) {
+            (true, Ok(w), Ok(h)) => SampleEntry::new(mjpeg_sample_entry(w, h), VIDEO_TIMESCALE_HZ).ok().map(Arc::new),
+            _ => None,
+        };
         CaptureState {
             neg,
-            i420: vec![0; w * h + 2 * (w / 2) * (h / 2)],
+            i420: if mjpeg { Vec::new() } else { vec![0; w * h + 2 * (w / 2) * (h / 2)] },
             params: ParameterSets::default(),
-            entry: None,
+            entry,
             clock: MediaClock::SnappedDeviceTimestamps,
             first_device_us: None,
             last_device_us: None,
@@ -379,11 +421,12 @@ impl CaptureState {
         &mut self,
         path: &Path,
         stream: &mut v4l::io::mmap::Stream<'_>,
-        encoder: &mut Encoder,
+        mut encoder: Option<&mut Encoder>,
         tx: &tokio::sync::mpsc::Sender<Captured>,
         dropped: &AtomicU64,
     ) -> Result<(), Error> {
         let mut first = true;
+        let mut bad_jpegs = 0u64;
         let mut waited = Duration::ZERO;
         loop {
             if !first {
@@ -445,6 +488,36 @@ impl CaptureState {
                     buf.len()
                 )
             })?;
+            let Some(encoder) = encoder.as_deref_mut() else {
+                // Issue 14 (DEV-1): MJPEG passes through unchanged, once it is seen to be one
+                // whole JPEG. Anything else (v4l2loopback's first buffer before its writer wrote,
+                // a torn frame) is dropped and counted, never recorded.
+                let jpeg = match whole_jpeg(data, &self.neg) {
+                    Ok(j) => j,
+                    Err(why) => {
+                        bad_jpegs += 1;
+                        if bad_jpegs.is_power_of_two() {
+                            tracing::warn!(device = %path.display(), "frame {} dropped: {why} ({bad_jpegs} so far)", meta.sequence);
+                        }
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                };
+                let Some(entry) = self.entry.clone() else {
+                    dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                let media_90k = self.media_time(timestamp_us(&meta.timestamp));
+                self.last_media_90k = Some(media_90k);
+                let frame = Frame {
+                    kind: StreamKind::Video,
+                    media_time: media_90k,
+                    key: true,
+                    data: Bytes::copy_from_slice(jpeg),
+                };
+                permit.send(Captured::Frame(entry, frame));
+                continue;
+            };
             to_i420(&self.neg, data, &mut self.i420)
                 .map_err(|m| crate::err!(InvalidArgument, "V4L2 {}: frame {}: {m}", path.display(), meta.sequence))?;
             let device_us = timestamp_us(&meta.timestamp);
@@ -545,6 +618,29 @@ fn strip_start_code(nal: &[u8]) -> &[u8] {
     nal.strip_prefix(&[0, 0, 0, 1]).or_else(|| nal.strip_prefix(&[0, 0, 1])).unwrap_or(nal)
 }
 
+/// The JPEG in an MJPEG buffer, SOI to EOI (padding after EOI left out), or why the buffer is not
+/// one (issue 14, DEV-1). Cheap: the markers at both ends and the size, never a decode. The cap,
+/// three bytes per pixel plus 64 KiB of tables and metadata, is above any JPEG a camera makes of
+/// the negotiated size (an uncompressed RGB picture) and stops a runaway writer.
+fn whole_jpeg<'a>(data: &'a [u8], neg: &Negotiated) -> Result<&'a [u8], String> {
+    let max = (neg.width as usize).saturating_mul(neg.height as usize).saturating_mul(3).saturating_add(64 << 10);
+    if data.len() < MIN_JPEG_BYTES {
+        return Err(format!("{} bytes is too short for a JPEG", data.len()));
+    }
+    if data.len() > max {
+        return Err(format!("{} bytes is more than a {}x{} JPEG takes ({max})", data.len(), neg.width, neg.height));
+    }
+    if data[..2] != [0xFF, 0xD8] {
+        return Err(format!("no JPEG start of image (starts {:02X} {:02X})", data[0], data[1]));
+    }
+    let tail_from = data.len().saturating_sub(JPEG_TAIL_SEARCH_BYTES).max(2);
+    let eoi = data[tail_from..]
+        .windows(2)
+        .rposition(|w| w == [0xFF, 0xD9])
+        .ok_or_else(|| format!("no JPEG end of image in the last {JPEG_TAIL_SEARCH_BYTES} bytes (a torn frame)"))?;
+    Ok(&data[..tail_from + eoi + 2])
+}
+
 /// Converts one raw frame of the negotiated format into `i420` (Y, then U and V at half size).
 /// The buffer is untrusted (a loopback writer sets it): its length is checked before any read.
 fn to_i420(neg: &Negotiated, src: &[u8], i420: &mut [u8]) -> Result<(), String> {
@@ -555,6 +651,7 @@ fn to_i420(neg: &Negotiated, src: &[u8], i420: &mut [u8]) -> Result<(), String> 
         PixelFormat::Yuyv | PixelFormat::Uyvy => stride * h,
         PixelFormat::Nv12 => stride * h + stride * ch,
         PixelFormat::Yu12 => stride * h + 2 * (stride / 2) * ch,
+        PixelFormat::Mjpeg => return Err("internal: MJPEG is not converted".to_owned()),
     };
     if src.len() < needed {
         return Err(format!("{} bytes, a {}x{} {} frame needs {needed}", src.len(), w, h, neg.format.name()));
@@ -610,6 +707,7 @@ fn to_i420(neg: &Negotiated, src: &[u8], i420: &mut [u8]) -> Result<(), String> 
                 dv[crow * cw..(crow + 1) * cw].copy_from_slice(&v_plane[crow * cstride..crow * cstride + cw]);
             }
         }
+        PixelFormat::Mjpeg => {}
     }
     Ok(())
 }
@@ -710,6 +808,33 @@ mod tests {
 
     fn neg(format: PixelFormat, width: u32, height: u32, stride_bytes: u32) -> Negotiated {
         Negotiated { format, width, height, stride_bytes, interval_us: 40_000 }
+    }
+
+    /// Issue 14, DEV-1: an MJPEG buffer passes when it is one JPEG (padding after EOI left out);
+    /// v4l2loopback's unwritten first buffer, a torn frame, a tiny or an oversized one do not.
+    #[test]
+    fn dev1_mjpeg_buffers_are_checked_cheaply() {
+        let n = neg(PixelFormat::Mjpeg, 64, 48, 0);
+        let mut rgb = vec![0u8; 64 * 48 * 3];
+        rgb.iter_mut().enumerate().for_each(|(i, p)| *p = (i % 251) as u8);
+        let mut jpeg = Vec::new();
+        jpeg_encoder::Encoder::new(&mut jpeg, 80).encode(&rgb, 64, 48, jpeg_encoder::ColorType::Rgb).unwrap();
+        assert_eq!(whole_jpeg(&jpeg, &n).unwrap(), &jpeg[..]);
+        let mut padded = jpeg.clone();
+        padded.extend_from_slice(&[0; 100]);
+        assert_eq!(whole_jpeg(&padded, &n).unwrap(), &jpeg[..]);
+        let zeros = vec![0u8; 64 * 48 * 2];
+        assert!(whole_jpeg(&zeros, &n).unwrap_err().contains("start of image"));
+        assert!(whole_jpeg(&jpeg[..jpeg.len() - 10], &n).unwrap_err().contains("end of image"));
+        assert!(whole_jpeg(&jpeg[..10], &n).unwrap_err().contains("too short"));
+        let mut huge = jpeg.clone();
+        huge.splice(2..2, std::iter::repeat_n(0u8, 64 * 48 * 3 + (64 << 10)));
+        assert!(whole_jpeg(&huge, &n).unwrap_err().contains("more than"));
+        // The capture state of an MJPEG device has its sample entry before the first frame.
+        let state = CaptureState::new(n);
+        let entry = state.entry.expect("MJPEG entry");
+        assert_eq!((entry.codec(), entry.width(), entry.height()), (crate::media::Codec::Mjpeg, 64, 48));
+        assert!(state.i420.is_empty());
     }
 
     /// Issue 14 point 2: YUYV (vivid's default) with padded lines becomes I420; the chroma of two
