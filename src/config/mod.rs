@@ -1128,13 +1128,12 @@ fn v4l2_spec(
     if let Some(f) = &r.format {
         let code = f.get_ref().trim();
         spec.format = Some(PixelFormat::from_fourcc(code.as_bytes()).ok_or_else(|| {
-            let why = if matches!(code, "H264") {
-                "V4L2 H.264 is not recorded by this build yet"
-            } else {
-                "not a format edgerec records"
-            };
             let known: Vec<&str> = PixelFormat::ALL.iter().map(|p| p.name()).collect();
-            origin.error(f, "camera.v4l2.format", format!("{code:?}: {why}; use one of {}", known.join(", ")))
+            origin.error(
+                f,
+                "camera.v4l2.format",
+                format!("{code:?}: not a format edgerec records; use one of {}", known.join(", ")),
+            )
         })?);
     }
     let int_in = |v: &Spanned<i64>, key: &str, range: std::ops::RangeInclusive<i64>| {
@@ -1427,7 +1426,7 @@ mod tests {
         let cases = [
             ("source = \"v4l2:video0\"\n", "x.toml:7: key `camera.source`: \"video0\" is not a device path"),
             ("source = \"v4l2:/dev/../etc/passwd\"\n", "x.toml:7: key `camera.source`: \"/dev/../etc/passwd\" is not"),
-            ("format = \"H264\"\n", "x.toml:9: key `camera.v4l2.format`: \"H264\": V4L2 H.264 is not recorded by"),
+            ("format = \"HEVC\"\n", "x.toml:9: key `camera.v4l2.format`: \"HEVC\": not a format edgerec records;"),
             (
                 "format = \"RGB3\"\n",
                 "x.toml:9: key `camera.v4l2.format`: \"RGB3\": not a format edgerec records; use one of YUYV",

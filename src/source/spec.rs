@@ -54,8 +54,8 @@ pub struct V4l2Spec {
 }
 
 /// The pixel formats a V4L2 camera may deliver that edgerec records: raw ones are converted to
-/// I420 and encoded; MJPEG is recorded as delivered (issue 14, DEV-1). H.264 devices are not
-/// recorded yet.
+/// I420 and encoded; MJPEG and H.264 (UVC H.264 cameras) are recorded as delivered (issue 14,
+/// DEV-1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PixelFormat {
     /// Packed 4:2:2, Y0 U Y1 V (`YUYV`): vivid's default, most UVC webcams.
@@ -68,13 +68,27 @@ pub enum PixelFormat {
     Yu12,
     /// Motion JPEG (`MJPG`): one JPEG per buffer, recorded as it is (issue 14, DEV-1).
     Mjpeg,
+    /// H.264 (`H264`): one Annex B access unit per buffer, recorded as it is (issue 14, DEV-1).
+    H264,
 }
 
 impl PixelFormat {
     /// Every format edgerec records, in the order it prefers them when the config names none: raw
-    /// first (the bitrate is the config's), MJPEG when the device offers nothing raw (issue 14).
-    pub const ALL: [PixelFormat; 5] =
-        [PixelFormat::Yuyv, PixelFormat::Nv12, PixelFormat::Uyvy, PixelFormat::Yu12, PixelFormat::Mjpeg];
+    /// first (the bitrate is the config's), then MJPEG, then H.264 when the device offers nothing
+    /// raw (issue 14).
+    pub const ALL: [PixelFormat; 6] = [
+        PixelFormat::Yuyv,
+        PixelFormat::Nv12,
+        PixelFormat::Uyvy,
+        PixelFormat::Yu12,
+        PixelFormat::Mjpeg,
+        PixelFormat::H264,
+    ];
+
+    /// True for the formats recorded as delivered, without the encoder (issue 14).
+    pub fn is_compressed(self) -> bool {
+        matches!(self, PixelFormat::Mjpeg | PixelFormat::H264)
+    }
 
     /// The V4L2 four-character code.
     pub fn fourcc(self) -> [u8; 4] {
@@ -84,6 +98,7 @@ impl PixelFormat {
             PixelFormat::Nv12 => *b"NV12",
             PixelFormat::Yu12 => *b"YU12",
             PixelFormat::Mjpeg => *b"MJPG",
+            PixelFormat::H264 => *b"H264",
         }
     }
 
@@ -100,6 +115,7 @@ impl PixelFormat {
             PixelFormat::Nv12 => "NV12",
             PixelFormat::Yu12 => "YU12",
             PixelFormat::Mjpeg => "MJPG",
+            PixelFormat::H264 => "H264",
         }
     }
 }

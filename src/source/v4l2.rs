@@ -1,7 +1,8 @@
 //! Local V4L2 cameras (issue 14, DEV-1): one blocking capture thread per device streams mmap
 //! buffers, converts raw frames to I420 and encodes them to H.264 with openh264, or passes MJPEG
-//! frames through as they are (each checked to be one whole JPEG); the session hands the frames to
-//! the sink on the ingest task.
+//! frames (each checked to be one whole JPEG) and H.264 access units (Annex B, rewritten
+//! length-prefixed with SPS/PPS moved into the `avc1` entry) through without re-encoding; the
+//! session hands the frames to the sink on the ingest task.
 //! Invariant: the capture thread never waits on the sink (a full queue drops the raw frame and
 //! counts it) and every buffer the kernel hands over is checked against the negotiated format
 //! before it is read; a buffer that is not what the format says is dropped and counted.
@@ -171,11 +172,10 @@ fn capture(spec: &V4l2Spec, tx: tokio::sync::mpsc::Sender<Captured>, dropped: &A
         ));
     }
     let neg = negotiate(&dev, spec)?;
-    let mjpeg = neg.format == PixelFormat::Mjpeg;
     let desc = CameraDescription {
         video: Some(StreamDescription {
             index: 0,
-            encoding: if mjpeg { "mjpeg" } else { "h264" }.to_owned(),
+            encoding: if neg.format == PixelFormat::Mjpeg { "mjpeg" } else { "h264" }.to_owned(),
             clock_rate_hz: VIDEO_TIMESCALE_HZ,
             width: neg.width,
             height: neg.height,
@@ -187,15 +187,16 @@ fn capture(spec: &V4l2Spec, tx: tokio::sync::mpsc::Sender<Captured>, dropped: &A
     let mut stream = v4l::io::mmap::Stream::with_buffers(&dev, Type::VideoCapture, MMAP_BUFFERS)
         .map_err(|e| io_err(path, "REQBUFS/mmap", &e))?;
     stream.set_timeout(FIRST_FRAME_TIMEOUT);
-    if mjpeg {
-        // Issue 14 (DEV-1): MJPEG is recorded as delivered; no encoder.
+    if neg.format.is_compressed() {
+        // Issue 14 (DEV-1): MJPEG and H.264 are recorded as delivered; no encoder.
         tracing::info!(
             device = %path.display(),
             card = %caps.card,
+            format = neg.format.name(),
             width = neg.width,
             height = neg.height,
             fps,
-            "V4L2 device opened; recording MJPEG as delivered"
+            "V4L2 device opened; recording as delivered"
         );
         return stream_and_stop(path, stream, neg, None, &tx, dropped, desc);
     }
@@ -270,17 +271,20 @@ fn negotiate(dev: &v4l::Device, spec: &V4l2Spec) -> Result<Negotiated, Error> {
                 offered_codes.join(", ")
             ))
         }
-        // The first raw format the device lists; issue 14: MJPEG when it lists none.
+        // The first raw format the device lists; issue 14: else MJPEG, else H.264.
         None => match offered
             .iter()
-            .find_map(|d| PixelFormat::from_fourcc(&d.fourcc.repr).filter(|f| *f != PixelFormat::Mjpeg))
-            .or_else(|| offered.iter().any(|d| d.fourcc.repr == *b"MJPG").then_some(PixelFormat::Mjpeg))
-        {
+            .find_map(|d| PixelFormat::from_fourcc(&d.fourcc.repr).filter(|f| !f.is_compressed()))
+            .or_else(|| {
+                [PixelFormat::Mjpeg, PixelFormat::H264]
+                    .into_iter()
+                    .find(|f| offered.iter().any(|d| d.fourcc.repr == f.fourcc()))
+            }) {
             Some(f) => f,
             None => {
                 return Err(crate::err!(
                     InvalidArgument,
-                    "V4L2 {path}: no format edgerec records (YUYV, NV12, UYVY, YU12, MJPG); it offers {}",
+                    "V4L2 {path}: no format edgerec records (YUYV, NV12, UYVY, YU12, MJPG, H264); it offers {}",
                     offered_codes.join(", ")
                 ))
             }
@@ -301,7 +305,7 @@ fn negotiate(dev: &v4l::Device, spec: &V4l2Spec) -> Result<Negotiated, Error> {
     if (got.width, got.height) != (width, height) {
         tracing::warn!(device = %path, "asked for {width}x{height}, the driver set {}x{}", got.width, got.height);
     }
-    let odd = format != PixelFormat::Mjpeg && (got.width % 2 == 1 || got.height % 2 == 1);
+    let odd = !format.is_compressed() && (got.width % 2 == 1 || got.height % 2 == 1);
     if got.width < 16 || got.height < 16 || odd {
         return Err(crate::err!(
             InvalidArgument,
@@ -322,7 +326,7 @@ fn negotiate(dev: &v4l::Device, spec: &V4l2Spec) -> Result<Negotiated, Error> {
         PixelFormat::Yuyv | PixelFormat::Uyvy => got.width * 2,
         PixelFormat::Nv12 | PixelFormat::Yu12 => got.width,
         // Compressed: no lines (drivers report 0).
-        PixelFormat::Mjpeg => 0,
+        PixelFormat::Mjpeg | PixelFormat::H264 => 0,
     };
     if got.stride < min_stride {
         return Err(crate::err!(
@@ -392,12 +396,16 @@ struct CaptureState {
     last_media_90k: Option<i64>,
     /// The driver's sequence number of the last frame, to count frames the driver dropped.
     last_sequence: Option<u32>,
+    /// H.264 pass-through: an IDR has arrived since the sample entry was (re)built, so frames can
+    /// be decoded from here on.
+    h264_synced: bool,
 }
 
 impl CaptureState {
     fn new(neg: Negotiated) -> Self {
         let (w, h) = (neg.width as usize, neg.height as usize);
         let mjpeg = neg.format == PixelFormat::Mjpeg;
+        let compressed = neg.format.is_compressed();
         // MJPEG's sample entry follows from the negotiated size alone (issue 14); `negotiate`
         // keeps sizes within 3840x2160, so they fit its 16-bit fields.
         let entry = match (mjpeg, u16::try_from(neg.width), u16::try_from(neg.height)) {
@@ -406,7 +414,7 @@ impl CaptureState {
         };
         CaptureState {
             neg,
-            i420: if mjpeg { Vec::new() } else { vec![0; w * h + 2 * (w / 2) * (h / 2)] },
+            i420: if compressed { Vec::new() } else { vec![0; w * h + 2 * (w / 2) * (h / 2)] },
             params: ParameterSets::default(),
             entry,
             clock: MediaClock::SnappedDeviceTimestamps,
@@ -414,6 +422,7 @@ impl CaptureState {
             last_device_us: None,
             last_media_90k: None,
             last_sequence: None,
+            h264_synced: false,
         }
     }
 
@@ -426,7 +435,7 @@ impl CaptureState {
         dropped: &AtomicU64,
     ) -> Result<(), Error> {
         let mut first = true;
-        let mut bad_jpegs = 0u64;
+        let mut bad_buffers = 0u64;
         let mut waited = Duration::ZERO;
         loop {
             if !first {
@@ -488,6 +497,34 @@ impl CaptureState {
                     buf.len()
                 )
             })?;
+            if self.neg.format == PixelFormat::H264 {
+                // Issue 14 (DEV-1): an H.264 access unit passes through, rewritten length-prefixed
+                // with its SPS/PPS taken into the sample entry. A buffer that is not Annex B, has
+                // no picture, or comes before the first IDR (nothing could decode it) is dropped
+                // and counted.
+                let media_90k = match self.passthrough_h264(path, data) {
+                    Ok(Some(frame)) => {
+                        let media_90k = self.media_time(timestamp_us(&meta.timestamp));
+                        self.last_media_90k = Some(media_90k);
+                        Some((media_90k, frame))
+                    }
+                    Ok(None) => None,
+                    Err(why) => {
+                        self.bad_buffer(path, meta.sequence, &why, &mut bad_buffers);
+                        None
+                    }
+                };
+                match (media_90k, self.entry.clone()) {
+                    (Some((media_time, (key, au))), Some(entry)) => {
+                        let frame = Frame { kind: StreamKind::Video, media_time, key, data: Bytes::from(au) };
+                        permit.send(Captured::Frame(entry, frame));
+                    }
+                    _ => {
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                continue;
+            }
             let Some(encoder) = encoder.as_deref_mut() else {
                 // Issue 14 (DEV-1): MJPEG passes through unchanged, once it is seen to be one
                 // whole JPEG. Anything else (v4l2loopback's first buffer before its writer wrote,
@@ -495,10 +532,7 @@ impl CaptureState {
                 let jpeg = match whole_jpeg(data, &self.neg) {
                     Ok(j) => j,
                     Err(why) => {
-                        bad_jpegs += 1;
-                        if bad_jpegs.is_power_of_two() {
-                            tracing::warn!(device = %path.display(), "frame {} dropped: {why} ({bad_jpegs} so far)", meta.sequence);
-                        }
+                        self.bad_buffer(path, meta.sequence, &why, &mut bad_buffers);
                         dropped.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
@@ -537,6 +571,21 @@ impl CaptureState {
         }
     }
 
+    /// Logs a buffer dropped because it is not what the format says (the first, then every power
+    /// of two). Before the session's first frame such a buffer does not anchor the count of the
+    /// driver's sequence numbers: v4l2loopback's first buffer is a stale one numbered 0, and the
+    /// frames its writer wrote before this session opened are not frames the recording lost
+    /// (issue 14, status never lies).
+    fn bad_buffer(&mut self, path: &Path, sequence: u32, why: &str, count: &mut u64) {
+        *count += 1;
+        if count.is_power_of_two() {
+            tracing::warn!(device = %path.display(), "frame {sequence} dropped: {why} ({count} so far)");
+        }
+        if self.last_media_90k.is_none() {
+            self.last_sequence = None;
+        }
+    }
+
     /// The media time of a frame captured at `device_us`, strictly after the previous frame's.
     fn media_time(&mut self, device_us: i64) -> i64 {
         let interval_us = self.neg.interval_us as i64;
@@ -558,6 +607,68 @@ impl CaptureState {
             self.clock = MediaClock::FrameCount;
         }
         last + step_90k
+    }
+
+    /// An H.264 access unit as delivered (Annex B) as a frame: (IDR?, length-prefixed NAL units
+    /// without parameter sets or access unit delimiters), or None for a buffer without a picture
+    /// or one before the first IDR. In-band SPS/PPS update the `avc1` sample entry (a changed one
+    /// starts a new run downstream), as for RTSP. Errors say why the buffer is not H.264.
+    fn passthrough_h264(&mut self, path: &Path, data: &[u8]) -> Result<Option<(bool, Vec<u8>)>, String> {
+        let max = (self.neg.width as usize).saturating_mul(self.neg.height as usize).saturating_mul(3);
+        if data.len() > max {
+            return Err(format!(
+                "{} bytes is more than a {}x{} access unit takes",
+                data.len(),
+                self.neg.width,
+                self.neg.height
+            ));
+        }
+        let mut params = self.params.clone();
+        let mut out = Vec::with_capacity(data.len());
+        let (mut idr, mut picture) = (false, false);
+        for nal in annexb_nals(data)? {
+            match nal[0] & 0x1f {
+                7 => params.sps = Some(nal.to_vec()),
+                8 => params.pps = Some(nal.to_vec()),
+                // Access unit delimiters carry nothing a recording needs.
+                9 => {}
+                t => {
+                    idr |= t == 5;
+                    picture |= (1..=5).contains(&t);
+                    let len = u32::try_from(nal.len()).map_err(|_| "a NAL unit over 4 GiB".to_owned())?;
+                    out.extend_from_slice(&len.to_be_bytes());
+                    out.extend_from_slice(nal);
+                }
+            }
+        }
+        if params != self.params || self.entry.is_none() {
+            match params.sample_entry_box(VideoCodec::H264) {
+                Ok(Some(b)) => {
+                    let entry =
+                        SampleEntry::new(b, VIDEO_TIMESCALE_HZ).map_err(|m| format!("avc1 sample entry: {m}"))?;
+                    if (u32::from(entry.width()), u32::from(entry.height())) != (self.neg.width, self.neg.height) {
+                        tracing::warn!(
+                            device = %path.display(),
+                            "the SPS says {}x{}, the driver set {}x{}; recording the SPS's size",
+                            entry.width(),
+                            entry.height(),
+                            self.neg.width,
+                            self.neg.height
+                        );
+                    }
+                    self.entry = Some(Arc::new(entry));
+                    self.h264_synced = false;
+                }
+                Ok(None) => {}
+                Err(m) => return Err(format!("in-band SPS/PPS: {m}")),
+            }
+            self.params = params;
+        }
+        self.h264_synced |= idr && self.entry.is_some();
+        if !picture || !self.h264_synced {
+            return Ok(None);
+        }
+        Ok(Some((idr, out)))
     }
 
     /// Encodes the I420 picture: (key frame?, length-prefixed NAL units without parameter sets),
@@ -651,7 +762,9 @@ fn to_i420(neg: &Negotiated, src: &[u8], i420: &mut [u8]) -> Result<(), String> 
         PixelFormat::Yuyv | PixelFormat::Uyvy => stride * h,
         PixelFormat::Nv12 => stride * h + stride * ch,
         PixelFormat::Yu12 => stride * h + 2 * (stride / 2) * ch,
-        PixelFormat::Mjpeg => return Err("internal: MJPEG is not converted".to_owned()),
+        PixelFormat::Mjpeg | PixelFormat::H264 => {
+            return Err("internal: compressed frames are not converted".to_owned())
+        }
     };
     if src.len() < needed {
         return Err(format!("{} bytes, a {}x{} {} frame needs {needed}", src.len(), w, h, neg.format.name()));
@@ -707,9 +820,47 @@ fn to_i420(neg: &Negotiated, src: &[u8], i420: &mut [u8]) -> Result<(), String> 
                 dv[crow * cw..(crow + 1) * cw].copy_from_slice(&v_plane[crow * cstride..crow * cstride + cw]);
             }
         }
-        PixelFormat::Mjpeg => {}
+        PixelFormat::Mjpeg | PixelFormat::H264 => {}
     }
     Ok(())
+}
+
+/// The NAL units of an Annex B access unit, without start codes (issue 14, H.264 pass-through).
+/// The buffer must begin with a start code; the zero bytes before the next start code (its
+/// leading zero, `trailing_zero_8bits`) are not part of a unit. An empty unit is an error.
+fn annexb_nals(data: &[u8]) -> Result<Vec<&[u8]>, String> {
+    let starts_at = |i: usize| data.get(i..i + 3) == Some(&[0, 0, 1][..]);
+    let first = if starts_at(0) {
+        3
+    } else if data.first() == Some(&0) && starts_at(1) {
+        4
+    } else {
+        return Err("not H.264 Annex B (no start code at the beginning)".to_owned());
+    };
+    let mut nals = Vec::new();
+    let mut begin = first;
+    let mut i = first;
+    while i + 3 <= data.len() {
+        if starts_at(i) {
+            nals.push(&data[begin..i]);
+            begin = i + 3;
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    nals.push(&data[begin..]);
+    let nals: Vec<&[u8]> = nals
+        .into_iter()
+        .map(|n| {
+            let end = n.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1);
+            &n[..end]
+        })
+        .collect();
+    if nals.iter().any(|n| n.is_empty()) {
+        return Err("an empty NAL unit".to_owned());
+    }
+    Ok(nals)
 }
 
 /// `edgerec devices` (issue 14, DEV-14): every `/dev/video*` node with its card, driver and stable
@@ -921,6 +1072,75 @@ mod tests {
             None => panic!("the key frame gave no picture"),
         };
         assert!((i32::from(picture) - 120).abs() <= 3, "luma {picture}");
+    }
+
+    /// Issue 14, DEV-1 (H.264 pass-through): a UVC-style H.264 device's Annex B access units are
+    /// recorded as they are, length-prefixed, with SPS/PPS moved into the `avc1` entry (of the
+    /// SPS's size) and AUDs left out; nothing before the first IDR, nothing without a picture, and
+    /// a buffer that is not Annex B is an error.
+    #[test]
+    fn dev1_h264_access_units_pass_through() {
+        let (w, h) = (64u32, 48u32);
+        let config = EncoderConfig::new()
+            .bitrate(BitRate::from_bps(500_000))
+            .max_frame_rate(FrameRate::from_hz(25.0))
+            .intra_frame_period(IntraFramePeriod::from_num_frames(50))
+            .skip_frames(false)
+            .num_threads(1);
+        let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config).unwrap();
+        let i420: Vec<u8> = vec![120; (w * h + w * h / 2) as usize];
+        let yuv = YUVSlices::new(
+            (
+                &i420[..(w * h) as usize],
+                &i420[(w * h) as usize..][..(w * h / 4) as usize],
+                &i420[..(w * h / 4) as usize],
+            ),
+            (w as usize, h as usize),
+            (w as usize, w as usize / 2, w as usize / 2),
+        );
+        let units: Vec<Vec<u8>> = (0..3).map(|_| encoder.encode(&yuv).unwrap().to_vec()).collect();
+        let path = Path::new("/dev/video9");
+        let mut state = CaptureState::new(neg(PixelFormat::H264, w, h, 0));
+        assert!(state.entry.is_none() && state.i420.is_empty());
+        // A P frame before any IDR: nothing to decode it with.
+        let p_only: Vec<u8> =
+            annexb_nals(&units[1]).unwrap().iter().flat_map(|n| [&[0, 0, 0, 1][..], n].concat()).collect();
+        assert_eq!(state.passthrough_h264(path, &p_only).unwrap(), None);
+        // An AUD, then the IDR access unit with its SPS/PPS.
+        let mut idr = vec![0, 0, 0, 1, 0x09, 0xF0];
+        idr.extend_from_slice(&units[0]);
+        let (key, data) = state.passthrough_h264(path, &idr).unwrap().expect("the IDR is a frame");
+        assert!(key);
+        let entry = state.entry.clone().expect("avc1 from the in-band SPS/PPS");
+        assert_eq!((entry.codec(), entry.width(), entry.height()), (crate::media::Codec::H264, 64, 48));
+        let mut types = Vec::new();
+        let mut rest = data.as_slice();
+        while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+            let len = u32::from_be_bytes(*len) as usize;
+            types.push(tail[0] & 0x1f);
+            rest = &tail[len..];
+        }
+        assert!(types.contains(&5) && !types.iter().any(|t| matches!(t, 7..=9)), "NAL types {types:?}");
+        // The next frames are not key frames; the entry stays.
+        let (key, _) = state.passthrough_h264(path, &units[1]).unwrap().expect("a P frame");
+        assert!(!key);
+        assert!(Arc::ptr_eq(&entry, state.entry.as_ref().unwrap()));
+        // SPS/PPS alone: no picture, no frame.
+        let sps_pps: Vec<u8> = annexb_nals(&units[0])
+            .unwrap()
+            .iter()
+            .filter(|n| matches!(n[0] & 0x1f, 7 | 8))
+            .flat_map(|n| [&[0, 0, 1][..], n].concat())
+            .collect();
+        assert_eq!(state.passthrough_h264(path, &sps_pps).unwrap(), None);
+        // Not Annex B; an empty unit between two start codes.
+        let jpeg_like = [0xFF, 0xD8, 0xFF, 0xE0, 0, 0, 1, 0x65];
+        assert!(state.passthrough_h264(path, &jpeg_like).unwrap_err().contains("start code"));
+        assert!(annexb_nals(&[0, 0, 1, 0, 0, 1, 0x65, 1]).unwrap_err().contains("empty"));
+        assert_eq!(
+            annexb_nals(&[0, 0, 0, 1, 0x67, 1, 0, 0, 0, 1, 0x68, 2, 0]).unwrap(),
+            [&[0x67, 1][..], &[0x68, 2][..]]
+        );
     }
 
     /// Issue 14 point 2 (DEV-23): media time follows the driver's timestamps from the session's
