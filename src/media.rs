@@ -46,21 +46,32 @@ impl StreamKind {
 pub enum Codec {
     H264,
     H265,
+    /// Motion JPEG (issue 14, DEV-1: UVC/V4L2 MJPEG cameras recorded as delivered): every frame is
+    /// a complete baseline JPEG and a key frame. Its sample entry is `mp4v` with an `esds` whose
+    /// objectTypeIndication is 0x6C (ISO/IEC 10918-1), what ffmpeg's own mp4 muxer writes; see
+    /// `mjpeg_sample_entry`.
+    Mjpeg,
     Aac,
 }
+
+/// MPEG-4 Systems objectTypeIndication of JPEG (ISO/IEC 10918-1) in a `DecoderConfigDescriptor`.
+pub const MJPEG_OBJECT_TYPE: u8 = 0x6C;
+/// Bytes of a `VisualSampleEntry` before its child boxes: 8 header + 78 fields.
+const VISUAL_SAMPLE_ENTRY_BYTES: usize = 86;
 
 impl Codec {
     pub fn as_str(self) -> &'static str {
         match self {
             Codec::H264 => "h264",
             Codec::H265 => "h265",
+            Codec::Mjpeg => "mjpeg",
             Codec::Aac => "aac",
         }
     }
 
     pub fn kind(self) -> StreamKind {
         match self {
-            Codec::H264 | Codec::H265 => StreamKind::Video,
+            Codec::H264 | Codec::H265 | Codec::Mjpeg => StreamKind::Video,
             Codec::Aac => StreamKind::Audio,
         }
     }
@@ -74,9 +85,119 @@ impl Codec {
             _ => None,
         }
     }
+
+    /// The codec of a whole sample entry box: by fourcc, except `mp4v`, which is MJPEG only when
+    /// its `esds` says objectTypeIndication 0x6C (MPEG-4 Part 2 video, 0x20, is not recorded).
+    pub fn of_entry_box(box_bytes: &[u8]) -> Option<Self> {
+        let fourcc = box_bytes.get(4..8)?;
+        if fourcc == b"mp4v" {
+            return (esds_object_type(box_bytes) == Some(MJPEG_OBJECT_TYPE)).then_some(Codec::Mjpeg);
+        }
+        Codec::from_fourcc(fourcc)
+    }
 }
 
-/// The complete ISO-BMFF sample entry box (`avc1`, `hvc1` or `mp4a`, header included) that
+/// The objectTypeIndication of the `DecoderConfigDescriptor` in the `esds` child of an `mp4v`
+/// visual sample entry, or None when the box does not hold one where ISO/IEC 14496-14 puts it.
+fn esds_object_type(entry: &[u8]) -> Option<u8> {
+    const ES_DESCR: u8 = 0x03;
+    const DECODER_CONFIG: u8 = 0x04;
+    let mut rest = entry.get(VISUAL_SAMPLE_ENTRY_BYTES..)?;
+    let esds = loop {
+        let size = usize::try_from(u32::from_be_bytes(rest.get(0..4)?.try_into().ok()?)).ok()?;
+        let whole = rest.get(..size).filter(|_| size >= 8)?;
+        if &whole[4..8] == b"esds" {
+            // Full box: version and flags before the descriptors.
+            break whole.get(12..)?;
+        }
+        rest = &rest[size..];
+    };
+    // A descriptor's tag, then its length in 1..=4 bytes of 7 bits: returns where content starts.
+    let content_at = |at: usize, want: u8| -> Option<usize> {
+        if *esds.get(at)? != want {
+            return None;
+        }
+        let mut i = at + 1;
+        for _ in 0..4 {
+            let b = *esds.get(i)?;
+            i += 1;
+            if b & 0x80 == 0 {
+                return Some(i);
+            }
+        }
+        None
+    };
+    let es = content_at(0, ES_DESCR)?;
+    let flags = *esds.get(es + 2)?;
+    let mut at = es + 3;
+    if flags & 0x80 != 0 {
+        at += 2; // dependsOn_ES_ID
+    }
+    if flags & 0x40 != 0 {
+        at += 1 + usize::from(*esds.get(at)?); // URL
+    }
+    if flags & 0x20 != 0 {
+        at += 2; // OCR_ES_Id
+    }
+    esds.get(content_at(at, DECODER_CONFIG)?).copied()
+}
+
+/// The `mp4v` sample entry of an MJPEG stream of `width` × `height` pixels (issue 14, DEV-1): a
+/// `VisualSampleEntry` with an `esds` whose DecoderConfigDescriptor says objectTypeIndication 0x6C
+/// (JPEG), visual stream, no decoder specific info: byte for byte the layout ffmpeg's mp4 muxer
+/// writes for MJPEG, which ffmpeg and VLC play. QuickTime's `jpeg` entry plays too, but is not an
+/// ISO-BMFF sample entry; `mp4v` keeps the export a plain `isom` file.
+pub fn mjpeg_sample_entry(width: u16, height: u16) -> Vec<u8> {
+    let mut b = Vec::with_capacity(VISUAL_SAMPLE_ENTRY_BYTES + 39);
+    b.extend_from_slice(&[0; 4]); // size, patched below
+    b.extend_from_slice(b"mp4v");
+    b.extend_from_slice(&[0; 6]); // reserved
+    b.extend_from_slice(&1u16.to_be_bytes()); // data_reference_index
+    b.extend_from_slice(&[0; 16]); // pre_defined, reserved
+    b.extend_from_slice(&width.to_be_bytes());
+    b.extend_from_slice(&height.to_be_bytes());
+    b.extend_from_slice(&0x0048_0000u32.to_be_bytes()); // 72 dpi
+    b.extend_from_slice(&0x0048_0000u32.to_be_bytes());
+    b.extend_from_slice(&[0; 4]); // reserved
+    b.extend_from_slice(&1u16.to_be_bytes()); // frame_count
+    b.extend_from_slice(&[0; 32]); // compressorname
+    b.extend_from_slice(&0x0018u16.to_be_bytes()); // depth
+    b.extend_from_slice(&(-1i16).to_be_bytes()); // pre_defined
+    debug_assert_eq!(b.len(), VISUAL_SAMPLE_ENTRY_BYTES);
+    // esds: ES_Descriptor { ES_ID 1, no flags, DecoderConfigDescriptor { 0x6C, visual stream,
+    // buffer and bit rates 0 (unknown) }, SLConfigDescriptor { predefined 2 (MP4) } }.
+    let decoder_config = [
+        0x04,
+        13,
+        MJPEG_OBJECT_TYPE,
+        (0x04 << 2) | 1,
+        0,
+        0,
+        0, // bufferSizeDB
+        0,
+        0,
+        0,
+        0, // maxBitrate
+        0,
+        0,
+        0,
+        0, // avgBitrate
+    ];
+    let sl_config = [0x06, 1, 0x02];
+    let es_len = 3 + decoder_config.len() + sl_config.len();
+    let esds_len = 12 + 2 + es_len;
+    b.extend_from_slice(&u32::try_from(esds_len).expect("a few dozen bytes").to_be_bytes());
+    b.extend_from_slice(b"esds");
+    b.extend_from_slice(&[0; 4]); // version 0, flags 0
+    b.extend_from_slice(&[0x03, u8::try_from(es_len).expect("below 128"), 0, 1, 0]);
+    b.extend_from_slice(&decoder_config);
+    b.extend_from_slice(&sl_config);
+    let total = u32::try_from(b.len()).expect("a hundred-odd bytes");
+    b[0..4].copy_from_slice(&total.to_be_bytes());
+    b
+}
+
+/// The complete ISO-BMFF sample entry box (`avc1`, `hvc1`, `mp4v` (MJPEG) or `mp4a`, header included) that
 /// describes how to decode a stream, plus the facts export and status need from it.
 ///
 /// Sample entries are what MP4 export puts into `stsd`, and they are stored in every chunk so the
@@ -105,7 +226,7 @@ impl SampleEntry {
         if declared != box_bytes.len() {
             return Err(format!("sample entry box declares {declared} bytes but has {}", box_bytes.len()));
         }
-        let codec = Codec::from_fourcc(&box_bytes[4..8])
+        let codec = Codec::of_entry_box(&box_bytes)
             .ok_or_else(|| format!("unsupported sample entry {:?}", String::from_utf8_lossy(&box_bytes[4..8])))?;
         if timescale_hz == 0 {
             return Err("sample entry timescale is 0".to_owned());
@@ -151,7 +272,8 @@ pub struct Frame {
     pub media_time: i64,
     /// True for a random access point (IDR; for H.265 also CRA, see `source::rtsp::H265KeyFramePolicy`).
     pub key: bool,
-    /// The encoded bytes: AVC/HEVC length-prefixed NAL units (4-byte lengths) or raw AAC.
+    /// The encoded bytes: AVC/HEVC length-prefixed NAL units (4-byte lengths), one whole JPEG
+    /// (MJPEG, SOI to EOI) or raw AAC.
     pub data: Bytes,
 }
 
@@ -170,4 +292,29 @@ pub struct IngestFrame {
     /// Some(keep µs) for a disk pre-buffer frame (REC-3): stored as temporary and expired after
     /// `keep` unless a recording start makes it permanent. None = part of a recording.
     pub temporary_keep_us: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Issue 14, DEV-1: the MJPEG sample entry is recognised as MJPEG with its size, and an `mp4v`
+    // of another object type (MPEG-4 Part 2, 0x20) is refused with the fourcc named.
+    #[test]
+    fn dev1_mjpeg_sample_entry_round_trips_and_mpeg4_part2_is_refused() {
+        let b = mjpeg_sample_entry(640, 480);
+        let e = SampleEntry::new(b.clone(), VIDEO_TIMESCALE_HZ).unwrap();
+        assert_eq!((e.codec(), e.width(), e.height(), e.codec().kind()), (Codec::Mjpeg, 640, 480, StreamKind::Video));
+        assert_eq!(e.codec().as_str(), "mjpeg");
+        let oti_at = b.windows(2).position(|w| w == [0x04, 13]).unwrap() + 2;
+        let mut part2 = b.clone();
+        part2[oti_at] = 0x20;
+        let err = SampleEntry::new(part2, VIDEO_TIMESCALE_HZ).unwrap_err();
+        assert!(err.contains("mp4v"), "{err}");
+        // Truncated: the esds is cut off, so the object type is unknown.
+        let mut short = b[..VISUAL_SAMPLE_ENTRY_BYTES + 10].to_vec();
+        let n = short.len() as u32;
+        short[0..4].copy_from_slice(&n.to_be_bytes());
+        assert!(SampleEntry::new(short, VIDEO_TIMESCALE_HZ).is_err());
+    }
 }

@@ -1128,13 +1128,12 @@ fn v4l2_spec(
     if let Some(f) = &r.format {
         let code = f.get_ref().trim();
         spec.format = Some(PixelFormat::from_fourcc(code.as_bytes()).ok_or_else(|| {
-            let why = if matches!(code, "MJPG" | "JPEG" | "H264") {
-                "compressed V4L2 formats are not recorded by this build yet"
-            } else {
-                "not a raw format edgerec converts"
-            };
             let known: Vec<&str> = PixelFormat::ALL.iter().map(|p| p.name()).collect();
-            origin.error(f, "camera.v4l2.format", format!("{code:?}: {why}; use one of {}", known.join(", ")))
+            origin.error(
+                f,
+                "camera.v4l2.format",
+                format!("{code:?}: not a format edgerec records; use one of {}", known.join(", ")),
+            )
         })?);
     }
     let int_in = |v: &Spanned<i64>, key: &str, range: std::ops::RangeInclusive<i64>| {
@@ -1427,10 +1426,10 @@ mod tests {
         let cases = [
             ("source = \"v4l2:video0\"\n", "x.toml:7: key `camera.source`: \"video0\" is not a device path"),
             ("source = \"v4l2:/dev/../etc/passwd\"\n", "x.toml:7: key `camera.source`: \"/dev/../etc/passwd\" is not"),
-            ("format = \"MJPG\"\n", "x.toml:9: key `camera.v4l2.format`: \"MJPG\": compressed V4L2 formats are not"),
+            ("format = \"HEVC\"\n", "x.toml:9: key `camera.v4l2.format`: \"HEVC\": not a format edgerec records;"),
             (
                 "format = \"RGB3\"\n",
-                "x.toml:9: key `camera.v4l2.format`: \"RGB3\": not a raw format edgerec converts; use one of YUYV",
+                "x.toml:9: key `camera.v4l2.format`: \"RGB3\": not a format edgerec records; use one of YUYV",
             ),
             ("width = 641\nheight = 480\n", "x.toml:9: key `camera.v4l2.width`: 641 is odd"),
             ("width = 640\nheight = 4320\n", "x.toml:10: key `camera.v4l2.height`: 4320 is outside 16..=2160"),

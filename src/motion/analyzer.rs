@@ -14,7 +14,12 @@ use super::avc::AvcParams;
 use super::grid::LevelGrid;
 use super::settings::MotionConfig;
 use crate::error::Error;
-use crate::media::{Frame, SampleEntry};
+use crate::media::{Codec, Frame, SampleEntry};
+
+/// The scratch buffer shared with `H264Decoder::annexb` is kept between frames up to this size
+/// (a large H.264 key frame); a decoded MJPEG luma plane beyond it (1080p: 2 MB) is freed after
+/// use, so idle memory does not grow with MJPEG cameras (MD-6).
+const MAX_KEPT_SCRATCH_BYTES: usize = 1 << 20;
 
 /// Two analysed frames further apart than this are not compared: the second one starts a new
 /// reference. Matches the store's run rule (S9: a media time jump of more than 10 s starts a new
@@ -66,7 +71,8 @@ pub struct H264Decoder {
     /// The `FrameAnalyzer::id` whose frame was decoded last: the decoder's reference pictures are
     /// that camera's, so only it may continue with a non-key frame.
     last_user: u64,
-    /// Reused Annex B buffer (avoids an allocation per frame).
+    /// Reused Annex B buffer (avoids an allocation per frame); MJPEG frames decode their luma
+    /// plane into it (issue 14).
     annexb: Vec<u8>,
 }
 
@@ -131,6 +137,9 @@ impl FrameAnalyzer {
         wall_us: i64,
         analyse: bool,
     ) -> Result<Outcome, Error> {
+        if entry.codec() == Codec::Mjpeg {
+            return self.push_mjpeg(decoder, entry, frame, wall_us, analyse);
+        }
         let current = matches!(&self.params, Some((e, _)) if Arc::ptr_eq(e, entry) || **e == **entry);
         if !current {
             // A new sample entry (first frame, resolution change): its parameter sets replace the
@@ -169,6 +178,43 @@ impl FrameAnalyzer {
                 decoder.decoder = None;
                 decoder.params_of = None;
                 decoder.last_user = 0;
+                Err(e)
+            }
+        }
+    }
+
+    /// Issue 14 (MD-1, MD-3): an MJPEG frame is a picture of its own, so only frames to analyse
+    /// are decoded, luma only, into the decoder's shared scratch buffer (no per-camera decoder
+    /// state: MD-6), sampled like an H.264 picture and compared the same way. The H.264 decoder's
+    /// references are untouched.
+    fn push_mjpeg(
+        &mut self,
+        decoder: &mut H264Decoder,
+        entry: &SampleEntry,
+        frame: &Frame,
+        wall_us: i64,
+        analyse: bool,
+    ) -> Result<Outcome, Error> {
+        if !analyse {
+            return Ok(Outcome::Skipped);
+        }
+        let luma = &mut decoder.annexb;
+        let decoded = super::mjpeg::decode_luma(&frame.data, entry.width(), entry.height(), luma);
+        let result = decoded.map(|(width, height)| {
+            let sampled = self.cur.sample(luma, width, width, height, self.config.sample_step());
+            // The plane is as large as a whole picture: keep no more than an H.264 frame's worth.
+            if luma.capacity() > MAX_KEPT_SCRATCH_BYTES {
+                *luma = Vec::new();
+            }
+            sampled
+        });
+        match result {
+            Ok(true) => Ok(self.analyse(wall_us)),
+            Ok(false) => Err(crate::err!(InvalidArgument, "motion: MJPEG frame gave no complete picture")),
+            Err(e) => {
+                if luma.capacity() > MAX_KEPT_SCRATCH_BYTES {
+                    *luma = Vec::new();
+                }
                 Err(e)
             }
         }
@@ -222,5 +268,45 @@ impl FrameAnalyzer {
         std::mem::swap(&mut self.prev, &mut self.cur);
         self.prev_wall_us = wall_us;
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Issue 14, MD-1/MD-2/MD-3: MJPEG frames of a moving square through the motion analyser (no
+    // decoder of its own): motion found in the cells where the square moved, none while it is still,
+    // and a bad JPEG is a decode error that leaves the reference in place.
+    #[test]
+    fn md1_moving_square_in_mjpeg_is_motion_and_a_still_one_is_not() {
+        use crate::media::{mjpeg_sample_entry, StreamKind};
+        use crate::motion::mjpeg::tests::square_jpeg;
+        use crate::motion::settings::MotionConfig;
+        let (w, h) = (320u16, 240u16);
+        let entry = Arc::new(SampleEntry::new(mjpeg_sample_entry(w, h), 90_000).unwrap());
+        let frame = |jpeg: Vec<u8>| Frame { kind: StreamKind::Video, media_time: 0, key: true, data: jpeg.into() };
+        let mut analyzer = FrameAnalyzer::new(&MotionConfig::default());
+        let mut decoder = H264Decoder::new();
+        let mut push = |jpeg: Vec<u8>, wall_us: i64| analyzer.push(&mut decoder, &entry, &frame(jpeg), wall_us, true);
+        // Still: the square stays at (40, 40) for three analyses.
+        assert_eq!(push(square_jpeg(w, h, 40, 40, 40), 1_000_000).unwrap(), Outcome::Reference);
+        for t in [1_500_000, 2_000_000] {
+            let Outcome::Compared(a) = push(square_jpeg(w, h, 40, 40, 40), t).unwrap() else { panic!("not compared") };
+            assert!(!a.motion, "still scene reported motion: {} permille", a.changed_permille);
+            assert_eq!(a.changed_permille, 0);
+        }
+        // A damaged frame is an error and changes nothing.
+        assert!(push(b"\xFF\xD8garbage".to_vec(), 2_250_000).is_err());
+        // Moves to (220, 160): motion, in the cells it left and entered, not in the far corner.
+        let Outcome::Compared(a) = push(square_jpeg(w, h, 40, 220, 160), 2_500_000).unwrap() else {
+            panic!("not compared")
+        };
+        assert!(a.motion, "moving square not found: {} permille", a.changed_permille);
+        let cell =
+            |x: u16, y: u16| a.levels.level(usize::from(x) * 16 / usize::from(w), usize::from(y) * 16 / usize::from(h));
+        assert!(cell(60, 60) > 0 && cell(240, 180) > 0, "levels where it moved");
+        assert_eq!(cell(300, 20), 0, "no level far from the square");
+        assert_eq!(a.compared_wall_us, 2_000_000);
     }
 }

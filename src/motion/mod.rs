@@ -35,13 +35,16 @@
 //! 2–5.8 % with a GOP of 0.5 s or less; decoding every frame costs 24–27 %.
 //!
 //! H.265 is recorded but not analysed (openh264 is H.264 only): such frames are counted as
-//! `unsupported_codec`. MJPEG (zune-jpeg) is not done: no source delivers MJPEG yet.
+//! `unsupported_codec`. MJPEG (issue 14, V4L2 MJPEG cameras) is analysed at the same cadence:
+//! every frame is a key frame, and a due frame's luma alone is decoded with `zune-jpeg` (`mjpeg`),
+//! with no decoder state kept between frames, then sampled and compared like H.264's.
 
 mod analysis;
 mod analyzer;
 mod avc;
 mod db;
 mod grid;
+mod mjpeg;
 mod service;
 mod settings;
 pub mod snapshot;

@@ -355,7 +355,12 @@ impl MotionHandle {
         if !all_frames && !due {
             return;
         }
-        if entry.codec() != Codec::H264 {
+        // Issue 14 (MD-1): H.264 and MJPEG are analysed; MJPEG needs no references, so in
+        // all-frames mode too only due frames are decoded.
+        if entry.codec() == Codec::Mjpeg && !due {
+            return;
+        }
+        if !matches!(entry.codec(), Codec::H264 | Codec::Mjpeg) {
             if due {
                 slot.unsupported_codec.fetch_add(1, Ordering::Relaxed);
                 slot.next_due_us.store(next_slot(due_at, wall_us, slot.config.interval_ms), Ordering::Relaxed);

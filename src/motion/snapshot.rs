@@ -12,8 +12,14 @@ use super::avc::AvcParams;
 const JPEG_QUALITY: u8 = 85;
 
 /// Encodes the key frame `frame` (AVC length-prefixed NAL units described by `entry`) as a JPEG
-/// of the picture's size. H.265 is `Unsupported`: the box has no H.265 decoder.
+/// of the picture's size. H.265 is `Unsupported`: the box has no H.265 decoder. An MJPEG frame is
+/// returned as it is (issue 14).
 pub fn key_frame_jpeg(entry: &SampleEntry, frame: &[u8]) -> Result<Vec<u8>, Error> {
+    if entry.codec() == Codec::Mjpeg {
+        // Issue 14 (DEV-1): an MJPEG frame is a JPEG already; it is the snapshot, undecoded.
+        // Sources pass only frames that start with SOI and end with EOI.
+        return Ok(frame.to_vec());
+    }
     if entry.codec() != Codec::H264 {
         return Err(crate::err!(
             Unsupported,
@@ -77,5 +83,13 @@ mod tests {
         let e = key_frame_jpeg(&entry, &[0, 0, 0, 1, 0x26]).unwrap_err();
         assert_eq!(e.kind(), crate::error::ErrorKind::Unsupported);
         assert!(e.to_string().contains("h265"), "{e}");
+    }
+
+    // Issue 14, DEV-1: an MJPEG camera's snapshot is its latest JPEG itself, byte for byte.
+    #[test]
+    fn dev1_mjpeg_snapshot_is_the_frame_itself() {
+        let entry = SampleEntry::new(crate::media::mjpeg_sample_entry(64, 48), 90_000).unwrap();
+        let jpeg = [0xFF, 0xD8, 1, 2, 3, 0xFF, 0xD9];
+        assert_eq!(key_frame_jpeg(&entry, &jpeg).unwrap(), jpeg);
     }
 }

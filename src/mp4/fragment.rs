@@ -179,7 +179,7 @@ pub fn build_fragment_head(
 
 /// The RFC 6381 `codecs` parameter of a sample entry, as MSE's `isTypeSupported` and HLS's
 /// `CODECS` take it: `avc1.PPCCLL` (from `avcC`), `hvc1.P.C.TL.B` (from `hvcC`, ISO/IEC 14496-15
-/// annex E) or `mp4a.40.AOT` (from the `esds` AudioSpecificConfig). A box too short to read falls
+/// annex E), `mp4v.6c` (MJPEG) or `mp4a.40.AOT` (from the `esds` AudioSpecificConfig). A box too short to read falls
 /// back to the codec's most common string, so a browser still gets a sensible question.
 pub fn rfc6381_codec(entry: &SampleEntry) -> String {
     let b = entry.box_bytes();
@@ -191,6 +191,9 @@ pub fn rfc6381_codec(entry: &SampleEntry) -> String {
         Codec::H265 => child_box(b, VISUAL_SAMPLE_ENTRY_BYTES, b"hvcC")
             .and_then(|c| hevc_codec(&fourcc, c))
             .unwrap_or_else(|| format!("{fourcc}.1.6.L93.B0")),
+        // Issue 14: no browser's MSE takes MJPEG, and the string says so: `mp4v.6c` (RFC 6381,
+        // objectTypeIndication 0x6C), which `isTypeSupported` answers false for.
+        Codec::Mjpeg => format!("mp4v.{:02x}", crate::media::MJPEG_OBJECT_TYPE),
         Codec::Aac => {
             let aot = child_box(b, AUDIO_SAMPLE_ENTRY_BYTES, b"esds").and_then(aac_object_type).unwrap_or(2);
             format!("mp4a.40.{aot}")

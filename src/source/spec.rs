@@ -53,8 +53,9 @@ pub struct V4l2Spec {
     pub keyframe_interval: Duration,
 }
 
-/// The raw pixel formats a V4L2 camera may deliver that edgerec converts to I420 and encodes.
-/// Compressed formats (MJPEG, H.264) are not among them yet: such a device is refused at open.
+/// The pixel formats a V4L2 camera may deliver that edgerec records: raw ones are converted to
+/// I420 and encoded; MJPEG and H.264 (UVC H.264 cameras) are recorded as delivered (issue 14,
+/// DEV-1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PixelFormat {
     /// Packed 4:2:2, Y0 U Y1 V (`YUYV`): vivid's default, most UVC webcams.
@@ -65,11 +66,29 @@ pub enum PixelFormat {
     Nv12,
     /// Planar I420 (`YU12`): what the encoder takes, copied as it is.
     Yu12,
+    /// Motion JPEG (`MJPG`): one JPEG per buffer, recorded as it is (issue 14, DEV-1).
+    Mjpeg,
+    /// H.264 (`H264`): one Annex B access unit per buffer, recorded as it is (issue 14, DEV-1).
+    H264,
 }
 
 impl PixelFormat {
-    /// Every raw format edgerec records, in the order it prefers them when the config names none.
-    pub const ALL: [PixelFormat; 4] = [PixelFormat::Yuyv, PixelFormat::Nv12, PixelFormat::Uyvy, PixelFormat::Yu12];
+    /// Every format edgerec records, in the order it prefers them when the config names none: raw
+    /// first (the bitrate is the config's), then MJPEG, then H.264 when the device offers nothing
+    /// raw (issue 14).
+    pub const ALL: [PixelFormat; 6] = [
+        PixelFormat::Yuyv,
+        PixelFormat::Nv12,
+        PixelFormat::Uyvy,
+        PixelFormat::Yu12,
+        PixelFormat::Mjpeg,
+        PixelFormat::H264,
+    ];
+
+    /// True for the formats recorded as delivered, without the encoder (issue 14).
+    pub fn is_compressed(self) -> bool {
+        matches!(self, PixelFormat::Mjpeg | PixelFormat::H264)
+    }
 
     /// The V4L2 four-character code.
     pub fn fourcc(self) -> [u8; 4] {
@@ -78,6 +97,8 @@ impl PixelFormat {
             PixelFormat::Uyvy => *b"UYVY",
             PixelFormat::Nv12 => *b"NV12",
             PixelFormat::Yu12 => *b"YU12",
+            PixelFormat::Mjpeg => *b"MJPG",
+            PixelFormat::H264 => *b"H264",
         }
     }
 
@@ -93,6 +114,8 @@ impl PixelFormat {
             PixelFormat::Uyvy => "UYVY",
             PixelFormat::Nv12 => "NV12",
             PixelFormat::Yu12 => "YU12",
+            PixelFormat::Mjpeg => "MJPG",
+            PixelFormat::H264 => "H264",
         }
     }
 }

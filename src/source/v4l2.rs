@@ -1,9 +1,11 @@
 //! Local V4L2 cameras (issue 14, DEV-1): one blocking capture thread per device streams mmap
-//! buffers, converts raw frames to I420 and encodes them to H.264 with openh264; the session hands
-//! the frames to the sink on the ingest task.
+//! buffers, converts raw frames to I420 and encodes them to H.264 with openh264, or passes MJPEG
+//! frames (each checked to be one whole JPEG) and H.264 access units (Annex B, rewritten
+//! length-prefixed with SPS/PPS moved into the `avc1` entry) through without re-encoding; the
+//! session hands the frames to the sink on the ingest task.
 //! Invariant: the capture thread never waits on the sink (a full queue drops the raw frame and
 //! counts it) and every buffer the kernel hands over is checked against the negotiated format
-//! before it is read.
+//! before it is read; a buffer that is not what the format says is dropped and counted.
 
 use std::io;
 use std::path::Path;
@@ -26,7 +28,7 @@ use v4l::FourCC;
 use super::rtp::h26x::{ParameterSets, VideoCodec};
 use super::{CameraDescription, PixelFormat, SessionFuture, Sink, Source, StreamDescription, V4l2Spec};
 use crate::error::Error;
-use crate::media::{Frame, SampleEntry, StreamKind, VIDEO_TIMESCALE_HZ};
+use crate::media::{mjpeg_sample_entry, Frame, SampleEntry, StreamKind, VIDEO_TIMESCALE_HZ};
 
 /// Encoded frames waiting for the ingest task: about a second at 25 fps. The task only stamps and
 /// queues (it never waits), so a full queue means the runtime is starved; the capture thread
@@ -43,6 +45,12 @@ const WAIT_SLICE: Duration = Duration::from_millis(500);
 const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// `ENODEV`: the device was unplugged (or its driver unloaded) while open.
 const ENODEV: i32 = 19;
+/// The smallest buffer taken as an MJPEG frame: SOI, the tables, a frame header, a scan and EOI
+/// take well over this; anything shorter is not a picture (issue 14).
+const MIN_JPEG_BYTES: usize = 64;
+/// An EOI is looked for this far from the end of an MJPEG buffer: UVC cameras pad some frames
+/// after EOI (with zeros), never by much.
+const JPEG_TAIL_SEARCH_BYTES: usize = 1024;
 
 /// Where a frame's media time comes from (DEV-23: the wall time is stamped by the sink on
 /// arrival, like RTSP frames; media time only orders and spaces the frames of one run).
@@ -167,7 +175,7 @@ fn capture(spec: &V4l2Spec, tx: tokio::sync::mpsc::Sender<Captured>, dropped: &A
     let desc = CameraDescription {
         video: Some(StreamDescription {
             index: 0,
-            encoding: "h264".to_owned(),
+            encoding: if neg.format == PixelFormat::Mjpeg { "mjpeg" } else { "h264" }.to_owned(),
             clock_rate_hz: VIDEO_TIMESCALE_HZ,
             width: neg.width,
             height: neg.height,
@@ -176,6 +184,22 @@ fn capture(spec: &V4l2Spec, tx: tokio::sync::mpsc::Sender<Captured>, dropped: &A
         skipped: Vec::new(),
     };
     let fps = 1e6 / neg.interval_us as f64;
+    let mut stream = v4l::io::mmap::Stream::with_buffers(&dev, Type::VideoCapture, MMAP_BUFFERS)
+        .map_err(|e| io_err(path, "REQBUFS/mmap", &e))?;
+    stream.set_timeout(FIRST_FRAME_TIMEOUT);
+    if neg.format.is_compressed() {
+        // Issue 14 (DEV-1): MJPEG and H.264 are recorded as delivered; no encoder.
+        tracing::info!(
+            device = %path.display(),
+            card = %caps.card,
+            format = neg.format.name(),
+            width = neg.width,
+            height = neg.height,
+            fps,
+            "V4L2 device opened; recording as delivered"
+        );
+        return stream_and_stop(path, stream, neg, None, &tx, dropped, desc);
+    }
     tracing::info!(
         device = %path.display(),
         card = %caps.card,
@@ -200,14 +224,25 @@ fn capture(spec: &V4l2Spec, tx: tokio::sync::mpsc::Sender<Captured>, dropped: &A
         .num_threads(1);
     let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
         .map_err(|e| crate::err!(Internal, "V4L2 {}: H.264 encoder: {e}", path.display()))?;
-    let mut stream = v4l::io::mmap::Stream::with_buffers(&dev, Type::VideoCapture, MMAP_BUFFERS)
-        .map_err(|e| io_err(path, "REQBUFS/mmap", &e))?;
-    stream.set_timeout(FIRST_FRAME_TIMEOUT);
+    stream_and_stop(path, stream, neg, Some(&mut encoder), &tx, dropped, desc)
+}
+
+/// Announces the session, runs the capture loop (raw frames through `encoder`, MJPEG without one)
+/// and stops the stream.
+fn stream_and_stop(
+    path: &Path,
+    mut stream: v4l::io::mmap::Stream<'_>,
+    neg: Negotiated,
+    encoder: Option<&mut Encoder>,
+    tx: &tokio::sync::mpsc::Sender<Captured>,
+    dropped: &AtomicU64,
+    desc: CameraDescription,
+) -> Result<(), Error> {
     if tx.try_send(Captured::Opened(desc)).is_err() {
         return Ok(());
     }
     let mut state = CaptureState::new(neg);
-    let result = state.run(path, &mut stream, &mut encoder, &tx, dropped);
+    let result = state.run(path, &mut stream, encoder, tx, dropped);
     // `Stream`'s Drop panics (and the release profile aborts) if STREAMOFF fails with anything but
     // ENODEV; stopping here first turns such a failure into a logged leak of this one stream.
     match stream.stop() {
@@ -236,19 +271,20 @@ fn negotiate(dev: &v4l::Device, spec: &V4l2Spec) -> Result<Negotiated, Error> {
                 offered_codes.join(", ")
             ))
         }
-        None => match offered.iter().find_map(|d| PixelFormat::from_fourcc(&d.fourcc.repr)) {
+        // The first raw format the device lists; issue 14: else MJPEG, else H.264.
+        None => match offered
+            .iter()
+            .find_map(|d| PixelFormat::from_fourcc(&d.fourcc.repr).filter(|f| !f.is_compressed()))
+            .or_else(|| {
+                [PixelFormat::Mjpeg, PixelFormat::H264]
+                    .into_iter()
+                    .find(|f| offered.iter().any(|d| d.fourcc.repr == f.fourcc()))
+            }) {
             Some(f) => f,
-            None if offered.iter().any(|d| matches!(&d.fourcc.repr, b"MJPG" | b"JPEG")) => {
-                return Err(crate::err!(
-                    InvalidArgument,
-                    "V4L2 {path}: MJPEG devices are not recorded by this build yet (issue 14); it offers {}",
-                    offered_codes.join(", ")
-                ))
-            }
             None => {
                 return Err(crate::err!(
                     InvalidArgument,
-                    "V4L2 {path}: no raw format edgerec converts (YUYV, NV12, UYVY, YU12); it offers {}",
+                    "V4L2 {path}: no format edgerec records (YUYV, NV12, UYVY, YU12, MJPG, H264); it offers {}",
                     offered_codes.join(", ")
                 ))
             }
@@ -269,7 +305,8 @@ fn negotiate(dev: &v4l::Device, spec: &V4l2Spec) -> Result<Negotiated, Error> {
     if (got.width, got.height) != (width, height) {
         tracing::warn!(device = %path, "asked for {width}x{height}, the driver set {}x{}", got.width, got.height);
     }
-    if got.width < 16 || got.height < 16 || got.width % 2 == 1 || got.height % 2 == 1 {
+    let odd = !format.is_compressed() && (got.width % 2 == 1 || got.height % 2 == 1);
+    if got.width < 16 || got.height < 16 || odd {
         return Err(crate::err!(
             InvalidArgument,
             "V4L2 {path}: the driver set {}x{}; the encoder needs an even size of at least 16x16",
@@ -288,6 +325,8 @@ fn negotiate(dev: &v4l::Device, spec: &V4l2Spec) -> Result<Negotiated, Error> {
     let min_stride = match format {
         PixelFormat::Yuyv | PixelFormat::Uyvy => got.width * 2,
         PixelFormat::Nv12 | PixelFormat::Yu12 => got.width,
+        // Compressed: no lines (drivers report 0).
+        PixelFormat::Mjpeg | PixelFormat::H264 => 0,
     };
     if got.stride < min_stride {
         return Err(crate::err!(
@@ -357,21 +396,33 @@ struct CaptureState {
     last_media_90k: Option<i64>,
     /// The driver's sequence number of the last frame, to count frames the driver dropped.
     last_sequence: Option<u32>,
+    /// H.264 pass-through: an IDR has arrived since the sample entry was (re)built, so frames can
+    /// be decoded from here on.
+    h264_synced: bool,
 }
 
 impl CaptureState {
     fn new(neg: Negotiated) -> Self {
         let (w, h) = (neg.width as usize, neg.height as usize);
+        let mjpeg = neg.format == PixelFormat::Mjpeg;
+        let compressed = neg.format.is_compressed();
+        // MJPEG's sample entry follows from the negotiated size alone (issue 14); `negotiate`
+        // keeps sizes within 3840x2160, so they fit its 16-bit fields.
+        let entry = match (mjpeg, u16::try_from(neg.width), u16::try_from(neg.height)) {
+            (true, Ok(w), Ok(h)) => SampleEntry::new(mjpeg_sample_entry(w, h), VIDEO_TIMESCALE_HZ).ok().map(Arc::new),
+            _ => None,
+        };
         CaptureState {
             neg,
-            i420: vec![0; w * h + 2 * (w / 2) * (h / 2)],
+            i420: if compressed { Vec::new() } else { vec![0; w * h + 2 * (w / 2) * (h / 2)] },
             params: ParameterSets::default(),
-            entry: None,
+            entry,
             clock: MediaClock::SnappedDeviceTimestamps,
             first_device_us: None,
             last_device_us: None,
             last_media_90k: None,
             last_sequence: None,
+            h264_synced: false,
         }
     }
 
@@ -379,11 +430,12 @@ impl CaptureState {
         &mut self,
         path: &Path,
         stream: &mut v4l::io::mmap::Stream<'_>,
-        encoder: &mut Encoder,
+        mut encoder: Option<&mut Encoder>,
         tx: &tokio::sync::mpsc::Sender<Captured>,
         dropped: &AtomicU64,
     ) -> Result<(), Error> {
         let mut first = true;
+        let mut bad_buffers = 0u64;
         let mut waited = Duration::ZERO;
         loop {
             if !first {
@@ -445,6 +497,61 @@ impl CaptureState {
                     buf.len()
                 )
             })?;
+            if self.neg.format == PixelFormat::H264 {
+                // Issue 14 (DEV-1): an H.264 access unit passes through, rewritten length-prefixed
+                // with its SPS/PPS taken into the sample entry. A buffer that is not Annex B, has
+                // no picture, or comes before the first IDR (nothing could decode it) is dropped
+                // and counted.
+                let media_90k = match self.passthrough_h264(path, data) {
+                    Ok(Some(frame)) => {
+                        let media_90k = self.media_time(timestamp_us(&meta.timestamp));
+                        self.last_media_90k = Some(media_90k);
+                        Some((media_90k, frame))
+                    }
+                    Ok(None) => None,
+                    Err(why) => {
+                        self.bad_buffer(path, meta.sequence, &why, &mut bad_buffers);
+                        None
+                    }
+                };
+                match (media_90k, self.entry.clone()) {
+                    (Some((media_time, (key, au))), Some(entry)) => {
+                        let frame = Frame { kind: StreamKind::Video, media_time, key, data: Bytes::from(au) };
+                        permit.send(Captured::Frame(entry, frame));
+                    }
+                    _ => {
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                continue;
+            }
+            let Some(encoder) = encoder.as_deref_mut() else {
+                // Issue 14 (DEV-1): MJPEG passes through unchanged, once it is seen to be one
+                // whole JPEG. Anything else (v4l2loopback's first buffer before its writer wrote,
+                // a torn frame) is dropped and counted, never recorded.
+                let jpeg = match whole_jpeg(data, &self.neg) {
+                    Ok(j) => j,
+                    Err(why) => {
+                        self.bad_buffer(path, meta.sequence, &why, &mut bad_buffers);
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                };
+                let Some(entry) = self.entry.clone() else {
+                    dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                let media_90k = self.media_time(timestamp_us(&meta.timestamp));
+                self.last_media_90k = Some(media_90k);
+                let frame = Frame {
+                    kind: StreamKind::Video,
+                    media_time: media_90k,
+                    key: true,
+                    data: Bytes::copy_from_slice(jpeg),
+                };
+                permit.send(Captured::Frame(entry, frame));
+                continue;
+            };
             to_i420(&self.neg, data, &mut self.i420)
                 .map_err(|m| crate::err!(InvalidArgument, "V4L2 {}: frame {}: {m}", path.display(), meta.sequence))?;
             let device_us = timestamp_us(&meta.timestamp);
@@ -461,6 +568,21 @@ impl CaptureState {
                 entry.clone(),
                 Frame { kind: StreamKind::Video, media_time: media_90k, key, data: Bytes::from(data) },
             ));
+        }
+    }
+
+    /// Logs a buffer dropped because it is not what the format says (the first, then every power
+    /// of two). Before the session's first frame such a buffer does not anchor the count of the
+    /// driver's sequence numbers: v4l2loopback's first buffer is a stale one numbered 0, and the
+    /// frames its writer wrote before this session opened are not frames the recording lost
+    /// (issue 14, status never lies).
+    fn bad_buffer(&mut self, path: &Path, sequence: u32, why: &str, count: &mut u64) {
+        *count += 1;
+        if count.is_power_of_two() {
+            tracing::warn!(device = %path.display(), "frame {sequence} dropped: {why} ({count} so far)");
+        }
+        if self.last_media_90k.is_none() {
+            self.last_sequence = None;
         }
     }
 
@@ -485,6 +607,68 @@ impl CaptureState {
             self.clock = MediaClock::FrameCount;
         }
         last + step_90k
+    }
+
+    /// An H.264 access unit as delivered (Annex B) as a frame: (IDR?, length-prefixed NAL units
+    /// without parameter sets or access unit delimiters), or None for a buffer without a picture
+    /// or one before the first IDR. In-band SPS/PPS update the `avc1` sample entry (a changed one
+    /// starts a new run downstream), as for RTSP. Errors say why the buffer is not H.264.
+    fn passthrough_h264(&mut self, path: &Path, data: &[u8]) -> Result<Option<(bool, Vec<u8>)>, String> {
+        let max = (self.neg.width as usize).saturating_mul(self.neg.height as usize).saturating_mul(3);
+        if data.len() > max {
+            return Err(format!(
+                "{} bytes is more than a {}x{} access unit takes",
+                data.len(),
+                self.neg.width,
+                self.neg.height
+            ));
+        }
+        let mut params = self.params.clone();
+        let mut out = Vec::with_capacity(data.len());
+        let (mut idr, mut picture) = (false, false);
+        for nal in annexb_nals(data)? {
+            match nal[0] & 0x1f {
+                7 => params.sps = Some(nal.to_vec()),
+                8 => params.pps = Some(nal.to_vec()),
+                // Access unit delimiters carry nothing a recording needs.
+                9 => {}
+                t => {
+                    idr |= t == 5;
+                    picture |= (1..=5).contains(&t);
+                    let len = u32::try_from(nal.len()).map_err(|_| "a NAL unit over 4 GiB".to_owned())?;
+                    out.extend_from_slice(&len.to_be_bytes());
+                    out.extend_from_slice(nal);
+                }
+            }
+        }
+        if params != self.params || self.entry.is_none() {
+            match params.sample_entry_box(VideoCodec::H264) {
+                Ok(Some(b)) => {
+                    let entry =
+                        SampleEntry::new(b, VIDEO_TIMESCALE_HZ).map_err(|m| format!("avc1 sample entry: {m}"))?;
+                    if (u32::from(entry.width()), u32::from(entry.height())) != (self.neg.width, self.neg.height) {
+                        tracing::warn!(
+                            device = %path.display(),
+                            "the SPS says {}x{}, the driver set {}x{}; recording the SPS's size",
+                            entry.width(),
+                            entry.height(),
+                            self.neg.width,
+                            self.neg.height
+                        );
+                    }
+                    self.entry = Some(Arc::new(entry));
+                    self.h264_synced = false;
+                }
+                Ok(None) => {}
+                Err(m) => return Err(format!("in-band SPS/PPS: {m}")),
+            }
+            self.params = params;
+        }
+        self.h264_synced |= idr && self.entry.is_some();
+        if !picture || !self.h264_synced {
+            return Ok(None);
+        }
+        Ok(Some((idr, out)))
     }
 
     /// Encodes the I420 picture: (key frame?, length-prefixed NAL units without parameter sets),
@@ -545,6 +729,29 @@ fn strip_start_code(nal: &[u8]) -> &[u8] {
     nal.strip_prefix(&[0, 0, 0, 1]).or_else(|| nal.strip_prefix(&[0, 0, 1])).unwrap_or(nal)
 }
 
+/// The JPEG in an MJPEG buffer, SOI to EOI (padding after EOI left out), or why the buffer is not
+/// one (issue 14, DEV-1). Cheap: the markers at both ends and the size, never a decode. The cap,
+/// three bytes per pixel plus 64 KiB of tables and metadata, is above any JPEG a camera makes of
+/// the negotiated size (an uncompressed RGB picture) and stops a runaway writer.
+fn whole_jpeg<'a>(data: &'a [u8], neg: &Negotiated) -> Result<&'a [u8], String> {
+    let max = (neg.width as usize).saturating_mul(neg.height as usize).saturating_mul(3).saturating_add(64 << 10);
+    if data.len() < MIN_JPEG_BYTES {
+        return Err(format!("{} bytes is too short for a JPEG", data.len()));
+    }
+    if data.len() > max {
+        return Err(format!("{} bytes is more than a {}x{} JPEG takes ({max})", data.len(), neg.width, neg.height));
+    }
+    if data[..2] != [0xFF, 0xD8] {
+        return Err(format!("no JPEG start of image (starts {:02X} {:02X})", data[0], data[1]));
+    }
+    let tail_from = data.len().saturating_sub(JPEG_TAIL_SEARCH_BYTES).max(2);
+    let eoi = data[tail_from..]
+        .windows(2)
+        .rposition(|w| w == [0xFF, 0xD9])
+        .ok_or_else(|| format!("no JPEG end of image in the last {JPEG_TAIL_SEARCH_BYTES} bytes (a torn frame)"))?;
+    Ok(&data[..tail_from + eoi + 2])
+}
+
 /// Converts one raw frame of the negotiated format into `i420` (Y, then U and V at half size).
 /// The buffer is untrusted (a loopback writer sets it): its length is checked before any read.
 fn to_i420(neg: &Negotiated, src: &[u8], i420: &mut [u8]) -> Result<(), String> {
@@ -555,6 +762,9 @@ fn to_i420(neg: &Negotiated, src: &[u8], i420: &mut [u8]) -> Result<(), String> 
         PixelFormat::Yuyv | PixelFormat::Uyvy => stride * h,
         PixelFormat::Nv12 => stride * h + stride * ch,
         PixelFormat::Yu12 => stride * h + 2 * (stride / 2) * ch,
+        PixelFormat::Mjpeg | PixelFormat::H264 => {
+            return Err("internal: compressed frames are not converted".to_owned())
+        }
     };
     if src.len() < needed {
         return Err(format!("{} bytes, a {}x{} {} frame needs {needed}", src.len(), w, h, neg.format.name()));
@@ -610,6 +820,7 @@ fn to_i420(neg: &Negotiated, src: &[u8], i420: &mut [u8]) -> Result<(), String> 
                 dv[crow * cw..(crow + 1) * cw].copy_from_slice(&v_plane[crow * cstride..crow * cstride + cw]);
             }
         }
+        PixelFormat::Mjpeg | PixelFormat::H264 => {}
     }
     Ok(())
 }
@@ -717,6 +928,46 @@ const CAPABILITY_NAMES: [(v4l::capability::Flags, &str); 23] = {
         (F::STREAMING, "streaming"),
     ]
 };
+
+
+/// The NAL units of an Annex B access unit, without start codes (issue 14, H.264 pass-through).
+/// The buffer must begin with a start code; the zero bytes before the next start code (its
+/// leading zero, `trailing_zero_8bits`) are not part of a unit. An empty unit is an error.
+fn annexb_nals(data: &[u8]) -> Result<Vec<&[u8]>, String> {
+    let starts_at = |i: usize| data.get(i..i + 3) == Some(&[0, 0, 1][..]);
+    let first = if starts_at(0) {
+        3
+    } else if data.first() == Some(&0) && starts_at(1) {
+        4
+    } else {
+        return Err("not H.264 Annex B (no start code at the beginning)".to_owned());
+    };
+    let mut nals = Vec::new();
+    let mut begin = first;
+    let mut i = first;
+    while i + 3 <= data.len() {
+        if starts_at(i) {
+            nals.push(&data[begin..i]);
+            begin = i + 3;
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    nals.push(&data[begin..]);
+    let nals: Vec<&[u8]> = nals
+        .into_iter()
+        .map(|n| {
+            let end = n.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1);
+            &n[..end]
+        })
+        .collect();
+    if nals.iter().any(|n| n.is_empty()) {
+        return Err("an empty NAL unit".to_owned());
+    }
+    Ok(nals)
+}
+
 
 /// Lists every `/dev/video*` node (issue 14, DEV-14): card, driver, bus, capabilities and stable
 /// `/dev/v4l/by-id` names, and for a capture device each format (marked when edgerec records it),
@@ -891,6 +1142,33 @@ mod tests {
         Negotiated { format, width, height, stride_bytes, interval_us: 40_000 }
     }
 
+    /// Issue 14, DEV-1: an MJPEG buffer passes when it is one JPEG (padding after EOI left out);
+    /// v4l2loopback's unwritten first buffer, a torn frame, a tiny or an oversized one do not.
+    #[test]
+    fn dev1_mjpeg_buffers_are_checked_cheaply() {
+        let n = neg(PixelFormat::Mjpeg, 64, 48, 0);
+        let mut rgb = vec![0u8; 64 * 48 * 3];
+        rgb.iter_mut().enumerate().for_each(|(i, p)| *p = (i % 251) as u8);
+        let mut jpeg = Vec::new();
+        jpeg_encoder::Encoder::new(&mut jpeg, 80).encode(&rgb, 64, 48, jpeg_encoder::ColorType::Rgb).unwrap();
+        assert_eq!(whole_jpeg(&jpeg, &n).unwrap(), &jpeg[..]);
+        let mut padded = jpeg.clone();
+        padded.extend_from_slice(&[0; 100]);
+        assert_eq!(whole_jpeg(&padded, &n).unwrap(), &jpeg[..]);
+        let zeros = vec![0u8; 64 * 48 * 2];
+        assert!(whole_jpeg(&zeros, &n).unwrap_err().contains("start of image"));
+        assert!(whole_jpeg(&jpeg[..jpeg.len() - 10], &n).unwrap_err().contains("end of image"));
+        assert!(whole_jpeg(&jpeg[..10], &n).unwrap_err().contains("too short"));
+        let mut huge = jpeg.clone();
+        huge.splice(2..2, std::iter::repeat_n(0u8, 64 * 48 * 3 + (64 << 10)));
+        assert!(whole_jpeg(&huge, &n).unwrap_err().contains("more than"));
+        // The capture state of an MJPEG device has its sample entry before the first frame.
+        let state = CaptureState::new(n);
+        let entry = state.entry.expect("MJPEG entry");
+        assert_eq!((entry.codec(), entry.width(), entry.height()), (crate::media::Codec::Mjpeg, 64, 48));
+        assert!(state.i420.is_empty());
+    }
+
     /// Issue 14 point 2: YUYV (vivid's default) with padded lines becomes I420; the chroma of two
     /// lines is averaged, the padding is never read as picture.
     #[test]
@@ -1005,6 +1283,75 @@ mod tests {
         }
         let text = devices_text(&list);
         assert!(text.contains(" = ") && text.contains("QUERYCAP"), "{text}");
+    }
+
+    /// Issue 14, DEV-1 (H.264 pass-through): a UVC-style H.264 device's Annex B access units are
+    /// recorded as they are, length-prefixed, with SPS/PPS moved into the `avc1` entry (of the
+    /// SPS's size) and AUDs left out; nothing before the first IDR, nothing without a picture, and
+    /// a buffer that is not Annex B is an error.
+    #[test]
+    fn dev1_h264_access_units_pass_through() {
+        let (w, h) = (64u32, 48u32);
+        let config = EncoderConfig::new()
+            .bitrate(BitRate::from_bps(500_000))
+            .max_frame_rate(FrameRate::from_hz(25.0))
+            .intra_frame_period(IntraFramePeriod::from_num_frames(50))
+            .skip_frames(false)
+            .num_threads(1);
+        let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config).unwrap();
+        let i420: Vec<u8> = vec![120; (w * h + w * h / 2) as usize];
+        let yuv = YUVSlices::new(
+            (
+                &i420[..(w * h) as usize],
+                &i420[(w * h) as usize..][..(w * h / 4) as usize],
+                &i420[..(w * h / 4) as usize],
+            ),
+            (w as usize, h as usize),
+            (w as usize, w as usize / 2, w as usize / 2),
+        );
+        let units: Vec<Vec<u8>> = (0..3).map(|_| encoder.encode(&yuv).unwrap().to_vec()).collect();
+        let path = Path::new("/dev/video9");
+        let mut state = CaptureState::new(neg(PixelFormat::H264, w, h, 0));
+        assert!(state.entry.is_none() && state.i420.is_empty());
+        // A P frame before any IDR: nothing to decode it with.
+        let p_only: Vec<u8> =
+            annexb_nals(&units[1]).unwrap().iter().flat_map(|n| [&[0, 0, 0, 1][..], n].concat()).collect();
+        assert_eq!(state.passthrough_h264(path, &p_only).unwrap(), None);
+        // An AUD, then the IDR access unit with its SPS/PPS.
+        let mut idr = vec![0, 0, 0, 1, 0x09, 0xF0];
+        idr.extend_from_slice(&units[0]);
+        let (key, data) = state.passthrough_h264(path, &idr).unwrap().expect("the IDR is a frame");
+        assert!(key);
+        let entry = state.entry.clone().expect("avc1 from the in-band SPS/PPS");
+        assert_eq!((entry.codec(), entry.width(), entry.height()), (crate::media::Codec::H264, 64, 48));
+        let mut types = Vec::new();
+        let mut rest = data.as_slice();
+        while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+            let len = u32::from_be_bytes(*len) as usize;
+            types.push(tail[0] & 0x1f);
+            rest = &tail[len..];
+        }
+        assert!(types.contains(&5) && !types.iter().any(|t| matches!(t, 7..=9)), "NAL types {types:?}");
+        // The next frames are not key frames; the entry stays.
+        let (key, _) = state.passthrough_h264(path, &units[1]).unwrap().expect("a P frame");
+        assert!(!key);
+        assert!(Arc::ptr_eq(&entry, state.entry.as_ref().unwrap()));
+        // SPS/PPS alone: no picture, no frame.
+        let sps_pps: Vec<u8> = annexb_nals(&units[0])
+            .unwrap()
+            .iter()
+            .filter(|n| matches!(n[0] & 0x1f, 7 | 8))
+            .flat_map(|n| [&[0, 0, 1][..], n].concat())
+            .collect();
+        assert_eq!(state.passthrough_h264(path, &sps_pps).unwrap(), None);
+        // Not Annex B; an empty unit between two start codes.
+        let jpeg_like = [0xFF, 0xD8, 0xFF, 0xE0, 0, 0, 1, 0x65];
+        assert!(state.passthrough_h264(path, &jpeg_like).unwrap_err().contains("start code"));
+        assert!(annexb_nals(&[0, 0, 1, 0, 0, 1, 0x65, 1]).unwrap_err().contains("empty"));
+        assert_eq!(
+            annexb_nals(&[0, 0, 0, 1, 0x67, 1, 0, 0, 0, 1, 0x68, 2, 0]).unwrap(),
+            [&[0x67, 1][..], &[0x68, 2][..]]
+        );
     }
 
     /// Issue 14 point 2 (DEV-23): media time follows the driver's timestamps from the session's

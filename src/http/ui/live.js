@@ -18,7 +18,10 @@
 
   /** The message for a codec this browser cannot decode. */
   function cannotDecode(codec) {
-    return /^(hvc1|hev1)/.test(codec) ? 'This browser cannot decode H.265 video' : 'This browser cannot decode ' + codec + ' video';
+    if (/^(hvc1|hev1)/.test(codec)) return 'This browser cannot decode H.265 video';
+    // Issue 14: no browser plays MJPEG through Media Source Extensions; the snapshot and exports do.
+    if (/^mp4v\.6c/i.test(codec)) return 'Live view cannot show MJPEG video in the browser; snapshots and exports work';
+    return 'This browser cannot decode ' + codec + ' video';
   }
 
   /**
