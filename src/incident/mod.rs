@@ -14,8 +14,10 @@
 //! - I4: a change and the project log's line about it commit in one transaction (IM-11).
 
 mod db;
+mod store;
 
 pub use db::{IncidentDb, INCIDENT_FILE};
+pub use store::{AuditSink, IncidentStore, EXPIRE_ACTION, EXPIRY_INTERVAL};
 
 use crate::error::Error;
 
