@@ -34,6 +34,9 @@ pub struct Recorder {
     archive_status: Vec<(String, crate::archive::ArchiveStatus)>,
     /// The evidence locks and their profiles (EL-1..EL-11); they publish to `pin_board`.
     evidence: Arc<crate::evidence::Evidence>,
+    /// Issue 15: the incident store; one that cannot be opened answers 503 and the recorder
+    /// records on (incidents are not essential, unlike evidence locks).
+    incidents: Arc<crate::incident::IncidentStore>,
     /// Every configured camera's stats in config order (disabled ones included); replaced
     /// per camera when its config changes.
     cameras: Arc<RwLock<Vec<Arc<CameraStats>>>>,
@@ -112,6 +115,7 @@ impl Recorder {
         // S10: the pins of every unexpired lock are on the board before any writer can reclaim.
         // A lock database that cannot be read stops the start: reclaiming locked data is worse.
         let evidence = Arc::new(crate::evidence::Evidence::open(&config.data_dir, pin_board.clone(), clocks.clone())?);
+        let incidents = Arc::new(crate::incident::IncidentStore::open(&config.data_dir, clocks.clone()));
         for s in &config.storages {
             let (handle, join, ready) = store::writer::spawn_with_pins(
                 s.clone(),
@@ -186,6 +190,7 @@ impl Recorder {
                 .map(|chain| (chain.storage_id.clone(), crate::archive::ArchiveStatus::new(chain)))
                 .collect(),
             evidence,
+            incidents,
             cameras: Arc::new(RwLock::new(Vec::new())),
             runtime: handle,
             stop,
@@ -266,6 +271,12 @@ impl Recorder {
         background
             .spawn_thread("evidence", move || evidence.run_expiry(&stop, &events))
             .map_err(|e| Error::io("cannot spawn the evidence thread", e))?;
+        // Issue 15 (IM-7): expired incident projects are deleted once a minute, each audited.
+        let incidents = rec.incidents.clone();
+        let stop = rec.stop.clone();
+        background
+            .spawn_thread("incidents", move || incidents.run_expiry(&stop))
+            .map_err(|e| Error::io("cannot spawn the incident expiry thread", e))?;
         *rec.background.lock().expect("threads lock") = Some(background);
         Ok(rec)
     }
@@ -564,6 +575,11 @@ impl Recorder {
     /// The evidence locks and their profiles.
     pub fn evidence(&self) -> &crate::evidence::Evidence {
         &self.evidence
+    }
+
+    /// The incident store (issue 15).
+    pub fn incidents(&self) -> &crate::incident::IncidentStore {
+        &self.incidents
     }
 
     /// The ids of the available storages whose writers do not honour pin set `version` yet.

@@ -190,7 +190,7 @@ impl AuthDb {
         let created = self
             .conn
             .execute(
-                "INSERT OR IGNORE INTO role (name, description) VALUES (?1, 'Default: view live, play back, export, search and record by hand on every camera')",
+                "INSERT OR IGNORE INTO role (name, description) VALUES (?1, 'Default: view live, play back, export, search and record by hand on every camera; document incidents')",
                 [OPERATORS],
             )
             .map_err(sq("default role"))?;
@@ -199,7 +199,21 @@ impl AuthDb {
             // Issue 12 point 4: live view is what a technician does first (4e90ad5 granted it too).
             // Issue 13 (EL-7, review finding 3): "no permission granted" by default, so no
             // evidence_lock_* grant here; an administrator grants them per role and camera.
-            for p in [Read, ViewLive, Playback, Export, SmartSearch, ManualRecording, Status, TriggerEvents] {
+            // Issue 15 (IM-12): operators use the properties an administrator defines (View,
+            // as XProtect gives them) and document incidents (projects Manage); databases made
+            // before keep their Operators role as the administrator left it.
+            for p in [
+                Read,
+                ViewLive,
+                Playback,
+                Export,
+                SmartSearch,
+                ManualRecording,
+                Status,
+                TriggerEvents,
+                IncidentPropertiesView,
+                IncidentProjectsManage,
+            ] {
                 self.conn
                     .execute(
                         "INSERT INTO role_grant (role, permission, allow) VALUES (?1, ?2, 1)",

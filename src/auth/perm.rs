@@ -8,6 +8,10 @@
 //! - P5. Roles hold only grantable permissions (`Permission::grantable`): those an endpoint
 //!   enforces. Stored grants of the others (from older versions) are dropped when the database
 //!   opens, with a log line.
+//! - P6. A Manage permission implies its View (IM-12: "Manage = view + create + edit + delete"):
+//!   `incident_properties_manage` allows `incident_properties_view`, `incident_projects_manage`
+//!   allows `incident_projects_view` (`Permission::implied_by`), unless a role explicitly denies
+//!   the View (P1: a Deny beats every Allow, an implied one too).
 
 use crate::error::Error;
 
@@ -66,6 +70,12 @@ permissions! {
     ManageUsers = "manage_users", false;
     ReadLogs = "read_logs", false;
     TriggerEvents = "trigger_events", false;
+    // Issue 15 (IM-12): the "Incident properties" and "Incident project" nodes, None / View /
+    // Manage each; Manage implies View (P6).
+    IncidentPropertiesView = "incident_properties_view", false;
+    IncidentPropertiesManage = "incident_properties_manage", false;
+    IncidentProjectsView = "incident_projects_view", false;
+    IncidentProjectsManage = "incident_projects_manage", false;
 }
 
 impl Permission {
@@ -76,6 +86,16 @@ impl Permission {
     /// (issue 12 point 4), the four evidence lock permissions by `/api/v1/evidence-locks` (issue 13).
     pub fn grantable(self) -> bool {
         !matches!(self, Permission::DeleteRecordings | Permission::RetrieveRemote)
+    }
+
+    /// The permission that allows this one as well (P6, IM-12: Manage = View + create + edit +
+    /// delete).
+    pub fn implied_by(self) -> Option<Permission> {
+        match self {
+            Permission::IncidentPropertiesView => Some(Permission::IncidentPropertiesManage),
+            Permission::IncidentProjectsView => Some(Permission::IncidentProjectsManage),
+            _ => None,
+        }
     }
 
     /// A permission a role may be given (API input): unknown and not grantable ones are refused.
@@ -222,7 +242,8 @@ impl Effective {
                 None => {}
             }
         }
-        allowed
+        // P6: Manage implies View, unless a role denies the View itself (checked above).
+        allowed || p.implied_by().is_some_and(|m| self.allows(m, camera))
     }
 
     /// AU-7: logins and sessions are refused while a role of the user denies `connect` (for
@@ -306,6 +327,34 @@ mod tests {
         );
         let admin = Effective { user: "a".into(), roles: vec![], admin: true, must_change_password: false };
         assert!(Permission::ALL.iter().all(|p| admin.allows(*p, Some("any"))));
+    }
+
+    /// IM-12 (P6): Manage implies View; a Deny of the View beats the Manage's implied Allow;
+    /// View never implies Manage; administrators have all four (P4).
+    #[test]
+    fn im12_incident_manage_implies_view_and_deny_of_view_wins() {
+        use Permission::*;
+        let eff = |grants: Vec<Grant>| Effective {
+            user: "u".into(),
+            roles: vec![role("r", grants)],
+            admin: false,
+            must_change_password: false,
+        };
+        let manage = eff(vec![g(IncidentProjectsManage, None, true)]);
+        assert!(manage.allows(IncidentProjectsView, None));
+        assert!(!manage.allows(IncidentPropertiesView, None), "one node's Manage says nothing of the other");
+        let view = eff(vec![g(IncidentPropertiesView, None, true)]);
+        assert!(view.allows(IncidentPropertiesView, None));
+        assert!(!view.allows(IncidentPropertiesManage, None), "View does not imply Manage");
+        let denied = eff(vec![g(IncidentPropertiesManage, None, true), g(IncidentPropertiesView, None, false)]);
+        assert!(!denied.allows(IncidentPropertiesView, None), "P1: an explicit Deny beats the implied Allow");
+        let none = eff(vec![]);
+        for p in [IncidentPropertiesView, IncidentPropertiesManage, IncidentProjectsView, IncidentProjectsManage] {
+            assert!(!none.allows(p, None), "{p:?}: nothing granted is denied");
+            assert!(!p.is_camera() && p.grantable(), "{p:?}: a grantable recorder permission (P3)");
+            let admin = Effective { user: "a".into(), roles: vec![], admin: true, must_change_password: false };
+            assert!(admin.allows(p, None), "P4");
+        }
     }
 
     #[test]

@@ -111,6 +111,30 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/evidence-lock-profiles"),
     ("PUT", "/api/v1/evidence-lock-profiles/{name}"),
     ("DELETE", "/api/v1/evidence-lock-profiles/{name}"),
+    // Issue 15: the incident store.
+    ("GET", "/api/v1/incidents/properties"),
+    ("POST", "/api/v1/incidents/properties/types"),
+    ("PUT", "/api/v1/incidents/properties/types/{id}"),
+    ("DELETE", "/api/v1/incidents/properties/types/{id}"),
+    ("POST", "/api/v1/incidents/properties/statuses"),
+    ("PUT", "/api/v1/incidents/properties/statuses/{id}"),
+    ("DELETE", "/api/v1/incidents/properties/statuses/{id}"),
+    ("PUT", "/api/v1/incidents/properties/categories/{id}"),
+    ("POST", "/api/v1/incidents/properties/categories/{id}/values"),
+    ("PUT", "/api/v1/incidents/properties/category-values/{id}"),
+    ("DELETE", "/api/v1/incidents/properties/category-values/{id}"),
+    ("PUT", "/api/v1/incidents/properties/data-fields/{name}"),
+    ("PUT", "/api/v1/incidents/properties/settings"),
+    ("GET", "/api/v1/incidents/projects"),
+    ("POST", "/api/v1/incidents/projects"),
+    ("GET", "/api/v1/incidents/projects/{id}"),
+    ("PUT", "/api/v1/incidents/projects/{id}"),
+    ("DELETE", "/api/v1/incidents/projects/{id}"),
+    ("POST", "/api/v1/incidents/projects/{id}/comments"),
+    ("POST", "/api/v1/incidents/projects/{id}/calls"),
+    ("POST", "/api/v1/incidents/projects/{id}/sequences"),
+    ("DELETE", "/api/v1/incidents/projects/{id}/sequences/{seq}"),
+    ("GET", "/api/v1/incidents/projects/{id}/log"),
 ];
 
 /// The OpenAPI document of `ROUTES` (served at `/api/v1/openapi.json`).
@@ -132,6 +156,11 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(rec: Arc<Recorder>, auth: Arc<Auth>, config: Arc<crate::config::ConfigFile>) -> Ctx {
+        // Issue 15 (IM-7, IM-11): an expired project is a delete by the system, audited.
+        let audit = auth.clone();
+        rec.incidents().set_audit(Arc::new(move |action: &str, target: &str, detail: &str| {
+            audit.audit("system", "recorder", action, target, crate::auth::audit::Outcome::Granted, detail)
+        }));
         Ctx {
             rec,
             auth,

@@ -63,6 +63,30 @@ pub enum Route {
     EvidenceLockProfiles,
     EvidenceLockProfilePut { name: String },
     EvidenceLockProfileDelete { name: String },
+    // Issue 15: the incident store (IM-1..IM-14).
+    IncidentProperties,
+    IncidentTypeAdd,
+    IncidentTypePut { id: String },
+    IncidentTypeDelete { id: String },
+    IncidentStatusAdd,
+    IncidentStatusPut { id: String },
+    IncidentStatusDelete { id: String },
+    IncidentCategoryPut { slot: String },
+    IncidentCategoryValueAdd { slot: String },
+    IncidentCategoryValuePut { id: String },
+    IncidentCategoryValueDelete { id: String },
+    IncidentDataFieldPut { key: String },
+    IncidentSettingsPut,
+    IncidentProjects,
+    IncidentProjectCreate,
+    IncidentProject { id: String },
+    IncidentProjectPut { id: String },
+    IncidentProjectDelete { id: String },
+    IncidentProjectComment { id: String },
+    IncidentProjectCall { id: String },
+    IncidentProjectSequencesAdd { id: String },
+    IncidentProjectSequenceDelete { id: String, seq: String },
+    IncidentProjectLog { id: String },
 }
 
 /// Who may call a route.
@@ -207,6 +231,48 @@ impl Route {
             (Get | Head, ["api", "v1", "evidence-lock-profiles"]) => Route::EvidenceLockProfiles,
             (Put, ["api", "v1", "evidence-lock-profiles", n]) => Route::EvidenceLockProfilePut { name: s(n) },
             (Delete, ["api", "v1", "evidence-lock-profiles", n]) => Route::EvidenceLockProfileDelete { name: s(n) },
+            // Issue 15: the incident store.
+            (Get | Head, ["api", "v1", "incidents", "properties"]) => Route::IncidentProperties,
+            (Post, ["api", "v1", "incidents", "properties", "types"]) => Route::IncidentTypeAdd,
+            (Put, ["api", "v1", "incidents", "properties", "types", id]) => Route::IncidentTypePut { id: s(id) },
+            (Delete, ["api", "v1", "incidents", "properties", "types", id]) => Route::IncidentTypeDelete { id: s(id) },
+            (Post, ["api", "v1", "incidents", "properties", "statuses"]) => Route::IncidentStatusAdd,
+            (Put, ["api", "v1", "incidents", "properties", "statuses", id]) => Route::IncidentStatusPut { id: s(id) },
+            (Delete, ["api", "v1", "incidents", "properties", "statuses", id]) => {
+                Route::IncidentStatusDelete { id: s(id) }
+            }
+            (Put, ["api", "v1", "incidents", "properties", "categories", n]) => {
+                Route::IncidentCategoryPut { slot: s(n) }
+            }
+            (Post, ["api", "v1", "incidents", "properties", "categories", n, "values"]) => {
+                Route::IncidentCategoryValueAdd { slot: s(n) }
+            }
+            (Put, ["api", "v1", "incidents", "properties", "category-values", id]) => {
+                Route::IncidentCategoryValuePut { id: s(id) }
+            }
+            (Delete, ["api", "v1", "incidents", "properties", "category-values", id]) => {
+                Route::IncidentCategoryValueDelete { id: s(id) }
+            }
+            (Put, ["api", "v1", "incidents", "properties", "data-fields", k]) => {
+                Route::IncidentDataFieldPut { key: s(k) }
+            }
+            (Put, ["api", "v1", "incidents", "properties", "settings"]) => Route::IncidentSettingsPut,
+            (Get | Head, ["api", "v1", "incidents", "projects"]) => Route::IncidentProjects,
+            (Post, ["api", "v1", "incidents", "projects"]) => Route::IncidentProjectCreate,
+            (Get | Head, ["api", "v1", "incidents", "projects", id]) => Route::IncidentProject { id: s(id) },
+            (Put, ["api", "v1", "incidents", "projects", id]) => Route::IncidentProjectPut { id: s(id) },
+            (Delete, ["api", "v1", "incidents", "projects", id]) => Route::IncidentProjectDelete { id: s(id) },
+            (Post, ["api", "v1", "incidents", "projects", id, "comments"]) => {
+                Route::IncidentProjectComment { id: s(id) }
+            }
+            (Post, ["api", "v1", "incidents", "projects", id, "calls"]) => Route::IncidentProjectCall { id: s(id) },
+            (Post, ["api", "v1", "incidents", "projects", id, "sequences"]) => {
+                Route::IncidentProjectSequencesAdd { id: s(id) }
+            }
+            (Delete, ["api", "v1", "incidents", "projects", id, "sequences", q]) => {
+                Route::IncidentProjectSequenceDelete { id: s(id), seq: s(q) }
+            }
+            (Get | Head, ["api", "v1", "incidents", "projects", id, "log"]) => Route::IncidentProjectLog { id: s(id) },
             _ => return None,
         };
         Some(r)
@@ -345,6 +411,100 @@ impl Route {
                 spec("DELETE", "/api/v1/evidence-lock-profiles/{name}", Recorder(P::ManageUsers))
                     .audited("evidence_lock_profile.delete")
             }
+            // Issue 15 (IM-12): View reads, Manage changes (Manage implies View, P6). IM-11: the
+            // handlers audit property changes and project create/delete only; the other actions
+            // name a refusal in the audit log (the exit's) and go to the project's log otherwise.
+            Route::IncidentProperties => {
+                spec("GET", "/api/v1/incidents/properties", Recorder(P::IncidentPropertiesView))
+            }
+            Route::IncidentTypeAdd => {
+                spec("POST", "/api/v1/incidents/properties/types", Recorder(P::IncidentPropertiesManage))
+                    .audited("incident.type.add")
+            }
+            Route::IncidentTypePut { .. } => {
+                spec("PUT", "/api/v1/incidents/properties/types/{id}", Recorder(P::IncidentPropertiesManage))
+                    .audited("incident.type.change")
+            }
+            Route::IncidentTypeDelete { .. } => {
+                spec("DELETE", "/api/v1/incidents/properties/types/{id}", Recorder(P::IncidentPropertiesManage))
+                    .audited("incident.type.delete")
+            }
+            Route::IncidentStatusAdd => {
+                spec("POST", "/api/v1/incidents/properties/statuses", Recorder(P::IncidentPropertiesManage))
+                    .audited("incident.status.add")
+            }
+            Route::IncidentStatusPut { .. } => {
+                spec("PUT", "/api/v1/incidents/properties/statuses/{id}", Recorder(P::IncidentPropertiesManage))
+                    .audited("incident.status.change")
+            }
+            Route::IncidentStatusDelete { .. } => {
+                spec("DELETE", "/api/v1/incidents/properties/statuses/{id}", Recorder(P::IncidentPropertiesManage))
+                    .audited("incident.status.delete")
+            }
+            Route::IncidentCategoryPut { .. } => {
+                spec("PUT", "/api/v1/incidents/properties/categories/{id}", Recorder(P::IncidentPropertiesManage))
+                    .audited("incident.category.change")
+            }
+            Route::IncidentCategoryValueAdd { .. } => spec(
+                "POST",
+                "/api/v1/incidents/properties/categories/{id}/values",
+                Recorder(P::IncidentPropertiesManage),
+            )
+            .audited("incident.category_value.add"),
+            Route::IncidentCategoryValuePut { .. } => {
+                spec("PUT", "/api/v1/incidents/properties/category-values/{id}", Recorder(P::IncidentPropertiesManage))
+                    .audited("incident.category_value.change")
+            }
+            Route::IncidentCategoryValueDelete { .. } => spec(
+                "DELETE",
+                "/api/v1/incidents/properties/category-values/{id}",
+                Recorder(P::IncidentPropertiesManage),
+            )
+            .audited("incident.category_value.delete"),
+            Route::IncidentDataFieldPut { .. } => {
+                spec("PUT", "/api/v1/incidents/properties/data-fields/{name}", Recorder(P::IncidentPropertiesManage))
+                    .audited("incident.data_field.change")
+            }
+            Route::IncidentSettingsPut => {
+                spec("PUT", "/api/v1/incidents/properties/settings", Recorder(P::IncidentPropertiesManage))
+                    .audited("incident.settings.change")
+            }
+            Route::IncidentProjects => spec("GET", "/api/v1/incidents/projects", Recorder(P::IncidentProjectsView)),
+            Route::IncidentProjectCreate => {
+                spec("POST", "/api/v1/incidents/projects", Recorder(P::IncidentProjectsManage))
+                    .audited("incident.project.create")
+            }
+            Route::IncidentProject { .. } => {
+                spec("GET", "/api/v1/incidents/projects/{id}", Recorder(P::IncidentProjectsView))
+                    .audited("incident.project.open")
+            }
+            Route::IncidentProjectPut { .. } => {
+                spec("PUT", "/api/v1/incidents/projects/{id}", Recorder(P::IncidentProjectsManage))
+                    .audited("incident.project.change")
+            }
+            Route::IncidentProjectDelete { .. } => {
+                spec("DELETE", "/api/v1/incidents/projects/{id}", Recorder(P::IncidentProjectsManage))
+                    .audited("incident.project.delete")
+            }
+            Route::IncidentProjectComment { .. } => {
+                spec("POST", "/api/v1/incidents/projects/{id}/comments", Recorder(P::IncidentProjectsManage))
+                    .audited("incident.project.comment")
+            }
+            Route::IncidentProjectCall { .. } => {
+                spec("POST", "/api/v1/incidents/projects/{id}/calls", Recorder(P::IncidentProjectsManage))
+                    .audited("incident.project.call")
+            }
+            Route::IncidentProjectSequencesAdd { .. } => {
+                spec("POST", "/api/v1/incidents/projects/{id}/sequences", Recorder(P::IncidentProjectsManage))
+                    .audited("incident.project.sequence_add")
+            }
+            Route::IncidentProjectSequenceDelete { .. } => {
+                spec("DELETE", "/api/v1/incidents/projects/{id}/sequences/{seq}", Recorder(P::IncidentProjectsManage))
+                    .audited("incident.project.sequence_remove")
+            }
+            Route::IncidentProjectLog { .. } => {
+                spec("GET", "/api/v1/incidents/projects/{id}/log", Recorder(P::IncidentProjectsView))
+            }
         }
     }
 
@@ -466,6 +626,30 @@ mod tests {
             ("GET", "/api/v1/evidence-lock-profiles", LoggedIn),
             ("PUT", "/api/v1/evidence-lock-profiles/{name}", Recorder(P::ManageUsers)),
             ("DELETE", "/api/v1/evidence-lock-profiles/{name}", Recorder(P::ManageUsers)),
+            // Issue 15 (IM-12).
+            ("GET", "/api/v1/incidents/properties", Recorder(P::IncidentPropertiesView)),
+            ("POST", "/api/v1/incidents/properties/types", Recorder(P::IncidentPropertiesManage)),
+            ("PUT", "/api/v1/incidents/properties/types/{id}", Recorder(P::IncidentPropertiesManage)),
+            ("DELETE", "/api/v1/incidents/properties/types/{id}", Recorder(P::IncidentPropertiesManage)),
+            ("POST", "/api/v1/incidents/properties/statuses", Recorder(P::IncidentPropertiesManage)),
+            ("PUT", "/api/v1/incidents/properties/statuses/{id}", Recorder(P::IncidentPropertiesManage)),
+            ("DELETE", "/api/v1/incidents/properties/statuses/{id}", Recorder(P::IncidentPropertiesManage)),
+            ("PUT", "/api/v1/incidents/properties/categories/{id}", Recorder(P::IncidentPropertiesManage)),
+            ("POST", "/api/v1/incidents/properties/categories/{id}/values", Recorder(P::IncidentPropertiesManage)),
+            ("PUT", "/api/v1/incidents/properties/category-values/{id}", Recorder(P::IncidentPropertiesManage)),
+            ("DELETE", "/api/v1/incidents/properties/category-values/{id}", Recorder(P::IncidentPropertiesManage)),
+            ("PUT", "/api/v1/incidents/properties/data-fields/{name}", Recorder(P::IncidentPropertiesManage)),
+            ("PUT", "/api/v1/incidents/properties/settings", Recorder(P::IncidentPropertiesManage)),
+            ("GET", "/api/v1/incidents/projects", Recorder(P::IncidentProjectsView)),
+            ("POST", "/api/v1/incidents/projects", Recorder(P::IncidentProjectsManage)),
+            ("GET", "/api/v1/incidents/projects/{id}", Recorder(P::IncidentProjectsView)),
+            ("PUT", "/api/v1/incidents/projects/{id}", Recorder(P::IncidentProjectsManage)),
+            ("DELETE", "/api/v1/incidents/projects/{id}", Recorder(P::IncidentProjectsManage)),
+            ("POST", "/api/v1/incidents/projects/{id}/comments", Recorder(P::IncidentProjectsManage)),
+            ("POST", "/api/v1/incidents/projects/{id}/calls", Recorder(P::IncidentProjectsManage)),
+            ("POST", "/api/v1/incidents/projects/{id}/sequences", Recorder(P::IncidentProjectsManage)),
+            ("DELETE", "/api/v1/incidents/projects/{id}/sequences/{seq}", Recorder(P::IncidentProjectsManage)),
+            ("GET", "/api/v1/incidents/projects/{id}/log", Recorder(P::IncidentProjectsView)),
         ];
         let routes: Vec<(&str, &str)> = table.iter().map(|(m, p, _)| (*m, *p)).collect();
         assert_eq!(routes, super::super::ROUTES, "this table lists exactly the router's routes, in order");

@@ -670,6 +670,11 @@ impl IncidentDb {
         user: &str,
         now_us: i64,
     ) -> Result<Project, Error> {
+        // An empty change would make a new revision and a project-log line saying nothing
+        // (IM-11: the log says what changed); it is refused as bad input.
+        if *change == ProjectChange::default() {
+            return Err(crate::err!(InvalidArgument, "the change of project {id} names nothing to change"));
+        }
         if let Some(n) = &change.name {
             check_name("project", n)?;
         }

@@ -15,8 +15,10 @@
 
 mod db;
 pub mod report;
+mod store;
 
 pub use db::{IncidentDb, INCIDENT_FILE};
+pub use store::{AuditSink, IncidentStore, EXPIRE_ACTION, EXPIRY_INTERVAL};
 
 use crate::error::Error;
 

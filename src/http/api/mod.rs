@@ -9,6 +9,7 @@ pub(super) mod cameras;
 pub(super) mod config;
 pub(super) mod events;
 pub(super) mod evidence;
+pub(super) mod incidents;
 pub(super) mod live;
 pub(super) mod logs;
 pub(super) mod motion;
@@ -121,5 +122,29 @@ pub(super) fn handle(ctx: &Ctx, route: &Route, call: &mut Call) -> Result<Respon
         Route::EvidenceLockProfiles => evidence::profiles(ctx),
         Route::EvidenceLockProfilePut { name } => evidence::put_profile(ctx, call, name),
         Route::EvidenceLockProfileDelete { name } => evidence::delete_profile(ctx, call, name),
+        // Issue 15: the incident store.
+        Route::IncidentProperties => incidents::properties(ctx),
+        Route::IncidentTypeAdd => incidents::add_item(ctx, call, true),
+        Route::IncidentTypePut { id } => incidents::change_item(ctx, call, true, id),
+        Route::IncidentTypeDelete { id } => incidents::delete_item(ctx, call, true, id),
+        Route::IncidentStatusAdd => incidents::add_item(ctx, call, false),
+        Route::IncidentStatusPut { id } => incidents::change_item(ctx, call, false, id),
+        Route::IncidentStatusDelete { id } => incidents::delete_item(ctx, call, false, id),
+        Route::IncidentCategoryPut { slot } => incidents::change_category(ctx, call, slot),
+        Route::IncidentCategoryValueAdd { slot } => incidents::add_category_value(ctx, call, slot),
+        Route::IncidentCategoryValuePut { id } => incidents::change_category_value(ctx, call, id),
+        Route::IncidentCategoryValueDelete { id } => incidents::delete_category_value(ctx, call, id),
+        Route::IncidentDataFieldPut { key } => incidents::change_data_field(ctx, call, key),
+        Route::IncidentSettingsPut => incidents::put_settings(ctx, call),
+        Route::IncidentProjects => incidents::list(ctx, call),
+        Route::IncidentProjectCreate => incidents::create(ctx, call),
+        Route::IncidentProject { id } => incidents::get(ctx, call, id),
+        Route::IncidentProjectPut { id } => incidents::change(ctx, call, id),
+        Route::IncidentProjectDelete { id } => incidents::delete(ctx, call, id),
+        Route::IncidentProjectComment { id } => incidents::add_comment(ctx, call, id),
+        Route::IncidentProjectCall { id } => incidents::add_call(ctx, call, id),
+        Route::IncidentProjectSequencesAdd { id } => incidents::add_sequences(ctx, call, id),
+        Route::IncidentProjectSequenceDelete { id, seq } => incidents::remove_sequence(ctx, call, id, seq),
+        Route::IncidentProjectLog { id } => incidents::log(ctx, call, id),
     }
 }

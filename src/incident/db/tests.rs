@@ -369,3 +369,16 @@ fn a_reopened_store_has_every_committed_project() {
     let p = db.project(id).unwrap();
     assert_eq!((p.name.as_str(), p.comments.len(), p.sequences.len()), ("kept", 1, 1));
 }
+
+/// IM-11: an empty change is refused (400) and leaves no revision and no log line behind.
+#[test]
+fn an_empty_change_is_refused_and_logs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = IncidentDb::open(dir.path()).unwrap();
+    let p = project(&mut db, "Nothing to say", None, T0);
+    let e = db.change_project(p.id, p.revision, &ProjectChange::default(), "alice", T0 + 1).unwrap_err();
+    assert_eq!(e.kind(), crate::error::ErrorKind::InvalidArgument, "{e}");
+    assert_eq!(db.project(p.id).unwrap().revision, p.revision);
+    let actions: Vec<String> = db.log(p.id).unwrap().into_iter().map(|l| l.action).collect();
+    assert_eq!(actions, ["created", "sequence_added"]);
+}

@@ -1,0 +1,146 @@
+//! The incident store as the recorder runs it (issue 15): the one `IncidentDb` behind one mutex,
+//! opened at start; a file that cannot be opened leaves the store unavailable (every use answers
+//! `Unavailable`, HTTP 503, with the reason) while the recorder records on: incidents are not
+//! essential, unlike evidence locks. The expiry thread (IM-7) deletes expired projects once a
+//! minute and writes one audit line per project (IM-11: an expiry is a project delete by the
+//! system), through the audit sink the HTTP side gives (`set_audit`), since only it knows the
+//! audit log.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use super::IncidentDb;
+use crate::clocks::Clocks;
+use crate::error::Error;
+use crate::shutdown::Shutdown;
+
+/// How often the expiry thread looks for expired projects (IM-7: retention is counted in days).
+pub const EXPIRY_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The audit action of a project the expiry thread deleted.
+pub const EXPIRE_ACTION: &str = "incident.project.expire";
+
+/// Writes one audit line: (action, target, detail), by the system.
+pub type AuditSink = Arc<dyn Fn(&str, &str, &str) + Send + Sync>;
+
+pub struct IncidentStore {
+    /// The database, or why it could not be opened.
+    db: Result<Mutex<IncidentDb>, String>,
+    clocks: Arc<dyn Clocks>,
+    audit: OnceLock<AuditSink>,
+}
+
+impl IncidentStore {
+    /// Opens `data_dir/incidents.sqlite3`; never fails (see the module doc): a failure is logged
+    /// and answered by every later use.
+    pub fn open(data_dir: &Path, clocks: Arc<dyn Clocks>) -> IncidentStore {
+        let db = IncidentDb::open(data_dir).map(Mutex::new).map_err(|e| {
+            tracing::error!("the incident store is unavailable (the recorder records on): {e}");
+            e.to_string()
+        });
+        IncidentStore { db, clocks, audit: OnceLock::new() }
+    }
+
+    /// The database, one user at a time; `Unavailable` (503) with the reason when it could not
+    /// be opened. A holder that panicked left no transaction open (rusqlite rolls back on drop),
+    /// so a poisoned lock is taken over.
+    pub fn db(&self) -> Result<MutexGuard<'_, IncidentDb>, Error> {
+        match &self.db {
+            Ok(m) => Ok(m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)),
+            Err(reason) => Err(crate::err!(Unavailable, "the incident store is unavailable: {reason}")),
+        }
+    }
+
+    /// The wall clock of every change's time.
+    pub fn now_us(&self) -> i64 {
+        self.clocks.realtime_us()
+    }
+
+    /// Where expiry writes its audit lines (the first call wins).
+    pub fn set_audit(&self, sink: AuditSink) {
+        let _ = self.audit.set(sink);
+    }
+
+    /// Deletes every expired project now (IM-7) and audits each (IM-11); returns their ids.
+    /// Without an audit sink nothing is deleted yet: an expiry must not go unaudited.
+    pub fn expire_now(&self) -> Result<Vec<i64>, Error> {
+        let Some(audit) = self.audit.get() else { return Ok(Vec::new()) };
+        let now_us = self.clocks.realtime_us();
+        let (ids, days) = {
+            let mut db = self.db()?;
+            let days = db.settings()?.retention_days;
+            (db.expire(now_us)?, days)
+        };
+        for id in &ids {
+            audit(EXPIRE_ACTION, &format!("incident project {id}"), &format!("retention of {days} days passed (IM-7)"));
+        }
+        if !ids.is_empty() {
+            tracing::info!(projects = ids.len(), retention_days = days, "expired incident projects deleted (IM-7)");
+        }
+        Ok(ids)
+    }
+
+    /// The expiry thread's body: `expire_now` every `EXPIRY_INTERVAL` until `stop`.
+    pub fn run_expiry(&self, stop: &Shutdown) {
+        if self.db.is_err() {
+            return;
+        }
+        while !stop.wait_timeout(EXPIRY_INTERVAL) {
+            if let Err(e) = self.expire_now() {
+                tracing::warn!("incident project expiry failed (tried again in a minute): {e}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clocks::SimulatedClocks;
+    use crate::incident::NewProject;
+
+    const DAY_US: i64 = 86_400_000_000;
+
+    /// IM-7, IM-11: with the simulated clock past the retention, the expiry deletes the project
+    /// and writes one audit line for it; nothing is deleted before a sink exists.
+    #[test]
+    fn im7_expiry_deletes_expired_projects_and_audits_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let clocks = SimulatedClocks::following_system();
+        let store = IncidentStore::open(dir.path(), Arc::new(clocks.clone()));
+        let new = |name: &str| NewProject {
+            name: name.into(),
+            description: "Forklift accident in hall 2".into(),
+            type_id: None,
+            sequences: vec![],
+        };
+        let old = store.db().unwrap().create_project(&new("old"), "ops", store.now_us()).unwrap();
+        clocks.advance(Duration::from_micros(6 * DAY_US as u64));
+        let young = store.db().unwrap().create_project(&new("young"), "ops", store.now_us()).unwrap();
+        clocks.advance(Duration::from_micros(DAY_US as u64 + 1));
+        assert_eq!(store.expire_now().unwrap(), Vec::<i64>::new(), "no audit sink: nothing expires unaudited");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let l = lines.clone();
+        store.set_audit(Arc::new(move |a: &str, t: &str, d: &str| l.lock().unwrap().push(format!("{a} {t} {d}"))));
+        assert_eq!(store.expire_now().unwrap(), vec![old.id]);
+        assert_eq!(
+            *lines.lock().unwrap(),
+            vec![format!("incident.project.expire incident project {} retention of 7 days passed (IM-7)", old.id)]
+        );
+        let db = store.db().unwrap();
+        assert_eq!(db.project(old.id).unwrap_err().kind(), crate::ErrorKind::NotFound);
+        assert_eq!(db.project(young.id).unwrap().name, "young");
+    }
+
+    /// A file that cannot be opened: every use is `Unavailable` (503) with the reason.
+    #[test]
+    fn an_unopenable_store_is_unavailable_with_its_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(crate::incident::INCIDENT_FILE)).unwrap();
+        let store = IncidentStore::open(dir.path(), Arc::new(crate::clocks::SystemClocks));
+        let e = store.db().err().expect("unavailable");
+        assert_eq!(e.kind(), crate::ErrorKind::Unavailable);
+        assert!(e.to_string().contains("incident store is unavailable"), "{e}");
+    }
+}

@@ -1,0 +1,636 @@
+//! Issue 15 (IM-1..IM-14): the incident store's API on a real recorder over HTTP, with its real
+//! SQLite files: property CRUD and in-use locking (IM-2..IM-6), the IM-11 split between the
+//! project's log and the audit log entry by entry, the IM-12 permission matrix over every
+//! incident endpoint, PR-11 for sequences, the IM-13 answers (404 "refresh", 409 stale, 403,
+//! 503), and kill -9 during project writes. Retention expiry (IM-7) runs on the simulated clock in
+//! `incident::store`'s unit tests (the binary runs on the system clock).
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use common::recorder::RecorderProc;
+use common::{http_request, temp_dir};
+use serde_json::{json, Value};
+
+/// Two cameras that never record: sequences name cameras and time ranges only (IM-10).
+const BODY: &str = "[[storage]]\nid = \"main\"\nsize = \"64MiB\"\nsegment_size = \"2MiB\"\n\
+                    [[camera]]\nid = \"door\"\nsource = \"demo:\"\nrecord = \"never\"\n\
+                    [[camera]]\nid = \"yard\"\nsource = \"demo:\"\nrecord = \"never\"\n";
+
+const T0: i64 = 1_780_000_000_000_000;
+
+/// `method path` as `user` (None: the administrator) with a JSON body and extra headers.
+fn call_h(
+    rec: &RecorderProc,
+    user: Option<(&str, &str)>,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let url = match user {
+        Some(u) => rec.url_as(Some(u), path),
+        None => rec.url(path),
+    };
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut all = vec![("Content-Type", "application/json")];
+    all.extend_from_slice(headers);
+    let r = http_request(method, &url, &all, payload.as_bytes()).unwrap();
+    let v = if r.body.is_empty() { Value::Null } else { r.json() };
+    (r.status, v)
+}
+
+fn call(rec: &RecorderProc, user: Option<(&str, &str)>, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    call_h(rec, user, method, path, body, &[])
+}
+
+/// Asserts `status` and returns the answer.
+fn ok(
+    rec: &RecorderProc,
+    user: Option<(&str, &str)>,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    status: u16,
+) -> Value {
+    let (s, v) = call(rec, user, method, path, body);
+    assert_eq!(s, status, "{method} {path}: {v}");
+    v
+}
+
+fn put_role(rec: &RecorderProc, name: &str, grants: Value) {
+    ok(rec, None, "PUT", &format!("/api/v1/roles/{name}"), Some(json!({ "grants": grants })), 200);
+}
+
+fn add_user(rec: &RecorderProc, name: &str, password: &str, roles: &[&str]) {
+    ok(rec, None, "POST", "/api/v1/users", Some(json!({"name": name, "password": password, "roles": roles})), 200);
+}
+
+/// The audit lines whose action begins with `incident.`, oldest first, as (user, action, outcome).
+fn incident_audit(rec: &RecorderProc) -> Vec<(String, String, String)> {
+    let v = ok(rec, None, "GET", "/api/v1/logs?kind=audit&limit=1000", None, 200);
+    let mut out: Vec<(String, String, String)> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"].as_str().unwrap_or_default().starts_with("incident."))
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+            (s("user"), s("action"), s("outcome"))
+        })
+        .collect();
+    out.reverse();
+    out
+}
+
+/// The IM-18 workplace-injury properties: types, statuses, the "Reason" category with values, and
+/// the "Number of people injured" data field. Returns (type ids, status ids, reason value ids).
+fn workplace_injury(rec: &RecorderProc) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
+    let mut types = Vec::new();
+    for name in ["Workplace injury - employee", "Workplace injury - visitor", "Property damage"] {
+        let v = ok(rec, None, "POST", "/api/v1/incidents/properties/types", Some(json!({"name": name})), 201);
+        types.push(v["id"].as_i64().unwrap());
+    }
+    let mut statuses = Vec::new();
+    for name in ["New", "In progress", "Closed"] {
+        let v = ok(rec, None, "POST", "/api/v1/incidents/properties/statuses", Some(json!({"name": name})), 201);
+        statuses.push(v["id"].as_i64().unwrap());
+    }
+    let c = ok(
+        rec,
+        None,
+        "PUT",
+        "/api/v1/incidents/properties/categories/1",
+        Some(json!({"enabled": true, "name": "Reason", "description": "Why it happened"})),
+        200,
+    );
+    assert_eq!((c["slot"].as_i64(), c["enabled"].as_bool()), (Some(1), Some(true)), "{c}");
+    let mut reasons = Vec::new();
+    for name in ["Slippery floor", "Forklift", "Falling object"] {
+        let v =
+            ok(rec, None, "POST", "/api/v1/incidents/properties/categories/1/values", Some(json!({"name": name})), 201);
+        reasons.push(v["id"].as_i64().unwrap());
+    }
+    ok(
+        rec,
+        None,
+        "PUT",
+        "/api/v1/incidents/properties/data-fields/whole_number_1",
+        Some(json!({"enabled": true, "name": "Number of people injured"})),
+        200,
+    );
+    (types, statuses, reasons)
+}
+
+/// IM-2..IM-6, IM-13: types, statuses, category values and data fields are created, changed and
+/// deleted; one a project uses cannot be changed or deleted (409); a stale If-Match is 409; an
+/// item another administrator deleted is 404 with "refresh"; names need not be unique.
+#[test]
+fn im2_im4_property_crud_and_in_use_locking_over_http() {
+    let tmp = temp_dir();
+    let rec = RecorderProc::start(tmp.path(), BODY);
+    let (types, statuses, reasons) = workplace_injury(&rec);
+
+    let props = ok(&rec, None, "GET", "/api/v1/incidents/properties", None, 200);
+    assert_eq!(props["types"].as_array().unwrap().len(), 3, "{props}");
+    assert_eq!(props["categories"].as_array().unwrap().len(), 5, "IM-4: exactly five slots");
+    assert_eq!(props["data_fields"].as_array().unwrap().len(), 15, "IM-5: fifteen fields");
+    assert_eq!(props["categories"][0]["values"].as_array().unwrap().len(), 3);
+    assert_eq!(props["settings"]["retention_days"], 7, "IM-7: default retention");
+    // IM-6: a second type of the same name is fine.
+    ok(&rec, None, "POST", "/api/v1/incidents/properties/types", Some(json!({"name": "Property damage"})), 201);
+
+    // A project uses the first type, the second status and the first reason.
+    let p = ok(
+        &rec,
+        None,
+        "POST",
+        "/api/v1/incidents/projects",
+        Some(json!({"name": "Hall 2 forklift", "type_id": types[0]})),
+        201,
+    );
+    let pid = p["id"].as_i64().unwrap();
+    ok(
+        &rec,
+        None,
+        "PUT",
+        &format!("/api/v1/incidents/projects/{pid}"),
+        Some(json!({"status_id": statuses[1], "categories": {"1": reasons[0]}, "data": {"whole_number_1": 2}})),
+        200,
+    );
+    let props = ok(&rec, None, "GET", "/api/v1/incidents/properties", None, 200);
+    assert_eq!(props["types"][0]["in_use"], true);
+    assert_eq!(props["types"][1]["in_use"], false);
+    assert_eq!(props["statuses"][1]["in_use"], true);
+    assert_eq!(props["categories"][0]["values"][0]["in_use"], true);
+
+    // In use: 409 for change and delete (I1).
+    for (method, path) in [
+        ("PUT", format!("/api/v1/incidents/properties/types/{}", types[0])),
+        ("DELETE", format!("/api/v1/incidents/properties/types/{}", types[0])),
+        ("PUT", format!("/api/v1/incidents/properties/statuses/{}", statuses[1])),
+        ("DELETE", format!("/api/v1/incidents/properties/statuses/{}", statuses[1])),
+        ("PUT", format!("/api/v1/incidents/properties/category-values/{}", reasons[0])),
+        ("DELETE", format!("/api/v1/incidents/properties/category-values/{}", reasons[0])),
+    ] {
+        let (s, v) = call(&rec, None, method, &path, Some(json!({"name": "Renamed"})));
+        assert_eq!(s, 409, "{method} {path}: {v}");
+    }
+
+    // Not in use: changed (revision + 1, ETag), stale If-Match 409, deleted, then 404 "refresh".
+    let t1 = format!("/api/v1/incidents/properties/types/{}", types[1]);
+    let (s, v) = call_h(
+        &rec,
+        None,
+        "PUT",
+        &t1,
+        Some(json!({"name": "Injury - visitor", "description": "Guests"})),
+        &[("If-Match", "\"1\"")],
+    );
+    assert_eq!((s, v["revision"].as_i64()), (200, Some(2)), "{v}");
+    let (s, v) = call_h(&rec, None, "PUT", &t1, Some(json!({"name": "Again"})), &[("If-Match", "\"1\"")]);
+    assert_eq!(s, 409, "IM-13: a stale revision: {v}");
+    let (s, v) = call_h(&rec, None, "DELETE", &t1, None, &[("If-Match", "\"1\"")]);
+    assert_eq!(s, 409, "a stale delete: {v}");
+    ok(&rec, None, "DELETE", &t1, None, 204);
+    let (s, v) = call(&rec, None, "PUT", &t1, Some(json!({"name": "Gone"})));
+    assert_eq!(s, 404, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("refresh"), "IM-13: {v}");
+    let v2 = format!("/api/v1/incidents/properties/category-values/{}", reasons[1]);
+    ok(&rec, None, "PUT", &v2, Some(json!({"name": "Lift truck"})), 200);
+    ok(&rec, None, "DELETE", &v2, None, 204);
+    assert_eq!(call(&rec, None, "DELETE", &v2, None).0, 404);
+    ok(&rec, None, "DELETE", &format!("/api/v1/incidents/properties/statuses/{}", statuses[2]), None, 204);
+
+    // Bad input is 400 and changes nothing.
+    for (method, path, body) in [
+        ("POST", "/api/v1/incidents/properties/types", json!({"name": "   "})),
+        ("POST", "/api/v1/incidents/properties/types", json!({"name": 5})),
+        ("PUT", "/api/v1/incidents/properties/categories/6", json!({"enabled": true, "name": "Six"})),
+        ("PUT", "/api/v1/incidents/properties/data-fields/whole_number_4", json!({"enabled": true, "name": "x"})),
+        ("PUT", "/api/v1/incidents/properties/settings", json!({"retention_days": 0, "report_title": "Site A"})),
+        ("PUT", "/api/v1/incidents/properties/settings", json!({"retention_days": 365_001, "report_title": "Site A"})),
+    ] {
+        let (s, v) = call(&rec, None, method, path, Some(body));
+        assert_eq!(s, 400, "{method} {path}: {v}");
+    }
+    let s = ok(
+        &rec,
+        None,
+        "PUT",
+        "/api/v1/incidents/properties/settings",
+        Some(json!({"retention_days": 365_000, "report_title": "Site A"})),
+        200,
+    );
+    assert_eq!((s["retention_days"].as_i64(), s["revision"].as_i64()), (Some(365_000), Some(2)));
+    // A data value of the wrong kind, and one of a disabled field, are refused.
+    for data in [json!({"whole_number_1": "two"}), json!({"decimal_1": 1.5})] {
+        let (s, v) = call(&rec, None, "PUT", &format!("/api/v1/incidents/projects/{pid}"), Some(json!({"data": data})));
+        assert_eq!(s, 400, "{v}");
+    }
+    let props = ok(&rec, None, "GET", "/api/v1/incidents/properties", None, 200);
+    assert_eq!(props["types"].as_array().unwrap().len(), 3, "one deleted, one added: {props}");
+    assert_eq!(props["statuses"].as_array().unwrap().len(), 2);
+}
+
+/// IM-11 exactly, entry by entry: property changes → audit log only; project create and delete
+/// → project log and audit log; open, edits, comments, calls, sequence add and remove → the
+/// project's log only (the audit log gets nothing of them).
+#[test]
+fn im11_project_log_and_audit_log_split_entry_by_entry() {
+    let tmp = temp_dir();
+    let rec = RecorderProc::start(tmp.path(), BODY);
+    let (types, statuses, reasons) = workplace_injury(&rec);
+    // The default Operators role (IM-12): properties View, projects Manage, read on every camera.
+    add_user(&rec, "otto", "Otto-pass-12", &["Operators"]);
+    let otto = Some(("otto", "Otto-pass-12"));
+    let admin = "admin".to_owned();
+    let granted = |user: &str, action: &str| (user.to_owned(), action.to_owned(), "granted".to_owned());
+    let mut expected_audit = vec![];
+    for _ in 0..3 {
+        expected_audit.push(granted(&admin, "incident.type.add"));
+    }
+    for _ in 0..3 {
+        expected_audit.push(granted(&admin, "incident.status.add"));
+    }
+    expected_audit.push(granted(&admin, "incident.category.change"));
+    for _ in 0..3 {
+        expected_audit.push(granted(&admin, "incident.category_value.add"));
+    }
+    expected_audit.push(granted(&admin, "incident.data_field.change"));
+    assert_eq!(incident_audit(&rec), expected_audit, "property changes are audited (IM-11)");
+
+    let p = ok(
+        &rec,
+        otto,
+        "POST",
+        "/api/v1/incidents/projects",
+        Some(json!({
+            "name": "Hall 2 forklift",
+            "description": "An employee was hit by a forklift",
+            "type_id": types[0],
+            "sequences": [{"camera": "door", "start_wall_us": T0, "end_wall_us": T0 + 60_000_000}],
+        })),
+        201,
+    );
+    let pid = p["id"].as_i64().unwrap();
+    let base = format!("/api/v1/incidents/projects/{pid}");
+    expected_audit.push(granted("otto", "incident.project.create"));
+    ok(&rec, otto, "GET", &base, None, 200);
+    ok(
+        &rec,
+        otto,
+        "PUT",
+        &base,
+        Some(json!({"status_id": statuses[1], "categories": {"1": reasons[1]}, "data": {"whole_number_1": 1}})),
+        200,
+    );
+    ok(&rec, otto, "POST", &format!("{base}/comments"), Some(json!({"text": "First aid given on site"})), 201);
+    ok(
+        &rec,
+        otto,
+        "POST",
+        &format!("{base}/calls"),
+        Some(json!({"party": "Ambulance 112", "direction": "outgoing", "call_wall_us": T0 + 120_000_000})),
+        201,
+    );
+    let added = ok(
+        &rec,
+        otto,
+        "POST",
+        &format!("{base}/sequences"),
+        Some(json!({"sequences": [{"camera": "yard", "start_wall_us": T0, "end_wall_us": T0 + 30_000_000}]})),
+        201,
+    );
+    let seq = added["sequences"][0]["id"].as_i64().unwrap();
+    ok(&rec, otto, "DELETE", &format!("{base}/sequences/{seq}"), None, 204);
+
+    let log = ok(&rec, otto, "GET", &format!("{base}/log"), None, 200);
+    let lines: Vec<(String, String)> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["user"].as_str().unwrap().to_owned(), e["action"].as_str().unwrap().to_owned()))
+        .collect();
+    let l = |a: &str| ("otto".to_owned(), a.to_owned());
+    assert_eq!(
+        lines,
+        vec![
+            l("created"),
+            l("sequence_added"),
+            l("opened"),
+            l("changed"),
+            l("comment_added"),
+            l("call_added"),
+            l("sequence_added"),
+            l("sequence_removed"),
+        ],
+        "the project's log (IM-11): {log}"
+    );
+    assert_eq!(incident_audit(&rec), expected_audit, "open, edits, comments, calls, sequences: project log only");
+
+    let (s, v) = call(&rec, otto, "DELETE", &base, None);
+    assert_eq!(s, 204, "{v}");
+    expected_audit.push(granted("otto", "incident.project.delete"));
+    assert_eq!(incident_audit(&rec), expected_audit, "a delete is audited (IM-11)");
+    // The project's log went with it (I3): 404 "refresh".
+    let (s, v) = call(&rec, otto, "GET", &format!("{base}/log"), None);
+    assert!(s == 404 && v["error"]["message"].as_str().unwrap().contains("refresh"), "{s} {v}");
+}
+
+/// Every incident endpoint with an id that does not exist, so that an allowed call changes
+/// nothing: (method, path, node is properties, needs Manage).
+fn endpoints() -> Vec<(&'static str, &'static str, bool, bool)> {
+    vec![
+        ("GET", "/api/v1/incidents/properties", true, false),
+        ("POST", "/api/v1/incidents/properties/types", true, true),
+        ("PUT", "/api/v1/incidents/properties/types/999999", true, true),
+        ("DELETE", "/api/v1/incidents/properties/types/999999", true, true),
+        ("POST", "/api/v1/incidents/properties/statuses", true, true),
+        ("PUT", "/api/v1/incidents/properties/statuses/999999", true, true),
+        ("DELETE", "/api/v1/incidents/properties/statuses/999999", true, true),
+        ("PUT", "/api/v1/incidents/properties/categories/9", true, true),
+        ("POST", "/api/v1/incidents/properties/categories/9/values", true, true),
+        ("PUT", "/api/v1/incidents/properties/category-values/999999", true, true),
+        ("DELETE", "/api/v1/incidents/properties/category-values/999999", true, true),
+        ("PUT", "/api/v1/incidents/properties/data-fields/nothing_1", true, true),
+        ("PUT", "/api/v1/incidents/properties/settings", true, true),
+        ("GET", "/api/v1/incidents/projects?limit=1", false, false),
+        ("POST", "/api/v1/incidents/projects", false, true),
+        ("GET", "/api/v1/incidents/projects/999999", false, false),
+        ("PUT", "/api/v1/incidents/projects/999999", false, true),
+        ("DELETE", "/api/v1/incidents/projects/999999", false, true),
+        ("POST", "/api/v1/incidents/projects/999999/comments", false, true),
+        ("POST", "/api/v1/incidents/projects/999999/calls", false, true),
+        ("POST", "/api/v1/incidents/projects/999999/sequences", false, true),
+        ("DELETE", "/api/v1/incidents/projects/999999/sequences/1", false, true),
+        ("GET", "/api/v1/incidents/projects/999999/log", false, false),
+    ]
+}
+
+/// IM-12: None / View / Manage on properties and on projects, × every endpoint: a call the
+/// permission does not cover is 403 (and audited as denied); one it covers reaches its handler
+/// (here 200, 400 or 404, never 403 nor 5xx). Manage implies View; Administrators have everything.
+#[test]
+fn im12_permission_matrix_none_view_manage_on_every_endpoint() {
+    let tmp = temp_dir();
+    let rec = RecorderProc::start(tmp.path(), BODY);
+    // (user, properties level, projects level): 0 None, 1 View, 2 Manage.
+    let levels = [("nn", 0, 0), ("vn", 1, 0), ("mn", 2, 0), ("nv", 0, 1), ("nm", 0, 2), ("vm", 1, 2), ("mv", 2, 1)];
+    for (user, props, projects) in levels {
+        let mut grants = vec![json!({"permission": "read", "allow": true})];
+        let level = |node: &str, l: u8| match l {
+            1 => Some(json!({"permission": format!("incident_{node}_view"), "allow": true})),
+            2 => Some(json!({"permission": format!("incident_{node}_manage"), "allow": true})),
+            _ => None,
+        };
+        grants.extend(level("properties", props));
+        grants.extend(level("projects", projects));
+        put_role(&rec, &format!("r-{user}"), Value::Array(grants));
+        add_user(&rec, user, "Matrix-pass-1", &[&format!("r-{user}")]);
+    }
+    let mut cases = 0;
+    for (user, props, projects) in levels.iter().copied().chain([("admin", 2, 2)]) {
+        let creds = if user == "admin" { None } else { Some((user, "Matrix-pass-1")) };
+        for (method, path, is_props, manage) in endpoints() {
+            let level = if is_props { props } else { projects };
+            let allowed = level == 2 || (level == 1 && !manage);
+            let (s, v) = call(&rec, creds, method, path, Some(json!({})));
+            if allowed {
+                assert!(s != 403 && s < 500, "{user} (props {props}, projects {projects}): {method} {path}: {s} {v}");
+            } else {
+                assert_eq!(s, 403, "{user} (props {props}, projects {projects}): {method} {path}: {v}");
+            }
+            cases += 1;
+        }
+    }
+    assert_eq!(cases, 8 * 23);
+    // A refusal is audited as denied (an access decision, not incident activity).
+    let denied =
+        incident_audit(&rec).into_iter().filter(|(u, a, o)| u == "nn" && a == "incident.type.add" && o == "denied");
+    assert_eq!(denied.count(), 1);
+    // What /me says: Manage shows its View too (P6).
+    let me = ok(&rec, Some(("mn", "Matrix-pass-1")), "GET", "/api/v1/me", None, 200);
+    let perms: Vec<&str> = me["recorder_permissions"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(perms.contains(&"incident_properties_view") && perms.contains(&"incident_properties_manage"), "{me}");
+}
+
+/// PR-11 for sequences: adding one of a camera the caller may not read is 404 like a missing
+/// camera; a project lists every sequence, one of a hidden camera as `camera: null, hidden:
+/// true`, and its log lines do not name the camera; removing it is 403 "not available to you".
+#[test]
+fn pr11_sequences_of_hidden_cameras_do_not_leak() {
+    let tmp = temp_dir();
+    let rec = RecorderProc::start(tmp.path(), BODY);
+    put_role(
+        &rec,
+        "door-incidents",
+        json!([{"permission": "read", "camera": "door", "allow": true}, {"permission": "incident_projects_manage", "allow": true}]),
+    );
+    add_user(&rec, "dora", "Dora-pass-12", &["door-incidents"]);
+    let dora = Some(("dora", "Dora-pass-12"));
+    let seq = |camera: &str| json!({"camera": camera, "start_wall_us": T0, "end_wall_us": T0 + 1_000_000});
+    let (s, v) =
+        call(&rec, dora, "POST", "/api/v1/incidents/projects", Some(json!({"name": "x", "sequences": [seq("yard")]})));
+    assert_eq!(s, 404, "{v}");
+    let (s, v) =
+        call(&rec, dora, "POST", "/api/v1/incidents/projects", Some(json!({"name": "x", "sequences": [seq("attic")]})));
+    assert_eq!(s, 404, "an unknown camera answers the same: {v}");
+    let p = ok(
+        &rec,
+        None,
+        "POST",
+        "/api/v1/incidents/projects",
+        Some(json!({"name": "Both gates", "sequences": [seq("door"), seq("yard")]})),
+        201,
+    );
+    let base = format!("/api/v1/incidents/projects/{}", p["id"]);
+    let mine = ok(&rec, dora, "GET", &base, None, 200);
+    let seqs = mine["sequences"].as_array().unwrap();
+    assert_eq!(seqs.len(), 2, "every sequence is listed: {mine}");
+    assert_eq!((&seqs[0]["camera"], &seqs[0]["hidden"]), (&json!("door"), &json!(false)));
+    assert_eq!((&seqs[1]["camera"], &seqs[1]["hidden"]), (&Value::Null, &json!(true)));
+    let log = ok(&rec, dora, "GET", &format!("{base}/log"), None, 200);
+    assert!(!log.to_string().contains("yard"), "the log does not name the hidden camera: {log}");
+    assert!(log.to_string().contains("door"), "{log}");
+    let (s, v) = call(&rec, dora, "DELETE", &format!("{base}/sequences/{}", seqs[1]["id"]), None);
+    assert!(s == 403 && v["error"]["message"].as_str().unwrap().contains("not available to you"), "{s} {v}");
+    let full = ok(&rec, None, "GET", &base, None, 200);
+    assert_eq!(full["sequences"][1]["camera"], "yard", "the administrator sees it");
+}
+
+/// IM-13: a project another user deleted answers 404 "refresh" to every action; a change made
+/// against an older revision is 409; the list pages by keyset and filters.
+#[test]
+fn im13_concurrency_answers_and_im14_paging() {
+    let tmp = temp_dir();
+    let rec = RecorderProc::start(tmp.path(), BODY);
+    let (types, _, _) = workplace_injury(&rec);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let t = if i % 2 == 0 { types[0] } else { types[2] };
+        let p = ok(
+            &rec,
+            None,
+            "POST",
+            "/api/v1/incidents/projects",
+            Some(json!({"name": format!("Incident {i}"), "description": format!("spill number{i}"), "type_id": t})),
+            201,
+        );
+        ids.push(p["id"].as_i64().unwrap());
+    }
+    // Keyset pages of 2, newest change first.
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    loop {
+        let v = ok(&rec, None, "GET", &format!("/api/v1/incidents/projects?limit=2&after={after}"), None, 200);
+        seen.extend(v["projects"].as_array().unwrap().iter().map(|p| p["id"].as_i64().unwrap()));
+        match v["next"].as_str() {
+            Some(n) => after = n.to_owned(),
+            None => break,
+        }
+    }
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(seen, newest_first);
+    let v = ok(&rec, None, "GET", &format!("/api/v1/incidents/projects?type={}", types[2]), None, 200);
+    assert_eq!(v["projects"].as_array().unwrap().len(), 2, "{v}");
+    let v = ok(&rec, None, "GET", "/api/v1/incidents/projects?text=number3", None, 200);
+    assert_eq!(v["projects"][0]["id"].as_i64(), Some(ids[3]), "{v}");
+    for bad in ["limit=0", "limit=501", "after=x.1", "category=7:1", "from=yesterday", "type=a"] {
+        let (s, v) = call(&rec, None, "GET", &format!("/api/v1/incidents/projects?{bad}"), None);
+        assert_eq!(s, 400, "{bad}: {v}");
+    }
+
+    // Stale: two users read revision 1; the first change wins, the second is 409.
+    let base = format!("/api/v1/incidents/projects/{}", ids[0]);
+    let (s, _) = call_h(&rec, None, "PUT", &base, Some(json!({"name": "First"})), &[("If-Match", "\"1\"")]);
+    assert_eq!(s, 200);
+    let (s, v) = call_h(&rec, None, "PUT", &base, Some(json!({"name": "Second"})), &[("If-Match", "\"1\"")]);
+    assert_eq!(s, 409, "{v}");
+    let (s, v) = call_h(&rec, None, "DELETE", &base, None, &[("If-Match", "\"1\"")]);
+    assert_eq!(s, 409, "{v}");
+    // Deleted: every action answers 404 with "refresh".
+    ok(&rec, None, "DELETE", &base, None, 204);
+    for (method, path, body) in [
+        ("GET", base.clone(), None),
+        ("PUT", base.clone(), Some(json!({"name": "Late"}))),
+        ("DELETE", base.clone(), None),
+        ("POST", format!("{base}/comments"), Some(json!({"text": "late"}))),
+        (
+            "POST",
+            format!("{base}/calls"),
+            Some(json!({"party": "Police", "direction": "incoming", "call_wall_us": T0})),
+        ),
+        (
+            "POST",
+            format!("{base}/sequences"),
+            Some(json!({"sequences": [{"camera": "door", "start_wall_us": T0, "end_wall_us": T0 + 1}]})),
+        ),
+        ("GET", format!("{base}/log"), None),
+    ] {
+        let (s, v) = call(&rec, None, method, &path, body);
+        assert_eq!(s, 404, "{method} {path}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("refresh"), "{method} {path}: {v}");
+    }
+}
+
+/// A store file that cannot be opened: the incident API answers 503 with the reason; the
+/// recorder runs on (status answers, cameras are there).
+#[test]
+fn an_unopenable_incident_store_answers_503_and_the_recorder_runs_on() {
+    let tmp = temp_dir();
+    std::fs::create_dir_all(tmp.path().join("incidents.sqlite3")).unwrap();
+    let rec = RecorderProc::start(tmp.path(), BODY);
+    for path in ["/api/v1/incidents/properties", "/api/v1/incidents/projects"] {
+        let (s, v) = call(&rec, None, "GET", path, None);
+        assert_eq!(s, 503, "{path}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("incident store is unavailable"), "{v}");
+    }
+    let status = rec.status();
+    assert_eq!(status["cameras"].as_array().unwrap().len(), 2, "{status}");
+}
+
+/// kill -9 during project writes leaves the database consistent: three rounds of start, writes
+/// from two threads, kill -9; then `PRAGMA integrity_check` is ok and every listed project opens.
+#[test]
+fn kill9_during_project_writes_leaves_the_store_consistent() {
+    let tmp = temp_dir();
+    let mut rec = RecorderProc::start(tmp.path(), BODY);
+    let (config, port) = (rec.config.clone(), rec.port);
+    let mut confirmed_total = 0;
+    for round in 0..3 {
+        let stop = Arc::new(AtomicBool::new(false));
+        let confirmed = Arc::new(AtomicU64::new(0));
+        let url = rec.url("");
+        let writers: Vec<_> = (0..2)
+            .map(|w| {
+                let (stop, confirmed, url) = (stop.clone(), confirmed.clone(), url.clone());
+                std::thread::spawn(move || {
+                    let mut i = 0;
+                    while !stop.load(Ordering::SeqCst) {
+                        i += 1;
+                        let body = json!({
+                            "name": format!("round {round} writer {w} project {i}"),
+                            "sequences": [{"camera": "door", "start_wall_us": T0, "end_wall_us": T0 + 1_000_000}],
+                        })
+                        .to_string();
+                        let h = [("Content-Type", "application/json")];
+                        let Ok(r) =
+                            http_request("POST", &format!("{url}/api/v1/incidents/projects"), &h, body.as_bytes())
+                        else {
+                            break;
+                        };
+                        if r.status != 201 {
+                            break;
+                        }
+                        let id = r.json()["id"].as_i64().unwrap();
+                        let c = json!({"text": format!("comment {i}")}).to_string();
+                        let path = format!("{url}/api/v1/incidents/projects/{id}/comments");
+                        if http_request("POST", &path, &h, c.as_bytes()).is_err() {
+                            break;
+                        }
+                        confirmed.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        // Kill once writes are flowing (a condition, not a sleep).
+        assert!(
+            common::wait_until(std::time::Duration::from_secs(60), || confirmed.load(Ordering::SeqCst) >= 10),
+            "writes never flowed: {}",
+            rec.log_text()
+        );
+        rec.kill9();
+        stop.store(true, Ordering::SeqCst);
+        for w in writers {
+            w.join().unwrap();
+        }
+        confirmed_total += confirmed.load(Ordering::SeqCst);
+        let db = rusqlite::Connection::open(tmp.path().join("incidents.sqlite3")).unwrap();
+        let check: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(check, "ok", "round {round}");
+        let fk: i64 = db.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(fk, 0, "round {round}: no orphan rows");
+        drop(db);
+        rec = RecorderProc::relaunch(config.clone(), port);
+    }
+    // Every confirmed project is there (durable before answered), and every listed one opens.
+    let mut listed = 0;
+    let mut after = String::new();
+    loop {
+        let v = ok(&rec, None, "GET", &format!("/api/v1/incidents/projects?limit=500&after={after}"), None, 200);
+        for p in v["projects"].as_array().unwrap() {
+            let got = ok(&rec, None, "GET", &format!("/api/v1/incidents/projects/{}", p["id"]), None, 200);
+            assert_eq!(got["sequences"].as_array().unwrap().len(), 1, "{got}");
+            listed += 1;
+        }
+        match v["next"].as_str() {
+            Some(n) => after = n.to_owned(),
+            None => break,
+        }
+    }
+    assert!(listed as u64 >= confirmed_total, "{listed} listed, {confirmed_total} confirmed");
+}
