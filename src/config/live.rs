@@ -36,7 +36,12 @@ pub struct ConfigFile {
     /// The revision of that text: only changed with `text` locked, readable without waiting
     /// for a change in progress (status).
     revision: AtomicU64,
+    /// A check of a change against what runs (`set_check`), after the config's own validation.
+    check: std::sync::OnceLock<Check>,
 }
+
+/// A check of a validated change against the running recorder (`ConfigFile::set_check`).
+pub type Check = Box<dyn Fn(&Config) -> Result<(), Error> + Send + Sync>;
 
 /// A list of tables that single-item endpoints address by `id`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,7 +99,15 @@ impl ConfigFile {
             started_with: text.clone(),
             text: Mutex::new(text),
             revision: AtomicU64::new(revision),
+            check: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets the check every change must pass besides the config's own validation: what only the
+    /// running recorder knows (issue 14: the codec a camera's current session delivers). Set
+    /// once; later calls are ignored.
+    pub fn set_check(&self, check: Check) {
+        let _ = self.check.set(check);
     }
 
     pub fn path(&self) -> &Path {
@@ -246,6 +259,9 @@ impl ConfigFile {
         let in_force = Config::parse(&self.file_name(), &self.started_with, self.base_dir.as_deref()).ok();
         if let Some(in_force) = in_force.as_ref().or(previous.as_ref()) {
             config.check_archive_chains(in_force)?;
+        }
+        if let Some(check) = self.check.get() {
+            check(&config)?;
         }
         // Readers see the new file once it is renamed, so a failed directory fsync after that
         // leaves the change in force (and logged), as the old text would no longer be true.

@@ -210,6 +210,9 @@ pub struct Config {
     /// Where each storage's keys were written (same order as `storages`), so the checks against
     /// the disks made after parsing (`check_storages_on_disk`) can name file, line and key.
     storage_lines: Vec<StorageLines>,
+    /// The config's name in messages and, per camera (same order as `cameras`), the line of its
+    /// `record` key (of its `id` without one), for refusals found after parsing.
+    camera_lines: (String, Vec<usize>),
 }
 
 /// The lines of one `[[storage]]`'s keys, for errors found after parsing.
@@ -665,7 +668,21 @@ impl Config {
             time_profiles,
             rules,
             storage_lines,
+            camera_lines: (
+                file.to_owned(),
+                raw.camera
+                    .iter()
+                    .map(|c| origin.line_of(c.record.as_ref().map_or(c.id.span(), |r| r.span())))
+                    .collect(),
+            ),
         })
+    }
+
+    /// A refusal of camera `id`'s `record` key found after parsing (issue 14: `record = "motion"`
+    /// on a camera motion cannot analyse), as `file:line: key `camera.record`: reason`.
+    pub fn record_error(&self, id: &str, reason: impl std::fmt::Display) -> Error {
+        let line = self.cameras.iter().position(|c| c.id == id).and_then(|i| self.camera_lines.1.get(i)).copied();
+        crate::err!(InvalidArgument, "{}:{}: key `camera.record`: {reason}", self.camera_lines.0, line.unwrap_or(0))
     }
 
     /// Issue 13 point 4 (AR-11): a change of a storage's archive chain keeps the stages in force
@@ -1595,7 +1612,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // Without motion detection nothing analyses it.
-        let c = parse(&format!("source = \"demo:\"\n[camera.motion]\nenabled = false\n[camera.second_stream]\nsource = \"rtsp://cam.lan/sub\"\n")).unwrap();
+        let c = parse("source = \"demo:\"\n[camera.motion]\nenabled = false\n[camera.second_stream]\nsource = \"rtsp://cam.lan/sub\"\n").unwrap();
         assert!(!c.cameras[0].motion_on_second_stream());
         for (rest, want) in [
             ("source = \"demo:\"\n", "x.toml:9: key `camera.second_stream.source`: \"demo:\" is not an rtsp:// URL or v4l2:/dev/…"),
