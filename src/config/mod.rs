@@ -1897,6 +1897,7 @@ mod example_tests {
         let text = include_str!("../../config/edgerec.example.toml");
         let c = super::Config::parse("config/edgerec.example.toml", text, None).unwrap();
         assert_eq!(c.cameras.len(), 2);
+        assert!(c.cameras[0].motion_on_second_stream(), "issue 14: the example's second stream");
         assert_eq!(c.storages[0].segment_bytes, 64 << 20);
         assert_eq!(c.time_profiles.len(), 1);
         assert_eq!(c.rules.len(), 1);

@@ -134,8 +134,7 @@ impl CameraItem {
 pub(in crate::http) struct CameraStatus {
     #[serde(flatten)]
     pub camera: CameraItem,
-    /// The camera's second stream (issue 14, DEV-5); absent without one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The camera's second stream (issue 14, DEV-5); null without one.
     pub second_stream: Option<SecondStreamStatus>,
     /// MD-2/MD-3; `None` while motion analysis is off for the camera.
     pub motion: Option<MotionStatus>,
