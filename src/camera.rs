@@ -25,6 +25,27 @@ pub struct CameraConfig {
     pub prebuffer_us: i64,
     /// Motion detection settings (MD-1..MD-5); None = off for this camera.
     pub motion: Option<crate::motion::MotionConfig>,
+    /// A second stream of the same camera (`[camera.second_stream]`, DEV-5, DEV-7; issue 14),
+    /// e.g. an RTSP sub-stream or a second V4L2 node; None without one.
+    pub second_stream: Option<SecondStream>,
+}
+
+impl CameraConfig {
+    /// True when motion detection analyses the second stream instead of the main one.
+    pub fn motion_on_second_stream(&self) -> bool {
+        self.motion.is_some() && self.second_stream.as_ref().is_some_and(|s| s.motion)
+    }
+}
+
+/// A camera's second stream (DEV-5, DEV-7; issue 14), validated: where it comes from and what
+/// it is used for. Recording it is not supported yet (the config refuses `record = true`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SecondStream {
+    /// Where its frames come from (`rtsp://` or `v4l2:`; an RTSP sub-stream on the main
+    /// stream's host without credentials of its own has the main's).
+    pub source: SourceSpec,
+    /// Motion detection analyses this stream instead of the main one (default true).
+    pub motion: bool,
 }
 
 /// Where a camera keeps the frames it does not record yet (REC-2..REC-5).

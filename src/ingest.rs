@@ -128,6 +128,15 @@ pub struct CameraStats {
     /// Issue 12 point 4: the camera's live hub, fed with every received frame whether or not the
     /// camera records; live viewers subscribe to it.
     pub live: Arc<crate::live::Hub>,
+    /// The camera's second stream, when it has one (issue 14, DEV-5); set before the stats are
+    /// shared.
+    pub second: Option<Arc<SecondStreamStats>>,
+    /// Which stream motion detection analyses: the main sink offers its frames to motion only
+    /// when it is `Main` (issue 14).
+    pub motion_role: MotionRole,
+    /// The camera's `record = "motion"`: a stream motion cannot analyse then means it never
+    /// records, and status says so (issue 14).
+    pub records_on_motion: bool,
 }
 
 #[derive(Default)]
@@ -162,17 +171,135 @@ impl CameraStats {
             prebuffer_us,
             prebuffer_on_disk,
             live: Arc::new(crate::live::Hub::new()),
+            second: None,
+            motion_role: MotionRole::Main,
+            records_on_motion: false,
         }
     }
 
     /// Frames per second (video) and bits per second over the last complete second.
     pub fn rates(&self) -> (f64, u64) {
-        let w = self.window.lock().expect("window lock");
-        (w.last_fps_milli as f64 / 1000.0, w.last_bps)
+        self.window.lock().expect("window lock").rates()
     }
 
     fn count(&self, wall_us: i64, kind: StreamKind, bytes: usize) {
-        let mut w = self.window.lock().expect("window lock");
+        self.window.lock().expect("window lock").count(wall_us, kind, bytes);
+    }
+
+    /// Why motion detection does not analyse this camera now, in a sentence for status (MD-1,
+    /// issue 14); None while its analysed stream delivers video motion analysis decodes. Status
+    /// never lies: a stream that is not streaming, or whose codec is not analysed, has a reason.
+    pub fn motion_off_reason(&self) -> Option<String> {
+        match self.motion_role {
+            MotionRole::Off => Some("motion detection is off in the config".to_owned()),
+            MotionRole::Main => {
+                let desc = self.description.lock().expect("description lock").clone();
+                let error = self.last_error.lock().expect("error lock").clone();
+                stream_off_reason("the camera", self.state(), &desc, error.as_deref(), false)
+            }
+            MotionRole::Second => match &self.second {
+                None => Some("the second stream is not running".to_owned()),
+                Some(s) => {
+                    let desc = s.description.lock().expect("description lock").clone();
+                    let error = s.last_error.lock().expect("error lock").clone();
+                    stream_off_reason("the second stream", s.state(), &desc, error.as_deref(), true)
+                }
+            },
+        }
+    }
+
+    /// Like `motion_off_reason`, but only when the analysed stream is known to deliver a codec
+    /// motion analysis does not decode (H.265): motion can then never start while the stream
+    /// stays as it is (issue 14: `record = "motion"` would never record).
+    pub fn motion_codec_off_reason(&self) -> Option<String> {
+        let desc = match (self.motion_role, &self.second) {
+            (MotionRole::Off, _) | (MotionRole::Second, None) => return None,
+            (MotionRole::Main, _) => self.description.lock().expect("description lock").clone(),
+            (MotionRole::Second, Some(s)) => s.description.lock().expect("description lock").clone(),
+        };
+        codec_off_reason(&desc, self.motion_role == MotionRole::Second)
+    }
+
+    /// The analysed stream's video encoding as its current (or last) session described it.
+    pub fn analysed_encoding(&self) -> Option<String> {
+        let desc = match (self.motion_role, &self.second) {
+            (MotionRole::Second, Some(s)) => s.description.lock().expect("description lock").clone(),
+            _ => self.description.lock().expect("description lock").clone(),
+        };
+        desc.video.map(|v| v.encoding)
+    }
+}
+
+/// Which stream of a camera motion detection analyses (issue 14, DEV-5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MotionRole {
+    /// Motion detection is off for the camera (MD-1).
+    Off,
+    /// The main (recorded) stream.
+    Main,
+    /// The second stream (`[camera.second_stream]` with `motion = true`).
+    Second,
+}
+
+impl MotionRole {
+    /// The role's name in status: `main` or `second` (None while off).
+    pub fn stream_name(self) -> Option<&'static str> {
+        match self {
+            MotionRole::Off => None,
+            MotionRole::Main => Some("main"),
+            MotionRole::Second => Some("second"),
+        }
+    }
+}
+
+/// The sentence saying why an analysed stream's codec is not analysed, if it is not; `second`
+/// when the stream is the camera's second stream.
+pub fn codec_off_reason(desc: &CameraDescription, second: bool) -> Option<String> {
+    let encoding = desc.video.as_ref().map(|v| v.encoding.as_str())?;
+    if crate::motion::analyses_encoding(encoding) {
+        return None;
+    }
+    let what = if encoding == "h265" { "H.265".to_owned() } else { encoding.to_uppercase() };
+    Some(if second {
+        format!(
+            "the second stream is {what}, which is not analysed: give the camera an H.264 or MJPEG second stream \
+             (`[camera.second_stream]`)"
+        )
+    } else {
+        format!("{what} is not analysed: give the camera an H.264 or MJPEG second stream (`[camera.second_stream]`)")
+    })
+}
+
+/// Why a stream motion analyses delivers nothing to analyse, if it does not.
+fn stream_off_reason(
+    which: &str,
+    state: CameraState,
+    desc: &CameraDescription,
+    last_error: Option<&str>,
+    second: bool,
+) -> Option<String> {
+    match state {
+        CameraState::Streaming => match &desc.video {
+            None => Some(format!("{which} delivers no video")),
+            Some(_) => codec_off_reason(desc, second),
+        },
+        CameraState::Disabled => Some(format!("{which} is not running: {}", last_error.unwrap_or("it is disabled"))),
+        CameraState::Connecting | CameraState::Retrying => Some(format!(
+            "{which} is not connected: {}",
+            last_error
+                .map(|e| e.lines().next().unwrap_or_default().to_owned())
+                .unwrap_or_else(|| "connecting".to_owned())
+        )),
+    }
+}
+
+impl RateWindow {
+    fn rates(&self) -> (f64, u64) {
+        (self.last_fps_milli as f64 / 1000.0, self.last_bps)
+    }
+
+    fn count(&mut self, wall_us: i64, kind: StreamKind, bytes: usize) {
+        let w = self;
         if w.start_us == 0 {
             w.start_us = wall_us;
         }
@@ -189,7 +316,61 @@ impl CameraStats {
         }
         w.bytes += bytes as u64;
     }
+}
 
+/// A camera's second stream as ingest counts it (issue 14, DEV-5, DEV-7): status shows it beside
+/// the camera. Nothing of it is recorded or shown live; motion may analyse it.
+pub struct SecondStreamStats {
+    pub state: Mutex<CameraState>,
+    pub description: Mutex<CameraDescription>,
+    pub last_error: Mutex<Option<String>>,
+    pub frames_received: AtomicU64,
+    pub bytes_received: AtomicU64,
+    /// Frames a V4L2 second stream lost before they were encoded.
+    pub frames_dropped: AtomicU64,
+    pub reconnects: AtomicU64,
+    window: Mutex<RateWindow>,
+}
+
+impl Default for SecondStreamStats {
+    fn default() -> Self {
+        SecondStreamStats {
+            state: Mutex::new(CameraState::Connecting),
+            description: Mutex::new(CameraDescription::default()),
+            last_error: Mutex::new(None),
+            frames_received: AtomicU64::new(0),
+            bytes_received: AtomicU64::new(0),
+            frames_dropped: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            window: Mutex::new(RateWindow::default()),
+        }
+    }
+}
+
+impl SecondStreamStats {
+    pub fn state(&self) -> CameraState {
+        *self.state.lock().expect("state lock")
+    }
+
+    fn set_state(&self, s: CameraState) {
+        *self.state.lock().expect("state lock") = s;
+    }
+
+    /// The status `state`: a second stream is never recorded, so a connected one is `streaming`.
+    pub fn state_code(&self) -> &'static str {
+        match self.state() {
+            CameraState::Streaming => "streaming",
+            s => s.as_str(),
+        }
+    }
+
+    /// Frames per second (video) and bits per second over the last complete second.
+    pub fn rates(&self) -> (f64, u64) {
+        self.window.lock().expect("window lock").rates()
+    }
+}
+
+impl CameraStats {
     pub fn state(&self) -> CameraState {
         *self.state.lock().expect("state lock")
     }
@@ -259,6 +440,9 @@ impl Sink for CameraSink {
         self.emit(EventKind::CommunicationStarted);
         self.anchor = WallAnchor::now(self.clocks.as_ref());
         self.stats.set_state(CameraState::Streaming);
+        if self.stats.motion_role == MotionRole::Main {
+            warn_if_not_analysed(&self.stats);
+        }
     }
 
     fn frame(&mut self, entry: &Arc<SampleEntry>, frame: Frame) {
@@ -281,8 +465,11 @@ impl Sink for CameraSink {
         self.stats.bytes_received.fetch_add(len as u64, Ordering::Relaxed);
         self.stats.last_frame_wall_us.store(wall_us, Ordering::Relaxed);
         self.stats.count(wall_us, kind, len);
-        if let Some(m) = &*self.motion.read().expect("motion lock") {
-            m.offer(&self.stats.id, entry, &frame, wall_us);
+        // Issue 14: with motion on the second stream, the main's frames are not offered.
+        if self.stats.motion_role == MotionRole::Main {
+            if let Some(m) = &*self.motion.read().expect("motion lock") {
+                m.offer(&self.stats.id, entry, &frame, wall_us);
+            }
         }
         // Issue 12 point 4: live view sees every frame, before the recording gate decides; the
         // hub never waits (`live::Hub::publish`).
@@ -636,6 +823,83 @@ async fn wait_to_retry(
     }
 }
 
+/// What the session loop (`run_sessions`) needs of a sink beyond `Sink`: the main stream's and a
+/// second stream's sinks share one backoff, probe and retry machinery (issue 14).
+trait SessionSink: Sink {
+    /// A new attempt starts.
+    fn connecting(&mut self);
+    /// Monotonic time of the current session's first frame, if it had one.
+    fn first_frame(&self) -> Option<Duration>;
+    /// The session ended with `msg`; the next attempt is in `retry_in`.
+    fn ended(&mut self, msg: String, retry_in: Duration);
+}
+
+/// Runs `source` into `sink` until `stop` fires: session, backoff, session... A session that
+/// streamed for `HEALTHY_STREAM` resets the backoff; while waiting, `probe_target` (an RTSP
+/// camera's TCP port, a V4L2 camera's device node) may see the camera come back.
+async fn run_sessions(
+    source: &mut dyn Source,
+    sink: &mut dyn SessionSink,
+    clocks: &dyn Clocks,
+    probe_target: Option<&ProbeTarget>,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) {
+    let mut backoff = Backoff::new();
+    loop {
+        sink.connecting();
+        let result = {
+            // Trait upcasting (Rust 1.86, within the MSRV).
+            let as_sink: &mut dyn Sink = &mut *sink;
+            tokio::select! {
+                r = source.session(as_sink) => r,
+                _ = stop.changed() => return,
+            }
+        };
+        if *stop.borrow() {
+            return;
+        }
+        let now_mono = clocks.monotonic();
+        let streamed_for = sink.first_frame().map(|t| now_mono.saturating_sub(t));
+        let retry_at = backoff.failed(now_mono, streamed_for);
+        let msg = match result {
+            Ok(()) => "session ended".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        sink.ended(msg, retry_at.saturating_sub(clocks.monotonic()));
+        if !wait_to_retry(retry_at, probe_target, &mut backoff, clocks, stop).await {
+            return;
+        }
+    }
+}
+
+impl SessionSink for CameraSink {
+    fn connecting(&mut self) {
+        self.stats.set_state(CameraState::Connecting);
+        self.first_frame_mono = None;
+    }
+
+    fn first_frame(&self) -> Option<Duration> {
+        self.first_frame_mono
+    }
+
+    fn ended(&mut self, msg: String, retry_in: Duration) {
+        let stats = self.stats.clone();
+        tracing::warn!(camera = %stats.id, event = "communication_error", ?retry_in, "camera session ended: {msg}");
+        // RU-11: a session that streamed ends with Communication Stopped; every failure is an error.
+        if stats.state() == CameraState::Streaming {
+            self.end_recording();
+            self.emit(EventKind::CommunicationStopped);
+        }
+        self.emit_with(EventKind::CommunicationError, msg.clone());
+        // Issue 12 point 4, review: live view ends with the session; the live routes then answer
+        // 503 with this error, as the status does, instead of a stale picture.
+        stats.live.reset();
+        *stats.last_error.lock().expect("error lock") = Some(msg);
+        stats.reconnects.fetch_add(1, Ordering::Relaxed);
+        stats.set_state(CameraState::Retrying);
+    }
+}
+
 /// Runs a camera until `stop` fires: session, backoff, session... (each session a new run).
 /// `probe_target` is where a probe may see the camera come back while waiting: an RTSP camera's
 /// TCP port, a V4L2 camera's device node.
@@ -665,43 +929,102 @@ pub async fn supervise(
         last_overflow_us: 0,
         first_frame_mono: None,
     };
-    let mut backoff = Backoff::new();
-    loop {
-        stats.set_state(CameraState::Connecting);
-        sink.first_frame_mono = None;
-        let result = tokio::select! {
-            r = source.session(&mut sink) => r,
-            _ = stop.changed() => return,
-        };
-        if *stop.borrow() {
-            return;
+    run_sessions(source.as_mut(), &mut sink, clocks.as_ref(), probe_target.as_ref(), &mut stop).await;
+}
+
+/// The sink of a camera's second stream (issue 14, DEV-5): counts its frames and offers them to
+/// motion under the camera's id when motion analyses it. Nothing is recorded or shown live, no
+/// event is raised (the camera's communication events are the main stream's), and only motion's
+/// bounded offer ever holds a frame, so the stream costs no memory of its own.
+struct SecondSink {
+    camera: Arc<CameraStats>,
+    stats: Arc<SecondStreamStats>,
+    clocks: Arc<dyn Clocks>,
+    anchor: WallAnchor,
+    motion: crate::motion::SharedMotion,
+    first_frame_mono: Option<Duration>,
+}
+
+impl Sink for SecondSink {
+    fn described(&mut self, d: &CameraDescription) {
+        *self.stats.description.lock().expect("description lock") = d.clone();
+        self.anchor = WallAnchor::now(self.clocks.as_ref());
+        self.stats.set_state(CameraState::Streaming);
+        if self.camera.motion_role == MotionRole::Second {
+            warn_if_not_analysed(&self.camera);
         }
-        let now_mono = clocks.monotonic();
-        let streamed_for = sink.first_frame_mono.map(|t| now_mono.saturating_sub(t));
-        let retry_at = backoff.failed(now_mono, streamed_for);
-        let msg = match result {
-            Ok(()) => "session ended".to_owned(),
-            Err(e) => e.to_string(),
-        };
-        let retry_in = retry_at.saturating_sub(clocks.monotonic());
-        tracing::warn!(camera = %stats.id, event = "communication_error", ?retry_in, "camera session ended: {msg}");
-        // RU-11: a session that streamed ends with Communication Stopped; every failure is an error.
-        if stats.state() == CameraState::Streaming {
-            sink.end_recording();
-            sink.emit(EventKind::CommunicationStopped);
+    }
+
+    fn frame(&mut self, entry: &Arc<SampleEntry>, frame: Frame) {
+        if self.first_frame_mono.is_none() {
+            self.first_frame_mono = Some(self.clocks.monotonic());
         }
-        let now = sink.anchor.wall_us(sink.clocks.as_ref());
-        sink.events
-            .emit(Event::new(EventKind::CommunicationError, now).with_camera(&*stats.id).with_message(msg.clone()));
-        // Issue 12 point 4, review: live view ends with the session; the live routes then answer
-        // 503 with this error, as the status does, instead of a stale picture.
-        stats.live.reset();
-        *stats.last_error.lock().expect("error lock") = Some(msg);
-        stats.reconnects.fetch_add(1, Ordering::Relaxed);
-        stats.set_state(CameraState::Retrying);
-        if !wait_to_retry(retry_at, probe_target.as_ref(), &mut backoff, clocks.as_ref(), &mut stop).await {
-            return;
+        if self.anchor.stepped(self.clocks.as_ref()) {
+            self.anchor = WallAnchor::now(self.clocks.as_ref());
         }
+        let wall_us = self.anchor.wall_us(self.clocks.as_ref());
+        let len = frame.data.len();
+        self.stats.frames_received.fetch_add(1, Ordering::Relaxed);
+        self.stats.bytes_received.fetch_add(len as u64, Ordering::Relaxed);
+        self.stats.window.lock().expect("window lock").count(wall_us, frame.kind, len);
+        if self.camera.motion_role == MotionRole::Second {
+            if let Some(m) = &*self.motion.read().expect("motion lock") {
+                m.offer(&self.camera.id, entry, &frame, wall_us);
+            }
+        }
+    }
+
+    fn dropped(&mut self, frames: u64) {
+        self.stats.frames_dropped.fetch_add(frames, Ordering::Relaxed);
+    }
+}
+
+impl SessionSink for SecondSink {
+    fn connecting(&mut self) {
+        self.stats.set_state(CameraState::Connecting);
+        self.first_frame_mono = None;
+    }
+
+    fn first_frame(&self) -> Option<Duration> {
+        self.first_frame_mono
+    }
+
+    fn ended(&mut self, msg: String, retry_in: Duration) {
+        tracing::warn!(camera = %self.camera.id, stream = "second", ?retry_in, "second stream session ended: {msg}");
+        *self.stats.last_error.lock().expect("error lock") = Some(msg);
+        self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+        self.stats.set_state(CameraState::Retrying);
+    }
+}
+
+/// Runs a camera's second stream until `stop` fires, with the same backoff and probes as the
+/// main stream (`run_sessions`). Its failures touch only `camera.second`: the main stream and its
+/// recording never see them (issue 14).
+pub async fn supervise_second(
+    mut source: Box<dyn Source>,
+    camera: Arc<CameraStats>,
+    clocks: Arc<dyn Clocks>,
+    motion: crate::motion::SharedMotion,
+    probe_target: Option<ProbeTarget>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let Some(stats) = camera.second.clone() else { return };
+    let mut sink = SecondSink {
+        camera,
+        stats,
+        anchor: WallAnchor::now(clocks.as_ref()),
+        clocks: clocks.clone(),
+        motion,
+        first_frame_mono: None,
+    };
+    run_sessions(source.as_mut(), &mut sink, clocks.as_ref(), probe_target.as_ref(), &mut stop).await;
+}
+
+/// Issue 14: a session of the analysed stream whose codec motion does not decode is logged once
+/// (per session), with what to do about it; status shows the same reason.
+fn warn_if_not_analysed(camera: &CameraStats) {
+    if let Some(reason) = camera.motion_codec_off_reason() {
+        tracing::warn!(camera = %camera.id, "motion detection does not analyse this camera: {reason}");
     }
 }
 

@@ -280,6 +280,11 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
     joiner.append(recorder.take_threads().expect("a new recorder's threads are there to take"));
     let config_file =
         Arc::new(edgerec::config::ConfigFile::open(config_path, text, None, &recorder.config().data_dir)?);
+    // Issue 14: `record = "motion"` on a camera whose analysed stream is known to be H.265 is refused.
+    config_file.set_check({
+        let recorder = recorder.clone();
+        Box::new(move |c| recorder.check_record_on_motion(c))
+    });
     // Issue 11 point 2: the front serves the face in process (hyper), no tiny-http behind it.
     let http = Arc::new(edgerec::http::Ctx::new(recorder.clone(), auth, config_file));
     let mut front_config =

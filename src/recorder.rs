@@ -290,52 +290,52 @@ impl Recorder {
         previous: Option<&CameraStats>,
         running: &mut HashMap<String, Running>,
     ) -> Arc<CameraStats> {
-        let stats = Arc::new(CameraStats::new(
+        let mut stats = CameraStats::new(
             &c.id,
             &c.name,
             &c.storage,
             c.prebuffer_us,
             c.prebuffer == crate::camera::PrebufferMode::Disk,
-        ));
+        );
+        // Issue 14 (DEV-5): the second stream's stats, and which stream motion analyses.
+        stats.second = c.second_stream.as_ref().map(|_| Arc::new(crate::ingest::SecondStreamStats::default()));
+        stats.motion_role = match (&c.motion, c.motion_on_second_stream()) {
+            (None, _) => crate::ingest::MotionRole::Off,
+            (Some(_), false) => crate::ingest::MotionRole::Main,
+            (Some(_), true) => crate::ingest::MotionRole::Second,
+        };
+        stats.records_on_motion = c.record == crate::camera::RecordMode::Motion;
+        let stats = Arc::new(stats);
         if let Some(old) = previous {
             stats.control.carry_over_from(&old.control);
         }
         if c.record == crate::camera::RecordMode::Continuous {
             stats.control.start("continuous", 0, None);
         }
+        let disable_second = |stats: &CameraStats| {
+            if let Some(second) = &stats.second {
+                *second.state.lock().expect("state lock") = CameraState::Disabled;
+            }
+        };
         if !c.enabled {
             *stats.state.lock().expect("state lock") = CameraState::Disabled;
+            disable_second(&stats);
             return stats;
         }
         let Some(handle) = self.storage(&c.storage).cloned() else {
             let msg = format!("storage {:?} is new: it starts, and this camera records, after a restart", c.storage);
             *stats.last_error.lock().expect("error lock") = Some(msg);
             *stats.state.lock().expect("state lock") = CameraState::Disabled;
+            disable_second(&stats);
             return stats;
         };
-        // Issue 10 point 7a: where a TCP probe can see an RTSP camera come back while its task
-        // waits to reconnect (554 is RTSP's registered port, which the URL may leave out).
-        let probe_target = match &c.source {
-            SourceSpec::Demo => None,
-            SourceSpec::Rtsp { url, .. } => url.host_str().map(|h| {
-                ProbeTarget::Tcp(h.trim_start_matches('[').trim_end_matches(']').to_owned(), url.port().unwrap_or(554))
-            }),
-            // Issue 14: an unplugged device's node is seen coming back, so recording resumes
-            // within about a second of it, whatever the backoff grew to.
-            SourceSpec::V4l2(spec) => Some(ProbeTarget::Device(spec.device.clone())),
-        };
-        let source: Box<dyn Source> = match &c.source {
-            SourceSpec::Demo => match DemoSource::new() {
-                Ok(d) => Box::new(d),
-                Err(e) => {
-                    *stats.last_error.lock().expect("error lock") = Some(e.to_string());
-                    return stats;
-                }
-            },
-            SourceSpec::Rtsp { url, username, password, transport } => {
-                Box::new(RtspSource::new(url.clone(), username.clone(), password.clone(), *transport))
+        let main_probe = probe_target(&c.source);
+        let source = match make_source(&c.source) {
+            Ok(s) => s,
+            Err(e) => {
+                *stats.last_error.lock().expect("error lock") = Some(e.to_string());
+                return stats;
             }
-            SourceSpec::V4l2(spec) => Box::new(crate::source::v4l2::V4l2Source::new(spec.clone())),
         };
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let process_stop = self.stop.clone();
@@ -347,9 +347,42 @@ impl Recorder {
             self.clocks.clone(),
             self.events.clone(),
             self.motion.clone(),
-            probe_target,
-            stop_rx,
+            main_probe,
+            stop_rx.clone(),
         );
+        // Issue 14 (DEV-5): the second stream runs beside the main one, in a task of its own
+        // (a failing second stream never holds the main's up), stopped with it.
+        let second = match &c.second_stream {
+            None => None,
+            Some(s) => match make_source(&s.source) {
+                Ok(source) => Some(crate::ingest::supervise_second(
+                    source,
+                    stats.clone(),
+                    self.clocks.clone(),
+                    self.motion.clone(),
+                    probe_target(&s.source),
+                    stop_rx,
+                )),
+                Err(e) => {
+                    if let Some(second) = &stats.second {
+                        *second.last_error.lock().expect("error lock") = Some(e.to_string());
+                        *second.state.lock().expect("state lock") = CameraState::Disabled;
+                    }
+                    None
+                }
+            },
+        };
+        if let Some(second) = second {
+            let process_stop = self.stop.clone();
+            let done_tx = done_tx.clone();
+            self.runtime.spawn(async move {
+                tokio::select! {
+                    _ = second => {}
+                    _ = process_stop.stopped() => {}
+                }
+                drop(done_tx);
+            });
+        }
         // The task ends on its own stop (a config change) or on the process's.
         self.runtime.spawn(async move {
             tokio::select! {
@@ -421,6 +454,49 @@ impl Recorder {
         *self.config.write().expect("config lock") = Arc::new(new);
         out.restart_required = self.restart_required();
         out
+    }
+
+    /// Issue 14 (MD-1): refuses a change that sets `record = "motion"` (with motion detection on)
+    /// on a camera whose analysed stream is known, from its current session's description, to
+    /// deliver a codec motion does not decode (H.265), since it would never record. Known only
+    /// while the analysed stream's source is the one running now: a new or changed stream's
+    /// codec is unknown until it connects, and a camera already recording on motion on the same
+    /// stream is not a new setting (status says why it does not record).
+    pub fn check_record_on_motion(&self, new: &Config) -> Result<(), Error> {
+        use crate::camera::{CameraConfig, RecordMode};
+        let old = self.config();
+        let analysed = |c: &CameraConfig| match (c.motion_on_second_stream(), &c.second_stream) {
+            (true, Some(s)) => s.source.clone(),
+            _ => c.source.clone(),
+        };
+        for c in new.cameras.iter().filter(|c| c.record == RecordMode::Motion && c.motion.is_some()) {
+            let Some(prev) = old.cameras.iter().find(|o| o.id == c.id) else { continue };
+            let source = analysed(c);
+            if prev.record == RecordMode::Motion && prev.motion.is_some() && analysed(prev) == source {
+                continue;
+            }
+            let Some(stats) = self.camera(&c.id) else { continue };
+            let desc = if source == prev.source {
+                stats.description.lock().expect("description lock").clone()
+            } else if let (Some(s), Some(second)) = (&prev.second_stream, &stats.second) {
+                if s.source != source {
+                    continue;
+                }
+                second.description.lock().expect("description lock").clone()
+            } else {
+                continue;
+            };
+            if let Some(why) = crate::ingest::codec_off_reason(&desc, c.motion_on_second_stream()) {
+                return Err(new.record_error(
+                    &c.id,
+                    format!(
+                        "\"motion\" would never record camera {:?}: motion detection cannot analyse it ({why})",
+                        c.id
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Keys whose change since the start is in the config but not in force: server, auth, data
@@ -676,6 +752,32 @@ impl Recorder {
             })
             .collect()
     }
+}
+
+/// Where a probe can see a camera's stream come back while its task waits to reconnect.
+fn probe_target(source: &SourceSpec) -> Option<ProbeTarget> {
+    match source {
+        SourceSpec::Demo => None,
+        // Issue 10 point 7a: an RTSP camera's TCP port (554 is RTSP's registered port, which the
+        // URL may leave out).
+        SourceSpec::Rtsp { url, .. } => url.host_str().map(|h| {
+            ProbeTarget::Tcp(h.trim_start_matches('[').trim_end_matches(']').to_owned(), url.port().unwrap_or(554))
+        }),
+        // Issue 14: an unplugged device's node is seen coming back, so recording resumes
+        // within about a second of it, whatever the backoff grew to.
+        SourceSpec::V4l2(spec) => Some(ProbeTarget::Device(spec.device.clone())),
+    }
+}
+
+/// The source a stream's `SourceSpec` names.
+fn make_source(source: &SourceSpec) -> Result<Box<dyn Source>, Error> {
+    Ok(match source {
+        SourceSpec::Demo => Box::new(DemoSource::new()?),
+        SourceSpec::Rtsp { url, username, password, transport } => {
+            Box::new(RtspSource::new(url.clone(), username.clone(), password.clone(), *transport))
+        }
+        SourceSpec::V4l2(spec) => Box::new(crate::source::v4l2::V4l2Source::new(spec.clone())),
+    })
 }
 
 /// The enabled cameras of `config` that have motion detection on (MD-1), with their settings.

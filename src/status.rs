@@ -56,6 +56,26 @@ pub struct CameraSnapshot {
     pub live_snapshot_decodes: u64,
     /// Bytes of media the camera's live hub holds (`live::Hub::held_bytes`, issue 12 point 4).
     pub live_hub_bytes: u64,
+    /// The camera's second stream, when it has one (issue 14, DEV-5).
+    pub second_stream: Option<SecondStreamSnapshot>,
+    /// Which stream motion detection analyses: `main` or `second` (None while it is off).
+    pub motion_stream: Option<&'static str>,
+    /// Why motion detection analyses nothing now (None while frames are analysed; MD-1, issue 14).
+    pub motion_off_reason: Option<String>,
+}
+
+/// A camera's second stream as ingest counts it (issue 14, DEV-5, DEV-7).
+#[derive(Clone, Debug)]
+pub struct SecondStreamSnapshot {
+    /// `connecting`, `streaming`, `retrying` or `disabled` (it is never recorded).
+    pub state_code: &'static str,
+    /// The video stream's encoding and pixel size, once a session described it.
+    pub video: Option<(String, u32, u32)>,
+    pub frame_rate_hz: f64,
+    pub frames_received: u64,
+    pub bytes_received: u64,
+    pub reconnects: u64,
+    pub last_error: Option<String>,
 }
 
 impl CameraSnapshot {
@@ -63,14 +83,37 @@ impl CameraSnapshot {
         let desc = c.description.lock().expect("description lock").clone();
         let (frame_rate_hz, receive_rate_bits_per_second) = c.rates();
         let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let recording = c.is_recording();
+        // Before the literal below: its temporaries (the `last_error` guard) live to its end.
+        let motion_off_reason = c.motion_off_reason();
+        // Issue 14: a camera recording on motion whose analysed stream motion cannot decode
+        // never records on motion; status says so rather than looking idle (status never lies).
+        let not_recording_reason = c.not_recording_reason().or_else(|| {
+            let why = c.motion_codec_off_reason().filter(|_| c.records_on_motion && !recording)?;
+            Some(format!(
+                "not recording on motion: motion cannot be analysed ({why}), so record = \"motion\" never records"
+            ))
+        });
+        let second_stream = c.second.as_ref().map(|s| {
+            let desc = s.description.lock().expect("description lock").clone();
+            SecondStreamSnapshot {
+                state_code: s.state_code(),
+                video: desc.video.as_ref().map(|v| (v.encoding.clone(), v.width, v.height)),
+                frame_rate_hz: s.rates().0,
+                frames_received: load(&s.frames_received),
+                bytes_received: load(&s.bytes_received),
+                reconnects: load(&s.reconnects),
+                last_error: s.last_error.lock().expect("error lock").clone(),
+            }
+        });
         CameraSnapshot {
             id: c.id.to_string(),
             name: c.name.clone(),
             storage: c.storage.to_string(),
             state: c.state(),
             state_code: c.state_code(),
-            recording: c.is_recording(),
-            not_recording_reason: c.not_recording_reason(),
+            recording,
+            not_recording_reason,
             dropping: c.dropping(),
             recording_reasons: c.control.active(now_us),
             prebuffer_us: c.prebuffer_us,
@@ -90,6 +133,9 @@ impl CameraSnapshot {
             live_skipped_frames: c.live.skipped_frames(),
             live_snapshot_decodes: c.live.snapshot_decodes(),
             live_hub_bytes: c.live.held_bytes() as u64,
+            second_stream,
+            motion_stream: c.motion_role.stream_name(),
+            motion_off_reason,
         }
     }
 }

@@ -36,7 +36,12 @@ pub struct ConfigFile {
     /// The revision of that text: only changed with `text` locked, readable without waiting
     /// for a change in progress (status).
     revision: AtomicU64,
+    /// A check of a change against what runs (`set_check`), after the config's own validation.
+    check: std::sync::OnceLock<Check>,
 }
+
+/// A check of a validated change against the running recorder (`ConfigFile::set_check`).
+pub type Check = Box<dyn Fn(&Config) -> Result<(), Error> + Send + Sync>;
 
 /// A list of tables that single-item endpoints address by `id`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,7 +99,15 @@ impl ConfigFile {
             started_with: text.clone(),
             text: Mutex::new(text),
             revision: AtomicU64::new(revision),
+            check: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets the check every change must pass besides the config's own validation: what only the
+    /// running recorder knows (issue 14: the codec a camera's current session delivers). Set
+    /// once; later calls are ignored.
+    pub fn set_check(&self, check: Check) {
+        let _ = self.check.set(check);
     }
 
     pub fn path(&self) -> &Path {
@@ -247,6 +260,9 @@ impl ConfigFile {
         if let Some(in_force) = in_force.as_ref().or(previous.as_ref()) {
             config.check_archive_chains(in_force)?;
         }
+        if let Some(check) = self.check.get() {
+            check(&config)?;
+        }
         // Readers see the new file once it is renamed, so a failed directory fsync after that
         // leaves the change in force (and logged), as the old text would no longer be true.
         crate::fsutil::write_atomic(&self.path, text.as_bytes(), 0o600).or_else(WriteError::unless_replaced)?;
@@ -315,23 +331,36 @@ fn has_id(v: &toml::Value, id: &str) -> bool {
     v.get("id").and_then(|v| v.as_str()) == Some(id)
 }
 
-/// Redacts camera passwords (the `password` key and a password in the `source` URL). Returns
-/// whether anything was redacted.
+/// Redacts camera passwords (the `password` key and a password in the `source` URL), the
+/// camera's own and its second stream's (issue 14). Returns whether anything was redacted.
 fn redact(doc: &mut toml::Table) -> bool {
     let mut any = false;
     if let Some(toml::Value::Array(cams)) = doc.get_mut("camera") {
         for cam in cams.iter_mut().filter_map(|c| c.as_table_mut()) {
-            if let Some(p) = cam.get_mut("password") {
-                *p = toml::Value::String(REDACTED.to_owned());
-                any = true;
+            any |= redact_table(cam);
+            if let Some(toml::Value::Table(second)) = cam.get_mut(SECOND_STREAM) {
+                any |= redact_table(second);
             }
-            if let Some(toml::Value::String(src)) = cam.get_mut("source") {
-                if let Ok(mut url) = url::Url::parse(src) {
-                    if url.password().is_some() && url.set_password(Some(REDACTED)).is_ok() {
-                        *src = url.to_string();
-                        any = true;
-                    }
-                }
+        }
+    }
+    any
+}
+
+/// The table of a camera's second stream, which has its own `source` and `password`.
+const SECOND_STREAM: &str = "second_stream";
+
+/// Redacts `password` and a password in `source` of one table.
+fn redact_table(t: &mut toml::Table) -> bool {
+    let mut any = false;
+    if let Some(p) = t.get_mut("password") {
+        *p = toml::Value::String(REDACTED.to_owned());
+        any = true;
+    }
+    if let Some(toml::Value::String(src)) = t.get_mut("source") {
+        if let Ok(mut url) = url::Url::parse(src) {
+            if url.password().is_some() && url.set_password(Some(REDACTED)).is_ok() {
+                *src = url.to_string();
+                any = true;
             }
         }
     }
@@ -342,48 +371,59 @@ fn redact(doc: &mut toml::Table) -> bool {
 /// `current`, but only while they would go to the same place: same scheme, host, port and user
 /// name as stored. A placeholder for a camera without a stored secret, or whose endpoint
 /// changed, is an error (the client must send the secret itself), so a stored password can
-/// never be sent to a new host. Returns whether anything was put back.
+/// never be sent to a new host. A second stream's secrets are matched with the stored camera's
+/// second stream in the same way (issue 14). Returns whether anything was put back.
 fn unredact(doc: &mut toml::Table, current: &toml::Table) -> Result<bool, Error> {
     let mut any = false;
     let Some(toml::Value::Array(cams)) = doc.get_mut("camera") else { return Ok(false) };
     for cam in cams.iter_mut().filter_map(|c| c.as_table_mut()) {
         let id = cam.get("id").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
         let old = items(current, Section::Camera).into_iter().find(|t| has_id_table(t, &id));
-        let missing = |what: &str| {
-            crate::err!(
-                InvalidArgument,
-                "key `camera.{what}` of camera {id:?}: {REDACTED:?} stands for the stored secret, and there is none \
-                 for this camera, user and address; send the secret itself"
-            )
-        };
-        let url_of = |t: &toml::Table| t.get("source").and_then(|v| v.as_str()).and_then(|s| url::Url::parse(s).ok());
-        let endpoint = |u: &url::Url, t: &toml::Table| {
-            let user = t.get("username").and_then(|v| v.as_str()).unwrap_or(u.username()).to_owned();
-            (u.scheme().to_owned(), u.host_str().map(str::to_owned), u.port_or_known_default(), user)
-        };
-        let same_endpoint = || match (url_of(cam), old.and_then(|o| url_of(o).map(|u| (u, o)))) {
-            (Some(new), Some((stored, o))) => endpoint(&new, cam) == endpoint(&stored, o),
-            _ => false,
-        };
-        let same = same_endpoint();
-        if cam.get("password").and_then(|v| v.as_str()) == Some(REDACTED) {
-            let stored =
-                old.filter(|_| same).and_then(|t| t.get("password")).cloned().ok_or_else(|| missing("password"))?;
-            cam.insert("password".to_owned(), stored);
-            any = true;
+        any |= unredact_table(cam, old, "camera", &id)?;
+        if let Some(toml::Value::Table(second)) = cam.get_mut(SECOND_STREAM) {
+            let old_second = old.and_then(|o| o.get(SECOND_STREAM)).and_then(|v| v.as_table());
+            any |= unredact_table(second, old_second, "camera.second_stream", &id)?;
         }
-        if let Some(toml::Value::String(src)) = cam.get_mut("source") {
-            if let Ok(mut url) = url::Url::parse(src) {
-                if url.password() == Some(REDACTED) {
-                    let stored = old
-                        .filter(|_| same)
-                        .and_then(url_of)
-                        .and_then(|u| u.password().map(str::to_owned))
-                        .ok_or_else(|| missing("source"))?;
-                    url.set_password(Some(&stored)).map_err(|_| missing("source"))?;
-                    *src = url.to_string();
-                    any = true;
-                }
+    }
+    Ok(any)
+}
+
+/// `unredact` for one table (`key` names it in errors) against its stored version `old`.
+fn unredact_table(t: &mut toml::Table, old: Option<&toml::Table>, key: &str, id: &str) -> Result<bool, Error> {
+    let mut any = false;
+    let missing = |what: &str| {
+        crate::err!(
+            InvalidArgument,
+            "key `{key}.{what}` of camera {id:?}: {REDACTED:?} stands for the stored secret, and there is none \
+             for this camera, user and address; send the secret itself"
+        )
+    };
+    let url_of = |t: &toml::Table| t.get("source").and_then(|v| v.as_str()).and_then(|s| url::Url::parse(s).ok());
+    let endpoint = |u: &url::Url, t: &toml::Table| {
+        let user = t.get("username").and_then(|v| v.as_str()).unwrap_or(u.username()).to_owned();
+        (u.scheme().to_owned(), u.host_str().map(str::to_owned), u.port_or_known_default(), user)
+    };
+    let same = match (url_of(t), old.and_then(|o| url_of(o).map(|u| (u, o)))) {
+        (Some(new), Some((stored, o))) => endpoint(&new, t) == endpoint(&stored, o),
+        _ => false,
+    };
+    if t.get("password").and_then(|v| v.as_str()) == Some(REDACTED) {
+        let stored =
+            old.filter(|_| same).and_then(|o| o.get("password")).cloned().ok_or_else(|| missing("password"))?;
+        t.insert("password".to_owned(), stored);
+        any = true;
+    }
+    if let Some(toml::Value::String(src)) = t.get_mut("source") {
+        if let Ok(mut url) = url::Url::parse(src) {
+            if url.password() == Some(REDACTED) {
+                let stored = old
+                    .filter(|_| same)
+                    .and_then(url_of)
+                    .and_then(|u| u.password().map(str::to_owned))
+                    .ok_or_else(|| missing("source"))?;
+                url.set_password(Some(&stored)).map_err(|_| missing("source"))?;
+                *src = url.to_string();
+                any = true;
             }
         }
     }
@@ -422,5 +462,40 @@ mod tests {
         table.insert("password".to_owned(), toml::Value::String(REDACTED.to_owned()));
         let e = file.put_item(Section::Camera, "cam", table, None, |_| ()).err().expect("refused");
         assert!(e.msg().contains("unknown field `sorce`"), "{}", e.msg());
+    }
+
+    /// Issue 14 (DEV-5): the config API never shows a second stream's password or the password
+    /// in its URL, and a document sent back with the placeholders keeps the stored secrets; a
+    /// placeholder sent for a new address is refused.
+    #[test]
+    fn a_second_streams_secrets_are_redacted_and_kept() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let text = "version = 1\n[[storage]]\nid = \"main\"\nsize = \"64MiB\"\n\
+                    [[camera]]\nid = \"cam\"\nsource = \"rtsp://127.0.0.1:8554/main\"\n\
+                    [camera.second_stream]\nsource = \"rtsp://sub:urlsecret@127.0.0.1:8554/sub\"\n\
+                    [[camera]]\nid = \"other\"\nsource = \"rtsp://127.0.0.1:8554/main\"\n\
+                    [camera.second_stream]\nsource = \"rtsp://127.0.0.1:8555/sub\"\nusername = \"u\"\npassword = \"keysecret\"\n";
+        let path = tmp.path().join("edgerec.toml");
+        std::fs::write(&path, text).expect("write config");
+        let file = ConfigFile::open(path.clone(), text.to_owned(), None, tmp.path()).expect("open");
+        let (_, shown) = file.toml_text().expect("text");
+        assert!(!shown.contains("urlsecret") && !shown.contains("keysecret"), "{shown}");
+        assert_eq!(shown.matches(REDACTED).count(), 2, "{shown}");
+        let (_, doc) = file.document().expect("document");
+        let doc = toml::to_string(&doc).expect("toml");
+        assert!(!doc.contains("urlsecret") && !doc.contains("keysecret"), "{doc}");
+        let (_, item) = file.item(Section::Camera, "other").expect("item");
+        assert_eq!(item["second_stream"]["password"].as_str(), Some(REDACTED));
+
+        // Sent back as shown (with a changed name): the stored secrets are kept.
+        let edited = shown.replacen("id = \"cam\"", "id = \"cam\"\nname = \"Cam\"", 1);
+        file.replace(edited, None, |_| ()).expect("accepted");
+        let written = std::fs::read_to_string(&path).expect("read");
+        assert!(written.contains("urlsecret") && written.contains("keysecret"), "{written}");
+
+        // The placeholder sent towards another host is refused: the secret would go elsewhere.
+        let moved = shown.replace("127.0.0.1:8555", "198.51.100.7:8555");
+        let e = file.replace(moved, None, |_| ()).err().expect("refused");
+        assert!(e.msg().contains("key `camera.second_stream.password` of camera \"other\""), "{}", e.msg());
     }
 }

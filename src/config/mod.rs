@@ -136,6 +136,20 @@ struct RawCamera {
     schedule: Option<Spanned<String>>,
     motion: Option<Spanned<RawMotion>>,
     v4l2: Option<Spanned<RawV4l2>>,
+    second_stream: Option<Spanned<RawSecondStream>>,
+}
+
+/// `[camera.second_stream]`: a second stream of the same camera (issue 14, DEV-5, DEV-7).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecondStream {
+    source: Spanned<String>,
+    username: Option<String>,
+    password: Option<String>,
+    transport: Option<Spanned<String>>,
+    motion: Option<bool>,
+    record: Option<Spanned<bool>>,
+    v4l2: Option<Spanned<RawV4l2>>,
 }
 
 /// `[camera.v4l2]`: what to ask a `v4l2:` camera for (issue 14, DEV-1).
@@ -196,6 +210,9 @@ pub struct Config {
     /// Where each storage's keys were written (same order as `storages`), so the checks against
     /// the disks made after parsing (`check_storages_on_disk`) can name file, line and key.
     storage_lines: Vec<StorageLines>,
+    /// The config's name in messages and, per camera (same order as `cameras`), the line of its
+    /// `record` key (of its `id` without one), for refusals found after parsing.
+    camera_lines: (String, Vec<usize>),
 }
 
 /// The lines of one `[[storage]]`'s keys, for errors found after parsing.
@@ -546,58 +563,19 @@ impl Config {
                     ))
                 }
             };
-            let transport = match &c.transport {
-                None => RtspTransport::Tcp,
-                Some(t) if t.get_ref() == "tcp" => RtspTransport::Tcp,
-                Some(t) if t.get_ref() == "udp" => RtspTransport::Udp,
-                Some(t) => {
-                    return Err(origin.error(
-                        t,
-                        "camera.transport",
-                        format!("{:?} is not \"tcp\" or \"udp\"", t.get_ref()),
-                    ))
-                }
+            let source = source_spec(
+                &origin,
+                "camera",
+                &c.source,
+                c.username.as_ref(),
+                c.password.as_ref(),
+                c.transport.as_ref(),
+                c.v4l2.as_ref(),
+            )?;
+            let second_stream = match &c.second_stream {
+                None => None,
+                Some(raw) => Some(second_stream(&origin, raw, &source)?),
             };
-            let src = c.source.get_ref();
-            let source = if src == "demo:" {
-                SourceSpec::Demo
-            } else if src.starts_with("rtsps://") {
-                // Issue 10 point 15: retina, the RTSP client, has no TLS transport, so such a
-                // camera could never connect; refusing it here says why at once.
-                return Err(origin.error(
-                    &c.source,
-                    "camera.source",
-                    "rtsps:// (RTSP over TLS) is not supported by the RTSP client (retina); use rtsp://",
-                ));
-            } else if src.starts_with("rtsp://") {
-                let mut url = url::Url::parse(src)
-                    .map_err(|e| origin.error(&c.source, "camera.source", format!("bad URL: {e}")))?;
-                let mut username = c.username.clone();
-                let mut password = c.password.clone();
-                // Credentials in the URL are moved out so the URL can be logged safely.
-                if !url.username().is_empty() {
-                    username.get_or_insert_with(|| url.username().to_owned());
-                    password = password.or_else(|| url.password().map(str::to_owned));
-                    let _ = url.set_username("");
-                    let _ = url.set_password(None);
-                }
-                SourceSpec::Rtsp { url, username, password, transport }
-            } else if let Some(device) = src.strip_prefix("v4l2:") {
-                v4l2_spec(&origin, &c.source, device, c.v4l2.as_ref())?
-            } else {
-                return Err(origin.error(
-                    &c.source,
-                    "camera.source",
-                    format!("{:?} is not \"demo:\", an rtsp:// URL or v4l2:/dev/…", without_password(src)),
-                ));
-            };
-            if let (Some(t), false) = (&c.v4l2, matches!(source, SourceSpec::V4l2(_))) {
-                return Err(origin.error(
-                    t,
-                    "camera.v4l2",
-                    "only a camera with source = \"v4l2:…\" takes [camera.v4l2]",
-                ));
-            }
             let prebuffer = match &c.prebuffer {
                 None => PrebufferMode::Memory,
                 Some(p) if p.get_ref() == "memory" => PrebufferMode::Memory,
@@ -642,6 +620,7 @@ impl Config {
                 prebuffer,
                 prebuffer_us,
                 motion,
+                second_stream,
             });
         }
         let time_zone = match &server.time_zone {
@@ -689,7 +668,21 @@ impl Config {
             time_profiles,
             rules,
             storage_lines,
+            camera_lines: (
+                file.to_owned(),
+                raw.camera
+                    .iter()
+                    .map(|c| origin.line_of(c.record.as_ref().map_or(c.id.span(), |r| r.span())))
+                    .collect(),
+            ),
         })
+    }
+
+    /// A refusal of camera `id`'s `record` key found after parsing (issue 14: `record = "motion"`
+    /// on a camera motion cannot analyse), as `file:line: key `camera.record`: reason`.
+    pub fn record_error(&self, id: &str, reason: impl std::fmt::Display) -> Error {
+        let line = self.cameras.iter().position(|c| c.id == id).and_then(|i| self.camera_lines.1.get(i)).copied();
+        crate::err!(InvalidArgument, "{}:{}: key `camera.record`: {reason}", self.camera_lines.0, line.unwrap_or(0))
     }
 
     /// Issue 13 point 4 (AR-11): a change of a storage's archive chain keeps the stages in force
@@ -1099,6 +1092,128 @@ pub const DEFAULT_V4L2_BITRATE_KBPS: u32 = 2000;
 /// GOP of 2 s (the RTSP benchmarks' cameras), so seeking and segment starts behave alike.
 pub const DEFAULT_V4L2_KEYFRAME_INTERVAL_MS: u32 = 2000;
 
+/// Validates a camera's `source` with its `username`, `password`, `transport` and `[….v4l2]`
+/// keys into a `SourceSpec`. `table` is where the keys are (`camera` or `camera.second_stream`),
+/// for error messages.
+#[allow(clippy::too_many_arguments)]
+fn source_spec(
+    origin: &Origin<'_>,
+    table: &str,
+    source: &Spanned<String>,
+    username: Option<&String>,
+    password: Option<&String>,
+    transport: Option<&Spanned<String>>,
+    v4l2: Option<&Spanned<RawV4l2>>,
+) -> Result<SourceSpec, Error> {
+    let transport = match transport {
+        None => RtspTransport::Tcp,
+        Some(t) if t.get_ref() == "tcp" => RtspTransport::Tcp,
+        Some(t) if t.get_ref() == "udp" => RtspTransport::Udp,
+        Some(t) => {
+            return Err(origin.error(
+                t,
+                &format!("{table}.transport"),
+                format!("{:?} is not \"tcp\" or \"udp\"", t.get_ref()),
+            ))
+        }
+    };
+    let key = format!("{table}.source");
+    let src = source.get_ref();
+    let spec = if src == "demo:" && table == "camera" {
+        SourceSpec::Demo
+    } else if src.starts_with("rtsps://") {
+        // Issue 10 point 15: retina, the RTSP client, has no TLS transport, so such a
+        // camera could never connect; refusing it here says why at once.
+        return Err(origin.error(
+            source,
+            &key,
+            "rtsps:// (RTSP over TLS) is not supported by the RTSP client (retina); use rtsp://",
+        ));
+    } else if src.starts_with("rtsp://") {
+        let mut url = url::Url::parse(src).map_err(|e| origin.error(source, &key, format!("bad URL: {e}")))?;
+        let mut username = username.cloned();
+        let mut password = password.cloned();
+        // Credentials in the URL are moved out so the URL can be logged safely.
+        if !url.username().is_empty() {
+            username.get_or_insert_with(|| url.username().to_owned());
+            password = password.or_else(|| url.password().map(str::to_owned));
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+        }
+        SourceSpec::Rtsp { url, username, password, transport }
+    } else if let Some(device) = src.strip_prefix("v4l2:") {
+        let spec = v4l2_spec(origin, source, device, v4l2);
+        if table == "camera" {
+            spec?
+        } else {
+            // `v4l2_spec` names the main's keys; the same checks apply to the second stream's.
+            spec.map_err(|e| Error::new(e.kind(), e.msg().replacen("key `camera.", &format!("key `{table}."), 1)))?
+        }
+    } else if table == "camera" {
+        return Err(origin.error(
+            source,
+            &key,
+            format!("{:?} is not \"demo:\", an rtsp:// URL or v4l2:/dev/…", without_password(src)),
+        ));
+    } else {
+        return Err(origin.error(
+            source,
+            &key,
+            format!("{:?} is not an rtsp:// URL or v4l2:/dev/…", without_password(src)),
+        ));
+    };
+    if let (Some(t), false) = (v4l2, matches!(spec, SourceSpec::V4l2(_))) {
+        return Err(origin.error(
+            t,
+            &format!("{table}.v4l2"),
+            format!(
+                "only a {} with source = \"v4l2:…\" takes [{table}.v4l2]",
+                if table == "camera" { "camera" } else { "second stream" }
+            ),
+        ));
+    }
+    Ok(spec)
+}
+
+/// Validates `[camera.second_stream]` (issue 14, DEV-5, DEV-7). An RTSP second stream on the
+/// main stream's host (same host and port) without credentials of its own takes the main's: a
+/// camera's sub-stream has the same users. Recording it is refused: not supported yet (DEV-7).
+fn second_stream(
+    origin: &Origin<'_>,
+    raw: &Spanned<RawSecondStream>,
+    main: &SourceSpec,
+) -> Result<crate::camera::SecondStream, Error> {
+    let r = raw.get_ref();
+    let mut source = source_spec(
+        origin,
+        "camera.second_stream",
+        &r.source,
+        r.username.as_ref(),
+        r.password.as_ref(),
+        r.transport.as_ref(),
+        r.v4l2.as_ref(),
+    )?;
+    if let (
+        SourceSpec::Rtsp { url, username: user @ None, password: pass @ None, .. },
+        SourceSpec::Rtsp { url: main_url, username: main_user, password: main_pass, .. },
+    ) = (&mut source, main)
+    {
+        // 554 is RTSP's registered port, which either URL may leave out.
+        if url.host_str() == main_url.host_str() && url.port().unwrap_or(554) == main_url.port().unwrap_or(554) {
+            user.clone_from(main_user);
+            pass.clone_from(main_pass);
+        }
+    }
+    if let Some(rec) = r.record.as_ref().filter(|r| *r.get_ref()) {
+        return Err(origin.error(
+            rec,
+            "camera.second_stream.record",
+            "recording the second stream is not supported yet (DEV-7); the main stream is recorded",
+        ));
+    }
+    Ok(crate::camera::SecondStream { source, motion: r.motion.unwrap_or(true) })
+}
+
 /// Validates a `v4l2:` source and its optional `[camera.v4l2]` table into a `V4l2Spec` (issue 14
 /// point 1, DEV-1). `device` is what follows `v4l2:`.
 fn v4l2_spec(
@@ -1452,6 +1567,72 @@ mod tests {
         );
     }
 
+    /// Issue 14 (DEV-5, DEV-7): `[camera.second_stream]` with its defaults (motion analyses it),
+    /// its own V4L2 table, credentials taken from the main stream on the same host and port only,
+    /// and every refusal naming file, line, key and reason.
+    #[test]
+    fn dev5_second_stream_settings_and_errors() {
+        let cam = "version = 1\n[[storage]]\nid = \"a\"\nsize = \"2GiB\"\n[[camera]]\nid = \"c\"\n";
+        let parse = |rest: &str| Config::parse("x.toml", &format!("{cam}{rest}"), None);
+        let main = "source = \"rtsp://admin:pw@cam.lan/main\"\n[camera.second_stream]\n";
+        let c = parse(&format!("{main}source = \"rtsp://cam.lan:554/sub\"\n")).unwrap();
+        let second = c.cameras[0].second_stream.clone().expect("a second stream");
+        assert!(second.motion, "motion analyses the second stream by default");
+        assert!(c.cameras[0].motion_on_second_stream());
+        match &second.source {
+            SourceSpec::Rtsp { url, username, password, transport } => {
+                assert_eq!(url.as_str(), "rtsp://cam.lan:554/sub");
+                assert_eq!((username.as_deref(), password.as_deref()), (Some("admin"), Some("pw")), "the main's");
+                assert_eq!(*transport, RtspTransport::Tcp);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Credentials of its own, in keys or in the URL, win; another host never gets the main's.
+        let own =
+            parse(&format!("{main}source = \"rtsp://cam.lan/sub\"\nusername = \"v\"\npassword = \"q\"\n")).unwrap();
+        let in_url = parse(&format!("{main}source = \"rtsp://v:q@cam.lan/sub\"\ntransport = \"udp\"\n")).unwrap();
+        let elsewhere = parse(&format!("{main}source = \"rtsp://other.lan/sub\"\n")).unwrap();
+        let other_port = parse(&format!("{main}source = \"rtsp://cam.lan:8554/sub\"\n")).unwrap();
+        let creds = |c: &Config| match &c.cameras[0].second_stream.as_ref().unwrap().source {
+            SourceSpec::Rtsp { username, password, .. } => (username.clone(), password.clone()),
+            other => panic!("{other:?}"),
+        };
+        let vq = (Some("v".to_owned()), Some("q".to_owned()));
+        assert_eq!(creds(&own), vq);
+        assert_eq!(creds(&in_url), vq);
+        assert_eq!(creds(&elsewhere), (None, None));
+        assert_eq!(creds(&other_port), (None, None));
+        // Motion may stay on the main stream; a V4L2 second stream takes its own table.
+        let c = parse(&format!("{main}source = \"v4l2:/dev/video2\"\nmotion = false\n[camera.second_stream.v4l2]\nwidth = 640\nheight = 360\n"))
+            .unwrap();
+        assert!(!c.cameras[0].motion_on_second_stream());
+        match &c.cameras[0].second_stream.as_ref().unwrap().source {
+            SourceSpec::V4l2(v) => assert_eq!((v.device.to_str(), v.size), (Some("/dev/video2"), Some((640, 360)))),
+            other => panic!("{other:?}"),
+        }
+        // Without motion detection nothing analyses it.
+        let c = parse("source = \"demo:\"\n[camera.motion]\nenabled = false\n[camera.second_stream]\nsource = \"rtsp://cam.lan/sub\"\n").unwrap();
+        assert!(!c.cameras[0].motion_on_second_stream());
+        for (rest, want) in [
+            ("source = \"demo:\"\n", "x.toml:9: key `camera.second_stream.source`: \"demo:\" is not an rtsp:// URL or v4l2:/dev/…"),
+            ("source = \"http://u:secret@cam.lan/x\"\n", "x.toml:9: key `camera.second_stream.source`: \"http://u:***@cam.lan/x\" is not"),
+            ("source = \"rtsps://cam.lan/sub\"\n", "x.toml:9: key `camera.second_stream.source`: rtsps:// (RTSP over TLS) is not supported"),
+            ("source = \"v4l2:video1\"\n", "x.toml:9: key `camera.second_stream.source`: \"video1\" is not a device path"),
+            ("source = \"v4l2:/dev/video1\"\n[camera.second_stream.v4l2]\nwidth = 641\nheight = 360\n", "x.toml:11: key `camera.second_stream.v4l2.width`: 641 is odd"),
+            ("source = \"rtsp://cam.lan/sub\"\n[camera.second_stream.v4l2]\nfps = 5\n", "x.toml:10: key `camera.second_stream.v4l2`: only a second stream with source = \"v4l2:…\""),
+            ("source = \"rtsp://cam.lan/sub\"\ntransport = \"quic\"\n", "x.toml:10: key `camera.second_stream.transport`: \"quic\" is not \"tcp\" or \"udp\""),
+            ("source = \"rtsp://cam.lan/sub\"\nrecord = true\n", "x.toml:10: key `camera.second_stream.record`: recording the second stream is not supported yet (DEV-7)"),
+            ("source = \"rtsp://cam.lan/sub\"\ncolour = 1\n", "x.toml:10: unknown field `colour`"),
+            ("motion = true\n", "x.toml:8: missing field `source`"),
+        ] {
+            let e = parse(&format!("{main}{rest}")).unwrap_err();
+            assert!(e.msg().starts_with(want), "{rest:?}: {}", e.msg());
+            assert!(!e.msg().contains("secret"), "{}", e.msg());
+        }
+        // `record = false` says what is done anyway.
+        assert!(parse(&format!("{main}source = \"rtsp://cam.lan/sub\"\nrecord = false\n")).is_ok());
+    }
+
     #[test]
     fn rtsp_credentials_move_out_of_the_url() {
         let text = "version = 1\n[[storage]]\nid = \"a\"\nsize = \"2GiB\"\n[[camera]]\nid = \"c\"\nsource = \"rtsp://u:p@cam/x\"\n";
@@ -1715,6 +1896,7 @@ mod example_tests {
         let text = include_str!("../../config/edgerec.example.toml");
         let c = super::Config::parse("config/edgerec.example.toml", text, None).unwrap();
         assert_eq!(c.cameras.len(), 2);
+        assert!(c.cameras[0].motion_on_second_stream(), "issue 14: the example's second stream");
         assert_eq!(c.storages[0].segment_bytes, 64 << 20);
         assert_eq!(c.time_profiles.len(), 1);
         assert_eq!(c.rules.len(), 1);

@@ -59,6 +59,12 @@ pub use settings::{
     DEFAULT_THRESHOLD_PERMILLE, MAX_INTERVAL_MS,
 };
 
+/// True when motion analysis decodes video of `encoding` (a stream description's encoding name,
+/// lower case): what status goes by to say why a camera is not analysed (MD-1, issue 14).
+pub fn analyses_encoding(encoding: &str) -> bool {
+    matches!(encoding, "h264" | "mjpeg")
+}
+
 /// File name of the motion data in `data_dir`.
 pub const MOTION_FILE: &str = "motion.sqlite3";
 

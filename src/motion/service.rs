@@ -135,7 +135,8 @@ pub struct MotionCameraStats {
     /// Frames due for analysis that were skipped because the motion thread was behind (its queue
     /// for this camera was full). A growing count means the box has no CPU to spare for motion.
     pub skipped_behind: u64,
-    /// Frames due for analysis that were not H.264 (H.265 is recorded but not analysed).
+    /// Frames due for analysis of a codec motion does not decode (H.264 and MJPEG are analysed;
+    /// H.265 is recorded but not analysed).
     pub unsupported_codec: u64,
     /// Frames that did not decode.
     pub decode_errors: u64,

@@ -501,6 +501,7 @@ mod tests {
             prebuffer: crate::camera::PrebufferMode::Memory,
             prebuffer_us: crate::recording::DEFAULT_PREBUFFER_US,
             motion: Some(crate::motion::MotionConfig::default()),
+            second_stream: None,
         }];
         let rules = effective_rules(&[], &cameras);
         let bookmark = rules.iter().find(|r| r.name == RECORD_ON_BOOKMARK).expect("the default exists");

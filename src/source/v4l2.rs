@@ -929,7 +929,6 @@ const CAPABILITY_NAMES: [(v4l::capability::Flags, &str); 23] = {
     ]
 };
 
-
 /// The NAL units of an Annex B access unit, without start codes (issue 14, H.264 pass-through).
 /// The buffer must begin with a start code; the zero bytes before the next start code (its
 /// leading zero, `trailing_zero_8bits`) are not part of a unit. An empty unit is an error.
@@ -967,7 +966,6 @@ fn annexb_nals(data: &[u8]) -> Result<Vec<&[u8]>, String> {
     }
     Ok(nals)
 }
-
 
 /// Lists every `/dev/video*` node (issue 14, DEV-14): card, driver, bus, capabilities and stable
 /// `/dev/v4l/by-id` names, and for a capture device each format (marked when edgerec records it),

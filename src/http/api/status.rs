@@ -22,7 +22,11 @@ pub(in crate::http) fn status(ctx: &Ctx, eff: &Effective) -> Status {
             .camera_snapshots()
             .iter()
             .filter(|c| eff.can_see(&c.id))
-            .map(|c| CameraStatus { camera: CameraItem::of(c), motion: motion_status(rec, &c.id) })
+            .map(|c| CameraStatus {
+                camera: CameraItem::of(c),
+                second_stream: c.second_stream.as_ref().map(SecondStreamStatus::of),
+                motion: motion_status(rec, c),
+            })
             .collect(),
         storages: storages.iter().map(StorageStatus::of).collect(),
         https: https_status(ctx.https.get()),
@@ -130,8 +134,42 @@ impl CameraItem {
 pub(in crate::http) struct CameraStatus {
     #[serde(flatten)]
     pub camera: CameraItem,
+    /// The camera's second stream (issue 14, DEV-5); null without one.
+    pub second_stream: Option<SecondStreamStatus>,
     /// MD-2/MD-3; `None` while motion analysis is off for the camera.
     pub motion: Option<MotionStatus>,
+}
+
+/// A camera's second stream in status (issue 14, DEV-5, DEV-7): never recorded, so its state is
+/// `streaming` while connected.
+#[derive(Serialize)]
+pub(in crate::http) struct SecondStreamStatus {
+    pub state: &'static str,
+    pub codec: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub fps: f64,
+    pub frames_received: u64,
+    pub bytes_received: u64,
+    pub reconnects: u64,
+    /// One readable line of the last session error.
+    pub last_error: Option<String>,
+}
+
+impl SecondStreamStatus {
+    fn of(s: &crate::status::SecondStreamSnapshot) -> SecondStreamStatus {
+        SecondStreamStatus {
+            state: s.state_code,
+            codec: s.video.as_ref().map(|v| v.0.clone()),
+            width: s.video.as_ref().map(|v| v.1),
+            height: s.video.as_ref().map(|v| v.2),
+            fps: (s.frame_rate_hz * 100.0).round() / 100.0,
+            frames_received: s.frames_received,
+            bytes_received: s.bytes_received,
+            reconnects: s.reconnects,
+            last_error: s.last_error.as_deref().map(one_line),
+        }
+    }
 }
 
 /// A storage in status.
@@ -356,16 +394,23 @@ pub(in crate::http) struct MotionStatus {
     pub analysed: u64,
     /// Frames skipped because analysis was behind (it never holds ingest up).
     pub skipped_behind: u64,
-    /// Frames due for analysis that were not H.264 (H.265 is recorded, not analysed).
+    /// Frames due for analysis of a codec motion does not decode (H.264 and MJPEG are analysed;
+    /// H.265 is recorded, not analysed).
     pub unsupported_codec: u64,
     pub decode_errors: u64,
     pub last_error: Option<String>,
+    /// Which stream is analysed: `main` or `second` (issue 14, DEV-5).
+    pub stream: &'static str,
+    /// Why nothing is analysed now, in a sentence; null while frames are analysed (issue 14).
+    pub off_reason: Option<String>,
 }
 
-fn motion_status(rec: &Recorder, id: &str) -> Option<MotionStatus> {
+fn motion_status(rec: &Recorder, camera: &CameraSnapshot) -> Option<MotionStatus> {
     let stats = rec.motion()?.stats();
-    let c = stats.cameras.iter().find(|c| c.camera == id)?;
+    let c = stats.cameras.iter().find(|c| c.camera == camera.id)?;
     Some(MotionStatus {
+        stream: camera.motion_stream.unwrap_or("main"),
+        off_reason: camera.motion_off_reason.clone(),
         motion: c.motion,
         changed_permille: c.changed_permille,
         threshold_permille: c.threshold_permille,
