@@ -717,7 +717,8 @@ enum Probe {
 pub enum ProbeTarget {
     /// An RTSP camera's host and TCP port (issue 10 point 7a).
     Tcp(String, u16),
-    /// A V4L2 camera's device node (issue 14): absent while unplugged or its driver is unloaded.
+    /// A V4L2 camera's device node (issue 14). While unplugged it may be absent, or still listed
+    /// (a process holds it open) with every open failing with ENODEV: the probe opens it.
     Device(std::path::PathBuf),
 }
 
@@ -731,8 +732,8 @@ impl ProbeTarget {
     }
 }
 
-/// One TCP connect to the target, closed at once (nothing is sent), or one look at the device
-/// node (on a blocking thread: a stat of /dev is cheap, but it is file I/O).
+/// One TCP connect to the target, closed at once (nothing is sent), or one non-blocking open of
+/// the device node, closed at once (on a blocking thread: it is file I/O; `device_opens`).
 async fn probe(target: &ProbeTarget) -> Probe {
     match target {
         ProbeTarget::Tcp(host, port) => {
@@ -1074,6 +1075,22 @@ mod tests {
     // Issue 14 point 2: a V4L2 device node seen coming back (absent, then present: replugged,
     // driver reloaded) ends the wait at once instead of after a grown backoff, so recording
     // resumes within 2 s of the device returning.
+    /// Issue 14 (review-c finding 5): a node that is listed but does not open is away. A bound
+    /// UNIX socket stands for an unplugged V4L2 node still held open elsewhere (its open fails
+    /// with ENXIO as the node's does with ENODEV): a stat probe would call it present.
+    #[test]
+    fn a_listed_node_that_does_not_open_is_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = dir.path().join("video0");
+        let _socket = std::os::unix::net::UnixListener::bind(&node).unwrap();
+        assert!(node.exists(), "the node is listed");
+        assert!(!device_opens(&node), "a node whose open fails with ENXIO is away");
+        std::fs::remove_file(&node).unwrap();
+        assert!(!device_opens(&node), "an absent node is away");
+        std::fs::write(&node, b"").unwrap();
+        assert!(device_opens(&node), "a node that opens is back");
+    }
+
     #[test]
     fn a_device_node_seen_coming_back_ends_the_wait() {
         let dir = tempfile::tempdir().unwrap();

@@ -152,6 +152,27 @@ fn devices_v4l2_lists_the_hosts_nodes_and_needs_read_config() {
     let (s, v) = rec.call_as(("otto", "Otto-pass-1"), "GET", "/api/v1/devices/v4l2", &[], None);
     assert_eq!(s, 403, "{v}");
     assert!(v.to_string().contains("read_config"), "{v}");
+    // PR-11 (review-c finding 4): `read_config` without read on every camera is refused too, as
+    // for the whole config document: a device's card and by-id name tell the hardware behind a
+    // camera the caller may not see.
+    let admin = (common::recorder::ADMIN, common::recorder::ADMIN_PASSWORD);
+    let role = serde_json::json!({"grants": [
+        {"permission": "read_config", "allow": true},
+        {"permission": "read", "camera": "demo", "allow": false},
+    ]});
+    let (s, v) = rec.call_as(admin, "PUT", "/api/v1/roles/config-no-demo", &[], Some(&role));
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = rec.call_as(
+        admin,
+        "POST",
+        "/api/v1/users",
+        &[],
+        Some(&serde_json::json!({"name": "cora", "password": "Cora-pass-1", "roles": ["config-no-demo"]})),
+    );
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = rec.call_as(("cora", "Cora-pass-1"), "GET", "/api/v1/devices/v4l2", &[], None);
+    assert_eq!(s, 403, "{v}");
+    assert!(v.to_string().contains("every camera"), "{v}");
 }
 
 /// The answer's object keys are the schema's properties (required ones present, no others),

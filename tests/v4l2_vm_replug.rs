@@ -9,7 +9,8 @@
 //!   back, within `RESUME_LIMIT` of its return (the time is printed on every run);
 //! - its export spans both sides of the gap and decodes with `ffmpeg -xerror`;
 //! - the other camera is not disturbed: one recording without a gap, no reconnect, its frame
-//!   count growing through the outage and no frame dropped meanwhile;
+//!   count growing through the outage and at most 2 % of its frames dropped meanwhile (0
+//!   measured; the counter cannot say what caused a drop), and its export decodes in full;
 //! - `GET /api/v1/devices/v4l2` lists both nodes with their formats, sizes and rates (the same
 //!   facts as `edgerec devices`), and the unplugged node with its `ENODEV` error.
 //!
@@ -38,14 +39,15 @@ const DROPPED_TOLERANCE: f64 = 0.02;
 /// several 2 s GOPs, and the session before the unplug streams long enough (≥ 5 s) to count as
 /// healthy.
 const PHASE_S: u32 = 12;
-/// How long `/dev/video0` stays unplugged: long enough that the recorder's backoff grows past
-/// its first steps (0.5, 1, 2 s), so a recovery within `RESUME_LIMIT` shows the device probe,
-/// not a lucky retry.
-const UNPLUGGED_MS: u32 = 6000;
+/// How long `/dev/video0` stays unplugged: the recorder's blind attempts come about 0.5, 1.5, 3.5,
+/// 7.5 and 15.5 s after the unplug (backoff 0.5 s doubling), so a device back at 9 s meets no
+/// attempt for 6.5 s: a recovery within `RESUME_LIMIT` shows the device probe, not a lucky retry
+/// (review-c finding 1: at 6 s a blind attempt at 7.5 s would have passed without the probe).
+const UNPLUGGED_MS: u32 = 9000;
 /// The issue: "recording resumes within 2 s of the device returning". Measured from the moment
 /// the guest's helper closed its handle (vivid registers the node again then) to the start of
 /// the camera's next recording (its first frame's wall time). No emulation allowance is added:
-/// the probe that notices the device runs every second and a session opens in well under one.
+/// the probe that notices the device runs every 250 ms and a session opens in well under a second.
 const RESUME_LIMIT: Duration = Duration::from_secs(2);
 const VM_TIMEOUT: Duration = Duration::from_secs(200);
 const ADMIN_PASSWORD: &str = "V4l2-admin-1";
@@ -301,6 +303,14 @@ fn unplugging_one_v4l2_camera_resumes_within_2s_and_leaves_the_other_undisturbed
         gaps.iter().any(|(a, b)| *a <= pressed_us + 1_000_000 && *b >= released_us),
         "no gap over the unplug in the export's summary: {summary}"
     );
+    // Both exports decode in full (review-c finding 2): the resumed run starts with its own
+    // parameter sets and a key frame; the other camera's export is whole.
+    for c in ["vivid0", "vivid1"] {
+        assert!(console.contains(&format!("EXPORT {c} rc=0")), "export of {c} failed:\n{console}");
+        common::ffmpeg_decode_ok(out.join(format!("export-{c}.mp4"))).unwrap_or_else(|e| panic!("{c}: {e}"));
+    }
+    let other = std::fs::read_to_string(out.join("export-vivid1.txt")).unwrap();
+    assert!(!other.lines().any(|l| l.trim().starts_with("gap:")), "vivid1's export has a gap: {other}");
     let export_frames = vm::video_pts(&out.join("export-vivid0.mp4")).len() as f64;
     let received = n(
         &vm::find_by_id(&read_json(&out, "status-after.json", console), "vivid0").unwrap().clone(),

@@ -210,9 +210,22 @@ fn capture(spec: &V4l2Spec, tx: tokio::sync::mpsc::Sender<Captured>, dropped: &A
         bitrate_kbps = spec.bitrate_kbps,
         "V4L2 device opened; encoding H.264"
     );
-    let keyframe_frames = ((spec.keyframe_interval.as_micros() as f64 / neg.interval_us as f64).round() as u32).max(1);
+    let mut encoder = raw_encoder(path, &neg, spec.bitrate_kbps, spec.keyframe_interval)?;
+    stream_and_stop(path, stream, neg, Some(&mut encoder), &tx, dropped, desc)
+}
+
+/// The H.264 encoder of a raw device: bitrate rate control at `bitrate_kbps`, a key frame every
+/// `keyframe_interval` at the negotiated rate, no frame skipping, one thread.
+fn raw_encoder(
+    path: &Path,
+    neg: &Negotiated,
+    bitrate_kbps: u32,
+    keyframe_interval: Duration,
+) -> Result<Encoder, Error> {
+    let fps = 1e6 / neg.interval_us as f64;
+    let keyframe_frames = ((keyframe_interval.as_micros() as f64 / neg.interval_us as f64).round() as u32).max(1);
     let config = EncoderConfig::new()
-        .bitrate(BitRate::from_bps(spec.bitrate_kbps.saturating_mul(1000)))
+        .bitrate(BitRate::from_bps(bitrate_kbps.saturating_mul(1000)))
         .rate_control_mode(RateControlMode::Bitrate)
         .max_frame_rate(FrameRate::from_hz(fps as f32))
         .intra_frame_period(IntraFramePeriod::from_num_frames(keyframe_frames))
@@ -222,9 +235,48 @@ fn capture(spec: &V4l2Spec, tx: tokio::sync::mpsc::Sender<Captured>, dropped: &A
         .skip_frames(false)
         // One thread per device (the brief): the encoder must not start its own pool.
         .num_threads(1);
-    let mut encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
-        .map_err(|e| crate::err!(Internal, "V4L2 {}: H.264 encoder: {e}", path.display()))?;
-    stream_and_stop(path, stream, neg, Some(&mut encoder), &tx, dropped, desc)
+    Encoder::with_api_config(OpenH264API::from_source(), config)
+        .map_err(|e| crate::err!(Internal, "V4L2 {}: H.264 encoder: {e}", path.display()))
+}
+
+/// The raw capture path's work on one frame, for `benches/v4l2_encode.rs` (issue 14: the encode
+/// cost per camera): the buffer checked and converted to I420, then encoded by the capture
+/// thread's encoder with its settings. The recorder itself never uses it.
+#[doc(hidden)]
+pub struct RawEncodeBench {
+    state: CaptureState,
+    encoder: Encoder,
+}
+
+impl RawEncodeBench {
+    /// A raw device delivering `format` at `width`x`height` (tightly packed lines) and `fps`.
+    pub fn new(
+        format: PixelFormat,
+        width: u32,
+        height: u32,
+        fps: u32,
+        bitrate_kbps: u32,
+        keyframe_interval: Duration,
+    ) -> Result<RawEncodeBench, Error> {
+        if format.is_compressed() || fps == 0 {
+            return Err(crate::err!(InvalidArgument, "RawEncodeBench takes a raw format and a rate"));
+        }
+        let stride_bytes = match format {
+            PixelFormat::Yuyv | PixelFormat::Uyvy => width * 2,
+            _ => width,
+        };
+        let neg = Negotiated { format, width, height, stride_bytes, interval_us: 1_000_000 / u64::from(fps) };
+        let encoder = raw_encoder(Path::new("bench"), &neg, bitrate_kbps, keyframe_interval)?;
+        Ok(RawEncodeBench { state: CaptureState::new(neg), encoder })
+    }
+
+    /// Converts and encodes one raw frame; the encoded size in bytes (0 when the encoder gave
+    /// nothing).
+    pub fn frame(&mut self, raw: &[u8]) -> Result<usize, Error> {
+        to_i420(&self.state.neg, raw, &mut self.state.i420)
+            .map_err(|m| crate::err!(InvalidArgument, "bench frame: {m}"))?;
+        Ok(self.state.encode(Path::new("bench"), &mut self.encoder)?.map_or(0, |(_, d)| d.len()))
+    }
 }
 
 /// Announces the session, runs the capture loop (raw frames through `encoder`, MJPEG without one)

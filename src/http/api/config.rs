@@ -119,6 +119,20 @@ fn hidden_cameras(ctx: &Ctx, eff: &Effective) -> Vec<String> {
     ctx.rec.config().cameras.iter().filter(|c| !eff.can_see(&c.id)).map(|c| c.id.clone()).collect()
 }
 
+/// `GET /api/v1/devices/v4l2` (issue 14, DEV-14): the same facts as `edgerec devices`. A device
+/// node's card and by-id name (vendor, model, serial) tell which hardware backs a camera, so, like
+/// the whole config document, the listing goes only to callers who may read every camera (PR-11;
+/// review-c finding 4).
+pub(super) fn devices(ctx: &Ctx, call: &Call) -> Result<Response, Error> {
+    if !hidden_cameras(ctx, &call.eff).is_empty() {
+        return Err(crate::err!(
+            PermissionDenied,
+            "listing the V4L2 devices needs read on every camera (a device names the hardware behind one)"
+        ));
+    }
+    Ok(respond::json(200, &crate::source::v4l2::list_devices()))
+}
+
 /// `GET /api/v1/config`: JSON, or TOML with `?format=toml` or `Accept: application/toml`.
 pub(super) fn get(ctx: &Ctx, call: &Call) -> Result<Response, Error> {
     let (file, eff) = (&ctx.config, &call.eff);

@@ -103,7 +103,7 @@ pub(super) fn handle(ctx: &Ctx, route: &Route, call: &mut Call) -> Result<Respon
         Route::ConfigItemPut { section, id } => config::item_put(ctx, call, *section, id),
         Route::ConfigItemDelete { section, id } => config::item_delete(ctx, call, *section, id),
         // Issue 14 (DEV-14): the same facts as `edgerec devices`.
-        Route::DevicesV4l2 => Ok(respond::json(200, &crate::source::v4l2::list_devices())),
+        Route::DevicesV4l2 => config::devices(ctx, call),
         Route::Logs => logs::get(ctx, call),
         Route::Users => users::list(ctx),
         Route::UserAdd => users::add(ctx, call),
