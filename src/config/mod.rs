@@ -1133,8 +1133,10 @@ fn source_spec(
         let mut url = url::Url::parse(src).map_err(|e| origin.error(source, &key, format!("bad URL: {e}")))?;
         let mut username = username.cloned();
         let mut password = password.cloned();
-        // Credentials in the URL are moved out so the URL can be logged safely.
-        if !url.username().is_empty() {
+        // Credentials in the URL are moved out so the URL can be logged safely, also a password
+        // with an empty user name (`rtsp://:pw@host/x`; review-a 3, PR-10): every RTSP error,
+        // `last_error` and log line quotes the URL.
+        if !url.username().is_empty() || url.password().is_some() {
             username.get_or_insert_with(|| url.username().to_owned());
             password = password.or_else(|| url.password().map(str::to_owned));
             let _ = url.set_username("");
@@ -1644,6 +1646,24 @@ mod tests {
                 assert_eq!(password.as_deref(), Some("p"));
             }
             other => panic!("unexpected {other:?}"),
+        }
+        // Review-a 3 (PR-10): a password with an empty user name leaves the URL too, for the main
+        // source and for the second stream, so no error or status quotes it.
+        let text = format!(
+            "{}[camera.second_stream]\nsource = \"rtsp://:pw2@sub.lan/y\"\n",
+            text.replace("rtsp://u:p@cam/x", "rtsp://:pw@cam/x")
+        );
+        let c = Config::parse("x.toml", &text, None).unwrap();
+        let second = &c.cameras[0].second_stream.as_ref().unwrap().source;
+        for (spec, host, pw) in [(&c.cameras[0].source, "rtsp://cam/x", "pw"), (second, "rtsp://sub.lan/y", "pw2")] {
+            match spec {
+                SourceSpec::Rtsp { url, username, password, .. } => {
+                    assert_eq!(url.as_str(), host);
+                    assert_eq!(username.as_deref(), Some(""));
+                    assert_eq!(password.as_deref(), Some(pw));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
         }
     }
 
