@@ -88,10 +88,21 @@ impl CameraSnapshot {
         let motion_off_reason = c.motion_off_reason();
         // Issue 14: a camera recording on motion whose analysed stream motion cannot decode
         // never records on motion; status says so rather than looking idle (status never lies).
+        // Review-a 1: so does one whose motion is not analysing for any other reason (its second
+        // stream down or misconfigured, ...): it records nothing until motion analyses again.
         let not_recording_reason = c.not_recording_reason().or_else(|| {
-            let why = c.motion_codec_off_reason().filter(|_| c.records_on_motion && !recording)?;
+            if !c.records_on_motion || recording {
+                return None;
+            }
+            if let Some(why) = c.motion_codec_off_reason() {
+                return Some(format!(
+                    "not recording on motion: motion cannot be analysed ({why}), so record = \"motion\" never records"
+                ));
+            }
+            let why = motion_off_reason.as_deref()?;
             Some(format!(
-                "not recording on motion: motion cannot be analysed ({why}), so record = \"motion\" never records"
+                "not recording on motion: motion is not analysing ({why}), so record = \"motion\" records nothing \
+                 until it is"
             ))
         });
         let second_stream = c.second.as_ref().map(|s| {

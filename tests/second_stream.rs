@@ -89,7 +89,9 @@ fn dev5_a_failing_second_stream_leaves_the_main_recording_and_says_why_motion_is
     let tmp = common::temp_dir();
     let body = format!(
         "{STORAGE}[[camera]]\nid = \"dead\"\nsource = \"{main}\"\n[camera.second_stream]\nsource = \"rtsp://127.0.0.1:{dead_port}/sub\"\n\
-         [[camera]]\nid = \"cut\"\nsource = \"{main}\"\n[camera.second_stream]\nsource = \"{sub}\"\n",
+         [[camera]]\nid = \"cut\"\nsource = \"{main}\"\n[camera.second_stream]\nsource = \"{sub}\"\n\
+         [[camera]]\nid = \"dead_motion\"\nsource = \"{main}\"\nrecord = \"motion\"\n[camera.second_stream]\n\
+         source = \"rtsp://127.0.0.1:{dead_port}/sub\"\n",
         main = main.url("/main"),
         sub = sub.url("/sub"),
     );
@@ -106,6 +108,20 @@ fn dev5_a_failing_second_stream_leaves_the_main_recording_and_says_why_motion_is
     assert_eq!(c["motion"]["stream"], "second", "{c}");
     assert_eq!(c["motion"]["analysed"], 0, "the main stream is not analysed instead: {c}");
     assert_eq!((c["state"].clone(), c["last_error"].clone()), (json!("recording"), Value::Null), "{c}");
+    // Review-a 1 (status never lies): recording on motion while motion is not analysing, the
+    // camera says why it is not recording.
+    rec.wait_frames_streaming("dead_motion", 30);
+    let c = wait_for(Duration::from_secs(30), || {
+        let c = rec.camera("dead_motion");
+        c["not_recording_reason"].is_string().then_some(c)
+    })
+    .unwrap_or_else(|| panic!("record on motion says why it is not recording: {}", rec.camera("dead_motion")));
+    let why = c["not_recording_reason"].as_str().unwrap();
+    assert!(
+        why.starts_with("not recording on motion: motion is not analysing (the second stream is not connected: "),
+        "{why}"
+    );
+    assert_eq!(c["recording"], false, "{c}");
 
     // The other camera's sub-stream works, then its server dies.
     assert!(
@@ -167,8 +183,9 @@ fn md1_an_h265_camera_says_why_and_record_on_motion_needs_a_second_stream() {
     );
     assert_eq!(c["motion"]["stream"], "main");
     let m = wait_for(Duration::from_secs(30), || {
+        // Before it connects, it says so (review-a 1); then it names the codec.
         let c = rec.camera("hevc_motion");
-        c["not_recording_reason"].as_str().map(str::to_owned)
+        c["not_recording_reason"].as_str().filter(|r| r.contains("H.265")).map(str::to_owned)
     })
     .unwrap_or_else(|| panic!("record on motion says it never records: {}", rec.camera("hevc_motion")));
     assert!(m.contains("H.265 is not analysed") && m.contains("never records"), "{m}");

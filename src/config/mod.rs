@@ -1133,8 +1133,10 @@ fn source_spec(
         let mut url = url::Url::parse(src).map_err(|e| origin.error(source, &key, format!("bad URL: {e}")))?;
         let mut username = username.cloned();
         let mut password = password.cloned();
-        // Credentials in the URL are moved out so the URL can be logged safely.
-        if !url.username().is_empty() {
+        // Credentials in the URL are moved out so the URL can be logged safely, also a password
+        // with an empty user name (`rtsp://:pw@host/x`; review-a 3, PR-10): every RTSP error,
+        // `last_error` and log line quotes the URL.
+        if !url.username().is_empty() || url.password().is_some() {
             username.get_or_insert_with(|| url.username().to_owned());
             password = password.or_else(|| url.password().map(str::to_owned));
             let _ = url.set_username("");
@@ -1204,6 +1206,21 @@ fn second_stream(
             pass.clone_from(main_pass);
         }
     }
+    // Review-a 2 (DEV-5): one device node cannot stream twice; the two capture threads would race
+    // to open it and the main could lose. The paths are compared as written and, when they exist,
+    // in their canonical forms (a /dev/v4l/by-id link to the main's node).
+    if let (SourceSpec::V4l2(second), SourceSpec::V4l2(main)) = (&source, main) {
+        if same_device(&second.device, &main.device) {
+            return Err(origin.error(
+                &r.source,
+                "camera.second_stream.source",
+                format!(
+                    "{} is the main stream's device; a second stream needs another device node",
+                    second.device.display()
+                ),
+            ));
+        }
+    }
     if let Some(rec) = r.record.as_ref().filter(|r| *r.get_ref()) {
         return Err(origin.error(
             rec,
@@ -1212,6 +1229,13 @@ fn second_stream(
         ));
     }
     Ok(crate::camera::SecondStream { source, motion: r.motion.unwrap_or(true) })
+}
+
+/// Whether two device paths name one node: equal as written, or equal canonical forms when both
+/// exist (review-a 2).
+fn same_device(a: &std::path::Path, b: &std::path::Path) -> bool {
+    let canonical = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+    a == b || canonical(a).is_some_and(|c| Some(c) == canonical(b))
 }
 
 /// Validates a `v4l2:` source and its optional `[camera.v4l2]` table into a `V4l2Spec` (issue 14
@@ -1633,6 +1657,38 @@ mod tests {
         assert!(parse(&format!("{main}source = \"rtsp://cam.lan/sub\"\nrecord = false\n")).is_ok());
     }
 
+    /// Review-a 2 (DEV-5): a V4L2 second stream on the main's device node is refused, by path and
+    /// by canonical path (a symlink to it), with file, line, key and reason; another node is fine.
+    #[test]
+    fn dev5_second_stream_on_the_main_device_is_refused() {
+        let dir = std::env::temp_dir().join(format!("edgerec-dev5-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let node = dir.join("video0");
+        std::fs::write(&node, b"").unwrap();
+        let link = dir.join("by-id-cam");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&node, &link).unwrap();
+        let cam = "version = 1\n[[storage]]\nid = \"a\"\nsize = \"2GiB\"\n[[camera]]\nid = \"c\"\n";
+        let parse = |main: &str, second: &str| {
+            Config::parse(
+                "x.toml",
+                &format!("{cam}source = \"v4l2:{main}\"\n[camera.second_stream]\nsource = \"v4l2:{second}\"\n"),
+                None,
+            )
+        };
+        let e = parse("/dev/video0", "/dev/video0").unwrap_err();
+        assert!(
+            e.msg().starts_with("x.toml:9: key `camera.second_stream.source`: /dev/video0 is the main stream's device"),
+            "{}",
+            e.msg()
+        );
+        assert!(parse("/dev/video0", "/dev/video2").is_ok());
+        // A link to the node (as /dev/v4l/by-id/… is) is the same device; another file is not.
+        assert!(same_device(&link, &node) && same_device(&node, &node));
+        assert!(!same_device(&link, &dir.join("video2")) && !same_device(&dir.join("video2"), &dir.join("video3")));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn rtsp_credentials_move_out_of_the_url() {
         let text = "version = 1\n[[storage]]\nid = \"a\"\nsize = \"2GiB\"\n[[camera]]\nid = \"c\"\nsource = \"rtsp://u:p@cam/x\"\n";
@@ -1644,6 +1700,24 @@ mod tests {
                 assert_eq!(password.as_deref(), Some("p"));
             }
             other => panic!("unexpected {other:?}"),
+        }
+        // Review-a 3 (PR-10): a password with an empty user name leaves the URL too, for the main
+        // source and for the second stream, so no error or status quotes it.
+        let text = format!(
+            "{}[camera.second_stream]\nsource = \"rtsp://:pw2@sub.lan/y\"\n",
+            text.replace("rtsp://u:p@cam/x", "rtsp://:pw@cam/x")
+        );
+        let c = Config::parse("x.toml", &text, None).unwrap();
+        let second = &c.cameras[0].second_stream.as_ref().unwrap().source;
+        for (spec, host, pw) in [(&c.cameras[0].source, "rtsp://cam/x", "pw"), (second, "rtsp://sub.lan/y", "pw2")] {
+            match spec {
+                SourceSpec::Rtsp { url, username, password, .. } => {
+                    assert_eq!(url.as_str(), host);
+                    assert_eq!(username.as_deref(), Some(""));
+                    assert_eq!(password.as_deref(), Some(pw));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
         }
     }
 
