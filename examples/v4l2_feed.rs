@@ -1,4 +1,4 @@
-//! An MJPEG camera of known motion for tests/v4l2_vm.rs (issue 14, DEV-1, MD-1): writes JPEGs of a
+//! An MJPEG camera of known motion for tests/v4l2_mjpeg_vm.rs (issue 14, DEV-1, MD-1): writes JPEGs of a
 //! still scene into a v4l2loopback output device at a fixed rate, with a square that moves only
 //! between two known times, so the recorder's capture, export and motion analysis can be checked
 //! against what was written. Runs in the test VM (the project's own feeder: nothing from the lab's
