@@ -535,6 +535,14 @@ fn im13_concurrency_answers_and_im14_paging() {
         assert_eq!(s, 404, "{method} {path}: {v}");
         assert!(v["error"]["message"].as_str().unwrap().contains("refresh"), "{method} {path}: {v}");
     }
+    // Review D finding 1: the newest project's id is not given again after its delete, so a
+    // stale client's comment on it is 404, not a write into someone else's project.
+    let newest = format!("/api/v1/incidents/projects/{}", ids[4]);
+    ok(&rec, None, "DELETE", &newest, None, 204);
+    let p = ok(&rec, None, "POST", "/api/v1/incidents/projects", Some(json!({"name": "Parking lot collision"})), 201);
+    assert!(p["id"].as_i64().unwrap() > ids[4], "id {} given again: {p}", ids[4]);
+    let (s, v) = call(&rec, None, "POST", &format!("{newest}/comments"), Some(json!({"text": "stale"})));
+    assert_eq!(s, 404, "{v}");
 }
 
 /// A store file that cannot be opened: the incident API answers 503 with the reason; the

@@ -37,13 +37,13 @@ CREATE TABLE settings (
 
 -- Incident types (IM-2) and statuses (IM-3): names need not be unique (IM-6).
 CREATE TABLE incident_type (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
   description TEXT NOT NULL,
   revision INTEGER NOT NULL CHECK (revision >= 1)
 ) STRICT;
 CREATE TABLE incident_status (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
   description TEXT NOT NULL,
   revision INTEGER NOT NULL CHECK (revision >= 1)
@@ -58,7 +58,7 @@ CREATE TABLE category (
   revision INTEGER NOT NULL CHECK (revision >= 1)
 ) STRICT;
 CREATE TABLE category_value (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   slot INTEGER NOT NULL REFERENCES category (slot),
   name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
   description TEXT NOT NULL,
@@ -79,7 +79,7 @@ CREATE TABLE data_field (
 
 -- An incident project (IM-1). Times are µs since the epoch, UTC.
 CREATE TABLE project (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
   description TEXT NOT NULL,
   type_id INTEGER REFERENCES incident_type (id),
@@ -119,7 +119,7 @@ CREATE TABLE project_data (
 ) STRICT, WITHOUT ROWID;
 
 CREATE TABLE project_comment (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   project_id INTEGER NOT NULL REFERENCES project (id) ON DELETE CASCADE,
   author TEXT NOT NULL,
   wall_us INTEGER NOT NULL,
@@ -128,7 +128,7 @@ CREATE TABLE project_comment (
 CREATE INDEX project_comment_by_project ON project_comment (project_id, id);
 
 CREATE TABLE project_call (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   project_id INTEGER NOT NULL REFERENCES project (id) ON DELETE CASCADE,
   party TEXT NOT NULL CHECK (length(party) BETWEEN 1 AND 200),
   direction TEXT NOT NULL CHECK (direction IN ('incoming', 'outgoing')),
@@ -142,7 +142,7 @@ CREATE INDEX project_call_by_project ON project_call (project_id, id);
 -- A sequence: a camera (config id) and a range of its recordings (IM-10). The media stays in
 -- the media store with its own retention.
 CREATE TABLE project_sequence (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   project_id INTEGER NOT NULL REFERENCES project (id) ON DELETE CASCADE,
   camera TEXT NOT NULL,
   start_wall_us INTEGER NOT NULL,

@@ -260,6 +260,33 @@ fn a_stale_edit_is_409_and_a_deleted_project_404_with_refresh() {
     }
 }
 
+/// Review D finding 1 (IM-13): ids are never given again (AUTOINCREMENT), so after the newest
+/// project (or sequence, type, value) is deleted, its old id stays 404 for a stale client.
+#[test]
+fn im13_a_deleted_newest_id_is_never_given_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = IncidentDb::open(dir.path()).unwrap();
+    let _older = project(&mut db, "older", None, T0);
+    let newest = project(&mut db, "newest", None, T0 + 1);
+    let seq = newest.sequences[0].id;
+    let ty = db.add_item(ListKind::Type, &fields("Theft", "")).unwrap();
+    db.delete_item(ListKind::Type, ty.id, ty.revision).unwrap();
+    db.delete_project(newest.id, newest.revision).unwrap();
+    let next = project(&mut db, "Parking lot collision", None, T0 + 2);
+    assert!(next.id > newest.id, "id {} given again", newest.id);
+    assert!(next.sequences[0].id > seq, "sequence id {seq} given again");
+    assert!(db.add_item(ListKind::Type, &fields("Theft", "")).unwrap().id > ty.id);
+    let e = db.add_comment(newest.id, "stale", "alice", T0 + 3).unwrap_err();
+    assert_eq!(e.kind(), crate::error::ErrorKind::NotFound, "{e}");
+    assert_eq!(db.project(newest.id).unwrap_err().kind(), crate::error::ErrorKind::NotFound);
+    // Also after a reopen (the counter is in sqlite_sequence, on disk).
+    drop(db);
+    let mut db = IncidentDb::open(dir.path()).unwrap();
+    let last = project(&mut db, "after reopen", None, T0 + 4);
+    db.delete_project(last.id, last.revision).unwrap();
+    assert!(project(&mut db, "again", None, T0 + 5).id > last.id);
+}
+
 #[test]
 fn projects_expire_after_the_retention_with_everything_they_hold() {
     let dir = tempfile::tempdir().unwrap();
