@@ -279,16 +279,26 @@ fn im11_project_log_and_audit_log_split_entry_by_entry() {
     let base = format!("/api/v1/incidents/projects/{pid}");
     expected_audit.push(granted("otto", "incident.project.create"));
     ok(&rec, otto, "GET", &base, None, 200);
-    ok(
+    let changed = ok(
         &rec,
         otto,
         "PUT",
         &base,
         Some(json!({"status_id": statuses[1], "categories": {"1": reasons[1]}, "data": {"whole_number_1": 1}})),
         200,
-    );
-    ok(&rec, otto, "POST", &format!("{base}/comments"), Some(json!({"text": "First aid given on site"})), 201);
-    ok(
+    )["revision"]
+        .as_i64()
+        .unwrap();
+    // Review D finding 3 (IM-13): each comment, call and sequence answer gives the project's new
+    // revision (body and ETag), so the caller's next edit with If-Match is not refused as stale.
+    let url = rec.url_as(otto, &format!("{base}/comments"));
+    let body = json!({"text": "First aid given on site"}).to_string();
+    let r = http_request("POST", &url, &[("Content-Type", "application/json")], body.as_bytes()).unwrap();
+    assert_eq!(r.status, 201);
+    let commented = r.json()["revision"].as_i64().unwrap();
+    assert_eq!(commented, changed + 1, "a comment is a change of the project");
+    assert_eq!(r.header("ETag"), Some(format!("\"{commented}\"").as_str()));
+    let called = ok(
         &rec,
         otto,
         "POST",
@@ -296,6 +306,7 @@ fn im11_project_log_and_audit_log_split_entry_by_entry() {
         Some(json!({"party": "Ambulance 112", "direction": "outgoing", "call_wall_us": T0 + 120_000_000})),
         201,
     );
+    assert_eq!(called["revision"].as_i64(), Some(commented + 1), "{called}");
     let added = ok(
         &rec,
         otto,
@@ -304,8 +315,11 @@ fn im11_project_log_and_audit_log_split_entry_by_entry() {
         Some(json!({"sequences": [{"camera": "yard", "start_wall_us": T0, "end_wall_us": T0 + 30_000_000}]})),
         201,
     );
+    assert_eq!(added["revision"].as_i64(), Some(commented + 2), "{added}");
     let seq = added["sequences"][0]["id"].as_i64().unwrap();
-    ok(&rec, otto, "DELETE", &format!("{base}/sequences/{seq}"), None, 204);
+    let removed = ok(&rec, otto, "DELETE", &format!("{base}/sequences/{seq}"), None, 200);
+    let last = removed["revision"].as_i64().unwrap();
+    assert_eq!(last, commented + 3, "{removed}");
 
     let log = ok(&rec, otto, "GET", &format!("{base}/log"), None, 200);
     let lines: Vec<(String, String)> = log["entries"]
@@ -331,7 +345,8 @@ fn im11_project_log_and_audit_log_split_entry_by_entry() {
     );
     assert_eq!(incident_audit(&rec), expected_audit, "open, edits, comments, calls, sequences: project log only");
 
-    let (s, v) = call(&rec, otto, "DELETE", &base, None);
+    // The revision the last answer gave is current: a delete naming it is not stale.
+    let (s, v) = call_h(&rec, otto, "DELETE", &base, None, &[("If-Match", &format!("\"{last}\""))]);
     assert_eq!(s, 204, "{v}");
     expected_audit.push(granted("otto", "incident.project.delete"));
     assert_eq!(incident_audit(&rec), expected_audit, "a delete is audited (IM-11)");

@@ -928,6 +928,13 @@ impl IncidentDb {
         tx.commit().map_err(sq("commit log"))
     }
 
+    /// Project `id`'s current revision (404 "refresh" when it is gone): what a comment, call or
+    /// sequence answer gives back so the caller can go on editing with If-Match (review D
+    /// finding 3, IM-13).
+    pub fn revision(&self, id: i64) -> Result<i64, Error> {
+        current_revision(&self.conn, id, None)
+    }
+
     /// Project `id`'s log, oldest first.
     pub fn log(&self, id: i64) -> Result<Vec<LogEntry>, Error> {
         current_revision(&self.conn, id, None)?;
