@@ -19,9 +19,10 @@ use crate::sqlite;
 /// The file name in the data dir.
 pub const INCIDENT_FILE: &str = "incidents.sqlite3";
 
-/// How many expired projects one expiry transaction deletes, so a large backlog never holds the
-/// writer for long.
-const EXPIRE_BATCH: usize = 500;
+/// How many expired projects one expiry transaction deletes. The store takes its lock once per
+/// batch and checks the stop signal in between (`IncidentStore::expire_now`), so a large backlog
+/// never holds the API or the shutdown for longer than one batch (review D finding 4).
+pub(crate) const EXPIRE_BATCH: usize = 500;
 
 const US_PER_DAY: i64 = 86_400_000_000;
 
@@ -1045,32 +1046,41 @@ impl IncidentDb {
         Ok(ProjectPage { projects, next })
     }
 
-    /// Deletes every project created more than the retention before `now_us`, with all it holds
-    /// (IM-7, I3), in batches; returns the ids deleted (the caller writes the audit log).
-    pub fn expire(&mut self, now_us: i64) -> Result<Vec<i64>, Error> {
+    /// Deletes at most `EXPIRE_BATCH` of the projects created more than the retention before
+    /// `now_us`, oldest first, with all they hold (IM-7, I3), in one transaction; returns the ids
+    /// deleted (the caller writes the audit log). Fewer than `EXPIRE_BATCH` means none is left.
+    /// `IncidentStore::expire_now` calls it once per lock, so the API waits at most one batch
+    /// (review D finding 4).
+    pub fn expire_batch(&mut self, now_us: i64) -> Result<Vec<i64>, Error> {
         let days = self.settings()?.retention_days;
         let cutoff = now_us.saturating_sub(i64::from(days).saturating_mul(US_PER_DAY));
+        let tx = self.tx()?;
+        let ids: Vec<i64> = {
+            let mut stmt = tx
+                .prepare_cached("SELECT id FROM project WHERE created_wall_us < ?1 ORDER BY created_wall_us LIMIT ?2")
+                .map_err(sq("find expired projects"))?;
+            let rows =
+                stmt.query_map(params![cutoff, EXPIRE_BATCH as i64], |r| r.get(0)).map_err(sq("find expired"))?;
+            rows.collect::<Result<_, _>>().map_err(sq("find expired"))?
+        };
+        if ids.is_empty() {
+            return Ok(ids);
+        }
+        delete_projects(&tx, &ids)?;
+        tx.commit().map_err(sq("commit expiry"))?;
+        Ok(ids)
+    }
+
+    /// Every expired project, batch after batch (the unit tests' shorthand; the store goes batch
+    /// by batch itself, releasing its lock in between).
+    #[cfg(test)]
+    pub fn expire(&mut self, now_us: i64) -> Result<Vec<i64>, Error> {
         let mut all = Vec::new();
         loop {
-            let tx = self.tx()?;
-            let ids: Vec<i64> = {
-                let mut stmt = tx
-                    .prepare_cached(
-                        "SELECT id FROM project WHERE created_wall_us < ?1 ORDER BY created_wall_us LIMIT ?2",
-                    )
-                    .map_err(sq("find expired projects"))?;
-                let rows =
-                    stmt.query_map(params![cutoff, EXPIRE_BATCH as i64], |r| r.get(0)).map_err(sq("find expired"))?;
-                rows.collect::<Result<_, _>>().map_err(sq("find expired"))?
-            };
-            if ids.is_empty() {
-                return Ok(all);
-            }
-            delete_projects(&tx, &ids)?;
-            tx.commit().map_err(sq("commit expiry"))?;
-            let n = ids.len();
+            let ids = self.expire_batch(now_us)?;
+            let last = ids.len() < EXPIRE_BATCH;
             all.extend(ids);
-            if n < EXPIRE_BATCH {
+            if last {
                 return Ok(all);
             }
         }

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
+use super::db::EXPIRE_BATCH;
 use super::IncidentDb;
 use crate::clocks::Clocks;
 use crate::error::Error;
@@ -65,20 +66,40 @@ impl IncidentStore {
     /// Deletes every expired project now (IM-7) and audits each (IM-11); returns their ids.
     /// Without an audit sink nothing is deleted yet: an expiry must not go unaudited.
     pub fn expire_now(&self) -> Result<Vec<i64>, Error> {
+        self.expire_until(None)
+    }
+
+    /// `expire_now` batch by batch (`EXPIRE_BATCH` per transaction): the store's lock is taken
+    /// once per batch, so API calls wait at most one batch, and `stop` is checked between
+    /// batches, so a large backlog does not hold the shutdown (review D finding 4).
+    fn expire_until(&self, stop: Option<&Shutdown>) -> Result<Vec<i64>, Error> {
         let Some(audit) = self.audit.get() else { return Ok(Vec::new()) };
         let now_us = self.clocks.realtime_us();
-        let (ids, days) = {
-            let mut db = self.db()?;
-            let days = db.settings()?.retention_days;
-            (db.expire(now_us)?, days)
-        };
-        for id in &ids {
-            audit(EXPIRE_ACTION, &format!("incident project {id}"), &format!("retention of {days} days passed (IM-7)"));
+        let mut all = Vec::new();
+        let mut days = 0;
+        while !stop.is_some_and(Shutdown::is_triggered) {
+            let ids = {
+                let mut db = self.db()?;
+                days = db.settings()?.retention_days;
+                db.expire_batch(now_us)?
+            };
+            for id in &ids {
+                audit(
+                    EXPIRE_ACTION,
+                    &format!("incident project {id}"),
+                    &format!("retention of {days} days passed (IM-7)"),
+                );
+            }
+            let last = ids.len() < EXPIRE_BATCH;
+            all.extend(ids);
+            if last {
+                break;
+            }
         }
-        if !ids.is_empty() {
-            tracing::info!(projects = ids.len(), retention_days = days, "expired incident projects deleted (IM-7)");
+        if !all.is_empty() {
+            tracing::info!(projects = all.len(), retention_days = days, "expired incident projects deleted (IM-7)");
         }
-        Ok(ids)
+        Ok(all)
     }
 
     /// The expiry thread's body: `expire_now` every `EXPIRY_INTERVAL` until `stop`.
@@ -87,7 +108,7 @@ impl IncidentStore {
             return;
         }
         while !stop.wait_timeout(EXPIRY_INTERVAL) {
-            if let Err(e) = self.expire_now() {
+            if let Err(e) = self.expire_until(Some(stop)) {
                 tracing::warn!("incident project expiry failed (tried again in a minute): {e}");
             }
         }
@@ -131,6 +152,24 @@ mod tests {
         let db = store.db().unwrap();
         assert_eq!(db.project(old.id).unwrap_err().kind(), crate::ErrorKind::NotFound);
         assert_eq!(db.project(young.id).unwrap().name, "young");
+    }
+
+    /// Review D finding 4: the expiry checks the stop signal between batches; a stop already
+    /// given deletes nothing, one not given deletes every expired project.
+    #[test]
+    fn im7_expiry_stops_between_batches_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let clocks = SimulatedClocks::following_system();
+        let store = IncidentStore::open(dir.path(), Arc::new(clocks.clone()));
+        store.set_audit(Arc::new(|_: &str, _: &str, _: &str| {}));
+        let new = NewProject { name: "Spill".into(), description: String::new(), type_id: None, sequences: vec![] };
+        let p = store.db().unwrap().create_project(&new, "ops", store.now_us()).unwrap();
+        clocks.advance(Duration::from_micros(8 * DAY_US as u64));
+        let stop = Shutdown::new();
+        stop.trigger();
+        assert!(store.expire_until(Some(&stop)).unwrap().is_empty(), "stopped: nothing deleted");
+        store.db().unwrap().project(p.id).unwrap();
+        assert_eq!(store.expire_until(Some(&Shutdown::new())).unwrap(), vec![p.id]);
     }
 
     /// A file that cannot be opened: every use is `Unavailable` (503) with the reason.
