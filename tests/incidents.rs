@@ -514,7 +514,13 @@ fn im13_concurrency_answers_and_im14_paging() {
     assert_eq!(v["projects"].as_array().unwrap().len(), 2, "{v}");
     let v = ok(&rec, None, "GET", "/api/v1/incidents/projects?text=number3", None, 200);
     assert_eq!(v["projects"][0]["id"].as_i64(), Some(ids[3]), "{v}");
-    for bad in ["limit=0", "limit=501", "after=x.1", "category=7:1", "from=yesterday", "type=a"] {
+    // Review D finding 6: a text with no word, or more than 16 words, is 400, not every project.
+    let seventeen = (0..17).map(|i| format!("w{i}")).collect::<Vec<_>>().join("+");
+    let too_many = format!("text={seventeen}");
+    for bad in ["limit=0", "limit=501", "after=x.1", "category=7:1", "from=yesterday", "type=a", "text=%23", "text=-"]
+        .into_iter()
+        .chain([too_many.as_str()])
+    {
         let (s, v) = call(&rec, None, "GET", &format!("/api/v1/incidents/projects?{bad}"), None);
         assert_eq!(s, 400, "{bad}: {v}");
     }

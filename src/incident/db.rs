@@ -965,7 +965,7 @@ impl IncidentDb {
         if limit == 0 || limit > MAX_PAGE {
             return Err(crate::err!(InvalidArgument, "limit must be 1 to {MAX_PAGE}, not {limit}"));
         }
-        let text = filter.text.as_deref().and_then(fts_query);
+        let text = filter.text.as_deref().map(fts_query).transpose()?;
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         let mut arg = |v: rusqlite::types::Value| {
             args.push(v);
@@ -1266,16 +1266,30 @@ fn delete_projects(tx: &Connection, ids: &[i64]) -> Result<(), Error> {
     Ok(())
 }
 
+/// At most this many words in a text filter (review D finding 6: more is refused, not cut).
+const MAX_TEXT_WORDS: usize = 16;
+
 /// The FTS5 query for free text: every word must occur as a word prefix. Words are quoted, so
-/// no FTS5 syntax in the text is interpreted. None when the text has no word.
-fn fts_query(text: &str) -> Option<String> {
+/// no FTS5 syntax in the text is interpreted. A text with no word (`#`, `-`) or with more than
+/// `MAX_TEXT_WORDS` words is 400: dropping it would answer every project as a match, and cutting
+/// it would answer more than was asked (review D finding 6).
+fn fts_query(text: &str) -> Result<String, Error> {
     let words: Vec<String> = text
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .take(16)
         .map(|w| format!("\"{}\"*", w.replace('"', "\"\"")))
         .collect();
-    (!words.is_empty()).then(|| words.join(" "))
+    if words.is_empty() {
+        return Err(crate::err!(InvalidArgument, "`text` {text:?} has no word (letters or digits) to search for"));
+    }
+    if words.len() > MAX_TEXT_WORDS {
+        return Err(crate::err!(
+            InvalidArgument,
+            "`text` has {} words; at most {MAX_TEXT_WORDS} are searched for",
+            words.len()
+        ));
+    }
+    Ok(words.join(" "))
 }
 
 #[cfg(test)]

@@ -383,6 +383,20 @@ fn lists_filter_by_type_status_category_text_and_time_and_page_without_gaps() {
     assert!(db.list_projects(&ProjectFilter::default(), None, 0).is_err());
 }
 
+/// Review D finding 6: a text filter with no word is 400 (not "every project"), and so is one
+/// of more than 16 words; 16 words are searched.
+#[test]
+fn a_text_filter_without_a_word_or_with_too_many_is_refused() {
+    for bad in ["#", "-", "\u{1F525}", "- # -"] {
+        let e = fts_query(bad).unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::InvalidArgument, "{bad:?}: {e}");
+    }
+    let many: Vec<String> = (0..17).map(|i| format!("w{i}")).collect();
+    assert_eq!(fts_query(&many.join(" ")).unwrap_err().kind(), crate::error::ErrorKind::InvalidArgument);
+    assert_eq!(fts_query(&many[..16].join(" ")).unwrap().matches('*').count(), 16);
+    assert_eq!(fts_query("forklift \"hall\"").unwrap(), "\"forklift\"* \"hall\"*");
+}
+
 #[test]
 fn a_reopened_store_has_every_committed_project() {
     let dir = tempfile::tempdir().unwrap();
