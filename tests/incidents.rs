@@ -525,6 +525,13 @@ fn im13_concurrency_answers_and_im14_paging() {
         assert_eq!(s, 400, "{bad}: {v}");
     }
 
+    // Review D finding 12: `"description": null` clears the description; `"name": null` is 400.
+    let first = format!("/api/v1/incidents/projects/{}", ids[1]);
+    let v = ok(&rec, None, "PUT", &first, Some(json!({"description": null})), 200);
+    assert_eq!(v["description"], "", "{v}");
+    let (s, v) = call(&rec, None, "PUT", &first, Some(json!({"name": null})));
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(ok(&rec, None, "GET", &first, None, 200)["name"], "Incident 1");
     // Stale: two users read revision 1; the first change wins, the second is 409.
     let base = format!("/api/v1/incidents/projects/{}", ids[0]);
     let (s, _) = call_h(&rec, None, "PUT", &base, Some(json!({"name": "First"})), &[("If-Match", "\"1\"")]);

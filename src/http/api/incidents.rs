@@ -700,8 +700,18 @@ pub(super) fn change(ctx: &Ctx, call: &mut Call, raw: &str) -> Result<Response, 
     let b = body_object(call)?;
     let id = id_of("incident project", raw)?;
     let mut change = ProjectChange {
-        name: string(&b, "name", false)?,
-        description: string(&b, "description", false)?,
+        // Review D finding 12: `"name": null` is 400 (a project always has a name), and
+        // `"description": null` clears the description (the empty text), as `null` does elsewhere.
+        name: match b.get("name") {
+            Some(Value::Null) => {
+                return Err(crate::err!(InvalidArgument, "`name` cannot be null: a project always has a name"))
+            }
+            _ => string(&b, "name", false)?,
+        },
+        description: match b.get("description") {
+            Some(Value::Null) => Some(String::new()),
+            _ => string(&b, "description", false)?,
+        },
         type_id: nullable_id(&b, "type_id")?,
         status_id: nullable_id(&b, "status_id")?,
         ..ProjectChange::default()
