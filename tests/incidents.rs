@@ -496,7 +496,7 @@ fn im13_concurrency_answers_and_im14_paging() {
         );
         ids.push(p["id"].as_i64().unwrap());
     }
-    // Keyset pages of 2, newest change first.
+    // Keyset pages of 2, newest first (by id: creation order, IM-14).
     let mut seen = Vec::new();
     let mut after = String::new();
     loop {
