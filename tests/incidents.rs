@@ -346,7 +346,8 @@ fn im11_project_log_and_audit_log_split_entry_by_entry() {
     assert_eq!(incident_audit(&rec), expected_audit, "open, edits, comments, calls, sequences: project log only");
 
     // The revision the last answer gave is current: a delete naming it is not stale.
-    let (s, v) = call_h(&rec, otto, "DELETE", &base, None, &[("If-Match", &format!("\"{last}\""))]);
+    let if_match = format!("\"{last}\"");
+    let (s, v) = call_h(&rec, otto, "DELETE", &base, None, &[("If-Match", if_match.as_str())]);
     assert_eq!(s, 204, "{v}");
     expected_audit.push(granted("otto", "incident.project.delete"));
     assert_eq!(incident_audit(&rec), expected_audit, "a delete is audited (IM-11)");
