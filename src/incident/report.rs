@@ -88,7 +88,9 @@ fn win_ansi(s: &str) -> (Vec<u8>, bool) {
             '•' => 0x95,
             '–' => 0x96,
             '—' => 0x97,
-            '\t' => b' ',
+            // Line ends never reach a line (`wrap` splits on them); the completeness check reads
+            // whole texts, where they are not missing characters (review D finding 7).
+            '\t' | '\r' | '\n' => b' ',
             _ => {
                 all = false;
                 b'?'
