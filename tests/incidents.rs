@@ -279,16 +279,26 @@ fn im11_project_log_and_audit_log_split_entry_by_entry() {
     let base = format!("/api/v1/incidents/projects/{pid}");
     expected_audit.push(granted("otto", "incident.project.create"));
     ok(&rec, otto, "GET", &base, None, 200);
-    ok(
+    let changed = ok(
         &rec,
         otto,
         "PUT",
         &base,
         Some(json!({"status_id": statuses[1], "categories": {"1": reasons[1]}, "data": {"whole_number_1": 1}})),
         200,
-    );
-    ok(&rec, otto, "POST", &format!("{base}/comments"), Some(json!({"text": "First aid given on site"})), 201);
-    ok(
+    )["revision"]
+        .as_i64()
+        .unwrap();
+    // Review D finding 3 (IM-13): each comment, call and sequence answer gives the project's new
+    // revision (body and ETag), so the caller's next edit with If-Match is not refused as stale.
+    let url = rec.url_as(otto, &format!("{base}/comments"));
+    let body = json!({"text": "First aid given on site"}).to_string();
+    let r = http_request("POST", &url, &[("Content-Type", "application/json")], body.as_bytes()).unwrap();
+    assert_eq!(r.status, 201);
+    let commented = r.json()["revision"].as_i64().unwrap();
+    assert_eq!(commented, changed + 1, "a comment is a change of the project");
+    assert_eq!(r.header("ETag"), Some(format!("\"{commented}\"").as_str()));
+    let called = ok(
         &rec,
         otto,
         "POST",
@@ -296,6 +306,7 @@ fn im11_project_log_and_audit_log_split_entry_by_entry() {
         Some(json!({"party": "Ambulance 112", "direction": "outgoing", "call_wall_us": T0 + 120_000_000})),
         201,
     );
+    assert_eq!(called["revision"].as_i64(), Some(commented + 1), "{called}");
     let added = ok(
         &rec,
         otto,
@@ -304,8 +315,11 @@ fn im11_project_log_and_audit_log_split_entry_by_entry() {
         Some(json!({"sequences": [{"camera": "yard", "start_wall_us": T0, "end_wall_us": T0 + 30_000_000}]})),
         201,
     );
+    assert_eq!(added["revision"].as_i64(), Some(commented + 2), "{added}");
     let seq = added["sequences"][0]["id"].as_i64().unwrap();
-    ok(&rec, otto, "DELETE", &format!("{base}/sequences/{seq}"), None, 204);
+    let removed = ok(&rec, otto, "DELETE", &format!("{base}/sequences/{seq}"), None, 200);
+    let last = removed["revision"].as_i64().unwrap();
+    assert_eq!(last, commented + 3, "{removed}");
 
     let log = ok(&rec, otto, "GET", &format!("{base}/log"), None, 200);
     let lines: Vec<(String, String)> = log["entries"]
@@ -331,7 +345,9 @@ fn im11_project_log_and_audit_log_split_entry_by_entry() {
     );
     assert_eq!(incident_audit(&rec), expected_audit, "open, edits, comments, calls, sequences: project log only");
 
-    let (s, v) = call(&rec, otto, "DELETE", &base, None);
+    // The revision the last answer gave is current: a delete naming it is not stale.
+    let if_match = format!("\"{last}\"");
+    let (s, v) = call_h(&rec, otto, "DELETE", &base, None, &[("If-Match", if_match.as_str())]);
     assert_eq!(s, 204, "{v}");
     expected_audit.push(granted("otto", "incident.project.delete"));
     assert_eq!(incident_audit(&rec), expected_audit, "a delete is audited (IM-11)");
@@ -481,7 +497,7 @@ fn im13_concurrency_answers_and_im14_paging() {
         );
         ids.push(p["id"].as_i64().unwrap());
     }
-    // Keyset pages of 2, newest change first.
+    // Keyset pages of 2, newest first (by id: creation order, IM-14).
     let mut seen = Vec::new();
     let mut after = String::new();
     loop {
@@ -499,11 +515,24 @@ fn im13_concurrency_answers_and_im14_paging() {
     assert_eq!(v["projects"].as_array().unwrap().len(), 2, "{v}");
     let v = ok(&rec, None, "GET", "/api/v1/incidents/projects?text=number3", None, 200);
     assert_eq!(v["projects"][0]["id"].as_i64(), Some(ids[3]), "{v}");
-    for bad in ["limit=0", "limit=501", "after=x.1", "category=7:1", "from=yesterday", "type=a"] {
+    // Review D finding 6: a text with no word, or more than 16 words, is 400, not every project.
+    let seventeen = (0..17).map(|i| format!("w{i}")).collect::<Vec<_>>().join("+");
+    let too_many = format!("text={seventeen}");
+    for bad in ["limit=0", "limit=501", "after=x.1", "category=7:1", "from=yesterday", "type=a", "text=%23", "text=-"]
+        .into_iter()
+        .chain([too_many.as_str()])
+    {
         let (s, v) = call(&rec, None, "GET", &format!("/api/v1/incidents/projects?{bad}"), None);
         assert_eq!(s, 400, "{bad}: {v}");
     }
 
+    // Review D finding 12: `"description": null` clears the description; `"name": null` is 400.
+    let first = format!("/api/v1/incidents/projects/{}", ids[1]);
+    let v = ok(&rec, None, "PUT", &first, Some(json!({"description": null})), 200);
+    assert_eq!(v["description"], "", "{v}");
+    let (s, v) = call(&rec, None, "PUT", &first, Some(json!({"name": null})));
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(ok(&rec, None, "GET", &first, None, 200)["name"], "Incident 1");
     // Stale: two users read revision 1; the first change wins, the second is 409.
     let base = format!("/api/v1/incidents/projects/{}", ids[0]);
     let (s, _) = call_h(&rec, None, "PUT", &base, Some(json!({"name": "First"})), &[("If-Match", "\"1\"")]);
@@ -535,6 +564,14 @@ fn im13_concurrency_answers_and_im14_paging() {
         assert_eq!(s, 404, "{method} {path}: {v}");
         assert!(v["error"]["message"].as_str().unwrap().contains("refresh"), "{method} {path}: {v}");
     }
+    // Review D finding 1: the newest project's id is not given again after its delete, so a
+    // stale client's comment on it is 404, not a write into someone else's project.
+    let newest = format!("/api/v1/incidents/projects/{}", ids[4]);
+    ok(&rec, None, "DELETE", &newest, None, 204);
+    let p = ok(&rec, None, "POST", "/api/v1/incidents/projects", Some(json!({"name": "Parking lot collision"})), 201);
+    assert!(p["id"].as_i64().unwrap() > ids[4], "id {} given again: {p}", ids[4]);
+    let (s, v) = call(&rec, None, "POST", &format!("{newest}/comments"), Some(json!({"text": "stale"})));
+    assert_eq!(s, 404, "{v}");
 }
 
 /// A store file that cannot be opened: the incident API answers 503 with the reason; the

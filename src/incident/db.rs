@@ -19,9 +19,10 @@ use crate::sqlite;
 /// The file name in the data dir.
 pub const INCIDENT_FILE: &str = "incidents.sqlite3";
 
-/// How many expired projects one expiry transaction deletes, so a large backlog never holds the
-/// writer for long.
-const EXPIRE_BATCH: usize = 500;
+/// How many expired projects one expiry transaction deletes. The store takes its lock once per
+/// batch and checks the stop signal in between (`IncidentStore::expire_now`), so a large backlog
+/// never holds the API or the shutdown for longer than one batch (review D finding 4).
+pub(crate) const EXPIRE_BATCH: usize = 500;
 
 const US_PER_DAY: i64 = 86_400_000_000;
 
@@ -37,13 +38,13 @@ CREATE TABLE settings (
 
 -- Incident types (IM-2) and statuses (IM-3): names need not be unique (IM-6).
 CREATE TABLE incident_type (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
   description TEXT NOT NULL,
   revision INTEGER NOT NULL CHECK (revision >= 1)
 ) STRICT;
 CREATE TABLE incident_status (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
   description TEXT NOT NULL,
   revision INTEGER NOT NULL CHECK (revision >= 1)
@@ -58,7 +59,7 @@ CREATE TABLE category (
   revision INTEGER NOT NULL CHECK (revision >= 1)
 ) STRICT;
 CREATE TABLE category_value (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   slot INTEGER NOT NULL REFERENCES category (slot),
   name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
   description TEXT NOT NULL,
@@ -79,7 +80,7 @@ CREATE TABLE data_field (
 
 -- An incident project (IM-1). Times are µs since the epoch, UTC.
 CREATE TABLE project (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
   description TEXT NOT NULL,
   type_id INTEGER REFERENCES incident_type (id),
@@ -119,7 +120,7 @@ CREATE TABLE project_data (
 ) STRICT, WITHOUT ROWID;
 
 CREATE TABLE project_comment (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   project_id INTEGER NOT NULL REFERENCES project (id) ON DELETE CASCADE,
   author TEXT NOT NULL,
   wall_us INTEGER NOT NULL,
@@ -128,7 +129,7 @@ CREATE TABLE project_comment (
 CREATE INDEX project_comment_by_project ON project_comment (project_id, id);
 
 CREATE TABLE project_call (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   project_id INTEGER NOT NULL REFERENCES project (id) ON DELETE CASCADE,
   party TEXT NOT NULL CHECK (length(party) BETWEEN 1 AND 200),
   direction TEXT NOT NULL CHECK (direction IN ('incoming', 'outgoing')),
@@ -142,7 +143,7 @@ CREATE INDEX project_call_by_project ON project_call (project_id, id);
 -- A sequence: a camera (config id) and a range of its recordings (IM-10). The media stays in
 -- the media store with its own retention.
 CREATE TABLE project_sequence (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   project_id INTEGER NOT NULL REFERENCES project (id) ON DELETE CASCADE,
   camera TEXT NOT NULL,
   start_wall_us INTEGER NOT NULL,
@@ -928,6 +929,13 @@ impl IncidentDb {
         tx.commit().map_err(sq("commit log"))
     }
 
+    /// Project `id`'s current revision (404 "refresh" when it is gone): what a comment, call or
+    /// sequence answer gives back so the caller can go on editing with If-Match (review D
+    /// finding 3, IM-13).
+    pub fn revision(&self, id: i64) -> Result<i64, Error> {
+        current_revision(&self.conn, id, None)
+    }
+
     /// Project `id`'s log, oldest first.
     pub fn log(&self, id: i64) -> Result<Vec<LogEntry>, Error> {
         current_revision(&self.conn, id, None)?;
@@ -957,7 +965,7 @@ impl IncidentDb {
         if limit == 0 || limit > MAX_PAGE {
             return Err(crate::err!(InvalidArgument, "limit must be 1 to {MAX_PAGE}, not {limit}"));
         }
-        let text = filter.text.as_deref().and_then(fts_query);
+        let text = filter.text.as_deref().map(fts_query).transpose()?;
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         let mut arg = |v: rusqlite::types::Value| {
             args.push(v);
@@ -1038,32 +1046,41 @@ impl IncidentDb {
         Ok(ProjectPage { projects, next })
     }
 
-    /// Deletes every project created more than the retention before `now_us`, with all it holds
-    /// (IM-7, I3), in batches; returns the ids deleted (the caller writes the audit log).
-    pub fn expire(&mut self, now_us: i64) -> Result<Vec<i64>, Error> {
+    /// Deletes at most `EXPIRE_BATCH` of the projects created more than the retention before
+    /// `now_us`, oldest first, with all they hold (IM-7, I3), in one transaction; returns the ids
+    /// deleted (the caller writes the audit log). Fewer than `EXPIRE_BATCH` means none is left.
+    /// `IncidentStore::expire_now` calls it once per lock, so the API waits at most one batch
+    /// (review D finding 4).
+    pub fn expire_batch(&mut self, now_us: i64) -> Result<Vec<i64>, Error> {
         let days = self.settings()?.retention_days;
         let cutoff = now_us.saturating_sub(i64::from(days).saturating_mul(US_PER_DAY));
+        let tx = self.tx()?;
+        let ids: Vec<i64> = {
+            let mut stmt = tx
+                .prepare_cached("SELECT id FROM project WHERE created_wall_us < ?1 ORDER BY created_wall_us LIMIT ?2")
+                .map_err(sq("find expired projects"))?;
+            let rows =
+                stmt.query_map(params![cutoff, EXPIRE_BATCH as i64], |r| r.get(0)).map_err(sq("find expired"))?;
+            rows.collect::<Result<_, _>>().map_err(sq("find expired"))?
+        };
+        if ids.is_empty() {
+            return Ok(ids);
+        }
+        delete_projects(&tx, &ids)?;
+        tx.commit().map_err(sq("commit expiry"))?;
+        Ok(ids)
+    }
+
+    /// Every expired project, batch after batch (the unit tests' shorthand; the store goes batch
+    /// by batch itself, releasing its lock in between).
+    #[cfg(test)]
+    pub fn expire(&mut self, now_us: i64) -> Result<Vec<i64>, Error> {
         let mut all = Vec::new();
         loop {
-            let tx = self.tx()?;
-            let ids: Vec<i64> = {
-                let mut stmt = tx
-                    .prepare_cached(
-                        "SELECT id FROM project WHERE created_wall_us < ?1 ORDER BY created_wall_us LIMIT ?2",
-                    )
-                    .map_err(sq("find expired projects"))?;
-                let rows =
-                    stmt.query_map(params![cutoff, EXPIRE_BATCH as i64], |r| r.get(0)).map_err(sq("find expired"))?;
-                rows.collect::<Result<_, _>>().map_err(sq("find expired"))?
-            };
-            if ids.is_empty() {
-                return Ok(all);
-            }
-            delete_projects(&tx, &ids)?;
-            tx.commit().map_err(sq("commit expiry"))?;
-            let n = ids.len();
+            let ids = self.expire_batch(now_us)?;
+            let last = ids.len() < EXPIRE_BATCH;
             all.extend(ids);
-            if n < EXPIRE_BATCH {
+            if last {
                 return Ok(all);
             }
         }
@@ -1249,16 +1266,30 @@ fn delete_projects(tx: &Connection, ids: &[i64]) -> Result<(), Error> {
     Ok(())
 }
 
+/// At most this many words in a text filter (review D finding 6: more is refused, not cut).
+const MAX_TEXT_WORDS: usize = 16;
+
 /// The FTS5 query for free text: every word must occur as a word prefix. Words are quoted, so
-/// no FTS5 syntax in the text is interpreted. None when the text has no word.
-fn fts_query(text: &str) -> Option<String> {
+/// no FTS5 syntax in the text is interpreted. A text with no word (`#`, `-`) or with more than
+/// `MAX_TEXT_WORDS` words is 400: dropping it would answer every project as a match, and cutting
+/// it would answer more than was asked (review D finding 6).
+fn fts_query(text: &str) -> Result<String, Error> {
     let words: Vec<String> = text
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .take(16)
         .map(|w| format!("\"{}\"*", w.replace('"', "\"\"")))
         .collect();
-    (!words.is_empty()).then(|| words.join(" "))
+    if words.is_empty() {
+        return Err(crate::err!(InvalidArgument, "`text` {text:?} has no word (letters or digits) to search for"));
+    }
+    if words.len() > MAX_TEXT_WORDS {
+        return Err(crate::err!(
+            InvalidArgument,
+            "`text` has {} words; at most {MAX_TEXT_WORDS} are searched for",
+            words.len()
+        ));
+    }
+    Ok(words.join(" "))
 }
 
 #[cfg(test)]

@@ -364,8 +364,9 @@ pub struct ProjectPage {
     pub next: Option<PageCursor>,
 }
 
-/// Where a page of a list starts: below the id of the project last shown. Ids only grow, so a
-/// page never repeats or skips a project that existed when the first page was read.
+/// Where a page of a list starts: below the id of the project last shown. Ids only grow and are
+/// never given again (`AUTOINCREMENT` in schema v1, also after the newest project is deleted), so
+/// a page never repeats or skips a project that existed when the first page was read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PageCursor {
     pub id: i64,

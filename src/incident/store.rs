@@ -10,13 +10,19 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
+use super::db::EXPIRE_BATCH;
 use super::IncidentDb;
-use crate::clocks::Clocks;
+use crate::clocks::{Clocks, WallAnchor, MAX_WALL_STEP_US};
 use crate::error::Error;
 use crate::shutdown::Shutdown;
 
 /// How often the expiry thread looks for expired projects (IM-7: retention is counted in days).
 pub const EXPIRY_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How long a forward step of the wall clock (more than `MAX_WALL_STEP_US` ahead of monotonic
+/// time) must last before expiry trusts it: time for NTP or an operator to correct a wrong clock
+/// before projects are deleted for good (review D finding 2; as evidence locks, review finding 15).
+const WALL_JUMP_CONFIRM: Duration = Duration::from_secs(600);
 
 /// The audit action of a project the expiry thread deleted.
 pub const EXPIRE_ACTION: &str = "incident.project.expire";
@@ -29,6 +35,9 @@ pub struct IncidentStore {
     db: Result<Mutex<IncidentDb>, String>,
     clocks: Arc<dyn Clocks>,
     audit: OnceLock<AuditSink>,
+    /// The wall clock and monotonic time at expiry's last accepted look, and the monotonic time
+    /// a forward jump of the wall clock was first seen (review D finding 2).
+    wall: Mutex<(WallAnchor, Option<Duration>)>,
 }
 
 impl IncidentStore {
@@ -39,7 +48,8 @@ impl IncidentStore {
             tracing::error!("the incident store is unavailable (the recorder records on): {e}");
             e.to_string()
         });
-        IncidentStore { db, clocks, audit: OnceLock::new() }
+        let wall = Mutex::new((WallAnchor::now(clocks.as_ref()), None));
+        IncidentStore { db, clocks, audit: OnceLock::new(), wall }
     }
 
     /// The database, one user at a time; `Unavailable` (503) with the reason when it could not
@@ -65,20 +75,70 @@ impl IncidentStore {
     /// Deletes every expired project now (IM-7) and audits each (IM-11); returns their ids.
     /// Without an audit sink nothing is deleted yet: an expiry must not go unaudited.
     pub fn expire_now(&self) -> Result<Vec<i64>, Error> {
+        self.expire_until(None)
+    }
+
+    /// `expire_now` batch by batch (`EXPIRE_BATCH` per transaction): the store's lock is taken
+    /// once per batch, so API calls wait at most one batch, and `stop` is checked between
+    /// batches, so a large backlog does not hold the shutdown (review D finding 4).
+    fn expire_until(&self, stop: Option<&Shutdown>) -> Result<Vec<i64>, Error> {
         let Some(audit) = self.audit.get() else { return Ok(Vec::new()) };
+        if !self.wall_clock_trusted() {
+            return Ok(Vec::new());
+        }
         let now_us = self.clocks.realtime_us();
-        let (ids, days) = {
-            let mut db = self.db()?;
-            let days = db.settings()?.retention_days;
-            (db.expire(now_us)?, days)
-        };
-        for id in &ids {
-            audit(EXPIRE_ACTION, &format!("incident project {id}"), &format!("retention of {days} days passed (IM-7)"));
+        let mut all = Vec::new();
+        let mut days = 0;
+        while !stop.is_some_and(Shutdown::is_triggered) {
+            let ids = {
+                let mut db = self.db()?;
+                days = db.settings()?.retention_days;
+                db.expire_batch(now_us)?
+            };
+            for id in &ids {
+                audit(
+                    EXPIRE_ACTION,
+                    &format!("incident project {id}"),
+                    &format!("retention of {days} days passed (IM-7)"),
+                );
+            }
+            let last = ids.len() < EXPIRE_BATCH;
+            all.extend(ids);
+            if last {
+                break;
+            }
         }
-        if !ids.is_empty() {
-            tracing::info!(projects = ids.len(), retention_days = days, "expired incident projects deleted (IM-7)");
+        if !all.is_empty() {
+            tracing::info!(projects = all.len(), retention_days = days, "expired incident projects deleted (IM-7)");
         }
-        Ok(ids)
+        Ok(all)
+    }
+
+    /// Review D finding 2: false while the wall clock has jumped more than `MAX_WALL_STEP_US`
+    /// ahead of monotonic time since the last look, until the jump has lasted
+    /// `WALL_JUMP_CONFIRM` (the approach of `evidence`, review finding 15): a clock set 30 days
+    /// ahead by mistake deletes nothing, and one set back in the meantime ends the hold.
+    fn wall_clock_trusted(&self) -> bool {
+        let monotonic = self.clocks.monotonic();
+        let mut wall = self.wall.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let step_us = wall.0.step_us(self.clocks.as_ref());
+        if step_us > MAX_WALL_STEP_US {
+            let first = *wall.1.get_or_insert_with(|| {
+                tracing::warn!(
+                    step_us,
+                    "the wall clock jumped ahead of monotonic time: incident projects do not expire for {} s unless \
+                     it is set back",
+                    WALL_JUMP_CONFIRM.as_secs()
+                );
+                monotonic
+            });
+            if monotonic.saturating_sub(first) < WALL_JUMP_CONFIRM {
+                return false;
+            }
+            tracing::warn!(step_us, "the wall clock's jump lasted: incident projects expire by it");
+        }
+        *wall = (WallAnchor::now(self.clocks.as_ref()), None);
+        true
     }
 
     /// The expiry thread's body: `expire_now` every `EXPIRY_INTERVAL` until `stop`.
@@ -87,7 +147,7 @@ impl IncidentStore {
             return;
         }
         while !stop.wait_timeout(EXPIRY_INTERVAL) {
-            if let Err(e) = self.expire_now() {
+            if let Err(e) = self.expire_until(Some(stop)) {
                 tracing::warn!("incident project expiry failed (tried again in a minute): {e}");
             }
         }
@@ -131,6 +191,47 @@ mod tests {
         let db = store.db().unwrap();
         assert_eq!(db.project(old.id).unwrap_err().kind(), crate::ErrorKind::NotFound);
         assert_eq!(db.project(young.id).unwrap().name, "young");
+    }
+
+    /// Review D finding 4: the expiry checks the stop signal between batches; a stop already
+    /// given deletes nothing, one not given deletes every expired project.
+    #[test]
+    fn im7_expiry_stops_between_batches_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let clocks = SimulatedClocks::following_system();
+        let store = IncidentStore::open(dir.path(), Arc::new(clocks.clone()));
+        store.set_audit(Arc::new(|_: &str, _: &str, _: &str| {}));
+        let new = NewProject { name: "Spill".into(), description: String::new(), type_id: None, sequences: vec![] };
+        let p = store.db().unwrap().create_project(&new, "ops", store.now_us()).unwrap();
+        clocks.advance(Duration::from_micros(8 * DAY_US as u64));
+        let stop = Shutdown::new();
+        stop.trigger();
+        assert!(store.expire_until(Some(&stop)).unwrap().is_empty(), "stopped: nothing deleted");
+        store.db().unwrap().project(p.id).unwrap();
+        assert_eq!(store.expire_until(Some(&Shutdown::new())).unwrap(), vec![p.id]);
+    }
+
+    /// Review D finding 2 (IM-7): a wall clock set 30 days ahead deletes nothing at once; set
+    /// back, nothing was deleted; a jump that lasts `WALL_JUMP_CONFIRM` is accepted.
+    #[test]
+    fn im7_a_wall_clock_jump_holds_expiry_until_it_lasts() {
+        let dir = tempfile::tempdir().unwrap();
+        let clocks = SimulatedClocks::new(1_780_000_000_000_000);
+        let store = IncidentStore::open(dir.path(), Arc::new(clocks.clone()));
+        store.set_audit(Arc::new(|_: &str, _: &str, _: &str| {}));
+        let new = NewProject { name: "Theft".into(), description: String::new(), type_id: None, sequences: vec![] };
+        let p = store.db().unwrap().create_project(&new, "ops", store.now_us()).unwrap();
+        clocks.step_realtime_us(30 * DAY_US);
+        assert!(store.expire_now().unwrap().is_empty(), "held at the jump");
+        clocks.advance(Duration::from_secs(60));
+        assert!(store.expire_now().unwrap().is_empty(), "still held");
+        clocks.step_realtime_us(-30 * DAY_US);
+        assert!(store.expire_now().unwrap().is_empty(), "set back: nothing expired");
+        store.db().unwrap().project(p.id).unwrap();
+        clocks.step_realtime_us(30 * DAY_US);
+        assert!(store.expire_now().unwrap().is_empty());
+        clocks.advance(WALL_JUMP_CONFIRM);
+        assert_eq!(store.expire_now().unwrap(), vec![p.id], "a jump that lasts is accepted");
     }
 
     /// A file that cannot be opened: every use is `Unavailable` (503) with the reason.

@@ -100,6 +100,22 @@ pub(in crate::http) struct CommentJson {
     pub text: String,
 }
 
+/// An answer that changed a project through one of its parts (a comment, a call, sequences): the
+/// part and the project's new revision, also sent as `ETag: "N"`, so the caller's next edit with
+/// If-Match is not refused as stale for its own change (review D finding 3, IM-13).
+#[derive(Serialize)]
+pub(in crate::http) struct WithRevision<T: Serialize> {
+    #[serde(flatten)]
+    pub item: T,
+    pub revision: i64,
+}
+
+/// The answer of a sequence removal: the project's new revision.
+#[derive(Serialize)]
+pub(in crate::http) struct RevisionJson {
+    pub revision: i64,
+}
+
 #[derive(Serialize)]
 pub(in crate::http) struct CallJson {
     pub id: i64,
@@ -684,8 +700,18 @@ pub(super) fn change(ctx: &Ctx, call: &mut Call, raw: &str) -> Result<Response, 
     let b = body_object(call)?;
     let id = id_of("incident project", raw)?;
     let mut change = ProjectChange {
-        name: string(&b, "name", false)?,
-        description: string(&b, "description", false)?,
+        // Review D finding 12: `"name": null` is 400 (a project always has a name), and
+        // `"description": null` clears the description (the empty text), as `null` does elsewhere.
+        name: match b.get("name") {
+            Some(Value::Null) => {
+                return Err(crate::err!(InvalidArgument, "`name` cannot be null: a project always has a name"))
+            }
+            _ => string(&b, "name", false)?,
+        },
+        description: match b.get("description") {
+            Some(Value::Null) => Some(String::new()),
+            _ => string(&b, "description", false)?,
+        },
         type_id: nullable_id(&b, "type_id")?,
         status_id: nullable_id(&b, "status_id")?,
         ..ProjectChange::default()
@@ -770,8 +796,13 @@ pub(super) fn add_comment(ctx: &Ctx, call: &mut Call, raw: &str) -> Result<Respo
     let text = string(&b, "text", true)?.unwrap_or_default();
     let store = ctx.rec.incidents();
     let now_us = store.now_us();
-    let c = store.db()?.add_comment(id, &text, &call.eff.user, now_us)?;
-    Ok(respond::json(201, &CommentJson { id: c.id, author: c.author, wall_us: c.wall_us, text: c.text }))
+    let (c, revision) = {
+        let mut db = store.db()?;
+        let c = db.add_comment(id, &text, &call.eff.user, now_us)?;
+        (c, db.revision(id)?)
+    };
+    let item = CommentJson { id: c.id, author: c.author, wall_us: c.wall_us, text: c.text };
+    Ok(tagged(201, revision, &WithRevision { item, revision }))
 }
 
 /// `POST /api/v1/incidents/projects/{id}/calls` (the project's log only, IM-11).
@@ -788,8 +819,12 @@ pub(super) fn add_call(ctx: &Ctx, call: &mut Call, raw: &str) -> Result<Response
     };
     let store = ctx.rec.incidents();
     let now_us = store.now_us();
-    let c = store.db()?.add_call(id, &fields, &call.eff.user, now_us)?;
-    Ok(respond::json(201, &call_json(c)))
+    let (c, revision) = {
+        let mut db = store.db()?;
+        let c = db.add_call(id, &fields, &call.eff.user, now_us)?;
+        (c, db.revision(id)?)
+    };
+    Ok(tagged(201, revision, &WithRevision { item: call_json(c), revision }))
 }
 
 /// `POST /api/v1/incidents/projects/{id}/sequences` (IM-10; PR-11 per camera; the project's log
@@ -803,13 +838,18 @@ pub(super) fn add_sequences(ctx: &Ctx, call: &mut Call, raw: &str) -> Result<Res
     };
     let store = ctx.rec.incidents();
     let now_us = store.now_us();
-    let added = store.db()?.add_sequences(id, &seqs, &call.eff.user, now_us)?;
+    let (added, revision) = {
+        let mut db = store.db()?;
+        let added = db.add_sequences(id, &seqs, &call.eff.user, now_us)?;
+        (added, db.revision(id)?)
+    };
     let sequences = added.into_iter().map(|s| sequence_json(call, s)).collect();
-    Ok(respond::json(201, &SequenceListJson { sequences }))
+    Ok(tagged(201, revision, &WithRevision { item: SequenceListJson { sequences }, revision }))
 }
 
 /// `DELETE /api/v1/incidents/projects/{id}/sequences/{seq}` (IM-10): a sequence of a camera the
-/// caller may not read is not theirs to remove (403, "not available to you", IM-13).
+/// caller may not read is not theirs to remove (403, "not available to you", IM-13). Answers 200
+/// with the project's new revision (body and ETag, review D finding 3).
 pub(super) fn remove_sequence(ctx: &Ctx, call: &Call, raw: &str, raw_seq: &str) -> Result<Response, Error> {
     let id = id_of("incident project", raw)?;
     let seq = id_of("sequence", raw_seq)?;
@@ -826,7 +866,8 @@ pub(super) fn remove_sequence(ctx: &Ctx, call: &Call, raw: &str, raw_seq: &str) 
         }
     }
     db.remove_sequence(id, seq, &call.eff.user, now_us)?;
-    Ok(no_content())
+    let revision = db.revision(id)?;
+    Ok(tagged(200, revision, &RevisionJson { revision }))
 }
 
 /// `GET /api/v1/incidents/projects/{id}/log` (IM-11): lines about a sequence of a camera the

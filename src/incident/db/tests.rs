@@ -260,6 +260,33 @@ fn a_stale_edit_is_409_and_a_deleted_project_404_with_refresh() {
     }
 }
 
+/// Review D finding 1 (IM-13): ids are never given again (AUTOINCREMENT), so after the newest
+/// project (or sequence, type, value) is deleted, its old id stays 404 for a stale client.
+#[test]
+fn im13_a_deleted_newest_id_is_never_given_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = IncidentDb::open(dir.path()).unwrap();
+    let _older = project(&mut db, "older", None, T0);
+    let newest = project(&mut db, "newest", None, T0 + 1);
+    let seq = newest.sequences[0].id;
+    let ty = db.add_item(ListKind::Type, &fields("Theft", "")).unwrap();
+    db.delete_item(ListKind::Type, ty.id, ty.revision).unwrap();
+    db.delete_project(newest.id, newest.revision).unwrap();
+    let next = project(&mut db, "Parking lot collision", None, T0 + 2);
+    assert!(next.id > newest.id, "id {} given again", newest.id);
+    assert!(next.sequences[0].id > seq, "sequence id {seq} given again");
+    assert!(db.add_item(ListKind::Type, &fields("Theft", "")).unwrap().id > ty.id);
+    let e = db.add_comment(newest.id, "stale", "alice", T0 + 3).unwrap_err();
+    assert_eq!(e.kind(), crate::error::ErrorKind::NotFound, "{e}");
+    assert_eq!(db.project(newest.id).unwrap_err().kind(), crate::error::ErrorKind::NotFound);
+    // Also after a reopen (the counter is in sqlite_sequence, on disk).
+    drop(db);
+    let mut db = IncidentDb::open(dir.path()).unwrap();
+    let last = project(&mut db, "after reopen", None, T0 + 4);
+    db.delete_project(last.id, last.revision).unwrap();
+    assert!(project(&mut db, "again", None, T0 + 5).id > last.id);
+}
+
 #[test]
 fn projects_expire_after_the_retention_with_everything_they_hold() {
     let dir = tempfile::tempdir().unwrap();
@@ -354,6 +381,20 @@ fn lists_filter_by_type_status_category_text_and_time_and_page_without_gaps() {
         .unwrap();
     assert_eq!(window.projects.len(), 5);
     assert!(db.list_projects(&ProjectFilter::default(), None, 0).is_err());
+}
+
+/// Review D finding 6: a text filter with no word is 400 (not "every project"), and so is one
+/// of more than 16 words; 16 words are searched.
+#[test]
+fn a_text_filter_without_a_word_or_with_too_many_is_refused() {
+    for bad in ["#", "-", "\u{1F525}", "- # -"] {
+        let e = fts_query(bad).unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::InvalidArgument, "{bad:?}: {e}");
+    }
+    let many: Vec<String> = (0..17).map(|i| format!("w{i}")).collect();
+    assert_eq!(fts_query(&many.join(" ")).unwrap_err().kind(), crate::error::ErrorKind::InvalidArgument);
+    assert_eq!(fts_query(&many[..16].join(" ")).unwrap().matches('*').count(), 16);
+    assert_eq!(fts_query("forklift \"hall\"").unwrap(), "\"forklift\"* \"hall\"*");
 }
 
 #[test]

@@ -139,6 +139,22 @@ fn an_incomplete_report_says_so_on_its_first_page() {
     assert!(fold(&pages.join(" ")).contains("Crane operator ? saw it"));
 }
 
+/// Review D finding 7: `\r\n` and `\r` are line ends, not characters outside the font; the
+/// report stays complete and prints no `?`.
+#[test]
+fn windows_line_ends_are_line_ends_and_the_report_stays_complete() {
+    assert_eq!(wrap("First aid\r\ngiven\ron site\n", 80), vec!["First aid", "given", "on site", ""]);
+    let mut input = input();
+    input.comments.push(("operator".into(), T0, "First aid\r\ngiven on site\rby the nurse".into()));
+    input.calls[0].1 = "Informed\r\nwill come".into();
+    let report = render(&input);
+    assert!(report.incomplete.is_empty(), "{:?}", report.incomplete);
+    let text = fold(&pages(&report.pdf).join(" "));
+    assert!(!text.contains("aid?") && !text.contains("site?") && !text.contains("Informed?"), "{text}");
+    assert!(text.contains("given on site"), "{text}");
+    assert!(!text.contains("INCOMPLETE REPORT"), "{text}");
+}
+
 #[test]
 fn long_text_wraps_and_flows_onto_more_pages() {
     let mut input = input();
