@@ -330,7 +330,7 @@ impl Recorder {
             return stats;
         };
         let main_probe = probe_target(&c.source);
-        let source = match make_source(&c.source) {
+        let source = match make_source(&c.source, false) {
             Ok(s) => s,
             Err(e) => {
                 *stats.last_error.lock().expect("error lock") = Some(e.to_string());
@@ -354,7 +354,7 @@ impl Recorder {
         // (a failing second stream never holds the main's up), stopped with it.
         let second = match &c.second_stream {
             None => None,
-            Some(s) => match make_source(&s.source) {
+            Some(s) => match make_source(&s.source, true) {
                 Ok(source) => Some(crate::ingest::supervise_second(
                     source,
                     stats.clone(),
@@ -770,11 +770,13 @@ fn probe_target(source: &SourceSpec) -> Option<ProbeTarget> {
 }
 
 /// The source a stream's `SourceSpec` names.
-fn make_source(source: &SourceSpec) -> Result<Box<dyn Source>, Error> {
+/// `video_only` for a second stream: it feeds motion analysis, so its audio is not set up.
+fn make_source(source: &SourceSpec, video_only: bool) -> Result<Box<dyn Source>, Error> {
     Ok(match source {
         SourceSpec::Demo => Box::new(DemoSource::new()?),
         SourceSpec::Rtsp { url, username, password, transport } => {
-            Box::new(RtspSource::new(url.clone(), username.clone(), password.clone(), *transport))
+            let rtsp = RtspSource::new(url.clone(), username.clone(), password.clone(), *transport);
+            Box::new(if video_only { rtsp.video_only() } else { rtsp })
         }
         SourceSpec::V4l2(spec) => Box::new(crate::source::v4l2::V4l2Source::new(spec.clone())),
     })

@@ -71,6 +71,8 @@ pub struct SecondStreamSnapshot {
     pub state_code: &'static str,
     /// The video stream's encoding and pixel size, once a session described it.
     pub video: Option<(String, u32, u32)>,
+    /// Offered streams not set up, with why: its audio is never set up (motion needs video only).
+    pub skipped_streams: Vec<String>,
     pub frame_rate_hz: f64,
     pub frames_received: u64,
     pub bytes_received: u64,
@@ -110,6 +112,7 @@ impl CameraSnapshot {
             SecondStreamSnapshot {
                 state_code: s.state_code(),
                 video: desc.video.as_ref().map(|v| (v.encoding.clone(), v.width, v.height)),
+                skipped_streams: desc.skipped,
                 frame_rate_hz: s.rates().0,
                 frames_received: load(&s.frames_received),
                 bytes_received: load(&s.bytes_received),

@@ -39,7 +39,7 @@ fn motion_spans(rec: &RecorderProc, id: &str) -> usize {
 #[test]
 fn dev5_motion_is_found_on_the_second_stream_while_the_main_is_recorded() {
     let server =
-        RtspServer::start(&[("/main", "live:h264:1280x720@10:gop=10"), ("/sub", "live:h264:640x360@10:gop=10")]);
+        RtspServer::start(&[("/main", "live:h264:1280x720@10:gop=10"), ("/sub", "live:h264+aac:640x360@10:gop=10")]);
     let tmp = common::temp_dir();
     let body = format!(
         "{STORAGE}[[camera]]\nid = \"cam\"\nsource = \"{}\"\n[camera.second_stream]\nsource = \"{}\"\n",
@@ -56,6 +56,9 @@ fn dev5_motion_is_found_on_the_second_stream_while_the_main_is_recorded() {
     let s = &c["second_stream"];
     assert_eq!((s["codec"].clone(), s["width"].clone(), s["height"].clone()), (json!("h264"), json!(640), json!(360)));
     assert!(s["frames_received"].as_u64().unwrap() > 0 && s["last_error"].is_null(), "{c}");
+    // The second stream feeds motion only: its offered audio is not set up (no packets for nothing).
+    let skipped = s["skipped_streams"].as_array().unwrap();
+    assert!(skipped.iter().any(|x| x.as_str().unwrap().contains("audio not needed")), "{c}");
     assert_eq!(c["motion"]["stream"], "second", "{c}");
     assert_eq!(c["motion"]["off_reason"], Value::Null, "status never lies: frames are analysed: {c}");
     assert_eq!(c["motion"]["unsupported_codec"], 0, "{c}");

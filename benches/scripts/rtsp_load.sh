@@ -19,7 +19,8 @@
 #   whole interleaved sequence runs; per N: each edgerec mode of MODES, then the N ffmpeg processes),
 #   MODES (default "motion nomotion"; issue 14 adds "sub": every camera also names the 640x360
 #   second stream of the same scene in `[camera.second_stream]`, which motion analyses, the default
-#   configuration of a camera that has one), FFMPEG (default 1; 0 skips the ffmpeg recorders)
+#   configuration of a camera that has one), FFMPEG (default 1; 0 skips the ffmpeg recorders),
+#   GOP_SEC (default 1: the IDR interval of the clips in seconds, 1, 2, 4 or 8; see rtsp_source.sh)
 # Needs: target/release/edgerec (cargo build --release --locked), ffmpeg, curl, jq, /usr/bin/python3 with
 # python3-gi and gst-rtsp-server (the test peers of tests/support/rtsp_server.py).
 set -euo pipefail

@@ -39,12 +39,24 @@ bench_cleanup() { # PID...
 # loop is seamless), 1080p25, one IDR per second, no B-frames (edgerec records none), temporal
 # noise so that x264 really spends about 4 Mbit/s instead of compressing a test pattern to nothing.
 # Made once with ffmpeg (libx264) and kept in target/tmp. Sets clip.
+# GOP_SEC (default 1; 1, 2, 4 or 8: the 8 s loop must hold whole GOPs) sets the IDR interval of
+# both clips; issue 14's own baseline was measured with 2 s GOPs, a common camera default.
+gop_sec="${GOP_SEC:-1}"
+case "$gop_sec" in
+1) gop_suffix="" ;;
+2 | 4 | 8) gop_suffix="-gop${gop_sec}s" ;;
+*)
+    echo "GOP_SEC must be 1, 2, 4 or 8 (whole GOPs in the 8 s loop), not $gop_sec" >&2
+    exit 2
+    ;;
+esac
+gop_frames=$((gop_sec * 25))
 bench_clip() {
-    clip="$repo_root/target/tmp/bench-1080p25-4mbit.mp4"
+    clip="$repo_root/target/tmp/bench-1080p25-4mbit$gop_suffix.mp4"
     if [[ ! -s "$clip" ]]; then
         ffmpeg -v error -y -f lavfi -i "testsrc2=size=1920x1080:rate=25" \
             -f lavfi -i "sine=frequency=1000:sample_rate=48000" -t 8 -map 0:v -map 1:a \
-            -vf "noise=alls=12:allf=t" -c:v libx264 -preset veryfast -bf 0 -g 25 -keyint_min 25 \
+            -vf "noise=alls=12:allf=t" -c:v libx264 -preset veryfast -bf 0 -g $gop_frames -keyint_min $gop_frames \
             -sc_threshold 0 -b:v 4000k -maxrate 4000k -bufsize 4000k -pix_fmt yuv420p \
             -c:a aac -b:a 64k -ac 1 -movflags +faststart "$clip.partial.mp4"
         mv "$clip.partial.mp4" "$clip"
@@ -55,12 +67,12 @@ bench_clip() {
 # about 500 kbit/s, made from the same source and noise as the main clip so that both carry the
 # same picture. Made once and kept in target/tmp. Sets sub_clip.
 bench_sub_clip() {
-    sub_clip="$repo_root/target/tmp/bench-360p25-500kbit.mp4"
+    sub_clip="$repo_root/target/tmp/bench-360p25-500kbit$gop_suffix.mp4"
     if [[ ! -s "$sub_clip" ]]; then
         ffmpeg -v error -y -f lavfi -i "testsrc2=size=1920x1080:rate=25" \
             -f lavfi -i "sine=frequency=1000:sample_rate=48000" -t 8 -map 0:v -map 1:a \
-            -vf "noise=alls=12:allf=t,scale=640:360" -c:v libx264 -preset veryfast -bf 0 -g 25 \
-            -keyint_min 25 -sc_threshold 0 -b:v 500k -maxrate 500k -bufsize 500k -pix_fmt yuv420p \
+            -vf "noise=alls=12:allf=t,scale=640:360" -c:v libx264 -preset veryfast -bf 0 -g $gop_frames \
+            -keyint_min $gop_frames -sc_threshold 0 -b:v 500k -maxrate 500k -bufsize 500k -pix_fmt yuv420p \
             -c:a aac -b:a 64k -ac 1 -movflags +faststart "$sub_clip.partial.mp4"
         mv "$sub_clip.partial.mp4" "$sub_clip"
     fi

@@ -148,6 +148,8 @@ pub(in crate::http) struct SecondStreamStatus {
     pub codec: Option<String>,
     pub width: Option<u32>,
     pub height: Option<u32>,
+    /// Offered streams not set up, with why (its audio: a second stream feeds motion only).
+    pub skipped_streams: Vec<String>,
     pub fps: f64,
     pub frames_received: u64,
     pub bytes_received: u64,
@@ -163,6 +165,7 @@ impl SecondStreamStatus {
             codec: s.video.as_ref().map(|v| v.0.clone()),
             width: s.video.as_ref().map(|v| v.1),
             height: s.video.as_ref().map(|v| v.2),
+            skipped_streams: s.skipped_streams.clone(),
             fps: (s.frame_rate_hz * 100.0).round() / 100.0,
             frames_received: s.frames_received,
             bytes_received: s.bytes_received,
