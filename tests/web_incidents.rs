@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use common::browser::Browser;
 use common::recorder::{add_user, RecorderProc, ADMIN, ADMIN_PASSWORD};
-use common::temp_dir;
+use common::{free_local_port, temp_dir, RtspServer};
 
 /// Generous for a page on a loaded 2-core machine: everything is loopback.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -209,8 +209,8 @@ fn an_operator_documents_a_workplace_injury_from_playback_and_edits_meet_im13() 
     admin_call(&rec, "PUT", &format!("/api/v1/incidents/projects/{id}"), Some(json!({"name": "Fall (renamed)"})), 200);
     browser.find("#inc-description", PAGE_TIMEOUT).type_text(" Second line.");
     browser.find("#inc-save", PAGE_TIMEOUT).click();
-    let stale =
-        browser.wait_js(PAGE_TIMEOUT, "const s = document.querySelector('#inc-status'); return s && s.textContent");
+    let stale = browser
+        .wait_js(PAGE_TIMEOUT, "const s = document.querySelector('#inc-status'); return s && s.textContent || null");
     let stale = stale.unwrap_or_else(|| panic!("no stale message: {}", main_text(&browser)));
     assert!(stale.as_str().unwrap().starts_with("Changed by someone else — reload"), "{stale}");
     browser.screenshot("stale");
@@ -227,8 +227,8 @@ fn an_operator_documents_a_workplace_injury_from_playback_and_edits_meet_im13() 
     admin_call(&rec, "DELETE", &format!("/api/v1/incidents/projects/{id}"), None, 204);
     browser.find("#inc-comment-text", PAGE_TIMEOUT).type_text("Too late.");
     browser.find("#inc-comment-form button[type=submit]", PAGE_TIMEOUT).click();
-    let gone =
-        browser.wait_js(PAGE_TIMEOUT, "const s = document.querySelector('#inc-status'); return s && s.textContent");
+    let gone = browser
+        .wait_js(PAGE_TIMEOUT, "const s = document.querySelector('#inc-status'); return s && s.textContent || null");
     let gone = gone.unwrap_or_else(|| panic!("no deleted message: {}", main_text(&browser)));
     assert!(gone.as_str().unwrap().starts_with("Deleted by someone else — refresh the list"), "{gone}");
     assert!(browser.eval("return !!document.querySelector('#inc-to-list')", &[]) == json!(true));
@@ -239,10 +239,23 @@ fn an_operator_documents_a_workplace_injury_from_playback_and_edits_meet_im13() 
 /// offers the four incident permissions and the evidence lock ones (Operators holds
 /// `incident_projects_manage`); a user without incident permissions has no "Incidents" entry,
 /// `#/incidents` is not theirs, and the API answers their browser 403.
+/// Issue 14 (DEV-5, status never lies) on the same recorder: the dashboard and the cameras page
+/// show a working second stream's state, codec and size, and for a camera whose second stream
+/// cannot connect, motion's `off_reason` as status gives it.
 #[test]
 fn properties_page_creates_a_type_and_incidents_are_closed_to_a_user_without_permission() {
     let dir = temp_dir();
-    let rec = RecorderProc::start(dir.path(), CONFIG);
+    let server =
+        RtspServer::start(&[("/main", "live:h264:640x360@10:gop=10"), ("/sub", "live:h264:320x180@10:gop=10")]);
+    let config = format!(
+        "[[storage]]\nid = \"main\"\nsize = \"64MiB\"\nsegment_size = \"8MiB\"\n\
+         [[camera]]\nid = \"door\"\nsource = \"{main}\"\n[camera.second_stream]\nsource = \"{sub}\"\n\
+         [[camera]]\nid = \"yard\"\nsource = \"{main}\"\n[camera.second_stream]\nsource = \"rtsp://127.0.0.1:{dead}/sub\"\n",
+        main = server.url("/main"),
+        sub = server.url("/sub"),
+        dead = free_local_port(),
+    );
+    let rec = RecorderProc::start(dir.path(), &config);
     let grants = json!({"grants": [{"permission": "status", "camera": null, "allow": true},
                                    {"permission": "read", "camera": null, "allow": true}]});
     admin_call(&rec, "PUT", "/api/v1/roles/Watchers", Some(grants), 200);
@@ -278,10 +291,34 @@ fn properties_page_creates_a_type_and_incidents_are_closed_to_a_user_without_per
     let message = refusal["error"]["message"].as_str().unwrap().to_owned();
     let shown = browser.wait_js(
         PAGE_TIMEOUT,
-        "const e = document.querySelector('#ip-types form[data-item] .form-error'); return e && e.textContent",
+        "const e = document.querySelector('#ip-types form[data-item] .form-error'); return e && e.textContent || null",
     );
     assert_eq!(shown, Some(json!(message)), "{}", main_text(&browser));
     browser.screenshots_at_both_widths("properties", "h1", PAGE_TIMEOUT);
+
+    // Issue 14: the second stream and why motion is off, on the dashboard and the cameras page.
+    let streams = "const d = document.querySelector(`${arguments[0]}[data-camera=door] .second-stream`); \
+                   const y = document.querySelector(`${arguments[0]}[data-camera=yard] .motion-state`); \
+                   return d && y && d.dataset.state === 'streaming' && d.textContent.includes('320×180') && y.dataset.off === 'true' \
+                     ? [d.textContent, y.textContent] : null";
+    for (page, card) in [("/#/dashboard", "article.camera"), ("/#/cameras", "article.cam-row")] {
+        browser.goto(&rec.url_as(None, page));
+        let shown =
+            common::wait_for(PAGE_TIMEOUT * 3, || Some(browser.eval(streams, &[json!(card)])).filter(|v| !v.is_null()));
+        let shown =
+            shown.unwrap_or_else(|| panic!("{page}: no second stream or motion reason: {}", main_text(&browser)));
+        assert!(shown[0].as_str().unwrap().starts_with("streaming · h264 320×180"), "{page}: {shown}");
+        let yard = rec.call_as(ADMIN_USER, "GET", "/api/v1/status", &[], None).1["cameras"][1].clone();
+        assert_eq!(yard["id"], "yard", "{yard}");
+        let reason = yard["motion"]["off_reason"].as_str().unwrap_or_else(|| panic!("{yard}"));
+        assert!(reason.starts_with("the second stream is not connected"), "{reason}");
+        let motion = shown[1].as_str().unwrap();
+        assert!(
+            motion.starts_with("not analysing: the second stream is not connected"),
+            "{page}: {motion} (status: {reason})"
+        );
+    }
+    browser.screenshot("dashboard-second-stream");
 
     // The role editor offers the incident permissions and the evidence lock ones.
     browser.goto(&rec.url_as(None, "/#/users/role/Operators"));
