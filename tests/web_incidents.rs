@@ -205,6 +205,42 @@ fn an_operator_documents_a_workplace_injury_from_playback_and_edits_meet_im13() 
     }
     browser.screenshots_at_both_widths("project", "h1", PAGE_TIMEOUT);
 
+    // "Add to incident" again, into the existing project this time (IM-10).
+    browser.goto(&rec.url_as(None, "/#/playback/door?span=60"));
+    browser.find("#pb-incident[href]", PAGE_TIMEOUT).click();
+    browser.find("#inc-add-form", PAGE_TIMEOUT);
+    browser.eval("document.querySelector('#inc-add-project').value = String(arguments[0])", &[json!(id)]);
+    browser.find("#inc-add-form button[type=submit]", PAGE_TIMEOUT).click();
+    let two = browser
+        .wait_js(PAGE_TIMEOUT, "return document.querySelectorAll('#inc-sequences li[data-camera=door]').length === 2");
+    assert!(two.is_some(), "the second sequence: {}", main_text(&browser));
+
+    // The list finds the project by its text, category value and creation time, kept in the hash.
+    browser.goto(&rec.url_as(None, "/#/incidents"));
+    browser.find("#inc-filters", PAGE_TIMEOUT);
+    browser.eval(
+        "const f = document.querySelector('#inc-filters'); f.querySelector('#inc-f-text').value = 'loading'; \
+         f.querySelector('#inc-f-category').value = '1:' + arguments[0]; \
+         const d = new Date(Date.now() - 3600000); d.setMinutes(d.getMinutes() - d.getTimezoneOffset()); \
+         f.querySelector('#inc-f-from').value = d.toISOString().slice(0, 19); f.dataset.old = '1'",
+        std::slice::from_ref(&fall),
+    );
+    browser.find("#inc-filters button[type=submit]", PAGE_TIMEOUT).click();
+    let listed = browser.wait_js(
+        PAGE_TIMEOUT,
+        "const f = document.querySelector('#inc-filters:not([data-old])'); const rows = document.querySelectorAll('#inc-table tr[data-project]'); \
+         return f && rows.length ? [location.hash, [...rows].map((r) => Number(r.dataset.project))] : null",
+    );
+    let listed = listed.unwrap_or_else(|| panic!("the filtered list: {}", main_text(&browser)));
+    assert_eq!(listed[1], json!([id]), "{listed}");
+    let hash = listed[0].as_str().unwrap();
+    assert!(hash.contains("text=loading") && hash.contains("category=1%3A") && hash.contains("from="), "{hash}");
+    // A value no project holds lists nothing.
+    browser.goto(&rec.url_as(None, "/#/incidents?text=nothingmatches"));
+    browser.find("#inc-empty", PAGE_TIMEOUT);
+    browser.goto(&rec.url_as(None, &format!("/#/incidents/{id}")));
+    browser.find("#inc-comment-text", PAGE_TIMEOUT);
+
     // IM-13: someone else renames the project meanwhile; the operator's edit is refused as stale.
     admin_call(&rec, "PUT", &format!("/api/v1/incidents/projects/{id}"), Some(json!({"name": "Fall (renamed)"})), 200);
     browser.find("#inc-description", PAGE_TIMEOUT).type_text(" Second line.");
