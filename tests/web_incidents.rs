@@ -86,7 +86,9 @@ fn id_named(props: &Value, list: &str, name: &str) -> i64 {
 /// incident" on the playback page, creates a project with the camera's range as its sequence,
 /// fills in the workplace-injury categories and data, sets a status, adds a comment, and after a
 /// reload sees all of it (the sequence with its inline video of the camera's playback.mp4, the
-/// report and export links, the project log). A change made meanwhile by someone else turns the
+/// report and export links, the project log). "Add to incident" again adds a second sequence to
+/// that existing project, and Remove takes it out; the list finds the project by text, category
+/// value and creation time (IM-14's filters, kept in the hash). A change made meanwhile by someone else turns the
 /// operator's next edit into IM-13's "changed by someone else — reload" (409), and Reload shows
 /// their change; a project deleted meanwhile says "deleted by someone else — refresh the list".
 #[test]
@@ -214,6 +216,16 @@ fn an_operator_documents_a_workplace_injury_from_playback_and_edits_meet_im13() 
     let two = browser
         .wait_js(PAGE_TIMEOUT, "return document.querySelectorAll('#inc-sequences li[data-camera=door]').length === 2");
     assert!(two.is_some(), "the second sequence: {}", main_text(&browser));
+    // Remove (asked once more) takes the second one out again.
+    let remove = browser
+        .find("#inc-sequences li[data-camera=door]:nth-child(2) button[data-action=remove-sequence]", PAGE_TIMEOUT);
+    remove.click();
+    remove.click();
+    let one = browser
+        .wait_js(PAGE_TIMEOUT, "return document.querySelectorAll('#inc-sequences li[data-camera=door]').length === 1");
+    assert!(one.is_some(), "the sequence was not removed: {}", main_text(&browser));
+    let p = admin_call(&rec, "GET", &format!("/api/v1/incidents/projects/{id}"), None, 200);
+    assert_eq!(p["sequences"].as_array().unwrap().len(), 1, "{p}");
 
     // The list finds the project by its text, category value and creation time, kept in the hash.
     browser.goto(&rec.url_as(None, "/#/incidents"));
@@ -274,7 +286,8 @@ fn an_operator_documents_a_workplace_injury_from_playback_and_edits_meet_im13() 
 /// lists it) and shows the API's own refusal for a type a project uses (I1); the role editor
 /// offers the four incident permissions and the evidence lock ones (Operators holds
 /// `incident_projects_manage`); a user without incident permissions has no "Incidents" entry,
-/// `#/incidents` is not theirs, and the API answers their browser 403.
+/// `#/incidents` is not theirs, and the API answers their browser 403. Delete on a project's page
+/// deletes it (I3) and leads to the list.
 /// Issue 14 (DEV-5, status never lies) on the same recorder: the dashboard and the cameras page
 /// show a working second stream's state, codec and size, and for a camera whose second stream
 /// cannot connect, motion's `off_reason` as status gives it.
@@ -315,7 +328,13 @@ fn properties_page_creates_a_type_and_incidents_are_closed_to_a_user_without_per
     let type_id = props["types"][0]["id"].as_i64().unwrap();
 
     // A project uses the type: the page shows "in use", and a delete shows the API's refusal.
-    admin_call(&rec, "POST", "/api/v1/incidents/projects", Some(json!({"name": "Cut hand", "type_id": type_id})), 201);
+    let cut = admin_call(
+        &rec,
+        "POST",
+        "/api/v1/incidents/projects",
+        Some(json!({"name": "Cut hand", "type_id": type_id})),
+        201,
+    );
     browser.eval("location.reload()", &[]);
     browser.find("#ip-types form[data-item] .badge", PAGE_TIMEOUT);
     let delete = browser.find("#ip-types form[data-item] button[data-action=delete]", PAGE_TIMEOUT);
@@ -331,6 +350,15 @@ fn properties_page_creates_a_type_and_incidents_are_closed_to_a_user_without_per
     );
     assert_eq!(shown, Some(json!(message)), "{}", main_text(&browser));
     browser.screenshots_at_both_widths("properties", "h1", PAGE_TIMEOUT);
+
+    // Delete project on the project's page (asked once more) leads to the list; the store has it no more.
+    let cut = cut["id"].as_i64().unwrap();
+    browser.goto(&rec.url_as(None, &format!("/#/incidents/{cut}")));
+    let delete = browser.find("#inc-delete", PAGE_TIMEOUT);
+    delete.click();
+    delete.click();
+    browser.find("#inc-empty", PAGE_TIMEOUT);
+    admin_call(&rec, "GET", &format!("/api/v1/incidents/projects/{cut}"), None, 404);
 
     // Issue 14: the second stream and why motion is off, on the dashboard and the cameras page.
     let streams = "const d = document.querySelector(`${arguments[0]}[data-camera=door] .second-stream`); \
