@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use common::browser::Browser;
-use common::recorder::{add_user, RecorderProc, ADMIN, ADMIN_PASSWORD};
+use common::recorder::{add_user, now_us, RecorderProc, ADMIN, ADMIN_PASSWORD};
 use common::{free_local_port, temp_dir, RtspServer};
 
 /// Generous for a page on a loaded 2-core machine: everything is loopback.
@@ -287,7 +287,8 @@ fn an_operator_documents_a_workplace_injury_from_playback_and_edits_meet_im13() 
 /// offers the four incident permissions and the evidence lock ones (Operators holds
 /// `incident_projects_manage`); a user without incident permissions has no "Incidents" entry,
 /// `#/incidents` is not theirs, and the API answers their browser 403. Delete on a project's page
-/// deletes it (I3) and leads to the list.
+/// deletes it (I3) and leads to the list. A user who may view projects and read one camera sees
+/// a sequence of another camera as "not available to you" (PR-11) and is offered no edits.
 /// Issue 14 (DEV-5, status never lies) on the same recorder: the dashboard and the cameras page
 /// show a working second stream's state, codec and size, and for a camera whose second stream
 /// cannot connect, motion's `off_reason` as status gives it.
@@ -417,4 +418,40 @@ fn properties_page_creates_a_type_and_incidents_are_closed_to_a_user_without_per
     );
     assert_eq!(answer[0], 403, "{answer}");
     browser.screenshot("no-permission");
+
+    // PR-11 on the project page: a user who may view projects and read `door` only sees the
+    // `yard` sequence as "not available to you", plays the other, and is offered no edits.
+    let grants = json!({"grants": [{"permission": "incident_projects_view", "camera": null, "allow": true},
+                                   {"permission": "read", "camera": "door", "allow": true},
+                                   {"permission": "playback", "camera": "door", "allow": true}]});
+    admin_call(&rec, "PUT", "/api/v1/roles/Clerks", Some(grants), 200);
+    let body = json!({"name": "cleo", "password": PASSWORD, "roles": ["Clerks"]});
+    admin_call(&rec, "POST", "/api/v1/users", Some(body), 200);
+    let end = now_us();
+    let sequences = json!([{"camera": "door", "start_wall_us": end - 60_000_000, "end_wall_us": end},
+                           {"camera": "yard", "start_wall_us": end - 60_000_000, "end_wall_us": end}]);
+    let p = admin_call(
+        &rec,
+        "POST",
+        "/api/v1/incidents/projects",
+        Some(json!({"name": "Two doors", "sequences": sequences})),
+        201,
+    );
+    drop(browser);
+    let browser = Browser::open("incidents-hidden-sequence");
+    browser.goto(&rec.url_as(None, &format!("/#/incidents/{}", p["id"])));
+    browser.sign_in("cleo", PASSWORD);
+    let seen = browser.wait_js(
+        PAGE_TIMEOUT,
+        "const h = document.querySelector('#inc-sequences li[data-hidden=true]'); \
+         const d = document.querySelector('#inc-sequences li[data-camera=door] video'); \
+         return h && d ? {hidden: h.innerText, door: d.getAttribute('src'), cameras: document.querySelectorAll('#inc-sequences li[data-camera]').length, \
+           edits: document.querySelectorAll('#inc-comment-form, #inc-call-form, #inc-save, #inc-delete, [data-action=remove-sequence]').length} : null",
+    );
+    let seen = seen.unwrap_or_else(|| panic!("cleo's project page: {}", main_text(&browser)));
+    assert!(seen["hidden"].as_str().unwrap().contains("not available to you"), "{seen}");
+    assert!(!seen["hidden"].as_str().unwrap().contains("yard"), "the hidden camera is not named: {seen}");
+    assert!(seen["door"].as_str().unwrap().starts_with("/api/v1/cameras/door/playback.mp4?"), "{seen}");
+    assert_eq!((&seen["cameras"], &seen["edits"]), (&json!(1), &json!(0)), "{seen}");
+    browser.screenshot("hidden-sequence");
 }

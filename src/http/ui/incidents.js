@@ -75,9 +75,11 @@
 
   /**
    * The properties (`GET /api/v1/incidents/properties`): needs `incident_properties_view`, which
-   * operators hold by default; without it the page names types, statuses and values by id.
+   * operators hold by default (Manage implies it in `/api/v1/me` too); without it the page names
+   * types, statuses and values by id, and does not ask (a refusal would be an audited denial).
    */
   async function loadProperties() {
+    if (!may('incident_properties_view')) return null;
     try {
       return await api('/api/v1/incidents/properties');
     } catch (e) {
