@@ -287,7 +287,7 @@ fn an_operator_documents_a_workplace_injury_from_playback_and_edits_meet_im13() 
 /// offers the four incident permissions and the evidence lock ones (Operators holds
 /// `incident_projects_manage`); a user without incident permissions has no "Incidents" entry,
 /// `#/incidents` is not theirs, and the API answers their browser 403. Delete on a project's page
-/// deletes it (I3) and leads to the list. A user who may view projects and read one camera sees
+/// deletes it (I3) and leads to the list; 51 projects are two pages (IM-14). A user who may view projects and read one camera sees
 /// a sequence of another camera as "not available to you" (PR-11) and is offered no edits.
 /// Issue 14 (DEV-5, status never lies) on the same recorder: the dashboard and the cameras page
 /// show a working second stream's state, codec and size, and for a camera whose second stream
@@ -360,6 +360,29 @@ fn properties_page_creates_a_type_and_incidents_are_closed_to_a_user_without_per
     delete.click();
     browser.find("#inc-empty", PAGE_TIMEOUT);
     admin_call(&rec, "GET", &format!("/api/v1/incidents/projects/{cut}"), None, 404);
+
+    // IM-14: 51 projects are two pages of the list; "Next page" follows the API's cursor.
+    // (Made with the page's session: 51 Basic-auth calls would hash the password 51 times.)
+    let made = browser.eval(
+        "return (async () => { for (let n = 0; n < 51; n++) { \
+           const r = await fetch('/api/v1/incidents/projects', {method: 'POST', credentials: 'same-origin', \
+             headers: {'Content-Type': 'application/json', 'X-Requested-With': 'edgerec-ui'}, body: JSON.stringify({name: 'Project ' + n})}); \
+           if (r.status !== 201) return r.status + ' ' + await r.text(); } return 201; })()",
+        &[],
+    );
+    assert_eq!(made, json!(201), "{made}");
+    browser.eval("location.reload()", &[]);
+    let rows = "return document.querySelectorAll('#inc-table tr[data-project]').length";
+    let first =
+        browser.wait_js(PAGE_TIMEOUT, &format!("return !!document.querySelector('#inc-next') && ({})", &rows[7..]));
+    assert_eq!(first, Some(json!(50)), "{}", main_text(&browser));
+    browser.find("#inc-next", PAGE_TIMEOUT).click();
+    let second =
+        browser.wait_js(PAGE_TIMEOUT, &format!("return !!document.querySelector('#inc-first') && ({})", &rows[7..]));
+    assert_eq!(second, Some(json!(1)), "{}", main_text(&browser));
+    let last = browser.eval("return document.querySelector('#inc-table tr[data-project] a').textContent", &[]);
+    assert_eq!(last, "Project 0", "the oldest is on the last page");
+    assert!(browser.eval("return !document.querySelector('#inc-next')", &[]) == json!(true));
 
     // Issue 14: the second stream and why motion is off, on the dashboard and the cameras page.
     let streams = "const d = document.querySelector(`${arguments[0]}[data-camera=door] .second-stream`); \
