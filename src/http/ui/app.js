@@ -318,7 +318,30 @@ const UI = (() => {
     return cameras;
   }
 
-  return { el, api, fmt, may, views, cameras: () => cameras, ApiError, mayOn, refreshCameras, user: () => (me ? me.user : null) };
+  /**
+   * Issue 14 (DEV-5, MD-2): the facts of a camera's status (`/api/v1/status`) beyond its main
+   * stream, as `dt`/`dd` pairs: the second stream's state, codec and size, and what motion
+   * analysis does (`motion.off_reason` while it analyses nothing). Empty for a camera with
+   * neither (or an answer without them, such as `/api/v1/cameras`).
+   */
+  function extraStreamFacts(c) {
+    const out = [];
+    const s = c.second_stream;
+    if (s) {
+      const video = s.codec ? s.codec + ' ' + (s.width || '?') + '×' + (s.height || '?') + ' · ' + (s.fps || 0).toFixed(1) + ' fps' : 'no video yet';
+      out.push(el('dt', {}, 'Second stream'),
+        el('dd', { class: 'second-stream', 'data-state': s.state }, s.state.replace(/_/g, ' ') + ' · ' + video + (s.last_error ? ' · ' + s.last_error : '')));
+    }
+    const m = c.motion;
+    if (m) {
+      out.push(el('dt', {}, 'Motion'),
+        el('dd', { class: 'motion-state', 'data-off': m.off_reason ? 'true' : 'false' },
+          m.off_reason ? 'not analysing: ' + m.off_reason : 'analysing the ' + m.stream + ' stream' + (m.motion ? ' · motion now' : '')));
+    }
+    return out;
+  }
+
+  return { el, api, fmt, may, views, extraStreamFacts, cameras: () => cameras, ApiError, mayOn, refreshCameras, user: () => (me ? me.user : null) };
 })();
 
 // The dashboard (issue 12 point 3): cameras, storages and the machine, refreshed every 2 s.
@@ -352,7 +375,8 @@ const UI = (() => {
       el('dt', {}, 'Video'), el('dd', {}, c.codec ? c.codec + ' ' + (c.width || '?') + '×' + (c.height || '?') : '–'),
       el('dt', {}, 'Last frame'), el('dd', {}, fmt.time(c.last_frame_time)),
       el('dt', {}, 'Dropped'), el('dd', {}, String(c.frames_dropped)),
-      el('dt', {}, 'Reconnects'), el('dd', {}, String(c.reconnects)));
+      el('dt', {}, 'Reconnects'), el('dd', {}, String(c.reconnects)),
+      UI.extraStreamFacts(c));
     return el('article', { class: 'card camera ' + level, 'data-camera': c.id, 'data-level': level },
       el('h3', {}, el('span', {}, c.name || c.id, ' ', el('span', { class: 'id' }, c.id)),
         el('span', { class: 'badge ' + level }, c.state.replace(/_/g, ' '))),

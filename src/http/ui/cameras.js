@@ -108,7 +108,8 @@
       el('dl', { class: 'facts' },
         el('dt', {}, 'Source'), el('dd', { class: 'source' }, c.source),
         el('dt', {}, 'Recording'), el('dd', {}, s.recording ? '● yes' : 'no', ' (', c.record || 'continuous', ')'),
-        el('dt', {}, 'Video'), el('dd', {}, s.codec ? s.codec + ' ' + (s.width || '?') + '×' + (s.height || '?') + ' · ' + (s.fps || 0).toFixed(1) + ' fps' : '–')),
+        el('dt', {}, 'Video'), el('dd', {}, s.codec ? s.codec + ' ' + (s.width || '?') + '×' + (s.height || '?') + ' · ' + (s.fps || 0).toFixed(1) + ' fps' : '–'),
+        UI.extraStreamFacts(s)),
       s.last_error ? el('div', { class: 'last-error' }, s.last_error) : null);
     const render = (config, states) => {
       const cams = (config.config.camera || []);
@@ -142,7 +143,8 @@
     };
     const tick = async () => {
       try {
-        const [config, cams] = await Promise.all([api('/api/v1/config'), api('/api/v1/cameras')]);
+        // Issue 14: with `status`, the cameras' status (second stream, motion's off reason) too.
+        const [config, cams] = await Promise.all([api('/api/v1/config'), api(may('status') ? '/api/v1/status' : '/api/v1/cameras')]);
         if (!stopped) {
           error.textContent = '';
           render(config, cams.cameras || []);

@@ -25,6 +25,11 @@ const ASSETS: &[Asset] = &[
     Asset { name: "playback.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("playback.js") },
     Asset { name: "locks.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("locks.js") },
     Asset { name: "archives.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("archives.js") },
+    Asset {
+        name: "incidents.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("incidents.js"),
+    },
     Asset { name: "icon.svg", content_type: "image/svg+xml", bytes: include_bytes!("icon.svg") },
     Asset { name: "setup.html", content_type: "text/html; charset=utf-8", bytes: include_bytes!("setup.html") },
 ];
@@ -63,6 +68,7 @@ mod tests {
             "config.js",
             "locks.js",
             "archives.js",
+            "incidents.js",
         ];
         assert_eq!(named, expected);
         for name in named {

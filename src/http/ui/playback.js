@@ -28,6 +28,8 @@
   const MIN_WINDOW_MS = 5000;
   /** A press that moves less than this many CSS pixels is a click, more is a range selection. */
   const DRAG_PX = 6;
+  /** What an MJPEG camera's playback says (review-b 6, issue 14): no browser plays MJPEG in an MP4. */
+  const MJPEG_NOTE = 'This browser cannot play MJPEG recordings; use Download (ffmpeg/VLC play them).';
   /** Events are read 1000 at a time (the API's cap); at most this many pages for one day. */
   const MAX_EVENT_PAGES = 20;
 
@@ -132,6 +134,11 @@
     // Issue 13 (EL-1): the range chosen, else the part of the timeline shown, opens the lock form.
     // The lock pages show only locks the user may see, so the link needs view as well as create.
     const lockLink = mayOn('evidence_lock_create', camera) && mayOn('evidence_lock_view', camera) ? el('a', { id: 'pb-lock', class: 'button' }, 'Lock this range') : null;
+    // Issue 15 (IM-10): the same range, as a sequence of a new or an existing incident project.
+    const incidentLink = may('incident_projects_manage') ? el('a', { id: 'pb-incident', class: 'button' }, 'Add to incident') : null;
+    /** Review-b 6 (issue 14): no browser plays MJPEG in an MP4 (`mp4v`, 0x6C); say so, not a vague failure. */
+    const cam = cams.find((c) => c.id === camera);
+    const isMjpeg = !!cam && cam.codec === 'mjpeg';
 
     main.replaceChildren(
       el('h1', {}, 'Playback'),
@@ -149,9 +156,10 @@
           clock,
           note,
           mayExport ? el('div', { class: 'controls' }, markIn, markOut) : null,
-          download, lockLink)));
+          download, lockLink, incidentLink)));
 
     const say = (text) => { note.textContent = text; };
+    if (isMjpeg) say(MJPEG_NOTE);
 
     /** Position of wall time `t` on the timeline, in % of its width. */
     const pct = (t) => (100 * (t - viewStart) / (span.s * 1000));
@@ -215,6 +223,7 @@
       axis.replaceChildren(...labels);
       const shownRange = selection || { from: viewStart, to: Math.min(viewEnd(), Math.max(viewStart + 1000, now)) };
       if (lockLink) lockLink.href = '#/locks/new?camera=' + encodeURIComponent(camera) + '&from=' + new Date(shownRange.from).toISOString() + '&to=' + new Date(shownRange.to).toISOString();
+      if (incidentLink) incidentLink.href = '#/incidents/add?camera=' + encodeURIComponent(camera) + '&from=' + new Date(shownRange.from).toISOString() + '&to=' + new Date(shownRange.to).toISOString();
       earlier.disabled = viewStart <= dayStart;
       laterBtn.disabled = viewEnd() >= dayEnd;
     }
@@ -280,7 +289,8 @@
       if (!run) return false;
       const from = Math.max(t, run.start);
       const to = Math.min(run.end, from + WINDOW_MS);
-      if (from > t) say((why || 'Nothing recorded at ' + clockText(t) + ': ') + 'playing from ' + clockText(from) + ', ' + lengthText(from - t) + ' later.');
+      if (isMjpeg) say(MJPEG_NOTE);
+      else if (from > t) say((why || 'Nothing recorded at ' + clockText(t) + ': ') + 'playing from ' + clockText(from) + ', ' + lengthText(from - t) + ' later.');
       else say(why || '');
       generation += 1;
       playing = { from, to };
@@ -359,6 +369,7 @@
     video.addEventListener('error', async () => {
       if (!playing || !video.getAttribute('src')) return;
       const failed = playing;
+      const unsupported = video.error && video.error.code === 4; // MEDIA_ERR_SRC_NOT_SUPPORTED
       // The video element does not tell why; the same request does, as JSON.
       let why = 'the recording could not be played';
       let retryS = null;
@@ -368,6 +379,12 @@
         if (!r.ok) why = (await r.json()).error.message;
       } catch (_) { /* keep the general message */ }
       if (stopped || playing !== failed) return;
+      if (retryS === null && why === 'the recording could not be played' && (isMjpeg || unsupported)) {
+        // The server had the recording: the browser cannot decode it (review-b 6).
+        say(isMjpeg ? MJPEG_NOTE : 'This browser cannot play ' + (cam && cam.codec ? cam.codec.toUpperCase() + ' recordings' : 'this recording') +
+          '; use Download (ffmpeg/VLC play it).');
+        return;
+      }
       if (retryS === null) { say('Playback failed: ' + why); return; }
       // Review 3 finding 4: a full server (503) is passing; play on from the frame shown after
       // the wait it asks for, unless the user chose another moment meanwhile.

@@ -1,6 +1,7 @@
 // Users and roles (issue 12 point 8; AU-1, AU-3, AU-4, PR-1..PR-3, PR-5, PR-9): list, add and
 // delete users, reset a password, assign roles; list roles, edit a role's recorder permissions,
-// per-camera grants and evidence lock profile (EL-6), delete a role. Every form shows the server's error next to it; the server
+// per-camera grants (the evidence lock ones too) and evidence lock profile (EL-6), its incident
+// permissions (issue 15, IM-12), delete a role. Every form shows the server's error next to it; the server
 // checks every rule (password policy, P2/P3, the built-in Administrators role) itself.
 'use strict';
 
@@ -11,8 +12,12 @@
    * The permissions a role may be given, as `auth::perm` names them (`Permission::grantable`).
    * A grant of a permission not listed here (a newer server) is kept as it is when a role is saved.
    */
-  const CAMERA_PERMISSIONS = ['read', 'view_live', 'playback', 'export', 'smart_search', 'manual_recording'];
+  const CAMERA_PERMISSIONS = ['read', 'view_live', 'playback', 'export', 'smart_search', 'manual_recording',
+    // Issue 13 (EL-6, EL-7): the evidence lock permissions, per camera.
+    'evidence_lock_create', 'evidence_lock_view', 'evidence_lock_extend', 'evidence_lock_delete'];
   const RECORDER_PERMISSIONS = ['connect', 'status', 'read_config', 'edit_config', 'manage_users', 'read_logs', 'trigger_events'];
+  /** Issue 15 (IM-12): the incident nodes' View and Manage (recorder scope; Manage implies View, P6). */
+  const INCIDENT_PERMISSIONS = ['incident_properties_view', 'incident_properties_manage', 'incident_projects_view', 'incident_projects_manage'];
 
   /** A select of one grant's value: unset, Allow or Deny (PR-2: Deny beats Allow across roles). */
   function valueSelect(value, attrs) {
@@ -199,7 +204,7 @@
         // Cameras the user sees, and any a grant names that no longer exists (kept, not lost).
         const cameras = UI.cameras().map((c) => c.id);
         for (const g of grants) if (g.camera && !cameras.includes(g.camera)) cameras.push(g.camera);
-        const known = CAMERA_PERMISSIONS.concat(RECORDER_PERMISSIONS);
+        const known = CAMERA_PERMISSIONS.concat(RECORDER_PERMISSIONS, INCIDENT_PERMISSIONS);
         const kept = grants.filter((g) => !known.includes(g.permission));
         const error = el('div', { class: 'error form-error', role: 'alert', id: 'role-error' });
         const nameInput = el('input', { id: 'role-name', value: name, required: true, readonly: role ? true : null });
@@ -210,6 +215,8 @@
         const profile = el('select', { id: 'role-lock-profile' },
           profileNames.map((p) => el('option', { value: p, selected: p === current }, p)));
         const recorder = el('div', { class: 'grid-form' }, RECORDER_PERMISSIONS.map((p) => el('label', { class: 'field' }, p.replace(/_/g, ' '),
+          valueSelect(valueOf(p, null), { 'data-permission': p, 'data-camera': '' }))));
+        const incident = el('div', { class: 'grid-form', id: 'role-incidents' }, INCIDENT_PERMISSIONS.map((p) => el('label', { class: 'field' }, p.replace(/^incident_/, '').replace(/_/g, ' '),
           valueSelect(valueOf(p, null), { 'data-permission': p, 'data-camera': '' }))));
         const cameraRows = CAMERA_PERMISSIONS.map((p) => {
           const overall = valueSelect(valueOf(p, null), { 'data-permission': p, 'data-camera': '', 'aria-label': p + ' on all cameras' });
@@ -229,6 +236,9 @@
           el('label', { class: 'field' }, 'Evidence lock profile', profile),
           el('h4', {}, 'Recorder permissions'),
           recorder,
+          el('h4', {}, 'Incident permissions'),
+          el('p', { class: 'muted' }, 'Manage includes view (create, edit and delete as well); operators need properties view to use the types, statuses, categories and data fields.'),
+          incident,
           el('h4', {}, 'Camera permissions'),
           el('p', { class: 'muted' }, '"All cameras" covers cameras added later too; a camera needs read for anything else on it.'),
           cameraTable,
