@@ -469,6 +469,12 @@ impl Recorder {
             (true, Some(s)) => s.source.clone(),
             _ => c.source.clone(),
         };
+        // Review-a 6: a camera that has a second stream not analysed is told to analyse it.
+        let advice = |c: &CameraConfig| match (c.motion_on_second_stream(), c.second_stream.is_some()) {
+            (true, _) => crate::ingest::Advice::OtherSecond,
+            (false, true) => crate::ingest::Advice::AnalyseSecond,
+            (false, false) => crate::ingest::Advice::AddSecond,
+        };
         for c in new.cameras.iter().filter(|c| c.record == RecordMode::Motion && c.motion.is_some()) {
             let Some(prev) = old.cameras.iter().find(|o| o.id == c.id) else { continue };
             let source = analysed(c);
@@ -486,7 +492,7 @@ impl Recorder {
             } else {
                 continue;
             };
-            if let Some(why) = crate::ingest::codec_off_reason(&desc, c.motion_on_second_stream()) {
+            if let Some(why) = crate::ingest::codec_off_reason(&desc, advice(c)) {
                 return Err(new.record_error(
                     &c.id,
                     format!(
