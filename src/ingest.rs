@@ -374,6 +374,18 @@ impl Default for SecondStreamStats {
 }
 
 impl SecondStreamStats {
+    /// Back to a fresh stream's stats: its source changed and its task restarts alone (review-a
+    /// 4), so nothing of the old stream is shown as the new one's.
+    pub fn reset(&self) {
+        self.set_state(CameraState::Connecting);
+        *self.description.lock().expect("description lock") = CameraDescription::default();
+        *self.last_error.lock().expect("error lock") = None;
+        for n in [&self.frames_received, &self.bytes_received, &self.frames_dropped, &self.reconnects] {
+            n.store(0, Ordering::Relaxed);
+        }
+        *self.window.lock().expect("window lock") = RateWindow::default();
+    }
+
     pub fn state(&self) -> CameraState {
         *self.state.lock().expect("state lock")
     }
