@@ -195,14 +195,15 @@ impl CameraStats {
             MotionRole::Main => {
                 let desc = self.description.lock().expect("description lock").clone();
                 let error = self.last_error.lock().expect("error lock").clone();
-                stream_off_reason("the camera", self.state(), &desc, error.as_deref(), false)
+                let advice = if self.second.is_some() { Advice::AnalyseSecond } else { Advice::AddSecond };
+                stream_off_reason("the camera", self.state(), &desc, error.as_deref(), advice)
             }
             MotionRole::Second => match &self.second {
                 None => Some("the second stream is not running".to_owned()),
                 Some(s) => {
                     let desc = s.description.lock().expect("description lock").clone();
                     let error = s.last_error.lock().expect("error lock").clone();
-                    stream_off_reason("the second stream", s.state(), &desc, error.as_deref(), true)
+                    stream_off_reason("the second stream", s.state(), &desc, error.as_deref(), Advice::OtherSecond)
                 }
             },
         }
@@ -217,7 +218,12 @@ impl CameraStats {
             (MotionRole::Main, _) => self.description.lock().expect("description lock").clone(),
             (MotionRole::Second, Some(s)) => s.description.lock().expect("description lock").clone(),
         };
-        codec_off_reason(&desc, self.motion_role == MotionRole::Second)
+        let advice = match (self.motion_role, &self.second) {
+            (MotionRole::Second, _) => Advice::OtherSecond,
+            (_, Some(_)) => Advice::AnalyseSecond,
+            (_, None) => Advice::AddSecond,
+        };
+        codec_off_reason(&desc, advice)
     }
 
     /// The analysed stream's video encoding as its current (or last) session described it.
@@ -252,21 +258,41 @@ impl MotionRole {
     }
 }
 
-/// The sentence saying why an analysed stream's codec is not analysed, if it is not; `second`
-/// when the stream is the camera's second stream.
-pub fn codec_off_reason(desc: &CameraDescription, second: bool) -> Option<String> {
+/// What a camera whose analysed stream's codec is not analysed should do about it (review-a 6:
+/// the advice depends on what the camera already has).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Advice {
+    /// The main stream is analysed and there is no second stream: add one.
+    AddSecond,
+    /// The main stream is analysed although a second stream is configured (`motion = false`):
+    /// analyse that one.
+    AnalyseSecond,
+    /// The second stream is analysed: it must be another (H.264 or MJPEG) stream.
+    OtherSecond,
+}
+
+/// The sentence saying why an analysed stream's codec is not analysed, if it is not, with the
+/// `advice` that fits the camera (issue 14, MD-1).
+pub fn codec_off_reason(desc: &CameraDescription, advice: Advice) -> Option<String> {
     let encoding = desc.video.as_ref().map(|v| v.encoding.as_str())?;
     if crate::motion::analyses_encoding(encoding) {
         return None;
     }
     let what = if encoding == "h265" { "H.265".to_owned() } else { encoding.to_uppercase() };
-    Some(if second {
-        format!(
+    Some(match advice {
+        Advice::OtherSecond => format!(
             "the second stream is {what}, which is not analysed: give the camera an H.264 or MJPEG second stream \
              (`[camera.second_stream]`)"
-        )
-    } else {
-        format!("{what} is not analysed: give the camera an H.264 or MJPEG second stream (`[camera.second_stream]`)")
+        ),
+        Advice::AddSecond => {
+            format!(
+                "{what} is not analysed: give the camera an H.264 or MJPEG second stream (`[camera.second_stream]`)"
+            )
+        }
+        Advice::AnalyseSecond => format!(
+            "{what} is not analysed: set `motion = true` in `[camera.second_stream]` so motion analyses the \
+             camera's second stream (H.264 or MJPEG)"
+        ),
     })
 }
 
@@ -276,12 +302,12 @@ fn stream_off_reason(
     state: CameraState,
     desc: &CameraDescription,
     last_error: Option<&str>,
-    second: bool,
+    advice: Advice,
 ) -> Option<String> {
     match state {
         CameraState::Streaming => match &desc.video {
             None => Some(format!("{which} delivers no video")),
-            Some(_) => codec_off_reason(desc, second),
+            Some(_) => codec_off_reason(desc, advice),
         },
         CameraState::Disabled => Some(format!("{which} is not running: {}", last_error.unwrap_or("it is disabled"))),
         CameraState::Connecting | CameraState::Retrying => Some(format!(
@@ -348,6 +374,18 @@ impl Default for SecondStreamStats {
 }
 
 impl SecondStreamStats {
+    /// Back to a fresh stream's stats: its source changed and its task restarts alone (review-a
+    /// 4), so nothing of the old stream is shown as the new one's.
+    pub fn reset(&self) {
+        self.set_state(CameraState::Connecting);
+        *self.description.lock().expect("description lock") = CameraDescription::default();
+        *self.last_error.lock().expect("error lock") = None;
+        for n in [&self.frames_received, &self.bytes_received, &self.frames_dropped, &self.reconnects] {
+            n.store(0, Ordering::Relaxed);
+        }
+        *self.window.lock().expect("window lock") = RateWindow::default();
+    }
+
     pub fn state(&self) -> CameraState {
         *self.state.lock().expect("state lock")
     }
@@ -1034,6 +1072,41 @@ mod tests {
     use super::*;
 
     const S: Duration = Duration::from_secs(1);
+
+    /// Issue 14, review-a 6 (MD-1): the advice for a stream motion cannot decode fits the camera:
+    /// add a second stream, analyse the one it has (`motion = true`), or use another; an analysed
+    /// codec has no reason.
+    #[test]
+    fn md1_off_reason_advice_fits_the_camera() {
+        let desc = |encoding: &str| CameraDescription {
+            video: Some(crate::source::StreamDescription {
+                index: 0,
+                encoding: encoding.to_owned(),
+                clock_rate_hz: 90_000,
+                width: 640,
+                height: 480,
+            }),
+            audio: None,
+            skipped: Vec::new(),
+        };
+        let h265 = desc("h265");
+        let add = codec_off_reason(&h265, Advice::AddSecond).unwrap();
+        assert_eq!(
+            add,
+            "H.265 is not analysed: give the camera an H.264 or MJPEG second stream (`[camera.second_stream]`)"
+        );
+        let analyse = codec_off_reason(&h265, Advice::AnalyseSecond).unwrap();
+        assert!(
+            analyse.starts_with("H.265 is not analysed: set `motion = true` in `[camera.second_stream]`"),
+            "{analyse}"
+        );
+        assert!(!analyse.contains("give the camera"), "{analyse}");
+        let other = codec_off_reason(&h265, Advice::OtherSecond).unwrap();
+        assert!(other.starts_with("the second stream is H.265, which is not analysed"), "{other}");
+        for ok in ["h264", "mjpeg"] {
+            assert_eq!(codec_off_reason(&desc(ok), Advice::AnalyseSecond), None);
+        }
+    }
 
     // Issue 10 point 7a: full attempts back off from 0.5 s to a cap of 10 s.
     #[test]

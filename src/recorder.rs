@@ -76,12 +76,69 @@ pub struct Recorder {
 
 /// One camera task on the ingest runtime.
 struct Running {
-    /// The config it was started with: a different one restarts it.
+    /// The config it was started with: a different one restarts it (a change to the second
+    /// stream alone restarts only `second`, review-a 4).
     config: crate::camera::CameraConfig,
-    /// Ends this camera's task only.
+    /// Ends this camera's main task only.
     stop: tokio::sync::watch::Sender<bool>,
-    /// Disconnected once the task has returned (its frames are with the writer).
+    /// Disconnected once the main task has returned (its frames are with the writer).
     done: std::sync::mpsc::Receiver<()>,
+    /// The second stream's task (issue 14, DEV-5), stopped and started on its own; None without
+    /// a second stream or when its source could not be made.
+    second: Option<TaskHandle>,
+}
+
+/// A task's stop signal and its end (review-a 4: the second stream's task has its own pair).
+struct TaskHandle {
+    /// Ends the task.
+    stop: tokio::sync::watch::Sender<bool>,
+    /// Disconnected once the task has returned.
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+impl TaskHandle {
+    /// Gives the stop signal and waits up to `timeout` for the end; false when it did not come.
+    fn stop_and_wait(&self, timeout: Duration) -> bool {
+        let _ = self.stop.send(true);
+        self.done.recv_timeout(timeout) != Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+    }
+}
+
+impl Running {
+    /// Signals the main and the second task to stop (both first, so they end together).
+    fn signal_stop(&self) {
+        let _ = self.stop.send(true);
+        if let Some(s) = &self.second {
+            let _ = s.stop.send(true);
+        }
+    }
+
+    /// Waits up to `timeout` for each task of a camera signalled with `signal_stop`.
+    fn wait(&self, id: &str, timeout: Duration) {
+        if self.done.recv_timeout(timeout) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+            tracing::warn!(camera = %id, "camera task did not stop within {timeout:?}");
+        }
+        if let Some(s) = &self.second {
+            if !s.stop_and_wait(timeout) {
+                tracing::warn!(camera = %id, "second stream task did not stop within {timeout:?}");
+            }
+        }
+    }
+}
+
+/// True when `new` differs from `old` only in its second stream, both have one and motion
+/// analyses the same stream in both: only the second stream's task restarts (review-a 4), so an
+/// edit of the sub stream (its URL, transport, V4L2 settings) never interrupts the recording.
+fn second_stream_only_change(old: &crate::camera::CameraConfig, new: &crate::camera::CameraConfig) -> bool {
+    if old.second_stream.is_none() || new.second_stream.is_none() || old.second_stream == new.second_stream {
+        return false;
+    }
+    if old.motion_on_second_stream() != new.motion_on_second_stream() {
+        return false;
+    }
+    let mut same = new.clone();
+    same.second_stream = old.second_stream.clone();
+    same == *old
 }
 
 /// What a live config change did (`Recorder::apply`).
@@ -312,28 +369,35 @@ impl Recorder {
         if c.record == crate::camera::RecordMode::Continuous {
             stats.control.start("continuous", 0, None);
         }
-        let disable_second = |stats: &CameraStats| {
+        // Review-a 5: a second stream whose camera does not start is disabled with the main's
+        // reason, so motion's off_reason and status say why (not "connecting" forever).
+        let disable_second = |stats: &CameraStats, why: Option<&str>| {
             if let Some(second) = &stats.second {
                 *second.state.lock().expect("state lock") = CameraState::Disabled;
+                if let Some(why) = why {
+                    *second.last_error.lock().expect("error lock") = Some(format!("the camera is not running: {why}"));
+                }
             }
         };
         if !c.enabled {
             *stats.state.lock().expect("state lock") = CameraState::Disabled;
-            disable_second(&stats);
+            disable_second(&stats, None);
             return stats;
         }
         let Some(handle) = self.storage(&c.storage).cloned() else {
             let msg = format!("storage {:?} is new: it starts, and this camera records, after a restart", c.storage);
+            disable_second(&stats, Some(&msg));
             *stats.last_error.lock().expect("error lock") = Some(msg);
             *stats.state.lock().expect("state lock") = CameraState::Disabled;
-            disable_second(&stats);
             return stats;
         };
         let main_probe = probe_target(&c.source);
         let source = match make_source(&c.source, false) {
             Ok(s) => s,
             Err(e) => {
-                *stats.last_error.lock().expect("error lock") = Some(e.to_string());
+                let msg = e.to_string();
+                disable_second(&stats, Some(&msg));
+                *stats.last_error.lock().expect("error lock") = Some(msg);
                 return stats;
             }
         };
@@ -348,41 +412,9 @@ impl Recorder {
             self.events.clone(),
             self.motion.clone(),
             main_probe,
-            stop_rx.clone(),
+            stop_rx,
         );
-        // Issue 14 (DEV-5): the second stream runs beside the main one, in a task of its own
-        // (a failing second stream never holds the main's up), stopped with it.
-        let second = match &c.second_stream {
-            None => None,
-            Some(s) => match make_source(&s.source, true) {
-                Ok(source) => Some(crate::ingest::supervise_second(
-                    source,
-                    stats.clone(),
-                    self.clocks.clone(),
-                    self.motion.clone(),
-                    probe_target(&s.source),
-                    stop_rx,
-                )),
-                Err(e) => {
-                    if let Some(second) = &stats.second {
-                        *second.last_error.lock().expect("error lock") = Some(e.to_string());
-                        *second.state.lock().expect("state lock") = CameraState::Disabled;
-                    }
-                    None
-                }
-            },
-        };
-        if let Some(second) = second {
-            let process_stop = self.stop.clone();
-            let done_tx = done_tx.clone();
-            self.runtime.spawn(async move {
-                tokio::select! {
-                    _ = second => {}
-                    _ = process_stop.stopped() => {}
-                }
-                drop(done_tx);
-            });
-        }
+        let second = c.second_stream.as_ref().and_then(|s| self.spawn_second(s, &stats));
         // The task ends on its own stop (a config change) or on the process's.
         self.runtime.spawn(async move {
             tokio::select! {
@@ -391,8 +423,43 @@ impl Recorder {
             }
             drop(done_tx);
         });
-        running.insert(c.id.clone(), Running { config: c.clone(), stop, done });
+        running.insert(c.id.clone(), Running { config: c.clone(), stop, done, second });
         stats
+    }
+
+    /// Issue 14 (DEV-5): starts the second stream's task beside the main one, with a stop of its
+    /// own (a failing second stream never holds the main's up; a change to it alone restarts
+    /// only it, review-a 4). None when its source cannot be made: `stats.second` says why.
+    fn spawn_second(&self, s: &crate::camera::SecondStream, stats: &Arc<CameraStats>) -> Option<TaskHandle> {
+        let source = match make_source(&s.source, true) {
+            Ok(source) => source,
+            Err(e) => {
+                if let Some(second) = &stats.second {
+                    *second.last_error.lock().expect("error lock") = Some(e.to_string());
+                    *second.state.lock().expect("state lock") = CameraState::Disabled;
+                }
+                return None;
+            }
+        };
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let (done_tx, done) = std::sync::mpsc::channel::<()>();
+        let task = crate::ingest::supervise_second(
+            source,
+            stats.clone(),
+            self.clocks.clone(),
+            self.motion.clone(),
+            probe_target(&s.source),
+            stop_rx,
+        );
+        let process_stop = self.stop.clone();
+        self.runtime.spawn(async move {
+            tokio::select! {
+                _ = task => {}
+                _ = process_stop.stopped() => {}
+            }
+            drop(done_tx);
+        });
+        Some(TaskHandle { stop, done })
     }
 
     /// Applies a validated config live (DESIGN §6): cameras added, removed or changed start or
@@ -408,18 +475,41 @@ impl Recorder {
         let mut stats = Vec::new();
         // Stop first, so a changed camera never has two tasks writing its frames.
         let keep = |id: &str| new.cameras.iter().any(|c| c.id == id && running.get(id).is_some_and(|r| r.config == *c));
-        let stopping: Vec<String> = running.keys().filter(|id| !keep(id)).cloned().collect();
+        // Review-a 4: a camera whose second stream alone changed keeps its main task.
+        let second_only: Vec<(String, crate::camera::CameraConfig)> = new
+            .cameras
+            .iter()
+            .filter(|c| running.get(&c.id).is_some_and(|r| second_stream_only_change(&r.config, c)))
+            .map(|c| (c.id.clone(), c.clone()))
+            .collect();
+        let stopping: Vec<String> =
+            running.keys().filter(|id| !keep(id) && !second_only.iter().any(|(s, _)| s == *id)).cloned().collect();
         for id in &stopping {
             let r = running.remove(id).expect("listed from the map");
-            let _ = r.stop.send(true);
-            if r.done.recv_timeout(CAMERA_STOP_TIMEOUT) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
-                tracing::warn!(camera = %id, "camera task did not stop within {CAMERA_STOP_TIMEOUT:?}");
-            }
+            r.signal_stop();
+            r.wait(id, CAMERA_STOP_TIMEOUT);
             // Issue 12 point 4, review: the stopped camera's live viewers end now (disabled,
             // changed or removed), not 10 s later.
             if let Some(s) = old_stats.iter().find(|s| *s.id == **id) {
                 s.live.reset();
             }
+        }
+        for (id, c) in &second_only {
+            let r = running.get_mut(id).expect("listed from the map");
+            if let Some(old) = r.second.take() {
+                if !old.stop_and_wait(CAMERA_STOP_TIMEOUT) {
+                    tracing::warn!(camera = %id, "second stream task did not stop within {CAMERA_STOP_TIMEOUT:?}");
+                }
+            }
+            if let (Some(stats), Some(s)) = (old_stats.iter().find(|s| *s.id == **id), &c.second_stream) {
+                if let Some(second) = &stats.second {
+                    second.reset();
+                }
+                r.second = self.spawn_second(s, stats);
+            }
+            r.config = c.clone();
+            out.applied.push(format!("camera {id} second stream changed"));
+            tracing::info!(camera = %id, "second stream changed by a config change; the main stream records on");
         }
         for c in &new.cameras {
             let prev = old_stats.iter().find(|s| *s.id == *c.id);
@@ -469,6 +559,12 @@ impl Recorder {
             (true, Some(s)) => s.source.clone(),
             _ => c.source.clone(),
         };
+        // Review-a 6: a camera that has a second stream not analysed is told to analyse it.
+        let advice = |c: &CameraConfig| match (c.motion_on_second_stream(), c.second_stream.is_some()) {
+            (true, _) => crate::ingest::Advice::OtherSecond,
+            (false, true) => crate::ingest::Advice::AnalyseSecond,
+            (false, false) => crate::ingest::Advice::AddSecond,
+        };
         for c in new.cameras.iter().filter(|c| c.record == RecordMode::Motion && c.motion.is_some()) {
             let Some(prev) = old.cameras.iter().find(|o| o.id == c.id) else { continue };
             let source = analysed(c);
@@ -486,7 +582,7 @@ impl Recorder {
             } else {
                 continue;
             };
-            if let Some(why) = crate::ingest::codec_off_reason(&desc, c.motion_on_second_stream()) {
+            if let Some(why) = crate::ingest::codec_off_reason(&desc, advice(c)) {
                 return Err(new.record_error(
                     &c.id,
                     format!(
@@ -578,12 +674,10 @@ impl Recorder {
         {
             let mut running = self.running.lock().expect("running lock");
             for r in running.values() {
-                let _ = r.stop.send(true);
+                r.signal_stop();
             }
             for (id, r) in running.drain() {
-                if r.done.recv_timeout(timeout) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
-                    tracing::warn!(camera = %id, "camera task did not stop within {timeout:?}");
-                }
+                r.wait(&id, timeout);
             }
         }
         for s in &self.storages {

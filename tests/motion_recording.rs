@@ -26,7 +26,11 @@ fn record_on_motion_records_and_smart_search_finds_the_motion() {
     assert_eq!(c["recording_reasons"][0], "rule:Record on Motion", "{c}");
     assert!(c["motion"]["analysed"].as_u64().unwrap() > 0);
     assert_eq!(c["motion"]["skipped_behind"], 0);
-    assert_eq!(rec.camera("blind")["motion"], serde_json::Value::Null);
+    // Review-a 9 (MD-1, status never lies): motion off in the config says so.
+    let blind = rec.camera("blind");
+    assert_eq!(blind["motion"]["stream"], serde_json::Value::Null, "{blind}");
+    assert_eq!(blind["motion"]["off_reason"], "motion detection is off in the config", "{blind}");
+    assert_eq!(blind["motion"]["analysed"], 0, "{blind}");
     assert!(wait_until(Duration::from_secs(15), || !rec.recordings("moving").is_empty()));
     let ev = http_get(&rec.url("/api/v1/events?after=0&limit=1000")).unwrap().json();
     assert!(

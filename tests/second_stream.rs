@@ -126,6 +126,35 @@ fn dev5_a_failing_second_stream_leaves_the_main_recording_and_says_why_motion_is
     );
     assert_eq!(c["recording"], false, "{c}");
 
+    // Review-a 4: correcting the second stream's URL restarts only the second stream's task; the
+    // main stream records on in the same session (no new Communication Started, no reconnect,
+    // its frame count never goes back down), and motion then analyses the corrected stream.
+    let frames = rec.camera("dead")["frames_received"].as_u64().unwrap();
+    let started = || {
+        let ev = http_get(&rec.url("/api/v1/events?after=0&limit=1000")).unwrap().json();
+        ev["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "communication_started" && e["camera"] == "dead")
+            .count()
+    };
+    let started_before = started();
+    assert_eq!(started_before, 1, "one session of the main stream so far");
+    let (s, v) =
+        put_camera(&rec, "dead", json!({"source": main.url("/main"), "second_stream": {"source": sub.url("/sub")}}));
+    assert_eq!(s, 200, "{v}");
+    let c = wait_for(Duration::from_secs(60), || {
+        let c = rec.camera("dead");
+        assert!(c["frames_received"].as_u64().unwrap_or(0) >= frames, "the main session was restarted: {c}");
+        (c["second_stream"]["state"] == "streaming" && c["motion"]["analysed"].as_u64().unwrap_or(0) > 0).then_some(c)
+    })
+    .unwrap_or_else(|| panic!("the corrected second stream is analysed: {}", rec.camera("dead")));
+    assert_eq!(c["second_stream"]["last_error"], Value::Null, "the old stream's error is gone: {c}");
+    assert_eq!(c["motion"]["off_reason"], Value::Null, "{c}");
+    assert_eq!((c["state"].clone(), c["reconnects"].clone()), (json!("recording"), json!(0)), "{c}");
+    assert_eq!(started(), started_before, "no new main session: {c}");
+
     // The other camera's sub-stream works, then its server dies.
     assert!(
         wait_until(Duration::from_secs(60), || rec.camera("cut")["motion"]["analysed"].as_u64().unwrap_or(0) > 0),
@@ -195,13 +224,30 @@ fn md1_an_h265_camera_says_why_and_record_on_motion_needs_a_second_stream() {
     assert_eq!(rec.camera("hevc_motion")["recording"], false);
     assert!(rec.log_text().contains("motion detection does not analyse this camera"), "a warning per session");
 
+    let file_before = std::fs::read_to_string(&rec.config).unwrap();
+    let frames_before = rec.camera("hevc")["frames_received"].as_u64().unwrap();
     let (s, v) = put_camera(&rec, "hevc", json!({"source": hevc, "record": "motion"}));
     assert_eq!(s, 400, "{v}");
     let msg = v["error"]["message"].as_str().unwrap();
     assert!(msg.contains("edgerec.toml:") && msg.contains("key `camera.record`"), "{msg}");
     assert!(msg.contains("H.265 is not analysed"), "{msg}");
-    assert!(!std::fs::read_to_string(&rec.config).unwrap().contains("[camera.second_stream]"), "nothing written");
+    // Review-a 6: with a second stream that motion does not analyse, the advice is to analyse it.
+    let (s, v) = put_camera(
+        &rec,
+        "hevc",
+        json!({"source": hevc, "record": "motion", "second_stream": {"source": server.url("/sub"), "motion": false}}),
+    );
+    assert_eq!(s, 400, "{v}");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("H.265 is not analysed: set `motion = true` in `[camera.second_stream]`"), "{msg}");
+    // Review-a 8: nothing was written (the file is as it was, `hevc` still records continuously)
+    // and the camera was left alone (a restart would reset its frame count).
+    let file_after = std::fs::read_to_string(&rec.config).unwrap();
+    assert_eq!(file_after, file_before, "nothing written");
+    let hevc_block = file_after.split("[[camera]]").find(|b| b.contains("id = \"hevc\"")).unwrap();
+    assert!(!hevc_block.contains("record = \"motion\""), "{hevc_block}");
     let c = rec.camera("hevc");
+    assert!(c["frames_received"].as_u64().unwrap() >= frames_before, "not restarted: {c}");
     assert_eq!((c["reconnects"].clone(), c["motion"]["stream"].clone()), (json!(0), json!("main")), "left alone: {c}");
 
     let (s, v) = put_camera(

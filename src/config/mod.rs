@@ -1267,7 +1267,9 @@ fn v4l2_spec(
     if let Some(f) = &r.format {
         let code = f.get_ref().trim();
         spec.format = Some(PixelFormat::from_fourcc(code.as_bytes()).ok_or_else(|| {
-            let known: Vec<&str> = PixelFormat::ALL.iter().map(|p| p.name()).collect();
+            // Every code, aliases too (`JPEG` for MJPG, review-b 8).
+            let known: Vec<&str> =
+                PixelFormat::ALL.iter().flat_map(|p| p.fourccs()).filter_map(|c| std::str::from_utf8(c).ok()).collect();
             origin.error(
                 f,
                 "camera.v4l2.format",
@@ -1562,6 +1564,9 @@ mod tests {
             })
         );
         let v4l2 = "source = \"v4l2:/dev/video0\"\n[camera.v4l2]\n";
+        // Review-b 8: `JPEG` (V4L2_PIX_FMT_JPEG) is the MJPEG path.
+        let c = parse(&format!("{v4l2}format = \"JPEG\"\n")).unwrap();
+        assert!(matches!(&c.cameras[0].source, SourceSpec::V4l2(v) if v.format == Some(PixelFormat::Mjpeg)));
         let cases = [
             ("source = \"v4l2:video0\"\n", "x.toml:7: key `camera.source`: \"video0\" is not a device path"),
             ("source = \"v4l2:/dev/../etc/passwd\"\n", "x.toml:7: key `camera.source`: \"/dev/../etc/passwd\" is not"),

@@ -44,7 +44,7 @@ mod analyzer;
 mod avc;
 mod db;
 mod grid;
-mod mjpeg;
+pub mod mjpeg;
 mod service;
 mod settings;
 pub mod snapshot;

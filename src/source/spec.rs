@@ -66,7 +66,9 @@ pub enum PixelFormat {
     Nv12,
     /// Planar I420 (`YU12`): what the encoder takes, copied as it is.
     Yu12,
-    /// Motion JPEG (`MJPG`): one JPEG per buffer, recorded as it is (issue 14, DEV-1).
+    /// Motion JPEG (`MJPG`): one JPEG per buffer, recorded as it is (issue 14, DEV-1). Drivers
+    /// that list `JPEG` (V4L2_PIX_FMT_JPEG: gspca-based and older ones) deliver the same and are
+    /// asked for `JPEG` (review-b 8).
     Mjpeg,
     /// H.264 (`H264`): one Annex B access unit per buffer, recorded as it is (issue 14, DEV-1).
     H264,
@@ -102,9 +104,28 @@ impl PixelFormat {
         }
     }
 
-    /// The format with this four-character code, if edgerec records it.
+    /// Every four-character code a device may list for this format, `fourcc()` first: `JPEG`
+    /// is an alias of `MJPG` (review-b 8).
+    pub fn fourccs(self) -> &'static [[u8; 4]] {
+        const YUYV: [[u8; 4]; 1] = [*b"YUYV"];
+        const UYVY: [[u8; 4]; 1] = [*b"UYVY"];
+        const NV12: [[u8; 4]; 1] = [*b"NV12"];
+        const YU12: [[u8; 4]; 1] = [*b"YU12"];
+        const MJPG: [[u8; 4]; 2] = [*b"MJPG", *b"JPEG"];
+        const H264: [[u8; 4]; 1] = [*b"H264"];
+        match self {
+            PixelFormat::Yuyv => &YUYV,
+            PixelFormat::Uyvy => &UYVY,
+            PixelFormat::Nv12 => &NV12,
+            PixelFormat::Yu12 => &YU12,
+            PixelFormat::Mjpeg => &MJPG,
+            PixelFormat::H264 => &H264,
+        }
+    }
+
+    /// The format with this four-character code (or an alias, `JPEG`), if edgerec records it.
     pub fn from_fourcc(code: &[u8]) -> Option<PixelFormat> {
-        PixelFormat::ALL.into_iter().find(|f| f.fourcc() == code)
+        PixelFormat::ALL.into_iter().find(|f| f.fourccs().iter().any(|c| c == code))
     }
 
     /// The four-character code as text, for logs and errors.
@@ -117,5 +138,24 @@ impl PixelFormat {
             PixelFormat::Mjpeg => "MJPG",
             PixelFormat::H264 => "H264",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 14, review-b 8 (DEV-1): `JPEG` (V4L2_PIX_FMT_JPEG) is the MJPEG path, like `MJPG`;
+    /// every other code names one format, and codes edgerec does not record name none.
+    #[test]
+    fn dev1_jpeg_fourcc_is_an_alias_of_mjpg() {
+        assert_eq!(PixelFormat::from_fourcc(b"JPEG"), Some(PixelFormat::Mjpeg));
+        assert_eq!(PixelFormat::from_fourcc(b"MJPG"), Some(PixelFormat::Mjpeg));
+        assert_eq!(PixelFormat::Mjpeg.fourcc(), *b"MJPG");
+        for f in PixelFormat::ALL {
+            assert_eq!(f.fourccs()[0], f.fourcc());
+            assert_eq!(PixelFormat::from_fourcc(&f.fourcc()), Some(f));
+        }
+        assert_eq!(PixelFormat::from_fourcc(b"HEVC"), None);
     }
 }

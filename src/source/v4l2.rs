@@ -27,6 +27,7 @@ use v4l::FourCC;
 
 use super::rtp::h26x::{ParameterSets, VideoCodec};
 use super::{CameraDescription, PixelFormat, SessionFuture, Sink, Source, StreamDescription, V4l2Spec};
+use crate::clocks::Clocks as _;
 use crate::error::Error;
 use crate::media::{mjpeg_sample_entry, Frame, SampleEntry, StreamKind, VIDEO_TIMESCALE_HZ};
 
@@ -41,7 +42,8 @@ const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the capture thread looks up from waiting for a buffer, to notice a session that
 /// was dropped (the ingest task stopped) and a stalled device.
 const WAIT_SLICE: Duration = Duration::from_millis(500);
-/// A device that delivers no frame for this long ends the session (as RTSP's `STALL_TIMEOUT`).
+/// A device that delivers no frame the recording takes for this long ends the session (as RTSP's
+/// `STALL_TIMEOUT`); buffers it delivers but that are rejected do not count (review-b 1).
 const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// `ENODEV`: the device was unplugged (or its driver unloaded) while open.
 const ENODEV: i32 = 19;
@@ -88,6 +90,10 @@ enum Captured {
     Opened(CameraDescription),
     /// One encoded frame and the sample entry that decodes it.
     Frame(Arc<SampleEntry>, Frame),
+    /// A buffer was dropped: the session reports the drop count now rather than with the next
+    /// frame, which may never come from a device whose every buffer is rejected (review-b 1,
+    /// status never lies).
+    Dropped,
 }
 
 impl Source for V4l2Source {
@@ -114,12 +120,18 @@ impl Source for V4l2Source {
                 match msg {
                     Captured::Opened(d) => sink.described(&d),
                     Captured::Frame(entry, frame) => sink.frame(&entry, frame),
+                    Captured::Dropped => {}
                 }
                 let now = dropped.load(Ordering::Relaxed);
                 if now > reported {
                     sink.dropped(now - reported);
                     reported = now;
                 }
+            }
+            // The drops counted after the last message (the capture thread's last buffers).
+            let now = dropped.load(Ordering::Relaxed);
+            if now > reported {
+                sink.dropped(now - reported);
             }
             match done_rx.await {
                 Ok(Ok(())) => Err(crate::err!(Unavailable, "V4L2 {device}: capture ended")),
@@ -313,8 +325,10 @@ fn negotiate(dev: &v4l::Device, spec: &V4l2Spec) -> Result<Negotiated, Error> {
     let path = spec.device.display();
     let offered = dev.enum_formats().map_err(|e| io_err(&spec.device, "ENUM_FMT", &e))?;
     let offered_codes: Vec<String> = offered.iter().map(|f| f.fourcc.to_string()).collect();
+    // The code the device lists for a format: `JPEG` for some MJPEG drivers (review-b 8).
+    let listed = |f: PixelFormat| offered.iter().map(|d| d.fourcc.repr).find(|c| f.fourccs().contains(c));
     let format = match spec.format {
-        Some(f) if offered.iter().any(|d| d.fourcc.repr == f.fourcc()) => f,
+        Some(f) if listed(f).is_some() => f,
         Some(f) => {
             return Err(crate::err!(
                 InvalidArgument,
@@ -327,11 +341,8 @@ fn negotiate(dev: &v4l::Device, spec: &V4l2Spec) -> Result<Negotiated, Error> {
         None => match offered
             .iter()
             .find_map(|d| PixelFormat::from_fourcc(&d.fourcc.repr).filter(|f| !f.is_compressed()))
-            .or_else(|| {
-                [PixelFormat::Mjpeg, PixelFormat::H264]
-                    .into_iter()
-                    .find(|f| offered.iter().any(|d| d.fourcc.repr == f.fourcc()))
-            }) {
+            .or_else(|| [PixelFormat::Mjpeg, PixelFormat::H264].into_iter().find(|f| listed(*f).is_some()))
+        {
             Some(f) => f,
             None => {
                 return Err(crate::err!(
@@ -344,13 +355,14 @@ fn negotiate(dev: &v4l::Device, spec: &V4l2Spec) -> Result<Negotiated, Error> {
     };
     let current = dev.format().map_err(|e| io_err(&spec.device, "G_FMT", &e))?;
     let (width, height) = spec.size.unwrap_or((current.width, current.height));
-    let asked = v4l::Format::new(width, height, FourCC::new(&format.fourcc()));
+    let fourcc = listed(format).unwrap_or(format.fourcc());
+    let asked = v4l::Format::new(width, height, FourCC::new(&fourcc));
     let got = dev.set_format(&asked).map_err(|e| io_err(&spec.device, "S_FMT", &e))?;
-    if got.fourcc.repr != format.fourcc() {
+    if got.fourcc.repr != fourcc {
         return Err(crate::err!(
             InvalidArgument,
             "V4L2 {path}: asked for {}, the driver set {}",
-            format.name(),
+            FourCC::new(&fourcc),
             got.fourcc
         ));
     }
@@ -391,7 +403,7 @@ fn negotiate(dev: &v4l::Device, spec: &V4l2Spec) -> Result<Negotiated, Error> {
     }
     let fps = match spec.fps {
         Some(f) => f,
-        None => highest_fps(dev, format, got.width, got.height).unwrap_or(25),
+        None => highest_fps(dev, fourcc, got.width, got.height).unwrap_or(25),
     };
     let params = dev
         .set_params(&v4l::video::capture::Parameters::with_fps(fps))
@@ -413,9 +425,9 @@ fn negotiate(dev: &v4l::Device, spec: &V4l2Spec) -> Result<Negotiated, Error> {
     Ok(Negotiated { format, width: got.width, height: got.height, stride_bytes: got.stride, interval_us })
 }
 
-/// The highest frame rate (whole fps) the device lists for this format and size, if it lists any.
-fn highest_fps(dev: &v4l::Device, format: PixelFormat, width: u32, height: u32) -> Option<u32> {
-    let intervals = dev.enum_frameintervals(FourCC::new(&format.fourcc()), width, height).ok()?;
+/// The highest frame rate (whole fps) the device lists for this four-character code and size, if it lists any.
+fn highest_fps(dev: &v4l::Device, fourcc: [u8; 4], width: u32, height: u32) -> Option<u32> {
+    let intervals = dev.enum_frameintervals(FourCC::new(&fourcc), width, height).ok()?;
     intervals
         .iter()
         .map(|i| match &i.interval {
@@ -426,6 +438,47 @@ fn highest_fps(dev: &v4l::Device, format: PixelFormat, width: u32, height: u32) 
         .map(|f| f.denominator / f.numerator)
         .filter(|fps| *fps > 0)
         .max()
+}
+
+/// When a capture session has stalled (review-b 1): no frame the recording took for
+/// `STALL_TIMEOUT`, whether the device went quiet or every buffer it delivered was rejected. The
+/// error then names the last rejection, so status's `last_error` says what the device sends.
+#[derive(Debug)]
+struct StallWatch {
+    /// Monotonic time of the last frame queued (or of STREAMON, before the first).
+    since: Duration,
+    /// Why the last buffer since then was dropped; None when none was.
+    last_rejection: Option<String>,
+}
+
+impl StallWatch {
+    fn new(now: Duration) -> Self {
+        StallWatch { since: now, last_rejection: None }
+    }
+
+    /// A frame was queued for the recording (or the queue was full: the device delivers).
+    fn accepted(&mut self, now: Duration) {
+        self.since = now;
+        self.last_rejection = None;
+    }
+
+    /// A buffer was dropped for `why`; the stall timer keeps running.
+    fn rejected(&mut self, why: &str) {
+        self.last_rejection = Some(why.to_owned());
+    }
+
+    /// Err (the session's message, e.g. "no valid MJPEG frame for 10 s: no JPEG end of image …")
+    /// once nothing was accepted for `STALL_TIMEOUT`; `what` names the frames ("MJPEG frame").
+    fn check(&self, now: Duration, what: &str) -> Result<(), String> {
+        if now.saturating_sub(self.since) < STALL_TIMEOUT {
+            return Ok(());
+        }
+        let secs = STALL_TIMEOUT.as_secs();
+        Err(match &self.last_rejection {
+            Some(why) => format!("no valid {what} for {secs} s: {why}"),
+            None => format!("no frame for {secs} s"),
+        })
+    }
 }
 
 /// The per-session state of the capture loop.
@@ -486,9 +539,17 @@ impl CaptureState {
         tx: &tokio::sync::mpsc::Sender<Captured>,
         dropped: &AtomicU64,
     ) -> Result<(), Error> {
+        // The capture thread holds no `Clocks`; the stall is timed on the kernel's monotonic
+        // clock like the poll it follows.
+        let clocks = crate::clocks::SystemClocks;
         let mut first = true;
         let mut bad_buffers = 0u64;
-        let mut waited = Duration::ZERO;
+        let mut stall = StallWatch::new(clocks.monotonic());
+        let what = match self.neg.format {
+            PixelFormat::Mjpeg => "MJPEG frame",
+            PixelFormat::H264 => "H.264 frame",
+            _ => "encoded frame",
+        };
         loop {
             if !first {
                 // Wait for a filled buffer in slices, so a dropped session and a stalled device
@@ -500,20 +561,17 @@ impl CaptureState {
                 if tx.is_closed() {
                     return Ok(());
                 }
+                // Review-b 1: timed from the last frame the recording took, so a device whose
+                // every buffer is rejected ends the session (the supervisor retries and status
+                // shows why) instead of "streaming" with nothing recorded.
+                stall
+                    .check(clocks.monotonic(), what)
+                    .map_err(|m| crate::err!(Unavailable, "V4L2 {}: {m}", path.display()))?;
                 if ready == 0 {
-                    waited += WAIT_SLICE;
-                    if waited >= STALL_TIMEOUT {
-                        return Err(crate::err!(
-                            Unavailable,
-                            "V4L2 {}: no frame for {STALL_TIMEOUT:?}",
-                            path.display()
-                        ));
-                    }
                     continue;
                 }
             }
             first = false;
-            waited = Duration::ZERO;
             let (buf, meta) = stream.next().map_err(|e| io_err(path, "DQBUF", &e))?;
             if let Some(last) = self.last_sequence {
                 // The driver numbers every frame it captured; a gap is frames it dropped because
@@ -526,6 +584,8 @@ impl CaptureState {
             self.last_sequence = Some(meta.sequence);
             if meta.flags.contains(v4l::buffer::Flags::ERROR) {
                 dropped.fetch_add(1, Ordering::Relaxed);
+                stall.rejected("the driver marked the buffer damaged (V4L2_BUF_FLAG_ERROR)");
+                let _ = tx.try_send(Captured::Dropped);
                 continue;
             }
             // A full queue drops the raw frame before the encoder sees it, so the encoded stream
@@ -533,7 +593,9 @@ impl CaptureState {
             let permit = match tx.try_reserve() {
                 Ok(p) => p,
                 Err(tokio::sync::mpsc::error::TrySendError::Full(())) => {
+                    // The runtime is behind, not the device: the device counts as delivering.
                     dropped.fetch_add(1, Ordering::Relaxed);
+                    stall.accepted(clocks.monotonic());
                     continue;
                 }
                 Err(tokio::sync::mpsc::error::TrySendError::Closed(())) => return Ok(()),
@@ -560,9 +622,15 @@ impl CaptureState {
                         self.last_media_90k = Some(media_90k);
                         Some((media_90k, frame))
                     }
-                    Ok(None) => None,
+                    Ok(None) => {
+                        if !self.h264_synced {
+                            stall.rejected("no IDR frame yet (nothing before one can be decoded)");
+                        }
+                        None
+                    }
                     Err(why) => {
                         self.bad_buffer(path, meta.sequence, &why, &mut bad_buffers);
+                        stall.rejected(&why);
                         None
                     }
                 };
@@ -570,9 +638,11 @@ impl CaptureState {
                     (Some((media_time, (key, au))), Some(entry)) => {
                         let frame = Frame { kind: StreamKind::Video, media_time, key, data: Bytes::from(au) };
                         permit.send(Captured::Frame(entry, frame));
+                        stall.accepted(clocks.monotonic());
                     }
                     _ => {
                         dropped.fetch_add(1, Ordering::Relaxed);
+                        permit.send(Captured::Dropped);
                     }
                 }
                 continue;
@@ -585,12 +655,16 @@ impl CaptureState {
                     Ok(j) => j,
                     Err(why) => {
                         self.bad_buffer(path, meta.sequence, &why, &mut bad_buffers);
+                        stall.rejected(&why);
                         dropped.fetch_add(1, Ordering::Relaxed);
+                        permit.send(Captured::Dropped);
                         continue;
                     }
                 };
                 let Some(entry) = self.entry.clone() else {
+                    stall.rejected("internal: no MJPEG sample entry");
                     dropped.fetch_add(1, Ordering::Relaxed);
+                    permit.send(Captured::Dropped);
                     continue;
                 };
                 let media_90k = self.media_time(timestamp_us(&meta.timestamp));
@@ -602,6 +676,7 @@ impl CaptureState {
                     data: Bytes::copy_from_slice(jpeg),
                 };
                 permit.send(Captured::Frame(entry, frame));
+                stall.accepted(clocks.monotonic());
                 continue;
             };
             to_i420(&self.neg, data, &mut self.i420)
@@ -612,7 +687,9 @@ impl CaptureState {
             // A frame the encoder skipped (its rate control) or one before the first key frame
             // is a frame the device delivered that the recording will not have: counted.
             let (Some((key, data)), Some(entry)) = (encoded, &self.entry) else {
+                stall.rejected("the encoder gave no frame");
                 dropped.fetch_add(1, Ordering::Relaxed);
+                permit.send(Captured::Dropped);
                 continue;
             };
             self.last_media_90k = Some(media_90k);
@@ -620,6 +697,7 @@ impl CaptureState {
                 entry.clone(),
                 Frame { kind: StreamKind::Video, media_time: media_90k, key, data: Bytes::from(data) },
             ));
+            stall.accepted(clocks.monotonic());
         }
     }
 
@@ -781,7 +859,7 @@ fn strip_start_code(nal: &[u8]) -> &[u8] {
     nal.strip_prefix(&[0, 0, 0, 1]).or_else(|| nal.strip_prefix(&[0, 0, 1])).unwrap_or(nal)
 }
 
-/// The JPEG in an MJPEG buffer, SOI to EOI (padding after EOI left out), or why the buffer is not
+/// The JPEG in an MJPEG buffer, SOI to EOI (padding of zeros or 0xFF after EOI left out), or why the buffer is not
 /// one (issue 14, DEV-1). Cheap: the markers at both ends and the size, never a decode. The cap,
 /// three bytes per pixel plus 64 KiB of tables and metadata, is above any JPEG a camera makes of
 /// the negotiated size (an uncompressed RGB picture) and stops a runaway writer.
@@ -796,8 +874,11 @@ fn whole_jpeg<'a>(data: &'a [u8], neg: &Negotiated) -> Result<&'a [u8], String> 
     if data[..2] != [0xFF, 0xD8] {
         return Err(format!("no JPEG start of image (starts {:02X} {:02X})", data[0], data[1]));
     }
-    let tail_from = data.len().saturating_sub(JPEG_TAIL_SEARCH_BYTES).max(2);
-    let eoi = data[tail_from..]
+    // Review-b 3: padding after EOI (zeros or 0xFF fill, sometimes more than the search window)
+    // is skipped first; EOI's own D9 is neither, so it ends what is left.
+    let end = data.iter().rposition(|b| *b != 0x00 && *b != 0xFF).map_or(0, |p| p + 1).max(2);
+    let tail_from = end.saturating_sub(JPEG_TAIL_SEARCH_BYTES).max(2);
+    let eoi = data[tail_from..end]
         .windows(2)
         .rposition(|w| w == [0xFF, 0xD9])
         .ok_or_else(|| format!("no JPEG end of image in the last {JPEG_TAIL_SEARCH_BYTES} bytes (a torn frame)"))?;
@@ -1205,6 +1286,12 @@ mod tests {
         let mut padded = jpeg.clone();
         padded.extend_from_slice(&[0; 100]);
         assert_eq!(whole_jpeg(&padded, &n).unwrap(), &jpeg[..]);
+        // Review-b 3: more padding than the search window, zeros and 0xFF fill, is skipped.
+        let mut long_pad = jpeg.clone();
+        long_pad.extend_from_slice(&[0; 3000]);
+        long_pad.extend_from_slice(&[0xFF; 1500]);
+        long_pad.extend_from_slice(&[0; 10]);
+        assert_eq!(whole_jpeg(&long_pad, &n).unwrap(), &jpeg[..]);
         let zeros = vec![0u8; 64 * 48 * 2];
         assert!(whole_jpeg(&zeros, &n).unwrap_err().contains("start of image"));
         assert!(whole_jpeg(&jpeg[..jpeg.len() - 10], &n).unwrap_err().contains("end of image"));
@@ -1217,6 +1304,35 @@ mod tests {
         let entry = state.entry.expect("MJPEG entry");
         assert_eq!((entry.codec(), entry.width(), entry.height()), (crate::media::Codec::Mjpeg, 64, 48));
         assert!(state.i420.is_empty());
+    }
+
+    /// Issue 14, review-b 1 (DEV-1, status never lies): the stall is timed from the last frame the
+    /// recording took, so rejected buffers do not keep a session alive, and the error names the
+    /// last rejection; a quiet device says so plainly; an accepted frame clears both.
+    #[test]
+    fn dev1_stall_counts_from_the_last_accepted_frame() {
+        let s = Duration::from_secs;
+        let mut w = StallWatch::new(s(100));
+        assert_eq!(w.check(s(109), "MJPEG frame"), Ok(()));
+        assert_eq!(w.check(s(110), "MJPEG frame").unwrap_err(), "no frame for 10 s");
+        w.accepted(s(110));
+        // Buffers keep coming, every one rejected: the timer is not reset.
+        for t in 111..120 {
+            w.rejected("no JPEG end of image in the last 1024 bytes (a torn frame)");
+            assert_eq!(w.check(s(t), "MJPEG frame"), Ok(()));
+        }
+        assert_eq!(
+            w.check(s(120), "MJPEG frame").unwrap_err(),
+            "no valid MJPEG frame for 10 s: no JPEG end of image in the last 1024 bytes (a torn frame)"
+        );
+        w.rejected("no IDR frame yet (nothing before one can be decoded)");
+        assert!(w
+            .check(s(125), "H.264 frame")
+            .unwrap_err()
+            .ends_with("for 10 s: no IDR frame yet (nothing before one can be decoded)"));
+        w.accepted(s(126));
+        assert_eq!(w.check(s(135), "MJPEG frame"), Ok(()));
+        assert_eq!(w.check(s(136), "MJPEG frame").unwrap_err(), "no frame for 10 s");
     }
 
     /// Issue 14 point 2: YUYV (vivid's default) with padded lines becomes I420; the chroma of two

@@ -402,17 +402,34 @@ pub(in crate::http) struct MotionStatus {
     pub unsupported_codec: u64,
     pub decode_errors: u64,
     pub last_error: Option<String>,
-    /// Which stream is analysed: `main` or `second` (issue 14, DEV-5).
-    pub stream: &'static str,
+    /// Which stream is analysed: `main` or `second` (issue 14, DEV-5); null while motion
+    /// detection is off in the config (review-a 9: `off_reason` then says so).
+    pub stream: Option<&'static str>,
     /// Why nothing is analysed now, in a sentence; null while frames are analysed (issue 14).
     pub off_reason: Option<String>,
 }
 
 fn motion_status(rec: &Recorder, camera: &CameraSnapshot) -> Option<MotionStatus> {
+    // Review-a 9 (MD-1, status never lies): motion off in the config is an object saying so
+    // (`stream` null, `off_reason` the sentence), not a bare null.
+    let Some(stream) = camera.motion_stream else {
+        return Some(MotionStatus {
+            stream: None,
+            off_reason: camera.motion_off_reason.clone(),
+            motion: false,
+            changed_permille: 0,
+            threshold_permille: 0,
+            analysed: 0,
+            skipped_behind: 0,
+            unsupported_codec: 0,
+            decode_errors: 0,
+            last_error: None,
+        });
+    };
     let stats = rec.motion()?.stats();
     let c = stats.cameras.iter().find(|c| c.camera == camera.id)?;
     Some(MotionStatus {
-        stream: camera.motion_stream.unwrap_or("main"),
+        stream: Some(stream),
         off_reason: camera.motion_off_reason.clone(),
         motion: c.motion,
         changed_permille: c.changed_permille,
