@@ -63,6 +63,12 @@ permissions! {
     EvidenceLockView = "evidence_lock_view", true;
     EvidenceLockExtend = "evidence_lock_extend", true;
     EvidenceLockDelete = "evidence_lock_delete", true;
+    // Issue 15 (BK-1 "per-device CRUD permissions"): bookmarks per camera, as XProtect's
+    // Bookmarks node (Read, Create, Edit, Delete); enforced by `/api/v1/bookmarks`.
+    BookmarkView = "bookmark_view", true;
+    BookmarkCreate = "bookmark_create", true;
+    BookmarkEdit = "bookmark_edit", true;
+    BookmarkDelete = "bookmark_delete", true;
     Connect = "connect", false;
     Status = "status", false;
     ReadConfig = "read_config", false;
@@ -185,6 +191,7 @@ impl Role {
             match p {
                 Permission::Read => None,
                 Permission::EvidenceLockExtend | Permission::EvidenceLockDelete => Some(Permission::EvidenceLockView),
+                Permission::BookmarkEdit | Permission::BookmarkDelete => Some(Permission::BookmarkView),
                 Permission::EditConfig => Some(Permission::ReadConfig),
                 p if p.is_camera() => Some(Permission::Read),
                 _ => None,
