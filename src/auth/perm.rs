@@ -393,4 +393,29 @@ mod tests {
             assert!(Permission::parse_grantable(name).is_ok(), "{name}");
         }
     }
+
+    /// Issue 15 (BK-1 "per-device CRUD permissions"): the four bookmark permissions are camera
+    /// permissions, grantable per camera; editing or deleting without viewing is a PR-12 warning.
+    #[test]
+    fn bk1_bookmark_permissions_are_per_camera_and_warned_without_view() {
+        for name in ["bookmark_view", "bookmark_create", "bookmark_edit", "bookmark_delete"] {
+            let p = Permission::parse_grantable(name).unwrap();
+            assert!(p.is_camera(), "{name}");
+        }
+        let r = role(
+            "r",
+            vec![
+                g(Permission::Read, Some("door"), true),
+                g(Permission::BookmarkEdit, Some("door"), true),
+                g(Permission::BookmarkView, Some("yard"), true),
+            ],
+        );
+        assert!(r.validate().is_ok());
+        let w = r.warnings();
+        assert!(
+            w.iter().any(|w| w.starts_with("bookmark_edit on camera \"door\" does nothing without bookmark_view")),
+            "{w:?}"
+        );
+        assert!(w.iter().any(|w| w.starts_with("bookmark_view on camera \"yard\" does nothing without read")), "{w:?}");
+    }
 }
