@@ -3,7 +3,8 @@
 //! (REC-10) records its range (checked with the recordings API); the default range agrees with the
 //! pre-buffer; list, search and paging; the per-camera permission matrix (PR-11: a hidden camera is
 //! 404 and absent from lists); the "create bookmark" rule action; a bookmark added to an incident
-//! project as a sequence; stale (409) and deleted (404) answers; create and delete audited.
+//! project as a sequence; stale (409) and deleted (404) answers; create and delete audited; an
+//! unopenable bookmark database answers 503 while the recorder records on.
 
 mod common;
 
@@ -468,4 +469,29 @@ fn b3_stale_put_is_409_and_deleted_is_404() {
     // Ids are never given again (B2).
     let c = ok(&rec, None, "POST", "/api/v1/bookmarks", Some(json!({"camera": "door"})), 201);
     assert!(us(&c, "id") > us(&b, "id"));
+}
+
+/// A bookmark database that cannot be opened: every bookmark call answers 503 with the reason
+/// and the recorder records on (bookmarks are not essential); the Record-on-Bookmark rule still
+/// runs for a bookmark request raised as an event.
+#[test]
+fn an_unopenable_bookmark_store_answers_503_and_the_recorder_runs_on() {
+    let tmp = temp_dir();
+    std::fs::create_dir_all(tmp.path().join("bookmarks.sqlite3")).unwrap();
+    let rec = RecorderProc::start(tmp.path(), &body(""));
+    for (method, path, body) in [
+        ("GET", "/api/v1/bookmarks", None),
+        ("POST", "/api/v1/bookmarks", Some(json!({"camera": "door"}))),
+        ("GET", "/api/v1/bookmarks/1", None),
+    ] {
+        let (s, v) = call(&rec, None, method, path, body);
+        assert_eq!(s, 503, "{method} {path}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("bookmark store is unavailable"), "{v}");
+    }
+    ok(&rec, None, "POST", "/api/v1/events/bookmark_reference_requested?cameras=door", None, 200);
+    assert!(
+        wait_until(Duration::from_secs(20), || rec.camera("door")["recording"] == true),
+        "the Record-on-Bookmark rule records: {}",
+        rec.camera("door")
+    );
 }
