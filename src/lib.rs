@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod auth;
+pub mod bookmark;
 pub mod camera;
 pub mod clocks;
 pub mod config;

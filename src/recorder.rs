@@ -37,6 +37,9 @@ pub struct Recorder {
     /// Issue 15: the incident store; one that cannot be opened answers 503 and the recorder
     /// records on (incidents are not essential, unlike evidence locks).
     incidents: Arc<crate::incident::IncidentStore>,
+    /// Issue 15 (BK-1): the bookmark store; one that cannot be opened answers 503 and the
+    /// recorder records on.
+    bookmarks: Arc<crate::bookmark::BookmarkStore>,
     /// Every configured camera's stats in config order (disabled ones included); replaced
     /// per camera when its config changes.
     cameras: Arc<RwLock<Vec<Arc<CameraStats>>>>,
@@ -173,6 +176,7 @@ impl Recorder {
         // A lock database that cannot be read stops the start: reclaiming locked data is worse.
         let evidence = Arc::new(crate::evidence::Evidence::open(&config.data_dir, pin_board.clone(), clocks.clone())?);
         let incidents = Arc::new(crate::incident::IncidentStore::open(&config.data_dir, clocks.clone()));
+        let bookmarks = Arc::new(crate::bookmark::BookmarkStore::open(&config.data_dir, clocks.clone()));
         for s in &config.storages {
             let (handle, join, ready) = store::writer::spawn_with_pins(
                 s.clone(),
@@ -248,6 +252,7 @@ impl Recorder {
                 .collect(),
             evidence,
             incidents,
+            bookmarks,
             cameras: Arc::new(RwLock::new(Vec::new())),
             runtime: handle,
             stop,
@@ -270,6 +275,14 @@ impl Recorder {
             clocks.clone(),
             rec.logs.rule_log(),
         );
+        // BK-1: rules' "create bookmark" actions go to the `bookmarks` thread through a bounded
+        // queue; the engine never waits for SQLite.
+        let (bookmark_tx, bookmark_rx) = std::sync::mpsc::sync_channel(crate::bookmark::BOOKMARK_QUEUE);
+        let engine = engine.with_bookmarks(Arc::new(move |r: crate::bookmark::Request| {
+            if bookmark_tx.try_send(r).is_err() {
+                tracing::warn!("a rule's bookmark was dropped: the bookmark queue is full or stopped (BK-1)");
+            }
+        }));
         let subscription = rec.events.subscribe("rules", 4096);
         let stop = rec.stop.clone();
         let mut background = Joiner::new();
@@ -334,6 +347,15 @@ impl Recorder {
         background
             .spawn_thread("incidents", move || incidents.run_expiry(&stop))
             .map_err(|e| Error::io("cannot spawn the incident expiry thread", e))?;
+        // Issue 15 (BK-1): the bookmarks rules ask for, with the settings in force.
+        let bookmarks = rec.bookmarks.clone();
+        let (config, events, stop) = (rec.config.clone(), rec.events.clone(), rec.stop.clone());
+        background
+            .spawn_thread("bookmarks", move || {
+                let settings = || config.read().expect("config lock").bookmark.clone();
+                bookmarks.run_requests(&bookmark_rx, &settings, &events, &stop)
+            })
+            .map_err(|e| Error::io("cannot spawn the bookmarks thread", e))?;
         *rec.background.lock().expect("threads lock") = Some(background);
         Ok(rec)
     }
@@ -750,6 +772,11 @@ impl Recorder {
     /// The incident store (issue 15).
     pub fn incidents(&self) -> &crate::incident::IncidentStore {
         &self.incidents
+    }
+
+    /// The bookmark store (issue 15, BK-1).
+    pub fn bookmarks(&self) -> &crate::bookmark::BookmarkStore {
+        &self.bookmarks
     }
 
     /// The ids of the available storages whose writers do not honour pin set `version` yet.

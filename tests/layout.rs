@@ -12,7 +12,10 @@ const FLOORS: &[(&str, &[&str])] = &[
     ("ground", &["error", "clocks", "shutdown", "time", "fsutil", "sysinfo", "media", "mp4", "sqlite", "live"]),
     ("records", &["events", "logs", "store", "archive"]),
     ("input", &["source", "motion", "recording", "camera", "ingest"]),
-    ("control", &["auth", "rules", "config", "status", "recorder", "service", "fault", "evidence", "incident"]),
+    (
+        "control",
+        &["auth", "rules", "config", "status", "recorder", "service", "fault", "evidence", "incident", "bookmark"],
+    ),
     ("faces", &["http"]),
 ];
 

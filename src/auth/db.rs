@@ -190,7 +190,7 @@ impl AuthDb {
         let created = self
             .conn
             .execute(
-                "INSERT OR IGNORE INTO role (name, description) VALUES (?1, 'Default: view live, play back, export, search and record by hand on every camera; document incidents')",
+                "INSERT OR IGNORE INTO role (name, description) VALUES (?1, 'Default: view live, play back, export, search and record by hand on every camera; document incidents and bookmarks')",
                 [OPERATORS],
             )
             .map_err(sq("default role"))?;
@@ -213,6 +213,12 @@ impl AuthDb {
                 TriggerEvents,
                 IncidentPropertiesView,
                 IncidentProjectsManage,
+                // Issue 15 (BK-1): operators bookmark what they see; a database made before
+                // keeps its Operators role as the administrator left it.
+                BookmarkView,
+                BookmarkCreate,
+                BookmarkEdit,
+                BookmarkDelete,
             ] {
                 self.conn
                     .execute(

@@ -63,6 +63,12 @@ permissions! {
     EvidenceLockView = "evidence_lock_view", true;
     EvidenceLockExtend = "evidence_lock_extend", true;
     EvidenceLockDelete = "evidence_lock_delete", true;
+    // Issue 15 (BK-1 "per-device CRUD permissions"): bookmarks per camera, as XProtect's
+    // Bookmarks node (Read, Create, Edit, Delete); enforced by `/api/v1/bookmarks`.
+    BookmarkView = "bookmark_view", true;
+    BookmarkCreate = "bookmark_create", true;
+    BookmarkEdit = "bookmark_edit", true;
+    BookmarkDelete = "bookmark_delete", true;
     Connect = "connect", false;
     Status = "status", false;
     ReadConfig = "read_config", false;
@@ -185,6 +191,7 @@ impl Role {
             match p {
                 Permission::Read => None,
                 Permission::EvidenceLockExtend | Permission::EvidenceLockDelete => Some(Permission::EvidenceLockView),
+                Permission::BookmarkEdit | Permission::BookmarkDelete => Some(Permission::BookmarkView),
                 Permission::EditConfig => Some(Permission::ReadConfig),
                 p if p.is_camera() => Some(Permission::Read),
                 _ => None,
@@ -385,5 +392,30 @@ mod tests {
         for name in ["evidence_lock_create", "evidence_lock_view", "evidence_lock_extend", "evidence_lock_delete"] {
             assert!(Permission::parse_grantable(name).is_ok(), "{name}");
         }
+    }
+
+    /// Issue 15 (BK-1 "per-device CRUD permissions"): the four bookmark permissions are camera
+    /// permissions, grantable per camera; editing or deleting without viewing is a PR-12 warning.
+    #[test]
+    fn bk1_bookmark_permissions_are_per_camera_and_warned_without_view() {
+        for name in ["bookmark_view", "bookmark_create", "bookmark_edit", "bookmark_delete"] {
+            let p = Permission::parse_grantable(name).unwrap();
+            assert!(p.is_camera(), "{name}");
+        }
+        let r = role(
+            "r",
+            vec![
+                g(Permission::Read, Some("door"), true),
+                g(Permission::BookmarkEdit, Some("door"), true),
+                g(Permission::BookmarkView, Some("yard"), true),
+            ],
+        );
+        assert!(r.validate().is_ok());
+        let w = r.warnings();
+        assert!(
+            w.iter().any(|w| w.starts_with("bookmark_edit on camera \"door\" does nothing without bookmark_view")),
+            "{w:?}"
+        );
+        assert!(w.iter().any(|w| w.starts_with("bookmark_view on camera \"yard\" does nothing without read")), "{w:?}");
     }
 }

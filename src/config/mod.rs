@@ -19,6 +19,7 @@ use crate::store::{
     StorageConfig, DEFAULT_RETENTION_DAYS, DEFAULT_SEGMENT_BYTES, DEFAULT_SYNC_INTERVAL_MS, MAX_RETENTION_DAYS,
 };
 
+mod bookmark;
 mod live;
 mod rules;
 pub use live::{Changed, ConfigFile, Section, REDACTED, REVISION_FILE};
@@ -44,6 +45,9 @@ struct RawConfig {
     time_profile: Vec<rules::RawTimeProfile>,
     #[serde(default)]
     rule: Vec<rules::RawRule>,
+    /// Issue 15 (BK-1).
+    #[serde(default)]
+    bookmark: Option<bookmark::RawBookmark>,
 }
 
 #[derive(Deserialize)]
@@ -207,6 +211,8 @@ pub struct Config {
     pub time_profiles: Vec<crate::rules::time_profile::TimeProfile>,
     /// Rules from the config; the built-in defaults of REC-10 are added by `rules::effective_rules`.
     pub rules: Vec<RuleConfig>,
+    /// `[bookmark]` (issue 15, BK-1): the ID prefix and default offsets, clamped per camera.
+    pub bookmark: crate::bookmark::BookmarkSettings,
     /// Where each storage's keys were written (same order as `storages`), so the checks against
     /// the disks made after parsing (`check_storages_on_disk`) can name file, line and key.
     storage_lines: Vec<StorageLines>,
@@ -641,6 +647,7 @@ impl Config {
         let camera_ids: Vec<String> = cameras.iter().map(|c| c.id.clone()).collect();
         let prebuffer = |id: &str| cameras.iter().find(|c| c.id == id).map_or(0, |c| c.prebuffer_us);
         let rules = rules::rules(&origin, &raw.rule, &time_profiles, &camera_ids, &prebuffer)?;
+        let bookmark = bookmark::settings(&origin, raw.bookmark.as_ref(), &cameras, &rules)?;
         let socket_timeout = match &server.socket_timeout_seconds {
             None => Duration::from_secs(30),
             Some(v) if (0.1..=3600.0).contains(v.get_ref()) => Duration::from_secs_f64(*v.get_ref()),
@@ -667,6 +674,7 @@ impl Config {
             time_zone,
             time_profiles,
             rules,
+            bookmark,
             storage_lines,
             camera_lines: (
                 file.to_owned(),

@@ -238,26 +238,54 @@ pub(super) fn rules(
         };
         let start_actions =
             r.start_actions.as_ref().map(|a| a.get_ref().clone()).unwrap_or_else(|| vec!["start_recording".to_owned()]);
-        let stop_actions =
-            r.stop_actions.as_ref().map(|a| a.get_ref().clone()).unwrap_or_else(|| vec!["stop_recording".to_owned()]);
         for a in &start_actions {
-            if a != "start_recording" {
+            if a != "start_recording" && a != "create_bookmark" {
                 let span = r.start_actions.as_ref().expect("set when not the default");
                 return Err(origin.error(
                     span,
                     "rule.start_actions",
-                    format!("{a:?} is not supported; this version has \"start_recording\""),
+                    format!("{a:?} is not supported; this version has \"start_recording\" and \"create_bookmark\""),
+                ));
+            }
+        }
+        let records = start_actions.iter().any(|a| a == "start_recording");
+        let creates_bookmark = start_actions.iter().any(|a| a == "create_bookmark");
+        let stop_actions = r.stop_actions.as_ref().map(|a| a.get_ref().clone()).unwrap_or_else(|| {
+            if records {
+                vec!["stop_recording".to_owned()]
+            } else {
+                Vec::new()
+            }
+        });
+        for a in &stop_actions {
+            if a != "stop_recording" {
+                let span = r.stop_actions.as_ref().expect("set when not the default");
+                return Err(origin.error(
+                    span,
+                    "rule.stop_actions",
+                    format!("{a:?} is not supported; this version has \"stop_recording\""),
                 ));
             }
         }
         // RU-2: a durable start action needs its paired stop action, so nothing records forever.
-        if start_actions.iter().any(|a| a == "start_recording") && !stop_actions.iter().any(|a| a == "stop_recording") {
+        if records && !stop_actions.iter().any(|a| a == "stop_recording") {
             let span = r.stop_actions.as_ref().map(|s| s.span()).unwrap_or(r.stop.span());
             return Err(crate::err!(
                 InvalidArgument,
                 "{}:{}: key `rule.stop_actions`: \"start_recording\" needs the stop action \"stop_recording\" (RU-2)",
                 origin.file,
                 origin.line_of(span)
+            ));
+        }
+        // BK-1: every bookmark raises Bookmark Reference Requested, so a rule it triggers that
+        // makes a bookmark would trigger itself without end.
+        if creates_bookmark && trigger == Trigger::Event(EventKind::BookmarkReferenceRequested) {
+            let span = r.start_actions.as_ref().expect("create_bookmark is never a default");
+            return Err(origin.error(
+                span,
+                "rule.start_actions",
+                "\"create_bookmark\" cannot follow the trigger \"bookmark_reference_requested\": every bookmark raises \
+                 that event, so the rule would trigger itself (BK-1)",
             ));
         }
         let condition = match (&r.within_profile, &r.outside_profile) {
@@ -306,6 +334,8 @@ pub(super) fn rules(
             pre_roll_us,
             stop,
             post_roll_us,
+            records,
+            creates_bookmark,
         });
     }
     Ok(out)

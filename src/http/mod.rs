@@ -135,6 +135,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/incidents/projects/{id}/sequences"),
     ("DELETE", "/api/v1/incidents/projects/{id}/sequences/{seq}"),
     ("GET", "/api/v1/incidents/projects/{id}/log"),
+    // Issue 15: bookmarks (BK-1).
+    ("GET", "/api/v1/bookmarks"),
+    ("POST", "/api/v1/bookmarks"),
+    ("GET", "/api/v1/bookmarks/{id}"),
+    ("PUT", "/api/v1/bookmarks/{id}"),
+    ("DELETE", "/api/v1/bookmarks/{id}"),
 ];
 
 /// The OpenAPI document of `ROUTES` (served at `/api/v1/openapi.json`).

@@ -87,6 +87,12 @@ pub enum Route {
     IncidentProjectSequencesAdd { id: String },
     IncidentProjectSequenceDelete { id: String, seq: String },
     IncidentProjectLog { id: String },
+    // Issue 15: bookmarks (BK-1).
+    Bookmarks,
+    BookmarkCreate,
+    Bookmark { id: String },
+    BookmarkPut { id: String },
+    BookmarkDelete { id: String },
 }
 
 /// Who may call a route.
@@ -273,6 +279,12 @@ impl Route {
                 Route::IncidentProjectSequenceDelete { id: s(id), seq: s(q) }
             }
             (Get | Head, ["api", "v1", "incidents", "projects", id, "log"]) => Route::IncidentProjectLog { id: s(id) },
+            // Issue 15: bookmarks (BK-1).
+            (Get | Head, ["api", "v1", "bookmarks"]) => Route::Bookmarks,
+            (Post, ["api", "v1", "bookmarks"]) => Route::BookmarkCreate,
+            (Get | Head, ["api", "v1", "bookmarks", id]) => Route::Bookmark { id: s(id) },
+            (Put, ["api", "v1", "bookmarks", id]) => Route::BookmarkPut { id: s(id) },
+            (Delete, ["api", "v1", "bookmarks", id]) => Route::BookmarkDelete { id: s(id) },
             _ => return None,
         };
         Some(r)
@@ -505,6 +517,17 @@ impl Route {
             Route::IncidentProjectLog { .. } => {
                 spec("GET", "/api/v1/incidents/projects/{id}/log", Recorder(P::IncidentProjectsView))
             }
+            // Issue 15 (BK-1): per-camera bookmark permissions, checked by the handler on the
+            // bookmark's camera.
+            Route::Bookmarks => spec("GET", "/api/v1/bookmarks", EachCamera(P::BookmarkView)),
+            Route::BookmarkCreate => {
+                spec("POST", "/api/v1/bookmarks", EachCamera(P::BookmarkCreate)).audited("bookmark.create")
+            }
+            Route::Bookmark { .. } => spec("GET", "/api/v1/bookmarks/{id}", EachCamera(P::BookmarkView)),
+            Route::BookmarkPut { .. } => spec("PUT", "/api/v1/bookmarks/{id}", EachCamera(P::BookmarkEdit)),
+            Route::BookmarkDelete { .. } => {
+                spec("DELETE", "/api/v1/bookmarks/{id}", EachCamera(P::BookmarkDelete)).audited("bookmark.delete")
+            }
         }
     }
 
@@ -650,6 +673,12 @@ mod tests {
             ("POST", "/api/v1/incidents/projects/{id}/sequences", Recorder(P::IncidentProjectsManage)),
             ("DELETE", "/api/v1/incidents/projects/{id}/sequences/{seq}", Recorder(P::IncidentProjectsManage)),
             ("GET", "/api/v1/incidents/projects/{id}/log", Recorder(P::IncidentProjectsView)),
+            // Issue 15 (BK-1).
+            ("GET", "/api/v1/bookmarks", EachCamera(P::BookmarkView)),
+            ("POST", "/api/v1/bookmarks", EachCamera(P::BookmarkCreate)),
+            ("GET", "/api/v1/bookmarks/{id}", EachCamera(P::BookmarkView)),
+            ("PUT", "/api/v1/bookmarks/{id}", EachCamera(P::BookmarkEdit)),
+            ("DELETE", "/api/v1/bookmarks/{id}", EachCamera(P::BookmarkDelete)),
         ];
         let routes: Vec<(&str, &str)> = table.iter().map(|(m, p, _)| (*m, *p)).collect();
         assert_eq!(routes, super::super::ROUTES, "this table lists exactly the router's routes, in order");

@@ -71,6 +71,8 @@ pub fn effective_rules(configured: &[RuleConfig], cameras: &[CameraConfig]) -> V
             pre_roll_us: pre,
             stop,
             post_roll_us: post,
+            records: true,
+            creates_bookmark: false,
         });
     }
     for c in cameras {
@@ -84,6 +86,8 @@ pub fn effective_rules(configured: &[RuleConfig], cameras: &[CameraConfig]) -> V
                 pre_roll_us: 0,
                 stop: Stop::EndOfInterval,
                 post_roll_us: 0,
+                records: true,
+                creates_bookmark: false,
             });
         }
     }
@@ -112,7 +116,13 @@ pub struct Engine {
     profile_state: HashMap<usize, bool>,
     /// Where each action is recorded (LG-4); a disabled rule log stores nothing.
     rule_log: RuleLog,
+    /// Where "create bookmark" actions go (BK-1): a queue to the `bookmarks` thread, which never
+    /// blocks this one. None: the action is logged as not available.
+    bookmarks: Option<BookmarkSink>,
 }
+
+/// Takes a bookmark request of a rule's "create bookmark" action (BK-1) without blocking.
+pub type BookmarkSink = Arc<dyn Fn(crate::bookmark::Request) + Send + Sync>;
 
 impl Engine {
     pub fn new(
@@ -133,7 +143,14 @@ impl Engine {
             timers: BinaryHeap::new(),
             profile_state: HashMap::new(),
             rule_log,
+            bookmarks: None,
         }
+    }
+
+    /// Where the rules' "create bookmark" actions go (BK-1).
+    pub fn with_bookmarks(mut self, sink: BookmarkSink) -> Engine {
+        self.bookmarks = Some(sink);
+        self
     }
 
     fn profile_active(&self, name: &str, at_us: i64) -> bool {
@@ -204,6 +221,26 @@ impl Engine {
     fn start(&mut self, idx: usize, camera: &str, now_us: i64, cause: &str) {
         let rule = &self.rules[idx];
         let Some(cam) = self.camera(camera) else { return };
+        if rule.creates_bookmark {
+            // BK-1: the bookmark is made by the `bookmarks` thread (SQLite never blocks this one).
+            let message = match &self.bookmarks {
+                Some(sink) => {
+                    sink(crate::bookmark::Request {
+                        camera: camera.to_owned(),
+                        time_wall_us: now_us,
+                        headline: rule.name.clone(),
+                        description: format!("made by rule {:?} on {cause}", rule.name),
+                        by: format!("rule:{}", rule.name),
+                    });
+                    format!("create bookmark on {camera}")
+                }
+                None => format!("create bookmark on {camera}: no bookmark store"),
+            };
+            self.log_action(rule, cause, camera, now_us, message);
+        }
+        if !rule.records {
+            return;
+        }
         cam.control.start(&Self::reason_key(rule), rule.pre_roll_us, None);
         tracing::info!(rule = %rule.name, camera, "rule started recording");
         let message = format!("start recording on {camera} (pre-roll {} ms)", rule.pre_roll_us / 1000);
@@ -385,6 +422,8 @@ mod tests {
             pre_roll_us: 0,
             stop,
             post_roll_us,
+            records: true,
+            creates_bookmark: false,
         }
     }
 
@@ -523,10 +562,33 @@ mod tests {
             pre_roll_us: 0,
             stop: Stop::DelayUs(5_000_000),
             post_roll_us: 0,
+            records: true,
+            creates_bookmark: false,
         };
         let rules = effective_rules(&[configured], &cameras);
         let named: Vec<&RuleConfig> = rules.iter().filter(|r| r.name == RECORD_ON_BOOKMARK).collect();
         assert_eq!(named.len(), 1, "the configured rule replaces the default");
         assert_eq!(named[0].stop, Stop::DelayUs(5_000_000));
+    }
+
+    /// BK-1: a rule with the "create bookmark" action asks for one bookmark on the triggering
+    /// camera per trigger, headed by its name; without `start_recording` it records nothing.
+    #[test]
+    fn bk1_create_bookmark_action_asks_for_a_bookmark_on_the_triggering_camera() {
+        let mut r = rule("Doorbell bookmark", Trigger::Event(doorbell()), Stop::DelayUs(0), 0);
+        r.records = false;
+        r.creates_bookmark = true;
+        let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let a = asked.clone();
+        let (e, clock, cam) = engine(vec![r], vec![]);
+        let mut e = e.with_bookmarks(Arc::new(move |req: crate::bookmark::Request| a.lock().unwrap().push(req)));
+        raise(&mut e, &clock, doorbell());
+        e.on_tick();
+        let asked = asked.lock().unwrap();
+        assert_eq!(asked.len(), 1);
+        assert_eq!((asked[0].camera.as_str(), asked[0].headline.as_str()), ("cam", "Doorbell bookmark"));
+        assert_eq!(asked[0].time_wall_us, clock.realtime_us());
+        assert_eq!(asked[0].by, "rule:Doorbell bookmark");
+        assert!(!cam.control.is_active("rule:Doorbell bookmark", clock.realtime_us()), "no recording action");
     }
 }

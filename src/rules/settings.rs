@@ -43,7 +43,8 @@ impl CameraSet {
     }
 }
 
-/// A validated rule. Its only action pair is start/stop recording (RU-2, RU-6 subset).
+/// A validated rule. Its actions (RU-2, RU-6 subset): the start/stop recording pair, and
+/// "create bookmark" on the triggering camera (BK-1).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RuleConfig {
     pub name: String,
@@ -57,4 +58,10 @@ pub struct RuleConfig {
     pub stop: Stop,
     /// "Stop recording N s after", µs.
     pub post_roll_us: i64,
+    /// The start/stop recording pair (`start_recording` among the start actions).
+    pub records: bool,
+    /// BK-1: a bookmark on each camera the rule starts on (`create_bookmark`), its headline the
+    /// rule's name. Never on a rule triggered by Bookmark Reference Requested (config refuses it:
+    /// every bookmark raises that event, so the rule would trigger itself).
+    pub creates_bookmark: bool,
 }

@@ -832,9 +832,18 @@ pub(super) fn add_call(ctx: &Ctx, call: &mut Call, raw: &str) -> Result<Response
 pub(super) fn add_sequences(ctx: &Ctx, call: &mut Call, raw: &str) -> Result<Response, Error> {
     let b = body_object(call)?;
     let id = id_of("incident project", raw)?;
-    let seqs = match b.get("sequences") {
-        Some(v @ Value::Array(a)) if !a.is_empty() => sequences_of(ctx, call, Some(v))?,
-        _ => return Err(crate::err!(InvalidArgument, "`sequences` (a non-empty list) is required")),
+    // Issue 15 (BK-1): `{"bookmark": ID}` adds a bookmark as a sequence, its camera and range
+    // copied (`bookmarks::as_sequence`: bookmark_view on its camera, PR-11).
+    let seqs = match (b.get("bookmark"), b.get("sequences")) {
+        (Some(v), None) => vec![super::bookmarks::as_sequence(ctx, call, v)?],
+        (Some(_), Some(_)) => return Err(crate::err!(InvalidArgument, "give `sequences` or `bookmark`, not both")),
+        (None, Some(v @ Value::Array(a))) if !a.is_empty() => sequences_of(ctx, call, Some(v))?,
+        _ => {
+            return Err(crate::err!(
+                InvalidArgument,
+                "`sequences` (a non-empty list) or `bookmark` (a bookmark id) is required"
+            ))
+        }
     };
     let store = ctx.rec.incidents();
     let now_us = store.now_us();

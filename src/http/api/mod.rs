@@ -4,6 +4,7 @@
 //! body or query decides (PR-7, PR-11); they answer through `respond`'s helpers and never count,
 //! log or audit a refusal themselves.
 
+pub(super) mod bookmarks;
 pub(super) mod camera_test;
 pub(super) mod cameras;
 pub(super) mod config;
@@ -146,5 +147,11 @@ pub(super) fn handle(ctx: &Ctx, route: &Route, call: &mut Call) -> Result<Respon
         Route::IncidentProjectSequencesAdd { id } => incidents::add_sequences(ctx, call, id),
         Route::IncidentProjectSequenceDelete { id, seq } => incidents::remove_sequence(ctx, call, id, seq),
         Route::IncidentProjectLog { id } => incidents::log(ctx, call, id),
+        // Issue 15: bookmarks (BK-1).
+        Route::Bookmarks => bookmarks::list(ctx, call),
+        Route::BookmarkCreate => bookmarks::create(ctx, call),
+        Route::Bookmark { id } => bookmarks::get(ctx, call, id),
+        Route::BookmarkPut { id } => bookmarks::change(ctx, call, id),
+        Route::BookmarkDelete { id } => bookmarks::delete(ctx, call, id),
     }
 }
