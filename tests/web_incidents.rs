@@ -408,18 +408,21 @@ fn properties_page_creates_a_type_and_incidents_are_closed_to_a_user_without_per
     }
     browser.screenshot("dashboard-second-stream");
 
-    // The role editor offers the incident permissions and the evidence lock ones.
+    // The role editor offers the incident permissions, the evidence lock ones and the bookmark ones
+    // (BK-1; new databases give Operators all four).
     browser.goto(&rec.url_as(None, "/#/users/role/Operators"));
     let offered = browser.wait_js(
         PAGE_TIMEOUT,
         "const s = (p) => document.querySelector(`#role-editor select[data-permission=${p}][data-camera='']`); \
          const ps = ['incident_properties_view', 'incident_properties_manage', 'incident_projects_view', 'incident_projects_manage', \
-                     'evidence_lock_create', 'evidence_lock_view', 'evidence_lock_extend', 'evidence_lock_delete']; \
+                     'evidence_lock_create', 'evidence_lock_view', 'evidence_lock_extend', 'evidence_lock_delete', \
+                     'bookmark_view', 'bookmark_create', 'bookmark_edit', 'bookmark_delete']; \
          return ps.every(s) ? ps.map((p) => s(p).value) : null",
     );
     let offered = offered.unwrap_or_else(|| panic!("the role editor lacks permissions: {}", main_text(&browser)));
     assert_eq!(offered[3], "allow", "Operators' incident_projects_manage: {offered}");
     assert_eq!(offered[1], "", "Operators do not manage properties: {offered}");
+    assert_eq!(offered[8], "allow", "Operators' bookmark_view: {offered}");
 
     // A browser of her own: signing out and in again in one page races the sign-in form's
     // second rendering (a stale element), as tests/web_locks.rs sometimes shows.

@@ -139,8 +139,8 @@ fn the_locks_page_is_in_the_navigation_only_for_a_user_who_may_see_locks() {
     assert_eq!(reloaded, Some(json!(["yard", "expires"])), "after a reload: {}", main_text(&browser));
     browser.screenshots_at_both_widths("list-filtered", "h1", PAGE_TIMEOUT);
 
-    browser.find("#sign-out", PAGE_TIMEOUT).click();
-    browser.find("#login", PAGE_TIMEOUT);
+    // otto signs in in a browser of his own (signing out and in in one page races the form).
+    let browser = Browser::open("locks-otto");
     browser.goto(&rec.url_as(None, "/#/locks"));
     browser.sign_in("otto", PASSWORD);
     let refused = browser.wait_js(
@@ -548,18 +548,18 @@ fn buttons_show_only_what_the_user_may_do_on_every_camera_of_a_lock() {
     let buttons = "const r = document.querySelector('#locks-table tr[data-id]'); if (!r) return null; \
                    return {id: r.dataset.id, extend: !!r.querySelector('.lock-extend'), reduce: !!r.querySelector('.lock-reduce'), \
                            delete: !!r.querySelector('.lock-delete'), new: !!document.querySelector('#locks-new')}";
-    let sign_in_as = |browser: &Browser, user: &str, first: bool| {
-        if !first {
-            browser.find("#sign-out", PAGE_TIMEOUT).click();
-            browser.find("#login", PAGE_TIMEOUT);
-        }
+    // Each user signs in in a browser of their own: signing out and in again in one page raced the
+    // sign-in form's second rendering ("stale element reference"), as web_incidents found.
+    let sign_in_as = |user: &str| {
+        let browser = Browser::open(&format!("locks-permissions-{user}"));
         browser.goto(&rec.url_as(None, "/#/locks"));
         browser.sign_in(user, if user == ADMIN { ADMIN_PASSWORD } else { PASSWORD });
-        browser.wait_js(PAGE_TIMEOUT, buttons).unwrap_or_else(|| panic!("{user} sees no lock: {}", main_text(browser)))
+        let seen =
+            browser.wait_js(PAGE_TIMEOUT, buttons).unwrap_or_else(|| panic!("{user} sees no lock: {}", main_text(&browser)));
+        (browser, seen)
     };
 
-    let browser = Browser::open("locks-permissions");
-    let seen = sign_in_as(&browser, "vic", true);
+    let (browser, seen) = sign_in_as("vic");
     assert_eq!(seen, json!({"id": id, "extend": false, "reduce": false, "delete": false, "new": false}), "vic");
     let nav = browser.find("#nav", PAGE_TIMEOUT).text();
     assert!(nav.contains("Evidence locks"), "vic's navigation: {nav:?}");
@@ -573,7 +573,7 @@ fn buttons_show_only_what_the_user_may_do_on_every_camera_of_a_lock() {
     );
     assert!(refused.is_some(), "vic's extend page: {}", main_text(&browser));
 
-    let seen = sign_in_as(&browser, "dee", false);
+    let (browser, seen) = sign_in_as("dee");
     assert_eq!(seen, json!({"id": id, "extend": true, "reduce": false, "delete": false, "new": false}), "dee");
     browser.screenshot("door-deleter");
     // The Extend form offers the lock's cameras and no camera dee may not extend on.
@@ -585,13 +585,12 @@ fn buttons_show_only_what_the_user_may_do_on_every_camera_of_a_lock() {
     );
     assert_eq!(offered, Some(json!(["door", "yard"])), "dee's extend form: {}", main_text(&browser));
 
-    let seen = sign_in_as(&browser, "rae", false);
+    let (browser, seen) = sign_in_as("rae");
     assert_eq!(seen, json!({"id": id, "extend": false, "reduce": true, "delete": true, "new": false}), "rae");
 
     // cara may create locks but see none: playback offers her no lock link, which would lead to
     // a page refused to her (review finding 2).
-    browser.find("#sign-out", PAGE_TIMEOUT).click();
-    browser.find("#login", PAGE_TIMEOUT);
+    let browser = Browser::open("locks-permissions-cara");
     browser.goto(&rec.url_as(None, "/#/playback/door?span=600"));
     browser.sign_in("cara", PASSWORD);
     let shown = browser.wait_js(
@@ -603,7 +602,7 @@ fn buttons_show_only_what_the_user_may_do_on_every_camera_of_a_lock() {
     assert!(!nav.contains("Evidence locks"), "cara's navigation: {nav:?}");
 
     // The administrator may extend on every camera: the form offers `gate` too.
-    sign_in_as(&browser, ADMIN, false);
+    let (browser, _) = sign_in_as(ADMIN);
     browser.goto(&rec.url_as(None, &format!("/#/locks/{id}/extend")));
     let offered = browser.wait_js(
         PAGE_TIMEOUT,

@@ -9,7 +9,8 @@
 # Sets repo_root, bin, py and work, and checks that the release binary exists.
 bench_init() { # NAME
     repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-    bin="$repo_root/target/release/edgerec"
+    # EDGEREC_BIN: a copy of the release binary to measure while target/ is being rebuilt.
+    bin="${EDGEREC_BIN:-$repo_root/target/release/edgerec}"
     py=/usr/bin/python3
     if [[ ! -x "$bin" ]]; then
         echo "$1: $bin is missing; run cargo build --release --locked" >&2

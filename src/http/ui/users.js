@@ -14,7 +14,9 @@
    */
   const CAMERA_PERMISSIONS = ['read', 'view_live', 'playback', 'export', 'smart_search', 'manual_recording',
     // Issue 13 (EL-6, EL-7): the evidence lock permissions, per camera.
-    'evidence_lock_create', 'evidence_lock_view', 'evidence_lock_extend', 'evidence_lock_delete'];
+    'evidence_lock_create', 'evidence_lock_view', 'evidence_lock_extend', 'evidence_lock_delete',
+    // Issue 15 (BK-1): the bookmark permissions, per camera.
+    'bookmark_view', 'bookmark_create', 'bookmark_edit', 'bookmark_delete'];
   const RECORDER_PERMISSIONS = ['connect', 'status', 'read_config', 'edit_config', 'manage_users', 'read_logs', 'trigger_events'];
   /** Issue 15 (IM-12): the incident nodes' View and Manage (recorder scope; Manage implies View, P6). */
   const INCIDENT_PERMISSIONS = ['incident_properties_view', 'incident_properties_manage', 'incident_projects_view', 'incident_projects_manage'];
