@@ -129,6 +129,16 @@ impl Running {
     }
 }
 
+/// Where a stream comes from, without how it is reached (review-a 7): an RTSP URL (credentials
+/// are never in it: `config` moves them out), a V4L2 device, or the demo clip.
+fn stream_address(source: &crate::source::SourceSpec) -> String {
+    match source {
+        crate::source::SourceSpec::Demo => "demo:".to_owned(),
+        crate::source::SourceSpec::Rtsp { url, .. } => url.as_str().to_owned(),
+        crate::source::SourceSpec::V4l2(v) => format!("v4l2:{}", v.device.display()),
+    }
+}
+
 /// True when `new` differs from `old` only in its second stream, both have one and motion
 /// analyses the same stream in both: only the second stream's task restarts (review-a 4), so an
 /// edit of the sub stream (its URL, transport, V4L2 settings) never interrupts the recording.
@@ -571,15 +581,19 @@ impl Recorder {
     /// Issue 14 (MD-1): refuses a change that sets `record = "motion"` (with motion detection on)
     /// on a camera whose analysed stream is known, from its current session's description, to
     /// deliver a codec motion does not decode (H.265), since it would never record. Known only
-    /// while the analysed stream's source is the one running now: a new or changed stream's
+    /// while the analysed stream's address is the one running now and it is streaming (review-a
+    /// 7: a retrying one may have been switched on the device; credentials and transport do not
+    /// make another stream): a new or changed stream's
     /// codec is unknown until it connects, and a camera already recording on motion on the same
     /// stream is not a new setting (status says why it does not record).
     pub fn check_record_on_motion(&self, new: &Config) -> Result<(), Error> {
         use crate::camera::{CameraConfig, RecordMode};
         let old = self.config();
+        // Review-a 7: a stream is compared by its address only (URL without credentials, or the
+        // device), so a change of its password or transport in the same edit is still checked.
         let analysed = |c: &CameraConfig| match (c.motion_on_second_stream(), &c.second_stream) {
-            (true, Some(s)) => s.source.clone(),
-            _ => c.source.clone(),
+            (true, Some(s)) => stream_address(&s.source),
+            _ => stream_address(&c.source),
         };
         // Review-a 6: a camera that has a second stream not analysed is told to analyse it.
         let advice = |c: &CameraConfig| match (c.motion_on_second_stream(), c.second_stream.is_some()) {
@@ -594,10 +608,15 @@ impl Recorder {
                 continue;
             }
             let Some(stats) = self.camera(&c.id) else { continue };
-            let desc = if source == prev.source {
+            // Review-a 7: only a stream streaming now is known to deliver its codec; one that is
+            // retrying may have been switched on the device (status says it once it connects).
+            let desc = if source == stream_address(&prev.source) {
+                if stats.state() != CameraState::Streaming {
+                    continue;
+                }
                 stats.description.lock().expect("description lock").clone()
             } else if let (Some(s), Some(second)) = (&prev.second_stream, &stats.second) {
-                if s.source != source {
+                if stream_address(&s.source) != source || second.state() != CameraState::Streaming {
                     continue;
                 }
                 second.description.lock().expect("description lock").clone()
@@ -1081,6 +1100,36 @@ impl HealthWatcher {
 #[cfg(test)]
 mod tests {
     use super::{retention_event, EventKind};
+
+    /// Issue 14, review-a 7 (MD-1): the record-on-motion check compares streams by address:
+    /// another password, user or transport is the same stream; another path or device is not.
+    #[test]
+    fn md1_streams_compare_by_address_only() {
+        use crate::source::{RtspTransport, SourceSpec, V4l2Spec};
+        let rtsp = |path: &str, password: Option<&str>, transport| SourceSpec::Rtsp {
+            url: url::Url::parse(&format!("rtsp://cam.lan{path}")).unwrap(),
+            username: Some("admin".to_owned()),
+            password: password.map(str::to_owned),
+            transport,
+        };
+        let a = super::stream_address(&rtsp("/main", Some("old"), RtspTransport::Tcp));
+        assert_eq!(a, super::stream_address(&rtsp("/main", Some("new"), RtspTransport::Udp)));
+        assert_ne!(a, super::stream_address(&rtsp("/sub", Some("old"), RtspTransport::Tcp)));
+        assert!(!a.contains("old"), "{a}");
+        let v4l2 = |dev: &str, fps| {
+            SourceSpec::V4l2(V4l2Spec {
+                device: dev.into(),
+                format: None,
+                size: None,
+                fps,
+                bitrate_kbps: 2000,
+                keyframe_interval: std::time::Duration::from_secs(2),
+            })
+        };
+        let d = super::stream_address(&v4l2("/dev/video0", None));
+        assert_eq!(d, super::stream_address(&v4l2("/dev/video0", Some(15))));
+        assert_ne!(d, super::stream_address(&v4l2("/dev/video2", None)));
+    }
 
     /// Issue 13 point 3 (ST-7): the first deletion by the ring raises Deleting On Size Limit once,
     /// a later deletion by age Deleting On Retention Time once, and back; no deletion, no event.

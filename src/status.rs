@@ -52,7 +52,9 @@ pub struct CameraSnapshot {
     pub live_viewers: u64,
     /// Frames live viewers skipped because they fell behind (issue 12 point 4).
     pub live_skipped_frames: u64,
-    /// Key frames decoded for `snapshot.jpg` (at most one per GOP, however many ask).
+    /// Key frames made into `snapshot.jpg` (H.264: at most one decode per GOP, however many ask;
+    /// MJPEG: every frame is a key frame, so about one copy of the latest JPEG per request, no
+    /// decode; review-b 10).
     pub live_snapshot_decodes: u64,
     /// Bytes of media the camera's live hub holds (`live::Hub::held_bytes`, issue 12 point 4).
     pub live_hub_bytes: u64,

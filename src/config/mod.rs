@@ -1322,6 +1322,25 @@ fn v4l2_spec(
         }
         spec.keyframe_interval = Duration::from_millis((s * 1000.0).round() as u64);
     }
+    // Review-b 5 (decided: refused, not warned): a compressed format is recorded as the camera
+    // delivers it, so its bitrate and key frames are the camera's; a key that would silently do
+    // nothing is bad input (the operator would think the GOP, and so motion's key-frame cadence,
+    // was set). Without `format` the keys stand: they apply when the device gives a raw format.
+    if let Some(f) = spec.format.filter(|f| f.is_compressed()) {
+        let why = |what: &str| {
+            format!(
+                "{what} applies only to raw formats, which edgerec encodes; format {} is recorded as the camera \
+                 sends it, so its {what} is the camera's (leave the key out)",
+                f.name()
+            )
+        };
+        if let Some(v) = &r.bitrate_kbps {
+            return Err(origin.error(v, "camera.v4l2.bitrate_kbps", why("the bitrate")));
+        }
+        if let Some(v) = &r.keyframe_interval_s {
+            return Err(origin.error(v, "camera.v4l2.keyframe_interval_s", why("the key-frame interval")));
+        }
+    }
     Ok(SourceSpec::V4l2(spec))
 }
 
@@ -1590,6 +1609,15 @@ mod tests {
             ("bitrate_kbps = 10\n", "x.toml:9: key `camera.v4l2.bitrate_kbps`: 10 is outside 64..=50000"),
             ("keyframe_interval_s = 0.1\n", "x.toml:9: key `camera.v4l2.keyframe_interval_s`: 0.1 is outside 0.2..=60"),
             ("fsp = 25\n", "x.toml:9: unknown field `fsp`"),
+            // Review-b 5: keys that would do nothing for a format recorded as delivered.
+            (
+                "format = \"MJPG\"\nbitrate_kbps = 4000\n",
+                "x.toml:10: key `camera.v4l2.bitrate_kbps`: the bitrate applies only to raw formats",
+            ),
+            (
+                "format = \"H264\"\nkeyframe_interval_s = 1\n",
+                "x.toml:10: key `camera.v4l2.keyframe_interval_s`: the key-frame interval applies only to raw formats",
+            ),
         ];
         for (rest, want) in cases {
             let text = if rest.starts_with("source") { rest.to_owned() } else { format!("{v4l2}{rest}") };

@@ -169,7 +169,7 @@ fn camera_metrics(out: &mut Exposition, cameras: &[&CameraSnapshot]) {
         // Issue 12 point 4, review: snapshots cost one decode per key frame, not one per request.
         (
             "edgerec_live_snapshot_decodes_total",
-            "Key frames decoded for snapshot.jpg (at most one per GOP, however many ask).",
+            "Key frames made into snapshot.jpg (H.264: one decode per GOP at most; MJPEG: a copy per request).",
             Kind::Counter,
             |c| Value::U(c.live_snapshot_decodes),
         ),

@@ -430,7 +430,8 @@ pub struct Hub {
     /// camera and callers asking meanwhile wait for that result instead of decoding again.
     /// Never taken by `publish`.
     snapshot: Mutex<Option<(u64, SnapshotResult)>>,
-    /// Key frames decoded for snapshots (one per GOP at most, however many ask).
+    /// Key frames made into snapshots (H.264: decoded, one per GOP at most, however many ask;
+    /// MJPEG: copied, about one per request).
     snapshot_decodes: AtomicU64,
 }
 
@@ -829,7 +830,8 @@ impl Hub {
         Some(answer)
     }
 
-    /// Key frames decoded for snapshots.
+    /// Key frames made into snapshots (decoded, or for MJPEG copied: every MJPEG frame is a key
+    /// frame, so that is about one per request; review-b 10).
     pub fn snapshot_decodes(&self) -> u64 {
         self.snapshot_decodes.load(Ordering::Relaxed)
     }
