@@ -1048,10 +1048,17 @@ impl IncidentDb {
 
     /// Deletes at most `EXPIRE_BATCH` of the projects created more than the retention before
     /// `now_us`, oldest first, with all they hold (IM-7, I3), in one transaction; returns the ids
-    /// deleted (the caller writes the audit log). Fewer than `EXPIRE_BATCH` means none is left.
-    /// `IncidentStore::expire_now` calls it once per lock, so the API waits at most one batch
-    /// (review D finding 4).
+    /// deleted. Fewer than `EXPIRE_BATCH` means none is left. `IncidentStore::expire_now` calls
+    /// it once per lock, so the API waits at most one batch (review D finding 4).
     pub fn expire_batch(&mut self, now_us: i64) -> Result<Vec<i64>, Error> {
+        self.expire_batch_audited(now_us, &mut |_| {})
+    }
+
+    /// `expire_batch`, calling `audit` with the ids about to be deleted before the deletion
+    /// commits (review D finding 9): a kill between the two leaves audit lines of projects that
+    /// are still there (the next pass deletes and audits them again), never a deletion without
+    /// its audit line.
+    pub fn expire_batch_audited(&mut self, now_us: i64, audit: &mut dyn FnMut(&[i64])) -> Result<Vec<i64>, Error> {
         let days = self.settings()?.retention_days;
         let cutoff = now_us.saturating_sub(i64::from(days).saturating_mul(US_PER_DAY));
         let tx = self.tx()?;
@@ -1067,6 +1074,7 @@ impl IncidentDb {
             return Ok(ids);
         }
         delete_projects(&tx, &ids)?;
+        audit(&ids);
         tx.commit().map_err(sq("commit expiry"))?;
         Ok(ids)
     }
