@@ -577,7 +577,8 @@ fn im13_concurrency_answers_and_im14_paging() {
 }
 
 /// A store file that cannot be opened: the incident API answers 503 with the reason; the
-/// recorder runs on (status answers, cameras are there).
+/// recorder runs on (status answers, cameras are there); status says the store is unavailable
+/// and why; once the cause is gone the store opens again without a restart (review D finding 11).
 #[test]
 fn an_unopenable_incident_store_answers_503_and_the_recorder_runs_on() {
     let tmp = temp_dir();
@@ -590,23 +591,44 @@ fn an_unopenable_incident_store_answers_503_and_the_recorder_runs_on() {
     }
     let status = rec.status();
     assert_eq!(status["cameras"].as_array().unwrap().len(), 2, "{status}");
+    assert_eq!(status["incidents"]["available"], false, "{status}");
+    assert!(status["incidents"]["error"].as_str().is_some_and(|e| !e.is_empty()), "{status}");
+    std::fs::remove_dir(tmp.path().join("incidents.sqlite3")).unwrap();
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(60), || call(
+            &rec,
+            None,
+            "GET",
+            "/api/v1/incidents/projects",
+            None
+        )
+        .0 == 200),
+        "the store opens again once it can: {}",
+        rec.log_text()
+    );
+    let status = rec.status();
+    assert_eq!(status["incidents"], json!({"available": true, "error": null, "expiry_error": null}), "{status}");
 }
 
 /// kill -9 during project writes leaves the database consistent: three rounds of start, writes
-/// from two threads, kill -9; then `PRAGMA integrity_check` is ok and every listed project opens.
+/// from two threads, kill -9; then `PRAGMA integrity_check` is ok, every listed project opens, and
+/// every project confirmed (201 for it and for its comment) opens with its sequence and its
+/// comment (review D finding 10: the confirmed ids, not a count).
 #[test]
 fn kill9_during_project_writes_leaves_the_store_consistent() {
     let tmp = temp_dir();
     let mut rec = RecorderProc::start(tmp.path(), BODY);
     let (config, port) = (rec.config.clone(), rec.port);
-    let mut confirmed_total = 0;
+    let mut confirmed_all: Vec<(i64, String)> = Vec::new();
     for round in 0..3 {
         let stop = Arc::new(AtomicBool::new(false));
         let confirmed = Arc::new(AtomicU64::new(0));
+        let confirmed_ids = Arc::new(std::sync::Mutex::new(Vec::new()));
         let url = rec.url("");
         let writers: Vec<_> = (0..2)
             .map(|w| {
                 let (stop, confirmed, url) = (stop.clone(), confirmed.clone(), url.clone());
+                let confirmed_ids = confirmed_ids.clone();
                 std::thread::spawn(move || {
                     let mut i = 0;
                     while !stop.load(Ordering::SeqCst) {
@@ -626,11 +648,14 @@ fn kill9_during_project_writes_leaves_the_store_consistent() {
                             break;
                         }
                         let id = r.json()["id"].as_i64().unwrap();
-                        let c = json!({"text": format!("comment {i}")}).to_string();
+                        let text = format!("round {round} writer {w} comment {i}");
+                        let c = json!({ "text": text }).to_string();
                         let path = format!("{url}/api/v1/incidents/projects/{id}/comments");
-                        if http_request("POST", &path, &h, c.as_bytes()).is_err() {
-                            break;
+                        match http_request("POST", &path, &h, c.as_bytes()) {
+                            Ok(r) if r.status == 201 => {}
+                            _ => break,
                         }
+                        confirmed_ids.lock().unwrap().push((id, text));
                         confirmed.fetch_add(1, Ordering::SeqCst);
                     }
                 })
@@ -647,7 +672,7 @@ fn kill9_during_project_writes_leaves_the_store_consistent() {
         for w in writers {
             w.join().unwrap();
         }
-        confirmed_total += confirmed.load(Ordering::SeqCst);
+        confirmed_all.extend(confirmed_ids.lock().unwrap().drain(..));
         let db = rusqlite::Connection::open(tmp.path().join("incidents.sqlite3")).unwrap();
         let check: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
         assert_eq!(check, "ok", "round {round}");
@@ -671,7 +696,14 @@ fn kill9_during_project_writes_leaves_the_store_consistent() {
             None => break,
         }
     }
-    assert!(listed as u64 >= confirmed_total, "{listed} listed, {confirmed_total} confirmed");
+    assert!(listed >= confirmed_all.len(), "{listed} listed, {} confirmed", confirmed_all.len());
+    for (id, comment) in &confirmed_all {
+        let got = ok(&rec, None, "GET", &format!("/api/v1/incidents/projects/{id}"), None, 200);
+        assert_eq!(got["sequences"].as_array().unwrap().len(), 1, "confirmed project {id}: {got}");
+        let comments: Vec<&str> =
+            got["comments"].as_array().unwrap().iter().filter_map(|c| c["text"].as_str()).collect();
+        assert_eq!(comments, [comment.as_str()], "confirmed project {id} keeps its confirmed comment");
+    }
 }
 
 /// Two cameras recording the demo clip from the real RTSP server (GStreamer): "door" (named

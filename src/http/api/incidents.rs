@@ -687,9 +687,12 @@ pub(super) fn get(ctx: &Ctx, call: &Call, raw: &str) -> Result<Response, Error> 
     let id = id_of("incident project", raw)?;
     let store = ctx.rec.incidents();
     let now_us = store.now_us();
+    // Review D finding 5: a HEAD opens nothing, and repeated opens by one user fold into one line.
     let p = {
         let mut db = store.db()?;
-        db.note(id, &call.eff.user, now_us, "opened", "")?;
+        if !is_head(call) {
+            db.note_open(id, &call.eff.user, now_us)?;
+        }
         db.project(id)?
     };
     Ok(tagged(200, p.revision, &project_json(call, p)))
