@@ -1408,3 +1408,40 @@ pub(super) fn export(ctx: &Ctx, call: &Call, raw: &str) -> Result<Response, Erro
         .with_header("Content-Disposition", &format!("attachment; filename=\"incident-{id}.zip\""))
         .with_header("Cache-Control", "no-store"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{jpeg_has_dht, mjpeg_thumbnail};
+
+    /// `jpeg` without its DHT segments, as UVC cameras send MJPEG frames.
+    fn without_dht(jpeg: &[u8]) -> Vec<u8> {
+        let mut out = jpeg[..2].to_vec();
+        let mut i = 2;
+        while i + 4 <= jpeg.len() && jpeg[i + 1] != 0xda {
+            let len = 2 + usize::from(u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]));
+            if jpeg[i + 1] != 0xc4 {
+                out.extend_from_slice(&jpeg[i..i + len]);
+            }
+            i += len;
+        }
+        out.extend_from_slice(&jpeg[i..]);
+        out
+    }
+
+    /// IM-8, review D finding 8: an MJPEG frame with Huffman tables is the thumbnail as it is;
+    /// one without (UVC) is no thumbnail, with a reason that makes the report incomplete.
+    #[test]
+    fn im8_an_mjpeg_frame_without_huffman_tables_is_no_thumbnail() {
+        let mut jpeg = Vec::new();
+        jpeg_encoder::Encoder::new(&mut jpeg, 85)
+            .encode(&[90u8; 64 * 48 * 3], 64, 48, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        assert!(jpeg_has_dht(&jpeg));
+        assert_eq!(mjpeg_thumbnail(jpeg.clone()).unwrap(), jpeg);
+        let bare = without_dht(&jpeg);
+        assert!(bare.len() < jpeg.len() && !jpeg_has_dht(&bare));
+        let why = mjpeg_thumbnail(bare).unwrap_err();
+        assert!(why.contains("no Huffman tables"), "{why}");
+        assert!(!jpeg_has_dht(b"not a jpeg"));
+    }
+}
