@@ -383,6 +383,8 @@ fn endpoints() -> Vec<(&'static str, &'static str, bool, bool)> {
         ("POST", "/api/v1/incidents/projects/999999/sequences", false, true),
         ("DELETE", "/api/v1/incidents/projects/999999/sequences/1", false, true),
         ("GET", "/api/v1/incidents/projects/999999/log", false, false),
+        ("GET", "/api/v1/incidents/projects/999999/report.pdf", false, false),
+        ("GET", "/api/v1/incidents/projects/999999/export.zip", false, false),
     ]
 }
 
@@ -422,7 +424,7 @@ fn im12_permission_matrix_none_view_manage_on_every_endpoint() {
             cases += 1;
         }
     }
-    assert_eq!(cases, 8 * 23);
+    assert_eq!(cases, 8 * 25);
     // A refusal is audited as denied (an access decision, not incident activity).
     let denied =
         incident_audit(&rec).into_iter().filter(|(u, a, o)| u == "nn" && a == "incident.type.add" && o == "denied");
@@ -575,7 +577,8 @@ fn im13_concurrency_answers_and_im14_paging() {
 }
 
 /// A store file that cannot be opened: the incident API answers 503 with the reason; the
-/// recorder runs on (status answers, cameras are there).
+/// recorder runs on (status answers, cameras are there); status says the store is unavailable
+/// and why; once the cause is gone the store opens again without a restart (review D finding 11).
 #[test]
 fn an_unopenable_incident_store_answers_503_and_the_recorder_runs_on() {
     let tmp = temp_dir();
@@ -588,23 +591,44 @@ fn an_unopenable_incident_store_answers_503_and_the_recorder_runs_on() {
     }
     let status = rec.status();
     assert_eq!(status["cameras"].as_array().unwrap().len(), 2, "{status}");
+    assert_eq!(status["incidents"]["available"], false, "{status}");
+    assert!(status["incidents"]["error"].as_str().is_some_and(|e| !e.is_empty()), "{status}");
+    std::fs::remove_dir(tmp.path().join("incidents.sqlite3")).unwrap();
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(60), || call(
+            &rec,
+            None,
+            "GET",
+            "/api/v1/incidents/projects",
+            None
+        )
+        .0 == 200),
+        "the store opens again once it can: {}",
+        rec.log_text()
+    );
+    let status = rec.status();
+    assert_eq!(status["incidents"], json!({"available": true, "error": null, "expiry_error": null}), "{status}");
 }
 
 /// kill -9 during project writes leaves the database consistent: three rounds of start, writes
-/// from two threads, kill -9; then `PRAGMA integrity_check` is ok and every listed project opens.
+/// from two threads, kill -9; then `PRAGMA integrity_check` is ok, every listed project opens, and
+/// every project confirmed (201 for it and for its comment) opens with its sequence and its
+/// comment (review D finding 10: the confirmed ids, not a count).
 #[test]
 fn kill9_during_project_writes_leaves_the_store_consistent() {
     let tmp = temp_dir();
     let mut rec = RecorderProc::start(tmp.path(), BODY);
     let (config, port) = (rec.config.clone(), rec.port);
-    let mut confirmed_total = 0;
+    let mut confirmed_all: Vec<(i64, String)> = Vec::new();
     for round in 0..3 {
         let stop = Arc::new(AtomicBool::new(false));
         let confirmed = Arc::new(AtomicU64::new(0));
+        let confirmed_ids = Arc::new(std::sync::Mutex::new(Vec::new()));
         let url = rec.url("");
         let writers: Vec<_> = (0..2)
             .map(|w| {
                 let (stop, confirmed, url) = (stop.clone(), confirmed.clone(), url.clone());
+                let confirmed_ids = confirmed_ids.clone();
                 std::thread::spawn(move || {
                     let mut i = 0;
                     while !stop.load(Ordering::SeqCst) {
@@ -624,11 +648,14 @@ fn kill9_during_project_writes_leaves_the_store_consistent() {
                             break;
                         }
                         let id = r.json()["id"].as_i64().unwrap();
-                        let c = json!({"text": format!("comment {i}")}).to_string();
+                        let text = format!("round {round} writer {w} comment {i}");
+                        let c = json!({ "text": text }).to_string();
                         let path = format!("{url}/api/v1/incidents/projects/{id}/comments");
-                        if http_request("POST", &path, &h, c.as_bytes()).is_err() {
-                            break;
+                        match http_request("POST", &path, &h, c.as_bytes()) {
+                            Ok(r) if r.status == 201 => {}
+                            _ => break,
                         }
+                        confirmed_ids.lock().unwrap().push((id, text));
                         confirmed.fetch_add(1, Ordering::SeqCst);
                     }
                 })
@@ -645,7 +672,7 @@ fn kill9_during_project_writes_leaves_the_store_consistent() {
         for w in writers {
             w.join().unwrap();
         }
-        confirmed_total += confirmed.load(Ordering::SeqCst);
+        confirmed_all.extend(confirmed_ids.lock().unwrap().drain(..));
         let db = rusqlite::Connection::open(tmp.path().join("incidents.sqlite3")).unwrap();
         let check: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
         assert_eq!(check, "ok", "round {round}");
@@ -669,5 +696,323 @@ fn kill9_during_project_writes_leaves_the_store_consistent() {
             None => break,
         }
     }
-    assert!(listed as u64 >= confirmed_total, "{listed} listed, {confirmed_total} confirmed");
+    assert!(listed >= confirmed_all.len(), "{listed} listed, {} confirmed", confirmed_all.len());
+    for (id, comment) in &confirmed_all {
+        let got = ok(&rec, None, "GET", &format!("/api/v1/incidents/projects/{id}"), None, 200);
+        assert_eq!(got["sequences"].as_array().unwrap().len(), 1, "confirmed project {id}: {got}");
+        let comments: Vec<&str> =
+            got["comments"].as_array().unwrap().iter().filter_map(|c| c["text"].as_str()).collect();
+        assert_eq!(comments, [comment.as_str()], "confirmed project {id} keeps its confirmed comment");
+    }
+}
+
+/// Two cameras recording the demo clip from the real RTSP server (GStreamer): "door" (named
+/// "Hall 2 door") and "yard". Returns the server, the recorder and a range `[from, to)` both
+/// recorded, for the report's thumbnails (IM-8) and the export's MP4s (IM-9).
+fn recording_pair(dir: &std::path::Path) -> (common::RtspServer, RecorderProc, i64, i64) {
+    let clip = format!("file:{}", common::demo_clip_path().display());
+    let server = common::RtspServer::start(&[("/door", &clip), ("/yard", &clip)]);
+    let body = format!(
+        "[[storage]]\nid = \"main\"\nsize = \"64MiB\"\nsegment_size = \"2MiB\"\nsync_interval_ms = 200\n\
+         [[camera]]\nid = \"door\"\nname = \"Hall 2 door\"\nsource = \"{}\"\n[camera.motion]\nenabled = false\n\
+         [[camera]]\nid = \"yard\"\nsource = \"{}\"\n[camera.motion]\nenabled = false\n",
+        server.url("/door"),
+        server.url("/yard")
+    );
+    let rec = RecorderProc::start(dir, &body);
+    let (from, to) = common::wait_for(std::time::Duration::from_secs(90), || {
+        let (d, y) = (rec.recordings("door"), rec.recordings("yard"));
+        let (d, y) = (d.first()?, y.first()?);
+        let (from, to) = (d.0.max(y.0), d.1.min(y.1));
+        (to - from >= 5_000_000).then_some((from + 1_000_000, to - 1_000_000))
+    })
+    .unwrap_or_else(|| panic!("both cameras never recorded 5 s together: {}", rec.log_text()));
+    (server, rec, from, to)
+}
+
+/// The IM-18 workplace-injury project, every field filled: type, status, the "Reason" category,
+/// the "Number of people injured" and "Witness" data fields, a comment and a call, and three
+/// sequences: door and yard over `[from, to)`, and door in May 2026, long before anything was
+/// recorded (media gone). Returns the project's id.
+fn injury_project(rec: &RecorderProc, from: i64, to: i64) -> i64 {
+    let (types, statuses, reasons) = workplace_injury(rec);
+    ok(
+        rec,
+        None,
+        "PUT",
+        "/api/v1/incidents/properties/data-fields/text_1",
+        Some(json!({"enabled": true, "name": "Witness"})),
+        200,
+    );
+    ok(
+        rec,
+        None,
+        "PUT",
+        "/api/v1/incidents/properties/settings",
+        Some(json!({"retention_days": 30, "report_title": "Acme Logistics - Site Security"})),
+        200,
+    );
+    let seq = |camera: &str, a: i64, b: i64| json!({"camera": camera, "start_wall_us": a, "end_wall_us": b});
+    let p = ok(
+        rec,
+        None,
+        "POST",
+        "/api/v1/incidents/projects",
+        Some(json!({
+            "name": "Slip in the storage room",
+            "description": "An employee slipped on a wet floor near the door of hall 2",
+            "type_id": types[0],
+            "sequences": [seq("door", from, to), seq("yard", from, to), seq("door", T0, T0 + 60_000_000)],
+        })),
+        201,
+    );
+    let id = p["id"].as_i64().unwrap();
+    let base = format!("/api/v1/incidents/projects/{id}");
+    ok(
+        rec,
+        None,
+        "PUT",
+        &base,
+        Some(json!({
+            "status_id": statuses[1],
+            "categories": {"1": reasons[0]},
+            "data": {"whole_number_1": 1, "text_1": "Maria Jensen, forklift driver"},
+        })),
+        200,
+    );
+    ok(rec, None, "POST", &format!("{base}/comments"), Some(json!({"text": "Floor was mopped; no sign was out"})), 201);
+    ok(
+        rec,
+        None,
+        "POST",
+        &format!("{base}/calls"),
+        Some(json!({"party": "Emergency contact (spouse)", "direction": "outgoing", "call_wall_us": from,
+                    "notes": "Informed, will come to the hospital"})),
+        201,
+    );
+    id
+}
+
+/// What `pdftotext` reads of a PDF, and how many images `pdfimages -list` finds in it.
+fn pdf_text_and_images(dir: &std::path::Path, pdf: &[u8]) -> (String, usize) {
+    let path = dir.join("report.pdf");
+    std::fs::write(&path, pdf).unwrap();
+    let text = std::process::Command::new("pdftotext").arg(&path).arg("-").output().unwrap();
+    assert!(text.status.success(), "pdftotext: {}", String::from_utf8_lossy(&text.stderr));
+    let list = std::process::Command::new("pdfimages").arg("-list").arg(&path).output().unwrap();
+    assert!(list.status.success(), "pdfimages: {}", String::from_utf8_lossy(&list.stderr));
+    let list = String::from_utf8_lossy(&list.stdout).into_owned();
+    // Two header lines, then one line per image.
+    let images = list.lines().skip(2).filter(|l| !l.trim().is_empty()).count();
+    (String::from_utf8_lossy(&text.stdout).into_owned(), images)
+}
+
+fn get_bytes(rec: &RecorderProc, user: Option<(&str, &str)>, path: &str) -> common::HttpResponse {
+    let url = match user {
+        Some(u) => rec.url_as(Some(u), path),
+        None => rec.url(path),
+    };
+    http_request("GET", &url, &[], &[]).unwrap()
+}
+
+/// IM-8: `GET …/report.pdf` on a project with every field (IM-18's workplace injury), read back
+/// with `pdftotext`: the main title and "Incident report", every textual field, the comment, the
+/// call, the sequences; one thumbnail per sequence with a recording (`pdfimages -list`); a
+/// sequence whose media is gone says so and the report is still complete. PR-11: for a user who
+/// may not read "yard", its sequence shows no camera and no thumbnail. IM-11: a generated report
+/// is in the project's log and in the audit log (target "incident project N").
+#[test]
+fn im8_report_pdf_holds_every_field_thumbnails_and_hides_cameras() {
+    let tmp = temp_dir();
+    let (_server, rec, from, to) = recording_pair(tmp.path());
+    let id = injury_project(&rec, from, to);
+    let path = format!("/api/v1/incidents/projects/{id}/report.pdf");
+
+    let r = get_bytes(&rec, None, &path);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("Content-Type"), Some("application/pdf"));
+    assert_eq!(r.header("X-Edgerec-Report-Incomplete"), Some("0"), "gone media is a fact, not a failure");
+    let (text, images) = pdf_text_and_images(tmp.path(), &r.body);
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    for want in [
+        "Acme Logistics - Site Security",
+        "Incident report",
+        "Slip in the storage room",
+        "An employee slipped on a wet floor near the door of hall 2",
+        "Type: Workplace injury - employee",
+        "Status: In progress",
+        "Reason: Slippery floor",
+        "Number of people injured: 1",
+        "Witness: Maria Jensen, forklift driver",
+        "Floor was mopped; no sign was out",
+        "Outgoing call to Emergency contact (spouse)",
+        "Informed, will come to the hospital",
+        "Hall 2 door (door)",
+        "yard",
+        "No recording of this range remains",
+        "by admin",
+    ] {
+        assert!(flat.contains(want), "the report lacks {want:?}:\n{text}");
+    }
+    assert!(!flat.contains("INCOMPLETE"), "{text}");
+    assert_eq!(images, 2, "one thumbnail per sequence with a recording (door, yard)");
+
+    // PR-11: dora reads door only; the yard sequence is listed without its camera or picture.
+    put_role(
+        &rec,
+        "door-viewer",
+        json!([{"permission": "read", "camera": "door", "allow": true},
+               {"permission": "incident_projects_view", "allow": true}]),
+    );
+    add_user(&rec, "dora", "Dora-pass-12", &["door-viewer"]);
+    let r = get_bytes(&rec, Some(("dora", "Dora-pass-12")), &path);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (text, images) = pdf_text_and_images(tmp.path(), &r.body);
+    assert!(!text.contains("yard"), "a hidden camera is not named: {text}");
+    assert!(text.contains("a camera not available to you"), "{text}");
+    assert!(text.contains("Hall 2 door"), "{text}");
+    assert_eq!(images, 1, "no thumbnail of the hidden camera");
+
+    // IM-11: both reports are in the project's log and in the audit log, naming the project.
+    let log = ok(&rec, None, "GET", &format!("/api/v1/incidents/projects/{id}/log"), None, 200);
+    let generated: Vec<&Value> =
+        log["entries"].as_array().unwrap().iter().filter(|e| e["action"] == "report_generated").collect();
+    assert_eq!(generated.len(), 2, "{log}");
+    assert_eq!((generated[0]["user"].as_str(), generated[1]["user"].as_str()), (Some("admin"), Some("dora")));
+    let audit = ok(&rec, None, "GET", "/api/v1/logs?kind=audit&limit=1000", None, 200);
+    let reports: Vec<&Value> =
+        audit["entries"].as_array().unwrap().iter().filter(|e| e["action"] == "incident.project.report").collect();
+    assert_eq!(reports.len(), 2, "{audit}");
+    for e in reports {
+        assert_eq!(e["target"], format!("incident project {id}"), "{e}");
+        assert_eq!(e["outcome"], "granted", "{e}");
+    }
+    // A HEAD generates nothing to keep: neither log grows.
+    let head = http_request("HEAD", &rec.url(&path), &[], &[]).unwrap();
+    assert_eq!(head.status, 200);
+    let log = ok(&rec, None, "GET", &format!("/api/v1/incidents/projects/{id}/log"), None, 200);
+    assert_eq!(log["entries"].as_array().unwrap().iter().filter(|e| e["action"] == "report_generated").count(), 2);
+}
+
+/// Unzips `zip` into `dir` and returns the manifest.
+fn unzip(dir: &std::path::Path, zip: &[u8]) -> Value {
+    std::fs::create_dir_all(dir).unwrap();
+    let file = dir.join("archive.zip");
+    std::fs::write(&file, zip).unwrap();
+    let out = std::process::Command::new("unzip").arg("-o").arg(&file).arg("-d").arg(dir).output().unwrap();
+    assert!(
+        out.status.success(),
+        "unzip: {} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let test = std::process::Command::new("unzip").arg("-t").arg(&file).output().unwrap();
+    assert!(test.status.success(), "unzip -t: {}", String::from_utf8_lossy(&test.stdout));
+    serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+/// IM-9: `GET …/export.zip` holds report.pdf, one MP4 per sequence with media (each passes
+/// `ffprobe` and `ffmpeg -xerror`, and is byte for byte the camera's own export of the range),
+/// and a manifest listing every sequence with included or not and why: gone media, a camera the
+/// user lacks `export` on (listed, not included), a camera the user may not read (hidden, no
+/// name). IM-11: an export is in the project's log only.
+#[test]
+fn im9_export_zip_holds_report_mp4s_and_a_manifest_of_exclusions() {
+    let tmp = temp_dir();
+    let (_server, rec, from, to) = recording_pair(tmp.path());
+    let id = injury_project(&rec, from, to);
+    let path = format!("/api/v1/incidents/projects/{id}/export.zip");
+
+    let r = get_bytes(&rec, None, &path);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("Content-Type"), Some("application/zip"));
+    let dir = tmp.path().join("admin");
+    let manifest = unzip(&dir, &r.body);
+    let seqs = manifest["sequences"].as_array().unwrap();
+    assert_eq!(seqs.len(), 3, "{manifest}");
+    let t0 = common::recorder::rfc3339(T0);
+    let t0 = t0.trim_end_matches('Z');
+    let is_gone = |s: &Value| s["start"].as_str().unwrap().starts_with(t0);
+    // The sequence of `camera` over [from, to) (door's other one is the one of May 2026).
+    let of = |seqs: &[Value], camera: Option<&str>| -> Value {
+        seqs.iter()
+            .find(|s| s["camera"].as_str() == camera && !is_gone(s))
+            .unwrap_or_else(|| panic!("no sequence of {camera:?}: {seqs:?}"))
+            .clone()
+    };
+    assert_eq!(manifest["report_incomplete"], json!([]), "{manifest}");
+    let (text, images) = pdf_text_and_images(&dir, &std::fs::read(dir.join("report.pdf")).unwrap());
+    assert!(text.contains("Slip in the storage room"), "{text}");
+    assert_eq!(images, 2);
+    for camera in ["door", "yard"] {
+        let s = &of(seqs, Some(camera));
+        assert_eq!((s["camera"].as_str(), s["included"].as_bool()), (Some(camera), Some(true)), "{s}");
+        let mp4 = dir.join(s["file"].as_str().unwrap());
+        let probe = common::ffprobe_json(&mp4);
+        assert_eq!(probe["streams"][0]["codec_name"], "h264", "{probe}");
+        common::ffmpeg_decode_ok(&mp4).unwrap();
+        let own = get_bytes(
+            &rec,
+            None,
+            &format!(
+                "/api/v1/cameras/{camera}/export.mp4?from={}&to={}",
+                common::recorder::rfc3339(from),
+                common::recorder::rfc3339(to)
+            ),
+        );
+        assert_eq!(own.status, 200);
+        assert!(std::fs::read(&mp4).unwrap() == own.body, "{camera}: the camera's export, byte for byte");
+        assert_eq!(s["bytes"].as_u64(), Some(own.body.len() as u64));
+    }
+    let gone = seqs.iter().find(|s| is_gone(s)).unwrap();
+    assert_eq!((gone["camera"].as_str(), gone["included"].as_bool()), (Some("door"), Some(false)), "{manifest}");
+    assert!(gone["reason"].as_str().unwrap().contains("No recording of this range remains"), "{manifest}");
+
+    // A user with export on door only, and one who may read door only.
+    put_role(
+        &rec,
+        "door-exporter",
+        json!([{"permission": "read", "allow": true},
+               {"permission": "export", "camera": "door", "allow": true},
+               {"permission": "incident_projects_view", "allow": true}]),
+    );
+    add_user(&rec, "exa", "Exa-pass-123", &["door-exporter"]);
+    let r = get_bytes(&rec, Some(("exa", "Exa-pass-123")), &path);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let dir = tmp.path().join("exa");
+    let manifest = unzip(&dir, &r.body);
+    let seqs = manifest["sequences"].as_array().unwrap();
+    let door = of(seqs, Some("door"));
+    assert_eq!(door["included"], true, "{manifest}");
+    common::ffmpeg_decode_ok(dir.join(door["file"].as_str().unwrap())).unwrap();
+    let yard = of(seqs, Some("yard"));
+    assert_eq!(yard["included"], false, "listed, not included: {manifest}");
+    assert!(yard["reason"].as_str().unwrap().contains("export permission"), "{manifest}");
+    let mp4s =
+        std::fs::read_dir(&dir).unwrap().filter(|e| e.as_ref().unwrap().path().extension() == Some("mp4".as_ref()));
+    assert_eq!(mp4s.count(), 1, "only door's MP4 is in exa's archive");
+
+    put_role(
+        &rec,
+        "door-reader",
+        json!([{"permission": "read", "camera": "door", "allow": true},
+               {"permission": "incident_projects_view", "allow": true}]),
+    );
+    add_user(&rec, "dora", "Dora-pass-12", &["door-reader"]);
+    let r = get_bytes(&rec, Some(("dora", "Dora-pass-12")), &path);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let dir = tmp.path().join("dora");
+    let manifest = unzip(&dir, &r.body);
+    let seqs = manifest["sequences"].as_array().unwrap();
+    let hidden = of(seqs, None);
+    assert_eq!((hidden["hidden"].as_bool(), hidden["included"].as_bool()), (Some(true), Some(false)), "{manifest}");
+    assert!(!manifest.to_string().contains("yard"), "the hidden camera is not named: {manifest}");
+    assert_eq!(of(seqs, Some("door"))["included"], false, "dora lacks export on door: {manifest}");
+
+    // IM-11: exports are in the project's log, never in the audit log.
+    let log = ok(&rec, None, "GET", &format!("/api/v1/incidents/projects/{id}/log"), None, 200);
+    let exported = log["entries"].as_array().unwrap().iter().filter(|e| e["action"] == "exported").count();
+    assert_eq!(exported, 3, "{log}");
+    let audit = ok(&rec, None, "GET", "/api/v1/logs?kind=audit&limit=1000", None, 200);
+    assert!(!audit.to_string().contains("incident.project.export"), "{audit}");
 }

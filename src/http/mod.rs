@@ -135,6 +135,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/incidents/projects/{id}/sequences"),
     ("DELETE", "/api/v1/incidents/projects/{id}/sequences/{seq}"),
     ("GET", "/api/v1/incidents/projects/{id}/log"),
+    ("GET", "/api/v1/incidents/projects/{id}/report.pdf"),
+    ("GET", "/api/v1/incidents/projects/{id}/export.zip"),
     // Issue 15: bookmarks (BK-1).
     ("GET", "/api/v1/bookmarks"),
     ("POST", "/api/v1/bookmarks"),
@@ -249,7 +251,8 @@ fn route_and_answer(
     if let Ok(r) = &route {
         let spec = r.spec();
         seen.action = spec.action;
-        seen.target = r.target().map(str::to_owned);
+        // Review D finding 9: an incident route names its item ("incident project 42").
+        seen.target = r.target().map(str::to_owned).or_else(|| r.incident_target());
         // The only answers without a login (A1). A client the server cannot name is never
         // loopback nor on the local network (setup).
         if spec.access == Access::Public {

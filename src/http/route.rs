@@ -87,6 +87,8 @@ pub enum Route {
     IncidentProjectSequencesAdd { id: String },
     IncidentProjectSequenceDelete { id: String, seq: String },
     IncidentProjectLog { id: String },
+    IncidentProjectReport { id: String },
+    IncidentProjectExport { id: String },
     // Issue 15: bookmarks (BK-1).
     Bookmarks,
     BookmarkCreate,
@@ -279,6 +281,13 @@ impl Route {
                 Route::IncidentProjectSequenceDelete { id: s(id), seq: s(q) }
             }
             (Get | Head, ["api", "v1", "incidents", "projects", id, "log"]) => Route::IncidentProjectLog { id: s(id) },
+            // Issue 15, IM-8 and IM-9: the report and the export archive.
+            (Get | Head, ["api", "v1", "incidents", "projects", id, "report.pdf"]) => {
+                Route::IncidentProjectReport { id: s(id) }
+            }
+            (Get | Head, ["api", "v1", "incidents", "projects", id, "export.zip"]) => {
+                Route::IncidentProjectExport { id: s(id) }
+            }
             // Issue 15: bookmarks (BK-1).
             (Get | Head, ["api", "v1", "bookmarks"]) => Route::Bookmarks,
             (Post, ["api", "v1", "bookmarks"]) => Route::BookmarkCreate,
@@ -517,6 +526,20 @@ impl Route {
             Route::IncidentProjectLog { .. } => {
                 spec("GET", "/api/v1/incidents/projects/{id}/log", Recorder(P::IncidentProjectsView))
             }
+            // Issue 15, IM-8: the report reads the recordings for its thumbnails (a decode per
+            // sequence), so it holds a Download place; IM-11: a generated report is audited (and
+            // in the project's log). IM-9: the export archive streams MP4s (Download); PR-11 and
+            // `export` are checked per sequence by the handler; an export goes to the project's
+            // log only (IM-11), so the action here names refusals only.
+            Route::IncidentProjectReport { .. } => {
+                spec("GET", "/api/v1/incidents/projects/{id}/report.pdf", Recorder(P::IncidentProjectsView))
+                    .audited("incident.project.report")
+                    .capacity(Capacity::Download)
+            }
+            Route::IncidentProjectExport { .. } => {
+                spec("GET", "/api/v1/incidents/projects/{id}/export.zip", Recorder(P::IncidentProjectsView))
+                    .audited("incident.project.export")
+                    .capacity(Capacity::Download)
             // Issue 15 (BK-1): per-camera bookmark permissions, checked by the handler on the
             // bookmark's camera.
             Route::Bookmarks => spec("GET", "/api/v1/bookmarks", EachCamera(P::BookmarkView)),
@@ -579,6 +602,38 @@ impl Route {
             }
             Route::ConfigPut => Some("config"),
             _ => self.camera(),
+        }
+    }
+
+    /// What an audit entry of an incident route names (review D finding 9): the item and its
+    /// id, "incident project 42" for a project and everything in it, so a project's create,
+    /// report, delete and refusals are found under one target (`None`: not an incident route
+    /// with an id; a new item's handler names it once it has one).
+    pub fn incident_target(&self) -> Option<String> {
+        match self {
+            Route::IncidentTypePut { id } | Route::IncidentTypeDelete { id } => Some(format!("incident type {id}")),
+            Route::IncidentStatusPut { id } | Route::IncidentStatusDelete { id } => {
+                Some(format!("incident status {id}"))
+            }
+            Route::IncidentCategoryPut { slot } | Route::IncidentCategoryValueAdd { slot } => {
+                Some(format!("incident category {slot}"))
+            }
+            Route::IncidentCategoryValuePut { id } | Route::IncidentCategoryValueDelete { id } => {
+                Some(format!("category value {id}"))
+            }
+            Route::IncidentDataFieldPut { key } => Some(format!("incident data field {key}")),
+            Route::IncidentSettingsPut => Some("incident settings".to_owned()),
+            Route::IncidentProject { id }
+            | Route::IncidentProjectPut { id }
+            | Route::IncidentProjectDelete { id }
+            | Route::IncidentProjectComment { id }
+            | Route::IncidentProjectCall { id }
+            | Route::IncidentProjectSequencesAdd { id }
+            | Route::IncidentProjectSequenceDelete { id, .. }
+            | Route::IncidentProjectLog { id }
+            | Route::IncidentProjectReport { id }
+            | Route::IncidentProjectExport { id } => Some(format!("incident project {id}")),
+            _ => None,
         }
     }
 }
@@ -673,6 +728,8 @@ mod tests {
             ("POST", "/api/v1/incidents/projects/{id}/sequences", Recorder(P::IncidentProjectsManage)),
             ("DELETE", "/api/v1/incidents/projects/{id}/sequences/{seq}", Recorder(P::IncidentProjectsManage)),
             ("GET", "/api/v1/incidents/projects/{id}/log", Recorder(P::IncidentProjectsView)),
+            ("GET", "/api/v1/incidents/projects/{id}/report.pdf", Recorder(P::IncidentProjectsView)),
+            ("GET", "/api/v1/incidents/projects/{id}/export.zip", Recorder(P::IncidentProjectsView)),
             // Issue 15 (BK-1).
             ("GET", "/api/v1/bookmarks", EachCamera(P::BookmarkView)),
             ("POST", "/api/v1/bookmarks", EachCamera(P::BookmarkCreate)),

@@ -18,7 +18,7 @@ pub mod report;
 mod store;
 
 pub use db::{IncidentDb, INCIDENT_FILE};
-pub use store::{AuditSink, IncidentStore, EXPIRE_ACTION, EXPIRY_INTERVAL};
+pub use store::{AuditSink, DbGuard, IncidentStore, StoreState, EXPIRE_ACTION, EXPIRY_INTERVAL, REOPEN_INTERVAL};
 
 use crate::error::Error;
 
@@ -36,6 +36,15 @@ pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_TEXT_CHARS: usize = 10_000;
 /// The most projects one page of a list holds (IM-14).
 pub const MAX_PAGE: u32 = 500;
+/// The most comments, calls and sequences one project holds (review D finding 5): a project is
+/// read, reported and indexed whole, so what it holds is bounded; one more is refused with 413.
+pub const MAX_COMMENTS_PER_PROJECT: i64 = 1_000;
+pub const MAX_CALLS_PER_PROJECT: i64 = 1_000;
+pub const MAX_SEQUENCES_PER_PROJECT: i64 = 1_000;
+/// Opens of a project by the same user within this time after their last open are one line of
+/// its log (review D finding 5: a wall display refreshing every 5 s writes one line, not 17,280 a
+/// day).
+pub const OPEN_FOLD_US: i64 = 5 * 60 * 1_000_000;
 
 /// Which list of simple properties: incident types (IM-2) or statuses (IM-3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -35,6 +35,10 @@ pub struct ReportSequence {
     /// A JPEG of the recording at the sequence's start; `Err` says why there is none when one
     /// was expected (the report is then incomplete); `Ok(None)` when the recording holds none.
     pub thumbnail: Result<Option<Vec<u8>>, String>,
+    /// A fact printed under the sequence's line that does not make the report incomplete: its
+    /// media is gone (the media store's retention, IM-10), or its camera is not the reader's to
+    /// see (PR-11).
+    pub note: Option<String>,
 }
 
 /// Everything the report prints, resolved to text by the caller (property names, values).
@@ -270,7 +274,7 @@ pub fn render(input: &ReportInput) -> Report {
         .chain(input.fields.iter().flat_map(|(a, b)| [a.as_str(), b.as_str()]))
         .chain(input.comments.iter().flat_map(|(a, _, t)| [a.as_str(), t.as_str()]))
         .chain(input.calls.iter().flat_map(|(a, b)| [a.as_str(), b.as_str()]))
-        .chain(input.sequences.iter().map(|s| s.camera.as_str()));
+        .chain(input.sequences.iter().flat_map(|s| [s.camera.as_str(), s.note.as_deref().unwrap_or_default()]));
     if all_text.into_iter().any(|t| !win_ansi(t).1) {
         incomplete.push("some characters cannot be shown in the report's font and are printed as \"?\"".to_owned());
     }
@@ -322,6 +326,9 @@ pub fn render(input: &ReportInput) -> Report {
     let mut images = Vec::new();
     for (i, (s, thumb)) in input.sequences.iter().zip(&thumbs).enumerate() {
         w.paragraph(&format!("{}. {}: {} to {}", i + 1, s.camera, utc(s.start_wall_us), utc(s.end_wall_us)));
+        if let Some(note) = &s.note {
+            w.paragraph_indented(note, 4);
+        }
         if let Some(t) = thumb {
             let id = alloc();
             w.image(format!("Im{}", i + 1), id, t.width, t.height);

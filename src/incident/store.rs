@@ -30,9 +30,56 @@ pub const EXPIRE_ACTION: &str = "incident.project.expire";
 /// Writes one audit line: (action, target, detail), by the system.
 pub type AuditSink = Arc<dyn Fn(&str, &str, &str) + Send + Sync>;
 
+/// How long after a failed open the store tries again on use (review D finding 11): a transient
+/// failure (a full disk freed, a lock a backup tool held) heals without a restart, and a lasting
+/// one costs one open attempt per interval, not one per request.
+pub const REOPEN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The database, or why it could not be opened and when the next attempt may be made.
+enum Slot {
+    Open(IncidentDb),
+    Failed { reason: String, retry_at: Duration },
+}
+
+/// The incident store's state as `/api/v1/status` shows it (review D finding 11).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreState {
+    /// The database is open.
+    pub available: bool,
+    /// Why it is not (the last open's error).
+    pub error: Option<String>,
+    /// The last expiry pass's error, cleared by a pass that succeeds.
+    pub expiry_error: Option<String>,
+}
+
+/// The open database, one user at a time (what `IncidentStore::db` gives).
+pub struct DbGuard<'a>(MutexGuard<'a, Slot>);
+
+impl std::ops::Deref for DbGuard<'_> {
+    type Target = IncidentDb;
+    fn deref(&self) -> &IncidentDb {
+        match &*self.0 {
+            Slot::Open(db) => db,
+            Slot::Failed { .. } => unreachable!("a DbGuard is made only of an open slot"),
+        }
+    }
+}
+
+impl std::ops::DerefMut for DbGuard<'_> {
+    fn deref_mut(&mut self) -> &mut IncidentDb {
+        match &mut *self.0 {
+            Slot::Open(db) => db,
+            Slot::Failed { .. } => unreachable!("a DbGuard is made only of an open slot"),
+        }
+    }
+}
+
 pub struct IncidentStore {
-    /// The database, or why it could not be opened.
-    db: Result<Mutex<IncidentDb>, String>,
+    data_dir: std::path::PathBuf,
+    /// The database, or why it could not be opened (tried again on use, `REOPEN_INTERVAL`).
+    db: Mutex<Slot>,
+    /// The last expiry pass's error (status shows it).
+    expiry_error: Mutex<Option<String>>,
     clocks: Arc<dyn Clocks>,
     audit: OnceLock<AuditSink>,
     /// The wall clock and monotonic time at expiry's last accepted look, and the monotonic time
@@ -41,24 +88,62 @@ pub struct IncidentStore {
 }
 
 impl IncidentStore {
-    /// Opens `data_dir/incidents.sqlite3`; never fails (see the module doc): a failure is logged
-    /// and answered by every later use.
+    /// Opens `data_dir/incidents.sqlite3`; never fails (see the module doc): a failure is logged,
+    /// answered by every use until an open succeeds, and tried again on use at most once per
+    /// `REOPEN_INTERVAL` and by the expiry thread (review D finding 11).
     pub fn open(data_dir: &Path, clocks: Arc<dyn Clocks>) -> IncidentStore {
-        let db = IncidentDb::open(data_dir).map(Mutex::new).map_err(|e| {
-            tracing::error!("the incident store is unavailable (the recorder records on): {e}");
-            e.to_string()
-        });
+        let slot = Self::try_open(data_dir, clocks.as_ref());
         let wall = Mutex::new((WallAnchor::now(clocks.as_ref()), None));
-        IncidentStore { db, clocks, audit: OnceLock::new(), wall }
+        IncidentStore {
+            data_dir: data_dir.to_owned(),
+            db: Mutex::new(slot),
+            expiry_error: Mutex::new(None),
+            clocks,
+            audit: OnceLock::new(),
+            wall,
+        }
     }
 
-    /// The database, one user at a time; `Unavailable` (503) with the reason when it could not
-    /// be opened. A holder that panicked left no transaction open (rusqlite rolls back on drop),
-    /// so a poisoned lock is taken over.
-    pub fn db(&self) -> Result<MutexGuard<'_, IncidentDb>, Error> {
-        match &self.db {
-            Ok(m) => Ok(m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)),
-            Err(reason) => Err(crate::err!(Unavailable, "the incident store is unavailable: {reason}")),
+    fn try_open(data_dir: &Path, clocks: &dyn Clocks) -> Slot {
+        match IncidentDb::open(data_dir) {
+            Ok(db) => Slot::Open(db),
+            Err(e) => {
+                tracing::error!(
+                    "the incident store is unavailable (the recorder records on; tried again in {} s): {e}",
+                    REOPEN_INTERVAL.as_secs()
+                );
+                Slot::Failed { reason: e.to_string(), retry_at: clocks.monotonic() + REOPEN_INTERVAL }
+            }
+        }
+    }
+
+    /// The database, one user at a time; `Unavailable` (503) with the reason while it cannot be
+    /// opened (an open is tried again once `REOPEN_INTERVAL` has passed since the last). A
+    /// holder that panicked left no transaction open (rusqlite rolls back on drop), so a
+    /// poisoned lock is taken over.
+    pub fn db(&self) -> Result<DbGuard<'_>, Error> {
+        let mut slot = self.db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Slot::Failed { retry_at, .. } = &*slot {
+            if self.clocks.monotonic() >= *retry_at {
+                *slot = Self::try_open(&self.data_dir, self.clocks.as_ref());
+                if matches!(*slot, Slot::Open(_)) {
+                    tracing::info!("the incident store is open again");
+                }
+            }
+        }
+        match &*slot {
+            Slot::Open(_) => Ok(DbGuard(slot)),
+            Slot::Failed { reason, .. } => Err(crate::err!(Unavailable, "the incident store is unavailable: {reason}")),
+        }
+    }
+
+    /// What `/api/v1/status` shows of the store (review D finding 11). Does not try an open.
+    pub fn state(&self) -> StoreState {
+        let slot = self.db.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let expiry_error = self.expiry_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        match &*slot {
+            Slot::Open(_) => StoreState { available: true, error: None, expiry_error },
+            Slot::Failed { reason, .. } => StoreState { available: false, error: Some(reason.clone()), expiry_error },
         }
     }
 
@@ -90,18 +175,21 @@ impl IncidentStore {
         let mut all = Vec::new();
         let mut days = 0;
         while !stop.is_some_and(Shutdown::is_triggered) {
+            // Review D finding 9: the audit lines are written before the deletion commits, so
+            // no expiry goes unaudited, also when the process is killed in between.
             let ids = {
                 let mut db = self.db()?;
                 days = db.settings()?.retention_days;
-                db.expire_batch(now_us)?
+                db.expire_batch_audited(now_us, &mut |ids| {
+                    for id in ids {
+                        audit(
+                            EXPIRE_ACTION,
+                            &format!("incident project {id}"),
+                            &format!("retention of {days} days passed (IM-7)"),
+                        );
+                    }
+                })?
             };
-            for id in &ids {
-                audit(
-                    EXPIRE_ACTION,
-                    &format!("incident project {id}"),
-                    &format!("retention of {days} days passed (IM-7)"),
-                );
-            }
             let last = ids.len() < EXPIRE_BATCH;
             all.extend(ids);
             if last {
@@ -141,15 +229,17 @@ impl IncidentStore {
         true
     }
 
-    /// The expiry thread's body: `expire_now` every `EXPIRY_INTERVAL` until `stop`.
+    /// The expiry thread's body: `expire_now` every `EXPIRY_INTERVAL` until `stop`; a store that
+    /// could not be opened is tried again each time (review D finding 11), and the last pass's
+    /// error is kept for status.
     pub fn run_expiry(&self, stop: &Shutdown) {
-        if self.db.is_err() {
-            return;
-        }
         while !stop.wait_timeout(EXPIRY_INTERVAL) {
-            if let Err(e) = self.expire_until(Some(stop)) {
+            let r = self.expire_until(Some(stop));
+            if let Err(e) = &r {
                 tracing::warn!("incident project expiry failed (tried again in a minute): {e}");
             }
+            *self.expiry_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                r.err().map(|e| e.to_string());
         }
     }
 }
@@ -234,14 +324,25 @@ mod tests {
         assert_eq!(store.expire_now().unwrap(), vec![p.id], "a jump that lasts is accepted");
     }
 
-    /// A file that cannot be opened: every use is `Unavailable` (503) with the reason.
+    /// A file that cannot be opened: every use is `Unavailable` (503) with the reason, and the
+    /// state says so; once the cause is gone, a use after `REOPEN_INTERVAL` opens it (review D
+    /// finding 11), not one before.
     #[test]
-    fn an_unopenable_store_is_unavailable_with_its_reason() {
+    fn an_unopenable_store_is_unavailable_with_its_reason_and_is_tried_again() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join(crate::incident::INCIDENT_FILE)).unwrap();
-        let store = IncidentStore::open(dir.path(), Arc::new(crate::clocks::SystemClocks));
+        let blocker = dir.path().join(crate::incident::INCIDENT_FILE);
+        std::fs::create_dir(&blocker).unwrap();
+        let clocks = SimulatedClocks::following_system();
+        let store = IncidentStore::open(dir.path(), Arc::new(clocks.clone()));
         let e = store.db().err().expect("unavailable");
         assert_eq!(e.kind(), crate::ErrorKind::Unavailable);
         assert!(e.to_string().contains("incident store is unavailable"), "{e}");
+        let state = store.state();
+        assert!(!state.available && state.error.is_some(), "{state:?}");
+        std::fs::remove_dir(&blocker).unwrap();
+        assert!(store.db().is_err(), "not tried again before REOPEN_INTERVAL");
+        clocks.advance(REOPEN_INTERVAL);
+        store.db().expect("opened on use once the interval passed");
+        assert_eq!(store.state(), StoreState { available: true, error: None, expiry_error: None });
     }
 }

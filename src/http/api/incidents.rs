@@ -5,9 +5,10 @@
 //! - project create and delete → the project's log (written by `IncidentDb` in the change's
 //!   transaction, I4) and the audit log; a deleted project's log goes with it (I3), so the audit
 //!   line is what stays of a delete;
-//! - open (GET of one project), edits, comments, calls, sequence add and remove → the project's
-//!   log only: these handlers never call `Call::audit`, and the dispatcher audits only refusals
-//!   (`respond::exit`), which are access decisions, not incident activity.
+//! - report generated (IM-8) → the project's log and the audit log;
+//! - open (GET of one project), export (IM-9), edits, comments, calls, sequence add and remove →
+//!   the project's log only: these handlers never call `Call::audit`, and the dispatcher audits
+//!   only refusals (`respond::exit`), which are access decisions, not incident activity.
 //!
 //! Revisions follow the evidence lock API: a change or delete may send `If-Match: "N"` (the
 //! revision it was made against; another is 409) and every single item answers with `ETag: "N"`;
@@ -23,6 +24,7 @@ use crate::auth::perm::Permission;
 use crate::error::Error;
 use crate::http::exchange::{Body, Response};
 use crate::http::{query, respond, Ctx};
+use crate::incident::report;
 use crate::incident::{
     CallDirection, CallFields, Category, DataField, DataSlot, DataValue, Item, ItemFields, ListKind, NewProject,
     NewSequence, PageCursor, Project, ProjectChange, ProjectFilter, Sequence, SlotFields, StoreSettings,
@@ -685,9 +687,12 @@ pub(super) fn get(ctx: &Ctx, call: &Call, raw: &str) -> Result<Response, Error> 
     let id = id_of("incident project", raw)?;
     let store = ctx.rec.incidents();
     let now_us = store.now_us();
+    // Review D finding 5: a HEAD opens nothing, and repeated opens by one user fold into one line.
     let p = {
         let mut db = store.db()?;
-        db.note(id, &call.eff.user, now_us, "opened", "")?;
+        if !is_head(call) {
+            db.note_open(id, &call.eff.user, now_us)?;
+        }
         db.project(id)?
     };
     Ok(tagged(200, p.revision, &project_json(call, p)))
@@ -906,5 +911,546 @@ fn redact(call: &Call, action: &str, detail: String) -> String {
         detail
     } else {
         format!("{head}: a camera not available to you")
+    }
+}
+
+// ---- the report (IM-8) and the export archive (IM-9) ----
+
+/// How much of a sequence is planned for its thumbnail: an export starts at the key frame at or
+/// before its start, so a short plan finds the picture the sequence opens with without reading
+/// the frame tables of a long range.
+const THUMBNAIL_PLAN_US: i64 = 10_000_000;
+
+/// How many bytes of an MP4 the export archive copies per step: its memory besides one plan and
+/// one chunk of the media store (`ExportReader`).
+const ARCHIVE_STEP_BYTES: usize = 256 * 1024;
+
+/// What a report needs of a project, read under one lock of the store (the lock is not held
+/// while the recordings are read).
+struct ReportData {
+    project: Project,
+    types: Vec<Item>,
+    statuses: Vec<Item>,
+    categories: Vec<Category>,
+    data_fields: Vec<DataField>,
+    title: String,
+}
+
+fn report_data(ctx: &Ctx, id: i64) -> Result<ReportData, Error> {
+    let db = ctx.rec.incidents().db()?;
+    Ok(ReportData {
+        project: db.project(id)?,
+        types: db.items(ListKind::Type)?,
+        statuses: db.items(ListKind::Status)?,
+        categories: db.categories()?,
+        data_fields: db.data_fields()?,
+        title: db.settings()?.report_title,
+    })
+}
+
+fn name_of(items: &[Item], id: Option<i64>) -> String {
+    match id {
+        None => "(none)".to_owned(),
+        Some(id) => items.iter().find(|i| i.id == id).map_or_else(|| format!("#{id}"), |i| i.name.clone()),
+    }
+}
+
+fn data_text(v: &DataValue) -> String {
+    match v {
+        DataValue::WholeNumber(n) => n.to_string(),
+        DataValue::Decimal(x) => x.to_string(),
+        DataValue::Text(t) => t.clone(),
+        DataValue::CheckBox(b) => (if *b { "yes" } else { "no" }).to_owned(),
+        DataValue::DateTime(us) => report::utc(*us),
+    }
+}
+
+/// Every textual field of a project as (label, value) lines, property ids resolved to names.
+fn report_fields(d: &ReportData) -> Vec<(String, String)> {
+    let p = &d.project;
+    let mut out = vec![
+        ("Type".to_owned(), name_of(&d.types, p.type_id)),
+        ("Status".to_owned(), name_of(&d.statuses, p.status_id)),
+    ];
+    for (slot, value) in &p.categories {
+        let category = d.categories.iter().find(|c| c.slot == *slot);
+        let label = category.map_or_else(|| format!("Category {slot}"), |c| c.name.clone());
+        out.push((label, name_of(category.map_or(&[][..], |c| &c.values), Some(*value))));
+    }
+    for (slot, value) in &p.data {
+        let label = d.data_fields.iter().find(|f| f.slot == *slot).map_or_else(|| slot.key(), |f| f.name.clone());
+        out.push((label, data_text(value)));
+    }
+    out.push(("Created".to_owned(), format!("{} by {}", report::utc(p.created_wall_us), p.created_by)));
+    out.push((
+        "Last changed".to_owned(),
+        format!("{} by {} (revision {})", report::utc(p.changed_wall_us), p.changed_by, p.revision),
+    ));
+    out
+}
+
+/// Whether a JPEG carries Huffman tables (a DHT segment before its scan).
+fn jpeg_has_dht(jpeg: &[u8]) -> bool {
+    if !jpeg.starts_with(&[0xff, 0xd8]) {
+        return false;
+    }
+    let mut i = 2;
+    while i + 4 <= jpeg.len() {
+        if jpeg[i] != 0xff {
+            return false;
+        }
+        match jpeg[i + 1] {
+            0xc4 => return true,
+            0xda | 0xd9 => return false,
+            // Fill bytes and markers without a length.
+            0xff => i += 1,
+            0x01 | 0xd0..=0xd7 => i += 2,
+            _ => i += 2 + usize::from(u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]])),
+        }
+    }
+    false
+}
+
+/// An MJPEG frame as a report thumbnail (issue 14; review D finding 8). UVC cameras often leave
+/// the Huffman tables (DHT) out of their frames and rely on the standard ones, which a PDF reader
+/// does not supply: a frame with a DHT segment is embedded as it is, one without is no thumbnail
+/// and the report says it is incomplete. `motion::mjpeg::with_default_huffman_tables` (issue 14,
+/// another branch) inserts the standard tables; the lead calls it here when the branches meet.
+fn mjpeg_thumbnail(frame: Vec<u8>) -> Result<Vec<u8>, String> {
+    if jpeg_has_dht(&frame) {
+        Ok(frame)
+    } else {
+        Err("its MJPEG frame has no Huffman tables (no DHT segment), so it cannot be embedded".to_owned())
+    }
+}
+
+/// The note of a sequence whose media is gone: a fact, not a failure (IM-10).
+const MEDIA_GONE: &str =
+    "No recording of this range remains (never recorded, or removed by the media store's retention).";
+
+/// The thumbnail of a sequence (IM-8): the key frame its export opens with (at or before the
+/// start, at most one key frame interval earlier), as a JPEG; media that is gone is a note, a
+/// frame that cannot be read or decoded an `Err` (the report is then incomplete).
+fn thumbnail(ctx: &Ctx, s: &Sequence) -> (Result<Option<Vec<u8>>, String>, Option<String>) {
+    use crate::error::ErrorKind;
+    let gone = |e: &Error| matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Gone);
+    let to = s.end_wall_us.min(s.start_wall_us.saturating_add(THUMBNAIL_PLAN_US));
+    let tiers = super::recordings::storage_tiers(&ctx.rec, &s.camera);
+    let plan = match crate::store::export::ExportPlan::plan_across(tiers, &s.camera, s.start_wall_us, to) {
+        Ok(p) => std::sync::Arc::new(p),
+        Err(e) if gone(&e) => return (Ok(None), Some(MEDIA_GONE.to_owned())),
+        Err(e) => return (Err(format!("its recording could not be read: {e}")), None),
+    };
+    let (entry, frame) = match plan.first_video_sample() {
+        Ok(f) => f,
+        Err(e) if gone(&e) => return (Ok(None), Some("The recording of this range holds no video.".to_owned())),
+        Err(e) => return (Err(format!("its first key frame could not be read: {e}")), None),
+    };
+    let jpeg = if entry.codec() == crate::media::Codec::Mjpeg {
+        mjpeg_thumbnail(frame)
+    } else {
+        crate::motion::snapshot::key_frame_jpeg(&entry, &frame).map_err(|e| format!("its first key frame: {e}"))
+    };
+    (jpeg.map(Some), None)
+}
+
+/// How the report names a sequence's camera: its name and id, or nothing of it when the caller
+/// may not read it (PR-11).
+fn camera_label(ctx: &Ctx, call: &Call, camera: &str) -> Option<String> {
+    if !call.eff.can_see(camera) {
+        return None;
+    }
+    let config = ctx.rec.config();
+    Some(match config.cameras.iter().find(|c| c.id == camera) {
+        Some(c) if c.name != c.id => format!("{} ({})", c.name, c.id),
+        _ => camera.to_owned(),
+    })
+}
+
+/// Renders project `id`'s report for the caller (IM-8): PR-11 per sequence (a hidden camera's
+/// sequence is listed without its camera and without a thumbnail).
+fn render_report(ctx: &Ctx, call: &Call, id: i64) -> Result<(report::Report, Project), Error> {
+    let d = report_data(ctx, id)?;
+    let fields = report_fields(&d);
+    let p = &d.project;
+    let sequences = p
+        .sequences
+        .iter()
+        .map(|s| {
+            let (camera, (thumbnail, note)) = match camera_label(ctx, call, &s.camera) {
+                Some(label) => (label, thumbnail(ctx, s)),
+                None => ("a camera not available to you".to_owned(), (Ok(None), None)),
+            };
+            report::ReportSequence {
+                camera,
+                start_wall_us: s.start_wall_us,
+                end_wall_us: s.end_wall_us,
+                thumbnail,
+                note,
+            }
+        })
+        .collect();
+    let calls = p
+        .calls
+        .iter()
+        .map(|c| {
+            let way = match c.direction {
+                CallDirection::Incoming => "Incoming call from",
+                CallDirection::Outgoing => "Outgoing call to",
+            };
+            let head = format!(
+                "{way} {} at {} (recorded by {} at {})",
+                c.party,
+                report::utc(c.call_wall_us),
+                c.recorded_by,
+                report::utc(c.recorded_wall_us)
+            );
+            (head, c.notes.clone())
+        })
+        .collect();
+    let input = report::ReportInput {
+        title: d.title.clone(),
+        project_id: p.id,
+        name: p.name.clone(),
+        description: p.description.clone(),
+        fields,
+        comments: p.comments.iter().map(|c| (c.author.clone(), c.wall_us, c.text.clone())).collect(),
+        calls,
+        sequences,
+        generated_by: call.eff.user.clone(),
+        generated_wall_us: ctx.rec.incidents().now_us(),
+        incomplete: Vec::new(),
+    };
+    Ok((report::render(&input), d.project))
+}
+
+fn is_head(call: &Call) -> bool {
+    call.req.method == crate::http::exchange::Method::Head
+}
+
+/// `GET /api/v1/incidents/projects/{id}/report.pdf` (IM-8): the project's report as a PDF; an
+/// incomplete one says so on its first page and in `X-Edgerec-Report-Incomplete` (how many
+/// reasons). IM-11: a generated report goes to the project's log and to the audit log (a HEAD
+/// generates nothing to keep, so it is in neither).
+pub(super) fn report(ctx: &Ctx, call: &mut Call, raw: &str) -> Result<Response, Error> {
+    let head = is_head(call);
+    let r = id_of("incident project", raw).and_then(|id| {
+        let (report, _) = render_report(ctx, call, id)?;
+        if !head {
+            let store = ctx.rec.incidents();
+            let detail = report_detail(&report);
+            store.db()?.note(id, &call.eff.user, store.now_us(), "report_generated", &detail)?;
+        }
+        Ok((id, report))
+    });
+    if !head {
+        call.audit(ctx, &r, &r.as_ref().map(|(_, rep)| report_detail(rep)).unwrap_or_default());
+    }
+    let (id, report) = r?;
+    Ok(respond::bytes("application/pdf", report.pdf)
+        .with_header("Content-Disposition", &format!("attachment; filename=\"incident-{id}-report.pdf\""))
+        .with_header("Cache-Control", "no-store")
+        .with_header("X-Edgerec-Report-Incomplete", &report.incomplete.len().to_string()))
+}
+
+fn report_detail(r: &report::Report) -> String {
+    if r.incomplete.is_empty() {
+        "complete".to_owned()
+    } else {
+        format!("incomplete: {}", r.incomplete.join("; "))
+    }
+}
+
+/// The archive's `manifest.json`: every sequence of the project, included or not and why.
+#[derive(Serialize)]
+pub(in crate::http) struct ManifestJson {
+    pub project_id: i64,
+    pub project_name: String,
+    pub generated_by: String,
+    pub generated_at: String,
+    /// The report's file in the archive.
+    pub report: &'static str,
+    /// Why the report is incomplete (empty: complete).
+    pub report_incomplete: Vec<String>,
+    pub sequences: Vec<ManifestSequence>,
+}
+
+#[derive(Serialize)]
+pub(in crate::http) struct ManifestSequence {
+    /// 1-based, as the report numbers them.
+    pub number: usize,
+    pub id: i64,
+    /// `None` when the caller may not read the camera (PR-11).
+    pub camera: Option<String>,
+    pub hidden: bool,
+    pub start: String,
+    pub end: String,
+    pub included: bool,
+    /// The MP4's name in the archive when included.
+    pub file: Option<String>,
+    /// Why it is not included.
+    pub reason: Option<String>,
+    /// The MP4's size in bytes when included.
+    pub bytes: Option<u64>,
+    /// What the MP4 really holds, RFC 3339 `start/end` (gaps are cut from its timeline).
+    pub covered: Vec<String>,
+}
+
+/// A `Write` into the buffer `ZipBody` hands out.
+#[derive(Clone, Default)]
+struct Spool(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Spool {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The export archive, made as the client reads it (IM-9): `report.pdf`, one MP4 per included
+/// sequence, then `manifest.json`, all stored (MP4 and JPEG do not compress), written by the
+/// `zip` crate in stream mode (data descriptors, no seeking). Each MP4 is planned when its turn
+/// comes and copied `ARCHIVE_STEP_BYTES` at a time, so memory is one plan and one step whatever
+/// the number of sequences; a sequence whose media is gone by then is listed as excluded. A chunk
+/// reclaimed while it is copied ends the transfer with an error (a short body, as the camera's
+/// export does): an archive never holds other data than planned.
+struct ZipBody {
+    rec: std::sync::Arc<crate::recorder::Recorder>,
+    zip: Option<zip::ZipWriter<zip::write::StreamWriter<Spool>>>,
+    spool: Spool,
+    out: Vec<u8>,
+    at: usize,
+    report: Option<Vec<u8>>,
+    /// Indexes (into `sequences` and the manifest's) of the sequences still to plan.
+    todo: std::collections::VecDeque<usize>,
+    sequences: Vec<Sequence>,
+    manifest: ManifestJson,
+    /// The MP4 being copied: its reader, position and length.
+    current: Option<(crate::store::export::ExportReader, u64, u64)>,
+    step: Vec<u8>,
+    options: zip::write::SimpleFileOptions,
+}
+
+impl ZipBody {
+    /// Writes the next piece into the spool; false once the archive is complete.
+    fn step(&mut self) -> Result<bool, Error> {
+        use std::io::Write;
+        let zip_err = |e: zip::result::ZipError| crate::err!(Internal, "the export archive: {e}");
+        let io_err = |e: std::io::Error| crate::err!(Internal, "the export archive: {e}");
+        let Some(zip) = self.zip.as_mut() else { return Ok(false) };
+        if let Some((reader, pos, len)) = &mut self.current {
+            if *pos < *len {
+                let want = (*len - *pos).min(ARCHIVE_STEP_BYTES as u64) as usize;
+                let n = reader.read_at(*pos, &mut self.step[..want])?;
+                if n == 0 {
+                    return Err(crate::err!(Internal, "an MP4 of the export archive ended before its length"));
+                }
+                zip.write_all(&self.step[..n]).map_err(io_err)?;
+                *pos += n as u64;
+                return Ok(true);
+            }
+            self.current = None;
+        }
+        if let Some(pdf) = self.report.take() {
+            zip.start_file("report.pdf", self.options).map_err(zip_err)?;
+            zip.write_all(&pdf).map_err(io_err)?;
+            return Ok(true);
+        }
+        if let Some(i) = self.todo.pop_front() {
+            let s = &self.sequences[i];
+            let item = &mut self.manifest.sequences[i];
+            let tiers = super::recordings::storage_tiers(&self.rec, &s.camera);
+            match crate::store::export::ExportPlan::plan_across(tiers, &s.camera, s.start_wall_us, s.end_wall_us) {
+                Ok(plan) => {
+                    let plan = std::sync::Arc::new(plan);
+                    let name = format!(
+                        "sequence-{:02}-{}-{}.mp4",
+                        item.number,
+                        s.camera,
+                        crate::time::format_rfc3339(s.start_wall_us).replace(':', "")
+                    );
+                    let large = plan.len() >= u64::from(u32::MAX);
+                    zip.start_file(name.as_str(), self.options.large_file(large)).map_err(zip_err)?;
+                    item.included = true;
+                    item.bytes = Some(plan.len());
+                    item.covered = plan
+                        .covered_us
+                        .iter()
+                        .map(|(a, b)| {
+                            format!("{}/{}", crate::time::format_rfc3339(*a), crate::time::format_rfc3339(*b))
+                        })
+                        .collect();
+                    item.file = Some(name);
+                    self.current = Some((plan.reader(), 0, plan.len()));
+                }
+                Err(e) if matches!(e.kind(), crate::error::ErrorKind::NotFound | crate::error::ErrorKind::Gone) => {
+                    item.reason = Some(MEDIA_GONE.to_owned());
+                }
+                Err(e) => item.reason = Some(format!("its recording could not be read: {e}")),
+            }
+            return Ok(true);
+        }
+        let json = serde_json::to_vec_pretty(&self.manifest)
+            .map_err(|e| crate::err!(Internal, "the export archive's manifest: {e}"))?;
+        zip.start_file("manifest.json", self.options).map_err(zip_err)?;
+        zip.write_all(&json).map_err(io_err)?;
+        if let Some(zip) = self.zip.take() {
+            zip.finish().map_err(zip_err)?;
+        }
+        Ok(true)
+    }
+}
+
+impl std::io::Read for ZipBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if self.at < self.out.len() {
+                let n = (self.out.len() - self.at).min(buf.len());
+                buf[..n].copy_from_slice(&self.out[self.at..self.at + n]);
+                self.at += n;
+                return Ok(n);
+            }
+            self.out.clear();
+            self.at = 0;
+            let more = self.step().map_err(|e| {
+                tracing::warn!("incident export archive aborted: {e}");
+                std::io::Error::other(e.to_string())
+            })?;
+            std::mem::swap(&mut *self.spool.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner), &mut self.out);
+            if !more && self.out.is_empty() {
+                return Ok(0);
+            }
+        }
+    }
+}
+
+/// A zip entry's time: the archive's, in UTC (zip has no time zone; 1980 when out of its range).
+fn zip_time(us: i64) -> zip::DateTime {
+    let Ok(t) = jiff::Timestamp::from_microsecond(us) else { return zip::DateTime::default() };
+    let d = t.to_zoned(jiff::tz::TimeZone::UTC);
+    let (y, m, day, h, mi, s) = (d.year(), d.month(), d.day(), d.hour(), d.minute(), d.second());
+    u16::try_from(y)
+        .ok()
+        .and_then(|y| zip::DateTime::from_date_and_time(y, m as u8, day as u8, h as u8, mi as u8, s as u8).ok())
+        .unwrap_or_default()
+}
+
+/// `GET /api/v1/incidents/projects/{id}/export.zip` (IM-9): `report.pdf`, one MP4 per sequence
+/// (the same bytes as `/api/v1/cameras/{camera}/export.mp4` of its range) and `manifest.json`
+/// listing every sequence with included or not and why: a camera the caller may not read is
+/// listed as hidden, without its name (PR-11); one without `export` (or no longer configured) is
+/// listed, not included; one whose media is gone is listed as such. Streamed (`ZipBody`), chunked.
+/// IM-11: an export goes to the project's log only (a HEAD is not logged).
+pub(super) fn export(ctx: &Ctx, call: &Call, raw: &str) -> Result<Response, Error> {
+    let id = id_of("incident project", raw)?;
+    let (report, project) = render_report(ctx, call, id)?;
+    let config = ctx.rec.config();
+    let mut todo = std::collections::VecDeque::new();
+    let mut items = Vec::with_capacity(project.sequences.len());
+    for (i, s) in project.sequences.iter().enumerate() {
+        let mut item = ManifestSequence {
+            number: i + 1,
+            id: s.id,
+            camera: None,
+            hidden: false,
+            start: crate::time::format_rfc3339(s.start_wall_us),
+            end: crate::time::format_rfc3339(s.end_wall_us),
+            included: false,
+            file: None,
+            reason: None,
+            bytes: None,
+            covered: Vec::new(),
+        };
+        if !call.eff.can_see(&s.camera) {
+            item.hidden = true;
+            item.reason = Some("a camera not available to you".to_owned());
+        } else {
+            item.camera = Some(s.camera.clone());
+            if !config.cameras.iter().any(|c| c.id == s.camera) {
+                item.reason = Some("the camera is no longer configured".to_owned());
+            } else if !call.eff.allows(Permission::Export, Some(&s.camera)) {
+                item.reason = Some(format!("{} lacks the export permission on this camera", call.eff.user));
+            } else {
+                todo.push_back(i);
+            }
+        }
+        items.push(item);
+    }
+    let store = ctx.rec.incidents();
+    let now_us = store.now_us();
+    if !is_head(call) {
+        let detail = format!("{} sequences, {} to include", items.len(), todo.len());
+        store.db()?.note(id, &call.eff.user, now_us, "exported", &detail)?;
+    }
+    let manifest = ManifestJson {
+        project_id: id,
+        project_name: project.name.clone(),
+        generated_by: call.eff.user.clone(),
+        generated_at: crate::time::format_rfc3339(now_us),
+        report: "report.pdf",
+        report_incomplete: report.incomplete.clone(),
+        sequences: items,
+    };
+    let spool = Spool::default();
+    let body = ZipBody {
+        rec: ctx.rec.clone(),
+        zip: Some(zip::ZipWriter::new_stream(spool.clone())),
+        spool,
+        out: Vec::new(),
+        at: 0,
+        report: Some(report.pdf),
+        todo,
+        sequences: project.sequences,
+        manifest,
+        current: None,
+        step: vec![0; ARCHIVE_STEP_BYTES],
+        options: zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .last_modified_time(zip_time(now_us)),
+    };
+    Ok(Response::new(200, Body::Reader { reader: Box::new(body), len: None })
+        .with_header("Content-Type", "application/zip")
+        .with_header("Content-Disposition", &format!("attachment; filename=\"incident-{id}.zip\""))
+        .with_header("Cache-Control", "no-store"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{jpeg_has_dht, mjpeg_thumbnail};
+
+    /// `jpeg` without its DHT segments, as UVC cameras send MJPEG frames.
+    fn without_dht(jpeg: &[u8]) -> Vec<u8> {
+        let mut out = jpeg[..2].to_vec();
+        let mut i = 2;
+        while i + 4 <= jpeg.len() && jpeg[i + 1] != 0xda {
+            let len = 2 + usize::from(u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]));
+            if jpeg[i + 1] != 0xc4 {
+                out.extend_from_slice(&jpeg[i..i + len]);
+            }
+            i += len;
+        }
+        out.extend_from_slice(&jpeg[i..]);
+        out
+    }
+
+    /// IM-8, review D finding 8: an MJPEG frame with Huffman tables is the thumbnail as it is;
+    /// one without (UVC) is no thumbnail, with a reason that makes the report incomplete.
+    #[test]
+    fn im8_an_mjpeg_frame_without_huffman_tables_is_no_thumbnail() {
+        let mut jpeg = Vec::new();
+        jpeg_encoder::Encoder::new(&mut jpeg, 85)
+            .encode(&[90u8; 64 * 48 * 3], 64, 48, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        assert!(jpeg_has_dht(&jpeg));
+        assert_eq!(mjpeg_thumbnail(jpeg.clone()).unwrap(), jpeg);
+        let bare = without_dht(&jpeg);
+        assert!(bare.len() < jpeg.len() && !jpeg_has_dht(&bare));
+        let why = mjpeg_thumbnail(bare).unwrap_err();
+        assert!(why.contains("no Huffman tables"), "{why}");
+        assert!(!jpeg_has_dht(b"not a jpeg"));
     }
 }

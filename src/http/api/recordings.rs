@@ -55,7 +55,7 @@ pub(super) fn list(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> 
 /// first (the readers answer with its errors and skip another storage that cannot be read, issue
 /// 10 point 5), each with the archive stages of its chain that can be read now (ST-17; an
 /// unavailable stage is left out with a log line, and its hours show as gaps).
-fn storage_tiers(rec: &Recorder, camera: &str) -> Vec<StorageTiers> {
+pub(super) fn storage_tiers(rec: &Recorder, camera: &str) -> Vec<StorageTiers> {
     let config = rec.config();
     let own = config.cameras.iter().find(|c| c.id == camera).map(|c| c.storage.as_str());
     crate::archive::tier::storage_tiers(&config.storages, &config.archives, own)

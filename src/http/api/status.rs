@@ -32,6 +32,10 @@ pub(in crate::http) fn status(ctx: &Ctx, eff: &Effective) -> Status {
         https: https_status(ctx.https.get()),
         system: SystemStatus::of(&SystemSnapshot::now(), &storages),
         config: ConfigStatus { revision: ctx.config.revision(), restart_required: rec.restart_required() },
+        incidents: {
+            let s = rec.incidents().state();
+            IncidentsStatus { available: s.available, error: s.error, expiry_error: s.expiry_error }
+        },
     }
 }
 
@@ -352,6 +356,16 @@ pub(in crate::http) struct Status {
     /// MON-5, MON-7: the machine.
     pub system: SystemStatus,
     pub config: ConfigStatus,
+    /// Issue 15, review D finding 11: the incident store's state.
+    pub incidents: IncidentsStatus,
+}
+
+/// The incident store in status: open or why not, and the last expiry error (review D finding 11).
+#[derive(Serialize)]
+pub(in crate::http) struct IncidentsStatus {
+    pub available: bool,
+    pub error: Option<String>,
+    pub expiry_error: Option<String>,
 }
 
 /// `GET /api/v1/cameras`.

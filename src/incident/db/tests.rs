@@ -423,3 +423,44 @@ fn an_empty_change_is_refused_and_logs_nothing() {
     let actions: Vec<String> = db.log(p.id).unwrap().into_iter().map(|l| l.action).collect();
     assert_eq!(actions, ["created", "sequence_added"]);
 }
+
+/// Review D finding 5 (IM-11): repeated opens of a project by one user within `OPEN_FOLD_US`
+/// are one line of its log; another user's open, or one after the fold time, is a new line.
+#[test]
+fn im11_repeated_opens_by_one_user_fold_into_one_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = IncidentDb::open(dir.path()).unwrap();
+    let p = project(&mut db, "Slip", None, T0);
+    let opens = |db: &IncidentDb| db.log(p.id).unwrap().iter().filter(|e| e.action == "opened").count();
+    for i in 0..60 {
+        db.note_open(p.id, "wall-display", T0 + i * 5_000_000).unwrap();
+    }
+    assert_eq!(opens(&db), 1, "a display refreshing every 5 s for 5 minutes writes one line");
+    db.note_open(p.id, "supervisor", T0 + 300_000_000).unwrap();
+    assert_eq!(opens(&db), 2, "another user's open is its own line");
+    db.note_open(p.id, "supervisor", T0 + 300_000_000 + crate::incident::OPEN_FOLD_US).unwrap();
+    assert_eq!(opens(&db), 3, "an open after the fold time is a new line");
+    assert_eq!(db.note_open(p.id + 1, "x", T0).unwrap_err().kind(), crate::ErrorKind::NotFound);
+}
+
+/// Review D finding 5: a project holds at most `MAX_SEQUENCES_PER_PROJECT` sequences; the one
+/// past it is `TooLarge` (413) naming the cap, and nothing of the refused request is kept.
+#[test]
+fn a_project_holds_at_most_its_cap_of_sequences() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = IncidentDb::open(dir.path()).unwrap();
+    let p = project(&mut db, "Many clips", None, T0);
+    let seq = |i: i64| NewSequence { camera: "door".into(), start_wall_us: T0 + i, end_wall_us: T0 + i + 1 };
+    let max = crate::incident::MAX_SEQUENCES_PER_PROJECT;
+    let mut i = 1;
+    while i < max {
+        let batch: Vec<NewSequence> = (i..(i + 100).min(max)).map(seq).collect();
+        i += batch.len() as i64;
+        db.add_sequences(p.id, &batch, "operator", T0).unwrap();
+    }
+    assert_eq!(db.project(p.id).unwrap().sequences.len() as i64, max);
+    let e = db.add_sequences(p.id, &[seq(max)], "operator", T0).unwrap_err();
+    assert_eq!(e.kind(), crate::ErrorKind::TooLarge, "{e}");
+    assert!(e.to_string().contains(&format!("at most {max}")), "{e}");
+    assert_eq!(db.project(p.id).unwrap().sequences.len() as i64, max);
+}
