@@ -116,6 +116,10 @@ if s is not None:
         fsyncs=st["fsyncs"],
         max_sync_latency_ms=st["max_sync_latency_ms"],
         frames_dropped_overflow=st["frames_dropped_overflow"],
+        # Motion: key frames analysed and those skipped because the motion thread was behind (a
+        # loaded box skips, which lowers the CPU it costs: the figure is then not comparable).
+        motion_analysed=sum((c.get("motion") or {}).get("analysed", 0) for c in cams),
+        motion_skipped=sum((c.get("motion") or {}).get("skipped_behind", 0) for c in cams),
     )
 with open(out, "w") as f:
     json.dump(rec, f)
@@ -154,7 +158,9 @@ if kind.startswith("edgerec"):
              f" written/received={wrote / recv:.4f} disk_write_bytes/received={disk / recv:.4f}"
              f" fsyncs/s={fsyncs / dt:.3f} frames_dropped={b['frames_dropped']}"
              f" (in window {b['frames_dropped'] - a['frames_dropped']})"
-             f" overflow={b['frames_dropped_overflow']} max_sync_ms={b['max_sync_latency_ms']:.1f}")
+             f" overflow={b['frames_dropped_overflow']} max_sync_ms={b['max_sync_latency_ms']:.1f}"
+             f" motion_analysed/s={(b['motion_analysed'] - a['motion_analysed']) / dt:.2f}"
+             f" motion_skipped_behind={b['motion_skipped'] - a['motion_skipped']}")
 line += f" | rtsp server (excluded): cpu={server:.1f}%"
 print(line)
 with open(os.environ["RESULT_FILE"], "a") as f:

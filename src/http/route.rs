@@ -540,6 +540,7 @@ impl Route {
                 spec("GET", "/api/v1/incidents/projects/{id}/export.zip", Recorder(P::IncidentProjectsView))
                     .audited("incident.project.export")
                     .capacity(Capacity::Download)
+            }
             // Issue 15 (BK-1): per-camera bookmark permissions, checked by the handler on the
             // bookmark's camera.
             Route::Bookmarks => spec("GET", "/api/v1/bookmarks", EachCamera(P::BookmarkView)),

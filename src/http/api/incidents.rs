@@ -1013,15 +1013,19 @@ fn jpeg_has_dht(jpeg: &[u8]) -> bool {
 
 /// An MJPEG frame as a report thumbnail (issue 14; review D finding 8). UVC cameras often leave
 /// the Huffman tables (DHT) out of their frames and rely on the standard ones, which a PDF reader
-/// does not supply: a frame with a DHT segment is embedded as it is, one without is no thumbnail
-/// and the report says it is incomplete. `motion::mjpeg::with_default_huffman_tables` (issue 14,
-/// another branch) inserts the standard tables; the lead calls it here when the branches meet.
+/// does not supply: a frame with a DHT segment is embedded as it is, one without gets the standard
+/// tables (JPEG Annex K.3, `motion::mjpeg::with_default_huffman_tables`, as ffmpeg's decoder
+/// assumes); one the tables do not fit (not a baseline JPEG) is no thumbnail and the report says it
+/// is incomplete.
 fn mjpeg_thumbnail(frame: Vec<u8>) -> Result<Vec<u8>, String> {
     if jpeg_has_dht(&frame) {
-        Ok(frame)
-    } else {
-        Err("its MJPEG frame has no Huffman tables (no DHT segment), so it cannot be embedded".to_owned())
+        return Ok(frame);
     }
+    crate::motion::mjpeg::with_default_huffman_tables(&frame).ok_or_else(|| {
+        "its MJPEG frame has no Huffman tables (no DHT segment) and is not a baseline JPEG the standard \
+         tables fit, so it cannot be embedded"
+            .to_owned()
+    })
 }
 
 /// The note of a sequence whose media is gone: a fact, not a failure (IM-10).
@@ -1438,9 +1442,10 @@ mod tests {
     }
 
     /// IM-8, review D finding 8: an MJPEG frame with Huffman tables is the thumbnail as it is;
-    /// one without (UVC) is no thumbnail, with a reason that makes the report incomplete.
+    /// one without (UVC) gets the standard tables and shows the same picture; something that is
+    /// not a baseline JPEG is no thumbnail, with a reason that makes the report incomplete.
     #[test]
-    fn im8_an_mjpeg_frame_without_huffman_tables_is_no_thumbnail() {
+    fn im8_an_mjpeg_frame_without_huffman_tables_gets_the_standard_ones() {
         let mut jpeg = Vec::new();
         jpeg_encoder::Encoder::new(&mut jpeg, 85)
             .encode(&[90u8; 64 * 48 * 3], 64, 48, jpeg_encoder::ColorType::Rgb)
@@ -1449,7 +1454,11 @@ mod tests {
         assert_eq!(mjpeg_thumbnail(jpeg.clone()).unwrap(), jpeg);
         let bare = without_dht(&jpeg);
         assert!(bare.len() < jpeg.len() && !jpeg_has_dht(&bare));
-        let why = mjpeg_thumbnail(bare).unwrap_err();
+        let fixed = mjpeg_thumbnail(bare).unwrap();
+        assert!(jpeg_has_dht(&fixed), "the standard tables were inserted");
+        let pixels = |j: &[u8]| zune_jpeg::JpegDecoder::new(zune_jpeg::zune_core::bytestream::ZCursor::new(j)).decode().unwrap();
+        assert_eq!(pixels(&fixed), pixels(&jpeg), "the same picture");
+        let why = mjpeg_thumbnail(b"\xFF\xD8not a jpeg".to_vec()).unwrap_err();
         assert!(why.contains("no Huffman tables"), "{why}");
         assert!(!jpeg_has_dht(b"not a jpeg"));
     }
