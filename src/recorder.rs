@@ -289,9 +289,11 @@ impl Recorder {
         // queue; the engine never waits for SQLite.
         let (bookmark_tx, bookmark_rx) = std::sync::mpsc::sync_channel(crate::bookmark::BOOKMARK_QUEUE);
         let engine = engine.with_bookmarks(Arc::new(move |r: crate::bookmark::Request| {
-            if bookmark_tx.try_send(r).is_err() {
+            let taken = bookmark_tx.try_send(r).is_ok();
+            if !taken {
                 tracing::warn!("a rule's bookmark was dropped: the bookmark queue is full or stopped (BK-1)");
             }
+            taken
         }));
         let subscription = rec.events.subscribe("rules", 4096);
         let stop = rec.stop.clone();

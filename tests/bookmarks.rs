@@ -142,11 +142,12 @@ fn bk1_a_bookmark_is_recorded_by_the_record_on_bookmark_rule_and_agrees_with_the
         wait_until(Duration::from_secs(30), || rec.recordings("door").iter().any(|(s, e)| *s <= start && *e >= end));
     assert!(covered, "no recording covers {start}..{end}: {:?}", rec.recordings("door"));
 
-    // B4: yard pre-buffers 1 s, so its bookmarks start 1 s before their moment, with a warning.
+    // B4: yard pre-buffers 1 s, so its bookmarks start at their moment (1 s of margin), with a
+    // warning.
     let y = ok(&rec, None, "POST", "/api/v1/bookmarks", Some(json!({"camera": "yard"})), 201);
-    assert_eq!(us(&y, "time_wall_us") - us(&y, "start_wall_us"), 1_000_000, "{y}");
+    assert_eq!(us(&y, "time_wall_us") - us(&y, "start_wall_us"), 0, "{y}");
     assert_eq!(us(&y, "end_wall_us") - us(&y, "time_wall_us"), 4_000_000, "{y}");
-    assert!(rec.log_text().contains("clamped to 1 s before"), "{}", rec.log_text());
+    assert!(rec.log_text().contains("clamped to 0 s before"), "{}", rec.log_text());
     // An explicit range is taken as given; one that does not hold its moment is 400 (B1).
     let t0 = now_us() - 60_000_000;
     let text = |us: i64| common::recorder::rfc3339(us);
@@ -186,7 +187,8 @@ fn bk1_a_start_offset_beyond_the_prebuffer_is_refused() {
     let msg = r.text();
     assert!(msg.contains("key `bookmark.start_offset_seconds`") && msg.contains("reaches further back"), "{msg}");
     let b = ok(&rec, None, "POST", "/api/v1/bookmarks", Some(json!({"camera": "door"})), 201);
-    assert_eq!(us(&b, "time_wall_us") - us(&b, "start_wall_us"), 3_000_000, "the defaults still hold: {b}");
+    // The defaults still hold: door keeps 3 s (the default rule's pre-roll), less 1 s of margin.
+    assert_eq!(us(&b, "time_wall_us") - us(&b, "start_wall_us"), 2_000_000, "{b}");
     assert_eq!(b["reference"], format!("BM-{}", b["id"]));
 }
 
@@ -244,6 +246,41 @@ fn bk1_list_search_and_paging() {
     assert_eq!(s, 400, "{v}");
     let (s, v) = call(&rec, None, "GET", "/api/v1/bookmarks?limit=501", None);
     assert_eq!(s, 400, "{v}");
+
+    // B5 (review C finding 7): the five bookmarks an hour back raised no Bookmark Reference
+    // Requested (nothing records "now" for them); one made now does, and it is the only one.
+    let current = ok(&rec, None, "POST", "/api/v1/bookmarks", Some(json!({"camera": "door"})), 201);
+    let raised = || {
+        let page = ok(&rec, None, "GET", "/api/v1/events?after=0&limit=1000", None, 200);
+        page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "bookmark_reference_requested")
+            .map(|e| e["data"]["bookmark"].as_i64())
+            .collect::<Vec<_>>()
+    };
+    assert!(wait_until(Duration::from_secs(10), || !raised().is_empty()), "raised for the current bookmark");
+    assert_eq!(raised(), vec![Some(us(&current, "id"))], "none for the back-dated ones");
+}
+
+/// B4 (review C finding 4): with every default (3 s pre-buffer, REC-10's Record on Bookmark 3 s
+/// before and 30 s after, the default offsets, clamped 1 s inside: 2 s and 29 s) the recording
+/// covers the bookmark's whole range.
+#[test]
+fn b4_with_every_default_the_recording_covers_the_bookmark() {
+    let tmp = temp_dir();
+    let rec = RecorderProc::start(
+        tmp.path(),
+        &format!("{STORAGE}[[camera]]\nid = \"door\"\nsource = \"demo:\"\nrecord = \"event\"\n"),
+    );
+    rec.wait_frames_streaming("door", 300);
+    let b = ok(&rec, None, "POST", "/api/v1/bookmarks", Some(json!({"camera": "door"})), 201);
+    let (start, end) = (us(&b, "start_wall_us"), us(&b, "end_wall_us"));
+    assert_eq!((us(&b, "time_wall_us") - start, end - us(&b, "time_wall_us")), (2_000_000, 29_000_000), "{b}");
+    let covered =
+        wait_until(Duration::from_secs(60), || rec.recordings("door").iter().any(|(s, e)| *s <= start && *e >= end));
+    assert!(covered, "no recording covers {start}..{end}: {:?}", rec.recordings("door"));
 }
 
 /// BK-1 "per-device CRUD permissions", PR-11: per camera, `bookmark_view|create|edit|delete`; a
@@ -258,6 +295,7 @@ fn bk1_per_camera_permission_matrix() {
     let read = || vec![grant("read", Some("door")), grant("read", Some("yard"))];
     let mut view = read();
     view.push(grant("bookmark_view", Some("door")));
+    view.push(grant("status", None)); // for the event stream
     put_role(&rec, "bm-view", Value::Array(view));
     let mut manage = read();
     for p in ["bookmark_view", "bookmark_create", "bookmark_edit", "bookmark_delete"] {
@@ -324,6 +362,45 @@ fn bk1_per_camera_permission_matrix() {
         let (s, v) = call(&rec, vic, method, &path, body);
         assert_eq!(s, 403, "vic {method} {path}: {v}");
     }
+    // Review C finding 2 (PR-12): edit and delete need bookmark_view too; without it, 403 and the
+    // bookmark unchanged.
+    let mut blind = read();
+    blind.push(grant("bookmark_edit", Some("door")));
+    blind.push(grant("bookmark_delete", Some("door")));
+    put_role(&rec, "bm-blind", Value::Array(blind));
+    add_user(&rec, "eve", "Eve-pass-1234", &["bm-blind"]);
+    let eve = Some(("eve", "Eve-pass-1234"));
+    for (method, body) in [("PUT", Some(change.clone())), ("DELETE", None)] {
+        let (s, v) = call(&rec, eve, method, &format!("/api/v1/bookmarks/{d}"), body);
+        assert_eq!(s, 403, "eve {method} without bookmark_view: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("bookmark_view"), "{v}");
+    }
+    assert_eq!(ok(&rec, None, "GET", &format!("/api/v1/bookmarks/{d}"), None, 200)["headline"], "door");
+    // Review C finding 1 (PR-11): the event stream shows vic Bookmark Reference Requested on
+    // yard (readable) without the bookmark's data or message, on door (viewable) with them.
+    let events = |user| {
+        let page = ok(&rec, user, "GET", "/api/v1/events?after=0&limit=1000", None, 200);
+        page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "bookmark_reference_requested")
+            .cloned()
+            .collect::<Vec<Value>>()
+    };
+    let seen = |user, camera: &str| events(user).into_iter().filter(|e| e["camera"] == camera).collect::<Vec<_>>();
+    assert!(wait_until(Duration::from_secs(10), || !seen(None, "yard").is_empty()), "raised on yard");
+    let yard_events = seen(vic, "yard");
+    assert!(!yard_events.is_empty(), "vic reads yard: the event is shown");
+    for e in &yard_events {
+        assert!(e["data"].is_null() && e["message"].is_null(), "no bookmark data without bookmark_view: {e}");
+    }
+    let door_events = seen(vic, "door");
+    assert!(
+        door_events.iter().any(|e| e["data"]["reference"] == format!("BM-{d}")),
+        "vic views door's bookmarks: {door_events:?}"
+    );
+    assert!(seen(vic, "back").is_empty(), "back is hidden");
     let made = ok(&rec, max, "POST", "/api/v1/bookmarks", Some(json!({"camera": "door", "headline": "by max"})), 201);
     assert_eq!(made["user"], "max");
     let changed = ok(&rec, max, "PUT", &format!("/api/v1/bookmarks/{d}"), Some(change.clone()), 200);
@@ -368,8 +445,8 @@ fn bk1_a_rule_action_creates_a_bookmark_on_an_event() {
     assert_eq!(b["headline"], "Doorbell bookmark");
     assert_eq!(b["user"], "rule:Doorbell bookmark");
     assert!(us(&b, "time_wall_us") >= before, "{b}");
-    assert_eq!(us(&b, "time_wall_us") - us(&b, "start_wall_us"), 3_000_000, "the default offsets: {b}");
-    assert_eq!(us(&b, "end_wall_us") - us(&b, "time_wall_us"), 30_000_000);
+    assert_eq!(us(&b, "time_wall_us") - us(&b, "start_wall_us"), 2_000_000, "the default offsets (B4 margin): {b}");
+    assert_eq!(us(&b, "end_wall_us") - us(&b, "time_wall_us"), 29_000_000);
     // The rule covers only door: no bookmark elsewhere.
     assert_eq!(ids(&ok(&rec, None, "GET", "/api/v1/bookmarks?camera=yard", None, 200)), Vec::<i64>::new());
     let logged = wait_until(Duration::from_secs(10), || {
@@ -472,8 +549,9 @@ fn b3_stale_put_is_409_and_deleted_is_404() {
 }
 
 /// A bookmark database that cannot be opened: every bookmark call answers 503 with the reason
-/// and the recorder records on (bookmarks are not essential); the Record-on-Bookmark rule still
-/// runs for a bookmark request raised as an event.
+/// and the recorder records on (bookmarks are not essential). Review C finding 6: a bookmark the
+/// store could not keep still raises Bookmark Reference Requested (without bookmark data), so the
+/// Record-on-Bookmark rule records, for the API and for a rule's "create bookmark" action alike.
 #[test]
 fn an_unopenable_bookmark_store_answers_503_and_the_recorder_runs_on() {
     let tmp = temp_dir();
@@ -481,17 +559,45 @@ fn an_unopenable_bookmark_store_answers_503_and_the_recorder_runs_on() {
     let rec = RecorderProc::start(tmp.path(), &body(""));
     for (method, path, body) in [
         ("GET", "/api/v1/bookmarks", None),
-        ("POST", "/api/v1/bookmarks", Some(json!({"camera": "door"}))),
         ("GET", "/api/v1/bookmarks/1", None),
+        ("PUT", "/api/v1/bookmarks/1", Some(json!({"headline": "x"}))),
+        ("DELETE", "/api/v1/bookmarks/1", None),
+        ("POST", "/api/v1/bookmarks", Some(json!({"camera": "yard"}))),
     ] {
         let (s, v) = call(&rec, None, method, path, body);
         assert_eq!(s, 503, "{method} {path}: {v}");
         assert!(v["error"]["message"].as_str().unwrap().contains("bookmark store is unavailable"), "{v}");
     }
-    ok(&rec, None, "POST", "/api/v1/events/bookmark_reference_requested?cameras=door", None, 200);
+    // Bad input is still 400, and raises nothing (the count of events below).
+    let (s, v) = call(&rec, None, "POST", "/api/v1/bookmarks", Some(json!({"camera": "door", "headline": "a\u{7}"})));
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        wait_until(Duration::from_secs(20), || rec.camera("yard")["recording"] == true),
+        "the API's bookmark records on yard: {}",
+        rec.camera("yard")
+    );
+    ok(&rec, None, "POST", "/api/v1/events/doorbell?cameras=door", None, 200);
     assert!(
         wait_until(Duration::from_secs(20), || rec.camera("door")["recording"] == true),
-        "the Record-on-Bookmark rule records: {}",
+        "the rule's bookmark records on door: {}",
         rec.camera("door")
     );
+    let raised = || {
+        let page = ok(&rec, None, "GET", "/api/v1/events?after=0&limit=1000", None, 200);
+        page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "bookmark_reference_requested")
+            .cloned()
+            .collect::<Vec<Value>>()
+    };
+    // The event log writes behind the rules engine: wait for the second event to be stored.
+    assert!(wait_until(Duration::from_secs(10), || raised().len() >= 2), "{:?}", raised());
+    let raised = raised();
+    assert_eq!(raised.len(), 2, "one for the API's bookmark, one for the rule's: {raised:?}");
+    for e in &raised {
+        assert!(e["message"].as_str().unwrap().contains("not stored"), "{e}");
+        assert!(e["data"].is_null(), "{e}");
+    }
 }

@@ -37,6 +37,8 @@ CREATE TABLE bookmark (
 ) STRICT;
 -- Lists page newest first by id; a camera filter reads its page from here in id order.
 CREATE INDEX bookmark_by_camera ON bookmark (camera, id);
+-- `from`/`until` filter on the moment (review C finding 5).
+CREATE INDEX bookmark_by_time ON bookmark (time_wall_us);
 "#;
 
 /// The bookmark database's versions (sqlite.rs Q1). New with issue 15.
@@ -103,16 +105,7 @@ impl BookmarkDb {
         by: &str,
         now_us: i64,
     ) -> Result<Bookmark, Error> {
-        if new.camera.is_empty() || new.camera.len() > 64 {
-            return Err(crate::err!(InvalidArgument, "a bookmark's camera id must have 1 to 64 characters"));
-        }
-        check_headline(&new.headline)?;
-        check_description(&new.description)?;
-        let start = new.start_wall_us.unwrap_or(new.time_wall_us.saturating_sub(offsets.0));
-        let end = new.end_wall_us.unwrap_or(new.time_wall_us.saturating_add(offsets.1));
-        // A zero end offset still gives a range (B1): the moment's own microsecond.
-        let end = if new.end_wall_us.is_none() && end <= start { start + 1 } else { end };
-        check_range(new.time_wall_us, start, end)?;
+        let (start, end) = new.checked_range(offsets)?;
         let tx = self.tx()?;
         tx.execute(
             "INSERT INTO bookmark (reference, camera, time_wall_us, start_wall_us, end_wall_us, headline, description,

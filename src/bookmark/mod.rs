@@ -15,7 +15,16 @@
 //! - B4: the default start offset never reaches further back than the camera keeps (its
 //!   pre-buffer and the Record-on-Bookmark rule's pre-roll) unless it records continuously; `config`
 //!   refuses an explicit offset that would and clamps the default per camera, with a warning
-//!   (`BookmarkSettings::per_camera`).
+//!   (`BookmarkSettings::per_camera`). It keeps a margin of `START_MARGIN_US` (1 s) inside what
+//!   the camera keeps: the rule's pre-roll counts back from when it handles the event, always a
+//!   little after the bookmark's moment (review C finding 4); the end offset likewise stays 1 s
+//!   inside what the rules record after (the last frame is stamped a little before the stop).
+//! - B5: Bookmark Reference Requested is raised only for a bookmark whose range reaches into what
+//!   can still be recorded (`BookmarkSettings::records_now`: it starts no later than now and ends
+//!   after the earliest moment the camera's pre-buffer and the rule's pre-roll still hold); a
+//!   bookmark wholly in the past or the future records nothing (review C finding 7). When the
+//!   store fails, the event is raised all the same (without the bookmark's data), so recording
+//!   happens, and the call answers the failure (review C finding 6).
 
 mod db;
 mod store;
@@ -31,6 +40,8 @@ pub const DEFAULT_ID_PREFIX: &str = "BM-";
 pub const DEFAULT_START_OFFSET_US: i64 = 3_000_000;
 /// The default end offset: REC-10's Record on Bookmark stops 30 s after a bookmark.
 pub const DEFAULT_END_OFFSET_US: i64 = 30_000_000;
+/// B4: how far inside what a camera keeps the start offset stays (review C finding 4).
+pub const START_MARGIN_US: i64 = 1_000_000;
 /// The longest ID prefix, in characters.
 pub const MAX_PREFIX_CHARS: usize = 16;
 /// The longest headline, in characters.
@@ -51,6 +62,10 @@ pub struct BookmarkSettings {
     pub end_offset_us: i64,
     /// (camera, start offset, end offset) where a default offset was clamped (B4).
     pub per_camera: Vec<(String, i64, i64)>,
+    /// (camera, µs) for each camera a Record-on-Bookmark rule covers that does not record
+    /// continuously: how far before the event the rule's recording reaches (the shorter of its
+    /// pre-buffer and the widest pre-roll). B5.
+    pub reach_back: Vec<(String, i64)>,
 }
 
 impl Default for BookmarkSettings {
@@ -60,6 +75,7 @@ impl Default for BookmarkSettings {
             start_offset_us: DEFAULT_START_OFFSET_US,
             end_offset_us: DEFAULT_END_OFFSET_US,
             per_camera: Vec::new(),
+            reach_back: Vec::new(),
         }
     }
 }
@@ -71,6 +87,14 @@ impl BookmarkSettings {
             .iter()
             .find(|(c, _, _)| c == camera)
             .map_or((self.start_offset_us, self.end_offset_us), |(_, s, e)| (*s, *e))
+    }
+
+    /// B5: whether a bookmark `start..end` on `camera`, raised at `now_us`, reaches into what
+    /// can still be recorded: it starts no later than now and ends after the earliest moment the
+    /// camera still keeps (0 s back for a camera no Record-on-Bookmark rule covers).
+    pub fn records_now(&self, camera: &str, start: i64, end: i64, now_us: i64) -> bool {
+        let back = self.reach_back.iter().find(|(c, _)| c == camera).map_or(0, |(_, b)| *b);
+        start <= now_us && end > now_us.saturating_sub(back)
     }
 }
 
@@ -120,6 +144,24 @@ pub struct NewBookmark {
     pub description: String,
 }
 
+impl NewBookmark {
+    /// The checked bookmark's range with the camera's `offsets` (start, end) for what it leaves
+    /// out: camera id, headline and description checked, and B1.
+    pub fn checked_range(&self, offsets: (i64, i64)) -> Result<(i64, i64), Error> {
+        if self.camera.is_empty() || self.camera.len() > 64 {
+            return Err(crate::err!(InvalidArgument, "a bookmark's camera id must have 1 to 64 characters"));
+        }
+        check_headline(&self.headline)?;
+        check_description(&self.description)?;
+        let start = self.start_wall_us.unwrap_or(self.time_wall_us.saturating_sub(offsets.0));
+        let end = self.end_wall_us.unwrap_or(self.time_wall_us.saturating_add(offsets.1));
+        // A zero end offset still gives a range (B1): the moment's own microsecond.
+        let end = if self.end_wall_us.is_none() && end <= start { start + 1 } else { end };
+        check_range(self.time_wall_us, start, end)?;
+        Ok((start, end))
+    }
+}
+
 /// A change: `None` keeps a field.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BookmarkChange {
@@ -144,7 +186,8 @@ pub struct BookmarkFilter {
     pub from_us: Option<i64>,
     /// The moment before, µs.
     pub until_us: Option<i64>,
-    /// Text that must occur (case-insensitively) in the reference, headline or description.
+    /// Text that must occur in the reference, headline or description; case-insensitive for
+    /// ASCII letters only (SQLite's `LIKE`: `überfall` does not find `Überfall`; review C finding 11).
     pub text: Option<String>,
 }
 
@@ -238,6 +281,20 @@ mod tests {
         let s = BookmarkSettings { per_camera: vec![("short".into(), 1_000_000, 30_000_000)], ..Default::default() };
         assert_eq!(s.offsets("short"), (1_000_000, 30_000_000));
         assert_eq!(s.offsets("other"), (DEFAULT_START_OFFSET_US, DEFAULT_END_OFFSET_US));
+    }
+
+    /// B5 (review C finding 7): only a range that reaches into what can still be recorded.
+    #[test]
+    fn b5_only_a_bookmark_reaching_into_what_can_be_recorded_records() {
+        let s = BookmarkSettings { reach_back: vec![("door".into(), 3_000_000)], ..Default::default() };
+        let now = 1_000_000_000_000;
+        assert!(s.records_now("door", now - 2_000_000, now + 30_000_000, now), "around now");
+        assert!(s.records_now("door", now - 60_000_000, now - 1_000_000, now), "ends inside the pre-buffer");
+        assert!(!s.records_now("door", now - 60_000_000, now - 3_000_000, now), "ends before it");
+        assert!(!s.records_now("door", now - 3_600_000_000, now - 3_570_000_000, now), "an hour ago");
+        assert!(!s.records_now("door", now + 1, now + 30_000_000, now), "wholly in the future");
+        assert!(!s.records_now("other", now - 60_000_000, now - 1, now), "an uncovered camera keeps nothing back");
+        assert!(s.records_now("other", now - 3_000_000, now + 1, now));
     }
 
     #[test]

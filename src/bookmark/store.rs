@@ -51,7 +51,11 @@ impl BookmarkStore {
 
     /// Makes a bookmark with `settings` (prefix, the camera's offsets) and raises Bookmark
     /// Reference Requested on its camera (RU-12), so the Record-on-Bookmark rule records it
-    /// (REC-10). The event's time is now: the rule records around the moment it is raised.
+    /// (REC-10). The event's time is now: the rule records around the moment it is raised, so
+    /// the event is raised only when the bookmark's range reaches into what can still be
+    /// recorded (B5). Bad input is refused before anything is raised; when the store fails, the
+    /// event is raised all the same, without the bookmark's data, and the failure answered
+    /// (review C finding 6: a failing store never stops Record on Bookmark).
     pub fn create(
         &self,
         new: &NewBookmark,
@@ -60,9 +64,27 @@ impl BookmarkStore {
         events: &EventSink,
     ) -> Result<Bookmark, Error> {
         let now_us = self.now_us();
-        let b = self.db()?.create(new, &settings.id_prefix, settings.offsets(&new.camera), by, now_us)?;
-        events.emit(reference_requested(&b, now_us));
-        Ok(b)
+        let offsets = settings.offsets(&new.camera);
+        let (start, end) = new.checked_range(offsets)?;
+        let records = settings.records_now(&new.camera, start, end, now_us);
+        match self.db().and_then(|mut db| db.create(new, &settings.id_prefix, offsets, by, now_us)) {
+            Ok(b) => {
+                if records {
+                    events.emit(reference_requested(&b, now_us));
+                }
+                Ok(b)
+            }
+            Err(e) => {
+                if records {
+                    events.emit(
+                        Event::new(EventKind::BookmarkReferenceRequested, now_us)
+                            .with_camera(new.camera.clone())
+                            .with_message("bookmark not stored: the bookmark store failed"),
+                    );
+                }
+                Err(e)
+            }
+        }
     }
 
     /// The `bookmarks` thread's body: makes each bookmark a rule asks for until `stop`.

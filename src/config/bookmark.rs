@@ -6,7 +6,12 @@
 //! further back than a camera keeps (its pre-buffer and the pre-roll of the rules triggered by
 //! Bookmark Reference Requested on it), or further ahead than those rules record, is refused; the
 //! default offsets (REC-10's 3 s and 30 s, not written) are clamped per camera to what it keeps,
-//! with a warning, so a config valid before bookmarks existed stays valid. A camera that records
+//! with a warning, so a config valid before bookmarks existed stays valid. "What it keeps" for the
+//! start is 1 s (`START_MARGIN_US`) less than the shorter of pre-buffer and pre-roll: the rule
+//! counts its pre-roll back from when it handles the event, a little after the bookmark's moment
+//! (review C finding 4); the end likewise stays 1 s inside what the rules record after. So with
+//! every default (3 s pre-buffer, 3 s pre-roll, 30 s post-roll) a bookmark spans 2 s before to 29 s
+//! after its moment. A camera that records
 //! continuously keeps everything; one no such rule covers records nothing for a bookmark, so there
 //! is nothing to agree with (its bookmarks name whatever other rules recorded).
 
@@ -14,7 +19,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::Origin;
-use crate::bookmark::{BookmarkSettings, DEFAULT_END_OFFSET_US, DEFAULT_ID_PREFIX, DEFAULT_START_OFFSET_US};
+use crate::bookmark::{
+    BookmarkSettings, DEFAULT_END_OFFSET_US, DEFAULT_ID_PREFIX, DEFAULT_START_OFFSET_US, START_MARGIN_US,
+};
 use crate::camera::{CameraConfig, RecordMode};
 use crate::error::Error;
 use crate::events::EventKind;
@@ -58,6 +65,7 @@ pub(super) fn settings(
     let effective = crate::rules::engine::effective_rules(rules, cameras);
     let secs = |us: i64| us as f64 / 1e6;
     let mut per_camera = Vec::new();
+    let mut reach_back = Vec::new();
     for c in cameras.iter().filter(|c| c.record != RecordMode::Continuous) {
         let covering: Vec<&RuleConfig> = effective
             .iter()
@@ -69,7 +77,10 @@ pub(super) fn settings(
             })
             .collect();
         let Some(widest) = covering.iter().max_by_key(|r| r.pre_roll_us) else { continue };
-        let back = widest.pre_roll_us.min(c.prebuffer_us);
+        let keeps = widest.pre_roll_us.min(c.prebuffer_us);
+        reach_back.push((c.id.clone(), keeps));
+        // B4: the start stays a margin inside what the camera keeps.
+        let back = keeps.saturating_sub(START_MARGIN_US).max(0);
         let ahead = covering
             .iter()
             .map(|r| match r.stop {
@@ -78,13 +89,18 @@ pub(super) fn settings(
             })
             .max()
             .unwrap_or(i64::MAX);
+        // B4: the end stays a margin inside what the rules record too: the recording's last frame
+        // is stamped a little before the stop (review C finding 4).
+        let ahead = if ahead == i64::MAX { ahead } else { ahead.saturating_sub(START_MARGIN_US).max(0) };
         let why_back = format!(
-            "camera {:?} keeps {} s before a bookmark (its pre-buffer holds {} s, rule {:?} starts {} s before)",
+            "camera {:?} keeps {} s before a bookmark (its pre-buffer holds {} s, rule {:?} starts {} s before, less a \
+             margin of {} s for the time the event takes to reach the rule)",
             c.id,
             secs(back),
             secs(c.prebuffer_us),
             widest.name,
-            secs(widest.pre_roll_us)
+            secs(widest.pre_roll_us),
+            secs(START_MARGIN_US)
         );
         if start > back {
             if let Some(s) = &raw.start_offset_seconds {
@@ -106,10 +122,12 @@ pub(super) fn settings(
                     "bookmark.end_offset_seconds",
                     format!(
                         "{} s reaches further ahead than the rules triggered by bookmarks record on camera {:?} ({} s \
-                         after; BK-1); lower it, or lengthen the rule's stop delay or post_roll_seconds",
+                         after, less a margin of {} s; BK-1); lower it, or lengthen the rule's stop delay or \
+                         post_roll_seconds",
                         secs(end),
                         c.id,
-                        secs(ahead)
+                        secs(ahead),
+                        secs(START_MARGIN_US)
                     ),
                 ));
             }
@@ -129,7 +147,7 @@ pub(super) fn settings(
             per_camera.push((c.id.clone(), s, e));
         }
     }
-    Ok(BookmarkSettings { id_prefix, start_offset_us: start, end_offset_us: end, per_camera })
+    Ok(BookmarkSettings { id_prefix, start_offset_us: start, end_offset_us: end, per_camera, reach_back })
 }
 
 #[cfg(test)]
@@ -138,9 +156,10 @@ mod tests {
 
     const STORAGE: &str = "version = 1\n[[storage]]\nid = \"main\"\nsize = \"1GiB\"\n";
 
-    /// BK-1, B4: the defaults agree with REC-10's Record on Bookmark (3 s before, 30 s after) and
-    /// the default pre-buffer (3 s); a camera with a shorter pre-buffer gets the start offset
-    /// clamped to it; a continuous camera keeps the defaults.
+    /// BK-1, B4: with REC-10's Record on Bookmark (3 s before, 30 s after) and the default
+    /// pre-buffer (3 s) the default offsets are clamped to 2 s and 29 s, a 1 s margin inside (review
+    /// C finding 4); a camera with a 1 s pre-buffer starts at 0 s; a continuous camera keeps the
+    /// defaults.
     #[test]
     fn bk1_default_offsets_agree_with_the_rule_and_are_clamped_to_the_prebuffer() {
         let text = format!(
@@ -150,8 +169,9 @@ mod tests {
         );
         let c = Config::parse("t.toml", &text, None).unwrap();
         assert_eq!(c.bookmark.id_prefix, "BM-");
-        assert_eq!(c.bookmark.offsets("door"), (3_000_000, 30_000_000));
-        assert_eq!(c.bookmark.offsets("short"), (1_000_000, 30_000_000), "clamped to the 1 s pre-buffer");
+        assert_eq!(c.bookmark.offsets("door"), (2_000_000, 29_000_000), "1 s inside the 3 s and 30 s kept");
+        assert_eq!(c.bookmark.offsets("short"), (0, 29_000_000), "1 s inside the 1 s pre-buffer");
+        assert_eq!(c.bookmark.reach_back, vec![("door".to_owned(), 3_000_000), ("short".to_owned(), 1_000_000)]);
         assert_eq!(c.bookmark.offsets("cont"), (3_000_000, 30_000_000), "a continuous camera keeps everything");
     }
 
@@ -170,12 +190,17 @@ mod tests {
         let text = format!("{STORAGE}{cams}[bookmark]\nid_prefix = \"B M\"\n");
         let e = Config::parse("t.toml", &text, None).unwrap_err().to_string();
         assert!(e.starts_with("t.toml:11: key `bookmark.id_prefix`"), "{e}");
-        // A Record on Bookmark rule that starts 5 s before makes 5 s agree (the pre-buffer holds 10).
+        // A Record on Bookmark rule that starts 6 s before and ends 11 s after makes 5 s and 10 s
+        // agree (the pre-buffer holds 10, and 1 s of margin); one that starts 5 s before does not.
         let text = format!(
             "{STORAGE}{cams}[bookmark]\nid_prefix = \"INC-\"\nstart_offset_seconds = 5\nend_offset_seconds = 10\n\
              [[rule]]\nname = \"Record on Bookmark\"\ntrigger = \"bookmark_reference_requested\"\nstop = \"delay:0\"\n\
-             pre_roll_seconds = 5\npost_roll_seconds = 10\n"
+             pre_roll_seconds = 6\npost_roll_seconds = 11\n"
         );
+        let e = Config::parse("t.toml", &text.replace("pre_roll_seconds = 6", "pre_roll_seconds = 5"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("margin of 1 s"), "{e}");
         let c = Config::parse("t.toml", &text, None).unwrap();
         assert_eq!((c.bookmark.id_prefix.as_str(), c.bookmark.offsets("door")), ("INC-", (5_000_000, 10_000_000)));
     }
@@ -204,5 +229,15 @@ mod tests {
         assert!(e.contains("trigger itself"), "{e}");
         let e = Config::parse("t.toml", &rule("motion_started", "[\"send_email\"]"), None).unwrap_err().to_string();
         assert!(e.contains("\"create_bookmark\""), "{e}");
+        // Review C finding 3: never on a recording event (a bookmark records, which raises it).
+        for trigger in ["recording_started", "recording_stopped"] {
+            let e = Config::parse("t.toml", &rule(trigger, "[\"create_bookmark\"]"), None).unwrap_err().to_string();
+            assert!(e.starts_with("t.toml:13: key `rule.start_actions`"), "{trigger}: {e}");
+            assert!(e.contains("loop without end"), "{trigger}: {e}");
+        }
+        // Review C finding 8: an empty start_actions is refused with the reason.
+        let e = Config::parse("t.toml", &rule("motion_started", "[]"), None).unwrap_err().to_string();
+        assert!(e.starts_with("t.toml:13: key `rule.start_actions`"), "{e}");
+        assert!(e.contains("an empty list does nothing"), "{e}");
     }
 }

@@ -248,6 +248,17 @@ pub(super) fn rules(
                 ));
             }
         }
+        // Review C finding 8: an empty list once recorded (the old engine ignored it); refused
+        // now rather than loaded as a rule that silently does nothing.
+        if start_actions.is_empty() {
+            let span = r.start_actions.as_ref().expect("the default is not empty");
+            return Err(origin.error(
+                span,
+                "rule.start_actions",
+                "an empty list does nothing; leave the key out (it then starts recording) or name \"start_recording\" \
+                 and/or \"create_bookmark\"",
+            ));
+        }
         let records = start_actions.iter().any(|a| a == "start_recording");
         let creates_bookmark = start_actions.iter().any(|a| a == "create_bookmark");
         let stop_actions = r.stop_actions.as_ref().map(|a| a.get_ref().clone()).unwrap_or_else(|| {
@@ -286,6 +297,24 @@ pub(super) fn rules(
                 "rule.start_actions",
                 "\"create_bookmark\" cannot follow the trigger \"bookmark_reference_requested\": every bookmark raises \
                  that event, so the rule would trigger itself (BK-1)",
+            ));
+        }
+        // Review C finding 3: a bookmark records (Record on Bookmark), and a recording raises
+        // recording_started and recording_stopped, so a rule on those that makes a bookmark would
+        // loop: record, bookmark, record, and so on, forever.
+        if creates_bookmark
+            && matches!(
+                trigger,
+                Trigger::Event(EventKind::RecordingStarted) | Trigger::Event(EventKind::RecordingStopped)
+            )
+        {
+            let span = r.start_actions.as_ref().expect("create_bookmark is never a default");
+            return Err(origin.error(
+                span,
+                "rule.start_actions",
+                "\"create_bookmark\" cannot follow the trigger \"recording_started\" or \"recording_stopped\": a \
+                 bookmark starts a recording (Record on Bookmark), which raises those events again, so the rule would \
+                 loop without end (BK-1)",
             ));
         }
         let condition = match (&r.within_profile, &r.outside_profile) {

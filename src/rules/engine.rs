@@ -121,8 +121,20 @@ pub struct Engine {
     bookmarks: Option<BookmarkSink>,
 }
 
-/// Takes a bookmark request of a rule's "create bookmark" action (BK-1) without blocking.
-pub type BookmarkSink = Arc<dyn Fn(crate::bookmark::Request) + Send + Sync>;
+/// Takes a bookmark request of a rule's "create bookmark" action (BK-1) without blocking;
+/// false when it was dropped (the queue full or stopped), so the rule log says so (review C
+/// finding 10, "status never lies").
+pub type BookmarkSink = Arc<dyn Fn(crate::bookmark::Request) -> bool + Send + Sync>;
+
+/// The rule log's line of a "create bookmark" action: `taken` is whether the queue took the
+/// request, None without a bookmark store.
+fn bookmark_action_message(camera: &str, taken: Option<bool>) -> String {
+    match taken {
+        Some(true) => format!("create bookmark on {camera}"),
+        Some(false) => format!("create bookmark on {camera}: dropped, the bookmark queue is full"),
+        None => format!("create bookmark on {camera}: no bookmark store"),
+    }
+}
 
 impl Engine {
     pub fn new(
@@ -223,19 +235,16 @@ impl Engine {
         let Some(cam) = self.camera(camera) else { return };
         if rule.creates_bookmark {
             // BK-1: the bookmark is made by the `bookmarks` thread (SQLite never blocks this one).
-            let message = match &self.bookmarks {
-                Some(sink) => {
-                    sink(crate::bookmark::Request {
-                        camera: camera.to_owned(),
-                        time_wall_us: now_us,
-                        headline: rule.name.clone(),
-                        description: format!("made by rule {:?} on {cause}", rule.name),
-                        by: format!("rule:{}", rule.name),
-                    });
-                    format!("create bookmark on {camera}")
-                }
-                None => format!("create bookmark on {camera}: no bookmark store"),
-            };
+            let taken = self.bookmarks.as_ref().map(|sink| {
+                sink(crate::bookmark::Request {
+                    camera: camera.to_owned(),
+                    time_wall_us: now_us,
+                    headline: rule.name.clone(),
+                    description: format!("made by rule {:?} on {cause}", rule.name),
+                    by: format!("rule:{}", rule.name),
+                })
+            });
+            let message = bookmark_action_message(camera, taken);
             self.log_action(rule, cause, camera, now_us, message);
         }
         if !rule.records {
@@ -581,7 +590,10 @@ mod tests {
         let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
         let a = asked.clone();
         let (e, clock, cam) = engine(vec![r], vec![]);
-        let mut e = e.with_bookmarks(Arc::new(move |req: crate::bookmark::Request| a.lock().unwrap().push(req)));
+        let mut e = e.with_bookmarks(Arc::new(move |req: crate::bookmark::Request| {
+            a.lock().unwrap().push(req);
+            true
+        }));
         raise(&mut e, &clock, doorbell());
         e.on_tick();
         let asked = asked.lock().unwrap();
@@ -590,5 +602,16 @@ mod tests {
         assert_eq!(asked[0].time_wall_us, clock.realtime_us());
         assert_eq!(asked[0].by, "rule:Doorbell bookmark");
         assert!(!cam.control.is_active("rule:Doorbell bookmark", clock.realtime_us()), "no recording action");
+    }
+
+    /// Review C finding 10: the rule log tells a dropped bookmark request from a taken one.
+    #[test]
+    fn bk1_the_rule_log_says_when_a_bookmark_request_was_dropped() {
+        assert_eq!(bookmark_action_message("door", Some(true)), "create bookmark on door");
+        assert_eq!(
+            bookmark_action_message("door", Some(false)),
+            "create bookmark on door: dropped, the bookmark queue is full"
+        );
+        assert_eq!(bookmark_action_message("door", None), "create bookmark on door: no bookmark store");
     }
 }

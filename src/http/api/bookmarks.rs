@@ -4,7 +4,8 @@
 //! only it knows that camera. PR-11: a bookmark of a camera the caller may not `read` answers
 //! exactly like a missing one (404 "refresh"), everywhere, and lists leave it out; with `read`
 //! but without the route's bookmark permission the answer is 403, and lists leave out bookmarks
-//! the caller may not view.
+//! the caller may not view. Every route on one bookmark needs `bookmark_view` as well (an edit
+//! answers with the bookmark, a delete acts on it: review C finding 2, the PR-12 warning).
 //!
 //! Create and delete are audited (`bookmark.create`, `bookmark.delete`); a create raises Bookmark
 //! Reference Requested on the camera (RU-12), so the Record-on-Bookmark rule records (REC-10).
@@ -120,14 +121,18 @@ fn time(body: &Map<String, Value>, key: &str) -> Result<Option<i64>, Error> {
 }
 
 /// The bookmark `id` as the caller may see it (PR-11): one of a camera the caller may not read
-/// answers exactly like a missing one; with `read` but without `p` on its camera, 403.
+/// answers exactly like a missing one; with `read` but without `bookmark_view` and `p` on its
+/// camera, 403. View is needed for every route (review C finding 2, the PR-12 warning): an edit
+/// or delete answers with, or acts on, a bookmark the caller could otherwise not see.
 fn visible(ctx: &Ctx, call: &Call, id: i64, p: Permission) -> Result<Bookmark, Error> {
     let b = ctx.rec.bookmarks().db()?.get(id)?;
     if !call.eff.can_see(&b.camera) {
         return Err(crate::bookmark::gone(id));
     }
-    if !call.eff.allows(p, Some(&b.camera)) {
-        return Err(crate::err!(PermissionDenied, "{} on camera {:?} is not granted to you", p.as_str(), b.camera));
+    for p in [Permission::BookmarkView, p] {
+        if !call.eff.allows(p, Some(&b.camera)) {
+            return Err(crate::err!(PermissionDenied, "{} on camera {:?} is not granted to you", p.as_str(), b.camera));
+        }
     }
     Ok(b)
 }
@@ -230,7 +235,7 @@ pub(super) fn get(ctx: &Ctx, call: &Call, raw: &str) -> Result<Response, Error> 
     Ok(tagged(200, b))
 }
 
-/// `PUT /api/v1/bookmarks/{id}` (bookmark_edit on its camera): `headline`, `description`,
+/// `PUT /api/v1/bookmarks/{id}` (bookmark_view and bookmark_edit on its camera): `headline`, `description`,
 /// `start`, `end`; those left out are kept. The camera and the moment are what was bookmarked
 /// and cannot change.
 pub(super) fn change(ctx: &Ctx, call: &mut Call, raw: &str) -> Result<Response, Error> {
@@ -256,7 +261,7 @@ pub(super) fn change(ctx: &Ctx, call: &mut Call, raw: &str) -> Result<Response, 
     Ok(tagged(200, b))
 }
 
-/// `DELETE /api/v1/bookmarks/{id}` (bookmark_delete on its camera; audited).
+/// `DELETE /api/v1/bookmarks/{id}` (bookmark_view and bookmark_delete on its camera; audited).
 pub(super) fn delete(ctx: &Ctx, call: &mut Call, raw: &str) -> Result<Response, Error> {
     let r = id_of(raw).and_then(|id| {
         let current = visible(ctx, call, id, Permission::BookmarkDelete)?;

@@ -165,6 +165,16 @@ fn event_for(eff: &Effective, e: &LoggedEvent) -> Option<EventItem> {
         }
     }
     let mut v = event_item(e);
+    // Review C finding 1 (BK-1, PR-11): Bookmark Reference Requested raised for a bookmark names
+    // it (`bookmark`, reference, range) in its data and message; a caller without bookmark_view
+    // on its camera sees that the event happened (it starts recordings) but not the bookmark.
+    if *ev.kind() == EventKind::BookmarkReferenceRequested
+        && ev.data().is_some_and(|d| d.get("bookmark").is_some())
+        && !ev.camera().is_some_and(|c| eff.allows(Permission::BookmarkView, Some(c)))
+    {
+        v.data = None;
+        v.message = None;
+    }
     if let Some(Value::Array(named)) = v.data.as_mut().and_then(|d| d.get_mut("cameras")) {
         let before = named.len();
         named.retain(|c| c.as_str().is_some_and(|c| eff.can_see(c)));
