@@ -31,6 +31,8 @@
 #                                  host with systemd it also enables a Prometheus server on :9090)
 #   poppler-utils                  pdftotext reads the incident report (a PDF) back in the tests of
 #                                  src/incident/report.rs (issue 15, IM-8)
+#   unzip                          opens and tests the incident export archive (tests/incidents.rs,
+#                                  issue 15, IM-9)
 #   chromium, chromium-driver      the web interface's tests drive Debian's headless Chromium through
 #                                  chromedriver (W3C WebDriver, tests/common/browser.rs): real pages,
 #                                  real MSE playback, screenshots; nothing downloads a browser
@@ -56,6 +58,7 @@ packages=(
     python3-venv
     prometheus
     poppler-utils
+    unzip
     chromium
     chromium-driver
     qemu-system-x86

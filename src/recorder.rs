@@ -426,7 +426,7 @@ impl Recorder {
             return stats;
         };
         let main_probe = probe_target(&c.source);
-        let source = match make_source(&c.source, false) {
+        let source = match make_source(&c.source) {
             Ok(s) => s,
             Err(e) => {
                 let msg = e.to_string();
@@ -465,7 +465,7 @@ impl Recorder {
     /// own (a failing second stream never holds the main's up; a change to it alone restarts
     /// only it, review-a 4). None when its source cannot be made: `stats.second` says why.
     fn spawn_second(&self, s: &crate::camera::SecondStream, stats: &Arc<CameraStats>) -> Option<TaskHandle> {
-        let source = match make_source(&s.source, true) {
+        let source = match make_source(&s.source) {
             Ok(source) => source,
             Err(e) => {
                 if let Some(second) = &stats.second {
@@ -912,13 +912,11 @@ fn probe_target(source: &SourceSpec) -> Option<ProbeTarget> {
 }
 
 /// The source a stream's `SourceSpec` names.
-/// `video_only` for a second stream: it feeds motion analysis, so its audio is not set up.
-fn make_source(source: &SourceSpec, video_only: bool) -> Result<Box<dyn Source>, Error> {
+fn make_source(source: &SourceSpec) -> Result<Box<dyn Source>, Error> {
     Ok(match source {
         SourceSpec::Demo => Box::new(DemoSource::new()?),
         SourceSpec::Rtsp { url, username, password, transport } => {
-            let rtsp = RtspSource::new(url.clone(), username.clone(), password.clone(), *transport);
-            Box::new(if video_only { rtsp.video_only() } else { rtsp })
+            Box::new(RtspSource::new(url.clone(), username.clone(), password.clone(), *transport))
         }
         SourceSpec::V4l2(spec) => Box::new(crate::source::v4l2::V4l2Source::new(spec.clone())),
     })

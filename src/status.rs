@@ -73,7 +73,7 @@ pub struct SecondStreamSnapshot {
     pub state_code: &'static str,
     /// The video stream's encoding and pixel size, once a session described it.
     pub video: Option<(String, u32, u32)>,
-    /// Offered streams not set up, with why: its audio is never set up (motion needs video only).
+    /// Offered streams not set up, with why (as the main stream's `skipped_streams`).
     pub skipped_streams: Vec<String>,
     pub frame_rate_hz: f64,
     pub frames_received: u64,

@@ -554,8 +554,9 @@ fn buttons_show_only_what_the_user_may_do_on_every_camera_of_a_lock() {
         let browser = Browser::open(&format!("locks-permissions-{user}"));
         browser.goto(&rec.url_as(None, "/#/locks"));
         browser.sign_in(user, if user == ADMIN { ADMIN_PASSWORD } else { PASSWORD });
-        let seen =
-            browser.wait_js(PAGE_TIMEOUT, buttons).unwrap_or_else(|| panic!("{user} sees no lock: {}", main_text(&browser)));
+        let seen = browser
+            .wait_js(PAGE_TIMEOUT, buttons)
+            .unwrap_or_else(|| panic!("{user} sees no lock: {}", main_text(&browser)));
         (browser, seen)
     };
 
@@ -585,7 +586,7 @@ fn buttons_show_only_what_the_user_may_do_on_every_camera_of_a_lock() {
     );
     assert_eq!(offered, Some(json!(["door", "yard"])), "dee's extend form: {}", main_text(&browser));
 
-    let (browser, seen) = sign_in_as("rae");
+    let (_browser, seen) = sign_in_as("rae");
     assert_eq!(seen, json!({"id": id, "extend": false, "reduce": true, "delete": true, "new": false}), "rae");
 
     // cara may create locks but see none: playback offers her no lock link, which would lead to

@@ -47,29 +47,13 @@ pub struct RtspSource {
     /// The group whose TEARDOWNs a caller waits for (the connection test, whose runtime ends
     /// right after the session); `None` for recording, whose runtime outlives its sessions.
     session_group: Option<Arc<SessionGroup>>,
-    /// Set up the video stream only (a second stream feeds motion analysis and never needs the
-    /// camera's audio: issue 14, its packets would cost CPU for nothing).
-    video_only: bool,
 }
 
 impl RtspSource {
     pub fn new(url: url::Url, username: Option<String>, password: Option<String>, transport: RtspTransport) -> Self {
         let creds =
             username.map(|username| retina::client::Credentials { username, password: password.unwrap_or_default() });
-        RtspSource {
-            url,
-            creds,
-            transport,
-            h265_policy: H265KeyFramePolicy::IrapIsKey,
-            session_group: None,
-            video_only: false,
-        }
-    }
-
-    /// Sets up only the video stream; an offered audio stream is listed as skipped.
-    pub fn video_only(mut self) -> Self {
-        self.video_only = true;
-        self
+        RtspSource { url, creds, transport, h265_policy: H265KeyFramePolicy::IrapIsKey, session_group: None }
     }
 
     /// Puts the sessions this source opens into `group`, so that the caller can wait for their
@@ -198,9 +182,6 @@ impl RtspSource {
             };
             let setup_opts = || SetupOptions::default().transport(transport.clone());
             session.setup(video.index, setup_opts()).await.map_err(|e| failed("SETUP video", e))?;
-            if let Some(a) = desc.audio.take_if(|_| self.video_only) {
-                desc.skipped.push(format!("stream {}: audio not needed (video only)", a.index));
-            }
             if let Some(a) = &desc.audio {
                 if let Err(e) = session.setup(a.index, setup_opts()).await {
                     tracing::warn!(%url, "audio SETUP failed, recording video only: {e}");

@@ -1456,7 +1456,8 @@ mod tests {
         assert!(bare.len() < jpeg.len() && !jpeg_has_dht(&bare));
         let fixed = mjpeg_thumbnail(bare).unwrap();
         assert!(jpeg_has_dht(&fixed), "the standard tables were inserted");
-        let pixels = |j: &[u8]| zune_jpeg::JpegDecoder::new(zune_jpeg::zune_core::bytestream::ZCursor::new(j)).decode().unwrap();
+        let pixels =
+            |j: &[u8]| zune_jpeg::JpegDecoder::new(zune_jpeg::zune_core::bytestream::ZCursor::new(j)).decode().unwrap();
         assert_eq!(pixels(&fixed), pixels(&jpeg), "the same picture");
         let why = mjpeg_thumbnail(b"\xFF\xD8not a jpeg".to_vec()).unwrap_err();
         assert!(why.contains("no Huffman tables"), "{why}");

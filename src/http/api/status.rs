@@ -152,7 +152,7 @@ pub(in crate::http) struct SecondStreamStatus {
     pub codec: Option<String>,
     pub width: Option<u32>,
     pub height: Option<u32>,
-    /// Offered streams not set up, with why (its audio: a second stream feeds motion only).
+    /// Offered streams not set up, with why (as the main stream's `skipped_streams`).
     pub skipped_streams: Vec<String>,
     pub fps: f64,
     pub frames_received: u64,
