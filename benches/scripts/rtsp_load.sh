@@ -120,6 +120,9 @@ if s is not None:
         # loaded box skips, which lowers the CPU it costs: the figure is then not comparable).
         motion_analysed=sum((c.get("motion") or {}).get("analysed", 0) for c in cams),
         motion_skipped=sum((c.get("motion") or {}).get("skipped_behind", 0) for c in cams),
+        # Second streams that stream: a run where some do not (a server refusing a client) measures
+        # fewer second streams than it names, which this line makes plain.
+        second_streaming=sum(1 for c in cams if (c.get("second_stream") or {}).get("state") == "streaming"),
     )
 with open(out, "w") as f:
     json.dump(rec, f)
@@ -160,7 +163,8 @@ if kind.startswith("edgerec"):
              f" (in window {b['frames_dropped'] - a['frames_dropped']})"
              f" overflow={b['frames_dropped_overflow']} max_sync_ms={b['max_sync_latency_ms']:.1f}"
              f" motion_analysed/s={(b['motion_analysed'] - a['motion_analysed']) / dt:.2f}"
-             f" motion_skipped_behind={b['motion_skipped'] - a['motion_skipped']}")
+             f" motion_skipped_behind={b['motion_skipped'] - a['motion_skipped']}"
+             f" second_streams_streaming={b['second_streaming']}")
 line += f" | rtsp server (excluded): cpu={server:.1f}%"
 print(line)
 with open(os.environ["RESULT_FILE"], "a") as f:
