@@ -10,6 +10,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::api::{add_user, call, call_h, grant, ok, put_role};
 use common::recorder::{now_us, RecorderProc};
 use common::{http_request, temp_dir, wait_for, wait_until};
 use serde_json::{json, Value};
@@ -29,63 +30,12 @@ fn body(bookmark: &str) -> String {
     )
 }
 
-/// `method path` as `user` (None: the administrator) with a JSON body and headers.
-fn call_h(
-    rec: &RecorderProc,
-    user: Option<(&str, &str)>,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-    headers: &[(&str, &str)],
-) -> (u16, Value, Option<String>) {
-    let url = match user {
-        Some(u) => rec.url_as(Some(u), path),
-        None => rec.url(path),
-    };
-    let payload = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut all = vec![("Content-Type", "application/json")];
-    all.extend_from_slice(headers);
-    let r = http_request(method, &url, &all, payload.as_bytes()).unwrap();
-    let v = if r.body.is_empty() { Value::Null } else { r.json() };
-    (r.status, v, r.header("Location").map(str::to_owned))
-}
-
-fn call(rec: &RecorderProc, user: Option<(&str, &str)>, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let (s, v, _) = call_h(rec, user, method, path, body, &[]);
-    (s, v)
-}
-
-fn ok(
-    rec: &RecorderProc,
-    user: Option<(&str, &str)>,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-    status: u16,
-) -> Value {
-    let (s, v) = call(rec, user, method, path, body);
-    assert_eq!(s, status, "{method} {path}: {v}");
-    v
-}
-
 fn us(v: &Value, key: &str) -> i64 {
     v[key].as_i64().unwrap_or_else(|| panic!("{key} in {v}"))
 }
 
 fn ids(page: &Value) -> Vec<i64> {
     page["bookmarks"].as_array().unwrap().iter().map(|b| b["id"].as_i64().unwrap()).collect()
-}
-
-fn put_role(rec: &RecorderProc, name: &str, grants: Value) {
-    ok(rec, None, "PUT", &format!("/api/v1/roles/{name}"), Some(json!({ "grants": grants })), 200);
-}
-
-fn add_user(rec: &RecorderProc, name: &str, password: &str, roles: &[&str]) {
-    ok(rec, None, "POST", "/api/v1/users", Some(json!({"name": name, "password": password, "roles": roles})), 200);
-}
-
-fn grant(permission: &str, camera: Option<&str>) -> Value {
-    json!({"permission": permission, "camera": camera, "allow": true})
 }
 
 /// BK-1, RU-12, REC-10: POST /api/v1/bookmarks answers 201 with Location, the reference from the

@@ -5,8 +5,9 @@
 
 mod common;
 
+use common::api::{self, add_user};
 use common::recorder::{now_us, RecorderProc};
-use common::{http_get, http_request, temp_dir, wait_for, wait_until, RtspServer};
+use common::{http_get, temp_dir, wait_for, wait_until, RtspServer};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -38,29 +39,15 @@ fn call_with(
     body: Option<Value>,
     headers: &[(&str, &str)],
 ) -> (u16, Value) {
-    let url = match user {
-        Some(u) => rec.url_as(Some(u), path),
-        None => rec.url(path),
-    };
-    let payload = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut all = vec![("Content-Type", "application/json")];
-    all.extend_from_slice(headers);
-    let r = http_request(method, &url, &all, payload.as_bytes()).unwrap();
-    let v = if r.body.is_empty() { Value::Null } else { r.json() };
-    if r.status == 201 {
+    let (status, v, location) = api::call_h(rec, user, method, path, body, headers);
+    if status == 201 {
         assert_eq!(
-            r.header("Location").map(str::to_owned),
+            location,
             Some(format!("/api/v1/evidence-locks/{}", v["id"].as_str().unwrap())),
             "a created lock names its URL"
         );
     }
-    (r.status, v)
-}
-
-fn add_user(rec: &RecorderProc, name: &str, password: &str, roles: &[&str]) {
-    let (s, v) =
-        call(rec, None, "POST", "/api/v1/users", Some(json!({"name": name, "password": password, "roles": roles})));
-    assert_eq!(s, 200, "add {name}: {v}");
+    (status, v)
 }
 
 fn put_role(rec: &RecorderProc, name: &str, role: Value) {

@@ -10,6 +10,7 @@ mod common;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use common::api::{add_user, call, call_h, ok, put_role};
 use common::recorder::RecorderProc;
 use common::{http_request, temp_dir};
 use serde_json::{json, Value};
@@ -20,53 +21,6 @@ const BODY: &str = "[[storage]]\nid = \"main\"\nsize = \"64MiB\"\nsegment_size =
                     [[camera]]\nid = \"yard\"\nsource = \"demo:\"\nrecord = \"never\"\n";
 
 const T0: i64 = 1_780_000_000_000_000;
-
-/// `method path` as `user` (None: the administrator) with a JSON body and extra headers.
-fn call_h(
-    rec: &RecorderProc,
-    user: Option<(&str, &str)>,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-    headers: &[(&str, &str)],
-) -> (u16, Value) {
-    let url = match user {
-        Some(u) => rec.url_as(Some(u), path),
-        None => rec.url(path),
-    };
-    let payload = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut all = vec![("Content-Type", "application/json")];
-    all.extend_from_slice(headers);
-    let r = http_request(method, &url, &all, payload.as_bytes()).unwrap();
-    let v = if r.body.is_empty() { Value::Null } else { r.json() };
-    (r.status, v)
-}
-
-fn call(rec: &RecorderProc, user: Option<(&str, &str)>, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    call_h(rec, user, method, path, body, &[])
-}
-
-/// Asserts `status` and returns the answer.
-fn ok(
-    rec: &RecorderProc,
-    user: Option<(&str, &str)>,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-    status: u16,
-) -> Value {
-    let (s, v) = call(rec, user, method, path, body);
-    assert_eq!(s, status, "{method} {path}: {v}");
-    v
-}
-
-fn put_role(rec: &RecorderProc, name: &str, grants: Value) {
-    ok(rec, None, "PUT", &format!("/api/v1/roles/{name}"), Some(json!({ "grants": grants })), 200);
-}
-
-fn add_user(rec: &RecorderProc, name: &str, password: &str, roles: &[&str]) {
-    ok(rec, None, "POST", "/api/v1/users", Some(json!({"name": name, "password": password, "roles": roles})), 200);
-}
 
 /// The audit lines whose action begins with `incident.`, oldest first, as (user, action, outcome).
 fn incident_audit(rec: &RecorderProc) -> Vec<(String, String, String)> {
@@ -181,7 +135,7 @@ fn im2_im4_property_crud_and_in_use_locking_over_http() {
 
     // Not in use: changed (revision + 1, ETag), stale If-Match 409, deleted, then 404 "refresh".
     let t1 = format!("/api/v1/incidents/properties/types/{}", types[1]);
-    let (s, v) = call_h(
+    let (s, v, _) = call_h(
         &rec,
         None,
         "PUT",
@@ -190,9 +144,9 @@ fn im2_im4_property_crud_and_in_use_locking_over_http() {
         &[("If-Match", "\"1\"")],
     );
     assert_eq!((s, v["revision"].as_i64()), (200, Some(2)), "{v}");
-    let (s, v) = call_h(&rec, None, "PUT", &t1, Some(json!({"name": "Again"})), &[("If-Match", "\"1\"")]);
+    let (s, v, _) = call_h(&rec, None, "PUT", &t1, Some(json!({"name": "Again"})), &[("If-Match", "\"1\"")]);
     assert_eq!(s, 409, "IM-13: a stale revision: {v}");
-    let (s, v) = call_h(&rec, None, "DELETE", &t1, None, &[("If-Match", "\"1\"")]);
+    let (s, v, _) = call_h(&rec, None, "DELETE", &t1, None, &[("If-Match", "\"1\"")]);
     assert_eq!(s, 409, "a stale delete: {v}");
     ok(&rec, None, "DELETE", &t1, None, 204);
     let (s, v) = call(&rec, None, "PUT", &t1, Some(json!({"name": "Gone"})));
@@ -347,7 +301,7 @@ fn im11_project_log_and_audit_log_split_entry_by_entry() {
 
     // The revision the last answer gave is current: a delete naming it is not stale.
     let if_match = format!("\"{last}\"");
-    let (s, v) = call_h(&rec, otto, "DELETE", &base, None, &[("If-Match", if_match.as_str())]);
+    let (s, v, _) = call_h(&rec, otto, "DELETE", &base, None, &[("If-Match", if_match.as_str())]);
     assert_eq!(s, 204, "{v}");
     expected_audit.push(granted("otto", "incident.project.delete"));
     assert_eq!(incident_audit(&rec), expected_audit, "a delete is audited (IM-11)");
@@ -537,11 +491,11 @@ fn im13_concurrency_answers_and_im14_paging() {
     assert_eq!(ok(&rec, None, "GET", &first, None, 200)["name"], "Incident 1");
     // Stale: two users read revision 1; the first change wins, the second is 409.
     let base = format!("/api/v1/incidents/projects/{}", ids[0]);
-    let (s, _) = call_h(&rec, None, "PUT", &base, Some(json!({"name": "First"})), &[("If-Match", "\"1\"")]);
+    let (s, _, _) = call_h(&rec, None, "PUT", &base, Some(json!({"name": "First"})), &[("If-Match", "\"1\"")]);
     assert_eq!(s, 200);
-    let (s, v) = call_h(&rec, None, "PUT", &base, Some(json!({"name": "Second"})), &[("If-Match", "\"1\"")]);
+    let (s, v, _) = call_h(&rec, None, "PUT", &base, Some(json!({"name": "Second"})), &[("If-Match", "\"1\"")]);
     assert_eq!(s, 409, "{v}");
-    let (s, v) = call_h(&rec, None, "DELETE", &base, None, &[("If-Match", "\"1\"")]);
+    let (s, v, _) = call_h(&rec, None, "DELETE", &base, None, &[("If-Match", "\"1\"")]);
     assert_eq!(s, 409, "{v}");
     // Deleted: every action answers 404 with "refresh".
     ok(&rec, None, "DELETE", &base, None, 204);

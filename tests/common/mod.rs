@@ -16,6 +16,7 @@
 
 #![allow(dead_code)]
 
+pub mod api;
 pub mod archive;
 pub mod browser;
 pub mod front;

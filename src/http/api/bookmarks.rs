@@ -16,12 +16,12 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::Call;
+use super::{body_object, id_of, if_match, Call};
 use crate::auth::perm::Permission;
 use crate::bookmark::{Bookmark, BookmarkChange, BookmarkFilter, NewBookmark, MAX_PAGE};
 use crate::error::Error;
 use crate::http::exchange::{Body, Response};
-use crate::http::{query, respond, Ctx};
+use crate::http::{respond, Ctx};
 use crate::incident::NewSequence;
 use crate::time::format_rfc3339;
 
@@ -82,29 +82,6 @@ fn json(b: Bookmark) -> BookmarkJson {
 fn tagged(status: u16, b: Bookmark) -> Response {
     let revision = b.revision;
     respond::json(status, &json(b)).with_header("ETag", &format!("\"{revision}\""))
-}
-
-fn id_of(raw: &str) -> Result<i64, Error> {
-    raw.parse::<i64>().map_err(|_| crate::err!(InvalidArgument, "bookmark id must be an integer, not {raw:?}"))
-}
-
-/// `If-Match: "N"`: the revision the client last saw; None without one (or `*`).
-fn if_match(call: &Call) -> Result<Option<i64>, Error> {
-    match call.req.header("If-Match").map(|v| v.trim().trim_start_matches("W/").trim_matches('"').to_owned()) {
-        None => Ok(None),
-        Some(v) if v == "*" => Ok(None),
-        Some(v) => v
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| crate::err!(InvalidArgument, "If-Match {v:?} is not a revision (\"N\")")),
-    }
-}
-
-fn body_object(call: &mut Call) -> Result<Map<String, Value>, Error> {
-    match query::read_json(&mut call.req)? {
-        Value::Object(m) => Ok(m),
-        _ => Err(crate::err!(InvalidArgument, "the request body must be a JSON object")),
-    }
 }
 
 fn string(body: &Map<String, Value>, key: &str) -> Result<Option<String>, Error> {
@@ -231,7 +208,7 @@ pub(super) fn create(ctx: &Ctx, call: &mut Call) -> Result<Response, Error> {
 
 /// `GET /api/v1/bookmarks/{id}` (bookmark_view on its camera).
 pub(super) fn get(ctx: &Ctx, call: &Call, raw: &str) -> Result<Response, Error> {
-    let b = visible(ctx, call, id_of(raw)?, Permission::BookmarkView)?;
+    let b = visible(ctx, call, id_of("bookmark", raw)?, Permission::BookmarkView)?;
     Ok(tagged(200, b))
 }
 
@@ -240,7 +217,7 @@ pub(super) fn get(ctx: &Ctx, call: &Call, raw: &str) -> Result<Response, Error> 
 /// and cannot change.
 pub(super) fn change(ctx: &Ctx, call: &mut Call, raw: &str) -> Result<Response, Error> {
     let b = body_object(call)?;
-    let id = id_of(raw)?;
+    let id = id_of("bookmark", raw)?;
     if let Some(k) = b.keys().find(|k| !matches!(k.as_str(), "headline" | "description" | "start" | "end")) {
         return Err(crate::err!(
             InvalidArgument,
@@ -263,7 +240,7 @@ pub(super) fn change(ctx: &Ctx, call: &mut Call, raw: &str) -> Result<Response, 
 
 /// `DELETE /api/v1/bookmarks/{id}` (bookmark_view and bookmark_delete on its camera; audited).
 pub(super) fn delete(ctx: &Ctx, call: &mut Call, raw: &str) -> Result<Response, Error> {
-    let r = id_of(raw).and_then(|id| {
+    let r = id_of("bookmark", raw).and_then(|id| {
         let current = visible(ctx, call, id, Permission::BookmarkDelete)?;
         call.target = format!("bookmark {}", current.reference);
         let revision = if_match(call)?.unwrap_or(current.revision);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::Call;
+use super::{if_match, Call};
 use crate::auth::perm::{Effective, Permission};
 use crate::error::Error;
 use crate::events::{Event, EventKind};
@@ -344,18 +344,6 @@ fn describe(l: &Lock) -> String {
         l.expires_wall_us.map_or_else(|| "never".to_owned(), |e| format!("{e} µs")),
         l.revision
     )
-}
-
-/// `If-Match: "N"`: the revision the client last saw, if it sent one.
-fn if_match(call: &Call) -> Result<Option<i64>, Error> {
-    match call.req.header("If-Match").map(|v| v.trim().trim_start_matches("W/").trim_matches('"').to_owned()) {
-        None => Ok(None),
-        Some(v) if v == "*" => Ok(None),
-        Some(v) => v
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| crate::err!(InvalidArgument, "If-Match {v:?} is not a lock revision (\"N\")")),
-    }
 }
 
 /// Refuses (409) an `If-Match` naming another revision than the lock the caller's rights were

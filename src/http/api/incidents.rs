@@ -19,11 +19,11 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::Call;
+use super::{body_object, id_of, if_match, Call};
 use crate::auth::perm::Permission;
 use crate::error::Error;
 use crate::http::exchange::{Body, Response};
-use crate::http::{query, respond, Ctx};
+use crate::http::{respond, Ctx};
 use crate::incident::report;
 use crate::incident::{
     CallDirection, CallFields, Category, DataField, DataSlot, DataValue, Item, ItemFields, ListKind, NewProject,
@@ -300,32 +300,9 @@ fn no_content() -> Response {
 }
 
 /// A path's numeric id.
-fn id_of(what: &str, raw: &str) -> Result<i64, Error> {
-    raw.parse::<i64>().map_err(|_| crate::err!(InvalidArgument, "{what} id must be an integer, not {raw:?}"))
-}
-
-/// `If-Match: "N"` (as the evidence lock API reads it): the revision the client last saw.
-fn if_match(call: &Call) -> Result<Option<i64>, Error> {
-    match call.req.header("If-Match").map(|v| v.trim().trim_start_matches("W/").trim_matches('"').to_owned()) {
-        None => Ok(None),
-        Some(v) if v == "*" => Ok(None),
-        Some(v) => v
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| crate::err!(InvalidArgument, "If-Match {v:?} is not a revision (\"N\")")),
-    }
-}
-
 /// The revision to change at: the client's `If-Match`, else the current one.
 fn revision(call: &Call, current: i64) -> Result<i64, Error> {
     Ok(if_match(call)?.unwrap_or(current))
-}
-
-fn body_object(call: &mut Call) -> Result<Map<String, Value>, Error> {
-    match query::read_json(&mut call.req)? {
-        Value::Object(m) => Ok(m),
-        _ => Err(crate::err!(InvalidArgument, "the request body must be a JSON object")),
-    }
 }
 
 fn string(body: &Map<String, Value>, key: &str, required: bool) -> Result<Option<String>, Error> {

@@ -61,6 +61,34 @@ impl Call {
     }
 }
 
+/// `If-Match: "N"` (a weak `W/"N"` too): the revision the client last saw; None without one or with
+/// `*`. One reading for every resource with revisions (evidence locks, incident items, bookmarks), so
+/// the same header means the same thing on each (IM-13, EL-9, BK-1).
+pub(super) fn if_match(call: &Call) -> Result<Option<i64>, Error> {
+    match call.req.header("If-Match").map(|v| v.trim().trim_start_matches("W/").trim_matches('"').to_owned()) {
+        None => Ok(None),
+        Some(v) if v == "*" => Ok(None),
+        Some(v) => v
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| crate::err!(InvalidArgument, "If-Match {v:?} is not a revision (\"N\")")),
+    }
+}
+
+/// A numeric id from the path; `what` names the item in the error ("incident project id must be
+/// an integer, not \"x\"").
+pub(super) fn id_of(what: &str, raw: &str) -> Result<i64, Error> {
+    raw.parse::<i64>().map_err(|_| crate::err!(InvalidArgument, "{what} id must be an integer, not {raw:?}"))
+}
+
+/// The request body as a JSON object (anything else is a 400).
+pub(super) fn body_object(call: &mut Call) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+    match super::query::read_json(&mut call.req)? {
+        serde_json::Value::Object(m) => Ok(m),
+        _ => Err(crate::err!(InvalidArgument, "the request body must be a JSON object")),
+    }
+}
+
 /// Answers a logged-in call of `route` (its access rule already checked).
 pub(super) fn handle(ctx: &Ctx, route: &Route, call: &mut Call) -> Result<Response, Error> {
     match route {
