@@ -337,6 +337,7 @@ fn endpoints() -> Vec<(&'static str, &'static str, bool, bool)> {
         ("POST", "/api/v1/incidents/projects/999999/sequences", false, true),
         ("DELETE", "/api/v1/incidents/projects/999999/sequences/1", false, true),
         ("GET", "/api/v1/incidents/projects/999999/log", false, false),
+        ("POST", "/api/v1/incidents/projects/999999/protect", false, true),
         ("GET", "/api/v1/incidents/projects/999999/report.pdf", false, false),
         ("GET", "/api/v1/incidents/projects/999999/export.zip", false, false),
     ]
@@ -378,7 +379,7 @@ fn im12_permission_matrix_none_view_manage_on_every_endpoint() {
             cases += 1;
         }
     }
-    assert_eq!(cases, 8 * 25);
+    assert_eq!(cases, 8 * 26);
     // A refusal is audited as denied (an access decision, not incident activity).
     let denied =
         incident_audit(&rec).into_iter().filter(|(u, a, o)| u == "nn" && a == "incident.type.add" && o == "denied");
@@ -969,4 +970,143 @@ fn im9_export_zip_holds_report_mp4s_and_a_manifest_of_exclusions() {
     assert_eq!(exported, 3, "{log}");
     let audit = ok(&rec, None, "GET", "/api/v1/logs?kind=audit&limit=1000", None, 200);
     assert!(!audit.to_string().contains("incident.project.export"), "{audit}");
+}
+
+/// IM-7, "protect this project's sequences" (issue 13's evidence lock): `POST …/protect` by a
+/// user with `evidence_lock_create` on door only makes one lock over door's sequence, until the
+/// project expires (creation + the 30-day retention), and lists yard (no permission) and the May
+/// 2026 sequence (media gone) as not protected; the lock is in /api/v1/evidence-locks with that
+/// camera and range. The administrator's protect makes one lock for door and yard together (the
+/// same range) with the expiry asked for. The project view lists both locks, its log has a line
+/// each (IM-11) that names only cameras the reader may read (PR-11), each call is audited, and a
+/// user who cannot read yard sees its sequence as not available, unnamed.
+#[test]
+fn im7_protect_sequences_makes_evidence_locks_and_says_what_was_not_protected() {
+    let tmp = temp_dir();
+    let (_server, rec, from, to) = recording_pair(tmp.path());
+    let id = injury_project(&rec, from, to);
+    let base = format!("/api/v1/incidents/projects/{id}");
+    let created = ok(&rec, None, "GET", &base, None, 200)["created_wall_us"].as_i64().unwrap();
+    let day_us = 86_400_000_000_i64;
+
+    put_role(
+        &rec,
+        "door-locker",
+        json!([{"permission": "read", "allow": true},
+               {"permission": "incident_projects_manage", "allow": true},
+               {"permission": "evidence_lock_create", "camera": "door", "allow": true},
+               {"permission": "evidence_lock_view", "camera": "door", "allow": true}]),
+    );
+    add_user(&rec, "pia", "Pia-pass-1234", &["door-locker"]);
+    let pia = Some(("pia", "Pia-pass-1234"));
+    let (s, r, _) = call_h(&rec, pia, "POST", &format!("{base}/protect"), Some(json!({})), &[]);
+    assert_eq!(s, 200, "{r}");
+    let locks = r["locks"].as_array().unwrap();
+    assert_eq!(locks.len(), 1, "{r}");
+    let door_lock = locks[0]["lock_id"].as_str().unwrap().to_owned();
+    assert_eq!(locks[0]["cameras"], json!(["door"]), "{r}");
+    let protected = r["protected"].as_array().unwrap();
+    assert_eq!(protected.len(), 1, "{r}");
+    assert_eq!(
+        (protected[0]["camera"].as_str(), protected[0]["start_wall_us"].as_i64(), protected[0]["lock_id"].as_str()),
+        (Some("door"), Some(from), Some(door_lock.as_str()))
+    );
+    let mut why: Vec<(String, i64, String)> = r["not_protected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["camera"].as_str().unwrap().to_owned(),
+                n["start_wall_us"].as_i64().unwrap(),
+                n["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    why.sort();
+    assert_eq!(
+        why,
+        vec![("door".to_owned(), T0, "media_gone".to_owned()), ("yard".to_owned(), from, "no_permission".to_owned())],
+        "{r}"
+    );
+    // The lock itself, as the evidence lock API shows it.
+    let lock = ok(&rec, None, "GET", &format!("/api/v1/evidence-locks/{door_lock}"), None, 200);
+    assert_eq!(lock["cameras"], json!(["door"]), "{lock}");
+    assert_eq!((lock["start_wall_us"].as_i64(), lock["end_wall_us"].as_i64()), (Some(from), Some(to)), "{lock}");
+    assert_eq!(lock["expires_wall_us"].as_i64(), Some(created + 30 * day_us), "until the project expires: {lock}");
+    assert_eq!(lock["created_by"], "pia");
+    assert!(lock["bytes"].as_u64().unwrap() > 0, "it holds door's recording: {lock}");
+
+    // The administrator locks door and yard (one range: one lock) indefinitely.
+    let r = ok(&rec, None, "POST", &format!("{base}/protect"), Some(json!({"expires_wall_us": null})), 200);
+    let locks = r["locks"].as_array().unwrap();
+    assert_eq!(locks.len(), 1, "{r}");
+    assert_eq!(locks[0]["cameras"], json!(["door", "yard"]), "{r}");
+    let both_lock = locks[0]["lock_id"].as_str().unwrap().to_owned();
+    assert_eq!(r["protected"].as_array().unwrap().len(), 2, "{r}");
+    assert_eq!(r["not_protected"][0]["reason"], "media_gone", "{r}");
+    let listed = ok(&rec, None, "GET", "/api/v1/evidence-locks?camera=yard", None, 200);
+    let yard_locks: Vec<&Value> = listed["locks"].as_array().unwrap().iter().collect();
+    assert_eq!(yard_locks.len(), 1, "{listed}");
+    assert_eq!(yard_locks[0]["id"], both_lock.as_str());
+    assert_eq!(yard_locks[0]["expires_wall_us"], Value::Null);
+    assert_eq!(
+        (yard_locks[0]["start_wall_us"].as_i64(), yard_locks[0]["end_wall_us"].as_i64()),
+        (Some(from), Some(to))
+    );
+
+    // The project view lists both locks; its log has a line each; each call is audited.
+    let p = ok(&rec, None, "GET", &base, None, 200);
+    let shown: Vec<(&str, bool, bool)> = p["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["lock_id"].as_str().unwrap(), l["exists"].as_bool().unwrap(), l["active"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(shown, vec![(door_lock.as_str(), true, true), (both_lock.as_str(), true, true)], "{p}");
+    let log = ok(&rec, None, "GET", &format!("{base}/log"), None, 200);
+    let lines: Vec<(String, String)> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "sequences_protected")
+        .map(|e| (e["user"].as_str().unwrap().to_owned(), e["detail"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert_eq!(lines[0].0, "pia");
+    assert_eq!(lines[0].1, format!("evidence lock {door_lock}: cameras door {from}..{to}"));
+    assert_eq!(lines[1].1, format!("evidence lock {both_lock}: cameras door,yard {from}..{to}"));
+    let audited: Vec<(String, String)> = incident_audit(&rec)
+        .into_iter()
+        .filter(|(_, a, _)| a == "incident.project.protect")
+        .map(|(u, _, o)| (u, o))
+        .collect();
+    assert_eq!(audited.len(), 2, "{audited:?}");
+    assert_eq!(audited[0], ("pia".to_owned(), "granted".to_owned()));
+
+    // PR-11: a user who may not read yard sees its sequence as not available (unnamed), and the
+    // log line of the two-camera lock does not name yard.
+    put_role(
+        &rec,
+        "door-only",
+        json!([{"permission": "read", "camera": "door", "allow": true},
+               {"permission": "incident_projects_manage", "allow": true},
+               {"permission": "evidence_lock_create", "camera": "door", "allow": true}]),
+    );
+    add_user(&rec, "olga", "Olga-pass-123", &["door-only"]);
+    let olga = Some(("olga", "Olga-pass-123"));
+    let r = ok(&rec, olga, "POST", &format!("{base}/protect"), Some(json!({"expires_wall_us": null})), 200);
+    let hidden: Vec<&Value> =
+        r["not_protected"].as_array().unwrap().iter().filter(|n| n["reason"] == "not_available").collect();
+    assert_eq!(hidden.len(), 1, "{r}");
+    assert_eq!((&hidden[0]["camera"], &hidden[0]["hidden"]), (&Value::Null, &json!(true)), "{r}");
+    assert!(!r.to_string().contains("yard"), "yard is not named to olga: {r}");
+    let log = ok(&rec, olga, "GET", &format!("{base}/log"), None, 200);
+    assert!(!log.to_string().contains("yard"), "{log}");
+    assert!(log.to_string().contains(&format!("evidence lock {both_lock}: cameras door and 1 not available to you")));
+    // A project another user deleted answers 404 "refresh".
+    ok(&rec, None, "DELETE", &base, None, 204);
+    let (s, v) = call(&rec, None, "POST", &format!("{base}/protect"), Some(json!({})));
+    assert_eq!(s, 404, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("refresh"), "{v}");
 }

@@ -135,6 +135,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/incidents/projects/{id}/sequences"),
     ("DELETE", "/api/v1/incidents/projects/{id}/sequences/{seq}"),
     ("GET", "/api/v1/incidents/projects/{id}/log"),
+    ("POST", "/api/v1/incidents/projects/{id}/protect"),
     ("GET", "/api/v1/incidents/projects/{id}/report.pdf"),
     ("GET", "/api/v1/incidents/projects/{id}/export.zip"),
     // Issue 15: bookmarks (BK-1).

@@ -87,6 +87,7 @@ pub enum Route {
     IncidentProjectSequencesAdd { id: String },
     IncidentProjectSequenceDelete { id: String, seq: String },
     IncidentProjectLog { id: String },
+    IncidentProjectProtect { id: String },
     IncidentProjectReport { id: String },
     IncidentProjectExport { id: String },
     // Issue 15: bookmarks (BK-1).
@@ -281,6 +282,10 @@ impl Route {
                 Route::IncidentProjectSequenceDelete { id: s(id), seq: s(q) }
             }
             (Get | Head, ["api", "v1", "incidents", "projects", id, "log"]) => Route::IncidentProjectLog { id: s(id) },
+            // Issue 15, IM-7: protect the project's sequences with evidence locks.
+            (Post, ["api", "v1", "incidents", "projects", id, "protect"]) => {
+                Route::IncidentProjectProtect { id: s(id) }
+            }
             // Issue 15, IM-8 and IM-9: the report and the export archive.
             (Get | Head, ["api", "v1", "incidents", "projects", id, "report.pdf"]) => {
                 Route::IncidentProjectReport { id: s(id) }
@@ -526,6 +531,12 @@ impl Route {
             Route::IncidentProjectLog { .. } => {
                 spec("GET", "/api/v1/incidents/projects/{id}/log", Recorder(P::IncidentProjectsView))
             }
+            // Issue 15, IM-7: Manage on projects here; `evidence_lock_create` per camera of a
+            // sequence is the handler's (a sequence without it is listed as not protected).
+            Route::IncidentProjectProtect { .. } => {
+                spec("POST", "/api/v1/incidents/projects/{id}/protect", Recorder(P::IncidentProjectsManage))
+                    .audited("incident.project.protect")
+            }
             // Issue 15, IM-8: the report reads the recordings for its thumbnails (a decode per
             // sequence), so it holds a Download place; IM-11: a generated report is audited (and
             // in the project's log). IM-9: the export archive streams MP4s (Download); PR-11 and
@@ -632,6 +643,7 @@ impl Route {
             | Route::IncidentProjectSequencesAdd { id }
             | Route::IncidentProjectSequenceDelete { id, .. }
             | Route::IncidentProjectLog { id }
+            | Route::IncidentProjectProtect { id }
             | Route::IncidentProjectReport { id }
             | Route::IncidentProjectExport { id } => Some(format!("incident project {id}")),
             _ => None,
@@ -729,6 +741,7 @@ mod tests {
             ("POST", "/api/v1/incidents/projects/{id}/sequences", Recorder(P::IncidentProjectsManage)),
             ("DELETE", "/api/v1/incidents/projects/{id}/sequences/{seq}", Recorder(P::IncidentProjectsManage)),
             ("GET", "/api/v1/incidents/projects/{id}/log", Recorder(P::IncidentProjectsView)),
+            ("POST", "/api/v1/incidents/projects/{id}/protect", Recorder(P::IncidentProjectsManage)),
             ("GET", "/api/v1/incidents/projects/{id}/report.pdf", Recorder(P::IncidentProjectsView)),
             ("GET", "/api/v1/incidents/projects/{id}/export.zip", Recorder(P::IncidentProjectsView)),
             // Issue 15 (BK-1).

@@ -10,8 +10,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use super::{
     check_name, check_sequence, check_text, Call, CallFields, Category, Comment, DataField, DataKind, DataSlot,
     DataValue, Item, ItemFields, ListKind, LogEntry, NewProject, NewSequence, PageCursor, Project, ProjectChange,
-    ProjectFilter, ProjectPage, ProjectSummary, Sequence, SlotFields, StoreSettings, CATEGORY_SLOTS, MAX_PAGE,
-    RETENTION_DAYS_RANGE,
+    ProjectFilter, ProjectLock, ProjectPage, ProjectSummary, Sequence, SlotFields, StoreSettings, CATEGORY_SLOTS,
+    MAX_PAGE, RETENTION_DAYS_RANGE,
 };
 use crate::error::Error;
 use crate::sqlite;
@@ -184,15 +184,42 @@ INSERT INTO data_field (kind, idx, enabled, name, description, revision) VALUES
   ('date_time', 3, 0, 'Date and time 3', '', 1);
 "#;
 
+/// Version 2 (issue 15, IM-7): the evidence locks "protect this project's sequences" made.
+const SCHEMA_V2: &str = r#"
+-- An evidence lock a project's protect action made (IM-7): the lock lives in evidence.sqlite3
+-- (issue 13), which may have changed or deleted it since; this row is what the project asked for.
+CREATE TABLE project_lock (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  project_id INTEGER NOT NULL REFERENCES project (id) ON DELETE CASCADE,
+  -- The evidence lock's id, 32 lower-case hex digits.
+  lock_id TEXT NOT NULL CHECK (length(lock_id) BETWEEN 1 AND 64),
+  -- The camera ids the lock was made with, joined by ',' (config ids never hold one).
+  cameras TEXT NOT NULL CHECK (length(cameras) >= 1),
+  -- The locked range [start, end), µs since the epoch, UTC.
+  start_wall_us INTEGER NOT NULL,
+  end_wall_us INTEGER NOT NULL CHECK (end_wall_us > start_wall_us),
+  added_by TEXT NOT NULL,
+  added_wall_us INTEGER NOT NULL
+) STRICT;
+CREATE INDEX project_lock_by_project ON project_lock (project_id, id);
+"#;
+
 /// The incident database's versions (sqlite.rs Q1). New with issue 15: no file from before
 /// versions were kept.
 pub(crate) static VERSIONS: sqlite::Schema = sqlite::Schema {
     name: "incident database",
-    migrations: &[sqlite::Migration {
-        version: 1,
-        what: "incident properties, projects with their categories, data, comments, calls, sequences and logs",
-        step: sqlite::Step::Sql(SCHEMA_V1),
-    }],
+    migrations: &[
+        sqlite::Migration {
+            version: 1,
+            what: "incident properties, projects with their categories, data, comments, calls, sequences and logs",
+            step: sqlite::Step::Sql(SCHEMA_V1),
+        },
+        sqlite::Migration {
+            version: 2,
+            what: "the evidence locks a project's protect action made (IM-7)",
+            step: sqlite::Step::Sql(SCHEMA_V2),
+        },
+    ],
     readable_from: 1,
     legacy_version: None,
     newer_remedy: "",
@@ -567,6 +594,7 @@ impl IncidentDb {
                         comments: Vec::new(),
                         calls: Vec::new(),
                         sequences: Vec::new(),
+                        locks: Vec::new(),
                         created_by: r.get(4)?,
                         created_wall_us: r.get(5)?,
                         changed_by: r.get(6)?,
@@ -656,6 +684,27 @@ impl IncidentDb {
             .map_err(sq("read sequences"))?
             .collect::<Result<_, _>>()
             .map_err(sq("read sequences"))?;
+        let mut stmt = c
+            .prepare_cached(
+                "SELECT lock_id, cameras, start_wall_us, end_wall_us, added_by, added_wall_us
+                 FROM project_lock WHERE project_id = ?1 ORDER BY id",
+            )
+            .map_err(sq("read locks"))?;
+        p.locks = stmt
+            .query_map([id], |r| {
+                let cameras: String = r.get(1)?;
+                Ok(ProjectLock {
+                    lock_id: r.get(0)?,
+                    cameras: cameras.split(',').map(str::to_owned).collect(),
+                    start_wall_us: r.get(2)?,
+                    end_wall_us: r.get(3)?,
+                    added_by: r.get(4)?,
+                    added_wall_us: r.get(5)?,
+                })
+            })
+            .map_err(sq("read locks"))?
+            .collect::<Result<_, _>>()
+            .map_err(sq("read locks"))?;
         Ok(p)
     }
 
@@ -921,6 +970,42 @@ impl IncidentDb {
         )?;
         tx.commit().map_err(sq("commit sequence"))?;
         Ok(old)
+    }
+
+    /// Records the evidence locks project `id`'s protect action made (IM-7), one log line each
+    /// (IM-11: `sequences_protected`, naming the lock, its cameras and range), in one transaction
+    /// (I4). The locks exist already (the evidence store commits first): a crash in between leaves
+    /// a lock the project does not list, never a listed lock that does not exist.
+    pub fn add_locks(&mut self, id: i64, locks: &[ProjectLock], user: &str, now_us: i64) -> Result<i64, Error> {
+        let tx = self.tx()?;
+        current_revision(&tx, id, None)?;
+        for l in locks {
+            tx.execute(
+                "INSERT INTO project_lock (project_id, lock_id, cameras, start_wall_us, end_wall_us, added_by,
+                                           added_wall_us)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![id, l.lock_id, l.cameras.join(","), l.start_wall_us, l.end_wall_us, user, now_us],
+            )
+            .map_err(sq("add lock"))?;
+            log(
+                &tx,
+                id,
+                now_us,
+                user,
+                "sequences_protected",
+                &format!(
+                    "evidence lock {}: cameras {} {}..{}",
+                    l.lock_id,
+                    l.cameras.join(","),
+                    l.start_wall_us,
+                    l.end_wall_us
+                ),
+            )?;
+        }
+        touch(&tx, id, user, now_us)?;
+        let revision = current_revision(&tx, id, None)?;
+        tx.commit().map_err(sq("commit locks"))?;
+        Ok(revision)
     }
 
     /// Writes one line to project `id`'s log without changing the project (open, export, report:

@@ -217,6 +217,23 @@ pub struct Sequence {
     pub added_wall_us: i64,
 }
 
+/// An evidence lock (issue 13) made by "protect this project's sequences" (IM-7, issue 15),
+/// as the project recorded it: the lock itself lives in the evidence store, which may have
+/// changed or deleted it since; the project keeps what it asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProjectLock {
+    /// The evidence lock's id (32 lower-case hex digits).
+    pub lock_id: String,
+    /// The cameras and range the lock was made with.
+    pub cameras: Vec<String>,
+    /// [start, end), µs since the epoch, UTC.
+    pub start_wall_us: i64,
+    pub end_wall_us: i64,
+    /// Who protected, and when (µs since the epoch, UTC).
+    pub added_by: String,
+    pub added_wall_us: i64,
+}
+
 /// A sequence to add: camera and range.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewSequence {
@@ -305,6 +322,8 @@ pub struct Project {
     pub comments: Vec<Comment>,
     pub calls: Vec<Call>,
     pub sequences: Vec<Sequence>,
+    /// The evidence locks "protect this project's sequences" made (IM-7), oldest first.
+    pub locks: Vec<ProjectLock>,
     pub created_by: String,
     pub created_wall_us: i64,
     pub changed_by: String,

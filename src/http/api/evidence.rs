@@ -116,43 +116,48 @@ fn visible_lock(ctx: &Ctx, eff: &Effective, id: &str) -> Result<Lock, Error> {
 
 /// What each storage of the config holds of the lock's cameras in its range (EL-8).
 fn held(ctx: &Ctx, lock: &Lock) -> Vec<HeldItem> {
+    lock.cameras.iter().flat_map(|c| held_of(ctx, c, lock.start_wall_us, lock.end_wall_us)).collect()
+}
+
+/// What each storage of the config (its ring and its readable archive stages) holds of `camera`
+/// in [`start_wall_us`, `end_wall_us`) (EL-8); the incident protect action asks it too, to tell
+/// a sequence whose media is gone (IM-7).
+pub(super) fn held_of(ctx: &Ctx, camera: &str, start_wall_us: i64, end_wall_us: i64) -> Vec<HeldItem> {
     let config = ctx.rec.config();
     let mut out = Vec::new();
-    for camera in &lock.cameras {
-        for s in &config.storages {
-            match crate::store::held_between(&s.path, camera, lock.start_wall_us, lock.end_wall_us) {
-                Ok(Some(h)) => out.push(HeldItem {
-                    camera: camera.clone(),
+    for s in &config.storages {
+        match crate::store::held_between(&s.path, camera, start_wall_us, end_wall_us) {
+            Ok(Some(h)) => out.push(HeldItem {
+                camera: camera.to_owned(),
+                storage: s.id.clone(),
+                tier: "ring".to_owned(),
+                bytes: h.bytes,
+                start_wall_us: h.start_wall_us,
+                end_wall_us: h.end_wall_us,
+            }),
+            Ok(None) => {}
+            // An unreadable storage (unplugged, refused) must not hide the lock: its share is
+            // missing from `held`, with the reason in the log.
+            Err(e) => tracing::warn!(storage = %s.id, camera, "evidence lock size skipped: {e}"),
+        }
+        // ST-17, EL-8: and what each readable archive stage of the storage holds.
+        let Some(chain) = config.archives.iter().find(|c| c.storage_id == s.id) else { continue };
+        for stage in &chain.stages {
+            let dir = crate::archive::copier::stage_dir(stage, &s.id);
+            let held = crate::archive::tier::StageTier::open(&stage.name, &dir)
+                .and_then(|t| t.map(|t| t.held_between(camera, start_wall_us, end_wall_us)).transpose());
+            match held {
+                Ok(Some(Some(h))) => out.push(HeldItem {
+                    camera: camera.to_owned(),
                     storage: s.id.clone(),
-                    tier: "ring".to_owned(),
+                    tier: format!("stage:{}", stage.name),
                     bytes: h.bytes,
                     start_wall_us: h.start_wall_us,
                     end_wall_us: h.end_wall_us,
                 }),
-                Ok(None) => {}
-                // An unreadable storage (unplugged, refused) must not hide the lock: its share is
-                // missing from `held`, with the reason in the log.
-                Err(e) => tracing::warn!(storage = %s.id, camera, "evidence lock size skipped: {e}"),
-            }
-            // ST-17, EL-8: and what each readable archive stage of the storage holds.
-            let Some(chain) = config.archives.iter().find(|c| c.storage_id == s.id) else { continue };
-            for stage in &chain.stages {
-                let dir = crate::archive::copier::stage_dir(stage, &s.id);
-                let held = crate::archive::tier::StageTier::open(&stage.name, &dir)
-                    .and_then(|t| t.map(|t| t.held_between(camera, lock.start_wall_us, lock.end_wall_us)).transpose());
-                match held {
-                    Ok(Some(Some(h))) => out.push(HeldItem {
-                        camera: camera.clone(),
-                        storage: s.id.clone(),
-                        tier: format!("stage:{}", stage.name),
-                        bytes: h.bytes,
-                        start_wall_us: h.start_wall_us,
-                        end_wall_us: h.end_wall_us,
-                    }),
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(storage = %s.id, stage = %stage.name, camera, "evidence lock size skipped: {e}")
-                    }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(storage = %s.id, stage = %stage.name, camera, "evidence lock size skipped: {e}")
                 }
             }
         }
@@ -292,7 +297,7 @@ fn check_each(ctx: &Ctx, eff: &Effective, cameras: &[String], p: Permission, mus
 }
 
 /// Checks the expiry against the caller's lock profile (EL-6).
-fn check_profile(ctx: &Ctx, eff: &Effective, expires_wall_us: Option<i64>) -> Result<(), Error> {
+pub(super) fn check_profile(ctx: &Ctx, eff: &Effective, expires_wall_us: Option<i64>) -> Result<(), Error> {
     let roles: Vec<String> = eff.roles.iter().map(|r| r.name.clone()).collect();
     let profile = ctx.rec.evidence().profile_of(&roles)?;
     profile.check_expiry(expires_wall_us, ctx.rec.clocks().realtime_us())
@@ -303,7 +308,7 @@ fn check_profile(ctx: &Ctx, eff: &Effective, expires_wall_us: Option<i64>) -> Re
 /// Review finding 13: the events are appended (durable, waited for) before the pin wait, so a
 /// crash after the commit loses at most the answer, and a full queue is an error in the log,
 /// not a silent drop.
-fn finish(ctx: &Ctx, changed: &Changed, kind: EventKind) -> Vec<String> {
+pub(super) fn finish(ctx: &Ctx, changed: &Changed, kind: EventKind) -> Vec<String> {
     let mut cameras: Vec<&String> = Vec::new();
     for l in changed.old.iter().chain(changed.new.iter()) {
         for c in &l.cameras {

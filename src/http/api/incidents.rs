@@ -27,7 +27,7 @@ use crate::http::{respond, Ctx};
 use crate::incident::report;
 use crate::incident::{
     CallDirection, CallFields, Category, DataField, DataSlot, DataValue, Item, ItemFields, ListKind, NewProject,
-    NewSequence, PageCursor, Project, ProjectChange, ProjectFilter, Sequence, SlotFields, StoreSettings,
+    NewSequence, PageCursor, Project, ProjectChange, ProjectFilter, ProjectLock, Sequence, SlotFields, StoreSettings,
     CATEGORY_SLOTS, MAX_PAGE,
 };
 
@@ -155,6 +155,8 @@ pub(in crate::http) struct ProjectJson {
     pub comments: Vec<CommentJson>,
     pub calls: Vec<CallJson>,
     pub sequences: Vec<SequenceJson>,
+    /// The evidence locks the protect action made (IM-7), oldest first.
+    pub locks: Vec<ProjectLockJson>,
     pub created_by: String,
     pub created_wall_us: i64,
     pub changed_by: String,
@@ -180,6 +182,59 @@ pub(in crate::http) struct ProjectListJson {
     pub projects: Vec<SummaryJson>,
     /// Give as `after` for the next page; `None` on the last.
     pub next: Option<String>,
+}
+
+/// An evidence lock a project's protect action made (IM-7), as the project view shows it: the
+/// cameras and range the project asked for, and the lock's state in the evidence store now.
+#[derive(Serialize)]
+pub(in crate::http) struct ProjectLockJson {
+    pub lock_id: String,
+    /// The lock's cameras the caller may read (PR-11).
+    pub cameras: Vec<String>,
+    /// True when the lock also covers cameras the caller may not read (not named).
+    pub hidden: bool,
+    pub start_wall_us: i64,
+    pub end_wall_us: i64,
+    pub added_by: String,
+    pub added_wall_us: i64,
+    /// False when the lock was deleted since (EL-7) or the caller may not see it.
+    pub exists: bool,
+    /// Whether it still protects (not expired); false when it does not exist.
+    pub active: bool,
+    /// The lock's expiry now (µs since the epoch, UTC; null = indefinite or gone).
+    pub expires_wall_us: Option<i64>,
+}
+
+/// What the protect action did with one sequence (IM-7).
+#[derive(Serialize)]
+pub(in crate::http) struct ProtectedSequenceJson {
+    pub id: i64,
+    /// `None` when the caller may not read the camera (PR-11).
+    pub camera: Option<String>,
+    pub hidden: bool,
+    pub start_wall_us: i64,
+    pub end_wall_us: i64,
+    /// The lock that covers it, when protected.
+    pub lock_id: Option<String>,
+    /// Why not, when not: `not_available` (a camera the caller may not read, PR-11),
+    /// `no_permission` (no `evidence_lock_create` on the camera, EL-7), `camera_removed` (no
+    /// longer configured), `media_gone` (no storage holds any of its range), `lock_failed`.
+    pub reason: Option<&'static str>,
+    /// The error, for `lock_failed`.
+    pub detail: Option<String>,
+}
+
+/// `POST /api/v1/incidents/projects/{id}/protect` (IM-7).
+#[derive(Serialize)]
+pub(in crate::http) struct ProtectJson {
+    /// The locks made now.
+    pub locks: Vec<ProjectLockJson>,
+    pub protected: Vec<ProtectedSequenceJson>,
+    pub not_protected: Vec<ProtectedSequenceJson>,
+    /// Storage writers that had not confirmed the new pins within 5 s (EL-1).
+    pub pending_storages: Vec<String>,
+    /// The project's revision now (also `ETag`).
+    pub revision: i64,
 }
 
 /// `POST /api/v1/incidents/projects/{id}/sequences`.
@@ -245,6 +300,24 @@ fn sequence_json(call: &Call, s: Sequence) -> SequenceJson {
     }
 }
 
+fn project_lock_json(ctx: &Ctx, call: &Call, l: ProjectLock) -> ProjectLockJson {
+    let now_us = ctx.rec.clocks().realtime_us();
+    let lock = ctx.rec.evidence().get(&l.lock_id).filter(|k| super::evidence::visible(&call.eff, k));
+    let hidden = l.cameras.iter().any(|c| !call.eff.can_see(c));
+    ProjectLockJson {
+        lock_id: l.lock_id,
+        cameras: l.cameras.into_iter().filter(|c| call.eff.can_see(c)).collect(),
+        hidden,
+        start_wall_us: l.start_wall_us,
+        end_wall_us: l.end_wall_us,
+        added_by: l.added_by,
+        added_wall_us: l.added_wall_us,
+        exists: lock.is_some(),
+        active: lock.as_ref().is_some_and(|k| k.active(now_us)),
+        expires_wall_us: lock.and_then(|k| k.expires_wall_us),
+    }
+}
+
 fn value_json(v: &DataValue) -> Value {
     match v {
         DataValue::WholeNumber(n) | DataValue::DateTime(n) => Value::from(*n),
@@ -254,7 +327,7 @@ fn value_json(v: &DataValue) -> Value {
     }
 }
 
-fn project_json(call: &Call, p: Project) -> ProjectJson {
+fn project_json(ctx: &Ctx, call: &Call, p: Project) -> ProjectJson {
     ProjectJson {
         id: p.id,
         name: p.name,
@@ -270,6 +343,7 @@ fn project_json(call: &Call, p: Project) -> ProjectJson {
             .collect(),
         calls: p.calls.into_iter().map(call_json).collect(),
         sequences: p.sequences.into_iter().map(|s| sequence_json(call, s)).collect(),
+        locks: p.locks.into_iter().map(|l| project_lock_json(ctx, call, l)).collect(),
         created_by: p.created_by,
         created_wall_us: p.created_wall_us,
         changed_by: p.changed_by,
@@ -656,7 +730,7 @@ pub(super) fn create(ctx: &Ctx, call: &mut Call) -> Result<Response, Error> {
     );
     let p = r?;
     let location = format!("/api/v1/incidents/projects/{}", p.id);
-    Ok(tagged(201, p.revision, &project_json(call, p)).with_header("Location", &location))
+    Ok(tagged(201, p.revision, &project_json(ctx, call, p)).with_header("Location", &location))
 }
 
 /// `GET /api/v1/incidents/projects/{id}`: opening a project is in its log (IM-11), not audited.
@@ -672,7 +746,7 @@ pub(super) fn get(ctx: &Ctx, call: &Call, raw: &str) -> Result<Response, Error> 
         }
         db.project(id)?
     };
-    Ok(tagged(200, p.revision, &project_json(call, p)))
+    Ok(tagged(200, p.revision, &project_json(ctx, call, p)))
 }
 
 /// `PUT /api/v1/incidents/projects/{id}`: the members given are changed, those left out kept
@@ -732,7 +806,7 @@ pub(super) fn change(ctx: &Ctx, call: &mut Call, raw: &str) -> Result<Response, 
         let current = db.project(id)?.revision;
         db.change_project(id, revision(call, current)?, &change, &call.eff.user, now_us)?
     };
-    Ok(tagged(200, p.revision, &project_json(call, p)))
+    Ok(tagged(200, p.revision, &project_json(ctx, call, p)))
 }
 
 /// A data value of `slot`'s kind from JSON (IM-5); null clears.
@@ -861,6 +935,200 @@ pub(super) fn remove_sequence(ctx: &Ctx, call: &Call, raw: &str, raw_seq: &str) 
     Ok(tagged(200, revision, &RevisionJson { revision }))
 }
 
+/// Each camera's ranges merged where they overlap or touch, then cameras with the same merged
+/// range grouped: one evidence lock per group. A lock has one range and several cameras (issue
+/// 13), so one lock per distinct range covers exactly the sequences' time and no more (one lock
+/// over the whole span would pin hours between two short sequences).
+fn lock_groups(ranges: &[(String, i64, i64)]) -> Vec<LockGroup> {
+    use std::collections::BTreeMap;
+    let mut by_camera: BTreeMap<&str, Vec<(i64, i64)>> = BTreeMap::new();
+    for (c, s, e) in ranges {
+        by_camera.entry(c.as_str()).or_default().push((*s, *e));
+    }
+    let mut groups: BTreeMap<(i64, i64), Vec<String>> = BTreeMap::new();
+    for (camera, mut rs) in by_camera {
+        rs.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::new();
+        for (s, e) in rs {
+            match merged.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        for r in merged {
+            groups.entry(r).or_default().push(camera.to_owned());
+        }
+    }
+    groups.into_iter().map(|((start, end), cameras)| LockGroup { cameras, start, end }).collect()
+}
+
+/// The cameras and range [start, end) (µs since the epoch, UTC) of one lock to make.
+struct LockGroup {
+    cameras: Vec<String>,
+    start: i64,
+    end: i64,
+}
+
+impl LockGroup {
+    fn covers(&self, camera: &str, start: i64, end: i64) -> bool {
+        self.cameras.iter().any(|c| c == camera) && self.start <= start && end <= self.end
+    }
+}
+
+/// `POST /api/v1/incidents/projects/{id}/protect` (IM-7, "protect this project's sequences"):
+/// evidence locks (issue 13, `evidence::Evidence::create`) over the sequences the caller may lock
+/// (`incident_projects_manage` on the route; `evidence_lock_create` per camera, EL-7), one per
+/// distinct range (`lock_groups`). Body: `expires_wall_us` (µs since the epoch, or null for
+/// indefinite; absent: when the project expires, its creation + the retention, IM-7) and
+/// `description` (default "Incident project N: NAME"); the expiry must suit the caller's lock
+/// profile (EL-6). The project records the locks (a log line each, IM-11) and the call is
+/// audited. The answer lists every sequence, protected (with its lock) or not (with why).
+pub(super) fn protect(ctx: &Ctx, call: &mut Call, raw: &str) -> Result<Response, Error> {
+    let r = protect_inner(ctx, call, raw);
+    let detail = match &r {
+        Ok(p) => format!(
+            "{} locks ({}), {} sequences protected, {} not",
+            p.locks.len(),
+            p.locks.iter().map(|l| l.lock_id.as_str()).collect::<Vec<_>>().join(","),
+            p.protected.len(),
+            p.not_protected.len()
+        ),
+        Err(_) => String::new(),
+    };
+    call.audit(ctx, &r, &detail);
+    let p = r?;
+    Ok(tagged(200, p.revision, &p))
+}
+
+fn protect_inner(ctx: &Ctx, call: &mut Call, raw: &str) -> Result<ProtectJson, Error> {
+    use crate::events::EventKind;
+    let b = body_object(call)?;
+    let id = id_of("incident project", raw)?;
+    let store = ctx.rec.incidents();
+    let (p, retention_days) = {
+        let db = store.db()?;
+        (db.project(id)?, db.settings()?.retention_days)
+    };
+    let expires = match b.get("expires_wall_us") {
+        None => Some(p.created_wall_us.saturating_add(i64::from(retention_days).saturating_mul(86_400_000_000))),
+        Some(Value::Null) => None,
+        Some(v) => Some(v.as_i64().ok_or_else(|| {
+            crate::err!(InvalidArgument, "`expires_wall_us` must be an integer (µs since the epoch, UTC) or null")
+        })?),
+    };
+    let description = match string(&b, "description", false)? {
+        Some(d) => d,
+        None => {
+            format!("Incident project {id}: {}", p.name).chars().take(crate::evidence::MAX_DESCRIPTION_CHARS).collect()
+        }
+    };
+    let config = ctx.rec.config();
+    let mut candidates: Vec<(String, i64, i64)> = Vec::new();
+    let mut outcome: Vec<(Sequence, Option<&'static str>)> = Vec::new();
+    for s in p.sequences {
+        let reason = if !call.eff.can_see(&s.camera) {
+            Some("not_available")
+        } else if !config.cameras.iter().any(|c| c.id == s.camera) {
+            Some("camera_removed")
+        } else if !call.eff.allows(Permission::EvidenceLockCreate, Some(&s.camera)) {
+            Some("no_permission")
+        } else if super::evidence::held_of(ctx, &s.camera, s.start_wall_us, s.end_wall_us).is_empty() {
+            Some("media_gone")
+        } else {
+            candidates.push((s.camera.clone(), s.start_wall_us, s.end_wall_us));
+            None
+        };
+        outcome.push((s, reason));
+    }
+    drop(config);
+    if !candidates.is_empty() {
+        super::evidence::check_profile(ctx, &call.eff, expires)?;
+    }
+    let now_us = ctx.rec.clocks().realtime_us();
+    let mut made: Vec<ProjectLock> = Vec::new();
+    let mut failed: Vec<(LockGroup, String)> = Vec::new();
+    let mut pending_storages: Vec<String> = Vec::new();
+    for group in lock_groups(&candidates) {
+        let created = crate::evidence::LockFields::new(
+            group.cameras.clone(),
+            group.start,
+            group.end,
+            expires,
+            description.clone(),
+            now_us,
+        )
+        .and_then(|f| ctx.rec.evidence().create(f, &call.eff.user));
+        match created {
+            Ok(changed) => {
+                for s in super::evidence::finish(ctx, &changed, EventKind::EvidenceLocked) {
+                    if !pending_storages.contains(&s) {
+                        pending_storages.push(s);
+                    }
+                }
+                let lock = changed.new.expect("a creation has a new lock");
+                made.push(ProjectLock {
+                    lock_id: lock.id,
+                    cameras: lock.cameras,
+                    start_wall_us: lock.start_wall_us,
+                    end_wall_us: lock.end_wall_us,
+                    added_by: call.eff.user.clone(),
+                    added_wall_us: now_us,
+                });
+            }
+            Err(e) => {
+                tracing::warn!(project = id, cameras = ?group.cameras, "incident protect: evidence lock not made: {e}");
+                failed.push((group, e.to_string()));
+            }
+        }
+    }
+    // The locks exist (durable, published); the project records them. A project deleted
+    // meanwhile answers 404 "refresh" and its locks stay in the evidence store, described.
+    let revision = if made.is_empty() {
+        store.db()?.revision(id)?
+    } else {
+        store.db()?.add_locks(id, &made, &call.eff.user, store.now_us())?
+    };
+    let covering = |camera: &str, start: i64, end: i64| {
+        made.iter()
+            .find(|l| l.cameras.iter().any(|c| c == camera) && l.start_wall_us <= start && end <= l.end_wall_us)
+            .map(|l| l.lock_id.clone())
+    };
+    let mut protected = Vec::new();
+    let mut not_protected = Vec::new();
+    for (s, reason) in outcome {
+        let visible = reason != Some("not_available");
+        let mut item = ProtectedSequenceJson {
+            id: s.id,
+            camera: visible.then(|| s.camera.clone()),
+            hidden: !visible,
+            start_wall_us: s.start_wall_us,
+            end_wall_us: s.end_wall_us,
+            lock_id: None,
+            reason,
+            detail: None,
+        };
+        if reason.is_none() {
+            match covering(&s.camera, s.start_wall_us, s.end_wall_us) {
+                Some(lock) => {
+                    item.lock_id = Some(lock);
+                    protected.push(item);
+                    continue;
+                }
+                None => {
+                    item.reason = Some("lock_failed");
+                    item.detail = failed
+                        .iter()
+                        .find(|(g, _)| g.covers(&s.camera, s.start_wall_us, s.end_wall_us))
+                        .map(|(_, e)| e.clone());
+                }
+            }
+        }
+        not_protected.push(item);
+    }
+    let locks = made.into_iter().map(|l| project_lock_json(ctx, call, l)).collect();
+    Ok(ProtectJson { locks, protected, not_protected, pending_storages, revision })
+}
+
 /// `GET /api/v1/incidents/projects/{id}/log` (IM-11): lines about a sequence of a camera the
 /// caller may not read do not name it (PR-11).
 pub(super) fn log(ctx: &Ctx, call: &Call, raw: &str) -> Result<Response, Error> {
@@ -879,6 +1147,9 @@ pub(super) fn log(ctx: &Ctx, call: &Call, raw: &str) -> Result<Response, Error> 
 /// A sequence line's detail (`sequence N: camera C A..B`, `IncidentDb`'s wording) without the
 /// camera when the caller may not read it.
 fn redact(call: &Call, action: &str, detail: String) -> String {
+    if action == "sequences_protected" {
+        return redact_lock_line(call, detail);
+    }
     if !matches!(action, "sequence_added" | "sequence_removed") {
         return detail;
     }
@@ -889,6 +1160,21 @@ fn redact(call: &Call, action: &str, detail: String) -> String {
     } else {
         format!("{head}: a camera not available to you")
     }
+}
+
+/// A protect line's detail (`evidence lock ID: cameras A,B S..E`, `IncidentDb::add_locks`'s
+/// wording) naming only the cameras the caller may read (PR-11).
+fn redact_lock_line(call: &Call, detail: String) -> String {
+    let Some((head, rest)) = detail.split_once(": cameras ") else { return detail };
+    let Some((cameras, range)) = rest.split_once(' ') else { return detail };
+    let all: Vec<&str> = cameras.split(',').collect();
+    let shown: Vec<&str> = all.iter().copied().filter(|c| call.eff.can_see(c)).collect();
+    if shown.len() == all.len() {
+        return detail;
+    }
+    let hidden = all.len() - shown.len();
+    let named = if shown.is_empty() { String::new() } else { format!("{} and ", shown.join(",")) };
+    format!("{head}: cameras {named}{hidden} not available to you {range}")
 }
 
 // ---- the report (IM-8) and the export archive (IM-9) ----

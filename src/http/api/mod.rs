@@ -175,6 +175,7 @@ pub(super) fn handle(ctx: &Ctx, route: &Route, call: &mut Call) -> Result<Respon
         Route::IncidentProjectSequencesAdd { id } => incidents::add_sequences(ctx, call, id),
         Route::IncidentProjectSequenceDelete { id, seq } => incidents::remove_sequence(ctx, call, id, seq),
         Route::IncidentProjectLog { id } => incidents::log(ctx, call, id),
+        Route::IncidentProjectProtect { id } => incidents::protect(ctx, call, id),
         Route::IncidentProjectReport { id } => incidents::report(ctx, call, id),
         Route::IncidentProjectExport { id } => incidents::export(ctx, call, id),
         // Issue 15: bookmarks (BK-1).

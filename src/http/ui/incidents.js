@@ -512,7 +512,62 @@
       };
       return el('section', { class: 'panel', id: 'inc-sequences' }, el('h3', {}, 'Sequences'),
         project.sequences.length ? el('ul', { class: 'inc-seqs' }, project.sequences.map(item)) : el('p', { class: 'muted' }, 'No sequences. Add one from the playback page ("Add to incident").'),
-        error);
+        error, protectPanel());
+    }
+
+    /** Why the protect action left a sequence out (IM-7; the server's `reason`). */
+    const NOT_PROTECTED = {
+      not_available: 'camera not available to you',
+      no_permission: 'you may not lock this camera',
+      camera_removed: 'the camera is no longer configured',
+      media_gone: 'no recording is left',
+      lock_failed: 'the lock failed',
+    };
+
+    /**
+     * "Protect sequences" (IM-7): evidence locks over the sequences the user may lock, until the
+     * project expires; the answer says what was protected and what not, and why. The locks the
+     * project made are listed with their state now.
+     */
+    function protectPanel() {
+      const result = el('div', { id: 'inc-protect-result', role: 'status' });
+      const lockable = project.sequences.some((s) => !s.hidden && mayOn('evidence_lock_create', s.camera));
+      const button = manage && lockable
+        ? el('button', { type: 'button', id: 'inc-protect', onclick: async () => {
+          button.disabled = true;
+          result.textContent = 'Protecting…';
+          try {
+            const r = await edit('/protect', 'POST', {});
+            const seqName = (s) => (s.camera || 'a camera not available to you') + ' ' + timeOfUs(s.start_wall_us);
+            const lines = [el('p', { id: 'inc-protect-summary' }, 'Protected ' + r.protected.length + ' sequence(s) with ' +
+              r.locks.length + ' evidence lock(s).')];
+            if (r.not_protected.length) {
+              lines.push(el('ul', { id: 'inc-not-protected' }, r.not_protected.map((s) =>
+                el('li', { 'data-sequence': String(s.id), 'data-reason': s.reason },
+                  seqName(s) + ': not protected, ' + (NOT_PROTECTED[s.reason] || s.reason) + (s.detail ? ' (' + s.detail + ')' : '')))));
+            }
+            const fresh = await api('/api/v1/incidents/projects/' + id);
+            project = fresh;
+            render();
+            document.getElementById('inc-protect-result').replaceChildren(...lines);
+          } catch (e) {
+            button.disabled = false;
+            result.textContent = '';
+            failed(e, result);
+          }
+        } }, 'Protect sequences')
+        : null;
+      const lockItem = (l) => el('li', { class: 'inc-lock', 'data-lock': l.lock_id },
+        (l.cameras.length ? l.cameras.join(', ') : 'cameras not available to you') + (l.hidden && l.cameras.length ? ' and cameras not available to you' : '') +
+        ' ' + timeOfUs(l.start_wall_us) + ' – ' + timeOfUs(l.end_wall_us) + ': ' +
+        (!l.exists ? 'lock deleted' : !l.active ? 'expired' : l.expires_wall_us === null ? 'locked indefinitely' : 'locked until ' + timeOfUs(l.expires_wall_us)),
+        el('span', { class: 'muted' }, ' (by ' + l.added_by + ')'));
+      return el('div', { id: 'inc-protect-panel' },
+        el('h4', {}, 'Evidence locks'),
+        (project.locks || []).length
+          ? el('ul', { id: 'inc-locks' }, project.locks.map(lockItem))
+          : el('p', { class: 'muted' }, 'No sequence of this project is protected by an evidence lock.'),
+        button, result);
     }
 
     function logPanel() {
