@@ -1110,3 +1110,77 @@ fn im7_protect_sequences_makes_evidence_locks_and_says_what_was_not_protected() 
     assert_eq!(s, 404, "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("refresh"), "{v}");
 }
+
+/// How many video packets the camera's export of [from, to) holds (`ffprobe -count_packets`): an
+/// export opens with the key frame at or before `from`, so the count falls where `from` passes
+/// a key frame.
+fn export_video_packets(rec: &RecorderProc, dir: &std::path::Path, camera: &str, from: i64, to: i64) -> u64 {
+    let r = get_bytes(
+        rec,
+        None,
+        &format!(
+            "/api/v1/cameras/{camera}/export.mp4?from={}&to={}",
+            common::recorder::rfc3339(from),
+            common::recorder::rfc3339(to)
+        ),
+    );
+    assert_eq!(r.status, 200, "export {from}..{to}: {}", r.text());
+    let path = dir.join("probe.mp4");
+    std::fs::write(&path, &r.body).unwrap();
+    let probe = common::ffprobe_json_with(&path, &["-count_packets", "-select_streams", "v:0", "-show_streams"]);
+    probe["streams"][0]["nb_read_packets"].as_str().unwrap().parse().unwrap()
+}
+
+/// IM-8 (issue 15): a sequence's report thumbnail is the first key frame at or after its start,
+/// not the key frame before it that its export opens with; a sequence with no key frame inside
+/// falls back to the one at or before its start. The demo clip (real H.264 from the GStreamer
+/// RTSP server) has a key frame every second; the key frame after a start in the middle of a GOP
+/// is found from the camera's own exports (their packet count falls there), and the PDF's
+/// embedded JPEGs (`pdfimages -j`) are compared: [x, t) shows the same picture as [k, t) (k
+/// that key frame), and [x, k - 2 ms) the picture before it.
+#[test]
+fn im8_report_thumbnail_is_the_first_key_frame_at_or_after_the_sequence_start() {
+    let tmp = temp_dir();
+    let (_server, rec, from, to) = recording_pair(tmp.path());
+    let dir = tmp.path();
+    let t = to.min(from + 3_000_000);
+    // A start inside a GOP: not a key frame itself (a plan from just before it has as many frames).
+    let mut x = from + 300_000;
+    let mut n0 = export_video_packets(&rec, dir, "door", x, t);
+    if export_video_packets(&rec, dir, "door", x - 1, t) != n0 {
+        x += 300_000;
+        n0 = export_video_packets(&rec, dir, "door", x, t);
+    }
+    // The first key frame after x (1 s GOPs: within a second), to the millisecond.
+    let (mut lo, mut hi) = (x, (x + 1_100_000).min(t - 1));
+    assert!(export_video_packets(&rec, dir, "door", hi, t) < n0, "a key frame within 1.1 s of {x}");
+    while hi - lo > 1_000 {
+        let mid = lo + (hi - lo) / 2;
+        if export_video_packets(&rec, dir, "door", mid, t) < n0 {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    let k = hi;
+    let seq = |a: i64, b: i64| json!({"camera": "door", "start_wall_us": a, "end_wall_us": b});
+    let p = ok(
+        &rec,
+        None,
+        "POST",
+        "/api/v1/incidents/projects",
+        Some(json!({"name": "Thumbnails", "sequences": [seq(x, t), seq(x, k - 2_000), seq(k, t)]})),
+        201,
+    );
+    let r = get_bytes(&rec, None, &format!("/api/v1/incidents/projects/{}/report.pdf", p["id"]));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("X-Edgerec-Report-Incomplete"), Some("0"));
+    let pdf = dir.join("thumbs.pdf");
+    std::fs::write(&pdf, &r.body).unwrap();
+    let out = std::process::Command::new("pdfimages").arg("-j").arg(&pdf).arg(dir.join("img")).output().unwrap();
+    assert!(out.status.success(), "pdfimages: {}", String::from_utf8_lossy(&out.stderr));
+    // The sequences in the report's order (start, then id): [x, t), [x, k - 2 ms), [k, t).
+    let images: Vec<Vec<u8>> = (0..3).map(|i| std::fs::read(dir.join(format!("img-{i:03}.jpg"))).unwrap()).collect();
+    assert!(images[0] == images[2], "[x, t) shows the key frame at or after x, as [k, t) does");
+    assert!(images[0] != images[1], "[x, k - 2 ms) holds no key frame: the one before x, another picture");
+}

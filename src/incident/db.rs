@@ -9,9 +9,9 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::{
     check_name, check_sequence, check_text, Call, CallFields, Category, Comment, DataField, DataKind, DataSlot,
-    DataValue, Item, ItemFields, ListKind, LogEntry, NewProject, NewSequence, PageCursor, Project, ProjectChange,
-    ProjectFilter, ProjectLock, ProjectPage, ProjectSummary, Sequence, SlotFields, StoreSettings, CATEGORY_SLOTS,
-    MAX_PAGE, RETENTION_DAYS_RANGE,
+    DataValue, Item, ItemFields, ListKind, LogEntry, LogPage, NewProject, NewSequence, PageCursor, Project,
+    ProjectChange, ProjectFilter, ProjectLock, ProjectPage, ProjectSummary, Sequence, SlotFields, StoreSettings,
+    CATEGORY_SLOTS, MAX_PAGE, RETENTION_DAYS_RANGE,
 };
 use crate::error::Error;
 use crate::sqlite;
@@ -204,6 +204,33 @@ CREATE TABLE project_lock (
 CREATE INDEX project_lock_by_project ON project_lock (project_id, id);
 "#;
 
+/// Version 3 (review D finding 5): comments are indexed one row each as they are added, so a
+/// comment costs its own words, not a rewrite of every comment of its project. `project_text`
+/// keeps a project's name and description; `comment_text` indexes `project_comment` (an FTS5
+/// external-content table: the text is stored once, in `project_comment`), kept by triggers in
+/// the transaction of every insert and delete (also the cascade of a project's delete or
+/// expiry, I3). A text filter matches a project when each word is in its name, description or
+/// any of its comments (`list_projects`).
+const SCHEMA_V3: &str = r#"
+DROP TABLE project_text;
+-- Words of a project's name and description (rowid = project id), for the list's text filter.
+CREATE VIRTUAL TABLE project_text USING fts5 (name, description);
+INSERT INTO project_text (rowid, name, description) SELECT id, name, description FROM project;
+-- Words of each comment (rowid = comment id), for the list's text filter.
+CREATE VIRTUAL TABLE comment_text USING fts5 (text, content = 'project_comment', content_rowid = 'id');
+INSERT INTO comment_text (comment_text) VALUES ('rebuild');
+CREATE TRIGGER project_comment_indexed AFTER INSERT ON project_comment BEGIN
+  INSERT INTO comment_text (rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER project_comment_unindexed AFTER DELETE ON project_comment BEGIN
+  INSERT INTO comment_text (comment_text, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+CREATE TRIGGER project_comment_reindexed AFTER UPDATE OF text ON project_comment BEGIN
+  INSERT INTO comment_text (comment_text, rowid, text) VALUES ('delete', old.id, old.text);
+  INSERT INTO comment_text (rowid, text) VALUES (new.id, new.text);
+END;
+"#;
+
 /// The incident database's versions (sqlite.rs Q1). New with issue 15: no file from before
 /// versions were kept.
 pub(crate) static VERSIONS: sqlite::Schema = sqlite::Schema {
@@ -218,6 +245,11 @@ pub(crate) static VERSIONS: sqlite::Schema = sqlite::Schema {
             version: 2,
             what: "the evidence locks a project's protect action made (IM-7)",
             step: sqlite::Step::Sql(SCHEMA_V2),
+        },
+        sqlite::Migration {
+            version: 3,
+            what: "comments indexed one row each as they are added (review D finding 5)",
+            step: sqlite::Step::Sql(SCHEMA_V3),
         },
     ],
     readable_from: 1,
@@ -880,8 +912,8 @@ impl IncidentDb {
         .map_err(sq("add comment"))?;
         let cid = tx.last_insert_rowid();
         touch(&tx, id, user, now_us)?;
+        // The comment's words are indexed by the insert's trigger (schema v3), nothing else.
         log(&tx, id, now_us, user, "comment_added", &format!("comment {cid}"))?;
-        index_text(&tx, id)?;
         tx.commit().map_err(sq("commit comment"))?;
         Ok(Comment { id: cid, author: user.to_owned(), wall_us: now_us, text: text.to_owned() })
     }
@@ -1047,19 +1079,52 @@ impl IncidentDb {
         current_revision(&self.conn, id, None)
     }
 
-    /// Project `id`'s log, oldest first.
+    /// Project `id`'s whole log, oldest first (the tests' view; the API pages, `log_page`).
+    #[cfg(test)]
     pub fn log(&self, id: i64) -> Result<Vec<LogEntry>, Error> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.log_page(id, after, MAX_PAGE)?;
+            out.extend(page.entries);
+            match page.next {
+                Some(n) => after = Some(n),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// One page of project `id`'s log, oldest first, after `after` (review D finding 5: the log
+    /// grows with use, so it is read a page at a time). Lines are never deleted one by one (only
+    /// with their project, I3), so a cursor (the last line's id) never skips or repeats a line.
+    pub fn log_page(&self, id: i64, after: Option<PageCursor>, limit: u32) -> Result<LogPage, Error> {
+        if limit == 0 || limit > MAX_PAGE {
+            return Err(crate::err!(InvalidArgument, "limit must be 1 to {MAX_PAGE}, not {limit}"));
+        }
         current_revision(&self.conn, id, None)?;
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT wall_us, user, action, detail FROM project_log WHERE project_id = ?1 ORDER BY id")
+            .prepare_cached(
+                "SELECT id, wall_us, user, action, detail FROM project_log WHERE project_id = ?1 AND id > ?2
+                 ORDER BY id LIMIT ?3",
+            )
             .map_err(sq("read log"))?;
         let rows = stmt
-            .query_map([id], |r| {
-                Ok(LogEntry { wall_us: r.get(0)?, user: r.get(1)?, action: r.get(2)?, detail: r.get(3)? })
+            .query_map(params![id, after.map_or(0, |a| a.id), i64::from(limit) + 1], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    LogEntry { wall_us: r.get(1)?, user: r.get(2)?, action: r.get(3)?, detail: r.get(4)? },
+                ))
             })
             .map_err(sq("read log"))?;
-        rows.collect::<Result<_, _>>().map_err(sq("read log"))
+        let mut rows: Vec<(i64, LogEntry)> = rows.collect::<Result<_, _>>().map_err(sq("read log"))?;
+        let next = if rows.len() > limit as usize {
+            rows.truncate(limit as usize);
+            rows.last().map(|(line, _)| PageCursor { id: *line })
+        } else {
+            None
+        };
+        Ok(LogPage { entries: rows.into_iter().map(|(_, e)| e).collect(), next })
     }
 
     /// One page of projects matching `filter`, newest first, after `after` (IM-14). The page is
@@ -1094,21 +1159,15 @@ impl IncidentDb {
                 );
                 (from, "d.project_id")
             }
-            (None, Some(t)) => {
-                let from = format!(
-                    "project_text d JOIN project p ON p.id = d.rowid WHERE project_text MATCH {}",
-                    arg(t.clone().into())
-                );
-                (from, "d.rowid")
+            (None, Some(terms)) => {
+                let from = format!("({}) d JOIN project p ON p.id = d.id WHERE 1", text_matches(terms, &mut arg));
+                (from, "d.id")
             }
             (None, None) => ("project p WHERE 1".to_owned(), "p.id"),
         };
         let mut sql = format!("SELECT p.id FROM {from}");
-        if let (Some(_), Some(t)) = (filter.category, &text) {
-            sql += &format!(
-                " AND p.id IN (SELECT rowid FROM project_text WHERE project_text MATCH {})",
-                arg(t.clone().into())
-            );
+        if let (Some(_), Some(terms)) = (filter.category, &text) {
+            sql += &format!(" AND p.id IN ({})", text_matches(terms, &mut arg));
         }
         if let Some(t) = filter.type_id {
             sql += &format!(" AND p.type_id = {}", arg(t.into()));
@@ -1377,14 +1436,12 @@ fn insert_sequences(
     Ok(out)
 }
 
-/// Rewrites project `id`'s row of the text index from its name, description and comments.
+/// Rewrites project `id`'s row of the text index from its name and description (its comments
+/// are indexed one by one, schema v3).
 fn index_text(tx: &Connection, id: i64) -> Result<(), Error> {
     tx.execute("DELETE FROM project_text WHERE rowid = ?1", [id]).map_err(sq("index text"))?;
     tx.execute(
-        "INSERT INTO project_text (rowid, name, description, comments)
-         SELECT p.id, p.name, p.description,
-                coalesce((SELECT group_concat(text, ' ') FROM project_comment c WHERE c.project_id = p.id), '')
-         FROM project p WHERE p.id = ?1",
+        "INSERT INTO project_text (rowid, name, description) SELECT id, name, description FROM project WHERE id = ?1",
         [id],
     )
     .map_err(sq("index text"))?;
@@ -1403,11 +1460,12 @@ fn delete_projects(tx: &Connection, ids: &[i64]) -> Result<(), Error> {
 /// At most this many words in a text filter (review D finding 6: more is refused, not cut).
 const MAX_TEXT_WORDS: usize = 16;
 
-/// The FTS5 query for free text: every word must occur as a word prefix. Words are quoted, so
-/// no FTS5 syntax in the text is interpreted. A text with no word (`#`, `-`) or with more than
+/// The FTS5 terms for free text, one per word: each must occur as a word prefix (in a project's
+/// name, description or one of its comments, `list_projects`). Words are quoted, so no FTS5
+/// syntax in the text is interpreted. A text with no word (`#`, `-`) or with more than
 /// `MAX_TEXT_WORDS` words is 400: dropping it would answer every project as a match, and cutting
 /// it would answer more than was asked (review D finding 6).
-fn fts_query(text: &str) -> Result<String, Error> {
+fn fts_query(text: &str) -> Result<Vec<String>, Error> {
     let words: Vec<String> = text
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
@@ -1423,7 +1481,26 @@ fn fts_query(text: &str) -> Result<String, Error> {
             words.len()
         ));
     }
-    Ok(words.join(" "))
+    Ok(words)
+}
+
+/// The ids (column `id`) of the projects holding every term of `terms`, each in the project's
+/// name or description (`project_text`) or in one of its comments (`comment_text`); `arg` binds
+/// a parameter and returns its placeholder.
+fn text_matches(terms: &[String], arg: &mut impl FnMut(rusqlite::types::Value) -> String) -> String {
+    terms
+        .iter()
+        .map(|t| {
+            format!(
+                "SELECT id FROM (SELECT rowid AS id FROM project_text WHERE project_text MATCH {a} \
+                 UNION SELECT c.project_id FROM comment_text t JOIN project_comment c ON c.id = t.rowid \
+                 WHERE comment_text MATCH {b})",
+                a = arg(t.clone().into()),
+                b = arg(t.clone().into())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" INTERSECT ")
 }
 
 #[cfg(test)]

@@ -308,6 +308,14 @@ pub struct LogEntry {
     pub detail: String,
 }
 
+/// One page of a project's log, oldest first (review D finding 5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogPage {
+    pub entries: Vec<LogEntry>,
+    /// Where the next page starts (the last line's id); None on the last page.
+    pub next: Option<PageCursor>,
+}
+
 /// A whole project (IM-1).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Project {

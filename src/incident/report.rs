@@ -7,9 +7,13 @@
 //! PDF's built-in fonts: Courier for text, whose glyphs are all 600/1000 em wide, so lines wrap
 //! exactly without font metrics, and Helvetica-Bold for headings. Text is WinAnsi-encoded: a
 //! character outside it is printed as `?` and makes the report incomplete (named on page one).
-//! Thumbnails are the recording's JPEGs embedded as they are (DCTDecode): nothing is decoded here.
+//! Thumbnails are the recording's JPEGs embedded as they are (DCTDecode): nothing is decoded here;
+//! `thumbnail_plan` says which key frame of the recording is a sequence's thumbnail.
 
 use pdf_writer::{Content, Filter, Finish, Name, Pdf, Rect, Ref, Str};
+
+use crate::error::Error;
+use crate::store::export::ExportPlan;
 
 /// A4 in points.
 const PAGE_W: f32 = 595.0;
@@ -65,6 +69,63 @@ pub struct ReportInput {
 pub struct Report {
     pub pdf: Vec<u8>,
     pub incomplete: Vec<String>,
+}
+
+/// How much of a sequence is searched for its thumbnail's key frame (IM-8): a short window finds
+/// the first key frame at or after the start without reading the frame tables of a long range
+/// (a camera sends one at least every few seconds).
+pub const THUMBNAIL_PLAN_US: i64 = 10_000_000;
+/// How close the search for the first key frame after the start gets before it takes the plan:
+/// frames are at least this far apart, so the plan from the bound found opens with that key
+/// frame and not a later one.
+const THUMBNAIL_SEARCH_RESOLUTION_US: i64 = 1_000;
+
+/// The export plan whose first video sample is a sequence's thumbnail (IM-8): the first key frame
+/// at or after `start_wall_us` when one starts before `end_wall_us` (within `THUMBNAIL_PLAN_US`);
+/// else the key frame at or before the start, which the sequence's export opens with (the picture
+/// shown at its first instant). `plan(from, to)` plans the camera's export of [from, to).
+///
+/// An export of [x, to) opens with the key frame at or before x (or the first frame after x where
+/// nothing is recorded before), so its video frame count falls exactly where x passes the next key
+/// frame: with `to` fixed, the count is a step function of x whose first step after the start is
+/// the key frame wanted. It is found by bisection over the window (about 14 plans of at most
+/// 10 s): the media store is reached only through its export plans.
+pub fn thumbnail_plan(
+    plan: impl Fn(i64, i64) -> Result<ExportPlan, Error>,
+    start_wall_us: i64,
+    end_wall_us: i64,
+) -> Result<ExportPlan, Error> {
+    let to = end_wall_us.min(start_wall_us.saturating_add(THUMBNAIL_PLAN_US));
+    let first = plan(start_wall_us, to)?;
+    // The recording starts after the start: its first frame is the first key frame after it.
+    if first.start_wall_us > start_wall_us {
+        return Ok(first);
+    }
+    // A key frame exactly at the start: a plan from just before it opens earlier (more frames),
+    // or, with nothing recorded before, at the start itself.
+    if let Some(before) = start_wall_us.checked_sub(1).and_then(|b| plan(b, to).ok()) {
+        if before.video_frames > first.video_frames || before.start_wall_us >= start_wall_us {
+            return Ok(first);
+        }
+    }
+    let frames = |from: i64| plan(from, to).map(|p| p.video_frames).unwrap_or(usize::MAX);
+    let (mut lo, mut hi) = (start_wall_us, to - 1);
+    if hi <= lo || frames(hi) >= first.video_frames {
+        // No key frame after the start inside the window: the one at or before it.
+        return Ok(first);
+    }
+    // Invariant: a plan from `lo` opens with the key frame before the start, one from `hi` with a
+    // later key frame.
+    while hi - lo > THUMBNAIL_SEARCH_RESOLUTION_US {
+        let mid = lo + (hi - lo) / 2;
+        if frames(mid) < first.video_frames {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    // The window changed under the search (retention): the export's own key frame.
+    Ok(plan(hi, to).unwrap_or(first))
 }
 
 /// `µs` as `YYYY-MM-DD HH:MM:SS UTC`.

@@ -33,6 +33,8 @@ use crate::incident::{
 
 /// How many projects a list without `limit` shows.
 const DEFAULT_PAGE: u32 = 50;
+/// How many lines of a project's log a page without `limit` shows.
+const DEFAULT_LOG_PAGE: u32 = 100;
 /// The most sequences one request may add.
 const MAX_SEQUENCES_PER_REQUEST: usize = 100;
 
@@ -255,6 +257,8 @@ pub(in crate::http) struct LogEntryJson {
 #[derive(Serialize)]
 pub(in crate::http) struct LogJson {
     pub entries: Vec<LogEntryJson>,
+    /// Give as `after` for the next page; `None` on the last.
+    pub next: Option<String>,
 }
 
 fn item_json(i: Item) -> ItemJson {
@@ -683,12 +687,7 @@ pub(super) fn list(ctx: &Ctx, call: &Call) -> Result<Response, Error> {
         created_from_us: time("from")?,
         created_until_us: time("until")?,
     };
-    let after = q.get("after").filter(|a| !a.is_empty()).map(PageCursor::decode).transpose()?;
-    let limit = match q.u64("limit")? {
-        None => DEFAULT_PAGE,
-        Some(l) if (1..=u64::from(MAX_PAGE)).contains(&l) => l as u32,
-        Some(l) => return Err(crate::err!(InvalidArgument, "`limit` must be 1 to {MAX_PAGE}, not {l}")),
-    };
+    let (after, limit) = page_params(call, DEFAULT_PAGE)?;
     let page = ctx.rec.incidents().db()?.list_projects(&filter, after, limit)?;
     let projects = page
         .projects
@@ -1129,19 +1128,34 @@ fn protect_inner(ctx: &Ctx, call: &mut Call, raw: &str) -> Result<ProtectJson, E
     Ok(ProtectJson { locks, protected, not_protected, pending_storages, revision })
 }
 
-/// `GET /api/v1/incidents/projects/{id}/log` (IM-11): lines about a sequence of a camera the
+/// `after` (a cursor this recorder gave out as `next`) and `limit` (1..=`MAX_PAGE`, default
+/// `default`) of a paged list: the project list and a project's log.
+fn page_params(call: &Call, default: u32) -> Result<(Option<PageCursor>, u32), Error> {
+    let after = call.query.get("after").filter(|a| !a.is_empty()).map(PageCursor::decode).transpose()?;
+    let limit = match call.query.u64("limit")? {
+        None => default,
+        Some(l) if (1..=u64::from(MAX_PAGE)).contains(&l) => l as u32,
+        Some(l) => return Err(crate::err!(InvalidArgument, "`limit` must be 1 to {MAX_PAGE}, not {l}")),
+    };
+    Ok((after, limit))
+}
+
+/// `GET /api/v1/incidents/projects/{id}/log?after&limit` (IM-11; paged like the project list,
+/// oldest first, review D finding 5): lines about a sequence of a camera the
 /// caller may not read do not name it (PR-11).
 pub(super) fn log(ctx: &Ctx, call: &Call, raw: &str) -> Result<Response, Error> {
     let id = id_of("incident project", raw)?;
-    let entries = ctx.rec.incidents().db()?.log(id)?;
-    let entries = entries
+    let (after, limit) = page_params(call, DEFAULT_LOG_PAGE)?;
+    let page = ctx.rec.incidents().db()?.log_page(id, after, limit)?;
+    let entries = page
+        .entries
         .into_iter()
         .map(|e| {
             let detail = redact(call, &e.action, e.detail);
             LogEntryJson { wall_us: e.wall_us, user: e.user, action: e.action, detail }
         })
         .collect();
-    Ok(respond::json(200, &LogJson { entries }))
+    Ok(respond::json(200, &LogJson { entries, next: page.next.map(PageCursor::encode) }))
 }
 
 /// A sequence line's detail (`sequence N: camera C A..B`, `IncidentDb`'s wording) without the
@@ -1178,11 +1192,6 @@ fn redact_lock_line(call: &Call, detail: String) -> String {
 }
 
 // ---- the report (IM-8) and the export archive (IM-9) ----
-
-/// How much of a sequence is planned for its thumbnail: an export starts at the key frame at or
-/// before its start, so a short plan finds the picture the sequence opens with without reading
-/// the frame tables of a long range.
-const THUMBNAIL_PLAN_US: i64 = 10_000_000;
 
 /// How many bytes of an MP4 the export archive copies per step: its memory besides one plan and
 /// one chunk of the media store (`ExportReader`).
@@ -1295,15 +1304,13 @@ fn mjpeg_thumbnail(frame: Vec<u8>) -> Result<Vec<u8>, String> {
 const MEDIA_GONE: &str =
     "No recording of this range remains (never recorded, or removed by the media store's retention).";
 
-/// The thumbnail of a sequence (IM-8): the key frame its export opens with (at or before the
-/// start, at most one key frame interval earlier), as a JPEG; media that is gone is a note, a
+/// The thumbnail of a sequence (IM-8): the first key frame at or after its start (else the one at
+/// or before it, which its export opens with), as a JPEG; media that is gone is a note, a
 /// frame that cannot be read or decoded an `Err` (the report is then incomplete).
 fn thumbnail(ctx: &Ctx, s: &Sequence) -> (Result<Option<Vec<u8>>, String>, Option<String>) {
     use crate::error::ErrorKind;
     let gone = |e: &Error| matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Gone);
-    let to = s.end_wall_us.min(s.start_wall_us.saturating_add(THUMBNAIL_PLAN_US));
-    let tiers = super::recordings::storage_tiers(&ctx.rec, &s.camera);
-    let plan = match crate::store::export::ExportPlan::plan_across(tiers, &s.camera, s.start_wall_us, to) {
+    let plan = match thumbnail_plan(ctx, s) {
         Ok(p) => std::sync::Arc::new(p),
         Err(e) if gone(&e) => return (Ok(None), Some(MEDIA_GONE.to_owned())),
         Err(e) => return (Err(format!("its recording could not be read: {e}")), None),
@@ -1319,6 +1326,23 @@ fn thumbnail(ctx: &Ctx, s: &Sequence) -> (Result<Option<Vec<u8>>, String>, Optio
         crate::motion::snapshot::key_frame_jpeg(&entry, &frame).map_err(|e| format!("its first key frame: {e}"))
     };
     (jpeg.map(Some), None)
+}
+
+/// The plan whose first video sample is sequence `s`'s thumbnail (IM-8): the first key frame at or
+/// after its start (`report::thumbnail_plan`), over the camera's storages as its export reads them.
+fn thumbnail_plan(ctx: &Ctx, s: &Sequence) -> Result<crate::store::export::ExportPlan, Error> {
+    report::thumbnail_plan(
+        |from, to| {
+            crate::store::export::ExportPlan::plan_across(
+                super::recordings::storage_tiers(&ctx.rec, &s.camera),
+                &s.camera,
+                from,
+                to,
+            )
+        },
+        s.start_wall_us,
+        s.end_wall_us,
+    )
 }
 
 /// How the report names a sequence's camera: its name and id, or nothing of it when the caller

@@ -570,14 +570,33 @@
         button, result);
     }
 
+    /** The project log (IM-11), oldest first, a page of 100 at a time ("More" reads the next). */
     function logPanel() {
       const box = el('div', { id: 'inc-log' }, el('p', { class: 'muted' }, 'Loading the log…'));
-      api('/api/v1/incidents/projects/' + id + '/log').then((l) => {
-        box.replaceChildren(el('div', { class: 'table-wrap' }, el('table', { class: 'rows' },
-          el('thead', {}, el('tr', {}, ['Time', 'User', 'Action', 'Detail'].map((h) => el('th', {}, h)))),
-          el('tbody', {}, l.entries.map((e) => el('tr', {},
-            el('td', { class: 'nowrap' }, timeOfUs(e.wall_us)), el('td', {}, e.user), el('td', {}, e.action), el('td', {}, e.detail)))))));
-      }, (e) => box.replaceChildren(el('p', { class: 'error' }, e.message)));
+      const rows = el('tbody', {});
+      const more = el('button', { type: 'button', id: 'inc-log-more', hidden: true }, 'More');
+      const row = (e) => el('tr', {},
+        el('td', { class: 'nowrap' }, timeOfUs(e.wall_us)), el('td', {}, e.user), el('td', {}, e.action), el('td', {}, e.detail));
+      let first = true;
+      async function page(after) {
+        more.disabled = true;
+        try {
+          const l = await api('/api/v1/incidents/projects/' + id + '/log?limit=100' + (after ? '&after=' + encodeURIComponent(after) : ''));
+          rows.append(...l.entries.map(row));
+          if (first) {
+            first = false;
+            box.replaceChildren(el('div', { class: 'table-wrap' }, el('table', { class: 'rows' },
+              el('thead', {}, el('tr', {}, ['Time', 'User', 'Action', 'Detail'].map((h) => el('th', {}, h)))), rows)), more);
+          }
+          more.hidden = !l.next;
+          more.onclick = () => page(l.next);
+        } catch (e) {
+          box.append(el('p', { class: 'error' }, e.message));
+        } finally {
+          more.disabled = false;
+        }
+      }
+      page(null);
       return el('section', { class: 'panel', id: 'inc-log-panel' }, el('h3', {}, 'Project log'), box);
     }
 
