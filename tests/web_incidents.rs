@@ -96,6 +96,16 @@ fn an_operator_documents_a_workplace_injury_from_playback_and_edits_meet_im13() 
     let dir = temp_dir();
     let rec = RecorderProc::start(dir.path(), CONFIG);
     add_user(&rec.config, "otto", PASSWORD, &["--role", "Operators"]);
+    // IM-7: otto may also lock evidence on door (Operators has no evidence_lock_* by default).
+    admin_call(
+        &rec,
+        "PUT",
+        "/api/v1/roles/door-locker",
+        Some(json!({"grants": [{"permission": "evidence_lock_create", "camera": "door", "allow": true},
+                               {"permission": "evidence_lock_view", "camera": "door", "allow": true}]})),
+        200,
+    );
+    admin_call(&rec, "PUT", "/api/v1/users/otto/roles", Some(json!({"roles": ["Operators", "door-locker"]})), 200);
     workplace_injury(&rec);
     let props = admin_call(&rec, "GET", "/api/v1/incidents/properties", None, 200);
     let employee = id_named(&props, "types", "Workplace injury - employee");
@@ -189,6 +199,21 @@ fn an_operator_documents_a_workplace_injury_from_playback_and_edits_meet_im13() 
     // The store agrees with the page (not only the page with itself).
     let p = admin_call(&rec, "GET", &format!("/api/v1/incidents/projects/{id}"), None, 200);
     assert_eq!(p["sequences"].as_array().unwrap().len(), 1, "{p}");
+
+    // IM-7: "Protect sequences" locks door's sequence; the project lists the lock.
+    browser.find("#inc-protect", PAGE_TIMEOUT).click();
+    let summary = browser.wait_js(
+        PAGE_TIMEOUT,
+        "const s = document.querySelector('#inc-protect-summary'); \
+         const l = document.querySelector('#inc-locks li[data-lock]'); \
+         return s && l && {summary: s.textContent, lock: l.getAttribute('data-lock'), text: l.textContent}",
+    );
+    let summary = summary.unwrap_or_else(|| panic!("no protect answer: {}", main_text(&browser)));
+    assert_eq!(summary["summary"], "Protected 1 sequence(s) with 1 evidence lock(s).", "{summary}");
+    assert!(summary["text"].as_str().unwrap().starts_with("door "), "{summary}");
+    let lock =
+        admin_call(&rec, "GET", &format!("/api/v1/evidence-locks/{}", summary["lock"].as_str().unwrap()), None, 200);
+    assert_eq!(lock["cameras"], json!(["door"]), "{lock}");
     assert_eq!(p["sequences"][0]["camera"], "door", "{p}");
     assert_eq!(p["comments"][0]["text"], "Ambulance called at 10:12.", "{p}");
     let data: Vec<(String, Value)> = p["data"]
