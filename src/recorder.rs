@@ -15,6 +15,7 @@ use crate::shutdown::{Joiner, Shutdown};
 use crate::source::demo::DemoSource;
 use crate::source::rtsp::RtspSource;
 use crate::source::{Source, SourceSpec};
+use crate::status::{Crossing, HealthSettings, Reading, SystemSnapshot, ThresholdWatch};
 use crate::store::{self, StorageHandle};
 use std::sync::atomic::Ordering;
 
@@ -44,6 +45,9 @@ pub struct Recorder {
     /// per camera when its config changes.
     cameras: Arc<RwLock<Vec<Arc<CameraStats>>>>,
     started_wall_us: i64,
+    /// The recorder's identity (`data_dir/recorder.id`, made at first start, S-store's
+    /// `recorder_uuid`): a central site's "unique remote system ID" (issue 16, IC-3).
+    recorder_uuid: u128,
     /// Spawns camera tasks on the ingest runtime from any thread (live config changes).
     runtime: tokio::runtime::Handle,
     /// The process's stop signal (issue 11 point 5): the ingest runtime, every camera task, the
@@ -250,6 +254,7 @@ impl Recorder {
             engine_updates: std::sync::Mutex::new(update_tx),
             clocks: clocks.clone(),
             started_wall_us: clocks.realtime_us(),
+            recorder_uuid,
             storage_configs: config.storages.clone(),
             boot: config.clone(),
             config: Arc::new(RwLock::new(config.clone())),
@@ -845,6 +850,18 @@ impl Recorder {
     }
 
     /// Wall time the recorder started.
+    /// The recorder's unique id (issue 16, IC-3): made at first start and kept in
+    /// `data_dir/recorder.id`, so it survives restarts and never follows the config.
+    pub fn recorder_uuid(&self) -> u128 {
+        self.recorder_uuid
+    }
+
+    /// The config the recorder started with: server settings (listen addresses) apply at the next
+    /// start, so this is what serves now.
+    pub fn started_with(&self) -> &Arc<Config> {
+        &self.boot
+    }
+
     pub fn started_wall_us(&self) -> i64 {
         self.started_wall_us
     }
@@ -975,8 +992,72 @@ fn retention_event(last: &mut Option<EventKind>, seen: (u64, u64), now: (u64, u6
     Some(kind)
 }
 
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+/// Emits `e` with `data`, or without it should the data not fit (it always does: a few numbers).
+fn emit_with_data(events: &EventSink, e: Event, data: serde_json::Value) {
+    match e.clone().with_data(data) {
+        Ok(e) => events.emit(e),
+        Err(_) => events.emit(e),
+    }
+}
+
+/// One watched machine figure: its metric and unit, threshold, current value and watch.
+type Figure<'a> = (&'static str, &'static str, Option<f64>, Option<f64>, &'a mut ThresholdWatch);
+
+/// Issue 16 (IC-10): the machine's figures against the `[health]` thresholds, one watch each.
+#[derive(Default)]
+struct SystemWatch {
+    memory: ThresholdWatch,
+    cpu: ThresholdWatch,
+    temperature: ThresholdWatch,
+}
+
+impl SystemWatch {
+    /// One sample of every configured figure; raises System Threshold Exceeded / Normal on each
+    /// crossing (never per sample: `ThresholdWatch`).
+    fn round(&mut self, health: &HealthSettings, events: &EventSink, now: i64) {
+        let any =
+            health.memory_percent.is_some() || health.cpu_percent.is_some() || health.temperature_celsius.is_some();
+        let snap = if any || self.memory.exceeded() || self.cpu.exceeded() || self.temperature.exceeded() {
+            Some(SystemSnapshot::now())
+        } else {
+            None
+        };
+        let Some(snap) = snap else { return };
+        let figures: [Figure<'_>; 3] = [
+            ("memory", "%", health.memory_percent, snap.memory_used_percent(), &mut self.memory),
+            ("cpu", "%", health.cpu_percent, snap.cpu_busy_percent, &mut self.cpu),
+            ("temperature", "°C", health.temperature_celsius, snap.max_celsius(), &mut self.temperature),
+        ];
+        for (metric, unit, threshold, value, watch) in figures {
+            let crossing = match threshold {
+                None => watch.switched_off(),
+                Some(threshold) => {
+                    watch.observe(value.map(|value| Reading { value, threshold }), true, health.hysteresis)
+                }
+            };
+            let Some(c) = crossing else { continue };
+            let (kind, text) = match c {
+                Crossing::Exceeded => (EventKind::SystemThresholdExceeded, "over"),
+                Crossing::Normal => (EventKind::SystemThresholdNormal, "back under"),
+            };
+            let shown = value.map(round2);
+            let message = match (shown, threshold) {
+                (Some(v), Some(t)) => format!("{metric} {v} {unit} is {text} its threshold of {t} {unit}"),
+                _ => format!("{metric} is no longer watched: its [health] threshold was removed"),
+            };
+            let data = serde_json::json!({ "metric": metric, "value": shown, "threshold": threshold, "unit": unit });
+            emit_with_data(events, Event::new(kind, now).with_message(message), data);
+        }
+    }
+}
+
 /// Turns state changes that no single component sees as an event into events: storage available /
-/// unavailable (FL-1, ST-7) and feed overflow started / stopped per camera (REC-13).
+/// unavailable (FL-1, ST-7) and feed overflow started / stopped per camera (REC-13), and the
+/// `[health]` thresholds' crossings (issue 16, IC-10).
 struct HealthWatcher {
     /// Motion data follows media retention (MD-5: tied to the recordings).
     motion: crate::motion::SharedMotion,
@@ -1003,6 +1084,9 @@ impl HealthWatcher {
         let mut deleting: HashMap<Arc<str>, DeletingSeen> = HashMap::new();
         // Per storage: whether it held only evidence-locked data last round (EL-4).
         let mut locked_full: HashMap<Arc<str>, bool> = HashMap::new();
+        // Issue 16 (IC-10): the `[health]` thresholds' states, the system's and each storage's disk.
+        let mut system = SystemWatch::default();
+        let mut disks: HashMap<Arc<str>, ThresholdWatch> = HashMap::new();
         let mut rounds = 0u64;
         while !stop.wait_timeout(Duration::from_millis(500)) {
             let now = self.clocks.realtime_us();
@@ -1016,6 +1100,39 @@ impl HealthWatcher {
                             m.expire(&c.id, now - s.retention.as_micros() as i64);
                         }
                     }
+                }
+            }
+            let health = self.config.read().expect("config lock").health.clone();
+            system.round(&health, &self.events, now);
+            for s in &self.storages {
+                let watch = disks.entry(s.id.clone()).or_default();
+                let crossing = match health.storage_min_free_percent {
+                    None => watch.switched_off(),
+                    Some(threshold) => {
+                        let free = crate::sysinfo::filesystem(&s.path)
+                            .filter(|f| f.total_bytes > 0)
+                            .map(|f| 100.0 * f.free_bytes as f64 / f.total_bytes as f64);
+                        watch.observe(free.map(|value| Reading { value, threshold }), false, health.hysteresis)
+                    }
+                };
+                if let Some(c) = crossing {
+                    let (kind, verb) = match c {
+                        Crossing::Exceeded => (EventKind::StorageDiskLow, "is low on free space"),
+                        Crossing::Normal => (EventKind::StorageDiskOk, "has free space again"),
+                    };
+                    let free = crate::sysinfo::filesystem(&s.path)
+                        .filter(|f| f.total_bytes > 0)
+                        .map(|f| round2(100.0 * f.free_bytes as f64 / f.total_bytes as f64));
+                    let data = serde_json::json!({
+                        "free_percent": free,
+                        "threshold": health.storage_min_free_percent,
+                    });
+                    let message = format!("the filesystem under storage {} ({}) {verb}", s.id, s.path.display());
+                    emit_with_data(
+                        &self.events,
+                        Event::new(kind, now).with_storage(&*s.id).with_message(message),
+                        data,
+                    );
                 }
             }
             for (s, was) in self.storages.iter().zip(available.iter_mut()) {

@@ -308,6 +308,113 @@ impl SystemSnapshot {
     }
 }
 
+/// `[site]` (issue 16, IC-3): how this recorder names itself to a central site. `config` fills it;
+/// `GET /api/v1/site` reads it. `None` means the box's hostname.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SiteSettings {
+    pub name: Option<String>,
+}
+
+/// `[health]` (issue 16, IC-10): the thresholds whose crossings become events, each off (`None`)
+/// unless configured. Percentages are 0..=100; `hysteresis` is in each figure's own unit
+/// (percentage points or °C): a figure over its threshold is normal again only once it is below
+/// the threshold less the hysteresis, so a figure hovering at the threshold raises one event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HealthSettings {
+    /// Memory in use (`MemTotal - MemAvailable`) as % of `MemTotal`.
+    pub memory_percent: Option<f64>,
+    /// All CPUs busy, % over `sysinfo`'s window.
+    pub cpu_percent: Option<f64>,
+    /// The hottest thermal zone, °C.
+    pub temperature_celsius: Option<f64>,
+    /// Free space of the filesystem under each storage, % of its size: less raises Storage Disk Low.
+    pub storage_min_free_percent: Option<f64>,
+    pub hysteresis: f64,
+}
+
+impl Default for HealthSettings {
+    fn default() -> HealthSettings {
+        HealthSettings {
+            memory_percent: None,
+            cpu_percent: None,
+            temperature_celsius: None,
+            storage_min_free_percent: None,
+            hysteresis: DEFAULT_HEALTH_HYSTERESIS,
+        }
+    }
+}
+
+/// The default `[health] hysteresis`: 5 points (or 5 °C).
+pub const DEFAULT_HEALTH_HYSTERESIS: f64 = 5.0;
+
+/// A figure and its threshold as the health watcher compares them (IC-10).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Reading {
+    pub value: f64,
+    pub threshold: f64,
+}
+
+/// One crossing of a threshold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Crossing {
+    /// The figure went over (or, for a "below" figure, under) its threshold.
+    Exceeded,
+    /// It is back on the right side of the threshold by at least the hysteresis.
+    Normal,
+}
+
+/// The state of one watched figure (IC-10): one event per crossing, never one per sample.
+/// Invariant: `Exceeded` is returned only from the normal state and `Normal` only from the
+/// exceeded one, so the events alternate; a figure that cannot be read (`None`) or whose
+/// threshold is off changes nothing, except that switching the threshold off while exceeded
+/// ends with `Normal` (status never lies: the condition is no longer watched).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThresholdWatch {
+    exceeded: bool,
+}
+
+impl ThresholdWatch {
+    pub fn exceeded(&self) -> bool {
+        self.exceeded
+    }
+
+    /// Feeds one sample. `above` says which side is bad: true for "over the threshold is bad"
+    /// (memory, CPU, temperature), false for "under it is bad" (free space).
+    pub fn observe(&mut self, reading: Option<Reading>, above: bool, hysteresis: f64) -> Option<Crossing> {
+        let Reading { value, threshold } = reading?;
+        // Both sides as "larger is worse".
+        let (value, threshold) = if above { (value, threshold) } else { (-value, -threshold) };
+        if !self.exceeded && value >= threshold {
+            self.exceeded = true;
+            return Some(Crossing::Exceeded);
+        }
+        if self.exceeded && value < threshold - hysteresis.max(0.0) {
+            self.exceeded = false;
+            return Some(Crossing::Normal);
+        }
+        None
+    }
+
+    /// The threshold was switched off: an exceeded figure ends as `Normal`.
+    pub fn switched_off(&mut self) -> Option<Crossing> {
+        std::mem::take(&mut self.exceeded).then_some(Crossing::Normal)
+    }
+}
+
+impl SystemSnapshot {
+    /// Memory in use as % of the total (`None` without `/proc/meminfo`).
+    pub fn memory_used_percent(&self) -> Option<f64> {
+        let m = self.memory?;
+        (m.total_bytes > 0)
+            .then(|| 100.0 * m.total_bytes.saturating_sub(m.available_bytes) as f64 / m.total_bytes as f64)
+    }
+
+    /// The hottest thermal zone, °C (`None` without one).
+    pub fn max_celsius(&self) -> Option<f64> {
+        self.temperatures.iter().map(|t| t.celsius).reduce(f64::max)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{CameraSnapshot, StorageSnapshot, SystemSnapshot};
@@ -316,6 +423,44 @@ mod tests {
     use crate::sysinfo::{CpuSampler, MIN_CPU_WINDOW_SECONDS};
     use std::sync::atomic::Ordering;
     use std::time::Duration;
+
+    /// Issue 16 (IC-10): a figure hovering at its threshold raises one Exceeded and, only once it
+    /// is below the threshold less the hysteresis, one Normal; unreadable samples change nothing.
+    #[test]
+    fn ic10_threshold_crossings_alternate_with_hysteresis() {
+        use super::{Crossing, Reading, ThresholdWatch};
+        let r = |value: f64| Some(Reading { value, threshold: 90.0 });
+        let mut w = ThresholdWatch::default();
+        let seen: Vec<Option<Crossing>> = [80.0, 90.0, 95.0, 89.0, 91.0, 86.0, 84.9, 85.0, 90.5]
+            .iter()
+            .map(|v| w.observe(r(*v), true, 5.0))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                None,
+                Some(Crossing::Exceeded),
+                None,
+                None,
+                None,
+                None,
+                Some(Crossing::Normal),
+                None,
+                Some(Crossing::Exceeded)
+            ]
+        );
+        assert_eq!(w.observe(None, true, 5.0), None, "an unreadable figure changes nothing");
+        assert!(w.exceeded());
+        assert_eq!(w.switched_off(), Some(Crossing::Normal));
+        assert_eq!(w.switched_off(), None);
+        // Free space: under the threshold is bad, normal again above threshold + hysteresis.
+        let mut disk = ThresholdWatch::default();
+        let free = |value: f64| Some(Reading { value, threshold: 10.0 });
+        assert_eq!(disk.observe(free(50.0), false, 5.0), None);
+        assert_eq!(disk.observe(free(9.0), false, 5.0), Some(Crossing::Exceeded));
+        assert_eq!(disk.observe(free(14.0), false, 5.0), None);
+        assert_eq!(disk.observe(free(15.5), false, 5.0), Some(Crossing::Normal));
+    }
 
     /// Issue 11 point 7: a snapshot carries the live counters as plain data, once.
     #[test]

@@ -48,6 +48,28 @@ struct RawConfig {
     /// Issue 15 (BK-1).
     #[serde(default)]
     bookmark: Option<bookmark::RawBookmark>,
+    /// Issue 16 (IC-3).
+    #[serde(default)]
+    site: Option<RawSite>,
+    /// Issue 16 (IC-10).
+    #[serde(default)]
+    health: Option<RawHealth>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    name: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    memory_percent: Option<Spanned<f64>>,
+    cpu_percent: Option<Spanned<f64>>,
+    temperature_celsius: Option<Spanned<f64>>,
+    storage_min_free_percent: Option<Spanned<f64>>,
+    hysteresis: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -213,6 +235,11 @@ pub struct Config {
     pub rules: Vec<RuleConfig>,
     /// `[bookmark]` (issue 15, BK-1): the ID prefix and default offsets, clamped per camera.
     pub bookmark: crate::bookmark::BookmarkSettings,
+    /// `[site]` (issue 16, IC-3): the name this recorder gives a central site.
+    pub site: crate::status::SiteSettings,
+    /// `[health]` (issue 16, IC-10): thresholds whose crossings become events; they apply at once
+    /// on a config change.
+    pub health: crate::status::HealthSettings,
     /// Where each storage's keys were written (same order as `storages`), so the checks against
     /// the disks made after parsing (`check_storages_on_disk`) can name file, line and key.
     storage_lines: Vec<StorageLines>,
@@ -648,6 +675,8 @@ impl Config {
         let prebuffer = |id: &str| cameras.iter().find(|c| c.id == id).map_or(0, |c| c.prebuffer_us);
         let rules = rules::rules(&origin, &raw.rule, &time_profiles, &camera_ids, &prebuffer)?;
         let bookmark = bookmark::settings(&origin, raw.bookmark.as_ref(), &cameras, &rules)?;
+        let site = site_settings(&origin, raw.site.as_ref())?;
+        let health = health_settings(&origin, raw.health.as_ref())?;
         let socket_timeout = match &server.socket_timeout_seconds {
             None => Duration::from_secs(30),
             Some(v) if (0.1..=3600.0).contains(v.get_ref()) => Duration::from_secs_f64(*v.get_ref()),
@@ -675,6 +704,8 @@ impl Config {
             time_profiles,
             rules,
             bookmark,
+            site,
+            health,
             storage_lines,
             camera_lines: (
                 file.to_owned(),
@@ -1011,6 +1042,43 @@ fn auth_config(origin: &Origin<'_>, raw: RawAuth) -> Result<crate::auth::AuthCon
 
 /// `[log]` (LG-5): each log on or off with its own retention, and the system log's level.
 /// `audit_retention_days` may sit here instead of in `[auth]`, but not in both.
+/// `[site]` (issue 16, IC-3): `name` is 1 to 128 bytes, no control characters, no leading or
+/// trailing blanks; absent means the hostname (read when a central site asks).
+fn site_settings(origin: &Origin<'_>, raw: Option<&RawSite>) -> Result<crate::status::SiteSettings, Error> {
+    let Some(name) = raw.and_then(|r| r.name.as_ref()) else { return Ok(crate::status::SiteSettings::default()) };
+    let n = name.get_ref();
+    if n.is_empty() || n.len() > 128 || n.chars().any(char::is_control) || n.trim() != n {
+        return Err(origin.error(
+            name,
+            "site.name",
+            format!("{n:?} must be 1 to 128 bytes without control characters or leading or trailing blanks"),
+        ));
+    }
+    Ok(crate::status::SiteSettings { name: Some(n.clone()) })
+}
+
+/// `[health]` (issue 16, IC-10): percentages within 0..=100, a temperature within -50..=200 °C,
+/// the hysteresis within 0..=50; every threshold is off unless written.
+fn health_settings(origin: &Origin<'_>, raw: Option<&RawHealth>) -> Result<crate::status::HealthSettings, Error> {
+    let empty = RawHealth::default();
+    let raw = raw.unwrap_or(&empty);
+    let within = |v: &Option<Spanned<f64>>, key: &str, lo: f64, hi: f64| -> Result<Option<f64>, Error> {
+        match v {
+            None => Ok(None),
+            Some(s) if (lo..=hi).contains(s.get_ref()) => Ok(Some(*s.get_ref())),
+            Some(s) => Err(origin.error(s, key, format!("{} is outside {lo}..={hi}", s.get_ref()))),
+        }
+    };
+    Ok(crate::status::HealthSettings {
+        memory_percent: within(&raw.memory_percent, "health.memory_percent", 0.0, 100.0)?,
+        cpu_percent: within(&raw.cpu_percent, "health.cpu_percent", 0.0, 100.0)?,
+        temperature_celsius: within(&raw.temperature_celsius, "health.temperature_celsius", -50.0, 200.0)?,
+        storage_min_free_percent: within(&raw.storage_min_free_percent, "health.storage_min_free_percent", 0.0, 100.0)?,
+        hysteresis: within(&raw.hysteresis, "health.hysteresis", 0.0, 50.0)?
+            .unwrap_or(crate::status::DEFAULT_HEALTH_HYSTERESIS),
+    })
+}
+
 fn log_settings(
     origin: &Origin<'_>,
     raw: &RawLog,

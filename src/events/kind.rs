@@ -220,6 +220,13 @@ event_kinds! {
     /// A change of settings was refused or failed; the old settings stay in force (RU-12).
     /// XProtect: Settings Changed Error.
     SettingsChangedError = "settings_changed_error", Recorder;
+    /// A machine figure crossed its `[health]` threshold upwards: memory in use, CPU busy or a
+    /// temperature (IC-10). `data` names the `metric`, its `value` and the `threshold`; raised
+    /// once per crossing, not per sample. XProtect: the System Monitor's "… exceeded" events.
+    SystemThresholdExceeded = "system_threshold_exceeded", Recorder;
+    /// The figure of an earlier System Threshold Exceeded is back below its threshold less the
+    /// hysteresis (IC-10); `data` as there. XProtect: the System Monitor's "… normal" events.
+    SystemThresholdNormal = "system_threshold_normal", Recorder;
 
     /// The storage became writable again after being unavailable (FL-1, ST-7). XProtect: Database
     /// Storage Available.
@@ -265,6 +272,15 @@ event_kinds! {
     /// A storage that held only evidence-locked data has room again (a lock was released or
     /// expired) and recording to it resumes by itself (EL-4).
     StorageFullOfLockedDataEnded = "storage_full_of_locked_data_ended", Storage;
+    /// The filesystem under the storage has less free space than `[health]
+    /// storage_min_free_percent` (IC-10): the ring itself is preallocated, but the index, the
+    /// event and log databases and anything else on that disk need room. Raised once per
+    /// crossing; `data` holds `free_percent` and `threshold`. Closest in XProtect: Database Disk
+    /// Full - Auto Archiving (edgerec archives by schedule, not by disk space).
+    StorageDiskLow = "storage_disk_low", Storage;
+    /// The filesystem under the storage has room again: its free share rose above the threshold
+    /// plus the hysteresis (IC-10).
+    StorageDiskOk = "storage_disk_ok", Storage;
 
     /// An integration asked to start recording (RU-13, REC-10 "Record on Request"). XProtect:
     /// Request Start Recording.

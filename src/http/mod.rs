@@ -64,6 +64,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/login"),
     ("POST", "/api/v1/logout"),
     ("GET", "/api/v1/me"),
+    ("GET", "/api/v1/site"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/status"),
     ("GET", "/metrics"),

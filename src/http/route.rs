@@ -19,6 +19,7 @@ pub enum Route {
     Login,
     Logout,
     Me,
+    Site,
     OpenApi,
     Status,
     Metrics,
@@ -194,6 +195,7 @@ impl Route {
             (Post, ["api", "v1", "login"]) => Route::Login,
             (Post, ["api", "v1", "logout"]) => Route::Logout,
             (Get | Head, ["api", "v1", "me"]) => Route::Me,
+            (Get | Head, ["api", "v1", "site"]) => Route::Site,
             (Get | Head, ["api", "v1", "openapi.json"]) => Route::OpenApi,
             (Get | Head, ["api", "v1", "status"]) => Route::Status,
             (Get | Head, ["metrics"]) => Route::Metrics,
@@ -323,6 +325,9 @@ impl Route {
             Route::Login => spec("POST", "/api/v1/login", Public),
             Route::Logout => spec("POST", "/api/v1/logout", LoggedIn).before_password_change(),
             Route::Me => spec("GET", "/api/v1/me", LoggedIn).before_password_change(),
+            // Issue 16 (IC-2, IC-3, IC-9): a logged-in caller holds `connect` (AU-7 refuses the
+            // login of a role denying it); the devices follow the caller's `read` (PR-11).
+            Route::Site => spec("GET", "/api/v1/site", LoggedIn),
             Route::OpenApi => spec("GET", "/api/v1/openapi.json", LoggedIn),
             Route::Status => spec("GET", "/api/v1/status", Recorder(P::Status)),
             Route::Metrics => spec("GET", "/metrics", Recorder(P::Status)),
@@ -670,6 +675,7 @@ mod tests {
             ("POST", "/api/v1/login", Public),
             ("POST", "/api/v1/logout", LoggedIn),
             ("GET", "/api/v1/me", LoggedIn),
+            ("GET", "/api/v1/site", LoggedIn),
             ("GET", "/api/v1/openapi.json", LoggedIn),
             ("GET", "/api/v1/status", Recorder(P::Status)),
             ("GET", "/metrics", Recorder(P::Status)),

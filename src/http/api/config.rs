@@ -4,12 +4,13 @@
 //! Invariant: JSON only lives here; the config module sees TOML tables.
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::Call;
 use crate::auth::perm::{Effective, Permission};
 use crate::config::{Changed, Section};
 use crate::error::Error;
+use crate::events::{Event, EventKind};
 use crate::http::exchange::{Body, Request, Response};
 use crate::http::query::{parse_json, read_body, Query};
 use crate::http::{respond, Ctx};
@@ -176,6 +177,7 @@ pub(super) fn get(ctx: &Ctx, call: &Call) -> Result<Response, Error> {
 pub(super) fn replace(ctx: &Ctx, call: &mut Call) -> Result<Response, Error> {
     let r = replace_document(ctx, call);
     audit(ctx, call, &r);
+    settings_event(ctx, None, &r);
     finish_changed(r)
 }
 
@@ -282,6 +284,7 @@ pub(super) fn item_put(ctx: &Ctx, call: &mut Call, section: Section, id: &str) -
         ctx.config.put_item(section, id, table, expected, |c| ctx.rec.apply(c))
     });
     audit(ctx, call, &r);
+    settings_event(ctx, (section == Section::Camera).then_some(id), &r);
     finish_changed(r)
 }
 
@@ -293,6 +296,7 @@ pub(super) fn item_delete(ctx: &Ctx, call: &Call, section: Section, id: &str) ->
             ctx.config.delete_item(section, id, expected, |c| ctx.rec.apply(c))
         });
     audit(ctx, call, &r);
+    settings_event(ctx, (section == Section::Camera).then_some(id), &r);
     finish_changed(r)
 }
 
@@ -408,6 +412,47 @@ fn stage_names(storage: &toml::Table) -> Vec<String> {
 fn audit(ctx: &Ctx, call: &Call, r: &Result<Changed<Applied>, Error>) {
     let detail = r.as_ref().map(|c| format!("revision {}", c.revision)).unwrap_or_default();
     call.audit(ctx, r, &detail);
+}
+
+/// Issue 16 (IC-9, RU-12): every applied config change raises Settings Changed with the new
+/// `revision` in `data` (and `camera` when the change is one camera's item), so a central site
+/// learns it must diff `GET /api/v1/site`; a refused or failed change raises Settings Changed
+/// Error with the reason and the revision still in force. A change's `applied` list is left out:
+/// it names cameras, and an event without `camera` reaches every `status` reader (PR-11). For the
+/// same reason the reason of a change not scoped to one camera has the quoted ids of the cameras
+/// in force replaced by "(deleted or restricted device)" (RU-22's wording); the audit log and the
+/// HTTP answer keep it whole. The refusals the dispatcher makes before the handler (no
+/// `edit_config`) are not settings changes and raise nothing.
+fn settings_event(ctx: &Ctx, camera: Option<&str>, r: &Result<Changed<Applied>, Error>) {
+    let now = ctx.rec.clocks().realtime_us();
+    let (event, revision) = match r {
+        Ok(c) => (
+            Event::new(EventKind::SettingsChanged, now)
+                .with_message(format!("configuration revision {} applied", c.revision)),
+            c.revision,
+        ),
+        Err(e) => {
+            // A refused item that is no camera in force (a typo, a new id) names no camera.
+            let config = ctx.rec.config();
+            let camera = camera.filter(|id| config.cameras.iter().any(|c| c.id == *id));
+            let mut reason = e.to_string();
+            if camera.is_none() {
+                for c in &config.cameras {
+                    reason = reason.replace(&format!("{:?}", c.id), "\"(deleted or restricted device)\"");
+                }
+            }
+            let event = Event::new(EventKind::SettingsChangedError, now).with_message(reason);
+            (camera.map_or(event.clone(), |c| event.with_camera(c)), ctx.config.revision())
+        }
+    };
+    let event = match (r, camera) {
+        (Ok(_), Some(c)) => event.with_camera(c),
+        _ => event,
+    };
+    match event.clone().with_data(json!({ "revision": revision })) {
+        Ok(e) => ctx.rec.events().emit(e),
+        Err(_) => ctx.rec.events().emit(event),
+    }
 }
 
 /// An answer with the revision it describes as its ETag.

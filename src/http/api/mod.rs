@@ -16,6 +16,7 @@ pub(super) mod logs;
 pub(super) mod motion;
 pub(super) mod recordings;
 pub(super) mod session;
+pub(super) mod site;
 pub(super) mod status;
 pub(super) mod users;
 
@@ -103,6 +104,7 @@ pub(super) fn handle(ctx: &Ctx, route: &Route, call: &mut Call) -> Result<Respon
             let profile = evidence::profile_item(&ctx.rec.evidence().profile_of(&roles)?);
             Ok(respond::json(200, &session::Me::of(&call.eff, config.cameras.iter().map(|c| c.id.as_str()), profile)))
         }
+        Route::Site => Ok(respond::json(200, &site::site(ctx, &call.eff))),
         Route::OpenApi => Ok(respond::bytes("application/json", super::OPENAPI.as_bytes().to_vec())),
         Route::Status => Ok(respond::json(200, &status::status(ctx, &call.eff))),
         Route::Metrics => Ok(respond::bytes(

@@ -377,7 +377,7 @@ pub(in crate::http) struct CameraList {
 /// The codec status names for a stream's encoding. Issue 10 point 17: RTSP offers AAC as the
 /// RTP payload format `mpeg4-generic` (RFC 3640; it is the only audio format ingest takes),
 /// while the demo clip says `aac`; status names the codec, the same way for both.
-pub(super) fn codec_name(encoding: &str) -> String {
+pub(in crate::http) fn codec_name(encoding: &str) -> String {
     match encoding {
         "mpeg4-generic" => "aac".to_owned(),
         other => other.to_owned(),
