@@ -22,6 +22,7 @@ use crate::store::{
 mod bookmark;
 mod live;
 mod rules;
+mod site;
 pub use live::{Changed, ConfigFile, Section, REDACTED, REVISION_FILE};
 
 /// The only config format version this build understands.
@@ -48,6 +49,9 @@ struct RawConfig {
     /// Issue 15 (BK-1).
     #[serde(default)]
     bookmark: Option<bookmark::RawBookmark>,
+    /// Issue 16: the remote sites `edgerec pull` mirrors (`config::site`).
+    #[serde(default)]
+    remote_site: Vec<site::RawRemoteSite>,
 }
 
 #[derive(Deserialize)]
@@ -213,6 +217,9 @@ pub struct Config {
     pub rules: Vec<RuleConfig>,
     /// `[bookmark]` (issue 15, BK-1): the ID prefix and default offsets, clamped per camera.
     pub bookmark: crate::bookmark::BookmarkSettings,
+    /// Issue 16: `[[remote_site]]`, the remote edgerec boxes `edgerec pull` mirrors; their
+    /// cameras are in `cameras` too (source `SourceSpec::Mirror`).
+    pub remote_sites: Vec<crate::pull::SiteConfig>,
     /// Where each storage's keys were written (same order as `storages`), so the checks against
     /// the disks made after parsing (`check_storages_on_disk`) can name file, line and key.
     storage_lines: Vec<StorageLines>,
@@ -629,6 +636,16 @@ impl Config {
                 second_stream,
             });
         }
+        // Issue 16: the mirrored cameras of `[[remote_site]]` follow the `[[camera]]`s.
+        let (remote_sites, mirrored) = site::sites(&origin, &raw.remote_site, &mut cam_ids, &|s| match s {
+            None => Ok(default_storage.clone()),
+            Some(s) if ids.contains(s.get_ref()) => Ok(s.get_ref().clone()),
+            Some(s) => {
+                Err(origin.error(s, "remote_site.camera.storage", format!("no [[storage]] with id {:?}", s.get_ref())))
+            }
+        })?;
+        let mirrored_lines: Vec<usize> = mirrored.iter().map(|(_, line)| *line).collect();
+        cameras.extend(mirrored.into_iter().map(|(c, _)| c));
         let time_zone = match &server.time_zone {
             None => jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC),
             Some(z) => jiff::tz::TimeZone::get(z.get_ref()).map_err(|e| {
@@ -675,12 +692,14 @@ impl Config {
             time_profiles,
             rules,
             bookmark,
+            remote_sites,
             storage_lines,
             camera_lines: (
                 file.to_owned(),
                 raw.camera
                     .iter()
                     .map(|c| origin.line_of(c.record.as_ref().map_or(c.id.span(), |r| r.span())))
+                    .chain(mirrored_lines)
                     .collect(),
             ),
         })
