@@ -31,6 +31,7 @@ pub(super) struct RawRemoteSite {
     tls_sha256: Option<Spanned<String>>,
     bandwidth_kbps: Option<Spanned<i64>>,
     window: Option<Spanned<String>>,
+    lag_seconds: Option<Spanned<f64>>,
     #[serde(default)]
     camera: Vec<RawMirrorCamera>,
 }
@@ -200,6 +201,7 @@ pub(super) fn sites(
             }
         };
         let window = s.window.as_ref().map(|w| window(origin, w)).transpose()?;
+        let lag_us = seconds(origin, &s.lag_seconds, "remote_site.lag_seconds", 10.0, 3600.0)?;
         let mut mirrored = Vec::new();
         let mut remotes = HashSet::new();
         for c in &s.camera {
@@ -332,6 +334,7 @@ pub(super) fn sites(
             tls_sha256,
             bandwidth_kbps,
             window,
+            lag_us,
             cameras: mirrored,
         });
     }

@@ -15,6 +15,60 @@
 
 pub mod client;
 pub mod cursor;
+pub mod mirror;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use crate::clocks::Clocks;
+use crate::error::Error;
+use crate::shutdown::{Joiner, Shutdown};
+use crate::status::PullSnapshot;
+
+/// The running mirrors: what status shows of them.
+pub struct Pull {
+    sites: Vec<Arc<Mutex<mirror::SiteState>>>,
+}
+
+impl Pull {
+    /// Status's `pull` object (IC-10), taken at once per site.
+    pub fn snapshot(&self) -> PullSnapshot {
+        PullSnapshot { sites: self.sites.iter().map(|s| s.lock().expect("pull state lock").snapshot()).collect() }
+    }
+}
+
+/// Starts one `pull-<site>` thread per site into `joiner`; they end at `stop`. `lookup` finds a
+/// mirrored camera's stats and storage in the running recorder (P2).
+pub fn start(
+    sites: &[SiteConfig],
+    data_dir: &Path,
+    lookup: mirror::Lookup,
+    clocks: Arc<dyn Clocks>,
+    time_zone: jiff::tz::TimeZone,
+    stop: &Shutdown,
+    joiner: &mut Joiner,
+) -> Result<Arc<Pull>, Error> {
+    // The database is created (or its newer version refused, Q2) before any thread starts.
+    drop(cursor::CursorDb::open(data_dir)?);
+    let mut states = Vec::new();
+    for site in sites {
+        let state = Arc::new(Mutex::new(mirror::SiteState::new(site)));
+        states.push(state.clone());
+        let m = mirror::SiteMirror {
+            site: site.clone(),
+            data_dir: data_dir.to_owned(),
+            lookup: lookup.clone(),
+            clocks: clocks.clone(),
+            time_zone: time_zone.clone(),
+            state,
+            stop: stop.clone(),
+        };
+        joiner
+            .spawn_thread(&format!("pull-{}", site.name), move || m.run())
+            .map_err(|e| Error::io(format!("cannot start the pull thread of site {}", site.name), e))?;
+    }
+    Ok(Arc::new(Pull { sites: states }))
+}
 
 /// One `[[remote_site]]`, validated by `config`.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,6 +87,9 @@ pub struct SiteConfig {
     /// Minutes after midnight (the recorder's time zone) of the allowed window's start and end;
     /// an end before the start spans midnight. None = always.
     pub window: Option<(u32, u32)>,
+    /// How far behind the remote's now the mirror stays (`lag_seconds`, default 10 s): longer
+    /// than the remote's sync interval, after which its frames are durable and readable.
+    pub lag_us: i64,
     pub cameras: Vec<MirrorCamera>,
 }
 

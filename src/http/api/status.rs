@@ -36,6 +36,95 @@ pub(in crate::http) fn status(ctx: &Ctx, eff: &Effective) -> Status {
             let s = rec.incidents().state();
             IncidentsStatus { available: s.available, error: s.error, expiry_error: s.expiry_error }
         },
+        pull: rec.pull_snapshot().map(|p| PullStatus::of(&p, eff)),
+    }
+}
+
+/// Issue 16 (IC-10): `edgerec pull`'s remote sites and mirrored cameras (only cameras the caller
+/// may read, PR-11); absent when the process is `edgerec run`.
+#[derive(Serialize)]
+pub(in crate::http) struct PullStatus {
+    pub sites: Vec<PullSiteStatus>,
+}
+
+#[derive(Serialize)]
+pub(in crate::http) struct PullSiteStatus {
+    pub name: String,
+    pub url: String,
+    /// "up", "down" or "waiting" (outside the site's window, or before the first request).
+    pub link: &'static str,
+    /// RFC 3339: since when the link is in this state; null before the first request.
+    pub since: Option<String>,
+    pub last_error: Option<String>,
+    pub bytes_received: u64,
+    pub cameras: Vec<PullCameraStatus>,
+}
+
+#[derive(Serialize)]
+pub(in crate::http) struct PullRange {
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Serialize)]
+pub(in crate::http) struct PullTransfer {
+    pub from: String,
+    pub to: String,
+    pub bytes: u64,
+}
+
+#[derive(Serialize)]
+pub(in crate::http) struct PullCameraStatus {
+    pub camera: String,
+    pub remote: String,
+    pub mode: &'static str,
+    /// Held here durably (merged).
+    pub retrieved: Vec<PullRange>,
+    /// Wanted and not retrieved yet.
+    pub pending: Vec<PullRange>,
+    pub transfer: Option<PullTransfer>,
+    pub frames_written: u64,
+    pub last_error: Option<String>,
+}
+
+impl PullStatus {
+    fn of(p: &crate::status::PullSnapshot, eff: &Effective) -> PullStatus {
+        let ranges = |r: &[(i64, i64)]| {
+            r.iter().map(|&(a, b)| PullRange { from: format_rfc3339(a), to: format_rfc3339(b) }).collect()
+        };
+        PullStatus {
+            sites: p
+                .sites
+                .iter()
+                .map(|s| PullSiteStatus {
+                    name: s.name.clone(),
+                    url: s.url.clone(),
+                    link: s.link,
+                    since: (s.since_us != 0).then(|| format_rfc3339(s.since_us)),
+                    last_error: s.last_error.clone(),
+                    bytes_received: s.bytes_received,
+                    cameras: s
+                        .cameras
+                        .iter()
+                        .filter(|c| eff.can_see(&c.camera))
+                        .map(|c| PullCameraStatus {
+                            camera: c.camera.clone(),
+                            remote: c.remote.clone(),
+                            mode: c.mode,
+                            retrieved: ranges(&c.retrieved),
+                            pending: ranges(&c.pending),
+                            transfer: c.transfer.map(|(a, b, bytes)| PullTransfer {
+                                from: format_rfc3339(a),
+                                to: format_rfc3339(b),
+                                bytes,
+                            }),
+                            frames_written: c.frames_written,
+                            last_error: c.last_error.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
     }
 }
 
@@ -358,6 +447,8 @@ pub(in crate::http) struct Status {
     pub config: ConfigStatus,
     /// Issue 15, review D finding 11: the incident store's state.
     pub incidents: IncidentsStatus,
+    /// Issue 16: `edgerec pull`'s mirrors; null in `edgerec run`.
+    pub pull: Option<PullStatus>,
 }
 
 /// The incident store in status: open or why not, and the last expiry error (review D finding 11).
