@@ -158,6 +158,16 @@ async fn flush(storage: &StorageHandle) -> bool {
     tokio::task::spawn_blocking(move || h.flush(FLUSH_TIMEOUT)).await.unwrap_or(false)
 }
 
+/// `us` down to a whole millisecond: the request times (RFC 3339 with milliseconds) say
+/// exactly the range that is recorded as retrieved, so windows neither overlap nor leave a gap.
+fn ms_floor(us: i64) -> i64 {
+    us.div_euclid(1000) * 1000
+}
+
+fn ms_ceil(us: i64) -> i64 {
+    -ms_floor(-us)
+}
+
 fn fmt_time(us: i64) -> String {
     crate::time::format_rfc3339(us)
 }
@@ -317,8 +327,8 @@ impl SiteMirror {
         let retrieved = db.retrieved(&cam.local)?;
         let (job, pending) = match &cam.mode {
             Mode::Continuous { history_us } => {
-                let start = db.continuous_start(&cam.local, now - history_us)?;
-                let until = now - self.site.lag_us;
+                let start = db.continuous_start(&cam.local, ms_floor(now - history_us))?;
+                let until = ms_floor(now - self.site.lag_us);
                 let pending = super::missing(&retrieved, start, until);
                 let job = pending.first().map(|&(a, b)| {
                     let to = b.min(a + WINDOW_US);
@@ -336,7 +346,11 @@ impl SiteMirror {
             Mode::Ranges(ranges) => {
                 let mut pending = Vec::new();
                 for &(a, b) in ranges {
-                    pending.extend(super::missing(&retrieved, a, b.min(now - self.site.lag_us)));
+                    pending.extend(super::missing(
+                        &retrieved,
+                        ms_floor(a),
+                        ms_ceil(b).min(ms_floor(now - self.site.lag_us)),
+                    ));
                 }
                 let job = pending.first().map(|&(a, b)| Job {
                     from_us: a,
@@ -386,7 +400,8 @@ impl SiteMirror {
                 // Its after-time is still to come: wait for it, keeping the cursor before it.
                 break;
             }
-            if super::missing(retrieved, at - before_us, at + after_us).is_empty() {
+            let (from, to) = (ms_floor(at - before_us), ms_ceil(at + after_us));
+            if super::missing(retrieved, from, to).is_empty() {
                 // Retrieved already (a restart before its cursor was saved): not fetched again.
                 cursor = c;
                 continue;
@@ -395,8 +410,8 @@ impl SiteMirror {
                 db.set_event_cursor(&key, &cursor.to_string())?;
             }
             return Ok(Some(Job {
-                from_us: at - before_us,
-                to_us: at + after_us,
+                from_us: from,
+                to_us: to,
                 query: format!("event={c}&before={}&after={}", before_us as f64 / 1e6, after_us as f64 / 1e6),
                 event: Some(c),
             }));
@@ -431,7 +446,7 @@ impl SiteMirror {
         let end = self.transfer(i, db, client, run, &stats, &storage, &job, saved).await?;
         // P1: everything before the End record is durable (the transfer flushed at its end).
         let now = self.clocks.realtime_us();
-        let covered_to = end.covered_us.iter().map(|r| r.1).max().unwrap_or(job.from_us).min(job.to_us);
+        let covered_to = ms_floor(end.covered_us.iter().map(|r| r.1).max().unwrap_or(job.from_us).min(job.to_us));
         let done_to = if job.to_us <= now - SETTLED_US || job.event.is_some() { job.to_us } else { covered_to };
         let ranges = if done_to > job.from_us {
             db.complete(&cam.local, job.from_us, done_to)?
