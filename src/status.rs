@@ -457,3 +457,34 @@ mod tests {
         assert_eq!(storage(0, 7).recording_days_at_current_rate(), None);
     }
 }
+
+/// Issue 16 (IC-6): a central site's retrievals under the `[interconnect]` policy, as status
+/// shows them (`interconnect` in `/api/v1/status`).
+#[derive(Clone, Debug, Default)]
+pub struct InterconnectSnapshot {
+    /// The policy in force: kbit/s per client (0 = no cap), retrievals per client and in all.
+    pub retrieval_kbps: u64,
+    pub retrievals_per_client: usize,
+    pub max_retrievals: usize,
+    /// `HH:MM-HH:MM` local time, when one is set, and whether it is open now.
+    pub retrieval_window: Option<String>,
+    pub window_open: bool,
+    /// Retrievals running now, all clients together.
+    pub retrievals_in_progress: usize,
+    /// Every client (user) that retrieved since the start, by name.
+    pub clients: Vec<RetrievalClientSnapshot>,
+}
+
+/// One client's retrievals.
+#[derive(Clone, Debug, Default)]
+pub struct RetrievalClientSnapshot {
+    pub user: String,
+    /// Retrievals of this user running now.
+    pub in_progress: usize,
+    /// Retrievals started since the recorder started.
+    pub started: u64,
+    /// Body bytes sent to this user's retrievals since the recorder started.
+    pub bytes_sent: u64,
+    /// The address of its latest retrieval.
+    pub last_peer: String,
+}

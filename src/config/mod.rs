@@ -20,6 +20,7 @@ use crate::store::{
 };
 
 mod bookmark;
+mod interconnect;
 mod live;
 mod rules;
 mod site;
@@ -52,6 +53,9 @@ struct RawConfig {
     /// Issue 16: the remote sites `edgerec pull` mirrors (`config::site`).
     #[serde(default)]
     remote_site: Vec<site::RawRemoteSite>,
+    /// Issue 16 (IC-6).
+    #[serde(default)]
+    interconnect: Option<interconnect::RawInterconnect>,
 }
 
 #[derive(Deserialize)]
@@ -220,6 +224,9 @@ pub struct Config {
     /// Issue 16: `[[remote_site]]`, the remote edgerec boxes `edgerec pull` mirrors; their
     /// cameras are in `cameras` too (source `SourceSpec::Mirror`).
     pub remote_sites: Vec<crate::pull::SiteConfig>,
+    /// `[interconnect]` (issue 16, IC-6): the policy for a central site's retrievals; read at
+    /// each retrieval request, so a change applies to the next one.
+    pub interconnect: crate::store::retrieve::RetrievalPolicy,
     /// Where each storage's keys were written (same order as `storages`), so the checks against
     /// the disks made after parsing (`check_storages_on_disk`) can name file, line and key.
     storage_lines: Vec<StorageLines>,
@@ -665,6 +672,7 @@ impl Config {
         let prebuffer = |id: &str| cameras.iter().find(|c| c.id == id).map_or(0, |c| c.prebuffer_us);
         let rules = rules::rules(&origin, &raw.rule, &time_profiles, &camera_ids, &prebuffer)?;
         let bookmark = bookmark::settings(&origin, raw.bookmark.as_ref(), &cameras, &rules)?;
+        let interconnect = interconnect::policy(&origin, raw.interconnect.as_ref())?;
         let socket_timeout = match &server.socket_timeout_seconds {
             None => Duration::from_secs(30),
             Some(v) if (0.1..=3600.0).contains(v.get_ref()) => Duration::from_secs_f64(*v.get_ref()),
@@ -693,6 +701,7 @@ impl Config {
             rules,
             bookmark,
             remote_sites,
+            interconnect,
             storage_lines,
             camera_lines: (
                 file.to_owned(),
@@ -2034,6 +2043,19 @@ mod example_tests {
         assert_eq!(c.storages[0].segment_bytes, 64 << 20);
         assert_eq!(c.time_profiles.len(), 1);
         assert_eq!(c.rules.len(), 1);
+        // Issue 16 (IC-6): the example's [interconnect] is the defaults; its window, once
+        // uncommented, is valid.
+        assert_eq!(c.interconnect, crate::store::retrieve::RetrievalPolicy::default());
+        let windowed = text.replace("# retrieval_window = ", "retrieval_window = ");
+        let c = super::Config::parse("config/edgerec.example.toml", &windowed, None).unwrap();
+        assert_eq!(c.interconnect.window.map(|w| w.to_string()).as_deref(), Some("22:00-06:00"));
+        // Refusals name file, line and key.
+        let bad = text.replace("retrievals_per_client = 2", "retrievals_per_client = 9");
+        let e = super::Config::parse("x.toml", &bad, None).unwrap_err().to_string();
+        assert!(e.contains("key `interconnect.retrievals_per_client`: 9 is more than max_retrievals (4)"), "{e}");
+        let bad = text.replace("# retrieval_window = \"22:00-06:00\"", "retrieval_window = \"25:00-06:00\"");
+        let e = super::Config::parse("x.toml", &bad, None).unwrap_err().to_string();
+        assert!(e.contains("key `interconnect.retrieval_window`"), "{e}");
     }
 
     /// Issue 13 point 4 (AR-11): a change may remove only the last stage of a chain (one per

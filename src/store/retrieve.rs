@@ -695,6 +695,84 @@ impl FrameStreamDecoder {
     }
 }
 
+/// IC-6: the server-side retrieval policy (`[interconnect]`): what a central site's retrievals
+/// may take. Direct playback, export.mp4 and live are not under it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetrievalPolicy {
+    /// Bandwidth per client (user) in kbit/s (1000 bit/s) over all its retrievals; 0 = no cap.
+    pub kbps: u64,
+    /// Retrievals one user may run at once; the next answers 503 with `Retry-After`.
+    pub per_client: usize,
+    /// Retrievals of all users at once: the capacity class `Retrieval` (`http::capacity`).
+    pub max_retrievals: usize,
+    /// When retrievals may start (local time); None = always.
+    pub window: Option<RetrievalWindow>,
+}
+
+pub const DEFAULT_RETRIEVALS_PER_CLIENT: usize = 2;
+pub const DEFAULT_MAX_RETRIEVALS: usize = 4;
+/// The highest `max_retrievals` a config may set (the HTTP serving threads are sized for it).
+pub const MAX_RETRIEVALS_ACCEPTED: usize = 16;
+
+impl Default for RetrievalPolicy {
+    fn default() -> Self {
+        RetrievalPolicy {
+            kbps: 0,
+            per_client: DEFAULT_RETRIEVALS_PER_CLIENT,
+            max_retrievals: DEFAULT_MAX_RETRIEVALS,
+            window: None,
+        }
+    }
+}
+
+/// IC-6: the daily window `HH:MM-HH:MM` (local time) in which retrievals may start; it crosses
+/// midnight when its end is before its start. A retrieval running when it closes finishes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetrievalWindow {
+    /// Minutes after local midnight where it opens and where it closes.
+    pub start_min: u32,
+    pub end_min: u32,
+}
+
+impl RetrievalWindow {
+    /// Parses `HH:MM-HH:MM` (00:00..=23:59 each, start and end differ).
+    pub fn parse(s: &str) -> Result<RetrievalWindow, String> {
+        let minutes = |t: &str| -> Option<u32> {
+            let (h, m) = t.trim().split_once(':')?;
+            if h.len() != 2 || m.len() != 2 {
+                return None;
+            }
+            let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+            (h < 24 && m < 60).then_some(h * 60 + m)
+        };
+        let bad = || format!("{s:?} is not a window \"HH:MM-HH:MM\" (24-hour local times, e.g. \"22:00-06:00\")");
+        let (a, b) = s.split_once('-').ok_or_else(bad)?;
+        let (start_min, end_min) = (minutes(a).ok_or_else(bad)?, minutes(b).ok_or_else(bad)?);
+        if start_min == end_min {
+            return Err(format!("{s:?} opens and closes at the same time; leave retrieval_window out for no window"));
+        }
+        Ok(RetrievalWindow { start_min, end_min })
+    }
+
+    /// Seconds from `local_s` (seconds after local midnight) until the window opens: 0 while open.
+    pub fn seconds_until_open(&self, local_s: u32) -> u32 {
+        let (start, end) = (self.start_min * 60, self.end_min * 60);
+        let open = if start < end { local_s >= start && local_s < end } else { local_s >= start || local_s < end };
+        if open {
+            0
+        } else {
+            (start + 86_400 - local_s) % 86_400
+        }
+    }
+}
+
+impl std::fmt::Display for RetrievalWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (a, b) = (self.start_min, self.end_min);
+        write!(f, "{:02}:{:02}-{:02}:{:02}", a / 60, a % 60, b / 60, b % 60)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -950,5 +1028,23 @@ mod tests {
         let mut d = FrameStreamDecoder::new();
         d.push(b"<html>nope</html>").unwrap();
         assert!(d.next().unwrap_err().msg().contains("ERFRAMES"));
+    }
+
+    /// IC-6: the window parses strictly, crosses midnight, and says how long until it opens.
+    #[test]
+    fn ic6_retrieval_window() {
+        let w = RetrievalWindow::parse("22:00-06:30").unwrap();
+        assert_eq!(w.to_string(), "22:00-06:30");
+        assert_eq!(w.seconds_until_open(23 * 3600), 0);
+        assert_eq!(w.seconds_until_open(3600), 0);
+        assert_eq!(w.seconds_until_open(6 * 3600 + 30 * 60), 15 * 3600 + 30 * 60);
+        assert_eq!(w.seconds_until_open(21 * 3600 + 59 * 60 + 59), 1);
+        let day = RetrievalWindow::parse("08:00-17:00").unwrap();
+        assert_eq!(day.seconds_until_open(7 * 3600), 3600);
+        assert_eq!(day.seconds_until_open(17 * 3600), 15 * 3600);
+        assert_eq!(day.seconds_until_open(12 * 3600), 0);
+        for bad in ["8:00-17:00", "08:00", "24:00-01:00", "08:60-09:00", "08:00-08:00", "a-b"] {
+            assert!(RetrievalWindow::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -37,6 +37,59 @@ pub(in crate::http) fn status(ctx: &Ctx, eff: &Effective) -> Status {
             IncidentsStatus { available: s.available, error: s.error, expiry_error: s.expiry_error }
         },
         pull: rec.pull_snapshot().map(|p| PullStatus::of(&p, eff)),
+        interconnect: {
+            let config = rec.config();
+            let policy = &config.interconnect;
+            let open = super::retrieve::seconds_until_window(ctx, policy) == 0;
+            InterconnectStatus::of(&ctx.retrievals.snapshot(policy, open))
+        },
+    }
+}
+
+/// Issue 16 (IC-6): a central site's retrievals, per client, and the policy in force.
+#[derive(Serialize)]
+pub(in crate::http) struct InterconnectStatus {
+    /// kbit/s per client over all its retrievals; 0 = no cap.
+    pub retrieval_kbps: u64,
+    pub retrievals_per_client: usize,
+    pub max_retrievals: usize,
+    /// `HH:MM-HH:MM` local time; null = always open.
+    pub retrieval_window: Option<String>,
+    pub window_open: bool,
+    pub retrievals_in_progress: usize,
+    pub clients: Vec<RetrievalClientStatus>,
+}
+
+#[derive(Serialize)]
+pub(in crate::http) struct RetrievalClientStatus {
+    pub user: String,
+    pub in_progress: usize,
+    pub started: u64,
+    pub bytes_sent: u64,
+    pub last_address: String,
+}
+
+impl InterconnectStatus {
+    fn of(s: &crate::status::InterconnectSnapshot) -> InterconnectStatus {
+        InterconnectStatus {
+            retrieval_kbps: s.retrieval_kbps,
+            retrievals_per_client: s.retrievals_per_client,
+            max_retrievals: s.max_retrievals,
+            retrieval_window: s.retrieval_window.clone(),
+            window_open: s.window_open,
+            retrievals_in_progress: s.retrievals_in_progress,
+            clients: s
+                .clients
+                .iter()
+                .map(|c| RetrievalClientStatus {
+                    user: c.user.clone(),
+                    in_progress: c.in_progress,
+                    started: c.started,
+                    bytes_sent: c.bytes_sent,
+                    last_address: c.last_peer.clone(),
+                })
+                .collect(),
+        }
     }
 }
 
@@ -447,6 +500,8 @@ pub(in crate::http) struct Status {
     pub config: ConfigStatus,
     /// Issue 15, review D finding 11: the incident store's state.
     pub incidents: IncidentsStatus,
+    /// Issue 16 (IC-6): retrievals in progress per client, and the policy.
+    pub interconnect: InterconnectStatus,
     /// Issue 16: `edgerec pull`'s mirrors; null in `edgerec run`.
     pub pull: Option<PullStatus>,
 }
