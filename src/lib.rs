@@ -22,6 +22,7 @@ pub mod logs;
 pub mod media;
 pub mod motion;
 pub mod mp4;
+pub mod pull;
 pub mod recorder;
 pub mod recording;
 pub mod rules;

@@ -1,4 +1,4 @@
-//! The `edgerec` binary: `run` (default), `export`, `check`, `user`, `devices`.
+//! The `edgerec` binary: `run` (default), `pull`, `export`, `check`, `user`, `devices`.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -33,6 +33,14 @@ enum Command {
         /// The config file (TOML; see config/edgerec.example.toml).
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// The central side of the interconnect (issue 16): runs the recorder like `run` and mirrors
+    /// the cameras of the config's `[[remote_site]]`s into its own storage, back-filling after
+    /// link outages.
+    Pull {
+        /// The central's config file (TOML): an ordinary config plus `[[remote_site]]` sections.
+        #[arg(long)]
+        config: PathBuf,
     },
     /// Writes one MP4 of a camera's recordings between two RFC 3339 times. Gaps (no recording)
     /// are cut from the MP4's timeline; the summary lists the covered ranges and the gaps.
@@ -182,7 +190,8 @@ fn main() -> ExitCode {
     edgerec::service::install_panic_hook();
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Run { config: None }) {
-        Command::Run { config } => run(config),
+        Command::Run { config } => run(config, false),
+        Command::Pull { config } => run(Some(config), true),
         Command::Export { config, camera, from, to, output, force } => export(config, camera, from, to, output, force),
         Command::Check { config, rebuild, rebuild_archive_index } => check(config, rebuild, rebuild_archive_index),
         Command::User { action } => user(action),
@@ -228,12 +237,20 @@ fn init_logging() {
         .init();
 }
 
-fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
+/// `run`, and with `pull` the central side (issue 16): the same recorder plus the mirrors.
+fn run(config: Option<PathBuf>, pull: bool) -> Result<ExitCode, Error> {
     use edgerec::service::{self, Watched};
     use sd_notify::NotifyState;
     // The file the config API writes: `--config`, or without it `edgerec.toml` in the embedded
     // default's data dir, used instead of the embedded default once it exists.
     let (cfg, config_path, text) = load(&config)?;
+    if pull && cfg.remote_sites.is_empty() {
+        return Err(edgerec::err!(
+            InvalidArgument,
+            "{}: no [[remote_site]]: `edgerec pull` mirrors the cameras of remote sites (see README, \"Two boxes\")",
+            config_path.display()
+        ));
+    }
     // Issue 10 points 1 and 2: a storage that cannot open (resized, or larger than its disk)
     // stops the start with file, line, key and reason instead of never recording.
     cfg.check_storages_on_disk(None)?;
@@ -356,6 +373,29 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
     // Storage recovery finished in Recorder::start and the HTTP server listens: ready.
     service::notify(&[NotifyState::Ready, NotifyState::Status(&service::status_line(&recorder))]);
     eprintln!("edgerec: recording; API on http://{plain_addr}/api/v1/status");
+    // Issue 16: `edgerec pull` mirrors its remote sites into this recorder's cameras (P2: the
+    // mirror gets the cameras' stats and storages, never the recorder).
+    let mut mirrors = Joiner::new();
+    if pull {
+        let rec = recorder.clone();
+        let lookup: edgerec::pull::mirror::Lookup = Arc::new(move |id: &str| {
+            let stats = rec.camera(id)?;
+            let storage = rec.storage(&stats.storage)?.clone();
+            Some((stats, storage))
+        });
+        let cfg = recorder.config();
+        let p = edgerec::pull::start(
+            &cfg.remote_sites,
+            &cfg.data_dir,
+            lookup,
+            Arc::new(SystemClocks),
+            cfg.time_zone.clone(),
+            &shutdown,
+            &mut mirrors,
+        )?;
+        recorder.set_pull_status(Box::new(move || p.snapshot()));
+        eprintln!("edgerec: pulling from {} remote site(s)", cfg.remote_sites.len());
+    }
     // Test builds only (issue 11 point 5): the faults the environment asks for.
     #[cfg(feature = "fault-injection")]
     edgerec::fault::inject_from_env(&recorder);
@@ -367,6 +407,11 @@ fn run(config: Option<PathBuf>) -> Result<ExitCode, Error> {
     let late = faces.join(edgerec::http::front::STOP_TIMEOUT);
     if !late.is_empty() {
         tracing::warn!(threads = ?late, "the HTTP front did not stop within {:?}", edgerec::http::front::STOP_TIMEOUT);
+    }
+    // The mirrors write into the storages: they end before the writers flush and stop.
+    let late = mirrors.join(SHUTDOWN_STEP_TIMEOUT);
+    if !late.is_empty() {
+        tracing::warn!(threads = ?late, "the pull threads did not stop within {SHUTDOWN_STEP_TIMEOUT:?}");
     }
     recorder.shutdown(SHUTDOWN_STEP_TIMEOUT);
     supervisor_stop.trigger();

@@ -79,7 +79,13 @@ pub struct Recorder {
     clocks: Arc<dyn Clocks>,
     /// The system and rule logs (LG-2, LG-4): their writer and the API's reader.
     logs: crate::logs::LogService,
+    /// Issue 16 (IC-10): the `pull` object of status, set once by `edgerec pull`.
+    pull_status: std::sync::OnceLock<PullStatusFn>,
 }
+
+/// What status asks the central side's mirror (`edgerec pull`) for: a snapshot of its sites
+/// and cameras, taken at the call.
+pub type PullStatusFn = Box<dyn Fn() -> crate::status::PullSnapshot + Send + Sync>;
 
 /// One camera task on the ingest runtime.
 struct Running {
@@ -140,6 +146,7 @@ fn stream_address(source: &crate::source::SourceSpec) -> String {
         crate::source::SourceSpec::Demo => "demo:".to_owned(),
         crate::source::SourceSpec::Rtsp { url, .. } => url.as_str().to_owned(),
         crate::source::SourceSpec::V4l2(v) => format!("v4l2:{}", v.device.display()),
+        crate::source::SourceSpec::Mirror { site, remote } => format!("mirror:{site}/{remote}"),
     }
 }
 
@@ -243,6 +250,7 @@ impl Recorder {
         let (update_tx, update_rx) = std::sync::mpsc::channel();
         let config = Arc::new(config);
         let rec = Recorder {
+            pull_status: std::sync::OnceLock::new(),
             logs,
             motion,
             motion_service: std::sync::Mutex::new(motion_service),
@@ -430,6 +438,15 @@ impl Recorder {
             *stats.state.lock().expect("state lock") = CameraState::Disabled;
             return stats;
         };
+        // Issue 16 (IC-4b): a mirrored camera has no session; `edgerec pull` writes its frames
+        // (`attach_mirror`). Until a mirror attaches it is disabled with the reason, so `run`
+        // never shows it as connecting (status never lies).
+        if let SourceSpec::Mirror { site, .. } = &c.source {
+            *stats.state.lock().expect("state lock") = CameraState::Disabled;
+            *stats.last_error.lock().expect("error lock") =
+                Some(format!("mirrored from remote site {site:?} by `edgerec pull`, which is not running"));
+            return stats;
+        }
         let main_probe = probe_target(&c.source);
         let source = match make_source(&c.source) {
             Ok(s) => s,
@@ -891,6 +908,17 @@ impl Recorder {
         &self.logs
     }
 
+    /// Issue 16: `edgerec pull` hands status its mirror's snapshot (once; a second call is
+    /// ignored).
+    pub fn set_pull_status(&self, f: PullStatusFn) {
+        let _ = self.pull_status.set(f);
+    }
+
+    /// Issue 16 (IC-10): the mirror's sites and cameras, when this process is `edgerec pull`.
+    pub fn pull_snapshot(&self) -> Option<crate::status::PullSnapshot> {
+        self.pull_status.get().map(|f| f())
+    }
+
     /// Snapshots of every configured camera, in config order (status and metrics read these).
     pub fn camera_snapshots(&self) -> Vec<crate::status::CameraSnapshot> {
         let now_us = self.clocks.realtime_us();
@@ -925,6 +953,7 @@ fn probe_target(source: &SourceSpec) -> Option<ProbeTarget> {
         // Issue 14: an unplugged device's node is seen coming back, so recording resumes
         // within about a second of it, whatever the backoff grew to.
         SourceSpec::V4l2(spec) => Some(ProbeTarget::Device(spec.device.clone())),
+        SourceSpec::Mirror { .. } => None,
     }
 }
 
@@ -936,6 +965,12 @@ fn make_source(source: &SourceSpec) -> Result<Box<dyn Source>, Error> {
             Box::new(RtspSource::new(url.clone(), username.clone(), password.clone(), *transport))
         }
         SourceSpec::V4l2(spec) => Box::new(crate::source::v4l2::V4l2Source::new(spec.clone())),
+        SourceSpec::Mirror { site, .. } => {
+            return Err(crate::err!(
+                FailedPrecondition,
+                "mirrored from remote site {site:?}: only `edgerec pull` fills this camera"
+            ))
+        }
     })
 }
 

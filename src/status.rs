@@ -415,6 +415,49 @@ impl SystemSnapshot {
     }
 }
 
+/// Issue 16 (IC-10): what `edgerec pull` (the central side) is doing, per remote site and per
+/// mirrored camera. Plain data, taken at once under the mirror's state lock.
+#[derive(Clone, Debug, Default)]
+pub struct PullSnapshot {
+    pub sites: Vec<PullSiteSnapshot>,
+}
+
+/// One `[[remote_site]]`: its link as the mirror last saw it.
+#[derive(Clone, Debug)]
+pub struct PullSiteSnapshot {
+    pub name: String,
+    pub url: String,
+    /// "up" (the last request was answered), "down" (the last one failed) or "waiting" (outside
+    /// the site's window, or before the first request).
+    pub link: &'static str,
+    /// Since when the link has been in this state (µs since the epoch; 0 before the first
+    /// request).
+    pub since_us: i64,
+    pub last_error: Option<String>,
+    /// Bytes of retrieval bodies received from the site since the start.
+    pub bytes_received: u64,
+    pub cameras: Vec<PullCameraSnapshot>,
+}
+
+/// One mirrored camera.
+#[derive(Clone, Debug)]
+pub struct PullCameraSnapshot {
+    /// The central's camera id.
+    pub camera: String,
+    /// The remote's camera id.
+    pub remote: String,
+    /// "continuous", "events" or "ranges".
+    pub mode: &'static str,
+    /// The ranges held here (durably written, merged), µs since the epoch, oldest first.
+    pub retrieved: Vec<(i64, i64)>,
+    /// The ranges wanted and not yet retrieved (for continuous mode: from the cursor to now).
+    pub pending: Vec<(i64, i64)>,
+    /// The transfer in progress: (from_us, to_us, bytes received of it).
+    pub transfer: Option<(i64, i64, u64)>,
+    pub frames_written: u64,
+    pub last_error: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::{CameraSnapshot, StorageSnapshot, SystemSnapshot};
@@ -558,4 +601,35 @@ mod tests {
         assert_eq!(storage(1_000, 7).recording_days_at_current_rate(), Some(7.0), "retention removes the rest");
         assert_eq!(storage(0, 7).recording_days_at_current_rate(), None);
     }
+}
+
+/// Issue 16 (IC-6): a central site's retrievals under the `[interconnect]` policy, as status
+/// shows them (`interconnect` in `/api/v1/status`).
+#[derive(Clone, Debug, Default)]
+pub struct InterconnectSnapshot {
+    /// The policy in force: kbit/s per client (0 = no cap), retrievals per client and in all.
+    pub retrieval_kbps: u64,
+    pub retrievals_per_client: usize,
+    pub max_retrievals: usize,
+    /// `HH:MM-HH:MM` local time, when one is set, and whether it is open now.
+    pub retrieval_window: Option<String>,
+    pub window_open: bool,
+    /// Retrievals running now, all clients together.
+    pub retrievals_in_progress: usize,
+    /// Every client (user) that retrieved since the start, by name.
+    pub clients: Vec<RetrievalClientSnapshot>,
+}
+
+/// One client's retrievals.
+#[derive(Clone, Debug, Default)]
+pub struct RetrievalClientSnapshot {
+    pub user: String,
+    /// Retrievals of this user running now.
+    pub in_progress: usize,
+    /// Retrievals started since the recorder started.
+    pub started: u64,
+    /// Body bytes sent to this user's retrievals since the recorder started.
+    pub bytes_sent: u64,
+    /// The address of its latest retrieval.
+    pub last_peer: String,
 }

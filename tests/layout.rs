@@ -14,7 +14,10 @@ const FLOORS: &[(&str, &[&str])] = &[
     ("input", &["source", "motion", "recording", "camera", "ingest"]),
     (
         "control",
-        &["auth", "rules", "config", "status", "recorder", "service", "fault", "evidence", "incident", "bookmark"],
+        &[
+            "auth", "rules", "config", "status", "recorder", "service", "fault", "evidence", "incident", "bookmark",
+            "pull",
+        ],
     ),
     ("faces", &["http"]),
 ];

@@ -86,12 +86,13 @@ permissions! {
 
 impl Permission {
     /// Whether a role may hold this permission (P5, issue 10 point 11): only permissions an
-    /// endpoint enforces. Deleting recordings and retrieving remote recordings have no endpoint
-    /// yet; their variants stay so that those features can enforce them when they arrive, but
-    /// granting one now would mislead an administrator. Live view is enforced by the live routes
-    /// (issue 12 point 4), the four evidence lock permissions by `/api/v1/evidence-locks` (issue 13).
+    /// endpoint enforces. Deleting recordings has no endpoint yet; its variant stays so that the
+    /// feature can enforce it when it arrives, but granting it now would mislead an
+    /// administrator. Live view is enforced by the live routes (issue 12 point 4), the four
+    /// evidence lock permissions by `/api/v1/evidence-locks` (issue 13), and retrieving remote
+    /// recordings by `GET /api/v1/cameras/{id}/retrieve` (issue 16, IC-12).
     pub fn grantable(self) -> bool {
-        !matches!(self, Permission::DeleteRecordings | Permission::RetrieveRemote)
+        !matches!(self, Permission::DeleteRecordings)
     }
 
     /// The permission that allows this one as well (P6, IM-12: Manage = View + create + edit +
@@ -379,13 +380,16 @@ mod tests {
             assert_eq!(Permission::parse(p.as_str()).unwrap(), *p);
         }
         // Issue 10 point 11 (P5): permissions no endpoint enforces cannot be granted.
-        for name in ["delete_recordings", "retrieve_remote_recordings"] {
-            let e = Permission::parse_grantable(name).unwrap_err().to_string();
-            assert!(e.contains("cannot be granted yet") && !e.contains("delete_recordings,"), "{e}");
-            let p = Permission::parse(name).unwrap();
-            assert!(role("r", vec![g(p, None, true)]).validate().is_err(), "{name}");
-        }
+        let name = "delete_recordings";
+        let e = Permission::parse_grantable(name).unwrap_err().to_string();
+        assert!(e.contains("cannot be granted yet") && !e.contains("delete_recordings,"), "{e}");
+        let p = Permission::parse(name).unwrap();
+        assert!(role("r", vec![g(p, None, true)]).validate().is_err(), "{name}");
         assert_eq!(Permission::parse_grantable("export").unwrap(), Permission::Export);
+        // Issue 16 (IC-12): the retrieve route enforces `retrieve_remote_recordings`, per camera.
+        let p = Permission::parse_grantable("retrieve_remote_recordings").unwrap();
+        assert!(p == Permission::RetrieveRemote && p.is_camera());
+        assert!(role("r", vec![g(p, Some("a"), true)]).validate().is_ok());
         // Issue 12 point 4: the live routes enforce `view_live`, so it can be granted.
         assert_eq!(Permission::parse_grantable("view_live").unwrap(), Permission::ViewLive);
         // Issue 13 (EL-7): the evidence lock routes enforce their four permissions.

@@ -20,8 +20,10 @@ use crate::store::{
 };
 
 mod bookmark;
+mod interconnect;
 mod live;
 mod rules;
+mod site;
 pub use live::{Changed, ConfigFile, Section, REDACTED, REVISION_FILE};
 
 /// The only config format version this build understands.
@@ -48,6 +50,12 @@ struct RawConfig {
     /// Issue 15 (BK-1).
     #[serde(default)]
     bookmark: Option<bookmark::RawBookmark>,
+    /// Issue 16: the remote sites `edgerec pull` mirrors (`config::site`).
+    #[serde(default)]
+    remote_site: Vec<site::RawRemoteSite>,
+    /// Issue 16 (IC-6).
+    #[serde(default)]
+    interconnect: Option<interconnect::RawInterconnect>,
     /// Issue 16 (IC-3).
     #[serde(default)]
     site: Option<RawSite>,
@@ -235,6 +243,12 @@ pub struct Config {
     pub rules: Vec<RuleConfig>,
     /// `[bookmark]` (issue 15, BK-1): the ID prefix and default offsets, clamped per camera.
     pub bookmark: crate::bookmark::BookmarkSettings,
+    /// Issue 16: `[[remote_site]]`, the remote edgerec boxes `edgerec pull` mirrors; their
+    /// cameras are in `cameras` too (source `SourceSpec::Mirror`).
+    pub remote_sites: Vec<crate::pull::SiteConfig>,
+    /// `[interconnect]` (issue 16, IC-6): the policy for a central site's retrievals; read at
+    /// each retrieval request, so a change applies to the next one.
+    pub interconnect: crate::store::retrieve::RetrievalPolicy,
     /// `[site]` (issue 16, IC-3): the name this recorder gives a central site.
     pub site: crate::status::SiteSettings,
     /// `[health]` (issue 16, IC-10): thresholds whose crossings become events; they apply at once
@@ -656,6 +670,16 @@ impl Config {
                 second_stream,
             });
         }
+        // Issue 16: the mirrored cameras of `[[remote_site]]` follow the `[[camera]]`s.
+        let (remote_sites, mirrored) = site::sites(&origin, &raw.remote_site, &mut cam_ids, &|s| match s {
+            None => Ok(default_storage.clone()),
+            Some(s) if ids.contains(s.get_ref()) => Ok(s.get_ref().clone()),
+            Some(s) => {
+                Err(origin.error(s, "remote_site.camera.storage", format!("no [[storage]] with id {:?}", s.get_ref())))
+            }
+        })?;
+        let mirrored_lines: Vec<usize> = mirrored.iter().map(|(_, line)| *line).collect();
+        cameras.extend(mirrored.into_iter().map(|(c, _)| c));
         let time_zone = match &server.time_zone {
             None => jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC),
             Some(z) => jiff::tz::TimeZone::get(z.get_ref()).map_err(|e| {
@@ -675,6 +699,7 @@ impl Config {
         let prebuffer = |id: &str| cameras.iter().find(|c| c.id == id).map_or(0, |c| c.prebuffer_us);
         let rules = rules::rules(&origin, &raw.rule, &time_profiles, &camera_ids, &prebuffer)?;
         let bookmark = bookmark::settings(&origin, raw.bookmark.as_ref(), &cameras, &rules)?;
+        let interconnect = interconnect::policy(&origin, raw.interconnect.as_ref())?;
         let site = site_settings(&origin, raw.site.as_ref())?;
         let health = health_settings(&origin, raw.health.as_ref())?;
         let socket_timeout = match &server.socket_timeout_seconds {
@@ -704,6 +729,8 @@ impl Config {
             time_profiles,
             rules,
             bookmark,
+            remote_sites,
+            interconnect,
             site,
             health,
             storage_lines,
@@ -712,6 +739,7 @@ impl Config {
                 raw.camera
                     .iter()
                     .map(|c| origin.line_of(c.record.as_ref().map_or(c.id.span(), |r| r.span())))
+                    .chain(mirrored_lines)
                     .collect(),
             ),
         })
@@ -2083,6 +2111,19 @@ mod example_tests {
         assert_eq!(c.storages[0].segment_bytes, 64 << 20);
         assert_eq!(c.time_profiles.len(), 1);
         assert_eq!(c.rules.len(), 1);
+        // Issue 16 (IC-6): the example's [interconnect] is the defaults; its window, once
+        // uncommented, is valid.
+        assert_eq!(c.interconnect, crate::store::retrieve::RetrievalPolicy::default());
+        let windowed = text.replace("# retrieval_window = ", "retrieval_window = ");
+        let c = super::Config::parse("config/edgerec.example.toml", &windowed, None).unwrap();
+        assert_eq!(c.interconnect.window.map(|w| w.to_string()).as_deref(), Some("22:00-06:00"));
+        // Refusals name file, line and key.
+        let bad = text.replace("retrievals_per_client = 2", "retrievals_per_client = 9");
+        let e = super::Config::parse("x.toml", &bad, None).unwrap_err().to_string();
+        assert!(e.contains("key `interconnect.retrievals_per_client`: 9 is more than max_retrievals (4)"), "{e}");
+        let bad = text.replace("# retrieval_window = \"22:00-06:00\"", "retrieval_window = \"25:00-06:00\"");
+        let e = super::Config::parse("x.toml", &bad, None).unwrap_err().to_string();
+        assert!(e.contains("key `interconnect.retrieval_window`"), "{e}");
     }
 
     /// Issue 13 point 4 (AR-11): a change may remove only the last stage of a chain (one per

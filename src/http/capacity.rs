@@ -1,5 +1,6 @@
 //! Serving capacity per class of request (issue 11 point 2): quick answers, waiting long polls,
-//! downloads and live streams each have a cap of their own, held as a `Permit` while one runs.
+//! downloads, live streams and a central site's retrievals (issue 16, IC-6) each have a cap of
+//! their own, held as a `Permit` while one runs.
 //! Invariant: every request holds a place of its route's class (`http::dispatch` takes it, before
 //! login); a class at its cap answers 503 (`ResourceExhausted`, `Retry-After`) and never takes room
 //! of another class; a permit is given back when it is dropped, also when the client goes away
@@ -38,10 +39,14 @@ pub enum Class {
     /// HLS segment (streamed to a client that may be slow) and the HLS playlist (its first
     /// request waits up to 8 s for a segment).
     Live,
+    /// A central site's retrieval (`GET /api/v1/cameras/{id}/retrieve`, issue 16, IC-6): a
+    /// download under the `[interconnect]` policy, whose cap (`max_retrievals`) is its own, so
+    /// retrievals never take the room of export.mp4 downloads, long polls or live.
+    Retrieval,
 }
 
 impl Class {
-    const ALL: [Class; 4] = [Class::Quick, Class::LongPoll, Class::Download, Class::Live];
+    const ALL: [Class; 5] = [Class::Quick, Class::LongPoll, Class::Download, Class::Live, Class::Retrieval];
 
     /// The class's label in `/metrics` (`edgerec_http_requests_in_progress{class=...}`).
     pub fn label(self) -> &'static str {
@@ -50,6 +55,7 @@ impl Class {
             Class::LongPoll => "long_poll",
             Class::Download => "download",
             Class::Live => "live",
+            Class::Retrieval => "retrieval",
         }
     }
 
@@ -59,6 +65,7 @@ impl Class {
             Class::LongPoll => 1,
             Class::Download => 2,
             Class::Live => 3,
+            Class::Retrieval => 4,
         }
     }
 
@@ -70,6 +77,7 @@ impl Class {
             Class::LongPoll => "too many waiting requests; retry later",
             Class::Download => "too many concurrent downloads; retry later",
             Class::Live => "too many live streams; retry later",
+            Class::Retrieval => "too many retrievals at once (interconnect.max_retrievals); retry later",
         }
     }
 }
@@ -83,7 +91,11 @@ pub const MAX_DOWNLOADS: usize = 8;
 /// Concurrent live streams (4 Mbit/s each: 256 Mbit/s in all on this box).
 pub const MAX_LIVE: usize = 64;
 
-/// The caps of the four classes.
+/// The highest `[interconnect] max_retrievals` config accepts (issue 16): the serving threads are
+/// sized for it (`Caps::widest`).
+pub const MAX_RETRIEVALS_CAP: usize = crate::store::retrieve::MAX_RETRIEVALS_ACCEPTED;
+
+/// The caps of the five classes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Caps {
     /// `Class::Quick` requests at once.
@@ -94,21 +106,37 @@ pub struct Caps {
     pub download: usize,
     /// `Class::Live` streams at once.
     pub live: usize,
+    /// `Class::Retrieval` requests at once: `[interconnect] max_retrievals` when the server
+    /// started; `Capacity::set_cap` follows a config change.
+    pub retrieval: usize,
 }
 
 impl Default for Caps {
     fn default() -> Caps {
-        Caps { quick: MAX_QUICK, long_poll: MAX_LONG_POLLS, download: MAX_DOWNLOADS, live: MAX_LIVE }
+        Caps {
+            quick: MAX_QUICK,
+            long_poll: MAX_LONG_POLLS,
+            download: MAX_DOWNLOADS,
+            live: MAX_LIVE,
+            retrieval: crate::store::retrieve::DEFAULT_MAX_RETRIEVALS,
+        }
     }
 }
 
 impl Caps {
+    /// The default caps with the highest retrieval cap a config may set: what the serving
+    /// threads must cover.
+    pub fn widest() -> Caps {
+        Caps { retrieval: MAX_RETRIEVALS_CAP, ..Caps::default() }
+    }
+
     fn of(&self, class: Class) -> usize {
         match class {
             Class::Quick => self.quick,
             Class::LongPoll => self.long_poll,
             Class::Download => self.download,
             Class::Live => self.live,
+            Class::Retrieval => self.retrieval,
         }
     }
 
@@ -121,11 +149,13 @@ impl Caps {
 /// The running count of each class against its cap.
 #[derive(Debug)]
 pub struct Capacity {
-    /// The cap of each class; fixed for the process's life.
+    /// The cap of each class; fixed for the process's life but for `Retrieval`'s.
     caps: Caps,
+    /// The cap of `Class::Retrieval` now (`[interconnect] max_retrievals`, applied live).
+    retrieval_cap: AtomicUsize,
     /// Permits held now, by `Class::index`. Invariant: never above the class's cap once a
     /// `try_take` has returned (a failed take adds and removes at once).
-    in_use: [AtomicUsize; 4],
+    in_use: [AtomicUsize; 5],
 }
 
 /// One running request of a class; gives its place back when dropped.
@@ -139,17 +169,30 @@ pub struct Permit {
 
 impl Capacity {
     pub fn new(caps: Caps) -> Arc<Capacity> {
-        Arc::new(Capacity { caps, in_use: Default::default() })
+        Arc::new(Capacity { caps, retrieval_cap: AtomicUsize::new(caps.retrieval), in_use: Default::default() })
     }
 
     pub fn caps(&self) -> Caps {
-        self.caps
+        Caps { retrieval: self.retrieval_cap.load(Ordering::Acquire), ..self.caps }
+    }
+
+    /// Sets the cap of `Class::Retrieval` (a changed `[interconnect] max_retrievals` applies to the
+    /// next request; running retrievals keep their places).
+    pub fn set_retrieval_cap(&self, cap: usize) {
+        self.retrieval_cap.store(cap, Ordering::Release);
+    }
+
+    fn cap_of(&self, class: Class) -> usize {
+        match class {
+            Class::Retrieval => self.retrieval_cap.load(Ordering::Acquire),
+            other => self.caps.of(other),
+        }
     }
 
     /// A place in `class`, or `ResourceExhausted` (503) with the class's message when it is full.
     pub fn try_take(self: &Arc<Self>, class: Class) -> Result<Permit, Error> {
         let count = &self.in_use[class.index()];
-        if count.fetch_add(1, Ordering::AcqRel) >= self.caps.of(class) {
+        if count.fetch_add(1, Ordering::AcqRel) >= self.cap_of(class) {
             count.fetch_sub(1, Ordering::AcqRel);
             return Err(crate::err!(ResourceExhausted, "{}", class.refusal()));
         }
@@ -157,8 +200,8 @@ impl Capacity {
     }
 
     /// (class, places held now, cap) of every class, for `/metrics`.
-    pub fn usage(&self) -> [(Class, usize, usize); 4] {
-        Class::ALL.map(|c| (c, self.in_use(c), self.caps.of(c)))
+    pub fn usage(&self) -> [(Class, usize, usize); 5] {
+        Class::ALL.map(|c| (c, self.in_use(c), self.cap_of(c)))
     }
 
     /// Places of `class` held now.
@@ -219,7 +262,7 @@ mod tests {
     /// class its whole room; a dropped permit is a free place again.
     #[test]
     fn a_full_class_never_takes_another_class_room() {
-        let capacity = Capacity::new(Caps { quick: 1, long_poll: 2, download: 1, live: 3 });
+        let capacity = Capacity::new(Caps { quick: 1, long_poll: 2, download: 1, live: 3, retrieval: 1 });
         let polls: Vec<Permit> = (0..2).map(|_| capacity.try_take(Class::LongPoll).unwrap()).collect();
         let refused = capacity.try_take(Class::LongPoll).unwrap_err();
         assert_eq!(refused.kind(), ErrorKind::ResourceExhausted);
@@ -236,6 +279,18 @@ mod tests {
         assert_eq!(capacity.try_take(Class::Live).unwrap_err().msg(), "too many live streams; retry later");
         assert_eq!(capacity.try_take(Class::Quick).unwrap_err().msg(), "too many requests at once; retry later");
 
+        // Issue 16 (IC-6): retrievals have their own room: a full Download class leaves it, and
+        // a full Retrieval class takes no download's.
+        let retrieval = capacity.try_take(Class::Retrieval).unwrap();
+        assert_eq!(
+            capacity.try_take(Class::Retrieval).unwrap_err().msg(),
+            "too many retrievals at once (interconnect.max_retrievals); retry later"
+        );
+        capacity.set_retrieval_cap(2);
+        let second = capacity.try_take(Class::Retrieval).expect("a raised cap applies to the next request");
+        drop((retrieval, second));
+        assert_eq!(capacity.in_use(Class::Retrieval), 0);
+
         drop(polls);
         assert_eq!(capacity.in_use(Class::LongPoll), 0);
         assert!(capacity.try_take(Class::LongPoll).is_ok(), "a dropped permit frees its place");
@@ -248,7 +303,7 @@ mod tests {
     /// reader, and is given back at once for an answer that is complete.
     #[test]
     fn a_place_travels_with_a_streamed_body() {
-        let capacity = Capacity::new(Caps { quick: 1, long_poll: 1, download: 1, live: 1 });
+        let capacity = Capacity::new(Caps { quick: 1, long_poll: 1, download: 1, live: 1, retrieval: 1 });
         let streamed = capacity
             .try_take(Class::Download)
             .unwrap()
@@ -270,6 +325,6 @@ mod tests {
     fn default_caps_serve_64_live_32_long_polls_8_exports() {
         let caps = Caps::default();
         assert_eq!((caps.live, caps.long_poll, caps.download), (64, 32, 8));
-        assert_eq!(caps.total(), 64 + 32 + 8 + MAX_QUICK);
+        assert_eq!(caps.total(), 64 + 32 + 8 + MAX_QUICK + caps.retrieval);
     }
 }

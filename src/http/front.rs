@@ -87,12 +87,13 @@ const HEARTBEAT_PERIOD: Duration = Duration::from_secs(1);
 const SPARE_BLOCKING_THREADS: usize = 16;
 
 /// The blocking threads of the front's runtime for a connection cap of `max_connections`: one
-/// per connection, but never fewer than the capacity classes' caps together (`Caps::total`, 136),
+/// per connection, but never fewer than the capacity classes' caps together (`Caps::total`, 152
+/// with the highest `[interconnect] max_retrievals`, `capacity::MAX_RETRIEVALS_CAP`),
 /// so that a small `[server] max_connections` cannot leave live pumps and long polls holding every
 /// thread the watchdog's heartbeat and quick answers need; plus `SPARE_BLOCKING_THREADS`. Tokio
 /// starts them only when needed (review of the serving pool sizing).
 fn blocking_threads(max_connections: usize) -> usize {
-    max_connections.max(super::capacity::Caps::default().total()).saturating_add(SPARE_BLOCKING_THREADS)
+    max_connections.max(super::capacity::Caps::widest().total()).saturating_add(SPARE_BLOCKING_THREADS)
 }
 
 /// How long stopping the front waits for blocking jobs (handlers, readers) to end; the rest are
@@ -848,9 +849,9 @@ mod tests {
     /// a thread for every class at its cap plus the spare ones; a bigger cap gets one per connection.
     #[test]
     fn blocking_threads_cover_every_class_at_its_cap() {
-        let classes = Caps::default().total();
-        assert_eq!(classes, 136);
-        for small in [1, 2, 16, 135, 136] {
+        let classes = Caps::widest().total();
+        assert_eq!(classes, 152);
+        for small in [1, 2, 16, 151, 152] {
             assert_eq!(blocking_threads(small), classes + SPARE_BLOCKING_THREADS, "max_connections {small}");
         }
         assert_eq!(blocking_threads(160), 160 + SPARE_BLOCKING_THREADS);

@@ -72,6 +72,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/cameras/{id}/recordings"),
     ("GET", "/api/v1/cameras/{id}/export.mp4"),
     ("GET", "/api/v1/cameras/{id}/playback.mp4"),
+    // Issue 16: a central site's retrieval (IC-4b, IC-5, IC-6, IC-7).
+    ("GET", "/api/v1/cameras/{id}/retrieve"),
     ("POST", "/api/v1/cameras/{id}/record/start"),
     ("POST", "/api/v1/cameras/{id}/record/stop"),
     ("GET", "/api/v1/cameras/{id}/motion"),
@@ -162,6 +164,8 @@ pub struct Ctx {
     https: std::sync::OnceLock<HttpsInfo>,
     /// The config file and revision behind `/api/v1/config`.
     config: Arc<crate::config::ConfigFile>,
+    /// A central site's retrievals per client (issue 16, IC-6), for their caps and status.
+    retrievals: api::retrieve::Retrievals,
 }
 
 impl Ctx {
@@ -171,12 +175,14 @@ impl Ctx {
         rec.incidents().set_audit(Arc::new(move |action: &str, target: &str, detail: &str| {
             audit.audit("system", "recorder", action, target, crate::auth::audit::Outcome::Granted, detail)
         }));
+        let caps = capacity::Caps { retrieval: rec.config().interconnect.max_retrievals, ..capacity::Caps::default() };
         Ctx {
             rec,
             auth,
-            capacity: capacity::Capacity::new(capacity::Caps::default()),
+            capacity: capacity::Capacity::new(caps),
             https: std::sync::OnceLock::new(),
             config,
+            retrievals: api::retrieve::Retrievals::default(),
         }
     }
 
@@ -210,7 +216,12 @@ pub fn dispatch(ctx: &Ctx, req: Request) -> Response {
     // Issue 11 point 2 (review): every request holds a place of its class, taken here and only
     // here, before login (a login's Argon2 is the costliest quick work), so every class is capped
     // and a class at its cap never takes another's room. The place travels with a streamed body.
-    let permit = match ctx.capacity.try_take(class_of(&route, &req)) {
+    let class = class_of(&route, &req);
+    if class == Capacity::Retrieval {
+        // Issue 16 (IC-6): `[interconnect] max_retrievals` applies live, to the next request.
+        ctx.capacity.set_retrieval_cap(ctx.rec.config().interconnect.max_retrievals);
+    }
+    let permit = match ctx.capacity.try_take(class) {
         Ok(permit) => permit,
         Err(e) => {
             let retry_after_s = capacity::RETRY_AFTER.as_secs().to_string();

@@ -27,6 +27,7 @@ pub enum Route {
     Recordings { camera: String },
     Export { camera: String },
     Playback { camera: String },
+    Retrieve { camera: String },
     RecordStart { camera: String },
     RecordStop { camera: String },
     CameraMotion { camera: String },
@@ -203,6 +204,7 @@ impl Route {
             (Get | Head, ["api", "v1", "cameras", c, "recordings"]) => Route::Recordings { camera: s(c) },
             (Get | Head, ["api", "v1", "cameras", c, "export.mp4"]) => Route::Export { camera: s(c) },
             (Get | Head, ["api", "v1", "cameras", c, "playback.mp4"]) => Route::Playback { camera: s(c) },
+            (Get | Head, ["api", "v1", "cameras", c, "retrieve"]) => Route::Retrieve { camera: s(c) },
             (Post, ["api", "v1", "cameras", c, "record", "start"]) => Route::RecordStart { camera: s(c) },
             (Post, ["api", "v1", "cameras", c, "record", "stop"]) => Route::RecordStop { camera: s(c) },
             (Get | Head, ["api", "v1", "cameras", c, "motion"]) => Route::CameraMotion { camera: s(c) },
@@ -343,6 +345,13 @@ impl Route {
             Route::Playback { .. } => {
                 spec("GET", "/api/v1/cameras/{id}/playback.mp4", Camera(P::Playback)).capacity(Capacity::Live)
             }
+            // Issue 16 (IC-4b, IC-12): a central site's retrieval, under the camera's
+            // `retrieve_remote_recordings`; audited like an export (the first request of a
+            // transfer); its own capacity class so that it never takes an export's, a long poll's
+            // or a viewer's place (IC-6).
+            Route::Retrieve { .. } => spec("GET", "/api/v1/cameras/{id}/retrieve", Camera(P::RetrieveRemote))
+                .audited("retrieve")
+                .capacity(Capacity::Retrieval),
             Route::RecordStart { .. } => {
                 spec("POST", "/api/v1/cameras/{id}/record/start", Camera(P::ManualRecording)).audited("record.start")
             }
@@ -577,6 +586,7 @@ impl Route {
             Route::Recordings { camera }
             | Route::Export { camera }
             | Route::Playback { camera }
+            | Route::Retrieve { camera }
             | Route::RecordStart { camera }
             | Route::RecordStop { camera }
             | Route::CameraMotion { camera }
@@ -683,6 +693,7 @@ mod tests {
             ("GET", "/api/v1/cameras/{id}/recordings", Camera(P::Playback)),
             ("GET", "/api/v1/cameras/{id}/export.mp4", Camera(P::Export)),
             ("GET", "/api/v1/cameras/{id}/playback.mp4", Camera(P::Playback)),
+            ("GET", "/api/v1/cameras/{id}/retrieve", Camera(P::RetrieveRemote)),
             ("POST", "/api/v1/cameras/{id}/record/start", Camera(P::ManualRecording)),
             ("POST", "/api/v1/cameras/{id}/record/stop", Camera(P::ManualRecording)),
             ("GET", "/api/v1/cameras/{id}/motion", Camera(P::SmartSearch)),
@@ -799,6 +810,8 @@ mod tests {
         // Issue 12 point 5, review 3 finding 4: the player's MP4 is read at playback speed by a
         // viewer, so it takes a Live place and never one of an export's Download places.
         assert_eq!(class(Method::Get, "/api/v1/cameras/a/playback.mp4"), Capacity::Live);
+        // Issue 16 (IC-6): retrievals have a class of their own.
+        assert_eq!(class(Method::Get, "/api/v1/cameras/a/retrieve"), Capacity::Retrieval);
         assert_eq!(class(Method::Get, "/api/v1/status"), Capacity::Quick);
         // Issue 12 point 4: the live stream and an HLS segment are of the Live class (review:
         // the segment's place travels with the body, and never takes an export's); so is the

@@ -22,6 +22,15 @@ pub enum SourceSpec {
     },
     /// A local V4L2 capture device (`v4l2:/dev/video0`), captured and encoded in-process.
     V4l2(V4l2Spec),
+    /// A camera of a remote edgerec mirrored by `edgerec pull` (issue 16, IC-4b): no session of
+    /// its own; the `pull` module writes the remote's frames with the remote's wall times into
+    /// the camera's storage. Made by `config` from `[[remote_site.camera]]`, never written.
+    Mirror {
+        /// The `[[remote_site]]` name.
+        site: String,
+        /// The camera's id on the remote.
+        remote: String,
+    },
 }
 
 /// How RTP travels from an RTSP camera (`transport`).

@@ -23,6 +23,9 @@ struct Selected {
     /// Frame position within the chunk.
     frame: usize,
     wall_us: i64,
+    /// Media time in the stream's timescale (the chunk's start plus the frame's offset): the
+    /// retrieval wire format carries it (issue 16, `store::retrieve`).
+    media: i64,
     duration: u32,
     size: u32,
     key: bool,
@@ -83,6 +86,29 @@ pub struct ExportPlan {
     /// Where the first video sample (a key frame: an export starts at one) lies in the virtual
     /// file, and its length: a thumbnail's source (issue 15, IM-8).
     first_video: Option<(u64, u32)>,
+    /// Every frame of the file in file order, kept only when asked (`plan_with_frames`): the
+    /// retrieval wire format (issue 16, `store::retrieve`) is laid out from them, so it holds
+    /// exactly the export's frames without planning ranges a second time.
+    frames: Vec<PlannedFrame>,
+}
+
+/// One frame of a planned export, in file order (issue 16: what `store::retrieve` lays out).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PlannedFrame {
+    /// Where its bytes lie in the export's virtual file, and how many.
+    pub file_pos: u64,
+    pub size: u32,
+    /// 0 = video, 1 = audio (the export's track, which is its entry: one per track).
+    pub track: u8,
+    pub wall_us: i64,
+    /// Media time in the track's timescale, as stored.
+    pub media: i64,
+    pub key: bool,
+    /// The run the frame's chunk belongs to.
+    pub run_id: u64,
+    /// Changes wherever media time is not continuous (another part, run, or a hole no tier
+    /// fills, `Selected::segment`): a new run for a mirror.
+    pub stretch: (usize, u64, u32),
 }
 
 /// The frames of one stream in [from, to), with exact durations.
@@ -268,9 +294,10 @@ fn select(
                     dropped_us.push((a, wall_us));
                 }
             }
+            let media = c.row.start_media + i64::from(f.ts_offset);
             let selected =
-                Selected { chunk: ci, frame: fi, wall_us, duration: 0, size: f.size_bytes, key: f.key, segment };
-            kept.push((selected, c.row.start_media + i64::from(f.ts_offset)));
+                Selected { chunk: ci, frame: fi, wall_us, media, duration: 0, size: f.size_bytes, key: f.key, segment };
+            kept.push((selected, media));
         }
     }
     // The media time that ends the last frame kept: the next chunk of its run, unless a hole or
@@ -376,11 +403,42 @@ impl ExportPlan {
             return Err(crate::err!(InvalidArgument, "export range is empty: `to` must be after `from`"));
         }
         let tiers = tier::open_tiers(storages, camera)?;
-        Self::plan_tiers(&tiers, camera, from_us, to_us)
+        Self::plan_tiers(&tiers, camera, from_us, to_us, false)
+    }
+
+    /// `plan_across` that also keeps every frame in file order (`frames`), for the retrieval
+    /// wire format (issue 16); the same plan, byte for byte, as `plan_across` otherwise.
+    pub(crate) fn plan_with_frames(
+        storages: Vec<StorageTiers>,
+        camera: &str,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<ExportPlan, Error> {
+        if to_us <= from_us {
+            return Err(crate::err!(InvalidArgument, "retrieval range is empty: `to` must be after `from`"));
+        }
+        let tiers = tier::open_tiers(storages, camera)?;
+        Self::plan_tiers(&tiers, camera, from_us, to_us, true)
+    }
+
+    /// The frames kept by `plan_with_frames`, in file order (empty otherwise).
+    pub(crate) fn frames(&self) -> &[PlannedFrame] {
+        &self.frames
+    }
+
+    /// The sample entry of each track: video, then audio when the export has it.
+    pub(crate) fn entries(&self) -> &[SampleEntry] {
+        &self.entries
     }
 
     /// `plan_across` over tiers already open, in reading order, for a non-empty range.
-    fn plan_tiers(tiers: &[Box<dyn Tier>], camera: &str, from_us: i64, to_us: i64) -> Result<ExportPlan, Error> {
+    fn plan_tiers(
+        tiers: &[Box<dyn Tier>],
+        camera: &str,
+        from_us: i64,
+        to_us: i64,
+        keep_frames: bool,
+    ) -> Result<ExportPlan, Error> {
         let no_data = || {
             crate::err!(
                 NotFound,
@@ -539,9 +597,27 @@ impl ExportPlan {
         let mut pos = header.media_offset;
         let mut pieces = Vec::with_capacity(runs.len());
         let mut first_video = None;
+        let mut frames = Vec::new();
         for r in &runs {
             if r.track == 0 && r.first_sample == 0 {
                 first_video = video.frames.first().map(|f| (pos, f.size));
+            }
+            if keep_frames {
+                let tf = if r.track == 0 { &video } else { audio.as_ref().expect("an audio run has audio") };
+                let mut at = pos;
+                for f in &tf.frames[r.first_sample..r.first_sample + r.count] {
+                    frames.push(PlannedFrame {
+                        file_pos: at,
+                        size: f.size,
+                        track: r.track as u8,
+                        wall_us: f.wall_us,
+                        media: f.media,
+                        key: f.key,
+                        run_id: r.chunk.run_id,
+                        stretch: (r.source.0, r.chunk.run_id, f.segment),
+                    });
+                    at += u64::from(f.size);
+                }
             }
             let before: u64 =
                 decode_frame_table(&r.chunk.frame_index).take(r.first_frame).map(|f| u64::from(f.size_bytes)).sum();
@@ -599,6 +675,7 @@ impl ExportPlan {
             video_frames: video.frames.len(),
             audio_frames: a_samples.len(),
             first_video,
+            frames,
         })
     }
 

@@ -7,6 +7,7 @@ pub mod export;
 pub mod index;
 pub mod lock;
 mod resize;
+pub mod retrieve;
 pub mod segment;
 mod settings;
 pub mod tier;

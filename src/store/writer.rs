@@ -168,6 +168,28 @@ impl StorageHandle {
         }
     }
 
+    /// Issue 16 (`pull`): like `try_send`, but a full queue hands the frame back, uncounted (the
+    /// mirror flushes and offers it again, so nothing is dropped); `Err(None)` when the writer
+    /// is gone.
+    pub fn try_send_or_return(&self, f: IngestFrame) -> Result<(), Option<IngestFrame>> {
+        let len = f.frame.data.len() as u64;
+        if self.queued_bytes.fetch_add(len, Ordering::AcqRel) + len > self.max_queued_bytes.load(Ordering::Relaxed) {
+            self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            return Err(Some(f));
+        }
+        let seq = self.sent.fetch_add(1, Ordering::AcqRel) + 1;
+        match self.tx.try_send(Msg::Frame(f, seq)) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+                match e {
+                    TrySendError::Full(Msg::Frame(f, _)) => Err(Some(f)),
+                    _ => Err(None),
+                }
+            }
+        }
+    }
+
     /// Asks the writer to write and fdatasync everything it holds; waits up to `timeout`.
     pub fn flush(&self, timeout: Duration) -> bool {
         let (tx, rx) = mpsc::sync_channel(1);

@@ -146,7 +146,7 @@ fn trigger_event(ctx: &Ctx, eff: &Effective, name: &str, listed: Option<Vec<Stri
 /// PR-11 for the event stream (issue 10 point 8): an event about a camera the caller may not
 /// read is left out; an event naming cameras in its data shows only the visible ones, and is left
 /// out when it named only hidden ones.
-fn event_for(eff: &Effective, e: &LoggedEvent) -> Option<EventItem> {
+pub(super) fn event_for(eff: &Effective, e: &LoggedEvent) -> Option<EventItem> {
     let ev = e.event();
     if ev.camera().is_some_and(|c| !eff.can_see(c)) {
         return None;

@@ -15,6 +15,7 @@ pub(super) mod live;
 pub(super) mod logs;
 pub(super) mod motion;
 pub(super) mod recordings;
+pub(super) mod retrieve;
 pub(super) mod session;
 pub(super) mod site;
 pub(super) mod status;
@@ -115,6 +116,7 @@ pub(super) fn handle(ctx: &Ctx, route: &Route, call: &mut Call) -> Result<Respon
         Route::Recordings { camera } => recordings::list(ctx, call, camera),
         Route::Export { camera } => recordings::export(ctx, call, camera),
         Route::Playback { camera } => recordings::playback(ctx, call, camera),
+        Route::Retrieve { camera } => retrieve::retrieve(ctx, call, camera),
         Route::RecordStart { camera } => cameras::record(ctx, call, camera, true),
         Route::RecordStop { camera } => cameras::record(ctx, call, camera, false),
         Route::CameraMotion { camera } => motion::spans(ctx, call, camera),

@@ -62,7 +62,7 @@ pub(super) fn storage_tiers(rec: &Recorder, camera: &str) -> Vec<StorageTiers> {
 }
 
 /// Parses a single `Range: bytes=…` against `len`: Ok(None) = whole file, Err(()) = unsatisfiable.
-fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
+pub(super) fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
     let spec = value.trim().strip_prefix("bytes=").ok_or(())?;
     if spec.contains(',') {
         // Multiple ranges: serve the whole file (allowed by RFC 9110 §14.2).
@@ -119,6 +119,11 @@ const MAX_RANGES_IN_HEADER: usize = 64;
 /// really holds: `X-Edgerec-Covered` and `X-Edgerec-Gaps` list RFC 3339 intervals
 /// (`start/end`, comma-separated, first 64), with their counts beside them.
 fn coverage_headers(plan: &ExportPlan, resp: Response) -> Response {
+    coverage(&plan.covered_us, &plan.gaps_us(), resp)
+}
+
+/// The coverage headers of `covered` and `gaps` (also those of a retrieval, issue 16, IC-5).
+pub(super) fn coverage(covered: &[(i64, i64)], gaps: &[(i64, i64)], resp: Response) -> Response {
     let list = |ranges: &[(i64, i64)]| {
         let parts: Vec<String> = ranges
             .iter()
@@ -127,10 +132,9 @@ fn coverage_headers(plan: &ExportPlan, resp: Response) -> Response {
             .collect();
         parts.join(", ")
     };
-    let gaps = plan.gaps_us();
-    resp.with_header("X-Edgerec-Covered", &list(&plan.covered_us))
-        .with_header("X-Edgerec-Covered-Count", &plan.covered_us.len().to_string())
-        .with_header("X-Edgerec-Gaps", &list(&gaps))
+    resp.with_header("X-Edgerec-Covered", &list(covered))
+        .with_header("X-Edgerec-Covered-Count", &covered.len().to_string())
+        .with_header("X-Edgerec-Gaps", &list(gaps))
         .with_header("X-Edgerec-Gap-Count", &gaps.len().to_string())
 }
 

@@ -36,6 +36,148 @@ pub(in crate::http) fn status(ctx: &Ctx, eff: &Effective) -> Status {
             let s = rec.incidents().state();
             IncidentsStatus { available: s.available, error: s.error, expiry_error: s.expiry_error }
         },
+        pull: rec.pull_snapshot().map(|p| PullStatus::of(&p, eff)),
+        interconnect: {
+            let config = rec.config();
+            let policy = &config.interconnect;
+            let open = super::retrieve::seconds_until_window(ctx, policy) == 0;
+            InterconnectStatus::of(&ctx.retrievals.snapshot(policy, open))
+        },
+    }
+}
+
+/// Issue 16 (IC-6): a central site's retrievals, per client, and the policy in force.
+#[derive(Serialize)]
+pub(in crate::http) struct InterconnectStatus {
+    /// kbit/s per client over all its retrievals; 0 = no cap.
+    pub retrieval_kbps: u64,
+    pub retrievals_per_client: usize,
+    pub max_retrievals: usize,
+    /// `HH:MM-HH:MM` local time; null = always open.
+    pub retrieval_window: Option<String>,
+    pub window_open: bool,
+    pub retrievals_in_progress: usize,
+    pub clients: Vec<RetrievalClientStatus>,
+}
+
+#[derive(Serialize)]
+pub(in crate::http) struct RetrievalClientStatus {
+    pub user: String,
+    pub in_progress: usize,
+    pub started: u64,
+    pub bytes_sent: u64,
+    pub last_address: String,
+}
+
+impl InterconnectStatus {
+    fn of(s: &crate::status::InterconnectSnapshot) -> InterconnectStatus {
+        InterconnectStatus {
+            retrieval_kbps: s.retrieval_kbps,
+            retrievals_per_client: s.retrievals_per_client,
+            max_retrievals: s.max_retrievals,
+            retrieval_window: s.retrieval_window.clone(),
+            window_open: s.window_open,
+            retrievals_in_progress: s.retrievals_in_progress,
+            clients: s
+                .clients
+                .iter()
+                .map(|c| RetrievalClientStatus {
+                    user: c.user.clone(),
+                    in_progress: c.in_progress,
+                    started: c.started,
+                    bytes_sent: c.bytes_sent,
+                    last_address: c.last_peer.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Issue 16 (IC-10): `edgerec pull`'s remote sites and mirrored cameras (only cameras the caller
+/// may read, PR-11); absent when the process is `edgerec run`.
+#[derive(Serialize)]
+pub(in crate::http) struct PullStatus {
+    pub sites: Vec<PullSiteStatus>,
+}
+
+#[derive(Serialize)]
+pub(in crate::http) struct PullSiteStatus {
+    pub name: String,
+    pub url: String,
+    /// "up", "down" or "waiting" (outside the site's window, or before the first request).
+    pub link: &'static str,
+    /// RFC 3339: since when the link is in this state; null before the first request.
+    pub since: Option<String>,
+    pub last_error: Option<String>,
+    pub bytes_received: u64,
+    pub cameras: Vec<PullCameraStatus>,
+}
+
+#[derive(Serialize)]
+pub(in crate::http) struct PullRange {
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Serialize)]
+pub(in crate::http) struct PullTransfer {
+    pub from: String,
+    pub to: String,
+    pub bytes: u64,
+}
+
+#[derive(Serialize)]
+pub(in crate::http) struct PullCameraStatus {
+    pub camera: String,
+    pub remote: String,
+    pub mode: &'static str,
+    /// Held here durably (merged).
+    pub retrieved: Vec<PullRange>,
+    /// Wanted and not retrieved yet.
+    pub pending: Vec<PullRange>,
+    pub transfer: Option<PullTransfer>,
+    pub frames_written: u64,
+    pub last_error: Option<String>,
+}
+
+impl PullStatus {
+    fn of(p: &crate::status::PullSnapshot, eff: &Effective) -> PullStatus {
+        let ranges = |r: &[(i64, i64)]| {
+            r.iter().map(|&(a, b)| PullRange { from: format_rfc3339(a), to: format_rfc3339(b) }).collect()
+        };
+        PullStatus {
+            sites: p
+                .sites
+                .iter()
+                .map(|s| PullSiteStatus {
+                    name: s.name.clone(),
+                    url: s.url.clone(),
+                    link: s.link,
+                    since: (s.since_us != 0).then(|| format_rfc3339(s.since_us)),
+                    last_error: s.last_error.clone(),
+                    bytes_received: s.bytes_received,
+                    cameras: s
+                        .cameras
+                        .iter()
+                        .filter(|c| eff.can_see(&c.camera))
+                        .map(|c| PullCameraStatus {
+                            camera: c.camera.clone(),
+                            remote: c.remote.clone(),
+                            mode: c.mode,
+                            retrieved: ranges(&c.retrieved),
+                            pending: ranges(&c.pending),
+                            transfer: c.transfer.map(|(a, b, bytes)| PullTransfer {
+                                from: format_rfc3339(a),
+                                to: format_rfc3339(b),
+                                bytes,
+                            }),
+                            frames_written: c.frames_written,
+                            last_error: c.last_error.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
     }
 }
 
@@ -358,6 +500,10 @@ pub(in crate::http) struct Status {
     pub config: ConfigStatus,
     /// Issue 15, review D finding 11: the incident store's state.
     pub incidents: IncidentsStatus,
+    /// Issue 16 (IC-6): retrievals in progress per client, and the policy.
+    pub interconnect: InterconnectStatus,
+    /// Issue 16: `edgerec pull`'s mirrors; null in `edgerec run`.
+    pub pull: Option<PullStatus>,
 }
 
 /// The incident store in status: open or why not, and the last expiry error (review D finding 11).

@@ -1,0 +1,384 @@
+//! `GET /api/v1/cameras/{id}/retrieve` (issue 16; IC-4b, IC-5, IC-6, IC-7, IC-12): a central
+//! site's retrieval of a camera's recordings as the frame stream v1 (`store::retrieve`), under
+//! the camera's `retrieve_remote_recordings` permission and the `[interconnect]` policy.
+//!
+//! Invariants:
+//! - The bytes of one (camera, range, align) are stable while the media exists: a strong `ETag`,
+//!   `Range` and `If-Range` resume a cut transfer (IC-5).
+//! - IC-6 applies to retrievals only (capacity class `Retrieval`, its own cap): per client (user)
+//!   a bandwidth cap shared by its retrievals (a token bucket around the body reader, timed by the
+//!   `Clocks` seam) and a concurrency cap; outside the allowed window a request answers 503 with
+//!   `Retry-After` = seconds until it opens; a retrieval running when it closes finishes. Direct
+//!   playback, export.mp4 and live are never throttled.
+//! - Status never lies: a retrieval counts as in progress from its answer until the server drops
+//!   its body (sent, or the client gone).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::recordings::{coverage, parse_range, storage_tiers};
+use super::Call;
+use crate::clocks::Clocks;
+use crate::error::Error;
+use crate::http::exchange::{Body, Response};
+use crate::http::{respond, Ctx};
+use crate::status::{InterconnectSnapshot, RetrievalClientSnapshot};
+use crate::store::retrieve::{Align, RetrievalPolicy, RetrievePlan, MEDIA_TYPE};
+use crate::time::format_rfc3339;
+
+/// Longest range one retrieval may ask for: a day (the plan holds every frame of it in memory;
+/// a central site asks for longer spans in pieces).
+pub(crate) const MAX_SPAN_US: i64 = 24 * 3600 * 1_000_000;
+/// Longest `before` / `after` around an event, in seconds.
+const MAX_AROUND_EVENT_S: u64 = 3600;
+/// Defaults of `before` / `after` around an event, in seconds.
+const DEFAULT_BEFORE_S: u64 = 10;
+const DEFAULT_AFTER_S: u64 = 30;
+
+/// The clients' retrievals: per user, what runs and what was sent, and its shared token bucket.
+#[derive(Default)]
+pub(in crate::http) struct Retrievals {
+    clients: Mutex<BTreeMap<String, Arc<Client>>>,
+}
+
+struct Client {
+    in_progress: AtomicUsize,
+    started: AtomicU64,
+    bytes_sent: AtomicU64,
+    last_peer: Mutex<String>,
+    /// Shared by the user's retrievals: the cap is per client (IC-6).
+    bucket: Mutex<Bucket>,
+}
+
+/// A token bucket of bytes: `rate` bytes/s, at most `burst` saved up.
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    /// Monotonic time of the last refill.
+    last: Duration,
+}
+
+impl Bucket {
+    /// Takes `n` bytes' tokens, or says how long to wait until there are enough.
+    fn take(&mut self, n: usize, now: Duration) -> Result<(), Duration> {
+        let dt = now.saturating_sub(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        let n = n as f64;
+        if self.tokens >= n {
+            self.tokens -= n;
+            return Ok(());
+        }
+        Err(Duration::from_secs_f64((n - self.tokens) / self.rate))
+    }
+}
+
+/// One retrieval in progress: its client's place, given back when dropped.
+struct Slot {
+    client: Arc<Client>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.client.in_progress.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Retrievals {
+    /// A place for one more retrieval of `user`, or `ResourceExhausted` at `per_client`.
+    fn begin(&self, user: &str, peer: &str, per_client: usize) -> Result<Slot, Error> {
+        let client = self
+            .clients
+            .lock()
+            .expect("retrievals lock")
+            .entry(user.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Client {
+                    in_progress: AtomicUsize::new(0),
+                    started: AtomicU64::new(0),
+                    bytes_sent: AtomicU64::new(0),
+                    last_peer: Mutex::new(String::new()),
+                    bucket: Mutex::new(Bucket { rate: 0.0, burst: 0.0, tokens: 0.0, last: Duration::ZERO }),
+                })
+            })
+            .clone();
+        if client.in_progress.fetch_add(1, Ordering::AcqRel) >= per_client {
+            client.in_progress.fetch_sub(1, Ordering::AcqRel);
+            return Err(crate::err!(
+                ResourceExhausted,
+                "{user} already runs {per_client} retrievals (interconnect.retrievals_per_client); retry later"
+            ));
+        }
+        client.started.fetch_add(1, Ordering::Relaxed);
+        *client.last_peer.lock().expect("peer lock") = peer.to_owned();
+        Ok(Slot { client })
+    }
+
+    /// What status shows (`interconnect`).
+    pub(in crate::http) fn snapshot(&self, policy: &RetrievalPolicy, window_open: bool) -> InterconnectSnapshot {
+        let clients: Vec<RetrievalClientSnapshot> = self
+            .clients
+            .lock()
+            .expect("retrievals lock")
+            .iter()
+            .map(|(user, c)| RetrievalClientSnapshot {
+                user: user.clone(),
+                in_progress: c.in_progress.load(Ordering::Acquire),
+                started: c.started.load(Ordering::Relaxed),
+                bytes_sent: c.bytes_sent.load(Ordering::Relaxed),
+                last_peer: c.last_peer.lock().expect("peer lock").clone(),
+            })
+            .collect();
+        InterconnectSnapshot {
+            retrieval_kbps: policy.kbps,
+            retrievals_per_client: policy.per_client,
+            max_retrievals: policy.max_retrievals,
+            retrieval_window: policy.window.map(|w| w.to_string()),
+            window_open,
+            retrievals_in_progress: clients.iter().map(|c| c.in_progress).sum(),
+            clients,
+        }
+    }
+}
+
+/// The body of a retrieval: the stream's reader, paced by its client's token bucket when the
+/// policy caps bandwidth, holding its client's place until the server drops it.
+struct Throttled {
+    inner: crate::store::retrieve::RetrieveBody,
+    slot: Slot,
+    /// Bytes per read while capped (the bucket's burst); None = no cap.
+    step: Option<usize>,
+    clocks: Arc<dyn Clocks>,
+}
+
+impl Read for Throttled {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Some(step) = self.step else {
+            let n = self.inner.read(buf)?;
+            self.slot.client.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
+            return Ok(n);
+        };
+        let want = buf.len().min(step).min(self.inner.remaining().try_into().unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        loop {
+            let wait = self.slot.client.bucket.lock().expect("bucket lock").take(want, self.clocks.monotonic());
+            match wait {
+                Ok(()) => break,
+                // IC-6: sleeping here holds back this client's body only (a blocking thread of its
+                // own, `http::serve`).
+                Err(d) => std::thread::sleep(d),
+            }
+        }
+        let n = self.inner.read(&mut buf[..want])?;
+        if n < want {
+            let mut b = self.slot.client.bucket.lock().expect("bucket lock");
+            b.tokens = (b.tokens + (want - n) as f64).min(b.burst);
+        }
+        self.slot.client.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Seconds after local midnight of `now_us` in `tz`.
+fn local_seconds(now_us: i64, tz: &jiff::tz::TimeZone) -> u32 {
+    let Ok(t) = jiff::Timestamp::from_microsecond(now_us) else { return 0 };
+    let time = t.to_zoned(tz.clone()).time();
+    time.hour() as u32 * 3600 + time.minute() as u32 * 60 + time.second() as u32
+}
+
+/// Seconds until the policy's window opens (0 while open or without a window).
+pub(in crate::http) fn seconds_until_window(ctx: &Ctx, policy: &RetrievalPolicy) -> u32 {
+    let Some(w) = policy.window else { return 0 };
+    let config = ctx.rec.config();
+    w.seconds_until_open(local_seconds(ctx.rec.clocks().realtime_us(), &config.time_zone))
+}
+
+/// The 503 of a request outside the window (IC-6): `Retry-After` and a body naming when it opens.
+fn window_closed(ctx: &Ctx, policy: &RetrievalPolicy, wait_s: u32) -> Response {
+    #[derive(Serialize)]
+    struct Detail {
+        code: &'static str,
+        message: String,
+    }
+    #[derive(Serialize)]
+    struct Closed {
+        error: Detail,
+        /// The window, `HH:MM-HH:MM` local time.
+        retrieval_window: String,
+        /// When it opens next, RFC 3339.
+        opens_at: String,
+        retry_after_seconds: u32,
+    }
+    let window = policy.window.map(|w| w.to_string()).unwrap_or_default();
+    let opens_at = format_rfc3339(ctx.rec.clocks().realtime_us() + i64::from(wait_s) * 1_000_000);
+    let body = Closed {
+        error: Detail {
+            code: crate::error::ErrorKind::Unavailable.as_str(),
+            message: format!(
+                "retrievals are allowed from {window} (local time, interconnect.retrieval_window); the window opens at \
+                 {opens_at}"
+            ),
+        },
+        retrieval_window: window,
+        opens_at,
+        retry_after_seconds: wait_s,
+    };
+    respond::json(503, &body).with_header("Retry-After", &wait_s.to_string())
+}
+
+/// The range asked (IC-7): `from`/`to`, or `event` with `before`/`after` seconds around it. An
+/// event the caller may not see (about a camera it may not read) answers like a missing one.
+fn requested_range(ctx: &Ctx, call: &Call) -> Result<(i64, i64), Error> {
+    let q = &call.query;
+    let Some(event) = q.get("event") else {
+        let (from, to) = (q.required_time_us("from")?, q.required_time_us("to")?);
+        return Ok((from, to));
+    };
+    if q.get("from").is_some() || q.get("to").is_some() {
+        return Err(crate::err!(
+            InvalidArgument,
+            "give either from and to, or event (with before and after), not both"
+        ));
+    }
+    let cursor: u64 = event
+        .parse()
+        .map_err(|_| crate::err!(InvalidArgument, "event must be an event id (its cursor), not {event:?}"))?;
+    let around = |key: &str, default: u64| -> Result<i64, Error> {
+        let s = q.u64(key)?.unwrap_or(default);
+        if s > MAX_AROUND_EVENT_S {
+            return Err(crate::err!(InvalidArgument, "{key} is at most {MAX_AROUND_EVENT_S} seconds, not {s}"));
+        }
+        Ok(s as i64 * 1_000_000)
+    };
+    let (before, after) = (around("before", DEFAULT_BEFORE_S)?, around("after", DEFAULT_AFTER_S)?);
+    let missing = || crate::err!(NotFound, "no event {cursor}");
+    let found = ctx.rec.event_reader().after(cursor.checked_sub(1).ok_or_else(missing)?, 1)?;
+    let e = found.into_iter().find(|e| e.cursor() == cursor).ok_or_else(missing)?;
+    // PR-11: an event the caller cannot see is a missing one.
+    if super::events::event_for(&call.eff, &e).is_none() {
+        return Err(missing());
+    }
+    let at = e.event().wall_us();
+    Ok((at - before, at + after + 1))
+}
+
+/// `GET /api/v1/cameras/{id}/retrieve` (audited: the first request of a transfer, without
+/// `Range`). Answers at once; the body is read as the client downloads it, paced by the policy.
+pub(super) fn retrieve(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> {
+    let r = answer(ctx, call, id);
+    if call.req.header("Range").is_none() {
+        call.audit(ctx, &r, "");
+    }
+    r
+}
+
+fn answer(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> {
+    let (rec, req, query) = (&ctx.rec, &call.req, &call.query);
+    rec.camera(id).ok_or_else(|| crate::err!(NotFound, "no camera {id:?}"))?;
+    let config = rec.config();
+    let policy = &config.interconnect;
+    let wait_s = seconds_until_window(ctx, policy);
+    if wait_s > 0 {
+        return Ok(window_closed(ctx, policy, wait_s));
+    }
+    let (from, to) = requested_range(ctx, call)?;
+    if to <= from {
+        return Err(crate::err!(InvalidArgument, "the range is empty: `to` must be after `from`"));
+    }
+    if to - from > MAX_SPAN_US {
+        return Err(crate::err!(
+            InvalidArgument,
+            "a retrieval spans at most 24 hours (from {} to {} is longer); ask for longer spans in pieces",
+            format_rfc3339(from),
+            format_rfc3339(to)
+        ));
+    }
+    let align = query.get("align").map(Align::parse).transpose()?.unwrap_or(Align::Key);
+    let slot = match ctx.retrievals.begin(&call.eff.user, &call.peer, policy.per_client) {
+        Ok(s) => s,
+        Err(e) => {
+            let retry = crate::http::capacity::RETRY_AFTER.as_secs().to_string();
+            return Ok(respond::error(&e).with_header("Retry-After", &retry));
+        }
+    };
+    let plan = Arc::new(RetrievePlan::plan(storage_tiers(rec, id), id, from, to, align)?);
+    let etag = plan.etag().to_owned();
+    let len = plan.len();
+    if req.headers_named("If-None-Match").any(|v| v.split(',').any(|t| t.trim() == etag)) {
+        return Ok(Response::new(304, Body::Empty).with_header("ETag", &etag));
+    }
+    // RFC 9110 §13.1.5: a Range applies only while the validator still matches (a strong one).
+    let range_applies = req.header("If-Range").is_none_or(|v| v.trim() == etag);
+    let range = req.header("Range").filter(|_| range_applies).map(|v| parse_range(v, len));
+    let (status, start, end) = match range {
+        None | Some(Ok(None)) => (200, 0, len),
+        Some(Ok(Some((s, e)))) => (206, s, e + 1),
+        Some(Err(())) => {
+            return Ok(Response::new(416, Body::Empty)
+                .with_header("Content-Range", &format!("bytes */{len}"))
+                .with_header("ETag", &etag));
+        }
+    };
+    let step = (policy.kbps > 0).then(|| {
+        let rate = policy.kbps as f64 * 125.0;
+        // Reads of at most 50 ms of the cap (1 KiB..256 KiB), so the pace is even.
+        let burst = (rate / 20.0).clamp(1024.0, 256.0 * 1024.0);
+        let mut b = slot.client.bucket.lock().expect("bucket lock");
+        if b.rate != rate {
+            *b = Bucket { rate, burst, tokens: 0.0, last: rec.clocks().monotonic() };
+        }
+        burst as usize
+    });
+    let body = Throttled { inner: plan.body(start, end), slot, step, clocks: rec.clocks().clone() };
+    // A known length, never chunked: clients resume with Range against Content-Length.
+    let mut resp = Response::new(status, Body::Reader { reader: Box::new(body), len: Some(end - start) })
+        .with_header("Content-Type", MEDIA_TYPE)
+        .with_header("Accept-Ranges", "bytes")
+        .with_header("ETag", &etag)
+        .with_header("X-Edgerec-Frames", &plan.frames.to_string());
+    if status == 206 {
+        resp = resp.with_header("Content-Range", &format!("bytes {start}-{}/{len}", end - 1));
+    }
+    Ok(coverage(&plan.covered_us, &plan.gaps_us(), resp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// IC-6: the bucket pays out its rate over time, saves up at most its burst, and says how
+    /// long to wait for what it does not have.
+    #[test]
+    fn ic6_token_bucket_paces_at_its_rate() {
+        let mut b = Bucket { rate: 1000.0, burst: 100.0, tokens: 0.0, last: Duration::ZERO };
+        assert_eq!(b.take(50, Duration::ZERO), Err(Duration::from_millis(50)));
+        assert_eq!(b.take(50, Duration::from_millis(50)), Ok(()));
+        // Ten seconds idle save up the burst only.
+        assert_eq!(b.take(100, Duration::from_secs(10)), Ok(()));
+        assert!(b.take(1, Duration::from_secs(10)).is_err());
+    }
+
+    /// IC-6: a user at its concurrency cap is refused; the place comes back with the body.
+    #[test]
+    fn ic6_per_client_cap() {
+        let r = Retrievals::default();
+        let a = r.begin("central", "10.0.0.1", 2).unwrap();
+        let _b = r.begin("central", "10.0.0.1", 2).unwrap();
+        let e = r.begin("central", "10.0.0.1", 2).err().unwrap();
+        assert_eq!(e.kind(), crate::error::ErrorKind::ResourceExhausted);
+        assert!(r.begin("other", "10.0.0.2", 2).is_ok(), "another client has its own places");
+        drop(a);
+        assert!(r.begin("central", "10.0.0.1", 2).is_ok());
+        let s = r.snapshot(&RetrievalPolicy::default(), true);
+        let central = s.clients.iter().find(|c| c.user == "central").unwrap();
+        assert_eq!((central.in_progress, central.started), (1, 4 - 1));
+    }
+}

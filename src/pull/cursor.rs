@@ -1,0 +1,277 @@
+//! `pull.sqlite3` in the central's data directory (issue 16, IC-5): per site the remote's event
+//! cursor, per camera the retrieved ranges (merged intervals) and where a continuous mirror
+//! began, and the transfer in progress (range, align, ETag, byte offset of the last record whose
+//! frames the store holds durably, and the decoder state needed to continue there). Opened with
+//! `sqlite` (numbered migrations, Q1–Q4), `synchronous = FULL`: a commit survives kill -9 and a
+//! power cut.
+//! Invariant: P1 (see `pull`): the caller commits here only what the storage writer has flushed.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::Error;
+use crate::sqlite;
+
+pub const PULL_FILE: &str = "pull.sqlite3";
+
+const SCHEMA_V1: &str = r#"
+-- The remote's durable event cursor per site (GET /api/v1/events), for event mode.
+CREATE TABLE site (
+  name TEXT PRIMARY KEY,
+  event_cursor TEXT NOT NULL
+) STRICT;
+-- Ranges of a camera held durably in the central store, µs since the epoch, [start, end);
+-- disjoint and not touching (merged on every insert).
+CREATE TABLE retrieved (
+  camera TEXT NOT NULL,
+  start_us INTEGER NOT NULL,
+  end_us INTEGER NOT NULL,
+  CHECK (start_us < end_us),
+  PRIMARY KEY (camera, start_us)
+) STRICT;
+-- Where a continuous mirror of a camera began (the first window's start), so a restart does
+-- not move it.
+CREATE TABLE continuous (
+  camera TEXT PRIMARY KEY,
+  start_us INTEGER NOT NULL
+) STRICT;
+-- The transfer in progress per camera: resumed with Range: bytes=offset- and If-Range: etag.
+-- `entries` is the decoder's sample entries so far (see `Transfer::entries`), `run` the remote
+-- run the bytes at `offset` continue.
+CREATE TABLE transfer (
+  camera TEXT PRIMARY KEY,
+  from_us INTEGER NOT NULL,
+  to_us INTEGER NOT NULL,
+  query TEXT NOT NULL,
+  etag TEXT NOT NULL,
+  offset INTEGER NOT NULL CHECK (offset >= 0),
+  entries BLOB NOT NULL,
+  run INTEGER
+) STRICT;
+"#;
+
+/// The pull database's versions (sqlite.rs Q1). New with issue 16.
+pub(crate) static VERSIONS: sqlite::Schema = sqlite::Schema {
+    name: "pull cursor database",
+    migrations: &[sqlite::Migration { version: 1, what: "pull cursors", step: sqlite::Step::Sql(SCHEMA_V1) }],
+    readable_from: 1,
+    legacy_version: None,
+    newer_remedy: "",
+};
+
+fn sq(what: &'static str) -> impl Fn(rusqlite::Error) -> Error {
+    move |e| Error::sqlite(format!("pull cursor database: {what}"), e)
+}
+
+/// A sample entry the decoder had seen when a transfer was cut (the wire format's SampleEntry
+/// record, kept so the continuation decodes frames that name it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedEntry {
+    /// 0 video, 1 audio (`StreamKind::code`).
+    pub stream: u8,
+    pub entry: u32,
+    pub timescale: u32,
+    pub box_bytes: Vec<u8>,
+}
+
+/// A transfer in progress.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    pub from_us: i64,
+    pub to_us: i64,
+    /// The request's query (`from=..&to=..&align=..` or `event=..`): the same bytes on resume.
+    pub query: String,
+    /// The strong ETag of the whole response.
+    pub etag: String,
+    /// Stream offset just after the last record whose frames are durable here.
+    pub offset: u64,
+    pub entries: Vec<SavedEntry>,
+    pub run: Option<u64>,
+}
+
+fn encode_entries(entries: &[SavedEntry]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for e in entries {
+        b.push(e.stream);
+        b.extend_from_slice(&e.entry.to_be_bytes());
+        b.extend_from_slice(&e.timescale.to_be_bytes());
+        b.extend_from_slice(&(e.box_bytes.len() as u32).to_be_bytes());
+        b.extend_from_slice(&e.box_bytes);
+    }
+    b
+}
+
+fn decode_entries(mut b: &[u8]) -> Option<Vec<SavedEntry>> {
+    let mut out = Vec::new();
+    let u32_at = |b: &[u8], at: usize| b.get(at..at + 4).map(|s| u32::from_be_bytes(s.try_into().expect("4 bytes")));
+    while !b.is_empty() {
+        let stream = *b.first()?;
+        let entry = u32_at(b, 1)?;
+        let timescale = u32_at(b, 5)?;
+        let len = u32_at(b, 9)? as usize;
+        let box_bytes = b.get(13..13 + len)?.to_vec();
+        out.push(SavedEntry { stream, entry, timescale, box_bytes });
+        b = &b[13 + len..];
+    }
+    Some(out)
+}
+
+/// The one connection to `pull.sqlite3` (one per site thread; SQLite serializes the writers).
+pub struct CursorDb {
+    conn: Connection,
+}
+
+impl CursorDb {
+    /// Opens (creating or upgrading) the file in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<CursorDb, Error> {
+        let path = data_dir.join(PULL_FILE);
+        crate::fsutil::create_private_file(&path)?;
+        let conn = sqlite::open_writer(
+            &path,
+            &VERSIONS,
+            &sqlite::Writer { create: true, synchronous: sqlite::Synchronous::Full, foreign_keys: false },
+        )?;
+        Ok(CursorDb { conn })
+    }
+
+    /// The retrieved ranges of `camera`, oldest first.
+    pub fn retrieved(&self, camera: &str) -> Result<Vec<(i64, i64)>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT start_us, end_us FROM retrieved WHERE camera = ? ORDER BY start_us")
+            .map_err(sq("read ranges"))?;
+        let rows = stmt.query_map([camera], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sq("read ranges"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sq("read ranges"))
+    }
+
+    /// Records [from, to) of `camera` as retrieved (merged with what is there) and ends its
+    /// transfer, in one transaction.
+    pub fn complete(&mut self, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<(i64, i64)>, Error> {
+        let mut ranges = self.retrieved(camera)?;
+        super::merge_range(&mut ranges, (from_us, to_us));
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sq("begin"))?;
+        tx.execute("DELETE FROM retrieved WHERE camera = ?", [camera]).map_err(sq("merge ranges"))?;
+        for (a, b) in &ranges {
+            tx.execute("INSERT INTO retrieved (camera, start_us, end_us) VALUES (?, ?, ?)", params![camera, a, b])
+                .map_err(sq("merge ranges"))?;
+        }
+        tx.execute("DELETE FROM transfer WHERE camera = ?", [camera]).map_err(sq("end transfer"))?;
+        tx.commit().map_err(sq("commit ranges"))?;
+        Ok(ranges)
+    }
+
+    /// The transfer in progress for `camera`, if one was cut.
+    pub fn transfer(&self, camera: &str) -> Result<Option<Transfer>, Error> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT from_us, to_us, query, etag, offset, entries, run FROM transfer WHERE camera = ?",
+                [camera],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, Vec<u8>>(5)?,
+                        r.get::<_, Option<i64>>(6)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(sq("read transfer"))?;
+        let Some((from_us, to_us, query, etag, offset, entries, run)) = row else { return Ok(None) };
+        let entries = decode_entries(&entries)
+            .ok_or_else(|| crate::err!(DataLoss, "pull cursor database: the transfer of {camera:?} is damaged"))?;
+        Ok(Some(Transfer { from_us, to_us, query, etag, offset: offset as u64, entries, run: run.map(|r| r as u64) }))
+    }
+
+    /// Saves (replaces) the transfer in progress of `camera`.
+    pub fn save_transfer(&mut self, camera: &str, t: &Transfer) -> Result<(), Error> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO transfer (camera, from_us, to_us, query, etag, offset, entries, run) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                params![
+                    camera,
+                    t.from_us,
+                    t.to_us,
+                    t.query,
+                    t.etag,
+                    t.offset as i64,
+                    encode_entries(&t.entries),
+                    t.run.map(|r| r as i64)
+                ],
+            )
+            .map_err(sq("save transfer"))?;
+        Ok(())
+    }
+
+    /// Forgets the transfer of `camera` (its bytes changed: the remote reclaimed media).
+    pub fn drop_transfer(&mut self, camera: &str) -> Result<(), Error> {
+        self.conn.execute("DELETE FROM transfer WHERE camera = ?", [camera]).map_err(sq("drop transfer"))?;
+        Ok(())
+    }
+
+    /// Where the continuous mirror of `camera` began; set to `start_us` the first time.
+    pub fn continuous_start(&mut self, camera: &str, start_us: i64) -> Result<i64, Error> {
+        self.conn
+            .execute("INSERT OR IGNORE INTO continuous (camera, start_us) VALUES (?, ?)", params![camera, start_us])
+            .map_err(sq("continuous start"))?;
+        self.conn
+            .query_row("SELECT start_us FROM continuous WHERE camera = ?", [camera], |r| r.get(0))
+            .map_err(sq("continuous start"))
+    }
+
+    /// The remote's event cursor saved for `site`.
+    pub fn event_cursor(&self, site: &str) -> Result<Option<String>, Error> {
+        self.conn
+            .query_row("SELECT event_cursor FROM site WHERE name = ?", [site], |r| r.get(0))
+            .optional()
+            .map_err(sq("read event cursor"))
+    }
+
+    pub fn set_event_cursor(&mut self, site: &str, cursor: &str) -> Result<(), Error> {
+        self.conn
+            .execute("INSERT OR REPLACE INTO site (name, event_cursor) VALUES (?, ?)", params![site, cursor])
+            .map_err(sq("save event cursor"))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 16 (IC-5): ranges, the transfer in progress and the cursors survive a reopen; a
+    /// completed range ends its transfer.
+    #[test]
+    fn ic5_cursors_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Transfer {
+            from_us: 100,
+            to_us: 200,
+            query: "from=a&to=b&align=exact".to_owned(),
+            etag: "\"x\"".to_owned(),
+            offset: 4096,
+            entries: vec![SavedEntry { stream: 0, entry: 1, timescale: 90_000, box_bytes: vec![1, 2, 3] }],
+            run: Some(7),
+        };
+        {
+            let mut db = CursorDb::open(dir.path()).unwrap();
+            db.complete("c", 0, 50).unwrap();
+            db.save_transfer("c", &t).unwrap();
+            db.set_event_cursor("s", "42").unwrap();
+            assert_eq!(db.continuous_start("c", 10).unwrap(), 10);
+        }
+        let mut db = CursorDb::open(dir.path()).unwrap();
+        assert_eq!(db.transfer("c").unwrap(), Some(t));
+        assert_eq!(db.event_cursor("s").unwrap().as_deref(), Some("42"));
+        assert_eq!(db.continuous_start("c", 99).unwrap(), 10, "the first start stays");
+        assert_eq!(db.complete("c", 50, 100).unwrap(), vec![(0, 100)]);
+        assert_eq!(db.transfer("c").unwrap(), None);
+        assert_eq!(db.retrieved("c").unwrap(), vec![(0, 100)]);
+    }
+}

@@ -1,0 +1,743 @@
+//! The mirror of one remote site (issue 16, IC-4b, IC-5, IC-6, IC-7, IC-10): a `pull-<site>`
+//! thread with a current-thread tokio runtime that, camera after camera, finds what is wanted and
+//! not yet retrieved, retrieves it as the frame stream v1 (`store::retrieve`), and writes every
+//! frame into the camera's storage writer with the remote's wall time and media time (a remote
+//! run stays one run here: the writer continues a run while `ingest_run` stays the same).
+//!
+//! Continuous mode follows the remote in windows of at most `WINDOW_US` up to `now − lag` (`SiteConfig::lag_us`),
+//! `align=key` for the first window and `align=exact` after one that ended where the next starts;
+//! after a link outage the cursor simply stayed behind, so the gap is back-filled by the same
+//! loop (retries with backoff). Ranges mode retrieves each configured range's missing parts. Event
+//! mode follows the site's event cursor and retrieves `event=<cursor>&before&after` for events of
+//! the chosen kinds on the camera.
+//! Invariant: P1 (see `pull`): `CursorDb` is written only after `StorageHandle::flush` returned.
+//! Invariant: one site's failures never touch another's thread, and one camera's refusal (404,
+//! 403) is that camera's `last_error` while the site's other cameras go on.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper::StatusCode;
+
+use super::client::{self, Client};
+use super::cursor::{CursorDb, SavedEntry, Transfer};
+use super::{Mode, SiteConfig};
+use crate::clocks::Clocks;
+use crate::error::{Error, ErrorKind};
+use crate::ingest::{CameraState, CameraStats};
+use crate::media::{Frame, IngestFrame, SampleEntry, StreamKind};
+use crate::shutdown::Shutdown;
+use crate::source::{CameraDescription, StreamDescription};
+use crate::status::{PullCameraSnapshot, PullSiteSnapshot};
+use crate::store::retrieve::{FrameStreamDecoder, WireRecord, WireSampleEntry};
+use crate::store::StorageHandle;
+
+/// A continuous window is at most this long.
+pub const WINDOW_US: i64 = 60_000_000;
+/// A window that ended this long ago is complete even where the remote holds nothing (a gap in
+/// the remote's recording is a gap here, not a range wanted forever).
+const SETTLED_US: i64 = 60_000_000;
+/// Frames handed to the writer are made durable (flush) and the cursor committed after this many
+/// bytes: far below the writer queue's cap (64 MiB), so the mirror never overflows it.
+const FLUSH_BYTES: u64 = 4 << 20;
+/// … and at the first video key frame after this long, so a cut transfer resumes at a key frame
+/// and re-fetches little (IC-5: bytes fetched ≤ 1.05 × needed).
+const DURABLE_EVERY: Duration = Duration::from_millis(250);
+/// … or after this many frames (the queue also holds at most 16 384 messages).
+const FLUSH_FRAMES: u64 = 2_000;
+/// How long a flush may take before the transfer fails (the storage is stuck).
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
+/// A retrieval body that sends nothing this long is cut.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Nothing to do (caught up): look again after this.
+const POLL: Duration = Duration::from_secs(2);
+/// Retry backoff after a failure: doubles from the first value up to the cap.
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// What the mirror needs of one camera of this recorder: its stats (status) and its storage.
+pub type Lookup = Arc<dyn Fn(&str) -> Option<(Arc<CameraStats>, StorageHandle)> + Send + Sync>;
+
+/// The live state status reads (one per site).
+pub struct SiteState {
+    pub name: String,
+    pub url: String,
+    pub link: &'static str,
+    pub since_us: i64,
+    pub last_error: Option<String>,
+    pub bytes_received: u64,
+    pub cameras: Vec<PullCameraSnapshot>,
+}
+
+impl SiteState {
+    pub fn new(site: &SiteConfig) -> SiteState {
+        SiteState {
+            name: site.name.clone(),
+            url: site.url.to_string(),
+            link: "waiting",
+            since_us: 0,
+            last_error: None,
+            bytes_received: 0,
+            cameras: site
+                .cameras
+                .iter()
+                .map(|c| PullCameraSnapshot {
+                    camera: c.local.clone(),
+                    remote: c.remote.clone(),
+                    mode: c.mode.as_str(),
+                    retrieved: Vec::new(),
+                    pending: Vec::new(),
+                    transfer: None,
+                    frames_written: 0,
+                    last_error: None,
+                })
+                .collect(),
+        }
+    }
+
+    pub fn snapshot(&self) -> PullSiteSnapshot {
+        PullSiteSnapshot {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            link: self.link,
+            since_us: self.since_us,
+            last_error: self.last_error.clone(),
+            bytes_received: self.bytes_received,
+            cameras: self.cameras.clone(),
+        }
+    }
+}
+
+/// One retrieval to make.
+#[derive(Clone, Debug, PartialEq)]
+struct Job {
+    from_us: i64,
+    to_us: i64,
+    /// The query after `?` (without a leading `?`).
+    query: String,
+    /// For event jobs: the event cursor that is done once this job is.
+    event: Option<u64>,
+}
+
+/// Per camera state of the thread (not persisted: the cursor database is).
+#[derive(Default)]
+struct CamRun {
+    /// The remote run the last frame written belonged to, and the local run it was written as.
+    remote_run: Option<u64>,
+    local_run: u64,
+    /// Set after a refusal the camera cannot get past by retrying soon (404, 403).
+    refused_until_mono: Option<Duration>,
+}
+
+/// The mirror of one site: runs until `stop`.
+pub struct SiteMirror {
+    pub site: SiteConfig,
+    pub data_dir: PathBuf,
+    pub lookup: Lookup,
+    pub clocks: Arc<dyn Clocks>,
+    pub time_zone: jiff::tz::TimeZone,
+    pub state: Arc<Mutex<SiteState>>,
+    pub stop: Shutdown,
+}
+
+/// Waits `d` or until `stop`; true when stopped.
+async fn wait(stop: &Shutdown, d: Duration) -> bool {
+    tokio::select! {
+        _ = stop.stopped() => true,
+        _ = tokio::time::sleep(d) => false,
+    }
+}
+
+/// `StorageHandle::flush` off the runtime's thread: true once every frame handed over is
+/// fdatasynced (P1).
+async fn flush(storage: &StorageHandle) -> bool {
+    let h = storage.clone();
+    tokio::task::spawn_blocking(move || h.flush(FLUSH_TIMEOUT)).await.unwrap_or(false)
+}
+
+/// `us` down to a whole millisecond: the request times (RFC 3339 with milliseconds) say
+/// exactly the range that is recorded as retrieved, so windows neither overlap nor leave a gap.
+fn ms_floor(us: i64) -> i64 {
+    us.div_euclid(1000) * 1000
+}
+
+fn ms_ceil(us: i64) -> i64 {
+    -ms_floor(-us)
+}
+
+fn fmt_time(us: i64) -> String {
+    crate::time::format_rfc3339(us)
+}
+
+/// `s` with the characters a query value may not hold percent-encoded.
+fn q(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+impl SiteMirror {
+    /// The thread's body: a current-thread runtime for the client; ends at the stop signal.
+    pub fn run(self) {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(site = %self.site.name, "cannot start the pull runtime: {e}");
+                return;
+            }
+        };
+        let stop = self.stop.clone();
+        rt.block_on(async move {
+            tokio::select! {
+                _ = self.main() => {}
+                _ = stop.stopped() => {}
+            }
+        });
+    }
+
+    fn set_link(&self, up: Result<(), &Error>) {
+        let now = self.clocks.realtime_us();
+        let mut st = self.state.lock().expect("pull state lock");
+        let link = if up.is_ok() { "up" } else { "down" };
+        if st.link != link {
+            st.link = link;
+            st.since_us = now;
+        }
+        match up {
+            Ok(()) => st.last_error = None,
+            Err(e) => st.last_error = Some(e.to_string()),
+        }
+    }
+
+    fn with_camera<R>(&self, i: usize, f: impl FnOnce(&mut PullCameraSnapshot) -> R) -> R {
+        f(&mut self.state.lock().expect("pull state lock").cameras[i])
+    }
+
+    fn minute_now(&self) -> u32 {
+        let us = self.clocks.realtime_us();
+        jiff::Timestamp::from_microsecond(us)
+            .map(|t| {
+                let z = t.to_zoned(self.time_zone.clone());
+                z.hour() as u32 * 60 + z.minute() as u32
+            })
+            .unwrap_or(0)
+    }
+
+    async fn main(self) {
+        let mut db = match CursorDb::open(&self.data_dir) {
+            Ok(db) => db,
+            Err(e) => {
+                tracing::error!(site = %self.site.name, "pull stops for this site: {e}");
+                self.set_link(Err(&e));
+                return;
+            }
+        };
+        let mut client = match Client::new(&self.site) {
+            Ok(c) => c,
+            Err(e) => {
+                self.set_link(Err(&e));
+                return;
+            }
+        };
+        let mut runs: Vec<CamRun> = self.site.cameras.iter().map(|_| CamRun::default()).collect();
+        // Every mirrored camera is attached: it shows the mirror's state, not `run`'s refusal.
+        for c in &self.site.cameras {
+            if let Some((stats, _)) = (self.lookup)(&c.local) {
+                *stats.state.lock().expect("state lock") = CameraState::Connecting;
+                *stats.last_error.lock().expect("error lock") = None;
+            }
+        }
+        let mut backoff = BACKOFF_FIRST;
+        loop {
+            if !super::in_window(self.site.window, self.minute_now()) {
+                {
+                    let mut st = self.state.lock().expect("pull state lock");
+                    if st.link != "waiting" {
+                        st.link = "waiting";
+                        st.since_us = self.clocks.realtime_us();
+                    }
+                }
+                if wait(&self.stop, Duration::from_secs(30)).await {
+                    return;
+                }
+                continue;
+            }
+            let mut worked = false;
+            let mut failed = None;
+            for (i, run) in runs.iter_mut().enumerate() {
+                let now_mono = self.clocks.monotonic();
+                if run.refused_until_mono.is_some_and(|t| now_mono < t) {
+                    continue;
+                }
+                match self.step(i, &mut db, &mut client, run).await {
+                    Ok(did) => {
+                        worked |= did;
+                        self.with_camera(i, |c| c.last_error = None);
+                        if let Some((stats, _)) = (self.lookup)(&self.site.cameras[i].local) {
+                            *stats.last_error.lock().expect("error lock") = None;
+                        }
+                    }
+                    Err(e) => {
+                        let cam = &self.site.cameras[i];
+                        tracing::warn!(site = %self.site.name, camera = %cam.local, "pull: {e}");
+                        self.with_camera(i, |c| c.last_error = Some(e.to_string()));
+                        if let Some((stats, _)) = (self.lookup)(&cam.local) {
+                            *stats.last_error.lock().expect("error lock") = Some(e.to_string());
+                            *stats.state.lock().expect("state lock") = CameraState::Retrying;
+                        }
+                        match e.kind() {
+                            // The account may not retrieve it, or the remote has no such camera:
+                            // the others go on, this one is asked again in a minute.
+                            ErrorKind::PermissionDenied | ErrorKind::NotFound => {
+                                run.refused_until_mono = Some(now_mono + Duration::from_secs(60));
+                                self.set_link(Ok(()));
+                            }
+                            _ => failed = Some(e),
+                        }
+                    }
+                }
+            }
+            let pause = match failed {
+                Some(e) => {
+                    self.set_link(Err(&e));
+                    let w = backoff;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    w
+                }
+                None if worked => {
+                    backoff = BACKOFF_FIRST;
+                    continue;
+                }
+                None => {
+                    backoff = BACKOFF_FIRST;
+                    POLL
+                }
+            };
+            if wait(&self.stop, pause).await {
+                return;
+            }
+        }
+    }
+
+    /// The next job of camera `i`, or None when it is caught up; updates its status ranges.
+    async fn next_job(&self, i: usize, db: &mut CursorDb, client: &mut Client) -> Result<Option<Job>, Error> {
+        let cam = &self.site.cameras[i];
+        let now = self.clocks.realtime_us();
+        let retrieved = db.retrieved(&cam.local)?;
+        let (job, pending) = match &cam.mode {
+            Mode::Continuous { history_us } => {
+                let start = db.continuous_start(&cam.local, ms_floor(now - history_us))?;
+                let until = ms_floor(now - self.site.lag_us);
+                let pending = super::missing(&retrieved, start, until);
+                let job = pending.first().map(|&(a, b)| {
+                    let to = b.min(a + WINDOW_US);
+                    // A window that continues a retrieved range takes exactly what follows it.
+                    let align = if retrieved.iter().any(|r| r.1 == a) { "exact" } else { "key" };
+                    Job {
+                        from_us: a,
+                        to_us: to,
+                        query: format!("from={}&to={}&align={align}", q(&fmt_time(a)), q(&fmt_time(to))),
+                        event: None,
+                    }
+                });
+                (job, pending)
+            }
+            Mode::Ranges(ranges) => {
+                let mut pending = Vec::new();
+                for &(a, b) in ranges {
+                    pending.extend(super::missing(
+                        &retrieved,
+                        ms_floor(a),
+                        ms_ceil(b).min(ms_floor(now - self.site.lag_us)),
+                    ));
+                }
+                let job = pending.first().map(|&(a, b)| Job {
+                    from_us: a,
+                    to_us: b,
+                    query: format!("from={}&to={}&align=key", q(&fmt_time(a)), q(&fmt_time(b))),
+                    event: None,
+                });
+                (job, pending)
+            }
+            Mode::Events { kinds, before_us, after_us } => {
+                let job = self.next_event(db, client, &cam.remote, &retrieved, (kinds, *before_us, *after_us)).await?;
+                (job, Vec::new())
+            }
+        };
+        self.with_camera(i, |c| {
+            c.retrieved = retrieved;
+            c.pending = pending;
+        });
+        Ok(job)
+    }
+
+    /// Event mode: the first event after the site's cursor that is of `kinds` on `remote` and
+    /// whose after-time has passed. Events of other kinds or cameras move the cursor on.
+    async fn next_event(
+        &self,
+        db: &mut CursorDb,
+        client: &mut Client,
+        remote: &str,
+        retrieved: &[(i64, i64)],
+        (kinds, before_us, after_us): (&[String], i64, i64),
+    ) -> Result<Option<Job>, Error> {
+        let key = format!("{}/{remote}", self.site.name);
+        let after: u64 = db.event_cursor(&key)?.and_then(|c| c.parse().ok()).unwrap_or(0);
+        let page = client.get_json(&format!("/api/v1/events?after={after}&limit=100")).await?;
+        let now = self.clocks.realtime_us();
+        let mut cursor = after;
+        for e in page["events"].as_array().map(Vec::as_slice).unwrap_or_default() {
+            let Some(c) = e["cursor"].as_u64() else { continue };
+            let wanted = e["camera"].as_str() == Some(remote)
+                && e["kind"].as_str().is_some_and(|k| kinds.is_empty() || kinds.iter().any(|x| x == k));
+            if !wanted {
+                cursor = c;
+                continue;
+            }
+            let at = e["time"].as_str().and_then(|t| crate::time::parse_rfc3339_us(t).ok()).unwrap_or(now);
+            if at + after_us + self.site.lag_us > now {
+                // Its after-time is still to come: wait for it, keeping the cursor before it.
+                break;
+            }
+            let (from, to) = (ms_floor(at - before_us), ms_ceil(at + after_us));
+            if super::missing(retrieved, from, to).is_empty() {
+                // Retrieved already (a restart before its cursor was saved): not fetched again.
+                cursor = c;
+                continue;
+            }
+            if cursor != after {
+                db.set_event_cursor(&key, &cursor.to_string())?;
+            }
+            return Ok(Some(Job {
+                from_us: from,
+                to_us: to,
+                query: format!("event={c}&before={}&after={}", before_us as f64 / 1e6, after_us as f64 / 1e6),
+                event: Some(c),
+            }));
+        }
+        if cursor != after {
+            db.set_event_cursor(&key, &cursor.to_string())?;
+        }
+        Ok(None)
+    }
+
+    /// One job of camera `i` if it has one: Ok(true) when it retrieved something.
+    async fn step(&self, i: usize, db: &mut CursorDb, client: &mut Client, run: &mut CamRun) -> Result<bool, Error> {
+        let cam = &self.site.cameras[i];
+        let Some((stats, storage)) = (self.lookup)(&cam.local) else {
+            return Err(crate::err!(FailedPrecondition, "camera {} is not running here", cam.local));
+        };
+        // A cut transfer is finished first, with the same query (the same bytes, IC-5).
+        let saved = db.transfer(&cam.local)?;
+        let job = match &saved {
+            Some(t) => Job { from_us: t.from_us, to_us: t.to_us, query: t.query.clone(), event: None },
+            None => match self.next_job(i, db, client).await? {
+                Some(j) => j,
+                None => {
+                    if *stats.state.lock().expect("state lock") != CameraState::Streaming {
+                        *stats.state.lock().expect("state lock") = CameraState::Streaming;
+                    }
+                    self.set_link(Ok(()));
+                    return Ok(false);
+                }
+            },
+        };
+        let end = self.transfer(i, db, client, run, &stats, &storage, &job, saved).await?;
+        // P1: everything before the End record is durable (the transfer flushed at its end).
+        let now = self.clocks.realtime_us();
+        let covered_to = ms_floor(end.covered_us.iter().map(|r| r.1).max().unwrap_or(job.from_us).min(job.to_us));
+        let done_to = if job.to_us <= now - SETTLED_US || job.event.is_some() { job.to_us } else { covered_to };
+        let ranges = if done_to > job.from_us {
+            db.complete(&cam.local, job.from_us, done_to)?
+        } else {
+            db.drop_transfer(&cam.local)?;
+            db.retrieved(&cam.local)?
+        };
+        if let Some(c) = job.event {
+            db.set_event_cursor(&format!("{}/{}", self.site.name, cam.remote), &c.to_string())?;
+        }
+        self.with_camera(i, |c| {
+            c.retrieved = ranges;
+            c.transfer = None;
+        });
+        self.set_link(Ok(()));
+        Ok(done_to > job.from_us || end.frames > 0)
+    }
+
+    /// Retrieves `job` (resuming `saved` when given) into the camera's storage; returns the End.
+    #[allow(clippy::too_many_arguments)]
+    async fn transfer(
+        &self,
+        i: usize,
+        db: &mut CursorDb,
+        client: &mut Client,
+        run: &mut CamRun,
+        stats: &Arc<CameraStats>,
+        storage: &StorageHandle,
+        job: &Job,
+        saved: Option<Transfer>,
+    ) -> Result<crate::store::retrieve::WireEnd, Error> {
+        let cam = &self.site.cameras[i];
+        let path = format!("/api/v1/cameras/{}/retrieve?{}", q(&cam.remote), job.query);
+        let mut headers = Vec::new();
+        if let Some(t) = &saved {
+            headers.push(("Range", format!("bytes={}-", t.offset)));
+            headers.push(("If-Range", t.etag.clone()));
+        }
+        let resp = client.get(&path, &headers).await?;
+        let status = resp.status();
+        let etag = resp.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let mut decoder = match (status, &saved) {
+            (StatusCode::PARTIAL_CONTENT, Some(t)) => {
+                let entries = t
+                    .entries
+                    .iter()
+                    .map(|e| {
+                        let kind = StreamKind::from_code(e.stream)
+                            .ok_or_else(|| crate::err!(DataLoss, "pull cursor database: stream {}", e.stream))?;
+                        let se = SampleEntry::new(e.box_bytes.clone(), e.timescale)
+                            .map_err(|m| crate::err!(DataLoss, "pull cursor database: {m}"))?;
+                        Ok(WireSampleEntry {
+                            stream: kind,
+                            entry: e.entry,
+                            timescale: e.timescale,
+                            sample_entry: Arc::new(se),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, Error>>()?;
+                tracing::info!(site = %self.site.name, camera = %cam.local, offset = t.offset, "resuming a cut transfer (IC-5)");
+                FrameStreamDecoder::resume_at(t.offset, entries, t.run)
+            }
+            (StatusCode::OK, saved) => {
+                if saved.is_some() {
+                    // The bytes changed (the remote reclaimed or added media): start again.
+                    tracing::info!(site = %self.site.name, camera = %cam.local, "the remote's bytes changed; retrieving the range again");
+                }
+                FrameStreamDecoder::new()
+            }
+            (StatusCode::RANGE_NOT_SATISFIABLE, Some(_)) => {
+                db.drop_transfer(&cam.local)?;
+                return Err(crate::err!(Unavailable, "the remote refused the resumed range (416); starting it again"));
+            }
+            (s, _) => {
+                let mut body = resp.into_body();
+                let mut text = Vec::new();
+                while let Ok(Ok(Some(b))) = tokio::time::timeout(IDLE_TIMEOUT, client::next_chunk(&mut body)).await {
+                    text.extend_from_slice(&b);
+                    if text.len() > 64 << 10 {
+                        break;
+                    }
+                }
+                return Err(client::status_error(client.site(), &path, s, &text));
+            }
+        };
+        let mut transfer = Transfer {
+            from_us: job.from_us,
+            to_us: job.to_us,
+            query: job.query.clone(),
+            etag,
+            offset: decoder.offset(),
+            entries: Vec::new(),
+            run: decoder.run(),
+        };
+        // Frames the store already holds (written after the last cursor commit, before a kill -9)
+        // are not written twice: everything before the end of what it holds in the range is skipped.
+        let held_end = crate::store::recordings(&storage.path, &cam.local, job.from_us.min(job.to_us - 1), job.to_us)
+            .ok()
+            .and_then(|r| r.last().map(|r| r.end_wall_us))
+            .unwrap_or(i64::MIN);
+        let mut sample_entries: HashMap<(StreamKind, u32), Arc<SampleEntry>> =
+            decoder.entries().into_iter().map(|e| ((e.stream, e.entry), e.sample_entry)).collect();
+        self.with_camera(i, |c| c.transfer = Some((job.from_us, job.to_us, 0)));
+        *stats.state.lock().expect("state lock") = CameraState::Streaming;
+        let mut body = resp.into_body();
+        let mut unflushed: u64 = 0;
+        let mut unflushed_frames: u64 = 0;
+        let mut last_durable = self.clocks.monotonic();
+        // A continuation (206) continues the run it was cut in.
+        let mut first_run = saved.is_none() || status != StatusCode::PARTIAL_CONTENT;
+        let mut received: u64 = 0;
+        let rate = self.site.bandwidth_kbps.map(|k| f64::from(k) * 1000.0 / 8.0);
+        let started = self.clocks.monotonic();
+        let mut end = None;
+        loop {
+            let chunk = match tokio::time::timeout(IDLE_TIMEOUT, client::next_chunk(&mut body)).await {
+                Err(_) => Err(crate::err!(Unavailable, "the retrieval stalled for {IDLE_TIMEOUT:?}")),
+                Ok(r) => r,
+            };
+            let chunk = match chunk {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(e) => {
+                    self.durable(db, &cam.local, storage, &mut transfer, &decoder, decoder.offset()).await?;
+                    return Err(e);
+                }
+            };
+            received += chunk.len() as u64;
+            {
+                let mut st = self.state.lock().expect("pull state lock");
+                st.bytes_received += chunk.len() as u64;
+                st.cameras[i].transfer = Some((job.from_us, job.to_us, received));
+            }
+            decoder.push(&chunk)?;
+            loop {
+                // Where the next record starts: a durable point before a key frame.
+                let before = decoder.offset();
+                let Some(rec) = decoder.next()? else { break };
+                match rec {
+                    WireRecord::SampleEntry(e) => {
+                        if e.stream == StreamKind::Video {
+                            let se = &e.sample_entry;
+                            *stats.description.lock().expect("description lock") = CameraDescription {
+                                video: Some(StreamDescription {
+                                    index: 0,
+                                    encoding: se.codec().as_str().to_owned(),
+                                    clock_rate_hz: e.timescale,
+                                    width: u32::from(se.width()),
+                                    height: u32::from(se.height()),
+                                }),
+                                audio: None,
+                                skipped: Vec::new(),
+                            };
+                        }
+                        sample_entries.insert((e.stream, e.entry), e.sample_entry.clone());
+                    }
+                    WireRecord::Run(id) => {
+                        // The first Run of a window that continues the last one's run (same id,
+                        // `align=exact`) keeps the local run: the central's run is the remote's.
+                        // Any later Run record is a new run (the same id repeats where a hole
+                        // breaks a run, `store::retrieve`).
+                        if !first_run || run.remote_run != Some(id) {
+                            run.local_run += 1;
+                        }
+                        first_run = false;
+                        run.remote_run = Some(id);
+                    }
+                    WireRecord::Frame(f) => {
+                        if f.wall_us < held_end {
+                            continue;
+                        }
+                        let entry = sample_entries.get(&(f.stream, f.entry)).cloned().ok_or_else(|| {
+                            crate::err!(
+                                DataLoss,
+                                "frame stream: a frame names sample entry {} before it was declared",
+                                f.entry
+                            )
+                        })?;
+                        if run.local_run == 0 {
+                            run.local_run = 1;
+                        }
+                        // P1, at a video key frame: a transfer resumed here starts a run with a
+                        // key frame, as the writer requires (S9), so a kill -9 loses no GOP.
+                        let since = self.clocks.monotonic().saturating_sub(last_durable);
+                        if f.key && f.stream == StreamKind::Video && unflushed > 0 && since >= DURABLE_EVERY {
+                            self.durable(db, &cam.local, storage, &mut transfer, &decoder, before).await?;
+                            last_durable = self.clocks.monotonic();
+                            unflushed = 0;
+                            unflushed_frames = 0;
+                        }
+                        let len = f.data.len() as u64;
+                        let frame = IngestFrame {
+                            camera: Arc::from(cam.local.as_str()),
+                            ingest_run: run.local_run,
+                            sample_entry: entry,
+                            wall_us: f.wall_us,
+                            frame: Frame { kind: f.stream, media_time: f.media_time, key: f.key, data: f.data },
+                            temporary_keep_us: None,
+                        };
+                        self.send(storage, frame).await?;
+                        stats.frames_received.fetch_add(1, Ordering::Relaxed);
+                        stats.bytes_received.fetch_add(len, Ordering::Relaxed);
+                        stats.last_frame_wall_us.store(f.wall_us, Ordering::Relaxed);
+                        stats.recording.store(true, Ordering::Relaxed);
+                        self.with_camera(i, |c| c.frames_written += 1);
+                        unflushed += len;
+                        unflushed_frames += 1;
+                    }
+                    WireRecord::End(e) => end = Some(e),
+                }
+            }
+            if unflushed >= FLUSH_BYTES || unflushed_frames >= FLUSH_FRAMES {
+                self.durable(db, &cam.local, storage, &mut transfer, &decoder, decoder.offset()).await?;
+                unflushed = 0;
+                unflushed_frames = 0;
+            }
+            // IC-6 on the client side: the site's cap, by waiting before reading on (TCP's
+            // window then slows the remote).
+            if let Some(rate) = rate {
+                let due = Duration::from_secs_f64(received as f64 / rate);
+                let spent = self.clocks.monotonic().saturating_sub(started);
+                if due > spent && wait(&self.stop, due - spent).await {
+                    self.durable(db, &cam.local, storage, &mut transfer, &decoder, decoder.offset()).await?;
+                    return Err(crate::err!(Unavailable, "stopping"));
+                }
+            }
+        }
+        // P1: the End's range is recorded by the caller after this flush.
+        if !flush(storage).await {
+            return Err(crate::err!(Unavailable, "storage {} did not flush within {FLUSH_TIMEOUT:?}", storage.id));
+        }
+        match end {
+            Some(e) => Ok(e),
+            None => {
+                self.durable(db, &cam.local, storage, &mut transfer, &decoder, decoder.offset()).await?;
+                Err(crate::err!(Unavailable, "the retrieval was cut at byte {} (resumed with Range)", decoder.offset()))
+            }
+        }
+    }
+
+    /// Makes every frame handed over durable, then saves the transfer at the decoder's offset (P1).
+    async fn durable(
+        &self,
+        db: &mut CursorDb,
+        camera: &str,
+        storage: &StorageHandle,
+        transfer: &mut Transfer,
+        decoder: &FrameStreamDecoder,
+        offset: u64,
+    ) -> Result<(), Error> {
+        if transfer.etag.is_empty() {
+            // Without a strong ETag a continuation could splice other bytes: nothing to resume.
+            return Ok(());
+        }
+        if !flush(storage).await {
+            return Err(crate::err!(Unavailable, "storage {} did not flush within {FLUSH_TIMEOUT:?}", storage.id));
+        }
+        transfer.offset = offset;
+        transfer.run = decoder.run();
+        transfer.entries = decoder
+            .entries()
+            .into_iter()
+            .map(|e| SavedEntry {
+                stream: e.stream.code(),
+                entry: e.entry,
+                timescale: e.timescale,
+                box_bytes: e.sample_entry.box_bytes().to_vec(),
+            })
+            .collect();
+        db.save_transfer(camera, transfer)
+    }
+
+    /// Hands a frame to the writer; a full queue (local cameras share the storage) is waited out
+    /// with a flush, never dropped.
+    async fn send(&self, storage: &StorageHandle, f: IngestFrame) -> Result<(), Error> {
+        match storage.try_send_or_return(f) {
+            Ok(()) => Ok(()),
+            Err(Some(f)) => {
+                if !flush(storage).await {
+                    return Err(crate::err!(
+                        Unavailable,
+                        "storage {} did not flush within {FLUSH_TIMEOUT:?}",
+                        storage.id
+                    ));
+                }
+                match storage.try_send_or_return(f) {
+                    Ok(()) => Ok(()),
+                    Err(_) => Err(crate::err!(Unavailable, "storage {}'s queue stays full", storage.id)),
+                }
+            }
+            Err(None) => Err(crate::err!(Unavailable, "storage {} is not running", storage.id)),
+        }
+    }
+}
