@@ -195,6 +195,8 @@ fn device(c: &CameraConfig, snap: Option<&CameraSnapshot>, eff: &Effective) -> D
             SourceSpec::Demo => "demo",
             SourceSpec::Rtsp { .. } => "rtsp",
             SourceSpec::V4l2(_) => "v4l2",
+            // Issue 16: a camera this box mirrors from a remote site (`edgerec pull`).
+            SourceSpec::Mirror { .. } => "mirror",
         },
         streams: Streams { main, second },
         audio: snap.and_then(|s| s.audio_encoding.as_deref()).map(|a| Audio { codec: super::status::codec_name(a) }),
