@@ -374,3 +374,67 @@ fn ic10_health_thresholds_raise_one_event_per_crossing() {
     assert_eq!(of_kind(&ended, "storage_disk_ok").len(), 1, "{ended:?}");
     assert_eq!(of_kind(&ended, "settings_changed").len(), 1, "the change itself: {ended:?}");
 }
+
+/// Bytes free to unprivileged users on the filesystem holding `dir` (as statvfs' `f_bavail`,
+/// which the recorder reads), from `df`.
+fn df_avail_bytes(dir: &std::path::Path) -> u64 {
+    let out = std::process::Command::new("df").args(["--output=avail", "-B1"]).arg(dir).output().unwrap();
+    assert!(out.status.success(), "df: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().nth(1).unwrap().trim().parse().unwrap()
+}
+
+/// IC-10 with a real trigger: a storage on a loop-mounted ext4 image; the image is filled by
+/// another file until less than `[health] storage_min_free_percent` (30 %) is free, which raises
+/// `storage_disk_low` once, and the file removed raises `storage_disk_ok` once; the camera
+/// records throughout (the ring's segments are preallocated). Needs root and a loop device, like
+/// `mount` itself.
+#[test]
+fn ic10_a_filled_storage_filesystem_raises_disk_low_then_ok() {
+    use common::mount::{run_tool, LoopMount};
+    let tmp = common::temp_dir();
+    // 400 MiB: the 64 MiB storage plus the free-space reserve (at least ST-5's 250 MB) and ext4's
+    // own metadata, as tests/storage_status.rs.
+    let mount = LoopMount::new(&tmp.path().join("fs.img"), &tmp.path().join("mnt"), 400 << 20);
+    let body = format!(
+        "[health]\nstorage_min_free_percent = 30\n[[storage]]\nid = \"main\"\npath = \"{}\"\nsize = \"64MiB\"\n\
+         segment_size = \"2MiB\"\nsync_interval_ms = 200\n\n[[camera]]\nid = \"door\"\nsource = \"demo:\"\n\
+         record = \"continuous\"\n[camera.motion]\nenabled = false\n",
+        mount.dir.join("main").display()
+    );
+    let rec = RecorderProc::start(&tmp.path().join("data"), &body);
+    rec.wait_frames("door", 25, Duration::from_secs(30));
+    let start = get_json(&rec.url("/api/v1/events?limit=0"))["newest"].as_u64().unwrap();
+    // The watcher runs every 500 ms: a 1 s long poll after the first frames saw its rounds.
+    let quiet = get_json(&rec.url(&format!("/api/v1/events?after={start}&wait=1")));
+    let all = events_after(&rec, 0);
+    assert!(of_kind(&all, "storage_disk_low").is_empty(), "plenty free at first: {all:?} {quiet}");
+
+    // Fill the filesystem to about 10 % free.
+    let total: u64 = 400 << 20;
+    let fill = df_avail_bytes(&mount.dir).saturating_sub(total / 10);
+    let filler = mount.dir.join("filler");
+    run_tool("fallocate", &["-l".as_ref(), fill.to_string().as_ref(), filler.as_os_str()]);
+    let low = wait_for(Duration::from_secs(10), || {
+        let list = events_after(&rec, start);
+        of_kind(&list, "storage_disk_low").first().map(|e| (*e).clone())
+    })
+    .unwrap_or_else(|| panic!("no storage_disk_low: {:?}", events_after(&rec, start)));
+    assert_eq!(low["storage"], "main", "{low}");
+    assert_eq!(low["data"]["threshold"], 30.0, "{low}");
+    assert!(low["data"]["free_percent"].as_f64().unwrap() < 30.0, "{low}");
+
+    std::fs::remove_file(&filler).unwrap();
+    let list = wait_for(Duration::from_secs(10), || {
+        let list = events_after(&rec, start);
+        (!of_kind(&list, "storage_disk_ok").is_empty()).then_some(list)
+    })
+    .unwrap_or_else(|| panic!("no storage_disk_ok: {:?}", events_after(&rec, start)));
+    assert_eq!(of_kind(&list, "storage_disk_low").len(), 1, "one per crossing: {list:?}");
+    assert_eq!(of_kind(&list, "storage_disk_ok").len(), 1, "{list:?}");
+    assert!(of_kind(&list, "storage_unavailable").is_empty(), "{list:?}");
+    let frames = rec.camera("door")["frames_received"].as_u64().unwrap();
+    rec.wait_frames("door", frames + 10, Duration::from_secs(10));
+    assert_eq!(rec.camera("door")["state"], "recording");
+    assert!(rec.stop());
+    drop(mount);
+}

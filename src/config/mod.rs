@@ -1612,6 +1612,30 @@ mod tests {
         assert_eq!(c.storages[0].sync_interval, Duration::from_millis(1000));
     }
 
+    /// Issue 16 (IC-3, IC-10): `[site]` and `[health]` parse into their settings, default to the
+    /// hostname and to every threshold off, and a bad value names file, line and key.
+    #[test]
+    fn ic3_ic10_site_and_health_sections() {
+        let base = "version = 1\n[[storage]]\nid = \"a\"\nsize = \"64MiB\"\n";
+        let c = Config::parse("x.toml", base, None).unwrap();
+        assert_eq!(c.site, crate::status::SiteSettings { name: None });
+        assert_eq!(c.health, crate::status::HealthSettings::default());
+        let text = format!("{base}[site]\nname = \"Bus 12\"\n[health]\nmemory_percent = 90\ncpu_percent = 95.5\ntemperature_celsius = 80\nstorage_min_free_percent = 5\nhysteresis = 2\n");
+        let c = Config::parse("x.toml", &text, None).unwrap();
+        assert_eq!(c.site.name.as_deref(), Some("Bus 12"));
+        let h = &c.health;
+        assert_eq!(
+            (h.memory_percent, h.cpu_percent, h.temperature_celsius, h.storage_min_free_percent, h.hysteresis),
+            (Some(90.0), Some(95.5), Some(80.0), Some(5.0), 2.0)
+        );
+        let e = Config::parse("x.toml", &format!("{base}[site]\nname = \" padded\"\n"), None).unwrap_err();
+        assert!(e.msg().starts_with("x.toml:6: key `site.name`"), "{}", e.msg());
+        let e = Config::parse("x.toml", &format!("{base}[health]\nmemory_percent = 101\n"), None).unwrap_err();
+        assert_eq!(e.msg(), "x.toml:6: key `health.memory_percent`: 101 is outside 0..=100");
+        let e = Config::parse("x.toml", &format!("{base}[health]\ndisk = 1\n"), None).unwrap_err();
+        assert!(e.msg().starts_with("x.toml:6: unknown field `disk`"), "{}", e.msg());
+    }
+
     #[test]
     fn errors_name_file_line_key_and_reason() {
         let text = "version = 1\n[[storage]]\nid = \"a\"\nsize = \"2GiB\"\nretention_days = 0\n";
