@@ -276,7 +276,16 @@ fn requested_range(ctx: &Ctx, call: &Call) -> Result<(i64, i64), Error> {
 pub(super) fn retrieve(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> {
     let r = answer(ctx, call, id);
     if call.req.header("Range").is_none() {
-        call.audit(ctx, &r, "");
+        // A refusal the handler answers itself (503: the per-client cap, the window) is audited
+        // as failed, not granted.
+        let outcome: Result<(), Error> = match &r {
+            Ok(resp) if resp.status >= 400 => {
+                Err(crate::err!(Unavailable, "refused with {} (interconnect policy)", resp.status))
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(Error::new(e.kind(), e.msg())),
+        };
+        call.audit(ctx, &outcome, "");
     }
     r
 }
