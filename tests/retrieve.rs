@@ -156,6 +156,12 @@ fn ic4_retrieval_equals_export_resumes_and_obeys_the_policy() {
     let (_, exact_walls, _) = decode(&exact.body);
     assert!(exact_walls.iter().all(|&w| w >= from) && exact_walls.len() < walls.len());
 
+    // Longer than an hour: asked in pieces.
+    let long = format!("/api/v1/cameras/cam/retrieve?from={}&to={}", rfc3339(from), rfc3339(from + 3_600_000_001));
+    let long = get(&rec, ADMIN, &long, &[]);
+    assert_eq!(long.status, 400, "{}", long.text());
+    assert!(long.text().contains("at most 1 hour"), "{}", long.text());
+
     // IC-7: N seconds around an event; an event the caller cannot see is a missing one.
     let raised = post(&rec, "/api/v1/events/door_opened?cameras=cam");
     let at = raised["time"].as_str().unwrap().parse::<jiff::Timestamp>().unwrap().as_microsecond();

@@ -421,9 +421,10 @@ impl ExportPlan {
         Self::plan_tiers(&tiers, camera, from_us, to_us, true)
     }
 
-    /// The frames kept by `plan_with_frames`, in file order (empty otherwise).
-    pub(crate) fn frames(&self) -> &[PlannedFrame] {
-        &self.frames
+    /// Takes the frames kept by `plan_with_frames`, in file order (empty otherwise), so the plan
+    /// that serves the bytes no longer holds them.
+    pub(crate) fn take_frames(&mut self) -> Vec<PlannedFrame> {
+        std::mem::take(&mut self.frames)
     }
 
     /// The sample entry of each track: video, then audio when the export has it.

@@ -231,13 +231,22 @@ impl RetrievePlan {
         to_us: i64,
         align: Align,
     ) -> Result<RetrievePlan, Error> {
-        let export = ExportPlan::plan_with_frames(storages, camera, from_us, to_us)?;
-        Self::over(Arc::new(export), camera, from_us, to_us, align)
+        let mut export = ExportPlan::plan_with_frames(storages, camera, from_us, to_us)?;
+        // The layout needs the frames once; the plan that reads the bytes keeps none of them.
+        let planned = export.take_frames();
+        Self::over(Arc::new(export), &planned, camera, from_us, to_us, align)
     }
 
-    fn over(export: Arc<ExportPlan>, camera: &str, from_us: i64, to_us: i64, align: Align) -> Result<Self, Error> {
+    fn over(
+        export: Arc<ExportPlan>,
+        planned: &[super::export::PlannedFrame],
+        camera: &str,
+        from_us: i64,
+        to_us: i64,
+        align: Align,
+    ) -> Result<Self, Error> {
         let wanted = |f: &&super::export::PlannedFrame| align == Align::Key || f.wall_us >= from_us;
-        let first_video = export.frames().iter().filter(wanted).find(|f| f.track == 0).ok_or_else(|| {
+        let first_video = planned.iter().filter(wanted).find(|f| f.track == 0).ok_or_else(|| {
             crate::err!(
                 NotFound,
                 "no recordings of camera {camera:?} between {} and {}",
@@ -258,7 +267,7 @@ impl RetrievePlan {
                 sample_entry: Arc::new(e.clone()),
             })
             .collect();
-        let mut items = Vec::with_capacity(export.frames().len() + 8);
+        let mut items = Vec::with_capacity(planned.len() + 8);
         let mut pos = 0u64;
         let mut push = |items: &mut Vec<Item>, what: What| {
             let item = Item { pos, what };
@@ -269,7 +278,7 @@ impl RetrievePlan {
         let mut declared = [false; 2];
         let mut stretch = None;
         let mut frames = 0u64;
-        for f in export.frames().iter().filter(wanted) {
+        for f in planned.iter().filter(wanted) {
             let track = usize::from(f.track);
             let entry = entries
                 .get(track)

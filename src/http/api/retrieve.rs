@@ -31,9 +31,10 @@ use crate::status::{InterconnectSnapshot, RetrievalClientSnapshot};
 use crate::store::retrieve::{Align, RetrievalPolicy, RetrievePlan, MEDIA_TYPE};
 use crate::time::format_rfc3339;
 
-/// Longest range one retrieval may ask for: a day (the plan holds every frame of it in memory;
-/// a central site asks for longer spans in pieces).
-pub(crate) const MAX_SPAN_US: i64 = 24 * 3600 * 1_000_000;
+/// Longest range one retrieval may ask for: an hour. The plan holds every frame's place in
+/// memory (~50 bytes each: 13 MB for an hour of 25 fps video and 48 kHz AAC); a central site asks
+/// for longer spans in pieces.
+pub(crate) const MAX_SPAN_US: i64 = 3600 * 1_000_000;
 /// Longest `before` / `after` around an event, in seconds.
 const MAX_AROUND_EVENT_S: u64 = 3600;
 /// Defaults of `before` / `after` around an event, in seconds.
@@ -275,7 +276,16 @@ fn requested_range(ctx: &Ctx, call: &Call) -> Result<(i64, i64), Error> {
 pub(super) fn retrieve(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> {
     let r = answer(ctx, call, id);
     if call.req.header("Range").is_none() {
-        call.audit(ctx, &r, "");
+        // A refusal the handler answers itself (503: the per-client cap, the window) is audited
+        // as failed, not granted.
+        let outcome: Result<(), Error> = match &r {
+            Ok(resp) if resp.status >= 400 => {
+                Err(crate::err!(Unavailable, "refused with {} (interconnect policy)", resp.status))
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(Error::new(e.kind(), e.msg())),
+        };
+        call.audit(ctx, &outcome, "");
     }
     r
 }
@@ -296,7 +306,7 @@ fn answer(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> {
     if to - from > MAX_SPAN_US {
         return Err(crate::err!(
             InvalidArgument,
-            "a retrieval spans at most 24 hours (from {} to {} is longer); ask for longer spans in pieces",
+            "a retrieval spans at most 1 hour (from {} to {} is longer); ask for longer spans in pieces",
             format_rfc3339(from),
             format_rfc3339(to)
         ));
