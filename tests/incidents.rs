@@ -1136,8 +1136,9 @@ fn export_video_packets(rec: &RecorderProc, dir: &std::path::Path, camera: &str,
 /// falls back to the one at or before its start. The demo clip (real H.264 from the GStreamer
 /// RTSP server) has a key frame every second; the key frame after a start in the middle of a GOP
 /// is found from the camera's own exports (their packet count falls there), and the PDF's
-/// embedded JPEGs (`pdfimages -j`) are compared: [x, t) shows the same picture as [k, t) (k
-/// that key frame), and [x, k - 2 ms) the picture before it.
+/// embedded JPEGs (`pdfimages -j`) are compared: [x, t) shows the same picture as [b, t) (b less
+/// than 1 ms before that key frame k, so k is the first at or after b too), and [x, k - 2 ms),
+/// which holds no key frame, the picture before it.
 #[test]
 fn im8_report_thumbnail_is_the_first_key_frame_at_or_after_the_sequence_start() {
     let tmp = temp_dir();
@@ -1162,14 +1163,15 @@ fn im8_report_thumbnail_is_the_first_key_frame_at_or_after_the_sequence_start() 
             lo = mid;
         }
     }
-    let k = hi;
+    // The key frame k lies in (lo, hi], less than 1 ms after lo.
+    let (before_k, k) = (lo, hi);
     let seq = |a: i64, b: i64| json!({"camera": "door", "start_wall_us": a, "end_wall_us": b});
     let p = ok(
         &rec,
         None,
         "POST",
         "/api/v1/incidents/projects",
-        Some(json!({"name": "Thumbnails", "sequences": [seq(x, t), seq(x, k - 2_000), seq(k, t)]})),
+        Some(json!({"name": "Thumbnails", "sequences": [seq(x, t), seq(x, k - 2_000), seq(before_k, t)]})),
         201,
     );
     let r = get_bytes(&rec, None, &format!("/api/v1/incidents/projects/{}/report.pdf", p["id"]));
@@ -1179,8 +1181,8 @@ fn im8_report_thumbnail_is_the_first_key_frame_at_or_after_the_sequence_start() 
     std::fs::write(&pdf, &r.body).unwrap();
     let out = std::process::Command::new("pdfimages").arg("-j").arg(&pdf).arg(dir.join("img")).output().unwrap();
     assert!(out.status.success(), "pdfimages: {}", String::from_utf8_lossy(&out.stderr));
-    // The sequences in the report's order (start, then id): [x, t), [x, k - 2 ms), [k, t).
+    // The sequences in the report's order (start, then id): [x, t), [x, k - 2 ms), [before_k, t).
     let images: Vec<Vec<u8>> = (0..3).map(|i| std::fs::read(dir.join(format!("img-{i:03}.jpg"))).unwrap()).collect();
-    assert!(images[0] == images[2], "[x, t) shows the key frame at or after x, as [k, t) does");
+    assert!(images[0] == images[2], "[x, t) shows the key frame at or after x, as [before_k, t) does");
     assert!(images[0] != images[1], "[x, k - 2 ms) holds no key frame: the one before x, another picture");
 }

@@ -1,5 +1,6 @@
-//! What both store benchmarks need: a synthetic camera that feeds a storage writer through its
-//! public handle, exactly as ingest does, and a storage on the project's own filesystem.
+//! What the store benchmarks need: a synthetic camera that feeds a storage writer through its
+//! public handle, exactly as ingest does, and a storage on the project's own filesystem (the
+//! incident report figure uses the storage only).
 
 use std::path::Path;
 use std::sync::Arc;

@@ -204,33 +204,6 @@ CREATE TABLE project_lock (
 CREATE INDEX project_lock_by_project ON project_lock (project_id, id);
 "#;
 
-/// Version 3 (review D finding 5): comments are indexed one row each as they are added, so a
-/// comment costs its own words, not a rewrite of every comment of its project. `project_text`
-/// keeps a project's name and description; `comment_text` indexes `project_comment` (an FTS5
-/// external-content table: the text is stored once, in `project_comment`), kept by triggers in
-/// the transaction of every insert and delete (also the cascade of a project's delete or
-/// expiry, I3). A text filter matches a project when each word is in its name, description or
-/// any of its comments (`list_projects`).
-const SCHEMA_V3: &str = r#"
-DROP TABLE project_text;
--- Words of a project's name and description (rowid = project id), for the list's text filter.
-CREATE VIRTUAL TABLE project_text USING fts5 (name, description);
-INSERT INTO project_text (rowid, name, description) SELECT id, name, description FROM project;
--- Words of each comment (rowid = comment id), for the list's text filter.
-CREATE VIRTUAL TABLE comment_text USING fts5 (text, content = 'project_comment', content_rowid = 'id');
-INSERT INTO comment_text (comment_text) VALUES ('rebuild');
-CREATE TRIGGER project_comment_indexed AFTER INSERT ON project_comment BEGIN
-  INSERT INTO comment_text (rowid, text) VALUES (new.id, new.text);
-END;
-CREATE TRIGGER project_comment_unindexed AFTER DELETE ON project_comment BEGIN
-  INSERT INTO comment_text (comment_text, rowid, text) VALUES ('delete', old.id, old.text);
-END;
-CREATE TRIGGER project_comment_reindexed AFTER UPDATE OF text ON project_comment BEGIN
-  INSERT INTO comment_text (comment_text, rowid, text) VALUES ('delete', old.id, old.text);
-  INSERT INTO comment_text (rowid, text) VALUES (new.id, new.text);
-END;
-"#;
-
 /// The incident database's versions (sqlite.rs Q1). New with issue 15: no file from before
 /// versions were kept.
 pub(crate) static VERSIONS: sqlite::Schema = sqlite::Schema {
@@ -245,11 +218,6 @@ pub(crate) static VERSIONS: sqlite::Schema = sqlite::Schema {
             version: 2,
             what: "the evidence locks a project's protect action made (IM-7)",
             step: sqlite::Step::Sql(SCHEMA_V2),
-        },
-        sqlite::Migration {
-            version: 3,
-            what: "comments indexed one row each as they are added (review D finding 5)",
-            step: sqlite::Step::Sql(SCHEMA_V3),
         },
     ],
     readable_from: 1,
@@ -912,8 +880,8 @@ impl IncidentDb {
         .map_err(sq("add comment"))?;
         let cid = tx.last_insert_rowid();
         touch(&tx, id, user, now_us)?;
-        // The comment's words are indexed by the insert's trigger (schema v3), nothing else.
         log(&tx, id, now_us, user, "comment_added", &format!("comment {cid}"))?;
+        index_text(&tx, id)?;
         tx.commit().map_err(sq("commit comment"))?;
         Ok(Comment { id: cid, author: user.to_owned(), wall_us: now_us, text: text.to_owned() })
     }
@@ -1159,15 +1127,21 @@ impl IncidentDb {
                 );
                 (from, "d.project_id")
             }
-            (None, Some(terms)) => {
-                let from = format!("({}) d JOIN project p ON p.id = d.id WHERE 1", text_matches(terms, &mut arg));
-                (from, "d.id")
+            (None, Some(t)) => {
+                let from = format!(
+                    "project_text d JOIN project p ON p.id = d.rowid WHERE project_text MATCH {}",
+                    arg(t.clone().into())
+                );
+                (from, "d.rowid")
             }
             (None, None) => ("project p WHERE 1".to_owned(), "p.id"),
         };
         let mut sql = format!("SELECT p.id FROM {from}");
-        if let (Some(_), Some(terms)) = (filter.category, &text) {
-            sql += &format!(" AND p.id IN ({})", text_matches(terms, &mut arg));
+        if let (Some(_), Some(t)) = (filter.category, &text) {
+            sql += &format!(
+                " AND p.id IN (SELECT rowid FROM project_text WHERE project_text MATCH {})",
+                arg(t.clone().into())
+            );
         }
         if let Some(t) = filter.type_id {
             sql += &format!(" AND p.type_id = {}", arg(t.into()));
@@ -1436,12 +1410,14 @@ fn insert_sequences(
     Ok(out)
 }
 
-/// Rewrites project `id`'s row of the text index from its name and description (its comments
-/// are indexed one by one, schema v3).
+/// Rewrites project `id`'s row of the text index from its name, description and comments.
 fn index_text(tx: &Connection, id: i64) -> Result<(), Error> {
     tx.execute("DELETE FROM project_text WHERE rowid = ?1", [id]).map_err(sq("index text"))?;
     tx.execute(
-        "INSERT INTO project_text (rowid, name, description) SELECT id, name, description FROM project WHERE id = ?1",
+        "INSERT INTO project_text (rowid, name, description, comments)
+         SELECT p.id, p.name, p.description,
+                coalesce((SELECT group_concat(text, ' ') FROM project_comment c WHERE c.project_id = p.id), '')
+         FROM project p WHERE p.id = ?1",
         [id],
     )
     .map_err(sq("index text"))?;
@@ -1460,12 +1436,11 @@ fn delete_projects(tx: &Connection, ids: &[i64]) -> Result<(), Error> {
 /// At most this many words in a text filter (review D finding 6: more is refused, not cut).
 const MAX_TEXT_WORDS: usize = 16;
 
-/// The FTS5 terms for free text, one per word: each must occur as a word prefix (in a project's
-/// name, description or one of its comments, `list_projects`). Words are quoted, so no FTS5
-/// syntax in the text is interpreted. A text with no word (`#`, `-`) or with more than
+/// The FTS5 query for free text: every word must occur as a word prefix. Words are quoted, so
+/// no FTS5 syntax in the text is interpreted. A text with no word (`#`, `-`) or with more than
 /// `MAX_TEXT_WORDS` words is 400: dropping it would answer every project as a match, and cutting
 /// it would answer more than was asked (review D finding 6).
-fn fts_query(text: &str) -> Result<Vec<String>, Error> {
+fn fts_query(text: &str) -> Result<String, Error> {
     let words: Vec<String> = text
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
@@ -1481,26 +1456,7 @@ fn fts_query(text: &str) -> Result<Vec<String>, Error> {
             words.len()
         ));
     }
-    Ok(words)
-}
-
-/// The ids (column `id`) of the projects holding every term of `terms`, each in the project's
-/// name or description (`project_text`) or in one of its comments (`comment_text`); `arg` binds
-/// a parameter and returns its placeholder.
-fn text_matches(terms: &[String], arg: &mut impl FnMut(rusqlite::types::Value) -> String) -> String {
-    terms
-        .iter()
-        .map(|t| {
-            format!(
-                "SELECT id FROM (SELECT rowid AS id FROM project_text WHERE project_text MATCH {a} \
-                 UNION SELECT c.project_id FROM comment_text t JOIN project_comment c ON c.id = t.rowid \
-                 WHERE comment_text MATCH {b})",
-                a = arg(t.clone().into()),
-                b = arg(t.clone().into())
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" INTERSECT ")
+    Ok(words.join(" "))
 }
 
 #[cfg(test)]

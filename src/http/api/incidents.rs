@@ -5,7 +5,8 @@
 //! - project create and delete → the project's log (written by `IncidentDb` in the change's
 //!   transaction, I4) and the audit log; a deleted project's log goes with it (I3), so the audit
 //!   line is what stays of a delete;
-//! - report generated (IM-8) → the project's log and the audit log;
+//! - report generated (IM-8) and sequences protected (IM-7, evidence locks) → the project's log
+//!   and the audit log;
 //! - open (GET of one project), export (IM-9), edits, comments, calls, sequence add and remove →
 //!   the project's log only: these handlers never call `Call::audit`, and the dispatcher audits
 //!   only refusals (`respond::exit`), which are access decisions, not incident activity.
