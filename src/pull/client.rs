@@ -32,6 +32,17 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A response head that takes longer fails.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Bytes hyper reads from the connection at a time: body pieces stay this small, so the mirror's
+/// durable points and bandwidth cap act on small steps (a throttled reader would otherwise get
+/// hyper's whole grown buffer, hundreds of KiB, at once).
+const READ_BYTES: usize = 16 * 1024;
+
+fn http1() -> hyper::client::conn::http1::Builder {
+    let mut b = hyper::client::conn::http1::Builder::new();
+    b.read_buf_exact_size(Some(READ_BYTES));
+    b
+}
+
 /// A request body of at most one piece (the login's JSON, or nothing).
 struct OneShot(Option<Bytes>);
 
@@ -170,18 +181,16 @@ impl Client {
                     .await
                     .map_err(|e| unavailable("TLS handshake", &e))?
                     .map_err(|e| unavailable("TLS handshake", &e))?;
-                let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-                    .await
-                    .map_err(|e| unavailable("HTTP", &e))?;
+                let (sender, conn) =
+                    http1().handshake(hyper_util::rt::TokioIo::new(tls)).await.map_err(|e| unavailable("HTTP", &e))?;
                 tokio::spawn(async move {
                     let _ = conn.await;
                 });
                 sender
             }
             None => {
-                let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-                    .await
-                    .map_err(|e| unavailable("HTTP", &e))?;
+                let (sender, conn) =
+                    http1().handshake(hyper_util::rt::TokioIo::new(tcp)).await.map_err(|e| unavailable("HTTP", &e))?;
                 tokio::spawn(async move {
                     let _ = conn.await;
                 });

@@ -128,6 +128,8 @@ struct CamRun {
     /// The remote run the last frame written belonged to, and the local run it was written as.
     remote_run: Option<u64>,
     local_run: u64,
+    /// Wall time of the last frame handed to the writer by this process.
+    last_written_us: Option<i64>,
     /// Set after a refusal the camera cannot get past by retrying soon (404, 403).
     refused_until_mono: Option<Duration>,
 }
@@ -156,6 +158,13 @@ async fn wait(stop: &Shutdown, d: Duration) -> bool {
 async fn flush(storage: &StorageHandle) -> bool {
     let h = storage.clone();
     tokio::task::spawn_blocking(move || h.flush(FLUSH_TIMEOUT)).await.unwrap_or(false)
+}
+
+/// Whether the site's account sees camera `remote` (`GET /api/v1/cameras` lists only the
+/// cameras it may read, PR-11).
+async fn camera_visible(client: &mut Client, remote: &str) -> Result<bool, Error> {
+    let v = client.get_json("/api/v1/cameras").await?;
+    Ok(v["cameras"].as_array().is_some_and(|a| a.iter().any(|c| c["id"].as_str() == Some(remote))))
 }
 
 /// `us` down to a whole millisecond: the request times (RFC 3339 with milliseconds) say
@@ -487,6 +496,16 @@ impl SiteMirror {
         }
         let resp = client.get(&path, &headers).await?;
         let status = resp.status();
+        if status == StatusCode::NOT_FOUND && camera_visible(client, &cam.remote).await? {
+            // The remote answers 404 for a range it holds nothing of: an empty window, not a
+            // missing camera (that one is not in the account's camera list, PR-11).
+            return Ok(crate::store::retrieve::WireEnd {
+                frames: 0,
+                from_us: job.from_us,
+                to_us: job.to_us,
+                covered_us: Vec::new(),
+            });
+        }
         let etag = resp.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         let mut decoder = match (status, &saved) {
             (StatusCode::PARTIAL_CONTENT, Some(t)) => {
@@ -541,12 +560,20 @@ impl SiteMirror {
             entries: Vec::new(),
             run: decoder.run(),
         };
-        // Frames the store already holds (written after the last cursor commit, before a kill -9)
-        // are not written twice: everything before the end of what it holds in the range is skipped.
-        let held_end = crate::store::recordings(&storage.path, &cam.local, job.from_us.min(job.to_us - 1), job.to_us)
-            .ok()
-            .and_then(|r| r.last().map(|r| r.end_wall_us))
-            .unwrap_or(i64::MIN);
+        // Frames written already are not written twice. In this process the mirror knows the
+        // last one it handed over (a resumed transfer restarts at the last durable key frame, so
+        // frames up to it come again and are skipped; the writer's run goes on). After a restart
+        // it asks the store (frames the writer synced past the last cursor commit, before a kill
+        // -9): everything before the end of what it holds in the range is skipped.
+        let skip_through = match run.last_written_us {
+            // Within (or just before, a key frame's pre-roll) this job's range only: a job of an
+            // earlier range (ranges, events) skips nothing for it.
+            Some(w) if w < job.to_us && w >= job.from_us - WINDOW_US => w,
+            _ => crate::store::recordings(&storage.path, &cam.local, job.from_us.min(job.to_us - 1), job.to_us)
+                .ok()
+                .and_then(|r| r.last().map(|r| r.end_wall_us - 1))
+                .unwrap_or(i64::MIN),
+        };
         let mut sample_entries: HashMap<(StreamKind, u32), Arc<SampleEntry>> =
             decoder.entries().into_iter().map(|e| ((e.stream, e.entry), e.sample_entry)).collect();
         self.with_camera(i, |c| c.transfer = Some((job.from_us, job.to_us, 0)));
@@ -615,7 +642,7 @@ impl SiteMirror {
                         run.remote_run = Some(id);
                     }
                     WireRecord::Frame(f) => {
-                        if f.wall_us < held_end {
+                        if f.wall_us <= skip_through {
                             continue;
                         }
                         let entry = sample_entries.get(&(f.stream, f.entry)).cloned().ok_or_else(|| {
@@ -647,6 +674,7 @@ impl SiteMirror {
                             temporary_keep_us: None,
                         };
                         self.send(storage, frame).await?;
+                        run.last_written_us = Some(f.wall_us);
                         stats.frames_received.fetch_add(1, Ordering::Relaxed);
                         stats.bytes_received.fetch_add(len, Ordering::Relaxed);
                         stats.last_frame_wall_us.store(f.wall_us, Ordering::Relaxed);

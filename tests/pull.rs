@@ -1,0 +1,374 @@
+//! Issue 16 (IC-1..IC-7, IC-10, IC-12): `edgerec pull`, the central side, against a real remote
+//! `edgerec run` that records the GStreamer RTSP server, over HTTPS with a pinned certificate.
+//! Two real processes on loopback; the central's mirrored recordings are compared with the
+//! remote's own export frame for frame (ffmpeg `framemd5` of the video packets).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use common::recorder::{now_us, rfc3339, RecorderProc, ADMIN, ADMIN_PASSWORD};
+use common::{edgerec_bin, free_local_port, http_get, wait_for, RtspServer};
+
+/// The remote's storage: frames durable after half a second, so the mirror's lag can be short.
+const REMOTE_STORAGE: &str =
+    "[[storage]]\nid = \"main\"\nsize = \"256MiB\"\nsegment_size = \"8MiB\"\nsync_interval_ms = 500\n";
+
+/// A remote `edgerec run` with HTTPS on loopback and its certificate's SHA-256.
+struct Remote {
+    rec: RecorderProc,
+    tls_port: u16,
+    sha256: String,
+}
+
+fn start_remote(dir: &Path, rtsp_url: &str) -> Remote {
+    let tls_port = free_local_port();
+    let body = format!("{REMOTE_STORAGE}[[camera]]\nid = \"cam1\"\nsource = \"{rtsp_url}\"\n");
+    let rec = RecorderProc::start_with_server(
+        dir,
+        &format!("tls_listen = \"127.0.0.1:{tls_port}\"\n"),
+        &body,
+        free_local_port(),
+    );
+    let sha256 = cert_sha256(&dir.join("tls").join("cert.pem"));
+    Remote { rec, tls_port, sha256 }
+}
+
+/// The SHA-256 of the PEM certificate's DER, as `openssl x509 -fingerprint -sha256` prints it.
+fn cert_sha256(pem: &Path) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let text = std::fs::read_to_string(pem).unwrap();
+    let b64: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+    sha2::Sha256::digest(&der).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+}
+
+/// `method path` on the remote as its administrator; asserts success.
+fn admin(remote: &Remote, method: &str, path: &str, body: Value) {
+    let (s, v) = remote.rec.call_as((ADMIN, ADMIN_PASSWORD), method, path, &[], Some(&body));
+    assert_eq!(s, 200, "{method} {path}: {v}");
+}
+
+/// A role and a user of it on the remote (the account a central site logs in with, IC-2).
+fn remote_account(remote: &Remote, user: &str, grants: Value) {
+    admin(remote, "PUT", &format!("/api/v1/roles/{user}-role"), json!({ "grants": grants }));
+    admin(
+        remote,
+        "POST",
+        "/api/v1/users",
+        json!({"name": user, "password": format!("{user}-Pass-1"), "roles": [format!("{user}-role")]}),
+    );
+}
+
+/// One `[[remote_site]]` for `user` on `remote`, with its password file (0600), and `camera`
+/// lines under its one `[[remote_site.camera]]` (remote cam1).
+fn site_toml(
+    dir: &Path,
+    remote: &Remote,
+    name: &str,
+    user: &str,
+    password: &str,
+    site_extra: &str,
+    camera: &str,
+) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let pw = dir.join(format!("{name}.password"));
+    std::fs::write(&pw, format!("{password}\n")).unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    format!(
+        "[[remote_site]]\nname = \"{name}\"\nurl = \"https://127.0.0.1:{}\"\nuser = \"{user}\"\npassword_file = \"{}\"\n\
+         tls_sha256 = \"{}\"\nlag_seconds = 2\n{site_extra}[[remote_site.camera]]\nremote = \"cam1\"\n{camera}",
+        remote.tls_port,
+        pw.display(),
+        remote.sha256
+    )
+}
+
+/// The central: `edgerec pull --config` with its own storage and the test administrator.
+struct Central {
+    child: Option<Child>,
+    port: u16,
+    config: PathBuf,
+    log: PathBuf,
+}
+
+impl Central {
+    fn start(dir: &Path, sites: &str) -> Central {
+        std::fs::create_dir_all(dir).unwrap();
+        let port = free_local_port();
+        let config = dir.join("central.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "version = 1\n[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\
+                 [[storage]]\nid = \"main\"\nsize = \"256MiB\"\nsegment_size = \"8MiB\"\nsync_interval_ms = 1000\n{sites}",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        common::recorder::add_user(&config, ADMIN, ADMIN_PASSWORD, &["--admin"]);
+        Central::launch(config, port)
+    }
+
+    fn launch(config: PathBuf, port: u16) -> Central {
+        let dir = config.parent().unwrap().to_owned();
+        let log = (0..).map(|n| dir.join(format!("pull-{n}.log"))).find(|p| !p.exists()).unwrap();
+        let child = Command::new(edgerec_bin())
+            .args(["pull", "--config"])
+            .arg(&config)
+            .env("EDGEREC_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let c = Central { child: Some(child), port, config, log };
+        assert!(
+            wait_for(Duration::from_secs(30), || http_get(&c.url("/healthz")).ok().filter(|r| r.status == 200))
+                .is_some(),
+            "central did not come up: {}",
+            c.log_text()
+        );
+        c
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{ADMIN}:{ADMIN_PASSWORD}@127.0.0.1:{}{path}", self.port)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn status(&self) -> Value {
+        http_get(&self.url("/api/v1/status")).unwrap().json()
+    }
+
+    /// The `pull` object's site `site`.
+    fn site(&self, site: &str) -> Value {
+        let s = self.status();
+        s["pull"]["sites"].as_array().unwrap().iter().find(|x| x["name"] == site).cloned().unwrap_or_default()
+    }
+
+    fn kill9(mut self) -> (PathBuf, u16) {
+        let mut child = self.child.take().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        (self.config.clone(), self.port)
+    }
+}
+
+impl Drop for Central {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn ts(v: &Value) -> i64 {
+    v.as_str().unwrap().parse::<jiff::Timestamp>().unwrap().as_microsecond()
+}
+
+/// (from, to) of each range of a status range list.
+fn ranges(v: &Value) -> Vec<(i64, i64)> {
+    v.as_array().map(|a| a.iter().map(|r| (ts(&r["from"]), ts(&r["to"]))).collect()).unwrap_or_default()
+}
+
+/// The MD5 of every video packet of an MP4, in order (`ffmpeg -f framemd5`, no decoding).
+fn frame_md5s(path: &Path) -> Vec<String> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:v:0", "-c", "copy", "-f", "framemd5", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ffmpeg framemd5: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(',').next().map(|h| h.trim().to_owned()))
+        .collect()
+}
+
+/// Exports `camera` over [from, to) from `url_of` (a recorder's URL maker) into `path`.
+fn export(url: &str, path: &Path) {
+    let r = http_get(url).unwrap();
+    assert_eq!(r.status, 200, "export: {}", r.text());
+    std::fs::write(path, &r.body).unwrap();
+}
+
+fn export_query(camera: &str, from: i64, to: i64) -> String {
+    format!("/api/v1/cameras/{camera}/export.mp4?from={}&to={}", rfc3339(from), rfc3339(to))
+}
+
+/// Issue 16 (IC-4b, IC-10, IC-2, IC-12): a continuous mirror holds the remote's frames byte for
+/// byte (the central's export equals the remote's, frame for frame), status shows the link up and
+/// the retrieved range; in the same central, a site whose account lacks
+/// `retrieve_remote_recordings` and one whose account may not read the camera retrieve nothing,
+/// say why, and do not disturb the first site.
+#[test]
+fn ic4b_mirror_equals_remote_frame_for_frame_and_accounts_without_rights_retrieve_nothing() {
+    let tmp = common::temp_dir();
+    let rtsp = RtspServer::start(&[("/cam", "live:h264")]);
+    let remote = start_remote(&tmp.path().join("remote"), &rtsp.url("/cam"));
+    let camera_rights = |allow_read: bool| {
+        let mut g = vec![json!({"permission": "playback", "camera": "cam1", "allow": true})];
+        if allow_read {
+            g.push(json!({"permission": "read", "camera": "cam1", "allow": true}));
+            g.push(json!({"permission": "export", "camera": "cam1", "allow": true}));
+        }
+        g
+    };
+    let mut full = camera_rights(true);
+    full.push(json!({"permission": "retrieve_remote_recordings", "allow": true}));
+    remote_account(&remote, "central", Value::Array(full));
+    remote_account(&remote, "noretrieve", Value::Array(camera_rights(true)));
+    let mut no_read = camera_rights(false);
+    no_read.push(json!({"permission": "retrieve_remote_recordings", "allow": true}));
+    remote_account(&remote, "noread", Value::Array(no_read));
+    // The remote records a few seconds before the central starts: the mirror begins in the past.
+    assert!(
+        wait_for(Duration::from_secs(30), || remote
+            .rec
+            .recordings("cam1")
+            .first()
+            .filter(|(s, e)| e - s > 4_000_000)
+            .cloned())
+        .is_some(),
+        "the remote records: {}",
+        remote.rec.log_text()
+    );
+    let cdir = tmp.path().join("central");
+    std::fs::create_dir_all(&cdir).unwrap();
+    let cam = "history_seconds = 120\n";
+    let sites = [
+        site_toml(&cdir, &remote, "ok", "central", "central-Pass-1", "", cam),
+        site_toml(&cdir, &remote, "nr", "noretrieve", "noretrieve-Pass-1", "", cam),
+        site_toml(&cdir, &remote, "nd", "noread", "noread-Pass-1", "", cam),
+    ]
+    .concat();
+    let central = Central::start(&cdir, &sites);
+    let rec_start = remote.rec.recordings("cam1")[0].0;
+    // The mirror catches up to now − lag and follows: wait until it holds 9 s of the recording.
+    let held = wait_for(Duration::from_secs(60), || {
+        let site = central.site("ok");
+        let r = ranges(&site["cameras"][0]["retrieved"]);
+        r.last().filter(|(a, b)| *a <= rec_start && *b >= rec_start + 9_000_000).cloned()
+    });
+    assert!(held.is_some(), "9 s not mirrored: {}\n{}", central.status()["pull"], central.log_text());
+    let ok = central.site("ok");
+    assert_eq!(ok["link"], "up", "{ok}");
+    assert!(ok["last_error"].is_null(), "{ok}");
+    assert_eq!(ok["cameras"][0]["camera"], "ok-cam1");
+    // The mirrored camera is a camera of the central like a local one.
+    let cams = central.status()["cameras"].clone();
+    let c = cams.as_array().unwrap().iter().find(|c| c["id"] == "ok-cam1").cloned().unwrap();
+    assert!(c["frames_received"].as_u64().unwrap() > 150, "{c}");
+    assert_eq!(c["state"], "recording", "{c}");
+
+    // Frame for frame: the same range exported from both boxes. Its ends lie between frames and
+    // mid-GOP (25 fps, a key frame every second from the recording's start): each store keeps a
+    // chunk's start wall time and derives its frames' from media time, so the two boxes' wall
+    // times of one frame may differ by a few milliseconds where their chunks start differently.
+    let (a, b) = (rec_start + 1_520_000, rec_start + 8_520_000);
+    let (mine, theirs) = (tmp.path().join("central.mp4"), tmp.path().join("remote.mp4"));
+    export(&central.url(&export_query("ok-cam1", a, b)), &mine);
+    export(&remote.rec.url(&export_query("cam1", a, b)), &theirs);
+    let (m, t) = (frame_md5s(&mine), frame_md5s(&theirs));
+    assert!(t.len() >= 150, "the remote's export holds {} frames", t.len());
+    let first_diff = m.iter().zip(&t).position(|(x, y)| x != y);
+    assert!(
+        m == t,
+        "the central's export equals the remote's frame for frame: {} vs {} frames, first difference at {first_diff:?}; \
+         the remote's first frame is the central's {:?}",
+        m.len(),
+        t.len(),
+        m.iter().position(|x| *x == t[0])
+    );
+
+    // IC-12: without `retrieve_remote_recordings` the remote answers 403; without `read` on the
+    // camera 404 (it does not see it, PR-11). Nothing is retrieved, and status says why.
+    for (site, code) in [("nr", "403"), ("nd", "404")] {
+        let s = wait_for(Duration::from_secs(20), || {
+            let s = central.site(site);
+            s["cameras"][0]["last_error"].as_str().is_some().then_some(s)
+        })
+        .unwrap_or_else(|| panic!("site {site} reports no error: {}", central.status()["pull"]));
+        let cam = &s["cameras"][0];
+        assert!(cam["last_error"].as_str().unwrap().contains(code), "{site}: {cam}");
+        assert_eq!(cam["frames_written"], 0, "{site}: {cam}");
+        assert_eq!(cam["retrieved"], json!([]), "{site}: {cam}");
+    }
+    let (s, list) = remote.rec.call_as(("noread", "noread-Pass-1"), "GET", "/api/v1/cameras", &[], None);
+    assert_eq!(s, 200);
+    assert!(!list.to_string().contains("cam1"), "the remote hides cam1 from noread: {list}");
+}
+
+/// Issue 16 (IC-5): kill -9 of the central in the middle of a transfer; after a restart it resumes
+/// with `Range`/`If-Range` and completes, fetching at most 1.05 × the stream's bytes in all, and the
+/// range is never fetched again.
+#[test]
+fn ic5_kill9_mid_transfer_resumes_without_refetching() {
+    let tmp = common::temp_dir();
+    // Short GOPs: the mirror's durable points are at key frames, so little is fetched twice.
+    // Snow: the encoder spends its whole bit rate (the ball pattern needs a fifth of it).
+    let rtsp = RtspServer::start(&[("/cam", "live:h264:1000kbit:gop=5:pattern=snow")]);
+    let remote = start_remote(&tmp.path().join("remote"), &rtsp.url("/cam"));
+    let t0 = wait_for(Duration::from_secs(40), || {
+        remote.rec.recordings("cam1").first().filter(|(s, e)| e - s > 15_000_000).map(|(s, _)| *s / 1000 * 1000)
+    })
+    .unwrap_or_else(|| panic!("the remote records: {}", remote.rec.log_text()));
+    let (from, to) = (t0 + 1_000_000, t0 + 12_000_000);
+    // (Whole milliseconds: requests and status say times to the millisecond.)
+    // What the whole retrieval is: its bytes, fetched once by the test itself.
+    let q = format!("/api/v1/cameras/cam1/retrieve?from={}&to={}&align=key", rfc3339(from), rfc3339(to));
+    let whole = http_get(&remote.rec.url(&q)).unwrap();
+    assert_eq!(whole.status, 200, "{}", whole.text());
+    let needed = whole.body.len() as u64;
+    assert!(needed > 1_000_000, "the range holds {needed} bytes");
+
+    let cdir = tmp.path().join("central");
+    std::fs::create_dir_all(&cdir).unwrap();
+    let camera = format!(
+        "mode = \"ranges\"\n[[remote_site.camera.range]]\nfrom = \"{}\"\nto = \"{}\"\n",
+        rfc3339(from),
+        rfc3339(to)
+    );
+    // 800 kbit/s: the transfer takes about 15 s, so the kill lands in its middle.
+    let site = site_toml(&cdir, &remote, "shop", ADMIN, ADMIN_PASSWORD, "bandwidth_kbps = 800\n", &camera);
+    let central = Central::start(&cdir, &site);
+    let before_kill = wait_for(Duration::from_secs(60), || {
+        let s = central.site("shop");
+        let got = s["cameras"][0]["transfer"]["bytes"].as_u64().unwrap_or(0);
+        (got > needed * 2 / 5).then(|| s["bytes_received"].as_u64().unwrap())
+    })
+    .unwrap_or_else(|| panic!("no transfer under way: {}\n{}", central.status()["pull"], central.log_text()));
+    let (config, port) = central.kill9();
+    assert!(before_kill < needed, "killed mid-transfer ({before_kill} of {needed})");
+
+    let central = Central::launch(config, port);
+    let done = wait_for(Duration::from_secs(60), || {
+        let s = central.site("shop");
+        let cam = &s["cameras"][0];
+        (ranges(&cam["retrieved"]) == vec![(from, to)] && cam["transfer"].is_null()).then_some(s)
+    })
+    .unwrap_or_else(|| panic!("the range did not complete: {}\n{}", central.status()["pull"], central.log_text()));
+    let after = done["bytes_received"].as_u64().unwrap();
+    assert!(after < needed, "the restart resumed rather than starting again ({after} of {needed})");
+    let fetched = before_kill + after;
+    assert!(
+        fetched * 100 <= needed * 105,
+        "fetched {fetched} bytes for {needed} (before the kill {before_kill}, after {after})"
+    );
+    assert!(central.log_text().contains("resuming a cut transfer"), "{}", central.log_text());
+    // Nothing is pending, so nothing more is fetched: the next look finds the range complete.
+    assert_eq!(done["cameras"][0]["pending"], json!([]), "{done}");
+    assert!(now_us() > to);
+}
