@@ -361,11 +361,17 @@ impl SiteMirror {
                         ms_ceil(b).min(ms_floor(now - self.site.lag_us)),
                     ));
                 }
-                let job = pending.first().map(|&(a, b)| Job {
-                    from_us: a,
-                    to_us: b,
-                    query: format!("from={}&to={}&align=key", q(&fmt_time(a)), q(&fmt_time(b))),
-                    event: None,
+                // A long range goes in windows like continuous mode: the remote refuses a
+                // retrieval over 1 hour (review-16 M2), and a window is what a cut re-fetches.
+                let job = pending.first().map(|&(a, b)| {
+                    let to = b.min(a + WINDOW_US);
+                    let align = if retrieved.iter().any(|r| r.1 == a) { "exact" } else { "key" };
+                    Job {
+                        from_us: a,
+                        to_us: to,
+                        query: format!("from={}&to={}&align={align}", q(&fmt_time(a)), q(&fmt_time(to))),
+                        event: None,
+                    }
                 });
                 (job, pending)
             }
@@ -409,7 +415,10 @@ impl SiteMirror {
                 // Its after-time is still to come: wait for it, keeping the cursor before it.
                 break;
             }
-            let (from, to) = (ms_floor(at - before_us), ms_ceil(at + after_us));
+            // The remote takes whole seconds (review-16 M1): a fractional setting is rounded up,
+            // and the range kept here is the one asked for.
+            let (before_s, after_s) = ((before_us + 999_999) / 1_000_000, (after_us + 999_999) / 1_000_000);
+            let (from, to) = (ms_floor(at - before_s * 1_000_000), ms_ceil(at + after_s * 1_000_000));
             if super::missing(retrieved, from, to).is_empty() {
                 // Retrieved already (a restart before its cursor was saved): not fetched again.
                 cursor = c;
@@ -421,7 +430,7 @@ impl SiteMirror {
             return Ok(Some(Job {
                 from_us: from,
                 to_us: to,
-                query: format!("event={c}&before={}&after={}", before_us as f64 / 1e6, after_us as f64 / 1e6),
+                query: format!("event={c}&before={before_s}&after={after_s}"),
                 event: Some(c),
             }));
         }
