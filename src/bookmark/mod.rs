@@ -34,7 +34,7 @@ mod db;
 mod store;
 
 pub use db::{BookmarkDb, BOOKMARK_FILE};
-pub use store::{BookmarkStore, BOOKMARK_QUEUE};
+pub use store::{BookmarkStore, StoreState, BOOKMARK_QUEUE};
 
 use crate::error::Error;
 

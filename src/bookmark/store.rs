@@ -6,6 +6,7 @@
 //! minute (B6: `expire_now`, each audited through the sink the HTTP side gives, `set_audit`).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -43,6 +44,24 @@ pub struct BookmarkStore {
     /// The wall clock and monotonic time at expiry's last accepted look, and the monotonic time
     /// a forward jump of the wall clock was first seen (B6).
     wall: Mutex<(WallAnchor, Option<Duration>)>,
+    /// Rule bookmark requests dropped because the queue was full (status never lies).
+    dropped_queue_full: AtomicU64,
+    /// Rule bookmark requests the store failed to make (status never lies).
+    dropped_store_failed: AtomicU64,
+    /// The last expiry pass's error, cleared by a pass that succeeds.
+    expiry_error: Mutex<Option<String>>,
+}
+
+/// The bookmark store as `/api/v1/status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreState {
+    pub available: bool,
+    pub error: Option<String>,
+    /// Rule bookmark requests dropped since the start: the queue was full.
+    pub dropped_queue_full: u64,
+    /// Rule bookmark requests dropped since the start: the store failed to make them.
+    pub dropped_store_failed: u64,
+    pub expiry_error: Option<String>,
 }
 
 impl BookmarkStore {
@@ -54,7 +73,31 @@ impl BookmarkStore {
             e.to_string()
         });
         let wall = Mutex::new((WallAnchor::now(clocks.as_ref()), None));
-        BookmarkStore { db, clocks, audit: OnceLock::new(), wall }
+        BookmarkStore {
+            db,
+            clocks,
+            audit: OnceLock::new(),
+            wall,
+            dropped_queue_full: AtomicU64::new(0),
+            dropped_store_failed: AtomicU64::new(0),
+            expiry_error: Mutex::new(None),
+        }
+    }
+
+    /// Counts a rule's bookmark request dropped at a full queue (the engine's sink calls it).
+    pub fn count_queue_full(&self) {
+        self.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// What `/api/v1/status` shows of the store.
+    pub fn state(&self) -> StoreState {
+        StoreState {
+            available: self.db.is_ok(),
+            error: self.db.as_ref().err().cloned(),
+            dropped_queue_full: self.dropped_queue_full.load(Ordering::Relaxed),
+            dropped_store_failed: self.dropped_store_failed.load(Ordering::Relaxed),
+            expiry_error: self.expiry_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
+        }
     }
 
     /// Where expiry writes its audit lines (the first call wins).
@@ -192,9 +235,12 @@ impl BookmarkStore {
         while !stop.is_triggered() {
             if self.clocks.monotonic() >= next_expiry {
                 next_expiry = self.clocks.monotonic() + EXPIRY_INTERVAL;
-                if let Err(e) = self.expire_until(settings().retention_days, Some(stop)) {
+                let r = self.expire_until(settings().retention_days, Some(stop));
+                if let Err(e) = &r {
                     tracing::warn!("bookmark expiry failed (tried again in a minute): {e}");
                 }
+                *self.expiry_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    r.err().map(|e| e.to_string());
             }
             let r = match requests.recv_timeout(Duration::from_millis(500)) {
                 Ok(r) => r,
@@ -213,7 +259,10 @@ impl BookmarkStore {
                 Ok(b) => {
                     tracing::info!(camera = %b.camera, by = %r.by, "bookmark {} made by a rule (BK-1)", b.reference)
                 }
-                Err(e) => tracing::warn!(camera = %r.camera, by = %r.by, "a rule's bookmark could not be made: {e}"),
+                Err(e) => {
+                    self.dropped_store_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(camera = %r.camera, by = %r.by, "a rule's bookmark could not be made: {e}")
+                }
             }
         }
     }
@@ -321,5 +370,26 @@ mod tests {
         let e = store.db().err().expect("unavailable");
         assert_eq!(e.kind(), crate::ErrorKind::Unavailable);
         assert!(e.to_string().contains("bookmark store is unavailable"), "{e}");
+        // A rule's request it fails to make is counted, as status shows it (status never lies).
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        let req = Request {
+            camera: "door".into(),
+            time_wall_us: store.now_us(),
+            headline: "Doorbell".into(),
+            description: String::new(),
+            by: "rule:Mark".into(),
+        };
+        tx.send(req).unwrap();
+        drop(tx);
+        store.count_queue_full();
+        let (_log, events, _reader) = crate::events::EventLog::spawn(
+            &dir.path().join("events.sqlite3"),
+            crate::events::Retention::default(),
+            Arc::new(crate::clocks::SystemClocks),
+        );
+        store.run_requests(&rx, &BookmarkSettings::default, &events, &Shutdown::new());
+        let s = store.state();
+        assert_eq!((s.available, s.dropped_queue_full, s.dropped_store_failed), (false, 1, 1), "{s:?}");
+        assert!(s.error.is_some(), "{s:?}");
     }
 }
