@@ -301,9 +301,11 @@ impl Recorder {
         // BK-1: rules' "create bookmark" actions go to the `bookmarks` thread through a bounded
         // queue; the engine never waits for SQLite.
         let (bookmark_tx, bookmark_rx) = std::sync::mpsc::sync_channel(crate::bookmark::BOOKMARK_QUEUE);
+        let counted = rec.bookmarks.clone();
         let engine = engine.with_bookmarks(Arc::new(move |r: crate::bookmark::Request| {
             let taken = bookmark_tx.try_send(r).is_ok();
             if !taken {
+                counted.count_queue_full();
                 tracing::warn!("a rule's bookmark was dropped: the bookmark queue is full or stopped (BK-1)");
             }
             taken

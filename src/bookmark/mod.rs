@@ -25,12 +25,16 @@
 //!   bookmark wholly in the past or the future records nothing (review C finding 7). When the
 //!   store fails, the event is raised all the same (without the bookmark's data), so recording
 //!   happens, and the call answers the failure (review C finding 6).
+//! - B6: a bookmark is deleted once `[bookmark] retention_days` have passed since its end
+//!   (`BookmarkStore::expire_now`, in the `bookmarks` thread once a minute), each deletion audited
+//!   (`bookmark.expire`, by the system) before it commits; nothing expires without an audit sink
+//!   or while the wall clock has jumped ahead and the jump has not lasted (as incident projects).
 
 mod db;
 mod store;
 
 pub use db::{BookmarkDb, BOOKMARK_FILE};
-pub use store::{BookmarkStore, BOOKMARK_QUEUE};
+pub use store::{BookmarkStore, StoreState, BOOKMARK_QUEUE};
 
 use crate::error::Error;
 
@@ -42,6 +46,13 @@ pub const DEFAULT_START_OFFSET_US: i64 = 3_000_000;
 pub const DEFAULT_END_OFFSET_US: i64 = 30_000_000;
 /// B4: how far inside what a camera keeps the start offset stays (review C finding 4).
 pub const START_MARGIN_US: i64 = 1_000_000;
+/// B6: the bookmark retention when the config names none, in days since a bookmark's end: as
+/// long as the system and rule logs are kept (`logs::DEFAULT_RETENTION_DAYS`), and longer than the
+/// storage default (7 days), so a bookmark outlives the media it names rather than vanishing
+/// while an operator still needs its reference (see ARCHITECTURE.md).
+pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+/// B6: the longest bookmark retention, in days (as `storage.retention_days`).
+pub const MAX_RETENTION_DAYS: u32 = 365_000;
 /// The longest ID prefix, in characters.
 pub const MAX_PREFIX_CHARS: usize = 16;
 /// The longest headline, in characters.
@@ -66,6 +77,8 @@ pub struct BookmarkSettings {
     /// continuously: how far before the event the rule's recording reaches (the shorter of its
     /// pre-buffer and the widest pre-roll). B5.
     pub reach_back: Vec<(String, i64)>,
+    /// B6: a bookmark is deleted this many days after its end.
+    pub retention_days: u32,
 }
 
 impl Default for BookmarkSettings {
@@ -76,6 +89,7 @@ impl Default for BookmarkSettings {
             end_offset_us: DEFAULT_END_OFFSET_US,
             per_camera: Vec::new(),
             reach_back: Vec::new(),
+            retention_days: DEFAULT_RETENTION_DAYS,
         }
     }
 }

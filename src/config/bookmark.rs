@@ -1,5 +1,6 @@
 //! `[bookmark]` (issue 15, BK-1): the ID prefix and the default start and end offsets, checked
-//! against what each camera keeps (B4 in `bookmark`). Invariant: every error names file, line, key
+//! against what each camera keeps (B4 in `bookmark`), and the retention in days after a
+//! bookmark's end (B6, 1..=365000, default 30). Invariant: every error names file, line, key
 //! and reason, like the rest of config.
 //!
 //! The choice where the offsets and a camera disagree: an offset written in the file that reaches
@@ -20,7 +21,8 @@ use toml::Spanned;
 
 use super::Origin;
 use crate::bookmark::{
-    BookmarkSettings, DEFAULT_END_OFFSET_US, DEFAULT_ID_PREFIX, DEFAULT_START_OFFSET_US, START_MARGIN_US,
+    BookmarkSettings, DEFAULT_END_OFFSET_US, DEFAULT_ID_PREFIX, DEFAULT_RETENTION_DAYS, DEFAULT_START_OFFSET_US,
+    MAX_RETENTION_DAYS, START_MARGIN_US,
 };
 use crate::camera::{CameraConfig, RecordMode};
 use crate::error::Error;
@@ -33,6 +35,7 @@ pub(super) struct RawBookmark {
     id_prefix: Option<Spanned<String>>,
     start_offset_seconds: Option<Spanned<f64>>,
     end_offset_seconds: Option<Spanned<f64>>,
+    retention_days: Option<Spanned<i64>>,
 }
 
 fn offset(origin: &Origin<'_>, v: &Option<Spanned<f64>>, key: &str, default_us: i64) -> Result<i64, Error> {
@@ -62,6 +65,17 @@ pub(super) fn settings(
     };
     let start = offset(origin, &raw.start_offset_seconds, "bookmark.start_offset_seconds", DEFAULT_START_OFFSET_US)?;
     let end = offset(origin, &raw.end_offset_seconds, "bookmark.end_offset_seconds", DEFAULT_END_OFFSET_US)?;
+    let retention_days = match &raw.retention_days {
+        None => DEFAULT_RETENTION_DAYS,
+        Some(v) if (1..=i64::from(MAX_RETENTION_DAYS)).contains(v.get_ref()) => *v.get_ref() as u32,
+        Some(v) => {
+            return Err(origin.error(
+                v,
+                "bookmark.retention_days",
+                format!("{} is outside 1..={MAX_RETENTION_DAYS} days (BK-1, B6)", v.get_ref()),
+            ))
+        }
+    };
     let effective = crate::rules::engine::effective_rules(rules, cameras);
     let secs = |us: i64| us as f64 / 1e6;
     let mut per_camera = Vec::new();
@@ -147,7 +161,14 @@ pub(super) fn settings(
             per_camera.push((c.id.clone(), s, e));
         }
     }
-    Ok(BookmarkSettings { id_prefix, start_offset_us: start, end_offset_us: end, per_camera, reach_back })
+    Ok(BookmarkSettings {
+        id_prefix,
+        start_offset_us: start,
+        end_offset_us: end,
+        per_camera,
+        reach_back,
+        retention_days,
+    })
 }
 
 #[cfg(test)]
@@ -173,6 +194,23 @@ mod tests {
         assert_eq!(c.bookmark.offsets("short"), (0, 29_000_000), "1 s inside the 1 s pre-buffer");
         assert_eq!(c.bookmark.reach_back, vec![("door".to_owned(), 3_000_000), ("short".to_owned(), 1_000_000)]);
         assert_eq!(c.bookmark.offsets("cont"), (3_000_000, 30_000_000), "a continuous camera keeps everything");
+        assert_eq!(c.bookmark.retention_days, 30, "B6: the default retention");
+    }
+
+    /// B6: `[bookmark] retention_days` is 1..=365000; outside, refused with file, line, key and
+    /// reason.
+    #[test]
+    fn b6_retention_days_is_checked() {
+        let cams = "[[camera]]\nid = \"door\"\nsource = \"demo:\"\nrecord = \"continuous\"\n";
+        let c =
+            Config::parse("t.toml", &format!("{STORAGE}{cams}[bookmark]\nretention_days = 365000\n"), None).unwrap();
+        assert_eq!(c.bookmark.retention_days, 365_000);
+        for bad in ["0", "365001", "-3"] {
+            let text = format!("{STORAGE}{cams}[bookmark]\nretention_days = {bad}\n");
+            let e = Config::parse("t.toml", &text, None).unwrap_err().to_string();
+            assert!(e.starts_with("t.toml:10: key `bookmark.retention_days`: "), "{bad}: {e}");
+            assert!(e.contains("outside 1..=365000 days"), "{bad}: {e}");
+        }
     }
 
     /// B4: an offset written in the file that reaches further than a camera keeps is refused

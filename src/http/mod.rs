@@ -175,6 +175,11 @@ impl Ctx {
         rec.incidents().set_audit(Arc::new(move |action: &str, target: &str, detail: &str| {
             audit.audit("system", "recorder", action, target, crate::auth::audit::Outcome::Granted, detail)
         }));
+        // Issue 15 (BK-1, B6): an expired bookmark likewise.
+        let audit = auth.clone();
+        rec.bookmarks().set_audit(Arc::new(move |action: &str, target: &str, detail: &str| {
+            audit.audit("system", "recorder", action, target, crate::auth::audit::Outcome::Granted, detail)
+        }));
         let caps = capacity::Caps { retrieval: rec.config().interconnect.max_retrievals, ..capacity::Caps::default() };
         Ctx {
             rec,

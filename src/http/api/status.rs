@@ -36,6 +36,16 @@ pub(in crate::http) fn status(ctx: &Ctx, eff: &Effective) -> Status {
             let s = rec.incidents().state();
             IncidentsStatus { available: s.available, error: s.error, expiry_error: s.expiry_error }
         },
+        bookmarks: {
+            let s = rec.bookmarks().state();
+            BookmarksStatus {
+                available: s.available,
+                error: s.error,
+                dropped_queue_full: s.dropped_queue_full,
+                dropped_store_failed: s.dropped_store_failed,
+                expiry_error: s.expiry_error,
+            }
+        },
         pull: rec.pull_snapshot().map(|p| PullStatus::of(&p, eff)),
         interconnect: {
             let config = rec.config();
@@ -504,6 +514,19 @@ pub(in crate::http) struct Status {
     pub interconnect: InterconnectStatus,
     /// Issue 16: `edgerec pull`'s mirrors; null in `edgerec run`.
     pub pull: Option<PullStatus>,
+    pub bookmarks: BookmarksStatus,
+}
+
+/// The bookmark store in status (issue 15, BK-1): open or why not, the rule bookmark requests
+/// dropped since the start (queue full, store failed: status never lies) and the last expiry
+/// pass's error (B6).
+#[derive(Serialize)]
+pub(in crate::http) struct BookmarksStatus {
+    pub available: bool,
+    pub error: Option<String>,
+    pub dropped_queue_full: u64,
+    pub dropped_store_failed: u64,
+    pub expiry_error: Option<String>,
 }
 
 /// The incident store in status: open or why not, and the last expiry error (review D finding 11).
