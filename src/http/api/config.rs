@@ -449,7 +449,24 @@ fn settings_event(ctx: &Ctx, camera: Option<&str>, r: &Result<Changed<Applied>, 
         (Ok(_), Some(c)) => event.with_camera(c),
         _ => event,
     };
-    match event.clone().with_data(json!({ "revision": revision })) {
+    match event.clone().with_data(json!({ "revision": revision, "reason": "config" })) {
+        Ok(e) => ctx.rec.events().emit(e),
+        Err(_) => ctx.rec.events().emit(event),
+    }
+}
+
+/// Review 16 M7 (IC-9, RU-12): an applied change of the roles or of a user's roles (role put or
+/// deleted, user added or deleted, a user's roles set) changes what an account sees in
+/// `GET /api/v1/site` (its devices, permissions and `catalogue`) without a new config revision,
+/// so it raises Settings Changed too: no `camera`, `data` `{"revision": <revision in force>,
+/// "reason": "roles"}` (a config change says `"reason": "config"`). A central site re-reads the
+/// site on either. The event names neither the role nor the user (any `status` reader sees an
+/// event without `camera`); the audit log has both. A refused change changes nothing and raises
+/// nothing here.
+pub(super) fn roles_changed(ctx: &Ctx) {
+    let now = ctx.rec.clocks().realtime_us();
+    let event = Event::new(EventKind::SettingsChanged, now).with_message("roles or user roles changed");
+    match event.clone().with_data(json!({ "revision": ctx.config.revision(), "reason": "roles" })) {
         Ok(e) => ctx.rec.events().emit(e),
         Err(_) => ctx.rec.events().emit(event),
     }
