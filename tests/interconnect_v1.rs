@@ -260,6 +260,23 @@ fn ic9_a_camera_added_raises_settings_changed_and_changes_the_catalogue() {
     assert!(refused["message"].as_str().unwrap().contains("source"), "the reason: {refused}");
     assert_eq!(get_json(&rec.url("/api/v1/site"))["catalogue"], after["catalogue"], "nothing changed");
 
+    // Review 16 L10 (PR-11): a refused change not scoped to a camera in force (a new id) reaches
+    // every `status` reader without `camera`, so its message is generic; the audit log keeps the
+    // reason.
+    let seen = events_after(&rec, newest).last().and_then(|e| e["cursor"].as_u64()).unwrap();
+    let (s, v) = admin_json(&rec, "PUT", "/api/v1/config/cameras/door2", json!({"source": "ftp://nowhere/door"}));
+    assert_eq!(s, 400, "{v}");
+    let reason = v["error"]["message"].as_str().unwrap().to_owned();
+    let unscoped = wait_for(Duration::from_secs(10), || {
+        of_kind(&events_after(&rec, seen), "settings_changed_error").first().map(|e| (*e).clone())
+    })
+    .unwrap_or_else(|| panic!("no settings_changed_error: {:?}", events_after(&rec, seen)));
+    assert!(unscoped["camera"].is_null(), "{unscoped}");
+    let message = unscoped["message"].as_str().unwrap();
+    assert!(!message.contains("door") && !message.contains("ftp") && message.contains("refused"), "{unscoped}");
+    let audit = get_json(&rec.url("/api/v1/logs?kind=audit"));
+    assert!(audit["entries"].as_array().unwrap().iter().any(|e| e["detail"] == reason.as_str()), "{reason}: {audit}");
+
     // IC-2, PR-11: a basic central account with read (and playback) on the door only.
     let role = json!({"grants": [
         {"permission": "read", "camera": "door", "allow": true},
