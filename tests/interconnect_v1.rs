@@ -260,6 +260,23 @@ fn ic9_a_camera_added_raises_settings_changed_and_changes_the_catalogue() {
     assert!(refused["message"].as_str().unwrap().contains("source"), "the reason: {refused}");
     assert_eq!(get_json(&rec.url("/api/v1/site"))["catalogue"], after["catalogue"], "nothing changed");
 
+    // Review 16 L10 (PR-11): a refused change not scoped to a camera in force (a new id) reaches
+    // every `status` reader without `camera`, so its message is generic; the audit log keeps the
+    // reason.
+    let seen = events_after(&rec, newest).last().and_then(|e| e["cursor"].as_u64()).unwrap();
+    let (s, v) = admin_json(&rec, "PUT", "/api/v1/config/cameras/door2", json!({"source": "ftp://nowhere/door"}));
+    assert_eq!(s, 400, "{v}");
+    let reason = v["error"]["message"].as_str().unwrap().to_owned();
+    let unscoped = wait_for(Duration::from_secs(10), || {
+        of_kind(&events_after(&rec, seen), "settings_changed_error").first().map(|e| (*e).clone())
+    })
+    .unwrap_or_else(|| panic!("no settings_changed_error: {:?}", events_after(&rec, seen)));
+    assert!(unscoped["camera"].is_null(), "{unscoped}");
+    let message = unscoped["message"].as_str().unwrap();
+    assert!(!message.contains("door") && !message.contains("ftp") && message.contains("refused"), "{unscoped}");
+    let audit = get_json(&rec.url("/api/v1/logs?kind=audit"));
+    assert!(audit["entries"].as_array().unwrap().iter().any(|e| e["detail"] == reason.as_str()), "{reason}: {audit}");
+
     // IC-2, PR-11: a basic central account with read (and playback) on the door only.
     let role = json!({"grants": [
         {"permission": "read", "camera": "door", "allow": true},
@@ -282,6 +299,82 @@ fn ic9_a_camera_added_raises_settings_changed_and_changes_the_catalogue() {
     assert_ne!(seen["catalogue"], after["catalogue"], "the catalogue is the caller's view");
     assert_eq!(seen["system_id"], after["system_id"]);
     assert_eq!(http_get(&rec.url_as(None, "/api/v1/site")).unwrap().status, 401);
+}
+
+/// Review 16 M7 (IC-9, RU-12, PR-11): a change of a role or of a user's roles changes what a
+/// central account sees in `/api/v1/site` without a new config revision, so it raises
+/// `settings_changed` (no camera, `data` `{revision, reason: "roles"}`); the account's
+/// `catalogue` follows. A refused role change raises nothing and changes nothing.
+#[test]
+fn ic9_a_role_change_raises_settings_changed_and_changes_the_accounts_catalogue() {
+    let tmp = common::temp_dir();
+    let rec = RecorderProc::start(tmp.path(), BODY);
+    let role = |export: bool| {
+        json!({"grants": [
+            {"permission": "read", "camera": "door", "allow": true},
+            {"permission": "playback", "camera": "door", "allow": true},
+            {"permission": "export", "camera": "door", "allow": export},
+        ]})
+    };
+    assert_eq!(admin_json(&rec, "PUT", "/api/v1/roles/central", role(false)).0, 200);
+    let yard = json!({"grants": [{"permission": "read", "camera": "yard", "allow": true}]});
+    assert_eq!(admin_json(&rec, "PUT", "/api/v1/roles/yard", yard).0, 200);
+    let newest = get_json(&rec.url("/api/v1/events?limit=0"))["newest"].as_u64().unwrap();
+    let (s, v) = admin_json(
+        &rec,
+        "POST",
+        "/api/v1/users",
+        json!({"name": "hq", "password": "Central-pass-1", "roles": ["central"]}),
+    );
+    assert_eq!(s, 200, "{v}");
+    let revision = get_json(&rec.url("/api/v1/site"))["config_revision"].as_u64().unwrap();
+    let roles_events = |after: u64| -> Vec<Value> {
+        of_kind(&events_after(&rec, after), "settings_changed").into_iter().cloned().collect()
+    };
+    let added = wait_for(Duration::from_secs(10), || roles_events(newest).first().cloned())
+        .unwrap_or_else(|| panic!("no settings_changed for a user added: {:?}", events_after(&rec, newest)));
+    assert_eq!(added["data"], json!({"revision": revision, "reason": "roles"}), "{added}");
+    assert!(added["camera"].is_null(), "{added}");
+    let hq = rec.url_as(Some(("hq", "Central-pass-1")), "/api/v1/site");
+    let before = get_json(&hq);
+    assert_eq!(before["devices"][0]["permissions"]["export"], false, "{before}");
+
+    // The admin grants export on the door to the role: one event, the account's catalogue moves.
+    let newest = get_json(&rec.url("/api/v1/events?limit=0"))["newest"].as_u64().unwrap();
+    assert_eq!(admin_json(&rec, "PUT", "/api/v1/roles/central", role(true)).0, 200);
+    let changed = wait_for(Duration::from_secs(10), || roles_events(newest).first().cloned())
+        .unwrap_or_else(|| panic!("no settings_changed for a role put: {:?}", events_after(&rec, newest)));
+    assert_eq!(changed["data"], json!({"revision": revision, "reason": "roles"}), "{changed}");
+    assert!(changed["camera"].is_null(), "{changed}");
+    let after = get_json(&hq);
+    assert_eq!(after["devices"][0]["permissions"]["export"], true, "{after}");
+    assert_ne!(after["catalogue"], before["catalogue"], "the central account must see that it has to diff");
+    assert_eq!(after["config_revision"], revision, "no config change");
+
+    // A refused role change (an unknown permission) raises no settings_changed, changes nothing.
+    let bad = json!({"grants": [{"permission": "fly", "allow": true}]});
+    assert_eq!(admin_json(&rec, "PUT", "/api/v1/roles/central", bad).0, 400);
+    // The user's roles set to another role: the account loses the door, with an event again.
+    let (s, v) = admin_json(&rec, "PUT", "/api/v1/users/hq/roles", json!({"roles": ["yard"]}));
+    assert_eq!(s, 200, "{v}");
+    let list = wait_for(Duration::from_secs(10), || {
+        let list = roles_events(newest);
+        (list.len() >= 2).then_some(list)
+    })
+    .unwrap_or_else(|| panic!("no settings_changed for roles set: {:?}", events_after(&rec, newest)));
+    assert_eq!(list.len(), 2, "one per applied change, none for the refused one: {list:?}");
+    assert!(of_kind(&events_after(&rec, newest), "settings_changed_error").is_empty());
+    let stripped = get_json(&hq);
+    let ids: Vec<&Value> = stripped["devices"].as_array().unwrap().iter().map(|d| &d["id"]).collect();
+    assert_eq!(ids, [&json!("yard")], "{stripped}");
+    assert_ne!(stripped["catalogue"], after["catalogue"]);
+
+    // Deleting the role is a change too.
+    let newest = get_json(&rec.url("/api/v1/events?limit=0"))["newest"].as_u64().unwrap();
+    assert_eq!(admin_json(&rec, "DELETE", "/api/v1/roles/central", Value::Null).0, 200);
+    let deleted = wait_for(Duration::from_secs(10), || roles_events(newest).first().cloned())
+        .unwrap_or_else(|| panic!("no settings_changed for a role deleted: {:?}", events_after(&rec, newest)));
+    assert_eq!(deleted["data"]["reason"], "roles", "{deleted}");
 }
 
 /// IC-10: a camera whose RTSP server stops raises `communication_stopped` once however many

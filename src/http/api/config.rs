@@ -414,15 +414,20 @@ fn audit(ctx: &Ctx, call: &Call, r: &Result<Changed<Applied>, Error>) {
     call.audit(ctx, r, &detail);
 }
 
+/// The message of Settings Changed Error for a refused change not scoped to one camera in force
+/// (review 16 L10): generic, since any `status` reader sees it.
+const REFUSED_UNSCOPED: &str =
+    "a configuration change was refused; its reason is in the answer to it and in the audit log";
+
 /// Issue 16 (IC-9, RU-12): every applied config change raises Settings Changed with the new
 /// `revision` in `data` (and `camera` when the change is one camera's item), so a central site
 /// learns it must diff `GET /api/v1/site`; a refused or failed change raises Settings Changed
 /// Error with the reason and the revision still in force. A change's `applied` list is left out:
 /// it names cameras, and an event without `camera` reaches every `status` reader (PR-11). For the
-/// same reason the reason of a change not scoped to one camera has the quoted ids of the cameras
-/// in force replaced by "(deleted or restricted device)" (RU-22's wording); the audit log and the
-/// HTTP answer keep it whole. The refusals the dispatcher makes before the handler (no
-/// `edit_config`) are not settings changes and raise nothing.
+/// same reason a refused change not scoped to one camera in force gets a generic message
+/// (`REFUSED_UNSCOPED`, review 16 L10); the HTTP answer and the audit log keep the reason whole.
+/// The refusals the dispatcher makes before the handler (no `edit_config`) are not settings
+/// changes and raise nothing.
 fn settings_event(ctx: &Ctx, camera: Option<&str>, r: &Result<Changed<Applied>, Error>) {
     let now = ctx.rec.clocks().realtime_us();
     let (event, revision) = match r {
@@ -435,12 +440,14 @@ fn settings_event(ctx: &Ctx, camera: Option<&str>, r: &Result<Changed<Applied>, 
             // A refused item that is no camera in force (a typo, a new id) names no camera.
             let config = ctx.rec.config();
             let camera = camera.filter(|id| config.cameras.iter().any(|c| c.id == *id));
-            let mut reason = e.to_string();
-            if camera.is_none() {
-                for c in &config.cameras {
-                    reason = reason.replace(&format!("{:?}", c.id), "\"(deleted or restricted device)\"");
-                }
-            }
+            // Review 16 L10 (PR-11): a reason not scoped to one camera in force may name a camera
+            // in any form (its id, its name, `cameras[3]`) and reaches every `status` reader, so
+            // the event says only that the change was refused; the whole reason is in the audit
+            // log (and the HTTP answer to whoever made the change).
+            let reason = match camera {
+                Some(_) => e.to_string(),
+                None => REFUSED_UNSCOPED.to_owned(),
+            };
             let event = Event::new(EventKind::SettingsChangedError, now).with_message(reason);
             (camera.map_or(event.clone(), |c| event.with_camera(c)), ctx.config.revision())
         }
@@ -449,7 +456,24 @@ fn settings_event(ctx: &Ctx, camera: Option<&str>, r: &Result<Changed<Applied>, 
         (Ok(_), Some(c)) => event.with_camera(c),
         _ => event,
     };
-    match event.clone().with_data(json!({ "revision": revision })) {
+    match event.clone().with_data(json!({ "revision": revision, "reason": "config" })) {
+        Ok(e) => ctx.rec.events().emit(e),
+        Err(_) => ctx.rec.events().emit(event),
+    }
+}
+
+/// Review 16 M7 (IC-9, RU-12): an applied change of the roles or of a user's roles (role put or
+/// deleted, user added or deleted, a user's roles set) changes what an account sees in
+/// `GET /api/v1/site` (its devices, permissions and `catalogue`) without a new config revision,
+/// so it raises Settings Changed too: no `camera`, `data` `{"revision": <revision in force>,
+/// "reason": "roles"}` (a config change says `"reason": "config"`). A central site re-reads the
+/// site on either. The event names neither the role nor the user (any `status` reader sees an
+/// event without `camera`); the audit log has both. A refused change changes nothing and raises
+/// nothing here.
+pub(super) fn roles_changed(ctx: &Ctx) {
+    let now = ctx.rec.clocks().realtime_us();
+    let event = Event::new(EventKind::SettingsChanged, now).with_message("roles or user roles changed");
+    match event.clone().with_data(json!({ "revision": ctx.config.revision(), "reason": "roles" })) {
         Ok(e) => ctx.rec.events().emit(e),
         Err(_) => ctx.rec.events().emit(event),
     }

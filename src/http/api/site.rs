@@ -20,7 +20,7 @@ use crate::auth::perm::{Effective, Permission};
 use crate::camera::CameraConfig;
 use crate::events::{EventKind, USER_DEFINED_CODE};
 use crate::http::Ctx;
-use crate::rules::{Stop, Trigger};
+use crate::rules::{CameraSet, Stop, Trigger};
 use crate::source::SourceSpec;
 use crate::status::CameraSnapshot;
 
@@ -148,7 +148,7 @@ pub(in crate::http) fn site(ctx: &Ctx, eff: &Effective) -> Site {
         .filter(|c| eff.can_see(&c.id))
         .map(|c| device(c, snapshots.iter().find(|s| s.id == c.id), eff))
         .collect();
-    let event_types = event_types(&config.rules);
+    let event_types = event_types(&config.rules, |id| eff.can_see(id));
     let boot = rec.started_with();
     Site {
         product: "edgerec",
@@ -219,13 +219,22 @@ fn device(c: &CameraConfig, snap: Option<&CameraSnapshot>, eff: &Effective) -> D
 
 /// Every built-in kind in declaration order, then the user-defined events the rules name (as
 /// trigger or stop), sorted and once each (RU-14: they are defined by being used).
-fn event_types(rules: &[crate::rules::RuleConfig]) -> Vec<EventType> {
+///
+/// Review 16 L9 (PR-11): a rule's names count only when the caller `sees` every camera the rule
+/// names, or the rule names none (it applies to all cameras); a name used only by rules about a
+/// camera the caller cannot read would tell that caller about that camera.
+fn event_types(rules: &[crate::rules::RuleConfig], sees: impl Fn(&str) -> bool) -> Vec<EventType> {
     let mut out: Vec<EventType> = EventKind::BUILTIN
         .iter()
         .map(|k| EventType { code: k.code(), group: k.group().as_str(), name: None })
         .collect();
     let mut names: Vec<String> = Vec::new();
     for r in rules {
+        if let CameraSet::Only(ids) = &r.cameras {
+            if !ids.iter().all(|id| sees(id)) {
+                continue;
+            }
+        }
         let trigger = match &r.trigger {
             Trigger::Event(k) => k.user_event_name(),
             Trigger::Profile(_) => None,
@@ -313,13 +322,80 @@ mod tests {
     /// events the rules name follow once each; the digest is stable and follows the list.
     #[test]
     fn ic9_event_types_and_catalogue_digest() {
-        let types = event_types(&[]);
+        let types = event_types(&[], |_| true);
         assert_eq!(types.len(), EventKind::BUILTIN.len());
         assert!(types.iter().any(|t| t.code == "settings_changed" && t.group == "recorder"));
         let a = catalogue(&[], &types);
-        assert_eq!(a, catalogue(&[], &event_types(&[])), "stable");
+        assert_eq!(a, catalogue(&[], &event_types(&[], |_| true)), "stable");
         assert_eq!(a.len(), 64);
         let fewer = &types[1..];
         assert_ne!(a, catalogue(&[], fewer));
+    }
+
+    fn rule(name: &str, event: &str, cameras: CameraSet) -> crate::rules::RuleConfig {
+        crate::rules::RuleConfig {
+            name: name.to_owned(),
+            enabled: true,
+            trigger: Trigger::Event(EventKind::user_defined(event).unwrap()),
+            cameras,
+            condition: None,
+            pre_roll_us: 0,
+            stop: Stop::DelayUs(1_000_000),
+            post_roll_us: 0,
+            records: true,
+            creates_bookmark: false,
+        }
+    }
+
+    fn user_names(types: &[EventType]) -> Vec<&str> {
+        types.iter().filter_map(|t| t.name.as_deref()).collect()
+    }
+
+    /// Review 16 L9 (PR-11, IC-9): a rule's user-defined event names reach the caller only when
+    /// the caller sees every camera the rule names, or the rule names none.
+    #[test]
+    fn pr11_user_event_names_of_rules_about_hidden_cameras_are_left_out() {
+        let only = |ids: &[&str]| CameraSet::Only(ids.iter().map(|s| (*s).to_owned()).collect());
+        let rules = [
+            rule("door rule", "door_bell", only(&["door"])),
+            rule("both", "both_seen", only(&["door", "vault"])),
+            rule("vault rule", "vault_open", only(&["vault"])),
+            rule("any camera", "shift_start", CameraSet::All),
+        ];
+        let door_only = event_types(&rules, |id| id == "door");
+        assert_eq!(user_names(&door_only), ["door_bell", "shift_start"]);
+        let all = event_types(&rules, |_| true);
+        assert_eq!(user_names(&all), ["both_seen", "door_bell", "shift_start", "vault_open"]);
+        assert_ne!(catalogue(&[], &door_only), catalogue(&[], &all), "the catalogue is the caller's view");
+    }
+
+    fn door(fps: Option<f64>, codec: Option<&str>, state: &'static str, recording: bool, live: bool) -> Device {
+        let stream = Stream { codec: codec.map(str::to_owned), width: Some(640), height: Some(480), fps };
+        Device {
+            id: "door".to_owned(),
+            name: "Door".to_owned(),
+            enabled: true,
+            kind: "rtsp",
+            streams: Streams { main: stream, second: None },
+            audio: codec.map(|_| Audio { codec: "aac".to_owned() }),
+            motion: Motion { enabled: true, stream: Some("main") },
+            recording: Recording { state, recording },
+            permissions: DevicePermissions { live, playback: true, export: false, retrieve: false },
+        }
+    }
+
+    /// Review 16 L11 (IC-9; the module's invariant): two snapshots of the same configuration and
+    /// permissions taken in different running states (no frames yet vs recording at 25 fps with
+    /// codecs known) give the same `catalogue`; a changed permission does not.
+    #[test]
+    fn ic9_running_state_does_not_change_the_catalogue() {
+        let types = event_types(&[], |_| true);
+        let starting = catalogue(&[door(None, None, "starting", false, true)], &types);
+        let running = catalogue(&[door(Some(25.0), Some("h264"), "recording", true, true)], &types);
+        let retrying = catalogue(&[door(Some(3.5), Some("h265"), "retrying", false, true)], &types);
+        assert_eq!(starting, running);
+        assert_eq!(running, retrying);
+        let no_live = catalogue(&[door(Some(25.0), Some("h264"), "recording", true, false)], &types);
+        assert_ne!(running, no_live, "a permission is part of the catalogue");
     }
 }

@@ -182,6 +182,9 @@ pub(super) fn add(ctx: &Ctx, call: &mut Call) -> Result<Response, Error> {
         Ok(roles)
     });
     call.audit(ctx, &r, "");
+    if r.is_ok() {
+        super::config::roles_changed(ctx);
+    }
     Ok(respond::json(200, &UserRoles { user: name, roles: r? }))
 }
 
@@ -190,6 +193,7 @@ pub(super) fn delete(ctx: &Ctx, call: &Call, name: &str) -> Result<Response, Err
     let r = ctx.auth.db().delete_user(name);
     if r.is_ok() {
         ctx.auth.forget_user(name);
+        super::config::roles_changed(ctx);
     }
     call.audit(ctx, &r, "");
     r?;
@@ -204,6 +208,9 @@ pub(super) fn set_roles(ctx: &Ctx, call: &mut Call, name: &str) -> Result<Respon
         Ok(roles)
     });
     call.audit(ctx, &r, "");
+    if r.is_ok() {
+        super::config::roles_changed(ctx);
+    }
     Ok(respond::json(200, &UserRoles { user: name.to_owned(), roles: r? }))
 }
 
@@ -259,6 +266,9 @@ pub(super) fn put_role(ctx: &Ctx, call: &mut Call, name: &str) -> Result<Respons
         Ok(RoleItem { created: Some(created), ..role_item(ctx, &role)? })
     });
     call.audit(ctx, &r, "");
+    if r.is_ok() {
+        super::config::roles_changed(ctx);
+    }
     Ok(respond::json(200, &r?))
 }
 
@@ -271,6 +281,7 @@ pub(super) fn delete_role(ctx: &Ctx, call: &Call, name: &str) -> Result<Response
         if let Err(e) = ctx.rec.evidence().set_role_profile(name, crate::evidence::DEFAULT_PROFILE) {
             tracing::error!(role = name, "lock profile of a deleted role not reset: {e}");
         }
+        super::config::roles_changed(ctx);
     }
     call.audit(ctx, &r, "");
     r?;
