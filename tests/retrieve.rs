@@ -156,6 +156,27 @@ fn ic4_retrieval_equals_export_resumes_and_obeys_the_policy() {
     let (_, exact_walls, _) = decode(&exact.body);
     assert!(exact_walls.iter().all(|&w| w >= from) && exact_walls.len() < walls.len());
 
+    // Issue 16 review H1: a range with no recordings (here: before the first one) is not a 404
+    // (which means a missing camera) but a valid empty stream: header and End{frames: 0} with no
+    // covered range, a strong ETag, resumable with Range.
+    let (e_from, e_to) = (run.0 - 120_000_000, run.0 - 60_000_000);
+    let empty_path = format!("/api/v1/cameras/cam/retrieve?from={}&to={}", rfc3339(e_from), rfc3339(e_to));
+    let empty = get(&rec, ADMIN, &empty_path, &[]);
+    assert_eq!(empty.status, 200, "{}", empty.text());
+    assert_eq!(empty.header("Content-Type"), Some("application/vnd.edgerec.frames.v1"));
+    assert_eq!(empty.header("X-Edgerec-Frames"), Some("0"));
+    assert_eq!(empty.header("X-Edgerec-Covered-Count"), Some("0"));
+    let (empty_hashes, _, empty_end) = decode(&empty.body);
+    assert!(empty_hashes.is_empty());
+    assert_eq!(empty_end, WireEnd { frames: 0, from_us: e_from, to_us: e_to, covered_us: vec![] });
+    let empty_etag = empty.header("ETag").expect("a strong ETag").to_owned();
+    assert!(empty_etag.starts_with('"') && empty_etag != etag, "{empty_etag}");
+    let tail = get(&rec, ADMIN, &empty_path, &[("Range", "bytes=12-"), ("If-Range", &empty_etag)]);
+    assert_eq!((tail.status, &tail.body[..]), (206, &empty.body[12..]));
+    let ghost =
+        get(&rec, ADMIN, &format!("/api/v1/cameras/ghost/retrieve?from={}&to={}", rfc3339(e_from), rfc3339(e_to)), &[]);
+    assert_eq!(ghost.status, 404, "a missing camera stays a 404: {}", ghost.text());
+
     // Longer than an hour: asked in pieces.
     let long = format!("/api/v1/cameras/cam/retrieve?from={}&to={}", rfc3339(from), rfc3339(from + 3_600_000_001));
     let long = get(&rec, ADMIN, &long, &[]);
@@ -180,6 +201,13 @@ fn ic4_retrieval_equals_export_resumes_and_obeys_the_policy() {
     assert!(around_walls.iter().any(|&w| w >= at) && around_walls.iter().all(|&w| w <= at + 1_000_000));
     let hidden = post(&rec, "/api/v1/events/door_opened?cameras=other");
     let hidden_cursor = hidden["cursor"].as_u64().unwrap();
+    // Review M5: an event of another camera, even one the caller may see, is not served through
+    // this camera's route: the same 404 as a missing event, naming no time.
+    let other_event = get(&rec, ADMIN, &format!("/api/v1/cameras/cam/retrieve?event={hidden_cursor}"), &[]);
+    let missing = get(&rec, ADMIN, "/api/v1/cameras/cam/retrieve?event=999999", &[]);
+    assert_eq!((other_event.status, missing.status), (404, 404));
+    assert_eq!(other_event.text().replace(&hidden_cursor.to_string(), "999999"), missing.text());
+    assert!(!other_event.text().contains(&rfc3339(at)[..4]), "no time echoed: {}", other_event.text());
 
     // IC-12, PR-11: the permission matrix.
     let grants = |g: Value| json!({ "grants": g });
@@ -229,6 +257,26 @@ fn ic4_retrieval_equals_export_resumes_and_obeys_the_policy() {
     );
     assert_eq!(hidden_event.json()["error"]["message"].as_str().map(|m| m.contains("no event")), Some(true));
 
+    // Review L1: a transfer that starts with `Range: bytes=0-` is audited like one without Range;
+    // a continuation (from a later byte) is not.
+    let audited = || {
+        let audit = http_request("GET", &rec.url("/api/v1/logs?kind=audit"), &[], &[]).unwrap().json();
+        audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["user"] == "central" && e["action"] == "retrieve" && e["outcome"] == "granted")
+            .count()
+    };
+    let before = audited();
+    let ranged = |r: &str| {
+        http_request("GET", &rec.url_as(Some(("central", "Pass-word-16")), &path), &[("Range", r)], &[]).unwrap()
+    };
+    assert_eq!(ranged("bytes=10-").status, 206);
+    assert_eq!(ranged("bytes=0-").status, 206);
+    assert!(wait_until(Duration::from_secs(10), || audited() > before), "bytes=0- is audited");
+    assert_eq!(audited(), before + 1, "only the transfer from byte 0, not the continuation");
+
     // IC-6: per-client concurrency. A capped retrieval that the client does not read holds its
     // place; the same user's next one answers 503 with Retry-After, another user's is served.
     let kbps = ((len as f64 * 8.0 / 1000.0) / 2.5).ceil() as u64; // ~2.5 s for the stream
@@ -250,23 +298,34 @@ fn ic4_retrieval_equals_export_resumes_and_obeys_the_policy() {
         interconnect(&rec)
     );
 
-    // IC-6: the bandwidth cap holds within ±10 % (bytes over elapsed time, measured here), and
-    // export.mp4 of the same range is not under it.
+    // IC-6: the bandwidth cap holds: the measured rate is at most the cap + 10 % (review M8: a
+    // loaded machine only makes it slower, so there is no lower bound here; the pacing itself is
+    // unit-tested in simulated time, `http::api::retrieve` tests).
     let started = Instant::now();
     let capped = get(&rec, ADMIN, &path, &[]);
     let elapsed = started.elapsed().as_secs_f64();
     assert_eq!((capped.status, &capped.body), (200, &whole.body), "the same bytes, paced");
     let rate_kbps = capped.body.len() as f64 * 8.0 / 1000.0 / elapsed;
     assert!(
-        (rate_kbps - kbps as f64).abs() <= kbps as f64 * 0.10,
+        rate_kbps <= kbps as f64 * 1.10,
         "{rate_kbps:.1} kbit/s measured against a cap of {kbps} ({} bytes in {elapsed:.2} s)",
         capped.body.len()
     );
+    // export.mp4 is not under the cap, checked without a timing that a slow machine can fail:
+    // with the cap at 1 kbit/s (125 B/s; a bucket that starts empty pays out at most one burst of
+    // 1 KiB beyond it), a paced body of this size would need more than (len − 1 KiB)/125 s (over
+    // half an hour here). The export arriving whole in less time proves it was not paced.
+    set_policy(&rec, "retrieval_kbps = 1");
     let started = Instant::now();
     let export_again = get(&rec, ADMIN, &format!("/api/v1/cameras/cam/export.mp4?{range}"), &[]);
-    let export_kbps = export_again.body.len() as f64 * 8.0 / 1000.0 / started.elapsed().as_secs_f64();
-    assert_eq!(export_again.status, 200);
-    assert!(export_kbps > 2.0 * kbps as f64, "export.mp4 is not throttled: {export_kbps:.0} kbit/s");
+    let took = started.elapsed().as_secs_f64();
+    assert_eq!((export_again.status, export_again.body.len()), (200, export.body.len()));
+    let paced_at_least = (export_again.body.len() as f64 - 1024.0) / 125.0;
+    assert!(paced_at_least > 600.0, "the range is big enough for the argument: {paced_at_least:.0} s");
+    assert!(
+        took < paced_at_least,
+        "export.mp4 is not throttled: {took:.1} s, paced it would take {paced_at_least:.0} s"
+    );
 
     // IC-6: outside the allowed window a request answers 503 with Retry-After = seconds until it
     // opens and a body naming that time.

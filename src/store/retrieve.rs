@@ -55,6 +55,11 @@ const FRAME_FIELDS: u64 = 1 + 4 + 8 + 8 + 1;
 /// The largest payload a decoder accepts: far above any frame (a chunk holds at most a few MiB),
 /// so a corrupt length is an error and not a 4 GiB allocation.
 pub const MAX_RECORD_PAYLOAD: u32 = 64 << 20;
+/// Issue 16 review M4 (memory bound against a hostile remote): the most SampleEntry records a
+/// decoder accepts per stream (the v1 encoder writes one per stream) ...
+pub const MAX_SAMPLE_ENTRIES_PER_STREAM: u32 = 8;
+/// ... and the largest SampleEntry payload (an avc1/hvc1/mp4a box is a few hundred bytes).
+pub const MAX_SAMPLE_ENTRY_PAYLOAD: u32 = 64 << 10;
 
 /// Where a retrieval starts (IC-7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -207,7 +212,8 @@ impl Item {
 
 /// A planned retrieval: the layout of the stream over an export plan of the same range.
 pub struct RetrievePlan {
-    export: Arc<ExportPlan>,
+    /// None for a range with no recordings: the stream is the header and `End{frames: 0}`.
+    export: Option<Arc<ExportPlan>>,
     items: Vec<Item>,
     total_len: u64,
     etag: String,
@@ -231,29 +237,37 @@ impl RetrievePlan {
         to_us: i64,
         align: Align,
     ) -> Result<RetrievePlan, Error> {
-        let mut export = ExportPlan::plan_with_frames(storages, camera, from_us, to_us)?;
+        let mut export = match ExportPlan::plan_with_frames(storages, camera, from_us, to_us) {
+            Ok(e) => e,
+            // Issue 16 review H1: a range without recordings is a valid, empty stream (the
+            // central site tells it from a missing camera, which stays a 404, and moves on).
+            Err(e) if e.kind() == crate::error::ErrorKind::NotFound => {
+                return Ok(Self::empty(from_us, to_us, align));
+            }
+            Err(e) => return Err(e),
+        };
         // The layout needs the frames once; the plan that reads the bytes keeps none of them.
         let planned = export.take_frames();
-        Self::over(Arc::new(export), &planned, camera, from_us, to_us, align)
+        Self::over(Arc::new(export), &planned, from_us, to_us, align)
+    }
+
+    /// The stream of a range with no recordings (or, with `Align::Exact`, no video at or after
+    /// `from`): the header and `End{frames: 0, covered: []}` (issue 16 review H1).
+    pub fn empty(from_us: i64, to_us: i64, align: Align) -> RetrievePlan {
+        Self::layout(None, Vec::new(), 0, from_us, to_us, align)
     }
 
     fn over(
         export: Arc<ExportPlan>,
         planned: &[super::export::PlannedFrame],
-        camera: &str,
         from_us: i64,
         to_us: i64,
         align: Align,
     ) -> Result<Self, Error> {
         let wanted = |f: &&super::export::PlannedFrame| align == Align::Key || f.wall_us >= from_us;
-        let first_video = planned.iter().filter(wanted).find(|f| f.track == 0).ok_or_else(|| {
-            crate::err!(
-                NotFound,
-                "no recordings of camera {camera:?} between {} and {}",
-                crate::time::format_rfc3339(from_us),
-                crate::time::format_rfc3339(to_us)
-            )
-        })?;
+        let Some(first_video) = planned.iter().filter(wanted).find(|f| f.track == 0) else {
+            return Ok(Self::empty(from_us, to_us, align));
+        };
         let kinds = [StreamKind::Video, StreamKind::Audio];
         // One sample entry per export track, each numbered 1 within its stream.
         let entries: Vec<WireSampleEntry> = export
@@ -303,7 +317,29 @@ impl RetrievePlan {
             push(&mut items, What::Frame { export_pos: f.file_pos, size: f.size, fields });
             frames += 1;
         }
-        let end = WireEnd { frames, from_us, to_us, covered_us: export.covered_us.clone() };
+        Ok(Self::layout(Some(export), items, frames, from_us, to_us, align))
+    }
+
+    /// Closes the layout `items` (header and records, without End) with End, and makes its ETag.
+    fn layout(
+        export: Option<Arc<ExportPlan>>,
+        mut items: Vec<Item>,
+        frames: u64,
+        from_us: i64,
+        to_us: i64,
+        align: Align,
+    ) -> RetrievePlan {
+        let covered_us = export.as_ref().map(|e| e.covered_us.clone()).unwrap_or_default();
+        let mut pos = items.last().map_or(0, |it| it.pos + it.len());
+        let mut push = |items: &mut Vec<Item>, what: What| {
+            let item = Item { pos, what };
+            pos += item.len();
+            items.push(item);
+        };
+        if items.is_empty() {
+            push(&mut items, What::Bytes(encode_header().into()));
+        }
+        let end = WireEnd { frames, from_us, to_us, covered_us: covered_us.clone() };
         push(&mut items, What::Bytes(encode_record(TAG_END, &end_payload(&end)).into()));
         let total_len = pos;
         // Strong validator: the export's (its chunks and layout) and this layout's own fields.
@@ -318,19 +354,10 @@ impl RetrievePlan {
                 }
             }
         }
-        let etag =
-            format!("\"rf{VERSION}-{}-{h:08x}-{total_len:x}-{}\"", align.as_str(), export.etag().trim_matches('"'));
-        Ok(RetrievePlan {
-            covered_us: export.covered_us.clone(),
-            export,
-            items,
-            total_len,
-            etag,
-            from_us,
-            to_us,
-            align,
-            frames,
-        })
+        // An empty stream's bytes depend on nothing but the range and this layout (`h`).
+        let source = export.as_ref().map_or("empty", |e| e.etag().trim_matches('"'));
+        let etag = format!("\"rf{VERSION}-{}-{h:08x}-{total_len:x}-{source}\"", align.as_str());
+        RetrievePlan { covered_us, export, items, total_len, etag, from_us, to_us, align, frames }
     }
 
     pub fn len(&self) -> u64 {
@@ -352,7 +379,12 @@ impl RetrievePlan {
     }
 
     pub fn reader(self: &Arc<Self>) -> RetrieveReader {
-        RetrieveReader { plan: self.clone(), export: self.export.reader(), cached: None, record: Vec::new() }
+        RetrieveReader {
+            plan: self.clone(),
+            export: self.export.as_ref().map(|e| e.reader()),
+            cached: None,
+            record: Vec::new(),
+        }
     }
 
     /// `[start, end)` of the stream as a `Read` (a reclaimed chunk ends it with an I/O error,
@@ -365,7 +397,8 @@ impl RetrievePlan {
 /// Reads a plan's bytes; holds the last Frame record built.
 pub struct RetrieveReader {
     plan: Arc<RetrievePlan>,
-    export: ExportReader,
+    /// None for an empty stream (it has no Frame records).
+    export: Option<ExportReader>,
     /// The item whose record `record` holds.
     cached: Option<usize>,
     record: Vec<u8>,
@@ -407,9 +440,11 @@ impl RetrieveReader {
         r.extend_from_slice(fields);
         let data_at = r.len();
         r.resize(data_at + size as usize, 0);
+        let export =
+            self.export.as_mut().ok_or_else(|| crate::err!(Internal, "a frame in a stream without recordings"))?;
         let mut got = 0usize;
         while got < size as usize {
-            let n = self.export.read_at(export_pos + got as u64, &mut r[data_at + got..])?;
+            let n = export.read_at(export_pos + got as u64, &mut r[data_at + got..])?;
             if n == 0 {
                 return Err(crate::err!(Internal, "the export ends inside a frame at {}", export_pos + got as u64));
             }
@@ -461,8 +496,12 @@ pub struct FrameStreamDecoder {
     offset: u64,
     need_header: bool,
     entries: HashMap<(StreamKind, u32), WireSampleEntry>,
+    /// SampleEntry records seen per stream (with those `resume_at` was given), review M4.
+    entry_records: HashMap<StreamKind, u32>,
     run: Option<u64>,
     ended: bool,
+    /// Bytes that came after End, ignored (review L6).
+    trailing: u64,
 }
 
 impl Default for FrameStreamDecoder {
@@ -492,8 +531,10 @@ impl FrameStreamDecoder {
             offset: 0,
             need_header: true,
             entries: HashMap::new(),
+            entry_records: HashMap::new(),
             run: None,
             ended: false,
+            trailing: 0,
         }
     }
 
@@ -505,17 +546,19 @@ impl FrameStreamDecoder {
         d.need_header = offset == 0;
         d.run = run;
         d.entries = entries.into_iter().map(|e| ((e.stream, e.entry), e)).collect();
+        for (stream, _) in d.entries.keys() {
+            *d.entry_records.entry(*stream).or_default() += 1;
+        }
         d
     }
 
-    /// Appends bytes received.
+    /// Appends bytes received. Bytes after the End record are ignored, whether they came in
+    /// the push that held End or a later one (review L6): End closes a complete, checked
+    /// stream, so nothing after it can add to or damage it; `trailing()` counts them.
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        if self.ended && !bytes.is_empty() {
-            return Err(crate::err!(
-                DataLoss,
-                "frame stream: bytes after its End record at byte offset {}",
-                self.offset
-            ));
+        if self.ended {
+            self.trailing += bytes.len() as u64;
+            return Ok(());
         }
         // Drop what was decoded once it is most of the buffer.
         if self.start > 0 && self.start >= self.buf.len() / 2 {
@@ -547,6 +590,11 @@ impl FrameStreamDecoder {
     /// it was cut (resume with `Range` from `offset()`).
     pub fn ended(&self) -> bool {
         self.ended
+    }
+
+    /// Bytes received after End and ignored (0 from a well-formed server, which sends none).
+    pub fn trailing(&self) -> u64 {
+        self.trailing
     }
 
     /// Bytes pushed but not yet decoded (a partial record).
@@ -595,6 +643,13 @@ impl FrameStreamDecoder {
                     "frame stream: record at byte offset {at} declares {len} bytes (more than {MAX_RECORD_PAYLOAD})"
                 ));
             }
+            if tag == TAG_SAMPLE_ENTRY && len > MAX_SAMPLE_ENTRY_PAYLOAD {
+                return Err(crate::err!(
+                    DataLoss,
+                    "frame stream: SampleEntry record at byte offset {at} declares {len} bytes (more than \
+                     {MAX_SAMPLE_ENTRY_PAYLOAD})"
+                ));
+            }
             let whole = RECORD_OVERHEAD as usize + len as usize;
             if avail.len() < whole {
                 return Ok(None);
@@ -606,14 +661,31 @@ impl FrameStreamDecoder {
             }
             let payload = &avail[5..body_end];
             let record = Self::parse(tag, payload, at, &self.entries, self.run)?;
+            if let Some(WireRecord::SampleEntry(e)) = &record {
+                if self.entry_records.get(&e.stream).copied().unwrap_or(0) >= MAX_SAMPLE_ENTRIES_PER_STREAM {
+                    return Err(crate::err!(
+                        DataLoss,
+                        "frame stream: the SampleEntry record at byte offset {at} is more than \
+                         {MAX_SAMPLE_ENTRIES_PER_STREAM} of the {} stream",
+                        e.stream.as_str()
+                    ));
+                }
+            }
             self.start += whole;
             self.offset += whole as u64;
             match &record {
                 Some(WireRecord::SampleEntry(e)) => {
+                    *self.entry_records.entry(e.stream).or_default() += 1;
                     self.entries.insert((e.stream, e.entry), e.clone());
                 }
                 Some(WireRecord::Run(r)) => self.run = Some(*r),
-                Some(WireRecord::End(_)) => self.ended = true,
+                Some(WireRecord::End(_)) => {
+                    self.ended = true;
+                    // Review L6: what follows End in this push is ignored like a later push.
+                    self.trailing += (self.buf.len() - self.start) as u64;
+                    self.buf.clear();
+                    self.start = 0;
+                }
                 Some(WireRecord::Frame(_)) => {}
                 None => continue, // an unknown tag, skipped
             }
@@ -1037,6 +1109,118 @@ mod tests {
         let mut d = FrameStreamDecoder::new();
         d.push(b"<html>nope</html>").unwrap();
         assert!(d.next().unwrap_err().msg().contains("ERFRAMES"));
+    }
+
+    /// Issue 16 review H1: a range with no recordings (before the first one; or, exact-aligned,
+    /// after the last video) is a valid stream: the header and End{frames: 0, covered: []}, with
+    /// a stable ETag of its own; the stream with recordings is unchanged.
+    #[test]
+    fn ic7_a_range_without_recordings_is_an_empty_stream() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (cfg, sent) = record(tmp.path(), 1);
+        let first = sent[0].wall_us;
+        let (from, to) = (first - 120_000_000, first - 60_000_000);
+        let p = plan(&cfg, from, to, Align::Key);
+        assert_eq!((p.frames, p.covered_us.clone(), p.gaps_us()), (0, vec![], vec![]));
+        let bytes = bytes_of(&p, 0, p.len());
+        let mut d = FrameStreamDecoder::new();
+        let recs = decode_all(&mut d, &bytes, 5);
+        assert_eq!(recs, vec![WireRecord::End(WireEnd { frames: 0, from_us: from, to_us: to, covered_us: vec![] })]);
+        assert!(d.ended());
+        assert_eq!(plan(&cfg, from, to, Align::Key).etag(), p.etag(), "stable");
+        assert!(p.etag().starts_with("\"rf1-key-") && p.etag().ends_with("-empty\""), "{}", p.etag());
+        // Resumable like any other stream.
+        let mut d2 = FrameStreamDecoder::resume_at(HEADER_LEN, Vec::new(), None);
+        assert_eq!(decode_all(&mut d2, &bytes_of(&p, HEADER_LEN, p.len()), 7), recs);
+        // Exact alignment past the last frame.
+        let last = sent.last().unwrap().wall_us;
+        let e = plan(&cfg, last + 1, last + 10_000_000, Align::Exact);
+        assert_eq!(e.frames, 0);
+        assert_eq!(RetrievePlan::empty(last + 1, last + 10_000_000, Align::Exact).etag(), e.etag());
+    }
+
+    fn sample_entry_record(stream: StreamKind, entry: u32, e: &SampleEntry) -> Vec<u8> {
+        let w = WireSampleEntry { stream, entry, timescale: e.timescale_hz(), sample_entry: Arc::new(e.clone()) };
+        encode_record(TAG_SAMPLE_ENTRY, &sample_entry_payload(&w))
+    }
+
+    /// Issue 16 review M4: the decoder's memory is bounded against a hostile remote: a 9th
+    /// SampleEntry record of one stream is refused (also counting those `resume_at` was given),
+    /// and so is a SampleEntry length over 64 KiB, before its bytes are buffered; both are
+    /// DataLoss naming the record's offset.
+    #[test]
+    fn ic14_sample_entry_flood_and_oversize_entry_are_refused() {
+        let video = video_entry();
+        let mut flood = encode_header();
+        let mut offsets = Vec::new();
+        for n in 1..=MAX_SAMPLE_ENTRIES_PER_STREAM + 1 {
+            offsets.push(flood.len() as u64);
+            flood.extend(sample_entry_record(StreamKind::Video, n, &video));
+        }
+        let mut d = FrameStreamDecoder::new();
+        d.push(&flood).unwrap();
+        for _ in 0..MAX_SAMPLE_ENTRIES_PER_STREAM {
+            assert!(matches!(d.next().unwrap(), Some(WireRecord::SampleEntry(_))));
+        }
+        let err = d.next().unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::DataLoss);
+        let ninth = offsets[MAX_SAMPLE_ENTRIES_PER_STREAM as usize];
+        assert!(err.msg().contains(&format!("byte offset {ninth}")), "{}", err.msg());
+        assert_eq!(d.entries().len(), MAX_SAMPLE_ENTRIES_PER_STREAM as usize);
+        // A resumed decoder counts the entries it was given.
+        let given = d.entries();
+        let mut d = FrameStreamDecoder::resume_at(ninth, given, Some(1));
+        d.push(&flood[ninth as usize..]).unwrap();
+        assert!(d.next().unwrap_err().msg().contains(&format!("byte offset {ninth}")));
+        // Another stream's entries count apart.
+        let mut d = FrameStreamDecoder::new();
+        let mut mixed = encode_header();
+        for n in 1..=MAX_SAMPLE_ENTRIES_PER_STREAM {
+            mixed.extend(sample_entry_record(StreamKind::Video, n, &video));
+            mixed.extend(sample_entry_record(StreamKind::Audio, n, &audio_entry()));
+        }
+        assert_eq!(decode_all(&mut d, &mixed, 1000).len(), 2 * MAX_SAMPLE_ENTRIES_PER_STREAM as usize);
+        // An oversize SampleEntry: refused from its 5 bytes of tag and length alone.
+        let mut big = encode_header();
+        big.push(TAG_SAMPLE_ENTRY);
+        big.extend_from_slice(&(MAX_SAMPLE_ENTRY_PAYLOAD + 1).to_be_bytes());
+        let mut d = FrameStreamDecoder::new();
+        d.push(&big).unwrap();
+        let err = d.next().unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::DataLoss);
+        assert!(err.msg().contains(&format!("byte offset {HEADER_LEN}")), "{}", err.msg());
+        // At the limit it is a record like any other (here its box is not a sample entry).
+        let mut at_limit = encode_header();
+        let mut payload = vec![0u8; MAX_SAMPLE_ENTRY_PAYLOAD as usize];
+        payload[0] = StreamKind::Video.code();
+        at_limit.extend(encode_record(TAG_SAMPLE_ENTRY, &payload));
+        let mut d = FrameStreamDecoder::new();
+        d.push(&at_limit).unwrap();
+        let msg = d.next().map(|_| String::new()).unwrap_or_else(|e| e.msg().to_owned());
+        // It passed the length check and reached the box's own validation.
+        assert!(msg.contains("bad sample entry") && !msg.contains("more than"), "{msg}");
+    }
+
+    /// Issue 16 review L6: bytes after End are ignored the same way whether they arrive in the
+    /// push that holds End or in a later one; `trailing()` counts them.
+    #[test]
+    fn ic5_bytes_after_end_are_ignored_in_any_push() {
+        let p = Arc::new(RetrievePlan::empty(0, 1_000_000, Align::Key));
+        let stream = bytes_of(&p, 0, p.len());
+        let end = WireRecord::End(WireEnd { frames: 0, from_us: 0, to_us: 1_000_000, covered_us: vec![] });
+        // In the same push.
+        let mut d = FrameStreamDecoder::new();
+        d.push(&[stream.clone(), b"junk".to_vec()].concat()).unwrap();
+        assert_eq!(d.next().unwrap(), Some(end.clone()));
+        assert_eq!(d.next().unwrap(), None);
+        assert_eq!((d.ended(), d.trailing(), d.buffered(), d.offset()), (true, 4, 0, p.len()));
+        // In a later push.
+        let mut d = FrameStreamDecoder::new();
+        d.push(&stream).unwrap();
+        assert_eq!(d.next().unwrap(), Some(end));
+        d.push(b"junk").unwrap();
+        assert_eq!(d.next().unwrap(), None);
+        assert_eq!((d.ended(), d.trailing(), d.buffered(), d.offset()), (true, 4, 0, p.len()));
     }
 
     /// IC-6: the window parses strictly, crosses midnight, and says how long until it opens.

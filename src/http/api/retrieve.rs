@@ -169,15 +169,9 @@ impl Read for Throttled {
         if want == 0 {
             return Ok(0);
         }
-        loop {
-            let wait = self.slot.client.bucket.lock().expect("bucket lock").take(want, self.clocks.monotonic());
-            match wait {
-                Ok(()) => break,
-                // IC-6: sleeping here holds back this client's body only (a blocking thread of its
-                // own, `http::serve`).
-                Err(d) => std::thread::sleep(d),
-            }
-        }
+        // IC-6: sleeping here holds back this client's body only (a blocking thread of its own,
+        // `http::serve`).
+        pace(&self.slot.client.bucket, want, &*self.clocks, std::thread::sleep);
         let n = self.inner.read(&mut buf[..want])?;
         if n < want {
             let mut b = self.slot.client.bucket.lock().expect("bucket lock");
@@ -185,6 +179,18 @@ impl Read for Throttled {
         }
         self.slot.client.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
+    }
+}
+
+/// Waits (with `sleep`) until `bucket` pays out `n` bytes by the monotonic time of `clocks`
+/// (IC-6), then takes them. The seam the pacing is unit-tested through.
+fn pace(bucket: &Mutex<Bucket>, n: usize, clocks: &dyn Clocks, mut sleep: impl FnMut(Duration)) {
+    loop {
+        let wait = bucket.lock().expect("bucket lock").take(n, clocks.monotonic());
+        match wait {
+            Ok(()) => return,
+            Err(d) => sleep(d),
+        }
     }
 }
 
@@ -235,9 +241,14 @@ fn window_closed(ctx: &Ctx, policy: &RetrievalPolicy, wait_s: u32) -> Response {
     respond::json(503, &body).with_header("Retry-After", &wait_s.to_string())
 }
 
-/// The range asked (IC-7): `from`/`to`, or `event` with `before`/`after` seconds around it. An
-/// event the caller may not see (about a camera it may not read) answers like a missing one.
-fn requested_range(ctx: &Ctx, call: &Call) -> Result<(i64, i64), Error> {
+/// The range asked (IC-7): `from`/`to`, or `event` with `before`/`after` seconds around it.
+/// Issue 16 review M5 (PR-11): the event shape serves only events of this very camera (its
+/// `camera()` is `id`, or `id` is among the cameras its data names, as a user-defined event
+/// raised with `?cameras=` does); any other event (another camera's, one without a camera, one the
+/// caller may not see, one that does not exist) answers the same 404 "no event N", so the route
+/// tells nothing of other events' existence or times without `status` (which `/api/v1/events`
+/// needs). The computed range is never echoed in an error.
+fn requested_range(ctx: &Ctx, call: &Call, id: &str) -> Result<(i64, i64), Error> {
     let q = &call.query;
     let Some(event) = q.get("event") else {
         let (from, to) = (q.required_time_us("from")?, q.required_time_us("to")?);
@@ -263,19 +274,41 @@ fn requested_range(ctx: &Ctx, call: &Call) -> Result<(i64, i64), Error> {
     let missing = || crate::err!(NotFound, "no event {cursor}");
     let found = ctx.rec.event_reader().after(cursor.checked_sub(1).ok_or_else(missing)?, 1)?;
     let e = found.into_iter().find(|e| e.cursor() == cursor).ok_or_else(missing)?;
-    // PR-11: an event the caller cannot see is a missing one.
-    if super::events::event_for(&call.eff, &e).is_none() {
+    // PR-11, review M5: an event of another camera, of none, or one the caller cannot see is a
+    // missing one.
+    let ev = e.event();
+    let names_this_camera = ev.camera() == Some(id)
+        || ev
+            .data()
+            .and_then(|d| d.get("cameras"))
+            .and_then(|c| c.as_array())
+            .is_some_and(|named| named.iter().any(|c| c.as_str() == Some(id)));
+    if !names_this_camera || super::events::event_for(&call.eff, &e).is_none() {
         return Err(missing());
     }
     let at = e.event().wall_us();
     Ok((at - before, at + after + 1))
 }
 
-/// `GET /api/v1/cameras/{id}/retrieve` (audited: the first request of a transfer, without
-/// `Range`). Answers at once; the body is read as the client downloads it, paced by the policy.
+/// `GET /api/v1/cameras/{id}/retrieve` (audited: the first request of a transfer, i.e. every
+/// answer that does not continue one: no `Range`, or a 200/206 from byte 0 such as a client
+/// that always sends `Range: bytes=0-`, review L1). Answers at once; the body is read as the
+/// client downloads it, paced by the policy.
 pub(super) fn retrieve(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> {
     let r = answer(ctx, call, id);
-    if call.req.header("Range").is_none() {
+    let from_start = |resp: &Response| {
+        resp.status == 200
+            || (resp.status == 206
+                && resp
+                    .headers
+                    .iter()
+                    .any(|(n, v)| n.eq_ignore_ascii_case("Content-Range") && v.starts_with("bytes 0-")))
+    };
+    let first = match &r {
+        Ok(resp) => call.req.header("Range").is_none() || from_start(resp),
+        Err(_) => call.req.header("Range").is_none(),
+    };
+    if first {
         // A refusal the handler answers itself (503: the per-client cap, the window) is audited
         // as failed, not granted.
         let outcome: Result<(), Error> = match &r {
@@ -299,7 +332,7 @@ fn answer(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> {
     if wait_s > 0 {
         return Ok(window_closed(ctx, policy, wait_s));
     }
-    let (from, to) = requested_range(ctx, call)?;
+    let (from, to) = requested_range(ctx, call, id)?;
     if to <= from {
         return Err(crate::err!(InvalidArgument, "the range is empty: `to` must be after `from`"));
     }
@@ -374,6 +407,34 @@ mod tests {
         // Ten seconds idle save up the burst only.
         assert_eq!(b.take(100, Duration::from_secs(10)), Ok(()));
         assert!(b.take(1, Duration::from_secs(10)).is_err());
+    }
+
+    /// IC-6 (review M8: the pacing is tested in simulated time, not by a wall-clock rate): over
+    /// any stretch the bytes paid out are at most the rate times the time plus one burst, and a
+    /// reader that always asks gets the full rate (it only ever waits for what it lacks).
+    #[test]
+    fn ic6_pacing_holds_the_cap_in_simulated_time() {
+        use crate::clocks::SimulatedClocks;
+        let clocks = SimulatedClocks::new(0);
+        let (rate, burst) = (100_000.0, 5_000.0);
+        let bucket = Mutex::new(Bucket { rate, burst, tokens: 0.0, last: clocks.monotonic() });
+        let mut sent = 0u64;
+        for n in 0..400u64 {
+            let want = 1000 + (n % 4) as usize * 1000;
+            pace(&bucket, want, &clocks, |d| clocks.advance(d.max(Duration::from_micros(1))));
+            sent += want as u64;
+            let t = clocks.monotonic().as_secs_f64();
+            assert!(sent as f64 <= rate * t + burst + 1.0, "{sent} bytes by {t} s");
+        }
+        let t = clocks.monotonic().as_secs_f64();
+        let expected = sent as f64 / rate;
+        assert!(t >= expected - burst / rate && t <= expected * 1.01, "{sent} bytes took {t} s, {expected} at the cap");
+        // Idle time saves up at most a burst.
+        clocks.advance(Duration::from_secs(60));
+        let before = clocks.monotonic();
+        pace(&bucket, 5_000, &clocks, |_| panic!("a burst is there"));
+        pace(&bucket, 1_000, &clocks, |d| clocks.advance(d));
+        assert!(clocks.monotonic() - before >= Duration::from_millis(9));
     }
 
     /// IC-6: a user at its concurrency cap is refused; the place comes back with the body.
