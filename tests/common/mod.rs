@@ -12,7 +12,8 @@
 //! submodule (running the real `edgerec` binary) belongs with the recorder, the `front`
 //! submodule (the HTTP front serving a test's own handler in process) with the front, and the
 //! `browser` submodule drives headless Chromium through chromedriver (W3C WebDriver) for the web
-//! interface. The `vm` submodule boots a real kernel (the lab's vm-run) for V4L2 tests.
+//! interface. The `vm` submodule boots a real kernel (the lab's vm-run) for V4L2 tests. The `pull`
+//! submodule runs a remote and an `edgerec pull` central for the interconnect tests.
 
 #![allow(dead_code)]
 
@@ -21,6 +22,7 @@ pub mod archive;
 pub mod browser;
 pub mod front;
 pub mod mount;
+pub mod pull;
 pub mod recorder;
 pub mod vm;
 

@@ -1,0 +1,207 @@
+//! The two-process interconnect fixture (issue 16): a remote `edgerec run` that records over
+//! HTTPS with a self-signed certificate, an `edgerec pull` central pinned to it, and the
+//! frame-for-frame comparison of their exports (ffmpeg `framemd5` of the video packets). Used by
+//! tests/pull.rs and the other interconnect test binaries.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::recorder::{rfc3339, RecorderProc, ADMIN, ADMIN_PASSWORD};
+use super::{edgerec_bin, free_local_port, http_get, wait_for};
+
+/// The remote's storage: frames durable after half a second, so the mirror's lag can be short.
+pub const REMOTE_STORAGE: &str =
+    "[[storage]]\nid = \"main\"\nsize = \"256MiB\"\nsegment_size = \"8MiB\"\nsync_interval_ms = 500\n";
+
+/// A remote `edgerec run` with HTTPS on loopback and its certificate's SHA-256.
+pub struct Remote {
+    pub rec: RecorderProc,
+    pub tls_port: u16,
+    sha256: String,
+}
+
+pub fn start_remote(dir: &Path, rtsp_url: &str) -> Remote {
+    let tls_port = free_local_port();
+    let body = format!("{REMOTE_STORAGE}[[camera]]\nid = \"cam1\"\nsource = \"{rtsp_url}\"\n");
+    let rec = RecorderProc::start_with_server(
+        dir,
+        &format!("tls_listen = \"127.0.0.1:{tls_port}\"\n"),
+        &body,
+        free_local_port(),
+    );
+    let sha256 = cert_sha256(&dir.join("tls").join("cert.pem"));
+    Remote { rec, tls_port, sha256 }
+}
+
+/// The SHA-256 of the PEM certificate's DER, as `openssl x509 -fingerprint -sha256` prints it.
+pub fn cert_sha256(pem: &Path) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let text = std::fs::read_to_string(pem).unwrap();
+    let b64: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+    sha2::Sha256::digest(&der).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+}
+
+/// `method path` on the remote as its administrator; asserts success.
+pub fn admin(remote: &Remote, method: &str, path: &str, body: Value) {
+    let (s, v) = remote.rec.call_as((ADMIN, ADMIN_PASSWORD), method, path, &[], Some(&body));
+    assert_eq!(s, 200, "{method} {path}: {v}");
+}
+
+/// A role and a user of it on the remote (the account a central site logs in with, IC-2).
+pub fn remote_account(remote: &Remote, user: &str, grants: Value) {
+    admin(remote, "PUT", &format!("/api/v1/roles/{user}-role"), json!({ "grants": grants }));
+    admin(
+        remote,
+        "POST",
+        "/api/v1/users",
+        json!({"name": user, "password": format!("{user}-Pass-1"), "roles": [format!("{user}-role")]}),
+    );
+}
+
+/// One `[[remote_site]]` for `user` on `remote`, with its password file (0600), and `camera`
+/// lines under its one `[[remote_site.camera]]` (remote cam1).
+pub fn site_toml(
+    dir: &Path,
+    remote: &Remote,
+    name: &str,
+    user: &str,
+    password: &str,
+    site_extra: &str,
+    camera: &str,
+) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let pw = dir.join(format!("{name}.password"));
+    std::fs::write(&pw, format!("{password}\n")).unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    format!(
+        "[[remote_site]]\nname = \"{name}\"\nurl = \"https://127.0.0.1:{}\"\nuser = \"{user}\"\npassword_file = \"{}\"\n\
+         tls_sha256 = \"{}\"\nlag_seconds = 2\n{site_extra}[[remote_site.camera]]\nremote = \"cam1\"\n{camera}",
+        remote.tls_port,
+        pw.display(),
+        remote.sha256
+    )
+}
+
+/// The central: `edgerec pull --config` with its own storage and the test administrator.
+pub struct Central {
+    pub child: Option<Child>,
+    pub port: u16,
+    pub config: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Central {
+    pub fn start(dir: &Path, sites: &str) -> Central {
+        std::fs::create_dir_all(dir).unwrap();
+        let port = free_local_port();
+        let config = dir.join("central.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "version = 1\n[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\
+                 [[storage]]\nid = \"main\"\nsize = \"256MiB\"\nsegment_size = \"8MiB\"\nsync_interval_ms = 1000\n{sites}",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        super::recorder::add_user(&config, ADMIN, ADMIN_PASSWORD, &["--admin"]);
+        Central::launch(config, port)
+    }
+
+    pub fn launch(config: PathBuf, port: u16) -> Central {
+        let dir = config.parent().unwrap().to_owned();
+        let log = (0..).map(|n| dir.join(format!("pull-{n}.log"))).find(|p| !p.exists()).unwrap();
+        let child = Command::new(edgerec_bin())
+            .args(["pull", "--config"])
+            .arg(&config)
+            .env("EDGEREC_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let c = Central { child: Some(child), port, config, log };
+        assert!(
+            wait_for(Duration::from_secs(30), || http_get(&c.url("/healthz")).ok().filter(|r| r.status == 200))
+                .is_some(),
+            "central did not come up: {}",
+            c.log_text()
+        );
+        c
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{ADMIN}:{ADMIN_PASSWORD}@127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn status(&self) -> Value {
+        http_get(&self.url("/api/v1/status")).unwrap().json()
+    }
+
+    /// The `pull` object's site `site`.
+    pub fn site(&self, site: &str) -> Value {
+        let s = self.status();
+        s["pull"]["sites"].as_array().unwrap().iter().find(|x| x["name"] == site).cloned().unwrap_or_default()
+    }
+
+    pub fn kill9(mut self) -> (PathBuf, u16) {
+        let mut child = self.child.take().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        (self.config.clone(), self.port)
+    }
+}
+
+impl Drop for Central {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn ts(v: &Value) -> i64 {
+    v.as_str().unwrap().parse::<jiff::Timestamp>().unwrap().as_microsecond()
+}
+
+/// (from, to) of each range of a status range list.
+pub fn ranges(v: &Value) -> Vec<(i64, i64)> {
+    v.as_array().map(|a| a.iter().map(|r| (ts(&r["from"]), ts(&r["to"]))).collect()).unwrap_or_default()
+}
+
+/// The MD5 of every video packet of an MP4, in order (`ffmpeg -f framemd5`, no decoding).
+pub fn frame_md5s(path: &Path) -> Vec<String> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:v:0", "-c", "copy", "-f", "framemd5", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ffmpeg framemd5: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(',').next().map(|h| h.trim().to_owned()))
+        .collect()
+}
+
+/// Exports `camera` over [from, to) from `url_of` (a recorder's URL maker) into `path`.
+pub fn export(url: &str, path: &Path) {
+    let r = http_get(url).unwrap();
+    assert_eq!(r.status, 200, "export: {}", r.text());
+    std::fs::write(path, &r.body).unwrap();
+}
+
+pub fn export_query(camera: &str, from: i64, to: i64) -> String {
+    format!("/api/v1/cameras/{camera}/export.mp4?from={}&to={}", rfc3339(from), rfc3339(to))
+}
