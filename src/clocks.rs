@@ -85,6 +85,58 @@ impl WallAnchor {
     }
 }
 
+/// How long a forward jump of the wall clock (more than `MAX_WALL_STEP_US` ahead of monotonic
+/// time) must last before a `WallJumpGuard` trusts it: time for NTP or an operator to set a wrong
+/// clock right before anything is deleted for good by it.
+pub const WALL_JUMP_CONFIRM: Duration = Duration::from_secs(600);
+
+/// The guard of expiry that deletes by the wall clock (bookmarks B6, incident projects IM-7 and
+/// review D finding 2; one type for both, issue 16 read-back D1): `trusted` is false while the wall
+/// clock has jumped more than `MAX_WALL_STEP_US` ahead of monotonic time since the last trusted
+/// look, until the jump has lasted `WALL_JUMP_CONFIRM` of monotonic time. A clock set 30 days ahead
+/// by mistake deletes nothing, and one set back in the meantime ends the hold. A step back is
+/// trusted at once: it only delays expiry.
+#[derive(Debug)]
+pub struct WallJumpGuard {
+    /// The wall clock and monotonic time at the last trusted look.
+    anchor: WallAnchor,
+    /// Monotonic time when the jump that holds expiry was first seen.
+    jump_seen: Option<Duration>,
+    /// What the guard holds back, for its log lines ("bookmarks", "incident projects").
+    what: &'static str,
+}
+
+impl WallJumpGuard {
+    /// A guard anchored now.
+    pub fn new(clocks: &dyn Clocks, what: &'static str) -> WallJumpGuard {
+        WallJumpGuard { anchor: WallAnchor::now(clocks), jump_seen: None, what }
+    }
+
+    /// True when expiry may go by the wall clock now (see the type); a trusted look anchors the
+    /// guard again, so the next look measures its jump from here.
+    pub fn trusted(&mut self, clocks: &dyn Clocks) -> bool {
+        let monotonic = clocks.monotonic();
+        let step_us = self.anchor.step_us(clocks);
+        if step_us > MAX_WALL_STEP_US {
+            let what = self.what;
+            let first = *self.jump_seen.get_or_insert_with(|| {
+                tracing::warn!(
+                    step_us,
+                    "the wall clock jumped ahead of monotonic time: {what} do not expire for {} s unless it is set back",
+                    WALL_JUMP_CONFIRM.as_secs()
+                );
+                monotonic
+            });
+            if monotonic.saturating_sub(first) < WALL_JUMP_CONFIRM {
+                return false;
+            }
+            tracing::warn!(step_us, "the wall clock's jump lasted: {what} expire by it");
+        }
+        *self = WallJumpGuard::new(clocks, self.what);
+        true
+    }
+}
+
 /// The one test clock (issue 11 point 6): realtime and monotonic time that a test sets and moves.
 /// Clones share the same time, and every method may be called from any thread.
 ///
@@ -196,6 +248,35 @@ mod tests {
                 assert_eq!(b.wall_us(&c), c.realtime_us(), "a new run is anchored to the new time");
             }
         }
+    }
+
+    /// Issue 16 read-back D1 (B6, IM-7): time passing and small NTP steps are trusted; a jump
+    /// ahead of more than 5 minutes is held until it has lasted `WALL_JUMP_CONFIRM`, a clock set
+    /// back in the meantime ends the hold, and a step back is trusted at once.
+    #[test]
+    fn d1_a_wall_clock_jump_is_trusted_only_once_it_lasts() {
+        let c = SimulatedClocks::new(1_780_000_000_000_000);
+        let mut guard = WallJumpGuard::new(&c, "things");
+        assert!(guard.trusted(&c), "no step");
+        c.advance(Duration::from_secs(86_400));
+        assert!(guard.trusted(&c), "a day passing is no jump");
+        c.step_realtime_us(MAX_WALL_STEP_US);
+        assert!(guard.trusted(&c), "an NTP step of up to 5 minutes is trusted");
+        c.step_realtime_us(30 * 86_400_000_000);
+        assert!(!guard.trusted(&c), "held at the jump");
+        c.advance(WALL_JUMP_CONFIRM - Duration::from_secs(1));
+        assert!(!guard.trusted(&c), "held until it lasted");
+        c.step_realtime_us(-30 * 86_400_000_000);
+        assert!(guard.trusted(&c), "set back: trusted again");
+        c.step_realtime_us(30 * 86_400_000_000);
+        c.advance(Duration::from_secs(1));
+        assert!(!guard.trusted(&c), "a new jump is held from when it is seen, not from the old one");
+        c.advance(WALL_JUMP_CONFIRM);
+        assert!(guard.trusted(&c), "a jump that lasts is accepted");
+        c.advance(Duration::from_secs(60));
+        assert!(guard.trusted(&c), "and anchors the guard again");
+        c.step_realtime_us(-30 * 86_400_000_000);
+        assert!(guard.trusted(&c), "a step back only delays expiry");
     }
 
     /// Issue 11 point 6: clones share one time, frozen clocks move only when told, and clocks that

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::db::EXPIRE_BATCH;
 use super::{Bookmark, BookmarkDb, BookmarkSettings, NewBookmark, Request};
-use crate::clocks::{Clocks, WallAnchor, MAX_WALL_STEP_US};
+use crate::clocks::{Clocks, WallJumpGuard};
 use crate::error::Error;
 use crate::events::{Event, EventKind, EventSink};
 use crate::shutdown::Shutdown;
@@ -23,10 +23,6 @@ pub const BOOKMARK_QUEUE: usize = 256;
 
 /// B6: how often the `bookmarks` thread looks for expired bookmarks (retention is in days).
 pub const EXPIRY_INTERVAL: Duration = Duration::from_secs(60);
-
-/// B6: how long a forward jump of the wall clock must last before expiry trusts it (as incident
-/// projects and evidence locks: time for NTP or an operator to set a wrong clock right).
-const WALL_JUMP_CONFIRM: Duration = Duration::from_secs(600);
 
 /// The audit action of a bookmark the expiry deleted (B6).
 pub const EXPIRE_ACTION: &str = "bookmark.expire";
@@ -41,9 +37,8 @@ pub struct BookmarkStore {
     db: Result<Mutex<BookmarkDb>, String>,
     clocks: Arc<dyn Clocks>,
     audit: OnceLock<AuditSink>,
-    /// The wall clock and monotonic time at expiry's last accepted look, and the monotonic time
-    /// a forward jump of the wall clock was first seen (B6).
-    wall: Mutex<(WallAnchor, Option<Duration>)>,
+    /// Holds expiry while the wall clock has jumped ahead until the jump lasts (B6).
+    wall: Mutex<WallJumpGuard>,
     /// Rule bookmark requests dropped because the queue was full (status never lies).
     dropped_queue_full: AtomicU64,
     /// Rule bookmark requests the store failed to make (status never lies).
@@ -72,7 +67,7 @@ impl BookmarkStore {
             tracing::error!("the bookmark store is unavailable (the recorder records on): {e}");
             e.to_string()
         });
-        let wall = Mutex::new((WallAnchor::now(clocks.as_ref()), None));
+        let wall = Mutex::new(WallJumpGuard::new(clocks.as_ref(), "bookmarks"));
         BookmarkStore {
             db,
             clocks,
@@ -144,29 +139,11 @@ impl BookmarkStore {
         Ok(all)
     }
 
-    /// B6: false while the wall clock has jumped more than `MAX_WALL_STEP_US` ahead of monotonic
-    /// time since the last look, until the jump has lasted `WALL_JUMP_CONFIRM` (as
-    /// `IncidentStore`): a clock set 30 days ahead by mistake deletes no bookmark.
+    /// B6: false while the wall clock has jumped ahead until the jump lasts
+    /// (`clocks::WallJumpGuard`, shared with `IncidentStore`): a clock set 30 days ahead by mistake
+    /// deletes no bookmark.
     fn wall_clock_trusted(&self) -> bool {
-        let monotonic = self.clocks.monotonic();
-        let mut wall = self.wall.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let step_us = wall.0.step_us(self.clocks.as_ref());
-        if step_us > MAX_WALL_STEP_US {
-            let first = *wall.1.get_or_insert_with(|| {
-                tracing::warn!(
-                    step_us,
-                    "the wall clock jumped ahead of monotonic time: bookmarks do not expire for {} s unless it is set \
-                     back",
-                    WALL_JUMP_CONFIRM.as_secs()
-                );
-                monotonic
-            });
-            if monotonic.saturating_sub(first) < WALL_JUMP_CONFIRM {
-                return false;
-            }
-        }
-        *wall = (WallAnchor::now(self.clocks.as_ref()), None);
-        true
+        self.wall.lock().unwrap_or_else(std::sync::PoisonError::into_inner).trusted(self.clocks.as_ref())
     }
 
     /// The database, one user at a time; `Unavailable` (503) with the reason when it could not
@@ -357,7 +334,7 @@ mod tests {
         store.db().unwrap().get(b.id).unwrap();
         clocks.step_realtime_us(30 * US_PER_DAY);
         assert!(store.expire_now(1).unwrap().is_empty());
-        clocks.advance(WALL_JUMP_CONFIRM);
+        clocks.advance(crate::clocks::WALL_JUMP_CONFIRM);
         assert_eq!(store.expire_now(1).unwrap().len(), 1, "a jump that lasts is accepted");
     }
 

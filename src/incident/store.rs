@@ -12,17 +12,12 @@ use std::time::Duration;
 
 use super::db::EXPIRE_BATCH;
 use super::IncidentDb;
-use crate::clocks::{Clocks, WallAnchor, MAX_WALL_STEP_US};
+use crate::clocks::{Clocks, WallJumpGuard};
 use crate::error::Error;
 use crate::shutdown::Shutdown;
 
 /// How often the expiry thread looks for expired projects (IM-7: retention is counted in days).
 pub const EXPIRY_INTERVAL: Duration = Duration::from_secs(60);
-
-/// How long a forward step of the wall clock (more than `MAX_WALL_STEP_US` ahead of monotonic
-/// time) must last before expiry trusts it: time for NTP or an operator to correct a wrong clock
-/// before projects are deleted for good (review D finding 2; as evidence locks, review finding 15).
-const WALL_JUMP_CONFIRM: Duration = Duration::from_secs(600);
 
 /// The audit action of a project the expiry thread deleted.
 pub const EXPIRE_ACTION: &str = "incident.project.expire";
@@ -82,9 +77,8 @@ pub struct IncidentStore {
     expiry_error: Mutex<Option<String>>,
     clocks: Arc<dyn Clocks>,
     audit: OnceLock<AuditSink>,
-    /// The wall clock and monotonic time at expiry's last accepted look, and the monotonic time
-    /// a forward jump of the wall clock was first seen (review D finding 2).
-    wall: Mutex<(WallAnchor, Option<Duration>)>,
+    /// Holds expiry while the wall clock has jumped ahead until the jump lasts (review D finding 2).
+    wall: Mutex<WallJumpGuard>,
 }
 
 impl IncidentStore {
@@ -93,7 +87,7 @@ impl IncidentStore {
     /// `REOPEN_INTERVAL` and by the expiry thread (review D finding 11).
     pub fn open(data_dir: &Path, clocks: Arc<dyn Clocks>) -> IncidentStore {
         let slot = Self::try_open(data_dir, clocks.as_ref());
-        let wall = Mutex::new((WallAnchor::now(clocks.as_ref()), None));
+        let wall = Mutex::new(WallJumpGuard::new(clocks.as_ref(), "incident projects"));
         IncidentStore {
             data_dir: data_dir.to_owned(),
             db: Mutex::new(slot),
@@ -202,31 +196,12 @@ impl IncidentStore {
         Ok(all)
     }
 
-    /// Review D finding 2: false while the wall clock has jumped more than `MAX_WALL_STEP_US`
-    /// ahead of monotonic time since the last look, until the jump has lasted
-    /// `WALL_JUMP_CONFIRM` (the approach of `evidence`, review finding 15): a clock set 30 days
-    /// ahead by mistake deletes nothing, and one set back in the meantime ends the hold.
+    /// Review D finding 2: false while the wall clock has jumped ahead until the jump lasts
+    /// (`clocks::WallJumpGuard`, shared with `BookmarkStore`; the approach of `evidence`, review
+    /// finding 15): a clock set 30 days ahead by mistake deletes nothing, and one set back in the
+    /// meantime ends the hold.
     fn wall_clock_trusted(&self) -> bool {
-        let monotonic = self.clocks.monotonic();
-        let mut wall = self.wall.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let step_us = wall.0.step_us(self.clocks.as_ref());
-        if step_us > MAX_WALL_STEP_US {
-            let first = *wall.1.get_or_insert_with(|| {
-                tracing::warn!(
-                    step_us,
-                    "the wall clock jumped ahead of monotonic time: incident projects do not expire for {} s unless \
-                     it is set back",
-                    WALL_JUMP_CONFIRM.as_secs()
-                );
-                monotonic
-            });
-            if monotonic.saturating_sub(first) < WALL_JUMP_CONFIRM {
-                return false;
-            }
-            tracing::warn!(step_us, "the wall clock's jump lasted: incident projects expire by it");
-        }
-        *wall = (WallAnchor::now(self.clocks.as_ref()), None);
-        true
+        self.wall.lock().unwrap_or_else(std::sync::PoisonError::into_inner).trusted(self.clocks.as_ref())
     }
 
     /// The expiry thread's body: `expire_now` every `EXPIRY_INTERVAL` until `stop`; a store that
@@ -320,7 +295,7 @@ mod tests {
         store.db().unwrap().project(p.id).unwrap();
         clocks.step_realtime_us(30 * DAY_US);
         assert!(store.expire_now().unwrap().is_empty());
-        clocks.advance(WALL_JUMP_CONFIRM);
+        clocks.advance(crate::clocks::WALL_JUMP_CONFIRM);
         assert_eq!(store.expire_now().unwrap(), vec![p.id], "a jump that lasts is accepted");
     }
 
