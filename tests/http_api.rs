@@ -1,5 +1,5 @@
 //! The HTTP API and CLI edges with the demo camera: export headers (Content-Length, ETag, Range,
-//! 304, 416), errors as JSON with the right status, REC-11 sequences, status fields, plain HTTP
+//! If-Range, 304, 416, the audit of a download's first request), errors as JSON with the right status, REC-11 sequences, status fields, plain HTTP
 //! only on loopback unless configured (NET-3), config errors with file/line/key, and `check`
 //! finding damage.
 
@@ -54,6 +54,31 @@ fn export_is_a_stable_rangeable_virtual_file() {
     assert_eq!(unsat.header("Content-Range"), Some(format!("bytes */{len}").as_str()));
     let cached = http_request("GET", &url, &[("If-None-Match", &etag)], &[]).unwrap();
     assert_eq!(cached.status, 304);
+
+    // IC-5, issue 16 D7 (one byte-range answer for export.mp4 and retrieve): `If-Range` with the
+    // current ETag resumes (206), a stale one gets the whole file again (200), never a part of a
+    // file that changed.
+    let exports_audited = || {
+        let audit = http_get(&rec.url("/api/v1/logs?kind=audit&limit=1000")).unwrap().json();
+        audit["entries"].as_array().unwrap().iter().filter(|e| e["action"] == "export").count()
+    };
+    let audited = exports_audited();
+    let resumed = http_request("GET", &url, &[("Range", "bytes=1000-"), ("If-Range", &etag)], &[]).unwrap();
+    assert_eq!(resumed.status, 206, "a matching If-Range resumes");
+    assert_eq!(resumed.header("Content-Range"), Some(format!("bytes 1000-{}/{len}", len - 1).as_str()));
+    assert!(resumed.body == full.body[1000..]);
+    assert_eq!(exports_audited(), audited, "a resumed download is not audited again");
+    let stale_tag = "\"stale-export-etag\"";
+    let stale = http_request("GET", &url, &[("Range", "bytes=1000-"), ("If-Range", stale_tag)], &[]).unwrap();
+    assert_eq!(stale.status, 200, "a stale If-Range gets the whole file");
+    assert!(stale.header("Content-Range").is_none());
+    assert_eq!(stale.header("ETag"), Some(etag.as_str()));
+    assert!(stale.body == full.body, "the whole file, byte for byte");
+    assert_eq!(exports_audited(), audited + 1, "a whole file sent is a download, audited");
+    // Review L1: a client that always sends `Range: bytes=0-` is audited all the same.
+    let from_zero = http_get_range(&url, "bytes=0-").unwrap();
+    assert_eq!(from_zero.status, 206);
+    assert_eq!(exports_audited(), audited + 2, "a download from byte 0 is audited");
     let head = http_request("HEAD", &url, &[], &[]).unwrap();
     assert_eq!(head.status, 200);
     assert_eq!(head.header("Content-Length").and_then(|l| l.parse().ok()), Some(len));

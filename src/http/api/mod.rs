@@ -21,7 +21,9 @@ pub(super) mod site;
 pub(super) mod status;
 pub(super) mod users;
 
-use super::exchange::{Request, Response};
+use std::io::Read;
+
+use super::exchange::{Body, Request, Response};
 use super::query::Query;
 use super::route::Route;
 use super::{respond, Ctx};
@@ -89,6 +91,101 @@ pub(super) fn body_object(call: &mut Call) -> Result<serde_json::Map<String, ser
         serde_json::Value::Object(m) => Ok(m),
         _ => Err(crate::err!(InvalidArgument, "the request body must be a JSON object")),
     }
+}
+
+/// The byte-range answer of a stable virtual file of `len` bytes whose strong validator is `etag`
+/// (export.mp4 and playback.mp4, `recordings`; the frame stream, `retrieve`; IC-5, issue 16 D7:
+/// one answer for all of them). `If-None-Match` naming `etag` → 304. `Range` → 206 with
+/// `Content-Range`, or 416 with `bytes */len` when it cannot be satisfied; it applies only while
+/// `If-Range` (when given) is `etag` itself (RFC 9110 §13.1.5, strong comparison), so a client
+/// resuming a file that changed gets the whole new one with 200. Otherwise 200 with the whole
+/// file. An answer with a body has `Content-Type`, `Accept-Ranges: bytes`, the `ETag` and a known
+/// `Content-Length` (never chunked: clients resume against it); `body(start, end)` makes the
+/// reader of bytes `[start, end)` and is called only for such an answer.
+pub(super) fn ranged<R: Read + Send + 'static>(
+    req: &Request,
+    etag: &str,
+    len: u64,
+    content_type: &str,
+    body: impl FnOnce(u64, u64) -> R,
+) -> Response {
+    if req.headers_named("If-None-Match").any(|v| v.split(',').any(|t| t.trim() == etag)) {
+        return Response::new(304, Body::Empty).with_header("ETag", etag);
+    }
+    let range_applies = req.header("If-Range").is_none_or(|v| v.trim() == etag);
+    let range = req.header("Range").filter(|_| range_applies).map(|v| parse_range(v, len));
+    let (status, start, end) = match range {
+        None | Some(Ok(None)) => (200, 0, len),
+        Some(Ok(Some((s, e)))) => (206, s, e + 1),
+        Some(Err(())) => {
+            return Response::new(416, Body::Empty)
+                .with_header("Content-Range", &format!("bytes */{len}"))
+                .with_header("ETag", etag);
+        }
+    };
+    let reader = Box::new(body(start, end));
+    let mut resp = Response::new(status, Body::Reader { reader, len: Some(end - start) })
+        .with_header("Content-Type", content_type)
+        .with_header("Accept-Ranges", "bytes")
+        .with_header("ETag", etag);
+    if status == 206 {
+        resp = resp.with_header("Content-Range", &format!("bytes {start}-{}/{len}", end - 1));
+    }
+    resp
+}
+
+/// Parses a single `Range: bytes=…` against `len`: Ok(None) = whole file, Err(()) = unsatisfiable.
+fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
+    let spec = value.trim().strip_prefix("bytes=").ok_or(())?;
+    if spec.contains(',') {
+        // Multiple ranges: serve the whole file (allowed by RFC 9110 §14.2).
+        return Ok(None);
+    }
+    let (a, b) = spec.split_once('-').ok_or(())?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().map_err(|_| ())?;
+            if n == 0 {
+                return Err(());
+            }
+            (len.saturating_sub(n), len.saturating_sub(1))
+        }
+        (s, "") => (s.parse().map_err(|_| ())?, len.saturating_sub(1)),
+        (s, e) => (s.parse().map_err(|_| ())?, e.parse::<u64>().map_err(|_| ())?.min(len.saturating_sub(1))),
+    };
+    if start > end || start >= len {
+        return Err(());
+    }
+    Ok(Some((start, end)))
+}
+
+/// Audits the answer `r` of a download route (export.mp4, retrieve) when it is the first request
+/// of a transfer: one without `Range`, or any 200 or a 206 from byte 0, so a client that always
+/// sends `Range: bytes=0-` is audited too (issue 16 review L1); a resumption is not audited again.
+/// A refusal the handler answers itself (a 4xx/5xx `Response`, such as the interconnect policy's
+/// 503) is audited as failed, not granted.
+pub(super) fn audit_transfer(ctx: &Ctx, call: &Call, r: &Result<Response, Error>) {
+    let from_start = |resp: &Response| {
+        resp.status == 200
+            || (resp.status == 206
+                && resp
+                    .headers
+                    .iter()
+                    .any(|(n, v)| n.eq_ignore_ascii_case("Content-Range") && v.starts_with("bytes 0-")))
+    };
+    let first = match r {
+        Ok(resp) => call.req.header("Range").is_none() || from_start(resp),
+        Err(_) => call.req.header("Range").is_none(),
+    };
+    if !first {
+        return;
+    }
+    let outcome: Result<(), Error> = match r {
+        Ok(resp) if resp.status >= 400 => Err(crate::err!(Unavailable, "refused with {}", resp.status)),
+        Ok(_) => Ok(()),
+        Err(e) => Err(Error::new(e.kind(), e.msg())),
+    };
+    call.audit(ctx, &outcome, "");
 }
 
 /// Answers a logged-in call of `route` (its access rule already checked).
@@ -188,5 +285,23 @@ pub(super) fn handle(ctx: &Ctx, route: &Route, call: &mut Call) -> Result<Respon
         Route::Bookmark { id } => bookmarks::get(ctx, call, id),
         Route::BookmarkPut { id } => bookmarks::change(ctx, call, id),
         Route::BookmarkDelete { id } => bookmarks::delete(ctx, call, id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    /// IC-5: the byte ranges a resuming client asks for.
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-99", 1000), Ok(Some((0, 99))));
+        assert_eq!(parse_range("bytes=900-", 1000), Ok(Some((900, 999))));
+        assert_eq!(parse_range("bytes=-100", 1000), Ok(Some((900, 999))));
+        assert_eq!(parse_range("bytes=0-5000", 1000), Ok(Some((0, 999))));
+        assert_eq!(parse_range("bytes=1000-", 1000), Err(()));
+        assert_eq!(parse_range("bytes=5-1", 1000), Err(()));
+        assert_eq!(parse_range("items=0-1", 1000), Err(()));
+        assert_eq!(parse_range("bytes=0-1,5-6", 1000), Ok(None));
     }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::Call;
 use crate::error::Error;
-use crate::http::exchange::{Body, Response};
+use crate::http::exchange::Response;
 use crate::http::{respond, Ctx};
 use crate::recorder::Recorder;
 use crate::store::export::{ExportPlan, ExportReader};
@@ -59,31 +59,6 @@ pub(super) fn storage_tiers(rec: &Recorder, camera: &str) -> Vec<StorageTiers> {
     let config = rec.config();
     let own = config.cameras.iter().find(|c| c.id == camera).map(|c| c.storage.as_str());
     crate::archive::tier::storage_tiers(&config.storages, &config.archives, own)
-}
-
-/// Parses a single `Range: bytes=…` against `len`: Ok(None) = whole file, Err(()) = unsatisfiable.
-pub(super) fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
-    let spec = value.trim().strip_prefix("bytes=").ok_or(())?;
-    if spec.contains(',') {
-        // Multiple ranges: serve the whole file (allowed by RFC 9110 §14.2).
-        return Ok(None);
-    }
-    let (a, b) = spec.split_once('-').ok_or(())?;
-    let (start, end) = match (a.trim(), b.trim()) {
-        ("", n) => {
-            let n: u64 = n.parse().map_err(|_| ())?;
-            if n == 0 {
-                return Err(());
-            }
-            (len.saturating_sub(n), len.saturating_sub(1))
-        }
-        (s, "") => (s.parse().map_err(|_| ())?, len.saturating_sub(1)),
-        (s, e) => (s.parse().map_err(|_| ())?, e.parse::<u64>().map_err(|_| ())?.min(len.saturating_sub(1))),
-    };
-    if start > end || start >= len {
-        return Err(());
-    }
-    Ok(Some((start, end)))
 }
 
 /// Streams `[pos, end)` of an export; a reclaimed chunk ends the transfer with an I/O error, so the
@@ -138,14 +113,14 @@ pub(super) fn coverage(covered: &[(i64, i64)], gaps: &[(i64, i64)], resp: Respon
         .with_header("X-Edgerec-Gap-Count", &gaps.len().to_string())
 }
 
-/// `GET /api/v1/cameras/{id}/export.mp4?from&to` with `Range` and `If-None-Match` (audited: the
-/// first request of a download, without `Range`). Answers at once; the body is read as the client
-/// downloads it (capacity class `Download`).
+/// `GET /api/v1/cameras/{id}/export.mp4?from&to` with `Range`, `If-Range` and `If-None-Match`
+/// (audited: the first request of a download, without `Range` or a 200/206 from byte 0, like a
+/// retrieval, `super::audit_transfer`). Answers at once; the body is read as the client downloads
+/// it (capacity class `Download`).
 pub(super) fn export(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> {
-    if call.req.header("Range").is_none() {
-        call.audit(ctx, &Ok::<(), Error>(()), "");
-    }
-    mp4(ctx, call, id, "attachment", None)
+    let r = mp4(ctx, call, id, "attachment", None);
+    super::audit_transfer(ctx, call, &r);
+    r
 }
 
 /// The window of video the Playback page asks for at once, in microseconds: `WINDOW_MS` in
@@ -164,7 +139,7 @@ pub(super) fn playback(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Err
     mp4(ctx, call, id, "inline", Some(PLAYBACK_MAX_SPAN_US))
 }
 
-/// The MP4 of [from, to) with `Range` and `If-None-Match`, its `Content-Disposition` being
+/// The MP4 of [from, to) with `Range`, `If-Range` and `If-None-Match` (`super::ranged`), its `Content-Disposition` being
 /// `disposition` (`attachment` or `inline`) with the file's name; a range longer than
 /// `max_span_us` (when given) is refused with 400.
 fn mp4(ctx: &Ctx, call: &Call, id: &str, disposition: &str, max_span_us: Option<i64>) -> Result<Response, Error> {
@@ -190,43 +165,19 @@ fn mp4(ctx: &Ctx, call: &Call, id: &str, disposition: &str, max_span_us: Option<
         // and every archive stage of each, so one export plays ring and archives as one file.
         ExportPlan::plan_across(storage_tiers(rec, id), id, from, to)
     })();
-    let plan = match plan {
-        Ok(p) => Arc::new(p),
-        Err(e) => return Err(e),
-    };
-    let etag = plan.etag().to_owned();
-    let len = plan.len();
-    if req.headers_named("If-None-Match").any(|v| v.split(',').any(|t| t.trim() == etag)) {
-        return Ok(Response::new(304, Body::Empty).with_header("ETag", &etag));
-    }
-    let range = req.header("Range").map(|v| parse_range(v, len));
-    let (status, start, end) = match range {
-        None | Some(Ok(None)) => (200, 0, len),
-        Some(Ok(Some((s, e)))) => (206, s, e + 1),
-        Some(Err(())) => {
-            return Ok(Response::new(416, Body::Empty)
-                .with_header("Content-Range", &format!("bytes */{len}"))
-                .with_header("ETag", &etag));
-        }
-    };
+    let plan = Arc::new(plan?);
     let filename = format!("{id}-{}.mp4", format_rfc3339(plan.start_wall_us).replace(':', ""));
-    let body = ExportBody { reader: plan.reader(), pos: start, end };
-    // A known length, never chunked: clients resume with Range against Content-Length.
-    let mut resp = Response::new(status, Body::Reader { reader: Box::new(body), len: Some(end - start) })
-        .with_header("Content-Type", "video/mp4")
-        .with_header("Accept-Ranges", "bytes")
-        .with_header("ETag", &etag)
-        .with_header("Content-Disposition", &format!("{disposition}; filename=\"{filename}\""));
-    if status == 206 {
-        resp = resp.with_header("Content-Range", &format!("bytes {start}-{}/{len}", end - 1));
+    let body = |pos, end| ExportBody { reader: plan.reader(), pos, end };
+    let resp = super::ranged(req, plan.etag(), plan.len(), "video/mp4", body);
+    if !matches!(resp.status, 200 | 206) {
+        return Ok(resp);
     }
+    let resp = resp.with_header("Content-Disposition", &format!("{disposition}; filename=\"{filename}\""));
     Ok(coverage_headers(&plan, resp))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_range;
-
     /// Review 3 finding 1 (PR-5): the page's window is the server's, so every window it asks for
     /// is within `playback.mp4`'s cap.
     #[test]
@@ -234,17 +185,5 @@ mod tests {
         let js = include_str!("../ui/playback.js");
         let line = format!("const WINDOW_MS = {} * 60 * 1000;", super::PLAYBACK_WINDOW_US / 60_000_000);
         assert!(js.contains(&line), "ui/playback.js must say {line:?}");
-    }
-
-    #[test]
-    fn ranges() {
-        assert_eq!(parse_range("bytes=0-99", 1000), Ok(Some((0, 99))));
-        assert_eq!(parse_range("bytes=900-", 1000), Ok(Some((900, 999))));
-        assert_eq!(parse_range("bytes=-100", 1000), Ok(Some((900, 999))));
-        assert_eq!(parse_range("bytes=0-5000", 1000), Ok(Some((0, 999))));
-        assert_eq!(parse_range("bytes=1000-", 1000), Err(()));
-        assert_eq!(parse_range("bytes=5-1", 1000), Err(()));
-        assert_eq!(parse_range("items=0-1", 1000), Err(()));
-        assert_eq!(parse_range("bytes=0-1,5-6", 1000), Ok(None));
     }
 }

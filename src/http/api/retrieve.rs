@@ -21,11 +21,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::recordings::{coverage, parse_range, storage_tiers};
+use super::recordings::{coverage, storage_tiers};
 use super::Call;
 use crate::clocks::Clocks;
 use crate::error::Error;
-use crate::http::exchange::{Body, Response};
+use crate::http::exchange::Response;
 use crate::http::{respond, Ctx};
 use crate::status::{InterconnectSnapshot, RetrievalClientSnapshot};
 use crate::store::retrieve::{Align, RetrievalPolicy, RetrievePlan, MEDIA_TYPE};
@@ -296,30 +296,7 @@ fn requested_range(ctx: &Ctx, call: &Call, id: &str) -> Result<(i64, i64), Error
 /// client downloads it, paced by the policy.
 pub(super) fn retrieve(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> {
     let r = answer(ctx, call, id);
-    let from_start = |resp: &Response| {
-        resp.status == 200
-            || (resp.status == 206
-                && resp
-                    .headers
-                    .iter()
-                    .any(|(n, v)| n.eq_ignore_ascii_case("Content-Range") && v.starts_with("bytes 0-")))
-    };
-    let first = match &r {
-        Ok(resp) => call.req.header("Range").is_none() || from_start(resp),
-        Err(_) => call.req.header("Range").is_none(),
-    };
-    if first {
-        // A refusal the handler answers itself (503: the per-client cap, the window) is audited
-        // as failed, not granted.
-        let outcome: Result<(), Error> = match &r {
-            Ok(resp) if resp.status >= 400 => {
-                Err(crate::err!(Unavailable, "refused with {} (interconnect policy)", resp.status))
-            }
-            Ok(_) => Ok(()),
-            Err(e) => Err(Error::new(e.kind(), e.msg())),
-        };
-        call.audit(ctx, &outcome, "");
-    }
+    super::audit_transfer(ctx, call, &r);
     r
 }
 
@@ -354,22 +331,6 @@ fn answer(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> {
     };
     let plan = Arc::new(RetrievePlan::plan(storage_tiers(rec, id), id, from, to, align)?);
     let etag = plan.etag().to_owned();
-    let len = plan.len();
-    if req.headers_named("If-None-Match").any(|v| v.split(',').any(|t| t.trim() == etag)) {
-        return Ok(Response::new(304, Body::Empty).with_header("ETag", &etag));
-    }
-    // RFC 9110 §13.1.5: a Range applies only while the validator still matches (a strong one).
-    let range_applies = req.header("If-Range").is_none_or(|v| v.trim() == etag);
-    let range = req.header("Range").filter(|_| range_applies).map(|v| parse_range(v, len));
-    let (status, start, end) = match range {
-        None | Some(Ok(None)) => (200, 0, len),
-        Some(Ok(Some((s, e)))) => (206, s, e + 1),
-        Some(Err(())) => {
-            return Ok(Response::new(416, Body::Empty)
-                .with_header("Content-Range", &format!("bytes */{len}"))
-                .with_header("ETag", &etag));
-        }
-    };
     let step = (policy.kbps > 0).then(|| {
         let rate = policy.kbps as f64 * 125.0;
         // Reads of at most 50 ms of the cap (1 KiB..256 KiB), so the pace is even.
@@ -380,16 +341,13 @@ fn answer(ctx: &Ctx, call: &Call, id: &str) -> Result<Response, Error> {
         }
         burst as usize
     });
-    let body = Throttled { inner: plan.body(start, end), slot, step, clocks: rec.clocks().clone() };
-    // A known length, never chunked: clients resume with Range against Content-Length.
-    let mut resp = Response::new(status, Body::Reader { reader: Box::new(body), len: Some(end - start) })
-        .with_header("Content-Type", MEDIA_TYPE)
-        .with_header("Accept-Ranges", "bytes")
-        .with_header("ETag", &etag)
-        .with_header("X-Edgerec-Frames", &plan.frames.to_string());
-    if status == 206 {
-        resp = resp.with_header("Content-Range", &format!("bytes {start}-{}/{len}", end - 1));
+    let clocks = rec.clocks().clone();
+    let body = |start, end| Throttled { inner: plan.body(start, end), slot, step, clocks };
+    let resp = super::ranged(req, &etag, plan.len(), MEDIA_TYPE, body);
+    if !matches!(resp.status, 200 | 206) {
+        return Ok(resp);
     }
+    let resp = resp.with_header("X-Edgerec-Frames", &plan.frames.to_string());
     Ok(coverage(&plan.covered_us, &plan.gaps_us(), resp))
 }
 
