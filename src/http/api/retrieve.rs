@@ -28,7 +28,7 @@ use crate::error::Error;
 use crate::http::exchange::Response;
 use crate::http::{respond, Ctx};
 use crate::status::{InterconnectSnapshot, RetrievalClientSnapshot};
-use crate::store::retrieve::{Align, RetrievalPolicy, RetrievePlan, MEDIA_TYPE};
+use crate::store::retrieve::{Align, RetrievalPolicy, RetrievalWindow, RetrievePlan, MEDIA_TYPE};
 use crate::time::format_rfc3339;
 
 /// Longest range one retrieval may ask for: an hour. The plan holds every frame's place in
@@ -194,18 +194,59 @@ fn pace(bucket: &Mutex<Bucket>, n: usize, clocks: &dyn Clocks, mut sleep: impl F
     }
 }
 
-/// Seconds after local midnight of `now_us` in `tz`.
-fn local_seconds(now_us: i64, tz: &jiff::tz::TimeZone) -> u32 {
-    let Ok(t) = jiff::Timestamp::from_microsecond(now_us) else { return 0 };
+/// Seconds after local midnight of `t` in `tz`.
+fn local_seconds(t: jiff::Timestamp, tz: &jiff::tz::TimeZone) -> u32 {
     let time = t.to_zoned(tz.clone()).time();
     time.hour() as u32 * 3600 + time.minute() as u32 * 60 + time.second() as u32
+}
+
+/// Seconds from `now_us` until `w` opens in `tz` (0 while open), in elapsed time: the window is
+/// local wall-clock time, so across a DST change the wait is an hour shorter or longer than the
+/// wall-clock difference (IC-6). The opening is the first instant after now whose local time lies
+/// in the window: where the local start time occurs on today, tomorrow or the day after (both
+/// times in a fall-back fold, none in a spring-forward gap), or a DST transition that lands in the
+/// window (a start skipped by a gap opens at the transition; a fall-back may land inside it).
+fn window_wait_s(w: &RetrievalWindow, now_us: i64, tz: &jiff::tz::TimeZone) -> u32 {
+    use jiff::tz::AmbiguousOffset;
+    let Ok(now) = jiff::Timestamp::from_microsecond(now_us) else { return 0 };
+    let open_at = |t: jiff::Timestamp| w.seconds_until_open(local_seconds(t, tz)) == 0;
+    if open_at(now) {
+        return 0;
+    }
+    let horizon = now.checked_add(jiff::SignedDuration::from_hours(72)).unwrap_or(now);
+    let mut candidates: Vec<jiff::Timestamp> =
+        tz.following(now).map(|t| t.timestamp()).take_while(|t| *t <= horizon).collect();
+    let today = now.to_zoned(tz.clone()).date();
+    let (hour, minute) = ((w.start_min / 60) as i8, (w.start_min % 60) as i8);
+    for days in 0..=2 {
+        let Ok(date) = today.checked_add(jiff::Span::new().days(days)) else { continue };
+        let dt = date.at(hour, minute, 0, 0);
+        match tz.to_ambiguous_timestamp(dt).offset() {
+            AmbiguousOffset::Unambiguous { offset } => candidates.extend(offset.to_timestamp(dt)),
+            AmbiguousOffset::Fold { before, after } => {
+                candidates.extend(before.to_timestamp(dt));
+                candidates.extend(after.to_timestamp(dt));
+            }
+            AmbiguousOffset::Gap { .. } => {}
+        }
+    }
+    let next = candidates.into_iter().filter(|t| *t > now && open_at(*t)).min();
+    match next {
+        // Rounded up: a client that waits this long finds the window open.
+        Some(t) => {
+            let us = t.as_microsecond() - now_us;
+            u32::try_from((us + 999_999) / 1_000_000).unwrap_or(u32::MAX).max(1)
+        }
+        // Not reached (a window opens every day); the wall-clock difference then.
+        None => w.seconds_until_open(local_seconds(now, tz)),
+    }
 }
 
 /// Seconds until the policy's window opens (0 while open or without a window).
 pub(in crate::http) fn seconds_until_window(ctx: &Ctx, policy: &RetrievalPolicy) -> u32 {
     let Some(w) = policy.window else { return 0 };
     let config = ctx.rec.config();
-    w.seconds_until_open(local_seconds(ctx.rec.clocks().realtime_us(), &config.time_zone))
+    window_wait_s(&w, ctx.rec.clocks().realtime_us(), &config.time_zone)
 }
 
 /// The 503 of a request outside the window (IC-6): `Retry-After` and a body naming when it opens.
@@ -393,6 +434,61 @@ mod tests {
         pace(&bucket, 5_000, &clocks, |_| panic!("a burst is there"));
         pace(&bucket, 1_000, &clocks, |d| clocks.advance(d));
         assert!(clocks.monotonic() - before >= Duration::from_millis(9));
+    }
+
+    /// Europe/Berlin by its POSIX rule (the same transitions in 2026, no database needed) and,
+    /// where the system has a time-zone database (CI does: `archive` tests need it), from it.
+    fn berlins() -> Vec<jiff::tz::TimeZone> {
+        let posix = jiff::tz::TimeZone::posix("CET-1CEST,M3.5.0,M10.5.0/3").expect("Europe/Berlin's rule");
+        std::iter::once(posix).chain(jiff::tz::TimeZone::get("Europe/Berlin").ok()).collect()
+    }
+
+    fn at(rfc3339: &str) -> i64 {
+        rfc3339.parse::<jiff::Timestamp>().expect("test instant").as_microsecond()
+    }
+
+    /// IC-6: `Retry-After` outside the window is the real wait across DST in the recorder's zone
+    /// (Europe/Berlin: 2026-03-29 02:00 CET → 03:00 CEST, 2026-10-25 03:00 CEST → 02:00 CET), not
+    /// the wall-clock difference, which is an hour off on those nights.
+    #[test]
+    fn ic6_window_wait_is_right_across_dst() {
+        for tz in berlins() {
+            window_waits_in_berlin(&tz);
+        }
+        // UTC has no DST: the wall-clock difference.
+        let (utc, w) = (jiff::tz::TimeZone::UTC, RetrievalWindow::parse("04:00-06:00").unwrap());
+        for now in [at("2026-03-29T00:30:00Z"), at("2026-10-25T00:30:00Z"), at("2026-06-01T12:34:56Z")] {
+            let wall = w.seconds_until_open(local_seconds(jiff::Timestamp::from_microsecond(now).unwrap(), &utc));
+            assert_eq!(window_wait_s(&w, now, &utc), wall);
+        }
+    }
+
+    fn window_waits_in_berlin(tz: &jiff::tz::TimeZone) {
+        let w = |s: &str| RetrievalWindow::parse(s).unwrap();
+        let h = 3600;
+        // An ordinary day: the wall-clock difference (12:00 CET → 22:00 CET).
+        assert_eq!(window_wait_s(&w("22:00-06:00"), at("2026-03-20T11:00:00Z"), tz), 10 * h);
+        assert_eq!(window_wait_s(&w("22:00-06:00"), at("2026-03-20T21:30:00Z"), tz), 0, "open");
+        // Spring forward: from Saturday 12:00 CET to Sunday 04:00 CEST is 16 h on the wall, 15 h
+        // elapsed.
+        assert_eq!(window_wait_s(&w("04:00-06:00"), at("2026-03-28T11:00:00Z"), tz), 15 * h);
+        // A start before the change is not moved: Sunday 01:00 CET is 13 h after Saturday 12:00.
+        assert_eq!(window_wait_s(&w("01:00-06:00"), at("2026-03-28T11:00:00Z"), tz), 13 * h);
+        // A start in the skipped hour (02:30) opens at the change, 03:00 CEST = 01:00 UTC.
+        assert_eq!(window_wait_s(&w("02:30-05:00"), at("2026-03-28T23:00:00Z"), tz), 2 * h);
+        // A window wholly in the skipped hour does not open that night: the next is Monday
+        // 02:10 CEST (00:10 UTC).
+        assert_eq!(window_wait_s(&w("02:10-02:50"), at("2026-03-28T23:00:00Z"), tz), 25 * h + 10 * 60);
+        // Fall back: from Saturday 12:00 CEST to Sunday 04:00 CET is 16 h on the wall, 17 h
+        // elapsed.
+        assert_eq!(window_wait_s(&w("04:00-06:00"), at("2026-10-24T10:00:00Z"), tz), 17 * h);
+        // A start in the repeated hour opens at its first pass (02:30 CEST = 00:30 UTC) ...
+        assert_eq!(window_wait_s(&w("02:30-02:40"), at("2026-10-24T23:00:00Z"), tz), 90 * 60);
+        // ... and, once closed, again at its second (02:30 CET = 01:30 UTC), not a day later.
+        assert_eq!(window_wait_s(&w("02:30-02:40"), at("2026-10-25T00:45:00Z"), tz), 45 * 60);
+        // Closed at 02:59 CEST, the fall back lands at 02:00 CET inside 01:00-02:30: open at once
+        // after the change (01:00 UTC), not at 01:00 the next night.
+        assert_eq!(window_wait_s(&w("01:00-02:30"), at("2026-10-25T00:59:00Z"), tz), 60);
     }
 
     /// IC-6: a user at its concurrency cap is refused; the place comes back with the body.
