@@ -186,6 +186,20 @@ fn q(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
+/// The window job of continuous and ranges modes (review-16 D3): the first `WINDOW_US` of the
+/// missing part `(a, b)`. A window that continues a retrieved range takes exactly what follows
+/// it (`align=exact`).
+fn window_job((a, b): (i64, i64), retrieved: &[(i64, i64)]) -> Job {
+    let to = b.min(a + WINDOW_US);
+    let align = if retrieved.iter().any(|r| r.1 == a) { "exact" } else { "key" };
+    Job {
+        from_us: a,
+        to_us: to,
+        query: format!("from={}&to={}&align={align}", q(&fmt_time(a)), q(&fmt_time(to))),
+        event: None,
+    }
+}
+
 impl SiteMirror {
     /// The thread's body: a current-thread runtime for the client; ends at the stop signal.
     pub fn run(self) {
@@ -339,17 +353,7 @@ impl SiteMirror {
                 let start = db.continuous_start(&cam.local, ms_floor(now - history_us))?;
                 let until = ms_floor(now - self.site.lag_us);
                 let pending = super::missing(&retrieved, start, until);
-                let job = pending.first().map(|&(a, b)| {
-                    let to = b.min(a + WINDOW_US);
-                    // A window that continues a retrieved range takes exactly what follows it.
-                    let align = if retrieved.iter().any(|r| r.1 == a) { "exact" } else { "key" };
-                    Job {
-                        from_us: a,
-                        to_us: to,
-                        query: format!("from={}&to={}&align={align}", q(&fmt_time(a)), q(&fmt_time(to))),
-                        event: None,
-                    }
-                });
+                let job = pending.first().map(|&p| window_job(p, &retrieved));
                 (job, pending)
             }
             Mode::Ranges(ranges) => {
@@ -363,16 +367,7 @@ impl SiteMirror {
                 }
                 // A long range goes in windows like continuous mode: the remote refuses a
                 // retrieval over 1 hour (review-16 M2), and a window is what a cut re-fetches.
-                let job = pending.first().map(|&(a, b)| {
-                    let to = b.min(a + WINDOW_US);
-                    let align = if retrieved.iter().any(|r| r.1 == a) { "exact" } else { "key" };
-                    Job {
-                        from_us: a,
-                        to_us: to,
-                        query: format!("from={}&to={}&align={align}", q(&fmt_time(a)), q(&fmt_time(to))),
-                        event: None,
-                    }
-                });
+                let job = pending.first().map(|&p| window_job(p, &retrieved));
                 (job, pending)
             }
             Mode::Events { kinds, before_us, after_us } => {
