@@ -54,9 +54,24 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Nothing to do (caught up): look again after this.
 const POLL: Duration = Duration::from_secs(2);
-/// Retry backoff after a failure: doubles from the first value up to the cap.
+/// Retry backoff after a failure of the link: doubles from the first value up to the cap.
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A camera's own backoff after a failure of that camera only (review-16 M3): doubles up to
+/// `CAMERA_BACKOFF_MAX`; a refusal (403, 404) waits `REFUSED_BACKOFF`, a stream damaged again
+/// after a clean restart of its window `DATA_LOSS_BACKOFF`.
+const CAMERA_BACKOFF_FIRST: Duration = Duration::from_secs(2);
+const CAMERA_BACKOFF_MAX: Duration = Duration::from_secs(300);
+const REFUSED_BACKOFF: Duration = Duration::from_secs(60);
+const DATA_LOSS_BACKOFF: Duration = Duration::from_secs(600);
+
+/// Whether an error is the site link's (review-16 M3, IC-10): the remote could not be reached or
+/// did not answer (connect, TLS, timeouts, a cut body, 5xx: `Unavailable`), or refused the account
+/// even after a new login (401: `Unauthenticated`). Everything else (4xx, a damaged stream, the
+/// local camera or storage) is one camera's, and leaves the link and the other cameras alone.
+fn is_link_error(e: &Error) -> bool {
+    matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Unauthenticated | ErrorKind::Internal)
+}
 
 /// What the mirror needs of one camera of this recorder: its stats (status) and its storage.
 pub type Lookup = Arc<dyn Fn(&str) -> Option<(Arc<CameraStats>, StorageHandle)> + Send + Sync>;
@@ -130,8 +145,13 @@ struct CamRun {
     local_run: u64,
     /// Wall time of the last frame handed to the writer by this process.
     last_written_us: Option<i64>,
-    /// Set after a refusal the camera cannot get past by retrying soon (404, 403).
-    refused_until_mono: Option<Duration>,
+    /// After a failure of this camera only: not tried before this monotonic time (M3).
+    retry_at_mono: Option<Duration>,
+    /// This camera's own backoff (doubles on each per-camera failure, reset by a success).
+    backoff: Duration,
+    /// A damaged stream (DataLoss) was answered by dropping the saved transfer and retrieving
+    /// the window again without Range; a second one in a row parks the camera (M3).
+    data_loss_retried: bool,
 }
 
 /// The mirror of one site: runs until `stop`.
@@ -290,12 +310,15 @@ impl SiteMirror {
             let mut failed = None;
             for (i, run) in runs.iter_mut().enumerate() {
                 let now_mono = self.clocks.monotonic();
-                if run.refused_until_mono.is_some_and(|t| now_mono < t) {
+                if run.retry_at_mono.is_some_and(|t| now_mono < t) {
                     continue;
                 }
                 match self.step(i, &mut db, &mut client, run).await {
                     Ok(did) => {
                         worked |= did;
+                        run.retry_at_mono = None;
+                        run.backoff = CAMERA_BACKOFF_FIRST;
+                        run.data_loss_retried = false;
                         self.with_camera(i, |c| c.last_error = None);
                         if let Some((stats, _)) = (self.lookup)(&self.site.cameras[i].local) {
                             *stats.last_error.lock().expect("error lock") = None;
@@ -304,19 +327,22 @@ impl SiteMirror {
                     Err(e) => {
                         let cam = &self.site.cameras[i];
                         tracing::warn!(site = %self.site.name, camera = %cam.local, "pull: {e}");
-                        self.with_camera(i, |c| c.last_error = Some(e.to_string()));
+                        let shown = if is_link_error(&e) {
+                            e.to_string()
+                        } else {
+                            self.camera_failed(&mut db, run, &cam.local, &e, now_mono)
+                        };
+                        // L5: a failed transfer is no longer in progress.
+                        self.with_camera(i, |c| {
+                            c.last_error = Some(shown.clone());
+                            c.transfer = None;
+                        });
                         if let Some((stats, _)) = (self.lookup)(&cam.local) {
-                            *stats.last_error.lock().expect("error lock") = Some(e.to_string());
+                            *stats.last_error.lock().expect("error lock") = Some(shown);
                             *stats.state.lock().expect("state lock") = CameraState::Retrying;
                         }
-                        match e.kind() {
-                            // The account may not retrieve it, or the remote has no such camera:
-                            // the others go on, this one is asked again in a minute.
-                            ErrorKind::PermissionDenied | ErrorKind::NotFound => {
-                                run.refused_until_mono = Some(now_mono + Duration::from_secs(60));
-                                self.set_link(Ok(()));
-                            }
-                            _ => failed = Some(e),
+                        if is_link_error(&e) {
+                            failed = Some(e);
                         }
                     }
                 }
@@ -341,6 +367,44 @@ impl SiteMirror {
                 return;
             }
         }
+    }
+
+    /// A failure of camera `cam` only (review-16 M3, IC-10): sets its own backoff, leaves the
+    /// link and the other cameras alone; returns the error its status shows. A damaged stream
+    /// (DataLoss) drops the saved transfer and retrieves the window again without Range at once;
+    /// damaged again, the camera waits `DATA_LOSS_BACKOFF` with an error that says so.
+    fn camera_failed(&self, db: &mut CursorDb, run: &mut CamRun, cam: &str, e: &Error, now_mono: Duration) -> String {
+        let mut shown = e.to_string();
+        let pause = match e.kind() {
+            ErrorKind::DataLoss => {
+                if let Err(d) = db.drop_transfer(cam) {
+                    tracing::warn!(site = %self.site.name, camera = %cam, "pull: {d}");
+                }
+                if run.data_loss_retried {
+                    shown = format!(
+                        "{e} (again after retrieving the window anew without Range; next try in {} s)",
+                        DATA_LOSS_BACKOFF.as_secs()
+                    );
+                    DATA_LOSS_BACKOFF
+                } else {
+                    run.data_loss_retried = true;
+                    Duration::ZERO
+                }
+            }
+            ErrorKind::PermissionDenied | ErrorKind::NotFound => REFUSED_BACKOFF,
+            _ => {
+                let w = run.backoff.max(CAMERA_BACKOFF_FIRST);
+                run.backoff = (w * 2).min(CAMERA_BACKOFF_MAX);
+                w
+            }
+        };
+        run.retry_at_mono = Some(now_mono + pause);
+        // The remote answered (a 4xx, a damaged stream): the link itself is up. A local failure
+        // (the camera or its storage) says nothing about the link.
+        if e.kind() != ErrorKind::FailedPrecondition && e.kind() != ErrorKind::ResourceExhausted {
+            self.set_link(Ok(()));
+        }
+        shown
     }
 
     /// The next job of camera `i`, or None when it is caught up; updates its status ranges.
@@ -493,24 +557,42 @@ impl SiteMirror {
     ) -> Result<crate::store::retrieve::WireEnd, Error> {
         let cam = &self.site.cameras[i];
         let path = format!("/api/v1/cameras/{}/retrieve?{}", q(&cam.remote), job.query);
-        let mut headers = Vec::new();
-        if let Some(t) = &saved {
-            headers.push(("Range", format!("bytes={}-", t.offset)));
-            headers.push(("If-Range", t.etag.clone()));
-        }
-        let resp = client.get(&path, &headers).await?;
-        let status = resp.status();
-        if status == StatusCode::NOT_FOUND && camera_visible(client, &cam.remote).await? {
-            // The remote answers 404 for a range it holds nothing of: an empty window, not a
-            // missing camera (that one is not in the account's camera list, PR-11).
-            return Ok(crate::store::retrieve::WireEnd {
-                frames: 0,
-                from_us: job.from_us,
-                to_us: job.to_us,
-                covered_us: Vec::new(),
-            });
-        }
-        let etag = resp.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let mut saved = saved;
+        let (resp, status, etag) = loop {
+            let mut headers = Vec::new();
+            if let Some(t) = &saved {
+                headers.push(("Range", format!("bytes={}-", t.offset)));
+                headers.push(("If-Range", t.etag.clone()));
+            }
+            let resp = client.get(&path, &headers).await?;
+            let status = resp.status();
+            if status == StatusCode::NOT_FOUND && camera_visible(client, &cam.remote).await? {
+                // The remote answers 404 for a range it holds nothing of: an empty window, not a
+                // missing camera (that one is not in the account's camera list, PR-11).
+                return Ok(crate::store::retrieve::WireEnd {
+                    frames: 0,
+                    from_us: job.from_us,
+                    to_us: job.to_us,
+                    covered_us: Vec::new(),
+                });
+            }
+            let etag = resp.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            if let Some(t) = &saved {
+                // A continuation must be the saved bytes from the saved offset (review-16 M3);
+                // anything else (another ETag, another start, 416) retrieves the window anew.
+                let range = resp.headers().get("content-range").and_then(|v| v.to_str().ok()).unwrap_or("");
+                let continues = etag == t.etag && range.starts_with(&format!("bytes {}-", t.offset));
+                if status == StatusCode::RANGE_NOT_SATISFIABLE || (status == StatusCode::PARTIAL_CONTENT && !continues)
+                {
+                    tracing::warn!(site = %self.site.name, camera = %cam.local, %status, range, etag,
+                        "the remote's answer does not continue the saved transfer; retrieving the window anew");
+                    db.drop_transfer(&cam.local)?;
+                    saved = None;
+                    continue;
+                }
+            }
+            break (resp, status, etag);
+        };
         let mut decoder = match (status, &saved) {
             (StatusCode::PARTIAL_CONTENT, Some(t)) => {
                 let entries = t
@@ -538,10 +620,6 @@ impl SiteMirror {
                     tracing::info!(site = %self.site.name, camera = %cam.local, "the remote's bytes changed; retrieving the range again");
                 }
                 FrameStreamDecoder::new()
-            }
-            (StatusCode::RANGE_NOT_SATISFIABLE, Some(_)) => {
-                db.drop_transfer(&cam.local)?;
-                return Err(crate::err!(Unavailable, "the remote refused the resumed range (416); starting it again"));
             }
             (s, _) => {
                 let mut body = resp.into_body();
@@ -708,7 +786,11 @@ impl SiteMirror {
         }
         // P1: the End's range is recorded by the caller after this flush.
         if !flush(storage).await {
-            return Err(crate::err!(Unavailable, "storage {} did not flush within {FLUSH_TIMEOUT:?}", storage.id));
+            return Err(crate::err!(
+                FailedPrecondition,
+                "storage {} did not flush within {FLUSH_TIMEOUT:?}",
+                storage.id
+            ));
         }
         match end {
             Some(e) => Ok(e),
@@ -734,7 +816,11 @@ impl SiteMirror {
             return Ok(());
         }
         if !flush(storage).await {
-            return Err(crate::err!(Unavailable, "storage {} did not flush within {FLUSH_TIMEOUT:?}", storage.id));
+            return Err(crate::err!(
+                FailedPrecondition,
+                "storage {} did not flush within {FLUSH_TIMEOUT:?}",
+                storage.id
+            ));
         }
         transfer.offset = offset;
         transfer.run = decoder.run();
@@ -759,17 +845,17 @@ impl SiteMirror {
             Err(Some(f)) => {
                 if !flush(storage).await {
                     return Err(crate::err!(
-                        Unavailable,
+                        FailedPrecondition,
                         "storage {} did not flush within {FLUSH_TIMEOUT:?}",
                         storage.id
                     ));
                 }
                 match storage.try_send_or_return(f) {
                     Ok(()) => Ok(()),
-                    Err(_) => Err(crate::err!(Unavailable, "storage {}'s queue stays full", storage.id)),
+                    Err(_) => Err(crate::err!(ResourceExhausted, "storage {}'s queue stays full", storage.id)),
                 }
             }
-            Err(None) => Err(crate::err!(Unavailable, "storage {} is not running", storage.id)),
+            Err(None) => Err(crate::err!(FailedPrecondition, "storage {} is not running", storage.id)),
         }
     }
 }
