@@ -118,7 +118,7 @@ fn ic4b_mirror_equals_remote_frame_for_frame_and_accounts_without_rights_retriev
 
 /// Issue 16 (IC-5): kill -9 of the central in the middle of a transfer; after a restart it resumes
 /// with `Range`/`If-Range` and completes, fetching at most 1.05 × the stream's bytes in all, and the
-/// range is never fetched again.
+/// range is never fetched again; every frame of the range is there afterwards (review-16 H2).
 #[test]
 fn ic5_kill9_mid_transfer_resumes_without_refetching() {
     let tmp = common::temp_dir();
@@ -176,4 +176,72 @@ fn ic5_kill9_mid_transfer_resumes_without_refetching() {
     // Nothing is pending, so nothing more is fetched: the next look finds the range complete.
     assert_eq!(done["cameras"][0]["pending"], json!([]), "{done}");
     assert!(now_us() > to);
+
+    // Review-16 H2: every frame of the completed range is here and equal to the remote's, also
+    // the GOP the kill cut (the store had synced a part of it past the last durable point): the
+    // restart writes that GOP again from its key frame, so at most one GOP (5 frames) repeats.
+    // The ends lie between frames (25 fps from the recording's start), see the test above.
+    let (a, b) = (from + 500_000, to - 500_000);
+    let theirs = tmp.path().join("remote.mp4");
+    export(&remote.rec.url(&export_query("cam1", a, b)), &theirs);
+    let t = frame_md5s(&theirs);
+    assert!(t.len() >= 240, "the remote's export holds {} frames", t.len());
+    let m = central_frames_by_run(&central, "shop-cam1", a, b, tmp.path());
+    // (A frame at a cut between runs can be in both pieces.)
+    assert_every_frame_present(&m, &t, 2);
+}
+
+/// Issue 16, review-16 H2 (IC-5, P1): kill -9 of the central while its writer has synced frames
+/// past the last durable point, in the middle of a long GOP (2 s; the central's writer syncs every
+/// 200 ms, the mirror's durable points are at key frames). After the restart every frame of the
+/// completed range is in the central's store and equal to the remote's (MD5 per frame): the GOP
+/// the store held a part of is written again from its key frame, never left with a hole.
+#[test]
+fn ic5_h2_kill9_mid_gop_keeps_every_frame_of_the_range() {
+    let tmp = common::temp_dir();
+    let rtsp = RtspServer::start(&[("/cam", "live:h264:1000kbit:gop=50:pattern=snow")]);
+    let remote = start_remote(&tmp.path().join("remote"), &rtsp.url("/cam"));
+    let t0 = wait_for(Duration::from_secs(40), || {
+        remote.rec.recordings("cam1").first().filter(|(s, e)| e - s > 15_000_000).map(|(s, _)| *s / 1000 * 1000)
+    })
+    .unwrap_or_else(|| panic!("the remote records: {}", remote.rec.log_text()));
+    let (from, to) = (t0 + 1_000_000, t0 + 12_000_000);
+    let q = format!("/api/v1/cameras/cam1/retrieve?from={}&to={}&align=key", rfc3339(from), rfc3339(to));
+    let needed = http_get(&remote.rec.url(&q)).unwrap().body.len() as u64;
+    assert!(needed > 1_000_000, "the range holds {needed} bytes");
+
+    let cdir = tmp.path().join("central");
+    let camera = format!(
+        "mode = \"ranges\"\n[[remote_site.camera.range]]\nfrom = \"{}\"\nto = \"{}\"\n",
+        rfc3339(from),
+        rfc3339(to)
+    );
+    std::fs::create_dir_all(&cdir).unwrap();
+    let site = site_toml(&cdir, &remote, "shop", ADMIN, ADMIN_PASSWORD, "bandwidth_kbps = 800\n", &camera);
+    let storage = "[[storage]]\nid = \"main\"\nsize = \"256MiB\"\nsegment_size = \"8MiB\"\nsync_interval_ms = 200\n";
+    let central = Central::start_with_storage(&cdir, storage, &site);
+    wait_for(Duration::from_secs(60), || {
+        let s = central.site("shop");
+        (s["cameras"][0]["transfer"]["bytes"].as_u64().unwrap_or(0) > needed / 2).then_some(())
+    })
+    .unwrap_or_else(|| panic!("no transfer under way: {}\n{}", central.status()["pull"], central.log_text()));
+    let (config, port) = central.kill9();
+
+    let central = Central::launch(config, port);
+    wait_for(Duration::from_secs(60), || {
+        let s = central.site("shop");
+        let cam = &s["cameras"][0];
+        (ranges(&cam["retrieved"]) == vec![(from, to)] && cam["transfer"].is_null()).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the range did not complete: {}\n{}", central.status()["pull"], central.log_text()));
+    // The ends lie between frames (25 fps from the recording's start).
+    let (a, b) = (from + 500_000, to - 500_000);
+    let theirs = tmp.path().join("remote.mp4");
+    export(&remote.rec.url(&export_query("cam1", a, b)), &theirs);
+    let t = frame_md5s(&theirs);
+    assert!(t.len() >= 240, "the remote's export holds {} frames", t.len());
+    let m = central_frames_by_run(&central, "shop-cam1", a, b, tmp.path());
+    eprintln!("(shown on failure) central log:\n{}", central.log_text());
+    // Every frame, in order (a frame at the cut between the two runs can be in both pieces).
+    assert_every_frame_present(&m, &t, 2);
 }

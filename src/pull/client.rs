@@ -282,15 +282,20 @@ impl Client {
     }
 }
 
-/// The remote's answer other than success as an error: 401/403 are `PermissionDenied` (the
-/// account may not do this), 404 `NotFound` (no such camera, or one the account may not read,
-/// PR-11), others `Unavailable` (retried).
+/// The remote's answer other than success as an error, classified for the mirror (review-16 M3):
+/// 401 (the `get` that returns it logged in again already) is `Unauthenticated`, a failure of the
+/// site's link; 403 `PermissionDenied` (the account may not do this), 404 `NotFound` (no such
+/// camera, or one the account may not read, PR-11), other 4xx `InvalidArgument`: that camera's
+/// only. 5xx is `Unavailable` (the link; retried with the site's backoff); an unexpected 1xx-3xx
+/// answer is `DataLoss` (not what was asked for: that camera's).
 pub fn status_error(site: &str, path: &str, status: StatusCode, body: &[u8]) -> Error {
     let kind = match status.as_u16() {
-        401 | 403 => crate::error::ErrorKind::PermissionDenied,
+        401 => crate::error::ErrorKind::Unauthenticated,
+        403 => crate::error::ErrorKind::PermissionDenied,
         404 => crate::error::ErrorKind::NotFound,
-        416 | 400 => crate::error::ErrorKind::InvalidArgument,
-        _ => crate::error::ErrorKind::Unavailable,
+        400..=499 => crate::error::ErrorKind::InvalidArgument,
+        500.. => crate::error::ErrorKind::Unavailable,
+        _ => crate::error::ErrorKind::DataLoss,
     };
     Error::new(kind, format!("site {site}: GET {path}: {status}: {}", error_text(body)))
 }
@@ -331,4 +336,27 @@ async fn read_to_end(mut body: Incoming, limit: usize) -> Result<Vec<u8>, Error>
         out.extend_from_slice(&b);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    /// Issue 16, review-16 M3 (IC-10): the remote's refusals are classified so that only the
+    /// link's failures (401 after a new login, 5xx) are the site's; other 4xx and unexpected
+    /// answers are one camera's.
+    #[test]
+    fn ic10_status_errors_are_classified_link_or_camera() {
+        let kind =
+            |code: u16| status_error("s", "/p", StatusCode::from_u16(code).unwrap(), b"{\"error\":\"x\"}").kind();
+        assert_eq!(kind(401), ErrorKind::Unauthenticated);
+        assert_eq!(kind(403), ErrorKind::PermissionDenied);
+        assert_eq!(kind(404), ErrorKind::NotFound);
+        assert_eq!(kind(400), ErrorKind::InvalidArgument);
+        assert_eq!(kind(416), ErrorKind::InvalidArgument);
+        assert_eq!(kind(503), ErrorKind::Unavailable);
+        assert_eq!(kind(206), ErrorKind::DataLoss);
+        assert!(status_error("s", "/p", StatusCode::FORBIDDEN, b"{\"error\":\"no\"}").to_string().contains("403"));
+    }
 }

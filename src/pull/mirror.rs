@@ -5,7 +5,8 @@
 //! run stays one run here: the writer continues a run while `ingest_run` stays the same).
 //!
 //! Continuous mode follows the remote in windows of at most `WINDOW_US` up to `now − lag` (`SiteConfig::lag_us`),
-//! `align=key` for the first window and `align=exact` after one that ended where the next starts;
+//! `align=key` for the first window (and the first after a start: review-16 H2) and `align=exact`
+//! after one that ended where the next starts;
 //! after a link outage the cursor simply stayed behind, so the gap is back-filled by the same
 //! loop (retries with backoff). Ranges mode retrieves each configured range's missing parts. Event
 //! mode follows the site's event cursor and retrieves `event=<cursor>&before&after` for events of
@@ -32,7 +33,7 @@ use crate::media::{Frame, IngestFrame, SampleEntry, StreamKind};
 use crate::shutdown::Shutdown;
 use crate::source::{CameraDescription, StreamDescription};
 use crate::status::{PullCameraSnapshot, PullSiteSnapshot};
-use crate::store::retrieve::{FrameStreamDecoder, WireRecord, WireSampleEntry};
+use crate::store::retrieve::{FrameStreamDecoder, WireFrame, WireRecord, WireSampleEntry};
 use crate::store::StorageHandle;
 
 /// A continuous window is at most this long.
@@ -52,11 +53,39 @@ const FLUSH_FRAMES: u64 = 2_000;
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 /// A retrieval body that sends nothing this long is cut.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// L7: a frame may lie this long before the range asked for (an `align=key` pre-roll: the
+/// remote's GOP), no longer.
+const PRE_ROLL_US: i64 = 60_000_000;
+/// L8: a window's transfer takes at most 4 × its bytes at the site's cap, or at this rate
+/// (bytes/s) without one, and at least `MIN_DEADLINE` in any case.
+const MIN_RATE: f64 = 64.0 * 1024.0;
+const MIN_DEADLINE: Duration = Duration::from_secs(300);
+/// H2: after a restart, at most this many bytes of the GOP the store holds a part of are kept to
+/// be written again.
+const HELD_GOP_MAX: usize = 32 << 20;
+/// H2: before the stream shows its frame interval, a frame is held by the store if it starts
+/// this long before the end of what the store holds.
+const HELD_MARGIN_US: i64 = 10_000;
 /// Nothing to do (caught up): look again after this.
 const POLL: Duration = Duration::from_secs(2);
-/// Retry backoff after a failure: doubles from the first value up to the cap.
+/// Retry backoff after a failure of the link: doubles from the first value up to the cap.
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A camera's own backoff after a failure of that camera only (review-16 M3): doubles up to
+/// `CAMERA_BACKOFF_MAX`; a refusal (403, 404) waits `REFUSED_BACKOFF`, a stream damaged again
+/// after a clean restart of its window `DATA_LOSS_BACKOFF`.
+const CAMERA_BACKOFF_FIRST: Duration = Duration::from_secs(2);
+const CAMERA_BACKOFF_MAX: Duration = Duration::from_secs(300);
+const REFUSED_BACKOFF: Duration = Duration::from_secs(60);
+const DATA_LOSS_BACKOFF: Duration = Duration::from_secs(600);
+
+/// Whether an error is the site link's (review-16 M3, IC-10): the remote could not be reached or
+/// did not answer (connect, TLS, timeouts, a cut body, 5xx: `Unavailable`), or refused the account
+/// even after a new login (401: `Unauthenticated`). Everything else (4xx, a damaged stream, the
+/// local camera or storage) is one camera's, and leaves the link and the other cameras alone.
+fn is_link_error(e: &Error) -> bool {
+    matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Unauthenticated | ErrorKind::Internal)
+}
 
 /// What the mirror needs of one camera of this recorder: its stats (status) and its storage.
 pub type Lookup = Arc<dyn Fn(&str) -> Option<(Arc<CameraStats>, StorageHandle)> + Send + Sync>;
@@ -122,6 +151,20 @@ struct Job {
     event: Option<u64>,
 }
 
+/// A point of the stream where a continuation may start (review-16 H2): the offset just before
+/// a video key frame and the decoder's state there.
+struct KeyPoint {
+    offset: u64,
+    entries: Vec<WireSampleEntry>,
+    run: Option<u64>,
+}
+
+impl KeyPoint {
+    fn of(decoder: &FrameStreamDecoder, offset: u64) -> KeyPoint {
+        KeyPoint { offset, entries: decoder.entries(), run: decoder.run() }
+    }
+}
+
 /// Per camera state of the thread (not persisted: the cursor database is).
 #[derive(Default)]
 struct CamRun {
@@ -130,8 +173,13 @@ struct CamRun {
     local_run: u64,
     /// Wall time of the last frame handed to the writer by this process.
     last_written_us: Option<i64>,
-    /// Set after a refusal the camera cannot get past by retrying soon (404, 403).
-    refused_until_mono: Option<Duration>,
+    /// After a failure of this camera only: not tried before this monotonic time (M3).
+    retry_at_mono: Option<Duration>,
+    /// This camera's own backoff (doubles on each per-camera failure, reset by a success).
+    backoff: Duration,
+    /// A damaged stream (DataLoss) was answered by dropping the saved transfer and retrieving
+    /// the window again without Range; a second one in a row parks the camera (M3).
+    data_loss_retried: bool,
 }
 
 /// The mirror of one site: runs until `stop`.
@@ -184,6 +232,23 @@ fn fmt_time(us: i64) -> String {
 /// `s` with the characters a query value may not hold percent-encoded.
 fn q(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The window job of continuous and ranges modes (review-16 D3): the first `WINDOW_US` of the
+/// missing part `(a, b)`. A window that continues a retrieved range takes exactly what follows
+/// it (`align=exact`), unless it is the camera's first window in this process (`first`): the
+/// writer then starts a new run, which must begin with a key frame (S9), so `align=key` fetches
+/// the GOP around `a` again and `transfer` writes it again where the store holds only a part of
+/// it (review-16 H2).
+fn window_job((a, b): (i64, i64), retrieved: &[(i64, i64)], first: bool) -> Job {
+    let to = b.min(a + WINDOW_US);
+    let align = if !first && retrieved.iter().any(|r| r.1 == a) { "exact" } else { "key" };
+    Job {
+        from_us: a,
+        to_us: to,
+        query: format!("from={}&to={}&align={align}", q(&fmt_time(a)), q(&fmt_time(to))),
+        event: None,
+    }
 }
 
 impl SiteMirror {
@@ -276,12 +341,15 @@ impl SiteMirror {
             let mut failed = None;
             for (i, run) in runs.iter_mut().enumerate() {
                 let now_mono = self.clocks.monotonic();
-                if run.refused_until_mono.is_some_and(|t| now_mono < t) {
+                if run.retry_at_mono.is_some_and(|t| now_mono < t) {
                     continue;
                 }
                 match self.step(i, &mut db, &mut client, run).await {
                     Ok(did) => {
                         worked |= did;
+                        run.retry_at_mono = None;
+                        run.backoff = CAMERA_BACKOFF_FIRST;
+                        run.data_loss_retried = false;
                         self.with_camera(i, |c| c.last_error = None);
                         if let Some((stats, _)) = (self.lookup)(&self.site.cameras[i].local) {
                             *stats.last_error.lock().expect("error lock") = None;
@@ -290,19 +358,22 @@ impl SiteMirror {
                     Err(e) => {
                         let cam = &self.site.cameras[i];
                         tracing::warn!(site = %self.site.name, camera = %cam.local, "pull: {e}");
-                        self.with_camera(i, |c| c.last_error = Some(e.to_string()));
+                        let shown = if is_link_error(&e) {
+                            e.to_string()
+                        } else {
+                            self.camera_failed(&mut db, run, &cam.local, &e, now_mono)
+                        };
+                        // L5: a failed transfer is no longer in progress.
+                        self.with_camera(i, |c| {
+                            c.last_error = Some(shown.clone());
+                            c.transfer = None;
+                        });
                         if let Some((stats, _)) = (self.lookup)(&cam.local) {
-                            *stats.last_error.lock().expect("error lock") = Some(e.to_string());
+                            *stats.last_error.lock().expect("error lock") = Some(shown);
                             *stats.state.lock().expect("state lock") = CameraState::Retrying;
                         }
-                        match e.kind() {
-                            // The account may not retrieve it, or the remote has no such camera:
-                            // the others go on, this one is asked again in a minute.
-                            ErrorKind::PermissionDenied | ErrorKind::NotFound => {
-                                run.refused_until_mono = Some(now_mono + Duration::from_secs(60));
-                                self.set_link(Ok(()));
-                            }
-                            _ => failed = Some(e),
+                        if is_link_error(&e) {
+                            failed = Some(e);
                         }
                     }
                 }
@@ -329,8 +400,52 @@ impl SiteMirror {
         }
     }
 
+    /// A failure of camera `cam` only (review-16 M3, IC-10): sets its own backoff, leaves the
+    /// link and the other cameras alone; returns the error its status shows. A damaged stream
+    /// (DataLoss) drops the saved transfer and retrieves the window again without Range at once;
+    /// damaged again, the camera waits `DATA_LOSS_BACKOFF` with an error that says so.
+    fn camera_failed(&self, db: &mut CursorDb, run: &mut CamRun, cam: &str, e: &Error, now_mono: Duration) -> String {
+        let mut shown = e.to_string();
+        let pause = match e.kind() {
+            ErrorKind::DataLoss => {
+                if let Err(d) = db.drop_transfer(cam) {
+                    tracing::warn!(site = %self.site.name, camera = %cam, "pull: {d}");
+                }
+                if run.data_loss_retried {
+                    shown = format!(
+                        "{e} (again after retrieving the window anew without Range; next try in {} s)",
+                        DATA_LOSS_BACKOFF.as_secs()
+                    );
+                    DATA_LOSS_BACKOFF
+                } else {
+                    run.data_loss_retried = true;
+                    Duration::ZERO
+                }
+            }
+            ErrorKind::PermissionDenied | ErrorKind::NotFound => REFUSED_BACKOFF,
+            _ => {
+                let w = run.backoff.max(CAMERA_BACKOFF_FIRST);
+                run.backoff = (w * 2).min(CAMERA_BACKOFF_MAX);
+                w
+            }
+        };
+        run.retry_at_mono = Some(now_mono + pause);
+        // The remote answered (a 4xx, a damaged stream): the link itself is up. A local failure
+        // (the camera or its storage) says nothing about the link.
+        if e.kind() != ErrorKind::FailedPrecondition && e.kind() != ErrorKind::ResourceExhausted {
+            self.set_link(Ok(()));
+        }
+        shown
+    }
+
     /// The next job of camera `i`, or None when it is caught up; updates its status ranges.
-    async fn next_job(&self, i: usize, db: &mut CursorDb, client: &mut Client) -> Result<Option<Job>, Error> {
+    async fn next_job(
+        &self,
+        i: usize,
+        db: &mut CursorDb,
+        client: &mut Client,
+        first: bool,
+    ) -> Result<Option<Job>, Error> {
         let cam = &self.site.cameras[i];
         let now = self.clocks.realtime_us();
         let retrieved = db.retrieved(&cam.local)?;
@@ -339,17 +454,7 @@ impl SiteMirror {
                 let start = db.continuous_start(&cam.local, ms_floor(now - history_us))?;
                 let until = ms_floor(now - self.site.lag_us);
                 let pending = super::missing(&retrieved, start, until);
-                let job = pending.first().map(|&(a, b)| {
-                    let to = b.min(a + WINDOW_US);
-                    // A window that continues a retrieved range takes exactly what follows it.
-                    let align = if retrieved.iter().any(|r| r.1 == a) { "exact" } else { "key" };
-                    Job {
-                        from_us: a,
-                        to_us: to,
-                        query: format!("from={}&to={}&align={align}", q(&fmt_time(a)), q(&fmt_time(to))),
-                        event: None,
-                    }
-                });
+                let job = pending.first().map(|&p| window_job(p, &retrieved, first));
                 (job, pending)
             }
             Mode::Ranges(ranges) => {
@@ -363,16 +468,7 @@ impl SiteMirror {
                 }
                 // A long range goes in windows like continuous mode: the remote refuses a
                 // retrieval over 1 hour (review-16 M2), and a window is what a cut re-fetches.
-                let job = pending.first().map(|&(a, b)| {
-                    let to = b.min(a + WINDOW_US);
-                    let align = if retrieved.iter().any(|r| r.1 == a) { "exact" } else { "key" };
-                    Job {
-                        from_us: a,
-                        to_us: to,
-                        query: format!("from={}&to={}&align={align}", q(&fmt_time(a)), q(&fmt_time(to))),
-                        event: None,
-                    }
-                });
+                let job = pending.first().map(|&p| window_job(p, &retrieved, first));
                 (job, pending)
             }
             Mode::Events { kinds, before_us, after_us } => {
@@ -450,7 +546,7 @@ impl SiteMirror {
         let saved = db.transfer(&cam.local)?;
         let job = match &saved {
             Some(t) => Job { from_us: t.from_us, to_us: t.to_us, query: t.query.clone(), event: None },
-            None => match self.next_job(i, db, client).await? {
+            None => match self.next_job(i, db, client, run.last_written_us.is_none()).await? {
                 Some(j) => j,
                 None => {
                     if *stats.state.lock().expect("state lock") != CameraState::Streaming {
@@ -498,24 +594,42 @@ impl SiteMirror {
     ) -> Result<crate::store::retrieve::WireEnd, Error> {
         let cam = &self.site.cameras[i];
         let path = format!("/api/v1/cameras/{}/retrieve?{}", q(&cam.remote), job.query);
-        let mut headers = Vec::new();
-        if let Some(t) = &saved {
-            headers.push(("Range", format!("bytes={}-", t.offset)));
-            headers.push(("If-Range", t.etag.clone()));
-        }
-        let resp = client.get(&path, &headers).await?;
-        let status = resp.status();
-        if status == StatusCode::NOT_FOUND && camera_visible(client, &cam.remote).await? {
-            // The remote answers 404 for a range it holds nothing of: an empty window, not a
-            // missing camera (that one is not in the account's camera list, PR-11).
-            return Ok(crate::store::retrieve::WireEnd {
-                frames: 0,
-                from_us: job.from_us,
-                to_us: job.to_us,
-                covered_us: Vec::new(),
-            });
-        }
-        let etag = resp.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let mut saved = saved;
+        let (resp, status, etag) = loop {
+            let mut headers = Vec::new();
+            if let Some(t) = &saved {
+                headers.push(("Range", format!("bytes={}-", t.offset)));
+                headers.push(("If-Range", t.etag.clone()));
+            }
+            let resp = client.get(&path, &headers).await?;
+            let status = resp.status();
+            if status == StatusCode::NOT_FOUND && camera_visible(client, &cam.remote).await? {
+                // The remote answers 404 for a range it holds nothing of: an empty window, not a
+                // missing camera (that one is not in the account's camera list, PR-11).
+                return Ok(crate::store::retrieve::WireEnd {
+                    frames: 0,
+                    from_us: job.from_us,
+                    to_us: job.to_us,
+                    covered_us: Vec::new(),
+                });
+            }
+            let etag = resp.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            if let Some(t) = &saved {
+                // A continuation must be the saved bytes from the saved offset (review-16 M3);
+                // anything else (another ETag, another start, 416) retrieves the window anew.
+                let range = resp.headers().get("content-range").and_then(|v| v.to_str().ok()).unwrap_or("");
+                let continues = etag == t.etag && range.starts_with(&format!("bytes {}-", t.offset));
+                if status == StatusCode::RANGE_NOT_SATISFIABLE || (status == StatusCode::PARTIAL_CONTENT && !continues)
+                {
+                    tracing::warn!(site = %self.site.name, camera = %cam.local, %status, range, etag,
+                        "the remote's answer does not continue the saved transfer; retrieving the window anew");
+                    db.drop_transfer(&cam.local)?;
+                    saved = None;
+                    continue;
+                }
+            }
+            break (resp, status, etag);
+        };
         let mut decoder = match (status, &saved) {
             (StatusCode::PARTIAL_CONTENT, Some(t)) => {
                 let entries = t
@@ -544,10 +658,6 @@ impl SiteMirror {
                 }
                 FrameStreamDecoder::new()
             }
-            (StatusCode::RANGE_NOT_SATISFIABLE, Some(_)) => {
-                db.drop_transfer(&cam.local)?;
-                return Err(crate::err!(Unavailable, "the remote refused the resumed range (416); starting it again"));
-            }
             (s, _) => {
                 let mut body = resp.into_body();
                 let mut text = Vec::new();
@@ -569,24 +679,52 @@ impl SiteMirror {
             entries: Vec::new(),
             run: decoder.run(),
         };
+        // Where a continuation may start (H2): just before a video key frame, with the decoder's
+        // state there. A resumed transfer starts at one; a new one has none until its first key
+        // frame (nothing is saved before it).
+        let mut key_point = match (status, &saved) {
+            (StatusCode::PARTIAL_CONTENT, Some(_)) => Some(KeyPoint::of(&decoder, decoder.offset())),
+            _ => None,
+        };
         // Frames written already are not written twice. In this process the mirror knows the
         // last one it handed over (a resumed transfer restarts at the last durable key frame, so
         // frames up to it come again and are skipped; the writer's run goes on). After a restart
         // it asks the store (frames the writer synced past the last cursor commit, before a kill
-        // -9): everything before the end of what it holds in the range is skipped.
-        let skip_through = match run.last_written_us {
+        // -9): frames up to the end of what it holds in the range are skipped only where they form
+        // whole GOPs; the GOP the store holds a part of is written again from its key frame, as
+        // the new run the writer starts after a restart must begin with one (S9, review-16 H2).
+        let (skip_through, after_restart) = match run.last_written_us {
             // Within (or just before, a key frame's pre-roll) this job's range only: a job of an
             // earlier range (ranges, events) skips nothing for it.
-            Some(w) if w < job.to_us && w >= job.from_us - WINDOW_US => w,
-            _ => crate::store::recordings(&storage.path, &cam.local, job.from_us.min(job.to_us - 1), job.to_us)
+            Some(w) if w < job.to_us && w >= job.from_us - WINDOW_US => (w, false),
+            _ => (
+                crate::store::recordings(
+                    &storage.path,
+                    &cam.local,
+                    (job.from_us - PRE_ROLL_US).min(job.to_us - 1),
+                    job.to_us,
+                )
                 .ok()
                 .and_then(|r| r.last().map(|r| r.end_wall_us - 1))
                 .unwrap_or(i64::MIN),
+                true,
+            ),
         };
+        // After a restart: the frames skipped since the last video key frame (the GOP the store
+        // may hold only a part of), bounded (a longer GOP is not rewritten).
+        let mut held_gop: Vec<(WireFrame, Arc<SampleEntry>)> = Vec::new();
+        let mut held_gop_bytes = 0usize;
+        let (mut last_video_us, mut interval_us): (Option<i64>, Option<i64>) = (None, None);
         let mut sample_entries: HashMap<(StreamKind, u32), Arc<SampleEntry>> =
             decoder.entries().into_iter().map(|e| ((e.stream, e.entry), e.sample_entry)).collect();
         self.with_camera(i, |c| c.transfer = Some((job.from_us, job.to_us, 0)));
         *stats.state.lock().expect("state lock") = CameraState::Streaming;
+        // L8: a remote that drips bytes holds this thread no longer than the window's deadline:
+        // 4 × its bytes at the site's cap (or at `MIN_RATE` without one), at least `MIN_DEADLINE`.
+        let length = resp.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let rate = self.site.bandwidth_kbps.map(|k| f64::from(k) * 1000.0 / 8.0);
+        let deadline =
+            MIN_DEADLINE.max(Duration::from_secs_f64(4.0 * length.unwrap_or(0) as f64 / rate.unwrap_or(MIN_RATE)));
         let mut body = resp.into_body();
         let mut unflushed: u64 = 0;
         let mut unflushed_frames: u64 = 0;
@@ -594,19 +732,30 @@ impl SiteMirror {
         // A continuation (206) continues the run it was cut in.
         let mut first_run = saved.is_none() || status != StatusCode::PARTIAL_CONTENT;
         let mut received: u64 = 0;
-        let rate = self.site.bandwidth_kbps.map(|k| f64::from(k) * 1000.0 / 8.0);
         let started = self.clocks.monotonic();
         let mut end = None;
         loop {
-            let chunk = match tokio::time::timeout(IDLE_TIMEOUT, client::next_chunk(&mut body)).await {
-                Err(_) => Err(crate::err!(Unavailable, "the retrieval stalled for {IDLE_TIMEOUT:?}")),
-                Ok(r) => r,
+            let spent = self.clocks.monotonic().saturating_sub(started);
+            let chunk = if spent >= deadline {
+                Err(crate::err!(
+                    ResourceExhausted,
+                    "the remote sent {received} of {} bytes in {} s, past this window's deadline (review-16 L8)",
+                    length.map_or_else(|| "?".to_owned(), |l| l.to_string()),
+                    spent.as_secs()
+                ))
+            } else {
+                let wait_for = IDLE_TIMEOUT.min(deadline - spent);
+                match tokio::time::timeout(wait_for, client::next_chunk(&mut body)).await {
+                    Err(_) if wait_for < IDLE_TIMEOUT => continue,
+                    Err(_) => Err(crate::err!(Unavailable, "the retrieval stalled for {IDLE_TIMEOUT:?}")),
+                    Ok(r) => r,
+                }
             };
             let chunk = match chunk {
                 Ok(Some(c)) => c,
                 Ok(None) => break,
                 Err(e) => {
-                    self.durable(db, &cam.local, storage, &mut transfer, &decoder, decoder.offset()).await?;
+                    self.durable(db, &cam.local, storage, &mut transfer, key_point.as_ref()).await?;
                     return Err(e);
                 }
             };
@@ -651,8 +800,16 @@ impl SiteMirror {
                         run.remote_run = Some(id);
                     }
                     WireRecord::Frame(f) => {
-                        if f.wall_us <= skip_through {
-                            continue;
+                        // L7: a remote writes only into the range asked for (a key frame's
+                        // pre-roll allowed), never at any wall time it likes.
+                        if f.wall_us < job.from_us - PRE_ROLL_US || f.wall_us >= job.to_us {
+                            return Err(crate::err!(
+                                DataLoss,
+                                "frame stream: a frame at {} lies outside the range asked for ({} to {})",
+                                fmt_time(f.wall_us),
+                                fmt_time(job.from_us),
+                                fmt_time(job.to_us)
+                            ));
                         }
                         let entry = sample_entries.get(&(f.stream, f.entry)).cloned().ok_or_else(|| {
                             crate::err!(
@@ -661,42 +818,83 @@ impl SiteMirror {
                                 f.entry
                             )
                         })?;
+                        let video_key = f.key && f.stream == StreamKind::Video;
+                        if video_key {
+                            key_point = Some(KeyPoint::of(&decoder, before));
+                            held_gop.clear();
+                            held_gop_bytes = 0;
+                        }
+                        if f.stream == StreamKind::Video {
+                            if let Some(d) = last_video_us.map(|l| f.wall_us - l).filter(|d| *d > 0) {
+                                interval_us = Some(interval_us.map_or(d, |i: i64| i.min(d)));
+                            }
+                            last_video_us = Some(f.wall_us);
+                        }
+                        // After a restart the store's end is its last frame's end (≈ the next
+                        // frame's start, give or take the milliseconds by which the two boxes'
+                        // wall times of a frame differ): a frame is held if it starts more than
+                        // half a frame interval before it.
+                        let held_before = if after_restart {
+                            skip_through.saturating_sub(interval_us.map_or(HELD_MARGIN_US, |i| i / 2))
+                        } else {
+                            skip_through
+                        };
+                        if f.wall_us <= held_before {
+                            if after_restart && (video_key || !held_gop.is_empty()) {
+                                held_gop_bytes += f.data.len();
+                                held_gop.push((f, entry));
+                                if held_gop_bytes > HELD_GOP_MAX {
+                                    held_gop.clear();
+                                }
+                            }
+                            continue;
+                        }
                         if run.local_run == 0 {
                             run.local_run = 1;
                         }
                         // P1, at a video key frame: a transfer resumed here starts a run with a
-                        // key frame, as the writer requires (S9), so a kill -9 loses no GOP.
+                        // key frame, as the writer requires (S9).
                         let since = self.clocks.monotonic().saturating_sub(last_durable);
-                        if f.key && f.stream == StreamKind::Video && unflushed > 0 && since >= DURABLE_EVERY {
-                            self.durable(db, &cam.local, storage, &mut transfer, &decoder, before).await?;
+                        if video_key && unflushed > 0 && since >= DURABLE_EVERY {
+                            self.durable(db, &cam.local, storage, &mut transfer, key_point.as_ref()).await?;
                             last_durable = self.clocks.monotonic();
                             unflushed = 0;
                             unflushed_frames = 0;
                         }
-                        let len = f.data.len() as u64;
-                        let frame = IngestFrame {
-                            camera: Arc::from(cam.local.as_str()),
-                            ingest_run: run.local_run,
-                            sample_entry: entry,
-                            wall_us: f.wall_us,
-                            frame: Frame { kind: f.stream, media_time: f.media_time, key: f.key, data: f.data },
-                            temporary_keep_us: None,
-                        };
-                        self.send(storage, frame).await?;
-                        run.last_written_us = Some(f.wall_us);
-                        stats.frames_received.fetch_add(1, Ordering::Relaxed);
-                        stats.bytes_received.fetch_add(len, Ordering::Relaxed);
-                        stats.last_frame_wall_us.store(f.wall_us, Ordering::Relaxed);
-                        stats.recording.store(true, Ordering::Relaxed);
-                        self.with_camera(i, |c| c.frames_written += 1);
-                        unflushed += len;
-                        unflushed_frames += 1;
+                        // H2: the store holds a part of this GOP only: it is written again from
+                        // its key frame (the writer's new run starts there).
+                        if !held_gop.is_empty() {
+                            tracing::info!(site = %self.site.name, camera = %cam.local, frames = held_gop.len(),
+                                "writing again the GOP the store held a part of (a restart cut it)");
+                        }
+                        for (g, e) in std::mem::take(&mut held_gop).into_iter().chain([(f, entry)]) {
+                            let len = g.data.len() as u64;
+                            self.write(i, storage, stats, run, e, g).await?;
+                            unflushed += len;
+                            unflushed_frames += 1;
+                        }
+                        held_gop_bytes = 0;
                     }
-                    WireRecord::End(e) => end = Some(e),
+                    WireRecord::End(e) => {
+                        // L7: the End says the range asked for (to the millisecond: an event's
+                        // range is the remote's own reckoning of it).
+                        if (e.from_us - job.from_us).abs() > 1000 || (e.to_us - job.to_us).abs() > 1000 {
+                            return Err(crate::err!(
+                                DataLoss,
+                                "frame stream: the End says {} to {}, not the range asked for ({} to {})",
+                                fmt_time(e.from_us),
+                                fmt_time(e.to_us),
+                                fmt_time(job.from_us),
+                                fmt_time(job.to_us)
+                            ));
+                        }
+                        end = Some(e)
+                    }
                 }
             }
             if unflushed >= FLUSH_BYTES || unflushed_frames >= FLUSH_FRAMES {
-                self.durable(db, &cam.local, storage, &mut transfer, &decoder, decoder.offset()).await?;
+                // Saved at the last key frame, not here (H2): a continuation starts a run there.
+                self.durable(db, &cam.local, storage, &mut transfer, key_point.as_ref()).await?;
                 unflushed = 0;
                 unflushed_frames = 0;
             }
@@ -706,46 +904,85 @@ impl SiteMirror {
                 let due = Duration::from_secs_f64(received as f64 / rate);
                 let spent = self.clocks.monotonic().saturating_sub(started);
                 if due > spent && wait(&self.stop, due - spent).await {
-                    self.durable(db, &cam.local, storage, &mut transfer, &decoder, decoder.offset()).await?;
+                    self.durable(db, &cam.local, storage, &mut transfer, key_point.as_ref()).await?;
                     return Err(crate::err!(Unavailable, "stopping"));
                 }
             }
         }
         // P1: the End's range is recorded by the caller after this flush.
         if !flush(storage).await {
-            return Err(crate::err!(Unavailable, "storage {} did not flush within {FLUSH_TIMEOUT:?}", storage.id));
+            return Err(crate::err!(
+                FailedPrecondition,
+                "storage {} did not flush within {FLUSH_TIMEOUT:?}",
+                storage.id
+            ));
         }
         match end {
             Some(e) => Ok(e),
             None => {
-                self.durable(db, &cam.local, storage, &mut transfer, &decoder, decoder.offset()).await?;
+                self.durable(db, &cam.local, storage, &mut transfer, key_point.as_ref()).await?;
                 Err(crate::err!(Unavailable, "the retrieval was cut at byte {} (resumed with Range)", decoder.offset()))
             }
         }
     }
 
-    /// Makes every frame handed over durable, then saves the transfer at the decoder's offset (P1).
+    /// Hands one frame of camera `i` to its writer and counts it.
+    async fn write(
+        &self,
+        i: usize,
+        storage: &StorageHandle,
+        stats: &Arc<CameraStats>,
+        run: &mut CamRun,
+        sample_entry: Arc<SampleEntry>,
+        f: WireFrame,
+    ) -> Result<(), Error> {
+        let len = f.data.len() as u64;
+        let wall_us = f.wall_us;
+        let frame = IngestFrame {
+            camera: Arc::from(self.site.cameras[i].local.as_str()),
+            ingest_run: run.local_run,
+            sample_entry,
+            wall_us,
+            frame: Frame { kind: f.stream, media_time: f.media_time, key: f.key, data: f.data },
+            temporary_keep_us: None,
+        };
+        self.send(storage, frame).await?;
+        run.last_written_us = Some(wall_us);
+        stats.frames_received.fetch_add(1, Ordering::Relaxed);
+        stats.bytes_received.fetch_add(len, Ordering::Relaxed);
+        stats.last_frame_wall_us.store(wall_us, Ordering::Relaxed);
+        stats.recording.store(true, Ordering::Relaxed);
+        self.with_camera(i, |c| c.frames_written += 1);
+        Ok(())
+    }
+
+    /// Makes every frame handed over durable, then saves the transfer at `point`, the last
+    /// video key frame's start (P1, H2); nothing is saved before the first key frame.
     async fn durable(
         &self,
         db: &mut CursorDb,
         camera: &str,
         storage: &StorageHandle,
         transfer: &mut Transfer,
-        decoder: &FrameStreamDecoder,
-        offset: u64,
+        point: Option<&KeyPoint>,
     ) -> Result<(), Error> {
+        let Some(point) = point else { return Ok(()) };
         if transfer.etag.is_empty() {
             // Without a strong ETag a continuation could splice other bytes: nothing to resume.
             return Ok(());
         }
         if !flush(storage).await {
-            return Err(crate::err!(Unavailable, "storage {} did not flush within {FLUSH_TIMEOUT:?}", storage.id));
+            return Err(crate::err!(
+                FailedPrecondition,
+                "storage {} did not flush within {FLUSH_TIMEOUT:?}",
+                storage.id
+            ));
         }
-        transfer.offset = offset;
-        transfer.run = decoder.run();
-        transfer.entries = decoder
-            .entries()
-            .into_iter()
+        transfer.offset = point.offset;
+        transfer.run = point.run;
+        transfer.entries = point
+            .entries
+            .iter()
             .map(|e| SavedEntry {
                 stream: e.stream.code(),
                 entry: e.entry,
@@ -764,17 +1001,17 @@ impl SiteMirror {
             Err(Some(f)) => {
                 if !flush(storage).await {
                     return Err(crate::err!(
-                        Unavailable,
+                        FailedPrecondition,
                         "storage {} did not flush within {FLUSH_TIMEOUT:?}",
                         storage.id
                     ));
                 }
                 match storage.try_send_or_return(f) {
                     Ok(()) => Ok(()),
-                    Err(_) => Err(crate::err!(Unavailable, "storage {}'s queue stays full", storage.id)),
+                    Err(_) => Err(crate::err!(ResourceExhausted, "storage {}'s queue stays full", storage.id)),
                 }
             }
-            Err(None) => Err(crate::err!(Unavailable, "storage {} is not running", storage.id)),
+            Err(None) => Err(crate::err!(FailedPrecondition, "storage {} is not running", storage.id)),
         }
     }
 }

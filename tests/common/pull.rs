@@ -113,6 +113,23 @@ impl Central {
         Central::launch(config, port)
     }
 
+    /// Like `start` with the central's own `[[storage]]` lines (e.g. a shorter `sync_interval_ms`).
+    pub fn start_with_storage(dir: &Path, storage: &str, sites: &str) -> Central {
+        std::fs::create_dir_all(dir).unwrap();
+        let port = free_local_port();
+        let config = dir.join("central.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "version = 1\n[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n{storage}{sites}",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        super::recorder::add_user(&config, ADMIN, ADMIN_PASSWORD, &["--admin"]);
+        Central::launch(config, port)
+    }
+
     pub fn launch(config: PathBuf, port: u16) -> Central {
         let dir = config.parent().unwrap().to_owned();
         let log = (0..).map(|n| dir.join(format!("pull-{n}.log"))).find(|p| !p.exists()).unwrap();
@@ -204,4 +221,75 @@ pub fn export(url: &str, path: &Path) {
 
 pub fn export_query(camera: &str, from: i64, to: i64) -> String {
     format!("/api/v1/cameras/{camera}/export.mp4?from={}&to={}", rfc3339(from), rfc3339(to))
+}
+
+/// Issue 16 (review-16 H2): every frame of `theirs` (the remote's export) is in `mine` (the
+/// central's), in order and equal; the only frames of `mine` not matched are repeats of frames
+/// already seen (a GOP the central wrote again after a restart), at most `max_repeats` of them.
+/// Returns the number of repeats.
+pub fn assert_every_frame_present(mine: &[String], theirs: &[String], max_repeats: usize) -> usize {
+    // Where each of the central's frames is in the remote's list, for the failure messages.
+    let map = || {
+        let idx: Vec<String> = mine
+            .iter()
+            .map(|m| theirs.iter().position(|t| t == m).map_or_else(|| "?".to_owned(), |p| p.to_string()))
+            .collect();
+        idx.join(" ")
+    };
+    let (mut j, mut repeats) = (0, 0);
+    for (i, m) in mine.iter().enumerate() {
+        if j < theirs.len() && *m == theirs[j] {
+            j += 1;
+        } else if theirs[..j].contains(m) {
+            repeats += 1;
+        } else {
+            panic!(
+                "the central's frame {i} is not the remote's frame {j} nor a repeat: remote frames {j}.. are missing \
+                 ({} central frames, {} remote frames); the central's frames as the remote's: {}",
+                mine.len(),
+                theirs.len(),
+                map()
+            );
+        }
+    }
+    assert_eq!(
+        j,
+        theirs.len(),
+        "the central lacks the remote's frames {j}.. ({} central frames, as the remote's: {})",
+        mine.len(),
+        map()
+    );
+    assert!(repeats <= max_repeats, "{repeats} frames repeated (at most {max_repeats})");
+    repeats
+}
+
+/// The MD5s of the video frames `central` holds of `camera` over [from, to), exported one
+/// recording (run) at a time and concatenated: after a restart the central's new run begins
+/// with the GOP the store held a part of, so runs overlap there by less than a GOP, and one
+/// export across the overlap plays both copies and ends early (review-16 H2). Each piece ends
+/// where the next run starts (a frame at the cut may be in both); `dir` receives the MP4s.
+pub fn central_frames_by_run(central: &Central, camera: &str, from: i64, to: i64, dir: &Path) -> Vec<String> {
+    let r = http_get(&central.url(&format!(
+        "/api/v1/cameras/{camera}/recordings?from={}&to={}",
+        rfc3339(from - 120_000_000),
+        rfc3339(to)
+    )))
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut cuts = vec![from];
+    for rec in r.json()["recordings"].as_array().unwrap() {
+        // (Status says milliseconds: the run's first key frame lies in the millisecond after.)
+        let s = ts(&rec["start"]) + 1000;
+        if s > from && s < to {
+            cuts.push(s);
+        }
+    }
+    cuts.push(to);
+    let mut out = Vec::new();
+    for (n, w) in cuts.windows(2).enumerate() {
+        let path = dir.join(format!("{camera}-run{n}.mp4"));
+        export(&central.url(&export_query(camera, w[0], w[1])), &path);
+        out.extend(frame_md5s(&path));
+    }
+    out
 }
