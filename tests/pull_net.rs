@@ -150,6 +150,7 @@ fn ic10_link_cut_for_60s_the_central_says_down_then_backfills_the_gap_frame_for_
     assert!(rr.iter().any(|(s, e)| *s <= cut_from && *e >= cut_to), "remote recordings {rr:?}");
     assert_eq!(remote.rec.camera("cam1")["frames_dropped"], 0);
 
+    eprintln!("cut: down seen since {}, {}; up again since {}", down["since"], down["last_error"], after["since"]);
     // Frame for frame over before, during and after the cut.
     let a = cut_from - 8_480_000;
     let n = assert_same_frames(tmp.path(), &central, "ship-cam1", &remote, a, b);
@@ -223,9 +224,14 @@ fn ic6_slow_lossy_path_retrieval_completes_at_the_central_cap_and_the_remote_dro
     });
     assert!(path.stats.lost_segments.load(std::sync::atomic::Ordering::Relaxed) > 0, "{}", path.stats.summary());
     assert!(path.stats.connections.load(std::sync::atomic::Ordering::Relaxed) >= 2, "login and retrieval");
-    let ((t1, b1), (t2, b2)) = (samples[0], *samples.last().unwrap());
+    // From the first byte to the last 64 KiB: the very end arrives when the path delivers it
+    // (once the central has caught up with the path, a lost segment there costs up to a
+    // retransmission and a delay, 1.1 s, which is the path's latency, not the cap's rate).
+    let total = samples.last().unwrap().1;
+    let (t1, b1) = samples[0];
+    let (t2, b2) = *samples.iter().find(|(_, b)| *b + 65_536 >= total).unwrap();
     let kbps = (b2 - b1) as f64 * 8.0 / 1000.0 / (t2 - t1).as_secs_f64();
-    assert!(b2 > 1_000_000, "a transfer long enough to measure: {b2} bytes");
+    assert!(b2 - b1 > 1_500_000, "a transfer long enough to measure: {} bytes", b2 - b1);
     assert!(
         (kbps - cap_kbps as f64).abs() <= cap_kbps as f64 * 0.10,
         "the central's cap holds within ±10 %: {kbps:.0} kbit/s for a cap of {cap_kbps} ({} bytes in {:?}; {done}; path: {})",
@@ -233,6 +239,7 @@ fn ic6_slow_lossy_path_retrieval_completes_at_the_central_cap_and_the_remote_dro
         t2 - t1,
         path.stats.summary()
     );
+    eprintln!("cap: {kbps:.0} kbit/s, {} bytes in {:?}; path: {}", b2 - b1, t2 - t1, path.stats.summary());
     // Frame for frame, ends between frames (25 fps from the recording's first frame).
     let n = assert_same_frames(tmp.path(), &central, "bus-cam1", &remote, t0 + 2_020_000, t0 + 15_020_000);
     assert!(n >= 300, "{n} frames");
@@ -243,7 +250,7 @@ fn ic6_slow_lossy_path_retrieval_completes_at_the_central_cap_and_the_remote_dro
 /// Issue 16 (IC-5): across the slow path, whose connections are also reset every 600 kB, kill
 /// -9 of the central in the middle of a transfer. The transfer resumes (after each reset and
 /// after the restart) with `Range`/`If-Range`, completes, and the bytes fetched in all stay
-/// ≤ 1.05 × the stream's.
+/// ≤ 1.05 × the stream's; the central holds the remote's frames (but for the known H2 limit).
 #[test]
 fn ic5_slow_path_with_resets_and_kill9_resumes_without_refetching() {
     let tmp = common::temp_dir();
@@ -316,5 +323,18 @@ fn ic5_slow_path_with_resets_and_kill9_resumes_without_refetching() {
     );
     assert!(path.stats.resets.load(std::sync::atomic::Ordering::Relaxed) >= 2, "{}", path.stats.summary());
     assert!(central.log_text().contains("resuming a cut transfer"), "{}", central.log_text());
+    eprintln!("fetched {fetched} of {needed} bytes (kill at {before_kill}); path: {}", path.stats.summary());
+    // The frames: the remote's, in order, with at most one GOP (5 frames) missing after the
+    // restart (review H2, the known limit in ARCHITECTURE `pull`; when it is fixed this is
+    // equality), and nothing missing or different from the resets in one process.
+    let (a, b) = (t0 + 1_520_000, t0 + 16_520_000);
+    let (mine, theirs) = (tmp.path().join("central.mp4"), tmp.path().join("remote.mp4"));
+    export(&central.url(&export_query("shop-cam1", a, b)), &mine);
+    export(&remote.rec.url(&export_query("cam1", a, b)), &theirs);
+    let (m, t) = (frame_md5s(&mine), frame_md5s(&theirs));
+    let mut rest = t.iter();
+    let in_order = m.iter().all(|x| rest.any(|y| y == x));
+    assert!(in_order && m.len() + 5 >= t.len() && t.len() >= 350, "central {} frames, remote {}", m.len(), t.len());
+    eprintln!("frames: central {}, remote {}", m.len(), t.len());
     assert!(now_us() > to);
 }
