@@ -587,6 +587,9 @@ impl SiteMirror {
             decoder.entries().into_iter().map(|e| ((e.stream, e.entry), e.sample_entry)).collect();
         self.with_camera(i, |c| c.transfer = Some((job.from_us, job.to_us, 0)));
         *stats.state.lock().expect("state lock") = CameraState::Streaming;
+        // The remote answered: the link is up while the body comes (IC-10; the first transfer
+        // of a ranges mirror said "waiting" until it ended, tests/pull_net.rs).
+        self.set_link(Ok(()));
         let mut body = resp.into_body();
         let mut unflushed: u64 = 0;
         let mut unflushed_frames: u64 = 0;
