@@ -164,7 +164,7 @@ impl Direction {
         let down = self.down;
         // The link: reads a segment per serialisation time, decides its fate and arrival.
         std::thread::spawn(move || {
-            let mut rng = self.seed.max(1);
+            let mut rng = splitmix(self.seed);
             let mut link_free = Instant::now();
             let mut last_due = link_free;
             let mut sent: u64 = 0;
@@ -246,6 +246,15 @@ fn sleep_until(t: Instant) {
     if t > now {
         std::thread::sleep(t - now);
     }
+}
+
+/// SplitMix64 of a seed: a well mixed, non-zero xorshift state even from small seeds (xorshift's
+/// first outputs from a sparse state are far from uniform).
+fn splitmix(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)).max(1)
 }
 
 /// xorshift64*.
