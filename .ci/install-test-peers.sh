@@ -31,6 +31,8 @@
 #                                  host with systemd it also enables a Prometheus server on :9090)
 #   poppler-utils                  pdftotext reads the incident report (a PDF) back in the tests of
 #                                  src/incident/report.rs (issue 15, IM-8)
+#   iproute2                       `ip netns` and veth links: tests/pull_net.rs cuts the link between
+#                                  a remote and a central in two network namespaces (issue 16)
 #   unzip                          opens and tests the incident export archive (tests/incidents.rs,
 #                                  issue 15, IM-9)
 #   chromium, chromium-driver      the web interface's tests drive Debian's headless Chromium through
@@ -58,6 +60,7 @@ packages=(
     python3-venv
     prometheus
     poppler-utils
+    iproute2
     unzip
     chromium
     chromium-driver

@@ -725,6 +725,9 @@ impl SiteMirror {
         let rate = self.site.bandwidth_kbps.map(|k| f64::from(k) * 1000.0 / 8.0);
         let deadline =
             MIN_DEADLINE.max(Duration::from_secs_f64(4.0 * length.unwrap_or(0) as f64 / rate.unwrap_or(MIN_RATE)));
+        // The remote answered: the link is up while the body comes (IC-10; the first transfer
+        // of a ranges mirror said "waiting" until it ended, tests/pull_net.rs).
+        self.set_link(Ok(()));
         let mut body = resp.into_body();
         let mut unflushed: u64 = 0;
         let mut unflushed_frames: u64 = 0;

@@ -13,7 +13,9 @@
 //! submodule (the HTTP front serving a test's own handler in process) with the front, and the
 //! `browser` submodule drives headless Chromium through chromedriver (W3C WebDriver) for the web
 //! interface. The `vm` submodule boots a real kernel (the lab's vm-run) for V4L2 tests. The `pull`
-//! submodule runs a remote and an `edgerec pull` central for the interconnect tests.
+//! submodule runs a remote and an `edgerec pull` central for the interconnect tests; `netns`
+//! puts them in network namespaces joined by a veth link (`ip`, root), and `slowpath` is a
+//! delaying, dropping TCP proxy (the kernel here has no netem).
 
 #![allow(dead_code)]
 
@@ -22,8 +24,10 @@ pub mod archive;
 pub mod browser;
 pub mod front;
 pub mod mount;
+pub mod netns;
 pub mod pull;
 pub mod recorder;
+pub mod slowpath;
 pub mod vm;
 
 use std::ffi::OsStr;

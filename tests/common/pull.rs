@@ -292,4 +292,38 @@ pub fn central_frames_by_run(central: &Central, camera: &str, from: i64, to: i64
         out.extend(frame_md5s(&path));
     }
     out
+/// Like [`start_remote`], with HTTPS on `tls_ip` (e.g. `0.0.0.0`, so a central in another
+/// network namespace reaches it over a veth link; tests/pull_net.rs). The HTTP port stays on
+/// the remote's loopback.
+pub fn start_remote_tls_on(dir: &Path, rtsp_url: &str, tls_ip: &str) -> Remote {
+    let tls_port = free_local_port();
+    let body = format!("{REMOTE_STORAGE}[[camera]]\nid = \"cam1\"\nsource = \"{rtsp_url}\"\n");
+    let rec = RecorderProc::start_with_server(
+        dir,
+        &format!("tls_listen = \"{tls_ip}:{tls_port}\"\n"),
+        &body,
+        free_local_port(),
+    );
+    let sha256 = cert_sha256(&dir.join("tls").join("cert.pem"));
+    Remote { rec, tls_port, sha256 }
+}
+
+/// A [`site_toml`] whose URL reaches the remote at `host:port` instead of its loopback TLS port
+/// (through another network namespace's link, or through a proxy such as tests/common/slowpath.rs).
+#[allow(clippy::too_many_arguments)]
+pub fn site_toml_via(
+    dir: &Path,
+    remote: &Remote,
+    host: &str,
+    port: u16,
+    name: &str,
+    user: &str,
+    password: &str,
+    site_extra: &str,
+    camera: &str,
+) -> String {
+    site_toml(dir, remote, name, user, password, site_extra, camera).replace(
+        &format!("url = \"https://127.0.0.1:{}\"", remote.tls_port),
+        &format!("url = \"https://{host}:{port}\""),
+    )
 }
