@@ -81,7 +81,13 @@ pub struct Recorder {
     logs: crate::logs::LogService,
     /// Issue 16 (IC-10): the `pull` object of status, set once by `edgerec pull`.
     pull_status: std::sync::OnceLock<PullStatusFn>,
+    /// Issue 16 (IC-9, IC-13): told every config `apply` made live, set once by `edgerec pull`
+    /// so its mirrors follow added, removed and re-pointed mirrored cameras without a restart.
+    on_applied: std::sync::OnceLock<AppliedFn>,
 }
+
+/// What `Recorder::apply` tells after a change took effect (`Recorder::set_on_applied`).
+pub type AppliedFn = Box<dyn Fn(&Config) + Send + Sync>;
 
 /// What status asks the central side's mirror (`edgerec pull`) for: a snapshot of its sites
 /// and cameras, taken at the call.
@@ -251,6 +257,7 @@ impl Recorder {
         let config = Arc::new(config);
         let rec = Recorder {
             pull_status: std::sync::OnceLock::new(),
+            on_applied: std::sync::OnceLock::new(),
             logs,
             motion,
             motion_service: std::sync::Mutex::new(motion_service),
@@ -601,6 +608,11 @@ impl Recorder {
         }
         *self.config.write().expect("config lock") = Arc::new(new);
         out.restart_required = self.restart_required();
+        // Issue 16 (IC-13): the mirrors learn the new camera set (after the cameras started, so a
+        // new mirrored camera is there to attach to).
+        if let Some(f) = self.on_applied.get() {
+            f(&self.config());
+        }
         out
     }
 
@@ -914,6 +926,11 @@ impl Recorder {
     /// ignored).
     pub fn set_pull_status(&self, f: PullStatusFn) {
         let _ = self.pull_status.set(f);
+    }
+
+    /// Issue 16 (IC-9, IC-13): `edgerec pull` follows applied config changes (once).
+    pub fn set_on_applied(&self, f: AppliedFn) {
+        let _ = self.on_applied.set(f);
     }
 
     /// Issue 16 (IC-10): the mirror's sites and cameras, when this process is `edgerec pull`.
