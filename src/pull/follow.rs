@@ -252,7 +252,8 @@ impl SiteMirror {
             match (visible, watch.gone.contains_key(&cam.local)) {
                 (false, false) => {
                     let why = format!(
-                        "remote site {} no longer shows camera {:?} to this account",
+                        "remote site {} does not show camera {:?} to this account (removed there, or not \
+                         readable: it answers 404, PR-11)",
                         self.site.name, cam.remote
                     );
                     self.cancel(db, &cam.local, &cam.remote, &why);
