@@ -692,6 +692,14 @@ impl Recorder {
         .filter(|(_, changed)| *changed)
         .map(|(k, _)| k.to_owned())
         .collect();
+        // Issue 16 (IC-13): `edgerec pull` follows a site's cameras live (`pull::follow`); a site
+        // added, removed or changed in anything else runs as it started until a restart.
+        let sites = |c: &Config| -> Vec<crate::pull::SiteConfig> {
+            c.remote_sites.iter().map(|s| crate::pull::SiteConfig { cameras: Vec::new(), ..s.clone() }).collect()
+        };
+        if sites(boot) != sites(&now) {
+            out.push("remote_site".to_owned());
+        }
         let ids: std::collections::BTreeSet<&str> =
             boot.storages.iter().chain(&now.storages).map(|s| s.id.as_str()).collect();
         for id in ids {

@@ -200,4 +200,23 @@ fn ic4b_manual_range_by_api_is_retrieved_frame_for_frame_and_permissions_hold() 
     })
     .unwrap_or_else(|| panic!("no retrieval_cancelled: {}", central.log_text()));
     assert!(e["data"]["reason"].as_str().unwrap().contains("deleted by orderer"), "{e}");
+
+    // IC-13 from the central's side: its config API removes the mirror; its retrievals are
+    // cancelled with an event, the site needs no restart, and its ranges are no longer asked for.
+    let (s, doc) = central.call("GET", "/api/v1/config", None);
+    assert_eq!(s, 200);
+    let mut config = doc["config"].clone();
+    config["remote_site"][0]["camera"] = json!([]);
+    let (s, v) = central.call("PUT", &format!("/api/v1/config?revision={}", doc["revision"]), Some(&config));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["restart_required"], json!([]), "{v}");
+    let e: Value = wait_for(Duration::from_secs(20), || {
+        central
+            .events_of("retrieval_cancelled")
+            .into_iter()
+            .find(|e| e["camera"] == "shop-cam1" && e["data"]["range"].is_null())
+    })
+    .unwrap_or_else(|| panic!("no retrieval_cancelled: {}", central.log_text()));
+    assert!(e["data"]["reason"].as_str().unwrap().contains("removed from the central's config"), "{e}");
+    assert!(wait_for(Duration::from_secs(10), || central.pull_camera("shop-cam1").is_null().then_some(())).is_some());
 }
