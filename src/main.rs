@@ -384,15 +384,24 @@ fn run(config: Option<PathBuf>, pull: bool) -> Result<ExitCode, Error> {
             Some((stats, storage))
         });
         let cfg = recorder.config();
+        // Issue 16 (IC-9): a discovered device enters the config by the config API's apply path.
+        let face = http.clone();
+        let discover: edgerec::pull::changes::DiscoverFn =
+            Arc::new(move |site, found, mode| face.add_discovered(site, found, mode));
+        let wiring = edgerec::pull::Wiring { lookup, events: recorder.events().clone(), discover: Some(discover) };
         let p = edgerec::pull::start(
             &cfg.remote_sites,
             &cfg.data_dir,
-            lookup,
+            wiring,
             Arc::new(SystemClocks),
             cfg.time_zone.clone(),
             &shutdown,
             &mut mirrors,
         )?;
+        // Issue 16 (IC-13): the mirrors follow every applied config change; the API reaches them.
+        let follows = p.clone();
+        recorder.set_on_applied(Box::new(move |c| follows.reconfigure(&c.remote_sites)));
+        http.set_pull(p.clone());
         recorder.set_pull_status(Box::new(move || p.snapshot()));
         eprintln!("edgerec: pulling from {} remote site(s)", cfg.remote_sites.len());
     }

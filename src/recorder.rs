@@ -81,7 +81,13 @@ pub struct Recorder {
     logs: crate::logs::LogService,
     /// Issue 16 (IC-10): the `pull` object of status, set once by `edgerec pull`.
     pull_status: std::sync::OnceLock<PullStatusFn>,
+    /// Issue 16 (IC-9, IC-13): told every config `apply` made live, set once by `edgerec pull`
+    /// so its mirrors follow added, removed and re-pointed mirrored cameras without a restart.
+    on_applied: std::sync::OnceLock<AppliedFn>,
 }
+
+/// What `Recorder::apply` tells after a change took effect (`Recorder::set_on_applied`).
+pub type AppliedFn = Box<dyn Fn(&Config) + Send + Sync>;
 
 /// What status asks the central side's mirror (`edgerec pull`) for: a snapshot of its sites
 /// and cameras, taken at the call.
@@ -251,6 +257,7 @@ impl Recorder {
         let config = Arc::new(config);
         let rec = Recorder {
             pull_status: std::sync::OnceLock::new(),
+            on_applied: std::sync::OnceLock::new(),
             logs,
             motion,
             motion_service: std::sync::Mutex::new(motion_service),
@@ -601,6 +608,11 @@ impl Recorder {
         }
         *self.config.write().expect("config lock") = Arc::new(new);
         out.restart_required = self.restart_required();
+        // Issue 16 (IC-13): the mirrors learn the new camera set (after the cameras started, so a
+        // new mirrored camera is there to attach to).
+        if let Some(f) = self.on_applied.get() {
+            f(&self.config());
+        }
         out
     }
 
@@ -680,6 +692,14 @@ impl Recorder {
         .filter(|(_, changed)| *changed)
         .map(|(k, _)| k.to_owned())
         .collect();
+        // Issue 16 (IC-13): `edgerec pull` follows a site's cameras live (`pull::follow`); a site
+        // added, removed or changed in anything else runs as it started until a restart.
+        let sites = |c: &Config| -> Vec<crate::pull::SiteConfig> {
+            c.remote_sites.iter().map(|s| crate::pull::SiteConfig { cameras: Vec::new(), ..s.clone() }).collect()
+        };
+        if sites(boot) != sites(&now) {
+            out.push("remote_site".to_owned());
+        }
         let ids: std::collections::BTreeSet<&str> =
             boot.storages.iter().chain(&now.storages).map(|s| s.id.as_str()).collect();
         for id in ids {
@@ -914,6 +934,11 @@ impl Recorder {
     /// ignored).
     pub fn set_pull_status(&self, f: PullStatusFn) {
         let _ = self.pull_status.set(f);
+    }
+
+    /// Issue 16 (IC-9, IC-13): `edgerec pull` follows applied config changes (once).
+    pub fn set_on_applied(&self, f: AppliedFn) {
+        let _ = self.on_applied.set(f);
     }
 
     /// Issue 16 (IC-10): the mirror's sites and cameras, when this process is `edgerec pull`.

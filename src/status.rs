@@ -456,6 +456,22 @@ pub struct PullCameraSnapshot {
     pub transfer: Option<(i64, i64, u64)>,
     pub frames_written: u64,
     pub last_error: Option<String>,
+    /// Issue 16 (IC-13): why the camera's retrievals are cancelled (the remote no longer shows
+    /// it); None while it is mirrored.
+    pub cancelled: Option<String>,
+    /// Issue 16 (IC-4b): the ranges asked for by API (`pull::manual`) with their state.
+    pub manual_ranges: Vec<PullManualRange>,
+}
+
+/// One manual range of a mirrored camera (issue 16, IC-4b).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PullManualRange {
+    pub id: i64,
+    pub from_us: i64,
+    pub to_us: i64,
+    /// "pending", "retrieving", "done" or "cancelled".
+    pub state: &'static str,
+    pub cancelled: Option<String>,
 }
 
 #[cfg(test)]

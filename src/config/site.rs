@@ -32,6 +32,9 @@ pub(super) struct RawRemoteSite {
     bandwidth_kbps: Option<Spanned<i64>>,
     window: Option<Spanned<String>>,
     lag_seconds: Option<Spanned<f64>>,
+    /// Issue 16 (IC-9): `"continuous"`, `"events"` or `"off"` (default): whether every device
+    /// the remote shows this account is mirrored, and how.
+    discover: Option<Spanned<String>>,
     #[serde(default)]
     camera: Vec<RawMirrorCamera>,
 }
@@ -202,6 +205,21 @@ pub(super) fn sites(
         };
         let window = s.window.as_ref().map(|w| window(origin, w)).transpose()?;
         let lag_us = seconds(origin, &s.lag_seconds, "remote_site.lag_seconds", 10.0, 3600.0)?;
+        // Issue 16 (IC-9, IC-2): opt-in discovery; off, only the listed cameras are mirrored
+        // (the central's admin decides what is mirrored).
+        let discover = match s.discover.as_ref().map(|d| d.get_ref().as_str()) {
+            None | Some("off") => None,
+            Some("continuous") => Some(Mode::Continuous { history_us: (DEFAULT_HISTORY_SECONDS * 1e6) as i64 }),
+            Some("events") => Some(Mode::Events { kinds: Vec::new(), before_us: 10_000_000, after_us: 30_000_000 }),
+            Some(other) => {
+                let d = s.discover.as_ref().expect("given");
+                return Err(origin.error(
+                    d,
+                    "remote_site.discover",
+                    format!("{other:?} is not \"continuous\", \"events\" or \"off\""),
+                ));
+            }
+        };
         let mut mirrored = Vec::new();
         let mut remotes = HashSet::new();
         for c in &s.camera {
@@ -335,6 +353,7 @@ pub(super) fn sites(
             bandwidth_kbps,
             window,
             lag_us,
+            discover,
             cameras: mirrored,
         });
     }

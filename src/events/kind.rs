@@ -207,6 +207,11 @@ event_kinds! {
     LiveClientFeedRequested = "live_client_feed_requested", Device;
     /// A client no longer asks for the live stream (RU-12). XProtect: Live Client Feed Terminated.
     LiveClientFeedTerminated = "live_client_feed_terminated", Device;
+    /// Issue 16 (IC-13): a mirrored camera's in-flight and scheduled retrievals were cancelled on
+    /// the central: the remote no longer shows the device, a config change removed or re-pointed
+    /// the mirror, or a manual range was deleted. `data` `{reason, remote, site}`; nothing stored
+    /// is deleted. Not in XProtect's catalogue (its Interconnect cancels silently).
+    RetrievalCancelled = "retrieval_cancelled", Device;
 
     /// The recorder process started and recovered its storages. Not in XProtect's catalogue: it
     /// tells a central site that events may be missing around this point (IC-1).

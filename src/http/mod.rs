@@ -147,6 +147,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/bookmarks/{id}"),
     ("PUT", "/api/v1/bookmarks/{id}"),
     ("DELETE", "/api/v1/bookmarks/{id}"),
+    ("GET", "/api/v1/pull/cameras/{id}/ranges"),
+    ("POST", "/api/v1/pull/cameras/{id}/ranges"),
+    ("DELETE", "/api/v1/pull/cameras/{id}/ranges/{range}"),
 ];
 
 /// The OpenAPI document of `ROUTES` (served at `/api/v1/openapi.json`).
@@ -166,6 +169,8 @@ pub struct Ctx {
     config: Arc<crate::config::ConfigFile>,
     /// A central site's retrievals per client (issue 16, IC-6), for their caps and status.
     retrievals: api::retrieve::Retrievals,
+    /// Issue 16 (IC-4b): the mirrors of `edgerec pull`, for manual ranges (unset under `run`).
+    pull: std::sync::OnceLock<Arc<crate::pull::Pull>>,
 }
 
 impl Ctx {
@@ -188,7 +193,24 @@ impl Ctx {
             https: std::sync::OnceLock::new(),
             config,
             retrievals: api::retrieve::Retrievals::default(),
+            pull: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Issue 16 (IC-4b): `edgerec pull` hands the face its mirrors (the first call wins).
+    pub fn set_pull(&self, pull: Arc<crate::pull::Pull>) {
+        let _ = self.pull.set(pull);
+    }
+
+    /// Issue 16 (IC-9): adds devices discovered on remote site `site` as mirrored cameras through
+    /// the config API's apply path (`http::api::pull::add_discovered`).
+    pub fn add_discovered(
+        &self,
+        site: &str,
+        found: &[crate::pull::changes::Discovered],
+        mode: &crate::pull::Mode,
+    ) -> Result<Vec<String>, Error> {
+        api::pull::add_discovered(self, site, found, mode)
     }
 
     /// Ends what waits in the face (its event long polls, which answer with what they have) and

@@ -98,6 +98,10 @@ pub enum Route {
     Bookmark { id: String },
     BookmarkPut { id: String },
     BookmarkDelete { id: String },
+    // Issue 16 (IC-4b, IC-13): manual ranges of a mirrored camera (`edgerec pull`).
+    PullRanges { camera: String },
+    PullRangeAdd { camera: String },
+    PullRangeDelete { camera: String, range: String },
 }
 
 /// Who may call a route.
@@ -303,6 +307,11 @@ impl Route {
             (Get | Head, ["api", "v1", "bookmarks", id]) => Route::Bookmark { id: s(id) },
             (Put, ["api", "v1", "bookmarks", id]) => Route::BookmarkPut { id: s(id) },
             (Delete, ["api", "v1", "bookmarks", id]) => Route::BookmarkDelete { id: s(id) },
+            (Get | Head, ["api", "v1", "pull", "cameras", c, "ranges"]) => Route::PullRanges { camera: s(c) },
+            (Post, ["api", "v1", "pull", "cameras", c, "ranges"]) => Route::PullRangeAdd { camera: s(c) },
+            (Delete, ["api", "v1", "pull", "cameras", c, "ranges", r]) => {
+                Route::PullRangeDelete { camera: s(c), range: s(r) }
+            }
             _ => return None,
         };
         Some(r)
@@ -577,6 +586,17 @@ impl Route {
             Route::BookmarkDelete { .. } => {
                 spec("DELETE", "/api/v1/bookmarks/{id}", EachCamera(P::BookmarkDelete)).audited("bookmark.delete")
             }
+            // Issue 16 (IC-4b): ordering retrievals of a mirrored camera is the central's side of
+            // `retrieve_remote_recordings`, so the same camera permission on the local camera
+            // (a camera the caller may not read answers 404 like a missing one, PR-11).
+            Route::PullRanges { .. } => spec("GET", "/api/v1/pull/cameras/{id}/ranges", Camera(P::RetrieveRemote)),
+            Route::PullRangeAdd { .. } => {
+                spec("POST", "/api/v1/pull/cameras/{id}/ranges", Camera(P::RetrieveRemote)).audited("pull.range.add")
+            }
+            Route::PullRangeDelete { .. } => {
+                spec("DELETE", "/api/v1/pull/cameras/{id}/ranges/{range}", Camera(P::RetrieveRemote))
+                    .audited("pull.range.delete")
+            }
         }
     }
 
@@ -595,7 +615,10 @@ impl Route {
             | Route::LivePlaylist { camera }
             | Route::LiveInit { camera }
             | Route::LiveSegment { camera, .. }
-            | Route::Snapshot { camera } => Some(camera),
+            | Route::Snapshot { camera }
+            | Route::PullRanges { camera }
+            | Route::PullRangeAdd { camera }
+            | Route::PullRangeDelete { camera, .. } => Some(camera),
             _ => None,
         }
     }
@@ -767,6 +790,10 @@ mod tests {
             ("GET", "/api/v1/bookmarks/{id}", EachCamera(P::BookmarkView)),
             ("PUT", "/api/v1/bookmarks/{id}", EachCamera(P::BookmarkEdit)),
             ("DELETE", "/api/v1/bookmarks/{id}", EachCamera(P::BookmarkDelete)),
+            // Issue 16 (IC-4b).
+            ("GET", "/api/v1/pull/cameras/{id}/ranges", Camera(P::RetrieveRemote)),
+            ("POST", "/api/v1/pull/cameras/{id}/ranges", Camera(P::RetrieveRemote)),
+            ("DELETE", "/api/v1/pull/cameras/{id}/ranges/{range}", Camera(P::RetrieveRemote)),
         ];
         let routes: Vec<(&str, &str)> = table.iter().map(|(m, p, _)| (*m, *p)).collect();
         assert_eq!(routes, super::super::ROUTES, "this table lists exactly the router's routes, in order");

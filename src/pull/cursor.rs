@@ -54,7 +54,11 @@ CREATE TABLE transfer (
 /// The pull database's versions (sqlite.rs Q1). New with issue 16.
 pub(crate) static VERSIONS: sqlite::Schema = sqlite::Schema {
     name: "pull cursor database",
-    migrations: &[sqlite::Migration { version: 1, what: "pull cursors", step: sqlite::Step::Sql(SCHEMA_V1) }],
+    migrations: &[
+        sqlite::Migration { version: 1, what: "pull cursors", step: sqlite::Step::Sql(SCHEMA_V1) },
+        // Issue 16 (IC-4b): ranges asked for by API (`pull::manual`).
+        sqlite::Migration { version: 2, what: "manual ranges", step: sqlite::Step::Sql(super::manual::SCHEMA_V2) },
+    ],
     readable_from: 1,
     legacy_version: None,
     newer_remedy: "",

@@ -110,20 +110,7 @@ impl SiteState {
             since_us: 0,
             last_error: None,
             bytes_received: 0,
-            cameras: site
-                .cameras
-                .iter()
-                .map(|c| PullCameraSnapshot {
-                    camera: c.local.clone(),
-                    remote: c.remote.clone(),
-                    mode: c.mode.as_str(),
-                    retrieved: Vec::new(),
-                    pending: Vec::new(),
-                    transfer: None,
-                    frames_written: 0,
-                    last_error: None,
-                })
-                .collect(),
+            cameras: site.cameras.iter().map(camera_snapshot).collect(),
         }
     }
 
@@ -140,15 +127,31 @@ impl SiteState {
     }
 }
 
+/// A mirrored camera's status before its first job.
+pub(super) fn camera_snapshot(c: &super::MirrorCamera) -> PullCameraSnapshot {
+    PullCameraSnapshot {
+        camera: c.local.clone(),
+        remote: c.remote.clone(),
+        mode: c.mode.as_str(),
+        retrieved: Vec::new(),
+        pending: Vec::new(),
+        transfer: None,
+        frames_written: 0,
+        last_error: None,
+        cancelled: None,
+        manual_ranges: Vec::new(),
+    }
+}
+
 /// One retrieval to make.
 #[derive(Clone, Debug, PartialEq)]
-struct Job {
-    from_us: i64,
-    to_us: i64,
+pub(super) struct Job {
+    pub(super) from_us: i64,
+    pub(super) to_us: i64,
     /// The query after `?` (without a leading `?`).
-    query: String,
+    pub(super) query: String,
     /// For event jobs: the event cursor that is done once this job is.
-    event: Option<u64>,
+    pub(super) event: Option<u64>,
 }
 
 /// A point of the stream where a continuation may start (review-16 H2): the offset just before
@@ -191,6 +194,14 @@ pub struct SiteMirror {
     pub time_zone: jiff::tz::TimeZone,
     pub state: Arc<Mutex<SiteState>>,
     pub stop: Shutdown,
+    /// Issue 16 (IC-9, IC-13): config changes and cancellations (`pull::follow`).
+    pub follow: Arc<super::changes::Follow>,
+    /// Where `retrieval_cancelled` goes (IC-13).
+    pub events: crate::events::EventSink,
+    /// How discovered devices become mirrored cameras (`[[remote_site]] discover`).
+    pub discover: Option<super::changes::DiscoverFn>,
+    /// The manual ranges' connection (`pull::manual`), opened at first use.
+    pub manual: Mutex<Option<super::manual::ManualDb>>,
 }
 
 /// Waits `d` or until `stop`; true when stopped.
@@ -217,7 +228,7 @@ async fn camera_visible(client: &mut Client, remote: &str) -> Result<bool, Error
 
 /// `us` down to a whole millisecond: the request times (RFC 3339 with milliseconds) say
 /// exactly the range that is recorded as retrieved, so windows neither overlap nor leave a gap.
-fn ms_floor(us: i64) -> i64 {
+pub(super) fn ms_floor(us: i64) -> i64 {
     us.div_euclid(1000) * 1000
 }
 
@@ -298,7 +309,7 @@ impl SiteMirror {
             .unwrap_or(0)
     }
 
-    async fn main(self) {
+    async fn main(mut self) {
         let mut db = match CursorDb::open(&self.data_dir) {
             Ok(db) => db,
             Err(e) => {
@@ -323,7 +334,10 @@ impl SiteMirror {
             }
         }
         let mut backoff = BACKOFF_FIRST;
+        let mut watch = super::changes::Watch::default();
         loop {
+            // Issue 16 (IC-9, IC-13): the camera set the config says now (`pull::follow`).
+            self.follow_config(&mut runs, &mut db, &mut watch);
             if !super::in_window(self.site.window, self.minute_now()) {
                 {
                     let mut st = self.state.lock().expect("pull state lock");
@@ -337,11 +351,12 @@ impl SiteMirror {
                 }
                 continue;
             }
+            self.follow_remote(&mut client, &mut db, &mut watch).await;
             let mut worked = false;
             let mut failed = None;
             for (i, run) in runs.iter_mut().enumerate() {
                 let now_mono = self.clocks.monotonic();
-                if run.retry_at_mono.is_some_and(|t| now_mono < t) {
+                if run.retry_at_mono.is_some_and(|t| now_mono < t) || watch.skips(&self.site.cameras[i].local) {
                     continue;
                 }
                 match self.step(i, &mut db, &mut client, run).await {
@@ -354,6 +369,9 @@ impl SiteMirror {
                         if let Some((stats, _)) = (self.lookup)(&self.site.cameras[i].local) {
                             *stats.last_error.lock().expect("error lock") = None;
                         }
+                    }
+                    Err(_) if self.follow.cancelled(&self.site.cameras[i].local).is_some() => {
+                        self.transfer_cancelled(i, &mut db);
                     }
                     Err(e) => {
                         let cam = &self.site.cameras[i];
@@ -381,6 +399,7 @@ impl SiteMirror {
             let pause = match failed {
                 Some(e) => {
                     self.set_link(Err(&e));
+                    watch.reconnect();
                     let w = backoff;
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                     w
@@ -476,6 +495,8 @@ impl SiteMirror {
                 (job, Vec::new())
             }
         };
+        // Issue 16 (IC-4b): ranges asked for by API first (`pull::follow`, `pull::manual`).
+        let (job, pending) = self.with_manual(i, &retrieved, now, job, pending)?;
         self.with_camera(i, |c| {
             c.retrieved = retrieved;
             c.pending = pending;
@@ -762,6 +783,10 @@ impl SiteMirror {
                     return Err(e);
                 }
             };
+            // Issue 16 (IC-13): a cancelled camera's transfer stops here; what is stored stays.
+            if let Some(why) = self.follow.cancelled(&cam.local) {
+                return Err(crate::err!(FailedPrecondition, "retrievals cancelled: {why}"));
+            }
             received += chunk.len() as u64;
             {
                 let mut st = self.state.lock().expect("pull state lock");

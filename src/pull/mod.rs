@@ -13,8 +13,11 @@
 //! Invariant P2: `pull` names neither `config` nor `recorder`; `config` fills its settings
 //! types and `main` hands it the cameras' stats and storage handles.
 
+pub mod changes;
 pub mod client;
 pub mod cursor;
+pub mod follow;
+pub mod manual;
 pub mod mirror;
 
 use std::path::Path;
@@ -25,9 +28,15 @@ use crate::error::Error;
 use crate::shutdown::{Joiner, Shutdown};
 use crate::status::PullSnapshot;
 
-/// The running mirrors: what status shows of them.
+/// The running mirrors: what status shows of them, and how config changes and the API reach
+/// them (issue 16, IC-4b, IC-9, IC-13).
 pub struct Pull {
     sites: Vec<Arc<Mutex<mirror::SiteState>>>,
+    /// Per site (same order): its thread's config changes and cancellations.
+    follows: Vec<(String, Arc<changes::Follow>)>,
+    data_dir: std::path::PathBuf,
+    clocks: Arc<dyn Clocks>,
+    events: crate::events::EventSink,
 }
 
 impl Pull {
@@ -35,26 +44,123 @@ impl Pull {
     pub fn snapshot(&self) -> PullSnapshot {
         PullSnapshot { sites: self.sites.iter().map(|s| s.lock().expect("pull state lock").snapshot()).collect() }
     }
+
+    /// Issue 16 (IC-9, IC-13): the sites' mirrored cameras after an applied config change; each
+    /// site thread takes its new set between two jobs. A site added or removed, or changed in
+    /// anything but its cameras, takes effect at the next start (`Recorder::restart_required`).
+    pub fn reconfigure(&self, sites: &[SiteConfig]) {
+        for (name, f) in &self.follows {
+            let cameras = sites.iter().find(|s| s.name == *name).map(|s| s.cameras.clone()).unwrap_or_default();
+            f.reconfigure(&cameras);
+        }
+    }
+
+    /// The site and remote camera `local` mirrors now, if it is a mirrored camera of a running site.
+    fn mirrored(&self, local: &str) -> Option<(usize, String)> {
+        self.sites.iter().enumerate().find_map(|(k, s)| {
+            let st = s.lock().expect("pull state lock");
+            st.cameras.iter().find(|c| c.camera == local).map(|c| (k, c.remote.clone()))
+        })
+    }
+
+    fn not_mirrored(local: &str) -> Error {
+        crate::err!(FailedPrecondition, "camera {local:?} is not mirrored from a remote site by this `edgerec pull`")
+    }
+
+    /// Issue 16 (IC-4b): asks for [from, to) of mirrored camera `local`, for `user`; the new
+    /// range. The site's thread retrieves it in windows like configured ranges.
+    pub fn add_range(&self, local: &str, from_us: i64, to_us: i64, user: &str) -> Result<manual::ManualRange, Error> {
+        self.mirrored(local).ok_or_else(|| Pull::not_mirrored(local))?;
+        let mut db = manual::ManualDb::open(&self.data_dir.join(cursor::PULL_FILE), &cursor::VERSIONS)?;
+        let id = db.add(local, from_us, to_us, user, self.clocks.realtime_us())?;
+        db.list(local)?
+            .into_iter()
+            .find(|r| r.id == id)
+            .ok_or_else(|| crate::err!(Internal, "manual range {id} vanished"))
+    }
+
+    /// The manual ranges of `local` with their state (against what is retrieved).
+    pub fn ranges(&self, local: &str) -> Result<Vec<(manual::ManualRange, &'static str)>, Error> {
+        self.mirrored(local).ok_or_else(|| Pull::not_mirrored(local))?;
+        let list = manual::ManualDb::open(&self.data_dir.join(cursor::PULL_FILE), &cursor::VERSIONS)?.list(local)?;
+        let retrieved = cursor::CursorDb::open(&self.data_dir)?.retrieved(local)?;
+        Ok(list
+            .into_iter()
+            .map(|r| {
+                let state = r.state(&retrieved);
+                (r, state)
+            })
+            .collect())
+    }
+
+    /// Issue 16 (IC-4b, IC-13): deletes manual range `id` of `local`: a transfer in flight inside
+    /// it stops, nothing stored is deleted, and `retrieval_cancelled` tells it. False when there
+    /// is no such range.
+    pub fn delete_range(&self, local: &str, id: i64, user: &str) -> Result<bool, Error> {
+        let (k, remote) = self.mirrored(local).ok_or_else(|| Pull::not_mirrored(local))?;
+        let Some(r) =
+            manual::ManualDb::open(&self.data_dir.join(cursor::PULL_FILE), &cursor::VERSIONS)?.delete(local, id)?
+        else {
+            return Ok(false);
+        };
+        let why = format!("manual range {id} deleted by {user}");
+        let in_flight = {
+            let st = self.sites[k].lock().expect("pull state lock");
+            st.cameras.iter().find(|c| c.camera == local).and_then(|c| c.transfer)
+        };
+        // The transfer in flight overlaps the deleted range: it stops (what else wants that window
+        // asks for it again; frames already stored are kept and skipped).
+        if in_flight.is_some_and(|(a, b, _)| a < r.to_us && b > r.from_us) {
+            self.follows[k].1.cancel_transfer(local, &why);
+        }
+        let site = &self.follows[k].0;
+        let event = crate::events::Event::new(crate::events::EventKind::RetrievalCancelled, self.clocks.realtime_us())
+            .with_camera(local)
+            .with_message(format!("retrieval of {local} from site {site} cancelled: {why}"));
+        let data = serde_json::json!({ "reason": why, "site": site, "remote": remote, "range": id });
+        match event.clone().with_data(data) {
+            Ok(e) => self.events.emit(e),
+            Err(_) => self.events.emit(event),
+        }
+        Ok(true)
+    }
 }
 
-/// Starts one `pull-<site>` thread per site into `joiner`; they end at `stop`. `lookup` finds a
-/// mirrored camera's stats and storage in the running recorder (P2).
+/// What `start` needs of the running recorder besides its sites (P2: no `recorder` here).
+pub struct Wiring {
+    /// Finds a mirrored camera's stats and storage in the running recorder.
+    pub lookup: mirror::Lookup,
+    /// Where `retrieval_cancelled` goes (IC-13).
+    pub events: crate::events::EventSink,
+    /// How discovered devices become mirrored cameras (IC-9; `main`: the config API's apply path).
+    pub discover: Option<changes::DiscoverFn>,
+}
+
+/// Starts one `pull-<site>` thread per site into `joiner`; they end at `stop` (P2).
 pub fn start(
     sites: &[SiteConfig],
     data_dir: &Path,
-    lookup: mirror::Lookup,
+    wiring: Wiring,
     clocks: Arc<dyn Clocks>,
     time_zone: jiff::tz::TimeZone,
     stop: &Shutdown,
     joiner: &mut Joiner,
 ) -> Result<Arc<Pull>, Error> {
+    let Wiring { lookup, events, discover } = wiring;
     // The database is created (or its newer version refused, Q2) before any thread starts.
     drop(cursor::CursorDb::open(data_dir)?);
     let mut states = Vec::new();
+    let mut follows = Vec::new();
     for site in sites {
         let state = Arc::new(Mutex::new(mirror::SiteState::new(site)));
         states.push(state.clone());
+        let follow = Arc::new(changes::Follow::new(&site.cameras));
+        follows.push((site.name.clone(), follow.clone()));
         let m = mirror::SiteMirror {
+            follow,
+            events: events.clone(),
+            discover: discover.clone(),
+            manual: Mutex::new(None),
             site: site.clone(),
             data_dir: data_dir.to_owned(),
             lookup: lookup.clone(),
@@ -67,7 +173,7 @@ pub fn start(
             .spawn_thread(&format!("pull-{}", site.name), move || m.run())
             .map_err(|e| Error::io(format!("cannot start the pull thread of site {}", site.name), e))?;
     }
-    Ok(Arc::new(Pull { sites: states }))
+    Ok(Arc::new(Pull { sites: states, follows, data_dir: data_dir.to_owned(), clocks, events }))
 }
 
 /// One `[[remote_site]]`, validated by `config`.
@@ -90,6 +196,10 @@ pub struct SiteConfig {
     /// How far behind the remote's now the mirror stays (`lag_seconds`, default 10 s): longer
     /// than the remote's sync interval, after which its frames are durable and readable.
     pub lag_us: i64,
+    /// Issue 16 (IC-9): `[[remote_site]] discover`: the mode every device the remote shows this
+    /// account and not listed is mirrored with (added to the config by `pull::follow`); None =
+    /// off (the default: the central's admin decides what is mirrored, IC-2).
+    pub discover: Option<Mode>,
     pub cameras: Vec<MirrorCamera>,
 }
 
@@ -207,5 +317,36 @@ mod tests {
         assert!(in_window(Some((22 * 60, 6 * 60)), 23 * 60) && in_window(Some((22 * 60, 6 * 60)), 30));
         assert!(!in_window(Some((22 * 60, 6 * 60)), 12 * 60));
         assert!(in_window(Some((0, 0)), 700));
+    }
+
+    /// Issue 16 (IC-4b, IC-13): manual ranges persist, their state follows the retrieved ranges,
+    /// a cancelled one is no longer wanted and a deleted one is gone; bad ranges are refused.
+    #[test]
+    fn ic4b_manual_ranges_persist_and_cancel() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pull.sqlite3");
+        let mut db = manual::ManualDb::open(&path, &cursor::VERSIONS).unwrap();
+        let a = db.add("c", 100, 200, "u", 1).unwrap();
+        let b = db.add("c", 300, 400, "u", 1).unwrap();
+        db.add("d", 100, 200, "u", 1).unwrap();
+        assert_eq!(db.add("c", 5, 5, "u", 1).unwrap_err().kind(), crate::error::ErrorKind::InvalidArgument);
+        assert_eq!(
+            db.add("c", 0, manual::MAX_SPAN_US + 1, "u", 1).unwrap_err().kind(),
+            crate::error::ErrorKind::InvalidArgument
+        );
+        drop(db);
+        let mut db = manual::ManualDb::open(&path, &cursor::VERSIONS).unwrap();
+        assert_eq!(db.wanted("c").unwrap(), vec![(100, 200), (300, 400)]);
+        let list = db.list("c").unwrap();
+        assert_eq!(list[0].state(&[]), "pending");
+        assert_eq!(list[0].state(&[(100, 150)]), "retrieving");
+        assert_eq!(list[0].state(&[(50, 250)]), "done");
+        assert_eq!(db.delete("c", a).unwrap().map(|r| r.from_us), Some(100));
+        assert_eq!(db.delete("c", a).unwrap(), None);
+        assert_eq!(db.delete("x", b).unwrap(), None, "another camera's range is not found");
+        assert_eq!(db.cancel_all("c", "gone").unwrap(), 1);
+        assert!(db.wanted("c").unwrap().is_empty());
+        assert_eq!(db.list("c").unwrap()[0].state(&[]), "cancelled");
+        assert_eq!(db.wanted("d").unwrap(), vec![(100, 200)]);
     }
 }

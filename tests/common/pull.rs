@@ -326,4 +326,68 @@ pub fn site_toml_via(
         &format!("url = \"https://127.0.0.1:{}\"", remote.tls_port),
         &format!("url = \"https://{host}:{port}\""),
     )
+/// Issue 16 (IC-9): the remote's own config API, as its administrator: `method` on
+/// `/api/v1/config/cameras/{id}` with `body` (a camera table, or nothing to delete it).
+pub fn remote_camera_config(remote: &Remote, method: &str, id: &str, body: Option<Value>) -> u16 {
+    let (s, v) = remote.rec.call_as(
+        (ADMIN, ADMIN_PASSWORD),
+        method,
+        &format!("/api/v1/config/cameras/{id}"),
+        &[],
+        body.as_ref(),
+    );
+    assert!(s < 300, "{method} camera {id} on the remote: {s} {v}");
+    s
+}
+
+impl Central {
+    /// `method path` on the central as `user` (password `password`), with a JSON `body`: the
+    /// status and the answer as JSON (or as a JSON string when it is not JSON).
+    pub fn call_as(&self, user: (&str, &str), method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let payload = body.map(|b| b.to_string()).unwrap_or_default();
+        let headers: &[(&str, &str)] = if payload.is_empty() { &[] } else { &[("Content-Type", "application/json")] };
+        let url = format!("http://{}:{}@127.0.0.1:{}{path}", user.0, user.1, self.port);
+        let r = super::http_request(method, &url, headers, payload.as_bytes())
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let v = serde_json::from_slice(&r.body).unwrap_or_else(|_| Value::String(r.text()));
+        (r.status, v)
+    }
+
+    /// `call_as` as the central's administrator.
+    pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        self.call_as((ADMIN, ADMIN_PASSWORD), method, path, body)
+    }
+
+    /// The central's events of `kind` (its own event log, oldest first).
+    pub fn events_of(&self, kind: &str) -> Vec<Value> {
+        let (s, v) = self.call("GET", "/api/v1/events?after=0&limit=1000", None);
+        assert_eq!(s, 200, "{v}");
+        v["events"].as_array().unwrap().iter().filter(|e| e["kind"] == kind).cloned().collect()
+    }
+
+    /// The `pull` status entry of the central's camera `local` (Null when not mirrored).
+    pub fn pull_camera(&self, local: &str) -> Value {
+        let s = self.status();
+        s["pull"]["sites"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|site| site["cameras"].as_array().cloned().unwrap_or_default())
+            .find(|c| c["camera"] == local)
+            .unwrap_or_default()
+    }
+
+    /// The central's own status entry of camera `id` (Null when it has none).
+    pub fn camera_status(&self, id: &str) -> Value {
+        self.status()["cameras"].as_array().into_iter().flatten().find(|c| c["id"] == id).cloned().unwrap_or_default()
+    }
+
+    /// A role with `grants` and a user of it on the central (password `<user>-Pass-1`).
+    pub fn account(&self, user: &str, grants: Value) {
+        let (s, v) = self.call("PUT", &format!("/api/v1/roles/{user}-role"), Some(&json!({ "grants": grants })));
+        assert_eq!(s, 200, "role {user}: {v}");
+        let body = json!({"name": user, "password": format!("{user}-Pass-1"), "roles": [format!("{user}-role")]});
+        let (s, v) = self.call("POST", "/api/v1/users", Some(&body));
+        assert!(s < 300, "user {user}: {v}");
+    }
 }

@@ -14,6 +14,7 @@ pub(super) mod incidents;
 pub(super) mod live;
 pub(super) mod logs;
 pub(super) mod motion;
+pub(super) mod pull;
 pub(super) mod recordings;
 pub(super) mod retrieve;
 pub(super) mod session;
@@ -214,6 +215,9 @@ pub(super) fn handle(ctx: &Ctx, route: &Route, call: &mut Call) -> Result<Respon
         Route::Export { camera } => recordings::export(ctx, call, camera),
         Route::Playback { camera } => recordings::playback(ctx, call, camera),
         Route::Retrieve { camera } => retrieve::retrieve(ctx, call, camera),
+        Route::PullRanges { camera } => pull::list(ctx, camera),
+        Route::PullRangeAdd { camera } => pull::add(ctx, call, camera),
+        Route::PullRangeDelete { camera, range } => pull::delete(ctx, call, camera, range),
         Route::RecordStart { camera } => cameras::record(ctx, call, camera, true),
         Route::RecordStop { camera } => cameras::record(ctx, call, camera, false),
         Route::CameraMotion { camera } => motion::spans(ctx, call, camera),

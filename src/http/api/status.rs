@@ -148,6 +148,10 @@ pub(in crate::http) struct PullCameraStatus {
     pub transfer: Option<PullTransfer>,
     pub frames_written: u64,
     pub last_error: Option<String>,
+    /// Issue 16 (IC-13): why its retrievals are cancelled; null while mirrored.
+    pub cancelled: Option<String>,
+    /// Issue 16 (IC-4b): the ranges asked for by API, with their state.
+    pub manual_ranges: Vec<super::pull::ManualRangeStatus>,
 }
 
 impl PullStatus {
@@ -183,6 +187,8 @@ impl PullStatus {
                             }),
                             frames_written: c.frames_written,
                             last_error: c.last_error.clone(),
+                            cancelled: c.cancelled.clone(),
+                            manual_ranges: c.manual_ranges.iter().map(super::pull::ManualRangeStatus::of).collect(),
                         })
                         .collect(),
                 })

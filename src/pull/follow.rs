@@ -1,0 +1,303 @@
+//! The central follows the remote and its own config (issue 16, IC-9, IC-13).
+//!
+//! *The central's config*: every applied config change hands `Pull::reconfigure` the sites'
+//! mirrored cameras; a site thread takes the new set between two jobs (`follow_config`), so a
+//! camera added by the config API (or by discovery, below) is mirrored without a restart. A camera
+//! removed, or re-pointed at another remote camera, has its retrievals cancelled (IC-13): its
+//! in-flight transfer stops at its next piece (`Follow::cancelled`, checked by the mirror), the
+//! saved transfer is dropped, its manual ranges are cancelled, nothing stored is deleted, and a
+//! `retrieval_cancelled` event tells it.
+//!
+//! *The remote*: the thread reads `GET /api/v1/site` at its first contact and after every failure
+//! (events can be missed across an outage), and again when the remote's event stream shows
+//! `settings_changed` (or every 30 s when the account may not read events); it diffs the
+//! devices only when the `catalogue` digest moved. A mirrored camera the remote no longer shows
+//! this account is cancelled like a removed one (status: disabled with why) and taken up again
+//! if it comes back. With `[[remote_site]] discover`, every device shown with `retrieve` and not
+//! mirrored yet is handed to the `DiscoverFn` that `main` gives (the config API's apply path: a
+//! real `[[remote_site.camera]]`, audited as done by `pull`, with a `settings_changed`).
+//! Invariant: nothing here deletes a recording or a retrieved range; P2 holds (the config is
+//! reached only through `DiscoverFn`).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use super::changes::{cancelled_by, Discovered, Watch};
+use super::client::Client;
+use super::cursor::CursorDb;
+use super::manual::ManualDb;
+use super::mirror::{Job, SiteMirror, WINDOW_US};
+use crate::error::{Error, ErrorKind};
+use crate::events::{Event, EventKind};
+use crate::ingest::CameraState;
+use crate::status::{PullCameraSnapshot, PullManualRange};
+
+/// How often the remote's event stream is looked at for `settings_changed`.
+const EVENTS_EVERY: Duration = Duration::from_secs(3);
+/// How often `/api/v1/site` is read when the account may not read events.
+const SITE_EVERY: Duration = Duration::from_secs(30);
+
+/// A camera's next job and its pending ranges.
+pub(super) type Planned = (Option<Job>, Vec<(i64, i64)>);
+
+impl SiteMirror {
+    /// Takes the config's new camera set, if one came (between two jobs): kept cameras keep their
+    /// thread state `T`, removed or re-pointed ones are cancelled (IC-13), new ones attach.
+    pub(super) fn follow_config<T: Default>(&mut self, runs: &mut Vec<T>, db: &mut CursorDb, watch: &mut Watch) {
+        let Some(new) = self.follow.cameras.lock().expect("follow lock").take() else { return };
+        let old = std::mem::take(&mut self.site.cameras);
+        for (local, why) in cancelled_by(&old, &new) {
+            let remote = old.iter().find(|o| o.local == local).map(|o| o.remote.clone()).unwrap_or_default();
+            self.cancel(db, &local, &remote, &why);
+            watch.gone.remove(&local);
+        }
+        let mut old_runs: Vec<Option<T>> = runs.drain(..).map(Some).collect();
+        let mut st = self.state.lock().expect("pull state lock");
+        let mut old_snaps: Vec<Option<PullCameraSnapshot>> = st.cameras.drain(..).map(Some).collect();
+        for n in &new {
+            match old.iter().position(|o| o.local == n.local && o.remote == n.remote) {
+                Some(k) => {
+                    runs.push(old_runs[k].take().unwrap_or_default());
+                    let mut snap = old_snaps[k].take().expect("one snapshot per camera");
+                    snap.mode = n.mode.as_str();
+                    st.cameras.push(snap);
+                }
+                None => {
+                    runs.push(T::default());
+                    st.cameras.push(super::mirror::camera_snapshot(n));
+                    if let Some((stats, _)) = (self.lookup)(&n.local) {
+                        *stats.state.lock().expect("state lock") = CameraState::Connecting;
+                        *stats.last_error.lock().expect("error lock") = None;
+                    }
+                    tracing::info!(site = %self.site.name, camera = %n.local, remote = %n.remote, "mirroring a camera added by a config change");
+                }
+            }
+        }
+        drop(st);
+        *self.follow.current.lock().expect("follow lock") = new.clone();
+        self.site.cameras = new;
+        // Cancellations are done: a re-pointed camera's new mirror may transfer.
+        let mut cancel = self.follow.cancel.lock().expect("follow lock");
+        cancel.retain(|local, _| !old.iter().any(|o| o.local == *local));
+    }
+
+    /// A transfer of camera `i` stopped because it was cancelled: one of a deleted manual range
+    /// is dropped here (the camera goes on); a config cancellation waits for `follow_config`.
+    pub(super) fn transfer_cancelled(&self, i: usize, db: &mut CursorDb) {
+        let local = &self.site.cameras[i].local;
+        let mut cancel = self.follow.cancel.lock().expect("follow lock");
+        if let Some((why, true)) = cancel.get(local).cloned() {
+            cancel.remove(local);
+            drop(cancel);
+            tracing::info!(site = %self.site.name, camera = %local, "transfer cancelled: {why}");
+            if let Err(e) = db.drop_transfer(local) {
+                tracing::error!(camera = %local, "cannot drop the cancelled transfer: {e}");
+            }
+            self.state.lock().expect("pull state lock").cameras[i].transfer = None;
+        }
+    }
+
+    /// IC-13: drops the saved transfer of `local`, cancels its manual ranges, and tells it with
+    /// `retrieval_cancelled`. Nothing stored is deleted.
+    fn cancel(&self, db: &mut CursorDb, local: &str, remote: &str, why: &str) {
+        tracing::warn!(site = %self.site.name, camera = %local, "retrievals cancelled: {why}");
+        if let Err(e) = db.drop_transfer(local) {
+            tracing::error!(camera = %local, "cannot drop the cancelled transfer: {e}");
+        }
+        if let Err(e) = self.with_manual_db(|m| m.cancel_all(local, why)) {
+            tracing::error!(camera = %local, "cannot cancel the manual ranges: {e}");
+        }
+        let data = serde_json::json!({ "reason": why, "site": self.site.name, "remote": remote });
+        let event = Event::new(EventKind::RetrievalCancelled, self.clocks.realtime_us())
+            .with_camera(local)
+            .with_message(format!("retrievals of {local} from site {} cancelled: {why}", self.site.name));
+        match event.clone().with_data(data) {
+            Ok(e) => self.events.emit(e),
+            Err(_) => self.events.emit(event),
+        }
+    }
+
+    /// `f` on this thread's manual-range connection (opened at first use).
+    pub(super) fn with_manual_db<R>(&self, f: impl FnOnce(&mut ManualDb) -> Result<R, Error>) -> Result<R, Error> {
+        let mut m = self.manual.lock().expect("manual lock");
+        if m.is_none() {
+            *m = Some(ManualDb::open(&self.data_dir.join(super::cursor::PULL_FILE), &super::cursor::VERSIONS)?);
+        }
+        f(m.as_mut().expect("opened just above"))
+    }
+
+    /// Issue 16 (IC-4b): the ranges asked for by API come before the mode's own job, in windows of
+    /// at most `WINDOW_US`; their state goes to status.
+    pub(super) fn with_manual(
+        &self,
+        i: usize,
+        retrieved: &[(i64, i64)],
+        now: i64,
+        job: Option<Job>,
+        mut pending: Vec<(i64, i64)>,
+    ) -> Result<Planned, Error> {
+        let local = &self.site.cameras[i].local;
+        let list = self.with_manual_db(|m| m.list(local))?;
+        let until = super::mirror::ms_floor(now - self.site.lag_us);
+        let mut manual_pending = Vec::new();
+        for r in list.iter().filter(|r| r.cancelled.is_none()) {
+            let (a, b) = (super::mirror::ms_floor(r.from_us), (-super::mirror::ms_floor(-r.to_us)).min(until));
+            manual_pending.extend(super::missing(retrieved, a, b));
+        }
+        let snaps = list
+            .iter()
+            .map(|r| PullManualRange {
+                id: r.id,
+                from_us: r.from_us,
+                to_us: r.to_us,
+                state: r.state(retrieved),
+                cancelled: r.cancelled.clone(),
+            })
+            .collect();
+        let mut st = self.state.lock().expect("pull state lock");
+        st.cameras[i].manual_ranges = snaps;
+        drop(st);
+        let Some(&(a, b)) = manual_pending.first() else { return Ok((job, pending)) };
+        for r in manual_pending.iter().copied() {
+            super::merge_range(&mut pending, r);
+        }
+        let to = b.min(a + WINDOW_US);
+        let align = if retrieved.iter().any(|r| r.1 == a) { "exact" } else { "key" };
+        let q = |us: i64| -> String {
+            url::form_urlencoded::byte_serialize(crate::time::format_rfc3339(us).as_bytes()).collect()
+        };
+        let job =
+            Job { from_us: a, to_us: to, query: format!("from={}&to={}&align={align}", q(a), q(to)), event: None };
+        Ok((Some(job), pending))
+    }
+
+    /// Follows the remote (IC-9, IC-13): `settings_changed` → `/site` → gone, back, discovered.
+    /// Errors here only make the next contact read the site again; the jobs report the link.
+    pub(super) async fn follow_remote(&self, client: &mut Client, db: &mut CursorDb, watch: &mut Watch) {
+        let now = self.clocks.monotonic();
+        if watch.next_events.is_some_and(|t| now < t) && watch.catalogue.is_some() {
+            return;
+        }
+        watch.next_events = Some(now + EVENTS_EVERY);
+        let mut reread = watch.catalogue.is_none();
+        if !watch.events_forbidden {
+            match self.changed_events(client, watch).await {
+                Ok(changed) => reread |= changed,
+                Err(e) if e.kind() == ErrorKind::PermissionDenied => watch.events_forbidden = true,
+                Err(e) => {
+                    tracing::debug!(site = %self.site.name, "following the remote's events: {e}");
+                    watch.reconnect();
+                    return;
+                }
+            }
+        }
+        if watch.events_forbidden && watch.next_site.is_none_or(|t| now >= t) {
+            watch.next_site = Some(now + SITE_EVERY);
+            reread = true;
+        }
+        if !reread {
+            return;
+        }
+        let site = match client.get_json("/api/v1/site").await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::debug!(site = %self.site.name, "reading the remote's site: {e}");
+                watch.reconnect();
+                return;
+            }
+        };
+        let catalogue = site["catalogue"].as_str().unwrap_or_default().to_owned();
+        if watch.catalogue.as_deref() == Some(catalogue.as_str()) {
+            return;
+        }
+        let devices: Vec<(String, String, bool)> = site["devices"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|d| {
+                let id = d["id"].as_str()?.to_owned();
+                let name = d["name"].as_str().unwrap_or(&id).to_owned();
+                Some((id, name, d["permissions"]["retrieve"].as_bool().unwrap_or(false)))
+            })
+            .collect();
+        self.follow_devices(db, watch, &devices);
+        watch.catalogue = Some(catalogue);
+    }
+
+    /// Whether the remote's events since the cursor hold a `settings_changed` (the first read
+    /// only places the cursor: the site is read then anyway).
+    async fn changed_events(&self, client: &mut Client, watch: &mut Watch) -> Result<bool, Error> {
+        let Some(after) = watch.cursor else {
+            let v = client.get_json("/api/v1/events?after=0&limit=0").await?;
+            watch.cursor = Some(v["newest"].as_u64().unwrap_or(0));
+            return Ok(true);
+        };
+        let v = client.get_json(&format!("/api/v1/events?after={after}&limit=100")).await?;
+        let mut changed = false;
+        let mut cursor = after;
+        for e in v["events"].as_array().map(Vec::as_slice).unwrap_or_default() {
+            cursor = cursor.max(e["cursor"].as_u64().unwrap_or(cursor));
+            changed |= e["kind"].as_str() == Some("settings_changed");
+        }
+        watch.cursor = Some(cursor);
+        Ok(changed)
+    }
+
+    /// Diffs the devices the remote shows (id, name, may retrieve) with the mirrored cameras.
+    fn follow_devices(&self, db: &mut CursorDb, watch: &mut Watch, devices: &[(String, String, bool)]) {
+        let shown: HashSet<&str> = devices.iter().map(|d| d.0.as_str()).collect();
+        for (i, cam) in self.site.cameras.iter().enumerate() {
+            let visible = shown.contains(cam.remote.as_str());
+            match (visible, watch.gone.contains_key(&cam.local)) {
+                (false, false) => {
+                    let why = format!(
+                        "remote site {} does not show camera {:?} to this account (removed there, or not \
+                         readable: it answers 404, PR-11)",
+                        self.site.name, cam.remote
+                    );
+                    self.cancel(db, &cam.local, &cam.remote, &why);
+                    let msg = format!("retrievals cancelled: {why} (IC-13); recordings held here are kept");
+                    if let Some((stats, _)) = (self.lookup)(&cam.local) {
+                        *stats.state.lock().expect("state lock") = CameraState::Disabled;
+                        *stats.last_error.lock().expect("error lock") = Some(msg.clone());
+                    }
+                    let mut st = self.state.lock().expect("pull state lock");
+                    st.cameras[i].last_error = Some(msg);
+                    st.cameras[i].cancelled = Some(why.clone());
+                    st.cameras[i].transfer = None;
+                    drop(st);
+                    watch.gone.insert(cam.local.clone(), why);
+                }
+                (true, true) => {
+                    tracing::info!(site = %self.site.name, camera = %cam.local, "the remote shows the camera again; mirroring it");
+                    watch.gone.remove(&cam.local);
+                    if let Some((stats, _)) = (self.lookup)(&cam.local) {
+                        *stats.state.lock().expect("state lock") = CameraState::Connecting;
+                        *stats.last_error.lock().expect("error lock") = None;
+                    }
+                    let mut st = self.state.lock().expect("pull state lock");
+                    st.cameras[i].last_error = None;
+                    st.cameras[i].cancelled = None;
+                }
+                _ => {}
+            }
+        }
+        let (Some(mode), Some(discover)) = (&self.site.discover, &self.discover) else { return };
+        let new: Vec<Discovered> = devices
+            .iter()
+            .filter(|(id, _, retrieve)| *retrieve && !self.site.cameras.iter().any(|c| c.remote == *id))
+            .map(|(id, name, _)| Discovered { remote: id.clone(), name: name.clone() })
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        match discover(&self.site.name, &new, mode) {
+            Ok(added) => tracing::info!(site = %self.site.name, cameras = ?added, "discovered cameras mirrored (IC-9)"),
+            Err(e) => {
+                tracing::warn!(site = %self.site.name, "cannot add the discovered cameras: {e}");
+                self.state.lock().expect("pull state lock").last_error = Some(format!("discovery: {e}"));
+            }
+        }
+    }
+}
