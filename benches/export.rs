@@ -9,6 +9,11 @@
 //! (about 47 AAC frames of 200 B). The cold groups drop the page cache before every iteration
 //! (`/proc/sys/vm/drop_caches`, root only); they are skipped, with a note, when that fails.
 //!
+//! Issue 16: `frame_stream_1h_warm` reads the same hour as the frame stream v1 of
+//! `GET /api/v1/cameras/{id}/retrieve` (`store::retrieve`, planned before the clock starts, like
+//! the export) beside the export's MP4, to show what the stream's encoding costs against the
+//! export's virtual MP4 (BENCHMARKS.md, "Retrieval").
+//!
 //! `cargo bench --bench export` (add `-- --quick` for a short run).
 
 mod common;
@@ -25,6 +30,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Samplin
 use edgerec::clocks::{Clocks, SystemClocks};
 use edgerec::media::{SampleEntry, StreamKind};
 use edgerec::store::export::ExportPlan;
+use edgerec::store::retrieve::{Align, RetrievePlan};
+use edgerec::store::tier::StorageTiers;
 use edgerec::store::{self, segment, writer};
 
 /// Video: 25 fps, 2 KB frames (a small sub-stream; it keeps the hour at 180 MB of setup writes).
@@ -132,6 +139,26 @@ fn read_export(plan: &Arc<ExportPlan>, buf: &mut [u8]) -> u64 {
     pos
 }
 
+fn plan_retrieve(storage: &Path, from_us: i64, to_us: i64) -> Arc<RetrievePlan> {
+    let tiers = vec![StorageTiers::ring_only(storage)];
+    Arc::new(RetrievePlan::plan(tiers, "cam", from_us, to_us, Align::Key).expect("retrieve plan"))
+}
+
+/// Reads a whole planned frame stream as the HTTP body does (1 MiB reads); returns its length.
+fn read_retrieve(plan: &Arc<RetrievePlan>, buf: &mut [u8]) -> u64 {
+    let mut body = plan.body(0, plan.len());
+    let mut pos = 0u64;
+    loop {
+        let n = body.read(buf).expect("frame stream read");
+        if n == 0 {
+            break;
+        }
+        black_box(&buf[..n]);
+        pos += n as u64;
+    }
+    pos
+}
+
 /// Reads `total` bytes of the segment files from their start, in order, in 1 MiB reads: what
 /// `cat seg-* | head -c total` does with the same media on the same disk.
 fn read_segments(storage: &Path, total: u64, buf: &mut [u8]) -> u64 {
@@ -192,6 +219,31 @@ fn export(c: &mut Criterion) {
         plan.len()
     };
     let mut buf = vec![0u8; READ_BYTES];
+
+    // Issue 16: the frame stream of the same hour against the export's MP4, reads only, warm.
+    let stream_len = {
+        let plan = plan_retrieve(storage, hour_from, hour_to);
+        eprintln!("export: 1 h frame stream is {} bytes, {} frames", plan.len(), plan.frames);
+        plan.len()
+    };
+    let mut g = c.benchmark_group("frame_stream_1h_warm");
+    g.sampling_mode(SamplingMode::Flat);
+    g.sample_size(10);
+    g.warm_up_time(Duration::from_secs(1));
+    g.measurement_time(Duration::from_secs(4));
+    g.throughput(Throughput::Bytes(hour_len));
+    g.bench_function("export_mp4", |b| {
+        let plan = plan_export(storage, hour_from, hour_to);
+        b.iter(|| assert_eq!(read_export(&plan, &mut buf), hour_len))
+    });
+    g.throughput(Throughput::Bytes(stream_len));
+    g.bench_function("retrieve_stream", |b| {
+        let plan = plan_retrieve(storage, hour_from, hour_to);
+        b.iter(|| assert_eq!(read_retrieve(&plan, &mut buf), stream_len))
+    });
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("retrieve_plan", |b| b.iter(|| black_box(plan_retrieve(storage, hour_from, hour_to).len())));
+    g.finish();
 
     let cold = drop_page_cache();
     if !cold {
