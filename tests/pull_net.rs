@@ -69,8 +69,8 @@ fn ic10_link_cut_for_60s_the_central_says_down_then_backfills_the_gap_frame_for_
     // The camera lives with the remote, on its side of the link.
     let rtsp = rns.run(|| RtspServer::start(&[("/cam", "live:h264")]));
     let rdir = tmp.path().join("remote");
-    let remote = rns.run(|| start_remote_tls_on(&rdir, &rtsp.url("/cam"), "0.0.0.0"));
-    let _remote_http = PortBridge::new(&rns, remote.rec.port);
+    let remote_http = PortBridge::new(&rns);
+    let remote = rns.run(|| start_remote_tls_on(&rdir, &rtsp.url("/cam"), "0.0.0.0", remote_http.port));
     let rec_start = wait_for(Duration::from_secs(30), || {
         remote.rec.recordings("cam1").first().filter(|(s, e)| e - s > 4_000_000).map(|(s, _)| *s)
     })
@@ -89,8 +89,8 @@ fn ic10_link_cut_for_60s_the_central_says_down_then_backfills_the_gap_frame_for_
         "",
         "history_seconds = 120\n",
     );
-    let central = cns.run(|| Central::start(&cdir, &site));
-    let _central_http = PortBridge::new(&cns, central.port);
+    let central_http = PortBridge::new(&cns);
+    let central = cns.run(|| Central::start_on(&cdir, &site, central_http.port));
     let held_until =
         |s: &Value| ranges(&s["cameras"][0]["retrieved"]).last().filter(|(a, _)| *a <= rec_start).map(|r| r.1);
     // The mirror follows: 10 s held, and no transfer under way, then the cut. (A body cut in
