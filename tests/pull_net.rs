@@ -28,8 +28,12 @@ const CENTRAL_IP: &str = "10.77.0.2";
 /// How long the link stays cut (the issue's 60 s).
 const CUT: Duration = Duration::from_secs(60);
 
-/// The central's export of `camera` over [a, b) equals the remote's export of cam1, frame for
-/// frame (ffmpeg `framemd5` of the video packets); returns the number of frames.
+/// The remote's export of cam1 over [a, b) appears frame for frame (ffmpeg `framemd5` of the
+/// video packets), in order and contiguous, in the central's export of `camera` over
+/// [a − 1 s, b + 1 s): nothing missing, nothing extra, nothing different. (The wider range on
+/// the central side: a frame's wall time in each store is its chunk's start plus media time,
+/// so the two boxes' wall times of one frame can differ by milliseconds, and an end that falls
+/// on a frame could take it on one box and not on the other.) Returns the number of frames.
 fn assert_same_frames(
     dir: &std::path::Path,
     central: &Central,
@@ -39,19 +43,59 @@ fn assert_same_frames(
     b: i64,
 ) -> usize {
     let (mine, theirs) = (dir.join(format!("central-{a}.mp4")), dir.join(format!("remote-{a}.mp4")));
-    export(&central.url(&export_query(camera, a, b)), &mine);
+    export(&central.url(&export_query(camera, a - 1_000_000, b + 1_000_000)), &mine);
     export(&remote.rec.url(&export_query("cam1", a, b)), &theirs);
     let (m, t) = (frame_md5s(&mine), frame_md5s(&theirs));
-    let first_diff = m.iter().zip(&t).position(|(x, y)| x != y);
+    assert!(!t.is_empty(), "the remote's export holds frames");
+    let at = (0..=m.len().saturating_sub(t.len())).find(|&p| m[p..p + t.len()] == t[..]);
+    let first = m.iter().position(|x| *x == t[0]);
+    let first_diff = first.and_then(|p| m[p..].iter().zip(&t).position(|(x, y)| x != y));
     assert!(
-        m == t,
-        "the central's export equals the remote's frame for frame: {} vs {} frames, first difference at \
-         {first_diff:?}; the remote's first frame is the central's {:?}",
+        at.is_some(),
+        "the central's export holds the remote's frame for frame: the remote's first frame is the central's \
+         {first:?} (of {}), {} remote frames, first difference after it at {first_diff:?}",
         m.len(),
-        t.len(),
-        m.iter().position(|x| *x == t[0])
+        t.len()
     );
     t.len()
+}
+
+/// Like [`assert_same_frames`], but the central may miss up to `missing` of the remote's
+/// frames (review H2: one GOP after a kill -9); nothing extra or different. Returns (remote
+/// frames, frames missing at the central).
+fn assert_frames_but_missing(
+    dir: &std::path::Path,
+    central: &Central,
+    camera: &str,
+    remote: &Remote,
+    (a, b): (i64, i64),
+    missing: usize,
+) -> (usize, usize) {
+    let (mine, theirs) = (dir.join(format!("central-{a}.mp4")), dir.join(format!("remote-{a}.mp4")));
+    export(&central.url(&export_query(camera, a - 1_000_000, b + 1_000_000)), &mine);
+    export(&remote.rec.url(&export_query("cam1", a, b)), &theirs);
+    let (m, t) = (frame_md5s(&mine), frame_md5s(&theirs));
+    assert!(t.len() > missing, "the remote's export holds {} frames", t.len());
+    // Where the central's copy starts (its first frame among the remote's first few).
+    let (skip, p) = t
+        .iter()
+        .take(missing + 1)
+        .enumerate()
+        .find_map(|(i, x)| m.iter().position(|y| y == x).map(|p| (i, p)))
+        .unwrap_or_else(|| panic!("the central holds none of the remote's first {} frames", missing + 1));
+    // Walk the remote's frames; the central's advance only on a match: a frame the central has
+    // extra or different makes every later one a miss.
+    let mut j = p;
+    let mut missed = skip;
+    for x in &t[skip..] {
+        if m.get(j) == Some(x) {
+            j += 1;
+        } else {
+            missed += 1;
+        }
+    }
+    assert!(missed <= missing, "the central misses {missed} of the remote's {} frames (at most {missing})", t.len());
+    (t.len(), missed)
 }
 
 /// Issue 16 (IC-4b, IC-10): the link between the remote and the central is cut for 60 s
@@ -69,8 +113,8 @@ fn ic10_link_cut_for_60s_the_central_says_down_then_backfills_the_gap_frame_for_
     // The camera lives with the remote, on its side of the link.
     let rtsp = rns.run(|| RtspServer::start(&[("/cam", "live:h264")]));
     let rdir = tmp.path().join("remote");
-    let remote = rns.run(|| start_remote_tls_on(&rdir, &rtsp.url("/cam"), "0.0.0.0"));
-    let _remote_http = PortBridge::new(&rns, remote.rec.port);
+    let remote_http = PortBridge::new(&rns);
+    let remote = rns.run(|| start_remote_tls_on(&rdir, &rtsp.url("/cam"), "0.0.0.0", remote_http.port));
     let rec_start = wait_for(Duration::from_secs(30), || {
         remote.rec.recordings("cam1").first().filter(|(s, e)| e - s > 4_000_000).map(|(s, _)| *s)
     })
@@ -89,8 +133,8 @@ fn ic10_link_cut_for_60s_the_central_says_down_then_backfills_the_gap_frame_for_
         "",
         "history_seconds = 120\n",
     );
-    let central = cns.run(|| Central::start(&cdir, &site));
-    let _central_http = PortBridge::new(&cns, central.port);
+    let central_http = PortBridge::new(&cns);
+    let central = cns.run(|| Central::start_on(&cdir, &site, central_http.port));
     let held_until =
         |s: &Value| ranges(&s["cameras"][0]["retrieved"]).last().filter(|(a, _)| *a <= rec_start).map(|r| r.1);
     // The mirror follows: 10 s held, and no transfer under way, then the cut. (A body cut in
@@ -334,15 +378,10 @@ fn ic5_slow_path_with_resets_and_kill9_resumes_without_refetching() {
     eprintln!("fetched {fetched} of {needed} bytes (kill at {before_kill}); path: {}", path.stats.summary());
     // The frames: the remote's, in order, with at most one GOP (5 frames) missing after the
     // restart (review H2, the known limit in ARCHITECTURE `pull`; when it is fixed this is
-    // equality), and nothing missing or different from the resets in one process.
-    let (a, b) = (t0 + 1_520_000, t0 + 16_520_000);
-    let (mine, theirs) = (tmp.path().join("central.mp4"), tmp.path().join("remote.mp4"));
-    export(&central.url(&export_query("shop-cam1", a, b)), &mine);
-    export(&remote.rec.url(&export_query("cam1", a, b)), &theirs);
-    let (m, t) = (frame_md5s(&mine), frame_md5s(&theirs));
-    let mut rest = t.iter();
-    let in_order = m.iter().all(|x| rest.any(|y| y == x));
-    assert!(in_order && m.len() + 5 >= t.len() && t.len() >= 350, "central {} frames, remote {}", m.len(), t.len());
-    eprintln!("frames: central {}, remote {}", m.len(), t.len());
+    // `assert_same_frames`), and nothing missing or different from the resets in one process.
+    let (n, missed) =
+        assert_frames_but_missing(tmp.path(), &central, "shop-cam1", &remote, (t0 + 1_520_000, t0 + 15_520_000), 5);
+    assert!(n >= 330, "{n} frames");
+    eprintln!("frames: remote {n}, missing at the central {missed}");
     assert!(now_us() > to);
 }

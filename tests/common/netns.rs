@@ -100,13 +100,17 @@ pub fn veth(a: &NetNs, a_addr: &str, b: &NetNs, b_addr: &str) -> (String, String
 /// Host 127.0.0.1:`port` → 127.0.0.1:`port` inside a namespace (see the module comment).
 /// Stops accepting on drop; connections already bridged end with their peers.
 pub struct PortBridge {
-    port: u16,
+    /// Bound on the host when the bridge is made (no race with other processes); the namespace
+    /// is new, so the same port is free in it for the process started there.
+    pub port: u16,
     stop: Arc<AtomicBool>,
 }
 
 impl PortBridge {
-    pub fn new(ns: &NetNs, port: u16) -> PortBridge {
-        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap_or_else(|e| panic!("bridge port {port}: {e}"));
+    /// A bridge on a free host port; start the namespace's server on `port` after this.
+    pub fn new(ns: &NetNs) -> PortBridge {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a bridge port");
+        let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
         let path = format!("/run/netns/{}", ns.name);
         let flag = stop.clone();

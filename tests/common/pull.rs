@@ -97,8 +97,12 @@ pub struct Central {
 
 impl Central {
     pub fn start(dir: &Path, sites: &str) -> Central {
+        Central::start_on(dir, sites, free_local_port())
+    }
+
+    /// Like [`Central::start`], with its HTTP on loopback port `port`.
+    pub fn start_on(dir: &Path, sites: &str, port: u16) -> Central {
         std::fs::create_dir_all(dir).unwrap();
-        let port = free_local_port();
         let config = dir.join("central.toml");
         std::fs::write(
             &config,
@@ -293,17 +297,13 @@ pub fn central_frames_by_run(central: &Central, camera: &str, from: i64, to: i64
     }
     out
 /// Like [`start_remote`], with HTTPS on `tls_ip` (e.g. `0.0.0.0`, so a central in another
-/// network namespace reaches it over a veth link; tests/pull_net.rs). The HTTP port stays on
-/// the remote's loopback.
-pub fn start_remote_tls_on(dir: &Path, rtsp_url: &str, tls_ip: &str) -> Remote {
+/// network namespace reaches it over a veth link; tests/pull_net.rs) and HTTP on the remote's
+/// loopback port `http_port`.
+pub fn start_remote_tls_on(dir: &Path, rtsp_url: &str, tls_ip: &str, http_port: u16) -> Remote {
     let tls_port = free_local_port();
     let body = format!("{REMOTE_STORAGE}[[camera]]\nid = \"cam1\"\nsource = \"{rtsp_url}\"\n");
-    let rec = RecorderProc::start_with_server(
-        dir,
-        &format!("tls_listen = \"{tls_ip}:{tls_port}\"\n"),
-        &body,
-        free_local_port(),
-    );
+    let rec =
+        RecorderProc::start_with_server(dir, &format!("tls_listen = \"{tls_ip}:{tls_port}\"\n"), &body, http_port);
     let sha256 = cert_sha256(&dir.join("tls").join("cert.pem"));
     Remote { rec, tls_port, sha256 }
 }

@@ -31,6 +31,9 @@ use std::time::{Duration, Instant};
 
 /// An Ethernet TCP segment's payload.
 const MSS: usize = 1448;
+/// How far the link's schedule may fall behind the clock before the time is lost (at 2 Mbit/s,
+/// 20 ms is 5 kB: a burst far below the queue).
+const PACING_SLACK: Duration = Duration::from_millis(20);
 
 #[derive(Clone, Debug)]
 pub struct PathSpec {
@@ -180,7 +183,10 @@ impl Direction {
                     Ok(n) => n,
                 };
                 let wire = Duration::from_secs_f64((n * 8) as f64 / self.spec.rate_bits as f64);
-                link_free = link_free.max(Instant::now()) + wire;
+                // A sleep that overslept (a loaded machine) is made up within PACING_SLACK, so
+                // the link's rate is its rate and not its rate minus the scheduler's delays.
+                let now = Instant::now();
+                link_free = link_free.max(now.checked_sub(PACING_SLACK).unwrap_or(now)) + wire;
                 self.stats.segments.fetch_add(1, Ordering::Relaxed);
                 let lost = next(&mut rng) % 100_000 < u64::from(self.spec.loss_per_100k);
                 let mut due = link_free + self.spec.delay;
