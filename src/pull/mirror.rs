@@ -297,6 +297,8 @@ impl SiteMirror {
                 match self.step(i, &mut db, &mut client, run).await {
                     Ok(did) => {
                         worked |= did;
+                        // A deleted manual range's cancellation that came after its transfer ended.
+                        self.transfer_cancelled(i, &mut db);
                         self.with_camera(i, |c| c.last_error = None);
                         if let Some((stats, _)) = (self.lookup)(&self.site.cameras[i].local) {
                             *stats.last_error.lock().expect("error lock") = None;
