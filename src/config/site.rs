@@ -447,4 +447,21 @@ mod tests {
             .unwrap_err();
         assert!(e.msg().starts_with("c.toml:16: key `remote_site.camera.mode`: \"all\" is not"), "{}", e.msg());
     }
+
+    /// Issue 16 (IC-9, IC-2): `discover` is off unless asked for; "continuous" and "events" give
+    /// the mode discovered devices are mirrored with; anything else names file, line and key.
+    #[test]
+    fn ic9_discover_is_opt_in_and_checked() {
+        let (_d, pw) = password_file(0o600);
+        let c = Config::parse("c.toml", &site(&pw, ""), None).unwrap();
+        assert_eq!(c.remote_sites[0].discover, None);
+        let c = Config::parse("c.toml", &site(&pw, "discover = \"off\"\n"), None).unwrap();
+        assert_eq!(c.remote_sites[0].discover, None);
+        let c = Config::parse("c.toml", &site(&pw, "discover = \"continuous\"\n"), None).unwrap();
+        assert_eq!(c.remote_sites[0].discover, Some(Mode::Continuous { history_us: 3_600_000_000 }));
+        let c = Config::parse("c.toml", &site(&pw, "discover = \"events\"\n"), None).unwrap();
+        assert!(matches!(c.remote_sites[0].discover, Some(Mode::Events { .. })));
+        let e = Config::parse("c.toml", &site(&pw, "discover = \"all\"\n"), None).unwrap_err();
+        assert!(e.msg().starts_with("c.toml:14: key `remote_site.discover`: \"all\" is not"), "{}", e.msg());
+    }
 }

@@ -81,8 +81,9 @@ impl SiteMirror {
         cancel.retain(|local, _| !old.iter().any(|o| o.local == *local));
     }
 
-    /// A transfer of camera `i` stopped because it was cancelled: one of a deleted manual range
-    /// is dropped here (the camera goes on); a config cancellation waits for `follow_config`.
+    /// A transfer of camera `i` stopped because it was cancelled, or ended before it could be:
+    /// the cancellation of a deleted manual range is cleared here (its saved transfer dropped, the
+    /// camera goes on); a config cancellation waits for `follow_config`.
     pub(super) fn transfer_cancelled(&self, i: usize, db: &mut CursorDb) {
         let local = &self.site.cameras[i].local;
         let mut cancel = self.follow.cancel.lock().expect("follow lock");

@@ -365,6 +365,8 @@ impl SiteMirror {
                         run.retry_at_mono = None;
                         run.backoff = CAMERA_BACKOFF_FIRST;
                         run.data_loss_retried = false;
+                        // A deleted manual range's cancellation that came after its transfer ended.
+                        self.transfer_cancelled(i, &mut db);
                         self.with_camera(i, |c| c.last_error = None);
                         if let Some((stats, _)) = (self.lookup)(&self.site.cameras[i].local) {
                             *stats.last_error.lock().expect("error lock") = None;
