@@ -296,6 +296,8 @@ pub fn central_frames_by_run(central: &Central, camera: &str, from: i64, to: i64
         out.extend(frame_md5s(&path));
     }
     out
+}
+
 /// Like [`start_remote`], with HTTPS on `tls_ip` (e.g. `0.0.0.0`, so a central in another
 /// network namespace reaches it over a veth link; tests/pull_net.rs) and HTTP on the remote's
 /// loopback port `http_port`.
@@ -326,6 +328,8 @@ pub fn site_toml_via(
         &format!("url = \"https://127.0.0.1:{}\"", remote.tls_port),
         &format!("url = \"https://{host}:{port}\""),
     )
+}
+
 /// Issue 16 (IC-9): the remote's own config API, as its administrator: `method` on
 /// `/api/v1/config/cameras/{id}` with `body` (a camera table, or nothing to delete it).
 pub fn remote_camera_config(remote: &Remote, method: &str, id: &str, body: Option<Value>) -> u16 {
