@@ -810,7 +810,8 @@ impl SiteMirror {
                     WireRecord::Frame(f) => {
                         // L7: a remote writes only into the range asked for (a key frame's
                         // pre-roll allowed), never at any wall time it likes.
-                        if f.wall_us < job.from_us - PRE_ROLL_US || f.wall_us >= job.to_us {
+                        // (An event's range is the remote's reckoning, within a millisecond of ours.)
+                        if f.wall_us < job.from_us - PRE_ROLL_US || f.wall_us >= job.to_us + 1000 {
                             return Err(crate::err!(
                                 DataLoss,
                                 "frame stream: a frame at {} lies outside the range asked for ({} to {})",
