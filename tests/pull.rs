@@ -245,3 +245,146 @@ fn ic5_h2_kill9_mid_gop_keeps_every_frame_of_the_range() {
     // Every frame, in order (a frame at the cut between the two runs can be in both pieces).
     assert_every_frame_present(&m, &t, 2);
 }
+
+/// Issue 16 (IC-11, IC-10, review-16 M6): a site whose `tls_sha256` is not the remote's
+/// certificate's: the handshake fails, so no request reaches the remote (its audit log has no
+/// login of the account), the site's status says the link is down with an error naming the pin,
+/// and nothing is retrieved.
+#[test]
+fn ic11_wrong_pin_sends_nothing_and_status_says_link_down() {
+    let tmp = common::temp_dir();
+    let rtsp = RtspServer::start(&[("/cam", "live:h264")]);
+    let remote = start_remote(&tmp.path().join("remote"), &rtsp.url("/cam"));
+    remote_account(
+        &remote,
+        "central",
+        json!([{"permission": "read", "camera": "cam1", "allow": true},
+               {"permission": "retrieve_remote_recordings", "allow": true}]),
+    );
+    let cdir = tmp.path().join("central");
+    std::fs::create_dir_all(&cdir).unwrap();
+    let wrong = vec!["AB"; 32].join(":");
+    let site = site_toml(&cdir, &remote, "pinned", "central", "central-Pass-1", "", "history_seconds = 60\n")
+        .replace(remote.sha256(), &wrong);
+    assert!(site.contains(&wrong));
+    let central = Central::start(&cdir, &site);
+    let s = wait_for(Duration::from_secs(30), || {
+        let s = central.site("pinned");
+        (s["link"] == "down").then_some(s)
+    })
+    .unwrap_or_else(|| panic!("the link is not down: {}\n{}", central.status()["pull"], central.log_text()));
+    let err = s["last_error"].as_str().unwrap_or_default();
+    assert!(err.contains("TLS handshake") && err.contains("tls_sha256"), "the error names the pin: {s}");
+    let cam = &s["cameras"][0];
+    assert_eq!(cam["frames_written"], 0, "{s}");
+    assert_eq!(cam["retrieved"], json!([]), "{s}");
+    assert_eq!(s["bytes_received"], 0, "{s}");
+    // No request was sent: the remote audited no login (nor anything else) of the account.
+    let (st, audit) =
+        remote.rec.call_as((ADMIN, ADMIN_PASSWORD), "GET", "/api/v1/logs?kind=audit&user=central", &[], None);
+    assert_eq!(st, 200, "{audit}");
+    assert_eq!(audit["entries"], json!([]), "{audit}");
+}
+
+/// Issue 16 (IC-10, IC-12, review-16 M3): one mirrored camera the account may not retrieve (403)
+/// is that camera's error only: the site's other camera is mirrored, the link stays up and the
+/// site shows no error.
+#[test]
+fn ic10_one_camera_refused_leaves_the_other_mirrored_and_the_link_up() {
+    let tmp = common::temp_dir();
+    let rtsp = RtspServer::start(&[("/cam1", "live:h264"), ("/cam2", "live:h264")]);
+    let remote =
+        start_remote_cameras(&tmp.path().join("remote"), &[("cam1", &rtsp.url("/cam1")), ("cam2", &rtsp.url("/cam2"))]);
+    let mut grants = Vec::new();
+    for c in ["cam1", "cam2"] {
+        for p in ["read", "playback", "export"] {
+            grants.push(json!({"permission": p, "camera": c, "allow": true}));
+        }
+    }
+    grants.push(json!({"permission": "retrieve_remote_recordings", "camera": "cam1", "allow": true}));
+    remote_account(&remote, "central", Value::Array(grants));
+    assert!(
+        wait_for(Duration::from_secs(30), || remote
+            .rec
+            .recordings("cam1")
+            .first()
+            .filter(|(s, e)| e - s > 3_000_000)
+            .cloned())
+        .is_some(),
+        "the remote records: {}",
+        remote.rec.log_text()
+    );
+    let cdir = tmp.path().join("central");
+    std::fs::create_dir_all(&cdir).unwrap();
+    let cams = [("cam1", "history_seconds = 60\n"), ("cam2", "history_seconds = 60\n")];
+    let site = site_toml_cameras(&cdir, &remote, "two", "central", "central-Pass-1", "", &cams);
+    let central = Central::start(&cdir, &site);
+    let s = wait_for(Duration::from_secs(60), || {
+        let s = central.site("two");
+        let held = ranges(&s["cameras"][0]["retrieved"]).iter().map(|(a, b)| b - a).sum::<i64>();
+        let written = s["cameras"][0]["frames_written"].as_u64().unwrap_or(0);
+        (held >= 5_000_000 && written > 50 && s["cameras"][1]["last_error"].is_string()).then_some(s)
+    })
+    .unwrap_or_else(|| {
+        panic!("cam1 not mirrored or cam2 not refused: {}\n{}", central.status()["pull"], central.log_text())
+    });
+    assert_eq!(s["link"], "up", "{s}");
+    assert!(s["last_error"].is_null(), "{s}");
+    assert!(s["cameras"][0]["last_error"].is_null(), "{s}");
+    let refused = &s["cameras"][1];
+    assert!(refused["last_error"].as_str().unwrap().contains("403"), "{s}");
+    assert_eq!(refused["frames_written"], 0, "{s}");
+    assert_eq!(refused["retrieved"], json!([]), "{s}");
+    // The refused camera's own status entry says so; the mirrored one records.
+    let cams = central.status()["cameras"].clone();
+    let entry = |id: &str| cams.as_array().unwrap().iter().find(|c| c["id"] == id).cloned().unwrap();
+    assert_eq!(entry("two-cam1")["state"], "recording", "{cams}");
+    assert_eq!(entry("two-cam2")["state"], "retrying", "{cams}");
+}
+
+/// Issue 16 (IC-7, review-16 M6): event mode end to end. A motion event of the remote's camera
+/// (the test pattern's moving ball) is retrieved `before_seconds` before and `after_seconds` after
+/// it, frame for frame equal to the remote's own export of that span.
+#[test]
+fn ic7_event_mode_retrieves_the_span_around_an_event_frame_for_frame() {
+    let tmp = common::temp_dir();
+    let rtsp = RtspServer::start(&[("/cam", "live:h264")]);
+    let remote = start_remote(&tmp.path().join("remote"), &rtsp.url("/cam"));
+    let cdir = tmp.path().join("central");
+    std::fs::create_dir_all(&cdir).unwrap();
+    let camera = "mode = \"events\"\nevent_kinds = [\"motion_started\"]\nbefore_seconds = 3\nafter_seconds = 3\n";
+    let site = site_toml(&cdir, &remote, "ev", ADMIN, ADMIN_PASSWORD, "", camera);
+    let central = Central::start(&cdir, &site);
+    // The first motion event on cam1: the first one the mirror retrieves.
+    let event = wait_for(Duration::from_secs(30), || {
+        let (_, page) =
+            remote.rec.call_as((ADMIN, ADMIN_PASSWORD), "GET", "/api/v1/events?after=0&limit=100", &[], None);
+        page["events"].as_array()?.iter().find(|e| e["kind"] == "motion_started" && e["camera"] == "cam1").cloned()
+    })
+    .unwrap_or_else(|| panic!("no motion event on cam1: {}", remote.rec.log_text()));
+    let at = ts(&event["time"]);
+    let (from, to) = (at - 3_000_000, at + 3_000_000);
+    let s = wait_for(Duration::from_secs(60), || {
+        let s = central.site("ev");
+        let cam = &s["cameras"][0];
+        let r = ranges(&cam["retrieved"]);
+        r.iter().any(|(a, b)| *a <= from && *b >= to).then_some(s)
+    })
+    .unwrap_or_else(|| panic!("the event's span not retrieved: {}\n{}", central.status()["pull"], central.log_text()));
+    assert_eq!(s["link"], "up", "{s}");
+    // The span's inside, frame for frame (its first and last frame may differ by the
+    // milliseconds by which the two boxes' wall times of a frame differ).
+    let (a, b) = (from + 500_000, to - 500_000);
+    let (mine, theirs) = (tmp.path().join("central.mp4"), tmp.path().join("remote.mp4"));
+    export(&central.url(&export_query("ev-cam1", a, b)), &mine);
+    export(&remote.rec.url(&export_query("cam1", a, b)), &theirs);
+    let (m, t) = (frame_md5s(&mine), frame_md5s(&theirs));
+    assert!(t.len() >= 50, "the remote's export holds {} frames", t.len());
+    let inner = &t[1..t.len() - 1];
+    assert!(
+        m.windows(inner.len()).any(|w| w == inner),
+        "the central's export ({} frames) holds the remote's ({} frames) frame for frame",
+        m.len(),
+        t.len()
+    );
+}

@@ -51,13 +51,18 @@ CREATE TABLE transfer (
 ) STRICT;
 "#;
 
+/// Version 2 (review-16 L3): the event cursor an event transfer completes, so a resumed event
+/// transfer still moves the site's event cursor on.
+const SCHEMA_V2: &str = "ALTER TABLE transfer ADD COLUMN event INTEGER;";
+
 /// The pull database's versions (sqlite.rs Q1). New with issue 16.
 pub(crate) static VERSIONS: sqlite::Schema = sqlite::Schema {
     name: "pull cursor database",
     migrations: &[
         sqlite::Migration { version: 1, what: "pull cursors", step: sqlite::Step::Sql(SCHEMA_V1) },
+        sqlite::Migration { version: 2, what: "a transfer's event cursor", step: sqlite::Step::Sql(SCHEMA_V2) },
         // Issue 16 (IC-4b): ranges asked for by API (`pull::manual`).
-        sqlite::Migration { version: 2, what: "manual ranges", step: sqlite::Step::Sql(super::manual::SCHEMA_V2) },
+        sqlite::Migration { version: 3, what: "manual ranges", step: sqlite::Step::Sql(super::manual::SCHEMA_V3) },
     ],
     readable_from: 1,
     legacy_version: None,
@@ -92,6 +97,8 @@ pub struct Transfer {
     pub offset: u64,
     pub entries: Vec<SavedEntry>,
     pub run: Option<u64>,
+    /// For an event job: the event cursor that is done once this transfer is (L3).
+    pub event: Option<u64>,
 }
 
 fn encode_entries(entries: &[SavedEntry]) -> Vec<u8> {
@@ -170,7 +177,7 @@ impl CursorDb {
         let row = self
             .conn
             .query_row(
-                "SELECT from_us, to_us, query, etag, offset, entries, run FROM transfer WHERE camera = ?",
+                "SELECT from_us, to_us, query, etag, offset, entries, run, event FROM transfer WHERE camera = ?",
                 [camera],
                 |r| {
                     Ok((
@@ -181,23 +188,33 @@ impl CursorDb {
                         r.get::<_, i64>(4)?,
                         r.get::<_, Vec<u8>>(5)?,
                         r.get::<_, Option<i64>>(6)?,
+                        r.get::<_, Option<i64>>(7)?,
                     ))
                 },
             )
             .optional()
             .map_err(sq("read transfer"))?;
-        let Some((from_us, to_us, query, etag, offset, entries, run)) = row else { return Ok(None) };
+        let Some((from_us, to_us, query, etag, offset, entries, run, event)) = row else { return Ok(None) };
         let entries = decode_entries(&entries)
             .ok_or_else(|| crate::err!(DataLoss, "pull cursor database: the transfer of {camera:?} is damaged"))?;
-        Ok(Some(Transfer { from_us, to_us, query, etag, offset: offset as u64, entries, run: run.map(|r| r as u64) }))
+        Ok(Some(Transfer {
+            from_us,
+            to_us,
+            query,
+            etag,
+            offset: offset as u64,
+            entries,
+            run: run.map(|r| r as u64),
+            event: event.map(|e| e as u64),
+        }))
     }
 
     /// Saves (replaces) the transfer in progress of `camera`.
     pub fn save_transfer(&mut self, camera: &str, t: &Transfer) -> Result<(), Error> {
         self.conn
             .execute(
-                "INSERT OR REPLACE INTO transfer (camera, from_us, to_us, query, etag, offset, entries, run) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO transfer (camera, from_us, to_us, query, etag, offset, entries, run, event) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 params![
                     camera,
                     t.from_us,
@@ -206,7 +223,8 @@ impl CursorDb {
                     t.etag,
                     t.offset as i64,
                     encode_entries(&t.entries),
-                    t.run.map(|r| r as i64)
+                    t.run.map(|r| r as i64),
+                    t.event.map(|e| e as i64)
                 ],
             )
             .map_err(sq("save transfer"))?;
@@ -249,6 +267,40 @@ impl CursorDb {
 mod tests {
     use super::*;
 
+    /// Review-16 L3 (IC-5, Q1): a version 1 file (no `event` column) is upgraded on open, and its
+    /// transfer in progress reads with no event.
+    #[test]
+    fn ic5_l3_version_1_file_upgrades_and_keeps_its_transfer() {
+        static V1: sqlite::Schema = sqlite::Schema {
+            name: "pull cursor database",
+            migrations: &[sqlite::Migration { version: 1, what: "pull cursors", step: sqlite::Step::Sql(SCHEMA_V1) }],
+            readable_from: 1,
+            legacy_version: None,
+            newer_remedy: "",
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(PULL_FILE);
+        {
+            let conn = sqlite::open_writer(
+                &path,
+                &V1,
+                &sqlite::Writer { create: true, synchronous: sqlite::Synchronous::Full, foreign_keys: false },
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO transfer (camera, from_us, to_us, query, etag, offset, entries, run) \
+                 VALUES ('c', 1, 2, 'q', '\"e\"', 10, x'', NULL)",
+                [],
+            )
+            .unwrap();
+        }
+        let mut db = CursorDb::open(dir.path()).unwrap();
+        let t = db.transfer("c").unwrap().unwrap();
+        assert_eq!((t.offset, t.event), (10, None));
+        db.save_transfer("c", &Transfer { event: Some(5), ..t }).unwrap();
+        assert_eq!(db.transfer("c").unwrap().unwrap().event, Some(5));
+    }
+
     /// Issue 16 (IC-5): ranges, the transfer in progress and the cursors survive a reopen; a
     /// completed range ends its transfer.
     #[test]
@@ -262,6 +314,7 @@ mod tests {
             offset: 4096,
             entries: vec![SavedEntry { stream: 0, entry: 1, timescale: 90_000, box_bytes: vec![1, 2, 3] }],
             run: Some(7),
+            event: Some(12),
         };
         {
             let mut db = CursorDb::open(dir.path()).unwrap();

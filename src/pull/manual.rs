@@ -1,7 +1,7 @@
 //! Manual retrieval ranges (issue 16, IC-4b "retrieval of selected sequences (manual or rule
 //! driven)"): ranges of a mirrored camera that a user asked for through the central's API
 //! (`POST /api/v1/pull/cameras/{id}/ranges`), kept in `pull.sqlite3` (table `manual_range`,
-//! migration 2 of `cursor::VERSIONS`) and retrieved by the site's mirror like configured ranges
+//! migration 3 of `cursor::VERSIONS`) and retrieved by the site's mirror like configured ranges
 //! (in windows of at most `mirror::WINDOW_US`). A range's state is derived from the camera's
 //! retrieved ranges, so it is never stored twice: `pending` (nothing of it held), `retrieving`
 //! (part of it held), `done`, or `cancelled` (with why: deleted ranges are gone, a camera no longer
@@ -15,8 +15,8 @@ use rusqlite::{params, Connection};
 use crate::error::Error;
 use crate::sqlite;
 
-/// Migration 2 of the pull database (`cursor::VERSIONS`).
-pub(crate) const SCHEMA_V2: &str = r#"
+/// Migration 3 of the pull database (`cursor::VERSIONS`).
+pub(crate) const SCHEMA_V3: &str = r#"
 -- Issue 16 (IC-4b): ranges asked for by API on a mirrored camera; `cancelled` says why once a
 -- range will not be retrieved any more (IC-13).
 CREATE TABLE manual_range (
@@ -77,8 +77,8 @@ pub struct ManualDb {
 }
 
 impl ManualDb {
-    /// Opens `pull.sqlite3` at `path` with its `schema` (`cursor::VERSIONS`, whose migration 2
-    /// is `SCHEMA_V2`); the caller names them, so this file and `cursor` do not import each other.
+    /// Opens `pull.sqlite3` at `path` with its `schema` (`cursor::VERSIONS`, whose migration 3
+    /// is `SCHEMA_V3`); the caller names them, so this file and `cursor` do not import each other.
     pub fn open(path: &Path, schema: &'static sqlite::Schema) -> Result<ManualDb, Error> {
         crate::fsutil::create_private_file(path)?;
         let conn = sqlite::open_writer(

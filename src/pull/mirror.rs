@@ -529,7 +529,13 @@ impl SiteMirror {
                 cursor = c;
                 continue;
             }
-            let at = e["time"].as_str().and_then(|t| crate::time::parse_rfc3339_us(t).ok()).unwrap_or(now);
+            let Some(at) = e["time"].as_str().and_then(|t| crate::time::parse_rfc3339_us(t).ok()) else {
+                // L4: an event whose time cannot be read is skipped (never retried for ever).
+                tracing::warn!(site = %self.site.name, camera = %remote, cursor = c, time = %e["time"],
+                    "pull: skipping an event whose time cannot be read");
+                cursor = c;
+                continue;
+            };
             if at + after_us + self.site.lag_us > now {
                 // Its after-time is still to come: wait for it, keeping the cursor before it.
                 break;
@@ -568,7 +574,8 @@ impl SiteMirror {
         // A cut transfer is finished first, with the same query (the same bytes, IC-5).
         let saved = db.transfer(&cam.local)?;
         let job = match &saved {
-            Some(t) => Job { from_us: t.from_us, to_us: t.to_us, query: t.query.clone(), event: None },
+            // L3: a resumed event transfer still completes its event (the cursor is saved with it).
+            Some(t) => Job { from_us: t.from_us, to_us: t.to_us, query: t.query.clone(), event: t.event },
             None => match self.next_job(i, db, client, run.last_written_us.is_none()).await? {
                 Some(j) => j,
                 None => {
@@ -701,6 +708,7 @@ impl SiteMirror {
             offset: decoder.offset(),
             entries: Vec::new(),
             run: decoder.run(),
+            event: job.event,
         };
         // Where a continuation may start (H2): just before a video key frame, with the decoder's
         // state there. A resumed transfer starts at one; a new one has none until its first key
@@ -832,7 +840,8 @@ impl SiteMirror {
                     WireRecord::Frame(f) => {
                         // L7: a remote writes only into the range asked for (a key frame's
                         // pre-roll allowed), never at any wall time it likes.
-                        if f.wall_us < job.from_us - PRE_ROLL_US || f.wall_us >= job.to_us {
+                        // (An event's range is the remote's reckoning, within a millisecond of ours.)
+                        if f.wall_us < job.from_us - PRE_ROLL_US || f.wall_us >= job.to_us + 1000 {
                             return Err(crate::err!(
                                 DataLoss,
                                 "frame stream: a frame at {} lies outside the range asked for ({} to {})",

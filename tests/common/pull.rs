@@ -395,3 +395,47 @@ impl Central {
         assert!(s < 300, "user {user}: {v}");
     }
 }
+
+/// Like `start_remote` with several cameras: `(id, rtsp_url)` each.
+pub fn start_remote_cameras(dir: &Path, cameras: &[(&str, &str)]) -> Remote {
+    let tls_port = free_local_port();
+    let mut body = REMOTE_STORAGE.to_owned();
+    for (id, url) in cameras {
+        body.push_str(&format!("[[camera]]\nid = \"{id}\"\nsource = \"{url}\"\n"));
+    }
+    let rec = RecorderProc::start_with_server(
+        dir,
+        &format!("tls_listen = \"127.0.0.1:{tls_port}\"\n"),
+        &body,
+        free_local_port(),
+    );
+    let sha256 = cert_sha256(&dir.join("tls").join("cert.pem"));
+    Remote { rec, tls_port, sha256 }
+}
+
+impl Remote {
+    /// The pinned SHA-256 of its certificate, as `site_toml` writes it.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+}
+
+/// One `[[remote_site]]` like `site_toml`, with several `[[remote_site.camera]]`: `(remote id,
+/// extra lines)` each.
+pub fn site_toml_cameras(
+    dir: &Path,
+    remote: &Remote,
+    name: &str,
+    user: &str,
+    password: &str,
+    site_extra: &str,
+    cameras: &[(&str, &str)],
+) -> String {
+    let first = site_toml(dir, remote, name, user, password, site_extra, "");
+    let head = first.split("[[remote_site.camera]]").next().unwrap().to_owned();
+    let mut out = head;
+    for (id, lines) in cameras {
+        out.push_str(&format!("[[remote_site.camera]]\nremote = \"{id}\"\n{lines}"));
+    }
+    out
+}
