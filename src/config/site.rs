@@ -288,17 +288,29 @@ pub(super) fn sites(
                             ));
                         }
                     }
-                    Mode::Events {
-                        kinds,
-                        before_us: seconds(
-                            origin,
-                            &c.before_seconds,
-                            "remote_site.camera.before_seconds",
-                            10.0,
-                            3600.0,
-                        )?,
-                        after_us: seconds(origin, &c.after_seconds, "remote_site.camera.after_seconds", 30.0, 3600.0)?,
+                    let before_us =
+                        seconds(origin, &c.before_seconds, "remote_site.camera.before_seconds", 10.0, 3600.0)?;
+                    let after_us = seconds(origin, &c.after_seconds, "remote_site.camera.after_seconds", 30.0, 3600.0)?;
+                    // Review-16 H1(b), IC-7: the remote refuses a range over 1 h, so an event's
+                    // window before + after must fit in one (else the event cursor would stick).
+                    if before_us + after_us > 3_600_000_000 {
+                        let (s, key) = match &c.after_seconds {
+                            Some(s) => (s, "remote_site.camera.after_seconds"),
+                            None => (
+                                c.before_seconds.as_ref().expect("over 1 h needs a set key"),
+                                "remote_site.camera.before_seconds",
+                            ),
+                        };
+                        return Err(origin.error(
+                            s,
+                            key,
+                            format!(
+                                "before_seconds + after_seconds is {} s; the remote serves at most 3600 s",
+                                (before_us + after_us) as f64 / 1e6
+                            ),
+                        ));
                     }
+                    Mode::Events { kinds, before_us, after_us }
                 }
                 Some("ranges") => {
                     only(c.event_kinds.is_some(), "remote_site.camera.event_kinds", "events")?;
@@ -463,5 +475,30 @@ mod tests {
         assert!(matches!(c.remote_sites[0].discover, Some(Mode::Events { .. })));
         let e = Config::parse("c.toml", &site(&pw, "discover = \"all\"\n"), None).unwrap_err();
         assert!(e.msg().starts_with("c.toml:14: key `remote_site.discover`: \"all\" is not"), "{}", e.msg());
+    }
+
+    /// Review-16 H1(b), IC-7: an event's window before + after over the remote's 1 h is refused
+    /// with file, line and key; exactly 1 h is accepted.
+    #[test]
+    fn ic7_event_window_over_one_hour_is_refused() {
+        let (_d, pw) = password_file(0o600);
+        let cam = |b: &str, a: &str| {
+            format!(
+                "[[remote_site.camera]]\nremote = \"door\"\nmode = \"events\"\n\
+                 event_kinds = [\"motion_started\"]\nbefore_seconds = {b}\nafter_seconds = {a}\n"
+            )
+        };
+        let e = Config::parse("c.toml", &site(&pw, &cam("1800", "1801")), None).unwrap_err();
+        assert!(e.msg().starts_with("c.toml:19: key `remote_site.camera.after_seconds`: "), "{}", e.msg());
+        assert!(e.msg().contains("3601 s") && e.msg().contains("at most 3600 s"), "{}", e.msg());
+        let c = Config::parse("c.toml", &site(&pw, &cam("1800", "1800")), None).unwrap();
+        assert_eq!(
+            c.remote_sites[0].cameras[0].mode,
+            Mode::Events {
+                kinds: vec!["motion_started".to_owned()],
+                before_us: 1_800_000_000,
+                after_us: 1_800_000_000
+            }
+        );
     }
 }

@@ -26,7 +26,7 @@ use super::changes::{cancelled_by, Discovered, Watch};
 use super::client::Client;
 use super::cursor::CursorDb;
 use super::manual::ManualDb;
-use super::mirror::{Job, SiteMirror, WINDOW_US};
+use super::mirror::{window_job, Job, SiteMirror};
 use crate::error::{Error, ErrorKind};
 use crate::events::{Event, EventKind};
 use crate::ingest::CameraState;
@@ -133,6 +133,7 @@ impl SiteMirror {
         &self,
         i: usize,
         retrieved: &[(i64, i64)],
+        exact_from: Option<i64>,
         now: i64,
         job: Option<Job>,
         mut pending: Vec<(i64, i64)>,
@@ -162,14 +163,9 @@ impl SiteMirror {
         for r in manual_pending.iter().copied() {
             super::merge_range(&mut pending, r);
         }
-        let to = b.min(a + WINDOW_US);
-        let align = if retrieved.iter().any(|r| r.1 == a) { "exact" } else { "key" };
-        let q = |us: i64| -> String {
-            url::form_urlencoded::byte_serialize(crate::time::format_rfc3339(us).as_bytes()).collect()
-        };
-        let job =
-            Job { from_us: a, to_us: to, query: format!("from={}&to={}&align={align}", q(a), q(to)), event: None };
-        Ok((Some(job), pending))
+        // Review-16 H3: the same window rule as the modes (`align=exact` only where the writer's
+        // run ends), so switching between manual ranges and the mode loses no GOP.
+        Ok((Some(window_job((a, b), exact_from)), pending))
     }
 
     /// Follows the remote (IC-9, IC-13): `settings_changed` → `/site` → gone, back, discovered.

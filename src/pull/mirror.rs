@@ -53,6 +53,9 @@ const FLUSH_FRAMES: u64 = 2_000;
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 /// A retrieval body that sends nothing this long is cut.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// L7, review-16 H1: a frame may lie this long after the range asked for, and an End's from/to
+/// this far from it (an event's range is the remote's µs reckoning of a ms time).
+const END_SLACK_US: i64 = 1_000_000;
 /// L7: a frame may lie this long before the range asked for (an `align=key` pre-roll: the
 /// remote's GOP), no longer.
 const PRE_ROLL_US: i64 = 60_000_000;
@@ -176,6 +179,10 @@ struct CamRun {
     local_run: u64,
     /// Wall time of the last frame handed to the writer by this process.
     last_written_us: Option<i64>,
+    /// Review-16 H3: where the writer's current run ends, i.e. the end of the last window this
+    /// process retrieved into it; None at start and after any failure. Only a window from exactly
+    /// here continues the run (`align=exact`).
+    exact_from: Option<i64>,
     /// After a failure of this camera only: not tried before this monotonic time (M3).
     retry_at_mono: Option<Duration>,
     /// This camera's own backoff (doubles on each per-camera failure, reset by a success).
@@ -245,15 +252,16 @@ fn q(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// The window job of continuous and ranges modes (review-16 D3): the first `WINDOW_US` of the
-/// missing part `(a, b)`. A window that continues a retrieved range takes exactly what follows
-/// it (`align=exact`), unless it is the camera's first window in this process (`first`): the
-/// writer then starts a new run, which must begin with a key frame (S9), so `align=key` fetches
-/// the GOP around `a` again and `transfer` writes it again where the store holds only a part of
-/// it (review-16 H2).
-fn window_job((a, b): (i64, i64), retrieved: &[(i64, i64)], first: bool) -> Job {
+/// The window job of continuous, ranges and manual ranges (review-16 D3): the first `WINDOW_US`
+/// of the missing part `(a, b)`. A window that starts exactly where the writer's current run
+/// ends (`exact_from`, review-16 H3) takes exactly what follows it (`align=exact`). Any other
+/// window (the first in this process, after a failure, or after a switch between manual ranges
+/// and the mode) starts a new run, which must begin with a key frame (S9), so `align=key`
+/// fetches the GOP around `a` and `transfer` writes it again where the store holds only a part
+/// of it (review-16 H2).
+pub(super) fn window_job((a, b): (i64, i64), exact_from: Option<i64>) -> Job {
     let to = b.min(a + WINDOW_US);
-    let align = if !first && retrieved.iter().any(|r| r.1 == a) { "exact" } else { "key" };
+    let align = if exact_from == Some(a) { "exact" } else { "key" };
     Job {
         from_us: a,
         to_us: to,
@@ -465,7 +473,7 @@ impl SiteMirror {
         i: usize,
         db: &mut CursorDb,
         client: &mut Client,
-        first: bool,
+        exact_from: Option<i64>,
     ) -> Result<Option<Job>, Error> {
         let cam = &self.site.cameras[i];
         let now = self.clocks.realtime_us();
@@ -475,7 +483,7 @@ impl SiteMirror {
                 let start = db.continuous_start(&cam.local, ms_floor(now - history_us))?;
                 let until = ms_floor(now - self.site.lag_us);
                 let pending = super::missing(&retrieved, start, until);
-                let job = pending.first().map(|&p| window_job(p, &retrieved, first));
+                let job = pending.first().map(|&p| window_job(p, exact_from));
                 (job, pending)
             }
             Mode::Ranges(ranges) => {
@@ -489,7 +497,7 @@ impl SiteMirror {
                 }
                 // A long range goes in windows like continuous mode: the remote refuses a
                 // retrieval over 1 hour (review-16 M2), and a window is what a cut re-fetches.
-                let job = pending.first().map(|&p| window_job(p, &retrieved, first));
+                let job = pending.first().map(|&p| window_job(p, exact_from));
                 (job, pending)
             }
             Mode::Events { kinds, before_us, after_us } => {
@@ -498,7 +506,7 @@ impl SiteMirror {
             }
         };
         // Issue 16 (IC-4b): ranges asked for by API first (`pull::follow`, `pull::manual`).
-        let (job, pending) = self.with_manual(i, &retrieved, now, job, pending)?;
+        let (job, pending) = self.with_manual(i, &retrieved, exact_from, now, job, pending)?;
         self.with_camera(i, |c| {
             c.retrieved = retrieved;
             c.pending = pending;
@@ -576,7 +584,7 @@ impl SiteMirror {
         let job = match &saved {
             // L3: a resumed event transfer still completes its event (the cursor is saved with it).
             Some(t) => Job { from_us: t.from_us, to_us: t.to_us, query: t.query.clone(), event: t.event },
-            None => match self.next_job(i, db, client, run.last_written_us.is_none()).await? {
+            None => match self.next_job(i, db, client, run.exact_from).await? {
                 Some(j) => j,
                 None => {
                     if *stats.state.lock().expect("state lock") != CameraState::Streaming {
@@ -587,7 +595,27 @@ impl SiteMirror {
                 }
             },
         };
-        let end = self.transfer(i, db, client, run, &stats, &storage, &job, saved).await?;
+        run.exact_from = None;
+        let end = match self.transfer(i, db, client, run, &stats, &storage, &job, saved).await {
+            Ok(end) => end,
+            // Review-16 H1: an event window damaged again after its retry without Range is
+            // skipped (logged, shown as the camera's last error) so the event cursor moves on
+            // and one event cannot stop event mode for good (IC-7).
+            Err(e) if e.kind() == ErrorKind::DataLoss && run.data_loss_retried && job.event.is_some() => {
+                let c = job.event.expect("checked just above");
+                db.drop_transfer(&cam.local)?;
+                db.set_event_cursor(&format!("{}/{}", self.site.name, cam.remote), &c.to_string())?;
+                tracing::warn!(site = %self.site.name, camera = %cam.local, "pull: event window skipped: {e}");
+                run.data_loss_retried = false;
+                return Err(crate::err!(
+                    DataLoss,
+                    "{e}; the event's window ({} to {}) was skipped after one retry",
+                    fmt_time(job.from_us),
+                    fmt_time(job.to_us)
+                ));
+            }
+            Err(e) => return Err(e),
+        };
         // P1: everything before the End record is durable (the transfer flushed at its end).
         let now = self.clocks.realtime_us();
         let covered_to = ms_floor(end.covered_us.iter().map(|r| r.1).max().unwrap_or(job.from_us).min(job.to_us));
@@ -601,6 +629,8 @@ impl SiteMirror {
         if let Some(c) = job.event {
             db.set_event_cursor(&format!("{}/{}", self.site.name, cam.remote), &c.to_string())?;
         }
+        // H3: the writer's run now ends where the next window may continue it.
+        run.exact_from = Some(done_to);
         self.with_camera(i, |c| {
             c.retrieved = ranges;
             c.transfer = None;
@@ -840,8 +870,9 @@ impl SiteMirror {
                     WireRecord::Frame(f) => {
                         // L7: a remote writes only into the range asked for (a key frame's
                         // pre-roll allowed), never at any wall time it likes.
-                        // (An event's range is the remote's reckoning, within a millisecond of ours.)
-                        if f.wall_us < job.from_us - PRE_ROLL_US || f.wall_us >= job.to_us + 1000 {
+                        // (An event's range is the remote's reckoning in µs, ours is to the ms:
+                        // review-16 H1 allows a second, the check refuses wildly wrong times.)
+                        if f.wall_us < job.from_us - PRE_ROLL_US || f.wall_us >= job.to_us + END_SLACK_US {
                             return Err(crate::err!(
                                 DataLoss,
                                 "frame stream: a frame at {} lies outside the range asked for ({} to {})",
@@ -915,9 +946,10 @@ impl SiteMirror {
                         held_gop_bytes = 0;
                     }
                     WireRecord::End(e) => {
-                        // L7: the End says the range asked for (to the millisecond: an event's
+                        // L7: the End says the range asked for (within `END_SLACK_US`: an event's
                         // range is the remote's own reckoning of it).
-                        if (e.from_us - job.from_us).abs() > 1000 || (e.to_us - job.to_us).abs() > 1000 {
+                        if (e.from_us - job.from_us).abs() > END_SLACK_US || (e.to_us - job.to_us).abs() > END_SLACK_US
+                        {
                             return Err(crate::err!(
                                 DataLoss,
                                 "frame stream: the End says {} to {}, not the range asked for ({} to {})",
@@ -1051,6 +1083,27 @@ impl SiteMirror {
                 }
             }
             Err(None) => Err(crate::err!(FailedPrecondition, "storage {} is not running", storage.id)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Review-16 H3 (IC-4b, S9): only a window from exactly where the writer's run ends asks
+    /// `align=exact`; a window after a switch between manual ranges and the mode, after a
+    /// failure or at start asks `align=key`, so the writer's new run loses no GOP.
+    #[test]
+    fn h3_only_a_true_continuation_asks_align_exact() {
+        let a = 1_700_000_000_000_000;
+        let exact = window_job((a, a + 2 * WINDOW_US), Some(a));
+        assert!(exact.query.ends_with("&align=exact"), "{}", exact.query);
+        assert_eq!((exact.from_us, exact.to_us), (a, a + WINDOW_US));
+        for other in [None, Some(a - 1000), Some(a + 1000)] {
+            let j = window_job((a, a + 5_000_000), other);
+            assert!(j.query.ends_with("&align=key"), "{other:?}: {}", j.query);
+            assert_eq!((j.from_us, j.to_us), (a, a + 5_000_000));
         }
     }
 }
