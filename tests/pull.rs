@@ -195,7 +195,8 @@ fn ic5_kill9_mid_transfer_resumes_without_refetching() {
 /// past the last durable point, in the middle of a long GOP (2 s; the central's writer syncs every
 /// 200 ms, the mirror's durable points are at key frames). After the restart every frame of the
 /// completed range is in the central's store and equal to the remote's (MD5 per frame): the GOP
-/// the store held a part of is written again from its key frame, never left with a hole.
+/// the store held a part of is written again from its key frame, never left with a hole; one
+/// export across both runs holds every frame once, in order, to the range's end.
 #[test]
 fn ic5_h2_kill9_mid_gop_keeps_every_frame_of_the_range() {
     let tmp = common::temp_dir();
@@ -244,6 +245,12 @@ fn ic5_h2_kill9_mid_gop_keeps_every_frame_of_the_range() {
     eprintln!("(shown on failure) central log:\n{}", central.log_text());
     // Every frame, in order (a frame at the cut between the two runs can be in both pieces).
     assert_every_frame_present(&m, &t, 2);
+    // One export across the whole range, over both runs: the export planner ends the first run
+    // where the second (the GOP written again) starts, so every frame is there once, in order,
+    // to the end of the range (review-16 H2, store::export).
+    let one = tmp.path().join("central-one.mp4");
+    export(&central.url(&export_query("shop-cam1", a, b)), &one);
+    assert_every_frame_present(&frame_md5s(&one), &t, 0);
 }
 
 /// Issue 16 (IC-11, IC-10, review-16 M6): a site whose `tls_sha256` is not the remote's

@@ -477,6 +477,56 @@ fn an_export_whose_chunks_are_reclaimed_midway_ends_with_gone() {
     drop(h.crash());
 }
 
+/// Issue 16 (review-16 H2, IC-5): a later run that starts before the earlier run's end (a pull
+/// mirror writing again, after a restart, the GOP its store held a part of) ends the earlier run
+/// at the later run's first frame: one export holds each frame once, in order, and runs to the
+/// end of its range. The second run's wall times are 3 ms later, as two stores' wall times of one
+/// frame may differ.
+#[test]
+fn an_export_across_two_overlapping_runs_holds_each_frame_once_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = storage_cfg(tmp.path(), 6);
+    let mut h = Harness::open(tmp.path(), cfg);
+    let first_wall = h.send(1234);
+    // Frames 0..=87: the GOP from key frame 75 is held in part (75..=87).
+    for i in 1..88 {
+        h.send(1000 + i * 7);
+    }
+    h.flush();
+    // The same frames again from key frame 75, as a new run.
+    h.run += 1;
+    h.n = 75;
+    h.next_media = 75 * 3600;
+    h.base_wall_us += 3_000;
+    for i in 75..200 {
+        h.send(1000 + i * 7);
+    }
+    h.flush();
+    let runs = store::recordings(&h.cfg.path, "cam", 0, i64::MAX).unwrap();
+    assert!(runs.len() >= 2 && runs[1].start_wall_us < runs[0].end_wall_us, "two overlapping runs: {runs:?}");
+    let plan = Arc::new(ExportPlan::plan(&h.cfg.path, "cam", first_wall, first_wall + 7_000_000).unwrap());
+    assert_eq!(plan.video_frames, 175, "7 s at 25 fps, each frame once");
+    assert_eq!(plan.gaps_us(), Vec::<(i64, i64)>::new(), "no gap at the cut");
+    assert!(plan.end_wall_us >= first_wall + 6_990_000, "not cut short: ends at {}", plan.end_wall_us - first_wall);
+    let mut all = Vec::new();
+    let mut r = plan.reader();
+    let mut buf = vec![0u8; 7777];
+    loop {
+        let n = r.read_at(all.len() as u64, &mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        all.extend_from_slice(&buf[..n]);
+    }
+    let mut expected = Vec::new();
+    for n in 0..175u64 {
+        let size = if n == 0 { 1234 } else { 1000 + n as usize * 7 };
+        expected.extend_from_slice(&Harness::payload(n, size));
+    }
+    assert!(all.ends_with(&expected), "mdat holds frames 0..175 once each, in order");
+    drop(h.crash());
+}
+
 #[test]
 fn exported_media_bytes_are_exactly_the_recorded_frames() {
     let tmp = tempfile::tempdir().unwrap();

@@ -267,8 +267,36 @@ fn select(
     let mut segment = 0u32;
     let mut need_key = false;
     let mut dropped_from: Option<i64> = None;
+    // Kept frames whose run was cut by a later run (`kept` index → wall time of the later run's
+    // first frame): each lasts until that frame.
+    let mut cut_at: HashMap<usize, i64> = HashMap::new();
     for (ci, c) in chunks.iter().enumerate() {
         if let Some(p) = ci.checked_sub(1).map(|i| &chunks[i]) {
+            if p.row.run_id != c.row.run_id {
+                // Issue 16 (review-16 H2, IC-5): a later run that starts before the earlier run's
+                // end (a pull mirror writes again the GOP a restart cut, or a clock step) ends the
+                // earlier run at its first frame. That frame is a key frame (S9) and the frames
+                // cut are the same frames again, so nothing is lost and nothing plays twice. Two
+                // stores' wall times of one frame differ by milliseconds: a frame that starts
+                // within half a frame interval before the later run's first one is the same frame.
+                let first_wall = frames_of(&c.row).first().map_or(c.row.start_wall_us, |f| {
+                    c.row.start_wall_us + super::media_to_us(i64::from(f.ts_offset), ts)
+                });
+                let half = match kept.as_slice() {
+                    [.., (a, _), (b, _)] if a.segment == b.segment => (b.wall_us - a.wall_us).max(0) / 2,
+                    _ => 0,
+                };
+                let before = kept.len();
+                while kept.last().is_some_and(|(l, _)| l.wall_us + half >= first_wall) {
+                    kept.pop();
+                }
+                if kept.len() < before {
+                    cut_at.retain(|&i, _| i < kept.len());
+                    if let Some(i) = kept.len().checked_sub(1) {
+                        cut_at.insert(i, first_wall);
+                    }
+                }
+            }
             if p.row.run_id != c.row.run_id || hole_between(p, c, ts) {
                 segment += 1;
                 need_key = kind == StreamKind::Video;
@@ -315,6 +343,8 @@ fn select(
             Some(_) => None,
             None => end_media,
         };
+        let next_media =
+            next_media.or_else(|| cut_at.get(&i).map(|&w| media + (w - f.wall_us).max(0) * i64::from(ts) / 1_000_000));
         f.duration = match next_media {
             Some(n) if n > media => (n - media).min(i64::from(u32::MAX)) as u32,
             _ => {

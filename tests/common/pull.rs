@@ -269,9 +269,10 @@ pub fn assert_every_frame_present(mine: &[String], theirs: &[String], max_repeat
 
 /// The MD5s of the video frames `central` holds of `camera` over [from, to), exported one
 /// recording (run) at a time and concatenated: after a restart the central's new run begins
-/// with the GOP the store held a part of, so runs overlap there by less than a GOP, and one
-/// export across the overlap plays both copies and ends early (review-16 H2). Each piece ends
-/// where the next run starts (a frame at the cut may be in both); `dir` receives the MP4s.
+/// with the GOP the store held a part of, so runs overlap there by less than a GOP (review-16
+/// H2); this checks each run's own frames, while one export across the overlap is checked
+/// apart (the export planner ends a run where a later one starts). Each piece ends where the
+/// next run starts (a frame at the cut may be in both); `dir` receives the MP4s.
 pub fn central_frames_by_run(central: &Central, camera: &str, from: i64, to: i64, dir: &Path) -> Vec<String> {
     let r = http_get(&central.url(&format!(
         "/api/v1/cameras/{camera}/recordings?from={}&to={}",
