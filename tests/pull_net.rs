@@ -28,38 +28,6 @@ const CENTRAL_IP: &str = "10.77.0.2";
 /// How long the link stays cut (the issue's 60 s).
 const CUT: Duration = Duration::from_secs(60);
 
-/// The remote's export of cam1 over [a, b) appears frame for frame (ffmpeg `framemd5` of the
-/// video packets), in order and contiguous, in the central's export of `camera` over
-/// [a − 1 s, b + 1 s): nothing missing, nothing extra, nothing different. (The wider range on
-/// the central side: a frame's wall time in each store is its chunk's start plus media time,
-/// so the two boxes' wall times of one frame can differ by milliseconds, and an end that falls
-/// on a frame could take it on one box and not on the other.) Returns the number of frames.
-fn assert_same_frames(
-    dir: &std::path::Path,
-    central: &Central,
-    camera: &str,
-    remote: &Remote,
-    a: i64,
-    b: i64,
-) -> usize {
-    let (mine, theirs) = (dir.join(format!("central-{a}.mp4")), dir.join(format!("remote-{a}.mp4")));
-    export(&central.url(&export_query(camera, a - 1_000_000, b + 1_000_000)), &mine);
-    export(&remote.rec.url(&export_query("cam1", a, b)), &theirs);
-    let (m, t) = (frame_md5s(&mine), frame_md5s(&theirs));
-    assert!(!t.is_empty(), "the remote's export holds frames");
-    let at = (0..=m.len().saturating_sub(t.len())).find(|&p| m[p..p + t.len()] == t[..]);
-    let first = m.iter().position(|x| *x == t[0]);
-    let first_diff = first.and_then(|p| m[p..].iter().zip(&t).position(|(x, y)| x != y));
-    assert!(
-        at.is_some(),
-        "the central's export holds the remote's frame for frame: the remote's first frame is the central's \
-         {first:?} (of {}), {} remote frames, first difference after it at {first_diff:?}",
-        m.len(),
-        t.len()
-    );
-    t.len()
-}
-
 /// Like [`assert_same_frames`], but the central may miss up to `missing` of the remote's
 /// frames (review H2: one GOP after a kill -9); nothing extra or different. Returns (remote
 /// frames, frames missing at the central).

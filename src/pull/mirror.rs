@@ -51,8 +51,13 @@ const DURABLE_EVERY: Duration = Duration::from_millis(250);
 const FLUSH_FRAMES: u64 = 2_000;
 /// How long a flush may take before the transfer fails (the storage is stuck).
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
-/// A retrieval body that sends nothing this long is cut.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A retrieval body that sends nothing this long is cut, and the link is down (IC-10): the
+/// remote's paced stream sends far more often, so a stall this long is a cut link, not a slow
+/// one (review-16 M6, STATUS-c F2: at 60 s status said "up" through a minute of outage).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+/// IC-6: the most credit the site's cap keeps from a stall (STATUS-c F4): after it the reader
+/// is ahead by at most this much of the cap, not at the path's full rate until caught up.
+const PACE_BURST: Duration = Duration::from_secs(1);
 /// L7, review-16 H1: a frame may lie this long after the range asked for, and an End's from/to
 /// this far from it (an event's range is the remote's µs reckoning of a ms time).
 const END_SLACK_US: i64 = 1_000_000;
@@ -212,6 +217,15 @@ pub struct SiteMirror {
 }
 
 /// Waits `d` or until `stop`; true when stopped.
+/// IC-6: how long to wait before reading on, for `received` bytes at `rate` bytes/s since
+/// `since` (monotonic). A stall leaves at most `PACE_BURST` of credit: `since` moves on to
+/// `now − due − PACE_BURST` (STATUS-c F4).
+fn pace(since: &mut Duration, now: Duration, received: u64, rate: f64) -> Duration {
+    let due = Duration::from_secs_f64(received as f64 / rate);
+    *since = (*since).max(now.saturating_sub(due + PACE_BURST));
+    due.saturating_sub(now.saturating_sub(*since))
+}
+
 async fn wait(stop: &Shutdown, d: Duration) -> bool {
     tokio::select! {
         _ = stop.stopped() => true,
@@ -797,6 +811,7 @@ impl SiteMirror {
         let mut first_run = saved.is_none() || status != StatusCode::PARTIAL_CONTENT;
         let mut received: u64 = 0;
         let started = self.clocks.monotonic();
+        let mut pace_since = started;
         let mut end = None;
         loop {
             let spent = self.clocks.monotonic().saturating_sub(started);
@@ -972,9 +987,8 @@ impl SiteMirror {
             // IC-6 on the client side: the site's cap, by waiting before reading on (TCP's
             // window then slows the remote).
             if let Some(rate) = rate {
-                let due = Duration::from_secs_f64(received as f64 / rate);
-                let spent = self.clocks.monotonic().saturating_sub(started);
-                if due > spent && wait(&self.stop, due - spent).await {
+                let pause = pace(&mut pace_since, self.clocks.monotonic(), received, rate);
+                if !pause.is_zero() && wait(&self.stop, pause).await {
                     self.durable(db, &cam.local, storage, &mut transfer, key_point.as_ref()).await?;
                     return Err(crate::err!(Unavailable, "stopping"));
                 }
@@ -1105,5 +1119,28 @@ mod tests {
             assert!(j.query.ends_with("&align=key"), "{other:?}: {}", j.query);
             assert_eq!((j.from_us, j.to_us), (a, a + 5_000_000));
         }
+    }
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+
+    /// IC-6 (STATUS-c F4): the cap paces to its rate, and a stall leaves at most `PACE_BURST`
+    /// of credit: after 10 s without bytes, 2 s of the cap's bytes at once wait 1 s (unbounded
+    /// credit would wait nothing until 11 s of bytes had come).
+    #[test]
+    fn ic6_cap_paces_and_bounds_a_stalls_credit() {
+        let rate = 1000.0;
+        let mut since = Duration::ZERO;
+        // Steady: 1000 bytes after 0.5 s wait the other 0.5 s; nothing moves `since`.
+        assert_eq!(pace(&mut since, Duration::from_millis(500), 1000, rate), Duration::from_millis(500));
+        assert_eq!(since, Duration::ZERO);
+        assert_eq!(pace(&mut since, S(1), 1000, rate), Duration::ZERO);
+        // A stall of 10 s: the credit is cut to 1 s.
+        assert_eq!(pace(&mut since, S(11), 1000, rate), Duration::ZERO);
+        assert_eq!(since, S(9));
+        assert_eq!(pace(&mut since, S(11), 2000, rate), Duration::ZERO);
+        assert_eq!(pace(&mut since, S(11), 3000, rate), S(1));
+        // Then the rate again: 1000 bytes a second.
+        assert_eq!(pace(&mut since, S(13), 4000, rate), Duration::ZERO);
+        assert_eq!(pace(&mut since, S(13), 5000, rate), S(1));
     }
 }
