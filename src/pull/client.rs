@@ -137,7 +137,7 @@ impl Client {
                 let provider = Arc::new(rustls::crypto::ring::default_provider());
                 let config = rustls::ClientConfig::builder_with_provider(provider.clone())
                     .with_safe_default_protocol_versions()
-                    .map_err(|e| crate::err!(Internal, "TLS client: {e}"))?
+                    .map_err(|e| crate::err!(Unavailable, "TLS client: {e}"))?
                     .dangerous()
                     .with_custom_certificate_verifier(Arc::new(Pinned { sha256, provider }))
                     .with_no_client_auth();
@@ -221,7 +221,7 @@ impl Client {
         let req = self
             .request("POST", "/api/v1/login", Some(body.clone()))
             .body(OneShot(Some(body)))
-            .map_err(|e| crate::err!(Internal, "login request: {e}"))?;
+            .map_err(|e| crate::err!(Unavailable, "login request: {e}"))?;
         let resp = self.send(req).await?;
         let status = resp.status();
         let text = read_to_end(resp.into_body(), 1 << 20).await?;
@@ -255,7 +255,7 @@ impl Client {
             for (k, v) in headers {
                 b = b.header(*k, v);
             }
-            let req = b.body(OneShot(None)).map_err(|e| crate::err!(Internal, "request {path}: {e}"))?;
+            let req = b.body(OneShot(None)).map_err(|e| crate::err!(Unavailable, "request {path}: {e}"))?;
             let resp = self.send(req).await?;
             if resp.status() == StatusCode::UNAUTHORIZED && attempt == 0 {
                 self.token = None;

@@ -88,50 +88,49 @@ const REFUSED_BACKOFF: Duration = Duration::from_secs(60);
 const DATA_LOSS_BACKOFF: Duration = Duration::from_secs(600);
 
 /// Whether an error is the site link's (review-16 M3, IC-10): the remote could not be reached or
-/// did not answer (connect, TLS, timeouts, a cut body, 5xx: `Unavailable`), or refused the account
-/// even after a new login (401: `Unauthenticated`). Everything else (4xx, a damaged stream, the
-/// local camera or storage) is one camera's, and leaves the link and the other cameras alone.
+/// did not answer (connect, TLS, timeouts, a cut body, a 5xx to a site-wide request:
+/// `Unavailable`), or refused the account even after a new login (401: `Unauthenticated`).
+/// Everything else (4xx, a 5xx to one camera's retrieval, a damaged stream, the local camera,
+/// its storage or the cursor database) is one camera's, and leaves the link and the other
+/// cameras alone (review-16 M4).
 fn is_link_error(e: &Error) -> bool {
-    matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Unauthenticated | ErrorKind::Internal)
+    matches!(e.kind(), ErrorKind::Unavailable | ErrorKind::Unauthenticated)
+}
+
+/// Review-16 M4: a 5xx to one camera's retrieval is that camera's error (its storage failing on
+/// the remote, or the remote's retrieval window or capacity, IC-6: 503), not the link's: `Internal`
+/// or `ResourceExhausted` instead of `Unavailable`. A 503's `Retry-After` (seconds, at most an
+/// hour) is when that camera tries again.
+fn camera_status_error(e: Error, status: StatusCode, retry_after: Option<&str>) -> (Error, Option<Duration>) {
+    if !status.is_server_error() {
+        return (e, None);
+    }
+    let after = retry_after
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|s| Duration::from_secs(s.min(3600)))
+        .filter(|_| status == StatusCode::SERVICE_UNAVAILABLE);
+    let kind =
+        if status == StatusCode::SERVICE_UNAVAILABLE { ErrorKind::ResourceExhausted } else { ErrorKind::Internal };
+    (Error::new(kind, e.to_string()), after)
 }
 
 /// What the mirror needs of one camera of this recorder: its stats (status) and its storage.
 pub type Lookup = Arc<dyn Fn(&str) -> Option<(Arc<CameraStats>, StorageHandle)> + Send + Sync>;
 
-/// The live state status reads (one per site).
-pub struct SiteState {
-    pub name: String,
-    pub url: String,
-    pub link: &'static str,
-    pub since_us: i64,
-    pub last_error: Option<String>,
-    pub bytes_received: u64,
-    pub cameras: Vec<PullCameraSnapshot>,
-}
+/// The live state status reads (one per site): status's own snapshot type, kept up to date by
+/// the site's thread and cloned by `Pull::snapshot` (read-back D4).
+pub type SiteState = PullSiteSnapshot;
 
-impl SiteState {
-    pub fn new(site: &SiteConfig) -> SiteState {
-        SiteState {
-            name: site.name.clone(),
-            url: site.url.to_string(),
-            link: "waiting",
-            since_us: 0,
-            last_error: None,
-            bytes_received: 0,
-            cameras: site.cameras.iter().map(camera_snapshot).collect(),
-        }
-    }
-
-    pub fn snapshot(&self) -> PullSiteSnapshot {
-        PullSiteSnapshot {
-            name: self.name.clone(),
-            url: self.url.clone(),
-            link: self.link,
-            since_us: self.since_us,
-            last_error: self.last_error.clone(),
-            bytes_received: self.bytes_received,
-            cameras: self.cameras.clone(),
-        }
+/// A site's state before its first request: the link is "waiting".
+pub fn new_state(site: &SiteConfig) -> SiteState {
+    PullSiteSnapshot {
+        name: site.name.clone(),
+        url: site.url.to_string(),
+        link: "waiting",
+        since_us: 0,
+        last_error: None,
+        bytes_received: 0,
+        cameras: site.cameras.iter().map(camera_snapshot).collect(),
     }
 }
 
@@ -184,6 +183,12 @@ struct CamRun {
     local_run: u64,
     /// Wall time of the last frame handed to the writer by this process.
     last_written_us: Option<i64>,
+    /// In this process only: where a transfer the link cut can go on, the record just after the
+    /// last frame handed to the writer (mid-GOP, so never saved: a continuation after a restart
+    /// starts at a key frame, H2). Valid while the writer's run goes on, i.e. for the next try
+    /// of the same transfer after a link failure; anything else drops it. A reset of a flaky
+    /// link then costs the bytes of the record it cut, not the GOP before it (IC-5).
+    soft: Option<Transfer>,
     /// Review-16 H3: where the writer's current run ends, i.e. the end of the last window this
     /// process retrieved into it; None at start and after any failure. Only a window from exactly
     /// here continues the run (`align=exact`).
@@ -195,6 +200,8 @@ struct CamRun {
     /// A damaged stream (DataLoss) was answered by dropping the saved transfer and retrieving
     /// the window again without Range; a second one in a row parks the camera (M3).
     data_loss_retried: bool,
+    /// A 503's Retry-After for this camera's next try (review-16 M4, IC-6).
+    retry_after: Option<Duration>,
 }
 
 /// The mirror of one site: runs until `stop`.
@@ -245,6 +252,31 @@ async fn flush(storage: &StorageHandle) -> bool {
 async fn camera_visible(client: &mut Client, remote: &str) -> Result<bool, Error> {
     let v = client.get_json("/api/v1/cameras").await?;
     Ok(v["cameras"].as_array().is_some_and(|a| a.iter().any(|c| c["id"].as_str() == Some(remote))))
+}
+
+/// The decoder's sample entries as the cursor database keeps them.
+fn saved_entries(entries: &[WireSampleEntry]) -> Vec<SavedEntry> {
+    entries
+        .iter()
+        .map(|e| SavedEntry {
+            stream: e.stream.code(),
+            entry: e.entry,
+            timescale: e.timescale,
+            box_bytes: e.sample_entry.box_bytes().to_vec(),
+        })
+        .collect()
+}
+
+/// `CamRun::soft` for a transfer the link cut: the decoder's position (every record before it
+/// was handled) when the last record handled there was a frame handed to the writer (`wrote`)
+/// and none is held back (H2); else None (the next try starts at the durable key frame).
+fn soft_point(transfer: &Transfer, decoder: &FrameStreamDecoder, wrote: bool) -> Option<Transfer> {
+    (wrote && !transfer.etag.is_empty()).then(|| Transfer {
+        offset: decoder.offset(),
+        entries: saved_entries(&decoder.entries()),
+        run: decoder.run(),
+        ..transfer.clone()
+    })
 }
 
 /// `us` down to a whole millisecond: the request times (RFC 3339 with milliseconds) say
@@ -394,6 +426,8 @@ impl SiteMirror {
                             *stats.last_error.lock().expect("error lock") = None;
                         }
                     }
+                    // L9: a stop during a transfer is not a failure of the link.
+                    Err(_) if self.stop.is_triggered() => return,
                     Err(_) if self.follow.cancelled(&self.site.cameras[i].local).is_some() => {
                         self.transfer_cancelled(i, &mut db);
                     }
@@ -449,6 +483,14 @@ impl SiteMirror {
     /// damaged again, the camera waits `DATA_LOSS_BACKOFF` with an error that says so.
     fn camera_failed(&self, db: &mut CursorDb, run: &mut CamRun, cam: &str, e: &Error, now_mono: Duration) -> String {
         let mut shown = e.to_string();
+        // M5: frames handed to the writer before a failure of this camera may not be stored
+        // (a storage that did not flush, a full queue): the next try skips only what the store
+        // holds (the restart path, H2), in a new run of the writer, and never continues mid-GOP.
+        if run.last_written_us.take().is_some() {
+            run.local_run += 1;
+        }
+        run.soft = None;
+        run.remote_run = None;
         let pause = match e.kind() {
             ErrorKind::DataLoss => {
                 if let Err(d) = db.drop_transfer(cam) {
@@ -472,10 +514,12 @@ impl SiteMirror {
                 w
             }
         };
+        let pause = run.retry_after.take().map_or(pause, |a| a.max(pause));
         run.retry_at_mono = Some(now_mono + pause);
         // The remote answered (a 4xx, a damaged stream): the link itself is up. A local failure
-        // (the camera or its storage) says nothing about the link.
-        if e.kind() != ErrorKind::FailedPrecondition && e.kind() != ErrorKind::ResourceExhausted {
+        // (the camera, its storage, the cursor database) says nothing about the link (a 5xx set
+        // it up where it was answered).
+        if !matches!(e.kind(), ErrorKind::FailedPrecondition | ErrorKind::ResourceExhausted | ErrorKind::Internal) {
             self.set_link(Ok(()));
         }
         shown
@@ -593,8 +637,22 @@ impl SiteMirror {
         let Some((stats, storage)) = (self.lookup)(&cam.local) else {
             return Err(crate::err!(FailedPrecondition, "camera {} is not running here", cam.local));
         };
-        // A cut transfer is finished first, with the same query (the same bytes, IC-5).
+        // A cut transfer is finished first, with the same query (the same bytes, IC-5): from
+        // where this process stopped writing it when the link cut it (`soft`), else from its
+        // durable key frame.
+        let soft = run.soft.take();
         let saved = db.transfer(&cam.local)?;
+        let (saved, mid_gop) = match (saved, soft) {
+            (Some(t), Some(s))
+                if s.etag == t.etag
+                    && s.query == t.query
+                    && (s.from_us, s.to_us) == (t.from_us, t.to_us)
+                    && s.offset > t.offset =>
+            {
+                (Some(s), true)
+            }
+            (t, _) => (t, false),
+        };
         let job = match &saved {
             // L3: a resumed event transfer still completes its event (the cursor is saved with it).
             Some(t) => Job { from_us: t.from_us, to_us: t.to_us, query: t.query.clone(), event: t.event },
@@ -610,7 +668,7 @@ impl SiteMirror {
             },
         };
         run.exact_from = None;
-        let end = match self.transfer(i, db, client, run, &stats, &storage, &job, saved).await {
+        let end = match self.transfer(i, db, client, run, &stats, &storage, &job, saved, mid_gop).await {
             Ok(end) => end,
             // Review-16 H1: an event window damaged again after its retry without Range is
             // skipped (logged, shown as the camera's last error) so the event cursor moves on
@@ -653,7 +711,8 @@ impl SiteMirror {
         Ok(done_to > job.from_us || end.frames > 0)
     }
 
-    /// Retrieves `job` (resuming `saved` when given) into the camera's storage; returns the End.
+    /// Retrieves `job` (resuming `saved` when given; `mid_gop`: `saved` is this process's
+    /// `CamRun::soft`, not a durable key frame) into the camera's storage; returns the End.
     #[allow(clippy::too_many_arguments)]
     async fn transfer(
         &self,
@@ -665,6 +724,7 @@ impl SiteMirror {
         storage: &StorageHandle,
         job: &Job,
         saved: Option<Transfer>,
+        mid_gop: bool,
     ) -> Result<crate::store::retrieve::WireEnd, Error> {
         let cam = &self.site.cameras[i];
         let path = format!("/api/v1/cameras/{}/retrieve?{}", q(&cam.remote), job.query);
@@ -722,7 +782,8 @@ impl SiteMirror {
                         })
                     })
                     .collect::<Result<Vec<_>, Error>>()?;
-                tracing::info!(site = %self.site.name, camera = %cam.local, offset = t.offset, "resuming a cut transfer (IC-5)");
+                tracing::info!(site = %self.site.name, camera = %cam.local, offset = t.offset, mid_gop,
+                    "resuming a cut transfer (IC-5)");
                 FrameStreamDecoder::resume_at(t.offset, entries, t.run)
             }
             (StatusCode::OK, saved) => {
@@ -733,6 +794,8 @@ impl SiteMirror {
                 FrameStreamDecoder::new()
             }
             (s, _) => {
+                let headers_retry_after =
+                    resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
                 let mut body = resp.into_body();
                 let mut text = Vec::new();
                 while let Ok(Ok(Some(b))) = tokio::time::timeout(IDLE_TIMEOUT, client::next_chunk(&mut body)).await {
@@ -741,7 +804,15 @@ impl SiteMirror {
                         break;
                     }
                 }
-                return Err(client::status_error(client.site(), &path, s, &text));
+                // M4: the remote answered; a 5xx here is this camera's error, not the link's.
+                let retry_after = headers_retry_after.as_deref();
+                let (e, after) =
+                    camera_status_error(client::status_error(client.site(), &path, s, &text), s, retry_after);
+                if s.is_server_error() {
+                    run.retry_after = after;
+                    self.set_link(Ok(()));
+                }
+                return Err(e);
             }
         };
         let mut transfer = Transfer {
@@ -755,12 +826,16 @@ impl SiteMirror {
             event: job.event,
         };
         // Where a continuation may start (H2): just before a video key frame, with the decoder's
-        // state there. A resumed transfer starts at one; a new one has none until its first key
-        // frame (nothing is saved before it).
+        // state there. A transfer resumed from its durable point starts at one; a new one, or one
+        // resumed mid-GOP (`soft`), has none until its next key frame (nothing is saved before
+        // it: the saved transfer stays the durable key frame before).
         let mut key_point = match (status, &saved) {
-            (StatusCode::PARTIAL_CONTENT, Some(_)) => Some(KeyPoint::of(&decoder, decoder.offset())),
+            (StatusCode::PARTIAL_CONTENT, Some(_)) if !mid_gop => Some(KeyPoint::of(&decoder, decoder.offset())),
             _ => None,
         };
+        // Whether the decoder's position is just after a frame this process handed to the writer
+        // (where `soft` may point): a mid-GOP continuation starts at one.
+        let mut wrote = mid_gop && status == StatusCode::PARTIAL_CONTENT;
         // Frames written already are not written twice. In this process the mirror knows the
         // last one it handed over (a resumed transfer restarts at the last durable key frame, so
         // frames up to it come again and are skipped; the writer's run goes on). After a restart
@@ -835,6 +910,7 @@ impl SiteMirror {
                 Ok(None) => break,
                 Err(e) => {
                     self.durable(db, &cam.local, storage, &mut transfer, key_point.as_ref()).await?;
+                    run.soft = soft_point(&transfer, &decoder, wrote && held_gop.is_empty());
                     return Err(e);
                 }
             };
@@ -958,6 +1034,7 @@ impl SiteMirror {
                             unflushed += len;
                             unflushed_frames += 1;
                         }
+                        wrote = true;
                         held_gop_bytes = 0;
                     }
                     WireRecord::End(e) => {
@@ -1006,6 +1083,7 @@ impl SiteMirror {
             Some(e) => Ok(e),
             None => {
                 self.durable(db, &cam.local, storage, &mut transfer, key_point.as_ref()).await?;
+                run.soft = soft_point(&transfer, &decoder, wrote && held_gop.is_empty());
                 Err(crate::err!(Unavailable, "the retrieval was cut at byte {} (resumed with Range)", decoder.offset()))
             }
         }
@@ -1065,16 +1143,7 @@ impl SiteMirror {
         }
         transfer.offset = point.offset;
         transfer.run = point.run;
-        transfer.entries = point
-            .entries
-            .iter()
-            .map(|e| SavedEntry {
-                stream: e.stream.code(),
-                entry: e.entry,
-                timescale: e.timescale,
-                box_bytes: e.sample_entry.box_bytes().to_vec(),
-            })
-            .collect();
+        transfer.entries = saved_entries(&point.entries);
         db.save_transfer(camera, transfer)
     }
 
@@ -1119,6 +1188,24 @@ mod tests {
             assert!(j.query.ends_with("&align=key"), "{other:?}: {}", j.query);
             assert_eq!((j.from_us, j.to_us), (a, a + 5_000_000));
         }
+    }
+
+    /// Review-16 M4 (IC-6, IC-10): a 5xx to one camera's retrieval is that camera's error; a
+    /// 503's Retry-After (bounded to an hour) is its next try; a 4xx stays as it was.
+    #[test]
+    fn m4_a_5xx_to_a_retrieval_is_the_cameras_error() {
+        let e = || crate::err!(Unavailable, "x");
+        let (k, a) = camera_status_error(e(), StatusCode::SERVICE_UNAVAILABLE, Some("120"));
+        assert_eq!((k.kind(), a), (ErrorKind::ResourceExhausted, Some(Duration::from_secs(120))));
+        assert!(!is_link_error(&k));
+        let (k, a) = camera_status_error(e(), StatusCode::SERVICE_UNAVAILABLE, Some("999999"));
+        assert_eq!((k.kind(), a), (ErrorKind::ResourceExhausted, Some(Duration::from_secs(3600))));
+        let (k, a) = camera_status_error(e(), StatusCode::INTERNAL_SERVER_ERROR, Some("5"));
+        assert_eq!((k.kind(), a), (ErrorKind::Internal, None));
+        assert!(!is_link_error(&k));
+        let (k, a) = camera_status_error(crate::err!(PermissionDenied, "x"), StatusCode::FORBIDDEN, None);
+        assert_eq!((k.kind(), a), (ErrorKind::PermissionDenied, None));
+        assert!(is_link_error(&crate::err!(Unavailable, "connect")));
     }
 
     const S: fn(u64) -> Duration = Duration::from_secs;

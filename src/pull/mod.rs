@@ -42,7 +42,7 @@ pub struct Pull {
 impl Pull {
     /// Status's `pull` object (IC-10), taken at once per site.
     pub fn snapshot(&self) -> PullSnapshot {
-        PullSnapshot { sites: self.sites.iter().map(|s| s.lock().expect("pull state lock").snapshot()).collect() }
+        PullSnapshot { sites: self.sites.iter().map(|s| s.lock().expect("pull state lock").clone()).collect() }
     }
 
     /// Issue 16 (IC-9, IC-13): the sites' mirrored cameras after an applied config change; each
@@ -152,7 +152,7 @@ pub fn start(
     let mut states = Vec::new();
     let mut follows = Vec::new();
     for site in sites {
-        let state = Arc::new(Mutex::new(mirror::SiteState::new(site)));
+        let state = Arc::new(Mutex::new(mirror::new_state(site)));
         states.push(state.clone());
         let follow = Arc::new(changes::Follow::new(&site.cameras));
         follows.push((site.name.clone(), follow.clone()));
