@@ -8,14 +8,14 @@ mod common;
 use std::time::Duration;
 
 use common::recorder::{rfc3339, RecorderProc};
-use common::{http_get, http_get_range, http_request};
+use common::{http_get, http_get_range, http_request, HttpResponse};
 
 const STORAGE: &str = "[[storage]]\nid = \"main\"\nsize = \"64MiB\"\nsegment_size = \"2MiB\"\nsync_interval_ms = 200\n";
 const DEMO: &str = "[[camera]]\nid = \"demo\"\nsource = \"demo:\"\n";
 
-/// A recorder of the demo camera once it holds 3.5 s, and the URL of its export of 2.5 s of
-/// them (`from`, `to`).
-fn demo_export(dir: &std::path::Path) -> (RecorderProc, String, i64, i64) {
+/// A recorder of the demo camera once it holds 3.5 s, the URL of its export of 2.5 s of them
+/// (`from`, `to`), and that export fetched whole (200).
+fn demo_export(dir: &std::path::Path) -> (RecorderProc, String, i64, i64, HttpResponse) {
     let rec = RecorderProc::start(dir, &format!("{STORAGE}{DEMO}"));
     rec.wait_frames("demo", 100, Duration::from_secs(30));
     let start = common::wait_for(Duration::from_secs(30), || {
@@ -26,7 +26,9 @@ fn demo_export(dir: &std::path::Path) -> (RecorderProc, String, i64, i64) {
     .expect("3.5 s recorded");
     let (from, to) = (start + 500_000, start + 3_000_000);
     let url = rec.url(&format!("/api/v1/cameras/demo/export.mp4?from={}&to={}", rfc3339(from), rfc3339(to)));
-    (rec, url, from, to)
+    let full = http_get(&url).unwrap();
+    assert_eq!(full.status, 200, "{}", full.text());
+    (rec, url, from, to, full)
 }
 
 /// The outcomes of the audit entries of `action`, oldest first.
@@ -46,9 +48,7 @@ fn audited(rec: &RecorderProc, action: &str) -> Vec<String> {
 #[test]
 fn export_is_a_stable_rangeable_virtual_file() {
     let tmp = common::temp_dir();
-    let (rec, url, from, to) = demo_export(tmp.path());
-    let full = http_get(&url).unwrap();
-    assert_eq!(full.status, 200, "{}", full.text());
+    let (rec, url, from, to, full) = demo_export(tmp.path());
     let len: usize = full.header("Content-Length").unwrap().parse().unwrap();
     assert_eq!(len, full.body.len());
     assert_eq!(full.header("Content-Type"), Some("video/mp4"));
@@ -129,9 +129,7 @@ fn export_is_a_stable_rangeable_virtual_file() {
 #[test]
 fn review16_l1_invalid_ranges_are_ignored_and_if_none_match_compares_weakly() {
     let tmp = common::temp_dir();
-    let (_rec, url, ..) = demo_export(tmp.path());
-    let full = http_get(&url).unwrap();
-    assert_eq!(full.status, 200, "{}", full.text());
+    let (_rec, url, .., full) = demo_export(tmp.path());
     let len = full.body.len();
     let etag = full.header("ETag").unwrap().to_owned();
     for range in ["items=0-1", "bytes=abc", "bytes=5-1", "bytes=-", "bytes=+5-9", "bytes 0-9", "bytes=0x10-"] {
@@ -180,9 +178,7 @@ fn review16_l1_invalid_ranges_are_ignored_and_if_none_match_compares_weakly() {
 #[test]
 fn review16_l2_refused_ranged_requests_are_audited_and_a_304_is_not() {
     let tmp = common::temp_dir();
-    let (rec, url, from, _) = demo_export(tmp.path());
-    let full = http_get(&url).unwrap();
-    assert_eq!(full.status, 200, "{}", full.text());
+    let (rec, url, from, _, full) = demo_export(tmp.path());
     let etag = full.header("ETag").unwrap().to_owned();
     assert_eq!(audited(&rec, "export"), ["granted"], "the first download");
     // Refused by the handler: an invalid range (400) and a range without recordings (404).
