@@ -353,4 +353,8 @@ fn review16_l3_netns_names_are_unambiguous_and_dead_processes_namespaces_are_swe
     assert_ne!(ia, ib);
     a.ip(&["link", "show", &ia]);
     b.ip(&["link", "show", &ib]);
+    // A later sweep keeps this process's own namespaces.
+    sweep_dead();
+    assert!(listed().iter().any(|n| *n == *a.name), "{:?}", listed());
+    a.ip(&["link", "show", &ia]);
 }

@@ -51,17 +51,24 @@ pub fn pid_of(name: &str) -> Option<u32> {
     name.strip_prefix(NS_PREFIX)?.split('-').next()?.parse().ok()
 }
 
-/// Deletes the namespaces of this module whose process is gone, and those named with this
-/// process's pid (an earlier process had it: this one sweeps before it makes any), so that a test
-/// process killed with SIGKILL leaks nothing for long and a reused pid never meets its old names
-/// in `ip netns add` (review-16 L3). Namespaces of the other running test processes are kept.
+/// Deletes the namespaces of this module whose process is gone, so that a test process killed
+/// with SIGKILL leaks nothing for long (review-16 L3). Namespaces of running processes are kept,
+/// this one's too.
 pub fn sweep_dead() {
+    sweep(false);
+}
+
+/// [`sweep_dead`]; with `own_too` also the namespaces named with this process's pid, which an
+/// earlier process with the same pid left, so a reused pid never meets its old names in
+/// `ip netns add`: only before this process makes any (the first [`NetNs::new`] does, once).
+fn sweep(own_too: bool) {
     let me = std::process::id();
     let Ok(dir) = std::fs::read_dir(NETNS_DIR) else { return };
     for entry in dir.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(pid) = pid_of(&name) else { continue };
-        if pid == me || !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        let gone = if pid == me { own_too } else { !std::path::Path::new(&format!("/proc/{pid}")).exists() };
+        if gone {
             // Another process may sweep the same name at once: its failure is not ours.
             let _ = Command::new("ip").args(["netns", "delete", &name]).output();
         }
@@ -77,7 +84,7 @@ pub struct NetNs {
 impl NetNs {
     pub fn new(role: &str) -> NetNs {
         static SWEEP: std::sync::Once = std::sync::Once::new();
-        SWEEP.call_once(sweep_dead);
+        SWEEP.call_once(|| sweep(true));
         let name = format!("{NS_PREFIX}{}-{}-{role}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         ip(&["netns", "add", &name]);
         let ns = NetNs { name };
