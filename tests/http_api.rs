@@ -8,15 +8,15 @@ mod common;
 use std::time::Duration;
 
 use common::recorder::{rfc3339, RecorderProc};
-use common::{http_get, http_get_range, http_request};
+use common::{http_get, http_get_range, http_request, HttpResponse};
 
 const STORAGE: &str = "[[storage]]\nid = \"main\"\nsize = \"64MiB\"\nsegment_size = \"2MiB\"\nsync_interval_ms = 200\n";
 const DEMO: &str = "[[camera]]\nid = \"demo\"\nsource = \"demo:\"\n";
 
-#[test]
-fn export_is_a_stable_rangeable_virtual_file() {
-    let tmp = common::temp_dir();
-    let rec = RecorderProc::start(tmp.path(), &format!("{STORAGE}{DEMO}"));
+/// A recorder of the demo camera once it holds 3.5 s, the URL of its export of 2.5 s of them
+/// (`from`, `to`), and that export fetched whole (200).
+fn demo_export(dir: &std::path::Path) -> (RecorderProc, String, i64, i64, HttpResponse) {
+    let rec = RecorderProc::start(dir, &format!("{STORAGE}{DEMO}"));
     rec.wait_frames("demo", 100, Duration::from_secs(30));
     let start = common::wait_for(Duration::from_secs(30), || {
         let r = rec.recordings("demo");
@@ -28,6 +28,27 @@ fn export_is_a_stable_rangeable_virtual_file() {
     let url = rec.url(&format!("/api/v1/cameras/demo/export.mp4?from={}&to={}", rfc3339(from), rfc3339(to)));
     let full = http_get(&url).unwrap();
     assert_eq!(full.status, 200, "{}", full.text());
+    (rec, url, from, to, full)
+}
+
+/// The outcomes of the audit entries of `action`, oldest first.
+fn audited(rec: &RecorderProc, action: &str) -> Vec<String> {
+    let audit = http_get(&rec.url("/api/v1/logs?kind=audit&limit=1000")).unwrap().json();
+    let mut out: Vec<String> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == action)
+        .map(|e| e["outcome"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    out.reverse();
+    out
+}
+
+#[test]
+fn export_is_a_stable_rangeable_virtual_file() {
+    let tmp = common::temp_dir();
+    let (rec, url, from, to, full) = demo_export(tmp.path());
     let len: usize = full.header("Content-Length").unwrap().parse().unwrap();
     assert_eq!(len, full.body.len());
     assert_eq!(full.header("Content-Type"), Some("video/mp4"));
@@ -58,10 +79,7 @@ fn export_is_a_stable_rangeable_virtual_file() {
     // IC-5, issue 16 D7 (one byte-range answer for export.mp4 and retrieve): `If-Range` with the
     // current ETag resumes (206), a stale one gets the whole file again (200), never a part of a
     // file that changed.
-    let exports_audited = || {
-        let audit = http_get(&rec.url("/api/v1/logs?kind=audit&limit=1000")).unwrap().json();
-        audit["entries"].as_array().unwrap().iter().filter(|e| e["action"] == "export").count()
-    };
+    let exports_audited = || audited(&rec, "export").len();
     let audited = exports_audited();
     let resumed = http_request("GET", &url, &[("Range", "bytes=1000-"), ("If-Range", &etag)], &[]).unwrap();
     assert_eq!(resumed.status, 206, "a matching If-Range resumes");
@@ -101,6 +119,92 @@ fn export_is_a_stable_rangeable_virtual_file() {
     let seqs = rec.recordings("demo");
     assert_eq!(seqs.len(), 1, "{seqs:?}");
     assert!(seqs[0].0 <= from && seqs[0].1 >= to);
+}
+
+/// Issue 16, review-16 L1 (IC-5, RFC 9110 §14.2, §13.1.2, §13.1.5): a `Range` that is not a
+/// valid byte range (another unit, a spec that does not parse, last < first) is ignored: 200 with
+/// the whole file; 416 only for a valid range that does not overlap the file. `If-None-Match`
+/// compares weakly (`W/"x"` matches `"x"`) and `*` matches the file; `If-Range` compares strongly,
+/// so a weak tag or an HTTP-date never resumes: the whole file, 200.
+#[test]
+fn review16_l1_invalid_ranges_are_ignored_and_if_none_match_compares_weakly() {
+    let tmp = common::temp_dir();
+    let (_rec, url, .., full) = demo_export(tmp.path());
+    let len = full.body.len();
+    let etag = full.header("ETag").unwrap().to_owned();
+    for range in ["items=0-1", "bytes=abc", "bytes=5-1", "bytes=-", "bytes=+5-9", "bytes 0-9", "bytes=0x10-"] {
+        let r = http_get_range(&url, range).unwrap();
+        assert_eq!(r.status, 200, "Range: {range} is ignored");
+        assert!(r.header("Content-Range").is_none(), "Range: {range}");
+        assert!(r.body == full.body, "Range: {range}: the whole file");
+    }
+    // The unit is case-insensitive; a valid range still gives its part.
+    let part = http_get_range(&url, "Bytes=10-19").unwrap();
+    assert_eq!(part.status, 206);
+    assert!(part.body == full.body[10..20]);
+    // Valid but unsatisfiable: past the end, or a zero-length suffix.
+    for range in [format!("bytes={len}-"), format!("bytes={}-{}", len + 5, len + 9), "bytes=-0".to_owned()] {
+        let r = http_get_range(&url, &range).unwrap();
+        assert_eq!(r.status, 416, "Range: {range}");
+        assert_eq!(r.header("Content-Range"), Some(format!("bytes */{len}").as_str()), "Range: {range}");
+    }
+    // If-None-Match: weak comparison, `*`, and a list.
+    let weak = format!("W/{etag}");
+    for inm in ["*", weak.as_str(), &format!("\"other\", {weak}"), &etag] {
+        let r = http_request("GET", &url, &[("If-None-Match", inm)], &[]).unwrap();
+        assert_eq!(r.status, 304, "If-None-Match: {inm}");
+        assert_eq!(r.header("ETag"), Some(etag.as_str()), "If-None-Match: {inm}");
+        assert!(r.body.is_empty());
+    }
+    let other = http_request("GET", &url, &[("If-None-Match", "\"other\", W/\"x\"")], &[]).unwrap();
+    assert_eq!(other.status, 200, "no tag matches");
+    assert!(other.body == full.body);
+    // If-Range: strong comparison; a weak tag or a date does not resume.
+    let date = "Sun, 06 Dec 2026 10:00:00 GMT";
+    for if_range in [weak.as_str(), date] {
+        let r = http_request("GET", &url, &[("Range", "bytes=1000-"), ("If-Range", if_range)], &[]).unwrap();
+        assert_eq!(r.status, 200, "If-Range: {if_range}");
+        assert!(r.header("Content-Range").is_none());
+        assert!(r.body == full.body, "If-Range: {if_range}: the whole file");
+    }
+    let resumed = http_request("GET", &url, &[("Range", "bytes=1000-"), ("If-Range", &etag)], &[]).unwrap();
+    assert_eq!(resumed.status, 206, "the current strong tag resumes");
+}
+
+/// Issue 16, review-16 L2 (IC-12, PR-9): the audit of a download's first request. A request the
+/// handler refuses is audited (as failed or denied, never granted) also when it carries
+/// `Range: bytes=0-`, as players and `curl -C -` send; a 304 is no download and is not audited;
+/// a resumption (`Range` past byte 0) or a 416 is not audited again.
+#[test]
+fn review16_l2_refused_ranged_requests_are_audited_and_a_304_is_not() {
+    let tmp = common::temp_dir();
+    let (rec, url, from, _, full) = demo_export(tmp.path());
+    let etag = full.header("ETag").unwrap().to_owned();
+    assert_eq!(audited(&rec, "export"), ["granted"], "the first download");
+    // Refused by the handler: an invalid range (400) and a range without recordings (404).
+    let bad =
+        rec.url(&format!("/api/v1/cameras/demo/export.mp4?from={}&to={}", rfc3339(from), rfc3339(from - 1_000_000)));
+    let r = http_get_range(&bad, "bytes=0-").unwrap();
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(audited(&rec, "export"), ["granted", "failed"], "a refused ranged request is audited");
+    let none = rec.url("/api/v1/cameras/demo/export.mp4?from=2001-01-01T00:00:00Z&to=2001-01-01T00:01:00Z");
+    let r = http_get_range(&none, "bytes=0-").unwrap();
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(audited(&rec, "export"), ["granted", "failed", "denied"], "a 404 with Range is audited");
+    // A 304 (with or without Range), a resumption and a 416 are not audited.
+    let r = http_request("GET", &url, &[("If-None-Match", &etag)], &[]).unwrap();
+    assert_eq!(r.status, 304);
+    let r = http_request("GET", &url, &[("If-None-Match", &etag), ("Range", "bytes=0-")], &[]).unwrap();
+    assert_eq!(r.status, 304);
+    let r = http_get_range(&url, "bytes=1000-").unwrap();
+    assert_eq!(r.status, 206);
+    let r = http_get_range(&url, &format!("bytes={}-", full.body.len())).unwrap();
+    assert_eq!(r.status, 416);
+    assert_eq!(audited(&rec, "export"), ["granted", "failed", "denied"], "nothing more audited");
+    // A refused request without Range is audited as before.
+    let r = http_get(&bad).unwrap();
+    assert_eq!(r.status, 400);
+    assert_eq!(audited(&rec, "export"), ["granted", "failed", "denied", "failed"]);
 }
 
 #[test]

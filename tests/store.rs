@@ -477,6 +477,44 @@ fn an_export_whose_chunks_are_reclaimed_midway_ends_with_gone() {
     drop(h.crash());
 }
 
+/// The writer setup of the export tests: a storage of 6 segments whose camera "cam" has frames
+/// `0..n` (frame 0 of 1234 bytes, frame i of 1000 + 7 i, 25 fps, a key frame every 25), flushed.
+/// Returns the harness and frame 0's wall time.
+fn frames_recorded(dir: &std::path::Path, n: usize) -> (Harness, i64) {
+    let mut h = Harness::open(dir, storage_cfg(dir, 6));
+    let first_wall = h.send(1234);
+    for i in 1..n {
+        h.send(1000 + i * 7);
+    }
+    h.flush();
+    (h, first_wall)
+}
+
+/// The whole of an export plan's file, read through its reader in pieces of at most `piece` bytes.
+fn read_plan(plan: &Arc<ExportPlan>, piece: usize) -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut r = plan.reader();
+    let mut buf = vec![0u8; piece];
+    loop {
+        let n = r.read_at(all.len() as u64, &mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        all.extend_from_slice(&buf[..n]);
+    }
+    all
+}
+
+/// The media bytes of frames `0..n` as [`frames_recorded`] sends them.
+fn frames_payload(n: u64) -> Vec<u8> {
+    let mut expected = Vec::new();
+    for i in 0..n {
+        let size = if i == 0 { 1234 } else { 1000 + i as usize * 7 };
+        expected.extend_from_slice(&Harness::payload(i, size));
+    }
+    expected
+}
+
 /// Issue 16 (review-16 H2, IC-5): a later run that starts before the earlier run's end (a pull
 /// mirror writing again, after a restart, the GOP its store held a part of) ends the earlier run
 /// at the later run's first frame: one export holds each frame once, in order, and runs to the
@@ -485,15 +523,10 @@ fn an_export_whose_chunks_are_reclaimed_midway_ends_with_gone() {
 #[test]
 fn an_export_across_two_overlapping_runs_holds_each_frame_once_in_order() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = storage_cfg(tmp.path(), 6);
-    let mut h = Harness::open(tmp.path(), cfg);
-    let first_wall = h.send(1234);
     // Frames 0..=87: the GOP from key frame 75 is held in part (75..=87).
-    for i in 1..88 {
-        h.send(1000 + i * 7);
-    }
-    h.flush();
-    // The same frames again from key frame 75, as a new run.
+    let (mut h, first_wall) = frames_recorded(tmp.path(), 88);
+    // The same frames again from key frame 75, as a new run (review-16 D2: the setup above is
+    // the one of the test below).
     h.run += 1;
     h.n = 75;
     h.next_media = 75 * 3600;
@@ -508,54 +541,20 @@ fn an_export_across_two_overlapping_runs_holds_each_frame_once_in_order() {
     assert_eq!(plan.video_frames, 175, "7 s at 25 fps, each frame once");
     assert_eq!(plan.gaps_us(), Vec::<(i64, i64)>::new(), "no gap at the cut");
     assert!(plan.end_wall_us >= first_wall + 6_990_000, "not cut short: ends at {}", plan.end_wall_us - first_wall);
-    let mut all = Vec::new();
-    let mut r = plan.reader();
-    let mut buf = vec![0u8; 7777];
-    loop {
-        let n = r.read_at(all.len() as u64, &mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        all.extend_from_slice(&buf[..n]);
-    }
-    let mut expected = Vec::new();
-    for n in 0..175u64 {
-        let size = if n == 0 { 1234 } else { 1000 + n as usize * 7 };
-        expected.extend_from_slice(&Harness::payload(n, size));
-    }
-    assert!(all.ends_with(&expected), "mdat holds frames 0..175 once each, in order");
+    let all = read_plan(&plan, 7777);
+    assert!(all.ends_with(&frames_payload(175)), "mdat holds frames 0..175 once each, in order");
     drop(h.crash());
 }
 
 #[test]
 fn exported_media_bytes_are_exactly_the_recorded_frames() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = storage_cfg(tmp.path(), 6);
-    let mut h = Harness::open(tmp.path(), cfg);
-    let first_wall = h.send(1234);
-    for i in 1..200 {
-        h.send(1000 + i * 7);
-    }
-    h.flush();
+    let (h, first_wall) = frames_recorded(tmp.path(), 200);
     let plan = Arc::new(ExportPlan::plan(&h.cfg.path, "cam", first_wall, first_wall + 4_000_000).unwrap());
     assert_eq!(plan.video_frames, 100, "4 s at 25 fps");
-    let mut all = Vec::new();
-    let mut r = plan.reader();
-    let mut buf = vec![0u8; 7777];
-    loop {
-        let n = r.read_at(all.len() as u64, &mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        all.extend_from_slice(&buf[..n]);
-    }
+    let all = read_plan(&plan, 7777);
     assert_eq!(all.len() as u64, plan.len());
-    let mut expected = Vec::new();
-    for n in 0..100u64 {
-        let size = if n == 0 { 1234 } else { 1000 + n as usize * 7 };
-        expected.extend_from_slice(&Harness::payload(n, size));
-    }
-    assert!(all.ends_with(&expected), "mdat holds the frames in order");
+    assert!(all.ends_with(&frames_payload(100)), "mdat holds the frames in order");
     drop(h.crash());
 }
 
@@ -964,18 +963,7 @@ fn seqs_in_newest_segments(cfg: &StorageConfig, target: usize) -> Vec<u64> {
 
 /// The whole export of `cam` from `from_us` on, as bytes.
 fn export_bytes(cfg: &StorageConfig, from_us: i64) -> Vec<u8> {
-    let plan = Arc::new(ExportPlan::plan(&cfg.path, "cam", from_us, i64::MAX).unwrap());
-    let mut all = Vec::new();
-    let mut r = plan.reader();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = r.read_at(all.len() as u64, &mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        all.extend_from_slice(&buf[..n]);
-    }
-    all
+    export_between(cfg, from_us, i64::MAX)
 }
 
 fn segment_files(cfg: &StorageConfig) -> usize {
@@ -1166,18 +1154,7 @@ fn pinned_rows(cfg: &StorageConfig, ranges: &[(i64, i64)]) -> Vec<store::index::
 
 /// The export of `cam` in [from, to), as bytes.
 fn export_between(cfg: &StorageConfig, from_us: i64, to_us: i64) -> Vec<u8> {
-    let plan = Arc::new(ExportPlan::plan(&cfg.path, "cam", from_us, to_us).unwrap());
-    let mut all = Vec::new();
-    let mut r = plan.reader();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = r.read_at(all.len() as u64, &mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        all.extend_from_slice(&buf[..n]);
-    }
-    all
+    read_plan(&Arc::new(ExportPlan::plan(&cfg.path, "cam", from_us, to_us).unwrap()), 1 << 16)
 }
 
 fn stat(a: &std::sync::atomic::AtomicU64) -> u64 {

@@ -1,8 +1,10 @@
 //! Network namespaces for the interconnect's network tests (issue 16): two boxes on one machine
 //! with a real link between them that a test can cut (`ip link set … down`).
 //!
-//! - [`NetNs`]: a named namespace (`ip netns add`, unique per process and test) with its
-//!   loopback up, deleted on drop (also when the test panics).
+//! - [`NetNs`]: a named namespace (`ip netns add`, `edgerec-<pid>-<n>-<role>`: unique per
+//!   process and test) with its loopback up, deleted on drop (also when the test panics). A
+//!   namespace outlives a test process killed with SIGKILL (a CI timeout): the first [`NetNs`] of
+//!   a process sweeps those whose process is gone (review-16 L3).
 //! - [`NetNs::run`]: runs a closure on a thread that has entered the namespace (`setns`), so
 //!   every socket it opens and every process it spawns lives there. The existing helpers
 //!   (`RecorderProc`, `Central`, `RtspServer`) are used unchanged inside it.
@@ -23,16 +25,54 @@ use std::sync::Arc;
 /// Makes names unique between the tests of one binary (the pid between binaries).
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
+/// The prefix of this module's namespace names (`edgerec-<pid>-<n>-<role>`).
+const NS_PREFIX: &str = "edgerec-";
+
+/// Where `ip netns` keeps its named namespaces.
+const NETNS_DIR: &str = "/run/netns";
+
 /// Runs `ip ARGS`; panics with its stderr when it fails.
 pub fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().expect("iproute2's `ip` is installed");
     assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
 }
 
-/// A short unique tag for names of namespaces and interfaces (interface names have at most
-/// 15 bytes): `e<pid mod 100000><n>`.
+/// A short unique tag for interface names: `e<pid>-<n>` (review-16 L3: the separator keeps pid 12
+/// with n = 34 apart from pid 123 with n = 4). With a one-letter suffix it fits the 15 bytes of an
+/// interface name: a pid has at most 7 digits (`pid_max` ≤ 4194304), leaving 5 for `n`.
 pub fn unique_tag() -> String {
-    format!("e{}{}", std::process::id() % 100_000, NEXT.fetch_add(1, Ordering::Relaxed))
+    let tag = format!("e{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    assert!(tag.len() < 15, "interface tag {tag} too long");
+    tag
+}
+
+/// The pid in a namespace name of this module (`edgerec-<pid>-…`), None for any other name.
+pub fn pid_of(name: &str) -> Option<u32> {
+    name.strip_prefix(NS_PREFIX)?.split('-').next()?.parse().ok()
+}
+
+/// Deletes the namespaces of this module whose process is gone, so that a test process killed
+/// with SIGKILL leaks nothing for long (review-16 L3). Namespaces of running processes are kept,
+/// this one's too.
+pub fn sweep_dead() {
+    sweep(false);
+}
+
+/// [`sweep_dead`]; with `own_too` also the namespaces named with this process's pid, which an
+/// earlier process with the same pid left, so a reused pid never meets its old names in
+/// `ip netns add`: only before this process makes any (the first [`NetNs::new`] does, once).
+fn sweep(own_too: bool) {
+    let me = std::process::id();
+    let Ok(dir) = std::fs::read_dir(NETNS_DIR) else { return };
+    for entry in dir.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = pid_of(&name) else { continue };
+        let gone = if pid == me { own_too } else { !std::path::Path::new(&format!("/proc/{pid}")).exists() };
+        if gone {
+            // Another process may sweep the same name at once: its failure is not ours.
+            let _ = Command::new("ip").args(["netns", "delete", &name]).output();
+        }
+    }
 }
 
 /// A network namespace of its own, with its loopback up. Deleted on drop; processes still in
@@ -43,7 +83,9 @@ pub struct NetNs {
 
 impl NetNs {
     pub fn new(role: &str) -> NetNs {
-        let name = format!("{}{role}", unique_tag());
+        static SWEEP: std::sync::Once = std::sync::Once::new();
+        SWEEP.call_once(|| sweep(true));
+        let name = format!("{NS_PREFIX}{}-{}-{role}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         ip(&["netns", "add", &name]);
         let ns = NetNs { name };
         ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
@@ -53,7 +95,7 @@ impl NetNs {
     /// Runs `f` on a thread inside the namespace and returns what it returns (a panic in it is
     /// this caller's panic). Processes spawned there live in the namespace.
     pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/run/netns/{}", self.name);
+        let path = format!("{NETNS_DIR}/{}", self.name);
         std::thread::scope(|s| {
             s.spawn(|| {
                 enter(&path);
@@ -78,7 +120,7 @@ impl Drop for NetNs {
     }
 }
 
-/// Moves the calling thread into the namespace at `path` (`/run/netns/NAME`).
+/// Moves the calling thread into the namespace at `path` (`NETNS_DIR/NAME`).
 fn enter(path: &str) {
     let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns(CLONE_NEWNET) needs root");
@@ -112,7 +154,7 @@ impl PortBridge {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a bridge port");
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
-        let path = format!("/run/netns/{}", ns.name);
+        let path = format!("{NETNS_DIR}/{}", ns.name);
         let flag = stop.clone();
         std::thread::spawn(move || {
             // This thread (and the copy threads it spawns) connect inside the namespace; the

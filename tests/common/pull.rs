@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::recorder::{rfc3339, RecorderProc, ADMIN, ADMIN_PASSWORD};
-use super::{edgerec_bin, free_local_port, http_get, wait_for};
+use super::{edgerec_bin, free_local_port, http_get, wait_for, RtspServer};
 
 /// The remote's storage: frames durable after half a second, so the mirror's lag can be short.
 pub const REMOTE_STORAGE: &str =
@@ -23,17 +23,102 @@ pub struct Remote {
     sha256: String,
 }
 
+/// A remote recording `rtsp_url` as its camera cam1.
 pub fn start_remote(dir: &Path, rtsp_url: &str) -> Remote {
+    start_remote_cameras(dir, &[("cam1", rtsp_url)])
+}
+
+/// The one way a remote starts (review-16 D3): `cameras` (`(id, rtsp_url)` each), HTTPS on
+/// `tls_ip` at a free port, HTTP on loopback port `http_port`.
+fn start_remote_on(dir: &Path, cameras: &[(&str, &str)], tls_ip: &str, http_port: u16) -> Remote {
     let tls_port = free_local_port();
-    let body = format!("{REMOTE_STORAGE}[[camera]]\nid = \"cam1\"\nsource = \"{rtsp_url}\"\n");
-    let rec = RecorderProc::start_with_server(
-        dir,
-        &format!("tls_listen = \"127.0.0.1:{tls_port}\"\n"),
-        &body,
-        free_local_port(),
-    );
+    let mut body = REMOTE_STORAGE.to_owned();
+    for (id, url) in cameras {
+        body.push_str(&format!("[[camera]]\nid = \"{id}\"\nsource = \"{url}\"\n"));
+    }
+    let rec =
+        RecorderProc::start_with_server(dir, &format!("tls_listen = \"{tls_ip}:{tls_port}\"\n"), &body, http_port);
     let sha256 = cert_sha256(&dir.join("tls").join("cert.pem"));
     Remote { rec, tls_port, sha256 }
+}
+
+/// Issue 16 (review-16 D1): the remote+central pair the interconnect tests start from: the test
+/// RTSP server with a mount per camera (its spec, e.g. `live:h264`), a remote that records them
+/// (cam1, …) in `<tmp>/remote`, and the central's directory `<tmp>/central` (made; each test starts
+/// its central with the sites it needs, [`Pair::central`]). Dropped in field order: the
+/// remote, the camera, then the directory.
+pub struct Pair {
+    pub remote: Remote,
+    pub rtsp: RtspServer,
+    /// The central's directory (its config, data and password files).
+    pub cdir: PathBuf,
+    pub tmp: tempfile::TempDir,
+}
+
+/// A [`Pair`] whose camera cam1 is `spec`.
+pub fn pair(spec: &str) -> Pair {
+    pair_of(&[("cam1", spec)])
+}
+
+/// A [`Pair`] whose remote has several cameras: `(id, spec)` each, the RTSP server's mount `/<id>`.
+pub fn pair_of(cameras: &[(&str, &str)]) -> Pair {
+    let tmp = super::temp_dir();
+    let mounts: Vec<(String, &str)> = cameras.iter().map(|(id, spec)| (format!("/{id}"), *spec)).collect();
+    let rtsp = RtspServer::start(&mounts.iter().map(|(m, spec)| (m.as_str(), *spec)).collect::<Vec<_>>());
+    let urls: Vec<(&str, String)> = cameras.iter().map(|(id, _)| (*id, rtsp.url(&format!("/{id}")))).collect();
+    let urls: Vec<(&str, &str)> = urls.iter().map(|(id, url)| (*id, url.as_str())).collect();
+    let remote = start_remote_cameras(&tmp.path().join("remote"), &urls);
+    let cdir = tmp.path().join("central");
+    std::fs::create_dir_all(&cdir).unwrap();
+    Pair { remote, rtsp, cdir, tmp }
+}
+
+impl Pair {
+    /// The test's directory (the remote's and the central's are below it).
+    pub fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Waits (up to `timeout`) until the remote's first recording of cam1 is longer than
+    /// `us`; returns its start.
+    pub fn remote_recorded(&self, us: i64, timeout: Duration) -> i64 {
+        wait_for(timeout, || self.remote.rec.recordings("cam1").first().filter(|(s, e)| e - s > us).map(|(s, _)| *s))
+            .unwrap_or_else(|| panic!("the remote records: {}", self.remote.rec.log_text()))
+    }
+
+    /// One `[[remote_site]]` of the remote, as [`site_toml`] writes it in the central's directory.
+    pub fn site(&self, name: &str, user: &str, password: &str, site_extra: &str, camera: &str) -> String {
+        site_toml(&self.cdir, &self.remote, name, user, password, site_extra, camera)
+    }
+
+    /// The central with `sites`, with its own `[[storage]]` lines when `storage` is given.
+    pub fn central(&self, storage: Option<&str>, sites: &str) -> Central {
+        match storage {
+            Some(storage) => Central::start_with_storage(&self.cdir, storage, sites),
+            None => Central::start(&self.cdir, sites),
+        }
+    }
+
+    /// The bytes of the remote's retrieval of cam1 over [from, to) (`align=key`), fetched once
+    /// by the test: what a mirror of the range has to receive (IC-5).
+    pub fn retrieval_len(&self, from: i64, to: i64) -> u64 {
+        let q = format!("/api/v1/cameras/cam1/retrieve?from={}&to={}&align=key", rfc3339(from), rfc3339(to));
+        let whole = http_get(&self.remote.rec.url(&q)).unwrap();
+        assert_eq!(whole.status, 200, "{}", whole.text());
+        whole.body.len() as u64
+    }
+
+    /// The MD5s of the video frames of the remote's own export of cam1 over [a, b).
+    pub fn remote_frames(&self, a: i64, b: i64) -> Vec<String> {
+        let theirs = self.dir().join(format!("remote-{a}-{b}.mp4"));
+        export(&self.remote.rec.url(&export_query("cam1", a, b)), &theirs);
+        frame_md5s(&theirs)
+    }
+}
+
+/// A ranges-mode camera table's lines for [from, to) (IC-4b).
+pub fn ranges_camera(from: i64, to: i64) -> String {
+    format!("mode = \"ranges\"\n[[remote_site.camera.range]]\nfrom = \"{}\"\nto = \"{}\"\n", rfc3339(from), rfc3339(to))
 }
 
 /// The SHA-256 of the PEM certificate's DER, as `openssl x509 -fingerprint -sha256` prints it.
@@ -328,12 +413,7 @@ pub fn central_frames_by_run(central: &Central, camera: &str, from: i64, to: i64
 /// network namespace reaches it over a veth link; tests/pull_net.rs) and HTTP on the remote's
 /// loopback port `http_port`.
 pub fn start_remote_tls_on(dir: &Path, rtsp_url: &str, tls_ip: &str, http_port: u16) -> Remote {
-    let tls_port = free_local_port();
-    let body = format!("{REMOTE_STORAGE}[[camera]]\nid = \"cam1\"\nsource = \"{rtsp_url}\"\n");
-    let rec =
-        RecorderProc::start_with_server(dir, &format!("tls_listen = \"{tls_ip}:{tls_port}\"\n"), &body, http_port);
-    let sha256 = cert_sha256(&dir.join("tls").join("cert.pem"));
-    Remote { rec, tls_port, sha256 }
+    start_remote_on(dir, &[("cam1", rtsp_url)], tls_ip, http_port)
 }
 
 /// A [`site_toml`] whose URL reaches the remote at `host:port` instead of its loopback TLS port
@@ -424,19 +504,7 @@ impl Central {
 
 /// Like `start_remote` with several cameras: `(id, rtsp_url)` each.
 pub fn start_remote_cameras(dir: &Path, cameras: &[(&str, &str)]) -> Remote {
-    let tls_port = free_local_port();
-    let mut body = REMOTE_STORAGE.to_owned();
-    for (id, url) in cameras {
-        body.push_str(&format!("[[camera]]\nid = \"{id}\"\nsource = \"{url}\"\n"));
-    }
-    let rec = RecorderProc::start_with_server(
-        dir,
-        &format!("tls_listen = \"127.0.0.1:{tls_port}\"\n"),
-        &body,
-        free_local_port(),
-    );
-    let sha256 = cert_sha256(&dir.join("tls").join("cert.pem"));
-    Remote { rec, tls_port, sha256 }
+    start_remote_on(dir, cameras, "127.0.0.1", free_local_port())
 }
 
 impl Remote {

@@ -96,11 +96,19 @@ pub(super) fn body_object(call: &mut Call) -> Result<serde_json::Map<String, ser
 
 /// The byte-range answer of a stable virtual file of `len` bytes whose strong validator is `etag`
 /// (export.mp4 and playback.mp4, `recordings`; the frame stream, `retrieve`; IC-5, issue 16 D7:
-/// one answer for all of them). `If-None-Match` naming `etag` → 304. `Range` → 206 with
-/// `Content-Range`, or 416 with `bytes */len` when it cannot be satisfied; it applies only while
-/// `If-Range` (when given) is `etag` itself (RFC 9110 §13.1.5, strong comparison), so a client
-/// resuming a file that changed gets the whole new one with 200. Otherwise 200 with the whole
-/// file. An answer with a body has `Content-Type`, `Accept-Ranges: bytes`, the `ETag` and a known
+/// one answer for all of them), after RFC 9110:
+/// - `If-None-Match` (§13.1.2, weak comparison): `*`, or a listed tag equal to `etag` with or
+///   without `W/` → 304 with the `ETag` (review-16 L1).
+/// - `Range` (§14.2): a valid byte range → 206 with `Content-Range`; a valid one that does not
+///   overlap the file → 416 with `bytes */len`; one that is not a valid byte range (another unit,
+///   a spec that does not parse, last < first) or asks several ranges is ignored: 200 with the
+///   whole file (review-16 L1, `parse_range`).
+/// - `If-Range` (§13.1.5, strong comparison): `Range` applies only while it is `etag` itself, so
+///   a client resuming a file that changed gets the whole new one with 200. A weak tag never
+///   matches, and neither does an HTTP-date: the file has no `Last-Modified` to compare it with
+///   (the RFC lets a server that cannot validate a date send the whole file).
+///
+/// An answer with a body has `Content-Type`, `Accept-Ranges: bytes`, the `ETag` and a known
 /// `Content-Length` (never chunked: clients resume against it); `body(start, end)` makes the
 /// reader of bytes `[start, end)` and is called only for such an answer.
 pub(super) fn ranged<R: Read + Send + 'static>(
@@ -110,15 +118,17 @@ pub(super) fn ranged<R: Read + Send + 'static>(
     content_type: &str,
     body: impl FnOnce(u64, u64) -> R,
 ) -> Response {
-    if req.headers_named("If-None-Match").any(|v| v.split(',').any(|t| t.trim() == etag)) {
+    let weak = |tag: &str| tag.strip_prefix("W/").unwrap_or(tag).to_owned();
+    let none_match = |v: &str| v.split(',').map(str::trim).any(|t| t == "*" || weak(t) == weak(etag));
+    if req.headers_named("If-None-Match").any(none_match) {
         return Response::new(304, Body::Empty).with_header("ETag", etag);
     }
     let range_applies = req.header("If-Range").is_none_or(|v| v.trim() == etag);
-    let range = req.header("Range").filter(|_| range_applies).map(|v| parse_range(v, len));
+    let range = req.header("Range").filter(|_| range_applies).map_or(RangeAsk::Whole, |v| parse_range(v, len));
     let (status, start, end) = match range {
-        None | Some(Ok(None)) => (200, 0, len),
-        Some(Ok(Some((s, e)))) => (206, s, e + 1),
-        Some(Err(())) => {
+        RangeAsk::Whole => (200, 0, len),
+        RangeAsk::Part(first, last) => (206, first, last + 1),
+        RangeAsk::Unsatisfiable => {
             return Response::new(416, Body::Empty)
                 .with_header("Content-Range", &format!("bytes */{len}"))
                 .with_header("ETag", etag);
@@ -135,36 +145,60 @@ pub(super) fn ranged<R: Read + Send + 'static>(
     resp
 }
 
-/// Parses a single `Range: bytes=…` against `len`: Ok(None) = whole file, Err(()) = unsatisfiable.
-fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
-    let spec = value.trim().strip_prefix("bytes=").ok_or(())?;
-    if spec.contains(',') {
-        // Multiple ranges: serve the whole file (allowed by RFC 9110 §14.2).
-        return Ok(None);
-    }
-    let (a, b) = spec.split_once('-').ok_or(())?;
-    let (start, end) = match (a.trim(), b.trim()) {
-        ("", n) => {
-            let n: u64 = n.parse().map_err(|_| ())?;
-            if n == 0 {
-                return Err(());
-            }
-            (len.saturating_sub(n), len.saturating_sub(1))
-        }
-        (s, "") => (s.parse().map_err(|_| ())?, len.saturating_sub(1)),
-        (s, e) => (s.parse().map_err(|_| ())?, e.parse::<u64>().map_err(|_| ())?.min(len.saturating_sub(1))),
+/// What a `Range` header asks of a file (RFC 9110 §14.1.2, §14.2).
+#[derive(Debug, PartialEq, Eq)]
+enum RangeAsk {
+    /// No range to apply: the whole file, 200. Also for a header that is not a valid byte range
+    /// (another unit, a spec that does not parse, last < first), which RFC 9110 lets a server
+    /// ignore, and for several ranges (review-16 L1).
+    Whole,
+    /// Bytes `first..=last` of the file (`last` clipped to its end).
+    Part(u64, u64),
+    /// A valid byte range that does not overlap the file (its first byte at or past the end, or
+    /// a zero-length suffix): 416.
+    Unsatisfiable,
+}
+
+/// Parses one `Range` value against a file of `len` bytes (the unit is case-insensitive; a
+/// position is ASCII digits only, and one too large for u64 is past any end).
+fn parse_range(value: &str, len: u64) -> RangeAsk {
+    let pos = |s: &str| {
+        let s = s.trim();
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse::<u64>().unwrap_or(u64::MAX))
     };
-    if start > end || start >= len {
-        return Err(());
+    let Some((unit, spec)) = value.trim().split_once('=') else { return RangeAsk::Whole };
+    if !unit.trim().eq_ignore_ascii_case("bytes") || spec.contains(',') {
+        return RangeAsk::Whole;
     }
-    Ok(Some((start, end)))
+    let Some((a, b)) = spec.split_once('-') else { return RangeAsk::Whole };
+    match (a.trim().is_empty(), pos(a), b.trim().is_empty(), pos(b)) {
+        // `-N`: the last N bytes (all of a shorter file); `-0` overlaps nothing.
+        (true, _, false, Some(n)) => match n.min(len) {
+            0 => RangeAsk::Unsatisfiable,
+            n => RangeAsk::Part(len - n, len - 1),
+        },
+        // `F-`: from F to the end.
+        (false, Some(first), true, _) if first < len => RangeAsk::Part(first, len - 1),
+        (false, Some(_), true, _) => RangeAsk::Unsatisfiable,
+        // `F-L` with F ≤ L.
+        (false, Some(first), false, Some(last)) if first <= last => {
+            if first < len {
+                RangeAsk::Part(first, last.min(len - 1))
+            } else {
+                RangeAsk::Unsatisfiable
+            }
+        }
+        _ => RangeAsk::Whole,
+    }
 }
 
 /// Audits the answer `r` of a download route (export.mp4, retrieve) when it is the first request
 /// of a transfer: one without `Range`, or any 200 or a 206 from byte 0, so a client that always
-/// sends `Range: bytes=0-` is audited too (issue 16 review L1); a resumption is not audited again.
-/// A refusal the handler answers itself (a 4xx/5xx `Response`, such as the interconnect policy's
-/// 503) is audited as failed, not granted.
+/// sends `Range: bytes=0-` is audited too (issue 16 review L1); a resumption (a 206 past byte 0)
+/// and a 416 are not audited again. A refusal is audited as failed or denied, never granted,
+/// whether the handler returns an error (also with `Range`, as players and `curl -C -` send it:
+/// review-16 L2) or answers a 4xx/5xx `Response` itself (such as the interconnect policy's 503).
+/// A 304 sends nothing and is not audited (review-16 L2).
 pub(super) fn audit_transfer(ctx: &Ctx, call: &Call, r: &Result<Response, Error>) {
     let from_start = |resp: &Response| {
         resp.status == 200
@@ -174,11 +208,13 @@ pub(super) fn audit_transfer(ctx: &Ctx, call: &Call, r: &Result<Response, Error>
                     .iter()
                     .any(|(n, v)| n.eq_ignore_ascii_case("Content-Range") && v.starts_with("bytes 0-")))
     };
-    let first = match r {
+    let audit = match r {
+        Err(_) => true,
+        Ok(resp) if resp.status == 304 || resp.status == 416 => false,
+        Ok(resp) if resp.status >= 400 => true,
         Ok(resp) => call.req.header("Range").is_none() || from_start(resp),
-        Err(_) => call.req.header("Range").is_none(),
     };
-    if !first {
+    if !audit {
         return;
     }
     let outcome: Result<(), Error> = match r {
@@ -294,18 +330,30 @@ pub(super) fn handle(ctx: &Ctx, route: &Route, call: &mut Call) -> Result<Respon
 
 #[cfg(test)]
 mod tests {
-    use super::parse_range;
+    use super::{parse_range, RangeAsk};
 
-    /// IC-5: the byte ranges a resuming client asks for.
+    /// IC-5: the byte ranges a resuming client asks for; review-16 L1 (RFC 9110 §14.2): what is
+    /// not a valid byte range is ignored (the whole file), 416 only for a valid one that does not
+    /// overlap the file.
     #[test]
     fn ranges() {
-        assert_eq!(parse_range("bytes=0-99", 1000), Ok(Some((0, 99))));
-        assert_eq!(parse_range("bytes=900-", 1000), Ok(Some((900, 999))));
-        assert_eq!(parse_range("bytes=-100", 1000), Ok(Some((900, 999))));
-        assert_eq!(parse_range("bytes=0-5000", 1000), Ok(Some((0, 999))));
-        assert_eq!(parse_range("bytes=1000-", 1000), Err(()));
-        assert_eq!(parse_range("bytes=5-1", 1000), Err(()));
-        assert_eq!(parse_range("items=0-1", 1000), Err(()));
-        assert_eq!(parse_range("bytes=0-1,5-6", 1000), Ok(None));
+        use RangeAsk::*;
+        assert_eq!(parse_range("bytes=0-99", 1000), Part(0, 99));
+        assert_eq!(parse_range("bytes=900-", 1000), Part(900, 999));
+        assert_eq!(parse_range("bytes=-100", 1000), Part(900, 999));
+        assert_eq!(parse_range("bytes=-5000", 1000), Part(0, 999));
+        assert_eq!(parse_range("bytes=0-5000", 1000), Part(0, 999));
+        assert_eq!(parse_range("bytes=0-99999999999999999999999", 1000), Part(0, 999));
+        assert_eq!(parse_range("BYTES=5-5", 1000), Part(5, 5));
+        assert_eq!(parse_range("bytes=1000-", 1000), Unsatisfiable);
+        assert_eq!(parse_range("bytes=1000-2000", 1000), Unsatisfiable);
+        assert_eq!(parse_range("bytes=99999999999999999999999-", 1000), Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 1000), Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-", 0), Unsatisfiable);
+        assert_eq!(parse_range("bytes=-5", 0), Unsatisfiable);
+        for ignored in ["bytes=5-1", "items=0-1", "bytes=abc", "bytes=-", "bytes=+5-", "bytes=0x1-", "bytes 0-1", ""] {
+            assert_eq!(parse_range(ignored, 1000), Whole, "{ignored:?}");
+        }
+        assert_eq!(parse_range("bytes=0-1,5-6", 1000), Whole);
     }
 }
