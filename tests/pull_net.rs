@@ -137,11 +137,6 @@ fn remote_tls(remote: &Remote) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], remote.tls_port))
 }
 
-/// A ranges-mode camera for [from, to).
-fn range_camera(from: i64, to: i64) -> String {
-    format!("mode = \"ranges\"\n[[remote_site.camera.range]]\nfrom = \"{}\"\nto = \"{}\"\n", rfc3339(from), rfc3339(to))
-}
-
 /// Issue 16 (IC-6, IC-4b): across the slow, lossy path (300 ms each way, 2 Mbit/s, 2 % of
 /// segments late by a retransmission) a retrieval completes and equals the remote's recording
 /// frame for frame; the central's bandwidth cap (1000 kbit/s, below the path's rate) holds
@@ -171,7 +166,7 @@ fn ic6_slow_lossy_path_retrieval_completes_at_the_central_cap_and_the_remote_dro
         ADMIN,
         ADMIN_PASSWORD,
         &format!("bandwidth_kbps = {cap_kbps}\n"),
-        &range_camera(from, to),
+        &ranges_camera(from, to),
     );
     let central = Central::start(&cdir, &site);
     // The central's byte counter, sampled from the answer's head (status shows the transfer,
@@ -264,7 +259,7 @@ fn ic5_slow_path_with_resets_and_kill9_resumes_without_refetching() {
         ADMIN,
         ADMIN_PASSWORD,
         "bandwidth_kbps = 1000\n",
-        &range_camera(from, to),
+        &ranges_camera(from, to),
     );
     let central = Central::start(&cdir, &site);
     // After at least one reset, in the middle of the transfer.
