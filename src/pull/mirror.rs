@@ -102,7 +102,9 @@ fn is_link_error(e: &Error) -> bool {
 /// or `ResourceExhausted` instead of `Unavailable`. A 503's `Retry-After` (seconds, at most an
 /// hour) is when that camera tries again.
 fn camera_status_error(e: Error, status: StatusCode, retry_after: Option<&str>) -> (Error, Option<Duration>) {
-    if !status.is_server_error() {
+    // A gateway's 502/504 (a proxy before the remote) says the remote is not reached: the
+    // link's (review s28 L2).
+    if !status.is_server_error() || status == StatusCode::BAD_GATEWAY || status == StatusCode::GATEWAY_TIMEOUT {
         return (e, None);
     }
     let after = retry_after
@@ -202,6 +204,9 @@ struct CamRun {
     data_loss_retried: bool,
     /// A 503's Retry-After for this camera's next try (review-16 M4, IC-6).
     retry_after: Option<Duration>,
+    /// The last try's failure was the remote's answer (a 4xx/5xx status) before any body: the
+    /// writer lost nothing, so M5 does not apply (review s28 M2).
+    answered: bool,
 }
 
 /// The mirror of one site: runs until `stop`.
@@ -484,13 +489,16 @@ impl SiteMirror {
     fn camera_failed(&self, db: &mut CursorDb, run: &mut CamRun, cam: &str, e: &Error, now_mono: Duration) -> String {
         let mut shown = e.to_string();
         // M5: frames handed to the writer before a failure of this camera may not be stored
-        // (a storage that did not flush, a full queue): the next try skips only what the store
-        // holds (the restart path, H2), in a new run of the writer, and never continues mid-GOP.
-        if run.last_written_us.take().is_some() {
-            run.local_run += 1;
+        // (a storage that did not flush, a full queue, a damaged stream mid-body): the next try
+        // skips only what the store holds (the restart path, H2), in a new run of the writer,
+        // and never continues mid-GOP. A refusal before the body (a 4xx/5xx status) lost nothing.
+        if !std::mem::take(&mut run.answered) {
+            if run.last_written_us.take().is_some() {
+                run.local_run += 1;
+            }
+            run.soft = None;
+            run.remote_run = None;
         }
-        run.soft = None;
-        run.remote_run = None;
         let pause = match e.kind() {
             ErrorKind::DataLoss => {
                 if let Err(d) = db.drop_transfer(cam) {
@@ -514,7 +522,14 @@ impl SiteMirror {
                 w
             }
         };
-        let pause = run.retry_after.take().map_or(pause, |a| a.max(pause));
+        // A 503's Retry-After is the next try, without doubling the backoff (s28 M2).
+        let pause = match run.retry_after.take() {
+            Some(a) => {
+                run.backoff = CAMERA_BACKOFF_FIRST;
+                a
+            }
+            None => pause,
+        };
         run.retry_at_mono = Some(now_mono + pause);
         // The remote answered (a 4xx, a damaged stream): the link itself is up. A local failure
         // (the camera, its storage, the cursor database) says nothing about the link (a 5xx set
@@ -641,6 +656,8 @@ impl SiteMirror {
         // where this process stopped writing it when the link cut it (`soft`), else from its
         // durable key frame.
         let soft = run.soft.take();
+        run.retry_after = None;
+        run.answered = false;
         let saved = db.transfer(&cam.local)?;
         let (saved, mid_gop) = match (saved, soft) {
             (Some(t), Some(s))
@@ -668,8 +685,15 @@ impl SiteMirror {
             },
         };
         run.exact_from = None;
+        // Kept for a link failure before this try wrote anything (a connect that fails after a
+        // cut): the continuation point stays good (review s28 M2).
+        let soft_again = if mid_gop { saved.clone() } else { None };
         let end = match self.transfer(i, db, client, run, &stats, &storage, &job, saved, mid_gop).await {
             Ok(end) => end,
+            Err(e) if is_link_error(&e) && run.soft.is_none() && soft_again.is_some() => {
+                run.soft = soft_again;
+                return Err(e);
+            }
             // Review-16 H1: an event window damaged again after its retry without Range is
             // skipped (logged, shown as the camera's last error) so the event cursor moves on
             // and one event cannot stop event mode for good (IC-7).
@@ -808,10 +832,12 @@ impl SiteMirror {
                 let retry_after = headers_retry_after.as_deref();
                 let (e, after) =
                     camera_status_error(client::status_error(client.site(), &path, s, &text), s, retry_after);
-                if s.is_server_error() {
+                if !is_link_error(&e) {
                     run.retry_after = after;
                     self.set_link(Ok(()));
                 }
+                // Refused before the body: nothing of this try reached the writer (s28 M2).
+                run.answered = true;
                 return Err(e);
             }
         };
@@ -844,9 +870,22 @@ impl SiteMirror {
         // whole GOPs; the GOP the store holds a part of is written again from its key frame, as
         // the new run the writer starts after a restart must begin with one (S9, review-16 H2).
         let (skip_through, after_restart) = match run.last_written_us {
+            // A mid-GOP continuation starts just after the last frame handed over: it skips
+            // nothing (by wall time it could skip another stream's frames, which the remote's
+            // chunks interleave out of wall-time order; review s28 H1).
+            _ if mid_gop && status == StatusCode::PARTIAL_CONTENT => (i64::MIN, false),
             // Within (or just before, a key frame's pre-roll) this job's range only: a job of an
             // earlier range (ranges, events) skips nothing for it.
             Some(w) if w < job.to_us && w >= job.from_us - WINDOW_US => (w, false),
+            // The store says what it holds: every frame handed over is in its index first
+            // (after a failure of this camera the writer may still hold some; review s28 M1).
+            _ if !flush(storage).await => {
+                return Err(crate::err!(
+                    FailedPrecondition,
+                    "storage {} did not flush within {FLUSH_TIMEOUT:?}",
+                    storage.id
+                ))
+            }
             _ => (
                 crate::store::recordings(
                     &storage.path,
@@ -1206,6 +1245,11 @@ mod tests {
         let (k, a) = camera_status_error(crate::err!(PermissionDenied, "x"), StatusCode::FORBIDDEN, None);
         assert_eq!((k.kind(), a), (ErrorKind::PermissionDenied, None));
         assert!(is_link_error(&crate::err!(Unavailable, "connect")));
+        // A gateway before the remote (s28 L2): the remote is not reached, the link's.
+        for gw in [StatusCode::BAD_GATEWAY, StatusCode::GATEWAY_TIMEOUT] {
+            let (k, a) = camera_status_error(e(), gw, Some("5"));
+            assert!(is_link_error(&k) && a.is_none(), "{gw}");
+        }
     }
 
     const S: fn(u64) -> Duration = Duration::from_secs;
