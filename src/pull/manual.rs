@@ -98,8 +98,10 @@ impl ManualDb {
         if to_us - from_us > MAX_SPAN_US {
             return Err(crate::err!(InvalidArgument, "a range spans at most 7 days; ask for a longer one in pieces"));
         }
-        let wanted: i64 = self
-            .conn
+        // Review-16 L5: the count and the insert in one transaction (two API calls at once cannot
+        // pass `MAX_RANGES` together).
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sq("begin"))?;
+        let wanted: i64 = tx
             .query_row("SELECT COUNT(*) FROM manual_range WHERE camera = ? AND cancelled IS NULL", [camera], |r| {
                 r.get(0)
             })
@@ -110,13 +112,14 @@ impl ManualDb {
                 "camera {camera:?} has {MAX_RANGES} manual ranges already; delete some first"
             ));
         }
-        self.conn
-            .execute(
-                "INSERT INTO manual_range (camera, from_us, to_us, created_us, user) VALUES (?, ?, ?, ?, ?)",
-                params![camera, from_us, to_us, now_us, user],
-            )
-            .map_err(sq("add"))?;
-        Ok(self.conn.last_insert_rowid())
+        tx.execute(
+            "INSERT INTO manual_range (camera, from_us, to_us, created_us, user) VALUES (?, ?, ?, ?, ?)",
+            params![camera, from_us, to_us, now_us, user],
+        )
+        .map_err(sq("add"))?;
+        let id = tx.last_insert_rowid();
+        tx.commit().map_err(sq("add"))?;
+        Ok(id)
     }
 
     /// Every range of `camera` (cancelled ones too), by start.
@@ -164,5 +167,44 @@ impl ManualDb {
                 params![why, camera],
             )
             .map_err(sq("cancel"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Review-16 L5 (IC-4b): two adds at once on a camera one below `MAX_RANGES`: exactly one
+    /// passes (the count and the insert are one transaction), the other is told to delete some.
+    #[test]
+    fn ic4b_l5_the_range_cap_holds_for_adds_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pull.sqlite3");
+        let mut db = ManualDb::open(&path, &crate::pull::cursor::VERSIONS).unwrap();
+        let tx = db.conn.transaction().unwrap();
+        for k in 0..MAX_RANGES as i64 - 1 {
+            tx.execute(
+                "INSERT INTO manual_range (camera, from_us, to_us, created_us, user) VALUES ('c', ?, ?, 0, 'u')",
+                params![k * 10, k * 10 + 5],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+        let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let adds: Vec<_> = (0..2)
+            .map(|n| {
+                let (path, start) = (path.clone(), start.clone());
+                std::thread::spawn(move || {
+                    let mut db = ManualDb::open(&path, &crate::pull::cursor::VERSIONS).unwrap();
+                    start.wait();
+                    db.add("c", 1_000_000 + n, 2_000_000, "u", 1).map_err(|e| e.kind())
+                })
+            })
+            .collect();
+        let mut results: Vec<_> = adds.into_iter().map(|t| t.join().unwrap().is_ok()).collect();
+        results.sort();
+        assert_eq!(results, vec![false, true]);
+        assert_eq!(db.wanted("c").unwrap().len(), MAX_RANGES);
+        assert_eq!(db.add("d", 1, 2, "u", 1).map(|_| ()).map_err(|e| e.kind()), Ok(()), "another camera is not capped");
     }
 }

@@ -104,15 +104,9 @@ impl Pull {
             return Ok(false);
         };
         let why = format!("manual range {id} deleted by {user}");
-        let in_flight = {
-            let st = self.sites[k].lock().expect("pull state lock");
-            st.cameras.iter().find(|c| c.camera == local).and_then(|c| c.transfer)
-        };
-        // The transfer in flight overlaps the deleted range: it stops (what else wants that window
-        // asks for it again; frames already stored are kept and skipped).
-        if in_flight.is_some_and(|(a, b, _)| a < r.to_us && b > r.from_us) {
-            self.follows[k].1.cancel_transfer(local, &why);
-        }
+        // A transfer over the deleted range stops, in flight or planned already (review-16 L5);
+        // what else wants that window asks for it again; frames already stored are kept and skipped.
+        self.follows[k].1.cancel_transfer(local, &why, (r.from_us, r.to_us));
         let site = &self.follows[k].0;
         let event = crate::events::Event::new(crate::events::EventKind::RetrievalCancelled, self.clocks.realtime_us())
             .with_camera(local)
