@@ -51,10 +51,12 @@ struct FollowInner {
 }
 
 /// Deleted manual ranges of one camera whose transfers stop (`FollowInner::transfer_cancel`).
+#[derive(Default)]
 struct TransferCancel {
-    why: String,
-    ranges: Vec<(i64, i64)>,
-    stopped: bool,
+    /// Each deleted range with why.
+    ranges: Vec<((i64, i64), String)>,
+    /// Why a transfer was stopped, once one was.
+    stopped: Option<String>,
 }
 
 impl Follow {
@@ -91,26 +93,20 @@ impl Follow {
     /// its next piece, whether in flight or planned already (review-16 L5).
     pub fn cancel_transfer(&self, local: &str, why: &str, (from_us, to_us): (i64, i64)) {
         let mut f = self.inner.lock().expect("follow lock");
-        let c = f.transfer_cancel.entry(local.to_owned()).or_insert_with(|| TransferCancel {
-            why: why.to_owned(),
-            ranges: Vec::new(),
-            stopped: false,
-        });
-        c.ranges.push((from_us, to_us));
+        f.transfer_cancel.entry(local.to_owned()).or_default().ranges.push(((from_us, to_us), why.to_owned()));
     }
 
     /// Clears the deleted ranges' cancellation of `local`'s transfers (its next job is planned
     /// without them, or its transfer ended or stopped); why, when it stopped a transfer.
     pub(super) fn clear_transfer_cancel(&self, local: &str) -> Option<String> {
-        let c = self.inner.lock().expect("follow lock").transfer_cancel.remove(local)?;
-        c.stopped.then_some(c.why)
+        self.inner.lock().expect("follow lock").transfer_cancel.remove(local)?.stopped
     }
 
     /// Why the retrievals of `local` are cancelled now (by the config), or why its transfer was
     /// stopped (a deleted manual range), if so.
     pub fn cancelled(&self, local: &str) -> Option<String> {
         let f = self.inner.lock().expect("follow lock");
-        let stopped = f.transfer_cancel.get(local).filter(|c| c.stopped).map(|c| &c.why);
+        let stopped = f.transfer_cancel.get(local).and_then(|c| c.stopped.as_ref());
         f.config_cancel.get(local).or(stopped).cloned()
     }
 
@@ -122,11 +118,9 @@ impl Follow {
             return Some(why.clone());
         }
         let c = f.transfer_cancel.get_mut(local)?;
-        if !c.ranges.iter().any(|&(a, b)| a < to_us && b > from_us) {
-            return None;
-        }
-        c.stopped = true;
-        Some(c.why.clone())
+        let (_, why) = c.ranges.iter().find(|&&((a, b), _)| a < to_us && b > from_us)?;
+        c.stopped = Some(why.clone());
+        c.stopped.clone()
     }
 }
 
@@ -315,9 +309,9 @@ mod tests {
         assert_eq!(f.cancelled("a"), None, "nothing stopped yet");
         assert_eq!(f.stops("a", 200, 300), None, "a job between the ranges goes on");
         assert_eq!(f.cancelled("a"), None);
-        assert_eq!(f.stops("a", 350, 360).as_deref(), Some("range 1 deleted"));
-        assert_eq!(f.cancelled("a").as_deref(), Some("range 1 deleted"));
-        assert_eq!(f.clear_transfer_cancel("a").as_deref(), Some("range 1 deleted"));
+        assert_eq!(f.stops("a", 350, 360).as_deref(), Some("range 2 deleted"));
+        assert_eq!(f.cancelled("a").as_deref(), Some("range 2 deleted"));
+        assert_eq!(f.clear_transfer_cancel("a").as_deref(), Some("range 2 deleted"));
         f.cancel_transfer("a", "range 3 deleted", (500, 600));
         assert_eq!(f.clear_transfer_cancel("a"), None, "cleared: it stopped nothing");
         assert_eq!(f.stops("a", 500, 600), None);

@@ -343,4 +343,40 @@ mod tests {
         assert_eq!(db.list("c").unwrap()[0].state(&[]), "cancelled");
         assert_eq!(db.wanted("d").unwrap(), vec![(100, 200)]);
     }
+
+    /// Review-16 L5 (IC-4b): two adds at once on a camera one below `MAX_RANGES`: exactly one
+    /// passes (the count and the insert are one transaction), the other is told to delete some.
+    #[test]
+    fn ic4b_l5_the_range_cap_holds_for_adds_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pull.sqlite3");
+        let mut db = manual::ManualDb::open(&path, &cursor::VERSIONS).unwrap();
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        let tx = conn.transaction().unwrap();
+        for k in 0..manual::MAX_RANGES as i64 - 1 {
+            tx.execute(
+                "INSERT INTO manual_range (camera, from_us, to_us, created_us, user) VALUES ('c', ?, ?, 0, 'u')",
+                rusqlite::params![k * 10, k * 10 + 5],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+        drop(conn);
+        let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let adds: Vec<_> = (0..2)
+            .map(|n| {
+                let (path, start) = (path.clone(), start.clone());
+                std::thread::spawn(move || {
+                    let mut db = manual::ManualDb::open(&path, &cursor::VERSIONS).unwrap();
+                    start.wait();
+                    db.add("c", 1_000_000 + n, 2_000_000, "u", 1).map_err(|e| e.kind())
+                })
+            })
+            .collect();
+        let mut results: Vec<_> = adds.into_iter().map(|t| t.join().unwrap().is_ok()).collect();
+        results.sort();
+        assert_eq!(results, vec![false, true]);
+        assert_eq!(db.wanted("c").unwrap().len(), manual::MAX_RANGES);
+        assert_eq!(db.add("d", 1, 2, "u", 1).map(|_| ()).map_err(|e| e.kind()), Ok(()), "another camera is not capped");
+    }
 }
