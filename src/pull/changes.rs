@@ -201,7 +201,7 @@ impl Watch {
                 )),
                 Some(d) if !d.retrieve => Some(format!(
                     "remote site {site} shows camera {:?} but this account may not retrieve it (no \
-                     `retrieve_remote_recordings` there, IC-12)",
+                     `retrieve_remote_recordings` there: it answers 403, IC-12)",
                     cam.remote
                 )),
                 Some(_) => None,
@@ -329,7 +329,9 @@ mod tests {
         let mut w = Watch::default();
         let seen = w.diff("s", &cams, &[dev("x", true), dev("y", false)]);
         assert_eq!(seen.len(), 2, "{seen:?}");
-        assert!(matches!(&seen[0], Seen::Gone(1, why) if why.contains("may not retrieve") && why.contains("\"y\"")));
+        assert!(
+            matches!(&seen[0], Seen::Gone(1, why) if why.contains("may not retrieve") && why.contains("403") && why.contains("\"y\""))
+        );
         assert!(matches!(&seen[1], Seen::Gone(2, why) if why.contains("does not show camera \"z\"")));
         assert!(w.skips("b") && w.skips("c") && !w.skips("a"));
         assert_eq!(w.diff("s", &cams, &[dev("x", true), dev("y", false)]), vec![], "told once");
