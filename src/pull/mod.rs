@@ -373,9 +373,9 @@ mod tests {
                 })
             })
             .collect();
-        let mut results: Vec<_> = adds.into_iter().map(|t| t.join().unwrap().is_ok()).collect();
-        results.sort();
-        assert_eq!(results, vec![false, true]);
+        let mut results: Vec<_> = adds.into_iter().map(|t| t.join().unwrap().map(|_| ())).collect();
+        results.sort_by_key(|r| r.is_ok());
+        assert_eq!(results, vec![Err(crate::error::ErrorKind::ResourceExhausted), Ok(())]);
         assert_eq!(db.wanted("c").unwrap().len(), manual::MAX_RANGES);
         assert_eq!(db.add("d", 1, 2, "u", 1).map(|_| ()).map_err(|e| e.kind()), Ok(()), "another camera is not capped");
     }
