@@ -277,7 +277,9 @@ fn ic10_one_camera_refused_leaves_the_other_mirrored_and_the_link_up() {
     let cams = central.status()["cameras"].clone();
     let entry = |id: &str| cams.as_array().unwrap().iter().find(|c| c["id"] == id).cloned().unwrap();
     assert_eq!(entry("two-cam1")["state"], "recording", "{cams}");
-    assert_eq!(entry("two-cam2")["state"], "retrying", "{cams}");
+    // Review-16 L7 (IC-13): shown without `retrieve` it counts as not visible: stopped with why
+    // (disabled), not retried with a 403 every minute.
+    assert_eq!(entry("two-cam2")["state"], "disabled", "{cams}");
 }
 
 /// Issue 16 (IC-7, review-16 M6): event mode end to end. A motion event of the remote's camera

@@ -1,8 +1,10 @@
 //! Issue 16 (IC-9, IC-13, IC-4b): the central follows the remote. A camera added on the remote
 //! through its config API is mirrored by an `edgerec pull` with `discover` after the remote's
-//! `settings_changed`; one removed there has its retrievals cancelled (status and a
-//! `retrieval_cancelled` event) while what the central holds stays; ranges asked for through the
-//! central's API are retrieved frame for frame, and the new endpoints check their permission.
+//! `settings_changed`; one removed there has its retrievals stopped (status and a
+//! `retrieval_cancelled` event) while what the central holds and its manual ranges stay, and is
+//! taken up again when shown again; a discovered camera the central's admin removes stays
+//! removed; ranges asked for through the central's API are retrieved frame for frame, and the new
+//! endpoints check their permission.
 //! Two real processes over pinned HTTPS on loopback (the fixture of tests/common/pull.rs), the
 //! GStreamer RTSP server as the cameras.
 
@@ -47,10 +49,11 @@ fn same_frames(
 /// its config API shows up at the central after the remote's `settings_changed`: it becomes a
 /// `[[remote_site.camera]]` of the central's config (a Settings Changed with reason `discovery`
 /// there) and its frames are mirrored equal to the remote's. Removed on the remote, its
-/// retrievals are cancelled: the central's status says why, a `retrieval_cancelled` event names
-/// it, and what the central holds of it is kept.
+/// retrievals stop: the central's status says why, a `retrieval_cancelled` event names it, and
+/// what the central holds of it is kept. Review-16 M3: its manual range is not cancelled, and
+/// when the remote shows it again it is mirrored again with the range still wanted.
 #[test]
-fn ic9_camera_added_on_remote_is_mirrored_and_ic13_removed_one_is_cancelled_keeping_data() {
+fn ic9_camera_added_on_remote_is_mirrored_and_ic13_removed_one_stops_keeping_data_and_ranges_m3() {
     let tmp = common::temp_dir();
     let rtsp = RtspServer::start(&[("/cam", "live:h264"), ("/cam2", "live:h264")]);
     let remote = start_remote(&tmp.path().join("remote"), &rtsp.url("/cam"));
@@ -89,7 +92,14 @@ fn ic9_camera_added_on_remote_is_mirrored_and_ic13_removed_one_is_cancelled_keep
     let (a, b) = (rec_start + 1_520_000, rec_start + 6_520_000);
     let before = same_frames(tmp.path(), &central, "shop-cam2", &remote, "cam2", a, b);
 
-    // IC-13: the remote removes it; the central cancels, says why, and keeps what it holds.
+    // A manual range still to come on it (IC-4b): pending.
+    let path = "/api/v1/pull/cameras/shop-cam2/ranges";
+    let later = now_us() / 1000 * 1000 + 3_600_000_000;
+    let (s, range) =
+        central.call("POST", path, Some(&json!({ "from": rfc3339(later), "to": rfc3339(later + 60_000_000) })));
+    assert_eq!(s, 201, "{range}");
+
+    // IC-13: the remote removes it; the central stops, says why, and keeps what it holds.
     remote_camera_config(&remote, "DELETE", "cam2", None);
     let cam = wait_for(Duration::from_secs(30), || {
         let c = central.pull_camera("shop-cam2");
@@ -100,13 +110,21 @@ fn ic9_camera_added_on_remote_is_mirrored_and_ic13_removed_one_is_cancelled_keep
     assert!(cam["transfer"].is_null(), "{cam}");
     let status = central.camera_status("shop-cam2");
     assert_eq!(status["state"], "disabled", "{status}");
-    assert!(status["last_error"].as_str().is_some_and(|e| e.contains("retrievals cancelled")), "{status}");
+    assert!(status["last_error"].as_str().is_some_and(|e| e.contains("retrievals stopped")), "{status}");
     // (The event log is written by its own thread: the event is there soon after.)
     let e = wait_for(Duration::from_secs(10), || {
         central.events_of("retrieval_cancelled").into_iter().find(|e| e["camera"] == "shop-cam2")
     })
     .unwrap_or_else(|| panic!("no retrieval_cancelled: {}", central.log_text()));
     assert_eq!((&e["data"]["site"], &e["data"]["remote"]), (&json!("shop"), &json!("cam2")), "{e}");
+    // Review-16 M3: the manual range is not cancelled by the remote's answer (only the central's
+    // own config cancels it).
+    let (_, list) = central.call("GET", path, None);
+    assert_eq!(
+        (&list["ranges"][0]["state"], &list["ranges"][0]["cancelled"]),
+        (&json!("pending"), &Value::Null),
+        "{list}"
+    );
     // Nothing stored is deleted: the same frames are there.
     let after = tmp.path().join("after.mp4");
     export(&central.url(&export_query("shop-cam2", a, b)), &after);
@@ -114,6 +132,69 @@ fn ic9_camera_added_on_remote_is_mirrored_and_ic13_removed_one_is_cancelled_keep
     // The other camera goes on.
     let c1 = central.pull_camera("shop-cam1");
     assert!(c1["cancelled"].is_null() && c1["last_error"].is_null(), "{c1}");
+
+    // Review-16 M3: shown again, the camera is mirrored again and its manual range is still wanted.
+    remote_camera_config(&remote, "PUT", "cam2", Some(json!({ "source": rtsp.url("/cam2") })));
+    let back = wait_for(Duration::from_secs(30), || {
+        let c = central.pull_camera("shop-cam2");
+        c["cancelled"].is_null().then_some(c)
+    });
+    assert!(back.is_some(), "not taken up again: {}\n{}", central.status()["pull"], central.log_text());
+    assert_ne!(central.camera_status("shop-cam2")["state"], "disabled");
+    let (_, list) = central.call("GET", path, None);
+    assert_eq!(
+        (&list["ranges"][0]["state"], &list["ranges"][0]["cancelled"]),
+        (&json!("pending"), &Value::Null),
+        "{list}"
+    );
+}
+
+/// The remote camera ids the central's config lists under its first `[[remote_site]]`.
+fn listed(central: &Central) -> Vec<String> {
+    let (s, doc) = central.call("GET", "/api/v1/config", None);
+    assert_eq!(s, 200, "{doc}");
+    let cams = doc["config"]["remote_site"][0]["camera"].as_array().cloned().unwrap_or_default();
+    cams.iter().filter_map(|c| c["remote"].as_str().map(str::to_owned)).collect()
+}
+
+/// Review-16 M2 (IC-9): a discovered camera the central's admin removes through the central's
+/// config API stays removed: neither the central's restart (kill -9) nor the remote's next
+/// `settings_changed` (which discovers another camera) adds it again.
+#[test]
+fn ic9_m2_discovered_camera_removed_by_central_admin_is_not_added_again() {
+    let tmp = common::temp_dir();
+    let rtsp = RtspServer::start(&[("/cam", "live:h264"), ("/cam2", "live:h264")]);
+    let remote = start_remote(&tmp.path().join("remote"), &rtsp.url("/cam"));
+    let cdir = tmp.path().join("central");
+    std::fs::create_dir_all(&cdir).unwrap();
+    let site = site_toml_cameras(&cdir, &remote, "shop", ADMIN, ADMIN_PASSWORD, "discover = \"continuous\"\n", &[]);
+    let central = Central::start(&cdir, &site);
+    let found = wait_for(Duration::from_secs(60), || listed(&central).contains(&"cam1".to_owned()).then_some(()));
+    assert!(found.is_some(), "cam1 not discovered: {}\n{}", central.status()["pull"], central.log_text());
+
+    // The central's admin removes it.
+    let (s, doc) = central.call("GET", "/api/v1/config", None);
+    assert_eq!(s, 200);
+    let mut config = doc["config"].clone();
+    config["remote_site"][0]["camera"] = json!([]);
+    let (s, v) = central.call("PUT", &format!("/api/v1/config?revision={}", doc["revision"]), Some(&config));
+    assert_eq!(s, 200, "{v}");
+    assert!(wait_for(Duration::from_secs(20), || central.pull_camera("shop-cam1").is_null().then_some(())).is_some());
+
+    // A restart, then a camera added on the remote: discovery runs (cam2 comes), cam1 stays out.
+    let (config, port) = central.kill9();
+    let central = Central::launch(config, port);
+    assert!(
+        wait_for(Duration::from_secs(60), || (central.site("shop")["link"] == "up").then_some(())).is_some(),
+        "the link never came up: {}\n{}",
+        central.status()["pull"],
+        central.log_text()
+    );
+    remote_camera_config(&remote, "PUT", "cam2", Some(json!({ "source": rtsp.url("/cam2") })));
+    let found = wait_for(Duration::from_secs(60), || listed(&central).contains(&"cam2".to_owned()).then_some(()));
+    assert!(found.is_some(), "cam2 not discovered: {}\n{}", central.status()["pull"], central.log_text());
+    assert_eq!(listed(&central), vec!["cam2".to_owned()], "{}", central.log_text());
+    assert!(central.pull_camera("shop-cam1").is_null(), "{}", central.status()["pull"]);
 }
 
 /// Issue 16 (IC-4b, IC-13, PR-11): a range asked for through the central's API on a mirrored

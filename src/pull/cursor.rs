@@ -55,6 +55,19 @@ CREATE TABLE transfer (
 /// transfer still moves the site's event cursor on.
 const SCHEMA_V2: &str = "ALTER TABLE transfer ADD COLUMN event INTEGER;";
 
+/// Version 4 (review-16 M2, IC-9): the remote devices discovery offered per site, so a
+/// discovered camera the central's admin removes is not added again at the next diff.
+const SCHEMA_V4: &str = r#"
+-- Issue 16 (IC-9): a remote device discovery has offered (added to the central's config, or
+-- found there already); it is never offered again.
+CREATE TABLE offered (
+  site TEXT NOT NULL,
+  remote TEXT NOT NULL,
+  offered_us INTEGER NOT NULL,
+  PRIMARY KEY (site, remote)
+) STRICT;
+"#;
+
 /// The pull database's versions (sqlite.rs Q1). New with issue 16.
 pub(crate) static VERSIONS: sqlite::Schema = sqlite::Schema {
     name: "pull cursor database",
@@ -63,6 +76,8 @@ pub(crate) static VERSIONS: sqlite::Schema = sqlite::Schema {
         sqlite::Migration { version: 2, what: "a transfer's event cursor", step: sqlite::Step::Sql(SCHEMA_V2) },
         // Issue 16 (IC-4b): ranges asked for by API (`pull::manual`).
         sqlite::Migration { version: 3, what: "manual ranges", step: sqlite::Step::Sql(super::manual::SCHEMA_V3) },
+        // Review-16 M2 (IC-9): the devices discovery offered.
+        sqlite::Migration { version: 4, what: "offered devices", step: sqlite::Step::Sql(SCHEMA_V4) },
     ],
     readable_from: 1,
     legacy_version: None,
@@ -255,6 +270,27 @@ impl CursorDb {
             .map_err(sq("read event cursor"))
     }
 
+    /// Review-16 M2 (IC-9): the remote devices of `site` discovery has offered.
+    pub fn offered(&self, site: &str) -> Result<std::collections::HashSet<String>, Error> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT remote FROM offered WHERE site = ?").map_err(sq("read offered"))?;
+        let rows = stmt.query_map([site], |r| r.get(0)).map_err(sq("read offered"))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(sq("read offered"))
+    }
+
+    /// Records `remotes` of `site` as offered (at `now_us`, the first time), in one transaction.
+    pub fn offer(&mut self, site: &str, remotes: &[&str], now_us: i64) -> Result<(), Error> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sq("begin"))?;
+        for r in remotes {
+            tx.execute(
+                "INSERT OR IGNORE INTO offered (site, remote, offered_us) VALUES (?, ?, ?)",
+                params![site, r, now_us],
+            )
+            .map_err(sq("save offered"))?;
+        }
+        tx.commit().map_err(sq("save offered"))
+    }
+
     pub fn set_event_cursor(&mut self, site: &str, cursor: &str) -> Result<(), Error> {
         self.conn
             .execute("INSERT OR REPLACE INTO site (name, event_cursor) VALUES (?, ?)", params![site, cursor])
@@ -299,6 +335,57 @@ mod tests {
         assert_eq!((t.offset, t.event), (10, None));
         db.save_transfer("c", &Transfer { event: Some(5), ..t }).unwrap();
         assert_eq!(db.transfer("c").unwrap().unwrap().event, Some(5));
+    }
+
+    /// Review-16 M2 (IC-9, Q1): a version 3 file (manual ranges, no `offered`) is upgraded on
+    /// open keeping its ranges and manual ranges; the offered devices persist per site.
+    #[test]
+    fn ic9_m2_version_3_file_upgrades_and_offered_devices_persist() {
+        static V3: sqlite::Schema = sqlite::Schema {
+            name: "pull cursor database",
+            migrations: &[
+                sqlite::Migration { version: 1, what: "pull cursors", step: sqlite::Step::Sql(SCHEMA_V1) },
+                sqlite::Migration { version: 2, what: "a transfer's event cursor", step: sqlite::Step::Sql(SCHEMA_V2) },
+                sqlite::Migration {
+                    version: 3,
+                    what: "manual ranges",
+                    step: sqlite::Step::Sql(super::super::manual::SCHEMA_V3),
+                },
+            ],
+            readable_from: 1,
+            legacy_version: None,
+            newer_remedy: "",
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(PULL_FILE);
+        {
+            let conn = sqlite::open_writer(
+                &path,
+                &V3,
+                &sqlite::Writer { create: true, synchronous: sqlite::Synchronous::Full, foreign_keys: false },
+            )
+            .unwrap();
+            conn.execute("INSERT INTO retrieved (camera, start_us, end_us) VALUES ('c', 1, 2)", []).unwrap();
+            conn.execute(
+                "INSERT INTO manual_range (camera, from_us, to_us, created_us, user) VALUES ('c', 5, 9, 1, 'u')",
+                [],
+            )
+            .unwrap();
+        }
+        let mut db = CursorDb::open(dir.path()).unwrap();
+        assert_eq!(db.retrieved("c").unwrap(), vec![(1, 2)]);
+        assert!(db.offered("s").unwrap().is_empty());
+        db.offer("s", &["cam1", "cam2"], 10).unwrap();
+        db.offer("s", &["cam2"], 20).unwrap();
+        db.offer("t", &["cam3"], 20).unwrap();
+        drop(db);
+        let db = CursorDb::open(dir.path()).unwrap();
+        let offered = db.offered("s").unwrap();
+        assert_eq!(offered.len(), 2);
+        assert!(offered.contains("cam1") && offered.contains("cam2"));
+        assert_eq!(db.offered("t").unwrap().into_iter().collect::<Vec<_>>(), vec!["cam3".to_owned()]);
+        let m = super::super::manual::ManualDb::open(&path, &VERSIONS).unwrap();
+        assert_eq!(m.wanted("c").unwrap(), vec![(5, 9)]);
     }
 
     /// Issue 16 (IC-5): ranges, the transfer in progress and the cursors survive a reopen; a

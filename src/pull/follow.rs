@@ -11,18 +11,23 @@
 //! *The remote*: the thread reads `GET /api/v1/site` at its first contact and after every failure
 //! (events can be missed across an outage), and again when the remote's event stream shows
 //! `settings_changed` (or every 30 s when the account may not read events); it diffs the
-//! devices only when the `catalogue` digest moved. A mirrored camera the remote no longer shows
-//! this account is cancelled like a removed one (status: disabled with why) and taken up again
-//! if it comes back. With `[[remote_site]] discover`, every device shown with `retrieve` and not
-//! mirrored yet is handed to the `DiscoverFn` that `main` gives (the config API's apply path: a
-//! real `[[remote_site.camera]]`, audited as done by `pull`, with a `settings_changed`).
+//! devices only when the `catalogue` digest moved (and after every change of the central's own
+//! camera set). A mirrored camera the remote no longer shows this account, or shows without
+//! `retrieve` (review-16 L7), stops (status: disabled with why, a `retrieval_cancelled` event) and
+//! is taken up again if it comes back: its saved transfer and manual ranges are kept, since one
+//! `/site` answer may be a transient (a remote restarting, a grant edited; review-16 M3); only
+//! the central's own config, a deliberate move, cancels manual ranges (IC-13). With
+//! `[[remote_site]] discover`, every device shown with `retrieve`, not mirrored and never offered
+//! before (pull.sqlite3 `offered`, review-16 M2: an admin's removal of a discovered camera is
+//! final) is handed to the `DiscoverFn` that `main` gives (the config API's apply path: a real
+//! `[[remote_site.camera]]`, audited as done by `pull`, with a `settings_changed`); a discovery
+//! that fails leaves the digest unset and is tried again `DISCOVER_RETRY` later.
 //! Invariant: nothing here deletes a recording or a retrieved range; P2 holds (the config is
 //! reached only through `DiscoverFn`).
 
-use std::collections::HashSet;
 use std::time::Duration;
 
-use super::changes::{cancelled_by, Discovered, Watch};
+use super::changes::{cancelled_by, to_discover, Device, Seen, Watch};
 use super::client::Client;
 use super::cursor::CursorDb;
 use super::manual::ManualDb;
@@ -36,6 +41,8 @@ use crate::status::{PullCameraSnapshot, PullManualRange};
 const EVENTS_EVERY: Duration = Duration::from_secs(3);
 /// How often `/api/v1/site` is read when the account may not read events.
 const SITE_EVERY: Duration = Duration::from_secs(30);
+/// After a discovery that failed, the devices are diffed again this much later (review-16 M2).
+const DISCOVER_RETRY: Duration = Duration::from_secs(30);
 
 /// A camera's next job and its pending ranges.
 pub(super) type Planned = (Option<Job>, Vec<(i64, i64)>);
@@ -44,7 +51,7 @@ impl SiteMirror {
     /// Takes the config's new camera set, if one came (between two jobs): kept cameras keep their
     /// thread state `T`, removed or re-pointed ones are cancelled (IC-13), new ones attach.
     pub(super) fn follow_config<T: Default>(&mut self, runs: &mut Vec<T>, db: &mut CursorDb, watch: &mut Watch) {
-        let Some(new) = self.follow.cameras.lock().expect("follow lock").take() else { return };
+        let Some(new) = self.follow.take() else { return };
         let old = std::mem::take(&mut self.site.cameras);
         for (local, why) in cancelled_by(&old, &new) {
             let remote = old.iter().find(|o| o.local == local).map(|o| o.remote.clone()).unwrap_or_default();
@@ -74,11 +81,10 @@ impl SiteMirror {
             }
         }
         drop(st);
-        *self.follow.current.lock().expect("follow lock") = new.clone();
         self.site.cameras = new;
-        // Cancellations are done: a re-pointed camera's new mirror may transfer.
-        let mut cancel = self.follow.cancel.lock().expect("follow lock");
-        cancel.retain(|local, _| !old.iter().any(|o| o.local == *local));
+        // The remote's devices are diffed again against the new set (a re-pointed camera's new
+        // remote camera, discovery of what the set no longer mirrors).
+        watch.catalogue = None;
     }
 
     /// A transfer of camera `i` stopped because it was cancelled, or ended before it could be:
@@ -86,10 +92,7 @@ impl SiteMirror {
     /// camera goes on); a config cancellation waits for `follow_config`.
     pub(super) fn transfer_cancelled(&self, i: usize, db: &mut CursorDb) {
         let local = &self.site.cameras[i].local;
-        let mut cancel = self.follow.cancel.lock().expect("follow lock");
-        if let Some((why, true)) = cancel.get(local).cloned() {
-            cancel.remove(local);
-            drop(cancel);
+        if let Some(why) = self.follow.clear_transfer_cancel(local) {
             tracing::info!(site = %self.site.name, camera = %local, "transfer cancelled: {why}");
             if let Err(e) = db.drop_transfer(local) {
                 tracing::error!(camera = %local, "cannot drop the cancelled transfer: {e}");
@@ -139,6 +142,9 @@ impl SiteMirror {
         mut pending: Vec<(i64, i64)>,
     ) -> Result<Planned, Error> {
         let local = &self.site.cameras[i].local;
+        // Review-16 L5: ranges deleted before this read are not in the plan; one deleted after it
+        // stops the planned job's transfer (`Follow::stops`).
+        self.follow.clear_transfer_cancel(local);
         let list = self.with_manual_db(|m| m.list(local))?;
         let until = super::mirror::ms_floor(now - self.site.lag_us);
         let mut manual_pending = Vec::new();
@@ -172,11 +178,14 @@ impl SiteMirror {
     /// Errors here only make the next contact read the site again; the jobs report the link.
     pub(super) async fn follow_remote(&self, client: &mut Client, db: &mut CursorDb, watch: &mut Watch) {
         let now = self.clocks.monotonic();
-        if watch.next_events.is_some_and(|t| now < t) && watch.catalogue.is_some() {
+        // Review-16 M2: a diff still owed (start, failure, config change) is done at once, one
+        // after a failed discovery not before `retry_at`.
+        let due = watch.catalogue.is_none() && watch.retry_at.is_none_or(|t| now >= t);
+        if watch.next_events.is_some_and(|t| now < t) && !due {
             return;
         }
         watch.next_events = Some(now + EVENTS_EVERY);
-        let mut reread = watch.catalogue.is_none();
+        let mut reread = due;
         if !watch.events_forbidden {
             match self.changed_events(client, watch).await {
                 Ok(changed) => reread |= changed,
@@ -203,11 +212,14 @@ impl SiteMirror {
                 return;
             }
         };
+        // The remote answered: the link is up, also for a site with no camera mirrored yet (one
+        // with `discover` only), whose link no job reports.
+        self.set_link(Ok(()));
         let catalogue = site["catalogue"].as_str().unwrap_or_default().to_owned();
         if watch.catalogue.as_deref() == Some(catalogue.as_str()) {
             return;
         }
-        let devices: Vec<(String, String, bool)> = site["devices"]
+        let devices: Vec<Device> = site["devices"]
             .as_array()
             .map(Vec::as_slice)
             .unwrap_or_default()
@@ -215,11 +227,23 @@ impl SiteMirror {
             .filter_map(|d| {
                 let id = d["id"].as_str()?.to_owned();
                 let name = d["name"].as_str().unwrap_or(&id).to_owned();
-                Some((id, name, d["permissions"]["retrieve"].as_bool().unwrap_or(false)))
+                Some(Device { id, name, retrieve: d["permissions"]["retrieve"].as_bool().unwrap_or(false) })
             })
             .collect();
-        self.follow_devices(db, watch, &devices);
-        watch.catalogue = Some(catalogue);
+        match self.follow_devices(db, watch, &devices) {
+            Ok(()) => {
+                watch.catalogue = Some(catalogue);
+                watch.retry_at = None;
+            }
+            // Review-16 M2: a discovery that failed is tried again (the digest stays unset).
+            Err(e) => {
+                tracing::warn!(site = %self.site.name, "cannot add the discovered cameras: {e}; trying again in {} s",
+                    DISCOVER_RETRY.as_secs());
+                self.state.lock().expect("pull state lock").last_error = Some(format!("discovery: {e}"));
+                watch.catalogue = None;
+                watch.retry_at = Some(now + DISCOVER_RETRY);
+            }
+        }
     }
 
     /// Whether the remote's events since the cursor hold a `settings_changed` (the first read
@@ -241,34 +265,15 @@ impl SiteMirror {
         Ok(changed)
     }
 
-    /// Diffs the devices the remote shows (id, name, may retrieve) with the mirrored cameras.
-    fn follow_devices(&self, db: &mut CursorDb, watch: &mut Watch, devices: &[(String, String, bool)]) {
-        let shown: HashSet<&str> = devices.iter().map(|d| d.0.as_str()).collect();
-        for (i, cam) in self.site.cameras.iter().enumerate() {
-            let visible = shown.contains(cam.remote.as_str());
-            match (visible, watch.gone.contains_key(&cam.local)) {
-                (false, false) => {
-                    let why = format!(
-                        "remote site {} does not show camera {:?} to this account (removed there, or not \
-                         readable: it answers 404, PR-11)",
-                        self.site.name, cam.remote
-                    );
-                    self.cancel(db, &cam.local, &cam.remote, &why);
-                    let msg = format!("retrievals cancelled: {why} (IC-13); recordings held here are kept");
-                    if let Some((stats, _)) = (self.lookup)(&cam.local) {
-                        *stats.state.lock().expect("state lock") = CameraState::Disabled;
-                        *stats.last_error.lock().expect("error lock") = Some(msg.clone());
-                    }
-                    let mut st = self.state.lock().expect("pull state lock");
-                    st.cameras[i].last_error = Some(msg);
-                    st.cameras[i].cancelled = Some(why.clone());
-                    st.cameras[i].transfer = None;
-                    drop(st);
-                    watch.gone.insert(cam.local.clone(), why);
-                }
-                (true, true) => {
+    /// Diffs the devices the remote shows with the mirrored cameras (IC-13), then offers the new
+    /// ones to discovery (IC-9). Err: discovery failed (the caller tries again).
+    fn follow_devices(&self, db: &mut CursorDb, watch: &mut Watch, devices: &[Device]) -> Result<(), Error> {
+        for seen in watch.diff(&self.site.name, &self.site.cameras, devices) {
+            match seen {
+                Seen::Gone(i, why) => self.stop_gone(i, &why),
+                Seen::Back(i) => {
+                    let cam = &self.site.cameras[i];
                     tracing::info!(site = %self.site.name, camera = %cam.local, "the remote shows the camera again; mirroring it");
-                    watch.gone.remove(&cam.local);
                     if let Some((stats, _)) = (self.lookup)(&cam.local) {
                         *stats.state.lock().expect("state lock") = CameraState::Connecting;
                         *stats.last_error.lock().expect("error lock") = None;
@@ -277,24 +282,61 @@ impl SiteMirror {
                     st.cameras[i].last_error = None;
                     st.cameras[i].cancelled = None;
                 }
-                _ => {}
             }
         }
-        let (Some(mode), Some(discover)) = (&self.site.discover, &self.discover) else { return };
-        let new: Vec<Discovered> = devices
-            .iter()
-            .filter(|(id, _, retrieve)| *retrieve && !self.site.cameras.iter().any(|c| c.remote == *id))
-            .map(|(id, name, _)| Discovered { remote: id.clone(), name: name.clone() })
-            .collect();
+        let (Some(mode), Some(discover)) = (&self.site.discover, &self.discover) else { return Ok(()) };
+        // Review-16 M2: what the config mirrors counts as offered (a crash between discovery's
+        // config write and `offer` below, a camera the admin listed by hand), so the admin's
+        // removal of it is final too.
+        let now = self.clocks.realtime_us();
+        let mirrored: Vec<&str> = self.site.cameras.iter().map(|c| c.remote.as_str()).collect();
+        db.offer(&self.site.name, &mirrored, now)?;
+        let new = to_discover(&self.site.cameras, devices, &db.offered(&self.site.name)?);
         if new.is_empty() {
-            return;
+            return Ok(());
         }
-        match discover(&self.site.name, &new, mode) {
-            Ok(added) => tracing::info!(site = %self.site.name, cameras = ?added, "discovered cameras mirrored (IC-9)"),
-            Err(e) => {
-                tracing::warn!(site = %self.site.name, "cannot add the discovered cameras: {e}");
-                self.state.lock().expect("pull state lock").last_error = Some(format!("discovery: {e}"));
-            }
+        let added = discover(&self.site.name, &new, mode)?;
+        tracing::info!(site = %self.site.name, cameras = ?added, "discovered cameras mirrored (IC-9)");
+        // Offered once, whether added or left out (a taken local id, logged there): the admin
+        // decides from now on (ARCHITECTURE "Following").
+        db.offer(&self.site.name, &new.iter().map(|d| d.remote.as_str()).collect::<Vec<_>>(), now)?;
+        let mut st = self.state.lock().expect("pull state lock");
+        if st.last_error.as_deref().is_some_and(|e| e.starts_with("discovery: ")) {
+            st.last_error = None;
+        }
+        Ok(())
+    }
+
+    /// Review-16 M3, L7 (IC-13): camera `i` can no longer be retrieved (the remote does not show
+    /// it, or not retrievable): its transfers stop (the loop skips it) and status and a
+    /// `retrieval_cancelled` event say why. Its manual ranges and saved transfer are kept: they
+    /// go on when the camera shows again (only the central's own config cancels them, `cancel`).
+    fn stop_gone(&self, i: usize, why: &str) {
+        let cam = &self.site.cameras[i];
+        tracing::warn!(site = %self.site.name, camera = %cam.local, "retrievals stopped: {why}");
+        let msg = format!(
+            "retrievals stopped: {why} (IC-13); recordings held here are kept, manual ranges go on if it shows again"
+        );
+        if let Some((stats, _)) = (self.lookup)(&cam.local) {
+            *stats.state.lock().expect("state lock") = CameraState::Disabled;
+            *stats.last_error.lock().expect("error lock") = Some(msg.clone());
+        }
+        {
+            let mut st = self.state.lock().expect("pull state lock");
+            st.cameras[i].last_error = Some(msg);
+            st.cameras[i].cancelled = Some(why.to_owned());
+            st.cameras[i].transfer = None;
+        }
+        let data = serde_json::json!({ "reason": why, "site": self.site.name, "remote": cam.remote });
+        let event = Event::new(EventKind::RetrievalCancelled, self.clocks.realtime_us())
+            .with_camera(&cam.local)
+            .with_message(format!(
+                "retrievals of {} from site {} stopped until the remote shows it again: {why}",
+                cam.local, self.site.name
+            ));
+        match event.clone().with_data(data) {
+            Ok(e) => self.events.emit(e),
+            Err(_) => self.events.emit(event),
         }
     }
 }

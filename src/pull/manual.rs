@@ -98,8 +98,10 @@ impl ManualDb {
         if to_us - from_us > MAX_SPAN_US {
             return Err(crate::err!(InvalidArgument, "a range spans at most 7 days; ask for a longer one in pieces"));
         }
-        let wanted: i64 = self
-            .conn
+        // Review-16 L5: the count and the insert in one transaction (two API calls at once cannot
+        // pass `MAX_RANGES` together).
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sq("begin"))?;
+        let wanted: i64 = tx
             .query_row("SELECT COUNT(*) FROM manual_range WHERE camera = ? AND cancelled IS NULL", [camera], |r| {
                 r.get(0)
             })
@@ -110,13 +112,14 @@ impl ManualDb {
                 "camera {camera:?} has {MAX_RANGES} manual ranges already; delete some first"
             ));
         }
-        self.conn
-            .execute(
-                "INSERT INTO manual_range (camera, from_us, to_us, created_us, user) VALUES (?, ?, ?, ?, ?)",
-                params![camera, from_us, to_us, now_us, user],
-            )
-            .map_err(sq("add"))?;
-        Ok(self.conn.last_insert_rowid())
+        tx.execute(
+            "INSERT INTO manual_range (camera, from_us, to_us, created_us, user) VALUES (?, ?, ?, ?, ?)",
+            params![camera, from_us, to_us, now_us, user],
+        )
+        .map_err(sq("add"))?;
+        let id = tx.last_insert_rowid();
+        tx.commit().map_err(sq("add"))?;
+        Ok(id)
     }
 
     /// Every range of `camera` (cancelled ones too), by start.

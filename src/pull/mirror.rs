@@ -340,7 +340,7 @@ impl SiteMirror {
         });
     }
 
-    fn set_link(&self, up: Result<(), &Error>) {
+    pub(super) fn set_link(&self, up: Result<(), &Error>) {
         let now = self.clocks.realtime_us();
         let mut st = self.state.lock().expect("pull state lock");
         let link = if up.is_ok() { "up" } else { "down" };
@@ -954,7 +954,7 @@ impl SiteMirror {
                 }
             };
             // Issue 16 (IC-13): a cancelled camera's transfer stops here; what is stored stays.
-            if let Some(why) = self.follow.cancelled(&cam.local) {
+            if let Some(why) = self.follow.stops(&cam.local, job.from_us, job.to_us) {
                 return Err(crate::err!(FailedPrecondition, "retrievals cancelled: {why}"));
             }
             received += chunk.len() as u64;

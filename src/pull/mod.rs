@@ -104,15 +104,9 @@ impl Pull {
             return Ok(false);
         };
         let why = format!("manual range {id} deleted by {user}");
-        let in_flight = {
-            let st = self.sites[k].lock().expect("pull state lock");
-            st.cameras.iter().find(|c| c.camera == local).and_then(|c| c.transfer)
-        };
-        // The transfer in flight overlaps the deleted range: it stops (what else wants that window
-        // asks for it again; frames already stored are kept and skipped).
-        if in_flight.is_some_and(|(a, b, _)| a < r.to_us && b > r.from_us) {
-            self.follows[k].1.cancel_transfer(local, &why);
-        }
+        // A transfer over the deleted range stops, in flight or planned already (review-16 L5);
+        // what else wants that window asks for it again; frames already stored are kept and skipped.
+        self.follows[k].1.cancel_transfer(local, &why, (r.from_us, r.to_us));
         let site = &self.follows[k].0;
         let event = crate::events::Event::new(crate::events::EventKind::RetrievalCancelled, self.clocks.realtime_us())
             .with_camera(local)
@@ -348,5 +342,41 @@ mod tests {
         assert!(db.wanted("c").unwrap().is_empty());
         assert_eq!(db.list("c").unwrap()[0].state(&[]), "cancelled");
         assert_eq!(db.wanted("d").unwrap(), vec![(100, 200)]);
+    }
+
+    /// Review-16 L5 (IC-4b): two adds at once on a camera one below `MAX_RANGES`: exactly one
+    /// passes (the count and the insert are one transaction), the other is told to delete some.
+    #[test]
+    fn ic4b_l5_the_range_cap_holds_for_adds_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pull.sqlite3");
+        let mut db = manual::ManualDb::open(&path, &cursor::VERSIONS).unwrap();
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        let tx = conn.transaction().unwrap();
+        for k in 0..manual::MAX_RANGES as i64 - 1 {
+            tx.execute(
+                "INSERT INTO manual_range (camera, from_us, to_us, created_us, user) VALUES ('c', ?, ?, 0, 'u')",
+                rusqlite::params![k * 10, k * 10 + 5],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+        drop(conn);
+        let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let adds: Vec<_> = (0..2)
+            .map(|n| {
+                let (path, start) = (path.clone(), start.clone());
+                std::thread::spawn(move || {
+                    let mut db = manual::ManualDb::open(&path, &cursor::VERSIONS).unwrap();
+                    start.wait();
+                    db.add("c", 1_000_000 + n, 2_000_000, "u", 1).map_err(|e| e.kind())
+                })
+            })
+            .collect();
+        let mut results: Vec<_> = adds.into_iter().map(|t| t.join().unwrap().map(|_| ())).collect();
+        results.sort_by_key(|r| r.is_ok());
+        assert_eq!(results, vec![Err(crate::error::ErrorKind::ResourceExhausted), Ok(())]);
+        assert_eq!(db.wanted("c").unwrap().len(), manual::MAX_RANGES);
+        assert_eq!(db.add("d", 1, 2, "u", 1).map(|_| ()).map_err(|e| e.kind()), Ok(()), "another camera is not capped");
     }
 }

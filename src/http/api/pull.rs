@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{body_object, id_of, Call};
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::events::{Event, EventKind};
 use crate::http::exchange::{Body, Response};
 use crate::http::{respond, Ctx};
@@ -129,14 +129,39 @@ pub(super) fn delete(ctx: &Ctx, call: &Call, camera: &str, range: &str) -> Resul
 /// tables of that site with `mode`, through the config API's own path (validated, written
 /// atomically, a new revision, applied live by `Recorder::apply`, which tells the mirrors), audited
 /// as done by user `pull`, and a Settings Changed with `reason: "discovery"` on this recorder.
-/// A device whose default local id is taken is left out (logged). The local ids added.
+/// A device already listed (the document read again after a conflict), or whose default local id
+/// is taken (logged), is left out. The local ids added.
 pub(in crate::http) fn add_discovered(
     ctx: &Ctx,
     site: &str,
     found: &[crate::pull::changes::Discovered],
     mode: &crate::pull::Mode,
 ) -> Result<Vec<String>, Error> {
-    let (revision, mut doc) = ctx.config.document()?;
+    // Review-16 M2 (IC-9): an admin's save between reading the document and writing it makes the
+    // write fail on its revision (no lost update); the document is read again and the write tried
+    // once more at once (each try audited). The pull thread tries again later if that fails too.
+    let mut again = true;
+    loop {
+        let (revision, doc) = ctx.config.document()?;
+        match write_discovered(ctx, site, found, mode, revision, doc) {
+            Err(e) if again && e.kind() == ErrorKind::FailedPrecondition && ctx.config.revision() != revision => {
+                tracing::info!(site, "discovery lost a revision race ({e}); reading the config again");
+                again = false;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// `add_discovered` on `doc` read at `revision`.
+fn write_discovered(
+    ctx: &Ctx,
+    site: &str,
+    found: &[crate::pull::changes::Discovered],
+    mode: &crate::pull::Mode,
+    revision: u64,
+    mut doc: toml::Table,
+) -> Result<Vec<String>, Error> {
     let taken: Vec<String> = ctx.rec.config().cameras.iter().map(|c| c.id.clone()).collect();
     let sites = doc
         .get_mut("remote_site")
@@ -153,6 +178,10 @@ pub(in crate::http) fn add_discovered(
         .ok_or_else(|| crate::err!(FailedPrecondition, "remote site {site:?}: `camera` is not a list"))?;
     let mut added = Vec::new();
     for d in found {
+        let listed = cameras.iter().any(|c| c.get("remote").and_then(toml::Value::as_str) == Some(d.remote.as_str()));
+        if listed {
+            continue;
+        }
         let local = format!("{site}-{}", d.remote);
         if taken.contains(&local) || local.len() > 64 {
             tracing::warn!(site, remote = %d.remote, "a discovered camera is not mirrored: camera id {local:?} is taken or too long");
