@@ -18,6 +18,18 @@ use common::pull::*;
 use common::recorder::{now_us, rfc3339, ADMIN, ADMIN_PASSWORD};
 use common::{wait_for, RtspServer};
 
+/// A remote recording cam1 (its RTSP server also offers /cam2, for a camera added later) and a
+/// central whose site "shop" discovers continuously and mirrors `cameras` by its config (IC-9).
+fn discovering(tmp: &tempfile::TempDir, cameras: &[(&str, &str)]) -> (RtspServer, Remote, Central) {
+    let rtsp = RtspServer::start(&[("/cam", "live:h264"), ("/cam2", "live:h264")]);
+    let remote = start_remote(&tmp.path().join("remote"), &rtsp.url("/cam"));
+    let cdir = tmp.path().join("central");
+    std::fs::create_dir_all(&cdir).unwrap();
+    let site = site_toml_cameras(&cdir, &remote, "shop", ADMIN, ADMIN_PASSWORD, "discover = \"continuous\"\n", cameras);
+    let central = Central::start(&cdir, &site);
+    (rtsp, remote, central)
+}
+
 /// Exports [a, b) of `camera` from both boxes and asserts the video packets are equal; returns
 /// their MD5s.
 fn same_frames(
@@ -55,12 +67,7 @@ fn same_frames(
 #[test]
 fn ic9_camera_added_on_remote_is_mirrored_and_ic13_removed_one_stops_keeping_data_and_ranges_m3() {
     let tmp = common::temp_dir();
-    let rtsp = RtspServer::start(&[("/cam", "live:h264"), ("/cam2", "live:h264")]);
-    let remote = start_remote(&tmp.path().join("remote"), &rtsp.url("/cam"));
-    let cdir = tmp.path().join("central");
-    std::fs::create_dir_all(&cdir).unwrap();
-    let site = site_toml(&cdir, &remote, "shop", ADMIN, ADMIN_PASSWORD, "discover = \"continuous\"\n", "");
-    let central = Central::start(&cdir, &site);
+    let (rtsp, remote, central) = discovering(&tmp, &[("cam1", "")]);
     // The central reached the remote (and read its site) before the camera is added.
     assert!(
         wait_for(Duration::from_secs(60), || (central.site("shop")["link"] == "up").then_some(())).is_some(),
@@ -163,12 +170,7 @@ fn listed(central: &Central) -> Vec<String> {
 #[test]
 fn ic9_m2_discovered_camera_removed_by_central_admin_is_not_added_again() {
     let tmp = common::temp_dir();
-    let rtsp = RtspServer::start(&[("/cam", "live:h264"), ("/cam2", "live:h264")]);
-    let remote = start_remote(&tmp.path().join("remote"), &rtsp.url("/cam"));
-    let cdir = tmp.path().join("central");
-    std::fs::create_dir_all(&cdir).unwrap();
-    let site = site_toml_cameras(&cdir, &remote, "shop", ADMIN, ADMIN_PASSWORD, "discover = \"continuous\"\n", &[]);
-    let central = Central::start(&cdir, &site);
+    let (rtsp, remote, central) = discovering(&tmp, &[]);
     let found = wait_for(Duration::from_secs(60), || listed(&central).contains(&"cam1".to_owned()).then_some(()));
     assert!(found.is_some(), "cam1 not discovered: {}\n{}", central.status()["pull"], central.log_text());
 

@@ -303,6 +303,21 @@ impl CursorDb {
 mod tests {
     use super::*;
 
+    /// A pull database made by an older version (`schema`) holding `rows`.
+    fn old_file(schema: &sqlite::Schema, rows: &[&str]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = sqlite::open_writer(
+            &dir.path().join(PULL_FILE),
+            schema,
+            &sqlite::Writer { create: true, synchronous: sqlite::Synchronous::Full, foreign_keys: false },
+        )
+        .unwrap();
+        for r in rows {
+            conn.execute(r, []).unwrap();
+        }
+        dir
+    }
+
     /// Review-16 L3 (IC-5, Q1): a version 1 file (no `event` column) is upgraded on open, and its
     /// transfer in progress reads with no event.
     #[test]
@@ -314,22 +329,11 @@ mod tests {
             legacy_version: None,
             newer_remedy: "",
         };
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(PULL_FILE);
-        {
-            let conn = sqlite::open_writer(
-                &path,
-                &V1,
-                &sqlite::Writer { create: true, synchronous: sqlite::Synchronous::Full, foreign_keys: false },
-            )
-            .unwrap();
-            conn.execute(
-                "INSERT INTO transfer (camera, from_us, to_us, query, etag, offset, entries, run) \
-                 VALUES ('c', 1, 2, 'q', '\"e\"', 10, x'', NULL)",
-                [],
-            )
-            .unwrap();
-        }
+        let dir = old_file(
+            &V1,
+            &["INSERT INTO transfer (camera, from_us, to_us, query, etag, offset, entries, run) \
+               VALUES ('c', 1, 2, 'q', '\"e\"', 10, x'', NULL)"],
+        );
         let mut db = CursorDb::open(dir.path()).unwrap();
         let t = db.transfer("c").unwrap().unwrap();
         assert_eq!((t.offset, t.event), (10, None));
@@ -356,22 +360,14 @@ mod tests {
             legacy_version: None,
             newer_remedy: "",
         };
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(PULL_FILE);
-        {
-            let conn = sqlite::open_writer(
-                &path,
-                &V3,
-                &sqlite::Writer { create: true, synchronous: sqlite::Synchronous::Full, foreign_keys: false },
-            )
-            .unwrap();
-            conn.execute("INSERT INTO retrieved (camera, start_us, end_us) VALUES ('c', 1, 2)", []).unwrap();
-            conn.execute(
+        let dir = old_file(
+            &V3,
+            &[
+                "INSERT INTO retrieved (camera, start_us, end_us) VALUES ('c', 1, 2)",
                 "INSERT INTO manual_range (camera, from_us, to_us, created_us, user) VALUES ('c', 5, 9, 1, 'u')",
-                [],
-            )
-            .unwrap();
-        }
+            ],
+        );
+        let path = dir.path().join(PULL_FILE);
         let mut db = CursorDb::open(dir.path()).unwrap();
         assert_eq!(db.retrieved("c").unwrap(), vec![(1, 2)]);
         assert!(db.offered("s").unwrap().is_empty());
