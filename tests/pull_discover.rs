@@ -18,6 +18,18 @@ use common::pull::*;
 use common::recorder::{now_us, rfc3339, ADMIN, ADMIN_PASSWORD};
 use common::{wait_for, RtspServer};
 
+/// The central's admin empties site "shop"'s `[[remote_site.camera]]` through the central's
+/// config API; returns the PUT's answer.
+fn mirror_nothing(central: &Central) -> Value {
+    let (s, doc) = central.call("GET", "/api/v1/config", None);
+    assert_eq!(s, 200);
+    let mut config = doc["config"].clone();
+    config["remote_site"][0]["camera"] = json!([]);
+    let (s, v) = central.call("PUT", &format!("/api/v1/config?revision={}", doc["revision"]), Some(&config));
+    assert_eq!(s, 200, "{v}");
+    v
+}
+
 /// A remote recording cam1 (its RTSP server also offers /cam2, for a camera added later) and a
 /// central whose site "shop" discovers continuously and mirrors `cameras` by its config (IC-9).
 fn discovering(tmp: &tempfile::TempDir, cameras: &[(&str, &str)]) -> (RtspServer, Remote, Central) {
@@ -175,12 +187,7 @@ fn ic9_m2_discovered_camera_removed_by_central_admin_is_not_added_again() {
     assert!(found.is_some(), "cam1 not discovered: {}\n{}", central.status()["pull"], central.log_text());
 
     // The central's admin removes it.
-    let (s, doc) = central.call("GET", "/api/v1/config", None);
-    assert_eq!(s, 200);
-    let mut config = doc["config"].clone();
-    config["remote_site"][0]["camera"] = json!([]);
-    let (s, v) = central.call("PUT", &format!("/api/v1/config?revision={}", doc["revision"]), Some(&config));
-    assert_eq!(s, 200, "{v}");
+    mirror_nothing(&central);
     assert!(wait_for(Duration::from_secs(20), || central.pull_camera("shop-cam1").is_null().then_some(())).is_some());
 
     // A restart, then a camera added on the remote: discovery runs (cam2 comes), cam1 stays out.
@@ -286,12 +293,7 @@ fn ic4b_manual_range_by_api_is_retrieved_frame_for_frame_and_permissions_hold() 
 
     // IC-13 from the central's side: its config API removes the mirror; its retrievals are
     // cancelled with an event, the site needs no restart, and its ranges are no longer asked for.
-    let (s, doc) = central.call("GET", "/api/v1/config", None);
-    assert_eq!(s, 200);
-    let mut config = doc["config"].clone();
-    config["remote_site"][0]["camera"] = json!([]);
-    let (s, v) = central.call("PUT", &format!("/api/v1/config?revision={}", doc["revision"]), Some(&config));
-    assert_eq!(s, 200, "{v}");
+    let v = mirror_nothing(&central);
     assert_eq!(v["restart_required"], json!([]), "{v}");
     let e: Value = wait_for(Duration::from_secs(20), || {
         central
