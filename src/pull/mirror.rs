@@ -202,11 +202,22 @@ struct CamRun {
     /// A damaged stream (DataLoss) was answered by dropping the saved transfer and retrieving
     /// the window again without Range; a second one in a row parks the camera (M3).
     data_loss_retried: bool,
+}
+
+/// Why one try of a camera failed: the error and what the remote's answer said about it.
+struct Failure {
+    error: Error,
     /// A 503's Retry-After for this camera's next try (review-16 M4, IC-6).
     retry_after: Option<Duration>,
-    /// The last try's failure was the remote's answer (a 4xx/5xx status) before any body: the
-    /// writer lost nothing, so M5 does not apply (review s28 M2).
+    /// The remote refused (a 4xx/5xx status) before any body: the writer lost nothing, so M5
+    /// does not apply (review s28 M2).
     answered: bool,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure { error, retry_after: None, answered: false }
+    }
 }
 
 /// The mirror of one site: runs until `stop`.
@@ -250,6 +261,14 @@ async fn wait(stop: &Shutdown, d: Duration) -> bool {
 async fn flush(storage: &StorageHandle) -> bool {
     let h = storage.clone();
     tokio::task::spawn_blocking(move || h.flush(FLUSH_TIMEOUT)).await.unwrap_or(false)
+}
+
+/// `flush`, as this camera's error when the storage did not make everything durable.
+async fn flushed(storage: &StorageHandle) -> Result<(), Error> {
+    if flush(storage).await {
+        return Ok(());
+    }
+    Err(crate::err!(FailedPrecondition, "storage {} did not flush within {FLUSH_TIMEOUT:?}", storage.id))
 }
 
 /// Whether the site's account sees camera `remote` (`GET /api/v1/cameras` lists only the
@@ -436,13 +455,14 @@ impl SiteMirror {
                     Err(_) if self.follow.cancelled(&self.site.cameras[i].local).is_some() => {
                         self.transfer_cancelled(i, &mut db);
                     }
-                    Err(e) => {
+                    Err(f) => {
                         let cam = &self.site.cameras[i];
+                        let e = &f.error;
                         tracing::warn!(site = %self.site.name, camera = %cam.local, "pull: {e}");
-                        let shown = if is_link_error(&e) {
+                        let shown = if is_link_error(e) {
                             e.to_string()
                         } else {
-                            self.camera_failed(&mut db, run, &cam.local, &e, now_mono)
+                            self.camera_failed(&mut db, run, &cam.local, &f, now_mono)
                         };
                         // L5: a failed transfer is no longer in progress.
                         self.with_camera(i, |c| {
@@ -453,8 +473,8 @@ impl SiteMirror {
                             *stats.last_error.lock().expect("error lock") = Some(shown);
                             *stats.state.lock().expect("state lock") = CameraState::Retrying;
                         }
-                        if is_link_error(&e) {
-                            failed = Some(e);
+                        if is_link_error(&f.error) {
+                            failed = Some(f.error);
                         }
                     }
                 }
@@ -486,13 +506,14 @@ impl SiteMirror {
     /// link and the other cameras alone; returns the error its status shows. A damaged stream
     /// (DataLoss) drops the saved transfer and retrieves the window again without Range at once;
     /// damaged again, the camera waits `DATA_LOSS_BACKOFF` with an error that says so.
-    fn camera_failed(&self, db: &mut CursorDb, run: &mut CamRun, cam: &str, e: &Error, now_mono: Duration) -> String {
+    fn camera_failed(&self, db: &mut CursorDb, run: &mut CamRun, cam: &str, f: &Failure, now_mono: Duration) -> String {
+        let e = &f.error;
         let mut shown = e.to_string();
         // M5: frames handed to the writer before a failure of this camera may not be stored
         // (a storage that did not flush, a full queue, a damaged stream mid-body): the next try
         // skips only what the store holds (the restart path, H2), in a new run of the writer,
         // and never continues mid-GOP. A refusal before the body (a 4xx/5xx status) lost nothing.
-        if !std::mem::take(&mut run.answered) {
+        if !f.answered {
             if run.last_written_us.take().is_some() {
                 run.local_run += 1;
             }
@@ -523,7 +544,7 @@ impl SiteMirror {
             }
         };
         // A 503's Retry-After is the next try, without doubling the backoff (s28 M2).
-        let pause = match run.retry_after.take() {
+        let pause = match f.retry_after {
             Some(a) => {
                 run.backoff = CAMERA_BACKOFF_FIRST;
                 a
@@ -647,17 +668,15 @@ impl SiteMirror {
     }
 
     /// One job of camera `i` if it has one: Ok(true) when it retrieved something.
-    async fn step(&self, i: usize, db: &mut CursorDb, client: &mut Client, run: &mut CamRun) -> Result<bool, Error> {
+    async fn step(&self, i: usize, db: &mut CursorDb, client: &mut Client, run: &mut CamRun) -> Result<bool, Failure> {
         let cam = &self.site.cameras[i];
         let Some((stats, storage)) = (self.lookup)(&cam.local) else {
-            return Err(crate::err!(FailedPrecondition, "camera {} is not running here", cam.local));
+            return Err(crate::err!(FailedPrecondition, "camera {} is not running here", cam.local).into());
         };
         // A cut transfer is finished first, with the same query (the same bytes, IC-5): from
         // where this process stopped writing it when the link cut it (`soft`), else from its
         // durable key frame.
         let soft = run.soft.take();
-        run.retry_after = None;
-        run.answered = false;
         let saved = db.transfer(&cam.local)?;
         let (saved, mid_gop) = match (saved, soft) {
             (Some(t), Some(s))
@@ -690,14 +709,16 @@ impl SiteMirror {
         let soft_again = if mid_gop { saved.clone() } else { None };
         let end = match self.transfer(i, db, client, run, &stats, &storage, &job, saved, mid_gop).await {
             Ok(end) => end,
-            Err(e) if is_link_error(&e) && run.soft.is_none() && soft_again.is_some() => {
+            Err(f) if is_link_error(&f.error) && run.soft.is_none() && soft_again.is_some() => {
                 run.soft = soft_again;
-                return Err(e);
+                return Err(f);
             }
             // Review-16 H1: an event window damaged again after its retry without Range is
             // skipped (logged, shown as the camera's last error) so the event cursor moves on
             // and one event cannot stop event mode for good (IC-7).
-            Err(e) if e.kind() == ErrorKind::DataLoss && run.data_loss_retried && job.event.is_some() => {
+            Err(Failure { error: e, .. })
+                if e.kind() == ErrorKind::DataLoss && run.data_loss_retried && job.event.is_some() =>
+            {
                 let c = job.event.expect("checked just above");
                 db.drop_transfer(&cam.local)?;
                 db.set_event_cursor(&format!("{}/{}", self.site.name, cam.remote), &c.to_string())?;
@@ -708,7 +729,8 @@ impl SiteMirror {
                     "{e}; the event's window ({} to {}) was skipped after one retry",
                     fmt_time(job.from_us),
                     fmt_time(job.to_us)
-                ));
+                )
+                .into());
             }
             Err(e) => return Err(e),
         };
@@ -749,7 +771,7 @@ impl SiteMirror {
         job: &Job,
         saved: Option<Transfer>,
         mid_gop: bool,
-    ) -> Result<crate::store::retrieve::WireEnd, Error> {
+    ) -> Result<crate::store::retrieve::WireEnd, Failure> {
         let cam = &self.site.cameras[i];
         let path = format!("/api/v1/cameras/{}/retrieve?{}", q(&cam.remote), job.query);
         let mut saved = saved;
@@ -818,8 +840,7 @@ impl SiteMirror {
                 FrameStreamDecoder::new()
             }
             (s, _) => {
-                let headers_retry_after =
-                    resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
                 let mut body = resp.into_body();
                 let mut text = Vec::new();
                 while let Ok(Ok(Some(b))) = tokio::time::timeout(IDLE_TIMEOUT, client::next_chunk(&mut body)).await {
@@ -829,16 +850,16 @@ impl SiteMirror {
                     }
                 }
                 // M4: the remote answered; a 5xx here is this camera's error, not the link's.
-                let retry_after = headers_retry_after.as_deref();
-                let (e, after) =
-                    camera_status_error(client::status_error(client.site(), &path, s, &text), s, retry_after);
-                if !is_link_error(&e) {
-                    run.retry_after = after;
+                let (error, retry_after) = camera_status_error(
+                    client::status_error(client.site(), &path, s, &text),
+                    s,
+                    retry_after.as_deref(),
+                );
+                if !is_link_error(&error) {
                     self.set_link(Ok(()));
                 }
                 // Refused before the body: nothing of this try reached the writer (s28 M2).
-                run.answered = true;
-                return Err(e);
+                return Err(Failure { error, retry_after, answered: true });
             }
         };
         let mut transfer = Transfer {
@@ -879,25 +900,16 @@ impl SiteMirror {
             Some(w) if w < job.to_us && w >= job.from_us - WINDOW_US => (w, false),
             // The store says what it holds: every frame handed over is in its index first
             // (after a failure of this camera the writer may still hold some; review s28 M1).
-            _ if !flush(storage).await => {
-                return Err(crate::err!(
-                    FailedPrecondition,
-                    "storage {} did not flush within {FLUSH_TIMEOUT:?}",
-                    storage.id
-                ))
-            }
-            _ => (
-                crate::store::recordings(
+            _ => {
+                flushed(storage).await?;
+                let held = crate::store::recordings(
                     &storage.path,
                     &cam.local,
                     (job.from_us - PRE_ROLL_US).min(job.to_us - 1),
                     job.to_us,
-                )
-                .ok()
-                .and_then(|r| r.last().map(|r| r.end_wall_us - 1))
-                .unwrap_or(i64::MIN),
-                true,
-            ),
+                );
+                (held.ok().and_then(|r| r.last().map(|r| r.end_wall_us - 1)).unwrap_or(i64::MIN), true)
+            }
         };
         // After a restart: the frames skipped since the last video key frame (the GOP the store
         // may hold only a part of), bounded (a longer GOP is not rewritten).
@@ -950,12 +962,12 @@ impl SiteMirror {
                 Err(e) => {
                     self.durable(db, &cam.local, storage, &mut transfer, key_point.as_ref()).await?;
                     run.soft = soft_point(&transfer, &decoder, wrote && held_gop.is_empty());
-                    return Err(e);
+                    return Err(e.into());
                 }
             };
             // Issue 16 (IC-13): a cancelled camera's transfer stops here; what is stored stays.
             if let Some(why) = self.follow.stops(&cam.local, job.from_us, job.to_us) {
-                return Err(crate::err!(FailedPrecondition, "retrievals cancelled: {why}"));
+                return Err(crate::err!(FailedPrecondition, "retrievals cancelled: {why}").into());
             }
             received += chunk.len() as u64;
             {
@@ -1009,7 +1021,8 @@ impl SiteMirror {
                                 fmt_time(f.wall_us),
                                 fmt_time(job.from_us),
                                 fmt_time(job.to_us)
-                            ));
+                            )
+                            .into());
                         }
                         let entry = sample_entries.get(&(f.stream, f.entry)).cloned().ok_or_else(|| {
                             crate::err!(
@@ -1088,7 +1101,8 @@ impl SiteMirror {
                                 fmt_time(e.to_us),
                                 fmt_time(job.from_us),
                                 fmt_time(job.to_us)
-                            ));
+                            )
+                            .into());
                         }
                         end = Some(e)
                     }
@@ -1106,24 +1120,19 @@ impl SiteMirror {
                 let pause = pace(&mut pace_since, self.clocks.monotonic(), received, rate);
                 if !pause.is_zero() && wait(&self.stop, pause).await {
                     self.durable(db, &cam.local, storage, &mut transfer, key_point.as_ref()).await?;
-                    return Err(crate::err!(Unavailable, "stopping"));
+                    return Err(crate::err!(Unavailable, "stopping").into());
                 }
             }
         }
         // P1: the End's range is recorded by the caller after this flush.
-        if !flush(storage).await {
-            return Err(crate::err!(
-                FailedPrecondition,
-                "storage {} did not flush within {FLUSH_TIMEOUT:?}",
-                storage.id
-            ));
-        }
+        flushed(storage).await?;
         match end {
             Some(e) => Ok(e),
             None => {
                 self.durable(db, &cam.local, storage, &mut transfer, key_point.as_ref()).await?;
                 run.soft = soft_point(&transfer, &decoder, wrote && held_gop.is_empty());
-                Err(crate::err!(Unavailable, "the retrieval was cut at byte {} (resumed with Range)", decoder.offset()))
+                Err(crate::err!(Unavailable, "the retrieval was cut at byte {} (resumed with Range)", decoder.offset())
+                    .into())
             }
         }
     }
@@ -1173,13 +1182,7 @@ impl SiteMirror {
             // Without a strong ETag a continuation could splice other bytes: nothing to resume.
             return Ok(());
         }
-        if !flush(storage).await {
-            return Err(crate::err!(
-                FailedPrecondition,
-                "storage {} did not flush within {FLUSH_TIMEOUT:?}",
-                storage.id
-            ));
-        }
+        flushed(storage).await?;
         transfer.offset = point.offset;
         transfer.run = point.run;
         transfer.entries = saved_entries(&point.entries);
@@ -1192,13 +1195,7 @@ impl SiteMirror {
         match storage.try_send_or_return(f) {
             Ok(()) => Ok(()),
             Err(Some(f)) => {
-                if !flush(storage).await {
-                    return Err(crate::err!(
-                        FailedPrecondition,
-                        "storage {} did not flush within {FLUSH_TIMEOUT:?}",
-                        storage.id
-                    ));
-                }
+                flushed(storage).await?;
                 match storage.try_send_or_return(f) {
                     Ok(()) => Ok(()),
                     Err(_) => Err(crate::err!(ResourceExhausted, "storage {}'s queue stays full", storage.id)),

@@ -338,6 +338,12 @@ impl Drop for RtspServer {
     fn drop(&mut self) {
         // Closing stdin lets the server shut down cleanly; KillOnDrop then
         // makes sure it is gone even if it did not.
+        // A test failing after its server died (seen once in CI: two servers gone at their
+        // first PLAY) would otherwise lose the server's log with its temp dir: print it.
+        if std::thread::panicking() && matches!(self.child.0.try_wait(), Ok(Some(_))) {
+            let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+            eprintln!("the RTSP server {} had exited; its log:\n{log}", self.base_url);
+        }
         drop(self.stdin.take());
         let deadline = Instant::now() + RTSP_SERVER_EXIT_TIMEOUT;
         while Instant::now() < deadline {

@@ -312,16 +312,30 @@ pub fn export_query(camera: &str, from: i64, to: i64) -> String {
     format!("/api/v1/cameras/{camera}/export.mp4?from={}&to={}", rfc3339(from), rfc3339(to))
 }
 
-/// The remote's export of cam1 over [a, b) appears frame for frame (ffmpeg `framemd5` of the
+/// `assert_same_frames_of` for the remote's cam1.
+pub fn assert_same_frames(dir: &Path, central: &Central, camera: &str, remote: &Remote, a: i64, b: i64) -> usize {
+    assert_same_frames_of(dir, central, camera, remote, "cam1", a, b)
+}
+
+/// The remote's export of `remote_camera` over [a, b) appears frame for frame (ffmpeg `framemd5` of the
 /// video packets), in order and contiguous, in the central's export of `camera` over
 /// [a − 1 s, b + 1 s): nothing missing, nothing extra, nothing different. (The wider range on
 /// the central side: a frame's wall time in each store is its chunk's start plus media time,
 /// so the two boxes' wall times of one frame can differ by milliseconds, and an end that falls
 /// on a frame could take it on one box and not on the other.) Returns the number of frames.
-pub fn assert_same_frames(dir: &Path, central: &Central, camera: &str, remote: &Remote, a: i64, b: i64) -> usize {
-    let (mine, theirs) = (dir.join(format!("central-{a}.mp4")), dir.join(format!("remote-{a}.mp4")));
+pub fn assert_same_frames_of(
+    dir: &Path,
+    central: &Central,
+    camera: &str,
+    remote: &Remote,
+    remote_camera: &str,
+    a: i64,
+    b: i64,
+) -> usize {
+    let (mine, theirs) =
+        (dir.join(format!("central-{camera}-{a}.mp4")), dir.join(format!("remote-{remote_camera}-{a}.mp4")));
     export(&central.url(&export_query(camera, a - 1_000_000, b + 1_000_000)), &mine);
-    export(&remote.rec.url(&export_query("cam1", a, b)), &theirs);
+    export(&remote.rec.url(&export_query(remote_camera, a, b)), &theirs);
     let (m, t) = (frame_md5s(&mine), frame_md5s(&theirs));
     assert!(!t.is_empty(), "the remote's export holds frames");
     let at = (0..=m.len().saturating_sub(t.len())).find(|&p| m[p..p + t.len()] == t[..]);
