@@ -31,6 +31,15 @@ pub const WEDGE_HTTP_SECS_ENV: &str = "EDGEREC_FAULT_WEDGE_HTTP_SECS";
 /// hung network share (stop 23 point 3, `tests/archive_guards.rs`).
 pub const HANG_STAGES_WHILE_ENV: &str = "EDGEREC_FAULT_HANG_STAGES_WHILE";
 
+/// `PASS:DROP`: of the frames the first storage writer takes, it stores PASS, then drops DROP as
+/// if it could not store them, telling them as losses (review-16 M5, `tests/pull.rs`).
+pub const DROP_FRAMES_ENV: &str = "EDGEREC_FAULT_DROP_FRAMES";
+
+/// Of the frames the storage writer takes from now on, it stores `pass`, then drops `drop`.
+pub fn drop_frames(storage: &StorageHandle, pass: u64, drop: u64) {
+    storage.inject_drops(pass, drop);
+}
+
 /// The storage writer exits at once without writing what it holds, leaving the files as a
 /// kill -9 would; join its thread afterwards.
 pub fn crash_writer(storage: &StorageHandle) {
@@ -60,7 +69,7 @@ pub fn pause_event_log(log: &EventLog) -> PausedWriter {
 }
 
 /// The recorder process's faults, read once at start from the environment (`STALL_WRITER_SECS_ENV`,
-/// `QUEUE_BYTES_ENV`, `HANG_STAGES_WHILE_ENV`); each one applied is logged as a warning.
+/// `QUEUE_BYTES_ENV`, `HANG_STAGES_WHILE_ENV`, `DROP_FRAMES_ENV`); each one applied is logged as a warning.
 pub fn inject_from_env(recorder: &Recorder) {
     if let Ok(flag) = std::env::var(HANG_STAGES_WHILE_ENV) {
         tracing::warn!(flag, "fault injection: stage probes and reads block while this file exists");
@@ -73,6 +82,13 @@ pub fn inject_from_env(recorder: &Recorder) {
     if let Some(bytes) = read(QUEUE_BYTES_ENV) {
         tracing::warn!(storage = %storage.id, bytes, "fault injection: limiting the writer queue");
         limit_writer_queue(storage, bytes);
+    }
+    let plan = std::env::var(DROP_FRAMES_ENV).ok();
+    if let Some((pass, drop)) = plan.as_deref().and_then(|v| v.split_once(':')) {
+        if let (Ok(pass), Ok(drop)) = (pass.parse(), drop.parse()) {
+            tracing::warn!(storage = %storage.id, pass, drop, "fault injection: dropping frames");
+            drop_frames(storage, pass, drop);
+        }
     }
     if let Some(secs) = read(STALL_WRITER_SECS_ENV) {
         tracing::warn!(storage = %storage.id, secs, "fault injection: stalling the writer");

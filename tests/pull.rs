@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use common::pull::*;
 use common::recorder::{now_us, ADMIN, ADMIN_PASSWORD};
-use common::wait_for;
+use common::{free_local_port, wait_for};
 
 /// Issue 16 (IC-4b, IC-10, IC-2, IC-12): a continuous mirror holds the remote's frames byte for
 /// byte (the central's export equals the remote's, frame for frame), status shows the link up and
@@ -196,6 +196,34 @@ fn ic5_h2_kill9_mid_gop_keeps_every_frame_of_the_range() {
     // One export across the whole range, over both runs: the export planner ends the first run
     // where the second (the GOP written again) starts, so every frame is there once, in order,
     // to the end of the range (review-16 H2, store::export).
+    let one = p.dir().join("central-one.mp4");
+    export(&central.url(&export_query("shop-cam1", a, b)), &one);
+    assert_every_frame_present(&frame_md5s(&one), &t, 0);
+}
+
+/// Issue 16, review-16 M5 (IC-5, P1): frames the central's writer does not keep are not counted
+/// retrieved. Here the fault injection `EDGEREC_FAULT_DROP_FRAMES` has it drop 10 frames in the
+/// middle of the range, as a storage full of evidence-locked data or gone for a moment would.
+/// The camera says what the store did not keep, only the range before the hole counts as
+/// retrieved, and the rest is retrieved again and written in a new run from the key frame before
+/// the hole. Afterwards one export of the central holds every frame of the remote's, once, in
+/// order.
+#[test]
+fn m5_frames_the_central_did_not_store_are_retrieved_again() {
+    let p = pair("live:h264");
+    let t0 = p.remote_recorded(12_000_000, Duration::from_secs(40)) / 1000 * 1000;
+    let (from, to) = (t0 + 1_000_000, t0 + 11_000_000);
+    let site = p.site("shop", ADMIN, ADMIN_PASSWORD, "", &ranges_camera(from, to));
+    // 163 frames kept (about 6.5 s of video, mid-GOP), then 10 dropped.
+    let env = [("EDGEREC_FAULT_DROP_FRAMES", "163:10")];
+    let central = Central::start_env(&p.cdir, &site, free_local_port(), &env);
+    wait_range_done(&central, from, to);
+    let log = central.log_text();
+    assert!(log.contains("the store did not keep 10 frames") && log.contains("fault injection"), "{log}");
+    assert!(log.contains("writing again the GOP the store held a part of"), "{log}");
+    let (a, b) = (from + 500_000, to - 500_000);
+    let t = p.remote_frames(a, b);
+    assert!(t.len() >= 200, "the remote's export holds {} frames", t.len());
     let one = p.dir().join("central-one.mp4");
     export(&central.url(&export_query("shop-cam1", a, b)), &one);
     assert_every_frame_present(&frame_md5s(&one), &t, 0);

@@ -162,7 +162,12 @@ impl Harness {
     }
 
     fn flush(&self) {
-        assert!(self.handle.flush(Duration::from_secs(30)), "writer flushed");
+        assert!(self.try_flush(), "writer flushed");
+    }
+
+    /// Whether a flush made everything durable (false while the storage is away, M5).
+    fn try_flush(&self) -> bool {
+        self.handle.flush(Duration::from_secs(30))
     }
 
     /// Simulates kill -9: the writer thread stops without writing what it holds.
@@ -569,30 +574,67 @@ fn storage_that_disappears_stops_recording_and_resumes_when_back() {
     assert!(h.handle.stats.available.load(std::sync::atomic::Ordering::Relaxed));
     let moved = tmp.path().join("unplugged");
     std::fs::rename(&cfg.path, &moved).unwrap();
-    h.flush();
+    assert!(!h.try_flush(), "review-16 M5: a flush that finds the storage gone says so");
     assert!(!h.handle.stats.available.load(std::sync::atomic::Ordering::Relaxed), "FL-1: unavailable");
     let err = h.handle.stats.last_error.lock().unwrap().clone().unwrap();
     assert!(err.contains("is gone"), "{err}");
     // While it is away, frames are dropped and counted, not queued forever.
-    h.send(1000);
-    h.flush();
+    let dropped = h.send(1000);
+    assert!(!h.try_flush());
     assert!(h.handle.stats.frames_dropped_unavailable.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    // Review-16 M5: told per camera, with the dropped frame's time, and that what was written
+    // but not synced when the storage went may be gone too.
+    let lost = h.handle.stats.take_losses("cam").expect("losses told");
+    assert!(lost.frames >= 2 && lost.unknown && lost.last_wall_us == Some(dropped), "{lost:?}");
     // An empty directory at the path (the bare mount point) is not mistaken for a new storage.
     std::fs::create_dir(&cfg.path).unwrap();
     std::thread::sleep(Duration::from_millis(2500));
-    h.flush();
+    assert!(!h.try_flush());
     assert!(!h.handle.stats.available.load(std::sync::atomic::Ordering::Relaxed));
     std::fs::remove_dir(&cfg.path).unwrap();
     std::fs::rename(&moved, &cfg.path).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !h.handle.stats.available.load(std::sync::atomic::Ordering::Relaxed) {
         assert!(std::time::Instant::now() < deadline, "storage did not come back");
-        h.flush();
+        h.try_flush();
     }
     h.send(1000);
     h.flush();
     drop(h.crash());
     store::check_invariants(&cfg, store::recorder_uuid(tmp.path()).unwrap()).unwrap();
+}
+
+/// Review-16 M5 (`edgerec pull` counts a window retrieved only when every frame of it was
+/// stored): the writer tells, per camera and once, each frame it did not keep and when (here
+/// the frames of a run that starts without a key frame); a frame larger than a chunk may be is
+/// counted apart, as it can never be stored.
+#[test]
+fn frames_the_writer_does_not_keep_are_told_per_camera_m5() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = Harness::open(tmp.path(), storage_cfg(tmp.path(), 4));
+    for _ in 0..30 {
+        h.send(1000);
+    }
+    h.flush();
+    assert_eq!(h.handle.stats.take_losses("cam"), None, "nothing lost");
+    // A new run from frame 30, a key frame every 25th: 30..=49 cannot start it.
+    h.run += 1;
+    let first = h.send(1000);
+    let last = (31..50).map(|_| h.send(1000)).last().unwrap();
+    h.send(1000);
+    h.flush();
+    let lost = h.handle.stats.take_losses("cam").expect("losses told");
+    assert_eq!(
+        (lost.frames, lost.first_wall_us, lost.last_wall_us, lost.unknown, lost.oversize),
+        (20, Some(first), Some(last), false, 0),
+        "{lost:?}"
+    );
+    assert!(lost.reason.contains("key frame"), "{lost:?}");
+    assert_eq!(h.handle.stats.take_losses("cam"), None, "told once");
+    h.send(300_000);
+    h.flush();
+    let lost = h.handle.stats.take_losses("cam").expect("the oversize frame told");
+    assert_eq!((lost.frames, lost.oversize), (0, 1), "{lost:?}");
 }
 
 #[test]
@@ -1350,13 +1392,14 @@ fn a_storage_full_of_locked_data_stays_full_across_a_reopen() {
     while stats.available.load(Acquire) {
         assert!(std::time::Instant::now() < deadline, "the unplug was not noticed");
         h.send(20_000);
-        h.flush();
+        // Review-16 M5: false once the unplug is noticed.
+        h.try_flush();
     }
     std::fs::rename(&moved, &cfg.path).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !stats.available.load(Acquire) {
         assert!(std::time::Instant::now() < deadline, "storage did not come back");
-        h.flush();
+        h.try_flush();
     }
     assert!(stats.full_of_locked_data.load(Acquire), "still only locked data after the reopen");
     h.pin(&[]);

@@ -202,6 +202,41 @@ struct CamRun {
     /// A damaged stream (DataLoss) was answered by dropping the saved transfer and retrieving
     /// the window again without Range; a second one in a row parks the camera (M3).
     data_loss_retried: bool,
+    /// Review-16 M5: frames the writer did not keep, being retrieved again: the next try skips
+    /// only what comes before them (whatever the store holds after them) and writes the rest of
+    /// its window again in a new run from the key frame before them. An export takes a later
+    /// run over an earlier one from the later one's first frame (`store::export`), so the frames
+    /// after the hole the first run kept are played from the new run. In this process only.
+    refill: Option<Hole>,
+}
+
+/// Frames of one camera the writer did not keep (review-16 M5), at wall times `from_us..=to_us`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Hole {
+    from_us: i64,
+    to_us: i64,
+}
+
+impl Hole {
+    /// Whether `job` retrieves the hole (a key frame's pre-roll before it allowed).
+    fn meets(&self, job: &Job) -> bool {
+        self.from_us < job.to_us && self.to_us >= job.from_us - PRE_ROLL_US
+    }
+}
+
+/// The hole `l` says (None when nothing storable was lost): frames whose times the writer did
+/// not keep (a storage that failed) are any handed over after `checked_us`, the last frame known
+/// kept, up to `through_us`, the last handed over.
+fn hole_of(l: &crate::store::Losses, checked_us: i64, through_us: i64) -> Option<Hole> {
+    if l.frames == 0 {
+        return None;
+    }
+    let (from, to) = match (l.first_wall_us, l.last_wall_us) {
+        (Some(a), Some(b)) if !l.unknown => (a, b),
+        (Some(a), Some(b)) => (a.min(checked_us + 1), b.max(through_us)),
+        _ => (checked_us + 1, through_us),
+    };
+    Some(Hole { from_us: from, to_us: to.max(from) })
 }
 
 /// Why one try of a camera failed: the error and what the remote's answer said about it.
@@ -212,11 +247,47 @@ struct Failure {
     /// The remote refused (a 4xx/5xx status) before any body: the writer lost nothing, so M5
     /// does not apply (review s28 M2).
     answered: bool,
+    /// The writer did not keep these frames (review-16 M5): the window is retrieved except them.
+    hole: Option<Hole>,
 }
 
 impl From<Error> for Failure {
     fn from(error: Error) -> Self {
-        Failure { error, retry_after: None, answered: false }
+        Failure { error, retry_after: None, answered: false, hole: None }
+    }
+}
+
+/// Review-16 M5: a transfer's check, after each flush, that the writer kept every frame handed
+/// over (it drops what it cannot store, `StorageStats::take_losses`).
+struct Kept<'a> {
+    storage: &'a StorageHandle,
+    camera: &'a str,
+    /// The last frame handed over known kept.
+    checked_us: i64,
+}
+
+impl Kept<'_> {
+    /// Flushes the storage; fails with the hole when the writer did not keep a frame handed
+    /// over (`last_written`: the last one).
+    async fn flush(&mut self, last_written: Option<i64>) -> Result<(), Failure> {
+        flushed(self.storage).await?;
+        let through = last_written.unwrap_or(self.checked_us);
+        let lost = self.storage.stats.take_losses(self.camera);
+        if let Some(n) = lost.as_ref().map(|l| l.oversize).filter(|n| *n > 0) {
+            tracing::warn!(camera = %self.camera, frames = n, "pull: frames larger than a chunk may be were not stored");
+        }
+        let hole = lost.as_ref().and_then(|l| hole_of(l, self.checked_us, through));
+        self.checked_us = through;
+        let (Some(hole), Some(l)) = (hole, lost) else { return Ok(()) };
+        let error = crate::err!(
+            FailedPrecondition,
+            "the store did not keep {} frames from {} to {} ({}); retrieving them again",
+            l.frames,
+            fmt_time(hole.from_us),
+            fmt_time(hole.to_us),
+            l.reason
+        );
+        Err(Failure { error, retry_after: None, answered: false, hole: Some(hole) })
     }
 }
 
@@ -713,6 +784,19 @@ impl SiteMirror {
                 run.soft = soft_again;
                 return Err(f);
             }
+            // Review-16 M5: the writer did not keep a part of the window: what comes before it
+            // counts as retrieved, the rest is retrieved again (`CamRun::refill`), nothing is
+            // resumed.
+            Err(f) if f.hole.is_some() => {
+                let h = f.hole.expect("checked just above");
+                db.drop_transfer(&cam.local)?;
+                if ms_floor(h.from_us) > job.from_us {
+                    let ranges = db.complete(&cam.local, job.from_us, ms_floor(h.from_us))?;
+                    self.with_camera(i, |c| c.retrieved = ranges);
+                }
+                run.refill = Some(h);
+                return Err(f);
+            }
             // Review-16 H1: an event window damaged again after its retry without Range is
             // skipped (logged, shown as the camera's last error) so the event cursor moves on
             // and one event cannot stop event mode for good (IC-7).
@@ -748,6 +832,9 @@ impl SiteMirror {
             db.set_event_cursor(&format!("{}/{}", self.site.name, cam.remote), &c.to_string())?;
         }
         // H3: the writer's run now ends where the next window may continue it.
+        if run.refill.is_some_and(|h| h.meets(&job)) {
+            run.refill = None;
+        }
         run.exact_from = Some(done_to);
         self.with_camera(i, |c| {
             c.retrieved = ranges;
@@ -859,7 +946,7 @@ impl SiteMirror {
                     self.set_link(Ok(()));
                 }
                 // Refused before the body: nothing of this try reached the writer (s28 M2).
-                return Err(Failure { error, retry_after, answered: true });
+                return Err(Failure { error, retry_after, answered: true, hole: None });
             }
         };
         let mut transfer = Transfer {
@@ -902,15 +989,29 @@ impl SiteMirror {
             // (after a failure of this camera the writer may still hold some; review s28 M1).
             _ => {
                 flushed(storage).await?;
+                // M5: what the writer did not keep of a try that failed before its check is
+                // retrieved again too.
+                let lost = storage.stats.take_losses(&cam.local).filter(|l| !l.unknown);
+                if let Some(h) = lost.and_then(|l| hole_of(&l, 0, 0)) {
+                    run.refill = Some(
+                        run.refill
+                            .map_or(h, |r| Hole { from_us: r.from_us.min(h.from_us), to_us: r.to_us.max(h.to_us) }),
+                    );
+                }
                 let held = crate::store::recordings(
                     &storage.path,
                     &cam.local,
                     (job.from_us - PRE_ROLL_US).min(job.to_us - 1),
                     job.to_us,
                 );
-                (held.ok().and_then(|r| r.last().map(|r| r.end_wall_us - 1)).unwrap_or(i64::MIN), true)
+                let held_to = held.ok().and_then(|r| r.last().map(|r| r.end_wall_us - 1)).unwrap_or(i64::MIN);
+                // The store holds frames after a hole: only those before it are skipped, the
+                // rest is written again in a new run (`CamRun::refill`).
+                let hole_from = run.refill.filter(|h| h.meets(job)).map_or(i64::MAX, |h| h.from_us - 1);
+                (held_to.min(hole_from), true)
             }
         };
+        let mut kept = Kept { storage, camera: &cam.local, checked_us: skip_through.max(job.from_us - PRE_ROLL_US) };
         // After a restart: the frames skipped since the last video key frame (the GOP the store
         // may hold only a part of), bounded (a longer GOP is not rewritten).
         let mut held_gop: Vec<(WireFrame, Arc<SampleEntry>)> = Vec::new();
@@ -960,7 +1061,7 @@ impl SiteMirror {
                 Ok(Some(c)) => c,
                 Ok(None) => break,
                 Err(e) => {
-                    self.durable(db, &cam.local, storage, &mut transfer, key_point.as_ref()).await?;
+                    self.durable(db, &mut kept, run.last_written_us, &mut transfer, key_point.as_ref()).await?;
                     run.soft = soft_point(&transfer, &decoder, wrote && held_gop.is_empty());
                     return Err(e.into());
                 }
@@ -1069,7 +1170,7 @@ impl SiteMirror {
                         // key frame, as the writer requires (S9).
                         let since = self.clocks.monotonic().saturating_sub(last_durable);
                         if video_key && unflushed > 0 && since >= DURABLE_EVERY {
-                            self.durable(db, &cam.local, storage, &mut transfer, key_point.as_ref()).await?;
+                            self.durable(db, &mut kept, run.last_written_us, &mut transfer, key_point.as_ref()).await?;
                             last_durable = self.clocks.monotonic();
                             unflushed = 0;
                             unflushed_frames = 0;
@@ -1110,7 +1211,7 @@ impl SiteMirror {
             }
             if unflushed >= FLUSH_BYTES || unflushed_frames >= FLUSH_FRAMES {
                 // Saved at the last key frame, not here (H2): a continuation starts a run there.
-                self.durable(db, &cam.local, storage, &mut transfer, key_point.as_ref()).await?;
+                self.durable(db, &mut kept, run.last_written_us, &mut transfer, key_point.as_ref()).await?;
                 unflushed = 0;
                 unflushed_frames = 0;
             }
@@ -1119,17 +1220,17 @@ impl SiteMirror {
             if let Some(rate) = rate {
                 let pause = pace(&mut pace_since, self.clocks.monotonic(), received, rate);
                 if !pause.is_zero() && wait(&self.stop, pause).await {
-                    self.durable(db, &cam.local, storage, &mut transfer, key_point.as_ref()).await?;
+                    self.durable(db, &mut kept, run.last_written_us, &mut transfer, key_point.as_ref()).await?;
                     return Err(crate::err!(Unavailable, "stopping").into());
                 }
             }
         }
-        // P1: the End's range is recorded by the caller after this flush.
-        flushed(storage).await?;
+        // P1: the End's range is recorded by the caller after this flush (M5: of frames kept).
+        kept.flush(run.last_written_us).await?;
         match end {
             Some(e) => Ok(e),
             None => {
-                self.durable(db, &cam.local, storage, &mut transfer, key_point.as_ref()).await?;
+                self.durable(db, &mut kept, run.last_written_us, &mut transfer, key_point.as_ref()).await?;
                 run.soft = soft_point(&transfer, &decoder, wrote && held_gop.is_empty());
                 Err(crate::err!(Unavailable, "the retrieval was cut at byte {} (resumed with Range)", decoder.offset())
                     .into())
@@ -1169,24 +1270,25 @@ impl SiteMirror {
 
     /// Makes every frame handed over durable, then saves the transfer at `point`, the last
     /// video key frame's start (P1, H2); nothing is saved before the first key frame.
+    /// `last_written`: the last frame handed over, for the check that the writer kept them (M5).
     async fn durable(
         &self,
         db: &mut CursorDb,
-        camera: &str,
-        storage: &StorageHandle,
+        kept: &mut Kept<'_>,
+        last_written: Option<i64>,
         transfer: &mut Transfer,
         point: Option<&KeyPoint>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), Failure> {
         let Some(point) = point else { return Ok(()) };
         if transfer.etag.is_empty() {
             // Without a strong ETag a continuation could splice other bytes: nothing to resume.
             return Ok(());
         }
-        flushed(storage).await?;
+        kept.flush(last_written).await?;
         transfer.offset = point.offset;
         transfer.run = point.run;
         transfer.entries = saved_entries(&point.entries);
-        db.save_transfer(camera, transfer)
+        Ok(db.save_transfer(kept.camera, transfer)?)
     }
 
     /// Hands a frame to the writer; a full queue (local cameras share the storage) is waited out
@@ -1209,6 +1311,29 @@ impl SiteMirror {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Review-16 M5: the hole a writer's losses make: the frames it dropped at known times; all
+    /// those handed over since the last check when some went with a failed storage unseen; none
+    /// for frames larger than a chunk (they can never be stored, so are not retrieved again).
+    #[test]
+    fn m5_the_hole_of_what_the_writer_did_not_keep() {
+        let l = |frames, walls: Option<(i64, i64)>, unknown, oversize| crate::store::Losses {
+            frames,
+            first_wall_us: walls.map(|w| w.0),
+            last_wall_us: walls.map(|w| w.1),
+            unknown,
+            reason: "test",
+            oversize,
+        };
+        let hole = |from_us, to_us| Some(Hole { from_us, to_us });
+        assert_eq!(hole_of(&l(3, Some((500, 700)), false, 0), 100, 900), hole(500, 700));
+        assert_eq!(hole_of(&l(1, None, true, 0), 100, 900), hole(101, 900));
+        assert_eq!(hole_of(&l(4, Some((950, 990)), true, 0), 100, 900), hole(101, 990));
+        assert_eq!(hole_of(&l(0, None, false, 2), 100, 900), None);
+        let job = Job { from_us: 1_000, to_us: 2_000, query: String::new(), event: None };
+        assert!(Hole { from_us: 1_500, to_us: 1_600 }.meets(&job));
+        assert!(!Hole { from_us: 2_000, to_us: 2_100 }.meets(&job));
+    }
 
     /// Review-16 H3 (IC-4b, S9): only a window from exactly where the writer's run ends asks
     /// `align=exact`; a window after a switch between manual ranges and the mode, after a

@@ -47,7 +47,7 @@ enum Msg {
     #[cfg(feature = "fault-injection")]
     Stall(Duration),
     /// Flush pending chunks now and acknowledge (tests, and the final flush of `stop`).
-    Flush(SyncSender<()>),
+    Flush(SyncSender<bool>),
     /// Shutdown, after ingest has stopped: flush pending chunks, acknowledge, and end the thread
     /// (which closes the index and releases the storage lock).
     Stop(SyncSender<()>),
@@ -58,9 +58,38 @@ enum Msg {
     Crash,
 }
 
+/// `Losses::reason` of a frame dropped because only evidence-locked data is left (EL-4).
+const LOCKED: &str = "only evidence-locked data is left";
+
+/// `Losses::reason` of a frame larger than a chunk may be (counted in `Losses::oversize`).
+const OVERSIZE: &str = "the frame is larger than a chunk may be";
+
+/// What the writer did not keep of one camera's frames since it was last asked (review-16 M5):
+/// every frame handed over that it dropped, or lost with the storage, whatever the reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Losses {
+    pub frames: u64,
+    /// The wall times of the first and last frame whose time is known.
+    pub first_wall_us: Option<i64>,
+    pub last_wall_us: Option<i64>,
+    /// Frames went with a failed storage whose times were not kept (written since the last
+    /// sync): any frame handed over since the caller last knew them durable may be gone.
+    pub unknown: bool,
+    /// Why the last of them was not kept.
+    pub reason: &'static str,
+    /// Frames larger than a chunk may be, counted apart: never storable, so never retried.
+    pub oversize: u64,
+}
+
 /// Counters and state a storage exposes to status and metrics.
 #[derive(Default)]
 pub struct StorageStats {
+    /// Per camera, what the writer did not keep since the camera's last `take_losses` (the
+    /// mirror's check that a retrieved window was stored whole, review-16 M5).
+    losses: Mutex<HashMap<Arc<str>, Losses>>,
+    /// Fault injection (`fault::drop_frames`): frames to let through, then frames to drop.
+    #[cfg(feature = "fault-injection")]
+    drop_plan: Mutex<Option<(u64, u64)>>,
     pub available: AtomicBool,
     /// The version of the pin set (`lock::PinBoard`) this writer has taken and honours.
     pub pins_applied: AtomicU64,
@@ -142,6 +171,51 @@ pub enum SendError {
     Closed,
 }
 
+impl StorageStats {
+    /// Counts `frames` of `camera` not kept, at wall times `walls` (first, last) when known.
+    fn lose(&self, camera: &Arc<str>, frames: u64, walls: Option<(i64, i64)>, reason: &'static str) {
+        if frames == 0 {
+            return;
+        }
+        let mut all = self.losses.lock().expect("losses lock");
+        let l = all.entry(camera.clone()).or_default();
+        if reason == OVERSIZE {
+            l.oversize += frames;
+            return;
+        }
+        l.frames += frames;
+        l.reason = reason;
+        match walls {
+            Some((a, b)) => {
+                l.first_wall_us = Some(l.first_wall_us.map_or(a, |f| f.min(a)));
+                l.last_wall_us = Some(l.last_wall_us.map_or(b, |f| f.max(b)));
+            }
+            None => l.unknown = true,
+        }
+    }
+
+    /// Fault injection (`fault::drop_frames`): whether the writer drops `f` (told as a loss).
+    #[cfg(feature = "fault-injection")]
+    fn fault_drops(&self, f: &IngestFrame) -> bool {
+        let mut plan = self.drop_plan.lock().expect("drop plan lock");
+        match plan.as_mut() {
+            Some((pass, _)) if *pass > 0 => *pass -= 1,
+            Some((_, drop)) if *drop > 0 => {
+                *drop -= 1;
+                self.lose(&f.camera, 1, Some((f.wall_us, f.wall_us)), "fault injection");
+                return true;
+            }
+            _ => *plan = None,
+        }
+        false
+    }
+
+    /// What the writer did not keep of `camera`'s frames since the last call (None: nothing).
+    pub fn take_losses(&self, camera: &str) -> Option<Losses> {
+        self.losses.lock().expect("losses lock").remove(camera)
+    }
+}
+
 impl StorageHandle {
     /// Queues a frame without ever blocking (STYLE rule 12).
     pub fn try_send(&self, f: IngestFrame) -> Result<(), SendError> {
@@ -190,13 +264,14 @@ impl StorageHandle {
         }
     }
 
-    /// Asks the writer to write and fdatasync everything it holds; waits up to `timeout`.
+    /// Asks the writer to write and fdatasync everything it holds; waits up to `timeout`. False
+    /// also when the storage is unavailable afterwards (nothing it held is known durable).
     pub fn flush(&self, timeout: Duration) -> bool {
         let (tx, rx) = mpsc::sync_channel(1);
         if self.tx.send(Msg::Flush(tx)).is_err() {
             return false;
         }
-        rx.recv_timeout(timeout).is_ok()
+        rx.recv_timeout(timeout).unwrap_or(false)
     }
 
     /// Shutdown: has the writer write and fdatasync everything it holds, then end its thread;
@@ -228,6 +303,13 @@ impl StorageHandle {
     #[cfg(feature = "fault-injection")]
     pub(crate) fn inject_stall(&self, d: Duration) {
         let _ = self.tx.send(Msg::Stall(d));
+    }
+
+    /// Fault injection (`fault::drop_frames`): of the frames the writer takes from now on, it
+    /// stores `pass`, then drops `drop` as if it could not store them.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn inject_drops(&self, pass: u64, drop: u64) {
+        *self.stats.drop_plan.lock().expect("drop plan lock") = Some((pass, drop));
     }
 
     /// Fault injection (`fault::limit_writer_queue`): lowers the queue's byte cap.
@@ -281,6 +363,15 @@ struct Pending {
     payload_len: usize,
     start_wall_us: i64,
     start_media: i64,
+}
+
+impl Pending {
+    /// The wall times of its first and last frame (None when empty).
+    fn walls(&self, timescale: u32) -> Option<(i64, i64)> {
+        let last = self.frames.last()?;
+        let offset_us = i64::from(last.ts_offset) * 1_000_000 / i64::from(timescale.max(1));
+        Some((self.start_wall_us, self.start_wall_us + offset_us))
+    }
 }
 
 /// Chunks of the head segment waiting to be written: header, frame and CRC parts in file order.
@@ -555,6 +646,13 @@ impl Writer {
         self.stats.available.store(false, Ordering::Release);
         *self.stats.last_error.lock().expect("stats lock") = Some(e.to_string());
         self.state = None;
+        // Review-16 M5: whatever was not synced may be gone: the pending frames (their times
+        // known) and those written since the last sync (their times not kept).
+        for st in self.streams.values() {
+            let walls = st.pending.walls(st.sample_entry.timescale_hz());
+            self.stats.lose(&st.camera, st.pending.frames.len() as u64, walls, "the storage failed");
+            self.stats.lose(&st.camera, 1, None, "the storage failed");
+        }
         self.streams.clear();
     }
 
@@ -600,6 +698,7 @@ impl Writer {
                         }
                     } else {
                         self.stats.frames_dropped_unavailable.fetch_add(1, Ordering::Relaxed);
+                        self.stats.lose(&f.camera, 1, Some((f.wall_us, f.wall_us)), "the storage is unavailable");
                     }
                 }
                 #[cfg(feature = "fault-injection")]
@@ -612,7 +711,8 @@ impl Writer {
                             self.fail(e);
                         }
                     }
-                    let _ = ack.send(());
+                    // Review-16 M5: durable only while the storage is there.
+                    let _ = ack.send(self.state.is_some());
                 }
                 Ok(Msg::Stop(ack)) => {
                     if self.state.is_some() {
@@ -658,11 +758,16 @@ impl Writer {
     }
 
     fn append(&mut self, f: IngestFrame) -> Result<(), Error> {
+        #[cfg(feature = "fault-injection")]
+        if self.stats.fault_drops(&f) {
+            return Ok(());
+        }
         let key = (f.camera.clone(), f.frame.kind);
         let live = self.state.as_mut().expect("append only while available");
         if live.full_of_locked_data {
             // EL-4: nothing may be reclaimed, so nothing is written.
             self.stats.frames_dropped_locked.fetch_add(1, Ordering::Relaxed);
+            self.stats.lose(&f.camera, 1, Some((f.wall_us, f.wall_us)), LOCKED);
             return Ok(());
         }
         if !self.streams.contains_key(&key) {
@@ -722,12 +827,19 @@ impl Writer {
             let st = self.streams.get_mut(&key).expect("exists");
             if st.awaiting_key {
                 if !f.frame.key {
+                    self.stats.lose(
+                        &f.camera,
+                        1,
+                        Some((f.wall_us, f.wall_us)),
+                        "a video run must start with a key frame",
+                    );
                     return Ok(());
                 }
                 st.awaiting_key = false;
             }
             if f.frame.data.len() > max_payload {
                 tracing::warn!(camera = %f.camera, bytes = f.frame.data.len(), "frame larger than a chunk may be; dropped");
+                self.stats.lose(&f.camera, 1, Some((f.wall_us, f.wall_us)), OVERSIZE);
                 return Ok(());
             }
             !st.pending.frames.is_empty()
@@ -742,6 +854,7 @@ impl Writer {
             // non-key frame (S9; review finding 6).
             if self.state.as_ref().is_some_and(|live| live.full_of_locked_data) {
                 self.stats.frames_dropped_locked.fetch_add(1, Ordering::Relaxed);
+                self.stats.lose(&f.camera, 1, Some((f.wall_us, f.wall_us)), LOCKED);
                 return Ok(());
             }
         }
@@ -804,8 +917,11 @@ impl Writer {
                 // EL-4, FL-5: only locked data is left. The chunk is dropped and every stream
                 // starts a new run (with a key frame) when writing resumes.
                 self.stats.frames_dropped_locked.fetch_add(pending.frames.len() as u64, Ordering::Relaxed);
+                self.stats.lose(&key.0, pending.frames.len() as u64, pending.walls(timescale), LOCKED);
                 for st in self.streams.values_mut() {
                     self.stats.frames_dropped_locked.fetch_add(st.pending.frames.len() as u64, Ordering::Relaxed);
+                    let walls = st.pending.walls(st.sample_entry.timescale_hz());
+                    self.stats.lose(&st.camera, st.pending.frames.len() as u64, walls, LOCKED);
                     st.pending = Pending::default();
                     st.run_id = None;
                     st.last_media = None;

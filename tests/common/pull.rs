@@ -187,6 +187,11 @@ impl Central {
 
     /// Like [`Central::start`], with its HTTP on loopback port `port`.
     pub fn start_on(dir: &Path, sites: &str, port: u16) -> Central {
+        Central::start_env(dir, sites, port, &[])
+    }
+
+    /// Like [`Central::start_on`], with the environment variables `env` (fault injection).
+    pub fn start_env(dir: &Path, sites: &str, port: u16, env: &[(&str, &str)]) -> Central {
         std::fs::create_dir_all(dir).unwrap();
         let config = dir.join("central.toml");
         std::fs::write(
@@ -199,7 +204,7 @@ impl Central {
         )
         .unwrap();
         super::recorder::add_user(&config, ADMIN, ADMIN_PASSWORD, &["--admin"]);
-        Central::launch(config, port)
+        Central::launch_env(config, port, env)
     }
 
     /// Like `start` with the central's own `[[storage]]` lines (e.g. a shorter `sync_interval_ms`).
@@ -220,12 +225,17 @@ impl Central {
     }
 
     pub fn launch(config: PathBuf, port: u16) -> Central {
+        Central::launch_env(config, port, &[])
+    }
+
+    pub fn launch_env(config: PathBuf, port: u16, env: &[(&str, &str)]) -> Central {
         let dir = config.parent().unwrap().to_owned();
         let log = (0..).map(|n| dir.join(format!("pull-{n}.log"))).find(|p| !p.exists()).unwrap();
         let child = Command::new(edgerec_bin())
             .args(["pull", "--config"])
             .arg(&config)
             .env("EDGEREC_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
