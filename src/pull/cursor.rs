@@ -68,6 +68,18 @@ CREATE TABLE offered (
 ) STRICT;
 "#;
 
+/// Version 5 (review-16 L4): what each mirrored camera mirrors, so ranges retrieved from one
+/// remote camera never count for another the central's config points it at later.
+const SCHEMA_V5: &str = r#"
+-- Issue 16 (review-16 L4): the site and remote camera whose recordings `camera`'s rows in
+-- `retrieved`, `continuous` and `transfer` are.
+CREATE TABLE source (
+  camera TEXT PRIMARY KEY,
+  site TEXT NOT NULL,
+  remote TEXT NOT NULL
+) STRICT;
+"#;
+
 /// The pull database's versions (sqlite.rs Q1). New with issue 16.
 pub(crate) static VERSIONS: sqlite::Schema = sqlite::Schema {
     name: "pull cursor database",
@@ -78,6 +90,8 @@ pub(crate) static VERSIONS: sqlite::Schema = sqlite::Schema {
         sqlite::Migration { version: 3, what: "manual ranges", step: sqlite::Step::Sql(super::manual::SCHEMA_V3) },
         // Review-16 M2 (IC-9): the devices discovery offered.
         sqlite::Migration { version: 4, what: "offered devices", step: sqlite::Step::Sql(SCHEMA_V4) },
+        // Review-16 L4: what each mirrored camera mirrors.
+        sqlite::Migration { version: 5, what: "mirror sources", step: sqlite::Step::Sql(SCHEMA_V5) },
     ],
     readable_from: 1,
     legacy_version: None,
@@ -291,6 +305,33 @@ impl CursorDb {
         tx.commit().map_err(sq("save offered"))
     }
 
+    /// Binds `camera` to remote camera `remote` of `site` (review-16 L4). When it mirrored
+    /// another before, what was retrieved of that one (ranges, the continuous start, a transfer)
+    /// is forgotten, and true is returned; the media stays in the store. A camera of a database
+    /// older than version 5 is taken as mirroring what it is bound to first.
+    pub fn bind_source(&mut self, camera: &str, site: &str, remote: &str) -> Result<bool, Error> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sq("begin"))?;
+        let was: Option<(String, String)> = tx
+            .query_row("SELECT site, remote FROM source WHERE camera = ?", [camera], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(sq("read source"))?;
+        let other = was.as_ref().is_some_and(|(s, r)| (s.as_str(), r.as_str()) != (site, remote));
+        if other {
+            for table in ["retrieved", "continuous", "transfer"] {
+                tx.execute(&format!("DELETE FROM {table} WHERE camera = ?"), [camera]).map_err(sq("forget source"))?;
+            }
+        }
+        if was.is_none() || other {
+            tx.execute(
+                "INSERT OR REPLACE INTO source (camera, site, remote) VALUES (?, ?, ?)",
+                params![camera, site, remote],
+            )
+            .map_err(sq("save source"))?;
+        }
+        tx.commit().map_err(sq("save source"))?;
+        Ok(other)
+    }
+
     pub fn set_event_cursor(&mut self, site: &str, cursor: &str) -> Result<(), Error> {
         self.conn
             .execute("INSERT OR REPLACE INTO site (name, event_cursor) VALUES (?, ?)", params![site, cursor])
@@ -339,6 +380,48 @@ mod tests {
         assert_eq!((t.offset, t.event), (10, None));
         db.save_transfer("c", &Transfer { event: Some(5), ..t }).unwrap();
         assert_eq!(db.transfer("c").unwrap().unwrap().event, Some(5));
+    }
+
+    /// Review-16 L4 (Q1): a version 4 file upgrades keeping its ranges, which count for the
+    /// remote camera the camera is first bound to; bound to another, they are forgotten (the
+    /// continuous start and the transfer too), and bound again to the same, nothing changes.
+    #[test]
+    fn l4_a_camera_pointed_at_another_remote_forgets_what_it_retrieved() {
+        static V4: sqlite::Schema = sqlite::Schema {
+            name: "pull cursor database",
+            migrations: &[
+                sqlite::Migration { version: 1, what: "pull cursors", step: sqlite::Step::Sql(SCHEMA_V1) },
+                sqlite::Migration { version: 2, what: "a transfer's event cursor", step: sqlite::Step::Sql(SCHEMA_V2) },
+                sqlite::Migration {
+                    version: 3,
+                    what: "manual ranges",
+                    step: sqlite::Step::Sql(super::super::manual::SCHEMA_V3),
+                },
+                sqlite::Migration { version: 4, what: "offered devices", step: sqlite::Step::Sql(SCHEMA_V4) },
+            ],
+            readable_from: 1,
+            legacy_version: None,
+            newer_remedy: "",
+        };
+        let dir = old_file(
+            &V4,
+            &[
+                "INSERT INTO retrieved (camera, start_us, end_us) VALUES ('c', 10, 20), ('d', 10, 20)",
+                "INSERT INTO continuous (camera, start_us) VALUES ('c', 10)",
+                "INSERT INTO transfer (camera, from_us, to_us, query, etag, offset, entries, run) \
+                 VALUES ('c', 20, 30, 'q', '\"e\"', 10, x'', NULL)",
+            ],
+        );
+        let mut db = CursorDb::open(dir.path()).unwrap();
+        assert!(!db.bind_source("c", "shop", "cam1").unwrap());
+        assert!(!db.bind_source("c", "shop", "cam1").unwrap());
+        assert_eq!(db.retrieved("c").unwrap(), vec![(10, 20)]);
+        assert!(db.bind_source("c", "shop", "cam2").unwrap());
+        assert_eq!(db.retrieved("c").unwrap(), vec![]);
+        assert!(db.transfer("c").unwrap().is_none());
+        assert_eq!(db.continuous_start("c", 99).unwrap(), 99);
+        assert!(db.bind_source("c", "bus", "cam2").unwrap(), "another site is another source");
+        assert_eq!(db.retrieved("d").unwrap(), vec![(10, 20)], "other cameras keep theirs");
     }
 
     /// Review-16 M2 (IC-9, Q1): a version 3 file (manual ranges, no `offered`) is upgraded on

@@ -53,11 +53,6 @@ impl SiteMirror {
     pub(super) fn follow_config<T: Default>(&mut self, runs: &mut Vec<T>, db: &mut CursorDb, watch: &mut Watch) {
         let Some(new) = self.follow.take() else { return };
         let old = std::mem::take(&mut self.site.cameras);
-        for (local, why) in cancelled_by(&old, &new) {
-            let remote = old.iter().find(|o| o.local == local).map(|o| o.remote.clone()).unwrap_or_default();
-            self.cancel(db, &local, &remote, &why);
-            watch.gone.remove(&local);
-        }
         let mut old_runs: Vec<Option<T>> = runs.drain(..).map(Some).collect();
         let mut st = self.state.lock().expect("pull state lock");
         let mut old_snaps: Vec<Option<PullCameraSnapshot>> = st.cameras.drain(..).map(Some).collect();
@@ -70,6 +65,7 @@ impl SiteMirror {
                     st.cameras.push(snap);
                 }
                 None => {
+                    self.bind_source(db, &n.local, &n.remote);
                     runs.push(T::default());
                     st.cameras.push(super::mirror::camera_snapshot(n));
                     if let Some((stats, _)) = (self.lookup)(&n.local) {
@@ -81,10 +77,28 @@ impl SiteMirror {
             }
         }
         drop(st);
+        // After the state says the new set (review-16 L5): a range `Pull::add_range` inserts
+        // meanwhile sees the camera gone or re-pointed and cancels itself, or is cancelled here.
+        for (local, why) in cancelled_by(&old, &new) {
+            let remote = old.iter().find(|o| o.local == local).map(|o| o.remote.clone()).unwrap_or_default();
+            self.cancel(db, &local, &remote, &why);
+            watch.gone.remove(&local);
+        }
         self.site.cameras = new;
         // The remote's devices are diffed again against the new set (a re-pointed camera's new
         // remote camera, discovery of what the set no longer mirrors).
         watch.catalogue = None;
+    }
+
+    /// Binds `local` to remote camera `remote` of this site in the cursor database; what it
+    /// retrieved of another remote camera before no longer counts (review-16 L4).
+    pub(super) fn bind_source(&self, db: &mut CursorDb, local: &str, remote: &str) {
+        match db.bind_source(local, &self.site.name, remote) {
+            Ok(true) => tracing::info!(site = %self.site.name, camera = %local, remote = %remote,
+                "the mirror now mirrors another remote camera: what it retrieved of the previous one no longer counts"),
+            Ok(false) => {}
+            Err(e) => tracing::error!(site = %self.site.name, camera = %local, "pull: {e}"),
+        }
     }
 
     /// A transfer of camera `i` stopped because it was cancelled, or ended before it could be:

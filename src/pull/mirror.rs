@@ -180,7 +180,8 @@ impl KeyPoint {
 /// Per camera state of the thread (not persisted: the cursor database is).
 #[derive(Default)]
 struct CamRun {
-    /// The remote run the last frame written belonged to, and the local run it was written as.
+    /// The remote run the last frame written belonged to, and the local run it was written as
+    /// (0: none yet; else from `next_local_run`).
     remote_run: Option<u64>,
     local_run: u64,
     /// Wall time of the last frame handed to the writer by this process.
@@ -237,6 +238,14 @@ fn hole_of(l: &crate::store::Losses, checked_us: i64, through_us: i64) -> Option
         _ => (checked_us + 1, through_us),
     };
     Some(Hole { from_us: from, to_us: to.max(from) })
+}
+
+/// A writer run id (`IngestFrame::ingest_run`) not used before in this process. Unique across
+/// cameras too, so a camera removed and added again, or pointed at another remote camera, never
+/// continues the writer run of what it was before (review-16 L4).
+fn next_local_run() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Why one try of a camera failed: the error and what the remote's answer said about it.
@@ -475,6 +484,9 @@ impl SiteMirror {
             }
         };
         let mut runs: Vec<CamRun> = self.site.cameras.iter().map(|_| CamRun::default()).collect();
+        for cam in &self.site.cameras {
+            self.bind_source(&mut db, &cam.local, &cam.remote);
+        }
         // Every mirrored camera is attached: it shows the mirror's state, not `run`'s refusal.
         for c in &self.site.cameras {
             if let Some((stats, _)) = (self.lookup)(&c.local) {
@@ -586,7 +598,7 @@ impl SiteMirror {
         // and never continues mid-GOP. A refusal before the body (a 4xx/5xx status) lost nothing.
         if !f.answered {
             if run.last_written_us.take().is_some() {
-                run.local_run += 1;
+                run.local_run = next_local_run();
             }
             run.soft = None;
             run.remote_run = None;
@@ -1105,7 +1117,7 @@ impl SiteMirror {
                         // Any later Run record is a new run (the same id repeats where a hole
                         // breaks a run, `store::retrieve`).
                         if !first_run || run.remote_run != Some(id) {
-                            run.local_run += 1;
+                            run.local_run = next_local_run();
                         }
                         first_run = false;
                         run.remote_run = Some(id);
@@ -1164,7 +1176,7 @@ impl SiteMirror {
                             continue;
                         }
                         if run.local_run == 0 {
-                            run.local_run = 1;
+                            run.local_run = next_local_run();
                         }
                         // P1, at a video key frame: a transfer resumed here starts a run with a
                         // key frame, as the writer requires (S9).
