@@ -20,7 +20,8 @@ pub struct Discovered {
 }
 
 /// Adds discovered devices of site `.0` as mirrored cameras with mode `.2` (given by `main`: the
-/// config API's apply path). Returns the local ids added.
+/// config API's apply path). Returns the remote ids mirrored now (added, or listed already); a
+/// device left out (its local id taken) is not among them.
 pub type DiscoverFn = Arc<dyn Fn(&str, &[Discovered], &Mode) -> Result<Vec<String>, Error> + Send + Sync>;
 
 /// Shared by `Pull` (config changes, the API) and one site's thread.

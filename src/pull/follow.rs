@@ -248,6 +248,10 @@ impl SiteMirror {
             Ok(()) => {
                 watch.catalogue = Some(catalogue);
                 watch.retry_at = None;
+                let mut st = self.state.lock().expect("pull state lock");
+                if st.last_error.as_deref().is_some_and(|e| e.starts_with("discovery: ")) {
+                    st.last_error = None;
+                }
             }
             // Review-16 M2: a discovery that failed is tried again (the digest stays unset).
             Err(e) => {
@@ -309,15 +313,11 @@ impl SiteMirror {
         if new.is_empty() {
             return Ok(());
         }
-        let added = discover(&self.site.name, &new, mode)?;
-        tracing::info!(site = %self.site.name, cameras = ?added, "discovered cameras mirrored (IC-9)");
-        // Offered once, whether added or left out (a taken local id, logged there): the admin
-        // decides from now on (ARCHITECTURE "Following").
-        db.offer(&self.site.name, &new.iter().map(|d| d.remote.as_str()).collect::<Vec<_>>(), now)?;
-        let mut st = self.state.lock().expect("pull state lock");
-        if st.last_error.as_deref().is_some_and(|e| e.starts_with("discovery: ")) {
-            st.last_error = None;
-        }
+        let mirrored = discover(&self.site.name, &new, mode)?;
+        tracing::info!(site = %self.site.name, remote = ?mirrored, "discovered cameras mirrored (IC-9)");
+        // Offered once mirrored: the admin decides from now on (ARCHITECTURE "Following"). A
+        // device left out (its local id taken, logged there) is offered again at the next diff.
+        db.offer(&self.site.name, &mirrored.iter().map(String::as_str).collect::<Vec<_>>(), now)?;
         Ok(())
     }
 

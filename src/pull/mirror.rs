@@ -448,6 +448,8 @@ impl SiteMirror {
             st.since_us = now;
         }
         match up {
+            // A failed discovery's error stays until a discovery succeeds (`follow`).
+            Ok(()) if st.last_error.as_deref().is_some_and(|e| e.starts_with("discovery: ")) => {}
             Ok(()) => st.last_error = None,
             Err(e) => st.last_error = Some(e.to_string()),
         }

@@ -130,7 +130,8 @@ pub(super) fn delete(ctx: &Ctx, call: &Call, camera: &str, range: &str) -> Resul
 /// atomically, a new revision, applied live by `Recorder::apply`, which tells the mirrors), audited
 /// as done by user `pull`, and a Settings Changed with `reason: "discovery"` on this recorder.
 /// A device already listed (the document read again after a conflict), or whose default local id
-/// is taken (logged), is left out. The local ids added.
+/// is taken (logged), is left out. The remote ids that are mirrored now (added or listed): a
+/// device left out for its local id is not, so a later diff offers it again.
 pub(in crate::http) fn add_discovered(
     ctx: &Ctx,
     site: &str,
@@ -176,10 +177,11 @@ fn write_discovered(
     let cameras = cameras
         .as_array_mut()
         .ok_or_else(|| crate::err!(FailedPrecondition, "remote site {site:?}: `camera` is not a list"))?;
-    let mut added = Vec::new();
+    let (mut added, mut mirrored) = (Vec::new(), Vec::new());
     for d in found {
         let listed = cameras.iter().any(|c| c.get("remote").and_then(toml::Value::as_str) == Some(d.remote.as_str()));
         if listed {
+            mirrored.push(d.remote.clone());
             continue;
         }
         let local = format!("{site}-{}", d.remote);
@@ -193,9 +195,10 @@ fn write_discovered(
         t.insert("mode".to_owned(), toml::Value::String(mode.as_str().to_owned()));
         cameras.push(toml::Value::Table(t));
         added.push(local);
+        mirrored.push(d.remote.clone());
     }
     if added.is_empty() {
-        return Ok(added);
+        return Ok(mirrored);
     }
     let text = toml::to_string(&doc).map_err(|e| crate::err!(Internal, "the config as TOML: {e}"))?;
     let r = ctx.config.replace(text, Some(revision), |c| ctx.rec.apply(c));
@@ -219,5 +222,5 @@ fn write_discovered(
             Err(_) => ctx.rec.events().emit(e),
         }
     }
-    Ok(added)
+    Ok(mirrored)
 }
