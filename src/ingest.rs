@@ -48,6 +48,9 @@ pub enum CameraState {
     /// Waiting before the next attempt after a failure.
     Retrying,
     Disabled,
+    /// A mirrored camera outside its remote site's allowed window (issue 16, IC-6): nothing is
+    /// retrieved until the window opens.
+    Waiting,
 }
 
 impl CameraState {
@@ -57,6 +60,7 @@ impl CameraState {
             CameraState::Streaming => "recording",
             CameraState::Retrying => "retrying",
             CameraState::Disabled => "disabled",
+            CameraState::Waiting => "waiting",
         }
     }
 }
@@ -310,6 +314,7 @@ fn stream_off_reason(
             Some(_) => codec_off_reason(desc, advice),
         },
         CameraState::Disabled => Some(format!("{which} is not running: {}", last_error.unwrap_or("it is disabled"))),
+        CameraState::Waiting => Some(format!("{which} waits for its remote site's retrieval window")),
         CameraState::Connecting | CameraState::Retrying => Some(format!(
             "{which} is not connected: {}",
             last_error

@@ -40,13 +40,19 @@ fn ic4b_mirror_equals_remote_frame_for_frame_and_accounts_without_rights_retriev
     // The remote records a few seconds before the central starts: the mirror begins in the past.
     let rec_start = p.remote_recorded(4_000_000, Duration::from_secs(30));
     let cam = "history_seconds = 120\n";
+    // IC-6: a site whose allowed window (in the central's time zone, UTC here) opens in 2 h.
+    let minute = now_us() / 60_000_000 % 1440;
+    let hm = |m: i64| format!("{:02}:{:02}", m % 1440 / 60, m % 60);
+    let shut = format!("window = \"{}-{}\"\n", hm(minute + 120), hm(minute + 180));
     let sites = [
         p.site("ok", "central", "central-Pass-1", "", cam),
         p.site("nr", "noretrieve", "noretrieve-Pass-1", "", cam),
         p.site("nd", "noread", "noread-Pass-1", "", cam),
+        p.site("shut", "central", "central-Pass-1", &shut, cam),
     ]
     .concat();
-    let central = p.central(None, &sites);
+    let storage = "time_zone = \"UTC\"\n[[storage]]\nid = \"main\"\nsize = \"256MiB\"\nsegment_size = \"8MiB\"\n";
+    let central = p.central(Some(storage), &sites);
     // The mirror catches up to now − lag and follows: wait until it holds 9 s of the recording.
     let held = wait_for(Duration::from_secs(60), || {
         let site = central.site("ok");
@@ -90,6 +96,12 @@ fn ic4b_mirror_equals_remote_frame_for_frame_and_accounts_without_rights_retriev
     let (s, list) = remote.rec.call_as(("noread", "noread-Pass-1"), "GET", "/api/v1/cameras", &[], None);
     assert_eq!(s, 200);
     assert!(!list.to_string().contains("cam1"), "the remote hides cam1 from noread: {list}");
+
+    // IC-6: outside its window the site waits, and so does its camera (status never lies).
+    let shut = central.site("shut");
+    assert_eq!((&shut["link"], &shut["cameras"][0]["frames_written"]), (&json!("waiting"), &json!(0)), "{shut}");
+    let c = central.camera_status("shut-cam1");
+    assert_eq!((&c["state"], &c["recording"]), (&json!("waiting"), &json!(false)), "{c}");
 }
 
 /// Issue 16 (IC-5): the start of the kill -9 tests: a remote recording `spec` for 15 s, a range

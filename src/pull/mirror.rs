@@ -509,6 +509,13 @@ impl SiteMirror {
                         st.since_us = self.clocks.realtime_us();
                     }
                 }
+                // Status never lies: the cameras say they wait for the window too (IC-6).
+                for cam in &self.site.cameras {
+                    if let Some((stats, _)) = (self.lookup)(&cam.local) {
+                        *stats.state.lock().expect("state lock") = CameraState::Waiting;
+                        stats.recording.store(false, Ordering::Relaxed);
+                    }
+                }
                 if wait(&self.stop, Duration::from_secs(30)).await {
                     return;
                 }

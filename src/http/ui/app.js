@@ -359,6 +359,8 @@ const UI = (() => {
         return c.not_recording_reason ? 'warn' : 'ok';
       case 'connecting':
         return c.last_error ? 'bad' : 'warn';
+      case 'waiting':
+        return 'warn';
       case 'disabled':
         return 'off';
       default:

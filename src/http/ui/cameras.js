@@ -102,7 +102,7 @@
       error, body);
     /** Revision and ids the rows were built for: rows stay while they hold (their links stay clickable). */
     let built = null;
-    const level = (s) => s.recording || s.state === 'streaming' ? 'ok' : s.state === 'disabled' ? 'off' : s.state === 'connecting' ? 'warn' : 'bad';
+    const level = (s) => s.recording || s.state === 'streaming' ? 'ok' : s.state === 'disabled' ? 'off' : s.state === 'connecting' || s.state === 'waiting' ? 'warn' : 'bad';
     /** The part of a row that changes with the camera's state. */
     const stateOf = (c, s) => el('div', { class: 'cam-status' },
       el('dl', { class: 'facts' },
