@@ -218,8 +218,8 @@ fn ic5_h2_kill9_mid_gop_keeps_every_frame_of_the_range() {
 /// middle of the range, as a storage full of evidence-locked data or gone for a moment would.
 /// The camera says what the store did not keep, only the range before the hole counts as
 /// retrieved, and the rest is retrieved again and written in a new run from the key frame before
-/// the hole. Afterwards one export of the central holds every frame of the remote's, once, in
-/// order.
+/// the hole, also when the central is killed (-9) before it could (review s29 H2). Afterwards
+/// one export of the central holds every frame of the remote's, once, in order.
 #[test]
 fn m5_frames_the_central_did_not_store_are_retrieved_again() {
     let p = pair("live:h264");
@@ -229,9 +229,17 @@ fn m5_frames_the_central_did_not_store_are_retrieved_again() {
     // 163 frames kept (about 6.5 s of video, mid-GOP), then 10 dropped.
     let env = [("EDGEREC_FAULT_DROP_FRAMES", "163:10")];
     let central = Central::start_env(&p.cdir, &site, free_local_port(), &env);
+    // Seen, it is retrieved again before anything else, also after a kill -9 (pull.sqlite3
+    // `refill`): the kill lands in the camera's 2 s backoff, before the new try.
+    let seen = wait_for(Duration::from_secs(60), || {
+        let log = central.log_text();
+        (log.contains("the store did not keep 10 frames") && log.contains("fault injection")).then_some(())
+    });
+    assert!(seen.is_some(), "{}", central.log_text());
+    let (config, port) = central.kill9();
+    let central = Central::launch(config, port);
     wait_range_done(&central, from, to);
     let log = central.log_text();
-    assert!(log.contains("the store did not keep 10 frames") && log.contains("fault injection"), "{log}");
     assert!(log.contains("writing again the GOP the store held a part of"), "{log}");
     let (a, b) = (from + 500_000, to - 500_000);
     let t = p.remote_frames(a, b);

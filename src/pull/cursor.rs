@@ -69,7 +69,8 @@ CREATE TABLE offered (
 "#;
 
 /// Version 5 (review-16 L4): what each mirrored camera mirrors, so ranges retrieved from one
-/// remote camera never count for another the central's config points it at later.
+/// remote camera never count for another the central's config points it at later; and
+/// (review-16 M5) the frames to retrieve again because the writer did not keep them.
 const SCHEMA_V5: &str = r#"
 -- Issue 16 (review-16 L4): the site and remote camera whose recordings `camera`'s rows in
 -- `retrieved`, `continuous` and `transfer` are.
@@ -77,6 +78,15 @@ CREATE TABLE source (
   camera TEXT PRIMARY KEY,
   site TEXT NOT NULL,
   remote TEXT NOT NULL
+) STRICT;
+-- Review-16 M5: frames of `camera` the central's writer did not keep ([from, to], wall µs), to
+-- be retrieved again, with the rest of the job that lost them (up to `until_us`), before
+-- anything else of the camera.
+CREATE TABLE refill (
+  camera TEXT PRIMARY KEY,
+  from_us INTEGER NOT NULL,
+  to_us INTEGER NOT NULL,
+  until_us INTEGER NOT NULL
 ) STRICT;
 "#;
 
@@ -317,7 +327,7 @@ impl CursorDb {
             .map_err(sq("read source"))?;
         let other = was.as_ref().is_some_and(|(s, r)| (s.as_str(), r.as_str()) != (site, remote));
         if other {
-            for table in ["retrieved", "continuous", "transfer"] {
+            for table in ["retrieved", "continuous", "transfer", "refill"] {
                 tx.execute(&format!("DELETE FROM {table} WHERE camera = ?"), [camera]).map_err(sq("forget source"))?;
             }
         }
@@ -330,6 +340,29 @@ impl CursorDb {
         }
         tx.commit().map_err(sq("save source"))?;
         Ok(other)
+    }
+
+    /// The frames of `camera` to retrieve again (from, to, until), if any (review-16 M5).
+    pub fn refill(&self, camera: &str) -> Result<Option<(i64, i64, i64)>, Error> {
+        self.conn
+            .query_row("SELECT from_us, to_us, until_us FROM refill WHERE camera = ?", [camera], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()
+            .map_err(sq("read refill"))
+    }
+
+    /// Sets (or with None clears) the frames of `camera` to retrieve again.
+    pub fn set_refill(&mut self, camera: &str, refill: Option<(i64, i64, i64)>) -> Result<(), Error> {
+        match refill {
+            Some((a, b, until)) => self.conn.execute(
+                "INSERT OR REPLACE INTO refill (camera, from_us, to_us, until_us) VALUES (?, ?, ?, ?)",
+                params![camera, a, b, until],
+            ),
+            None => self.conn.execute("DELETE FROM refill WHERE camera = ?", [camera]),
+        }
+        .map_err(sq("save refill"))?;
+        Ok(())
     }
 
     pub fn set_event_cursor(&mut self, site: &str, cursor: &str) -> Result<(), Error> {
@@ -421,6 +454,14 @@ mod tests {
         assert!(db.transfer("c").unwrap().is_none());
         assert_eq!(db.continuous_start("c", 99).unwrap(), 99);
         assert!(db.bind_source("c", "bus", "cam2").unwrap(), "another site is another source");
+        // Review-16 M5: a hole to retrieve again persists, is cleared, and goes with the source.
+        db.set_refill("c", Some((1, 2, 3))).unwrap();
+        assert_eq!(CursorDb::open(dir.path()).unwrap().refill("c").unwrap(), Some((1, 2, 3)));
+        db.set_refill("c", None).unwrap();
+        assert_eq!(db.refill("c").unwrap(), None);
+        db.set_refill("c", Some((1, 2, 3))).unwrap();
+        assert!(db.bind_source("c", "bus", "cam3").unwrap());
+        assert_eq!(db.refill("c").unwrap(), None);
         assert_eq!(db.retrieved("d").unwrap(), vec![(10, 20)], "other cameras keep theirs");
     }
 

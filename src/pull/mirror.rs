@@ -203,25 +203,51 @@ struct CamRun {
     /// A damaged stream (DataLoss) was answered by dropping the saved transfer and retrieving
     /// the window again without Range; a second one in a row parks the camera (M3).
     data_loss_retried: bool,
-    /// Review-16 M5: frames the writer did not keep, being retrieved again: the next try skips
-    /// only what comes before them (whatever the store holds after them) and writes the rest of
-    /// its window again in a new run from the key frame before them. An export takes a later
-    /// run over an earlier one from the later one's first frame (`store::export`), so the frames
-    /// after the hole the first run kept are played from the new run. In this process only.
+    /// Review-16 M5: frames the writer did not keep, being retrieved again before any other job
+    /// of the camera (kept in pull.sqlite3 `refill`, so a restart does it too): the job
+    /// [hole, end of the job that lost them) skips only what comes before the hole (whatever the
+    /// store holds after it) and writes the rest again in a new run from the key frame before
+    /// it. An export takes a later run over an earlier one from the later one's first frame
+    /// (`store::export`), so the frames after the hole the first run kept play from the new run.
     refill: Option<Hole>,
 }
 
-/// Frames of one camera the writer did not keep (review-16 M5), at wall times `from_us..=to_us`.
+impl CamRun {
+    /// Forgets the last frame handed to the writer (the next try takes the restart path: the store
+    /// says what it holds) and the mid-GOP continuation; the next frames start a new writer run.
+    fn forget_written(&mut self) {
+        if self.last_written_us.take().is_some() {
+            self.local_run = next_local_run();
+        }
+        self.soft = None;
+        self.remote_run = None;
+    }
+}
+
+/// Frames of one camera the writer did not keep (review-16 M5), at wall times `from_us..=to_us`,
+/// in the job that ends at `until_us` (0 until the job is known); `reason` the writer's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Hole {
     from_us: i64,
     to_us: i64,
+    until_us: i64,
+    reason: &'static str,
 }
 
 impl Hole {
-    /// Whether `job` retrieves the hole (a key frame's pre-roll before it allowed).
-    fn meets(&self, job: &Job) -> bool {
-        self.from_us < job.to_us && self.to_us >= job.from_us - PRE_ROLL_US
+    /// The job that retrieves the hole again: from it to the end of the job that lost it.
+    fn job(&self) -> Job {
+        window_job((ms_floor(self.from_us), self.until_us), None)
+    }
+
+    /// Whether `job` is that job (or its saved transfer).
+    fn is_job(&self, job: &Job) -> bool {
+        job.event.is_none() && (job.from_us, job.to_us) == (ms_floor(self.from_us), self.until_us)
+    }
+
+    /// As pull.sqlite3 `refill` keeps it.
+    fn saved(&self) -> (i64, i64, i64) {
+        (self.from_us, self.to_us, self.until_us)
     }
 }
 
@@ -237,7 +263,7 @@ fn hole_of(l: &crate::store::Losses, checked_us: i64, through_us: i64) -> Option
         (Some(a), Some(b)) => (a.min(checked_us + 1), b.max(through_us)),
         _ => (checked_us + 1, through_us),
     };
-    Some(Hole { from_us: from, to_us: to.max(from) })
+    Some(Hole { from_us: from, to_us: to.max(from), until_us: 0, reason: l.reason })
 }
 
 /// A writer run id (`IngestFrame::ingest_run`) not used before in this process. Unique across
@@ -486,8 +512,13 @@ impl SiteMirror {
             }
         };
         let mut runs: Vec<CamRun> = self.site.cameras.iter().map(|_| CamRun::default()).collect();
-        for cam in &self.site.cameras {
+        for (cam, run) in self.site.cameras.iter().zip(runs.iter_mut()) {
             self.bind_source(&mut db, &cam.local, &cam.remote);
+            // M5: a hole a kill or restart interrupted is retrieved again first.
+            match db.refill(&cam.local) {
+                Ok(r) => run.refill = r.map(|(from_us, to_us, until_us)| Hole { from_us, to_us, until_us, reason: "" }),
+                Err(e) => tracing::error!(site = %self.site.name, camera = %cam.local, "pull: {e}"),
+            }
         }
         // Every mirrored camera is attached: it shows the mirror's state, not `run`'s refusal.
         for c in &self.site.cameras {
@@ -509,17 +540,30 @@ impl SiteMirror {
                         st.since_us = self.clocks.realtime_us();
                     }
                 }
-                // Status never lies: the cameras say they wait for the window too (IC-6).
+                // Status never lies: the cameras say they wait for the window too (IC-6); one
+                // stopped (the remote does not show it) stays so.
                 for cam in &self.site.cameras {
                     if let Some((stats, _)) = (self.lookup)(&cam.local) {
-                        *stats.state.lock().expect("state lock") = CameraState::Waiting;
-                        stats.recording.store(false, Ordering::Relaxed);
+                        let mut state = stats.state.lock().expect("state lock");
+                        if *state != CameraState::Disabled {
+                            *state = CameraState::Waiting;
+                            stats.recording.store(false, Ordering::Relaxed);
+                        }
                     }
                 }
                 if wait(&self.stop, Duration::from_secs(30)).await {
                     return;
                 }
                 continue;
+            }
+            // The window is open: a camera that waited for it is on its way (review s29 L4).
+            for cam in &self.site.cameras {
+                if let Some((stats, _)) = (self.lookup)(&cam.local) {
+                    let mut state = stats.state.lock().expect("state lock");
+                    if *state == CameraState::Waiting {
+                        *state = CameraState::Connecting;
+                    }
+                }
             }
             self.follow_remote(&mut client, &mut db, &mut watch).await;
             let mut worked = false;
@@ -546,6 +590,9 @@ impl SiteMirror {
                     Err(_) if self.stop.is_triggered() => return,
                     Err(_) if self.follow.cancelled(&self.site.cameras[i].local).is_some() => {
                         self.transfer_cancelled(i, &mut db);
+                        // Review s29 H3: what the next job skips is what the store holds, not
+                        // what this cancelled job handed over.
+                        run.forget_written();
                     }
                     Err(f) => {
                         let cam = &self.site.cameras[i];
@@ -606,11 +653,7 @@ impl SiteMirror {
         // skips only what the store holds (the restart path, H2), in a new run of the writer,
         // and never continues mid-GOP. A refusal before the body (a 4xx/5xx status) lost nothing.
         if !f.answered {
-            if run.last_written_us.take().is_some() {
-                run.local_run = next_local_run();
-            }
-            run.soft = None;
-            run.remote_run = None;
+            run.forget_written();
         }
         let pause = match e.kind() {
             ErrorKind::DataLoss => {
@@ -781,10 +824,12 @@ impl SiteMirror {
             }
             (t, _) => (t, false),
         };
-        let job = match &saved {
+        let job = match (&saved, run.refill) {
             // L3: a resumed event transfer still completes its event (the cursor is saved with it).
-            Some(t) => Job { from_us: t.from_us, to_us: t.to_us, query: t.query.clone(), event: t.event },
-            None => match self.next_job(i, db, client, run.exact_from).await? {
+            (Some(t), _) => Job { from_us: t.from_us, to_us: t.to_us, query: t.query.clone(), event: t.event },
+            // M5: frames the writer did not keep are retrieved again before anything else.
+            (None, Some(h)) => h.job(),
+            (None, None) => match self.next_job(i, db, client, run.exact_from).await? {
                 Some(j) => j,
                 None => {
                     if *stats.state.lock().expect("state lock") != CameraState::Streaming {
@@ -809,13 +854,28 @@ impl SiteMirror {
             // counts as retrieved, the rest is retrieved again (`CamRun::refill`), nothing is
             // resumed.
             Err(f) if f.hole.is_some() => {
-                let h = f.hole.expect("checked just above");
+                let mut h = f.hole.expect("checked just above");
+                h.until_us = job.to_us.max(ms_ceil(h.to_us + 1));
+                // Review s29 M1: a run that cannot start with a key frame again at the same place
+                // (a GOP too long to write again) would loop for ever: that loss is accepted.
+                let again = run.refill.is_some_and(|r| r.is_job(&job) && r.from_us == h.from_us);
+                let accepted = again && h.reason == crate::store::NO_KEY_FRAME;
+                let done_to = if accepted { ms_ceil(h.to_us + 1).min(job.to_us) } else { ms_floor(h.from_us) };
+                run.refill = (!accepted).then_some(h);
+                db.set_refill(&cam.local, run.refill.map(|h| h.saved()))?;
                 db.drop_transfer(&cam.local)?;
-                if ms_floor(h.from_us) > job.from_us {
-                    let ranges = db.complete(&cam.local, job.from_us, ms_floor(h.from_us))?;
+                if done_to > job.from_us {
+                    let ranges = db.complete(&cam.local, job.from_us, done_to)?;
                     self.with_camera(i, |c| c.retrieved = ranges);
                 }
-                run.refill = Some(h);
+                if accepted {
+                    return Err(crate::err!(
+                        FailedPrecondition,
+                        "{}; again after retrieving them anew: the store keeps the rest of the window without them",
+                        f.error
+                    )
+                    .into());
+                }
                 return Err(f);
             }
             // Review-16 H1: an event window damaged again after its retry without Range is
@@ -853,8 +913,10 @@ impl SiteMirror {
             db.set_event_cursor(&format!("{}/{}", self.site.name, cam.remote), &c.to_string())?;
         }
         // H3: the writer's run now ends where the next window may continue it.
-        if run.refill.is_some_and(|h| h.meets(&job)) {
+        // M5: the hole is written again (its whole job, or up to the live edge past it).
+        if run.refill.is_some_and(|h| h.is_job(&job) && done_to > h.to_us) {
             run.refill = None;
+            db.set_refill(&cam.local, None)?;
         }
         run.exact_from = Some(done_to);
         self.with_camera(i, |c| {
@@ -1010,14 +1072,24 @@ impl SiteMirror {
             // (after a failure of this camera the writer may still hold some; review s28 M1).
             _ => {
                 flushed(storage).await?;
-                // M5: what the writer did not keep of a try that failed before its check is
-                // retrieved again too.
-                let lost = storage.stats.take_losses(&cam.local).filter(|l| !l.unknown);
-                if let Some(h) = lost.and_then(|l| hole_of(&l, 0, 0)) {
-                    run.refill = Some(
-                        run.refill
-                            .map_or(h, |r| Hole { from_us: r.from_us.min(h.from_us), to_us: r.to_us.max(h.to_us) }),
-                    );
+                // M5: what the writer did not keep of a try that failed before its check (the
+                // times it knows; review s29 M4) is retrieved again too, when it lies in this job.
+                let lost = storage.stats.take_losses(&cam.local).filter(|l| l.frames > 0);
+                if let Some(l) = lost {
+                    tracing::warn!(site = %self.site.name, camera = %cam.local, frames = l.frames, reason = l.reason,
+                        "pull: the store did not keep frames of an earlier try");
+                    if let (Some(a), Some(b)) = (l.first_wall_us, l.last_wall_us) {
+                        if a < job.to_us && a >= job.from_us && run.refill.is_none() {
+                            let h = Hole {
+                                from_us: a,
+                                to_us: b,
+                                until_us: job.to_us.max(ms_ceil(b + 1)),
+                                reason: l.reason,
+                            };
+                            run.refill = Some(h);
+                            db.set_refill(&cam.local, Some(h.saved()))?;
+                        }
+                    }
                 }
                 let held = crate::store::recordings(
                     &storage.path,
@@ -1028,7 +1100,8 @@ impl SiteMirror {
                 let held_to = held.ok().and_then(|r| r.last().map(|r| r.end_wall_us - 1)).unwrap_or(i64::MIN);
                 // The store holds frames after a hole: only those before it are skipped, the
                 // rest is written again in a new run (`CamRun::refill`).
-                let hole_from = run.refill.filter(|h| h.meets(job)).map_or(i64::MAX, |h| h.from_us - 1);
+                let hole_from = run.refill.filter(|h| h.from_us >= job.from_us && h.from_us < job.to_us);
+                let hole_from = hole_from.map_or(i64::MAX, |h| h.from_us - 1);
                 (held_to.min(hole_from), true)
             }
         };
@@ -1346,14 +1419,17 @@ mod tests {
             reason: "test",
             oversize,
         };
-        let hole = |from_us, to_us| Some(Hole { from_us, to_us });
+        let hole = |from_us, to_us| Some(Hole { from_us, to_us, until_us: 0, reason: "test" });
         assert_eq!(hole_of(&l(3, Some((500, 700)), false, 0), 100, 900), hole(500, 700));
         assert_eq!(hole_of(&l(1, None, true, 0), 100, 900), hole(101, 900));
         assert_eq!(hole_of(&l(4, Some((950, 990)), true, 0), 100, 900), hole(101, 990));
         assert_eq!(hole_of(&l(0, None, false, 2), 100, 900), None);
-        let job = Job { from_us: 1_000, to_us: 2_000, query: String::new(), event: None };
-        assert!(Hole { from_us: 1_500, to_us: 1_600 }.meets(&job));
-        assert!(!Hole { from_us: 2_000, to_us: 2_100 }.meets(&job));
+        // The job that writes it again: from the hole to the end of the job that lost it.
+        let h = Hole { from_us: 1_500_300, to_us: 1_600_000, until_us: 2_000_000, reason: "test" };
+        let job = h.job();
+        assert_eq!((job.from_us, job.to_us), (1_500_000, 2_000_000));
+        assert!(job.query.ends_with("align=key") && h.is_job(&job), "{}", job.query);
+        assert!(!h.is_job(&window_job((1_000_000, 2_000_000), None)));
     }
 
     /// Review-16 H3 (IC-4b, S9): only a window from exactly where the writer's run ends asks

@@ -25,7 +25,7 @@ use segment::{SegmentHeader, SEGMENT_HEADER_BYTES};
 pub use settings::{
     StorageConfig, DEFAULT_RETENTION_DAYS, DEFAULT_SEGMENT_BYTES, DEFAULT_SYNC_INTERVAL_MS, MAX_RETENTION_DAYS,
 };
-pub use writer::{Losses, StorageHandle, StorageStats};
+pub use writer::{Losses, StorageHandle, StorageStats, NO_KEY_FRAME};
 
 /// Bytes of a storage's `size` kept for the index (WAL included). The index holds ~1 KB per camera
 /// per second of retained media, well under 1/64 of the media it describes at any useful bitrate.

@@ -61,6 +61,9 @@ enum Msg {
 /// `Losses::reason` of a frame dropped because only evidence-locked data is left (EL-4).
 const LOCKED: &str = "only evidence-locked data is left";
 
+/// `Losses::reason` of a video frame that cannot start a run (S9).
+pub const NO_KEY_FRAME: &str = "a video run must start with a key frame";
+
 /// `Losses::reason` of a frame larger than a chunk may be (counted in `Losses::oversize`).
 const OVERSIZE: &str = "the frame is larger than a chunk may be";
 
@@ -825,22 +828,19 @@ impl Writer {
         let max_payload = self.max_chunk_payload;
         let needs_close = {
             let st = self.streams.get_mut(&key).expect("exists");
-            if st.awaiting_key {
-                if !f.frame.key {
-                    self.stats.lose(
-                        &f.camera,
-                        1,
-                        Some((f.wall_us, f.wall_us)),
-                        "a video run must start with a key frame",
-                    );
-                    return Ok(());
-                }
-                st.awaiting_key = false;
-            }
+            // Before the key frame check (review s29 L5): an oversize key frame dropped here must
+            // not let the run start with the frame after it.
             if f.frame.data.len() > max_payload {
                 tracing::warn!(camera = %f.camera, bytes = f.frame.data.len(), "frame larger than a chunk may be; dropped");
                 self.stats.lose(&f.camera, 1, Some((f.wall_us, f.wall_us)), OVERSIZE);
                 return Ok(());
+            }
+            if st.awaiting_key {
+                if !f.frame.key {
+                    self.stats.lose(&f.camera, 1, Some((f.wall_us, f.wall_us)), NO_KEY_FRAME);
+                    return Ok(());
+                }
+                st.awaiting_key = false;
             }
             !st.pending.frames.is_empty()
                 && (st.pending.temporary != f.temporary_keep_us.is_some()
