@@ -26,7 +26,9 @@
 # CPU in CPU-seconds per 1000 Mbit served (= ms of CPU per Mbit) and in % of a core at the rate.
 #
 # Usage: benches/scripts/retrieve_vs_curl.sh
-#   env: RECORD_SEC (180), RUNS (7), PULL_RUNS (3)
+#   env: RECORD_SEC (180), RUNS (7), PULL_RUNS (3), REMOTE_DATA (a directory: the remote's data
+#   dir and config are kept there; when it already holds a recording, step 1 is skipped and that
+#   recording is served again, so repeated runs measure the same bytes and save the recording time)
 # Needs: target/release/edgerec (cargo build --release --locked), ffmpeg, curl, jq, and the test
 # peers of tests/support/rtsp_server.py (python3-gi, gst-rtsp-server).
 set -euo pipefail
@@ -54,7 +56,7 @@ hz="$(getconf CLK_TCK)"
 
 remote_config() { # ENABLED
     {
-        printf 'version = 1\n[server]\nlisten = "127.0.0.1:%s"\ndata_dir = "%s"\n' "$port" "$work/remote"
+        printf 'version = 1\n[server]\nlisten = "127.0.0.1:%s"\ndata_dir = "%s"\n' "$port" "$remote_dir"
         printf '[[storage]]\nid = "main"\nsize = "2GiB"\nsegment_size = "64MiB"\nsync_interval_ms = 1000\n'
         printf '[[camera]]\nid = "cam"\nsource = "%s"\ntransport = "tcp"\nrecord = "continuous"\nenabled = %s\n' "$url" "$1"
         printf '[camera.motion]\nenabled = false\n'
@@ -78,25 +80,32 @@ stop_remote() {
     edgerec_pid=""
 }
 
-# 1. Record.
-remote_config true
-echo "Bench-admin-1" | "$bin" user add --config "$work/remote.toml" --admin admin >/dev/null
-start_remote
-echo "recording $record_sec s of the 1080p25 clip"
-t_start="$(date -u -d '-1 min' +%Y-%m-%dT%H:%M:%SZ)"
-recorded=0
-for _ in $(seq 1 $(((record_sec + 120) * 2))); do
-    recorded="$(curl -sf -u "$auth" "$api/cameras/cam/recordings?from=$t_start&to=$(date -u -d '+1 min' +%Y-%m-%dT%H:%M:%SZ)" \
-        | "$py" -c '
+# 1. Record (unless REMOTE_DATA holds a recording already).
+remote_dir="${REMOTE_DATA:-$work/remote}"
+if [[ -s "$remote_dir/bench-t-start" ]]; then
+    t_start="$(cat "$remote_dir/bench-t-start")"
+    echo "serving the recording kept in $remote_dir (from $t_start)"
+else
+    remote_config true
+    echo "Bench-admin-1" | "$bin" user add --config "$work/remote.toml" --admin admin >/dev/null
+    start_remote
+    echo "recording $record_sec s of the 1080p25 clip"
+    t_start="$(date -u -d '-1 min' +%Y-%m-%dT%H:%M:%SZ)"
+    recorded=0
+    for _ in $(seq 1 $(((record_sec + 120) * 2))); do
+        recorded="$(curl -sf -u "$auth" "$api/cameras/cam/recordings?from=$t_start&to=$(date -u -d '+1 min' +%Y-%m-%dT%H:%M:%SZ)" \
+            | "$py" -c '
 import datetime, json, sys
 r = json.load(sys.stdin)["recordings"]
 s = lambda t: datetime.datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
 print(int(s(r[0]["end"]) - s(r[0]["start"])) if r else 0)' || echo 0)"
-    [[ "$recorded" -ge $((record_sec + 4)) ]] && break
-    sleep 0.5
-done
-[[ "$recorded" -ge $((record_sec + 4)) ]] || { echo "retrieve_vs_curl: only $recorded s recorded" >&2; exit 1; }
-stop_remote
+        [[ "$recorded" -ge $((record_sec + 4)) ]] && break
+        sleep 0.5
+    done
+    [[ "$recorded" -ge $((record_sec + 4)) ]] || { echo "retrieve_vs_curl: only $recorded s recorded" >&2; exit 1; }
+    stop_remote
+    echo "$t_start" >"$remote_dir/bench-t-start"
+fi
 
 # 2. Serve only.
 remote_config false
