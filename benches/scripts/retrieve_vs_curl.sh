@@ -19,14 +19,18 @@
 #    answer until its status shows the range retrieved (nothing pending). Its rate is the bytes
 #    written into its store (status `storages[0].bytes_written`) per second; the bytes it received
 #    (status `pull`) and the remote's CPU over the run are printed too. The central asks in 60 s
-#    windows, one after another, flushing its store after each.
+#    windows, one after another, flushing its store after each. The time from the central's
+#    launch (start-up included) is printed beside it: the first status answer comes a varying
+#    0.2-0.5 s after the launch, while the transfer has begun.
 #
 # Output: one `retrieve_vs_curl:` line per figure with medians over the runs, in the units
 # BENCHMARKS.md quotes: MB/s (10^6 bytes), ratios against the export's median, and the remote's
 # CPU in CPU-seconds per 1000 Mbit served (= ms of CPU per Mbit) and in % of a core at the rate.
 #
 # Usage: benches/scripts/retrieve_vs_curl.sh
-#   env: RECORD_SEC (180), RUNS (7), PULL_RUNS (3)
+#   env: RECORD_SEC (180), RUNS (7), PULL_RUNS (3), REMOTE_DATA (a directory: the remote's data
+#   dir and config are kept there; when it already holds a recording, step 1 is skipped and that
+#   recording is served again, so repeated runs measure the same bytes and save the recording time)
 # Needs: target/release/edgerec (cargo build --release --locked), ffmpeg, curl, jq, and the test
 # peers of tests/support/rtsp_server.py (python3-gi, gst-rtsp-server).
 set -euo pipefail
@@ -54,7 +58,7 @@ hz="$(getconf CLK_TCK)"
 
 remote_config() { # ENABLED
     {
-        printf 'version = 1\n[server]\nlisten = "127.0.0.1:%s"\ndata_dir = "%s"\n' "$port" "$work/remote"
+        printf 'version = 1\n[server]\nlisten = "127.0.0.1:%s"\ndata_dir = "%s"\n' "$port" "$remote_dir"
         printf '[[storage]]\nid = "main"\nsize = "2GiB"\nsegment_size = "64MiB"\nsync_interval_ms = 1000\n'
         printf '[[camera]]\nid = "cam"\nsource = "%s"\ntransport = "tcp"\nrecord = "continuous"\nenabled = %s\n' "$url" "$1"
         printf '[camera.motion]\nenabled = false\n'
@@ -78,25 +82,32 @@ stop_remote() {
     edgerec_pid=""
 }
 
-# 1. Record.
-remote_config true
-echo "Bench-admin-1" | "$bin" user add --config "$work/remote.toml" --admin admin >/dev/null
-start_remote
-echo "recording $record_sec s of the 1080p25 clip"
-t_start="$(date -u -d '-1 min' +%Y-%m-%dT%H:%M:%SZ)"
-recorded=0
-for _ in $(seq 1 $(((record_sec + 120) * 2))); do
-    recorded="$(curl -sf -u "$auth" "$api/cameras/cam/recordings?from=$t_start&to=$(date -u -d '+1 min' +%Y-%m-%dT%H:%M:%SZ)" \
-        | "$py" -c '
+# 1. Record (unless REMOTE_DATA holds a recording already).
+remote_dir="${REMOTE_DATA:-$work/remote}"
+if [[ -s "$remote_dir/bench-t-start" ]]; then
+    t_start="$(cat "$remote_dir/bench-t-start")"
+    echo "serving the recording kept in $remote_dir (from $t_start)"
+else
+    remote_config true
+    echo "Bench-admin-1" | "$bin" user add --config "$work/remote.toml" --admin admin >/dev/null
+    start_remote
+    echo "recording $record_sec s of the 1080p25 clip"
+    t_start="$(date -u -d '-1 min' +%Y-%m-%dT%H:%M:%SZ)"
+    recorded=0
+    for _ in $(seq 1 $(((record_sec + 120) * 2))); do
+        recorded="$(curl -sf -u "$auth" "$api/cameras/cam/recordings?from=$t_start&to=$(date -u -d '+1 min' +%Y-%m-%dT%H:%M:%SZ)" \
+            | "$py" -c '
 import datetime, json, sys
 r = json.load(sys.stdin)["recordings"]
 s = lambda t: datetime.datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
 print(int(s(r[0]["end"]) - s(r[0]["start"])) if r else 0)' || echo 0)"
-    [[ "$recorded" -ge $((record_sec + 4)) ]] && break
-    sleep 0.5
-done
-[[ "$recorded" -ge $((record_sec + 4)) ]] || { echo "retrieve_vs_curl: only $recorded s recorded" >&2; exit 1; }
-stop_remote
+        [[ "$recorded" -ge $((record_sec + 4)) ]] && break
+        sleep 0.5
+    done
+    [[ "$recorded" -ge $((record_sec + 4)) ]] || { echo "retrieve_vs_curl: only $recorded s recorded" >&2; exit 1; }
+    stop_remote
+    echo "$t_start" >"$remote_dir/bench-t-start"
+fi
 
 # 2. Serve only.
 remote_config false
@@ -146,6 +157,7 @@ for i in $(seq 1 "$pull_runs"); do
     } >"$ccfg"
     echo "Bench-admin-1" | "$bin" user add --config "$ccfg" --admin admin >/dev/null
     before="$(ticks "$edgerec_pid")"
+    t_launch="$(now_s)"
     EDGEREC_LOG=warn "$bin" pull --config "$ccfg" >"$work/central-$i.log" 2>&1 9>&- &
     central_pid=$!
     capi="http://127.0.0.1:$cport/api/v1"
@@ -168,7 +180,8 @@ for i in $(seq 1 "$pull_runs"); do
     received="$(jq '.pull.sites[0].bytes_received' <<<"$s")"
     frames="$(jq '.pull.sites[0].cameras[0].frames_written' <<<"$s")"
     secs="$("$py" -c "print($done_s - $t0)")"
-    echo "pull $written $secs $((after - before)) 200 $received $frames" | tee -a "$work/runs"
+    from_launch="$("$py" -c "print($done_s - $t_launch)")"
+    echo "pull $written $secs $((after - before)) 200 $received $frames $from_launch" | tee -a "$work/runs"
     kill -TERM "$central_pid"
     wait "$central_pid" || echo "retrieve_vs_curl: edgerec pull exited with $?" >&2
     central_pid=""
@@ -207,6 +220,11 @@ for kind, label in (("export", "curl export.mp4"), ("retrieve", "curl retrieve (
         rec = statistics.median(int(x[0]) for _, _, _, x in r)
         frames = statistics.median(int(x[1]) for _, _, _, x in r)
         print(f"{p} edgerec pull: {rec / 1e6:.1f} MB received from the remote, {frames:.0f} frames written (median)")
+        launch = [float(x[2]) for _, _, _, x in r if len(x) > 2]
+        if launch:
+            print(f"{p} edgerec pull from the central's launch: {statistics.median(launch):.3f} s median, "
+                  f"{statistics.median(b / float(x[2]) for b, _, _, x in r) / 1e6:.1f} MB/s median "
+                  f"(start-up included; the figure above starts at its first status answer)")
 if "export" in med:
     for kind in ("retrieve", "pull"):
         if kind in med:

@@ -405,53 +405,111 @@ pub struct RetrieveReader {
 }
 
 impl RetrieveReader {
-    /// Fills `buf` from position `pos`; returns the bytes read (0 at the end). A chunk reclaimed
-    /// or damaged since planning yields `Gone` / `DataLoss`, never its bytes (S7, A5).
+    /// Fills `buf` from position `pos` with as many whole records as fit (and the parts of the
+    /// records at its two ends); returns the bytes read (0 at the end). A chunk reclaimed or
+    /// damaged since planning yields `Gone` / `DataLoss`, never its bytes (S7, A5): the bytes of
+    /// the records before it are returned first, and the next read, which starts at that record,
+    /// fails.
+    ///
+    /// Issue 16 "Benchmarks" (BENCHMARKS.md, "Retrieval"): a Frame record that fits is encoded
+    /// straight into `buf` (the data read out of the export's verified chunk into place, its
+    /// CRC-32C computed piece by piece while the bytes are in the cache), so a frame's bytes are
+    /// copied once in user space, as the export's are; only a record cut by `buf`'s end goes
+    /// through the reader's one-record buffer. The bytes are those of the stream v1, unchanged.
     pub fn read_at(&mut self, pos: u64, buf: &mut [u8]) -> Result<usize, Error> {
         let plan = self.plan.clone();
         if pos >= plan.total_len || buf.is_empty() {
             return Ok(0);
         }
-        let i = plan.items.partition_point(|it| it.pos + it.len() <= pos);
-        let it = plan.items.get(i).ok_or_else(|| crate::err!(Internal, "position {pos} beyond the stream"))?;
-        let bytes: &[u8] = match &it.what {
-            What::Bytes(b) => b,
-            What::Frame { export_pos, size, fields } => {
-                if self.cached != Some(i) {
-                    self.cached = None;
-                    self.build_frame(*export_pos, *size, fields)?;
-                    self.cached = Some(i);
+        let mut i = plan.items.partition_point(|it| it.pos + it.len() <= pos);
+        let mut done = 0usize;
+        while done < buf.len() {
+            let Some(it) = plan.items.get(i) else { break };
+            let off = (pos + done as u64 - it.pos) as usize;
+            let out = &mut buf[done..];
+            let n = match &it.what {
+                What::Bytes(b) => {
+                    let n = (b.len() - off).min(out.len());
+                    out[..n].copy_from_slice(&b[off..off + n]);
+                    n
                 }
-                &self.record
-            }
-        };
-        let off = (pos - it.pos) as usize;
-        let n = (bytes.len() - off).min(buf.len());
-        buf[..n].copy_from_slice(&bytes[off..off + n]);
+                What::Frame { export_pos, size, fields } => {
+                    let len = it.len() as usize;
+                    let built = if off == 0 && len <= out.len() && self.cached != Some(i) {
+                        self.encode_frame(&mut out[..len], *export_pos, *size, fields).map(|()| len)
+                    } else {
+                        self.copy_cached(i, off, out, *export_pos, *size, fields)
+                    };
+                    match built {
+                        Ok(n) => n,
+                        // The records before this one are whole and good: they go out, and the
+                        // next read, from this record, reports the failure.
+                        Err(_) if done > 0 => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+            };
+            done += n;
+            i += 1;
+        }
+        Ok(done)
+    }
+
+    /// Copies `out.len()` bytes (or to the record's end) of item `i`'s Frame record from byte
+    /// `off` of it, building the record into the one-record buffer first unless it is there.
+    fn copy_cached(
+        &mut self,
+        i: usize,
+        off: usize,
+        out: &mut [u8],
+        export_pos: u64,
+        size: u32,
+        fields: &[u8],
+    ) -> Result<usize, Error> {
+        if self.cached != Some(i) {
+            self.cached = None;
+            let mut record = std::mem::take(&mut self.record);
+            record.resize(RECORD_OVERHEAD as usize + FRAME_FIELDS as usize + size as usize, 0);
+            let built = self.encode_frame(&mut record, export_pos, size, fields);
+            self.record = record;
+            built?;
+            self.cached = Some(i);
+        }
+        let n = (self.record.len() - off).min(out.len());
+        out[..n].copy_from_slice(&self.record[off..off + n]);
         Ok(n)
     }
 
-    fn build_frame(&mut self, export_pos: u64, size: u32, fields: &[u8]) -> Result<(), Error> {
+    /// Encodes one whole Frame record into `out` (exactly its length): tag, length, fields, the
+    /// frame's data read from the export, and the CRC-32C over all of them.
+    fn encode_frame(&mut self, out: &mut [u8], export_pos: u64, size: u32, fields: &[u8]) -> Result<(), Error> {
+        /// The CRC runs over each piece right after it was copied, while it is in the cache.
+        const CRC_PIECE: usize = 16 << 10;
         let payload_len = FRAME_FIELDS + u64::from(size);
-        let r = &mut self.record;
-        r.clear();
-        r.push(TAG_FRAME);
-        r.extend_from_slice(&(payload_len as u32).to_be_bytes());
-        r.extend_from_slice(fields);
-        let data_at = r.len();
-        r.resize(data_at + size as usize, 0);
+        let data_at = 5 + FRAME_FIELDS as usize;
+        let crc_at = data_at + size as usize;
+        debug_assert_eq!(out.len(), crc_at + 4);
+        out[0] = TAG_FRAME;
+        out[1..5].copy_from_slice(&(payload_len as u32).to_be_bytes());
+        out[5..data_at].copy_from_slice(fields);
+        let mut crc = crc32c::crc32c(&out[..data_at]);
         let export =
             self.export.as_mut().ok_or_else(|| crate::err!(Internal, "a frame in a stream without recordings"))?;
-        let mut got = 0usize;
-        while got < size as usize {
-            let n = export.read_at(export_pos + got as u64, &mut r[data_at + got..])?;
+        let mut at = data_at;
+        while at < crc_at {
+            let end = crc_at.min(at + CRC_PIECE);
+            let n = export.read_at(export_pos + (at - data_at) as u64, &mut out[at..end])?;
             if n == 0 {
-                return Err(crate::err!(Internal, "the export ends inside a frame at {}", export_pos + got as u64));
+                return Err(crate::err!(
+                    Internal,
+                    "the export ends inside a frame at {}",
+                    export_pos + (at - data_at) as u64
+                ));
             }
-            got += n;
+            crc = crc32c::crc32c_append(crc, &out[at..at + n]);
+            at += n;
         }
-        let crc = crc32c::crc32c(r);
-        r.extend_from_slice(&crc.to_be_bytes());
+        out[crc_at..].copy_from_slice(&crc.to_be_bytes());
         Ok(())
     }
 }
@@ -911,7 +969,9 @@ mod tests {
             for n in 0..seconds * 25 {
                 let media = 1_000_000 + n * 3600;
                 let wall = run_base + n * 40_000;
-                let data: Bytes = (0..(300 + (n % 7) * 50)).map(|i| (i as u8) ^ (n as u8)).collect();
+                // Key frames larger than a record's CRC piece (16 KiB), as real ones are.
+                let len = 300 + (n % 7) * 50 + if n % 25 == 0 { 40_000 } else { 0 };
+                let data: Bytes = (0..len).map(|i| (i as u8) ^ (n as u8)).collect();
                 frames.push((
                     wall,
                     IngestFrame {
@@ -1032,6 +1092,99 @@ mod tests {
             recs.iter().filter_map(|r| if let WireRecord::Frame(f) = r { Some(f.wall_us) } else { None }).collect();
         assert!(walls.iter().all(|&w| w >= from));
         assert_eq!(walls.len(), frames.iter().filter(|f| f.wall_us >= from).count());
+    }
+
+    /// The v1 bytes of a record: what `encode_record` makes of it (the reader encodes Frame
+    /// records in place, this is the reference it must equal).
+    fn v1_record(r: &WireRecord) -> Vec<u8> {
+        match r {
+            WireRecord::SampleEntry(e) => encode_record(TAG_SAMPLE_ENTRY, &sample_entry_payload(e)),
+            WireRecord::Run(id) => encode_record(TAG_RUN, &id.to_be_bytes()),
+            WireRecord::Frame(f) => {
+                let mut p = frame_fields(f.stream, f.entry, f.wall_us, f.media_time, f.key).to_vec();
+                p.extend_from_slice(&f.data);
+                encode_record(TAG_FRAME, &p)
+            }
+            WireRecord::End(e) => encode_record(TAG_END, &end_payload(e)),
+        }
+    }
+
+    /// Issue 16 "Benchmarks" (IC-5, stable bytes): reads of any size from any position give the
+    /// same bytes, whether a Frame record is encoded in place in a large read (several records,
+    /// key frames larger than the 16 KiB CRC piece) or goes through the one-record buffer where a
+    /// read cuts it; and they are exactly the v1 records, `encode_record` of each.
+    #[test]
+    fn ic5_reads_of_any_size_give_the_same_v1_bytes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (cfg, sent) = record(tmp.path(), 3);
+        let p = plan(&cfg, sent[0].wall_us, sent.last().unwrap().wall_us + 1, Align::Key);
+        let whole = bytes_of(&p, 0, p.len());
+        let recs = decode_all(&mut FrameStreamDecoder::new(), &whole, 65536);
+        assert!(recs.iter().any(|r| matches!(r, WireRecord::Frame(f) if f.data.len() > 32 << 10)));
+        let mut want = encode_header();
+        for r in &recs {
+            want.extend(v1_record(r));
+        }
+        assert_eq!(whole, want, "the v1 bytes");
+        for step in [1usize, 5, 26, 27, 28, 333, 20_001, 65_536, 1 << 20] {
+            let mut reader = p.reader();
+            let (mut got, mut b) = (Vec::new(), vec![0u8; step]);
+            loop {
+                let n = reader.read_at(got.len() as u64, &mut b).unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&b[..n]);
+            }
+            assert!(got == want, "reads of {step} bytes differ");
+        }
+        // Ranges that start inside a record (a resumed transfer) and end inside one.
+        for start in [1u64, HEADER_LEN + 3, p.len() / 3, p.len() / 2 + 1, p.len() - 1] {
+            assert!(bytes_of(&p, start, p.len()) == want[start as usize..], "from {start}");
+        }
+        assert!(bytes_of(&p, 7, p.len() / 2) == want[7..(p.len() / 2) as usize]);
+    }
+
+    /// S7, A5 with the reads of many records: a chunk damaged after planning (a byte of the
+    /// last key frame flipped in its segment file) ends the stream with an error, never its
+    /// bytes: a large read returns the whole records before that chunk, ending on a record
+    /// boundary, and the next read, from there, fails.
+    #[test]
+    fn s7_a_damaged_chunk_ends_the_stream_after_the_good_records() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (cfg, sent) = record(tmp.path(), 3);
+        let p = plan(&cfg, sent[0].wall_us, sent.last().unwrap().wall_us + 1, Align::Key);
+        let want = bytes_of(&p, 0, p.len());
+        let key = sent.iter().rev().find(|s| s.kind == StreamKind::Video && s.key).unwrap();
+        let mut damaged = 0;
+        for entry in std::fs::read_dir(&cfg.path).unwrap() {
+            let path = entry.unwrap().path();
+            if !path.is_file() {
+                continue;
+            }
+            let mut b = std::fs::read(&path).unwrap();
+            if let Some(at) = b.windows(key.data.len()).position(|w| w == &key.data[..]) {
+                b[at + 100] ^= 1;
+                std::fs::write(&path, &b).unwrap();
+                damaged += 1;
+            }
+        }
+        assert_eq!(damaged, 1, "the key frame's bytes are in one segment file");
+        let mut r = p.reader();
+        let mut buf = vec![0u8; p.len() as usize];
+        let n = r.read_at(0, &mut buf).unwrap();
+        assert!(n > 0 && (n as u64) < p.len(), "{n} of {}", p.len());
+        assert!(buf[..n] == want[..n], "the records before the damaged chunk");
+        let mut d = FrameStreamDecoder::new();
+        decode_all(&mut d, &buf[..n], 4096);
+        assert_eq!((d.offset(), d.buffered()), (n as u64, 0), "ends on a record boundary");
+        let err = r.read_at(n as u64, &mut buf).unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::Gone, "{}", err.msg());
+        // And so does the body.
+        let mut body = p.body(0, p.len());
+        let mut got = Vec::new();
+        assert!(body.read_to_end(&mut got).is_err());
+        assert!(got[..] == want[..n]);
     }
 
     /// IC-5: a transfer cut anywhere resumes with a Range from the decoder's offset (a record
