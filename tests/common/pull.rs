@@ -319,9 +319,23 @@ pub fn export_query(camera: &str, from: i64, to: i64) -> String {
 /// so the two boxes' wall times of one frame can differ by milliseconds, and an end that falls
 /// on a frame could take it on one box and not on the other.) Returns the number of frames.
 pub fn assert_same_frames(dir: &Path, central: &Central, camera: &str, remote: &Remote, a: i64, b: i64) -> usize {
-    let (mine, theirs) = (dir.join(format!("central-{a}.mp4")), dir.join(format!("remote-{a}.mp4")));
+    assert_same_frames_of(dir, central, camera, remote, "cam1", a, b)
+}
+
+/// [`assert_same_frames`] of the remote's camera `remote_id` (tests/pull_faults.rs mirrors two).
+pub fn assert_same_frames_of(
+    dir: &Path,
+    central: &Central,
+    camera: &str,
+    remote: &Remote,
+    remote_id: &str,
+    a: i64,
+    b: i64,
+) -> usize {
+    let (mine, theirs) =
+        (dir.join(format!("central-{camera}-{a}.mp4")), dir.join(format!("remote-{remote_id}-{a}.mp4")));
     export(&central.url(&export_query(camera, a - 1_000_000, b + 1_000_000)), &mine);
-    export(&remote.rec.url(&export_query("cam1", a, b)), &theirs);
+    export(&remote.rec.url(&export_query(remote_id, a, b)), &theirs);
     let (m, t) = (frame_md5s(&mine), frame_md5s(&theirs));
     assert!(!t.is_empty(), "the remote's export holds frames");
     let at = (0..=m.len().saturating_sub(t.len())).find(|&p| m[p..p + t.len()] == t[..]);
