@@ -92,7 +92,9 @@ impl Fx {
         let site = site_toml_cameras(&p.cdir, &p.remote, "shop", ADMIN, ADMIN_PASSWORD, "", &cams)
             .replace(&format!("https://127.0.0.1:{}", p.remote.tls_port), &format!("http://127.0.0.1:{}", proxy.port))
             .replace(&format!("tls_sha256 = \"{}\"\n", p.remote.sha256()), "");
-        let central = p.central(None, &site);
+        // Review-16 L8: a window's deadline of at least 20 s instead of 5 min (test builds only),
+        // above the 15 s idle cut, so a dripping remote hits it within the test.
+        let central = Central::start_env(&p.cdir, &site, &[("EDGEREC_FAULT_PULL_MIN_DEADLINE_SECS", "20")]);
         let sampler = Sampler::start(central.url("/api/v1/status"));
         let from = (started[0].max(started[1]) + 1_000_000) / 1000 * 1000;
         Fx { p, proxy, central, sampler, next_from: from, first_from: from }
@@ -151,15 +153,26 @@ impl Fx {
     /// (the inside, half a second in from each end, so the ends lie between frames).
     fn same_frames(&self, remote_id: &str, (from, to): (i64, i64)) {
         let local = format!("shop-{remote_id}");
-        let n = assert_same_frames_of(
-            self.p.dir(),
-            &self.central,
-            &local,
-            &self.p.remote,
-            remote_id,
-            from + 520_000,
-            to - 480_000,
-        );
+        let (a, b) = (from + 520_000, to - 480_000);
+        let compare = std::panic::AssertUnwindSafe(|| {
+            assert_same_frames_of(self.p.dir(), &self.central, &local, &self.p.remote, remote_id, a, b)
+        });
+        let n = std::panic::catch_unwind(compare).unwrap_or_else(|e| {
+            let recs = http_get(&self.central.url(&format!(
+                "/api/v1/cameras/{local}/recordings?from={}&to={}",
+                rfc3339(a - 60_000_000),
+                rfc3339(b + 60_000_000)
+            )))
+            .map(|r| r.text())
+            .unwrap_or_default();
+            eprintln!(
+                "{local} over {} to {}: the central's recordings {recs}\n{}",
+                rfc3339(a),
+                rfc3339(b),
+                self.central.log_text()
+            );
+            std::panic::resume_unwind(e)
+        });
         assert!(n >= 50, "{remote_id}: {n} frames compared");
     }
 
@@ -216,7 +229,8 @@ fn summary(seen: &[Seen]) -> String {
 /// 3. a 206 whose `ETag` is not the saved one, and one whose `Content-Range` does not start at
 ///    the offset asked: not spliced, the window is retrieved anew without `Range`;
 /// 4. a remote that stalls mid-body: cut after `IDLE_TIMEOUT` (15 s, review-16 M6), link down,
-///    resumed with `Range`;
+///    resumed with `Range`; one that drips a byte a second: the window's deadline (L8, 20 s by
+///    the fault-injection setting) makes it cam1's error, the link stays up, resumed with `Range`;
 /// 5. a 500 to cam1's retrieval: cam1's error, link up, cam2 retrieved meanwhile (M4);
 ///    a 503 with `Retry-After: 5`: cam1 waits those 5 s (not its 2 s backoff), link up (IC-6);
 ///    a gateway's 502 then 504: the link's error (down), cam2 still retrieved (s28 L2).
@@ -227,6 +241,7 @@ fn ic5_ic7_ic10_a_misbehaving_remote_loses_nothing_and_splices_nothing() {
     let mut fx = Fx::start();
     let r1 = "/cameras/cam1/retrieve";
 
+    eprintln!("case 1");
     // 1. A body cut mid-stream (IC-5, IC-10): the link's failure; resumed with Range.
     let range = fx.next_range();
     let (t, log) = (Instant::now(), fx.central.log_text().len());
@@ -250,6 +265,7 @@ fn ic5_ic7_ic10_a_misbehaving_remote_loses_nothing_and_splices_nothing() {
     assert!(fx.saw_link_down(t, "reading the answer"), "the cut shows the link down: {:?}", fx.sampler.since(t));
     fx.same_frames("cam1", range);
 
+    eprintln!("case 2");
     // 2. A body damaged mid-stream (IC-7): DataLoss is cam1's, the link stays up, and the
     // window is retrieved anew without Range at once.
     let range = fx.next_range();
@@ -271,6 +287,7 @@ fn ic5_ic7_ic10_a_misbehaving_remote_loses_nothing_and_splices_nothing() {
     for (what, header, value) in
         [("ETag", "ETag", "\"not-the-saved-one\""), ("Content-Range", "Content-Range", "bytes 7-99/100")]
     {
+        eprintln!("case 3 {what}");
         let range = fx.next_range();
         let (t, log) = (Instant::now(), fx.central.log_text().len());
         fx.proxy.arm(r1, Some(false), Fault::Cut(AT), 1);
@@ -290,6 +307,7 @@ fn ic5_ic7_ic10_a_misbehaving_remote_loses_nothing_and_splices_nothing() {
         fx.same_frames("cam1", range);
     }
 
+    eprintln!("case 4");
     // 4. A remote that stalls mid-body (IC-10, review-16 M6): after 15 s without a byte the
     // transfer is cut, the link shows down, and the next try resumes with Range.
     let range = fx.next_range();
@@ -306,6 +324,30 @@ fn ic5_ic7_ic10_a_misbehaving_remote_loses_nothing_and_splices_nothing() {
     assert!(fx.saw_link_down(t, "stalled"), "the stall shows the link down: {:?}", fx.sampler.since(t));
     fx.same_frames("cam1", range);
 
+    eprintln!("case 4b");
+    // 4b. A remote that drips a byte a second mid-body (review-16 L8): never idle for 15 s, so
+    // the window's deadline (20 s here) ends it; that is cam1's error (the link stays up), and
+    // the next try resumes with Range from the durable point.
+    let range = fx.next_range();
+    let (t, log) = (Instant::now(), fx.central.log_text().len());
+    fx.proxy.arm(r1, Some(false), Fault::Drip(AT, Duration::from_secs(1)), 1);
+    let id = fx.order("shop-cam1", range);
+    fx.wait_done("shop-cam1", id);
+    let seen = fx.retrievals("cam1", t);
+    assert!(seen.len() >= 2, "{}", summary(&seen));
+    assert!(matches!(seen[0].fault, Some(Fault::Drip(..))), "{}", summary(&seen));
+    assert!(seen[1].range.is_some() && seen[1].status == 206, "resumed with Range: {}", summary(&seen));
+    let text = fx.log_after(log);
+    assert!(text.contains("past this window's deadline"), "{text}");
+    assert!(
+        fx.camera_errors(t, "shop-cam1").iter().any(|e| e.contains("deadline")),
+        "status shows cam1's deadline: {:?}",
+        fx.sampler.since(t)
+    );
+    fx.link_stayed_up(t, "a dripping remote");
+    fx.same_frames("cam1", range);
+
+    eprintln!("case 5a");
     // 5a. A 500 to cam1's retrieval (review-16 M4): cam1's error, the link stays up, and cam2's
     // range is retrieved before cam1 tries again.
     let range = fx.next_range();
@@ -324,6 +366,7 @@ fn ic5_ic7_ic10_a_misbehaving_remote_loses_nothing_and_splices_nothing() {
     fx.same_frames("cam1", range);
     fx.same_frames("cam2", range);
 
+    eprintln!("case 5b");
     // 5b. A 503 with Retry-After (IC-6, s28 M2): cam1 tries again after those 5 s, not after
     // its own 2 s backoff; the link stays up and cam2 goes on.
     let range = fx.next_range();
@@ -343,6 +386,7 @@ fn ic5_ic7_ic10_a_misbehaving_remote_loses_nothing_and_splices_nothing() {
     fx.same_frames("cam1", range);
     fx.same_frames("cam2", range);
 
+    eprintln!("case 5c");
     // 5c. A gateway's 502, then 504 (s28 L2): the link's error (down, the site's last_error),
     // while cam2's range is still retrieved.
     let range = fx.next_range();

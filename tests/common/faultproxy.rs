@@ -4,7 +4,8 @@
 //! HTTP port and, where a [`Rule`] matches, rewrites that one answer: another status (the proxy
 //! answers itself: a 5xx with `Retry-After`, a gateway's 502/504), other headers (a 206 whose
 //! `ETag` or `Content-Range` is not what was asked), a body cut after N bytes, one byte flipped
-//! inside a frame record of the frame stream v1, or a stall after N bytes.
+//! inside a frame record of the frame stream v1, a stall after N bytes, or a drip of one byte at a
+//! time after N bytes.
 //!
 //! One request per connection: the proxy sends the remote `Connection: close` and closes the
 //! central's connection after the answer (the central opens a connection per request anyway).
@@ -34,6 +35,9 @@ pub enum Fault {
     /// Forwards the head and this many body bytes, then sends nothing for the duration, then
     /// closes the connection.
     Stall(u64, Duration),
+    /// Forwards the head and this many body bytes, then one byte per interval: a remote that
+    /// drips (never idle long enough to look cut) until the central gives up.
+    Drip(u64, Duration),
 }
 
 /// A fault for the next `times` requests whose path contains `path` (and, when `ranged` is
@@ -276,7 +280,7 @@ fn serve(mut client: TcpStream, target: SocketAddr, shared: &Shared, stop: &Atom
             let _ = client.write_all(&head);
             let _ = client.write_all(&body);
         }
-        Some(Fault::Cut(n)) | Some(Fault::Stall(n, _)) => {
+        Some(Fault::Cut(n)) | Some(Fault::Stall(n, _)) | Some(Fault::Drip(n, _)) => {
             let _ = client.write_all(&head);
             let mut sent = 0u64;
             let mut piece = vec![0u8; 16 << 10];
@@ -294,11 +298,27 @@ fn serve(mut client: TcpStream, target: SocketAddr, shared: &Shared, stop: &Atom
                 sent += k as u64;
                 body.drain(..k);
             }
-            if let Some(Fault::Stall(_, d)) = fault {
-                let until = Instant::now() + d;
-                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(50));
+            match fault {
+                Some(Fault::Stall(_, d)) => {
+                    let until = Instant::now() + d;
+                    while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
                 }
+                Some(Fault::Drip(_, every)) => {
+                    let mut byte = [0u8; 1];
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(every);
+                        if body.is_empty() && !matches!(server.read(&mut byte), Ok(1)) {
+                            break;
+                        }
+                        let b = if body.is_empty() { byte[0] } else { body.remove(0) };
+                        if client.write_all(&[b]).is_err() {
+                            break;
+                        }
+                    }
+                }
+                _ => {}
             }
         }
         _ => {

@@ -187,6 +187,17 @@ impl Central {
 
     /// Like [`Central::start`], with its HTTP on loopback port `port`.
     pub fn start_on(dir: &Path, sites: &str, port: u16) -> Central {
+        Central::launch(Central::config_on(dir, sites, port), port)
+    }
+
+    /// Like [`Central::start`], with `env` set for the process (e.g. a fault-injection setting).
+    pub fn start_env(dir: &Path, sites: &str, env: &[(&str, &str)]) -> Central {
+        let port = free_local_port();
+        Central::launch_env(Central::config_on(dir, sites, port), port, env)
+    }
+
+    /// Writes the central's config (HTTP on `port`, its storage, `sites`) and its administrator.
+    fn config_on(dir: &Path, sites: &str, port: u16) -> PathBuf {
         std::fs::create_dir_all(dir).unwrap();
         let config = dir.join("central.toml");
         std::fs::write(
@@ -199,7 +210,7 @@ impl Central {
         )
         .unwrap();
         super::recorder::add_user(&config, ADMIN, ADMIN_PASSWORD, &["--admin"]);
-        Central::launch(config, port)
+        config
     }
 
     /// Like `start` with the central's own `[[storage]]` lines (e.g. a shorter `sync_interval_ms`).
@@ -220,11 +231,17 @@ impl Central {
     }
 
     pub fn launch(config: PathBuf, port: u16) -> Central {
+        Central::launch_env(config, port, &[])
+    }
+
+    /// Like [`Central::launch`], with `env` set for the process.
+    pub fn launch_env(config: PathBuf, port: u16, env: &[(&str, &str)]) -> Central {
         let dir = config.parent().unwrap().to_owned();
         let log = (0..).map(|n| dir.join(format!("pull-{n}.log"))).find(|p| !p.exists()).unwrap();
         let child = Command::new(edgerec_bin())
             .args(["pull", "--config"])
             .arg(&config)
+            .envs(env.iter().copied())
             .env("EDGEREC_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
