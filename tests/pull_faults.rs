@@ -67,10 +67,11 @@ impl Drop for Sampler {
 /// The pair, the proxy in front of the remote's HTTP port, and the central mirroring the
 /// remote's cam1 and cam2 as `shop-cam1`, `shop-cam2` in ranges mode (manual ranges only).
 struct Fx {
-    p: Pair,
-    proxy: FaultProxy,
-    central: Central,
+    // Dropped in field order: the sampler, the central, the proxy, then the remote and the directory.
     sampler: Sampler,
+    central: Central,
+    proxy: FaultProxy,
+    p: Pair,
     /// Where the next case's range starts (each case's range follows the last one).
     next_from: i64,
     /// The first range's start (the whole span is compared at the end).
@@ -97,7 +98,7 @@ impl Fx {
         let central = Central::start_env(&p.cdir, &site, &[("EDGEREC_FAULT_PULL_MIN_DEADLINE_SECS", "20")]);
         let sampler = Sampler::start(central.url("/api/v1/status"));
         let from = (started[0].max(started[1]) + 1_000_000) / 1000 * 1000;
-        Fx { p, proxy, central, sampler, next_from: from, first_from: from }
+        Fx { sampler, central, proxy, p, next_from: from, first_from: from }
     }
 
     /// The next case's range, once the remote recorded it on both cameras and it lies before
@@ -142,11 +143,16 @@ impl Fx {
         let settled = wait_for(Duration::from_secs(10), || {
             let site = self.central.site("shop");
             let cam = self.central.pull_camera(local);
-            (site["link"] == "up" && site["last_error"].is_null() && cam["last_error"].is_null()).then_some(())
+            let c = self.central.camera_status(local);
+            let ok = site["link"] == "up" && site["last_error"].is_null() && cam["last_error"].is_null();
+            (ok && c["last_error"].is_null() && c["state"] == "recording").then_some(())
         });
-        assert!(settled.is_some(), "after {local}'s range: {}", self.central.status()["pull"]);
-        let c = self.central.camera_status(local);
-        assert!(c["last_error"].is_null(), "{c}");
+        assert!(
+            settled.is_some(),
+            "after {local}'s range: {}\n{}",
+            self.central.status()["pull"],
+            self.central.camera_status(local)
+        );
     }
 
     /// The central holds the remote's frames of [from, to) of `remote_id`, frame for frame
@@ -379,7 +385,9 @@ fn ic5_ic7_ic10_a_misbehaving_remote_loses_nothing_and_splices_nothing() {
     let (s1, s2) = (fx.retrievals("cam1", t), fx.retrievals("cam2", t));
     assert!(s1.len() >= 2 && s1[0].status == 503 && s1[1].status == 200, "{}", summary(&s1));
     let waited = s1[1].at - s1[0].at;
-    assert!(waited >= Duration::from_millis(4_900), "cam1 tried again after {waited:?}, not the 5 s asked");
+    // (The 5 s count from just before the 503 was asked for; its own 2 s backoff would be far
+    // below this bound.)
+    assert!(waited >= Duration::from_millis(4_500), "cam1 tried again after {waited:?}, not the 5 s asked");
     assert!(s2.iter().any(|s| s.status == 200 && s.at < s1[1].at), "cam2 goes on: {}", summary(&s2));
     assert!(fx.camera_errors(t, "shop-cam1").iter().any(|e| e.contains("503")), "{:?}", fx.sampler.since(t));
     fx.link_stayed_up(t, "a 503 to one camera");
@@ -398,9 +406,13 @@ fn ic5_ic7_ic10_a_misbehaving_remote_loses_nothing_and_splices_nothing() {
     fx.wait_done("shop-cam2", id2);
     let (s1, s2) = (fx.retrievals("cam1", t), fx.retrievals("cam2", t));
     let codes: Vec<u16> = s1.iter().map(|s| s.status).collect();
-    assert_eq!(codes[..3], [502, 504, 200], "{}", summary(&s1));
+    assert!(codes.starts_with(&[502, 504, 200]), "{}", summary(&s1));
     assert!(s2.iter().any(|s| s.status == 200), "cam2 goes on: {}", summary(&s2));
-    assert!(fx.saw_link_down(t, "502"), "a 502 shows the link down: {:?}", fx.sampler.since(t));
+    assert!(
+        fx.saw_link_down(t, "502") || fx.saw_link_down(t, "504"),
+        "a 502 or 504 shows the link down: {:?}",
+        fx.sampler.since(t)
+    );
     let text = fx.log_after(log);
     assert!(text.contains("502 Bad Gateway") && text.contains("504 Gateway Timeout"), "{text}");
     fx.same_frames("cam1", range);
