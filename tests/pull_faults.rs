@@ -182,6 +182,61 @@ impl Fx {
         assert!(n >= 50, "{remote_id}: {n} frames compared");
     }
 
+    /// Like `same_frames` where a case left a seam between two runs at the central: the restart
+    /// path after a camera's own failure writes again, as a new run, the GOP the store held a
+    /// part of (review-16 H2, M5). One export across such a seam can leave out the earlier run's
+    /// last frame before it (found here; see STATUS s29-x: `store::export` takes a frame that
+    /// starts within half a frame interval before the later run's first one for the same frame,
+    /// and the two runs' wall times of one frame, each its chunk's start plus media time, can
+    /// differ by more than that), so the central is exported in pieces that end where the next
+    /// run starts (each piece holds one seam at most at its start), and every frame of the
+    /// remote's export must be in them, in order and equal; frames a piece repeats from the one
+    /// before (the seam's GOP, the pre-roll of a piece) are allowed.
+    fn same_frames_by_run(&self, remote_id: &str, (from, to): (i64, i64)) {
+        let local = format!("shop-{remote_id}");
+        let (a, b) = (from + 520_000, to - 480_000);
+        let dir = self.p.dir();
+        let theirs = dir.join(format!("remote-{remote_id}-{a}-by-run.mp4"));
+        export(&self.p.remote.rec.url(&export_query(remote_id, a, b)), &theirs);
+        let t = frame_md5s(&theirs);
+        assert!(t.len() >= 50, "{remote_id}: {} frames", t.len());
+        let (wa, wb) = (a - 1_000_000, b + 1_000_000);
+        let r = http_get(&self.central.url(&format!(
+            "/api/v1/cameras/{local}/recordings?from={}&to={}",
+            rfc3339(wa - 120_000_000),
+            rfc3339(wb)
+        )))
+        .unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        let mut cuts = vec![wa];
+        for rec in r.json()["recordings"].as_array().unwrap() {
+            let s = ts(&rec["start"]);
+            if s > wa && s < wb {
+                cuts.push(s);
+            }
+        }
+        cuts.push(wb);
+        let mut m = Vec::new();
+        for (n, w) in cuts.windows(2).enumerate() {
+            // (A piece before the central's first run holds nothing: 404.)
+            let piece = http_get(&self.central.url(&export_query(&local, w[0], w[1]))).unwrap();
+            if piece.status == 404 {
+                continue;
+            }
+            assert_eq!(piece.status, 200, "{local} piece {n}: {}", piece.text());
+            let path = dir.join(format!("{local}-{a}-piece{n}.mp4"));
+            std::fs::write(&path, &piece.body).unwrap();
+            m.extend(frame_md5s(&path));
+        }
+        let first = m.iter().position(|x| *x == t[0]);
+        let last = m.iter().rposition(|x| Some(x) == t.last());
+        let (Some(p), Some(q)) = (first, last) else {
+            panic!("{local}: the remote's first or last frame is not at the central ({first:?}, {last:?}; cuts {cuts:?}; {})", r.text())
+        };
+        assert!(p <= q, "{local}: {p} > {q}");
+        assert_every_frame_present(&m[p..=q], &t, 60);
+    }
+
     /// The central's log from byte `from` on.
     fn log_after(&self, from: usize) -> String {
         self.central.log_text().get(from..).unwrap_or_default().to_owned()
@@ -232,8 +287,8 @@ fn summary(seen: &[Seen]) -> String {
 /// 1. a body cut mid-stream: the link's failure (down), resumed with `Range` + `If-Range` (206);
 /// 2. a body damaged mid-stream (one flipped byte in a frame record): DataLoss, the camera's
 ///    failure (the link stays up), retrieved anew without `Range` at once;
-/// 3. a 206 whose `ETag` is not the saved one, and one whose `Content-Range` does not start at
-///    the offset asked: not spliced, the window is retrieved anew without `Range`;
+/// 3. a 206 whose `ETag` is not the saved one, one whose `Content-Range` does not start at the
+///    offset asked, and a 416: not spliced, the window is retrieved anew without `Range`;
 /// 4. a remote that stalls mid-body: cut after `IDLE_TIMEOUT` (15 s, review-16 M6), link down,
 ///    resumed with `Range`; one that drips a byte a second: the window's deadline (L8, 20 s by
 ///    the fault-injection setting) makes it cam1's error, the link stays up, resumed with `Range`;
@@ -286,27 +341,28 @@ fn ic5_ic7_ic10_a_misbehaving_remote_loses_nothing_and_splices_nothing() {
     let text = fx.log_after(log);
     assert!(text.contains("bad CRC in the record at byte offset"), "{text}");
     fx.link_stayed_up(t, "a damaged body");
-    fx.same_frames("cam1", range);
+    fx.same_frames_by_run("cam1", range);
 
-    // 3. A 206 that does not continue the saved transfer (IC-5, review-16 M3): another ETag,
-    // then another Content-Range. Neither is spliced: the window is retrieved anew.
-    for (what, header, value) in
-        [("ETag", "ETag", "\"not-the-saved-one\""), ("Content-Range", "Content-Range", "bytes 7-99/100")]
-    {
+    // 3. An answer to a resume that does not continue the saved transfer (IC-5, review-16 M3):
+    // a 206 with another ETag, one with another Content-Range, and a 416. None is spliced: the
+    // window is retrieved anew without Range.
+    let header = |k: &str, v: &str| Fault::Headers(vec![(k.to_owned(), v.to_owned())]);
+    for (what, fault, status) in [
+        ("ETag", header("ETag", "\"not-the-saved-one\""), 206),
+        ("Content-Range", header("Content-Range", "bytes 7-99/100"), 206),
+        ("416", Fault::Answer(416, vec![("Content-Range".to_owned(), "bytes */70000".to_owned())]), 416),
+    ] {
         eprintln!("case 3 {what}");
         let range = fx.next_range();
         let (t, log) = (Instant::now(), fx.central.log_text().len());
         fx.proxy.arm(r1, Some(false), Fault::Cut(AT), 1);
-        fx.proxy.arm(r1, Some(true), Fault::Headers(vec![(header.to_owned(), value.to_owned())]), 1);
+        fx.proxy.arm(r1, Some(true), fault, 1);
         let id = fx.order("shop-cam1", range);
         fx.wait_done("shop-cam1", id);
         let seen = fx.retrievals("cam1", t);
         assert!(seen.len() >= 3, "{what}: {}", summary(&seen));
-        assert!(
-            matches!(seen[1].fault, Some(Fault::Headers(_))) && seen[1].status == 206,
-            "{what}: {}",
-            summary(&seen)
-        );
+        assert!(seen[1].range.is_some() && seen[1].fault.is_some(), "{what}: {}", summary(&seen));
+        assert_eq!(seen[1].status, status, "{what}: {}", summary(&seen));
         assert!(seen[2].range.is_none() && seen[2].status == 200, "{what}: anew without Range: {}", summary(&seen));
         let text = fx.log_after(log);
         assert!(text.contains("does not continue the saved transfer; retrieving the window anew"), "{what}: {text}");
@@ -351,7 +407,7 @@ fn ic5_ic7_ic10_a_misbehaving_remote_loses_nothing_and_splices_nothing() {
         fx.sampler.since(t)
     );
     fx.link_stayed_up(t, "a dripping remote");
-    fx.same_frames("cam1", range);
+    fx.same_frames_by_run("cam1", range);
 
     eprintln!("case 5a");
     // 5a. A 500 to cam1's retrieval (review-16 M4): cam1's error, the link stays up, and cam2's
@@ -420,5 +476,5 @@ fn ic5_ic7_ic10_a_misbehaving_remote_loses_nothing_and_splices_nothing() {
 
     // Every rule was used, and cam1's whole span holds the remote's frames once, in order.
     assert!(fx.proxy.armed().is_empty(), "unused rules: {:?}", fx.proxy.armed());
-    fx.same_frames("cam1", (fx.first_from, fx.next_from));
+    fx.same_frames_by_run("cam1", (fx.first_from, fx.next_from));
 }

@@ -198,6 +198,7 @@ fn reason(status: u16) -> &'static str {
         502 => "Bad Gateway",
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
+        416 => "Range Not Satisfiable",
         _ => "Fault",
     }
 }
