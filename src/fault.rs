@@ -22,14 +22,15 @@ pub const STALL_WRITER_SECS_ENV: &str = "EDGEREC_FAULT_STALL_WRITER_SECS";
 /// `tests/storage_status.rs`): filling the real 64 MiB with a demo camera would take minutes.
 pub const QUEUE_BYTES_ENV: &str = "EDGEREC_FAULT_QUEUE_BYTES";
 
+/// `edgerec pull`: a window's transfer deadline is at least N seconds instead of 5 minutes
+/// (review-16 L8), so a process test sees a dripping remote hit it (`tests/pull_faults.rs`);
+/// read by `inject_from_env` like the others.
+pub const PULL_MIN_DEADLINE_SECS_ENV: &str = "EDGEREC_FAULT_PULL_MIN_DEADLINE_SECS";
+
 /// Fills the HTTP serving threads with jobs that hang for N seconds, as handlers stuck on a hung
 /// disk would (`tests/systemd_notify.rs`): the front's heartbeat, itself a job on those threads,
 /// stops, and so do the watchdog pings, until the jobs end.
 pub const WEDGE_HTTP_SECS_ENV: &str = "EDGEREC_FAULT_WEDGE_HTTP_SECS";
-
-/// `edgerec pull`: a window's transfer deadline is at least N seconds instead of 5 minutes
-/// (review-16 L8), so a process test sees a dripping remote hit it (`tests/pull_faults.rs`).
-pub const PULL_MIN_DEADLINE_SECS_ENV: &str = "EDGEREC_FAULT_PULL_MIN_DEADLINE_SECS";
 
 /// While the file this names exists, archive stage probes and stage reader opens block, as on a
 /// hung network share (stop 23 point 3, `tests/archive_guards.rs`).
@@ -64,8 +65,7 @@ pub fn pause_event_log(log: &EventLog) -> PausedWriter {
 }
 
 /// The recorder process's faults, read once at start from the environment (`STALL_WRITER_SECS_ENV`,
-/// `QUEUE_BYTES_ENV`, `HANG_STAGES_WHILE_ENV`, `PULL_MIN_DEADLINE_SECS_ENV`); each one applied is
-/// logged as a warning.
+/// `QUEUE_BYTES_ENV`, `HANG_STAGES_WHILE_ENV`); each one applied is logged as a warning.
 pub fn inject_from_env(recorder: &Recorder) {
     if let Some(secs) = env_u64(PULL_MIN_DEADLINE_SECS_ENV) {
         tracing::warn!(secs, "fault injection: a pull window's deadline is at least this many seconds");

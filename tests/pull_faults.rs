@@ -95,7 +95,8 @@ impl Fx {
             .replace(&format!("tls_sha256 = \"{}\"\n", p.remote.sha256()), "");
         // Review-16 L8: a window's deadline of at least 20 s instead of 5 min (test builds only),
         // above the 15 s idle cut, so a dripping remote hits it within the test.
-        let central = Central::start_env(&p.cdir, &site, &[("EDGEREC_FAULT_PULL_MIN_DEADLINE_SECS", "20")]);
+        let env = [("EDGEREC_FAULT_PULL_MIN_DEADLINE_SECS", "20")];
+        let central = Central::start_env(&p.cdir, &site, common::free_local_port(), &env);
         let sampler = Sampler::start(central.url("/api/v1/status"));
         let from = (started[0].max(started[1]) + 1_000_000) / 1000 * 1000;
         Fx { sampler, central, proxy, p, next_from: from, first_from: from }

@@ -187,17 +187,11 @@ impl Central {
 
     /// Like [`Central::start`], with its HTTP on loopback port `port`.
     pub fn start_on(dir: &Path, sites: &str, port: u16) -> Central {
-        Central::launch(Central::config_on(dir, sites, port), port)
+        Central::start_env(dir, sites, port, &[])
     }
 
-    /// Like [`Central::start`], with `env` set for the process (e.g. a fault-injection setting).
-    pub fn start_env(dir: &Path, sites: &str, env: &[(&str, &str)]) -> Central {
-        let port = free_local_port();
-        Central::launch_env(Central::config_on(dir, sites, port), port, env)
-    }
-
-    /// Writes the central's config (HTTP on `port`, its storage, `sites`) and its administrator.
-    fn config_on(dir: &Path, sites: &str, port: u16) -> PathBuf {
+    /// Like [`Central::start_on`], with the environment variables `env` (fault injection).
+    pub fn start_env(dir: &Path, sites: &str, port: u16, env: &[(&str, &str)]) -> Central {
         std::fs::create_dir_all(dir).unwrap();
         let config = dir.join("central.toml");
         std::fs::write(
@@ -210,7 +204,7 @@ impl Central {
         )
         .unwrap();
         super::recorder::add_user(&config, ADMIN, ADMIN_PASSWORD, &["--admin"]);
-        config
+        Central::launch_env(config, port, env)
     }
 
     /// Like `start` with the central's own `[[storage]]` lines (e.g. a shorter `sync_interval_ms`).
@@ -234,15 +228,14 @@ impl Central {
         Central::launch_env(config, port, &[])
     }
 
-    /// Like [`Central::launch`], with `env` set for the process.
     pub fn launch_env(config: PathBuf, port: u16, env: &[(&str, &str)]) -> Central {
         let dir = config.parent().unwrap().to_owned();
         let log = (0..).map(|n| dir.join(format!("pull-{n}.log"))).find(|p| !p.exists()).unwrap();
         let child = Command::new(edgerec_bin())
             .args(["pull", "--config"])
             .arg(&config)
-            .envs(env.iter().copied())
             .env("EDGEREC_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -329,30 +322,30 @@ pub fn export_query(camera: &str, from: i64, to: i64) -> String {
     format!("/api/v1/cameras/{camera}/export.mp4?from={}&to={}", rfc3339(from), rfc3339(to))
 }
 
-/// The remote's export of cam1 over [a, b) appears frame for frame (ffmpeg `framemd5` of the
+/// `assert_same_frames_of` for the remote's cam1.
+pub fn assert_same_frames(dir: &Path, central: &Central, camera: &str, remote: &Remote, a: i64, b: i64) -> usize {
+    assert_same_frames_of(dir, central, camera, remote, "cam1", a, b)
+}
+
+/// The remote's export of `remote_camera` over [a, b) appears frame for frame (ffmpeg `framemd5` of the
 /// video packets), in order and contiguous, in the central's export of `camera` over
 /// [a − 1 s, b + 1 s): nothing missing, nothing extra, nothing different. (The wider range on
 /// the central side: a frame's wall time in each store is its chunk's start plus media time,
 /// so the two boxes' wall times of one frame can differ by milliseconds, and an end that falls
 /// on a frame could take it on one box and not on the other.) Returns the number of frames.
-pub fn assert_same_frames(dir: &Path, central: &Central, camera: &str, remote: &Remote, a: i64, b: i64) -> usize {
-    assert_same_frames_of(dir, central, camera, remote, "cam1", a, b)
-}
-
-/// [`assert_same_frames`] of the remote's camera `remote_id` (tests/pull_faults.rs mirrors two).
 pub fn assert_same_frames_of(
     dir: &Path,
     central: &Central,
     camera: &str,
     remote: &Remote,
-    remote_id: &str,
+    remote_camera: &str,
     a: i64,
     b: i64,
 ) -> usize {
     let (mine, theirs) =
-        (dir.join(format!("central-{camera}-{a}.mp4")), dir.join(format!("remote-{remote_id}-{a}.mp4")));
+        (dir.join(format!("central-{camera}-{a}.mp4")), dir.join(format!("remote-{remote_camera}-{a}.mp4")));
     export(&central.url(&export_query(camera, a - 1_000_000, b + 1_000_000)), &mine);
-    export(&remote.rec.url(&export_query(remote_id, a, b)), &theirs);
+    export(&remote.rec.url(&export_query(remote_camera, a, b)), &theirs);
     let (m, t) = (frame_md5s(&mine), frame_md5s(&theirs));
     assert!(!t.is_empty(), "the remote's export holds frames");
     let at = (0..=m.len().saturating_sub(t.len())).find(|&p| m[p..p + t.len()] == t[..]);
