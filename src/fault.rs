@@ -22,6 +22,11 @@ pub const STALL_WRITER_SECS_ENV: &str = "EDGEREC_FAULT_STALL_WRITER_SECS";
 /// `tests/storage_status.rs`): filling the real 64 MiB with a demo camera would take minutes.
 pub const QUEUE_BYTES_ENV: &str = "EDGEREC_FAULT_QUEUE_BYTES";
 
+/// `edgerec pull`: a window's transfer deadline is at least N seconds instead of 5 minutes
+/// (review-16 L8), so a process test sees a dripping remote hit it (`tests/pull_faults.rs`);
+/// read by `inject_from_env` like the others.
+pub const PULL_MIN_DEADLINE_SECS_ENV: &str = "EDGEREC_FAULT_PULL_MIN_DEADLINE_SECS";
+
 /// Fills the HTTP serving threads with jobs that hang for N seconds, as handlers stuck on a hung
 /// disk would (`tests/systemd_notify.rs`): the front's heartbeat, itself a job on those threads,
 /// stops, and so do the watchdog pings, until the jobs end.
@@ -71,6 +76,10 @@ pub fn pause_event_log(log: &EventLog) -> PausedWriter {
 /// The recorder process's faults, read once at start from the environment (`STALL_WRITER_SECS_ENV`,
 /// `QUEUE_BYTES_ENV`, `HANG_STAGES_WHILE_ENV`, `DROP_FRAMES_ENV`); each one applied is logged as a warning.
 pub fn inject_from_env(recorder: &Recorder) {
+    if let Some(secs) = env_u64(PULL_MIN_DEADLINE_SECS_ENV) {
+        tracing::warn!(secs, "fault injection: a pull window's deadline is at least this many seconds");
+        crate::pull::mirror::inject_min_deadline(Duration::from_secs(secs));
+    }
     if let Ok(flag) = std::env::var(HANG_STAGES_WHILE_ENV) {
         tracing::warn!(flag, "fault injection: stage probes and reads block while this file exists");
         crate::archive::stage::inject_hang_while(flag.into());

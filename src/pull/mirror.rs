@@ -68,6 +68,16 @@ const PRE_ROLL_US: i64 = 60_000_000;
 /// (bytes/s) without one, and at least `MIN_DEADLINE` in any case.
 const MIN_RATE: f64 = 64.0 * 1024.0;
 const MIN_DEADLINE: Duration = Duration::from_secs(300);
+/// Test builds only: a shorter `MIN_DEADLINE` (`fault::PULL_MIN_DEADLINE_SECS_ENV`), so a process
+/// test sees a dripping remote hit the deadline (tests/pull_faults.rs).
+#[cfg(feature = "fault-injection")]
+static MIN_DEADLINE_INJECTED: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+
+/// Sets the injected `MIN_DEADLINE` (the fault-injection seam).
+#[cfg(feature = "fault-injection")]
+pub(crate) fn inject_min_deadline(d: Duration) {
+    let _ = MIN_DEADLINE_INJECTED.set(d);
+}
 /// H2: after a restart, at most this many bytes of the GOP the store holds a part of are kept to
 /// be written again.
 const HELD_GOP_MAX: usize = 32 << 20;
@@ -1000,6 +1010,14 @@ impl SiteMirror {
                     .collect::<Result<Vec<_>, Error>>()?;
                 tracing::info!(site = %self.site.name, camera = %cam.local, offset = t.offset, mid_gop,
                     "resuming a cut transfer (IC-5)");
+                // The frames that follow are the saved run's, and no Run record comes before them:
+                // after a camera's failure reset `remote_run`, the next window of that run must
+                // still continue the local run they go to. Else its first Run record started yet
+                // another local run on a non-key frame, and the writer dropped the frames up to the
+                // next key frame (tests/pull_faults.rs: a deadline, then an `align=exact` window).
+                if run.remote_run.is_none() {
+                    run.remote_run = t.run;
+                }
                 FrameStreamDecoder::resume_at(t.offset, entries, t.run)
             }
             (StatusCode::OK, saved) => {
@@ -1119,8 +1137,12 @@ impl SiteMirror {
         // 4 × its bytes at the site's cap (or at `MIN_RATE` without one), at least `MIN_DEADLINE`.
         let length = resp.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         let rate = self.site.bandwidth_kbps.map(|k| f64::from(k) * 1000.0 / 8.0);
+        #[cfg(feature = "fault-injection")]
+        let min_deadline = MIN_DEADLINE_INJECTED.get().copied().unwrap_or(MIN_DEADLINE);
+        #[cfg(not(feature = "fault-injection"))]
+        let min_deadline = MIN_DEADLINE;
         let deadline =
-            MIN_DEADLINE.max(Duration::from_secs_f64(4.0 * length.unwrap_or(0) as f64 / rate.unwrap_or(MIN_RATE)));
+            min_deadline.max(Duration::from_secs_f64(4.0 * length.unwrap_or(0) as f64 / rate.unwrap_or(MIN_RATE)));
         // The remote answered: the link is up while the body comes (IC-10; the first transfer
         // of a ranges mirror said "waiting" until it ended, tests/pull_net.rs).
         self.set_link(Ok(()));

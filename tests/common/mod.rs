@@ -22,6 +22,7 @@
 pub mod api;
 pub mod archive;
 pub mod browser;
+pub mod faultproxy;
 pub mod front;
 pub mod mount;
 pub mod netns;
