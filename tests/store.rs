@@ -524,31 +524,40 @@ fn frames_payload(n: u64) -> Vec<u8> {
 /// mirror writing again, after a restart, the GOP its store held a part of) ends the earlier run
 /// at the later run's first frame: one export holds each frame once, in order, and runs to the
 /// end of its range. The second run's wall times are 3 ms later, as two stores' wall times of one
-/// frame may differ.
+/// frame may differ; and (review s29, tests/pull_faults.rs) 30 ms earlier or later, more than half
+/// a frame interval: the runs share the media timeline, so media times tell the repeats.
 #[test]
 fn an_export_across_two_overlapping_runs_holds_each_frame_once_in_order() {
-    let tmp = tempfile::tempdir().unwrap();
-    // Frames 0..=87: the GOP from key frame 75 is held in part (75..=87).
-    let (mut h, first_wall) = frames_recorded(tmp.path(), 88);
-    // The same frames again from key frame 75, as a new run (review-16 D2: the setup above is
-    // the one of the test below).
-    h.run += 1;
-    h.n = 75;
-    h.next_media = 75 * 3600;
-    h.base_wall_us += 3_000;
-    for i in 75..200 {
-        h.send(1000 + i * 7);
+    for shift_us in [3_000, -30_000, 30_000] {
+        let tmp = tempfile::tempdir().unwrap();
+        // Frames 0..=87: the GOP from key frame 75 is held in part (75..=87).
+        let (mut h, first_wall) = frames_recorded(tmp.path(), 88);
+        // The same frames again from key frame 75, as a new run (review-16 D2: the setup above is
+        // the one of the test below).
+        h.run += 1;
+        h.n = 75;
+        h.next_media = 75 * 3600;
+        h.base_wall_us += shift_us;
+        for i in 75..200 {
+            h.send(1000 + i * 7);
+        }
+        h.flush();
+        let runs = store::recordings(&h.cfg.path, "cam", 0, i64::MAX).unwrap();
+        assert!(runs.len() >= 2 && runs[1].start_wall_us < runs[0].end_wall_us, "two overlapping runs: {runs:?}");
+        // (Frame 175 of an earlier second run is inside 7 s: the range ends before it.)
+        let end = first_wall + 7_000_000 + shift_us.min(0);
+        let plan = Arc::new(ExportPlan::plan(&h.cfg.path, "cam", first_wall, end).unwrap());
+        assert_eq!(plan.video_frames, 175, "7 s at 25 fps, each frame once (shift {shift_us} µs)");
+        assert_eq!(plan.gaps_us(), Vec::<(i64, i64)>::new(), "no gap at the cut (shift {shift_us} µs)");
+        assert!(
+            plan.end_wall_us >= first_wall + 6_990_000 + shift_us.min(0),
+            "not cut short: ends at {} (shift {shift_us} µs)",
+            plan.end_wall_us - first_wall
+        );
+        let all = read_plan(&plan, 7777);
+        assert!(all.ends_with(&frames_payload(175)), "mdat holds frames 0..175 once each, in order ({shift_us} µs)");
+        drop(h.crash());
     }
-    h.flush();
-    let runs = store::recordings(&h.cfg.path, "cam", 0, i64::MAX).unwrap();
-    assert!(runs.len() >= 2 && runs[1].start_wall_us < runs[0].end_wall_us, "two overlapping runs: {runs:?}");
-    let plan = Arc::new(ExportPlan::plan(&h.cfg.path, "cam", first_wall, first_wall + 7_000_000).unwrap());
-    assert_eq!(plan.video_frames, 175, "7 s at 25 fps, each frame once");
-    assert_eq!(plan.gaps_us(), Vec::<(i64, i64)>::new(), "no gap at the cut");
-    assert!(plan.end_wall_us >= first_wall + 6_990_000, "not cut short: ends at {}", plan.end_wall_us - first_wall);
-    let all = read_plan(&plan, 7777);
-    assert!(all.ends_with(&frames_payload(175)), "mdat holds frames 0..175 once each, in order");
-    drop(h.crash());
 }
 
 #[test]

@@ -15,6 +15,10 @@ use crate::error::Error;
 use crate::media::{SampleEntry, StreamKind};
 use crate::mp4::{self, ChunkLayout, Edit, Sample, TrackInput};
 
+/// Two runs whose frames' wall and media times agree within this are on one media timeline
+/// (`plan_tiers`: a later run that starts before an earlier one ends).
+const SAME_TIMELINE_US: i64 = 500_000;
+
 /// One frame selected for export.
 #[derive(Clone, Copy, Debug)]
 struct Selected {
@@ -286,8 +290,25 @@ fn select(
                     [.., (a, _), (b, _)] if a.segment == b.segment => (b.wall_us - a.wall_us).max(0) / 2,
                     _ => 0,
                 };
+                // Runs on one media timeline (a pull mirror's runs carry the remote's media
+                // times, whatever wall times each store derived): a frame the later run holds
+                // again has its exact media time, so the media times decide (review s29: two
+                // runs' walls were seen to differ by more than half a frame, and a real frame
+                // was taken for a repeat). Other runs (a clock step) are compared by wall time.
+                let first_media =
+                    frames_of(&c.row).first().map_or(c.row.start_media, |f| c.row.start_media + i64::from(f.ts_offset));
+                let same_timeline = |l: &Selected| {
+                    (l.wall_us - first_wall - super::media_to_us(l.media - first_media, ts)).abs() < SAME_TIMELINE_US
+                };
+                let repeated = |l: &Selected| {
+                    if same_timeline(l) {
+                        l.media >= first_media
+                    } else {
+                        l.wall_us + half >= first_wall
+                    }
+                };
                 let before = kept.len();
-                while kept.last().is_some_and(|(l, _)| l.wall_us + half >= first_wall) {
+                while kept.last().is_some_and(|(l, _)| repeated(l)) {
                     kept.pop();
                 }
                 if kept.len() < before {
