@@ -28,6 +28,11 @@ pub type DiscoverFn = Arc<dyn Fn(&str, &[Discovered], &Mode) -> Result<Vec<Strin
 #[derive(Default)]
 pub struct Follow {
     inner: Mutex<FollowInner>,
+    /// Held by `Pull::add_range` across its check that the camera is mirrored and its insert, and
+    /// by the site's thread across a config's new camera set and its cancellations, so a manual
+    /// range is added either before the cancellation (and cancelled) or after (for the new set)
+    /// (review-16 L5, review s29 L2).
+    pub(super) gate: Mutex<()>,
 }
 
 /// `Follow`'s state, under one lock so a config change and the thread's taking of it never
@@ -62,7 +67,10 @@ struct TransferCancel {
 
 impl Follow {
     pub fn new(cameras: &[MirrorCamera]) -> Follow {
-        Follow { inner: Mutex::new(FollowInner { current: cameras.to_vec(), ..FollowInner::default() }) }
+        Follow {
+            inner: Mutex::new(FollowInner { current: cameras.to_vec(), ..FollowInner::default() }),
+            gate: Mutex::new(()),
+        }
     }
 
     /// The config's new camera set of this site: removed and re-pointed cameras are cancelled

@@ -377,6 +377,11 @@ impl CursorDb {
 mod tests {
     use super::*;
 
+    /// The pull database's schema as version `n` had it (its first `n` migrations).
+    fn upto(n: usize) -> sqlite::Schema {
+        sqlite::Schema { migrations: &VERSIONS.migrations[..n], ..VERSIONS }
+    }
+
     /// A pull database made by an older version (`schema`) holding `rows`.
     fn old_file(schema: &sqlite::Schema, rows: &[&str]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
@@ -396,15 +401,9 @@ mod tests {
     /// transfer in progress reads with no event.
     #[test]
     fn ic5_l3_version_1_file_upgrades_and_keeps_its_transfer() {
-        static V1: sqlite::Schema = sqlite::Schema {
-            name: "pull cursor database",
-            migrations: &[sqlite::Migration { version: 1, what: "pull cursors", step: sqlite::Step::Sql(SCHEMA_V1) }],
-            readable_from: 1,
-            legacy_version: None,
-            newer_remedy: "",
-        };
+        let v1 = upto(1);
         let dir = old_file(
-            &V1,
+            &v1,
             &["INSERT INTO transfer (camera, from_us, to_us, query, etag, offset, entries, run) \
                VALUES ('c', 1, 2, 'q', '\"e\"', 10, x'', NULL)"],
         );
@@ -420,24 +419,9 @@ mod tests {
     /// continuous start and the transfer too), and bound again to the same, nothing changes.
     #[test]
     fn l4_a_camera_pointed_at_another_remote_forgets_what_it_retrieved() {
-        static V4: sqlite::Schema = sqlite::Schema {
-            name: "pull cursor database",
-            migrations: &[
-                sqlite::Migration { version: 1, what: "pull cursors", step: sqlite::Step::Sql(SCHEMA_V1) },
-                sqlite::Migration { version: 2, what: "a transfer's event cursor", step: sqlite::Step::Sql(SCHEMA_V2) },
-                sqlite::Migration {
-                    version: 3,
-                    what: "manual ranges",
-                    step: sqlite::Step::Sql(super::super::manual::SCHEMA_V3),
-                },
-                sqlite::Migration { version: 4, what: "offered devices", step: sqlite::Step::Sql(SCHEMA_V4) },
-            ],
-            readable_from: 1,
-            legacy_version: None,
-            newer_remedy: "",
-        };
+        let v4 = upto(4);
         let dir = old_file(
-            &V4,
+            &v4,
             &[
                 "INSERT INTO retrieved (camera, start_us, end_us) VALUES ('c', 10, 20), ('d', 10, 20)",
                 "INSERT INTO continuous (camera, start_us) VALUES ('c', 10)",
@@ -469,23 +453,9 @@ mod tests {
     /// open keeping its ranges and manual ranges; the offered devices persist per site.
     #[test]
     fn ic9_m2_version_3_file_upgrades_and_offered_devices_persist() {
-        static V3: sqlite::Schema = sqlite::Schema {
-            name: "pull cursor database",
-            migrations: &[
-                sqlite::Migration { version: 1, what: "pull cursors", step: sqlite::Step::Sql(SCHEMA_V1) },
-                sqlite::Migration { version: 2, what: "a transfer's event cursor", step: sqlite::Step::Sql(SCHEMA_V2) },
-                sqlite::Migration {
-                    version: 3,
-                    what: "manual ranges",
-                    step: sqlite::Step::Sql(super::super::manual::SCHEMA_V3),
-                },
-            ],
-            readable_from: 1,
-            legacy_version: None,
-            newer_remedy: "",
-        };
+        let v3 = upto(3);
         let dir = old_file(
-            &V3,
+            &v3,
             &[
                 "INSERT INTO retrieved (camera, start_us, end_us) VALUES ('c', 1, 2)",
                 "INSERT INTO manual_range (camera, from_us, to_us, created_us, user) VALUES ('c', 5, 9, 1, 'u')",

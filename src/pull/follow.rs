@@ -52,6 +52,8 @@ impl SiteMirror {
     /// thread state `T`, removed or re-pointed ones are cancelled (IC-13), new ones attach.
     pub(super) fn follow_config<T: Default>(&mut self, runs: &mut Vec<T>, db: &mut CursorDb, watch: &mut Watch) {
         let Some(new) = self.follow.take() else { return };
+        let follow = self.follow.clone();
+        let _gate = follow.gate.lock().expect("gate lock");
         let old = std::mem::take(&mut self.site.cameras);
         let mut old_runs: Vec<Option<T>> = runs.drain(..).map(Some).collect();
         let mut st = self.state.lock().expect("pull state lock");
@@ -77,8 +79,8 @@ impl SiteMirror {
             }
         }
         drop(st);
-        // After the state says the new set (review-16 L5): a range `Pull::add_range` inserts
-        // meanwhile sees the camera gone or re-pointed and cancels itself, or is cancelled here.
+        // Under the gate (review-16 L5): no manual range is added between the new set and these
+        // cancellations.
         for (local, why) in cancelled_by(&old, &new) {
             let remote = old.iter().find(|o| o.local == local).map(|o| o.remote.clone()).unwrap_or_default();
             self.cancel(db, &local, &remote, &why);
@@ -92,12 +94,29 @@ impl SiteMirror {
 
     /// Binds `local` to remote camera `remote` of this site in the cursor database; what it
     /// retrieved of another remote camera before no longer counts (review-16 L4).
-    pub(super) fn bind_source(&self, db: &mut CursorDb, local: &str, remote: &str) {
+    /// True when it mirrored another before.
+    pub(super) fn bind_source(&self, db: &mut CursorDb, local: &str, remote: &str) -> bool {
         match db.bind_source(local, &self.site.name, remote) {
-            Ok(true) => tracing::info!(site = %self.site.name, camera = %local, remote = %remote,
-                "the mirror now mirrors another remote camera: what it retrieved of the previous one no longer counts"),
-            Ok(false) => {}
-            Err(e) => tracing::error!(site = %self.site.name, camera = %local, "pull: {e}"),
+            Ok(true) => {
+                tracing::info!(site = %self.site.name, camera = %local, remote = %remote,
+                    "the mirror now mirrors another remote camera: what it retrieved of the previous one no longer counts");
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                tracing::error!(site = %self.site.name, camera = %local, "pull: {e}");
+                false
+            }
+        }
+    }
+
+    /// `bind_source` at the thread's start: a camera the config points at another remote camera
+    /// than before the restart has its manual ranges cancelled and `retrieval_cancelled` told,
+    /// as a live config change does (IC-13, review s29 L3).
+    pub(super) fn bind_at_start(&self, db: &mut CursorDb, local: &str, remote: &str) {
+        if self.bind_source(db, local, remote) {
+            let why = format!("the central's config points the mirror at remote camera {remote:?} now");
+            self.cancel(db, local, remote, &why);
         }
     }
 

@@ -523,7 +523,7 @@ impl SiteMirror {
         };
         let mut runs: Vec<CamRun> = self.site.cameras.iter().map(|_| CamRun::default()).collect();
         for (cam, run) in self.site.cameras.iter().zip(runs.iter_mut()) {
-            self.bind_source(&mut db, &cam.local, &cam.remote);
+            self.bind_at_start(&mut db, &cam.local, &cam.remote);
             // M5: a hole a kill or restart interrupted is retrieved again first.
             match db.refill(&cam.local) {
                 Ok(r) => run.refill = r.map(|(from_us, to_us, until_us)| Hole { from_us, to_us, until_us, reason: "" }),

@@ -70,15 +70,17 @@ impl Pull {
     /// Issue 16 (IC-4b): asks for [from, to) of mirrored camera `local`, for `user`; the new
     /// range. The site's thread retrieves it in windows like configured ranges.
     pub fn add_range(&self, local: &str, from_us: i64, to_us: i64, user: &str) -> Result<manual::ManualRange, Error> {
-        let mirrors = self.mirrored(local).ok_or_else(|| Pull::not_mirrored(local))?;
+        let (k, _) = self.mirrored(local).ok_or_else(|| Pull::not_mirrored(local))?;
         let mut db = manual::ManualDb::open(&self.data_dir.join(cursor::PULL_FILE), &cursor::VERSIONS)?;
-        let id = db.add(local, from_us, to_us, user, self.clocks.realtime_us())?;
-        // Review-16 L5: a config change that removed or re-pointed the camera meanwhile (its
-        // thread updates the state before it cancels the camera's ranges) cancels this one too.
-        if self.mirrored(local).as_ref() != Some(&mirrors) {
-            db.cancel_all(local, "the mirror was removed or re-pointed by the central's config")?;
+        // Review-16 L5: under the site's gate, a config change that removes or re-points the
+        // camera comes wholly before this (and the camera is not mirrored here any more) or
+        // wholly after (and cancels this range with the others).
+        let gate = self.follows[k].1.gate.lock().expect("gate lock");
+        if self.mirrored(local).is_none_or(|(at, _)| at != k) {
             return Err(Pull::not_mirrored(local));
         }
+        let id = db.add(local, from_us, to_us, user, self.clocks.realtime_us())?;
+        drop(gate);
         db.list(local)?
             .into_iter()
             .find(|r| r.id == id)
