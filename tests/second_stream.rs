@@ -85,16 +85,21 @@ fn dev5_motion_is_found_on_the_second_stream_while_the_main_is_recorded() {
 /// stream's recording; status says the second stream's error and why motion is off.
 #[test]
 fn dev5_a_failing_second_stream_leaves_the_main_recording_and_says_why_motion_is_off() {
-    let main = RtspServer::start(&[("/main", "live:h264:640x360@10:gop=10")]);
-    let sub = RtspServer::start(&[("/sub", "live:h264:320x180@10:gop=10")]);
+    // One mount per camera: GStreamer's RTSP server can abort when several clients set up one
+    // shared media at once (`gst_rtsp_media_get_rates: assertion failed`, seen in CI).
+    let (hd, sd) = ("live:h264:640x360@10:gop=10", "live:h264:320x180@10:gop=10");
+    let main = RtspServer::start(&[("/main", hd), ("/main2", hd), ("/main3", hd)]);
+    let sub = RtspServer::start(&[("/sub", sd), ("/sub2", sd)]);
     let dead_port = free_local_port();
     let tmp = common::temp_dir();
     let body = format!(
         "{STORAGE}[[camera]]\nid = \"dead\"\nsource = \"{main}\"\n[camera.second_stream]\nsource = \"rtsp://127.0.0.1:{dead_port}/sub\"\n\
-         [[camera]]\nid = \"cut\"\nsource = \"{main}\"\n[camera.second_stream]\nsource = \"{sub}\"\n\
-         [[camera]]\nid = \"dead_motion\"\nsource = \"{main}\"\nrecord = \"motion\"\n[camera.second_stream]\n\
+         [[camera]]\nid = \"cut\"\nsource = \"{main2}\"\n[camera.second_stream]\nsource = \"{sub}\"\n\
+         [[camera]]\nid = \"dead_motion\"\nsource = \"{main3}\"\nrecord = \"motion\"\n[camera.second_stream]\n\
          source = \"rtsp://127.0.0.1:{dead_port}/sub\"\n",
         main = main.url("/main"),
+        main2 = main.url("/main2"),
+        main3 = main.url("/main3"),
         sub = sub.url("/sub"),
     );
     let rec = RecorderProc::start(tmp.path(), &body);
@@ -141,7 +146,7 @@ fn dev5_a_failing_second_stream_leaves_the_main_recording_and_says_why_motion_is
     let started_before = started();
     assert_eq!(started_before, 1, "one session of the main stream so far");
     let (s, v) =
-        put_camera(&rec, "dead", json!({"source": main.url("/main"), "second_stream": {"source": sub.url("/sub")}}));
+        put_camera(&rec, "dead", json!({"source": main.url("/main"), "second_stream": {"source": sub.url("/sub2")}}));
     assert_eq!(s, 200, "{v}");
     let c = wait_for(Duration::from_secs(60), || {
         let c = rec.camera("dead");
@@ -194,12 +199,14 @@ fn dev5_a_failing_second_stream_leaves_the_main_recording_and_says_why_motion_is
 /// reason, and accepts the same change with an H.264 second stream, which motion then analyses.
 #[test]
 fn md1_an_h265_camera_says_why_and_record_on_motion_needs_a_second_stream() {
-    let server =
-        RtspServer::start(&[("/hevc", "live:h265:640x360@10:gop=10"), ("/sub", "live:h264:320x180@10:gop=10")]);
+    // One mount per camera (see dev5 above).
+    let h265 = "live:h265:640x360@10:gop=10";
+    let server = RtspServer::start(&[("/hevc", h265), ("/hevc2", h265), ("/sub", "live:h264:320x180@10:gop=10")]);
     let tmp = common::temp_dir();
     let hevc = server.url("/hevc");
+    let hevc2 = server.url("/hevc2");
     let body = format!(
-        "{STORAGE}[[camera]]\nid = \"hevc\"\nsource = \"{hevc}\"\n[[camera]]\nid = \"hevc_motion\"\nsource = \"{hevc}\"\nrecord = \"motion\"\n"
+        "{STORAGE}[[camera]]\nid = \"hevc\"\nsource = \"{hevc}\"\n[[camera]]\nid = \"hevc_motion\"\nsource = \"{hevc2}\"\nrecord = \"motion\"\n"
     );
     let rec = RecorderProc::start(tmp.path(), &body);
     let c = wait_for(Duration::from_secs(60), || {
