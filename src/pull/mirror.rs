@@ -245,7 +245,7 @@ struct CamRun {
     /// of the camera (kept in pull.sqlite3 `refill`, so a restart does it too): the job
     /// [hole, end of the job that lost them) skips only what comes before the hole (whatever the
     /// store holds after it) and writes the rest again in a new run from the key frame before
-    /// it. An export takes a later run over an earlier one from the later one's first frame
+    /// it. An export takes a later run over an earlier one within the later one's span
     /// (`store::export`), so the frames after the hole the first run kept play from the new run.
     refill: Option<Hole>,
 }
