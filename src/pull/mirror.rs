@@ -230,7 +230,7 @@ struct CamRun {
     /// The store's spans a try of the job `(from, to)` skipped (`Skip::store`), for a resume of
     /// that job in this process (review s30 H1: a resume inside a span forgot it and wrote the
     /// rest of the window into the run from before the span).
-    store_skip: Option<((i64, i64), PerStream<Vec<(i64, i64)>>)>,
+    store_skip: Option<((i64, i64), Spans)>,
     /// In this process only: where a transfer the link cut can go on, the record just after the
     /// last frame handed to the writer (mid-GOP, so never saved: a continuation after a restart
     /// starts at a key frame, H2). Valid while the writer's run goes on, i.e. for the next try
@@ -282,6 +282,9 @@ impl CamRun {
     }
 }
 
+/// Per stream, wall-time spans `[first, last]`.
+type Spans = PerStream<Vec<(i64, i64)>>;
+
 /// What a transfer does not write because it is written already (H2, M2), per stream.
 #[derive(Clone, Debug, Default)]
 struct Skip {
@@ -295,7 +298,7 @@ struct Skip {
     /// frame's end, so a frame is held only up to half a frame interval before them; a stream
     /// that comes out of one starts a new writer run (the store's run lies between), video from
     /// its GOP's key frame (S9).
-    store: PerStream<Vec<(i64, i64)>>,
+    store: Spans,
 }
 
 /// Why a frame is not written (`Skip::holds`).
