@@ -1452,6 +1452,13 @@ impl SiteMirror {
                     }
                 }
             }
+            // A flush in flight that has returned is settled at once, not at the next point: its
+            // transfer is saved as early as a waited-for flush saved it, so a kill -9 re-fetches
+            // no more than before (IC-5: at a slow link's rate a point is saved 250 ms later
+            // otherwise, and tests/pull.rs's bound of 1.05 × the bytes needed was exceeded).
+            if kept.in_flight.as_ref().is_some_and(|f| f.flush.is_finished()) {
+                kept.settle(db).await?;
+            }
             if unflushed >= FLUSH_BYTES || unflushed_frames >= FLUSH_FRAMES {
                 // Saved at the last key frame, not here (H2): a continuation starts a run there.
                 self.durable_overlapped(db, &mut kept, run.last_written_us, &mut transfer, key_point.as_ref()).await?;
