@@ -249,6 +249,45 @@ fn m5_frames_the_central_did_not_store_are_retrieved_again() {
     assert_every_frame_present(&frame_md5s(&one), &t, 0);
 }
 
+/// Issue 16, review s29 M2 (IC-5, IC-4b): a range retrieved ahead of the stretch before it, as a
+/// manual range asked for ahead of a back-fill is (here the camera's ranges, the later one listed
+/// first). The window of the stretch before it asks the store what it holds: that is the run
+/// retrieved ahead, from its key frame's pre-roll on, not "everything up to its last frame", so
+/// nothing of the stretch is left out; and audio is skipped by what the store holds of audio.
+/// Every video frame of the range is in the central's store, run by run, and one export over the
+/// whole range holds every video and audio frame of the remote's, once, in order.
+#[test]
+fn m2_a_range_retrieved_ahead_leaves_nothing_out_of_the_stretch_before_it() {
+    let p = pair("live:h264+aac");
+    let t0 = p.remote_recorded(14_000_000, Duration::from_secs(40)) / 1000 * 1000;
+    let (from, to) = (t0 + 1_000_000, t0 + 12_000_000);
+    let ahead = ranges_camera(t0 + 6_000_000, t0 + 9_000_000);
+    let whole = ranges_camera(from, to);
+    let camera = format!("{ahead}{}", &whole[whole.find("[[").unwrap()..]);
+    let site = p.site("shop", ADMIN, ADMIN_PASSWORD, "", &camera);
+    let central = p.central(None, &site);
+    wait_range_done(&central, from, to);
+    let (a, b, t) = assert_range_frames(&p, &central, from, to);
+    let one = p.dir().join("central-one.mp4");
+    export(&central.url(&export_query("shop-cam1", a, b)), &one);
+    assert_every_frame_present(&frame_md5s(&one), &t, 0);
+    // Audio (not cut to key frames): the remote's audio of [a, b) lies, frame for frame and
+    // contiguous, in the central's over 1 s more on each side.
+    let theirs = p.dir().join("remote-audio.mp4");
+    export(&p.remote.rec.url(&export_query("cam1", a, b)), &theirs);
+    let wide = p.dir().join("central-audio.mp4");
+    export(&central.url(&export_query("shop-cam1", a - 1_000_000, b + 1_000_000)), &wide);
+    let (mine, theirs) = (packet_md5s(&wide, "0:a:0"), packet_md5s(&theirs, "0:a:0"));
+    assert!(theirs.len() > 300, "the remote holds {} audio frames", theirs.len());
+    let at = (0..=mine.len().saturating_sub(theirs.len())).find(|&i| mine[i..i + theirs.len()] == theirs[..]);
+    assert!(
+        at.is_some(),
+        "the central's audio holds the remote's {} frames in one piece ({} frames)",
+        theirs.len(),
+        mine.len()
+    );
+}
+
 /// Issue 16 (IC-11, IC-10, review-16 M6): a site whose `tls_sha256` is not the remote's
 /// certificate's: the handshake fails, so no request reaches the remote (its audit log has no
 /// login of the account), the site's status says the link is down with an error naming the pin,

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use edgerec::clocks::{Clocks, SimulatedClocks, SystemClocks};
 use edgerec::media::{Frame, IngestFrame, SampleEntry, StreamKind};
 use edgerec::store::export::ExportPlan;
+use edgerec::store::retrieve::{Align, FrameStreamDecoder, RetrievePlan, WireRecord};
 use edgerec::store::writer;
 use edgerec::store::{self, StorageConfig, StorageHandle};
 use edgerec::ErrorKind;
@@ -558,6 +559,148 @@ fn an_export_across_two_overlapping_runs_holds_each_frame_once_in_order() {
         assert!(all.ends_with(&frames_payload(175)), "mdat holds frames 0..175 once each, in order ({shift_us} µs)");
         drop(h.crash());
     }
+}
+
+/// Sends frames `range` of [`frames_recorded`]'s numbering (same bytes, media and wall times) as
+/// a new writer run, and flushes: what a pull mirror writes when it retrieves a stretch of a
+/// remote's recording again or out of time order (issue 16: a refill, review-16 M5; a manual
+/// range, IC-13; a restart, review-16 H2). Frames in `skip` are left out (a hole in the run that
+/// the writer does not break it at, under `MAX_MEDIA_JUMP_US`).
+fn send_run(h: &mut Harness, range: std::ops::Range<u64>, skip: std::ops::Range<u64>) {
+    h.run += 1;
+    for i in range.filter(|i| !skip.contains(i)) {
+        h.n = i;
+        h.next_media = i as i64 * 3600;
+        h.send(if i == 0 { 1234 } else { 1000 + i as usize * 7 });
+    }
+    h.flush();
+}
+
+/// Asserts that one export of frames `0..n` (from frame 0's wall time `first_wall`) holds each
+/// frame once, in time order, with no gap, its mdat being the frames' bytes in order; and that the
+/// retrieval frame stream (`store::retrieve`, which a central mirrors) of the range holds the same
+/// frames once each, in time order, with their media times (issue 16, IC-5, ST-17).
+fn assert_export_holds_frames_once_in_order(h: &Harness, first_wall: i64, n: u64, case: &str) {
+    let to = first_wall + n as i64 * 40_000;
+    let plan = Arc::new(ExportPlan::plan(&h.cfg.path, "cam", first_wall, to).unwrap());
+    assert_eq!(plan.video_frames as u64, n, "{case}: each frame once");
+    assert_eq!(plan.gaps_us(), Vec::<(i64, i64)>::new(), "{case}: no gap");
+    assert_eq!(plan.start_wall_us, first_wall, "{case}");
+    assert!(plan.end_wall_us >= to - 1_000, "{case}: not cut short: ends at {}", plan.end_wall_us - first_wall);
+    let all = read_plan(&plan, 7777);
+    assert!(all.ends_with(&frames_payload(n)), "{case}: mdat holds frames 0..{n} once each, in order");
+
+    let tiers = vec![store::tier::StorageTiers::ring_only(&h.cfg.path)];
+    let p = Arc::new(RetrievePlan::plan(tiers, "cam", first_wall, to, Align::Key).unwrap());
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut p.body(0, p.len()), &mut bytes).unwrap();
+    let mut d = FrameStreamDecoder::new();
+    d.push(&bytes).unwrap();
+    let mut frames = Vec::new();
+    while let Some(r) = d.next().unwrap() {
+        if let WireRecord::Frame(f) = r {
+            frames.push(f);
+        }
+    }
+    assert!(d.ended(), "{case}: the frame stream ends with End");
+    let got: Vec<(i64, i64)> = frames.iter().map(|f| (f.media_time, f.wall_us)).collect();
+    let want: Vec<(i64, i64)> = (0..n as i64).map(|i| (i * 3600, first_wall + i * 40_000)).collect();
+    assert_eq!(got, want, "{case}: the frame stream holds frames 0..{n} once each, in time order");
+    for (i, f) in frames.iter().enumerate() {
+        let size = if i == 0 { 1234 } else { 1000 + i * 7 };
+        assert_eq!(f.data, Harness::payload(i as u64, size), "{case}: frame {i}'s bytes");
+        assert_eq!(f.key, i % 25 == 0, "{case}: frame {i}'s key flag");
+    }
+    assert_eq!(p.covered_us, plan.covered_us, "{case}: the stream covers what the export covers");
+}
+
+/// Issue 16 (IC-5, ST-17, review-16 M5): a refill written last, of a middle stretch, on the
+/// remote's media timeline: run A holds frames 0..100 (0–4 s), the GOP 100..125 is missing, run B
+/// continues with 125..250, then run C retrieves again from key frame 75 to 137: it repeats A's
+/// last GOP and B's first frames and fills the GOP A and B lack. A later run supersedes only
+/// within its own span: the export holds 0..250 once each (before, it showed 0..137).
+#[test]
+fn an_export_holds_a_refill_written_after_later_runs_once_in_time_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut h, first_wall) = frames_recorded(tmp.path(), 100);
+    send_run(&mut h, 125..250, 0..0);
+    send_run(&mut h, 75..138, 0..0);
+    let runs = store::recordings(&h.cfg.path, "cam", 0, i64::MAX).unwrap();
+    // The index lists each run with its own range, whatever order they were written in.
+    let spans: Vec<(i64, i64)> = runs.iter().map(|r| (r.start_wall_us, r.end_wall_us)).collect();
+    let at = |i: i64| first_wall + i * 40_000;
+    assert_eq!(spans, [(at(0), at(100)), (at(75), at(138)), (at(125), at(250))], "three runs: {runs:?}");
+    assert_export_holds_frames_once_in_order(&h, first_wall, 250, "refill");
+    drop(h.crash());
+}
+
+/// Issue 16 (IC-5): the refill of the test above on another media timeline (media times an hour
+/// apart, walls alike: a clock step, not a mirror's repeat), so wall times decide what it
+/// supersedes. Its span takes A's 75..100 and B's 125..138; B's P frames after it refer to
+/// frames of B the export no longer holds, so B resumes at its next key frame (150) and the
+/// frames between are a gap, never frames that do not decode.
+#[test]
+fn an_export_resumes_an_earlier_run_at_a_key_frame_after_a_later_run_on_another_timeline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut h, first_wall) = frames_recorded(tmp.path(), 100);
+    send_run(&mut h, 125..250, 0..0);
+    let hour_us = 3_600_000_000;
+    h.base_wall_us -= hour_us;
+    h.run += 1;
+    for i in 75..138u64 {
+        h.n = i;
+        h.next_media = i as i64 * 3600 + hour_us * 90_000 / 1_000_000;
+        h.send(1000 + i as usize * 7);
+    }
+    h.flush();
+    h.base_wall_us += hour_us;
+    let at = |i: i64| first_wall + i * 40_000;
+    let plan = Arc::new(ExportPlan::plan(&h.cfg.path, "cam", first_wall, at(250)).unwrap());
+    assert_eq!(plan.video_frames, 138 + 100, "0..138 and 150..250, each once");
+    assert_eq!(plan.gaps_us(), [(at(138), at(150))], "B's frames up to its key frame are a gap");
+    let all = read_plan(&plan, 7777);
+    let mut want = frames_payload(138);
+    want.extend_from_slice(&frames_payload(250)[frames_payload(150).len()..]);
+    assert!(all.ends_with(&want), "mdat holds frames 0..138 and 150..250 once each, in order");
+    drop(h.crash());
+}
+
+/// Issue 16 (IC-13, IC-5): a manual range retrieved first (frames 250..375, 10–15 s), then the
+/// continuous mirror writes the earlier stretch 0..275, overlapping the manual range by one GOP:
+/// the later-written run lies before the earlier one in time. The export holds 0..375 once each,
+/// in time order (before, it showed 0..275).
+#[test]
+fn an_export_holds_a_run_written_before_an_earlier_stretch_once_in_time_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = Harness::open(tmp.path(), storage_cfg(tmp.path(), 6));
+    let first_wall = h.base_wall_us;
+    send_run(&mut h, 250..375, 0..0);
+    send_run(&mut h, 0..275, 0..0);
+    assert_export_holds_frames_once_in_order(&h, first_wall, 375, "manual range first");
+    // And where the continuous stretch ends exactly where the manual range begins.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = Harness::open(tmp.path(), storage_cfg(tmp.path(), 6));
+    let first_wall = h.base_wall_us;
+    send_run(&mut h, 250..375, 0..0);
+    send_run(&mut h, 0..250, 0..0);
+    assert_export_holds_frames_once_in_order(&h, first_wall, 375, "manual range first, touching");
+    drop(h.crash());
+}
+
+/// Issue 16 (IC-5): a later run with a 3 s hole inside (frames 100..175 missing: under
+/// `MAX_MEDIA_JUMP_US`, so the writer keeps one run) over an earlier run that holds the hole's
+/// frames: the later run supersedes only within each contiguous stretch of it, so the earlier
+/// run's frames in its hole stay (before, the export lacked them and the frame before the hole
+/// lasted 3 s).
+#[test]
+fn an_export_keeps_the_earlier_frames_in_a_hole_of_a_later_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut h, first_wall) = frames_recorded(tmp.path(), 250);
+    send_run(&mut h, 50..225, 100..175);
+    let runs = store::recordings(&h.cfg.path, "cam", 0, i64::MAX).unwrap();
+    assert_eq!(runs.len(), 2, "the hole does not break the later run: {runs:?}");
+    assert_export_holds_frames_once_in_order(&h, first_wall, 250, "a hole in the later run");
+    drop(h.crash());
 }
 
 #[test]

@@ -140,6 +140,34 @@ pub struct Transfer {
     pub event: Option<u64>,
 }
 
+/// The retrieved ranges of `camera`, oldest first.
+fn read_ranges(conn: &rusqlite::Connection, camera: &str) -> Result<Vec<(i64, i64)>, Error> {
+    let mut stmt = conn
+        .prepare_cached("SELECT start_us, end_us FROM retrieved WHERE camera = ? ORDER BY start_us")
+        .map_err(sq("read ranges"))?;
+    let rows = stmt.query_map([camera], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sq("read ranges"))?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sq("read ranges"))
+}
+
+/// Review s29 L3(b): what a site's thread records of `camera` it retrieved from `source` (site,
+/// remote camera), unless the camera is bound to another source meanwhile (moved to another
+/// site or re-pointed by a config change: that site's thread bound it, `bind_source`, and what
+/// came from the old source must not count as retrieved from the new one). Checked in the
+/// writing transaction, so a bind comes wholly before or after it.
+fn owned(conn: &rusqlite::Connection, camera: &str, (site, remote): (&str, &str)) -> Result<(), Error> {
+    let bound: Option<(String, String)> = conn
+        .query_row("SELECT site, remote FROM source WHERE camera = ?", [camera], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(sq("read source"))?;
+    match bound {
+        Some((s, r)) if (s.as_str(), r.as_str()) != (site, remote) => Err(crate::err!(
+            FailedPrecondition,
+            "camera {camera} now mirrors {r} of site {s}: what came from {remote} of site {site} is not recorded"
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn encode_entries(entries: &[SavedEntry]) -> Vec<u8> {
     let mut b = Vec::new();
     for e in entries {
@@ -187,20 +215,23 @@ impl CursorDb {
 
     /// The retrieved ranges of `camera`, oldest first.
     pub fn retrieved(&self, camera: &str) -> Result<Vec<(i64, i64)>, Error> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT start_us, end_us FROM retrieved WHERE camera = ? ORDER BY start_us")
-            .map_err(sq("read ranges"))?;
-        let rows = stmt.query_map([camera], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sq("read ranges"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sq("read ranges"))
+        read_ranges(&self.conn, camera)
     }
 
-    /// Records [from, to) of `camera` as retrieved (merged with what is there) and ends its
-    /// transfer, in one transaction.
-    pub fn complete(&mut self, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<(i64, i64)>, Error> {
-        let mut ranges = self.retrieved(camera)?;
-        super::merge_range(&mut ranges, (from_us, to_us));
+    /// Records [from, to) of `camera`, retrieved from `source` (site, remote camera), as
+    /// retrieved (merged with what is there) and ends its transfer, in one transaction; refused
+    /// when the camera is bound to another source meanwhile (`owned`).
+    pub fn complete(
+        &mut self,
+        camera: &str,
+        source: (&str, &str),
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<Vec<(i64, i64)>, Error> {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sq("begin"))?;
+        owned(&tx, camera, source)?;
+        let mut ranges = read_ranges(&tx, camera)?;
+        super::merge_range(&mut ranges, (from_us, to_us));
         tx.execute("DELETE FROM retrieved WHERE camera = ?", [camera]).map_err(sq("merge ranges"))?;
         for (a, b) in &ranges {
             tx.execute("INSERT INTO retrieved (camera, start_us, end_us) VALUES (?, ?, ?)", params![camera, a, b])
@@ -248,26 +279,28 @@ impl CursorDb {
         }))
     }
 
-    /// Saves (replaces) the transfer in progress of `camera`.
-    pub fn save_transfer(&mut self, camera: &str, t: &Transfer) -> Result<(), Error> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO transfer (camera, from_us, to_us, query, etag, offset, entries, run, event) \
+    /// Saves (replaces) the transfer in progress of `camera` from `source`; refused when the
+    /// camera is bound to another source meanwhile (`owned`).
+    pub fn save_transfer(&mut self, camera: &str, source: (&str, &str), t: &Transfer) -> Result<(), Error> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sq("begin"))?;
+        owned(&tx, camera, source)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO transfer (camera, from_us, to_us, query, etag, offset, entries, run, event) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                params![
-                    camera,
-                    t.from_us,
-                    t.to_us,
-                    t.query,
-                    t.etag,
-                    t.offset as i64,
-                    encode_entries(&t.entries),
-                    t.run.map(|r| r as i64),
-                    t.event.map(|e| e as i64)
-                ],
-            )
-            .map_err(sq("save transfer"))?;
-        Ok(())
+            params![
+                camera,
+                t.from_us,
+                t.to_us,
+                t.query,
+                t.etag,
+                t.offset as i64,
+                encode_entries(&t.entries),
+                t.run.map(|r| r as i64),
+                t.event.map(|e| e as i64)
+            ],
+        )
+        .map_err(sq("save transfer"))?;
+        tx.commit().map_err(sq("save transfer"))
     }
 
     /// Forgets the transfer of `camera` (its bytes changed: the remote reclaimed media).
@@ -410,7 +443,7 @@ mod tests {
         let mut db = CursorDb::open(dir.path()).unwrap();
         let t = db.transfer("c").unwrap().unwrap();
         assert_eq!((t.offset, t.event), (10, None));
-        db.save_transfer("c", &Transfer { event: Some(5), ..t }).unwrap();
+        db.save_transfer("c", ("s", "r"), &Transfer { event: Some(5), ..t }).unwrap();
         assert_eq!(db.transfer("c").unwrap().unwrap().event, Some(5));
     }
 
@@ -445,6 +478,22 @@ mod tests {
         assert_eq!(db.refill("c").unwrap(), None);
         db.set_refill("c", Some((1, 2, 3))).unwrap();
         assert!(db.bind_source("c", "bus", "cam3").unwrap());
+        // Review s29 L3(b): the old source's thread records nothing for it any more.
+        let e = db.complete("c", ("bus", "cam2"), 0, 10).unwrap_err();
+        assert!(e.to_string().contains("now mirrors cam3 of site bus"), "{e}");
+        let t = Transfer {
+            from_us: 1,
+            to_us: 2,
+            query: "q".to_owned(),
+            etag: "\"e\"".to_owned(),
+            offset: 0,
+            entries: Vec::new(),
+            run: None,
+            event: None,
+        };
+        assert!(db.save_transfer("c", ("shop", "cam1"), &t).is_err());
+        assert_eq!((db.retrieved("c").unwrap(), db.transfer("c").unwrap()), (vec![], None));
+        db.complete("c", ("bus", "cam3"), 0, 10).unwrap();
         assert_eq!(db.refill("c").unwrap(), None);
         assert_eq!(db.retrieved("d").unwrap(), vec![(10, 20)], "other cameras keep theirs");
     }
@@ -495,8 +544,8 @@ mod tests {
         };
         {
             let mut db = CursorDb::open(dir.path()).unwrap();
-            db.complete("c", 0, 50).unwrap();
-            db.save_transfer("c", &t).unwrap();
+            db.complete("c", ("s", "r"), 0, 50).unwrap();
+            db.save_transfer("c", ("s", "r"), &t).unwrap();
             db.set_event_cursor("s", "42").unwrap();
             assert_eq!(db.continuous_start("c", 10).unwrap(), 10);
         }
@@ -504,7 +553,7 @@ mod tests {
         assert_eq!(db.transfer("c").unwrap(), Some(t));
         assert_eq!(db.event_cursor("s").unwrap().as_deref(), Some("42"));
         assert_eq!(db.continuous_start("c", 99).unwrap(), 10, "the first start stays");
-        assert_eq!(db.complete("c", 50, 100).unwrap(), vec![(0, 100)]);
+        assert_eq!(db.complete("c", ("s", "r"), 50, 100).unwrap(), vec![(0, 100)]);
         assert_eq!(db.transfer("c").unwrap(), None);
         assert_eq!(db.retrieved("c").unwrap(), vec![(0, 100)]);
     }

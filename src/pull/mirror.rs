@@ -222,15 +222,43 @@ impl WindowTimes {
     }
 }
 
+/// One value per stream of a camera. The remote's chunks interleave audio and video out of
+/// wall-time order, so what was written, what the store holds and where a writer run breaks are
+/// each stream's own (review s29 M2: by one wall time, audio near a skip point was skipped
+/// unwritten or written twice).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct PerStream<T> {
+    video: T,
+    audio: T,
+}
+
+impl<T> PerStream<T> {
+    fn get(&self, kind: StreamKind) -> &T {
+        match kind {
+            StreamKind::Video => &self.video,
+            StreamKind::Audio => &self.audio,
+        }
+    }
+
+    fn get_mut(&mut self, kind: StreamKind) -> &mut T {
+        match kind {
+            StreamKind::Video => &mut self.video,
+            StreamKind::Audio => &mut self.audio,
+        }
+    }
+}
+
 /// Per camera state of the thread (not persisted: the cursor database is).
 #[derive(Default)]
 struct CamRun {
-    /// The remote run the last frame written belonged to, and the local run it was written as
-    /// (0: none yet; else from `next_local_run`).
+    /// The remote run the last frame written belonged to, and per stream the local run it is
+    /// written as (0: none yet; else from `next_local_run`). The writer keeps a run per stream,
+    /// so one stream may start a new run (after a stretch the store held, M2) while the other
+    /// goes on.
     remote_run: Option<u64>,
-    local_run: u64,
-    /// Wall time of the last frame handed to the writer by this process.
-    last_written_us: Option<i64>,
+    local_run: PerStream<u64>,
+    /// Per stream, the wall time of the last frame handed to the writer by this process.
+    last_written: PerStream<Option<i64>>,
     /// In this process only: where a transfer the link cut can go on, the record just after the
     /// last frame handed to the writer (mid-GOP, so never saved: a continuation after a restart
     /// starts at a key frame, H2). Valid while the writer's run goes on, i.e. for the next try
@@ -252,7 +280,7 @@ struct CamRun {
     /// of the camera (kept in pull.sqlite3 `refill`, so a restart does it too): the job
     /// [hole, end of the job that lost them) skips only what comes before the hole (whatever the
     /// store holds after it) and writes the rest again in a new run from the key frame before
-    /// it. An export takes a later run over an earlier one from the later one's first frame
+    /// it. An export takes a later run over an earlier one within the later one's span
     /// (`store::export`), so the frames after the hole the first run kept play from the new run.
     refill: Option<Hole>,
     /// The current window's timings (issue 16 "Benchmarks"), logged at debug level.
@@ -263,11 +291,57 @@ impl CamRun {
     /// Forgets the last frame handed to the writer (the next try takes the restart path: the store
     /// says what it holds) and the mid-GOP continuation; the next frames start a new writer run.
     fn forget_written(&mut self) {
-        if self.last_written_us.take().is_some() {
-            self.local_run = next_local_run();
+        if self.last_written != PerStream::default() {
+            self.new_local_runs();
         }
+        self.last_written = PerStream::default();
         self.soft = None;
         self.remote_run = None;
+    }
+
+    /// Both streams' next frames start new writer runs.
+    fn new_local_runs(&mut self) {
+        self.local_run = PerStream { video: next_local_run(), audio: next_local_run() };
+    }
+
+    /// The last frame handed to the writer, of either stream.
+    fn last_written_us(&self) -> Option<i64> {
+        self.last_written.video.max(self.last_written.audio)
+    }
+}
+
+/// What a transfer does not write because it is written already (H2, M2), per stream.
+struct Skip {
+    /// Per stream, wall-time spans `[first, last]`: a frame in one is held and not written.
+    spans: PerStream<Vec<(i64, i64)>>,
+    /// The spans are what the store holds (after a restart, a failure of this camera, a refill),
+    /// not what this process handed over: their ends are a frame's end, so a frame is held
+    /// only up to half a frame interval before them, and a stream that comes out of one starts a
+    /// new writer run (the store's run lies between), video from its GOP's key frame (S9).
+    from_store: bool,
+}
+
+impl Skip {
+    /// Nothing is held.
+    fn none() -> Self {
+        Skip { spans: PerStream::default(), from_store: false }
+    }
+
+    /// Whether a frame of `kind` at `wall_us` is held; `slack`: half its stream's frame interval.
+    fn holds(&self, kind: StreamKind, wall_us: i64, slack: i64) -> bool {
+        let slack = if self.from_store { slack } else { 0 };
+        self.spans
+            .get(kind)
+            .iter()
+            .any(|&(a, b)| wall_us >= a.saturating_sub(slack) && wall_us <= b.saturating_sub(slack))
+    }
+
+    /// The last frame known kept before the job (for `Kept`): the end of the span each stream
+    /// holds from before `from_us`, the lower of the two; else `floor`.
+    fn kept_through(&self, from_us: i64, floor: i64) -> i64 {
+        let through = |v: &[(i64, i64)]| v.iter().filter(|s| s.0 <= from_us).map(|s| s.1).max();
+        let known = [through(&self.spans.video), through(&self.spans.audio)];
+        known.into_iter().flatten().min().unwrap_or(floor).max(floor)
     }
 }
 
@@ -345,8 +419,12 @@ impl From<Error> for Failure {
 struct Kept<'a> {
     storage: &'a StorageHandle,
     camera: &'a str,
+    /// The remote camera it mirrors (what a durable point is saved for: review s29 L3(b)).
+    remote: &'a str,
     /// The last frame handed over known kept.
     checked_us: i64,
+    /// The site's name (with `remote`, the key a saved transfer is kept under).
+    site: &'a str,
     /// At most one flush in flight, and what P1 lets be saved once it returned true and the
     /// writer's losses were checked (`settle`).
     in_flight: Option<InFlight>,
@@ -362,8 +440,10 @@ struct InFlight {
     flush: tokio::task::JoinHandle<bool>,
     /// The last frame handed over before it (M5's check goes up to it).
     last_written: Option<i64>,
-    /// The transfer saved at the point's video key frame (H2) once the flush returned true.
-    save: Transfer,
+    /// The transfer saved at the point's video key frame (H2) once the flush returned true;
+    /// None where nothing can be saved (no key frame yet, no strong ETag: review s29 M3 still
+    /// flushes and checks there).
+    save: Option<Transfer>,
 }
 
 impl Kept<'_> {
@@ -383,7 +463,12 @@ impl Kept<'_> {
     /// hands over the next frames while the writer writes and fdatasyncs these (on 2 CPUs the
     /// pull thread otherwise stood idle through every fdatasync). The flush before is settled
     /// first: at most one is in flight, and the cursor moves in order.
-    async fn start(&mut self, db: &mut CursorDb, last_written: Option<i64>, save: Transfer) -> Result<(), Failure> {
+    async fn start(
+        &mut self,
+        db: &mut CursorDb,
+        last_written: Option<i64>,
+        save: Option<Transfer>,
+    ) -> Result<(), Failure> {
         self.settle(db).await?;
         let h = self.storage.clone();
         let flush = tokio::task::spawn_blocking(move || h.flush(FLUSH_TIMEOUT));
@@ -405,7 +490,10 @@ impl Kept<'_> {
             return Err(flush_failed(self.storage).into());
         }
         self.check(f.last_written)?;
-        Ok(db.save_transfer(self.camera, &f.save)?)
+        match f.save {
+            Some(t) => Ok(db.save_transfer(self.camera, (self.site, self.remote), &t)?),
+            None => Ok(()),
+        }
     }
 
     /// M5, after a flush returned true: the hole, if the writer did not keep a frame handed
@@ -975,7 +1063,7 @@ impl SiteMirror {
                 db.set_refill(&cam.local, run.refill.map(|h| h.saved()))?;
                 db.drop_transfer(&cam.local)?;
                 if done_to > job.from_us {
-                    let ranges = db.complete(&cam.local, job.from_us, done_to)?;
+                    let ranges = db.complete(&cam.local, (&self.site.name, &cam.remote), job.from_us, done_to)?;
                     self.with_camera(i, |c| c.retrieved = ranges);
                 }
                 if accepted {
@@ -1015,7 +1103,7 @@ impl SiteMirror {
         let covered_to = ms_floor(end.covered_us.iter().map(|r| r.1).max().unwrap_or(job.from_us).min(job.to_us));
         let done_to = if job.to_us <= now - SETTLED_US || job.event.is_some() { job.to_us } else { covered_to };
         let ranges = if done_to > job.from_us {
-            db.complete(&cam.local, job.from_us, done_to)?
+            db.complete(&cam.local, (&self.site.name, &cam.remote), job.from_us, done_to)?
         } else {
             db.drop_transfer(&cam.local)?;
             db.retrieved(&cam.local)?
@@ -1183,14 +1271,27 @@ impl SiteMirror {
         // -9): frames up to the end of what it holds in the range are skipped only where they form
         // whole GOPs; the GOP the store holds a part of is written again from its key frame, as
         // the new run the writer starts after a restart must begin with one (S9, review-16 H2).
-        let (skip_through, after_restart) = match run.last_written_us {
+        // Both per stream (M2): the remote's chunks interleave the streams out of wall-time order.
+        // What this process handed over says what to skip only where the writer's run goes on:
+        // a resumed transfer, or a window that continues the last exactly (H3). Any other window
+        // starts new writer runs and asks the store (M2: an `align=key` window's pre-roll, or a
+        // window before a range retrieved ahead, is not "everything up to the last frame").
+        let continues = status == StatusCode::PARTIAL_CONTENT || job.query.contains("align=exact");
+        let near = |w: &Option<i64>| w.filter(|w| *w < job.to_us && *w >= job.from_us - WINDOW_US);
+        let skip = match run.last_written_us() {
             // A mid-GOP continuation starts just after the last frame handed over: it skips
             // nothing (by wall time it could skip another stream's frames, which the remote's
             // chunks interleave out of wall-time order; review s28 H1).
-            _ if mid_gop && status == StatusCode::PARTIAL_CONTENT => (i64::MIN, false),
+            _ if mid_gop && status == StatusCode::PARTIAL_CONTENT => Skip::none(),
             // Within (or just before, a key frame's pre-roll) this job's range only: a job of an
             // earlier range (ranges, events) skips nothing for it.
-            Some(w) if w < job.to_us && w >= job.from_us - WINDOW_US => (w, false),
+            Some(w) if continues && w < job.to_us && w >= job.from_us - WINDOW_US => Skip {
+                spans: PerStream {
+                    video: near(&run.last_written.video).map(|w| (i64::MIN, w)).into_iter().collect(),
+                    audio: near(&run.last_written.audio).map(|w| (i64::MIN, w)).into_iter().collect(),
+                },
+                from_store: false,
+            },
             // The store says what it holds: every frame handed over is in its index first
             // (after a failure of this camera the writer may still hold some; review s28 M1).
             _ => {
@@ -1214,24 +1315,34 @@ impl SiteMirror {
                         }
                     }
                 }
-                let held = crate::store::recordings(
-                    &storage.path,
-                    &cam.local,
-                    (job.from_us - PRE_ROLL_US).min(job.to_us - 1),
-                    job.to_us,
-                );
-                let held_to = held.ok().and_then(|r| r.last().map(|r| r.end_wall_us - 1)).unwrap_or(i64::MIN);
                 // The store holds frames after a hole: only those before it are skipped, the
                 // rest is written again in a new run (`CamRun::refill`).
                 let hole_from = run.refill.filter(|h| h.from_us >= job.from_us && h.from_us < job.to_us);
                 let hole_from = hole_from.map_or(i64::MAX, |h| h.from_us - 1);
-                (held_to.min(hole_from), true)
+                // Each run the store holds of the stream near the job is a span (not one point
+                // up to its last frame: a range retrieved ahead, e.g. a manual one, may lie after
+                // a stretch of this job the store does not hold).
+                let spans = |kind| -> Vec<(i64, i64)> {
+                    let (from, to) = (job.from_us - PRE_ROLL_US, job.to_us + END_SLACK_US);
+                    let held = crate::store::recordings_of(&storage.path, &cam.local, kind, from, to);
+                    held.unwrap_or_default()
+                        .into_iter()
+                        .map(|r| (r.start_wall_us, (r.end_wall_us - 1).min(hole_from)))
+                        .filter(|(a, b)| a <= b)
+                        .collect()
+                };
+                Skip {
+                    spans: PerStream { video: spans(StreamKind::Video), audio: spans(StreamKind::Audio) },
+                    from_store: true,
+                }
             }
         };
         let mut kept = Kept {
             storage,
             camera: &cam.local,
-            checked_us: skip_through.max(job.from_us - PRE_ROLL_US),
+            remote: &cam.remote,
+            checked_us: skip.kept_through(job.from_us, job.from_us - PRE_ROLL_US),
+            site: &self.site.name,
             in_flight: None,
             clocks: self.clocks.as_ref(),
             waited: Duration::ZERO,
@@ -1241,7 +1352,12 @@ impl SiteMirror {
         // may hold only a part of), bounded (a longer GOP is not rewritten).
         let mut held_gop: Vec<(WireFrame, Arc<SampleEntry>)> = Vec::new();
         let mut held_gop_bytes = 0usize;
-        let (mut last_video_us, mut interval_us): (Option<i64>, Option<i64>) = (None, None);
+        // Per stream: the last frame's wall time and the shortest interval seen.
+        let mut last_us: PerStream<Option<i64>> = PerStream::default();
+        let mut interval_us: PerStream<Option<i64>> = PerStream::default();
+        // Per stream: a frame was held since this transfer wrote one, so the stream's next frame
+        // written starts a new writer run (M2: the store's run lies between).
+        let mut held_since_write: PerStream<bool> = PerStream::default();
         let mut sample_entries: HashMap<(StreamKind, u32), Arc<SampleEntry>> =
             decoder.entries().into_iter().map(|e| ((e.stream, e.entry), e.sample_entry)).collect();
         self.with_camera(i, |c| c.transfer = Some((job.from_us, job.to_us, 0)));
@@ -1293,7 +1409,7 @@ impl SiteMirror {
                 Ok(Some(c)) => c,
                 Ok(None) => break,
                 Err(e) => {
-                    self.durable(db, &mut kept, run.last_written_us, &mut transfer, key_point.as_ref()).await?;
+                    self.durable(db, &mut kept, run.last_written_us(), &mut transfer, key_point.as_ref()).await?;
                     run.soft = soft_point(&transfer, &decoder, wrote && held_gop.is_empty());
                     return Err(e.into());
                 }
@@ -1337,8 +1453,8 @@ impl SiteMirror {
                         // `align=exact`) keeps the local run: the central's run is the remote's.
                         // Any later Run record is a new run (the same id repeats where a hole
                         // breaks a run, `store::retrieve`).
-                        if !first_run || run.remote_run != Some(id) {
-                            run.local_run = next_local_run();
+                        if !first_run || !continues || run.remote_run != Some(id) {
+                            run.new_local_runs();
                         }
                         first_run = false;
                         run.remote_run = Some(id);
@@ -1371,33 +1487,31 @@ impl SiteMirror {
                             held_gop.clear();
                             held_gop_bytes = 0;
                         }
-                        if f.stream == StreamKind::Video {
-                            if let Some(d) = last_video_us.map(|l| f.wall_us - l).filter(|d| *d > 0) {
-                                interval_us = Some(interval_us.map_or(d, |i: i64| i.min(d)));
-                            }
-                            last_video_us = Some(f.wall_us);
+                        let kind = f.stream;
+                        if let Some(d) = last_us.get(kind).map(|l| f.wall_us - l).filter(|d| *d > 0) {
+                            let i = interval_us.get_mut(kind);
+                            *i = Some(i.map_or(d, |i: i64| i.min(d)));
                         }
-                        // After a restart the store's end is its last frame's end (≈ the next
-                        // frame's start, give or take the milliseconds by which the two boxes'
-                        // wall times of a frame differ): a frame is held if it starts more than
-                        // half a frame interval before it.
-                        let held_before = if after_restart {
-                            skip_through.saturating_sub(interval_us.map_or(HELD_MARGIN_US, |i| i / 2))
-                        } else {
-                            skip_through
-                        };
-                        if f.wall_us <= held_before {
-                            if after_restart && (video_key || !held_gop.is_empty()) {
+                        *last_us.get_mut(kind) = Some(f.wall_us);
+                        // The store's span ends at its last frame's end (≈ the next frame's
+                        // start, give or take the milliseconds by which the two boxes' wall times
+                        // of a frame differ): a frame is held if it starts more than half a frame
+                        // interval before it.
+                        let slack = interval_us.get(kind).map_or(HELD_MARGIN_US, |i| i / 2);
+                        if skip.holds(kind, f.wall_us, slack) {
+                            // Only video needs its GOP written again (a run starts at a key frame).
+                            if skip.from_store && kind == StreamKind::Video && (video_key || !held_gop.is_empty()) {
                                 held_gop_bytes += f.data.len();
                                 held_gop.push((f, entry));
                                 if held_gop_bytes > HELD_GOP_MAX {
                                     held_gop.clear();
                                 }
                             }
+                            *held_since_write.get_mut(kind) |= skip.from_store && wrote;
                             continue;
                         }
-                        if run.local_run == 0 {
-                            run.local_run = next_local_run();
+                        if std::mem::take(held_since_write.get_mut(kind)) || *run.local_run.get(kind) == 0 {
+                            *run.local_run.get_mut(kind) = next_local_run();
                         }
                         // P1, at a video key frame: a transfer resumed here starts a run with a
                         // key frame, as the writer requires (S9).
@@ -1406,7 +1520,7 @@ impl SiteMirror {
                             self.durable_overlapped(
                                 db,
                                 &mut kept,
-                                run.last_written_us,
+                                run.last_written_us(),
                                 &mut transfer,
                                 key_point.as_ref(),
                             )
@@ -1416,13 +1530,16 @@ impl SiteMirror {
                             unflushed_frames = 0;
                         }
                         // H2: the store holds a part of this GOP only: it is written again from
-                        // its key frame (the writer's new run starts there).
-                        if !held_gop.is_empty() {
-                            tracing::info!(site = %self.site.name, camera = %cam.local, frames = held_gop.len(),
+                        // its key frame (the writer's new run starts there), before the first
+                        // video frame it does not hold (an audio frame is its own stream's: M2).
+                        let gop = if kind == StreamKind::Video { std::mem::take(&mut held_gop) } else { Vec::new() };
+                        if !gop.is_empty() {
+                            tracing::info!(site = %self.site.name, camera = %cam.local, frames = gop.len(),
                                 "writing again the GOP the store held a part of (a restart cut it)");
+                            held_gop_bytes = 0;
                         }
                         let handing = self.clocks.monotonic();
-                        for (g, e) in std::mem::take(&mut held_gop).into_iter().chain([(f, entry)]) {
+                        for (g, e) in gop.into_iter().chain([(f, entry)]) {
                             let len = g.data.len() as u64;
                             self.write(i, storage, stats, run, e, g).await?;
                             unflushed += len;
@@ -1431,7 +1548,6 @@ impl SiteMirror {
                         }
                         run.times.handoff += self.clocks.monotonic().saturating_sub(handing);
                         wrote = true;
-                        held_gop_bytes = 0;
                     }
                     WireRecord::End(e) => {
                         // L7: the End says the range asked for (within `END_SLACK_US`: an event's
@@ -1461,7 +1577,8 @@ impl SiteMirror {
             }
             if unflushed >= FLUSH_BYTES || unflushed_frames >= FLUSH_FRAMES {
                 // Saved at the last key frame, not here (H2): a continuation starts a run there.
-                self.durable_overlapped(db, &mut kept, run.last_written_us, &mut transfer, key_point.as_ref()).await?;
+                self.durable_overlapped(db, &mut kept, run.last_written_us(), &mut transfer, key_point.as_ref())
+                    .await?;
                 unflushed = 0;
                 unflushed_frames = 0;
             }
@@ -1470,18 +1587,18 @@ impl SiteMirror {
             if let Some(rate) = rate {
                 let pause = pace(&mut pace_since, self.clocks.monotonic(), received, rate);
                 if !pause.is_zero() && wait(&self.stop, pause).await {
-                    self.durable(db, &mut kept, run.last_written_us, &mut transfer, key_point.as_ref()).await?;
+                    self.durable(db, &mut kept, run.last_written_us(), &mut transfer, key_point.as_ref()).await?;
                     return Err(crate::err!(Unavailable, "stopping").into());
                 }
             }
         }
         // P1: the End's range is recorded by the caller after this flush (M5: of frames kept).
-        kept.flush(db, run.last_written_us).await?;
+        kept.flush(db, run.last_written_us()).await?;
         (run.times.flush, run.times.flushes) = (kept.waited, kept.flushes);
         match end {
             Some(e) => Ok(e),
             None => {
-                self.durable(db, &mut kept, run.last_written_us, &mut transfer, key_point.as_ref()).await?;
+                self.durable(db, &mut kept, run.last_written_us(), &mut transfer, key_point.as_ref()).await?;
                 run.soft = soft_point(&transfer, &decoder, wrote && held_gop.is_empty());
                 Err(crate::err!(Unavailable, "the retrieval was cut at byte {} (resumed with Range)", decoder.offset())
                     .into())
@@ -1503,14 +1620,14 @@ impl SiteMirror {
         let wall_us = f.wall_us;
         let frame = IngestFrame {
             camera: Arc::from(self.site.cameras[i].local.as_str()),
-            ingest_run: run.local_run,
+            ingest_run: *run.local_run.get(f.stream),
             sample_entry,
             wall_us,
             frame: Frame { kind: f.stream, media_time: f.media_time, key: f.key, data: f.data },
             temporary_keep_us: None,
         };
         self.send(storage, frame).await?;
-        run.last_written_us = Some(wall_us);
+        *run.last_written.get_mut(f.stream) = Some(wall_us);
         stats.frames_received.fetch_add(1, Ordering::Relaxed);
         stats.bytes_received.fetch_add(len, Ordering::Relaxed);
         stats.last_frame_wall_us.store(wall_us, Ordering::Relaxed);
@@ -1530,22 +1647,25 @@ impl SiteMirror {
         transfer: &mut Transfer,
         point: Option<&KeyPoint>,
     ) -> Result<(), Failure> {
+        // Review s29 M3: what was handed over is made durable and checked (M5) at every durable
+        // point, also where nothing can be saved.
+        kept.flush(db, last_written).await?;
         let Some(point) = point else { return Ok(()) };
         if transfer.etag.is_empty() {
             // Without a strong ETag a continuation could splice other bytes: nothing to resume.
             return Ok(());
         }
-        kept.flush(db, last_written).await?;
         transfer.offset = point.offset;
         transfer.run = point.run;
         transfer.entries = saved_entries(&point.entries);
-        Ok(db.save_transfer(kept.camera, transfer)?)
+        Ok(db.save_transfer(kept.camera, (&self.site.name, kept.remote), transfer)?)
     }
 
     /// `durable` at the transfer's regular points (issue 16 "Benchmarks"): the flush is asked
-    /// for now and waited for at the next point, the End or any `durable`, which save this
-    /// point's transfer only after it returned true and the losses were checked (`Kept::start`,
-    /// `Kept::settle`; P1, M5). The point is the same last video key frame (H2).
+    /// for now and settled once it returned, or at the next point, the End or any `durable`,
+    /// which save this point's transfer only after it returned true and the losses were checked
+    /// (`Kept::start`, `Kept::settle`; P1, M5). The point is the same last video key frame (H2),
+    /// and as in `durable` a flush and check happen also where nothing can be saved (s29 M3).
     async fn durable_overlapped(
         &self,
         db: &mut CursorDb,
@@ -1554,14 +1674,16 @@ impl SiteMirror {
         transfer: &mut Transfer,
         point: Option<&KeyPoint>,
     ) -> Result<(), Failure> {
-        let Some(point) = point else { return Ok(()) };
-        if transfer.etag.is_empty() {
-            return Ok(());
-        }
-        transfer.offset = point.offset;
-        transfer.run = point.run;
-        transfer.entries = saved_entries(&point.entries);
-        kept.start(db, last_written, transfer.clone()).await
+        let save = match point {
+            Some(point) if !transfer.etag.is_empty() => {
+                transfer.offset = point.offset;
+                transfer.run = point.run;
+                transfer.entries = saved_entries(&point.entries);
+                Some(transfer.clone())
+            }
+            _ => None,
+        };
+        kept.start(db, last_written, save).await
     }
 
     /// Hands a frame to the writer; a full queue (local cameras share the storage) is waited out
@@ -1614,6 +1736,30 @@ mod tests {
     /// Review-16 H3 (IC-4b, S9): only a window from exactly where the writer's run ends asks
     /// `align=exact`; a window after a switch between manual ranges and the mode, after a
     /// failure or at start asks `align=key`, so the writer's new run loses no GOP.
+    /// Review s29 M2: what a transfer skips is per stream and per span the store holds: a frame
+    /// of one stream is not skipped by the other's point, nor by a span that lies after it; the
+    /// store's spans end half a frame interval early (their end is a frame's end), what this
+    /// process handed over exactly.
+    #[test]
+    fn m2_skips_per_stream_and_per_span() {
+        let store = Skip {
+            spans: PerStream { video: vec![(5_000_000, 9_000_000)], audio: vec![(5_100_000, 8_900_000)] },
+            from_store: true,
+        };
+        assert!(!store.holds(StreamKind::Video, 1_000_000, 20_000), "before the span: written");
+        assert!(store.holds(StreamKind::Video, 5_000_000, 20_000) && store.holds(StreamKind::Video, 8_980_000, 20_000));
+        assert!(!store.holds(StreamKind::Video, 8_990_000, 20_000), "within half an interval of the end");
+        assert!(!store.holds(StreamKind::Audio, 5_050_000, 10_000), "video's span is not audio's");
+        assert!(!store.holds(StreamKind::Audio, 8_950_000, 10_000));
+        assert_eq!(store.kept_through(6_000_000, 0), 8_900_000, "the lower of the streams' ends");
+        assert_eq!(store.kept_through(1_000_000, 7), 7, "nothing held from before the job");
+        let mine = Skip { spans: PerStream { video: vec![(i64::MIN, 100)], audio: vec![] }, from_store: false };
+        assert!(mine.holds(StreamKind::Video, 100, 50) && !mine.holds(StreamKind::Video, 101, 50));
+        assert!(!mine.holds(StreamKind::Audio, 0, 50), "no audio handed over: none skipped");
+        assert_eq!(mine.kept_through(50, i64::MIN), 100);
+        assert!(!Skip::none().holds(StreamKind::Video, 0, 0));
+    }
+
     #[test]
     fn h3_only_a_true_continuation_asks_align_exact() {
         let a = 1_700_000_000_000_000;

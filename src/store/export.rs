@@ -204,14 +204,86 @@ fn hole_between(prev: &Chosen, next: &Chosen, timescale_hz: u32) -> bool {
     gap > super::writer::MAX_MEDIA_JUMP_US * i64::from(timescale_hz) / 1_000_000
 }
 
+/// Issue 16 (IC-5): consecutive frames of one run further apart than this many of the run's usual
+/// frame intervals (the median), and than `MIN_STRETCH_GAP_US`, lie on either side of a hole
+/// inside the run (the writer breaks a run only at a jump over `MAX_MEDIA_JUMP_US`): a later run
+/// supersedes an earlier one only within each contiguous stretch of it, never across such a hole.
+const STRETCH_GAP_INTERVALS: i64 = 4;
+/// The shortest hole inside a run (`STRETCH_GAP_INTERVALS`): a slow camera's frame interval is not one.
+const MIN_STRETCH_GAP_US: i64 = 1_000_000;
+
+/// A frame one run keeps, while `select` combines the runs in time order.
+#[derive(Clone, Copy, Debug)]
+struct Candidate {
+    f: Selected,
+    /// The run it belongs to (index into `select`'s runs, in write order) and its place among
+    /// that run's kept frames: a video frame plays only after its predecessor there.
+    run: usize,
+    ord: usize,
+    /// Its successor in its run was superseded by a later run: it lasts until the next frame
+    /// (review-16 H2: the two stores' wall times of one frame differ by milliseconds).
+    cut: bool,
+}
+
+/// Whether two frames of different runs lie on one media timeline: their wall and media times
+/// agree within `SAME_TIMELINE_US` (a pull mirror's runs carry the remote's media times).
+fn same_timeline(a: &Selected, b: &Selected, ts: u32) -> bool {
+    (a.wall_us - b.wall_us - super::media_to_us(a.media - b.media, ts)).abs() < SAME_TIMELINE_US
+}
+
+/// Whether frame `a` comes before frame `b`: by media time on one media timeline (the order the
+/// frames were taken in, whatever wall times each store derived), else by wall time.
+fn comes_before(a: &Selected, b: &Selected, ts: u32) -> bool {
+    if same_timeline(a, b, ts) {
+        a.media < b.media
+    } else {
+        a.wall_us < b.wall_us
+    }
+}
+
+/// One contiguous stretch of a run (`STRETCH_GAP_INTERVALS`): its first and last frames.
+struct Stretch {
+    first: Selected,
+    last: Selected,
+}
+
+/// The contiguous stretches of one run's kept frames (in order), split where the segment changes
+/// or at a hole inside the run (`STRETCH_GAP_INTERVALS`), and half the run's usual frame interval
+/// in µs (the wall rule's "same frame" tolerance).
+fn stretches(list: &[Selected], ts: u32) -> (Vec<Stretch>, i64) {
+    let mut deltas: Vec<i64> = list
+        .windows(2)
+        .filter(|w| w[0].segment == w[1].segment)
+        .map(|w| w[1].media - w[0].media)
+        .filter(|&d| d > 0)
+        .collect();
+    deltas.sort_unstable();
+    let median = deltas.get(deltas.len() / 2).copied().unwrap_or(0);
+    let gap = (median * STRETCH_GAP_INTERVALS).max(MIN_STRETCH_GAP_US * i64::from(ts) / 1_000_000);
+    let mut out: Vec<Stretch> = Vec::new();
+    for (i, f) in list.iter().enumerate() {
+        match (out.last_mut(), i.checked_sub(1).map(|p| &list[p])) {
+            (Some(s), Some(p)) if p.segment == f.segment && f.media - p.media <= gap => s.last = *f,
+            _ => out.push(Stretch { first: *f, last: *f }),
+        }
+    }
+    (out, super::media_to_us(median, ts) / 2)
+}
+
 /// Selects the frames to export of one stream of the storage `storage_uuid` from the rows of every
 /// tier (`per_tier`, from `fetch`), merged by seq (ST-17: each seq once, from the first tier that
-/// holds it), extended backwards within the first run to the key frame at or before `from`
-/// (video). Where a hole breaks a run (`hole_between`) the frame before it gets the repeated
-/// duration, a new covered range starts, and video frames after it up to the first key frame are
-/// dropped; so are the video frames of a full chunk after a thinned one up to its first key frame
-/// (their references were groomed away). Frames of a stream in `skip_us` are dropped with a break
-/// (audio where the video was dropped after a hole, so the two stay in step).
+/// holds it), each run's first chunk extended backwards within its run to the key frame at or
+/// before `from` (video). Where a hole breaks a run (`hole_between`) the frame before it gets the
+/// repeated duration, a new covered range starts, and video frames after it up to the first key
+/// frame are dropped; so are the video frames of a full chunk after a thinned one up to its first
+/// key frame (their references were groomed away). Frames of a stream in `skip_us` are dropped
+/// with a break (audio where the video was dropped after a hole, so the two stay in step).
+///
+/// Issue 16 (IC-5, review-16 H2 and M5, IC-13): runs are combined in write order, and a later run
+/// supersedes the earlier ones only within the span of each of its contiguous stretches
+/// (`stretches`): a pull mirror writes a stretch again (a restart's GOP, a refill) or ahead of
+/// the continuous mirror (a manual range, an event window), so a later-written run may lie before,
+/// inside or across earlier ones, and the frames kept are in time order (`comes_before`).
 #[allow(clippy::too_many_arguments)]
 fn select(
     tiers: &[Box<dyn Tier>],
@@ -228,25 +300,32 @@ fn select(
     if chunks.is_empty() {
         return Ok(None);
     }
-    // Video must start on a key frame: walk back within the run until a chunk starts at or before
-    // `from` with a key frame at or before `from` (runs start with a key frame, so this ends).
+    // Video must start on a key frame: walk back within each run (from the last, so the places
+    // of the earlier ones stay) until a chunk starts at or before `from` with a key frame at or
+    // before `from` (runs start with a key frame, so this ends). A run's chunks are consecutive
+    // seqs of its stream, so a chunk found goes right before the run's first.
     if kind == StreamKind::Video {
-        loop {
-            let first = &chunks[0].row;
-            let has_key_before = frames_of(first).iter().any(|f| {
-                // Video media time is always 90 kHz.
-                f.key
-                    && first.start_wall_us
-                        + super::media_to_us(i64::from(f.ts_offset), crate::media::VIDEO_TIMESCALE_HZ)
-                        <= from_us
-            });
-            if has_key_before || first.seq == first.run_id {
-                break;
+        for i in (0..chunks.len()).rev() {
+            if i > 0 && chunks[i - 1].row.run_id == chunks[i].row.run_id {
+                continue;
             }
-            match tier::neighbour_across(tiers, camera, kind, storage_uuid, first.run_id, first.seq, true)? {
-                // The key frame is not looked for across a hole: the export starts after it.
-                Some(p) if !hole_between(&p, &chunks[0], crate::media::VIDEO_TIMESCALE_HZ) => chunks.insert(0, p),
-                _ => break,
+            loop {
+                let first = &chunks[i].row;
+                let has_key_before = frames_of(first).iter().any(|f| {
+                    // Video media time is always 90 kHz.
+                    f.key
+                        && first.start_wall_us
+                            + super::media_to_us(i64::from(f.ts_offset), crate::media::VIDEO_TIMESCALE_HZ)
+                            <= from_us
+                });
+                if has_key_before || first.seq == first.run_id {
+                    break;
+                }
+                match tier::neighbour_across(tiers, camera, kind, storage_uuid, first.run_id, first.seq, true)? {
+                    // The key frame is not looked for across a hole: the run starts after it.
+                    Some(p) if !hole_between(&p, &chunks[i], crate::media::VIDEO_TIMESCALE_HZ) => chunks.insert(i, p),
+                    _ => break,
+                }
             }
         }
     }
@@ -260,122 +339,182 @@ fn select(
             break;
         }
     }
-    let next_after_last = {
-        let last = &chunks.last().expect("non-empty").row;
-        tier::neighbour_across(tiers, camera, kind, storage_uuid, last.run_id, last.seq, false)?
-    };
-    // The frames kept, with their media times, before their durations are known.
-    let mut kept: Vec<(Selected, i64)> = Vec::new();
+    // The runs in write order: consecutive chunks of one run id.
+    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+    for ci in 0..chunks.len() {
+        match runs.last_mut() {
+            Some(r) if chunks[r.end - 1].row.run_id == chunks[ci].row.run_id => r.end = ci + 1,
+            _ => runs.push(ci..ci + 1),
+        }
+    }
     // Where video frames were dropped after a hole: [first chunk after it, first frame kept).
     let mut dropped_us: Vec<(i64, i64)> = Vec::new();
     let mut segment = 0u32;
-    let mut need_key = false;
-    let mut dropped_from: Option<i64> = None;
-    // Kept frames whose run was cut by a later run (`kept` index → wall time of the later run's
-    // first frame): each lasts until that frame.
-    let mut cut_at: HashMap<usize, i64> = HashMap::new();
-    for (ci, c) in chunks.iter().enumerate() {
-        if let Some(p) = ci.checked_sub(1).map(|i| &chunks[i]) {
-            if p.row.run_id != c.row.run_id {
-                // Issue 16 (review-16 H2, IC-5): a later run that starts before the earlier run's
-                // end (a pull mirror writes again the GOP a restart cut, or a clock step) ends the
-                // earlier run at its first frame. That frame is a key frame (S9) and the frames
-                // cut are the same frames again, so nothing is lost and nothing plays twice. Two
-                // stores' wall times of one frame differ by milliseconds: a frame that starts
-                // within half a frame interval before the later run's first one is the same frame.
-                let first_wall = frames_of(&c.row).first().map_or(c.row.start_wall_us, |f| {
-                    c.row.start_wall_us + super::media_to_us(i64::from(f.ts_offset), ts)
+    // The frames kept so far, in time order.
+    let mut kept: Vec<Candidate> = Vec::new();
+    for (ri, run) in runs.iter().enumerate() {
+        // The run's own frames, in order.
+        let mut list: Vec<Selected> = Vec::new();
+        let mut need_key = false;
+        let mut dropped_from: Option<i64> = None;
+        for ci in run.clone() {
+            let c = &chunks[ci];
+            if ci == run.start {
+                segment += u32::from(ri > 0);
+                need_key = kind == StreamKind::Video;
+            } else {
+                let p = &chunks[ci - 1];
+                if hole_between(p, c, ts) {
+                    segment += 1;
+                    need_key = kind == StreamKind::Video;
+                    dropped_from = Some(c.row.start_wall_us);
+                } else if p.thinned && !c.thinned {
+                    // Issue 13 review finding 3 (A6): the P frames after a groomed copy refer to
+                    // frames grooming dropped; the kept key frame lasts until the next key frame.
+                    need_key = kind == StreamKind::Video;
+                }
+            }
+            for (fi, f) in frames_of(&c.row).iter().enumerate() {
+                let wall_us = c.row.start_wall_us + super::media_to_us(i64::from(f.ts_offset), ts);
+                if need_key && !f.key {
+                    continue;
+                }
+                if skip_us.iter().any(|&(a, b)| wall_us >= a && wall_us < b) {
+                    segment += u32::from(list.last().is_some_and(|l| l.segment == segment));
+                    continue;
+                }
+                need_key = false;
+                if let Some(a) = dropped_from.take() {
+                    if wall_us > a {
+                        dropped_us.push((a, wall_us));
+                    }
+                }
+                let media = c.row.start_media + i64::from(f.ts_offset);
+                list.push(Selected {
+                    chunk: ci,
+                    frame: fi,
+                    wall_us,
+                    media,
+                    duration: 0,
+                    size: f.size_bytes,
+                    key: f.key,
+                    segment,
                 });
-                let half = match kept.as_slice() {
-                    [.., (a, _), (b, _)] if a.segment == b.segment => (b.wall_us - a.wall_us).max(0) / 2,
-                    _ => 0,
-                };
-                // Runs on one media timeline (a pull mirror's runs carry the remote's media
-                // times, whatever wall times each store derived): a frame the later run holds
-                // again has its exact media time, so the media times decide (review s29: two
-                // runs' walls were seen to differ by more than half a frame, and a real frame
-                // was taken for a repeat). Other runs (a clock step) are compared by wall time.
-                let first_media =
-                    frames_of(&c.row).first().map_or(c.row.start_media, |f| c.row.start_media + i64::from(f.ts_offset));
-                let same_timeline = |l: &Selected| {
-                    (l.wall_us - first_wall - super::media_to_us(l.media - first_media, ts)).abs() < SAME_TIMELINE_US
-                };
-                let repeated = |l: &Selected| {
-                    if same_timeline(l) {
-                        l.media >= first_media
-                    } else {
-                        l.wall_us + half >= first_wall
-                    }
-                };
-                let before = kept.len();
-                while kept.last().is_some_and(|(l, _)| repeated(l)) {
-                    kept.pop();
-                }
-                if kept.len() < before {
-                    cut_at.retain(|&i, _| i < kept.len());
-                    if let Some(i) = kept.len().checked_sub(1) {
-                        cut_at.insert(i, first_wall);
-                    }
-                }
-            }
-            if p.row.run_id != c.row.run_id || hole_between(p, c, ts) {
-                segment += 1;
-                need_key = kind == StreamKind::Video;
-                dropped_from = Some(c.row.start_wall_us);
-            } else if p.thinned && !c.thinned {
-                // Issue 13 review finding 3 (A6): the P frames after a groomed copy refer to
-                // frames grooming dropped; the kept key frame lasts until the next key frame.
-                need_key = kind == StreamKind::Video;
             }
         }
-        for (fi, f) in frames_of(&c.row).iter().enumerate() {
-            let wall_us = c.row.start_wall_us + super::media_to_us(i64::from(f.ts_offset), ts);
-            if need_key && !f.key {
+        // Review-16 H2: within each stretch's span the earlier runs' frames are the same frames
+        // again (the stretch starts with a key frame, S9), so they go. On one media timeline the
+        // media times decide (review s29: two runs' walls were seen to differ by more than half a
+        // frame); other runs (a clock step) are compared by wall time, a frame within half a frame
+        // interval being the same frame. Outside the spans, in a hole of the later run, before or
+        // after it, the earlier frames stay.
+        let (spans, half_us) = stretches(&list, ts);
+        let margin_us = SAME_TIMELINE_US + half_us;
+        let in_span = |l: &Selected| {
+            let from = spans.partition_point(|s| s.last.wall_us + margin_us < l.wall_us);
+            spans[from..].iter().take_while(|s| s.first.wall_us - margin_us <= l.wall_us).any(|s| {
+                // Against the nearer end: wall and media clocks drift apart over a long stretch.
+                let near = if (l.wall_us - s.first.wall_us).abs() <= (l.wall_us - s.last.wall_us).abs() {
+                    &s.first
+                } else {
+                    &s.last
+                };
+                if same_timeline(l, near, ts) {
+                    l.media >= s.first.media && l.media <= s.last.media
+                } else {
+                    l.wall_us + half_us >= s.first.wall_us && l.wall_us - half_us <= s.last.wall_us
+                }
+            })
+        };
+        let gone: Vec<bool> = kept.iter().map(|k| in_span(&k.f)).collect();
+        for i in 0..kept.len() {
+            let next_gone = gone.get(i + 1).is_some_and(|&g| g) && kept[i + 1].run == kept[i].run;
+            if !gone[i] && next_gone && kept[i + 1].ord == kept[i].ord + 1 {
+                kept[i].cut = true;
+            }
+        }
+        let mut gone = gone.into_iter();
+        kept.retain(|_| !gone.next().expect("one flag per frame"));
+        // Both lists are in time order: merge them.
+        let mut merged = Vec::with_capacity(kept.len() + list.len());
+        let mut earlier = kept.into_iter().peekable();
+        let mut later =
+            list.into_iter().enumerate().map(|(ord, f)| Candidate { f, run: ri, ord, cut: false }).peekable();
+        loop {
+            let take_earlier = match (earlier.peek(), later.peek()) {
+                (Some(e), Some(l)) => comes_before(&e.f, &l.f, ts),
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            merged.push(if take_earlier { earlier.next() } else { later.next() }.expect("peeked"));
+        }
+        kept = merged;
+    }
+    // A video frame decodes only after the frames it refers to: after its predecessor in its
+    // run, or after a frame of another run on the same media timeline (the same frames again).
+    // Where runs on different timelines alternate (a clock step), a run resumes at a key frame.
+    if kind == StreamKind::Video {
+        let mut out: Vec<Candidate> = Vec::with_capacity(kept.len());
+        // Segments waiting for a key frame, with the wall time of the first frame dropped.
+        let mut waiting: HashMap<u32, i64> = HashMap::new();
+        for k in kept {
+            let follows = out.last().is_none_or(|p| {
+                if p.run == k.run {
+                    p.ord + 1 == k.ord
+                } else {
+                    same_timeline(&p.f, &k.f, ts) && p.f.media < k.f.media
+                }
+            });
+            if !k.f.key && !follows {
+                waiting.entry(k.f.segment).or_insert(k.f.wall_us);
                 continue;
             }
-            if skip_us.iter().any(|&(a, b)| wall_us >= a && wall_us < b) {
-                segment += u32::from(kept.last().is_some_and(|(l, _)| l.segment == segment));
-                continue;
-            }
-            need_key = false;
-            if let Some(a) = dropped_from.take() {
-                if wall_us > a {
-                    dropped_us.push((a, wall_us));
+            if let Some(a) = waiting.remove(&k.f.segment) {
+                if k.f.wall_us > a {
+                    dropped_us.push((a, k.f.wall_us));
                 }
             }
-            let media = c.row.start_media + i64::from(f.ts_offset);
-            let selected =
-                Selected { chunk: ci, frame: fi, wall_us, media, duration: 0, size: f.size_bytes, key: f.key, segment };
-            kept.push((selected, media));
+            out.push(k);
         }
+        kept = out;
     }
     // The media time that ends the last frame kept: the next chunk of its run, unless a hole or
     // a dropped stretch lies between.
-    let end_media = next_after_last
-        .as_ref()
-        .zip(chunks.last())
-        .filter(|(n, l)| n.row.run_id == l.row.run_id && !hole_between(l, n, ts) && (n.thinned || !l.thinned))
-        .map(|(n, _)| n.row.start_media);
+    let end_media = match kept.last() {
+        Some(l) if l.f.frame + 1 == frames_of(&chunks[l.f.chunk].row).len() => {
+            let last = &chunks[l.f.chunk];
+            tier::neighbour_across(tiers, camera, kind, storage_uuid, last.row.run_id, last.row.seq, false)?
+                .filter(|n| !hole_between(last, n, ts) && (n.thinned || !last.thinned))
+                .map(|n| n.row.start_media)
+        }
+        _ => None,
+    };
     let mut all: Vec<Selected> = Vec::with_capacity(kept.len());
+    // The last duration given in each segment: a frame without a next one repeats it.
+    let mut last_duration: HashMap<u32, u32> = HashMap::new();
     for i in 0..kept.len() {
-        let (mut f, media) = kept[i];
-        let next_media = match kept.get(i + 1) {
-            Some((n, m)) if n.segment == f.segment => Some(*m),
-            Some(_) => None,
-            None => end_media,
-        };
-        let next_media =
-            next_media.or_else(|| cut_at.get(&i).map(|&w| media + (w - f.wall_us).max(0) * i64::from(ts) / 1_000_000));
-        f.duration = match next_media {
-            Some(n) if n > media => (n - media).min(i64::from(u32::MAX)) as u32,
-            _ => {
-                // End of a run or a break: repeat the previous interval (or 1/25 s for a lone frame).
-                match all.last() {
-                    Some(p) if p.segment == f.segment && p.duration > 0 => p.duration,
-                    _ => (ts / 25).max(1),
+        let Candidate { mut f, cut, .. } = kept[i];
+        // End of a run or a break: repeat the previous interval (or 1/25 s for a lone frame).
+        let repeated = i64::from(last_duration.get(&f.segment).copied().filter(|&d| d > 0).unwrap_or((ts / 25).max(1)));
+        let duration = match kept.get(i + 1) {
+            Some(n) if n.f.segment == f.segment => Some(n.f.media - f.media).filter(|&d| d > 0).unwrap_or(repeated),
+            Some(n) => {
+                // Another run or stretch follows: never past its first frame, and a frame cut by
+                // a later run lasts until that run's frame, however the stores' wall times differ.
+                let until =
+                    i64::try_from(i128::from(n.f.wall_us - f.wall_us) * i128::from(ts) / 1_000_000).unwrap_or(i64::MAX);
+                let slack = SAME_TIMELINE_US * i64::from(ts) / 1_000_000;
+                match until {
+                    u if u <= 0 => repeated,
+                    u if cut && u <= repeated + slack => u,
+                    u => u.min(repeated),
                 }
             }
+            None => end_media.map(|e| e - f.media).filter(|&d| d > 0).unwrap_or(repeated),
         };
+        f.duration = duration.clamp(1, i64::from(u32::MAX)) as u32;
+        last_duration.insert(f.segment, f.duration);
         all.push(f);
     }
     let start = match kind {
@@ -627,8 +766,22 @@ impl ExportPlan {
             }
         }
         // Parts are in time order, and seqs in recording order within each (whatever tier holds
-        // the chunk: a seq is read from one tier only).
-        runs.sort_by_key(|r| (r.source.0, r.seq, r.track));
+        // the chunk: a seq is read from one tier only). Each track's pieces stay in its sample
+        // order (the MP4's chunks of a track are), which is time order: where runs were written
+        // out of time order (issue 16, `select`) seqs are not, so the two tracks' pieces are
+        // merged by (part, seq) rather than sorted, the same order wherever seqs follow time.
+        let audio_runs = runs.split_off(runs.partition_point(|r| r.track == 0));
+        let mut video_runs = std::mem::take(&mut runs).into_iter().peekable();
+        let mut audio_runs = audio_runs.into_iter().peekable();
+        loop {
+            let take_video = match (video_runs.peek(), audio_runs.peek()) {
+                (Some(v), Some(a)) => (v.source.0, v.seq) <= (a.source.0, a.seq),
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            runs.push(if take_video { video_runs.next() } else { audio_runs.next() }.expect("peeked"));
+        }
         let layouts: Vec<ChunkLayout> = runs
             .iter()
             .map(|r| ChunkLayout {

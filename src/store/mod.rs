@@ -946,13 +946,25 @@ pub struct Recording {
 /// Recording sequences of a camera's video overlapping [from, to), oldest first, clipped to the
 /// chunks that overlap the range. Read-only; safe while the writer runs.
 pub fn recordings(dir: &Path, camera: &str, from_us: i64, to_us: i64) -> Result<Vec<Recording>, Error> {
+    recordings_of(dir, camera, crate::media::StreamKind::Video, from_us, to_us)
+}
+
+/// `recordings` of one stream of the camera (`edgerec pull` asks what the store holds of each
+/// stream after a restart: review s29 M2).
+pub fn recordings_of(
+    dir: &Path,
+    camera: &str,
+    kind: crate::media::StreamKind,
+    from_us: i64,
+    to_us: i64,
+) -> Result<Vec<Recording>, Error> {
     if to_us <= from_us {
         return Err(crate::err!(InvalidArgument, "`to` must be after `from`"));
     }
     let Some(index) = Index::open(dir, false)? else {
         return Ok(Vec::new());
     };
-    let Some(stream) = index.find_stream(camera, crate::media::StreamKind::Video)? else {
+    let Some(stream) = index.find_stream(camera, kind)? else {
         return Ok(Vec::new());
     };
     Ok(index

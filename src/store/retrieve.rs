@@ -1094,6 +1094,90 @@ mod tests {
         assert_eq!(walls.len(), frames.iter().filter(|f| f.wall_us >= from).count());
     }
 
+    /// Issue 16 (IC-5, review-16 M5): a refill written after the run it repairs, video and audio
+    /// on the remote's media timelines, as a pull mirror writes it. Run 1 holds 6 s but for a hole
+    /// (video frames 50..75, audio 2–3 s) the writer keeps in the run; run 2, written last,
+    /// retrieves 1–4 s again from the key frame before the hole. The frame stream (and so the
+    /// export it is laid out from) holds each frame of each stream once, in time order, with
+    /// its stored bytes and times; before, run 2 superseded run 1 from its first frame to the end
+    /// (4–6 s missing).
+    #[test]
+    fn ic5_a_refill_written_after_the_run_it_repairs_streams_each_frame_once_in_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = StorageConfig {
+            id: "t".to_owned(),
+            path: tmp.path().join("storage"),
+            size_bytes: (16 << 20) + (4 << 20),
+            segment_bytes: 1 << 20,
+            retention: Duration::from_secs(86_400),
+            sync_interval: Duration::from_secs(3600),
+            default: true,
+        };
+        let recorder = crate::store::recorder_uuid(tmp.path()).unwrap();
+        let (handle, join, ready) = writer::spawn(cfg.clone(), tmp.path().to_owned(), recorder, Arc::new(SystemClocks));
+        ready.recv().unwrap().unwrap();
+        let base = SystemClocks.realtime_us() - 3_600_000_000;
+        let (video, audio) = (video_entry(), audio_entry());
+        // (kind, n) → the frame's wall time, media time, key flag and bytes: the same in both runs.
+        let frame = |kind: StreamKind, n: i64| -> (i64, i64, bool, Bytes) {
+            match kind {
+                StreamKind::Video => {
+                    let data: Bytes = (0..300 + n % 7 * 50).map(|i| (i as u8) ^ (n as u8)).collect();
+                    (base + n * 40_000, n * 3600, n % 25 == 0, data)
+                }
+                StreamKind::Audio => {
+                    let data: Bytes = (0..40 + n % 5).map(|i| (i as u8).wrapping_mul(3) ^ (n as u8)).collect();
+                    (base + 5_000 + n * 128_000, n * 1024, true, data)
+                }
+            }
+        };
+        let runs: [(u64, std::ops::Range<i64>, std::ops::Range<i64>); 2] = [(1, 0..150, 0..47), (2, 25..100, 8..32)];
+        for (run, video_n, audio_n) in runs {
+            let mut frames: Vec<(i64, IngestFrame)> = Vec::new();
+            let wanted = |kind: StreamKind, n: i64| {
+                run == 2
+                    || !(kind == StreamKind::Video && (50..75).contains(&n)
+                        || kind == StreamKind::Audio && (16..24).contains(&n))
+            };
+            for (kind, ns, entry) in [(StreamKind::Video, video_n, &video), (StreamKind::Audio, audio_n, &audio)] {
+                for n in ns.filter(|&n| wanted(kind, n)) {
+                    let (wall, media, key, data) = frame(kind, n);
+                    let f = IngestFrame {
+                        camera: "cam".into(),
+                        ingest_run: run,
+                        sample_entry: entry.clone(),
+                        wall_us: wall,
+                        frame: Frame { kind, media_time: media, key, data },
+                        temporary_keep_us: None,
+                    };
+                    frames.push((wall, f));
+                }
+            }
+            frames.sort_by_key(|(w, f)| (*w, f.frame.kind));
+            for (_, f) in frames {
+                handle.try_send(f).expect("queue has room");
+            }
+            assert!(handle.flush(Duration::from_secs(30)));
+        }
+        assert!(handle.stop(Duration::from_secs(30)));
+        join.join().unwrap();
+        let p = plan(&cfg, base, base + 6_000_000, Align::Key);
+        let recs = decode_all(&mut FrameStreamDecoder::new(), &bytes_of(&p, 0, p.len()), 4096);
+        for (kind, count) in [(StreamKind::Video, 150), (StreamKind::Audio, 47)] {
+            let got: Vec<(i64, i64, bool, Bytes)> = recs
+                .iter()
+                .filter_map(|r| match r {
+                    WireRecord::Frame(f) if f.stream == kind => Some((f.wall_us, f.media_time, f.key, f.data.clone())),
+                    _ => None,
+                })
+                .collect();
+            let want: Vec<(i64, i64, bool, Bytes)> = (0..count).map(|n| frame(kind, n)).collect();
+            assert_eq!(got.len(), want.len(), "{kind:?}: each frame once");
+            assert!(got == want, "{kind:?}: each frame once, in time order, as stored");
+        }
+        assert_eq!(p.covered_us.len(), 1, "no gap: {:?}", p.covered_us);
+    }
+
     /// The v1 bytes of a record: what `encode_record` makes of it (the reader encodes Frame
     /// records in place, this is the reference it must equal).
     fn v1_record(r: &WireRecord) -> Vec<u8> {

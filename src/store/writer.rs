@@ -803,7 +803,8 @@ impl Writer {
                 new_entry = true;
                 new_run = true;
             }
-            if let Some(last) = st.last_media {
+            // (A new ingest run's media time may start anywhere: only a run that goes on jumps.)
+            if let Some(last) = st.last_media.filter(|_| !new_run) {
                 let delta = f.frame.media_time - last;
                 let jump_limit = MAX_MEDIA_JUMP_US * i64::from(st.sample_entry.timescale_hz()) / 1_000_000;
                 if delta < 0 || delta > jump_limit {

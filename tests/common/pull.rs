@@ -296,10 +296,15 @@ pub fn ranges(v: &Value) -> Vec<(i64, i64)> {
 
 /// The MD5 of every video packet of an MP4, in order (`ffmpeg -f framemd5`, no decoding).
 pub fn frame_md5s(path: &Path) -> Vec<String> {
+    packet_md5s(path, "0:v:0")
+}
+
+/// The MD5 of every packet of the stream `map` (ffmpeg's `-map`, e.g. `0:a:0`) of an MP4, in order.
+pub fn packet_md5s(path: &Path, map: &str) -> Vec<String> {
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(path)
-        .args(["-map", "0:v:0", "-c", "copy", "-f", "framemd5", "-"])
+        .args(["-map", map, "-c", "copy", "-f", "framemd5", "-"])
         .output()
         .unwrap();
     assert!(out.status.success(), "ffmpeg framemd5: {}", String::from_utf8_lossy(&out.stderr));
