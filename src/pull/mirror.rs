@@ -259,6 +259,13 @@ struct CamRun {
     local_run: PerStream<u64>,
     /// Per stream, the wall time of the last frame handed to the writer by this process.
     last_written: PerStream<Option<i64>>,
+    /// Per stream, whether the writer's current run of it holds a frame this process handed
+    /// over (so a stretch the store holds, skipped after it, breaks the run: M2).
+    written_in_run: PerStream<bool>,
+    /// The store's spans a try of the job `(from, to)` skipped (`Skip::store`), for a resume of
+    /// that job in this process (review s30 H1: a resume inside a span forgot it and wrote the
+    /// rest of the window into the run from before the span).
+    store_skip: Option<((i64, i64), PerStream<Vec<(i64, i64)>>)>,
     /// In this process only: where a transfer the link cut can go on, the record just after the
     /// last frame handed to the writer (mid-GOP, so never saved: a continuation after a restart
     /// starts at a key frame, H2). Valid while the writer's run goes on, i.e. for the next try
@@ -295,6 +302,7 @@ impl CamRun {
             self.new_local_runs();
         }
         self.last_written = PerStream::default();
+        self.store_skip = None;
         self.soft = None;
         self.remote_run = None;
     }
@@ -302,6 +310,7 @@ impl CamRun {
     /// Both streams' next frames start new writer runs.
     fn new_local_runs(&mut self) {
         self.local_run = PerStream { video: next_local_run(), audio: next_local_run() };
+        self.written_in_run = PerStream::default();
     }
 
     /// The last frame handed to the writer, of either stream.
@@ -311,36 +320,53 @@ impl CamRun {
 }
 
 /// What a transfer does not write because it is written already (H2, M2), per stream.
+#[derive(Clone, Debug, Default)]
 struct Skip {
-    /// Per stream, wall-time spans `[first, last]`: a frame in one is held and not written.
-    spans: PerStream<Vec<(i64, i64)>>,
-    /// The spans are what the store holds (after a restart, a failure of this camera, a refill),
-    /// not what this process handed over: their ends are a frame's end, so a frame is held
-    /// only up to half a frame interval before them, and a stream that comes out of one starts a
-    /// new writer run (the store's run lies between), video from its GOP's key frame (S9).
-    from_store: bool,
+    /// Per stream, the last frame this process handed over in the writer's run that goes on (a
+    /// resumed transfer, a window that continues the last exactly): frames up to it come again
+    /// and are skipped, exactly.
+    mine: PerStream<Option<i64>>,
+    /// Per stream, wall-time spans `[first, last]` of the runs the store holds near the window
+    /// (after a restart, a failure of this camera, any window that does not continue the
+    /// writer's run; kept for a resume of the same window, review s30 H1). Their ends are a
+    /// frame's end, so a frame is held only up to half a frame interval before them; a stream
+    /// that comes out of one starts a new writer run (the store's run lies between), video from
+    /// its GOP's key frame (S9).
+    store: PerStream<Vec<(i64, i64)>>,
+}
+
+/// Why a frame is not written (`Skip::holds`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Held {
+    No,
+    /// This process handed it over already, in the run that goes on.
+    Mine,
+    /// The store holds it in another run.
+    Store,
 }
 
 impl Skip {
-    /// Nothing is held.
-    fn none() -> Self {
-        Skip { spans: PerStream::default(), from_store: false }
-    }
-
     /// Whether a frame of `kind` at `wall_us` is held; `slack`: half its stream's frame interval.
-    fn holds(&self, kind: StreamKind, wall_us: i64, slack: i64) -> bool {
-        let slack = if self.from_store { slack } else { 0 };
-        self.spans
-            .get(kind)
-            .iter()
-            .any(|&(a, b)| wall_us >= a.saturating_sub(slack) && wall_us <= b.saturating_sub(slack))
+    fn holds(&self, kind: StreamKind, wall_us: i64, slack: i64) -> Held {
+        if self.mine.get(kind).is_some_and(|w| wall_us <= w) {
+            return Held::Mine;
+        }
+        let store = self.store.get(kind).iter();
+        if store.into_iter().any(|&(a, b)| wall_us >= a.saturating_sub(slack) && wall_us <= b.saturating_sub(slack)) {
+            return Held::Store;
+        }
+        Held::No
     }
 
-    /// The last frame known kept before the job (for `Kept`): the end of the span each stream
-    /// holds from before `from_us`, the lower of the two; else `floor`.
+    /// The last frame known kept before the job (for `Kept`): per stream the last one this
+    /// process handed over or the end of a span the store holds from before `from_us`, the
+    /// lower of the two streams'; else `floor`.
     fn kept_through(&self, from_us: i64, floor: i64) -> i64 {
-        let through = |v: &[(i64, i64)]| v.iter().filter(|s| s.0 <= from_us).map(|s| s.1).max();
-        let known = [through(&self.spans.video), through(&self.spans.audio)];
+        let through = |k: StreamKind| {
+            let store = self.store.get(k).iter().filter(|s| s.0 <= from_us).map(|s| s.1).max();
+            store.max(*self.mine.get(k))
+        };
+        let known = [through(StreamKind::Video), through(StreamKind::Audio)];
         known.into_iter().flatten().min().unwrap_or(floor).max(floor)
     }
 }
@@ -1118,6 +1144,7 @@ impl SiteMirror {
             db.set_refill(&cam.local, None)?;
         }
         run.exact_from = Some(done_to);
+        run.store_skip = None;
         self.with_camera(i, |c| {
             c.retrieved = ranges;
             c.transfer = None;
@@ -1278,20 +1305,20 @@ impl SiteMirror {
         // window before a range retrieved ahead, is not "everything up to the last frame").
         let continues = status == StatusCode::PARTIAL_CONTENT || job.query.contains("align=exact");
         let near = |w: &Option<i64>| w.filter(|w| *w < job.to_us && *w >= job.from_us - WINDOW_US);
-        let skip = match run.last_written_us() {
-            // A mid-GOP continuation starts just after the last frame handed over: it skips
-            // nothing (by wall time it could skip another stream's frames, which the remote's
-            // chunks interleave out of wall-time order; review s28 H1).
-            _ if mid_gop && status == StatusCode::PARTIAL_CONTENT => Skip::none(),
+        let mine = PerStream { video: near(&run.last_written.video), audio: near(&run.last_written.audio) };
+        let in_process = mine != PerStream::default();
+        let skip = match () {
+            // A resume in this process (at the durable key frame, or mid-GOP just after the last
+            // frame handed over: each stream's frames come in order, so its own last one says
+            // exactly what came before; review s28 H1, M2), with the store's spans its
+            // interrupted try skipped (review s30 H1).
+            _ if status == StatusCode::PARTIAL_CONTENT && in_process => {
+                let store = run.store_skip.as_ref().filter(|(j, _)| *j == (job.from_us, job.to_us));
+                Skip { mine, store: store.map(|(_, s)| s.clone()).unwrap_or_default() }
+            }
             // Within (or just before, a key frame's pre-roll) this job's range only: a job of an
             // earlier range (ranges, events) skips nothing for it.
-            Some(w) if continues && w < job.to_us && w >= job.from_us - WINDOW_US => Skip {
-                spans: PerStream {
-                    video: near(&run.last_written.video).map(|w| (i64::MIN, w)).into_iter().collect(),
-                    audio: near(&run.last_written.audio).map(|w| (i64::MIN, w)).into_iter().collect(),
-                },
-                from_store: false,
-            },
+            _ if continues && in_process => Skip { mine, store: PerStream::default() },
             // The store says what it holds: every frame handed over is in its index first
             // (after a failure of this camera the writer may still hold some; review s28 M1).
             _ => {
@@ -1331,10 +1358,9 @@ impl SiteMirror {
                         .filter(|(a, b)| a <= b)
                         .collect()
                 };
-                Skip {
-                    spans: PerStream { video: spans(StreamKind::Video), audio: spans(StreamKind::Audio) },
-                    from_store: true,
-                }
+                let store = PerStream { video: spans(StreamKind::Video), audio: spans(StreamKind::Audio) };
+                run.store_skip = Some(((job.from_us, job.to_us), store.clone()));
+                Skip { mine: PerStream::default(), store }
             }
         };
         let mut kept = Kept {
@@ -1498,20 +1524,29 @@ impl SiteMirror {
                         // of a frame differ): a frame is held if it starts more than half a frame
                         // interval before it.
                         let slack = interval_us.get(kind).map_or(HELD_MARGIN_US, |i| i / 2);
-                        if skip.holds(kind, f.wall_us, slack) {
-                            // Only video needs its GOP written again (a run starts at a key frame).
-                            if skip.from_store && kind == StreamKind::Video && (video_key || !held_gop.is_empty()) {
-                                held_gop_bytes += f.data.len();
-                                held_gop.push((f, entry));
-                                if held_gop_bytes > HELD_GOP_MAX {
-                                    held_gop.clear();
+                        match skip.holds(kind, f.wall_us, slack) {
+                            Held::No => {}
+                            Held::Mine => continue,
+                            Held::Store => {
+                                // Only video needs its GOP written again (a run starts at a key
+                                // frame).
+                                if kind == StreamKind::Video && (video_key || !held_gop.is_empty()) {
+                                    held_gop_bytes += f.data.len();
+                                    held_gop.push((f, entry));
+                                    if held_gop_bytes > HELD_GOP_MAX {
+                                        held_gop.clear();
+                                    }
                                 }
+                                *held_since_write.get_mut(kind) |= *run.written_in_run.get(kind);
+                                // A resume just after this record would not know the held GOP
+                                // (review s30 M1): `soft` is only after a frame handed over.
+                                wrote = false;
+                                continue;
                             }
-                            *held_since_write.get_mut(kind) |= skip.from_store && wrote;
-                            continue;
                         }
                         if std::mem::take(held_since_write.get_mut(kind)) || *run.local_run.get(kind) == 0 {
                             *run.local_run.get_mut(kind) = next_local_run();
+                            *run.written_in_run.get_mut(kind) = false;
                         }
                         // P1, at a video key frame: a transfer resumed here starts a run with a
                         // key frame, as the writer requires (S9).
@@ -1628,6 +1663,7 @@ impl SiteMirror {
         };
         self.send(storage, frame).await?;
         *run.last_written.get_mut(f.stream) = Some(wall_us);
+        *run.written_in_run.get_mut(f.stream) = true;
         stats.frames_received.fetch_add(1, Ordering::Relaxed);
         stats.bytes_received.fetch_add(len, Ordering::Relaxed);
         stats.last_frame_wall_us.store(wall_us, Ordering::Relaxed);
@@ -1743,21 +1779,25 @@ mod tests {
     #[test]
     fn m2_skips_per_stream_and_per_span() {
         let store = Skip {
-            spans: PerStream { video: vec![(5_000_000, 9_000_000)], audio: vec![(5_100_000, 8_900_000)] },
-            from_store: true,
+            mine: PerStream::default(),
+            store: PerStream { video: vec![(5_000_000, 9_000_000)], audio: vec![(5_100_000, 8_900_000)] },
         };
-        assert!(!store.holds(StreamKind::Video, 1_000_000, 20_000), "before the span: written");
-        assert!(store.holds(StreamKind::Video, 5_000_000, 20_000) && store.holds(StreamKind::Video, 8_980_000, 20_000));
-        assert!(!store.holds(StreamKind::Video, 8_990_000, 20_000), "within half an interval of the end");
-        assert!(!store.holds(StreamKind::Audio, 5_050_000, 10_000), "video's span is not audio's");
-        assert!(!store.holds(StreamKind::Audio, 8_950_000, 10_000));
+        let v = StreamKind::Video;
+        assert_eq!(store.holds(v, 1_000_000, 20_000), Held::No, "before the span: written");
+        assert_eq!(store.holds(v, 5_000_000, 20_000), Held::Store);
+        assert_eq!(store.holds(v, 8_980_000, 20_000), Held::Store);
+        assert_eq!(store.holds(v, 8_990_000, 20_000), Held::No, "within half an interval of the end");
+        assert_eq!(store.holds(StreamKind::Audio, 5_050_000, 10_000), Held::No, "video's span is not audio's");
+        assert_eq!(store.holds(StreamKind::Audio, 8_950_000, 10_000), Held::No);
         assert_eq!(store.kept_through(6_000_000, 0), 8_900_000, "the lower of the streams' ends");
         assert_eq!(store.kept_through(1_000_000, 7), 7, "nothing held from before the job");
-        let mine = Skip { spans: PerStream { video: vec![(i64::MIN, 100)], audio: vec![] }, from_store: false };
-        assert!(mine.holds(StreamKind::Video, 100, 50) && !mine.holds(StreamKind::Video, 101, 50));
-        assert!(!mine.holds(StreamKind::Audio, 0, 50), "no audio handed over: none skipped");
-        assert_eq!(mine.kept_through(50, i64::MIN), 100);
-        assert!(!Skip::none().holds(StreamKind::Video, 0, 0));
+        // Review s30 H1: a resume keeps the store's spans beside what it handed over.
+        let both = Skip { mine: PerStream { video: Some(100), audio: None }, ..store };
+        assert_eq!((both.holds(v, 100, 50), both.holds(v, 101, 50)), (Held::Mine, Held::No), "exact, no slack");
+        assert_eq!(both.holds(v, 6_000_000, 50), Held::Store);
+        assert_eq!(both.holds(StreamKind::Audio, 0, 50), Held::No, "no audio handed over: none skipped");
+        assert_eq!(both.kept_through(50, i64::MIN), 100);
+        assert_eq!(Skip::default().holds(v, 0, 0), Held::No);
     }
 
     #[test]
