@@ -248,6 +248,9 @@ impl<T> PerStream<T> {
     }
 }
 
+/// `CamRun::store_skip`: a job `(from, to)` and, per stream, the store's spans its try skipped.
+type StoreSkip = ((i64, i64), PerStream<Vec<(i64, i64)>>);
+
 /// Per camera state of the thread (not persisted: the cursor database is).
 #[derive(Default)]
 struct CamRun {
@@ -265,7 +268,7 @@ struct CamRun {
     /// The store's spans a try of the job `(from, to)` skipped (`Skip::store`), for a resume of
     /// that job in this process (review s30 H1: a resume inside a span forgot it and wrote the
     /// rest of the window into the run from before the span).
-    store_skip: Option<((i64, i64), PerStream<Vec<(i64, i64)>>)>,
+    store_skip: Option<StoreSkip>,
     /// In this process only: where a transfer the link cut can go on, the record just after the
     /// last frame handed to the writer (mid-GOP, so never saved: a continuation after a restart
     /// starts at a key frame, H2). Valid while the writer's run goes on, i.e. for the next try
