@@ -8,11 +8,16 @@
 # 2. It is restarted with the camera disabled (`enabled = false`), so that nothing but serving
 #    uses its CPU. The range is the recording less its first and last 2 s (at most 1 hour, what one
 #    retrieval may ask).
-# 3. RUNS rounds, each one after the other in this order, every transfer to /dev/null on loopback:
-#    - `curl` of `GET /api/v1/cameras/cam/export.mp4?from&to` (the baseline: the export's MP4);
+# 3. RUNS rounds, each one after the other in this order, on loopback:
+#    - `curl` of `GET /api/v1/cameras/cam/export.mp4?from&to` to /dev/null (the baseline: the
+#      export's MP4);
+#    - the same export written into a file of the scratch directory (the filesystem the centrals'
+#      stores are on) and made durable there (`sync --data`, an fdatasync), timed from curl's
+#      start to the fdatasync's return: the disk-inclusive baseline, as a pull too lands its bytes
+#      durably on that disk before it calls them retrieved (P1);
 #    - `curl` of `GET /api/v1/cameras/cam/retrieve?from&to&align=key` (the frame stream v1);
-#    per transfer: bytes, seconds (curl's time_total), and the remote's utime+stime
-#    (/proc/PID/stat) over it.
+#    per transfer: bytes, seconds (curl's time_total; for the disk baseline the wall time to the
+#    fdatasync's end), and the remote's utime+stime (/proc/PID/stat) over it.
 # 4. PULL_RUNS times, `edgerec pull` end to end: a fresh central (its own data dir, a 2 GiB
 #    storage, `[[remote_site]]` over plain http on loopback, the one camera in `ranges` mode with
 #    the same range, no bandwidth cap) is started, and the time is taken from its first status
@@ -22,6 +27,12 @@
 #    windows, one after another, flushing its store after each. The time from the central's
 #    launch (start-up included) is printed beside it: the first status answer comes a varying
 #    0.2-0.5 s after the launch, while the transfer has begun.
+#    The central also times itself: with `edgerec::pull::mirror=debug` it logs one `pull window
+#    timings` line per window (monotonic start and length, and where the time went: the answer's
+#    head, waiting for body bytes, the hand-off to the writer, flushes, the cursor commit). The
+#    span from the first window's start to the last one's commit is the pull's own time, free of
+#    the start-up and of the 50 ms status poll; its rate (`bytes_written` / span) is the figure
+#    the ratios use, and the breakdown summed over the windows is printed (medians over runs).
 #
 # Output: one `retrieve_vs_curl:` line per figure with medians over the runs, in the units
 # BENCHMARKS.md quotes: MB/s (10^6 bytes), ratios against the export's median, and the remote's
@@ -125,17 +136,25 @@ echo "range $from .. $to"
 query="from=$from&to=$to"
 
 # 3. curl of export.mp4 and of retrieve, alternating.
-transfer() { # KIND URL -> "KIND bytes seconds cpu_ticks http_code"
-    local before after out
+transfer() { # KIND URL [FILE] -> "KIND bytes seconds cpu_ticks http_code"
+    local before after out t0 t1 dest="${3:-/dev/null}"
     before="$(ticks "$edgerec_pid")"
-    out="$(curl -s -o /dev/null -u "$auth" -w '%{size_download} %{time_total} %{http_code}' "$2")"
-    after="$(ticks "$edgerec_pid")"
+    t0="$(now_s)"
+    out="$(curl -s -o "$dest" -u "$auth" -w '%{size_download} %{time_total} %{http_code}' "$2")"
     read -r bytes secs code <<<"$out"
+    if [[ "$dest" != /dev/null ]]; then
+        sync --data "$dest"
+        t1="$(now_s)"
+        secs="$("$py" -c "print($t1 - $t0)")"
+        rm -f "$dest"
+    fi
+    after="$(ticks "$edgerec_pid")"
     echo "$1 $bytes $secs $((after - before)) $code"
 }
 : >"$work/runs"
 for i in $(seq 1 "$runs"); do
     transfer export "$api/cameras/cam/export.mp4?$query" | tee -a "$work/runs"
+    transfer export_disk "$api/cameras/cam/export.mp4?$query" "$work/export-disk.mp4" | tee -a "$work/runs"
     transfer retrieve "$api/cameras/cam/retrieve?$query&align=key" | tee -a "$work/runs"
 done
 codes="$(awk '{print $5}' "$work/runs" | sort -u | tr '\n' ' ')"
@@ -158,7 +177,7 @@ for i in $(seq 1 "$pull_runs"); do
     echo "Bench-admin-1" | "$bin" user add --config "$ccfg" --admin admin >/dev/null
     before="$(ticks "$edgerec_pid")"
     t_launch="$(now_s)"
-    EDGEREC_LOG=warn "$bin" pull --config "$ccfg" >"$work/central-$i.log" 2>&1 9>&- &
+    EDGEREC_LOG=warn,edgerec::pull::mirror=debug "$bin" pull --config "$ccfg" >"$work/central-$i.log" 2>&1 9>&- &
     central_pid=$!
     capi="http://127.0.0.1:$cport/api/v1"
     t0=""
@@ -182,6 +201,7 @@ for i in $(seq 1 "$pull_runs"); do
     secs="$("$py" -c "print($done_s - $t0)")"
     from_launch="$("$py" -c "print($done_s - $t_launch)")"
     echo "pull $written $secs $((after - before)) 200 $received $frames $from_launch" | tee -a "$work/runs"
+    grep 'pull window timings' "$work/central-$i.log" | sed "s/^/$i $written /" >>"$work/windows" || true
     kill -TERM "$central_pid"
     wait "$central_pid" || echo "retrieve_vs_curl: edgerec pull exited with $?" >&2
     central_pid=""
@@ -189,9 +209,9 @@ for i in $(seq 1 "$pull_runs"); do
 done
 stop_remote
 
-"$py" - "$work/runs" "$hz" "$from" "$to" <<'PY'
-import statistics, sys
-path, hz, frm, to = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+"$py" - "$work/runs" "$hz" "$from" "$to" "$work/windows" <<'PY'
+import os, re, statistics, sys
+path, hz, frm, to, windows = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 rows = {}
 for line in open(path):
     f = line.split()
@@ -199,7 +219,8 @@ for line in open(path):
 p = "retrieve_vs_curl:"
 print(f"{p} range {frm} .. {to}, {len(rows['export'])} runs of each transfer, {len(rows.get('pull', []))} pull runs")
 med = {}
-for kind, label in (("export", "curl export.mp4"), ("retrieve", "curl retrieve (frame stream)"),
+for kind, label in (("export", "curl export.mp4"), ("export_disk", "curl export.mp4 into a file + fdatasync"),
+                    ("retrieve", "curl retrieve (frame stream)"),
                     ("pull", "edgerec pull (bytes written to the central's store)")):
     r = rows.get(kind)
     if not r:
@@ -225,8 +246,39 @@ for kind, label in (("export", "curl export.mp4"), ("retrieve", "curl retrieve (
             print(f"{p} edgerec pull from the central's launch: {statistics.median(launch):.3f} s median, "
                   f"{statistics.median(b / float(x[2]) for b, _, _, x in r) / 1e6:.1f} MB/s median "
                   f"(start-up included; the figure above starts at its first status answer)")
+# The central's own clock: per run, the span of its windows (first start to last commit) and
+# the breakdown summed over its windows.
+runs_w = {}
+if os.path.exists(windows):
+    for line in open(windows):
+        run, written = line.split()[:2]
+        kv = {k: float(v) for k, v in re.findall(r"\b(\w+)=([0-9.]+)\b", line) if k.endswith("_ms") or k in ("bytes", "frames", "flushes")}
+        runs_w.setdefault(run, (int(written), []))[1].append(kv)
+if runs_w:
+    parts = ("head_ms", "body_wait_ms", "handoff_ms", "flush_ms", "commit_ms", "other_ms")
+    per = []
+    for written, ws in runs_w.values():
+        ws.sort(key=lambda w: w["began_ms"])
+        span = (ws[-1]["began_ms"] + ws[-1]["total_ms"] - ws[0]["began_ms"]) / 1000
+        gaps = span * 1000 - sum(w["total_ms"] for w in ws)
+        per.append(dict(span=span, rate=written / span / 1e6, windows=len(ws), gaps=gaps,
+                        flushes=sum(w["flushes"] for w in ws), **{k: sum(w[k] for w in ws) for k in parts}))
+    m = lambda k: statistics.median(r[k] for r in per)
+    med["pull_central"] = m("rate")
+    rates = [r["rate"] for r in per]
+    print(f"{p} edgerec pull, timed by the central (first window's start to last window's commit): "
+          f"{m('span'):.3f} s median, {m('rate'):.1f} MB/s median (min {min(rates):.1f}, max {max(rates):.1f}), "
+          f"{m('windows'):.0f} windows")
+    print(f"{p} edgerec pull breakdown (ms summed over the windows, median over runs): "
+          + ", ".join(f"{k[:-3]} {m(k):.0f}" for k in parts)
+          + f", between windows {m('gaps'):.0f}; {m('flushes'):.0f} flushes")
 if "export" in med:
-    for kind in ("retrieve", "pull"):
+    for kind in ("retrieve", "pull", "pull_central"):
         if kind in med:
             print(f"{p} ratio {kind}/export throughput = {med[kind] / med['export']:.2f} (goal >= 0.80)")
+if "export_disk" in med:
+    for kind in ("pull", "pull_central"):
+        if kind in med:
+            print(f"{p} ratio {kind}/export_disk throughput = {med[kind] / med['export_disk']:.2f} "
+                  f"(goal >= 0.80, the disk-inclusive baseline)")
 PY

@@ -187,6 +187,41 @@ impl KeyPoint {
     }
 }
 
+/// Issue 16 "Benchmarks" (BENCHMARKS.md "Retrieval"): where one window's time goes, logged at
+/// debug level once the window is recorded (`pull window timings`), so production logs are
+/// unchanged. Monotonic durations; one clock read per body chunk and per frame handed over.
+#[derive(Default)]
+struct WindowTimes {
+    /// When `step` began the window (its job lookup included): the start of its span.
+    began: Duration,
+    /// From the request to the answer's head (login, the remote's planning, the first byte).
+    head: Duration,
+    /// Awaiting body bytes (the socket had none ready).
+    body_wait: Duration,
+    /// Handing frames to the writer (`send`; a full queue's flush included).
+    handoff: Duration,
+    /// Waiting for flushes (`Kept::flush`: the writer's writes and fdatasync), and how many.
+    flush: Duration,
+    flushes: u32,
+    /// Bytes of the body read, and frames handed over.
+    bytes: u64,
+    frames: u64,
+}
+
+impl WindowTimes {
+    /// Logs the window's breakdown; `now`: when its End was recorded in the cursor database.
+    fn log(&self, site: &str, camera: &str, job: &Job, commit: Duration, now: Duration) {
+        let ms = |d: Duration| d.as_micros() as f64 / 1000.0;
+        let total = now.saturating_sub(self.began);
+        let known = self.head + self.body_wait + self.handoff + self.flush + commit;
+        tracing::debug!(site, camera, from = %fmt_time(job.from_us), to = %fmt_time(job.to_us), bytes = self.bytes,
+            frames = self.frames, began_ms = ms(self.began), total_ms = ms(total), head_ms = ms(self.head),
+            body_wait_ms = ms(self.body_wait), handoff_ms = ms(self.handoff), flush_ms = ms(self.flush),
+            flushes = self.flushes, commit_ms = ms(commit), other_ms = ms(total.saturating_sub(known)),
+            "pull window timings");
+    }
+}
+
 /// One value per stream of a camera. The remote's chunks interleave audio and video out of
 /// wall-time order, so what was written, what the store holds and where a writer run breaks are
 /// each stream's own (review s29 M2: by one wall time, audio near a skip point was skipped
@@ -255,6 +290,8 @@ struct CamRun {
     /// it. An export takes a later run over an earlier one within the later one's span
     /// (`store::export`), so the frames after the hole the first run kept play from the new run.
     refill: Option<Hole>,
+    /// The current window's timings (issue 16 "Benchmarks"), logged at debug level.
+    times: WindowTimes,
 }
 
 impl CamRun {
@@ -406,7 +443,8 @@ impl From<Error> for Failure {
 }
 
 /// Review-16 M5: a transfer's check, after each flush, that the writer kept every frame handed
-/// over (it drops what it cannot store, `StorageStats::take_losses`).
+/// over (it drops what it cannot store, `StorageStats::take_losses`); and the durable point
+/// whose flush is in flight while the transfer reads on (`Kept::start`, issue 16 "Benchmarks").
 struct Kept<'a> {
     storage: &'a StorageHandle,
     camera: &'a str,
@@ -414,13 +452,82 @@ struct Kept<'a> {
     remote: &'a str,
     /// The last frame handed over known kept.
     checked_us: i64,
+    /// The site's name (with `remote`, the key a saved transfer is kept under).
+    site: &'a str,
+    /// At most one flush in flight, and what P1 lets be saved once it returned true and the
+    /// writer's losses were checked (`settle`).
+    in_flight: Option<InFlight>,
+    /// Time spent waiting for flushes and how many (`WindowTimes`).
+    clocks: &'a dyn Clocks,
+    waited: Duration,
+    flushes: u32,
+}
+
+/// A durable point whose flush runs on a blocking thread while the transfer goes on.
+struct InFlight {
+    /// `StorageHandle::flush` of every frame handed over before it was asked.
+    flush: tokio::task::JoinHandle<bool>,
+    /// The last frame handed over before it (M5's check goes up to it).
+    last_written: Option<i64>,
+    /// The transfer saved at the point's video key frame (H2) once the flush returned true;
+    /// None where nothing can be saved (no key frame yet, no strong ETag: review s29 M3 still
+    /// flushes and checks there).
+    save: Option<Transfer>,
 }
 
 impl Kept<'_> {
-    /// Flushes the storage; fails with the hole when the writer did not keep a frame handed
-    /// over (`last_written`: the last one).
-    async fn flush(&mut self, last_written: Option<i64>) -> Result<(), Failure> {
-        flushed(self.storage).await?;
+    /// Flushes the storage (after settling a flush in flight); fails with the hole when the
+    /// writer did not keep a frame handed over (`last_written`: the last one).
+    async fn flush(&mut self, db: &mut CursorDb, last_written: Option<i64>) -> Result<(), Failure> {
+        self.settle(db).await?;
+        let t = self.clocks.monotonic();
+        let r = flushed(self.storage).await;
+        self.waited += self.clocks.monotonic().saturating_sub(t);
+        self.flushes += 1;
+        r?;
+        self.check(last_written)
+    }
+
+    /// Asks the writer for a flush without waiting for it, so the transfer reads, decodes and
+    /// hands over the next frames while the writer writes and fdatasyncs these (on 2 CPUs the
+    /// pull thread otherwise stood idle through every fdatasync). The flush before is settled
+    /// first: at most one is in flight, and the cursor moves in order.
+    async fn start(
+        &mut self,
+        db: &mut CursorDb,
+        last_written: Option<i64>,
+        save: Option<Transfer>,
+    ) -> Result<(), Failure> {
+        self.settle(db).await?;
+        let h = self.storage.clone();
+        let flush = tokio::task::spawn_blocking(move || h.flush(FLUSH_TIMEOUT));
+        self.in_flight = Some(InFlight { flush, last_written, save });
+        self.flushes += 1;
+        Ok(())
+    }
+
+    /// Waits for the flush in flight, if any, checks that the writer kept what was handed over
+    /// before it (M5), and only then saves its transfer (P1). A transfer that fails or is
+    /// cancelled before this leaves the flush to finish on its own and its point unsaved: the
+    /// next try resumes from the point before (a GOP or 4 MiB more fetched, nothing lost).
+    async fn settle(&mut self, db: &mut CursorDb) -> Result<(), Failure> {
+        let Some(f) = self.in_flight.take() else { return Ok(()) };
+        let t = self.clocks.monotonic();
+        let ok = f.flush.await.unwrap_or(false);
+        self.waited += self.clocks.monotonic().saturating_sub(t);
+        if !ok {
+            return Err(flush_failed(self.storage).into());
+        }
+        self.check(f.last_written)?;
+        match f.save {
+            Some(t) => Ok(db.save_transfer(self.camera, (self.site, self.remote), &t)?),
+            None => Ok(()),
+        }
+    }
+
+    /// M5, after a flush returned true: the hole, if the writer did not keep a frame handed
+    /// over up to `last_written`.
+    fn check(&mut self, last_written: Option<i64>) -> Result<(), Failure> {
         let through = last_written.unwrap_or(self.checked_us);
         let lost = self.storage.stats.take_losses(self.camera);
         if let Some(n) = lost.as_ref().map(|l| l.oversize).filter(|n| *n > 0) {
@@ -489,7 +596,11 @@ async fn flushed(storage: &StorageHandle) -> Result<(), Error> {
     if flush(storage).await {
         return Ok(());
     }
-    Err(crate::err!(FailedPrecondition, "storage {} did not flush within {FLUSH_TIMEOUT:?}", storage.id))
+    Err(flush_failed(storage))
+}
+
+fn flush_failed(storage: &StorageHandle) -> Error {
+    crate::err!(FailedPrecondition, "storage {} did not flush within {FLUSH_TIMEOUT:?}", storage.id)
 }
 
 /// Whether the site's account sees camera `remote` (`GET /api/v1/cameras` lists only the
@@ -920,6 +1031,7 @@ impl SiteMirror {
     /// One job of camera `i` if it has one: Ok(true) when it retrieved something.
     async fn step(&self, i: usize, db: &mut CursorDb, client: &mut Client, run: &mut CamRun) -> Result<bool, Failure> {
         let cam = &self.site.cameras[i];
+        run.times = WindowTimes { began: self.clocks.monotonic(), ..WindowTimes::default() };
         let Some((stats, storage)) = (self.lookup)(&cam.local) else {
             return Err(crate::err!(FailedPrecondition, "camera {} is not running here", cam.local).into());
         };
@@ -1015,6 +1127,7 @@ impl SiteMirror {
             Err(e) => return Err(e),
         };
         // P1: everything before the End record is durable (the transfer flushed at its end).
+        let commit_began = self.clocks.monotonic();
         let now = self.clocks.realtime_us();
         let covered_to = ms_floor(end.covered_us.iter().map(|r| r.1).max().unwrap_or(job.from_us).min(job.to_us));
         let done_to = if job.to_us <= now - SETTLED_US || job.event.is_some() { job.to_us } else { covered_to };
@@ -1039,6 +1152,8 @@ impl SiteMirror {
             c.retrieved = ranges;
             c.transfer = None;
         });
+        let committed = self.clocks.monotonic();
+        run.times.log(&self.site.name, &cam.local, &job, committed.saturating_sub(commit_began), committed);
         self.set_link(Ok(()));
         Ok(done_to > job.from_us || end.frames > 0)
     }
@@ -1061,6 +1176,7 @@ impl SiteMirror {
         let cam = &self.site.cameras[i];
         let path = format!("/api/v1/cameras/{}/retrieve?{}", q(&cam.remote), job.query);
         let mut saved = saved;
+        let requested = self.clocks.monotonic();
         let (resp, status, etag) = loop {
             let mut headers = Vec::new();
             if let Some(t) = &saved {
@@ -1096,6 +1212,7 @@ impl SiteMirror {
             }
             break (resp, status, etag);
         };
+        run.times.head = self.clocks.monotonic().saturating_sub(requested);
         let mut decoder = match (status, &saved) {
             (StatusCode::PARTIAL_CONTENT, Some(t)) => {
                 let entries = t
@@ -1254,6 +1371,11 @@ impl SiteMirror {
             camera: &cam.local,
             remote: &cam.remote,
             checked_us: skip.kept_through(job.from_us, job.from_us - PRE_ROLL_US),
+            site: &self.site.name,
+            in_flight: None,
+            clocks: self.clocks.as_ref(),
+            waited: Duration::ZERO,
+            flushes: 0,
         };
         // After a restart: the frames skipped since the last video key frame (the GOP the store
         // may hold only a part of), bounded (a longer GOP is not rewritten).
@@ -1303,7 +1425,10 @@ impl SiteMirror {
                 ))
             } else {
                 let wait_for = IDLE_TIMEOUT.min(deadline - spent);
-                match tokio::time::timeout(wait_for, client::next_chunk(&mut body)).await {
+                let waiting = self.clocks.monotonic();
+                let next = tokio::time::timeout(wait_for, client::next_chunk(&mut body)).await;
+                run.times.body_wait += self.clocks.monotonic().saturating_sub(waiting);
+                match next {
                     Err(_) if wait_for < IDLE_TIMEOUT => continue,
                     Err(_) => Err(crate::err!(Unavailable, "the retrieval stalled for {IDLE_TIMEOUT:?}")),
                     Ok(r) => r,
@@ -1323,6 +1448,7 @@ impl SiteMirror {
                 return Err(crate::err!(FailedPrecondition, "retrievals cancelled: {why}").into());
             }
             received += chunk.len() as u64;
+            run.times.bytes += chunk.len() as u64;
             {
                 let mut st = self.state.lock().expect("pull state lock");
                 st.bytes_received += chunk.len() as u64;
@@ -1429,8 +1555,14 @@ impl SiteMirror {
                         // key frame, as the writer requires (S9).
                         let since = self.clocks.monotonic().saturating_sub(last_durable);
                         if video_key && unflushed > 0 && since >= DURABLE_EVERY {
-                            self.durable(db, &mut kept, run.last_written_us(), &mut transfer, key_point.as_ref())
-                                .await?;
+                            self.durable_overlapped(
+                                db,
+                                &mut kept,
+                                run.last_written_us(),
+                                &mut transfer,
+                                key_point.as_ref(),
+                            )
+                            .await?;
                             last_durable = self.clocks.monotonic();
                             unflushed = 0;
                             unflushed_frames = 0;
@@ -1444,12 +1576,15 @@ impl SiteMirror {
                                 "writing again the GOP the store held a part of (a restart cut it)");
                             held_gop_bytes = 0;
                         }
+                        let handing = self.clocks.monotonic();
                         for (g, e) in gop.into_iter().chain([(f, entry)]) {
                             let len = g.data.len() as u64;
                             self.write(i, storage, stats, run, e, g).await?;
                             unflushed += len;
                             unflushed_frames += 1;
+                            run.times.frames += 1;
                         }
+                        run.times.handoff += self.clocks.monotonic().saturating_sub(handing);
                         wrote = true;
                     }
                     WireRecord::End(e) => {
@@ -1471,9 +1606,17 @@ impl SiteMirror {
                     }
                 }
             }
+            // A flush in flight that has returned is settled at once, not at the next point: its
+            // transfer is saved as early as a waited-for flush saved it, so a kill -9 re-fetches
+            // no more than before (IC-5: at a slow link's rate a point is saved 250 ms later
+            // otherwise, and tests/pull.rs's bound of 1.05 × the bytes needed was exceeded).
+            if kept.in_flight.as_ref().is_some_and(|f| f.flush.is_finished()) {
+                kept.settle(db).await?;
+            }
             if unflushed >= FLUSH_BYTES || unflushed_frames >= FLUSH_FRAMES {
                 // Saved at the last key frame, not here (H2): a continuation starts a run there.
-                self.durable(db, &mut kept, run.last_written_us(), &mut transfer, key_point.as_ref()).await?;
+                self.durable_overlapped(db, &mut kept, run.last_written_us(), &mut transfer, key_point.as_ref())
+                    .await?;
                 unflushed = 0;
                 unflushed_frames = 0;
             }
@@ -1488,7 +1631,8 @@ impl SiteMirror {
             }
         }
         // P1: the End's range is recorded by the caller after this flush (M5: of frames kept).
-        kept.flush(run.last_written_us()).await?;
+        kept.flush(db, run.last_written_us()).await?;
+        (run.times.flush, run.times.flushes) = (kept.waited, kept.flushes);
         match end {
             Some(e) => Ok(e),
             None => {
@@ -1544,7 +1688,7 @@ impl SiteMirror {
     ) -> Result<(), Failure> {
         // Review s29 M3: what was handed over is made durable and checked (M5) at every durable
         // point, also where nothing can be saved.
-        kept.flush(last_written).await?;
+        kept.flush(db, last_written).await?;
         let Some(point) = point else { return Ok(()) };
         if transfer.etag.is_empty() {
             // Without a strong ETag a continuation could splice other bytes: nothing to resume.
@@ -1554,6 +1698,31 @@ impl SiteMirror {
         transfer.run = point.run;
         transfer.entries = saved_entries(&point.entries);
         Ok(db.save_transfer(kept.camera, (&self.site.name, kept.remote), transfer)?)
+    }
+
+    /// `durable` at the transfer's regular points (issue 16 "Benchmarks"): the flush is asked
+    /// for now and settled once it returned, or at the next point, the End or any `durable`,
+    /// which save this point's transfer only after it returned true and the losses were checked
+    /// (`Kept::start`, `Kept::settle`; P1, M5). The point is the same last video key frame (H2),
+    /// and as in `durable` a flush and check happen also where nothing can be saved (s29 M3).
+    async fn durable_overlapped(
+        &self,
+        db: &mut CursorDb,
+        kept: &mut Kept<'_>,
+        last_written: Option<i64>,
+        transfer: &mut Transfer,
+        point: Option<&KeyPoint>,
+    ) -> Result<(), Failure> {
+        let save = match point {
+            Some(point) if !transfer.etag.is_empty() => {
+                transfer.offset = point.offset;
+                transfer.run = point.run;
+                transfer.entries = saved_entries(&point.entries);
+                Some(transfer.clone())
+            }
+            _ => None,
+        };
+        kept.start(db, last_written, save).await
     }
 
     /// Hands a frame to the writer; a full queue (local cameras share the storage) is waited out
