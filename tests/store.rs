@@ -1993,3 +1993,119 @@ fn permanent_hour_bytes_sums_each_hours_recorded_chunks_without_the_prebuffer() 
     let (d, c, ..) = h.crash();
     store::check_invariants(&c, store::recorder_uuid(&d).unwrap()).unwrap();
 }
+
+/// Issue 16 early writes: a storage whose segments hold chunks of several MiB (the writer's
+/// early-write threshold is 2 MiB) and a stream of 50 kB frames, 2.1 MB per 42 frames: a
+/// pull's back-fill rate, far above an ordinary camera's.
+fn early_write_cfg(dir: &Path) -> StorageConfig {
+    let seg = 32u64 << 20;
+    StorageConfig { size_bytes: 4 * seg + (4 << 20), segment_bytes: seg, ..storage_cfg(dir, 4) }
+}
+
+const EARLY_FRAME: usize = 50_000;
+/// Frames sent between two flushes: 7.5 MB, three times the threshold and some. Three batches fit
+/// in the first segment, so no segment switch (which flushes) comes between.
+const BATCH: u64 = 150;
+
+/// The frames `from..to` as `Harness::send(EARLY_FRAME)` sends them.
+fn early_payload(from: u64, to: u64) -> Vec<u8> {
+    (from..to).flat_map(|i| Harness::payload(i, EARLY_FRAME).to_vec()).collect()
+}
+
+/// Waits (polling, with a deadline) until the writer has written early at least `n` times.
+fn wait_early_writes(h: &Harness, n: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while h.handle.stats.early_writes.load(std::sync::atomic::Ordering::Relaxed) < n {
+        assert!(std::time::Instant::now() < deadline, "the writer made fewer than {n} early writes");
+        std::thread::yield_now();
+    }
+}
+
+/// The export of `cam` over `from_wall..to_wall` holds exactly the frames `first..first + k` for
+/// some k ≥ 1 (in order, each once); returns k.
+fn exported_frames(cfg: &StorageConfig, from_wall: i64, to_wall: i64, first: u64) -> u64 {
+    let plan = Arc::new(ExportPlan::plan(&cfg.path, "cam", from_wall, to_wall).unwrap());
+    let k = plan.video_frames as u64;
+    assert!(k >= 1, "nothing exported from {from_wall}");
+    let all = read_plan(&plan, 1 << 20);
+    assert!(all.ends_with(&early_payload(first, first + k)), "the export holds frames {first}..{} exactly", first + k);
+    k
+}
+
+/// Issue 16 ("Benchmarks"), invariant 2 (S2), S6, P1: frames fast enough to cross the early-write
+/// threshold several times between flushes are written before the flush, but indexed (and counted
+/// in `bytes_written`) only after its fdatasync; (a) a flush and a reopen show every frame
+/// exactly; (b) a crash (kill -9: the page cache survives) after early writes but before a flush
+/// keeps everything flushed, and recovery indexes the early-written chunks as a prefix of what
+/// was sent; (c) a power cut that lost part of the early-written tail leaves exactly what was
+/// flushed.
+#[test]
+fn early_writes_are_indexed_only_after_the_flush_and_recover_like_any_unsynced_tail_p1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = early_write_cfg(tmp.path());
+    let recorder = store::recorder_uuid(tmp.path()).unwrap();
+    let mut h = Harness::open(tmp.path(), cfg.clone());
+    let stats = h.handle.stats.clone();
+    // (a) 150 frames (7.5 MB): 3 early writes, then a flush.
+    let first_wall = h.send(EARLY_FRAME);
+    for _ in 1..BATCH {
+        h.send(EARLY_FRAME);
+    }
+    wait_early_writes(&h, 3);
+    assert_eq!(h.newest_indexed_wall(), 0, "invariant 2: nothing is indexed before its fdatasync");
+    assert_eq!(stats.bytes_written.load(std::sync::atomic::Ordering::Relaxed), 0, "counted at the fdatasync");
+    assert_eq!(stats.fsyncs.load(std::sync::atomic::Ordering::Relaxed), 0, "early writes do not fdatasync");
+    h.flush();
+    let early_a = stats.early_writes.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(early_a >= 3, "several early writes between two flushes ({early_a})");
+    assert_eq!(stats.fsyncs.load(std::sync::atomic::Ordering::Relaxed), 1, "one fdatasync for the whole flush");
+    assert!(stats.bytes_written.load(std::sync::atomic::Ordering::Relaxed) > BATCH * EARLY_FRAME as u64);
+    assert!(h.newest_indexed_wall() >= h.last_wall.unwrap(), "every frame is indexed after the flush");
+    // The frames are 40 ms apart; the next batch starts 1 s after a reopen.
+    let end_a = first_wall + BATCH as i64 * 40_000;
+    let (d, c, m, n, b) = h.crash();
+    store::check_invariants(&c, recorder).unwrap();
+    let mut h = Harness::reopen(&d, c.clone(), m, n, b);
+    assert_eq!(exported_frames(&c, first_wall, end_a, 0), BATCH, "(a) every frame, exactly, after a reopen");
+
+    // (b) BATCH more frames, written early but never flushed, then kill -9.
+    let first_b = h.n;
+    let wall_b = h.send(EARLY_FRAME);
+    for _ in 1..BATCH {
+        h.send(EARLY_FRAME);
+    }
+    wait_early_writes(&h, 3);
+    let end_b = wall_b + BATCH as i64 * 40_000;
+    let flushed_wall = h.newest_indexed_wall();
+    let (d, c, m, n, b) = h.crash();
+    store::check_invariants(&c, recorder).unwrap();
+    let mut h = Harness::reopen(&d, c.clone(), m, n, b);
+    assert_eq!(exported_frames(&c, first_wall, end_a, 0), BATCH, "(b) everything flushed survives");
+    assert!(h.newest_indexed_wall() > flushed_wall, "S6: whole early-written chunks are recovered");
+    let k = exported_frames(&c, wall_b, end_b, first_b);
+    assert!(k < BATCH, "the frames after the last early write were never written ({k})");
+
+    // (c) A flush, BATCH more frames written early, then a power cut that kept none of their
+    // writeback whole: what the flush made durable is all there is, and the store checks clean.
+    h.flush();
+    let flushed_wall = h.newest_indexed_wall();
+    let (_, flushed_tail) = tail_position(&c);
+    for _ in 0..BATCH {
+        h.send(EARLY_FRAME);
+    }
+    wait_early_writes(&h, 3);
+    let (d, c, m, n, b) = h.crash();
+    let (seg, tail) = tail_position(&c);
+    assert!(tail > flushed_tail + (2 << 20), "chunks were written early past the flushed tail");
+    // The first early-written chunk torn in its middle (the disk kept its first 100 kB only).
+    let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    f.write_all_at(&vec![0u8; 1 << 20], flushed_tail + 100_000).unwrap();
+    drop(f);
+    store::check_invariants(&c, recorder).unwrap();
+    let h = Harness::reopen(&d, c.clone(), m, n, b);
+    assert_eq!(h.newest_indexed_wall(), flushed_wall, "(c) a torn early write is dropped (S6), the flushed data kept");
+    assert_eq!(exported_frames(&c, first_wall, end_a, 0), BATCH);
+    assert_eq!(exported_frames(&c, wall_b, end_b, first_b), k);
+    drop(h.crash());
+    store::check_invariants(&c, recorder).unwrap();
+}
