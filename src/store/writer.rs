@@ -455,14 +455,10 @@ fn write_all_vectored_at(file: &File, parts: &[Bytes], mut offset: u64) -> std::
 fn start_writeback(file: &File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
     // SAFETY: sync_file_range takes a descriptor we own (kept open by `file` for the call) and
-    // three integers; it touches no memory of ours.
+    // three integers; it touches no memory of ours. (Its offsets are off64_t with glibc, off_t
+    // with musl: both 64 bits on Linux, hence `as _`.)
     let r = unsafe {
-        nix::libc::sync_file_range(
-            file.as_raw_fd(),
-            offset as nix::libc::off64_t,
-            len as nix::libc::off64_t,
-            nix::libc::SYNC_FILE_RANGE_WRITE,
-        )
+        nix::libc::sync_file_range(file.as_raw_fd(), offset as _, len as _, nix::libc::SYNC_FILE_RANGE_WRITE)
     };
     if r != 0 {
         tracing::debug!("sync_file_range: {}", std::io::Error::last_os_error());
