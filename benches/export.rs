@@ -14,6 +14,10 @@
 //! the export) beside the export's MP4, to show what the stream's encoding costs against the
 //! export's virtual MP4 (BENCHMARKS.md, "Retrieval").
 //!
+//! Review s30 M3 (issue 16): `export_plan_runs/360_runs_60min` is the time to first byte of a
+//! 1-hour export of a camera that reconnects every 10 s (a new writer run each time, 360 runs,
+//! 100 B video and 50 B audio frames: planning does not read media), the cost of combining runs.
+//!
 //! `cargo bench --bench export` (add `-- --quick` for a short run).
 
 mod common;
@@ -75,8 +79,14 @@ struct Recorded {
     start_wall_us: i64,
 }
 
-/// Records one hour through the storage writer, with wall times two hours in the past.
+/// Records one hour through the storage writer, with wall times two hours in the past, as one run.
 fn record_one_hour() -> Recorded {
+    record_hour(RECORDED_SEC, VIDEO_FRAME_BYTES, AUDIO_FRAME_BYTES)
+}
+
+/// Records one hour as `record_one_hour` does, a new ingest run every `run_sec` seconds (a new
+/// writer run: the camera reconnected; each starts with a key frame, one every second).
+fn record_hour(run_sec: i64, video_bytes: usize, audio_bytes: usize) -> Recorded {
     let dir = common::scratch_dir("bench-export-");
     let mut cfg = common::storage_config(dir.path(), SEGMENTS, SEGMENT_BYTES);
     cfg.sync_interval = Duration::from_millis(1_000);
@@ -86,10 +96,12 @@ fn record_one_hour() -> Recorded {
     ready.recv().expect("the writer reports its open").expect("the storage opens");
     let start_wall_us = SystemClocks.realtime_us() - 2 * 3_600_000_000;
     let mut video =
-        Feed::new(StreamKind::Video, common::video_entry(), VIDEO_FRAME_DURATION_90K, VIDEO_FRAME_BYTES, start_wall_us);
-    let mut audio = Feed::new(StreamKind::Audio, audio_entry(), AUDIO_FRAME_SAMPLES, AUDIO_FRAME_BYTES, start_wall_us);
+        Feed::new(StreamKind::Video, common::video_entry(), VIDEO_FRAME_DURATION_90K, video_bytes, start_wall_us);
+    let mut audio = Feed::new(StreamKind::Audio, audio_entry(), AUDIO_FRAME_SAMPLES, audio_bytes, start_wall_us);
     let started = Instant::now();
     for sec in 1..=RECORDED_SEC {
+        video.ingest_run = 1 + ((sec - 1) / run_sec) as u64;
+        audio.ingest_run = video.ingest_run;
         // Frames in arrival order (by wall time), then the tick's flush.
         let tick_wall_us = start_wall_us + sec * 1_000_000;
         loop {
@@ -108,7 +120,11 @@ fn record_one_hour() -> Recorded {
     }
     drop(handle);
     join.join().expect("writer thread");
-    eprintln!("export: recorded {RECORDED_SEC} s of video and audio in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "export: recorded {RECORDED_SEC} s of video and audio ({} runs) in {:.1} s",
+        video.ingest_run,
+        started.elapsed().as_secs_f64()
+    );
     Recorded { _dir: dir, storage, start_wall_us }
 }
 
@@ -207,6 +223,26 @@ fn export(c: &mut Criterion) {
         });
     }
     ttfb.finish();
+
+    // Review s30 M3: the hour in 360 runs (a reconnect every 10 s).
+    {
+        let runs = record_hour(10, 100, 50);
+        let (from, to) = (runs.start_wall_us, runs.start_wall_us + RECORDED_SEC * 1_000_000);
+        let plan = plan_export(&runs.storage, from, to);
+        eprintln!(
+            "export: 1 h in 360 runs: {} bytes, {} video + {} audio frames",
+            plan.len(),
+            plan.video_frames,
+            plan.audio_frames
+        );
+        let mut g = c.benchmark_group("export_plan_runs");
+        g.sampling_mode(SamplingMode::Flat);
+        g.sample_size(10);
+        g.warm_up_time(Duration::from_secs(1));
+        g.measurement_time(Duration::from_secs(4));
+        g.bench_function("360_runs_60min", |b| b.iter(|| first_byte(&runs.storage, from, to)));
+        g.finish();
+    }
 
     let hour_len = {
         let plan = plan_export(storage, hour_from, hour_to);

@@ -703,6 +703,172 @@ fn an_export_keeps_the_earlier_frames_in_a_hole_of_a_later_run() {
     drop(h.crash());
 }
 
+/// Review s30 M2 (issue 16, IC-5): a later run on the remote's media timeline with a hole of 10
+/// frames (0.4 s, under the 1 s stretch floor: a writer loss the refill did not repair) over an
+/// earlier run that holds them: on one media timeline an earlier frame goes only where the later
+/// run holds its media time, so the hole's frames stay, and the later run's P frames after the
+/// hole follow the earlier run's same frames. Before, the earlier frames in the hole were lost
+/// (240 frames). The hole starts at a key frame (100) and between key frames (105).
+#[test]
+fn an_export_keeps_the_earlier_frames_in_a_short_hole_of_a_later_run_m2() {
+    for hole in [100..110, 105..115] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut h, first_wall) = frames_recorded(tmp.path(), 250);
+        send_run(&mut h, 50..225, hole.clone());
+        let runs = store::recordings(&h.cfg.path, "cam", 0, i64::MAX).unwrap();
+        assert_eq!(runs.len(), 2, "the hole does not break the later run: {runs:?}");
+        assert_export_holds_frames_once_in_order(
+            &h,
+            first_wall,
+            250,
+            &format!("a 0.4 s hole {hole:?} in the later run"),
+        );
+        drop(h.crash());
+    }
+}
+
+/// An `mp4a` sample entry at 48 kHz (the store does not decode it).
+fn audio_entry() -> Arc<SampleEntry> {
+    let mut b = vec![0u8; 36];
+    b[..4].copy_from_slice(&36u32.to_be_bytes());
+    b[4..8].copy_from_slice(b"mp4a");
+    Arc::new(SampleEntry::new(b, 48_000).unwrap())
+}
+
+/// Frame `n` of a stream as [`send_av_run`] sends it: wall time, media time, key flag, bytes
+/// (video as [`frames_recorded`]'s, audio 48 kHz AAC frames of 1024 samples, about 21.3 ms).
+fn av_frame(base_wall_us: i64, kind: StreamKind, n: i64) -> (i64, i64, bool, Bytes) {
+    match kind {
+        StreamKind::Video => {
+            let size = if n == 0 { 1234 } else { 1000 + n as usize * 7 };
+            (base_wall_us + n * 40_000, n * 3600, n % 25 == 0, Harness::payload(n as u64, size))
+        }
+        StreamKind::Audio => {
+            let data: Bytes = (0..40 + n % 5).map(|i| (i as u8).wrapping_mul(3) ^ (n as u8)).collect();
+            (base_wall_us + n * 1024 * 1_000_000 / 48_000, n * 1024, true, data)
+        }
+    }
+}
+
+/// Sends video frames `video` but `video_skip` and audio frames `audio` but `audio_skip`
+/// (`av_frame`) as writer run `run`, in wall order, and flushes: a pull mirror's run of a camera
+/// with audio (issue 16).
+fn send_av_run(
+    h: &Harness,
+    run: u64,
+    (video, video_skip): (std::ops::Range<i64>, std::ops::Range<i64>),
+    (audio, audio_skip): (std::ops::Range<i64>, std::ops::Range<i64>),
+) {
+    let audio_entry = audio_entry();
+    let mut frames: Vec<IngestFrame> = Vec::new();
+    for (kind, ns, skip, entry) in
+        [(StreamKind::Video, video, video_skip, &h.entry), (StreamKind::Audio, audio, audio_skip, &audio_entry)]
+    {
+        for n in ns.filter(|n| !skip.contains(n)) {
+            let (wall_us, media_time, key, data) = av_frame(h.base_wall_us, kind, n);
+            frames.push(IngestFrame {
+                camera: "cam".into(),
+                ingest_run: run,
+                sample_entry: entry.clone(),
+                wall_us,
+                frame: Frame { kind, media_time, key, data },
+                temporary_keep_us: None,
+            });
+        }
+    }
+    frames.sort_by_key(|f| (f.wall_us, f.frame.kind));
+    for (i, f) in frames.into_iter().enumerate() {
+        h.handle.try_send(f).expect("queue has room");
+        if i % 200 == 199 {
+            h.flush();
+        }
+    }
+    h.flush();
+}
+
+/// Review s30 M2 (issue 16, IC-5), with audio: run 1 holds 10 s of video and 48 kHz AAC; run 2,
+/// written later on the same media timelines, holds 2–9 s again but for a 0.4 s hole in both
+/// streams (video frames 105..115, audio frames 197..216): the export and the frame stream hold
+/// each frame of each stream once, in time order, the hole's frames from run 1. Before, the
+/// frames of both streams in the hole were lost (the hole is under the 1 s stretch floor).
+#[test]
+fn an_export_keeps_the_earlier_video_and_audio_in_a_short_hole_of_a_later_run_m2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = Harness::open(tmp.path(), storage_cfg(tmp.path(), 6));
+    let base = h.base_wall_us;
+    send_av_run(&h, 1, (0..250, 0..0), (0..470, 0..0));
+    send_av_run(&h, 2, (50..225, 105..115), (94..422, 197..216));
+    let runs = store::recordings(&h.cfg.path, "cam", 0, i64::MAX).unwrap();
+    assert_eq!(runs.len(), 2, "the hole does not break the later run: {runs:?}");
+    let to = base + 10_000_000;
+    let plan = Arc::new(ExportPlan::plan(&h.cfg.path, "cam", base, to).unwrap());
+    // Audio frames from `base` up to `to`: 0..=468.
+    let audio_n = (0..470).filter(|&n| av_frame(base, StreamKind::Audio, n).0 < to).count();
+    assert_eq!((plan.video_frames, plan.audio_frames), (250, audio_n), "each frame once");
+    assert_eq!(plan.gaps_us(), Vec::<(i64, i64)>::new(), "no gap");
+    assert!(plan.end_wall_us >= to - 1_000, "not cut short: ends at {}", plan.end_wall_us - base);
+
+    let tiers = vec![store::tier::StorageTiers::ring_only(&h.cfg.path)];
+    let p = Arc::new(RetrievePlan::plan(tiers, "cam", base, to, Align::Key).unwrap());
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut p.body(0, p.len()), &mut bytes).unwrap();
+    let mut d = FrameStreamDecoder::new();
+    d.push(&bytes).unwrap();
+    let mut got: Vec<(StreamKind, i64, i64, bool, Bytes)> = Vec::new();
+    while let Some(r) = d.next().unwrap() {
+        if let WireRecord::Frame(f) = r {
+            got.push((f.stream, f.wall_us, f.media_time, f.key, f.data));
+        }
+    }
+    assert!(d.ended(), "the frame stream ends with End");
+    for (kind, count) in [(StreamKind::Video, 250), (StreamKind::Audio, audio_n as i64)] {
+        let got: Vec<(i64, i64, bool, Bytes)> =
+            got.iter().filter(|f| f.0 == kind).map(|f| (f.1, f.2, f.3, f.4.clone())).collect();
+        let want: Vec<(i64, i64, bool, Bytes)> = (0..count).map(|n| av_frame(base, kind, n)).collect();
+        assert_eq!(got.len(), want.len(), "{kind:?}: each frame once");
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            // The store derives a frame's wall time from its chunk's start and media offset, so
+            // an audio frame's (1024 / 48 kHz s apart, not whole µs) may round 1 µs otherwise.
+            assert!(
+                (g.0 - w.0).abs() <= 1 && (g.1, g.2, &g.3) == (w.1, w.2, &w.3),
+                "{kind:?} frame {i}: {:?}",
+                (g.0 - w.0, g.1, w.1)
+            );
+        }
+    }
+    drop(h.crash());
+}
+
+/// Review s30 L3 (issue 16, IC-5): the sample-entry cut is in time order. Run A (entry 1) holds
+/// frames 0..100 but for a 0.4 s hole (50..60), run B (entry 2: the camera's parameters changed)
+/// continues with 100..200, then a refill C (entry 1) of the hole is written last. The export
+/// keeps one entry, the first run's in time, and stops at the first frame of another entry in
+/// time order (100): it holds 0..100 once each, the refill included. Before, the cut was at the
+/// first chunk of another entry in seq order (B), so the refill written after it was left out.
+#[test]
+fn an_export_stops_at_a_parameter_change_in_time_order_and_keeps_a_refill_written_after_it_l3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = Harness::open(tmp.path(), storage_cfg(tmp.path(), 6));
+    let first_wall = h.base_wall_us;
+    let entry_1 = h.entry.clone();
+    let mut b = entry_1.box_bytes().to_vec();
+    b[32..34].copy_from_slice(&1280u16.to_be_bytes());
+    let entry_2 = Arc::new(SampleEntry::new(b, 90_000).unwrap());
+    send_run(&mut h, 0..100, 50..60);
+    h.entry = entry_2;
+    send_run(&mut h, 100..200, 0..0);
+    h.entry = entry_1;
+    send_run(&mut h, 50..60, 0..0);
+    let at = |i: i64| first_wall + i * 40_000;
+    let plan = Arc::new(ExportPlan::plan(&h.cfg.path, "cam", first_wall, at(200)).unwrap());
+    assert_eq!(plan.video_frames, 100, "frames 0..100 once each, the refill's included");
+    assert_eq!(plan.gaps_us(), Vec::<(i64, i64)>::new(), "no gap");
+    assert_eq!(plan.end_wall_us, at(100), "stops where the parameters change");
+    let all = read_plan(&plan, 7777);
+    assert!(all.ends_with(&frames_payload(100)), "mdat holds frames 0..100 once each, in order");
+    drop(h.crash());
+}
+
 #[test]
 fn exported_media_bytes_are_exactly_the_recorded_frames() {
     let tmp = tempfile::tempdir().unwrap();

@@ -77,6 +77,8 @@ pub struct Feed {
     payloads: Vec<Bytes>,
     /// Number of the next frame.
     n: u64,
+    /// The ingest run its frames carry (a new one makes the writer start a new run).
+    pub ingest_run: u64,
 }
 
 impl Feed {
@@ -99,6 +101,7 @@ impl Feed {
             base_wall_us,
             payloads,
             n: 0,
+            ingest_run: 1,
         }
     }
 
@@ -115,7 +118,7 @@ impl Feed {
     fn frame(&self) -> IngestFrame {
         IngestFrame {
             camera: self.camera.clone(),
-            ingest_run: 1,
+            ingest_run: self.ingest_run,
             sample_entry: self.entry.clone(),
             wall_us: self.next_wall_us(),
             frame: Frame {

@@ -303,10 +303,14 @@ impl CursorDb {
         tx.commit().map_err(sq("save transfer"))
     }
 
-    /// Forgets the transfer of `camera` (its bytes changed: the remote reclaimed media).
-    pub fn drop_transfer(&mut self, camera: &str) -> Result<(), Error> {
-        self.conn.execute("DELETE FROM transfer WHERE camera = ?", [camera]).map_err(sq("drop transfer"))?;
-        Ok(())
+    /// Forgets the transfer of `camera` from `source` (its bytes changed: the remote reclaimed
+    /// media; cancelled); refused when the camera is bound to another source meanwhile (review s30
+    /// L1: the new source's resume point is not the old thread's to drop).
+    pub fn drop_transfer(&mut self, camera: &str, source: (&str, &str)) -> Result<(), Error> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sq("begin"))?;
+        owned(&tx, camera, source)?;
+        tx.execute("DELETE FROM transfer WHERE camera = ?", [camera]).map_err(sq("drop transfer"))?;
+        tx.commit().map_err(sq("drop transfer"))
     }
 
     /// Where the continuous mirror of `camera` began; set to `start_us` the first time.
@@ -385,17 +389,26 @@ impl CursorDb {
             .map_err(sq("read refill"))
     }
 
-    /// Sets (or with None clears) the frames of `camera` to retrieve again.
-    pub fn set_refill(&mut self, camera: &str, refill: Option<(i64, i64, i64)>) -> Result<(), Error> {
+    /// Sets (or with None clears) the frames of `camera` to retrieve again from `source`; refused
+    /// when the camera is bound to another source meanwhile (review s30 L1: the old source's
+    /// times must not become the new source's refill).
+    pub fn set_refill(
+        &mut self,
+        camera: &str,
+        source: (&str, &str),
+        refill: Option<(i64, i64, i64)>,
+    ) -> Result<(), Error> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sq("begin"))?;
+        owned(&tx, camera, source)?;
         match refill {
-            Some((a, b, until)) => self.conn.execute(
+            Some((a, b, until)) => tx.execute(
                 "INSERT OR REPLACE INTO refill (camera, from_us, to_us, until_us) VALUES (?, ?, ?, ?)",
                 params![camera, a, b, until],
             ),
-            None => self.conn.execute("DELETE FROM refill WHERE camera = ?", [camera]),
+            None => tx.execute("DELETE FROM refill WHERE camera = ?", [camera]),
         }
         .map_err(sq("save refill"))?;
-        Ok(())
+        tx.commit().map_err(sq("save refill"))
     }
 
     pub fn set_event_cursor(&mut self, site: &str, cursor: &str) -> Result<(), Error> {
@@ -472,11 +485,11 @@ mod tests {
         assert_eq!(db.continuous_start("c", 99).unwrap(), 99);
         assert!(db.bind_source("c", "bus", "cam2").unwrap(), "another site is another source");
         // Review-16 M5: a hole to retrieve again persists, is cleared, and goes with the source.
-        db.set_refill("c", Some((1, 2, 3))).unwrap();
+        db.set_refill("c", ("bus", "cam2"), Some((1, 2, 3))).unwrap();
         assert_eq!(CursorDb::open(dir.path()).unwrap().refill("c").unwrap(), Some((1, 2, 3)));
-        db.set_refill("c", None).unwrap();
+        db.set_refill("c", ("bus", "cam2"), None).unwrap();
         assert_eq!(db.refill("c").unwrap(), None);
-        db.set_refill("c", Some((1, 2, 3))).unwrap();
+        db.set_refill("c", ("bus", "cam2"), Some((1, 2, 3))).unwrap();
         assert!(db.bind_source("c", "bus", "cam3").unwrap());
         // Review s29 L3(b): the old source's thread records nothing for it any more.
         let e = db.complete("c", ("bus", "cam2"), 0, 10).unwrap_err();
@@ -492,6 +505,12 @@ mod tests {
             event: None,
         };
         assert!(db.save_transfer("c", ("shop", "cam1"), &t).is_err());
+        // Review s30 L1: nor sets its refill or drops the new source's saved transfer.
+        db.save_transfer("c", ("bus", "cam3"), &t).unwrap();
+        assert!(db.set_refill("c", ("bus", "cam2"), Some((1, 2, 3))).is_err());
+        assert!(db.drop_transfer("c", ("bus", "cam2")).is_err());
+        assert_eq!((db.refill("c").unwrap(), db.transfer("c").unwrap().is_some()), (None, true));
+        db.drop_transfer("c", ("bus", "cam3")).unwrap();
         assert_eq!((db.retrieved("c").unwrap(), db.transfer("c").unwrap()), (vec![], None));
         db.complete("c", ("bus", "cam3"), 0, 10).unwrap();
         assert_eq!(db.refill("c").unwrap(), None);

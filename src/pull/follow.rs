@@ -124,12 +124,10 @@ impl SiteMirror {
     /// the cancellation of a deleted manual range is cleared here (its saved transfer dropped, the
     /// camera goes on); a config cancellation waits for `follow_config`.
     pub(super) fn transfer_cancelled(&self, i: usize, db: &mut CursorDb) {
-        let local = &self.site.cameras[i].local;
+        let (local, remote) = (&self.site.cameras[i].local, &self.site.cameras[i].remote);
         if let Some(why) = self.follow.clear_transfer_cancel(local) {
             tracing::info!(site = %self.site.name, camera = %local, "transfer cancelled: {why}");
-            if let Err(e) = db.drop_transfer(local) {
-                tracing::error!(camera = %local, "cannot drop the cancelled transfer: {e}");
-            }
+            drop_cancelled_transfer(db, local, (&self.site.name, remote));
             self.state.lock().expect("pull state lock").cameras[i].transfer = None;
         }
     }
@@ -138,9 +136,7 @@ impl SiteMirror {
     /// `retrieval_cancelled`. Nothing stored is deleted.
     fn cancel(&self, db: &mut CursorDb, local: &str, remote: &str, why: &str) {
         tracing::warn!(site = %self.site.name, camera = %local, "retrievals cancelled: {why}");
-        if let Err(e) = db.drop_transfer(local) {
-            tracing::error!(camera = %local, "cannot drop the cancelled transfer: {e}");
-        }
+        drop_cancelled_transfer(db, local, (&self.site.name, remote));
         if let Err(e) = self.with_manual_db(|m| m.cancel_all(local, why)) {
             tracing::error!(camera = %local, "cannot cancel the manual ranges: {e}");
         }
@@ -371,5 +367,15 @@ impl SiteMirror {
             Ok(e) => self.events.emit(e),
             Err(_) => self.events.emit(event),
         }
+    }
+}
+
+/// Drops the cancelled transfer of `local` from `source`. A camera another site's thread has
+/// bound meanwhile (moved there) is that thread's: its bind forgot the old transfer already.
+fn drop_cancelled_transfer(db: &mut CursorDb, local: &str, source: (&str, &str)) {
+    match db.drop_transfer(local, source) {
+        Err(e) if e.kind() == ErrorKind::FailedPrecondition => tracing::info!(camera = %local, "{e}"),
+        Err(e) => tracing::error!(camera = %local, "cannot drop the cancelled transfer: {e}"),
+        Ok(()) => {}
     }
 }

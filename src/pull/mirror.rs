@@ -363,11 +363,15 @@ impl Skip {
 
     /// The last frame known kept before the job (for `Kept`): per stream the last one this
     /// process handed over or the end of a span the store holds from before `from_us`, the
-    /// lower of the two streams'; else `floor`.
+    /// lower of the two streams'; else `floor`. Review s30 L2: a stream the store or this
+    /// process knows of that has neither (an audio run that starts after `from_us`) counts as
+    /// `floor`, so its losses up to the other stream's point are not left out of the hole.
     fn kept_through(&self, from_us: i64, floor: i64) -> i64 {
         let through = |k: StreamKind| {
-            let store = self.store.get(k).iter().filter(|s| s.0 <= from_us).map(|s| s.1).max();
-            store.max(*self.mine.get(k))
+            let spans = self.store.get(k);
+            let known = self.mine.get(k).is_some() || !spans.is_empty();
+            let store = spans.iter().filter(|s| s.0 <= from_us).map(|s| s.1).max();
+            known.then(|| store.max(*self.mine.get(k)).unwrap_or(floor))
         };
         let known = [through(StreamKind::Video), through(StreamKind::Audio)];
         known.into_iter().flatten().min().unwrap_or(floor).max(floor)
@@ -827,7 +831,7 @@ impl SiteMirror {
                         let shown = if is_link_error(e) {
                             e.to_string()
                         } else {
-                            self.camera_failed(&mut db, run, &cam.local, &f, now_mono)
+                            self.camera_failed(&mut db, run, (&cam.local, &cam.remote), &f, now_mono)
                         };
                         // L5: a failed transfer is no longer in progress.
                         self.with_camera(i, |c| {
@@ -871,7 +875,14 @@ impl SiteMirror {
     /// link and the other cameras alone; returns the error its status shows. A damaged stream
     /// (DataLoss) drops the saved transfer and retrieves the window again without Range at once;
     /// damaged again, the camera waits `DATA_LOSS_BACKOFF` with an error that says so.
-    fn camera_failed(&self, db: &mut CursorDb, run: &mut CamRun, cam: &str, f: &Failure, now_mono: Duration) -> String {
+    fn camera_failed(
+        &self,
+        db: &mut CursorDb,
+        run: &mut CamRun,
+        (cam, remote): (&str, &str),
+        f: &Failure,
+        now_mono: Duration,
+    ) -> String {
         let e = &f.error;
         let mut shown = e.to_string();
         // M5: frames handed to the writer before a failure of this camera may not be stored
@@ -883,7 +894,7 @@ impl SiteMirror {
         }
         let pause = match e.kind() {
             ErrorKind::DataLoss => {
-                if let Err(d) = db.drop_transfer(cam) {
+                if let Err(d) = db.drop_transfer(cam, (&self.site.name, remote)) {
                     tracing::warn!(site = %self.site.name, camera = %cam, "pull: {d}");
                 }
                 if run.data_loss_retried {
@@ -1089,8 +1100,8 @@ impl SiteMirror {
                 let accepted = again && h.reason == crate::store::NO_KEY_FRAME;
                 let done_to = if accepted { ms_ceil(h.to_us + 1).min(job.to_us) } else { ms_floor(h.from_us) };
                 run.refill = (!accepted).then_some(h);
-                db.set_refill(&cam.local, run.refill.map(|h| h.saved()))?;
-                db.drop_transfer(&cam.local)?;
+                db.set_refill(&cam.local, (&self.site.name, &cam.remote), run.refill.map(|h| h.saved()))?;
+                db.drop_transfer(&cam.local, (&self.site.name, &cam.remote))?;
                 if done_to > job.from_us {
                     let ranges = db.complete(&cam.local, (&self.site.name, &cam.remote), job.from_us, done_to)?;
                     self.with_camera(i, |c| c.retrieved = ranges);
@@ -1112,7 +1123,7 @@ impl SiteMirror {
                 if e.kind() == ErrorKind::DataLoss && run.data_loss_retried && job.event.is_some() =>
             {
                 let c = job.event.expect("checked just above");
-                db.drop_transfer(&cam.local)?;
+                db.drop_transfer(&cam.local, (&self.site.name, &cam.remote))?;
                 db.set_event_cursor(&format!("{}/{}", self.site.name, cam.remote), &c.to_string())?;
                 tracing::warn!(site = %self.site.name, camera = %cam.local, "pull: event window skipped: {e}");
                 run.data_loss_retried = false;
@@ -1134,7 +1145,7 @@ impl SiteMirror {
         let ranges = if done_to > job.from_us {
             db.complete(&cam.local, (&self.site.name, &cam.remote), job.from_us, done_to)?
         } else {
-            db.drop_transfer(&cam.local)?;
+            db.drop_transfer(&cam.local, (&self.site.name, &cam.remote))?;
             db.retrieved(&cam.local)?
         };
         if let Some(c) = job.event {
@@ -1144,7 +1155,7 @@ impl SiteMirror {
         // M5: the hole is written again (its whole job, or up to the live edge past it).
         if run.refill.is_some_and(|h| h.is_job(&job) && done_to > h.to_us) {
             run.refill = None;
-            db.set_refill(&cam.local, None)?;
+            db.set_refill(&cam.local, (&self.site.name, &cam.remote), None)?;
         }
         run.exact_from = Some(done_to);
         run.store_skip = None;
@@ -1205,7 +1216,7 @@ impl SiteMirror {
                 {
                     tracing::warn!(site = %self.site.name, camera = %cam.local, %status, range, etag,
                         "the remote's answer does not continue the saved transfer; retrieving the window anew");
-                    db.drop_transfer(&cam.local)?;
+                    db.drop_transfer(&cam.local, (&self.site.name, &cam.remote))?;
                     saved = None;
                     continue;
                 }
@@ -1341,7 +1352,7 @@ impl SiteMirror {
                                 reason: l.reason,
                             };
                             run.refill = Some(h);
-                            db.set_refill(&cam.local, Some(h.saved()))?;
+                            db.set_refill(&cam.local, (&self.site.name, &cam.remote), Some(h.saved()))?;
                         }
                     }
                 }
@@ -1687,17 +1698,10 @@ impl SiteMirror {
         point: Option<&KeyPoint>,
     ) -> Result<(), Failure> {
         // Review s29 M3: what was handed over is made durable and checked (M5) at every durable
-        // point, also where nothing can be saved.
-        kept.flush(db, last_written).await?;
-        let Some(point) = point else { return Ok(()) };
-        if transfer.etag.is_empty() {
-            // Without a strong ETag a continuation could splice other bytes: nothing to resume.
-            return Ok(());
-        }
-        transfer.offset = point.offset;
-        transfer.run = point.run;
-        transfer.entries = saved_entries(&point.entries);
-        Ok(db.save_transfer(kept.camera, (&self.site.name, kept.remote), transfer)?)
+        // point, also where nothing can be saved. The same point as the overlapped one, waited
+        // for at once.
+        self.durable_overlapped(db, kept, last_written, transfer, point).await?;
+        kept.settle(db).await
     }
 
     /// `durable` at the transfer's regular points (issue 16 "Benchmarks"): the flush is asked
@@ -1794,12 +1798,18 @@ mod tests {
         assert_eq!(store.holds(StreamKind::Audio, 8_950_000, 10_000), Held::No);
         assert_eq!(store.kept_through(6_000_000, 0), 8_900_000, "the lower of the streams' ends");
         assert_eq!(store.kept_through(1_000_000, 7), 7, "nothing held from before the job");
+        // Review s30 L2: audio known but not held before the job counts as the floor.
+        assert_eq!(store.kept_through(5_050_000, 7), 7, "video's span alone does not vouch for audio");
+        let video_only = Skip { store: PerStream { audio: vec![], ..store.store.clone() }, ..Skip::default() };
+        assert_eq!(video_only.kept_through(5_050_000, 7), 9_000_000, "a camera without audio");
         // Review s30 H1: a resume keeps the store's spans beside what it handed over.
         let both = Skip { mine: PerStream { video: Some(100), audio: None }, ..store };
         assert_eq!((both.holds(v, 100, 50), both.holds(v, 101, 50)), (Held::Mine, Held::No), "exact, no slack");
         assert_eq!(both.holds(v, 6_000_000, 50), Held::Store);
         assert_eq!(both.holds(StreamKind::Audio, 0, 50), Held::No, "no audio handed over: none skipped");
-        assert_eq!(both.kept_through(50, i64::MIN), 100);
+        assert_eq!(both.kept_through(50, i64::MIN), i64::MIN, "audio's span starts after the job's start");
+        let video = Skip { mine: PerStream { video: Some(100), audio: None }, ..Skip::default() };
+        assert_eq!(video.kept_through(50, i64::MIN), 100);
         assert_eq!(Skip::default().holds(v, 0, 0), Held::No);
     }
 

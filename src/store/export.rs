@@ -207,7 +207,9 @@ fn hole_between(prev: &Chosen, next: &Chosen, timescale_hz: u32) -> bool {
 /// Issue 16 (IC-5): consecutive frames of one run further apart than this many of the run's usual
 /// frame intervals (the median), and than `MIN_STRETCH_GAP_US`, lie on either side of a hole
 /// inside the run (the writer breaks a run only at a jump over `MAX_MEDIA_JUMP_US`): a later run
-/// supersedes an earlier one only within each contiguous stretch of it, never across such a hole.
+/// on another timeline (a clock step) supersedes an earlier one only within each contiguous
+/// stretch of it, never across such a hole. On one media timeline the frames decide instead
+/// (review s30 M2: a hole under the floor lost the earlier run's frames in it).
 const STRETCH_GAP_INTERVALS: i64 = 4;
 /// The shortest hole inside a run (`STRETCH_GAP_INTERVALS`): a slow camera's frame interval is not one.
 const MIN_STRETCH_GAP_US: i64 = 1_000_000;
@@ -248,9 +250,9 @@ struct Stretch {
 }
 
 /// The contiguous stretches of one run's kept frames (in order), split where the segment changes
-/// or at a hole inside the run (`STRETCH_GAP_INTERVALS`), and half the run's usual frame interval
-/// in µs (the wall rule's "same frame" tolerance).
-fn stretches(list: &[Selected], ts: u32) -> (Vec<Stretch>, i64) {
+/// or at a hole inside the run (`STRETCH_GAP_INTERVALS`), half the run's usual frame interval in
+/// µs (the wall rule's "same frame" tolerance), and that usual interval in media units.
+fn stretches(list: &[Selected], ts: u32) -> (Vec<Stretch>, i64, i64) {
     let mut deltas: Vec<i64> = list
         .windows(2)
         .filter(|w| w[0].segment == w[1].segment)
@@ -267,7 +269,17 @@ fn stretches(list: &[Selected], ts: u32) -> (Vec<Stretch>, i64) {
             _ => out.push(Stretch { first: *f, last: *f }),
         }
     }
-    (out, super::media_to_us(median, ts) / 2)
+    (out, super::media_to_us(median, ts) / 2, median)
+}
+
+/// Review s30 M2 (issue 16, IC-5): whether a run whose frames' media times are `medias` (sorted)
+/// holds the frame at media time `media` of another run on its media timeline: one within less
+/// than half the run's usual frame interval `median` (exactly that media time where the run has
+/// no interval), as a pull mirror writes the remote's frames again with their media times.
+fn holds_media(medias: &[i64], median: i64, media: i64) -> bool {
+    let tol = (median.max(1) - 1) / 2;
+    let i = medias.partition_point(|&m| m < media - tol);
+    medias.get(i).is_some_and(|&m| m <= media + tol)
 }
 
 /// Selects the frames to export of one stream of the storage `storage_uuid` from the rows of every
@@ -279,11 +291,14 @@ fn stretches(list: &[Selected], ts: u32) -> (Vec<Stretch>, i64) {
 /// key frame (their references were groomed away). Frames of a stream in `skip_us` are dropped
 /// with a break (audio where the video was dropped after a hole, so the two stay in step).
 ///
-/// Issue 16 (IC-5, review-16 H2 and M5, IC-13): runs are combined in write order, and a later run
-/// supersedes the earlier ones only within the span of each of its contiguous stretches
-/// (`stretches`): a pull mirror writes a stretch again (a restart's GOP, a refill) or ahead of
-/// the continuous mirror (a manual range, an event window), so a later-written run may lie before,
-/// inside or across earlier ones, and the frames kept are in time order (`comes_before`).
+/// Issue 16 (IC-5, review-16 H2 and M5, IC-13, review s30 M2, M3, L3): runs are combined in
+/// write order, and a later run supersedes the earlier ones' frames only where it holds them
+/// again: on one media timeline the frames whose media time it holds (`holds_media`), else those
+/// within the span of one of its contiguous stretches (`stretches`). A pull mirror writes a
+/// stretch again (a restart's GOP, a refill) or ahead of the continuous mirror (a manual range, an
+/// event window), so a later-written run may lie before, inside or across earlier ones, and the
+/// frames kept are in time order (`comes_before`). The stream keeps the sample entry of the run
+/// that starts first in time and stops at the first frame, in time order, of another entry.
 #[allow(clippy::too_many_arguments)]
 fn select(
     tiers: &[Box<dyn Tier>],
@@ -329,24 +344,41 @@ fn select(
             }
         }
     }
-    let entry = entry_of(tiers, cache, &chunks[0])?;
-    let ts = entry.timescale_hz();
-    // Keep only chunks with the first chunk's sample entry: one stsd entry per track.
-    for i in 1..chunks.len() {
-        if entry_of(tiers, cache, &chunks[i])? != entry {
-            tracing::info!(camera, "export stops where the stream parameters change");
-            chunks.truncate(i);
-            break;
-        }
+    // Each chunk's sample entry, as an index into `entries` (the distinct ones).
+    let mut entries: Vec<SampleEntry> = Vec::new();
+    let mut chunk_entry: Vec<usize> = Vec::with_capacity(chunks.len());
+    for c in &chunks {
+        let e = entry_of(tiers, cache, c)?;
+        chunk_entry.push(entries.iter().position(|x| *x == e).unwrap_or_else(|| {
+            entries.push(e);
+            entries.len() - 1
+        }));
     }
-    // The runs in write order: consecutive chunks of one run id.
+    // The runs in write order: consecutive chunks of one run id and sample entry.
     let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
     for ci in 0..chunks.len() {
         match runs.last_mut() {
-            Some(r) if chunks[r.end - 1].row.run_id == chunks[ci].row.run_id => r.end = ci + 1,
+            Some(r)
+                if chunks[r.end - 1].row.run_id == chunks[ci].row.run_id
+                    && chunk_entry[r.end - 1] == chunk_entry[ci] =>
+            {
+                r.end = ci + 1
+            }
             _ => runs.push(ci..ci + 1),
         }
     }
+    // One stsd entry per track: the export holds the entry of the run that starts first in time
+    // and stops at the first frame, in time order, of a run with another entry (review s30 L3:
+    // runs are written out of time order, so a refill written after a parameter change but lying
+    // before it in time stays; the cut used to be at the first such chunk in seq order). The
+    // runs with another entry take no part in the merge below.
+    let first_run = runs.iter().min_by_key(|r| (chunks[r.start].row.start_wall_us, r.start)).expect("a chunk");
+    let entry_no = chunk_entry[first_run.start];
+    let entry = entries.swap_remove(entry_no);
+    let ts = entry.timescale_hz();
+    let stop_wall_us =
+        runs.iter().filter(|r| chunk_entry[r.start] != entry_no).map(|r| chunks[r.start].row.start_wall_us).min();
+    runs.retain(|r| chunk_entry[r.start] == entry_no);
     // Where video frames were dropped after a hole: [first chunk after it, first frame kept).
     let mut dropped_us: Vec<(i64, i64)> = Vec::new();
     let mut segment = 0u32;
@@ -402,13 +434,22 @@ fn select(
                 });
             }
         }
-        // Review-16 H2: within each stretch's span the earlier runs' frames are the same frames
-        // again (the stretch starts with a key frame, S9), so they go. On one media timeline the
-        // media times decide (review s29: two runs' walls were seen to differ by more than half a
-        // frame); other runs (a clock step) are compared by wall time, a frame within half a frame
-        // interval being the same frame. Outside the spans, in a hole of the later run, before or
-        // after it, the earlier frames stay.
-        let (spans, half_us) = stretches(&list, ts);
+        // Review-16 H2: the earlier runs' frames that the later run holds again go. On one media
+        // timeline (a pull mirror's runs carry the remote's media times) a frame goes only where
+        // the later run holds that very media time (review s30 M2: a hole of a few frames in the
+        // later run, under the stretch floor, must keep the earlier frames in it; review s29: two
+        // runs' walls were seen to differ by more than half a frame). Other runs (a clock step)
+        // are compared by wall time within each stretch's span, a frame within half a frame
+        // interval being the same frame. Before, after and in a hole of the later run the earlier
+        // frames stay.
+        let (Some(lo_wall), Some(hi_wall)) =
+            (list.iter().map(|f| f.wall_us).min(), list.iter().map(|f| f.wall_us).max())
+        else {
+            continue;
+        };
+        let (spans, half_us, median) = stretches(&list, ts);
+        let mut medias: Vec<i64> = list.iter().map(|f| f.media).collect();
+        medias.sort_unstable();
         let margin_us = SAME_TIMELINE_US + half_us;
         let in_span = |l: &Selected| {
             let from = spans.partition_point(|s| s.last.wall_us + margin_us < l.wall_us);
@@ -420,24 +461,32 @@ fn select(
                     &s.last
                 };
                 if same_timeline(l, near, ts) {
-                    l.media >= s.first.media && l.media <= s.last.media
+                    holds_media(&medias, median, l.media)
                 } else {
                     l.wall_us + half_us >= s.first.wall_us && l.wall_us - half_us <= s.last.wall_us
                 }
             })
         };
-        let gone: Vec<bool> = kept.iter().map(|k| in_span(&k.f)).collect();
-        for i in 0..kept.len() {
-            let next_gone = gone.get(i + 1).is_some_and(|&g| g) && kept[i + 1].run == kept[i].run;
-            if !gone[i] && next_gone && kept[i + 1].ord == kept[i].ord + 1 {
+        // Review s30 M3: only the kept frames near the run's wall range can go or interleave with
+        // it, so only that window of `kept` is looked at and merged (a run after all of `kept`, as
+        // a camera's runs are written, is an append): O(N log N) over the runs, not O(runs × N).
+        // `kept` is in wall order but where frames of one media timeline follow media order,
+        // their walls out of order by under `SAME_TIMELINE_US`; the window is widened by that.
+        let reach_us = margin_us + SAME_TIMELINE_US;
+        let a = kept.partition_point(|k| k.f.wall_us < lo_wall - reach_us);
+        let b = a + kept[a..].partition_point(|k| k.f.wall_us <= hi_wall + reach_us);
+        let gone: Vec<bool> = kept[a..b].iter().map(|k| in_span(&k.f)).collect();
+        let is_gone = |i: usize| i >= a && i < b && gone[i - a];
+        for i in a.saturating_sub(1)..b {
+            if !is_gone(i) && is_gone(i + 1) && kept[i + 1].run == kept[i].run && kept[i + 1].ord == kept[i].ord + 1 {
                 kept[i].cut = true;
             }
         }
+        let after = kept.split_off(b);
         let mut gone = gone.into_iter();
-        kept.retain(|_| !gone.next().expect("one flag per frame"));
-        // Both lists are in time order: merge them.
-        let mut merged = Vec::with_capacity(kept.len() + list.len());
-        let mut earlier = kept.into_iter().peekable();
+        let earlier: Vec<Candidate> = kept.drain(a..).filter(|_| !gone.next().expect("one flag per frame")).collect();
+        // Both lists are in time order: merge them into the window's place.
+        let mut earlier = earlier.into_iter().peekable();
         let mut later =
             list.into_iter().enumerate().map(|(ord, f)| Candidate { f, run: ri, ord, cut: false }).peekable();
         loop {
@@ -447,9 +496,15 @@ fn select(
                 (None, Some(_)) => false,
                 (None, None) => break,
             };
-            merged.push(if take_earlier { earlier.next() } else { later.next() }.expect("peeked"));
+            kept.push(if take_earlier { earlier.next() } else { later.next() }.expect("peeked"));
         }
-        kept = merged;
+        kept.extend(after);
+    }
+    if let Some(stop) = stop_wall_us {
+        if let Some(n) = kept.iter().position(|k| k.f.wall_us >= stop) {
+            tracing::info!(camera, "export stops where the stream parameters change");
+            kept.truncate(n);
+        }
     }
     // A video frame decodes only after the frames it refers to: after its predecessor in its
     // run, or after a frame of another run on the same media timeline (the same frames again).

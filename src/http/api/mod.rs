@@ -237,7 +237,8 @@ pub(super) fn handle(ctx: &Ctx, route: &Route, call: &mut Call) -> Result<Respon
             let config = ctx.rec.config();
             let roles: Vec<String> = call.eff.roles.iter().map(|r| r.name.clone()).collect();
             let profile = evidence::profile_item(&ctx.rec.evidence().profile_of(&roles)?);
-            Ok(respond::json(200, &session::Me::of(&call.eff, config.cameras.iter().map(|c| c.id.as_str()), profile)))
+            let cameras = config.cameras.iter().map(|c| c.id.as_str());
+            Ok(respond::json(200, &session::Me::of(&call.eff, cameras, profile, ctx.pull.get().is_some())))
         }
         Route::Site => Ok(respond::json(200, &site::site(ctx, &call.eff))),
         Route::OpenApi => Ok(respond::bytes("application/json", super::OPENAPI.as_bytes().to_vec())),

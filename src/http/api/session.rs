@@ -55,6 +55,9 @@ pub(in crate::http) struct Me {
     /// Issue 13 (EL-6): the expiries the caller may choose for an evidence lock: the profile of
     /// its role, or every choice of its roles' profiles together.
     pub evidence_lock_profile: super::evidence::ProfileItem,
+    /// Issue 16: true in `edgerec pull`, the central that mirrors remote sites (its status has
+    /// `pull`), so the web interface offers its remote sites page.
+    pub pull: bool,
 }
 
 impl Me {
@@ -64,6 +67,7 @@ impl Me {
         eff: &Effective,
         cameras: impl IntoIterator<Item = &'a str>,
         evidence_lock_profile: super::evidence::ProfileItem,
+        pull: bool,
     ) -> Me {
         let camera_permissions = cameras
             .into_iter()
@@ -89,6 +93,7 @@ impl Me {
                 .collect(),
             camera_permissions,
             evidence_lock_profile,
+            pull,
         }
     }
 }

@@ -341,7 +341,7 @@ const UI = (() => {
     return out;
   }
 
-  return { el, api, fmt, may, views, extraStreamFacts, cameras: () => cameras, ApiError, mayOn, refreshCameras, user: () => (me ? me.user : null) };
+  return { el, api, fmt, may, views, extraStreamFacts, cameras: () => cameras, ApiError, mayOn, refreshCameras, user: () => (me ? me.user : null), pull: () => !!(me && me.pull) };
 })();
 
 // The dashboard (issue 12 point 3): cameras, storages and the machine, refreshed every 2 s.

@@ -25,6 +25,7 @@ const ASSETS: &[Asset] = &[
     Asset { name: "playback.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("playback.js") },
     Asset { name: "locks.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("locks.js") },
     Asset { name: "archives.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("archives.js") },
+    Asset { name: "sites.js", content_type: "text/javascript; charset=utf-8", bytes: include_bytes!("sites.js") },
     Asset {
         name: "incidents.js",
         content_type: "text/javascript; charset=utf-8",
@@ -68,6 +69,7 @@ mod tests {
             "config.js",
             "locks.js",
             "archives.js",
+            "sites.js",
             "incidents.js",
         ];
         assert_eq!(named, expected);
