@@ -727,6 +727,28 @@ fn an_export_keeps_the_earlier_frames_in_a_short_hole_of_a_later_run_m2() {
     }
 }
 
+/// Review s31 X1 (issue 16, IC-5): a later run on the same media timeline that holds only some
+/// frames of the stretch (here only its key frames, as a remote that kept only key frames there
+/// would send) supersedes just those: the earlier run's P frames stay, each after its own key
+/// frame (the later run's copy of it), so every frame plays once, in order. A tolerance of half
+/// the sparse run's interval (half a GOP) took the P frames around each key frame.
+#[test]
+fn an_export_keeps_the_earlier_p_frames_a_sparse_later_run_lacks_x1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut h, first_wall) = frames_recorded(tmp.path(), 250);
+    h.run += 1;
+    for i in (50..225).step_by(25) {
+        h.n = i;
+        h.next_media = i as i64 * 3600;
+        h.send(1000 + i as usize * 7);
+    }
+    h.flush();
+    let runs = store::recordings(&h.cfg.path, "cam", 0, i64::MAX).unwrap();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_export_holds_frames_once_in_order(&h, first_wall, 250, "a later run of key frames only");
+    drop(h.crash());
+}
+
 /// An `mp4a` sample entry at 48 kHz (the store does not decode it).
 fn audio_entry() -> Arc<SampleEntry> {
     let mut b = vec![0u8; 36];

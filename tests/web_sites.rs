@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use common::browser::Browser;
 use common::pull::*;
-use common::recorder::{now_us, ADMIN, ADMIN_PASSWORD};
+use common::recorder::{now_us, rfc3339, ADMIN, ADMIN_PASSWORD};
 use common::wait_for;
 
 /// Long enough for a loaded 2-core box; the page refreshes every 3 s.
@@ -54,12 +54,14 @@ fn range_shows(browser: &Browser, id: i64, want: &str) -> Option<Value> {
 /// a range of the remote's recordings and sees it retrieved (IC-4b), cancels one that cannot be
 /// retrieved yet (IC-13: told with `retrieval_cancelled`), and sees the server's refusal of a range that ends before it starts; a user
 /// without `retrieve_remote_recordings` on the camera sees it but is offered no form and no
-/// Cancel, and the server refuses the same request from that user (PR-11, IC-12).
+/// Cancel, sees nothing of a camera it may not read, and the server refuses the same request from
+/// that user (PR-11, IC-12).
 #[test]
 fn ic10_ic4b_the_remote_sites_page_shows_the_mirror_and_asks_for_and_cancels_ranges() {
-    let p = pair("live:h264");
+    let p = pair_of(&[("cam1", "live:h264"), ("cam2", "live:h264")]);
     let t0 = p.remote_recorded(6_000_000, Duration::from_secs(40));
-    let site = p.site("shop", ADMIN, ADMIN_PASSWORD, "", "mode = \"ranges\"\n");
+    let cams = [("cam1", "mode = \"ranges\"\n"), ("cam2", "mode = \"ranges\"\n")];
+    let site = site_toml_cameras(&p.cdir, &p.remote, "shop", ADMIN, ADMIN_PASSWORD, "", &cams);
     let central = p.central(None, &site);
     let up = wait_for(PAGE_TIMEOUT, || (central.site("shop")["link"] == "up").then_some(()));
     assert!(up.is_some(), "the link is not up: {}\n{}", central.status()["pull"], central.log_text());
@@ -161,7 +163,15 @@ fn ic10_ic4b_the_remote_sites_page_shows_the_mirror_and_asks_for_and_cancels_ran
     let (_, v) = central.call("GET", "/api/v1/pull/cameras/shop-cam1/ranges", None);
     assert_eq!(v["ranges"].as_array().unwrap().len(), 1, "nothing added: {v} (the page said {error})");
 
-    // A user who may see the camera but not retrieve it: shown, but offered nothing to do.
+    // A user who may see one camera but not retrieve it: shown, but offered nothing to do, also
+    // on a range that is wanted; the other camera is nowhere on the page (PR-11).
+    let admin_sees = browser
+        .wait_js(PAGE_TIMEOUT, "return document.querySelector('article.mirror[data-camera=shop-cam2]') ? true : null");
+    assert!(admin_sees.is_some(), "the administrator sees both cameras: {}", main_text(&browser));
+    let wanted = json!({"from": rfc3339(later * 1000), "to": rfc3339((later + 60_000) * 1000)});
+    let (s, v) = central.call("POST", "/api/v1/pull/cameras/shop-cam1/ranges", Some(&wanted));
+    assert_eq!(s, 201, "{v}");
+    let id3 = v["id"].as_i64().unwrap();
     central.account(
         "viewer",
         json!([{"permission": "status", "allow": true}, {"permission": "read", "camera": "shop-cam1", "allow": true}]),
@@ -171,16 +181,19 @@ fn ic10_ic4b_the_remote_sites_page_shows_the_mirror_and_asks_for_and_cancels_ran
     viewer.sign_in("viewer", "viewer-Pass-1");
     let seen = viewer.wait_js(
         PAGE_TIMEOUT,
-        "const c = document.querySelector('article.mirror[data-camera=shop-cam1]'); \
-         return c && c.querySelector('ul.manual') ? c.innerText : null",
+        &format!(
+            "const c = document.querySelector('article.mirror[data-camera=shop-cam1]'); \
+             return c && c.querySelector('ul.manual li[data-range=\"{id3}\"]') ? c.innerText : null"
+        ),
     );
-    assert!(seen.is_some(), "the viewer does not see the camera: {}", main_text(&viewer));
+    assert!(seen.is_some(), "the viewer does not see the camera and its wanted range: {}", main_text(&viewer));
     let offered = viewer.eval(
         "const c = document.querySelector('article.mirror[data-camera=shop-cam1]'); \
-         return [!!c.querySelector('form.range-form'), c.querySelectorAll('button.cancel-range').length]",
+         return [!!c.querySelector('form.range-form'), c.querySelectorAll('button.cancel-range').length, \
+                 document.querySelectorAll('article.mirror').length, document.querySelector('main').innerText.includes('cam2')]",
         &[],
     );
-    assert_eq!(offered, json!([false, 0]), "no form and no Cancel without retrieve_remote_recordings");
+    assert_eq!(offered, json!([false, 0, 1, false]), "no form, no Cancel, and no other camera: {}", main_text(&viewer));
     let (s, v) = central.call_as(
         ("viewer", "viewer-Pass-1"),
         "POST",

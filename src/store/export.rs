@@ -274,10 +274,13 @@ fn stretches(list: &[Selected], ts: u32) -> (Vec<Stretch>, i64, i64) {
 
 /// Review s30 M2 (issue 16, IC-5): whether a run whose frames' media times are `medias` (sorted)
 /// holds the frame at media time `media` of another run on its media timeline: one within less
-/// than half the run's usual frame interval `median` (exactly that media time where the run has
-/// no interval), as a pull mirror writes the remote's frames again with their media times.
-fn holds_media(medias: &[i64], median: i64, media: i64) -> bool {
-    let tol = (median.max(1) - 1) / 2;
+/// than half the run's usual frame interval `median` and at most a millisecond (`ts` units per
+/// second) away, as a pull mirror writes the remote's frames again with their very media times.
+/// Review s31 X1: half the interval alone let a sparse run (a stretch of which only key frames
+/// were kept, a median of a GOP) take the earlier run's P frames around each of its key frames,
+/// leaving the P frames after them without their references.
+fn holds_media(medias: &[i64], median: i64, ts: u32, media: i64) -> bool {
+    let tol = ((median.max(1) - 1) / 2).min(i64::from(ts) / 1000);
     let i = medias.partition_point(|&m| m < media - tol);
     medias.get(i).is_some_and(|&m| m <= media + tol)
 }
@@ -461,7 +464,7 @@ fn select(
                     &s.last
                 };
                 if same_timeline(l, near, ts) {
-                    holds_media(&medias, median, l.media)
+                    holds_media(&medias, median, ts, l.media)
                 } else {
                     l.wall_us + half_us >= s.first.wall_us && l.wall_us - half_us <= s.last.wall_us
                 }

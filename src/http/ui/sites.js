@@ -93,23 +93,30 @@
     return form;
   }
 
-  /** One manual range, with a Cancel button while it is wanted and the user may cancel it. */
-  function manualItem(c, r, may, done) {
+  /**
+   * One manual range, with a Cancel button while it is wanted and the user may cancel it. A
+   * cancel under way (`kept.cancelling`) and its refusal (`kept.refused`) outlive a refresh.
+   */
+  function manualItem(c, r, may, kept) {
     const open = r.state === 'pending' || r.state === 'retrieving';
-    const cancel = async (ev) => {
-      ev.target.disabled = true;
+    const cancel = async () => {
+      kept.cancelling.add(r.id);
+      kept.refused.delete(r.id);
+      kept.done();
       try {
         await api('/api/v1/pull/cameras/' + encodeURIComponent(c.camera) + '/ranges/' + r.id, { method: 'DELETE' });
       } catch (e) {
-        ev.target.replaceWith(el('span', { class: 'error' }, e.message));
-        return;
+        kept.refused.set(r.id, e.message);
       }
-      done();
+      kept.cancelling.delete(r.id);
+      kept.done();
     };
+    const busy = kept.cancelling.has(r.id);
     return el('li', { 'data-range': r.id, 'data-state': r.state },
       span(r), ' ', el('span', { class: 'badge ' + (r.state === 'done' ? 'ok' : r.state === 'cancelled' ? 'off' : 'warn') }, r.state),
       r.cancelled ? el('div', { class: 'muted' }, r.cancelled) : null,
-      open && may ? el('button', { type: 'button', class: 'cancel-range', onclick: cancel }, 'Cancel') : null);
+      open && may ? el('button', { type: 'button', class: 'cancel-range', onclick: cancel, disabled: busy }, busy ? 'Cancelling…' : 'Cancel') : null,
+      kept.refused.has(r.id) ? el('div', { class: 'error' }, kept.refused.get(r.id)) : null);
   }
 
   /**
@@ -149,7 +156,7 @@
       c.cancelled ? el('div', { class: 'last-error cancelled' }, 'Retrievals cancelled: ' + c.cancelled) : null,
       c.last_error ? el('div', { class: 'last-error' }, c.last_error) : null,
       c.manual_ranges.length || form ? el('h4', {}, 'Ranges asked for') : null,
-      c.manual_ranges.length ? el('ul', { class: 'manual' }, c.manual_ranges.slice().reverse().map((r) => manualItem(c, r, retrieve, done))) : null,
+      c.manual_ranges.length ? el('ul', { class: 'manual' }, c.manual_ranges.slice().reverse().map((r) => manualItem(c, r, retrieve, kept))) : null,
       form,
       el('p', {}, el('a', { href: '#/playback/' + encodeURIComponent(c.camera) }, 'Play back')));
   }
@@ -187,7 +194,14 @@
       let timer = null;
       let stopped = false;
       /** Kept across refreshes: the manual range forms by camera, the lists opened or closed. */
-      const kept = { forms: new Map(), open: new Set(), closed: new Set(), done: () => tick() };
+      const kept = {
+        forms: new Map(), open: new Set(), closed: new Set(), cancelling: new Set(), refused: new Map(), done: () => tick(),
+      };
+      /** Whether the user is in a range form's field: the page is not redrawn under them then. */
+      const typing = () => {
+        const a = document.activeElement;
+        return !!a && a.tagName === 'INPUT' && !!a.closest('form.range-form') && main.contains(a);
+      };
       // One read at a time: a read asked for while one is under way (after a form's change)
       // follows it at once.
       let reading = false;
@@ -202,7 +216,9 @@
         let signedOut = false;
         try {
           const status = await api('/api/v1/status');
-          if (!stopped) render(main, status, kept, new Date());
+          // Review s31 UI1: a redraw moves the kept form, which closes a date picker and takes
+          // the focus away; it waits until the user leaves the field.
+          if (!stopped && !typing()) render(main, status, kept, new Date());
         } catch (e) {
           signedOut = e.status === 401;
           if (!stopped && !signedOut) {
