@@ -1036,21 +1036,21 @@ impl Writer {
         }
         let head = live.pos.head.expect("buffer only fills with a head segment");
         let file = live.head_file.as_ref().expect("head file open");
-        write_all_vectored_at(file, &live.buf.parts, live.buf_offset).map_err(|e| {
-            Error::io(
-                format!(
-                    "storage {}: write {} bytes to segment {head} at {}",
-                    live.layout.id, live.buf.len, live.buf_offset
-                ),
-                e,
-            )
-        })?;
+        Self::write_buf(live, file, head)?;
         start_writeback(file, live.buf_offset, live.buf.len);
         stats.early_writes.fetch_add(1, Ordering::Relaxed);
         live.buf_offset += live.buf.len;
         live.early += live.buf.len;
         live.buf.clear();
         Ok(())
+    }
+
+    /// Writes the buffer (not yet cleared) at `buf_offset` of the head segment `head` (`file`).
+    fn write_buf(live: &Live, file: &File, head: u32) -> Result<(), Error> {
+        write_all_vectored_at(file, &live.buf.parts, live.buf_offset).map_err(|e| {
+            let (id, len, at) = (&live.layout.id, live.buf.len, live.buf_offset);
+            Error::io(format!("storage {id}: write {len} bytes to segment {head} at {at}"), e)
+        })
     }
 
     /// Writes the buffer to the head segment, fdatasyncs, then indexes its chunks (invariant 2),
@@ -1062,15 +1062,7 @@ impl Writer {
         let head = live.pos.head.expect("buffer only fills with a head segment");
         let file = live.head_file.as_ref().expect("head file open");
         let started = clocks.monotonic();
-        write_all_vectored_at(file, &live.buf.parts, live.buf_offset).map_err(|e| {
-            Error::io(
-                format!(
-                    "storage {}: write {} bytes to segment {head} at {}",
-                    live.layout.id, live.buf.len, live.buf_offset
-                ),
-                e,
-            )
-        })?;
+        Self::write_buf(live, file, head)?;
         segment::datasync(file)
             .map_err(|e| Error::io(format!("storage {}: fdatasync segment {head}", live.layout.id), e))?;
         let latency = clocks.monotonic().saturating_sub(started).as_micros() as u64;
