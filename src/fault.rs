@@ -51,6 +51,11 @@ pub fn crash_writer(storage: &StorageHandle) {
     storage.inject_crash();
 }
 
+/// Every flush of the storage writer fails from now on, before it writes, as an EIO would.
+pub fn fail_flushes(storage: &StorageHandle) {
+    storage.inject_failing_flushes();
+}
+
 /// The storage writer blocks for `d` before it takes its next message.
 pub fn stall_writer(storage: &StorageHandle, d: Duration) {
     storage.inject_stall(d);

@@ -182,6 +182,8 @@ fn metrics_scrape_status_system_and_camera_visibility() {
         "edgerec_storage_fsyncs_total",
         "edgerec_storage_sync_latency_seconds",
         "edgerec_storage_max_sync_latency_seconds",
+        "edgerec_storage_early_writes_total",
+        "edgerec_storage_max_early_write_seconds",
         "edgerec_storage_frames_dropped_total",
         "edgerec_storage_segments_reclaimed_total",
         "edgerec_http_requests_total",

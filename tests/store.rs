@@ -922,10 +922,14 @@ fn storage_that_disappears_stops_recording_and_resumes_when_back() {
     let dropped = h.send(1000);
     assert!(!h.try_flush());
     assert!(h.handle.stats.frames_dropped_unavailable.load(std::sync::atomic::Ordering::Relaxed) >= 1);
-    // Review-16 M5: told per camera, with the dropped frame's time, and that what was written
-    // but not synced when the storage went may be gone too.
+    // Review-16 M5: told per camera, with the dropped frame's time (everything else was synced:
+    // nothing of unknown time, review s31 W3).
     let lost = h.handle.stats.take_losses("cam").expect("losses told");
-    assert!(lost.frames >= 2 && lost.unknown && lost.last_wall_us == Some(dropped), "{lost:?}");
+    assert_eq!(
+        (lost.frames, lost.first_wall_us, lost.last_wall_us, lost.unknown),
+        (1, Some(dropped), Some(dropped), false),
+        "{lost:?}"
+    );
     // An empty directory at the path (the bare mount point) is not mistaken for a new storage.
     std::fs::create_dir(&cfg.path).unwrap();
     std::thread::sleep(Duration::from_millis(2500));
@@ -2246,6 +2250,8 @@ fn early_writes_are_indexed_only_after_the_flush_and_recover_like_any_unsynced_t
     h.flush();
     let early_a = stats.early_writes.load(std::sync::atomic::Ordering::Relaxed);
     assert!(early_a >= 3, "several early writes between two flushes ({early_a})");
+    // Review s31 W4: their time is measured too (a 2 MiB pwritev takes more than a microsecond).
+    assert!(stats.max_early_write_us.load(std::sync::atomic::Ordering::Relaxed) > 0, "the early writes are timed");
     assert_eq!(stats.fsyncs.load(std::sync::atomic::Ordering::Relaxed), 1, "one fdatasync for the whole flush");
     assert!(stats.bytes_written.load(std::sync::atomic::Ordering::Relaxed) > BATCH * EARLY_FRAME as u64);
     assert!(h.newest_indexed_wall() >= h.last_wall.unwrap(), "every frame is indexed after the flush");
@@ -2283,6 +2289,7 @@ fn early_writes_are_indexed_only_after_the_flush_and_recover_like_any_unsynced_t
     }
     wait_early_writes(&h, 3);
     let (d, c, m, n, b) = h.crash();
+    let (wall_c, end_c) = (b + (m - BATCH as i64 * 3600) * 1_000_000 / 90_000, b + m * 1_000_000 / 90_000);
     let (seg, tail) = tail_position(&c);
     assert!(tail > flushed_tail + (2 << 20), "chunks were written early past the flushed tail");
     // The first early-written chunk torn in its middle (the disk kept its first 100 kB only).
@@ -2294,6 +2301,51 @@ fn early_writes_are_indexed_only_after_the_flush_and_recover_like_any_unsynced_t
     assert_eq!(h.newest_indexed_wall(), flushed_wall, "(c) a torn early write is dropped (S6), the flushed data kept");
     assert_eq!(exported_frames(&c, first_wall, end_a, 0), BATCH);
     assert_eq!(exported_frames(&c, wall_b, end_b, first_b), k);
+
+    // (d) Review s31 W2: the torn chunk's successors stayed whole on the disk. The writer starts
+    // again where the torn chunk began, with a chunk of exactly its length (42 frames of 50 kB
+    // cross 2 MiB), flushes it, and dies before its successor: the stale successor, where the new
+    // successor would be, must not come back with the next recovery.
+    let mut h = h;
+    let first_d = h.n;
+    let wall_d = h.send(EARLY_FRAME);
+    for _ in 1..42 {
+        h.send(EARLY_FRAME);
+    }
+    wait_early_writes(&h, 1);
+    h.flush();
+    let end_d = wall_d + 42 * 40_000;
+    assert_eq!(h.newest_indexed_wall(), end_d, "(d) the new chunk is indexed");
+    let (d, c, m, n, b) = h.crash();
+    let h = Harness::reopen(&d, c.clone(), m, n, b);
+    let back = store::recordings(&c.path, "cam", wall_c, end_c).unwrap();
+    assert!(back.is_empty(), "(d) nothing of the torn batch comes back: {back:?}");
+    assert_eq!(exported_frames(&c, wall_d, end_d, first_d), 42, "(d) the new chunk, exactly");
+    assert_eq!(h.newest_indexed_wall(), end_d, "(d) nothing after it");
     drop(h.crash());
     store::check_invariants(&c, recorder).unwrap();
+}
+
+/// Review s31 W3 (review-16 M5): when the storage fails after early writes, what was not synced
+/// (chunks written early, chunks in the buffer, the pending frames) is told lost frame for frame
+/// with its times, not as one frame of unknown time (a mirror then re-fetched everything since
+/// its last check).
+#[test]
+fn frames_lost_with_a_failed_storage_after_early_writes_are_told_with_their_times() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = early_write_cfg(tmp.path());
+    let mut h = Harness::open(tmp.path(), cfg.clone());
+    h.send(EARLY_FRAME);
+    h.flush();
+    let first = h.send(EARLY_FRAME);
+    let last = (1..BATCH).map(|_| h.send(EARLY_FRAME)).last().unwrap();
+    wait_early_writes(&h, 3);
+    edgerec::fault::fail_flushes(&h.handle);
+    assert!(!h.try_flush(), "the flush fails");
+    let lost = h.handle.stats.take_losses("cam").expect("losses told");
+    assert_eq!((lost.frames, lost.first_wall_us, lost.unknown), (BATCH, Some(first), false), "{lost:?}");
+    // A chunk's end is its last frame's start plus a frame interval.
+    let end = lost.last_wall_us.unwrap();
+    assert!((last..=last + 40_000).contains(&end), "{lost:?}, last frame at {last}");
+    drop(h.crash());
 }

@@ -208,7 +208,7 @@ fn camera_metrics(out: &mut Exposition, cameras: &[&CameraSnapshot]) {
 /// Per storage: the writer's counters and the filesystem under it.
 fn storage_metrics(out: &mut Exposition, storages: &[StorageSnapshot]) {
     type Read = fn(&StorageSnapshot) -> Value;
-    let families: [(&str, &str, Kind, Read); 8] = [
+    let families: [(&str, &str, Kind, Read); 10] = [
         ("edgerec_storage_available", "1 while the storage is open and writable (S8).", Kind::Gauge, |s| {
             Value::U(s.available.into())
         }),
@@ -220,6 +220,18 @@ fn storage_metrics(out: &mut Exposition, storages: &[StorageSnapshot]) {
             Value::U(s.bytes_written)
         }),
         ("edgerec_storage_fsyncs_total", "fdatasync calls on segments.", Kind::Counter, |s| Value::U(s.fsyncs)),
+        (
+            "edgerec_storage_early_writes_total",
+            "Writes of closed chunks ahead of their fdatasync (above 2 MiB per sync interval).",
+            Kind::Counter,
+            |s| Value::U(s.early_writes),
+        ),
+        (
+            "edgerec_storage_max_early_write_seconds",
+            "Longest early write since the process started.",
+            Kind::Gauge,
+            |s| Value::F(s.max_early_write_us as f64 / 1e6),
+        ),
         ("edgerec_storage_sync_latency_seconds", "Duration of the last segment fdatasync.", Kind::Gauge, |s| {
             Value::F(s.last_sync_latency_us as f64 / 1e6)
         }),

@@ -375,9 +375,11 @@ impl Index {
         self.conn.transaction().map_err(sq("begin"))
     }
 
-    /// Records in `meta` that every chunk up to `seq` has been indexed (invariant S6): recovery
-    /// never re-indexes chunks at or below it, even when their rows were deleted since (expired
-    /// disk pre-buffer at the head's tail). Written in the same transaction as the rows.
+    /// Records in `meta` that every chunk up to `seq` has been indexed or reserved (invariant S6):
+    /// recovery never re-indexes chunks at or below it, even when their rows were deleted since
+    /// (expired disk pre-buffer at the head's tail), nor a lost tail's stale chunks (the seqs a
+    /// recovery reserves, review s31 W2). Written in the same transaction as the rows; it only
+    /// ever grows.
     pub fn set_indexed_through(tx: &rusqlite::Transaction<'_>, seq: u64) -> Result<(), Error> {
         tx.execute(
             "INSERT INTO meta (key, value) VALUES ('indexed_through_seq', ?1) \
@@ -388,7 +390,7 @@ impl Index {
         .map_err(sq("set indexed_through_seq"))
     }
 
-    /// The largest seq ever indexed (0 if none), see `set_indexed_through`.
+    /// The largest seq ever indexed or reserved (0 if none), see `set_indexed_through`.
     pub fn indexed_through(&self) -> Result<u64, Error> {
         Ok(self.meta_value("indexed_through_seq")?.and_then(|v| v.parse().ok()).unwrap_or(0))
     }

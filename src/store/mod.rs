@@ -639,9 +639,10 @@ pub fn media_to_us(media: i64, timescale_hz: u32) -> i64 {
     (i128::from(media) * 1_000_000 / i128::from(timescale_hz.max(1))) as i64
 }
 
-/// Scans a segment from `offset` for chunks with consecutive seqs starting at `expect_seq`
-/// (invariant 3: within a segment, chunks are contiguous with seq +1 each; stale chunks of an
-/// earlier lap have smaller seqs and end the scan). Calls `f` for each; returns the end offset.
+/// Scans a segment from `offset` for contiguous chunks with increasing seqs, the first at least
+/// `expect_seq` (invariant 3: within a segment, chunks follow each other with seq +1 each, or
+/// more after a recovery's reservation, S6; stale chunks of an earlier lap or of a lost tail have
+/// smaller seqs and end the scan). Calls `f` for each; returns the end offset.
 fn scan_segment(
     layout: &Layout,
     segment_no: u32,
@@ -660,7 +661,7 @@ fn scan_segment(
                 break;
             }
         };
-        if expect_seq.is_some_and(|s| s != h.seq) {
+        if expect_seq.is_some_and(|s| h.seq < s) {
             break;
         }
         f(offset, &h)?;
@@ -697,7 +698,21 @@ fn recover_tail(layout: &Layout, index: &mut Index) -> Result<(WritePosition, u6
         Ok(())
     })?;
     let recovered = found.len() as u64;
-    if !found.is_empty() {
+    // Review s31 W2: past `end` the crashed writer may have left whole chunks of its lost tail
+    // (the one at `end` torn or never written, a later one written back whole: writeback keeps no
+    // order). Writing continues at `end`, and a new chunk of the same length as the lost one would
+    // end exactly where such a stale chunk begins; with the next seq it would be indexed after the
+    // next crash. So every seq a chunk past `end` can carry (at most one per
+    // `FIXED_HEADER_BYTES` of the segment's rest, after the largest seq known) is reserved here,
+    // durably, as if indexed once: the scan skips them (a stale chunk has a smaller seq than
+    // anything written from now on, so it also ends the scan), and writing goes on above them.
+    let last_seq = index.last_chunk()?.map(|c| c.seq).unwrap_or(0);
+    let known = last_seq.max(head_first.saturating_sub(1)).max(indexed_through).max(last_on_disk);
+    let room = layout.meta.segment_bytes.saturating_sub(end) / chunk::FIXED_HEADER_BYTES as u64;
+    let reserved = known + 1 + room;
+    let rows = if found.is_empty() {
+        Vec::new()
+    } else {
         // A disk pre-buffer chunk comes back temporary (REC-3), so it expires as it would have;
         // a promotion not yet indexed at the crash is lost with the rest of the unsynced tail.
         let rows = found
@@ -712,16 +727,15 @@ fn recover_tail(layout: &Layout, index: &mut Index) -> Result<(WritePosition, u6
         segment::datasync(&file).map_err(|e| {
             Error::io(format!("storage {}: fdatasync segment {head} before indexing its tail", layout.id), e)
         })?;
-        let tx = index.transaction()?;
-        for r in &rows {
-            Index::insert_chunk(&tx, r)?;
-        }
-        Index::set_indexed_through(&tx, last_on_disk)?;
-        tx.commit().map_err(|e| Error::sqlite("index: commit recovery", e))?;
+        rows
+    };
+    let tx = index.transaction()?;
+    for r in &rows {
+        Index::insert_chunk(&tx, r)?;
     }
-    let last_seq = index.last_chunk()?.map(|c| c.seq).unwrap_or(0);
-    let next_seq = (last_seq + 1).max(head_first).max(indexed_through + 1).max(last_on_disk + 1);
-    Ok((WritePosition { head: Some(head), offset: end, next_seq }, recovered))
+    Index::set_indexed_through(&tx, reserved)?;
+    tx.commit().map_err(|e| Error::sqlite("index: commit recovery", e))?;
+    Ok((WritePosition { head: Some(head), offset: end, next_seq: reserved + 1 }, recovered))
 }
 
 /// Rebuilds the index from the segments alone (`edgerec check --rebuild`, and automatically when

@@ -79,6 +79,8 @@ pub const NO_KEY_FRAME: &str = "a video run must start with a key frame";
 
 /// `Losses::reason` of a frame larger than a chunk may be (counted in `Losses::oversize`).
 const OVERSIZE: &str = "the frame is larger than a chunk may be";
+/// Why frames not yet durable went with a storage that failed.
+const FAILED: &str = "the storage failed";
 
 /// What the writer did not keep of one camera's frames since it was last asked (review-16 M5):
 /// every frame handed over that it dropped, or lost with the storage, whatever the reason.
@@ -106,6 +108,9 @@ pub struct StorageStats {
     /// Fault injection (`fault::drop_frames`): frames to let through, then frames to drop.
     #[cfg(feature = "fault-injection")]
     drop_plan: Mutex<Option<(u64, u64)>>,
+    /// Fault injection (`fault::fail_flushes`): every flush fails before it writes (an EIO).
+    #[cfg(feature = "fault-injection")]
+    fail_flushes: AtomicBool,
     pub available: AtomicBool,
     /// The version of the pin set (`lock::PinBoard`) this writer has taken and honours.
     pub pins_applied: AtomicU64,
@@ -124,6 +129,9 @@ pub struct StorageStats {
     pub bytes_written: AtomicU64,
     /// Writes of closed chunks before their flush (`EARLY_WRITE_BYTES`): nonzero only at high rates.
     pub early_writes: AtomicU64,
+    /// The longest early write (its pwritev: dirty-page throttling can hold it), review s31 W4;
+    /// the sync latencies below leave it out.
+    pub max_early_write_us: AtomicU64,
     pub chunks_written: AtomicU64,
     pub fsyncs: AtomicU64,
     /// A flush's time: the write of what was not written early, and the fdatasync.
@@ -332,6 +340,12 @@ impl StorageHandle {
         *self.stats.drop_plan.lock().expect("drop plan lock") = Some((pass, drop));
     }
 
+    /// Fault injection (`fault::fail_flushes`): from now on every flush fails as an EIO would.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn inject_failing_flushes(&self) {
+        self.stats.fail_flushes.store(true, Ordering::Relaxed);
+    }
+
     /// Fault injection (`fault::limit_writer_queue`): lowers the queue's byte cap.
     #[cfg(feature = "fault-injection")]
     pub(crate) fn inject_queue_limit(&self, bytes: u64) {
@@ -482,6 +496,9 @@ struct Writer {
     streams: HashMap<(Arc<str>, StreamKind), StreamState>,
     /// Largest payload of one chunk: a quarter segment, so a chunk always fits in a fresh segment.
     max_chunk_payload: usize,
+    /// Whether the frame `append` handles has reached a stream's pending chunk: a failure before
+    /// that loses it unseen by `set_unavailable`, so the caller tells it (review s31 W3).
+    frame_pending: bool,
     permanent_requests: PermanentRequests,
     /// Recording starts still reaching into the queue, per camera: frames numbered up to `upto`
     /// were queued before the start was asked and are made permanent on arrival (REC-2).
@@ -582,6 +599,7 @@ pub fn spawn_with_pins(
         state: None,
         streams: HashMap::new(),
         max_chunk_payload,
+        frame_pending: false,
         permanent_requests,
         permanent_in_queue: HashMap::new(),
         temporary_keep_us: HashMap::new(),
@@ -685,13 +703,30 @@ impl Writer {
         tracing::error!(storage = %self.cfg.id, event = "storage_unavailable", "storage unavailable: {e}");
         self.stats.available.store(false, Ordering::Release);
         *self.stats.last_error.lock().expect("stats lock") = Some(e.to_string());
-        self.state = None;
-        // Review-16 M5: whatever was not synced may be gone: the pending frames (their times
-        // known) and those written since the last sync (their times not kept).
+        // Review-16 M5: whatever was not synced may be gone: the pending frames, and the chunks
+        // placed since the last sync (in the buffer or written early), each with its frames'
+        // times (review s31 W3: they were told as one frame of unknown time, so a mirror
+        // re-fetched everything since its last check).
+        if let Some(live) = self.state.take() {
+            for p in &live.placed {
+                match self.streams.values().find(|st| st.stream_id == p.row.stream_id) {
+                    Some(st) => {
+                        let walls = Some((p.row.start_wall_us, p.row.end_wall_us.max(p.row.start_wall_us)));
+                        self.stats.lose(&st.camera, u64::from(p.row.frames), walls, FAILED);
+                    }
+                    // Not reached (a stream's state lives until here); should it be, every
+                    // camera is told that frames of unknown times may be gone.
+                    None => {
+                        for st in self.streams.values() {
+                            self.stats.lose(&st.camera, 1, None, FAILED);
+                        }
+                    }
+                }
+            }
+        }
         for st in self.streams.values() {
             let walls = st.pending.walls(st.sample_entry.timescale_hz());
-            self.stats.lose(&st.camera, st.pending.frames.len() as u64, walls, "the storage failed");
-            self.stats.lose(&st.camera, 1, None, "the storage failed");
+            self.stats.lose(&st.camera, st.pending.frames.len() as u64, walls, FAILED);
         }
         self.streams.clear();
     }
@@ -733,7 +768,12 @@ impl Writer {
                     self.queued_bytes.fetch_sub(f.frame.data.len() as u64, Ordering::AcqRel);
                     self.keep_if_started_before(&mut f, seq);
                     if self.state.is_some() {
+                        let (camera, wall) = (f.camera.clone(), f.wall_us);
+                        self.frame_pending = false;
                         if let Err(e) = self.append(f) {
+                            if !self.frame_pending {
+                                self.stats.lose(&camera, 1, Some((wall, wall)), FAILED);
+                            }
                             self.fail(e);
                         }
                     } else {
@@ -905,6 +945,7 @@ impl Writer {
         if let Some(keep) = f.temporary_keep_us {
             self.temporary_keep_us.insert(f.camera.clone(), keep);
         }
+        self.frame_pending = true;
         st.pending.frames.push(FrameEntry {
             ts_offset: (f.frame.media_time - st.pending.start_media) as u32,
             size_bytes: f.frame.data.len() as u32,
@@ -919,7 +960,7 @@ impl Writer {
             self.close_chunk(&key)?;
         }
         if let Some(live) = self.state.as_mut().filter(|live| live.buf.len >= EARLY_WRITE_BYTES) {
-            Self::write_early(live, &self.stats)?;
+            Self::write_early(live, &self.stats, self.clocks.as_ref())?;
         }
         Ok(())
     }
@@ -957,9 +998,15 @@ impl Writer {
         let seg_bytes = live.layout.meta.segment_bytes;
         let need_new_segment = live.pos.head.is_none() || live.buf_offset + live.buf.len + total > seg_bytes;
         if need_new_segment {
-            Self::flush_buf(live, &self.stats, &*self.clocks)?;
-            Self::refresh_pinned(live, &self.stats, &self.pins)?;
-            if !Self::start_next_segment(live, seq, &self.stats)? {
+            let started = Self::flush_buf(live, &self.stats, &*self.clocks)
+                .and_then(|()| Self::refresh_pinned(live, &self.stats, &self.pins))
+                .and_then(|()| Self::start_next_segment(live, seq, &self.stats));
+            let started = started.inspect_err(|_| {
+                // Review s31 W3: the chunk's frames, taken out of `pending`, are told lost here
+                // (the rest goes with `set_unavailable`).
+                self.stats.lose(&key.0, pending.frames.len() as u64, pending.walls(timescale), FAILED);
+            })?;
+            if !started {
                 // EL-4, FL-5: only locked data is left. The chunk is dropped and every stream
                 // starts a new run (with a key frame) when writing resumes.
                 self.stats.frames_dropped_locked.fetch_add(pending.frames.len() as u64, Ordering::Relaxed);
@@ -1030,14 +1077,17 @@ impl Writer {
     /// (invariant 2); a crash before it leaves them as a crash between `flush_buf`'s write and
     /// fdatasync does (S6: recovered if whole, dropped if torn). A write error fails the storage
     /// as a flush's does.
-    fn write_early(live: &mut Live, stats: &StorageStats) -> Result<(), Error> {
+    fn write_early(live: &mut Live, stats: &StorageStats, clocks: &dyn Clocks) -> Result<(), Error> {
         if live.buf.is_empty() {
             return Ok(());
         }
         let head = live.pos.head.expect("buffer only fills with a head segment");
         let file = live.head_file.as_ref().expect("head file open");
+        let t = clocks.monotonic();
         Self::write_buf(live, file, head)?;
         start_writeback(file, live.buf_offset, live.buf.len);
+        let took = clocks.monotonic().saturating_sub(t).as_micros() as u64;
+        stats.max_early_write_us.fetch_max(took, Ordering::Relaxed);
         stats.early_writes.fetch_add(1, Ordering::Relaxed);
         live.buf_offset += live.buf.len;
         live.early += live.buf.len;
@@ -1061,6 +1111,11 @@ impl Writer {
         }
         let head = live.pos.head.expect("buffer only fills with a head segment");
         let file = live.head_file.as_ref().expect("head file open");
+        #[cfg(feature = "fault-injection")]
+        if stats.fail_flushes.load(Ordering::Relaxed) {
+            let e = std::io::Error::from_raw_os_error(nix::libc::EIO);
+            return Err(Error::io(format!("storage {}: write to segment {head} (injected)", live.layout.id), e));
+        }
         let started = clocks.monotonic();
         Self::write_buf(live, file, head)?;
         segment::datasync(file)

@@ -168,7 +168,7 @@ impl PullStatus {
                     url: s.url.clone(),
                     link: s.link,
                     since: (s.since_us != 0).then(|| format_rfc3339(s.since_us)),
-                    last_error: s.last_error.clone(),
+                    last_error: s.last_error.as_ref().map(|e| site_error_shown(e, &s.cameras, eff)),
                     bytes_received: s.bytes_received,
                     cameras: s
                         .cameras
@@ -194,6 +194,20 @@ impl PullStatus {
                 })
                 .collect(),
         }
+    }
+}
+
+/// Review s31 UI4 (PR-11): a site's error may name any of its cameras (a transfer's request) and,
+/// from discovery, cameras of the remote not mirrored here. Its text goes to a caller who may see
+/// every camera the site mirrors, and a discovery error only to one who may also read the
+/// configuration; anyone else learns that the site has an error, not what it says.
+fn site_error_shown(error: &str, cameras: &[crate::status::PullCameraSnapshot], eff: &Effective) -> String {
+    let sees_all = cameras.iter().all(|c| eff.can_see(&c.camera));
+    let discovery = error.starts_with("discovery: ");
+    if sees_all && (!discovery || eff.allows(crate::auth::perm::Permission::ReadConfig, None)) {
+        error.to_owned()
+    } else {
+        "an error (its text may name cameras this account cannot see)".to_owned()
     }
 }
 
@@ -362,6 +376,10 @@ pub(in crate::http) struct StorageStatus {
     pub bytes_written: u64,
     pub chunks_written: u64,
     pub fsyncs: u64,
+    /// Review s31 W4: writes of closed chunks ahead of their flush (only above 2 MiB per sync
+    /// interval: a back-fill, never an ordinary camera), and the longest of them.
+    pub early_writes: u64,
+    pub max_early_write_ms: f64,
     pub sync_latency_ms: f64,
     pub max_sync_latency_ms: f64,
     pub frames_dropped_overflow: u64,
@@ -478,6 +496,8 @@ impl StorageStatus {
             bytes_written: s.bytes_written,
             chunks_written: s.chunks_written,
             fsyncs: s.fsyncs,
+            early_writes: s.early_writes,
+            max_early_write_ms: s.max_early_write_us as f64 / 1000.0,
             sync_latency_ms: s.last_sync_latency_us as f64 / 1000.0,
             max_sync_latency_ms: s.max_sync_latency_us as f64 / 1000.0,
             frames_dropped_overflow: s.frames_dropped_overflow,
@@ -718,7 +738,50 @@ impl SystemStatus {
 
 #[cfg(test)]
 mod tests {
-    use super::{one_line, MAX_STATUS_ERROR_CHARS};
+    use super::{one_line, site_error_shown, MAX_STATUS_ERROR_CHARS};
+    use crate::auth::perm::{Effective, Grant, Permission, Role};
+    use crate::status::PullCameraSnapshot;
+
+    fn user(grants: &[(Permission, Option<&str>)]) -> Effective {
+        let grants =
+            grants.iter().map(|(p, c)| Grant { permission: *p, camera: c.map(str::to_owned), allow: true }).collect();
+        let role = Role { name: "r".into(), description: String::new(), grants };
+        Effective { user: "u".into(), roles: vec![role], admin: false, must_change_password: false }
+    }
+
+    fn camera(id: &str) -> PullCameraSnapshot {
+        PullCameraSnapshot {
+            camera: id.into(),
+            remote: id.into(),
+            mode: "continuous",
+            retrieved: Vec::new(),
+            pending: Vec::new(),
+            transfer: None,
+            frames_written: 0,
+            last_error: None,
+            cancelled: None,
+            manual_ranges: Vec::new(),
+        }
+    }
+
+    /// Review s31 UI4, PR-11: a site's error text goes only to a caller who sees every camera it
+    /// mirrors (and, from discovery, may read the configuration); others learn there is one.
+    #[test]
+    fn a_site_error_names_no_camera_the_caller_cannot_see() {
+        let cams = [camera("shop-cam1"), camera("shop-cam2")];
+        let link = "GET /api/v1/cameras/cam2/retrieve: connection refused";
+        let discovery = "discovery: the remote's camera \"vault\" cannot be mirrored";
+        let one = user(&[(Permission::Status, None), (Permission::Read, Some("shop-cam1"))]);
+        let both = user(&[(Permission::Status, None), (Permission::Read, None)]);
+        let config = user(&[(Permission::Status, None), (Permission::Read, None), (Permission::ReadConfig, None)]);
+        let withheld = site_error_shown(link, &cams, &one);
+        assert!(!withheld.contains("cam2") && withheld.contains("error"), "{withheld}");
+        assert_eq!(site_error_shown(link, &cams, &both), link);
+        assert!(!site_error_shown(discovery, &cams, &both).contains("vault"));
+        assert_eq!(site_error_shown(discovery, &cams, &config), discovery);
+        let config_only = user(&[(Permission::ReadConfig, None)]);
+        assert!(!site_error_shown(discovery, &cams, &config_only).contains("vault"), "config without the cameras");
+    }
 
     /// Issue 10 point 15: a retina error as ingest stores it becomes one trimmed, capped line.
     #[test]
