@@ -201,4 +201,17 @@ fn ic10_ic4b_the_remote_sites_page_shows_the_mirror_and_asks_for_and_cancels_ran
         Some(&json!({"from": asked["from"], "to": asked["to"]})),
     );
     assert_eq!(s, 403, "the server refuses it too: {v}");
+
+    // Review s32 R2 (PR-11): with `read_config` the configuration shows the mirrored camera the
+    // account may read, and nothing of the other (its table names the remote camera).
+    central.account(
+        "configviewer",
+        json!([{"permission": "read_config", "allow": true}, {"permission": "read", "camera": "shop-cam1", "allow": true}]),
+    );
+    let (s, v) = central.call_as(("configviewer", "configviewer-Pass-1"), "GET", "/api/v1/config", None);
+    assert_eq!(s, 200, "{v}");
+    let sites = v["config"]["remote_site"].as_array().expect("the site is shown");
+    let remotes: Vec<&Value> = sites.iter().flat_map(|s| s["camera"].as_array().unwrap()).map(|c| &c["remote"]).collect();
+    assert_eq!(remotes, [&json!("cam1")], "{v}");
+    assert!(!v.to_string().contains("cam2"), "{v}");
 }

@@ -451,6 +451,24 @@ impl Index {
         result
     }
 
+    /// S6: recovery's rows and its seq reservation in one transaction committed with
+    /// synchronous=FULL, so the reservation is durable before the writer writes above it (review
+    /// s32 R3: a reservation lost to a power cut would be made again from the same facts, and
+    /// the lost writer's seqs handed out again).
+    pub fn commit_recovery(&mut self, rows: &[ChunkRow], reserved: u64) -> Result<(), Error> {
+        self.conn.pragma_update(None, "synchronous", "FULL").map_err(sq("synchronous full"))?;
+        let result = (|| {
+            let tx = self.conn.transaction().map_err(sq("begin recovery"))?;
+            for r in rows {
+                Self::insert_chunk(&tx, r)?;
+            }
+            Self::set_indexed_through(&tx, reserved)?;
+            tx.commit().map_err(|e| Error::sqlite("index: commit recovery", e))
+        })();
+        self.conn.pragma_update(None, "synchronous", "NORMAL").map_err(sq("synchronous normal"))?;
+        result
+    }
+
     /// Runs `f` in one transaction committed with synchronous=FULL, so it is durable before the
     /// caller touches any segment byte (the resize procedures, ST-6).
     fn durable<T>(

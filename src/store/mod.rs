@@ -671,8 +671,9 @@ fn scan_segment(
     Ok(offset)
 }
 
-/// Recovery (invariant 6): index every valid chunk past the last indexed one in the head segment,
-/// in one transaction, and return where writing continues.
+/// Recovery (invariant 6): index every valid chunk past the last indexed one in the head segment
+/// and reserve the seqs a lost tail's chunks can carry (review s31 W2), in one transaction
+/// committed durably even when nothing was found, and return where writing continues.
 fn recover_tail(layout: &Layout, index: &mut Index) -> Result<(WritePosition, u64), Error> {
     let firsts = index.segment_first_seqs()?;
     let head = firsts.iter().enumerate().filter_map(|(no, f)| f.map(|f| (f, no as u32))).max().map(|(_, no)| no);
@@ -729,12 +730,7 @@ fn recover_tail(layout: &Layout, index: &mut Index) -> Result<(WritePosition, u6
         })?;
         rows
     };
-    let tx = index.transaction()?;
-    for r in &rows {
-        Index::insert_chunk(&tx, r)?;
-    }
-    Index::set_indexed_through(&tx, reserved)?;
-    tx.commit().map_err(|e| Error::sqlite("index: commit recovery", e))?;
+    index.commit_recovery(&rows, reserved)?;
     Ok((WritePosition { head: Some(head), offset: end, next_seq: reserved + 1 }, recovered))
 }
 

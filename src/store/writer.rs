@@ -129,8 +129,9 @@ pub struct StorageStats {
     pub bytes_written: AtomicU64,
     /// Writes of closed chunks before their flush (`EARLY_WRITE_BYTES`): nonzero only at high rates.
     pub early_writes: AtomicU64,
-    /// The longest early write (its pwritev: dirty-page throttling can hold it), review s31 W4;
-    /// the sync latencies below leave it out.
+    /// The longest early write (its pwritev, which dirty-page throttling can hold, and the start
+    /// of its writeback, which a full request queue can), review s31 W4; the sync latencies
+    /// below leave it out.
     pub max_early_write_us: AtomicU64,
     pub chunks_written: AtomicU64,
     pub fsyncs: AtomicU64,
@@ -211,8 +212,13 @@ impl StorageStats {
             l.oversize += frames;
             return;
         }
+        // Review s32 R5: the reason kept is the gravest told: a run that could not start without a
+        // key frame (which the mirror may accept for good) never hides a failed storage told
+        // before it.
+        if l.frames == 0 || l.reason == NO_KEY_FRAME {
+            l.reason = reason;
+        }
         l.frames += frames;
-        l.reason = reason;
         match walls {
             Some((a, b)) => {
                 l.first_wall_us = Some(l.first_wall_us.map_or(a, |f| f.min(a)));
@@ -1395,5 +1401,25 @@ impl Writer {
             )),
             Err(e) => Err(Error::io(format!("storage {}: {} is gone", live.layout.id, live.layout.dir.display()), e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Review s32 R5: a loss keeps its gravest reason: a run that could not start without a key
+    /// frame (the mirror may accept that for good) never hides a failed storage told before it.
+    #[test]
+    fn a_loss_keeps_its_gravest_reason() {
+        let stats = StorageStats::default();
+        let cam: Arc<str> = "cam".into();
+        stats.lose(&cam, 3, Some((1, 2)), NO_KEY_FRAME);
+        stats.lose(&cam, 2, Some((3, 4)), FAILED);
+        stats.lose(&cam, 1, Some((5, 5)), NO_KEY_FRAME);
+        let l = stats.take_losses("cam").expect("told");
+        assert_eq!((l.frames, l.reason, l.first_wall_us, l.last_wall_us), (6, FAILED, Some(1), Some(5)));
+        stats.lose(&cam, 1, Some((7, 7)), NO_KEY_FRAME);
+        assert_eq!(stats.take_losses("cam").expect("told").reason, NO_KEY_FRAME);
     }
 }

@@ -147,6 +147,24 @@ pub(super) fn get(ctx: &Ctx, call: &Call) -> Result<Response, Error> {
         if let Some(toml::Value::Array(cams)) = doc.get_mut("camera") {
             cams.retain(|c| !c.get("id").and_then(|v| v.as_str()).is_some_and(|id| hidden.iter().any(|h| h == id)));
         }
+        // Review s32 R2: a mirrored camera (`[[remote_site.camera]]`, issue 16) is a camera too,
+        // under its local id (`local`, else `<site>-<remote>`): its table, remote id and ranges
+        // go only to callers who may read it.
+        if let Some(toml::Value::Array(sites)) = doc.get_mut("remote_site") {
+            for site in sites.iter_mut() {
+                let name = site.get("name").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+                if let Some(toml::Value::Array(cams)) = site.get_mut("camera") {
+                    cams.retain(|c| {
+                        let local = match (c.get("local").and_then(|v| v.as_str()), c.get("remote").and_then(|v| v.as_str())) {
+                            (Some(l), _) => l.to_owned(),
+                            (None, Some(r)) => format!("{name}-{r}"),
+                            (None, None) => return true,
+                        };
+                        !hidden.contains(&local)
+                    });
+                }
+            }
+        }
         (rev, doc)
     });
     if wants_toml(&call.req, &call.query) {

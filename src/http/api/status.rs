@@ -46,7 +46,11 @@ pub(in crate::http) fn status(ctx: &Ctx, eff: &Effective) -> Status {
                 expiry_error: s.expiry_error,
             }
         },
-        pull: rec.pull_snapshot().map(|p| PullStatus::of(&p, eff)),
+        pull: rec.pull_snapshot().map(|p| {
+            // Review s32 R4: as for the configuration's own text (PR-11).
+            let sees_every_camera = rec.config().cameras.iter().all(|c| eff.can_see(&c.id));
+            PullStatus::of(&p, eff, sees_every_camera)
+        }),
         interconnect: {
             let config = rec.config();
             let policy = &config.interconnect;
@@ -155,7 +159,7 @@ pub(in crate::http) struct PullCameraStatus {
 }
 
 impl PullStatus {
-    fn of(p: &crate::status::PullSnapshot, eff: &Effective) -> PullStatus {
+    fn of(p: &crate::status::PullSnapshot, eff: &Effective, sees_every_camera: bool) -> PullStatus {
         let ranges = |r: &[(i64, i64)]| {
             r.iter().map(|&(a, b)| PullRange { from: format_rfc3339(a), to: format_rfc3339(b) }).collect()
         };
@@ -168,7 +172,7 @@ impl PullStatus {
                     url: s.url.clone(),
                     link: s.link,
                     since: (s.since_us != 0).then(|| format_rfc3339(s.since_us)),
-                    last_error: s.last_error.as_ref().map(|e| site_error_shown(e, &s.cameras, eff)),
+                    last_error: s.last_error.as_ref().map(|e| site_error_shown(e, &s.cameras, eff, sees_every_camera)),
                     bytes_received: s.bytes_received,
                     cameras: s
                         .cameras
@@ -198,13 +202,21 @@ impl PullStatus {
 }
 
 /// Review s31 UI4 (PR-11): a site's error may name any of its cameras (a transfer's request) and,
-/// from discovery, cameras of the remote not mirrored here. Its text goes to a caller who may see
-/// every camera the site mirrors, and a discovery error only to one who may also read the
-/// configuration; anyone else learns that the site has an error, not what it says.
-fn site_error_shown(error: &str, cameras: &[crate::status::PullCameraSnapshot], eff: &Effective) -> String {
+/// from discovery, any camera of the configuration (the change it applies was refused) or of the
+/// remote. Its text goes to a caller who may see every camera the site mirrors, and a discovery
+/// error only to one who may read the configuration and see every camera in it (what the
+/// configuration's own text asks, review s32 R4); anyone else learns that the site has an
+/// error, not what it says.
+fn site_error_shown(
+    error: &str,
+    cameras: &[crate::status::PullCameraSnapshot],
+    eff: &Effective,
+    sees_every_camera: bool,
+) -> String {
     let sees_all = cameras.iter().all(|c| eff.can_see(&c.camera));
     let discovery = error.starts_with("discovery: ");
-    if sees_all && (!discovery || eff.allows(crate::auth::perm::Permission::ReadConfig, None)) {
+    let reads_config = sees_every_camera && eff.allows(crate::auth::perm::Permission::ReadConfig, None);
+    if sees_all && (!discovery || reads_config) {
         error.to_owned()
     } else {
         "an error (its text may name cameras this account cannot see)".to_owned()
@@ -774,13 +786,15 @@ mod tests {
         let one = user(&[(Permission::Status, None), (Permission::Read, Some("shop-cam1"))]);
         let both = user(&[(Permission::Status, None), (Permission::Read, None)]);
         let config = user(&[(Permission::Status, None), (Permission::Read, None), (Permission::ReadConfig, None)]);
-        let withheld = site_error_shown(link, &cams, &one);
+        let withheld = site_error_shown(link, &cams, &one, false);
         assert!(!withheld.contains("cam2") && withheld.contains("error"), "{withheld}");
-        assert_eq!(site_error_shown(link, &cams, &both), link);
-        assert!(!site_error_shown(discovery, &cams, &both).contains("vault"));
-        assert_eq!(site_error_shown(discovery, &cams, &config), discovery);
+        assert_eq!(site_error_shown(link, &cams, &both, true), link);
+        assert!(!site_error_shown(discovery, &cams, &both, true).contains("vault"));
+        assert_eq!(site_error_shown(discovery, &cams, &config, true), discovery);
+        // R4: the configuration holds a camera the caller may not see.
+        assert!(!site_error_shown(discovery, &cams, &config, false).contains("vault"), "config, a hidden camera");
         let config_only = user(&[(Permission::ReadConfig, None)]);
-        assert!(!site_error_shown(discovery, &cams, &config_only).contains("vault"), "config without the cameras");
+        assert!(!site_error_shown(discovery, &cams, &config_only, false).contains("vault"), "config without the cameras");
     }
 
     /// Issue 10 point 15: a retina error as ingest stores it becomes one trimmed, capped line.
