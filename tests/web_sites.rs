@@ -211,7 +211,8 @@ fn ic10_ic4b_the_remote_sites_page_shows_the_mirror_and_asks_for_and_cancels_ran
     let (s, v) = central.call_as(("configviewer", "configviewer-Pass-1"), "GET", "/api/v1/config", None);
     assert_eq!(s, 200, "{v}");
     let sites = v["config"]["remote_site"].as_array().expect("the site is shown");
-    let remotes: Vec<&Value> = sites.iter().flat_map(|s| s["camera"].as_array().unwrap()).map(|c| &c["remote"]).collect();
+    let remotes: Vec<&Value> =
+        sites.iter().flat_map(|s| s["camera"].as_array().unwrap()).map(|c| &c["remote"]).collect();
     assert_eq!(remotes, [&json!("cam1")], "{v}");
     assert!(!v.to_string().contains("cam2"), "{v}");
 }

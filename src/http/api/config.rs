@@ -155,11 +155,12 @@ pub(super) fn get(ctx: &Ctx, call: &Call) -> Result<Response, Error> {
                 let name = site.get("name").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
                 if let Some(toml::Value::Array(cams)) = site.get_mut("camera") {
                     cams.retain(|c| {
-                        let local = match (c.get("local").and_then(|v| v.as_str()), c.get("remote").and_then(|v| v.as_str())) {
-                            (Some(l), _) => l.to_owned(),
-                            (None, Some(r)) => format!("{name}-{r}"),
-                            (None, None) => return true,
-                        };
+                        let local =
+                            match (c.get("local").and_then(|v| v.as_str()), c.get("remote").and_then(|v| v.as_str())) {
+                                (Some(l), _) => l.to_owned(),
+                                (None, Some(r)) => format!("{name}-{r}"),
+                                (None, None) => return true,
+                            };
                         !hidden.contains(&local)
                     });
                 }

@@ -794,7 +794,10 @@ mod tests {
         // R4: the configuration holds a camera the caller may not see.
         assert!(!site_error_shown(discovery, &cams, &config, false).contains("vault"), "config, a hidden camera");
         let config_only = user(&[(Permission::ReadConfig, None)]);
-        assert!(!site_error_shown(discovery, &cams, &config_only, false).contains("vault"), "config without the cameras");
+        assert!(
+            !site_error_shown(discovery, &cams, &config_only, false).contains("vault"),
+            "config without the cameras"
+        );
     }
 
     /// Issue 10 point 15: a retina error as ingest stores it becomes one trimmed, capped line.
