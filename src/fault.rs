@@ -51,9 +51,10 @@ pub fn crash_writer(storage: &StorageHandle) {
     storage.inject_crash();
 }
 
-/// Every flush of the storage writer fails from now on, before it writes, as an EIO would.
-pub fn fail_flushes(storage: &StorageHandle) {
-    storage.inject_failing_flushes();
+/// Every flush of the storage writer fails from now on (`on`), before it writes, as an EIO
+/// would; or no longer.
+pub fn fail_flushes(storage: &StorageHandle, on: bool) {
+    storage.inject_failing_flushes(on);
 }
 
 /// The storage writer blocks for `d` before it takes its next message.

@@ -2340,7 +2340,7 @@ fn frames_lost_with_a_failed_storage_after_early_writes_are_told_with_their_time
     let first = h.send(EARLY_FRAME);
     let last = (1..BATCH).map(|_| h.send(EARLY_FRAME)).last().unwrap();
     wait_early_writes(&h, 3);
-    edgerec::fault::fail_flushes(&h.handle);
+    edgerec::fault::fail_flushes(&h.handle, true);
     assert!(!h.try_flush(), "the flush fails");
     let lost = h.handle.stats.take_losses("cam").expect("losses told");
     assert_eq!((lost.frames, lost.first_wall_us, lost.unknown), (BATCH, Some(first), false), "{lost:?}");
@@ -2348,4 +2348,42 @@ fn frames_lost_with_a_failed_storage_after_early_writes_are_told_with_their_time
     let end = lost.last_wall_us.unwrap();
     assert!((last..=last + 40_000).contains(&end), "{lost:?}, last frame at {last}");
     drop(h.crash());
+}
+
+/// Review s32 R6 (S2): after a flush failed, chunks written early past the last durable flush
+/// may be whole in the page cache only (their writeback failed, and an fdatasync through a new
+/// descriptor does not report it). The writer's reopen indexes none of them: they were told
+/// lost, and only what the last flush made durable is there.
+#[test]
+fn the_reopen_after_a_failed_flush_indexes_nothing_past_the_last_durable_flush() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Ticks (which retry the storage every 2 s) twice a second; frames are flushed explicitly.
+    let cfg = StorageConfig { sync_interval: Duration::from_millis(500), ..early_write_cfg(tmp.path()) };
+    let recorder = store::recorder_uuid(tmp.path()).unwrap();
+    let mut h = Harness::open(tmp.path(), cfg.clone());
+    let first = h.send(EARLY_FRAME);
+    h.flush();
+    let durable = h.newest_indexed_wall();
+    assert!(durable > first);
+    edgerec::fault::fail_flushes(&h.handle, true);
+    for _ in 0..BATCH {
+        h.send(EARLY_FRAME);
+    }
+    wait_early_writes(&h, 3);
+    assert!(!h.try_flush(), "the flush fails");
+    edgerec::fault::fail_flushes(&h.handle, false);
+    let available = || h.handle.stats.available.load(std::sync::atomic::Ordering::Relaxed);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !available() {
+        assert!(std::time::Instant::now() < deadline, "the writer never reopened the storage");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(h.newest_indexed_wall(), durable, "nothing written after the last durable flush is indexed");
+    let (d, c, m, n, b) = h.crash();
+    store::check_invariants(&c, recorder).unwrap();
+    // Nor after a restart: the voided tail is not found again.
+    let h = Harness::reopen(&d, c.clone(), m, n, b);
+    assert_eq!(h.newest_indexed_wall(), durable, "nor after a restart");
+    drop(h.crash());
+    store::check_invariants(&c, recorder).unwrap();
 }

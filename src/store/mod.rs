@@ -284,6 +284,21 @@ pub fn open_for_write_pinned(
     recorder: u128,
     board_pins: &[lock::Pin],
 ) -> Result<Opened, Error> {
+    open_after_failure(cfg, data_dir, recorder, board_pins, None)
+}
+
+/// `open_for_write_pinned` by a writer of this process whose storage failed: `durable_end` is the
+/// head segment and offset up to which it last knew its writes durable. Chunks past it may be
+/// whole in the page cache only (their writeback failed, and an fdatasync through a new
+/// descriptor does not report that error), so recovery indexes none of them (review s32 R6):
+/// they were told lost, and the mirror retrieves them again.
+pub(crate) fn open_after_failure(
+    cfg: &StorageConfig,
+    data_dir: &Path,
+    recorder: u128,
+    board_pins: &[lock::Pin],
+    durable_end: Option<(u32, u64)>,
+) -> Result<Opened, Error> {
     let dir = &cfg.path;
     let known = std::fs::read_to_string(known_uuid_path(data_dir, &cfg.id)).ok();
     let has_index = dir.join(index::INDEX_FILE).exists();
@@ -367,7 +382,7 @@ pub fn open_for_write_pinned(
     }
     let layout = Layout { id: cfg.id.clone(), dir: dir.clone(), meta };
     check_segment_headers(&layout, &index)?;
-    let (mut pos, recovered_chunks) = recover_tail(&layout, &mut index)?;
+    let (mut pos, recovered_chunks) = recover_tail(&layout, &mut index, durable_end)?;
     let mut layout = layout;
     if resize::needed(dir, &index, &layout.meta, wanted_segments)? {
         let mut pins = index.pins()?;
@@ -384,7 +399,7 @@ pub fn open_for_write_pinned(
         }
         // ST-6: after recovery, so every durable chunk of the head is indexed and moves with it.
         resize_after_recovery(&mut layout, &mut index, wanted_segments, &mut resize::Steps::unlimited())?;
-        pos = recover_tail(&layout, &mut index)?.0;
+        pos = recover_tail(&layout, &mut index, durable_end)?.0;
     }
     Ok(Opened { layout, index, pos, lock, dir_identity, recovered_chunks, repaired })
 }
@@ -418,7 +433,7 @@ pub fn open_with_resize_stopped_after(cfg: &StorageConfig, steps: u32) -> Result
     let meta = index.meta()?;
     let mut layout = Layout { id: cfg.id.clone(), dir: dir.clone(), meta };
     check_segment_headers(&layout, &index)?;
-    recover_tail(&layout, &mut index)?;
+    recover_tail(&layout, &mut index, None)?;
     resize_after_recovery(&mut layout, &mut index, segment_count(cfg), &mut resize::Steps::at_most(steps))
 }
 
@@ -674,7 +689,11 @@ fn scan_segment(
 /// Recovery (invariant 6): index every valid chunk past the last indexed one in the head segment
 /// and reserve the seqs a lost tail's chunks can carry (review s31 W2), in one transaction
 /// committed durably even when nothing was found, and return where writing continues.
-fn recover_tail(layout: &Layout, index: &mut Index) -> Result<(WritePosition, u64), Error> {
+fn recover_tail(
+    layout: &Layout,
+    index: &mut Index,
+    durable_end: Option<(u32, u64)>,
+) -> Result<(WritePosition, u64), Error> {
     let firsts = index.segment_first_seqs()?;
     let head = firsts.iter().enumerate().filter_map(|(no, f)| f.map(|f| (f, no as u32))).max().map(|(_, no)| no);
     let Some(head) = head else {
@@ -691,13 +710,26 @@ fn recover_tail(layout: &Layout, index: &mut Index) -> Result<(WritePosition, u6
     let indexed_through = index.indexed_through()?;
     let mut found = Vec::new();
     let mut last_on_disk = 0;
-    let end = scan_segment(layout, head, start_offset, Some(expect), |off, h| {
+    let mut end = scan_segment(layout, head, start_offset, Some(expect), |off, h| {
         last_on_disk = h.seq;
         if h.seq > indexed_through {
             found.push((off, h.clone()));
         }
         Ok(())
     })?;
+    // Review s32 R6: after a failure in this process, nothing past what its writer knew durable
+    // is indexed, and the first chunk there is voided durably, so no later scan finds the rest
+    // (their seqs are reserved below like any lost tail's).
+    if let Some(limit) = durable_end.filter(|&(h, d)| h == head && d >= start_offset && d < end).map(|(_, d)| d) {
+        found.retain(|(off, _)| *off < limit);
+        let file = segment::open(&layout.dir, head, true)?;
+        file.write_all_at(&[0u8; chunk::FIXED_HEADER_BYTES], limit)
+            .and_then(|()| segment::datasync(&file))
+            .map_err(|e| Error::io(format!("storage {}: void segment {head}'s tail at {limit}", layout.id), e))?;
+        tracing::warn!(storage = %layout.id, segment = head, offset = limit, dropped_bytes = end - limit,
+            "chunks written after the last durable flush are not indexed (the storage failed)");
+        end = limit;
+    }
     let recovered = found.len() as u64;
     // Review s31 W2: past `end` the crashed writer may have left whole chunks of its lost tail
     // (the one at `end` torn or never written, a later one written back whole: writeback keeps no

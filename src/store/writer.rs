@@ -346,10 +346,11 @@ impl StorageHandle {
         *self.stats.drop_plan.lock().expect("drop plan lock") = Some((pass, drop));
     }
 
-    /// Fault injection (`fault::fail_flushes`): from now on every flush fails as an EIO would.
+    /// Fault injection (`fault::fail_flushes`): from now on every flush fails as an EIO would
+    /// (`on`), or no longer.
     #[cfg(feature = "fault-injection")]
-    pub(crate) fn inject_failing_flushes(&self) {
-        self.stats.fail_flushes.store(true, Ordering::Relaxed);
+    pub(crate) fn inject_failing_flushes(&self, on: bool) {
+        self.stats.fail_flushes.store(on, Ordering::Relaxed);
     }
 
     /// Fault injection (`fault::limit_writer_queue`): lowers the queue's byte cap.
@@ -502,6 +503,9 @@ struct Writer {
     streams: HashMap<(Arc<str>, StreamKind), StreamState>,
     /// Largest payload of one chunk: a quarter segment, so a chunk always fits in a fresh segment.
     max_chunk_payload: usize,
+    /// After a failure: the head segment and offset up to which this writer knew its writes
+    /// durable (its last flush); the reopen's recovery indexes nothing past it (review s32 R6).
+    durable_end: Option<(u32, u64)>,
     /// Whether the frame `append` handles has reached a stream's pending chunk: a failure before
     /// that loses it unseen by `set_unavailable`, so the caller tells it (review s31 W3).
     frame_pending: bool,
@@ -606,6 +610,7 @@ pub fn spawn_with_pins(
         streams: HashMap::new(),
         max_chunk_payload,
         frame_pending: false,
+        durable_end: None,
         permanent_requests,
         permanent_in_queue: HashMap::new(),
         temporary_keep_us: HashMap::new(),
@@ -626,8 +631,9 @@ pub fn spawn_with_pins(
 impl Writer {
     fn try_open(&mut self) -> Result<(), Error> {
         let board = self.pin_board.current();
-        match super::open_for_write_pinned(&self.cfg, &self.data_dir, self.recorder, &board.pins) {
+        match super::open_after_failure(&self.cfg, &self.data_dir, self.recorder, &board.pins, self.durable_end) {
             Ok(o) => {
+                self.durable_end = None;
                 self.adopt(o)?;
                 Ok(())
             }
@@ -714,6 +720,9 @@ impl Writer {
         // times (review s31 W3: they were told as one frame of unknown time, so a mirror
         // re-fetched everything since its last check).
         if let Some(live) = self.state.take() {
+            // Only what the last flush made durable: written chunks past it may have failed their
+            // writeback, and a new descriptor would not see that error (review s32 R6).
+            self.durable_end = live.pos.head.map(|h| (h, live.pos.offset));
             for p in &live.placed {
                 match self.streams.values().find(|st| st.stream_id == p.row.stream_id) {
                     Some(st) => {
