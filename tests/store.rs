@@ -2362,6 +2362,7 @@ fn the_reopen_after_a_failed_flush_indexes_nothing_past_the_last_durable_flush()
     let recorder = store::recorder_uuid(tmp.path()).unwrap();
     let mut h = Harness::open(tmp.path(), cfg.clone());
     let first = h.send(EARLY_FRAME);
+    h.send(EARLY_FRAME);
     h.flush();
     let durable = h.newest_indexed_wall();
     assert!(durable > first);
