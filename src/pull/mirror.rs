@@ -1424,8 +1424,6 @@ impl SiteMirror {
         let mut received: u64 = 0;
         let started = self.clocks.monotonic();
         let mut pace_since = started;
-        // The part of `kept.waited` already taken out of the pace's credit.
-        let mut waits_taken_out = Duration::ZERO;
         let mut end = None;
         loop {
             let spent = self.clocks.monotonic().saturating_sub(started);
@@ -1636,11 +1634,6 @@ impl SiteMirror {
             // IC-6 on the client side: the site's cap, by waiting before reading on (TCP's
             // window then slows the remote).
             if let Some(rate) = rate {
-                // Review s32 R1: the mirror's own waits for its flushes earn no credit, so after
-                // one the reader does not take up to a second of the cap from the socket at once
-                // (over the cap for a moment, and all of it fetched again after a kill, IC-5).
-                pace_since += kept.waited.saturating_sub(waits_taken_out);
-                waits_taken_out = kept.waited;
                 let pause = pace(&mut pace_since, self.clocks.monotonic(), received, rate);
                 if !pause.is_zero() && wait(&self.stop, pause).await {
                     self.durable(db, &mut kept, run.last_written_us(), &mut transfer, key_point.as_ref()).await?;
