@@ -298,7 +298,12 @@ fn a_changed_camera_keeps_manual_recording_and_drops_rules_that_no_longer_apply(
 #[test]
 fn config_document_hides_cameras_the_caller_may_not_read() {
     let tmp = common::temp_dir();
-    let rec = RecorderProc::start(tmp.path(), BODY);
+    // Review s32 N6: rules name cameras too.
+    let rules = "[[rule]]\nname = \"Both\"\ntrigger = \"user_defined:bell\"\ncameras = [\"door\", \"yard\"]\n\
+                 stop = \"delay:2\"\n\
+                 [[rule]]\nname = \"Yard only\"\ntrigger = \"user_defined:gate\"\ncameras = [\"yard\"]\n\
+                 stop = \"delay:2\"\n";
+    let rec = RecorderProc::start(tmp.path(), &format!("{BODY}{rules}"));
     let role = json!({"grants": [
         {"permission": "read", "camera": "door", "allow": true},
         {"permission": "read_config", "allow": true},
@@ -318,8 +323,15 @@ fn config_document_hides_cameras_the_caller_may_not_read() {
     let ids: Vec<&str> =
         doc["config"]["camera"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["door"]);
+    let rules: Vec<(&str, &Value)> = doc["config"]["rule"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), &r["cameras"]))
+        .collect();
+    assert_eq!(rules, [("Both", &json!(["door"]))], "{doc}");
     let text = http_get(&rec.url_as(tina, "/api/v1/config?format=toml")).unwrap().text();
-    assert!(text.contains("door") && !text.contains("yard"), "{text}");
+    assert!(text.contains("door") && !text.contains("yard") && !text.contains("Yard only"), "{text}");
     assert_eq!(http_get(&rec.url_as(tina, "/api/v1/config/cameras/yard")).unwrap().status, 404);
     let r = http_request(
         "PUT",

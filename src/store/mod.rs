@@ -687,8 +687,9 @@ fn scan_segment(
 }
 
 /// Recovery (invariant 6): index every valid chunk past the last indexed one in the head segment
-/// and reserve the seqs a lost tail's chunks can carry (review s31 W2), in one transaction
-/// committed durably even when nothing was found, and return where writing continues.
+/// (none past `durable_end`, whose chunk header is voided: review s32 R6) and reserve the seqs a
+/// lost tail's chunks can carry (review s31 W2), in one transaction committed durably even when
+/// nothing was found, and return where writing continues.
 fn recover_tail(
     layout: &Layout,
     index: &mut Index,

@@ -93,7 +93,8 @@ pub struct Losses {
     /// Frames went with a failed storage whose times were not kept (written since the last
     /// sync): any frame handed over since the caller last knew them durable may be gone.
     pub unknown: bool,
-    /// Why the last of them was not kept.
+    /// Why they were not kept: the gravest reason told (a failed storage before a run without
+    /// a key frame, review s32 R5).
     pub reason: &'static str,
     /// Frames larger than a chunk may be, counted apart: never storable, so never retried.
     pub oversize: u64,
@@ -557,6 +558,9 @@ struct Live {
     pinned_stale: bool,
     /// Only evidence-locked data is left (EL-4): frames are dropped until a segment is free.
     full_of_locked_data: bool,
+    /// A write or fdatasync of the head segment failed (review s32 R6, N3): what was written
+    /// since the last flush is not known durable, and this descriptor's error is spent.
+    write_failed: bool,
 }
 
 /// Starts the writer thread of a storage. Opening (and recovery) happens on the thread before it
@@ -695,6 +699,7 @@ impl Writer {
             pinned,
             pinned_stale: false,
             full_of_locked_data: false,
+            write_failed: false,
         });
         // EL-4: a reopen while only locked data was left keeps that state (no false "resumed"
         // followed by a new "full"); it ends here only if a segment is free now.
@@ -720,9 +725,13 @@ impl Writer {
         // times (review s31 W3: they were told as one frame of unknown time, so a mirror
         // re-fetched everything since its last check).
         if let Some(live) = self.state.take() {
-            // Only what the last flush made durable: written chunks past it may have failed their
-            // writeback, and a new descriptor would not see that error (review s32 R6).
-            self.durable_end = live.pos.head.map(|h| (h, live.pos.offset));
+            // Review s32 R6, N3: chunks written since the last flush are durable only if this
+            // descriptor's fdatasync says so (a new one would not see a writeback error). After a
+            // failed write or fdatasync it is not asked again (its error is spent): the reopen
+            // then indexes nothing past the last flush.
+            let written = live.early > 0 || live.write_failed;
+            let synced = !live.write_failed && live.head_file.as_ref().is_some_and(|f| segment::datasync(f).is_ok());
+            self.durable_end = (written && !synced).then(|| live.pos.head.map(|h| (h, live.pos.offset))).flatten();
             for p in &live.placed {
                 match self.streams.values().find(|st| st.stream_id == p.row.stream_id) {
                     Some(st) => {
@@ -1099,7 +1108,10 @@ impl Writer {
         let head = live.pos.head.expect("buffer only fills with a head segment");
         let file = live.head_file.as_ref().expect("head file open");
         let t = clocks.monotonic();
-        Self::write_buf(live, file, head)?;
+        if let Err(e) = Self::write_buf(live, file, head) {
+            live.write_failed = true;
+            return Err(e);
+        }
         start_writeback(file, live.buf_offset, live.buf.len);
         let took = clocks.monotonic().saturating_sub(t).as_micros() as u64;
         stats.max_early_write_us.fetch_max(took, Ordering::Relaxed);
@@ -1128,13 +1140,19 @@ impl Writer {
         let file = live.head_file.as_ref().expect("head file open");
         #[cfg(feature = "fault-injection")]
         if stats.fail_flushes.load(Ordering::Relaxed) {
+            live.write_failed = true;
             let e = std::io::Error::from_raw_os_error(nix::libc::EIO);
             return Err(Error::io(format!("storage {}: write to segment {head} (injected)", live.layout.id), e));
         }
         let started = clocks.monotonic();
-        Self::write_buf(live, file, head)?;
-        segment::datasync(file)
-            .map_err(|e| Error::io(format!("storage {}: fdatasync segment {head}", live.layout.id), e))?;
+        let written = Self::write_buf(live, file, head).and_then(|()| {
+            segment::datasync(file)
+                .map_err(|e| Error::io(format!("storage {}: fdatasync segment {head}", live.layout.id), e))
+        });
+        if let Err(e) = written {
+            live.write_failed = true;
+            return Err(e);
+        }
         let latency = clocks.monotonic().saturating_sub(started).as_micros() as u64;
         stats.fsyncs.fetch_add(1, Ordering::Relaxed);
         stats.last_sync_latency_us.store(latency, Ordering::Relaxed);

@@ -147,6 +147,18 @@ pub(super) fn get(ctx: &Ctx, call: &Call) -> Result<Response, Error> {
         if let Some(toml::Value::Array(cams)) = doc.get_mut("camera") {
             cams.retain(|c| !c.get("id").and_then(|v| v.as_str()).is_some_and(|id| hidden.iter().any(|h| h == id)));
         }
+        // Review s32 N6: a rule's camera list names only cameras the caller may read; a rule of
+        // hidden cameras alone is left out.
+        if let Some(toml::Value::Array(rules)) = doc.get_mut("rule") {
+            rules.retain_mut(|r| match r.get_mut("cameras") {
+                Some(toml::Value::Array(ids)) => {
+                    let before = ids.len();
+                    ids.retain(|id| !id.as_str().is_some_and(|id| hidden.iter().any(|h| h == id)));
+                    before == 0 || !ids.is_empty()
+                }
+                _ => true,
+            });
+        }
         // Review s32 R2: a mirrored camera (`[[remote_site.camera]]`, issue 16) is a camera too,
         // under its local id (`local`, else `<site>-<remote>`): its table, remote id and ranges
         // go only to callers who may read it.
