@@ -2375,9 +2375,11 @@ fn the_reopen_after_a_failed_flush_indexes_nothing_past_the_last_durable_flush()
     assert!(!h.try_flush(), "the flush fails");
     edgerec::fault::fail_flushes(&h.handle, false);
     clocks.advance(Duration::from_secs(3601));
-    // The flush finds it unavailable and wakes the writer, whose tick then reopens it.
-    assert!(!h.try_flush());
-    assert!(h.try_flush(), "the writer reopened the storage");
+    // The writer's tick reopens it: at once if the writer looked at its clock after it moved,
+    // else once the flush wakes it (that flush then finds it unavailable).
+    if !h.try_flush() {
+        assert!(h.try_flush(), "the writer reopened the storage");
+    }
     assert_eq!(h.newest_indexed_wall(), durable, "nothing written after the last durable flush is indexed");
     let (d, c, m, n, b) = h.crash();
     store::check_invariants(&c, recorder).unwrap();
